@@ -1,0 +1,1 @@
+"""The secure-redis Pulumi program and the pure libraries it is built from."""

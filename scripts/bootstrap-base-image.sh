@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Make debian:bookworm-slim available to the local Docker engine, the base of both images.
+# Order: already present -> pull it (users with a registry get the official image) -> build it
+# offline from Debian's packages with mmdebstrap (no registry reachable).
+set -euo pipefail
+LOG_TAG=base-image
+source "$(dirname "$0")/lib.sh"
+
+IMAGE="debian:bookworm-slim"
+PULL_TIMEOUT="${PULL_TIMEOUT:-60}"
+
+docker_ready || die "the Docker engine is not reachable (docker info failed); run scripts/bootstrap.sh first"
+
+start="$(now_ms)"
+if docker image inspect "$IMAGE" >/dev/null 2>&1; then
+    log "$IMAGE already present (checked in $(elapsed "$start"))"
+    exit 0
+fi
+
+log "pulling $IMAGE (up to ${PULL_TIMEOUT}s)"
+if timeout "$PULL_TIMEOUT" docker pull --quiet "$IMAGE" >/dev/null 2>&1; then
+    log "pulled $IMAGE in $(elapsed "$start")"
+    exit 0
+fi
+
+have mmdebstrap || die "cannot pull $IMAGE and mmdebstrap is missing; run scripts/bootstrap.sh as root (it installs mmdebstrap) or pull $IMAGE from a registry you can reach"
+log "pull failed; building $IMAGE offline with mmdebstrap (about 30 s)"
+# minbase: the same package set as the official slim image (essential + apt), no recommends.
+if ! mmdebstrap --quiet --variant=minbase --aptopt='APT::Install-Recommends "false"' bookworm - \
+    | docker import --change 'CMD ["bash"]' - "$IMAGE" >/dev/null; then
+    die "mmdebstrap could not build $IMAGE; check that the Debian mirror in /etc/apt is reachable"
+fi
+log "built $IMAGE with mmdebstrap in $(elapsed "$start")"

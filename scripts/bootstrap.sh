@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# One idempotent bootstrap. A fresh machine gets everything the project needs; a warm one is
+# checked and skipped in about a second.
+#
+#   scripts/bootstrap.sh            python virtualenvs, system packages, Docker engine
+#   scripts/bootstrap.sh --python   only the virtualenvs (no root needed; unit tests need no more)
+#
+# Installs, when missing:
+#   .venv          pinned packages from requirements.lock, with the repository on sys.path
+#   .venv-checkov  checkov from requirements-checkov.lock (its pins clash with pulumi's)
+#   redis-server, redis-tools, docker.io, mmdebstrap   via apt-get, as root
+# and starts dockerd in the background when `docker info` fails.
+set -euo pipefail
+LOG_TAG=bootstrap
+source "$(dirname "$0")/lib.sh"
+
+want_system=1
+case "${1:-}" in
+    "") ;;
+    --python) want_system=0 ;;
+    -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown option '$1'; usage: scripts/bootstrap.sh [--python]" ;;
+esac
+
+PYTHON="${PYTHON:-python3}"
+
+# make_venv DIR LOCKFILE EXTRA_HASH_INPUT...: (re)create DIR when the lock changed.
+make_venv() {
+    local dir="$1" lock="$2" stamp want have_stamp start
+    shift 2
+    want="$(cat "$lock" "$@" | sha256sum | cut -d' ' -f1)"
+    stamp="$dir/.lock.sha256"
+    have_stamp="$(cat "$stamp" 2>/dev/null || true)"
+    if [ "$have_stamp" = "$want" ] && [ -x "$dir/bin/python" ]; then
+        log "$(basename "$dir") up to date"
+        return
+    fi
+    have "$PYTHON" || die "$PYTHON not found; install Python 3.11+ (Debian: apt-get install python3 python3-venv) or set PYTHON=/path/to/python3"
+    "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+        || die "$PYTHON is $("$PYTHON" -V 2>&1); Python 3.11 or newer is required (set PYTHON=...)"
+    start="$(now_ms)"
+    log "creating $(basename "$dir") from $(basename "$lock") (first run takes about a minute)"
+    rm -rf "$dir"
+    "$PYTHON" -m venv "$dir" || die "could not create $dir; Debian needs: apt-get install python3-venv"
+    "$dir/bin/python" -m pip install --quiet --disable-pip-version-check --require-virtualenv \
+        --no-deps -r "$lock" 2> >(grep -v "^WARNING: Location" >&2) \
+        || die "pip could not install $lock; check that PyPI is reachable"
+    "$dir/bin/python" -m pip check --disable-pip-version-check >/dev/null \
+        || die "$(basename "$lock") is inconsistent; regenerate it with scripts/lock.sh"
+    echo "$want" >"$stamp"
+    log "$(basename "$dir") ready in $(elapsed "$start")"
+}
+
+make_venv "$VENV" "$ROOT/requirements.lock"
+# The repository and app/ on sys.path: `python -m infra.preview`, `-m policies.check` and
+# `-m secure_cache` work from any directory with this interpreter, with no build step.
+site="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+printf '%s\n%s\n' "$ROOT" "$ROOT/app" >"$site/secure-redis.pth"
+make_venv "$ROOT/.venv-checkov" "$ROOT/requirements-checkov.lock"
+
+[ "$want_system" = 1 ] || exit 0
+
+# command -> Debian package that provides it
+declare -A PACKAGE_FOR=(
+    [redis-server]=redis-server
+    [redis-cli]=redis-tools
+    [redis-benchmark]=redis-tools
+    [dockerd]=docker.io
+    [docker]=docker.io
+    [mmdebstrap]=mmdebstrap
+)
+missing=()
+for cmd in "${!PACKAGE_FOR[@]}"; do
+    have "$cmd" || missing+=("${PACKAGE_FOR[$cmd]}")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+    if ! is_root; then
+        die "missing packages: ${missing[*]}. Not running as root, so they cannot be installed here; run: sudo apt-get install -y ${missing[*]} (or re-run this script as root)"
+    fi
+    if ! have apt-get; then
+        die "missing packages: ${missing[*]} and no apt-get on this machine; install the equivalents of the Debian packages ${missing[*]} with your package manager"
+    fi
+    start="$(now_ms)"
+    log "installing ${missing[*]} with apt-get"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq || die "apt-get update failed; check the machine's Debian mirror"
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+        || die "apt-get install ${missing[*]} failed; see the output above"
+    log "installed ${missing[*]} in $(elapsed "$start")"
+else
+    log "system packages present (redis-server, redis-tools, docker.io, mmdebstrap)"
+fi
+
+# Debian's redis-server package starts a plaintext server on 6379; this project never uses it.
+if have systemctl && systemctl is-active --quiet redis-server 2>/dev/null; then
+    log "note: the distribution's redis-server service is running; secure-redis does not use it"
+fi
+
+if docker_ready; then
+    log "docker engine running"
+    exit 0
+fi
+is_root || die "the Docker engine is not running and this user cannot start it; run: sudo dockerd & (or sudo systemctl start docker), or add this user to the docker group"
+start="$(now_ms)"
+DOCKERD_LOG="${DOCKERD_LOG:-/var/log/secure-redis-dockerd.log}"
+log "starting dockerd in the background (log: $DOCKERD_LOG)"
+if have systemctl && systemctl start docker >/dev/null 2>&1; then
+    :
+else
+    # setsid: the engine must outlive this script and the test run that called it.
+    setsid nohup dockerd >"$DOCKERD_LOG" 2>&1 </dev/null &
+fi
+for _ in $(seq 1 60); do
+    docker_ready && { log "docker engine ready in $(elapsed "$start")"; exit 0; }
+    sleep 0.5
+done
+tail -n 20 "$DOCKERD_LOG" >&2 || true
+die "dockerd did not become ready within 30 s; the last lines of $DOCKERD_LOG are above"
