@@ -1,0 +1,82 @@
+"""scripts/bootstrap.sh says exactly what is missing when it cannot install it.
+
+The script runs for real, with a PATH that lacks the system packages and a stand-in `id`
+that reports the user we want to simulate. The virtualenvs are already current, so only the
+system-package step is exercised.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+# What the script itself needs to reach the system-package step; nothing from the packages.
+_TOOLS = ("bash", "cat", "cut", "sha256sum", "dirname", "basename", "date", "sort", "grep", "sed")
+
+
+@pytest.fixture
+def bare_path(tmp_path: Path) -> Path:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in _TOOLS:
+        found = shutil.which(tool)
+        assert found, f"{tool} is needed to run this test"
+        (bin_dir / tool).symlink_to(found)
+    return bin_dir
+
+
+def _fake(bin_dir: Path, name: str, body: str) -> None:
+    script = bin_dir / name
+    script.write_text(f"#!/bin/bash\n{body}\n")
+    script.chmod(0o755)
+
+
+def _run(bin_dir: Path) -> subprocess.CompletedProcess[str]:
+    if not (ROOT / ".venv" / ".lock.sha256").exists():
+        pytest.skip("run scripts/bootstrap.sh --python first (this test needs current venvs)")
+    env = {"PATH": str(bin_dir), "HOME": os.environ.get("HOME", "/tmp")}
+    return subprocess.run(
+        [str(ROOT / "scripts" / "bootstrap.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_not_root__names_the_missing_packages_and_the_command(bare_path: Path) -> None:
+    _fake(bare_path, "id", "echo 1000")
+    result = _run(bare_path)
+    assert result.returncode == 1
+    assert "missing packages: docker.io mmdebstrap redis-server redis-tools" in result.stderr
+    assert "Not running as root" in result.stderr
+    assert "sudo apt-get install -y docker.io mmdebstrap redis-server redis-tools" in result.stderr
+
+
+def test_root_without_apt__says_to_use_another_package_manager(bare_path: Path) -> None:
+    _fake(bare_path, "id", "echo 0")
+    result = _run(bare_path)
+    assert result.returncode == 1
+    assert "no apt-get on this machine" in result.stderr
+    assert "docker.io mmdebstrap redis-server redis-tools" in result.stderr
+
+
+def test_root_with_apt__installs_only_what_is_missing(bare_path: Path) -> None:
+    _fake(bare_path, "id", "echo 0")
+    log = bare_path.parent / "apt.log"
+    # A stand-in apt-get records its calls and fails the install, so nothing is installed.
+    _fake(bare_path, "apt-get", f'echo "$@" >> {log}; [ "$1" = update ] || exit 100')
+    for present in ("docker", "dockerd", "mmdebstrap"):
+        _fake(bare_path, present, "exit 0")
+    result = _run(bare_path)
+    assert result.returncode == 1
+    calls = log.read_text().splitlines()
+    assert calls[0].startswith("update")
+    assert calls[1].endswith("redis-server redis-tools")
+    assert "apt-get install redis-server redis-tools failed" in result.stderr
