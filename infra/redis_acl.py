@@ -26,6 +26,7 @@ APP_COMMANDS: Final = (
 HEALTHCHECK_COMMANDS: Final = "-@all +ping"
 
 _PREFIX_RE: Final = re.compile(r"^[A-Za-z0-9_.-]+:$")
+_HASH_RE: Final = re.compile(r"^#[0-9a-f]{64}$")
 
 
 class AclError(ValueError):
@@ -43,6 +44,21 @@ def render_acl_file(
     *, app_password: str, healthcheck_password: str, key_prefix: str = DEFAULT_KEY_PREFIX
 ) -> str:
     """Render the ACL file: `default` off, `app` on its key prefix, `healthcheck` PING only."""
+    return render_acl_file_from_hashes(
+        app_password_hash=password_hash(app_password),
+        healthcheck_password_hash=password_hash(healthcheck_password),
+        key_prefix=key_prefix,
+    )
+
+
+def render_acl_file_from_hashes(
+    *, app_password_hash: str, healthcheck_password_hash: str, key_prefix: str = DEFAULT_KEY_PREFIX
+) -> str:
+    """`render_acl_file` from `password_hash` values, for callers that never see the passwords
+    (the Pulumi program keeps them secret; their hashes are not)."""
+    for value in (app_password_hash, healthcheck_password_hash):
+        if not _HASH_RE.match(value):
+            raise AclError("a password hash must be '#' followed by 64 lowercase hex digits")
     if not _PREFIX_RE.match(key_prefix):
         raise AclError(
             f"key prefix {key_prefix!r} must be letters, digits, '_', '.' or '-' ending in ':'"
@@ -50,9 +66,9 @@ def render_acl_file(
     lines = [
         # `default` is the user unauthenticated connections get; off means they get nothing.
         "user default off resetkeys resetchannels -@all",
-        f"user {APP_USER} on {password_hash(app_password)} resetkeys ~{key_prefix}* "
+        f"user {APP_USER} on {app_password_hash} resetkeys ~{key_prefix}* "
         f"resetchannels {APP_COMMANDS}",
-        f"user {HEALTHCHECK_USER} on {password_hash(healthcheck_password)} resetkeys "
+        f"user {HEALTHCHECK_USER} on {healthcheck_password_hash} resetkeys "
         f"resetchannels {HEALTHCHECK_COMMANDS}",
     ]
     return "\n".join(lines) + "\n"
@@ -67,4 +83,5 @@ __all__ = [
     "AclError",
     "password_hash",
     "render_acl_file",
+    "render_acl_file_from_hashes",
 ]

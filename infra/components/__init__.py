@@ -1,0 +1,1 @@
+"""One ComponentResource per concern: networks, TLS material, secrets, Redis, the app."""

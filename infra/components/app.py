@@ -1,0 +1,183 @@
+"""The secure_cache client app: backend + frontend networks, HTTP on 127.0.0.1 only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import pulumi
+import pulumi_docker as docker
+
+from infra.components.material import MaterialFile, MaterialVolume, MaterialVolumeArgs
+from infra.images import local_image
+from infra.naming import MATERIAL_LABEL, Role, container_labels, named_options, object_name
+from infra.redis_acl import APP_USER
+from infra.settings import REPO_ROOT
+
+APP_UID: Final = 10001
+APP_HTTP_PORT: Final = 8080
+HEALTH_PATH: Final = "/healthz"
+MATERIAL_DIR: Final = "/etc/secure-cache"
+IMAGE_CONTEXT: Final = REPO_ROOT / "app"
+TMP_DIR: Final = "/tmp"  # noqa: S108 - a private tmpfs inside the container, not the host's
+TMPFS_OPTIONS: Final = "rw,noexec,nosuid,nodev,size=16m"
+
+
+@dataclass(frozen=True)
+class AppFiles:
+    """File contents for the app's material volume; everything but certificates is secret."""
+
+    ca_cert: pulumi.Input[str]
+    client_cert: pulumi.Input[str]
+    client_key: pulumi.Input[str]
+    redis_password: pulumi.Input[str]
+    data_key: pulumi.Input[str]
+    previous_data_keys: pulumi.Input[str]
+    """Comma-separated; may be empty (no rotation in progress)."""
+
+
+@dataclass(frozen=True)
+class CacheAppArgs:
+    stack: str
+    environment: str
+    backend_network: str
+    frontend_network: str
+    redis_url: str
+    key_prefix: str
+    host_port: int
+    memory_mb: int
+    cpus: float
+    files: AppFiles
+    revisions: tuple[pulumi.Input[str], ...]
+    depends_on: tuple[pulumi.Resource, ...] = ()
+
+
+def app_envs(args: CacheAppArgs) -> list[str]:
+    """Configuration only: every secret is a `*_FILE` path into the read-only material volume."""
+    return [
+        f"ENVIRONMENT={args.environment}",
+        f"REDIS_URL={args.redis_url}",
+        f"REDIS_USERNAME={APP_USER}",
+        f"REDIS_KEY_PREFIX={args.key_prefix}",
+        f"REDIS_PASSWORD_FILE={MATERIAL_DIR}/redis.password",
+        f"REDIS_TLS_CA_CERT={MATERIAL_DIR}/ca.crt",
+        f"REDIS_TLS_CERT_FILE={MATERIAL_DIR}/app.crt",
+        f"REDIS_TLS_KEY_FILE={MATERIAL_DIR}/app.key",
+        f"REDIS_ENCRYPTION_KEY_FILE={MATERIAL_DIR}/data.key",
+        f"REDIS_ENCRYPTION_PREVIOUS_KEYS_FILE={MATERIAL_DIR}/data.previous-keys",
+    ]
+
+
+def app_healthcheck_test() -> list[str]:
+    probe = (
+        "import urllib.request; "
+        f"urllib.request.urlopen('http://127.0.0.1:{APP_HTTP_PORT}{HEALTH_PATH}', timeout=3)"
+    )
+    return ["CMD", "python3", "-c", probe]
+
+
+class CacheApp(pulumi.ComponentResource):
+    image: docker.Image
+    material: MaterialVolume
+    container: docker.Container
+    container_name: str
+
+    def __init__(
+        self, name: str, args: CacheAppArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("secure-redis:infra:CacheApp", name, None, opts)
+        stack = args.stack
+        self.container_name = object_name(stack, Role.APP)
+        self.image = local_image(
+            f"{name}-image",
+            stack=stack,
+            role=Role.APP,
+            context=IMAGE_CONTEXT,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        image_id = self.image.repo_digest
+        files = args.files
+        self.material = MaterialVolume(
+            f"{name}-material",
+            MaterialVolumeArgs(
+                stack=stack,
+                consumer=Role.APP,
+                image=image_id,
+                uid=APP_UID,
+                mount_path=MATERIAL_DIR,
+                files=(
+                    MaterialFile("ca.crt", files.ca_cert, secret=False),
+                    MaterialFile("app.crt", files.client_cert, secret=False),
+                    MaterialFile("app.key", files.client_key, secret=True),
+                    MaterialFile("redis.password", files.redis_password, secret=True),
+                    MaterialFile("data.key", files.data_key, secret=True),
+                    MaterialFile("data.previous-keys", files.previous_data_keys, secret=True),
+                ),
+                revisions=args.revisions,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        owner = f"{APP_UID}:{APP_UID}"
+        self.container = docker.Container(
+            f"{name}-container",
+            name=self.container_name,
+            image=image_id,
+            envs=app_envs(args),
+            user=owner,
+            read_only=True,
+            tmpfs={TMP_DIR: TMPFS_OPTIONS},
+            mounts=[
+                docker.ContainerMountArgs(
+                    type="volume",
+                    source=self.material.volume_name,
+                    target=MATERIAL_DIR,
+                    read_only=True,
+                )
+            ],
+            networks_advanced=[
+                docker.ContainerNetworksAdvancedArgs(name=args.backend_network),
+                docker.ContainerNetworksAdvancedArgs(name=args.frontend_network),
+            ],
+            # Loopback only: the HTTP endpoint is for this host, not the network.
+            ports=[
+                docker.ContainerPortArgs(
+                    internal=APP_HTTP_PORT, external=args.host_port, ip="127.0.0.1", protocol="tcp"
+                )
+            ],
+            privileged=False,
+            capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]),
+            security_opts=["no-new-privileges:true"],
+            ipc_mode="private",
+            memory=args.memory_mb,
+            memory_swap=args.memory_mb,
+            cpus=f"{args.cpus:g}",
+            restart="on-failure",
+            max_retry_count=5,
+            healthcheck=docker.ContainerHealthcheckArgs(
+                tests=app_healthcheck_test(),
+                interval="10s",
+                timeout="5s",
+                retries=5,
+                start_period="10s",
+            ),
+            wait=True,
+            wait_timeout=120,
+            log_driver="json-file",
+            log_opts={"max-size": "10m", "max-file": "3"},
+            labels=container_labels(stack, Role.APP, {MATERIAL_LABEL: self.material.revision}),
+            opts=named_options(self, depends_on=[self.material, *args.depends_on]),
+        )
+        self.register_outputs({"container_name": self.container.name})
+
+
+__all__ = [
+    "APP_HTTP_PORT",
+    "APP_UID",
+    "HEALTH_PATH",
+    "MATERIAL_DIR",
+    "AppFiles",
+    "CacheApp",
+    "CacheAppArgs",
+    "app_envs",
+    "app_healthcheck_test",
+]

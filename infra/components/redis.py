@@ -1,0 +1,223 @@
+"""The Redis server: TLS only, ACL-locked, on the internal backend network, no published port."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import pulumi
+import pulumi_docker as docker
+
+from infra.components.material import MaterialFile, MaterialVolume, MaterialVolumeArgs
+from infra.images import local_image
+from infra.naming import (
+    MATERIAL_LABEL,
+    Role,
+    container_labels,
+    named_options,
+    object_name,
+    volume_labels,
+)
+from infra.redis_acl import HEALTHCHECK_USER
+from infra.redis_conf import RedisTlsConf, directives, render_redis_conf
+from infra.settings import REPO_ROOT
+
+REDIS_UID: Final = 999
+REDIS_ALIAS: Final = "redis"
+MATERIAL_DIR: Final = "/etc/secure-redis"
+DATA_DIR: Final = "/data"
+IMAGE_CONTEXT: Final = REPO_ROOT / "infra" / "redis-image"
+TMP_DIR: Final = "/tmp"  # noqa: S108 - a private tmpfs inside the container, not the host's
+TMPFS_OPTIONS: Final = "rw,noexec,nosuid,nodev,size=16m"
+# Settings whose value is `""` read better in the file than as an empty argv word.
+_CONF_ONLY: Final = frozenset({"save", "logfile"})
+
+
+@dataclass(frozen=True)
+class RedisFiles:
+    """File contents for the material volume. Keys and the password must be secret Outputs."""
+
+    ca_cert: pulumi.Input[str]
+    server_cert: pulumi.Input[str]
+    server_key: pulumi.Input[str]
+    healthcheck_cert: pulumi.Input[str]
+    healthcheck_key: pulumi.Input[str]
+    healthcheck_password: pulumi.Input[str]
+    acl: pulumi.Input[str]
+    """The ACL file with `#sha256` password hashes: readable, but still mode 0400."""
+
+
+@dataclass(frozen=True)
+class RedisServerArgs:
+    stack: str
+    backend_network: str
+    port: int
+    tls_protocols: tuple[str, ...]
+    memory_mb: int
+    maxmemory_mb: int
+    cpus: float
+    files: RedisFiles
+    revisions: tuple[pulumi.Input[str], ...]
+    depends_on: tuple[pulumi.Resource, ...] = ()
+
+
+def redis_conf(args: RedisServerArgs) -> RedisTlsConf:
+    return RedisTlsConf(
+        tls_port=args.port,
+        cert_file=f"{MATERIAL_DIR}/server.crt",
+        key_file=f"{MATERIAL_DIR}/server.key",
+        ca_cert_file=f"{MATERIAL_DIR}/ca.crt",
+        acl_file=f"{MATERIAL_DIR}/users.acl",
+        data_dir=DATA_DIR,
+        maxmemory_mb=args.maxmemory_mb,
+        tls_protocols=args.tls_protocols,
+    )
+
+
+def redis_command(conf: RedisTlsConf) -> list[str]:
+    """`redis-server <conf>` plus every judged setting again on argv (contract 3): the config
+    file is the base, argv wins, and policies can read both."""
+    argv = ["redis-server", f"{MATERIAL_DIR}/redis.conf"]
+    for name, value in directives(conf):
+        if name not in _CONF_ONLY:
+            argv += [f"--{name}", value.strip('"')]
+    return argv
+
+
+def healthcheck_test(port: int) -> list[str]:
+    """PING over TLS as the PING-only user with its own client certificate. The password is
+    read from its file into REDISCLI_AUTH at run time, so it is never on any argv."""
+    script = (
+        f'REDISCLI_AUTH="$(cat {MATERIAL_DIR}/healthcheck.password)" '
+        f"redis-cli --tls --cacert {MATERIAL_DIR}/ca.crt "
+        f"--cert {MATERIAL_DIR}/healthcheck.crt --key {MATERIAL_DIR}/healthcheck.key "
+        f"-h 127.0.0.1 -p {port} --user {HEALTHCHECK_USER} --no-auth-warning ping "
+        "| grep -qx PONG"
+    )
+    return ["CMD-SHELL", script]
+
+
+class RedisServer(pulumi.ComponentResource):
+    image: docker.Image
+    data_volume: docker.Volume
+    material: MaterialVolume
+    container: docker.Container
+    container_name: str
+
+    def __init__(
+        self, name: str, args: RedisServerArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("secure-redis:infra:RedisServer", name, None, opts)
+        stack = args.stack
+        conf = redis_conf(args)
+        self.container_name = object_name(stack, Role.REDIS)
+        self.image = local_image(
+            f"{name}-image",
+            stack=stack,
+            role=Role.REDIS,
+            context=IMAGE_CONTEXT,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        image_id = self.image.repo_digest  # the local image ID: immutable, unlike the tag
+        files = args.files
+        self.material = MaterialVolume(
+            f"{name}-material",
+            MaterialVolumeArgs(
+                stack=stack,
+                consumer=Role.REDIS,
+                image=image_id,
+                uid=REDIS_UID,
+                mount_path=MATERIAL_DIR,
+                files=(
+                    MaterialFile("redis.conf", render_redis_conf(conf), secret=False),
+                    MaterialFile("users.acl", files.acl, secret=False, mode="0400"),
+                    MaterialFile("ca.crt", files.ca_cert, secret=False),
+                    MaterialFile("server.crt", files.server_cert, secret=False),
+                    MaterialFile("server.key", files.server_key, secret=True),
+                    MaterialFile("healthcheck.crt", files.healthcheck_cert, secret=False),
+                    MaterialFile("healthcheck.key", files.healthcheck_key, secret=True),
+                    MaterialFile("healthcheck.password", files.healthcheck_password, secret=True),
+                ),
+                revisions=args.revisions,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        data_volume_name = object_name(stack, "redis-data")
+        self.data_volume = docker.Volume(
+            f"{name}-data",
+            name=data_volume_name,
+            driver="local",
+            labels=volume_labels(stack, Role.DATA),
+            opts=named_options(self),
+        )
+        owner = f"{REDIS_UID}:{REDIS_UID}"
+        self.container = docker.Container(
+            f"{name}-container",
+            name=self.container_name,
+            image=image_id,
+            command=redis_command(conf),
+            user=owner,
+            read_only=True,
+            tmpfs={TMP_DIR: TMPFS_OPTIONS},
+            mounts=[
+                docker.ContainerMountArgs(
+                    type="volume",
+                    source=self.material.volume_name,
+                    target=MATERIAL_DIR,
+                    read_only=True,
+                ),
+                docker.ContainerMountArgs(
+                    type="volume", source=data_volume_name, target=DATA_DIR, read_only=False
+                ),
+            ],
+            # Only the internal backend network, under the alias clients dial (it is in the
+            # server certificate). No `ports`: nothing on the host can reach Redis.
+            networks_advanced=[
+                docker.ContainerNetworksAdvancedArgs(
+                    name=args.backend_network, aliases=[REDIS_ALIAS]
+                )
+            ],
+            privileged=False,
+            capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]),
+            security_opts=["no-new-privileges:true"],
+            ipc_mode="private",
+            memory=args.memory_mb,
+            memory_swap=args.memory_mb,
+            cpus=f"{args.cpus:g}",
+            restart="on-failure",
+            max_retry_count=5,
+            healthcheck=docker.ContainerHealthcheckArgs(
+                tests=healthcheck_test(args.port),
+                interval="10s",
+                timeout="5s",
+                retries=5,
+                start_period="10s",
+            ),
+            wait=True,
+            wait_timeout=120,
+            # Time for the AOF to be flushed on `docker stop`.
+            stop_timeout=30,
+            log_driver="json-file",
+            log_opts={"max-size": "10m", "max-file": "3"},
+            labels=container_labels(stack, Role.REDIS, {MATERIAL_LABEL: self.material.revision}),
+            opts=named_options(
+                self, depends_on=[self.material, self.data_volume, *args.depends_on]
+            ),
+        )
+        self.register_outputs(
+            {"container_name": self.container.name, "image_name": self.image.image_name}
+        )
+
+
+__all__ = [
+    "DATA_DIR",
+    "MATERIAL_DIR",
+    "REDIS_ALIAS",
+    "REDIS_UID",
+    "RedisFiles",
+    "RedisServer",
+    "RedisServerArgs",
+    "healthcheck_test",
+    "redis_command",
+    "redis_conf",
+]

@@ -1,0 +1,47 @@
+"""Generated secrets: the two ACL passwords and the app's data keyring."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from infra.providers.secrets import DataKeyring, GeneratedPassword
+
+
+@dataclass(frozen=True)
+class StackSecretsArgs:
+    password_length: int
+    data_key_generation: int
+    data_key_keep_previous: int
+
+
+class StackSecrets(pulumi.ComponentResource):
+    """Each stack generates its own values (SECRET-07); none is ever read from config."""
+
+    app_password: GeneratedPassword
+    healthcheck_password: GeneratedPassword
+    data_keyring: DataKeyring
+
+    def __init__(
+        self, name: str, args: StackSecretsArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("secure-redis:infra:StackSecrets", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.app_password = GeneratedPassword(
+            f"{name}-app-password", length=args.password_length, opts=child
+        )
+        self.healthcheck_password = GeneratedPassword(
+            f"{name}-healthcheck-password", length=args.password_length, opts=child
+        )
+        self.data_keyring = DataKeyring(
+            f"{name}-data-keyring",
+            generation=args.data_key_generation,
+            keep_previous=args.data_key_keep_previous,
+            opts=child,
+        )
+        # Only non-secret facts are registered as outputs of the component.
+        self.register_outputs({"app_password_acl_hash": self.app_password.aclHash})
+
+
+__all__ = ["StackSecrets", "StackSecretsArgs"]

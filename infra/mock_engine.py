@@ -1,0 +1,197 @@
+"""A recording stand-in for the Pulumi engine, on top of Pulumi's own mock monitor.
+
+Pulumi's `MockMonitor` hands `Mocks.new_resource` the inputs with secretness pushed up to whole
+lists and without the resource options. This monitor reads the registration request itself, so
+it records, per resource:
+- the inputs as the engine would hand them to policies (camelCase, secrets unwrapped) and the
+  exact paths of the values that arrived secret (leaf precision, contract 4 in TEAM.md);
+- the options (parent, dependencies, additionalSecretOutputs, ...);
+- outputs, computed the way the engine would: inputs echo back, docker.Image gets a local
+  image ID, dynamic resources are really created by their provider's check() and create(), and
+  outputs named in additionalSecretOutputs (or fed by secret inputs) come back secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import threading
+from dataclasses import dataclass
+from typing import Any, Final
+
+import dill  # type: ignore[import-untyped]  # no stubs; pulumi.dynamic uses it too
+from google.protobuf import struct_pb2
+from pulumi.dynamic import ResourceProvider
+from pulumi.runtime import Mocks, rpc
+from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
+from pulumi.runtime.proto import resource_pb2
+from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
+
+from infra.providers._common import PROVIDER_KEY
+
+STACK_TYPE: Final = "pulumi:pulumi:Stack"
+DYNAMIC_PREFIX: Final = "pulumi-python:dynamic"
+IMAGE_TYPE: Final = "docker:index/image:Image"
+_SIG_KEY: Final = rpc._special_sig_key
+_SECRET_SIG: Final = rpc._special_secret_sig
+
+PathSegment = str | int
+PropPath = tuple[PathSegment, ...]
+
+
+class RenderError(RuntimeError):
+    """A resource could not be rendered (e.g. a dynamic provider's check failed)."""
+
+
+@dataclass(frozen=True)
+class Registration:
+    type: str
+    name: str
+    urn: str
+    id: str
+    custom: bool
+    props: dict[str, Any]
+    secret_paths: tuple[PropPath, ...]
+    options: dict[str, Any]
+    outputs: dict[str, Any]
+    secret_outputs: tuple[str, ...]
+
+
+class _UnusedMocks(Mocks):
+    """`set_mocks` wants a Mocks; every call is answered by RecordingMonitor instead."""
+
+    def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
+        return f"{args.name}-id", dict(args.inputs)
+
+    def call(self, args: MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]] | None]:
+        raise RenderError(f"the program called {args.token}; the render engine answers no invokes")
+
+
+class RecordingMonitor(MockMonitor):
+    def __init__(self) -> None:
+        super().__init__(_UnusedMocks())
+        self.registrations: list[Registration] = []
+        self._lock = threading.Lock()
+
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        # The engine leaves the root stack out of its children's type chain.
+        if parent and parent.split("::")[2] == STACK_TYPE:
+            parent = ""
+        return str(super().make_urn(parent, type_, name))
+
+    def RegisterResource(self, request: Any) -> Any:
+        urn = self.make_urn(request.parent, request.type, request.name)
+        if request.type == STACK_TYPE:
+            return resource_pb2.RegisterResourceResponse(urn=urn)
+        _ensure_event_loop()  # type: ignore[no-untyped-call]
+        secret_paths: list[PropPath] = []
+        props = plain_struct(request.object, secret_paths)
+        secret_inputs = {str(p[0]) for p in secret_paths}
+        extra_secret = list(request.additionalSecretOutputs)
+        if request.type.startswith(DYNAMIC_PREFIX):
+            id_, outputs = _create_dynamic(request.type, request.name, props)
+            props.pop(PROVIDER_KEY, None)
+            secret_paths = [p for p in secret_paths if p[0] != PROVIDER_KEY]
+        else:
+            id_, outputs = (
+                (f"{request.name}-id" if request.custom else ""),
+                _outputs(request.type, props),
+            )
+        secret_outputs = sorted((secret_inputs | set(extra_secret)) & set(outputs))
+        registration = Registration(
+            type=request.type,
+            name=request.name,
+            urn=urn,
+            id=id_,
+            custom=bool(request.custom),
+            props=props,
+            secret_paths=tuple(secret_paths),
+            options=_options(request),
+            outputs=outputs,
+            secret_outputs=tuple(secret_outputs),
+        )
+        with self._lock:
+            self.registrations.append(registration)
+        state = {
+            k: rpc.wrap_rpc_secret(v) if k in secret_outputs else v for k, v in outputs.items()
+        }
+        obj_proto = _sync_await(rpc.serialize_properties(state, {}))
+        self.resources[urn] = MockMonitor.ResourceRegistration(urn, id_, state)
+        return resource_pb2.RegisterResourceResponse(urn=urn, id=id_, object=obj_proto)
+
+
+def plain_struct(struct: struct_pb2.Struct, secret_paths: list[PropPath]) -> dict[str, Any]:
+    """The struct as plain Python values; appends the path of every secret-wrapped value."""
+    result = _plain(struct, (), secret_paths, inside_secret=False)
+    return result if isinstance(result, dict) else {}
+
+
+def _plain(value: Any, path: PropPath, secret_paths: list[PropPath], *, inside_secret: bool) -> Any:
+    if isinstance(value, struct_pb2.Struct):
+        if _SIG_KEY in value.fields:
+            if value[_SIG_KEY] == _SECRET_SIG:
+                if not inside_secret:
+                    secret_paths.append(path)
+                return _plain(value["value"], path, secret_paths, inside_secret=True)
+            # Assets, archives and resource references: the SDK's own decoding.
+            return rpc.deserialize_properties(value)
+        return {
+            k: _plain(v, (*path, k), secret_paths, inside_secret=inside_secret)
+            for k, v in value.items()
+            if v is not None
+        }
+    if isinstance(value, struct_pb2.ListValue):
+        return [
+            _plain(v, (*path, i), secret_paths, inside_secret=inside_secret)
+            for i, v in enumerate(value)
+        ]
+    # Protobuf carries every number as a double; integral ones read better as ints.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _outputs(type_: str, props: dict[str, Any]) -> dict[str, Any]:
+    outputs = dict(props)
+    if type_ == IMAGE_TYPE:
+        # For a local (never pushed) image the provider reports its image ID as repoDigest. The
+        # render cannot build, so it derives a stable stand-in from the image name; the local
+        # applier substitutes the ID of the image it builds.
+        name = str(props.get("imageName", ""))
+        outputs["repoDigest"] = "sha256:" + hashlib.sha256(name.encode()).hexdigest()
+        outputs["baseImageName"] = name
+    return outputs
+
+
+def _create_dynamic(type_: str, name: str, props: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    serialized = props.get(PROVIDER_KEY)
+    if not isinstance(serialized, str):
+        raise RenderError(f"{type_} {name}: no serialized provider in its inputs")
+    # Our own program serialized this provider moments ago in this process (pulumi.dynamic).
+    provider = dill.loads(base64.b64decode(serialized))  # noqa: S301
+    if not isinstance(provider, ResourceProvider):
+        raise RenderError(f"{type_} {name}: the serialized provider is not a ResourceProvider")
+    inputs = {k: v for k, v in props.items() if k != PROVIDER_KEY}
+    checked = provider.check({}, inputs)
+    if checked.failures:
+        reasons = "; ".join(f"{f.property}: {f.reason}" for f in checked.failures)
+        raise RenderError(f"{type_} {name}: check failed: {reasons}")
+    created = provider.create(checked.inputs)
+    return created.id, dict(created.outs or {})
+
+
+def _options(request: Any) -> dict[str, Any]:
+    return {
+        "parent": request.parent or None,
+        "dependencies": list(request.dependencies),
+        "protect": bool(request.protect),
+        "provider": request.provider or None,
+        "additionalSecretOutputs": list(request.additionalSecretOutputs),
+        "deleteBeforeReplace": bool(request.deleteBeforeReplace),
+        "ignoreChanges": list(request.ignoreChanges),
+        "replaceOnChanges": list(request.replaceOnChanges),
+        "retainOnDelete": bool(request.retainOnDelete),
+    }
+
+
+__all__ = ["PropPath", "RecordingMonitor", "Registration", "RenderError", "plain_struct"]

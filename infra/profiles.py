@@ -1,0 +1,96 @@
+"""Environment profiles: the defaults each environment starts from.
+
+A stack file picks a profile with `secure-redis:environment` and overrides little else. Profiles
+differ in strength (protocols, password length, validity, limits), never in whether a control
+exists: there is one code path, and it is the secure one.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Final
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    STAGING = "staging"
+    PRODUCTION = "production"
+
+
+# DESIGN.md security model 2: generated passwords are at least this long per environment.
+PASSWORD_FLOOR: Final = MappingProxyType(
+    {Environment.DEVELOPMENT: 24, Environment.STAGING: 32, Environment.PRODUCTION: 48}
+)
+
+# DESIGN.md security model 1: TLSv1.3 only in production.
+REQUIRED_TLS_MIN: Final = MappingProxyType({Environment.PRODUCTION: "1.3"})
+
+# Config key (without the `secure-redis:` namespace) -> default, per environment. Every key a
+# stack may set appears here, so an unknown key in a stack file is a typo, not a new setting.
+_COMMON: Final = {
+    "redisPort": 6380,
+    "keyPrefix": "cache:",
+    "dataKeyGeneration": 1,
+    "dataKeyKeepPrevious": 1,
+    "appHostPort": 8080,
+}
+
+PROFILES: Final = MappingProxyType(
+    {
+        Environment.DEVELOPMENT: MappingProxyType(
+            {
+                **_COMMON,
+                "tlsMinVersion": "1.2",
+                "passwordLength": PASSWORD_FLOOR[Environment.DEVELOPMENT],
+                "redisMemoryMb": 256,
+                "redisMaxmemoryMb": 192,
+                "redisCpus": 1.0,
+                "appMemoryMb": 256,
+                "appCpus": 1.0,
+                "keyAlgorithm": "ecdsa-p256",
+                "caValidityDays": 365,
+                "certValidityDays": 90,
+                "certRenewBeforeDays": 30,
+            }
+        ),
+        Environment.STAGING: MappingProxyType(
+            {
+                **_COMMON,
+                "tlsMinVersion": "1.3",
+                "passwordLength": PASSWORD_FLOOR[Environment.STAGING],
+                "redisMemoryMb": 256,
+                "redisMaxmemoryMb": 160,
+                "redisCpus": 0.75,
+                "appMemoryMb": 192,
+                "appCpus": 0.75,
+                "keyAlgorithm": "ecdsa-p384",
+                "caValidityDays": 180,
+                "certValidityDays": 45,
+                "certRenewBeforeDays": 15,
+            }
+        ),
+        Environment.PRODUCTION: MappingProxyType(
+            {
+                **_COMMON,
+                "tlsMinVersion": "1.3",
+                "passwordLength": PASSWORD_FLOOR[Environment.PRODUCTION],
+                # Tighter than development: a runaway client hits the limit sooner, and
+                # maxmemory leaves a third of the limit for the AOF rewrite fork.
+                "redisMemoryMb": 192,
+                "redisMaxmemoryMb": 128,
+                "redisCpus": 0.5,
+                "appMemoryMb": 160,
+                "appCpus": 0.5,
+                "keyAlgorithm": "ecdsa-p384",
+                "caValidityDays": 180,
+                "certValidityDays": 30,
+                "certRenewBeforeDays": 10,
+            }
+        ),
+    }
+)
+
+SETTING_KEYS: Final = frozenset(PROFILES[Environment.DEVELOPMENT]) | {"environment"}
+
+__all__ = ["PASSWORD_FLOOR", "PROFILES", "REQUIRED_TLS_MIN", "SETTING_KEYS", "Environment"]

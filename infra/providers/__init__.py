@@ -1,0 +1,1 @@
+"""Pulumi dynamic resources over the pure PKI and secret libraries (no provider plugin)."""

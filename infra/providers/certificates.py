@@ -1,0 +1,266 @@
+"""Dynamic resources for the stack's PKI: a private CA and leaf certificates.
+
+Generated once by `create` (infra/pki.py), kept in Pulumi state with the private key as a
+secret output, and replaced by `pulumi up` when an input changes or the certificate is within
+`renewBeforeDays` of expiry: `diff` compares the stored certificate's notAfter with the clock,
+so renewal needs no schedule, only a regular `pulumi up`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, Final
+
+import pulumi
+from pulumi.dynamic import (
+    CheckFailure,
+    CheckResult,
+    CreateResult,
+    DiffResult,
+    ReadResult,
+    Resource,
+    ResourceProvider,
+    UpdateResult,
+)
+
+from infra import pki
+from infra.providers._common import (
+    as_int,
+    as_str_list,
+    changed,
+    inputs_only,
+    new_revision,
+)
+
+Clock = Callable[[], dt.datetime]
+SECRET_OUTPUTS: Final = ["keyPem"]
+_OUTPUT_KEYS: Final = ("certPem", "keyPem", "notAfter", "revision")
+_USAGES: Final = ("server", "client")
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class _CertificateProvider(ResourceProvider):
+    """Common lifecycle: replace on input change or renewal window, update nothing else."""
+
+    # Inputs whose change needs a new certificate; every other input is updated in place.
+    REPLACE_KEYS: ClassVar[tuple[str, ...]] = ()
+    INPUT_KEYS: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        super().__init__()
+        self._clock = clock
+
+    def now(self) -> dt.datetime:
+        return self._clock() if self._clock else _utcnow()
+
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        failures: list[CheckFailure] = []
+        normalized = dict(news)
+        try:
+            normalized["keyAlgorithm"] = pki.KeyAlgorithm(str(news.get("keyAlgorithm"))).value
+        except ValueError:
+            choices = ", ".join(a.value for a in pki.KeyAlgorithm)
+            failures.append(CheckFailure("keyAlgorithm", f"keyAlgorithm must be one of {choices}"))
+        validity = as_int(news, "validityDays", failures, minimum=1)
+        renew = as_int(news, "renewBeforeDays", failures, minimum=0)
+        if validity is not None and renew is not None:
+            normalized["validityDays"], normalized["renewBeforeDays"] = validity, renew
+            if renew >= validity:
+                failures.append(
+                    CheckFailure(
+                        "renewBeforeDays",
+                        "renewBeforeDays must be below validityDays, or every update renews",
+                    )
+                )
+        if not str(news.get("commonName") or "").strip():
+            failures.append(CheckFailure("commonName", "commonName must not be empty"))
+        failures.extend(self._check_more(news, normalized))
+        return CheckResult(normalized, failures)
+
+    def _check_more(self, _news: dict[str, Any], _normalized: dict[str, Any]) -> list[CheckFailure]:
+        return []
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        replaces = changed(olds, news, self.REPLACE_KEYS)
+        if not replaces and self.due_for_renewal(olds, news):
+            replaces = ["certPem"]
+        updates = changed(olds, news, self.INPUT_KEYS)
+        # Create the new certificate before deleting the old one: consumers switch over first.
+        return DiffResult(
+            changes=bool(replaces or updates), replaces=replaces, delete_before_replace=False
+        )
+
+    def due_for_renewal(self, olds: dict[str, Any], news: dict[str, Any]) -> bool:
+        cert_pem = olds.get("certPem")
+        if not cert_pem:
+            return True
+        renew_before = int(news.get("renewBeforeDays", olds.get("renewBeforeDays", 0)))
+        return pki.needs_renewal(
+            str(cert_pem).encode(), renew_before_days=renew_before, now=self.now()
+        )
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        certified = self._issue(props)
+        outs = {
+            **inputs_only(props, self.INPUT_KEYS),
+            "certPem": certified.cert_pem.decode(),
+            "keyPem": certified.key_pem.decode(),
+            "notAfter": pki.certificate_expiry(certified.cert_pem).isoformat(),
+            "revision": new_revision(),
+        }
+        return CreateResult(outs["revision"], outs)
+
+    def _issue(self, props: dict[str, Any]) -> pki.CertifiedKey:
+        raise NotImplementedError
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        # Nothing lives outside the state: what the state holds is the resource.
+        return ReadResult(id_, props)
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        # Only non-replacing inputs (renewBeforeDays) reach here; the material stays the same.
+        return UpdateResult({**olds, **inputs_only(news, self.INPUT_KEYS)})
+
+
+class CertificateAuthorityProvider(_CertificateProvider):
+    REPLACE_KEYS = ("commonName", "keyAlgorithm", "validityDays")
+    INPUT_KEYS = (*REPLACE_KEYS, "renewBeforeDays")
+
+    def _issue(self, props: dict[str, Any]) -> pki.CertifiedKey:
+        return pki.create_ca(
+            str(props["commonName"]),
+            algorithm=str(props["keyAlgorithm"]),
+            validity_days=int(props["validityDays"]),
+            now=self.now(),
+        )
+
+
+class LeafCertificateProvider(_CertificateProvider):
+    REPLACE_KEYS = (
+        "caCertPem",
+        "caKeyPem",
+        "commonName",
+        "usage",
+        "dnsNames",
+        "ipAddresses",
+        "keyAlgorithm",
+        "validityDays",
+    )
+    INPUT_KEYS = (*REPLACE_KEYS, "renewBeforeDays")
+
+    def _check_more(self, news: dict[str, Any], normalized: dict[str, Any]) -> list[CheckFailure]:
+        failures: list[CheckFailure] = []
+        if news.get("usage") not in _USAGES:
+            failures.append(CheckFailure("usage", f"usage must be one of {', '.join(_USAGES)}"))
+        normalized["dnsNames"] = as_str_list(news, "dnsNames", failures)
+        normalized["ipAddresses"] = as_str_list(news, "ipAddresses", failures)
+        if news.get("usage") == "server" and not (
+            normalized["dnsNames"] or normalized["ipAddresses"]
+        ):
+            failures.append(CheckFailure("dnsNames", "a server certificate needs a DNS name or IP"))
+        return failures
+
+    def _issue(self, props: dict[str, Any]) -> pki.CertifiedKey:
+        ca = pki.CertifiedKey(str(props["caCertPem"]).encode(), str(props["caKeyPem"]).encode())
+        if props["usage"] == "server":
+            return pki.issue_server_certificate(
+                ca,
+                str(props["commonName"]),
+                dns_names=list(props.get("dnsNames") or []),
+                ip_addresses=list(props.get("ipAddresses") or []),
+                algorithm=str(props["keyAlgorithm"]),
+                validity_days=int(props["validityDays"]),
+                now=self.now(),
+            )
+        return pki.issue_client_certificate(
+            ca,
+            str(props["commonName"]),
+            algorithm=str(props["keyAlgorithm"]),
+            validity_days=int(props["validityDays"]),
+            now=self.now(),
+        )
+
+
+def _secret_outputs(opts: pulumi.ResourceOptions | None) -> pulumi.ResourceOptions:
+    # The provider cannot mark outputs secret itself (dynamic providers do not accept secrets);
+    # the engine does it for the names listed here, so the key is encrypted in state.
+    return pulumi.ResourceOptions.merge(
+        opts, pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS)
+    )
+
+
+class CertificateAuthority(Resource, module="secure-redis", name="CertificateAuthority"):
+    """The stack's own CA (path length 0). `keyPem` is secret; it never leaves the state."""
+
+    certPem: pulumi.Output[str]
+    keyPem: pulumi.Output[str]
+    notAfter: pulumi.Output[str]
+    revision: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        common_name: str,
+        key_algorithm: str,
+        validity_days: int,
+        renew_before_days: int,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        props: dict[str, Any] = {
+            "commonName": common_name,
+            "keyAlgorithm": key_algorithm,
+            "validityDays": validity_days,
+            "renewBeforeDays": renew_before_days,
+            **dict.fromkeys(_OUTPUT_KEYS),
+        }
+        super().__init__(CertificateAuthorityProvider(), name, props, _secret_outputs(opts))
+
+
+class LeafCertificate(Resource, module="secure-redis", name="LeafCertificate"):
+    """A serverAuth or clientAuth certificate signed by the stack's CA. `keyPem` is secret."""
+
+    certPem: pulumi.Output[str]
+    keyPem: pulumi.Output[str]
+    notAfter: pulumi.Output[str]
+    revision: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        ca: CertificateAuthority,
+        common_name: str,
+        usage: str,
+        key_algorithm: str,
+        validity_days: int,
+        renew_before_days: int,
+        dns_names: Sequence[str] = (),
+        ip_addresses: Sequence[str] = (),
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        props: dict[str, Any] = {
+            "caCertPem": ca.certPem,
+            "caKeyPem": ca.keyPem,
+            "commonName": common_name,
+            "usage": usage,
+            "dnsNames": list(dns_names),
+            "ipAddresses": list(ip_addresses),
+            "keyAlgorithm": key_algorithm,
+            "validityDays": validity_days,
+            "renewBeforeDays": renew_before_days,
+            **dict.fromkeys(_OUTPUT_KEYS),
+        }
+        super().__init__(LeafCertificateProvider(), name, props, _secret_outputs(opts))
+
+
+__all__ = [
+    "CertificateAuthority",
+    "CertificateAuthorityProvider",
+    "LeafCertificate",
+    "LeafCertificateProvider",
+]

@@ -1,0 +1,190 @@
+"""Render a stack offline: the real program under Pulumi's mock runtime (contract 1, TEAM.md).
+
+    stack = render_stack("dev")
+    for resource in stack.resources:
+        resource.type, resource.name, resource.props      # secrets unwrapped
+        resource.to_record()                              # secrets replaced by "[secret]"
+
+Dynamic resources (certificates, passwords, keys) are really created, so every value is real.
+Nothing is deployed and nothing is written to disk.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Awaitable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, cast
+
+import pulumi
+from pulumi.runtime import settings as runtime_settings
+
+from infra.mock_engine import PropPath, RecordingMonitor, Registration, RenderError
+from infra.settings import REPO_ROOT, StackSettings, load_settings, load_stack_file
+from infra.stack import build_stack
+
+PROJECT: Final = "secure-redis"
+REDACTED: Final = "[secret]"
+_SIMPLE_KEY: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def format_path(path: PropPath) -> str:
+    """`uploads[4].content`; keys that are not identifiers are quoted: `logOpts["max-size"]`."""
+    text = ""
+    for segment in path:
+        if isinstance(segment, int):
+            text += f"[{segment}]"
+        elif _SIMPLE_KEY.match(segment):
+            text += f".{segment}" if text else segment
+        else:
+            text += f'["{segment}"]'
+    return text
+
+
+@dataclass(frozen=True)
+class RenderedResource:
+    type: str
+    name: str
+    urn: str
+    props: dict[str, Any]
+    """Inputs as the engine hands them to policies: camelCase, secrets unwrapped."""
+    secret_paths: tuple[PropPath, ...]
+    """Where in `props` a value arrived secret, e.g. ("uploads", 4, "content")."""
+    options: dict[str, Any]
+    """parent, dependencies, protect, provider, additionalSecretOutputs, and a few more."""
+    id: str = ""
+    custom: bool = True
+    outputs: dict[str, Any] = field(default_factory=dict)
+    """What the engine would return: inputs echoed, plus computed outputs (secrets unwrapped)."""
+    secret_outputs: tuple[str, ...] = ()
+
+    def to_record(self, redact: bool = True) -> dict[str, Any]:
+        """`{"type","name","props","urn","options"}`, secret leaves replaced by "[secret]"."""
+        props = _redacted(self.props, self.secret_paths) if redact else copy.deepcopy(self.props)
+        return {
+            "type": self.type,
+            "name": self.name,
+            "props": props,
+            "urn": self.urn,
+            "options": copy.deepcopy(self.options),
+        }
+
+    def secret_values(self) -> Iterator[Any]:
+        """Every value that is secret, in props or outputs (for leak checks)."""
+        for path in self.secret_paths:
+            yield _get(self.props, path)
+        for key in self.secret_outputs:
+            yield self.outputs[key]
+
+
+@dataclass(frozen=True)
+class RenderedStack:
+    stack: str
+    settings: StackSettings
+    resources: list[RenderedResource]
+    outputs: dict[str, Any]
+    """Stack outputs, unwrapped; `secret_outputs` names the ones that are secret."""
+    secret_outputs: frozenset[str]
+
+    def records(self, redact: bool = True) -> list[dict[str, Any]]:
+        return [r.to_record(redact) for r in self.resources]
+
+    def outputs_record(self, redact: bool = True) -> dict[str, Any]:
+        return {
+            k: REDACTED if redact and k in self.secret_outputs else copy.deepcopy(v)
+            for k, v in self.outputs.items()
+        }
+
+    def of_type(self, type_: str) -> list[RenderedResource]:
+        return [r for r in self.resources if r.type == type_]
+
+    def named(self, docker_name: str) -> RenderedResource:
+        """The resource whose `name` prop (the Docker object name) is `docker_name`."""
+        for resource in self.resources:
+            if resource.custom and resource.props.get("name") == docker_name:
+                return resource
+        raise KeyError(f"no resource with Docker name {docker_name!r} in stack {self.stack!r}")
+
+
+def render_stack(stack: str, *, root: Path = REPO_ROOT) -> RenderedStack:
+    """Render `Pulumi.<stack>.yaml` under `root`.
+
+    Raises:
+        SettingsError: the stack file is missing or its configuration is invalid.
+        RenderError: a resource could not be rendered.
+    """
+    return render_settings(load_settings(stack, load_stack_file(stack, root)))
+
+
+def render_settings(settings: StackSettings) -> RenderedStack:
+    """Render the program for already-loaded settings (e.g. a deliberately altered copy)."""
+    monitor = RecordingMonitor()
+    runtime_settings.ROOT.set(None)  # a fresh root stack resource for this stack
+    pulumi.runtime.set_mocks(
+        monitor.mocks, project=PROJECT, stack=settings.stack, preview=False, monitor=monitor
+    )
+    collected: dict[str, tuple[Any, bool]] = {}
+
+    def program() -> pulumi.Output[None]:
+        built = build_stack(settings)
+        pairs = {name: _with_secretness(value) for name, value in built.exports.items()}
+        return pulumi.Output.all(**pairs).apply(collected.update)
+
+    pulumi.runtime.test(program)()  # type: ignore[no-untyped-call]
+    return RenderedStack(
+        stack=settings.stack,
+        settings=settings,
+        resources=[_resource(r) for r in monitor.registrations],
+        outputs={name: value for name, (value, _) in collected.items()},
+        secret_outputs=frozenset(name for name, (_, secret) in collected.items() if secret),
+    )
+
+
+def _with_secretness(value: pulumi.Output[Any]) -> pulumi.Output[list[Any]]:
+    # from_input accepts an awaitable; mypy cannot pick between its Input overloads for one.
+    secret: Awaitable[bool] = value.is_secret()
+    return pulumi.Output.all(value, pulumi.Output.from_input(cast(Any, secret)))
+
+
+def _resource(r: Registration) -> RenderedResource:
+    return RenderedResource(
+        type=r.type,
+        name=r.name,
+        urn=r.urn,
+        props=r.props,
+        secret_paths=r.secret_paths,
+        options=r.options,
+        id=r.id,
+        custom=r.custom,
+        outputs=r.outputs,
+        secret_outputs=r.secret_outputs,
+    )
+
+
+def _get(tree: Any, path: PropPath) -> Any:
+    for segment in path:
+        tree = tree[segment]
+    return tree
+
+
+def _redacted(props: dict[str, Any], paths: tuple[PropPath, ...]) -> dict[str, Any]:
+    result = copy.deepcopy(props)
+    for path in paths:
+        if not path:
+            continue
+        parent = _get(result, path[:-1])
+        parent[path[-1]] = REDACTED
+    return result
+
+
+__all__ = [
+    "REDACTED",
+    "RenderError",
+    "RenderedResource",
+    "RenderedStack",
+    "format_path",
+    "render_settings",
+    "render_stack",
+]

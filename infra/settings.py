@@ -1,0 +1,312 @@
+"""Typed, validated stack settings: read once, before any resource is declared.
+
+`load_settings(stack, config)` is pure: it takes the flat Pulumi config map (keys namespaced
+`secure-redis:<key>`, values as the engine hands them, i.e. strings, or YAML scalars when read
+from `Pulumi.<stack>.yaml` by `load_stack_file`). `settings_from_pulumi()` feeds it the engine's
+config. Every problem is collected and reported at once, each naming the key and the fix.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import yaml
+
+from infra.pki import KeyAlgorithm
+from infra.profiles import (
+    PASSWORD_FLOOR,
+    PROFILES,
+    REQUIRED_TLS_MIN,
+    SETTING_KEYS,
+    Environment,
+)
+from infra.redis_acl import AclError, render_acl_file
+
+NAMESPACE: Final = "secure-redis"
+REPO_ROOT: Final = Path(__file__).resolve().parent.parent
+# Short, lowercase, DNS-label-like: the stack name is part of every Docker object name.
+_STACK_RE: Final = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
+_TLS_VERSIONS: Final = ("1.2", "1.3")
+_T = TypeVar("_T")
+
+
+class SettingsError(ValueError):
+    """The stack configuration is unusable; `problems` holds one actionable line per fault."""
+
+    def __init__(self, stack: str, source: str, problems: list[str]) -> None:
+        self.problems = tuple(problems)
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"stack {stack!r}: invalid configuration in {source}:\n{lines}")
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    """Everything the program needs to know about one stack. Nothing here is secret."""
+
+    stack: str
+    environment: Environment
+    tls_min_version: str
+    """"1.2" or "1.3"; the server accepts this version and every newer one."""
+    password_length: int
+    redis_port: int
+    """The TLS port inside the backend network (there is no plaintext port)."""
+    redis_memory_mb: int
+    redis_maxmemory_mb: int
+    redis_cpus: float
+    app_memory_mb: int
+    app_cpus: float
+    app_host_port: int
+    """Host port of the app's HTTP endpoint, bound to 127.0.0.1 only."""
+    key_algorithm: KeyAlgorithm
+    ca_validity_days: int
+    cert_validity_days: int
+    cert_renew_before_days: int
+    key_prefix: str
+    data_key_generation: int
+    data_key_keep_previous: int
+    docker_host: str | None = None
+
+    @property
+    def tls_protocols(self) -> tuple[str, ...]:
+        return tuple(f"TLSv{v}" for v in _TLS_VERSIONS if v >= self.tls_min_version)
+
+
+def load_settings(
+    stack: str, config: Mapping[str, Any], *, source: str | None = None
+) -> StackSettings:
+    """Validate `config` (flat, namespaced keys) for `stack` and return its settings.
+
+    Raises:
+        SettingsError: listing every bad or missing key with the fix.
+    """
+    where = source or f"Pulumi.{stack}.yaml"
+    problems: list[str] = []
+    if not _STACK_RE.match(stack):
+        problems.append(
+            f"stack name {stack!r} must be 1-31 lowercase letters, digits or '-' starting with a "
+            "letter or digit (it is part of every Docker object name); pick e.g. 'dev' or 'prod'"
+        )
+    ours = {k[len(NAMESPACE) + 1 :]: v for k, v in config.items() if k.startswith(f"{NAMESPACE}:")}
+    for unknown in sorted(set(ours) - SETTING_KEYS):
+        problems.append(
+            f"{NAMESPACE}:{unknown} is not a setting; remove it (known: "
+            f"{', '.join(sorted(SETTING_KEYS))})"
+        )
+    environment = _environment(ours.get("environment"), problems)
+    if environment is None:
+        raise SettingsError(stack, where, problems)
+    values = {**PROFILES[environment], **{k: v for k, v in ours.items() if k in SETTING_KEYS}}
+    reader = _Reader(values, problems)
+    settings = StackSettings(
+        stack=stack,
+        environment=environment,
+        tls_min_version=reader.read("tlsMinVersion", _tls_version),
+        password_length=reader.integer("passwordLength", 16, 512),
+        redis_port=reader.integer("redisPort", 1024, 65535),
+        redis_memory_mb=reader.integer("redisMemoryMb", 32, 65536),
+        redis_maxmemory_mb=reader.integer("redisMaxmemoryMb", 8, 65536),
+        redis_cpus=reader.number("redisCpus", 0.05, 64.0),
+        app_memory_mb=reader.integer("appMemoryMb", 32, 65536),
+        app_cpus=reader.number("appCpus", 0.05, 64.0),
+        app_host_port=reader.integer("appHostPort", 1024, 65535),
+        key_algorithm=reader.read("keyAlgorithm", _key_algorithm),
+        ca_validity_days=reader.integer("caValidityDays", 2, 3650),
+        cert_validity_days=reader.integer("certValidityDays", 1, 825),
+        cert_renew_before_days=reader.integer("certRenewBeforeDays", 1, 365),
+        key_prefix=reader.read("keyPrefix", _key_prefix),
+        data_key_generation=reader.integer("dataKeyGeneration", 1, 1_000_000),
+        data_key_keep_previous=reader.integer("dataKeyKeepPrevious", 0, 10),
+        docker_host=_docker_host(config, problems),
+    )
+    problems.extend(_cross_checks(settings, reader.failed))
+    if problems:
+        raise SettingsError(stack, where, problems)
+    return settings
+
+
+def load_stack_file(stack: str, root: Path = REPO_ROOT) -> dict[str, Any]:
+    """The `config:` map of `Pulumi.<stack>.yaml` under `root`, as flat namespaced keys."""
+    path = root / f"Pulumi.{stack}.yaml"
+    if not _STACK_RE.match(stack) or not path.is_file():
+        known = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
+        raise SettingsError(
+            stack,
+            path.name,
+            [
+                f"no stack file {path.name} in {root}; use one of: {', '.join(known) or 'none'} "
+                f"(or create it with `pulumi stack init {stack}`)"
+            ],
+        )
+    document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    config = (document.get("config") or {}) if isinstance(document, dict) else None
+    if not isinstance(config, dict):
+        raise SettingsError(stack, path.name, ["`config:` must be a mapping of key: value"])
+    return {str(k): v for k, v in config.items()}
+
+
+def settings_from_pulumi() -> StackSettings:
+    """Load the running stack's settings from the engine's config (inside a Pulumi program)."""
+    import pulumi  # noqa: PLC0415 - keep the pure loader importable without the SDK's runtime
+    from pulumi.runtime import config as runtime_config  # noqa: PLC0415
+
+    # The engine passes config either as PULUMI_CONFIG or through set_all_config; take both so
+    # unknown (misspelled) keys are caught too, not only the ones this module asks for.
+    config = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    return load_settings(pulumi.get_stack(), config, source="the stack configuration")
+
+
+class _Reader:
+    def __init__(self, values: Mapping[str, Any], problems: list[str]) -> None:
+        self._values = values
+        self._problems = problems
+        self.failed: set[str] = set()
+
+    def read(self, key: str, parse: Callable[[str], _T]) -> _T:
+        raw = self._values[key]
+        try:
+            return parse(str(raw).strip())
+        except ValueError as exc:
+            self._problems.append(f"{NAMESPACE}:{key} is {raw!r}: {exc}")
+            self.failed.add(key)
+            # A placeholder so the remaining keys are still checked; never used after errors.
+            return parse(str(PROFILES[Environment.DEVELOPMENT][key]))
+
+    def integer(self, key: str, low: int, high: int) -> int:
+        return self.read(key, lambda text: _bounded(int(_no_bool(text)), low, high, key))
+
+    def number(self, key: str, low: float, high: float) -> float:
+        return self.read(key, lambda text: _bounded(float(_no_bool(text)), low, high, key))
+
+
+def _no_bool(text: str) -> str:
+    if text.lower() in {"true", "false"}:
+        raise ValueError("expected a number")
+    return text
+
+
+def _bounded(value: _T, low: Any, high: Any, key: str) -> _T:
+    if not low <= value <= high:
+        raise ValueError(
+            f"must be between {low} and {high}; run `pulumi config set {NAMESPACE}:{key} <value>`"
+        )
+    return value
+
+
+def _environment(raw: Any, problems: list[str]) -> Environment | None:
+    choices = ", ".join(e.value for e in Environment)
+    if raw is None:
+        problems.append(
+            f"{NAMESPACE}:environment is missing; set it to one of {choices} "
+            f"(`pulumi config set {NAMESPACE}:environment development`)"
+        )
+        return None
+    try:
+        return Environment(str(raw).strip())
+    except ValueError:
+        problems.append(
+            f"{NAMESPACE}:environment is {raw!r}, an unknown environment; use one of {choices}"
+        )
+        return None
+
+
+def _tls_version(text: str) -> str:
+    version = text.removeprefix("TLSv")
+    if version in {"1", "1.0", "1.1"}:
+        raise ValueError(
+            "TLS below 1.2 is deprecated (RFC 8996) and not allowed; set it to 1.2 or 1.3"
+        )
+    if version not in _TLS_VERSIONS:
+        raise ValueError("unknown TLS version; set it to 1.2 or 1.3")
+    return version
+
+
+def _key_algorithm(text: str) -> KeyAlgorithm:
+    try:
+        return KeyAlgorithm(text)
+    except ValueError:
+        choices = ", ".join(a.value for a in KeyAlgorithm)
+        raise ValueError(f"unknown key algorithm; use one of {choices}") from None
+
+
+def _key_prefix(text: str) -> str:
+    try:  # the ACL renderer owns the rule for what a key prefix may look like
+        render_acl_file(app_password="x" * 16, healthcheck_password="y" * 16, key_prefix=text)
+    except AclError as exc:
+        raise ValueError(str(exc)) from exc
+    return text
+
+
+def _docker_host(config: Mapping[str, Any], problems: list[str]) -> str | None:
+    raw = config.get("docker:host")
+    if raw is None or not str(raw).strip():
+        return None
+    host = str(raw).strip()
+    scheme = host.split("://", 1)[0] if "://" in host else ""
+    has_tls = any(config.get(f"docker:{k}") for k in ("certPath", "caMaterial", "certMaterial"))
+    if scheme not in {"unix", "ssh", "npipe", "tcp"}:
+        problems.append(
+            f"docker:host is {host!r}; use unix:///var/run/docker.sock or ssh://user@host"
+        )
+    elif scheme == "tcp" and not has_tls:
+        problems.append(
+            "docker:host uses tcp:// without TLS client certificates; the Docker API must not be "
+            "reachable unauthenticated (CIS Docker 2.7). Use ssh://user@host, or set "
+            "docker:certPath"
+        )
+    return host
+
+
+def _cross_checks(s: StackSettings, failed: set[str]) -> list[str]:
+    """Rules over several keys; a rule is skipped when one of its keys is already invalid."""
+    problems = []
+
+    def applies(*keys: str) -> bool:
+        return not failed.intersection(keys)
+
+    floor = PASSWORD_FLOOR[s.environment]
+    if applies("passwordLength") and s.password_length < floor:
+        problems.append(
+            f"{NAMESPACE}:passwordLength is {s.password_length}, below the {s.environment} floor "
+            f"of {floor}; set it to {floor} or more (or remove it to use the profile default)"
+        )
+    required = REQUIRED_TLS_MIN.get(s.environment)
+    if applies("tlsMinVersion") and required and s.tls_min_version < required:
+        problems.append(
+            f"{NAMESPACE}:tlsMinVersion is {s.tls_min_version}, but {s.environment} accepts "
+            f"TLSv{required} only; set it to {required} (or remove it)"
+        )
+    if applies("redisMaxmemoryMb", "redisMemoryMb") and s.redis_maxmemory_mb >= s.redis_memory_mb:
+        problems.append(
+            f"{NAMESPACE}:redisMaxmemoryMb ({s.redis_maxmemory_mb}) must be below "
+            f"{NAMESPACE}:redisMemoryMb ({s.redis_memory_mb}) so Redis evicts before the kernel "
+            "kills it; lower redisMaxmemoryMb or raise redisMemoryMb"
+        )
+    if applies("certValidityDays", "caValidityDays") and s.cert_validity_days >= s.ca_validity_days:
+        problems.append(
+            f"{NAMESPACE}:certValidityDays ({s.cert_validity_days}) must be below "
+            f"{NAMESPACE}:caValidityDays ({s.ca_validity_days}); a leaf cannot outlive its CA"
+        )
+    if (
+        applies("certRenewBeforeDays", "certValidityDays")
+        and s.cert_renew_before_days >= s.cert_validity_days
+    ):
+        problems.append(
+            f"{NAMESPACE}:certRenewBeforeDays ({s.cert_renew_before_days}) must be below "
+            f"{NAMESPACE}:certValidityDays ({s.cert_validity_days}), or every `pulumi up` renews"
+        )
+    return problems
+
+
+__all__ = [
+    "NAMESPACE",
+    "REPO_ROOT",
+    "SettingsError",
+    "StackSettings",
+    "load_settings",
+    "load_stack_file",
+    "settings_from_pulumi",
+]

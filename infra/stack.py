@@ -1,0 +1,184 @@
+"""`build_stack(settings)`: the whole program, as one function the engine, tests and
+`infra.preview` all call (no module-level resources, no "set mocks, then import")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+
+from infra.components.app import APP_UID, AppFiles, CacheApp, CacheAppArgs
+from infra.components.networks import StackNetworks, StackNetworksArgs
+from infra.components.redis import (
+    REDIS_ALIAS,
+    REDIS_UID,
+    RedisFiles,
+    RedisServer,
+    RedisServerArgs,
+)
+from infra.components.secrets import StackSecrets, StackSecretsArgs
+from infra.components.tls import TlsMaterial, TlsMaterialArgs
+from infra.naming import Role, object_name
+from infra.redis_acl import render_acl_file_from_hashes
+from infra.settings import StackSettings
+
+
+@dataclass(frozen=True)
+class BuiltStack:
+    networks: StackNetworks
+    tls: TlsMaterial
+    secrets: StackSecrets
+    redis: RedisServer
+    app: CacheApp
+    exports: dict[str, pulumi.Output[Any]]
+
+
+def redis_dns_names(stack: str) -> tuple[str, ...]:
+    """Every name the server certificate must carry: the alias clients dial on the backend
+    network, the container name (Docker's DNS answers to it too), and localhost."""
+    return (REDIS_ALIAS, object_name(stack, Role.REDIS), "localhost")
+
+
+def redis_url(settings: StackSettings) -> str:
+    return f"rediss://{REDIS_ALIAS}:{settings.redis_port}"
+
+
+def build_stack(settings: StackSettings) -> BuiltStack:
+    s = settings
+    networks = StackNetworks("networks", StackNetworksArgs(stack=s.stack))
+    tls = TlsMaterial(
+        "tls",
+        TlsMaterialArgs(
+            stack=s.stack,
+            key_algorithm=s.key_algorithm.value,
+            ca_validity_days=s.ca_validity_days,
+            cert_validity_days=s.cert_validity_days,
+            renew_before_days=s.cert_renew_before_days,
+            redis_dns_names=redis_dns_names(s.stack),
+        ),
+    )
+    secrets = StackSecrets(
+        "secrets",
+        StackSecretsArgs(
+            password_length=s.password_length,
+            data_key_generation=s.data_key_generation,
+            data_key_keep_previous=s.data_key_keep_previous,
+        ),
+    )
+    acl = pulumi.Output.all(
+        secrets.app_password.aclHash, secrets.healthcheck_password.aclHash
+    ).apply(
+        lambda hashes: render_acl_file_from_hashes(
+            app_password_hash=hashes[0],
+            healthcheck_password_hash=hashes[1],
+            key_prefix=s.key_prefix,
+        )
+    )
+    redis = RedisServer(
+        "redis",
+        RedisServerArgs(
+            stack=s.stack,
+            backend_network=networks.backend_name,
+            port=s.redis_port,
+            tls_protocols=s.tls_protocols,
+            memory_mb=s.redis_memory_mb,
+            maxmemory_mb=s.redis_maxmemory_mb,
+            cpus=s.redis_cpus,
+            files=RedisFiles(
+                ca_cert=tls.ca.certPem,
+                server_cert=tls.redis_server.certPem,
+                server_key=tls.redis_server.keyPem,
+                healthcheck_cert=tls.healthcheck_client.certPem,
+                healthcheck_key=tls.healthcheck_client.keyPem,
+                healthcheck_password=secrets.healthcheck_password.value,
+                acl=acl,
+            ),
+            revisions=(
+                tls.ca.revision,
+                tls.redis_server.revision,
+                tls.healthcheck_client.revision,
+                secrets.app_password.revision,
+                secrets.healthcheck_password.revision,
+            ),
+            depends_on=(networks.backend,),
+        ),
+    )
+    app = CacheApp(
+        "app",
+        CacheAppArgs(
+            stack=s.stack,
+            environment=s.environment.value,
+            backend_network=networks.backend_name,
+            frontend_network=networks.frontend_name,
+            redis_url=redis_url(s),
+            key_prefix=s.key_prefix,
+            host_port=s.app_host_port,
+            memory_mb=s.app_memory_mb,
+            cpus=s.app_cpus,
+            files=AppFiles(
+                ca_cert=tls.ca.certPem,
+                client_cert=tls.app_client.certPem,
+                client_key=tls.app_client.keyPem,
+                redis_password=secrets.app_password.value,
+                data_key=secrets.data_keyring.primaryKey,
+                previous_data_keys=secrets.data_keyring.previousKeys,
+            ),
+            revisions=(
+                tls.ca.revision,
+                tls.app_client.revision,
+                secrets.app_password.revision,
+                secrets.data_keyring.revision,
+            ),
+            # The app starts once Redis is healthy (`wait`), so its first connection succeeds.
+            depends_on=(networks.backend, networks.frontend, redis.container),
+        ),
+    )
+    exports = _exports(s, networks, tls, redis, app)
+    return BuiltStack(networks, tls, secrets, redis, app, exports)
+
+
+def _exports(
+    s: StackSettings, networks: StackNetworks, tls: TlsMaterial, redis: RedisServer, app: CacheApp
+) -> dict[str, pulumi.Output[Any]]:
+    """Stack outputs. None is secret; secrets are never exported."""
+    expiry = pulumi.Output.all(
+        ca=tls.ca.notAfter,
+        redisServer=tls.redis_server.notAfter,
+        appClient=tls.app_client.notAfter,
+        healthcheckClient=tls.healthcheck_client.notAfter,
+    )
+    summary = {
+        "environment": s.environment.value,
+        "tlsProtocols": list(s.tls_protocols),
+        "plaintextPort": 0,
+        "clientCertificatesRequired": True,
+        "redisPublishedPorts": [],
+        "redisNetworks": [networks.backend_name],
+        "backendInternal": True,
+        "appHttpBinding": f"127.0.0.1:{s.app_host_port}",
+        "passwordLength": s.password_length,
+        "redisMemoryMb": s.redis_memory_mb,
+        "redisMaxmemoryMb": s.redis_maxmemory_mb,
+        "runAsUids": {"redis": REDIS_UID, "app": APP_UID},
+        "readOnlyRootFilesystem": True,
+        "capabilities": "drop ALL",
+        "noNewPrivileges": True,
+        "dataKeyGeneration": s.data_key_generation,
+    }
+    plain: dict[str, Any] = {
+        "backendNetwork": networks.backend_name,
+        "frontendNetwork": networks.frontend_name,
+        "redisContainer": redis.container_name,
+        "appContainer": app.container_name,
+        "redisEndpoint": redis_url(s),
+        "appUrl": f"http://127.0.0.1:{s.app_host_port}/",
+        "securitySummary": summary,
+    }
+    exports = {k: pulumi.Output.from_input(v) for k, v in plain.items()}
+    exports["caCertificate"] = tls.ca.certPem
+    exports["certificateExpiry"] = expiry
+    return exports
+
+
+__all__ = ["BuiltStack", "build_stack", "redis_dns_names", "redis_url"]

@@ -1,0 +1,62 @@
+"""Rendered stacks for the infra unit tests: the real program under Pulumi's mock runtime.
+
+Each stack is rendered once per session (dynamic resources really generate their keys and
+certificates) and shared read-only by every test; tests never mutate what they read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from infra.render import RenderedResource, RenderedStack, render_stack
+
+STACKS = ("dev", "prod")
+CONTAINER = "docker:index/container:Container"
+NETWORK = "docker:index/network:Network"
+VOLUME = "docker:index/volume:Volume"
+IMAGE = "docker:index/image:Image"
+
+_CACHE: dict[str, RenderedStack] = {}
+
+
+def rendered(stack: str) -> RenderedStack:
+    if stack not in _CACHE:
+        _CACHE[stack] = render_stack(stack)
+    return _CACHE[stack]
+
+
+@pytest.fixture(params=STACKS)
+def stack(request: pytest.FixtureRequest) -> RenderedStack:
+    return rendered(str(request.param))
+
+
+@pytest.fixture
+def dev() -> RenderedStack:
+    return rendered("dev")
+
+
+@pytest.fixture
+def prod() -> RenderedStack:
+    return rendered("prod")
+
+
+def container(stack: RenderedStack, role: str) -> RenderedResource:
+    """`role` is redis, app, redis-init or app-init."""
+    return stack.named(f"secure-redis-{stack.stack}-{role}")
+
+
+def argv_value(command: list[str], flag: str) -> str | None:
+    """The value after `--flag` on a redis-server argv (the last one wins, as in Redis)."""
+    values = [command[i + 1] for i, word in enumerate(command[:-1]) if word == flag]
+    return values[-1] if values else None
+
+
+def labels(resource: RenderedResource) -> dict[str, Any]:
+    return {item["label"]: item["value"] for item in resource.props.get("labels", [])}
+
+
+def uploads(resource: RenderedResource) -> dict[str, dict[str, Any]]:
+    """Upload entries of an init container by file name."""
+    return {u["file"].rsplit("/", 1)[-1]: u for u in resource.props.get("uploads", [])}

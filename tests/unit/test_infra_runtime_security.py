@@ -1,0 +1,295 @@
+"""Security model points 3 (network) and 4 (runtime) on the rendered containers, per stack."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from infra.render import RenderedResource, RenderedStack
+from tests.unit.conftest import (
+    CONTAINER,
+    IMAGE,
+    NETWORK,
+    VOLUME,
+    argv_value,
+    container,
+    labels,
+)
+
+SERVICES = ("redis", "app")
+ALL_CONTAINERS = ("redis", "app", "redis-init", "app-init")
+UIDS = {"redis": 999, "app": 10001, "redis-init": 999, "app-init": 10001}
+
+
+def _network(stack: RenderedStack, role: str) -> RenderedResource:
+    return stack.named(f"secure-redis-{stack.stack}-{role}")
+
+
+def _network_names(resource: RenderedResource) -> list[str]:
+    return [n["name"] for n in resource.props.get("networksAdvanced", [])]
+
+
+# --- 3. Network ----------------------------------------------------------------------------
+
+
+def test_backend_network__is_internal(stack: RenderedStack) -> None:
+    backend = _network(stack, "backend")
+    assert backend.props.get("internal") is True, f"{backend.urn}: backend must be internal"
+
+
+def test_networks__use_the_bridge_driver_and_no_swarm_features(stack: RenderedStack) -> None:
+    for network in stack.of_type(NETWORK):
+        props = network.props
+        assert props["driver"] == "bridge", f"{network.urn}: driver {props['driver']}"
+        assert not props.get("attachable"), f"{network.urn}: must not be attachable"
+        assert not props.get("ingress"), f"{network.urn}: must not be a swarm ingress"
+
+
+def test_frontend_network__binds_published_ports_to_loopback(stack: RenderedStack) -> None:
+    frontend = _network(stack, "frontend")
+    options = frontend.props.get("options", {})
+    assert options.get("com.docker.network.bridge.host_binding_ipv4") == "127.0.0.1", frontend.urn
+
+
+def test_redis__is_only_on_the_backend_network(stack: RenderedStack) -> None:
+    redis = container(stack, "redis")
+    assert _network_names(redis) == [f"secure-redis-{stack.stack}-backend"], (
+        f"{redis.urn}: Redis must join the internal backend network only"
+    )
+    assert "networkMode" not in redis.props or redis.props["networkMode"] != "host"
+
+
+def test_redis__publishes_no_port(stack: RenderedStack) -> None:
+    redis = container(stack, "redis")
+    assert not redis.props.get("ports"), f"{redis.urn}: Redis must not publish a port"
+    assert not redis.props.get("publishAllPorts"), f"{redis.urn}: publishAllPorts must be off"
+
+
+def test_app__joins_backend_and_frontend(stack: RenderedStack) -> None:
+    names = _network_names(container(stack, "app"))
+    assert sorted(names) == sorted(
+        [f"secure-redis-{stack.stack}-backend", f"secure-redis-{stack.stack}-frontend"]
+    )
+
+
+def test_app__publishes_http_on_loopback_only(stack: RenderedStack) -> None:
+    app = container(stack, "app")
+    ports = app.props["ports"]
+    assert [(p["ip"], p["internal"], p["external"]) for p in ports] == [
+        ("127.0.0.1", 8080, stack.settings.app_host_port)
+    ], f"{app.urn}: the HTTP port must be published on 127.0.0.1 only"
+
+
+def test_container_networks__belong_to_this_stack(stack: RenderedStack) -> None:
+    declared = {n.props["name"] for n in stack.of_type(NETWORK)}
+    for resource in stack.of_type(CONTAINER):
+        for name in _network_names(resource):
+            assert name in declared, f"{resource.urn}: joins {name}, not a network of this stack"
+
+
+@pytest.mark.parametrize("role", ["redis-init", "app-init"])
+def test_init_container__has_no_network(stack: RenderedStack, role: str) -> None:
+    init = container(stack, role)
+    assert init.props["networkMode"] == "none", f"{init.urn}: an initialiser needs no network"
+    assert not init.props.get("networksAdvanced"), f"{init.urn}: joins a network"
+    assert not init.props.get("ports"), f"{init.urn}: publishes a port"
+
+
+# --- 4. Runtime ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ALL_CONTAINERS)
+def test_container__runs_as_its_non_root_uid(stack: RenderedStack, role: str) -> None:
+    resource = container(stack, role)
+    uid = UIDS[role]
+    assert resource.props.get("user") == f"{uid}:{uid}", f"{resource.urn}: must run as {uid}"
+
+
+@pytest.mark.parametrize("role", SERVICES)
+def test_service__has_a_read_only_root_filesystem(stack: RenderedStack, role: str) -> None:
+    resource = container(stack, role)
+    assert resource.props.get("readOnly") is True, f"{resource.urn}: readOnly must be true"
+
+
+@pytest.mark.parametrize("role", SERVICES)
+def test_service__tmp_is_a_noexec_tmpfs(stack: RenderedStack, role: str) -> None:
+    options = container(stack, role).props["tmpfs"]["/tmp"].split(",")
+    assert {"noexec", "nosuid", "nodev"} <= set(options)
+
+
+@pytest.mark.parametrize("role", ALL_CONTAINERS)
+def test_container__drops_all_capabilities(stack: RenderedStack, role: str) -> None:
+    resource = container(stack, role)
+    capabilities = resource.props.get("capabilities", {})
+    assert capabilities.get("drops") == ["ALL"], f"{resource.urn}: must drop ALL capabilities"
+    assert not capabilities.get("adds"), f"{resource.urn}: must add no capability"
+
+
+@pytest.mark.parametrize("role", ALL_CONTAINERS)
+def test_container__sets_no_new_privileges(stack: RenderedStack, role: str) -> None:
+    resource = container(stack, role)
+    assert "no-new-privileges:true" in resource.props.get("securityOpts", []), resource.urn
+
+
+@pytest.mark.parametrize("role", ALL_CONTAINERS)
+def test_container__is_not_privileged_and_shares_no_host_namespace(
+    stack: RenderedStack, role: str
+) -> None:
+    props = container(stack, role).props
+    assert props.get("privileged") is False
+    for mode in ("networkMode", "pidMode", "ipcMode", "usernsMode"):
+        assert props.get(mode) != "host", f"{mode} must not be host"
+
+
+@pytest.mark.parametrize("role", ALL_CONTAINERS)
+def test_container__has_memory_and_cpu_limits_without_swap(stack: RenderedStack, role: str) -> None:
+    props = container(stack, role).props
+    assert props.get("memory", 0) > 0, "memory limit missing"
+    assert props.get("memorySwap") == props["memory"], "swap must not extend the limit"
+    assert float(props.get("cpus", "0")) > 0, "cpu limit missing"
+
+
+def test_redis__maxmemory_is_below_the_memory_limit(stack: RenderedStack) -> None:
+    redis = container(stack, "redis")
+    maxmemory = argv_value(redis.props["command"], "--maxmemory") or ""
+    assert maxmemory.endswith("mb"), f"{redis.urn}: --maxmemory {maxmemory!r}"
+    assert int(maxmemory[:-2]) < redis.props["memory"], f"{redis.urn}: maxmemory >= memory"
+
+
+@pytest.mark.parametrize("role", SERVICES)
+def test_service__restarts_on_failure_a_bounded_number_of_times(
+    stack: RenderedStack, role: str
+) -> None:
+    props = container(stack, role).props
+    assert (props.get("restart"), props.get("maxRetryCount")) == ("on-failure", 5)
+
+
+@pytest.mark.parametrize("role", ALL_CONTAINERS)
+def test_container__has_a_healthcheck(stack: RenderedStack, role: str) -> None:
+    resource = container(stack, role)
+    tests = resource.props.get("healthcheck", {}).get("tests", [])
+    assert tests, f"{resource.urn}: healthcheck missing"
+    assert tests[0] in {"CMD", "CMD-SHELL"}, f"{resource.urn}: healthcheck form {tests[0]!r}"
+
+
+@pytest.mark.parametrize("role", SERVICES)
+def test_service__deployment_waits_until_healthy(stack: RenderedStack, role: str) -> None:
+    resource = container(stack, role)
+    assert resource.props.get("wait") is True, f"{resource.urn}: pulumi up must wait for health"
+
+
+def test_redis_healthcheck__speaks_tls_as_the_healthcheck_user(stack: RenderedStack) -> None:
+    script = container(stack, "redis").props["healthcheck"]["tests"][1]
+    for needed in ("--tls", "--cert /etc/secure-redis/healthcheck.crt", "--user healthcheck"):
+        assert needed in script, f"healthcheck lacks {needed!r}"
+    assert f"-p {stack.settings.redis_port}" in script
+
+
+def test_redis_healthcheck__reads_its_password_from_a_file(stack: RenderedStack) -> None:
+    script = container(stack, "redis").props["healthcheck"]["tests"][1]
+    assert 'REDISCLI_AUTH="$(cat /etc/secure-redis/healthcheck.password)"' in script
+    assert not re.search(r"(^|\s)(-a|--pass)\s", script), "no password flag on argv"
+
+
+@pytest.mark.parametrize("role", SERVICES)
+def test_service__mounts_its_material_read_only(stack: RenderedStack, role: str) -> None:
+    mounts = container(stack, role).props["mounts"]
+    material = [m for m in mounts if m["source"].endswith(f"{role}-material")]
+    assert len(material) == 1, f"{role}: one material mount expected, got {material}"
+    assert material[0]["readOnly"] is True, f"{role}: material must be mounted read-only"
+    assert material[0]["type"] == "volume"
+
+
+def test_redis_data__lives_on_the_stacks_named_volume(stack: RenderedStack) -> None:
+    mounts = container(stack, "redis").props["mounts"]
+    data = [m for m in mounts if m["target"] == "/data"]
+    assert data == [
+        {
+            "type": "volume",
+            "source": f"secure-redis-{stack.stack}-redis-data",
+            "target": "/data",
+            "readOnly": False,
+        }
+    ]
+
+
+def test_containers__mount_only_volumes_of_this_stack(stack: RenderedStack) -> None:
+    declared = {v.props["name"] for v in stack.of_type(VOLUME)}
+    for resource in stack.of_type(CONTAINER):
+        assert not resource.props.get("volumes"), f"{resource.urn}: no host paths"
+        for mount in resource.props.get("mounts", []):
+            assert mount["type"] == "volume", f"{resource.urn}: {mount['type']} mount"
+            assert mount["source"] in declared, f"{resource.urn}: foreign volume"
+
+
+# --- Identity of Docker objects -----------------------------------------------------------
+
+
+def test_docker_names__are_the_stable_names(stack: RenderedStack) -> None:
+    s = stack.stack
+    names = {r.props["name"] for r in stack.resources if r.type in (CONTAINER, NETWORK, VOLUME)}
+    assert names == {
+        f"secure-redis-{s}-{suffix}"
+        for suffix in (
+            "redis",
+            "app",
+            "redis-init",
+            "app-init",
+            "backend",
+            "frontend",
+            "redis-material",
+            "app-material",
+            "redis-data",
+        )
+    }
+
+
+def test_docker_objects__carry_stack_and_role_labels(stack: RenderedStack) -> None:
+    roles = {"redis", "app", "backend", "frontend", "data"}
+    for resource in stack.resources:
+        if resource.type in (CONTAINER, NETWORK, VOLUME):
+            found = labels(resource)
+            assert found.get("io.secure-redis.stack") == stack.stack, f"{resource.urn}: stack"
+            assert found.get("io.secure-redis.role") in roles, f"{resource.urn}: role"
+
+
+@pytest.mark.parametrize("role", ["redis", "app", "backend", "frontend"])
+def test_role_label__matches_the_object(stack: RenderedStack, role: str) -> None:
+    resource = stack.named(f"secure-redis-{stack.stack}-{role}")
+    assert labels(resource)["io.secure-redis.role"] == role
+
+
+def test_images__are_built_locally_for_this_stack(stack: RenderedStack) -> None:
+    images = stack.of_type(IMAGE)
+    assert len(images) == 2
+    for image in images:
+        props = image.props
+        assert props["skipPush"] is True, f"{image.urn}: must never be pushed"
+        assert "registry" not in props, f"{image.urn}: no registry"
+        assert props["build"]["args"] == {"SECURE_REDIS_STACK": stack.stack}
+        assert re.fullmatch(
+            rf"secure-redis-{stack.stack}-(redis|app):[0-9a-f]{{12}}", props["imageName"]
+        )
+
+
+def test_containers__run_their_image_by_id(stack: RenderedStack) -> None:
+    digests = {i.outputs["repoDigest"] for i in stack.of_type(IMAGE)}
+    for resource in stack.of_type(CONTAINER):
+        image = resource.props["image"]
+        assert image in digests, f"{resource.urn}: image {image} is not built by this stack"
+        assert image.startswith("sha256:"), f"{resource.urn}: image must be an immutable ID"
+
+
+def test_redis_image__is_built_from_infra(stack: RenderedStack) -> None:
+    image = next(i for i in stack.of_type(IMAGE) if i.name == "redis-image")
+    assert image.props["build"]["context"].endswith("/infra/redis-image")
+
+
+def test_named_docker_objects__are_deleted_before_replacement(stack: RenderedStack) -> None:
+    for resource in stack.resources:
+        if resource.type in (CONTAINER, NETWORK, VOLUME):
+            assert resource.options["deleteBeforeReplace"] is True, (
+                f"{resource.urn}: a fixed Docker name needs deleteBeforeReplace, or a "
+                "replacement fails with a name conflict"
+            )

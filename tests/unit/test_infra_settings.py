@@ -1,0 +1,223 @@
+"""Stack settings: profiles, overrides, and every bad value stopping the program early."""
+
+from __future__ import annotations
+
+import runpy
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+
+from infra.mock_engine import RecordingMonitor
+from infra.pki import KeyAlgorithm
+from infra.profiles import Environment
+from infra.settings import (
+    REPO_ROOT,
+    SettingsError,
+    StackSettings,
+    load_settings,
+    load_stack_file,
+)
+
+
+def _config(environment: str = "development", **overrides: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {"secure-redis:environment": environment}
+    config.update({f"secure-redis:{k}": v for k, v in overrides.items()})
+    return config
+
+
+def _problems(stack: str, config: dict[str, Any]) -> str:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(stack, config)
+    return str(caught.value)
+
+
+@pytest.mark.parametrize(("stack", "environment"), [("dev", "development"), ("prod", "production")])
+def test_stack_files__load_their_profile(stack: str, environment: str) -> None:
+    settings = load_settings(stack, load_stack_file(stack))
+    assert settings.environment == Environment(environment)
+
+
+def test_settings__engine_strings_are_parsed() -> None:
+    settings = load_settings("dev", _config(passwordLength="30", redisCpus="0.5"))
+    assert (settings.password_length, settings.redis_cpus) == (30, 0.5)
+
+
+def test_settings__are_frozen() -> None:
+    settings = load_settings("dev", _config())
+    with pytest.raises(AttributeError):
+        settings.password_length = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("environment", "protocols"),
+    [
+        ("development", ("TLSv1.2", "TLSv1.3")),
+        ("staging", ("TLSv1.3",)),
+        ("production", ("TLSv1.3",)),
+    ],
+)
+def test_profile__sets_tls_protocols(environment: str, protocols: tuple[str, ...]) -> None:
+    assert load_settings("s", _config(environment)).tls_protocols == protocols
+
+
+@pytest.mark.parametrize(
+    ("environment", "length"), [("development", 24), ("staging", 32), ("production", 48)]
+)
+def test_profile__password_length_is_the_floor(environment: str, length: int) -> None:
+    assert load_settings("s", _config(environment)).password_length == length
+
+
+def test_unknown_environment__names_key_and_choices() -> None:
+    message = _problems("dev", _config("qa"))
+    assert "secure-redis:environment" in message
+    assert "development, staging, production" in message
+
+
+def test_missing_environment__names_key_and_fix() -> None:
+    message = _problems("dev", {})
+    assert "secure-redis:environment is missing" in message
+    assert "pulumi config set secure-redis:environment" in message
+
+
+@pytest.mark.parametrize("version", ["1.0", "1.1", "TLSv1.1"])
+def test_tls_below_1_2__is_rejected(version: str) -> None:
+    message = _problems("dev", _config(tlsMinVersion=version))
+    assert "secure-redis:tlsMinVersion" in message
+    assert "set it to 1.2 or 1.3" in message
+
+
+def test_production__rejects_tls_1_2() -> None:
+    message = _problems("prod", _config("production", tlsMinVersion="1.2"))
+    assert "secure-redis:tlsMinVersion" in message
+    assert "set it to 1.3" in message
+
+
+@pytest.mark.parametrize(
+    ("environment", "floor"), [("development", 24), ("staging", 32), ("production", 48)]
+)
+def test_password_below_floor__is_rejected(environment: str, floor: int) -> None:
+    message = _problems("s", _config(environment, passwordLength=floor - 1))
+    assert f"secure-redis:passwordLength is {floor - 1}" in message
+    assert f"set it to {floor} or more" in message
+
+
+@pytest.mark.parametrize("maxmemory", [256, 300])
+def test_maxmemory_not_below_memory_limit__is_rejected(maxmemory: int) -> None:
+    message = _problems("dev", _config(redisMemoryMb=256, redisMaxmemoryMb=maxmemory))
+    assert "secure-redis:redisMaxmemoryMb" in message
+    assert "lower redisMaxmemoryMb or raise redisMemoryMb" in message
+
+
+def test_unknown_key__is_reported_as_typo() -> None:
+    message = _problems("dev", _config(passwordLenght=30))
+    assert "secure-redis:passwordLenght is not a setting; remove it" in message
+
+
+def test_non_numeric_value__names_key() -> None:
+    message = _problems("dev", _config(redisMemoryMb="lots"))
+    assert "secure-redis:redisMemoryMb is 'lots'" in message
+
+
+def test_renewal_window_not_below_validity__is_rejected() -> None:
+    message = _problems("dev", _config(certValidityDays=30, certRenewBeforeDays=30))
+    assert "secure-redis:certRenewBeforeDays (30) must be below" in message
+
+
+def test_bad_key_prefix__is_rejected() -> None:
+    message = _problems("dev", _config(keyPrefix="cache*"))
+    assert "secure-redis:keyPrefix" in message
+
+
+def test_bad_stack_name__is_rejected() -> None:
+    message = _problems("Prod_1", _config())
+    assert "stack name 'Prod_1'" in message
+
+
+def test_docker_host_tcp_without_tls__is_rejected() -> None:
+    config = {**_config(), "docker:host": "tcp://10.0.0.5:2375"}
+    message = _problems("dev", config)
+    assert "docker:host uses tcp:// without TLS" in message
+
+
+def test_docker_host_over_ssh__is_accepted() -> None:
+    settings = load_settings("dev", {**_config(), "docker:host": "ssh://deploy@host"})
+    assert settings.docker_host == "ssh://deploy@host"
+
+
+def test_all_problems__are_reported_at_once() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings("dev", _config(tlsMinVersion="1.1", passwordLength=20))
+    assert len(caught.value.problems) == 2, caught.value.problems
+
+
+def test_missing_stack_file__lists_known_stacks(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.dev.yaml").write_text("config: {}\n")
+    with pytest.raises(SettingsError, match=r"use one of: dev"):
+        load_stack_file("qa", tmp_path)
+
+
+def test_stack_file_values__override_the_profile(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.qa.yaml").write_text(
+        "config:\n  secure-redis:environment: staging\n  secure-redis:keyAlgorithm: rsa-3072\n"
+    )
+    settings = load_settings("qa", load_stack_file("qa", tmp_path))
+    assert settings.key_algorithm is KeyAlgorithm.RSA_3072
+
+
+def test_committed_stack_files__hold_no_secure_values() -> None:
+    for path in REPO_ROOT.glob("Pulumi.*.yaml"):
+        assert "secure:" not in path.read_text(), f"{path.name} must not carry secrets"
+
+
+def test_bad_config__stops_the_program_before_any_resource() -> None:
+    """The real entry point under the mock engine: a weak value raises, nothing registers."""
+    monitor = RecordingMonitor()
+    pulumi.runtime.set_mocks(monitor.mocks, project="secure-redis", stack="dev", monitor=monitor)
+    pulumi.runtime.set_all_config(
+        {"secure-redis:environment": "production", "secure-redis:passwordLength": "47"}
+    )
+    raised: list[BaseException] = []
+
+    def program() -> None:
+        try:
+            runpy.run_path(str(REPO_ROOT / "infra" / "__main__.py"), run_name="__main__")
+        except SettingsError as exc:
+            raised.append(exc)
+
+    try:
+        pulumi.runtime.test(program)()  # type: ignore[no-untyped-call]
+    finally:
+        pulumi.runtime.set_all_config({})
+    assert raised, "the program must refuse passwordLength 47 in production"
+    assert "secure-redis:passwordLength" in str(raised[0])
+    assert monitor.registrations == [], "no resource may be declared before validation"
+
+
+def test_valid_config__runs_the_entry_point() -> None:
+    """Counter-check for the test above: the same entry point declares resources when valid."""
+    monitor = RecordingMonitor()
+    pulumi.runtime.set_mocks(monitor.mocks, project="secure-redis", stack="dev", monitor=monitor)
+    pulumi.runtime.set_all_config(
+        {"secure-redis:environment": "development", "secure-redis:appHostPort": "18080"}
+    )
+
+    def program() -> None:
+        runpy.run_path(str(REPO_ROOT / "infra" / "__main__.py"), run_name="__main__")
+
+    try:
+        pulumi.runtime.test(program)()  # type: ignore[no-untyped-call]
+    finally:
+        pulumi.runtime.set_all_config({})
+    assert any(r.props.get("name") == "secure-redis-dev-redis" for r in monitor.registrations)
+
+
+def test_settings_type__is_a_frozen_dataclass() -> None:
+    assert StackSettings.__dataclass_params__.frozen  # type: ignore[attr-defined]
+
+
+def test_unknown_key_algorithm__lists_the_choices() -> None:
+    message = _problems("dev", _config(keyAlgorithm="rsa-1024"))
+    assert "secure-redis:keyAlgorithm is 'rsa-1024': unknown key algorithm" in message
+    assert "ecdsa-p256" in message
