@@ -91,7 +91,10 @@ class MaterialVolume(pulumi.ComponentResource):
             f"{name}-init",
             name=object_name(stack, f"{consumer}-init"),
             image=args.image,
-            command=["sh", "-euc", INIT_SCRIPT, "material-init", STAGING_DIR, args.mount_path],
+            # An explicit entrypoint: the consumer image's own ENTRYPOINT (the app's CLI) must
+            # not wrap the copy script.
+            entrypoints=["sh", "-euc", INIT_SCRIPT, "material-init"],
+            command=[STAGING_DIR, args.mount_path],
             uploads=[
                 docker.ContainerUploadArgs(
                     file=f"{STAGING_DIR}/{f.name}",

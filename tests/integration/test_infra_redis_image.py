@@ -61,7 +61,8 @@ def redis_image(client: Any, rendered: RenderedStack, suffix: str) -> Iterator[s
     built, _ = client.images.build(
         path=build["context"],
         dockerfile=build["dockerfile"],
-        buildargs=build["args"],
+        # Labelled as its own stack, so a concurrent teardown of the real one leaves it alone.
+        buildargs={**build["args"], "SECURE_REDIS_STACK": "itest"},
         tag=tag,
         rm=True,
     )
@@ -120,6 +121,7 @@ def _container_kwargs(props: dict[str, Any], volumes: dict[str, Any]) -> dict[st
     """The docker SDK arguments for a rendered pulumi-docker Container (the subset used)."""
     kwargs: dict[str, Any] = {
         "command": props.get("command"),
+        "entrypoint": props.get("entrypoints"),
         "user": props["user"],
         "read_only": bool(props.get("readOnly", False)),
         "cap_drop": props["capabilities"]["drops"],
@@ -127,7 +129,14 @@ def _container_kwargs(props: dict[str, Any], volumes: dict[str, Any]) -> dict[st
         "mem_limit": f"{props['memory']}m",
         "memswap_limit": f"{props['memorySwap']}m",
         "nano_cpus": int(float(props["cpus"]) * 1e9),
-        "labels": {item["label"]: item["value"] for item in props["labels"]},
+        # The declared labels, but never the deployed stack's: `teardown.sh dev` running at the
+        # same time must not see (and remove) this test's containers.
+        "labels": {
+            item["label"]: item["value"]
+            for item in props["labels"]
+            if item["label"] != "io.secure-redis.stack"
+        }
+        | {"io.secure-redis.stack": "itest"},
         "tmpfs": props.get("tmpfs") or {},
         "mounts": [
             docker.types.Mount(
@@ -195,7 +204,8 @@ def test_redis_image__runs_as_uid_999_with_a_healthcheck(
     assert config["User"] == "999:999", f"image runs as {config['User']!r}, not the redis uid"
     assert config["Healthcheck"]["Test"][0] == "CMD-SHELL", "image must carry a HEALTHCHECK"
     assert config["Labels"]["io.secure-redis.role"] == "redis"
-    assert config["Labels"]["io.secure-redis.stack"] == rendered.stack
+    # The stack label comes from the build argument (this test builds as stack "itest").
+    assert config["Labels"]["io.secure-redis.stack"] == "itest"
 
 
 def test_rendered_redis__becomes_healthy(deployed: dict[str, Any]) -> None:
