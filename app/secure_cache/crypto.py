@@ -1,0 +1,292 @@
+"""Value envelopes and opaque key names: AES-256-GCM under a keyring. No I/O, no logging.
+
+Each configured data key (32 random bytes) is expanded with HKDF-SHA256 into three
+independent values, so no key is used for two purposes:
+
+    value key   AES-256-GCM key that seals cached values
+    name key    BLAKE2b key for the stored key names (a keyed hash, RFC 7693 section 2.5)
+    key id      4 public bytes naming the data key in envelopes and stored names
+
+Stored name of logical key K under data key D (ASCII, under the ACL's prefix):
+
+    <prefix><key id hex>:<BLAKE2b-128(K, key=name key D) hex>
+
+The name reveals neither K nor D; the key id part lets a rotation pass SCAN exactly the
+entries of one key. Envelope (version 1), all integers big-endian:
+
+    offset 0   1 byte   version (1)
+           1   4 bytes  key id of the data key that sealed it
+           5   1 byte   flags (bit 0: value zlib-compressed before sealing)
+           6  12 bytes  random nonce
+          18   ...      AES-256-GCM(len(K) u16 || K || value) with the 16-byte tag appended
+
+The associated data is the 6-byte header plus the stored name, so a value copied under
+another name (another key, another prefix) or with an edited header fails authentication.
+The logical key sealed inside is what lets rotation move an entry to the primary key's name
+(the name itself is one-way), and it is checked again on every read.
+
+Every failure to open - truncated, flipped, swapped, foreign, unknown key id, not an envelope
+at all - raises the same IntegrityError: callers get no oracle (cf. Fernet's InvalidToken).
+
+Nonces: each keyring draws a random 96-bit starting point from the OS and counts up from it
+(a 4x cheaper nonce than a fresh os.urandom(12) per value, which matters on the write path).
+Within a process nonces never repeat; two processes collide only if their counter ranges
+overlap (probability about 2*q / 2**96 for q writes). A forked child redraws its starting
+point (os.register_at_fork). `next()` on itertools.count is atomic under the GIL; on a
+free-threaded interpreter the keyring falls back to os.urandom(12) per value.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import itertools
+import os
+import sys
+import weakref
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from secure_cache.errors import IntegrityError
+
+_urandom = os.urandom
+_NONCE_MASK: Final = (1 << 96) - 1
+# sys._is_gil_enabled exists from 3.13; before that the GIL is always on.
+_GIL: Final = bool(getattr(sys, "_is_gil_enabled", lambda: True)())
+_LIVE_KEYRINGS: weakref.WeakSet[Keyring] = weakref.WeakSet()
+
+DATA_KEY_BYTES: Final = 32
+VERSION: Final = 1
+KEY_ID_BYTES: Final = 4
+NONCE_BYTES: Final = 12
+TAG_BYTES: Final = 16
+HEADER_BYTES: Final = 1 + KEY_ID_BYTES + 1
+PREFIX_BYTES: Final = HEADER_BYTES + NONCE_BYTES
+LEN_BYTES: Final = 2
+MIN_ENVELOPE_BYTES: Final = PREFIX_BYTES + LEN_BYTES + TAG_BYTES
+MAX_LOGICAL_KEY_BYTES: Final = 4096
+NAME_DIGEST_BYTES: Final = 16
+NAME_CACHE_SIZE: Final = 4096
+FLAG_ZLIB: Final = 0x01
+CIPHER_NAME: Final = "AES-256-GCM"
+NAME_HASH: Final = "BLAKE2b-128 keyed (HKDF-SHA256 subkey of the data key)"
+
+_INFO_VALUE: Final = b"secure-cache v1 value key"
+_INFO_NAME: Final = b"secure-cache v1 name key"
+_INFO_KEY_ID: Final = b"secure-cache v1 key id"
+
+
+def _hkdf(raw: bytes, info: bytes, length: int) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=info).derive(raw)
+
+
+@dataclass(frozen=True, slots=True)
+class DataKey:
+    """One data key, expanded into its value key, name key and public key id."""
+
+    key_id: bytes
+    aead: AESGCM = field(repr=False)
+    name_key: bytes = field(repr=False)
+    header: bytes = field(repr=False)  # version || key id || flags=0, precomputed
+    name_prefix: bytes = field(repr=False)  # "<prefix><key id hex>:" as bytes
+
+    @classmethod
+    def from_bytes(cls, raw: bytes, prefix: str) -> DataKey:
+        if len(raw) != DATA_KEY_BYTES:
+            raise ValueError(f"a data key must be {DATA_KEY_BYTES} bytes, got {len(raw)}")
+        key_id = _hkdf(raw, _INFO_KEY_ID, KEY_ID_BYTES)
+        return cls(
+            key_id=key_id,
+            aead=AESGCM(_hkdf(raw, _INFO_VALUE, 32)),
+            name_key=_hkdf(raw, _INFO_NAME, 32),
+            header=bytes((VERSION,)) + key_id + b"\x00",
+            name_prefix=f"{prefix}{key_id.hex()}:".encode("ascii"),
+        )
+
+    @property
+    def key_id_hex(self) -> str:
+        return self.key_id.hex()
+
+    def name(self, logical: bytes) -> bytes:
+        """The stored name of `logical` under this key."""
+        digest = hashlib.blake2b(logical, key=self.name_key, digest_size=NAME_DIGEST_BYTES)
+        return self.name_prefix + digest.hexdigest().encode("ascii")
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A successfully opened envelope."""
+
+    logical: bytes
+    value: bytes
+    key_id: bytes
+
+
+class Keyring:
+    """The primary key seals; primary and previous keys open (like MultiFernet).
+
+    Args:
+        primary: the current 32-byte data key; every new value is sealed with it.
+        previous: older data keys that stay readable until a rotation pass has moved their
+            entries to the primary key.
+        prefix: the namespace every stored name starts with (the ACL's key pattern).
+        compress_min_bytes: zlib-compress values at least this long before sealing (None:
+            never). Compression makes the stored length depend on the content; leave it off
+            when attacker-chosen and secret data share one value (CRIME-style leaks).
+    """
+
+    def __init__(
+        self,
+        primary: bytes,
+        previous: Sequence[bytes] = (),
+        *,
+        prefix: str = "cache:",
+        compress_min_bytes: int | None = None,
+    ) -> None:
+        raws = [primary, *previous]
+        if len(set(raws)) != len(raws):
+            raise ValueError("the keyring holds the same data key twice")
+        keys = tuple(DataKey.from_bytes(raw, prefix) for raw in raws)
+        self._by_id = {k.key_id: k for k in keys}
+        if len(self._by_id) != len(keys):  # 2**-32 per pair; refuse rather than mis-open
+            raise ValueError("two data keys share a key id; generate a new primary key")
+        self.primary: DataKey = keys[0]
+        self.previous: tuple[DataKey, ...] = keys[1:]
+        self.keys: tuple[DataKey, ...] = keys
+        self.prefix = prefix
+        # Hot keys repeat: memoise their names (a dict hit instead of a BLAKE2b call).
+        # Only logical keys and public names are kept, never values or key material.
+        self.primary_name: Callable[[bytes], bytes] = functools.lru_cache(NAME_CACHE_SIZE)(
+            self.primary.name
+        )
+        self.names: Callable[[bytes], tuple[bytes, ...]] = functools.lru_cache(NAME_CACHE_SIZE)(
+            self._names
+        )
+        if compress_min_bytes is not None and compress_min_bytes < 1:
+            raise ValueError("compress_min_bytes must be positive or None")
+        self.compress_min_bytes = compress_min_bytes
+        self._counter = itertools.count()
+        self._reseed()
+        _LIVE_KEYRINGS.add(self)
+
+    def _reseed(self) -> None:
+        self._counter = itertools.count(int.from_bytes(_urandom(NONCE_BYTES), "big"))
+
+    def _nonce(self) -> bytes:
+        if not _GIL:
+            return _urandom(NONCE_BYTES)
+        return (next(self._counter) & _NONCE_MASK).to_bytes(NONCE_BYTES, "big")
+
+    def key(self, key_id: bytes) -> DataKey | None:
+        return self._by_id.get(key_id)
+
+    def _names(self, logical: bytes) -> tuple[bytes, ...]:
+        """The names `logical` may be stored under, the primary key's first."""
+        return tuple(k.name(logical) for k in self.keys)
+
+    def seal(self, name: bytes, logical: bytes, value: bytes) -> bytes:
+        """Seal `value` for `logical`, stored under `name`, with the primary key."""
+        if self.compress_min_bytes is not None or len(logical) > MAX_LOGICAL_KEY_BYTES or not _GIL:
+            return self._seal_with(self.primary, self._nonce(), name, logical, value)
+        # The common case, inlined: this runs once per write.
+        key = self.primary
+        header = key.header
+        nonce = (next(self._counter) & _NONCE_MASK).to_bytes(NONCE_BYTES, "big")
+        plaintext = len(logical).to_bytes(LEN_BYTES, "big") + logical + value
+        return header + nonce + key.aead.encrypt(nonce, plaintext, header + name)
+
+    def _seal_with(
+        self, key: DataKey, nonce: bytes, name: bytes, logical: bytes, value: bytes
+    ) -> bytes:
+        """Seal with an explicit key and nonce (deterministic tests; never reuse a nonce)."""
+        header = key.header
+        threshold = self.compress_min_bytes
+        if threshold is not None and len(value) >= threshold:
+            packed = zlib.compress(value, 1)
+            if len(packed) < len(value):
+                header = header[:-1] + bytes((FLAG_ZLIB,))
+                value = packed
+        size = len(logical)
+        if size > MAX_LOGICAL_KEY_BYTES:
+            raise ValueError(f"a cache key may be at most {MAX_LOGICAL_KEY_BYTES} bytes")
+        plaintext = size.to_bytes(LEN_BYTES, "big") + logical + value
+        return header + nonce + key.aead.encrypt(nonce, plaintext, header + name)
+
+    def open(self, name: bytes, envelope: bytes) -> Opened:
+        """Open an envelope stored under `name`; raises IntegrityError on any fault."""
+        key, plaintext = self._decrypt(name, envelope)
+        end = LEN_BYTES + (plaintext[0] << 8 | plaintext[1])
+        if end > len(plaintext):
+            raise IntegrityError
+        value = _unpack(plaintext[end:], envelope[5])
+        return Opened(logical=plaintext[LEN_BYTES:end], value=value, key_id=key.key_id)
+
+    def open_value(self, name: bytes, logical: bytes, envelope: bytes) -> bytes:
+        """Open the value of `logical` stored under `name` (the read hot path)."""
+        plaintext = self._decrypt(name, envelope)[1]
+        size = len(logical)
+        # The name already binds the entry to `logical`; comparing the sealed copy as well
+        # means even a forged name collision cannot return another key's value.
+        if plaintext[0] << 8 | plaintext[1] != size or plaintext[2 : 2 + size] != logical:
+            raise IntegrityError
+        flags = envelope[5]
+        return plaintext[2 + size :] if not flags else _unpack(plaintext[2 + size :], flags)
+
+    def _decrypt(self, name: bytes, envelope: bytes) -> tuple[DataKey, bytes]:
+        if len(envelope) < MIN_ENVELOPE_BYTES or envelope[0] != VERSION:
+            raise IntegrityError
+        key = self._by_id.get(envelope[1:5])
+        if key is None:
+            raise IntegrityError
+        try:
+            plaintext = key.aead.decrypt(envelope[6:18], envelope[18:], envelope[:6] + name)
+        except InvalidTag:
+            raise IntegrityError from None
+        return key, plaintext
+
+    def reseal(self, name: bytes, envelope: bytes) -> tuple[bytes, bytes, Opened]:
+        """Open an entry under any key and seal it for the primary key's name.
+
+        Returns (new name, new envelope, what was opened); raises IntegrityError.
+        """
+        opened = self.open(name, envelope)
+        new_name = self.primary.name(opened.logical)
+        return new_name, self.seal(new_name, opened.logical, opened.value), opened
+
+
+def _reseed_after_fork() -> None:
+    # A forked child shares the parent's counters; continuing them would repeat nonces.
+    for keyring in list(_LIVE_KEYRINGS):
+        keyring._reseed()
+
+
+os.register_at_fork(after_in_child=_reseed_after_fork)
+
+
+def _unpack(value: bytes, flags: int) -> bytes:
+    if not flags:
+        return value
+    if flags != FLAG_ZLIB:  # authenticated, so only a newer writer could set other bits
+        raise IntegrityError
+    try:
+        return zlib.decompress(value)
+    except zlib.error:
+        raise IntegrityError from None
+
+
+__all__ = [
+    "CIPHER_NAME",
+    "DATA_KEY_BYTES",
+    "MAX_LOGICAL_KEY_BYTES",
+    "NAME_HASH",
+    "DataKey",
+    "Keyring",
+    "Opened",
+]

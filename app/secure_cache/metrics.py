@@ -1,0 +1,82 @@
+"""Security event counters and their log lines.
+
+Each event increments one counter and writes one plain, structured log line such as
+
+    event=integrity_failure key=cache:1f2e3d4c:9a8b...
+
+`key` is only ever the opaque stored name (a keyed hash), never the caller's key, and no line
+carries a value or a secret. Counters are process-local and reported by status().
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Final, Literal
+
+Event = Literal[
+    "auth_failure",
+    "tls_failure",
+    "integrity_failure",
+    "fallback",
+    "reconnect",
+    "connection_failure",
+    "timeout",
+    "acl_denied",
+    "command_error",
+    "replay_failure",
+]
+
+# event -> (counter name in status(), log level)
+_EVENTS: Final[dict[str, tuple[str, int]]] = {
+    "auth_failure": ("auth_failures", logging.ERROR),
+    "tls_failure": ("tls_failures", logging.ERROR),
+    "integrity_failure": ("integrity_failures", logging.WARNING),
+    "fallback": ("fallbacks", logging.WARNING),
+    "reconnect": ("reconnects", logging.INFO),
+    "connection_failure": ("connection_failures", logging.WARNING),
+    "timeout": ("timeouts", logging.WARNING),
+    "acl_denied": ("acl_denied", logging.ERROR),
+    "command_error": ("command_errors", logging.WARNING),
+    "replay_failure": ("replay_failures", logging.WARNING),
+}
+COUNTERS: Final = tuple(counter for counter, _ in _EVENTS.values())
+
+logger = logging.getLogger("secure_cache")
+
+
+class SecurityEvents:
+    """Thread-safe counters; record() also logs the event."""
+
+    def __init__(self, log: logging.Logger = logger) -> None:
+        self._log = log
+        self._lock = threading.Lock()
+        self._counts = dict.fromkeys(COUNTERS, 0)
+
+    def record(self, event: Event, *, key: bytes | None = None, **fields: str) -> None:
+        """Count `event` and log it with `key` (an opaque stored name) and plain `fields`."""
+        counter, level = _EVENTS[event]
+        with self._lock:
+            self._counts[counter] += 1
+        if self._log.isEnabledFor(level):
+            parts = [f"event={event}"]
+            if key is not None:
+                parts.append(f"key={key.decode('ascii', 'replace')}")
+            parts.extend(f"{name}={_plain(value)}" for name, value in fields.items())
+            self._log.log(level, " ".join(parts))
+
+    def count(self, counter: str) -> int:
+        return self._counts[counter]
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+
+def _plain(text: str) -> str:
+    """One token: ASCII, no spaces or newlines, so a log line stays one parseable line."""
+    cleaned = "".join(c if c.isascii() and c.isprintable() and c != " " else "_" for c in text)
+    return cleaned[:200]
+
+
+__all__ = ["COUNTERS", "Event", "SecurityEvents", "logger"]

@@ -1,0 +1,517 @@
+"""Configuration from the environment: parsed, validated, every problem reported at once.
+
+Environment contract (names from DESIGN.md; every secret may instead be given as NAME_FILE,
+the path of a file holding it, which is how containers receive it; setting both is an error):
+
+    ENVIRONMENT                      development | staging | production (required). Sets the
+                                     strength, never whether security is on: minimum TLS
+                                     version (1.2 in development, 1.3 otherwise) and minimum
+                                     password length (24 / 32 / 48).
+    REDIS_URL                        rediss://<host>[:<port>][/<db>] (required). TLS only;
+                                     no credentials and no query parameters in the URL.
+    REDIS_USERNAME                   the ACL user (required; not `default`).
+    REDIS_PASSWORD[_FILE]            that user's password (required).
+    REDIS_TLS_CA_CERT                path of the PEM CA bundle that signed the server
+                                     certificate (required in production; elsewhere the
+                                     system trust store is used when unset).
+    REDIS_TLS_CERT_FILE              path of the PEM client certificate (required).
+    REDIS_TLS_KEY_FILE               path of its unencrypted PEM private key (required).
+    REDIS_ENCRYPTION_KEY[_FILE]      primary data key: 32 random bytes, base64 (required).
+    REDIS_ENCRYPTION_PREVIOUS_KEYS[_FILE]
+                                     older data keys, base64, separated by commas or
+                                     whitespace (optional; kept only during a rotation).
+
+Optional tuning (not secret):
+
+    REDIS_KEY_PREFIX                 namespace the ACL grants (default `cache:`).
+    CACHE_FALLBACK_MAX_ENTRIES       bound of the in-memory fallback LRU (default 10000).
+    CACHE_COMPRESS_MIN_BYTES         zlib-compress values of at least this many bytes before
+                                     encryption (default: off; see crypto.Keyring).
+
+The HTTP service (service.py) also reads:
+
+    HTTP_HOST                        bind address (default 127.0.0.1; the image sets 0.0.0.0).
+    HTTP_PORT                        listen port (default 8080).
+    HTTP_MAX_VALUE_BYTES             largest accepted PUT body (default 1048576).
+
+Nothing here connects to Redis; messages never contain a secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import os
+import re
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final, Literal, cast
+from urllib.parse import urlsplit
+
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+
+from secure_cache.errors import ConfigurationError
+
+Environment = Literal["development", "staging", "production"]
+
+ENVIRONMENTS: Final[tuple[Environment, ...]] = ("development", "staging", "production")
+MIN_PASSWORD_LENGTH: Final[Mapping[Environment, int]] = {
+    "development": 24,
+    "staging": 32,
+    "production": 48,
+}
+DATA_KEY_BYTES: Final = 32
+DEFAULT_PORT: Final = 6379
+DEFAULT_KEY_PREFIX: Final = "cache:"
+DEFAULT_FALLBACK_MAX_ENTRIES: Final = 10_000
+DEFAULT_HTTP_PORT: Final = 8080
+DEFAULT_HTTP_MAX_VALUE_BYTES: Final = 1 << 20
+_PREFIX_RE: Final = re.compile(r"^[A-Za-z0-9_.-]+:$")
+_KEY_SPLIT_RE: Final = re.compile(r"[\s,]+")
+_GENERATE_KEY_HINT: Final = (
+    "Generate one with: python3 -c "
+    "'import base64,os; print(base64.b64encode(os.urandom(32)).decode())'"
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated client settings. Secrets are excluded from repr()."""
+
+    environment: Environment
+    host: str
+    port: int
+    db: int
+    username: str
+    password: str = field(repr=False)
+    ca_file: str | None
+    cert_file: str
+    key_file: str
+    data_key: bytes = field(repr=False)
+    previous_keys: tuple[bytes, ...] = field(default=(), repr=False)
+    key_prefix: str = DEFAULT_KEY_PREFIX
+    fallback_max_entries: int = DEFAULT_FALLBACK_MAX_ENTRIES
+    compress_min_bytes: int | None = None
+
+    @property
+    def min_tls_version(self) -> ssl.TLSVersion:
+        """TLS 1.3 in staging and production; development also accepts TLS 1.2."""
+        if self.environment == "development":
+            return ssl.TLSVersion.TLSv1_2
+        return ssl.TLSVersion.TLSv1_3
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate the environment; raises ConfigurationError listing every problem."""
+        return load_settings(os.environ if environ is None else environ)
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """Where the HTTP service listens and what it accepts."""
+
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_HTTP_PORT
+    max_value_bytes: int = DEFAULT_HTTP_MAX_VALUE_BYTES
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceSettings:
+        env = os.environ if environ is None else environ
+        problems: list[str] = []
+        port = _int_setting(env, "HTTP_PORT", DEFAULT_HTTP_PORT, 1, 65535, problems)
+        max_bytes = _int_setting(
+            env, "HTTP_MAX_VALUE_BYTES", DEFAULT_HTTP_MAX_VALUE_BYTES, 1, 512 << 20, problems
+        )
+        if problems:
+            raise ConfigurationError(problems)
+        return cls(
+            host=env.get("HTTP_HOST", "").strip() or "127.0.0.1",
+            port=port,
+            max_value_bytes=max_bytes,
+        )
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    """Validate every setting before anything connects; one error lists all problems."""
+    problems: list[str] = []
+    environment = _environment(env, problems)
+    host, port, db = _redis_url(env, problems)
+    username = _username(env, problems)
+    password = _secret(env, "REDIS_PASSWORD", problems, required=True)
+    if password is not None and environment is not None:
+        minimum = MIN_PASSWORD_LENGTH[environment]
+        if len(password) < minimum:
+            problems.append(
+                f"REDIS_PASSWORD is {len(password)} characters; the {environment} environment "
+                f"requires at least {minimum}. Use the password generated for this stack "
+                f"(infra generates {minimum} for {environment})."
+            )
+    ca_file = _ca_file(env, environment, problems)
+    cert_file, key_file = _client_identity(env, problems)
+    data_key = _data_key(env, problems)
+    previous = _previous_keys(env, data_key, problems)
+    prefix = env.get("REDIS_KEY_PREFIX", DEFAULT_KEY_PREFIX).strip() or DEFAULT_KEY_PREFIX
+    if not _PREFIX_RE.match(prefix):
+        problems.append(
+            f"REDIS_KEY_PREFIX {prefix!r} must be letters, digits, '_', '.' or '-' ending in "
+            f"':' and match the ACL key pattern of REDIS_USERNAME (default {DEFAULT_KEY_PREFIX!r})."
+        )
+    fallback = _int_setting(
+        env, "CACHE_FALLBACK_MAX_ENTRIES", DEFAULT_FALLBACK_MAX_ENTRIES, 1, 10_000_000, problems
+    )
+    compress = _int_setting(env, "CACHE_COMPRESS_MIN_BYTES", 0, 0, 1 << 30, problems) or None
+    if problems:
+        raise ConfigurationError(problems)
+    # Every None above came with a problem, so the casts only narrow types.
+    return Settings(
+        environment=cast(Environment, environment),
+        host=cast(str, host),
+        port=cast(int, port),
+        db=cast(int, db),
+        username=cast(str, username),
+        password=cast(str, password),
+        ca_file=ca_file,
+        cert_file=cast(str, cert_file),
+        key_file=cast(str, key_file),
+        data_key=cast(bytes, data_key),
+        previous_keys=previous,
+        key_prefix=prefix,
+        fallback_max_entries=fallback,
+        compress_min_bytes=compress,
+    )
+
+
+def _environment(env: Mapping[str, str], problems: list[str]) -> Environment | None:
+    raw = env.get("ENVIRONMENT", "").strip().lower()
+    for name in ENVIRONMENTS:
+        if raw == name:
+            return name
+    got = "it is not set" if not raw else f"got {raw!r}"
+    problems.append(
+        f"ENVIRONMENT must be one of {', '.join(ENVIRONMENTS)}; {got}. It selects the minimum "
+        "TLS version and password length."
+    )
+    return None
+
+
+def _redis_url(
+    env: Mapping[str, str], problems: list[str]
+) -> tuple[str | None, int | None, int | None]:
+    raw = env.get("REDIS_URL", "").strip()
+    if not raw:
+        problems.append("REDIS_URL is not set; set it to rediss://<host>:<port> (TLS only).")
+        return None, None, None
+    try:
+        parts = urlsplit(raw)
+        port = parts.port or DEFAULT_PORT
+    except ValueError:
+        problems.append(
+            "REDIS_URL is not a valid URL (bad port or brackets); use rediss://<host>:<port>."
+        )
+        return None, None, None
+    ok = True
+    if parts.scheme != "rediss":
+        # Only the scheme is echoed: the rest of a bad URL might hold a password.
+        problems.append(
+            f"REDIS_URL must use rediss:// (TLS); got {parts.scheme or 'no'} scheme. "
+            "There is no plaintext mode: set REDIS_URL=rediss://<host>:<port>."
+        )
+        ok = False
+    if parts.username or parts.password:
+        problems.append(
+            "REDIS_URL must not carry credentials (user:password@); a URL is visible in "
+            "`docker inspect`. Set REDIS_USERNAME and REDIS_PASSWORD_FILE instead."
+        )
+        ok = False
+    if parts.query or parts.fragment:
+        problems.append(
+            "REDIS_URL must not have query parameters or a fragment; TLS comes from the "
+            "REDIS_TLS_* variables and cannot be weakened through the URL."
+        )
+        ok = False
+    if not parts.hostname:
+        problems.append("REDIS_URL has no host; use rediss://<host>:<port>.")
+        ok = False
+    db = 0
+    path = parts.path.strip("/")
+    if path:
+        if path.isdigit() and int(path) < 16:
+            db = int(path)
+        else:
+            problems.append(
+                f"REDIS_URL path must be a database number 0-15 or empty; got /{path[:20]}."
+            )
+            ok = False
+    if not ok:
+        return None, None, None
+    return parts.hostname, port, db
+
+
+def _username(env: Mapping[str, str], problems: list[str]) -> str | None:
+    username = env.get("REDIS_USERNAME", "").strip()
+    if not username:
+        problems.append(
+            "REDIS_USERNAME is not set; set it to the application's ACL user (e.g. app)."
+        )
+        return None
+    if username == "default":
+        problems.append(
+            "REDIS_USERNAME must name a dedicated least-privilege ACL user, not 'default' "
+            "(the default user is disabled on a secure-redis server)."
+        )
+        return None
+    return username
+
+
+def _secret(
+    env: Mapping[str, str], name: str, problems: list[str], *, required: bool
+) -> str | None:
+    """NAME or the content of the file NAME_FILE names; never both."""
+    direct = env.get(name)
+    file_var = f"{name}_FILE"
+    path = env.get(file_var)
+    if direct is not None and path is not None:
+        problems.append(
+            f"{name} and {file_var} are both set; keep only {file_var} (a file keeps the "
+            "secret out of the process environment)."
+        )
+        return None
+    if path is not None:
+        text = _read_text(file_var, path, problems)
+        if text is None:
+            return None
+        value = text.strip()
+        if not value and required:
+            problems.append(f"{file_var}={path} is empty; write the secret into that file.")
+            return None
+        return value or None
+    if direct is not None and direct.strip():
+        return direct.strip()
+    if required:
+        problems.append(f"{name} is not set; set {file_var} to the path of a file holding it.")
+    return None
+
+
+def _read_text(var: str, path: str, problems: list[str]) -> str | None:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        problems.append(f"{var}={path} does not exist; mount the file or fix the path.")
+    except PermissionError:
+        problems.append(
+            f"{var}={path} is not readable by uid {os.getuid()}; make the file readable by "
+            "the user the process runs as (mode 0400, owned by it)."
+        )
+    except IsADirectoryError:
+        problems.append(f"{var}={path} is a directory; point it at the file itself.")
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(f"{var}={path} could not be read ({type(exc).__name__}).")
+    return None
+
+
+def _read_bytes(var: str, path: str, problems: list[str]) -> bytes | None:
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        problems.append(f"{var}={path} does not exist; mount the file or fix the path.")
+    except PermissionError:
+        problems.append(
+            f"{var}={path} is not readable by uid {os.getuid()}; make the file readable by "
+            "the user the process runs as."
+        )
+    except IsADirectoryError:
+        problems.append(f"{var}={path} is a directory; point it at the file itself.")
+    except OSError as exc:
+        problems.append(f"{var}={path} could not be read ({type(exc).__name__}).")
+    return None
+
+
+def _ca_file(
+    env: Mapping[str, str], environment: Environment | None, problems: list[str]
+) -> str | None:
+    path = env.get("REDIS_TLS_CA_CERT", "").strip()
+    if not path:
+        if environment == "production":
+            problems.append(
+                "REDIS_TLS_CA_CERT is not set; production must pin the CA that signed the "
+                "Redis server certificate. Set it to the path of that CA's PEM file."
+            )
+        return None
+    data = _read_bytes("REDIS_TLS_CA_CERT", path, problems)
+    if data is None:
+        return None
+    try:
+        certs = x509.load_pem_x509_certificates(data)
+    except ValueError:
+        certs = []
+    if not certs:
+        problems.append(
+            f"REDIS_TLS_CA_CERT={path} holds no PEM certificate; point it at the CA "
+            "certificate (-----BEGIN CERTIFICATE-----)."
+        )
+        return None
+    return path
+
+
+def _client_identity(env: Mapping[str, str], problems: list[str]) -> tuple[str | None, str | None]:
+    cert_path = env.get("REDIS_TLS_CERT_FILE", "").strip()
+    key_path = env.get("REDIS_TLS_KEY_FILE", "").strip()
+    cert: x509.Certificate | None = None
+    key_public: bytes | None = None
+    if not cert_path:
+        problems.append(
+            "REDIS_TLS_CERT_FILE is not set; the server requires a client certificate. Set "
+            "it to the path of the application's PEM certificate."
+        )
+    else:
+        data = _read_bytes("REDIS_TLS_CERT_FILE", cert_path, problems)
+        if data is not None:
+            try:
+                cert = x509.load_pem_x509_certificate(data)
+            except ValueError:
+                problems.append(
+                    f"REDIS_TLS_CERT_FILE={cert_path} is not a PEM certificate; point it at "
+                    "the client certificate (-----BEGIN CERTIFICATE-----)."
+                )
+    if cert is not None:
+        now = dt.datetime.now(dt.UTC)
+        if cert.not_valid_after_utc <= now:
+            problems.append(
+                f"REDIS_TLS_CERT_FILE={cert_path} expired on "
+                f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC; issue a new client certificate."
+            )
+        elif cert.not_valid_before_utc > now:
+            problems.append(
+                f"REDIS_TLS_CERT_FILE={cert_path} is not valid before "
+                f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC; check the clock or reissue it."
+            )
+    if not key_path:
+        problems.append(
+            "REDIS_TLS_KEY_FILE is not set; set it to the path of the client certificate's "
+            "PEM private key."
+        )
+    else:
+        key_public = _private_key_public_bytes(key_path, problems)
+    if cert is not None and key_public is not None and _public_bytes(cert) != key_public:
+        problems.append(
+            f"REDIS_TLS_KEY_FILE={key_path} does not match REDIS_TLS_CERT_FILE={cert_path}; "
+            "use the key the certificate was issued for."
+        )
+    if not cert_path or not key_path:
+        return None, None
+    return cert_path, key_path
+
+
+def _public_bytes(cert: x509.Certificate) -> bytes:
+    return cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _private_key_public_bytes(path: str, problems: list[str]) -> bytes | None:
+    data = _read_bytes("REDIS_TLS_KEY_FILE", path, problems)
+    if data is None:
+        return None
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except TypeError:
+        problems.append(
+            f"REDIS_TLS_KEY_FILE={path} is encrypted; provide the unencrypted PEM key in a "
+            "file only the process user can read (mode 0400)."
+        )
+        return None
+    except (ValueError, UnsupportedAlgorithm):
+        problems.append(
+            f"REDIS_TLS_KEY_FILE={path} is not a PEM private key; point it at the client "
+            "certificate's key (-----BEGIN PRIVATE KEY-----)."
+        )
+        return None
+    return key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _decode_key(text: str) -> bytes | None:
+    """Standard or URL-safe base64 of exactly 32 bytes; anything else is None."""
+    try:
+        token = text.strip().encode("ascii")
+    except UnicodeEncodeError:
+        return None
+    try:
+        raw = base64.b64decode(token.replace(b"-", b"+").replace(b"_", b"/"), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return raw if len(raw) == DATA_KEY_BYTES else None
+
+
+def _data_key(env: Mapping[str, str], problems: list[str]) -> bytes | None:
+    text = _secret(env, "REDIS_ENCRYPTION_KEY", problems, required=True)
+    if text is None:
+        return None
+    raw = _decode_key(text)
+    if raw is None:
+        problems.append(
+            "REDIS_ENCRYPTION_KEY must be 32 random bytes encoded as base64 (44 characters); "
+            f"the value given is not. {_GENERATE_KEY_HINT}"
+        )
+    return raw
+
+
+def _previous_keys(
+    env: Mapping[str, str], primary: bytes | None, problems: list[str]
+) -> tuple[bytes, ...]:
+    text = _secret(env, "REDIS_ENCRYPTION_PREVIOUS_KEYS", problems, required=False)
+    if not text:
+        return ()
+    keys: list[bytes] = []
+    for index, token in enumerate(t for t in _KEY_SPLIT_RE.split(text) if t):
+        raw = _decode_key(token)
+        if raw is None:
+            problems.append(
+                f"REDIS_ENCRYPTION_PREVIOUS_KEYS entry #{index + 1} is not 32 bytes of base64; "
+                "list the old keys exactly as they were configured, separated by commas."
+            )
+        elif raw == primary:
+            problems.append(
+                f"REDIS_ENCRYPTION_PREVIOUS_KEYS entry #{index + 1} is the primary key; list "
+                "only retired keys there."
+            )
+        elif raw in keys:
+            problems.append(
+                f"REDIS_ENCRYPTION_PREVIOUS_KEYS entry #{index + 1} repeats an earlier entry; "
+                "list each retired key once."
+            )
+        else:
+            keys.append(raw)
+    return tuple(keys)
+
+
+def _int_setting(
+    env: Mapping[str, str], name: str, default: int, low: int, high: int, problems: list[str]
+) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        problems.append(f"{name} must be an integer from {low} to {high}; got {raw[:20]!r}.")
+        return default
+    return value
+
+
+__all__ = [
+    "ENVIRONMENTS",
+    "MIN_PASSWORD_LENGTH",
+    "Environment",
+    "ServiceSettings",
+    "Settings",
+    "load_settings",
+]

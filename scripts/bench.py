@@ -1,0 +1,589 @@
+"""Client benchmark: secure_cache against plaintext redis-py and the designs it replaces.
+
+Run through scripts/bench.sh. It starts its own two servers with the same persistence and
+memory settings - a plaintext redis-server (baseline) and a TLS-only one with client
+certificates and the project's ACL (tests/support/tls_redis.py) - and measures, for 1 KiB
+values (and 10 KiB, 100 KiB), in one process on one core:
+
+    baseline   redis-py, plaintext, no auth, no encryption (defaults; hiredis installed)
+    client     secure_cache.SecureCache: mTLS + ACL user + AES-256-GCM + keyed-hash names
+    seeds      the requirement documents' design: redis-py defaults over TLS (same mTLS and
+               ACL) with Fernet-encrypted values under plaintext key names
+    peer       py-key-value-aio 0.4.6 FernetEncryptionWrapper over its RedisStore. Its
+               rediss:// URL handling is not trusted here (0.4.4 dropped TLS), so it is
+               handed an explicit redis.asyncio TLS client with the same certificates.
+    ceiling    redis-benchmark (C) over TLS with the same ACL user, one connection
+
+Sequential mode alternates SET and GET on 100 hot keys, one round trip each. Pipelined mode
+writes 100 values in one round trip (a redis-py pipeline; the clients' batch calls) and
+reads them back in one (MGET; the clients' batch calls). A round measures every column
+once; rounds alternate the order of baseline and client, and each ratio is the median over
+the rounds of client / baseline from the same round, reported with its spread.
+
+The last output line is one JSON object (see `summary`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import csv
+import io
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import redis
+import redis.asyncio as aredis
+from cryptography.fernet import Fernet
+from key_value.aio.stores.redis import RedisStore
+from key_value.aio.wrappers.encryption import FernetEncryptionWrapper
+
+from secure_cache import SecureCache
+from secure_cache.crypto import Keyring
+from secure_cache.settings import load_settings
+from tests.support.tls_redis import TlsRedisServer, free_port
+
+KEYS = 100
+SIZES = (1024, 10 * 1024, 100 * 1024)
+# (sequential SET+GET pairs, pipelined batches of 100 SETs + 100 GETs) per column and size;
+# the slow peer gets fewer, which changes the precision of its rate, not the rate.
+WORK = {1024: (1500, 30), 10 * 1024: (800, 12), 100 * 1024: (300, 6)}
+PEER_SHARE = 4
+COLD_KEYS = 8192  # more than the client's 4096-entry name memo, cycled: every name is hashed
+GOALS = {"ratio_sequential": 0.85, "ratio_pipelined": 0.85}
+GOAL_ENCRYPT_DECRYPT_US = 5.0
+GOAL_CONNECT_MS = 5.0
+
+
+# -- servers -----------------------------------------------------------------------------------
+
+
+@contextmanager
+def plaintext_server() -> Iterator[int]:
+    """The baseline: same persistence and memory policy as the TLS server, no TLS, no ACL."""
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="secure-redis-bench-"))
+    conf = workdir / "redis.conf"
+    conf.write_text(
+        f"port {port}\nbind 127.0.0.1\nprotected-mode yes\ndir {workdir}\n"
+        'appendonly yes\nappendfsync everysec\nsave ""\nmaxmemory 256mb\n'
+        'maxmemory-policy allkeys-lru\nlogfile ""\n'
+    )
+    process = subprocess.Popen(  # fixed argv
+        ["redis-server", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        client = redis.Redis(port=port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        client.close()
+        yield port
+    finally:
+        process.kill()
+        process.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextmanager
+def tls_server() -> Iterator[TlsRedisServer]:
+    server = TlsRedisServer(maxmemory_mb=256)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+def env_for(server: TlsRedisServer) -> dict[str, str]:
+    m = server.material
+    return {
+        "ENVIRONMENT": "development",
+        "REDIS_URL": server.url,
+        "REDIS_USERNAME": "app",
+        "REDIS_PASSWORD": m.app_password,
+        "REDIS_TLS_CA_CERT": str(m.ca_file),
+        "REDIS_TLS_CERT_FILE": str(m.app.cert_file),
+        "REDIS_TLS_KEY_FILE": str(m.app.key_file),
+        "REDIS_ENCRYPTION_KEY": m.data_key,
+    }
+
+
+def redis_py_tls(server: TlsRedisServer) -> redis.Redis:
+    """redis-py defaults over the same mTLS + ACL (what the seed documents build)."""
+    m = server.material
+    return redis.Redis.from_url(
+        server.url,
+        username="app",
+        password=m.app_password,
+        ssl_ca_certs=str(m.ca_file),
+        ssl_certfile=str(m.app.cert_file),
+        ssl_keyfile=str(m.app.key_file),
+    )
+
+
+# -- columns -----------------------------------------------------------------------------------
+
+
+class Column:
+    """One way of caching: sequential pairs and pipelined batches; returns ops per second."""
+
+    name = ""
+
+    def seq(self, keys: list[str], value: bytes, pairs: int) -> float:
+        raise NotImplementedError
+
+    def pipe(self, keys: list[str], value: bytes, batches: int) -> float:
+        raise NotImplementedError
+
+    def check(self, key: str, value: bytes) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        return
+
+
+def _rate(ops: int, start: float) -> float:
+    return ops / (time.perf_counter() - start)
+
+
+class Baseline(Column):
+    name = "baseline"
+
+    def __init__(self, port: int) -> None:
+        self.r = redis.Redis(port=port)
+
+    def seq(self, keys: list[str], value: bytes, pairs: int) -> float:
+        r, n = self.r, len(keys)
+        start = time.perf_counter()
+        for i in range(pairs):
+            key = keys[i % n]
+            r.set(key, value)
+            r.get(key)
+        return _rate(2 * pairs, start)
+
+    def pipe(self, keys: list[str], value: bytes, batches: int) -> float:
+        r = self.r
+        start = time.perf_counter()
+        for _ in range(batches):
+            pipe = r.pipeline(transaction=False)
+            for key in keys:
+                pipe.set(key, value)
+            pipe.execute()
+            r.mget(keys)
+        return _rate(2 * len(keys) * batches, start)
+
+    def check(self, key: str, value: bytes) -> None:
+        self.r.set(key, value)
+        assert self.r.get(key) == value
+
+    def close(self) -> None:
+        self.r.close()
+
+
+class Client(Column):
+    name = "client"
+
+    def __init__(self, server: TlsRedisServer) -> None:
+        self.c = SecureCache.from_env(env_for(server))
+
+    def seq(self, keys: list[str], value: bytes, pairs: int) -> float:
+        c, n = self.c, len(keys)
+        start = time.perf_counter()
+        for i in range(pairs):
+            key = keys[i % n]
+            c.set(key, value)
+            c.get(key)
+        return _rate(2 * pairs, start)
+
+    def pipe(self, keys: list[str], value: bytes, batches: int) -> float:
+        c = self.c
+        items = dict.fromkeys(keys, value)
+        start = time.perf_counter()
+        for _ in range(batches):
+            c.set_many(items)
+            c.get_many(keys)
+        return _rate(2 * len(keys) * batches, start)
+
+    def check(self, key: str, value: bytes) -> None:
+        self.c.set(key, value)
+        assert self.c.get(key) == value
+        assert self.c.backend == "redis"
+
+    def close(self) -> None:
+        self.c.close()
+
+
+class Seeds(Column):
+    name = "seeds"
+
+    def __init__(self, server: TlsRedisServer) -> None:
+        self.r = redis_py_tls(server)
+        self.f = Fernet(Fernet.generate_key())
+
+    def seq(self, keys: list[str], value: bytes, pairs: int) -> float:
+        r, f, n = self.r, self.f, len(keys)
+        start = time.perf_counter()
+        for i in range(pairs):
+            key = keys[i % n]
+            r.set(key, f.encrypt(value))
+            f.decrypt(r.get(key))  # type: ignore[arg-type]
+        return _rate(2 * pairs, start)
+
+    def pipe(self, keys: list[str], value: bytes, batches: int) -> float:
+        r, f = self.r, self.f
+        start = time.perf_counter()
+        for _ in range(batches):
+            pipe = r.pipeline(transaction=False)
+            for key in keys:
+                pipe.set(key, f.encrypt(value))
+            pipe.execute()
+            for token in r.mget(keys):
+                f.decrypt(token)  # type: ignore[arg-type]
+        return _rate(2 * len(keys) * batches, start)
+
+    def check(self, key: str, value: bytes) -> None:
+        self.r.set(key, self.f.encrypt(value))
+        assert self.f.decrypt(self.r.get(key)) == value  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self.r.close()
+
+
+class Peer(Column):
+    """py-key-value-aio: an async API, driven from one event loop; values are JSON dicts."""
+
+    name = "peer"
+
+    def __init__(self, server: TlsRedisServer) -> None:
+        m = server.material
+        self.loop = asyncio.new_event_loop()
+        # Explicit TLS client: the store is never given the rediss:// URL to interpret.
+        self.client = aredis.Redis(
+            host=server.host,
+            port=server.port,
+            username="app",
+            password=m.app_password,
+            ssl=True,
+            ssl_ca_certs=str(m.ca_file),
+            ssl_certfile=str(m.app.cert_file),
+            ssl_keyfile=str(m.app.key_file),
+            decode_responses=True,
+        )
+        self.store = FernetEncryptionWrapper(
+            RedisStore(client=self.client, default_collection="cache"),
+            fernet=Fernet(Fernet.generate_key()),
+        )
+
+    @staticmethod
+    def _doc(value: bytes) -> dict[str, str]:
+        return {"v": base64.b64encode(value).decode()[: len(value)]}
+
+    def seq(self, keys: list[str], value: bytes, pairs: int) -> float:
+        doc, store, n = self._doc(value), self.store, len(keys)
+        pairs = max(1, pairs // PEER_SHARE)
+
+        async def run() -> None:
+            for i in range(pairs):
+                await store.put(keys[i % n], doc, collection="cache")
+                await store.get(keys[i % n], collection="cache")
+
+        start = time.perf_counter()
+        self.loop.run_until_complete(run())
+        return _rate(2 * pairs, start)
+
+    def pipe(self, keys: list[str], value: bytes, batches: int) -> float:
+        doc, store = self._doc(value), self.store
+        docs = [doc] * len(keys)
+        batches = max(1, batches // PEER_SHARE)
+
+        async def run() -> None:
+            for _ in range(batches):
+                await store.put_many(keys, docs, collection="cache")
+                await store.get_many(keys, collection="cache")
+
+        start = time.perf_counter()
+        self.loop.run_until_complete(run())
+        return _rate(2 * len(keys) * batches, start)
+
+    def check(self, key: str, value: bytes) -> None:
+        doc = self._doc(value)
+
+        async def run() -> Any:
+            await self.store.put(key, doc, collection="cache")
+            return await self.store.get(key, collection="cache")
+
+        assert self.loop.run_until_complete(run()) == doc
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.client.aclose())
+        self.loop.close()
+
+
+# -- ceiling: redis-benchmark ------------------------------------------------------------------
+
+
+def redis_benchmark(server: TlsRedisServer, size: int, pipeline: int, requests: int) -> float:
+    """SET+GET ops/s of redis-benchmark over TLS, one connection (as the Python columns)."""
+    m = server.material
+    value = "x" * size
+    base = [
+        "redis-benchmark", "--tls", "--cacert", str(m.ca_file), "--cert", str(m.app.cert_file),
+        "--key", str(m.app.key_file), "-h", server.host, "-p", str(server.port),
+        "--user", "app", "-a", m.app_password, "-c", "1", "-n", str(requests),
+        "-r", str(KEYS), "-P", str(pipeline), "--csv",
+    ]  # fmt: skip
+    rates = []
+    for command in (["SET", "cache:rb:__rand_int__", value], ["GET", "cache:rb:__rand_int__"]):
+        out = subprocess.run(  # fixed argv
+            base + command, capture_output=True, text=True, timeout=120, check=True
+        ).stdout
+        rows = list(csv.reader(io.StringIO(out)))
+        rates.append(float(rows[1][1]))
+    # Alternating SET and GET: the harmonic combination of the two rates.
+    return 2 / (1 / rates[0] + 1 / rates[1])
+
+
+# -- micro measurements ------------------------------------------------------------------------
+
+
+def encrypt_decrypt_us(size: int = 1024, loops: int = 20_000, repeats: int = 7) -> float:
+    keyring = Keyring(os.urandom(32))
+    logical = b"bench:key:42"
+    name = keyring.primary.name(logical)
+    value = os.urandom(size)
+    seal, open_value = keyring.seal, keyring.open_value
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(loops):
+            open_value(name, logical, seal(name, logical, value))
+        samples.append((time.perf_counter() - start) / loops * 1e6)
+    return statistics.median(samples)
+
+
+def key_name_us(loops: int = 20_000) -> float:
+    keyring = Keyring(os.urandom(32))
+    name = keyring.primary.name  # the uncached hash
+    keys = [b"bench:key:%d" % i for i in range(loops)]
+    start = time.perf_counter()
+    for key in keys:
+        name(key)
+    return (time.perf_counter() - start) / loops * 1e6
+
+
+def fernet_us(size: int = 1024, loops: int = 5_000) -> float:
+    f = Fernet(Fernet.generate_key())
+    value = os.urandom(size)
+    start = time.perf_counter()
+    for _ in range(loops):
+        f.decrypt(f.encrypt(value))
+    return (time.perf_counter() - start) / loops * 1e6
+
+
+def connect_ms(server: TlsRedisServer, samples: int = 60) -> list[float]:
+    """New connection: TCP + TLS (shared context) + AUTH + PING, as the client makes them."""
+    with SecureCache(load_settings(env_for(server))) as cache:
+        transport = cache._transport
+        transport.probe()  # warm the imports and the context
+        return [transport.probe() * 1000 for _ in range(samples)]
+
+
+def connect_ms_redis_py(server: TlsRedisServer, samples: int = 20) -> list[float]:
+    """The same with redis-py defaults: a new SSLContext (CA and key loaded) per connection."""
+    times = []
+    for _ in range(samples):
+        client = redis_py_tls(server)
+        start = time.perf_counter()
+        client.ping()
+        times.append((time.perf_counter() - start) * 1000)
+        client.close()
+    return times
+
+
+# -- driver ------------------------------------------------------------------------------------
+
+
+def run_rounds(
+    columns: list[Column], size: int, rounds: int, keys: list[str], log: Callable[[str], None]
+) -> dict[str, dict[str, list[float]]]:
+    pairs, batches = WORK[size]
+    value = os.urandom(size)
+    results: dict[str, dict[str, list[float]]] = {c.name: {"seq": [], "pipe": []} for c in columns}
+    for column in columns:  # warm-up: connections, name memo, correctness
+        column.check(keys[0], value)
+        column.seq(keys, value, max(10, pairs // 10))
+        column.pipe(keys, value, 1)
+    for index in range(rounds):
+        # Alternate which of baseline and client goes first, so drift favours neither.
+        order = columns if index % 2 == 0 else [columns[1], columns[0], *columns[2:]]
+        for column in order:
+            results[column.name]["seq"].append(column.seq(keys, value, pairs))
+            results[column.name]["pipe"].append(column.pipe(keys, value, batches))
+        log(
+            f"bench: {size // 1024} KiB round {index + 1}/{rounds}: client/baseline "
+            f"seq {results['client']['seq'][-1] / results['baseline']['seq'][-1]:.2f} "
+            f"pipe {results['client']['pipe'][-1] / results['baseline']['pipe'][-1]:.2f}"
+        )
+    return results
+
+
+def ratios(results: dict[str, dict[str, list[float]]], column: str, mode: str) -> list[float]:
+    return [c / b for c, b in zip(results[column][mode], results["baseline"][mode], strict=True)]
+
+
+def cold_name_ratio(baseline: Baseline, client: Client, rounds: int) -> list[float]:
+    keys = [f"cold:{i}" for i in range(COLD_KEYS)]
+    value = os.urandom(1024)
+    pairs = COLD_KEYS // 4
+    out = []
+    for index in range(rounds):
+        offset = index * pairs
+        rotated = keys[offset % COLD_KEYS :] + keys[: offset % COLD_KEYS]
+        if index % 2 == 0:
+            b = baseline.seq(rotated, value, pairs)
+            c = client.seq(rotated, value, pairs)
+        else:
+            c = client.seq(rotated, value, pairs)
+            b = baseline.seq(rotated, value, pairs)
+        out.append(c / b)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (>= 5)")
+    args = parser.parse_args(argv)
+    if args.rounds < 5:
+        parser.error("--rounds must be at least 5: the ratios are medians of interleaved rounds")
+
+    def log(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    started = time.perf_counter()
+    summary: dict[str, Any] = {}
+    table: dict[int, dict[str, float]] = {}
+    with plaintext_server() as plain_port, tls_server() as server:
+        baseline, client = Baseline(plain_port), Client(server)
+        columns: list[Column] = [baseline, client, Seeds(server), Peer(server)]
+        try:
+            all_results = {}
+            for size in SIZES:
+                keys = [f"cache:bench:{size}:{i}" for i in range(KEYS)]
+                results = run_rounds(columns, size, args.rounds, keys, log)
+                all_results[size] = results
+                table[size] = {}
+                for column in columns:
+                    for mode in ("seq", "pipe"):
+                        table[size][f"{column.name}_{mode}"] = statistics.median(
+                            results[column.name][mode]
+                        )
+                pairs, batches = WORK[size]
+                table[size]["ceiling_seq"] = redis_benchmark(server, size, 1, max(2000, pairs * 2))
+                table[size]["ceiling_pipe"] = redis_benchmark(
+                    server, size, KEYS, max(20_000, batches * 200)
+                )
+            cold = cold_name_ratio(baseline, client, 5)
+        finally:
+            for column in columns:
+                column.close()
+        enc_us = encrypt_decrypt_us()
+        connects = connect_ms(server)
+        connects_default = connect_ms_redis_py(server)
+
+    one_k = all_results[1024]
+    seq, pipe = ratios(one_k, "client", "seq"), ratios(one_k, "client", "pipe")
+    summary = {
+        "ratio_sequential": round(statistics.median(seq), 3),
+        "ratio_pipelined": round(statistics.median(pipe), 3),
+        "ratio_sequential_spread": [round(min(seq), 3), round(max(seq), 3)],
+        "ratio_pipelined_spread": [round(min(pipe), 3), round(max(pipe), 3)],
+        "ratio_sequential_rounds": [round(r, 3) for r in seq],
+        "ratio_pipelined_rounds": [round(r, 3) for r in pipe],
+        "ratio_sequential_cold_names": round(statistics.median(cold), 3),
+        "encrypt_decrypt_us_1k": round(enc_us, 2),
+        "key_name_us": round(key_name_us(), 2),
+        "fernet_encrypt_decrypt_us_1k": round(fernet_us(), 2),
+        "connect_ms_p50": round(statistics.median(connects), 2),
+        "connect_ms_p90": round(statistics.quantiles(connects, n=10)[-1], 2),
+        "connect_ms_p50_redis_py_defaults": round(statistics.median(connects_default), 2),
+        "rounds": args.rounds,
+        "seeds_ratio_sequential": round(statistics.median(ratios(one_k, "seeds", "seq")), 3),
+        "seeds_ratio_pipelined": round(statistics.median(ratios(one_k, "seeds", "pipe")), 3),
+        "peer_ratio_sequential": round(statistics.median(ratios(one_k, "peer", "seq")), 3),
+        "peer_ratio_pipelined": round(statistics.median(ratios(one_k, "peer", "pipe")), 3),
+        "ops_per_s": {
+            f"{size // 1024}KiB": {k: round(v) for k, v in row.items()}
+            for size, row in table.items()
+        },
+        "ratios_by_size": {
+            f"{size // 1024}KiB": {
+                mode: round(statistics.median(ratios(all_results[size], "client", mode)), 3)
+                for mode in ("seq", "pipe")
+            }
+            for size in SIZES
+        },
+        "environment": {
+            "python": platform.python_version(),
+            "redis_py": redis.__version__,
+            "cpus": os.cpu_count(),
+            "peer": "py-key-value-aio 0.4.6, explicit redis.asyncio TLS client",
+        },
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    summary["goals_met"] = bool(
+        summary["ratio_sequential"] >= GOALS["ratio_sequential"]
+        and summary["ratio_pipelined"] >= GOALS["ratio_pipelined"]
+        and summary["encrypt_decrypt_us_1k"] <= GOAL_ENCRYPT_DECRYPT_US
+        and summary["connect_ms_p50"] <= GOAL_CONNECT_MS
+    )
+    print_table(table, summary)
+    print(json.dumps(summary, separators=(",", ":")))
+    return 0
+
+
+def print_table(table: dict[int, dict[str, float]], summary: dict[str, Any]) -> None:
+    columns = ("baseline", "client", "seeds", "peer", "ceiling")
+    print(
+        "| size | mode | " + " | ".join(columns) + " | client / baseline |\n"
+        "|---|---|" + "---:|" * (len(columns) + 1)
+    )
+    for size, row in table.items():
+        for mode, label in (("seq", "sequential"), ("pipe", "pipelined x100")):
+            cells = [f"{row[f'{c}_{mode}']:,.0f}" for c in columns]
+            ratio = summary["ratios_by_size"][f"{size // 1024}KiB"][mode]
+            print(f"| {size // 1024} KiB | {label} | " + " | ".join(cells) + f" | {ratio:.2f} |")
+    print(
+        f"\nops/s, medians of {summary['rounds']} interleaved rounds. "
+        f"1 KiB client/baseline: sequential {summary['ratio_sequential']} "
+        f"(spread {summary['ratio_sequential_spread']}), pipelined {summary['ratio_pipelined']} "
+        f"(spread {summary['ratio_pipelined_spread']}); sequential with cold key names "
+        f"{summary['ratio_sequential_cold_names']}.\n"
+        f"AES-GCM seal+open 1 KiB {summary['encrypt_decrypt_us_1k']} us "
+        f"(Fernet {summary['fernet_encrypt_decrypt_us_1k']} us); key name "
+        f"{summary['key_name_us']} us; new connection (TCP+TLS+AUTH+PING) p50 "
+        f"{summary['connect_ms_p50']} ms (redis-py defaults "
+        f"{summary['connect_ms_p50_redis_py_defaults']} ms). Total {summary['seconds']} s."
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

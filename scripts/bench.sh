@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The client benchmark: secure_cache against plaintext redis-py, the seeds' TLS + Fernet
+# design, py-key-value-aio's Fernet wrapper and redis-benchmark over TLS.
+#
+#   scripts/bench.sh [--rounds N]      (N >= 5, default 7; about a minute on 2 cores)
+#
+# Starts its own servers (a plaintext redis-server and a TLS-only one with the project's ACL)
+# and removes them afterwards. Progress goes to stderr; stdout is a Markdown table, a summary
+# and, on the last line, one JSON object (ratio_sequential, ratio_pipelined,
+# encrypt_decrypt_us_1k, connect_ms_p50, their spreads, goals_met, ...). See scripts/bench.py.
+set -euo pipefail
+LOG_TAG=bench
+source "$(dirname "$0")/lib.sh"
+
+require_venv
+for tool in redis-server redis-benchmark; do
+    have "$tool" || die "$tool not found; run scripts/bootstrap.sh (installs Debian's redis-server and redis-tools)"
+done
+"$PY" -c 'import key_value.aio' 2>/dev/null \
+    || die "py-key-value-aio is missing from .venv; run scripts/bootstrap.sh (requirements.lock pins it)"
+cd "$ROOT"
+exec "$PY" "$ROOT/scripts/bench.py" "$@"

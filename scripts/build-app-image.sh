@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Build the secure_cache app image from app/Dockerfile.
+#
+#   scripts/build-app-image.sh [--tag NAME:TAG] [--label KEY=VALUE]...
+#
+# PyPI is not reachable inside `docker build`, so the wheelhouse is made here on the host:
+# the secure_cache wheel from app/ plus the exact wheels of app/requirements-image.txt for
+# the image's interpreter (Debian bookworm: CPython 3.11, glibc 2.36), then `docker build`
+# installs them with --no-index. Prints the image id on the last line.
+set -euo pipefail
+LOG_TAG=build-app-image
+source "$(dirname "$0")/lib.sh"
+
+tag="secure-redis-app:latest"
+labels=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --tag) tag="${2:?--tag needs NAME:TAG}"; shift 2 ;;
+        --label) labels+=(--label "${2:?--label needs KEY=VALUE}"); shift 2 ;;
+        -h | --help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) die "unknown argument '$1'; usage: scripts/build-app-image.sh [--tag NAME:TAG] [--label KEY=VALUE]..." ;;
+    esac
+done
+
+require_venv
+docker_ready || die "the Docker engine is not running; run scripts/bootstrap.sh"
+
+case "$(uname -m)" in
+    x86_64 | amd64) arch=x86_64 ;;
+    aarch64 | arm64) arch=aarch64 ;;
+    *) die "no manylinux wheels for $(uname -m); build on x86_64 or aarch64" ;;
+esac
+
+wheels="$ROOT/app/wheelhouse"
+mkdir -p "$wheels"
+rm -f "$wheels"/secure_cache-*.whl
+start="$(now_ms)"
+log "building the secure_cache wheel"
+"$PY" -m pip wheel --quiet --disable-pip-version-check --no-deps --wheel-dir "$wheels" "$ROOT/app" \
+    2> >(grep -v "^WARNING: Location" >&2) \
+    || die "could not build the secure_cache wheel from app/pyproject.toml"
+log "fetching pinned wheels for CPython 3.11 / manylinux $arch"
+platforms=()
+for glibc in 2_36 2_34 2_28 2_17; do platforms+=(--platform "manylinux_${glibc}_${arch}"); done
+"$PY" -m pip download --quiet --disable-pip-version-check --only-binary=:all: --no-deps \
+    --dest "$wheels" --python-version 3.11 --implementation cp \
+    --abi cp311 --abi abi3 --abi none "${platforms[@]}" --platform "manylinux2014_${arch}" \
+    --platform any -r "$ROOT/app/requirements-image.txt" 2> >(grep -v "^WARNING: Location" >&2) \
+    || die "could not download the wheels in app/requirements-image.txt; check that PyPI is reachable"
+log "wheelhouse ready in $(elapsed "$start"); building $tag"
+# The legacy builder keeps a multi-stage build's first stage as untagged images. Building
+# that stage under a temporary tag first lets exactly those images be removed afterwards
+# (the second build reuses it from the cache).
+stage_tag="secure-redis-app-build-stage:$$-$RANDOM"
+trap 'docker image rm --force "$stage_tag" >/dev/null 2>&1 || true' EXIT
+docker build --quiet --target build --tag "$stage_tag" "$ROOT/app" >/dev/null \
+    || die "docker build (build stage) failed; see the output above"
+docker build --quiet --tag "$tag" "${labels[@]}" "$ROOT/app" >/dev/null \
+    || die "docker build failed; see the output above"
+log "built $tag in $(elapsed "$start")"
+docker image inspect --format '{{.Id}}' "$tag"

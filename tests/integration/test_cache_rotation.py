@@ -1,0 +1,154 @@
+"""Key rotation end to end: old entries stay readable, move in batches, none is lost."""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from secure_cache import SecureCache
+from secure_cache.core import BatchPlan
+from secure_cache.crypto import Keyring
+from tests.support.cache_env import (
+    cache_environ,
+    new_data_key,
+    raw_client,
+    stored_names,
+)
+from tests.support.tls_redis import TlsRedisServer
+
+WITH_TTL = 120
+WITHOUT_TTL = 40
+
+
+def _kid(data_key: str) -> str:
+    return Keyring(base64.b64decode(data_key)).primary.key_id_hex
+
+
+@pytest.fixture
+def server(tls_redis_factory: Any) -> TlsRedisServer:
+    started: TlsRedisServer = tls_redis_factory()
+    return started
+
+
+@pytest.fixture
+def old_entries(server: TlsRedisServer, tmp_path: Path) -> dict[str, bytes]:
+    """Entries written by a client that only knows the old (current fixture) key."""
+    entries = {f"rot:{i}": os.urandom(100 + i) for i in range(WITH_TTL + WITHOUT_TTL)}
+    keys = list(entries)
+    with SecureCache.from_env(cache_environ(server, tmp_path / "old")) as before:
+        before.set_many({k: entries[k] for k in keys[:WITH_TTL]}, ttl=3600)
+        before.set_many({k: entries[k] for k in keys[WITH_TTL:]})
+    return entries
+
+
+def test_rotation__moves_every_entry_and_loses_none(
+    server: TlsRedisServer, old_entries: dict[str, bytes], tmp_path: Path
+) -> None:
+    old_key, new_key = server.material.data_key, new_data_key()
+    prefix = server.key_prefix.encode()
+    rotating_env = cache_environ(
+        server, tmp_path / "rotating", data_key=new_key, previous_keys=(old_key,)
+    )
+    expected = dict(old_entries)
+    with SecureCache.from_env(rotating_env) as rotating:
+        # Reads find entries under the previous key's names before any rotation.
+        assert rotating.get_many(list(old_entries)) == old_entries
+        assert rotating.get("rot:3") == old_entries["rot:3"]
+        # New writes use the primary key.
+        rotating.set("rot:new", b"fresh")
+        assert rotating.stored_name("rot:new").startswith(prefix + _kid(new_key).encode())
+        expected["rot:new"] = b"fresh"
+        # A value rewritten during the rotation period must win over its old entry...
+        rotating.set("rot:0", b"rewritten")
+        expected["rot:0"] = b"rewritten"
+        # ... and a key deleted meanwhile must not come back.
+        assert rotating.delete("rot:1") is True
+        del expected["rot:1"]
+
+        # An interrupted pass (one batch) leaves every entry readable.
+        partial = rotating.rotate(batch_size=40, max_batches=1)
+        assert not partial.complete
+        assert partial.migrated > 0
+        assert partial.remaining > 0
+        assert rotating.get_many(list(expected)) == expected
+
+        # Running it again finishes the job.
+        final = rotating.rotate(batch_size=40)
+        assert final.complete
+        assert final.remaining == 0
+        assert partial.migrated + final.migrated + partial.superseded + final.superseded == (
+            len(old_entries) - 1  # rot:1 was deleted before the rotation
+        )
+        assert partial.superseded + final.superseded == 1  # rot:0
+
+    old_kid = prefix + _kid(old_key).encode()
+    assert not [n for n in stored_names(server) if n.startswith(old_kid)]
+
+    # The old key can now be dropped: a client with only the new key reads everything.
+    with SecureCache.from_env(cache_environ(server, tmp_path / "after", data_key=new_key)) as after:
+        assert after.get_many([*old_entries, "rot:new"]) == expected
+        assert after.get("rot:1") is None
+        raw = raw_client(server)
+        keys = list(old_entries)
+        assert raw.pttl(after.stored_name(keys[5])) > 0  # TTL carried over
+        assert raw.pttl(after.stored_name(keys[-1])) == -1  # no TTL stays no TTL
+
+
+def test_rotation__discards_unreadable_entries_and_counts_them(
+    server: TlsRedisServer, old_entries: dict[str, bytes], tmp_path: Path
+) -> None:
+    old_key, new_key = server.material.data_key, new_data_key()
+    env = cache_environ(server, tmp_path / "r", data_key=new_key, previous_keys=(old_key,))
+    with SecureCache.from_env(env) as rotating:
+        victim = Keyring(base64.b64decode(old_key), prefix=server.key_prefix).primary.name(b"rot:7")
+        raw_client(server).set(victim, b"tampered, not an envelope")
+        report = rotating.rotate(batch_size=100)
+        assert report.complete
+        assert report.discarded == 1
+        assert rotating.events.count("integrity_failures") == 1
+        assert rotating.get("rot:7") is None
+        assert rotating.get("rot:8") == old_entries["rot:8"]
+
+
+def test_rotation__concurrent_change_aborts_the_batch_and_is_retried(
+    server: TlsRedisServer, old_entries: dict[str, bytes], tmp_path: Path
+) -> None:
+    """WATCH catches a delete made between reading a batch and committing it."""
+    old_key, new_key = server.material.data_key, new_data_key()
+    env = cache_environ(server, tmp_path / "r", data_key=new_key, previous_keys=(old_key,))
+    raw = raw_client(server)
+    with SecureCache.from_env(env) as rotating:
+        core = rotating._core
+        real_plan = core.plan_batch
+        deleted: list[bytes] = []
+
+        def plan_with_concurrent_delete(
+            names: list[bytes], raws: list[Any], pttls: list[Any]
+        ) -> BatchPlan:
+            plan = real_plan(names, raws, pttls)
+            if not deleted:  # another client deletes an entry of this batch right now
+                deleted.append(names[0])
+                raw.delete(names[0])
+            return plan
+
+        core.plan_batch = plan_with_concurrent_delete  # type: ignore[method-assign]
+        report = rotating.rotate(batch_size=500)
+        assert report.complete
+        assert report.conflicts == 0  # the retry succeeded
+        assert report.migrated == len(old_entries) - 1
+        assert len(deleted) == 1
+        missing = [k for k in old_entries if rotating.get(k) is None]
+        assert len(missing) == 1  # the concurrently deleted entry stayed deleted
+
+
+def test_rotation__without_previous_keys_is_a_complete_no_op(
+    server: TlsRedisServer, tmp_path: Path
+) -> None:
+    with SecureCache.from_env(cache_environ(server, tmp_path / "r")) as cache:
+        report = cache.rotate()
+    assert report.complete
+    assert report.batches == 0

@@ -1,0 +1,112 @@
+"""Helpers shared by the tests/integration/test_cache_*.py modules.
+
+Builds the environment a deployment gives the client (secrets as *_FILE in a directory,
+certificate paths, rediss:// URL) for a TlsRedisServer, and a raw redis-py client with the
+app's identity for looking at what is stored at rest.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from infra.redis_acl import APP_USER
+from tests.support.tls_redis import TlsRedisServer
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand (TTLs and reconnect backoff)."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def new_data_key() -> str:
+    return base64.b64encode(os.urandom(32)).decode()
+
+
+def write_secret(directory: Path, name: str, content: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_text(content + "\n")
+    path.chmod(0o400)
+    return path
+
+
+def cache_environ(
+    server: TlsRedisServer,
+    secrets_dir: Path,
+    *,
+    environment: str = "development",
+    data_key: str | None = None,
+    previous_keys: tuple[str, ...] = (),
+    **overrides: str | None,
+) -> dict[str, str]:
+    """The environment a deployed app container gets, with secrets delivered as files."""
+    material = server.material
+    env = {
+        "ENVIRONMENT": environment,
+        "REDIS_URL": server.url,
+        "REDIS_USERNAME": APP_USER,
+        "REDIS_PASSWORD_FILE": str(write_secret(secrets_dir, "password", material.app_password)),
+        "REDIS_TLS_CA_CERT": str(material.ca_file),
+        "REDIS_TLS_CERT_FILE": str(material.app.cert_file),
+        "REDIS_TLS_KEY_FILE": str(material.app.key_file),
+        "REDIS_ENCRYPTION_KEY_FILE": str(
+            write_secret(secrets_dir, "data-key", data_key or material.data_key)
+        ),
+        "REDIS_KEY_PREFIX": server.key_prefix,
+    }
+    if previous_keys:
+        env["REDIS_ENCRYPTION_PREVIOUS_KEYS_FILE"] = str(
+            write_secret(secrets_dir, "previous-keys", ",".join(previous_keys))
+        )
+    for name, value in overrides.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
+
+
+def raw_client(server: TlsRedisServer) -> redis.Redis:
+    """redis-py with the app's identity, to inspect and tamper with what is at rest."""
+    material = server.material
+    return redis.Redis(
+        host=server.host,
+        port=server.port,
+        username=APP_USER,
+        password=material.app_password,
+        ssl=True,
+        ssl_ca_certs=str(material.ca_file),
+        ssl_certfile=str(material.app.cert_file),
+        ssl_keyfile=str(material.app.key_file),
+        socket_timeout=5,
+        retry=Retry(NoBackoff(), 0),
+    )
+
+
+def stored_names(server: TlsRedisServer) -> list[bytes]:
+    client = raw_client(server)
+    try:
+        return sorted(client.scan_iter(match=f"{server.key_prefix}*", count=500))
+    finally:
+        client.close()
+
+
+def aof_bytes(server: TlsRedisServer) -> bytes:
+    """Everything Redis persisted (stop the server first so the AOF is flushed)."""
+    return b"".join(
+        path.read_bytes() for path in sorted(server.data_dir.rglob("*")) if path.is_file()
+    )

@@ -1,0 +1,252 @@
+"""crypto.Keyring: envelopes, names, rotation, one opaque error for every bad input."""
+
+from __future__ import annotations
+
+import os
+import re
+import zlib
+
+import pytest
+
+from secure_cache import crypto
+from secure_cache.crypto import Keyring
+from secure_cache.errors import IntegrityError
+
+KEY = bytes(range(32))
+OLD = bytes(range(100, 132))
+LOGICAL = b"user:42:profile"
+
+
+@pytest.fixture
+def keyring() -> Keyring:
+    return Keyring(KEY)
+
+
+def _sealed(keyring: Keyring, value: bytes = b"hello") -> tuple[bytes, bytes]:
+    name = keyring.primary.name(LOGICAL)
+    return name, keyring.seal(name, LOGICAL, value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"", b"\x00\xff\x00\x80", b"a" * 1024, os.urandom(200_000)],
+    ids=["empty", "binary", "1KiB", "200KB"],
+)
+def test_seal_open__round_trips(keyring: Keyring, value: bytes) -> None:
+    name, envelope = _sealed(keyring, value)
+    assert keyring.open_value(name, LOGICAL, envelope) == value
+    opened = keyring.open(name, envelope)
+    assert (opened.logical, opened.value, opened.key_id) == (LOGICAL, value, keyring.primary.key_id)
+
+
+def test_envelope__has_the_documented_layout(keyring: Keyring) -> None:
+    name = keyring.primary.name(LOGICAL)
+    nonce = bytes(range(12))
+    envelope = keyring._seal_with(keyring.primary, nonce, name, LOGICAL, b"value")
+    assert envelope[0] == 1  # version
+    assert envelope[1:5] == keyring.primary.key_id
+    assert envelope[5] == 0  # flags: not compressed
+    assert envelope[6:18] == nonce
+    assert len(envelope) == 18 + 2 + len(LOGICAL) + len(b"value") + 16
+    assert b"value" not in envelope
+    assert LOGICAL not in envelope
+
+
+def test_seal__is_deterministic_for_a_fixed_nonce(keyring: Keyring) -> None:
+    name = keyring.primary.name(LOGICAL)
+    nonce = b"\x00" * 12
+    first = keyring._seal_with(keyring.primary, nonce, name, LOGICAL, b"v")
+    assert first == Keyring(KEY)._seal_with(Keyring(KEY).primary, nonce, name, LOGICAL, b"v")
+
+
+def test_nonces__never_repeat_within_a_keyring(keyring: Keyring) -> None:
+    name = keyring.primary.name(LOGICAL)
+    nonces = {keyring.seal(name, LOGICAL, b"v")[6:18] for _ in range(10_000)}
+    assert len(nonces) == 10_000
+
+
+def test_nonces__differ_between_keyrings_with_the_same_key() -> None:
+    a, b = Keyring(KEY), Keyring(KEY)
+    name = a.primary.name(LOGICAL)
+    assert a.seal(name, LOGICAL, b"v")[6:18] != b.seal(name, LOGICAL, b"v")[6:18]
+
+
+def test_forked_child__draws_a_new_nonce_start(keyring: Keyring) -> None:
+    name = keyring.primary.name(LOGICAL)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: report the nonce of its first seal, then exit at once
+        os.close(read_end)
+        os.write(write_end, keyring.seal(name, LOGICAL, b"v")[6:18])
+        os._exit(0)
+    os.close(write_end)
+    child_nonce = os.read(read_end, 12)
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    parent_nonce = keyring.seal(name, LOGICAL, b"v")[6:18]
+    assert len(child_nonce) == 12
+    assert child_nonce != parent_nonce
+
+
+def _flip(envelope: bytes, index: int) -> bytes:
+    data = bytearray(envelope)
+    data[index] ^= 0x80
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    "index",
+    [0, 1, 4, 5, 6, 17, 18, 25, -17, -1],
+    ids=[
+        "version",
+        "key-id-first",
+        "key-id-last",
+        "flags",
+        "nonce-first",
+        "nonce-last",
+        "length",
+        "ciphertext",
+        "tag-first",
+        "tag-last",
+    ],
+)
+def test_flipped_bit__raises_integrity_error(keyring: Keyring, index: int) -> None:
+    name, envelope = _sealed(keyring)
+    with pytest.raises(IntegrityError):
+        keyring.open_value(name, LOGICAL, _flip(envelope, index))
+
+
+@pytest.mark.parametrize("length", [0, 1, 5, 18, 35, 36, -1], ids=lambda n: f"len{n}")
+def test_truncated_envelope__raises_integrity_error(keyring: Keyring, length: int) -> None:
+    name, envelope = _sealed(keyring)
+    with pytest.raises(IntegrityError):
+        keyring.open_value(name, LOGICAL, envelope[:length])
+
+
+@pytest.mark.parametrize(
+    "blob",
+    [b"hello", b'{"json": "plaintext"}', b"\x01" + b"\x00" * 60, b"gAAAAABh" + b"A" * 80],
+    ids=["plaintext", "json", "version-1-zeros", "fernet-token"],
+)
+def test_not_an_envelope__raises_integrity_error(keyring: Keyring, blob: bytes) -> None:
+    with pytest.raises(IntegrityError):
+        keyring.open_value(keyring.primary.name(LOGICAL), LOGICAL, blob)
+
+
+def test_value_under_another_name__raises_integrity_error(keyring: Keyring) -> None:
+    _, envelope = _sealed(keyring)
+    with pytest.raises(IntegrityError):
+        keyring.open_value(keyring.primary.name(b"other"), LOGICAL, envelope)
+
+
+def test_value_for_another_logical_key__raises_integrity_error(keyring: Keyring) -> None:
+    name, envelope = _sealed(keyring)
+    with pytest.raises(IntegrityError):
+        keyring.open_value(name, b"user:43:profile", envelope)
+
+
+def test_foreign_key__raises_integrity_error(keyring: Keyring) -> None:
+    foreign = Keyring(os.urandom(32))
+    name = keyring.primary.name(LOGICAL)
+    with pytest.raises(IntegrityError):
+        keyring.open_value(name, LOGICAL, foreign.seal(name, LOGICAL, b"v"))
+
+
+def test_integrity_error__is_opaque(keyring: Keyring) -> None:
+    name, envelope = _sealed(keyring, b"secret value")
+    messages = set()
+    for bad in (b"", envelope[:-1], _flip(envelope, 30), b"secret value"):
+        with pytest.raises(IntegrityError) as caught:
+            keyring.open_value(name, LOGICAL, bad)
+        messages.add(str(caught.value))
+    assert messages == {"stored value failed authentication"}
+
+
+def test_previous_key__still_opens_and_reseal_moves_to_primary() -> None:
+    old = Keyring(OLD)
+    old_name = old.primary.name(LOGICAL)
+    envelope = old.seal(old_name, LOGICAL, b"legacy")
+    rotating = Keyring(KEY, [OLD])
+    assert rotating.names(LOGICAL) == (rotating.primary.name(LOGICAL), old_name)
+    assert rotating.open_value(old_name, LOGICAL, envelope) == b"legacy"
+    new_name, new_envelope, opened = rotating.reseal(old_name, envelope)
+    assert opened.key_id == old.primary.key_id
+    assert new_name == rotating.primary.name(LOGICAL)
+    assert Keyring(KEY).open_value(new_name, LOGICAL, new_envelope) == b"legacy"
+    with pytest.raises(IntegrityError):  # the old key alone cannot read the new entry
+        old.open_value(new_name, LOGICAL, new_envelope)
+
+
+def test_names__are_keyed_opaque_and_prefixed(keyring: Keyring) -> None:
+    name = keyring.primary.name(LOGICAL)
+    kid = keyring.primary.key_id_hex
+    assert re.fullmatch(rf"cache:{kid}:[0-9a-f]{{32}}", name.decode())
+    assert b"user" not in name
+    assert b"42" not in name
+    assert name == Keyring(KEY).primary.name(LOGICAL)  # stable across processes
+    assert name != Keyring(os.urandom(32)).primary.name(LOGICAL)  # keyed
+    assert keyring.primary.name(b"user:43:profile") != name
+
+
+def test_prefix__is_the_namespace_of_every_name() -> None:
+    assert Keyring(KEY, prefix="tenant-a:").primary.name(LOGICAL).startswith(b"tenant-a:")
+
+
+def test_key_id__is_derived_not_the_key() -> None:
+    keyring = Keyring(KEY)
+    assert len(keyring.primary.key_id) == 4
+    assert keyring.primary.key_id not in KEY
+    assert keyring.primary.key_id != Keyring(OLD).primary.key_id
+
+
+def test_same_key_twice__is_refused() -> None:
+    with pytest.raises(ValueError, match="same data key twice"):
+        Keyring(KEY, [KEY])
+
+
+@pytest.mark.parametrize("length", [0, 16, 31, 33, 64])
+def test_wrong_key_length__is_refused(length: int) -> None:
+    with pytest.raises(ValueError, match="32 bytes"):
+        Keyring(b"k" * length)
+
+
+def test_compression__above_threshold_only_when_it_helps() -> None:
+    keyring = Keyring(KEY, compress_min_bytes=1024)
+    name = keyring.primary.name(LOGICAL)
+    text = b"compressible " * 1000
+    random_bytes = os.urandom(4096)
+    small = keyring.seal(name, LOGICAL, b"compressible " * 10)
+    big = keyring.seal(name, LOGICAL, text)
+    noise = keyring.seal(name, LOGICAL, random_bytes)
+    assert small[5] == 0
+    assert big[5] == crypto.FLAG_ZLIB
+    assert len(big) < len(text) // 4
+    assert noise[5] == 0  # incompressible: stored as is
+    assert keyring.open_value(name, LOGICAL, big) == text
+    assert keyring.open_value(name, LOGICAL, noise) == random_bytes
+
+
+def test_compressed_envelope__opens_without_the_compression_setting() -> None:
+    writer = Keyring(KEY, compress_min_bytes=10)
+    name = writer.primary.name(LOGICAL)
+    envelope = writer.seal(name, LOGICAL, b"z" * 5000)
+    assert Keyring(KEY).open_value(name, LOGICAL, envelope) == b"z" * 5000
+
+
+def test_unknown_flag__raises_integrity_error() -> None:
+    """A future flag under a valid tag is refused, not misread (defence in depth)."""
+    keyring = Keyring(KEY)
+    key = keyring.primary
+    name = key.name(LOGICAL)
+    header = key.header[:-1] + b"\x02"
+    nonce = b"\x01" * 12
+    plaintext = len(LOGICAL).to_bytes(2, "big") + LOGICAL + zlib.compress(b"v")
+    envelope = header + nonce + key.aead.encrypt(nonce, plaintext, header + name)
+    with pytest.raises(IntegrityError):
+        keyring.open_value(name, LOGICAL, envelope)
+
+
+def test_logical_key_too_long__is_refused(keyring: Keyring) -> None:
+    long_key = b"k" * (crypto.MAX_LOGICAL_KEY_BYTES + 1)
+    with pytest.raises(ValueError, match="at most"):
+        keyring.seal(keyring.primary.name(long_key), long_key, b"v")

@@ -1,0 +1,399 @@
+"""settings.load_settings: every configuration error is reported, clearly, all at once."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import os
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from infra import pki
+from secure_cache.errors import ConfigurationError
+from secure_cache.settings import ServiceSettings, Settings, load_settings
+
+DATA_KEY = base64.b64encode(b"k" * 32).decode()
+OLD_KEY = base64.b64encode(b"o" * 32).decode()
+
+
+@dataclass(frozen=True)
+class Files:
+    ca: Path
+    cert: Path
+    key: Path
+    other_key: Path
+    expired_cert: Path
+    expired_key: Path
+    encrypted_key: Path
+    garbage: Path
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> Files:
+    root = tmp_path_factory.mktemp("tls")
+    ca = pki.create_ca("unit CA", validity_days=2)
+    app = pki.issue_client_certificate(ca, "app", validity_days=2)
+    other = pki.issue_client_certificate(ca, "other", validity_days=2)
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
+    old_ca = pki.create_ca("old CA", validity_days=5, now=past)
+    expired = pki.issue_client_certificate(old_ca, "app", validity_days=2, now=past)
+    key = serialization.load_pem_private_key(app.key_pem, password=None)
+    encrypted = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"passphrase"),
+    )
+
+    def write(name: str, data: bytes) -> Path:
+        path = root / name
+        path.write_bytes(data)
+        return path
+
+    return Files(
+        ca=write("ca.crt", ca.cert_pem),
+        cert=write("app.crt", app.cert_pem),
+        key=write("app.key", app.key_pem),
+        other_key=write("other.key", other.key_pem),
+        expired_cert=write("expired.crt", expired.cert_pem),
+        expired_key=write("expired.key", expired.key_pem),
+        encrypted_key=write("encrypted.key", encrypted),
+        garbage=write("garbage.txt", b"this is not PEM\n"),
+    )
+
+
+def _env(files: Files, **overrides: str | None) -> dict[str, str]:
+    env = {
+        "ENVIRONMENT": "development",
+        "REDIS_URL": "rediss://redis:6380",
+        "REDIS_USERNAME": "app",
+        "REDIS_PASSWORD": "p" * 24,
+        "REDIS_TLS_CA_CERT": str(files.ca),
+        "REDIS_TLS_CERT_FILE": str(files.cert),
+        "REDIS_TLS_KEY_FILE": str(files.key),
+        "REDIS_ENCRYPTION_KEY": DATA_KEY,
+    }
+    for name, value in overrides.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
+
+
+def _problems(env: dict[str, str]) -> tuple[str, ...]:
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(env)
+    return caught.value.problems
+
+
+def test_valid_environment__loads(files: Files) -> None:
+    settings = load_settings(_env(files))
+    assert (settings.host, settings.port, settings.db) == ("redis", 6380, 0)
+    assert settings.username == "app"
+    assert settings.data_key == b"k" * 32
+    assert settings.previous_keys == ()
+    assert settings.key_prefix == "cache:"
+    assert settings.min_tls_version == ssl.TLSVersion.TLSv1_2
+
+
+@pytest.mark.parametrize(
+    ("environment", "minimum"),
+    [
+        ("development", ssl.TLSVersion.TLSv1_2),
+        ("staging", ssl.TLSVersion.TLSv1_3),
+        ("production", ssl.TLSVersion.TLSv1_3),
+    ],
+)
+def test_min_tls_version__by_environment(
+    files: Files, environment: str, minimum: ssl.TLSVersion
+) -> None:
+    env = _env(files, ENVIRONMENT=environment, REDIS_PASSWORD="p" * 48)
+    assert load_settings(env).min_tls_version == minimum
+
+
+def test_secrets_from_files__are_read_and_stripped(files: Files, tmp_path: Path) -> None:
+    (tmp_path / "pw").write_text("q" * 24 + "\n")
+    (tmp_path / "key").write_text(DATA_KEY + "\n")
+    (tmp_path / "old").write_text(f"{OLD_KEY},\n")
+    env = _env(
+        files,
+        REDIS_PASSWORD=None,
+        REDIS_PASSWORD_FILE=str(tmp_path / "pw"),
+        REDIS_ENCRYPTION_KEY=None,
+        REDIS_ENCRYPTION_KEY_FILE=str(tmp_path / "key"),
+        REDIS_ENCRYPTION_PREVIOUS_KEYS_FILE=str(tmp_path / "old"),
+    )
+    settings = load_settings(env)
+    assert settings.password == "q" * 24
+    assert settings.previous_keys == (b"o" * 32,)
+
+
+def test_url_safe_base64_key__is_accepted(files: Files) -> None:
+    raw = bytes(range(200, 232))
+    env = _env(files, REDIS_ENCRYPTION_KEY=base64.urlsafe_b64encode(raw).decode())
+    assert load_settings(env).data_key == raw
+
+
+# (id, overrides, expected fragment of the one problem reported)
+CASES: list[tuple[str, dict[str, str | None], str]] = [
+    (
+        "env-missing",
+        {"ENVIRONMENT": None},
+        "ENVIRONMENT must be one of development, staging, production; it is not set",
+    ),
+    (
+        "env-unknown",
+        {"ENVIRONMENT": "prod"},
+        "ENVIRONMENT must be one of development, staging, production; got 'prod'",
+    ),
+    ("url-missing", {"REDIS_URL": None}, "REDIS_URL is not set; set it to rediss://"),
+    (
+        "url-plaintext",
+        {"REDIS_URL": "redis://redis:6379"},
+        "REDIS_URL must use rediss:// (TLS); got redis scheme",
+    ),
+    (
+        "url-credentials",
+        {"REDIS_URL": "rediss://app:hunter2@redis:6380"},
+        "REDIS_URL must not carry credentials",
+    ),
+    (
+        "url-query",
+        {"REDIS_URL": "rediss://redis:6380?ssl_cert_reqs=none"},
+        "REDIS_URL must not have query parameters",
+    ),
+    ("url-no-host", {"REDIS_URL": "rediss://:6380"}, "REDIS_URL has no host"),
+    ("url-bad-port", {"REDIS_URL": "rediss://redis:notaport"}, "REDIS_URL is not a valid URL"),
+    (
+        "url-bad-db",
+        {"REDIS_URL": "rediss://redis:6380/cache"},
+        "REDIS_URL path must be a database number",
+    ),
+    ("user-missing", {"REDIS_USERNAME": None}, "REDIS_USERNAME is not set"),
+    ("user-default", {"REDIS_USERNAME": "default"}, "not 'default'"),
+    (
+        "password-missing",
+        {"REDIS_PASSWORD": None},
+        "REDIS_PASSWORD is not set; set REDIS_PASSWORD_FILE",
+    ),
+    (
+        "password-short-dev",
+        {"REDIS_PASSWORD": "p" * 23},
+        "REDIS_PASSWORD is 23 characters; the development environment requires at least 24",
+    ),
+    (
+        "password-short-staging",
+        {"ENVIRONMENT": "staging", "REDIS_PASSWORD": "p" * 31},
+        "the staging environment requires at least 32",
+    ),
+    (
+        "password-short-prod",
+        {"ENVIRONMENT": "production", "REDIS_PASSWORD": "p" * 47},
+        "the production environment requires at least 48",
+    ),
+    (
+        "password-both",
+        {"REDIS_PASSWORD_FILE": "/run/secrets/pw"},
+        "REDIS_PASSWORD and REDIS_PASSWORD_FILE are both set",
+    ),
+    (
+        "password-file-missing",
+        {"REDIS_PASSWORD": None, "REDIS_PASSWORD_FILE": "/nonexistent/pw"},
+        "REDIS_PASSWORD_FILE=/nonexistent/pw does not exist",
+    ),
+    (
+        "password-file-is-dir",
+        {"REDIS_PASSWORD": None, "REDIS_PASSWORD_FILE": "/"},
+        "REDIS_PASSWORD_FILE=/ is a directory",
+    ),
+    ("key-missing", {"REDIS_ENCRYPTION_KEY": None}, "REDIS_ENCRYPTION_KEY is not set"),
+    (
+        "key-not-base64",
+        {"REDIS_ENCRYPTION_KEY": "not base64 at all!"},
+        "REDIS_ENCRYPTION_KEY must be 32 random bytes encoded as base64",
+    ),
+    (
+        "key-16-bytes",
+        {"REDIS_ENCRYPTION_KEY": base64.b64encode(b"x" * 16).decode()},
+        "REDIS_ENCRYPTION_KEY must be 32 random bytes",
+    ),
+    (
+        "key-fernet-like-64",
+        {"REDIS_ENCRYPTION_KEY": base64.b64encode(b"x" * 64).decode()},
+        "REDIS_ENCRYPTION_KEY must be 32 random bytes",
+    ),
+    (
+        "previous-bad",
+        {"REDIS_ENCRYPTION_PREVIOUS_KEYS": f"{OLD_KEY},bad"},
+        "REDIS_ENCRYPTION_PREVIOUS_KEYS entry #2 is not 32 bytes of base64",
+    ),
+    (
+        "previous-is-primary",
+        {"REDIS_ENCRYPTION_PREVIOUS_KEYS": DATA_KEY},
+        "entry #1 is the primary key",
+    ),
+    (
+        "previous-repeated",
+        {"REDIS_ENCRYPTION_PREVIOUS_KEYS": f"{OLD_KEY} {OLD_KEY}"},
+        "entry #2 repeats an earlier entry",
+    ),
+    (
+        "ca-missing-prod",
+        {"ENVIRONMENT": "production", "REDIS_PASSWORD": "p" * 48, "REDIS_TLS_CA_CERT": None},
+        "REDIS_TLS_CA_CERT is not set; production must pin the CA",
+    ),
+    (
+        "ca-unreadable",
+        {"REDIS_TLS_CA_CERT": "/nonexistent/ca.crt"},
+        "REDIS_TLS_CA_CERT=/nonexistent/ca.crt does not exist",
+    ),
+    ("cert-missing", {"REDIS_TLS_CERT_FILE": None}, "REDIS_TLS_CERT_FILE is not set"),
+    ("key-file-missing", {"REDIS_TLS_KEY_FILE": None}, "REDIS_TLS_KEY_FILE is not set"),
+    ("prefix-bad", {"REDIS_KEY_PREFIX": "cache"}, "REDIS_KEY_PREFIX 'cache' must be letters"),
+    (
+        "fallback-bad",
+        {"CACHE_FALLBACK_MAX_ENTRIES": "0"},
+        "CACHE_FALLBACK_MAX_ENTRIES must be an integer from 1",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_configuration_error__names_the_fault_and_fix(
+    files: Files, overrides: dict[str, str | None], fragment: str
+) -> None:
+    problems = _problems(_env(files, **overrides))
+    assert len(problems) == 1, problems
+    assert fragment in problems[0]
+
+
+def test_ca_may_be_omitted_outside_production(files: Files) -> None:
+    assert load_settings(_env(files, REDIS_TLS_CA_CERT=None)).ca_file is None
+
+
+@pytest.mark.parametrize(
+    ("variable", "path_of", "fragment"),
+    [
+        ("REDIS_TLS_CA_CERT", "garbage", "holds no PEM certificate"),
+        ("REDIS_TLS_CERT_FILE", "garbage", "is not a PEM certificate"),
+        ("REDIS_TLS_KEY_FILE", "garbage", "is not a PEM private key"),
+        ("REDIS_TLS_KEY_FILE", "encrypted_key", "is encrypted"),
+        ("REDIS_TLS_KEY_FILE", "other_key", "does not match REDIS_TLS_CERT_FILE"),
+    ],
+    ids=["ca-not-pem", "cert-not-pem", "key-not-pem", "key-encrypted", "key-mismatch"],
+)
+def test_tls_file_problem__is_reported(
+    files: Files, variable: str, path_of: str, fragment: str
+) -> None:
+    problems = _problems(_env(files, **{variable: str(getattr(files, path_of))}))
+    assert len(problems) == 1, problems
+    assert variable in problems[0]
+    assert fragment in problems[0]
+
+
+def test_expired_client_certificate__is_reported(files: Files) -> None:
+    env = _env(
+        files,
+        REDIS_TLS_CERT_FILE=str(files.expired_cert),
+        REDIS_TLS_KEY_FILE=str(files.expired_key),
+    )
+    problems = _problems(env)
+    assert len(problems) == 1, problems
+    assert "REDIS_TLS_CERT_FILE" in problems[0]
+    assert "expired on" in problems[0]
+    assert "issue a new client certificate" in problems[0]
+
+
+def test_unreadable_secret_file__says_which_uid_must_read_it(files: Files, tmp_path: Path) -> None:
+    if os.getuid() == 0:
+        pytest.skip("root reads files whatever their mode")
+    path = tmp_path / "pw"
+    path.write_text("p" * 24)
+    path.chmod(0)
+    problems = _problems(_env(files, REDIS_PASSWORD=None, REDIS_PASSWORD_FILE=str(path)))
+    assert f"not readable by uid {os.getuid()}" in problems[0]
+
+
+def test_every_problem__is_listed_in_one_error(files: Files) -> None:
+    env = _env(
+        files,
+        ENVIRONMENT="production",
+        REDIS_URL="redis://user:pw@redis:6379",
+        REDIS_PASSWORD="short",
+        REDIS_ENCRYPTION_KEY="bad",
+        REDIS_TLS_CA_CERT=None,
+        REDIS_TLS_KEY_FILE=str(files.other_key),
+    )
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(env)
+    problems = caught.value.problems
+    message = str(caught.value)
+    assert len(problems) == 6, problems
+    assert message.startswith("secure_cache configuration is invalid (6 problems):")
+    for fragment in (
+        "must use rediss://",
+        "must not carry credentials",
+        "requires at least 48",
+        "REDIS_ENCRYPTION_KEY must be 32",
+        "REDIS_TLS_CA_CERT is not set",
+        "does not match",
+    ):
+        assert fragment in message
+
+
+def test_error_messages__never_contain_secret_values(files: Files) -> None:
+    password = "s3cr3t-but-too-short"
+    bad_key = "SGVsbG8gc2VjcmV0IGtleQ=="  # base64, wrong length
+    env = _env(
+        files,
+        REDIS_URL=f"redis://app:{password}@redis:6379",
+        REDIS_PASSWORD=password,
+        REDIS_ENCRYPTION_KEY=bad_key,
+        REDIS_ENCRYPTION_PREVIOUS_KEYS=f"{bad_key},{DATA_KEY}",
+    )
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(env)
+    message = str(caught.value)
+    assert password not in message
+    assert bad_key not in message
+    assert DATA_KEY not in message
+
+
+def test_settings_repr__hides_secrets(files: Files) -> None:
+    text = repr(load_settings(_env(files)))
+    assert "p" * 24 not in text
+    assert "data_key" not in text
+
+
+def test_settings_from_env__reads_the_process_environment(
+    files: Files, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in _env(files).items():
+        monkeypatch.setenv(name, value)
+    assert Settings.from_env().username == "app"
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, ServiceSettings("127.0.0.1", 8080, 1 << 20)),
+        (
+            {"HTTP_HOST": "0.0.0.0", "HTTP_PORT": "9000", "HTTP_MAX_VALUE_BYTES": "10"},
+            ServiceSettings("0.0.0.0", 9000, 10),
+        ),
+    ],
+    ids=["defaults", "overrides"],
+)
+def test_service_settings(env: dict[str, str], expected: ServiceSettings) -> None:
+    assert ServiceSettings.from_env(env) == expected
+
+
+def test_service_settings__bad_port_is_reported() -> None:
+    with pytest.raises(ConfigurationError, match="HTTP_PORT must be an integer from 1 to 65535"):
+        ServiceSettings.from_env({"HTTP_PORT": "http"})
