@@ -115,6 +115,8 @@ class MaterialVolume(pulumi.ComponentResource):
             attach=True,
             must_run=False,
             restart="no",
+            log_driver="json-file",
+            log_opts={"max-size": "1m", "max-file": "1"},
             network_mode="none",
             read_only=False,
             privileged=False,

@@ -14,6 +14,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
 
 from infra.redis_acl import APP_USER, HEALTHCHECK_USER
+from infra.secretgen import generate_password
 from tests.support.tls_redis import ClientIdentity, TlsMaterial, TlsRedisServer
 
 
@@ -100,7 +101,7 @@ def test_default_user__is_refused(tls_redis: TlsRedisServer) -> None:
 
 
 def test_wrong_password__is_refused(tls_redis: TlsRedisServer) -> None:
-    client = _client(tls_redis, username=APP_USER, password="not-the-password-at-all")
+    client = _client(tls_redis, username=APP_USER, password=generate_password(24))
     with pytest.raises(AuthenticationError):
         client.ping()
 

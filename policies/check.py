@@ -1,0 +1,163 @@
+"""`python -m policies.check (--stack S | --resources FILE) [--json]`: the pack, without the CLI.
+
+Evaluates the real policy pack offline, through its analyzer gRPC interface as `pulumi preview
+--policy-pack policies` would (see `policies/analyzer.py`), against a stack rendered by
+`infra.render` (real values, secrets marked secret) or a JSON list of resource records.
+
+Prints one violation per line (a table, or JSON lines with `policy`, `resource`, `message` and
+`level`). Exit status: 0 no mandatory violation, 1 at least one, 2 unusable input or a pack
+that failed. Policy config: `--config FILE`, else `policies/config/<stack>.json` if present.
+Records without a `urn` need `--stack-name S`: stack isolation cannot be judged without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final, TextIO
+
+from policies.analyzer import PACK_DIR, ConfigError, Finding, PackError, PackServer
+from policies.records import Record, RecordError, from_rendered, load_records
+
+CONFIG_DIR: Final = PACK_DIR / "config"
+EXIT_OK: Final = 0
+EXIT_VIOLATIONS: Final = 1
+EXIT_UNUSABLE: Final = 2
+
+
+class UsageError(ValueError):
+    """Bad input: printed as one line, exit status 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m policies.check",
+        description="Evaluate the secure-redis policy pack offline (no Pulumi CLI needed).",
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--stack", help="render this stack of the project (Pulumi.<S>.yaml)")
+    source.add_argument(
+        "--resources", type=Path, help="a JSON list of {type, name, props[, urn, options]}"
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON lines")
+    parser.add_argument(
+        "--config", type=Path, help="policy config (as --policy-pack-config); default: "
+        "policies/config/<stack>.json if it exists"
+    )  # fmt: skip
+    parser.add_argument(
+        "--stack-name", help="the stack of records that carry no urn (required for those)"
+    )
+    parser.add_argument(
+        "--project", default="project",
+        help="project of records that carry no urn (default: %(default)s)",
+    )  # fmt: skip
+    return parser
+
+
+def _rendered(stack: str) -> list[Record]:
+    # Imported here: `--resources` must work without the infra program.
+    from infra.mock_engine import RenderError  # noqa: PLC0415
+    from infra.render import render_stack  # noqa: PLC0415
+    from infra.settings import SettingsError  # noqa: PLC0415
+
+    try:
+        rendered = render_stack(stack)
+    except SettingsError as exc:
+        raise UsageError(str(exc)) from exc
+    except RenderError as exc:
+        raise UsageError(f"stack {stack!r} could not be rendered: {exc}") from exc
+    return from_rendered(rendered.resources)
+
+
+def _load_config(path: Path | None, stack: str) -> tuple[dict[str, Any], Path | None]:
+    if path is None:
+        default = CONFIG_DIR / f"{stack}.json"
+        if not default.is_file():
+            return {}, None
+        path = default
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"cannot read policy config {path}: {exc.strerror or exc}") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"policy config {path} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise UsageError(f"policy config {path} must be a JSON object of policy names")
+    return data, path
+
+
+def evaluate(
+    server: PackServer, records: Sequence[Record], config: dict[str, Any]
+) -> list[Finding]:
+    """Configure the running pack for this stack and analyse it."""
+    server.configure(config)
+    first = records[0]
+    server.configure_stack(first.stack, first.project)
+    return server.analyze(records)
+
+
+def _print_table(findings: Sequence[Finding], header: str, out: TextIO) -> None:
+    print(header, file=out)
+    if not findings:
+        print("no violations", file=out)
+        return
+    rows = [("LEVEL", "POLICY", "RESOURCE", "MESSAGE")]
+    rows += [(f.level, f.policy, f.resource, f.message) for f in findings]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row[:3], widths, strict=True)), row[3], file=out)
+
+
+def _print_json(findings: Sequence[Finding], out: TextIO) -> None:
+    for f in findings:
+        line = {"policy": f.policy, "resource": f.resource, "message": f.message, "level": f.level}
+        print(json.dumps(line, sort_keys=True), file=out)
+
+
+def run(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.stack:
+            records = _rendered(args.stack)
+        else:
+            records = load_records(args.resources, stack=args.stack_name, project=args.project)
+        stack = records[0].stack
+        config, config_path = _load_config(args.config, stack)
+        env = dict(os.environ, PULUMI_PROJECT=records[0].project, PULUMI_STACK=stack,
+                   PULUMI_DRY_RUN="true")  # fmt: skip
+        with PackServer(env=env) as server:
+            findings = evaluate(server, records, config)
+    except (UsageError, RecordError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    except PackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    mandatory = [f for f in findings if f.level == "mandatory"]
+    if args.json:
+        _print_json(findings, out)
+    else:
+        source = f"stack {args.stack}" if args.stack else str(args.resources)
+        config_note = f"config {config_path}" if config_path else "pack defaults"
+        header = (
+            f"policy pack secure-redis on {source} ({len(records)} resources, {config_note}): "
+            f"{len(mandatory)} mandatory, {len(findings) - len(mandatory)} advisory"
+        )
+        _print_table(findings, header, out)
+    return EXIT_VIOLATIONS if mandatory else EXIT_OK
+
+
+def main() -> None:
+    try:
+        sys.exit(run())
+    except BrokenPipeError:  # e.g. `| head`: the reader left
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(EXIT_VIOLATIONS)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""The resources `python -m policies.check` sends to the pack, and how it reads them.
+
+A record is what `python -m infra.preview --json` prints: `{"type","name","props"}` plus the
+optional `urn` and `options`. Anything unusable is a `RecordError` naming the record and the
+fix; the checker turns it into exit code 2, never into a pass.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PropPath = tuple[str | int, ...]
+
+
+class RecordError(ValueError):
+    """The input cannot be evaluated; the message says where and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Record:
+    type: str
+    name: str
+    props: Mapping[str, Any]
+    urn: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    secret_paths: tuple[PropPath, ...] = ()
+    """Leaves that are secret; sent wrapped as secrets, as the engine sends them."""
+
+    @property
+    def stack(self) -> str:
+        return self.urn.split("::", 1)[0].removeprefix("urn:pulumi:")
+
+    @property
+    def project(self) -> str:
+        parts = self.urn.split("::")
+        return parts[1] if len(parts) > 1 else ""
+
+
+def make_urn(stack: str, project: str, type_: str, name: str) -> str:
+    return f"urn:pulumi:{stack}::{project}::{type_}::{name}"
+
+
+def load_records(path: Path, *, stack: str | None, project: str) -> list[Record]:
+    """Read a JSON list of records; records without a URN get one in `stack`/`project`."""
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RecordError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise RecordError(f"{path} is not UTF-8 text; pass a JSON file") from exc
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise RecordError(
+            f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
+            f"pass the output of `python -m infra.preview --stack S --json`"
+        ) from exc
+    return parse_records(data, source=str(path), stack=stack, project=project)
+
+
+def parse_records(data: Any, *, source: str, stack: str | None, project: str) -> list[Record]:
+    if not isinstance(data, list):
+        raise RecordError(
+            f"{source} must hold a JSON list of resource records, got a JSON {type(data).__name__}"
+        )
+    if not data:
+        raise RecordError(f"{source} holds no resources; there is nothing to check")
+    records: list[Record] = []
+    seen: set[str] = set()
+    for index, item in enumerate(data):
+        where = f"{source}: record {index}"
+        if not isinstance(item, dict):
+            raise RecordError(f"{where} must be a JSON object with type, name and props")
+        type_, name, props = item.get("type"), item.get("name"), item.get("props", {})
+        if not isinstance(type_, str) or not type_:
+            raise RecordError(f"{where} has no \"type\"; add the resource type token, e.g. "
+                              f"\"docker:index/container:Container\"")  # fmt: skip
+        if not isinstance(name, str) or not name:
+            raise RecordError(f'{where} ({type_}) has no "name"; add its logical name')
+        if not isinstance(props, dict):
+            raise RecordError(f'{where} ({name}): "props" must be a JSON object')
+        options = item.get("options") or {}
+        if not isinstance(options, dict):
+            raise RecordError(f'{where} ({name}): "options" must be a JSON object')
+        urn = item.get("urn")
+        if not urn:
+            if not stack:
+                raise RecordError(
+                    f'{where} ({name}) has no "urn", so its stack is unknown and stack '
+                    f"isolation cannot be judged; pass --stack-name S (the stack it belongs to)"
+                )
+            urn = make_urn(stack, project, type_, name)
+        if not isinstance(urn, str) or not urn.startswith("urn:pulumi:"):
+            raise RecordError(f'{where} ({name}): "urn" must look like urn:pulumi:<stack>::...')
+        if urn in seen:
+            raise RecordError(f"{where}: a second resource {type_} named {name!r} (same URN)")
+        seen.add(urn)
+        records.append(Record(type_, name, props, urn, options))
+    return records
+
+
+def from_rendered(resources: Sequence[Any]) -> list[Record]:
+    """Records from `infra.render` resources: real values, with their secret leaves marked."""
+    return [
+        Record(r.type, r.name, r.props, r.urn, dict(r.options), tuple(r.secret_paths))
+        for r in resources
+    ]

@@ -1,0 +1,122 @@
+"""Redis ACL rules evaluated the way Redis applies them, left to right, per user.
+
+Only what the policies need: whether a user is enabled, can run dangerous or admin commands,
+reaches every key or channel, or carries a cleartext password. Values (passwords, hashes) are
+never kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+# Commands in @dangerous/@admin that an application user must never get (redis.conf ACL
+# categories; SECURITY_CATALOG REDIS-04).
+DANGEROUS_COMMANDS: Final = frozenset(
+    {
+        "acl", "bgrewriteaof", "bgsave", "client", "cluster", "config", "debug", "failover",
+        "flushall", "flushdb", "info", "keys", "lastsave", "latency", "migrate", "module",
+        "monitor", "psync", "replconf", "replicaof", "restore", "restore-asking", "role", "save",
+        "shutdown", "slaveof", "slowlog", "sort", "swapdb", "sync",
+    }
+)  # fmt: skip
+_PRIVILEGED_CATEGORIES: Final = frozenset({"dangerous", "admin"})
+
+
+@dataclass
+class AclUser:
+    name: str
+    enabled: bool = False
+    nopass: bool = False
+    passwords: int = 0
+    cleartext_password: bool = False
+    all_commands: bool = False
+    granted_categories: set[str] = field(default_factory=set)
+    denied_categories: set[str] = field(default_factory=set)
+    granted_commands: set[str] = field(default_factory=set)
+    all_keys: bool = False
+    all_channels: bool = False
+
+    @classmethod
+    def redis_default(cls) -> AclUser:
+        """The `default` user when no ACL mentions it: `on nopass ~* &* +@all`."""
+        return cls("default", enabled=True, nopass=True, all_commands=True, all_keys=True,
+                   all_channels=True)  # fmt: skip
+
+    def apply(self, rule: str) -> None:  # noqa: PLR0912 - one branch per ACL rule keyword
+        lowered = rule.lower()
+        if lowered == "on":
+            self.enabled = True
+        elif lowered == "off":
+            self.enabled = False
+        elif lowered == "nopass":
+            self.nopass, self.passwords = True, 0
+        elif lowered == "resetpass":
+            self.nopass, self.passwords = False, 0
+        elif rule.startswith((">", "#")):
+            self.nopass = False
+            self.passwords += 1
+            self.cleartext_password |= rule.startswith(">")
+        elif lowered in ("allcommands", "+@all"):
+            self._grant_all(True)
+        elif lowered in ("nocommands", "-@all"):
+            self._grant_all(False)
+        elif lowered.startswith("+@"):
+            self.granted_categories.add(lowered[2:])
+            # A later grant can re-add commands an earlier -@dangerous took away.
+            self.denied_categories -= _PRIVILEGED_CATEGORIES | {lowered[2:]}
+        elif lowered.startswith("-@"):
+            self.denied_categories.add(lowered[2:])
+            self.granted_categories.discard(lowered[2:])
+            if lowered[2:] in _PRIVILEGED_CATEGORIES:
+                self.granted_commands -= DANGEROUS_COMMANDS
+        elif lowered.startswith("+"):
+            self.granted_commands.add(lowered[1:].split("|", 1)[0])
+        elif lowered.startswith("-"):
+            self.granted_commands.discard(lowered[1:].split("|", 1)[0])
+        elif lowered in ("~*", "allkeys", "%rw~*", "%r~*", "%w~*"):
+            self.all_keys = True
+        elif lowered == "resetkeys":
+            self.all_keys = False
+        elif lowered in ("&*", "allchannels"):
+            self.all_channels = True
+        elif lowered == "resetchannels":
+            self.all_channels = False
+        elif lowered == "reset":
+            self.__init__(self.name)  # type: ignore[misc]
+
+    def _grant_all(self, value: bool) -> None:
+        self.all_commands = value
+        self.granted_categories.clear()
+        self.denied_categories.clear()
+        self.granted_commands.clear()
+
+    @property
+    def privileged(self) -> bool:
+        """Can run a @dangerous or @admin command."""
+        grants_categories = self.all_commands or bool(self.granted_categories)
+        if grants_categories and not self.denied_categories >= _PRIVILEGED_CATEGORIES:
+            return True
+        if self.granted_categories & _PRIVILEGED_CATEGORIES:
+            return True
+        return bool(self.granted_commands & DANGEROUS_COMMANDS)
+
+    @property
+    def authenticates(self) -> bool:
+        return not self.nopass and self.passwords > 0
+
+
+def acl_users(rules: Sequence[Sequence[str]]) -> dict[str, AclUser]:
+    """Users after every `user <name> <rules...>` line; `default` as Redis leaves it."""
+    users: dict[str, AclUser] = {}
+    for line in rules:
+        if not line:
+            continue
+        name = line[0]
+        user = users.setdefault(name, AclUser(name))  # a mentioned user starts reset (off)
+        for rule in line[1:]:
+            for token in rule.split():
+                user.apply(token)
+    users.setdefault("default", AclUser.redis_default())
+    return users

@@ -1,0 +1,113 @@
+"""The shapes every rule shares: a resource as policies see it, a rule, a violation.
+
+Nothing here imports `pulumi_policy`: rules are pure functions over plain mappings, so the
+policy pack, the offline checker and plain pytest all run the same code.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+Enforcement = Literal["mandatory", "advisory"]
+
+CONTAINER: Final = "docker:index/container:Container"
+NETWORK: Final = "docker:index/network:Network"
+VOLUME: Final = "docker:index/volume:Volume"
+IMAGE: Final = "docker:index/image:Image"
+REMOTE_IMAGE: Final = "docker:index/remoteImage:RemoteImage"
+DOCKER_PROVIDER: Final = "pulumi:providers:docker"
+RANDOM_PASSWORD: Final = "random:index/randomPassword:RandomPassword"  # noqa: S105 - a type
+TLS_PRIVATE_KEY: Final = "tls:index/privateKey:PrivateKey"
+TLS_SELF_SIGNED_CERT: Final = "tls:index/selfSignedCert:SelfSignedCert"
+TLS_LOCALLY_SIGNED_CERT: Final = "tls:index/locallySignedCert:LocallySignedCert"
+STACK_REFERENCE: Final = "pulumi:pulumi:StackReference"
+# Dynamic resources (Python or Node.js providers) carry the provider in their type token.
+DYNAMIC: Final = ("pulumi-python:dynamic*", "pulumi-nodejs:dynamic*")
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One resource as a policy sees it: engine (camelCase) property names, secrets unwrapped."""
+
+    type: str
+    name: str
+    """The logical (URN) name."""
+    props: Mapping[str, Any]
+    urn: str = ""
+    secret_outputs: frozenset[str] = frozenset()
+    """The resource's `additionalSecretOutputs` option: properties kept encrypted in state."""
+    dependencies: tuple[str, ...] = ()
+    """URNs this resource depends on (stack policies only)."""
+
+    @property
+    def stack(self) -> str:
+        """The stack name from `urn:pulumi:<stack>::<project>::...`, or "" when unknown."""
+        if self.urn.startswith("urn:pulumi:"):
+            return self.urn[len("urn:pulumi:") :].split("::", 1)[0]
+        return ""
+
+
+@dataclass(frozen=True)
+class Violation:
+    """A stack-rule finding: the message and the URN of the resource it is about."""
+
+    message: str
+    urn: str = ""
+
+
+ConfigSchema = Mapping[str, Mapping[str, Any]]
+"""JSON-schema `properties` of a rule's configuration; each entry carries a safe `default`."""
+ResourceCheck = Callable[[Resource, Mapping[str, Any]], Iterator[str]]
+StackCheck = Callable[[Sequence[Resource], Mapping[str, Any]], Iterator[Violation]]
+
+
+def _with_defaults(schema: ConfigSchema, config: Mapping[str, Any]) -> dict[str, Any]:
+    merged = {key: spec["default"] for key, spec in schema.items() if "default" in spec}
+    merged.update({key: value for key, value in config.items() if key in schema})
+    return merged
+
+
+@dataclass(frozen=True)
+class ResourceRule:
+    """A rule judged on one resource at a time (a `ResourceValidationPolicy`)."""
+
+    name: str
+    description: str
+    resource_types: tuple[str, ...]
+    """Exact type tokens, or fnmatch patterns such as "pulumi-python:dynamic*"."""
+    check: ResourceCheck
+    refs: tuple[str, ...]
+    """Catalog ids and standards (SECURITY_CATALOG.md), e.g. ("RUNTIME-08", "cis-docker-5.13")."""
+    enforcement: Enforcement = "mandatory"
+    config_schema: ConfigSchema = field(default_factory=dict)
+
+    def applies_to(self, resource_type: str) -> bool:
+        return any(fnmatch.fnmatchcase(resource_type, t) for t in self.resource_types)
+
+    def run(self, resource: Resource, config: Mapping[str, Any] | None = None) -> list[str]:
+        if not self.applies_to(resource.type):
+            return []
+        return list(self.check(resource, _with_defaults(self.config_schema, config or {})))
+
+
+@dataclass(frozen=True)
+class StackRule:
+    """A rule about relationships between resources (a `StackValidationPolicy`)."""
+
+    name: str
+    description: str
+    check: StackCheck
+    refs: tuple[str, ...]
+    enforcement: Enforcement = "mandatory"
+    config_schema: ConfigSchema = field(default_factory=dict)
+
+    def run(
+        self, resources: Sequence[Resource], config: Mapping[str, Any] | None = None
+    ) -> list[Violation]:
+        return list(self.check(resources, _with_defaults(self.config_schema, config or {})))
+
+
+Rule = ResourceRule | StackRule

@@ -1,0 +1,120 @@
+"""Recognising secret material in container properties, without ever returning the secret.
+
+Findings name *where* a secret is (an env var name, an argv position, an upload path), never
+its value, so messages built from them are safe to print.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, Final
+
+from policies.rules._props import Upload, argv_words, envs, healthcheck_tests, shell_words
+
+# An env var whose *name* says it holds a secret (SECURITY_CATALOG SECRET-02). `*_FILE`
+# variants hold a path to a file and are the recommended delivery, so they never match.
+_SECRET_NAME: Final = re.compile(
+    r"(?i)(pass|passwd|password|passphrase|secret|token|private|credentials?|(^|_)keys?|auth)$"
+)
+# A URL whose user-info part carries a password (what CKV_SECRET_4 calls basic-auth URLs).
+_URL_WITH_PASSWORD: Final = re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^/\s:@]*:[^/\s@]+@")
+_PRIVATE_KEY: Final = "PRIVATE KEY-----"
+_SECRET_FILE: Final = re.compile(
+    r"(?i)(\.key$|(^|[._-])(keys?|pw|pass)$|passw(or)?d|secret|token|credential|keyring"
+    r"|\.p12$|\.pfx$)"
+)
+# redis-server options whose value is a cleartext password.
+_REDIS_SERVER_SECRET_OPTIONS: Final = frozenset({"--requirepass", "--masterauth"})
+# redis-cli flags followed by a password, and the AUTH command.
+_REDIS_CLI_SECRET_FLAGS: Final = frozenset({"-a", "--pass", "--password"})
+_SHELL_SEPARATORS: Final = frozenset({";", "&&", "||", "|", "&"})
+
+
+def secret_env_names(props: Mapping[str, Any]) -> list[str]:
+    """Names of env vars that carry a secret value in plain text."""
+    found = []
+    for key, value in envs(props):
+        if not value:
+            continue
+        if (
+            (_SECRET_NAME.search(key) and not key.upper().endswith("_FILE"))
+            or _URL_WITH_PASSWORD.search(value)
+            or _PRIVATE_KEY in value
+        ):
+            found.append(key)
+    return found
+
+
+def secret_words(words: list[str]) -> list[str]:
+    """Where argv carries secrets ("--requirepass", "redis-cli -a", "a URL with a password")."""
+    found: list[str] = []
+    program = ""
+    for i, word in enumerate(words):
+        base = word.rsplit("/", 1)[-1]
+        if word in _SHELL_SEPARATORS:
+            program = ""
+            continue
+        if base in ("redis-server", "redis-cli", "redis-sentinel", "valkey-server", "valkey-cli"):
+            program = base
+            continue
+        following = words[i + 1] if i + 1 < len(words) else ""
+        if word in _REDIS_SERVER_SECRET_OPTIONS:
+            found.append(word)
+        elif program.endswith("-cli") and word in _REDIS_CLI_SECRET_FLAGS and following:
+            found.append(f"{program} {word}")
+        elif program.endswith("-cli") and word.upper() == "AUTH" and following:
+            found.append(f"{program} AUTH")
+        elif program.endswith("-server") and word == "--user" and _acl_password_follows(words, i):
+            found.append("--user with a >password rule")
+        if _URL_WITH_PASSWORD.search(word):
+            found.append("a URL with a password")
+        if _PRIVATE_KEY in word:
+            found.append("a private key")
+    return sorted(set(found))
+
+
+def _acl_password_follows(words: list[str], start: int) -> bool:
+    for word in words[start + 1 :]:
+        if word.startswith("--"):
+            return False
+        if any(token.startswith(">") and len(token) > 1 for token in word.split()):
+            return True
+    return False
+
+
+def secret_argv(props: Mapping[str, Any]) -> list[str]:
+    return secret_words(argv_words(props))
+
+
+def secret_healthcheck(props: Mapping[str, Any]) -> list[str]:
+    words: list[str] = []
+    for test in healthcheck_tests(props):
+        words.extend(shell_words(test) if " " in test else [test])
+    return secret_words(words)
+
+
+def is_secret_upload(upload: Upload) -> bool:
+    """A file that must be protected like a key: redacted, a private key, or named like one."""
+    if upload.redacted or _SECRET_FILE.search(upload.basename):
+        return True
+    content = upload.content or ""
+    return _PRIVATE_KEY in content or _has_cleartext_password(content)
+
+
+def _has_cleartext_password(content: str) -> bool:
+    for line in content.splitlines():
+        words = line.split()
+        if not words:
+            continue
+        if words[0] in ("requirepass", "masterauth") and len(words) > 1:
+            return True
+        if words[0] == "user" and any(w.startswith(">") and len(w) > 1 for w in words[2:]):
+            return True
+    return False
+
+
+def private_key_blocks(value: str) -> list[str]:
+    """Every PEM private-key block in a string, normalised for comparison."""
+    pattern = r"-----BEGIN ([A-Z ]*)PRIVATE KEY-----.*?-----END \1PRIVATE KEY-----"
+    return [m.group(0).strip() for m in re.finditer(pattern, value, re.DOTALL)]

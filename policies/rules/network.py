@@ -1,0 +1,281 @@
+"""Network exposure and isolation: host namespaces, bridges, published ports, drivers, the API.
+
+Resource rules judge one container, network or provider; stack rules join containers to the
+networks this stack declares (SECURITY_CATALOG §2.1).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Final
+
+from policies.rules._model import (
+    CONTAINER,
+    DOCKER_PROVIDER,
+    NETWORK,
+    Resource,
+    ResourceRule,
+    StackRule,
+    Violation,
+)
+from policies.rules._props import (
+    argv_words,
+    items,
+    label,
+    mapping,
+    number,
+    of_type,
+    redis_label,
+    stack_token_in,
+    strings,
+    text,
+)
+from policies.rules._redisconf import is_redis_server, network_names, redis_servers
+from policies.rules.clients import redis_urls
+
+_ALL_INTERFACES: Final = frozenset({"", "0.0.0.0", "::", "[::]"})  # noqa: S104 - what we reject
+_DEFAULT_BRIDGE_MODES: Final = frozenset({"", "bridge", "default"})
+
+
+def no_host_network(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
+    if text(resource.props.get("networkMode")) == "host":
+        yield (
+            f"{label(resource)} must not set networkMode to host; it shares the host's network "
+            f"stack (CIS Docker 5.10)."
+        )
+
+
+def user_defined_network(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
+    mode = text(resource.props.get("networkMode")) or ""
+    if not network_names(resource.props) and mode in _DEFAULT_BRIDGE_MODES:
+        yield (
+            f"{label(resource)} must join a user-defined network (networksAdvanced) or set "
+            f"networkMode none; it is on Docker's default bridge (CIS Docker 5.30)."
+        )
+
+
+def ports_bound_to_interface(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
+    for index, port in enumerate(items(resource.props.get("ports"))):
+        ip = text(mapping(port).get("ip"))
+        if ip is None or ip.strip() in _ALL_INTERFACES:
+            yield (
+                f"{label(resource)} must bind ports[{index}] to a specific host address "
+                f"(ip: 127.0.0.1); it listens on every interface (CIS Docker 5.14)."
+            )
+
+
+def redis_no_published_port(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
+    props = resource.props
+    if not is_redis_server(props):
+        return
+    if items(props.get("ports")) or props.get("publishAllPorts") is True:
+        yield (
+            f"{redis_label(resource)} must not publish ports to the Docker host; clients "
+            f"reach it over an internal network."
+        )
+
+
+def no_unneeded_ports(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
+    props = resource.props
+    if props.get("publishAllPorts") is True:
+        yield (
+            f"{label(resource)} must not set publishAllPorts; publish only the ports it needs "
+            f"(CIS Docker 5.9)."
+        )
+    if any(number(mapping(p).get("internal")) == 22 for p in items(props.get("ports"))):
+        yield f"{label(resource)} must not publish SSH port 22 (CIS Docker 5.7)."
+    if any(w.rsplit("/", 1)[-1] == "sshd" for w in argv_words(props)):
+        yield f"{label(resource)} must not run sshd; use docker exec (CIS Docker 5.7)."
+
+
+def unprivileged_host_ports(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
+    for index, port in enumerate(items(resource.props.get("ports"))):
+        external = number(mapping(port).get("external"))
+        if external is not None and 0 < external < 1024:
+            yield (
+                f"{label(resource)} should publish ports[{index}] on a host port of 1024 or "
+                f"above (CIS Docker 5.8)."
+            )
+
+
+def driver_isolated(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
+    driver = (text(resource.props.get("driver")) or "bridge").lower()
+    if driver in ("host", "macvlan", "ipvlan"):
+        yield (
+            f"{label(resource)} must use the bridge driver; host, macvlan and ipvlan expose "
+            f"containers on the host's network."
+        )
+    if resource.props.get("ingress") is True:
+        yield f"{label(resource)} must not be a swarm ingress network (set ingress false)."
+
+
+def driver_not_attachable(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
+    driver = (text(resource.props.get("driver")) or "bridge").lower()
+    if driver == "overlay" or resource.props.get("attachable") is True:
+        yield (
+            f"{label(resource)} should not be an attachable or overlay network; any swarm "
+            f"container could join it."
+        )
+
+
+def docker_api_authenticated(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
+    props = resource.props
+    host = (text(props.get("host")) or "").lower()
+    if not host.startswith(("tcp://", "http://")):
+        return
+    has_tls = bool(text(props.get("certPath"))) or all(
+        text(props.get(k)) for k in ("caMaterial", "certMaterial", "keyMaterial")
+    )
+    if not has_tls:
+        yield (
+            f"Docker provider {resource.name} must reach a tcp:// Docker host with TLS client "
+            f"certificates (certPath, or caMaterial, certMaterial and keyMaterial), or use "
+            f"unix:// or ssh://; the Engine API is unauthenticated (CIS Docker 2.7)."
+        )
+
+
+def _declared_networks(resources: Sequence[Resource]) -> dict[str, Resource]:
+    declared: dict[str, Resource] = {}
+    for network in of_type(resources, NETWORK):
+        declared[text(network.props.get("name")) or network.name] = network
+    return declared
+
+
+def redis_internal_only(
+    resources: Sequence[Resource], _config: Mapping[str, Any]
+) -> Iterator[Violation]:
+    declared = _declared_networks(resources)
+    for server in redis_servers(resources):
+        resource = server.resource
+        mode = text(resource.props.get("networkMode")) or ""
+        names = network_names(resource.props)
+        if (
+            mode == "host"
+            or mode.startswith("container:")
+            or (not names and mode in _DEFAULT_BRIDGE_MODES)
+        ):
+            yield Violation(
+                f"{redis_label(resource)} must attach only to internal networks of "
+                f"this stack (networksAdvanced); it is on the host, another container's or the "
+                f"default bridge network.",
+                resource.urn,
+            )
+        for index, name in enumerate(names):
+            network = declared.get(name)
+            if network is None:
+                yield Violation(
+                    f"{redis_label(resource)} must attach only to networks this stack "
+                    f"declares with internal: true; networksAdvanced[{index}] is not declared "
+                    f"here, so it cannot be verified.",
+                    resource.urn,
+                )
+            elif network.props.get("internal") is not True:
+                yield Violation(
+                    f"{label(network)} must set internal: true, because "
+                    f"{redis_label(resource)} joins it; it has a route to other networks.",
+                    network.urn,
+                )
+
+
+def stack_network_scoped(
+    resources: Sequence[Resource], config: Mapping[str, Any]
+) -> Iterator[Violation]:
+    declared = _declared_networks(resources)
+    allowed = [_network(s) for s in strings(config.get("allowedSubnets"))]
+    for name, network in declared.items():
+        stack = network.stack
+        if stack and not stack_token_in(name, stack):
+            yield Violation(
+                f"{label(network)} must carry the stack name in its Docker name so stacks never "
+                f"share a network.",
+                network.urn,
+            )
+        for index, ipam in enumerate(items(network.props.get("ipamConfigs"))):
+            subnet = _network(text(mapping(ipam).get("subnet")) or "")
+            allowed_here = subnet is not None and any(
+                a is not None and subnet.version == a.version and subnet.subnet_of(a)  # type: ignore[arg-type]
+                for a in allowed
+            )
+            if allowed and not allowed_here:
+                yield Violation(
+                    f"{label(network)} must take ipamConfigs[{index}].subnet from this stack's "
+                    f"allowedSubnets so stacks never overlap.",
+                    network.urn,
+                )
+    for container in of_type(resources, CONTAINER):
+        for index, name in enumerate(network_names(container.props)):
+            if name not in declared:
+                yield Violation(
+                    f"{label(container)} must join only networks this stack declares; "
+                    f"networksAdvanced[{index}] belongs to something else.",
+                    container.urn,
+                )
+
+
+def _network(value: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    try:
+        return ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return None
+
+
+def redis_network_dedicated(
+    resources: Sequence[Resource], _config: Mapping[str, Any]
+) -> Iterator[Violation]:
+    servers = redis_servers(resources)
+    redis_networks = {n for s in servers for n in network_names(s.resource.props)}
+    server_urns = {s.resource.urn for s in servers}
+    for container in of_type(resources, CONTAINER):
+        if container.urn in server_urns or redis_urls(container.props):
+            continue
+        if redis_networks & set(network_names(container.props)):
+            yield Violation(
+                f"{label(container)} should not join a Redis server's network; it is neither "
+                f"Redis nor a Redis client (CIS Docker 2.2).",
+                container.urn,
+            )
+
+
+RULES: Final = (
+    ResourceRule("network-container-no-host-network",
+                 "Containers do not share the host's network namespace.",
+                 (CONTAINER,), no_host_network, ("NET-01", "cis-docker-5.10")),
+    ResourceRule("network-container-user-defined-network",
+                 "Containers join user-defined networks, not Docker's default bridge.",
+                 (CONTAINER,), user_defined_network, ("NET-02", "cis-docker-5.30")),
+    ResourceRule("network-port-bound-to-interface",
+                 "Published ports are bound to a specific host address.",
+                 (CONTAINER,), ports_bound_to_interface, ("NET-03", "cis-docker-5.14")),
+    ResourceRule("network-redis-no-published-port",
+                 "Redis servers publish no port to the Docker host.",
+                 (CONTAINER,), redis_no_published_port, ("NET-04",)),
+    ResourceRule("network-container-no-unneeded-ports",
+                 "Containers publish only needed ports and run no SSH daemon.",
+                 (CONTAINER,), no_unneeded_ports, ("NET-05", "cis-docker-5.9", "cis-docker-5.7")),
+    ResourceRule("network-port-unprivileged",
+                 "Published host ports are unprivileged (1024 and above).",
+                 (CONTAINER,), unprivileged_host_ports, ("NET-06", "cis-docker-5.8"),
+                 "advisory"),
+    ResourceRule("network-driver-isolated",
+                 "Networks use an isolating driver and are not swarm ingress networks.",
+                 (NETWORK,), driver_isolated, ("NET-08", "cis-docker-5.10")),
+    ResourceRule("network-driver-not-attachable",
+                 "Networks are neither overlay nor attachable.",
+                 (NETWORK,), driver_not_attachable, ("NET-08",), "advisory"),
+    ResourceRule("network-docker-api-authenticated",
+                 "The Docker provider reaches the Engine API over an authenticated channel.",
+                 (DOCKER_PROVIDER,), docker_api_authenticated, ("NET-11", "cis-docker-2.7")),
+    StackRule("network-redis-internal-only",
+              "Redis servers are reachable only through internal networks of their stack.",
+              redis_internal_only, ("NET-07", "NET-02")),
+    StackRule("stack-network-scoped",
+              "Networks belong to one stack: stack-named, declared here, on allowed subnets.",
+              stack_network_scoped, ("NET-09",),
+              config_schema={"allowedSubnets": {
+                  "type": "array", "items": {"type": "string"}, "default": [],
+                  "description": "CIDRs this stack's networks may use; empty: any."}}),
+    StackRule("network-redis-network-dedicated",
+              "Only Redis and its clients share a Redis server's network.",
+              redis_network_dedicated, ("NET-10", "cis-docker-2.2"), "advisory"),
+)  # fmt: skip

@@ -1,0 +1,234 @@
+"""Secret handling: nothing secret in env, argv, build args or plaintext state; key files locked.
+
+Policies receive secrets unwrapped and cannot tell a secret Output from plain text
+(pulumi-policy#241), so secretness is judged structurally: by names, content (private keys,
+cleartext passwords) and the `additionalSecretOutputs` option. Messages say where, never what.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Final
+
+from policies.rules._model import (
+    CONTAINER,
+    DOCKER_PROVIDER,
+    DYNAMIC,
+    IMAGE,
+    RANDOM_PASSWORD,
+    REMOTE_IMAGE,
+    STACK_REFERENCE,
+    Resource,
+    ResourceRule,
+    StackRule,
+    Violation,
+)
+from policies.rules._props import envs, items, label, mapping, number, text, uploads
+from policies.rules._secrets import (
+    _SECRET_NAME,
+    _URL_WITH_PASSWORD,
+    is_secret_upload,
+    secret_argv,
+    secret_env_names,
+    secret_healthcheck,
+)
+
+_KEY_MODES: Final = frozenset({0o400, 0o440, 0o600})
+_MIN_SHARED_SECRET: Final = 8  # shorter strings match too much by chance
+
+
+def env_not_plain(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
+    names = secret_env_names(resource.props)
+    if names:
+        yield (
+            f"{label(resource)} must not pass secrets in environment variables "
+            f"({', '.join(sorted(set(names)))}); deliver them as files and set NAME_FILE "
+            f"(CIS Docker 4.10)."
+        )
+
+
+def argv_not_plain(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
+    found = secret_argv(resource.props)
+    if found:
+        yield (
+            f"{label(resource)} must not put secrets on its command line ({', '.join(found)}); "
+            f"read them from files, as argv is visible in docker inspect and ps."
+        )
+    found = secret_healthcheck(resource.props)
+    if found:
+        yield (
+            f"{label(resource)} must not put secrets in its health check ({', '.join(found)}); "
+            f'read them from a file (e.g. REDISCLI_AUTH="$(cat file)").'
+        )
+
+
+def state_encrypted(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
+    props = resource.props
+    carriers = {
+        "uploads": any(is_secret_upload(u) for u in uploads(props)),
+        "envs": bool(secret_env_names(props)),
+        "command": bool(secret_argv(props)),
+        "healthcheck": bool(secret_healthcheck(props)),
+    }
+    unprotected = [k for k, has in carriers.items() if has and k not in resource.secret_outputs]
+    if unprotected:
+        yield (
+            f"{label(resource)} must list {', '.join(unprotected)} in additionalSecretOutputs "
+            f"(or pass them as secret Outputs); they carry secrets that would be stored in "
+            f"plain text in the Pulumi state."
+        )
+
+
+def _mode(permissions: str | None) -> int | None:
+    if permissions is None:
+        return None
+    try:
+        return int(permissions, 8)
+    except ValueError:
+        return None
+
+
+def upload_file_mode(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
+    for upload in uploads(resource.props):
+        if not is_secret_upload(upload):
+            continue
+        if _mode(upload.permissions) not in _KEY_MODES or upload.executable:
+            yield (
+                f"{label(resource)} must upload the secret file uploads[{upload.index}] with "
+                f"permissions 0400 (or 0440/0600), not executable; unset means 0644 "
+                f"(CIS Docker 3.14)."
+            )
+
+
+def image_build_args(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
+    build = mapping(resource.props.get("build"))
+    args = mapping(build.get("args") if resource.type == IMAGE else build.get("buildArgs"))
+    secret = sorted(
+        key
+        for key, value in args.items()
+        if isinstance(value, str)
+        and value
+        and (
+            _SECRET_NAME.search(key)
+            or _URL_WITH_PASSWORD.search(value)
+            or "PRIVATE KEY-----" in value
+        )
+    )
+    if secret:
+        yield (
+            f"{label(resource)} must not pass secrets as build arguments ({', '.join(secret)}); "
+            f"they stay in the image history. Use build secrets (RemoteImage build.secrets)."
+        )
+
+
+def provider_credentials_inline(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
+    props = resource.props
+    inline = bool(text(props.get("keyMaterial"))) or any(
+        text(mapping(a).get("configFileContent")) or text(mapping(a).get("password"))
+        for a in items(props.get("registryAuth"))
+    )
+    if inline:
+        yield (
+            f"Docker provider {resource.name} should read its credentials from files "
+            f"(certPath, configFile) or ssh, not inline keyMaterial or registry passwords."
+        )
+
+
+def password_length(resource: Resource, config: Mapping[str, Any]) -> Iterator[str]:
+    if resource.type != RANDOM_PASSWORD and "password" not in resource.type.lower():
+        return  # a dynamic resource that is not a password generator
+    minimum = number(config.get("minimumLength")) or 24
+    length = number(resource.props.get("length"))
+    if length is None or length < minimum:
+        yield (
+            f"{label(resource)} must generate passwords of at least {int(minimum)} characters "
+            f"(length); shorter ones can be guessed at Redis's speed."
+        )
+
+
+def _leaves(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, Mapping):
+        for key in value:
+            yield from _leaves(value[key], f"{path}.{key}" if path else str(key))
+    elif isinstance(value, Sequence) and not isinstance(value, bytes):
+        for index, element in enumerate(value):
+            yield from _leaves(element, f"{path}[{index}]")
+
+
+def _secrets_of(resource: Resource) -> set[str]:
+    props = resource.props
+    found = {u.content for u in uploads(props) if is_secret_upload(u) and u.content}
+    names = set(secret_env_names(props))
+    found |= {value for key, value in envs(props) if key in names}
+    return {s for s in found if len(s.strip()) >= _MIN_SHARED_SECRET}
+
+
+def not_shared_in_plain_form(
+    resources: Sequence[Resource], _config: Mapping[str, Any]
+) -> Iterator[Violation]:
+    sources = [(r, _secrets_of(r)) for r in resources if r.type == CONTAINER]
+    for sink in resources:
+        if not sink.type.startswith("docker:"):
+            continue
+        exposed: set[str] = set()
+        for key in sink.props:
+            if key in sink.secret_outputs:
+                continue
+            for path, leaf in _leaves(sink.props[key], key):
+                for source, secrets in sources:
+                    if source.urn != sink.urn and any(s.strip() in leaf for s in secrets):
+                        exposed.add(path.split("[", 1)[0].split(".", 1)[0])
+        if exposed:
+            yield Violation(
+                f"{label(sink)} must not hold, in plain form, a secret another resource "
+                f"carries ({', '.join(sorted(exposed))}); deliver it as a protected file and "
+                f"list the property in additionalSecretOutputs.",
+                sink.urn,
+            )
+
+
+def stack_reference_isolated(
+    resources: Sequence[Resource], _config: Mapping[str, Any]
+) -> Iterator[Violation]:
+    references = {r.urn for r in resources if r.type == STACK_REFERENCE}
+    if not references:
+        return
+    for resource in resources:
+        if resource.type.startswith("docker:") and references & set(resource.dependencies):
+            yield Violation(
+                f"{label(resource)} must not take values from another stack (StackReference); "
+                f"each stack generates its own secrets and PKI.",
+                resource.urn,
+            )
+
+
+RULES: Final = (
+    ResourceRule("secret-env-not-plain", "Containers get no secrets in environment variables.",
+                 (CONTAINER,), env_not_plain, ("SECRET-02", "cis-docker-4.10")),
+    ResourceRule("secret-argv-not-plain",
+                 "Container commands and health checks carry no secrets.",
+                 (CONTAINER,), argv_not_plain, ("SECRET-03",)),
+    ResourceRule("secret-state-encrypted",
+                 "Container properties that carry secrets are encrypted in the Pulumi state.",
+                 (CONTAINER,), state_encrypted, ("SECRET-04",)),
+    ResourceRule("secret-upload-file-mode", "Uploaded key and secret files are mode 0400.",
+                 (CONTAINER,), upload_file_mode, ("TLS-10", "cis-docker-3.14")),
+    ResourceRule("secret-image-build-args", "Image builds get no secrets as build arguments.",
+                 (IMAGE, REMOTE_IMAGE), image_build_args, ("SECRET-05",)),
+    ResourceRule("secret-provider-credentials-inline",
+                 "Docker provider credentials are not inlined.",
+                 (DOCKER_PROVIDER,), provider_credentials_inline, ("SECRET-06",), "advisory"),
+    ResourceRule("secret-password-length", "Generated passwords are long enough.",
+                 (RANDOM_PASSWORD, *DYNAMIC), password_length, ("REDIS-07",),
+                 config_schema={"minimumLength": {
+                     "type": "integer", "minimum": 16, "default": 24,
+                     "description": "Shortest generated password (production: 48)."}}),
+    StackRule("secret-not-shared-in-plain-form",
+              "No secret one resource carries appears in plain form in another.",
+              not_shared_in_plain_form, ("SECRET-04", "SECRET-02")),
+    StackRule("secret-stack-reference-isolated",
+              "Docker resources take no values from other stacks.",
+              stack_reference_isolated, ("SECRET-07", "TLS-11")),
+)  # fmt: skip

@@ -1,0 +1,62 @@
+"""Per-stack isolation of volumes: stack-named, declared here, never a host path (STACK-01)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Final
+
+from policies.rules._model import CONTAINER, VOLUME, Resource, ResourceRule, StackRule, Violation
+from policies.rules._props import items, label, mapping, of_type, stack_token_in, text
+
+
+def volume_no_host_path(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
+    opts = mapping(resource.props.get("driverOpts"))
+    o = (text(opts.get("o")) or "").split(",")
+    if "bind" in o or "rbind" in o or (text(opts.get("type")) == "none" and opts.get("device")):
+        yield (
+            f"{label(resource)} must not bind a host path (driverOpts o=bind / device); keep "
+            f"data in a Docker-managed volume (CIS Docker 5.6)."
+        )
+
+
+def _volume_references(props: Mapping[str, Any]) -> list[tuple[str, str]]:
+    found = []
+    for index, mount in enumerate(items(props.get("mounts"))):
+        m = mapping(mount)
+        if text(m.get("type")) == "volume" and text(m.get("source")):
+            found.append((f"mounts[{index}]", text(m.get("source")) or ""))
+    for index, volume in enumerate(items(props.get("volumes"))):
+        name = text(mapping(volume).get("volumeName"))
+        if name:
+            found.append((f"volumes[{index}]", name))
+    return found
+
+
+def volume_scoped(resources: Sequence[Resource], _config: Mapping[str, Any]) -> Iterator[Violation]:
+    declared: dict[str, Resource] = {}
+    for volume in of_type(resources, VOLUME):
+        name = text(volume.props.get("name")) or volume.name
+        declared[name] = volume
+        if volume.stack and not stack_token_in(name, volume.stack):
+            yield Violation(
+                f"{label(volume)} must carry the stack name in its Docker name so stacks never "
+                f"share data.",
+                volume.urn,
+            )
+    for container in of_type(resources, CONTAINER):
+        for where, name in _volume_references(container.props):
+            if name not in declared:
+                yield Violation(
+                    f"{label(container)} must mount only volumes this stack declares; {where} "
+                    f"belongs to something else.",
+                    container.urn,
+                )
+
+
+RULES: Final = (
+    ResourceRule("stack-volume-no-host-path", "Volumes are Docker-managed, not host binds.",
+                 (VOLUME,), volume_no_host_path, ("STACK-01", "RUNTIME-16", "cis-docker-5.6")),
+    StackRule("stack-volume-scoped",
+              "Volumes belong to one stack: stack-named and declared in it.",
+              volume_scoped, ("STACK-01",)),
+)  # fmt: skip

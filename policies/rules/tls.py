@@ -1,0 +1,232 @@
+"""PKI: strong keys, correct certificate profiles, unique keys, no CA key in a container."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from policies.rules._model import (
+    CONTAINER,
+    DYNAMIC,
+    TLS_LOCALLY_SIGNED_CERT,
+    TLS_PRIVATE_KEY,
+    TLS_SELF_SIGNED_CERT,
+    Resource,
+    ResourceRule,
+    StackRule,
+    Violation,
+)
+from policies.rules._props import envs, label, number, redis_label, strings, text, uploads
+from policies.rules._redisconf import aliases, redis_servers
+from policies.rules._secrets import private_key_blocks
+from policies.rules._x509 import (
+    MIN_RSA_BITS,
+    certificate_blocks,
+    parse_certificate,
+    private_key_public_bytes,
+)
+from policies.rules.clients import redis_urls
+
+_KEY_ALGORITHM: Final = re.compile(r"(?i)^(rsa-?(\d+)|ecdsa-?p(\d+)|ed25519|ed448)$")
+_STRONG_CURVE_BITS: Final = frozenset({256, 384, 521})
+
+
+def _weak_algorithm(value: str) -> bool:
+    match = _KEY_ALGORITHM.match(value.strip())
+    if not match:
+        return True
+    if match.group(2):
+        return int(match.group(2)) < MIN_RSA_BITS
+    if match.group(3):
+        return int(match.group(3)) not in _STRONG_CURVE_BITS
+    return False
+
+
+def private_key_strong(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
+    props = resource.props
+    weak = False
+    if resource.type == TLS_PRIVATE_KEY:
+        algorithm = (text(props.get("algorithm")) or "").upper()
+        if algorithm == "RSA":
+            weak = (number(props.get("rsaBits")) or 2048) < MIN_RSA_BITS
+        elif algorithm == "ECDSA":
+            weak = (text(props.get("ecdsaCurve")) or "P224").upper() not in ("P256", "P384", "P521")
+        else:
+            weak = algorithm != "ED25519"
+    elif resource.type == CONTAINER:
+        weak = any(
+            cert is not None and cert.weak_key
+            for u in uploads(props)
+            for cert in map(parse_certificate, certificate_blocks(u.content or ""))
+        )
+    else:  # dynamic certificate/key resources describe their key as keyAlgorithm
+        key_algorithm = text(props.get("keyAlgorithm"))
+        weak = key_algorithm is not None and _weak_algorithm(key_algorithm)
+    if weak:
+        yield (
+            f"{label(resource)} must use RSA keys of at least 2048 bits or ECDSA P-256/P-384/"
+            f"P-521 (pulumi-tls defaults to P224, which TLS 1.3 cannot use)."
+        )
+
+
+def _uses(value: Any) -> set[str]:
+    return {u.lower().replace("_", "").replace("-", "") for u in strings(value)}
+
+
+def certificate_profile(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
+    props = resource.props
+    uses = _uses(props.get("allowedUses"))
+    is_ca = props.get("isCaCertificate") is True
+    if resource.type == TLS_LOCALLY_SIGNED_CERT:
+        if is_ca:
+            yield f"{label(resource)} must not be a CA certificate (isCaCertificate: false)."
+        if not uses & {"serverauth", "clientauth"}:
+            yield (
+                f"{label(resource)} must list server_auth or client_auth in allowedUses for the "
+                f"role it serves."
+            )
+    elif is_ca and "certsigning" not in uses:
+        yield f"{label(resource)} is a CA certificate and must list cert_signing in allowedUses."
+
+
+def validity_bounded(resource: Resource, config: Mapping[str, Any]) -> Iterator[str]:
+    props = resource.props
+    maximum = number(config.get("maximumLeafValidityDays")) or 397
+    if resource.type == TLS_LOCALLY_SIGNED_CERT:
+        days = (number(props.get("validityPeriodHours")) or 0) / 24
+        renews = number(props.get("earlyRenewalHours")) is not None
+    elif "usage" in props:  # a dynamic leaf certificate
+        days = number(props.get("validityDays")) or 0
+        renews = number(props.get("renewBeforeDays")) is not None
+    else:
+        return
+    if days > maximum or not renews:
+        yield (
+            f"{label(resource)} should be valid for at most {int(maximum)} days and renew "
+            f"early (earlyRenewalHours / renewBeforeDays)."
+        )
+
+
+def private_key_unique(
+    resources: Sequence[Resource], _config: Mapping[str, Any]
+) -> Iterator[Violation]:
+    seen: dict[str, set[str]] = {}
+    holders: dict[str, list[Resource]] = {}
+    for resource in resources:
+        if resource.type != CONTAINER:
+            continue
+        for upload in uploads(resource.props):
+            for block in private_key_blocks(upload.content or ""):
+                seen.setdefault(block, set()).add(upload.basename)
+                holders.setdefault(block, []).append(resource)
+    for block, names in seen.items():
+        if len(names) > 1:
+            resource = holders[block][0]
+            yield Violation(
+                f"{label(resource)} receives one private key under {len(names)} different file "
+                f"names; give every certificate (server, each client) its own key.",
+                resource.urn,
+            )
+
+
+def server_certificate_profile(
+    resources: Sequence[Resource], _config: Mapping[str, Any]
+) -> Iterator[Violation]:
+    for server in redis_servers(resources):
+        path = server.settings.value("tls-cert-file")
+        if not path:
+            continue  # redis-tls-configured reports the missing certificate
+        content = server.files.read(path)
+        certs = [c for c in map(parse_certificate, certificate_blocks(content or "")) if c]
+        who = f"{redis_label(server.resource)}"
+        if not certs:
+            yield Violation(
+                f"{who} must serve a certificate this stack uploads (tls-cert-file), so its "
+                f"profile can be verified; it cannot be read.",
+                server.resource.urn,
+            )
+            continue
+        leaf = certs[0]
+        if leaf.is_ca or not leaf.server_auth:
+            yield Violation(
+                f"{who} must serve a leaf certificate with extended key usage serverAuth and no "
+                f"CA flag.",
+                server.resource.urn,
+            )
+        names = aliases(server.resource.props)
+        dialled = {
+            (urlsplit(url).hostname or "").lower()
+            for r in resources
+            if r.type == CONTAINER and r.urn != server.resource.urn
+            for _, url in redis_urls(r.props)
+        }
+        missing = sorted(h for h in dialled & {n.lower() for n in names}
+                         if h not in leaf.dns_names and h not in leaf.ip_addresses)  # fmt: skip
+        if missing:
+            yield Violation(
+                f"{who} must serve a certificate whose subjectAltName covers the host name "
+                f"each client dials (the host of its rediss:// URL); {len(missing)} is missing.",
+                server.resource.urn,
+            )
+
+
+def ca_key_not_deployed(
+    resources: Sequence[Resource], _config: Mapping[str, Any]
+) -> Iterator[Violation]:
+    ca_keys = set()
+    for resource in resources:
+        for _, leaf in _string_leaves(resource.props):
+            for block in certificate_blocks(leaf):
+                cert = parse_certificate(block)
+                if cert is not None and cert.is_ca:
+                    ca_keys.add(cert.public_key)
+    for resource in resources:
+        if resource.type != CONTAINER:
+            continue
+        texts = [u.content or "" for u in uploads(resource.props)]
+        texts += [value for _, value in envs(resource.props)]
+        for blob in texts:
+            if any(private_key_public_bytes(b) in ca_keys for b in private_key_blocks(blob)):
+                yield Violation(
+                    f"{label(resource)} must not receive a CA's private key; only the CA "
+                    f"certificate belongs in a container.",
+                    resource.urn,
+                )
+                break
+
+
+def _string_leaves(value: Any) -> Iterator[tuple[None, str]]:
+    if isinstance(value, str):
+        if "-----BEGIN CERTIFICATE-----" in value:
+            yield None, value
+    elif isinstance(value, Mapping):
+        for key in value:
+            yield from _string_leaves(value[key])
+    elif isinstance(value, Sequence) and not isinstance(value, bytes):
+        for element in value:
+            yield from _string_leaves(element)
+
+
+RULES: Final = (
+    ResourceRule("tls-private-key-strong", "TLS keys are RSA 2048+ or ECDSA P-256 and up.",
+                 (TLS_PRIVATE_KEY, CONTAINER, *DYNAMIC), private_key_strong, ("TLS-07",)),
+    ResourceRule("tls-certificate-profile",
+                 "Leaf certificates are not CAs and carry the usage of their role.",
+                 (TLS_LOCALLY_SIGNED_CERT, TLS_SELF_SIGNED_CERT), certificate_profile,
+                 ("TLS-08",)),
+    ResourceRule("tls-certificate-validity-bounded",
+                 "Leaf certificates are short-lived and renewed early.",
+                 (TLS_LOCALLY_SIGNED_CERT, *DYNAMIC), validity_bounded, ("TLS-09",), "advisory",
+                 {"maximumLeafValidityDays": {
+                     "type": "integer", "minimum": 1, "default": 397,
+                     "description": "Longest leaf certificate validity, in days."}}),
+    StackRule("tls-private-key-unique", "Every certificate has its own private key.",
+              private_key_unique, ("TLS-08",)),
+    StackRule("tls-server-certificate-profile",
+              "Redis servers present a serverAuth leaf certificate naming every host clients dial.",
+              server_certificate_profile, ("TLS-08",)),
+    StackRule("tls-ca-key-not-deployed", "No container receives a CA's private key.",
+              ca_key_not_deployed, ("TLS-10",)),
+)  # fmt: skip

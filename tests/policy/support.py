@@ -1,0 +1,116 @@
+"""Helpers shared by the policy tests: run a pure rule, mutate stacks, read findings."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from policies.analyzer import Finding
+from policies.records import Record
+from policies.rules import BY_NAME, Resource, ResourceRule
+
+Props = dict[str, Any]
+
+
+def to_resources(records: Iterable[Record]) -> list[Resource]:
+    """What the pack adapter builds from the engine's request, for calling rules directly."""
+    return [
+        Resource(
+            type=r.type,
+            name=r.name,
+            props=r.props,
+            urn=r.urn,
+            secret_outputs=frozenset(r.options.get("additionalSecretOutputs") or ()),
+            dependencies=tuple(r.options.get("dependencies") or ()),
+        )
+        for r in records
+    ]
+
+
+def run_rule(
+    rule_name: str, records: Sequence[Record], config: Mapping[str, Any] | None = None
+) -> list[str]:
+    """Every message `rule_name` reports on the stack, calling the pure rule (no pack)."""
+    rule = BY_NAME[rule_name]
+    resources = to_resources(records)
+    if isinstance(rule, ResourceRule):
+        return [m for r in resources for m in rule.run(r, config)]
+    return [v.message for v in rule.run(resources, config)]
+
+
+def find(records: Sequence[Record], name: str) -> Record:
+    for record in records:
+        if record.name == name:
+            return record
+    raise KeyError(f"no resource named {name!r}; have {[r.name for r in records]}")
+
+
+def _resolves(props: Any, path: tuple[str | int, ...]) -> bool:
+    node = props
+    for segment in path:
+        try:
+            node = node[segment]
+        except (KeyError, IndexError, TypeError):
+            return False
+    return not isinstance(node, dict | list)
+
+
+def mutate(
+    records: Sequence[Record],
+    name: str,
+    change: Callable[[Props], object],
+    *,
+    secret_outputs: Sequence[str] | None = None,
+) -> list[Record]:
+    """A copy of the stack where resource `name`'s props went through `change` (in place)."""
+    find(records, name)  # fail loudly on a typo
+    result = []
+    for record in records:
+        if record.name != name:
+            result.append(record)
+            continue
+        props = copy.deepcopy(dict(record.props))
+        change(props)
+        options = dict(record.options)
+        if secret_outputs is not None:
+            options["additionalSecretOutputs"] = list(secret_outputs)
+        paths = tuple(p for p in record.secret_paths if _resolves(props, p))
+        result.append(replace(record, props=props, options=options, secret_paths=paths))
+    return result
+
+
+def add(
+    records: Sequence[Record], type_: str, name: str, props: Props, **options: Any
+) -> list[Record]:
+    """A copy of the stack with one more resource, in the same stack and project."""
+    first = records[0]
+    urn = f"urn:pulumi:{first.stack}::{first.project}::{type_}::{name}"
+    return [*records, Record(type_, name, props, urn, options)]
+
+
+def upload(props: Props, basename: str) -> Props:
+    """The `uploads[]` entry whose file has this base name."""
+    for entry in props.get("uploads", []):
+        if str(entry.get("file", "")).rsplit("/", 1)[-1] == basename:
+            return entry  # type: ignore[no-any-return]
+    raise KeyError(f"no upload named {basename!r}")
+
+
+def set_arg(props: Props, option: str, value: str | None) -> None:
+    """Replace (or with None remove) `--option value` in a redis-server command."""
+    command = props["command"]
+    index = command.index(option)
+    if value is None:
+        del command[index : index + 2]
+    else:
+        command[index + 1] = value
+
+
+def mandatory(findings: Iterable[Finding]) -> set[str]:
+    return {f.policy for f in findings if f.level == "mandatory"}
+
+
+def describe(findings: Iterable[Finding]) -> str:
+    return "\n".join(f"  {f.level} {f.policy} [{f.resource}] {f.message}" for f in findings)

@@ -1,0 +1,131 @@
+"""`python -m policies.check`: output formats, exit codes, and unusable input never passing."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from policies.check import run
+from tests.policy import foreign
+
+PLAINTEXT_REDIS = [{"type": "docker:index/container:Container", "name": "kv",
+                    "props": {"image": "redis:7", "ports": [{"internal": 6379}]}}]  # fmt: skip
+
+
+def _args(path: Path, *more: str) -> list[str]:
+    return ["--resources", str(path), "--stack-name", "qa", *more]
+
+
+def _write(tmp_path: Path, data: Any) -> Path:
+    path = tmp_path / "resources.json"
+    path.write_text(data if isinstance(data, str) else json.dumps(data))
+    return path
+
+
+def test_secure_resources__exit_0_with_json_lines(tmp_path: Path) -> None:
+    out = io.StringIO()
+    assert run(_args(_write(tmp_path, foreign.raw()), "--stack-name", "prod", "--json"), out) == 0
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert all(line["level"] == "advisory" for line in lines)
+
+
+def test_insecure_resources__exit_1_one_json_line_per_violation(tmp_path: Path) -> None:
+    out = io.StringIO()
+    assert run(_args(_write(tmp_path, PLAINTEXT_REDIS), "--json"), out) == 1
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert {"policy", "resource", "message", "level"} <= set(lines[0])
+    policies = {line["policy"] for line in lines if line["level"] == "mandatory"}
+    assert {"redis-tls-only", "network-redis-no-published-port"} <= policies
+    assert all(line["resource"] == "kv" for line in lines)
+
+
+def test_table_output__names_config_counts_and_violations(tmp_path: Path) -> None:
+    out = io.StringIO()
+    assert run(_args(_write(tmp_path, PLAINTEXT_REDIS)), out) == 1
+    text = out.getvalue()
+    assert "pack defaults" in text
+    assert "mandatory  redis-tls-only" in text
+
+
+def test_stack__renders_the_program_and_uses_its_config() -> None:
+    out = io.StringIO()
+    assert run(["--stack", "prod"], out) == 0
+    assert "config" in out.getvalue()
+    assert "prod.json" in out.getvalue()
+    assert "0 mandatory" in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        pytest.param("{not json", "not valid JSON", id="malformed"),
+        pytest.param([], "no resources", id="empty-list"),
+        pytest.param({"type": "x"}, "JSON list", id="not-a-list"),
+        pytest.param([{"name": "a", "props": {}}], 'no "type"', id="record-without-type"),
+        pytest.param([{"type": "t", "props": {}}], 'no "name"', id="record-without-name"),
+        pytest.param([{"type": "t", "name": "a", "props": []}], "must be a JSON object",
+                     id="props-not-object"),
+        pytest.param(["x"], "JSON object", id="record-not-object"),
+        pytest.param([{"type": "t", "name": "a", "urn": "arn:aws:x"}], "urn:pulumi:",
+                     id="malformed-urn"),
+        pytest.param([{"type": "t", "name": "a"}, {"type": "t", "name": "a"}], "same URN",
+                     id="duplicate"),
+    ],
+)  # fmt: skip
+def test_unusable_input__exit_2_with_a_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: Any, error: str
+) -> None:
+    out = io.StringIO()
+    assert run(_args(_write(tmp_path, content)), out) == 2
+    assert out.getvalue() == ""
+    stderr = capsys.readouterr().err
+    assert error in stderr
+    assert "Traceback" not in stderr
+
+
+def test_records_without_urn_need_a_stack_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _write(tmp_path, PLAINTEXT_REDIS)
+    assert run(["--resources", str(path)], io.StringIO()) == 2
+    assert "--stack-name" in capsys.readouterr().err
+
+
+def test_unreadable_file__exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(_args(tmp_path / "missing.json"), io.StringIO()) == 2
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_unknown_stack__exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["--stack", "no-such-stack"], io.StringIO()) == 2
+    assert "Pulumi.no-such-stack.yaml" in capsys.readouterr().err
+
+
+def test_bad_policy_config__exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"redis-tls-protocols-modern": {"minimumVersion": "SSLv3"}}))
+    resources = _write(tmp_path, PLAINTEXT_REDIS)
+    assert run(_args(resources, "--config", str(config)), io.StringIO()) == 2
+    assert "minimumVersion" in capsys.readouterr().err
+
+
+def test_module_entry_point__exit_status_and_no_traceback(tmp_path: Path) -> None:
+    resources = _write(tmp_path, PLAINTEXT_REDIS)
+    done = subprocess.run(
+        [sys.executable, "-m", "policies.check", *_args(resources, "--json")],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert json.loads(done.stdout.splitlines()[0])["resource"] == "kv"
+    broken = subprocess.run(
+        [sys.executable, "-m", "policies.check", "--resources", str(tmp_path / "nope.json")],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert broken.returncode == 2
+    assert "Traceback" not in broken.stderr

@@ -1,0 +1,124 @@
+"""Stacks that are not ours (other names, no labels): the pack judges what they run.
+
+All go through the real pack. The secure hand-written stack passes, so nothing depends on this
+project's names or layout; insecure ones are rejected by the policies that own their faults.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from policies.records import parse_records
+from tests.policy import foreign
+from tests.policy.conftest import Analyze
+from tests.policy.support import describe, mandatory, mutate
+
+HARDENED: dict[str, Any] = {
+    "user": "999:999",
+    "readOnly": True,
+    "capabilities": {"drops": ["ALL"]},
+    "securityOpts": ["no-new-privileges:true"],
+    "memory": 256,
+    "healthcheck": {"tests": ["CMD", "true"]},
+}
+NET = {"type": "docker:index/network:Network", "name": "net",
+       "props": {"name": "kv-qa-net", "internal": True}}  # fmt: skip
+
+
+def _stack(*items: dict[str, Any]) -> list[Any]:
+    return parse_records(list(items), source="test", stack="qa", project="kv")
+
+
+def _container(logical: str, **props: Any) -> dict[str, Any]:
+    return {"type": "docker:index/container:Container", "name": logical, "props": props}
+
+
+def test_secure_foreign_stack__passes(analyze: Analyze) -> None:
+    findings = analyze(foreign.records())
+    assert not mandatory(findings), describe(findings)
+
+
+def test_plaintext_redis_with_published_port__is_rejected(analyze: Analyze) -> None:
+    stack = _stack(_container("kv", image="redis:7",
+                              ports=[{"internal": 6379, "external": 6379}]))  # fmt: skip
+    violated = mandatory(analyze(stack))
+    assert {
+        "network-redis-no-published-port",
+        "network-port-bound-to-interface",
+        "network-redis-internal-only",
+        "redis-tls-only",
+        "redis-tls-configured",
+        "redis-auth-required",
+        "redis-default-user-disabled",
+        "container-read-only-rootfs",
+        "container-non-root-user",
+        "image-container-pinned",
+    } <= violated
+
+
+def test_official_image_default_config_on_an_internal_network__is_rejected(
+    analyze: Analyze,
+) -> None:
+    """Container hardening alone does not make Redis safe: its defaults are plaintext, no auth."""
+    stack = _stack(NET, _container(
+        "kv", image="redis@sha256:" + "d" * 64, networksAdvanced=[{"name": "kv-qa-net"}],
+        **HARDENED))  # fmt: skip
+    findings = analyze(stack)
+    assert mandatory(findings) == {
+        "redis-tls-only",
+        "redis-tls-configured",
+        "redis-auth-required",
+        "redis-default-user-disabled",
+        "redis-acl-least-privilege",
+        "redis-maxmemory-below-limit",
+    }, describe(findings)
+
+
+def test_redis_behind_a_shell_entrypoint_and_an_opaque_image__is_recognised(
+    analyze: Analyze,
+) -> None:
+    stack = _stack(NET, _container(
+        "cache", image="sha256:" + "e" * 64,
+        command=["sh", "-c",
+                 "exec redis-server --port 6379 --requirepass " + foreign.PROBE_PASSWORD],
+        networksAdvanced=[{"name": "kv-qa-net"}], **HARDENED))  # fmt: skip
+    violated = mandatory(analyze(stack))
+    assert {"redis-tls-only", "secret-argv-not-plain", "secret-state-encrypted"} <= violated
+
+
+def test_tls_without_client_certificates_and_argv_password__is_rejected(
+    analyze: Analyze,
+) -> None:
+    stack = _stack(NET, _container(
+        "kv", image="bitnami/redis@sha256:" + "f" * 64,
+        command=["redis-server", "--port", "0", "--tls-port", "6379", "--tls-cert-file", "/c",
+                 "--tls-key-file", "/k", "--tls-ca-cert-file", "/ca", "--tls-auth-clients", "no",
+                 "--requirepass", foreign.PROBE_PASSWORD],
+        networksAdvanced=[{"name": "kv-qa-net"}], **HARDENED))  # fmt: skip
+    violated = mandatory(analyze(stack))
+    assert {"redis-client-cert-required", "secret-argv-not-plain"} <= violated
+    assert "redis-tls-only" not in violated
+
+
+def test_app_whose_name_mentions_redis__is_not_judged_as_redis(analyze: Analyze) -> None:
+    stack = _stack(NET, _container(
+        "redis-exporter", name="redis-exporter",
+        image="oliver006/redis_exporter@sha256:" + "1" * 64,
+        networksAdvanced=[{"name": "kv-qa-net"}], **HARDENED))  # fmt: skip
+    findings = analyze(stack)
+    assert not mandatory(findings), describe(findings)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["redis://cache:6379/0", "rediss://cache:6380/0?ssl_cert_reqs=none",
+     "rediss://web:" + foreign.WEB_PASSWORD + "@cache:6380/0"],
+    ids=["plaintext", "no-verification", "password-in-url"],
+)  # fmt: skip
+def test_foreign_client_with_a_weak_redis_url__is_rejected(analyze: Analyze, url: str) -> None:
+    stack = mutate(foreign.records(), "web", lambda p: p["envs"].__setitem__(0, f"CACHE_URL={url}"))
+    violated = mandatory(analyze(stack))
+    expected = "secret-env-not-plain" if "@" in url else "redis-clients-use-tls"
+    assert expected in violated

@@ -1,0 +1,118 @@
+"""Pure network and per-stack isolation rules: pass/fail tables on the foreign stack."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.policy import foreign
+from tests.policy.support import add, mutate, run_rule
+
+Change = Callable[[dict[str, Any]], object]
+
+
+def _set(**values: Any) -> Change:
+    return lambda props: props.update(values)
+
+
+CASES = [
+    pytest.param("network-container-no-host-network", "web", _set(networkMode="host"), True,
+                 id="cis-5.10-fail-host"),
+    pytest.param("network-container-user-defined-network", "web",
+                 _set(networksAdvanced=[]), True, id="cis-5.30-fail-default-bridge"),
+    pytest.param("network-container-user-defined-network", "web",
+                 _set(networksAdvanced=[], networkMode="none"), False, id="cis-5.30-pass-none"),
+    pytest.param("network-port-bound-to-interface", "web",
+                 _set(ports=[{"internal": 8000, "external": 8443}]), True,
+                 id="cis-5.14-fail-ip-unset"),
+    pytest.param("network-port-bound-to-interface", "web",
+                 _set(ports=[{"internal": 8000, "ip": "::"}]), True, id="cis-5.14-fail-ipv6-any"),
+    pytest.param("network-redis-no-published-port", "cache",
+                 _set(ports=[{"internal": 6380, "external": 6380, "ip": "127.0.0.1"}]), True,
+                 id="fail-loopback-port"),
+    pytest.param("network-redis-no-published-port", "cache", _set(publishAllPorts=True), True,
+                 id="fail-publish-all"),
+    pytest.param("network-redis-no-published-port", "web",
+                 _set(ports=[{"internal": 8000, "ip": "127.0.0.1"}]), False,
+                 id="pass-non-redis-port"),
+    pytest.param("network-container-no-unneeded-ports", "web", _set(publishAllPorts=True), True,
+                 id="cis-5.9-fail-publish-all"),
+    pytest.param("network-container-no-unneeded-ports", "web",
+                 _set(ports=[{"internal": 22, "external": 2222, "ip": "127.0.0.1"}]), True,
+                 id="cis-5.7-fail-ssh-port"),
+    pytest.param("network-container-no-unneeded-ports", "web",
+                 _set(command=["/usr/sbin/sshd", "-D"]), True, id="cis-5.7-fail-sshd"),
+    pytest.param("network-port-unprivileged", "web",
+                 _set(ports=[{"internal": 8000, "external": 443, "ip": "127.0.0.1"}]), True,
+                 id="cis-5.8-fail-443"),
+    pytest.param("network-driver-isolated", "edge-net", _set(driver="macvlan"), True,
+                 id="cis-5.10-fail-macvlan"),
+    pytest.param("network-driver-isolated", "edge-net", _set(ingress=True), True,
+                 id="fail-ingress"),
+    pytest.param("network-driver-not-attachable", "edge-net", _set(attachable=True), True,
+                 id="fail-attachable"),
+    pytest.param("network-redis-internal-only", "cache-net", _set(internal=False), True,
+                 id="fail-not-internal"),
+    pytest.param("network-redis-internal-only", "cache-net", lambda p: p.pop("internal"), True,
+                 id="fail-internal-unset"),
+    pytest.param("network-redis-internal-only", "cache",
+                 _set(networksAdvanced=[{"name": "somebody-elses-net"}]), True,
+                 id="fail-undeclared-network"),
+    pytest.param("network-redis-internal-only", "cache",
+                 _set(networksAdvanced=[], networkMode="bridge"), True, id="fail-default-bridge"),
+    pytest.param("network-redis-internal-only", "cache",
+                 _set(networkMode="container:shop-prod-web"), True, id="fail-joined-netns"),
+    pytest.param("network-redis-internal-only", "edge-net", _set(internal=False), False,
+                 id="pass-non-redis-network-external"),
+    pytest.param("stack-network-scoped", "edge-net", _set(name="edge"), True,
+                 id="fail-network-name-without-stack"),
+    pytest.param("stack-network-scoped", "web",
+                 _set(networksAdvanced=[{"name": "shop-dev-edge"}]), True,
+                 id="fail-joins-foreign-network"),
+    pytest.param("stack-network-scoped", "edge-net", _set(name="shop-prodution-edge"), True,
+                 id="fail-stack-only-as-substring"),
+    pytest.param("network-redis-network-dedicated", "web", _set(envs=[]), True,
+                 id="fail-non-client-on-redis-net"),
+    pytest.param("stack-volume-no-host-path", "cache-data",
+                 _set(driverOpts={"type": "none", "o": "bind", "device": "/srv/data"}), True,
+                 id="cis-5.6-fail-bind-volume"),
+    pytest.param("stack-volume-scoped", "cache-data", _set(name="cache-data"), True,
+                 id="fail-volume-name-without-stack"),
+    pytest.param("stack-volume-scoped", "web",
+                 _set(mounts=[{"type": "volume", "source": "shop-dev-web-secrets",
+                               "target": "/run/shop", "readOnly": True}]), True,
+                 id="fail-mounts-foreign-volume"),
+    pytest.param("stack-volume-scoped", "web",
+                 _set(mounts=[{"type": "volume", "target": "/scratch"}]), False,
+                 id="pass-anonymous-volume"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("rule", "resource", "change", "fails"), CASES)
+def test_network_rule(rule: str, resource: str, change: Change, fails: bool) -> None:
+    messages = run_rule(rule, mutate(foreign.records(), resource, change))
+    assert bool(messages) is fails, messages
+
+
+def test_stack_network_scoped__accepts_only_allowed_subnets() -> None:
+    stack = mutate(foreign.records(), "edge-net",
+                   _set(ipamConfigs=[{"subnet": "10.20.1.0/24"}]))  # fmt: skip
+    assert run_rule("stack-network-scoped", stack, {"allowedSubnets": ["10.20.0.0/16"]}) == []
+    assert run_rule("stack-network-scoped", stack, {"allowedSubnets": ["10.30.0.0/16"]})
+
+
+@pytest.mark.parametrize(
+    ("host", "props", "fails"),
+    [
+        pytest.param("tcp://docker.example.com:2375", {}, True, id="cis-2.7-fail-plain-tcp"),
+        pytest.param("tcp://docker.example.com:2376", {"certPath": "/certs"}, False,
+                     id="pass-tls-cert-path"),
+        pytest.param("ssh://deploy@docker.example.com", {}, False, id="pass-ssh"),
+        pytest.param("unix:///var/run/docker.sock", {}, False, id="pass-unix"),
+    ],
+)  # fmt: skip
+def test_docker_api_authenticated(host: str, props: dict[str, Any], fails: bool) -> None:
+    stack = add(foreign.records(), "pulumi:providers:docker", "remote", {"host": host, **props})
+    assert bool(run_rule("network-docker-api-authenticated", stack)) is fails

@@ -1,0 +1,209 @@
+"""Pure Redis rules: settings read from the uploaded redis.conf, argv overrides, ACL semantics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from policies.rules._acl import acl_users
+from policies.rules._redisconf import is_redis_server, parse_args, server_args
+from tests.policy import foreign
+from tests.policy.support import mutate, run_rule, upload
+
+Change = Callable[[dict[str, Any]], object]
+
+
+def _conf(old: str, new: str) -> Change:
+    """Edit the redis.conf the cache's loader uploads."""
+
+    def change(props: dict[str, Any]) -> None:
+        entry = upload(props, "redis.conf")
+        assert old in entry["content"], old
+        entry["content"] = entry["content"].replace(old, new)
+
+    return change
+
+
+def _acl(old: str, new: str) -> Change:
+    def change(props: dict[str, Any]) -> None:
+        entry = upload(props, "users.acl")
+        assert old in entry["content"], old
+        entry["content"] = entry["content"].replace(old, new)
+
+    return change
+
+
+def _args(*args: str) -> Change:
+    return lambda props: props["command"].extend(args)
+
+
+CASES = [
+    pytest.param("redis-tls-only", "cache-loader", _conf("port 0\n", ""), True,
+                 id="tls-01-fail-default-port"),
+    pytest.param("redis-tls-only", "cache-loader", _conf("port 0\n", "port 6379\n"), True,
+                 id="tls-01-fail-conf-port"),
+    pytest.param("redis-tls-only", "cache", _args("--port", "6379"), True,
+                 id="tls-01-fail-argv-overrides-conf"),
+    pytest.param("redis-tls-only", "cache-loader",
+                 lambda p: upload(p, "redis.conf").update(content="[secret]"), True,
+                 id="tls-01-fail-conf-unreadable"),
+    pytest.param("redis-tls-configured", "cache-loader",
+                 _conf("tls-key-file /secrets/tls.key\n", ""), True, id="tls-02-fail-no-key"),
+    pytest.param("redis-tls-configured", "cache-loader",
+                 _conf("tls-ca-cert-file /secrets/ca.crt\n", "tls-ca-cert-dir /secrets/ca\n"),
+                 False, id="tls-02-pass-ca-dir"),
+    pytest.param("redis-client-cert-required", "cache-loader",
+                 _conf("tls-auth-clients yes", "tls-auth-clients optional"), True,
+                 id="tls-03-fail-optional"),
+    pytest.param("redis-client-cert-required", "cache-loader",
+                 _conf("tls-auth-clients yes\n", ""), False, id="tls-03-pass-redis-default"),
+    pytest.param("redis-tls-protocols-modern", "cache-loader",
+                 _conf('"TLSv1.3"', '"TLSv1.2 TLSv1.3"'), True, id="tls-04-fail-below-config"),
+    pytest.param("redis-tls-protocols-modern", "cache-loader",
+                 _conf('"TLSv1.3"', '"TLSv1.3 SSLv3"'), True, id="tls-04-fail-unknown"),
+    pytest.param("redis-tls-ciphers-strong", "cache-loader",
+                 _conf("tls-ciphers ECDHE", "tls-ciphers ALL:ECDHE"), True,
+                 id="tls-05-fail-all"),
+    pytest.param("redis-protected-mode-on", "cache", _args("--protected-mode", "no"), True,
+                 id="redis-01-fail-off"),
+    pytest.param("redis-auth-required", "cache-loader",
+                 _conf("aclfile /secrets/users.acl\n", ""), True, id="redis-02-fail-no-auth"),
+    pytest.param("redis-default-user-disabled", "cache-loader",
+                 _acl("user default off", "user default on nopass"), True,
+                 id="redis-03-fail-on-nopass"),
+    pytest.param("redis-default-user-disabled", "cache-loader",
+                 _acl("user default off resetkeys resetchannels -@all\n", ""), True,
+                 id="redis-03-fail-not-mentioned"),
+    pytest.param("redis-default-user-disabled", "cache-loader",
+                 lambda p: upload(p, "users.acl").update(content="[secret]"), True,
+                 id="redis-03-fail-acl-unreadable"),
+    pytest.param("redis-acl-least-privilege", "cache-loader",
+                 _acl("-@all +@read +@write -@dangerous -@admin", "+@all"), True,
+                 id="redis-04-fail-all"),
+    pytest.param("redis-acl-least-privilege", "cache-loader",
+                 _acl("-@dangerous -@admin", "-@dangerous -@admin +config|set"), True,
+                 id="redis-04-fail-regranted-command"),
+    pytest.param("redis-acl-least-privilege", "cache-loader",
+                 _acl("-@dangerous -@admin", "-@dangerous -@admin +@read"), True,
+                 id="redis-04-fail-category-after-deny"),
+    pytest.param("redis-acl-least-privilege", "cache-loader",
+                 _acl("-@all +@read +@write -@dangerous -@admin", "+@all -@dangerous -@admin"),
+                 False, id="redis-04-pass-all-minus-dangerous"),
+    pytest.param("redis-acl-key-scope", "cache-loader", _acl("~shop:*", "~*"), True,
+                 id="redis-05-fail-all-keys"),
+    pytest.param("redis-acl-hashed-passwords", "cache-loader",
+                 _acl("user probe on #", "user probe on >cleartext #"), True,
+                 id="redis-06-fail-cleartext"),
+    pytest.param("redis-escape-hatches-disabled", "cache-loader",
+                 _conf("enable-debug-command no", "enable-debug-command local"), True,
+                 id="redis-08-fail-debug-local"),
+    pytest.param("redis-escape-hatches-disabled", "cache",
+                 _args("--loadmodule", "/x.so"), True, id="redis-08-fail-loadmodule"),
+    pytest.param("redis-rename-command-not-sole-control", "cache-loader",
+                 _conf("aclfile /secrets/users.acl\n", 'rename-command CONFIG ""\n'), True,
+                 id="redis-09-fail-rename-only"),
+    pytest.param("redis-maxmemory-below-limit", "cache-loader",
+                 _conf("maxmemory 256mb", "maxmemory 512mb"), True, id="redis-10-fail-equal"),
+    pytest.param("redis-maxmemory-below-limit", "cache-loader", _conf("maxmemory 256mb\n", ""),
+                 True, id="redis-10-fail-unset"),
+    pytest.param("redis-maxmemory-below-limit", "cache", lambda p: p.pop("memory"), True,
+                 id="redis-10-fail-no-container-limit"),
+    pytest.param("redis-maxmemory-below-limit", "cache-loader",
+                 _conf("maxmemory 256mb", "maxmemory 500000000"), False,
+                 id="redis-10-pass-bytes"),
+    pytest.param("redis-maxmemory-policy-evicts", "cache-loader",
+                 _conf("maxmemory-policy allkeys-lfu\n", ""), True, id="redis-10-fail-noeviction"),
+    pytest.param("redis-data-on-named-volume", "cache",
+                 lambda p: p["mounts"].__setitem__(
+                     1, {"type": "bind", "source": "/srv/redis", "target": "/data"}),
+                 True, id="redis-11-fail-host-bind"),
+    pytest.param("redis-healthcheck-uses-tls", "cache",
+                 lambda p: p.update(healthcheck={"tests": ["CMD", "redis-cli", "ping"]}), True,
+                 id="res-05-fail-plaintext-probe"),
+    pytest.param("redis-tls-key-mount-read-only", "cache",
+                 lambda p: p["mounts"][0].update(readOnly=False), True, id="tls-10-fail-rw"),
+    pytest.param("redis-clients-use-tls", "web",
+                 lambda p: p.update(envs=["CACHE_URL=redis://cache:6379/0"]), True,
+                 id="tls-06-fail-plaintext-url"),
+    pytest.param("redis-clients-use-tls", "web",
+                 lambda p: p.update(envs=["CACHE_URL=rediss://cache:6380/0?ssl_cert_reqs=none"]),
+                 True, id="tls-06-fail-no-verify"),
+    pytest.param("redis-clients-use-tls", "web",
+                 lambda p: p.update(command=["app", "--cache", "redis://cache:6379"]), True,
+                 id="tls-06-fail-url-on-argv"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("rule", "resource", "change", "fails"), CASES)
+def test_redis_rule(rule: str, resource: str, change: Change, fails: bool) -> None:
+    config = {"minimumVersion": "TLSv1.3"} if rule == "redis-tls-protocols-modern" else None
+    messages = run_rule(rule, mutate(foreign.records(), resource, change), config)
+    assert bool(messages) is fails, messages
+
+
+@pytest.mark.parametrize(
+    ("props", "is_redis"),
+    [
+        pytest.param({"image": "redis:7"}, True, id="official-image-default-cmd"),
+        pytest.param({"image": "docker.io/bitnami/redis:7.2"}, True, id="bitnami-image"),
+        pytest.param({"image": "redis:7", "command": ["--port", "0"]}, True,
+                     id="official-image-options-only"),
+        pytest.param({"image": "sha256:" + "c" * 64, "command": ["redis-server", "/c"]}, True,
+                     id="image-id-with-redis-server"),
+        pytest.param({"image": "x", "command": ["sh", "-c", "exec redis-server /c --port 0"]},
+                     True, id="shell-exec"),
+        pytest.param({"image": "secure-redis-app:1", "command": ["python", "-m", "app"]}, False,
+                     id="name-contains-redis-but-is-an-app"),
+        pytest.param({"image": "redis:7", "command": ["redis-cli", "ping"]}, False,
+                     id="redis-cli-is-not-a-server"),
+    ],
+)  # fmt: skip
+def test_redis_is_recognised_by_what_it_runs(props: dict[str, Any], is_redis: bool) -> None:
+    assert is_redis_server(props) is is_redis
+
+
+def test_argv_overrides_the_uploaded_conf__in_both_directions() -> None:
+    plaintext_conf = mutate(foreign.records(), "cache-loader", _conf("port 0\n", "port 6379\n"))
+    fixed_on_argv = mutate(plaintext_conf, "cache", _args("--port", "0"))
+    assert run_rule("redis-tls-only", plaintext_conf)
+    assert run_rule("redis-tls-only", fixed_on_argv) == []
+
+
+def test_conf_is_found_in_any_upload_of_the_stack__own_uploads_first() -> None:
+    own_copy = mutate(
+        foreign.records(),
+        "cache",
+        lambda p: p.update(uploads=[{"file": "/secrets/redis.conf", "content": "port 6379\n"}]),
+    )
+    assert run_rule("redis-tls-only", foreign.records()) == []
+    assert run_rule("redis-tls-only", own_copy), "the container's own redis.conf wins"
+
+
+def test_parse_args__conf_file_then_options_with_multiword_values() -> None:
+    conf, directives = parse_args(
+        ["/etc/redis.conf", "--tls-protocols", "TLSv1.2 TLSv1.3", "--save", "", "--port", "0"]
+    )
+    assert conf == "/etc/redis.conf"
+    assert directives == [("tls-protocols", ("TLSv1.2 TLSv1.3",)), ("save", ("",)),
+                          ("port", ("0",))]  # fmt: skip
+
+
+def test_server_args__stop_at_a_shell_separator() -> None:
+    props = {"image": "x", "command": ["sh", "-c", "redis-server /c --port 0 && echo done"]}
+    assert server_args(props) == ["/c", "--port", "0"]
+
+
+def test_acl__default_user_unmentioned_is_redis_default() -> None:
+    users = acl_users([("app", "on", "#abc", "~app:*", "+get")])
+    assert users["default"].enabled
+    assert users["default"].privileged
+    assert users["app"].enabled
+    assert not users["app"].privileged
+
+
+def test_acl__reset_clears_earlier_rules() -> None:
+    users = acl_users([("ops", "on", "+@all", "reset")])
+    assert not users["ops"].enabled
+    assert not users["ops"].privileged

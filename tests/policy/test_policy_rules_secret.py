@@ -1,0 +1,220 @@
+"""Pure secret, TLS/PKI and image rules: pass/fail tables on the foreign stack."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from tests.policy import foreign
+from tests.policy.support import add, mutate, run_rule, upload
+
+Change = Callable[[dict[str, Any]], object]
+PASSWORD = foreign.PROBE_PASSWORD
+
+
+def _set(**values: Any) -> Change:
+    return lambda props: props.update(values)
+
+
+def _upload(name: str, **values: Any) -> Change:
+    return lambda props: upload(props, name).update(values)
+
+
+def _weak_rsa_certificate() -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "weak")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(1)
+        .not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def _material(name: str) -> str:
+    return foreign.material()[name].decode()
+
+
+CASES = [
+    pytest.param("secret-env-not-plain", "web",
+                 _set(envs=["CACHE_URL=rediss://cache:6380", f"CACHE_PASSWORD={PASSWORD}"]),
+                 True, id="secret-02-fail-password-env"),
+    pytest.param("secret-env-not-plain", "web",
+                 _set(envs=[f"CACHE_URL=rediss://web:{PASSWORD}@cache:6380"]), True,
+                 id="secret-02-fail-url-userinfo"),
+    pytest.param("secret-env-not-plain", "web", _set(envs=["DATA_KEYS=a,b"]), True,
+                 id="secret-02-fail-keys"),
+    pytest.param("secret-env-not-plain", "web",
+                 _set(envs=["CACHE_PASSWORD_FILE=/run/pw", "CACHE_KEY_PREFIX=shop:"]), False,
+                 id="secret-02-pass-file-and-prefix"),
+    pytest.param("secret-argv-not-plain", "cache",
+                 lambda p: p["command"].extend(["--requirepass", PASSWORD]), True,
+                 id="secret-03-fail-requirepass"),
+    pytest.param("secret-argv-not-plain", "cache",
+                 _set(healthcheck={"tests": ["CMD", "redis-cli", "--tls", "-a", PASSWORD,
+                                             "ping"]}), True, id="secret-03-fail-cli-a"),
+    pytest.param("secret-argv-not-plain", "cache",
+                 _set(healthcheck={"tests": ["CMD-SHELL",
+                                             f"redis-cli --tls AUTH probe {PASSWORD}"]}),
+                 True, id="secret-03-fail-auth-in-shell"),
+    pytest.param("secret-argv-not-plain", "web", _set(command=["cp", "-a", "/src", "/dst"]),
+                 False, id="secret-03-pass-cp-a-is-not-redis-cli"),
+    pytest.param("secret-argv-not-plain", "web", _set(command=["sh", "-c", "run > /dev/null"]),
+                 False, id="secret-03-pass-shell-redirect"),
+    pytest.param("secret-state-encrypted", "cache", _set(uploads=[
+        {"file": "/x/tls.key", "content": _material("tls.key"), "permissions": "0400"}]),
+                 True, id="secret-04-fail-key-upload-without-aso"),
+    pytest.param("secret-upload-file-mode", "cache-loader", _upload("tls.key", permissions=None),
+                 True, id="tls-10-fail-mode-unset"),
+    pytest.param("secret-upload-file-mode", "cache-loader", _upload("probe.pw", permissions="644"),
+                 True, id="tls-10-fail-0644"),
+    pytest.param("secret-upload-file-mode", "cache-loader",
+                 _upload("tls.key", permissions="0400", executable=True), True,
+                 id="tls-10-fail-executable"),
+    pytest.param("secret-upload-file-mode", "cache-loader", _upload("tls.crt", permissions="0644"),
+                 False, id="tls-10-pass-cert-0644"),
+    pytest.param("secret-not-shared-in-plain-form", "web",
+                 lambda p: p["envs"].append(f"HINT={PASSWORD}"), True,
+                 id="fail-probe-password-in-web-env"),
+    pytest.param("secret-not-shared-in-plain-form", "edge-net",
+                 _set(labels=[{"label": "k", "value": _material("client.key")}]), True,
+                 id="fail-key-in-network-label"),
+    pytest.param("tls-ca-key-not-deployed", "web-loader", lambda p: p["uploads"].append(
+        {"file": "/stage/ca.key", "content": _material("ca.key"), "permissions": "0400"}),
+                 True, id="tls-10-fail-ca-key-uploaded"),
+    pytest.param("tls-private-key-unique", "web-loader",
+                 _upload("client.key", content=_material("tls.key")), True,
+                 id="tls-08-fail-server-key-reused-by-client"),
+    pytest.param("tls-server-certificate-profile", "cache-loader",
+                 _upload("tls.crt", content=_material("client.crt")), True,
+                 id="tls-08-fail-client-cert-served"),
+    pytest.param("tls-server-certificate-profile", "cache-loader",
+                 _upload("tls.crt", content=_material("ca.crt")), True,
+                 id="tls-08-fail-ca-cert-served"),
+    pytest.param("tls-server-certificate-profile", "cache",
+                 lambda p: p["networksAdvanced"][0].update(aliases=["cache", "redis"]), False,
+                 id="tls-08-pass-alias-nobody-dials"),
+    pytest.param("tls-server-certificate-profile", "web",
+                 _set(envs=["CACHE_URL=rediss://shop-prod-cache:6380"]), True,
+                 id="tls-08-fail-dialled-name-not-in-san"),
+    pytest.param("tls-server-certificate-profile", "cache-loader",
+                 _upload("tls.crt", content="[secret]"), True, id="tls-08-fail-unreadable"),
+    pytest.param("tls-private-key-strong", "cache-loader",
+                 _upload("tls.crt", content=_weak_rsa_certificate()), True,
+                 id="tls-07-fail-rsa-1024-cert"),
+    pytest.param("image-container-pinned", "web", _set(image="shop/web:1.2"), True,
+                 id="cis-5.28-fail-tag"),
+    pytest.param("image-container-pinned", "web", _set(image="sha256:abc"), True,
+                 id="cis-5.28-fail-short-id"),
+    pytest.param("image-tag-not-latest", "redis-image", _set(name="redis"), True,
+                 id="ckv-docker-7-fail-no-tag"),
+    pytest.param("image-tag-not-latest", "redis-image", _set(name="localhost:5000/redis:latest"),
+                 True, id="ckv-docker-7-fail-latest-with-registry-port"),
+    pytest.param("image-tag-not-latest", "redis-image", _set(name="localhost:5000/redis"),
+                 True, id="ckv-docker-7-fail-registry-port-is-not-a-tag"),
+    pytest.param("image-tls-verification-enabled", "web",
+                 lambda p: p["envs"].append("NODE_TLS_REJECT_UNAUTHORIZED=0"), True,
+                 id="image-03-fail-env"),
+    pytest.param("image-tls-verification-enabled", "redis-image",
+                 _set(build={"buildArgs": {"PIP_TRUSTED_HOST": "pypi.example"}}), True,
+                 id="image-03-fail-build-arg"),
+    pytest.param("image-tls-verification-enabled", "web",
+                 lambda p: p["envs"].append("PYTHONHTTPSVERIFY=1"), False, id="image-03-pass-1"),
+    pytest.param("secret-image-build-args", "redis-image",
+                 _set(build={"buildArgs": {"NPM_TOKEN": "abc123"}}), True,
+                 id="secret-05-fail-token"),
+    pytest.param("image-registry-trusted", "redis-image", _set(name="evil.example/redis:7"),
+                 True, id="cis-4.2-fail-registry"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("rule", "resource", "change", "fails"), CASES)
+def test_secret_tls_image_rule(rule: str, resource: str, change: Change, fails: bool) -> None:
+    messages = run_rule(rule, mutate(foreign.records(), resource, change))
+    assert bool(messages) is fails, messages
+
+
+@pytest.mark.parametrize(
+    "rule", ["secret-env-not-plain", "secret-argv-not-plain", "secret-not-shared-in-plain-form"]
+)
+def test_messages_never_echo_the_secret(rule: str) -> None:
+    stack = mutate(foreign.records(), "web", lambda p: p.update(
+        envs=[f"CACHE_PASSWORD={PASSWORD}"], command=["redis-cli", "-a", PASSWORD]))  # fmt: skip
+    messages = run_rule(rule, stack)
+    assert messages
+    assert not any(PASSWORD in m for m in messages)
+
+
+# (type, props, fails) for resources the foreign stack does not have.
+EXTRA = [
+    pytest.param("tls:index/privateKey:PrivateKey", {"algorithm": "ECDSA"}, True,
+                 "tls-private-key-strong", id="tls-07-fail-default-p224"),
+    pytest.param("tls:index/privateKey:PrivateKey", {"algorithm": "RSA", "rsaBits": 1024}, True,
+                 "tls-private-key-strong", id="tls-07-fail-rsa-1024"),
+    pytest.param("tls:index/privateKey:PrivateKey", {"algorithm": "RSA"}, False,
+                 "tls-private-key-strong", id="tls-07-pass-rsa-default-2048"),
+    pytest.param("tls:index/privateKey:PrivateKey",
+                 {"algorithm": "ECDSA", "ecdsaCurve": "P384"}, False,
+                 "tls-private-key-strong", id="tls-07-pass-p384"),
+    pytest.param("pulumi-python:dynamic/acme:Cert", {"keyAlgorithm": "ecdsa-p224"}, True,
+                 "tls-private-key-strong", id="tls-07-fail-dynamic-p224"),
+    pytest.param("pulumi-python:dynamic/acme:Cert", {"keyAlgorithm": "rsa-3072"}, False,
+                 "tls-private-key-strong", id="tls-07-pass-dynamic-rsa-3072"),
+    pytest.param("tls:index/locallySignedCert:LocallySignedCert",
+                 {"isCaCertificate": True, "allowedUses": ["server_auth"]}, True,
+                 "tls-certificate-profile", id="tls-08-fail-leaf-is-ca"),
+    pytest.param("tls:index/locallySignedCert:LocallySignedCert",
+                 {"allowedUses": ["digital_signature"]}, True,
+                 "tls-certificate-profile", id="tls-08-fail-no-auth-usage"),
+    pytest.param("tls:index/locallySignedCert:LocallySignedCert",
+                 {"allowedUses": ["key_encipherment", "server_auth"]}, False,
+                 "tls-certificate-profile", id="tls-08-pass-server"),
+    pytest.param("tls:index/selfSignedCert:SelfSignedCert",
+                 {"isCaCertificate": True, "allowedUses": ["digital_signature"]}, True,
+                 "tls-certificate-profile", id="tls-08-fail-ca-cannot-sign"),
+    pytest.param("tls:index/locallySignedCert:LocallySignedCert",
+                 {"validityPeriodHours": 24 * 800, "earlyRenewalHours": 24}, True,
+                 "tls-certificate-validity-bounded", id="tls-09-fail-800-days"),
+    pytest.param("pulumi-python:dynamic/acme:Leaf", {"usage": "server", "validityDays": 90},
+                 True, "tls-certificate-validity-bounded", id="tls-09-fail-no-renewal"),
+    pytest.param("random:index/randomPassword:RandomPassword", {"length": 16}, True,
+                 "secret-password-length", id="redis-07-fail-16"),
+    pytest.param("random:index/randomPassword:RandomPassword", {}, True,
+                 "secret-password-length", id="redis-07-fail-length-unset"),
+    pytest.param("random:index/randomPassword:RandomPassword", {"length": 32}, False,
+                 "secret-password-length", id="redis-07-pass-32"),
+    pytest.param("pulumi-python:dynamic/acme:GeneratedPassword", {"length": 12}, True,
+                 "secret-password-length", id="redis-07-fail-dynamic-12"),
+    pytest.param("pulumi-python:dynamic/acme:DataKeyring", {"generation": 1}, False,
+                 "secret-password-length", id="redis-07-pass-not-a-password"),
+    pytest.param("pulumi:providers:docker", {"keyMaterial": "-----BEGIN..."}, True,
+                 "secret-provider-credentials-inline", id="secret-06-fail-key-material"),
+    pytest.param("docker:index/image:Image", {"imageName": "shop/web:latest"}, True,
+                 "image-tag-not-latest", id="ckv-docker-7-fail-image-latest"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("type_", "props", "fails", "rule"), EXTRA)
+def test_rule_on_added_resource(type_: str, props: dict[str, Any], fails: bool, rule: str) -> None:
+    stack = add(foreign.records(), type_, "extra", props)
+    assert bool(run_rule(rule, stack)) is fails
+
+
+def test_stack_reference_feeding_a_container_is_rejected() -> None:
+    with_reference = add(foreign.records(), "pulumi:pulumi:StackReference", "other", {})
+    urn = with_reference[-1].urn
+    stack = [
+        r if r.name != "web" else type(r)(r.type, r.name, r.props, r.urn, {"dependencies": [urn]})
+        for r in with_reference
+    ]
+    assert run_rule("secret-stack-reference-isolated", with_reference) == []
+    assert run_rule("secret-stack-reference-isolated", stack)
