@@ -8,6 +8,7 @@ from typing import Final
 import pulumi
 import pulumi_docker as docker
 
+from infra.components.hardening import hardened_runtime
 from infra.components.material import MaterialFile, MaterialVolume, MaterialVolumeArgs
 from infra.images import local_image
 from infra.naming import MATERIAL_LABEL, Role, container_labels, named_options, object_name
@@ -19,8 +20,6 @@ APP_HTTP_PORT: Final = 8080
 HEALTH_PATH: Final = "/healthz"
 MATERIAL_DIR: Final = "/etc/secure-cache"
 IMAGE_CONTEXT: Final = REPO_ROOT / "app"
-TMP_DIR: Final = "/tmp"  # noqa: S108 - a private tmpfs inside the container, not the host's
-TMPFS_OPTIONS: Final = "rw,noexec,nosuid,nodev,size=16m"
 
 
 @dataclass(frozen=True)
@@ -117,15 +116,11 @@ class CacheApp(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        owner = f"{APP_UID}:{APP_UID}"
         self.container = docker.Container(
             f"{name}-container",
             name=self.container_name,
             image=image_id,
             envs=app_envs(args),
-            user=owner,
-            read_only=True,
-            tmpfs={TMP_DIR: TMPFS_OPTIONS},
             mounts=[
                 docker.ContainerMountArgs(
                     type="volume",
@@ -144,26 +139,12 @@ class CacheApp(pulumi.ComponentResource):
                     internal=APP_HTTP_PORT, external=args.host_port, ip="127.0.0.1", protocol="tcp"
                 )
             ],
-            privileged=False,
-            capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]),
-            security_opts=["no-new-privileges:true"],
-            ipc_mode="private",
-            memory=args.memory_mb,
-            memory_swap=args.memory_mb,
-            cpus=f"{args.cpus:g}",
-            restart="on-failure",
-            max_retry_count=5,
-            healthcheck=docker.ContainerHealthcheckArgs(
-                tests=app_healthcheck_test(),
-                interval="10s",
-                timeout="5s",
-                retries=5,
-                start_period="10s",
+            **hardened_runtime(
+                uid=APP_UID,
+                memory_mb=args.memory_mb,
+                cpus=args.cpus,
+                healthcheck=app_healthcheck_test(),
             ),
-            wait=True,
-            wait_timeout=120,
-            log_driver="json-file",
-            log_opts={"max-size": "10m", "max-file": "3"},
             labels=container_labels(stack, Role.APP, {MATERIAL_LABEL: self.material.revision}),
             opts=named_options(self, depends_on=[self.material, *args.depends_on]),
         )

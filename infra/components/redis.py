@@ -8,6 +8,7 @@ from typing import Final
 import pulumi
 import pulumi_docker as docker
 
+from infra.components.hardening import hardened_runtime
 from infra.components.material import MaterialFile, MaterialVolume, MaterialVolumeArgs
 from infra.images import local_image
 from infra.naming import (
@@ -27,8 +28,6 @@ REDIS_ALIAS: Final = "redis"
 MATERIAL_DIR: Final = "/etc/secure-redis"
 DATA_DIR: Final = "/data"
 IMAGE_CONTEXT: Final = REPO_ROOT / "infra" / "redis-image"
-TMP_DIR: Final = "/tmp"  # noqa: S108 - a private tmpfs inside the container, not the host's
-TMPFS_OPTIONS: Final = "rw,noexec,nosuid,nodev,size=16m"
 # Settings whose value is `""` read better in the file than as an empty argv word.
 _CONF_ONLY: Final = frozenset({"save", "logfile"})
 
@@ -150,15 +149,11 @@ class RedisServer(pulumi.ComponentResource):
             labels=volume_labels(stack, Role.DATA),
             opts=named_options(self),
         )
-        owner = f"{REDIS_UID}:{REDIS_UID}"
         self.container = docker.Container(
             f"{name}-container",
             name=self.container_name,
             image=image_id,
             command=redis_command(conf),
-            user=owner,
-            read_only=True,
-            tmpfs={TMP_DIR: TMPFS_OPTIONS},
             mounts=[
                 docker.ContainerMountArgs(
                     type="volume",
@@ -177,28 +172,14 @@ class RedisServer(pulumi.ComponentResource):
                     name=args.backend_network, aliases=[REDIS_ALIAS]
                 )
             ],
-            privileged=False,
-            capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]),
-            security_opts=["no-new-privileges:true"],
-            ipc_mode="private",
-            memory=args.memory_mb,
-            memory_swap=args.memory_mb,
-            cpus=f"{args.cpus:g}",
-            restart="on-failure",
-            max_retry_count=5,
-            healthcheck=docker.ContainerHealthcheckArgs(
-                tests=healthcheck_test(args.port),
-                interval="10s",
-                timeout="5s",
-                retries=5,
-                start_period="10s",
+            **hardened_runtime(
+                uid=REDIS_UID,
+                memory_mb=args.memory_mb,
+                cpus=args.cpus,
+                healthcheck=healthcheck_test(args.port),
             ),
-            wait=True,
-            wait_timeout=120,
             # Time for the AOF to be flushed on `docker stop`.
             stop_timeout=30,
-            log_driver="json-file",
-            log_opts={"max-size": "10m", "max-file": "3"},
             labels=container_labels(stack, Role.REDIS, {MATERIAL_LABEL: self.material.revision}),
             opts=named_options(
                 self, depends_on=[self.material, self.data_volume, *args.depends_on]

@@ -1,0 +1,46 @@
+"""The runtime hardening every long-running container of a stack gets, in one place.
+
+Redis and the app differ in what they run, mount and expose; they do not differ in how they
+are confined (DESIGN.md, security model point 4), so both take these arguments from here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import pulumi_docker as docker
+
+TMP_DIR: Final = "/tmp"  # noqa: S108 - a private tmpfs inside the container, not the host's
+TMPFS_OPTIONS: Final = "rw,noexec,nosuid,nodev,size=16m"
+
+
+def hardened_runtime(
+    *, uid: int, memory_mb: int, cpus: float, healthcheck: list[str]
+) -> dict[str, Any]:
+    """docker.Container keyword arguments: non-root, read-only root with a private tmpfs,
+    no capabilities, no privilege escalation, memory (no swap) and CPU limits, a bounded
+    restart policy, a health check the engine waits for, and bounded logs."""
+    return {
+        "user": f"{uid}:{uid}",
+        "read_only": True,
+        "tmpfs": {TMP_DIR: TMPFS_OPTIONS},
+        "privileged": False,
+        "capabilities": docker.ContainerCapabilitiesArgs(drops=["ALL"]),
+        "security_opts": ["no-new-privileges:true"],
+        "ipc_mode": "private",
+        "memory": memory_mb,
+        "memory_swap": memory_mb,
+        "cpus": f"{cpus:g}",
+        "restart": "on-failure",
+        "max_retry_count": 5,
+        "healthcheck": docker.ContainerHealthcheckArgs(
+            tests=healthcheck, interval="10s", timeout="5s", retries=5, start_period="10s"
+        ),
+        "wait": True,
+        "wait_timeout": 120,
+        "log_driver": "json-file",
+        "log_opts": {"max-size": "10m", "max-file": "3"},
+    }
+
+
+__all__ = ["TMPFS_OPTIONS", "TMP_DIR", "hardened_runtime"]
