@@ -6,7 +6,8 @@ set -euo pipefail
 LOG_TAG=base-image
 source "$(dirname "$0")/lib.sh"
 
-IMAGE="debian:bookworm-slim"
+# BASE_IMAGE overrides the tag (the image is always Debian bookworm), e.g. to test this script.
+IMAGE="${BASE_IMAGE:-debian:bookworm-slim}"
 PULL_TIMEOUT="${PULL_TIMEOUT:-60}"
 
 docker_ready || die "the Docker engine is not reachable (docker info failed); run scripts/bootstrap.sh first"
