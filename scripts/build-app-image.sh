@@ -2,6 +2,8 @@
 # Build the secure_cache app image from app/Dockerfile.
 #
 #   scripts/build-app-image.sh [--tag NAME:TAG] [--label KEY=VALUE]...
+#   scripts/build-app-image.sh --wheelhouse-only   only fill app/wheelhouse (for pulumi up or
+#                                                  the local applier, which build the image)
 #
 # PyPI is not reachable inside `docker build`, so the wheelhouse is made here on the host:
 # the secure_cache wheel from app/ plus the exact wheels of app/requirements-image.txt for
@@ -13,17 +15,19 @@ source "$(dirname "$0")/lib.sh"
 
 tag="secure-redis-app:latest"
 labels=()
+wheelhouse_only=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --tag) tag="${2:?--tag needs NAME:TAG}"; shift 2 ;;
         --label) labels+=(--label "${2:?--label needs KEY=VALUE}"); shift 2 ;;
-        -h | --help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --wheelhouse-only) wheelhouse_only=1; shift ;;
+        -h | --help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument '$1'; usage: scripts/build-app-image.sh [--tag NAME:TAG] [--label KEY=VALUE]..." ;;
     esac
 done
 
 require_venv
-docker_ready || die "the Docker engine is not running; run scripts/bootstrap.sh"
+[ "$wheelhouse_only" = 1 ] || docker_ready || die "the Docker engine is not running; run scripts/bootstrap.sh"
 
 case "$(uname -m)" in
     x86_64 | amd64) arch=x86_64 ;;
@@ -36,6 +40,9 @@ mkdir -p "$wheels"
 rm -f "$wheels"/secure_cache-*.whl
 start="$(now_ms)"
 log "building the secure_cache wheel"
+# A fixed timestamp makes the wheel byte-identical between builds, so the image build context
+# (and the image tag the Pulumi program derives from it) changes only when the code does.
+export SOURCE_DATE_EPOCH=315532800
 "$PY" -m pip wheel --quiet --disable-pip-version-check --no-deps --wheel-dir "$wheels" "$ROOT/app" \
     2> >(grep -v "^WARNING: Location" >&2) \
     || die "could not build the secure_cache wheel from app/pyproject.toml"
@@ -47,6 +54,10 @@ for glibc in 2_36 2_34 2_28 2_17; do platforms+=(--platform "manylinux_${glibc}_
     --abi cp311 --abi abi3 --abi none "${platforms[@]}" --platform "manylinux2014_${arch}" \
     --platform any -r "$ROOT/app/requirements-image.txt" 2> >(grep -v "^WARNING: Location" >&2) \
     || die "could not download the wheels in app/requirements-image.txt; check that PyPI is reachable"
+if [ "$wheelhouse_only" = 1 ]; then
+    log "wheelhouse ready in $(elapsed "$start") (app/wheelhouse)"
+    exit 0
+fi
 log "wheelhouse ready in $(elapsed "$start"); building $tag"
 # The legacy builder keeps a multi-stage build's first stage as untagged images. Building
 # that stage under a temporary tag first lets exactly those images be removed afterwards
