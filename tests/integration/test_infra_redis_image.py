@@ -82,7 +82,12 @@ def deployed(
         f"secure-redis-itest-{suffix}-backend", driver="bridge", internal=True
     )
     volumes = {
-        mount["source"]: client.volumes.create(f"{mount['source']}-itest-{suffix}")
+        # Named apart from the real stack's objects (secure-redis-<stack>-*), like all of ours.
+        mount["source"]: client.volumes.create(
+            mount["source"].replace(
+                f"secure-redis-{rendered.stack}-", f"secure-redis-itest-{suffix}-"
+            )
+        )
         for mount in redis_props["mounts"]
     }
     try:
