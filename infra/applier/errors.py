@@ -1,0 +1,24 @@
+"""The applier's errors. Messages name the resource and what to do; they never carry a
+property's value (values may be secret: upload contents, passwords)."""
+
+from __future__ import annotations
+
+
+class ApplyError(RuntimeError):
+    """The stack could not be applied (or removed) on the local Docker engine."""
+
+
+class UnsupportedProperty(ApplyError):
+    """A declared property the local applier cannot honour. Nothing is silently dropped."""
+
+    def __init__(self, resource: str, prop: str, why: str = "") -> None:
+        self.resource = resource
+        self.prop = prop
+        reason = why or "the local applier does not implement it"
+        super().__init__(
+            f"{resource}: cannot honour property `{prop}`: {reason}. Remove it from the program, "
+            "extend infra/applier/translate.py, or deploy with `pulumi up`."
+        )
+
+
+__all__ = ["ApplyError", "UnsupportedProperty"]

@@ -1,0 +1,151 @@
+"""Pure planning: the rendered stack's resources -> the Docker objects to create, in order.
+
+Every resource is either translated (networks, volumes, images, containers), skipped because
+the render already did its work (components, dynamic providers' certificates and secrets), or
+refused. All translation happens before the first Docker call, so an unsupported property stops
+`up` before anything changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from infra.applier.errors import ApplyError
+from infra.applier.translate import (
+    CONTAINER,
+    IMAGE,
+    NETWORK,
+    VOLUME,
+    ContainerSpec,
+    ImageSpec,
+    NetworkSpec,
+    VolumeSpec,
+    translate_container,
+    translate_image,
+    translate_network,
+    translate_volume,
+)
+from infra.render import RenderedResource
+
+Spec = NetworkSpec | VolumeSpec | ImageSpec | ContainerSpec
+
+DYNAMIC_PREFIX: Final = "pulumi-python:dynamic/"
+DOCKER_PROVIDER: Final = "pulumi:providers:docker"
+# Provider settings that would point the program at another engine than the local one.
+_REMOTE_PROVIDER_KEYS: Final = ("host", "context", "sshOpts", "certPath", "caMaterial")
+
+
+@dataclass(frozen=True)
+class Step:
+    urn: str
+    spec: Spec
+    placeholder: str | None = None
+    """For an image: the ID the render gave it, which containers use as their `image`."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    stack: str
+    steps: tuple[Step, ...]
+    skipped: tuple[str, ...]
+    """Logical names of resources that need no Docker object (already done by the render)."""
+
+    def of(self, kind: type[Spec]) -> list[Spec]:
+        return [s.spec for s in self.steps if isinstance(s.spec, kind)]
+
+
+def plan_stack(stack: str, resources: Sequence[RenderedResource], *, root: Path) -> Plan:
+    """Translate and order `resources` (registration order, as rendered).
+
+    Raises:
+        ApplyError: a resource type the applier does not support, or a dependency cycle.
+        UnsupportedProperty: a declared property it cannot honour.
+    """
+    steps: list[Step] = []
+    skipped: list[str] = []
+    for resource in resources:
+        step = _step(resource, root)
+        if step is None:
+            skipped.append(resource.name)
+        else:
+            steps.append(step)
+    deps = {
+        step.urn: _dependencies(step, resources_by_urn={r.urn: r for r in resources}, steps=steps)
+        for step in steps
+    }
+    return Plan(stack=stack, steps=tuple(_ordered(steps, deps)), skipped=tuple(skipped))
+
+
+def _step(resource: RenderedResource, root: Path) -> Step | None:
+    kind, name, props = resource.type, resource.name, resource.props
+    if not resource.custom or kind.startswith(DYNAMIC_PREFIX):
+        return None
+    if kind == DOCKER_PROVIDER:
+        for key in _REMOTE_PROVIDER_KEYS:
+            if props.get(key):
+                raise ApplyError(
+                    f"{name}: the docker provider is configured with `{key}`; the local applier "
+                    "only deploys to the local Docker engine. Use `pulumi up` for other engines."
+                )
+        return None
+    if kind == NETWORK:
+        return Step(resource.urn, translate_network(name, props))
+    if kind == VOLUME:
+        return Step(resource.urn, translate_volume(name, props))
+    if kind == IMAGE:
+        placeholder = resource.outputs.get("repoDigest")
+        return Step(resource.urn, translate_image(name, props), placeholder=placeholder)
+    if kind == CONTAINER:
+        return Step(resource.urn, translate_container(name, props, root=root))
+    raise ApplyError(
+        f"{name}: resource type {kind} is not supported by the local applier (it creates "
+        "docker Network, Volume, Image and Container resources); deploy with `pulumi up`."
+    )
+
+
+def _dependencies(
+    step: Step, *, resources_by_urn: dict[str, RenderedResource], steps: list[Step]
+) -> set[str]:
+    """Declared dependencies, plus the ones implied by names: a container needs its image,
+    its networks and its volumes even when the program passed them as plain strings."""
+    urns = {s.urn for s in steps}
+    declared = resources_by_urn[step.urn].options.get("dependencies") or []
+    deps = {urn for urn in declared if urn in urns}
+    spec = step.spec
+    if isinstance(spec, ContainerSpec):
+        networks = {e.network for e in spec.endpoints}
+        volumes = {
+            m.get("Source") for m in spec.host_config.get("mounts", []) if m.get("Type") == "volume"
+        }
+        for other in steps:
+            o = other.spec
+            if (
+                (isinstance(o, ImageSpec) and other.placeholder == spec.image)
+                or (isinstance(o, NetworkSpec) and o.name in networks)
+                or (isinstance(o, VolumeSpec) and o.name in volumes)
+            ):
+                deps.add(other.urn)
+    deps.discard(step.urn)
+    return deps
+
+
+def _ordered(steps: list[Step], deps: dict[str, set[str]]) -> list[Step]:
+    """Dependencies first; otherwise registration order (a stable topological sort)."""
+    done: set[str] = set()
+    ordered: list[Step] = []
+    pending = list(steps)
+    while pending:
+        ready = next((s for s in pending if deps[s.urn] <= done), None)
+        if ready is None:
+            names = ", ".join(s.spec.resource for s in pending)
+            raise ApplyError(f"dependency cycle between {names}; the program cannot be applied")
+        ordered.append(ready)
+        done.add(ready.urn)
+        pending.remove(ready)
+    return ordered
+
+
+__all__ = ["Plan", "Spec", "Step", "plan_stack"]

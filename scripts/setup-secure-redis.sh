@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# The one command: bring a stack up on the local Docker engine and prove it secure.
+#
+#   scripts/setup-secure-redis.sh [STACK] [--full]      STACK: dev (default) or prod
+#
+#   1. bootstrap   virtualenvs, system packages, Docker engine, debian:bookworm-slim
+#   2. build       the app's wheelhouse (PyPI is not reachable inside `docker build`)
+#   3. policy      the policy pack; a mandatory violation stops the deploy
+#   4. deploy      `pulumi up --policy-pack policies` when the Pulumi CLI is installed and
+#                  logged in; otherwise the local applier (`python -m infra.apply up`), which
+#                  deploys the same program and is not Pulumi
+#   5. verify      the e2e suite against what runs (--full adds the disruptive fault tests)
+#   6. summary     what runs, where the app listens, the security checks, how to tear down
+#
+# Re-running is safe: the stack is deployed again (the local applier recreates it).
+set -euo pipefail
+LOG_TAG=setup
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+stack=dev
+full=0
+for arg in "$@"; do
+    case "$arg" in
+        --full) full=1 ;;
+        -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -*) die "unknown option '$arg'; usage: scripts/setup-secure-redis.sh [STACK] [--full]" ;;
+        *) stack="$arg" ;;
+    esac
+done
+[[ "$stack" =~ ^[A-Za-z0-9][A-Za-z0-9_.-]*$ ]] || die "'$stack' is not a stack name"
+[ -f "Pulumi.$stack.yaml" ] || die "no stack '$stack': Pulumi.$stack.yaml does not exist (stacks: $(ls Pulumi.*.yaml | sed 's/Pulumi\.\(.*\)\.yaml/\1/' | tr '\n' ' '))"
+
+total="$(now_ms)"
+step() { # step NAME COMMAND...: one stage, with a timing line
+    local name="$1" start
+    shift
+    start="$(now_ms)"
+    log "== $name"
+    "$@"
+    log "-- $name done ($(elapsed "$start"))"
+}
+
+# -- 1. bootstrap ------------------------------------------------------------------------------
+step "bootstrap: virtualenvs, packages, Docker engine" scripts/bootstrap.sh
+step "bootstrap: base image" scripts/bootstrap-base-image.sh
+
+# -- 2. build ----------------------------------------------------------------------------------
+build_wheelhouse() {
+    if grep -q -- "--wheelhouse-only" scripts/build-app-image.sh; then
+        scripts/build-app-image.sh --wheelhouse-only
+        return
+    fi
+    # Older build script: it also builds an image; build it under a scratch tag and drop it
+    # (the deploy builds the declared, labelled images from the same context).
+    local scratch="secure-redis-setup-scratch:$$"
+    scripts/build-app-image.sh --tag "$scratch" >/dev/null
+    docker image rm "$scratch" >/dev/null
+}
+step "build: app wheelhouse (images are built by the deploy)" build_wheelhouse
+
+# -- 3 + 4. policy and deploy -------------------------------------------------------------------
+pulumi_ready() { have pulumi && pulumi whoami --non-interactive >/dev/null 2>&1; }
+
+deploy_with_pulumi() {
+    log "Pulumi CLI found and logged in: pulumi up enforces the policy pack itself"
+    pulumi stack select "$stack" --non-interactive \
+        || die "pulumi has no stack '$stack'; run: pulumi stack init $stack"
+    pulumi up --yes --non-interactive --skip-preview --policy-pack policies --stack "$stack" \
+        || die "pulumi up failed (a mandatory policy violation stops it); see the output above"
+}
+
+deploy_locally() {
+    if have pulumi; then
+        log "the Pulumi CLI is installed but not logged in (pulumi login); using the local applier"
+    else
+        log "no Pulumi CLI: checking the policy pack offline, then deploying with the local applier (not Pulumi)"
+    fi
+    local rc=0
+    "$PY" -m policies.check --stack "$stack" || rc=$?
+    case "$rc" in
+        0) ;;
+        1) die "mandatory policy violation(s) above: the deploy is stopped; fix the program or its settings" ;;
+        *) die "the policy check could not run (exit $rc); see the message above" ;;
+    esac
+    "$PY" -m infra.apply up --stack "$stack" \
+        || die "the local applier could not deploy '$stack'; see the message above"
+}
+
+deployed_with=""
+deploy() {
+    if pulumi_ready; then
+        deployed_with="pulumi up"
+        deploy_with_pulumi
+    else
+        deployed_with="the local applier (python -m infra.apply; not Pulumi)"
+        deploy_locally
+    fi
+}
+step "policy + deploy: stack $stack" deploy
+
+# -- 5. verify ---------------------------------------------------------------------------------
+summary_file="$(mktemp)"
+trap 'rm -f "$summary_file"' EXIT
+selection=(-m "e2e and not fault")
+workers=2
+# The fault tests stop and restart the stack's containers: one worker, in order.
+[ "$full" = 1 ] && selection=(-m e2e) && workers=0
+verify_rc=0
+verify() {
+    # Two workers: the checks only read the running stack (each worker has its own probe);
+    # a file's tests stay on one worker, so the data tests' writes do not interleave.
+    "$VENV/bin/pytest" tests/e2e --stack "$stack" "${selection[@]}" -q -p no:cacheprovider \
+        -n "$workers" --dist loadfile --e2e-summary "$summary_file" || verify_rc=$?
+}
+step "verify: pytest tests/e2e --stack $stack ${selection[*]}" verify
+
+# -- 6. summary --------------------------------------------------------------------------------
+label="io.secure-redis.stack=$stack"
+echo
+echo "stack $stack deployed with $deployed_with"
+echo
+docker ps -a --filter "label=$label" --format 'table {{.Names}}\t{{.Status}}\t{{.Ports}}'
+echo
+echo "networks: $(docker network ls --filter "label=$label" --format '{{.Name}}' | sort | tr '\n' ' ')"
+echo "volumes:  $(docker volume ls --filter "label=$label" --format '{{.Name}}' | sort | tr '\n' ' ')"
+echo "images:   $(docker images --filter "label=$label" --format '{{.Repository}}:{{.Tag}}' | sort | tr '\n' ' ')"
+binding="$(docker port "secure-redis-$stack-app" 8080/tcp 2>/dev/null | head -n 1 || true)"
+echo
+echo "the app listens on http://${binding:-<not published>}/ (this host only): GET /healthz, GET /security-status, PUT|GET|DELETE /cache/{key}"
+echo "Redis publishes no port: it is reachable only from the app, over TLS with client certificates, on secure-redis-$stack-backend"
+echo
+"$PY" - "$summary_file" <<'EOF'
+import json, sys
+try:
+    areas = json.load(open(sys.argv[1]))["areas"]
+except (OSError, ValueError, KeyError):
+    print("security checks: no results (the verification did not run to the end)")
+    sys.exit(0)
+width = max(len(a["title"]) for a in areas)
+print(f"{'security check'.ljust(width)}  result")
+for a in areas:
+    verdict = "PASS" if a["failed"] == 0 and a["passed"] > 0 else "FAIL" if a["failed"] else "SKIP"
+    counts = f"{a['passed']} passed" + (f", {a['failed']} failed" if a["failed"] else "") + (f", {a['skipped']} skipped" if a["skipped"] else "")
+    print(f"{a['title'].ljust(width)}  {verdict} ({counts})")
+    for test in a["failures"]:
+        print(f"    failed: {test}")
+EOF
+echo
+[ "$full" = 1 ] || echo "fault tests (stop/restart Redis, live key rotation, dev+prod isolation): scripts/setup-secure-redis.sh $stack --full, or scripts/test.sh -m e2e"
+echo "tear down: scripts/teardown.sh $stack"
+log "setup of $stack finished in $(elapsed "$total")"
+[ "$verify_rc" = 0 ] || die "verification failed (pytest exit $verify_rc): the stack runs, but see the failures above"

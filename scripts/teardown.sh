@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Remove a stack from the local Docker engine.
+#
+#   scripts/teardown.sh [STACK]      STACK: dev (default), prod, ...
+#
+# With the Pulumi CLI logged in and a Pulumi stack of that name: `pulumi destroy` first. Then,
+# always, every container, network, volume and image labelled io.secure-redis.stack=STACK is
+# removed (what the local applier deployed, and anything left behind). Says so when there is
+# nothing to remove. Safe to run again.
+set -euo pipefail
+LOG_TAG=teardown
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+case "${1:-}" in
+    -h | --help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+esac
+stack="${1:-dev}"
+[[ "$stack" =~ ^[A-Za-z0-9][A-Za-z0-9_.-]*$ ]] || die "'$stack' is not a stack name"
+[ "$#" -le 1 ] || die "usage: scripts/teardown.sh [STACK]"
+
+require_venv
+docker_ready || die "the Docker engine is not reachable (docker info failed); start it with scripts/bootstrap.sh, then run this again"
+
+start="$(now_ms)"
+if have pulumi && pulumi whoami --non-interactive >/dev/null 2>&1 \
+    && pulumi stack select "$stack" --non-interactive >/dev/null 2>&1; then
+    log "pulumi destroy --stack $stack"
+    pulumi destroy --yes --non-interactive --skip-preview --stack "$stack" \
+        || die "pulumi destroy failed; see the output above"
+fi
+"$PY" -m infra.apply down --stack "$stack" || die "could not remove every object of '$stack'; see the message above"
+log "teardown of $stack finished in $(elapsed "$start")"

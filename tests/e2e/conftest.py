@@ -1,0 +1,191 @@
+"""End-to-end session: real Docker, deployed stacks, testinfra (`docker://`, `local://`).
+
+Stacks under test: `pytest tests/e2e --stack dev` (repeatable) or SECURE_REDIS_E2E_STACKS=dev,prod;
+default both. A stack that is already running healthy is verified as it is; one that is not is
+deployed with the policy check and the local applier, and removed at the end of the session
+(keep it with SECURE_REDIS_E2E_KEEP=1). Each test module declares which point of the security
+model it verifies (`pytest.mark.security("transport")`); `--e2e-summary FILE` writes the
+pass/fail table that scripts/setup-secure-redis.sh prints.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Final
+
+import docker
+import pytest
+from docker.errors import DockerException
+
+from tests.e2e.hosts import container_host
+from tests.e2e.probes import APP_MATERIAL, ProbeContainer, app_image
+from tests.e2e.stacks import STACK_NAMES, STACKS_ENV, Deployments, Stack
+
+AREAS: Final = {
+    "transport": "1 transport: TLS only, client certificates, protocol versions",
+    "identity": "2 identity: ACL users, default user off, least privilege",
+    "network": "3 network: internal backend, no Redis port on the host",
+    "runtime": "4 runtime: non-root, read-only, no capabilities, limits, health",
+    "data": "5 data: values encrypted at rest, secrets only in files",
+    "failure": "6 failure: memory fallback, restarts, key rotation, isolation",
+    "deployment": "deployment: applied objects match the declaration; teardown",
+}
+_AREA: Final = "security_area"
+_RESULTS: list[dict[str, str]] = []
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("secure-redis e2e")
+    group.addoption(
+        "--stack",
+        action="append",
+        choices=STACK_NAMES,
+        dest="e2e_stacks",
+        help=f"stack to verify (repeatable; default: ${STACKS_ENV} or dev and prod)",
+    )
+    group.addoption(
+        "--e2e-summary",
+        dest="e2e_summary",
+        metavar="FILE",
+        help="write the per-security-area pass/fail summary as JSON to FILE",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "security(area): the point of the security model a test verifies"
+    )
+    config.addinivalue_line(
+        "markers", "fault: disruptive fault tests (stop/restart Redis, rotate keys, two stacks)"
+    )
+
+
+def selected_stacks(config: pytest.Config) -> tuple[str, ...]:
+    chosen = config.getoption("e2e_stacks", default=None) or [
+        s.strip() for s in os.environ.get(STACKS_ENV, "").split(",") if s.strip()
+    ]
+    unknown = [s for s in chosen if s not in STACK_NAMES]
+    if unknown:
+        raise pytest.UsageError(f"{STACKS_ENV}: unknown stack(s) {unknown}; use {STACK_NAMES}")
+    return tuple(dict.fromkeys(chosen)) or STACK_NAMES
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "stack_name" in metafunc.fixturenames:
+        metafunc.parametrize("stack_name", selected_stacks(metafunc.config), scope="session")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Disruptive fault tests last, after every check of the undisturbed stacks; each test's
+    security area recorded for the summary."""
+    here = Path(__file__).parent
+    items.sort(key=lambda item: item.get_closest_marker("fault") is not None)
+    for item in items:
+        if here not in item.path.parents:
+            continue  # this hook sees every layer's items; only e2e ones are ours
+        marker = item.get_closest_marker("security")
+        item.user_properties.append((_AREA, str(marker.args[0]) if marker else "other"))
+
+
+# -- the summary table -----------------------------------------------------------------------
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Collect outcomes per area (on the controller too when tests run under pytest-xdist:
+    the area travels in the report's user_properties)."""
+    properties = dict(report.user_properties)
+    if _AREA not in properties:
+        return  # not an e2e test
+    area = str(properties[_AREA])
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        _RESULTS.append({"area": area, "test": report.nodeid, "outcome": report.outcome})
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    target = session.config.getoption("e2e_summary", default=None)
+    if not target:
+        return
+    rows = []
+    for area, title in {**AREAS, "other": "other"}.items():
+        results = [r for r in _RESULTS if r["area"] == area]
+        if not results:
+            continue
+        failed = [r["test"] for r in results if r["outcome"] == "failed"]
+        passed = sum(r["outcome"] == "passed" for r in results)
+        rows.append(
+            {
+                "area": area,
+                "title": title,
+                "passed": passed,
+                "failed": len(failed),
+                "skipped": len(results) - passed - len(failed),
+                "failures": failed,
+            }
+        )
+    Path(target).write_text(json.dumps({"areas": rows}, indent=2))
+
+
+# -- Docker, stacks, probes ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[docker.DockerClient]:
+    if shutil.which("docker") is None:
+        pytest.skip(
+            "the docker CLI is not installed (testinfra's docker backend needs it); "
+            "run scripts/bootstrap.sh"
+        )
+    try:
+        client = docker.from_env(timeout=300)
+        client.ping()
+    except DockerException as exc:
+        pytest.skip(f"the Docker engine is not reachable ({exc}); run scripts/bootstrap.sh")
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def deployments(docker_client: docker.DockerClient) -> Iterator[Deployments]:
+    deployed = Deployments(docker_client)
+    yield deployed
+    deployed.teardown()
+
+
+@pytest.fixture(scope="session")
+def stack(stack_name: str, deployments: Deployments) -> Stack:
+    return deployments.ensure(stack_name)
+
+
+@pytest.fixture(scope="session")
+def both_stacks(request: pytest.FixtureRequest, deployments: Deployments) -> tuple[Stack, Stack]:
+    if set(selected_stacks(request.config)) != set(STACK_NAMES):
+        pytest.skip("needs dev and prod side by side; run without --stack to select both")
+    return deployments.ensure("dev"), deployments.ensure("prod")
+
+
+@pytest.fixture(scope="session")
+def probe(stack: Stack, docker_client: docker.DockerClient) -> Iterator[ProbeContainer]:
+    """A client on the stack's backend network with the app's material (read-only)."""
+    container = ProbeContainer(
+        docker_client,
+        app_image(docker_client, stack),
+        network=stack.backend,
+        mounts={stack.object("app-material"): APP_MATERIAL},
+        purpose=f"{stack.name}-backend",
+    )
+    yield container
+    container.remove()
+
+
+@pytest.fixture(scope="session")
+def redis_host(stack: Stack) -> Any:
+    return container_host(stack.redis)
+
+
+@pytest.fixture(scope="session")
+def app_host(stack: Stack) -> Any:
+    return container_host(stack.app)

@@ -1,0 +1,171 @@
+"""Network probes that run INSIDE a container: `python3 -c <this file> '<json request>'`.
+
+Standard library only (the app image's interpreter runs it). Prints one JSON object. Secrets
+are referenced as `{"file": path}` and read here, inside the container, so they never appear on
+an argv, in a log or in the JSON that goes back to the test. Replies are Redis' first reply
+lines (`+OK`, `-NOPERM ...`); commands are never echoed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import ssl
+import sys
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+Command = list[Any]
+
+
+def _arg(value: Any) -> bytes:
+    if isinstance(value, dict):
+        with open(value["file"], "rb") as handle:
+            return handle.read().strip()
+    return str(value).encode()
+
+
+def _encode(command: Command) -> bytes:
+    parts = [_arg(v) for v in command]
+    out = [b"*%d\r\n" % len(parts)]
+    for part in parts:
+        out.append(b"$%d\r\n%s\r\n" % (len(part), part))
+    return b"".join(out)
+
+
+def _reply(reader: Any) -> str:
+    line: bytes = reader.readline()
+    if not line:
+        return "<eof>"
+    text = line.decode("latin-1").rstrip("\r\n")
+    if text.startswith("$") and int(text[1:]) >= 0:
+        body = reader.read(int(text[1:]) + 2)[:-2]
+        return f"{text} {body.decode('latin-1')}"[:300]
+    if text.startswith("*") and int(text[1:]) > 0:
+        items = [_reply(reader) for _ in range(int(text[1:]))]
+        return f"{text} {' | '.join(items)}"[:300]
+    return text[:300]
+
+
+def plaintext(host: str, port: int, timeout: float = 3.0) -> dict[str, Any]:
+    """Speak RESP without TLS: what does the server answer to PING?"""
+    try:
+        conn = socket.create_connection((host, port), timeout)
+    except OSError as exc:
+        return {"connected": False, "error": f"{type(exc).__name__}: {exc}"}
+    with conn:
+        conn.sendall(_encode(["PING"]))
+        try:
+            data = conn.recv(64)
+        except OSError as exc:
+            return {"connected": True, "reply": None, "error": f"{type(exc).__name__}: {exc}"}
+    return {"connected": True, "reply": data.decode("latin-1")}
+
+
+def tls(
+    host: str,
+    port: int,
+    server_name: str,
+    ca: str | None = None,
+    cert: str | None = None,
+    key: str | None = None,
+    cert_pem: str | None = None,
+    key_pem: str | None = None,
+    min_version: str | None = None,
+    max_version: str | None = None,
+    seclevel0: bool = False,
+    ciphers: str | None = None,
+    commands: list[Command] | None = None,
+    timeout: float = 5.0,
+) -> dict[str, Any]:
+    """A TLS session: handshake as configured, then each command's first reply line."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if ca:
+        ctx.load_verify_locations(ca)
+    else:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if seclevel0 or ciphers:
+        # SECLEVEL=0: a refused old protocol or cipher is the server's refusal, not this client's.
+        ctx.set_ciphers(f"{ciphers or 'DEFAULT'}:@SECLEVEL=0")
+    if min_version:
+        ctx.minimum_version = getattr(ssl.TLSVersion, min_version)
+    if max_version:
+        ctx.maximum_version = getattr(ssl.TLSVersion, max_version)
+    result: dict[str, Any] = {"handshake": False, "version": None, "error": None, "replies": []}
+    with tempfile.TemporaryDirectory() as scratch:
+        if cert_pem and key_pem:
+            cert, key = os.path.join(scratch, "c.pem"), os.path.join(scratch, "k.pem")
+            for path, text in ((cert, cert_pem), (key, key_pem)):
+                with open(path, "w") as handle:
+                    handle.write(text)
+        if cert:
+            ctx.load_cert_chain(cert, key)
+        try:
+            raw = socket.create_connection((host, port), timeout)
+        except OSError as exc:
+            result["error"] = f"connect: {type(exc).__name__}: {exc}"
+            return result
+        try:
+            with ctx.wrap_socket(raw, server_hostname=server_name) as conn:
+                result["handshake"] = True
+                result["version"] = conn.version()
+                result["cipher"] = (conn.cipher() or ("",))[0]
+                peer = conn.getpeercert(binary_form=True)  # public: the server's certificate
+                result["peer_cert"] = base64.b64encode(peer).decode() if peer else None
+                reader = conn.makefile("rb")
+                for command in commands or []:
+                    conn.sendall(_encode(command))
+                    result["replies"].append(_reply(reader))
+        except (ssl.SSLError, OSError) as exc:
+            result["error"] = f"{type(exc).__name__}: {exc}"
+    return result
+
+
+def resolve(name: str) -> dict[str, Any]:
+    try:
+        infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+    except socket.gaierror as exc:
+        return {"addresses": [], "error": str(exc)}
+    return {"addresses": sorted({str(info[4][0]) for info in infos})}
+
+
+def connect(host: str, port: int, timeout: float = 2.0) -> dict[str, Any]:
+    try:
+        with socket.create_connection((host, port), timeout):
+            return {"connected": True}
+    except OSError as exc:
+        return {"connected": False, "error": f"{type(exc).__name__}: {exc}"}
+
+
+def file_facts(paths: list[str]) -> dict[str, Any]:
+    """Length and character class of secret files, never their content."""
+    facts = {}
+    for path in paths:
+        with open(path, "rb") as handle:
+            data = handle.read()
+        facts[path] = {"length": len(data.strip()), "alnum": data.strip().isalnum()}
+    return facts
+
+
+ACTIONS: dict[str, Callable[..., dict[str, Any]]] = {
+    "plaintext": plaintext,
+    "tls": tls,
+    "resolve": resolve,
+    "connect": connect,
+    "file_facts": file_facts,
+}
+
+
+def main(argv: list[str]) -> int:
+    request = json.loads(argv[1])
+    action = ACTIONS[request.pop("action")]
+    print(json.dumps(action(**request)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,174 @@
+"""Throwaway probe containers: attackers and clients placed on the stack's own networks.
+
+A probe runs the app image's Python with `inside_probe.py` (standard library only), as the
+app's uid, with a read-only root filesystem and no capabilities. It is labelled
+`io.secure-redis.e2e-probe` (never with a stack label, so it is not mistaken for part of a
+stack) and removed after use.
+Probes only ever talk to the stack's containers over the project's own Docker networks.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any, Final
+
+import docker
+import testinfra
+from docker.types import Mount
+
+from infra.naming import ROLE_LABEL, STACK_LABEL
+from tests.e2e.stacks import PROBE_LABEL, Stack
+
+PROBE_SOURCE: Final = (Path(__file__).parent / "inside_probe.py").read_text()
+APP_UID: Final = "10001:10001"
+APP_MATERIAL: Final = "/etc/secure-cache"
+
+
+def app_image(client: docker.DockerClient, stack: Stack) -> str:
+    return str(client.api.inspect_container(stack.app)["Image"])
+
+
+def probe_labels(purpose: str) -> dict[str, str]:
+    """A probe runs a stack's image, whose labels it inherits; it overrides the stack label so
+    nothing (teardown, the declaration checks) takes it for part of the stack."""
+    return {PROBE_LABEL: purpose, STACK_LABEL: "e2e-probe", ROLE_LABEL: "probe"}
+
+
+def hardened(**extra: Any) -> dict[str, Any]:
+    """Run options every probe shares: the same confinement as the app itself."""
+    return {
+        "user": APP_UID,
+        "read_only": True,
+        "tmpfs": {"/tmp": "rw,nosuid,nodev,size=8m"},
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges:true"],
+        "mem_limit": "64m",
+        **extra,
+    }
+
+
+def request_argv(action: str, **params: Any) -> list[str]:
+    return ["python3", "-c", PROBE_SOURCE, json.dumps({"action": action, **params})]
+
+
+def parse(output: str, where: str) -> dict[str, Any]:
+    try:
+        return dict(json.loads(output.strip().splitlines()[-1]))
+    except (ValueError, IndexError) as exc:
+        raise AssertionError(f"probe in {where} printed no JSON result: {output[-500:]!r}") from exc
+
+
+def exec_probe(target: Any, where: str, action: str, /, **params: Any) -> dict[str, Any]:
+    """Run one probe in an existing container through testinfra's docker backend."""
+    argv = request_argv(action, **params)
+    result = target.run(" ".join(["%s"] * len(argv)), *argv)
+    if result.rc != 0:
+        raise AssertionError(f"probe {action} failed in {where}: {result.stderr[-800:]}")
+    return parse(result.stdout, where)
+
+
+class ProbeContainer:
+    """A long-lived probe on one network, with app material volumes mounted read-only."""
+
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        image: str,
+        network: str,
+        mounts: dict[str, str],
+        purpose: str,
+    ) -> None:
+        self.client = client
+        self.name = f"secure-redis-e2e-probe-{purpose}-{uuid.uuid4().hex[:8]}"
+        self.container = client.containers.run(
+            image,
+            entrypoint=["sleep", "infinity"],
+            name=self.name,
+            detach=True,
+            network=network,
+            labels=probe_labels(purpose),
+            mounts=[
+                Mount(target, volume, type="volume", read_only=True)
+                for volume, target in mounts.items()
+            ],
+            **hardened(),
+        )
+        self.host = testinfra.get_host(f"docker://{self.name}")
+
+    def run(self, action: str, /, **params: Any) -> dict[str, Any]:
+        return exec_probe(self.host, self.name, action, **params)
+
+    def remove(self) -> None:
+        self.container.remove(force=True)
+
+
+def run_once(
+    client: docker.DockerClient, image: str, network: str, action: str, /, **params: Any
+) -> dict[str, Any]:
+    """A one-shot probe container on `network` (e.g. an unrelated scratch network)."""
+    output = client.containers.run(
+        image,
+        entrypoint=request_argv(action, **params)[:1],
+        command=request_argv(action, **params)[1:],
+        network=network,
+        # Names the engine does not know would be forwarded to this host's resolvers; a dead
+        # upstream keeps every lookup on the project's own networks.
+        dns=["127.0.0.1"],
+        dns_opt=["timeout:1", "attempts:1"],
+        labels=probe_labels("one-shot"),
+        remove=True,
+        stdout=True,
+        stderr=True,
+        **hardened(),
+    )
+    return parse(output.decode(errors="replace"), f"one-shot probe on {network}")
+
+
+def redis_tls(stack: Stack, **params: Any) -> dict[str, Any]:
+    """Parameters of a TLS probe against the stack's Redis, as the app connects to it."""
+    return {
+        "host": "redis",
+        "port": stack.settings.redis_port,
+        "server_name": "redis",
+        **params,
+    }
+
+
+# How a TLS 1.3 server's refusal of the client certificate reaches the client: its alert, or,
+# when the server closes first, an EOF in the middle of the protocol. Either way: no reply.
+CLIENT_CERT_REFUSED = ("CERTIFICATE_REQUIRED", "UNKNOWN_CA", "BAD_CERTIFICATE", "SSLEOFError")
+
+
+def refused_client_certificate(result: dict[str, Any]) -> bool:
+    return result["replies"] == [] and any(r in str(result["error"]) for r in CLIENT_CERT_REFUSED)
+
+
+def app_client_files(material: str = APP_MATERIAL) -> dict[str, str]:
+    return {
+        "ca": f"{material}/ca.crt",
+        "cert": f"{material}/app.crt",
+        "key": f"{material}/app.key",
+    }
+
+
+def app_auth(material: str = APP_MATERIAL) -> list[Any]:
+    return ["AUTH", "app", {"file": f"{material}/redis.password"}]
+
+
+__all__ = [
+    "APP_MATERIAL",
+    "CLIENT_CERT_REFUSED",
+    "PROBE_SOURCE",
+    "ProbeContainer",
+    "app_auth",
+    "app_client_files",
+    "app_image",
+    "exec_probe",
+    "hardened",
+    "probe_labels",
+    "redis_tls",
+    "refused_client_certificate",
+    "run_once",
+]

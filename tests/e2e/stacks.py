@@ -1,0 +1,190 @@
+"""The stacks under test: what is expected of them, and deploying them when they are not up.
+
+The e2e session reuses a stack that is already running and healthy (e.g. one that
+scripts/setup-secure-redis.sh deployed). Otherwise it deploys it the way the setup script does
+without a Pulumi engine (`python -m policies.check`, then `python -m infra.apply up`) and tears
+it down at the end, checking that nothing of it remains.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import docker
+from docker.errors import NotFound
+
+from infra.naming import STACK_LABEL, object_name
+from infra.render import RenderedResource, RenderedStack, render_stack
+from infra.settings import REPO_ROOT, StackSettings
+
+STACK_NAMES: Final = ("dev", "prod")
+STACKS_ENV: Final = "SECURE_REDIS_E2E_STACKS"
+KEEP_ENV: Final = "SECURE_REDIS_E2E_KEEP"
+PROBE_LABEL: Final = "io.secure-redis.e2e-probe"
+CONTAINER: Final = "docker:index/container:Container"
+
+
+@dataclass(frozen=True)
+class Stack:
+    """One deployed stack: its settings, and its declaration (a fresh render of the program).
+
+    The render generates new certificates and secrets every time, so only the declaration's
+    structure is compared with what runs; generated values are checked by their properties.
+    """
+
+    name: str
+    declared: RenderedStack = field(repr=False)
+
+    @property
+    def settings(self) -> StackSettings:
+        return self.declared.settings
+
+    def object(self, suffix: str) -> str:
+        return object_name(self.name, suffix)
+
+    @property
+    def redis(self) -> str:
+        return self.object("redis")
+
+    @property
+    def app(self) -> str:
+        return self.object("app")
+
+    @property
+    def backend(self) -> str:
+        return self.object("backend")
+
+    @property
+    def frontend(self) -> str:
+        return self.object("frontend")
+
+    @property
+    def app_url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.app_host_port}"
+
+    @property
+    def production(self) -> bool:
+        return self.settings.environment.value == "production"
+
+    def declared_container(self, suffix: str) -> RenderedResource:
+        return self.declared.named(self.object(suffix))
+
+
+def running(client: docker.DockerClient, stack: str) -> bool:
+    """Redis and the app run healthy, and both initialisers completed."""
+    try:
+        for suffix in ("redis", "app"):
+            state = client.api.inspect_container(object_name(stack, suffix))["State"]
+            if not state.get("Running") or (state.get("Health") or {}).get("Status") != "healthy":
+                return False
+        for suffix in ("redis-init", "app-init"):
+            state = client.api.inspect_container(object_name(stack, suffix))["State"]
+            if state.get("Running") or state.get("ExitCode") != 0:
+                return False
+    except NotFound:
+        return False
+    return True
+
+
+def leftovers(client: docker.DockerClient, stack: str) -> list[str]:
+    """Everything of `stack` still on the engine: labelled as its own or named like it."""
+    label = {"label": f"{STACK_LABEL}={stack}"}
+    prefix = object_name(stack, "")
+    found = [f"container {c.name}" for c in client.containers.list(all=True, filters=label)]
+    found += [
+        f"container {c.name}"
+        for c in client.containers.list(all=True, filters={"name": prefix})
+        if c.name.startswith(prefix) and f"container {c.name}" not in found
+    ]
+    found += [f"network {n.name}" for n in client.networks.list(filters=label)]
+    found += [
+        f"network {n.name}"
+        for n in client.networks.list(names=[prefix])
+        if n.name.startswith(prefix)
+    ]
+    found += [f"volume {v.name}" for v in client.volumes.list(filters=label)]
+    found += [
+        f"volume {v.name}"
+        for v in client.volumes.list()
+        if v.name.startswith(prefix) and f"volume {v.name}" not in found
+    ]
+    found += [f"image {i.tags or i.short_id}" for i in client.images.list(filters=label)]
+    found += [
+        f"image {tag}" for i in client.images.list() for tag in i.tags if tag.startswith(prefix)
+    ]
+    return sorted(set(found))
+
+
+def _run(*argv: str) -> tuple[int, str, float]:
+    start = time.monotonic()
+    proc = subprocess.run(  # noqa: PLW1510 - the caller checks the code
+        [sys.executable, *argv], cwd=REPO_ROOT, capture_output=True, text=True, timeout=900
+    )
+    return proc.returncode, proc.stdout + proc.stderr, time.monotonic() - start
+
+
+class Deployments:
+    """Stacks of this session: reused when running, deployed (and later removed) otherwise."""
+
+    def __init__(self, client: docker.DockerClient) -> None:
+        self.client = client
+        self.stacks: dict[str, Stack] = {}
+        self.owned: list[str] = []
+        self.timings: dict[str, float] = {}
+
+    def ensure(self, name: str) -> Stack:
+        if name not in self.stacks:
+            if not running(self.client, name):
+                self._deploy(name)
+            self.stacks[name] = Stack(name=name, declared=render_stack(name))
+        return self.stacks[name]
+
+    def _deploy(self, name: str) -> None:
+        code, output, seconds = _run("-m", "policies.check", "--stack", name)
+        if code != 0:
+            raise RuntimeError(f"policy check refused stack {name} (exit {code}):\n{output}")
+        self.owned.append(name)  # from here on, whatever is created is ours to remove
+        code, output, seconds = _run("-m", "infra.apply", "up", "--stack", name)
+        if code != 0:
+            raise RuntimeError(
+                f"the local applier could not deploy {name} (exit {code}):\n{output}"
+            )
+        self.timings[f"deploy {name}"] = seconds
+
+    def teardown(self) -> None:
+        """Remove the stacks this session deployed; raise if anything of them remains."""
+        if os.environ.get(KEEP_ENV):
+            return
+        problems = []
+        for name in self.owned:
+            code, output, seconds = _run("-m", "infra.apply", "down", "--stack", name)
+            self.timings[f"teardown {name}"] = seconds
+            if code != 0:
+                problems.append(f"down {name} failed (exit {code}):\n{output}")
+            remaining = leftovers(self.client, name)
+            if remaining:
+                problems.append(f"after down, stack {name} still has: {', '.join(remaining)}")
+        if problems:
+            raise AssertionError("\n".join(problems))
+
+
+def inspect(client: docker.DockerClient, container: str) -> dict[str, Any]:
+    return dict(client.api.inspect_container(container))
+
+
+__all__ = [
+    "KEEP_ENV",
+    "PROBE_LABEL",
+    "STACKS_ENV",
+    "STACK_NAMES",
+    "Deployments",
+    "Stack",
+    "inspect",
+    "leftovers",
+    "running",
+]

@@ -1,0 +1,214 @@
+"""The local applier against the real engine, on small hand-written stacks: uploads behave as
+pulumi-docker's do (so they fail where the provider would), attach checks the exit code, and
+`down` removes everything labelled as the stack's. Uses the local debian:bookworm-slim only.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from infra.applier.engine import LocalApplier
+from infra.applier.errors import ApplyError
+from infra.applier.plan import plan_stack
+from infra.naming import STACK_LABEL
+from infra.render import RenderedResource
+
+pytestmark = pytest.mark.security("deployment")
+
+BASE = "debian:bookworm-slim"
+
+
+@pytest.fixture
+def scratch(docker_client: docker.DockerClient) -> Iterator[tuple[str, LocalApplier]]:
+    """A throwaway stack name, and an applier; everything labelled with it is removed after."""
+    if not docker_client.images.list(name=BASE):
+        pytest.skip(f"{BASE} is not present; run scripts/bootstrap-base-image.sh")
+    name = f"e2e-{uuid.uuid4().hex[:8]}"
+    messages: list[str] = []
+    applier = LocalApplier(docker_client, say=messages.append, poll_interval_s=0.2)
+    yield name, applier
+    applier.down(name, quiet=True)
+
+
+def resource(type_: str, name: str, props: dict[str, Any]) -> RenderedResource:
+    return RenderedResource(
+        type=type_, name=name, urn=f"urn:{name}", props=props, secret_paths=(), options={}
+    )
+
+
+def container(stack: str, **props: Any) -> RenderedResource:
+    base = {
+        "name": f"{stack}-c",
+        "image": BASE,
+        "labels": [{"label": STACK_LABEL, "value": stack}],
+        "networkMode": "none",
+    }
+    return resource("docker:index/container:Container", "c", {**base, **props})
+
+
+def apply(applier: LocalApplier, stack: str, *resources: RenderedResource) -> None:
+    applier.up(plan_stack(stack, list(resources), root=Path("/")))
+
+
+def logs(client: docker.DockerClient, name: str) -> str:
+    return str(client.containers.get(name).logs().decode())
+
+
+def test_applier__upload_into_read_only_rootfs_fails_like_the_provider(
+    scratch: tuple[str, LocalApplier],
+) -> None:
+    stack, applier = scratch
+    ro = container(
+        stack, readOnly=True, command=["true"], uploads=[{"file": "/etc/x.conf", "content": "x"}]
+    )
+    with pytest.raises(ApplyError, match=r"uploading /etc/x\.conf failed \(.*read-only"):
+        apply(applier, stack, ro)
+
+
+def test_applier__uploads_default_to_0644_root_and_honour_permissions_and_owner(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient
+) -> None:
+    stack, applier = scratch
+    files = ["/run/t/plain.txt", "/run/t/key.pem", "/run/t/tool.sh"]
+    uploads = [
+        {"file": files[0], "content": "hello"},
+        {"file": files[1], "content": "k", "permissions": "0400", "owner": "999", "group": "998"},
+        {"file": files[2], "content": "#!/bin/sh", "executable": True},
+    ]
+    one_shot = container(
+        stack,
+        command=["stat", "-c", "%a %u %g %s %n", *files],
+        uploads=uploads,
+        attach=True,
+        mustRun=False,
+    )
+    apply(applier, stack, one_shot)
+    assert logs(docker_client, f"{stack}-c").splitlines() == [
+        f"644 0 0 5 {files[0]}",
+        f"400 999 998 1 {files[1]}",
+        f"744 0 0 9 {files[2]}",
+    ]
+
+
+def test_applier__attach_fails_on_a_non_zero_exit_code(scratch: tuple[str, LocalApplier]) -> None:
+    stack, applier = scratch
+    failing = container(
+        stack, command=["sh", "-c", "echo boom; exit 3"], attach=True, mustRun=False
+    )
+    with pytest.raises(ApplyError, match=r"exited with code 3; its last log lines:\nboom"):
+        apply(applier, stack, failing)
+
+
+def test_applier__must_run_container_that_exits_is_an_error(
+    scratch: tuple[str, LocalApplier],
+) -> None:
+    stack, applier = scratch
+    with pytest.raises(ApplyError, match="is not running"):
+        apply(applier, stack, container(stack, command=["true"]))
+
+
+def test_applier__wait_reports_healthy(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient
+) -> None:
+    stack, applier = scratch
+    healthy = container(
+        stack,
+        command=["sleep", "60"],
+        healthcheck={"tests": ["CMD", "true"], "interval": "1s", "retries": 2},
+        wait=True,
+        waitTimeout=30,
+    )
+    apply(applier, stack, healthy)
+    state = docker_client.api.inspect_container(f"{stack}-c")["State"]
+    assert state["Health"]["Status"] == "healthy"
+
+
+def test_applier__down_removes_every_labelled_object_then_finds_nothing(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient
+) -> None:
+    stack, applier = scratch
+    label = [{"label": STACK_LABEL, "value": stack}]
+    apply(
+        applier,
+        stack,
+        resource("docker:index/network:Network", "n", {"name": f"{stack}-n", "labels": label}),
+        resource("docker:index/volume:Volume", "v", {"name": f"{stack}-v", "labels": label}),
+        container(
+            stack,
+            networkMode=None,
+            networksAdvanced=[{"name": f"{stack}-n", "aliases": ["svc"]}],
+            mounts=[{"type": "volume", "source": f"{stack}-v", "target": "/data"}],
+            command=["sleep", "60"],
+        ),
+    )
+    found = applier.find(stack)
+    assert (found.containers, found.networks, found.volumes) == (
+        [f"{stack}-c"],
+        [f"{stack}-n"],
+        [f"{stack}-v"],
+    )
+    removed = applier.down(stack)
+    assert removed.containers == [f"{stack}-c"]
+    assert applier.find(stack).empty()
+    assert applier.down(stack).empty(), "a second down finds nothing to remove"
+
+
+def test_applier__up_refuses_to_replace_an_unlabelled_object_with_the_same_name(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient
+) -> None:
+    stack, applier = scratch
+    foreign = docker_client.networks.create(f"{stack}-n")  # not labelled as the stack's
+    try:
+        with pytest.raises(ApplyError, match="already exists and is not labelled"):
+            apply(
+                applier,
+                stack,
+                resource("docker:index/network:Network", "n", {"name": f"{stack}-n"}),
+            )
+    finally:
+        foreign.remove()
+
+
+def image(tmp_path: Path, stack: str, tag: str, *, labelled: bool = True) -> RenderedResource:
+    context = tmp_path / tag.replace(":", "-")
+    context.mkdir()
+    label = "ARG SECURE_REDIS_STACK=unset\nLABEL io.secure-redis.stack=$SECURE_REDIS_STACK\n"
+    # A content change per tag, as a changed build context would make.
+    body = f"FROM {BASE}\nLABEL e2e.build={tag}\n{label if labelled else ''}"
+    (context / "Dockerfile").write_text(body)
+    props = {
+        "imageName": f"{stack}-img:{tag}",
+        "skipPush": True,
+        "build": {"context": str(context), "args": {"SECURE_REDIS_STACK": stack}},
+    }
+    return resource("docker:index/image:Image", f"img-{tag}", props)
+
+
+def test_applier__builds_the_declared_tags_and_down_removes_every_stack_image(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient, tmp_path: Path
+) -> None:
+    stack, applier = scratch
+    apply(applier, stack, image(tmp_path, stack, "one"))
+    assert applier.find(stack).images == [f"{stack}-img:one"]
+    # A changed context: the new tag is built; the old image stays as build cache until down.
+    apply(applier, stack, image(tmp_path, stack, "two"))
+    assert sorted(applier.find(stack).images) == [f"{stack}-img:one", f"{stack}-img:two"]
+    labels = docker_client.api.inspect_image(f"{stack}-img:two")["Config"]["Labels"]
+    assert labels[STACK_LABEL] == stack
+    applier.down(stack)
+    assert applier.find(stack).images == []
+
+
+def test_applier__image_without_the_stack_label_is_refused_and_not_left_behind(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient, tmp_path: Path
+) -> None:
+    stack, applier = scratch
+    with pytest.raises(ApplyError, match=f"has no label {STACK_LABEL}={stack}"):
+        apply(applier, stack, image(tmp_path, stack, "bare", labelled=False))
+    assert not docker_client.images.list(name=f"{stack}-img")

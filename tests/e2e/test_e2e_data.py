@@ -1,0 +1,100 @@
+"""Security model 5 (data): the app encrypts before anything reaches Redis, so Redis' own files
+hold neither the values nor the key names a client used."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+import pytest
+
+from tests.e2e import appclient
+from tests.e2e.hosts import container_host
+from tests.e2e.probes import ProbeContainer, app_auth, app_client_files, redis_tls
+from tests.e2e.stacks import Stack
+
+pytestmark = pytest.mark.security("data")
+
+AOF_DIR = "/data/appendonlydir"
+
+
+def redis_files(stack: Stack) -> dict[str, bytes]:
+    host = container_host(stack.redis)
+    return {
+        f"{AOF_DIR}/{name}": bytes(host.file(f"{AOF_DIR}/{name}").content)
+        for name in host.file(AOF_DIR).listdir()
+    }
+
+
+def test_data__app_round_trip_over_its_loopback_port(stack: Stack) -> None:
+    key, value = f"e2e/round-trip/{uuid.uuid4()}", b"\x00binary\xffvalue"
+    assert appclient.put(stack, key, value) == 204
+    assert appclient.get(stack, key) == value
+    assert appclient.delete(stack, key) == 204
+    assert appclient.get(stack, key) is None
+
+
+def test_data__app_reports_its_tls_session_and_cipher(stack: Stack) -> None:
+    status = appclient.status(stack)
+    assert status["backend"] == "redis"
+    assert status["redis"]["tls_version"] in stack.settings.tls_protocols
+    if stack.production:
+        assert status["redis"]["tls_version"] == "TLSv1.3"
+    assert status["redis"]["acl_user"] == "app"
+    assert status["encryption"]["cipher"] == "AES-256-GCM"
+    assert status["counters"]["integrity_failures"] == 0
+
+
+def test_data__values_and_key_names_at_rest_are_not_plaintext(stack: Stack) -> None:
+    marker = f"e2e-plaintext-{uuid.uuid4().hex}"
+    key = f"e2e-key-name-{uuid.uuid4().hex}"
+    before = sum(data.count(b"cache:") for data in redis_files(stack).values())
+    assert appclient.put(stack, key, (marker * 4).encode()) == 204
+
+    def written() -> dict[str, bytes] | None:  # appendfsync everysec
+        files = redis_files(stack)
+        return files if sum(d.count(b"cache:") for d in files.values()) > before else None
+
+    files: dict[str, Any] = appclient.wait_for("the write to reach the AOF", written, 15)
+    for path, data in files.items():
+        assert marker.encode() not in data, f"{path} holds the value in plaintext"
+        assert key.encode() not in data, f"{path} holds the client's key name"
+    assert appclient.get(stack, key) == (marker * 4).encode(), "and the app still reads it back"
+
+
+def stored_names(probe: ProbeContainer, stack: Stack) -> set[str]:
+    prefix = stack.settings.key_prefix
+    scan = ["SCAN", "0", "MATCH", f"{prefix}*", "COUNT", "100000"]
+    result = probe.run("tls", **redis_tls(stack, **app_client_files(), commands=[app_auth(), scan]))
+    names = set(re.findall(rf"\$\d+ ({re.escape(prefix)}\S+)", result["replies"][1]))
+    # Raw keys other tests SET directly as the ACL user are not the app's entries.
+    return {n for n in names if not n.startswith(f"{prefix}e2e-")}
+
+
+def put_and_find(probe: ProbeContainer, stack: Stack, key: str, value: bytes) -> str:
+    """Store through the app and return the (opaque) name it got in Redis."""
+    before = stored_names(probe, stack)
+    assert appclient.put(stack, key, value) == 204
+    (name,) = stored_names(probe, stack) - before
+    return name
+
+
+def test_data__a_ciphertext_moved_to_another_key_is_a_miss_and_a_security_event(
+    stack: Stack, probe: ProbeContainer
+) -> None:
+    """An attacker with the app's Redis credentials copies one entry over another: the value
+    is bound to its key, so the app refuses it (a miss), counts it, and never returns it."""
+    run = uuid.uuid4().hex[:8]
+    victim, donor = f"e2e-victim-{run}", f"e2e-donor-{run}"
+    victim_name = put_and_find(probe, stack, victim, b"the victim's value")
+    donor_name = put_and_find(probe, stack, donor, b"the donor's value")
+    assert victim_name != donor_name
+    assert victim not in victim_name, "the name in Redis reveals the client's key"
+    before = appclient.status(stack)["counters"]["integrity_failures"]
+    copy = ["COPY", donor_name, victim_name, "REPLACE"]
+    result = probe.run("tls", **redis_tls(stack, **app_client_files(), commands=[app_auth(), copy]))
+    assert result["replies"][1] == ":1", "the attacker's copy went through"
+    assert appclient.get(stack, victim) is None, "the swapped value must not be returned"
+    assert appclient.status(stack)["counters"]["integrity_failures"] == before + 1
+    assert appclient.get(stack, donor) == b"the donor's value"

@@ -1,0 +1,260 @@
+"""What runs is what the program declares: each Docker object compared with its declaration.
+
+Expectations are written here from pulumi-docker's documented semantics (MB -> bytes, Go
+durations -> ns, labels lists -> maps), not by calling the applier's translation, so a
+translation bug cannot confirm itself. Values the render generates afresh each time
+(certificates, secrets, the material-revision label) are compared for consistency instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import docker
+import pytest
+
+from infra.applier.translate import parse_duration_ns
+from infra.naming import MATERIAL_LABEL
+from infra.render import RenderedResource
+from tests.e2e.hosts import container_host, stat_dir
+from tests.e2e.stacks import CONTAINER, Stack
+
+pytestmark = pytest.mark.security("deployment")
+
+MIB = 1024 * 1024
+CONTAINERS = ("redis", "app", "redis-init", "app-init")
+
+
+def labels(props: dict[str, Any]) -> dict[str, str]:
+    return {item["label"]: item["value"] for item in props.get("labels") or []}
+
+
+def declared(stack: Stack, suffix: str) -> dict[str, Any]:
+    return stack.declared_container(suffix).props
+
+
+@pytest.fixture(scope="module")
+def inspected(stack: Stack, docker_client: docker.DockerClient) -> dict[str, dict[str, Any]]:
+    return {s: docker_client.api.inspect_container(stack.object(s)) for s in CONTAINERS}
+
+
+@pytest.mark.parametrize("suffix", CONTAINERS)
+def test_declaration__container_config(
+    stack: Stack, inspected: dict[str, dict[str, Any]], suffix: str
+) -> None:
+    props, actual = declared(stack, suffix), inspected[suffix]
+    config, host = actual["Config"], actual["HostConfig"]
+    where = stack.object(suffix)
+    if "command" in props:
+        assert config["Cmd"] == props["command"], f"{where}: Cmd differs from `command`"
+    if "entrypoints" in props:
+        assert config["Entrypoint"] == props["entrypoints"], f"{where}: Entrypoint differs"
+    assert config["User"] == props["user"], f"{where}: User"
+    assert set(props.get("envs") or []) <= set(config["Env"] or []), f"{where}: Env lacks envs"
+    assert host["ReadonlyRootfs"] is bool(props.get("readOnly")), f"{where}: ReadonlyRootfs"
+    assert (host.get("Tmpfs") or {}) == (props.get("tmpfs") or {}), f"{where}: Tmpfs"
+    assert host["CapDrop"] == props["capabilities"]["drops"], f"{where}: CapDrop"
+    assert not host.get("CapAdd"), f"{where}: CapAdd"
+    assert host["SecurityOpt"] == props["securityOpts"], f"{where}: SecurityOpt"
+    assert host["Privileged"] is bool(props.get("privileged")), f"{where}: Privileged"
+    assert host["Memory"] == props["memory"] * MIB, f"{where}: Memory"
+    assert host["MemorySwap"] == props["memorySwap"] * MIB, f"{where}: MemorySwap"
+    assert host["NanoCpus"] == int(float(props["cpus"]) * 1e9), f"{where}: NanoCpus"
+    assert host["IpcMode"] == props.get("ipcMode", host["IpcMode"]), f"{where}: IpcMode"
+    if "stopTimeout" in props:
+        assert config["StopTimeout"] == props["stopTimeout"], f"{where}: StopTimeout"
+    if "logDriver" in props:
+        assert host["LogConfig"]["Type"] == props["logDriver"], f"{where}: LogConfig.Type"
+        assert host["LogConfig"]["Config"] == props.get("logOpts", {}), f"{where}: log opts"
+    restart = host["RestartPolicy"]
+    assert restart["Name"] == props.get("restart", "no"), f"{where}: RestartPolicy"
+    assert restart["MaximumRetryCount"] == props.get("maxRetryCount", 0), f"{where}: retries"
+
+
+@pytest.mark.parametrize("suffix", CONTAINERS)
+def test_declaration__container_labels(
+    stack: Stack, inspected: dict[str, dict[str, Any]], suffix: str
+) -> None:
+    want = labels(declared(stack, suffix))
+    have = inspected[suffix]["Config"]["Labels"]
+    # The revision hashes freshly generated material, so it differs from a new render; it is
+    # checked for consistency between initialiser and consumer below.
+    want.pop(MATERIAL_LABEL, None)
+    assert {k: have.get(k) for k in want} == want
+    assert have.get(MATERIAL_LABEL), "every container of the stack carries its material revision"
+
+
+@pytest.mark.parametrize("consumer", ["redis", "app"])
+def test_declaration__consumer_runs_the_material_its_initialiser_wrote(
+    inspected: dict[str, dict[str, Any]], consumer: str
+) -> None:
+    init = inspected[f"{consumer}-init"]["Config"]["Labels"][MATERIAL_LABEL]
+    assert inspected[consumer]["Config"]["Labels"][MATERIAL_LABEL] == init
+
+
+@pytest.mark.parametrize("suffix", ["redis", "app", "redis-init", "app-init"])
+def test_declaration__healthcheck(
+    stack: Stack, inspected: dict[str, dict[str, Any]], suffix: str
+) -> None:
+    want = declared(stack, suffix)["healthcheck"]
+    have = inspected[suffix]["Config"]["Healthcheck"]
+    assert have["Test"] == want["tests"]
+    for key, name in (
+        ("interval", "Interval"),
+        ("timeout", "Timeout"),
+        ("startPeriod", "StartPeriod"),
+    ):
+        if key in want:
+            assert have[name] == parse_duration_ns(want[key]), f"Healthcheck.{name}"
+    assert have.get("Retries", 0) == want.get("retries", 0)
+
+
+@pytest.mark.parametrize("suffix", CONTAINERS)
+def test_declaration__mounts(
+    stack: Stack, inspected: dict[str, dict[str, Any]], suffix: str
+) -> None:
+    want = sorted(
+        (m["type"], m["source"], m["target"], not m.get("readOnly", False))
+        for m in declared(stack, suffix).get("mounts") or []
+    )
+    have = sorted(
+        (m["Type"], m["Name"], m["Destination"], m["RW"])
+        for m in inspected[suffix]["Mounts"]
+        if m["Type"] != "tmpfs"
+    )
+    assert have == want, "only the declared volumes, with the declared access (no anonymous ones)"
+
+
+@pytest.mark.parametrize("suffix", CONTAINERS)
+def test_declaration__networks(
+    stack: Stack, inspected: dict[str, dict[str, Any]], suffix: str
+) -> None:
+    props = declared(stack, suffix)
+    networks = inspected[suffix]["NetworkSettings"]["Networks"]
+    if "networksAdvanced" in props:
+        assert set(networks) == {n["name"] for n in props["networksAdvanced"]}
+        for net in props["networksAdvanced"]:
+            assert set(net.get("aliases") or []) <= set(networks[net["name"]]["Aliases"] or [])
+    else:
+        assert inspected[suffix]["HostConfig"]["NetworkMode"] == props["networkMode"]
+        assert set(networks) <= {props["networkMode"]}
+
+
+@pytest.mark.parametrize("suffix", CONTAINERS)
+def test_declaration__ports(
+    stack: Stack, inspected: dict[str, dict[str, Any]], suffix: str
+) -> None:
+    want = {
+        f"{p['internal']}/{p.get('protocol', 'tcp')}": [
+            {"HostIp": p.get("ip", "0.0.0.0"), "HostPort": str(p["external"])}
+        ]
+        for p in declared(stack, suffix).get("ports") or []
+    }
+    assert (inspected[suffix]["HostConfig"].get("PortBindings") or {}) == want
+
+
+@pytest.mark.parametrize("suffix", CONTAINERS)
+def test_declaration__image_is_the_one_built_from_the_declared_build(
+    stack: Stack,
+    inspected: dict[str, dict[str, Any]],
+    docker_client: docker.DockerClient,
+    suffix: str,
+) -> None:
+    props = declared(stack, suffix)
+    images = {
+        r.outputs["repoDigest"]: r
+        for r in stack.declared.resources
+        if r.type == "docker:index/image:Image"
+    }
+    declared_image: RenderedResource = images[props["image"]]
+    built = docker_client.api.inspect_image(declared_image.props["imageName"])
+    assert inspected[suffix]["Image"] == built["Id"], (
+        "the container runs the image tagged imageName"
+    )
+
+
+@pytest.mark.parametrize("suffix", ["redis-init", "app-init"])
+def test_declaration__initialiser_ran_to_completion(
+    inspected: dict[str, dict[str, Any]], suffix: str
+) -> None:
+    state = inspected[suffix]["State"]
+    assert (state["Status"], state["ExitCode"]) == ("exited", 0)
+
+
+@pytest.mark.parametrize("suffix", ["redis", "app"])
+def test_declaration__long_running_container_is_running_and_healthy(
+    inspected: dict[str, dict[str, Any]], suffix: str
+) -> None:
+    state = inspected[suffix]["State"]
+    assert state["Running"] is True
+    assert state["Health"]["Status"] == "healthy"
+
+
+@pytest.mark.parametrize("role", ["backend", "frontend"])
+def test_declaration__network(stack: Stack, docker_client: docker.DockerClient, role: str) -> None:
+    props = stack.declared.named(stack.object(role)).props
+    net = docker_client.api.inspect_network(stack.object(role))
+    assert net["Driver"] == props["driver"]
+    assert net["Internal"] is bool(props.get("internal"))
+    assert net["Attachable"] is bool(props.get("attachable"))
+    assert net["Ingress"] is bool(props.get("ingress"))
+    assert (net.get("Options") or {}) == (props.get("options") or {})
+    assert net["Labels"] == labels(props)
+
+
+def test_declaration__volumes(stack: Stack, docker_client: docker.DockerClient) -> None:
+    for volume in stack.declared.of_type("docker:index/volume:Volume"):
+        have = docker_client.api.inspect_volume(volume.props["name"])
+        assert have["Driver"] == volume.props.get("driver", "local")
+        assert have["Labels"] == labels(volume.props)
+
+
+def test_declaration__images_carry_the_stack_labels(
+    stack: Stack, docker_client: docker.DockerClient
+) -> None:
+    for image in stack.declared.of_type("docker:index/image:Image"):
+        have = docker_client.api.inspect_image(image.props["imageName"])["Config"]["Labels"]
+        assert have["io.secure-redis.stack"] == stack.name
+        assert have["io.secure-redis.role"] in ("redis", "app")
+
+
+def test_declaration__every_declared_container_exists(
+    stack: Stack, docker_client: docker.DockerClient
+) -> None:
+    names = {r.props["name"] for r in stack.declared.of_type(CONTAINER)}
+    have = {
+        c.name
+        for c in docker_client.containers.list(
+            all=True, filters={"label": f"io.secure-redis.stack={stack.name}"}
+        )
+    }
+    assert have == names, (
+        f"exactly the declared containers carry the stack label; missing {sorted(names - have)}, "
+        f"not declared {sorted(have - names)}"
+    )
+
+
+@pytest.mark.parametrize("suffix", ["redis-init", "app-init"])
+def test_declaration__uploaded_files_landed_with_declared_mode_and_owner(
+    stack: Stack, suffix: str
+) -> None:
+    """The initialiser's uploads, copied into the consumer's volume: every declared file,
+    with the declared permissions and owner (read in the consumer, which mounts it read-only)."""
+    props = declared(stack, suffix)
+    consumer = container_host(stack.object(suffix.removesuffix("-init")))
+    mount = props["mounts"][0]["target"]
+    landed = stat_dir(consumer, mount)
+    for upload in props["uploads"]:
+        name = upload["file"].rsplit("/", 1)[1]
+        assert name in landed, f"{mount}/{name} missing"
+        want = (int(upload["permissions"], 8), int(upload["owner"]), int(upload["group"]))
+        assert landed[name] == want, f"{name}: (mode, uid, gid) {landed[name]}"
+
+
+def test_declaration__non_secret_uploads_have_the_declared_content(stack: Stack) -> None:
+    """redis.conf carries no generated value: the file Redis reads is byte-for-byte the
+    declared one."""
+    props = declared(stack, "redis-init")
+    (conf,) = [u for u in props["uploads"] if u["file"].endswith("/redis.conf")]
+    have = container_host(stack.redis).file("/etc/secure-redis/redis.conf").content_string
+    assert have == conf["content"]

@@ -1,0 +1,293 @@
+"""Security model 6 (failure), on the running stack: Redis stops, Redis restarts, the data key
+is rotated live, and dev and prod run side by side without reaching each other.
+
+These tests disturb the stack (they restore it: Redis and the app end healthy), so they are
+marked `fault` and run after everything else.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import docker
+import pytest
+
+from tests.e2e import appclient
+from tests.e2e.hosts import container_host
+from tests.e2e.probes import (
+    APP_MATERIAL,
+    ProbeContainer,
+    app_auth,
+    app_image,
+    exec_probe,
+    hardened,
+    probe_labels,
+    redis_tls,
+    refused_client_certificate,
+)
+from tests.e2e.stacks import Stack
+
+pytestmark = [pytest.mark.security("failure"), pytest.mark.fault]
+
+
+def entries(tag: str, count: int) -> dict[str, bytes]:
+    run = uuid.uuid4().hex[:8]
+    return {f"e2e-{tag}-{run}-{i}": f"value-{tag}-{i}-{run}".encode() for i in range(count)}
+
+
+def read_from_redis(stack: Stack, key: str) -> bytes | None:
+    """A fresh process in the app container (no memory fallback of its own): Redis or nothing."""
+    result = container_host(stack.app).run("python3 -m secure_cache get %s", key)
+    if result.rc == 1:
+        return None
+    assert result.rc == 0, f"secure_cache get exited {result.rc}: {result.stderr[-300:]}"
+    return str(result.stdout).encode()
+
+
+def back_on_redis(stack: Stack, timeout_s: float = 90) -> dict[str, Any]:
+    def ready() -> dict[str, Any] | None:
+        status = appclient.status(stack)
+        return status if status["backend"] == "redis" else None
+
+    return appclient.wait_for(f"{stack.app} to use Redis again", ready, timeout_s)
+
+
+def restart_app(stack: Stack, client: docker.DockerClient) -> None:
+    client.api.restart(stack.app, timeout=10)
+    appclient.wait_for(
+        f"{stack.app} to answer /healthz", lambda: appclient.healthz(stack)[0] == 200
+    )
+    back_on_redis(stack)
+
+
+def test_fault__redis_stopped_app_serves_from_memory_then_recovers(
+    stack: Stack, docker_client: docker.DockerClient
+) -> None:
+    during = entries("outage", 3)
+    docker_client.api.stop(stack.redis, timeout=30)
+    try:
+        for key, value in during.items():
+            assert appclient.put(stack, key, value) == 204
+        assert {k: appclient.get(stack, k) for k in during} == during
+        status = appclient.status(stack)
+        assert status["backend"] == "memory"
+        assert status["fallback"]["active"] is True
+        assert appclient.healthz(stack)[0] == 200, "the app keeps answering"
+    finally:
+        docker_client.api.start(stack.redis)
+    status = back_on_redis(stack)
+    assert status["counters"]["reconnects"] >= 1
+    # What was written during the outage was replayed into Redis: a new process reads it there.
+    assert {k: read_from_redis(stack, k) for k in during} == during
+
+
+def test_fault__redis_restart_keeps_persisted_entries_decryptable(
+    stack: Stack, docker_client: docker.DockerClient
+) -> None:
+    stored = entries("persist", 5)
+    for key, value in stored.items():
+        assert appclient.put(stack, key, value) == 204
+    docker_client.api.restart(stack.redis, timeout=30)
+    appclient.wait_for(
+        "Redis to serve again", lambda: read_from_redis(stack, next(iter(stored))), 90
+    )
+    assert {k: read_from_redis(stack, k) for k in stored} == stored
+    back_on_redis(stack)
+    assert {k: appclient.get(stack, k) for k in stored} == stored
+
+
+_ROTATE = """
+set -eu
+umask 077
+cd "$1"
+python3 -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode(), end="")' > /tmp/new
+cp data.key /tmp/old
+rm -f data.key data.previous-keys
+cp /tmp/new data.key
+cp /tmp/old data.previous-keys
+chmod 0400 data.key data.previous-keys
+"""
+_RETIRE = """
+set -eu
+cd "$1"
+rm -f data.previous-keys
+: > data.previous-keys
+chmod 0400 data.previous-keys
+"""
+
+
+def edit_material(stack: Stack, client: docker.DockerClient, script: str) -> None:
+    """What a deployment does on rotation, done on the app's material volume: a throwaway
+    container as the app's uid, no network. The new key is generated inside; it never leaves."""
+    client.containers.run(
+        app_image(client, stack),
+        entrypoint=["sh", "-c", script, "edit-material", APP_MATERIAL],
+        network_mode="none",
+        mounts=[docker.types.Mount(APP_MATERIAL, stack.object("app-material"), type="volume")],
+        labels=probe_labels("rotate"),
+        remove=True,
+        **hardened(),
+    )
+
+
+def test_fault__live_data_key_rotation_loses_no_entry(
+    stack: Stack, docker_client: docker.DockerClient
+) -> None:
+    stored = entries("rotate", 20)
+    for key, value in stored.items():
+        assert appclient.put(stack, key, value) == 204
+    old = appclient.status(stack)["encryption"]["primary_key_id"]
+
+    # 1. New primary key; the old one becomes a previous (read-only) key.
+    edit_material(stack, docker_client, _ROTATE)
+    restart_app(stack, docker_client)
+    keys = appclient.status(stack)["encryption"]
+    assert keys["primary_key_id"] != old
+    assert keys["previous_key_ids"] == [old]
+    assert {k: appclient.get(stack, k) for k in stored} == stored
+
+    # 2. The rotation pass re-encrypts every entry under the new key.
+    result = container_host(stack.app).run("python3 -m secure_cache rotate")
+    assert result.rc == 0, f"rotate exited {result.rc}: {result.stderr[-300:]}"
+    report = json.loads(result.stdout)
+    assert report["complete"] is True
+    assert report["remaining"] == 0
+    assert report["migrated"] >= len(stored)
+
+    # 3. The old key is retired: every entry is still readable with the new key alone.
+    edit_material(stack, docker_client, _RETIRE)
+    restart_app(stack, docker_client)
+    assert appclient.status(stack)["encryption"]["previous_key_ids"] == []
+    assert {k: appclient.get(stack, k) for k in stored} == stored
+    assert appclient.status(stack)["counters"]["integrity_failures"] == 0
+
+
+# -- dev and prod side by side ---------------------------------------------------------------
+
+
+def address(client: docker.DockerClient, container: str, network: str) -> str:
+    info = client.api.inspect_container(container)
+    return str(info["NetworkSettings"]["Networks"][network]["IPAddress"])
+
+
+@pytest.fixture(scope="module")
+def cross_probe(
+    both_stacks: tuple[Stack, Stack], docker_client: docker.DockerClient
+) -> Iterator[ProbeContainer]:
+    """On prod's backend network, holding dev's app material (at /etc/dev-cache) and prod's."""
+    dev, prod = both_stacks
+    probe = ProbeContainer(
+        docker_client,
+        app_image(docker_client, prod),
+        network=prod.backend,
+        mounts={
+            prod.object("app-material"): APP_MATERIAL,
+            dev.object("app-material"): "/etc/dev-cache",
+        },
+        purpose="cross-stack",
+    )
+    yield probe
+    probe.remove()
+
+
+@pytest.mark.parametrize(("source", "target"), [("dev", "prod"), ("prod", "dev")])
+@pytest.mark.parametrize(
+    ("role", "network", "port"),
+    [("redis", "backend", 0), ("app", "frontend", 8080), ("app", "backend", 8080)],
+)
+def test_fault__stacks_side_by_side_cannot_reach_each_other(
+    both_stacks: tuple[Stack, Stack],
+    docker_client: docker.DockerClient,
+    source: str,
+    target: str,
+    role: str,
+    network: str,
+    port: int,
+) -> None:
+    stacks = {s.name: s for s in both_stacks}
+    src, dst = stacks[source], stacks[target]
+    ip = address(docker_client, dst.object(role), dst.object(network))
+    result = exec_probe(
+        container_host(src.app), src.app, "connect", host=ip, port=port or dst.settings.redis_port
+    )
+    assert result["connected"] is False, f"{src.app} reached {dst.object(role)} at {ip}"
+
+
+def test_fault__other_stacks_app_port_is_not_reachable_from_a_container(
+    both_stacks: tuple[Stack, Stack], docker_client: docker.DockerClient
+) -> None:
+    """prod's app port is published on the host's 127.0.0.1 only; dev's app, on its frontend
+    bridge, cannot use the host's address on that bridge to get there."""
+    dev, prod = both_stacks
+    gateway = docker_client.api.inspect_network(dev.frontend)["IPAM"]["Config"][0]["Gateway"]
+    result = exec_probe(
+        container_host(dev.app), dev.app, "connect", host=gateway, port=prod.settings.app_host_port
+    )
+    assert result["connected"] is False
+
+
+def test_fault__dev_client_certificate_is_refused_by_prod_redis(
+    both_stacks: tuple[Stack, Stack], cross_probe: ProbeContainer
+) -> None:
+    _dev, prod = both_stacks
+    result = cross_probe.run(
+        "tls",
+        **redis_tls(
+            prod,
+            ca=f"{APP_MATERIAL}/ca.crt",
+            cert="/etc/dev-cache/app.crt",
+            key="/etc/dev-cache/app.key",
+            commands=[["PING"]],
+        ),
+    )
+    assert refused_client_certificate(result), f"not refused: {result['error']} {result['replies']}"
+
+
+def test_fault__dev_ca_does_not_vouch_for_prod_redis(
+    both_stacks: tuple[Stack, Stack], cross_probe: ProbeContainer
+) -> None:
+    _dev, prod = both_stacks
+    result = cross_probe.run(
+        "tls",
+        **redis_tls(
+            prod,
+            ca="/etc/dev-cache/ca.crt",
+            cert=f"{APP_MATERIAL}/app.crt",
+            key=f"{APP_MATERIAL}/app.key",
+        ),
+    )
+    assert result["handshake"] is False
+    assert "CERTIFICATE_VERIFY_FAILED" in str(result["error"])
+
+
+def test_fault__dev_password_is_refused_by_prod_redis(
+    both_stacks: tuple[Stack, Stack], cross_probe: ProbeContainer
+) -> None:
+    _dev, prod = both_stacks
+    prod_files = {
+        "ca": f"{APP_MATERIAL}/ca.crt",
+        "cert": f"{APP_MATERIAL}/app.crt",
+        "key": f"{APP_MATERIAL}/app.key",
+    }
+    result = cross_probe.run(
+        "tls",
+        **redis_tls(
+            prod,
+            **prod_files,
+            commands=[app_auth("/etc/dev-cache"), app_auth(APP_MATERIAL), ["PING"]],
+        ),
+    )
+    assert result["replies"][0].startswith("-WRONGPASS"), "dev's password opened prod"
+    assert result["replies"][1:] == ["+OK", "+PONG"], "positive control: prod's own password"
+
+
+def test_fault__each_stack_has_its_own_ca(
+    both_stacks: tuple[Stack, Stack],
+) -> None:
+    dev, prod = both_stacks
+    dev_ca = container_host(dev.redis).file("/etc/secure-redis/ca.crt").content
+    prod_ca = container_host(prod.redis).file("/etc/secure-redis/ca.crt").content
+    assert dev_ca != prod_ca

@@ -1,0 +1,44 @@
+"""The setup and teardown scripts' own behaviour around a deployment (the deployment itself is
+what the rest of this suite verifies)."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+
+import pytest
+
+from infra.settings import REPO_ROOT
+
+pytestmark = pytest.mark.security("deployment")
+
+
+def script(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(REPO_ROOT / "scripts" / argv[0]), *argv[1:]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_teardown__of_a_stack_with_nothing_deployed_says_so_and_succeeds(
+    docker_client: object,
+) -> None:
+    result = script("teardown.sh", f"e2e-absent-{uuid.uuid4().hex[:8]}")
+    assert result.returncode == 0, result.stderr
+    assert "nothing to remove" in result.stdout
+
+
+def test_teardown__refuses_a_malformed_stack_name() -> None:
+    result = script("teardown.sh", "../etc")
+    assert result.returncode == 1
+    assert "is not a stack name" in result.stderr
+
+
+def test_setup__unknown_stack_stops_before_changing_anything() -> None:
+    result = script("setup-secure-redis.sh", "no-such-stack")
+    assert result.returncode == 1
+    assert "Pulumi.no-such-stack.yaml does not exist" in result.stderr
+    assert "(stacks: dev prod" in result.stderr, "it lists the stacks there are"

@@ -1,0 +1,153 @@
+"""Security model 4/5 (secrets): certificates, keys and passwords exist only as files in the
+consumers' read-only material volumes, with tight modes, and nowhere else (P-15): not in the
+environment, argv, health checks, labels, logs or image layers.
+
+The secret values never leave their containers: each haystack is copied into the container
+that can read the secret, and `grep -F` there reports only whether it was found.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import docker
+import pytest
+
+from infra import pki
+from tests.e2e.hosts import container_host, docker_cli, stat_dir
+from tests.e2e.probes import APP_MATERIAL, ProbeContainer, probe_labels
+from tests.e2e.stacks import Stack
+
+pytestmark = pytest.mark.security("data")
+
+REDIS_MATERIAL = "/etc/secure-redis"
+SECRET_FILES = {
+    "redis": ["server.key", "healthcheck.key", "healthcheck.password"],
+    "app": ["app.key", "redis.password", "data.key"],
+}
+UIDS = {"redis": 999, "app": 10001}
+MATERIAL = {"redis": REDIS_MATERIAL, "app": APP_MATERIAL}
+# PEM files: their first base64 line is the needle; other secrets: the whole (stripped) file.
+_FIND = """
+for f in "$@"; do
+    if head -n 1 "$f" | grep -q '^-----BEGIN'; then needle="$(sed -n 2p "$f")"
+    else needle="$(cat "$f")"; fi
+    [ -n "$needle" ] && grep -qF -- "$needle" /tmp/e2e-haystack && echo "${f##*/}"
+done
+rm -f /tmp/e2e-haystack
+"""
+
+
+def leaked(host: Any, files: list[str], haystack: str) -> list[str]:
+    """Names of the secret files (readable in `host`) whose secret occurs in `haystack`."""
+    written = host.run("printf '%%s' %s > /tmp/e2e-haystack", haystack)
+    assert written.rc == 0, written.stderr
+    result = host.run("sh -c %s find-secrets" + " %s" * len(files), _FIND, *files)
+    return [str(name) for name in result.stdout.split()]
+
+
+def haystacks(stack: Stack, role: str, client: docker.DockerClient) -> dict[str, str]:
+    """Everything about a running container that an operator or attacker can read."""
+    name = stack.object(role)
+    info = client.api.inspect_container(name)
+    image = info["Image"]
+    inside = container_host(name)
+    return {
+        "docker inspect": json.dumps(info),
+        "docker image inspect": json.dumps(client.api.inspect_image(image)),
+        "docker history": docker_cli("history", "--no-trunc", "--format", "{{.CreatedBy}}", image),
+        "docker logs": client.api.logs(name, tail=500).decode(errors="replace"),
+        "/proc/1/environ": _text(inside.file("/proc/1/environ").content),
+        "/proc/1/cmdline": _text(inside.file("/proc/1/cmdline").content),
+    }
+
+
+def _text(raw: bytes) -> str:
+    return bytes(raw).replace(b"\0", b"\n").decode(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def readers(stack: Stack, probe: ProbeContainer) -> dict[str, Any]:
+    """Where each material's secrets can be read: Redis' own container; the app's probe."""
+    return {"redis": container_host(stack.redis), "app": probe.host}
+
+
+@pytest.mark.parametrize("owner", ["redis", "app"])
+@pytest.mark.parametrize("observed", ["redis", "app"])
+def test_secrets__appear_nowhere_outside_the_material_files(
+    stack: Stack,
+    docker_client: docker.DockerClient,
+    readers: dict[str, Any],
+    owner: str,
+    observed: str,
+) -> None:
+    files = [f"{MATERIAL[owner]}/{name}" for name in SECRET_FILES[owner]]
+    found = {
+        where: hits
+        for where, text in haystacks(stack, observed, docker_client).items()
+        if (hits := leaked(readers[owner], files, text))
+    }
+    assert found == {}, f"secrets of {owner} visible in {observed}: {found}"
+
+
+@pytest.mark.parametrize("kind", ["password", "data-key", "pem-key"])
+def test_secrets__leak_check_finds_a_planted_secret(readers: dict[str, Any], kind: str) -> None:
+    """Positive control with throwaway values: the same check reports a password, a data key
+    and a PEM private key when they are in a haystack (and only the one that is)."""
+    fakes = {
+        "password": "Zq8" * 8,
+        "data-key": base64.b64encode(b"k" * 32).decode(),
+        "pem-key": pki.generate_private_key("ecdsa-p256").decode(),
+    }
+    host = readers["app"]
+    for name, text in fakes.items():
+        assert host.run("printf '%%s' %s > /tmp/fake-%s", text, name).rc == 0
+    hits = leaked(host, [f"/tmp/fake-{n}" for n in fakes], f"x={fakes[kind]} y")
+    assert hits == [f"fake-{kind}"]
+
+
+@pytest.mark.parametrize("role", ["redis", "app"])
+def test_secrets__material_modes_and_owner(stack: Stack, role: str) -> None:
+    entries = stat_dir(container_host(stack.object(role)), MATERIAL[role])
+    assert entries.pop(".") == (0o700, UIDS[role], UIDS[role]), "the directory: 0700, its owner"
+    for name, (mode, uid, _gid) in entries.items():
+        assert uid == UIDS[role], f"{name} owned by {uid}"
+        assert mode & 0o222 == 0, f"{name} is writable ({oct(mode)})"
+        if name in SECRET_FILES[role] or name in ("users.acl", "data.previous-keys"):
+            assert mode == 0o400, f"{name}: {oct(mode)}"
+        else:  # certificates and redis.conf: public, but nobody may change them
+            assert mode == 0o444, f"{name}: {oct(mode)}"
+
+
+@pytest.mark.parametrize("role", ["redis", "app"])
+def test_secrets__no_ca_private_key_is_delivered(stack: Stack, role: str) -> None:
+    host = container_host(stack.object(role))
+    keys = {n for n in host.file(MATERIAL[role]).listdir() if n.endswith(".key")}
+    assert keys == {n for n in SECRET_FILES[role] if n.endswith(".key")}, "only leaf keys"
+
+
+@pytest.mark.parametrize("role", ["redis", "app"])
+def test_secrets__no_private_key_in_the_image(
+    stack: Stack, docker_client: docker.DockerClient, role: str
+) -> None:
+    """The image alone (no material volume mounted) holds no private key anywhere."""
+    image = docker_client.api.inspect_container(stack.object(role))["Image"]
+    output = docker_client.containers.run(
+        image,
+        entrypoint=["sh", "-c"],
+        command=[
+            # A PEM block's own line (-x), not source code that mentions the marker.
+            "grep -rlIsx -e '-----BEGIN [A-Z ]*PRIVATE KEY-----' --exclude-dir=proc "
+            "--exclude-dir=sys --exclude-dir=dev / || true"
+        ],
+        network_mode="none",
+        user="0:0",
+        read_only=True,
+        cap_drop=["ALL"],
+        cap_add=["DAC_READ_SEARCH"],
+        labels=probe_labels("image-scan"),
+        remove=True,
+    )
+    assert output.decode().split() == []

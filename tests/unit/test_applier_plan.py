@@ -1,0 +1,142 @@
+"""The local applier's plan: which rendered resources become Docker objects, in which order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.applier.errors import ApplyError
+from infra.applier.plan import plan_stack
+from infra.applier.translate import ContainerSpec, ImageSpec, NetworkSpec, VolumeSpec
+from infra.render import RenderedResource
+from tests.unit.conftest import rendered
+
+PLACEHOLDER = "sha256:" + "b" * 64
+
+
+def resource(
+    type_: str,
+    name: str,
+    props: dict[str, Any],
+    *,
+    deps: tuple[str, ...] = (),
+    outputs: dict[str, Any] | None = None,
+    custom: bool = True,
+) -> RenderedResource:
+    return RenderedResource(
+        type=type_,
+        name=name,
+        urn=f"urn:{name}",
+        props=props,
+        secret_paths=(),
+        options={"dependencies": [f"urn:{d}" for d in deps]},
+        custom=custom,
+        outputs=outputs or {},
+    )
+
+
+def image() -> RenderedResource:
+    props = {"imageName": "i:1", "skipPush": True, "build": {"context": "/ctx"}}
+    return resource("docker:index/image:Image", "img", props, outputs={"repoDigest": PLACEHOLDER})
+
+
+def app_container(**extra: Any) -> RenderedResource:
+    props = {
+        "name": "app",
+        "image": PLACEHOLDER,
+        "networksAdvanced": [{"name": "net"}],
+        "mounts": [{"type": "volume", "source": "vol", "target": "/m"}],
+        **extra,
+    }
+    return resource("docker:index/container:Container", "ctr", props)
+
+
+def test_plan__container_after_its_image_network_and_volume_even_when_registered_first() -> None:
+    resources = [
+        app_container(),
+        resource("docker:index/volume:Volume", "vol-r", {"name": "vol"}),
+        resource("docker:index/network:Network", "net-r", {"name": "net"}),
+        image(),
+    ]
+    plan = plan_stack("s", resources, root=Path("/"))
+    kinds = [type(step.spec) for step in plan.steps]
+    assert kinds[-1] is ContainerSpec
+    assert set(kinds[:-1]) == {VolumeSpec, NetworkSpec, ImageSpec}
+
+
+def test_plan__keeps_registration_order_otherwise() -> None:
+    resources = [
+        resource("docker:index/network:Network", "b", {"name": "b"}),
+        resource("docker:index/network:Network", "a", {"name": "a"}),
+    ]
+    assert [s.spec.resource for s in plan_stack("s", resources, root=Path("/")).steps] == [
+        "b",
+        "a",
+    ]
+
+
+def test_plan__image_step_carries_the_renders_placeholder_id() -> None:
+    (step,) = plan_stack("s", [image()], root=Path("/")).steps
+    assert step.placeholder == PLACEHOLDER
+
+
+def test_plan__skips_components_and_dynamic_resources() -> None:
+    resources = [
+        resource("secure-redis:infra:RedisServer", "redis", {}, custom=False),
+        resource("pulumi-python:dynamic/secure-redis:CertificateAuthority", "ca", {"x": 1}),
+    ]
+    plan = plan_stack("s", resources, root=Path("/"))
+    assert plan.steps == ()
+    assert plan.skipped == ("redis", "ca")
+
+
+@pytest.mark.parametrize(
+    "type_", ["docker:index/remoteImage:RemoteImage", "random:index/randomPassword:RandomPassword"]
+)
+def test_plan__unsupported_resource_type_is_an_error(type_: str) -> None:
+    with pytest.raises(ApplyError, match=r"^thing: resource type .* is not supported"):
+        plan_stack("s", [resource(type_, "thing", {"name": "x"})], root=Path("/"))
+
+
+def test_plan__a_remote_docker_provider_is_refused() -> None:
+    provider = resource("pulumi:providers:docker", "remote", {"host": "ssh://deploy@far"})
+    with pytest.raises(ApplyError, match="only deploys to the local Docker engine"):
+        plan_stack("s", [provider], root=Path("/"))
+
+
+def test_plan__dependency_cycle_is_an_error() -> None:
+    a = resource("docker:index/network:Network", "a", {"name": "a"}, deps=("b",))
+    b = resource("docker:index/network:Network", "b", {"name": "b"}, deps=("a",))
+    with pytest.raises(ApplyError, match="dependency cycle"):
+        plan_stack("s", [a, b], root=Path("/"))
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_plan__the_real_program_translates_completely(stack: str) -> None:
+    """Every property the program declares is honoured (nothing raises UnsupportedProperty)."""
+    plan = plan_stack(stack, rendered(stack).resources, root=Path("/"))
+    names = {getattr(s.spec, "name", None) or getattr(s.spec, "tag", None) for s in plan.steps}
+    assert {
+        f"secure-redis-{stack}-backend",
+        f"secure-redis-{stack}-frontend",
+        f"secure-redis-{stack}-redis",
+        f"secure-redis-{stack}-app",
+        f"secure-redis-{stack}-redis-init",
+        f"secure-redis-{stack}-app-init",
+    } <= names
+    order = [getattr(s.spec, "name", None) for s in plan.steps]
+    # Material first, then Redis, then the app that needs a healthy Redis.
+    assert order.index(f"secure-redis-{stack}-redis-init") < order.index(
+        f"secure-redis-{stack}-redis"
+    )
+    assert order.index(f"secure-redis-{stack}-redis") < order.index(f"secure-redis-{stack}-app")
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_plan__every_container_uses_an_image_the_plan_builds(stack: str) -> None:
+    plan = plan_stack(stack, rendered(stack).resources, root=Path("/"))
+    built = {s.placeholder for s in plan.steps if isinstance(s.spec, ImageSpec)}
+    used = {s.image for s in plan.of(ContainerSpec) if isinstance(s, ContainerSpec)}
+    assert used <= built
