@@ -37,23 +37,47 @@ esac
 
 wheels="$ROOT/app/wheelhouse"
 mkdir -p "$wheels"
-rm -f "$wheels"/secure_cache-*.whl
 start="$(now_ms)"
-log "building the secure_cache wheel"
-# A fixed timestamp makes the wheel byte-identical between builds, so the image build context
-# (and the image tag the Pulumi program derives from it) changes only when the code does.
-export SOURCE_DATE_EPOCH=315532800
-"$PY" -m pip wheel --quiet --disable-pip-version-check --no-deps --wheel-dir "$wheels" "$ROOT/app" \
-    2> >(grep -v "^WARNING: Location" >&2) \
-    || die "could not build the secure_cache wheel from app/pyproject.toml"
-log "fetching pinned wheels for CPython 3.11 / manylinux $arch"
-platforms=()
-for glibc in 2_36 2_34 2_28 2_17; do platforms+=(--platform "manylinux_${glibc}_${arch}"); done
-"$PY" -m pip download --quiet --disable-pip-version-check --only-binary=:all: --no-deps \
-    --dest "$wheels" --python-version 3.11 --implementation cp \
-    --abi cp311 --abi abi3 --abi none "${platforms[@]}" --platform "manylinux2014_${arch}" \
-    --platform any -r "$ROOT/app/requirements-image.txt" 2> >(grep -v "^WARNING: Location" >&2) \
-    || die "could not download the wheels in app/requirements-image.txt; check that PyPI is reachable"
+
+# wheelhouse_inputs: a digest of what the wheelhouse is made from (app/'s sources and pinned
+# requirements, this script, the architecture); an unchanged digest means nothing to rebuild.
+wheelhouse_inputs() {
+    {
+        echo "$arch"
+        sha256sum <"$0"
+        cd "$ROOT/app" && find . -path ./wheelhouse -prune -o -type f \
+            ! -path '*/__pycache__/*' ! -path '*.egg-info/*' ! -path './build/*' -print \
+            | LC_ALL=C sort | xargs -d '\n' sha256sum
+    } | sha256sum | cut -d' ' -f1
+}
+
+fill_wheelhouse() {
+    rm -f "$stamp" "$wheels"/secure_cache-*.whl
+    log "building the secure_cache wheel"
+    # A fixed timestamp makes the wheel byte-identical between builds, so the image build
+    # context (and the image tag the Pulumi program derives from it) changes only when the
+    # code does.
+    SOURCE_DATE_EPOCH=315532800 "$PY" -m pip wheel --quiet --disable-pip-version-check --no-deps \
+        --wheel-dir "$wheels" "$ROOT/app" 2> >(grep -v "^WARNING: Location" >&2) \
+        || die "could not build the secure_cache wheel from app/pyproject.toml"
+    log "fetching pinned wheels for CPython 3.11 / manylinux $arch"
+    local platforms=()
+    for glibc in 2_36 2_34 2_28 2_17; do platforms+=(--platform "manylinux_${glibc}_${arch}"); done
+    "$PY" -m pip download --quiet --disable-pip-version-check --only-binary=:all: --no-deps \
+        --dest "$wheels" --python-version 3.11 --implementation cp \
+        --abi cp311 --abi abi3 --abi none "${platforms[@]}" --platform "manylinux2014_${arch}" \
+        --platform any -r "$ROOT/app/requirements-image.txt" 2> >(grep -v "^WARNING: Location" >&2) \
+        || die "could not download the wheels in app/requirements-image.txt; check that PyPI is reachable"
+    echo "$inputs" >"$stamp"
+}
+
+inputs="$(wheelhouse_inputs)"
+stamp="$wheels/.inputs.sha256"
+if [ "$(cat "$stamp" 2>/dev/null)" = "$inputs" ] && compgen -G "$wheels/secure_cache-*.whl" >/dev/null; then
+    log "wheelhouse up to date (inputs unchanged since it was filled)"
+else
+    fill_wheelhouse
+fi
 if [ "$wheelhouse_only" = 1 ]; then
     log "wheelhouse ready in $(elapsed "$start") (app/wheelhouse)"
     exit 0

@@ -33,8 +33,10 @@ def hardened_runtime(
         "cpus": f"{cpus:g}",
         "restart": "on-failure",
         "max_retry_count": 5,
+        # The engine runs the first check one interval after start (Docker 20.10 has no
+        # start interval), so the interval also bounds how long a deploy waits for "healthy".
         "healthcheck": docker.ContainerHealthcheckArgs(
-            tests=healthcheck, interval="10s", timeout="5s", retries=5, start_period="10s"
+            tests=healthcheck, interval="5s", timeout="5s", retries=5, start_period="10s"
         ),
         "wait": True,
         "wait_timeout": 120,
