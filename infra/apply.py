@@ -57,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     else:
         say(f"stack {args.stack}: {NOT_PULUMI}")
+    changing = False  # whether the engine may have been changed when an error comes
     try:
         if args.action == "down":
             _applier().down(args.stack)
@@ -65,16 +66,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.action == "plan":
                 _print_plan(plan)
             else:
-                created = _applier().up(plan)
+                applier = _applier()
+                changing = True
+                created = applier.up(plan)
                 say(f"stack {args.stack} is up: {created.describe()}")
     except (SettingsError, RenderError) as exc:
         print(f"apply: error: stack {args.stack}: {exc}", file=sys.stderr)
         return 2
     except ApplyError as exc:
         print(f"apply: error: {exc}", file=sys.stderr)
-        if args.action == "up":
+        if changing:
             print(
-                f"apply: objects created before the failure remain; remove them with "
+                "apply: objects created before the failure remain; remove them with "
                 f"`python -m infra.apply down --stack {args.stack}`",
                 file=sys.stderr,
             )

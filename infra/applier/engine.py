@@ -10,12 +10,14 @@ exit code is an error), `mustRun` and `wait` (healthy within `waitTimeout`).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 import docker
-from docker.errors import APIError, BuildError, NotFound
+from docker.errors import APIError, BuildError, DockerException, NotFound
+from requests.exceptions import RequestException
 
 from infra.applier.errors import ApplyError
 from infra.applier.plan import Plan
@@ -87,41 +89,42 @@ class LocalApplier:
         for step in plan.steps:
             spec = step.spec
             start = time.monotonic()
-            if isinstance(spec, ImageSpec):
-                image_id = self._build(spec, plan.stack)
-                if step.placeholder:
-                    image_ids[step.placeholder] = image_id
-                created.images.append(spec.tag)
-            elif isinstance(spec, NetworkSpec):
-                self.client.networks.create(spec.name, **spec.kwargs)
-                created.networks.append(spec.name)
-            elif isinstance(spec, VolumeSpec):
-                self.client.volumes.create(name=spec.name, **spec.kwargs)
-                created.volumes.append(spec.name)
-            else:
-                self._container(spec, image_ids)
-                created.containers.append(spec.name or spec.resource)
+            with _engine_errors(f"{_kind(spec)} {_label(spec)}"):
+                if isinstance(spec, ImageSpec):
+                    image_id = self._build(spec, plan.stack)
+                    if step.placeholder:
+                        image_ids[step.placeholder] = image_id
+                    created.images.append(spec.tag)
+                elif isinstance(spec, NetworkSpec):
+                    self.client.networks.create(spec.name, **spec.kwargs)
+                    created.networks.append(spec.name)
+                elif isinstance(spec, VolumeSpec):
+                    self.client.volumes.create(name=spec.name, **spec.kwargs)
+                    created.volumes.append(spec.name)
+                else:
+                    self._container(spec, image_ids)
+                    created.containers.append(spec.name or spec.resource)
             self.say(f"{_kind(spec)} {_label(spec)} ready ({time.monotonic() - start:.1f}s)")
         return created
 
     def _refuse_name_clashes(self, plan: Plan) -> None:
         """Objects with a planned name that are not labelled as this stack's: never touch them."""
-        lookups: list[tuple[str, Callable[[str], Any]]] = []
+        lookups: list[tuple[str, str, Callable[[str], Any]]] = []
         for spec in (s.spec for s in plan.steps):
             if isinstance(spec, NetworkSpec):
-                lookups.append((f"network {spec.name}", self.client.networks.get))
+                lookups.append(("network", spec.name, self.client.networks.get))
             elif isinstance(spec, VolumeSpec):
-                lookups.append((f"volume {spec.name}", self.client.volumes.get))
+                lookups.append(("volume", spec.name, self.client.volumes.get))
             elif isinstance(spec, ContainerSpec) and spec.name:
-                lookups.append((f"container {spec.name}", self.client.containers.get))
-        for what, get in lookups:
+                lookups.append(("container", spec.name, self.client.containers.get))
+        for kind, name, get in lookups:
             try:
-                get(what.split(" ", 1)[1])
+                get(name)
             except NotFound:
                 continue
             raise ApplyError(
-                f"a {what} already exists and is not labelled {STACK_LABEL}={plan.stack}; "
-                f"remove it (docker {what.split(' ')[0]} rm ...) or rename it, then run up again"
+                f"a {kind} {name} already exists and is not labelled {STACK_LABEL}={plan.stack}; "
+                f"remove it (docker {kind} rm {name}) or rename it, then run up again"
             )
 
     def _build(self, spec: ImageSpec, stack: str) -> str:
@@ -203,8 +206,6 @@ class LocalApplier:
             raise ApplyError(
                 f"{spec.resource}: {spec.name} exited with code {code}{self._tail(cid)}"
             )
-        if spec.lifecycle.must_run:
-            raise ApplyError(f"{spec.resource}: {spec.name} exited but mustRun is true")
 
     def _await_running(self, spec: ContainerSpec, cid: str, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -269,6 +270,10 @@ class LocalApplier:
 
     def down(self, stack: str, *, quiet: bool = False, keep_images: bool = False) -> StackObjects:
         """Remove every container, network, volume and image labelled as `stack`'s."""
+        with _engine_errors(f"removing stack {stack}"):
+            return self._down(stack, quiet=quiet, keep_images=keep_images)
+
+    def _down(self, stack: str, *, quiet: bool, keep_images: bool) -> StackObjects:
         label = {"label": f"{STACK_LABEL}={stack}"}
         removed = StackObjects()
         for container in self.client.containers.list(all=True, filters=label):
@@ -287,6 +292,10 @@ class LocalApplier:
                 volume.remove(force=True)
             except APIError as exc:
                 users = self.client.containers.list(all=True, filters={"volume": volume.name})
+                if not users:
+                    raise ApplyError(
+                        f"volume {volume.name} could not be removed: {_why(exc)}"
+                    ) from exc
                 raise ApplyError(
                     f"volume {volume.name} is in use by {', '.join(c.name for c in users)} "
                     f"(not part of stack {stack}); remove those containers and run down again"
@@ -300,6 +309,21 @@ class LocalApplier:
                 f"removed {removed.describe()}" if not removed.empty() else "nothing to remove"
             )
         return removed
+
+
+@contextmanager
+def _engine_errors(what: str) -> Iterator[None]:
+    """Docker SDK and transport errors -> an ApplyError naming the object being worked on."""
+    try:
+        yield
+    except ApplyError:
+        raise
+    except APIError as exc:
+        raise ApplyError(f"{what}: the Docker engine refused: {_why(exc)}") from exc
+    except (DockerException, RequestException) as exc:
+        raise ApplyError(
+            f"{what}: no answer from the Docker engine ({type(exc).__name__}); check `docker info`"
+        ) from exc
 
 
 def _endpoint_config(api: Any, endpoint: Any) -> Any:

@@ -28,6 +28,7 @@ from infra.applier.translate import (
     translate_network,
     translate_volume,
 )
+from infra.naming import STACK_LABEL
 from infra.render import RenderedResource
 
 Spec = NetworkSpec | VolumeSpec | ImageSpec | ContainerSpec
@@ -67,16 +68,44 @@ def plan_stack(stack: str, resources: Sequence[RenderedResource], *, root: Path)
     steps: list[Step] = []
     skipped: list[str] = []
     for resource in resources:
-        step = _step(resource, root)
+        step = _translated(resource, root)
         if step is None:
             skipped.append(resource.name)
-        else:
-            steps.append(step)
-    deps = {
-        step.urn: _dependencies(step, resources_by_urn={r.urn: r for r in resources}, steps=steps)
-        for step in steps
-    }
+            continue
+        _require_stack_label(step.spec, stack)
+        steps.append(step)
+    by_urn = {r.urn: r for r in resources}
+    urns = {s.urn for s in steps}
+    deps = {step.urn: _dependencies(step, by_urn[step.urn], steps, urns) for step in steps}
     return Plan(stack=stack, steps=tuple(_ordered(steps, deps)), skipped=tuple(skipped))
+
+
+def _translated(resource: RenderedResource, root: Path) -> Step | None:
+    """`_step`, with a value the translation cannot read turned into an error that names the
+    resource but not the value (it may be secret)."""
+    try:
+        return _step(resource, root)
+    except ApplyError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ApplyError(
+            f"{resource.name}: a declared property has a value of the wrong shape "
+            f"({type(exc).__name__}); check this resource's arguments in the program"
+        ) from None
+
+
+def _require_stack_label(spec: Spec, stack: str) -> None:
+    """`down` finds a stack's objects by label: an unlabelled one would be left behind, and
+    the next `up` would refuse its name as a clash. (Images are checked once built: their
+    label comes from the Dockerfile.)"""
+    if isinstance(spec, ImageSpec):
+        return
+    declared = spec.create if isinstance(spec, ContainerSpec) else spec.kwargs
+    if (declared.get("labels") or {}).get(STACK_LABEL) != stack:
+        raise ApplyError(
+            f"{spec.resource}: not labelled {STACK_LABEL}={stack}, so teardown could not find "
+            "it; declare the label (infra/naming.py's *_labels helpers do)"
+        )
 
 
 def _step(resource: RenderedResource, root: Path) -> Step | None:
@@ -107,12 +136,11 @@ def _step(resource: RenderedResource, root: Path) -> Step | None:
 
 
 def _dependencies(
-    step: Step, *, resources_by_urn: dict[str, RenderedResource], steps: list[Step]
+    step: Step, resource: RenderedResource, steps: list[Step], urns: set[str]
 ) -> set[str]:
     """Declared dependencies, plus the ones implied by names: a container needs its image,
     its networks and its volumes even when the program passed them as plain strings."""
-    urns = {s.urn for s in steps}
-    declared = resources_by_urn[step.urn].options.get("dependencies") or []
+    declared = resource.options.get("dependencies") or []
     deps = {urn for urn in declared if urn in urns}
     spec = step.spec
     if isinstance(spec, ContainerSpec):

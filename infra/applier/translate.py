@@ -71,6 +71,18 @@ class _Props:
             raise UnsupportedProperty(self.resource, self.where(key), "it is required")
         return value
 
+    def integer(self, key: str, default: int | None = None, *, base: int = 10) -> int | None:
+        """An integer property (base 8 for file modes); an unreadable one names the property,
+        never its value."""
+        value = self.get(key)
+        if value is None:
+            return default
+        try:
+            return int(str(value), base) if base != 10 else int(value)
+        except (TypeError, ValueError) as exc:
+            kind = "an octal mode such as 0400" if base == 8 else "an integer"
+            raise UnsupportedProperty(self.resource, self.where(key), f"it must be {kind}") from exc
+
     def only(self, key: str, allowed: tuple[Any, ...], why: str) -> Any:
         """A property the applier honours only with these values (usually the default)."""
         value = self.get(key)
@@ -136,8 +148,9 @@ def translate_network(resource: str, props: Mapping[str, Any]) -> NetworkSpec:
         "check_duplicate": True,
     }
     p.only("ipamDriver", ("default",), "only the default IPAM driver is supported")
-    if p.get("ipamConfigs") or p.get("ipamOptions"):
-        raise UnsupportedProperty(resource, "ipamConfigs", "custom IPAM is not implemented")
+    for key in ("ipamConfigs", "ipamOptions"):
+        if p.get(key):
+            raise UnsupportedProperty(resource, key, "custom IPAM is not implemented")
     p.finish()
     return NetworkSpec(resource, name, kwargs)
 
@@ -349,7 +362,7 @@ def translate_container(resource: str, props: Mapping[str, Any], *, root: Path) 
     _logging(p, host)
     endpoints = _endpoints(p, host)
     uploads = tuple(_upload(u, root) for _, u in p.items("uploads"))
-    lifecycle = _lifecycle(p, has_healthcheck="healthcheck" in create)
+    lifecycle = _lifecycle(p)
     p.finish()
     return ContainerSpec(
         resource=resource,
@@ -375,21 +388,31 @@ def _structured(p: _Props, create: dict[str, Any], host: dict[str, Any]) -> None
         create["ports"] = ports
         host["port_bindings"] = bindings
     if p.get("hosts"):
-        host["extra_hosts"] = {
-            item.require("host"): item.require("ip") for _, item in p.items("hosts")
-        }
+        host["extra_hosts"] = dict(_host_entry(item) for _, item in p.items("hosts"))
     if p.get("ulimits"):
-        host["ulimits"] = [
-            Ulimit(name=u.require("name"), soft=u.require("soft"), hard=u.require("hard"))
-            for _, u in p.items("ulimits")
-        ]
+        host["ulimits"] = [_ulimit(u) for _, u in p.items("ulimits")]
     if p.get("mounts"):
         host["mounts"] = [_mount(m) for _, m in p.items("mounts")]
 
 
+def _host_entry(item: _Props) -> tuple[str, str]:
+    entry = (str(item.require("host")), str(item.require("ip")))
+    item.finish()
+    return entry
+
+
+def _ulimit(u: _Props) -> Ulimit:
+    name = u.require("name")
+    u.require("soft")
+    u.require("hard")
+    ulimit = Ulimit(name=name, soft=u.integer("soft"), hard=u.integer("hard"))
+    u.finish()
+    return ulimit
+
+
 def _healthcheck(h: _Props) -> dict[str, Any]:
     tests = list(h.require("tests"))
-    result: dict[str, Any] = {"test": tests, "retries": int(h.get("retries", 0))}
+    result: dict[str, Any] = {"test": tests, "retries": h.integer("retries", 0)}
     for key, kwarg in (
         ("interval", "interval"),
         ("timeout", "timeout"),
@@ -398,7 +421,9 @@ def _healthcheck(h: _Props) -> dict[str, Any]:
         try:
             result[kwarg] = parse_duration_ns(str(h.get(key, "0s")))
         except ValueError as exc:
-            raise UnsupportedProperty(h.resource, h.where(key), str(exc)) from exc
+            raise UnsupportedProperty(
+                h.resource, h.where(key), "it must be a duration such as 10s, 1m30s or 500ms"
+            ) from exc
     h.only("startInterval", ("0s", "0"), "Docker's start interval needs API 1.44")
     h.finish()
     return result
@@ -407,14 +432,14 @@ def _healthcheck(h: _Props) -> dict[str, Any]:
 def _memory(p: _Props, host: dict[str, Any]) -> None:
     # pulumi-docker takes MB, Docker bytes. A swap limit <= 0 passes through (-1 = unlimited).
     if p.get("memory") is not None:
-        host["mem_limit"] = int(p.get("memory")) * MIB
+        host["mem_limit"] = _mib(p, "memory")
     if p.get("memorySwap") is not None:
-        swap = int(p.get("memorySwap"))
+        swap = p.integer("memorySwap") or 0
         host["memswap_limit"] = swap * MIB if swap > 0 else swap
     if p.get("memoryReservation") is not None:
-        host["mem_reservation"] = int(p.get("memoryReservation")) * MIB
+        host["mem_reservation"] = _mib(p, "memoryReservation")
     if p.get("shmSize") is not None:
-        host["shm_size"] = int(p.get("shmSize")) * MIB
+        host["shm_size"] = _mib(p, "shmSize")
     if p.get("cpus") is not None:
         try:
             host["nano_cpus"] = int(Decimal(str(p.get("cpus"))) * 1_000_000_000)
@@ -422,14 +447,18 @@ def _memory(p: _Props, host: dict[str, Any]) -> None:
             raise UnsupportedProperty(p.resource, "cpus", "it must be a number") from exc
 
 
+def _mib(p: _Props, key: str) -> int:
+    return (p.integer(key) or 0) * MIB
+
+
 def _restart(p: _Props, host: dict[str, Any]) -> None:
     name = p.get("restart", "no")
     if name not in ("no", "on-failure", "always", "unless-stopped"):
         raise UnsupportedProperty(p.resource, "restart", "unknown restart policy")
     policy: dict[str, Any] = {"Name": name}
-    retries = p.get("maxRetryCount")
+    retries = p.integer("maxRetryCount")
     if retries is not None:
-        policy["MaximumRetryCount"] = int(retries)
+        policy["MaximumRetryCount"] = retries
     host["restart_policy"] = policy
 
 
@@ -443,14 +472,13 @@ def _ports(p: _Props) -> tuple[list[tuple[int, str]], dict[str, list[tuple[str, 
     ports: list[tuple[int, str]] = []
     bindings: dict[str, list[tuple[str, int | None]]] = {}
     for _, port in p.items("ports"):
-        internal = int(port.require("internal"))
+        port.require("internal")
+        internal = port.integer("internal") or 0
         protocol = str(port.get("protocol", "tcp"))
         ip = str(port.get("ip", "0.0.0.0"))  # noqa: S104 - the provider's documented default
-        external = port.get("external")
+        external = port.integer("external")
         ports.append((internal, protocol))
-        bindings.setdefault(f"{internal}/{protocol}", []).append(
-            (ip, int(external) if external is not None else None)
-        )
+        bindings.setdefault(f"{internal}/{protocol}", []).append((ip, external))
         port.finish()
     return ports, bindings
 
@@ -524,13 +552,22 @@ def _upload(u: _Props, root: Path) -> Upload:
     if u.get("content") is not None:
         content = str(u.get("content")).encode()
     elif u.get("contentBase64") is not None:
-        content = base64.b64decode(str(u.get("contentBase64")))
+        try:
+            content = base64.b64decode(str(u.get("contentBase64")), validate=True)
+        except ValueError:  # binascii.Error, whose message would quote the content
+            raise UnsupportedProperty(u.resource, u.where("contentBase64"), "not base64") from None
     else:
         source = Path(str(u.get("source")))
-        content = (source if source.is_absolute() else root / source).read_bytes()
+        path_on_host = source if source.is_absolute() else root / source
+        try:
+            content = path_on_host.read_bytes()
+        except OSError as exc:
+            raise UnsupportedProperty(
+                u.resource, u.where("source"), f"cannot read {path_on_host}: {exc.strerror}"
+            ) from exc
     u.get("sourceHash")  # a replacement trigger for the engine; nothing to do on "recreate"
     if u.get("permissions") is not None:
-        mode = int(str(u.get("permissions")), 8)
+        mode = u.integer("permissions", base=8) or 0
     else:
         mode = EXECUTABLE_UPLOAD_MODE if u.get("executable") else DEFAULT_UPLOAD_MODE
     uid = _id(u, "owner", lambda name: pwd.getpwnam(name).pw_uid)
@@ -552,11 +589,11 @@ def _id(u: _Props, key: str, lookup: Any) -> int:
         return int(lookup(text))
     except KeyError as exc:
         raise UnsupportedProperty(
-            u.resource, u.where(key), f"no {key} named {text!r} on this host; use a numeric id"
+            u.resource, u.where(key), f"no such {key} on this host; use a numeric id"
         ) from exc
 
 
-def _lifecycle(p: _Props, *, has_healthcheck: bool) -> Lifecycle:
+def _lifecycle(p: _Props) -> Lifecycle:
     p.only("logs", (False,), "container logs are kept in Pulumi state only")
     p.only("removeVolumes", (True,), "the applier always removes anonymous volumes")
     lifecycle = Lifecycle(
@@ -564,14 +601,23 @@ def _lifecycle(p: _Props, *, has_healthcheck: bool) -> Lifecycle:
         attach=bool(p.get("attach", False)),
         must_run=bool(p.get("mustRun", True)),
         wait=bool(p.get("wait", False)),
-        wait_timeout_s=int(p.get("waitTimeout", DEFAULT_WAIT_TIMEOUT_S)),
-        running_timeout_s=int(
-            p.get("containerReadRefreshTimeoutMilliseconds", DEFAULT_READ_REFRESH_MS)
+        wait_timeout_s=p.integer("waitTimeout", DEFAULT_WAIT_TIMEOUT_S) or 0,
+        running_timeout_s=(
+            p.integer("containerReadRefreshTimeoutMilliseconds", DEFAULT_READ_REFRESH_MS) or 0
         )
         / 1000,
     )
+    # Contradictions are refused before anything is created, not discovered mid-deploy.
     if lifecycle.attach and lifecycle.wait:
         raise UnsupportedProperty(p.resource, "wait", "a container that is attached exits")
+    if lifecycle.attach and lifecycle.must_run:
+        raise UnsupportedProperty(
+            p.resource, "mustRun", "an attached container exits; set mustRun=False with attach"
+        )
+    if not lifecycle.start:
+        for key in ("attach", "wait", "mustRun"):
+            if p.props.get(key):
+                raise UnsupportedProperty(p.resource, key, "the container is not started")
     return lifecycle
 
 

@@ -10,10 +10,17 @@ import pytest
 from infra.applier.errors import ApplyError
 from infra.applier.plan import plan_stack
 from infra.applier.translate import ContainerSpec, ImageSpec, NetworkSpec, VolumeSpec
+from infra.naming import STACK_LABEL
 from infra.render import RenderedResource
 from tests.unit.conftest import rendered
 
 PLACEHOLDER = "sha256:" + "b" * 64
+STACK = "s"
+LABELLED = (
+    "docker:index/network:Network",
+    "docker:index/volume:Volume",
+    "docker:index/container:Container",
+)
 
 
 def resource(
@@ -24,7 +31,10 @@ def resource(
     deps: tuple[str, ...] = (),
     outputs: dict[str, Any] | None = None,
     custom: bool = True,
+    labelled: bool = True,
 ) -> RenderedResource:
+    if labelled and type_ in LABELLED:
+        props = {"labels": [{"label": STACK_LABEL, "value": STACK}], **props}
     return RenderedResource(
         type=type_,
         name=name,
@@ -104,6 +114,35 @@ def test_plan__a_remote_docker_provider_is_refused() -> None:
     provider = resource("pulumi:providers:docker", "remote", {"host": "ssh://deploy@far"})
     with pytest.raises(ApplyError, match="only deploys to the local Docker engine"):
         plan_stack("s", [provider], root=Path("/"))
+
+
+@pytest.mark.parametrize("type_", LABELLED)
+def test_plan__an_object_without_the_stack_label_is_refused(type_: str) -> None:
+    """`down` finds objects by label: an unlabelled one would outlive its stack."""
+    props: dict[str, Any] = {"name": "x"}
+    if type_.endswith("Container"):
+        props["image"] = PLACEHOLDER
+    unlabelled = resource(type_, "thing", props, labelled=False)
+    with pytest.raises(ApplyError, match=rf"^thing: not labelled {STACK_LABEL}=s"):
+        plan_stack(STACK, [unlabelled], root=Path("/"))
+
+
+def test_plan__an_object_of_another_stack_is_refused() -> None:
+    network = resource("docker:index/network:Network", "net", {"name": "x"})
+    with pytest.raises(ApplyError, match=rf"not labelled {STACK_LABEL}=other"):
+        plan_stack("other", [network], root=Path("/"))
+
+
+def test_plan__a_value_of_the_wrong_shape_names_the_resource_not_the_value() -> None:
+    bad = resource(
+        "docker:index/network:Network",
+        "net",
+        {"name": "x", "labels": [{"label": STACK_LABEL, "value": STACK}, {"no-label": "s3cret"}]},
+        labelled=False,
+    )
+    with pytest.raises(ApplyError, match=r"^net: a declared property has a value") as caught:
+        plan_stack(STACK, [bad], root=Path("/"))
+    assert "s3cret" not in str(caught.value)
 
 
 def test_plan__dependency_cycle_is_an_error() -> None:

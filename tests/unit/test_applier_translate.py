@@ -7,6 +7,7 @@ not depend on what the program happens to declare today.
 from __future__ import annotations
 
 import io
+import re
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,11 @@ def test_network__internal_labels_options() -> None:
 def test_network__custom_ipam_is_an_error_naming_resource_and_property() -> None:
     with pytest.raises(UnsupportedProperty, match=r"^net: cannot honour property `ipamConfigs`"):
         translate_network("net", {"name": "n1", "ipamConfigs": [{"subnet": "10.0.0.0/24"}]})
+
+
+def test_network__ipam_options_are_named_as_themselves() -> None:
+    with pytest.raises(UnsupportedProperty, match=r"^net: cannot honour property `ipamOptions`"):
+        translate_network("net", {"name": "n1", "ipamOptions": {"foo": "bar"}})
 
 
 def test_volume__labels_and_driver() -> None:
@@ -308,6 +314,61 @@ def test_lifecycle__one_shot_initialiser() -> None:
 def test_lifecycle__wait_for_healthy() -> None:
     life = translate(wait=True, waitTimeout=120, healthcheck={"tests": ["CMD", "true"]}).lifecycle
     assert (life.wait, life.wait_timeout_s) == (True, 120)
+
+
+@pytest.mark.parametrize(
+    ("props", "prop"),
+    [
+        ({"attach": True}, "mustRun"),  # mustRun defaults to true; an attached container exits
+        ({"attach": True, "mustRun": False, "wait": True}, "wait"),
+        ({"start": False, "wait": True}, "wait"),
+        ({"start": False, "attach": True, "mustRun": False}, "attach"),
+        ({"start": False, "mustRun": True}, "mustRun"),
+    ],
+)
+def test_lifecycle__contradictions_are_refused_before_anything_runs(
+    props: dict[str, Any], prop: str
+) -> None:
+    with pytest.raises(UnsupportedProperty, match=rf"cannot honour property `{prop}`"):
+        translate(**props)
+
+
+def test_lifecycle__not_started_is_allowed_alone() -> None:
+    assert translate(start=False).lifecycle.start is False
+
+
+@pytest.mark.parametrize(
+    ("props", "path"),
+    [
+        ({"hosts": [{"host": "h", "ip": "10.0.0.1", "aliases": ["x"]}]}, "hosts[0].aliases"),
+        ({"ulimits": [{"name": "nofile", "soft": 1, "hard": 2, "x": 1}]}, "ulimits[0].x"),
+    ],
+)
+def test_container__unknown_keys_in_list_items_are_errors(props: dict[str, Any], path: str) -> None:
+    with pytest.raises(UnsupportedProperty, match=re.escape(f"`{path}`")):
+        translate(**props)
+
+
+@pytest.mark.parametrize(
+    ("props", "path"),
+    [
+        ({"memory": "lots-s3cret"}, "memory"),
+        ({"ports": [{"internal": "eighty-s3cret"}]}, "ports[0].internal"),
+        ({"healthcheck": {"tests": ["CMD", "true"], "retries": "s3cret"}}, "healthcheck.retries"),
+        ({"waitTimeout": "s3cret"}, "waitTimeout"),
+        ({"uploads": [{"file": "/k", "contentBase64": "s3cret!"}]}, "uploads[0].contentBase64"),
+        (
+            {"uploads": [{"file": "/k", "content": "s3cret", "permissions": "s3cret"}]},
+            "uploads[0].permissions",
+        ),
+    ],
+)
+def test_container__an_unreadable_number_names_the_property_not_the_value(
+    props: dict[str, Any], path: str
+) -> None:
+    with pytest.raises(UnsupportedProperty, match=re.escape(f"`{path}`")) as caught:
+        translate(**props)
+    assert "s3cret" not in str(caught.value)
 
 
 # -- uploads: exactly as the provider sends them ---------------------------------------------
