@@ -18,18 +18,21 @@ LOG_TAG=setup
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-stack=dev
+usage="usage: scripts/setup-secure-redis.sh [STACK] [--full]"
+stack=""
 full=0
 for arg in "$@"; do
     case "$arg" in
         --full) full=1 ;;
         -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        -*) die "unknown option '$arg'; usage: scripts/setup-secure-redis.sh [STACK] [--full]" ;;
-        *) stack="$arg" ;;
+        -*) die "unknown option '$arg'; $usage" ;;
+        *) [ -z "$stack" ] || die "one stack at a time ('$stack' and '$arg' given); $usage"
+           stack="$arg" ;;
     esac
 done
+stack="${stack:-dev}"
 [[ "$stack" =~ ^[A-Za-z0-9][A-Za-z0-9_.-]*$ ]] || die "'$stack' is not a stack name"
-[ -f "Pulumi.$stack.yaml" ] || die "no stack '$stack': Pulumi.$stack.yaml does not exist (stacks: $(ls Pulumi.*.yaml | sed 's/Pulumi\.\(.*\)\.yaml/\1/' | tr '\n' ' '))"
+[ -f "Pulumi.$stack.yaml" ] || die "no stack '$stack': Pulumi.$stack.yaml does not exist (stacks: $(ls Pulumi.*.yaml | sed 's/Pulumi\.\(.*\)\.yaml/\1/' | paste -sd ' '))"
 
 total="$(now_ms)"
 step() { # step NAME COMMAND...: one stage, with a timing line
@@ -46,18 +49,7 @@ step "bootstrap: virtualenvs, packages, Docker engine" scripts/bootstrap.sh
 step "bootstrap: base image" scripts/bootstrap-base-image.sh
 
 # -- 2. build ----------------------------------------------------------------------------------
-build_wheelhouse() {
-    if grep -q -- "--wheelhouse-only" scripts/build-app-image.sh; then
-        scripts/build-app-image.sh --wheelhouse-only
-        return
-    fi
-    # Older build script: it also builds an image; build it under a scratch tag and drop it
-    # (the deploy builds the declared, labelled images from the same context).
-    local scratch="secure-redis-setup-scratch:$$"
-    scripts/build-app-image.sh --tag "$scratch" >/dev/null
-    docker image rm "$scratch" >/dev/null
-}
-step "build: app wheelhouse (images are built by the deploy)" build_wheelhouse
+step "build: app wheelhouse (images are built by the deploy)" scripts/build-app-image.sh --wheelhouse-only
 
 # -- 3 + 4. policy and deploy -------------------------------------------------------------------
 pulumi_ready() { have pulumi && pulumi whoami --non-interactive >/dev/null 2>&1; }
@@ -135,6 +127,8 @@ import json, sys
 try:
     areas = json.load(open(sys.argv[1]))["areas"]
 except (OSError, ValueError, KeyError):
+    areas = []
+if not areas:
     print("security checks: no results (the verification did not run to the end)")
     sys.exit(0)
 width = max(len(a["title"]) for a in areas)
