@@ -30,18 +30,23 @@ from infra.naming import (
 
 PRIVATE_MODE: Final = "0400"
 PUBLIC_MODE: Final = "0444"
+# Owned by the consumer's uid in both images (their Dockerfiles create it), so the initialiser
+# can delete what it staged: no key or password stays in the exited container's layer.
 STAGING_DIR: Final = f"/run/{PROJECT}-init"
 INIT_MEMORY_MB: Final = 32
 # Replace each file (a 0400 file cannot be overwritten in place), keeping the mode and owner the
-# upload gave it. $1 = staging dir, $2 = volume mount; no file content ever reaches argv.
-INIT_SCRIPT: Final = 'for f in "$1"/*; do n="${f##*/}"; rm -f "$2/$n"; cp -p "$f" "$2/$n"; done'
+# upload gave it, then delete the staged copy. $1 = staging dir, $2 = volume mount; no file
+# content ever reaches argv.
+INIT_SCRIPT: Final = (
+    'for f in "$1"/*; do n="${f##*/}"; rm -f "$2/$n"; cp -p "$f" "$2/$n"; rm -f "$f"; done'
+)
 
 
-def init_healthcheck_test(mount_path: str) -> list[str]:
-    """Healthy once every staged file is in the volume. The initialiser usually exits before the
-    first probe; the check documents its job and keeps it under the same rules as any container."""
-    script = f'for f in {STAGING_DIR}/*; do cmp -s "$f" "{mount_path}/${{f##*/}}" || exit 1; done'
-    return ["CMD-SHELL", script]
+def init_healthcheck_test() -> list[str]:
+    """Healthy once every staged file has moved into the volume. The initialiser usually exits
+    before the first probe; the check documents its job and keeps it under the same rules as
+    any container."""
+    return ["CMD-SHELL", f'[ -z "$(ls -A {STAGING_DIR})" ]']
 
 
 @dataclass(frozen=True)
@@ -126,7 +131,7 @@ class MaterialVolume(pulumi.ComponentResource):
             memory_swap=INIT_MEMORY_MB,
             cpus="0.25",
             healthcheck=docker.ContainerHealthcheckArgs(
-                tests=init_healthcheck_test(args.mount_path),
+                tests=init_healthcheck_test(),
                 interval="5s",
                 timeout="3s",
                 retries=3,

@@ -101,6 +101,11 @@ def deployed(
         init.start()
         exit_status = init.wait(timeout=60)
         assert exit_status["StatusCode"] == 0, init.logs().decode(errors="replace")
+        # Keys and passwords moved into the volume: none is left in the exited container.
+        stream, _ = init.get_archive(STAGING)
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as staged:
+            left = [m.name for m in staged.getmembers() if m.isfile()]
+        assert left == [], f"files left staged in the init container: {left}"
         (backend,) = redis_props["networksAdvanced"]
         redis = client.containers.create(
             redis_image,
