@@ -3,9 +3,11 @@
 Stacks under test: `pytest tests/e2e --stack dev` (repeatable) or SECURE_REDIS_E2E_STACKS=dev,prod;
 default both. A stack that is already running healthy is verified as it is; one that is not is
 deployed with the policy check and the local applier, and removed at the end of the session
-(keep it with SECURE_REDIS_E2E_KEEP=1). Each test module declares which point of the security
-model it verifies (`pytest.mark.security("transport")`); `--e2e-summary FILE` writes the
-pass/fail table that scripts/setup-secure-redis.sh prints.
+(keep it with SECURE_REDIS_E2E_KEEP=1). Under pytest-xdist (`-n`) nothing is deployed: each
+worker would deploy the same stack and destroy the other's objects, so a stack that is not
+running there fails its tests with how to deploy it first. Each test module declares which
+point of the security model it verifies (`pytest.mark.security("transport")`);
+`--e2e-summary FILE` writes the pass/fail table that scripts/setup-secure-redis.sh prints.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from docker.errors import DockerException
 
 from tests.e2e.hosts import container_host
 from tests.e2e.probes import APP_MATERIAL, ProbeContainer, app_image
-from tests.e2e.stacks import STACK_NAMES, STACKS_ENV, Deployments, Stack
+from tests.e2e.stacks import STACK_NAMES, STACKS_ENV, Deployments, NotDeployed, Stack
 
 AREAS: Final = {
     "transport": "1 transport: TLS only, client certificates, protocol versions",
@@ -35,6 +37,7 @@ AREAS: Final = {
     "deployment": "deployment: applied objects match the declaration; teardown",
 }
 _AREA: Final = "security_area"
+XDIST_WORKER_ENV: Final = "PYTEST_XDIST_WORKER"
 _RESULTS: list[dict[str, str]] = []
 
 
@@ -150,21 +153,32 @@ def docker_client() -> Iterator[docker.DockerClient]:
 
 @pytest.fixture(scope="session")
 def deployments(docker_client: docker.DockerClient) -> Iterator[Deployments]:
-    deployed = Deployments(docker_client)
+    """Only a session without xdist workers deploys (and so owns and removes) stacks."""
+    deployed = Deployments(docker_client, may_deploy=not os.environ.get(XDIST_WORKER_ENV))
     yield deployed
     deployed.teardown()
 
 
+def ensure(deployments: Deployments, name: str) -> Stack:
+    """The stack, or (under xdist, when it is not running) a setup failure saying how to
+    deploy it first."""
+    try:
+        return deployments.ensure(name)
+    except NotDeployed as exc:
+        message = str(exc)
+    pytest.fail(message, pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def stack(stack_name: str, deployments: Deployments) -> Stack:
-    return deployments.ensure(stack_name)
+    return ensure(deployments, stack_name)
 
 
 @pytest.fixture(scope="session")
 def both_stacks(request: pytest.FixtureRequest, deployments: Deployments) -> tuple[Stack, Stack]:
     if set(selected_stacks(request.config)) != set(STACK_NAMES):
         pytest.skip("needs dev and prod side by side; run without --stack to select both")
-    return deployments.ensure("dev"), deployments.ensure("prod")
+    return ensure(deployments, "dev"), ensure(deployments, "prod")
 
 
 @pytest.fixture(scope="session")

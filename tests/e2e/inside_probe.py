@@ -45,24 +45,44 @@ def _reply(reader: Any) -> str:
         body = reader.read(int(text[1:]) + 2)[:-2]
         return f"{text} {body.decode('latin-1')}"[:300]
     if text.startswith("*") and int(text[1:]) > 0:
+        # Each item is capped on its own; the list is not, so a SCAN of a busy stack stays whole.
         items = [_reply(reader) for _ in range(int(text[1:]))]
-        return f"{text} {' | '.join(items)}"[:300]
+        return f"{text} {' | '.join(items)}"
     return text[:300]
 
 
 def plaintext(host: str, port: int, timeout: float = 3.0) -> dict[str, Any]:
-    """Speak RESP without TLS: what does the server answer to PING?"""
+    """Speak RESP without TLS: what does the server send back to PING, and does it close?
+
+    Reads until the server closes (EOF or reset: `closed`) or `timeout` passes without a byte
+    (`closed` false). `reply`: whatever came back before that (at most 256 bytes, as latin-1).
+    """
     try:
         conn = socket.create_connection((host, port), timeout)
     except OSError as exc:
-        return {"connected": False, "error": f"{type(exc).__name__}: {exc}"}
+        return {
+            "connected": False,
+            "closed": None,
+            "reply": None,
+            "error": f"{type(exc).__name__}: {exc}",
+        }
+    data, closed, error = b"", False, None
     with conn:
         conn.sendall(_encode(["PING"]))
-        try:
-            data = conn.recv(64)
-        except OSError as exc:
-            return {"connected": True, "reply": None, "error": f"{type(exc).__name__}: {exc}"}
-    return {"connected": True, "reply": data.decode("latin-1")}
+        while len(data) < 256:
+            try:
+                chunk = conn.recv(256)
+            except TimeoutError as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                break
+            except OSError as exc:  # reset: the server dropped the connection
+                closed, error = True, f"{type(exc).__name__}: {exc}"
+                break
+            if not chunk:
+                closed = True
+                break
+            data += chunk
+    return {"connected": True, "closed": closed, "reply": data.decode("latin-1"), "error": error}
 
 
 def tls(

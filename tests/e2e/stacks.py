@@ -4,6 +4,10 @@ The e2e session reuses a stack that is already running and healthy (e.g. one tha
 scripts/setup-secure-redis.sh deployed). Otherwise it deploys it the way the setup script does
 without a Pulumi engine (`python -m policies.check`, then `python -m infra.apply up`) and tears
 it down at the end, checking that nothing of it remains.
+
+Under pytest-xdist every worker has its own `Deployments`: two workers deploying the same stack
+would remove and recreate each other's objects, so a worker never deploys; a stack that is not
+running there is an error telling how to deploy it first.
 """
 
 from __future__ import annotations
@@ -11,7 +15,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -120,41 +123,56 @@ def leftovers(client: docker.DockerClient, stack: str) -> list[str]:
     return sorted(set(found))
 
 
-def _run(*argv: str) -> tuple[int, str, float]:
-    start = time.monotonic()
+def _run(*argv: str) -> tuple[int, str]:
     proc = subprocess.run(  # noqa: PLW1510 - the caller checks the code
         [sys.executable, *argv], cwd=REPO_ROOT, capture_output=True, text=True, timeout=900
     )
-    return proc.returncode, proc.stdout + proc.stderr, time.monotonic() - start
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+class NotDeployed(Exception):
+    """The stack is not running healthy, and this session may not deploy it."""
+
+
+def not_deployed_message(name: str) -> str:
+    return (
+        f"stack {name} is not deployed; deploy it first with "
+        f"scripts/setup-secure-redis.sh {name} or python -m infra.apply up --stack {name}, "
+        "or run without -n"
+    )
 
 
 class Deployments:
-    """Stacks of this session: reused when running, deployed (and later removed) otherwise."""
+    """Stacks of this session: reused when running, deployed (and later removed) otherwise.
 
-    def __init__(self, client: docker.DockerClient) -> None:
+    `may_deploy=False` (a pytest-xdist worker): a stack that is not running is `NotDeployed`.
+    """
+
+    def __init__(self, client: docker.DockerClient, *, may_deploy: bool = True) -> None:
         self.client = client
+        self.may_deploy = may_deploy
         self.stacks: dict[str, Stack] = {}
         self.owned: list[str] = []
-        self.timings: dict[str, float] = {}
 
     def ensure(self, name: str) -> Stack:
         if name not in self.stacks:
             if not running(self.client, name):
+                if not self.may_deploy:
+                    raise NotDeployed(not_deployed_message(name))
                 self._deploy(name)
             self.stacks[name] = Stack(name=name, declared=render_stack(name))
         return self.stacks[name]
 
     def _deploy(self, name: str) -> None:
-        code, output, seconds = _run("-m", "policies.check", "--stack", name)
+        code, output = _run("-m", "policies.check", "--stack", name)
         if code != 0:
             raise RuntimeError(f"policy check refused stack {name} (exit {code}):\n{output}")
         self.owned.append(name)  # from here on, whatever is created is ours to remove
-        code, output, seconds = _run("-m", "infra.apply", "up", "--stack", name)
+        code, output = _run("-m", "infra.apply", "up", "--stack", name)
         if code != 0:
             raise RuntimeError(
                 f"the local applier could not deploy {name} (exit {code}):\n{output}"
             )
-        self.timings[f"deploy {name}"] = seconds
 
     def teardown(self) -> None:
         """Remove the stacks this session deployed; raise if anything of them remains."""
@@ -162,8 +180,7 @@ class Deployments:
             return
         problems = []
         for name in self.owned:
-            code, output, seconds = _run("-m", "infra.apply", "down", "--stack", name)
-            self.timings[f"teardown {name}"] = seconds
+            code, output = _run("-m", "infra.apply", "down", "--stack", name)
             if code != 0:
                 problems.append(f"down {name} failed (exit {code}):\n{output}")
             remaining = leftovers(self.client, name)
@@ -183,8 +200,10 @@ __all__ = [
     "STACKS_ENV",
     "STACK_NAMES",
     "Deployments",
+    "NotDeployed",
     "Stack",
     "inspect",
     "leftovers",
+    "not_deployed_message",
     "running",
 ]

@@ -7,7 +7,7 @@ from Redis' authentication or ACL layer, not from TLS.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Final
 
 import pytest
 
@@ -36,10 +36,39 @@ DANGEROUS = [
 ]
 
 
+# ACL rules that carry a password or its hash: `>clear-text`, `<clear-text`, `#sha256`, `!sha256`.
+_SECRET_RULE: Final = (">", "<", "#", "!")
+
+
 def session(probe: ProbeContainer, stack: Stack, commands: list[list[Any]]) -> list[str]:
     result = probe.run("tls", **redis_tls(stack, **app_client_files(), commands=commands))
     assert result["error"] is None, f"the mTLS session itself failed: {result['error']}"
     return list(result["replies"])
+
+
+def shown(reply: str) -> str:
+    """What a failure message may show of a reply: an error reply (the server's own words),
+    or only the type of any other (a refused command's data could be ACL rules or
+    configuration, so it is never printed)."""
+    return reply[:80] if reply.startswith("-") else f"a {reply[:1]!r} reply, content withheld"
+
+
+def acl_rules(stack: Stack) -> dict[str, list[str]]:
+    """{user: rules} of the ACL file Redis runs with, each password or hash rule reduced to its
+    marker (`#<withheld>`), so that neither a failure message nor a local shows one."""
+    __tracebackhide__ = True  # a failure in here would otherwise show the file's text
+    acl = container_host(stack.redis).file("/etc/secure-redis/users.acl").content_string
+    users = {}
+    for line in acl.splitlines():
+        if not line.strip():
+            continue
+        words = line.split()
+        assert words[0] == "user", "users.acl has a line that is no user"
+        assert len(words) >= 2, "users.acl has a user line without a name"
+        users[words[1]] = [
+            f"{rule[0]}<withheld>" if rule.startswith(_SECRET_RULE) else rule for rule in words[2:]
+        ]
+    return users
 
 
 @pytest.mark.parametrize(
@@ -56,8 +85,10 @@ def test_acl__protected_commands_are_disabled_for_everyone(
 ) -> None:
     """REDIS-08: refused by the server's enable-* settings, before the ACL is even consulted."""
     replies = session(probe, stack, [app_auth(), command])
-    assert replies[1].startswith(f"-ERR {command[0]} command not allowed"), replies[1][:60]
-    assert setting in replies[1]
+    refused = replies[1].startswith(f"-ERR {command[0]} command not allowed")
+    assert refused, f"{command[0]} {command[1]} was not refused: {shown(replies[1])}"
+    names_setting = setting in replies[1]
+    assert names_setting, f"the refusal does not name {setting}: {shown(replies[1])}"
 
 
 def test_acl__commands_before_auth_get_noauth(probe: ProbeContainer, stack: Stack) -> None:
@@ -96,7 +127,8 @@ def test_acl__app_user_gets_noperm_for_dangerous_commands(
 ) -> None:
     replies = session(probe, stack, [app_auth(), command, ["PING"]])
     assert replies[0] == "+OK"
-    assert replies[1].startswith("-NOPERM"), f"{command[0]} was not refused: {replies[1][:60]}"
+    refused = replies[1].startswith("-NOPERM")
+    assert refused, f"{' '.join(command[:2])} was not refused: {shown(replies[1])}"
     assert replies[2] == "+PONG", "the server is still up and the session still usable"
 
 
@@ -107,7 +139,8 @@ def test_acl__app_user_gets_noperm_outside_its_prefix(
 ) -> None:
     command = [verb, key, "v"] if verb == "SET" else [verb, key]
     replies = session(probe, stack, [app_auth(), command])
-    assert replies[1].startswith("-NOPERM"), f"{verb} {key}: {replies[1][:60]}"
+    refused = replies[1].startswith("-NOPERM")
+    assert refused, f"{verb} {key} was not refused: {shown(replies[1])}"
 
 
 def test_acl__healthcheck_user_may_only_ping(stack: Stack) -> None:
@@ -119,19 +152,23 @@ def test_acl__healthcheck_user_may_only_ping(stack: Stack) -> None:
         "--user healthcheck --no-auth-warning"
     )
     host = container_host(stack.redis)
-    assert host.run(f"{base} PING").stdout.strip() == "PONG"
+    pong = host.run(f"{base} PING").stdout.strip() == "PONG"
+    assert pong, "the healthcheck user's PING got no PONG"
     for command in ("GET cache:x", "INFO", "CONFIG GET port", "ACL WHOAMI"):
-        assert "NOPERM" in host.run(f"{base} {command}").stdout, command
+        refused = "NOPERM" in host.run(f"{base} {command}").stdout  # output never shown
+        assert refused, f"the healthcheck user may run {command}"
 
 
 def test_acl__file_in_force_turns_default_off_and_stores_only_hashes(stack: Stack) -> None:
-    acl = container_host(stack.redis).file("/etc/secure-redis/users.acl").content_string
-    users = {line.split()[1]: line.split()[2:] for line in acl.splitlines() if line.strip()}
+    users = acl_rules(stack)  # passwords and hashes withheld: safe to show on failure
     assert set(users) == {"default", "app", "healthcheck"}
-    assert "off" in users["default"]
+    assert "off" in users["default"], "user default is not off"
     for name, rules in users.items():
-        assert "nopass" not in rules, name
-        assert not any(r.startswith(">") for r in rules), f"{name}: a clear-text password"
+        assert "nopass" not in rules, f"user {name} has nopass"
+        clear = [r for r in rules if r.startswith((">", "<"))]
+        assert clear == [], f"user {name} has a clear-text password rule"
+        if name != "default":
+            assert "#<withheld>" in rules, f"user {name} has no password hash"
     assert "-@dangerous" in users["app"]
     assert "-@admin" in users["app"]
     assert f"~{stack.settings.key_prefix}*" in users["app"]

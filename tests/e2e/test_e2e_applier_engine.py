@@ -169,7 +169,11 @@ def test_applier__up_refuses_to_replace_an_unlabelled_object_with_the_same_name(
             apply(
                 applier,
                 stack,
-                resource("docker:index/network:Network", "n", {"name": f"{stack}-n"}),
+                resource(
+                    "docker:index/network:Network",
+                    "n",
+                    {"name": f"{stack}-n", "labels": [{"label": STACK_LABEL, "value": stack}]},
+                ),
             )
     finally:
         foreign.remove()

@@ -8,6 +8,7 @@ marked `fault` and run after everything else.
 from __future__ import annotations
 
 import json
+import socket
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -193,11 +194,43 @@ def cross_probe(
     probe.remove()
 
 
-@pytest.mark.parametrize(("source", "target"), [("dev", "prod"), ("prod", "dev")])
-@pytest.mark.parametrize(
+def connect_from_app(
+    client: docker.DockerClient, src: Stack, dst: Stack, role: str, network: str, port: int
+) -> tuple[str, dict[str, Any]]:
+    """From inside `src`'s app container: a TCP connection to `dst`'s `role` container at its
+    address on `dst`'s `network` (port 0: Redis' port)."""
+    ip = address(client, dst.object(role), dst.object(network))
+    result = exec_probe(
+        container_host(src.app), src.app, "connect", host=ip, port=port or dst.settings.redis_port
+    )
+    return ip, result
+
+
+TARGETS = pytest.mark.parametrize(
     ("role", "network", "port"),
     [("redis", "backend", 0), ("app", "frontend", 8080), ("app", "backend", 8080)],
 )
+
+
+@pytest.mark.parametrize("source", ["dev", "prod"])
+@TARGETS
+def test_fault__positive_control_each_app_reaches_its_own_stack(
+    both_stacks: tuple[Stack, Stack],
+    docker_client: docker.DockerClient,
+    source: str,
+    role: str,
+    network: str,
+    port: int,
+) -> None:
+    """The same probe, from the same app container, connects to the same targets of its own
+    stack (with both deployed): the refusals across stacks below are the isolation's."""
+    src = {s.name: s for s in both_stacks}[source]
+    ip, result = connect_from_app(docker_client, src, src, role, network, port)
+    assert result["connected"] is True, f"{src.app} did not reach {src.object(role)} at {ip}"
+
+
+@pytest.mark.parametrize(("source", "target"), [("dev", "prod"), ("prod", "dev")])
+@TARGETS
 def test_fault__stacks_side_by_side_cannot_reach_each_other(
     both_stacks: tuple[Stack, Stack],
     docker_client: docker.DockerClient,
@@ -209,11 +242,25 @@ def test_fault__stacks_side_by_side_cannot_reach_each_other(
 ) -> None:
     stacks = {s.name: s for s in both_stacks}
     src, dst = stacks[source], stacks[target]
-    ip = address(docker_client, dst.object(role), dst.object(network))
-    result = exec_probe(
-        container_host(src.app), src.app, "connect", host=ip, port=port or dst.settings.redis_port
-    )
+    ip, result = connect_from_app(docker_client, src, dst, role, network, port)
     assert result["connected"] is False, f"{src.app} reached {dst.object(role)} at {ip}"
+
+
+def frontend_gateway(client: docker.DockerClient, stack: Stack) -> str:
+    return str(client.api.inspect_network(stack.frontend)["IPAM"]["Config"][0]["Gateway"])
+
+
+def test_fault__positive_control_app_reaches_a_listener_on_its_frontend_gateway(
+    both_stacks: tuple[Stack, Stack], docker_client: docker.DockerClient
+) -> None:
+    """The technique of the next test works: this host listens on the address it has on dev's
+    frontend bridge (that address only, for this test only), and dev's app connects to it."""
+    dev, _prod = both_stacks
+    gateway = frontend_gateway(docker_client, dev)
+    with socket.create_server((gateway, 0)) as listener:
+        port = listener.getsockname()[1]
+        result = exec_probe(container_host(dev.app), dev.app, "connect", host=gateway, port=port)
+    assert result["connected"] is True, f"{dev.app} could not reach {gateway}:{port}"
 
 
 def test_fault__other_stacks_app_port_is_not_reachable_from_a_container(
@@ -222,11 +269,50 @@ def test_fault__other_stacks_app_port_is_not_reachable_from_a_container(
     """prod's app port is published on the host's 127.0.0.1 only; dev's app, on its frontend
     bridge, cannot use the host's address on that bridge to get there."""
     dev, prod = both_stacks
-    gateway = docker_client.api.inspect_network(dev.frontend)["IPAM"]["Config"][0]["Gateway"]
+    gateway = frontend_gateway(docker_client, dev)
     result = exec_probe(
         container_host(dev.app), dev.app, "connect", host=gateway, port=prod.settings.app_host_port
     )
     assert result["connected"] is False
+
+
+@pytest.fixture(scope="module")
+def dev_probe(
+    both_stacks: tuple[Stack, Stack], docker_client: docker.DockerClient
+) -> Iterator[ProbeContainer]:
+    """Like `cross_probe`, but on dev's own backend network, holding dev's app material at the
+    same /etc/dev-cache: the positive control of the cross-stack refusals."""
+    dev, _prod = both_stacks
+    probe = ProbeContainer(
+        docker_client,
+        app_image(docker_client, dev),
+        network=dev.backend,
+        mounts={dev.object("app-material"): "/etc/dev-cache"},
+        purpose="dev-own-stack",
+    )
+    yield probe
+    probe.remove()
+
+
+def test_fault__positive_control_dev_material_opens_dev_redis(
+    both_stacks: tuple[Stack, Stack], dev_probe: ProbeContainer
+) -> None:
+    """dev's certificate, CA and password, which prod refuses below, do open dev's own Redis
+    (same probe image, same request)."""
+    dev, _prod = both_stacks
+    result = dev_probe.run(
+        "tls",
+        **redis_tls(
+            dev,
+            ca="/etc/dev-cache/ca.crt",
+            cert="/etc/dev-cache/app.crt",
+            key="/etc/dev-cache/app.key",
+            commands=[app_auth("/etc/dev-cache"), ["PING"]],
+        ),
+    )
+    assert result["error"] is None, f"dev's material failed against dev: {result['error']}"
+    assert result["handshake"] is True, "dev's CA vouches for dev's Redis"
+    assert result["replies"] == ["+OK", "+PONG"], "dev's certificate and password open dev"
 
 
 def test_fault__dev_client_certificate_is_refused_by_prod_redis(

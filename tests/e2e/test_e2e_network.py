@@ -14,8 +14,9 @@ from typing import Any
 import docker
 import pytest
 
+from tests.e2e import appclient
 from tests.e2e.hosts import container_host, local_host
-from tests.e2e.probes import app_image, run_once
+from tests.e2e.probes import app_image, hardened, probe_labels, run_once
 from tests.e2e.stacks import PROBE_LABEL, Stack
 
 pytestmark = pytest.mark.security("network")
@@ -121,12 +122,83 @@ def test_network__redis_routes_only_into_its_internal_bridge(
 
 @pytest.fixture(scope="module")
 def unrelated_network(docker_client: docker.DockerClient) -> Iterator[str]:
+    """An ordinary (not internal) bridge network: nothing but Docker's isolation of the stack's
+    own networks stands between a container on it and Redis."""
     name = f"secure-redis-e2e-unrelated-{uuid.uuid4().hex[:8]}"
     network = docker_client.networks.create(
-        name, driver="bridge", internal=True, labels={PROBE_LABEL: "unrelated"}
+        name, driver="bridge", internal=False, labels={PROBE_LABEL: "unrelated"}
     )
-    yield name
-    network.remove()
+    try:
+        yield name
+    finally:
+        network.remove()
+
+
+_LISTENER = """
+import socket, sys
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("0.0.0.0", int(sys.argv[1])))
+server.listen(8)
+print("listening", flush=True)
+while True:
+    server.accept()[0].close()
+"""
+
+
+@pytest.fixture(scope="module")
+def unrelated_listener(
+    stack: Stack, docker_client: docker.DockerClient, unrelated_network: str
+) -> Iterator[str]:
+    """A throwaway TCP listener on the unrelated network, on Redis' port: its address."""
+    container = docker_client.containers.run(
+        app_image(docker_client, stack),
+        entrypoint=["python3", "-c", _LISTENER, str(stack.settings.redis_port)],
+        name=f"secure-redis-e2e-listener-{uuid.uuid4().hex[:8]}",
+        detach=True,
+        network=unrelated_network,
+        labels=probe_labels("unrelated-listener"),
+        **hardened(),
+    )
+    try:
+
+        def listening() -> bool:
+            container.reload()
+            assert container.status in ("created", "running"), f"listener {container.status}"
+            return b"listening" in container.logs()
+
+        appclient.wait_for("the unrelated network's listener", listening, 30)
+        container.reload()
+        yield str(container.attrs["NetworkSettings"]["Networks"][unrelated_network]["IPAddress"])
+    finally:
+        container.remove(force=True)
+
+
+def test_network__unrelated_network_is_an_ordinary_bridge(
+    docker_client: docker.DockerClient, unrelated_network: str
+) -> None:
+    """Not internal: the probe there may route off its subnet, so isolation is the engine's."""
+    network = docker_client.api.inspect_network(unrelated_network)
+    assert (network["Driver"], network["Internal"]) == ("bridge", False)
+
+
+def test_network__positive_control_unrelated_probe_connects_to_a_listener(
+    stack: Stack,
+    docker_client: docker.DockerClient,
+    unrelated_network: str,
+    unrelated_listener: str,
+) -> None:
+    """The same one-shot probe, on the same network and port, does connect to something that
+    is reachable: the refusal below is the stack's isolation, not the probe's inability."""
+    result = run_once(
+        docker_client,
+        app_image(docker_client, stack),
+        unrelated_network,
+        "connect",
+        host=unrelated_listener,
+        port=stack.settings.redis_port,
+    )
+    assert result["connected"] is True, f"the probe could not connect at all: {result['error']}"
 
 
 @pytest.mark.parametrize("name", ["redis", "{redis}", "{app}"])
@@ -138,6 +210,26 @@ def test_network__unrelated_network_cannot_resolve_the_stack(
         docker_client, app_image(docker_client, stack), unrelated_network, "resolve", name=target
     )
     assert result["addresses"] == [], f"{target} resolved from an unrelated network"
+
+
+def test_network__positive_control_unrelated_network_resolves_its_own_container(
+    stack: Stack,
+    docker_client: docker.DockerClient,
+    unrelated_network: str,
+    unrelated_listener: str,
+) -> None:
+    """The same lookup finds a container that is on the unrelated network."""
+    (listener,) = docker_client.containers.list(
+        filters={"network": unrelated_network, "label": f"{PROBE_LABEL}=unrelated-listener"}
+    )
+    result = run_once(
+        docker_client,
+        app_image(docker_client, stack),
+        unrelated_network,
+        "resolve",
+        name=listener.name,
+    )
+    assert result["addresses"] == [unrelated_listener]
 
 
 def test_network__unrelated_network_cannot_connect_to_redis(
@@ -156,4 +248,4 @@ def test_network__unrelated_network_cannot_connect_to_redis(
         host=ip,
         port=stack.settings.redis_port,
     )
-    assert result["connected"] is False
+    assert result["connected"] is False, f"a container on an unrelated network reached {ip}"

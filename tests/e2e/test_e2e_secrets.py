@@ -9,13 +9,16 @@ that can read the secret, and `grep -F` there reports only whether it was found.
 from __future__ import annotations
 
 import base64
+import io
 import json
+import tarfile
 from typing import Any
 
 import docker
 import pytest
 
 from infra import pki
+from infra.components.material import STAGING_DIR
 from tests.e2e.hosts import container_host, docker_cli, stat_dir
 from tests.e2e.probes import APP_MATERIAL, ProbeContainer, probe_labels
 from tests.e2e.stacks import Stack
@@ -30,22 +33,52 @@ SECRET_FILES = {
 UIDS = {"redis": 999, "app": 10001}
 MATERIAL = {"redis": REDIS_MATERIAL, "app": APP_MATERIAL}
 # PEM files: their first base64 line is the needle; other secrets: the whole (stripped) file.
+# A secret file that is missing, empty or unreadable, or whose needle comes out empty, stops the
+# search with an error (an empty needle would otherwise read as "not leaked"). Per file it
+# prints `checked NAME LENGTH` and, when found, `leaked NAME`; never the needle itself.
 _FIND = """
+set -eu
+trap 'rm -f /tmp/e2e-haystack' EXIT
+[ -r /tmp/e2e-haystack ] || { echo "no haystack" >&2; exit 2; }
 for f in "$@"; do
+    name="${f##*/}"
+    [ -f "$f" ] && [ -r "$f" ] && [ -s "$f" ] || {
+        echo "$name: missing, unreadable or empty" >&2; exit 3; }
     if head -n 1 "$f" | grep -q '^-----BEGIN'; then needle="$(sed -n 2p "$f")"
     else needle="$(cat "$f")"; fi
-    [ -n "$needle" ] && grep -qF -- "$needle" /tmp/e2e-haystack && echo "${f##*/}"
+    [ -n "$needle" ] || { echo "$name: empty needle" >&2; exit 4; }
+    echo "checked $name ${#needle}"
+    if grep -qF -- "$needle" /tmp/e2e-haystack; then echo "leaked $name"; fi
 done
-rm -f /tmp/e2e-haystack
 """
+# Every real or fake secret is longer: a shorter needle would match by chance, or was cut.
+MIN_NEEDLE = 16
 
 
 def leaked(host: Any, files: list[str], haystack: str) -> list[str]:
-    """Names of the secret files (readable in `host`) whose secret occurs in `haystack`."""
-    written = host.run("printf '%%s' %s > /tmp/e2e-haystack", haystack)
-    assert written.rc == 0, written.stderr
+    """Names of the secret files (readable in `host`) whose secret occurs in `haystack`.
+
+    Fails when a secret could not be read or gave no needle. Neither the haystack (it is
+    what is searched for secrets) nor a needle is ever part of a failure message.
+    """
+    written = host.run("printf '%%s' %s > /tmp/e2e-haystack", haystack).rc == 0
+    assert written, "could not write the haystack into the reader's /tmp"
     result = host.run("sh -c %s find-secrets" + " %s" * len(files), _FIND, *files)
-    return [str(name) for name in result.stdout.split()]
+    searched = result.rc == 0  # stderr holds only file names and shell errors
+    assert searched, f"the secret search failed (exit {result.rc}): {result.stderr.strip()[-300:]}"
+    lengths = {}
+    found = []
+    for line in result.stdout.splitlines():
+        word, name, *rest = line.split()
+        if word == "checked":
+            lengths[name] = int(rest[0])
+        elif word == "leaked":
+            found.append(name)
+    names = [f.rsplit("/", 1)[1] for f in files]
+    assert sorted(lengths) == sorted(names), f"not every secret was searched for: {lengths}"
+    short = sorted(name for name, length in lengths.items() if length < MIN_NEEDLE)
+    assert short == [], f"needles shorter than {MIN_NEEDLE} characters from {short}"
+    return found
 
 
 def haystacks(stack: Stack, role: str, client: docker.DockerClient) -> dict[str, str]:
@@ -108,6 +141,28 @@ def test_secrets__leak_check_finds_a_planted_secret(readers: dict[str, Any], kin
     assert hits == [f"fake-{kind}"]
 
 
+@pytest.mark.parametrize(
+    ("setup", "why"),
+    [
+        ("rm -f /tmp/fake-absent", "missing, unreadable or empty"),
+        (": > /tmp/fake-absent", "missing, unreadable or empty"),
+        ("printf '%s' '-----BEGIN PRIVATE KEY-----' > /tmp/fake-absent", "empty needle"),
+        ("printf 'x' > /tmp/fake-absent && chmod 000 /tmp/fake-absent", "missing, unreadable"),
+    ],
+    ids=["missing", "empty", "pem-without-body", "unreadable"],
+)
+def test_secrets__leak_check_fails_on_a_secret_it_cannot_read(
+    readers: dict[str, Any], setup: str, why: str
+) -> None:
+    """Negative control: a secret file that is missing, empty, unreadable or yields no needle
+    is an error of the check, never "not leaked"."""
+    host = readers["app"]
+    assert host.run(setup).rc == 0
+    with pytest.raises(AssertionError, match=f"the secret search failed .*fake-absent: {why}"):
+        leaked(host, ["/tmp/fake-absent"], "any haystack")
+    host.run("rm -f /tmp/fake-absent")
+
+
 @pytest.mark.parametrize("role", ["redis", "app"])
 def test_secrets__material_modes_and_owner(stack: Stack, role: str) -> None:
     entries = stat_dir(container_host(stack.object(role)), MATERIAL[role])
@@ -151,3 +206,16 @@ def test_secrets__no_private_key_in_the_image(
         remove=True,
     )
     assert output.decode().split() == []
+
+
+@pytest.mark.parametrize("role", ["redis", "app"])
+def test_secrets__the_exited_initialiser_keeps_no_staged_file(
+    stack: Stack, docker_client: docker.DockerClient, role: str
+) -> None:
+    """The init container received every key and password as an upload; once it has moved them
+    into the volume, nothing of them remains in its layer (what `docker cp` could read)."""
+    init = stack.object(f"{role}-init")
+    stream, _ = docker_client.api.get_archive(init, STAGING_DIR)
+    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as staged:
+        left = [member.name for member in staged.getmembers() if not member.isdir()]
+    assert left == [], f"{init} still holds staged files: {left}"

@@ -55,9 +55,19 @@ def test_tls__positive_control_app_credentials_get_pong_over_tls13(
     assert good_session["replies"] == ["+OK", "+PONG"]
 
 
+# The first byte of every RESP2/RESP3 reply.
+RESP_TYPES = tuple("+-:$*_,#!=(%~>|")
+
+
 def test_tls__plaintext_resp_gets_no_answer(probe: ProbeContainer, stack: Stack) -> None:
+    """The TCP connection is accepted (so the refusal is the TLS layer's, not the network's);
+    plaintext RESP gets no RESP reply, and the server closes the connection."""
     result = probe.run("plaintext", host="redis", port=stack.settings.redis_port)
-    assert "PONG" not in (result.get("reply") or ""), "Redis answered plaintext RESP"
+    assert result["connected"] is True, f"no TCP connection to Redis at all: {result['error']}"
+    reply = result["reply"]
+    assert not reply.startswith(RESP_TYPES), f"Redis answered plaintext RESP: {reply[:40]!r}"
+    assert "PONG" not in reply
+    assert result["closed"] is True, f"Redis kept the plaintext connection open: {result['error']}"
 
 
 def test_tls__the_tls_port_is_the_only_listener(stack: Stack) -> None:
