@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, overload
 
 from docker.types import LogConfig, Mount, Ulimit
 
@@ -71,14 +71,23 @@ class _Props:
             raise UnsupportedProperty(self.resource, self.where(key), "it is required")
         return value
 
+    @overload
+    def integer(self, key: str, default: int, *, base: int = 10) -> int: ...
+    @overload
+    def integer(self, key: str, default: None = None, *, base: int = 10) -> int | None: ...
     def integer(self, key: str, default: int | None = None, *, base: int = 10) -> int | None:
-        """An integer property (base 8 for file modes); an unreadable one names the property,
-        never its value."""
+        """An integer property (base 8 for file modes), or `default` when it is not set."""
         value = self.get(key)
-        if value is None:
-            return default
+        return default if value is None else self._int(key, value, base)
+
+    def required_integer(self, key: str, *, base: int = 10) -> int:
+        return self._int(key, self.require(key), base)
+
+    def _int(self, key: str, value: Any, base: int) -> int:
+        """An unreadable number names the property, never its value (it may be secret)."""
         try:
-            return int(str(value), base) if base != 10 else int(value)
+            # Numbers reach providers as JSON doubles (256.0); modes as strings ("0400").
+            return int(value) if base == 10 else int(str(value), base)
         except (TypeError, ValueError) as exc:
             kind = "an octal mode such as 0400" if base == 8 else "an integer"
             raise UnsupportedProperty(self.resource, self.where(key), f"it must be {kind}") from exc
@@ -402,10 +411,9 @@ def _host_entry(item: _Props) -> tuple[str, str]:
 
 
 def _ulimit(u: _Props) -> Ulimit:
-    name = u.require("name")
-    u.require("soft")
-    u.require("hard")
-    ulimit = Ulimit(name=name, soft=u.integer("soft"), hard=u.integer("hard"))
+    ulimit = Ulimit(
+        name=u.require("name"), soft=u.required_integer("soft"), hard=u.required_integer("hard")
+    )
     u.finish()
     return ulimit
 
@@ -434,7 +442,7 @@ def _memory(p: _Props, host: dict[str, Any]) -> None:
     if p.get("memory") is not None:
         host["mem_limit"] = _mib(p, "memory")
     if p.get("memorySwap") is not None:
-        swap = p.integer("memorySwap") or 0
+        swap = p.required_integer("memorySwap")
         host["memswap_limit"] = swap * MIB if swap > 0 else swap
     if p.get("memoryReservation") is not None:
         host["mem_reservation"] = _mib(p, "memoryReservation")
@@ -448,7 +456,7 @@ def _memory(p: _Props, host: dict[str, Any]) -> None:
 
 
 def _mib(p: _Props, key: str) -> int:
-    return (p.integer(key) or 0) * MIB
+    return p.required_integer(key) * MIB
 
 
 def _restart(p: _Props, host: dict[str, Any]) -> None:
@@ -472,8 +480,7 @@ def _ports(p: _Props) -> tuple[list[tuple[int, str]], dict[str, list[tuple[str, 
     ports: list[tuple[int, str]] = []
     bindings: dict[str, list[tuple[str, int | None]]] = {}
     for _, port in p.items("ports"):
-        port.require("internal")
-        internal = port.integer("internal") or 0
+        internal = port.required_integer("internal")
         protocol = str(port.get("protocol", "tcp"))
         ip = str(port.get("ip", "0.0.0.0"))  # noqa: S104 - the provider's documented default
         external = port.integer("external")
@@ -567,7 +574,7 @@ def _upload(u: _Props, root: Path) -> Upload:
             ) from exc
     u.get("sourceHash")  # a replacement trigger for the engine; nothing to do on "recreate"
     if u.get("permissions") is not None:
-        mode = u.integer("permissions", base=8) or 0
+        mode = u.required_integer("permissions", base=8)
     else:
         mode = EXECUTABLE_UPLOAD_MODE if u.get("executable") else DEFAULT_UPLOAD_MODE
     uid = _id(u, "owner", lambda name: pwd.getpwnam(name).pw_uid)
@@ -601,9 +608,9 @@ def _lifecycle(p: _Props) -> Lifecycle:
         attach=bool(p.get("attach", False)),
         must_run=bool(p.get("mustRun", True)),
         wait=bool(p.get("wait", False)),
-        wait_timeout_s=p.integer("waitTimeout", DEFAULT_WAIT_TIMEOUT_S) or 0,
-        running_timeout_s=(
-            p.integer("containerReadRefreshTimeoutMilliseconds", DEFAULT_READ_REFRESH_MS) or 0
+        wait_timeout_s=p.integer("waitTimeout", DEFAULT_WAIT_TIMEOUT_S),
+        running_timeout_s=p.integer(
+            "containerReadRefreshTimeoutMilliseconds", DEFAULT_READ_REFRESH_MS
         )
         / 1000,
     )
