@@ -52,7 +52,26 @@ DEFAULT_ROTATION_BATCH = 200
 _WATCH_ATTEMPTS = 3
 
 
-class SecureCache:
+class _CoreViews:
+    """What both clients read from their core the same way, sync or async."""
+
+    _core: CacheCore
+
+    @property
+    def events(self) -> SecurityEvents:
+        return self._core.events
+
+    @property
+    def backend(self) -> str:
+        """Which backend serves now: `redis`, or `memory` while the fallback is active."""
+        return "memory" if self._core.degraded else "redis"
+
+    def stored_name(self, key: str) -> bytes:
+        """The opaque name `key` is stored under in Redis (for operators and tests)."""
+        return self._core.primary_name(logical_key(key))
+
+
+class SecureCache(_CoreViews):
     """The synchronous client; thread-safe."""
 
     def __init__(
@@ -92,19 +111,6 @@ class SecureCache:
         if connect:
             cache.ping()
         return cache
-
-    @property
-    def events(self) -> SecurityEvents:
-        return self._core.events
-
-    @property
-    def backend(self) -> str:
-        """Which backend serves now: `redis`, or `memory` while the fallback is active."""
-        return "memory" if self._core.degraded else "redis"
-
-    def stored_name(self, key: str) -> bytes:
-        """The opaque name `key` is stored under in Redis (for operators and tests)."""
-        return self._core.primary_name(logical_key(key))
 
     # -- core API -------------------------------------------------------------------------
 
@@ -353,7 +359,7 @@ class SecureCache:
         self.close()
 
 
-class AsyncSecureCache:
+class AsyncSecureCache(_CoreViews):
     """The asyncio twin of SecureCache: same API with `await`, same core."""
 
     def __init__(
@@ -379,18 +385,6 @@ class AsyncSecureCache:
         if connect:
             await cache.ping()
         return cache
-
-    @property
-    def events(self) -> SecurityEvents:
-        return self._core.events
-
-    @property
-    def backend(self) -> str:
-        return "memory" if self._core.degraded else "redis"
-
-    def stored_name(self, key: str) -> bytes:
-        """The opaque name `key` is stored under in Redis."""
-        return self._core.primary_name(logical_key(key))
 
     async def get(self, key: str) -> bytes | None:
         logical = logical_key(key)
