@@ -35,6 +35,17 @@ def _schema(rule: Rule) -> PolicyConfigSchema | None:
     return PolicyConfigSchema(properties={k: dict(v) for k, v in rule.config_schema.items()})
 
 
+def _described(rule: Rule) -> dict[str, Any]:
+    """The fields every CrossGuard policy takes from its rule, whatever it validates."""
+    return {
+        "name": rule.name,
+        "description": rule.description,
+        "enforcement_level": _LEVELS[rule.enforcement],
+        "config_schema": _schema(rule),
+        "tags": list(rule.refs),
+    }
+
+
 def _resource_policy(rule: ResourceRule) -> ResourceValidationPolicy:
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
         # Python CrossGuard has no typed filter: check the type token before reading props.
@@ -50,14 +61,7 @@ def _resource_policy(rule: ResourceRule) -> ResourceValidationPolicy:
         for message in rule.run(resource, _config(args.get_config())):
             report_violation(message, None)
 
-    return ResourceValidationPolicy(
-        name=rule.name,
-        description=rule.description,
-        validate=validate,
-        enforcement_level=_LEVELS[rule.enforcement],
-        config_schema=_schema(rule),
-        tags=list(rule.refs),
-    )
+    return ResourceValidationPolicy(validate=validate, **_described(rule))
 
 
 def _stack_policy(rule: StackRule) -> StackValidationPolicy:
@@ -76,14 +80,7 @@ def _stack_policy(rule: StackRule) -> StackValidationPolicy:
         for violation in rule.run(resources, _config(args.get_config())):
             report_violation(violation.message, violation.urn or None)
 
-    return StackValidationPolicy(
-        name=rule.name,
-        description=rule.description,
-        validate=validate,
-        enforcement_level=_LEVELS[rule.enforcement],
-        config_schema=_schema(rule),
-        tags=list(rule.refs),
-    )
+    return StackValidationPolicy(validate=validate, **_described(rule))
 
 
 def _config(config: Mapping[str, Any] | None) -> Mapping[str, Any]:
