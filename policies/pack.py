@@ -19,14 +19,17 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from policies.rules import RULES, Resource, ResourceRule, Rule, StackRule
+from policies.rules import RULES, Enforcement, Resource, ResourceRule, Rule, StackRule
 
 PACK_NAME: Final = "secure-redis"
 PACK_DESCRIPTION: Final = (
     "Rejects insecure pulumi-docker stacks: TLS-only, ACL-locked Redis on internal networks, "
-    "hardened containers, no plaintext secrets (SECURITY_CATALOG.md)."
+    "hardened containers, no plaintext secrets (docs/security-catalog.md)."
 )
-_LEVELS: Final = {"mandatory": EnforcementLevel.MANDATORY, "advisory": EnforcementLevel.ADVISORY}
+_LEVELS: Final = {
+    Enforcement.MANDATORY: EnforcementLevel.MANDATORY,
+    Enforcement.ADVISORY: EnforcementLevel.ADVISORY,
+}
 
 
 def _schema(rule: Rule) -> PolicyConfigSchema | None:

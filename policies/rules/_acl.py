@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 # Commands in @dangerous/@admin that an application user must never get (redis.conf ACL
-# categories; SECURITY_CATALOG REDIS-04).
+# categories; docs/security-catalog.md REDIS-04).
 DANGEROUS_COMMANDS: Final = frozenset(
     {
         "acl", "bgrewriteaof", "bgsave", "client", "cluster", "config", "debug", "failover",

@@ -6,12 +6,26 @@ policy pack, the offline checker and plain pytest all run the same code.
 
 from __future__ import annotations
 
+import enum
 import fnmatch
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final
 
-Enforcement = Literal["mandatory", "advisory"]
+
+class Enforcement(enum.Enum):
+    """How a violation is reported: it blocks the deployment, or it is a warning.
+
+    An enum, not a string, so a misspelt level is a type error and an AttributeError at
+    import, never a rule that silently becomes mandatory.
+    """
+
+    MANDATORY = "mandatory"
+    ADVISORY = "advisory"
+
+
+MANDATORY: Final = Enforcement.MANDATORY
+ADVISORY: Final = Enforcement.ADVISORY
 
 CONTAINER: Final = "docker:index/container:Container"
 NETWORK: Final = "docker:index/network:Network"
@@ -58,19 +72,28 @@ class Violation:
     urn: str = ""
 
 
-ConfigSchema = Mapping[str, Mapping[str, Any]]
+JsonValue = str | int | float | bool | None | list["JsonValue"] | dict[str, "JsonValue"]
+ConfigSchema = Mapping[str, Mapping[str, JsonValue]]
 """JSON-schema `properties` of a rule's configuration; each entry carries a safe `default`."""
-ResourceCheck = Callable[[Resource, Mapping[str, Any]], Iterator[str]]
-StackCheck = Callable[[Sequence[Resource], Mapping[str, Any]], Iterator[Violation]]
+Config = Mapping[str, JsonValue]
+"""A rule's configuration: schema defaults overridden by the stack's policy config."""
+ResourceCheck = Callable[[Resource, Config], Iterator[str]]
+StackCheck = Callable[[Sequence[Resource], Config], Iterator[Violation]]
 
 
-def _with_defaults(schema: ConfigSchema, config: Mapping[str, Any]) -> dict[str, Any]:
+def _with_defaults(schema: ConfigSchema, config: Config) -> dict[str, JsonValue]:
     merged = {key: spec["default"] for key, spec in schema.items() if "default" in spec}
     merged.update({key: value for key, value in config.items() if key in schema})
     return merged
 
 
-@dataclass(frozen=True)
+def _check_enforcement(name: str, enforcement: object) -> None:
+    # mypy catches a string here; this catches callers mypy does not see.
+    if not isinstance(enforcement, Enforcement):
+        raise TypeError(f"rule {name}: enforcement must be an Enforcement, got {enforcement!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
 class ResourceRule:
     """A rule judged on one resource at a time (a `ResourceValidationPolicy`)."""
 
@@ -80,20 +103,23 @@ class ResourceRule:
     """Exact type tokens, or fnmatch patterns such as "pulumi-python:dynamic*"."""
     check: ResourceCheck
     refs: tuple[str, ...]
-    """Catalog ids and standards (SECURITY_CATALOG.md), e.g. ("RUNTIME-08", "cis-docker-5.13")."""
-    enforcement: Enforcement = "mandatory"
+    """Ids and standards (docs/security-catalog.md), e.g. ("RUNTIME-08", "cis-docker-5.13")."""
+    enforcement: Enforcement = Enforcement.MANDATORY
     config_schema: ConfigSchema = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_enforcement(self.name, self.enforcement)
 
     def applies_to(self, resource_type: str) -> bool:
         return any(fnmatch.fnmatchcase(resource_type, t) for t in self.resource_types)
 
-    def run(self, resource: Resource, config: Mapping[str, Any] | None = None) -> list[str]:
+    def run(self, resource: Resource, config: Config | None = None) -> list[str]:
         if not self.applies_to(resource.type):
             return []
         return list(self.check(resource, _with_defaults(self.config_schema, config or {})))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StackRule:
     """A rule about relationships between resources (a `StackValidationPolicy`)."""
 
@@ -101,12 +127,13 @@ class StackRule:
     description: str
     check: StackCheck
     refs: tuple[str, ...]
-    enforcement: Enforcement = "mandatory"
+    enforcement: Enforcement = Enforcement.MANDATORY
     config_schema: ConfigSchema = field(default_factory=dict)
 
-    def run(
-        self, resources: Sequence[Resource], config: Mapping[str, Any] | None = None
-    ) -> list[Violation]:
+    def __post_init__(self) -> None:
+        _check_enforcement(self.name, self.enforcement)
+
+    def run(self, resources: Sequence[Resource], config: Config | None = None) -> list[Violation]:
         return list(self.check(resources, _with_defaults(self.config_schema, config or {})))
 
 

@@ -2,14 +2,14 @@
 
 A container is a Redis server when its command or entrypoint runs `redis-server` (or the
 official image's default command does): recognised by what it runs, never by names or labels,
-so the pack protects any pulumi-docker stack (TEAM.md contract 3).
+so the pack protects any pulumi-docker stack (docs/design.md#policy-readable-declarations).
 
 Settings come from the config files it loads (`redis-server <file>` and their `include`s) and
 then from `--name value` arguments, which override them, as Redis itself applies them. A file's
 text is looked up among the stack's uploads by base name: the container's own uploads first,
 else the one distinct text uploaded under that name anywhere in the stack (for example by a
-one-shot init container that copies it into a volume, TEAM.md contract 2). When a file cannot
-be read, a setting that is not on argv is *unknown*, and rules fail closed on it.
+one-shot init container that copies it into a volume: docs/design.md#material-delivery). When
+a file cannot be read, a setting that is not on argv is *unknown*, and rules fail closed on it.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from policies.rules._props import Upload, argv_words, envs, healthcheck_tests, shell_words
 
-# An env var whose *name* says it holds a secret (SECURITY_CATALOG SECRET-02). `*_FILE`
+# An env var whose *name* says it holds a secret (docs/security-catalog.md SECRET-02). `*_FILE`
 # variants hold a path to a file and are the recommended delivery, so they never match.
 _SECRET_NAME: Final = re.compile(
     r"(?i)(pass|passwd|password|passphrase|secret|token|private|credentials?|(^|_)keys?|auth)$"

@@ -55,7 +55,12 @@ def clients_use_tls(
 
 
 RULES: Final = (
-    StackRule("redis-clients-use-tls",
-              "Every Redis client in the stack connects over rediss:// and verifies the server.",
-              clients_use_tls, ("TLS-06",)),
-)  # fmt: skip
+    StackRule(
+        name="redis-clients-use-tls",
+        description=(
+            "Every Redis client in the stack connects over rediss:// and verifies the server."
+        ),
+        check=clients_use_tls,
+        refs=("TLS-06",),
+    ),
+)

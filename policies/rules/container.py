@@ -1,8 +1,8 @@
 """Container runtime hardening: privileges, namespaces, mounts, resources (CIS Docker §5).
 
-Every rule applies to every container. The one exemption (TEAM.md contract 2): a one-shot
-initialiser may keep a writable root filesystem, because Docker cannot copy `uploads` into a
-read-only one; everything else is checked on it like on any container.
+Every rule applies to every container. The one exemption (docs/design.md#material-delivery):
+a one-shot initialiser may keep a writable root filesystem, because Docker cannot copy `uploads`
+into a read-only one; everything else is checked on it like on any container.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import PurePosixPath
 from typing import Any, Final
 
-from policies.rules._model import CONTAINER, Resource, ResourceRule
+from policies.rules._model import ADVISORY, CONTAINER, Resource, ResourceRule
 from policies.rules._props import (
     healthcheck_tests,
     is_under,
@@ -35,7 +35,7 @@ def _capabilities(props: Mapping[str, Any], key: str) -> set[str]:
 
 
 def one_shot_initialiser(props: Mapping[str, Any]) -> bool:
-    """Runs to completion offline, once, with no capabilities (TEAM.md contract 2)."""
+    """Runs to completion offline, once, with no capabilities (docs/design.md#material-delivery)."""
     return (
         props.get("attach") is True
         and text(props.get("networkMode")) == "none"
@@ -284,64 +284,180 @@ def logging_bounded(resource: Resource, _config: Mapping[str, Any]) -> Iterator[
         )
 
 
-def _r(
-    name: str, description: str, check: Any, refs: tuple[str, ...], advisory: bool = False
-) -> ResourceRule:
-    return ResourceRule(
-        name, description, (CONTAINER,), check, refs, "advisory" if advisory else "mandatory"
-    )
-
-
 RULES: Final = (
-    _r("container-not-privileged", "Containers are not privileged.",
-       not_privileged, ("RUNTIME-01", "cis-docker-5.5")),
-    _r("container-capabilities-dropped", "Containers drop all Linux capabilities.",
-       capabilities_dropped, ("RUNTIME-02", "cis-docker-5.4")),
-    _r("container-no-added-capabilities", "Containers add no Linux capabilities.",
-       no_added_capabilities, ("RUNTIME-03", "cis-docker-5.4")),
-    _r("container-no-new-privileges", "Containers run with no-new-privileges.",
-       no_new_privileges, ("RUNTIME-04", "cis-docker-5.26")),
-    _r("container-seccomp-enabled", "Containers keep the default seccomp profile.",
-       seccomp_enabled, ("RUNTIME-05", "cis-docker-5.22")),
-    _r("container-lsm-confined", "Containers keep AppArmor/SELinux confinement.",
-       lsm_confined, ("RUNTIME-06", "cis-docker-5.2", "cis-docker-5.3")),
-    _r("container-non-root-user", "Containers run as a non-root user.",
-       non_root_user, ("RUNTIME-07", "cis-docker-4.1")),
-    _r("container-no-privileged-groups", "Containers do not run with the root or docker group.",
-       no_privileged_groups, ("RUNTIME-07",), advisory=True),
-    _r("container-read-only-rootfs",
-       "Containers have a read-only root filesystem (one-shot initialisers excepted).",
-       read_only_rootfs, ("RUNTIME-08", "cis-docker-5.13")),
-    _r("container-no-host-pid", "Containers do not share the host's PID namespace.",
-       no_host_pid, ("RUNTIME-09", "cis-docker-5.16")),
-    _r("container-no-host-ipc", "Containers do not share the host's IPC namespace.",
-       no_host_ipc, ("RUNTIME-10", "cis-docker-5.17")),
-    _r("container-no-host-userns", "Containers do not share the host's user namespace.",
-       no_host_userns, ("RUNTIME-11", "cis-docker-5.31")),
-    _r("container-namespaces-private",
-       "Containers keep private IPC, network and cgroup namespaces.",
-       namespaces_private, ("RUNTIME-10", "RUNTIME-13", "NET-01", "cis-docker-5.25"),
-       advisory=True),
-    _r("container-no-host-devices", "Containers get no host devices or GPUs.",
-       no_host_devices, ("RUNTIME-14", "cis-docker-5.18")),
-    _r("container-no-docker-socket", "Containers do not mount the container runtime's socket.",
-       no_docker_socket, ("RUNTIME-15", "cis-docker-5.32")),
-    _r("container-no-sensitive-mounts", "Containers do not mount sensitive host directories.",
-       no_sensitive_mounts, ("RUNTIME-16", "cis-docker-5.6")),
-    _r("container-mount-propagation-private", "Container mounts do not share propagation.",
-       mount_propagation_private, ("RUNTIME-17", "cis-docker-5.20")),
-    _r("container-bind-mounts-read-only", "Host paths are mounted read-only.",
-       bind_mounts_read_only, ("RUNTIME-17", "cis-docker-5.6"), advisory=True),
-    _r("container-memory-limited", "Containers have a memory limit.",
-       memory_limited, ("RES-01", "cis-docker-5.11")),
-    _r("container-swap-limited", "Containers do not swap beyond their memory limit.",
-       swap_limited, ("RES-01",), advisory=True),
-    _r("container-cpu-limited", "Containers have a CPU limit.",
-       cpu_limited, ("RES-02", "cis-docker-5.12"), advisory=True),
-    _r("container-restart-bounded", "Containers restart on failure a bounded number of times.",
-       restart_bounded, ("RES-04", "cis-docker-5.15"), advisory=True),
-    _r("container-healthcheck-defined", "Containers define a health check.",
-       healthcheck_defined, ("RES-05", "cis-docker-5.27")),
-    _r("container-logging-bounded", "Container logs are kept and bounded.",
-       logging_bounded, ("RES-06",), advisory=True),
-)  # fmt: skip
+    ResourceRule(
+        name="container-not-privileged",
+        description="Containers are not privileged.",
+        resource_types=(CONTAINER,),
+        check=not_privileged,
+        refs=("RUNTIME-01", "cis-docker-5.5"),
+    ),
+    ResourceRule(
+        name="container-capabilities-dropped",
+        description="Containers drop all Linux capabilities.",
+        resource_types=(CONTAINER,),
+        check=capabilities_dropped,
+        refs=("RUNTIME-02", "cis-docker-5.4"),
+    ),
+    ResourceRule(
+        name="container-no-added-capabilities",
+        description="Containers add no Linux capabilities.",
+        resource_types=(CONTAINER,),
+        check=no_added_capabilities,
+        refs=("RUNTIME-03", "cis-docker-5.4"),
+    ),
+    ResourceRule(
+        name="container-no-new-privileges",
+        description="Containers run with no-new-privileges.",
+        resource_types=(CONTAINER,),
+        check=no_new_privileges,
+        refs=("RUNTIME-04", "cis-docker-5.26"),
+    ),
+    ResourceRule(
+        name="container-seccomp-enabled",
+        description="Containers keep the default seccomp profile.",
+        resource_types=(CONTAINER,),
+        check=seccomp_enabled,
+        refs=("RUNTIME-05", "cis-docker-5.22"),
+    ),
+    ResourceRule(
+        name="container-lsm-confined",
+        description="Containers keep AppArmor/SELinux confinement.",
+        resource_types=(CONTAINER,),
+        check=lsm_confined,
+        refs=("RUNTIME-06", "cis-docker-5.2", "cis-docker-5.3"),
+    ),
+    ResourceRule(
+        name="container-non-root-user",
+        description="Containers run as a non-root user.",
+        resource_types=(CONTAINER,),
+        check=non_root_user,
+        refs=("RUNTIME-07", "cis-docker-4.1"),
+    ),
+    ResourceRule(
+        name="container-no-privileged-groups",
+        description="Containers do not run with the root or docker group.",
+        resource_types=(CONTAINER,),
+        check=no_privileged_groups,
+        refs=("RUNTIME-07",),
+        enforcement=ADVISORY,
+    ),
+    ResourceRule(
+        name="container-read-only-rootfs",
+        description="Containers have a read-only root filesystem (one-shot initialisers excepted).",
+        resource_types=(CONTAINER,),
+        check=read_only_rootfs,
+        refs=("RUNTIME-08", "cis-docker-5.13"),
+    ),
+    ResourceRule(
+        name="container-no-host-pid",
+        description="Containers do not share the host's PID namespace.",
+        resource_types=(CONTAINER,),
+        check=no_host_pid,
+        refs=("RUNTIME-09", "cis-docker-5.16"),
+    ),
+    ResourceRule(
+        name="container-no-host-ipc",
+        description="Containers do not share the host's IPC namespace.",
+        resource_types=(CONTAINER,),
+        check=no_host_ipc,
+        refs=("RUNTIME-10", "cis-docker-5.17"),
+    ),
+    ResourceRule(
+        name="container-no-host-userns",
+        description="Containers do not share the host's user namespace.",
+        resource_types=(CONTAINER,),
+        check=no_host_userns,
+        refs=("RUNTIME-11", "cis-docker-5.31"),
+    ),
+    ResourceRule(
+        name="container-namespaces-private",
+        description="Containers keep private IPC, network and cgroup namespaces.",
+        resource_types=(CONTAINER,),
+        check=namespaces_private,
+        refs=("RUNTIME-10", "RUNTIME-13", "NET-01", "cis-docker-5.25"),
+        enforcement=ADVISORY,
+    ),
+    ResourceRule(
+        name="container-no-host-devices",
+        description="Containers get no host devices or GPUs.",
+        resource_types=(CONTAINER,),
+        check=no_host_devices,
+        refs=("RUNTIME-14", "cis-docker-5.18"),
+    ),
+    ResourceRule(
+        name="container-no-docker-socket",
+        description="Containers do not mount the container runtime's socket.",
+        resource_types=(CONTAINER,),
+        check=no_docker_socket,
+        refs=("RUNTIME-15", "cis-docker-5.32"),
+    ),
+    ResourceRule(
+        name="container-no-sensitive-mounts",
+        description="Containers do not mount sensitive host directories.",
+        resource_types=(CONTAINER,),
+        check=no_sensitive_mounts,
+        refs=("RUNTIME-16", "cis-docker-5.6"),
+    ),
+    ResourceRule(
+        name="container-mount-propagation-private",
+        description="Container mounts do not share propagation.",
+        resource_types=(CONTAINER,),
+        check=mount_propagation_private,
+        refs=("RUNTIME-17", "cis-docker-5.20"),
+    ),
+    ResourceRule(
+        name="container-bind-mounts-read-only",
+        description="Host paths are mounted read-only.",
+        resource_types=(CONTAINER,),
+        check=bind_mounts_read_only,
+        refs=("RUNTIME-17", "cis-docker-5.6"),
+        enforcement=ADVISORY,
+    ),
+    ResourceRule(
+        name="container-memory-limited",
+        description="Containers have a memory limit.",
+        resource_types=(CONTAINER,),
+        check=memory_limited,
+        refs=("RES-01", "cis-docker-5.11"),
+    ),
+    ResourceRule(
+        name="container-swap-limited",
+        description="Containers do not swap beyond their memory limit.",
+        resource_types=(CONTAINER,),
+        check=swap_limited,
+        refs=("RES-01",),
+        enforcement=ADVISORY,
+    ),
+    ResourceRule(
+        name="container-cpu-limited",
+        description="Containers have a CPU limit.",
+        resource_types=(CONTAINER,),
+        check=cpu_limited,
+        refs=("RES-02", "cis-docker-5.12"),
+        enforcement=ADVISORY,
+    ),
+    ResourceRule(
+        name="container-restart-bounded",
+        description="Containers restart on failure a bounded number of times.",
+        resource_types=(CONTAINER,),
+        check=restart_bounded,
+        refs=("RES-04", "cis-docker-5.15"),
+        enforcement=ADVISORY,
+    ),
+    ResourceRule(
+        name="container-healthcheck-defined",
+        description="Containers define a health check.",
+        resource_types=(CONTAINER,),
+        check=healthcheck_defined,
+        refs=("RES-05", "cis-docker-5.27"),
+    ),
+    ResourceRule(
+        name="container-logging-bounded",
+        description="Container logs are kept and bounded.",
+        resource_types=(CONTAINER,),
+        check=logging_bounded,
+        refs=("RES-06",),
+        enforcement=ADVISORY,
+    ),
+)

@@ -1,4 +1,4 @@
-"""Images: pinned references, TLS verification kept on, trusted registries (catalog §2.4)."""
+"""Images: pinned references, TLS verification on, trusted registries (docs/security-catalog.md)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final
 
-from policies.rules._model import CONTAINER, IMAGE, REMOTE_IMAGE, Resource, ResourceRule
+from policies.rules._model import ADVISORY, CONTAINER, IMAGE, REMOTE_IMAGE, Resource, ResourceRule
 from policies.rules._props import envs, label, mapping, strings, text
 
 _IMAGE_ID: Final = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -103,17 +103,41 @@ def registry_trusted(resource: Resource, config: Mapping[str, Any]) -> Iterator[
 
 
 RULES: Final = (
-    ResourceRule("image-container-pinned", "Containers run images pinned by ID or digest.",
-                 (CONTAINER,), container_pinned, ("IMAGE-01", "cis-docker-5.28")),
-    ResourceRule("image-tag-not-latest", "Built and pulled images have an explicit tag.",
-                 (IMAGE, REMOTE_IMAGE), tag_not_latest, ("IMAGE-01", "CKV_DOCKER_7")),
-    ResourceRule("image-tls-verification-enabled",
-                 "Builds and containers keep TLS certificate verification on.",
-                 (CONTAINER, IMAGE, REMOTE_IMAGE), tls_verification_enabled, ("IMAGE-03",)),
-    ResourceRule("image-registry-trusted", "Images come from trusted registries.",
-                 (IMAGE, REMOTE_IMAGE), registry_trusted, ("IMAGE-04", "cis-docker-4.2"),
-                 "advisory",
-                 {"allowedRegistries": {"type": "array", "items": {"type": "string"},
-                                        "default": ["docker.io"],
-                                        "description": "Registries images may come from."}}),
-)  # fmt: skip
+    ResourceRule(
+        name="image-container-pinned",
+        description="Containers run images pinned by ID or digest.",
+        resource_types=(CONTAINER,),
+        check=container_pinned,
+        refs=("IMAGE-01", "cis-docker-5.28"),
+    ),
+    ResourceRule(
+        name="image-tag-not-latest",
+        description="Built and pulled images have an explicit tag.",
+        resource_types=(IMAGE, REMOTE_IMAGE),
+        check=tag_not_latest,
+        refs=("IMAGE-01", "CKV_DOCKER_7"),
+    ),
+    ResourceRule(
+        name="image-tls-verification-enabled",
+        description="Builds and containers keep TLS certificate verification on.",
+        resource_types=(CONTAINER, IMAGE, REMOTE_IMAGE),
+        check=tls_verification_enabled,
+        refs=("IMAGE-03",),
+    ),
+    ResourceRule(
+        name="image-registry-trusted",
+        description="Images come from trusted registries.",
+        resource_types=(IMAGE, REMOTE_IMAGE),
+        check=registry_trusted,
+        refs=("IMAGE-04", "cis-docker-4.2"),
+        enforcement=ADVISORY,
+        config_schema={
+            "allowedRegistries": {
+                "type": "array",
+                "items": {"type": "string"},
+                "default": ["docker.io"],
+                "description": "Registries images may come from.",
+            }
+        },
+    ),
+)

@@ -1,7 +1,7 @@
 """Network exposure and isolation: host namespaces, bridges, published ports, drivers, the API.
 
 Resource rules judge one container, network or provider; stack rules join containers to the
-networks this stack declares (SECURITY_CATALOG §2.1).
+networks this stack declares (docs/security-catalog.md, NET).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
 from policies.rules._model import (
+    ADVISORY,
     CONTAINER,
     DOCKER_PROVIDER,
     NETWORK,
@@ -238,44 +239,96 @@ def redis_network_dedicated(
 
 
 RULES: Final = (
-    ResourceRule("network-container-no-host-network",
-                 "Containers do not share the host's network namespace.",
-                 (CONTAINER,), no_host_network, ("NET-01", "cis-docker-5.10")),
-    ResourceRule("network-container-user-defined-network",
-                 "Containers join user-defined networks, not Docker's default bridge.",
-                 (CONTAINER,), user_defined_network, ("NET-02", "cis-docker-5.30")),
-    ResourceRule("network-port-bound-to-interface",
-                 "Published ports are bound to a specific host address.",
-                 (CONTAINER,), ports_bound_to_interface, ("NET-03", "cis-docker-5.14")),
-    ResourceRule("network-redis-no-published-port",
-                 "Redis servers publish no port to the Docker host.",
-                 (CONTAINER,), redis_no_published_port, ("NET-04",)),
-    ResourceRule("network-container-no-unneeded-ports",
-                 "Containers publish only needed ports and run no SSH daemon.",
-                 (CONTAINER,), no_unneeded_ports, ("NET-05", "cis-docker-5.9", "cis-docker-5.7")),
-    ResourceRule("network-port-unprivileged",
-                 "Published host ports are unprivileged (1024 and above).",
-                 (CONTAINER,), unprivileged_host_ports, ("NET-06", "cis-docker-5.8"),
-                 "advisory"),
-    ResourceRule("network-driver-isolated",
-                 "Networks use an isolating driver and are not swarm ingress networks.",
-                 (NETWORK,), driver_isolated, ("NET-08", "cis-docker-5.10")),
-    ResourceRule("network-driver-not-attachable",
-                 "Networks are neither overlay nor attachable.",
-                 (NETWORK,), driver_not_attachable, ("NET-08",), "advisory"),
-    ResourceRule("network-docker-api-authenticated",
-                 "The Docker provider reaches the Engine API over an authenticated channel.",
-                 (DOCKER_PROVIDER,), docker_api_authenticated, ("NET-11", "cis-docker-2.7")),
-    StackRule("network-redis-internal-only",
-              "Redis servers are reachable only through internal networks of their stack.",
-              redis_internal_only, ("NET-07", "NET-02")),
-    StackRule("stack-network-scoped",
-              "Networks belong to one stack: stack-named, declared here, on allowed subnets.",
-              stack_network_scoped, ("NET-09",),
-              config_schema={"allowedSubnets": {
-                  "type": "array", "items": {"type": "string"}, "default": [],
-                  "description": "CIDRs this stack's networks may use; empty: any."}}),
-    StackRule("network-redis-network-dedicated",
-              "Only Redis and its clients share a Redis server's network.",
-              redis_network_dedicated, ("NET-10", "cis-docker-2.2"), "advisory"),
-)  # fmt: skip
+    ResourceRule(
+        name="network-container-no-host-network",
+        description="Containers do not share the host's network namespace.",
+        resource_types=(CONTAINER,),
+        check=no_host_network,
+        refs=("NET-01", "cis-docker-5.10"),
+    ),
+    ResourceRule(
+        name="network-container-user-defined-network",
+        description="Containers join user-defined networks, not Docker's default bridge.",
+        resource_types=(CONTAINER,),
+        check=user_defined_network,
+        refs=("NET-02", "cis-docker-5.30"),
+    ),
+    ResourceRule(
+        name="network-port-bound-to-interface",
+        description="Published ports are bound to a specific host address.",
+        resource_types=(CONTAINER,),
+        check=ports_bound_to_interface,
+        refs=("NET-03", "cis-docker-5.14"),
+    ),
+    ResourceRule(
+        name="network-redis-no-published-port",
+        description="Redis servers publish no port to the Docker host.",
+        resource_types=(CONTAINER,),
+        check=redis_no_published_port,
+        refs=("NET-04",),
+    ),
+    ResourceRule(
+        name="network-container-no-unneeded-ports",
+        description="Containers publish only needed ports and run no SSH daemon.",
+        resource_types=(CONTAINER,),
+        check=no_unneeded_ports,
+        refs=("NET-05", "cis-docker-5.9", "cis-docker-5.7"),
+    ),
+    ResourceRule(
+        name="network-port-unprivileged",
+        description="Published host ports are unprivileged (1024 and above).",
+        resource_types=(CONTAINER,),
+        check=unprivileged_host_ports,
+        refs=("NET-06", "cis-docker-5.8"),
+        enforcement=ADVISORY,
+    ),
+    ResourceRule(
+        name="network-driver-isolated",
+        description="Networks use an isolating driver and are not swarm ingress networks.",
+        resource_types=(NETWORK,),
+        check=driver_isolated,
+        refs=("NET-08", "cis-docker-5.10"),
+    ),
+    ResourceRule(
+        name="network-driver-not-attachable",
+        description="Networks are neither overlay nor attachable.",
+        resource_types=(NETWORK,),
+        check=driver_not_attachable,
+        refs=("NET-08",),
+        enforcement=ADVISORY,
+    ),
+    ResourceRule(
+        name="network-docker-api-authenticated",
+        description="The Docker provider reaches the Engine API over an authenticated channel.",
+        resource_types=(DOCKER_PROVIDER,),
+        check=docker_api_authenticated,
+        refs=("NET-11", "cis-docker-2.7"),
+    ),
+    StackRule(
+        name="network-redis-internal-only",
+        description="Redis servers are reachable only through internal networks of their stack.",
+        check=redis_internal_only,
+        refs=("NET-07", "NET-02"),
+    ),
+    StackRule(
+        name="stack-network-scoped",
+        description="Networks belong to one stack: stack-named, declared here, on allowed subnets.",
+        check=stack_network_scoped,
+        refs=("NET-09",),
+        config_schema={
+            "allowedSubnets": {
+                "type": "array",
+                "items": {"type": "string"},
+                "default": [],
+                "description": "CIDRs this stack's networks may use; empty: any.",
+            }
+        },
+    ),
+    StackRule(
+        name="network-redis-network-dedicated",
+        description="Only Redis and its clients share a Redis server's network.",
+        check=redis_network_dedicated,
+        refs=("NET-10", "cis-docker-2.2"),
+        enforcement=ADVISORY,
+    ),
+)

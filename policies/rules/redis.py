@@ -1,8 +1,8 @@
 """Redis server settings: TLS-only transport, authentication, ACLs, hardening, memory.
 
 Stack rules, because a server's settings may live in a file another resource uploads (an init
-container, TEAM.md contract 2); each check below judges one `RedisServer` and is a pure
-function of it. Settings that cannot be read fail closed.
+container: docs/design.md#material-delivery); each check below judges one `RedisServer` and is
+a pure function of it. Settings that cannot be read fail closed.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 from policies.rules._acl import acl_users
-from policies.rules._model import Resource, StackRule, Violation
+from policies.rules._model import ADVISORY, ConfigSchema, Resource, StackRule, Violation
 from policies.rules._props import (
     healthcheck_tests,
     is_under,
@@ -344,7 +344,7 @@ def tls_key_mount_read_only(server: RedisServer, _config: Mapping[str, Any]) -> 
         )
 
 
-_TLS_CONFIG: Final = {
+_TLS_CONFIG: Final[ConfigSchema] = {
     "minimumVersion": {
         "type": "string",
         "enum": ["TLSv1.2", "TLSv1.3"],
@@ -354,67 +354,124 @@ _TLS_CONFIG: Final = {
 }
 
 
-def _rule(
-    name: str,
-    description: str,
-    check: ServerCheck,
-    refs: tuple[str, ...],
-    enforcement: str = "mandatory",
-    config_schema: Mapping[str, Mapping[str, Any]] | None = None,
-) -> StackRule:
-    return StackRule(
-        name=name,
-        description=description,
-        check=per_server(check),
-        refs=refs,
-        enforcement="advisory" if enforcement == "advisory" else "mandatory",
-        config_schema=config_schema or {},
-    )
-
-
 RULES: Final = (
-    _rule("redis-tls-only", "Redis servers accept TLS connections only (port 0).",
-          tls_only, ("TLS-01",)),
-    _rule("redis-tls-configured",
-          "Redis servers have a TLS port, a certificate, a key and a CA to verify clients.",
-          tls_configured, ("TLS-02",)),
-    _rule("redis-client-cert-required", "Redis servers require client certificates (mTLS).",
-          client_cert_required, ("TLS-03",)),
-    _rule("redis-tls-protocols-modern",
-          "Redis servers enable only TLS versions at or above the configured minimum.",
-          tls_protocols_modern, ("TLS-04",), config_schema=_TLS_CONFIG),
-    _rule("redis-tls-ciphers-strong",
-          "Redis servers offer strong ciphers and prefer the server's cipher order.",
-          tls_ciphers_strong, ("TLS-05",), "advisory"),
-    _rule("redis-protected-mode-on", "Redis servers keep protected mode on.",
-          protected_mode_on, ("REDIS-01",)),
-    _rule("redis-auth-required", "Redis servers require clients to authenticate.",
-          auth_required, ("REDIS-02",)),
-    _rule("redis-default-user-disabled", "The Redis default user is disabled.",
-          default_user_disabled, ("REDIS-03",)),
-    _rule("redis-acl-least-privilege",
-          "Redis ACL users cannot run dangerous or admin commands.",
-          acl_least_privilege, ("REDIS-04",)),
-    _rule("redis-acl-key-scope", "Redis ACL users are limited to their key prefix.",
-          acl_key_scope, ("REDIS-05",), "advisory"),
-    _rule("redis-acl-hashed-passwords", "Redis ACL passwords are stored as SHA-256 hashes.",
-          acl_hashed_passwords, ("REDIS-06",), "advisory"),
-    _rule("redis-escape-hatches-disabled",
-          "Redis servers keep DEBUG, MODULE and protected CONFIG disabled and load no modules.",
-          escape_hatches_disabled, ("REDIS-08",)),
-    _rule("redis-rename-command-not-sole-control",
-          "Redis servers restrict commands with ACLs, not rename-command.",
-          rename_command_not_sole_control, ("REDIS-09",), "advisory"),
-    _rule("redis-maxmemory-below-limit",
-          "Redis servers set maxmemory below their container's memory limit.",
-          maxmemory_below_limit, ("REDIS-10", "cis-docker-5.11")),
-    _rule("redis-maxmemory-policy-evicts", "Redis caches evict keys when memory is full.",
-          maxmemory_policy_evicts, ("REDIS-10",), "advisory"),
-    _rule("redis-data-on-named-volume", "Redis data lives on a named volume, not a host path.",
-          data_on_named_volume, ("REDIS-11",), "advisory"),
-    _rule("redis-healthcheck-uses-tls", "Redis health checks speak TLS.",
-          healthcheck_uses_tls, ("RES-05", "TLS-01")),
-    _rule("redis-tls-key-mount-read-only",
-          "Redis servers read their TLS key from a read-only location.",
-          tls_key_mount_read_only, ("TLS-10", "cis-docker-5.13")),
-)  # fmt: skip
+    StackRule(
+        name="redis-tls-only",
+        description="Redis servers accept TLS connections only (port 0).",
+        check=per_server(tls_only),
+        refs=("TLS-01",),
+    ),
+    StackRule(
+        name="redis-tls-configured",
+        description=(
+            "Redis servers have a TLS port, a certificate, a key and a CA to verify clients."
+        ),
+        check=per_server(tls_configured),
+        refs=("TLS-02",),
+    ),
+    StackRule(
+        name="redis-client-cert-required",
+        description="Redis servers require client certificates (mTLS).",
+        check=per_server(client_cert_required),
+        refs=("TLS-03",),
+    ),
+    StackRule(
+        name="redis-tls-protocols-modern",
+        description="Redis servers enable only TLS versions at or above the configured minimum.",
+        check=per_server(tls_protocols_modern),
+        refs=("TLS-04",),
+        config_schema=_TLS_CONFIG,
+    ),
+    StackRule(
+        name="redis-tls-ciphers-strong",
+        description="Redis servers offer strong ciphers and prefer the server's cipher order.",
+        check=per_server(tls_ciphers_strong),
+        refs=("TLS-05",),
+        enforcement=ADVISORY,
+    ),
+    StackRule(
+        name="redis-protected-mode-on",
+        description="Redis servers keep protected mode on.",
+        check=per_server(protected_mode_on),
+        refs=("REDIS-01",),
+    ),
+    StackRule(
+        name="redis-auth-required",
+        description="Redis servers require clients to authenticate.",
+        check=per_server(auth_required),
+        refs=("REDIS-02",),
+    ),
+    StackRule(
+        name="redis-default-user-disabled",
+        description="The Redis default user is disabled.",
+        check=per_server(default_user_disabled),
+        refs=("REDIS-03",),
+    ),
+    StackRule(
+        name="redis-acl-least-privilege",
+        description="Redis ACL users cannot run dangerous or admin commands.",
+        check=per_server(acl_least_privilege),
+        refs=("REDIS-04",),
+    ),
+    StackRule(
+        name="redis-acl-key-scope",
+        description="Redis ACL users are limited to their key prefix.",
+        check=per_server(acl_key_scope),
+        refs=("REDIS-05",),
+        enforcement=ADVISORY,
+    ),
+    StackRule(
+        name="redis-acl-hashed-passwords",
+        description="Redis ACL passwords are stored as SHA-256 hashes.",
+        check=per_server(acl_hashed_passwords),
+        refs=("REDIS-06",),
+        enforcement=ADVISORY,
+    ),
+    StackRule(
+        name="redis-escape-hatches-disabled",
+        description=(
+            "Redis servers keep DEBUG, MODULE and protected CONFIG disabled and load no modules."
+        ),
+        check=per_server(escape_hatches_disabled),
+        refs=("REDIS-08",),
+    ),
+    StackRule(
+        name="redis-rename-command-not-sole-control",
+        description="Redis servers restrict commands with ACLs, not rename-command.",
+        check=per_server(rename_command_not_sole_control),
+        refs=("REDIS-09",),
+        enforcement=ADVISORY,
+    ),
+    StackRule(
+        name="redis-maxmemory-below-limit",
+        description="Redis servers set maxmemory below their container's memory limit.",
+        check=per_server(maxmemory_below_limit),
+        refs=("REDIS-10", "cis-docker-5.11"),
+    ),
+    StackRule(
+        name="redis-maxmemory-policy-evicts",
+        description="Redis caches evict keys when memory is full.",
+        check=per_server(maxmemory_policy_evicts),
+        refs=("REDIS-10",),
+        enforcement=ADVISORY,
+    ),
+    StackRule(
+        name="redis-data-on-named-volume",
+        description="Redis data lives on a named volume, not a host path.",
+        check=per_server(data_on_named_volume),
+        refs=("REDIS-11",),
+        enforcement=ADVISORY,
+    ),
+    StackRule(
+        name="redis-healthcheck-uses-tls",
+        description="Redis health checks speak TLS.",
+        check=per_server(healthcheck_uses_tls),
+        refs=("RES-05", "TLS-01"),
+    ),
+    StackRule(
+        name="redis-tls-key-mount-read-only",
+        description="Redis servers read their TLS key from a read-only location.",
+        check=per_server(tls_key_mount_read_only),
+        refs=("TLS-10", "cis-docker-5.13"),
+    ),
+)

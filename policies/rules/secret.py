@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
 from policies.rules._model import (
+    ADVISORY,
     CONTAINER,
     DOCKER_PROVIDER,
     DYNAMIC,
@@ -205,30 +206,74 @@ def stack_reference_isolated(
 
 
 RULES: Final = (
-    ResourceRule("secret-env-not-plain", "Containers get no secrets in environment variables.",
-                 (CONTAINER,), env_not_plain, ("SECRET-02", "cis-docker-4.10")),
-    ResourceRule("secret-argv-not-plain",
-                 "Container commands and health checks carry no secrets.",
-                 (CONTAINER,), argv_not_plain, ("SECRET-03",)),
-    ResourceRule("secret-state-encrypted",
-                 "Container properties that carry secrets are encrypted in the Pulumi state.",
-                 (CONTAINER,), state_encrypted, ("SECRET-04",)),
-    ResourceRule("secret-upload-file-mode", "Uploaded key and secret files are mode 0400.",
-                 (CONTAINER,), upload_file_mode, ("TLS-10", "cis-docker-3.14")),
-    ResourceRule("secret-image-build-args", "Image builds get no secrets as build arguments.",
-                 (IMAGE, REMOTE_IMAGE), image_build_args, ("SECRET-05",)),
-    ResourceRule("secret-provider-credentials-inline",
-                 "Docker provider credentials are not inlined.",
-                 (DOCKER_PROVIDER,), provider_credentials_inline, ("SECRET-06",), "advisory"),
-    ResourceRule("secret-password-length", "Generated passwords are long enough.",
-                 (RANDOM_PASSWORD, *DYNAMIC), password_length, ("REDIS-07",),
-                 config_schema={"minimumLength": {
-                     "type": "integer", "minimum": 16, "default": 24,
-                     "description": "Shortest generated password (production: 48)."}}),
-    StackRule("secret-not-shared-in-plain-form",
-              "No secret one resource carries appears in plain form in another.",
-              not_shared_in_plain_form, ("SECRET-04", "SECRET-02")),
-    StackRule("secret-stack-reference-isolated",
-              "Docker resources take no values from other stacks.",
-              stack_reference_isolated, ("SECRET-07", "TLS-11")),
-)  # fmt: skip
+    ResourceRule(
+        name="secret-env-not-plain",
+        description="Containers get no secrets in environment variables.",
+        resource_types=(CONTAINER,),
+        check=env_not_plain,
+        refs=("SECRET-02", "cis-docker-4.10"),
+    ),
+    ResourceRule(
+        name="secret-argv-not-plain",
+        description="Container commands and health checks carry no secrets.",
+        resource_types=(CONTAINER,),
+        check=argv_not_plain,
+        refs=("SECRET-03",),
+    ),
+    ResourceRule(
+        name="secret-state-encrypted",
+        description="Container properties that carry secrets are encrypted in the Pulumi state.",
+        resource_types=(CONTAINER,),
+        check=state_encrypted,
+        refs=("SECRET-04",),
+    ),
+    ResourceRule(
+        name="secret-upload-file-mode",
+        description="Uploaded key and secret files are mode 0400.",
+        resource_types=(CONTAINER,),
+        check=upload_file_mode,
+        refs=("TLS-10", "cis-docker-3.14"),
+    ),
+    ResourceRule(
+        name="secret-image-build-args",
+        description="Image builds get no secrets as build arguments.",
+        resource_types=(IMAGE, REMOTE_IMAGE),
+        check=image_build_args,
+        refs=("SECRET-05",),
+    ),
+    ResourceRule(
+        name="secret-provider-credentials-inline",
+        description="Docker provider credentials are not inlined.",
+        resource_types=(DOCKER_PROVIDER,),
+        check=provider_credentials_inline,
+        refs=("SECRET-06",),
+        enforcement=ADVISORY,
+    ),
+    ResourceRule(
+        name="secret-password-length",
+        description="Generated passwords are long enough.",
+        resource_types=(RANDOM_PASSWORD, *DYNAMIC),
+        check=password_length,
+        refs=("REDIS-07",),
+        config_schema={
+            "minimumLength": {
+                "type": "integer",
+                "minimum": 16,
+                "default": 24,
+                "description": "Shortest generated password (production: 48).",
+            }
+        },
+    ),
+    StackRule(
+        name="secret-not-shared-in-plain-form",
+        description="No secret one resource carries appears in plain form in another.",
+        check=not_shared_in_plain_form,
+        refs=("SECRET-04", "SECRET-02"),
+    ),
+    StackRule(
+        name="secret-stack-reference-isolated",
+        description="Docker resources take no values from other stacks.",
+        check=stack_reference_isolated,
+        refs=("SECRET-07", "TLS-11"),
+    ),
+)

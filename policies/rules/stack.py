@@ -54,9 +54,17 @@ def volume_scoped(resources: Sequence[Resource], _config: Mapping[str, Any]) -> 
 
 
 RULES: Final = (
-    ResourceRule("stack-volume-no-host-path", "Volumes are Docker-managed, not host binds.",
-                 (VOLUME,), volume_no_host_path, ("STACK-01", "RUNTIME-16", "cis-docker-5.6")),
-    StackRule("stack-volume-scoped",
-              "Volumes belong to one stack: stack-named and declared in it.",
-              volume_scoped, ("STACK-01",)),
-)  # fmt: skip
+    ResourceRule(
+        name="stack-volume-no-host-path",
+        description="Volumes are Docker-managed, not host binds.",
+        resource_types=(VOLUME,),
+        check=volume_no_host_path,
+        refs=("STACK-01", "RUNTIME-16", "cis-docker-5.6"),
+    ),
+    StackRule(
+        name="stack-volume-scoped",
+        description="Volumes belong to one stack: stack-named and declared in it.",
+        check=volume_scoped,
+        refs=("STACK-01",),
+    ),
+)

@@ -8,6 +8,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from policies.rules._model import (
+    ADVISORY,
     CONTAINER,
     DYNAMIC,
     TLS_LOCALLY_SIGNED_CERT,
@@ -210,23 +211,54 @@ def _string_leaves(value: Any) -> Iterator[tuple[None, str]]:
 
 
 RULES: Final = (
-    ResourceRule("tls-private-key-strong", "TLS keys are RSA 2048+ or ECDSA P-256 and up.",
-                 (TLS_PRIVATE_KEY, CONTAINER, *DYNAMIC), private_key_strong, ("TLS-07",)),
-    ResourceRule("tls-certificate-profile",
-                 "Leaf certificates are not CAs and carry the usage of their role.",
-                 (TLS_LOCALLY_SIGNED_CERT, TLS_SELF_SIGNED_CERT), certificate_profile,
-                 ("TLS-08",)),
-    ResourceRule("tls-certificate-validity-bounded",
-                 "Leaf certificates are short-lived and renewed early.",
-                 (TLS_LOCALLY_SIGNED_CERT, *DYNAMIC), validity_bounded, ("TLS-09",), "advisory",
-                 {"maximumLeafValidityDays": {
-                     "type": "integer", "minimum": 1, "default": 397,
-                     "description": "Longest leaf certificate validity, in days."}}),
-    StackRule("tls-private-key-unique", "Every certificate has its own private key.",
-              private_key_unique, ("TLS-08",)),
-    StackRule("tls-server-certificate-profile",
-              "Redis servers present a serverAuth leaf certificate naming every host clients dial.",
-              server_certificate_profile, ("TLS-08",)),
-    StackRule("tls-ca-key-not-deployed", "No container receives a CA's private key.",
-              ca_key_not_deployed, ("TLS-10",)),
-)  # fmt: skip
+    ResourceRule(
+        name="tls-private-key-strong",
+        description="TLS keys are RSA 2048+ or ECDSA P-256 and up.",
+        resource_types=(TLS_PRIVATE_KEY, CONTAINER, *DYNAMIC),
+        check=private_key_strong,
+        refs=("TLS-07",),
+    ),
+    ResourceRule(
+        name="tls-certificate-profile",
+        description="Leaf certificates are not CAs and carry the usage of their role.",
+        resource_types=(TLS_LOCALLY_SIGNED_CERT, TLS_SELF_SIGNED_CERT),
+        check=certificate_profile,
+        refs=("TLS-08",),
+    ),
+    ResourceRule(
+        name="tls-certificate-validity-bounded",
+        description="Leaf certificates are short-lived and renewed early.",
+        resource_types=(TLS_LOCALLY_SIGNED_CERT, *DYNAMIC),
+        check=validity_bounded,
+        refs=("TLS-09",),
+        enforcement=ADVISORY,
+        config_schema={
+            "maximumLeafValidityDays": {
+                "type": "integer",
+                "minimum": 1,
+                "default": 397,
+                "description": "Longest leaf certificate validity, in days.",
+            }
+        },
+    ),
+    StackRule(
+        name="tls-private-key-unique",
+        description="Every certificate has its own private key.",
+        check=private_key_unique,
+        refs=("TLS-08",),
+    ),
+    StackRule(
+        name="tls-server-certificate-profile",
+        description=(
+            "Redis servers present a serverAuth leaf certificate naming every host clients dial."
+        ),
+        check=server_certificate_profile,
+        refs=("TLS-08",),
+    ),
+    StackRule(
+        name="tls-ca-key-not-deployed",
+        description="No container receives a CA's private key.",
+        check=ca_key_not_deployed,
+        refs=("TLS-10",),
+    ),
+)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from policies.records import Record
-from policies.rules import RULES
+from policies.rules import RULES, Enforcement
 from tests.policy.conftest import Analyze
 from tests.policy.support import add, describe, find, mandatory, mutate, set_arg, upload
 
@@ -327,7 +327,7 @@ def _secret_values(records: list[Record]) -> set[str]:
 
 def test_corpus__covers_every_mandatory_policy_with_at_least_40_variants() -> None:
     owners = {w.owner for w in CORPUS}
-    assert {r.name for r in RULES if r.enforcement == "mandatory"} <= owners
+    assert {r.name for r in RULES if r.enforcement is Enforcement.MANDATORY} <= owners
     assert len(CORPUS) >= 40
     assert {w.stack for w in CORPUS} == {"dev", "prod"}
     assert len({w.id for w in CORPUS}) == len(CORPUS)

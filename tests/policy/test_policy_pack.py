@@ -22,7 +22,7 @@ def test_pack_serves_every_rule_with_its_metadata(pack: PackServer) -> None:
     for rule in RULES:
         policy = served[rule.name]
         assert policy.description == rule.description
-        assert policy.enforcement == rule.enforcement
+        assert policy.enforcement == rule.enforcement.value
         assert policy.kind == ("resource" if isinstance(rule, ResourceRule) else "stack")
         assert {k: v.get("default") for k, v in policy.config_schema.items()} == {
             k: v.get("default") for k, v in rule.config_schema.items()
@@ -155,7 +155,7 @@ def test_stack_config_files__tighten_production_and_never_downgrade(pack: PackSe
     assert prod["secret-password-length"][1]["minimumLength"] == 48
     for rule in RULES:  # STACK-02: no stack config weakens a mandatory policy
         for resolved in (dev, prod):
-            assert resolved[rule.name][0] == rule.enforcement
+            assert resolved[rule.name][0] == rule.enforcement.value
 
 
 def test_records_keep_their_urn_and_stack(rendered: dict[str, list[Record]]) -> None:
