@@ -4,7 +4,7 @@ Pulumi's `MockMonitor` hands `Mocks.new_resource` the inputs with secretness pus
 lists and without the resource options. This monitor reads the registration request itself, so
 it records, per resource:
 - the inputs as the engine would hand them to policies (camelCase, secrets unwrapped) and the
-  exact paths of the values that arrived secret (leaf precision, contract 4 in TEAM.md);
+  exact paths of the values that arrived secret (leaf precision, docs/design.md#secret-paths);
 - the options (parent, dependencies, additionalSecretOutputs, ...);
 - outputs, computed the way the engine would: inputs echo back, docker.Image gets a local
   image ID, dynamic resources are really created by their provider's check() and create(), and
@@ -25,15 +25,16 @@ from pulumi.dynamic import ResourceProvider
 from pulumi.runtime import Mocks, rpc
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
 from pulumi.runtime.proto import resource_pb2
-from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
 from infra.providers._common import PROVIDER_KEY
+from infra.pulumi_internals import SECRET_SIG as _SECRET_SIG
+from infra.pulumi_internals import SECRET_SIG_KEY as _SIG_KEY
+from infra.pulumi_internals import ensure_event_loop as _ensure_event_loop
+from infra.pulumi_internals import run_sync as _sync_await
 
 STACK_TYPE: Final = "pulumi:pulumi:Stack"
 DYNAMIC_PREFIX: Final = "pulumi-python:dynamic"
 IMAGE_TYPE: Final = "docker:index/image:Image"
-_SIG_KEY: Final = rpc._special_sig_key
-_SECRET_SIG: Final = rpc._special_secret_sig
 
 PathSegment = str | int
 PropPath = tuple[PathSegment, ...]
@@ -83,7 +84,7 @@ class RecordingMonitor(MockMonitor):
         urn = self.make_urn(request.parent, request.type, request.name)
         if request.type == STACK_TYPE:
             return resource_pb2.RegisterResourceResponse(urn=urn)
-        _ensure_event_loop()  # type: ignore[no-untyped-call]
+        _ensure_event_loop()
         secret_paths: list[PropPath] = []
         props = plain_struct(request.object, secret_paths)
         secret_inputs = {str(p[0]) for p in secret_paths}
