@@ -1,7 +1,7 @@
-"""Stable Docker object names and labels (DESIGN.md "Stable interfaces").
+"""Stable Docker object names and labels (docs/design.md#stable-interfaces).
 
 Names are plain strings, never outputs of other resources, so policies can join containers to
-networks and volumes by name even during a preview (SECURITY_CATALOG.md §4.4).
+networks and volumes by name even during a preview (docs/design.md#policy-readable-declarations).
 """
 
 from __future__ import annotations

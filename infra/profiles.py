@@ -18,12 +18,12 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
-# DESIGN.md security model 2: generated passwords are at least this long per environment.
+# docs/design.md#security-model point 2: generated passwords are at least this long per environment.
 PASSWORD_FLOOR: Final = MappingProxyType(
     {Environment.DEVELOPMENT: 24, Environment.STAGING: 32, Environment.PRODUCTION: 48}
 )
 
-# DESIGN.md security model 1: TLSv1.3 only in production.
+# docs/design.md#security-model point 1: TLSv1.3 only in production.
 REQUIRED_TLS_MIN: Final = MappingProxyType({Environment.PRODUCTION: "1.3"})
 
 # Config key (without the `secure-redis:` namespace) -> default, per environment. Every key a

@@ -1,4 +1,6 @@
-"""Render a stack offline: the real program under Pulumi's mock runtime (contract 1, TEAM.md).
+"""Render a stack offline: the real program under Pulumi's mock runtime.
+
+See docs/design.md#stable-interfaces.
 
     stack = render_stack("dev")
     for resource in stack.resources:

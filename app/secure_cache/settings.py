@@ -1,6 +1,6 @@
 """Configuration from the environment: parsed, validated, every problem reported at once.
 
-Environment contract (names from DESIGN.md; every secret may instead be given as NAME_FILE,
+Environment contract (names: docs/design.md#stable-interfaces; every secret may be NAME_FILE,
 the path of a file holding it, which is how containers receive it; setting both is an error):
 
     ENVIRONMENT                      development | staging | production (required). Sets the

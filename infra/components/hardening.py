@@ -1,7 +1,7 @@
 """The runtime hardening every long-running container of a stack gets, in one place.
 
 Redis and the app differ in what they run, mount and expose; they do not differ in how they
-are confined (DESIGN.md, security model point 4), so both take these arguments from here.
+are confined (docs/design.md#security-model point 4), so both take these arguments from here.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Certificates, keys and secret files for one consumer, delivered through a named volume.
 
-Docker refuses uploads into a read-only root filesystem (SECURITY_CATALOG.md §1.3), so a
+Docker refuses uploads into a read-only root filesystem (docs/design.md#material-delivery), so a
 one-shot init container built from the consumer's image carries the files as `uploads` into its
 own (writable, network-less, capability-less) root filesystem and copies them into a per-stack
 volume owned by the consumer's uid. The consumer then mounts that volume read-only. This is the
-delivery contract in notes/TEAM.md (contract 2); the init container is the one exemption from
+delivery described in docs/design.md#material-delivery; the init container is the one exemption from
 the read-only-rootfs policy and everything else about it is hardened like any container.
 """
 

@@ -74,8 +74,8 @@ def redis_conf(args: RedisServerArgs) -> RedisTlsConf:
 
 
 def redis_command(conf: RedisTlsConf) -> list[str]:
-    """`redis-server <conf>` plus every judged setting again on argv (contract 3): the config
-    file is the base, argv wins, and policies can read both."""
+    """`redis-server <conf>` plus every judged setting again on argv: the config file is the base,
+    argv wins, and policies can read both (docs/design.md#policy-readable-declarations)."""
     argv = ["redis-server", f"{MATERIAL_DIR}/redis.conf"]
     for name, value in directives(conf):
         if name not in _CONF_ONLY:

@@ -1,5 +1,5 @@
 """Security model 4 (runtime) on the running containers: docker inspect from the host
-(CIS Docker Benchmark v1.6 section 5, SECURITY_CATALOG.md P-12) and the processes themselves
+(CIS Docker Benchmark v1.6 section 5, docs/security-catalog.md P-12) and the processes themselves
 seen from inside (P-13, P-14)."""
 
 from __future__ import annotations

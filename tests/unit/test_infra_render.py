@@ -1,4 +1,7 @@
-"""The render API and `python -m infra.preview` (contract 1), and the program's structure."""
+"""The render API and `python -m infra.preview`, and the program's structure.
+
+See docs/design.md#stable-interfaces.
+"""
 
 from __future__ import annotations
 

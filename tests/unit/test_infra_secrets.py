@@ -1,4 +1,7 @@
-"""Secret material: delivered only as files (contract 2), never leaked into plain values."""
+"""Secret material: delivered only as files, never leaked into plain values.
+
+See docs/design.md#material-delivery.
+"""
 
 from __future__ import annotations
 
@@ -57,7 +60,7 @@ def _assert_no_secret_in(stack: RenderedStack, where: str, tree: Any) -> None:
             assert secret not in text, f"{where}{path} contains a secret value"
 
 
-# --- delivery (contract 2) -----------------------------------------------------------------
+# --- delivery (docs/design.md) ----------------------------------------------------------------
 
 
 @pytest.mark.parametrize("role", INIT_ROLES)
