@@ -23,15 +23,14 @@ from types import TracebackType
 from typing import Any, Final
 
 import grpc
+import jsonschema
 from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
+from infra.pulumi_internals import wrap_secret
 from policies.records import PropPath, Record
 
 PACK_DIR: Final = Path(__file__).resolve().parent
-# Pulumi's property signatures (sdk/go/common/resource/properties.go), not credentials.
-_SECRET_SIG_KEY: Final = "4dabf18193072939515e22adb298388d"  # noqa: S105
-_SECRET_SIG: Final = "1b47061264138c4ac30d75fd1eb44270"  # noqa: S105
 # The pack never calls the engine back; pulumi.policy only parses this argument.
 _NO_ENGINE: Final = "127.0.0.1:0"
 _START_TIMEOUT: Final = 60.0
@@ -79,7 +78,7 @@ def _wrap_secrets(props: Mapping[str, Any], paths: Iterable[PropPath]) -> dict[s
         parent = result
         for segment in path[:-1]:
             parent = parent[segment]
-        parent[path[-1]] = {_SECRET_SIG_KEY: _SECRET_SIG, "value": parent[path[-1]]}
+        parent[path[-1]] = wrap_secret(parent[path[-1]])
     return dict(result)
 
 
@@ -115,7 +114,7 @@ def resolve_config(
     """policy -> (enforcement, properties): schema defaults, then `user` (--policy-pack-config).
 
     Raises:
-        ConfigError: an unknown policy or property, or a value of the wrong type.
+        ConfigError: an unknown policy or property, or a value its schema does not allow.
     """
     by_name = {p.name: p for p in policies}
     unknown = sorted(k for k in user if k != "all" and k not in by_name)
@@ -132,15 +131,9 @@ def resolve_config(
         if isinstance(entry, str):
             level = entry
         elif isinstance(entry, Mapping):
-            for key, value in entry.items():
-                if key == "enforcementLevel":
-                    level = str(value)
-                    continue
-                schema = policy.config_schema.get(key)
-                if schema is None:
-                    raise ConfigError(f"policy {policy.name} has no config property {key!r}")
-                _validate(policy.name, key, value, schema)
-                properties[key] = value
+            _validate(policy, entry)
+            level = str(entry.get("enforcementLevel", level))
+            properties.update({k: v for k, v in entry.items() if k != "enforcementLevel"})
         elif entry is not None:
             raise ConfigError(f"config for policy {policy.name} must be a level or an object")
         if level not in _LEVEL_VALUES:
@@ -151,22 +144,22 @@ def resolve_config(
     return resolved
 
 
-_JSON_TYPES: Final = {
-    "string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,),
-    "array": (list,), "object": (dict,),
-}  # fmt: skip
-
-
-def _validate(policy: str, key: str, value: Any, schema: Mapping[str, Any]) -> None:
-    expected = schema.get("type")
-    types = _JSON_TYPES.get(str(expected), (object,))
-    wrong_bool = isinstance(value, bool) and expected in ("integer", "number")
-    if not isinstance(value, types) or wrong_bool:
-        raise ConfigError(f"{policy}.{key} must be a JSON {expected}")
-    if "enum" in schema and value not in schema["enum"]:
-        raise ConfigError(f"{policy}.{key} must be one of {schema['enum']}")
-    if "minimum" in schema and isinstance(value, int | float) and value < schema["minimum"]:
-        raise ConfigError(f"{policy}.{key} must be at least {schema['minimum']}")
+def _validate(policy: PolicyInfo, entry: Mapping[str, Any]) -> None:
+    """Validate one policy's config object against its schema, as the Pulumi CLI does."""
+    for key in entry:
+        if key != "enforcementLevel" and key not in policy.config_schema:
+            raise ConfigError(f"policy {policy.name} has no config property {key!r}")
+    schema = {
+        "type": "object",
+        "properties": {**policy.config_schema, "enforcementLevel": {"type": "string"}},
+    }
+    # Pulumi validates policy config with JSON Schema draft 7 (pulumi-policy's config_schema).
+    error = jsonschema.exceptions.best_match(
+        jsonschema.Draft7Validator(schema).iter_errors(dict(entry))
+    )
+    if error is not None:
+        where = ".".join(str(p) for p in error.absolute_path)
+        raise ConfigError(f"{policy.name}.{where}: {error.message}")
 
 
 class PackServer:
