@@ -6,8 +6,10 @@ Evaluates the real policy pack offline, through its analyzer gRPC interface as `
 
 Prints one violation per line (a table, or JSON lines with `policy`, `resource`, `message` and
 `level`). Exit status: 0 no mandatory violation, 1 at least one, 2 unusable input or a pack
-that failed. Policy config: `--config FILE`, else `policies/config/<stack>.json` if present.
-Records without a `urn` need `--stack-name S`: stack isolation cannot be judged without it.
+that failed; never a traceback. Policy config: `--config FILE`, else the config of the
+environment the stack declares (`policies/strictness.py`; production when it declares none),
+never a file named after the stack. Records without a `urn` need `--stack-name S`: stack
+isolation cannot be judged without it.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final, TextIO
 
-from policies.analyzer import PACK_DIR, ConfigError, Finding, PackError, PackServer
+from policies import strictness
+from policies.analyzer import ConfigError, Finding, PackError, PackServer
 from policies.records import Record, RecordError, from_rendered, load_records
+from policies.strictness import StrictnessError
 
-CONFIG_DIR: Final = PACK_DIR / "config"
 EXIT_OK: Final = 0
 EXIT_VIOLATIONS: Final = 1
 EXIT_UNUSABLE: Final = 2
@@ -64,6 +67,9 @@ def _rendered(stack: str) -> list[Record]:
     from infra.render import render_stack  # noqa: PLC0415
     from infra.settings import SettingsError  # noqa: PLC0415
 
+    if not stack.strip():
+        raise UsageError("--stack needs a stack name, e.g. --stack dev (Pulumi.dev.yaml)")
+    strictness.of_stack(stack)  # a stack file that cannot be read stops here, with one line
     try:
         rendered = render_stack(stack)
     except SettingsError as exc:
@@ -73,9 +79,8 @@ def _rendered(stack: str) -> list[Record]:
     return from_rendered(rendered.resources)
 
 
-def _load_config(path: Path | None, stack: str) -> tuple[dict[str, Any], Path | None]:
+def _load_config(path: Path | None, default: Path) -> tuple[dict[str, Any], Path | None]:
     if path is None:
-        default = CONFIG_DIR / f"{stack}.json"
         if not default.is_file():
             return {}, None
         path = default
@@ -121,28 +126,36 @@ def _print_json(findings: Sequence[Finding], out: TextIO) -> None:
 def run(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     args = _parser().parse_args(argv)
     try:
-        if args.stack:
+        if args.stack is not None:
             records = _rendered(args.stack)
+            environment = strictness.of_stack(args.stack)
         else:
             records = load_records(args.resources, stack=args.stack_name, project=args.project)
+            environment = strictness.of_records(records)
         stack = records[0].stack
-        config, config_path = _load_config(args.config, stack)
+        config, config_path = _load_config(args.config, strictness.config_file(environment))
         env = dict(os.environ, PULUMI_PROJECT=records[0].project, PULUMI_STACK=stack,
                    PULUMI_DRY_RUN="true")  # fmt: skip
         with PackServer(env=env) as server:
             findings = evaluate(server, records, config)
-    except (UsageError, RecordError, ConfigError) as exc:
+    except (UsageError, RecordError, ConfigError, StrictnessError, PackError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE
-    except PackError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except Exception as exc:
+        print(
+            f"error: the policy checker could not process this input ({type(exc).__name__}); "
+            f"check the file against `python -m infra.preview --stack dev --json`",
+            file=sys.stderr,
+        )
         return EXIT_UNUSABLE
     mandatory = [f for f in findings if f.level == "mandatory"]
     if args.json:
         _print_json(findings, out)
     else:
         source = f"stack {args.stack}" if args.stack else str(args.resources)
-        config_note = f"config {config_path}" if config_path else "pack defaults"
+        config_note = (
+            f"{environment.value} config {config_path}" if config_path else "pack defaults"
+        )
         header = (
             f"policy pack secure-redis on {source} ({len(records)} resources, {config_note}): "
             f"{len(mandatory)} mandatory, {len(findings) - len(mandatory)} advisory"

@@ -8,12 +8,15 @@ fix; the checker turns it into exit code 2, never into a pass.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 PropPath = tuple[str | int, ...]
+# Pulumi's stack and project names: letters, digits, "-", "_", "." (no "/", no "::").
+_NAME: re.Pattern[str] = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
 class RecordError(ValueError):
@@ -94,13 +97,25 @@ def parse_records(data: Any, *, source: str, stack: str | None, project: str) ->
                     f"isolation cannot be judged; pass --stack-name S (the stack it belongs to)"
                 )
             urn = make_urn(stack, project, type_, name)
-        if not isinstance(urn, str) or not urn.startswith("urn:pulumi:"):
-            raise RecordError(f'{where} ({name}): "urn" must look like urn:pulumi:<stack>::...')
+        _check_urn(urn, f"{where} ({name})")
         if urn in seen:
             raise RecordError(f"{where}: a second resource {type_} named {name!r} (same URN)")
         seen.add(urn)
         records.append(Record(type_, name, props, urn, options))
     return records
+
+
+def _check_urn(urn: object, where: str) -> None:
+    if not isinstance(urn, str) or not urn.startswith("urn:pulumi:") or urn.count("::") < 3:
+        raise RecordError(
+            f'{where}: "urn" must look like urn:pulumi:<stack>::<project>::<type>::<name>'
+        )
+    stack, project = urn.removeprefix("urn:pulumi:").split("::")[:2]
+    if not (_NAME.match(stack) and _NAME.match(project)) or stack in (".", ".."):
+        raise RecordError(
+            f'{where}: the stack and project in "urn" may hold only letters, digits, "-", "_" '
+            f'and "."'
+        )
 
 
 def from_rendered(resources: Sequence[Any]) -> list[Record]:

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import Final
 
-from policies.rules import clients, container, image, network, redis, secret, stack, tls
+from policies.rules import (
+    clients,
+    container,
+    coverage,
+    image,
+    network,
+    redis,
+    secret,
+    stack,
+    tls,
+)
 from policies.rules._model import (
     Enforcement,
     Resource,
@@ -23,6 +33,7 @@ RULES: Final[tuple[Rule, ...]] = (
     *secret.RULES,
     *image.RULES,
     *stack.RULES,
+    *coverage.RULES,
 )
 
 

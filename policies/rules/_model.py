@@ -32,6 +32,14 @@ NETWORK: Final = "docker:index/network:Network"
 VOLUME: Final = "docker:index/volume:Volume"
 IMAGE: Final = "docker:index/image:Image"
 REMOTE_IMAGE: Final = "docker:index/remoteImage:RemoteImage"
+REGISTRY_IMAGE: Final = "docker:index/registryImage:RegistryImage"
+SERVICE: Final = "docker:index/service:Service"
+SERVICE_CONFIG: Final = "docker:index/serviceConfig:ServiceConfig"
+SWARM_SECRET: Final = "docker:index/secret:Secret"  # noqa: S105 - a type token
+PLUGIN: Final = "docker:index/plugin:Plugin"
+TAG: Final = "docker:index/tag:Tag"
+LOCAL_COMMAND: Final = "command:local:Command"
+REMOTE_COMMAND: Final = "command:remote:Command"
 DOCKER_PROVIDER: Final = "pulumi:providers:docker"
 RANDOM_PASSWORD: Final = "random:index/randomPassword:RandomPassword"  # noqa: S105 - a type
 TLS_PRIVATE_KEY: Final = "tls:index/privateKey:PrivateKey"
@@ -62,6 +70,26 @@ class Resource:
         if self.urn.startswith("urn:pulumi:"):
             return self.urn[len("urn:pulumi:") :].split("::", 1)[0]
         return ""
+
+
+class Unreadable(ValueError):
+    """A property the pack cannot read (wrong type): a violation of the rule that needed it."""
+
+    def __init__(self, what: str, expected: str) -> None:
+        super().__init__(f"{what} must be {expected}")
+        self.what = what
+        self.expected = expected
+
+    def message(self, subject: str, rule: str) -> str:
+        return (
+            f"{subject}: {self.what} must be {self.expected}; the pack cannot read it, so "
+            f"{rule} cannot confirm it is safe. Fix the property's type."
+        )
+
+
+def kind_of(resource_type: str) -> str:
+    """ "docker:index/container:Container" -> "Container"."""
+    return resource_type.rsplit(":", 1)[-1] or resource_type
 
 
 @dataclass(frozen=True)
@@ -116,7 +144,10 @@ class ResourceRule:
     def run(self, resource: Resource, config: Config | None = None) -> list[str]:
         if not self.applies_to(resource.type):
             return []
-        return list(self.check(resource, _with_defaults(self.config_schema, config or {})))
+        try:
+            return list(self.check(resource, _with_defaults(self.config_schema, config or {})))
+        except Unreadable as exc:
+            return [exc.message(f"{kind_of(resource.type)} {resource.name}", self.name)]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -134,7 +165,15 @@ class StackRule:
         _check_enforcement(self.name, self.enforcement)
 
     def run(self, resources: Sequence[Resource], config: Config | None = None) -> list[Violation]:
-        return list(self.check(resources, _with_defaults(self.config_schema, config or {})))
+        found: list[Violation] = []
+        try:
+            for violation in self.check(
+                resources, _with_defaults(self.config_schema, config or {})
+            ):
+                found.append(violation)
+        except Unreadable as exc:
+            found.append(Violation(exc.message("a resource of this stack", self.name)))
+        return found
 
 
 Rule = ResourceRule | StackRule

@@ -1,10 +1,12 @@
-"""Tolerant readers for engine-shaped properties.
+"""Readers for engine-shaped properties that fail closed on values they cannot read.
 
 Under the engine, `props` are `pulumi_policy` proxies (a `Mapping`/`Sequence`, not `dict`/`list`)
 that raise `UnknownValueError` when a value read is unknown at preview; that error must propagate
 so the engine reports "can't run policy during preview" for just that rule. So these helpers
-read only what they are asked for and accept any Mapping/Sequence. Values of the wrong type
-count as absent: a rule then fails closed on the missing property.
+read only what they are asked for and accept any Mapping/Sequence. An absent value (None) reads
+as empty; a value of the wrong type (`ports` as a string, `privileged: "true"`, `envs` as an
+object) raises `Unreadable`, which the rule that needed it reports as its violation
+(`policies/rules/_model.py`), never as a pass.
 """
 
 from __future__ import annotations
@@ -18,47 +20,75 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Final
 
-from policies.rules._model import Resource
+from policies.rules._model import Resource, Unreadable, kind_of
 
 REDACTED: Final = "[secret]"
 """What `infra.preview --json` prints for a secret leaf; its content is unknown to us."""
+# Docker takes `memory` in MB; a value above 1 TiB was almost certainly given in bytes.
+_MAX_PLAUSIBLE_MEMORY_MB: Final = 1024 * 1024
 
 
-def mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+def mapping(value: Any, what: str = "a property") -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if isinstance(value, Mapping):
+        return value
+    raise Unreadable(what, "an object")
 
 
-def items(value: Any) -> list[Any]:
+def items(value: Any, what: str = "a property") -> list[Any]:
+    if value is None:
+        return []
     if isinstance(value, Sequence) and not isinstance(value, str | bytes):
         return list(value)
-    return []
+    raise Unreadable(what, "a list")
 
 
-def text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
+def text(value: Any, what: str = "a property") -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise Unreadable(what, "a string")
 
 
-def strings(value: Any) -> list[str]:
-    return [v for v in items(value) if isinstance(v, str)]
+def strings(value: Any, what: str = "a property") -> list[str]:
+    found = items(value, what)
+    if not all(isinstance(v, str) for v in found):
+        raise Unreadable(what, "a list of strings")
+    return found
 
 
-def number(value: Any) -> float | None:
+def flag(value: Any, what: str = "a property") -> bool | None:
+    """A boolean input: True, False or None (unset); "true" and 1 are unreadable, not True."""
+    if value is None or isinstance(value, bool):
+        return value
+    raise Unreadable(what, "true or false")
+
+
+def number(value: Any, what: str = "a property") -> float | None:
     """Numbers arrive as floats over gRPC (protobuf Struct); numeric strings count too."""
-    if isinstance(value, bool):
+    if value is None:
         return None
+    if isinstance(value, bool):
+        raise Unreadable(what, "a number")
     if isinstance(value, int | float):
         return float(value)
     if isinstance(value, str):
         try:
             return float(value.strip())
         except ValueError:
-            return None
-    return None
+            raise Unreadable(what, "a number") from None
+    raise Unreadable(what, "a number")
 
 
-def kind(resource_type: str) -> str:
-    """ "docker:index/container:Container" -> "Container"."""
-    return resource_type.rsplit(":", 1)[-1] or resource_type
+def memory_mb(props: Mapping[str, Any]) -> float | None:
+    """`memory` in MB, or Unreadable when it is not a number or looks like bytes."""
+    memory = number(props.get("memory"), "memory")
+    if memory is not None and memory > _MAX_PLAUSIBLE_MEMORY_MB:
+        raise Unreadable("memory", "megabytes (it is over 1 TiB, so it looks like bytes)")
+    return memory
+
+
+kind = kind_of
 
 
 def label(resource: Resource, kind_name: str | None = None) -> str:
@@ -82,7 +112,9 @@ def shell_words(command: str) -> list[str]:
 
 def argv(props: Mapping[str, Any]) -> list[str]:
     """What the container executes: `entrypoints` then `command`."""
-    return strings(props.get("entrypoints")) + strings(props.get("command"))
+    return strings(props.get("entrypoints"), "entrypoints") + strings(
+        props.get("command"), "command"
+    )
 
 
 def argv_words(props: Mapping[str, Any]) -> list[str]:
@@ -94,13 +126,15 @@ def argv_words(props: Mapping[str, Any]) -> list[str]:
 
 
 def healthcheck_tests(props: Mapping[str, Any]) -> list[str]:
-    return strings(mapping(props.get("healthcheck")).get("tests"))
+    return strings(
+        mapping(props.get("healthcheck"), "healthcheck").get("tests"), "healthcheck.tests"
+    )
 
 
 def envs(props: Mapping[str, Any]) -> list[tuple[str, str]]:
     """`envs` entries ("KEY=VALUE") as pairs; an entry without "=" has an empty value."""
     pairs = []
-    for entry in strings(props.get("envs")):
+    for entry in strings(props.get("envs"), "envs"):
         key, _, value = entry.partition("=")
         pairs.append((key, value))
     return pairs
@@ -125,10 +159,10 @@ class Upload:
 
 def uploads(props: Mapping[str, Any]) -> list[Upload]:
     result = []
-    for index, raw in enumerate(items(props.get("uploads"))):
-        entry = mapping(raw)
-        content = text(entry.get("content"))
-        encoded = text(entry.get("contentBase64"))
+    for index, raw in enumerate(items(props.get("uploads"), "uploads")):
+        entry = mapping(raw, f"uploads[{index}]")
+        content = text(entry.get("content"), f"uploads[{index}].content")
+        encoded = text(entry.get("contentBase64"), f"uploads[{index}].contentBase64")
         redacted = REDACTED in (content, encoded)
         if redacted:
             content = None
@@ -137,11 +171,11 @@ def uploads(props: Mapping[str, Any]) -> list[Upload]:
         result.append(
             Upload(
                 index=index,
-                path=text(entry.get("file")) or "",
+                path=text(entry.get("file"), f"uploads[{index}].file") or "",
                 content=content,
                 redacted=redacted,
-                permissions=text(entry.get("permissions")),
-                executable=entry.get("executable") is True,
+                permissions=text(entry.get("permissions"), f"uploads[{index}].permissions"),
+                executable=flag(entry.get("executable"), f"uploads[{index}].executable") is True,
             )
         )
     return result
@@ -166,6 +200,20 @@ def stack_token_in(name: str, stack: str) -> bool:
         return False
     pattern = rf"(?:^|[^A-Za-z0-9]){re.escape(stack)}(?:$|[^A-Za-z0-9])"
     return re.search(pattern, name, re.IGNORECASE) is not None
+
+
+def names_per_stack(resources: Sequence[Resource]) -> bool:
+    """Whether the program names its networks and volumes per stack (any name has the stack).
+
+    A program that names none of them by stack is a single-stack program; requiring the
+    stack name there would flag every such program without telling anyone anything.
+    """
+    for resource in resources:
+        if resource.type.endswith((":Network", ":Volume")):
+            name = text(resource.props.get("name"), "name") or resource.name
+            if stack_token_in(name, resource.stack):
+                return True
+    return False
 
 
 def of_type(resources: Sequence[Resource], resource_type: str) -> Iterator[Resource]:

@@ -1,48 +1,95 @@
-"""What a Redis server container is configured to do, read from argv and uploaded files.
+"""What a Redis server container is configured to do, as the server itself would see it.
 
-A container is a Redis server when its command or entrypoint runs `redis-server` (or the
-official image's default command does): recognised by what it runs, never by names or labels,
-so the pack protects any pulumi-docker stack (docs/design.md#policy-readable-declarations).
+Recognition (`recognise`) works the way a reviewer reads a program: by what the container runs
+(`redis-server`, also behind `sh -c` or `docker-entrypoint.sh`), the image it runs (its
+reference, or the `RemoteImage`/`Image` resource its image ID or digest comes from), and, when
+those say nothing, by the signs a Redis leaves: a `redis-cli` health check, a well-known Redis
+port, server settings in `REDIS_*` variables. Names and labels never count
+(docs/design.md#policy-readable-declarations). When the signs are not enough to decide, the
+verdict is UNSURE and the pack says so; it never skips silently.
 
-Settings come from the config files it loads (`redis-server <file>` and their `include`s) and
-then from `--name value` arguments, which override them, as Redis itself applies them. A file's
-text is looked up among the stack's uploads by base name: the container's own uploads first,
-else the one distinct text uploaded under that name anywhere in the stack (for example by a
-one-shot init container that copies it into a volume: docs/design.md#material-delivery). When
-a file cannot be read, a setting that is not on argv is *unknown*, and rules fail closed on it.
+Effective settings are layered as Redis applies them: the image's own defaults (the official
+image turns protected mode off), then the config file it loads (`redis-server <file>` and its
+`include`s), then `--name value` arguments, which win. A file's text is looked up among the
+stack's uploads by base name: the container's own uploads first, else the one distinct text
+uploaded under that name anywhere in the stack (for example by a one-shot init container that
+copies it into a volume: docs/design.md#material-delivery). When a file cannot be read, or the
+container starts Redis through a script the pack cannot see, a setting that is not on argv is
+*unknown*, and rules fail closed on it.
 """
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Final
 
-from policies.rules._model import CONTAINER, Resource
-from policies.rules._props import Upload, argv, mapping, shell_words, strings, text, uploads
+from policies.rules._environment import FLOORS, Environment, Floor, floor
+from policies.rules._model import CONTAINER, IMAGE, REGISTRY_IMAGE, REMOTE_IMAGE, Resource
+from policies.rules._props import (
+    Upload,
+    argv,
+    envs,
+    healthcheck_tests,
+    items,
+    mapping,
+    number,
+    shell_words,
+    strings,
+    text,
+    uploads,
+)
 
 SERVER_BINARIES: Final = frozenset({"redis-server", "redis-stack-server", "valkey-server"})
-# The repository part of an image reference names a Redis server image: redis, redis:7,
-# docker.io/library/redis@sha256:..., bitnami/redis:7.2, redis/redis-stack-server.
-_REDIS_IMAGE: Final = re.compile(
-    r"^(?:[^/]+/)*(?:redis|redis-stack|redis-stack-server|valkey)(?::[\w.-]+)?(?:@\S+)?$"
+# Redis tools that are not a server: a container running one of these is a client.
+_REDIS_TOOLS: Final = frozenset(
+    {"redis-cli", "valkey-cli", "redis-benchmark", "redis-check-aof", "redis-check-rdb"}
 )
+# The repository part of an image reference names a Redis server image: redis, redis:7,
+# docker.io/library/redis@sha256:..., bitnami/redis:7.2, redis/redis-stack-server, valkey.
+_REDIS_IMAGE: Final = re.compile(
+    r"^(?:[^/@]+/)*(?:redis|redis-stack|redis-stack-server|valkey|redis-server)"
+    r"(?::[\w.-]+)?(?:@\S+)?$",
+    re.IGNORECASE,
+)
+# Images whose entrypoint is docker-library's: no config file, `protected-mode no` compiled in.
+_OFFICIAL_IMAGE: Final = re.compile(
+    r"^(?:(?:docker\.io/)?library/|docker\.io/)?(?:redis|valkey/valkey)(?::[\w.-]+)?(?:@\S+)?$",
+    re.IGNORECASE,
+)
+OFFICIAL_IMAGE_DEFAULTS: Final = {"protected-mode": ("no",)}
+"""docker-library/redis builds redis-server with protected mode off by default."""
+REDIS_PORTS: Final = frozenset({6379, 6380, 16379})
+# Server settings passed through the environment (bitnami/redis, docker-library's REDIS_ARGS).
+_SERVER_ENV: Final = re.compile(
+    r"^(?:REDIS_(?:ARGS|EXTRA_FLAGS|CONF|ACL|AOF_ENABLED|DISABLE_COMMANDS|REPLICATION_MODE"
+    r"|TLS_ENABLED|TLS_PORT|PORT_NUMBER|MASTER_\w+)|ALLOW_EMPTY_PASSWORD)$"
+)
+_SHELLS: Final = frozenset({"sh", "bash", "ash", "dash", "zsh"})
 _SHELL_SEPARATORS: Final = frozenset({";", "&&", "||", "|", "&"})
 # Directives that may repeat; every other directive keeps its last value.
 _REPEATABLE: Final = frozenset({"user", "loadmodule", "rename-command", "save", "include"})
 
 
-def _words(args: list[str]) -> list[str]:
-    words: list[str] = []
-    for arg in args:
-        words.extend(shell_words(arg) if " " in arg and _looks_like_shell(arg) else [arg])
-    return words
+class Verdict(enum.Enum):
+    SERVER = "server"
+    NOT_REDIS = "not redis"
+    UNSURE = "unsure"
 
 
-def _looks_like_shell(arg: str) -> bool:
-    return any(binary in arg for binary in SERVER_BINARIES)
+@dataclass(frozen=True)
+class Recognition:
+    verdict: Verdict
+    args: tuple[str, ...] | None = None
+    """What redis-server receives, or None when it starts through something the pack cannot
+    read (a script file, an unknown image's default command)."""
+    image: str = ""
+    """The image reference, resolved through the stack's image resources where possible."""
+    signs: tuple[str, ...] = ()
+    """Why: the signs that made (or failed to make) the decision; never a value."""
 
 
 def _is_unknown_value(exc: Exception) -> bool:
@@ -54,39 +101,154 @@ def _is_unknown_value(exc: Exception) -> bool:
 def _image(props: Mapping[str, Any]) -> str:
     """The image reference, or "" while it is unknown (e.g. a digest computed at `pulumi up`)."""
     try:
-        return text(props.get("image")) or ""
+        return text(props.get("image"), "image") or ""
     except Exception as exc:
         if _is_unknown_value(exc):
             return ""
         raise
 
 
-def server_args(props: Mapping[str, Any]) -> list[str] | None:
-    """The arguments redis-server receives, or None when the container is not a Redis server.
+class ImageIndex:
+    """Image IDs and digests of this stack's image resources, mapped to the reference pulled."""
 
-    A container whose command names no Redis server and whose image is still unknown at
-    preview cannot be recognised yet; `pulumi up` judges it once the image is known.
-    """
-    words = _words(argv(props))
+    def __init__(self, resources: Iterable[Resource] = ()) -> None:
+        self._names: dict[str, str] = {}
+        for resource in resources:
+            if resource.type not in (REMOTE_IMAGE, IMAGE, REGISTRY_IMAGE):
+                continue
+            props = resource.props
+            name = _safe_text(props, "imageName" if resource.type == IMAGE else "name")
+            if not name:
+                continue
+            for key in ("imageId", "repoDigest", "latest", "id", "name", "imageName",
+                        "baseImageName", "sha256Digest"):  # fmt: skip
+                value = _safe_text(props, key)
+                if value:
+                    self._names.setdefault(value, name)
+
+    def resolve(self, image: str) -> str:
+        return self._names.get(image, image)
+
+
+def _safe_text(props: Mapping[str, Any], key: str) -> str:
+    try:
+        value = props.get(key)
+    except Exception as exc:
+        if _is_unknown_value(exc):
+            return ""
+        raise
+    return value if isinstance(value, str) else ""
+
+
+def is_redis_image(reference: str) -> bool:
+    return bool(_REDIS_IMAGE.match(reference))
+
+
+def is_official_image(reference: str) -> bool:
+    return bool(_OFFICIAL_IMAGE.match(reference))
+
+
+def _words(args: list[str]) -> list[str]:
+    """argv with `sh -c "script"` scripts split into words, as the shell would run them."""
+    words: list[str] = []
+    for arg in args:
+        words.extend(shell_words(arg) if " " in arg.strip() else [arg])
+    return words
+
+
+def _program(word: str) -> str:
+    return PurePosixPath(word).name
+
+
+def _server_args_in(words: list[str]) -> list[str] | None:
     for i, word in enumerate(words):
-        if PurePosixPath(word).name in SERVER_BINARIES:
+        if _program(word) in SERVER_BINARIES:
             rest = words[i + 1 :]
             for j, w in enumerate(rest):
                 if w in _SHELL_SEPARATORS:
                     return rest[:j]
             return rest
-    if _REDIS_IMAGE.match(_image(props)):
-        # The official image runs `redis-server` by default, and prepends it to a command
-        # that starts with an option (docker-entrypoint.sh).
-        if not words:
-            return []
-        if words[0].startswith("-") and not strings(props.get("entrypoints")):
-            return words
     return None
 
 
-def is_redis_server(props: Mapping[str, Any]) -> bool:
-    return server_args(props) is not None
+def _strip_wrappers(words: list[str]) -> tuple[list[str], bool]:
+    """Drop `exec`, `docker-entrypoint.sh`, `sh -c`, `tini --`; True when a script file is run."""
+    rest = list(words)
+    while rest:
+        head = _program(rest[0])
+        if head in _SHELLS:
+            rest = [w for w in rest[1:] if w != "-c"]
+        elif head in ("exec", "tini", "dumb-init", "gosu", "--", "docker-entrypoint.sh"):
+            rest = rest[1:]
+        else:
+            break
+    opaque = (
+        bool(rest)
+        and (rest[0].endswith(".sh") or "/" in rest[0])
+        and (_program(rest[0]) not in SERVER_BINARIES | _REDIS_TOOLS)
+    )
+    return rest, opaque
+
+
+def _signs(props: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """(strong, weak) signs of a Redis server, named without values."""
+    strong: list[str] = []
+    weak: list[str] = []
+    tests = [w for t in healthcheck_tests(props) for w in _words([t])]
+    if any(_program(w) in ("redis-cli", "valkey-cli") for w in tests):
+        strong.append("a redis-cli health check")
+    for index, port in enumerate(items(props.get("ports"), "ports")):
+        internal = number(mapping(port, f"ports[{index}]").get("internal"), "ports.internal")
+        if internal in REDIS_PORTS:
+            strong.append(f"Redis port {int(internal)}")
+            break
+    server_env = sorted({key for key, _ in envs(props) if _SERVER_ENV.match(key)})
+    if server_env:
+        weak.append(f"server settings in {', '.join(server_env)}")
+    return strong, weak
+
+
+def recognise(  # noqa: PLR0911 - one return per way a reviewer decides
+    props: Mapping[str, Any], images: ImageIndex | None = None
+) -> Recognition:
+    """Whether a container runs a Redis server, and with which arguments."""
+    image = (images or ImageIndex()).resolve(_image(props))
+    entrypoints = strings(props.get("entrypoints"), "entrypoints")
+    words = _words(argv(props))
+    found = _server_args_in(words)
+    if found is not None:
+        return Recognition(Verdict.SERVER, tuple(found), image, ("runs redis-server",))
+    rest, opaque = _strip_wrappers(words)
+    if rest and _program(rest[0]) in _REDIS_TOOLS:
+        return Recognition(Verdict.NOT_REDIS, image=image)
+    if is_redis_image(image):
+        # docker-entrypoint.sh runs redis-server for no command, and prepends it to a command
+        # that starts with an option or names a .conf file.
+        if not words:
+            return Recognition(Verdict.SERVER, (), image, ("a Redis image",))
+        if not entrypoints and (words[0].startswith("-") or words[0].endswith(".conf")):
+            return Recognition(Verdict.SERVER, tuple(words), image, ("a Redis image",))
+        if opaque or (rest and rest[0].startswith("-")):
+            return Recognition(Verdict.SERVER, None, image, ("a Redis image started by a script",))
+        return Recognition(Verdict.NOT_REDIS, image=image)
+    if words and not opaque:
+        return Recognition(Verdict.NOT_REDIS, image=image)  # it runs something else, visibly
+    strong, weak = _signs(props)
+    if strong:
+        return Recognition(Verdict.SERVER, None, image, tuple(strong + weak))
+    if weak:
+        return Recognition(Verdict.UNSURE, None, image, tuple(weak))
+    return Recognition(Verdict.NOT_REDIS, image=image)
+
+
+def server_args(props: Mapping[str, Any]) -> list[str] | None:
+    """The arguments redis-server receives when they are known; None otherwise."""
+    found = recognise(props)
+    return list(found.args) if found.verdict is Verdict.SERVER and found.args is not None else None
+
+
+def is_redis_server(props: Mapping[str, Any], images: ImageIndex | None = None) -> bool:
+    return recognise(props, images).verdict is Verdict.SERVER
 
 
 def parse_args(args: Sequence[str]) -> tuple[str | None, list[tuple[str, tuple[str, ...]]]]:
@@ -129,12 +291,6 @@ class FileIndex:
         self._others = others
         self._cache: tuple[list[Upload], list[Upload]] | None = None
 
-    @classmethod
-    def of(cls, own: Sequence[Upload], others: Sequence[Upload] = ()) -> FileIndex:
-        index = cls({})
-        index._cache = (list(own), list(others))
-        return index
-
     def _uploads(self) -> tuple[list[Upload], list[Upload]]:
         if self._cache is None:
             self._cache = (uploads(self._own), [u for o in self._others for u in uploads(o)])
@@ -165,10 +321,15 @@ class RedisSettings:
         conf: str | None,
         argv_directives: Sequence[tuple[str, tuple[str, ...]]],
         files: FileIndex,
+        *,
+        defaults: Mapping[str, tuple[str, ...]] | None = None,
+        opaque: bool = False,
     ) -> None:
         self._conf = conf
         self._argv = list(argv_directives)
         self._files = files
+        self._defaults = dict(defaults or {})
+        self._opaque = opaque
         self._loaded: tuple[dict[str, tuple[tuple[str, ...], ...]], bool] | None = None
         self.on_argv = frozenset(name for name, _ in self._argv)
 
@@ -179,14 +340,23 @@ class RedisSettings:
     def _load(self) -> tuple[dict[str, tuple[tuple[str, ...], ...]], bool]:
         if self._loaded is None:
             collected, complete = _read_files(self._conf, self._files)
+            complete = complete and not self._opaque
             occurrences: dict[str, list[tuple[str, ...]]] = {}
-            for name, values in [*collected, *self._argv]:
+            layers = [*self._defaults.items(), *collected, *self._argv]
+            for name, values in layers:
                 if name in _REPEATABLE:
                     occurrences.setdefault(name, []).append(values)
                 else:
                     occurrences[name] = [values]
             self._loaded = ({k: tuple(v) for k, v in occurrences.items()}, complete)
         return self._loaded
+
+    def defaults_to(self, name: str) -> bool:
+        """Whether `name` takes the image's default (set by no config file and no argument)."""
+        if name not in self._defaults or self._argv_value(name) is not None:
+            return False
+        collected, _ = _read_files(self._conf, self._files)
+        return all(n != name for n, _ in collected)
 
     @property
     def complete(self) -> bool:
@@ -238,9 +408,13 @@ def _read_files(
     return collected, complete
 
 
-def effective_settings(args: Sequence[str], files: FileIndex) -> RedisSettings:
-    conf, argv_directives = parse_args(args)
-    return RedisSettings(conf, argv_directives, files)
+def effective_settings(
+    args: Sequence[str] | None, files: FileIndex, image: str = ""
+) -> RedisSettings:
+    """Image defaults, then the config file, then argv; args None: started by a script."""
+    conf, argv_directives = parse_args(args or ())
+    defaults = OFFICIAL_IMAGE_DEFAULTS if is_official_image(image) else {}
+    return RedisSettings(conf, argv_directives, files, defaults=defaults, opaque=args is None)
 
 
 @dataclass(frozen=True)
@@ -250,6 +424,8 @@ class RedisServer:
     resource: Resource
     settings: RedisSettings
     files: FileIndex
+    floor: Floor = FLOORS[Environment.PRODUCTION]
+    """The strictness floor of the environment the stack declares."""
 
     def acl_rules(self) -> list[tuple[str, ...]] | None:
         """Every ACL `user` rule (name first), or None when the ACL cannot be read."""
@@ -268,46 +444,43 @@ class RedisServer:
 
 
 def redis_servers(resources: Iterable[Resource]) -> list[RedisServer]:
-    resources = [r for r in resources if r.type == CONTAINER]
-    servers = []
-    for resource in resources:
-        args = server_args(resource.props)
-        if args is None:
-            continue
-        others = [r.props for r in resources if r is not resource]
-        files = FileIndex(resource.props, others)
-        servers.append(RedisServer(resource, effective_settings(args, files), files))
-    return servers
+    return [server for server, _ in recognised(resources) if server is not None]
 
 
-def server_from_props(
-    props: Mapping[str, Any], name: str = "redis", stack_uploads: Sequence[Upload] = ()
-) -> RedisServer | None:
-    """One Redis server from bare props (unit tests, and foreign single-container stacks)."""
-    args = server_args(props)
-    if args is None:
-        return None
-    files = FileIndex.of(uploads(props), stack_uploads)
-    return RedisServer(Resource(CONTAINER, name, props), effective_settings(args, files), files)
+def recognised(
+    resources: Iterable[Resource],
+) -> list[tuple[RedisServer | None, tuple[Resource, Recognition]]]:
+    """Every container with its recognition; the RedisServer where the verdict is SERVER."""
+    everything = list(resources)
+    images = ImageIndex(everything)
+    stack_floor = floor(everything)
+    containers = [r for r in everything if r.type == CONTAINER]
+    found: list[tuple[RedisServer | None, tuple[Resource, Recognition]]] = []
+    for resource in containers:
+        recognition = recognise(resource.props, images)
+        server = None
+        if recognition.verdict is Verdict.SERVER:
+            others = [r.props for r in containers if r is not resource]
+            files = FileIndex(resource.props, others)
+            settings = effective_settings(recognition.args, files, recognition.image)
+            server = RedisServer(resource, settings, files, stack_floor)
+        found.append((server, (resource, recognition)))
+    return found
 
 
 def network_names(props: Mapping[str, Any]) -> list[str]:
-    return [
-        n for n in (text(mapping(e).get("name")) for e in _list(props, "networksAdvanced")) if n
+    entries = items(props.get("networksAdvanced"), "networksAdvanced")
+    names = [
+        text(mapping(e, "networksAdvanced[]").get("name"), "networksAdvanced[].name")
+        for e in entries
     ]
+    return [n for n in names if n]
 
 
 def aliases(props: Mapping[str, Any]) -> set[str]:
     """The host names other containers can use for this container."""
-    names = {text(props.get("name")) or "", text(props.get("hostname")) or ""}
-    for entry in _list(props, "networksAdvanced"):
-        names.update(strings(mapping(entry).get("aliases")))
+    names = {text(props.get("name"), "name") or "", text(props.get("hostname"), "hostname") or ""}
+    for entry in items(props.get("networksAdvanced"), "networksAdvanced"):
+        names.update(strings(mapping(entry).get("aliases"), "networksAdvanced[].aliases"))
     names.discard("")
     return names
-
-
-def _list(props: Mapping[str, Any], key: str) -> list[Any]:
-    value = props.get(key)
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        return list(value)
-    return []

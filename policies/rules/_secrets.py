@@ -10,7 +10,16 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
-from policies.rules._props import Upload, argv_words, envs, healthcheck_tests, shell_words
+from policies.rules._props import (
+    Upload,
+    argv_words,
+    envs,
+    healthcheck_tests,
+    items,
+    mapping,
+    shell_words,
+    text,
+)
 
 # An env var whose *name* says it holds a secret (docs/security-catalog.md SECRET-02). `*_FILE`
 # variants hold a path to a file and are the recommended delivery, so they never match.
@@ -29,6 +38,20 @@ _REDIS_SERVER_SECRET_OPTIONS: Final = frozenset({"--requirepass", "--masterauth"
 # redis-cli flags followed by a password, and the AUTH command.
 _REDIS_CLI_SECRET_FLAGS: Final = frozenset({"-a", "--pass", "--password"})
 _SHELL_SEPARATORS: Final = frozenset({";", "&&", "||", "|", "&"})
+# Redis credentials in any text: a `requirepass`/`masterauth` directive or option with a value,
+# or an ACL rule that sets a cleartext password (`>secret`), wherever the text travels.
+_CLEARTEXT_DIRECTIVE: Final = re.compile(r"(?im)(?:^|\s|--)(?:requirepass|masterauth)\s+\S")
+_ACL_CLEARTEXT: Final = re.compile(r"(?im)(?:^|\s)user\s+\S+\s+(?:.*\s)?>\S")
+
+
+def cleartext_credential(value: str) -> bool:
+    """Whether a text carries a credential in the clear (never returns what it found)."""
+    return bool(
+        _URL_WITH_PASSWORD.search(value)
+        or _PRIVATE_KEY in value
+        or _CLEARTEXT_DIRECTIVE.search(value)
+        or _ACL_CLEARTEXT.search(value)
+    )
 
 
 def secret_env_names(props: Mapping[str, Any]) -> list[str]:
@@ -37,13 +60,23 @@ def secret_env_names(props: Mapping[str, Any]) -> list[str]:
     for key, value in envs(props):
         if not value:
             continue
-        if (
-            (_SECRET_NAME.search(key) and not key.upper().endswith("_FILE"))
-            or _URL_WITH_PASSWORD.search(value)
-            or _PRIVATE_KEY in value
+        if (_SECRET_NAME.search(key) and not key.upper().endswith("_FILE")) or (
+            cleartext_credential(value)
         ):
             found.append(key)
     return found
+
+
+def secret_label_names(props: Mapping[str, Any]) -> list[str]:
+    """Names of labels whose value carries a credential (labels are public metadata)."""
+    found = []
+    for index, raw in enumerate(items(props.get("labels"), "labels")):
+        entry = mapping(raw, f"labels[{index}]")
+        name = text(entry.get("label"), f"labels[{index}].label") or f"labels[{index}]"
+        value = text(entry.get("value"), f"labels[{index}].value") or ""
+        if value and (_SECRET_NAME.search(name) or cleartext_credential(value)):
+            found.append(name)
+    return sorted(set(found))
 
 
 def secret_words(words: list[str]) -> list[str]:
@@ -71,6 +104,10 @@ def secret_words(words: list[str]) -> list[str]:
             found.append("a URL with a password")
         if _PRIVATE_KEY in word:
             found.append("a private key")
+    if _CLEARTEXT_DIRECTIVE.search(" ".join(words)) and not found:
+        found.append("a requirepass or masterauth value")
+    if _ACL_CLEARTEXT.search(" ".join(words)):
+        found.append("an ACL rule with a >password")
     return sorted(set(found))
 
 

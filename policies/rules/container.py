@@ -13,11 +13,13 @@ from typing import Any, Final
 
 from policies.rules._model import ADVISORY, CONTAINER, Resource, ResourceRule
 from policies.rules._props import (
+    flag,
     healthcheck_tests,
     is_under,
     items,
     label,
     mapping,
+    memory_mb,
     number,
     strings,
     text,
@@ -30,24 +32,26 @@ _PRIVILEGED_GROUPS: Final = frozenset({"0", "root", "docker"})
 
 
 def _capabilities(props: Mapping[str, Any], key: str) -> set[str]:
-    values = strings(mapping(props.get("capabilities")).get(key))
+    values = strings(
+        mapping(props.get("capabilities"), "capabilities").get(key), f"capabilities.{key}"
+    )
     return {v.upper().removeprefix("CAP_") for v in values}
 
 
 def one_shot_initialiser(props: Mapping[str, Any]) -> bool:
     """Runs to completion offline, once, with no capabilities (docs/design.md#material-delivery)."""
     return (
-        props.get("attach") is True
+        flag(props.get("attach"), "attach") is True
         and text(props.get("networkMode")) == "none"
-        and not items(props.get("ports"))
-        and props.get("publishAllPorts") is not True
+        and not items(props.get("ports"), "ports")
+        and flag(props.get("publishAllPorts"), "publishAllPorts") is not True
         and (text(props.get("restart")) or "no") == "no"
         and "ALL" in _capabilities(props, "drops")
     )
 
 
 def not_privileged(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
-    if resource.props.get("privileged") is True:
+    if flag(resource.props.get("privileged"), "privileged") is True:
         yield f"{label(resource)} must not set privileged to true (CIS Docker 5.5)."
 
 
@@ -68,7 +72,10 @@ def no_added_capabilities(resource: Resource, _config: Mapping[str, Any]) -> Ite
 
 
 def no_new_privileges(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
-    opts = {o.replace("=", ":").lower() for o in strings(resource.props.get("securityOpts"))}
+    opts = {
+        o.replace("=", ":").lower()
+        for o in strings(resource.props.get("securityOpts"), "securityOpts")
+    }
     enabled = bool(opts & {"no-new-privileges", "no-new-privileges:true"})
     if not enabled or "no-new-privileges:false" in opts:
         yield (
@@ -78,7 +85,10 @@ def no_new_privileges(resource: Resource, _config: Mapping[str, Any]) -> Iterato
 
 
 def seccomp_enabled(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
-    opts = {o.replace("=", ":").lower() for o in strings(resource.props.get("securityOpts"))}
+    opts = {
+        o.replace("=", ":").lower()
+        for o in strings(resource.props.get("securityOpts"), "securityOpts")
+    }
     if "seccomp:unconfined" in opts:
         yield (
             f"{label(resource)} must keep Docker's default seccomp profile; remove "
@@ -87,7 +97,10 @@ def seccomp_enabled(resource: Resource, _config: Mapping[str, Any]) -> Iterator[
 
 
 def lsm_confined(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
-    opts = {o.replace("=", ":").lower() for o in strings(resource.props.get("securityOpts"))}
+    opts = {
+        o.replace("=", ":").lower()
+        for o in strings(resource.props.get("securityOpts"), "securityOpts")
+    }
     if opts & {"apparmor:unconfined", "label:disable"}:
         yield (
             f"{label(resource)} must keep its AppArmor/SELinux confinement; remove "
@@ -96,7 +109,7 @@ def lsm_confined(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str
 
 
 def non_root_user(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
-    user = (text(resource.props.get("user")) or "").strip()
+    user = (text(resource.props.get("user"), "user") or "").strip()
     if user.split(":", 1)[0] in _ROOT_USERS:
         yield (
             f'{label(resource)} must run as a non-root user (user: "<uid>:<gid>", not root or '
@@ -115,7 +128,7 @@ def no_privileged_groups(resource: Resource, _config: Mapping[str, Any]) -> Iter
 
 def read_only_rootfs(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
     props = resource.props
-    if props.get("readOnly") is not True and not one_shot_initialiser(props):
+    if flag(props.get("readOnly"), "readOnly") is not True and not one_shot_initialiser(props):
         yield (
             f"{label(resource)} must set readOnly to true; its root filesystem is writable "
             f"(CIS Docker 5.13). Writable paths belong on tmpfs or named volumes."
@@ -156,7 +169,10 @@ def namespaces_private(resource: Resource, _config: Mapping[str, Any]) -> Iterat
 
 def no_host_devices(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
     props = resource.props
-    if items(props.get("devices")) or items(props.get("deviceRequests")) or props.get("gpus"):
+    devices = items(props.get("devices"), "devices") + items(
+        props.get("deviceRequests"), "deviceRequests"
+    )
+    if devices or text(props.get("gpus"), "gpus"):
         yield (
             f"{label(resource)} must not be given host devices or GPUs (devices, "
             f"deviceRequests, gpus) (CIS Docker 5.18)."
@@ -224,7 +240,7 @@ def bind_mounts_read_only(resource: Resource, _config: Mapping[str, Any]) -> Ite
 
 
 def memory_limited(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
-    memory = number(resource.props.get("memory"))
+    memory = memory_mb(resource.props)
     if not memory or memory <= 0:
         yield (
             f"{label(resource)} must set a memory limit (memory, in MB) so it cannot exhaust "
@@ -233,8 +249,8 @@ def memory_limited(resource: Resource, _config: Mapping[str, Any]) -> Iterator[s
 
 
 def swap_limited(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
-    memory = number(resource.props.get("memory"))
-    swap = number(resource.props.get("memorySwap"))
+    memory = memory_mb(resource.props)
+    swap = number(resource.props.get("memorySwap"), "memorySwap")
     if memory and (swap is None or swap < 0 or swap > memory):
         yield f"{label(resource)} should set memorySwap equal to memory (no swap)."
 

@@ -6,8 +6,16 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final
 
-from policies.rules._model import ADVISORY, CONTAINER, IMAGE, REMOTE_IMAGE, Resource, ResourceRule
-from policies.rules._props import envs, label, mapping, strings, text
+from policies.rules._model import (
+    ADVISORY,
+    CONTAINER,
+    IMAGE,
+    REGISTRY_IMAGE,
+    REMOTE_IMAGE,
+    Resource,
+    ResourceRule,
+)
+from policies.rules._props import envs, flag, label, mapping, strings, text
 
 _IMAGE_ID: Final = re.compile(r"^sha256:[0-9a-f]{64}$")
 _DIGEST: Final = re.compile(r"@sha256:[0-9a-f]{64}$")
@@ -86,6 +94,14 @@ def tls_verification_enabled(resource: Resource, _config: Mapping[str, Any]) -> 
         )
 
 
+def registry_push_verified(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
+    if flag(resource.props.get("insecureSkipVerify"), "insecureSkipVerify") is True:
+        yield (
+            f"{label(resource)} must verify the registry's TLS certificate; remove "
+            f"insecureSkipVerify: true (anyone on the path could take the pushed image)."
+        )
+
+
 def registry_trusted(resource: Resource, config: Mapping[str, Any]) -> Iterator[str]:
     allowed = {r.lower() for r in strings(config.get("allowedRegistries"))}
     if resource.type == REMOTE_IMAGE:
@@ -103,6 +119,13 @@ def registry_trusted(resource: Resource, config: Mapping[str, Any]) -> Iterator[
 
 
 RULES: Final = (
+    ResourceRule(
+        name="image-registry-tls-verified",
+        description="Images are pushed to registries whose TLS certificate is verified.",
+        resource_types=(REGISTRY_IMAGE,),
+        check=registry_push_verified,
+        refs=("IMAGE-03",),
+    ),
     ResourceRule(
         name="image-container-pinned",
         description="Containers run images pinned by ID or digest.",

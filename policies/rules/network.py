@@ -22,9 +22,11 @@ from policies.rules._model import (
 )
 from policies.rules._props import (
     argv_words,
+    flag,
     items,
     label,
     mapping,
+    names_per_stack,
     number,
     of_type,
     redis_label,
@@ -32,11 +34,12 @@ from policies.rules._props import (
     strings,
     text,
 )
-from policies.rules._redisconf import is_redis_server, network_names, redis_servers
-from policies.rules.clients import redis_urls
+from policies.rules._redisconf import aliases, network_names, redis_servers
+from policies.rules.clients import is_redis_client
 
 _ALL_INTERFACES: Final = frozenset({"", "0.0.0.0", "::", "[::]"})  # noqa: S104 - what we reject
 _DEFAULT_BRIDGE_MODES: Final = frozenset({"", "bridge", "default"})
+_EDGE_PORTS: Final = frozenset({80.0, 443.0})
 
 
 def no_host_network(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
@@ -57,8 +60,11 @@ def user_defined_network(resource: Resource, _config: Mapping[str, Any]) -> Iter
 
 
 def ports_bound_to_interface(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
-    for index, port in enumerate(items(resource.props.get("ports"))):
-        ip = text(mapping(port).get("ip"))
+    for index, port in enumerate(items(resource.props.get("ports"), "ports")):
+        entry = mapping(port, f"ports[{index}]")
+        ip = text(entry.get("ip"), f"ports[{index}].ip")
+        if number(entry.get("external"), f"ports[{index}].external") in _EDGE_PORTS:
+            continue  # an edge (HTTP/HTTPS) listener is meant to be reachable from outside
         if ip is None or ip.strip() in _ALL_INTERFACES:
             yield (
                 f"{label(resource)} must bind ports[{index}] to a specific host address "
@@ -66,20 +72,22 @@ def ports_bound_to_interface(resource: Resource, _config: Mapping[str, Any]) -> 
             )
 
 
-def redis_no_published_port(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
-    props = resource.props
-    if not is_redis_server(props):
-        return
-    if items(props.get("ports")) or props.get("publishAllPorts") is True:
-        yield (
-            f"{redis_label(resource)} must not publish ports to the Docker host; clients "
-            f"reach it over an internal network."
-        )
+def redis_no_published_port(
+    resources: Sequence[Resource], _config: Mapping[str, Any]
+) -> Iterator[Violation]:
+    for server in redis_servers(resources):
+        props = server.resource.props
+        if items(props.get("ports"), "ports") or flag(props.get("publishAllPorts")) is True:
+            yield Violation(
+                f"{redis_label(server.resource)} must not publish ports to the Docker host; "
+                f"clients reach it over an internal network.",
+                server.resource.urn,
+            )
 
 
 def no_unneeded_ports(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
     props = resource.props
-    if props.get("publishAllPorts") is True:
+    if flag(props.get("publishAllPorts"), "publishAllPorts") is True:
         yield (
             f"{label(resource)} must not set publishAllPorts; publish only the ports it needs "
             f"(CIS Docker 5.9)."
@@ -171,7 +179,7 @@ def redis_internal_only(
                     f"here, so it cannot be verified.",
                     resource.urn,
                 )
-            elif network.props.get("internal") is not True:
+            elif flag(network.props.get("internal"), "internal") is not True:
                 yield Violation(
                     f"{label(network)} must set internal: true, because "
                     f"{redis_label(resource)} joins it; it has a route to other networks.",
@@ -184,9 +192,10 @@ def stack_network_scoped(
 ) -> Iterator[Violation]:
     declared = _declared_networks(resources)
     allowed = [_network(s) for s in strings(config.get("allowedSubnets"))]
+    per_stack = names_per_stack(resources)
     for name, network in declared.items():
         stack = network.stack
-        if stack and not stack_token_in(name, stack):
+        if per_stack and stack and not stack_token_in(name, stack):
             yield Violation(
                 f"{label(network)} must carry the stack name in its Docker name so stacks never "
                 f"share a network.",
@@ -227,8 +236,9 @@ def redis_network_dedicated(
     servers = redis_servers(resources)
     redis_networks = {n for s in servers for n in network_names(s.resource.props)}
     server_urns = {s.resource.urn for s in servers}
+    hosts = {h.lower() for s in servers for h in aliases(s.resource.props)}
     for container in of_type(resources, CONTAINER):
-        if container.urn in server_urns or redis_urls(container.props):
+        if container.urn in server_urns or is_redis_client(container.props, hosts):
             continue
         if redis_networks & set(network_names(container.props)):
             yield Violation(
@@ -260,10 +270,9 @@ RULES: Final = (
         check=ports_bound_to_interface,
         refs=("NET-03", "cis-docker-5.14"),
     ),
-    ResourceRule(
+    StackRule(
         name="network-redis-no-published-port",
         description="Redis servers publish no port to the Docker host.",
-        resource_types=(CONTAINER,),
         check=redis_no_published_port,
         refs=("NET-04",),
     ),

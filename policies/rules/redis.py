@@ -12,18 +12,32 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 from policies.rules._acl import acl_users
-from policies.rules._model import ADVISORY, ConfigSchema, Resource, StackRule, Violation
+from policies.rules._model import (
+    ADVISORY,
+    ConfigSchema,
+    Resource,
+    StackRule,
+    Unreadable,
+    Violation,
+)
 from policies.rules._props import (
     healthcheck_tests,
     is_under,
     items,
+    label,
     mapping,
-    number,
+    memory_mb,
     redis_label,
     text,
 )
 from policies.rules._props import shell_words as _shell_words
-from policies.rules._redisconf import RedisServer, redis_servers
+from policies.rules._redisconf import (
+    RedisServer,
+    RedisSettings,
+    Verdict,
+    recognised,
+    redis_servers,
+)
 
 ServerCheck = Callable[[RedisServer, Mapping[str, Any]], Iterator[str]]
 
@@ -33,9 +47,13 @@ _MEMORY_UNITS: Final = {
     "": 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3,
     "gb": 1024**3,
 }  # fmt: skip
-_WEAK_CIPHER_TOKENS: Final = frozenset(
-    {"ALL", "COMPLEMENTOFALL", "ANULL", "ENULL", "NULL", "RC4", "3DES", "DES", "MD5", "EXPORT",
-     "EXP", "LOW", "SSLV3", "ADH", "AECDH"}
+# TLS 1.2 suites with forward secrecy (ECDHE) and an AEAD cipher: GCM or ChaCha20-Poly1305.
+_STRONG_TLS12: Final = re.compile(
+    r"ECDHE-(?:ECDSA|RSA)-(?:AES(?:128|256)-GCM-SHA(?:256|384)|CHACHA20-POLY1305)"
+)
+STRONG_TLS13_SUITES: Final = frozenset(
+    {"TLS_AES_256_GCM_SHA384", "TLS_AES_128_GCM_SHA256", "TLS_CHACHA20_POLY1305_SHA256",
+     "TLS_AES_128_CCM_SHA256"}
 )  # fmt: skip
 _EVICTING_POLICIES: Final = frozenset({"allkeys-lru", "allkeys-lfu", "volatile-lru",
                                        "volatile-lfu", "allkeys-random", "volatile-ttl",
@@ -51,11 +69,30 @@ def per_server(
         resources: Sequence[Resource], config: Mapping[str, Any]
     ) -> Iterator[Violation]:
         for server in redis_servers(resources):
-            for message in check(server, config):
+            try:
+                messages = list(check(server, config))
+            except Unreadable as exc:
+                messages = [exc.message(redis_label(server.resource), "this Redis rule")]
+            for message in messages:
                 yield Violation(message, server.resource.urn)
 
     stack_check.__name__ = check.__name__
     return stack_check
+
+
+def recognised_or_reported(
+    resources: Sequence[Resource], _config: Mapping[str, Any]
+) -> Iterator[Violation]:
+    """Containers that may run Redis but show too little to be judged: said, never skipped."""
+    for _, (resource, recognition) in recognised(resources):
+        if recognition.verdict is Verdict.UNSURE:
+            signs = ", ".join(recognition.signs)
+            yield Violation(
+                f"Could not tell whether {label(resource)} runs Redis ({signs}); if it does, "
+                f"start it with redis-server and its settings on the command line or in an "
+                f"uploaded redis.conf so the Redis rules can judge it.",
+                resource.urn,
+            )
 
 
 def _unknown(server: RedisServer, setting: str) -> str:
@@ -111,37 +148,92 @@ def client_cert_required(server: RedisServer, _config: Mapping[str, Any]) -> Ite
 
 def tls_protocols_modern(server: RedisServer, config: Mapping[str, Any]) -> Iterator[str]:
     s = server.settings
-    minimum = str(config.get("minimumVersion", "TLSv1.2"))
-    floor = (
-        TLS_VERSIONS.index(minimum) if minimum in TLS_VERSIONS else TLS_VERSIONS.index("TLSv1.2")
+    floor = max(
+        _version_index(str(config.get("minimumVersion", "TLSv1.2"))),
+        _version_index(server.floor.tls_minimum),
     )
+    if not tls_enabled(s):
+        return
     if not s.known("tls-protocols"):
         yield _unknown(server, "tls-protocols")
         return
-    values = s.values("tls-protocols")
-    protocols = " ".join(values).split() if values is not None else list(_DEFAULT_PROTOCOLS)
+    protocols = enabled_protocols(s)
     if not protocols or any(
         p not in TLS_VERSIONS or TLS_VERSIONS.index(p) < floor for p in protocols
     ):
         allowed = " ".join(TLS_VERSIONS[floor:])
         yield (
             f'{redis_label(server.resource)} must set tls-protocols to "{allowed}" or '
-            f"a subset; it enables a protocol older than {TLS_VERSIONS[floor]}."
+            f"a subset; it enables a protocol older than {TLS_VERSIONS[floor]}, which this "
+            f"stack's environment does not allow."
         )
+
+
+def _version_index(version: str) -> int:
+    return TLS_VERSIONS.index(version) if version in TLS_VERSIONS else TLS_VERSIONS.index("TLSv1.2")
+
+
+def tls_enabled(s: RedisSettings) -> bool:
+    """Whether the server listens for TLS (a tls-port other than 0 is set)."""
+    port = s.value("tls-port")
+    return bool(port) and port != "0"
+
+
+def enabled_protocols(s: RedisSettings) -> list[str]:
+    values = s.values("tls-protocols")
+    return " ".join(values).split() if values is not None else list(_DEFAULT_PROTOCOLS)
 
 
 def tls_ciphers_strong(server: RedisServer, _config: Mapping[str, Any]) -> Iterator[str]:
+    """Every cipher directive where its protocol is enabled: ECDHE with AEAD only."""
     s = server.settings
-    ciphers = s.value("tls-ciphers") or ""
-    enabled = {
-        t.upper() for t in re.split(r"[:, ]+", ciphers) if t and not t.startswith(("!", "-"))
-    }
-    if enabled & _WEAK_CIPHER_TOKENS:
-        yield (
-            f"{redis_label(server.resource)} must restrict tls-ciphers to ECDHE with "
-            f"AEAD suites; its cipher string enables weak or anonymous ciphers."
-        )
-    if (s.value("tls-prefer-server-ciphers") or "no").lower() != "yes":
+    if not tls_enabled(s):
+        return
+    protocols = enabled_protocols(s)
+    if any(p in protocols for p in ("TLSv1", "TLSv1.1", "TLSv1.2")):
+        if not s.known("tls-ciphers"):
+            yield _unknown(server, "tls-ciphers")
+        else:
+            weak = weak_tls12_ciphers(s.value("tls-ciphers"))
+            if weak:
+                yield (
+                    f"{redis_label(server.resource)} must restrict tls-ciphers to ECDHE key "
+                    f"exchange with AEAD ciphers (e.g. ECDHE-ECDSA-AES256-GCM-SHA384), as TLS 1.2 "
+                    f"is enabled; it allows {', '.join(weak)} (no CBC, no RSA key exchange, no "
+                    f"3DES/RC4/NULL/EXPORT)."
+                )
+    if "TLSv1.3" in protocols and s.known("tls-ciphersuites"):
+        weak = weak_tls13_suites(s.value("tls-ciphersuites"))
+        if weak:
+            yield (
+                f"{redis_label(server.resource)} must restrict tls-ciphersuites to "
+                f"{', '.join(sorted(STRONG_TLS13_SUITES))}; it allows {', '.join(weak)}."
+            )
+
+
+def weak_tls12_ciphers(value: str | None) -> list[str]:
+    """Entries of an OpenSSL TLS 1.2 cipher string that are not an explicit ECDHE+AEAD suite.
+
+    Unset means OpenSSL's default list, which includes CBC and RSA key exchange. Aliases
+    (DEFAULT, HIGH, ALL, ...) are judged weak because they expand to such suites.
+    """
+    if value is None:
+        return ["OpenSSL's default list (tls-ciphers unset)"]
+    enabled = [t for t in re.split(r"[:, ]+", value) if t and not t.startswith(("!", "-"))]
+    if not enabled:
+        return ["an empty list"]
+    return [t for t in enabled if not _STRONG_TLS12.fullmatch(t.lstrip("+"))]
+
+
+def weak_tls13_suites(value: str | None) -> list[str]:
+    if value is None:  # OpenSSL's TLS 1.3 default: AES-GCM and ChaCha20-Poly1305 only
+        return []
+    return [t for t in re.split(r"[:, ]+", value) if t and t not in STRONG_TLS13_SUITES]
+
+
+def prefer_server_ciphers(server: RedisServer, _config: Mapping[str, Any]) -> Iterator[str]:
+    s = server.settings
+    if tls_enabled(s) and (s.value("tls-prefer-server-ciphers") or "no").lower() != "yes":
         yield (
             f"{redis_label(server.resource)} should set tls-prefer-server-ciphers yes "
             f"so the server's cipher order wins."
@@ -153,7 +245,12 @@ def protected_mode_on(server: RedisServer, _config: Mapping[str, Any]) -> Iterat
     if not s.known("protected-mode"):
         yield _unknown(server, "protected-mode yes")
     elif (s.value("protected-mode") or "yes").lower() != "yes":
-        yield (f"{redis_label(server.resource)} must keep protected-mode yes; it is turned off.")
+        why = (
+            "the image turns it off by default"
+            if s.defaults_to("protected-mode")
+            else "it is turned off"
+        )
+        yield f"{redis_label(server.resource)} must keep protected-mode yes; {why}."
 
 
 def auth_required(server: RedisServer, _config: Mapping[str, Any]) -> Iterator[str]:
@@ -203,7 +300,9 @@ def _users(names: list[str]) -> str:
 
 
 def acl_key_scope(server: RedisServer, _config: Mapping[str, Any]) -> Iterator[str]:
-    rules = server.acl_rules() or []
+    rules = server.acl_rules()
+    if rules is None:
+        return  # the mandatory ACL rules already fail closed on an unreadable ACL
     broad = sorted(
         name
         for name, user in acl_users(rules).items()
@@ -217,7 +316,7 @@ def acl_key_scope(server: RedisServer, _config: Mapping[str, Any]) -> Iterator[s
 
 
 def acl_hashed_passwords(server: RedisServer, _config: Mapping[str, Any]) -> Iterator[str]:
-    rules = server.acl_rules() or []
+    rules = server.acl_rules() or []  # unreadable: requirepass below is still judged
     cleartext = sorted(n for n, u in acl_users(rules).items() if u.cleartext_password)
     if cleartext or server.settings.value("requirepass"):
         yield (
@@ -266,7 +365,7 @@ def maxmemory_below_limit(server: RedisServer, _config: Mapping[str, Any]) -> It
         yield _unknown(server, "maxmemory")
         return
     maxmemory = memory_bytes(s.value("maxmemory") or "0")
-    limit_mb = number(server.resource.props.get("memory"))
+    limit_mb = memory_mb(server.resource.props)
     if not maxmemory or not limit_mb or maxmemory >= limit_mb * 1024 * 1024:
         yield (
             f"{redis_label(server.resource)} must set maxmemory above 0 and below the "
@@ -356,6 +455,13 @@ _TLS_CONFIG: Final[ConfigSchema] = {
 
 RULES: Final = (
     StackRule(
+        name="redis-recognised",
+        description="Containers that may run Redis are recognised or reported, never skipped.",
+        check=recognised_or_reported,
+        refs=("CHECK-01",),
+        enforcement=ADVISORY,
+    ),
+    StackRule(
         name="redis-tls-only",
         description="Redis servers accept TLS connections only (port 0).",
         check=per_server(tls_only),
@@ -384,8 +490,14 @@ RULES: Final = (
     ),
     StackRule(
         name="redis-tls-ciphers-strong",
-        description="Redis servers offer strong ciphers and prefer the server's cipher order.",
+        description="Redis servers allow only ECDHE key exchange with AEAD ciphers.",
         check=per_server(tls_ciphers_strong),
+        refs=("TLS-05",),
+    ),
+    StackRule(
+        name="redis-tls-prefer-server-ciphers",
+        description="Redis servers with TLS prefer the server's cipher order.",
+        check=per_server(prefer_server_ciphers),
         refs=("TLS-05",),
         enforcement=ADVISORY,
     ),

@@ -7,9 +7,11 @@ cleartext passwords) and the `additionalSecretOutputs` option. Messages say wher
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
+from policies.rules._environment import floor
 from policies.rules._model import (
     ADVISORY,
     CONTAINER,
@@ -32,6 +34,7 @@ from policies.rules._secrets import (
     secret_argv,
     secret_env_names,
     secret_healthcheck,
+    secret_label_names,
 )
 
 _KEY_MODES: Final = frozenset({0o400, 0o440, 0o600})
@@ -45,6 +48,15 @@ def env_not_plain(resource: Resource, _config: Mapping[str, Any]) -> Iterator[st
             f"{label(resource)} must not pass secrets in environment variables "
             f"({', '.join(sorted(set(names)))}); deliver them as files and set NAME_FILE "
             f"(CIS Docker 4.10)."
+        )
+
+
+def labels_not_plain(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
+    names = secret_label_names(resource.props)
+    if names:
+        yield (
+            f"{label(resource)} must not carry credentials in labels ({', '.join(names)}); "
+            f"labels are public metadata that docker inspect shows to anyone."
         )
 
 
@@ -74,9 +86,9 @@ def state_encrypted(resource: Resource, _config: Mapping[str, Any]) -> Iterator[
     unprotected = [k for k, has in carriers.items() if has and k not in resource.secret_outputs]
     if unprotected:
         yield (
-            f"{label(resource)} must list {', '.join(unprotected)} in additionalSecretOutputs "
-            f"(or pass them as secret Outputs); they carry secrets that would be stored in "
-            f"plain text in the Pulumi state."
+            f"{label(resource)} carries secrets in {', '.join(unprotected)}; make sure they are "
+            f"secret Outputs or listed in additionalSecretOutputs, or the Pulumi state keeps "
+            f"them in plain text (the pack cannot see secretness: pulumi/pulumi-policy#241)."
         )
 
 
@@ -135,16 +147,29 @@ def provider_credentials_inline(resource: Resource, _config: Mapping[str, Any]) 
         )
 
 
-def password_length(resource: Resource, config: Mapping[str, Any]) -> Iterator[str]:
-    if resource.type != RANDOM_PASSWORD and "password" not in resource.type.lower():
-        return  # a dynamic resource that is not a password generator
-    minimum = number(config.get("minimumLength")) or 24
-    length = number(resource.props.get("length"))
-    if length is None or length < minimum:
-        yield (
-            f"{label(resource)} must generate passwords of at least {int(minimum)} characters "
-            f"(length); shorter ones can be guessed at Redis's speed."
-        )
+def _generates_passwords(resource: Resource) -> bool:
+    if resource.type == RANDOM_PASSWORD:
+        return True
+    dynamic = any(fnmatch.fnmatchcase(resource.type, pattern) for pattern in DYNAMIC)
+    return dynamic and "password" in resource.type.lower()
+
+
+def password_length(
+    resources: Sequence[Resource], config: Mapping[str, Any]
+) -> Iterator[Violation]:
+    """At least the configured length, and never below the declared environment's floor."""
+    minimum = max(number(config.get("minimumLength")) or 24, floor(resources).password_length)
+    for resource in resources:
+        if not _generates_passwords(resource):
+            continue
+        length = number(resource.props.get("length"), "length")
+        if length is None or length < minimum:
+            yield Violation(
+                f"{label(resource)} must generate passwords of at least {int(minimum)} "
+                f"characters (length) in this stack's environment; shorter ones can be guessed "
+                f"at Redis's speed.",
+                resource.urn,
+            )
 
 
 def _leaves(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
@@ -214,6 +239,13 @@ RULES: Final = (
         refs=("SECRET-02", "cis-docker-4.10"),
     ),
     ResourceRule(
+        name="secret-labels-not-plain",
+        description="Container labels carry no credentials.",
+        resource_types=(CONTAINER,),
+        check=labels_not_plain,
+        refs=("SECRET-02",),
+    ),
+    ResourceRule(
         name="secret-argv-not-plain",
         description="Container commands and health checks carry no secrets.",
         resource_types=(CONTAINER,),
@@ -226,6 +258,7 @@ RULES: Final = (
         resource_types=(CONTAINER,),
         check=state_encrypted,
         refs=("SECRET-04",),
+        enforcement=ADVISORY,
     ),
     ResourceRule(
         name="secret-upload-file-mode",
@@ -249,10 +282,9 @@ RULES: Final = (
         refs=("SECRET-06",),
         enforcement=ADVISORY,
     ),
-    ResourceRule(
+    StackRule(
         name="secret-password-length",
         description="Generated passwords are long enough.",
-        resource_types=(RANDOM_PASSWORD, *DYNAMIC),
         check=password_length,
         refs=("REDIS-07",),
         config_schema={

@@ -6,7 +6,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
 from policies.rules._model import CONTAINER, VOLUME, Resource, ResourceRule, StackRule, Violation
-from policies.rules._props import items, label, mapping, of_type, stack_token_in, text
+from policies.rules._props import (
+    items,
+    label,
+    mapping,
+    names_per_stack,
+    of_type,
+    stack_token_in,
+    text,
+)
 
 
 def volume_no_host_path(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
@@ -34,10 +42,11 @@ def _volume_references(props: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 def volume_scoped(resources: Sequence[Resource], _config: Mapping[str, Any]) -> Iterator[Violation]:
     declared: dict[str, Resource] = {}
+    per_stack = names_per_stack(resources)
     for volume in of_type(resources, VOLUME):
         name = text(volume.props.get("name")) or volume.name
         declared[name] = volume
-        if volume.stack and not stack_token_in(name, volume.stack):
+        if per_stack and volume.stack and not stack_token_in(name, volume.stack):
             yield Violation(
                 f"{label(volume)} must carry the stack name in its Docker name so stacks never "
                 f"share data.",

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from policies.analyzer import Finding, PackServer
-from policies.check import CONFIG_DIR, evaluate
+from policies.check import evaluate
 from policies.records import Record, from_rendered
+from policies.strictness import CONFIG_DIR
 
 Analyze = Callable[..., list[Finding]]
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from policies import strictness
 from policies.check import run
 from tests.policy import foreign
 
@@ -49,7 +50,7 @@ def test_table_output__names_config_counts_and_violations(tmp_path: Path) -> Non
     out = io.StringIO()
     assert run(_args(_write(tmp_path, PLAINTEXT_REDIS)), out) == 1
     text = out.getvalue()
-    assert "pack defaults" in text
+    assert "production config" in text  # it declares no environment: the strictest
     assert "mandatory  redis-tls-only" in text
 
 
@@ -129,3 +130,61 @@ def test_module_entry_point__exit_status_and_no_traceback(tmp_path: Path) -> Non
     )  # fmt: skip
     assert broken.returncode == 2
     assert "Traceback" not in broken.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        pytest.param(b"config:\n  secure-redis:environment: [unclosed\n", "is not valid YAML",
+                     id="bad-yaml"),
+        pytest.param(b"config:\n  secure-redis:environment: \xff\xfe\n", "is not UTF-8 text",
+                     id="not-utf8"),
+    ],
+)  # fmt: skip
+def test_unreadable_stack_file__exit_2_with_one_line(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    content: bytes,
+    error: str,
+) -> None:
+    (tmp_path / "Pulumi.qa.yaml").write_bytes(content)
+    monkeypatch.setattr(strictness, "STACK_DIR", tmp_path)
+    assert run(["--stack", "qa"], io.StringIO()) == 2
+    stderr = capsys.readouterr().err
+    assert stderr.count("\n") == 1
+    assert f"error: Pulumi.qa.yaml {error}" in stderr
+
+
+def test_empty_stack_name__exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["--stack", ""], io.StringIO()) == 2
+    assert capsys.readouterr().err == (
+        "error: --stack needs a stack name, e.g. --stack dev (Pulumi.dev.yaml)\n"
+    )
+
+
+def test_urn_whose_stack_is_a_path__exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record = {**PLAINTEXT_REDIS[0], "urn": "urn:pulumi:../../etc::p::t::kv"}
+    assert run(["--resources", str(_write(tmp_path, [record]))], io.StringIO()) == 2
+    assert "may hold only letters, digits" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("stack_name", "envs", "config"),
+    [
+        ("dev", [], "production config"),
+        ("prod-eu", ["ENVIRONMENT=production"], "production config"),
+        ("prod", ["ENVIRONMENT=development"], "development config"),
+        ("x", ["ENVIRONMENT=staging"], "staging config"),
+    ],
+    ids=["undeclared-dev-named", "prod-eu", "declared-development", "staging"],
+)
+def test_config__follows_the_declared_environment_not_the_stack_name(
+    tmp_path: Path, stack_name: str, envs: list[str], config: str
+) -> None:
+    records = [{**PLAINTEXT_REDIS[0], "props": {**PLAINTEXT_REDIS[0]["props"], "envs": envs}}]
+    out = io.StringIO()
+    run(["--resources", str(_write(tmp_path, records)), "--stack-name", stack_name], out)
+    assert config in out.getvalue().splitlines()[0]

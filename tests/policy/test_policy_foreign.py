@@ -61,7 +61,8 @@ def test_plaintext_redis_with_published_port__is_rejected(analyze: Analyze) -> N
 def test_official_image_default_config_on_an_internal_network__is_rejected(
     analyze: Analyze,
 ) -> None:
-    """Container hardening alone does not make Redis safe: its defaults are plaintext, no auth."""
+    """Container hardening alone does not make Redis safe: its defaults are plaintext, no auth,
+    and the official image turns protected mode off."""
     stack = _stack(NET, _container(
         "kv", image="redis@sha256:" + "d" * 64, networksAdvanced=[{"name": "kv-qa-net"}],
         **HARDENED))  # fmt: skip
@@ -69,6 +70,7 @@ def test_official_image_default_config_on_an_internal_network__is_rejected(
     assert mandatory(findings) == {
         "redis-tls-only",
         "redis-tls-configured",
+        "redis-protected-mode-on",
         "redis-auth-required",
         "redis-default-user-disabled",
         "redis-acl-least-privilege",
@@ -85,7 +87,7 @@ def test_redis_behind_a_shell_entrypoint_and_an_opaque_image__is_recognised(
                  "exec redis-server --port 6379 --requirepass " + foreign.PROBE_PASSWORD],
         networksAdvanced=[{"name": "kv-qa-net"}], **HARDENED))  # fmt: skip
     violated = mandatory(analyze(stack))
-    assert {"redis-tls-only", "secret-argv-not-plain", "secret-state-encrypted"} <= violated
+    assert {"redis-tls-only", "secret-argv-not-plain"} <= violated
 
 
 def test_tls_without_client_certificates_and_argv_password__is_rejected(

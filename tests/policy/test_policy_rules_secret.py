@@ -190,8 +190,8 @@ EXTRA = [
                  "secret-password-length", id="redis-07-fail-16"),
     pytest.param("random:index/randomPassword:RandomPassword", {}, True,
                  "secret-password-length", id="redis-07-fail-length-unset"),
-    pytest.param("random:index/randomPassword:RandomPassword", {"length": 32}, False,
-                 "secret-password-length", id="redis-07-pass-32"),
+    pytest.param("random:index/randomPassword:RandomPassword", {"length": 48}, False,
+                 "secret-password-length", id="redis-07-pass-48"),
     pytest.param("pulumi-python:dynamic/acme:GeneratedPassword", {"length": 12}, True,
                  "secret-password-length", id="redis-07-fail-dynamic-12"),
     pytest.param("pulumi-python:dynamic/acme:DataKeyring", {"generation": 1}, False,
@@ -207,6 +207,33 @@ EXTRA = [
 def test_rule_on_added_resource(type_: str, props: dict[str, Any], fails: bool, rule: str) -> None:
     stack = add(foreign.records(), type_, "extra", props)
     assert bool(run_rule(rule, stack)) is fails
+
+
+@pytest.mark.parametrize(
+    ("declared", "length", "reason"),
+    [
+        pytest.param(None, 32, "at least 48 characters", id="undeclared-is-production"),
+        pytest.param("ENVIRONMENT=development", 32, None, id="development-floor-24"),
+        pytest.param("ENVIRONMENT=staging", 24, "at least 32 characters", id="staging-floor-32"),
+        pytest.param("NODE_ENV=production", 32, "at least 48 characters", id="node-env-production"),
+        pytest.param(
+            "ENVIRONMENT=qa-eu", 32, "at least 48 characters", id="unknown-word-strictest"
+        ),
+    ],
+)
+def test_password_floor__follows_the_declared_environment_not_the_stack_name(
+    declared: str | None, length: int, reason: str | None
+) -> None:
+    stack = add(foreign.records(), "random:index/randomPassword:RandomPassword", "extra",
+                {"length": length})  # fmt: skip
+    if declared:
+        stack = mutate(stack, "web", lambda p: p["envs"].append(declared))
+    messages = run_rule("secret-password-length", stack)
+    if reason is None:
+        assert messages == []
+    else:
+        assert len(messages) == 1
+        assert reason in messages[0]
 
 
 def test_stack_reference_feeding_a_container_is_rejected() -> None:

@@ -1,0 +1,291 @@
+"""How real programs write Redis stacks, and the exact reason each rule gives (pure rules).
+
+Each case is a small stack in the shape public pulumi-docker programs use (image IDs from a
+RemoteImage, wrapper entrypoints, host/port clients, wrong-typed props, Swarm services) and
+asserts the reason the owning rule reports, so a rule that fires for another reason, or for
+nothing, fails the test.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from policies.records import Record, parse_records
+from policies.rules._redisconf import ImageIndex, Verdict, recognise
+from policies.rules.redis import weak_tls12_ciphers
+from tests.policy.support import run_rule, to_resources
+
+pytestmark = pytest.mark.policy
+
+IMAGE_ID = "sha256:" + "4" * 64
+CONTAINER = "docker:index/container:Container"
+TLS_ARGS = ["--port", "0", "--tls-port", "6380", "--tls-cert-file", "/t/s.crt",
+            "--tls-key-file", "/t/s.key", "--tls-ca-cert-file", "/t/ca.crt"]  # fmt: skip
+
+
+def stack(*items: dict[str, Any], name: str = "qa") -> list[Record]:
+    return parse_records(list(items), source="test", stack=name, project="shop")
+
+
+def container(logical: str, **props: Any) -> dict[str, Any]:
+    return {"type": CONTAINER, "name": logical, "props": props}
+
+
+def only(messages: list[str]) -> str:
+    assert len(messages) == 1, messages
+    return messages[0]
+
+
+# -- recognition --------------------------------------------------------------------------------
+
+REMOTE_REDIS = {"type": "docker:index/remoteImage:RemoteImage", "name": "redis-image",
+                "props": {"name": "redis:6.2", "imageId": IMAGE_ID}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("props", "verdict", "args"),
+    [
+        pytest.param({"image": IMAGE_ID}, Verdict.SERVER, (), id="image-id-of-a-redis-image"),
+        pytest.param({"image": "redis:7", "command": ["/bin/sh", "-c", "/entrypoint.sh"]},
+                     Verdict.SERVER, None, id="script-wrapper-in-a-redis-image"),
+        pytest.param({"image": "x",
+                      "command": ["docker-entrypoint.sh", "redis-server", "--port", "0"]},
+                     Verdict.SERVER, ("--port", "0"), id="docker-entrypoint-wrapper"),
+        pytest.param({"image": "redis:7", "command": ["/usr/local/etc/redis/redis.conf"]},
+                     Verdict.SERVER, ("/usr/local/etc/redis/redis.conf",), id="conf-file-only"),
+        pytest.param({"image": "sha256:" + "9" * 64,
+                      "healthcheck": {"tests": ["CMD", "redis-cli", "ping"]}},
+                     Verdict.SERVER, None, id="opaque-image-with-redis-cli-healthcheck"),
+        pytest.param({"image": "sha256:" + "9" * 64, "ports": [{"internal": 6379}]},
+                     Verdict.SERVER, None, id="opaque-image-on-the-redis-port"),
+        pytest.param({"image": "sha256:" + "9" * 64, "envs": ["REDIS_ARGS=--save 60 1"]},
+                     Verdict.UNSURE, None, id="only-server-settings-in-env"),
+        pytest.param({"image": "myorg/web:1", "envs": ["REDIS_HOST=cache"]},
+                     Verdict.NOT_REDIS, None, id="client-with-redis-host"),
+        pytest.param({"image": "redis:7", "command": ["sh", "-c", "cp /stage/* /out/"]},
+                     Verdict.NOT_REDIS, None, id="visible-script-that-is-not-redis"),
+        pytest.param({"image": "redis:7", "command": ["redis-cli", "-h", "cache", "ping"]},
+                     Verdict.NOT_REDIS, None, id="redis-cli-is-a-client"),
+    ],
+)  # fmt: skip
+def test_recognise__like_a_reviewer(
+    props: dict[str, Any], verdict: Verdict, args: tuple[str, ...] | None
+) -> None:
+    images = ImageIndex(to_resources(stack(REMOTE_REDIS)))
+    found = recognise(props, images)
+    assert (found.verdict, found.args) == (verdict, args)
+
+
+def test_unsure_container__is_reported_not_skipped() -> None:
+    records = stack(container("cache", image=IMAGE_ID, envs=["REDIS_ARGS=--appendonly yes"]))
+    assert only(run_rule("redis-recognised", records)) == (
+        "Could not tell whether Container cache runs Redis (server settings in REDIS_ARGS); if "
+        "it does, start it with redis-server and its settings on the command line or in an "
+        "uploaded redis.conf so the Redis rules can judge it."
+    )
+
+
+def test_redis_behind_an_image_id__gets_the_redis_rules() -> None:
+    records = stack(REMOTE_REDIS, container("redis", image=IMAGE_ID))
+    assert "must set port 0 (with tls-port)" in only(run_rule("redis-tls-only", records))
+
+
+# -- effective configuration ---------------------------------------------------------------------
+
+
+def test_official_image_default__protected_mode_is_off() -> None:
+    records = stack(container("redis", image="redis:7.2", command=["--port", "0"]))
+    assert only(run_rule("redis-protected-mode-on", records)) == (
+        "Redis container redis must keep protected-mode yes; the image turns it off by default."
+    )
+
+
+def test_argv_wins_over_the_image_default() -> None:
+    records = stack(container("redis", image="redis:7.2",
+                              command=["--protected-mode", "yes"]))  # fmt: skip
+    assert run_rule("redis-protected-mode-on", records) == []
+
+
+def test_script_wrapper__settings_are_unknown_and_fail_closed() -> None:
+    records = stack(
+        container("redis", image="redis:7", command=["/bin/sh", "-c", "/entrypoint.sh"])
+    )
+    assert "its config file cannot be read" in only(run_rule("redis-tls-only", records))
+
+
+# -- TLS directives where their protocol is enabled ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        pytest.param([], "it allows OpenSSL's default list (tls-ciphers unset)", id="unset"),
+        pytest.param(["--tls-ciphers", "ECDHE-RSA-AES128-SHA256:ECDHE-RSA-AES128-GCM-SHA256"],
+                     "it allows ECDHE-RSA-AES128-SHA256 (no CBC", id="cbc"),
+        pytest.param(["--tls-ciphers", "AES256-GCM-SHA384"], "it allows AES256-GCM-SHA384",
+                     id="rsa-key-exchange"),
+        pytest.param(["--tls-ciphers", "HIGH:!aNULL"], "it allows HIGH", id="alias"),
+        pytest.param(["--tls-ciphers", "ECDHE-ECDSA-AES256-GCM-SHA384",
+                      "--tls-ciphersuites", "TLS_AES_128_CCM_8_SHA256"],
+                     "it allows TLS_AES_128_CCM_8_SHA256", id="tls13-ccm8"),
+    ],
+)  # fmt: skip
+def test_tls12_enabled__every_cipher_directive_is_judged(extra: list[str], reason: str) -> None:
+    records = stack(
+        container("redis", image="redis:7", command=["redis-server", *TLS_ARGS, *extra])
+    )
+    assert reason in only(run_rule("redis-tls-ciphers-strong", records))
+
+
+def test_strong_cipher_list__passes() -> None:
+    assert (
+        weak_tls12_ciphers("ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305:!aNULL") == []
+    )
+
+
+def test_server_without_tls__gets_no_cipher_findings() -> None:
+    records = stack(container("redis", image="redis:7", command=["redis-server", "--port", "6379"]))
+    assert run_rule("redis-tls-ciphers-strong", records) == []
+    assert run_rule("redis-tls-prefer-server-ciphers", records) == []
+
+
+@pytest.mark.parametrize(
+    ("declared", "fails"),
+    [(None, True), ("ENVIRONMENT=production", True), ("ENVIRONMENT=development", False)],
+    ids=["undeclared-strictest", "production", "development"],
+)
+def test_tls12_floor__follows_the_declared_environment(declared: str | None, fails: bool) -> None:
+    client = container("web", image="web:1", envs=[declared] if declared else [])
+    server = container("redis", image="redis:7", command=[
+        "redis-server", *TLS_ARGS, "--tls-protocols", "TLSv1.2 TLSv1.3"])  # fmt: skip
+    messages = run_rule("redis-tls-protocols-modern", stack(server, client, name="prod-eu"))
+    if fails:
+        assert "it enables a protocol older than TLSv1.3" in only(messages)
+    else:
+        assert messages == []
+
+
+# -- cleartext credentials wherever they travel --------------------------------------------------
+
+ACL_LINE = "user app on >" + "x" * 20 + " ~app:* +@read"
+
+
+@pytest.mark.parametrize(
+    ("rule", "props", "reason"),
+    [
+        pytest.param("secret-env-not-plain", {"envs": [f"REDIS_ACL={ACL_LINE}"]},
+                     "environment variables (REDIS_ACL)", id="acl-in-innocent-env"),
+        pytest.param("secret-env-not-plain", {"envs": ["REDIS_ARGS=--requirepass hunter22x"]},
+                     "environment variables (REDIS_ARGS)", id="requirepass-in-env"),
+        pytest.param("secret-labels-not-plain",
+                     {"labels": [{"label": "conf", "value": "requirepass hunter22x"}]},
+                     "labels (conf)", id="requirepass-in-label"),
+        pytest.param("secret-argv-not-plain",
+                     {"command": ["sh", "-c", f"echo '{ACL_LINE}' > /a.acl && redis-server"]},
+                     "command line (an ACL rule with a >password)", id="acl-in-argv"),
+    ],
+)  # fmt: skip
+def test_cleartext_credentials__found_in_env_labels_and_argv(
+    rule: str, props: dict[str, Any], reason: str
+) -> None:
+    records = stack(container("redis", image="redis:7", **props))
+    message = only(run_rule(rule, records))
+    assert reason in message
+    assert "x" * 20 not in message
+    assert "hunter22x" not in message
+
+
+# -- resources the container rules do not cover ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("type_", "reason"),
+    [
+        ("docker:index/service:Service", "task spec is not checked against the container rules"),
+        ("docker:index/serviceConfig:ServiceConfig", "a Swarm config is not checked"),
+        ("docker:index/secret:Secret", "a Swarm secret is not checked"),
+        ("command:local:Command", "a command run on the deploying machine is not checked"),
+    ],
+)
+def test_unjudged_resource__is_reported_as_unchecked(type_: str, reason: str) -> None:
+    records = stack({"type": type_, "name": "thing", "props": {}})
+    assert reason in only(run_rule("coverage-unchecked-resource", records))
+
+
+def test_registry_image_skipping_tls_verification__is_rejected() -> None:
+    push = {"name": "reg.example/app:1", "insecureSkipVerify": True}
+    records = stack({"type": "docker:index/registryImage:RegistryImage", "name": "push",
+                     "props": push})  # fmt: skip
+    assert "remove insecureSkipVerify: true" in only(
+        run_rule("image-registry-tls-verified", records)
+    )
+
+
+# -- clients configured by host and port ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("envs", "reason"),
+    [
+        (["REDIS_HOST=cache", "REDIS_PORT=6379"], "env REDIS_HOST does not"),
+        (["QUEUE_BULL_REDIS_HOST=cache"], "env QUEUE_BULL_REDIS_HOST does not"),
+        (["REDIS_HOST=cache", "REDIS_TLS=true"], None),
+    ],
+    ids=["redis-host", "bull-queue-host", "tls-switched-on"],
+)
+def test_host_port_clients__must_use_tls(envs: list[str], reason: str | None) -> None:
+    messages = run_rule("redis-clients-use-tls", stack(container("web", image="web:1", envs=envs)))
+    if reason is None:
+        assert messages == []
+    else:
+        assert reason in only(messages)
+
+
+# -- wrong-typed properties fail closed ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rule", "props", "reason"),
+    [
+        ("network-port-bound-to-interface", {"ports": "6379:6379"}, "ports must be a list"),
+        ("container-not-privileged", {"privileged": "true"}, "privileged must be true or false"),
+        ("secret-env-not-plain", {"envs": {"A": "b"}}, "envs must be a list"),
+        ("container-no-added-capabilities", {"capabilities": {"adds": "SYS_ADMIN"}},
+         "capabilities.adds must be a list"),
+        ("container-memory-limited", {"memory": 536870912}, "memory must be megabytes"),
+    ],
+    ids=["ports-string", "privileged-string", "envs-object", "adds-string", "memory-bytes"],
+)  # fmt: skip
+def test_unreadable_value__violates_the_rule_that_needed_it(
+    rule: str, props: dict[str, Any], reason: str
+) -> None:
+    message = only(run_rule(rule, stack(container("web", image="web:1", **props))))
+    assert message.startswith("Container web: " + reason)
+
+
+# -- false positives that must not fire ------------------------------------------------------------
+
+
+def test_host_port_client__is_a_redis_client_on_the_redis_network() -> None:
+    net = {"type": "docker:index/network:Network", "name": "net", "props": {"name": "services"}}
+    records = stack(
+        net,
+        container("redis", image="redis:6.2", networksAdvanced=[{"name": "services",
+                                                                "aliases": ["redisdb"]}]),
+        container("app", image="app:1", envs=["REDIS_HOST=redisdb"],
+                  networksAdvanced=[{"name": "services"}]),
+    )  # fmt: skip
+    assert run_rule("network-redis-network-dedicated", records) == []
+
+
+def test_edge_proxy_on_443__is_not_told_to_bind_loopback() -> None:
+    records = stack(container("edge", image="nginx:1", ports=[{"internal": 443, "external": 443}]))
+    assert run_rule("network-port-bound-to-interface", records) == []
+
+
+def test_single_stack_program__is_not_told_to_put_the_stack_in_names() -> None:
+    records = stack({"type": "docker:index/network:Network", "name": "net",
+                     "props": {"name": "services"}}, name="dev")  # fmt: skip
+    assert run_rule("stack-network-scoped", records) == []
