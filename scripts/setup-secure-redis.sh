@@ -6,9 +6,10 @@
 #   1. bootstrap   virtualenvs, system packages, Docker engine, debian:bookworm-slim
 #   2. build       the app's wheelhouse (PyPI is not reachable inside `docker build`)
 #   3. policy      the policy pack; a mandatory violation stops the deploy
-#   4. deploy      `pulumi up --policy-pack policies` when the Pulumi CLI is installed and
-#                  logged in; otherwise the local applier (`python -m infra.apply up`), which
-#                  deploys the same program and is not Pulumi
+#   4. deploy      `pulumi up --policy-pack policies` with the stack environment's policy config
+#                  (scripts/pulumi-deploy.sh) when the Pulumi CLI is installed and logged in;
+#                  otherwise the local applier (`python -m infra.apply up`), which deploys
+#                  the same program and is not Pulumi
 #   5. verify      the e2e suite against what runs (--full adds the disruptive fault tests)
 #   6. summary     what runs, where the app listens, the security checks, how to tear down
 #
@@ -56,10 +57,7 @@ pulumi_ready() { have pulumi && pulumi whoami --non-interactive >/dev/null 2>&1;
 
 deploy_with_pulumi() {
     log "Pulumi CLI found and logged in: pulumi up enforces the policy pack itself"
-    pulumi stack select "$stack" --non-interactive \
-        || die "pulumi has no stack '$stack'; run: pulumi stack init $stack"
-    pulumi up --yes --non-interactive --skip-preview --policy-pack policies --stack "$stack" \
-        || die "pulumi up failed (a mandatory policy violation stops it); see the output above"
+    scripts/pulumi-deploy.sh "$stack"
 }
 
 deploy_locally() {

@@ -1,0 +1,111 @@
+"""Every Pulumi CLI call the scripts make uses flags the CLI documents, and `pulumi up` gets the
+policy config of the environment the stack declares.
+
+A recording stand-in `pulumi` (`tests/policy/pulumi_standin/pulumi`) goes first on PATH; it
+checks each invocation against `tests/policy/pulumi_cli_flags.json` (the CLI's own command
+reference) and logs it. The teardown test also puts a stand-in `docker` on PATH and points
+DOCKER_HOST at a socket that does not exist, so no real engine is touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from policies.strictness import CONFIG_DIR
+
+pytestmark = pytest.mark.policy
+
+ROOT = Path(__file__).resolve().parents[2]
+STANDIN = Path(__file__).resolve().parent / "pulumi_standin"
+
+
+def _run(script: list[str], tmp_path: Path) -> tuple[subprocess.CompletedProcess[str], list[dict]]:  # type: ignore[type-arg]
+    log = tmp_path / "pulumi-calls.jsonl"
+    env = {
+        **os.environ,
+        "PATH": f"{STANDIN}{os.pathsep}{os.environ['PATH']}",
+        "PULUMI_STANDIN_LOG": str(log),
+        "DOCKER_HOST": f"unix:///nonexistent/{uuid.uuid4().hex}.sock",
+    }
+    done = subprocess.run(
+        script, cwd=ROOT, env=env, capture_output=True, text=True, check=False, timeout=300
+    )
+    calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return done, calls
+
+
+@pytest.mark.parametrize(("stack", "config"), [("dev", "dev.json"), ("prod", "prod.json")])
+def test_setup_pulumi_branch__documented_flags_and_the_environments_policy_config(
+    tmp_path: Path, stack: str, config: str
+) -> None:
+    done, calls = _run(["scripts/pulumi-deploy.sh", stack], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert [c["error"] for c in calls] == ["", ""]
+    assert calls[0]["argv"] == ["stack", "select", stack, "--non-interactive"]
+    assert calls[1]["argv"] == [
+        "up", "--yes", "--non-interactive", "--skip-preview", "--policy-pack", "policies",
+        "--policy-pack-config", str(CONFIG_DIR / config), "--stack", stack,
+    ]  # fmt: skip
+
+
+def test_teardown__pulumi_calls_use_documented_flags(tmp_path: Path) -> None:
+    done, calls = _run(["scripts/teardown.sh", "dev"], tmp_path)
+    assert [c["argv"][0] for c in calls] == ["whoami", "stack", "destroy"], done.stderr
+    assert all(c["error"] == "" for c in calls), calls
+    assert calls[2]["argv"] == [
+        "destroy",
+        "--yes",
+        "--non-interactive",
+        "--skip-preview",
+        "--stack",
+        "dev",
+    ]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["up", "--policy-pack-configs", "x.json"],
+        ["stack", "select", "dev", "--yes"],
+        ["destroy", "--policy-pack", "policies"],
+        ["deploy"],
+    ],
+    ids=["misspelt-flag", "flag-of-another-command", "up-only-flag-on-destroy", "no-such-command"],
+)
+def test_standin__rejects_what_the_cli_would_reject(tmp_path: Path, argv: list[str]) -> None:
+    """Positive control: the stand-in is not a rubber stamp."""
+    log = tmp_path / "calls.jsonl"
+    done = subprocess.run(
+        [sys.executable, str(STANDIN / "pulumi"), *argv],
+        env={**os.environ, "PULUMI_STANDIN_LOG": str(log)},
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert json.loads(log.read_text())["error"] in done.stderr
+
+
+def test_every_pulumi_call_in_the_scripts__is_exercised_above() -> None:
+    """A new `pulumi <command>` in a script must be added to the tests above."""
+    exercised = {"whoami", "stack select", "up", "destroy"}
+    found = set()
+    for script in (ROOT / "scripts").glob("*.sh"):
+        for line in script.read_text().splitlines():
+            stripped = re.sub(r'"[^"]*"', '""', line.strip())  # messages are not calls
+            if stripped.startswith("#"):
+                continue
+            for part in stripped.split("pulumi ")[1:]:
+                words = part.split()
+                if not words or words[0].startswith(("-", "up`", "--")):
+                    continue
+                command = " ".join(words[:2]) if words[0] == "stack" else words[0]
+                if command.isidentifier() or command == "stack select":
+                    found.add(command)
+    assert found <= exercised | {"login", "stack init"}, found - exercised
