@@ -28,7 +28,8 @@ from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
 from infra.pulumi_internals import wrap_secret
-from policies.records import PropPath, Record
+from policies.proppath import PropPath, get
+from policies.records import Record
 
 PACK_DIR: Final = Path(__file__).resolve().parent
 # The pack never calls the engine back; pulumi.policy only parses this argument.
@@ -75,9 +76,7 @@ def _wrap_secrets(props: Mapping[str, Any], paths: Iterable[PropPath]) -> dict[s
     for path in paths:
         if not path:
             continue
-        parent = result
-        for segment in path[:-1]:
-            parent = parent[segment]
+        parent = get(result, path[:-1])
         parent[path[-1]] = wrap_secret(parent[path[-1]])
     return dict(result)
 

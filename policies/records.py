@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PropPath = tuple[str | int, ...]
+from policies.proppath import PropPath
+from policies.rules._model import urn_parts
+
 # Pulumi's stack and project names: letters, digits, "-", "_", "." (no "/", no "::").
 _NAME: re.Pattern[str] = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -35,12 +37,11 @@ class Record:
 
     @property
     def stack(self) -> str:
-        return self.urn.split("::", 1)[0].removeprefix("urn:pulumi:")
+        return urn_parts(self.urn)[0]
 
     @property
     def project(self) -> str:
-        parts = self.urn.split("::")
-        return parts[1] if len(parts) > 1 else ""
+        return urn_parts(self.urn)[1]
 
 
 def make_urn(stack: str, project: str, type_: str, name: str) -> str:
@@ -110,7 +111,7 @@ def _check_urn(urn: object, where: str) -> None:
         raise RecordError(
             f'{where}: "urn" must look like urn:pulumi:<stack>::<project>::<type>::<name>'
         )
-    stack, project = urn.removeprefix("urn:pulumi:").split("::")[:2]
+    stack, project = urn_parts(urn)
     if not (_NAME.match(stack) and _NAME.match(project)) or stack in (".", ".."):
         raise RecordError(
             f'{where}: the stack and project in "urn" may hold only letters, digits, "-", "_" '

@@ -50,6 +50,14 @@ STACK_REFERENCE: Final = "pulumi:pulumi:StackReference"
 DYNAMIC: Final = ("pulumi-python:dynamic*", "pulumi-nodejs:dynamic*")
 
 
+def urn_parts(urn: str) -> tuple[str, str]:
+    """(stack, project) of `urn:pulumi:<stack>::<project>::<type>::<name>`; "" where absent."""
+    if not urn.startswith("urn:pulumi:"):
+        return "", ""
+    parts = urn.removeprefix("urn:pulumi:").split("::")
+    return parts[0], parts[1] if len(parts) > 1 else ""
+
+
 @dataclass(frozen=True)
 class Resource:
     """One resource as a policy sees it: engine (camelCase) property names, secrets unwrapped."""
@@ -67,9 +75,7 @@ class Resource:
     @property
     def stack(self) -> str:
         """The stack name from `urn:pulumi:<stack>::<project>::...`, or "" when unknown."""
-        if self.urn.startswith("urn:pulumi:"):
-            return self.urn[len("urn:pulumi:") :].split("::", 1)[0]
-        return ""
+        return urn_parts(self.urn)[0]
 
 
 class Unreadable(ValueError):

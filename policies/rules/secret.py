@@ -11,6 +11,7 @@ import fnmatch
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
+from policies.proppath import string_leaves
 from policies.rules._environment import floor
 from policies.rules._model import (
     ADVISORY,
@@ -172,17 +173,6 @@ def password_length(
             )
 
 
-def _leaves(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
-    if isinstance(value, str):
-        yield path, value
-    elif isinstance(value, Mapping):
-        for key in value:
-            yield from _leaves(value[key], f"{path}.{key}" if path else str(key))
-    elif isinstance(value, Sequence) and not isinstance(value, bytes):
-        for index, element in enumerate(value):
-            yield from _leaves(element, f"{path}[{index}]")
-
-
 def _secrets_of(resource: Resource) -> set[str]:
     props = resource.props
     found = {u.content for u in uploads(props) if is_secret_upload(u) and u.content}
@@ -202,10 +192,10 @@ def not_shared_in_plain_form(
         for key in sink.props:
             if key in sink.secret_outputs:
                 continue
-            for path, leaf in _leaves(sink.props[key], key):
+            for _, leaf in string_leaves(sink.props[key]):
                 for source, secrets in sources:
                     if source.urn != sink.urn and any(s.strip() in leaf for s in secrets):
-                        exposed.add(path.split("[", 1)[0].split(".", 1)[0])
+                        exposed.add(str(key))
         if exposed:
             yield Violation(
                 f"{label(sink)} must not hold, in plain form, a secret another resource "

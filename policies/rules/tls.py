@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from policies.proppath import string_leaves
 from policies.rules._model import (
     ADVISORY,
     CONTAINER,
@@ -178,7 +179,7 @@ def ca_key_not_deployed(
 ) -> Iterator[Violation]:
     ca_keys = set()
     for resource in resources:
-        for _, leaf in _string_leaves(resource.props):
+        for _, leaf in string_leaves(resource.props):
             for block in certificate_blocks(leaf):
                 cert = parse_certificate(block)
                 if cert is not None and cert.is_ca:
@@ -196,18 +197,6 @@ def ca_key_not_deployed(
                     resource.urn,
                 )
                 break
-
-
-def _string_leaves(value: Any) -> Iterator[tuple[None, str]]:
-    if isinstance(value, str):
-        if "-----BEGIN CERTIFICATE-----" in value:
-            yield None, value
-    elif isinstance(value, Mapping):
-        for key in value:
-            yield from _string_leaves(value[key])
-    elif isinstance(value, Sequence) and not isinstance(value, bytes):
-        for element in value:
-            yield from _string_leaves(element)
 
 
 RULES: Final = (

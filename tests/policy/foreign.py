@@ -14,15 +14,12 @@ from typing import Any, Final
 
 from infra import pki
 from policies.records import Record, parse_records
+from policies.rules._model import CONTAINER, NETWORK, REMOTE_IMAGE, VOLUME
 
 STACK: Final = "prod"
 PROJECT: Final = "shop"
 REDIS_IMAGE: Final = "docker.io/library/redis@sha256:" + "a" * 64
 WEB_IMAGE: Final = "registry.example.com/shop/web@sha256:" + "b" * 64
-CONTAINER: Final = "docker:index/container:Container"
-NETWORK: Final = "docker:index/network:Network"
-VOLUME: Final = "docker:index/volume:Volume"
-REMOTE_IMAGE: Final = "docker:index/remoteImage:RemoteImage"
 
 # Generated per run: a committed literal would be a (fake) secret in the repository.
 WEB_PASSWORD: Final = secrets.token_urlsafe(18)

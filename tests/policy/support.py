@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import copy
+import functools
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+import pytest
+
 from policies.analyzer import Finding
+from policies.proppath import leads_to_leaf
 from policies.records import Record
 from policies.rules import BY_NAME, Resource, ResourceRule
 
@@ -47,16 +53,6 @@ def find(records: Sequence[Record], name: str) -> Record:
     raise KeyError(f"no resource named {name!r}; have {[r.name for r in records]}")
 
 
-def _resolves(props: Any, path: tuple[str | int, ...]) -> bool:
-    node = props
-    for segment in path:
-        try:
-            node = node[segment]
-        except (KeyError, IndexError, TypeError):
-            return False
-    return not isinstance(node, dict | list)
-
-
 def mutate(
     records: Sequence[Record],
     name: str,
@@ -76,7 +72,7 @@ def mutate(
         options = dict(record.options)
         if secret_outputs is not None:
             options["additionalSecretOutputs"] = list(secret_outputs)
-        paths = tuple(p for p in record.secret_paths if _resolves(props, p))
+        paths = tuple(p for p in record.secret_paths if leads_to_leaf(props, p))
         result.append(replace(record, props=props, options=options, secret_paths=paths))
     return result
 
@@ -106,6 +102,18 @@ def set_arg(props: Props, option: str, value: str | None) -> None:
         del command[index : index + 2]
     else:
         command[index + 1] = value
+
+
+@functools.cache
+def _reasons() -> dict[str, Any]:
+    path = Path(__file__).resolve().parent / "expected_reasons.json"
+    return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
+def assert_reasons(table: str, request: pytest.FixtureRequest, messages: list[str]) -> None:
+    """The case's messages are exactly those `expected_reasons.json` holds for it."""
+    case = request.node.callspec.id
+    assert messages == _reasons()[table][case], f"{table}/{case}: {messages}"
 
 
 def mandatory(findings: Iterable[Finding]) -> set[str]:

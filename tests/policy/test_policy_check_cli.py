@@ -13,9 +13,10 @@ import pytest
 
 from policies import strictness
 from policies.check import run
+from policies.rules._model import CONTAINER
 from tests.policy import foreign
 
-PLAINTEXT_REDIS = [{"type": "docker:index/container:Container", "name": "kv",
+PLAINTEXT_REDIS: list[dict[str, Any]] = [{"type": CONTAINER, "name": "kv",
                     "props": {"image": "redis:7", "ports": [{"internal": 6379}]}}]  # fmt: skip
 
 

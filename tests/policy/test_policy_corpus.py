@@ -16,8 +16,10 @@ from typing import Any
 
 import pytest
 
+from policies.proppath import get
 from policies.records import Record
 from policies.rules import RULES, Enforcement
+from policies.rules._model import REGISTRY_IMAGE
 from tests.policy.conftest import Analyze
 from tests.policy.support import add, describe, find, mandatory, mutate, set_arg, upload
 
@@ -289,7 +291,7 @@ CORPUS = [
     W("app-image-by-tag", "prod", "image-container-pinned", APP,
       on(APP, lambda p: p.update(image="secure-redis-prod-app:latest"))),
     W("registry-push-skips-tls-verification", "prod", "image-registry-tls-verified", "push",
-      lambda r: add(r, "docker:index/registryImage:RegistryImage", "push",
+      lambda r: add(r, REGISTRY_IMAGE, "push",
                     {"name": "registry.example/app:1", "insecureSkipVerify": True})),
     W("redis-image-latest", "dev", "image-tag-not-latest", "redis-image",
       on("redis-image", lambda p: p.update(imageName="secure-redis-dev-redis:latest"))),
@@ -325,9 +327,7 @@ def _secret_values(records: list[Record]) -> set[str]:
     values = set()
     for record in records:
         for path in record.secret_paths:
-            node: Any = record.props
-            for segment in path:
-                node = node[segment]
+            node = get(record.props, path)
             if isinstance(node, str) and len(node) >= 8:
                 values.add(node)
     return values

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from policies.records import parse_records
+from policies.rules._model import CONTAINER, NETWORK
 from tests.policy import foreign
 from tests.policy.conftest import Analyze
 from tests.policy.support import describe, mandatory, mutate
@@ -23,7 +24,7 @@ HARDENED: dict[str, Any] = {
     "memory": 256,
     "healthcheck": {"tests": ["CMD", "true"]},
 }
-NET = {"type": "docker:index/network:Network", "name": "net",
+NET = {"type": NETWORK, "name": "net",
        "props": {"name": "kv-qa-net", "internal": True}}  # fmt: skip
 
 
@@ -32,7 +33,7 @@ def _stack(*items: dict[str, Any]) -> list[Any]:
 
 
 def _container(logical: str, **props: Any) -> dict[str, Any]:
-    return {"type": "docker:index/container:Container", "name": logical, "props": props}
+    return {"type": CONTAINER, "name": logical, "props": props}
 
 
 def test_secure_foreign_stack__passes(analyze: Analyze) -> None:

@@ -13,6 +13,16 @@ from typing import Any
 import pytest
 
 from policies.records import Record, parse_records
+from policies.rules._model import (
+    CONTAINER,
+    LOCAL_COMMAND,
+    NETWORK,
+    REGISTRY_IMAGE,
+    REMOTE_IMAGE,
+    SERVICE,
+    SERVICE_CONFIG,
+    SWARM_SECRET,
+)
 from policies.rules._redisconf import ImageIndex, Verdict, recognise
 from policies.rules.redis import weak_tls12_ciphers
 from tests.policy.support import run_rule, to_resources
@@ -20,7 +30,6 @@ from tests.policy.support import run_rule, to_resources
 pytestmark = pytest.mark.policy
 
 IMAGE_ID = "sha256:" + "4" * 64
-CONTAINER = "docker:index/container:Container"
 TLS_ARGS = ["--port", "0", "--tls-port", "6380", "--tls-cert-file", "/t/s.crt",
             "--tls-key-file", "/t/s.key", "--tls-ca-cert-file", "/t/ca.crt"]  # fmt: skip
 
@@ -40,7 +49,7 @@ def only(messages: list[str]) -> str:
 
 # -- recognition --------------------------------------------------------------------------------
 
-REMOTE_REDIS = {"type": "docker:index/remoteImage:RemoteImage", "name": "redis-image",
+REMOTE_REDIS = {"type": REMOTE_IMAGE, "name": "redis-image",
                 "props": {"name": "redis:6.2", "imageId": IMAGE_ID}}  # fmt: skip
 
 
@@ -203,10 +212,10 @@ def test_cleartext_credentials__found_in_env_labels_and_argv(
 @pytest.mark.parametrize(
     ("type_", "reason"),
     [
-        ("docker:index/service:Service", "task spec is not checked against the container rules"),
-        ("docker:index/serviceConfig:ServiceConfig", "a Swarm config is not checked"),
-        ("docker:index/secret:Secret", "a Swarm secret is not checked"),
-        ("command:local:Command", "a command run on the deploying machine is not checked"),
+        (SERVICE, "task spec is not checked against the container rules"),
+        (SERVICE_CONFIG, "a Swarm config is not checked"),
+        (SWARM_SECRET, "a Swarm secret is not checked"),
+        (LOCAL_COMMAND, "a command run on the deploying machine is not checked"),
     ],
 )
 def test_unjudged_resource__is_reported_as_unchecked(type_: str, reason: str) -> None:
@@ -216,7 +225,7 @@ def test_unjudged_resource__is_reported_as_unchecked(type_: str, reason: str) ->
 
 def test_registry_image_skipping_tls_verification__is_rejected() -> None:
     push = {"name": "reg.example/app:1", "insecureSkipVerify": True}
-    records = stack({"type": "docker:index/registryImage:RegistryImage", "name": "push",
+    records = stack({"type": REGISTRY_IMAGE, "name": "push",
                      "props": push})  # fmt: skip
     assert "remove insecureSkipVerify: true" in only(
         run_rule("image-registry-tls-verified", records)
@@ -269,7 +278,7 @@ def test_unreadable_value__violates_the_rule_that_needed_it(
 
 
 def test_host_port_client__is_a_redis_client_on_the_redis_network() -> None:
-    net = {"type": "docker:index/network:Network", "name": "net", "props": {"name": "services"}}
+    net = {"type": NETWORK, "name": "net", "props": {"name": "services"}}
     records = stack(
         net,
         container("redis", image="redis:6.2", networksAdvanced=[{"name": "services",
@@ -286,6 +295,6 @@ def test_edge_proxy_on_443__is_not_told_to_bind_loopback() -> None:
 
 
 def test_single_stack_program__is_not_told_to_put_the_stack_in_names() -> None:
-    records = stack({"type": "docker:index/network:Network", "name": "net",
+    records = stack({"type": NETWORK, "name": "net",
                      "props": {"name": "services"}}, name="dev")  # fmt: skip
     assert run_rule("stack-network-scoped", records) == []

@@ -9,7 +9,7 @@ import pytest
 
 from policies.rules import RULES
 from tests.policy import foreign
-from tests.policy.support import mutate, run_rule
+from tests.policy.support import assert_reasons, mutate, run_rule
 
 Change = Callable[[dict[str, Any]], object]
 
@@ -148,9 +148,13 @@ CASES = [
 
 
 @pytest.mark.parametrize(("rule", "resource", "change", "fails"), CASES)
-def test_container_rule(rule: str, resource: str, change: Change, fails: bool) -> None:
+def test_container_rule(
+    request: pytest.FixtureRequest, rule: str, resource: str, change: Change, fails: bool
+) -> None:
     stack = mutate(foreign.records(), resource, change)
     messages = run_rule(rule, stack)
     assert bool(messages) is fails, messages
+    if fails:
+        assert_reasons("container", request, messages)
     for message in messages:
         assert resource in message, "a message names the resource it is about"

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.policy import foreign
-from tests.policy.support import add, mutate, run_rule
+from tests.policy.support import add, assert_reasons, mutate, run_rule
 
 Change = Callable[[dict[str, Any]], object]
 
@@ -91,9 +91,13 @@ CASES = [
 
 
 @pytest.mark.parametrize(("rule", "resource", "change", "fails"), CASES)
-def test_network_rule(rule: str, resource: str, change: Change, fails: bool) -> None:
+def test_network_rule(
+    request: pytest.FixtureRequest, rule: str, resource: str, change: Change, fails: bool
+) -> None:
     messages = run_rule(rule, mutate(foreign.records(), resource, change))
     assert bool(messages) is fails, messages
+    if fails:
+        assert_reasons("network", request, messages)
 
 
 def test_stack_network_scoped__accepts_only_allowed_subnets() -> None:

@@ -10,7 +10,7 @@ import pytest
 from policies.rules._acl import acl_users
 from policies.rules._redisconf import is_redis_server, parse_args, server_args
 from tests.policy import foreign
-from tests.policy.support import mutate, run_rule, upload
+from tests.policy.support import assert_reasons, mutate, run_rule, upload
 
 Change = Callable[[dict[str, Any]], object]
 
@@ -137,10 +137,14 @@ CASES = [
 
 
 @pytest.mark.parametrize(("rule", "resource", "change", "fails"), CASES)
-def test_redis_rule(rule: str, resource: str, change: Change, fails: bool) -> None:
+def test_redis_rule(
+    request: pytest.FixtureRequest, rule: str, resource: str, change: Change, fails: bool
+) -> None:
     config = {"minimumVersion": "TLSv1.3"} if rule == "redis-tls-protocols-modern" else None
     messages = run_rule(rule, mutate(foreign.records(), resource, change), config)
     assert bool(messages) is fails, messages
+    if fails:
+        assert_reasons("redis", request, messages)
 
 
 @pytest.mark.parametrize(

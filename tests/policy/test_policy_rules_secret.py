@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from tests.policy import foreign
-from tests.policy.support import add, mutate, run_rule, upload
+from tests.policy.support import add, assert_reasons, mutate, run_rule, upload
 
 Change = Callable[[dict[str, Any]], object]
 PASSWORD = foreign.PROBE_PASSWORD
@@ -138,9 +138,13 @@ CASES = [
 
 
 @pytest.mark.parametrize(("rule", "resource", "change", "fails"), CASES)
-def test_secret_tls_image_rule(rule: str, resource: str, change: Change, fails: bool) -> None:
+def test_secret_tls_image_rule(
+    request: pytest.FixtureRequest, rule: str, resource: str, change: Change, fails: bool
+) -> None:
     messages = run_rule(rule, mutate(foreign.records(), resource, change))
     assert bool(messages) is fails, messages
+    if fails:
+        assert_reasons("secret", request, messages)
 
 
 @pytest.mark.parametrize(
