@@ -48,8 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", action="store_true", help="print JSON lines")
     parser.add_argument(
-        "--config", type=Path, help="policy config (as --policy-pack-config); default: "
-        "policies/config/<stack>.json if it exists"
+        "--config", type=Path, help="policy config (as --policy-pack-config); default: the "
+        "config of the environment the stack declares (policies/config/<environment>.json)"
     )  # fmt: skip
     parser.add_argument(
         "--stack-name", help="the stack of records that carry no urn (required for those)"
