@@ -485,7 +485,7 @@ RULES: Final = (
         name="redis-tls-protocols-modern",
         description="Redis servers enable only TLS versions at or above the configured minimum.",
         check=per_server(tls_protocols_modern),
-        refs=("TLS-04",),
+        refs=("TLS-04", "STACK-02"),
         config_schema=_TLS_CONFIG,
     ),
     StackRule(

@@ -276,7 +276,7 @@ RULES: Final = (
         name="secret-password-length",
         description="Generated passwords are long enough.",
         check=password_length,
-        refs=("REDIS-07",),
+        refs=("REDIS-07", "STACK-02"),
         config_schema={
             "minimumLength": {
                 "type": "integer",
