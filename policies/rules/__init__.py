@@ -12,6 +12,7 @@ from policies.rules import (
     network,
     redis,
     secret,
+    service,
     stack,
     tls,
 )
@@ -33,6 +34,7 @@ RULES: Final[tuple[Rule, ...]] = (
     *secret.RULES,
     *image.RULES,
     *stack.RULES,
+    *service.RULES,
     *coverage.RULES,
 )
 

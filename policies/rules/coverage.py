@@ -1,6 +1,6 @@
 """What the pack does not judge is said, never silently passed (docs/security-catalog.md CHECK-01).
 
-Swarm services, configs and secrets, plugins, tags and commands run on the deploying machine
+Swarm configs and secrets, plugins, tags and commands run on the deploying machine
 reach the pack like any other resource; its rules do not cover them, so each is reported as
 unchecked (advisory) with what a reviewer should look at instead.
 """
@@ -15,7 +15,6 @@ from policies.rules._model import (
     LOCAL_COMMAND,
     PLUGIN,
     REMOTE_COMMAND,
-    SERVICE,
     SERVICE_CONFIG,
     SWARM_SECRET,
     TAG,
@@ -25,8 +24,6 @@ from policies.rules._model import (
 from policies.rules._props import label
 
 _WHAT_TO_REVIEW: Final = {
-    SERVICE: "a Swarm service's task spec is not checked against the container rules; review "
-    "its user, privileges (SELinux, capabilities), mounts and ingress-published ports by hand",
     SERVICE_CONFIG: "a Swarm config is not checked; make sure it carries no secret",
     SWARM_SECRET: "a Swarm secret is not checked; make sure no service exposes it",
     PLUGIN: "a Docker plugin runs with the daemon's privileges and is not checked",

@@ -19,7 +19,7 @@ import pytest
 from policies.proppath import get
 from policies.records import Record
 from policies.rules import RULES, Enforcement
-from policies.rules._model import REGISTRY_IMAGE
+from policies.rules._model import REGISTRY_IMAGE, SERVICE
 from tests.policy.conftest import Analyze
 from tests.policy.support import add, describe, find, mandatory, mutate, set_arg, upload
 
@@ -290,6 +290,9 @@ CORPUS = [
     # image
     W("app-image-by-tag", "prod", "image-container-pinned", APP,
       on(APP, lambda p: p.update(image="secure-redis-prod-app:latest"))),
+    W("swarm-service-as-root", "prod", "service-task-hardened", "web-service",
+      lambda r: add(r, SERVICE, "web-service",
+                    {"taskSpec": {"containerSpec": {"image": "nginx@sha256:" + "1" * 64}}})),
     W("registry-push-skips-tls-verification", "prod", "image-registry-tls-verified", "push",
       lambda r: add(r, REGISTRY_IMAGE, "push",
                     {"name": "registry.example/app:1", "insecureSkipVerify": True})),

@@ -212,7 +212,6 @@ def test_cleartext_credentials__found_in_env_labels_and_argv(
 @pytest.mark.parametrize(
     ("type_", "reason"),
     [
-        (SERVICE, "task spec is not checked against the container rules"),
         (SERVICE_CONFIG, "a Swarm config is not checked"),
         (SWARM_SECRET, "a Swarm secret is not checked"),
         (LOCAL_COMMAND, "a command run on the deploying machine is not checked"),
@@ -221,6 +220,20 @@ def test_cleartext_credentials__found_in_env_labels_and_argv(
 def test_unjudged_resource__is_reported_as_unchecked(type_: str, reason: str) -> None:
     records = stack({"type": type_, "name": "thing", "props": {}})
     assert reason in only(run_rule("coverage-unchecked-resource", records))
+
+
+def test_swarm_service_as_root_without_selinux_on_ingress__is_rejected() -> None:
+    service = {"taskSpec": {"containerSpec": {
+        "image": "nginx", "privileges": {"seLinuxContext": {"disable": True}}}},
+        "endpointSpec": {"ports": [{"targetPort": 8080, "publishedPort": 8080}]}}  # fmt: skip
+    messages = run_rule("service-task-hardened", stack({"type": SERVICE, "name": "web",
+                                                        "props": service}))  # fmt: skip
+    assert "must run as a non-root user (taskSpec.containerSpec.user" in messages[0]
+    assert "remove privileges.seLinuxContext.disable" in messages[2]
+    assert messages[-1] == (
+        "Service web must publish endpointSpec.ports[0] in host mode on a chosen address; in "
+        "ingress mode it listens on every node (CIS Docker 5.14)."
+    )
 
 
 def test_registry_image_skipping_tls_verification__is_rejected() -> None:

@@ -1,0 +1,112 @@
+"""Swarm services: their task spec judged by the container rules it can express.
+
+A `docker:index/service:Service` runs containers from `taskSpec.containerSpec`; its user,
+capabilities, SELinux setting, root filesystem, mounts, environment, command, health check,
+memory limit and published ports mean what they mean on a container, so they are read into a
+container's shape (`as_container`) and judged by the same checks. Swarm has no
+no-new-privileges, seccomp or AppArmor setting for a service, so those rules do not apply; ports
+published in `ingress` mode (the default) listen on every node of the swarm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Final
+
+from policies.rules import container, network, secret
+from policies.rules._model import SERVICE, Config, Resource, ResourceRule
+from policies.rules._props import items, mapping, number, strings, text
+
+_BYTES_PER_MB: Final = 1024 * 1024
+_CHECKS: Final[tuple[Callable[[Resource, Config], Iterator[str]], ...]] = (
+    container.non_root_user,
+    container.capabilities_dropped,
+    container.no_added_capabilities,
+    container.lsm_confined,
+    container.read_only_rootfs,
+    container.no_docker_socket,
+    container.no_sensitive_mounts,
+    container.mount_propagation_private,
+    container.memory_limited,
+    container.healthcheck_defined,
+    network.ports_bound_to_interface,
+    secret.env_not_plain,
+    secret.argv_not_plain,
+)
+
+
+def as_container(props: Mapping[str, Any]) -> dict[str, Any]:
+    """The container properties a service's task spec amounts to."""
+    task = mapping(props.get("taskSpec"), "taskSpec")
+    spec = mapping(task.get("containerSpec"), "taskSpec.containerSpec")
+    selinux = mapping(mapping(spec.get("privileges")).get("seLinuxContext"))
+    env = mapping(spec.get("env"), "taskSpec.containerSpec.env")
+    limits = mapping(mapping(task.get("resources")).get("limits"))
+    memory = number(limits.get("memoryBytes"), "taskSpec.resources.limits.memoryBytes")
+    ports = []
+    for index, port in enumerate(items(mapping(props.get("endpointSpec")).get("ports"))):
+        entry = mapping(port, f"endpointSpec.ports[{index}]")
+        if (text(entry.get("publishMode")) or "ingress") == "ingress":
+            published = {
+                "internal": entry.get("targetPort"),
+                "external": entry.get("publishedPort"),
+            }
+            ports.append(published)
+    return {
+        "name": text(props.get("name"), "name"),
+        "image": text(spec.get("image"), "taskSpec.containerSpec.image"),
+        "user": text(spec.get("user"), "taskSpec.containerSpec.user"),
+        "readOnly": spec.get("readOnly"),
+        "capabilities": {
+            "adds": strings(spec.get("capAdds"), "capAdds"),
+            "drops": strings(spec.get("capDrops"), "capDrops"),
+        },
+        "securityOpts": ["label=disable"] if selinux.get("disable") is True else [],
+        "mounts": items(spec.get("mounts"), "taskSpec.containerSpec.mounts"),
+        "envs": [f"{key}={value}" for key, value in env.items() if isinstance(value, str)],
+        "entrypoints": strings(spec.get("commands"), "commands"),
+        "command": strings(spec.get("args"), "args"),
+        "healthcheck": {"tests": strings(mapping(spec.get("healthcheck")).get("tests"), "tests")},
+        "memory": memory / _BYTES_PER_MB if memory else None,
+        "ports": ports,
+    }
+
+
+# Container property names in the checks' messages, as a service spells them.
+_SERVICE_WORDS: Final = (
+    ("capabilities.drops", "taskSpec.containerSpec.capDrops"),
+    ("capabilities.adds", "taskSpec.containerSpec.capAdds"),
+    ("remove apparmor=unconfined and label=disable from securityOpts",
+     "remove privileges.seLinuxContext.disable"),
+    ("(memory, in MB)", "(taskSpec.resources.limits.memoryBytes)"),
+    ("healthcheck.tests", "taskSpec.containerSpec.healthcheck.tests"),
+    ("bind ports[", "publish endpointSpec.ports["),
+    ("to a specific host address (ip: 127.0.0.1); it listens on every interface",
+     "in host mode on a chosen address; in ingress mode it listens on every node"),
+    ("set readOnly", "set taskSpec.containerSpec.readOnly"),
+    ('(user: "<uid>:<gid>"', '(taskSpec.containerSpec.user: "<uid>:<gid>"'),
+)  # fmt: skip
+
+
+def task_hardened(resource: Resource, config: Mapping[str, Any]) -> Iterator[str]:
+    task = Resource(resource.type, resource.name, as_container(resource.props), resource.urn)
+    for check in _CHECKS:
+        for found in check(task, config):
+            yield _in_service_words(found)
+
+
+def _in_service_words(message: str) -> str:
+    for container_word, service_word in _SERVICE_WORDS:
+        message = message.replace(container_word, service_word)
+    return message
+
+
+RULES: Final = (
+    ResourceRule(
+        name="service-task-hardened",
+        description="Swarm services run their tasks as hardened as containers must be.",
+        resource_types=(SERVICE,),
+        check=task_hardened,
+        refs=("RUNTIME-07", "RUNTIME-02", "RUNTIME-06", "RUNTIME-08", "NET-03", "SECRET-02"),
+    ),
+)
