@@ -2,9 +2,9 @@
 
 The mock engine (`infra/mock_engine.py`) and the offline policy checker (`policies/analyzer.py`)
 need three things the SDK does not export: the signature that marks a secret value on the wire
-(`rpc._special_sig_key`, `rpc._special_secret_sig`; the engine's Go SDK defines the same strings
-in `sdk/go/common/resource/properties.go`), and the helpers that run a coroutine to completion
-from the synchronous gRPC servicer (`sync_await._sync_await`, `sync_await._ensure_event_loop`).
+(`rpc._special_sig_key`, `rpc._special_secret_sig`; the engine sends the same strings, which the
+canary test pins), and the helpers that run a coroutine to completion from the synchronous gRPC
+servicer (`sync_await._sync_await`, `sync_await._ensure_event_loop`).
 Everything else imports them from here, so an SDK upgrade that moves one fails at import with a
 message naming the SDK version, and `tests/unit/test_pulumi_internals.py` is the canary.
 """

@@ -189,3 +189,31 @@ def test_config__follows_the_declared_environment_not_the_stack_name(
     out = io.StringIO()
     run(["--resources", str(_write(tmp_path, records)), "--stack-name", stack_name], out)
     assert config in out.getvalue().splitlines()[0]
+
+
+@pytest.mark.parametrize(
+    ("declaration", "config"),
+    [
+        ("secure-redis:environment: production", "prod.json"),
+        ("secure-redis:environment: development", "dev.json"),
+        ("secure-redis:environment: staging", "staging.json"),
+        ("secure-redis:other: 1", "prod.json"),
+    ],
+    ids=["production", "development", "staging", "undeclared-strictest"],
+)
+def test_strictness_cli__prints_the_declared_environments_config(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    declaration: str,
+    config: str,
+) -> None:
+    (tmp_path / "Pulumi.eu-1.yaml").write_text(f"config:\n  {declaration}\n")
+    monkeypatch.setattr(strictness, "STACK_DIR", tmp_path)
+    assert strictness.main(["--stack", "eu-1"]) == 0
+    assert capsys.readouterr().out == f"{strictness.CONFIG_DIR / config}\n"
+
+
+def test_strictness_cli__unknown_stack_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert strictness.main(["--stack", "no-such-stack"]) == 2
+    assert "Pulumi.no-such-stack.yaml" in capsys.readouterr().err

@@ -19,8 +19,8 @@ from infra.pulumi_internals import SDK_VERSION, PulumiSdkChanged, require
 
 pytestmark = pytest.mark.unit
 
-# The engine's own strings (pulumi sdk/go/common/resource/properties.go): the wire format that
-# `pulumi preview` uses to send secrets to a policy pack, so they must never drift.
+# The strings the engine itself uses to mark secrets on the wire when `pulumi preview` sends
+# properties to a policy pack; they must never drift.
 ENGINE_SIG_KEY = "4dabf18193072939515e22adb298388d"
 ENGINE_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 
