@@ -85,11 +85,14 @@ class Unreadable(ValueError):
         super().__init__(f"{what} must be {expected}")
         self.what = what
         self.expected = expected
+        self.subject = ""
+        """The resource it was read from, when the reader's caller knows it."""
+        self.urn = ""
 
     def message(self, subject: str, rule: str) -> str:
         return (
-            f"{subject}: {self.what} must be {self.expected}; the pack cannot read it, so "
-            f"{rule} cannot confirm it is safe. Fix the property's type."
+            f"{self.subject or subject}: {self.what} must be {self.expected}; the pack cannot "
+            f"read it, so {rule} cannot confirm it is safe. Fix the property's type."
         )
 
 
@@ -178,7 +181,7 @@ class StackRule:
             ):
                 found.append(violation)
         except Unreadable as exc:
-            found.append(Violation(exc.message("a resource of this stack", self.name)))
+            found.append(Violation(exc.message("a resource of this stack", self.name), exc.urn))
         return found
 
 

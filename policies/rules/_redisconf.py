@@ -28,7 +28,14 @@ from pathlib import PurePosixPath
 from typing import Any, Final
 
 from policies.rules._environment import FLOORS, Environment, Floor, floor
-from policies.rules._model import CONTAINER, IMAGE, REGISTRY_IMAGE, REMOTE_IMAGE, Resource
+from policies.rules._model import (
+    CONTAINER,
+    IMAGE,
+    REGISTRY_IMAGE,
+    REMOTE_IMAGE,
+    Resource,
+    Unreadable,
+)
 from policies.rules._props import (
     Upload,
     argv,
@@ -457,7 +464,11 @@ def recognised(
     containers = [r for r in everything if r.type == CONTAINER]
     found: list[tuple[RedisServer | None, tuple[Resource, Recognition]]] = []
     for resource in containers:
-        recognition = recognise(resource.props, images)
+        try:
+            recognition = recognise(resource.props, images)
+        except Unreadable as exc:
+            exc.subject, exc.urn = f"Container {resource.name}", resource.urn
+            raise
         server = None
         if recognition.verdict is Verdict.SERVER:
             others = [r.props for r in containers if r is not resource]
