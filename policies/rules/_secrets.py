@@ -135,20 +135,7 @@ def is_secret_upload(upload: Upload) -> bool:
     """A file that must be protected like a key: redacted, a private key, or named like one."""
     if upload.redacted or _SECRET_FILE.search(upload.basename):
         return True
-    content = upload.content or ""
-    return _PRIVATE_KEY in content or _has_cleartext_password(content)
-
-
-def _has_cleartext_password(content: str) -> bool:
-    for line in content.splitlines():
-        words = line.split()
-        if not words:
-            continue
-        if words[0] in ("requirepass", "masterauth") and len(words) > 1:
-            return True
-        if words[0] == "user" and any(w.startswith(">") and len(w) > 1 for w in words[2:]):
-            return True
-    return False
+    return cleartext_credential(upload.content or "")
 
 
 def private_key_blocks(value: str) -> list[str]:
