@@ -229,12 +229,16 @@ def recognise(  # noqa: PLR0911 - one return per way a reviewer decides
     if rest and _program(rest[0]) in _REDIS_TOOLS:
         return Recognition(Verdict.NOT_REDIS, image=image)
     if is_redis_image(image):
-        # docker-entrypoint.sh runs redis-server for no command, and prepends it to a command
-        # that starts with an option or names a .conf file.
+        # The official image's docker-entrypoint.sh runs redis-server for no command, and
+        # prepends it to a command that starts with an option or names a .conf file.
+        # Other Redis images (Bitnami, redis-stack) start through their own scripts and config,
+        # which the pack cannot read: a server, with unknown settings.
+        official = is_official_image(image)
         if not words:
-            return Recognition(Verdict.SERVER, (), image, ("a Redis image",))
+            return Recognition(Verdict.SERVER, () if official else None, image, ("a Redis image",))
         if not entrypoints and (words[0].startswith("-") or words[0].endswith(".conf")):
-            return Recognition(Verdict.SERVER, tuple(words), image, ("a Redis image",))
+            args = tuple(words) if official else None
+            return Recognition(Verdict.SERVER, args, image, ("a Redis image",))
         if opaque or (rest and rest[0].startswith("-")):
             return Recognition(Verdict.SERVER, None, image, ("a Redis image started by a script",))
         return Recognition(Verdict.NOT_REDIS, image=image)

@@ -319,3 +319,15 @@ def test_single_stack_program__is_not_told_to_put_the_stack_in_names() -> None:
     records = stack({"type": NETWORK, "name": "net",
                      "props": {"name": "services"}}, name="dev")  # fmt: skip
     assert run_rule("stack-network-scoped", records) == []
+
+
+@pytest.mark.parametrize(
+    ("image", "args"),
+    [("redis:7.2", ()), ("bitnami/redis:7.2", None), ("redis/redis-stack-server:7.2.0-v6", None)],
+    ids=["official-default-command", "bitnami-run-script", "redis-stack-entrypoint"],
+)
+def test_image_default_command__known_only_for_the_official_image(
+    image: str, args: tuple[str, ...] | None
+) -> None:
+    found = recognise({"image": image})
+    assert (found.verdict, found.args) == (Verdict.SERVER, args)
