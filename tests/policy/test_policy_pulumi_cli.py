@@ -92,6 +92,47 @@ def test_standin__rejects_what_the_cli_would_reject(tmp_path: Path, argv: list[s
     assert json.loads(log.read_text())["error"] in done.stderr
 
 
+_SHELL_STOP = {"||", "&&", "|", ";", ")", ">", ">>", "2>&1", ">/dev/null", "then", "do"}
+
+
+def _pulumi_calls(script: Path) -> list[list[str]]:
+    """Each `pulumi ...` call of a script as argv: quoted words become X, continuations join."""
+    text = script.read_text().replace("\\\n", " ")
+    calls = []
+    for line in text.splitlines():
+        if line.strip().startswith("#"):
+            continue
+        words = re.sub(r'"[^"]*"', "X", line).split()
+        for i, word in enumerate(words):
+            if word != "pulumi" or i + 1 >= len(words) or words[i - 1] in ("have", "log"):
+                continue
+            argv = []
+            for arg in words[i + 1 :]:
+                if arg in _SHELL_STOP or arg.startswith((">", "2>")):
+                    break
+                argv.append(arg)
+            calls.append(argv)
+    return calls
+
+
+SCRIPTS = sorted((ROOT / "scripts").glob("*.sh"))
+CALLS = [(s.name, argv) for s in SCRIPTS for argv in _pulumi_calls(s)]
+
+
+@pytest.mark.parametrize(("script", "argv"), CALLS, ids=[f"{s}:{a[0]}" for s, a in CALLS])
+def test_every_pulumi_call_written_in_a_script__uses_documented_flags(
+    tmp_path: Path, script: str, argv: list[str]
+) -> None:
+    """Static complement (covers calls a test cannot reach, and rotate.sh when it exists)."""
+    log = tmp_path / "calls.jsonl"
+    done = subprocess.run(
+        [sys.executable, str(STANDIN / "pulumi"), *argv],
+        env={**os.environ, "PULUMI_STANDIN_LOG": str(log)},
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, f"{script}: pulumi {' '.join(argv)}: {done.stderr}"
+
+
 def test_every_pulumi_call_in_the_scripts__is_exercised_above() -> None:
     """A new `pulumi <command>` in a script must be added to the tests above."""
     exercised = {"whoami", "stack select", "up", "destroy"}
