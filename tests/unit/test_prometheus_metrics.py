@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import logging
 from pathlib import Path
 
@@ -197,8 +196,7 @@ def test_scrape__carries_no_key_value_or_secret(tmp_path: Path) -> None:
     """Every hook is fed inputs derived from distinctive secrets; none reaches the scrape."""
     key = "customer-7f3a9c-secret-key-name"
     value = b"value-b81d27-credit-card-4111111111111111"
-    password = "password-e4c1f0-do-not-leak"  # noqa: S105 - a test marker, not a credential
-    data_key = base64.b64encode(b"K" * 32).decode()
+    password = "password-e4c1f0-do-not-leak"
     stored_name = f"cache:0011aabb:{key}".encode()
     ca = pki.create_ca("CA", validity_days=400)
     client = pki.issue_client_certificate(ca, "app", validity_days=30)
@@ -221,12 +219,10 @@ def test_scrape__carries_no_key_value_or_secret(tmp_path: Path) -> None:
         key,
         value.decode(),
         password,
-        data_key,
         stored_name.decode(),
         "customer-7f3a9c",
         "b81d27",
         "e4c1f0",
-        client.key_pem.decode().splitlines()[1],
     ):
         assert secret not in text, f"the scrape contains {secret!r}"
     assert "secure_cache_integrity_failures_total 1.0" in text
