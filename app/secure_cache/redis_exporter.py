@@ -25,7 +25,8 @@ tests/integration/test_redis_exporter.py):
   first argument and INFO takes several sections, so `INFO memory server` passes such a rule.
   Granting `+info` says plainly what is granted. INFO shows no secret (no password, no key
   names; `keyspace` shows key counts only).
-- AUTH needs no grant. The client sends no `CLIENT SETINFO` (it would be denied and logged).
+- AUTH needs no grant. The client sends no `CLIENT SETINFO` and no HELLO, so scraping never
+  adds a denial of its own to the ACL LOG.
 
 Environment (every secret may be given as NAME_FILE instead):
 
@@ -290,8 +291,8 @@ def connect(settings: ExporterSettings) -> redis.Redis:
         ssl_min_version=settings.min_tls_version,
         socket_timeout=5.0,
         socket_connect_timeout=5.0,
-        # CLIENT SETINFO is not granted: sending it would add a denial to the ACL LOG. RESP2
-        # authenticates with AUTH (HELLO, RESP3's handshake, is not needed).
+        # CLIENT SETINFO (Redis 7.2+) is not granted: sending it would add a denial to the ACL
+        # LOG at every connect. RESP2 authenticates with AUTH alone (no HELLO).
         driver_info=None,
         protocol=2,
         max_connections=1,
