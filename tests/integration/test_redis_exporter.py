@@ -7,11 +7,8 @@ must report (a wrong-password AUTH, a NOPERM) and check that its identity may do
 
 from __future__ import annotations
 
-import secrets
-import shutil
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,63 +16,15 @@ import redis
 from prometheus_client import generate_latest, start_http_server
 from prometheus_client.parser import text_string_to_metric_families
 
-from infra import pki
-from infra.redis_acl import password_hash
-from secure_cache.redis_exporter import (
-    EXPORTER_COMMANDS,
-    EXPORTER_USER,
-    ExporterSettings,
-    connect,
-    registry_for,
-)
-from tests.support.cache_env import raw_client
-from tests.support.tls_redis import REDIS_SERVER, TlsRedisServer, free_port
-
-
-class ExporterRedis:
-    """A TLS redis-server whose ACL file also holds the exporter's user."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.server = TlsRedisServer()
-        self.password = secrets.token_urlsafe(32)
-        acl = self.server.workdir / "users.acl"
-        acl.write_text(
-            acl.read_text() + f"user {EXPORTER_USER} on {password_hash(self.password)} "
-            f"resetkeys resetchannels {EXPORTER_COMMANDS}\n"
-        )
-        identity = pki.issue_client_certificate(
-            self.server.material.ca, EXPORTER_USER, validity_days=1
-        )
-        self.cert_file = tmp / "exporter.crt"
-        self.cert_file.write_bytes(identity.cert_pem)
-        self.key_file = tmp / "exporter.key"
-        self.key_file.write_bytes(identity.key_pem)
-        self.key_file.chmod(0o400)
-
-    def settings(self, **overrides: str) -> ExporterSettings:
-        env = {
-            "REDIS_URL": self.server.url,
-            "REDIS_USERNAME": EXPORTER_USER,
-            "REDIS_PASSWORD": self.password,
-            "REDIS_TLS_CA_CERT": str(self.server.material.ca_file),
-            "REDIS_TLS_CERT_FILE": str(self.cert_file),
-            "REDIS_TLS_KEY_FILE": str(self.key_file),
-            "ENVIRONMENT": "development",
-            **overrides,
-        }
-        return ExporterSettings.from_env(env)
+from secure_cache.redis_exporter import EXPORTER_COMMANDS, EXPORTER_USER, connect, registry_for
+from tests.support.exporter_redis import ExporterRedis, running_exporter_redis
+from tests.support.tls_redis import free_port
 
 
 @pytest.fixture(scope="module")
 def exporter_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExporterRedis]:
-    if shutil.which(REDIS_SERVER) is None:
-        pytest.skip("redis-server is not installed; run scripts/bootstrap.sh as root")
-    setup = ExporterRedis(tmp_path_factory.mktemp("exporter"))
-    try:
-        setup.server.start()
+    with running_exporter_redis(tmp_path_factory.mktemp("exporter")) as setup:
         yield setup
-    finally:
-        setup.server.close()
 
 
 @pytest.fixture
@@ -110,11 +59,7 @@ def test_wrong_password__moves_the_auth_failure_counter(
     exporter_redis: ExporterRedis, exporter_client: redis.Redis
 ) -> None:
     before = _scrape(exporter_client)
-    intruder = raw_client(exporter_redis.server)
-    intruder.connection_pool.connection_kwargs["password"] = "not-the-password"
-    with pytest.raises(redis.AuthenticationError):
-        intruder.ping()
-    intruder.close()
+    exporter_redis.wrong_password()
     after = _scrape(exporter_client)
     assert after[WRONGPASS] == before[WRONGPASS] + 1
     assert after[("redis_acl_log_events", (("reason", "auth"),))] >= 1
@@ -124,10 +69,7 @@ def test_denied_command__moves_the_acl_denial_counter(
     exporter_redis: ExporterRedis, exporter_client: redis.Redis
 ) -> None:
     before = _scrape(exporter_client)
-    app = raw_client(exporter_redis.server)
-    with pytest.raises(redis.exceptions.NoPermissionError):
-        app.get("outside-the-app-prefix")
-    app.close()
+    exporter_redis.denied_key()
     after = _scrape(exporter_client)
     assert after[NOPERM] == before[NOPERM] + 1
     assert after[("redis_acl_log_events", (("reason", "key"),))] >= 1
