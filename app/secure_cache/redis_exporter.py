@@ -64,6 +64,8 @@ import redis
 from prometheus_client import CollectorRegistry, generate_latest, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from secure_cache.errors import ConfigurationError
 
@@ -291,6 +293,9 @@ def connect(settings: ExporterSettings) -> redis.Redis:
         ssl_min_version=settings.min_tls_version,
         socket_timeout=5.0,
         socket_connect_timeout=5.0,
+        # No retries inside a scrape: an unreachable Redis must answer redis_up 0 at once,
+        # before Prometheus' scrape timeout turns it into `up 0` (the next scrape retries).
+        retry=Retry(NoBackoff(), 0),
         # CLIENT SETINFO (Redis 7.2+) is not granted: sending it would add a denial to the ACL
         # LOG at every connect. RESP2 authenticates with AUTH alone (no HELLO).
         driver_info=None,
