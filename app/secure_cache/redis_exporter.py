@@ -7,7 +7,11 @@ identity, and serves them in the Prometheus text format:
 
     python -m secure_cache.redis_exporter serve     serve /metrics until SIGTERM/SIGINT
     python -m secure_cache.redis_exporter scrape    print one scrape; exit 0 when Redis
-                                                    answered (a container health check)
+                                                    answered, 1 otherwise
+    python -m secure_cache.redis_exporter healthcheck
+                                                    exit 0 when the local /metrics answers
+                                                    (the container's health check; needs no
+                                                    secret)
 
 The exporter's ACL identity (`EXPORTER_USER`, rules `EXPORTER_COMMANDS`) is the single source
 for its Redis user; it may run INFO and ACL LOG and nothing else, and no key or channel:
@@ -54,6 +58,8 @@ import signal
 import ssl
 import sys
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -338,8 +344,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m secure_cache.redis_exporter",
         description="Redis security signals for Prometheus.",
     )
-    parser.add_argument("command", choices=("serve", "scrape"), nargs="?", default="serve")
+    parser.add_argument(
+        "command", choices=("serve", "scrape", "healthcheck"), nargs="?", default="serve"
+    )
     args = parser.parse_args(argv)
+    if args.command == "healthcheck":
+        return _healthcheck(os.environ)
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="level=%(levelname)s %(message)s"
     )
@@ -372,6 +382,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     thread.join()
     client.close()
     return 0
+
+
+def _healthcheck(env: Mapping[str, str]) -> int:
+    """0 when the local /metrics answers 200 (whether Redis is up is what it reports)."""
+    port = env.get("METRICS_PORT", "").strip() or str(DEFAULT_METRICS_PORT)
+    if not port.isdigit():
+        print("METRICS_PORT must be a port number", file=sys.stderr)
+        return 2
+    url = f"http://127.0.0.1:{port}/metrics"
+    try:
+        with urllib.request.urlopen(url, timeout=3) as reply:
+            return 0 if reply.status == 200 else 1
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"healthcheck failed: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -7,6 +7,11 @@ must report (a wrong-password AUTH, a NOPERM) and check that its identity may do
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -147,3 +152,82 @@ def test_served_over_http(exporter_redis: ExporterRedis) -> None:
         client.close()
     assert "\nredis_up 1.0\n" in body
     assert exporter_redis.password not in body
+
+
+def _cli(exporter_redis: ExporterRedis, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    settings = exporter_redis.settings()
+    environ = {
+        "PATH": os.environ.get("PATH", ""),
+        "REDIS_URL": exporter_redis.server.url,
+        "REDIS_PASSWORD": exporter_redis.password,
+        "REDIS_TLS_CA_CERT": settings.ca_file,
+        "REDIS_TLS_CERT_FILE": settings.cert_file,
+        "REDIS_TLS_KEY_FILE": settings.key_file,
+        "ENVIRONMENT": "development",
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "secure_cache.redis_exporter", *args],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_cli_scrape__prints_the_exposition(exporter_redis: ExporterRedis) -> None:
+    result = _cli(exporter_redis, "scrape")
+    assert result.returncode == 0, result.stderr
+    assert "\nredis_up 1.0\n" in result.stdout
+    assert exporter_redis.password not in result.stdout + result.stderr
+
+
+def test_cli_scrape__exit_1_when_redis_refuses(exporter_redis: ExporterRedis) -> None:
+    result = _cli(exporter_redis, "scrape", REDIS_PASSWORD="wrong-password-0123456789")
+    assert result.returncode == 1
+    assert "event=redis_scrape_failed error=AuthenticationError" in result.stderr
+    assert "wrong-password-0123456789" not in result.stdout + result.stderr
+
+
+def test_cli__bad_configuration_exits_2_with_the_fix(exporter_redis: ExporterRedis) -> None:
+    result = _cli(exporter_redis, "scrape", REDIS_URL="redis://127.0.0.1:6379")
+    assert result.returncode == 2
+    assert "REDIS_URL must be rediss://" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_serve__answers_the_healthcheck_and_stops_on_sigterm(
+    exporter_redis: ExporterRedis,
+) -> None:
+    port = str(free_port())
+    settings = exporter_redis.settings()
+    environ = {
+        "PATH": os.environ.get("PATH", ""),
+        "REDIS_URL": exporter_redis.server.url,
+        "REDIS_PASSWORD": exporter_redis.password,
+        "REDIS_TLS_CA_CERT": settings.ca_file,
+        "REDIS_TLS_CERT_FILE": settings.cert_file,
+        "REDIS_TLS_KEY_FILE": settings.key_file,
+        "ENVIRONMENT": "development",
+        "METRICS_PORT": port,
+    }
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "secure_cache.redis_exporter", "serve"],
+        env=environ,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while _cli(exporter_redis, "healthcheck", METRICS_PORT=port).returncode != 0:
+            assert serve.poll() is None, serve.stderr.read() if serve.stderr else ""
+            assert time.monotonic() < deadline, "the exporter never answered its healthcheck"
+            time.sleep(0.2)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+            assert b"\nredis_up 1.0\n" in reply.read()
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(timeout=15) == 0
+    assert _cli(exporter_redis, "healthcheck", METRICS_PORT=port).returncode == 1
