@@ -13,6 +13,7 @@ What is exported (names follow https://prometheus.io/docs/practices/naming/: bas
         certificate. The CA and client files are re-read at each scrape, so an in-place
         renewal shows at once.
     secure_cache_data_key_generation             the data-key generation the stack deployed
+                                                 (0 until the deployment passes it)
     secure_cache_data_key_previous_keys          previous data keys still accepted for reading
     secure_cache_integrity_failures_total        values that failed authentication (tampered,
                                                  foreign, undecryptable): served as misses
@@ -46,8 +47,8 @@ that answers any path with the exposition, so a WSGI server can dispatch
 `PATH_INFO == "/metrics"` to it unchanged (and put the same authentication in front of it as
 in front of the API). A server that is not WSGI calls `CacheMetrics.render(accept)`, which
 returns `(body, content_type)`. The hooks (`observe_request`, `lookup`, `connected`,
-`sealed`/`opened`, `server_certificate`, `fallback_entered`/`fallback_left`, `replayed`,
-`watch_pool`) are what the client and the server call; each is cheap (one locked add).
+`sealed`/`opened`, `server_certificate`, `data_keys`, `fallback_entered`/`fallback_left`,
+`replayed`, `watch_pool`) are what the client and the server call; each is cheap (one locked add).
 """
 
 from __future__ import annotations
@@ -300,19 +301,17 @@ class CacheMetrics:
         ):
             self.registry.register(collector)
         reg = self.registry
-        previous = Gauge(
+        self._previous_keys = Gauge(
             f"{NAMESPACE}_data_key_previous_keys",
             "Previous data keys still accepted for reading (kept only during a rotation).",
             registry=reg,
         )
-        previous.set(previous_keys)
-        if data_key_generation is not None:
-            generation = Gauge(
-                f"{NAMESPACE}_data_key_generation",
-                "The data-key generation this process encrypts with.",
-                registry=reg,
-            )
-            generation.set(data_key_generation)
+        self._generation = Gauge(
+            f"{NAMESPACE}_data_key_generation",
+            "The data-key generation this process encrypts with (0: not told).",
+            registry=reg,
+        )
+        self.data_keys(previous=previous_keys, generation=data_key_generation)
         self._replayed = Counter(
             f"{NAMESPACE}_replayed_writes",
             "Writes and deletes made during an outage and applied to Redis on recovery.",
@@ -368,6 +367,11 @@ class CacheMetrics:
     def server_certificate(self, der: bytes) -> None:
         """The certificate the server presented (`ssl_socket.getpeercert(binary_form=True)`)."""
         self._certificates.server_certificate(der)
+
+    def data_keys(self, *, previous: int, generation: int | None) -> None:
+        """The keyring now: at start, and again when the keys are reloaded in place."""
+        self._previous_keys.set(previous)
+        self._generation.set(generation or 0)
 
     def replayed(self, count: int) -> None:
         self._replayed.inc(count)

@@ -115,6 +115,10 @@ def test_lookups_connects_envelopes_and_pool__are_exported() -> None:
     assert samples[("secure_cache_redis_pool_max", ())] == 16
     assert samples[("secure_cache_data_key_generation", ())] == 7
     assert samples[("secure_cache_data_key_previous_keys", ())] == 2
+    metrics.data_keys(previous=0, generation=8)  # rotation finished, keys reloaded
+    samples = _samples(metrics)
+    assert samples[("secure_cache_data_key_generation", ())] == 8
+    assert samples[("secure_cache_data_key_previous_keys", ())] == 0
 
 
 @pytest.mark.parametrize(
