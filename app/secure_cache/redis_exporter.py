@@ -29,6 +29,9 @@ tests/integration/test_redis_exporter.py):
   first argument and INFO takes several sections, so `INFO memory server` passes such a rule.
   Granting `+info` says plainly what is granted. INFO shows no secret (no password, no key
   names; `keyspace` shows key counts only).
+- What `+acl|log` lets the identity read: each denial's username, command or key name and
+  client address, including a username typed by whoever failed to log in. That is why none of
+  it leaves this process (summarize_acl_log keeps the reason, count and age only).
 - AUTH needs no grant. The client sends no `CLIENT SETINFO` and no HELLO, so scraping never
   adds a denial of its own to the ACL LOG.
 
@@ -40,7 +43,8 @@ Environment (every secret may be given as NAME_FILE instead):
     REDIS_TLS_CA_CERT          CA bundle that signed the server certificate (required)
     REDIS_TLS_CERT_FILE        the exporter's client certificate (required)
     REDIS_TLS_KEY_FILE         its private key (required)
-    ENVIRONMENT                development (TLS 1.2+) | staging | production (TLS 1.3)
+    ENVIRONMENT                development (TLS 1.2+) | staging | production (TLS 1.3;
+                               the default)
     METRICS_HOST, METRICS_PORT where /metrics listens (default 127.0.0.1:9121)
 
 Metric names follow oliver006/redis_exporter's where one exists (`redis_up`,
