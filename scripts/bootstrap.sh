@@ -68,6 +68,7 @@ declare -A PACKAGE_FOR=(
     [dockerd]=docker.io
     [docker]=docker.io
     [mmdebstrap]=mmdebstrap
+    [promtool]=prometheus
 )
 missing=()
 for cmd in "${!PACKAGE_FOR[@]}"; do

@@ -1,0 +1,425 @@
+"""The app's Prometheus metrics, on a registry of their own (`prometheus-client`).
+
+Nothing here touches the process-global default registry: a `CacheMetrics` owns a
+`CollectorRegistry`, so two caches in one process (tests, a service with two backends) never
+share or clash over series, and importing this module registers nothing.
+
+What is exported (names follow https://prometheus.io/docs/practices/naming/: base units,
+`_total` for counters, `_seconds`/`_bytes` suffixes, timestamps as seconds since the epoch):
+
+    secure_cache_certificate_expiry_timestamp_seconds{certificate="ca|server|client"}
+        notAfter of the CA bundle (its earliest-expiring certificate), of the server
+        certificate as presented in the latest TLS handshake, and of the app's own client
+        certificate. The CA and client files are re-read at each scrape, so an in-place
+        renewal shows at once.
+    secure_cache_data_key_generation             the data-key generation the stack deployed
+                                                 (0 until the deployment passes it)
+    secure_cache_data_key_previous_keys          previous data keys still accepted for reading
+    secure_cache_integrity_failures_total        values that failed authentication (tampered,
+                                                 foreign, undecryptable): served as misses
+    secure_cache_acl_denials_total               commands Redis refused with NOPERM
+    secure_cache_backend_failures_total{kind="auth|tls|timeout|connection"}
+    secure_cache_command_errors_total            other error replies
+    secure_cache_fallbacks_total                 switches to the in-memory fallback
+    secure_cache_reconnects_total                switches back to Redis
+    secure_cache_replay_failures_total           outage writes Redis refused on recovery
+    secure_cache_replayed_writes_total           outage writes and deletes applied on recovery
+    secure_cache_fallback_active                 1 while the memory fallback serves, else 0
+    secure_cache_fallback_seconds_total          time spent on the fallback
+    secure_cache_http_request_duration_seconds{method,route,status}   histogram (its
+                                                 `_count` is the request counter)
+    secure_cache_lookups_total{result="hit|miss"}
+    secure_cache_redis_connect_duration_seconds  TLS handshake + AUTH, histogram
+    secure_cache_envelope_duration_seconds{operation="seal|open",size="..."}  histogram
+    secure_cache_redis_pool_connections{state="open|in_use"}, secure_cache_redis_pool_max
+
+The security counters are not kept twice: `SecurityEventsCollector` reads
+`SecurityEvents.snapshot()` (metrics.py) at each scrape.
+
+No key, value or secret ever becomes a label or a sample. Every label value comes from a
+closed set defined here: an unknown route, method or status is recorded as `other`, so a
+caller that passes a raw request path (which carries the key) cannot leak it.
+tests/unit/test_prometheus_metrics.py renders a scrape after a client with distinctive keys,
+values and secrets has been exercised and checks that none of them appears.
+
+Mounting `/metrics` (for the HTTP server): `CacheMetrics.wsgi_app()` is a WSGI application
+that answers any path with the exposition, so a WSGI server can dispatch
+`PATH_INFO == "/metrics"` to it unchanged (and put the same authentication in front of it as
+in front of the API). A server that is not WSGI calls `CacheMetrics.render(accept)`, which
+returns `(body, content_type)`. The hooks (`observe_request`, `lookup`, `connected`,
+`sealed`/`opened`, `server_certificate`, `data_keys`, `fallback_entered`/`fallback_left`,
+`replayed`, `watch_pool`) are what the client and the server call; each is cheap (one locked add).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, Literal
+
+from cryptography import x509
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    exposition,
+    make_wsgi_app,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from secure_cache.metrics import SecurityEvents
+
+NAMESPACE: Final = "secure_cache"
+OTHER: Final = "other"
+
+# The service's routes (service.py); anything else, including a raw path, is `other`.
+ROUTES: Final = frozenset({"/cache/{key}", "/healthz", "/security-status", "/metrics"})
+METHODS: Final = frozenset({"GET", "PUT", "DELETE", "POST", "HEAD", "PATCH", "OPTIONS"})
+
+_BACKEND_HELP: Final = "Failures to reach or use Redis, by kind."
+# SecurityEvents counter -> (metric family, help, labels). Every counter of metrics.COUNTERS
+# must appear here (a unit test checks), so a new event cannot silently go unexported.
+_EVENT_FAMILIES: Final[dict[str, tuple[str, str, dict[str, str]]]] = {
+    "integrity_failures": (
+        "integrity_failures",
+        "Cached values that failed authentication (tampered, foreign or undecryptable).",
+        {},
+    ),
+    "acl_denied": ("acl_denials", "Commands Redis refused with NOPERM.", {}),
+    "auth_failures": ("backend_failures", _BACKEND_HELP, {"kind": "auth"}),
+    "tls_failures": ("backend_failures", _BACKEND_HELP, {"kind": "tls"}),
+    "timeouts": ("backend_failures", _BACKEND_HELP, {"kind": "timeout"}),
+    "connection_failures": ("backend_failures", _BACKEND_HELP, {"kind": "connection"}),
+    "command_errors": ("command_errors", "Error replies other than ACL denials.", {}),
+    "fallbacks": ("fallbacks", "Switches to the in-memory fallback.", {}),
+    "reconnects": ("reconnects", "Switches back to Redis after the fallback.", {}),
+    "replay_failures": (
+        "replay_failures",
+        "Writes made during an outage that Redis refused on recovery.",
+        {},
+    ),
+}
+
+# Envelope size classes: a label value names the upper bound of its class.
+_SIZE_CLASSES: Final = ((1 << 10, "1KiB"), (16 << 10, "16KiB"), (256 << 10, "256KiB"))
+_SIZE_LARGEST: Final = "more"
+# Sealing a small value takes microseconds; the default buckets start at 5 ms.
+_ENVELOPE_BUCKETS: Final = (
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5,
+    0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
+)  # fmt: skip
+_HTTP_BUCKETS: Final = (
+    0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+)  # fmt: skip
+_CONNECT_BUCKETS: Final = (0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+CertificateRole = Literal["ca", "server", "client"]
+
+
+@dataclass(frozen=True)
+class PoolState:
+    """Connections the client's pool holds now, how many are lent out, and its bound."""
+
+    open: int
+    in_use: int
+    max: int
+
+
+def size_class(nbytes: int) -> str:
+    """The label value for an envelope of `nbytes`: the bound of its class, or `more`."""
+    for bound, label in _SIZE_CLASSES:
+        if nbytes <= bound:
+            return label
+    return _SIZE_LARGEST
+
+
+def route_label(route: str) -> str:
+    return route if route in ROUTES else OTHER
+
+
+def method_label(method: str) -> str:
+    return method if method in METHODS else OTHER
+
+
+def status_label(status: int) -> str:
+    return str(status) if 100 <= status <= 599 else OTHER
+
+
+def not_after(cert: x509.Certificate) -> float:
+    return cert.not_valid_after_utc.timestamp()
+
+
+def earliest_not_after(pem: bytes) -> float | None:
+    """The earliest notAfter of the certificates in a PEM bundle; None when it has none."""
+    certs = x509.load_pem_x509_certificates(pem) if b"-----BEGIN" in pem else []
+    return min((not_after(c) for c in certs), default=None)
+
+
+class SecurityEventsCollector(Collector):
+    """Exports a SecurityEvents' counters at scrape time (no second set of counters)."""
+
+    def __init__(self, events: SecurityEvents) -> None:
+        self._events = events
+
+    def collect(self) -> Iterator[Metric]:
+        yield from event_families(self._events.snapshot())
+
+
+def event_families(snapshot: Mapping[str, int]) -> list[Metric]:
+    """Counter families for a SecurityEvents snapshot; unknown counters are skipped."""
+    families: dict[str, CounterMetricFamily] = {}
+    for counter, (name, help_text, labels) in _EVENT_FAMILIES.items():
+        if counter not in snapshot:
+            continue
+        family = families.get(name)
+        if family is None:
+            family = families[name] = CounterMetricFamily(
+                f"{NAMESPACE}_{name}", help_text, labels=list(labels)
+            )
+        family.add_metric(list(labels.values()), snapshot[counter])
+    return list(families.values())
+
+
+class _CertificateCollector(Collector):
+    """Certificate expiry: files re-read per scrape, the server's from the last handshake."""
+
+    def __init__(self, files: Mapping[CertificateRole, Path]) -> None:
+        self._files = dict(files)
+        self._handshake: float | None = None
+
+    def server_certificate(self, der: bytes) -> None:
+        self._handshake = not_after(x509.load_der_x509_certificate(der))
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            f"{NAMESPACE}_certificate_expiry_timestamp_seconds",
+            "notAfter of the CA bundle's earliest certificate, the server certificate seen in "
+            "the latest TLS handshake, and the client certificate, in seconds since the epoch.",
+            labels=["certificate"],
+        )
+        values: dict[str, float | None] = {
+            role: _file_not_after(path) for role, path in self._files.items()
+        }
+        values["server"] = self._handshake
+        for role in ("ca", "server", "client"):
+            value = values.get(role)
+            if value is not None:
+                family.add_metric([role], value)
+        yield family
+
+
+def _file_not_after(path: Path) -> float | None:
+    """None when the file cannot be read or parsed: the series disappears, which
+    monitoring/alerts.yml treats as an alert of its own (absent certificate expiry)."""
+    try:
+        return earliest_not_after(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+
+
+class _FallbackCollector(Collector):
+    def __init__(self, metrics: CacheMetrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        active, seconds = self._metrics.fallback_time()
+        yield GaugeMetricFamily(
+            f"{NAMESPACE}_fallback_active",
+            "1 while the in-memory fallback serves instead of Redis, else 0.",
+            value=1 if active else 0,
+        )
+        yield CounterMetricFamily(
+            f"{NAMESPACE}_fallback_seconds",
+            "Time spent on the in-memory fallback.",
+            value=seconds,
+        )
+
+
+class _PoolCollector(Collector):
+    def __init__(self) -> None:
+        self.view: Callable[[], PoolState] | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        if self.view is None:
+            return
+        state = self.view()
+        connections = GaugeMetricFamily(
+            f"{NAMESPACE}_redis_pool_connections",
+            "Connections in the client's pool, by state.",
+            labels=["state"],
+        )
+        connections.add_metric(["open"], state.open)
+        connections.add_metric(["in_use"], state.in_use)
+        yield connections
+        yield GaugeMetricFamily(
+            f"{NAMESPACE}_redis_pool_max", "The pool's bound on connections.", value=state.max
+        )
+
+
+class CacheMetrics:
+    """One cache's metrics and the registry they are exposed from."""
+
+    def __init__(
+        self,
+        events: SecurityEvents,
+        *,
+        ca_file: str | Path | None = None,
+        client_cert_file: str | Path | None = None,
+        previous_keys: int = 0,
+        data_key_generation: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Args:
+        events: the client's SecurityEvents (exported as they are, at scrape time).
+        ca_file, client_cert_file: REDIS_TLS_CA_CERT and REDIS_TLS_CERT_FILE.
+        previous_keys: how many previous data keys the keyring accepts.
+        data_key_generation: the stack's data-key generation, when the deployment passes it.
+        clock: monotonic seconds, for time on the fallback (tests pass a fake).
+        """
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._fallback_since: float | None = None
+        self._fallback_closed = 0.0
+        files: dict[CertificateRole, Path] = {}
+        if ca_file is not None:
+            files["ca"] = Path(ca_file)
+        if client_cert_file is not None:
+            files["client"] = Path(client_cert_file)
+        self._certificates = _CertificateCollector(files)
+        self._pool = _PoolCollector()
+        for collector in (
+            SecurityEventsCollector(events),
+            self._certificates,
+            _FallbackCollector(self),
+            self._pool,
+        ):
+            self.registry.register(collector)
+        reg = self.registry
+        self._previous_keys = Gauge(
+            f"{NAMESPACE}_data_key_previous_keys",
+            "Previous data keys still accepted for reading (kept only during a rotation).",
+            registry=reg,
+        )
+        self._generation = Gauge(
+            f"{NAMESPACE}_data_key_generation",
+            "The data-key generation this process encrypts with (0: not told).",
+            registry=reg,
+        )
+        self.data_keys(previous=previous_keys, generation=data_key_generation)
+        self._replayed = Counter(
+            f"{NAMESPACE}_replayed_writes",
+            "Writes and deletes made during an outage and applied to Redis on recovery.",
+            registry=reg,
+        )
+        self._requests = Histogram(
+            f"{NAMESPACE}_http_request_duration_seconds",
+            "HTTP requests by method, route (never the path) and status, and their latency.",
+            ["method", "route", "status"],
+            buckets=_HTTP_BUCKETS,
+            registry=reg,
+        )
+        self._lookups = Counter(
+            f"{NAMESPACE}_lookups", "Cache reads by result.", ["result"], registry=reg
+        )
+        self._hits = self._lookups.labels(result="hit")
+        self._misses = self._lookups.labels(result="miss")
+        self._connect = Histogram(
+            f"{NAMESPACE}_redis_connect_duration_seconds",
+            "Time to open a connection to Redis: TCP, TLS handshake and AUTH.",
+            buckets=_CONNECT_BUCKETS,
+            registry=reg,
+        )
+        self._envelope = Histogram(
+            f"{NAMESPACE}_envelope_duration_seconds",
+            "Time to seal or open one value, by operation and size class (upper bound).",
+            ["operation", "size"],
+            buckets=_ENVELOPE_BUCKETS,
+            registry=reg,
+        )
+
+    # -- hooks for the client and the server -----------------------------------------------
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """One HTTP request. `route` is the route template; anything else counts as `other`."""
+        self._requests.labels(
+            method_label(method), route_label(route), status_label(status)
+        ).observe(seconds)
+
+    def lookup(self, *, hit: bool) -> None:
+        (self._hits if hit else self._misses).inc()
+
+    def connected(self, seconds: float) -> None:
+        """A new Redis connection is ready (handshake and AUTH done) after `seconds`."""
+        self._connect.observe(seconds)
+
+    def sealed(self, nbytes: int, seconds: float) -> None:
+        self._envelope.labels("seal", size_class(nbytes)).observe(seconds)
+
+    def opened(self, nbytes: int, seconds: float) -> None:
+        self._envelope.labels("open", size_class(nbytes)).observe(seconds)
+
+    def server_certificate(self, der: bytes) -> None:
+        """The certificate the server presented (`ssl_socket.getpeercert(binary_form=True)`)."""
+        self._certificates.server_certificate(der)
+
+    def data_keys(self, *, previous: int, generation: int | None) -> None:
+        """The keyring now: at start, and again when the keys are reloaded in place."""
+        self._previous_keys.set(previous)
+        self._generation.set(generation or 0)
+
+    def replayed(self, count: int) -> None:
+        self._replayed.inc(count)
+
+    def fallback_entered(self) -> None:
+        with self._lock:
+            if self._fallback_since is None:
+                self._fallback_since = self._clock()
+
+    def fallback_left(self) -> None:
+        with self._lock:
+            if self._fallback_since is not None:
+                self._fallback_closed += self._clock() - self._fallback_since
+                self._fallback_since = None
+
+    def fallback_time(self) -> tuple[bool, float]:
+        """(active now, total seconds on the fallback including the current episode)."""
+        with self._lock:
+            since = self._fallback_since
+            total = self._fallback_closed
+            if since is not None:
+                total += self._clock() - since
+            return since is not None, total
+
+    def watch_pool(self, view: Callable[[], PoolState]) -> None:
+        """Read the pool's state from `view` at each scrape."""
+        self._pool.view = view
+
+    # -- exposition -------------------------------------------------------------------------
+
+    def render(self, accept: str | None = None) -> tuple[bytes, str]:
+        """The exposition for an `Accept` header: (body, Content-Type)."""
+        encoder, content_type = exposition.choose_encoder(accept or "")
+        return encoder(self.registry), content_type
+
+    def wsgi_app(self) -> Callable[..., Iterable[bytes]]:
+        """A WSGI application serving this registry (mount it at /metrics)."""
+        return make_wsgi_app(self.registry)
+
+
+__all__ = [
+    "METHODS",
+    "ROUTES",
+    "CacheMetrics",
+    "PoolState",
+    "SecurityEventsCollector",
+    "earliest_not_after",
+    "event_families",
+    "route_label",
+    "size_class",
+]

@@ -1,0 +1,407 @@
+"""Redis-side security signals for Prometheus: what the app cannot see from its own side.
+
+Failed AUTH attempts by anyone, commands and keys the ACL refused (to any user), connected
+clients, evictions and memory against `maxmemory` are only known to Redis. This exporter reads
+them with two commands per scrape, `INFO` and `ACL LOG`, over mutual TLS as its own ACL
+identity, and serves them in the Prometheus text format:
+
+    python -m secure_cache.redis_exporter serve     serve /metrics until SIGTERM/SIGINT
+    python -m secure_cache.redis_exporter scrape    print one scrape; exit 0 when Redis
+                                                    answered, 1 otherwise
+    python -m secure_cache.redis_exporter healthcheck
+                                                    exit 0 when the local /metrics answers
+                                                    (the container's health check; needs no
+                                                    secret)
+
+The exporter's ACL identity (`EXPORTER_USER`, rules `EXPORTER_COMMANDS`) is the single source
+for its Redis user; it may run INFO and ACL LOG and nothing else, and no key or channel:
+
+    user exporter on #<sha256> resetkeys resetchannels -@all +info +acl|log
+
+Why this is the tightest form on Redis 7.0 (verified against Debian's redis-server 7.0.15,
+tests/integration/test_redis_exporter.py):
+- `+acl|log` grants one subcommand of ACL; `ACL WHOAMI`, `ACL LIST`, `ACL SETUSER` stay denied.
+  It does include `ACL LOG RESET` (Redis has no finer grant), so whoever holds the exporter's
+  credentials could clear the log. The counters below therefore come from INFO's
+  `errorstats`, which only `CONFIG RESETSTAT` (an @admin command) resets; ACL LOG adds only
+  gauges about what the log holds now.
+- `+info|memory`-style first-argument grants do not narrow INFO: Redis 7.0 checks only the
+  first argument and INFO takes several sections, so `INFO memory server` passes such a rule.
+  Granting `+info` says plainly what is granted. INFO shows no secret (no password, no key
+  names; `keyspace` shows key counts only).
+- What `+acl|log` lets the identity read: each denial's username, command or key name and
+  client address, including a username typed by whoever failed to log in. That is why none of
+  it leaves this process (summarize_acl_log keeps the reason, count and age only).
+- AUTH needs no grant. The client sends no `CLIENT SETINFO` and no HELLO, so scraping never
+  adds a denial of its own to the ACL LOG.
+
+Environment (every secret may be given as NAME_FILE instead):
+
+    REDIS_URL                  rediss://<host>[:<port>] (required; TLS only)
+    REDIS_USERNAME             the exporter's ACL user (default `exporter`)
+    REDIS_PASSWORD[_FILE]      its password (required)
+    REDIS_TLS_CA_CERT          CA bundle that signed the server certificate (required)
+    REDIS_TLS_CERT_FILE        the exporter's client certificate (required)
+    REDIS_TLS_KEY_FILE         its private key (required)
+    ENVIRONMENT                development (TLS 1.2+) | staging | production (TLS 1.3;
+                               the default)
+    METRICS_HOST, METRICS_PORT where /metrics listens (default 127.0.0.1:9121)
+
+Metric names follow oliver006/redis_exporter's where one exists (`redis_up`,
+`redis_memory_used_bytes`, ...), so dashboards written for it read these too. Label values
+come from closed sets: an ACL LOG entry's username, object (a key name for `key` denials)
+and client address never become labels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import ssl
+import sys
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import redis
+from prometheus_client import CollectorRegistry, generate_latest, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from secure_cache.errors import ConfigurationError
+
+EXPORTER_USER: Final = "exporter"
+# The exporter's whole grant (see the module docstring for why it is the tightest).
+EXPORTER_COMMANDS: Final = "-@all +info +acl|log"
+INFO_SECTIONS: Final = ("server", "clients", "memory", "stats", "errorstats")
+DEFAULT_METRICS_PORT: Final = 9121  # the port oliver006/redis_exporter registered
+OTHER: Final = "other"
+
+# Error reply prefixes counted by name (INFO errorstats); any other prefix counts as `other`,
+# because Lua scripts can reply with errors of any name.
+ERROR_KINDS: Final = frozenset(
+    {
+        "WRONGPASS", "NOPERM", "NOAUTH", "ERR", "WRONGTYPE", "OOM", "BUSY", "LOADING",
+        "READONLY", "MISCONF", "EXECABORT", "NOSCRIPT",
+    }
+)  # fmt: skip
+ACL_LOG_REASONS: Final = ("auth", "command", "key", "channel")
+
+# INFO field -> (metric name, help, counter?)
+_INFO_FIELDS: Final[dict[str, tuple[str, str, bool]]] = {
+    "uptime_in_seconds": ("redis_uptime_seconds", "Seconds since Redis started.", False),
+    "connected_clients": ("redis_connected_clients", "Client connections open now.", False),
+    "maxclients": ("redis_max_clients", "The maxclients limit.", False),
+    "used_memory": ("redis_memory_used_bytes", "Memory Redis has allocated.", False),
+    "maxmemory": ("redis_memory_max_bytes", "The maxmemory limit (0: none).", False),
+    "evicted_keys": ("redis_evicted_keys", "Keys evicted under maxmemory.", True),
+    "expired_keys": ("redis_expired_keys", "Keys removed at expiry.", True),
+    "rejected_connections": (
+        "redis_rejected_connections",
+        "Connections refused because of maxclients.",
+        True,
+    ),
+    "total_connections_received": (
+        "redis_connections_received",
+        "Connections accepted (TLS handshakes that failed included).",
+        True,
+    ),
+    "keyspace_hits": ("redis_keyspace_hits", "Successful key lookups.", True),
+    "keyspace_misses": ("redis_keyspace_misses", "Failed key lookups.", True),
+}
+
+logger = logging.getLogger("secure_cache.redis_exporter")
+
+
+# -- pure parsing: redis-py's parsed INFO / ACL LOG replies -> metric families -------------
+
+
+def info_families(info: Mapping[str, Any]) -> list[Metric]:
+    """Families for an INFO reply as redis-py parses it (`Redis.info()`)."""
+    families: list[Metric] = []
+    for name, (metric, help_text, counter) in _INFO_FIELDS.items():
+        value = info.get(name)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            continue
+        family_type = CounterMetricFamily if counter else GaugeMetricFamily
+        families.append(family_type(metric, help_text, value=value))
+    errors: dict[str, float] = {}
+    for name, value in info.items():
+        if not name.startswith("errorstat_") or not isinstance(value, Mapping):
+            continue
+        kind = name.removeprefix("errorstat_")
+        label = kind if kind in ERROR_KINDS else OTHER
+        errors[label] = errors.get(label, 0) + float(value.get("count", 0))
+    family = CounterMetricFamily(
+        "redis_errors",
+        "Error replies by kind (INFO errorstats): WRONGPASS is a failed AUTH, NOPERM an ACL "
+        "denial of a command, key or channel.",
+        labels=["error"],
+    )
+    # WRONGPASS and NOPERM are always present, so alerts see 0 rather than no series.
+    for kind in sorted({"WRONGPASS", "NOPERM", *errors}):
+        family.add_metric([kind], errors.get(kind, 0))
+    families.append(family)
+    return families
+
+
+@dataclass
+class AclLogSummary:
+    """What the ACL LOG holds now, by reason."""
+
+    entries: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ACL_LOG_REASONS, 0))
+    events: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ACL_LOG_REASONS, 0))
+    newest_age: dict[str, float] = field(default_factory=dict)
+
+
+def summarize_acl_log(entries: Sequence[Mapping[str, Any]]) -> AclLogSummary:
+    """Group ACL LOG entries (redis-py's `Redis.acl_log()`) by reason; nothing else is kept."""
+    summary = AclLogSummary()
+    for entry in entries:
+        reason = str(entry.get("reason", ""))
+        reason = reason if reason in ACL_LOG_REASONS else OTHER
+        summary.entries[reason] = summary.entries.get(reason, 0) + 1
+        summary.events[reason] = summary.events.get(reason, 0) + int(entry.get("count", 1))
+        age = entry.get("age-seconds")
+        if isinstance(age, int | float):
+            summary.newest_age[reason] = min(summary.newest_age.get(reason, float(age)), age)
+    return summary
+
+
+def acl_log_families(summary: AclLogSummary) -> list[Metric]:
+    entries = GaugeMetricFamily(
+        "redis_acl_log_entries",
+        "Entries the ACL LOG holds now, by reason (Redis keeps at most acllog-max-len).",
+        labels=["reason"],
+    )
+    events = GaugeMetricFamily(
+        "redis_acl_log_events",
+        "Denials the ACL LOG's entries count now, by reason (a gauge: old entries drop out; "
+        "redis_errors_total is the counter).",
+        labels=["reason"],
+    )
+    for reason in summary.entries:
+        entries.add_metric([reason], summary.entries[reason])
+        events.add_metric([reason], summary.events[reason])
+    newest = GaugeMetricFamily(
+        "redis_acl_log_newest_age_seconds",
+        "Age of the most recent ACL LOG entry, by reason.",
+        labels=["reason"],
+    )
+    for reason, age in summary.newest_age.items():
+        newest.add_metric([reason], age)
+    return [entries, events, newest]
+
+
+def up_family(up: bool) -> Metric:
+    return GaugeMetricFamily(
+        "redis_up", "1 when the last scrape of Redis succeeded, else 0.", value=1 if up else 0
+    )
+
+
+# -- I/O -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExporterSettings:
+    host: str
+    port: int
+    username: str
+    password: str = field(repr=False)
+    ca_file: str
+    cert_file: str
+    key_file: str
+    min_tls_version: ssl.TLSVersion
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = DEFAULT_METRICS_PORT
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ExporterSettings:
+        """Read the environment; ConfigurationError lists every problem at once."""
+        env = os.environ if environ is None else environ
+        problems: list[str] = []
+        url = urlsplit(env.get("REDIS_URL", "").strip())
+        host, port = url.hostname, None
+        try:
+            port = url.port or 6379
+        except ValueError:
+            problems.append("REDIS_URL has an invalid port; use rediss://<host>:<port>")
+        if url.scheme != "rediss" or not host:
+            problems.append("REDIS_URL must be rediss://<host>[:<port>] (TLS only)")
+        if url.username or url.password or url.query:
+            problems.append("REDIS_URL must carry no credentials and no query parameters")
+        password = _secret(env, "REDIS_PASSWORD", problems)
+        paths = {}
+        for var in ("REDIS_TLS_CA_CERT", "REDIS_TLS_CERT_FILE", "REDIS_TLS_KEY_FILE"):
+            paths[var] = env.get(var, "").strip()
+            if not paths[var]:
+                problems.append(f"{var} is required: the path of a PEM file")
+            elif not Path(paths[var]).is_file():
+                problems.append(f"{var}={paths[var]} is not a readable file")
+        environment = env.get("ENVIRONMENT", "production").strip()
+        if environment not in ("development", "staging", "production"):
+            problems.append("ENVIRONMENT must be development, staging or production")
+        metrics_port = env.get("METRICS_PORT", str(DEFAULT_METRICS_PORT)).strip()
+        if not metrics_port.isdigit() or not 1 <= int(metrics_port) <= 65535:
+            problems.append("METRICS_PORT must be a port number (1-65535)")
+        if problems or host is None or port is None or password is None:
+            raise ConfigurationError(problems)
+        return cls(
+            host=host,
+            port=port,
+            username=env.get("REDIS_USERNAME", "").strip() or EXPORTER_USER,
+            password=password,
+            ca_file=paths["REDIS_TLS_CA_CERT"],
+            cert_file=paths["REDIS_TLS_CERT_FILE"],
+            key_file=paths["REDIS_TLS_KEY_FILE"],
+            min_tls_version=(
+                ssl.TLSVersion.TLSv1_2 if environment == "development" else ssl.TLSVersion.TLSv1_3
+            ),
+            metrics_host=env.get("METRICS_HOST", "").strip() or "127.0.0.1",
+            metrics_port=int(metrics_port),
+        )
+
+
+def _secret(env: Mapping[str, str], var: str, problems: list[str]) -> str | None:
+    direct, path = env.get(var), env.get(f"{var}_FILE")
+    if direct and path:
+        problems.append(f"set {var} or {var}_FILE, not both")
+        return None
+    if path:
+        try:
+            return Path(path).read_text().strip() or None
+        except OSError as exc:
+            problems.append(f"{var}_FILE={path} cannot be read ({exc.strerror})")
+            return None
+    if not direct:
+        problems.append(f"{var} (or {var}_FILE) is required: the exporter's ACL password")
+        return None
+    return direct
+
+
+def connect(settings: ExporterSettings) -> redis.Redis:
+    """A client that verifies the server and presents the exporter's certificate."""
+    return redis.Redis(
+        host=settings.host,
+        port=settings.port,
+        username=settings.username,
+        password=settings.password,
+        ssl=True,
+        ssl_ca_certs=settings.ca_file,
+        ssl_certfile=settings.cert_file,
+        ssl_keyfile=settings.key_file,
+        ssl_cert_reqs="required",
+        ssl_min_version=settings.min_tls_version,
+        socket_timeout=5.0,
+        socket_connect_timeout=5.0,
+        # No retries inside a scrape: an unreachable Redis must answer redis_up 0 at once,
+        # before Prometheus' scrape timeout turns it into `up 0` (the next scrape retries).
+        retry=Retry(NoBackoff(), 0),
+        # CLIENT SETINFO (Redis 7.2+) is not granted: sending it would add a denial to the ACL
+        # LOG at every connect. RESP2 authenticates with AUTH alone (no HELLO).
+        driver_info=None,
+        protocol=2,
+        max_connections=1,
+    )
+
+
+class RedisCollector(Collector):
+    """Queries Redis at each scrape; `redis_up` says whether that worked."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._client = client
+        self._lock = threading.Lock()  # one scrape at a time on the single connection
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            try:
+                info = self._client.info(*INFO_SECTIONS)
+                log = self._client.acl_log()
+            except (redis.RedisError, OSError) as exc:
+                # The class names the failure (AuthenticationError, NoPermissionError,
+                # ConnectionError...); the message could echo a command, so it is not logged.
+                logger.warning("event=redis_scrape_failed error=%s", type(exc).__name__)
+                yield up_family(False)
+                return
+        yield up_family(True)
+        yield from info_families(info)
+        yield from acl_log_families(summarize_acl_log(log))
+
+
+def registry_for(client: redis.Redis) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(RedisCollector(client))
+    return registry
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m secure_cache.redis_exporter",
+        description="Redis security signals for Prometheus.",
+    )
+    parser.add_argument(
+        "command", choices=("serve", "scrape", "healthcheck"), nargs="?", default="serve"
+    )
+    args = parser.parse_args(argv)
+    if args.command == "healthcheck":
+        return _healthcheck(os.environ)
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="level=%(levelname)s %(message)s"
+    )
+    try:
+        settings = ExporterSettings.from_env()
+    except ConfigurationError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    client = connect(settings)
+    registry = registry_for(client)
+    if args.command == "scrape":
+        body = generate_latest(registry)
+        sys.stdout.write(body.decode())
+        return 0 if b"\nredis_up 1.0\n" in body else 1
+    server, thread = start_http_server(
+        settings.metrics_port, addr=settings.metrics_host, registry=registry
+    )
+    stopped = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopped.set())
+    logger.info(
+        "event=exporter_started host=%s port=%d redis=%s:%d",
+        settings.metrics_host,
+        settings.metrics_port,
+        settings.host,
+        settings.port,
+    )
+    stopped.wait()
+    server.shutdown()
+    thread.join()
+    client.close()
+    return 0
+
+
+def _healthcheck(env: Mapping[str, str]) -> int:
+    """0 when the local /metrics answers 200 (whether Redis is up is what it reports)."""
+    port = env.get("METRICS_PORT", "").strip() or str(DEFAULT_METRICS_PORT)
+    if not port.isdigit():
+        print("METRICS_PORT must be a port number", file=sys.stderr)
+        return 2
+    url = f"http://127.0.0.1:{port}/metrics"
+    try:
+        with urllib.request.urlopen(url, timeout=3) as reply:
+            return 0 if reply.status == 200 else 1
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"healthcheck failed: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""The Redis exporter runs as a mode of the app image, hardened as the stack runs the app.
+
+uid 10001, read-only root filesystem, all capabilities dropped, no-new-privileges, its
+password and key as files on a read-only mount; host network to reach the fixture's loopback
+port (the fixture's server certificate names 127.0.0.1).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.exporter_redis import ExporterRedis, running_exporter_redis
+
+ROOT = Path(__file__).resolve().parents[2]
+APP_UID = 10001
+MOUNT = "/run/secure-redis-exporter"
+
+
+def _docker(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["docker", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+@pytest.fixture(scope="module")
+def image() -> Iterator[str]:
+    if shutil.which("docker") is None or _docker("info").returncode != 0:
+        pytest.skip("Docker is not available; run scripts/bootstrap.sh to start the engine")
+    tag = f"secure-redis-app-test-{uuid.uuid4().hex[:10]}:latest"
+    build = subprocess.run(
+        [str(ROOT / "scripts" / "build-app-image.sh"), "--tag", tag,
+         "--label", "io.secure-redis.role=app", "--label", "io.secure-redis.stack=test"],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert build.returncode == 0, build.stderr[-3000:]
+    try:
+        yield tag
+    finally:
+        _docker("image", "rm", "--force", tag)
+
+
+@pytest.fixture(scope="module")
+def exporter_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExporterRedis]:
+    with running_exporter_redis(tmp_path_factory.mktemp("exporter-image")) as setup:
+        yield setup
+
+
+@pytest.fixture
+def material(exporter_redis: ExporterRedis, tmp_path: Path) -> Path:
+    """The exporter's files as its volume would hold them: certificates 0444, secrets 0400."""
+    directory = tmp_path / "material"
+    directory.mkdir()
+    files = {
+        "ca.crt": (exporter_redis.server.material.ca_file.read_bytes(), 0o444),
+        "exporter.crt": (exporter_redis.cert_file.read_bytes(), 0o444),
+        "exporter.key": (exporter_redis.key_file.read_bytes(), 0o400),
+        "password": (exporter_redis.password.encode(), 0o400),
+    }
+    for name, (data, mode) in files.items():
+        path = directory / name
+        path.write_bytes(data)
+        if os.getuid() == 0:
+            os.chown(path, APP_UID, APP_UID)
+            path.chmod(mode)
+        else:  # cannot hand files to uid 10001: world-readable for the test only
+            path.chmod(0o444)
+    directory.chmod(0o755)
+    return directory
+
+
+def _run_exporter(
+    image: str, material: Path, url: str, *args: str
+) -> subprocess.CompletedProcess[str]:
+    return _docker(
+        "run", "--rm", "--network", "host",
+        "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL",
+        "--security-opt", "no-new-privileges", "--user", f"{APP_UID}:{APP_UID}",
+        "--volume", f"{material}:{MOUNT}:ro",
+        "--env", f"REDIS_URL={url}",
+        "--env", f"REDIS_PASSWORD_FILE={MOUNT}/password",
+        "--env", f"REDIS_TLS_CA_CERT={MOUNT}/ca.crt",
+        "--env", f"REDIS_TLS_CERT_FILE={MOUNT}/exporter.crt",
+        "--env", f"REDIS_TLS_KEY_FILE={MOUNT}/exporter.key",
+        "--env", "ENVIRONMENT=development",
+        "--entrypoint", "python3", image, "-m", "secure_cache.redis_exporter", *args,
+    )  # fmt: skip
+
+
+def test_exporter_mode__scrapes_redis_from_the_hardened_image(
+    image: str, material: Path, exporter_redis: ExporterRedis
+) -> None:
+    result = _run_exporter(image, material, exporter_redis.server.url, "scrape")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "\nredis_up 1.0\n" in result.stdout
+    assert 'redis_errors_total{error="WRONGPASS"}' in result.stdout
+    assert exporter_redis.password not in result.stdout + result.stderr
+
+
+def test_exporter_mode__bad_configuration_exits_2(
+    image: str, material: Path, exporter_redis: ExporterRedis
+) -> None:
+    result = _run_exporter(image, material, "redis://127.0.0.1:6379", "scrape")
+    assert result.returncode == 2
+    assert "REDIS_URL must be rediss://" in result.stderr

@@ -1,0 +1,168 @@
+"""The Redis exporter's pure parts: INFO and ACL LOG replies to metrics, and its settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client.core import Metric
+
+from secure_cache.errors import ConfigurationError
+from secure_cache.redis_exporter import (
+    ExporterSettings,
+    acl_log_families,
+    info_families,
+    summarize_acl_log,
+)
+
+# Shaped as redis-py parses `INFO server clients memory stats errorstats` from Redis 7.0.
+INFO: dict[str, Any] = {
+    "redis_version": "7.0.15",
+    "uptime_in_seconds": 42,
+    "connected_clients": 3,
+    "maxclients": 10000,
+    "used_memory": 928656,
+    "used_memory_human": "906.89K",
+    "maxmemory": 67108864,
+    "maxmemory_policy": "allkeys-lru",
+    "evicted_keys": 5,
+    "expired_keys": 9,
+    "rejected_connections": 1,
+    "total_connections_received": 17,
+    "keyspace_hits": 11,
+    "keyspace_misses": 4,
+    "errorstat_WRONGPASS": {"count": 2},
+    "errorstat_NOPERM": {"count": 3},
+    "errorstat_MYSCRIPTERROR": {"count": 1},
+    "errorstat_ANOTHERONE": {"count": 1},
+}
+
+# Shaped as redis-py parses ACL LOG (Redis 7.0 has no entry-id yet).
+ACL_LOG: list[dict[str, Any]] = [
+    {
+        "count": 4,
+        "reason": "auth",
+        "context": "toplevel",
+        "object": "AUTH",
+        "username": "password-typed-as-username",
+        "age-seconds": 1.5,
+        "client-info": {"addr": "10.0.0.9:4000"},
+    },
+    {
+        "count": 1,
+        "reason": "key",
+        "context": "toplevel",
+        "object": "secret-key-outside-prefix",
+        "username": "app",
+        "age-seconds": 9.0,
+    },
+    {
+        "count": 2,
+        "reason": "command",
+        "context": "multi",
+        "object": "flushall",
+        "username": "app",
+        "age-seconds": 30.0,
+    },
+    {"count": 1, "reason": "auth", "object": "AUTH", "username": "x", "age-seconds": 0.5},
+]
+
+
+def _values(families: list[Metric]) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for f in families for s in f.samples}
+
+
+def test_info__gauges_and_counters_in_base_units() -> None:
+    values = _values(info_families(INFO))
+    assert values[("redis_connected_clients", ())] == 3
+    assert values[("redis_memory_used_bytes", ())] == 928656
+    assert values[("redis_memory_max_bytes", ())] == 67108864
+    assert values[("redis_evicted_keys_total", ())] == 5
+    assert values[("redis_rejected_connections_total", ())] == 1
+    assert values[("redis_uptime_seconds", ())] == 42
+    assert ("redis_memory_used_bytes_total", ()) not in values
+
+
+def test_info__errorstats_by_known_kind_and_other() -> None:
+    values = _values(info_families(INFO))
+    assert values[("redis_errors_total", (("error", "WRONGPASS"),))] == 2
+    assert values[("redis_errors_total", (("error", "NOPERM"),))] == 3
+    # Script-chosen error names never become label values.
+    assert values[("redis_errors_total", (("error", "other"),))] == 2
+    assert not any("MYSCRIPTERROR" in str(labels) for _, labels in values)
+
+
+def test_info__auth_and_acl_counters_exist_before_any_error() -> None:
+    values = _values(info_families({"connected_clients": 1}))
+    assert values[("redis_errors_total", (("error", "WRONGPASS"),))] == 0
+    assert values[("redis_errors_total", (("error", "NOPERM"),))] == 0
+
+
+def test_info__skips_missing_and_non_numeric_fields() -> None:
+    names = {name for name, _ in _values(info_families({"maxmemory": "lots"}))}
+    assert "redis_memory_max_bytes" not in names
+
+
+def test_acl_log__grouped_by_reason_only() -> None:
+    summary = summarize_acl_log(ACL_LOG)
+    values = _values(acl_log_families(summary))
+    assert values[("redis_acl_log_entries", (("reason", "auth"),))] == 2
+    assert values[("redis_acl_log_events", (("reason", "auth"),))] == 5
+    assert values[("redis_acl_log_events", (("reason", "key"),))] == 1
+    assert values[("redis_acl_log_events", (("reason", "command"),))] == 2
+    assert values[("redis_acl_log_events", (("reason", "channel"),))] == 0
+    assert values[("redis_acl_log_newest_age_seconds", (("reason", "auth"),))] == 0.5
+    rendered = repr(values)
+    for leaked in ("password-typed-as-username", "secret-key-outside-prefix", "10.0.0.9"):
+        assert leaked not in rendered
+
+
+def test_acl_log__unknown_reason_is_other() -> None:
+    summary = summarize_acl_log([{"count": 1, "reason": "something-new"}])
+    assert summary.entries["other"] == 1
+
+
+def _files(tmp_path: Path) -> dict[str, str]:
+    paths = {}
+    for var in ("REDIS_TLS_CA_CERT", "REDIS_TLS_CERT_FILE", "REDIS_TLS_KEY_FILE"):
+        path = tmp_path / var.lower()
+        path.write_text("pem")
+        paths[var] = str(path)
+    return paths
+
+
+def test_settings__from_env_with_password_file(tmp_path: Path) -> None:
+    secret = tmp_path / "password"
+    secret.write_text("exporter-password\n")
+    settings = ExporterSettings.from_env(
+        {
+            "REDIS_URL": "rediss://redis:6380",
+            "REDIS_PASSWORD_FILE": str(secret),
+            "ENVIRONMENT": "development",
+            "METRICS_PORT": "9200",
+            **_files(tmp_path),
+        }
+    )
+    assert (settings.host, settings.port, settings.username) == ("redis", 6380, "exporter")
+    assert settings.password == "exporter-password"
+    assert settings.metrics_port == 9200
+    assert "exporter-password" not in repr(settings)
+
+
+def test_settings__every_problem_at_once_without_the_secret(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        ExporterSettings.from_env(
+            {
+                "REDIS_URL": "redis://user:leaked-password@redis:6379",
+                "REDIS_PASSWORD": "p",
+                "REDIS_PASSWORD_FILE": "/x",
+                "ENVIRONMENT": "qa",
+                "METRICS_PORT": "http",
+            }
+        )
+    message = str(caught.value)
+    assert len(caught.value.problems) == 8, message
+    assert "rediss://" in message
+    assert "REDIS_TLS_KEY_FILE is required" in message
+    assert "leaked-password" not in message
