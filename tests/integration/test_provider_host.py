@@ -126,7 +126,7 @@ def test_host__started_in_infra_imports_the_providers_by_class_reference(
 
 
 def test_host__configure_refuses_secrets_as_the_engine_expects(host: ProviderHost) -> None:
-    assert host.configure().acceptSecrets is False
+    assert host.configure() is False
 
 
 def test_host__first_up_creates_a_certificate_signed_by_the_ca(

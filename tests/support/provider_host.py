@@ -111,8 +111,10 @@ class ProviderHost:
     stub: provider_pb2_grpc.ResourceProviderStub
     python: Path
 
-    def configure(self) -> provider_pb2.ConfigureResponse:
-        return self.stub.Configure(provider_pb2.ConfigureRequest(args=struct({})))
+    def configure(self) -> bool:
+        """Whether the host accepts secrets."""
+        answer = self.stub.Configure(provider_pb2.ConfigureRequest(args=struct({})))
+        return bool(answer.acceptSecrets)
 
     def check(
         self, provider: ResourceProvider, olds: dict[str, Any], news: dict[str, Any]
