@@ -102,6 +102,8 @@ class RecordingMonitor(MockMonitor):
         super().__init__(_UnusedMocks())
         self.registrations: list[Registration] = []
         self.previous: Mapping[str, Prior] = previous or {}
+        self.refused: list[RenderError] = []
+        """Dynamic resources whose provider refused them; the render raises the first."""
         self._lock = threading.Lock()
 
     def make_urn(self, parent: str, type_: str, name: str) -> str:
@@ -122,7 +124,7 @@ class RecordingMonitor(MockMonitor):
         change: Change | None = None
         state_inputs: dict[str, Any] = {}
         if request.type.startswith(DYNAMIC_PREFIX):
-            done = _dynamic(request.type, request.name, props, self.previous.get(urn))
+            done = self._dynamic(request.type, request.name, urn, props)
             id_, outputs, state_inputs = done.id, done.outputs, done.inputs
             change = Change(urn, request.type, request.name, done.op, done.reasons)
             props.pop(PROVIDER_KEY, None)
@@ -155,6 +157,21 @@ class RecordingMonitor(MockMonitor):
         obj_proto = _sync_await(rpc.serialize_properties(state, {}))
         self.resources[urn] = MockMonitor.ResourceRegistration(urn, id_, state)
         return resource_pb2.RegisterResourceResponse(urn=urn, id=id_, object=obj_proto)
+
+
+    def _dynamic(self, type_: str, name: str, urn: str, props: dict[str, Any]) -> _Lifecycle:
+        """A refusal is recorded, not raised into the program: raised there, every output
+        waiting on this resource would fail too and log its own traceback when collected.
+        The program finishes on the previous (or declared) values, then the render raises."""
+        prior = self.previous.get(urn)
+        try:
+            return _dynamic(type_, name, props, prior)
+        except RenderError as exc:
+            with self._lock:
+                self.refused.append(exc)
+            declared = {k: v for k, v in props.items() if k != PROVIDER_KEY}
+            outputs = dict(prior.outputs) if prior else declared
+            return _Lifecycle(prior.id if prior else "", declared, outputs, Op.SAME, ())
 
 
 def plain_struct(struct: struct_pb2.Struct, secret_paths: list[PropPath]) -> dict[str, Any]:

@@ -143,7 +143,14 @@ def render_settings(
         pairs = {name: _with_secretness(value) for name, value in built.exports.items()}
         return pulumi.Output.all(**pairs).apply(collected.update)
 
-    pulumi.runtime.test(program)()  # type: ignore[no-untyped-call]
+    try:
+        pulumi.runtime.test(program)()  # type: ignore[no-untyped-call]
+    except Exception:
+        if monitor.refused:  # the cause; anything else failed because of it
+            raise monitor.refused[0] from None
+        raise
+    if monitor.refused:
+        raise monitor.refused[0]
     return RenderedStack(
         stack=settings.stack,
         settings=settings,
