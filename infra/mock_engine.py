@@ -158,7 +158,6 @@ class RecordingMonitor(MockMonitor):
         self.resources[urn] = MockMonitor.ResourceRegistration(urn, id_, state)
         return resource_pb2.RegisterResourceResponse(urn=urn, id=id_, object=obj_proto)
 
-
     def _dynamic(self, type_: str, name: str, urn: str, props: dict[str, Any]) -> _Lifecycle:
         """A refusal is recorded, not raised into the program: raised there, every output
         waiting on this resource would fail too and log its own traceback when collected.

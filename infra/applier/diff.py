@@ -32,7 +32,7 @@ from infra.mock_engine import PropPath
 from infra.render import format_path
 
 DOCKER_TYPES: Final = frozenset({CONTAINER, IMAGE, NETWORK, VOLUME})
-MISSING: Final = "missing from the Docker engine"
+MISSING: Final = "missing from the Docker engine, or stopped although declared mustRun"
 VOLUME_KEPT: Final = "volumes are only removed by down; the existing one is kept"
 # Long lists (uploads, mounts) are reported per item, nested objects per key, up to this depth.
 _MAX_DEPTH: Final = 3
@@ -66,7 +66,7 @@ def docker_changes(
     """Changes in plan order, then deletions.
 
     `state`: the last `up`'s resources by URN; `missing`: URNs the state has but the Docker
-    engine no longer does.
+    engine no longer does (or a mustRun container that stopped), which are created again.
     """
     changes: dict[str, Change] = {}
     for step in plan.steps:
@@ -78,7 +78,9 @@ def docker_changes(
             continue
         paths = changed_paths(prior.inputs, step.props)
         if urn in missing:
-            changes[urn] = Change(urn, kind, name, Op.CREATE, (MISSING,))
+            # A stopped container still holds its name: it goes first, like a replacement.
+            op = Op.CREATE if kind == VOLUME else Op.REPLACE
+            changes[urn] = Change(urn, kind, name, op, (MISSING,))
         elif paths and kind == VOLUME:
             changes[urn] = Change(urn, kind, name, Op.SAME, (*paths, VOLUME_KEPT))
         elif paths:

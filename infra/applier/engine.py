@@ -163,6 +163,8 @@ class LocalApplier:
         return frozenset(gone)
 
     def _exists(self, prior: ResourceState) -> bool:
+        """Whether the object is still there. A container declared `mustRun` that is not
+        running counts as gone, as pulumi-docker's read reports it (so up recreates it)."""
         lookups: dict[str, Callable[[], Any]] = {
             CONTAINER: lambda: self.api.inspect_container(prior.id),
             NETWORK: lambda: self.api.inspect_network(prior.id),
@@ -170,9 +172,11 @@ class LocalApplier:
             IMAGE: lambda: self.api.inspect_image(str(prior.outputs.get("imageId"))),
         }
         try:
-            lookups[prior.type]()
+            found = lookups[prior.type]()
         except NotFound:
             return False
+        if prior.type == CONTAINER and _must_run(prior.inputs):
+            return bool((found.get("State") or {}).get("Running"))
         return True
 
     def _remove(self, kind: str, prior: ResourceState) -> None:
@@ -408,6 +412,11 @@ class LocalApplier:
                 f"removed {removed.describe()}" if not removed.empty() else "nothing to remove"
             )
         return removed
+
+
+def _must_run(props: dict[str, Any]) -> bool:
+    """pulumi-docker's defaults: mustRun true, start true; an attached one-shot exits."""
+    return bool(props.get("mustRun", True) and props.get("start", True) and not props.get("attach"))
 
 
 @contextmanager

@@ -235,9 +235,10 @@ def test_docker_changes__a_changed_volume_is_kept_and_says_so() -> None:
     assert changes["c"][0] is Op.SAME
 
 
-def test_docker_changes__an_object_the_engine_lost_is_created_again() -> None:
-    changes = ops(docker_changes(small(), applied(small()), frozenset({"urn:ctr"})))
-    assert changes["c"] == (Op.CREATE, (MISSING,))
+def test_docker_changes__an_object_the_engine_lost_or_stopped_is_created_again() -> None:
+    changes = ops(docker_changes(small(), applied(small()), frozenset({"urn:ctr", "urn:vol"})))
+    assert changes["c"] == (Op.REPLACE, (MISSING,))
+    assert changes["v"] == (Op.CREATE, (MISSING,))
 
 
 def test_docker_changes__an_object_no_longer_declared_is_deleted_volumes_only_forgotten() -> None:
