@@ -17,7 +17,7 @@ from infra.applier.plan import Plan, plan_stack
 from infra.applier.state import ResourceState
 from infra.changes import Change, Op
 from infra.mock_engine import DYNAMIC_PREFIX, Prior, RenderError
-from infra.render import RenderedStack, render_settings
+from infra.render import RenderedResource, RenderedStack, render_settings
 from infra.settings import REPO_ROOT
 from tests.unit.conftest import rendered
 
@@ -171,9 +171,9 @@ IMG = "docker:index/image:Image"
 LABELS = [{"label": "io.secure-redis.stack", "value": "s"}]
 
 
-def resource(type_: str, name: str, props: dict[str, Any], outputs: dict[str, Any] | None = None):  # type: ignore[no-untyped-def]
-    from infra.render import RenderedResource  # noqa: PLC0415
-
+def resource(
+    type_: str, name: str, props: dict[str, Any], outputs: dict[str, Any] | None = None
+) -> RenderedResource:
     return RenderedResource(
         type=type_,
         name=name,
