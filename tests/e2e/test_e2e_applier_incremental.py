@@ -15,6 +15,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -71,9 +72,12 @@ class Scratch:
             check=False,
         )
 
-    def up(self) -> str:
+    def up(self, what: str = "up") -> str:
+        start = time.monotonic()
         result = self.apply("up")
         assert result.returncode == 0, result.stdout + result.stderr
+        # A figure for the README (shown with -s), not an assertion on time.
+        print(f"figure: {what}: {time.monotonic() - start:.1f}s wall")  # noqa: T201
         return result.stdout
 
     def configure(self, **settings: Any) -> None:
@@ -138,7 +142,7 @@ def scratch(
     (project / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump({"config": config}))
     s = Scratch(name, project, docker_client)
     try:
-        s.up()
+        s.up("first up")
         yield s
     finally:
         result = s.apply("down")
@@ -153,7 +157,7 @@ def test_up_twice__the_second_replaces_nothing_and_keeps_data_and_material(
     stack = scratch.stack
     assert appclient.put(stack, "kept", b"written before the second up") in (200, 201, 204)
     before = snapshot(scratch)
-    out = scratch.up()
+    out = scratch.up("second up, nothing changed")
     assert "18 unchanged" in out, out
     for word in ("to create", "to replace", "to update", "to delete"):
         assert word not in out, out
@@ -168,7 +172,7 @@ def test_changed_app_memory__replaces_only_the_app_and_redis_data_survives(
     assert appclient.put(stack, "survivor", b"in redis") in (200, 201, 204)
     before = snapshot(scratch)
     scratch.configure(appMemoryMb=320)
-    out = scratch.up()
+    out = scratch.up("up after appMemoryMb changed")
     assert f"replace container {scratch.container('app')}" in " ".join(out.split()), out
     assert "1 to replace, 17 unchanged" in out, out
     after = snapshot(scratch)
@@ -192,7 +196,7 @@ def test_forced_renewal__new_leaf_certificates_are_served_the_ca_and_passwords_k
     assert appclient.put(stack, "across-renewal", b"still here") in (200, 201, 204)
     before = snapshot(scratch)
     scratch.configure(certRenewalGeneration=1)
-    out = scratch.up()
+    out = scratch.up("up with certRenewalGeneration raised")
     assert "replace tls-redis-server: renewalGeneration" in " ".join(out.split()), out
     after = snapshot(scratch)
     assert after.serials["ca"] == before.serials["ca"]
