@@ -77,7 +77,7 @@ class Scratch:
         result = self.apply("up")
         assert result.returncode == 0, result.stdout + result.stderr
         # A figure for the README (shown with -s), not an assertion on time.
-        print(f"figure: {what}: {time.monotonic() - start:.1f}s wall")  # noqa: T201
+        print(f"figure: {what}: {time.monotonic() - start:.1f}s wall")
         return result.stdout
 
     def configure(self, **settings: Any) -> None:
