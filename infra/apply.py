@@ -83,13 +83,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"stack {stack}: {NOT_PULUMI}")
     try:
         if args.action == "down":
-            _applier().down(stack)
-            if store.remove():
-                say(f"removed the state {store.path}")
+            applier = _applier()
+            with store.locked():
+                applier.down(stack)
+                if store.remove():
+                    say(f"removed the state {store.path}")
         elif args.action == "status":
             return _status(store)
-        else:
+        elif args.action == "plan":
             _plan_or_up(args.action, stack, args.project_dir, store)
+        else:
+            with store.locked():
+                _plan_or_up(args.action, stack, args.project_dir, store)
     except StateError as exc:
         print(f"apply: error: {exc}", file=sys.stderr)
         return 2

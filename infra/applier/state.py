@@ -22,11 +22,13 @@ file and the fix, and never a value from the state.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -215,6 +217,24 @@ class StateStore:
         mode, salt, key = self._key
         blob = seal(state.to_bytes(), stack=self.stack, mode=mode, salt=salt, key=key)
         _write_atomically(self.path, blob)
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """One `up` or `down` of a stack at a time (like the Pulumi backends' update lock):
+        an exclusive lock on `<stack>.lock`, refused at once when another process holds it."""
+        self._ensure_directory()
+        fd = os.open(self.directory / f"{self.stack}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise StateError(
+                    f"another up or down of stack {self.stack} is running (it holds "
+                    f"{self.directory / self.stack}.lock); wait for it to finish"
+                ) from None
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
 
     def remove(self) -> bool:
         try:

@@ -203,3 +203,17 @@ def test_state__remove(key_file_store: StateStore) -> None:
     assert key_file_store.remove() is True
     assert key_file_store.load() is None
     assert key_file_store.remove() is False
+
+
+def test_state__a_second_up_of_the_same_stack_is_refused_while_one_runs(
+    key_file_store: StateStore, tmp_path: Path
+) -> None:
+    with key_file_store.locked():
+        other = StateStore(tmp_path, "dev", environ={})
+        busy = pytest.raises(StateError, match="another up or down of stack dev is running")
+        with busy, other.locked():
+            pass
+        with StateStore(tmp_path, "prod", environ={}).locked():
+            pass  # another stack is independent
+    with StateStore(tmp_path, "dev", environ={}).locked():
+        pass  # released
