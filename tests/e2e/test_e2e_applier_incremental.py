@@ -207,6 +207,24 @@ def test_forced_renewal__new_leaf_certificates_are_served_the_ca_and_passwords_k
     assert appclient.get(stack, "across-renewal") == b"still here"
 
 
+def test_a_stopped_app_is_created_again_and_nothing_else_is_touched(
+    scratch: Scratch, docker_client: docker.DockerClient
+) -> None:
+    """mustRun: a stopped container counts as gone, as pulumi-docker's read reports it."""
+    before = snapshot(scratch)
+    app = scratch.container("app")
+    docker_client.api.stop(app, timeout=10)
+    out = scratch.up("up after the app container was stopped")
+    assert "1 to replace, 17 unchanged" in out, out
+    after = snapshot(scratch)
+    assert docker_client.api.inspect_container(app)["State"]["Running"]
+    assert after.ids[app] != before.ids[app]
+    assert {k: v for k, v in after.ids.items() if k != app} == {
+        k: v for k, v in before.ids.items() if k != app
+    }
+    assert after.serials == before.serials
+
+
 def test_state_file__encrypted_0600_and_no_secret_visible(scratch: Scratch) -> None:
     blob = scratch.state_file.read_bytes()
     assert scratch.state_file.stat().st_mode & 0o777 == 0o600
