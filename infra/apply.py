@@ -1,35 +1,52 @@
-"""`python -m infra.apply up|down|plan --stack S`: the local applier's command line.
+"""`python -m infra.apply (plan|up|down|status) --stack S`: the local applier's command line.
 
-    up     render the program (mock runtime), then recreate every declared Docker object
-    down   remove every container, network, volume and image labelled io.secure-redis.stack=S
-    plan   render and translate only; print what `up` would create (no Docker needed)
+    plan    render the program against the stack's state; print, per resource, what `up` would
+            do (create / update / replace / delete / same) and why (changed property paths,
+            never values), like `pulumi preview --diff`. Needs no Docker engine.
+    up      the same, then apply it: dynamic resources (certificates, passwords, data keys) go
+            through their provider's check -> diff -> update/create against their previous
+            outputs, so unchanged material is kept; Docker objects whose declaration changed are
+            replaced, the rest are not touched; volumes are never removed; the state is saved
+            after every step
+    down    remove every container, network, volume and image labelled io.secure-redis.stack=S,
+            and the stack's state
+    status  each certificate's serial and days to expiry, and the data-key generation, from
+            the state
 
-It is not Pulumi: there is no state and no diff. Exit codes: 0 done, 1 the stack could not be
-applied or removed, 2 the stack or its configuration is unusable.
+It is not Pulumi. The state is `.secure-redis/state/S.state`, AES-256-GCM encrypted
+(infra/applier/state.py: key from SECURE_REDIS_STATE_PASSPHRASE via scrypt, or a 0600 key
+file). Exit codes: 0 done, 1 the stack could not be applied or removed, 2 the stack, its
+configuration or its state is unusable (nothing was deployed).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import re
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from infra.applier.diff import docker_changes, summary
 from infra.applier.errors import ApplyError
-from infra.applier.plan import Plan, plan_stack
+from infra.applier.plan import Plan, Step, plan_stack
+from infra.applier.state import ResourceState, StackState, StateError, StateStore
+from infra.applier.status import material_lines
 from infra.applier.translate import ContainerSpec, ImageSpec, NetworkSpec, VolumeSpec
-from infra.mock_engine import RenderError
-from infra.render import render_stack
+from infra.changes import Change, Op
+from infra.mock_engine import DYNAMIC_PREFIX, Prior, RenderError
+from infra.render import RenderedStack, render_stack
 from infra.settings import REPO_ROOT, SettingsError
 
 if TYPE_CHECKING:
     from infra.applier.engine import LocalApplier
 
 NOT_PULUMI: Final = (
-    "local applier, not Pulumi: renders infra/ under Pulumi's mock runtime and creates the "
-    "declared Docker objects with the docker SDK (no state; up recreates, down removes by label)"
+    "local applier, not Pulumi: renders infra/ under Pulumi's mock runtime, diffs it against "
+    "the stack's encrypted state and applies only what changed with the docker SDK"
 )
 _STACK_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
@@ -40,8 +57,14 @@ def say(message: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.apply", description=NOT_PULUMI)
-    parser.add_argument("action", choices=("up", "down", "plan"))
+    parser.add_argument("action", choices=("up", "down", "plan", "status"))
     parser.add_argument("--stack", required=True, help="stack name, e.g. dev or prod")
+    parser.add_argument(
+        "--project-dir",
+        type=Path,
+        default=REPO_ROOT,
+        help="where Pulumi.<stack>.yaml and .secure-redis/state/ are (default: the repository)",
+    )
     args = parser.parse_args(argv)
     if not _STACK_NAME.match(args.stack):
         print(
@@ -49,36 +72,42 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    stack, store = args.stack, StateStore(args.project_dir, args.stack)
     start = time.monotonic()
     if args.action == "down":
         say(
-            f"stack {args.stack}: local applier, not Pulumi: removing every object labelled "
-            f"io.secure-redis.stack={args.stack}"
+            f"stack {stack}: local applier, not Pulumi: removing every object labelled "
+            f"io.secure-redis.stack={stack}, and its state"
         )
-    else:
-        say(f"stack {args.stack}: {NOT_PULUMI}")
-    changing = False  # whether the engine may have been changed when an error comes
+    elif args.action != "status":
+        say(f"stack {stack}: {NOT_PULUMI}")
     try:
         if args.action == "down":
-            _applier().down(args.stack)
+            applier = _applier()
+            with store.locked():
+                applier.down(stack)
+                if store.remove():
+                    say(f"removed the state {store.path}")
+        elif args.action == "status":
+            return _status(store)
+        elif args.action == "plan":
+            _plan_or_up(args.action, stack, args.project_dir, store)
         else:
-            plan = _plan(args.stack)
-            if args.action == "plan":
-                _print_plan(plan)
-            else:
-                applier = _applier()
-                changing = True
-                created = applier.up(plan)
-                say(f"stack {args.stack} is up: {created.describe()}")
+            with store.locked():
+                _plan_or_up(args.action, stack, args.project_dir, store)
+    except StateError as exc:
+        print(f"apply: error: {exc}", file=sys.stderr)
+        return 2
     except (SettingsError, RenderError) as exc:
-        print(f"apply: error: stack {args.stack}: {exc}", file=sys.stderr)
+        print(f"apply: error: stack {stack}: {exc}", file=sys.stderr)
         return 2
     except ApplyError as exc:
         print(f"apply: error: {exc}", file=sys.stderr)
-        if changing:
+        if args.action == "up" and store.exists():
             print(
-                "apply: objects created before the failure remain; remove them with "
-                f"`python -m infra.apply down --stack {args.stack}`",
+                "apply: the state records what was applied before the failure; fix the cause "
+                f"and run up again, or remove the stack with `python -m infra.apply down "
+                f"--stack {stack}`",
                 file=sys.stderr,
             )
         return 1
@@ -86,14 +115,69 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _plan(stack: str) -> Plan:
-    rendered = render_stack(stack)
-    plan = plan_stack(stack, rendered.resources, root=REPO_ROOT)
+def _plan_or_up(action: str, stack: str, project_dir: Path, store: StateStore) -> None:
+    """Raises StateError, ApplyError and the render's errors; every check that can refuse
+    (state, settings, render, translation, missing state) runs before the first change."""
+    state = store.load()
+    rendered = _render(stack, project_dir, state)
+    plan = plan_stack(stack, rendered.resources, root=project_dir)
+    if action == "plan":
+        _print_changes(_all_changes(rendered, plan, state, frozenset()), plan, full=True)
+        return
+    applier = _applier()
+    if state is None and not applier.find(stack).empty():
+        raise StateError(
+            f"stack {stack} has Docker objects but no state ({store.path}); restore the state, "
+            f"or remove the stack with `python -m infra.apply down --stack {stack}` and run up "
+            "again (this removes its data)"
+        )
+    previous = state or StackState(stack)
+    changes = _all_changes(rendered, plan, state, applier.missing(plan, previous))
+    _print_changes(changes, plan, full=False)
+    new_state = _with_dynamic(previous, rendered)
+    store.save(new_state)
+    applier.up(plan, new_state, changes=changes, checkpoint=store.save)
+    say(f"stack {stack} is up: {summary(changes)}")
+
+
+def _render(stack: str, root: Path, state: StackState | None) -> RenderedStack:
+    previous = {
+        urn: Prior(r.id, r.inputs, r.outputs)
+        for urn, r in (state.resources.items() if state else ())
+        if r.type.startswith(DYNAMIC_PREFIX)
+    }
+    rendered = render_stack(stack, root=root, previous=previous)
     say(
-        f"rendered {len(rendered.resources)} resources; {len(plan.steps)} Docker objects to create "
-        f"({len(plan.skipped)} need none: components, certificates and secrets made by the render)"
+        f"rendered {len(rendered.resources)} resources against "
+        f"{'the stack state' if state else 'no state (first up)'}"
     )
-    return plan
+    return rendered
+
+
+def _all_changes(
+    rendered: RenderedStack, plan: Plan, state: StackState | None, missing: frozenset[str]
+) -> list[Change]:
+    """Dynamic resources (decided by their providers during the render), then Docker objects."""
+    resources = state.resources if state else {}
+    dynamic = [r.change for r in rendered.resources if r.change is not None]
+    declared = {r.urn for r in rendered.resources}
+    dropped = [
+        Change(urn, r.type, r.name, Op.DELETE)
+        for urn, r in resources.items()
+        if r.type.startswith(DYNAMIC_PREFIX) and urn not in declared
+    ]
+    return [*dynamic, *dropped, *docker_changes(plan, resources, missing)]
+
+
+def _with_dynamic(previous: StackState, rendered: RenderedStack) -> StackState:
+    """The previous state's Docker objects, and the dynamic resources as just rendered."""
+    resources = {
+        urn: r for urn, r in previous.resources.items() if not r.type.startswith(DYNAMIC_PREFIX)
+    }
+    for r in rendered.resources:
+        if r.change is not None:
+            resources[r.urn] = ResourceState(r.type, r.name, r.id, r.state_inputs, r.outputs)
+    return StackState(previous.stack, resources)
 
 
 def _applier() -> LocalApplier:
@@ -112,21 +196,46 @@ def _applier() -> LocalApplier:
     return LocalApplier(client, say=say)
 
 
-def _print_plan(plan: Plan) -> None:
-    for step in plan.steps:
-        spec = step.spec
-        if isinstance(spec, ImageSpec):
-            say(f"  build image {spec.tag} ({spec.build_kwargs['dockerfile']})")
-        elif isinstance(spec, NetworkSpec):
-            internal = " internal" if spec.kwargs["internal"] else ""
-            say(f"  network {spec.name} ({spec.kwargs['driver']}{internal})")
-        elif isinstance(spec, VolumeSpec):
-            say(f"  volume {spec.name}")
-        elif isinstance(spec, ContainerSpec):
-            nets = ", ".join(e.network for e in spec.endpoints) or spec.host_config["network_mode"]
-            extra = f", {len(spec.uploads)} uploads" if spec.uploads else ""
-            mode = " (run to completion)" if spec.lifecycle.attach else ""
-            say(f"  container {spec.name} on {nets}{extra}{mode}")
+def _print_changes(changes: Sequence[Change], plan: Plan, *, full: bool) -> None:
+    """Every resource with `full` (plan), otherwise only what changes (up)."""
+    steps = {s.urn: s for s in plan.steps}
+    for change in changes:
+        if change.op is Op.SAME and not (full or change.reasons):
+            continue
+        step = steps.get(change.urn)
+        what = _describe(step) if step is not None else change.name
+        why = f": {'; '.join(change.reasons)}" if change.reasons else ""
+        say(f"  {change.op.value:<7} {what}{why}")
+    say(f"plan: {summary(changes)}")
+
+
+def _describe(step: Step) -> str:
+    spec = step.spec
+    if isinstance(spec, ImageSpec):
+        return f"image {spec.tag} ({spec.build_kwargs['dockerfile']})"
+    if isinstance(spec, NetworkSpec):
+        internal = " internal" if spec.kwargs["internal"] else ""
+        return f"network {spec.name} ({spec.kwargs['driver']}{internal})"
+    if isinstance(spec, VolumeSpec):
+        return f"volume {spec.name}"
+    assert isinstance(spec, ContainerSpec)
+    nets = ", ".join(e.network for e in spec.endpoints) or spec.host_config["network_mode"]
+    extra = f", {len(spec.uploads)} uploads" if spec.uploads else ""
+    mode = " (run to completion)" if spec.lifecycle.attach else ""
+    return f"container {spec.name} on {nets}{extra}{mode}"
+
+
+def _status(store: StateStore) -> int:
+    state = store.load()
+    if state is None:
+        print(
+            f"apply: error: stack {store.stack} has no state ({store.path}); run up first",
+            file=sys.stderr,
+        )
+        return 2
+    for line in material_lines(state, now=dt.datetime.now(dt.UTC)):
+        say(line)
+    return 0
 
 
 if __name__ == "__main__":

@@ -7,8 +7,13 @@ it records, per resource:
   exact paths of the values that arrived secret (leaf precision, docs/design.md#secret-paths);
 - the options (parent, dependencies, additionalSecretOutputs, ...);
 - outputs, computed the way the engine would: inputs echo back, docker.Image gets a local
-  image ID, dynamic resources are really created by their provider's check() and create(), and
-  outputs named in additionalSecretOutputs (or fed by secret inputs) come back secret.
+  image ID, and outputs named in additionalSecretOutputs (or fed by secret inputs) come back
+  secret;
+- for dynamic resources (certificates, passwords, keys), the engine's lifecycle with their own
+  provider: with no previous state `check` then `create`; with the previous inputs and outputs
+  (`Prior`, from the local applier's state) `check(olds, news)` then `diff(id, old outputs,
+  news)`, then nothing (outputs kept), `update`, or `create` of a replacement, as the engine's
+  step generator does. What happened is recorded as a `Change`.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import threading
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import dill  # type: ignore[import-untyped]  # no stubs; pulumi.dynamic uses it too
@@ -26,6 +32,7 @@ from pulumi.runtime import Mocks, rpc
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
 from pulumi.runtime.proto import resource_pb2
 
+from infra.changes import Change, Op
 from infra.providers._common import PROVIDER_KEY
 from infra.pulumi_internals import SECRET_SIG as _SECRET_SIG
 from infra.pulumi_internals import SECRET_SIG_KEY as _SIG_KEY
@@ -56,6 +63,28 @@ class Registration:
     options: dict[str, Any]
     outputs: dict[str, Any]
     secret_outputs: tuple[str, ...]
+    change: Change | None = None
+    """Dynamic resources only: what the lifecycle did, against the previous state."""
+    state_inputs: dict[str, Any] = field(default_factory=dict)
+    """Dynamic resources only: the checked inputs, as the engine keeps them in its state."""
+
+
+@dataclass(frozen=True)
+class Prior:
+    """A dynamic resource as the previous `up` left it (without the serialized provider)."""
+
+    id: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Lifecycle:
+    id: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    op: Op
+    reasons: tuple[str, ...]
 
 
 class _UnusedMocks(Mocks):
@@ -69,9 +98,13 @@ class _UnusedMocks(Mocks):
 
 
 class RecordingMonitor(MockMonitor):
-    def __init__(self) -> None:
+    def __init__(self, previous: Mapping[str, Prior] | None = None) -> None:
+        """`previous`: dynamic resources by URN, as the last `up` left them."""
         super().__init__(_UnusedMocks())
         self.registrations: list[Registration] = []
+        self.previous: Mapping[str, Prior] = previous or {}
+        self.refused: list[RenderError] = []
+        """Dynamic resources whose provider refused them; the render raises the first."""
         self._lock = threading.Lock()
 
     def make_urn(self, parent: str, type_: str, name: str) -> str:
@@ -89,8 +122,12 @@ class RecordingMonitor(MockMonitor):
         props = plain_struct(request.object, secret_paths)
         secret_inputs = {str(p[0]) for p in secret_paths}
         extra_secret = list(request.additionalSecretOutputs)
+        change: Change | None = None
+        state_inputs: dict[str, Any] = {}
         if request.type.startswith(DYNAMIC_PREFIX):
-            id_, outputs = _create_dynamic(request.type, request.name, props)
+            done = self._dynamic(request.type, request.name, urn, props)
+            id_, outputs, state_inputs = done.id, done.outputs, done.inputs
+            change = Change(urn, request.type, request.name, done.op, done.reasons)
             props.pop(PROVIDER_KEY, None)
             secret_paths = [p for p in secret_paths if p[0] != PROVIDER_KEY]
         else:
@@ -110,6 +147,8 @@ class RecordingMonitor(MockMonitor):
             options=_options(request),
             outputs=outputs,
             secret_outputs=tuple(secret_outputs),
+            change=change,
+            state_inputs=state_inputs,
         )
         with self._lock:
             self.registrations.append(registration)
@@ -119,6 +158,20 @@ class RecordingMonitor(MockMonitor):
         obj_proto = _sync_await(rpc.serialize_properties(state, {}))
         self.resources[urn] = MockMonitor.ResourceRegistration(urn, id_, state)
         return resource_pb2.RegisterResourceResponse(urn=urn, id=id_, object=obj_proto)
+
+    def _dynamic(self, type_: str, name: str, urn: str, props: dict[str, Any]) -> _Lifecycle:
+        """A refusal is recorded, not raised into the program: raised there, every output
+        waiting on this resource would fail too and log its own traceback when collected.
+        The program finishes on the previous (or declared) values, then the render raises."""
+        prior = self.previous.get(urn)
+        try:
+            return _dynamic(type_, name, props, prior)
+        except RenderError as exc:
+            with self._lock:
+                self.refused.append(exc)
+            declared = {k: v for k, v in props.items() if k != PROVIDER_KEY}
+            outputs = dict(prior.outputs) if prior else declared
+            return _Lifecycle(prior.id if prior else "", declared, outputs, Op.SAME, ())
 
 
 def plain_struct(struct: struct_pb2.Struct, secret_paths: list[PropPath]) -> dict[str, Any]:
@@ -164,7 +217,10 @@ def _outputs(type_: str, props: dict[str, Any]) -> dict[str, Any]:
     return outputs
 
 
-def _create_dynamic(type_: str, name: str, props: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def _dynamic(type_: str, name: str, props: dict[str, Any], prior: Prior | None) -> _Lifecycle:
+    """The engine's steps for one dynamic resource: check, then create, or diff against the
+    previous outputs and keep, update or replace (create the new one; the old one is simply
+    dropped from the state: nothing of it lives outside the state)."""
     serialized = props.get(PROVIDER_KEY)
     if not isinstance(serialized, str):
         raise RenderError(f"{type_} {name}: no serialized provider in its inputs")
@@ -172,13 +228,36 @@ def _create_dynamic(type_: str, name: str, props: dict[str, Any]) -> tuple[str, 
     provider = dill.loads(base64.b64decode(serialized))  # noqa: S301
     if not isinstance(provider, ResourceProvider):
         raise RenderError(f"{type_} {name}: the serialized provider is not a ResourceProvider")
-    inputs = {k: v for k, v in props.items() if k != PROVIDER_KEY}
-    checked = provider.check({}, inputs)
+    news = {k: v for k, v in props.items() if k != PROVIDER_KEY}
+    checked = provider.check(dict(prior.inputs) if prior else {}, news)
     if checked.failures:
-        reasons = "; ".join(f"{f.property}: {f.reason}" for f in checked.failures)
-        raise RenderError(f"{type_} {name}: check failed: {reasons}")
-    created = provider.create(checked.inputs)
-    return created.id, dict(created.outs or {})
+        failed = "; ".join(f"{f.property}: {f.reason}" for f in checked.failures)
+        raise RenderError(f"{type_} {name}: check failed: {failed}")
+    inputs = dict(checked.inputs or {})
+    if prior is None:
+        created = provider.create(inputs)
+        return _Lifecycle(created.id, inputs, dict(created.outs or {}), Op.CREATE, ())
+    diff = provider.diff(prior.id, dict(prior.outputs), inputs)
+    changed_inputs = sorted(
+        k for k in set(inputs) | set(prior.inputs) if _differs(prior, inputs, k)
+    )
+    # changes=None: the provider does not know; the engine then compares the inputs itself.
+    changes = diff.changes if diff.changes is not None else bool(changed_inputs)
+    if not changes:
+        return _Lifecycle(prior.id, inputs, dict(prior.outputs), Op.SAME, ())
+    if diff.replaces:
+        created = provider.create(inputs)
+        reasons = tuple(
+            k if k in changed_inputs else f"{k}: the provider asks for a new one"
+            for k in diff.replaces
+        )
+        return _Lifecycle(created.id, inputs, dict(created.outs or {}), Op.REPLACE, reasons)
+    updated = provider.update(prior.id, dict(prior.outputs), inputs)
+    return _Lifecycle(prior.id, inputs, dict(updated.outs or {}), Op.UPDATE, tuple(changed_inputs))
+
+
+def _differs(prior: Prior, inputs: Mapping[str, Any], key: str) -> bool:
+    return prior.inputs.get(key) != inputs.get(key)
 
 
 def _options(request: Any) -> dict[str, Any]:
@@ -195,4 +274,4 @@ def _options(request: Any) -> dict[str, Any]:
     }
 
 
-__all__ = ["PropPath", "RecordingMonitor", "Registration", "RenderError", "plain_struct"]
+__all__ = ["Prior", "PropPath", "RecordingMonitor", "Registration", "RenderError", "plain_struct"]

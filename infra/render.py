@@ -8,14 +8,16 @@ See docs/design.md#stable-interfaces.
         resource.to_record()                              # secrets replaced by "[secret]"
 
 Dynamic resources (certificates, passwords, keys) are really created, so every value is real.
-Nothing is deployed and nothing is written to disk.
+Given `previous` (the local applier's state of them), they go through the engine's lifecycle
+instead (infra/mock_engine.py): an unchanged certificate is kept, one due for renewal replaced,
+and each resource's `change` says which. Nothing is deployed and nothing is written to disk.
 """
 
 from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, cast
@@ -23,7 +25,8 @@ from typing import Any, Final, cast
 import pulumi
 from pulumi.runtime import settings as runtime_settings
 
-from infra.mock_engine import PropPath, RecordingMonitor, Registration, RenderError
+from infra.changes import Change
+from infra.mock_engine import Prior, PropPath, RecordingMonitor, Registration, RenderError
 from infra.settings import REPO_ROOT, StackSettings, load_settings, load_stack_file
 from infra.stack import build_stack
 
@@ -61,6 +64,10 @@ class RenderedResource:
     outputs: dict[str, Any] = field(default_factory=dict)
     """What the engine would return: inputs echoed, plus computed outputs (secrets unwrapped)."""
     secret_outputs: tuple[str, ...] = ()
+    change: Change | None = None
+    """Dynamic resources: created, kept (same), updated or replaced by the render."""
+    state_inputs: dict[str, Any] = field(default_factory=dict)
+    """Dynamic resources: their checked inputs, as the state keeps them."""
 
     def to_record(self, redact: bool = True) -> dict[str, Any]:
         """`{"type","name","props","urn","options"}`, secret leaves replaced by "[secret]"."""
@@ -110,19 +117,23 @@ class RenderedStack:
         raise KeyError(f"no resource with Docker name {docker_name!r} in stack {self.stack!r}")
 
 
-def render_stack(stack: str, *, root: Path = REPO_ROOT) -> RenderedStack:
-    """Render `Pulumi.<stack>.yaml` under `root`.
+def render_stack(
+    stack: str, *, root: Path = REPO_ROOT, previous: Mapping[str, Prior] | None = None
+) -> RenderedStack:
+    """Render `Pulumi.<stack>.yaml` under `root`; `previous`: dynamic resources by URN.
 
     Raises:
         SettingsError: the stack file is missing or its configuration is invalid.
         RenderError: a resource could not be rendered.
     """
-    return render_settings(load_settings(stack, load_stack_file(stack, root)))
+    return render_settings(load_settings(stack, load_stack_file(stack, root)), previous=previous)
 
 
-def render_settings(settings: StackSettings) -> RenderedStack:
+def render_settings(
+    settings: StackSettings, *, previous: Mapping[str, Prior] | None = None
+) -> RenderedStack:
     """Render the program for already-loaded settings (e.g. a deliberately altered copy)."""
-    monitor = RecordingMonitor()
+    monitor = RecordingMonitor(previous)
     runtime_settings.ROOT.set(None)  # a fresh root stack resource for this stack
     pulumi.runtime.set_mocks(
         monitor.mocks, project=PROJECT, stack=settings.stack, preview=False, monitor=monitor
@@ -134,7 +145,14 @@ def render_settings(settings: StackSettings) -> RenderedStack:
         pairs = {name: _with_secretness(value) for name, value in built.exports.items()}
         return pulumi.Output.all(**pairs).apply(collected.update)
 
-    pulumi.runtime.test(program)()  # type: ignore[no-untyped-call]
+    try:
+        pulumi.runtime.test(program)()  # type: ignore[no-untyped-call]
+    except Exception:
+        if monitor.refused:  # the cause; anything else failed because of it
+            raise monitor.refused[0] from None
+        raise
+    if monitor.refused:
+        raise monitor.refused[0]
     return RenderedStack(
         stack=settings.stack,
         settings=settings,
@@ -162,6 +180,8 @@ def _resource(r: Registration) -> RenderedResource:
         custom=r.custom,
         outputs=r.outputs,
         secret_outputs=r.secret_outputs,
+        change=r.change,
+        state_inputs=r.state_inputs,
     )
 
 
@@ -183,6 +203,7 @@ def _redacted(props: dict[str, Any], paths: tuple[PropPath, ...]) -> dict[str, A
 
 __all__ = [
     "REDACTED",
+    "Prior",
     "RenderError",
     "RenderedResource",
     "RenderedStack",

@@ -56,6 +56,12 @@ make_venv "$VENV" "$ROOT/requirements.lock"
 # `-m secure_cache` work from any directory with this interpreter, with no build step.
 site="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 printf '%s\n%s\n' "$ROOT" "$ROOT/app" >"$site/secure-redis.pth"
+# The engine starts the dynamic-provider host in the program's directory (main: infra/), where
+# Pulumi.yaml's relative `virtualenv: .venv` means infra/.venv (pulumi/pulumi#7061): link it.
+if [ -d "$ROOT/infra/.venv" ] && [ ! -L "$ROOT/infra/.venv" ]; then
+    die "infra/.venv is a directory; remove it (rm -r infra/.venv) so it can link to ../.venv"
+fi
+ln -sfn ../.venv "$ROOT/infra/.venv"
 make_venv "$ROOT/.venv-checkov" "$ROOT/requirements-checkov.lock"
 
 [ "$want_system" = 1 ] || exit 0

@@ -13,7 +13,8 @@
 #   5. verify      the e2e suite against what runs (--full adds the disruptive fault tests)
 #   6. summary     what runs, where the app listens, the security checks, how to tear down
 #
-# Re-running is safe: the stack is deployed again (the local applier recreates it).
+# Re-running is an incremental up: only what changed is replaced; certificates, passwords, data
+# keys and cached data are kept (the local applier diffs against its encrypted state).
 set -euo pipefail
 LOG_TAG=setup
 source "$(dirname "$0")/lib.sh"
@@ -25,7 +26,7 @@ full=0
 for arg in "$@"; do
     case "$arg" in
         --full) full=1 ;;
-        -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         -*) die "unknown option '$arg'; $usage" ;;
         *) [ -z "$stack" ] || die "one stack at a time ('$stack' and '$arg' given); $usage"
            stack="$arg" ;;
@@ -119,6 +120,14 @@ binding="$(docker port "secure-redis-$stack-app" 8080/tcp 2>/dev/null | head -n 
 echo
 echo "the app listens on http://${binding:-<not published>}/ (this host only): GET /healthz, GET /security-status, PUT|GET|DELETE /cache/{key}"
 echo "Redis publishes no port: it is reachable only from the app, over TLS with client certificates, on secure-redis-$stack-backend"
+echo
+# Certificates' days to expiry and the data-key generation, from the deployment's state.
+if [ "$deployed_with" = "pulumi up" ]; then
+    pulumi stack output certificateExpiry --json --stack "$stack" || true
+    pulumi stack output securitySummary --json --stack "$stack" | grep dataKeyGeneration || true
+else
+    "$PY" -m infra.apply status --stack "$stack" || true
+fi
 echo
 "$PY" - "$summary_file" <<'EOF'
 import json, sys

@@ -1,5 +1,5 @@
-"""The I/O half of the local applier: create a planned stack on the local Docker engine with
-the docker SDK, or remove every object labelled as the stack's.
+"""The I/O half of the local applier: bring the local Docker engine from the stack's state to
+its plan with the docker SDK (only what changed), or remove every object labelled as the stack's.
 
 Containers are created the way pulumi-docker creates them: create, join the networks, upload
 each `uploads` file as its own tar extracted at "/" (so it fails where the provider fails, e.g.
@@ -10,7 +10,7 @@ exit code is an error), `mustRun` and `wait` (healthy within `waitTimeout`).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -19,18 +19,26 @@ import docker
 from docker.errors import APIError, BuildError, DockerException, NotFound
 from requests.exceptions import RequestException
 
+from infra.applier.diff import DOCKER_TYPES, docker_changes
 from infra.applier.errors import ApplyError
 from infra.applier.plan import Plan
+from infra.applier.state import ResourceState, StackState
 from infra.applier.translate import (
+    CONTAINER,
+    IMAGE,
+    NETWORK,
+    VOLUME,
     ContainerSpec,
     ImageSpec,
     NetworkSpec,
     VolumeSpec,
     upload_archive,
 )
+from infra.changes import Change, Op
 from infra.naming import STACK_LABEL
 
 Say = Callable[[str], None]
+Checkpoint = Callable[[StackState], None]
 _LOG_TAIL: Final = 15
 _RUNNING_CHECK_DELAY_S: Final = 0.1
 
@@ -72,45 +80,132 @@ class LocalApplier:
 
     # -- up ------------------------------------------------------------------------------------
 
-    def up(self, plan: Plan) -> StackObjects:
-        """Recreate the stack: remove what is labelled as it, then create every planned object.
+    def up(
+        self,
+        plan: Plan,
+        state: StackState | None = None,
+        changes: Sequence[Change] | None = None,
+        checkpoint: Checkpoint | None = None,
+    ) -> StackObjects:
+        """Bring the engine from `state` (the last `up`, updated in place) to `plan`.
 
-        Images are rebuilt, not removed: an unchanged build context is then a build-cache hit.
-        (Removing an image also prunes the cached layers below it.) `down` removes them all.
+        `changes` defaults to `docker_changes` against `state` and the engine. Replaced and
+        deleted containers go first (their names are fixed: delete before replace), then
+        replaced networks; then every created or replaced object in plan order. Unchanged
+        objects are not touched. Volumes are never removed here, and images no longer declared
+        stay as build cache (pulumi-docker's Image does not delete local images either); `down`
+        removes both. `checkpoint(state)` runs after every step, so a failure part-way leaves a
+        state that matches the engine.
         """
-        previous = self.find(plan.stack)
-        previous.images = []
-        if not previous.empty():
-            self.say(f"recreating: removing the previous deployment ({previous.describe()})")
-            self.down(plan.stack, quiet=True, keep_images=True)
-        self._refuse_name_clashes(plan)
-        created = StackObjects()
-        image_ids: dict[str, str] = {}
+        state = state if state is not None else StackState(plan.stack)
+        if changes is None:
+            changes = docker_changes(plan, state.resources, self.missing(plan, state))
+        save = checkpoint or (lambda _state: None)
+        by_urn = {c.urn: c for c in changes}
+        self._refuse_name_clashes(plan, {c.urn for c in changes if c.op is Op.CREATE})
+        leaving = [c for c in changes if c.op in (Op.REPLACE, Op.DELETE)]
+        for kind in (CONTAINER, NETWORK, IMAGE, VOLUME):
+            for change in reversed([c for c in leaving if c.type == kind]):
+                prior = state.resources.get(change.urn)
+                if prior is not None:
+                    with _engine_errors(f"removing {change.name}"):
+                        self._remove(kind, prior)
+                state.resources.pop(change.urn, None)
+                save(state)
+        applied = StackObjects()
+        image_ids = {
+            s.placeholder: str(state.resources[s.urn].outputs.get("imageId"))
+            for s in plan.steps
+            if s.placeholder and by_urn[s.urn].op is Op.SAME
+        }
         for step in plan.steps:
+            change = by_urn[step.urn]
+            if change.op is Op.SAME:
+                continue
             spec = step.spec
             start = time.monotonic()
+            outputs: dict[str, Any] = {}
             with _engine_errors(f"{_kind(spec)} {_label(spec)}"):
                 if isinstance(spec, ImageSpec):
-                    image_id = self._build(spec, plan.stack)
+                    object_id = self._build(spec, plan.stack)
                     if step.placeholder:
-                        image_ids[step.placeholder] = image_id
-                    created.images.append(spec.tag)
+                        image_ids[step.placeholder] = object_id
+                    outputs["imageId"] = object_id
+                    applied.images.append(spec.tag)
                 elif isinstance(spec, NetworkSpec):
-                    self.client.networks.create(spec.name, **spec.kwargs)
-                    created.networks.append(spec.name)
+                    object_id = str(self.client.networks.create(spec.name, **spec.kwargs).id)
+                    applied.networks.append(spec.name)
                 elif isinstance(spec, VolumeSpec):
                     self.client.volumes.create(name=spec.name, **spec.kwargs)
-                    created.volumes.append(spec.name)
+                    object_id = spec.name
+                    applied.volumes.append(spec.name)
                 else:
-                    self._container(spec, image_ids)
-                    created.containers.append(spec.name or spec.resource)
+                    object_id = self._container(spec, image_ids)
+                    outputs["imageId"] = image_ids.get(spec.image, spec.image)
+                    applied.containers.append(spec.name or spec.resource)
+            state.resources[step.urn] = ResourceState(
+                type=step.type, name=change.name, id=object_id, inputs=step.props, outputs=outputs
+            )
+            save(state)
             self.say(f"{_kind(spec)} {_label(spec)} ready ({time.monotonic() - start:.1f}s)")
-        return created
+        return applied
 
-    def _refuse_name_clashes(self, plan: Plan) -> None:
-        """Objects with a planned name that are not labelled as this stack's: never touch them."""
+    def missing(self, plan: Plan, state: StackState) -> frozenset[str]:
+        """URNs of planned objects the state has but the Docker engine no longer does."""
+        planned = {s.urn for s in plan.steps}
+        gone = set()
+        for urn, prior in state.resources.items():
+            if urn not in planned or prior.type not in DOCKER_TYPES:
+                continue
+            with _engine_errors(f"looking up {prior.name}"):
+                if not self._exists(prior):
+                    gone.add(urn)
+        return frozenset(gone)
+
+    def _exists(self, prior: ResourceState) -> bool:
+        """Whether the object is still there. A container declared `mustRun` that is not
+        running counts as gone, as pulumi-docker's read reports it (so up recreates it)."""
+        lookups: dict[str, Callable[[], Any]] = {
+            CONTAINER: lambda: self.api.inspect_container(prior.id),
+            NETWORK: lambda: self.api.inspect_network(prior.id),
+            VOLUME: lambda: self.api.inspect_volume(prior.id),
+            IMAGE: lambda: self.api.inspect_image(str(prior.outputs.get("imageId"))),
+        }
+        try:
+            found = lookups[prior.type]()
+        except NotFound:
+            return False
+        if prior.type == CONTAINER and _must_run(prior.inputs):
+            return bool((found.get("State") or {}).get("Running"))
+        return True
+
+    def _remove(self, kind: str, prior: ResourceState) -> None:
+        """Remove a replaced or deleted object; volumes and images are only forgotten."""
+        try:
+            if kind == CONTAINER:
+                self.say(f"removing container {prior.name}")
+                self.api.remove_container(prior.id, force=True, v=True)
+            elif kind == NETWORK:
+                network = self.client.networks.get(prior.id)
+                for cid in network.attrs.get("Containers") or {}:
+                    self.say(f"disconnecting container {cid[:12]} from {network.name}")
+                    network.disconnect(cid, force=True)
+                self.say(f"removing network {prior.name}")
+                network.remove()
+            elif kind == VOLUME:
+                self.say(f"keeping volume {prior.name}: no longer declared; down removes it")
+        except NotFound:
+            pass  # already gone: the goal of removing it holds
+
+    def _refuse_name_clashes(self, plan: Plan, creating: set[str]) -> None:
+        """Objects with a name the plan creates: never touch them. One labelled as this stack's
+        but unknown to the state was deployed by something else (another checkout, an older
+        applier): the stack must be removed with down first."""
         lookups: list[tuple[str, str, Callable[[str], Any]]] = []
-        for spec in (s.spec for s in plan.steps):
+        for step in plan.steps:
+            spec = step.spec
+            if step.urn not in creating:
+                continue
             if isinstance(spec, NetworkSpec):
                 lookups.append(("network", spec.name, self.client.networks.get))
             elif isinstance(spec, VolumeSpec):
@@ -119,9 +214,16 @@ class LocalApplier:
                 lookups.append(("container", spec.name, self.client.containers.get))
         for kind, name, get in lookups:
             try:
-                get(name)
+                found = get(name)
             except NotFound:
                 continue
+            labels = found.attrs.get("Labels") or (found.attrs.get("Config") or {}).get("Labels")
+            if (labels or {}).get(STACK_LABEL) == plan.stack:
+                raise ApplyError(
+                    f"a {kind} {name} of stack {plan.stack} exists but the stack's state does "
+                    "not know it (deployed by another checkout or an older applier); remove the "
+                    f"stack with `python -m infra.apply down --stack {plan.stack}`, then up again"
+                )
             raise ApplyError(
                 f"a {kind} {name} already exists and is not labelled {STACK_LABEL}={plan.stack}; "
                 f"remove it (docker {kind} rm {name}) or rename it, then run up again"
@@ -154,7 +256,7 @@ class LocalApplier:
             )
         return image_id
 
-    def _container(self, spec: ContainerSpec, image_ids: dict[str, str]) -> None:
+    def _container(self, spec: ContainerSpec, image_ids: dict[str, str]) -> str:
         api = self.api
         image = image_ids.get(spec.image, spec.image)
         networking = None
@@ -190,7 +292,7 @@ class LocalApplier:
                 ) from exc
         life = spec.lifecycle
         if not life.start:
-            return
+            return cid
         api.start(cid)
         if life.attach:
             self._run_to_completion(spec, cid)
@@ -198,6 +300,7 @@ class LocalApplier:
             self._await_running(spec, cid, life.running_timeout_s)
         if life.wait:
             self._await_healthy(spec, cid, life.wait_timeout_s)
+        return cid
 
     def _run_to_completion(self, spec: ContainerSpec, cid: str) -> None:
         self.say(f"running {spec.name} to completion (attach)")
@@ -309,6 +412,11 @@ class LocalApplier:
                 f"removed {removed.describe()}" if not removed.empty() else "nothing to remove"
             )
         return removed
+
+
+def _must_run(props: dict[str, Any]) -> bool:
+    """pulumi-docker's defaults: mustRun true, start true; an attached one-shot exits."""
+    return bool(props.get("mustRun", True) and props.get("start", True) and not props.get("attach"))
 
 
 @contextmanager

@@ -9,9 +9,9 @@ refused. All translation happens before the first Docker call, so an unsupported
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from infra.applier.errors import ApplyError
 from infra.applier.translate import (
@@ -45,6 +45,9 @@ class Step:
     spec: Spec
     placeholder: str | None = None
     """For an image: the ID the render gave it, which containers use as their `image`."""
+    type: str = ""
+    props: dict[str, Any] = field(default_factory=dict, repr=False)
+    """The declared properties (may hold secrets), as the state keeps them for the next diff."""
 
 
 @dataclass(frozen=True)
@@ -120,15 +123,17 @@ def _step(resource: RenderedResource, root: Path) -> Step | None:
                     "only deploys to the local Docker engine. Use `pulumi up` for other engines."
                 )
         return None
+    urn = resource.urn
     if kind == NETWORK:
-        return Step(resource.urn, translate_network(name, props))
+        return Step(urn, translate_network(name, props), type=kind, props=props)
     if kind == VOLUME:
-        return Step(resource.urn, translate_volume(name, props))
+        return Step(urn, translate_volume(name, props), type=kind, props=props)
     if kind == IMAGE:
         placeholder = resource.outputs.get("repoDigest")
-        return Step(resource.urn, translate_image(name, props), placeholder=placeholder)
+        spec = translate_image(name, props)
+        return Step(urn, spec, placeholder=placeholder, type=kind, props=props)
     if kind == CONTAINER:
-        return Step(resource.urn, translate_container(name, props, root=root))
+        return Step(urn, translate_container(name, props, root=root), type=kind, props=props)
     raise ApplyError(
         f"{name}: resource type {kind} is not supported by the local applier (it creates "
         "docker Network, Volume, Image and Container resources); deploy with `pulumi up`."

@@ -2,24 +2,36 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 
 from infra import apply
+from infra.applier.plan import plan_stack
+from infra.applier.state import PASSPHRASE_ENV, ResourceState, StackState, StateStore
+from infra.render import render_stack
+from infra.settings import REPO_ROOT
 
 
 def test_cli__plan_says_it_is_not_pulumi_and_lists_what_up_would_create(
-    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert apply.main(["plan", "--stack", "dev"]) == 0
+    project = str(_project(tmp_path))  # no state there: a first up
+    assert apply.main(["plan", "--stack", "dev", "--project-dir", project]) == 0
     out = capsys.readouterr().out
     assert "local applier, not Pulumi" in out
     for name in ("secure-redis-dev-backend", "secure-redis-dev-redis", "secure-redis-dev-app"):
         assert name in out
-    assert "secure-redis-dev-redis-init on none, 8 uploads (run to completion)" in out
+    assert (
+        "create  container secure-redis-dev-redis-init on none, 8 uploads (run to completion)"
+        in out
+    )
 
 
-def test_cli__plan_prints_no_secret(capsys: pytest.CaptureFixture[str]) -> None:
-    assert apply.main(["plan", "--stack", "prod"]) == 0
+def test_cli__plan_prints_no_secret(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    project = str(_project(tmp_path, "prod"))
+    assert apply.main(["plan", "--stack", "prod", "--project-dir", project]) == 0
     out = capsys.readouterr().out
     assert "PRIVATE KEY" not in out
     assert "BEGIN CERTIFICATE" not in out
@@ -33,3 +45,90 @@ def test_cli__unknown_stack_is_exit_2_with_the_reason(capsys: pytest.CaptureFixt
 def test_cli__malformed_stack_name_is_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert apply.main(["down", "--stack", "../x"]) == 2
     assert "is not a stack name" in capsys.readouterr().err
+
+
+# -- plan and status against a state (what a previous `up` left), in a scratch project dir ----
+
+
+def _project(tmp_path: Path, stack: str = "dev") -> Path:
+    shutil.copy(REPO_ROOT / f"Pulumi.{stack}.yaml", tmp_path / f"Pulumi.{stack}.yaml")
+    return tmp_path
+
+
+def _as_if_up(project: Path, stack: str = "dev") -> StateStore:
+    """The state `up` leaves: the render's dynamic resources and every planned Docker object."""
+    rendered = render_stack(stack, root=project)
+    plan = plan_stack(stack, rendered.resources, root=project)
+    resources = {
+        r.urn: ResourceState(r.type, r.name, r.id, r.state_inputs, r.outputs)
+        for r in rendered.resources
+        if r.change is not None
+    }
+    resources.update({s.urn: ResourceState(s.type, s.urn, "id", s.props, {}) for s in plan.steps})
+    store = StateStore(project, stack)
+    store.save(StackState(stack, resources))
+    return store
+
+
+@pytest.fixture
+def no_passphrase(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(PASSPHRASE_ENV, raising=False)
+
+
+@pytest.mark.usefixtures("no_passphrase")
+def test_cli__plan_against_the_state_of_an_unchanged_stack_changes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = _project(tmp_path)
+    _as_if_up(project)
+    assert apply.main(["plan", "--stack", "dev", "--project-dir", str(project)]) == 0
+    out = capsys.readouterr().out
+    assert "plan: 18 unchanged" in out
+    assert "same    tls-ca" in out
+
+
+@pytest.mark.usefixtures("no_passphrase")
+def test_cli__plan_names_what_a_changed_setting_replaces_and_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = _project(tmp_path)
+    _as_if_up(project)
+    stack_file = project / "Pulumi.dev.yaml"
+    stack_file.write_text(stack_file.read_text() + "  secure-redis:appMemoryMb: 320\n")
+    assert apply.main(["plan", "--stack", "dev", "--project-dir", str(project)]) == 0
+    out = capsys.readouterr().out
+    replaced = [line for line in out.splitlines() if "replace " in line]
+    assert len(replaced) == 1, out
+    assert "container secure-redis-dev-app on" in replaced[0]
+    assert replaced[0].endswith(": memory; memorySwap")
+    assert "plan: 1 to replace, 17 unchanged" in out
+
+
+@pytest.mark.usefixtures("no_passphrase")
+def test_cli__status_shows_each_certificates_expiry_and_the_data_key_generation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = _project(tmp_path)
+    _as_if_up(project)
+    assert apply.main(["status", "--stack", "dev", "--project-dir", str(project)]) == 0
+    out = capsys.readouterr().out
+    certificates = [line for line in out.splitlines() if "certificate tls-" in line]
+    assert len(certificates) == 4
+    assert all("days left" in line for line in certificates)
+    assert "data keys secrets-data-keyring: generation 1, 0 previous key(s)" in out
+    assert "PRIVATE" not in out
+
+
+@pytest.mark.usefixtures("no_passphrase")
+def test_cli__an_unreadable_state_is_exit_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = _project(tmp_path)
+    store = _as_if_up(project)
+    blob = bytearray(store.path.read_bytes())
+    blob[-1] ^= 1
+    store.path.write_bytes(bytes(blob))
+    assert apply.main(["plan", "--stack", "dev", "--project-dir", str(project)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "does not decrypt" in err

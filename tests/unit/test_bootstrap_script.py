@@ -16,7 +16,19 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 # What the script itself needs to reach the system-package step; nothing from the packages.
-_TOOLS = ("bash", "cat", "cut", "sha256sum", "dirname", "basename", "date", "sort", "grep", "sed")
+_TOOLS = (
+    "bash",
+    "cat",
+    "cut",
+    "sha256sum",
+    "dirname",
+    "basename",
+    "date",
+    "sort",
+    "grep",
+    "sed",
+    "ln",
+)
 
 
 @pytest.fixture

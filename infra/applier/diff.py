@@ -1,0 +1,135 @@
+"""Pure diff: the planned Docker objects against what the last `up` applied (the state).
+
+For each planned object: `create` when the state has none (or the engine lost it), `replace`
+when its declared properties differ (every pulumi-docker Container, Network and Image property
+the program sets forces a replacement), otherwise `same`. A container is also replaced when a
+network it joins is replaced (Docker removes no network with containers on it; the engine
+replaces such dependents too) or when its image is rebuilt. Volumes are never replaced or
+removed by `up`: a changed declaration is reported and left alone, only `down` removes them.
+Objects the state has and the plan no longer declares are deleted (volumes: forgotten).
+
+Reasons are property paths (`uploads[4].content`, `labels`), never values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from infra.applier.plan import Plan
+from infra.applier.state import ResourceState
+from infra.applier.translate import (
+    CONTAINER,
+    IMAGE,
+    NETWORK,
+    VOLUME,
+    ContainerSpec,
+    ImageSpec,
+    NetworkSpec,
+)
+from infra.changes import Change, Op
+from infra.mock_engine import PropPath
+from infra.render import format_path
+
+DOCKER_TYPES: Final = frozenset({CONTAINER, IMAGE, NETWORK, VOLUME})
+MISSING: Final = "missing from the Docker engine, or stopped although declared mustRun"
+VOLUME_KEPT: Final = "volumes are only removed by down; the existing one is kept"
+# Long lists (uploads, mounts) are reported per item, nested objects per key, up to this depth.
+_MAX_DEPTH: Final = 3
+
+
+def changed_paths(old: Any, new: Any, path: PropPath = ()) -> list[str]:
+    """Where two property trees differ, as `format_path` strings (values never included)."""
+    if old == new:
+        return []
+    if len(path) < _MAX_DEPTH:
+        if isinstance(old, Mapping) and isinstance(new, Mapping):
+            keys = sorted(set(old) | set(new), key=str)
+            return [p for k in keys for p in changed_paths(old.get(k), new.get(k), (*path, k))]
+        if (
+            isinstance(old, Sequence)
+            and isinstance(new, Sequence)
+            and not isinstance(old, str)
+            and not isinstance(new, str)
+            and len(old) == len(new)
+        ):
+            pairs = enumerate(zip(old, new, strict=True))
+            return [p for i, (o, n) in pairs for p in changed_paths(o, n, (*path, i))]
+    return [format_path(path) or "(all properties)"]
+
+
+def docker_changes(
+    plan: Plan,
+    state: Mapping[str, ResourceState],
+    missing: frozenset[str] = frozenset(),
+) -> list[Change]:
+    """Changes in plan order, then deletions.
+
+    `state`: the last `up`'s resources by URN; `missing`: URNs the state has but the Docker
+    engine no longer does (or a mustRun container that stopped), which are created again.
+    """
+    changes: dict[str, Change] = {}
+    for step in plan.steps:
+        spec, urn, kind = step.spec, step.urn, step.type
+        name = spec.tag if isinstance(spec, ImageSpec) else (spec.name or spec.resource)
+        prior = state.get(urn)
+        if prior is None:
+            changes[urn] = Change(urn, kind, name, Op.CREATE)
+            continue
+        paths = changed_paths(prior.inputs, step.props)
+        if urn in missing:
+            # A stopped container still holds its name: it goes first, like a replacement.
+            op = Op.CREATE if kind == VOLUME else Op.REPLACE
+            changes[urn] = Change(urn, kind, name, op, (MISSING,))
+        elif paths and kind == VOLUME:
+            changes[urn] = Change(urn, kind, name, Op.SAME, (*paths, VOLUME_KEPT))
+        elif paths:
+            changes[urn] = Change(urn, kind, name, Op.REPLACE, tuple(paths))
+        else:
+            changes[urn] = Change(urn, kind, name, Op.SAME)
+    _replace_dependents(plan, changes)
+    planned = {s.urn for s in plan.steps}
+    deletions = [
+        Change(urn, r.type, r.name, Op.DELETE, (VOLUME_KEPT,) if r.type == VOLUME else ())
+        for urn, r in state.items()
+        if r.type in DOCKER_TYPES and urn not in planned
+    ]
+    return [*changes.values(), *deletions]
+
+
+def _replace_dependents(plan: Plan, changes: dict[str, Change]) -> None:
+    rebuilt = {
+        s.placeholder
+        for s in plan.steps
+        if isinstance(s.spec, ImageSpec) and changes[s.urn].op is not Op.SAME
+    }
+    networks = {
+        s.spec.name
+        for s in plan.steps
+        if isinstance(s.spec, NetworkSpec) and changes[s.urn].op is not Op.SAME
+    }
+    for step in plan.steps:
+        spec, change = step.spec, changes[step.urn]
+        if not isinstance(spec, ContainerSpec) or change.op is not Op.SAME:
+            continue
+        why = [f"network {e.network} is recreated" for e in spec.endpoints if e.network in networks]
+        if spec.image in rebuilt:
+            why.append("its image is rebuilt")
+        if why:
+            changes[step.urn] = Change(change.urn, change.type, change.name, Op.REPLACE, tuple(why))
+
+
+def summary(changes: Sequence[Change]) -> str:
+    """`2 to replace, 9 unchanged`: counts per operation, in a fixed order."""
+    counts = {op: sum(1 for c in changes if c.op is op) for op in Op}
+    words = {
+        Op.CREATE: "to create",
+        Op.UPDATE: "to update",
+        Op.REPLACE: "to replace",
+        Op.DELETE: "to delete",
+        Op.SAME: "unchanged",
+    }
+    return ", ".join(f"{counts[op]} {words[op]}" for op in Op if counts[op]) or "nothing"
+
+
+__all__ = ["DOCKER_TYPES", "MISSING", "VOLUME_KEPT", "changed_paths", "docker_changes", "summary"]

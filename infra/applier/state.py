@@ -1,0 +1,314 @@
+"""The local applier's state: what the last `up` applied to a stack, encrypted at rest.
+
+Like the Pulumi engine's checkpoint, the state holds every resource's inputs and outputs, and
+so private keys, passwords and data keys. It lives in `<project>/.secure-redis/state/` (the
+directory is git-ignored, created 0700), one file per stack, `<stack>.state`, mode 0600,
+replaced atomically (temporary file, fsync, rename, fsync of the directory).
+
+Encryption: AES-256-GCM (`cryptography`), a fresh 96-bit nonce per write, and the file's
+header plus the stack name as associated data, so a file copied to another stack's name, or
+edited in any byte, does not decrypt. The 256-bit key comes from, in this order:
+
+- `SECURE_REDIS_STATE_PASSPHRASE` (like Pulumi's `PULUMI_CONFIG_PASSPHRASE`): scrypt
+  (n=2^15, r=8, p=1, a random 16-byte salt kept in the file's header);
+- otherwise a random key file, `.secure-redis/state/state.key`, created 0600 on first use.
+  It keeps the state unreadable to whoever gets the state file alone (a backup, a copied
+  directory listing), not to whoever can read the key file: use the passphrase for more.
+
+The header records which of the two encrypted the file; reading it with the other one is an
+error that says what to set. Every fault is a `StateError` with a one-line message naming the
+file and the fix, and never a value from the state.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import secrets
+import stat
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+PASSPHRASE_ENV: Final = "SECURE_REDIS_STATE_PASSPHRASE"  # noqa: S105 - a variable name
+STATE_DIR: Final = Path(".secure-redis") / "state"
+KEY_FILE_NAME: Final = "state.key"
+FORMAT_VERSION: Final = 1
+
+MAGIC: Final = b"SRSTATE1"
+MODE_PASSPHRASE: Final = b"P"
+MODE_KEY_FILE: Final = b"K"
+SALT_BYTES: Final = 16
+NONCE_BYTES: Final = 12
+KEY_BYTES: Final = 32
+TAG_BYTES: Final = 16
+HEADER_BYTES: Final = len(MAGIC) + 1 + SALT_BYTES
+# scrypt's interactive-login parameters (RFC 7914 §2 discusses them): about 0.1 s and 32 MiB.
+SCRYPT_N: Final = 2**15
+SCRYPT_R: Final = 8
+SCRYPT_P: Final = 1
+
+
+class StateError(RuntimeError):
+    """The state cannot be read or written; the message says which file and what to do."""
+
+
+@dataclass(frozen=True)
+class ResourceState:
+    """One resource as last applied. Docker objects: `id` is the engine's ID (a volume's is
+    its name), `inputs` the declared properties, `outputs` e.g. the built image ID."""
+
+    type: str
+    name: str
+    id: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "name": self.name,
+            "id": self.id,
+            "inputs": self.inputs,
+            "outputs": self.outputs,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ResourceState:
+        return cls(
+            type=str(data["type"]),
+            name=str(data["name"]),
+            id=str(data["id"]),
+            inputs=dict(data["inputs"]),
+            outputs=dict(data["outputs"]),
+        )
+
+
+@dataclass
+class StackState:
+    stack: str
+    resources: dict[str, ResourceState] = field(default_factory=dict)
+    """By URN."""
+
+    def to_bytes(self) -> bytes:
+        document = {
+            "version": FORMAT_VERSION,
+            "stack": self.stack,
+            "resources": {urn: r.to_json() for urn, r in sorted(self.resources.items())},
+        }
+        return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, stack: str, data: bytes, where: Path) -> StackState:
+        try:
+            document = json.loads(data)
+            if document.get("version") != FORMAT_VERSION or document.get("stack") != stack:
+                raise ValueError("version or stack")
+            resources = {
+                str(urn): ResourceState.from_json(r) for urn, r in document["resources"].items()
+            }
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise StateError(
+                f"state file {where} decrypted but is not a version-{FORMAT_VERSION} state of "
+                f"stack {stack}; restore it from a backup or remove the stack (down) and its state"
+            ) from None
+        return cls(stack=stack, resources=resources)
+
+
+def seal(plaintext: bytes, *, stack: str, mode: bytes, salt: bytes, key: bytes) -> bytes:
+    """header | nonce | AES-256-GCM(plaintext), the header and stack name authenticated."""
+    header = MAGIC + mode + salt
+    nonce = secrets.token_bytes(NONCE_BYTES)
+    return header + nonce + AESGCM(key).encrypt(nonce, plaintext, _aad(header, stack))
+
+
+def parse_header(blob: bytes, where: Path) -> tuple[bytes, bytes]:
+    """(mode, salt) of a sealed file, or a StateError for anything that is not one."""
+    if not blob.startswith(MAGIC):
+        raise StateError(
+            f"state file {where} is not a secure-redis state file (corrupt or replaced); "
+            "restore it from a backup, or remove the stack (down) and the file"
+        )
+    if len(blob) < HEADER_BYTES + NONCE_BYTES + TAG_BYTES:
+        raise StateError(f"state file {where} is truncated; restore it from a backup")
+    mode = blob[len(MAGIC) : len(MAGIC) + 1]
+    if mode not in (MODE_PASSPHRASE, MODE_KEY_FILE):
+        raise StateError(f"state file {where} has an unknown key mode; it is corrupt")
+    return mode, blob[len(MAGIC) + 1 : HEADER_BYTES]
+
+
+def open_sealed(blob: bytes, *, stack: str, key: bytes, where: Path, key_source: str) -> bytes:
+    header, rest = blob[:HEADER_BYTES], blob[HEADER_BYTES:]
+    nonce, ciphertext = rest[:NONCE_BYTES], rest[NONCE_BYTES:]
+    try:
+        return AESGCM(key).decrypt(nonce, ciphertext, _aad(header, stack))
+    except InvalidTag:
+        raise StateError(
+            f"state file {where} does not decrypt with {key_source}: the key is wrong, or the "
+            f"file was modified, truncated or belongs to another stack; nothing was deployed"
+        ) from None
+
+
+def derive_key(passphrase: str, salt: bytes) -> bytes:
+    kdf = Scrypt(salt=salt, length=KEY_BYTES, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P)
+    return kdf.derive(passphrase.encode())
+
+
+def _aad(header: bytes, stack: str) -> bytes:
+    return header + b"\0" + stack.encode()
+
+
+class StateStore:
+    """`<project>/.secure-redis/state/<stack>.state` and its key."""
+
+    def __init__(
+        self, project_dir: Path, stack: str, environ: Mapping[str, str] | None = None
+    ) -> None:
+        self.stack = stack
+        self.directory = project_dir / STATE_DIR
+        self.path = self.directory / f"{stack}.state"
+        self.key_file = self.directory / KEY_FILE_NAME
+        env = os.environ if environ is None else environ
+        self._passphrase = env.get(PASSPHRASE_ENV) or None
+        self._key: tuple[bytes, bytes, bytes] | None = None  # (mode, salt, key), once derived
+
+    @property
+    def mode(self) -> bytes:
+        return MODE_PASSPHRASE if self._passphrase else MODE_KEY_FILE
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def load(self) -> StackState | None:
+        """The stack's state, or None when it has none yet."""
+        try:
+            blob = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StateError(f"state file {self.path} cannot be read: {exc.strerror}") from None
+        mode, salt = parse_header(blob, self.path)
+        if mode != self.mode:
+            wanted = (
+                f"set {PASSPHRASE_ENV} to its passphrase"
+                if mode == MODE_PASSPHRASE
+                else f"unset {PASSPHRASE_ENV} (it was encrypted with the key file {self.key_file})"
+            )
+            raise StateError(f"state file {self.path} was encrypted differently: {wanted}")
+        key = self._key_for(mode, salt, creating=False)
+        plaintext = open_sealed(
+            blob, stack=self.stack, key=key, where=self.path, key_source=self._source()
+        )
+        return StackState.from_bytes(self.stack, plaintext, self.path)
+
+    def save(self, state: StackState) -> None:
+        self._ensure_directory()
+        if self._key is None:
+            salt = secrets.token_bytes(SALT_BYTES)
+            self._key_for(self.mode, salt, creating=True)
+        assert self._key is not None
+        mode, salt, key = self._key
+        blob = seal(state.to_bytes(), stack=self.stack, mode=mode, salt=salt, key=key)
+        _write_atomically(self.path, blob)
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """One `up` or `down` of a stack at a time (like the Pulumi backends' update lock):
+        an exclusive lock on `<stack>.lock`, refused at once when another process holds it."""
+        self._ensure_directory()
+        fd = os.open(self.directory / f"{self.stack}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise StateError(
+                    f"another up or down of stack {self.stack} is running (it holds "
+                    f"{self.directory / self.stack}.lock); wait for it to finish"
+                ) from None
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def remove(self) -> bool:
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def _source(self) -> str:
+        return f"the passphrase in {PASSPHRASE_ENV}" if self._passphrase else str(self.key_file)
+
+    def _key_for(self, mode: bytes, salt: bytes, *, creating: bool) -> bytes:
+        if self._key is not None and self._key[:2] == (mode, salt):
+            return self._key[2]
+        if mode == MODE_PASSPHRASE:
+            assert self._passphrase is not None
+            key = derive_key(self._passphrase, salt)
+        else:
+            key = self._key_file_key(creating=creating)
+        self._key = (mode, salt, key)
+        return key
+
+    def _key_file_key(self, *, creating: bool) -> bytes:
+        try:
+            info = self.key_file.stat()
+        except FileNotFoundError:
+            if not creating:
+                raise StateError(
+                    f"the state of stack {self.stack} exists but its key file {self.key_file} "
+                    "is missing; restore the key file (or remove the stack with down)"
+                ) from None
+            self._ensure_directory()
+            key = secrets.token_bytes(KEY_BYTES)
+            _write_atomically(self.key_file, key)
+            return key
+        if stat.S_IMODE(info.st_mode) & 0o077:
+            raise StateError(
+                f"key file {self.key_file} is readable by others "
+                f"(mode {stat.S_IMODE(info.st_mode):04o}); chmod 600 it"
+            )
+        key = self.key_file.read_bytes()
+        if len(key) != KEY_BYTES:
+            raise StateError(f"key file {self.key_file} is not a {KEY_BYTES}-byte key; restore it")
+        return key
+
+    def _ensure_directory(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write a sibling temporary file 0600, fsync it, rename it over `path`, fsync the dir."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+__all__ = [
+    "PASSPHRASE_ENV",
+    "STATE_DIR",
+    "ResourceState",
+    "StackState",
+    "StateError",
+    "StateStore",
+]

@@ -1,0 +1,268 @@
+"""The local applier's second `up`, on the real Docker engine, with the real program.
+
+A throwaway stack (unique name, its own Pulumi.<name>.yaml and state in a temporary project
+directory, a free host port, a passphrase-encrypted state) is deployed once through
+`python -m infra.apply`, then changed step by step as an operator would: nothing, the app's
+memory limit, a forced certificate renewal. Each step is checked on what runs (container IDs and
+start times, the certificates and ACL hashes the containers read, data written before) and the
+state file is checked for encryption and refusal of tampered or wrongly-keyed copies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+import yaml
+from cryptography import x509
+
+from infra.applier.state import PASSPHRASE_ENV, STATE_DIR
+from infra.render import render_stack
+from infra.settings import REPO_ROOT
+from tests.e2e import appclient
+from tests.e2e.stacks import Stack, leftovers
+
+pytestmark = pytest.mark.security("deployment")
+
+BASE = "debian:bookworm-slim"
+PASSPHRASE = "e2e passphrase " + uuid.uuid4().hex
+REDIS_DIR = "/etc/secure-redis"
+APP_DIR = "/etc/secure-cache"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Scratch:
+    name: str
+    project: Path
+    client: docker.DockerClient
+
+    @property
+    def state_file(self) -> Path:
+        return self.project / STATE_DIR / f"{self.name}.state"
+
+    def apply(
+        self, action: str, *, passphrase: str = PASSPHRASE
+    ) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, PASSPHRASE_ENV: passphrase}
+        argv = [sys.executable, "-m", "infra.apply", action, "--stack", self.name]
+        return subprocess.run(
+            [*argv, "--project-dir", str(self.project)],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+
+    def up(self, what: str = "up") -> str:
+        start = time.monotonic()
+        result = self.apply("up")
+        assert result.returncode == 0, result.stdout + result.stderr
+        # A figure for the README (shown with -s), not an assertion on time.
+        print(f"figure: {what}: {time.monotonic() - start:.1f}s wall")
+        return result.stdout
+
+    def configure(self, **settings: Any) -> None:
+        path = self.project / f"Pulumi.{self.name}.yaml"
+        document = yaml.safe_load(path.read_text())
+        document["config"].update({f"secure-redis:{k}": v for k, v in settings.items()})
+        path.write_text(yaml.safe_dump(document))
+
+    @property
+    def stack(self) -> Stack:
+        return Stack(self.name, declared=render_stack(self.name, root=self.project))
+
+    def container(self, suffix: str) -> str:
+        return f"secure-redis-{self.name}-{suffix}"
+
+    def read(self, suffix: str, path: str) -> bytes:
+        result = self.client.containers.get(self.container(suffix)).exec_run(["cat", path])
+        assert result.exit_code == 0, f"cat {path} in {suffix}: exit {result.exit_code}"
+        return bytes(result.output)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    ids: dict[str, str]
+    started: dict[str, str]
+    serials: dict[str, int]
+    acl_sha256: str
+
+
+def snapshot(s: Scratch) -> Snapshot:
+    containers = s.client.containers.list(
+        all=True, filters={"label": f"io.secure-redis.stack={s.name}"}
+    )
+    ids = {c.name: c.id for c in containers}
+    started = {c.name: c.attrs["State"]["StartedAt"] for c in containers}
+
+    def serial(suffix: str, path: str) -> int:
+        return x509.load_pem_x509_certificate(s.read(suffix, path)).serial_number
+
+    serials = {
+        "ca": serial("redis", f"{REDIS_DIR}/ca.crt"),
+        "server": serial("redis", f"{REDIS_DIR}/server.crt"),
+        "healthcheck": serial("redis", f"{REDIS_DIR}/healthcheck.crt"),
+        "app": serial("app", f"{APP_DIR}/app.crt"),
+    }
+    # The ACL file holds the users' password hashes (#<sha256>): it changes with any password.
+    acl = hashlib.sha256(s.read("redis", f"{REDIS_DIR}/users.acl")).hexdigest()
+    return Snapshot(ids, started, serials, acl)
+
+
+@pytest.fixture(scope="module")
+def scratch(
+    docker_client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Scratch]:
+    if not docker_client.images.list(name=BASE):
+        pytest.skip(f"{BASE} is not present; run scripts/bootstrap-base-image.sh")
+    if not any((REPO_ROOT / "app" / "wheelhouse").glob("*.whl")):
+        pytest.skip("no app wheelhouse; run scripts/build-app-image.sh --wheelhouse-only")
+    name = f"ap{uuid.uuid4().hex[:8]}"
+    project = tmp_path_factory.mktemp("project")
+    config = {"secure-redis:environment": "development", "secure-redis:appHostPort": free_port()}
+    (project / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump({"config": config}))
+    s = Scratch(name, project, docker_client)
+    try:
+        s.up("first up")
+        yield s
+    finally:
+        result = s.apply("down")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert leftovers(docker_client, name) == []
+        assert not s.state_file.exists(), "down removes the state too"
+
+
+def test_up_twice__the_second_replaces_nothing_and_keeps_data_and_material(
+    scratch: Scratch,
+) -> None:
+    stack = scratch.stack
+    assert appclient.put(stack, "kept", b"written before the second up") in (200, 201, 204)
+    before = snapshot(scratch)
+    out = scratch.up("second up, nothing changed")
+    assert "18 unchanged" in out, out
+    for word in ("to create", "to replace", "to update", "to delete"):
+        assert word not in out, out
+    assert snapshot(scratch) == before
+    assert appclient.get(stack, "kept") == b"written before the second up"
+
+
+def test_changed_app_memory__replaces_only_the_app_and_redis_data_survives(
+    scratch: Scratch, docker_client: docker.DockerClient
+) -> None:
+    stack = scratch.stack
+    assert appclient.put(stack, "survivor", b"in redis") in (200, 201, 204)
+    before = snapshot(scratch)
+    scratch.configure(appMemoryMb=320)
+    out = scratch.up("up after appMemoryMb changed")
+    assert f"replace container {scratch.container('app')}" in " ".join(out.split()), out
+    assert "1 to replace, 17 unchanged" in out, out
+    after = snapshot(scratch)
+    app = scratch.container("app")
+    assert after.ids[app] != before.ids[app]
+    assert {k: v for k, v in after.ids.items() if k != app} == {
+        k: v for k, v in before.ids.items() if k != app
+    }
+    redis = scratch.container("redis")
+    assert after.started[redis] == before.started[redis], "Redis was not restarted"
+    assert (after.serials, after.acl_sha256) == (before.serials, before.acl_sha256)
+    memory = docker_client.api.inspect_container(app)["HostConfig"]["Memory"]
+    assert memory == 320 * 1024 * 1024
+    assert appclient.get(stack, "survivor") == b"in redis"
+
+
+def test_forced_renewal__new_leaf_certificates_are_served_the_ca_and_passwords_kept(
+    scratch: Scratch,
+) -> None:
+    stack = scratch.stack
+    assert appclient.put(stack, "across-renewal", b"still here") in (200, 201, 204)
+    before = snapshot(scratch)
+    scratch.configure(certRenewalGeneration=1)
+    out = scratch.up("up with certRenewalGeneration raised")
+    assert "replace tls-redis-server: renewalGeneration" in " ".join(out.split()), out
+    after = snapshot(scratch)
+    assert after.serials["ca"] == before.serials["ca"]
+    for leaf in ("server", "healthcheck", "app"):
+        assert after.serials[leaf] != before.serials[leaf], leaf
+    assert after.acl_sha256 == before.acl_sha256, "passwords are kept"
+    assert appclient.wait_for("the app healthy", lambda: appclient.healthz(stack)[0] == 200)
+    assert appclient.get(stack, "across-renewal") == b"still here"
+
+
+def test_a_stopped_app_is_created_again_and_nothing_else_is_touched(
+    scratch: Scratch, docker_client: docker.DockerClient
+) -> None:
+    """mustRun: a stopped container counts as gone, as pulumi-docker's read reports it."""
+    before = snapshot(scratch)
+    app = scratch.container("app")
+    docker_client.api.stop(app, timeout=10)
+    out = scratch.up("up after the app container was stopped")
+    assert "1 to replace, 17 unchanged" in out, out
+    after = snapshot(scratch)
+    assert docker_client.api.inspect_container(app)["State"]["Running"]
+    assert after.ids[app] != before.ids[app]
+    assert {k: v for k, v in after.ids.items() if k != app} == {
+        k: v for k, v in before.ids.items() if k != app
+    }
+    assert after.serials == before.serials
+
+
+def test_state_file__encrypted_0600_and_no_secret_visible(scratch: Scratch) -> None:
+    blob = scratch.state_file.read_bytes()
+    assert scratch.state_file.stat().st_mode & 0o777 == 0o600
+    password = scratch.read("app", f"{APP_DIR}/redis.password").strip()
+    data_key = scratch.read("app", f"{APP_DIR}/data.key").strip()
+    assert len(password) >= 24
+    for secret in (password, data_key, b"PRIVATE KEY", b"BEGIN CERTIFICATE", b"secure-redis"):
+        assert secret not in blob
+
+
+def refused(scratch: Scratch, result: subprocess.CompletedProcess[str], before: Snapshot) -> str:
+    assert result.returncode == 2, result.stdout + result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert snapshot(scratch) == before, "nothing was deployed"
+    return errors[0]
+
+
+def test_state_file__tampered_wrongly_keyed_or_missing_is_refused_and_nothing_deployed(
+    scratch: Scratch,
+) -> None:
+    before = snapshot(scratch)
+    original = scratch.state_file.read_bytes()
+    try:
+        tampered = bytearray(original)
+        tampered[len(tampered) // 2] ^= 0x01
+        scratch.state_file.write_bytes(bytes(tampered))
+        assert "does not decrypt" in refused(scratch, scratch.apply("up"), before)
+        scratch.state_file.write_bytes(original[: len(original) // 2])
+        assert "does not decrypt" in refused(scratch, scratch.apply("up"), before)
+        scratch.state_file.write_bytes(original)
+        wrong = scratch.apply("up", passphrase="not the passphrase")
+        assert "does not decrypt with the passphrase" in refused(scratch, wrong, before)
+        scratch.state_file.unlink()
+        missing = refused(scratch, scratch.apply("up"), before)
+        assert "has Docker objects but no state" in missing
+    finally:
+        scratch.state_file.write_bytes(original)
+        scratch.state_file.chmod(0o600)
+    assert "18 unchanged" in scratch.up()

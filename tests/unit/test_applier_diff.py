@@ -1,0 +1,289 @@
+"""The second `up`, decided without Docker: the render keeps, updates or replaces dynamic
+resources through their providers (infra/mock_engine.py), and `docker_changes` replaces only
+the Docker objects whose declaration changed (infra/applier/diff.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra import pki
+from infra.applier.diff import MISSING, VOLUME_KEPT, changed_paths, docker_changes
+from infra.applier.plan import Plan, plan_stack
+from infra.applier.state import ResourceState
+from infra.changes import Change, Op
+from infra.mock_engine import DYNAMIC_PREFIX, Prior, RenderError
+from infra.render import RenderedResource, RenderedStack, render_settings
+from infra.settings import REPO_ROOT
+from tests.unit.conftest import rendered
+
+LEAVES = ("tls-redis-server", "tls-app-client", "tls-healthcheck-client")
+
+
+def priors(stack: RenderedStack) -> dict[str, Prior]:
+    return {
+        r.urn: Prior(r.id, r.state_inputs, r.outputs)
+        for r in stack.resources
+        if r.type.startswith(DYNAMIC_PREFIX)
+    }
+
+
+def applied(plan: Plan) -> dict[str, ResourceState]:
+    """The state an `up` of `plan` leaves for its Docker objects."""
+    return {
+        s.urn: ResourceState(s.type, s.urn, f"id-{s.urn}", s.props, {"imageId": "sha256:x"})
+        for s in plan.steps
+    }
+
+
+def again(first: RenderedStack, **settings: Any) -> RenderedStack:
+    changed = dataclasses.replace(first.settings, **settings)
+    return render_settings(changed, previous=priors(first))
+
+
+def dynamic_ops(stack: RenderedStack) -> dict[str, Op]:
+    return {r.name: r.change.op for r in stack.resources if r.change is not None}
+
+
+def docker_ops(first: RenderedStack, second: RenderedStack) -> dict[str, Change]:
+    before = plan_stack(first.stack, first.resources, root=REPO_ROOT)
+    after = plan_stack(second.stack, second.resources, root=REPO_ROOT)
+    return {c.name: c for c in docker_changes(after, applied(before)) if c.op is not Op.SAME}
+
+
+@pytest.fixture(scope="module")
+def first() -> RenderedStack:
+    return rendered("dev")
+
+
+def test_render__first_time_every_dynamic_resource_is_created(first: RenderedStack) -> None:
+    assert set(dynamic_ops(first).values()) == {Op.CREATE}
+    assert len(dynamic_ops(first)) == 7
+
+
+def test_second_up__nothing_changed_keeps_every_secret_and_declares_the_same(
+    first: RenderedStack,
+) -> None:
+    second = again(first)
+    assert set(dynamic_ops(second).values()) == {Op.SAME}
+    # Registration order may differ between renders (outputs resolve concurrently).
+    before = {r.urn: (r.props, r.outputs) for r in first.resources}
+    assert before == {r.urn: (r.props, r.outputs) for r in second.resources}
+    assert docker_ops(first, second) == {}
+
+
+def test_second_up__app_memory_replaces_only_the_app_container(first: RenderedStack) -> None:
+    second = again(first, app_memory_mb=first.settings.app_memory_mb + 64)
+    assert set(dynamic_ops(second).values()) == {Op.SAME}
+    changes = docker_ops(first, second)
+    assert list(changes) == ["secure-redis-dev-app"]
+    assert changes["secure-redis-dev-app"].op is Op.REPLACE
+    assert "memory" in changes["secure-redis-dev-app"].reasons
+
+
+def test_second_up__forced_renewal_replaces_the_leaves_and_reruns_the_initialisers(
+    first: RenderedStack,
+) -> None:
+    second = again(first, cert_renewal_generation=1)
+    ops = dynamic_ops(second)
+    assert {name for name, op in ops.items() if op is Op.REPLACE} == set(LEAVES)
+    assert ops["tls-ca"] is Op.SAME
+    leaf = next(r for r in second.resources if r.name == "tls-redis-server")
+    assert leaf.change is not None
+    assert leaf.change.reasons == ("renewalGeneration",)
+    changes = docker_ops(first, second)
+    init = changes["secure-redis-dev-redis-init"]
+    assert init.op is Op.REPLACE
+    assert any(r.startswith("uploads[") and r.endswith("].content") for r in init.reasons)
+    assert "secure-redis-dev-redis-data" not in changes, "the data volume is never touched"
+
+
+def test_second_up__a_certificate_inside_its_renewal_window_is_renewed(
+    first: RenderedStack,
+) -> None:
+    previous = priors(first)
+    server = next(r for r in first.resources if r.name == "tls-redis-server")
+    ca = next(r for r in first.resources if r.name == "tls-ca")
+    settings = first.settings
+    old = pki.issue_server_certificate(
+        pki.CertifiedKey(ca.outputs["certPem"].encode(), ca.outputs["keyPem"].encode()),
+        "redis",
+        dns_names=list(server.state_inputs["dnsNames"]),
+        algorithm=settings.key_algorithm.value,
+        validity_days=settings.cert_validity_days,
+        now=dt.datetime.now(dt.UTC)
+        - dt.timedelta(days=settings.cert_validity_days - settings.cert_renew_before_days + 1),
+    )
+    prior = previous[server.urn]
+    previous[server.urn] = Prior(
+        prior.id, prior.inputs, {**prior.outputs, "certPem": old.cert_pem.decode()}
+    )
+    second = render_settings(settings, previous=previous)
+    renewed = next(r for r in second.resources if r.name == "tls-redis-server")
+    assert renewed.change is not None
+    assert renewed.change.op is Op.REPLACE
+    assert renewed.change.reasons == ("certPem: the provider asks for a new one",)
+    assert renewed.outputs["certPem"] != old.cert_pem.decode()
+    others = {n: op for n, op in dynamic_ops(second).items() if n != "tls-redis-server"}
+    assert set(others.values()) == {Op.SAME}
+
+
+def test_second_up__data_key_generation_updates_the_keyring_in_place(
+    first: RenderedStack,
+) -> None:
+    second = again(first, data_key_generation=2)
+    keyring = next(r for r in second.resources if r.name == "secrets-data-keyring")
+    before = next(r for r in first.resources if r.name == "secrets-data-keyring")
+    assert keyring.change is not None
+    assert keyring.change.op is Op.UPDATE
+    assert keyring.change.reasons == ("generation",)
+    assert keyring.outputs["primaryKey"] != before.outputs["primaryKey"]
+    assert keyring.outputs["previousKeys"] == before.outputs["primaryKey"]
+
+
+def test_second_up__a_lowered_data_key_generation_is_refused_before_anything_changes(
+    first: RenderedStack,
+) -> None:
+    bumped = again(first, data_key_generation=3)
+    back = dataclasses.replace(first.settings, data_key_generation=2)
+    with pytest.raises(RenderError, match="generation may only increase"):
+        render_settings(back, previous=priors(bumped))
+
+
+def test_second_up__password_length_replaces_the_passwords(first: RenderedStack) -> None:
+    second = again(first, password_length=first.settings.password_length + 8)
+    ops = dynamic_ops(second)
+    assert ops["secrets-app-password"] is Op.REPLACE
+    assert ops["secrets-healthcheck-password"] is Op.REPLACE
+    assert ops["tls-ca"] is Op.SAME
+
+
+# -- docker_changes on small hand-made plans ---------------------------------------------------
+
+NET = "docker:index/network:Network"
+VOL = "docker:index/volume:Volume"
+CTR = "docker:index/container:Container"
+IMG = "docker:index/image:Image"
+LABELS = [{"label": "io.secure-redis.stack", "value": "s"}]
+
+
+def resource(
+    type_: str, name: str, props: dict[str, Any], outputs: dict[str, Any] | None = None
+) -> RenderedResource:
+    return RenderedResource(
+        type=type_,
+        name=name,
+        urn=f"urn:{name}",
+        props=props,
+        secret_paths=(),
+        options={},
+        outputs=outputs or {},
+    )
+
+
+def small(*, net_internal: bool = True, upload: str = "one", vol_driver: str = "local") -> Plan:
+    return plan_stack(
+        "s",
+        [
+            resource(NET, "net", {"name": "n", "internal": net_internal, "labels": LABELS}),
+            resource(VOL, "vol", {"name": "v", "driver": vol_driver, "labels": LABELS}),
+            resource(
+                CTR,
+                "ctr",
+                {
+                    "name": "c",
+                    "image": "debian:bookworm-slim",
+                    "labels": LABELS,
+                    "networksAdvanced": [{"name": "n"}],
+                    "mounts": [{"type": "volume", "source": "v", "target": "/v"}],
+                    "uploads": [{"file": "/run/x", "content": upload}],
+                },
+            ),
+        ],
+        root=Path("/"),
+    )
+
+
+def ops(changes: list[Change]) -> dict[str, tuple[Op, tuple[str, ...]]]:
+    return {c.name: (c.op, c.reasons) for c in changes}
+
+
+def test_docker_changes__no_state_creates_everything() -> None:
+    assert {op for op, _ in ops(docker_changes(small(), {})).values()} == {Op.CREATE}
+
+
+def test_docker_changes__a_changed_upload_names_the_path_never_the_value() -> None:
+    changes = ops(docker_changes(small(upload="new-secret"), applied(small())))
+    assert changes["c"] == (Op.REPLACE, ("uploads[0].content",))
+    assert changes["n"][0] is Op.SAME
+    assert "new-secret" not in repr(changes)
+
+
+def test_docker_changes__a_replaced_network_replaces_the_containers_on_it() -> None:
+    changes = ops(docker_changes(small(net_internal=False), applied(small())))
+    assert changes["n"] == (Op.REPLACE, ("internal",))
+    assert changes["c"] == (Op.REPLACE, ("network n is recreated",))
+
+
+def test_docker_changes__a_changed_volume_is_kept_and_says_so() -> None:
+    changes = ops(docker_changes(small(vol_driver="other"), applied(small())))
+    assert changes["v"] == (Op.SAME, ("driver", VOLUME_KEPT))
+    assert changes["c"][0] is Op.SAME
+
+
+def test_docker_changes__an_object_the_engine_lost_or_stopped_is_created_again() -> None:
+    changes = ops(docker_changes(small(), applied(small()), frozenset({"urn:ctr", "urn:vol"})))
+    assert changes["c"] == (Op.REPLACE, (MISSING,))
+    assert changes["v"] == (Op.CREATE, (MISSING,))
+
+
+def test_docker_changes__an_object_no_longer_declared_is_deleted_volumes_only_forgotten() -> None:
+    state = {
+        **applied(small()),
+        "urn:old": ResourceState(CTR, "old", "id", {}, {}),
+        "urn:oldvol": ResourceState(VOL, "oldvol", "oldvol", {}, {}),
+    }
+    changes = ops(docker_changes(small(), state))
+    assert changes["old"] == (Op.DELETE, ())
+    assert changes["oldvol"] == (Op.DELETE, (VOLUME_KEPT,))
+
+
+def test_docker_changes__a_rebuilt_image_replaces_its_containers() -> None:
+    def plan(tag: str) -> Plan:
+        digest = f"sha256:{tag * 64}"
+        return plan_stack(
+            "s",
+            [
+                resource(
+                    IMG,
+                    "img",
+                    {"imageName": f"i:{tag}", "skipPush": True, "build": {"context": "/c"}},
+                    {"repoDigest": digest},
+                ),
+                resource(CTR, "ctr", {"name": "c", "image": digest, "labels": LABELS}),
+            ],
+            root=Path("/"),
+        )
+
+    same_image = ops(docker_changes(plan("a"), applied(plan("a")), frozenset({"urn:img"})))
+    assert same_image["c"] == (Op.REPLACE, ("its image is rebuilt",))
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "paths"),
+    [
+        ({"a": 1}, {"a": 1}, []),
+        ({"a": 1}, {"a": 2}, ["a"]),
+        ({"a": {"b": [1, 2]}}, {"a": {"b": [1, 3]}}, ["a.b[1]"]),
+        ({"l": [1]}, {"l": [1, 2]}, ["l"]),
+        ({"logOpts": {"max-size": "1m"}}, {"logOpts": {"max-size": "2m"}}, ['logOpts["max-size"]']),
+        ({}, {"new": True}, ["new"]),
+        (1, 2, ["(all properties)"]),
+    ],
+)
+def test_changed_paths(old: Any, new: Any, paths: list[str]) -> None:
+    assert changed_paths(old, new) == paths

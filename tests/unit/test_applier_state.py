@@ -1,0 +1,219 @@
+"""The applier's state file: encrypted, 0600, written atomically, and refused with one clear
+line when it is wrongly keyed, tampered, truncated, copied to another stack or unreadable."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from infra.applier.state import (
+    HEADER_BYTES,
+    KEY_FILE_NAME,
+    PASSPHRASE_ENV,
+    STATE_DIR,
+    ResourceState,
+    StackState,
+    StateError,
+    StateStore,
+)
+
+PEM = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49\n-----END PRIVATE KEY-----\n"
+PASSWORD = "Zq8vW3mK1pLx7tR2nB5cY9dF"
+
+
+def sample(stack: str = "dev") -> StackState:
+    return StackState(
+        stack,
+        {
+            "urn:ca": ResourceState(
+                "pulumi-python:dynamic:secure-redis:LeafCertificate",
+                "tls-ca",
+                "rev1",
+                {"commonName": "ca", "validityDays": 90},
+                {"keyPem": PEM, "certPem": "cert"},
+            ),
+            "urn:pw": ResourceState(
+                "pulumi-python:dynamic:secure-redis:GeneratedPassword",
+                "pw",
+                "rev2",
+                {"length": 24},
+                {"value": PASSWORD},
+            ),
+        },
+    )
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture
+def key_file_store(tmp_path: Path) -> StateStore:
+    return StateStore(tmp_path, "dev", environ={})
+
+
+@pytest.fixture
+def passphrase_store(tmp_path: Path) -> StateStore:
+    return StateStore(tmp_path, "dev", environ={PASSPHRASE_ENV: "correct horse battery"})
+
+
+def test_state__round_trips_with_a_key_file_created_0600(
+    key_file_store: StateStore, tmp_path: Path
+) -> None:
+    assert key_file_store.load() is None, "no state yet"
+    key_file_store.save(sample())
+    loaded = StateStore(tmp_path, "dev", environ={}).load()
+    assert loaded == sample()
+    directory = tmp_path / STATE_DIR
+    assert mode(directory / KEY_FILE_NAME) == 0o600
+    assert mode(directory / "dev.state") == 0o600
+    assert mode(directory) == 0o700
+
+
+def test_state__round_trips_with_a_passphrase_and_writes_no_key_file(
+    passphrase_store: StateStore, tmp_path: Path
+) -> None:
+    passphrase_store.save(sample())
+    again = StateStore(tmp_path, "dev", environ={PASSPHRASE_ENV: "correct horse battery"})
+    assert again.load() == sample()
+    assert not (tmp_path / STATE_DIR / KEY_FILE_NAME).exists()
+
+
+@pytest.mark.parametrize("store_kind", ["key file", "passphrase"])
+def test_state__no_secret_is_visible_in_the_file(
+    store_kind: str, key_file_store: StateStore, passphrase_store: StateStore
+) -> None:
+    store = key_file_store if store_kind == "key file" else passphrase_store
+    store.save(sample())
+    blob = store.path.read_bytes()
+    for visible in (b"BEGIN", b"PRIVATE KEY", PASSWORD.encode(), b"commonName", b"tls-ca"):
+        assert visible not in blob
+
+
+def test_state__a_wrong_passphrase_is_refused(passphrase_store: StateStore, tmp_path: Path) -> None:
+    passphrase_store.save(sample())
+    wrong = StateStore(tmp_path, "dev", environ={PASSPHRASE_ENV: "wrong"})
+    with pytest.raises(StateError, match="does not decrypt with the passphrase") as raised:
+        wrong.load()
+    assert "\n" not in str(raised.value)
+
+
+def test_state__a_replaced_key_file_is_refused(key_file_store: StateStore, tmp_path: Path) -> None:
+    key_file_store.save(sample())
+    key_file = tmp_path / STATE_DIR / KEY_FILE_NAME
+    key_file.write_bytes(bytes(32))
+    with pytest.raises(StateError, match="does not decrypt"):
+        StateStore(tmp_path, "dev", environ={}).load()
+
+
+@pytest.mark.parametrize("where", ["mode byte", "salt", "nonce", "ciphertext", "tag"])
+def test_state__any_tampered_byte_is_refused(key_file_store: StateStore, where: str) -> None:
+    key_file_store.save(sample())
+    blob = bytearray(key_file_store.path.read_bytes())
+    offset = {
+        "mode byte": HEADER_BYTES - 17,
+        "salt": HEADER_BYTES - 1,
+        "nonce": HEADER_BYTES + 3,
+        "ciphertext": HEADER_BYTES + 20,
+        "tag": len(blob) - 1,
+    }[where]
+    blob[offset] ^= 0x01
+    key_file_store.path.write_bytes(bytes(blob))
+    with pytest.raises(StateError):
+        StateStore(key_file_store.path.parents[2], "dev", environ={}).load()
+
+
+@pytest.mark.parametrize("keep", [0, 5, HEADER_BYTES + 20, -1])
+def test_state__a_truncated_file_is_refused(key_file_store: StateStore, keep: int) -> None:
+    key_file_store.save(sample())
+    blob = key_file_store.path.read_bytes()
+    key_file_store.path.write_bytes(blob[:keep])
+    with pytest.raises(StateError, match=r"truncated|not a secure-redis state|does not decrypt"):
+        key_file_store.load()
+
+
+def test_state__a_file_copied_to_another_stack_is_refused(
+    key_file_store: StateStore, tmp_path: Path
+) -> None:
+    key_file_store.save(sample())
+    prod = StateStore(tmp_path, "prod", environ={})
+    prod.path.write_bytes(key_file_store.path.read_bytes())
+    with pytest.raises(StateError, match="another stack"):
+        prod.load()
+
+
+def test_state__written_with_the_key_file_read_with_a_passphrase_says_what_to_unset(
+    key_file_store: StateStore, tmp_path: Path
+) -> None:
+    key_file_store.save(sample())
+    with pytest.raises(StateError, match=f"unset {PASSPHRASE_ENV}"):
+        StateStore(tmp_path, "dev", environ={PASSPHRASE_ENV: "x"}).load()
+
+
+def test_state__written_with_a_passphrase_read_without_says_what_to_set(
+    passphrase_store: StateStore, tmp_path: Path
+) -> None:
+    passphrase_store.save(sample())
+    with pytest.raises(StateError, match=f"set {PASSPHRASE_ENV}"):
+        StateStore(tmp_path, "dev", environ={}).load()
+
+
+def test_state__a_missing_key_file_is_an_error_not_a_new_key(
+    key_file_store: StateStore, tmp_path: Path
+) -> None:
+    key_file_store.save(sample())
+    (tmp_path / STATE_DIR / KEY_FILE_NAME).unlink()
+    with pytest.raises(StateError, match=r"key file .* is missing"):
+        StateStore(tmp_path, "dev", environ={}).load()
+    assert not (tmp_path / STATE_DIR / KEY_FILE_NAME).exists()
+
+
+def test_state__a_key_file_readable_by_others_is_refused(
+    key_file_store: StateStore, tmp_path: Path
+) -> None:
+    key_file_store.save(sample())
+    (tmp_path / STATE_DIR / KEY_FILE_NAME).chmod(0o644)
+    with pytest.raises(StateError, match="chmod 600"):
+        StateStore(tmp_path, "dev", environ={}).load()
+
+
+def test_state__not_a_state_file_is_refused(key_file_store: StateStore) -> None:
+    key_file_store.path.parent.mkdir(parents=True)
+    key_file_store.path.write_text('{"resources": {}}')
+    with pytest.raises(StateError, match="not a secure-redis state file"):
+        key_file_store.load()
+
+
+def test_state__saving_again_leaves_no_temporary_file_and_changes_the_nonce(
+    key_file_store: StateStore,
+) -> None:
+    key_file_store.save(sample())
+    first = key_file_store.path.read_bytes()
+    key_file_store.save(sample())
+    second = key_file_store.path.read_bytes()
+    assert first != second, "a fresh nonce per write"
+    names = sorted(p.name for p in key_file_store.path.parent.iterdir())
+    assert names == ["dev.state", KEY_FILE_NAME]
+
+
+def test_state__remove(key_file_store: StateStore) -> None:
+    key_file_store.save(sample())
+    assert key_file_store.remove() is True
+    assert key_file_store.load() is None
+    assert key_file_store.remove() is False
+
+
+def test_state__a_second_up_of_the_same_stack_is_refused_while_one_runs(
+    key_file_store: StateStore, tmp_path: Path
+) -> None:
+    with key_file_store.locked():
+        other = StateStore(tmp_path, "dev", environ={})
+        busy = pytest.raises(StateError, match="another up or down of stack dev is running")
+        with busy, other.locked():
+            pass
+        with StateStore(tmp_path, "prod", environ={}).locked():
+            pass  # another stack is independent
+    with StateStore(tmp_path, "dev", environ={}).locked():
+        pass  # released
