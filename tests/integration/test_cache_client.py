@@ -180,4 +180,5 @@ def test_connection_pool__reuses_one_shared_tls_context(cache: SecureCache) -> N
         cache.get(_key("pool"))
     conns = transport._pool._all
     assert conns, "no connection was made"
-    assert {id(c._shared_context) for c in conns} == {id(transport.config.ssl_context)}
+    shared = transport.material.current.ssl_context
+    assert {id(c.handshake_context) for c in conns} == {id(shared)}

@@ -71,7 +71,23 @@ def test_nonces__differ_between_keyrings_with_the_same_key() -> None:
     assert a.seal(name, LOGICAL, b"v")[6:18] != b.seal(name, LOGICAL, b"v")[6:18]
 
 
-def test_forked_child__draws_a_new_nonce_start(keyring: Keyring) -> None:
+def test_seal__draws_each_nonce_from_os_urandom(
+    keyring: Keyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drawn: list[int] = []
+
+    def fake_urandom(size: int) -> bytes:
+        drawn.append(size)
+        return bytes([len(drawn)]) * size
+
+    monkeypatch.setattr("secure_cache.crypto._urandom", fake_urandom)
+    name = keyring.primary.name(LOGICAL)
+    first, second = (keyring.seal(name, LOGICAL, b"v") for _ in range(2))
+    assert drawn == [12, 12]
+    assert (first[6:18], second[6:18]) == (b"\x01" * 12, b"\x02" * 12)
+
+
+def test_forked_child__and_parent_draw_different_nonces(keyring: Keyring) -> None:
     name = keyring.primary.name(LOGICAL)
     read_end, write_end = os.pipe()
     pid = os.fork()
