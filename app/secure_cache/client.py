@@ -260,20 +260,21 @@ class SecureCache(_Shell):
             served, result = self._in_memory(call)
             if served:
                 return result
+        packed, replies, finish, _, default = call
         try:
-            if call.replies == 1:
-                reply = self._transport.execute_packed(call.packed)
-            elif call.replies:
-                reply = self._transport.execute_many(call.packed, call.replies)
+            if replies == 1:
+                reply = self._transport.execute_packed(packed)
+            elif replies:
+                reply = self._transport.execute_many(packed, replies)
             else:
-                return call.default
+                return default
         except BackendUnavailable as exc:
             self._failed(exc)
             return self._in_memory(call)[1]
         except CommandRejected as exc:
-            core.rejected(exc, call.name)
-            return call.default
-        return call.finish(reply)
+            core.rejected(exc)
+            return default
+        return finish(reply)
 
     def _failed(self, exc: BackendUnavailable) -> None:
         with self._lock:
@@ -286,8 +287,8 @@ class SecureCache(_Shell):
             self._try_recover()
         with self._lock:
             if core.degraded:
-                return True, call.memory()
-        return False, call.default
+                return True, call[3]()
+        return False, call[4]
 
     def _try_recover(self, *, force: bool = False) -> None:
         """Probe Redis; if it answers, replay the outage's changes and switch back."""
@@ -436,20 +437,21 @@ class AsyncSecureCache(_Shell):
             served, result = await self._in_memory(call)
             if served:
                 return result
+        packed, replies, finish, _, default = call
         try:
-            if call.replies == 1:
-                reply = await self._transport.execute_packed(call.packed)
-            elif call.replies:
-                reply = await self._transport.execute_many(call.packed, call.replies)
+            if replies == 1:
+                reply = await self._transport.execute_packed(packed)
+            elif replies:
+                reply = await self._transport.execute_many(packed, replies)
             else:
-                return call.default
+                return default
         except BackendUnavailable as exc:
             self._failed(exc)
             return (await self._in_memory(call))[1]
         except CommandRejected as exc:
-            core.rejected(exc, call.name)
-            return call.default
-        return call.finish(reply)
+            core.rejected(exc)
+            return default
+        return finish(reply)
 
     def _failed(self, exc: BackendUnavailable) -> None:
         # No lock: nothing awaits between the check and the switch, so on one event loop
@@ -463,8 +465,8 @@ class AsyncSecureCache(_Shell):
             await self._try_recover()
         async with self._lock:
             if core.degraded:
-                return True, call.memory()
-        return False, call.default
+                return True, call[3]()
+        return False, call[4]
 
     async def _try_recover(self, *, force: bool = False) -> None:
         """See SecureCache._try_recover."""

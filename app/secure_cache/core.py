@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Collection, Generator, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
-from typing import Any, Final, Generic, Literal, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
 from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -151,30 +151,11 @@ def rejected(exc: ResponseError) -> CommandRejected:
 # -- one cache call ----------------------------------------------------------------------------
 
 
-class Call(Generic[T]):
-    """One round trip: what to send, how many replies, and what they mean.
-
-    `memory` is the same operation on the fallback; `default` is the answer when Redis
-    rejected the command or neither backend served it.
-    """
-
-    __slots__ = ("default", "finish", "memory", "name", "packed", "replies")
-
-    def __init__(
-        self,
-        packed: bytes,
-        replies: int,
-        finish: Callable[[Any], T],
-        memory: Callable[[], T],
-        default: T,
-        name: bytes | None = None,
-    ) -> None:
-        self.packed = packed
-        self.replies = replies  # 0: nothing to send, the answer is `default`
-        self.finish = finish
-        self.memory = memory
-        self.default = default
-        self.name = name
+# One round trip: (packed RESP to send, replies to read (0: send nothing, the answer is
+# `default`), what the replies mean, the same operation on the memory fallback, the answer
+# when Redis rejected the command or neither backend served it). A plain tuple: it is built
+# on every cache call, and a tuple costs a fifth of a slotted class.
+Call = tuple[bytes, int, Callable[[Any], T], Callable[[], T], T]
 
 
 def _nothing(_reply: Any) -> None:
@@ -254,10 +235,6 @@ class CacheCore:
         self._backoff = PROBE_BACKOFF_INITIAL_S
         self._next_probe = 0.0
 
-    @property
-    def single_key(self) -> bool:
-        return not self.keyring.previous
-
     def stored_name(self, key: str) -> bytes:
         return self.keyring.primary_name(logical_key(key))
 
@@ -269,64 +246,68 @@ class CacheCore:
         memory = partial(self.memory.get, key)
         if not keyring.previous:
             name = keyring.primary_name(logical)
-            finish = partial(self._open_one, keyring, name, logical)
-            return Call(pack_get(name), 1, finish, memory, None)
+            finish = partial(self._open, keyring, name, logical)
+            return (pack_get(name), 1, finish, memory, None)
         names = keyring.names(logical)
         finish = partial(self._pick, keyring, names, logical)
-        return Call(pack_command((b"MGET", *names)), 1, finish, memory, None)
+        return (pack_command((b"MGET", *names)), 1, finish, memory, None)
 
     def set(self, key: str, value: bytes, ttl: float | None) -> Call[None]:
         logical = logical_key(key)
         value = value_bytes(value)
         expiry = ttl_args(ttl)
-        packed = self._set_command(self.keyring, logical, value, expiry)
-        return Call(packed, 1, _nothing, partial(self.memory.set, key, value, ttl), None)
+        keyring = self.keyring
+        name = keyring.primary_name(logical)
+        packed = pack_set(name, keyring.seal(name, logical, value), expiry)
+        return (packed, 1, _nothing, partial(self.memory.set, key, value, ttl), None)
 
     def delete(self, key: str) -> Call[bool]:
         logical = logical_key(key)
         packed = pack_command((b"DEL", *self.keyring.names(logical)))
-        return Call(packed, 1, bool, partial(self.memory.delete, key), False)
+        return (packed, 1, bool, partial(self.memory.delete, key), False)
 
     def get_many(self, keys: Iterable[str]) -> Call[dict[str, bytes]]:
         keys = list(keys)
         logicals = [logical_key(k) for k in keys]
         memory = partial(self._memory_many, keys)
         if not keys:
-            return Call(b"", 0, _empty, memory, {})
+            return (b"", 0, _empty, memory, {})
         keyring = self.keyring
         if not keyring.previous:
             names = [keyring.primary_name(lg) for lg in logicals]
             finish = partial(self._open_many, keyring, keys, logicals, names)
-            return Call(pack_command((b"MGET", *names)), 1, finish, memory, {})
+            return (pack_command((b"MGET", *names)), 1, finish, memory, {})
         per_key = [keyring.names(lg) for lg in logicals]
         flat = [n for names in per_key for n in names]
         finish = partial(self._pick_many, keyring, keys, logicals, per_key)
-        return Call(pack_command((b"MGET", *flat)), 1, finish, memory, {})
+        return (pack_command((b"MGET", *flat)), 1, finish, memory, {})
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None) -> Call[None]:
         pairs = [(k, logical_key(k), value_bytes(v)) for k, v in items.items()]
         expiry = ttl_args(ttl)
         memory = partial(self._memory_set_many, pairs, ttl)
         keyring = self.keyring
-        packed = b"".join(self._set_command(keyring, lg, v, expiry) for _, lg, v in pairs)
-        return Call(packed, len(pairs), _nothing, memory, None)
+        names = [keyring.primary_name(lg) for _, lg, _ in pairs]
+        sealed = keyring.seal_many([(n, lg, v) for n, (_, lg, v) in zip(names, pairs, strict=True)])
+        packed = b"".join(pack_set(n, e, expiry) for n, e in zip(names, sealed, strict=True))
+        return (packed, len(pairs), _nothing, memory, None)
 
     def ping(self) -> Call[bool]:
         """PING; while the fallback serves, the answer is False without asking Redis."""
-        return Call(_PING, 1, _true, _false, False)
+        return (_PING, 1, _true, _false, False)
 
     # -- reading --------------------------------------------------------------------------
 
-    def _open(self, keyring: Keyring, name: bytes, logical: bytes, raw: bytes) -> bytes | None:
-        """The value, or None (a miss and a counted event) when it fails authentication."""
+    def _open(self, keyring: Keyring, name: bytes, logical: bytes, raw: Any) -> bytes | None:
+        """The value, or None: absent, or a miss and a counted event when it fails
+        authentication."""
+        if raw is None:
+            return None
         try:
             return keyring.open_value(name, logical, raw)
         except IntegrityError:
             self.events.record("integrity_failure", key=name)
             return None
-
-    def _open_one(self, keyring: Keyring, name: bytes, logical: bytes, raw: Any) -> bytes | None:
-        return None if raw is None else self._open(keyring, name, logical, raw)
 
     def _pick(
         self, keyring: Keyring, names: tuple[bytes, ...], logical: bytes, raws: list[Any]

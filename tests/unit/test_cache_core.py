@@ -311,42 +311,42 @@ def test_get_call__reads_only_the_primary_name_with_one_key() -> None:
     core = CacheCore(_settings(), clock=Clock())
     call = core.get("user:1")
     name = core.keyring.primary_name(b"user:1")
-    assert _commands(call.packed) == [[b"GET", name]]
-    assert call.finish(None) is None
+    assert _commands(call[0]) == [[b"GET", name]]
+    assert call[2](None) is None
     sealed = core.keyring.seal(name, b"user:1", b"v")
-    assert call.finish(sealed) == b"v"
+    assert call[2](sealed) == b"v"
 
 
 def test_get_call__during_rotation_reads_every_name_primary_first() -> None:
     core = CacheCore(_settings(previous_keys=(OLD,)), clock=Clock())
     call = core.get("user:1")
     names = core.keyring.names(b"user:1")
-    assert _commands(call.packed) == [[b"MGET", *names]]
+    assert _commands(call[0]) == [[b"MGET", *names]]
     old = Keyring(OLD)
-    assert call.finish([None, old.seal(names[1], b"user:1", b"old")]) == b"old"
+    assert call[2]([None, old.seal(names[1], b"user:1", b"old")]) == b"old"
 
 
 def test_get_call__a_value_that_fails_authentication_is_a_counted_miss() -> None:
     core = CacheCore(_settings(), clock=Clock())
-    assert core.get("user:1").finish(b"\x01forged-envelope-bytes-long-enough") is None
+    assert core.get("user:1")[2](b"\x01forged-envelope-bytes-long-enough") is None
     assert core.events.count("integrity_failures") == 1
 
 
 def test_set_many_call__expects_one_reply_per_value() -> None:
     core = CacheCore(_settings(), clock=Clock())
     call = core.set_many({"a": b"1", "b": b"2"}, ttl=5)
-    assert call.replies == 2
-    assert [c[0] for c in _commands(call.packed)] == [b"SET", b"SET"]
-    assert core.get_many([]).replies == 0  # nothing to send
+    assert call[1] == 2
+    assert [c[0] for c in _commands(call[0])] == [b"SET", b"SET"]
+    assert core.get_many([])[1] == 0  # nothing to send
 
 
 def test_calls__run_on_memory_with_the_same_arguments() -> None:
     core = CacheCore(_settings(), clock=Clock())
-    core.set("k", b"v", None).memory()
-    assert core.get("k").memory() == b"v"
-    assert core.get_many(["k", "absent"]).memory() == {"k": b"v"}
-    assert core.delete("k").memory() is True
-    assert core.get("k").memory() is None
+    core.set("k", b"v", None)[3]()
+    assert core.get("k")[3]() == b"v"
+    assert core.get_many(["k", "absent"])[3]() == {"k": b"v"}
+    assert core.delete("k")[3]() is True
+    assert core.get("k")[3]() is None
 
 
 # -- material reload decisions ------------------------------------------------------------------
