@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from secure_cache import SecureCache
 from secure_cache.settings import load_settings
 from tests.support.cache_env import FakeClock, cache_environ, write_secret
 from tests.support.cache_shells import SHELLS, open_cache
@@ -244,3 +245,28 @@ def _wait_for(condition: Any, timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached within the deadline")
         time.sleep(0.01)
+
+
+@pytest.mark.parametrize(("retries", "fell_back"), [(1, False), (0, True)])
+def test_stale_pooled_connection__is_retried_on_a_fresh_one(
+    shell: str, server: TlsRedisServer, tmp_path: Path, retries: int, fell_back: bool
+) -> None:
+    """A restart leaves the pool's connection dead: redis-py's Retry (transport.py) makes one
+    more attempt on a new connection, so the caller never notices; without it, the cache
+    falls back."""
+    env = cache_environ(server, tmp_path / "s")
+    with open_cache(shell, env, retries=retries) as cache:
+        cache.set("kept", b"v")
+        server.stop()  # graceful: the entry is persisted
+        server.start()
+        _wait_for(lambda: _loaded(server, tmp_path))
+        got = cache.get("kept")
+        assert (cache.backend == "memory") is fell_back
+        assert cache.events.count("fallbacks") == int(fell_back)
+        assert got == (None if fell_back else b"v")
+
+
+def _loaded(server: TlsRedisServer, tmp_path: Path) -> bool:
+    """The restarted server answers (it says LOADING while it reads its AOF)."""
+    with SecureCache.from_env(cache_environ(server, tmp_path / "probe")) as probe:
+        return probe.backend == "redis" and probe.get("kept") == b"v"
