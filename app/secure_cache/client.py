@@ -102,9 +102,11 @@ class _Shell:
                 self._reloading.release()
 
     def _reload_refused(self) -> bool:
-        """Redis refused the password or certificate: reread now; True if they changed."""
+        """Redis refused the password or certificate: reread now; True if they changed
+        (here, or in another thread that was reloading while this one waited)."""
+        before = self._transport.material.current
         with self._reloading:
-            return self._reload()
+            return self._reload() or self._transport.material.current is not before
 
     def _reload(self) -> bool:
         """Adopt changed material files; True when the connection material changed."""
