@@ -38,8 +38,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -50,7 +52,7 @@ from cryptography.fernet import Fernet
 from key_value.aio.stores.redis import RedisStore
 from key_value.aio.wrappers.encryption import FernetEncryptionWrapper
 
-from secure_cache import SecureCache
+from secure_cache import AsyncSecureCache, SecureCache
 from secure_cache.crypto import Keyring
 from secure_cache.settings import load_settings
 from tests.support.tls_redis import TlsRedisServer, free_port
@@ -65,6 +67,13 @@ COLD_KEYS = 8192  # more than the client's 4096-entry name memo, cycled: every n
 GOALS = {"ratio_sequential": 0.85, "ratio_pipelined": 0.85}
 GOAL_ENCRYPT_DECRYPT_US = 5.0
 GOAL_CONNECT_MS = 5.0
+# Concurrency mode: many callers on one client (its pool), 1 KiB values, against
+# redis-benchmark with as many connections over the same mTLS + ACL.
+CONCURRENT_TASKS = 50
+CONCURRENT_THREADS = 8
+CONCURRENT_SIZE = 1024
+CONCURRENT_PAIRS = 3000  # SET+GET pairs per column and round, shared by all callers
+GOAL_RATIO_VS_CEILING_C50 = 0.5
 
 
 # -- servers -----------------------------------------------------------------------------------
@@ -417,6 +426,170 @@ def connect_ms_redis_py(server: TlsRedisServer, samples: int = 20) -> list[float
         times.append((time.perf_counter() - start) * 1000)
         client.close()
     return times
+
+
+# -- concurrency: many callers, few connections ------------------------------------------------
+
+
+def _latency_ms(samples: list[float], quantile: int) -> float:
+    """The q-th percentile (1..99) of per-command latencies given in seconds, in ms."""
+    return statistics.quantiles(samples, n=100)[quantile - 1] * 1000
+
+
+def async_concurrent(
+    server: TlsRedisServer, value: bytes, pairs: int, tasks: int
+) -> tuple[float, list[float]]:
+    """ops/s and per-command latencies of one AsyncSecureCache shared by `tasks` tasks."""
+    latencies: list[float] = []
+    per_task = max(1, pairs // tasks)
+
+    async def run() -> float:
+        cache = await AsyncSecureCache.from_env(env_for(server))
+        try:
+
+            async def worker(index: int, steps: int = per_task) -> None:
+                clock, record = time.perf_counter, latencies.append
+                for step in range(steps):
+                    key = f"cache:conc:{(index * per_task + step) % KEYS}"
+                    start = clock()
+                    await cache.set(key, value)
+                    middle = clock()
+                    got = await cache.get(key)
+                    record(middle - start)
+                    record(clock() - middle)
+                    # Another task may have written the same key in between: any of our
+                    # values is right, anything else is not.
+                    assert got is not None and len(got) == len(value)
+
+            # Warm: every task's connection exists and every key name is memoised before the
+            # clock starts, so the figure is steady state, not 50 handshakes.
+            await asyncio.gather(*(worker(i, 2) for i in range(tasks)))
+            latencies.clear()
+            start = time.perf_counter()
+            await asyncio.gather(*(worker(i) for i in range(tasks)))
+            return _rate(2 * per_task * tasks, start)
+        finally:
+            await cache.close()
+
+    return asyncio.run(run()), latencies
+
+
+def threaded_concurrent(
+    server: TlsRedisServer, value: bytes, pairs: int, threads: int
+) -> tuple[float, list[float]]:
+    """ops/s and per-command latencies of one SecureCache shared by `threads` threads."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+    per_thread = max(1, pairs // threads)
+    with SecureCache.from_env(env_for(server)) as cache:
+
+        def worker(index: int, steps: int = per_thread) -> None:
+            mine: list[float] = []
+            clock = time.perf_counter
+            for step in range(steps):
+                key = f"cache:conc:{(index * per_thread + step) % KEYS}"
+                start = clock()
+                cache.set(key, value)
+                middle = clock()
+                got = cache.get(key)
+                mine.append(middle - start)
+                mine.append(clock() - middle)
+                assert got is not None and len(got) == len(value)
+            with lock:
+                latencies.extend(mine)
+
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            list(pool.map(lambda index: worker(index, 2), range(threads)))  # warm, as above
+            latencies.clear()
+            start = time.perf_counter()
+            list(pool.map(worker, range(threads)))
+            rate = _rate(2 * per_thread * threads, start)
+    return rate, latencies
+
+
+def redis_benchmark_concurrent(
+    server: TlsRedisServer, size: int, connections: int, requests: int
+) -> tuple[float, float, float]:
+    """redis-benchmark over TLS with `connections` clients: SET+GET ops/s, p50 and p99 ms."""
+    m = server.material
+    base = [
+        "redis-benchmark", "--tls", "--cacert", str(m.ca_file), "--cert", str(m.app.cert_file),
+        "--key", str(m.app.key_file), "-h", server.host, "-p", str(server.port),
+        "--user", "app", "-a", m.app_password, "-c", str(connections), "-n", str(requests),
+        "-r", str(KEYS), "--csv",
+    ]  # fmt: skip
+    value = "x" * size
+    rows = []
+    for command in (["SET", "cache:rb:__rand_int__", value], ["GET", "cache:rb:__rand_int__"]):
+        out = subprocess.run(  # fixed argv
+            base + command, capture_output=True, text=True, timeout=120, check=True
+        ).stdout
+        header, row = list(csv.reader(io.StringIO(out)))[:2]
+        rows.append(dict(zip(header, row, strict=True)))
+    rate = 2 / sum(1 / float(r["rps"]) for r in rows)
+    # The two commands run the same number of times: their mean percentile is the pair's.
+    p50 = statistics.fmean(float(r["p50_latency_ms"]) for r in rows)
+    p99 = statistics.fmean(float(r["p99_latency_ms"]) for r in rows)
+    return rate, p50, p99
+
+
+def run_concurrency(
+    server: TlsRedisServer, rounds: int, log: Callable[[str], None]
+) -> dict[str, Any]:
+    """Interleaved rounds of the async client, the threaded client and redis-benchmark."""
+    value = os.urandom(CONCURRENT_SIZE)
+    runs: dict[str, Callable[[], tuple[float, float, float]]] = {
+        "async_c50": lambda: _with_percentiles(
+            async_concurrent(server, value, CONCURRENT_PAIRS, CONCURRENT_TASKS)
+        ),
+        "sync_t8": lambda: _with_percentiles(
+            threaded_concurrent(server, value, CONCURRENT_PAIRS, CONCURRENT_THREADS)
+        ),
+        "ceiling_c50": lambda: redis_benchmark_concurrent(
+            server, CONCURRENT_SIZE, CONCURRENT_TASKS, 4 * CONCURRENT_PAIRS
+        ),
+    }
+    samples: dict[str, list[tuple[float, float, float]]] = {name: [] for name in runs}
+    names = list(runs)
+    for index in range(rounds):
+        order = names if index % 2 == 0 else names[::-1]
+        for name in order:
+            samples[name].append(runs[name]())
+        last = {name: samples[name][-1][0] for name in names}
+        log(
+            f"bench: concurrency round {index + 1}/{rounds}: ops/s "
+            + " ".join(f"{name} {rate:,.0f}" for name, rate in last.items())
+        )
+    ratio = [a[0] / c[0] for a, c in zip(samples["async_c50"], samples["ceiling_c50"], strict=True)]
+    return {
+        "concurrent_ops_per_s": {
+            name: round(statistics.median(s[0] for s in rows)) for name, rows in samples.items()
+        },
+        "concurrent_ops_per_s_spread": {
+            name: [round(min(s[0] for s in rows)), round(max(s[0] for s in rows))]
+            for name, rows in samples.items()
+        },
+        "concurrent_latency_ms": {
+            name: {
+                "p50": round(statistics.median(s[1] for s in rows), 2),
+                "p99": round(statistics.median(s[2] for s in rows), 2),
+            }
+            for name, rows in samples.items()
+        },
+        "ratio_vs_ceiling_c50": round(statistics.median(ratio), 3),
+        "ratio_vs_ceiling_c50_spread": [round(min(ratio), 3), round(max(ratio), 3)],
+        "ratio_vs_ceiling_c50_rounds": [round(r, 3) for r in ratio],
+        "concurrency": {
+            "tasks": CONCURRENT_TASKS,
+            "threads": CONCURRENT_THREADS,
+            "value_bytes": CONCURRENT_SIZE,
+        },
+    }
+
+
+def _with_percentiles(result: tuple[float, list[float]]) -> tuple[float, float, float]:
+    rate, latencies = result
+    return rate, _latency_ms(latencies, 50), _latency_ms(latencies, 99)
 
 
 # -- driver ------------------------------------------------------------------------------------
