@@ -13,7 +13,17 @@ meanwhile once it is back, and status() says which backend is live. A stored val
 fails authentication is a miss and a counted security event. Only programming errors (a
 non-str key, a non-bytes value, a bad ttl) raise, with TypeError or ValueError.
 
-Both classes share core.CacheCore; use one AsyncSecureCache per event loop.
+Rotated material is picked up from its files while the process runs: the client
+certificate and key, the CA bundle, the password file and the data keyring are checked
+(a stat of each file) at most once per `reload_interval` seconds, and at once when Redis
+refuses the password or certificate. New connections use the new material; pooled ones
+finish their request and reconnect (see transport.py and material.py).
+
+Both classes are thin shells over one sans-IO core (core.CacheCore): the core builds each
+call and decides what its reply means; a shell only sends it, synchronously or with
+asyncio, and guards the fallback with the lock its concurrency model needs. Their public
+APIs are the same (tests/unit/test_cache_client_api.py). Use one AsyncSecureCache per
+event loop.
 """
 
 from __future__ import annotations
@@ -21,41 +31,53 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any, Self, TypeVar
 
 from secure_cache.core import (
+    DEFAULT_RELOAD_INTERVAL_S,
+    DEFAULT_ROTATION_BATCH,
     CacheCore,
+    Call,
     Clock,
     RotationReport,
     dump_json,
     json_value,
-    logical_key,
-    ttl_args,
-    value_bytes,
 )
-from secure_cache.errors import BackendUnavailable, CommandRejected
+from secure_cache.errors import BackendUnavailable, CommandRejected, ConfigurationError
+from secure_cache.material import MaterialFiles
 from secure_cache.metrics import SecurityEvents
 from secure_cache.settings import Settings
 from secure_cache.transport import (
-    AsyncSession,
     AsyncTransport,
-    Session,
+    BaseTransport,
     Transport,
     TransportConfig,
-    pack_command,
-    pack_get,
+    material_from,
 )
 
 T = TypeVar("T")
-DEFAULT_ROTATION_BATCH = 200
-_WATCH_ATTEMPTS = 3
 
 
-class _CoreViews:
-    """What both clients read from their core the same way, sync or async."""
+class _Shell:
+    """What both clients do the same way, sync or async: views of the core, and reloads."""
 
     _core: CacheCore
+    _transport: BaseTransport
+    _files: MaterialFiles
+
+    def _attach(
+        self,
+        settings: Settings,
+        transport: BaseTransport,
+        events: SecurityEvents | None,
+        clock: Clock,
+        reload_interval: float | None,
+    ) -> None:
+        self._core = CacheCore(settings, events=events, clock=clock)
+        self._files = MaterialFiles(settings, clock=clock, interval=reload_interval)
+        self._reloading = threading.Lock()
+        transport.on_refused = self._reload_refused
 
     @property
     def events(self) -> SecurityEvents:
@@ -68,11 +90,52 @@ class _CoreViews:
 
     def stored_name(self, key: str) -> bytes:
         """The opaque name `key` is stored under in Redis (for operators and tests)."""
-        return self._core.primary_name(logical_key(key))
+        return self._core.stored_name(key)
+
+    # -- material reload (file I/O only; the same for both clients) -----------------------
+
+    def _reload_due(self) -> None:
+        if self._reloading.acquire(blocking=False):  # another thread is on it otherwise
+            try:
+                self._reload()
+            finally:
+                self._reloading.release()
+
+    def _reload_refused(self) -> bool:
+        """Redis refused the password or certificate: reread now; True if they changed."""
+        with self._reloading:
+            return self._reload()
+
+    def _reload(self) -> bool:
+        """Adopt changed material files; True when the connection material changed."""
+        core = self._core
+        try:
+            found = self._files.poll()
+        except ConfigurationError as exc:
+            core.reload_failed(exc)
+            return False
+        if found is None:
+            return False
+        settings, changed, snapshot = found
+        plan = core.plan_reload(settings, changed)
+        if plan.connection:
+            transport = self._transport
+            try:
+                material = material_from(settings, None if plan.tls else transport.material.current)
+            except ConfigurationError as exc:
+                self._files.rejected(snapshot)
+                core.reload_failed(exc)
+                return False
+            transport.reconfigure(material)
+        core.reloaded(plan)
+        self._files.applied(settings, snapshot)
+        return plan.connection
 
 
-class SecureCache(_CoreViews):
+class SecureCache(_Shell):
     """The synchronous client; thread-safe."""
+
+    _transport: Transport
 
     def __init__(
         self,
@@ -81,6 +144,7 @@ class SecureCache(_CoreViews):
         transport: Transport | None = None,
         events: SecurityEvents | None = None,
         clock: Clock = time.monotonic,
+        reload_interval: float | None = DEFAULT_RELOAD_INTERVAL_S,
         **transport_options: Any,
     ) -> None:
         """Build the client; nothing connects until the first command (or from_env()).
@@ -89,13 +153,15 @@ class SecureCache(_CoreViews):
             settings: validated settings (Settings.from_env() or load_settings()).
             transport: a ready transport (tests, benchmarks); built from settings otherwise.
             events: where security events are counted and logged.
-            clock: monotonic clock for TTLs and reconnect backoff (tests).
+            clock: monotonic clock for TTLs, reconnect backoff and reload checks (tests).
+            reload_interval: seconds between checks of the material files (None: only
+                when Redis refuses the credentials or certificate).
             transport_options: socket_timeout, connect_timeout, max_connections, retries.
         """
-        self._core = CacheCore(settings, events=events, clock=clock)
         self._transport = transport or Transport(
             TransportConfig.from_settings(settings, **transport_options)
         )
+        self._attach(settings, self._transport, events, clock, reload_interval)
         self._lock = threading.Lock()  # guards the fallback and the switch back to Redis
         self._recovering = threading.Lock()
 
@@ -112,111 +178,27 @@ class SecureCache(_CoreViews):
             cache.ping()
         return cache
 
-    # -- core API -------------------------------------------------------------------------
+    # -- the cache API --------------------------------------------------------------------
 
     def get(self, key: str) -> bytes | None:
         """The value of `key`, or None (absent, expired, or failed authentication)."""
-        logical = logical_key(key)
-        core = self._core
-        if core.degraded:
-            served, value = self._in_memory(lambda: core.memory.get(key))
-            if served:
-                return value
-        try:
-            if core.single_key:
-                name = core.primary_name(logical)
-                raw = self._transport.execute_packed(pack_get(name))
-                return None if raw is None else core.open(name, logical, raw)
-            names = core.keyring.names(logical)
-            raws = self._transport.execute_packed(pack_command((b"MGET", *names)))
-            return core.pick(names, logical, raws)
-        except BackendUnavailable as exc:
-            self._failed(exc)
-            return self._in_memory(lambda: core.memory.get(key))[1]
-        except CommandRejected as exc:
-            core.rejected(exc)
-            return None
+        return self._call(self._core.get(key))
 
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         """Store `value` (sealed) for `ttl` seconds (None: until evicted or deleted)."""
-        logical = logical_key(key)
-        value = value_bytes(value)
-        expiry = ttl_args(ttl)
-        core = self._core
-        if core.degraded and self._in_memory(lambda: core.memory.set(key, value, ttl))[0]:
-            return
-        try:
-            self._transport.execute_packed(core.set_command(logical, value, expiry))
-        except BackendUnavailable as exc:
-            self._failed(exc)
-            self._in_memory(lambda: core.memory.set(key, value, ttl))
-        except CommandRejected as exc:
-            core.rejected(exc)
+        self._call(self._core.set(key, value, ttl))
 
     def delete(self, key: str) -> bool:
         """Remove `key` under every configured data key; true if something was removed."""
-        logical = logical_key(key)
-        core = self._core
-        if core.degraded:
-            served, existed = self._in_memory(lambda: core.memory.delete(key))
-            if served:
-                return bool(existed)
-        try:
-            removed = self._transport.execute_packed(
-                pack_command((b"DEL", *core.keyring.names(logical)))
-            )
-            return bool(removed)
-        except BackendUnavailable as exc:
-            self._failed(exc)
-            return bool(self._in_memory(lambda: core.memory.delete(key))[1])
-        except CommandRejected as exc:
-            core.rejected(exc)
-            return False
+        return self._call(self._core.delete(key))
 
     def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
         """The found values of `keys` in one round trip (MGET); misses are left out."""
-        keys = list(keys)
-        logicals = [logical_key(k) for k in keys]
-        core = self._core
-        if not keys:
-            return {}
-        if core.degraded:
-            served, found = self._in_memory(lambda: _memory_many(core, keys))
-            if served:
-                return found or {}
-        try:
-            if core.single_key:
-                names = [core.primary_name(lg) for lg in logicals]
-                raws = self._transport.execute_packed(pack_command((b"MGET", *names)))
-                return _open_many(core, keys, logicals, names, raws)
-            per_key = [core.keyring.names(lg) for lg in logicals]
-            flat = [n for names in per_key for n in names]
-            raws = self._transport.execute_packed(pack_command((b"MGET", *flat)))
-        except BackendUnavailable as exc:
-            self._failed(exc)
-            return self._in_memory(lambda: _memory_many(core, keys))[1] or {}
-        except CommandRejected as exc:
-            core.rejected(exc)
-            return {}
-        return _pick_many(core, keys, logicals, per_key, raws)
+        return self._call(self._core.get_many(keys))
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
         """Store several values in one round trip (pipelined SETs)."""
-        pairs = [(k, logical_key(k), value_bytes(v)) for k, v in items.items()]
-        expiry = ttl_args(ttl)
-        core = self._core
-        if not pairs:
-            return
-        if core.degraded and self._in_memory(lambda: _memory_set_many(core, pairs, ttl))[0]:
-            return
-        try:
-            packed = b"".join(core.set_command(lg, v, expiry) for _, lg, v in pairs)
-            self._transport.execute_many(packed, len(pairs))
-        except BackendUnavailable as exc:
-            self._failed(exc)
-            self._in_memory(lambda: _memory_set_many(core, pairs, ttl))
-        except CommandRejected as exc:
-            core.rejected(exc)
+        self._call(self._core.set_many(items, ttl))
 
     def get_json(self, key: str) -> Any:
         return json_value(self.get(key))
@@ -226,27 +208,16 @@ class SecureCache(_CoreViews):
 
     def ping(self) -> bool:
         """True when Redis answers; otherwise the fallback takes over (and False)."""
-        try:
-            self._transport.execute(b"PING")
-        except BackendUnavailable as exc:
-            self._failed(exc)
-            return False
-        except CommandRejected as exc:
-            self._core.rejected(exc)
-            return False
-        return True
+        return self._call(self._core.ping())
 
     def status(self) -> dict[str, Any]:
         """Backend, negotiated TLS, key ids and security counters (no secrets)."""
-        core = self._core
-        if core.degraded:
-            if core.probe_due():
-                self._try_recover()
-        elif self._transport.tls_info is None:
+        need = self._core.status_needs(self._transport.tls_info is not None)
+        if need == "probe":
+            self._try_recover()
+        elif need == "ping":
             self.ping()
-        return core.status(self._transport.tls_info)
-
-    # -- rotation -------------------------------------------------------------------------
+        return self._core.status(self._transport.tls_info)
 
     def rotate(
         self, *, batch_size: int = DEFAULT_ROTATION_BATCH, max_batches: int | None = None
@@ -258,67 +229,66 @@ class SecureCache(_CoreViews):
         says `complete`, the previous keys own no entry and can be removed from the config.
         Raises BackendUnavailable when Redis is unreachable (rotation needs it).
         """
+        if self._files.due():
+            self._reload_due()
         core = self._core
-        report = RotationReport()
-        if core.single_key:
-            report.complete = True
+        steps = core.rotation(batch_size, max_batches)
+        try:
+            commands = next(steps)
+        except StopIteration as done:  # a single key: nothing to move
+            report: RotationReport = done.value
             return report
-        self._require_redis()
-        with self._transport.session() as session:
-            for pattern in core.scan_patterns():
-                cursor: bytes | int = b"0"
-                while max_batches is None or report.batches < max_batches:
-                    cursor, names = session.execute(
-                        b"SCAN", cursor, b"MATCH", pattern, b"COUNT", batch_size
-                    )
-                    if names:
-                        self._rotate_batch(session, list(names), report)
-                        report.batches += 1
-                    if cursor in (b"0", 0):
-                        break
-            report.remaining = _count_remaining(session, core, batch_size)
-        report.complete = report.remaining == 0
-        return report
+        if core.should_probe(force=True):
+            self._try_recover(force=True)
+        core.require_redis()
+        with self._transport.session() as run:
+            try:
+                while True:
+                    commands = steps.send(run(commands))
+            except StopIteration as done:
+                finished: RotationReport = done.value
+        return finished
 
-    def _rotate_batch(self, session: Session, names: list[bytes], report: RotationReport) -> None:
-        report.scanned += len(names)
-        for _ in range(_WATCH_ATTEMPTS):
-            session.execute(b"WATCH", *names)
-            replies = session.execute_many([(b"MGET", *names), *[(b"PTTL", n) for n in names]])
-            plan = self._core.plan_batch(names, replies[0], replies[1:])
-            if not plan.commands:
-                session.execute(b"UNWATCH")
-                return
-            results = session.execute_many([(b"MULTI",), *plan.commands, (b"EXEC",)])
-            if results[-1] is not None:  # None: a watched name changed; read again
-                self._core.tally(plan, results[-1], report)
-                return
-        report.conflicts += 1
+    # -- I/O ------------------------------------------------------------------------------
 
-    def _require_redis(self) -> None:
+    def _call(self, call: Call[T]) -> T:
+        """Send one call to Redis, or serve it from the fallback."""
+        if self._files.due():
+            self._reload_due()
         core = self._core
         if core.degraded:
-            self._try_recover(force=True)
-        if core.degraded:
-            raise BackendUnavailable(
-                core.last_failure or "connection", "redis is unavailable and rotation needs it"
-            )
-
-    # -- fallback -------------------------------------------------------------------------
+            served, result = self._in_memory(call)
+            if served:
+                return result
+        packed, replies, finish, _, default = call
+        try:
+            if replies == 1:
+                reply = self._transport.execute_packed(packed)
+            elif replies:
+                reply = self._transport.execute_many(packed, replies)
+            else:
+                return default
+        except BackendUnavailable as exc:
+            self._failed(exc)
+            return self._in_memory(call)[1]
+        except CommandRejected as exc:
+            core.rejected(exc)
+            return default
+        return finish(reply)
 
     def _failed(self, exc: BackendUnavailable) -> None:
         with self._lock:
             self._core.failed(exc)
 
-    def _in_memory(self, op: Callable[[], T]) -> tuple[bool, T | None]:
-        """Run `op` on the fallback if it is (still) serving: (served, result)."""
+    def _in_memory(self, call: Call[T]) -> tuple[bool, T]:
+        """Run `call` on the fallback if it is (still) serving: (served, result)."""
         core = self._core
         if core.probe_due():
             self._try_recover()
         with self._lock:
             if core.degraded:
-                return True, op()
-        return False, None
+                return True, call[3]()
+        return False, call[4]
 
     def _try_recover(self, *, force: bool = False) -> None:
         """Probe Redis; if it answers, replay the outage's changes and switch back."""
@@ -326,7 +296,7 @@ class SecureCache(_CoreViews):
             return  # another thread is probing; this call uses the fallback meanwhile
         core = self._core
         try:
-            if not core.degraded or not (force or core.probe_due()):
+            if not core.should_probe(force=force):
                 return
             try:
                 self._transport.probe()
@@ -335,13 +305,12 @@ class SecureCache(_CoreViews):
                 return
             self._transport.reset()
             with self._lock:
-                pending = core.memory.drain()
+                pending, chunks = core.replay()
                 try:
-                    for packed, count in core.replay_commands(pending):
+                    for packed, count in chunks:
                         self._transport.execute_many(packed, count)
                 except (BackendUnavailable, CommandRejected) as exc:
-                    core.restore(pending)
-                    core.probe_failed(exc)
+                    core.replay_failed(pending, exc)
                     return
                 core.recovered()
         finally:
@@ -359,8 +328,10 @@ class SecureCache(_CoreViews):
         self.close()
 
 
-class AsyncSecureCache(_CoreViews):
-    """The asyncio twin of SecureCache: same API with `await`, same core."""
+class AsyncSecureCache(_Shell):
+    """The asyncio client: SecureCache's API with `await`, the same core."""
+
+    _transport: AsyncTransport
 
     def __init__(
         self,
@@ -369,121 +340,48 @@ class AsyncSecureCache(_CoreViews):
         transport: AsyncTransport | None = None,
         events: SecurityEvents | None = None,
         clock: Clock = time.monotonic,
+        reload_interval: float | None = DEFAULT_RELOAD_INTERVAL_S,
         **transport_options: Any,
     ) -> None:
-        self._core = CacheCore(settings, events=events, clock=clock)
+        """See SecureCache."""
         self._transport = transport or AsyncTransport(
             TransportConfig.from_settings(settings, **transport_options)
         )
-        self._lock = asyncio.Lock()
+        self._attach(settings, self._transport, events, clock, reload_interval)
+        self._lock = asyncio.Lock()  # guards the switch back to Redis
+        self._recovering = asyncio.Lock()
 
     @classmethod
     async def from_env(
         cls, environ: Mapping[str, str] | None = None, *, connect: bool = True, **options: Any
     ) -> Self:
+        """See SecureCache.from_env."""
         cache = cls(Settings.from_env(environ), **options)
         if connect:
             await cache.ping()
         return cache
 
+    # -- the cache API --------------------------------------------------------------------
+
     async def get(self, key: str) -> bytes | None:
-        logical = logical_key(key)
-        core = self._core
-        if core.degraded:
-            served, value = await self._in_memory(lambda: core.memory.get(key))
-            if served:
-                return value
-        try:
-            if core.single_key:
-                name = core.primary_name(logical)
-                raw = await self._transport.execute_packed(pack_get(name))
-                return None if raw is None else core.open(name, logical, raw)
-            names = core.keyring.names(logical)
-            raws = await self._transport.execute_packed(pack_command((b"MGET", *names)))
-            return core.pick(names, logical, raws)
-        except BackendUnavailable as exc:
-            core.failed(exc)
-            return (await self._in_memory(lambda: core.memory.get(key)))[1]
-        except CommandRejected as exc:
-            core.rejected(exc)
-            return None
+        """See SecureCache.get."""
+        return await self._call(self._core.get(key))
 
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
-        logical = logical_key(key)
-        value = value_bytes(value)
-        expiry = ttl_args(ttl)
-        core = self._core
-        if core.degraded and (await self._in_memory(lambda: core.memory.set(key, value, ttl)))[0]:
-            return
-        try:
-            await self._transport.execute_packed(core.set_command(logical, value, expiry))
-        except BackendUnavailable as exc:
-            core.failed(exc)
-            await self._in_memory(lambda: core.memory.set(key, value, ttl))
-        except CommandRejected as exc:
-            core.rejected(exc)
+        """See SecureCache.set."""
+        await self._call(self._core.set(key, value, ttl))
 
     async def delete(self, key: str) -> bool:
-        logical = logical_key(key)
-        core = self._core
-        if core.degraded:
-            served, existed = await self._in_memory(lambda: core.memory.delete(key))
-            if served:
-                return bool(existed)
-        try:
-            removed = await self._transport.execute_packed(
-                pack_command((b"DEL", *core.keyring.names(logical)))
-            )
-            return bool(removed)
-        except BackendUnavailable as exc:
-            core.failed(exc)
-            return bool((await self._in_memory(lambda: core.memory.delete(key)))[1])
-        except CommandRejected as exc:
-            core.rejected(exc)
-            return False
+        """See SecureCache.delete."""
+        return await self._call(self._core.delete(key))
 
     async def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
-        keys = list(keys)
-        logicals = [logical_key(k) for k in keys]
-        core = self._core
-        if not keys:
-            return {}
-        if core.degraded:
-            served, found = await self._in_memory(lambda: _memory_many(core, keys))
-            if served:
-                return found or {}
-        try:
-            if core.single_key:
-                names = [core.primary_name(lg) for lg in logicals]
-                raws = await self._transport.execute_packed(pack_command((b"MGET", *names)))
-                return _open_many(core, keys, logicals, names, raws)
-            per_key = [core.keyring.names(lg) for lg in logicals]
-            flat = [n for names in per_key for n in names]
-            raws = await self._transport.execute_packed(pack_command((b"MGET", *flat)))
-        except BackendUnavailable as exc:
-            core.failed(exc)
-            return (await self._in_memory(lambda: _memory_many(core, keys)))[1] or {}
-        except CommandRejected as exc:
-            core.rejected(exc)
-            return {}
-        return _pick_many(core, keys, logicals, per_key, raws)
+        """See SecureCache.get_many."""
+        return await self._call(self._core.get_many(keys))
 
     async def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
-        pairs = [(k, logical_key(k), value_bytes(v)) for k, v in items.items()]
-        expiry = ttl_args(ttl)
-        core = self._core
-        if not pairs:
-            return
-        if core.degraded and (await self._in_memory(lambda: _memory_set_many(core, pairs, ttl)))[0]:
-            return
-        try:
-            packed = b"".join(core.set_command(lg, v, expiry) for _, lg, v in pairs)
-            await self._transport.execute_many(packed, len(pairs))
-        except BackendUnavailable as exc:
-            core.failed(exc)
-            await self._in_memory(lambda: _memory_set_many(core, pairs, ttl))
-        except CommandRejected as exc:
-            core.rejected(exc)
+        """See SecureCache.set_many."""
+        await self._call(self._core.set_many(items, ttl))
 
     async def get_json(self, key: str) -> Any:
         return json_value(await self.get(key))
@@ -492,90 +390,91 @@ class AsyncSecureCache(_CoreViews):
         await self.set(key, dump_json(obj), ttl)
 
     async def ping(self) -> bool:
-        try:
-            await self._transport.execute(b"PING")
-        except BackendUnavailable as exc:
-            self._core.failed(exc)
-            return False
-        except CommandRejected as exc:
-            self._core.rejected(exc)
-            return False
-        return True
+        """See SecureCache.ping."""
+        return await self._call(self._core.ping())
 
     async def status(self) -> dict[str, Any]:
-        core = self._core
-        if core.degraded:
-            if core.probe_due():
-                await self._try_recover()
-        elif self._transport.tls_info is None:
+        """See SecureCache.status."""
+        need = self._core.status_needs(self._transport.tls_info is not None)
+        if need == "probe":
+            await self._try_recover()
+        elif need == "ping":
             await self.ping()
-        return core.status(self._transport.tls_info)
+        return self._core.status(self._transport.tls_info)
 
     async def rotate(
         self, *, batch_size: int = DEFAULT_ROTATION_BATCH, max_batches: int | None = None
     ) -> RotationReport:
         """See SecureCache.rotate."""
+        if self._files.due():
+            self._reload_due()
         core = self._core
-        report = RotationReport()
-        if core.single_key:
-            report.complete = True
+        steps = core.rotation(batch_size, max_batches)
+        try:
+            commands = next(steps)
+        except StopIteration as done:
+            report: RotationReport = done.value
             return report
-        if core.degraded:
+        if core.should_probe(force=True):
             await self._try_recover(force=True)
+        core.require_redis()
+        async with self._transport.session() as run:
+            try:
+                while True:
+                    commands = steps.send(await run(commands))
+            except StopIteration as done:
+                finished: RotationReport = done.value
+        return finished
+
+    # -- I/O ------------------------------------------------------------------------------
+
+    async def _call(self, call: Call[T]) -> T:
+        """See SecureCache._call."""
+        if self._files.due():
+            self._reload_due()
+        core = self._core
         if core.degraded:
-            raise BackendUnavailable(
-                core.last_failure or "connection", "redis is unavailable and rotation needs it"
-            )
-        async with self._transport.session() as session:
-            for pattern in core.scan_patterns():
-                cursor: bytes | int = b"0"
-                while max_batches is None or report.batches < max_batches:
-                    cursor, names = await session.execute(
-                        b"SCAN", cursor, b"MATCH", pattern, b"COUNT", batch_size
-                    )
-                    if names:
-                        await self._rotate_batch(session, list(names), report)
-                        report.batches += 1
-                    if cursor in (b"0", 0):
-                        break
-            report.remaining = await _count_remaining_async(session, core, batch_size)
-        report.complete = report.remaining == 0
-        return report
+            served, result = await self._in_memory(call)
+            if served:
+                return result
+        packed, replies, finish, _, default = call
+        try:
+            if replies == 1:
+                reply = await self._transport.execute_packed(packed)
+            elif replies:
+                reply = await self._transport.execute_many(packed, replies)
+            else:
+                return default
+        except BackendUnavailable as exc:
+            self._failed(exc)
+            return (await self._in_memory(call))[1]
+        except CommandRejected as exc:
+            core.rejected(exc)
+            return default
+        return finish(reply)
 
-    async def _rotate_batch(
-        self, session: AsyncSession, names: list[bytes], report: RotationReport
-    ) -> None:
-        report.scanned += len(names)
-        for _ in range(_WATCH_ATTEMPTS):
-            await session.execute(b"WATCH", *names)
-            replies = await session.execute_many(
-                [(b"MGET", *names), *[(b"PTTL", n) for n in names]]
-            )
-            plan = self._core.plan_batch(names, replies[0], replies[1:])
-            if not plan.commands:
-                await session.execute(b"UNWATCH")
-                return
-            results = await session.execute_many([(b"MULTI",), *plan.commands, (b"EXEC",)])
-            if results[-1] is not None:
-                self._core.tally(plan, results[-1], report)
-                return
-        report.conflicts += 1
+    def _failed(self, exc: BackendUnavailable) -> None:
+        # No lock: nothing awaits between the check and the switch, so on one event loop
+        # no other task can interleave (the sync client needs its lock for threads).
+        self._core.failed(exc)
 
-    async def _in_memory(self, op: Callable[[], T]) -> tuple[bool, T | None]:
+    async def _in_memory(self, call: Call[T]) -> tuple[bool, T]:
+        """See SecureCache._in_memory."""
         core = self._core
         if core.probe_due():
             await self._try_recover()
         async with self._lock:
             if core.degraded:
-                return True, op()
-        return False, None
+                return True, call[3]()
+        return False, call[4]
 
     async def _try_recover(self, *, force: bool = False) -> None:
+        """See SecureCache._try_recover."""
+        if self._recovering.locked():
+            return  # another task is probing; this call uses the fallback meanwhile
         core = self._core
-        if self._lock.locked() or not core.degraded or not (force or core.probe_due()):
-            return
-        async with self._lock:
-            if not core.degraded:
+        async with self._recovering:
+            if not core.should_probe(force=force):
                 return
             try:
                 await self._transport.probe()
@@ -583,15 +482,17 @@ class AsyncSecureCache(_CoreViews):
                 core.probe_failed(exc)
                 return
             self._transport.reset()
-            pending = core.memory.drain()
-            try:
-                for packed, count in core.replay_commands(pending):
-                    await self._transport.execute_many(packed, count)
-            except (BackendUnavailable, CommandRejected) as exc:
-                core.restore(pending)
-                core.probe_failed(exc)
-                return
-            core.recovered()
+            async with self._lock:
+                pending, chunks = core.replay()
+                try:
+                    for packed, count in chunks:
+                        await self._transport.execute_many(packed, count)
+                except (BackendUnavailable, CommandRejected) as exc:
+                    core.replay_failed(pending, exc)
+                    return
+                core.recovered()
+
+    # -- lifecycle ------------------------------------------------------------------------
 
     async def close(self) -> None:
         await self._transport.close()
@@ -603,84 +504,4 @@ class AsyncSecureCache(_CoreViews):
         await self.close()
 
 
-# -- helpers shared by both clients ------------------------------------------------------------
-
-
-def _memory_many(core: CacheCore, keys: Sequence[str]) -> dict[str, bytes]:
-    found = {}
-    for key in keys:
-        value = core.memory.get(key)
-        if value is not None:
-            found[key] = value
-    return found
-
-
-def _memory_set_many(
-    core: CacheCore, pairs: Sequence[tuple[str, bytes, bytes]], ttl: float | None
-) -> None:
-    for key, _, value in pairs:
-        core.memory.set(key, value, ttl)
-
-
-def _open_many(
-    core: CacheCore,
-    keys: Sequence[str],
-    logicals: Sequence[bytes],
-    names: Sequence[bytes],
-    raws: Sequence[Any],
-) -> dict[str, bytes]:
-    found: dict[str, bytes] = {}
-    open_value = core.open
-    for key, logical, name, raw in zip(keys, logicals, names, raws, strict=True):
-        if raw is not None:
-            value = open_value(name, logical, raw)
-            if value is not None:
-                found[key] = value
-    return found
-
-
-def _pick_many(
-    core: CacheCore,
-    keys: Sequence[str],
-    logicals: Sequence[bytes],
-    per_key: Sequence[tuple[bytes, ...]],
-    raws: Sequence[Any],
-) -> dict[str, bytes]:
-    found: dict[str, bytes] = {}
-    width = len(per_key[0])
-    for index, (key, logical, names) in enumerate(zip(keys, logicals, per_key, strict=True)):
-        value = core.pick(names, logical, list(raws[index * width : (index + 1) * width]))
-        if value is not None:
-            found[key] = value
-    return found
-
-
-def _count_remaining(session: Session, core: CacheCore, batch_size: int) -> int:
-    remaining = 0
-    for pattern in core.scan_patterns():
-        cursor: bytes | int = b"0"
-        while True:
-            cursor, names = session.execute(
-                b"SCAN", cursor, b"MATCH", pattern, b"COUNT", batch_size
-            )
-            remaining += len(names)
-            if cursor in (b"0", 0):
-                break
-    return remaining
-
-
-async def _count_remaining_async(session: AsyncSession, core: CacheCore, batch_size: int) -> int:
-    remaining = 0
-    for pattern in core.scan_patterns():
-        cursor: bytes | int = b"0"
-        while True:
-            cursor, names = await session.execute(
-                b"SCAN", cursor, b"MATCH", pattern, b"COUNT", batch_size
-            )
-            remaining += len(names)
-            if cursor in (b"0", 0):
-                break
-    return remaining
-
-
-__all__ = ["AsyncSecureCache", "RotationReport", "SecureCache"]
+__all__ = ["DEFAULT_ROTATION_BATCH", "AsyncSecureCache", "RotationReport", "SecureCache"]

@@ -1,9 +1,13 @@
-"""What SecureCache and AsyncSecureCache share: keys, envelopes, fallback state, status.
+"""The sans-IO core of SecureCache and AsyncSecureCache: every decision, no I/O.
 
-No I/O here. The two clients differ only in how they talk to Redis (transport.Transport or
-transport.AsyncTransport) and which lock guards the fallback; every decision - which names
-to read, how to seal, when a value is a miss, when to probe Redis again, what status()
-reports - is made in this module, once.
+The two clients (client.py) are thin shells that only move bytes: each cache call asks the
+core for a `Call` (the RESP bytes to send, how many replies to read, what to make of them,
+and the same operation on the memory fallback), sends it with its transport, and hands the
+reply back. Which names to read, how values are sealed and opened, when a value is a miss,
+how failures are classified, when the fallback takes over and when to probe Redis again,
+what an outage replays, what a rotation pass sends and what a material reload changes are
+decided here, once, in plain code (the style of h11 and hyper-h2). Nothing in this module
+touches a socket or a file.
 """
 
 from __future__ import annotations
@@ -11,34 +15,49 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Generator, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Final
+from functools import partial
+from typing import Any, Final, Literal, TypeVar
+
+from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from secure_cache.crypto import CIPHER_NAME, MAX_LOGICAL_KEY_BYTES, NAME_HASH, Keyring
 from secure_cache.errors import (
     BackendUnavailable,
     CommandRejected,
+    ConfigurationError,
     FailureKind,
     IntegrityError,
 )
 from secure_cache.memory import MemoryCache, Pending
 from secure_cache.metrics import Event, SecurityEvents
-from secure_cache.settings import Settings
-from secure_cache.transport import (
+from secure_cache.resp import (
     NO_EXPIRY,
+    Arg,
     Expiry,
-    TlsInfo,
     pack_command,
+    pack_get,
     pack_set,
     resp_args,
 )
+from secure_cache.settings import Settings
 
+T = TypeVar("T")
 Clock = Callable[[], float]
+Commands = list[tuple[Arg, ...]]
+# A rotation pass: yields the commands for one round trip on a pinned connection, receives
+# their replies, returns the report.
+RotationSteps = Generator[Commands, list[Any], "RotationReport"]
 
 PROBE_BACKOFF_INITIAL_S: Final = 0.25
 PROBE_BACKOFF_MAX_S: Final = 10.0
+DEFAULT_RELOAD_INTERVAL_S: Final = 1.0
+DEFAULT_ROTATION_BATCH: Final = 200
+_WATCH_ATTEMPTS: Final = 3
 _FAILURE_EVENTS: Final[dict[str, Event]] = {
     "auth": "auth_failure",
     "tls": "tls_failure",
@@ -47,6 +66,10 @@ _FAILURE_EVENTS: Final[dict[str, Event]] = {
     "pool": "connection_failure",
 }
 _REPLAY_CHUNK: Final = 200
+_PING: Final = pack_command((b"PING",))
+
+
+# -- arguments ---------------------------------------------------------------------------------
 
 
 def logical_key(key: str) -> bytes:
@@ -89,6 +112,68 @@ def dump_json(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+def json_value(raw: bytes | None) -> Any:
+    return None if raw is None else json.loads(raw)
+
+
+# -- failures ----------------------------------------------------------------------------------
+
+
+def classify(exc: BaseException) -> FailureKind:
+    """auth, tls, timeout or connection, from the exception and what it was raised from."""
+    if isinstance(exc, AuthenticationError):
+        return "auth"
+    seen: BaseException | None = exc
+    for _ in range(6):
+        if seen is None:
+            break
+        if isinstance(seen, ssl.SSLError):
+            return "tls"
+        seen = seen.__cause__ or seen.__context__
+    if isinstance(exc, RedisTimeoutError | TimeoutError):  # socket.timeout is TimeoutError
+        return "timeout"
+    return "connection"
+
+
+def is_refusal(exc: BaseException) -> bool:
+    """The server refused our credentials or certificate: retrying alone cannot help."""
+    return classify(exc) in ("auth", "tls")
+
+
+def unavailable(exc: BaseException) -> BackendUnavailable:
+    return BackendUnavailable(classify(exc), f"{type(exc).__name__}: {exc}"[:300])
+
+
+def rejected(exc: ResponseError) -> CommandRejected:
+    return CommandRejected(acl=isinstance(exc, NoPermissionError), detail=str(exc)[:200])
+
+
+# -- one cache call ----------------------------------------------------------------------------
+
+
+# One round trip: (packed RESP to send, replies to read (0: send nothing, the answer is
+# `default`), what the replies mean, the same operation on the memory fallback, the answer
+# when Redis rejected the command or neither backend served it). A plain tuple: it is built
+# on every cache call, and a tuple costs a fifth of a slotted class.
+Call = tuple[bytes, int, Callable[[Any], T], Callable[[], T], T]
+
+
+def _nothing(_reply: Any) -> None:
+    return None
+
+
+def _true(_reply: Any) -> bool:
+    return True
+
+
+def _false() -> bool:
+    return False
+
+
+def _empty(_reply: Any = None) -> dict[str, bytes]:
+    return {}
+
+
 @dataclass
 class RotationReport:
     """What one rotation pass did. `complete` means no previous key still owns an entry."""
@@ -115,6 +200,20 @@ class BatchPlan:
     discarded: int = 0
 
 
+@dataclass(frozen=True)
+class Reload:
+    """What a reread of the material files changes (see CacheCore.plan_reload)."""
+
+    settings: Settings
+    keyring: Keyring | None  # None: the data keys are unchanged
+    tls: bool  # certificate, key or CA bundle changed: build a new TLS context
+    password: bool
+
+    @property
+    def connection(self) -> bool:
+        return self.tls or self.password
+
+
 class CacheCore:
     """Keyring, fallback memory, events and backend state for one client."""
 
@@ -126,15 +225,7 @@ class CacheCore:
         clock: Clock = time.monotonic,
     ) -> None:
         self.settings = settings
-        self.keyring = Keyring(
-            settings.data_key,
-            settings.previous_keys,
-            prefix=settings.key_prefix,
-            compress_min_bytes=settings.compress_min_bytes,
-        )
-        self.primary = self.keyring.primary
-        self.primary_name = self.keyring.primary_name
-        self.single_key = not self.keyring.previous
+        self.keyring = _keyring(settings, settings.previous_keys)
         self.memory = MemoryCache(settings.fallback_max_entries, clock=clock)
         self.events = events or SecurityEvents()
         self._clock = clock
@@ -144,62 +235,145 @@ class CacheCore:
         self._backoff = PROBE_BACKOFF_INITIAL_S
         self._next_probe = 0.0
 
+    def stored_name(self, key: str) -> bytes:
+        return self.keyring.primary_name(logical_key(key))
+
+    # -- calls ----------------------------------------------------------------------------
+
+    def get(self, key: str) -> Call[bytes | None]:
+        logical = logical_key(key)
+        keyring = self.keyring
+        memory = partial(self.memory.get, key)
+        if not keyring.previous:
+            name = keyring.primary_name(logical)
+            finish = partial(self._open, keyring, name, logical)
+            return (pack_get(name), 1, finish, memory, None)
+        names = keyring.names(logical)
+        finish = partial(self._pick, keyring, names, logical)
+        return (pack_command((b"MGET", *names)), 1, finish, memory, None)
+
+    def set(self, key: str, value: bytes, ttl: float | None) -> Call[None]:
+        logical = logical_key(key)
+        value = value_bytes(value)
+        expiry = ttl_args(ttl)
+        keyring = self.keyring
+        name = keyring.primary_name(logical)
+        packed = pack_set(name, keyring.seal(name, logical, value), expiry)
+        return (packed, 1, _nothing, partial(self.memory.set, key, value, ttl), None)
+
+    def delete(self, key: str) -> Call[bool]:
+        logical = logical_key(key)
+        packed = pack_command((b"DEL", *self.keyring.names(logical)))
+        return (packed, 1, bool, partial(self.memory.delete, key), False)
+
+    def get_many(self, keys: Iterable[str]) -> Call[dict[str, bytes]]:
+        keys = list(keys)
+        logicals = [logical_key(k) for k in keys]
+        memory = partial(self._memory_many, keys)
+        if not keys:
+            return (b"", 0, _empty, memory, {})
+        keyring = self.keyring
+        if not keyring.previous:
+            names = [keyring.primary_name(lg) for lg in logicals]
+            finish = partial(self._open_many, keyring, keys, logicals, names)
+            return (pack_command((b"MGET", *names)), 1, finish, memory, {})
+        per_key = [keyring.names(lg) for lg in logicals]
+        flat = [n for names in per_key for n in names]
+        finish = partial(self._pick_many, keyring, keys, logicals, per_key)
+        return (pack_command((b"MGET", *flat)), 1, finish, memory, {})
+
+    def set_many(self, items: Mapping[str, bytes], ttl: float | None) -> Call[None]:
+        pairs = [(k, logical_key(k), value_bytes(v)) for k, v in items.items()]
+        expiry = ttl_args(ttl)
+        memory = partial(self._memory_set_many, pairs, ttl)
+        keyring = self.keyring
+        names = [keyring.primary_name(lg) for _, lg, _ in pairs]
+        sealed = keyring.seal_many([(n, lg, v) for n, (_, lg, v) in zip(names, pairs, strict=True)])
+        packed = b"".join(pack_set(n, e, expiry) for n, e in zip(names, sealed, strict=True))
+        return (packed, len(pairs), _nothing, memory, None)
+
+    def ping(self) -> Call[bool]:
+        """PING; while the fallback serves, the answer is False without asking Redis."""
+        return (_PING, 1, _true, _false, False)
+
     # -- reading --------------------------------------------------------------------------
 
-    def open(self, name: bytes, logical: bytes, raw: bytes) -> bytes | None:
-        """The value, or None (a miss and a counted event) when it fails authentication."""
+    def _open(self, keyring: Keyring, name: bytes, logical: bytes, raw: Any) -> bytes | None:
+        """The value, or None: absent, or a miss and a counted event when it fails
+        authentication."""
+        if raw is None:
+            return None
         try:
-            return self.keyring.open_value(name, logical, raw)
+            return keyring.open_value(name, logical, raw)
         except IntegrityError:
             self.events.record("integrity_failure", key=name)
             return None
 
-    def pick(self, names: tuple[bytes, ...], logical: bytes, raws: list[Any]) -> bytes | None:
+    def _pick(
+        self, keyring: Keyring, names: tuple[bytes, ...], logical: bytes, raws: list[Any]
+    ) -> bytes | None:
         """First entry found, primary key's name first (rotation in progress)."""
         for name, raw in zip(names, raws, strict=True):
             if raw is not None:
-                return self.open(name, logical, raw)
+                return self._open(keyring, name, logical, raw)
         return None
+
+    def _open_many(
+        self,
+        keyring: Keyring,
+        keys: Sequence[str],
+        logicals: Sequence[bytes],
+        names: Sequence[bytes],
+        raws: Sequence[Any],
+    ) -> dict[str, bytes]:
+        found: dict[str, bytes] = {}
+        for key, logical, name, raw in zip(keys, logicals, names, raws, strict=True):
+            if raw is not None:
+                value = self._open(keyring, name, logical, raw)
+                if value is not None:
+                    found[key] = value
+        return found
+
+    def _pick_many(
+        self,
+        keyring: Keyring,
+        keys: Sequence[str],
+        logicals: Sequence[bytes],
+        per_key: Sequence[tuple[bytes, ...]],
+        raws: Sequence[Any],
+    ) -> dict[str, bytes]:
+        found: dict[str, bytes] = {}
+        width = len(per_key[0])
+        for index, (key, logical, names) in enumerate(zip(keys, logicals, per_key, strict=True)):
+            value = self._pick(
+                keyring, names, logical, list(raws[index * width : (index + 1) * width])
+            )
+            if value is not None:
+                found[key] = value
+        return found
 
     # -- writing --------------------------------------------------------------------------
 
-    def set_command(self, logical: bytes, value: bytes, expiry: Expiry) -> bytes:
-        name = self.primary_name(logical)
-        return pack_set(name, self.keyring.seal(name, logical, value), expiry)
+    @staticmethod
+    def _set_command(keyring: Keyring, logical: bytes, value: bytes, expiry: Expiry) -> bytes:
+        name = keyring.primary_name(logical)
+        return pack_set(name, keyring.seal(name, logical, value), expiry)
 
-    def replay_commands(self, pending: list[Pending]) -> list[tuple[bytes, int]]:
-        """(packed commands, count) chunks that apply an outage's writes and deletes, in order."""
-        chunks: list[tuple[bytes, int]] = []
-        packed: list[bytes] = []
-        for item in pending:
-            logical = logical_key(item.key)
-            if item.value is None:
-                packed.append(pack_command((b"DEL", *self.keyring.names(logical))))
-            else:
-                expiry = (
-                    NO_EXPIRY
-                    if item.ttl_seconds is None
-                    else ttl_args(max(item.ttl_seconds, 0.001))
-                )
-                packed.append(self.set_command(logical, item.value, expiry))
-            if len(packed) == _REPLAY_CHUNK:
-                chunks.append((b"".join(packed), len(packed)))
-                packed = []
-        if packed:
-            chunks.append((b"".join(packed), len(packed)))
-        return chunks
+    def _memory_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        found = {}
+        for key in keys:
+            value = self.memory.get(key)
+            if value is not None:
+                found[key] = value
+        return found
 
-    def restore(self, pending: list[Pending]) -> None:
-        """Put drained changes back after a failed replay (newer memory entries win)."""
-        for item in pending:
-            if item.key in self.memory:
-                continue
-            if item.value is None:
-                self.memory.delete(item.key)
-            else:
-                self.memory.set(item.key, item.value, item.ttl_seconds)
+    def _memory_set_many(
+        self, pairs: Sequence[tuple[str, bytes, bytes]], ttl: float | None
+    ) -> None:
+        for key, _, value in pairs:
+            self.memory.set(key, value, ttl)
 
-    # -- backend state --------------------------------------------------------------------
+    # -- the fallback ---------------------------------------------------------------------
 
     def failed(self, exc: BackendUnavailable) -> None:
         """A command could not reach Redis: count it and switch to the memory fallback."""
@@ -218,6 +392,10 @@ class CacheCore:
     def probe_due(self) -> bool:
         return self._clock() >= self._next_probe
 
+    def should_probe(self, *, force: bool = False) -> bool:
+        """Probe Redis now? Only while degraded, and only when the backoff allows (or forced)."""
+        return self.degraded and (force or self.probe_due())
+
     def probe_failed(self, exc: BackendUnavailable | CommandRejected) -> None:
         if isinstance(exc, BackendUnavailable):
             self.events.record(_FAILURE_EVENTS[exc.kind], kind=exc.kind, during="probe")
@@ -228,16 +406,109 @@ class CacheCore:
         # Jitter keeps many clients from reconnecting in lockstep after an outage.
         self._next_probe = self._clock() + self._backoff * random.uniform(0.8, 1.2)  # noqa: S311
 
+    def replay(self) -> tuple[list[Pending], list[tuple[bytes, int]]]:
+        """Drain the outage's changes: (pending, packed chunks that apply them in order)."""
+        pending = self.memory.drain()
+        keyring = self.keyring
+        chunks: list[tuple[bytes, int]] = []
+        packed: list[bytes] = []
+        for item in pending:
+            logical = logical_key(item.key)
+            if item.value is None:
+                packed.append(pack_command((b"DEL", *keyring.names(logical))))
+            else:
+                expiry = (
+                    NO_EXPIRY
+                    if item.ttl_seconds is None
+                    else ttl_args(max(item.ttl_seconds, 0.001))
+                )
+                packed.append(self._set_command(keyring, logical, item.value, expiry))
+            if len(packed) == _REPLAY_CHUNK:
+                chunks.append((b"".join(packed), len(packed)))
+                packed = []
+        if packed:
+            chunks.append((b"".join(packed), len(packed)))
+        return pending, chunks
+
+    def replay_failed(
+        self, pending: list[Pending], exc: BackendUnavailable | CommandRejected
+    ) -> None:
+        """Put drained changes back (newer memory entries win) and back off."""
+        for item in pending:
+            if item.key in self.memory:
+                continue
+            if item.value is None:
+                self.memory.delete(item.key)
+            else:
+                self.memory.set(item.key, item.value, item.ttl_seconds)
+        self.probe_failed(exc)
+
     def recovered(self) -> None:
         self.degraded = False
         self.degraded_since = None
         self._backoff = PROBE_BACKOFF_INITIAL_S
         self.events.record("reconnect", backend="redis")
 
+    def require_redis(self) -> None:
+        """Rotation needs Redis itself: the fallback cannot serve it."""
+        if self.degraded:
+            raise BackendUnavailable(
+                self.last_failure or "connection", "redis is unavailable and rotation needs it"
+            )
+
+    # -- material reload ------------------------------------------------------------------
+
+    def plan_reload(self, settings: Settings, changed: Collection[str]) -> Reload:
+        """What a reread of the files changes. `changed` names the files that changed.
+
+        A reload never makes an entry unreadable mid-rotation: when the new files drop the
+        primary key this process has been writing with (a half-written rotation, or a
+        rotation that skipped the read-only phase), that key stays readable as a previous
+        key until the files change again.
+        """
+        old = self.settings
+        keyring = None
+        if (settings.data_key, settings.previous_keys) != (old.data_key, old.previous_keys):
+            previous = settings.previous_keys
+            current = old.data_key
+            if current != settings.data_key and current not in previous:
+                previous = (*previous, current)
+            keyring = _keyring(settings, previous)
+        tls_files = {settings.cert_file, settings.key_file, settings.ca_file}
+        return Reload(
+            settings=settings,
+            keyring=keyring,
+            tls=any(path in tls_files for path in changed),
+            password=settings.password != old.password,
+        )
+
+    def reloaded(self, plan: Reload) -> None:
+        """Adopt a reload whose connection material the transport has taken."""
+        self.settings = plan.settings
+        if plan.keyring is not None:
+            self.keyring = plan.keyring
+        self.events.record(
+            "material_reload",
+            keys=str(plan.keyring is not None).lower(),
+            tls=str(plan.tls).lower(),
+            password=str(plan.password).lower(),
+        )
+
+    def reload_failed(self, exc: ConfigurationError) -> None:
+        """The files changed but do not form a working configuration (yet): keep the old."""
+        self.events.record("reload_failure", problems=str(len(exc.problems)))
+
     # -- status ---------------------------------------------------------------------------
 
-    def status(self, tls: TlsInfo | None) -> dict[str, Any]:
+    def status_needs(self, tls_known: bool) -> Literal["probe", "ping"] | None:
+        """What status() should do before reporting: probe a due recovery, or connect once."""
+        if self.degraded:
+            return "probe" if self.probe_due() else None
+        return None if tls_known else "ping"
+
+    def status(self, tls: Any) -> dict[str, Any]:
         s = self.settings
+        keyring = self.keyring
         not_after = tls.server_cert_not_after if tls else None
         return {
             "backend": "memory" if self.degraded else "redis",
@@ -258,8 +529,8 @@ class CacheCore:
                 "cipher": CIPHER_NAME,
                 "key_names": NAME_HASH,
                 "key_prefix": s.key_prefix,
-                "primary_key_id": self.primary.key_id_hex,
-                "previous_key_ids": [k.key_id_hex for k in self.keyring.previous],
+                "primary_key_id": keyring.primary.key_id_hex,
+                "previous_key_ids": [k.key_id_hex for k in keyring.previous],
                 "compress_min_bytes": s.compress_min_bytes,
             },
             "fallback": {
@@ -274,8 +545,48 @@ class CacheCore:
 
     # -- rotation -------------------------------------------------------------------------
 
-    def scan_patterns(self) -> list[bytes]:
-        return [k.name_prefix + b"*" for k in self.keyring.previous]
+    def rotation(self, batch_size: int, max_batches: int | None) -> RotationSteps:
+        """The rotation pass, one round trip per step (see SecureCache.rotate)."""
+        report = RotationReport()
+        patterns = [k.name_prefix + b"*" for k in self.keyring.previous]
+        for pattern in patterns:
+            cursor: bytes | int = b"0"
+            while max_batches is None or report.batches < max_batches:
+                ((cursor, names),) = yield [
+                    (b"SCAN", cursor, b"MATCH", pattern, b"COUNT", batch_size)
+                ]
+                if names:
+                    yield from self._rotate_batch(list(names), report)
+                    report.batches += 1
+                if cursor in (b"0", 0):
+                    break
+        for pattern in patterns:
+            cursor = b"0"
+            while True:
+                ((cursor, names),) = yield [
+                    (b"SCAN", cursor, b"MATCH", pattern, b"COUNT", batch_size)
+                ]
+                report.remaining += len(names)
+                if cursor in (b"0", 0):
+                    break
+        report.complete = report.remaining == 0
+        return report
+
+    def _rotate_batch(
+        self, names: list[bytes], report: RotationReport
+    ) -> Generator[Commands, list[Any], None]:
+        report.scanned += len(names)
+        for _ in range(_WATCH_ATTEMPTS):
+            replies = yield [(b"WATCH", *names), (b"MGET", *names), *[(b"PTTL", n) for n in names]]
+            plan = self.plan_batch(names, replies[1], replies[2:])
+            if not plan.commands:
+                yield [(b"UNWATCH",)]
+                return
+            results = yield [(b"MULTI",), *plan.commands, (b"EXEC",)]
+            if results[-1] is not None:  # None: a watched name changed; read again
+                self.tally(plan, results[-1], report)
+                return
+        report.conflicts += 1
 
     def plan_batch(self, names: list[bytes], raws: list[Any], pttls: list[Any]) -> BatchPlan:
         """Reseal each entry under the primary key: SET new NX (keeping the TTL), DEL old.
@@ -311,23 +622,36 @@ class CacheCore:
                     report.migrated += 1
 
 
+def _keyring(settings: Settings, previous: Sequence[bytes]) -> Keyring:
+    return Keyring(
+        settings.data_key,
+        previous,
+        prefix=settings.key_prefix,
+        compress_min_bytes=settings.compress_min_bytes,
+    )
+
+
 def _iso(epoch: float | None) -> str | None:
     if epoch is None:
         return None
     return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat(timespec="seconds")
 
 
-def json_value(raw: bytes | None) -> Any:
-    return None if raw is None else json.loads(raw)
-
-
 __all__ = [
+    "DEFAULT_RELOAD_INTERVAL_S",
+    "DEFAULT_ROTATION_BATCH",
     "BatchPlan",
     "CacheCore",
+    "Call",
+    "Reload",
     "RotationReport",
+    "classify",
     "dump_json",
+    "is_refusal",
     "json_value",
     "logical_key",
+    "rejected",
     "ttl_args",
+    "unavailable",
     "value_bytes",
 ]

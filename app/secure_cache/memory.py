@@ -80,10 +80,6 @@ class MemoryCache:
                 pending.append(Pending(key, value, expires - now))
         return pending
 
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
     def _put(self, key: str, entry: tuple[bytes | None, float | None]) -> None:
         with self._lock:
             self._entries[key] = entry

@@ -25,6 +25,8 @@ Event = Literal[
     "acl_denied",
     "command_error",
     "replay_failure",
+    "material_reload",
+    "reload_failure",
 ]
 
 # event -> (counter name in status(), log level)
@@ -39,6 +41,8 @@ _EVENTS: Final[dict[str, tuple[str, int]]] = {
     "acl_denied": ("acl_denied", logging.ERROR),
     "command_error": ("command_errors", logging.WARNING),
     "replay_failure": ("replay_failures", logging.WARNING),
+    "material_reload": ("material_reloads", logging.INFO),
+    "reload_failure": ("reload_failures", logging.WARNING),
 }
 COUNTERS: Final = tuple(counter for counter, _ in _EVENTS.values())
 

@@ -7,8 +7,9 @@
     GET    /security-status                                  -> 200 SecureCache.status()
 
 `{key}` is percent-decoded UTF-8. The service has no authentication of its own: it is meant
-to sit on a private network next to the application that uses it (the stack publishes no
-port for it by default). Access logs name the route, never the key:
+to sit on a private network next to the application that uses it (the stack publishes its
+port on the host's 127.0.0.1 only, see infra/components/app.py). Access logs name the
+route, never the key:
 
     event=http_request method=GET route=/cache/{key} status=200
 """

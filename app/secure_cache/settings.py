@@ -71,6 +71,7 @@ DEFAULT_KEY_PREFIX: Final = "cache:"
 DEFAULT_FALLBACK_MAX_ENTRIES: Final = 10_000
 DEFAULT_HTTP_PORT: Final = 8080
 DEFAULT_HTTP_MAX_VALUE_BYTES: Final = 1 << 20
+_FILE_SECRETS: Final = ("REDIS_PASSWORD", "REDIS_ENCRYPTION_KEY", "REDIS_ENCRYPTION_PREVIOUS_KEYS")
 _PREFIX_RE: Final = re.compile(r"^[A-Za-z0-9_.-]+:$")
 _KEY_SPLIT_RE: Final = re.compile(r"[\s,]+")
 _GENERATE_KEY_HINT: Final = (
@@ -97,6 +98,20 @@ class Settings:
     key_prefix: str = DEFAULT_KEY_PREFIX
     fallback_max_entries: int = DEFAULT_FALLBACK_MAX_ENTRIES
     compress_min_bytes: int | None = None
+    # The environment entries these settings were read from, so that the client can read
+    # them again when a mounted file changes (material rotation); empty when built by hand.
+    sources: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def watched_files(self) -> tuple[str, ...]:
+        """Every file these settings were read from (certificates, keys, secret files)."""
+        paths = [self.ca_file, self.cert_file, self.key_file] if self.sources else []
+        paths += [self.sources.get(f"{name}_FILE") for name in _FILE_SECRETS]
+        return tuple(dict.fromkeys(p for p in paths if p))
+
+    def reread(self) -> Settings:
+        """The same environment read again (its files may have changed); ConfigurationError."""
+        return load_settings(self.sources)
 
     @property
     def min_tls_version(self) -> ssl.TLSVersion:
@@ -183,7 +198,25 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         key_prefix=prefix,
         fallback_max_entries=fallback,
         compress_min_bytes=compress,
+        sources={name: value for name, value in env.items() if name in _SOURCES},
     )
+
+
+_SOURCES: Final = frozenset(
+    {
+        "ENVIRONMENT",
+        "REDIS_URL",
+        "REDIS_USERNAME",
+        "REDIS_TLS_CA_CERT",
+        "REDIS_TLS_CERT_FILE",
+        "REDIS_TLS_KEY_FILE",
+        "REDIS_KEY_PREFIX",
+        "CACHE_FALLBACK_MAX_ENTRIES",
+        "CACHE_COMPRESS_MIN_BYTES",
+        *_FILE_SECRETS,
+        *(f"{name}_FILE" for name in _FILE_SECRETS),
+    }
+)
 
 
 def _environment(env: Mapping[str, str], problems: list[str]) -> Environment | None:

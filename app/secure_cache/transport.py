@@ -2,20 +2,31 @@
 # mypy: disable-error-code="no-untyped-call"
 """TLS transport to Redis: redis-py connections over one shared SSLContext, pooled.
 
+The I/O half of the client: it writes the bytes core.py built and reads the replies. It
+decides nothing about the cache; failures are classified by core.classify.
+
 Why not `redis.Redis(...)` directly:
   * redis-py builds a new SSLContext for every new connection (CA bundle parsed, key loaded):
-    about 30 ms each. Here one context is built once and every connection's handshake uses it.
+    about 30 ms each. Here one context is built per material version and every connection's
+    handshake uses it.
   * the generic command path (observability hooks, response callbacks, pool health checks)
     costs more than TLS and AES-GCM together on a 1 KiB GET. The cache needs a handful of
-    commands, so it packs them with hiredis and reads replies with redis-py's hiredis parser
-    on redis-py connections, and keeps its own small LIFO pool.
+    commands, so core.py packs them and they are read with redis-py's hiredis parser on
+    redis-py connections, from a small LIFO pool.
 
 What is fixed and not configurable: certificate verification against the CA with hostname
 check, a client certificate, ACL username + password, TLS 1.3 minimum in staging and
 production (1.2 in development, ECDHE + AEAD suites only), no CLIENT SETINFO (nothing the
-app's ACL needs to allow), and bounded retries: a failed command is retried once on a fresh
-connection (a pooled socket may predate a server restart), then BackendUnavailable is raised
-for the client to fall back. Authentication and TLS failures are not retried.
+app's ACL needs to allow), and bounded retries: after a failed first attempt redis-py's
+`Retry` (equal-jitter backoff) makes `retries` more attempts on fresh connections (a pooled
+socket may predate a server restart), then BackendUnavailable is raised for the client to
+fall back. An authentication or TLS refusal is not retried as such: the client rereads its
+material files (`on_refused`) and, when they changed, makes exactly one more attempt with
+the new material - so a rotated password or certificate never fails a request.
+
+Material (TLS context, password) is swapped whole by `reconfigure()`: new connections use
+the new material; pooled connections finish what they are doing and reconnect at their next
+use (the pool's generation), so no in-flight request is dropped.
 """
 
 from __future__ import annotations
@@ -29,25 +40,23 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Final
 
-import hiredis
 import redis.asyncio.connection as aio_connection
-from redis.backoff import NoBackoff
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import EqualJitterBackoff, NoBackoff
 from redis.connection import SSLConnection
-from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
+from redis.credentials import CredentialProvider
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from secure_cache.errors import (
-    BackendUnavailable,
-    CommandRejected,
-    ConfigurationError,
-    FailureKind,
-)
+from secure_cache.core import is_refusal, rejected, unavailable
+from secure_cache.errors import BackendUnavailable, ConfigurationError
+from secure_cache.resp import Arg, pack_command, pack_many
 from secure_cache.settings import Settings
 
 # The TLS 1.2 suites a development server may negotiate: ECDHE + AEAD only (same list as
@@ -61,47 +70,16 @@ DEFAULT_SOCKET_TIMEOUT: Final = 2.0
 DEFAULT_CONNECT_TIMEOUT: Final = 2.0
 DEFAULT_MAX_CONNECTIONS: Final = 64
 DEFAULT_RETRIES: Final = 1
-_RETRY_BACKOFF_S: Final = 0.05
+RETRY_BACKOFF_BASE_S: Final = 0.05
+RETRY_BACKOFF_CAP_S: Final = 0.5
 _TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
+_PING: Final = pack_command((b"PING",))
 Reply = Any
-Arg = bytes | str | int
-
-
-# RESP-encode one command, in C. (hiredis' stub types the argument as a 1-tuple.)
-pack_command: Callable[[tuple[Arg, ...]], bytes] = hiredis.pack_command  # type: ignore[assignment]
-
-# GET and SET are built by hand: joining precomputed pieces is about twice as fast as
-# pack_command for the commands every cache call sends.
-_SET_HEADS: Final = {0: b"*3\r\n$3\r\nSET\r\n$", 2: b"*5\r\n$3\r\nSET\r\n$"}
-Expiry = tuple[int, bytes]  # (number of extra arguments, their RESP encoding)
-NO_EXPIRY: Final[Expiry] = (0, b"")
-
-
-def resp_args(*args: bytes) -> bytes:
-    """RESP bulk strings for `args`, to append to a command header."""
-    return b"".join(b"$%d\r\n%b\r\n" % (len(a), a) for a in args)
-
-
-def pack_get(name: bytes) -> bytes:
-    return b"*2\r\n$3\r\nGET\r\n$%d\r\n%b\r\n" % (len(name), name)
-
-
-def pack_set(name: bytes, value: bytes, expiry: Expiry = NO_EXPIRY) -> bytes:
-    return b"".join(
-        (
-            _SET_HEADS[expiry[0]],
-            b"%d\r\n" % len(name),
-            name,
-            b"\r\n$%d\r\n" % len(value),
-            value,
-            b"\r\n",
-            expiry[1],
-        )
-    )
+Commands = Sequence[tuple[Arg, ...]]
 
 
 def build_ssl_context(settings: Settings) -> ssl.SSLContext:
-    """The one client context: verify the server against the CA, present the client cert."""
+    """The client context: verify the server against the CA, present the client cert."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED + check_hostname
     ctx.minimum_version = settings.min_tls_version
     ctx.set_ciphers(TLS12_CIPHERS)
@@ -148,13 +126,20 @@ class TlsInfo:
 
 
 @dataclass(frozen=True)
+class ConnectionMaterial:
+    """What a new connection handshakes and authenticates with; replaced whole on reload."""
+
+    ssl_context: ssl.SSLContext
+    username: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
 class TransportConfig:
     host: str
     port: int
     db: int
-    username: str
-    password: str
-    ssl_context: ssl.SSLContext
+    material: ConnectionMaterial
     socket_timeout: float = DEFAULT_SOCKET_TIMEOUT
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     max_connections: int = DEFAULT_MAX_CONNECTIONS
@@ -166,19 +151,16 @@ class TransportConfig:
             host=settings.host,
             port=settings.port,
             db=settings.db,
-            username=settings.username,
-            password=settings.password,
-            ssl_context=build_ssl_context(settings),
+            material=material_from(settings),
             **overrides,
         )
 
-    def connection_kwargs(self) -> dict[str, Any]:
+    def connection_kwargs(self, credentials: CredentialProvider) -> dict[str, Any]:
         return {
             "host": self.host,
             "port": self.port,
             "db": self.db,
-            "username": self.username,
-            "password": self.password,
+            "credential_provider": credentials,
             "socket_timeout": self.socket_timeout,
             "socket_connect_timeout": self.connect_timeout,
             "socket_keepalive": True,
@@ -190,29 +172,72 @@ class TransportConfig:
         }
 
 
-def classify(exc: BaseException) -> FailureKind:
-    """auth, tls, timeout or connection, from the exception and what it was raised from."""
-    if isinstance(exc, AuthenticationError):
-        return "auth"
-    seen: BaseException | None = exc
-    for _ in range(6):
-        if seen is None:
-            break
-        if isinstance(seen, ssl.SSLError):
-            return "tls"
-        seen = seen.__cause__ or seen.__context__
-    if isinstance(exc, RedisTimeoutError | TimeoutError | socket.timeout):
-        return "timeout"
-    return "connection"
+def material_from(
+    settings: Settings, tls_from: ConnectionMaterial | None = None
+) -> ConnectionMaterial:
+    """Connection material for `settings`; reuses `tls_from`'s context when given."""
+    return ConnectionMaterial(
+        ssl_context=tls_from.ssl_context if tls_from else build_ssl_context(settings),
+        username=settings.username,
+        password=settings.password,
+    )
 
 
-def unavailable(exc: BaseException) -> BackendUnavailable:
-    kind = classify(exc)
-    return BackendUnavailable(kind, f"{type(exc).__name__}: {exc}"[:300])
+class _Material(CredentialProvider):
+    """The current ConnectionMaterial; redis-py asks it for credentials at every AUTH."""
+
+    def __init__(self, current: ConnectionMaterial) -> None:
+        self.current = current
+
+    def get_credentials(self) -> tuple[str, str]:
+        material = self.current
+        return material.username, material.password
+
+    async def get_credentials_async(self) -> tuple[str, str]:
+        return self.get_credentials()
 
 
-def rejected(exc: ResponseError) -> CommandRejected:
-    return CommandRejected(acl=isinstance(exc, NoPermissionError), detail=str(exc)[:200])
+def _never_refreshed() -> bool:
+    return False
+
+
+class BaseTransport:
+    """What both transports share: config, material, the retry policy, handshake info."""
+
+    def __init__(self, config: TransportConfig) -> None:
+        self.config = config
+        self.tls_info: TlsInfo | None = None
+        self.material = _Material(config.material)
+        # Set by the client: rereads the material files after an auth or TLS refusal and
+        # says whether the connection material changed (then one more attempt is made).
+        self.on_refused: Callable[[], bool] = _never_refreshed
+        self._kwargs = config.connection_kwargs(self.material)
+        self._backoff = EqualJitterBackoff(cap=RETRY_BACKOFF_CAP_S, base=RETRY_BACKOFF_BASE_S)
+        # Attempts after the first (which runs inline, outside Retry, on the hot path).
+        self._more = max(0, config.retries - 1) if config.retries > 0 else None
+
+    def _record_handshake(self, info: TlsInfo) -> None:
+        self.tls_info = info
+
+    def reconfigure(self, material: ConnectionMaterial) -> None:
+        """New connections use `material`; pooled ones reconnect at their next use."""
+        self.material.current = material
+        self.reset()
+
+    def reset(self) -> None:
+        raise NotImplementedError
+
+
+def _ignore(_: Exception) -> None:
+    return None
+
+
+async def _aignore(_: Exception) -> None:
+    return None
+
+
+def _retryable(exc: Exception) -> bool:
+    return not is_refusal(exc)
 
 
 # --------------------------------------------------------------------------------------------
@@ -220,23 +245,25 @@ def rejected(exc: ResponseError) -> CommandRejected:
 
 
 class _TlsConnection(SSLConnection):
-    """A redis-py SSLConnection whose handshake uses the transport's shared context."""
+    """A redis-py SSLConnection whose handshake uses the transport's current context."""
 
     def __init__(
         self,
         *,
-        shared_context: ssl.SSLContext,
+        material: _Material,
         on_handshake: Callable[[TlsInfo], None],
         generation: int,
         **kwargs: Any,
     ) -> None:
-        self._shared_context = shared_context
+        self._material = material
         self._on_handshake = on_handshake
         self.generation = generation
+        self.handshake_context: ssl.SSLContext | None = None
         super().__init__(**kwargs)
 
     def _wrap_socket_with_ssl(self, sock: socket.socket) -> ssl.SSLSocket:
-        tls = self._shared_context.wrap_socket(sock, server_hostname=self.host)
+        context = self.handshake_context = self._material.current.ssl_context
+        tls = context.wrap_socket(sock, server_hostname=self.host)
         self._on_handshake(TlsInfo.of(tls))
         return tls
 
@@ -244,8 +271,8 @@ class _TlsConnection(SSLConnection):
 class _Pool:
     """LIFO pool of at most `max_connections` connections; acquire() waits when all are busy.
 
-    After a transport failure the generation is bumped: connections of an older generation
-    are reconnected before their next use instead of failing one by one.
+    After a transport failure or a material change the generation is bumped: connections
+    of an older generation are reconnected before their next use.
     """
 
     def __init__(self, factory: Callable[[int], _TlsConnection], config: TransportConfig) -> None:
@@ -296,7 +323,10 @@ class _Pool:
             with self._cond:
                 self._cond.notify()
 
-    def invalidate(self) -> None:
+    def discard(self, conn: _TlsConnection) -> None:
+        """A connection failed: close it and reconnect the others before their next use."""
+        conn.disconnect()
+        self.release(conn)
         self.generation += 1
 
     def close(self) -> None:
@@ -323,22 +353,33 @@ def _reset_pools_after_fork() -> None:
 os.register_at_fork(after_in_child=_reset_pools_after_fork)
 
 
-class Transport:
+def _read_replies(conn: _TlsConnection, count: int) -> list[Reply]:
+    """`count` replies; every one is read even after an error reply (then it is raised)."""
+    results: list[Reply] = []
+    error: ResponseError | None = None
+    for _ in range(count):
+        try:
+            results.append(conn.read_response())
+        except ResponseError as exc:
+            error = error or exc
+            results.append(None)
+    if error is not None:
+        raise error
+    return results
+
+
+class Transport(BaseTransport):
     """Packed commands over pooled TLS connections; raises BackendUnavailable/CommandRejected."""
 
     def __init__(self, config: TransportConfig) -> None:
-        self.config = config
-        self.tls_info: TlsInfo | None = None
-        self._kwargs = config.connection_kwargs()
-        self._attempts = 1 + max(0, config.retries)
+        super().__init__(config)
         self._pool = _Pool(self._new_connection, config)
-
-    def _record_handshake(self, info: TlsInfo) -> None:
-        self.tls_info = info
+        self._retry = None if self._more is None else Retry(self._backoff, self._more)
+        self._retry_once = Retry(NoBackoff(), 0)
 
     def _new_connection(self, generation: int) -> _TlsConnection:
         return _TlsConnection(
-            shared_context=self.config.ssl_context,
+            material=self.material,
             on_handshake=self._record_handshake,
             generation=generation,
             **self._kwargs,
@@ -349,97 +390,109 @@ class Transport:
         return self.execute_packed(pack_command(args))
 
     def execute_packed(self, packed: bytes) -> Reply:
+        """One packed command, one reply (the hot path: the first attempt is inline)."""
         pool = self._pool
-        failure: BaseException | None = None
-        for attempt in range(self._attempts):
-            conn = pool.acquire()
-            try:
-                conn.send_packed_command((packed,), False)
-                reply = conn.read_response()
-            except ResponseError as exc:
-                pool.release(conn)
-                raise rejected(exc) from None
-            except _TRANSIENT as exc:
-                failure = exc
-                conn.disconnect()
-                pool.release(conn)
-                pool.invalidate()
-                if classify(exc) in ("auth", "tls"):
-                    break
-                if attempt:
-                    time.sleep(_RETRY_BACKOFF_S * attempt)
-                continue
-            except BaseException:
-                conn.disconnect()
-                pool.release(conn)
-                raise
+        conn = pool.acquire()
+        try:
+            conn.send_packed_command((packed,), False)
+            reply = conn.read_response()
+        except ResponseError as exc:
             pool.release(conn)
-            return reply
-        assert failure is not None
-        raise unavailable(failure) from failure
+            raise rejected(exc) from None
+        except _TRANSIENT as exc:
+            pool.discard(conn)
+            return self._again(lambda: self._attempt(packed, 1), exc)[0]
+        except BaseException:
+            pool.discard(conn)
+            raise
+        pool.release(conn)
+        return reply
 
     def execute_many(self, packed: bytes, replies: int) -> list[Reply]:
         """Several packed commands in one write; every reply is read even after an error."""
+        try:
+            return self._attempt(packed, replies)
+        except _TRANSIENT as exc:
+            return self._again(lambda: self._attempt(packed, replies), exc)
+
+    def _attempt(self, packed: bytes, replies: int) -> list[Reply]:
         pool = self._pool
-        failure: BaseException | None = None
-        for attempt in range(self._attempts):
-            conn = pool.acquire()
-            try:
-                conn.send_packed_command((packed,), False)
-                results: list[Reply] = []
-                error: ResponseError | None = None
-                for _ in range(replies):
-                    try:
-                        results.append(conn.read_response())
-                    except ResponseError as exc:
-                        error = error or exc
-                        results.append(None)
-            except _TRANSIENT as exc:
-                failure = exc
-                conn.disconnect()
-                pool.release(conn)
-                pool.invalidate()
-                if classify(exc) in ("auth", "tls"):
-                    break
-                if attempt:
-                    time.sleep(_RETRY_BACKOFF_S * attempt)
-                continue
-            except BaseException:
-                conn.disconnect()
-                pool.release(conn)
-                raise
+        conn = pool.acquire()
+        try:
+            conn.send_packed_command((packed,), False)
+            results = _read_replies(conn, replies)
+        except ResponseError as exc:
             pool.release(conn)
-            if error is not None:
-                raise rejected(error) from None
-            return results
-        assert failure is not None
-        raise unavailable(failure) from failure
+            raise rejected(exc) from None
+        except BaseException:
+            pool.discard(conn)
+            raise
+        pool.release(conn)
+        return results
+
+    def _again(self, do: Callable[[], list[Reply]], error: BaseException) -> list[Reply]:
+        """After a failed attempt: Retry for transient failures, one more after a reload."""
+        for _ in range(2):
+            if is_refusal(error):
+                if not self.on_refused():
+                    break
+                retry = self._retry_once
+            elif self._retry is None:
+                break
+            else:
+                retry = self._retry
+            try:
+                return retry.call_with_retry(do, _ignore, _retryable)
+            except _TRANSIENT as exc:
+                error = exc
+        raise unavailable(error) from error
 
     @contextlib.contextmanager
-    def session(self) -> Iterator[Session]:
-        """One connection for a command sequence (WATCH/MULTI/EXEC); no retries."""
-        conn = self._pool.acquire()
-        session = Session(conn)
+    def session(self) -> Iterator[Callable[[Commands], list[Reply]]]:
+        """One pinned connection for a command sequence (WATCH/MULTI/EXEC); no retries.
+
+        Yields `run(commands) -> replies`; a failure closes the connection.
+        """
+        pool = self._pool
+        conn = pool.acquire()
+
+        def run(commands: Commands) -> list[Reply]:
+            try:
+                conn.send_packed_command((pack_many(list(commands)),), False)
+                return _read_replies(conn, len(commands))
+            except ResponseError as exc:
+                raise rejected(exc) from None
+            except _TRANSIENT as exc:
+                raise unavailable(exc) from exc
+
         try:
-            yield session
+            yield run
         except BaseException:
             conn.disconnect()
             raise
         finally:
-            if session.dirty:
-                conn.disconnect()
-            self._pool.release(conn)
+            pool.release(conn)
 
     def probe(self) -> float:
         """Open a new connection (TCP + TLS + AUTH), PING, close; seconds taken."""
-        conn = self._new_connection(self._pool.generation)
         start = time.perf_counter()
         try:
-            conn.send_packed_command((pack_command((b"PING",)),), False)
-            conn.read_response()
-            return time.perf_counter() - start
+            self._probe_once()
         except _TRANSIENT as exc:
-            raise unavailable(exc) from exc
+            if not (is_refusal(exc) and self.on_refused()):
+                raise unavailable(exc) from exc
+            start = time.perf_counter()
+            try:
+                self._probe_once()
+            except _TRANSIENT as again:
+                raise unavailable(again) from again
+        return time.perf_counter() - start
+
+    def _probe_once(self) -> None:
+        conn = self._new_connection(self._pool.generation)
+        try:
+            conn.send_packed_command((_PING,), False)
+            conn.read_response()
         except ResponseError as exc:
             raise rejected(exc) from None
         finally:
@@ -447,40 +500,10 @@ class Transport:
 
     def reset(self) -> None:
         """Reconnect every pooled connection before its next use."""
-        self._pool.invalidate()
+        self._pool.generation += 1
 
     def close(self) -> None:
         self._pool.close()
-
-
-class Session:
-    """Commands on one pinned connection; a failure marks it for disconnect."""
-
-    def __init__(self, conn: _TlsConnection) -> None:
-        self._conn = conn
-        self.dirty = False
-
-    def execute(self, *args: Arg) -> Reply:
-        return self.execute_many([args])[0]
-
-    def execute_many(self, commands: Sequence[Sequence[Arg]]) -> list[Reply]:
-        conn = self._conn
-        try:
-            conn.send_packed_command((b"".join(pack_command(tuple(c)) for c in commands),), False)
-            results: list[Reply] = []
-            error: ResponseError | None = None
-            for _ in commands:
-                try:
-                    results.append(conn.read_response())
-                except ResponseError as exc:
-                    error = error or exc
-                    results.append(exc)
-        except _TRANSIENT as exc:
-            self.dirty = True
-            raise unavailable(exc) from exc
-        if error is not None:
-            raise rejected(error) from None
-        return results
 
 
 # --------------------------------------------------------------------------------------------
@@ -488,24 +511,24 @@ class Session:
 
 
 class _AsyncTlsConnection(aio_connection.SSLConnection):
-    """redis-py's asyncio SSLConnection, handshaking with the shared context."""
+    """redis-py's asyncio SSLConnection, handshaking with the transport's current context."""
 
     def __init__(
         self,
         *,
-        shared_context: ssl.SSLContext,
+        material: _Material,
         on_handshake: Callable[[TlsInfo], None],
         generation: int,
         **kwargs: Any,
     ) -> None:
-        self._shared_context = shared_context
+        self._material = material
         self._on_handshake = on_handshake
         self.generation = generation
         super().__init__(**kwargs)
 
     def _connection_arguments(self) -> dict[str, Any]:
         # Not super(): redis-py would build (and cache per connection) a fresh SSLContext.
-        return {"host": self.host, "port": self.port, "ssl": self._shared_context}
+        return {"host": self.host, "port": self.port, "ssl": self._material.current.ssl_context}
 
     async def _connect(self) -> None:
         await super()._connect()
@@ -514,25 +537,35 @@ class _AsyncTlsConnection(aio_connection.SSLConnection):
             self._on_handshake(TlsInfo.of(tls))
 
 
-class AsyncTransport:
-    """The asyncio twin of Transport; use one per event loop."""
+async def _aread_replies(conn: _AsyncTlsConnection, count: int) -> list[Reply]:
+    results: list[Reply] = []
+    error: ResponseError | None = None
+    for _ in range(count):
+        try:
+            results.append(await conn.read_response())
+        except ResponseError as exc:
+            error = error or exc
+            results.append(None)
+    if error is not None:
+        raise error
+    return results
+
+
+class AsyncTransport(BaseTransport):
+    """Transport for asyncio: the same contract with `await`; use one per event loop."""
 
     def __init__(self, config: TransportConfig) -> None:
-        self.config = config
-        self.tls_info: TlsInfo | None = None
-        self._kwargs = config.connection_kwargs()
-        self._attempts = 1 + max(0, config.retries)
+        super().__init__(config)
         self._idle: deque[_AsyncTlsConnection] = deque()
         self._all: list[_AsyncTlsConnection] = []
         self._waiters: deque[asyncio.Future[_AsyncTlsConnection]] = deque()
         self.generation = 0
-
-    def _record_handshake(self, info: TlsInfo) -> None:
-        self.tls_info = info
+        self._retry = None if self._more is None else AsyncRetry(self._backoff, self._more)
+        self._retry_once = AsyncRetry(NoBackoff(), 0)
 
     def _new_connection(self) -> _AsyncTlsConnection:
         return _AsyncTlsConnection(
-            shared_context=self.config.ssl_context,
+            material=self.material,
             on_handshake=self._record_handshake,
             generation=self.generation,
             **self._kwargs,
@@ -568,75 +601,99 @@ class AsyncTransport:
                 return
         self._idle.append(conn)
 
+    async def _discard(self, conn: _AsyncTlsConnection) -> None:
+        await conn.disconnect(nowait=True)
+        self._release(conn)
+        self.generation += 1
+
     async def execute(self, *args: Arg) -> Reply:
         return await self.execute_packed(pack_command(args))
 
     async def execute_packed(self, packed: bytes) -> Reply:
-        replies = await self._run(packed, 1)
-        return replies[0]
+        return (await self.execute_many(packed, 1))[0]
 
     async def execute_many(self, packed: bytes, replies: int) -> list[Reply]:
-        return await self._run(packed, replies)
+        try:
+            return await self._attempt(packed, replies)
+        except _TRANSIENT as exc:
+            return await self._again(lambda: self._attempt(packed, replies), exc)
 
-    async def _run(self, packed: bytes, count: int) -> list[Reply]:
-        failure: BaseException | None = None
-        for attempt in range(self._attempts):
-            conn = await self._acquire()
-            try:
-                await conn.send_packed_command((packed,), False)
-                results: list[Reply] = []
-                error: ResponseError | None = None
-                for _ in range(count):
-                    try:
-                        results.append(await conn.read_response())
-                    except ResponseError as exc:
-                        error = error or exc
-                        results.append(None)
-            except _TRANSIENT as exc:
-                failure = exc
-                await conn.disconnect(nowait=True)
-                self._release(conn)
-                self.generation += 1
-                if classify(exc) in ("auth", "tls"):
-                    break
-                if attempt:
-                    await asyncio.sleep(_RETRY_BACKOFF_S * attempt)
-                continue
-            except BaseException:
-                # Cancelled mid-reply: the connection's read position is unknown.
-                await conn.disconnect(nowait=True)
-                self._release(conn)
-                raise
+    async def _attempt(self, packed: bytes, replies: int) -> list[Reply]:
+        conn = await self._acquire()
+        try:
+            await conn.send_packed_command((packed,), False)
+            results = await _aread_replies(conn, replies)
+        except ResponseError as exc:
             self._release(conn)
-            if error is not None:
-                raise rejected(error) from None
-            return results
-        assert failure is not None
-        raise unavailable(failure) from failure
+            raise rejected(exc) from None
+        except BaseException:
+            # Failed or cancelled mid-reply: the connection's read position is unknown.
+            await self._discard(conn)
+            raise
+        self._release(conn)
+        return results
+
+    async def _again(
+        self, do: Callable[[], Awaitable[list[Reply]]], error: BaseException
+    ) -> list[Reply]:
+        """See Transport._again."""
+        for _ in range(2):
+            if is_refusal(error):
+                if not self.on_refused():
+                    break
+                retry = self._retry_once
+            elif self._retry is None:
+                break
+            else:
+                retry = self._retry
+            try:
+                return await retry.call_with_retry(do, _aignore, _retryable)
+            except _TRANSIENT as exc:
+                error = exc
+        raise unavailable(error) from error
 
     @contextlib.asynccontextmanager
-    async def session(self) -> AsyncIterator[AsyncSession]:
+    async def session(self) -> AsyncIterator[Callable[[Commands], Awaitable[list[Reply]]]]:
+        """See Transport.session."""
         conn = await self._acquire()
-        session = AsyncSession(conn)
+
+        async def run(commands: Commands) -> list[Reply]:
+            try:
+                await conn.send_packed_command((pack_many(list(commands)),), False)
+                return await _aread_replies(conn, len(commands))
+            except ResponseError as exc:
+                raise rejected(exc) from None
+            except _TRANSIENT as exc:
+                raise unavailable(exc) from exc
+
         try:
-            yield session
+            yield run
         except BaseException:
             await conn.disconnect(nowait=True)
             raise
         finally:
-            if session.dirty:
-                await conn.disconnect(nowait=True)
             self._release(conn)
 
     async def probe(self) -> float:
-        conn = self._new_connection()
+        """See Transport.probe."""
         start = time.perf_counter()
         try:
-            await conn.send_packed_command((pack_command((b"PING",)),), False)
-            await conn.read_response()
-            return time.perf_counter() - start
+            await self._probe_once()
         except _TRANSIENT as exc:
-            raise unavailable(exc) from exc
+            if not (is_refusal(exc) and self.on_refused()):
+                raise unavailable(exc) from exc
+            start = time.perf_counter()
+            try:
+                await self._probe_once()
+            except _TRANSIENT as again:
+                raise unavailable(again) from again
+        return time.perf_counter() - start
+
+    async def _probe_once(self) -> None:
+        conn = self._new_connection()
+        try:
+            await conn.send_packed_command((_PING,), False)
+            await conn.read_response()
         except ResponseError as exc:
             raise rejected(exc) from None
         finally:
@@ -652,44 +709,14 @@ class AsyncTransport:
             await conn.disconnect(nowait=True)
 
 
-class AsyncSession:
-    def __init__(self, conn: _AsyncTlsConnection) -> None:
-        self._conn = conn
-        self.dirty = False
-
-    async def execute(self, *args: Arg) -> Reply:
-        return (await self.execute_many([args]))[0]
-
-    async def execute_many(self, commands: Sequence[Sequence[Arg]]) -> list[Reply]:
-        conn = self._conn
-        try:
-            await conn.send_packed_command(
-                (b"".join(pack_command(tuple(c)) for c in commands),), False
-            )
-            results: list[Reply] = []
-            error: ResponseError | None = None
-            for _ in commands:
-                try:
-                    results.append(await conn.read_response())
-                except ResponseError as exc:
-                    error = error or exc
-                    results.append(exc)
-        except _TRANSIENT as exc:
-            self.dirty = True
-            raise unavailable(exc) from exc
-        if error is not None:
-            raise rejected(error) from None
-        return results
-
-
 __all__ = [
     "TLS12_CIPHERS",
-    "AsyncSession",
     "AsyncTransport",
-    "Session",
+    "BaseTransport",
+    "ConnectionMaterial",
     "TlsInfo",
     "Transport",
     "TransportConfig",
     "build_ssl_context",
-    "classify",
+    "material_from",
 ]

@@ -1,4 +1,7 @@
-"""SecureCache against a real TLS-only, ACL-locked redis-server: API, transport, data at rest."""
+"""The client against a real TLS-only, ACL-locked redis-server: API, transport, data at rest.
+
+The API tests run against both shells (SecureCache and AsyncSecureCache, see
+tests/support/cache_shells.py)."""
 
 from __future__ import annotations
 
@@ -20,12 +23,15 @@ from tests.support.cache_env import (
     raw_client,
     stored_names,
 )
+from tests.support.cache_shells import SHELLS, open_cache
 from tests.support.tls_redis import TlsRedisServer
 
 
-@pytest.fixture
-def cache(tls_redis: TlsRedisServer, tmp_path: Path) -> Iterator[SecureCache]:
-    with SecureCache.from_env(cache_environ(tls_redis, tmp_path / "secrets")) as client:
+@pytest.fixture(params=SHELLS)
+def cache(
+    request: pytest.FixtureRequest, tls_redis: TlsRedisServer, tmp_path: Path
+) -> Iterator[SecureCache]:
+    with open_cache(request.param, cache_environ(tls_redis, tmp_path / "secrets")) as client:
         yield client
 
 
@@ -174,10 +180,15 @@ def test_names__differ_per_data_key(tls_redis: TlsRedisServer, tmp_path: Path) -
         assert b.get(key) == b"from b"
 
 
-def test_connection_pool__reuses_one_shared_tls_context(cache: SecureCache) -> None:
+def test_connection_pool__reuses_one_shared_tls_context(
+    tls_redis: TlsRedisServer, tmp_path: Path
+) -> None:
+    cache = SecureCache.from_env(cache_environ(tls_redis, tmp_path / "secrets"))
     transport = cache._transport
     for _ in range(5):
         cache.get(_key("pool"))
     conns = transport._pool._all
     assert conns, "no connection was made"
-    assert {id(c._shared_context) for c in conns} == {id(transport.config.ssl_context)}
+    shared = transport.material.current.ssl_context
+    cache.close()
+    assert {id(c.handshake_context) for c in conns} == {id(shared)}

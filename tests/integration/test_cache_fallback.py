@@ -15,7 +15,15 @@ import pytest
 from secure_cache import SecureCache
 from secure_cache.settings import load_settings
 from tests.support.cache_env import FakeClock, cache_environ, write_secret
+from tests.support.cache_shells import SHELLS, open_cache
 from tests.support.tls_redis import TlsMaterial, TlsRedisServer, free_port
+
+
+@pytest.fixture(params=SHELLS)
+def shell(request: pytest.FixtureRequest) -> str:
+    """Each test runs against SecureCache and AsyncSecureCache (tests/support/cache_shells.py)."""
+    mode: str = request.param
+    return mode
 
 
 @pytest.fixture
@@ -25,10 +33,10 @@ def server(tls_redis_factory: Any) -> TlsRedisServer:
 
 
 def test_redis_killed_mid_workload__callers_never_see_an_error(
-    server: TlsRedisServer, tmp_path: Path
+    shell: str, server: TlsRedisServer, tmp_path: Path
 ) -> None:
     """A worker thread keeps using the cache while Redis is killed and restarted."""
-    cache = SecureCache.from_env(cache_environ(server, tmp_path / "s"))
+    cache = open_cache(shell, cache_environ(server, tmp_path / "s"))
     errors: list[BaseException] = []
     backends: list[str] = []
     ops = 0
@@ -78,11 +86,11 @@ def test_redis_killed_mid_workload__callers_never_see_an_error(
 
 
 def test_outage_changes__are_replayed_when_redis_returns(
-    server: TlsRedisServer, tmp_path: Path
+    shell: str, server: TlsRedisServer, tmp_path: Path
 ) -> None:
     env = cache_environ(server, tmp_path / "s")
     clock = FakeClock()
-    cache = SecureCache.from_env(env, clock=clock)
+    cache = open_cache(shell, env, clock=clock)
     cache.set("kept", b"before")
     cache.set("doomed", b"before")
     server.stop()  # graceful: both entries are persisted
@@ -112,7 +120,7 @@ def test_outage_changes__are_replayed_when_redis_returns(
     assert cache.get("kept") == b"before"
     assert cache.events.count("reconnects") == 1
 
-    with SecureCache.from_env(env) as other:
+    with open_cache(shell, env) as other:
         assert other.get("written-during-outage") == b"during"
         assert other.get("doomed") is None  # the outage's delete reached Redis
         assert other.get("kept") == b"before"
@@ -120,10 +128,10 @@ def test_outage_changes__are_replayed_when_redis_returns(
 
 
 def test_redis_unreachable_at_start__starts_on_memory(
-    tmp_path: Path, server: TlsRedisServer
+    shell: str, tmp_path: Path, server: TlsRedisServer
 ) -> None:
     env = cache_environ(server, tmp_path / "s", REDIS_URL=f"rediss://127.0.0.1:{free_port()}")
-    with SecureCache.from_env(env) as cache:
+    with open_cache(shell, env) as cache:
         assert cache.backend == "memory"
         cache.set("k", b"v")
         assert cache.get("k") == b"v"
@@ -131,14 +139,14 @@ def test_redis_unreachable_at_start__starts_on_memory(
         assert cache.events.count("fallbacks") == 1
 
 
-def test_fallback__is_bounded(server: TlsRedisServer, tmp_path: Path) -> None:
+def test_fallback__is_bounded(shell: str, server: TlsRedisServer, tmp_path: Path) -> None:
     env = cache_environ(
         server,
         tmp_path / "s",
         REDIS_URL=f"rediss://127.0.0.1:{free_port()}",
         CACHE_FALLBACK_MAX_ENTRIES="10",
     )
-    with SecureCache.from_env(env) as cache:
+    with open_cache(shell, env) as cache:
         for i in range(25):
             cache.set(f"k{i}", b"v")
         status = cache.status()
@@ -147,20 +155,22 @@ def test_fallback__is_bounded(server: TlsRedisServer, tmp_path: Path) -> None:
         assert cache.get("k24") == b"v"
 
 
-def test_fallback__honours_ttl(server: TlsRedisServer, tmp_path: Path) -> None:
+def test_fallback__honours_ttl(shell: str, server: TlsRedisServer, tmp_path: Path) -> None:
     clock = FakeClock()
     env = cache_environ(server, tmp_path / "s", REDIS_URL=f"rediss://127.0.0.1:{free_port()}")
-    with SecureCache.from_env(env, clock=clock) as cache:
+    with open_cache(shell, env, clock=clock) as cache:
         cache.set("short", b"v", ttl=5)
         assert cache.get("short") == b"v"
         clock.advance(6)
         assert cache.get("short") is None
 
 
-def test_wrong_password__is_a_counted_auth_failure(server: TlsRedisServer, tmp_path: Path) -> None:
+def test_wrong_password__is_a_counted_auth_failure(
+    shell: str, server: TlsRedisServer, tmp_path: Path
+) -> None:
     wrong = write_secret(tmp_path / "w", "password", "x" * 32)
     env = cache_environ(server, tmp_path / "s", REDIS_PASSWORD_FILE=str(wrong))
-    with SecureCache.from_env(env) as cache:
+    with open_cache(shell, env) as cache:
         assert cache.get("k") is None
         assert cache.backend == "memory"
         assert cache.events.count("auth_failures") >= 1
@@ -168,11 +178,11 @@ def test_wrong_password__is_a_counted_auth_failure(server: TlsRedisServer, tmp_p
 
 
 def test_server_from_another_ca__is_a_counted_tls_failure(
-    server: TlsRedisServer, tmp_path: Path
+    shell: str, server: TlsRedisServer, tmp_path: Path
 ) -> None:
     foreign = TlsMaterial.generate(tmp_path / "foreign")
     env = cache_environ(server, tmp_path / "s", REDIS_TLS_CA_CERT=str(foreign.ca_file))
-    with SecureCache.from_env(env) as cache:
+    with open_cache(shell, env) as cache:
         cache.set("k", b"v")
         assert cache.backend == "memory"
         assert cache.events.count("tls_failures") >= 1
@@ -185,20 +195,20 @@ def tls12_only_server(tls_redis_factory: Any) -> TlsRedisServer:
 
 
 def test_production__refuses_a_tls12_server(
-    tls12_only_server: TlsRedisServer, tmp_path: Path
+    shell: str, tls12_only_server: TlsRedisServer, tmp_path: Path
 ) -> None:
     settings = load_settings(cache_environ(tls12_only_server, tmp_path / "s"))
     production = dataclasses.replace(settings, environment="production")
-    with SecureCache(production) as cache:
+    with open_cache(shell, settings=production) as cache:
         assert cache.ping() is False
         assert cache.events.count("tls_failures") >= 1
         assert cache.status()["redis"]["tls_min_version"] == "TLSv1.3"
 
 
 def test_development__accepts_a_tls12_server(
-    tls12_only_server: TlsRedisServer, tmp_path: Path
+    shell: str, tls12_only_server: TlsRedisServer, tmp_path: Path
 ) -> None:
-    with SecureCache.from_env(cache_environ(tls12_only_server, tmp_path / "s")) as cache:
+    with open_cache(shell, cache_environ(tls12_only_server, tmp_path / "s")) as cache:
         cache.set("k", b"v")
         assert cache.get("k") == b"v"
         status = cache.status()
@@ -219,10 +229,10 @@ def silent_listener() -> Iterator[int]:
 
 
 def test_hung_server__times_out_and_falls_back(
-    server: TlsRedisServer, tmp_path: Path, silent_listener: int
+    shell: str, server: TlsRedisServer, tmp_path: Path, silent_listener: int
 ) -> None:
     env = cache_environ(server, tmp_path / "s", REDIS_URL=f"rediss://127.0.0.1:{silent_listener}")
-    with SecureCache.from_env(env, connect_timeout=0.3, socket_timeout=0.3) as cache:
+    with open_cache(shell, env, connect_timeout=0.3, socket_timeout=0.3) as cache:
         cache.set("k", b"v")
         assert cache.get("k") == b"v"
         assert cache.backend == "memory"
@@ -235,3 +245,28 @@ def _wait_for(condition: Any, timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached within the deadline")
         time.sleep(0.01)
+
+
+@pytest.mark.parametrize(("retries", "fell_back"), [(1, False), (0, True)])
+def test_stale_pooled_connection__is_retried_on_a_fresh_one(
+    shell: str, server: TlsRedisServer, tmp_path: Path, retries: int, fell_back: bool
+) -> None:
+    """A restart leaves the pool's connection dead: redis-py's Retry (transport.py) makes one
+    more attempt on a new connection, so the caller never notices; without it, the cache
+    falls back."""
+    env = cache_environ(server, tmp_path / "s")
+    with open_cache(shell, env, retries=retries) as cache:
+        cache.set("kept", b"v")
+        server.stop()  # graceful: the entry is persisted
+        server.start()
+        _wait_for(lambda: _loaded(server, tmp_path))
+        got = cache.get("kept")
+        assert (cache.backend == "memory") is fell_back
+        assert cache.events.count("fallbacks") == int(fell_back)
+        assert got == (None if fell_back else b"v")
+
+
+def _loaded(server: TlsRedisServer, tmp_path: Path) -> bool:
+    """The restarted server answers (it says LOADING while it reads its AOF)."""
+    with SecureCache.from_env(cache_environ(server, tmp_path / "probe")) as probe:
+        return probe.backend == "redis" and probe.get("kept") == b"v"

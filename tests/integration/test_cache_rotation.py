@@ -18,6 +18,7 @@ from tests.support.cache_env import (
     raw_client,
     stored_names,
 )
+from tests.support.cache_shells import SHELLS, open_cache
 from tests.support.tls_redis import TlsRedisServer
 
 WITH_TTL = 120
@@ -26,6 +27,13 @@ WITHOUT_TTL = 40
 
 def _kid(data_key: str) -> str:
     return Keyring(base64.b64decode(data_key)).primary.key_id_hex
+
+
+@pytest.fixture(params=SHELLS)
+def shell(request: pytest.FixtureRequest) -> str:
+    """Each test runs against SecureCache and AsyncSecureCache (tests/support/cache_shells.py)."""
+    mode: str = request.param
+    return mode
 
 
 @pytest.fixture
@@ -46,7 +54,7 @@ def old_entries(server: TlsRedisServer, tmp_path: Path) -> dict[str, bytes]:
 
 
 def test_rotation__moves_every_entry_and_loses_none(
-    server: TlsRedisServer, old_entries: dict[str, bytes], tmp_path: Path
+    shell: str, server: TlsRedisServer, old_entries: dict[str, bytes], tmp_path: Path
 ) -> None:
     old_key, new_key = server.material.data_key, new_data_key()
     prefix = server.key_prefix.encode()
@@ -54,7 +62,7 @@ def test_rotation__moves_every_entry_and_loses_none(
         server, tmp_path / "rotating", data_key=new_key, previous_keys=(old_key,)
     )
     expected = dict(old_entries)
-    with SecureCache.from_env(rotating_env) as rotating:
+    with open_cache(shell, rotating_env) as rotating:
         # Reads find entries under the previous key's names before any rotation.
         assert rotating.get_many(list(old_entries)) == old_entries
         assert rotating.get("rot:3") == old_entries["rot:3"]
@@ -89,7 +97,7 @@ def test_rotation__moves_every_entry_and_loses_none(
     assert not [n for n in stored_names(server) if n.startswith(old_kid)]
 
     # The old key can now be dropped: a client with only the new key reads everything.
-    with SecureCache.from_env(cache_environ(server, tmp_path / "after", data_key=new_key)) as after:
+    with open_cache(shell, cache_environ(server, tmp_path / "after", data_key=new_key)) as after:
         assert after.get_many([*old_entries, "rot:new"]) == expected
         assert after.get("rot:1") is None
         raw = raw_client(server)
@@ -99,11 +107,11 @@ def test_rotation__moves_every_entry_and_loses_none(
 
 
 def test_rotation__discards_unreadable_entries_and_counts_them(
-    server: TlsRedisServer, old_entries: dict[str, bytes], tmp_path: Path
+    shell: str, server: TlsRedisServer, old_entries: dict[str, bytes], tmp_path: Path
 ) -> None:
     old_key, new_key = server.material.data_key, new_data_key()
     env = cache_environ(server, tmp_path / "r", data_key=new_key, previous_keys=(old_key,))
-    with SecureCache.from_env(env) as rotating:
+    with open_cache(shell, env) as rotating:
         victim = Keyring(base64.b64decode(old_key), prefix=server.key_prefix).primary.name(b"rot:7")
         raw_client(server).set(victim, b"tampered, not an envelope")
         report = rotating.rotate(batch_size=100)
@@ -115,13 +123,13 @@ def test_rotation__discards_unreadable_entries_and_counts_them(
 
 
 def test_rotation__concurrent_change_aborts_the_batch_and_is_retried(
-    server: TlsRedisServer, old_entries: dict[str, bytes], tmp_path: Path
+    shell: str, server: TlsRedisServer, old_entries: dict[str, bytes], tmp_path: Path
 ) -> None:
     """WATCH catches a delete made between reading a batch and committing it."""
     old_key, new_key = server.material.data_key, new_data_key()
     env = cache_environ(server, tmp_path / "r", data_key=new_key, previous_keys=(old_key,))
     raw = raw_client(server)
-    with SecureCache.from_env(env) as rotating:
+    with open_cache(shell, env) as rotating:
         core = rotating._core
         real_plan = core.plan_batch
         deleted: list[bytes] = []
@@ -146,9 +154,9 @@ def test_rotation__concurrent_change_aborts_the_batch_and_is_retried(
 
 
 def test_rotation__without_previous_keys_is_a_complete_no_op(
-    server: TlsRedisServer, tmp_path: Path
+    shell: str, server: TlsRedisServer, tmp_path: Path
 ) -> None:
-    with SecureCache.from_env(cache_environ(server, tmp_path / "r")) as cache:
+    with open_cache(shell, cache_environ(server, tmp_path / "r")) as cache:
         report = cache.rotate()
     assert report.complete
     assert report.batches == 0

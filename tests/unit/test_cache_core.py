@@ -1,9 +1,11 @@
-"""core, metrics and the pure parts of transport: no Redis, no network."""
+"""The sans-IO core, metrics and RESP encoding: no Redis, no network."""
 
 from __future__ import annotations
 
+import ast
 import logging
 import ssl
+from pathlib import Path
 from typing import Any
 
 import hiredis
@@ -12,20 +14,22 @@ from redis.exceptions import AuthenticationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+import secure_cache.core
 from secure_cache.core import (
     PROBE_BACKOFF_INITIAL_S,
     CacheCore,
     RotationReport,
+    classify,
     logical_key,
     ttl_args,
     value_bytes,
 )
 from secure_cache.crypto import Keyring
-from secure_cache.errors import BackendUnavailable
+from secure_cache.errors import BackendUnavailable, ConfigurationError
 from secure_cache.memory import Pending
 from secure_cache.metrics import COUNTERS, SecurityEvents
+from secure_cache.resp import pack_command, pack_get, pack_set
 from secure_cache.settings import Settings
-from secure_cache.transport import NO_EXPIRY, classify, pack_command, pack_get, pack_set
 
 KEY = bytes(range(32))
 OLD = bytes(range(50, 82))
@@ -164,16 +168,16 @@ def test_recovered__returns_to_redis_and_counts_reconnect() -> None:
 
 def test_replay__writes_and_deletes_in_order() -> None:
     core = CacheCore(_settings(previous_keys=(OLD,)), clock=Clock())
-    pending = [
-        Pending("a", b"1", None),
-        Pending("b", None, None),
-        Pending("c", b"3", 2.5),
-    ]
-    chunks = core.replay_commands(pending)
+    core.memory.set("a", b"1")
+    core.memory.delete("b")
+    core.memory.set("c", b"3", 2.5)
+    pending, chunks = core.replay()
+    assert [p.key for p in pending] == ["a", "b", "c"]
+    assert len(core.memory) == 0  # drained
     assert [count for _, count in chunks] == [3]
     commands = _commands(chunks[0][0])
     assert [c[0] for c in commands] == [b"SET", b"DEL", b"SET"]
-    assert commands[0][1] == core.primary_name(b"a")
+    assert commands[0][1] == core.keyring.primary_name(b"a")
     assert commands[1][1:] == list(core.keyring.names(b"b"))  # primary and previous names
     assert commands[2][3:] == [b"PX", b"2500"]
     assert core.keyring.open_value(commands[2][1], b"c", commands[2][2]) == b"3"
@@ -181,16 +185,22 @@ def test_replay__writes_and_deletes_in_order() -> None:
 
 def test_replay__is_chunked() -> None:
     core = CacheCore(_settings(), clock=Clock())
-    chunks = core.replay_commands([Pending(f"k{i}", b"v", None) for i in range(450)])
+    for i in range(450):
+        core.memory.set(f"k{i}", b"v")
+    _, chunks = core.replay()
     assert [count for _, count in chunks] == [200, 200, 50]
 
 
-def test_restore__puts_back_changes_unless_newer_exist() -> None:
-    core = CacheCore(_settings(), clock=Clock())
+def test_replay_failed__puts_back_changes_unless_newer_exist_and_backs_off() -> None:
+    clock = Clock()
+    core = CacheCore(_settings(), clock=clock)
+    core.failed(BackendUnavailable("connection", "refused"))
     core.memory.set("newer", b"new")
-    core.restore([Pending("newer", b"old", None), Pending("lost", b"v", None)])
+    failure = BackendUnavailable("connection", "reset")
+    core.replay_failed([Pending("newer", b"old", None), Pending("lost", b"v", None)], failure)
     assert core.memory.get("newer") == b"new"
     assert core.memory.get("lost") == b"v"
+    assert not core.probe_due()
 
 
 # -- rotation planning --------------------------------------------------------------------------
@@ -209,9 +219,9 @@ def test_plan_batch__reseals_keeps_ttl_and_discards_unreadable() -> None:
     assert plan.discarded == 1
     ops = [(c[0], c[1]) for c in plan.commands]
     assert ops == [
-        (b"SET", core.primary_name(b"k0")),
+        (b"SET", core.keyring.primary_name(b"k0")),
         (b"DEL", names[0]),
-        (b"SET", core.primary_name(b"k1")),
+        (b"SET", core.keyring.primary_name(b"k1")),
         (b"DEL", names[1]),
         (b"DEL", names[3]),
     ]
@@ -277,5 +287,147 @@ def test_classify__names_the_failure(exc: BaseException, kind: str) -> None:
     assert classify(exc) == kind
 
 
-def test_no_expiry__adds_nothing() -> None:
-    assert NO_EXPIRY == (0, b"")
+# -- the core does no I/O -----------------------------------------------------------------------
+
+_IO_MODULES = {"socket", "asyncio", "threading", "selectors", "secure_cache.transport"}
+
+
+def test_core__imports_no_io_module() -> None:
+    tree = ast.parse(Path(secure_cache.core.__file__).read_text())
+    imported = {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    }
+    imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert not imported & _IO_MODULES, imported & _IO_MODULES
+
+
+# -- calls --------------------------------------------------------------------------------------
+
+
+def test_get_call__reads_only_the_primary_name_with_one_key() -> None:
+    core = CacheCore(_settings(), clock=Clock())
+    call = core.get("user:1")
+    name = core.keyring.primary_name(b"user:1")
+    assert _commands(call[0]) == [[b"GET", name]]
+    assert call[2](None) is None
+    sealed = core.keyring.seal(name, b"user:1", b"v")
+    assert call[2](sealed) == b"v"
+
+
+def test_get_call__during_rotation_reads_every_name_primary_first() -> None:
+    core = CacheCore(_settings(previous_keys=(OLD,)), clock=Clock())
+    call = core.get("user:1")
+    names = core.keyring.names(b"user:1")
+    assert _commands(call[0]) == [[b"MGET", *names]]
+    old = Keyring(OLD)
+    assert call[2]([None, old.seal(names[1], b"user:1", b"old")]) == b"old"
+
+
+def test_get_call__a_value_that_fails_authentication_is_a_counted_miss() -> None:
+    core = CacheCore(_settings(), clock=Clock())
+    assert core.get("user:1")[2](b"\x01forged-envelope-bytes-long-enough") is None
+    assert core.events.count("integrity_failures") == 1
+
+
+def test_set_many_call__expects_one_reply_per_value() -> None:
+    core = CacheCore(_settings(), clock=Clock())
+    call = core.set_many({"a": b"1", "b": b"2"}, ttl=5)
+    assert call[1] == 2
+    assert [c[0] for c in _commands(call[0])] == [b"SET", b"SET"]
+    assert core.get_many([])[1] == 0  # nothing to send
+
+
+def test_calls__run_on_memory_with_the_same_arguments() -> None:
+    core = CacheCore(_settings(), clock=Clock())
+    core.set("k", b"v", None)[3]()
+    assert core.get("k")[3]() == b"v"
+    assert core.get_many(["k", "absent"])[3]() == {"k": b"v"}
+    assert core.delete("k")[3]() is True
+    assert core.get("k")[3]() is None
+
+
+# -- material reload decisions ------------------------------------------------------------------
+
+NEW = bytes(range(100, 132))
+
+
+def test_plan_reload__a_generation_bump_makes_the_old_key_previous() -> None:
+    core = CacheCore(_settings(), clock=Clock())
+    plan = core.plan_reload(_settings(data_key=NEW, previous_keys=(KEY,)), {"/keys"})
+    assert plan.keyring is not None
+    assert plan.keyring.primary.key_id == Keyring(NEW).primary.key_id
+    assert [k.key_id for k in plan.keyring.previous] == [Keyring(KEY).primary.key_id]
+    assert not plan.connection
+
+
+def test_plan_reload__keeps_the_current_key_readable_when_the_files_drop_it() -> None:
+    """A half-written rotation (new key file, previous-keys file not yet written)."""
+    core = CacheCore(_settings(), clock=Clock())
+    plan = core.plan_reload(_settings(data_key=NEW), {"/key"})
+    assert plan.keyring is not None
+    assert [k.key_id for k in plan.keyring.previous] == [Keyring(KEY).primary.key_id]
+
+
+def test_plan_reload__retiring_a_previous_key_drops_it() -> None:
+    core = CacheCore(_settings(data_key=NEW, previous_keys=(KEY,)), clock=Clock())
+    plan = core.plan_reload(_settings(data_key=NEW), {"/previous"})
+    assert plan.keyring is not None
+    assert plan.keyring.previous == ()
+
+
+@pytest.mark.parametrize(
+    ("changed", "password", "tls"),
+    [({"/c"}, "p" * 24, True), ({"/ca"}, "p" * 24, True), ({"/pw"}, "q" * 24, False)],
+    ids=["client-cert", "ca-bundle", "password"],
+)
+def test_plan_reload__names_what_the_connection_needs(
+    changed: set[str], password: str, tls: bool
+) -> None:
+    core = CacheCore(_settings(ca_file="/ca"), clock=Clock())
+    plan = core.plan_reload(_settings(ca_file="/ca", password=password), changed)
+    assert (plan.tls, plan.password, plan.keyring) == (tls, password != "p" * 24, None)
+    core.reloaded(plan)
+    assert core.settings.password == password
+    assert core.events.count("material_reloads") == 1
+
+
+def test_reload_failed__is_counted_without_the_problem_text(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    core = CacheCore(_settings(), clock=Clock())
+    with caplog.at_level(logging.INFO, logger="secure_cache"):
+        core.reload_failed(ConfigurationError(["REDIS_TLS_KEY_FILE=/k does not match"]))
+    assert core.events.count("reload_failures") == 1
+    assert "/k" not in caplog.text
+
+
+# -- rotation steps -----------------------------------------------------------------------------
+
+
+def test_rotation_steps__scan_watch_move_and_count_what_remains() -> None:
+    old = Keyring(OLD)
+    core = CacheCore(_settings(previous_keys=(OLD,)), clock=Clock())
+    name = old.primary.name(b"k")
+    steps = core.rotation(batch_size=10, max_batches=None)
+    scan = next(steps)
+    assert scan == [(b"SCAN", b"0", b"MATCH", old.primary.name_prefix + b"*", b"COUNT", 10)]
+    watch = steps.send([[b"0", [name]]])
+    assert [c[0] for c in watch] == [b"WATCH", b"MGET", b"PTTL"]
+    transaction = steps.send([b"OK", [old.seal(name, b"k", b"v")], -1])
+    assert [c[0] for c in transaction] == [b"MULTI", b"SET", b"DEL", b"EXEC"]
+    count = steps.send([b"OK", b"QUEUED", b"QUEUED", [b"OK", 1]])
+    assert count[0][0] == b"SCAN"
+    with pytest.raises(StopIteration) as done:
+        steps.send([[b"0", []]])
+    report: RotationReport = done.value.value
+    assert (report.migrated, report.remaining, report.complete) == (1, 0, True)
+
+
+def test_rotation_steps__with_one_key_send_nothing() -> None:
+    steps = CacheCore(_settings(), clock=Clock()).rotation(batch_size=10, max_batches=None)
+    with pytest.raises(StopIteration) as done:
+        next(steps)
+    assert done.value.value.complete

@@ -71,7 +71,44 @@ def test_nonces__differ_between_keyrings_with_the_same_key() -> None:
     assert a.seal(name, LOGICAL, b"v")[6:18] != b.seal(name, LOGICAL, b"v")[6:18]
 
 
-def test_forked_child__draws_a_new_nonce_start(keyring: Keyring) -> None:
+def test_seal__draws_each_nonce_from_os_urandom(
+    keyring: Keyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drawn: list[int] = []
+
+    def fake_urandom(size: int) -> bytes:
+        drawn.append(size)
+        return bytes([len(drawn)]) * size
+
+    monkeypatch.setattr("secure_cache.crypto._urandom", fake_urandom)
+    name = keyring.primary.name(LOGICAL)
+    first, second = (keyring.seal(name, LOGICAL, b"v") for _ in range(2))
+    assert drawn == [12, 12]
+    assert (first[6:18], second[6:18]) == (b"\x01" * 12, b"\x02" * 12)
+
+
+def test_seal_many__slices_one_os_urandom_draw_into_distinct_nonces(
+    keyring: Keyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drawn: list[int] = []
+
+    def counting_urandom(size: int) -> bytes:
+        drawn.append(size)
+        return os.urandom(size)
+
+    monkeypatch.setattr("secure_cache.crypto._urandom", counting_urandom)
+    logicals = [b"k%d" % i for i in range(50)]
+    names = [keyring.primary.name(lg) for lg in logicals]
+    sealed = keyring.seal_many([(n, lg, b"v" + lg) for n, lg in zip(names, logicals, strict=True)])
+    assert drawn == [12 * 50]
+    assert len({envelope[6:18] for envelope in sealed}) == 50
+    opened = [
+        keyring.open_value(n, lg, e) for n, lg, e in zip(names, logicals, sealed, strict=True)
+    ]
+    assert opened == [b"v" + lg for lg in logicals]
+
+
+def test_forked_child__and_parent_draw_different_nonces(keyring: Keyring) -> None:
     name = keyring.primary.name(LOGICAL)
     read_end, write_end = os.pipe()
     pid = os.fork()

@@ -132,6 +132,25 @@ def test_secrets_from_files__are_read_and_stripped(files: Files, tmp_path: Path)
     assert settings.previous_keys == (b"o" * 32,)
 
 
+def test_watched_files__name_every_file_the_settings_came_from(
+    files: Files, tmp_path: Path
+) -> None:
+    (tmp_path / "pw").write_text("q" * 24)
+    env = _env(files, REDIS_PASSWORD=None, REDIS_PASSWORD_FILE=str(tmp_path / "pw"))
+    watched = load_settings(env).watched_files
+    assert watched == (str(files.ca), str(files.cert), str(files.key), str(tmp_path / "pw"))
+
+
+def test_reread__sees_a_rewritten_secret_file(files: Files, tmp_path: Path) -> None:
+    (tmp_path / "pw").write_text("q" * 24)
+    settings = load_settings(
+        _env(files, REDIS_PASSWORD=None, REDIS_PASSWORD_FILE=str(tmp_path / "pw"))
+    )
+    (tmp_path / "pw").write_text("r" * 24)
+    assert settings.reread().password == "r" * 24
+    assert settings.password == "q" * 24
+
+
 def test_url_safe_base64_key__is_accepted(files: Files) -> None:
     raw = bytes(range(200, 232))
     env = _env(files, REDIS_ENCRYPTION_KEY=base64.urlsafe_b64encode(raw).decode())
