@@ -8,10 +8,11 @@
 # Installs, when missing:
 #   .venv          pinned packages from requirements.lock, with the repository on sys.path
 #   .venv-checkov  checkov from requirements-checkov.lock (its pins clash with pulumi's)
-#   redis-server, redis-tools, docker.io, mmdebstrap   via apt-get, as root
+#   redis-server, redis-tools, docker.io, mmdebstrap, shellcheck   via apt-get, as root
 # and starts dockerd in the background when `docker info` fails.
 set -euo pipefail
 LOG_TAG=bootstrap
+# shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
 want_system=1
@@ -68,6 +69,7 @@ declare -A PACKAGE_FOR=(
     [dockerd]=docker.io
     [docker]=docker.io
     [mmdebstrap]=mmdebstrap
+    [shellcheck]=shellcheck
 )
 missing=()
 for cmd in "${!PACKAGE_FOR[@]}"; do
@@ -89,7 +91,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
         || die "apt-get install ${missing[*]} failed; see the output above"
     log "installed ${missing[*]} in $(elapsed "$start")"
 else
-    log "system packages present (redis-server, redis-tools, docker.io, mmdebstrap)"
+    log "system packages present (redis-server, redis-tools, docker.io, mmdebstrap, shellcheck)"
 fi
 
 # Debian's redis-server package starts a plaintext server on 6379; this project never uses it.

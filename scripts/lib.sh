@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for the scripts in this folder. Source it; do not run it.
 # Output is plain `component: message` lines so logs stay greppable.
 
@@ -18,6 +19,33 @@ have() { command -v "$1" >/dev/null 2>&1; }
 
 # docker_ready: the engine answers (not just the client binary being present).
 docker_ready() { have docker && docker info >/dev/null 2>&1; }
+
+# step NAME COMMAND...: run one stage between a start line and a timing line; a failing
+# command stops the calling script (set -e) with its own message.
+step() {
+    local name="$1" start
+    shift
+    start="$(now_ms)"
+    log "== $name"
+    "$@"
+    log "-- $name done ($(elapsed "$start"))"
+}
+
+# The stack-name rule, the same pattern as STACK_NAME_PATTERN in infra/settings.py (the unit
+# test tests/unit/test_scripts_lib.py pins the two together): the name is part of every
+# Docker object name.
+STACK_NAME_PATTERN='^[a-z0-9][a-z0-9-]{0,30}$'
+valid_stack_name() { [[ "$1" =~ $STACK_NAME_PATTERN ]]; }
+# require_stack NAME: die unless NAME is a valid stack name with a Pulumi.NAME.yaml.
+require_stack() {
+    local stack="$1" known
+    known="$(find "$ROOT" -maxdepth 1 -name 'Pulumi.*.yaml' -printf '%f\n' \
+        | sed 's/^Pulumi\.\(.*\)\.yaml$/\1/' | sort | paste -sd ' ')"
+    valid_stack_name "$stack" \
+        || die "'$stack' is not a stack name: 1-31 lowercase letters, digits or '-', starting with a letter or digit (stacks: $known)"
+    [ -f "$ROOT/Pulumi.$stack.yaml" ] \
+        || die "no stack '$stack': Pulumi.$stack.yaml does not exist (stacks: $known)"
+}
 
 require_venv() {
     [ -x "$PY" ] || die "no virtualenv at $VENV; run scripts/bootstrap.sh first"

@@ -5,30 +5,46 @@
 #   scripts/test.sh -m unit              one layer: unit | policy | integration | e2e
 #   scripts/test.sh -m "not e2e" -x      any pytest arguments
 #
-# With a marker expression that names neither integration nor e2e, only the Python
-# virtualenvs are bootstrapped (no root, Docker or redis-server needed).
+# Only the Python virtualenvs are bootstrapped (no root, Docker or redis-server needed) when
+# the arguments select unit or policy tests alone: a marker expression (-m EXPR) naming neither
+# integration nor e2e nor using `not`, or test paths under tests/unit or tests/policy only.
 set -euo pipefail
-LOG_TAG=test
+LOG_TAG="test"
+# shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-needs_system=1
-if [ "$#" -gt 0 ] && [[ "$*" == *"-m"* ]] && [[ "$*" != *integration* ]] && [[ "$*" != *e2e* ]]; then
-    needs_system=0
-fi
-# A negated layer ("not e2e") still runs integration tests, which need redis-server.
-[[ "$*" == *"not e2e"* ]] && needs_system=1
-
-total="$(now_ms)"
-step() { # step NAME COMMAND...: run one stage with a timing line
-    local name="$1" start
-    shift
-    start="$(now_ms)"
-    log "== $name"
-    "$@"
-    log "-- $name ok ($(elapsed "$start"))"
+# python_only ARGS...: true when the pytest arguments select only layers that need no system
+# packages. One loop over the arguments; an option's value is never mistaken for an option
+# (`--maxfail=1` is not `-m`), and anything not understood means "bootstrap everything".
+python_only() {
+    local marker="" paths=0 other_paths=0
+    while [ "$#" -gt 0 ]; do
+        case "$1" in
+            -m) [ "$#" -ge 2 ] || return 1; marker="$2"; shift 2; continue ;;
+            -m*) marker="${1#-m}" ;;
+            tests/unit | tests/unit/* | tests/policy | tests/policy/*) paths=$((paths + 1)) ;;
+            -*) ;;
+            *) other_paths=$((other_paths + 1)) ;;
+        esac
+        shift
+    done
+    [ "$other_paths" -eq 0 ] || return 1
+    if [ -n "$marker" ]; then
+        case "$marker" in
+            *integration* | *e2e* | *not*) return 1 ;;
+        esac
+        return 0
+    fi
+    [ "$paths" -gt 0 ]
 }
 
+needs_system=1
+if [ "$#" -gt 0 ] && python_only "$@"; then
+    needs_system=0
+fi
+
+total="$(now_ms)"
 if [ "$needs_system" = 1 ]; then
     step bootstrap scripts/bootstrap.sh
     step base-image scripts/bootstrap-base-image.sh
@@ -38,6 +54,13 @@ fi
 step ruff "$VENV/bin/ruff" check .
 step ruff-format "$VENV/bin/ruff" format --check --quiet .
 step mypy "$VENV/bin/mypy" infra policies app tests scripts
+if have shellcheck; then
+    step shellcheck shellcheck scripts/*.sh .ci/run
+elif [ "$needs_system" = 1 ]; then
+    die "shellcheck is missing although the bootstrap installs it; run: apt-get install shellcheck"
+else
+    warn "shellcheck is not installed (scripts/bootstrap.sh installs it as root); scripts not linted"
+fi
 if [ -f .checkov.yaml ]; then
     step checkov "$ROOT/.venv-checkov/bin/checkov" --config-file .checkov.yaml --quiet --compact
 fi

@@ -54,9 +54,9 @@ def test_not_root__names_the_missing_packages_and_the_command(bare_path: Path) -
     _fake(bare_path, "id", "echo 1000")
     result = _run(bare_path)
     assert result.returncode == 1
-    assert "missing packages: docker.io mmdebstrap redis-server redis-tools" in result.stderr
+    assert "missing packages: docker.io mmdebstrap redis-server redis-tools shellcheck" in result.stderr
     assert "Not running as root" in result.stderr
-    assert "sudo apt-get install -y docker.io mmdebstrap redis-server redis-tools" in result.stderr
+    assert "sudo apt-get install -y docker.io mmdebstrap redis-server redis-tools shellcheck" in result.stderr
 
 
 def test_root_without_apt__says_to_use_another_package_manager(bare_path: Path) -> None:
@@ -64,7 +64,7 @@ def test_root_without_apt__says_to_use_another_package_manager(bare_path: Path) 
     result = _run(bare_path)
     assert result.returncode == 1
     assert "no apt-get on this machine" in result.stderr
-    assert "docker.io mmdebstrap redis-server redis-tools" in result.stderr
+    assert "docker.io mmdebstrap redis-server redis-tools shellcheck" in result.stderr
 
 
 def test_root_with_apt__installs_only_what_is_missing(bare_path: Path) -> None:
@@ -72,7 +72,7 @@ def test_root_with_apt__installs_only_what_is_missing(bare_path: Path) -> None:
     log = bare_path.parent / "apt.log"
     # A stand-in apt-get records its calls and fails the install, so nothing is installed.
     _fake(bare_path, "apt-get", f'echo "$@" >> {log}; [ "$1" = update ] || exit 100')
-    for present in ("docker", "dockerd", "mmdebstrap"):
+    for present in ("docker", "dockerd", "mmdebstrap", "shellcheck"):
         _fake(bare_path, present, "exit 0")
     result = _run(bare_path)
     assert result.returncode == 1
