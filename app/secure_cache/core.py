@@ -135,7 +135,9 @@ class CacheCore:
         self.primary = self.keyring.primary
         self.primary_name = self.keyring.primary_name
         self.single_key = not self.keyring.previous
-        self.memory = MemoryCache(settings.fallback_max_entries, clock=clock)
+        self.memory = MemoryCache(
+            settings.fallback_max_entries, clock=clock, max_bytes=settings.fallback_max_bytes
+        )
         self.events = events or SecurityEvents()
         self._clock = clock
         self.degraded = False
