@@ -54,9 +54,15 @@ def test_not_root__names_the_missing_packages_and_the_command(bare_path: Path) -
     _fake(bare_path, "id", "echo 1000")
     result = _run(bare_path)
     assert result.returncode == 1
-    assert "missing packages: docker.io mmdebstrap redis-server redis-tools shellcheck" in result.stderr
+    assert (
+        "missing packages: docker.io mmdebstrap redis-server redis-tools shellcheck"
+        in result.stderr
+    )
     assert "Not running as root" in result.stderr
-    assert "sudo apt-get install -y docker.io mmdebstrap redis-server redis-tools shellcheck" in result.stderr
+    assert (
+        "sudo apt-get install -y docker.io mmdebstrap redis-server redis-tools shellcheck"
+        in result.stderr
+    )
 
 
 def test_root_without_apt__says_to_use_another_package_manager(bare_path: Path) -> None:
