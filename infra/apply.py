@@ -11,7 +11,6 @@ applied or removed, 2 the stack or its configuration is unusable.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import time
 from collections.abc import Sequence
@@ -22,7 +21,7 @@ from infra.applier.plan import Plan, plan_stack
 from infra.applier.translate import ContainerSpec, ImageSpec, NetworkSpec, VolumeSpec
 from infra.mock_engine import RenderError
 from infra.render import render_stack
-from infra.settings import REPO_ROOT, SettingsError
+from infra.settings import REPO_ROOT, STACK_NAME_RULE, SettingsError, valid_stack_name
 
 if TYPE_CHECKING:
     from infra.applier.engine import LocalApplier
@@ -31,7 +30,6 @@ NOT_PULUMI: Final = (
     "local applier, not Pulumi: renders infra/ under Pulumi's mock runtime and creates the "
     "declared Docker objects with the docker SDK (no state; up recreates, down removes by label)"
 )
-_STACK_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
 def say(message: str) -> None:
@@ -43,10 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("action", choices=("up", "down", "plan"))
     parser.add_argument("--stack", required=True, help="stack name, e.g. dev or prod")
     args = parser.parse_args(argv)
-    if not _STACK_NAME.match(args.stack):
+    if not valid_stack_name(args.stack):
         print(
-            f"apply: error: {args.stack!r} is not a stack name (letters, digits, -_.)",
-            file=sys.stderr,
+            f"apply: error: {args.stack!r} is not a stack name: {STACK_NAME_RULE}", file=sys.stderr
         )
         return 2
     start = time.monotonic()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -78,7 +78,8 @@ class StackSettings:
     key_prefix: str
     data_key_generation: int
     data_key_keep_previous: int
-    docker_host: str | None = None
+    docker_host: str | None = field(default=None, repr=False)
+    """May carry credentials (ssh://user@host); never printed."""
 
     @property
     def tls_protocols(self) -> tuple[str, ...]:
