@@ -29,7 +29,8 @@ PYTHON="${PYTHON:-python3}"
 make_venv() {
     local dir="$1" lock="$2" stamp want have_stamp start
     shift 2
-    want="$(cat "$lock" "$@" | sha256sum | cut -d' ' -f1)"
+    # The interpreter is part of the stamp: another PYTHON means another virtualenv.
+    want="$({ cat "$lock" "$@"; "$PYTHON" -VV 2>/dev/null || true; } | sha256sum | cut -d' ' -f1)"
     stamp="$dir/.lock.sha256"
     have_stamp="$(cat "$stamp" 2>/dev/null || true)"
     if [ "$have_stamp" = "$want" ] && [ -x "$dir/bin/python" ]; then

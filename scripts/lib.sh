@@ -3,7 +3,9 @@
 # Output is plain `component: message` lines so logs stay greppable.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="$ROOT/.venv"
+# SECURE_REDIS_VENV: another virtualenv for the same checkout (e.g. one per interpreter:
+# scripts/check-debian-python.sh).
+VENV="${SECURE_REDIS_VENV:-$ROOT/.venv}"
 PY="$VENV/bin/python"
 
 log() { printf '%s: %s\n' "${LOG_TAG:-secure-redis}" "$*"; }
