@@ -112,6 +112,7 @@ echo "images:   $(docker images --filter "label=$label" --format '{{.Repository}
 binding="$(docker port "secure-redis-$stack-app" 8080/tcp 2>/dev/null | head -n 1 || true)"
 echo
 echo "the app listens on http://${binding:-<not published>}/ (this host only): GET /healthz, GET /security-status, PUT|GET|DELETE /cache/{key}"
+echo "every route but /healthz needs its token: Authorization: Bearer \$(docker exec secure-redis-$stack-app cat /etc/secure-cache/api.token)"
 echo "Redis publishes no port: it is reachable only from the app, over TLS with client certificates, on secure-redis-$stack-backend"
 echo
 "$PY" "$ROOT/scripts/security_summary.py" "$summary_file"
