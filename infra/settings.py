@@ -33,7 +33,7 @@ FOREIGN_NAMESPACES: Final = frozenset({"docker", "pulumi"})
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 # Short, lowercase, DNS-label-like: the stack name is part of every Docker object name.
 # scripts/lib.sh (valid_stack_name) repeats this pattern for the shell scripts;
-# tests/unit/test_scripts_lib.py pins the two together.
+# tests/unit/test_infra_stack_files.py pins the two together.
 STACK_NAME_PATTERN: Final = r"^[a-z0-9][a-z0-9-]{0,30}$"
 _STACK_RE: Final = re.compile(STACK_NAME_PATTERN)
 STACK_NAME_RULE: Final = (

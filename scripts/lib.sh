@@ -34,7 +34,7 @@ step() {
 }
 
 # The stack-name rule, the same pattern as STACK_NAME_PATTERN in infra/settings.py (the unit
-# test tests/unit/test_scripts_lib.py pins the two together): the name is part of every
+# test tests/unit/test_infra_stack_files.py pins the two together): the name is part of every
 # Docker object name.
 STACK_NAME_PATTERN='^[a-z0-9][a-z0-9-]{0,30}$'
 valid_stack_name() { [[ "$1" =~ $STACK_NAME_PATTERN ]]; }
@@ -47,6 +47,31 @@ require_stack() {
         || die "'$stack' is not a stack name: 1-31 lowercase letters, digits or '-', starting with a letter or digit (stacks: $known)"
     [ -f "$ROOT/Pulumi.$stack.yaml" ] \
         || die "no stack '$stack': Pulumi.$stack.yaml does not exist (stacks: $known)"
+}
+
+# python_only ARGS...: true when the pytest arguments select only layers that need no system
+# packages. One loop over the arguments; an option's value is never mistaken for an option
+# (`--maxfail=1` is not `-m`), and anything not understood means "bootstrap everything".
+python_only() {
+    local marker="" paths=0 other_paths=0
+    while [ "$#" -gt 0 ]; do
+        case "$1" in
+            -m) [ "$#" -ge 2 ] || return 1; marker="$2"; shift 2; continue ;;
+            -m*) marker="${1#-m}" ;;
+            tests/unit | tests/unit/* | tests/policy | tests/policy/*) paths=$((paths + 1)) ;;
+            -*) ;;
+            *) other_paths=$((other_paths + 1)) ;;
+        esac
+        shift
+    done
+    [ "$other_paths" -eq 0 ] || return 1
+    if [ -n "$marker" ]; then
+        case "$marker" in
+            *integration* | *e2e* | *not*) return 1 ;;
+        esac
+        return 0
+    fi
+    [ "$paths" -gt 0 ]
 }
 
 require_venv() {

@@ -14,31 +14,6 @@ LOG_TAG="test"
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-# python_only ARGS...: true when the pytest arguments select only layers that need no system
-# packages. One loop over the arguments; an option's value is never mistaken for an option
-# (`--maxfail=1` is not `-m`), and anything not understood means "bootstrap everything".
-python_only() {
-    local marker="" paths=0 other_paths=0
-    while [ "$#" -gt 0 ]; do
-        case "$1" in
-            -m) [ "$#" -ge 2 ] || return 1; marker="$2"; shift 2; continue ;;
-            -m*) marker="${1#-m}" ;;
-            tests/unit | tests/unit/* | tests/policy | tests/policy/*) paths=$((paths + 1)) ;;
-            -*) ;;
-            *) other_paths=$((other_paths + 1)) ;;
-        esac
-        shift
-    done
-    [ "$other_paths" -eq 0 ] || return 1
-    if [ -n "$marker" ]; then
-        case "$marker" in
-            *integration* | *e2e* | *not*) return 1 ;;
-        esac
-        return 0
-    fi
-    [ "$paths" -gt 0 ]
-}
-
 needs_system=1
 if [ "$#" -gt 0 ] && python_only "$@"; then
     needs_system=0
