@@ -8,12 +8,15 @@ would not.
 
 from __future__ import annotations
 
+import io
 import re
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
 
+from infra import apply, preview
 from infra.settings import (
     REPO_ROOT,
     STACK_NAME_PATTERN,
@@ -22,6 +25,7 @@ from infra.settings import (
     load_stack_file,
     valid_stack_name,
 )
+from policies import check
 
 
 def _file(tmp_path: Path, text: str | bytes, stack: str = "qa") -> Path:
@@ -153,3 +157,32 @@ def test_stack_name_rule__scripts_and_infra_agree(name: str) -> None:
 def test_stack_name_pattern__is_written_once_per_language() -> None:
     lib = (REPO_ROOT / "scripts" / "lib.sh").read_text()
     assert f"STACK_NAME_PATTERN='{STACK_NAME_PATTERN}'" in lib
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"config:\n  secure-redis:environment: d\xe9v\n",
+        b"config: [unclosed\n",
+        b"config: {a: 1, a: 2}\n",
+    ],
+    ids=["not-utf8", "malformed", "duplicate"],
+)
+def test_every_tool__a_bad_stack_file_is_exit_2_without_a_traceback(
+    content: bytes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = f"fz{uuid.uuid4().hex[:12]}"
+    path = REPO_ROOT / f"Pulumi.{stack}.yaml"
+    path.write_bytes(content)
+    try:
+        codes = [
+            preview.main(["--stack", stack], out=io.StringIO()),
+            apply.main(["plan", "--stack", stack]),
+            check.run(["--stack", stack], out=io.StringIO()),
+        ]
+    finally:
+        path.unlink()
+    err = capsys.readouterr().err
+    assert codes == [2, 2, 2]
+    assert "Traceback" not in err
+    assert err.count(f"Pulumi.{stack}.yaml") >= 3
