@@ -36,8 +36,12 @@ elif [ "$needs_system" = 1 ]; then
 else
     warn "shellcheck is not installed (scripts/bootstrap.sh installs it as root); scripts not linted"
 fi
-if [ -f .checkov.yaml ]; then
+if [ -x "$ROOT/.venv-checkov/bin/checkov" ]; then
     step checkov "$ROOT/.venv-checkov/bin/checkov" --config-file .checkov.yaml --quiet --compact
+elif [ "$needs_system" = 1 ]; then
+    die "no .venv-checkov (see the bootstrap's warning): checkov needs Python 3.11.5 or newer"
+else
+    warn "no .venv-checkov (its lock needs Python 3.11.5+); checkov not run"
 fi
 
 # run_pytest ARGS...: pytest for a selection given on the command line, where exit 5 (nothing
