@@ -39,7 +39,13 @@ def _fake(bin_dir: Path, name: str, body: str) -> None:
 def _run(bin_dir: Path) -> subprocess.CompletedProcess[str]:
     if not (ROOT / ".venv" / ".lock.sha256").exists():
         pytest.skip("run scripts/bootstrap.sh --python first (this test needs current venvs)")
-    env = {"PATH": str(bin_dir), "HOME": os.environ.get("HOME", "/tmp")}
+    # The interpreter .venv was made with (its stamp names it), by absolute path: the bare PATH
+    # has no python3.
+    env = {
+        "PATH": str(bin_dir),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "PYTHON": str(ROOT / ".venv" / "bin" / "python"),
+    }
     return subprocess.run(
         [str(ROOT / "scripts" / "bootstrap.sh")],
         env=env,
