@@ -26,7 +26,8 @@ esac
 PYTHON="${PYTHON:-python3}"
 # checkov's own closure (requirements-checkov.lock) needs Python 3.11.5 or newer (its
 # soupsieve pin says so), so it may use another interpreter than the project's; on a machine
-# with only an older one (Debian 12's 3.11.2) .venv-checkov is skipped with a warning.
+# with only an older one (Debian 12's 3.11.2) .venv-checkov is skipped with a warning;
+# CHECKOV_PYTHON=none skips it on purpose (scripts/check-debian-python.sh).
 CHECKOV_PYTHON="${CHECKOV_PYTHON:-python3}"
 
 # make_venv DIR LOCKFILE INTERPRETER: (re)create DIR when the lock or the interpreter changed.
@@ -60,7 +61,9 @@ make_venv "$VENV" "$ROOT/requirements.lock" "$PYTHON"
 # `-m secure_cache` work from any directory with this interpreter, with no build step.
 site="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 printf '%s\n%s\n' "$ROOT" "$ROOT/app" >"$site/secure-redis.pth"
-if have "$CHECKOV_PYTHON" && "$CHECKOV_PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11, 5))'; then
+if [ "$CHECKOV_PYTHON" = none ]; then
+    log ".venv-checkov not requested (CHECKOV_PYTHON=none)"
+elif have "$CHECKOV_PYTHON" && "$CHECKOV_PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11, 5))'; then
     make_venv "$ROOT/.venv-checkov" "$ROOT/requirements-checkov.lock" "$CHECKOV_PYTHON"
 elif [ -x "$ROOT/.venv-checkov/bin/checkov" ]; then
     log ".venv-checkov kept as it is ($CHECKOV_PYTHON is older than 3.11.5)"
