@@ -60,7 +60,8 @@ python_only() {
             -m*) marker="${1#-m}" ;;
             tests/unit | tests/unit/* | tests/policy | tests/policy/*) paths=$((paths + 1)) ;;
             -*) ;;
-            *) other_paths=$((other_paths + 1)) ;;
+            tests | tests/* | */* | *.py) other_paths=$((other_paths + 1)) ;;
+            *) ;; # an option's value (-n 2, -p no:cacheprovider, -k name)
         esac
         shift
     done

@@ -37,6 +37,10 @@ def _bash(snippet: str, *args: str) -> subprocess.CompletedProcess[str]:
         (["tests/unit", "tests/e2e/test_e2e_tls.py"], False),
         (["-k", "pki"], False),
         (["-m"], False),
+        (["-m", "unit or policy", "-n", "2", "-p", "no:cacheprovider"], True),
+        (["-n", "2", "tests/unit"], True),
+        (["-k", "pki", "tests/e2e/test_e2e_tls.py"], False),
+        (["-n", "2", "other/test_x.py"], False),
     ],
 )
 def test_python_only__reads_the_arguments_one_by_one(args: list[str], python_only: bool) -> None:
