@@ -23,10 +23,20 @@ if _PROJECT_ROOT not in sys.path:
     sys.path.insert(0, _PROJECT_ROOT)
 
 import pulumi  # noqa: E402
+from pulumi.runtime.settings import get_monitor  # noqa: E402
 
 from infra.settings import settings_from_pulumi  # noqa: E402
 from infra.stack import build_stack  # noqa: E402
 
+if get_monitor() is None:
+    # Run directly (`python -m infra`), not by a Pulumi engine: there is no stack to deploy to.
+    print(
+        "infra: error: infra/ is the Pulumi program: deploy it with `pulumi up` (or "
+        "scripts/setup-secure-redis.sh), render it offline with "
+        "`python -m infra.preview --stack dev`",
+        file=sys.stderr,
+    )
+    sys.exit(2)
 built = build_stack(settings_from_pulumi())
 for _name, _value in built.exports.items():
     pulumi.export(_name, _value)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import re
 import sys
 import time
 from collections.abc import Sequence
@@ -39,7 +38,7 @@ from infra.applier.translate import ContainerSpec, ImageSpec, NetworkSpec, Volum
 from infra.changes import Change, Op
 from infra.mock_engine import DYNAMIC_PREFIX, Prior, RenderError
 from infra.render import RenderedStack, render_stack
-from infra.settings import REPO_ROOT, SettingsError
+from infra.settings import REPO_ROOT, STACK_NAME_RULE, SettingsError, valid_stack_name
 
 if TYPE_CHECKING:
     from infra.applier.engine import LocalApplier
@@ -48,7 +47,6 @@ NOT_PULUMI: Final = (
     "local applier, not Pulumi: renders infra/ under Pulumi's mock runtime, diffs it against "
     "the stack's encrypted state and applies only what changed with the docker SDK"
 )
-_STACK_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
 def say(message: str) -> None:
@@ -66,10 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="where Pulumi.<stack>.yaml and .secure-redis/state/ are (default: the repository)",
     )
     args = parser.parse_args(argv)
-    if not _STACK_NAME.match(args.stack):
+    if not valid_stack_name(args.stack):
         print(
-            f"apply: error: {args.stack!r} is not a stack name (letters, digits, -_.)",
-            file=sys.stderr,
+            f"apply: error: {args.stack!r} is not a stack name: {STACK_NAME_RULE}", file=sys.stderr
         )
         return 2
     stack, store = args.stack, StateStore(args.project_dir, args.stack)

@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
         return 2
     except RenderError as exc:
         print(f"error: could not render stack {args.stack!r}: {exc}", file=sys.stderr)
-        return 1
+        return 3  # operational (README, "Exit codes")
     if args.json:
         json.dump(rendered.records(redact=True), out, indent=2, sort_keys=True)
         out.write("\n")

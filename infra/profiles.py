@@ -23,8 +23,12 @@ PASSWORD_FLOOR: Final = MappingProxyType(
     {Environment.DEVELOPMENT: 24, Environment.STAGING: 32, Environment.PRODUCTION: 48}
 )
 
-# docs/design.md#security-model point 1: TLSv1.3 only in production.
-REQUIRED_TLS_MIN: Final = MappingProxyType({Environment.PRODUCTION: "1.3"})
+# TLSv1.3 only in staging and production: the app's client (app/secure_cache/settings.py,
+# Settings.min_tls_version) requires it there, so a server accepting 1.2 would only invite a
+# weaker handshake no client of the stack may use.
+REQUIRED_TLS_MIN: Final = MappingProxyType(
+    {Environment.STAGING: "1.3", Environment.PRODUCTION: "1.3"}
+)
 
 # Config key (without the `secure-redis:` namespace) -> default, per environment. Every key a
 # stack may set appears here, so an unknown key in a stack file is a typo, not a new setting.

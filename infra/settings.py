@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -27,9 +27,19 @@ from infra.profiles import (
 from infra.redis_acl import AclError, render_acl_file
 
 NAMESPACE: Final = "secure-redis"
+# Namespaces a stack file may use besides the project's own: the docker provider's settings
+# (docker:host, ...) and Pulumi's engine settings. Any other namespace is a typo.
+FOREIGN_NAMESPACES: Final = frozenset({"docker", "pulumi"})
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 # Short, lowercase, DNS-label-like: the stack name is part of every Docker object name.
-_STACK_RE: Final = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
+# scripts/lib.sh (valid_stack_name) repeats this pattern for the shell scripts;
+# tests/unit/test_infra_stack_files.py pins the two together.
+STACK_NAME_PATTERN: Final = r"^[a-z0-9][a-z0-9-]{0,30}$"
+_STACK_RE: Final = re.compile(STACK_NAME_PATTERN)
+STACK_NAME_RULE: Final = (
+    "1-31 lowercase letters, digits or '-', starting with a letter or digit "
+    "(it is part of every Docker object name)"
+)
 _TLS_VERSIONS: Final = ("1.2", "1.3")
 _T = TypeVar("_T")
 
@@ -69,7 +79,8 @@ class StackSettings:
     data_key_generation: int
     data_key_keep_previous: int
     cert_renewal_generation: int = 0
-    docker_host: str | None = None
+    docker_host: str | None = field(default=None, repr=False)
+    """May carry credentials (ssh://user@host); never printed."""
 
     @property
     def tls_protocols(self) -> tuple[str, ...]:
@@ -86,12 +97,18 @@ def load_settings(
     """
     where = source or f"Pulumi.{stack}.yaml"
     problems: list[str] = []
-    if not _STACK_RE.match(stack):
+    if not valid_stack_name(stack):
         problems.append(
-            f"stack name {stack!r} must be 1-31 lowercase letters, digits or '-' starting with a "
-            "letter or digit (it is part of every Docker object name); pick e.g. 'dev' or 'prod'"
+            f"stack name {stack!r} must be {STACK_NAME_RULE}; pick e.g. 'dev' or 'prod'"
         )
     ours = {k[len(NAMESPACE) + 1 :]: v for k, v in config.items() if k.startswith(f"{NAMESPACE}:")}
+    for key in sorted(config):
+        namespace = key.split(":", 1)[0] if ":" in key else ""
+        if namespace != NAMESPACE and namespace not in FOREIGN_NAMESPACES:
+            problems.append(
+                f"{key!r} is not in the {NAMESPACE}: namespace (nor docker: or pulumi:); "
+                f"rename it to {NAMESPACE}:{key.rsplit(':', 1)[-1]} or remove it"
+            )
     for unknown in sorted(set(ours) - SETTING_KEYS):
         problems.append(
             f"{NAMESPACE}:{unknown} is not a setting; remove it (known: "
@@ -111,7 +128,9 @@ def load_settings(
         redis_memory_mb=reader.integer("redisMemoryMb", 32, 65536),
         redis_maxmemory_mb=reader.integer("redisMaxmemoryMb", 8, 65536),
         redis_cpus=reader.number("redisCpus", 0.05, 64.0),
-        app_memory_mb=reader.integer("appMemoryMb", 32, 65536),
+        # 128 MiB: the interpreter plus the app's byte budgets (infra/components/app.py,
+        # memory_budgets) and its connections' buffers fit below the limit.
+        app_memory_mb=reader.integer("appMemoryMb", 128, 65536),
         app_cpus=reader.number("appCpus", 0.05, 64.0),
         app_host_port=reader.integer("appHostPort", 1024, 65535),
         key_algorithm=reader.read("keyAlgorithm", _key_algorithm),
@@ -130,24 +149,86 @@ def load_settings(
     return settings
 
 
+def valid_stack_name(stack: str) -> bool:
+    """The one stack-name rule (STACK_NAME_PATTERN); scripts/lib.sh applies the same."""
+    return _STACK_RE.fullmatch(stack) is not None
+
+
 def load_stack_file(stack: str, root: Path = REPO_ROOT) -> dict[str, Any]:
-    """The `config:` map of `Pulumi.<stack>.yaml` under `root`, as flat namespaced keys."""
+    """The `config:` map of `Pulumi.<stack>.yaml` under `root`, as flat namespaced keys.
+
+    Read the way Pulumi reads it: a key without a namespace belongs to the project
+    (`tlsMinVersion:` is `secure-redis:tlsMinVersion`). A key given twice (literally, or once
+    with and once without the namespace) is an error rather than "the last one wins".
+    """
     path = root / f"Pulumi.{stack}.yaml"
-    if not _STACK_RE.match(stack) or not path.is_file():
+    if not valid_stack_name(stack) or not path.is_file():
         known = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
+        usable = [k for k in known if valid_stack_name(k)]
+        rule = "" if valid_stack_name(stack) else f"a stack name is {STACK_NAME_RULE}; "
         raise SettingsError(
             stack,
             path.name,
             [
-                f"no stack file {path.name} in {root}; use one of: {', '.join(known) or 'none'} "
-                f"(or create it with `pulumi stack init {stack}`)"
+                f"no stack file {path.name} in {root}; {rule}use one of: "
+                f"{', '.join(usable) or 'none'} (or create it with `pulumi stack init <name>`)"
             ],
         )
-    document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    document = _read_yaml(stack, path)
     config = (document.get("config") or {}) if isinstance(document, dict) else None
     if not isinstance(config, dict):
         raise SettingsError(stack, path.name, ["`config:` must be a mapping of key: value"])
-    return {str(k): v for k, v in config.items()}
+    flat: dict[str, Any] = {}
+    problems: list[str] = []
+    for raw_key, value in config.items():
+        key = str(raw_key)
+        full = key if ":" in key else f"{NAMESPACE}:{key}"
+        if full in flat:
+            problems.append(f"{full} is set twice; keep one of the two entries")
+        flat[full] = value
+    if problems:
+        raise SettingsError(stack, path.name, problems)
+    return flat
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a mapping with the same key twice (PyYAML keeps the last)."""
+
+
+def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{key} is set twice; keep one of the two entries", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=True)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _unique_mapping,
+)
+
+
+def _read_yaml(stack: str, path: Path) -> Any:
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise SettingsError(stack, path.name, [f"cannot read it ({exc.strerror})"]) from None
+    except UnicodeDecodeError as exc:
+        raise SettingsError(
+            stack, path.name, [f"is not UTF-8 text (byte {exc.start}); save it as UTF-8"]
+        ) from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        reason = getattr(exc, "problem", None) or "not valid YAML"
+        raise SettingsError(stack, path.name, [f"{reason}{where}; fix the YAML"]) from None
 
 
 def settings_from_pulumi() -> StackSettings:
@@ -250,8 +331,10 @@ def _docker_host(config: Mapping[str, Any], problems: list[str]) -> str | None:
     scheme = host.split("://", 1)[0] if "://" in host else ""
     has_tls = any(config.get(f"docker:{k}") for k in ("certPath", "caMaterial", "certMaterial"))
     if scheme not in {"unix", "ssh", "npipe", "tcp"}:
+        # Only the scheme is echoed: the rest may carry credentials (user:password@).
+        shown = f"a {scheme}:// URL" if scheme else "not a URL"
         problems.append(
-            f"docker:host is {host!r}; use unix:///var/run/docker.sock or ssh://user@host"
+            f"docker:host is {shown}; use unix:///var/run/docker.sock or ssh://user@host"
         )
     elif scheme == "tcp" and not has_tls:
         problems.append(
@@ -306,9 +389,12 @@ def _cross_checks(s: StackSettings, failed: set[str]) -> list[str]:
 __all__ = [
     "NAMESPACE",
     "REPO_ROOT",
+    "STACK_NAME_PATTERN",
+    "STACK_NAME_RULE",
     "SettingsError",
     "StackSettings",
     "load_settings",
     "load_stack_file",
     "settings_from_pulumi",
+    "valid_stack_name",
 ]

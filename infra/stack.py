@@ -124,12 +124,14 @@ def build_stack(settings: StackSettings) -> BuiltStack:
                 redis_password=secrets.app_password.value,
                 data_key=secrets.data_keyring.primaryKey,
                 previous_data_keys=secrets.data_keyring.previousKeys,
+                api_token=secrets.api_token.value,
             ),
             revisions=(
                 tls.ca.revision,
                 tls.app_client.revision,
                 secrets.app_password.revision,
                 secrets.data_keyring.revision,
+                secrets.api_token.revision,
             ),
             # The app starts once Redis is healthy (`wait`), so its first connection succeeds.
             depends_on=(networks.backend, networks.frontend, redis.container),

@@ -10,6 +10,7 @@
 # encrypt_decrypt_us_1k, connect_ms_p50, their spreads, goals_met, ...). See scripts/bench.py.
 set -euo pipefail
 LOG_TAG=bench
+# shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
 require_venv

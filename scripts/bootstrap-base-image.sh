@@ -4,6 +4,7 @@
 # offline from Debian's packages with mmdebstrap (no registry reachable).
 set -euo pipefail
 LOG_TAG=base-image
+# shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
 # BASE_IMAGE overrides the tag (the image is always Debian bookworm), e.g. to test this script.

@@ -8,10 +8,11 @@
 # Installs, when missing:
 #   .venv          pinned packages from requirements.lock, with the repository on sys.path
 #   .venv-checkov  checkov from requirements-checkov.lock (its pins clash with pulumi's)
-#   redis-server, redis-tools, docker.io, mmdebstrap   via apt-get, as root
+#   redis-server, redis-tools, docker.io, mmdebstrap, shellcheck   via apt-get, as root
 # and starts dockerd in the background when `docker info` fails.
 set -euo pipefail
 LOG_TAG=bootstrap
+# shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
 want_system=1
@@ -23,25 +24,29 @@ case "${1:-}" in
 esac
 
 PYTHON="${PYTHON:-python3}"
+# checkov's own closure (requirements-checkov.lock) needs Python 3.11.5 or newer (its
+# soupsieve pin says so), so it may use another interpreter than the project's; on a machine
+# with only an older one (Debian 12's 3.11.2) .venv-checkov is skipped with a warning;
+# CHECKOV_PYTHON=none skips it on purpose (scripts/check-debian-python.sh).
+CHECKOV_PYTHON="${CHECKOV_PYTHON:-python3}"
 
-# make_venv DIR LOCKFILE EXTRA_HASH_INPUT...: (re)create DIR when the lock changed.
+# make_venv DIR LOCKFILE INTERPRETER: (re)create DIR when the lock or the interpreter changed.
 make_venv() {
-    local dir="$1" lock="$2" stamp want have_stamp start
-    shift 2
-    want="$(cat "$lock" "$@" | sha256sum | cut -d' ' -f1)"
+    local dir="$1" lock="$2" python="$3" stamp want have_stamp start
+    want="$({ cat "$lock"; "$python" -VV 2>/dev/null || true; } | sha256sum | cut -d' ' -f1)"
     stamp="$dir/.lock.sha256"
     have_stamp="$(cat "$stamp" 2>/dev/null || true)"
     if [ "$have_stamp" = "$want" ] && [ -x "$dir/bin/python" ]; then
         log "$(basename "$dir") up to date"
         return
     fi
-    have "$PYTHON" || die "$PYTHON not found; install Python 3.11+ (Debian: apt-get install python3 python3-venv) or set PYTHON=/path/to/python3"
-    "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
-        || die "$PYTHON is $("$PYTHON" -V 2>&1); Python 3.11 or newer is required (set PYTHON=...)"
+    have "$python" || die "$python not found; install Python 3.11+ (Debian: apt-get install python3 python3-venv) or set PYTHON=/path/to/python3"
+    "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+        || die "$python is $("$python" -V 2>&1); Python 3.11 or newer is required (set PYTHON=...)"
     start="$(now_ms)"
-    log "creating $(basename "$dir") from $(basename "$lock") (first run takes about a minute)"
+    log "creating $(basename "$dir") from $(basename "$lock") with $("$python" -V 2>&1) (first run takes about a minute)"
     rm -rf "$dir"
-    "$PYTHON" -m venv "$dir" || die "could not create $dir; Debian needs: apt-get install python3-venv"
+    "$python" -m venv "$dir" || die "could not create $dir; Debian needs: apt-get install python3-venv"
     "$dir/bin/python" -m pip install --quiet --disable-pip-version-check --require-virtualenv \
         --no-deps -r "$lock" 2> >(grep -v "^WARNING: Location" >&2) \
         || die "pip could not install $lock; check that PyPI is reachable"
@@ -51,7 +56,7 @@ make_venv() {
     log "$(basename "$dir") ready in $(elapsed "$start")"
 }
 
-make_venv "$VENV" "$ROOT/requirements.lock"
+make_venv "$VENV" "$ROOT/requirements.lock" "$PYTHON"
 # The repository and app/ on sys.path: `python -m infra.preview`, `-m policies.check` and
 # `-m secure_cache` work from any directory with this interpreter, with no build step.
 site="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
@@ -62,7 +67,15 @@ if [ -d "$ROOT/infra/.venv" ] && [ ! -L "$ROOT/infra/.venv" ]; then
     die "infra/.venv is a directory; remove it (rm -r infra/.venv) so it can link to ../.venv"
 fi
 ln -sfn ../.venv "$ROOT/infra/.venv"
-make_venv "$ROOT/.venv-checkov" "$ROOT/requirements-checkov.lock"
+if [ "$CHECKOV_PYTHON" = none ]; then
+    log ".venv-checkov not requested (CHECKOV_PYTHON=none)"
+elif have "$CHECKOV_PYTHON" && "$CHECKOV_PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11, 5))'; then
+    make_venv "$ROOT/.venv-checkov" "$ROOT/requirements-checkov.lock" "$CHECKOV_PYTHON"
+elif [ -x "$ROOT/.venv-checkov/bin/checkov" ]; then
+    log ".venv-checkov kept as it is ($CHECKOV_PYTHON is older than 3.11.5)"
+else
+    warn "no .venv-checkov: checkov's lock needs Python 3.11.5 or newer and $CHECKOV_PYTHON is $("$CHECKOV_PYTHON" -V 2>&1 || echo missing); set CHECKOV_PYTHON=/path/to/python3.12 to scan with checkov"
+fi
 
 [ "$want_system" = 1 ] || exit 0
 
@@ -75,6 +88,7 @@ declare -A PACKAGE_FOR=(
     [docker]=docker.io
     [mmdebstrap]=mmdebstrap
     [promtool]=prometheus
+    [shellcheck]=shellcheck
 )
 missing=()
 for cmd in "${!PACKAGE_FOR[@]}"; do
@@ -96,7 +110,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
         || die "apt-get install ${missing[*]} failed; see the output above"
     log "installed ${missing[*]} in $(elapsed "$start")"
 else
-    log "system packages present (redis-server, redis-tools, docker.io, mmdebstrap)"
+    log "system packages present (redis-server, redis-tools, docker.io, mmdebstrap, shellcheck)"
 fi
 
 # Debian's redis-server package starts a plaintext server on 6379; this project never uses it.

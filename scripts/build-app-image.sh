@@ -11,6 +11,7 @@
 # installs them with --no-index. Prints the image id on the last line.
 set -euo pipefail
 LOG_TAG=build-app-image
+# shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
 tag="secure-redis-app:latest"

@@ -1,8 +1,11 @@
+# shellcheck shell=bash
 # Shared helpers for the scripts in this folder. Source it; do not run it.
 # Output is plain `component: message` lines so logs stay greppable.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="$ROOT/.venv"
+# SECURE_REDIS_VENV: another virtualenv for the same checkout (e.g. one per interpreter:
+# scripts/check-debian-python.sh).
+VENV="${SECURE_REDIS_VENV:-$ROOT/.venv}"
 PY="$VENV/bin/python"
 
 log() { printf '%s: %s\n' "${LOG_TAG:-secure-redis}" "$*"; }
@@ -18,6 +21,59 @@ have() { command -v "$1" >/dev/null 2>&1; }
 
 # docker_ready: the engine answers (not just the client binary being present).
 docker_ready() { have docker && docker info >/dev/null 2>&1; }
+
+# step NAME COMMAND...: run one stage between a start line and a timing line; a failing
+# command stops the calling script (set -e) with its own message.
+step() {
+    local name="$1" start
+    shift
+    start="$(now_ms)"
+    log "== $name"
+    "$@"
+    log "-- $name done ($(elapsed "$start"))"
+}
+
+# The stack-name rule, the same pattern as STACK_NAME_PATTERN in infra/settings.py (the unit
+# test tests/unit/test_infra_stack_files.py pins the two together): the name is part of every
+# Docker object name.
+STACK_NAME_PATTERN='^[a-z0-9][a-z0-9-]{0,30}$'
+valid_stack_name() { [[ "$1" =~ $STACK_NAME_PATTERN ]]; }
+# require_stack NAME: die unless NAME is a valid stack name with a Pulumi.NAME.yaml.
+require_stack() {
+    local stack="$1" known
+    known="$(find "$ROOT" -maxdepth 1 -name 'Pulumi.*.yaml' -printf '%f\n' \
+        | sed 's/^Pulumi\.\(.*\)\.yaml$/\1/' | sort | paste -sd ' ')"
+    valid_stack_name "$stack" \
+        || die "'$stack' is not a stack name: 1-31 lowercase letters, digits or '-', starting with a letter or digit (stacks: $known)"
+    [ -f "$ROOT/Pulumi.$stack.yaml" ] \
+        || die "no stack '$stack': Pulumi.$stack.yaml does not exist (stacks: $known)"
+}
+
+# python_only ARGS...: true when the pytest arguments select only layers that need no system
+# packages. One loop over the arguments; an option's value is never mistaken for an option
+# (`--maxfail=1` is not `-m`), and anything not understood means "bootstrap everything".
+python_only() {
+    local marker="" paths=0 other_paths=0
+    while [ "$#" -gt 0 ]; do
+        case "$1" in
+            -m) [ "$#" -ge 2 ] || return 1; marker="$2"; shift 2; continue ;;
+            -m*) marker="${1#-m}" ;;
+            tests/unit | tests/unit/* | tests/policy | tests/policy/*) paths=$((paths + 1)) ;;
+            -*) ;;
+            tests | tests/* | */* | *.py) other_paths=$((other_paths + 1)) ;;
+            *) ;; # an option's value (-n 2, -p no:cacheprovider, -k name)
+        esac
+        shift
+    done
+    [ "$other_paths" -eq 0 ] || return 1
+    if [ -n "$marker" ]; then
+        case "$marker" in
+            *integration* | *e2e* | *not*) return 1 ;;
+        esac
+        return 0
+    fi
+    [ "$paths" -gt 0 ]
+}
 
 require_venv() {
     [ -x "$PY" ] || die "no virtualenv at $VENV; run scripts/bootstrap.sh first"

@@ -17,6 +17,7 @@
 # keys and cached data are kept (the local applier diffs against its encrypted state).
 set -euo pipefail
 LOG_TAG=setup
+# shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
@@ -33,18 +34,9 @@ for arg in "$@"; do
     esac
 done
 stack="${stack:-dev}"
-[[ "$stack" =~ ^[A-Za-z0-9][A-Za-z0-9_.-]*$ ]] || die "'$stack' is not a stack name"
-[ -f "Pulumi.$stack.yaml" ] || die "no stack '$stack': Pulumi.$stack.yaml does not exist (stacks: $(ls Pulumi.*.yaml | sed 's/Pulumi\.\(.*\)\.yaml/\1/' | paste -sd ' '))"
+require_stack "$stack"
 
 total="$(now_ms)"
-step() { # step NAME COMMAND...: one stage, with a timing line
-    local name="$1" start
-    shift
-    start="$(now_ms)"
-    log "== $name"
-    "$@"
-    log "-- $name done ($(elapsed "$start"))"
-}
 
 # -- 1. bootstrap ------------------------------------------------------------------------------
 step "bootstrap: virtualenvs, packages, Docker engine" scripts/bootstrap.sh
@@ -119,6 +111,7 @@ echo "images:   $(docker images --filter "label=$label" --format '{{.Repository}
 binding="$(docker port "secure-redis-$stack-app" 8080/tcp 2>/dev/null | head -n 1 || true)"
 echo
 echo "the app listens on http://${binding:-<not published>}/ (this host only): GET /healthz, GET /security-status, PUT|GET|DELETE /cache/{key}"
+echo "every route but /healthz needs its token: Authorization: Bearer \$(docker exec secure-redis-$stack-app cat /etc/secure-cache/api.token)"
 echo "Redis publishes no port: it is reachable only from the app, over TLS with client certificates, on secure-redis-$stack-backend"
 echo
 # Certificates' days to expiry and the data-key generation, from the deployment's state.
@@ -129,24 +122,7 @@ else
     "$PY" -m infra.apply status --stack "$stack" || true
 fi
 echo
-"$PY" - "$summary_file" <<'EOF'
-import json, sys
-try:
-    areas = json.load(open(sys.argv[1]))["areas"]
-except (OSError, ValueError, KeyError):
-    areas = []
-if not areas:
-    print("security checks: no results (the verification did not run to the end)")
-    sys.exit(0)
-width = max(len(a["title"]) for a in areas)
-print(f"{'security check'.ljust(width)}  result")
-for a in areas:
-    verdict = "PASS" if a["failed"] == 0 and a["passed"] > 0 else "FAIL" if a["failed"] else "SKIP"
-    counts = f"{a['passed']} passed" + (f", {a['failed']} failed" if a["failed"] else "") + (f", {a['skipped']} skipped" if a["skipped"] else "")
-    print(f"{a['title'].ljust(width)}  {verdict} ({counts})")
-    for test in a["failures"]:
-        print(f"    failed: {test}")
-EOF
+"$PY" "$ROOT/scripts/security_summary.py" "$summary_file"
 echo
 [ "$full" = 1 ] || echo "fault tests (stop/restart Redis, live key rotation, dev+prod isolation): scripts/setup-secure-redis.sh $stack --full, or scripts/test.sh -m e2e"
 echo "tear down: scripts/teardown.sh $stack"

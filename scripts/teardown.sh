@@ -9,15 +9,17 @@
 # nothing to remove. Safe to run again.
 set -euo pipefail
 LOG_TAG=teardown
+# shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 case "${1:-}" in
     -h | --help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 esac
-stack="${1:-dev}"
-[[ "$stack" =~ ^[A-Za-z0-9][A-Za-z0-9_.-]*$ ]] || die "'$stack' is not a stack name"
 [ "$#" -le 1 ] || die "usage: scripts/teardown.sh [STACK]"
+stack="${1:-dev}"
+valid_stack_name "$stack" \
+    || die "'$stack' is not a stack name: 1-31 lowercase letters, digits or '-', starting with a letter or digit"
 
 require_venv
 docker_ready || die "the Docker engine is not reachable (docker info failed); start it with scripts/bootstrap.sh, then run this again"

@@ -5,30 +5,21 @@
 #   scripts/test.sh -m unit              one layer: unit | policy | integration | e2e
 #   scripts/test.sh -m "not e2e" -x      any pytest arguments
 #
-# With a marker expression that names neither integration nor e2e, only the Python
-# virtualenvs are bootstrapped (no root, Docker or redis-server needed).
+# Only the Python virtualenvs are bootstrapped (no root, Docker or redis-server needed) when
+# the arguments select unit or policy tests alone: a marker expression (-m EXPR) naming neither
+# integration nor e2e nor using `not`, or test paths under tests/unit or tests/policy only.
 set -euo pipefail
-LOG_TAG=test
+LOG_TAG="test"
+# shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 needs_system=1
-if [ "$#" -gt 0 ] && [[ "$*" == *"-m"* ]] && [[ "$*" != *integration* ]] && [[ "$*" != *e2e* ]]; then
+if [ "$#" -gt 0 ] && python_only "$@"; then
     needs_system=0
 fi
-# A negated layer ("not e2e") still runs integration tests, which need redis-server.
-[[ "$*" == *"not e2e"* ]] && needs_system=1
 
 total="$(now_ms)"
-step() { # step NAME COMMAND...: run one stage with a timing line
-    local name="$1" start
-    shift
-    start="$(now_ms)"
-    log "== $name"
-    "$@"
-    log "-- $name ok ($(elapsed "$start"))"
-}
-
 if [ "$needs_system" = 1 ]; then
     step bootstrap scripts/bootstrap.sh
     step base-image scripts/bootstrap-base-image.sh
@@ -38,8 +29,19 @@ fi
 step ruff "$VENV/bin/ruff" check .
 step ruff-format "$VENV/bin/ruff" format --check --quiet .
 step mypy "$VENV/bin/mypy" infra policies app tests scripts
-if [ -f .checkov.yaml ]; then
+if have shellcheck; then
+    step shellcheck shellcheck scripts/*.sh .ci/run
+elif [ "$needs_system" = 1 ]; then
+    die "shellcheck is missing although the bootstrap installs it; run: apt-get install shellcheck"
+else
+    warn "shellcheck is not installed (scripts/bootstrap.sh installs it as root); scripts not linted"
+fi
+if [ -x "$ROOT/.venv-checkov/bin/checkov" ]; then
     step checkov "$ROOT/.venv-checkov/bin/checkov" --config-file .checkov.yaml --quiet --compact
+elif [ "$needs_system" = 1 ]; then
+    die "no .venv-checkov (see the bootstrap's warning): checkov needs Python 3.11.5 or newer"
+else
+    warn "no .venv-checkov (its lock needs Python 3.11.5+); checkov not run"
 fi
 
 # run_pytest ARGS...: pytest for a selection given on the command line, where exit 5 (nothing

@@ -10,8 +10,16 @@
     serve                      run the HTTP service (service.py)
     healthcheck [--url URL]    GET the service's /healthz; exit 0 when it answers 200
 
-Configuration comes from the environment (settings.py). Exit codes: 2 bad configuration,
-4 Redis unavailable for a command that needs it. Logs go to stderr as `event=...` lines.
+Configuration comes from the environment (settings.py). Logs go to stderr as `event=...` lines;
+every failure is one line on stderr, never a traceback. Exit codes (README, "Exit codes"):
+
+    0  done
+    1  miss: no such key (get, delete), or the service is not healthy (healthcheck)
+    2  bad input: arguments or configuration; nothing was done
+    3  rotate: entries remain on an old key (run it again)
+    4  Redis unavailable; the line on stderr says why (network, TLS, certificate, auth)
+    5  Redis refused the command (ACL NOPERM or another error); nothing was stored
+    6  the service could not start (e.g. its port is in use)
 """
 
 from __future__ import annotations
@@ -24,37 +32,78 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
-from typing import Final
+from typing import Final, NoReturn
+from urllib.parse import urlsplit
 
 from secure_cache.client import DEFAULT_ROTATION_BATCH, SecureCache
+from secure_cache.crypto import MAX_LOGICAL_KEY_BYTES
+from secure_cache.diagnose import explain_unavailable
 from secure_cache.errors import BackendUnavailable, ConfigurationError
-from secure_cache.service import serve
-from secure_cache.settings import DEFAULT_HTTP_PORT, ServiceSettings
+from secure_cache.settings import ServiceSettings, Settings, http_port
 
+EXIT_OK: Final = 0
 EXIT_MISS: Final = 1
-EXIT_CONFIG: Final = 2
+EXIT_USAGE: Final = 2
 EXIT_INCOMPLETE: Final = 3
 EXIT_UNAVAILABLE: Final = 4
+EXIT_REFUSED: Final = 5
+EXIT_SERVE: Final = 6
 _HEALTH_TIMEOUT_S: Final = 3.0
+_LOCAL_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
+_MAX_TTL_SECONDS: Final = 10 * 365 * 86400
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors and exit code 2 (its own default, kept explicit)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _key(text: str) -> str:
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError("the key is not valid UTF-8") from None
+    if not 0 < size <= MAX_LOGICAL_KEY_BYTES:
+        raise argparse.ArgumentTypeError(
+            f"a key is 1-{MAX_LOGICAL_KEY_BYTES} bytes of UTF-8 (got {size})"
+        )
+    return text
+
+
+def _bounded(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number, got {text[:20]!r}"
+            ) from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {value}")
+        return value
+
+    return parse
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m secure_cache", description="Encrypted cache over TLS Redis."
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="python -m secure_cache", description="Encrypted cache over TLS Redis.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     get = sub.add_parser("get", help="print a value")
-    get.add_argument("key")
+    get.add_argument("key", type=_key)
     put = sub.add_parser("set", help="store a value")
-    put.add_argument("key")
+    put.add_argument("key", type=_key)
     put.add_argument("value", nargs="?", help="the value; read from stdin when omitted")
-    put.add_argument("--ttl", type=int, default=None, help="seconds until it expires")
+    put.add_argument(
+        "--ttl", type=_bounded(1, _MAX_TTL_SECONDS), default=None, help="seconds until it expires"
+    )
     delete = sub.add_parser("delete", help="remove a value")
-    delete.add_argument("key")
+    delete.add_argument("key", type=_key)
     sub.add_parser("status", help="print the security status JSON")
     rotate = sub.add_parser("rotate", help="move entries to the primary data key")
-    rotate.add_argument("--batch-size", type=int, default=DEFAULT_ROTATION_BATCH)
-    rotate.add_argument("--max-batches", type=int, default=None)
+    rotate.add_argument("--batch-size", type=_bounded(1, 100_000), default=DEFAULT_ROTATION_BATCH)
+    rotate.add_argument("--max-batches", type=_bounded(1, 10**9), default=None)
     sub.add_parser("serve", help="run the HTTP service")
     health = sub.add_parser("healthcheck", help="probe the running service's /healthz")
     health.add_argument("--url", default=None)
@@ -68,21 +117,55 @@ def _configure_logging() -> None:
         format="ts=%(asctime)s level=%(levelname)s %(message)s",
         datefmt="%Y-%m-%dT%H:%M:%S%z",
     )
+    # The service's libraries log their own one-liners; never a traceback (uvicorn's error
+    # logger would attach one to an application exception, which http_api.py never lets out).
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
 
 
 def _healthcheck(url: str | None) -> int:
     if url is None:
-        port = os.environ.get("HTTP_PORT", "").strip() or str(DEFAULT_HTTP_PORT)
+        problems: list[str] = []
+        port = http_port(os.environ, problems)
+        if problems:
+            print(f"healthcheck: {problems[0]}", file=sys.stderr)
+            return EXIT_USAGE
         url = f"http://127.0.0.1:{port}/healthz"
-    if not url.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]")):
-        print("healthcheck only probes the local service", file=sys.stderr)
-        return EXIT_CONFIG
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        host = None
+    if parts.scheme != "http" or host not in _LOCAL_HOSTS:
+        print(
+            "healthcheck: only probes the local service: http://127.0.0.1:<port>/healthz",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     try:
         with urllib.request.urlopen(url, timeout=_HEALTH_TIMEOUT_S) as reply:  # noqa: S310 - local http only
-            return 0 if reply.status == 200 else 1
-    except (urllib.error.URLError, OSError) as exc:
-        print(f"healthcheck failed: {exc}", file=sys.stderr)
-        return 1
+            return EXIT_OK if reply.status == 200 else EXIT_MISS
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or type(exc).__name__
+        print(f"healthcheck: {url} did not answer 200 ({reason})", file=sys.stderr)
+        return EXIT_MISS
+
+
+def _serve() -> int:
+    from secure_cache.service import ServeError, serve  # noqa: PLC0415 - uvicorn only for serve
+
+    try:
+        service_settings = ServiceSettings.from_env()
+        Settings.from_env()  # every problem of both, before binding the port
+    except ConfigurationError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        serve(service_settings)
+    except ServeError as exc:
+        print(f"serve: {exc}", file=sys.stderr)
+        return EXIT_SERVE
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -90,67 +173,90 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "healthcheck":
         return _healthcheck(args.url)
     _configure_logging()
+    if args.command == "serve":
+        return _serve()
     try:
-        service_settings = ServiceSettings.from_env() if args.command == "serve" else None
         cache = SecureCache.from_env()
     except ConfigurationError as exc:
         print(str(exc), file=sys.stderr)
-        return EXIT_CONFIG
-    if service_settings is not None:
-        serve(cache, service_settings)
-        return 0
+        return EXIT_USAGE
     with cache:
         return _COMMANDS[args.command](cache, args)
 
 
+def _unavailable(what: str) -> int:
+    # The settings were valid a moment ago (from_env), so reading them again cannot fail.
+    print(f"{what}: {explain_unavailable(Settings.from_env())}", file=sys.stderr)
+    return EXIT_UNAVAILABLE
+
+
+def _refusals(cache: SecureCache) -> int:
+    return cache.events.count("acl_denied") + cache.events.count("command_errors")
+
+
 def _get(cache: SecureCache, args: argparse.Namespace) -> int:
+    refused = _refusals(cache)
     value = cache.get(args.key)
     if cache.backend != "redis":
-        print("redis is unavailable; cannot read", file=sys.stderr)
-        return EXIT_UNAVAILABLE
+        return _unavailable("cannot read")
+    if _refusals(cache) > refused:
+        print("cannot read: redis refused the command (see the event line above)", file=sys.stderr)
+        return EXIT_REFUSED
     if value is None:
         return EXIT_MISS
     sys.stdout.buffer.write(value)
     sys.stdout.flush()
-    return 0
+    return EXIT_OK
 
 
 def _set(cache: SecureCache, args: argparse.Namespace) -> int:
-    value = args.value.encode() if args.value is not None else sys.stdin.buffer.read()
+    value = args.value.encode("utf-8", "surrogateescape") if args.value is not None else None
+    if value is None:
+        value = sys.stdin.buffer.read()
+    refused = _refusals(cache)
     cache.set(args.key, value, args.ttl)
     if cache.backend != "redis":
         # A CLI process exits right away: a value kept only in its memory would be lost.
-        print("redis is unavailable; the value was not stored", file=sys.stderr)
-        return EXIT_UNAVAILABLE
-    return 0
+        return _unavailable("the value was not stored")
+    if _refusals(cache) > refused:
+        print(
+            "the value was not stored: redis refused the write (ACL NOPERM or an error; see the "
+            "event line above); check REDIS_KEY_PREFIX against the user's ACL key pattern",
+            file=sys.stderr,
+        )
+        return EXIT_REFUSED
+    return EXIT_OK
 
 
 def _delete(cache: SecureCache, args: argparse.Namespace) -> int:
+    refused = _refusals(cache)
     removed = cache.delete(args.key)
     if cache.backend != "redis":
-        print("redis is unavailable; nothing was deleted", file=sys.stderr)
-        return EXIT_UNAVAILABLE
-    return 0 if removed else EXIT_MISS
+        return _unavailable("nothing was deleted")
+    if _refusals(cache) > refused:
+        print("nothing was deleted: redis refused the command", file=sys.stderr)
+        return EXIT_REFUSED
+    return EXIT_OK if removed else EXIT_MISS
 
 
 def _status(cache: SecureCache, _args: argparse.Namespace) -> int:
     _print_json(cache.status())
-    return 0
+    return EXIT_OK
 
 
 def _rotate(cache: SecureCache, args: argparse.Namespace) -> int:
     try:
         report = cache.rotate(batch_size=args.batch_size, max_batches=args.max_batches)
-    except BackendUnavailable as exc:
-        print(str(exc), file=sys.stderr)
-        return EXIT_UNAVAILABLE
+    except BackendUnavailable:
+        return _unavailable("rotation did not run")
     _print_json(report.as_dict())
-    return 0 if report.complete else EXIT_INCOMPLETE
+    return EXIT_OK if report.complete else EXIT_INCOMPLETE
 
 
 def _print_json(payload: object) -> None:
     json.dump(payload, sys.stdout, indent=2, sort_keys=True)
     sys.stdout.write("\n")
+    sys.stdout.flush()
 
 
 _COMMANDS: Final[dict[str, Callable[[SecureCache, argparse.Namespace], int]]] = {
@@ -162,5 +268,18 @@ _COMMANDS: Final[dict[str, Callable[[SecureCache, argparse.Namespace], int]]] = 
 }
 
 
+def run() -> int:
+    """main() for the console: a reader that goes away (`| head -1`) ends it quietly."""
+    try:
+        return main()
+    except BrokenPipeError:
+        # Python flushes stdout again at exit; point it at devnull so that fails silently too.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+    except KeyboardInterrupt:
+        return 130
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

@@ -226,7 +226,9 @@ class CacheCore:
     ) -> None:
         self.settings = settings
         self.keyring = _keyring(settings, settings.previous_keys)
-        self.memory = MemoryCache(settings.fallback_max_entries, clock=clock)
+        self.memory = MemoryCache(
+            settings.fallback_max_entries, clock=clock, max_bytes=settings.fallback_max_bytes
+        )
         self.events = events or SecurityEvents()
         self._clock = clock
         self.degraded = False

@@ -1,262 +1,165 @@
-"""A minimal HTTP service over SecureCache (standard library only).
+"""`python -m secure_cache serve`: the HTTP API (http_api.py) served by uvicorn.
 
-    PUT    /cache/{key}[?ttl=SECONDS]   body = raw bytes      -> 204
-    GET    /cache/{key}                                      -> 200 raw bytes | 404
-    DELETE /cache/{key}                                      -> 204 | 404
-    GET    /healthz                                          -> 200 {"status": "ok", "backend": ...}
-    GET    /security-status                                  -> 200 SecureCache.status()
+Why uvicorn: the standard library's http.server is documented as not for production, and the
+service's cache client has an asyncio twin (AsyncSecureCache), so an asyncio server holds an idle
+or slow connection as a few kilobytes of protocol state instead of a thread. uvicorn with its
+pure-Python h11 parser (no C extensions to ship in the image) reads request bodies only as the
+application asks for them, pausing the socket past 64 KiB, which is what lets http_budget.py
+bound the bytes in flight.
 
-`{key}` is percent-decoded UTF-8. The service has no authentication of its own: it is meant
-to sit on a private network next to the application that uses it (the stack publishes its
-port on the host's 127.0.0.1 only, see infra/components/app.py). Access logs name the
-route, never the key:
+What this module adds to uvicorn, each for a measured gap (tests/integration/test_cache_service.py):
 
-    event=http_request method=GET route=/cache/{key} status=200
+- a connection limit that refuses the connection itself (JSON 503, closed) rather than
+  uvicorn's limit_concurrency, which counts idle connections too and answers plain text;
+- a deadline for a request's headers from the moment a connection opens or finishes a
+  response: uvicorn arms its keep-alive timer only after a response, so a connection that never
+  sends a request (or dribbles one byte at a time) would otherwise stay forever;
+- malformed requests (bad request line, HTTP/2.0, oversized headers) answered as JSON 400
+  instead of h11's plain text.
+
+/healthz needs neither the token nor any budget, so it answers while the others are busy.
 """
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import json
 import logging
-import signal
-import threading
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import socket
 from typing import Any, ClassVar, Final
-from urllib.parse import parse_qs, unquote, urlsplit
 
-from secure_cache.client import SecureCache
-from secure_cache.core import logical_key
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from secure_cache.client import AsyncSecureCache
+from secure_cache.errors import SecureCacheError
+from secure_cache.http_api import CacheAPI
 from secure_cache.settings import ServiceSettings
 
 logger = logging.getLogger("secure_cache.service")
 
-CACHE_PREFIX: Final = "/cache/"
-_BUSY: Final = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-_REQUEST_TIMEOUT_S: Final = 30
+# A connection must send a complete request head within this long of opening or of its last
+# response; the same figure closes idle keep-alive connections.
+HEADER_TIMEOUT_S: Final = 10
+# Largest request head (request line and headers) h11 buffers before answering 400.
+MAX_HEAD_BYTES: Final = 16 * 1024
 
 
-class CacheRequestHandler(BaseHTTPRequestHandler):
-    """Routes requests to the cache held by the server (see CacheHTTPServer)."""
+class ServeError(SecureCacheError):
+    """The service could not start (e.g. the port is in use); the message says how to fix it."""
 
-    server: CacheHTTPServer
-    protocol_version = "HTTP/1.1"
-    server_version = "secure-cache"
-    sys_version = ""  # do not advertise the Python version
-    timeout = _REQUEST_TIMEOUT_S  # slow or stalled clients are dropped
-    _route = "-"
 
-    # -- routing --------------------------------------------------------------------------
+def _json_response(status: int, error: str) -> bytes:
+    body = json.dumps({"error": error}).encode()
+    reason = {400: b"Bad Request", 503: b"Service Unavailable"}[status]
+    return (
+        b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+        b"cache-control: no-store\r\nconnection: close\r\n\r\n%s"
+    ) % (status, reason, len(body), body)
 
-    def do_GET(self) -> None:
-        path = urlsplit(self.path).path
-        if path == "/healthz":
-            self._route = "/healthz"
-            self._json(HTTPStatus.OK, {"status": "ok", "backend": self.server.cache.backend})
-        elif path == "/security-status":
-            self._route = "/security-status"
-            self._json(HTTPStatus.OK, self.server.cache.status())
-        elif path.startswith(CACHE_PREFIX):
-            key = self._cache_key(path)
-            if key is None:
-                return
-            value = self.server.cache.get(key)
-            if value is None:
-                self._empty(HTTPStatus.NOT_FOUND)
-            else:
-                self._send(HTTPStatus.OK, value, "application/octet-stream")
-        else:
-            self._not_found()
 
-    def do_PUT(self) -> None:
-        parts = urlsplit(self.path)
-        if not parts.path.startswith(CACHE_PREFIX):
-            self._not_found()
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with a connection limit, a header deadline and JSON 400s."""
+
+    max_connections: ClassVar[int] = 400
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._head_cycle: object = None
+        self._head_timer: asyncio.TimerHandle | None = None
+        if len(self.connections) > self.max_connections:
+            logger.warning("event=http_overloaded connections=%d", len(self.connections))
+            transport.write(_json_response(503, "too many connections; retry shortly"))
+            transport.close()
             return
-        key = self._cache_key(parts.path)
-        if key is None:
-            return
-        ok, ttl = self._ttl(parts.query)
-        if not ok:
-            return
-        body = self._body()
-        if body is None:
-            return
-        self.server.cache.set(key, body, ttl)
-        self._empty(HTTPStatus.NO_CONTENT)
+        self._arm_head_deadline()
 
-    def do_DELETE(self) -> None:
-        path = urlsplit(self.path).path
-        if not path.startswith(CACHE_PREFIX):
-            self._not_found()
-            return
-        key = self._cache_key(path)
-        if key is None:
-            return
-        deleted = self.server.cache.delete(key)
-        self._empty(HTTPStatus.NO_CONTENT if deleted else HTTPStatus.NOT_FOUND)
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._head_timer is not None and self.cycle is not self._head_cycle:
+            self._head_timer.cancel()  # a request head arrived
+            self._head_timer = None
 
-    def do_POST(self) -> None:
-        self._method_not_allowed()
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._arm_head_deadline()
 
-    do_PATCH = do_POST
-    do_HEAD = do_POST
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+        super().connection_lost(exc)
 
-    # -- helpers --------------------------------------------------------------------------
+    def send_400_response(self, msg: str) -> None:
+        # h11 refused the request (bad request line or version, header too large, ...).
+        self.transport.write(_json_response(400, "malformed HTTP/1.1 request"))
+        self.transport.close()
 
-    def _cache_key(self, path: str) -> str | None:
-        """The decoded key of a /cache/ path, or None after answering 400."""
-        self._route = "/cache/{key}"
-        try:
-            key = unquote(path[len(CACHE_PREFIX) :], errors="strict")
-            if not key:
-                raise ValueError("empty key")
-            logical_key(key)
-        except (UnicodeDecodeError, ValueError):
-            self._json(
-                HTTPStatus.BAD_REQUEST,
-                {"error": "the key must be 1-4096 bytes of percent-encoded UTF-8"},
-            )
-            return None
-        return key
+    def _arm_head_deadline(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+        self._head_cycle = self.cycle
+        self._head_timer = self.loop.call_later(HEADER_TIMEOUT_S, self._head_deadline)
 
-    def _ttl(self, query: str) -> tuple[bool, int | None]:
-        """(ok, ttl seconds or None); after a 400 answer ok is False."""
-        values = parse_qs(query).get("ttl")
-        if not values:
-            return True, None
-        raw = values[-1]
-        if raw.isdigit() and 0 < int(raw) <= 10 * 365 * 86400:
-            return True, int(raw)
-        self._json(HTTPStatus.BAD_REQUEST, {"error": "ttl must be a positive number of seconds"})
-        return False, None
-
-    def _body(self) -> bytes | None:
-        if self.headers.get("Transfer-Encoding"):
-            self._json(HTTPStatus.LENGTH_REQUIRED, {"error": "send Content-Length, not chunks"})
-            self.close_connection = True
-            return None
-        length_header = self.headers.get("Content-Length")
-        if length_header is None or not length_header.isdigit():
-            self._json(HTTPStatus.LENGTH_REQUIRED, {"error": "Content-Length is required"})
-            self.close_connection = True
-            return None
-        length = int(length_header)
-        if length > self.server.settings.max_value_bytes:
-            # The body is not read, so the connection cannot be reused.
-            self.close_connection = True
-            self._json(
-                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                {"error": f"values are limited to {self.server.settings.max_value_bytes} bytes"},
-            )
-            return None
-        return self.rfile.read(length)
-
-    def _not_found(self) -> None:
-        self._route = "-"
-        self._json(HTTPStatus.NOT_FOUND, {"error": "no such route"})
-
-    def _method_not_allowed(self) -> None:
-        self._route = "-"
-        body = json.dumps({"error": "method not allowed"}).encode()
-        self.send_response(HTTPStatus.METHOD_NOT_ALLOWED)
-        self.send_header("Allow", "GET, PUT, DELETE")
-        self._headers(body, "application/json")
-
-    def _json(self, status: HTTPStatus, payload: dict[str, Any]) -> None:
-        self._send(status, json.dumps(payload).encode(), "application/json")
-
-    def _empty(self, status: HTTPStatus) -> None:
-        self.send_response(status)
-        self.send_header("Content-Length", "0")
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-
-    def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self._headers(body, content_type)
-
-    def _headers(self, body: bytes, content_type: str) -> None:
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("X-Content-Type-Options", "nosniff")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    # -- logging: never the path (it holds the key), never the request line ---------------
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        status = code.value if isinstance(code, HTTPStatus) else code
-        logger.info(
-            "event=http_request method=%s route=%s status=%s",
-            self.command or "-",
-            self._route,
-            status,
-        )
-
-    def log_error(self, format: str, *args: Any) -> None:
-        logger.warning("event=http_error method=%s route=%s", self.command or "-", self._route)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
+    def _head_deadline(self) -> None:
+        self._head_timer = None
+        if self.cycle is self._head_cycle and not self.transport.is_closing():
+            self.transport.close()
 
 
-class CacheHTTPServer(ThreadingHTTPServer):
-    """A threading HTTP server that holds the cache and service settings.
-
-    At most MAX_WORKERS connections are served at once; beyond that a connection gets an
-    immediate 503 instead of another thread (a flood cannot exhaust threads or memory).
-    """
-
-    MAX_WORKERS: ClassVar[int] = 64
-    daemon_threads = True
-    block_on_close = False
-    request_queue_size = 64
-
-    def __init__(self, cache: SecureCache, settings: ServiceSettings) -> None:
-        self.cache = cache
-        self.settings = settings
-        self._slots = threading.BoundedSemaphore(self.MAX_WORKERS)
-        super().__init__((settings.host, settings.port), CacheRequestHandler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
-            logger.warning("event=http_overloaded workers=%d", self.MAX_WORKERS)
-            with contextlib.suppress(OSError):
-                request.sendall(_BUSY)
-            self.shutdown_request(request)
-            return
-        super().process_request(request, client_address)
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._slots.release()
-
-
-def serve(cache: SecureCache, settings: ServiceSettings) -> None:
-    """Serve until SIGTERM or SIGINT, then close the cache."""
-    server = CacheHTTPServer(cache, settings)
-
-    def stop(signum: int, _frame: object) -> None:
-        logger.info("event=service_stopping signal=%s", signal.Signals(signum).name)
-        # shutdown() waits for serve_forever() to return, so it cannot run on this thread.
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    host, port = server.server_address[:2]
-    logger.info("event=service_started host=%s port=%s backend=%s", host, port, cache.backend)
+def bind(settings: ServiceSettings) -> socket.socket:
+    """The listening socket, or ServeError naming the address and the fix."""
     try:
-        server.serve_forever()
+        family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+        sock = socket.create_server((settings.host, settings.port), family=family, backlog=256)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ServeError(
+            f"cannot listen on {settings.host}:{settings.port} ({reason}); stop what uses that "
+            "port or set HTTP_PORT (and HTTP_HOST) to a free one"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def server_config(app: Any, settings: ServiceSettings) -> uvicorn.Config:
+    GuardedH11Protocol.max_connections = settings.max_connections
+    return uvicorn.Config(
+        app,
+        http=GuardedH11Protocol,
+        ws="none",
+        lifespan="off",
+        interface="asgi3",
+        access_log=False,  # http_api.py logs each request without its path (the key)
+        log_config=None,  # keep the CLI's logging: one line per event, no tracebacks
+        server_header=False,
+        date_header=False,
+        proxy_headers=False,  # nothing sits in front of it; never trust X-Forwarded-*
+        timeout_keep_alive=HEADER_TIMEOUT_S,
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+        timeout_graceful_shutdown=5,
+    )
+
+
+async def _serve(settings: ServiceSettings, sock: socket.socket) -> None:
+    cache = await AsyncSecureCache.from_env()
+    try:
+        server = uvicorn.Server(server_config(CacheAPI(cache, settings), settings))
+        host, port = sock.getsockname()[:2]
+        logger.info("event=service_started host=%s port=%s backend=%s", host, port, cache.backend)
+        await server.serve(sockets=[sock])
     finally:
-        server.server_close()
-        cache.close()
+        await cache.close()
         logger.info("event=service_stopped")
 
 
-__all__ = ["CacheHTTPServer", "CacheRequestHandler", "serve"]
+def serve(settings: ServiceSettings) -> None:
+    """Bind (ServeError if it cannot), then serve until SIGTERM or SIGINT."""
+    sock = bind(settings)
+    try:
+        asyncio.run(_serve(settings, sock))
+    finally:
+        sock.close()
+
+
+__all__ = ["HEADER_TIMEOUT_S", "GuardedH11Protocol", "ServeError", "bind", "serve", "server_config"]

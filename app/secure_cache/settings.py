@@ -28,11 +28,24 @@ Optional tuning (not secret):
     CACHE_COMPRESS_MIN_BYTES         zlib-compress values of at least this many bytes before
                                      encryption (default: off; see crypto.Keyring).
 
-The HTTP service (service.py) also reads:
+    CACHE_FALLBACK_MAX_BYTES         bound of the fallback's values in bytes (default 32 MiB);
+                                     the least recently used entries go first.
 
+The HTTP service (service.py, http_api.py) also reads:
+
+    HTTP_API_TOKEN[_FILE]            the bearer token every request but /healthz must carry
+                                     (required; at least 32 characters; the stack generates
+                                     it and stages it as a file).
+    HTTP_ALLOWED_HOSTS               the names the `Host` header may carry, comma-separated
+                                     (default localhost,127.0.0.1,[::1]); any other is refused,
+                                     which defeats DNS rebinding.
     HTTP_HOST                        bind address (default 127.0.0.1; the image sets 0.0.0.0).
     HTTP_PORT                        listen port (default 8080).
     HTTP_MAX_VALUE_BYTES             largest accepted PUT body (default 1048576).
+    HTTP_MAX_INFLIGHT_BYTES          all request and response bodies held at once, across every
+                                     connection (default 16 MiB); beyond it requests get 503.
+    HTTP_MAX_CONNECTIONS             open connections (default 400); beyond it a new one gets
+                                     503 and is closed.
 
 Nothing here connects to Redis; messages never contain a secret.
 """
@@ -56,6 +69,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 from secure_cache.errors import ConfigurationError
+from secure_cache.http_budget import COPIES_PER_VALUE
 
 Environment = Literal["development", "staging", "production"]
 
@@ -69,9 +83,17 @@ DATA_KEY_BYTES: Final = 32
 DEFAULT_PORT: Final = 6379
 DEFAULT_KEY_PREFIX: Final = "cache:"
 DEFAULT_FALLBACK_MAX_ENTRIES: Final = 10_000
+DEFAULT_FALLBACK_MAX_BYTES: Final = 32 << 20
 DEFAULT_HTTP_PORT: Final = 8080
 DEFAULT_HTTP_MAX_VALUE_BYTES: Final = 1 << 20
 _FILE_SECRETS: Final = ("REDIS_PASSWORD", "REDIS_ENCRYPTION_KEY", "REDIS_ENCRYPTION_PREVIOUS_KEYS")
+DEFAULT_HTTP_MAX_INFLIGHT_BYTES: Final = 16 << 20
+DEFAULT_HTTP_MAX_CONNECTIONS: Final = 400
+DEFAULT_HTTP_ALLOWED_HOSTS: Final = ("localhost", "127.0.0.1", "[::1]")
+MIN_API_TOKEN_LENGTH: Final = 32
+_HOST_NAME_RE: Final = re.compile(
+    r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)$"
+)
 _PREFIX_RE: Final = re.compile(r"^[A-Za-z0-9_.-]+:$")
 _KEY_SPLIT_RE: Final = re.compile(r"[\s,]+")
 _GENERATE_KEY_HINT: Final = (
@@ -97,6 +119,7 @@ class Settings:
     previous_keys: tuple[bytes, ...] = field(default=(), repr=False)
     key_prefix: str = DEFAULT_KEY_PREFIX
     fallback_max_entries: int = DEFAULT_FALLBACK_MAX_ENTRIES
+    fallback_max_bytes: int = DEFAULT_FALLBACK_MAX_BYTES
     compress_min_bytes: int | None = None
     # The environment entries these settings were read from, so that the client can read
     # them again when a mounted file changes (material rotation); empty when built by hand.
@@ -128,27 +151,80 @@ class Settings:
 
 @dataclass(frozen=True)
 class ServiceSettings:
-    """Where the HTTP service listens and what it accepts."""
+    """Where the HTTP service listens, whom it lets in and how much it holds at once."""
 
+    api_token: str = field(repr=False)
     host: str = "127.0.0.1"
     port: int = DEFAULT_HTTP_PORT
     max_value_bytes: int = DEFAULT_HTTP_MAX_VALUE_BYTES
+    max_inflight_bytes: int = DEFAULT_HTTP_MAX_INFLIGHT_BYTES
+    max_connections: int = DEFAULT_HTTP_MAX_CONNECTIONS
+    allowed_hosts: tuple[str, ...] = DEFAULT_HTTP_ALLOWED_HOSTS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceSettings:
+        """Read and validate the service's variables; ConfigurationError lists every problem."""
         env = os.environ if environ is None else environ
         problems: list[str] = []
-        port = _int_setting(env, "HTTP_PORT", DEFAULT_HTTP_PORT, 1, 65535, problems)
+        port = http_port(env, problems)
         max_bytes = _int_setting(
             env, "HTTP_MAX_VALUE_BYTES", DEFAULT_HTTP_MAX_VALUE_BYTES, 1, 512 << 20, problems
         )
+        inflight = _int_setting(
+            env,
+            "HTTP_MAX_INFLIGHT_BYTES",
+            DEFAULT_HTTP_MAX_INFLIGHT_BYTES,
+            1 << 16,
+            4 << 30,
+            problems,
+        )
+        if inflight < max_bytes * COPIES_PER_VALUE:
+            problems.append(
+                f"HTTP_MAX_INFLIGHT_BYTES ({inflight}) must be at least {COPIES_PER_VALUE} x "
+                f"HTTP_MAX_VALUE_BYTES ({max_bytes * COPIES_PER_VALUE}): a value in flight is "
+                "held about that many times, so the largest one could never be stored."
+            )
+        connections = _int_setting(
+            env, "HTTP_MAX_CONNECTIONS", DEFAULT_HTTP_MAX_CONNECTIONS, 2, 100_000, problems
+        )
+        hosts = _allowed_hosts(env, problems)
+        token = _secret(env, "HTTP_API_TOKEN", problems, required=True)
+        if token is not None and len(token) < MIN_API_TOKEN_LENGTH:
+            problems.append(
+                f"HTTP_API_TOKEN is {len(token)} characters; at least {MIN_API_TOKEN_LENGTH} are "
+                "required. Use the token generated for this stack (api.token)."
+            )
         if problems:
             raise ConfigurationError(problems)
         return cls(
+            api_token=cast(str, token),
             host=env.get("HTTP_HOST", "").strip() or "127.0.0.1",
             port=port,
             max_value_bytes=max_bytes,
+            max_inflight_bytes=inflight,
+            max_connections=connections,
+            allowed_hosts=hosts,
         )
+
+
+def http_port(env: Mapping[str, str], problems: list[str]) -> int:
+    """HTTP_PORT (default 8080); a bad value is a problem, never an exception."""
+    return _int_setting(env, "HTTP_PORT", DEFAULT_HTTP_PORT, 1, 65535, problems)
+
+
+def _allowed_hosts(env: Mapping[str, str], problems: list[str]) -> tuple[str, ...]:
+    raw = env.get("HTTP_ALLOWED_HOSTS", "").strip()
+    if not raw:
+        return DEFAULT_HTTP_ALLOWED_HOSTS
+    names = tuple(dict.fromkeys(n.strip().lower() for n in raw.split(",") if n.strip()))
+    bad = [n for n in names if not _HOST_NAME_RE.match(n) or n == "*"]
+    if bad or not names:
+        problems.append(
+            "HTTP_ALLOWED_HOSTS must list host names or addresses separated by commas (no "
+            "ports, no wildcards), e.g. localhost,127.0.0.1."
+        )
+        return DEFAULT_HTTP_ALLOWED_HOSTS
+    return names
 
 
 def load_settings(env: Mapping[str, str]) -> Settings:
@@ -180,6 +256,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         env, "CACHE_FALLBACK_MAX_ENTRIES", DEFAULT_FALLBACK_MAX_ENTRIES, 1, 10_000_000, problems
     )
     compress = _int_setting(env, "CACHE_COMPRESS_MIN_BYTES", 0, 0, 1 << 30, problems) or None
+    fallback_bytes = _int_setting(
+        env, "CACHE_FALLBACK_MAX_BYTES", DEFAULT_FALLBACK_MAX_BYTES, 1 << 16, 1 << 40, problems
+    )
     if problems:
         raise ConfigurationError(problems)
     # Every None above came with a problem, so the casts only narrow types.
@@ -199,6 +278,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         fallback_max_entries=fallback,
         compress_min_bytes=compress,
         sources={name: value for name, value in env.items() if name in _SOURCES},
+        fallback_max_bytes=fallback_bytes,
     )
 
 
@@ -220,11 +300,15 @@ _SOURCES: Final = frozenset(
 
 
 def _environment(env: Mapping[str, str], problems: list[str]) -> Environment | None:
-    raw = env.get("ENVIRONMENT", "").strip().lower()
+    raw = env.get("ENVIRONMENT", "").strip()
     for name in ENVIRONMENTS:
         if raw == name:
             return name
-    got = "it is not set" if not raw else f"got {raw!r}"
+    if raw.lower() in ENVIRONMENTS:
+        # Exact, as in the stack settings (infra/settings.py): one spelling everywhere.
+        problems.append(f"ENVIRONMENT must be lowercase; set it to {raw.lower()!r}.")
+        return None
+    got = "it is not set" if not raw else f"got {raw[:20]!r}"
     problems.append(
         f"ENVIRONMENT must be one of {', '.join(ENVIRONMENTS)}; {got}. It selects the minimum "
         "TLS version and password length."
@@ -276,9 +360,8 @@ def _redis_url(
         if path.isdigit() and int(path) < 16:
             db = int(path)
         else:
-            problems.append(
-                f"REDIS_URL path must be a database number 0-15 or empty; got /{path[:20]}."
-            )
+            # Not echoed: a mistyped URL may carry a password in its path.
+            problems.append("REDIS_URL path must be a database number 0-15 or empty.")
             ok = False
     if not ok:
         return None, None, None
@@ -305,9 +388,11 @@ def _secret(
     env: Mapping[str, str], name: str, problems: list[str], *, required: bool
 ) -> str | None:
     """NAME or the content of the file NAME_FILE names; never both."""
-    direct = env.get(name)
+    # An empty variable counts as unset (as `docker run -e NAME=` leaves it), so NAME= beside
+    # NAME_FILE is not "both set".
+    direct = env.get(name) or None
     file_var = f"{name}_FILE"
-    path = env.get(file_var)
+    path = env.get(file_var) or None
     if direct is not None and path is not None:
         problems.append(
             f"{name} and {file_var} are both set; keep only {file_var} (a file keeps the "
@@ -535,16 +620,19 @@ def _int_setting(
     except ValueError:
         value = low - 1
     if not low <= value <= high:
-        problems.append(f"{name} must be an integer from {low} to {high}; got {raw[:20]!r}.")
+        shown = raw[:20] if raw.isprintable() else "a non-printable value"
+        problems.append(f"{name} must be an integer from {low} to {high}; got {shown!r}.")
         return default
     return value
 
 
 __all__ = [
     "ENVIRONMENTS",
+    "MIN_API_TOKEN_LENGTH",
     "MIN_PASSWORD_LENGTH",
     "Environment",
     "ServiceSettings",
     "Settings",
+    "http_port",
     "load_settings",
 ]

@@ -19,6 +19,8 @@ APP_UID: Final = 10001
 APP_HTTP_PORT: Final = 8080
 HEALTH_PATH: Final = "/healthz"
 MATERIAL_DIR: Final = "/etc/secure-cache"
+APP_MAX_VALUE_BYTES: Final = 1 << 20
+APP_MAX_CONNECTIONS: Final = 400
 IMAGE_CONTEXT: Final = REPO_ROOT / "app"
 
 
@@ -33,6 +35,8 @@ class AppFiles:
     data_key: pulumi.Input[str]
     previous_data_keys: pulumi.Input[str]
     """Comma-separated; may be empty (no rotation in progress)."""
+    api_token: pulumi.Input[str]
+    """Bearer token of the HTTP API (every route but /healthz)."""
 
 
 @dataclass(frozen=True)
@@ -51,8 +55,21 @@ class CacheAppArgs:
     depends_on: tuple[pulumi.Resource, ...] = ()
 
 
+def memory_budgets(memory_mb: int) -> tuple[int, int]:
+    """(HTTP_MAX_INFLIGHT_BYTES, CACHE_FALLBACK_MAX_BYTES) for a container of `memory_mb`.
+
+    An eighth of the limit each: with the interpreter (51 MiB RSS with its libraries) and the
+    connections' buffers (HTTP_MAX_CONNECTIONS x at most 80 KiB) the process stays below the
+    limit whatever the clients do, so the kernel never OOM-kills it.
+    """
+    eighth = (memory_mb << 20) // 8
+    return eighth, eighth
+
+
 def app_envs(args: CacheAppArgs) -> list[str]:
     """Configuration only: every secret is a `*_FILE` path into the read-only material volume."""
+    inflight, fallback = memory_budgets(args.memory_mb)
+    container_name = object_name(args.stack, Role.APP)
     return [
         f"ENVIRONMENT={args.environment}",
         f"REDIS_URL={args.redis_url}",
@@ -64,6 +81,14 @@ def app_envs(args: CacheAppArgs) -> list[str]:
         f"REDIS_TLS_KEY_FILE={MATERIAL_DIR}/app.key",
         f"REDIS_ENCRYPTION_KEY_FILE={MATERIAL_DIR}/data.key",
         f"REDIS_ENCRYPTION_PREVIOUS_KEYS_FILE={MATERIAL_DIR}/data.previous-keys",
+        f"CACHE_FALLBACK_MAX_BYTES={fallback}",
+        f"HTTP_API_TOKEN_FILE={MATERIAL_DIR}/api.token",
+        # Loopback names for the host's published port and the health check, and the
+        # container's own name for clients on the frontend network.
+        f"HTTP_ALLOWED_HOSTS=localhost,127.0.0.1,{container_name}",
+        f"HTTP_MAX_VALUE_BYTES={APP_MAX_VALUE_BYTES}",
+        f"HTTP_MAX_INFLIGHT_BYTES={inflight}",
+        f"HTTP_MAX_CONNECTIONS={APP_MAX_CONNECTIONS}",
     ]
 
 
@@ -111,6 +136,7 @@ class CacheApp(pulumi.ComponentResource):
                     MaterialFile("redis.password", files.redis_password, secret=True),
                     MaterialFile("data.key", files.data_key, secret=True),
                     MaterialFile("data.previous-keys", files.previous_data_keys, secret=True),
+                    MaterialFile("api.token", files.api_token, secret=True),
                 ),
                 revisions=args.revisions,
             ),
@@ -161,4 +187,5 @@ __all__ = [
     "CacheAppArgs",
     "app_envs",
     "app_healthcheck_test",
+    "memory_budgets",
 ]

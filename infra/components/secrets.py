@@ -1,12 +1,16 @@
-"""Generated secrets: the two ACL passwords and the app's data keyring."""
+"""Generated secrets: the two ACL passwords, the app's data keyring and its HTTP API token."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 import pulumi
 
 from infra.providers.secrets import DataKeyring, GeneratedPassword
+
+# Alphanumeric, so 48 characters are about 285 bits; the app requires at least 32.
+API_TOKEN_LENGTH: Final = 48
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,7 @@ class StackSecrets(pulumi.ComponentResource):
     app_password: GeneratedPassword
     healthcheck_password: GeneratedPassword
     data_keyring: DataKeyring
+    api_token: GeneratedPassword
 
     def __init__(
         self, name: str, args: StackSecretsArgs, opts: pulumi.ResourceOptions | None = None
@@ -40,8 +45,13 @@ class StackSecrets(pulumi.ComponentResource):
             keep_previous=args.data_key_keep_previous,
             opts=child,
         )
+        # The bearer token of the app's HTTP API (app/secure_cache/http_api.py): generated and
+        # rotated like the passwords (`pulumi up --replace` on it), never configured.
+        self.api_token = GeneratedPassword(
+            f"{name}-api-token", length=max(API_TOKEN_LENGTH, args.password_length), opts=child
+        )
         # Only non-secret facts are registered as outputs of the component.
         self.register_outputs({"app_password_acl_hash": self.app_password.aclHash})
 
 
-__all__ = ["StackSecrets", "StackSecretsArgs"]
+__all__ = ["API_TOKEN_LENGTH", "StackSecrets", "StackSecretsArgs"]

@@ -1,8 +1,14 @@
-"""The cache app's HTTP API, as a client on this host sees it (127.0.0.1 only)."""
+"""The cache app's HTTP API, as a client on this host sees it (127.0.0.1 only).
+
+Every route but /healthz needs the stack's API token; the tests read it where the deployed
+app reads it, from its material volume (`docker exec <app> cat /etc/secure-cache/api.token`,
+as the app's own uid), and re-read it once when it was replaced by a redeploy.
+"""
 
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -15,15 +21,50 @@ from tests.e2e.stacks import Stack
 T = TypeVar("T")
 
 
-def call(stack: Stack, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+TOKEN_FILE = "/etc/secure-cache/api.token"
+_TOKENS: dict[str, str] = {}
+
+
+def api_token(stack: Stack, *, refresh: bool = False) -> str:
+    if refresh or stack.app not in _TOKENS:
+        result = subprocess.run(
+            ["docker", "exec", stack.app, "cat", TOKEN_FILE],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        _TOKENS[stack.app] = result.stdout.strip()
+    return _TOKENS[stack.app]
+
+
+def raw_call(
+    stack: Stack,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, bytes]:
+    """One request with exactly `headers` (no token added)."""
     url = stack.app_url + path
     assert url.startswith("http://127.0.0.1:"), url  # never anything but loopback
-    request = urllib.request.Request(url, data=body, method=method)
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=10) as reply:
             return reply.status, reply.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
+
+
+def call(stack: Stack, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+    """One request with the stack's API token."""
+    code, answer = 0, b""
+    for refresh in (False, True):
+        auth = {"Authorization": f"Bearer {api_token(stack, refresh=refresh)}"}
+        code, answer = raw_call(stack, method, path, body, auth)
+        if code != 401:
+            break
+    return code, answer
 
 
 def put(stack: Stack, key: str, value: bytes) -> int:
@@ -48,7 +89,7 @@ def status(stack: Stack) -> dict[str, Any]:
 
 def healthz(stack: Stack) -> tuple[int, dict[str, Any]]:
     try:
-        code, body = call(stack, "GET", "/healthz")
+        code, body = raw_call(stack, "GET", "/healthz")
     except OSError:
         return 0, {}
     return code, (json.loads(body) if code == 200 else {})
@@ -69,4 +110,14 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout_s: float = 60.0) 
         time.sleep(0.5)
 
 
-__all__ = ["call", "delete", "get", "healthz", "put", "status", "wait_for"]
+__all__ = [
+    "api_token",
+    "call",
+    "delete",
+    "get",
+    "healthz",
+    "put",
+    "raw_call",
+    "status",
+    "wait_for",
+]

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.security("data")
 REDIS_MATERIAL = "/etc/secure-redis"
 SECRET_FILES = {
     "redis": ["server.key", "healthcheck.key", "healthcheck.password"],
-    "app": ["app.key", "redis.password", "data.key"],
+    "app": ["app.key", "redis.password", "data.key", "api.token"],
 }
 UIDS = {"redis": 999, "app": 10001}
 MATERIAL = {"redis": REDIS_MATERIAL, "app": APP_MATERIAL}

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from secure_cache import SecureCache
 from tests.support.cache_env import cache_environ, new_data_key
 from tests.support.tls_redis import TlsRedisServer, free_port
@@ -92,3 +94,117 @@ def test_cli__set_without_redis_fails_loudly(tls_redis: TlsRedisServer, tmp_path
 def test_cli__healthcheck_fails_without_a_service() -> None:
     result = _cli({"HTTP_PORT": str(free_port())}, "healthcheck")
     assert result.returncode == 1
+
+
+# -- bad input and failures with a cause: one line, the documented exit code ------------------
+
+
+def _one_line_error(result: subprocess.CompletedProcess[bytes], code: int) -> str:
+    stderr = result.stderr.decode(errors="replace")
+    assert result.returncode == code, stderr
+    assert "Traceback" not in stderr
+    return stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("set", "k", "v", "--ttl", "0"),
+        ("set", "k", "v", "--ttl", "-5"),
+        ("set", "k", "v", "--ttl", "soon"),
+        ("set", "k" * 5000, "v"),
+        ("get", ""),
+        ("rotate", "--batch-size", "0"),
+        ("rotate", "--max-batches", "-1"),
+        ("frobnicate",),
+    ],
+    ids=["ttl-0", "ttl-negative", "ttl-text", "key-5000", "key-empty", "batch-0", "batches", "cmd"],
+)
+def test_cli__bad_arguments_exit_2_in_one_line(
+    tls_redis: TlsRedisServer, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    stderr = _one_line_error(_cli(cache_environ(tls_redis, tmp_path / "s"), *args), 2)
+    assert "error:" in stderr
+
+
+def test_cli__http_port_abc_is_a_bad_setting_for_serve_and_healthcheck(
+    tls_redis: TlsRedisServer, tmp_path: Path
+) -> None:
+    env = {**cache_environ(tls_redis, tmp_path / "s"), "HTTP_PORT": "abc"}
+    for command in ("healthcheck", "serve"):
+        stderr = _one_line_error(_cli(env, command), 2)
+        assert "HTTP_PORT must be an integer from 1 to 65535" in stderr
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1.evil.com/healthz", "http://localhost@evil.com/", "https://127.0.0.1/"]
+)
+def test_cli__healthcheck_probes_only_the_local_service(url: str) -> None:
+    stderr = _one_line_error(_cli({}, "healthcheck", "--url", url), 2)
+    assert "only probes the local service" in stderr
+
+
+def test_cli__status_into_a_closed_pipe_is_quiet(tls_redis: TlsRedisServer, tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", **cache_environ(tls_redis, tmp_path / "s")}
+    result = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f'"{sys.executable}" -m secure_cache status | head -c1; echo " ${{PIPESTATUS[0]}}"',
+        ],
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.stdout.decode().strip() == "{ 0"
+    assert b"Traceback" not in result.stderr
+    assert b"BrokenPipe" not in result.stderr
+
+
+def test_cli__a_write_the_acl_refuses_exits_5(tls_redis: TlsRedisServer, tmp_path: Path) -> None:
+    """NOPERM: the ACL grants `cache:*` only; a client configured with another prefix is refused."""
+    env = cache_environ(tls_redis, tmp_path / "s", REDIS_KEY_PREFIX="other:")
+    stderr = _one_line_error(_cli(env, "set", "k", "v"), 5)
+    assert "the value was not stored: redis refused the write" in stderr
+
+
+def test_cli__wrong_password_says_authentication(tls_redis: TlsRedisServer, tmp_path: Path) -> None:
+    wrong = "w" * 32
+    env = cache_environ(tls_redis, tmp_path / "s", REDIS_PASSWORD_FILE=None, REDIS_PASSWORD=wrong)
+    stderr = _one_line_error(_cli(env, "get", "k"), 4)
+    assert f"authentication: redis at 127.0.0.1:{tls_redis.port} refused user 'app'" in stderr
+    assert wrong not in stderr
+    assert tls_redis.material.app_password not in stderr
+
+
+def test_cli__wrong_user_says_authentication(tls_redis: TlsRedisServer, tmp_path: Path) -> None:
+    env = cache_environ(tls_redis, tmp_path / "s", REDIS_USERNAME="intruder")
+    stderr = _one_line_error(_cli(env, "get", "k"), 4)
+    assert "refused user 'intruder'" in stderr
+
+
+def test_cli__wrong_ca_says_certificate_verification_with_openssl_reason(
+    tls_redis: TlsRedisServer, tls_redis_factory: Any, tmp_path: Path
+) -> None:
+    other: TlsRedisServer = tls_redis_factory()
+    env = cache_environ(tls_redis, tmp_path / "s", REDIS_TLS_CA_CERT=str(other.material.ca_file))
+    stderr = _one_line_error(_cli(env, "get", "k"), 4)
+    assert f"certificate verification of redis at 127.0.0.1:{tls_redis.port} failed" in stderr
+    assert "(OpenSSL: self-signed certificate in certificate chain)" in stderr
+    assert "REDIS_TLS_CA_CERT" in stderr
+
+
+def test_cli__tls_version_mismatch_says_tls_version(tls_redis_factory: Any, tmp_path: Path) -> None:
+    server: TlsRedisServer = tls_redis_factory(tls_protocols=("TLSv1.2",))
+    env = cache_environ(server, tmp_path / "s", environment="staging")  # the client needs 1.3
+    stderr = _one_line_error(_cli(env, "get", "k"), 4)
+    assert "TLS version: redis at" in stderr
+    assert "TLSv1.3" in stderr
+
+
+def test_cli__nothing_listening_says_network(tls_redis: TlsRedisServer, tmp_path: Path) -> None:
+    port = free_port()
+    env = cache_environ(tls_redis, tmp_path / "s", REDIS_URL=f"rediss://127.0.0.1:{port}")
+    stderr = _one_line_error(_cli(env, "get", "k"), 4)
+    assert f"network: cannot reach redis at 127.0.0.1:{port}" in stderr

@@ -27,6 +27,7 @@ from tests.support.tls_redis import TlsRedisServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_UID = 10001
+API_TOKEN = "k" * 40  # checkov:skip=CKV_SECRET_6: a test token
 MOUNT = "/run/secure-cache"
 
 
@@ -67,6 +68,7 @@ def material_dir(tls_redis: TlsRedisServer, tmp_path: Path) -> Path:
         "app.key": (m.app.key_file.read_bytes(), 0o400),
         "password": (m.app_password.encode(), 0o400),
         "data-key": (m.data_key.encode(), 0o400),
+        "api.token": (API_TOKEN.encode(), 0o400),
     }
     for name, (data, mode) in files.items():
         path = directory / name
@@ -96,6 +98,7 @@ def container(
         "REDIS_TLS_KEY_FILE": f"{MOUNT}/app.key",
         "REDIS_ENCRYPTION_KEY_FILE": f"{MOUNT}/data-key",
         "HTTP_PORT": str(http_port),
+        "HTTP_API_TOKEN_FILE": f"{MOUNT}/api.token",
     }
     env_args = [arg for key, value in env.items() for arg in ("--env", f"{key}={value}")]
     _docker(
@@ -133,7 +136,7 @@ def _wait_http(port: int, name: str) -> None:
 def _request(port: int, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
-        conn.request(method, path, body=body)
+        conn.request(method, path, body=body, headers={"Authorization": f"Bearer {API_TOKEN}"})
         reply = conn.getresponse()
         return reply.status, reply.read()
     finally:

@@ -1,137 +1,314 @@
-"""The HTTP service in-process against the TLS fixture: routes, limits, logs."""
+"""The HTTP service as deployed: `python -m secure_cache serve` (uvicorn) against the TLS fixture.
+
+Each test speaks HTTP to the real process over loopback, with raw sockets where a well-behaved
+client library would not send what an attacker does (a truncated body, a foreign Host, a bad
+HTTP version, hundreds of idle connections).
+"""
 
 from __future__ import annotations
 
 import http.client
 import json
-import logging
-import threading
+import os
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 
-from secure_cache import SecureCache
-from secure_cache.service import CacheHTTPServer
-from secure_cache.settings import ServiceSettings
-from tests.support.cache_env import cache_environ
+from tests.support.cache_env import cache_environ, write_secret
 from tests.support.tls_redis import TlsRedisServer
 
-MAX_BYTES = 4096
+MAX_VALUE = 16 * 1024
+# Room for exactly one value of the largest size in flight (3 copies each: http_budget.py).
+MAX_INFLIGHT = 1 << 16
+TOKEN = "T" * 40  # checkov:skip=CKV_SECRET_6: a test token, not a credential
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-@pytest.fixture
-def service(tls_redis: TlsRedisServer, tmp_path: Path) -> Iterator[tuple[str, int]]:
-    cache = SecureCache.from_env(cache_environ(tls_redis, tmp_path / "s"))
-    server = CacheHTTPServer(
-        cache, ServiceSettings(host="127.0.0.1", port=0, max_value_bytes=MAX_BYTES)
+@dataclass
+class Service:
+    host: str
+    port: int
+    log: Path
+    process: subprocess.Popen[bytes]
+    env: dict[str, str]
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, bytes, http.client.HTTPResponse]:
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
+        try:
+            conn.request(method, path, body=body, headers=AUTH if headers is None else headers)
+            reply = conn.getresponse()
+            return reply.status, reply.read(), reply
+        finally:
+            conn.close()
+
+    def raw(self, data: bytes) -> bytes:
+        """Send `data` as is and return everything the service answers before closing."""
+        with socket.create_connection((self.host, self.port), timeout=10) as sock:
+            sock.sendall(data)
+            chunks = []
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        return b"".join(chunks)
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "secure_cache", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("wb"),
     )
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
+
+
+@pytest.fixture(scope="module")
+def service(
+    tls_redis: TlsRedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Service]:
+    root = tmp_path_factory.mktemp("service")
+    port = _free_port()
+    env = {
+        "PATH": os.environ["PATH"],
+        **cache_environ(tls_redis, root / "secrets"),
+        "HTTP_API_TOKEN_FILE": str(write_secret(root / "secrets", "api.token", TOKEN)),
+        "HTTP_PORT": str(port),
+        "HTTP_MAX_VALUE_BYTES": str(MAX_VALUE),
+        "HTTP_MAX_INFLIGHT_BYTES": str(MAX_INFLIGHT),
+    }
+    log = root / "service.log"
+    process = _start(env, log)
+    service = Service("127.0.0.1", port, log, process, env)
     try:
-        host, port = server.server_address[:2]
-        yield str(host), int(port)
+        for _ in range(100):
+            try:
+                if service.request("GET", "/healthz", headers={})[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            pytest.fail(f"the service did not start:\n{service.logs()}")
+        yield service
     finally:
-        server.shutdown()
-        server.server_close()
-        cache.close()
+        process.terminate()
+        process.wait(timeout=10)
+    assert "Traceback" not in service.logs()
 
 
-def _request(
-    service: tuple[str, int], method: str, path: str, body: bytes | None = None
-) -> tuple[int, bytes, http.client.HTTPResponse]:
-    conn = http.client.HTTPConnection(*service, timeout=10)
-    try:
-        conn.request(method, path, body=body)
-        reply = conn.getresponse()
-        return reply.status, reply.read(), reply
-    finally:
-        conn.close()
+def _json_error(body: bytes) -> str:
+    payload = json.loads(body)
+    assert set(payload) == {"error"}
+    return str(payload["error"])
 
 
-def test_put_get_delete__round_trip(service: tuple[str, int]) -> None:
+def test_put_get_delete__round_trip(service: Service) -> None:
     value = bytes(range(256))
-    assert _request(service, "PUT", "/cache/user%3A1?ttl=60", value)[0] == 204
-    status, body, reply = _request(service, "GET", "/cache/user%3A1")
+    assert service.request("PUT", "/cache/user%3A1?ttl=60", value)[0] == 204
+    status, body, reply = service.request("GET", "/cache/user%3A1")
     assert (status, body) == (200, value)
     assert reply.getheader("Content-Type") == "application/octet-stream"
     assert reply.getheader("Cache-Control") == "no-store"
-    assert _request(service, "DELETE", "/cache/user%3A1")[0] == 204
-    assert _request(service, "GET", "/cache/user%3A1")[0] == 404
-    assert _request(service, "DELETE", "/cache/user%3A1")[0] == 404
+    assert service.request("DELETE", "/cache/user%3A1")[0] == 204
+    assert service.request("GET", "/cache/user%3A1")[0] == 404
 
 
-def test_percent_encoded_unicode_key__round_trips(service: tuple[str, int]) -> None:
-    path = "/cache/" + quote("ключ/with slash", safe="")
-    assert _request(service, "PUT", path, b"v")[0] == 204
-    assert _request(service, "GET", path)[1] == b"v"
-
-
-def test_healthz__reports_backend(service: tuple[str, int]) -> None:
-    status, body, _ = _request(service, "GET", "/healthz")
+def test_healthz__answers_without_a_token(service: Service) -> None:
+    status, body, _ = service.request("GET", "/healthz", headers={})
     assert status == 200
     assert json.loads(body) == {"status": "ok", "backend": "redis"}
 
 
-def test_security_status__is_the_status_json(service: tuple[str, int]) -> None:
-    status, body, _ = _request(service, "GET", "/security-status")
+def test_security_status__needs_the_token_and_is_the_status_json(service: Service) -> None:
+    assert service.request("GET", "/security-status", headers={})[0] == 401
+    status, body, _ = service.request("GET", "/security-status")
     assert status == 200
-    payload = json.loads(body)
-    assert payload["backend"] == "redis"
-    assert payload["redis"]["tls_version"] == "TLSv1.3"
-    assert payload["encryption"]["cipher"] == "AES-256-GCM"
-    assert "integrity_failures" in payload["counters"]
+    assert json.loads(body)["backend"] == "redis"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer " + "X" * 40}, {"Authorization": f"Basic {TOKEN}"}],
+    ids=["no-token", "wrong-token", "wrong-scheme"],
+)
+def test_unauthenticated__refused_and_nothing_stored(
+    service: Service, headers: dict[str, str]
+) -> None:
+    status, body, reply = service.request("PUT", "/cache/unauth", b"v", headers=headers)
+    assert status == 401
+    assert reply.getheader("WWW-Authenticate", "").startswith("Bearer")
+    assert "Bearer" in _json_error(body)
+    assert service.request("GET", "/cache/unauth", headers=headers)[0] == 401
+    assert service.request("GET", "/cache/unauth")[0] == 404, "the refused PUT stored nothing"
+
+
+@pytest.mark.parametrize(
+    "host", ["evil.example", "127.0.0.1.evil.com", "localhost.evil.com:8080", ""]
+)
+def test_foreign_host__refused_even_with_the_token(service: Service, host: str) -> None:
+    """DNS rebinding: a page on evil.example that resolves to 127.0.0.1 still sends its Host."""
+    request = (
+        f"PUT /cache/rebound HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {TOKEN}\r\n"
+        "Content-Length: 1\r\n\r\nv"
+    ).encode()
+    answer = service.raw(request)
+    assert answer.startswith(b"HTTP/1.1 421 ")
+    assert b"application/json" in answer
+    assert service.request("GET", "/cache/rebound")[0] == 404
+
+
+def test_no_cors__a_preflight_gets_json_405_without_access_control_headers(
+    service: Service,
+) -> None:
+    status, body, reply = service.request(
+        "OPTIONS",
+        "/cache/k",
+        headers={**AUTH, "Origin": "http://evil.example", "Access-Control-Request-Method": "PUT"},
+    )
+    assert status == 405
+    assert _json_error(body) == "method not allowed"
+    assert not [h for h, _ in reply.getheaders() if h.lower().startswith("access-control-")]
+
+
+@pytest.mark.parametrize(
+    "request_line",
+    [b"GET /healthz HTTP/2.0", b"GET /healthz HTTP/9.9", b"BREW /pot HTCPCP/1.0", b"\x00\xff"],
+    ids=["http2", "http9", "htcpcp", "binary"],
+)
+def test_malformed_requests__get_a_json_error(service: Service, request_line: bytes) -> None:
+    answer = service.raw(request_line + b"\r\nHost: localhost\r\n\r\n")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith((b"HTTP/1.1 400 ", b"HTTP/1.1 505 "))
+    assert b"content-type: application/json" in head.lower()
+    assert _json_error(body)
 
 
 @pytest.mark.parametrize(
     ("method", "path", "body", "expected"),
     [
-        ("PUT", "/cache/k", b"x" * (MAX_BYTES + 1), 413),
-        ("PUT", "/cache/k?ttl=0", b"x", 400),
-        ("PUT", "/cache/k?ttl=abc", b"x", 400),
-        ("GET", "/cache/", None, 400),
-        ("GET", "/cache/%ff%fe", None, 400),
+        ("PUT", "/cache/big", b"x" * (MAX_VALUE + 1), 413),
+        ("PUT", "/cache/k?ttl=0", b"v", 400),
+        ("PUT", "/cache/k?ttl=-5", b"v", 400),
+        ("PUT", "/cache/k?ttl=soon", b"v", 400),
+        ("PUT", "/cache/", b"v", 400),
+        ("GET", "/cache/%FF", None, 400),
+        ("GET", "/cache/" + "k" * 5000, None, 400),
         ("GET", "/nope", None, 404),
         ("POST", "/cache/k", b"x", 405),
+        ("GET", "/cache/missing", None, 404),
     ],
-    ids=["too-large", "ttl-zero", "ttl-text", "empty-key", "bad-utf8", "unknown-route", "post"],
+    ids=[
+        "too-large",
+        "ttl-zero",
+        "ttl-negative",
+        "ttl-text",
+        "empty-key",
+        "bad-utf8",
+        "long-key",
+        "unknown-route",
+        "post",
+        "miss",
+    ],
 )
-def test_bad_requests__are_refused(
-    service: tuple[str, int], method: str, path: str, body: bytes | None, expected: int
+def test_bad_requests__are_refused_with_a_json_error(
+    service: Service, method: str, path: str, body: bytes | None, expected: int
 ) -> None:
-    assert _request(service, method, path, body)[0] == expected
+    status, answer, reply = service.request(method, path, body)
+    assert status == expected
+    assert reply.getheader("Content-Type") == "application/json"
+    assert _json_error(answer)
 
 
-def test_access_log__names_the_route_not_the_key(
-    service: tuple[str, int], caplog: pytest.LogCaptureFixture
-) -> None:
-    with caplog.at_level(logging.INFO, logger="secure_cache.service"):
-        _request(service, "PUT", "/cache/secret-customer-id", b"secret-value")
-        _request(service, "GET", "/cache/secret-customer-id")
-    lines = [r.getMessage() for r in caplog.records if r.name == "secure_cache.service"]
-    assert "event=http_request method=PUT route=/cache/{key} status=204" in lines
-    assert "event=http_request method=GET route=/cache/{key} status=200" in lines
-    assert not [line for line in lines if "secret" in line]
+def test_truncated_body__stores_nothing(service: Service) -> None:
+    with socket.create_connection((service.host, service.port), timeout=10) as sock:
+        sock.sendall(
+            b"PUT /cache/truncated HTTP/1.1\r\nHost: localhost\r\n"
+            + f"Authorization: Bearer {TOKEN}\r\n".encode()
+            + b"Content-Length: 100\r\n\r\n"
+            + b"0123456789"
+        )
+        sock.shutdown(socket.SHUT_WR)  # the client is gone after 10 of 100 bytes
+        sock.recv(1024)
+    time.sleep(0.3)  # the service sees the disconnect asynchronously
+    assert service.request("GET", "/cache/truncated")[0] == 404
 
 
-class _OneWorkerServer(CacheHTTPServer):
-    MAX_WORKERS = 1
-
-
-def test_overload__extra_connections_get_503(tls_redis: TlsRedisServer, tmp_path: Path) -> None:
-    cache = SecureCache.from_env(cache_environ(tls_redis, tmp_path / "s"))
-    server = _OneWorkerServer(cache, ServiceSettings(host="127.0.0.1", port=0))
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    host, port = str(server.server_address[0]), int(server.server_address[1])
-    busy = http.client.HTTPConnection(host, port, timeout=10)
+def test_idle_connections__healthz_answers_while_200_are_held_open(service: Service) -> None:
+    idle = [socket.create_connection((service.host, service.port)) for _ in range(200)]
     try:
-        busy.request("GET", "/healthz")
-        assert busy.getresponse().read()  # keep-alive: this connection now holds the worker
-        assert _request((host, port), "GET", "/healthz")[0] == 503
+        status, _body, _ = service.request("GET", "/healthz", headers={})
+        assert status == 200
+        assert service.request("GET", "/cache/missing")[0] == 404
     finally:
-        busy.close()
-        server.shutdown()
-        server.server_close()
-        cache.close()
+        for sock in idle:
+            sock.close()
+
+
+def test_inflight_budget__a_second_large_upload_waits_its_turn_as_503(service: Service) -> None:
+    """One 16 KiB upload in progress fills the 64 KiB budget (3 copies); a second is refused at
+    once (not buffered) while /healthz still answers; after the first ends, it is accepted."""
+    with socket.create_connection((service.host, service.port), timeout=10) as slow:
+        slow.sendall(
+            b"PUT /cache/slow HTTP/1.1\r\nHost: localhost\r\n"
+            + f"Authorization: Bearer {TOKEN}\r\n".encode()
+            + f"Content-Length: {MAX_VALUE}\r\n\r\n".encode()
+            + b"x" * 100
+        )
+        time.sleep(0.3)  # the service has reserved the first upload's bytes
+        status, _body, reply = service.request("PUT", "/cache/second", b"y" * MAX_VALUE)
+        assert status == 503
+        assert reply.getheader("Retry-After") == "1"
+        assert service.request("GET", "/healthz", headers={})[0] == 200
+        slow.sendall(b"x" * (MAX_VALUE - 100))
+        assert slow.recv(1024).startswith(b"HTTP/1.1 204 ")
+    assert service.request("PUT", "/cache/second", b"y" * MAX_VALUE)[0] == 204
+
+
+def test_client_disconnects__never_print_a_traceback(service: Service) -> None:
+    service.request("PUT", "/cache/large", b"z" * MAX_VALUE)
+    for _ in range(5):
+        with socket.create_connection((service.host, service.port)) as sock:
+            sock.sendall(
+                b"GET /cache/large HTTP/1.1\r\nHost: localhost\r\n"
+                + f"Authorization: Bearer {TOKEN}\r\n\r\n".encode()
+            )
+            # closed before reading the answer
+    service.request("GET", "/healthz", headers={})
+    assert "Traceback" not in service.logs()
+
+
+def test_access_log__names_the_route_never_the_key_or_token(service: Service) -> None:
+    service.request("PUT", "/cache/secret-customer-id", b"secret-value")
+    service.request("GET", "/cache/secret-customer-id")
+    logs = service.logs()
+    assert "event=http_request method=PUT route=/cache/{key} status=204" in logs
+    assert "secret-customer-id" not in logs
+    assert "secret-value" not in logs
+    assert TOKEN not in logs
+
+
+def test_serve__a_port_in_use_is_one_line_and_exit_6(service: Service, tmp_path: Path) -> None:
+    log = tmp_path / "second.log"
+    second = _start(service.env, log)
+    assert second.wait(timeout=30) == 6
+    text = log.read_text()
+    assert f"cannot listen on 127.0.0.1:{service.port}" in text
+    assert "Traceback" not in text

@@ -51,7 +51,13 @@ def _fake(bin_dir: Path, name: str, body: str) -> None:
 def _run(bin_dir: Path) -> subprocess.CompletedProcess[str]:
     if not (ROOT / ".venv" / ".lock.sha256").exists():
         pytest.skip("run scripts/bootstrap.sh --python first (this test needs current venvs)")
-    env = {"PATH": str(bin_dir), "HOME": os.environ.get("HOME", "/tmp")}
+    # The interpreter .venv was made with (its stamp names it), by absolute path: the bare PATH
+    # has no python3.
+    env = {
+        "PATH": str(bin_dir),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "PYTHON": str(ROOT / ".venv" / "bin" / "python"),
+    }
     return subprocess.run(
         [str(ROOT / "scripts" / "bootstrap.sh")],
         env=env,
@@ -66,7 +72,7 @@ def test_not_root__names_the_missing_packages_and_the_command(bare_path: Path) -
     _fake(bare_path, "id", "echo 1000")
     result = _run(bare_path)
     assert result.returncode == 1
-    packages = "docker.io mmdebstrap prometheus redis-server redis-tools"
+    packages = "docker.io mmdebstrap prometheus redis-server redis-tools shellcheck"
     assert f"missing packages: {packages}" in result.stderr
     assert "Not running as root" in result.stderr
     assert f"sudo apt-get install -y {packages}" in result.stderr
@@ -77,7 +83,7 @@ def test_root_without_apt__says_to_use_another_package_manager(bare_path: Path) 
     result = _run(bare_path)
     assert result.returncode == 1
     assert "no apt-get on this machine" in result.stderr
-    assert "docker.io mmdebstrap prometheus redis-server redis-tools" in result.stderr
+    assert "docker.io mmdebstrap prometheus redis-server redis-tools shellcheck" in result.stderr
 
 
 def test_root_with_apt__installs_only_what_is_missing(bare_path: Path) -> None:
@@ -85,7 +91,7 @@ def test_root_with_apt__installs_only_what_is_missing(bare_path: Path) -> None:
     log = bare_path.parent / "apt.log"
     # A stand-in apt-get records its calls and fails the install, so nothing is installed.
     _fake(bare_path, "apt-get", f'echo "$@" >> {log}; [ "$1" = update ] || exit 100')
-    for present in ("docker", "dockerd", "mmdebstrap", "promtool"):
+    for present in ("docker", "dockerd", "mmdebstrap", "promtool", "shellcheck"):
         _fake(bare_path, present, "exit 0")
     result = _run(bare_path)
     assert result.returncode == 1

@@ -81,3 +81,35 @@ def test_tombstones__count_towards_the_bound(clock: Clock) -> None:
 def test_max_entries__must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         MemoryCache(0)
+
+
+def test_bytes__least_recently_used_values_go_when_the_byte_bound_is_reached() -> None:
+    cache = MemoryCache(1000, max_bytes=10_000)
+    for i in range(20):
+        cache.set(f"k{i}", b"x" * 1000)
+    assert cache.bytes <= 10_000
+    assert cache.get("k19") == b"x" * 1000
+    assert cache.get("k0") is None
+    assert len(cache) < 20
+
+
+def test_bytes__a_value_larger_than_the_bound_is_not_kept_and_drops_the_stale_one() -> None:
+    cache = MemoryCache(10, max_bytes=4096)
+    cache.set("k", b"old")
+    cache.set("k", b"x" * 5000)
+    assert cache.get("k") is None
+    assert cache.bytes == 0
+
+
+def test_bytes__are_released_by_overwrite_expiry_and_drain() -> None:
+    now = [0.0]
+    cache = MemoryCache(10, max_bytes=1 << 20, clock=lambda: now[0])
+    cache.set("a", b"x" * 100)
+    cache.set("a", b"y" * 10)
+    one = cache.bytes
+    cache.set("b", b"z" * 50, ttl=1)
+    now[0] = 2.0
+    assert cache.get("b") is None
+    assert cache.bytes == one
+    cache.drain()
+    assert cache.bytes == 0

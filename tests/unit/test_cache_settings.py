@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import os
+import re
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -400,19 +401,90 @@ def test_settings_from_env__reads_the_process_environment(
     assert Settings.from_env().username == "app"
 
 
+TOKEN = "t" * 32  # checkov:skip=CKV_SECRET_6: a test token, not a credential
+
+
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
-        ({}, ServiceSettings("127.0.0.1", 8080, 1 << 20)),
+        ({"HTTP_API_TOKEN": TOKEN}, ServiceSettings(TOKEN, "127.0.0.1", 8080, 1 << 20)),
         (
-            {"HTTP_HOST": "0.0.0.0", "HTTP_PORT": "9000", "HTTP_MAX_VALUE_BYTES": "10"},
-            ServiceSettings("0.0.0.0", 9000, 10),
+            {
+                "HTTP_API_TOKEN": TOKEN,
+                "HTTP_HOST": "0.0.0.0",
+                "HTTP_PORT": "9000",
+                "HTTP_MAX_VALUE_BYTES": "10",
+                "HTTP_ALLOWED_HOSTS": "LocalHost, secure-redis-dev-app",
+            },
+            ServiceSettings(
+                TOKEN,
+                "0.0.0.0",
+                9000,
+                10,
+                allowed_hosts=("localhost", "secure-redis-dev-app"),
+            ),
         ),
     ],
     ids=["defaults", "overrides"],
 )
 def test_service_settings(env: dict[str, str], expected: ServiceSettings) -> None:
     assert ServiceSettings.from_env(env) == expected
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({}, "HTTP_API_TOKEN is not set"),
+        ({"HTTP_API_TOKEN": "short"}, "HTTP_API_TOKEN is 5 characters; at least 32"),
+        (
+            {"HTTP_API_TOKEN": TOKEN, "HTTP_ALLOWED_HOSTS": "*"},
+            "HTTP_ALLOWED_HOSTS must list host names",
+        ),
+        (
+            {"HTTP_API_TOKEN": TOKEN, "HTTP_ALLOWED_HOSTS": "evil.com:80"},
+            "HTTP_ALLOWED_HOSTS must list host names",
+        ),
+        (
+            {"HTTP_API_TOKEN": TOKEN, "HTTP_MAX_INFLIGHT_BYTES": str(1 << 20)},
+            "HTTP_MAX_INFLIGHT_BYTES (1048576) must be at least 3 x HTTP_MAX_VALUE_BYTES",
+        ),
+        ({"HTTP_API_TOKEN": TOKEN, "HTTP_MAX_CONNECTIONS": "1"}, "HTTP_MAX_CONNECTIONS must be"),
+    ],
+    ids=["no-token", "short-token", "wildcard-host", "host-with-port", "budget", "connections"],
+)
+def test_service_settings__problems_are_reported(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        ServiceSettings.from_env(env)
+
+
+def test_service_settings__token_never_in_repr_or_errors() -> None:
+    secret = "s3cr3t-" * 2  # too short: the error names its length, never its text
+    with pytest.raises(ConfigurationError) as info:
+        ServiceSettings.from_env({"HTTP_API_TOKEN": secret})
+    assert secret not in str(info.value)
+    assert TOKEN not in repr(ServiceSettings.from_env({"HTTP_API_TOKEN": TOKEN}))
+
+
+def test_environment__case_must_match_as_in_the_stack_settings(files: Files) -> None:
+    with pytest.raises(
+        ConfigurationError, match="ENVIRONMENT must be lowercase; set it to 'production'"
+    ):
+        load_settings(_env(files, ENVIRONMENT="Production"))
+
+
+def test_empty_password_variable_beside_its_file__is_not_both_set(
+    files: Files, tmp_path: Path
+) -> None:
+    (tmp_path / "password").write_text("q" * 24)
+    env = _env(files, REDIS_PASSWORD="", REDIS_PASSWORD_FILE=str(tmp_path / "password"))
+    assert load_settings(env).password == "q" * 24
+
+
+def test_redis_url_path__is_not_echoed(files: Files) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        load_settings(_env(files, REDIS_URL="rediss://redis:6380/hunter2-secret"))
+    assert "hunter2" not in str(info.value)
+    assert "REDIS_URL path must be a database number 0-15 or empty" in str(info.value)
 
 
 def test_service_settings__bad_port_is_reported() -> None:

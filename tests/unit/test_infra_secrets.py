@@ -16,7 +16,7 @@ from tests.unit.conftest import CONTAINER, NETWORK, VOLUME, container, labels, u
 
 SECRET_FILES = {
     "redis-init": {"server.key", "healthcheck.key", "healthcheck.password"},
-    "app-init": {"app.key", "redis.password", "data.key", "data.previous-keys"},
+    "app-init": {"app.key", "redis.password", "data.key", "data.previous-keys", "api.token"},
 }
 PUBLIC_FILES = {
     "redis-init": {"redis.conf", "ca.crt", "server.crt", "healthcheck.crt"},

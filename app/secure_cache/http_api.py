@@ -1,0 +1,354 @@
+"""The HTTP API over AsyncSecureCache, as an ASGI application (served by service.py).
+
+    PUT    /cache/{key}[?ttl=SECONDS]   body = raw bytes      -> 204
+    GET    /cache/{key}                                      -> 200 raw bytes | 404
+    DELETE /cache/{key}                                      -> 204 | 404
+    GET    /healthz                                          -> 200 {"status": "ok", "backend": ...}
+    GET    /security-status                                  -> 200 AsyncSecureCache.status()
+
+Who gets in, checked in this order for every request:
+
+1. `Host` must be one of HTTP_ALLOWED_HOSTS (the port is not compared). A web page that
+   rebinds its own DNS name to 127.0.0.1 still sends its own name, so it is refused (421).
+2. Every route but `/healthz` needs `Authorization: Bearer <HTTP_API_TOKEN>`, compared in
+   constant time (hmac.compare_digest); missing or wrong -> 401, the same answer for both.
+3. No CORS: no Access-Control-* header is ever sent, so a browser never lets another origin
+   read an answer; a preflight OPTIONS gets 405 like any other unknown method.
+
+Every error is a JSON object {"error": "..."}; no answer carries the key, a value or the token.
+Bodies are bounded per request (HTTP_MAX_VALUE_BYTES) and all together (http_budget.py). A PUT
+stores only a body that arrived complete: a client that disconnects or stalls mid-body stores
+nothing. Access logs name the route, never the key:
+
+    event=http_request method=GET route=/cache/{key} status=200
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from http import HTTPStatus
+from typing import Any, Final
+from urllib.parse import parse_qs, unquote
+
+from secure_cache.client import AsyncSecureCache
+from secure_cache.core import logical_key
+from secure_cache.http_budget import BudgetExhausted, ByteBudget
+from secure_cache.settings import ServiceSettings
+
+logger = logging.getLogger("secure_cache.service")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+CACHE_PREFIX: Final = b"/cache/"
+MAX_TTL_SECONDS: Final = 10 * 365 * 86400
+# A body that stops arriving for this long is abandoned (nothing stored, budget released).
+BODY_CHUNK_TIMEOUT_S: Final = 15.0
+# Responses go out in chunks, so a slow reader holds at most a chunk in the socket buffers.
+RESPONSE_CHUNK_BYTES: Final = 64 * 1024
+_COMMON_HEADERS: Final = [
+    (b"cache-control", b"no-store"),
+    (b"x-content-type-options", b"nosniff"),
+]
+ALLOWED_METHODS: Final = "GET, PUT, DELETE"
+
+
+class Reply(Exception):
+    """Answer with `status` and a JSON error; raised anywhere in a request's handling."""
+
+    def __init__(
+        self, status: HTTPStatus, error: str, headers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
+        super().__init__(error)
+        self.status = status
+        self.error = error
+        self.headers = headers or []
+
+
+class _Disconnected(Exception):
+    """The client went away; there is nobody to answer."""
+
+
+class CacheAPI:
+    """The ASGI application; one per server, sharing one cache and one byte budget."""
+
+    def __init__(self, cache: AsyncSecureCache, settings: ServiceSettings) -> None:
+        self.cache = cache
+        self.settings = settings
+        self.budget = ByteBudget(settings.max_inflight_bytes)
+        self._token = settings.api_token.encode("utf-8")
+        self._hosts = frozenset(settings.allowed_hosts)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return  # websockets are not served (service.py turns them off)
+        response = _Response(send)
+        try:
+            await self._handle(scope, receive, response)
+        except Reply as reply:
+            # An error may leave a request body unread: close rather than parse it as the
+            # next request.
+            await response.json(
+                reply.status, {"error": reply.error}, [*reply.headers, (b"connection", b"close")]
+            )
+        except BudgetExhausted:
+            await response.json(
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                {"error": "too much data in flight; retry shortly"},
+                [(b"retry-after", b"1"), (b"connection", b"close")],
+            )
+        except _Disconnected:
+            response.status = 499  # nginx's "client closed request", for the log only
+        except Exception as exc:  # one log line, never a traceback holding request data
+            logger.error("event=http_failure route=%s error=%s", response.route, type(exc).__name__)
+            if not response.started:
+                await response.json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error"})
+        logger.info(
+            "event=http_request method=%s route=%s status=%s",
+            _token(scope.get("method", "-")),
+            response.route,
+            response.status,
+        )
+
+    # -- checks ---------------------------------------------------------------------------
+
+    def _check_host(self, headers: dict[bytes, bytes]) -> None:
+        host = headers.get(b"host", b"").decode("latin-1").strip().lower()
+        if host.startswith("["):  # [v6]:port
+            name = host.split("]", 1)[0] + "]"
+        else:
+            name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+        if name not in self._hosts:
+            raise Reply(
+                HTTPStatus.MISDIRECTED_REQUEST,
+                "this Host is not served here; use one of HTTP_ALLOWED_HOSTS",
+            )
+
+    def _check_token(self, headers: dict[bytes, bytes]) -> None:
+        scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
+        # compare_digest on equal-length inputs of any content: the comparison takes the same
+        # time however much of the token matches.
+        if not (scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self._token)):
+            raise Reply(
+                HTTPStatus.UNAUTHORIZED,
+                "send Authorization: Bearer <the stack's API token>",
+                [(b"www-authenticate", b'Bearer realm="secure-cache"')],
+            )
+
+    # -- routing --------------------------------------------------------------------------
+
+    async def _handle(self, scope: Scope, receive: Receive, response: _Response) -> None:
+        if scope.get("http_version") not in ("1.0", "1.1"):
+            # h11 parses any HTTP/x.y request line; only HTTP/1.x is spoken here.
+            raise Reply(HTTPStatus.HTTP_VERSION_NOT_SUPPORTED, "only HTTP/1.1 is served")
+        headers = _headers(scope)
+        self._check_host(headers)
+        method = scope["method"]
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
+        if raw_path == b"/healthz":
+            response.route = "/healthz"
+            _require(method, "GET")
+            await response.json(HTTPStatus.OK, {"status": "ok", "backend": self.cache.backend})
+            return
+        self._check_token(headers)
+        if raw_path == b"/security-status":
+            response.route = "/security-status"
+            _require(method, "GET")
+            await response.json(HTTPStatus.OK, await self.cache.status())
+            return
+        if not raw_path.startswith(CACHE_PREFIX):
+            raise Reply(HTTPStatus.NOT_FOUND, "no such route")
+        response.route = "/cache/{key}"
+        key = _cache_key(raw_path[len(CACHE_PREFIX) :])
+        if method == "GET":
+            await self._get(key, response)
+        elif method == "PUT":
+            ttl = _ttl(scope.get("query_string", b""))
+            await self._put(key, ttl, headers, receive, response)
+        elif method == "DELETE":
+            deleted = await self.cache.delete(key)
+            if not deleted:
+                raise Reply(HTTPStatus.NOT_FOUND, "no such key")
+            await response.empty(HTTPStatus.NO_CONTENT)
+        else:
+            _require(method, "")
+
+    async def _get(self, key: str, response: _Response) -> None:
+        value = await self.cache.get(key)
+        if value is None:
+            raise Reply(HTTPStatus.NOT_FOUND, "no such key")
+        with self.budget.reserve(len(value)):
+            await response.body(HTTPStatus.OK, value, b"application/octet-stream")
+
+    async def _put(
+        self,
+        key: str,
+        ttl: int | None,
+        headers: dict[bytes, bytes],
+        receive: Receive,
+        response: _Response,
+    ) -> None:
+        length = self._content_length(headers)
+        with self.budget.reserve(length):
+            body = await _read_body(receive, length)
+            await self.cache.set(key, body, ttl)
+        await response.empty(HTTPStatus.NO_CONTENT)
+
+    def _content_length(self, headers: dict[bytes, bytes]) -> int:
+        if b"transfer-encoding" in headers:
+            raise Reply(HTTPStatus.LENGTH_REQUIRED, "send Content-Length, not chunks")
+        raw = headers.get(b"content-length", b"")
+        if not raw.isdigit():
+            raise Reply(HTTPStatus.LENGTH_REQUIRED, "Content-Length is required")
+        length = int(raw)
+        limit = self.settings.max_value_bytes
+        if length > limit:
+            raise Reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"values are limited to {limit} bytes")
+        return length
+
+
+class _Response:
+    """Sends one response; remembers its status for the access log."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.started = False
+        self.status: int | str = "-"
+        self.route = "-"
+
+    async def _start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        self.started = True
+        self.status = status
+        await self._send({"type": "http.response.start", "status": status, "headers": headers})
+
+    async def json(
+        self,
+        status: HTTPStatus,
+        payload: dict[str, Any],
+        extra: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        body = json.dumps(payload).encode()
+        headers = [
+            *(extra or []),
+            *([(b"allow", ALLOWED_METHODS.encode())] if status == 405 else []),
+        ]
+        await self.body(status, body, b"application/json", headers)
+
+    async def empty(self, status: HTTPStatus) -> None:
+        await self._start(status, [(b"content-length", b"0"), *_COMMON_HEADERS])
+        await self._send({"type": "http.response.body", "body": b""})
+
+    async def body(
+        self,
+        status: HTTPStatus,
+        body: bytes,
+        content_type: bytes,
+        extra: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        headers = [
+            (b"content-type", content_type),
+            (b"content-length", str(len(body)).encode()),
+            *_COMMON_HEADERS,
+            *(extra or []),
+        ]
+        await self._start(status, headers)
+        view = memoryview(body)
+        for start in range(0, max(len(body), 1), RESPONSE_CHUNK_BYTES):
+            chunk = view[start : start + RESPONSE_CHUNK_BYTES]
+            more = start + RESPONSE_CHUNK_BYTES < len(body)
+            await self._send(
+                {"type": "http.response.body", "body": bytes(chunk), "more_body": more}
+            )
+
+
+async def _read_body(receive: Receive, length: int) -> bytes:
+    """Exactly `length` bytes of request body, or _Disconnected/Reply: never a partial body."""
+    chunks: list[bytes] = []
+    received = 0
+    while True:
+        try:
+            message = await asyncio.wait_for(receive(), BODY_CHUNK_TIMEOUT_S)
+        except TimeoutError:
+            raise Reply(HTTPStatus.REQUEST_TIMEOUT, "the body stopped arriving") from None
+        if message["type"] == "http.disconnect":
+            raise _Disconnected
+        chunk = message.get("body", b"")
+        received += len(chunk)
+        if received > length:
+            raise Reply(HTTPStatus.BAD_REQUEST, "the body is longer than Content-Length")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    if received != length:
+        raise Reply(HTTPStatus.BAD_REQUEST, "the body is shorter than Content-Length")
+    return b"".join(chunks)
+
+
+def _require(method: str, allowed: str) -> None:
+    if method != allowed:
+        raise Reply(HTTPStatus.METHOD_NOT_ALLOWED, "method not allowed")
+
+
+def _headers(scope: Scope) -> dict[bytes, bytes]:
+    """Header name -> value; a header sent twice keeps its first value (Host, Authorization)."""
+    headers: dict[bytes, bytes] = {}
+    for name, value in scope.get("headers", ()):
+        headers.setdefault(bytes(name).lower(), bytes(value))
+    return headers
+
+
+def _cache_key(raw: bytes) -> str:
+    """The decoded key of a /cache/ path: 1-4096 bytes of percent-encoded UTF-8."""
+    try:
+        key = unquote(raw.decode("ascii"), errors="strict")
+        if not key:
+            raise ValueError("empty key")
+        logical_key(key)
+    except (UnicodeDecodeError, ValueError):
+        raise Reply(
+            HTTPStatus.BAD_REQUEST, "the key must be 1-4096 bytes of percent-encoded UTF-8"
+        ) from None
+    return key
+
+
+def _ttl(query: bytes) -> int | None:
+    try:
+        values = parse_qs(query.decode("ascii"), strict_parsing=False).get("ttl")
+    except UnicodeDecodeError:
+        values = ["bad"]
+    if not values:
+        return None
+    raw = values[-1]
+    if raw.isascii() and raw.isdigit() and 0 < int(raw) <= MAX_TTL_SECONDS:
+        return int(raw)
+    raise Reply(
+        HTTPStatus.BAD_REQUEST, f"ttl must be a whole number of seconds from 1 to {MAX_TTL_SECONDS}"
+    )
+
+
+def _token(text: str) -> str:
+    """A method name as one log token (it comes from the client)."""
+    return "".join(c if c.isalnum() else "_" for c in text[:16]) or "-"
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    """The server's startup/shutdown messages; the cache is opened and closed by service.py."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+__all__ = ["ALLOWED_METHODS", "CacheAPI", "Reply"]

@@ -1,0 +1,72 @@
+"""The app's HTTP API as the program deploys it: a generated token staged as a file, the Host
+allowlist, and memory budgets that keep the process below its container's limit."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.components.app import APP_MAX_CONNECTIONS, APP_MAX_VALUE_BYTES, memory_budgets
+from infra.render import RenderedStack
+from secure_cache.http_budget import COPIES_PER_VALUE
+from secure_cache.settings import MIN_API_TOKEN_LENGTH, ServiceSettings
+from tests.unit.conftest import container, uploads
+
+# What the interpreter with its libraries takes before any request (measured: 51 MiB
+# RSS for `python -m secure_cache serve`, CPython 3.11, 2026-11-30), rounded up.
+INTERPRETER_MIB = 60
+# uvicorn's per-connection read buffer (64 KiB) plus h11's largest request head (16 KiB).
+CONNECTION_BYTES = (64 + 16) * 1024
+
+
+def _env(stack: RenderedStack) -> dict[str, str]:
+    app = container(stack, "app")
+    return dict(item.split("=", 1) for item in app.props["envs"])
+
+
+def test_api_token__is_a_secret_file_in_the_material_volume(stack: RenderedStack) -> None:
+    init = container(stack, "app-init")
+    token = uploads(init)["api.token"]
+    assert token["permissions"] == "0400"
+    assert len(token["content"]) >= MIN_API_TOKEN_LENGTH
+    assert _env(stack)["HTTP_API_TOKEN_FILE"] == "/etc/secure-cache/api.token"
+    assert not any(e.startswith("HTTP_API_TOKEN=") for e in container(stack, "app").props["envs"])
+
+
+def test_api_token__differs_per_stack_and_from_every_password(
+    dev: RenderedStack, prod: RenderedStack
+) -> None:
+    tokens = {uploads(container(s, "app-init"))["api.token"]["content"] for s in (dev, prod)}
+    passwords = {
+        uploads(container(s, "app-init"))["redis.password"]["content"] for s in (dev, prod)
+    }
+    assert len(tokens) == 2
+    assert not tokens & passwords
+
+
+def test_allowed_hosts__loopback_and_the_container_name_only(stack: RenderedStack) -> None:
+    hosts = _env(stack)["HTTP_ALLOWED_HOSTS"].split(",")
+    assert sorted(hosts) == sorted(["localhost", "127.0.0.1", f"secure-redis-{stack.stack}-app"])
+
+
+def test_service_settings__the_deployed_environment_is_valid(stack: RenderedStack) -> None:
+    env = {k: v for k, v in _env(stack).items() if k.startswith("HTTP_")}
+    env.pop("HTTP_API_TOKEN_FILE")
+    settings = ServiceSettings.from_env({**env, "HTTP_API_TOKEN": "t" * MIN_API_TOKEN_LENGTH})
+    assert settings.max_value_bytes == APP_MAX_VALUE_BYTES
+    assert settings.max_connections == APP_MAX_CONNECTIONS
+
+
+@pytest.mark.parametrize("memory_mb", [128, 160, 192, 256, 1024])
+def test_memory_budgets__stay_below_the_container_limit(memory_mb: int) -> None:
+    inflight, fallback = memory_budgets(memory_mb)
+    worst = (INTERPRETER_MIB << 20) + inflight + fallback + APP_MAX_CONNECTIONS * CONNECTION_BYTES
+    assert worst < memory_mb << 20
+    assert inflight >= APP_MAX_VALUE_BYTES * COPIES_PER_VALUE, "the largest value must fit"
+
+
+def test_memory_budgets__the_deployed_environment_carries_them(stack: RenderedStack) -> None:
+    app = container(stack, "app")
+    inflight, fallback = memory_budgets(app.props["memory"])
+    env = _env(stack)
+    assert int(env["HTTP_MAX_INFLIGHT_BYTES"]) == inflight
+    assert int(env["CACHE_FALLBACK_MAX_BYTES"]) == fallback

@@ -1,0 +1,188 @@
+"""Stack files are read the way Pulumi reads them, and bad ones are one-line errors.
+
+Pulumi reads an un-namespaced key in `Pulumi.<stack>.yaml` as the project's own
+(`tlsMinVersion:` is `secure-redis:tlsMinVersion`); `infra.apply` and `policies.check` read
+the file themselves, so they must agree with it or they would deploy settings `pulumi up`
+would not.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from infra import apply, preview
+from infra.settings import (
+    REPO_ROOT,
+    STACK_NAME_PATTERN,
+    SettingsError,
+    load_settings,
+    load_stack_file,
+    valid_stack_name,
+)
+from policies import check
+
+
+def _file(tmp_path: Path, text: str | bytes, stack: str = "qa") -> Path:
+    path = tmp_path / f"Pulumi.{stack}.yaml"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    return tmp_path
+
+
+def test_unnamespaced_key__is_the_projects_as_pulumi_reads_it(tmp_path: Path) -> None:
+    root = _file(
+        tmp_path, "config:\n  secure-redis:environment: development\n  tlsMinVersion: '1.3'\n"
+    )
+    settings = load_settings("qa", load_stack_file("qa", root))
+    assert settings.tls_min_version == "1.3"
+
+
+def test_unnamespaced_unknown_key__is_an_error(tmp_path: Path) -> None:
+    root = _file(
+        tmp_path, "config:\n  secure-redis:environment: development\n  tlsMinVersio: '1.3'\n"
+    )
+    with pytest.raises(SettingsError, match="secure-redis:tlsMinVersio is not a setting"):
+        load_settings("qa", load_stack_file("qa", root))
+
+
+def test_wrong_namespace__is_an_error(tmp_path: Path) -> None:
+    root = _file(
+        tmp_path,
+        "config:\n  secure-redis:environment: development\n  secure-redis2:tlsMinVersion: '1.3'\n",
+    )
+    with pytest.raises(
+        SettingsError, match="'secure-redis2:tlsMinVersion' is not in the secure-redis: namespace"
+    ):
+        load_settings("qa", load_stack_file("qa", root))
+
+
+def test_docker_namespace__is_the_providers_and_allowed(tmp_path: Path) -> None:
+    root = _file(
+        tmp_path,
+        "config:\n  secure-redis:environment: development\n  docker:host: unix:///var/run/docker.sock\n",
+    )
+    assert load_settings("qa", load_stack_file("qa", root)).docker_host
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "config:\n  secure-redis:environment: development\n"
+        "  secure-redis:environment: production\n",
+        "config:\n  secure-redis:environment: development\n  environment: production\n",
+    ],
+    ids=["same-key-twice", "with-and-without-namespace"],
+)
+def test_duplicate_key__is_an_error_not_the_last_value(tmp_path: Path, text: str) -> None:
+    with pytest.raises(SettingsError, match="environment is set twice"):
+        load_stack_file("qa", _file(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"config:\n  secure-redis:environment: [development\n", "line 3"),
+        (b"config:\n  secure-redis:environment: d\xe9veloppement\n", "is not UTF-8 text"),
+        (b"config: 5\n", "`config:` must be a mapping"),
+        (b"- a\n- b\n", "`config:` must be a mapping"),
+    ],
+    ids=["malformed", "not-utf8", "config-scalar", "list"],
+)
+def test_bad_file__is_a_settings_error_naming_the_file(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    with pytest.raises(SettingsError, match=re.escape(message)) as caught:
+        load_stack_file("qa", _file(tmp_path, content))
+    assert "Pulumi.qa.yaml" in str(caught.value)
+
+
+def test_docker_host_with_credentials__is_never_echoed() -> None:
+    config = {
+        "secure-redis:environment": "development",
+        # checkov:skip=CKV_SECRET_4: a made-up credential, the thing the test keeps out of output
+        "docker:host": "http://admin:hunter2@docker.example:2375",
+    }
+    with pytest.raises(SettingsError) as caught:
+        load_settings("dev", config)
+    assert "hunter2" not in str(caught.value)
+    assert "admin" not in str(caught.value)
+    assert "docker:host is a http:// URL" in str(caught.value)
+
+
+def test_staging__requires_tls_1_3_like_its_client() -> None:
+    """The app requires TLS 1.3 in staging (Settings.min_tls_version); so does the server."""
+    with pytest.raises(SettingsError, match=re.escape("staging accepts TLSv1.3 only")):
+        load_settings(
+            "qa", {"secure-redis:environment": "staging", "secure-redis:tlsMinVersion": "1.2"}
+        )
+
+
+@pytest.mark.parametrize("environment", ["Production", "DEVELOPMENT"])
+def test_environment__is_case_sensitive_like_the_app(environment: str) -> None:
+    with pytest.raises(SettingsError, match="an unknown environment"):
+        load_settings("qa", {"secure-redis:environment": environment})
+
+
+def test_bad_stack_name__states_the_rule_and_lists_only_usable_stacks(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.dev.yaml").write_text("config: {}\n")
+    (tmp_path / "Pulumi.Dev.yaml").write_text("config: {}\n")
+    with pytest.raises(SettingsError) as caught:
+        load_stack_file("Dev", tmp_path)
+    assert "1-31 lowercase letters" in str(caught.value)
+    assert "use one of: dev " in str(caught.value), "Dev is not a usable stack name"
+
+
+@pytest.mark.parametrize(
+    "name", ["dev", "prod", "qa-1", "a" * 31, "Dev", "-dev", "dev_1", "dev.1", "a" * 32, ""]
+)
+def test_stack_name_rule__scripts_and_infra_agree(name: str) -> None:
+    """scripts/lib.sh's valid_stack_name and infra.settings apply the same pattern."""
+    lib = REPO_ROOT / "scripts" / "lib.sh"
+    shell = subprocess.run(
+        ["bash", "-c", f'source "{lib}"; valid_stack_name "$1"', "-", name],
+        capture_output=True,
+        check=False,
+    )
+    assert (shell.returncode == 0) == valid_stack_name(name)
+
+
+def test_stack_name_pattern__is_written_once_per_language() -> None:
+    lib = (REPO_ROOT / "scripts" / "lib.sh").read_text()
+    assert f"STACK_NAME_PATTERN='{STACK_NAME_PATTERN}'" in lib
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"config:\n  secure-redis:environment: d\xe9v\n",
+        b"config: [unclosed\n",
+        b"config: {a: 1, a: 2}\n",
+    ],
+    ids=["not-utf8", "malformed", "duplicate"],
+)
+def test_every_tool__a_bad_stack_file_is_exit_2_without_a_traceback(
+    content: bytes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = f"fz{uuid.uuid4().hex[:12]}"
+    path = REPO_ROOT / f"Pulumi.{stack}.yaml"
+    path.write_bytes(content)
+    try:
+        codes = [
+            preview.main(["--stack", stack], out=io.StringIO()),
+            apply.main(["plan", "--stack", stack]),
+            check.run(["--stack", stack], out=io.StringIO()),
+        ]
+    finally:
+        path.unlink()
+    err = capsys.readouterr().err
+    assert codes == [2, 2, 2]
+    assert "Traceback" not in err
+    assert err.count(f"Pulumi.{stack}.yaml") >= 3

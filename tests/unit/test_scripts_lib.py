@@ -1,0 +1,57 @@
+"""scripts/lib.sh: the shared shell helpers, run for real with bash."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from infra.settings import REPO_ROOT
+
+LIB = REPO_ROOT / "scripts" / "lib.sh"
+
+
+def _bash(snippet: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", "-c", f'source "{LIB}"; {snippet}', "-", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "python_only"),
+    [
+        (["-m", "unit"], True),
+        (["-m", "unit or policy", "-x"], True),
+        (["-munit"], True),
+        (["tests/unit/test_pki.py", "-q"], True),
+        (["--maxfail=1", "tests/policy"], True),
+        (["--maxfail=1"], False),  # contains "-m" as a substring: not a marker option
+        (["-m", "integration"], False),
+        (["-m", "not e2e"], False),
+        (["-m", "e2e"], False),
+        (["tests/integration"], False),
+        (["tests/unit", "tests/e2e/test_e2e_tls.py"], False),
+        (["-k", "pki"], False),
+        (["-m"], False),
+        (["-m", "unit or policy", "-n", "2", "-p", "no:cacheprovider"], True),
+        (["-n", "2", "tests/unit"], True),
+        (["-k", "pki", "tests/e2e/test_e2e_tls.py"], False),
+        (["-n", "2", "other/test_x.py"], False),
+    ],
+)
+def test_python_only__reads_the_arguments_one_by_one(args: list[str], python_only: bool) -> None:
+    assert (_bash('python_only "$@"', *args).returncode == 0) is python_only
+
+
+def test_step__times_a_stage_and_stops_on_failure() -> None:
+    ok = _bash("step greet echo hello")
+    assert ok.returncode == 0
+    assert ok.stdout.splitlines()[0:2] == ["secure-redis: == greet", "hello"]
+    assert "-- greet done" in ok.stdout
+    failed = _bash("set -e; step broken false; echo after")
+    assert failed.returncode == 1
+    assert "after" not in failed.stdout
