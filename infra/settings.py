@@ -227,8 +227,10 @@ def _read_yaml(stack: str, path: Path) -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        reason = getattr(exc, "problem", None) or "not valid YAML"
-        raise SettingsError(stack, path.name, [f"{reason}{where}; fix the YAML"]) from None
+        reason = getattr(exc, "problem", None) or "a syntax error"
+        raise SettingsError(
+            stack, path.name, [f"is not valid YAML: {reason}{where}; fix the YAML"]
+        ) from None
 
 
 def settings_from_pulumi() -> StackSettings:

@@ -50,7 +50,8 @@ def of_stack(stack: str) -> Environment:
     try:
         config = load_stack_file(stack, STACK_DIR or REPO_ROOT)
     except SettingsError as exc:
-        raise StrictnessError(str(exc)) from exc
+        # One line: the command line tools print one line per error.
+        raise StrictnessError(f"Pulumi.{stack}.yaml {'; '.join(exc.problems)}") from exc
     except yaml.YAMLError as exc:
         raise StrictnessError(
             f"Pulumi.{stack}.yaml is not valid YAML ({_first_line(exc)})"
