@@ -33,6 +33,8 @@ _COMMON: Final = {
     "keyPrefix": "cache:",
     "dataKeyGeneration": 1,
     "dataKeyKeepPrevious": 1,
+    # Raise to renew every leaf certificate on the next up (forced renewal, no clock change).
+    "certRenewalGeneration": 0,
     "appHostPort": 8080,
 }
 

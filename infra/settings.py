@@ -68,6 +68,7 @@ class StackSettings:
     key_prefix: str
     data_key_generation: int
     data_key_keep_previous: int
+    cert_renewal_generation: int = 0
     docker_host: str | None = None
 
     @property
@@ -120,6 +121,7 @@ def load_settings(
         key_prefix=reader.read("keyPrefix", _key_prefix),
         data_key_generation=reader.integer("dataKeyGeneration", 1, 1_000_000),
         data_key_keep_previous=reader.integer("dataKeyKeepPrevious", 0, 10),
+        cert_renewal_generation=reader.integer("certRenewalGeneration", 0, 1_000_000),
         docker_host=_docker_host(config, problems),
     )
     problems.extend(_cross_checks(settings, reader.failed))

@@ -56,6 +56,7 @@ def build_stack(settings: StackSettings) -> BuiltStack:
             cert_validity_days=s.cert_validity_days,
             renew_before_days=s.cert_renew_before_days,
             redis_dns_names=redis_dns_names(s.stack),
+            renewal_generation=s.cert_renewal_generation,
         ),
     )
     secrets = StackSecrets(

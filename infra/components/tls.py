@@ -20,6 +20,8 @@ class TlsMaterialArgs:
     redis_dns_names: tuple[str, ...]
     """Every name a client dials: the backend alias, the container name, localhost."""
     redis_ip_addresses: tuple[str, ...] = ("127.0.0.1",)
+    renewal_generation: int = 0
+    """Raising it renews every leaf certificate now (forced renewal)."""
 
 
 class TlsMaterial(pulumi.ComponentResource):
@@ -57,6 +59,7 @@ class TlsMaterial(pulumi.ComponentResource):
                 key_algorithm=args.key_algorithm,
                 validity_days=args.cert_validity_days,
                 renew_before_days=args.renew_before_days,
+                renewal_generation=args.renewal_generation,
                 opts=child,
                 **sans,
             )

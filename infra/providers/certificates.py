@@ -3,7 +3,9 @@
 Generated once by `create` (infra/pki.py), kept in Pulumi state with the private key as a
 secret output, and replaced by `pulumi up` when an input changes or the certificate is within
 `renewBeforeDays` of expiry: `diff` compares the stored certificate's notAfter with the clock,
-so renewal needs no schedule, only a regular `pulumi up`.
+so renewal needs no schedule, only a regular `pulumi up`. Operators force a renewal without
+touching the clock by raising `renewalGeneration` (stack setting `certRenewalGeneration`): any
+change of it replaces the certificate. A state written before the input existed reads as 0.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ Clock = Callable[[], dt.datetime]
 SECRET_OUTPUTS: Final = ["keyPem"]
 _OUTPUT_KEYS: Final = ("certPem", "keyPem", "notAfter", "revision")
 _USAGES: Final = ("server", "client")
+RENEWAL_GENERATION: Final = "renewalGeneration"
 
 
 def _utcnow() -> dt.datetime:
@@ -76,6 +79,10 @@ class _CertificateProvider(ResourceProvider):
                         "renewBeforeDays must be below validityDays, or every update renews",
                     )
                 )
+        generation = as_int(
+            {RENEWAL_GENERATION: 0, **news}, RENEWAL_GENERATION, failures, minimum=0
+        )
+        normalized[RENEWAL_GENERATION] = generation if generation is not None else 0
         if not str(news.get("commonName") or "").strip():
             failures.append(CheckFailure("commonName", "commonName must not be empty"))
         failures.extend(self._check_more(news, normalized))
@@ -86,6 +93,8 @@ class _CertificateProvider(ResourceProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         replaces = changed(olds, news, self.REPLACE_KEYS)
+        if _renewal_generation(olds) != _renewal_generation(news):
+            replaces.append(RENEWAL_GENERATION)
         if not replaces and self.due_for_renewal(olds, news):
             replaces = ["certPem"]
         updates = changed(olds, news, self.INPUT_KEYS)
@@ -106,7 +115,7 @@ class _CertificateProvider(ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         certified = self._issue(props)
         outs = {
-            **inputs_only(props, self.INPUT_KEYS),
+            **inputs_only(props, (*self.INPUT_KEYS, RENEWAL_GENERATION)),
             "certPem": certified.cert_pem.decode(),
             "keyPem": certified.key_pem.decode(),
             "notAfter": pki.certificate_expiry(certified.cert_pem).isoformat(),
@@ -124,6 +133,10 @@ class _CertificateProvider(ResourceProvider):
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         # Only non-replacing inputs (renewBeforeDays) reach here; the material stays the same.
         return UpdateResult({**olds, **inputs_only(news, self.INPUT_KEYS)})
+
+
+def _renewal_generation(props: dict[str, Any]) -> int:
+    return int(props.get(RENEWAL_GENERATION) or 0)
 
 
 class CertificateAuthorityProvider(_CertificateProvider):
@@ -241,6 +254,7 @@ class LeafCertificate(Resource, module="secure-redis", name="LeafCertificate"):
         renew_before_days: int,
         dns_names: Sequence[str] = (),
         ip_addresses: Sequence[str] = (),
+        renewal_generation: int = 0,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props: dict[str, Any] = {
@@ -253,6 +267,7 @@ class LeafCertificate(Resource, module="secure-redis", name="LeafCertificate"):
             "keyAlgorithm": key_algorithm,
             "validityDays": validity_days,
             "renewBeforeDays": renew_before_days,
+            RENEWAL_GENERATION: renewal_generation,
             **dict.fromkeys(_OUTPUT_KEYS),
         }
         super().__init__(LeafCertificateProvider(), name, props, _secret_outputs(opts))
