@@ -11,7 +11,7 @@ import pulumi_docker as docker
 from infra.components.hardening import hardened_runtime
 from infra.components.material import MaterialFile, MaterialVolume, MaterialVolumeArgs
 from infra.images import local_image
-from infra.naming import MATERIAL_LABEL, Role, container_labels, named_options, object_name
+from infra.naming import Role, container_labels, named_options, object_name
 from infra.redis_acl import APP_USER
 from infra.settings import REPO_ROOT
 
@@ -27,9 +27,11 @@ class AppFiles:
     """File contents for the app's material volume; everything but certificates is secret."""
 
     ca_cert: pulumi.Input[str]
+    """The trust bundle (two CAs during a rollover)."""
     client_cert: pulumi.Input[str]
     client_key: pulumi.Input[str]
     redis_password: pulumi.Input[str]
+    """The newest password (`value`): written after Redis reloaded its ACL with it."""
     data_key: pulumi.Input[str]
     previous_data_keys: pulumi.Input[str]
     """Comma-separated; may be empty (no rotation in progress)."""
@@ -49,6 +51,8 @@ class CacheAppArgs:
     files: AppFiles
     revisions: tuple[pulumi.Input[str], ...]
     depends_on: tuple[pulumi.Resource, ...] = ()
+    material_after: tuple[pulumi.Resource, ...] = ()
+    """What must finish before the app's files change (Redis reloading TLS and ACL)."""
 
 
 def app_envs(args: CacheAppArgs) -> list[str]:
@@ -113,9 +117,12 @@ class CacheApp(pulumi.ComponentResource):
                     MaterialFile("data.previous-keys", files.previous_data_keys, secret=True),
                 ),
                 revisions=args.revisions,
+                depends_on=args.material_after,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
+        # The declaration never mentions the material: rotating it never replaces the app,
+        # which reads its files again when they change.
         self.container = docker.Container(
             f"{name}-container",
             name=self.container_name,
@@ -145,7 +152,7 @@ class CacheApp(pulumi.ComponentResource):
                 cpus=args.cpus,
                 healthcheck=app_healthcheck_test(),
             ),
-            labels=container_labels(stack, Role.APP, {MATERIAL_LABEL: self.material.revision}),
+            labels=container_labels(stack, Role.APP),
             opts=named_options(self, depends_on=[self.material, *args.depends_on]),
         )
         self.register_outputs({"container_name": self.container.name})
