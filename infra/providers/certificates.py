@@ -186,16 +186,13 @@ class CertificateAuthorityProvider(_CertificateProvider):
         changes = (
             ca_phase(olds) is not CaPhase.STEADY
             or self.rollover_requested(olds, news)
-            or bool(changed(olds, news, self.INPUT_KEYS))
+            or bool(_changed_inputs(olds, news, self.INPUT_KEYS))
         )
         return DiffResult(changes=changes, replaces=[])
 
     def rollover_requested(self, olds: dict[str, Any], news: dict[str, Any]) -> bool:
-        defaults = {ROLLOVER_GENERATION: 0}
         keys = (*self.ROLLOVER_KEYS, ROLLOVER_GENERATION)
-        return bool(changed({**defaults, **olds}, {**defaults, **news}, keys)) or (
-            self.due_for_renewal(olds, news)
-        )
+        return bool(_changed_inputs(olds, news, keys)) or self.due_for_renewal(olds, news)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         certified = self._issue(props)
@@ -239,6 +236,12 @@ class CertificateAuthorityProvider(_CertificateProvider):
             validity_days=int(props["validityDays"]),
             now=self.now(),
         )
+
+
+def _changed_inputs(olds: dict[str, Any], news: dict[str, Any], keys: Sequence[str]) -> list[str]:
+    # A state written before the rollover input existed reads as generation 0.
+    defaults = {ROLLOVER_GENERATION: 0}
+    return changed({**defaults, **olds}, {**defaults, **news}, keys)
 
 
 def ca_phase(props: dict[str, Any]) -> CaPhase:
