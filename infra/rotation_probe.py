@@ -148,6 +148,7 @@ class Probe:
                 self._exec(self.app, ["python3", "-c", _ACL_FORM_OF_PASSWORD_FILE]).strip()
             ),
             "app_material": self._exec(self.app, ["readlink", f"{APP_DIR}/..data"]).strip(),
+            "app_backend": status.get("backend"),
             "primary_key_id": encryption.get("primary_key_id"),
             "previous_key_ids": encryption.get("previous_key_ids", []),
             "material_reloads": status.get("counters", {}).get("material_reloads"),
@@ -177,6 +178,9 @@ def restarted(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
 def unsettled(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
     """What still stands between `now` and every consumer using the material it was given."""
     waiting = []
+    if now.get("app_backend") != "redis":
+        # A round trip alone would pass on the app's in-memory fallback.
+        waiting.append("the app is not using Redis (it answers from its memory fallback)")
     if now["served_serial"] != now["server_serial"]:
         waiting.append("Redis does not serve the certificate in its volume yet")
     if now["app_password"] not in now["acl"].get("app", []):

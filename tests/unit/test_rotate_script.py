@@ -145,6 +145,7 @@ def _snapshot(**changes: Any) -> dict[str, Any]:
         "acl": {"default": [], "app": ["p1"], "healthcheck": ["h1"], "reload": ["r1"]},
         "app_password": "p1",
         "app_material": "..rev1",
+        "app_backend": "redis",
         "primary_key_id": "k1",
         "previous_key_ids": [],
         "material_reloads": 1,
@@ -171,8 +172,16 @@ def test_unsettled__a_settled_stack_waits_for_nothing() -> None:
         (_snapshot(app_cert_issuer=None), "does not trust the CA of the app's certificate"),
         (_snapshot(app_trusts=["CA1", "CA2"]), "trust different CAs"),
         (_snapshot(app_material="..rev2"), "has not reloaded its new files"),
+        (_snapshot(app_backend="memory"), "memory fallback"),
     ],
-    ids=["redis-not-reloaded", "password", "untrusted-client", "bundles-differ", "app-reload"],
+    ids=[
+        "redis-not-reloaded",
+        "password",
+        "untrusted-client",
+        "bundles-differ",
+        "app-reload",
+        "degraded",
+    ],
 )
 def test_unsettled__names_what_it_waits_for(now: dict[str, Any], reason: str) -> None:
     assert any(reason in r for r in unsettled(_snapshot(), now))
