@@ -287,6 +287,8 @@ def _wait(probe: Probe, before: dict[str, Any], timeout: float) -> int:
     deadline = time.monotonic() + timeout
     waiting: list[str] = []
     while time.monotonic() < deadline:
+        # Traffic first: a client may look at its files only when it is used.
+        probe.round_trip()
         try:
             now = probe.snapshot()
         except ProbeError as exc:
