@@ -108,8 +108,15 @@ rotate_data_key() {
     bump dataKeyGeneration
     up "data key: new primary, the old one kept for reading"
     log "rotation pass: moving every entry to the new key"
-    docker exec "secure-redis-$stack-app" python3 -m secure_cache rotate \
-        || die "the rotation pass did not finish; run it again: docker exec secure-redis-$stack-app python3 -m secure_cache rotate"
+    # The pass is safe to interrupt and run again (README); a dropped connection under load
+    # gets it run again, up to three times.
+    local attempt
+    for attempt in 1 2 3; do
+        docker exec "secure-redis-$stack-app" python3 -m secure_cache rotate && break
+        [ "$attempt" -lt 3 ] || die "the rotation pass did not finish; run it again: docker exec secure-redis-$stack-app python3 -m secure_cache rotate"
+        warn "the rotation pass stopped (attempt $attempt of 3); running it again"
+        sleep 2
+    done
     config_set dataKeyKeepPrevious 0
     up "data key: old key retired"
     config_set dataKeyKeepPrevious "$keep"
