@@ -202,6 +202,28 @@ def verify_chain(leaf_pem: bytes, ca_pem: bytes, *, now: dt.datetime | None = No
     return True
 
 
+def trust_bundle(cert_pems: Sequence[bytes]) -> bytes:
+    """Several CA certificates as one PEM file (OpenSSL's CAfile format): a peer is trusted when
+    any of them issued its certificate. Order is kept, duplicates are dropped."""
+    seen: list[bytes] = []
+    for pem in cert_pems:
+        load_certificate(pem)  # refuse anything that is not a certificate
+        block = pem.strip() + b"\n"
+        if block not in seen:
+            seen.append(block)
+    if not seen:
+        raise PkiError("a trust bundle needs at least one CA certificate")
+    return b"".join(seen)
+
+
+def split_bundle(bundle_pem: bytes) -> list[x509.Certificate]:
+    """Every certificate in a PEM bundle, in order."""
+    try:
+        return x509.load_pem_x509_certificates(bundle_pem)
+    except ValueError as exc:
+        raise PkiError("not a PEM bundle of X.509 certificates") from exc
+
+
 def key_matches_certificate(cert_pem: bytes, key_pem: bytes) -> bool:
     """True when `key_pem` is the private key for the certificate's public key."""
     public = load_certificate(cert_pem).public_key()
@@ -310,5 +332,7 @@ __all__ = [
     "key_matches_certificate",
     "load_certificate",
     "needs_renewal",
+    "split_bundle",
+    "trust_bundle",
     "verify_chain",
 ]

@@ -39,6 +39,11 @@ _COMMON: Final = {
     "dataKeyKeepPrevious": 1,
     # Raise to renew every leaf certificate on the next up (forced renewal, no clock change).
     "certRenewalGeneration": 0,
+    # Raise to roll the stack's CA over (new CA trusted, then issuing, then the old one retired:
+    # one step per up).
+    "caRolloverGeneration": 0,
+    # Raise to rotate every ACL password (new beside old, then the old one removed: two ups).
+    "passwordRotationGeneration": 0,
     "appHostPort": 8080,
 }
 

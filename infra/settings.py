@@ -79,6 +79,8 @@ class StackSettings:
     data_key_generation: int
     data_key_keep_previous: int
     cert_renewal_generation: int = 0
+    ca_rollover_generation: int = 0
+    password_rotation_generation: int = 0
     docker_host: str | None = field(default=None, repr=False)
     """May carry credentials (ssh://user@host); never printed."""
 
@@ -141,6 +143,8 @@ def load_settings(
         data_key_generation=reader.integer("dataKeyGeneration", 1, 1_000_000),
         data_key_keep_previous=reader.integer("dataKeyKeepPrevious", 0, 10),
         cert_renewal_generation=reader.integer("certRenewalGeneration", 0, 1_000_000),
+        ca_rollover_generation=reader.integer("caRolloverGeneration", 0, 1_000_000),
+        password_rotation_generation=reader.integer("passwordRotationGeneration", 0, 1_000_000),
         docker_host=_docker_host(config, problems),
     )
     problems.extend(_cross_checks(settings, reader.failed))

@@ -17,6 +17,7 @@ from infra.components.redis import (
     RedisServer,
     RedisServerArgs,
 )
+from infra.components.reload import ReloadFiles
 from infra.components.secrets import StackSecrets, StackSecretsArgs
 from infra.components.tls import TlsMaterial, TlsMaterialArgs
 from infra.naming import Role, object_name
@@ -57,6 +58,7 @@ def build_stack(settings: StackSettings) -> BuiltStack:
             renew_before_days=s.cert_renew_before_days,
             redis_dns_names=redis_dns_names(s.stack),
             renewal_generation=s.cert_renewal_generation,
+            ca_rollover_generation=s.ca_rollover_generation,
         ),
     )
     secrets = StackSecrets(
@@ -65,17 +67,23 @@ def build_stack(settings: StackSettings) -> BuiltStack:
             password_length=s.password_length,
             data_key_generation=s.data_key_generation,
             data_key_keep_previous=s.data_key_keep_previous,
+            password_rotation_generation=s.password_rotation_generation,
         ),
     )
+    # Every hash each user may authenticate with: two while its password rotates.
     acl = pulumi.Output.all(
-        secrets.app_password.aclHash, secrets.healthcheck_password.aclHash
+        secrets.app_password.aclHashes,
+        secrets.healthcheck_password.aclHashes,
+        secrets.reload_password.aclHashes,
     ).apply(
         lambda hashes: render_acl_file_from_hashes(
             app_password_hash=hashes[0],
             healthcheck_password_hash=hashes[1],
+            reload_password_hash=hashes[2],
             key_prefix=s.key_prefix,
         )
     )
+    trust_bundle = tls.ca.trustBundlePem
     redis = RedisServer(
         "redis",
         RedisServerArgs(
@@ -87,21 +95,26 @@ def build_stack(settings: StackSettings) -> BuiltStack:
             maxmemory_mb=s.redis_maxmemory_mb,
             cpus=s.redis_cpus,
             files=RedisFiles(
-                ca_cert=tls.ca.certPem,
+                ca_cert=trust_bundle,
                 server_cert=tls.redis_server.certPem,
                 server_key=tls.redis_server.keyPem,
                 healthcheck_cert=tls.healthcheck_client.certPem,
                 healthcheck_key=tls.healthcheck_client.keyPem,
-                healthcheck_password=secrets.healthcheck_password.value,
+                healthcheck_password=secrets.healthcheck_password.stable,
                 acl=acl,
             ),
             revisions=(
-                tls.ca.revision,
                 tls.redis_server.revision,
                 tls.healthcheck_client.revision,
-                secrets.app_password.revision,
                 secrets.healthcheck_password.revision,
             ),
+            reload_files=ReloadFiles(
+                ca_bundle=trust_bundle,
+                client_cert=tls.reload_client.certPem,
+                client_key=tls.reload_client.keyPem,
+                password=secrets.reload_password.stable,
+            ),
+            reload_revisions=(tls.reload_client.revision, secrets.reload_password.revision),
             depends_on=(networks.backend,),
         ),
     )
@@ -118,7 +131,7 @@ def build_stack(settings: StackSettings) -> BuiltStack:
             memory_mb=s.app_memory_mb,
             cpus=s.app_cpus,
             files=AppFiles(
-                ca_cert=tls.ca.certPem,
+                ca_cert=trust_bundle,
                 client_cert=tls.app_client.certPem,
                 client_key=tls.app_client.keyPem,
                 redis_password=secrets.app_password.value,
@@ -127,7 +140,6 @@ def build_stack(settings: StackSettings) -> BuiltStack:
                 api_token=secrets.api_token.value,
             ),
             revisions=(
-                tls.ca.revision,
                 tls.app_client.revision,
                 secrets.app_password.revision,
                 secrets.data_keyring.revision,
@@ -135,6 +147,8 @@ def build_stack(settings: StackSettings) -> BuiltStack:
             ),
             # The app starts once Redis is healthy (`wait`), so its first connection succeeds.
             depends_on=(networks.backend, networks.frontend, redis.container),
+            # Its files change only once Redis trusts and accepts what they hold.
+            material_after=(redis.reload,),
         ),
     )
     exports = _exports(s, networks, tls, redis, app)
@@ -168,6 +182,9 @@ def _exports(
         "capabilities": "drop ALL",
         "noNewPrivileges": True,
         "dataKeyGeneration": s.data_key_generation,
+        "certRenewalGeneration": s.cert_renewal_generation,
+        "caRolloverGeneration": s.ca_rollover_generation,
+        "passwordRotationGeneration": s.password_rotation_generation,
     }
     plain: dict[str, Any] = {
         "backendNetwork": networks.backend_name,

@@ -11,7 +11,7 @@ import pulumi_docker as docker
 from infra.components.hardening import hardened_runtime
 from infra.components.material import MaterialFile, MaterialVolume, MaterialVolumeArgs
 from infra.images import local_image
-from infra.naming import MATERIAL_LABEL, Role, container_labels, named_options, object_name
+from infra.naming import Role, container_labels, named_options, object_name
 from infra.redis_acl import APP_USER
 from infra.settings import REPO_ROOT
 
@@ -29,9 +29,11 @@ class AppFiles:
     """File contents for the app's material volume; everything but certificates is secret."""
 
     ca_cert: pulumi.Input[str]
+    """The trust bundle (two CAs during a rollover)."""
     client_cert: pulumi.Input[str]
     client_key: pulumi.Input[str]
     redis_password: pulumi.Input[str]
+    """The newest password (`value`): written after Redis reloaded its ACL with it."""
     data_key: pulumi.Input[str]
     previous_data_keys: pulumi.Input[str]
     """Comma-separated; may be empty (no rotation in progress)."""
@@ -53,6 +55,8 @@ class CacheAppArgs:
     files: AppFiles
     revisions: tuple[pulumi.Input[str], ...]
     depends_on: tuple[pulumi.Resource, ...] = ()
+    material_after: tuple[pulumi.Resource, ...] = ()
+    """What must finish before the app's files change (Redis reloading TLS and ACL)."""
 
 
 def memory_budgets(memory_mb: int) -> tuple[int, int]:
@@ -139,9 +143,12 @@ class CacheApp(pulumi.ComponentResource):
                     MaterialFile("api.token", files.api_token, secret=True),
                 ),
                 revisions=args.revisions,
+                depends_on=args.material_after,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
+        # The declaration never mentions the material: rotating it never replaces the app,
+        # which reads its files again when they change.
         self.container = docker.Container(
             f"{name}-container",
             name=self.container_name,
@@ -171,7 +178,7 @@ class CacheApp(pulumi.ComponentResource):
                 cpus=args.cpus,
                 healthcheck=app_healthcheck_test(),
             ),
-            labels=container_labels(stack, Role.APP, {MATERIAL_LABEL: self.material.revision}),
+            labels=container_labels(stack, Role.APP),
             opts=named_options(self, depends_on=[self.material, *args.depends_on]),
         )
         self.register_outputs({"container_name": self.container.name})

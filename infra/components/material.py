@@ -6,6 +6,15 @@ own (writable, network-less, capability-less) root filesystem and copies them in
 volume owned by the consumer's uid. The consumer then mounts that volume read-only. This is the
 delivery described in docs/design.md#material-delivery; the init container is the one exemption from
 the read-only-rootfs policy and everything else about it is hardened like any container.
+
+Rotation in place: when material changes, only the init container's declaration changes (its
+uploads and its revision label), so every engine replaces it and it rewrites the volume while
+the consumer keeps running. The consumer's own declaration never mentions the material, so it
+is not replaced. The volume is written the way Kubernetes' atomic writer updates a projected
+volume: the files go into a new directory `..<revision>`, then one rename switches the
+`..data` symlink to it, and each file name is a symlink through `..data`. A reader therefore
+sees either the whole old set or the whole new set (a certificate never beside another key),
+and every rewrite gives the files new inodes and mtimes, which is how consumers notice it.
 """
 
 from __future__ import annotations
@@ -34,11 +43,21 @@ PUBLIC_MODE: Final = "0444"
 # can delete what it staged: no key or password stays in the exited container's layer.
 STAGING_DIR: Final = f"/run/{PROJECT}-init"
 INIT_MEMORY_MB: Final = 32
-# Replace each file (a 0400 file cannot be overwritten in place), keeping the mode and owner the
-# upload gave it, then delete the staged copy. $1 = staging dir, $2 = volume mount; no file
-# content ever reaches argv.
+DATA_LINK: Final = "..data"
+# $1 = staging dir, $2 = volume mount, $3 = revision (a hash, not a secret); no file content
+# ever reaches argv. Copy every staged file into `..<revision>` (cp keeps the upload's mode, the
+# owner is the uid the initialiser runs as) and delete the staged copy; switch `..data` to the
+# new directory with one rename (`mv -T` replaces the symlink atomically); make each name a
+# symlink through `..data` (once: a name from an older layout, a plain file, is replaced by a
+# rename too); remove the directories of earlier revisions.
 INIT_SCRIPT: Final = (
-    'for f in "$1"/*; do n="${f##*/}"; rm -f "$2/$n"; cp -p "$f" "$2/$n"; rm -f "$f"; done'
+    'new="..$3"; rm -rf "${2:?}/$new"; mkdir -m 0700 "$2/$new"; '
+    'for f in "$1"/*; do cp "$f" "$2/$new/${f##*/}"; rm -f "$f"; done; '
+    f'ln -s "$new" "$2/{DATA_LINK}.tmp"; mv -T "$2/{DATA_LINK}.tmp" "$2/{DATA_LINK}"; '
+    'for f in "$2/$new"/*; do n="${f##*/}"; if [ ! -L "$2/$n" ]; then '
+    f'ln -s "{DATA_LINK}/$n" "$2/.$n.tmp"; mv -T "$2/.$n.tmp" "$2/$n"; fi; done; '
+    f'for d in "$2"/..?*; do case "${{d##*/}}" in {DATA_LINK}|"$new") ;; '
+    '*) rm -rf "$d";; esac; done'
 )
 
 
@@ -62,13 +81,18 @@ class MaterialFile:
 @dataclass(frozen=True)
 class MaterialVolumeArgs:
     stack: str
-    consumer: Role
+    consumer: str
+    """The Docker name part: volume `secure-redis-S-<consumer>-material`, init `...-init`."""
     image: pulumi.Input[str]
     uid: int
     mount_path: str
     files: tuple[MaterialFile, ...]
     revisions: tuple[pulumi.Input[str], ...]
-    """Revisions of the resources the files come from; their hash labels the consumer."""
+    """Revisions of the resources the secret files come from (their providers' `revision`,
+    which changes exactly when the material does)."""
+    depends_on: tuple[pulumi.Resource, ...] = ()
+    """What must be done before this volume is rewritten (e.g. Redis accepting a new password
+    before the app switches to it)."""
 
 
 class MaterialVolume(pulumi.ComponentResource):
@@ -83,7 +107,7 @@ class MaterialVolume(pulumi.ComponentResource):
         super().__init__("secure-redis:infra:MaterialVolume", name, None, opts)
         stack, consumer = args.stack, args.consumer
         self.volume_name = object_name(stack, f"{consumer}-material")
-        self.revision = pulumi.Output.all(*args.revisions).apply(_revision_hash)
+        self.revision = material_revision(args.files, args.revisions)
         self.volume = docker.Volume(
             f"{name}-volume",
             name=self.volume_name,
@@ -99,7 +123,9 @@ class MaterialVolume(pulumi.ComponentResource):
             # An explicit entrypoint: the consumer image's own ENTRYPOINT (the app's CLI) must
             # not wrap the copy script.
             entrypoints=["sh", "-euc", INIT_SCRIPT, "material-init"],
-            command=[STAGING_DIR, args.mount_path],
+            command=pulumi.Output.all(self.revision).apply(
+                lambda rev: [STAGING_DIR, args.mount_path, rev[0]]
+            ),
             uploads=[
                 docker.ContainerUploadArgs(
                     file=f"{STAGING_DIR}/{f.name}",
@@ -139,7 +165,7 @@ class MaterialVolume(pulumi.ComponentResource):
             labels=container_labels(stack, Role.DATA, {MATERIAL_LABEL: self.revision}),
             opts=named_options(
                 self,
-                depends_on=[self.volume],
+                depends_on=[self.volume, *args.depends_on],
                 # The uploads hold private keys and passwords: encrypted in state as a whole.
                 additional_secret_outputs=["uploads"],
             ),
@@ -147,11 +173,29 @@ class MaterialVolume(pulumi.ComponentResource):
         self.register_outputs({"volume_name": self.volume.name, "revision": self.revision})
 
 
-def _revision_hash(revisions: Sequence[str]) -> str:
-    return hashlib.sha256("\n".join(revisions).encode()).hexdigest()[:16]
+def material_revision(
+    files: Sequence[MaterialFile], revisions: Sequence[pulumi.Input[str]]
+) -> pulumi.Output[str]:
+    """A hash over the sources' revisions and every public file (name, mode, content): it
+    changes whenever any delivered byte does, so the initialiser's declaration changes and any
+    engine replaces it. Secret contents stay out of it (their revisions stand in for them), so
+    the label is plain, not a secret."""
+    public = [
+        pulumi.Output.all(f.name, f.mode or PUBLIC_MODE, f.content).apply(
+            lambda parts: "\0".join(str(p) for p in parts)
+        )
+        for f in files
+        if not f.secret
+    ]
+    return pulumi.Output.all(*revisions, *public).apply(revision_hash)
+
+
+def revision_hash(parts: Sequence[str]) -> str:
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
 __all__ = [
+    "DATA_LINK",
     "INIT_SCRIPT",
     "PRIVATE_MODE",
     "PUBLIC_MODE",
@@ -160,4 +204,6 @@ __all__ = [
     "MaterialVolume",
     "MaterialVolumeArgs",
     "init_healthcheck_test",
+    "material_revision",
+    "revision_hash",
 ]

@@ -10,9 +10,9 @@ import pulumi_docker as docker
 
 from infra.components.hardening import hardened_runtime
 from infra.components.material import MaterialFile, MaterialVolume, MaterialVolumeArgs
+from infra.components.reload import RedisReload, RedisReloadArgs, ReloadFiles
 from infra.images import local_image
 from infra.naming import (
-    MATERIAL_LABEL,
     Role,
     container_labels,
     named_options,
@@ -37,11 +37,14 @@ class RedisFiles:
     """File contents for the material volume. Keys and the password must be secret Outputs."""
 
     ca_cert: pulumi.Input[str]
+    """The trust bundle: every CA whose certificates Redis accepts (two during a rollover)."""
     server_cert: pulumi.Input[str]
     server_key: pulumi.Input[str]
     healthcheck_cert: pulumi.Input[str]
     healthcheck_key: pulumi.Input[str]
     healthcheck_password: pulumi.Input[str]
+    """The password valid before and after this `up`'s ACL reload (`stable`): the health
+    check reads it from the volume while the reload job has not run yet."""
     acl: pulumi.Input[str]
     """The ACL file with `#sha256` password hashes: readable, but still mode 0400."""
 
@@ -57,6 +60,8 @@ class RedisServerArgs:
     cpus: float
     files: RedisFiles
     revisions: tuple[pulumi.Input[str], ...]
+    reload_files: ReloadFiles
+    reload_revisions: tuple[pulumi.Input[str], ...]
     depends_on: tuple[pulumi.Resource, ...] = ()
 
 
@@ -97,11 +102,16 @@ def healthcheck_test(port: int) -> list[str]:
 
 
 class RedisServer(pulumi.ComponentResource):
+    """Redis and what keeps it current: its material volume and the reload jobs. The
+    container's declaration never mentions the material, so rotating it never replaces (or
+    restarts) Redis; the reload jobs make the running server read it."""
+
     image: docker.Image
     data_volume: docker.Volume
     material: MaterialVolume
     container: docker.Container
     container_name: str
+    reload: RedisReload
 
     def __init__(
         self, name: str, args: RedisServerArgs, opts: pulumi.ResourceOptions | None = None
@@ -180,10 +190,30 @@ class RedisServer(pulumi.ComponentResource):
             ),
             # Time for the AOF to be flushed on `docker stop`.
             stop_timeout=30,
-            labels=container_labels(stack, Role.REDIS, {MATERIAL_LABEL: self.material.revision}),
+            labels=container_labels(stack, Role.REDIS),
             opts=named_options(
                 self, depends_on=[self.material, self.data_volume, *args.depends_on]
             ),
+        )
+        self.reload = RedisReload(
+            f"{name}-reload",
+            RedisReloadArgs(
+                stack=stack,
+                image=image_id,
+                uid=REDIS_UID,
+                material_dir=MATERIAL_DIR,
+                host=REDIS_ALIAS,
+                port=args.port,
+                backend_network=args.backend_network,
+                tls_files=(conf.cert_file, conf.key_file, conf.ca_cert_file),
+                files=args.reload_files,
+                revisions=args.reload_revisions,
+                tls_content=(files.server_cert, files.ca_cert),
+                acl_content=files.acl,
+                # After the volume is rewritten, against a running server.
+                depends_on=(self.material, self.container),
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
         )
         self.register_outputs(
             {"container_name": self.container.name, "image_name": self.image.image_name}

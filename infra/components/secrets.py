@@ -1,4 +1,5 @@
-"""Generated secrets: the two ACL passwords, the app's data keyring and its HTTP API token."""
+"""Generated secrets: the ACL passwords (app, health check, reload job), the app's data
+keyring and its HTTP API token. Passwords rotate in two phases (infra/providers/secrets.py)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ class StackSecretsArgs:
     password_length: int
     data_key_generation: int
     data_key_keep_previous: int
+    password_rotation_generation: int = 0
 
 
 class StackSecrets(pulumi.ComponentResource):
@@ -25,6 +27,7 @@ class StackSecrets(pulumi.ComponentResource):
 
     app_password: GeneratedPassword
     healthcheck_password: GeneratedPassword
+    reload_password: GeneratedPassword
     data_keyring: DataKeyring
     api_token: GeneratedPassword
 
@@ -33,12 +36,18 @@ class StackSecrets(pulumi.ComponentResource):
     ) -> None:
         super().__init__("secure-redis:infra:StackSecrets", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self.app_password = GeneratedPassword(
-            f"{name}-app-password", length=args.password_length, opts=child
-        )
-        self.healthcheck_password = GeneratedPassword(
-            f"{name}-healthcheck-password", length=args.password_length, opts=child
-        )
+
+        def password(suffix: str) -> GeneratedPassword:
+            return GeneratedPassword(
+                f"{name}-{suffix}",
+                length=args.password_length,
+                rotation_generation=args.password_rotation_generation,
+                opts=child,
+            )
+
+        self.app_password = password("app-password")
+        self.healthcheck_password = password("healthcheck-password")
+        self.reload_password = password("reload-password")
         self.data_keyring = DataKeyring(
             f"{name}-data-keyring",
             generation=args.data_key_generation,

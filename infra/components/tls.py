@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 
 from infra.providers.certificates import CertificateAuthority, LeafCertificate
-from infra.redis_acl import APP_USER, HEALTHCHECK_USER
+from infra.redis_acl import APP_USER, HEALTHCHECK_USER, RELOAD_USER
 
 
 @dataclass(frozen=True)
@@ -22,15 +22,19 @@ class TlsMaterialArgs:
     redis_ip_addresses: tuple[str, ...] = ("127.0.0.1",)
     renewal_generation: int = 0
     """Raising it renews every leaf certificate now (forced renewal)."""
+    ca_rollover_generation: int = 0
+    """Raising it rolls the CA over (three ups: introduce, promote, retire)."""
 
 
 class TlsMaterial(pulumi.ComponentResource):
-    """One CA per stack (dev never trusts prod); leaves renew before they expire."""
+    """One CA per stack (dev never trusts prod); leaves renew before they expire. Consumers
+    trust `ca.trustBundlePem` (two CAs during a rollover), never `ca.certPem` alone."""
 
     ca: CertificateAuthority
     redis_server: LeafCertificate
     app_client: LeafCertificate
     healthcheck_client: LeafCertificate
+    reload_client: LeafCertificate
 
     def __init__(
         self, name: str, args: TlsMaterialArgs, opts: pulumi.ResourceOptions | None = None
@@ -45,6 +49,7 @@ class TlsMaterial(pulumi.ComponentResource):
             key_algorithm=args.key_algorithm,
             validity_days=args.ca_validity_days,
             renew_before_days=args.cert_validity_days,
+            rollover_generation=args.ca_rollover_generation,
             opts=child,
         )
 
@@ -73,6 +78,7 @@ class TlsMaterial(pulumi.ComponentResource):
         )
         self.app_client = leaf("app-client", APP_USER, "client")
         self.healthcheck_client = leaf("healthcheck-client", HEALTHCHECK_USER, "client")
+        self.reload_client = leaf("reload-client", RELOAD_USER, "client")
         self.register_outputs(
             {
                 "ca_cert_pem": self.ca.certPem,

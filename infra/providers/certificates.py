@@ -6,12 +6,23 @@ secret output, and replaced by `pulumi up` when an input changes or the certific
 so renewal needs no schedule, only a regular `pulumi up`. Operators force a renewal without
 touching the clock by raising `renewalGeneration` (stack setting `certRenewalGeneration`): any
 change of it replaces the certificate. A state written before the input existed reads as 0.
+
+The CA is never replaced: replacing it would make every certificate untrusted at once. It rolls
+over in three phases instead, one per `up` (`diff` reports a change while a rollover is under
+way, so the next `up` takes the next step):
+- introduce (raising `rolloverGeneration`, a changed CA input, or the renewal window): a new CA
+  is generated and only trusted: `trustBundlePem` holds old and new, leaves are still issued by
+  the old one (`certPem`/`keyPem` name the CA that issues);
+- promote: the new CA issues (`certPem` changes, so every leaf is reissued by it); both are
+  still trusted, so old and new leaves work side by side while consumers switch;
+- retire: the old CA leaves the bundle; nothing presents a certificate it signed any more.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
+from enum import StrEnum
 from typing import Any, ClassVar, Final
 
 import pulumi
@@ -37,7 +48,17 @@ from infra.providers._common import (
 
 Clock = Callable[[], dt.datetime]
 SECRET_OUTPUTS: Final = ["keyPem"]
+CA_SECRET_OUTPUTS: Final = ["keyPem", "nextKeyPem"]
 _OUTPUT_KEYS: Final = ("certPem", "keyPem", "notAfter", "revision")
+_CA_OUTPUT_KEYS: Final = (
+    *_OUTPUT_KEYS,
+    "trustBundlePem",
+    "phase",
+    "nextCertPem",
+    "nextKeyPem",
+    "previousCertPem",
+)
+ROLLOVER_GENERATION: Final = "rolloverGeneration"
 _USAGES: Final = ("server", "client")
 RENEWAL_GENERATION: Final = "renewalGeneration"
 
@@ -139,9 +160,74 @@ def _renewal_generation(props: dict[str, Any]) -> int:
     return int(props.get(RENEWAL_GENERATION) or 0)
 
 
+class CaPhase(StrEnum):
+    STEADY = "steady"
+    INTRODUCED = "introduced"
+    PROMOTED = "promoted"
+
+
 class CertificateAuthorityProvider(_CertificateProvider):
-    REPLACE_KEYS = ("commonName", "keyAlgorithm", "validityDays")
-    INPUT_KEYS = (*REPLACE_KEYS, "renewBeforeDays")
+    # Inputs whose change makes a new CA; it rolls over (see the module docstring).
+    ROLLOVER_KEYS = ("commonName", "keyAlgorithm", "validityDays")
+    INPUT_KEYS = (*ROLLOVER_KEYS, "renewBeforeDays", ROLLOVER_GENERATION)
+
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        checked = super().check(olds, news)
+        failures = list(checked.failures or [])
+        generation = as_int(
+            {ROLLOVER_GENERATION: 0, **news}, ROLLOVER_GENERATION, failures, minimum=0
+        )
+        inputs = {**(checked.inputs or {}), ROLLOVER_GENERATION: generation or 0}
+        inputs.pop(RENEWAL_GENERATION, None)  # leaves renew on it; the CA rolls over instead
+        return CheckResult(inputs, failures)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        # Never a replacement. A rollover under way is a change: this `up` takes its next step.
+        changes = (
+            ca_phase(olds) is not CaPhase.STEADY
+            or self.rollover_requested(olds, news)
+            or bool(_changed_inputs(olds, news, self.INPUT_KEYS))
+        )
+        return DiffResult(changes=changes, replaces=[])
+
+    def rollover_requested(self, olds: dict[str, Any], news: dict[str, Any]) -> bool:
+        keys = (*self.ROLLOVER_KEYS, ROLLOVER_GENERATION)
+        return bool(_changed_inputs(olds, news, keys)) or self.due_for_renewal(olds, news)
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        certified = self._issue(props)
+        outs = {
+            **inputs_only(props, self.INPUT_KEYS),
+            **_ca_outputs(issuing=certified, trusted=(certified.cert_pem,), phase=CaPhase.STEADY),
+        }
+        return CreateResult(str(outs["revision"]), outs)
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        inputs = inputs_only(news, self.INPUT_KEYS)
+        issuing = pki.CertifiedKey(str(olds["certPem"]).encode(), str(olds["keyPem"]).encode())
+        match ca_phase(olds):
+            case CaPhase.INTRODUCED:
+                new = pki.CertifiedKey(
+                    str(olds["nextCertPem"]).encode(), str(olds["nextKeyPem"]).encode()
+                )
+                trusted = (new.cert_pem, issuing.cert_pem)
+                outs = _ca_outputs(
+                    issuing=new, trusted=trusted, phase=CaPhase.PROMOTED, previous=issuing
+                )
+            case CaPhase.PROMOTED:
+                outs = _ca_outputs(
+                    issuing=issuing, trusted=(issuing.cert_pem,), phase=CaPhase.STEADY
+                )
+            case CaPhase.STEADY if self.rollover_requested(olds, news):
+                new = self._issue(news)
+                trusted = (issuing.cert_pem, new.cert_pem)
+                outs = _ca_outputs(
+                    issuing=issuing, trusted=trusted, phase=CaPhase.INTRODUCED, next_ca=new
+                )
+            case _:
+                # Only renewBeforeDays changed: the material stays, and so does its revision.
+                return UpdateResult({**olds, **inputs})
+        return UpdateResult({**inputs, **outs})
 
     def _issue(self, props: dict[str, Any]) -> pki.CertifiedKey:
         return pki.create_ca(
@@ -150,6 +236,38 @@ class CertificateAuthorityProvider(_CertificateProvider):
             validity_days=int(props["validityDays"]),
             now=self.now(),
         )
+
+
+def _changed_inputs(olds: dict[str, Any], news: dict[str, Any], keys: Sequence[str]) -> list[str]:
+    # A state written before the rollover input existed reads as generation 0.
+    defaults = {ROLLOVER_GENERATION: 0}
+    return changed({**defaults, **olds}, {**defaults, **news}, keys)
+
+
+def ca_phase(props: dict[str, Any]) -> CaPhase:
+    """The phase a CA's state is in; a state from before rollovers existed is steady."""
+    return CaPhase(props.get("phase") or CaPhase.STEADY.value)
+
+
+def _ca_outputs(
+    *,
+    issuing: pki.CertifiedKey,
+    trusted: Sequence[bytes],
+    phase: CaPhase,
+    next_ca: pki.CertifiedKey | None = None,
+    previous: pki.CertifiedKey | None = None,
+) -> dict[str, Any]:
+    return {
+        "certPem": issuing.cert_pem.decode(),
+        "keyPem": issuing.key_pem.decode(),
+        "notAfter": pki.certificate_expiry(issuing.cert_pem).isoformat(),
+        "trustBundlePem": pki.trust_bundle(trusted).decode(),
+        "phase": phase.value,
+        "nextCertPem": next_ca.cert_pem.decode() if next_ca else "",
+        "nextKeyPem": next_ca.key_pem.decode() if next_ca else "",
+        "previousCertPem": previous.cert_pem.decode() if previous else "",
+        "revision": new_revision(),
+    }
 
 
 class LeafCertificateProvider(_CertificateProvider):
@@ -207,12 +325,16 @@ def _secret_outputs(opts: pulumi.ResourceOptions | None) -> pulumi.ResourceOptio
 
 
 class CertificateAuthority(Resource, module="secure-redis", name="CertificateAuthority"):
-    """The stack's own CA (path length 0). `keyPem` is secret; it never leaves the state."""
+    """The stack's own CA (path length 0). `certPem`/`keyPem` are the CA that issues now;
+    `trustBundlePem` is every CA consumers must trust (two during a rollover). The keys are
+    secret; they never leave the state."""
 
     certPem: pulumi.Output[str]
     keyPem: pulumi.Output[str]
     notAfter: pulumi.Output[str]
     revision: pulumi.Output[str]
+    trustBundlePem: pulumi.Output[str]
+    phase: pulumi.Output[str]
 
     def __init__(
         self,
@@ -222,6 +344,7 @@ class CertificateAuthority(Resource, module="secure-redis", name="CertificateAut
         key_algorithm: str,
         validity_days: int,
         renew_before_days: int,
+        rollover_generation: int = 0,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props: dict[str, Any] = {
@@ -229,9 +352,13 @@ class CertificateAuthority(Resource, module="secure-redis", name="CertificateAut
             "keyAlgorithm": key_algorithm,
             "validityDays": validity_days,
             "renewBeforeDays": renew_before_days,
-            **dict.fromkeys(_OUTPUT_KEYS),
+            ROLLOVER_GENERATION: rollover_generation,
+            **dict.fromkeys(_CA_OUTPUT_KEYS),
         }
-        super().__init__(CertificateAuthorityProvider(), name, props, _secret_outputs(opts))
+        secret = pulumi.ResourceOptions(additional_secret_outputs=CA_SECRET_OUTPUTS)
+        super().__init__(
+            CertificateAuthorityProvider(), name, props, pulumi.ResourceOptions.merge(opts, secret)
+        )
 
 
 class LeafCertificate(Resource, module="secure-redis", name="LeafCertificate"):
@@ -274,8 +401,12 @@ class LeafCertificate(Resource, module="secure-redis", name="LeafCertificate"):
 
 
 __all__ = [
+    "CA_SECRET_OUTPUTS",
+    "ROLLOVER_GENERATION",
+    "CaPhase",
     "CertificateAuthority",
     "CertificateAuthorityProvider",
     "LeafCertificate",
     "LeafCertificateProvider",
+    "ca_phase",
 ]

@@ -4,6 +4,14 @@ Values come from infra/secretgen.py (the OS CSPRNG), are created once and live i
 as secret outputs. A password also exposes its `#<sha256>` ACL form, which is not secret (a
 SHA-256 of a long random string reveals nothing usable), so the ACL file stays readable.
 
+A password rotates in two phases, like ElastiCache's AUTH token ROTATE then SET, and is never
+replaced: raising `rotationGeneration` (or changing `length`) makes `update` generate a new
+`value` and keep the old one as `previous`; both are in `aclHashes`, so Redis accepts either
+while its clients switch. The next `up` (any `up`: `diff` reports a change while `previous` is
+set) drops `previous`. `stable` is the one value Redis accepts both before and after the
+phase's ACL reload: consumers whose files are written before that reload (the health check and
+the reload job themselves) use it; the app, whose files are written after it, uses `value`.
+
 The keyring rotates in place: raising `generation` makes a new primary key and keeps the old one
 readable among `previousKeys` (at most `keepPrevious` of them), so cached entries survive until
 the app's rotation pass has re-encrypted them; lowering `keepPrevious` to 0 retires them.
@@ -11,6 +19,7 @@ the app's rotation pass has re-encrypted them; lowering `keepPrevious` to 0 reti
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any, Final
 
 import pulumi
@@ -33,28 +42,69 @@ from infra.redis_acl import password_hash
 KEY_SEPARATOR: Final = ","
 
 
+ROTATION_GENERATION: Final = "rotationGeneration"
+PASSWORD_SECRET_OUTPUTS: Final = ["value", "previous", "stable"]
+
+
+class PasswordPhase(StrEnum):
+    STEADY = "steady"
+    """One password."""
+    ROTATING = "rotating"
+    """`value` is new, `previous` still accepted; the next `up` drops it."""
+
+
+def password_outputs(value: str, previous: str) -> dict[str, Any]:
+    """The outputs of a password in its phase; `previous` is "" when there is none."""
+    return {
+        "value": value,
+        "previous": previous,
+        "stable": previous or value,
+        "aclHash": password_hash(value),
+        "aclHashes": [password_hash(v) for v in (value, previous) if v],
+        "phase": (PasswordPhase.ROTATING if previous else PasswordPhase.STEADY).value,
+        "revision": new_revision(),
+    }
+
+
 class GeneratedPasswordProvider(ResourceProvider):
-    INPUT_KEYS: Final = ("length",)
+    INPUT_KEYS: Final = ("length", ROTATION_GENERATION)
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         failures: list[CheckFailure] = []
         length = as_int(news, "length", failures, minimum=secretgen.MIN_PASSWORD_LENGTH)
-        return CheckResult({**news, "length": length}, failures)
+        # A state written before rotation existed has no generation: it reads as 0.
+        generation = as_int(
+            {ROTATION_GENERATION: 0, **news}, ROTATION_GENERATION, failures, minimum=0
+        )
+        return CheckResult({**news, "length": length, ROTATION_GENERATION: generation}, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        replaces = changed(olds, news, self.INPUT_KEYS)
-        return DiffResult(changes=bool(replaces), replaces=replaces, delete_before_replace=False)
+        # Never a replacement: a replaced password would be valid nowhere until every consumer
+        # had switched at once. A pending previous password is a change too: this `up` ends it.
+        pending = bool(olds.get("previous"))
+        return DiffResult(changes=self._rotation_requested(olds, news) or pending, replaces=[])
+
+    def _rotation_requested(self, olds: dict[str, Any], news: dict[str, Any]) -> bool:
+        defaults = {ROTATION_GENERATION: 0}
+        return bool(changed({**defaults, **olds}, {**defaults, **news}, self.INPUT_KEYS))
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        value = secretgen.generate_password(int(props["length"]))
-        revision = new_revision()
         outs = {
             **inputs_only(props, self.INPUT_KEYS),
-            "value": value,
-            "aclHash": password_hash(value),
-            "revision": revision,
+            **password_outputs(secretgen.generate_password(int(props["length"])), ""),
         }
-        return CreateResult(revision, outs)
+        return CreateResult(str(outs["revision"]), outs)
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        current = str(olds["value"])
+        if self._rotation_requested(olds, news):
+            # ROTATE: a new value beside the current one (an earlier previous is dropped: its
+            # clients switched during the phase that introduced `current`).
+            outs = password_outputs(secretgen.generate_password(int(news["length"])), current)
+        else:
+            # SET: only the current value stays.
+            outs = password_outputs(current, "")
+        return UpdateResult({**inputs_only(news, self.INPUT_KEYS), **outs})
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         return ReadResult(id_, props)
@@ -98,12 +148,15 @@ class DataKeyringProvider(ResourceProvider):
         if int(news["generation"]) > int(olds["generation"]):
             previous.insert(0, primary)
             primary = secretgen.generate_data_key()
-        kept = previous[: int(news["keepPrevious"])]
+        kept = KEY_SEPARATOR.join(previous[: int(news["keepPrevious"])])
+        same_keys = primary == olds["primaryKey"] and kept == (olds.get("previousKeys") or "")
         outs = {
             **inputs_only(news, self.INPUT_KEYS),
             "primaryKey": primary,
-            "previousKeys": KEY_SEPARATOR.join(kept),
-            "revision": new_revision(),
+            "previousKeys": kept,
+            # The revision names the key material: a setting change that leaves the keys as
+            # they are (keepPrevious raised again after a retirement) rewrites no file.
+            "revision": olds["revision"] if same_keys else new_revision(),
         }
         return UpdateResult(outs)
 
@@ -112,20 +165,33 @@ class DataKeyringProvider(ResourceProvider):
 
 
 class GeneratedPassword(Resource, module="secure-redis", name="GeneratedPassword"):
-    """A random alphanumeric password; `value` is secret, `aclHash` is its `#<sha256>` form."""
+    """A random alphanumeric password; `value`, `previous` and `stable` are secret, `aclHash`
+    is the `#<sha256>` form of `value` and `aclHashes` those of every accepted value."""
 
     value: pulumi.Output[str]
+    previous: pulumi.Output[str]
+    stable: pulumi.Output[str]
     aclHash: pulumi.Output[str]
+    aclHashes: pulumi.Output[list[str]]
+    phase: pulumi.Output[str]
     revision: pulumi.Output[str]
 
     def __init__(
-        self, name: str, *, length: int, opts: pulumi.ResourceOptions | None = None
+        self,
+        name: str,
+        *,
+        length: int,
+        rotation_generation: int = 0,
+        opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props: dict[str, Any] = {
             "length": length,
-            **dict.fromkeys(("value", "aclHash", "revision")),
+            ROTATION_GENERATION: rotation_generation,
+            **dict.fromkeys(
+                ("value", "previous", "stable", "aclHash", "aclHashes", "phase", "revision")
+            ),
         }
-        secret = pulumi.ResourceOptions(additional_secret_outputs=["value"])
+        secret = pulumi.ResourceOptions(additional_secret_outputs=PASSWORD_SECRET_OUTPUTS)
         super().__init__(
             GeneratedPasswordProvider(), name, props, pulumi.ResourceOptions.merge(opts, secret)
         )
@@ -159,8 +225,12 @@ class DataKeyring(Resource, module="secure-redis", name="DataKeyring"):
 
 __all__ = [
     "KEY_SEPARATOR",
+    "PASSWORD_SECRET_OUTPUTS",
+    "ROTATION_GENERATION",
     "DataKeyring",
     "DataKeyringProvider",
     "GeneratedPassword",
     "GeneratedPasswordProvider",
+    "PasswordPhase",
+    "password_outputs",
 ]

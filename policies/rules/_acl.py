@@ -22,6 +22,9 @@ DANGEROUS_COMMANDS: Final = frozenset(
     }
 )  # fmt: skip
 _PRIVILEGED_CATEGORIES: Final = frozenset({"dangerous", "admin"})
+# A reload identity (re-read TLS files and the ACL file, nothing else) needs exactly these
+# subcommands; Redis 7.0 ACLs cannot narrow CONFIG SET to its tls-* parameters.
+RELOAD_SUBCOMMANDS: Final = frozenset({"config|set", "acl|load"})
 
 
 @dataclass
@@ -35,6 +38,11 @@ class AclUser:
     granted_categories: set[str] = field(default_factory=set)
     denied_categories: set[str] = field(default_factory=set)
     granted_commands: set[str] = field(default_factory=set)
+    granted_subcommands: set[str] = field(default_factory=set)
+    """`command|subcommand` grants, as written."""
+    whole_commands: bool = False
+    """Some command was granted whole (`+get`), not one of its subcommands."""
+    key_patterns: bool = False
     all_keys: bool = False
     all_channels: bool = False
 
@@ -73,12 +81,21 @@ class AclUser:
                 self.granted_commands -= DANGEROUS_COMMANDS
         elif lowered.startswith("+"):
             self.granted_commands.add(lowered[1:].split("|", 1)[0])
+            if "|" in lowered:
+                self.granted_subcommands.add(lowered[1:])
+            else:
+                self.whole_commands = True
         elif lowered.startswith("-"):
             self.granted_commands.discard(lowered[1:].split("|", 1)[0])
+            self.granted_subcommands = {
+                s for s in self.granted_subcommands if not s.startswith(lowered[1:])
+            }
         elif lowered in ("~*", "allkeys", "%rw~*", "%r~*", "%w~*"):
-            self.all_keys = True
+            self.all_keys = self.key_patterns = True
         elif lowered == "resetkeys":
-            self.all_keys = False
+            self.all_keys = self.key_patterns = False
+        elif lowered.startswith(("~", "%")):
+            self.key_patterns = True
         elif lowered in ("&*", "allchannels"):
             self.all_channels = True
         elif lowered == "resetchannels":
@@ -91,6 +108,22 @@ class AclUser:
         self.granted_categories.clear()
         self.denied_categories.clear()
         self.granted_commands.clear()
+        self.granted_subcommands.clear()
+        self.whole_commands = False
+
+    @property
+    def reload_only(self) -> bool:
+        """May run some of RELOAD_SUBCOMMANDS and nothing else: no other command, no
+        category, no key, no channel."""
+        return (
+            not self.all_commands
+            and not self.granted_categories
+            and bool(self.granted_subcommands)
+            and self.granted_subcommands <= RELOAD_SUBCOMMANDS
+            and not self.whole_commands
+            and not self.key_patterns
+            and not self.all_channels
+        )
 
     @property
     def privileged(self) -> bool:

@@ -284,8 +284,12 @@ def acl_least_privilege(server: RedisServer, _config: Mapping[str, Any]) -> Iter
     if rules is None:
         yield _unknown(server, "aclfile (readable)")
         return
+    # A reload identity (CONFIG SET and ACL LOAD only, no keys, no channels) is the one user
+    # that needs an admin command: rotation reloads TLS files and users without a restart.
     privileged = sorted(
-        name for name, user in acl_users(rules).items() if user.enabled and user.privileged
+        name
+        for name, user in acl_users(rules).items()
+        if user.enabled and user.privileged and not user.reload_only
     )
     if privileged:
         yield (

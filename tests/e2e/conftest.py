@@ -34,6 +34,7 @@ AREAS: Final = {
     "runtime": "4 runtime: non-root, read-only, no capabilities, limits, health",
     "data": "5 data: values encrypted at rest, secrets only in files",
     "failure": "6 failure: memory fallback, restarts, key rotation, isolation",
+    "operations": "6 operations: certificates, CA, passwords, data keys rotated in place",
     "deployment": "deployment: applied objects match the declaration; teardown",
 }
 _AREA: Final = "security_area"
@@ -65,6 +66,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "fault: disruptive fault tests (stop/restart Redis, rotate keys, two stacks)"
     )
+    config.addinivalue_line(
+        "markers",
+        "rotation_load: every rotation under minutes of live load (opt-in: -m rotation_load)",
+    )
 
 
 def selected_stacks(config: pytest.Config) -> tuple[str, ...]:
@@ -82,14 +87,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("stack_name", selected_stacks(metafunc.config), scope="session")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Disruptive fault tests last, after every check of the undisturbed stacks; each test's
-    security area recorded for the summary."""
+    security area recorded for the summary. The minutes-long rotation load runs only when
+    asked for by name (`-m rotation_load`), never as part of `-m e2e`."""
     here = Path(__file__).parent
     items.sort(key=lambda item: item.get_closest_marker("fault") is not None)
+    opted_in = "rotation_load" in (config.getoption("markexpr", "") or "")
     for item in items:
         if here not in item.path.parents:
             continue  # this hook sees every layer's items; only e2e ones are ours
+        if item.get_closest_marker("rotation_load") and not opted_in:
+            item.add_marker(pytest.mark.skip(reason="opt-in: run with -m rotation_load"))
         marker = item.get_closest_marker("security")
         item.user_properties.append((_AREA, str(marker.args[0]) if marker else "other"))
 

@@ -15,8 +15,9 @@ def container_host(name: str) -> Any:
 
 def stat_dir(host: Any, directory: str) -> dict[str, tuple[int, int, int]]:
     """{name: (mode, uid, gid)} of every entry in `directory` (and "." for itself), in one exec
-    instead of one per attribute."""
-    result = host.run("cd %s && stat -c '%%n %%a %%u %%g' . *", directory)
+    instead of one per attribute. Entries are followed through symlinks (`-L`): a material
+    volume's names link into its current `..<revision>` directory (infra/components/material.py)."""
+    result = host.run("cd %s && stat -L -c '%%n %%a %%u %%g' . *", directory)
     assert result.rc == 0, f"stat in {directory}: {result.stderr}"
     entries = {}
     for line in result.stdout.splitlines():

@@ -78,14 +78,18 @@ class Stack:
         return self.declared.named(self.object(suffix))
 
 
+# Containers that run once to completion: the material initialisers and Redis's reload jobs.
+ONE_SHOT = ("redis-init", "app-init", "reload-init", "reload-tls", "reload-acl")
+
+
 def running(client: docker.DockerClient, stack: str) -> bool:
-    """Redis and the app run healthy, and both initialisers completed."""
+    """Redis and the app run healthy, and the initialisers and reload jobs completed."""
     try:
         for suffix in ("redis", "app"):
             state = client.api.inspect_container(object_name(stack, suffix))["State"]
             if not state.get("Running") or (state.get("Health") or {}).get("Status") != "healthy":
                 return False
-        for suffix in ("redis-init", "app-init"):
+        for suffix in ONE_SHOT:
             state = client.api.inspect_container(object_name(stack, suffix))["State"]
             if state.get("Running") or state.get("ExitCode") != 0:
                 return False

@@ -9,10 +9,18 @@ from __future__ import annotations
 import uuid
 from typing import Any, Final
 
+import docker
 import pytest
 
 from tests.e2e.hosts import container_host
-from tests.e2e.probes import APP_MATERIAL, ProbeContainer, app_auth, app_client_files, redis_tls
+from tests.e2e.probes import (
+    APP_MATERIAL,
+    ProbeContainer,
+    app_auth,
+    app_client_files,
+    probe_labels,
+    redis_tls,
+)
 from tests.e2e.stacks import Stack
 
 pytestmark = pytest.mark.security("identity")
@@ -161,7 +169,7 @@ def test_acl__healthcheck_user_may_only_ping(stack: Stack) -> None:
 
 def test_acl__file_in_force_turns_default_off_and_stores_only_hashes(stack: Stack) -> None:
     users = acl_rules(stack)  # passwords and hashes withheld: safe to show on failure
-    assert set(users) == {"default", "app", "healthcheck"}
+    assert set(users) == {"default", "app", "healthcheck", "reload"}
     assert "off" in users["default"], "user default is not off"
     for name, rules in users.items():
         assert "nopass" not in rules, f"user {name} has nopass"
@@ -174,6 +182,48 @@ def test_acl__file_in_force_turns_default_off_and_stores_only_hashes(stack: Stac
     assert f"~{stack.settings.key_prefix}*" in users["app"]
     assert "+@all" not in users["app"]
     assert users["healthcheck"][-2:] == ["-@all", "+ping"]
+    # The reload job's identity: CONFIG SET and ACL LOAD, no key, no channel, nothing else.
+    assert users["reload"][-5:] == [
+        "resetkeys",
+        "resetchannels",
+        "-@all",
+        "+config|set",
+        "+acl|load",
+    ]
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["PING", "GET cache:x", "CONFIG GET port", "ACL LIST", "ACL SETUSER x on", "FLUSHALL"],
+)
+def test_acl__reload_identity_is_refused_everything_but_its_reloads(
+    stack: Stack, docker_client: docker.DockerClient, command: str
+) -> None:
+    """With the reload job's own volume (its certificate, key and password) and image, on the
+    backend network, as the job runs: anything but CONFIG SET and ACL LOAD is NOPERM."""
+    material = "/etc/secure-redis"
+    script = (
+        f'REDISCLI_AUTH="$(cat {material}/reload.password)" redis-cli --tls '
+        f"--cacert {material}/ca.crt --cert {material}/reload.crt --key {material}/reload.key "
+        f"-u rediss://redis:{stack.settings.redis_port} --user reload --no-auth-warning {command}"
+    )
+    job = docker_client.api.inspect_container(stack.object("reload-acl"))
+    output = docker_client.containers.run(
+        job["Image"],
+        entrypoint=["sh", "-c", script],
+        name=f"secure-redis-e2e-probe-{stack.name}-reload-{uuid.uuid4().hex[:8]}",
+        labels=probe_labels(f"{stack.name}-reload"),
+        user="999:999",
+        read_only=True,
+        cap_drop=["ALL"],
+        security_opt=["no-new-privileges:true"],
+        mem_limit="32m",
+        network=stack.backend,
+        mounts=[docker.types.Mount(material, stack.object("reload-material"), read_only=True)],
+        remove=True,
+    )
+    refused = b"NOPERM" in output  # the reply itself is never shown
+    assert refused, f"the reload user may run {command}"
 
 
 def test_acl__passwords_have_the_environments_length(probe: ProbeContainer, stack: Stack) -> None:

@@ -238,7 +238,8 @@ def test_material_volume__has_owner_only_modes(client: Any, deployed: dict[str, 
     volume = next(v for k, v in deployed["volumes"].items() if k.endswith("redis-material"))
     listing = client.containers.run(
         deployed["image"],
-        ["sh", "-c", "stat -c '%n %a %u' /m/*"],
+        # -L: the names are symlinks into the volume's current revision (material.py).
+        ["sh", "-c", "stat -L -c '%n %a %u' /m/*"],
         mounts=[docker.types.Mount(target="/m", source=volume.name, type="volume", read_only=True)],
         network_mode="none",
         cap_drop=["ALL"],

@@ -211,3 +211,57 @@ def test_acl__reset_clears_earlier_rules() -> None:
     users = acl_users([("ops", "on", "+@all", "reset")])
     assert not users["ops"].enabled
     assert not users["ops"].privileged
+
+
+RELOAD = "user reload on #abc resetkeys resetchannels -@all +config|set +acl|load"
+
+
+@pytest.mark.parametrize(
+    ("line", "reload_only"),
+    [
+        (RELOAD, True),
+        ("user reload on #abc -@all +acl|load", True),
+        (RELOAD + " +get", False),
+        (RELOAD + " +config|get", False),
+        (RELOAD + " +config", False),
+        (RELOAD + " +@admin", False),
+        (RELOAD + " ~*", False),
+        (RELOAD + " ~reload:*", False),
+        (RELOAD + " &*", False),
+        ("user reload on #abc +@all -@dangerous +config|set", False),
+        ("user reload on #abc -@all", False),
+    ],
+    ids=[
+        "exact",
+        "acl-load-only",
+        "plus-get",
+        "plus-config-get",
+        "plus-whole-config",
+        "plus-admin",
+        "all-keys",
+        "key-prefix",
+        "all-channels",
+        "categories",
+        "nothing-granted",
+    ],
+)
+def test_acl__reload_identity_is_config_set_and_acl_load_only(line: str, reload_only: bool) -> None:
+    users = acl_users([tuple(line.split()[1:])])
+    assert users["reload"].reload_only is reload_only
+
+
+def test_acl_least_privilege__accepts_the_reload_identity_and_nothing_broader() -> None:
+    def with_reload(rules: str) -> Change:
+        def change(props: dict[str, Any]) -> None:
+            upload(props, "users.acl")["content"] += f"user reload on #abc {rules}\n"
+
+        return change
+
+    minimal = "resetkeys resetchannels -@all +config|set +acl|load"
+    assert not run_rule(
+        "redis-acl-least-privilege", mutate(foreign.records(), "cache-loader", with_reload(minimal))
+    )
+    broader = minimal + " +config|get"
+    assert run_rule(
+        "redis-acl-least-privilege", mutate(foreign.records(), "cache-loader", with_reload(broader))
+    )

@@ -118,9 +118,13 @@ def test_diff__replaces_an_expired_certificate(
     assert provider.diff("id", server_state, _server_inputs(ca_state)).replaces == ["certPem"]
 
 
-def test_ca_diff__replaces_inside_its_renewal_window(ca_state: dict[str, Any]) -> None:
+def test_ca_diff__rolls_over_inside_its_renewal_window(ca_state: dict[str, Any]) -> None:
+    # Never replaced (every certificate would be untrusted at once): the window starts a
+    # rollover, an in-place update (tests/unit/test_infra_rotation_providers.py).
     provider = CertificateAuthorityProvider(_clock(NOW + dt.timedelta(days=300)))
-    assert provider.diff("id", ca_state, dict(CA_INPUTS)).replaces == ["certPem"]
+    result = provider.diff("id", ca_state, dict(CA_INPUTS))
+    assert result.changes
+    assert result.replaces == []
 
 
 @pytest.mark.parametrize(
@@ -188,10 +192,12 @@ def test_password_create__has_length_and_hash() -> None:
     assert outs["aclHash"] == password_hash(outs["value"])
 
 
-def test_password_diff__replaces_on_length_change() -> None:
+def test_password_diff__rotates_in_place_on_length_change() -> None:
+    # Never replaced: a new length starts a two-phase rotation (old and new both accepted).
     olds = GeneratedPasswordProvider().create({"length": 24}).outs or {}
     result = GeneratedPasswordProvider().diff("id", olds, {"length": 48})
-    assert result.replaces == ["length"]
+    assert result.changes
+    assert result.replaces == []
 
 
 def test_password_check__rejects_short_lengths() -> None:

@@ -69,6 +69,7 @@ def test_components__use_the_project_type_namespace(stack: RenderedStack) -> Non
             "RedisServer",
             "CacheApp",
             "MaterialVolume",
+            "RedisReload",
         )
     }
 

@@ -241,6 +241,10 @@ def test_docker_names__are_the_stable_names(stack: RenderedStack) -> None:
             "redis-material",
             "app-material",
             "redis-data",
+            "reload-init",
+            "reload-material",
+            "reload-tls",
+            "reload-acl",
         )
     }
 

@@ -1,0 +1,210 @@
+"""Redis reloads rotated material in place: two one-shot jobs, never a restart.
+
+Rotation rewrites Redis's material volume (infra/components/material.py); a running Redis has
+its TLS context and users in memory, so it must be told to read them again:
+- `CONFIG SET tls-cert-file ... tls-key-file ... tls-ca-cert-file ...` with the same paths
+  reloads certificate, key and CA bundle (redis/redis#8756): new connections get the new
+  material, established ones keep theirs;
+- `ACL LOAD` re-reads the ACL file. Redis 7.0 then closes the connections of every user the
+  file defines (clients reconnect; the app's client does), so it runs only when the ACL file
+  changed.
+Each job is a container whose label is the hash of exactly what it reloads, so any engine
+replaces (re-runs) it exactly when that content changed, after the material volume was
+rewritten. It connects as the `reload` ACL user (infra/redis_acl.py: those two commands and
+nothing else) with its own client certificate and password, from its own material volume
+(the job never sees the server's key), on the backend network only, hardened like every
+container (read-only root, no capabilities, no-new-privileges, non-root, memory limit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import pulumi
+import pulumi_docker as docker
+
+from infra.components.material import (
+    MaterialFile,
+    MaterialVolume,
+    MaterialVolumeArgs,
+    revision_hash,
+)
+from infra.naming import MATERIAL_LABEL, Role, container_labels, named_options, object_name
+from infra.redis_acl import RELOAD_USER
+
+RELOAD_CONSUMER: Final = "reload"
+JOB_MEMORY_MB: Final = 32
+RELOAD_TLS_WORDS: Final = ("CONFIG", "SET")
+RELOAD_ACL_WORDS: Final = ("ACL", "LOAD")
+
+
+@dataclass(frozen=True)
+class ReloadFiles:
+    ca_bundle: pulumi.Input[str]
+    client_cert: pulumi.Input[str]
+    client_key: pulumi.Input[str]
+    password: pulumi.Input[str]
+    """The password Redis accepts both before and after this `up`'s ACL reload (`stable`)."""
+
+
+@dataclass(frozen=True)
+class RedisReloadArgs:
+    stack: str
+    image: pulumi.Input[str]
+    uid: int
+    material_dir: str
+    """Where the job mounts its own volume: the image's directory owned by `uid`."""
+    host: str
+    port: int
+    backend_network: str
+    tls_files: tuple[str, str, str]
+    """Paths of the server's certificate, key and CA bundle, as Redis was configured."""
+    files: ReloadFiles
+    revisions: tuple[pulumi.Input[str], ...]
+    tls_content: tuple[pulumi.Input[str], ...]
+    """Public content whose change needs a TLS reload (server certificate, CA bundle)."""
+    acl_content: pulumi.Input[str]
+    depends_on: tuple[pulumi.Resource, ...] = ()
+
+
+def reload_script(material_dir: str, host: str, port: int) -> str:
+    """sh script: "$@" is the Redis command. The server is named by a `rediss://` URL (what
+    policies recognise a Redis client by) and verified against the CA bundle; the user comes
+    after the URL because redis-cli ignores REDISCLI_AUTH for a URL that names one. The
+    password goes from its file into REDISCLI_AUTH, never onto argv. redis-cli exits 0 on an
+    error reply, so the reply itself is checked: anything but OK fails the job (and the `up`)."""
+    return (
+        f'REDISCLI_AUTH="$(cat {material_dir}/reload.password)"; export REDISCLI_AUTH; '
+        f"out=$(redis-cli --tls --cacert {material_dir}/ca.crt "
+        f"--cert {material_dir}/reload.crt --key {material_dir}/reload.key "
+        f'-u rediss://{host}:{port} --user {RELOAD_USER} --no-auth-warning "$@"); '
+        'if [ "$out" != OK ]; then echo "redis-reload: $1 $2 answered: $out" >&2; exit 1; fi; '
+        'echo "redis-reload: $1 $2 OK"'
+    )
+
+
+def tls_reload_command(cert_file: str, key_file: str, ca_file: str) -> list[str]:
+    """One CONFIG SET of all three: Redis builds the new TLS context from them at once."""
+    return [
+        *RELOAD_TLS_WORDS,
+        "tls-cert-file",
+        cert_file,
+        "tls-key-file",
+        key_file,
+        "tls-ca-cert-file",
+        ca_file,
+    ]
+
+
+def job_healthcheck_test(material_dir: str) -> list[str]:
+    """Healthy while its credentials are readable. The job usually exits before the first
+    probe; the check keeps it under the same rules as any container."""
+    return ["CMD-SHELL", f"test -r {material_dir}/reload.key"]
+
+
+class RedisReload(pulumi.ComponentResource):
+    material: MaterialVolume
+    tls_job: docker.Container
+    acl_job: docker.Container
+
+    def __init__(
+        self, name: str, args: RedisReloadArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("secure-redis:infra:RedisReload", name, None, opts)
+        self._prefix = name
+        files = args.files
+        self.material = MaterialVolume(
+            f"{name}-material",
+            MaterialVolumeArgs(
+                stack=args.stack,
+                consumer=RELOAD_CONSUMER,
+                image=args.image,
+                uid=args.uid,
+                mount_path=args.material_dir,
+                files=(
+                    MaterialFile("ca.crt", files.ca_bundle, secret=False),
+                    MaterialFile("reload.crt", files.client_cert, secret=False),
+                    MaterialFile("reload.key", files.client_key, secret=True),
+                    MaterialFile("reload.password", files.password, secret=True),
+                ),
+                revisions=args.revisions,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        after = [self.material, *args.depends_on]
+        self.tls_job = self._job(
+            args, "tls", tls_reload_command(*args.tls_files), args.tls_content, after
+        )
+        self.acl_job = self._job(args, "acl", list(RELOAD_ACL_WORDS), (args.acl_content,), after)
+        self.register_outputs({})
+
+    def _job(
+        self,
+        args: RedisReloadArgs,
+        what: str,
+        command: list[str],
+        content: Sequence[pulumi.Input[str]],
+        after: list[pulumi.Resource],
+    ) -> docker.Container:
+        revision = pulumi.Output.all(*content).apply(revision_hash)
+        uid = str(args.uid)
+        return docker.Container(
+            f"{self._prefix}-{what}",
+            name=object_name(args.stack, f"{RELOAD_CONSUMER}-{what}"),
+            image=args.image,
+            entrypoints=[
+                "sh",
+                "-euc",
+                reload_script(args.material_dir, args.host, args.port),
+                "redis-reload",
+            ],
+            command=command,
+            mounts=[
+                docker.ContainerMountArgs(
+                    type="volume",
+                    source=self.material.volume_name,
+                    target=args.material_dir,
+                    read_only=True,
+                )
+            ],
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.backend_network)],
+            user=f"{uid}:{uid}",
+            # Runs once to completion; a failed reload fails the `up` that needed it.
+            attach=True,
+            must_run=False,
+            restart="no",
+            read_only=True,
+            privileged=False,
+            capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]),
+            security_opts=["no-new-privileges:true"],
+            ipc_mode="private",
+            memory=JOB_MEMORY_MB,
+            memory_swap=JOB_MEMORY_MB,
+            cpus="0.25",
+            healthcheck=docker.ContainerHealthcheckArgs(
+                tests=job_healthcheck_test(args.material_dir),
+                interval="5s",
+                timeout="3s",
+                retries=3,
+            ),
+            log_driver="json-file",
+            log_opts={"max-size": "1m", "max-file": "1"},
+            labels=container_labels(args.stack, Role.DATA, {MATERIAL_LABEL: revision}),
+            opts=named_options(self, depends_on=after),
+        )
+
+
+__all__ = [
+    "JOB_MEMORY_MB",
+    "RELOAD_ACL_WORDS",
+    "RELOAD_CONSUMER",
+    "RELOAD_TLS_WORDS",
+    "RedisReload",
+    "RedisReloadArgs",
+    "ReloadFiles",
+    "job_healthcheck_test",
+    "reload_script",
+    "tls_reload_command",
+]

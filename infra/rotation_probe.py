@@ -1,0 +1,328 @@
+"""`python -m infra.rotation_probe (snapshot|wait|report)`: what a running stack's consumers use.
+
+scripts/rotate.sh takes a snapshot before a rotation, waits after each `up` until every
+consumer uses the new material, and reports what changed. Everything is observed from the
+consumers' side, through `docker exec` into the running containers:
+- the certificate Redis presents to a new TLS connection (a handshake from inside the app
+  container, with the app's own CA bundle and client certificate), beside the one in Redis's
+  material volume: equal once Redis reloaded;
+- the CAs each volume trusts, the app's client certificate, the ACL's password hashes per user
+  and the hash of the app's password file (the `#<sha256>` form, which the ACL file holds too
+  and which reveals nothing; never a password);
+- the app's /security-status (data-key ids, the material-reload counter where the app has it);
+- each container's ID and start time: a rotation must not restart Redis or the app.
+Nothing secret is printed: certificates are public, hashes are fingerprinted once more.
+Exit codes: 0 done, 1 not settled in time / expected change missing / a consumer restarted,
+2 unusable input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from cryptography.hazmat.primitives import serialization
+
+from infra import pki
+from infra.naming import object_name
+from infra.settings import SettingsError, load_settings, load_stack_file
+
+REDIS_DIR: Final = "/etc/secure-redis"
+APP_DIR: Final = "/etc/secure-cache"
+KINDS: Final = ("certs", "passwords", "data-key", "ca", "all")
+_SERVED: Final = """
+import socket, ssl, sys
+d = "/etc/secure-cache"
+ctx = ssl.create_default_context(cafile=d + "/ca.crt")
+ctx.load_cert_chain(d + "/app.crt", d + "/app.key")
+with socket.create_connection(("redis", int(sys.argv[1])), timeout=5) as raw:
+    with ctx.wrap_socket(raw, server_hostname="redis") as tls:
+        print(tls.getpeercert()["serialNumber"])
+"""
+_HTTP: Final = """
+import sys, urllib.request
+method, path, body = sys.argv[1], sys.argv[2], sys.argv[3].encode() if len(sys.argv) > 3 else None
+req = urllib.request.Request("http://127.0.0.1:8080" + path, data=body, method=method)
+print(urllib.request.urlopen(req, timeout=10).read().decode())
+"""
+# A script that prints the ACL (`#<sha256>`) form of the app's password file.
+_ACL_FORM_OF_PASSWORD_FILE: Final = (
+    "import hashlib; "  # noqa: S105
+    "print(hashlib.sha256(open('/etc/secure-cache/redis.password').read().strip().encode())"
+    ".hexdigest())"
+)
+
+
+class ProbeError(RuntimeError):
+    """The stack cannot be observed (not running, a probe failed)."""
+
+
+def fingerprint(value: str) -> str:
+    """A short, one-way name for a (non-secret) hash, for display and comparison."""
+    return hashlib.sha256(value.encode()).hexdigest()[:12]
+
+
+def acl_fingerprints(acl: str) -> dict[str, list[str]]:
+    """User -> fingerprints of the password hashes the ACL file lets it use."""
+    users: dict[str, list[str]] = {}
+    for line in acl.splitlines():
+        words = line.split()
+        if len(words) > 1 and words[0] == "user":
+            users[words[1]] = [fingerprint(w[1:]) for w in words[2:] if w.startswith("#")]
+    return users
+
+
+def bundle_serials(pem: str) -> list[str]:
+    return [f"{c.serial_number:X}" for c in pki.split_bundle(pem.encode())]
+
+
+def cert_serial(pem: str) -> str:
+    return f"{pki.load_certificate(pem.encode()).serial_number:X}"
+
+
+def issuer_serial(cert_pem: str, bundle_pem: str) -> str | None:
+    """The serial of the bundle's CA that signed `cert_pem`."""
+    for ca in pki.split_bundle(bundle_pem.encode()):
+        ca_pem = ca.public_bytes(serialization.Encoding.PEM)
+        if pki.verify_chain(cert_pem.encode(), ca_pem):
+            return f"{ca.serial_number:X}"
+    return None
+
+
+class Probe:
+    def __init__(self, stack: str, port: int) -> None:
+        import docker  # noqa: PLC0415 - the pure helpers above need no Docker
+
+        self.stack, self.port = stack, port
+        self.client = docker.from_env(timeout=60)
+        self.redis = object_name(stack, "redis")
+        self.app = object_name(stack, "app")
+
+    def _exec(self, name: str, argv: list[str]) -> str:
+        from docker.errors import DockerException  # noqa: PLC0415
+
+        try:
+            code, out = self.client.containers.get(name).exec_run(argv, demux=False)
+        except DockerException as exc:
+            raise ProbeError(f"{name}: {exc}") from exc
+        text = (out or b"").decode(errors="replace")
+        if code != 0:
+            # The probes print no secret; the tail says what failed.
+            raise ProbeError(f"{name}: {argv[0]} exited {code}: {text.strip()[-300:]}")
+        return text
+
+    def _started(self, name: str) -> dict[str, str]:
+        state = self.client.api.inspect_container(name)
+        return {"id": state["Id"][:12], "startedAt": state["State"]["StartedAt"]}
+
+    def snapshot(self) -> dict[str, Any]:
+        redis_ca = self._exec(self.redis, ["cat", f"{REDIS_DIR}/ca.crt"])
+        server = self._exec(self.redis, ["cat", f"{REDIS_DIR}/server.crt"])
+        app_ca = self._exec(self.app, ["cat", f"{APP_DIR}/ca.crt"])
+        app_cert = self._exec(self.app, ["cat", f"{APP_DIR}/app.crt"])
+        acl = self._exec(self.redis, ["cat", f"{REDIS_DIR}/users.acl"])
+        status = json.loads(
+            self._exec(self.app, ["python3", "-c", _HTTP, "GET", "/security-status"])
+        )
+        encryption = status.get("encryption", {})
+        return {
+            "containers": {"redis": self._started(self.redis), "app": self._started(self.app)},
+            "served_serial": self._exec(
+                self.app, ["python3", "-c", _SERVED, str(self.port)]
+            ).strip(),
+            "server_serial": cert_serial(server),
+            "server_issuer": issuer_serial(server, redis_ca),
+            "app_cert_serial": cert_serial(app_cert),
+            "app_cert_issuer": issuer_serial(app_cert, redis_ca),
+            "redis_trusts": bundle_serials(redis_ca),
+            "app_trusts": bundle_serials(app_ca),
+            "acl": acl_fingerprints(acl),
+            "app_password": fingerprint(
+                self._exec(self.app, ["python3", "-c", _ACL_FORM_OF_PASSWORD_FILE]).strip()
+            ),
+            "app_material": self._exec(self.app, ["readlink", f"{APP_DIR}/..data"]).strip(),
+            "app_backend": status.get("backend"),
+            "primary_key_id": encryption.get("primary_key_id"),
+            "previous_key_ids": encryption.get("previous_key_ids", []),
+            "material_reloads": status.get("counters", {}).get("material_reloads"),
+        }
+
+    def round_trip(self) -> bool:
+        """A write and a read through the app's HTTP API."""
+        key, value = f"/cache/rotation-probe-{uuid.uuid4().hex}", uuid.uuid4().hex
+        try:
+            self._exec(self.app, ["python3", "-c", _HTTP, "PUT", key, value])
+            read = self._exec(self.app, ["python3", "-c", _HTTP, "GET", key]).strip()
+            self._exec(self.app, ["python3", "-c", _HTTP, "DELETE", key])
+        except ProbeError:
+            return False
+        return read == value
+
+
+def restarted(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    was, now_ = before["containers"], now["containers"]
+    return [
+        f"{role} was restarted or replaced ({was[role]} -> {now_[role]})"
+        for role in ("redis", "app")
+        if was[role] != now_[role]
+    ]
+
+
+def unsettled(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """What still stands between `now` and every consumer using the material it was given."""
+    waiting = []
+    if now.get("app_backend") != "redis":
+        # A round trip alone would pass on the app's in-memory fallback.
+        waiting.append("the app is not using Redis (it answers from its memory fallback)")
+    if now["served_serial"] != now["server_serial"]:
+        waiting.append("Redis does not serve the certificate in its volume yet")
+    if now["app_password"] not in now["acl"].get("app", []):
+        waiting.append("the app's password file is not among the ACL's app passwords")
+    if now["app_cert_issuer"] is None:
+        waiting.append("Redis does not trust the CA of the app's certificate")
+    if set(now["redis_trusts"]) != set(now["app_trusts"]):
+        waiting.append("Redis and the app trust different CAs")
+    reloads_before, reloads_now = before.get("material_reloads"), now.get("material_reloads")
+    if (
+        now["app_material"] != before["app_material"]
+        and isinstance(reloads_before, int)
+        and isinstance(reloads_now, int)
+        and reloads_now <= reloads_before
+    ):
+        waiting.append("the app has not reloaded its new files yet")
+    return waiting
+
+
+def expected_changes(kind: str, before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """What a finished rotation of `kind` must have changed; missing ones are returned."""
+    missing = []
+    kinds = ("certs", "passwords", "data-key", "ca") if kind == "all" else (kind,)
+    if "certs" in kinds or "ca" in kinds:
+        if after["server_serial"] == before["server_serial"]:
+            missing.append("the server certificate was not renewed")
+        if after["app_cert_serial"] == before["app_cert_serial"]:
+            missing.append("the app's client certificate was not renewed")
+    if "ca" in kinds and (
+        after["server_issuer"] == before["server_issuer"] or len(after["redis_trusts"]) != 1
+    ):
+        missing.append("the CA did not roll over to a single new CA")
+    if "passwords" in kinds:
+        for user, hashes in after["acl"].items():
+            if user != "default" and (hashes == before["acl"].get(user) or len(hashes) != 1):
+                missing.append(f"ACL user {user} did not end with one new password")
+    if "data-key" in kinds and (
+        after["primary_key_id"] == before["primary_key_id"] or after["previous_key_ids"]
+    ):
+        missing.append("the data key did not rotate to one new key with the old one retired")
+    return missing
+
+
+def report_lines(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    def line(what: str, old: Any, new: Any) -> str:
+        return f"{what}: {'unchanged' if old == new else 'changed'} ({old} -> {new})"
+
+    lines = [
+        line("server certificate serial", before["server_serial"], after["server_serial"]),
+        line("served to new connections", before["served_serial"], after["served_serial"]),
+        line("app client certificate serial", before["app_cert_serial"], after["app_cert_serial"]),
+        line("CAs trusted", before["redis_trusts"], after["redis_trusts"]),
+        line("data key id", before["primary_key_id"], after["primary_key_id"]),
+        line("previous data keys", before["previous_key_ids"], after["previous_key_ids"]),
+    ]
+    for user in sorted(set(before["acl"]) | set(after["acl"])):
+        if user != "default":
+            lines.append(
+                line(f"ACL {user} password hashes", before["acl"].get(user), after["acl"].get(user))
+            )
+    for role in ("redis", "app"):
+        lines.append(
+            line(
+                f"{role} container (id, start)",
+                tuple(before["containers"][role].values()),
+                tuple(after["containers"][role].values()),
+            )
+        )
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.rotation_probe")
+    parser.add_argument("action", choices=("snapshot", "wait", "report"))
+    parser.add_argument("--stack", required=True)
+    parser.add_argument("--before", type=Path, help="a snapshot file (wait, report)")
+    parser.add_argument("--kind", choices=KINDS, help="report: the rotation that ran")
+    parser.add_argument("--timeout", type=float, default=120.0)
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(args.stack, load_stack_file(args.stack))
+        probe = Probe(args.stack, settings.redis_port)
+        before = json.loads(args.before.read_text()) if args.before else None
+        if args.action == "snapshot":
+            print(json.dumps(probe.snapshot()))
+            return 0
+        if before is None:
+            parser.error(f"{args.action} needs --before")
+        if args.action == "wait":
+            return _wait(probe, before, args.timeout)
+        after = probe.snapshot()
+        for text in report_lines(before, after):
+            print(f"rotate: {text}")
+        problems = restarted(before, after) + expected_changes(args.kind or "all", before, after)
+        for problem in problems:
+            print(f"rotate: error: {problem}", file=sys.stderr)
+        return 1 if problems else 0
+    except (SettingsError, ProbeError, OSError, ValueError) as exc:
+        print(f"rotation_probe: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _wait(probe: Probe, before: dict[str, Any], timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    waiting: list[str] = []
+    while time.monotonic() < deadline:
+        # Traffic first: a client may look at its files only when it is used.
+        probe.round_trip()
+        try:
+            now = probe.snapshot()
+        except ProbeError as exc:
+            waiting = [str(exc)]
+        else:
+            if problems := restarted(before, now):
+                for problem in problems:
+                    print(f"rotate: error: {problem}", file=sys.stderr)
+                return 1
+            waiting = unsettled(before, now)
+            if not waiting and probe.round_trip():
+                return 0
+            waiting = waiting or ["a round trip through the app failed"]
+        time.sleep(1.0)
+    for reason in waiting:
+        print(f"rotate: error: not settled after {timeout:.0f}s: {reason}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = [
+    "KINDS",
+    "Probe",
+    "ProbeError",
+    "acl_fingerprints",
+    "bundle_serials",
+    "expected_changes",
+    "fingerprint",
+    "issuer_serial",
+    "main",
+    "report_lines",
+    "restarted",
+    "unsettled",
+]

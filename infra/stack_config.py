@@ -1,0 +1,122 @@
+"""`python -m infra.stack_config (get|set) --stack S KEY [VALUE]`: read or set one setting in
+`Pulumi.<S>.yaml`, the file both deploy paths read (`pulumi up` through the engine's config,
+the local applier through infra/settings.py `load_stack_file`).
+
+`set` edits the one `secure-redis:KEY: value` line (or adds it under `config:`) and keeps every
+other line and comment as it is, like `pulumi config set` does for plain values; it refuses a
+key that is not a setting and a value the settings would refuse, before writing anything.
+`get` prints the value the program would use (the profile default when the file has none).
+Exit codes: 0 done, 2 unusable stack, key or value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+from infra.profiles import PROFILES, SETTING_KEYS
+from infra.settings import (
+    NAMESPACE,
+    REPO_ROOT,
+    SettingsError,
+    load_settings,
+    load_stack_file,
+)
+
+_LINE: Final = re.compile(r"^(?P<indent>\s+)(?P<key>[A-Za-z0-9_.-]+:[A-Za-z0-9_.-]+):(?P<rest>.*)$")
+
+
+class StackConfigError(ValueError):
+    """The setting cannot be read or written; the message says what to fix."""
+
+
+def set_value(text: str, key: str, value: str) -> str:
+    """`text` (a Pulumi.<stack>.yaml) with `secure-redis:<key>` set to `value`."""
+    full = f"{NAMESPACE}:{key}"
+    lines = text.splitlines(keepends=True)
+    indent = "  "
+    config_at: int | None = None
+    for i, line in enumerate(lines):
+        if line.rstrip("\n") == "config:":
+            config_at = i
+            continue
+        match = _LINE.match(line.rstrip("\n"))
+        if match and config_at is not None:
+            indent = match["indent"]
+            if match["key"] == full:
+                lines[i] = f"{indent}{full}: {value}\n"
+                return "".join(lines)
+    if config_at is None:
+        prefix = "" if not text or text.endswith("\n") else "\n"
+        return f"{text}{prefix}config:\n{indent}{full}: {value}\n"
+    end = config_at + 1
+    while end < len(lines) and (lines[end].startswith((" ", "\t")) or not lines[end].strip()):
+        end += 1
+    while end > config_at + 1 and not lines[end - 1].strip():
+        end -= 1
+    lines.insert(end, f"{indent}{full}: {value}\n")
+    return "".join(lines)
+
+
+def set_setting(stack: str, key: str, value: str, root: Path = REPO_ROOT) -> Path:
+    """Validate, then write atomically. Raises StackConfigError or SettingsError."""
+    if key not in SETTING_KEYS:
+        raise StackConfigError(
+            f"{NAMESPACE}:{key} is not a setting (known: {', '.join(sorted(SETTING_KEYS))})"
+        )
+    current = load_stack_file(stack, root)
+    path = root / f"Pulumi.{stack}.yaml"
+    # The settings loader is the judge of the new value, before the file changes.
+    load_settings(stack, {**current, f"{NAMESPACE}:{key}": value}, source=path.name)
+    text = set_value(path.read_text(encoding="utf-8"), key, value)
+    with tempfile.NamedTemporaryFile(
+        "w", dir=path.parent, prefix=f".{path.name}.", delete=False, encoding="utf-8"
+    ) as tmp:
+        tmp.write(text)
+    os.chmod(tmp.name, path.stat().st_mode & 0o777)
+    os.replace(tmp.name, path)
+    return path
+
+
+def get_setting(stack: str, key: str, root: Path = REPO_ROOT) -> str:
+    if key not in SETTING_KEYS:
+        raise StackConfigError(f"{NAMESPACE}:{key} is not a setting")
+    config = load_stack_file(stack, root)
+    settings = load_settings(stack, config)
+    value = config.get(f"{NAMESPACE}:{key}", PROFILES[settings.environment].get(key))
+    return str(value)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.stack_config")
+    parser.add_argument("action", choices=("get", "set"))
+    parser.add_argument("--stack", required=True)
+    parser.add_argument("--project-dir", type=Path, default=REPO_ROOT)
+    parser.add_argument("key", help="the setting without its namespace, e.g. dataKeyGeneration")
+    parser.add_argument("value", nargs="?")
+    args = parser.parse_args(argv)
+    try:
+        if args.action == "get":
+            print(get_setting(args.stack, args.key, args.project_dir))
+        elif args.value is None:
+            parser.error("set needs a value")
+        else:
+            path = set_setting(args.stack, args.key, args.value, args.project_dir)
+            print(f"stack_config: {path.name}: {NAMESPACE}:{args.key} = {args.value}")
+    except (StackConfigError, SettingsError) as exc:
+        print(f"stack_config: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = ["StackConfigError", "get_setting", "main", "set_setting", "set_value"]

@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# Renew or rotate material in place on a running stack, and report what changed.
+#
+#   scripts/rotate.sh STACK (certs|passwords|data-key|ca|all)
+#
+#   certs      raise certRenewalGeneration: every leaf certificate is reissued (one up)
+#   passwords  raise passwordRotationGeneration: each ACL user gets a new password beside the
+#              old one (ROTATE), clients switch, the next up removes the old one (SET)
+#   data-key   raise dataKeyGeneration: a new primary key, the old one kept for reading; the
+#              app's rotation pass moves every entry; dataKeyKeepPrevious 0 retires the old
+#              key, then it is set back (an up that rewrites nothing)
+#   ca         raise caRolloverGeneration: the new CA is trusted beside the old one, then
+#              issues every certificate, then the old one is dropped (three ups)
+#   all        the four above, in that order
+#
+# Every step is a change of the stack's settings (Pulumi.STACK.yaml) applied by an `up` of the
+# program: `pulumi up` where the Pulumi CLI is logged in, the local applier
+# (`python -m infra.apply up`) otherwise; both read that file. Neither Redis nor the app is
+# restarted: new material reaches them by their material volumes, Redis reloads it (CONFIG SET,
+# ACL LOAD), the app reads its files again. After each up the script waits until every consumer
+# uses what it was given (infra/rotation_probe.py), and it fails if a container was restarted.
+set -euo pipefail
+LOG_TAG=rotate
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+usage="usage: scripts/rotate.sh STACK (certs|passwords|data-key|ca|all)"
+[ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ] && { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0; }
+[ "$#" -eq 2 ] || die "$usage"
+stack="$1"
+kind="$2"
+[[ "$stack" =~ ^[A-Za-z0-9][A-Za-z0-9_.-]*$ ]] || die "'$stack' is not a stack name; $usage"
+case "$kind" in
+    certs | passwords | data-key | ca | all) ;;
+    *) die "unknown rotation '$kind'; $usage" ;;
+esac
+[ -f "Pulumi.$stack.yaml" ] || die "no stack '$stack': Pulumi.$stack.yaml does not exist"
+require_venv
+docker_ready || die "the Docker engine is not reachable; run scripts/bootstrap.sh"
+
+pulumi_ready() { have pulumi && pulumi whoami --non-interactive >/dev/null 2>&1; }
+if pulumi_ready; then
+    deployer="pulumi up"
+else
+    deployer="the local applier (python -m infra.apply; not Pulumi)"
+fi
+
+config_get() { "$PY" -m infra.stack_config get --stack "$stack" "$1"; }
+config_set() { # config_set KEY VALUE: the same file for both deployers
+    if pulumi_ready; then
+        pulumi config set --stack "$stack" "secure-redis:$1" "$2" --non-interactive
+    else
+        "$PY" -m infra.stack_config set --stack "$stack" "$1" "$2" >/dev/null
+    fi
+    log "set secure-redis:$1 = $2 in Pulumi.$stack.yaml"
+}
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+probe() { "$PY" -m infra.rotation_probe "$@" --stack "$stack"; }
+
+up() { # up WHY: one up of the program, then wait until every consumer uses the result
+    local start
+    start="$(now_ms)"
+    log "up ($1) with $deployer"
+    probe snapshot >"$work/step.json" || die "stack $stack is not running healthy; deploy it first (scripts/setup-secure-redis.sh $stack)"
+    if pulumi_ready; then
+        pulumi up --yes --non-interactive --skip-preview --policy-pack policies --stack "$stack" \
+            || die "pulumi up failed; the stack keeps what it had (see above)"
+    else
+        "$PY" -m infra.apply up --stack "$stack" \
+            || die "the local applier failed; the stack keeps what it had (see above)"
+    fi
+    probe wait --before "$work/step.json" \
+        || die "the consumers did not all switch to the new material (see above)"
+    log "up ($1) done, every consumer switched ($(elapsed "$start"))"
+}
+
+bump() { # bump KEY: raise an integer setting by one
+    local current
+    current="$(config_get "$1")" || die "cannot read secure-redis:$1 of stack $stack"
+    config_set "$1" "$((current + 1))"
+}
+
+rotate_certs() {
+    bump certRenewalGeneration
+    up "renew every leaf certificate"
+}
+
+rotate_passwords() {
+    bump passwordRotationGeneration
+    up "passwords ROTATE: new beside old"
+    up "passwords SET: old removed"
+}
+
+rotate_ca() {
+    bump caRolloverGeneration
+    up "CA rollover 1/3: new CA trusted beside the old"
+    up "CA rollover 2/3: new CA issues every certificate"
+    up "CA rollover 3/3: old CA retired"
+}
+
+rotate_data_key() {
+    local keep
+    keep="$(config_get dataKeyKeepPrevious)"
+    [ "$keep" -ge 1 ] || keep=1
+    config_set dataKeyKeepPrevious "$keep"
+    bump dataKeyGeneration
+    up "data key: new primary, the old one kept for reading"
+    log "rotation pass: moving every entry to the new key"
+    # The pass is safe to interrupt and run again (README); a dropped connection under load
+    # gets it run again, up to three times.
+    local attempt
+    for attempt in 1 2 3; do
+        docker exec "secure-redis-$stack-app" python3 -m secure_cache rotate && break
+        [ "$attempt" -lt 3 ] || die "the rotation pass did not finish; run it again: docker exec secure-redis-$stack-app python3 -m secure_cache rotate"
+        warn "the rotation pass stopped (attempt $attempt of 3); running it again"
+        sleep 2
+    done
+    config_set dataKeyKeepPrevious 0
+    up "data key: old key retired"
+    config_set dataKeyKeepPrevious "$keep"
+    up "data key: dataKeyKeepPrevious back to $keep for the next rotation"
+}
+
+total="$(now_ms)"
+log "stack $stack: rotating $kind in place with $deployer"
+probe snapshot >"$work/before.json" || die "stack $stack is not running healthy; deploy it first (scripts/setup-secure-redis.sh $stack)"
+case "$kind" in
+    certs) rotate_certs ;;
+    passwords) rotate_passwords ;;
+    data-key) rotate_data_key ;;
+    ca) rotate_ca ;;
+    all) rotate_certs; rotate_passwords; rotate_data_key; rotate_ca ;;
+esac
+probe report --before "$work/before.json" --kind "$kind" \
+    || die "the rotation did not change what it should have (see above)"
+log "stack $stack: $kind rotated in place in $(elapsed "$total"); Redis and the app were not restarted"

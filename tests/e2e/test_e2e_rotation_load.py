@@ -1,0 +1,220 @@
+"""Rotation under live load: `scripts/rotate.sh` while traffic runs through the app's HTTP API
+and through the `secure_cache` library in a process started before the rotation.
+
+Every write is checked against what was acknowledged: 0 failed requests, 0 wrong values, 0 lost
+acknowledged writes, and Redis and the app are never restarted (rotate.sh fails if they are).
+The figures (requests, failures, p50/p99 latency during vs. outside the rotation) are printed
+as one JSON line per run, a benchmark, not a timed assertion.
+
+- `test_rotation_under_load__certs_short`: the short bounded version in the default e2e run
+  (one certificate renewal, a few seconds of traffic on each side of it).
+- `test_rotation_under_load__everything` (`-m rotation_load`, opt-in): every rotation in turn
+  under at least two minutes of traffic (SECURE_REDIS_ROTATION_LOAD_S, default 120 s); the
+  figures also go to $SECURE_REDIS_ROTATION_REPORT when set.
+
+Both need the incremental local applier (infra/applier/state.py): with an applier that
+recreates the stack on every `up` there is nothing in place to measure, so they skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import statistics
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import pytest
+
+from infra.settings import REPO_ROOT
+from tests.e2e.stacks import Stack
+
+pytestmark = [pytest.mark.security("operations"), pytest.mark.fault]
+
+LOAD_ENV: Final = "SECURE_REDIS_ROTATION_LOAD_S"
+HTTP_WORKERS: Final = 4
+# The library client, run inside the app container with the app's own environment and files:
+# set and get in a loop until the deadline; every acknowledged write is read back at the end.
+LIBRARY_LOOP: Final = """
+import json, os, sys, threading, time
+from secure_cache import SecureCache
+stop = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.readline(), stop.set()), daemon=True).start()
+cache = SecureCache.from_env()
+acked, failures, wrong, n = {}, 0, 0, 0
+while not stop.is_set():
+    key, value = f"lib-{os.getpid()}-{n}", os.urandom(16).hex().encode()
+    n += 1
+    try:
+        cache.set(key, value)
+        acked[key] = value
+        if cache.get(key) != value:
+            wrong += 1
+    except Exception:
+        failures += 1
+lost = sum(1 for k, v in acked.items() if cache.get(k) != v)
+print(json.dumps({"requests": 2 * n, "failures": failures, "wrong": wrong, "lost": lost}))
+"""
+
+
+def _incremental_applier() -> bool:
+    return (REPO_ROOT / "infra" / "applier" / "state.py").is_file()
+
+
+@dataclass
+class HttpLoad:
+    base: str
+    stop: threading.Event = field(default_factory=threading.Event)
+    acked: dict[str, bytes] = field(default_factory=dict)
+    failures: int = 0
+    wrong: int = 0
+    requests: int = 0
+    samples: list[tuple[float, float]] = field(default_factory=list)  # (start, seconds)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _call(self, method: str, key: str, body: bytes | None = None) -> bytes | None:
+        req = urllib.request.Request(f"{self.base}/cache/{key}", data=body, method=method)
+        start = time.monotonic()
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                data: bytes = resp.read()
+        except (urllib.error.URLError, OSError):
+            with self._lock:
+                self.failures += 1
+                self.requests += 1
+            return None
+        with self._lock:
+            self.requests += 1
+            self.samples.append((start, time.monotonic() - start))
+        return data
+
+    def worker(self, n: int) -> None:
+        rng = random.Random(n)
+        i = 0
+        while not self.stop.is_set():
+            key, value = f"load-{n}-{i}", uuid.uuid4().hex.encode()
+            i += 1
+            if self._call("PUT", key, value) is not None:
+                with self._lock:
+                    self.acked[key] = value
+            with self._lock:
+                known = rng.choice(list(self.acked)) if self.acked else None
+                expected = self.acked.get(known) if known else None
+            if known and (got := self._call("GET", known)) is not None and got != expected:
+                with self._lock:
+                    self.wrong += 1
+
+    def lost(self) -> int:
+        return sum(1 for k, v in self.acked.items() if self._call("GET", k) != v)
+
+
+def _percentiles(values: list[float]) -> dict[str, float | None]:
+    if len(values) < 2:
+        return {"p50_ms": None, "p99_ms": None}
+    q = statistics.quantiles(values, n=100)
+    return {"p50_ms": round(q[49] * 1000, 2), "p99_ms": round(q[98] * 1000, 2)}
+
+
+def _run_under_load(
+    stack: Stack, kinds: list[str], quiet_s: float, min_total_s: float = 0.0
+) -> dict[str, Any]:
+    load = HttpLoad(stack.app_url)
+    # Started before the rotation and kept running through it; stops at a newline on stdin.
+    library = subprocess.Popen(
+        ["docker", "exec", "-i", stack.app, "python3", "-c", LIBRARY_LOOP],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    began = time.monotonic()
+    threads = [threading.Thread(target=load.worker, args=(n,)) for n in range(HTTP_WORKERS)]
+    windows: list[tuple[float, float]] = []
+    try:
+        for thread in threads:
+            thread.start()
+        time.sleep(quiet_s)
+        for kind in kinds:
+            start = time.monotonic()
+            done = subprocess.run(
+                [str(REPO_ROOT / "scripts" / "rotate.sh"), stack.name, kind],
+                capture_output=True,
+                text=True,
+                timeout=900,
+                check=False,
+            )
+            windows.append((start, time.monotonic()))
+            assert done.returncode == 0, f"rotate.sh {kind} failed:\n{done.stderr[-2000:]}"
+        time.sleep(max(quiet_s, began + min_total_s - time.monotonic()))
+    finally:
+        load.stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+    out, _err = library.communicate("stop\n", timeout=300)
+    lib = json.loads(out.strip().splitlines()[-1])
+    during = [d for s, d in load.samples if any(a <= s <= b for a, b in windows)]
+    outside = [d for s, d in load.samples if not any(a <= s <= b for a, b in windows)]
+    return {
+        "benchmark": "rotation_under_load",
+        "stack": stack.name,
+        "rotations": kinds,
+        "http": {
+            "requests": load.requests,
+            "failures": load.failures,
+            "wrong": load.wrong,
+            "lost": load.lost(),
+            "during": {"requests": len(during), **_percentiles(during)},
+            "outside": {"requests": len(outside), **_percentiles(outside)},
+        },
+        "library": lib,
+        "rotation_seconds": [round(b - a, 1) for a, b in windows],
+    }
+
+
+def _assert_clean(figures: dict[str, Any]) -> None:
+    print(json.dumps(figures))
+    for side in ("http", "library"):
+        got = {k: figures[side][k] for k in ("failures", "wrong", "lost")}
+        assert got == {"failures": 0, "wrong": 0, "lost": 0}, f"{side}: {got}"
+
+
+@pytest.fixture
+def incremental() -> None:
+    if not _incremental_applier():
+        pytest.skip("needs the incremental local applier (infra/applier/state.py)")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _stack_files_restored() -> Iterator[None]:
+    """rotate.sh raises generations in Pulumi.<stack>.yaml. They stay raised while this
+    module's rotations build on each other (lowering one would make the next `up` rotate
+    again); the working tree gets its files back at the end."""
+    files = {p: p.read_text() for p in REPO_ROOT.glob("Pulumi.*.yaml")}
+    yield
+    for path, text in files.items():
+        path.write_text(text)
+
+
+@pytest.mark.usefixtures("incremental")
+def test_rotation_under_load__certs_short(stack: Stack) -> None:
+    _assert_clean(_run_under_load(stack, ["certs"], quiet_s=3.0))
+
+
+@pytest.mark.rotation_load
+@pytest.mark.usefixtures("incremental")
+def test_rotation_under_load__everything(stack: Stack) -> None:
+    total = float(os.environ.get(LOAD_ENV, "120"))
+    kinds = ["certs", "passwords", "ca", "data-key"]
+    figures = _run_under_load(stack, kinds, quiet_s=10.0, min_total_s=total)
+    if report := os.environ.get("SECURE_REDIS_ROTATION_REPORT"):
+        Path(report).write_text(json.dumps(figures))
+    _assert_clean(figures)

@@ -1,0 +1,273 @@
+"""Rotation in place against a real TLS redis-server, with the stack's own scripts.
+
+The material is written by the initialiser's script and reloaded by the reload job's script
+(tests/support/rotating_redis.py), so these tests exercise what a deployed stack runs:
+- CONFIG SET of the TLS files reloads certificate, key and CA bundle (redis/redis#8756): new
+  connections get the new certificate, an established connection stays up;
+- ACL LOAD with two password hashes accepts both, and after the next step only the new one;
+- the reload identity may run CONFIG SET and ACL LOAD and nothing else;
+- a CA rollover (bundle of old and new) accepts clients of both CAs, then only the new one.
+Each test first shows the state before the reload, so it fails if the reload does nothing.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator
+
+import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
+from redis.retry import Retry
+
+from infra import pki
+from infra.components.reload import RELOAD_ACL_WORDS, tls_reload_command
+from infra.redis_acl import APP_USER, RELOAD_USER
+from infra.secretgen import generate_password
+from tests.support.rotating_redis import HOST_NAME, RotatingRedis, serial
+from tests.support.tls_redis import REDIS_SERVER
+
+pytestmark = pytest.mark.skipif(
+    __import__("shutil").which(REDIS_SERVER) is None, reason="redis-server is not installed"
+)
+
+
+@pytest.fixture
+def rotating() -> Iterator[RotatingRedis]:
+    server = RotatingRedis()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+def _client(
+    r: RotatingRedis, user: str, password: str, identity: pki.CertifiedKey, ctx_ca: str
+) -> redis.Redis:
+    """One connection, no retry: a refusal or a dropped connection surfaces at once."""
+    return redis.Redis(
+        host=HOST_NAME,
+        port=r.port,
+        username=user,
+        password=password,
+        ssl=True,
+        ssl_ca_data=ctx_ca,
+        ssl_certfile=str(_write(r, "client.crt", identity.cert_pem)),
+        ssl_keyfile=str(_write(r, "client.key", identity.key_pem)),
+        socket_timeout=5,
+        retry=Retry(NoBackoff(), 0),
+        single_connection_client=True,
+    )
+
+
+def _write(r: RotatingRedis, name: str, data: bytes) -> str:
+    path = r.server.workdir / f"{generate_password(16)}-{name}"
+    path.write_bytes(data)
+    return str(path)
+
+
+def _bundle(*cas: pki.CertifiedKey) -> str:
+    return pki.trust_bundle([c.cert_pem for c in cas]).decode()
+
+
+def _app(r: RotatingRedis, password: str | None = None) -> redis.Redis:
+    app_cert = pki.issue_client_certificate(r.ca, APP_USER, validity_days=2)
+    return _client(r, APP_USER, password or r.passwords[APP_USER][0], app_cert, _bundle(*r.trusted))
+
+
+def _reload_tls(r: RotatingRedis) -> None:
+    conf = r.server.conf
+    done = r.reload(*tls_reload_command(conf.cert_file, conf.key_file, conf.ca_cert_file))
+    assert done.returncode == 0, done.stderr
+    assert "CONFIG SET OK" in done.stdout
+
+
+def _reload_acl(r: RotatingRedis) -> None:
+    done = r.reload(*RELOAD_ACL_WORDS)
+    assert done.returncode == 0, done.stderr
+
+
+# --- TLS material ----------------------------------------------------------------------------
+
+
+def test_tls_reload__new_connections_get_the_new_certificate_old_ones_stay_up(
+    rotating: RotatingRedis,
+) -> None:
+    r = rotating
+    app_cert = pki.issue_client_certificate(r.ca, APP_USER, validity_days=2)
+    ctx = r.client_context(app_cert)
+    established = _app(r)
+    established.set("cache:kept", b"before")
+    connection_id = established.client_id()
+    old_serial = serial(r.server_cert)
+    assert r.served_serial(ctx) == old_serial
+
+    r.server_cert = r.issue_server(r.ca)
+    r.deliver()
+    assert r.served_serial(ctx) == old_serial, "the new files alone change nothing"
+
+    _reload_tls(r)
+
+    assert r.served_serial(ctx) == serial(r.server_cert), "new connections get the new one"
+    assert established.client_id() == connection_id, "the established connection stayed up"
+    assert established.get("cache:kept") == b"before"
+
+
+def test_tls_reload__a_mismatched_key_is_refused_and_the_old_material_kept(
+    rotating: RotatingRedis,
+) -> None:
+    r = rotating
+    ctx = r.client_context(pki.issue_client_certificate(r.ca, APP_USER, validity_days=2))
+    before = serial(r.server_cert)
+    other = r.issue_server(r.ca)
+    r.server_cert = pki.CertifiedKey(other.cert_pem, r.issue_server(r.ca).key_pem)
+    r.deliver()
+    conf = r.server.conf
+    done = r.reload(*tls_reload_command(conf.cert_file, conf.key_file, conf.ca_cert_file))
+    assert done.returncode == 1, "a failed reload fails the job (and the up)"
+    assert "CONFIG SET answered" in done.stderr
+    assert r.passwords[RELOAD_USER][0] not in done.stderr + done.stdout
+    assert r.served_serial(ctx) == before, "Redis keeps serving what it had"
+
+
+# --- ACL passwords -------------------------------------------------------------------------
+
+
+def test_acl_reload__rotate_accepts_old_and_new__set_only_new(rotating: RotatingRedis) -> None:
+    r = rotating
+    old = r.passwords[APP_USER][0]
+    new = generate_password(32)
+    with pytest.raises(AuthenticationError):
+        _app(r, new).ping()
+
+    # ROTATE: the new password beside the old one.
+    r.passwords[APP_USER] = [new, old]
+    r.deliver()
+    with pytest.raises(AuthenticationError):
+        _app(r, new).ping()  # not before Redis reloads its users
+    _reload_acl(r)
+    assert _app(r, old).ping()
+    assert _app(r, new).ping()
+
+    # SET: only the new one.
+    r.passwords[APP_USER] = [new]
+    r.deliver()
+    _reload_acl(r)
+    assert _app(r, new).ping()
+    with pytest.raises(AuthenticationError):
+        _app(r, old).ping()
+
+
+def test_acl_reload__the_reload_password_itself_rotates(rotating: RotatingRedis) -> None:
+    r = rotating
+    old, new = r.passwords[RELOAD_USER][0], generate_password(32)
+    # ROTATE: the job still authenticates with the old (stable) password.
+    r.passwords[RELOAD_USER] = [new, old]
+    r.deliver()
+    _reload_acl(r)
+    # SET: the job's file now holds the new one, which Redis accepts since the last load.
+    r.passwords[RELOAD_USER] = [new]
+    r.deliver()
+    _reload_acl(r)
+    _reload_acl(r)  # and keeps working with it alone
+
+
+# --- the reload identity ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def reloader(rotating: RotatingRedis) -> redis.Redis:
+    r = rotating
+    return _client(r, RELOAD_USER, r.passwords[RELOAD_USER][0], r.reload_cert, _bundle(*r.trusted))
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("PING",),
+        ("GET", "cache:x"),
+        ("SET", "cache:x", "1"),
+        ("KEYS", "*"),
+        ("FLUSHALL",),
+        ("CONFIG", "GET", "*"),
+        ("CONFIG", "REWRITE"),
+        ("CONFIG", "RESETSTAT"),
+        ("ACL", "LIST"),
+        ("ACL", "GETUSER", "app"),
+        ("ACL", "SETUSER", "intruder", "on", ">pw", "+@all", "~*"),
+        ("ACL", "SAVE"),
+        ("ACL", "DELUSER", "app"),
+        ("CLIENT", "LIST"),
+        ("CLIENT", "KILL", "USER", "app"),
+        ("INFO",),
+        ("MONITOR",),
+        ("SHUTDOWN",),
+        ("PUBLISH", "channel", "x"),
+        ("EVAL", "return 1", "0"),
+    ],
+    ids=lambda words: "-".join(words[:2]).lower(),
+)
+def test_reload_identity__every_other_command_is_noperm(
+    reloader: redis.Redis, command: tuple[str, ...]
+) -> None:
+    with pytest.raises(NoPermissionError):
+        reloader.execute_command(*command)  # type: ignore[no-untyped-call]
+
+
+def test_reload_identity__may_reload_tls_and_acl(
+    rotating: RotatingRedis, reloader: redis.Redis
+) -> None:
+    conf = rotating.server.conf
+    assert reloader.execute_command("CONFIG", "SET", "tls-ca-cert-file", conf.ca_cert_file)  # type: ignore[no-untyped-call]
+    assert reloader.execute_command(*RELOAD_ACL_WORDS)  # type: ignore[no-untyped-call]
+
+
+def test_reload_identity__protected_configs_stay_out_of_its_reach(reloader: redis.Redis) -> None:
+    # CONFIG SET cannot be narrowed below the subcommand in Redis 7.0 ACLs; what bounds it is
+    # enable-protected-configs no (infra/redis_conf.py): no file-writing setting.
+    for setting, value in (("dir", "/tmp"), ("dbfilename", "x.rdb")):
+        with pytest.raises(ResponseError, match="protected config"):
+            reloader.execute_command("CONFIG", "SET", setting, value)  # type: ignore[no-untyped-call]
+
+
+# --- CA rollover ---------------------------------------------------------------------------
+
+
+def test_ca_rollover__bundle_accepts_clients_of_old_and_new_ca(rotating: RotatingRedis) -> None:
+    r = rotating
+    old_ca = r.ca
+    # Same subject name as the old CA, as a stack's rollover makes: OpenSSL tells them apart
+    # by key identifier.
+    new_ca = pki.create_ca("secure-redis test CA", validity_days=2)
+    old_client = pki.issue_client_certificate(old_ca, APP_USER, validity_days=2)
+    new_client = pki.issue_client_certificate(new_ca, APP_USER, validity_days=2)
+    with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
+        r.served_serial(r.client_context(new_client, [old_ca, new_ca]))  # not trusted yet
+
+    # Introduce: both trusted; the server still presents the old CA's certificate.
+    r.trusted = [old_ca, new_ca]
+    r.deliver()
+    _reload_tls(r)
+    assert r.served_serial(r.client_context(old_client, [old_ca])) == serial(r.server_cert)
+    assert r.served_serial(r.client_context(new_client, [old_ca, new_ca]))
+
+    # Promote: the new CA issues the server certificate; clients of both CAs still connect.
+    r.server_cert = r.issue_server(new_ca)
+    r.reload_cert = pki.issue_client_certificate(new_ca, RELOAD_USER, validity_days=2)
+    r.deliver()
+    _reload_tls(r)
+    both = [old_ca, new_ca]
+    assert r.served_serial(r.client_context(old_client, both)) == serial(r.server_cert)
+    assert r.served_serial(r.client_context(new_client, both)) == serial(r.server_cert)
+    with pytest.raises(ssl.SSLCertVerificationError):
+        r.served_serial(r.client_context(new_client, [old_ca]))  # why clients need the bundle
+
+    # Retire: only the new CA; a certificate of the old one is refused.
+    r.trusted = [new_ca]
+    r.deliver()
+    _reload_tls(r)
+    assert r.served_serial(r.client_context(new_client, [new_ca])) == serial(r.server_cert)
+    with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
+        r.served_serial(r.client_context(old_client, [new_ca]))

@@ -1,0 +1,211 @@
+"""Rotation phases of the dynamic providers, driven the way the engine drives them: each `up`
+is check -> diff against the previous outputs -> update (or nothing), never a replacement."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from infra import pki
+from infra.providers.certificates import (
+    CaPhase,
+    CertificateAuthorityProvider,
+    LeafCertificateProvider,
+)
+from infra.providers.secrets import DataKeyringProvider, GeneratedPasswordProvider
+from infra.redis_acl import password_hash
+
+NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
+CA_INPUTS: dict[str, Any] = {
+    "commonName": "test CA",
+    "keyAlgorithm": "ecdsa-p256",
+    "validityDays": 365,
+    "renewBeforeDays": 90,
+    "rolloverGeneration": 0,
+}
+
+
+def _clock(moment: dt.datetime) -> Any:
+    return lambda: moment
+
+
+def up(provider: Any, olds: dict[str, Any], news: dict[str, Any]) -> dict[str, Any]:
+    """One `up` of an existing resource: check, diff, and update when diff says so."""
+    checked = provider.check(olds, news)
+    assert not checked.failures, checked.failures
+    diff = provider.diff("id", olds, checked.inputs)
+    assert not diff.replaces, f"{type(provider).__name__} must never be replaced"
+    if not diff.changes:
+        return olds
+    return dict(provider.update("id", olds, checked.inputs).outs or {})
+
+
+# --- passwords: ROTATE, then SET -------------------------------------------------------------
+
+
+def _password(generation: int = 0) -> dict[str, Any]:
+    return {"length": 24, "rotationGeneration": generation}
+
+
+def test_password__unchanged_up_keeps_everything() -> None:
+    provider = GeneratedPasswordProvider()
+    first = dict(provider.create(provider.check({}, _password()).inputs).outs or {})
+    assert up(provider, first, _password()) is first
+    assert first["phase"] == "steady"
+    assert first["aclHashes"] == [first["aclHash"]]
+    assert first["stable"] == first["value"]
+
+
+def test_password__rotation_adds_the_new_beside_the_old_then_the_next_up_drops_the_old() -> None:
+    provider = GeneratedPasswordProvider()
+    first = dict(provider.create(provider.check({}, _password()).inputs).outs or {})
+
+    rotating = up(provider, first, _password(1))
+    assert rotating["value"] != first["value"]
+    assert rotating["previous"] == first["value"]
+    assert rotating["aclHashes"] == [password_hash(rotating["value"]), first["aclHash"]]
+    assert rotating["stable"] == first["value"], "valid before and after the ACL reload"
+    assert rotating["phase"] == "rotating"
+    assert rotating["revision"] != first["revision"]
+
+    done = up(provider, rotating, _password(1))  # the next up, nothing changed in config
+    assert done["value"] == rotating["value"]
+    assert done["previous"] == ""
+    assert done["aclHashes"] == [password_hash(done["value"])]
+    assert done["stable"] == done["value"]
+    assert done["phase"] == "steady"
+    assert up(provider, done, _password(1)) is done, "and then it stays"
+
+
+def test_password__a_state_from_before_rotation_existed_is_kept() -> None:
+    provider = GeneratedPasswordProvider()
+    old_state = {"length": 24, "value": "a" * 24, "aclHash": password_hash("a" * 24)}
+    assert up(provider, old_state, {"length": 24}) is old_state
+
+
+# --- CA: introduce, promote, retire --------------------------------------------------------
+
+
+def _ca(generation: int = 0) -> dict[str, Any]:
+    return {**CA_INPUTS, "rolloverGeneration": generation}
+
+
+def _bundle(state: dict[str, Any]) -> list[int]:
+    return [c.serial_number for c in pki.split_bundle(state["trustBundlePem"].encode())]
+
+
+def _serial(pem: str) -> int:
+    return pki.load_certificate(pem.encode()).serial_number
+
+
+@pytest.fixture
+def ca() -> CertificateAuthorityProvider:
+    return CertificateAuthorityProvider(_clock(NOW))
+
+
+def test_ca__unchanged_up_keeps_it(ca: CertificateAuthorityProvider) -> None:
+    first = dict(ca.create(ca.check({}, _ca()).inputs).outs or {})
+    assert up(ca, first, _ca()) is first
+    assert _bundle(first) == [_serial(first["certPem"])]
+
+
+def test_ca__rollover_trusts_the_new_ca_before_it_issues_and_drops_the_old_after(
+    ca: CertificateAuthorityProvider,
+) -> None:
+    first = dict(ca.create(ca.check({}, _ca()).inputs).outs or {})
+    old = _serial(first["certPem"])
+
+    introduced = up(ca, first, _ca(1))
+    new = _serial(introduced["nextCertPem"])
+    assert introduced["phase"] == CaPhase.INTRODUCED
+    assert _serial(introduced["certPem"]) == old, "the old CA still issues"
+    assert introduced["keyPem"] == first["keyPem"]
+    assert _bundle(introduced) == [old, new], "both are trusted before the new one issues"
+
+    promoted = up(ca, introduced, _ca(1))
+    assert promoted["phase"] == CaPhase.PROMOTED
+    assert _serial(promoted["certPem"]) == new, "the new CA issues"
+    assert promoted["keyPem"] == introduced["nextKeyPem"]
+    assert sorted(_bundle(promoted)) == sorted([old, new]), "old leaves still work"
+
+    retired = up(ca, promoted, _ca(1))
+    assert retired["phase"] == CaPhase.STEADY
+    assert _bundle(retired) == [new]
+    assert up(ca, retired, _ca(1)) is retired
+
+
+def test_ca__renewal_window_starts_a_rollover_not_a_replacement() -> None:
+    provider = CertificateAuthorityProvider(_clock(NOW))
+    first = dict(provider.create(provider.check({}, _ca()).inputs).outs or {})
+    later = CertificateAuthorityProvider(_clock(NOW + dt.timedelta(days=300)))
+    introduced = up(later, first, _ca())
+    assert introduced["phase"] == CaPhase.INTRODUCED
+    assert len(_bundle(introduced)) == 2
+
+
+def test_ca__leaves_are_reissued_only_when_the_new_ca_issues(
+    ca: CertificateAuthorityProvider,
+) -> None:
+    first = dict(ca.create(ca.check({}, _ca()).inputs).outs or {})
+    leaf_inputs = {
+        "commonName": "app",
+        "usage": "client",
+        "dnsNames": [],
+        "ipAddresses": [],
+        "keyAlgorithm": "ecdsa-p256",
+        "validityDays": 30,
+        "renewBeforeDays": 10,
+    }
+    leaves = LeafCertificateProvider(_clock(NOW))
+
+    def leaf_diff(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+        olds_in = {**leaf_inputs, "caCertPem": before["certPem"], "caKeyPem": before["keyPem"]}
+        olds = dict(leaves.create(leaves.check({}, olds_in).inputs).outs or {})
+        news = {**leaf_inputs, "caCertPem": after["certPem"], "caKeyPem": after["keyPem"]}
+        return list(leaves.diff("id", olds, leaves.check(olds, news).inputs).replaces or [])
+
+    introduced = up(ca, first, _ca(1))
+    assert leaf_diff(first, introduced) == [], "introducing a CA reissues nothing"
+    promoted = up(ca, introduced, _ca(1))
+    assert "caCertPem" in leaf_diff(introduced, promoted), "promotion reissues every leaf"
+    retired = up(ca, promoted, _ca(1))
+    assert leaf_diff(promoted, retired) == [], "retiring the old CA reissues nothing"
+
+
+def test_ca__renew_before_days_alone_updates_in_place_with_the_same_material(
+    ca: CertificateAuthorityProvider,
+) -> None:
+    first = dict(ca.create(ca.check({}, _ca()).inputs).outs or {})
+    updated = up(ca, first, {**_ca(), "renewBeforeDays": 60})
+    assert updated["certPem"] == first["certPem"]
+    assert updated["revision"] == first["revision"]
+    assert updated["renewBeforeDays"] == 60
+
+
+def test_ca__a_state_from_before_rollovers_existed_is_steady(
+    ca: CertificateAuthorityProvider,
+) -> None:
+    first = dict(ca.create(ca.check({}, _ca()).inputs).outs or {})
+    legacy = {
+        k: v
+        for k, v in first.items()
+        if k not in ("phase", "trustBundlePem", "nextCertPem", "nextKeyPem", "rolloverGeneration")
+    }
+    assert up(ca, legacy, {k: v for k, v in _ca().items() if k != "rolloverGeneration"}) is legacy
+
+
+# --- data keys ------------------------------------------------------------------------------
+
+
+def test_keyring__retiring_and_restoring_keep_previous_rewrites_nothing_twice() -> None:
+    provider = DataKeyringProvider()
+    first = dict(provider.create({"generation": 1, "keepPrevious": 1}).outs or {})
+    rotated = up(provider, first, {"generation": 2, "keepPrevious": 1})
+    assert rotated["previousKeys"] == first["primaryKey"]
+    retired = up(provider, rotated, {"generation": 2, "keepPrevious": 0})
+    assert retired["previousKeys"] == ""
+    assert retired["primaryKey"] == rotated["primaryKey"]
+    restored = up(provider, retired, {"generation": 2, "keepPrevious": 1})
+    assert restored["revision"] == retired["revision"], "same keys, same files: no rewrite"

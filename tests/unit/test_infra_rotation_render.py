@@ -1,0 +1,219 @@
+"""Rotation as the program declares it (rendered under the mock runtime).
+
+New material must reach Redis and the app by rewriting their material volumes: only the
+initialisers and the reload jobs change with it, never the Redis or app containers, so no
+engine (Pulumi's or the local applier) replaces or restarts them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from infra.components.material import revision_hash
+from infra.naming import MATERIAL_LABEL
+from infra.providers.secrets import GeneratedPasswordProvider, password_outputs
+from infra.redis_acl import RELOAD_USER, password_hash
+from infra.render import RenderedResource, RenderedStack, render_stack
+from infra.secretgen import generate_password
+from tests.unit.conftest import CONTAINER, container, labels, rendered, uploads
+
+CONSUMERS = ("redis", "app")
+MATERIAL_JOBS = ("redis-init", "app-init", "reload-init", "reload-tls", "reload-acl")
+
+
+@pytest.fixture(scope="module", params=("dev", "prod"))
+def two_renders(request: pytest.FixtureRequest) -> tuple[RenderedStack, RenderedStack]:
+    """The same stack twice: every certificate, password and key differs between them, as
+    after a rotation of everything."""
+    stack = str(request.param)
+    return rendered(stack), render_stack(stack)
+
+
+def _content(init: RenderedResource, name: str) -> str:
+    return str(uploads(init)[name]["content"])
+
+
+def _dynamic(stack: RenderedStack, name: str) -> RenderedResource:
+    return next(r for r in stack.resources if r.name == name and not r.type.startswith("docker"))
+
+
+@pytest.mark.parametrize("role", CONSUMERS)
+def test_new_material__leaves_the_consumer_declaration_unchanged(
+    two_renders: tuple[RenderedStack, RenderedStack], role: str
+) -> None:
+    first, second = two_renders
+    assert _content(container(first, "redis-init"), "server.key") != _content(
+        container(second, "redis-init"), "server.key"
+    ), "the two renders must differ in material for this test to mean anything"
+    assert container(first, role).props == container(second, role).props, (
+        f"the {role} container's declaration changed with the material: every engine would "
+        "replace (restart) it on a rotation"
+    )
+
+
+@pytest.mark.parametrize("role", CONSUMERS)
+def test_consumers__carry_no_material_revision(stack: RenderedStack, role: str) -> None:
+    assert MATERIAL_LABEL not in labels(container(stack, role))
+
+
+@pytest.mark.parametrize("suffix", MATERIAL_JOBS)
+def test_new_material__changes_every_initialiser_and_reload_job(
+    two_renders: tuple[RenderedStack, RenderedStack], suffix: str
+) -> None:
+    first, second = two_renders
+    before, after = labels(container(first, suffix)), labels(container(second, suffix))
+    assert before[MATERIAL_LABEL] != after[MATERIAL_LABEL], (
+        f"{suffix}: its declaration must change with the material so any engine re-runs it"
+    )
+
+
+def test_initialiser__is_told_its_revision(stack: RenderedStack) -> None:
+    for suffix in ("redis-init", "app-init", "reload-init"):
+        init = container(stack, suffix)
+        assert init.props["command"][-1] == labels(init)[MATERIAL_LABEL]
+
+
+def test_reload_jobs__are_labelled_with_exactly_what_they_reload(stack: RenderedStack) -> None:
+    redis_init = container(stack, "redis-init")
+    tls = labels(container(stack, "reload-tls"))[MATERIAL_LABEL]
+    acl = labels(container(stack, "reload-acl"))[MATERIAL_LABEL]
+    assert tls == revision_hash(
+        [_content(redis_init, "server.crt"), _content(redis_init, "ca.crt")]
+    )
+    assert acl == revision_hash([_content(redis_init, "users.acl")])
+
+
+def test_reload_jobs__run_after_redis_and_its_new_files_and_before_the_apps_files(
+    stack: RenderedStack,
+) -> None:
+    redis, redis_init = container(stack, "redis"), container(stack, "redis-init")
+    reload_init, app_init = container(stack, "reload-init"), container(stack, "app-init")
+    for suffix in ("reload-tls", "reload-acl"):
+        job = container(stack, suffix)
+        needs = set(job.options["dependencies"])
+        assert {redis.urn, redis_init.urn, reload_init.urn} <= needs, suffix
+        assert job.urn in app_init.options["dependencies"], (
+            f"the app's files must change only after {suffix}: Redis first accepts the new "
+            "password and trusts the new CA"
+        )
+
+
+# --- the reload job's confinement ----------------------------------------------------------
+
+
+@pytest.fixture(params=("reload-tls", "reload-acl"))
+def job(stack: RenderedStack, request: pytest.FixtureRequest) -> RenderedResource:
+    return container(stack, str(request.param))
+
+
+def test_reload_job__is_hardened_like_every_container(job: RenderedResource) -> None:
+    props = job.props
+    assert props["readOnly"] is True
+    assert props["capabilities"]["drops"] == ["ALL"]
+    assert "no-new-privileges:true" in props["securityOpts"]
+    assert props["user"] == "999:999"
+    assert props["memory"] > 0
+    assert props["memorySwap"] == props["memory"]
+    assert props["privileged"] is False
+    assert props["attach"] is True
+    assert props["restart"] == "no"
+    assert not props.get("ports")
+    assert [n["name"] for n in props["networksAdvanced"]] == [f"secure-redis-{_stack(job)}-backend"]
+    assert all(m["readOnly"] for m in props["mounts"])
+    assert [m["source"] for m in props["mounts"]] == [f"secure-redis-{_stack(job)}-reload-material"]
+
+
+def _stack(resource: RenderedResource) -> str:
+    return str(labels(resource)["io.secure-redis.stack"])
+
+
+def test_reload_job__no_secret_on_its_argv_or_env(
+    stack: RenderedStack, job: RenderedResource
+) -> None:
+    words = [*job.props.get("entrypoints", []), *job.props.get("command", [])]
+    words += list(job.props.get("envs", []))
+    secrets = [v for r in stack.resources for v in r.secret_values() if isinstance(v, str) and v]
+    for secret in secrets:
+        assert all(secret not in word for word in words), f"{job.name}: a secret on argv/env"
+    assert not job.secret_paths
+
+
+def test_reload_job__own_volume_holds_no_server_key(stack: RenderedStack) -> None:
+    assert set(uploads(container(stack, "reload-init"))) == {
+        "ca.crt",
+        "reload.crt",
+        "reload.key",
+        "reload.password",
+    }
+
+
+# --- what each file holds ------------------------------------------------------------------
+
+
+def test_every_consumer__trusts_the_ca_bundle(stack: RenderedStack) -> None:
+    bundle = _dynamic(stack, "tls-ca").outputs["trustBundlePem"]
+    for suffix in ("redis-init", "app-init", "reload-init"):
+        assert _content(container(stack, suffix), "ca.crt") == bundle, suffix
+
+
+def test_acl__declares_the_reload_user(stack: RenderedStack) -> None:
+    acl = _content(container(stack, "redis-init"), "users.acl")
+    reload_hash = _dynamic(stack, "secrets-reload-password").outputs["aclHash"]
+    assert f"user {RELOAD_USER} on {reload_hash} resetkeys resetchannels -@all" in acl
+
+
+@pytest.fixture(scope="module")
+def rotating() -> Iterator[RenderedStack]:
+    """dev rendered with every password in its ROTATE phase (a new value beside the old)."""
+    original = GeneratedPasswordProvider.create
+
+    def create_rotating(self: GeneratedPasswordProvider, props: dict[str, Any]) -> Any:
+        created = original(self, props)
+        outs = dict(created.outs or {})
+        outs.update(password_outputs(generate_password(int(props["length"])), outs["value"]))
+        created.outs = outs
+        return created
+
+    GeneratedPasswordProvider.create = create_rotating  # type: ignore[method-assign]
+    try:
+        yield render_stack("dev")
+    finally:
+        GeneratedPasswordProvider.create = original  # type: ignore[method-assign]
+
+
+def test_rotate_phase__redis_accepts_both_and_each_consumer_gets_the_right_one(
+    rotating: RenderedStack,
+) -> None:
+    app = _dynamic(rotating, "secrets-app-password").outputs
+    health = _dynamic(rotating, "secrets-healthcheck-password").outputs
+    reload = _dynamic(rotating, "secrets-reload-password").outputs
+    assert app["previous"], "the fixture must put the passwords in their ROTATE phase"
+    acl = _content(container(rotating, "redis-init"), "users.acl")
+    for password in (app, health, reload):
+        assert f"{password_hash(password['value'])} {password_hash(password['previous'])}" in acl
+    # Written after Redis reloaded its users: the app switches to the new password.
+    assert _content(container(rotating, "app-init"), "redis.password") == app["value"]
+    # Written before the reload: what Redis accepts both before and after it.
+    redis_init = container(rotating, "redis-init")
+    assert _content(redis_init, "healthcheck.password") == health["previous"]
+    reload_init = container(rotating, "reload-init")
+    assert _content(reload_init, "reload.password") == reload["previous"]
+
+
+def test_password_outputs__are_secret(stack: RenderedStack) -> None:
+    for name in ("secrets-app-password", "secrets-healthcheck-password", "secrets-reload-password"):
+        password = _dynamic(stack, name)
+        assert {"value", "previous", "stable"} <= set(password.secret_outputs), name
+
+
+def test_ca_next_key__is_secret(stack: RenderedStack) -> None:
+    assert {"keyPem", "nextKeyPem"} <= set(_dynamic(stack, "tls-ca").secret_outputs)
+
+
+def test_containers__are_the_known_set(stack: RenderedStack) -> None:
+    names = {r.props["name"] for r in stack.of_type(CONTAINER)}
+    s = stack.stack
+    assert names == {f"secure-redis-{s}-{x}" for x in (*CONSUMERS, *MATERIAL_JOBS)}

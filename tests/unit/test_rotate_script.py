@@ -1,0 +1,223 @@
+"""scripts/rotate.sh and its helpers: argument checks, the settings file it edits, and the
+decisions of the probe that tells when every consumer switched."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.rotation_probe import (
+    acl_fingerprints,
+    expected_changes,
+    fingerprint,
+    restarted,
+    unsettled,
+)
+from infra.settings import REPO_ROOT, SettingsError, load_settings, load_stack_file
+from infra.stack_config import StackConfigError, get_setting, set_setting, set_value
+
+
+def rotate(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(REPO_ROOT / "scripts" / "rotate.sh"), *argv],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ((), "usage: scripts/rotate.sh STACK (certs|passwords|data-key|ca|all)"),
+        (("dev",), "usage: scripts/rotate.sh STACK"),
+        (("dev", "keys"), "unknown rotation 'keys'"),
+        (("staging-eu", "certs"), "Pulumi.staging-eu.yaml does not exist"),
+        (("../etc", "certs"), "'../etc' is not a stack name"),
+    ],
+    ids=["nothing", "no-kind", "unknown-kind", "unknown-stack", "bad-stack-name"],
+)
+def test_rotate__refuses_bad_arguments_before_touching_anything(
+    argv: tuple[str, ...], message: str
+) -> None:
+    before = (REPO_ROOT / "Pulumi.dev.yaml").read_text()
+    result = rotate(*argv)
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert (REPO_ROOT / "Pulumi.dev.yaml").read_text() == before
+
+
+def test_rotate__help_names_every_rotation() -> None:
+    result = rotate("--help")
+    assert result.returncode == 0
+    for kind in ("certs", "passwords", "data-key", "ca", "all"):
+        assert f"  {kind}" in result.stdout
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
+def test_rotate__is_shellcheck_clean() -> None:
+    result = subprocess.run(
+        ["shellcheck", "-x", "-P", "SCRIPTDIR", "rotate.sh"],
+        cwd=REPO_ROOT / "scripts",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout
+
+
+# --- the settings file both deployers read ---------------------------------------------------
+
+STACK_FILE = """\
+# comment kept
+config:
+  secure-redis:environment: development
+  # another comment
+  secure-redis:appHostPort: 18080
+"""
+
+
+def test_set_value__replaces_the_line_and_keeps_comments() -> None:
+    text = set_value(STACK_FILE, "appHostPort", "18090")
+    assert text == STACK_FILE.replace("18080", "18090")
+
+
+def test_set_value__adds_a_missing_key_inside_config() -> None:
+    text = set_value(STACK_FILE + "\n", "dataKeyGeneration", "2")
+    assert "  secure-redis:dataKeyGeneration: 2\n" in text
+    assert text.index("dataKeyGeneration") > text.index("appHostPort")
+    assert text.startswith("# comment kept\nconfig:\n")
+
+
+def test_set_value__creates_config_when_there_is_none() -> None:
+    assert set_value("name: x\n", "caRolloverGeneration", "1") == (
+        "name: x\nconfig:\n  secure-redis:caRolloverGeneration: 1\n"
+    )
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "Pulumi.dev.yaml").write_text(STACK_FILE)
+    return tmp_path
+
+
+def test_set_setting__is_read_back_by_the_settings_loader(project: Path) -> None:
+    set_setting("dev", "passwordRotationGeneration", "3", project)
+    settings = load_settings("dev", load_stack_file("dev", project))
+    assert settings.password_rotation_generation == 3
+    assert get_setting("dev", "passwordRotationGeneration", project) == "3"
+
+
+def test_get_setting__is_the_profile_default_when_unset(project: Path) -> None:
+    assert get_setting("dev", "dataKeyGeneration", project) == "1"
+    assert get_setting("dev", "caRolloverGeneration", project) == "0"
+
+
+def test_set_setting__refuses_unknown_keys_and_bad_values_without_writing(project: Path) -> None:
+    with pytest.raises(StackConfigError, match="not a setting"):
+        set_setting("dev", "caGeneration", "1", project)
+    with pytest.raises(SettingsError, match="caRolloverGeneration"):
+        set_setting("dev", "caRolloverGeneration", "-1", project)
+    assert (project / "Pulumi.dev.yaml").read_text() == STACK_FILE
+
+
+# --- when a rotation has settled ------------------------------------------------------------
+
+
+def _snapshot(**changes: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "containers": {
+            "redis": {"id": "r1", "startedAt": "t0"},
+            "app": {"id": "a1", "startedAt": "t0"},
+        },
+        "served_serial": "A1",
+        "server_serial": "A1",
+        "server_issuer": "CA1",
+        "app_cert_serial": "B1",
+        "app_cert_issuer": "CA1",
+        "redis_trusts": ["CA1"],
+        "app_trusts": ["CA1"],
+        "acl": {"default": [], "app": ["p1"], "healthcheck": ["h1"], "reload": ["r1"]},
+        "app_password": "p1",
+        "app_material": "..rev1",
+        "app_backend": "redis",
+        "primary_key_id": "k1",
+        "previous_key_ids": [],
+        "material_reloads": 1,
+    }
+    base.update(changes)
+    return base
+
+
+def test_acl_fingerprints__per_user_without_the_hash_itself() -> None:
+    acl = "user default off -@all\nuser app on #aa #bb ~cache:* -@all\n"
+    assert acl_fingerprints(acl) == {"default": [], "app": [fingerprint("aa"), fingerprint("bb")]}
+    assert "aa" not in str(acl_fingerprints(acl))
+
+
+def test_unsettled__a_settled_stack_waits_for_nothing() -> None:
+    assert unsettled(_snapshot(), _snapshot()) == []
+
+
+@pytest.mark.parametrize(
+    ("now", "reason"),
+    [
+        (_snapshot(server_serial="A2"), "Redis does not serve the certificate in its volume"),
+        (_snapshot(app_password="p2"), "password file is not among the ACL's"),
+        (_snapshot(app_cert_issuer=None), "does not trust the CA of the app's certificate"),
+        (_snapshot(app_trusts=["CA1", "CA2"]), "trust different CAs"),
+        (_snapshot(app_material="..rev2"), "has not reloaded its new files"),
+        (_snapshot(app_backend="memory"), "memory fallback"),
+    ],
+    ids=[
+        "redis-not-reloaded",
+        "password",
+        "untrusted-client",
+        "bundles-differ",
+        "app-reload",
+        "degraded",
+    ],
+)
+def test_unsettled__names_what_it_waits_for(now: dict[str, Any], reason: str) -> None:
+    assert any(reason in r for r in unsettled(_snapshot(), now))
+
+
+def test_unsettled__an_app_without_the_reload_counter_is_not_waited_on() -> None:
+    before = _snapshot(material_reloads=None)
+    assert unsettled(before, _snapshot(app_material="..rev2", material_reloads=None)) == []
+
+
+def test_restarted__names_a_replaced_or_restarted_consumer() -> None:
+    now = _snapshot(
+        containers={**_snapshot()["containers"], "redis": {"id": "r2", "startedAt": "t1"}}
+    )
+    (problem,) = restarted(_snapshot(), now)
+    assert problem.startswith("redis was restarted or replaced")
+    assert restarted(_snapshot(), _snapshot()) == []
+
+
+def test_expected_changes__each_kind_checks_its_own_material() -> None:
+    before = _snapshot()
+    certs = _snapshot(server_serial="A2", served_serial="A2", app_cert_serial="B2")
+    assert expected_changes("certs", before, certs) == []
+    assert expected_changes("certs", before, before)
+    passwords = _snapshot(
+        acl={"default": [], "app": ["p2"], "healthcheck": ["h2"], "reload": ["r2"]}
+    )
+    assert expected_changes("passwords", before, passwords) == []
+    still_rotating = _snapshot(acl={"app": ["p2", "p1"], "healthcheck": ["h2"], "reload": ["r2"]})
+    assert expected_changes("passwords", before, still_rotating)
+    assert expected_changes("data-key", before, _snapshot(primary_key_id="k2")) == []
+    assert expected_changes(
+        "data-key", before, _snapshot(primary_key_id="k2", previous_key_ids=["k1"])
+    )
+    rolled = _snapshot(
+        server_serial="A2", app_cert_serial="B2", server_issuer="CA2", redis_trusts=["CA2"]
+    )
+    assert expected_changes("ca", before, rolled) == []
+    assert expected_changes("ca", before, _snapshot(**{**rolled, "redis_trusts": ["CA2", "CA1"]}))
