@@ -103,6 +103,16 @@ _EVENT_FAMILIES: Final[dict[str, tuple[str, str, dict[str, str]]]] = {
         "Writes made during an outage that Redis refused on recovery.",
         {},
     ),
+    "material_reloads": (
+        "material_reloads",
+        "Rotated material (certificates, CA bundle, password, data keys) picked up from files.",
+        {},
+    ),
+    "reload_failures": (
+        "material_reload_failures",
+        "Rotated material files that could not be used; the previous material stays in use.",
+        {},
+    ),
 }
 
 # Envelope size classes: a label value names the upper bound of its class.

@@ -294,8 +294,12 @@ def test_host__password_is_kept_unless_its_length_changes(host: ProviderHost) ->
     same, _ = next_up(host, PASSWORD, inputs, outputs, id_, {"length": 24})
     assert same.none
     longer, checked = next_up(host, PASSWORD, inputs, outputs, id_, {"length": 32})
-    assert longer.replaces == ("length",)
-    _, new = host.create(checked)
+    # A new length rotates in place (two phases, infra/providers/secrets.py), never replaces:
+    # the old value stays accepted beside the new one until the next up.
+    assert longer.replaces == ()
+    assert not longer.none
+    new = host.update(id_, outputs, checked)
     assert len(new["value"]) == 32
     assert new["value"] != outputs["value"]
+    assert new["previous"] == outputs["value"]
     host.delete(id_, outputs)  # nothing outside the state: delete succeeds and does nothing

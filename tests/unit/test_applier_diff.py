@@ -21,7 +21,7 @@ from infra.render import RenderedResource, RenderedStack, render_settings
 from infra.settings import REPO_ROOT
 from tests.unit.conftest import rendered
 
-LEAVES = ("tls-redis-server", "tls-app-client", "tls-healthcheck-client")
+LEAVES = ("tls-redis-server", "tls-app-client", "tls-healthcheck-client", "tls-reload-client")
 
 
 def priors(stack: RenderedStack) -> dict[str, Prior]:
@@ -62,7 +62,8 @@ def first() -> RenderedStack:
 
 def test_render__first_time_every_dynamic_resource_is_created(first: RenderedStack) -> None:
     assert set(dynamic_ops(first).values()) == {Op.CREATE}
-    assert len(dynamic_ops(first)) == 7
+    # CA, 4 leaves, 3 passwords, the API token, the data keyring.
+    assert len(dynamic_ops(first)) == 10
 
 
 def test_second_up__nothing_changed_keeps_every_secret_and_declares_the_same(
@@ -154,11 +155,11 @@ def test_second_up__a_lowered_data_key_generation_is_refused_before_anything_cha
         render_settings(back, previous=priors(bumped))
 
 
-def test_second_up__password_length_replaces_the_passwords(first: RenderedStack) -> None:
+def test_second_up__password_length_rotates_the_passwords_in_place(first: RenderedStack) -> None:
     second = again(first, password_length=first.settings.password_length + 8)
     ops = dynamic_ops(second)
-    assert ops["secrets-app-password"] is Op.REPLACE
-    assert ops["secrets-healthcheck-password"] is Op.REPLACE
+    for password in ("app", "healthcheck", "reload"):
+        assert ops[f"secrets-{password}-password"] is Op.UPDATE
     assert ops["tls-ca"] is Op.SAME
 
 
