@@ -4,33 +4,77 @@ One definition shared by the Pulumi program and the integration tests, so the te
 exactly the ACL a stack deploys. Passwords appear only as SHA-256 hashes (`#<hex>`, see
 https://redis.io/docs/latest/operate/oss_and_stack/management/security/acl/), so the rendered
 file reveals nothing usable and policies can read it in full.
+
+Every user is an explicit allowlist of commands (`-@all +cmd ...`), never categories: a
+category grows with each Redis release and already holds commands the app never sends
+(`SETRANGE`, `APPEND`, `COPY ... DB`, `DUMP`, `OBJECT`, `CLIENT TRACKING`, ...). A user is one
+`AclUserRules` in `USERS`; adding an identity is adding one entry there.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Final
 
 APP_USER: Final = "app"
 HEALTHCHECK_USER: Final = "healthcheck"
 DEFAULT_KEY_PREFIX: Final = "cache:"
 
-# The app reads and writes its own prefix and nothing else. Categories are granted, then the
-# dangerous and admin ones are taken back, so a future command in @read/@write that Redis
-# classes as dangerous stays denied. SCAN (rotation) is @keyspace; KEYS is @dangerous.
+# Exactly the commands secure_cache sends (app/secure_cache/client.py, core.py, transport.py):
+# reads are MGET (one or many names), writes SET/DEL, the liveness probe PING, and the
+# rotation pass SCAN + WATCH/MGET/PTTL + MULTI/SET/DEL/EXEC (UNWATCH when nothing moves).
+# AUTH and HELLO are not listed: Redis lets every connection run them, whatever its ACL.
+# tests/integration/test_cache_acl_allowlist.py records a real client's traffic on a real
+# server and asserts it is this set, no more and no less. SCAN takes no key argument, so the
+# key pattern cannot narrow it; with one database (`databases 1`, infra/redis_conf.py) and no
+# other user that may write, it only ever sees the app's own prefix.
 APP_COMMANDS: Final = (
-    "-@all +@read +@write +@keyspace +@transaction +@connection -@dangerous -@admin"
-)
+    "del", "exec", "mget", "multi", "ping", "pttl", "scan", "set", "unwatch", "watch",
+)  # fmt: skip
 # PING only: enough for a liveness probe, useless to an attacker who steals the credentials.
-HEALTHCHECK_COMMANDS: Final = "-@all +ping"
+HEALTHCHECK_COMMANDS: Final = ("ping",)
 
 _PREFIX_RE: Final = re.compile(r"^[A-Za-z0-9_.-]+:$")
 _HASH_RE: Final = re.compile(r"^#[0-9a-f]{64}$")
+_COMMAND_RE: Final = re.compile(r"^[a-z][a-z0-9-]*(\|[a-z][a-z0-9-]*)?$")
 
 
 class AclError(ValueError):
     """Bad input to the ACL renderer."""
+
+
+@dataclass(frozen=True)
+class AclUserRules:
+    """One enabled user: an allowlist of commands and the key pattern it may touch (none:
+    no key at all)."""
+
+    name: str
+    commands: tuple[str, ...]
+    key_pattern: str | None = None
+
+    def rules(self, password_hash: str) -> str:
+        """The rule string after `user <name>`: on, its hash, its keys, its commands."""
+        for command in self.commands:
+            if not _COMMAND_RE.match(command):
+                raise AclError(f"ACL user {self.name}: {command!r} is not a command name")
+        keys = f" ~{self.key_pattern}" if self.key_pattern else ""
+        allowed = " ".join(f"+{command}" for command in self.commands)
+        return f"on {password_hash} resetkeys{keys} resetchannels -@all {allowed}"
+
+
+def users(key_prefix: str) -> tuple[AclUserRules, ...]:
+    """Every enabled user of a stack's Redis, in file order."""
+    if not _PREFIX_RE.match(key_prefix):
+        raise AclError(
+            f"key prefix {key_prefix!r} must be letters, digits, '_', '.' or '-' ending in ':'"
+        )
+    return (
+        AclUserRules(APP_USER, APP_COMMANDS, key_pattern=f"{key_prefix}*"),
+        AclUserRules(HEALTHCHECK_USER, HEALTHCHECK_COMMANDS),
+    )
 
 
 def password_hash(password: str) -> str:
@@ -56,21 +100,23 @@ def render_acl_file_from_hashes(
 ) -> str:
     """`render_acl_file` from `password_hash` values, for callers that never see the passwords
     (the Pulumi program keeps them secret; their hashes are not)."""
-    for value in (app_password_hash, healthcheck_password_hash):
+    return render_users(
+        users(key_prefix),
+        {APP_USER: app_password_hash, HEALTHCHECK_USER: healthcheck_password_hash},
+    )
+
+
+def render_users(rules: Sequence[AclUserRules], hashes: Mapping[str, str]) -> str:
+    """The ACL file for `rules`, each user with its hash from `hashes`; `default` off first."""
+    for value in hashes.values():
         if not _HASH_RE.match(value):
             raise AclError("a password hash must be '#' followed by 64 lowercase hex digits")
-    if not _PREFIX_RE.match(key_prefix):
-        raise AclError(
-            f"key prefix {key_prefix!r} must be letters, digits, '_', '.' or '-' ending in ':'"
-        )
-    lines = [
-        # `default` is the user unauthenticated connections get; off means they get nothing.
-        "user default off resetkeys resetchannels -@all",
-        f"user {APP_USER} on {app_password_hash} resetkeys ~{key_prefix}* "
-        f"resetchannels {APP_COMMANDS}",
-        f"user {HEALTHCHECK_USER} on {healthcheck_password_hash} resetkeys "
-        f"resetchannels {HEALTHCHECK_COMMANDS}",
-    ]
+    # `default` is the user unauthenticated connections get; off means they get nothing.
+    lines = ["user default off resetkeys resetchannels -@all"]
+    for user in rules:
+        if user.name not in hashes:
+            raise AclError(f"ACL user {user.name} has no password hash")
+        lines.append(f"user {user.name} {user.rules(hashes[user.name])}")
     return "\n".join(lines) + "\n"
 
 
@@ -81,7 +127,10 @@ __all__ = [
     "HEALTHCHECK_COMMANDS",
     "HEALTHCHECK_USER",
     "AclError",
+    "AclUserRules",
     "password_hash",
     "render_acl_file",
     "render_acl_file_from_hashes",
+    "render_users",
+    "users",
 ]

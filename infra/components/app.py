@@ -13,9 +13,13 @@ from infra.components.material import MaterialFile, MaterialVolume, MaterialVolu
 from infra.images import local_image
 from infra.naming import MATERIAL_LABEL, Role, container_labels, named_options, object_name
 from infra.redis_acl import APP_USER
+from infra.redis_conf import VALUE_LIMIT_BYTES
+from infra.runtime_ids import runtime_id
 from infra.settings import REPO_ROOT
 
-APP_UID: Final = 10001
+# Processes and threads of the app's uid: the HTTP service's worker threads and the health
+# check's interpreter, with room to spare; far below the thousands a thread bomb starts.
+APP_NPROC: Final = 256
 APP_HTTP_PORT: Final = 8080
 HEALTH_PATH: Final = "/healthz"
 MATERIAL_DIR: Final = "/etc/secure-cache"
@@ -64,6 +68,8 @@ def app_envs(args: CacheAppArgs) -> list[str]:
         f"REDIS_TLS_KEY_FILE={MATERIAL_DIR}/app.key",
         f"REDIS_ENCRYPTION_KEY_FILE={MATERIAL_DIR}/data.key",
         f"REDIS_ENCRYPTION_PREVIOUS_KEYS_FILE={MATERIAL_DIR}/data.previous-keys",
+        # The same limit Redis's proto-max-bulk-len is derived from (infra/redis_conf.py).
+        f"HTTP_MAX_VALUE_BYTES={VALUE_LIMIT_BYTES}",
     ]
 
 
@@ -80,18 +86,21 @@ class CacheApp(pulumi.ComponentResource):
     material: MaterialVolume
     container: docker.Container
     container_name: str
+    uid: int
 
     def __init__(
         self, name: str, args: CacheAppArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("secure-redis:infra:CacheApp", name, None, opts)
         stack = args.stack
+        self.uid = runtime_id(stack, Role.APP)
         self.container_name = object_name(stack, Role.APP)
         self.image = local_image(
             f"{name}-image",
             stack=stack,
             role=Role.APP,
             context=IMAGE_CONTEXT,
+            uid=self.uid,
             opts=pulumi.ResourceOptions(parent=self),
         )
         image_id = self.image.repo_digest
@@ -102,7 +111,7 @@ class CacheApp(pulumi.ComponentResource):
                 stack=stack,
                 consumer=Role.APP,
                 image=image_id,
-                uid=APP_UID,
+                uid=self.uid,
                 mount_path=MATERIAL_DIR,
                 files=(
                     MaterialFile("ca.crt", files.ca_cert, secret=False),
@@ -140,9 +149,10 @@ class CacheApp(pulumi.ComponentResource):
                 )
             ],
             **hardened_runtime(
-                uid=APP_UID,
+                uid=self.uid,
                 memory_mb=args.memory_mb,
                 cpus=args.cpus,
+                nproc=APP_NPROC,
                 healthcheck=app_healthcheck_test(),
             ),
             labels=container_labels(stack, Role.APP, {MATERIAL_LABEL: self.material.revision}),
@@ -153,7 +163,7 @@ class CacheApp(pulumi.ComponentResource):
 
 __all__ = [
     "APP_HTTP_PORT",
-    "APP_UID",
+    "APP_NPROC",
     "HEALTH_PATH",
     "MATERIAL_DIR",
     "AppFiles",
