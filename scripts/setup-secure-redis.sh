@@ -9,6 +9,7 @@
 #   4. deploy      `pulumi up --policy-pack policies` when the Pulumi CLI is installed and
 #                  logged in; otherwise the local applier (`python -m infra.apply up`), which
 #                  deploys the same program and is not Pulumi
+#   4b. firewall   host rules for the stack's bridges (infra/firewall.py; root only)
 #   5. verify      the e2e suite against what runs (--full adds the disruptive fault tests)
 #   6. summary     what runs, where the app listens, the security checks, how to tear down
 #
@@ -24,7 +25,7 @@ full=0
 for arg in "$@"; do
     case "$arg" in
         --full) full=1 ;;
-        -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         -*) die "unknown option '$arg'; $usage" ;;
         *) [ -z "$stack" ] || die "one stack at a time ('$stack' and '$arg' given); $usage"
            stack="$arg" ;;
@@ -91,6 +92,21 @@ deploy() {
 }
 step "policy + deploy: stack $stack" deploy
 
+# -- 4b. host firewall ---------------------------------------------------------------------------
+# Docker 20.10 filters neither container -> host traffic nor loopback-published ports reached
+# from an L2 neighbour; infra/firewall.py closes both for this stack's bridges (needs root).
+firewall_state="not installed"
+host_firewall() {
+    local rc=0
+    "$PY" -m infra.firewall up --stack "$stack" || rc=$?
+    case "$rc" in
+        0) firewall_state="installed (iptables chains SECURE-REDIS-$stack-IN/-FWD)" ;;
+        3) firewall_state="NOT installed (not root): the backend can reach this host and the app has open egress" ;;
+        *) die "the host firewall rules could not be installed (exit $rc); see the message above" ;;
+    esac
+}
+step "host firewall: stack $stack" host_firewall
+
 # -- 5. verify ---------------------------------------------------------------------------------
 summary_file="$(mktemp)"
 trap 'rm -f "$summary_file"' EXIT
@@ -121,6 +137,8 @@ binding="$(docker port "secure-redis-$stack-app" 8080/tcp 2>/dev/null | head -n 
 echo
 echo "the app listens on http://${binding:-<not published>}/ (this host only): GET /healthz, GET /security-status, PUT|GET|DELETE /cache/{key}"
 echo "Redis publishes no port: it is reachable only from the app, over TLS with client certificates, on secure-redis-$stack-backend"
+echo "host firewall: $firewall_state"
+"$PY" -m infra.engine_report
 echo
 "$PY" - "$summary_file" <<'EOF'
 import json, sys

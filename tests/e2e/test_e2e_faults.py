@@ -25,6 +25,7 @@ from tests.e2e.probes import (
     app_image,
     exec_probe,
     hardened,
+    image_user,
     probe_labels,
     redis_tls,
     refused_client_certificate,
@@ -130,7 +131,7 @@ def edit_material(stack: Stack, client: docker.DockerClient, script: str) -> Non
         mounts=[docker.types.Mount(APP_MATERIAL, stack.object("app-material"), type="volume")],
         labels=probe_labels("rotate"),
         remove=True,
-        **hardened(),
+        **hardened(image_user(client, app_image(client, stack))),
     )
 
 

@@ -1,3 +1,5 @@
+# redis-py's connection classes are unannotated; their calls are checked by these tests.
+# mypy: disable-error-code="no-untyped-call"
 """The app's ACL user on a real TLS redis-server: exactly the commands the client sends.
 
 `infra/redis_acl.py` lists the commands; these tests pin that list to the client's real
