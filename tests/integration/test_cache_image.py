@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from secure_cache import SecureCache
 from infra.naming import Role
 from infra.runtime_ids import image_default_id
+from secure_cache import SecureCache
 from tests.support.cache_env import cache_environ, raw_client
 from tests.support.tls_redis import TlsRedisServer, free_port
 
