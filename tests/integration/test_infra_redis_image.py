@@ -4,9 +4,8 @@ Renders each stack, then starts by hand (docker SDK) exactly what it declares, u
 names: the material init container (files uploaded as pulumi-docker does: one tar extracted at
 `/` with each file's mode and owner) filling a fresh volume, then Redis with the rendered
 command, read-only root, all capabilities dropped, the stack's redis uid, on a fresh internal
-network. Redis
-must report healthy through the rendered TLS health check; a client on the same network must
-get in with the app's certificate and password, and only within its ACL.
+network. Redis must report healthy through the rendered TLS health check; a client on the
+same network must get in with the app's certificate and password, and only within its ACL.
 """
 
 from __future__ import annotations
