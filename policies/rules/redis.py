@@ -275,6 +275,61 @@ def maxmemory_below_limit(server: RedisServer, _config: Mapping[str, Any]) -> It
         )
 
 
+# Redis's own default: 512 MiB in one argument, or one string SETRANGE/APPEND may build.
+_DEFAULT_BULK_BYTES: Final = 512 * 1024 * 1024
+# maxmemory is checked before a command runs, so one allocation must leave the headroom
+# between maxmemory and the container limit untouched: at most this share of maxmemory.
+_BULK_SHARE_OF_MAXMEMORY: Final = 8
+
+
+def bulk_length_capped(server: RedisServer, _config: Mapping[str, Any]) -> Iterator[str]:
+    s = server.settings
+    if not (s.known("proto-max-bulk-len") and s.known("maxmemory")):
+        yield _unknown(server, "proto-max-bulk-len")
+        return
+    configured = s.value("proto-max-bulk-len")
+    bulk = memory_bytes(configured) if configured else _DEFAULT_BULK_BYTES
+    maxmemory = memory_bytes(s.value("maxmemory") or "0")
+    if not bulk or not maxmemory or bulk * _BULK_SHARE_OF_MAXMEMORY > maxmemory:
+        yield (
+            f"{redis_label(server.resource)} must cap single allocations: set "
+            f"proto-max-bulk-len to the largest value it stores (at most "
+            f"1/{_BULK_SHARE_OF_MAXMEMORY} of maxmemory); one SETRANGE or APPEND may otherwise "
+            f"allocate up to 512 MiB at once, past maxmemory and the container's memory limit."
+        )
+
+
+def acl_command_allowlist(server: RedisServer, _config: Mapping[str, Any]) -> Iterator[str]:
+    rules = server.acl_rules()
+    if rules is None:
+        yield _unknown(server, "aclfile (readable)")
+        return
+    by_category = sorted(
+        name
+        for name, user in acl_users(rules).items()
+        if user.enabled and (user.all_commands or user.granted_categories)
+    )
+    if by_category:
+        yield (
+            f"{redis_label(server.resource)} must grant ACL {_users(by_category)} an explicit "
+            f"allowlist of commands ('-@all +get +set ...'), not categories or allcommands: a "
+            f"category holds commands the client never sends (SETRANGE, COPY ... DB, DUMP, "
+            f"CLIENT) and grows with each Redis release."
+        )
+
+
+def single_database(server: RedisServer, _config: Mapping[str, Any]) -> Iterator[str]:
+    s = server.settings
+    if not s.known("databases"):
+        yield _unknown(server, "databases")
+        return
+    if (s.value("databases") or "16").strip() != "1":
+        yield (
+            f"{redis_label(server.resource)} should set databases 1, so SELECT, MOVE and "
+            f"COPY ... DB have no other database to reach."
+        )
+
+
 def maxmemory_policy_evicts(server: RedisServer, _config: Mapping[str, Any]) -> Iterator[str]:
     if (server.settings.value("maxmemory-policy") or "noeviction") not in _EVICTING_POLICIES:
         yield (
@@ -408,6 +463,14 @@ RULES: Final = (
     _rule("redis-maxmemory-below-limit",
           "Redis servers set maxmemory below their container's memory limit.",
           maxmemory_below_limit, ("REDIS-10", "cis-docker-5.11")),
+    _rule("redis-bulk-length-capped",
+          "Redis servers cap one allocation (proto-max-bulk-len) well below maxmemory.",
+          bulk_length_capped, ("REDIS-12", "cis-docker-5.11")),
+    _rule("redis-acl-command-allowlist",
+          "Redis ACL users get an explicit allowlist of commands, never categories.",
+          acl_command_allowlist, ("REDIS-13",)),
+    _rule("redis-single-database", "Redis servers have one database.",
+          single_database, ("REDIS-13",), "advisory"),
     _rule("redis-maxmemory-policy-evicts", "Redis caches evict keys when memory is full.",
           maxmemory_policy_evicts, ("REDIS-10",), "advisory"),
     _rule("redis-data-on-named-volume", "Redis data lives on a named volume, not a host path.",
