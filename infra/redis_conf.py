@@ -35,6 +35,11 @@ _REDIS_MIN_BULK_BYTES: Final = _MIB
 _BULK_SHARE_OF_MAXMEMORY: Final = 8
 
 
+def min_maxmemory_mb(value_limit_bytes: int = VALUE_LIMIT_BYTES) -> int:
+    """The smallest maxmemory (MiB) that keeps one allocation within its share."""
+    return bulk_limit_bytes(value_limit_bytes) * _BULK_SHARE_OF_MAXMEMORY // _MIB
+
+
 def bulk_limit_bytes(value_limit_bytes: int) -> int:
     """proto-max-bulk-len for a value-size limit: the largest sealed value, rounded up to a
     whole MiB (Redis's unit in the file), at least Redis's own 1 MiB floor. It also bounds
@@ -79,7 +84,7 @@ class RedisTlsConf:
                 f"value_limit_bytes must be positive, got {self.value_limit_bytes}"
             )
         bulk = bulk_limit_bytes(self.value_limit_bytes)
-        if bulk * _BULK_SHARE_OF_MAXMEMORY > self.maxmemory_mb * _MIB:
+        if self.maxmemory_mb < min_maxmemory_mb(self.value_limit_bytes):
             raise RedisConfError(
                 f"maxmemory_mb {self.maxmemory_mb} leaves no room for values of "
                 f"{self.value_limit_bytes} bytes: one command may allocate {bulk // _MIB} MiB "
@@ -145,6 +150,7 @@ __all__ = [
     "RedisConfError",
     "RedisTlsConf",
     "bulk_limit_bytes",
+    "min_maxmemory_mb",
     "directives",
     "render_redis_conf",
 ]
