@@ -151,7 +151,7 @@ def _runner() -> Run:
 
     def run(args: Sequence[str]) -> subprocess.CompletedProcess[str]:
         # -w: wait for the xtables lock dockerd also takes, instead of failing.
-        return subprocess.run(
+        return subprocess.run(  # noqa: S603 - fixed program, arguments built in this module
             [IPTABLES, "-w", *args], capture_output=True, text=True, check=False, timeout=30
         )
 

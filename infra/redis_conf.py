@@ -150,7 +150,7 @@ __all__ = [
     "RedisConfError",
     "RedisTlsConf",
     "bulk_limit_bytes",
-    "min_maxmemory_mb",
     "directives",
+    "min_maxmemory_mb",
     "render_redis_conf",
 ]
