@@ -138,7 +138,7 @@ echo
 echo "the app listens on http://${binding:-<not published>}/ (this host only): GET /healthz, GET /security-status, PUT|GET|DELETE /cache/{key}"
 echo "Redis publishes no port: it is reachable only from the app, over TLS with client certificates, on secure-redis-$stack-backend"
 echo "host firewall: $firewall_state"
-"$PY" -m infra.engine_report
+"$PY" -m infra.engine_report || log "could not read docker info for the engine report"
 echo
 "$PY" - "$summary_file" <<'EOF'
 import json, sys
