@@ -27,6 +27,7 @@ from infra.components.redis import REDIS_NPROC
 from infra.firewall import chains
 from infra.naming import Role
 from infra.redis_acl import APP_COMMANDS
+from infra.redis_conf import ENVELOPE_OVERHEAD_BYTES, VALUE_LIMIT_BYTES
 from infra.runtime_ids import runtime_id
 from tests.e2e import appclient
 from tests.e2e.hosts import container_host, docker_cli
@@ -80,28 +81,70 @@ def wait_healthy(client: docker.DockerClient, container: str) -> str:
 def test_attack__setrange_oom_is_refused_and_redis_survives(
     probe: ProbeContainer, stack: Stack, docker_client: docker.DockerClient
 ) -> None:
+    """The report's attack, as the app's identity: 256 MiB in one command. The ACL refuses
+    SETRANGE to the app; for any identity that has it, proto-max-bulk-len refuses it (both are
+    shown on a real server in tests/integration/test_redis_app_acl.py)."""
     before = restarts(docker_client, stack.redis)
     key = f"{stack.settings.key_prefix}oom"
     replies = session(
         probe, stack, [app_auth(), ["SETRANGE", key, "268435455", "x"], ["STRLEN", key]]
     )
     assert replies[0] == "+OK"
-    assert replies[1].startswith("-ERR string exceeds maximum allowed size"), replies[1][:80]
+    assert replies[1].startswith(("-NOPERM", "-ERR string exceeds maximum allowed size")), shown(
+        replies[1]
+    )
     assert replies[2] == ":0", "nothing was allocated under the key"
     assert restarts(docker_client, stack.redis) == (before[0], False, "healthy")
 
 
+def value_file(probe: ProbeContainer, size: int) -> dict[str, str]:
+    """A value of `size` bytes in the probe's /tmp, sent from the file (argv cannot carry it)."""
+    path = f"/tmp/value-{size}"  # the probe container's private tmpfs
+    written = probe.host.run(f"head -c {size} /dev/zero | tr '\\0' x > {path}")
+    assert written.rc == 0, written.stderr
+    return {"file": path}
+
+
 @pytest.mark.security("identity")
-def test_attack__positive_control_setrange_within_the_limit_works(
+def test_attack__a_value_beyond_the_bulk_cap_is_refused_and_redis_survives(
+    probe: ProbeContainer, stack: Stack, docker_client: docker.DockerClient
+) -> None:
+    before = restarts(docker_client, stack.redis)
+    cap = int(argv_setting(stack, "--proto-max-bulk-len").removesuffix("mb")) << 20
+    key = f"{stack.settings.key_prefix}huge"
+    result = probe.run("tls", **redis_tls(stack, **app_client_files(), commands=[
+        app_auth(), ["SET", key, value_file(probe, cap + 1)]]))  # fmt: skip
+    refused = result["error"] is not None or result["replies"][1].startswith("-ERR Protocol")
+    assert refused, "a value beyond proto-max-bulk-len was accepted"
+    assert session(probe, stack, [app_auth(), ["EXISTS", key], ["PING"]])[1:] == [":0", "+PONG"]
+    assert restarts(docker_client, stack.redis) == (before[0], False, "healthy")
+
+
+@pytest.mark.security("identity")
+def test_attack__positive_control_the_largest_value_is_stored(
     probe: ProbeContainer, stack: Stack
 ) -> None:
-    """SETRANGE is refused to the app by the ACL; the bulk cap is what stops it for any user
-    that has it. Here: the cap is not a blanket refusal - a SET of a 1 MiB value works."""
     key = f"{stack.settings.key_prefix}big"
+    size = VALUE_LIMIT_BYTES + ENVELOPE_OVERHEAD_BYTES
+    stored = value_file(probe, size)
     replies = session(
-        probe, stack, [app_auth(), ["SET", key, "x" * (1 << 20)], ["STRLEN", key], ["DEL", key]]
+        probe, stack, [app_auth(), ["SET", key, stored], ["STRLEN", key], ["DEL", key]]
     )
-    assert replies == ["+OK", "+OK", f":{1 << 20}", ":1"]
+    assert replies == ["+OK", "+OK", f":{size}", ":1"]
+
+
+def argv_setting(stack: Stack, option: str) -> str:
+    """A setting as the running redis-server got it on its command line (its config in force
+    at start: the file is the base, argv wins)."""
+    content: bytes = container_host(stack.redis).file("/proc/1/cmdline").content
+    argv = content.split(b"\0")
+    return argv[argv.index(option.encode()) + 1].decode()
+
+
+@pytest.mark.security("identity")
+def test_runtime__redis_runs_with_the_bulk_cap_and_one_database(stack: Stack) -> None:
+    assert argv_setting(stack, "--proto-max-bulk-len") == "2mb"
+    assert argv_setting(stack, "--databases") == "1"
 
 
 # -- identity: the app's user runs exactly its allowlist ----------------------------------------
