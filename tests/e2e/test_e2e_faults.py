@@ -28,9 +28,10 @@ from tests.e2e.probes import (
     image_user,
     probe_labels,
     redis_tls,
+    run_once,
     refused_client_certificate,
 )
-from tests.e2e.stacks import Stack
+from tests.e2e.stacks import PROBE_LABEL, Stack
 
 pytestmark = [pytest.mark.security("failure"), pytest.mark.fault]
 
@@ -251,17 +252,26 @@ def frontend_gateway(client: docker.DockerClient, stack: Stack) -> str:
     return str(client.api.inspect_network(stack.frontend)["IPAM"]["Config"][0]["Gateway"])
 
 
-def test_fault__positive_control_app_reaches_a_listener_on_its_frontend_gateway(
+def test_fault__positive_control_a_container_reaches_a_listener_on_its_gateway(
     both_stacks: tuple[Stack, Stack], docker_client: docker.DockerClient
 ) -> None:
-    """The technique of the next test works: this host listens on the address it has on dev's
-    frontend bridge (that address only, for this test only), and dev's app connects to it."""
+    """The technique of the next test works where no stack's firewall rules apply
+    (infra/firewall.py drops everything from a stack's bridges to the host): this host
+    listens on its address on a scratch bridge, and a container there connects to it."""
     dev, _prod = both_stacks
-    gateway = frontend_gateway(docker_client, dev)
-    with socket.create_server((gateway, 0)) as listener:
-        port = listener.getsockname()[1]
-        result = exec_probe(container_host(dev.app), dev.app, "connect", host=gateway, port=port)
-    assert result["connected"] is True, f"{dev.app} could not reach {gateway}:{port}"
+    name = f"secure-redis-e2e-scratch-{uuid.uuid4().hex[:8]}"
+    network = docker_client.networks.create(name, driver="bridge", labels={PROBE_LABEL: "scratch"})
+    try:
+        gateway = str(docker_client.api.inspect_network(name)["IPAM"]["Config"][0]["Gateway"])
+        with socket.create_server((gateway, 0)) as listener:
+            port = listener.getsockname()[1]
+            result = run_once(
+                docker_client, app_image(docker_client, dev), name, "connect", host=gateway,
+                port=port,
+            )  # fmt: skip
+    finally:
+        network.remove()
+    assert result["connected"] is True, f"a scratch container could not reach {gateway}:{port}"
 
 
 def test_fault__other_stacks_app_port_is_not_reachable_from_a_container(
