@@ -28,8 +28,8 @@ from tests.e2e.probes import (
     image_user,
     probe_labels,
     redis_tls,
-    run_once,
     refused_client_certificate,
+    run_once,
 )
 from tests.e2e.stacks import PROBE_LABEL, Stack
 
