@@ -109,7 +109,7 @@ def test_attack__a_value_beyond_the_bulk_cap_is_refused_and_redis_survives(
     probe: ProbeContainer, stack: Stack, docker_client: docker.DockerClient
 ) -> None:
     before = restarts(docker_client, stack.redis)
-    cap = int(argv_setting(stack, "--proto-max-bulk-len").removesuffix("mb")) << 20
+    cap = int(argv_setting(docker_client, stack, "--proto-max-bulk-len").removesuffix("mb")) << 20
     key = f"{stack.settings.key_prefix}huge"
     result = probe.run("tls", **redis_tls(stack, **app_client_files(), commands=[
         app_auth(), ["SET", key, value_file(probe, cap + 1)]]))  # fmt: skip
@@ -132,17 +132,19 @@ def test_attack__positive_control_the_largest_value_is_stored(
     assert replies[3] == ":1"
 
 
-def argv_setting(stack: Stack, option: str) -> str:
+def argv_setting(docker_client: docker.DockerClient, stack: Stack, option: str) -> str:
     """A setting from the command the Redis container was started with (Redis rewrites its
     process title, so /proc/1/cmdline no longer shows it); argv wins over the file."""
-    argv = [str(a) for a in docker.from_env().api.inspect_container(stack.redis)["Args"]]
+    argv = [str(a) for a in docker_client.api.inspect_container(stack.redis)["Args"]]
     return argv[argv.index(option) + 1]
 
 
 @pytest.mark.security("identity")
-def test_runtime__redis_runs_with_the_bulk_cap_and_one_database(stack: Stack) -> None:
-    assert argv_setting(stack, "--proto-max-bulk-len") == "2mb"
-    assert argv_setting(stack, "--databases") == "1"
+def test_runtime__redis_runs_with_the_bulk_cap_and_one_database(
+    stack: Stack, docker_client: docker.DockerClient
+) -> None:
+    assert argv_setting(docker_client, stack, "--proto-max-bulk-len") == "2mb"
+    assert argv_setting(docker_client, stack, "--databases") == "1"
 
 
 # -- identity: the app's user runs exactly its allowlist ----------------------------------------
