@@ -20,11 +20,18 @@ Debian 12 `iptables` is the nf_tables backend, as dockerd's own rules are):
 
     SECURE-REDIS-<S>-IN   jumped to from INPUT for packets from the stack's bridges:
                           replies to connections the host opened (docker-proxy serving the
-                          published port) return; everything else is dropped.
+                          published port) return; everything else is rejected.
     SECURE-REDIS-<S>-FWD  jumped to from DOCKER-USER (Docker evaluates it before its own
                           FORWARD rules) for packets into or out of the stack's bridges:
                           traffic within one bridge (app <-> Redis) and replies return;
-                          every new connection leaving or entering the bridges is dropped.
+                          every new connection leaving the bridges is rejected, every one
+                          entering them from elsewhere dropped.
+
+Rejected, not dropped, when the stack's own containers are the sender: they learn at once
+that the way is shut instead of waiting for a timeout (Docker's embedded DNS forwards a name
+it does not know, such as `redis` while Redis is stopped, to the host's resolvers from the
+container's network namespace; a dropped query would stall the app's fallback to memory for
+the resolver's whole timeout). Strangers get nothing back.
 
 Every jump carries the comment `secure-redis:<S>`, so `down` finds exactly this stack's.
 Changing the host firewall needs root; without it `up` says so and changes nothing.
@@ -86,11 +93,13 @@ def install_rules(stack: str, bridges: Bridges) -> list[list[str]]:
     rules = [
         ["-N", in_chain],
         ["-A", in_chain, *replies, "-j", "RETURN"],
-        ["-A", in_chain, "-j", "DROP"],
+        ["-A", in_chain, "-j", "REJECT"],
         ["-N", fwd_chain],
         ["-A", fwd_chain, "-i", back, "-o", back, "-j", "RETURN"],
         ["-A", fwd_chain, "-i", front, "-o", front, "-j", "RETURN"],
         ["-A", fwd_chain, *replies, "-j", "RETURN"],
+        ["-A", fwd_chain, "-i", back, "-j", "REJECT"],
+        ["-A", fwd_chain, "-i", front, "-j", "REJECT"],
         ["-A", fwd_chain, "-j", "DROP"],
     ]
     for bridge in (back, front):
@@ -182,6 +191,8 @@ def _apply(run: Run, rules: Sequence[Sequence[str]]) -> None:
 
 def down(stack: str, run: Run) -> int:
     """Remove the stack's rules; the number of iptables changes made."""
+    if not _STACK_RE.match(stack):
+        return 0  # a name no chain can carry never had rules installed
     rules = removal_rules(stack, _listings(run, stack))
     _apply(run, rules)
     return len(rules)
@@ -204,7 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     stack: str = args.stack
     try:
-        chains(stack)
+        if args.action != "down":
+            chains(stack)
         if args.action == "show":
             for rule in install_rules(stack, stack_bridges(stack)):
                 print(" ".join([IPTABLES, *rule]))

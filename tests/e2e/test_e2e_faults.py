@@ -177,19 +177,50 @@ def address(client: docker.DockerClient, container: str, network: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def cross_probe(
+def dev_material_for_prod(
     both_stacks: tuple[Stack, Stack], docker_client: docker.DockerClient
+) -> Iterator[str]:
+    """A throwaway volume with copies of dev's app material that prod's app uid can read.
+    Each stack's material belongs to its own app uid (0700/0400, infra/runtime_ids.py), so
+    a probe running as prod's uid cannot read dev's volume: a container as dev's uid copies
+    it here, world-readable, for these tests only. Removed afterwards."""
+    dev, _prod = both_stacks
+    volume = docker_client.volumes.create(
+        f"secure-redis-e2e-dev-material-{uuid.uuid4().hex[:8]}", labels={PROBE_LABEL: "copy"}
+    )
+    staging = "/run/secure-redis-init"  # owned by the image's uid: the empty volume takes it
+    try:
+        image = app_image(docker_client, dev)
+        docker_client.containers.run(
+            image,
+            entrypoint=["sh", "-c", f"cp /src/* {staging}/ && chmod 0444 {staging}/* "
+                        f"&& chmod 0755 {staging}"],
+            network_mode="none",
+            mounts=[
+                docker.types.Mount("/src", dev.object("app-material"), type="volume",
+                                   read_only=True),
+                docker.types.Mount(staging, volume.name, type="volume"),
+            ],
+            labels=probe_labels("copy-dev-material"),
+            remove=True,
+            **hardened(image_user(docker_client, image)),
+        )  # fmt: skip
+        yield volume.name
+    finally:
+        volume.remove(force=True)
+
+
+@pytest.fixture(scope="module")
+def cross_probe(
+    both_stacks: tuple[Stack, Stack], docker_client: docker.DockerClient, dev_material_for_prod: str
 ) -> Iterator[ProbeContainer]:
     """On prod's backend network, holding dev's app material (at /etc/dev-cache) and prod's."""
-    dev, prod = both_stacks
+    _dev, prod = both_stacks
     probe = ProbeContainer(
         docker_client,
         app_image(docker_client, prod),
         network=prod.backend,
-        mounts={
-            prod.object("app-material"): APP_MATERIAL,
-            dev.object("app-material"): "/etc/dev-cache",
-        },
+        mounts={prod.object("app-material"): APP_MATERIAL, dev_material_for_prod: "/etc/dev-cache"},
         purpose="cross-stack",
     )
     yield probe

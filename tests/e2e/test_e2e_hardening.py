@@ -410,6 +410,7 @@ def test_network__loopback_dnat_from_other_interfaces_is_dropped(
     rules = subprocess.run(["iptables", "-w", "-S", fwd_chain], capture_output=True, text=True,
                            check=True).stdout.splitlines()  # fmt: skip
     assert rules[-1] == f"-A {fwd_chain} -j DROP"
+    assert f"-A {fwd_chain} -i {front} -j REJECT" in rules, "the app's own egress is refused"
 
 
 # -- image hygiene ----------------------------------------------------------------------------

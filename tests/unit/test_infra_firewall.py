@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from infra.engine_report import engine_version, report_lines, userns_remapped
-from infra.firewall import Bridges, FirewallError, bridge_name, chains, install_rules, removal_rules
+from infra.firewall import (
+    Bridges,
+    FirewallError,
+    bridge_name,
+    chains,
+    down,
+    install_rules,
+    removal_rules,
+)
 
 BRIDGES = Bridges(backend="br-back0000001", frontend="br-front000001")
 
@@ -14,7 +22,7 @@ def _rules() -> list[str]:
     return [" ".join(rule) for rule in install_rules("dev", BRIDGES)]
 
 
-def test_firewall__host_bound_traffic_from_either_bridge_is_dropped_but_replies() -> None:
+def test_firewall__host_bound_traffic_from_either_bridge_is_rejected_but_replies() -> None:
     rules = _rules()
     for bridge in (BRIDGES.backend, BRIDGES.frontend):
         assert (
@@ -24,7 +32,7 @@ def test_firewall__host_bound_traffic_from_either_bridge_is_dropped_but_replies(
     chain = [r for r in rules if r.startswith("-A SECURE-REDIS-dev-IN")]
     assert chain == [
         "-A SECURE-REDIS-dev-IN -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN",
-        "-A SECURE-REDIS-dev-IN -j DROP",
+        "-A SECURE-REDIS-dev-IN -j REJECT",
     ]
 
 
@@ -37,7 +45,12 @@ def test_firewall__forwarded_traffic_stays_inside_each_bridge() -> None:
                 "-j SECURE-REDIS-dev-FWD" in rules
             )
     chain = [r for r in rules if r.startswith("-A SECURE-REDIS-dev-FWD")]
-    assert chain[-1] == "-A SECURE-REDIS-dev-FWD -j DROP"
+    # The stack's own containers are refused at once; anything else entering is dropped.
+    assert chain[-3:] == [
+        f"-A SECURE-REDIS-dev-FWD -i {BRIDGES.backend} -j REJECT",
+        f"-A SECURE-REDIS-dev-FWD -i {BRIDGES.frontend} -j REJECT",
+        "-A SECURE-REDIS-dev-FWD -j DROP",
+    ]
     assert f"-A SECURE-REDIS-dev-FWD -i {BRIDGES.backend} -o {BRIDGES.backend} -j RETURN" in chain
     assert not [r for r in chain if "-i br-back" in r and "-o br-front" in r]
 
@@ -105,3 +118,10 @@ def test_engine__20_10_without_userns_gets_both_warnings() -> None:
 def test_engine__28_with_userns_has_no_warning() -> None:
     lines = report_lines({"ServerVersion": "28.0.1", "SecurityOptions": ["name=userns"]})
     assert not [line for line in lines if line.startswith("WARNING")]
+
+
+def test_firewall__down_for_a_name_no_chain_can_carry_changes_nothing() -> None:
+    def never(args: object) -> object:
+        raise AssertionError(f"iptables called with {args}")
+
+    assert down("e2e-absent-0123abcd", never) == 0  # type: ignore[arg-type]
