@@ -142,6 +142,11 @@ class CacheApp(pulumi.ComponentResource):
                 docker.ContainerNetworksAdvancedArgs(name=args.backend_network),
                 docker.ContainerNetworksAdvancedArgs(name=args.frontend_network),
             ],
+            # Docker's embedded DNS forwards a name it does not know (`redis` while Redis is
+            # stopped) to the host's resolvers from this container, which the stack's host
+            # firewall refuses (infra/firewall.py), and then does not answer at all: the
+            # resolver's own timeout (5 s x 2 by default) would stall the fallback to memory.
+            dns_opts=["timeout:1", "attempts:1"],
             # Loopback only: the HTTP endpoint is for this host, not the network.
             ports=[
                 docker.ContainerPortArgs(
