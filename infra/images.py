@@ -14,6 +14,9 @@ from infra.naming import Role, object_name
 # Image labels cannot be set through docker.Image; each Dockerfile turns this build arg into
 # `LABEL io.secure-redis.stack=...` (its role label is fixed in the Dockerfile).
 STACK_BUILD_ARG: Final = "SECURE_REDIS_STACK"
+# The uid/gid the image's service account gets (infra/runtime_ids.py); each Dockerfile
+# declares it after its package layers, so every stack shares those layers.
+UID_BUILD_ARG: Final = "SECURE_REDIS_UID"
 _SKIP_PARTS: Final = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
 
 
@@ -35,6 +38,7 @@ def local_image(
     stack: str,
     role: Role,
     context: Path,
+    uid: int,
     opts: pulumi.ResourceOptions,
 ) -> docker.Image:
     """Build `context/Dockerfile` as `secure-redis-<stack>-<role>:<digest>`; never pushed.
@@ -48,11 +52,11 @@ def local_image(
         build=docker.DockerBuildArgs(
             context=str(context),
             dockerfile=str(context / "Dockerfile"),
-            args={STACK_BUILD_ARG: stack},
+            args={STACK_BUILD_ARG: stack, UID_BUILD_ARG: str(uid)},
         ),
         skip_push=True,
         opts=opts,
     )
 
 
-__all__ = ["STACK_BUILD_ARG", "context_digest", "local_image"]
+__all__ = ["STACK_BUILD_ARG", "UID_BUILD_ARG", "context_digest", "local_image"]

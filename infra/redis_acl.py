@@ -4,13 +4,19 @@ One definition shared by the Pulumi program and the integration tests, so the te
 exactly the ACL a stack deploys. Passwords appear only as SHA-256 hashes (`#<hex>`, see
 https://redis.io/docs/latest/operate/oss_and_stack/management/security/acl/), so the rendered
 file reveals nothing usable and policies can read it in full.
+
+Every user is an explicit allowlist of commands (`-@all +cmd ...`), never categories: a
+category grows with each Redis release and already holds commands the app never sends
+(`SETRANGE`, `APPEND`, `COPY ... DB`, `DUMP`, `OBJECT`, `CLIENT TRACKING`, ...). A user is one
+`AclUserRules` returned by `users()`; adding an identity is adding one entry there.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Final
 
 APP_USER: Final = "app"
@@ -18,29 +24,74 @@ HEALTHCHECK_USER: Final = "healthcheck"
 RELOAD_USER: Final = "reload"
 DEFAULT_KEY_PREFIX: Final = "cache:"
 
-# The app reads and writes its own prefix and nothing else. Categories are granted, then the
-# dangerous and admin ones are taken back, so a future command in @read/@write that Redis
-# classes as dangerous stays denied. SCAN (rotation) is @keyspace; KEYS is @dangerous.
+# Exactly the commands secure_cache sends (app/secure_cache/client.py, core.py, transport.py):
+# reads are GET (one name) and MGET (several, or a key under rotation), writes SET/DEL (GET and
+# SET are packed by hand in resp.py, not by name), the liveness probe PING, and the
+# rotation pass SCAN + WATCH/MGET/PTTL + MULTI/SET/DEL/EXEC (UNWATCH when nothing moves).
+# AUTH and HELLO are not listed: Redis lets every connection run them, whatever its ACL.
+# tests/integration/test_cache_acl_allowlist.py records a real client's traffic on a real
+# server and asserts it is this set, no more and no less. SCAN takes no key argument, so the
+# key pattern cannot narrow it; with one database (`databases 1`, infra/redis_conf.py) and no
+# other user that may write, it only ever sees the app's own prefix.
 APP_COMMANDS: Final = (
-    "-@all +@read +@write +@keyspace +@transaction +@connection -@dangerous -@admin"
-)
+    "del", "exec", "get", "mget", "multi", "ping", "pttl", "scan", "set", "unwatch", "watch",
+)  # fmt: skip
 # PING only: enough for a liveness probe, useless to an attacker who steals the credentials.
-HEALTHCHECK_COMMANDS: Final = "-@all +ping"
+HEALTHCHECK_COMMANDS: Final = ("ping",)
 # The reload job (infra/components/reload.py): re-read the TLS files (CONFIG SET of a TLS option
 # reloads certificate, key and CA bundle, redis/redis#8756) and the ACL file (ACL LOAD), and
 # nothing else: no key, no channel, not even PING. Redis 7.0 ACLs stop at the subcommand, so
 # CONFIG SET cannot be narrowed to the tls-* parameters; enable-protected-configs no still
 # refuses dir, dbfilename and the other file-writing settings to it.
-RELOAD_COMMANDS: Final = "-@all +config|set +acl|load"
+RELOAD_COMMANDS: Final = ("config|set", "acl|load")
 
 # The current password and, while a rotation is under way, the previous one.
 MAX_PASSWORDS_PER_USER: Final = 2
 _PREFIX_RE: Final = re.compile(r"^[A-Za-z0-9_.-]+:$")
 _HASH_RE: Final = re.compile(r"^#[0-9a-f]{64}$")
+_COMMAND_RE: Final = re.compile(r"^[a-z][a-z0-9-]*(\|[a-z][a-z0-9-]*)?$")
+
+PasswordHashes = str | Sequence[str]
+"""One `#<sha256>` hash, or several while a password rotates (Redis accepts any of them)."""
 
 
 class AclError(ValueError):
     """Bad input to the ACL renderer."""
+
+
+@dataclass(frozen=True)
+class AclUserRules:
+    """One enabled user: an allowlist of commands and the key pattern it may touch (none:
+    no key at all)."""
+
+    name: str
+    commands: tuple[str, ...]
+    key_pattern: str | None = None
+
+    def rules(self, password_hashes: PasswordHashes) -> str:
+        """The rule string after `user <name>`: on, its hashes, its keys, its commands."""
+        for command in self.commands:
+            if not _COMMAND_RE.match(command):
+                raise AclError(f"ACL user {self.name}: {command!r} is not a command name")
+        keys = f" ~{self.key_pattern}" if self.key_pattern else ""
+        allowed = " ".join(f"+{command}" for command in self.commands)
+        return f"on {_hash_rules(password_hashes)} resetkeys{keys} resetchannels -@all {allowed}"
+
+
+RELOAD_RULES: Final = AclUserRules(RELOAD_USER, RELOAD_COMMANDS)
+
+
+def users(key_prefix: str, *, reload: bool = False) -> tuple[AclUserRules, ...]:
+    """Every enabled user of a stack's Redis, in file order (the reload job's user last)."""
+    if not _PREFIX_RE.match(key_prefix):
+        raise AclError(
+            f"key prefix {key_prefix!r} must be letters, digits, '_', '.' or '-' ending in ':'"
+        )
+    base = (
+        AclUserRules(APP_USER, APP_COMMANDS, key_pattern=f"{key_prefix}*"),
+        AclUserRules(HEALTHCHECK_USER, HEALTHCHECK_COMMANDS),
+    )
+    return (*base, RELOAD_RULES) if reload else base
 
 
 def password_hash(password: str) -> str:
@@ -61,10 +112,6 @@ def render_acl_file(
     )
 
 
-PasswordHashes = str | Sequence[str]
-"""One `#<sha256>` hash, or several while a password rotates (Redis accepts any of them)."""
-
-
 def render_acl_file_from_hashes(
     *,
     app_password_hash: PasswordHashes,
@@ -74,32 +121,30 @@ def render_acl_file_from_hashes(
 ) -> str:
     """`render_acl_file` from `password_hash` values, for callers that never see the passwords
     (the Pulumi program keeps them secret; their hashes are not). With `reload_password_hash`,
-    the reload job's user is added (`reload_user_line`)."""
-    app_password_hash = _hash_rules(app_password_hash)
-    healthcheck_password_hash = _hash_rules(healthcheck_password_hash)
-    if not _PREFIX_RE.match(key_prefix):
-        raise AclError(
-            f"key prefix {key_prefix!r} must be letters, digits, '_', '.' or '-' ending in ':'"
-        )
-    lines = [
-        # `default` is the user unauthenticated connections get; off means they get nothing.
-        "user default off resetkeys resetchannels -@all",
-        f"user {APP_USER} on {app_password_hash} resetkeys ~{key_prefix}* "
-        f"resetchannels {APP_COMMANDS}",
-        f"user {HEALTHCHECK_USER} on {healthcheck_password_hash} resetkeys "
-        f"resetchannels {HEALTHCHECK_COMMANDS}",
-    ]
+    the reload job's user is added."""
+    hashes: dict[str, PasswordHashes] = {
+        APP_USER: app_password_hash,
+        HEALTHCHECK_USER: healthcheck_password_hash,
+    }
     if reload_password_hash:
-        lines.append(reload_user_line(reload_password_hash))
+        hashes[RELOAD_USER] = reload_password_hash
+    return render_users(users(key_prefix, reload=bool(reload_password_hash)), hashes)
+
+
+def render_users(rules: Sequence[AclUserRules], hashes: Mapping[str, PasswordHashes]) -> str:
+    """The ACL file for `rules`, each user with its hashes from `hashes`; `default` off first."""
+    # `default` is the user unauthenticated connections get; off means they get nothing.
+    lines = ["user default off resetkeys resetchannels -@all"]
+    for user in rules:
+        if user.name not in hashes:
+            raise AclError(f"ACL user {user.name} has no password hash")
+        lines.append(f"user {user.name} {user.rules(hashes[user.name])}")
     return "\n".join(lines) + "\n"
 
 
 def reload_user_line(password_hashes: PasswordHashes) -> str:
     """The reload job's user: RELOAD_COMMANDS only, no keys, no channels."""
-    return (
-        f"user {RELOAD_USER} on {_hash_rules(password_hashes)} resetkeys resetchannels "
-        f"{RELOAD_COMMANDS}"
-    )
+    return f"user {RELOAD_USER} {RELOAD_RULES.rules(password_hashes)}"
 
 
 def _hash_rules(password_hashes: PasswordHashes) -> str:
@@ -123,11 +168,15 @@ __all__ = [
     "HEALTHCHECK_USER",
     "MAX_PASSWORDS_PER_USER",
     "RELOAD_COMMANDS",
+    "RELOAD_RULES",
     "RELOAD_USER",
     "AclError",
+    "AclUserRules",
     "PasswordHashes",
     "password_hash",
     "reload_user_line",
     "render_acl_file",
     "render_acl_file_from_hashes",
+    "render_users",
+    "users",
 ]

@@ -20,6 +20,33 @@ TLS13_CIPHERSUITES: Final = (
 )
 ALLOWED_PROTOCOLS: Final = ("TLSv1.2", "TLSv1.3")
 
+# The largest value the app accepts (its HTTP_MAX_VALUE_BYTES; infra/components/app.py passes
+# this same number), and what sealing adds to it in the worst case: the 18-byte envelope
+# header and nonce, the 2-byte key length, the logical key (at most 4096 bytes) and the 16-byte
+# GCM tag (app/secure_cache/crypto.py). Compression is only kept when it shrinks the value.
+VALUE_LIMIT_BYTES: Final = 1 << 20
+ENVELOPE_OVERHEAD_BYTES: Final = 18 + 2 + 4096 + 16
+_MIB: Final = 1 << 20
+# Redis refuses a proto-max-bulk-len below 1 MiB.
+_REDIS_MIN_BULK_BYTES: Final = _MIB
+# One allocation may take at most this share of maxmemory: maxmemory is checked before a
+# command runs, so a single SETRANGE/APPEND/SET that allocates more than the headroom between
+# maxmemory and the container limit gets Redis OOM-killed instead of refused.
+_BULK_SHARE_OF_MAXMEMORY: Final = 8
+
+
+def min_maxmemory_mb(value_limit_bytes: int = VALUE_LIMIT_BYTES) -> int:
+    """The smallest maxmemory (MiB) that keeps one allocation within its share."""
+    return bulk_limit_bytes(value_limit_bytes) * _BULK_SHARE_OF_MAXMEMORY // _MIB
+
+
+def bulk_limit_bytes(value_limit_bytes: int) -> int:
+    """proto-max-bulk-len for a value-size limit: the largest sealed value, rounded up to a
+    whole MiB (Redis's unit in the file), at least Redis's own 1 MiB floor. It also bounds
+    the string SETRANGE and APPEND may build, so no command allocates more."""
+    needed = value_limit_bytes + ENVELOPE_OVERHEAD_BYTES
+    return max(_REDIS_MIN_BULK_BYTES, -(-needed // _MIB) * _MIB)
+
 
 class RedisConfError(ValueError):
     """Bad input to the redis.conf renderer."""
@@ -40,6 +67,7 @@ class RedisTlsConf:
     bind: str = "0.0.0.0"  # noqa: S104 - inside its container, on the internal network only
     appendonly: bool = True
     pidfile: str | None = None
+    value_limit_bytes: int = VALUE_LIMIT_BYTES
 
     def __post_init__(self) -> None:
         if not self.tls_protocols or any(p not in ALLOWED_PROTOCOLS for p in self.tls_protocols):
@@ -51,6 +79,19 @@ class RedisTlsConf:
             raise RedisConfError(f"tls_port must be 1-65535, got {self.tls_port}")
         if self.maxmemory_mb < 1:
             raise RedisConfError(f"maxmemory_mb must be positive, got {self.maxmemory_mb}")
+        if self.value_limit_bytes < 1:
+            raise RedisConfError(
+                f"value_limit_bytes must be positive, got {self.value_limit_bytes}"
+            )
+        bulk = bulk_limit_bytes(self.value_limit_bytes)
+        if self.maxmemory_mb < min_maxmemory_mb(self.value_limit_bytes):
+            raise RedisConfError(
+                f"maxmemory_mb {self.maxmemory_mb} leaves no room for values of "
+                f"{self.value_limit_bytes} bytes: one command may allocate {bulk // _MIB} MiB "
+                f"(proto-max-bulk-len), which must stay below 1/{_BULK_SHARE_OF_MAXMEMORY} of "
+                f"maxmemory; raise maxmemory_mb to at least "
+                f"{bulk * _BULK_SHARE_OF_MAXMEMORY // _MIB} or lower the value limit"
+            )
 
 
 def directives(conf: RedisTlsConf) -> list[tuple[str, str]]:
@@ -77,6 +118,12 @@ def directives(conf: RedisTlsConf) -> list[tuple[str, str]]:
         ("enable-module-command", "no"),
         ("maxmemory", f"{conf.maxmemory_mb}mb"),
         ("maxmemory-policy", "allkeys-lru"),
+        # No single argument, and no string SETRANGE/APPEND would build, larger than the
+        # largest sealed value (`SETRANGE k 268435455 x` would otherwise allocate 256 MiB at
+        # once, past the container's memory limit).
+        ("proto-max-bulk-len", f"{bulk_limit_bytes(conf.value_limit_bytes) // _MIB}mb"),
+        # One database: SELECT, COPY ... DB and MOVE have nowhere else to go.
+        ("databases", "1"),
         ("dir", conf.data_dir),
         ("appendonly", "yes" if conf.appendonly else "no"),
         ("appendfsync", "everysec"),
@@ -96,10 +143,14 @@ def render_redis_conf(conf: RedisTlsConf) -> str:
 
 __all__ = [
     "ALLOWED_PROTOCOLS",
+    "ENVELOPE_OVERHEAD_BYTES",
     "TLS12_CIPHERS",
     "TLS13_CIPHERSUITES",
+    "VALUE_LIMIT_BYTES",
     "RedisConfError",
     "RedisTlsConf",
+    "bulk_limit_bytes",
     "directives",
+    "min_maxmemory_mb",
     "render_redis_conf",
 ]

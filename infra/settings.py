@@ -25,6 +25,7 @@ from infra.profiles import (
     Environment,
 )
 from infra.redis_acl import AclError, render_acl_file
+from infra.redis_conf import min_maxmemory_mb
 
 NAMESPACE: Final = "secure-redis"
 # Namespaces a stack file may use besides the project's own: the docker provider's settings
@@ -128,7 +129,8 @@ def load_settings(
         password_length=reader.integer("passwordLength", 16, 512),
         redis_port=reader.integer("redisPort", 1024, 65535),
         redis_memory_mb=reader.integer("redisMemoryMb", 32, 65536),
-        redis_maxmemory_mb=reader.integer("redisMaxmemoryMb", 8, 65536),
+        # Below this one allocation (proto-max-bulk-len) would be too large a share of it.
+        redis_maxmemory_mb=reader.integer("redisMaxmemoryMb", min_maxmemory_mb(), 65536),
         redis_cpus=reader.number("redisCpus", 0.05, 64.0),
         # 128 MiB: the interpreter plus the app's byte budgets (infra/components/app.py,
         # memory_budgets) and its connections' buffers fit below the limit.

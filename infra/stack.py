@@ -8,11 +8,10 @@ from typing import Any
 
 import pulumi
 
-from infra.components.app import APP_UID, AppFiles, CacheApp, CacheAppArgs
+from infra.components.app import AppFiles, CacheApp, CacheAppArgs
 from infra.components.networks import StackNetworks, StackNetworksArgs
 from infra.components.redis import (
     REDIS_ALIAS,
-    REDIS_UID,
     RedisFiles,
     RedisServer,
     RedisServerArgs,
@@ -177,7 +176,7 @@ def _exports(
         "passwordLength": s.password_length,
         "redisMemoryMb": s.redis_memory_mb,
         "redisMaxmemoryMb": s.redis_maxmemory_mb,
-        "runAsUids": {"redis": REDIS_UID, "app": APP_UID},
+        "runAsUids": {"redis": redis.uid, "app": app.uid},
         "readOnlyRootFilesystem": True,
         "capabilities": "drop ALL",
         "noNewPrivileges": True,

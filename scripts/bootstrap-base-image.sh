@@ -28,7 +28,12 @@ fi
 have mmdebstrap || die "cannot pull $IMAGE and mmdebstrap is missing; run scripts/bootstrap.sh as root (it installs mmdebstrap) or pull $IMAGE from a registry you can reach"
 log "pull failed; building $IMAGE offline with mmdebstrap (about 30 s)"
 # minbase: the same package set as the official slim image (essential + apt), no recommends.
-if ! mmdebstrap --quiet --variant=minbase --aptopt='APT::Install-Recommends "false"' bookworm - \
+# mmdebstrap copies the build machine's /etc/resolv.conf and /etc/hostname into the tree so
+# apt works inside it; the customize hook empties both again (the engine bind-mounts its own
+# at run time), so the image carries nothing of this machine, as the official image does.
+# shellcheck disable=SC2016 # "$1" is the chroot path mmdebstrap passes to the hook
+if ! mmdebstrap --quiet --variant=minbase --aptopt='APT::Install-Recommends "false"' \
+    --customize-hook='truncate --size=0 "$1/etc/resolv.conf" "$1/etc/hostname"' bookworm - \
     | docker import --change 'CMD ["bash"]' - "$IMAGE" >/dev/null; then
     die "mmdebstrap could not build $IMAGE; check that the Debian mirror in /etc/apt is reachable"
 fi

@@ -8,7 +8,8 @@
 # PyPI is not reachable inside `docker build`, so the wheelhouse is made here on the host:
 # the secure_cache wheel from app/ plus the exact wheels of app/requirements-image.txt for
 # the image's interpreter (Debian bookworm: CPython 3.11, glibc 2.36), then `docker build`
-# installs them with --no-index. Prints the image id on the last line.
+# installs them with --no-index --require-hashes (hashes recorded here, when the wheels are
+# fetched: app/wheelhouse/requirements.hashed.txt). Prints the image id on the last line.
 set -euo pipefail
 LOG_TAG=build-app-image
 # shellcheck source=lib.sh
@@ -22,7 +23,7 @@ while [ $# -gt 0 ]; do
         --tag) tag="${2:?--tag needs NAME:TAG}"; shift 2 ;;
         --label) labels+=(--label "${2:?--label needs KEY=VALUE}"); shift 2 ;;
         --wheelhouse-only) wheelhouse_only=1; shift ;;
-        -h | --help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument '$1'; usage: scripts/build-app-image.sh [--tag NAME:TAG] [--label KEY=VALUE]..." ;;
     esac
 done
@@ -45,7 +46,7 @@ start="$(now_ms)"
 wheelhouse_inputs() {
     {
         echo "$arch"
-        sha256sum <"$0"
+        sha256sum "$0" "$ROOT/scripts/wheel_hashes.py" | cut -d" " -f1
         cd "$ROOT/app" && find . -path ./wheelhouse -prune -o -type f \
             ! -path '*/__pycache__/*' ! -path '*.egg-info/*' ! -path './build/*' -print \
             | LC_ALL=C sort | xargs -d '\n' sha256sum
@@ -69,6 +70,10 @@ fill_wheelhouse() {
         --abi cp311 --abi abi3 --abi none "${platforms[@]}" --platform "manylinux2014_${arch}" \
         --platform any -r "$ROOT/app/requirements-image.txt" 2> >(grep -v "^WARNING: Location" >&2) \
         || die "could not download the wheels in app/requirements-image.txt; check that PyPI is reachable"
+    # The image installs with --require-hashes from this file (scripts/wheel_hashes.py).
+    "$PY" "$ROOT/scripts/wheel_hashes.py" "$wheels" "$ROOT/app/requirements-image.txt" \
+        secure_cache >"$wheels/requirements.hashed.txt" \
+        || die "could not pin the wheelhouse's hashes; see the message above"
     echo "$inputs" >"$stamp"
 }
 

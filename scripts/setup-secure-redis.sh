@@ -10,6 +10,7 @@
 #                  (scripts/pulumi-deploy.sh) when the Pulumi CLI is installed and logged in;
 #                  otherwise the local applier (`python -m infra.apply up`), which deploys
 #                  the same program and is not Pulumi
+#   4b. firewall   host rules for the stack's bridges (infra/firewall.py; root only)
 #   5. verify      the e2e suite against what runs (--full adds the disruptive fault tests)
 #   6. summary     what runs, where the app listens, the security checks, how to tear down
 #
@@ -82,6 +83,21 @@ deploy() {
 }
 step "policy + deploy: stack $stack" deploy
 
+# -- 4b. host firewall ---------------------------------------------------------------------------
+# Docker 20.10 filters neither container -> host traffic nor loopback-published ports reached
+# from an L2 neighbour; infra/firewall.py closes both for this stack's bridges (needs root).
+firewall_state="not installed"
+host_firewall() {
+    local rc=0
+    "$PY" -m infra.firewall up --stack "$stack" || rc=$?
+    case "$rc" in
+        0) firewall_state="installed (iptables chains SECURE-REDIS-$stack-IN/-FWD)" ;;
+        3) firewall_state="NOT installed (not root): the backend can reach this host and the app has open egress" ;;
+        *) die "the host firewall rules could not be installed (exit $rc); see the message above" ;;
+    esac
+}
+step "host firewall: stack $stack" host_firewall
+
 # -- 5. verify ---------------------------------------------------------------------------------
 summary_file="$(mktemp)"
 trap 'rm -f "$summary_file"' EXIT
@@ -113,6 +129,8 @@ echo
 echo "the app listens on http://${binding:-<not published>}/ (this host only): GET /healthz, GET /security-status, PUT|GET|DELETE /cache/{key}"
 echo "every route but /healthz needs its token: Authorization: Bearer \$(docker exec secure-redis-$stack-app cat /etc/secure-cache/api.token)"
 echo "Redis publishes no port: it is reachable only from the app, over TLS with client certificates, on secure-redis-$stack-backend"
+echo "host firewall: $firewall_state"
+"$PY" -m infra.engine_report || log "could not read docker info for the engine report"
 echo
 # Certificates' days to expiry and the data-key generation, from the deployment's state.
 if [ "$deployed_with" = "pulumi up" ]; then

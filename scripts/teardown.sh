@@ -31,5 +31,10 @@ if have pulumi && pulumi whoami --non-interactive >/dev/null 2>&1 \
     pulumi destroy --yes --non-interactive --skip-preview --stack "$stack" \
         || die "pulumi destroy failed; see the output above"
 fi
+# The stack's host firewall rules (infra/firewall.py) go first; without root there are none
+# this script could remove, and it says so.
+fw_rc=0
+"$PY" -m infra.firewall down --stack "$stack" || fw_rc=$?
+[ "$fw_rc" = 0 ] || [ "$fw_rc" = 3 ] || die "could not remove the host firewall rules of '$stack'; see the message above"
 "$PY" -m infra.apply down --stack "$stack" || die "could not remove every object of '$stack'; see the message above"
 log "teardown of $stack finished in $(elapsed "$start")"

@@ -13,13 +13,18 @@ from infra.components.material import MaterialFile, MaterialVolume, MaterialVolu
 from infra.images import local_image
 from infra.naming import Role, container_labels, named_options, object_name
 from infra.redis_acl import APP_USER
+from infra.redis_conf import VALUE_LIMIT_BYTES
+from infra.runtime_ids import runtime_id
 from infra.settings import REPO_ROOT
 
-APP_UID: Final = 10001
+# Processes and threads of the app's uid: the HTTP service's worker threads and the health
+# check's interpreter, with room to spare; far below the thousands a thread bomb starts.
+APP_NPROC: Final = 256
 APP_HTTP_PORT: Final = 8080
 HEALTH_PATH: Final = "/healthz"
 MATERIAL_DIR: Final = "/etc/secure-cache"
-APP_MAX_VALUE_BYTES: Final = 1 << 20
+# The same limit Redis's proto-max-bulk-len is derived from (infra/redis_conf.py).
+APP_MAX_VALUE_BYTES: Final = VALUE_LIMIT_BYTES
 APP_MAX_CONNECTIONS: Final = 400
 IMAGE_CONTEXT: Final = REPO_ROOT / "app"
 
@@ -109,18 +114,21 @@ class CacheApp(pulumi.ComponentResource):
     material: MaterialVolume
     container: docker.Container
     container_name: str
+    uid: int
 
     def __init__(
         self, name: str, args: CacheAppArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("secure-redis:infra:CacheApp", name, None, opts)
         stack = args.stack
+        self.uid = runtime_id(stack, Role.APP)
         self.container_name = object_name(stack, Role.APP)
         self.image = local_image(
             f"{name}-image",
             stack=stack,
             role=Role.APP,
             context=IMAGE_CONTEXT,
+            uid=self.uid,
             opts=pulumi.ResourceOptions(parent=self),
         )
         image_id = self.image.repo_digest
@@ -131,7 +139,7 @@ class CacheApp(pulumi.ComponentResource):
                 stack=stack,
                 consumer=Role.APP,
                 image=image_id,
-                uid=APP_UID,
+                uid=self.uid,
                 mount_path=MATERIAL_DIR,
                 files=(
                     MaterialFile("ca.crt", files.ca_cert, secret=False),
@@ -166,6 +174,11 @@ class CacheApp(pulumi.ComponentResource):
                 docker.ContainerNetworksAdvancedArgs(name=args.backend_network),
                 docker.ContainerNetworksAdvancedArgs(name=args.frontend_network),
             ],
+            # Docker's embedded DNS forwards a name it does not know (`redis` while Redis is
+            # stopped) to the host's resolvers from this container, which the stack's host
+            # firewall refuses (infra/firewall.py), and then does not answer at all: the
+            # resolver's own timeout (5 s x 2 by default) would stall the fallback to memory.
+            dns_opts=["timeout:1", "attempts:1"],
             # Loopback only: the HTTP endpoint is for this host, not the network.
             ports=[
                 docker.ContainerPortArgs(
@@ -173,9 +186,10 @@ class CacheApp(pulumi.ComponentResource):
                 )
             ],
             **hardened_runtime(
-                uid=APP_UID,
+                uid=self.uid,
                 memory_mb=args.memory_mb,
                 cpus=args.cpus,
+                nproc=APP_NPROC,
                 healthcheck=app_healthcheck_test(),
             ),
             labels=container_labels(stack, Role.APP),
@@ -186,7 +200,7 @@ class CacheApp(pulumi.ComponentResource):
 
 __all__ = [
     "APP_HTTP_PORT",
-    "APP_UID",
+    "APP_NPROC",
     "HEALTH_PATH",
     "MATERIAL_DIR",
     "AppFiles",

@@ -15,13 +15,18 @@ TMPFS_OPTIONS: Final = "rw,noexec,nosuid,nodev,size=16m"
 
 
 def hardened_runtime(
-    *, uid: int, memory_mb: int, cpus: float, healthcheck: list[str]
+    *, uid: int, memory_mb: int, cpus: float, nproc: int, healthcheck: list[str]
 ) -> dict[str, Any]:
     """docker.Container keyword arguments: non-root, read-only root with a private tmpfs,
-    no capabilities, no privilege escalation, memory (no swap) and CPU limits, a bounded
-    restart policy, a health check the engine waits for, and bounded logs."""
+    no capabilities, no privilege escalation, memory (no swap), CPU and process limits, a
+    bounded restart policy, a health check the engine waits for, and bounded logs."""
     return {
         "user": f"{uid}:{uid}",
+        # CIS Docker 5.29 (v1.6.0 numbering, docs/security-catalog.md). pulumi-docker has no
+        # pidsLimit; RLIMIT_NPROC bounds the processes and threads of the uid, and the uid is
+        # this container's alone (infra/runtime_ids.py), so the bound is per container. Soft =
+        # hard: the process cannot raise it (without CAP_SYS_RESOURCE, not the hard one either).
+        "ulimits": [docker.ContainerUlimitArgs(name="nproc", soft=nproc, hard=nproc)],
         "read_only": True,
         "tmpfs": {TMP_DIR: TMPFS_OPTIONS},
         "privileged": False,

@@ -21,9 +21,13 @@ from infra.naming import (
 )
 from infra.redis_acl import HEALTHCHECK_USER
 from infra.redis_conf import RedisTlsConf, directives, render_redis_conf
+from infra.runtime_ids import runtime_id
 from infra.settings import REPO_ROOT
 
-REDIS_UID: Final = 999
+# Processes and threads of the Redis uid: the server's own threads (main, three background,
+# jemalloc), an AOF rewrite child, and the health check's shell, redis-cli, cat and grep, with
+# room to spare; far below what a fork bomb needs.
+REDIS_NPROC: Final = 64
 REDIS_ALIAS: Final = "redis"
 MATERIAL_DIR: Final = "/etc/secure-redis"
 DATA_DIR: Final = "/data"
@@ -112,6 +116,7 @@ class RedisServer(pulumi.ComponentResource):
     container: docker.Container
     container_name: str
     reload: RedisReload
+    uid: int
 
     def __init__(
         self, name: str, args: RedisServerArgs, opts: pulumi.ResourceOptions | None = None
@@ -119,12 +124,14 @@ class RedisServer(pulumi.ComponentResource):
         super().__init__("secure-redis:infra:RedisServer", name, None, opts)
         stack = args.stack
         conf = redis_conf(args)
+        self.uid = runtime_id(stack, Role.REDIS)
         self.container_name = object_name(stack, Role.REDIS)
         self.image = local_image(
             f"{name}-image",
             stack=stack,
             role=Role.REDIS,
             context=IMAGE_CONTEXT,
+            uid=self.uid,
             opts=pulumi.ResourceOptions(parent=self),
         )
         image_id = self.image.repo_digest  # the local image ID: immutable, unlike the tag
@@ -135,7 +142,7 @@ class RedisServer(pulumi.ComponentResource):
                 stack=stack,
                 consumer=Role.REDIS,
                 image=image_id,
-                uid=REDIS_UID,
+                uid=self.uid,
                 mount_path=MATERIAL_DIR,
                 files=(
                     MaterialFile("redis.conf", render_redis_conf(conf), secret=False),
@@ -183,9 +190,10 @@ class RedisServer(pulumi.ComponentResource):
                 )
             ],
             **hardened_runtime(
-                uid=REDIS_UID,
+                uid=self.uid,
                 memory_mb=args.memory_mb,
                 cpus=args.cpus,
+                nproc=REDIS_NPROC,
                 healthcheck=healthcheck_test(args.port),
             ),
             # Time for the AOF to be flushed on `docker stop`.
@@ -200,7 +208,8 @@ class RedisServer(pulumi.ComponentResource):
             RedisReloadArgs(
                 stack=stack,
                 image=image_id,
-                uid=REDIS_UID,
+                uid=self.uid,
+                nproc=REDIS_NPROC,
                 material_dir=MATERIAL_DIR,
                 host=REDIS_ALIAS,
                 port=args.port,
@@ -224,7 +233,7 @@ __all__ = [
     "DATA_DIR",
     "MATERIAL_DIR",
     "REDIS_ALIAS",
-    "REDIS_UID",
+    "REDIS_NPROC",
     "RedisFiles",
     "RedisServer",
     "RedisServerArgs",

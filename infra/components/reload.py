@@ -54,6 +54,8 @@ class RedisReloadArgs:
     stack: str
     image: pulumi.Input[str]
     uid: int
+    nproc: int
+    """The nproc ulimit of `uid` (the job runs as Redis's uid, so it is Redis's bound)."""
     material_dir: str
     """Where the job mounts its own volume: the image's directory owned by `uid`."""
     host: str
@@ -171,6 +173,7 @@ class RedisReload(pulumi.ComponentResource):
             ],
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.backend_network)],
             user=f"{uid}:{uid}",
+            ulimits=[docker.ContainerUlimitArgs(name="nproc", soft=args.nproc, hard=args.nproc)],
             # Runs once to completion; a failed reload fails the `up` that needed it.
             attach=True,
             must_run=False,

@@ -300,6 +300,48 @@ def logging_bounded(resource: Resource, _config: Mapping[str, Any]) -> Iterator[
         )
 
 
+# Ids a Debian host hands out (Debian Policy 9.2.2, adduser.conf, login.defs, systemd):
+# 0-99 static, 100-999 dynamic system ids (999 is often systemd-journal), 1000-59999
+# accounts, 60000-65535 Debian's on-demand ids, systemd's DynamicUser= range and nobody, and
+# from 100000 the subordinate ranges of /etc/subuid. Without user-namespace remapping a
+# container's ids are host ids, so the container's must be none of these.
+_HOST_ID_RANGES: Final = ((0, 65535), (100000, 2**32 - 1))
+
+
+def _host_allocated(value: str) -> bool:
+    if not value.isdigit():
+        return True  # a name resolves inside the image: not provably apart from the host's
+    return any(low <= int(value) <= high for low, high in _HOST_ID_RANGES)
+
+
+def ids_apart_from_host(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
+    user = (text(resource.props.get("user")) or "").strip()
+    uid, _, gid = user.partition(":")
+    if not gid or _host_allocated(uid) or _host_allocated(gid):
+        yield (
+            f'{label(resource)} must run as a numeric "<uid>:<gid>" outside the ids a Debian host '
+            f"allocates (0-65535, 100000 and up), e.g. 70001:70001; got {user or 'none'!r}. "
+            f"Without userns-remap a host account or group with the same id owns the "
+            f"container's processes and files."
+        )
+
+
+def process_limited(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
+    if one_shot_initialiser(resource.props):
+        return
+    nproc = [
+        u for u in items(resource.props.get("ulimits")) if text(mapping(u).get("name")) == "nproc"
+    ]
+    hard = number(mapping(nproc[0]).get("hard")) if nproc else None
+    soft = number(mapping(nproc[0]).get("soft")) if nproc else None
+    if not hard or hard <= 0 or not soft or soft <= 0 or soft > hard:
+        yield (
+            f'{label(resource)} must bound its processes: ulimits [{{name: "nproc", soft: N, '
+            f"hard: N}}] under a uid no other container shares (pulumi-docker has no "
+            f"pidsLimit) (CIS Docker 5.29)."
+        )
+
+
 RULES: Final = (
     ResourceRule(
         name="container-not-privileged",
@@ -467,6 +509,23 @@ RULES: Final = (
         resource_types=(CONTAINER,),
         check=healthcheck_defined,
         refs=("RES-05", "cis-docker-5.27"),
+    ),
+    ResourceRule(
+        name="container-ids-apart-from-host",
+        description="Containers run as a uid and gid that no Debian host account or group has.",
+        resource_types=(CONTAINER,),
+        check=ids_apart_from_host,
+        refs=("RUNTIME-18",),
+    ),
+    ResourceRule(
+        name="container-process-limited",
+        description=(
+            "Containers bound their processes with an nproc ulimit (one-shot initialisers "
+            "excepted)."
+        ),
+        resource_types=(CONTAINER,),
+        check=process_limited,
+        refs=("RES-07", "cis-docker-5.29"),
     ),
     ResourceRule(
         name="container-logging-bounded",

@@ -378,6 +378,61 @@ def maxmemory_below_limit(server: RedisServer, _config: Mapping[str, Any]) -> It
         )
 
 
+# Redis's own default: 512 MiB in one argument, or one string SETRANGE/APPEND may build.
+_DEFAULT_BULK_BYTES: Final = 512 * 1024 * 1024
+# maxmemory is checked before a command runs, so one allocation must leave the headroom
+# between maxmemory and the container limit untouched: at most this share of maxmemory.
+_BULK_SHARE_OF_MAXMEMORY: Final = 8
+
+
+def bulk_length_capped(server: RedisServer, _config: Mapping[str, Any]) -> Iterator[str]:
+    s = server.settings
+    if not (s.known("proto-max-bulk-len") and s.known("maxmemory")):
+        yield _unknown(server, "proto-max-bulk-len")
+        return
+    configured = s.value("proto-max-bulk-len")
+    bulk = memory_bytes(configured) if configured else _DEFAULT_BULK_BYTES
+    maxmemory = memory_bytes(s.value("maxmemory") or "0")
+    if not bulk or not maxmemory or bulk * _BULK_SHARE_OF_MAXMEMORY > maxmemory:
+        yield (
+            f"{redis_label(server.resource)} must cap single allocations: set "
+            f"proto-max-bulk-len to the largest value it stores (at most "
+            f"1/{_BULK_SHARE_OF_MAXMEMORY} of maxmemory); one SETRANGE or APPEND may otherwise "
+            f"allocate up to 512 MiB at once, past maxmemory and the container's memory limit."
+        )
+
+
+def acl_command_allowlist(server: RedisServer, _config: Mapping[str, Any]) -> Iterator[str]:
+    rules = server.acl_rules()
+    if rules is None:
+        yield _unknown(server, "aclfile (readable)")
+        return
+    by_category = sorted(
+        name
+        for name, user in acl_users(rules).items()
+        if user.enabled and (user.all_commands or user.granted_categories)
+    )
+    if by_category:
+        yield (
+            f"{redis_label(server.resource)} must grant ACL {_users(by_category)} an explicit "
+            f"allowlist of commands ('-@all +get +set ...'), not categories or allcommands: a "
+            f"category holds commands the client never sends (SETRANGE, COPY ... DB, DUMP, "
+            f"CLIENT) and grows with each Redis release."
+        )
+
+
+def single_database(server: RedisServer, _config: Mapping[str, Any]) -> Iterator[str]:
+    s = server.settings
+    if not s.known("databases"):
+        yield _unknown(server, "databases")
+        return
+    if (s.value("databases") or "16").strip() != "1":
+        yield (
+            f"{redis_label(server.resource)} should set databases 1, so SELECT, MOVE and "
+            f"COPY ... DB have no other database to reach."
+        )
+
+
 def maxmemory_policy_evicts(server: RedisServer, _config: Mapping[str, Any]) -> Iterator[str]:
     if (server.settings.value("maxmemory-policy") or "noeviction") not in _EVICTING_POLICIES:
         yield (
@@ -563,6 +618,25 @@ RULES: Final = (
         description="Redis servers set maxmemory below their container's memory limit.",
         check=per_server(maxmemory_below_limit),
         refs=("REDIS-10", "cis-docker-5.11"),
+    ),
+    StackRule(
+        name="redis-bulk-length-capped",
+        description="Redis servers cap one allocation (proto-max-bulk-len) well below maxmemory.",
+        check=per_server(bulk_length_capped),
+        refs=("REDIS-12", "cis-docker-5.11"),
+    ),
+    StackRule(
+        name="redis-acl-command-allowlist",
+        description="Redis ACL users get an explicit allowlist of commands, never categories.",
+        check=per_server(acl_command_allowlist),
+        refs=("REDIS-13",),
+    ),
+    StackRule(
+        name="redis-single-database",
+        description="Redis servers have one database.",
+        check=per_server(single_database),
+        refs=("REDIS-13",),
+        enforcement=ADVISORY,
     ),
     StackRule(
         name="redis-maxmemory-policy-evicts",

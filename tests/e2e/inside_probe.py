@@ -21,29 +21,41 @@ from typing import Any
 Command = list[Any]
 
 
-def _arg(value: Any) -> bytes:
+def _arg(value: Any, bodies: list[bytes | None]) -> bytes:
+    if isinstance(value, dict) and "reply" in value:
+        # The exact bytes of an earlier bulk reply of this session (an attacker's GET, SET).
+        body = bodies[int(value["reply"])]
+        if body is None:
+            raise ValueError(f"reply {value['reply']} was not a bulk string")
+        return body
     if isinstance(value, dict):
         with open(value["file"], "rb") as handle:
             return handle.read().strip()
     return str(value).encode()
 
 
-def _encode(command: Command) -> bytes:
-    parts = [_arg(v) for v in command]
+def _encode(command: Command, bodies: list[bytes | None] | None = None) -> bytes:
+    parts = [_arg(v, bodies or []) for v in command]
     out = [b"*%d\r\n" % len(parts)]
     for part in parts:
         out.append(b"$%d\r\n%s\r\n" % (len(part), part))
     return b"".join(out)
 
 
-def _reply(reader: Any) -> str:
+def _reply(reader: Any, bodies: list[bytes | None] | None = None) -> str:
+    """The reply's first line (and a bulk string's start), as text; a bulk string's exact
+    bytes are appended to `bodies` (None for any other reply)."""
     line: bytes = reader.readline()
     if not line:
         return "<eof>"
     text = line.decode("latin-1").rstrip("\r\n")
     if text.startswith("$") and int(text[1:]) >= 0:
         body = reader.read(int(text[1:]) + 2)[:-2]
+        if bodies is not None:
+            bodies.append(body)
         return f"{text} {body.decode('latin-1')}"[:300]
+    if bodies is not None:
+        bodies.append(None)
     if text.startswith("*") and int(text[1:]) > 0:
         # Each item is capped on its own; the list is not, so a SCAN of a busy stack stays whole.
         items = [_reply(reader) for _ in range(int(text[1:]))]
@@ -137,9 +149,10 @@ def tls(
                 peer = conn.getpeercert(binary_form=True)  # public: the server's certificate
                 result["peer_cert"] = base64.b64encode(peer).decode() if peer else None
                 reader = conn.makefile("rb")
+                bodies: list[bytes | None] = []
                 for command in commands or []:
-                    conn.sendall(_encode(command))
-                    result["replies"].append(_reply(reader))
+                    conn.sendall(_encode(command, bodies))
+                    result["replies"].append(_reply(reader, bodies))
         except (ssl.SSLError, OSError) as exc:
             result["error"] = f"{type(exc).__name__}: {exc}"
     return result

@@ -22,7 +22,6 @@ from infra.naming import ROLE_LABEL, STACK_LABEL
 from tests.e2e.stacks import PROBE_LABEL, Stack
 
 PROBE_SOURCE: Final = (Path(__file__).parent / "inside_probe.py").read_text()
-APP_UID: Final = "10001:10001"
 APP_MATERIAL: Final = "/etc/secure-cache"
 
 
@@ -36,10 +35,16 @@ def probe_labels(purpose: str) -> dict[str, str]:
     return {PROBE_LABEL: purpose, STACK_LABEL: "e2e-probe", ROLE_LABEL: "probe"}
 
 
-def hardened(**extra: Any) -> dict[str, Any]:
-    """Run options every probe shares: the same confinement as the app itself."""
+def image_user(client: docker.DockerClient, image: str) -> str:
+    """The `uid:gid` an image runs as: for the app image, the stack's app uid."""
+    return str(client.images.get(image).attrs["Config"]["User"])
+
+
+def hardened(user: str, **extra: Any) -> dict[str, Any]:
+    """Run options every probe shares: the same confinement as the app itself, as `user`
+    (the app's uid, so it may read the app's material)."""
     return {
-        "user": APP_UID,
+        "user": user,
         "read_only": True,
         "tmpfs": {"/tmp": "rw,nosuid,nodev,size=8m"},
         "cap_drop": ["ALL"],
@@ -93,7 +98,7 @@ class ProbeContainer:
                 Mount(target, volume, type="volume", read_only=True)
                 for volume, target in mounts.items()
             ],
-            **hardened(),
+            **hardened(image_user(client, image)),
         )
         self.host = testinfra.get_host(f"docker://{self.name}")
 
@@ -121,7 +126,7 @@ def run_once(
         remove=True,
         stdout=True,
         stderr=True,
-        **hardened(),
+        **hardened(image_user(client, image)),
     )
     return parse(output.decode(errors="replace"), f"one-shot probe on {network}")
 
@@ -167,6 +172,7 @@ __all__ = [
     "app_image",
     "exec_probe",
     "hardened",
+    "image_user",
     "probe_labels",
     "redis_tls",
     "refused_client_certificate",

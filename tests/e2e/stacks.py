@@ -177,6 +177,11 @@ class Deployments:
             raise RuntimeError(
                 f"the local applier could not deploy {name} (exit {code}):\n{output}"
             )
+        # The stack's host firewall rules, as the setup script installs them (needs root;
+        # without it the firewall tests fail and say so).
+        code, output = _run("-m", "infra.firewall", "up", "--stack", name)
+        if code not in (0, 3):
+            raise RuntimeError(f"the firewall rules of {name} failed (exit {code}):\n{output}")
 
     def teardown(self) -> None:
         """Remove the stacks this session deployed; raise if anything of them remains."""
@@ -184,6 +189,9 @@ class Deployments:
             return
         problems = []
         for name in self.owned:
+            code, output = _run("-m", "infra.firewall", "down", "--stack", name)
+            if code not in (0, 3):
+                problems.append(f"firewall down {name} failed (exit {code}):\n{output}")
             code, output = _run("-m", "infra.apply", "down", "--stack", name)
             if code != 0:
                 problems.append(f"down {name} failed (exit {code}):\n{output}")

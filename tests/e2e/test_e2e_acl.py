@@ -12,6 +12,7 @@ from typing import Any, Final
 import docker
 import pytest
 
+from infra.redis_acl import APP_COMMANDS
 from tests.e2e.hosts import container_host
 from tests.e2e.probes import (
     APP_MATERIAL,
@@ -177,10 +178,10 @@ def test_acl__file_in_force_turns_default_off_and_stores_only_hashes(stack: Stac
         assert clear == [], f"user {name} has a clear-text password rule"
         if name != "default":
             assert "#<withheld>" in rules, f"user {name} has no password hash"
-    assert "-@dangerous" in users["app"]
-    assert "-@admin" in users["app"]
     assert f"~{stack.settings.key_prefix}*" in users["app"]
-    assert "+@all" not in users["app"]
+    app_commands = [r for r in users["app"] if r[:1] in "+-" and r != "-@all"]
+    assert users["app"].index("-@all") < len(users["app"]) - len(app_commands)
+    assert app_commands == [f"+{command}" for command in APP_COMMANDS], "not the allowlist"
     assert users["healthcheck"][-2:] == ["-@all", "+ping"]
     # The reload job's identity: CONFIG SET and ACL LOAD, no key, no channel, nothing else.
     assert users["reload"][-5:] == [

@@ -94,9 +94,13 @@ def test_data__a_ciphertext_moved_to_another_key_is_a_miss_and_a_security_event(
     assert victim_name != donor_name
     assert victim not in victim_name, "the name in Redis reveals the client's key"
     before = appclient.status(stack)["counters"]["integrity_failures"]
-    copy = ["COPY", donor_name, victim_name, "REPLACE"]
-    result = probe.run("tls", **redis_tls(stack, **app_client_files(), commands=[app_auth(), copy]))
-    assert result["replies"][1] == ":1", "the attacker's copy went through"
+    # The app's ACL has no COPY or RENAME: the attacker reads the donor's bytes and writes
+    # them under the victim's name, in one session.
+    copy = [["GET", donor_name], ["SET", victim_name, {"reply": 1}]]
+    result = probe.run(
+        "tls", **redis_tls(stack, **app_client_files(), commands=[app_auth(), *copy])
+    )
+    assert result["replies"][2] == "+OK", "the attacker's copy went through"
     assert appclient.get(stack, victim) is None, "the swapped value must not be returned"
     assert appclient.status(stack)["counters"]["integrity_failures"] == before + 1
     assert appclient.get(stack, donor) == b"the donor's value"

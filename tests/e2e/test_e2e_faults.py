@@ -25,11 +25,13 @@ from tests.e2e.probes import (
     app_image,
     exec_probe,
     hardened,
+    image_user,
     probe_labels,
     redis_tls,
     refused_client_certificate,
+    run_once,
 )
-from tests.e2e.stacks import Stack
+from tests.e2e.stacks import PROBE_LABEL, Stack
 
 pytestmark = [pytest.mark.security("failure"), pytest.mark.fault]
 
@@ -130,7 +132,7 @@ def edit_material(stack: Stack, client: docker.DockerClient, script: str) -> Non
         mounts=[docker.types.Mount(APP_MATERIAL, stack.object("app-material"), type="volume")],
         labels=probe_labels("rotate"),
         remove=True,
-        **hardened(),
+        **hardened(image_user(client, app_image(client, stack))),
     )
 
 
@@ -175,19 +177,50 @@ def address(client: docker.DockerClient, container: str, network: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def cross_probe(
+def dev_material_for_prod(
     both_stacks: tuple[Stack, Stack], docker_client: docker.DockerClient
+) -> Iterator[str]:
+    """A throwaway volume with copies of dev's app material that prod's app uid can read.
+    Each stack's material belongs to its own app uid (0700/0400, infra/runtime_ids.py), so
+    a probe running as prod's uid cannot read dev's volume: a container as dev's uid copies
+    it here, world-readable, for these tests only. Removed afterwards."""
+    dev, _prod = both_stacks
+    volume = docker_client.volumes.create(
+        f"secure-redis-e2e-dev-material-{uuid.uuid4().hex[:8]}", labels={PROBE_LABEL: "copy"}
+    )
+    staging = "/run/secure-redis-init"  # owned by the image's uid: the empty volume takes it
+    try:
+        image = app_image(docker_client, dev)
+        docker_client.containers.run(
+            image,
+            entrypoint=["sh", "-c", f"cp /src/* {staging}/ && chmod 0444 {staging}/* "
+                        f"&& chmod 0755 {staging}"],
+            network_mode="none",
+            mounts=[
+                docker.types.Mount("/src", dev.object("app-material"), type="volume",
+                                   read_only=True),
+                docker.types.Mount(staging, volume.name, type="volume"),
+            ],
+            labels=probe_labels("copy-dev-material"),
+            remove=True,
+            **hardened(image_user(docker_client, image)),
+        )  # fmt: skip
+        yield volume.name
+    finally:
+        volume.remove(force=True)
+
+
+@pytest.fixture(scope="module")
+def cross_probe(
+    both_stacks: tuple[Stack, Stack], docker_client: docker.DockerClient, dev_material_for_prod: str
 ) -> Iterator[ProbeContainer]:
     """On prod's backend network, holding dev's app material (at /etc/dev-cache) and prod's."""
-    dev, prod = both_stacks
+    _dev, prod = both_stacks
     probe = ProbeContainer(
         docker_client,
         app_image(docker_client, prod),
         network=prod.backend,
-        mounts={
-            prod.object("app-material"): APP_MATERIAL,
-            dev.object("app-material"): "/etc/dev-cache",
-        },
+        mounts={prod.object("app-material"): APP_MATERIAL, dev_material_for_prod: "/etc/dev-cache"},
         purpose="cross-stack",
     )
     yield probe
@@ -250,17 +283,26 @@ def frontend_gateway(client: docker.DockerClient, stack: Stack) -> str:
     return str(client.api.inspect_network(stack.frontend)["IPAM"]["Config"][0]["Gateway"])
 
 
-def test_fault__positive_control_app_reaches_a_listener_on_its_frontend_gateway(
+def test_fault__positive_control_a_container_reaches_a_listener_on_its_gateway(
     both_stacks: tuple[Stack, Stack], docker_client: docker.DockerClient
 ) -> None:
-    """The technique of the next test works: this host listens on the address it has on dev's
-    frontend bridge (that address only, for this test only), and dev's app connects to it."""
+    """The technique of the next test works where no stack's firewall rules apply
+    (infra/firewall.py drops everything from a stack's bridges to the host): this host
+    listens on its address on a scratch bridge, and a container there connects to it."""
     dev, _prod = both_stacks
-    gateway = frontend_gateway(docker_client, dev)
-    with socket.create_server((gateway, 0)) as listener:
-        port = listener.getsockname()[1]
-        result = exec_probe(container_host(dev.app), dev.app, "connect", host=gateway, port=port)
-    assert result["connected"] is True, f"{dev.app} could not reach {gateway}:{port}"
+    name = f"secure-redis-e2e-scratch-{uuid.uuid4().hex[:8]}"
+    network = docker_client.networks.create(name, driver="bridge", labels={PROBE_LABEL: "scratch"})
+    try:
+        gateway = str(docker_client.api.inspect_network(name)["IPAM"]["Config"][0]["Gateway"])
+        with socket.create_server((gateway, 0)) as listener:
+            port = listener.getsockname()[1]
+            result = run_once(
+                docker_client, app_image(docker_client, dev), name, "connect", host=gateway,
+                port=port,
+            )  # fmt: skip
+    finally:
+        network.remove()
+    assert result["connected"] is True, f"a scratch container could not reach {gateway}:{port}"
 
 
 def test_fault__other_stacks_app_port_is_not_reachable_from_a_container(

@@ -16,7 +16,7 @@ import pytest
 
 from tests.e2e import appclient
 from tests.e2e.hosts import container_host, local_host
-from tests.e2e.probes import app_image, hardened, probe_labels, run_once
+from tests.e2e.probes import app_image, hardened, image_user, probe_labels, run_once
 from tests.e2e.stacks import PROBE_LABEL, Stack
 
 pytestmark = pytest.mark.security("network")
@@ -158,7 +158,7 @@ def unrelated_listener(
         detach=True,
         network=unrelated_network,
         labels=probe_labels("unrelated-listener"),
-        **hardened(),
+        **hardened(image_user(docker_client, app_image(docker_client, stack))),
     )
     try:
 

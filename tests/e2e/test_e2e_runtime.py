@@ -10,13 +10,22 @@ from typing import Any
 import docker
 import pytest
 
+from infra.naming import Role
+from infra.runtime_ids import runtime_id
 from tests.e2e.hosts import container_host
 from tests.e2e.stacks import Stack
 
 pytestmark = pytest.mark.security("runtime")
 
 ROLES = ("redis", "app")
-UIDS = {"redis": 999, "app": 10001}
+ROLE_OF = {"redis": Role.REDIS, "app": Role.APP}
+
+
+def uid_of(stack: Stack, role: str) -> int:
+    """The uid (= gid) the role's container of this stack runs as (infra/runtime_ids.py)."""
+    return runtime_id(stack.name, ROLE_OF[role])
+
+
 MATERIAL = {"redis": "/etc/secure-redis", "app": "/etc/secure-cache"}
 
 
@@ -148,8 +157,8 @@ def test_runtime__process_runs_as_its_unprivileged_uid(stack: Stack, role: str) 
     status = proc_status(stack, role)
     uids = set(status["Uid"].split())
     gids = set(status["Gid"].split())
-    assert uids == {str(UIDS[role])}, f"real/effective/saved/fs uid {status['Uid']}"
-    assert gids == {str(UIDS[role])}
+    assert uids == {str(uid_of(stack, role))}, f"real/effective/saved/fs uid {status['Uid']}"
+    assert gids == {str(uid_of(stack, role))}
     assert "0" not in status.get("Groups", "").split(), "no root supplementary group"
 
 
@@ -210,5 +219,6 @@ def test_runtime__tmp_is_a_small_noexec_tmpfs(stack: Stack, role: str) -> None:
 
 def test_runtime__redis_data_dir_is_private_to_redis(stack: Stack) -> None:
     data = container_host(stack.redis).file("/data")
-    assert (data.uid, data.gid, data.mode) == (999, 999, 0o700)
+    redis_uid = uid_of(stack, "redis")
+    assert (data.uid, data.gid, data.mode) == (redis_uid, redis_uid, 0o700)
     assert "rw" in mount_options(stack, "redis", "/data")

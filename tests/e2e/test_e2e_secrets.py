@@ -19,6 +19,8 @@ import pytest
 
 from infra import pki
 from infra.components.material import STAGING_DIR
+from infra.naming import Role
+from infra.runtime_ids import runtime_id
 from tests.e2e.hosts import container_host, docker_cli, stat_dir
 from tests.e2e.probes import APP_MATERIAL, ProbeContainer, probe_labels
 from tests.e2e.stacks import Stack
@@ -30,7 +32,14 @@ SECRET_FILES = {
     "redis": ["server.key", "healthcheck.key", "healthcheck.password"],
     "app": ["app.key", "redis.password", "data.key", "api.token"],
 }
-UIDS = {"redis": 999, "app": 10001}
+ROLE_OF = {"redis": Role.REDIS, "app": Role.APP}
+
+
+def uid_of(stack: Stack, role: str) -> int:
+    """The uid (= gid) the role's container of this stack runs as (infra/runtime_ids.py)."""
+    return runtime_id(stack.name, ROLE_OF[role])
+
+
 MATERIAL = {"redis": REDIS_MATERIAL, "app": APP_MATERIAL}
 # PEM files: their first base64 line is the needle; other secrets: the whole (stripped) file.
 # A secret file that is missing, empty or unreadable, or whose needle comes out empty, stops the
@@ -166,9 +175,10 @@ def test_secrets__leak_check_fails_on_a_secret_it_cannot_read(
 @pytest.mark.parametrize("role", ["redis", "app"])
 def test_secrets__material_modes_and_owner(stack: Stack, role: str) -> None:
     entries = stat_dir(container_host(stack.object(role)), MATERIAL[role])
-    assert entries.pop(".") == (0o700, UIDS[role], UIDS[role]), "the directory: 0700, its owner"
+    owner = uid_of(stack, role)
+    assert entries.pop(".") == (0o700, owner, owner), "the directory: 0700, its owner"
     for name, (mode, uid, _gid) in entries.items():
-        assert uid == UIDS[role], f"{name} owned by {uid}"
+        assert uid == owner, f"{name} owned by {uid}"
         assert mode & 0o222 == 0, f"{name} is writable ({oct(mode)})"
         if name in SECRET_FILES[role] or name in ("users.acl", "data.previous-keys"):
             assert mode == 0o400, f"{name}: {oct(mode)}"

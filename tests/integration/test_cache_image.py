@@ -1,6 +1,6 @@
 """The app image builds here and its container serves the HTTP API against the TLS fixture.
 
-The container runs as deployed: uid 10001, read-only root filesystem with a tmpfs /tmp, all
+The container runs as deployed: the app uid, read-only root filesystem with a tmpfs /tmp, all
 capabilities dropped, no-new-privileges, secrets only as files on a read-only mount. It
 joins the host network so it can reach the fixture's loopback port (the fixture's server
 certificate names 127.0.0.1).
@@ -21,12 +21,14 @@ from typing import Any
 
 import pytest
 
+from infra.naming import Role
+from infra.runtime_ids import image_default_id
 from secure_cache import SecureCache
 from tests.support.cache_env import cache_environ, raw_client
 from tests.support.tls_redis import TlsRedisServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-APP_UID = 10001
+APP_UID = image_default_id(Role.APP)  # what a stack-less build runs as
 API_TOKEN = "k" * 40  # checkov:skip=CKV_SECRET_6: a test token
 MOUNT = "/run/secure-cache"
 
@@ -76,7 +78,7 @@ def material_dir(tls_redis: TlsRedisServer, tmp_path: Path) -> Path:
         if os.getuid() == 0:
             os.chown(path, APP_UID, APP_UID)
             path.chmod(mode)
-        else:  # cannot hand files to uid 10001: make them world-readable for the test only
+        else:  # cannot hand files to the app uid: make them world-readable for the test only
             path.chmod(0o444)
     directory.chmod(0o755)
     return directory
@@ -143,9 +145,9 @@ def _request(port: int, method: str, path: str, body: bytes | None = None) -> tu
         conn.close()
 
 
-def test_image__runs_as_uid_10001_with_a_healthcheck_and_no_secrets(image: str) -> None:
+def test_image__runs_as_its_default_uid_with_a_healthcheck_and_no_secrets(image: str) -> None:
     config = json.loads(_docker("image", "inspect", "--format", "{{json .Config}}", image).stdout)
-    assert config["User"] == "10001:10001"
+    assert config["User"] == f"{APP_UID}:{APP_UID}"
     assert config["Healthcheck"]["Test"][:2] == ["CMD", "python3"]
     env_names = {item.split("=", 1)[0] for item in config["Env"]}
     assert not {n for n in env_names if "PASSWORD" in n or "KEY" in n}

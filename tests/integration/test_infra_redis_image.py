@@ -3,9 +3,9 @@
 Renders each stack, then starts by hand (docker SDK) exactly what it declares, under unique
 names: the material init container (files uploaded as pulumi-docker does: one tar extracted at
 `/` with each file's mode and owner) filling a fresh volume, then Redis with the rendered
-command, read-only root, all capabilities dropped, uid 999, on a fresh internal network. Redis
-must report healthy through the rendered TLS health check; a client on the same network must
-get in with the app's certificate and password, and only within its ACL.
+command, read-only root, all capabilities dropped, the stack's redis uid, on a fresh internal
+network. Redis must report healthy through the rendered TLS health check; a client on the
+same network must get in with the app's certificate and password, and only within its ACL.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from typing import Any
 
 import pytest
 
+from infra.naming import Role
 from infra.render import RenderedResource, RenderedStack, render_stack
+from infra.runtime_ids import runtime_id
 
 docker = pytest.importorskip("docker")
 
@@ -207,11 +209,17 @@ def _wait_healthy(container: Any) -> str:
     return status
 
 
-def test_redis_image__runs_as_uid_999_with_a_healthcheck(
+def _redis_user(rendered: RenderedStack) -> str:
+    uid = runtime_id(rendered.stack, Role.REDIS)
+    return f"{uid}:{uid}"
+
+
+def test_redis_image__runs_as_the_stacks_redis_uid_with_a_healthcheck(
     client: Any, rendered: RenderedStack, redis_image: str
 ) -> None:
     config = client.images.get(redis_image).attrs["Config"]
-    assert config["User"] == "999:999", f"image runs as {config['User']!r}, not the redis uid"
+    want = _redis_user(rendered)
+    assert config["User"] == want, f"image runs as {config['User']!r}, not the redis uid {want}"
     assert config["Healthcheck"]["Test"][0] == "CMD-SHELL", "image must carry a HEALTHCHECK"
     assert config["Labels"]["io.secure-redis.role"] == "redis"
     # The stack label comes from the build argument (this test builds as stack "itest").
@@ -225,16 +233,19 @@ def test_rendered_redis__becomes_healthy(deployed: dict[str, Any]) -> None:
     assert status == "healthy", f"redis health is {status!r}; last log lines:\n{logs}"
 
 
-def test_rendered_redis__runs_hardened(deployed: dict[str, Any]) -> None:
+def test_rendered_redis__runs_hardened(deployed: dict[str, Any], rendered: RenderedStack) -> None:
     host_config = deployed["redis"].attrs["HostConfig"]
     assert host_config["ReadonlyRootfs"] is True
     assert host_config["CapDrop"] == ["ALL"]
     assert "no-new-privileges:true" in host_config["SecurityOpt"]
-    assert deployed["redis"].attrs["Config"]["User"] == "999:999"
+    assert deployed["redis"].attrs["Config"]["User"] == _redis_user(rendered)
     assert not host_config.get("PortBindings"), "Redis must not publish a port"
 
 
-def test_material_volume__has_owner_only_modes(client: Any, deployed: dict[str, Any]) -> None:
+def test_material_volume__has_owner_only_modes(
+    client: Any, deployed: dict[str, Any], rendered: RenderedStack
+) -> None:
+    uid = str(runtime_id(rendered.stack, Role.REDIS))
     volume = next(v for k, v in deployed["volumes"].items() if k.endswith("redis-material"))
     listing = client.containers.run(
         deployed["image"],
@@ -247,9 +258,9 @@ def test_material_volume__has_owner_only_modes(client: Any, deployed: dict[str, 
     ).decode()
     modes = {Path(line.split()[0]).name: line.split()[1:] for line in listing.splitlines()}
     for name in ("server.key", "healthcheck.key", "healthcheck.password", "users.acl"):
-        assert modes[name] == ["400", "999"], f"{name} is {modes[name]}, want mode 400 uid 999"
+        assert modes[name] == ["400", uid], f"{name} is {modes[name]}, want mode 400 uid {uid}"
     for name in ("ca.crt", "server.crt", "healthcheck.crt", "redis.conf"):
-        assert modes[name] == ["444", "999"], f"{name} is {modes[name]}, want mode 444 uid 999"
+        assert modes[name] == ["444", uid], f"{name} is {modes[name]}, want mode 444 uid {uid}"
 
 
 def _app_client_material(rendered: RenderedStack) -> dict[str, str]:

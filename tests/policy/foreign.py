@@ -43,6 +43,8 @@ enable-debug-command no
 enable-module-command no
 maxmemory 256mb
 maxmemory-policy allkeys-lfu
+proto-max-bulk-len 4mb
+databases 1
 dir /data
 """
 
@@ -54,7 +56,7 @@ def _hash(password: str) -> str:
 ACL: Final = (
     "user default off resetkeys resetchannels -@all\n"
     f"user web on {_hash(WEB_PASSWORD)} resetkeys ~shop:* resetchannels "
-    "-@all +@read +@write -@dangerous -@admin\n"
+    "-@all +get +set +del +mget +ping\n"
     f"user probe on {_hash(PROBE_PASSWORD)} resetkeys resetchannels -@all +ping\n"
 )
 
@@ -85,6 +87,7 @@ def _hardening(user: str) -> dict[str, Any]:
         "cpus": "0.25",
         "logDriver": "local",
         "logOpts": {"max-size": "5m"},
+        "ulimits": [{"name": "nproc", "soft": 64, "hard": 64}],
     }
 
 
@@ -109,7 +112,7 @@ def _loader(volume: str, files: dict[str, tuple[str, str]], user: str) -> dict[s
 def raw() -> list[dict[str, Any]]:
     m = {k: v.decode() for k, v in material().items()}
     cache = {
-        **_hardening("999:999"),
+        **_hardening("71001:71001"),
         "name": "shop-prod-cache",
         "image": REDIS_IMAGE,
         "command": ["redis-server", "/secrets/redis.conf"],
@@ -132,7 +135,7 @@ def raw() -> list[dict[str, Any]]:
         ]},
     }  # fmt: skip
     web = {
-        **_hardening("1000:1000"),
+        **_hardening("71002:71002"),
         "name": "shop-prod-web",
         "image": WEB_IMAGE,
         "readOnly": True,
@@ -169,9 +172,9 @@ def raw() -> list[dict[str, Any]]:
         {"type": VOLUME, "name": "web-secrets", "props": {"name": "shop-prod-web-secrets"}},
         {"type": REMOTE_IMAGE, "name": "redis-image", "props": {"name": "redis:7.2.4"}},
         {"type": CONTAINER, "name": "cache-loader", "options": secret,
-         "props": _loader("shop-prod-cache-secrets", cache_files, "999:999")},
+         "props": _loader("shop-prod-cache-secrets", cache_files, "71001:71001")},
         {"type": CONTAINER, "name": "web-loader", "options": secret,
-         "props": _loader("shop-prod-web-secrets", web_files, "1000:1000")},
+         "props": _loader("shop-prod-web-secrets", web_files, "71002:71002")},
         {"type": CONTAINER, "name": "cache", "props": cache},
         {"type": CONTAINER, "name": "web", "props": web},
     ]  # fmt: skip

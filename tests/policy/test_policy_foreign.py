@@ -17,7 +17,8 @@ from tests.policy.conftest import Analyze
 from tests.policy.support import describe, mandatory, mutate
 
 HARDENED: dict[str, Any] = {
-    "user": "999:999",
+    "user": "71001:71001",
+    "ulimits": [{"name": "nproc", "soft": 64, "hard": 64}],
     "readOnly": True,
     "capabilities": {"drops": ["ALL"]},
     "securityOpts": ["no-new-privileges:true"],
@@ -75,7 +76,9 @@ def test_official_image_default_config_on_an_internal_network__is_rejected(
         "redis-auth-required",
         "redis-default-user-disabled",
         "redis-acl-least-privilege",
+        "redis-acl-command-allowlist",
         "redis-maxmemory-below-limit",
+        "redis-bulk-length-capped",
     }, describe(findings)
 
 

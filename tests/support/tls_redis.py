@@ -84,7 +84,10 @@ class TlsRedisServer:
         tls_protocols: tuple[str, ...] = ("TLSv1.2", "TLSv1.3"),
         maxmemory_mb: int = 64,
         key_prefix: str = DEFAULT_KEY_PREFIX,
+        extra_acl: str = "",
     ) -> None:
+        """`extra_acl`: ACL lines appended for a test's own purposes (e.g. an observer that
+        reads server statistics); a deployed stack's ACL has only what render_acl_file makes."""
         if shutil.which(REDIS_SERVER) is None:
             raise RedisServerError(
                 "redis-server not found; run scripts/bootstrap.sh (installs Debian's redis-server)"
@@ -102,7 +105,8 @@ class TlsRedisServer:
                 app_password=self.material.app_password,
                 healthcheck_password=self.material.healthcheck_password,
                 key_prefix=key_prefix,
-            ).encode(),
+            ).encode()
+            + extra_acl.encode(),
             0o600,
         )
         self.conf = RedisTlsConf(

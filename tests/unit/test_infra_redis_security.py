@@ -10,6 +10,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from infra import pki
 from infra.redis_acl import (
+    APP_COMMANDS,
     AclError,
     password_hash,
     render_acl_file,
@@ -122,11 +123,9 @@ def test_acl__app_user_is_limited_to_its_prefix(stack: RenderedStack) -> None:
     assert "allkeys" not in app
 
 
-def test_acl__app_user_has_no_dangerous_or_admin_commands(stack: RenderedStack) -> None:
-    app = _acl_lines(stack)["app"].split()
-    assert {"-@dangerous", "-@admin"} <= set(app)
-    assert "+@all" not in app
-    assert "allcommands" not in app
+def test_acl__app_user_is_exactly_its_command_allowlist(stack: RenderedStack) -> None:
+    rules = [w for w in _acl_lines(stack)["app"].split() if w[0] in "+-"]
+    assert rules == ["-@all", *(f"+{command}" for command in APP_COMMANDS)]
 
 
 def test_acl__healthcheck_user_may_only_ping(stack: RenderedStack) -> None:

@@ -6,7 +6,11 @@ import re
 
 import pytest
 
+from infra.components.app import APP_NPROC
+from infra.components.redis import REDIS_NPROC
+from infra.naming import Role
 from infra.render import RenderedResource, RenderedStack
+from infra.runtime_ids import STACK_SLOTS, RuntimeIdError, image_default_id, runtime_id
 from tests.unit.conftest import (
     CONTAINER,
     IMAGE,
@@ -19,7 +23,10 @@ from tests.unit.conftest import (
 
 SERVICES = ("redis", "app")
 ALL_CONTAINERS = ("redis", "app", "redis-init", "app-init")
-UIDS = {"redis": 999, "app": 10001, "redis-init": 999, "app-init": 10001}
+OWNER_ROLE = {"redis": Role.REDIS, "app": Role.APP, "redis-init": Role.REDIS, "app-init": Role.APP}
+# Well-known ids of a Debian host (0-999 system, 1000-59999 accounts, 60000-65535 Debian's
+# global and systemd's dynamic ranges, 100000+ subordinate ranges); see infra/runtime_ids.py.
+HOST_RANGES = (range(0, 65536), range(100000, 2**32))
 
 
 def _network(stack: RenderedStack, role: str) -> RenderedResource:
@@ -102,8 +109,36 @@ def test_init_container__has_no_network(stack: RenderedStack, role: str) -> None
 @pytest.mark.parametrize("role", ALL_CONTAINERS)
 def test_container__runs_as_its_non_root_uid(stack: RenderedStack, role: str) -> None:
     resource = container(stack, role)
-    uid = UIDS[role]
+    uid = runtime_id(stack.stack, OWNER_ROLE[role])
     assert resource.props.get("user") == f"{uid}:{uid}", f"{resource.urn}: must run as {uid}"
+
+
+@pytest.mark.parametrize("role", ALL_CONTAINERS)
+def test_container__uid_is_allocated_to_nothing_on_a_debian_host(
+    stack: RenderedStack, role: str
+) -> None:
+    user, group = (int(x) for x in container(stack, role).props["user"].split(":"))
+    for value in (user, group):
+        assert not any(value in r for r in HOST_RANGES), f"{role}: id {value} is a host id"
+
+
+def test_containers__of_every_stack_and_role_have_their_own_uid() -> None:
+    ids = [runtime_id(s, r) for s in STACK_SLOTS for r in (Role.REDIS, Role.APP)]
+    assert len(set(ids)) == len(ids)
+    assert (
+        len(set(ids) | {image_default_id(Role.REDIS), image_default_id(Role.APP)}) == len(ids) + 2
+    )
+
+
+@pytest.mark.parametrize(("role", "nproc"), [("redis", REDIS_NPROC), ("app", APP_NPROC)])
+def test_service__has_an_nproc_ulimit(stack: RenderedStack, role: str, nproc: int) -> None:
+    ulimits = container(stack, role).props.get("ulimits")
+    assert ulimits == [{"name": "nproc", "soft": nproc, "hard": nproc}], ulimits
+
+
+def test_runtime_id__refuses_a_stack_without_a_block() -> None:
+    with pytest.raises(RuntimeIdError, match=r"add it to STACK_SLOTS in infra/runtime_ids\.py"):
+        runtime_id("qa", Role.APP)
 
 
 @pytest.mark.parametrize("role", SERVICES)
@@ -271,7 +306,11 @@ def test_images__are_built_locally_for_this_stack(stack: RenderedStack) -> None:
         props = image.props
         assert props["skipPush"] is True, f"{image.urn}: must never be pushed"
         assert "registry" not in props, f"{image.urn}: no registry"
-        assert props["build"]["args"] == {"SECURE_REDIS_STACK": stack.stack}
+        role = Role.REDIS if "-redis:" in props["imageName"] else Role.APP
+        assert props["build"]["args"] == {
+            "SECURE_REDIS_STACK": stack.stack,
+            "SECURE_REDIS_UID": str(runtime_id(stack.stack, role)),
+        }
         assert re.fullmatch(
             rf"secure-redis-{stack.stack}-(redis|app):[0-9a-f]{{12}}", props["imageName"]
         )

@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
+from infra.naming import Role
 from infra.render import REDACTED, RenderedStack
+from infra.runtime_ids import runtime_id
 from tests.unit.conftest import CONTAINER, NETWORK, VOLUME, container, labels, uploads
 
 SECRET_FILES = {
@@ -113,10 +115,11 @@ def test_acl_file__is_readable_but_mode_0400(stack: RenderedStack) -> None:
     assert ("uploads", index, "content") not in init.secret_paths, "hashes are not secret"
 
 
-@pytest.mark.parametrize(("role", "uid"), [("redis-init", "999"), ("app-init", "10001")])
+@pytest.mark.parametrize(("role", "owner"), [("redis-init", Role.REDIS), ("app-init", Role.APP)])
 def test_init_container__files_belong_to_the_consumer(
-    stack: RenderedStack, role: str, uid: str
+    stack: RenderedStack, role: str, owner: Role
 ) -> None:
+    uid = str(runtime_id(stack.stack, owner))
     for name, upload in uploads(container(stack, role)).items():
         assert (upload["owner"], upload["group"]) == (uid, uid), f"{name} owner"
 

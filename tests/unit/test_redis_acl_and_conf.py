@@ -6,8 +6,22 @@ import hashlib
 
 import pytest
 
-from infra.redis_acl import AclError, password_hash, render_acl_file
-from infra.redis_conf import RedisConfError, RedisTlsConf, directives, render_redis_conf
+from infra.redis_acl import (
+    APP_COMMANDS,
+    AclError,
+    AclUserRules,
+    password_hash,
+    render_acl_file,
+    render_users,
+    users,
+)
+from infra.redis_conf import (
+    RedisConfError,
+    RedisTlsConf,
+    bulk_limit_bytes,
+    directives,
+    render_redis_conf,
+)
 
 
 def _acl() -> str:
@@ -30,16 +44,51 @@ def test_acl__stores_hashes_never_passwords() -> None:
     assert "#" + hashlib.sha256(b"a" * 24).hexdigest() in _user_line(acl, "app")
 
 
-def test_acl__app_is_confined_to_its_prefix_without_dangerous_commands() -> None:
+def test_acl__app_is_confined_to_its_prefix_and_an_allowlist() -> None:
     tokens = _user_line(_acl(), "app").split()
     assert "~cache:*" in tokens
     assert "resetkeys" in tokens
-    # Later rules win, so the revocations must come after every grant.
-    assert tokens[-2:] == ["-@dangerous", "-@admin"]
+    # Everything revoked first, then each command by name: no category is ever granted.
+    start = tokens.index("-@all")
+    assert tokens[start + 1 :] == [f"+{c}" for c in APP_COMMANDS]
+    assert not [t for t in tokens if t.startswith("+@")]
+
+
+def test_acl__app_allowlist_holds_no_command_it_does_not_send() -> None:
+    # The commands of the attack report stay out, whatever the client grows into.
+    assert not {"select", "setrange", "append", "copy", "dump", "object", "client", "keys"} & set(
+        APP_COMMANDS
+    )
 
 
 def test_acl__healthcheck_may_only_ping() -> None:
     assert _user_line(_acl(), "healthcheck").endswith("-@all +ping")
+
+
+def test_acl__a_user_beside_the_others_renders_from_its_rules() -> None:
+    reload_user = AclUserRules("reload", ("acl|load",))
+    text = render_users(
+        (*users("cache:"), reload_user),
+        {
+            "app": password_hash("a"),
+            "healthcheck": password_hash("h"),
+            "reload": password_hash("r"),
+        },
+    )
+    assert _user_line(text, "reload").endswith("resetkeys resetchannels -@all +acl|load")
+
+
+def test_acl__a_user_without_a_hash_is_refused() -> None:
+    with pytest.raises(AclError, match="ACL user app has no password hash"):
+        render_users(users("cache:"), {"healthcheck": password_hash("h")})
+
+
+@pytest.mark.parametrize(
+    "command", ["@all", "get ~*", "", "GET"], ids=["category", "rule", "empty", "upper"]
+)
+def test_acl__an_allowlist_entry_must_be_a_command_name(command: str) -> None:
+    with pytest.raises(AclError, match="is not a command name"):
+        AclUserRules("x", (command,)).rules(password_hash("x"))
 
 
 @pytest.mark.parametrize(
@@ -79,6 +128,8 @@ def _conf(**overrides: object) -> RedisTlsConf:
         ("enable-protected-configs", "no"),
         ("maxmemory", "200mb"),
         ("tls-protocols", '"TLSv1.2 TLSv1.3"'),
+        ("databases", "1"),
+        ("proto-max-bulk-len", "2mb"),
     ],
 )
 def test_conf__secure_directive(name: str, value: str) -> None:
@@ -101,3 +152,28 @@ def test_conf__renders_one_directive_per_line() -> None:
     text = render_redis_conf(_conf())
     assert text.splitlines()[0] == "port 0"
     assert len(text.splitlines()) == len(directives(_conf()))
+
+
+@pytest.mark.parametrize(
+    ("value_limit", "bulk"),
+    [(1, 1 << 20), (1 << 20, 2 << 20), ((8 << 20) - 4132, 8 << 20), ((8 << 20) - 4131, 9 << 20)],
+    ids=["redis-floor", "default", "exact-fit", "one-byte-over"],
+)
+def test_conf__bulk_limit_is_the_largest_sealed_value_rounded_to_mib(
+    value_limit: int, bulk: int
+) -> None:
+    assert bulk_limit_bytes(value_limit) == bulk
+
+
+def test_conf__bulk_limit_follows_the_value_limit() -> None:
+    assert ("proto-max-bulk-len", "5mb") in directives(_conf(value_limit_bytes=4 << 20))
+
+
+@pytest.mark.parametrize("maxmemory_mb", [1, 15], ids=["tiny", "just-below"])
+def test_conf__refuses_a_maxmemory_one_allocation_could_fill(maxmemory_mb: int) -> None:
+    with pytest.raises(RedisConfError, match="proto-max-bulk-len"):
+        _conf(maxmemory_mb=maxmemory_mb)
+
+
+def test_conf__accepts_maxmemory_eight_allocations_wide() -> None:
+    assert ("maxmemory", "16mb") in directives(_conf(maxmemory_mb=16))

@@ -1,0 +1,78 @@
+"""What the Docker engine itself leaves open, for the setup summary.
+
+    python -m infra.engine_report        prints the engine version, whether it remaps user
+                                         namespaces, and the exposures known for its version
+
+The project closes what it can (infra/firewall.py, infra/runtime_ids.py); this says plainly
+what depends on the engine, so an operator knows what upgrading or reconfiguring it adds.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Sequence
+from typing import Any, Final
+
+# moby/moby#45610: the DNAT of a 127.0.0.1-published port matches no input interface, so an
+# L2 neighbour that sends packets for 127.0.0.1 to this host reaches the container. Docker
+# Engine 28.0 added the filtering that closes it.
+LOOPBACK_DNAT_FIXED_IN: Final = (28, 0)
+
+
+def engine_version(text: str) -> tuple[int, int] | None:
+    """(major, minor) of a `docker info` ServerVersion such as `20.10.24+dfsg1`."""
+    match = re.match(r"^(\d+)\.(\d+)", text)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def userns_remapped(security_options: Sequence[str]) -> bool:
+    """`docker info` SecurityOptions carries `name=userns` when the daemon remaps uids."""
+    return any("name=userns" in option.split(",") for option in security_options)
+
+
+def report_lines(info: dict[str, Any]) -> list[str]:
+    """Summary lines for `docker info` output (the API's /info object)."""
+    version_text = str(info.get("ServerVersion", "unknown"))
+    version = engine_version(version_text)
+    lines = [f"docker engine {version_text}"]
+    if userns_remapped(info.get("SecurityOptions") or []):
+        lines.append("user namespaces: remapped (userns-remap): container uids are not host uids")
+    else:
+        lines.append(
+            "WARNING user namespaces: not remapped: a container's uid is a host uid. The stack "
+            "runs as ids no Debian host allocates (infra/runtime_ids.py); userns-remap in "
+            "/etc/docker/daemon.json is the stronger, daemon-wide fix"
+        )
+    if version is None or version < LOOPBACK_DNAT_FIXED_IN:
+        lines.append(
+            f"WARNING engine {version_text}: 127.0.0.1-published ports are reachable from "
+            "hosts on the same L2 segment (moby/moby#45610, fixed in Docker Engine 28.0); "
+            "the stack's firewall rules (infra/firewall.py, installed as root) drop them"
+        )
+    lines.append(
+        "note: Docker does not filter traffic from containers to the host itself; the stack's "
+        "firewall rules drop it for its bridges (installed as root)"
+    )
+    return lines
+
+
+def main() -> int:
+    import docker  # noqa: PLC0415 - only the command needs the engine client
+    from docker.errors import DockerException  # noqa: PLC0415
+
+    try:
+        info = docker.from_env().info()
+    except DockerException as exc:
+        print(f"engine: cannot read docker info: {exc}", file=sys.stderr)
+        return 1
+    for line in report_lines(info):
+        print(f"engine: {line}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = ["LOOPBACK_DNAT_FIXED_IN", "engine_version", "main", "report_lines", "userns_remapped"]

@@ -1,0 +1,261 @@
+"""Host firewall rules for a deployed stack: what Docker 20.10 leaves open, closed by us.
+
+    python -m infra.firewall up   --stack S   install (or refresh) the rules of stack S
+    python -m infra.firewall down --stack S   remove them
+    python -m infra.firewall show --stack S   print the rules `up` would install
+
+Docker filters traffic *between* networks, not traffic to the host itself, and it matches
+no input interface on the DNAT of a loopback-published port. On a deployed stack that left:
+
+* the host reachable from the "internal" backend: a container there reaches any host
+  service through the bridge's gateway address (traffic to the host is INPUT, which Docker
+  never filters);
+* unrestricted egress for the app through the frontend network (Redis is on the backend;
+  the app needs nothing else);
+* the app's 127.0.0.1-published port reachable from an L2 neighbour that sends packets for
+  127.0.0.1 to this host (moby/moby#45610; fixed in Docker Engine 28.0).
+
+`up` puts two chains per stack in the iptables filter table that Docker itself programs (on
+Debian 12 `iptables` is the nf_tables backend, as dockerd's own rules are):
+
+    SECURE-REDIS-<S>-IN   jumped to from INPUT for packets from the stack's bridges:
+                          replies to connections the host opened (docker-proxy serving the
+                          published port) return; everything else is rejected.
+    SECURE-REDIS-<S>-FWD  jumped to from DOCKER-USER (Docker evaluates it before its own
+                          FORWARD rules) for packets into or out of the stack's bridges:
+                          traffic within one bridge (app <-> Redis) and replies return;
+                          every new connection leaving the bridges is rejected, every one
+                          entering them from elsewhere dropped.
+
+Rejected, not dropped, when the stack's own containers are the sender: they learn at once
+that the way is shut instead of waiting for a timeout (Docker's embedded DNS forwards a name
+it does not know, such as `redis` while Redis is stopped, to the host's resolvers from the
+container's network namespace; a dropped query would stall the app's fallback to memory for
+the resolver's whole timeout). Strangers get nothing back.
+
+Every jump carries the comment `secure-redis:<S>`, so `down` finds exactly this stack's.
+Changing the host firewall needs root; without it `up` says so and changes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from infra.naming import Role, object_name
+
+IPTABLES: Final = "iptables"
+_STACK_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,10}$")
+_BRIDGE_NAME_OPTION: Final = "com.docker.network.bridge.name"
+
+Run = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
+
+
+class FirewallError(RuntimeError):
+    """The rules could not be installed or removed; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Bridges:
+    """Host interface names of the stack's two networks."""
+
+    backend: str
+    frontend: str
+
+
+def comment(stack: str) -> str:
+    return f"secure-redis:{stack}"
+
+
+def chains(stack: str) -> tuple[str, str]:
+    """(input chain, forward chain) of `stack`; iptables allows 28 characters."""
+    if not _STACK_RE.match(stack):
+        raise FirewallError(
+            f"stack {stack!r}: the firewall chains need a name of at most 11 letters, "
+            "digits, '-' or '_'"
+        )
+    return f"SECURE-REDIS-{stack}-IN", f"SECURE-REDIS-{stack}-FWD"
+
+
+def install_rules(stack: str, bridges: Bridges) -> list[list[str]]:
+    """iptables argument lists that create the chains and jump to them (after `down`)."""
+    in_chain, fwd_chain = chains(stack)
+    tag = ["-m", "comment", "--comment", comment(stack)]
+    replies = ["-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED"]
+    back, front = bridges.backend, bridges.frontend
+    rules = [
+        ["-N", in_chain],
+        ["-A", in_chain, *replies, "-j", "RETURN"],
+        ["-A", in_chain, "-j", "REJECT"],
+        ["-N", fwd_chain],
+        ["-A", fwd_chain, "-i", back, "-o", back, "-j", "RETURN"],
+        ["-A", fwd_chain, "-i", front, "-o", front, "-j", "RETURN"],
+        ["-A", fwd_chain, *replies, "-j", "RETURN"],
+        ["-A", fwd_chain, "-i", back, "-j", "REJECT"],
+        ["-A", fwd_chain, "-i", front, "-j", "REJECT"],
+        ["-A", fwd_chain, "-j", "DROP"],
+    ]
+    for bridge in (back, front):
+        rules.append(["-I", "INPUT", "1", "-i", bridge, *tag, "-j", in_chain])
+        rules.append(["-I", "DOCKER-USER", "1", "-i", bridge, *tag, "-j", fwd_chain])
+        rules.append(["-I", "DOCKER-USER", "1", "-o", bridge, *tag, "-j", fwd_chain])
+    return rules
+
+
+def removal_rules(stack: str, listings: dict[str, str]) -> list[list[str]]:
+    """iptables argument lists that delete this stack's jumps (found by their comment in
+    `iptables -S <chain>` output) and then its chains, if present."""
+    in_chain, fwd_chain = chains(stack)
+    marker = f'--comment "{comment(stack)}"'
+    marker_bare = f"--comment {comment(stack)}"
+    rules: list[list[str]] = []
+    for chain in ("INPUT", "DOCKER-USER"):
+        for line in listings.get(chain, "").splitlines():
+            if line.startswith(f"-A {chain} ") and (marker in line or marker_bare in line):
+                words = line.replace(marker, marker_bare).split()
+                rules.append(["-D", *words[1:]])
+    for chain in (in_chain, fwd_chain):
+        if f"-N {chain}" in listings.get(chain, ""):
+            rules += [["-F", chain], ["-X", chain]]
+    return rules
+
+
+def bridge_name(network_id: str, options: dict[str, str]) -> str:
+    """The host interface of a Docker bridge network: its configured name, else br-<id12>."""
+    return options.get(_BRIDGE_NAME_OPTION) or f"br-{network_id[:12]}"
+
+
+def stack_bridges(stack: str) -> Bridges:
+    """Ask the engine for the interfaces of the stack's networks (deployed first)."""
+    import docker  # noqa: PLC0415 - only the I/O path needs the engine client
+    from docker.errors import DockerException, NotFound  # noqa: PLC0415
+
+    names = {role: object_name(stack, role) for role in (Role.BACKEND, Role.FRONTEND)}
+    try:
+        client = docker.from_env()
+        found = {role: client.networks.get(name) for role, name in names.items()}
+    except NotFound as exc:
+        raise FirewallError(
+            f"stack {stack}: a network is missing ({exc.explanation}); deploy the stack first"
+        ) from exc
+    except DockerException as exc:
+        raise FirewallError(f"the Docker engine is not reachable: {exc}") from exc
+    interfaces = {
+        role: bridge_name(net.id or "", net.attrs.get("Options") or {})
+        for role, net in found.items()
+    }
+    return Bridges(backend=interfaces[Role.BACKEND], frontend=interfaces[Role.FRONTEND])
+
+
+def _runner() -> Run:
+    if shutil.which(IPTABLES) is None:
+        raise FirewallError("iptables is not installed; run scripts/bootstrap.sh as root")
+
+    def run(args: Sequence[str]) -> subprocess.CompletedProcess[str]:
+        # -w: wait for the xtables lock dockerd also takes, instead of failing.
+        return subprocess.run(  # noqa: S603 - fixed program, arguments built in this module
+            [IPTABLES, "-w", *args], capture_output=True, text=True, check=False, timeout=30
+        )
+
+    return run
+
+
+def _listings(run: Run, stack: str) -> dict[str, str]:
+    listings = {}
+    for chain in ("INPUT", "DOCKER-USER", *chains(stack)):
+        listed = run(["-S", chain])
+        listings[chain] = listed.stdout if listed.returncode == 0 else ""
+    if not listings["DOCKER-USER"]:
+        raise FirewallError(
+            "iptables has no DOCKER-USER chain: the Docker engine is not running or programs "
+            "another iptables backend (compare `iptables -V` with the rules `dockerd` made)"
+        )
+    return listings
+
+
+def _apply(run: Run, rules: Sequence[Sequence[str]]) -> None:
+    for rule in rules:
+        done = run(rule)
+        if done.returncode != 0:
+            raise FirewallError(
+                f"iptables {' '.join(rule)} failed: {done.stderr.strip() or done.returncode}"
+            )
+
+
+def down(stack: str, run: Run) -> int:
+    """Remove the stack's rules; the number of iptables changes made."""
+    if not _STACK_RE.match(stack):
+        return 0  # a name no chain can carry never had rules installed
+    rules = removal_rules(stack, _listings(run, stack))
+    _apply(run, rules)
+    return len(rules)
+
+
+def up(stack: str, bridges: Bridges, run: Run) -> int:
+    """Replace the stack's rules with fresh ones for `bridges`."""
+    down(stack, run)
+    rules = install_rules(stack, bridges)
+    _apply(run, rules)
+    return len(rules)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m infra.firewall", description=__doc__.split("\n\n", 1)[0]
+    )
+    parser.add_argument("action", choices=("up", "down", "show"))
+    parser.add_argument("--stack", required=True)
+    args = parser.parse_args(argv)
+    stack: str = args.stack
+    try:
+        if args.action != "down":
+            chains(stack)
+        if args.action == "show":
+            for rule in install_rules(stack, stack_bridges(stack)):
+                print(" ".join([IPTABLES, *rule]))
+            return 0
+        if os.geteuid() != 0:
+            print(
+                f"firewall: not root: the host rules of stack {stack} were NOT "
+                f"{'installed' if args.action == 'up' else 'removed'}; run "
+                f"`python -m infra.firewall {args.action} --stack {stack}` as root",
+                file=sys.stderr,
+            )
+            return 3
+        run = _runner()
+        if args.action == "up":
+            count = up(stack, stack_bridges(stack), run)
+            print(f"firewall: stack {stack}: {count} iptables rules installed")
+        else:
+            count = down(stack, run)
+            print(f"firewall: stack {stack}: {count} iptables changes to remove its rules")
+    except FirewallError as exc:
+        print(f"firewall: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = [
+    "Bridges",
+    "FirewallError",
+    "bridge_name",
+    "chains",
+    "comment",
+    "down",
+    "install_rules",
+    "main",
+    "removal_rules",
+    "stack_bridges",
+    "up",
+]

@@ -1,0 +1,127 @@
+"""infra.firewall's rules and infra.engine_report's verdicts: pure logic, no iptables."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.engine_report import engine_version, report_lines, userns_remapped
+from infra.firewall import (
+    Bridges,
+    FirewallError,
+    bridge_name,
+    chains,
+    down,
+    install_rules,
+    removal_rules,
+)
+
+BRIDGES = Bridges(backend="br-back0000001", frontend="br-front000001")
+
+
+def _rules() -> list[str]:
+    return [" ".join(rule) for rule in install_rules("dev", BRIDGES)]
+
+
+def test_firewall__host_bound_traffic_from_either_bridge_is_rejected_but_replies() -> None:
+    rules = _rules()
+    for bridge in (BRIDGES.backend, BRIDGES.frontend):
+        assert (
+            f"-I INPUT 1 -i {bridge} -m comment --comment secure-redis:dev "
+            "-j SECURE-REDIS-dev-IN" in rules
+        )
+    chain = [r for r in rules if r.startswith("-A SECURE-REDIS-dev-IN")]
+    assert chain == [
+        "-A SECURE-REDIS-dev-IN -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN",
+        "-A SECURE-REDIS-dev-IN -j REJECT",
+    ]
+
+
+def test_firewall__forwarded_traffic_stays_inside_each_bridge() -> None:
+    rules = _rules()
+    for bridge in (BRIDGES.backend, BRIDGES.frontend):
+        for direction in ("-i", "-o"):
+            assert (
+                f"-I DOCKER-USER 1 {direction} {bridge} -m comment --comment secure-redis:dev "
+                "-j SECURE-REDIS-dev-FWD" in rules
+            )
+    chain = [r for r in rules if r.startswith("-A SECURE-REDIS-dev-FWD")]
+    # The stack's own containers are refused at once; anything else entering is dropped.
+    assert chain[-3:] == [
+        f"-A SECURE-REDIS-dev-FWD -i {BRIDGES.backend} -j REJECT",
+        f"-A SECURE-REDIS-dev-FWD -i {BRIDGES.frontend} -j REJECT",
+        "-A SECURE-REDIS-dev-FWD -j DROP",
+    ]
+    assert f"-A SECURE-REDIS-dev-FWD -i {BRIDGES.backend} -o {BRIDGES.backend} -j RETURN" in chain
+    assert not [r for r in chain if "-i br-back" in r and "-o br-front" in r]
+
+
+def test_firewall__removal_deletes_only_this_stacks_jumps_then_its_chains() -> None:
+    listings = {
+        "INPUT": "-P INPUT ACCEPT\n"
+        '-A INPUT -i br-x -m comment --comment "secure-redis:dev" -j SECURE-REDIS-dev-IN\n'
+        '-A INPUT -i br-y -m comment --comment "secure-redis:prod" -j SECURE-REDIS-prod-IN\n',
+        "DOCKER-USER": "-N DOCKER-USER\n"
+        "-A DOCKER-USER -o br-x -m comment --comment secure-redis:dev -j SECURE-REDIS-dev-FWD\n"
+        "-A DOCKER-USER -j RETURN\n",
+        "SECURE-REDIS-dev-IN": "-N SECURE-REDIS-dev-IN\n-A SECURE-REDIS-dev-IN -j DROP\n",
+        "SECURE-REDIS-dev-FWD": "",
+    }
+    assert removal_rules("dev", listings) == [
+        ["-D", "INPUT", "-i", "br-x", "-m", "comment", "--comment", "secure-redis:dev", "-j",
+         "SECURE-REDIS-dev-IN"],
+        ["-D", "DOCKER-USER", "-o", "br-x", "-m", "comment", "--comment", "secure-redis:dev",
+         "-j", "SECURE-REDIS-dev-FWD"],
+        ["-F", "SECURE-REDIS-dev-IN"],
+        ["-X", "SECURE-REDIS-dev-IN"],
+    ]  # fmt: skip
+
+
+def test_firewall__removal_with_nothing_installed_changes_nothing() -> None:
+    assert (
+        removal_rules("dev", {"INPUT": "-P INPUT ACCEPT\n", "DOCKER-USER": "-N DOCKER-USER"}) == []
+    )
+
+
+@pytest.mark.parametrize(
+    ("network_id", "options", "name"),
+    [("0123456789abcdef", {}, "br-0123456789ab"),
+     ("0123456789abcdef", {"com.docker.network.bridge.name": "sr-dev"}, "sr-dev")],
+    ids=["generated", "configured"],
+)  # fmt: skip
+def test_firewall__bridge_name(network_id: str, options: dict[str, str], name: str) -> None:
+    assert bridge_name(network_id, options) == name
+
+
+@pytest.mark.parametrize(
+    "stack", ["a-very-long-stack", "dev;rm", ""], ids=["long", "shell", "empty"]
+)
+def test_firewall__refuses_a_stack_name_iptables_cannot_carry(stack: str) -> None:
+    with pytest.raises(FirewallError, match="at most 11"):
+        chains(stack)
+
+
+def test_engine__version_and_userns() -> None:
+    assert engine_version("20.10.24+dfsg1") == (20, 10)
+    assert engine_version("weird") is None
+    assert userns_remapped(["name=seccomp,profile=default", "name=userns"])
+    assert not userns_remapped(["name=seccomp,profile=default"])
+
+
+def test_engine__20_10_without_userns_gets_both_warnings() -> None:
+    lines = report_lines({"ServerVersion": "20.10.24+dfsg1", "SecurityOptions": []})
+    warnings = [line for line in lines if line.startswith("WARNING")]
+    assert len(warnings) == 2
+    assert "moby/moby#45610" in warnings[1]
+    assert "userns-remap" in warnings[0]
+
+
+def test_engine__28_with_userns_has_no_warning() -> None:
+    lines = report_lines({"ServerVersion": "28.0.1", "SecurityOptions": ["name=userns"]})
+    assert not [line for line in lines if line.startswith("WARNING")]
+
+
+def test_firewall__down_for_a_name_no_chain_can_carry_changes_nothing() -> None:
+    def never(args: object) -> object:
+        raise AssertionError(f"iptables called with {args}")
+
+    assert down("e2e-absent-0123abcd", never) == 0  # type: ignore[arg-type]
