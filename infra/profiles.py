@@ -39,6 +39,9 @@ _COMMON: Final = {
     "dataKeyKeepPrevious": 1,
     # Raise to renew every leaf certificate on the next up (forced renewal, no clock change).
     "certRenewalGeneration": 0,
+    # The block of uids the stack's containers run as (infra/runtime_ids.py); 0: dev, staging
+    # and prod have their own, any other stack must set one no other stack on the host uses.
+    "runtimeIdSlot": 0,
     # Raise to roll the stack's CA over (new CA trusted, then issuing, then the old one retired:
     # one step per up).
     "caRolloverGeneration": 0,

@@ -27,7 +27,8 @@ from pulumi.runtime import settings as runtime_settings
 
 from infra.changes import Change
 from infra.mock_engine import Prior, PropPath, RecordingMonitor, Registration, RenderError
-from infra.settings import REPO_ROOT, StackSettings, load_settings, load_stack_file
+from infra.runtime_ids import MAX_SLOT, stack_slot
+from infra.settings import REPO_ROOT, SettingsError, StackSettings, load_settings, load_stack_file
 from infra.stack import build_stack
 
 PROJECT: Final = "secure-redis"
@@ -133,6 +134,17 @@ def render_settings(
     settings: StackSettings, *, previous: Mapping[str, Prior] | None = None
 ) -> RenderedStack:
     """Render the program for already-loaded settings (e.g. a deliberately altered copy)."""
+    if stack_slot(settings.stack, settings.runtime_id_slot) is None:
+        # Before the program runs: inside it, the same fault would surface as a traceback.
+        raise SettingsError(
+            settings.stack,
+            f"Pulumi.{settings.stack}.yaml",
+            [
+                f"stack {settings.stack!r} needs secure-redis:runtimeIdSlot: a number from 1 to "
+                f"{MAX_SLOT} that no other stack on this host uses (dev 1, staging 2, prod 3); it "
+                "picks the uids its containers run as (infra/runtime_ids.py)"
+            ],
+        )
     monitor = RecordingMonitor(previous)
     runtime_settings.ROOT.set(None)  # a fresh root stack resource for this stack
     pulumi.runtime.set_mocks(

@@ -35,20 +35,28 @@ STACK_SLOTS: Final = MappingProxyType({"dev": 1, "staging": 2, "prod": 3})
 _ROLE_OFFSETS: Final = MappingProxyType({Role.REDIS: 1, Role.APP: 2})
 # Images built without a stack (tests, `docker build` by hand) run as slot 0's ids.
 IMAGE_DEFAULT_SLOT: Final = 0
+MAX_SLOT: Final = (ID_CEILING - ID_BASE) // _BLOCK - 1
 
 
 class RuntimeIdError(ValueError):
     """A stack or role without an id."""
 
 
-def runtime_id(stack: str, role: Role) -> int:
-    """The uid (and gid) `role`'s container of `stack` runs as."""
-    if stack not in STACK_SLOTS:
+def stack_slot(stack: str, configured: int = 0) -> int | None:
+    """The block of `stack`: its `runtimeIdSlot` setting, else STACK_SLOTS; None: it has none
+    (infra/settings.py then asks for the setting)."""
+    return configured or STACK_SLOTS.get(stack)
+
+
+def runtime_id(stack: str, role: Role, slot: int = 0) -> int:
+    """The uid (and gid) `role`'s container of `stack` runs as (`slot`: its runtimeIdSlot)."""
+    block = stack_slot(stack, slot)
+    if block is None:
         raise RuntimeIdError(
-            f"stack {stack!r} has no uid block: add it to STACK_SLOTS in infra/runtime_ids.py "
-            f"with a slot no other stack uses (taken: {dict(STACK_SLOTS)})"
+            f"stack {stack!r} has no uid block: set secure-redis:runtimeIdSlot (1-{MAX_SLOT}, "
+            f"a slot no other stack on this host uses; taken: {dict(STACK_SLOTS)})"
         )
-    return _id(STACK_SLOTS[stack], role)
+    return _id(block, role)
 
 
 def image_default_id(role: Role) -> int:
@@ -66,8 +74,10 @@ __all__ = [
     "ID_BASE",
     "ID_CEILING",
     "IMAGE_DEFAULT_SLOT",
+    "MAX_SLOT",
     "STACK_SLOTS",
     "RuntimeIdError",
     "image_default_id",
     "runtime_id",
+    "stack_slot",
 ]

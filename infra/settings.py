@@ -26,6 +26,7 @@ from infra.profiles import (
 )
 from infra.redis_acl import AclError, render_acl_file
 from infra.redis_conf import min_maxmemory_mb
+from infra.runtime_ids import MAX_SLOT
 
 NAMESPACE: Final = "secure-redis"
 # Namespaces a stack file may use besides the project's own: the docker provider's settings
@@ -80,6 +81,7 @@ class StackSettings:
     data_key_generation: int
     data_key_keep_previous: int
     cert_renewal_generation: int = 0
+    runtime_id_slot: int = 0
     ca_rollover_generation: int = 0
     password_rotation_generation: int = 0
     docker_host: str | None = field(default=None, repr=False)
@@ -145,6 +147,7 @@ def load_settings(
         data_key_generation=reader.integer("dataKeyGeneration", 1, 1_000_000),
         data_key_keep_previous=reader.integer("dataKeyKeepPrevious", 0, 10),
         cert_renewal_generation=reader.integer("certRenewalGeneration", 0, 1_000_000),
+        runtime_id_slot=reader.integer("runtimeIdSlot", 0, MAX_SLOT),
         ca_rollover_generation=reader.integer("caRolloverGeneration", 0, 1_000_000),
         password_rotation_generation=reader.integer("passwordRotationGeneration", 0, 1_000_000),
         docker_host=_docker_host(config, problems),

@@ -87,6 +87,7 @@ def build_stack(settings: StackSettings) -> BuiltStack:
         "redis",
         RedisServerArgs(
             stack=s.stack,
+            id_slot=s.runtime_id_slot,
             backend_network=networks.backend_name,
             port=s.redis_port,
             tls_protocols=s.tls_protocols,
@@ -121,6 +122,7 @@ def build_stack(settings: StackSettings) -> BuiltStack:
         "app",
         CacheAppArgs(
             stack=s.stack,
+            id_slot=s.runtime_id_slot,
             environment=s.environment.value,
             backend_network=networks.backend_name,
             frontend_network=networks.frontend_name,

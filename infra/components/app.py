@@ -49,6 +49,8 @@ class AppFiles:
 @dataclass(frozen=True)
 class CacheAppArgs:
     stack: str
+    id_slot: int
+    """The stack's runtimeIdSlot (0: its name's slot, infra/runtime_ids.py)."""
     environment: str
     backend_network: str
     frontend_network: str
@@ -121,7 +123,7 @@ class CacheApp(pulumi.ComponentResource):
     ) -> None:
         super().__init__("secure-redis:infra:CacheApp", name, None, opts)
         stack = args.stack
-        self.uid = runtime_id(stack, Role.APP)
+        self.uid = runtime_id(stack, Role.APP, args.id_slot)
         self.container_name = object_name(stack, Role.APP)
         self.image = local_image(
             f"{name}-image",

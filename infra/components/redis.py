@@ -56,6 +56,8 @@ class RedisFiles:
 @dataclass(frozen=True)
 class RedisServerArgs:
     stack: str
+    id_slot: int
+    """The stack's runtimeIdSlot (0: its name's slot, infra/runtime_ids.py)."""
     backend_network: str
     port: int
     tls_protocols: tuple[str, ...]
@@ -124,7 +126,7 @@ class RedisServer(pulumi.ComponentResource):
         super().__init__("secure-redis:infra:RedisServer", name, None, opts)
         stack = args.stack
         conf = redis_conf(args)
-        self.uid = runtime_id(stack, Role.REDIS)
+        self.uid = runtime_id(stack, Role.REDIS, args.id_slot)
         self.container_name = object_name(stack, Role.REDIS)
         self.image = local_image(
             f"{name}-image",

@@ -214,7 +214,7 @@ def test_acl__reload_identity_is_refused_everything_but_its_reloads(
         entrypoint=["sh", "-c", script],
         name=f"secure-redis-e2e-probe-{stack.name}-reload-{uuid.uuid4().hex[:8]}",
         labels=probe_labels(f"{stack.name}-reload"),
-        user="999:999",
+        user=job["Config"]["User"],  # the job's own (Redis's) uid, which owns its volume
         read_only=True,
         cap_drop=["ALL"],
         security_opt=["no-new-privileges:true"],

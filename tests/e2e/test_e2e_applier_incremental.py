@@ -138,7 +138,12 @@ def scratch(
         pytest.skip("no app wheelhouse; run scripts/build-app-image.sh --wheelhouse-only")
     name = f"ap{uuid.uuid4().hex[:8]}"
     project = tmp_path_factory.mktemp("project")
-    config = {"secure-redis:environment": "development", "secure-redis:appHostPort": free_port()}
+    config = {
+        "secure-redis:environment": "development",
+        "secure-redis:appHostPort": free_port(),
+        # Its own uid block, apart from dev, staging and prod (infra/runtime_ids.py).
+        "secure-redis:runtimeIdSlot": 90,
+    }
     (project / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump({"config": config}))
     s = Scratch(name, project, docker_client)
     try:

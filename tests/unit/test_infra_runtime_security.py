@@ -9,8 +9,9 @@ import pytest
 from infra.components.app import APP_NPROC
 from infra.components.redis import REDIS_NPROC
 from infra.naming import Role
-from infra.render import RenderedResource, RenderedStack
+from infra.render import RenderedResource, RenderedStack, render_settings
 from infra.runtime_ids import STACK_SLOTS, RuntimeIdError, image_default_id, runtime_id
+from infra.settings import SettingsError, load_settings
 from tests.unit.conftest import (
     CONTAINER,
     IMAGE,
@@ -137,8 +138,23 @@ def test_service__has_an_nproc_ulimit(stack: RenderedStack, role: str, nproc: in
 
 
 def test_runtime_id__refuses_a_stack_without_a_block() -> None:
-    with pytest.raises(RuntimeIdError, match=r"add it to STACK_SLOTS in infra/runtime_ids\.py"):
+    with pytest.raises(RuntimeIdError, match=r"set secure-redis:runtimeIdSlot"):
         runtime_id("qa", Role.APP)
+
+
+def test_runtime_id__a_configured_slot_gives_the_stack_its_own_block() -> None:
+    assert runtime_id("qa", Role.APP, 42) == 74202
+    assert runtime_id("qa", Role.REDIS, 42) == 74201
+
+
+def test_render__a_stack_without_a_slot_is_told_to_set_runtime_id_slot() -> None:
+    config = {"secure-redis:environment": "development"}
+    with pytest.raises(SettingsError, match=r"needs secure-redis:runtimeIdSlot"):
+        render_settings(load_settings("qa", config))
+    slotted = render_settings(load_settings("qa", {**config, "secure-redis:runtimeIdSlot": 42}))
+    users = {r.props.get("user") for r in slotted.resources if r.props.get("user")}
+    assert "74201:74201" in users
+    assert "74202:74202" in users
 
 
 @pytest.mark.parametrize("role", SERVICES)
