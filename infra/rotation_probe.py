@@ -46,10 +46,14 @@ with socket.create_connection(("redis", int(sys.argv[1])), timeout=5) as raw:
     with ctx.wrap_socket(raw, server_hostname="redis") as tls:
         print(tls.getpeercert()["serialNumber"])
 """
+# The API wants the stack's bearer token (app/secure_cache/service.py); it is read from the
+# app's own material volume inside the container and never leaves it.
 _HTTP: Final = """
 import sys, urllib.request
 method, path, body = sys.argv[1], sys.argv[2], sys.argv[3].encode() if len(sys.argv) > 3 else None
-req = urllib.request.Request("http://127.0.0.1:8080" + path, data=body, method=method)
+token = open("/etc/secure-cache/api.token").read().strip()
+req = urllib.request.Request("http://127.0.0.1:8080" + path, data=body, method=method,
+                             headers={"Authorization": "Bearer " + token})
 print(urllib.request.urlopen(req, timeout=10).read().decode())
 """
 # A script that prints the ACL (`#<sha256>`) form of the app's password file.

@@ -36,6 +36,7 @@ from typing import Any, Final
 import pytest
 
 from infra.settings import REPO_ROOT
+from tests.e2e import appclient
 from tests.e2e.stacks import Stack
 
 pytestmark = [pytest.mark.security("operations"), pytest.mark.fault]
@@ -73,6 +74,8 @@ def _incremental_applier() -> bool:
 @dataclass
 class HttpLoad:
     base: str
+    token: str
+    """The stack's API token (the HTTP API authenticates every request, tests/e2e/appclient.py)."""
     stop: threading.Event = field(default_factory=threading.Event)
     acked: dict[str, bytes] = field(default_factory=dict)
     failures: int = 0
@@ -82,7 +85,12 @@ class HttpLoad:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _call(self, method: str, key: str, body: bytes | None = None) -> bytes | None:
-        req = urllib.request.Request(f"{self.base}/cache/{key}", data=body, method=method)
+        req = urllib.request.Request(
+            f"{self.base}/cache/{key}",
+            data=body,
+            method=method,
+            headers={"Authorization": f"Bearer {self.token}"},
+        )
         start = time.monotonic()
         try:
             with urllib.request.urlopen(req, timeout=10) as resp:
@@ -127,7 +135,7 @@ def _percentiles(values: list[float]) -> dict[str, float | None]:
 def _run_under_load(
     stack: Stack, kinds: list[str], quiet_s: float, min_total_s: float = 0.0
 ) -> dict[str, Any]:
-    load = HttpLoad(stack.app_url)
+    load = HttpLoad(stack.app_url, appclient.api_token(stack))
     # Started before the rotation and kept running through it; stops at a newline on stdin.
     library = subprocess.Popen(
         ["docker", "exec", "-i", stack.app, "python3", "-c", LIBRARY_LOOP],
