@@ -84,26 +84,35 @@ def parse_records(data: Any, *, source: str, stack: str | None, project: str) ->
             raise RecordError(f"{where} has no \"type\"; add the resource type token, e.g. "
                               f"\"docker:index/container:Container\"")  # fmt: skip
         if not isinstance(name, str) or not name:
-            raise RecordError(f'{where} ({type_}) has no "name"; add its logical name')
+            raise RecordError(f'{where} ({_shown(type_)}) has no "name"; add its logical name')
+        shown = _shown(name)
         if not isinstance(props, dict):
-            raise RecordError(f'{where} ({name}): "props" must be a JSON object')
+            raise RecordError(f'{where} ({shown}): "props" must be a JSON object')
         options = item.get("options") or {}
         if not isinstance(options, dict):
-            raise RecordError(f'{where} ({name}): "options" must be a JSON object')
+            raise RecordError(f'{where} ({shown}): "options" must be a JSON object')
         urn = item.get("urn")
         if not urn:
             if not stack:
                 raise RecordError(
-                    f'{where} ({name}) has no "urn", so its stack is unknown and stack '
+                    f'{where} ({shown}) has no "urn", so its stack is unknown and stack '
                     f"isolation cannot be judged; pass --stack-name S (the stack it belongs to)"
                 )
             urn = make_urn(stack, project, type_, name)
-        _check_urn(urn, f"{where} ({name})")
+        _check_urn(urn, f"{where} ({shown})")
         if urn in seen:
-            raise RecordError(f"{where}: a second resource {type_} named {name!r} (same URN)")
+            raise RecordError(
+                f"{where}: a second resource {_shown(type_)} named {name!r} (same URN)"
+            )
         seen.add(urn)
         records.append(Record(type_, name, props, urn, options))
     return records
+
+
+def _shown(value: str) -> str:
+    """A record's own text in a one-line message: as it is when printable, else quoted (a
+    newline in a type or name must not split the message)."""
+    return value if value.isprintable() else repr(value)
 
 
 def _check_urn(urn: object, where: str) -> None:

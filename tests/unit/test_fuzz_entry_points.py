@@ -265,11 +265,6 @@ def test_policies_check__bad_resources_are_exit_2(
     assert code == 2, text
 
 
-@pytest.mark.xfail(
-    reason="policies/records.py echoes a record's type as is, so a newline in it splits the "
-    "one-line message (found by the test above; policies/ is being reworked in parallel)",
-    strict=False,
-)
 def test_policies_check__a_type_with_a_newline_is_still_one_line(tmp_path: Path) -> None:
     path = tmp_path / "records.json"
     path.write_text('[{"type": "\\n"}]')
