@@ -80,6 +80,9 @@ def logical_key(key: str) -> bytes:
         data = key.encode("utf-8")
     except UnicodeEncodeError:
         raise ValueError("cache keys must be valid Unicode (no lone surrogates)") from None
+    if not data:
+        # The CLI and the HTTP API refuse an empty key too: one rule for every entry point.
+        raise ValueError("cache keys must not be empty")
     if len(data) > MAX_LOGICAL_KEY_BYTES:
         raise ValueError(f"cache keys may be at most {MAX_LOGICAL_KEY_BYTES} bytes as UTF-8")
     return data

@@ -74,8 +74,14 @@ def _commands(packed: bytes) -> list[list[bytes]]:
 
 @pytest.mark.parametrize(
     ("key", "error"),
-    [(b"bytes", TypeError), (42, TypeError), ("\ud800", ValueError), ("k" * 4097, ValueError)],
-    ids=["bytes", "int", "lone-surrogate", "too-long"],
+    [
+        (b"bytes", TypeError),
+        (42, TypeError),
+        ("\ud800", ValueError),
+        ("k" * 4097, ValueError),
+        ("", ValueError),
+    ],
+    ids=["bytes", "int", "lone-surrogate", "too-long", "empty"],
 )
 def test_logical_key__rejects_bad_keys(key: Any, error: type[Exception]) -> None:
     with pytest.raises(error):
