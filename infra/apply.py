@@ -15,8 +15,9 @@
 
 It is not Pulumi. The state is `.secure-redis/state/S.state`, AES-256-GCM encrypted
 (infra/applier/state.py: key from SECURE_REDIS_STATE_PASSPHRASE via scrypt, or a 0600 key
-file). Exit codes: 0 done, 1 the stack could not be applied or removed, 2 the stack, its
-configuration or its state is unusable (nothing was deployed).
+file). Exit codes (README, "Exit codes"): 0 done, 2 the stack, its configuration or its state
+is unusable (nothing was deployed), 3 the stack could not be applied or removed on the engine
+(operational; the message says what remains).
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"--stack {stack}`",
                 file=sys.stderr,
             )
-        return 1
+        return 3
     say(f"{args.action} finished in {time.monotonic() - start:.1f}s")
     return 0
 
