@@ -7,6 +7,8 @@ values (and 10 KiB, 100 KiB), in one process on one core:
 
     baseline   redis-py, plaintext, no auth, no encryption (defaults; hiredis installed)
     client     secure_cache.SecureCache: mTLS + ACL user + AES-256-GCM + keyed-hash names
+    tls_transport  the client's own transport and pool over the same mTLS + ACL, values as
+               they are (the cost of TLS alone; client / this = the application layer's)
     seeds      the requirement documents' design: redis-py defaults over TLS (same mTLS and
                ACL) with Fernet-encrypted values under plaintext key names
     peer       py-key-value-aio 0.4.6 FernetEncryptionWrapper over its RedisStore. Its

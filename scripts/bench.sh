@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The client benchmark: secure_cache against plaintext redis-py, the seeds' TLS + Fernet
-# design, py-key-value-aio's Fernet wrapper and redis-benchmark over TLS.
+# The client benchmark: secure_cache against plaintext redis-py, its own TLS transport without
+# the application layer, the seeds' TLS + Fernet design, py-key-value-aio's Fernet wrapper and
+# redis-benchmark over TLS; then many callers on one client against redis-benchmark -c 50.
 #
-#   scripts/bench.sh [--rounds N]      (N >= 5, default 7; about a minute on 2 cores)
+#   scripts/bench.sh [--rounds N] [--only sizes|concurrency]
+#                                      (N >= 5, default 7; about three minutes on 2 cores)
 #
 # Starts its own servers (a plaintext redis-server and a TLS-only one with the project's ACL)
 # and removes them afterwards. Progress goes to stderr; stdout is a Markdown table, a summary
