@@ -184,6 +184,7 @@ def test_cli_scrape__prints_the_exposition(exporter_redis: ExporterRedis) -> Non
 
 
 def test_cli_scrape__exit_1_when_redis_refuses(exporter_redis: ExporterRedis) -> None:
+    # checkov:skip=CKV_SECRET_6: a wrong password the server must refuse
     result = _cli(exporter_redis, "scrape", REDIS_PASSWORD="wrong-password-0123456789")
     assert result.returncode == 1
     assert "event=redis_scrape_failed error=AuthenticationError" in result.stderr

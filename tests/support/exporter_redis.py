@@ -63,6 +63,7 @@ class ExporterRedis:
     def wrong_password(self) -> None:
         """One AUTH with the app's name and a wrong password, as an intruder would try."""
         intruder = raw_client(self.server)
+        # checkov:skip=CKV_SECRET_6: a wrong password the server must refuse
         intruder.connection_pool.connection_kwargs["password"] = "not-the-password"
         try:
             with pytest.raises(redis.AuthenticationError):

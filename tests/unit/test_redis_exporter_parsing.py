@@ -145,6 +145,7 @@ def test_settings__from_env_with_password_file(tmp_path: Path) -> None:
         }
     )
     assert (settings.host, settings.port, settings.username) == ("redis", 6380, "exporter")
+    # checkov:skip=CKV_SECRET_6: a fake password read from a test file
     assert settings.password == "exporter-password"
     assert settings.metrics_port == 9200
     assert "exporter-password" not in repr(settings)
@@ -154,6 +155,7 @@ def test_settings__every_problem_at_once_without_the_secret(tmp_path: Path) -> N
     with pytest.raises(ConfigurationError) as caught:
         ExporterSettings.from_env(
             {
+                # checkov:skip=CKV_SECRET_4: a fake credential the settings must reject
                 "REDIS_URL": "redis://user:leaked-password@redis:6379",
                 "REDIS_PASSWORD": "p",
                 "REDIS_PASSWORD_FILE": "/x",
