@@ -38,6 +38,10 @@ pytestmark = pytest.mark.security("deployment")
 BASE = "debian:bookworm-slim"
 PASSPHRASE = "e2e passphrase " + uuid.uuid4().hex
 REDIS_DIR = "/etc/secure-redis"
+# What `plan` counts for a stack: its Docker objects and dynamic resources (networks, volumes,
+# images, Redis and the app, their initialisers, the reload jobs, certificates, passwords, the
+# API token and the data keyring); tests/unit/test_applier_cli.py pins the same number.
+PLANNED = 25
 APP_DIR = "/etc/secure-cache"
 
 
@@ -163,7 +167,7 @@ def test_up_twice__the_second_replaces_nothing_and_keeps_data_and_material(
     assert appclient.put(stack, "kept", b"written before the second up") in (200, 201, 204)
     before = snapshot(scratch)
     out = scratch.up("second up, nothing changed")
-    assert "18 unchanged" in out, out
+    assert f"{PLANNED} unchanged" in out, out
     for word in ("to create", "to replace", "to update", "to delete"):
         assert word not in out, out
     assert snapshot(scratch) == before
@@ -179,7 +183,7 @@ def test_changed_app_memory__replaces_only_the_app_and_redis_data_survives(
     scratch.configure(appMemoryMb=320)
     out = scratch.up("up after appMemoryMb changed")
     assert f"replace container {scratch.container('app')}" in " ".join(out.split()), out
-    assert "1 to replace, 17 unchanged" in out, out
+    assert f"1 to replace, {PLANNED - 1} unchanged" in out, out
     after = snapshot(scratch)
     app = scratch.container("app")
     assert after.ids[app] != before.ids[app]
@@ -220,7 +224,7 @@ def test_a_stopped_app_is_created_again_and_nothing_else_is_touched(
     app = scratch.container("app")
     docker_client.api.stop(app, timeout=10)
     out = scratch.up("up after the app container was stopped")
-    assert "1 to replace, 17 unchanged" in out, out
+    assert f"1 to replace, {PLANNED - 1} unchanged" in out, out
     after = snapshot(scratch)
     assert docker_client.api.inspect_container(app)["State"]["Running"]
     assert after.ids[app] != before.ids[app]
@@ -270,4 +274,4 @@ def test_state_file__tampered_wrongly_keyed_or_missing_is_refused_and_nothing_de
     finally:
         scratch.state_file.write_bytes(original)
         scratch.state_file.chmod(0o600)
-    assert "18 unchanged" in scratch.up()
+    assert f"{PLANNED} unchanged" in scratch.up()
