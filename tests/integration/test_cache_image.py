@@ -11,7 +11,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import shutil
 import subprocess
 import time
 import uuid
@@ -24,6 +23,7 @@ import pytest
 from infra.naming import Role
 from infra.runtime_ids import image_default_id
 from secure_cache import SecureCache
+from tests.support.app_image import built_app_image, docker
 from tests.support.cache_env import cache_environ, raw_client
 from tests.support.tls_redis import TlsRedisServer, free_port
 
@@ -36,26 +36,13 @@ MOUNT = "/run/secure-cache"
 def _docker(
     *args: str, check: bool = True, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["docker", *args], capture_output=True, text=True, timeout=timeout, check=check
-    )
+    return docker(*args, check=check, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
 def image() -> Iterator[str]:
-    if shutil.which("docker") is None or _docker("info", check=False).returncode != 0:
-        pytest.skip("Docker is not available; run scripts/bootstrap.sh to start the engine")
-    tag = f"secure-redis-app-test-{uuid.uuid4().hex[:10]}:latest"
-    build = subprocess.run(
-        [str(ROOT / "scripts" / "build-app-image.sh"), "--tag", tag,
-         "--label", "io.secure-redis.role=app", "--label", "io.secure-redis.stack=test"],
-        capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
-    assert build.returncode == 0, build.stderr[-3000:]
-    try:
+    with built_app_image() as tag:
         yield tag
-    finally:
-        _docker("image", "rm", "--force", tag, check=False)
 
 
 @pytest.fixture

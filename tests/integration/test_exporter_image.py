@@ -8,14 +8,13 @@ port (the fixture's server certificate names 127.0.0.1).
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.app_image import built_app_image, docker
 from tests.support.exporter_redis import ExporterRedis, running_exporter_redis
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,26 +23,13 @@ MOUNT = "/run/secure-redis-exporter"
 
 
 def _docker(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["docker", *args], capture_output=True, text=True, timeout=timeout, check=False
-    )
+    return docker(*args, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
 def image() -> Iterator[str]:
-    if shutil.which("docker") is None or _docker("info").returncode != 0:
-        pytest.skip("Docker is not available; run scripts/bootstrap.sh to start the engine")
-    tag = f"secure-redis-app-test-{uuid.uuid4().hex[:10]}:latest"
-    build = subprocess.run(
-        [str(ROOT / "scripts" / "build-app-image.sh"), "--tag", tag,
-         "--label", "io.secure-redis.role=app", "--label", "io.secure-redis.stack=test"],
-        capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
-    assert build.returncode == 0, build.stderr[-3000:]
-    try:
+    with built_app_image() as tag:
         yield tag
-    finally:
-        _docker("image", "rm", "--force", tag)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,44 @@
+"""The app image, built once per test module from the repository, and the docker CLI.
+
+Shared by the integration tests that run the image (tests/integration/test_cache_image.py,
+test_exporter_image.py): one build recipe, labelled apart from any stack, removed afterwards.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def docker(
+    *args: str, check: bool = False, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["docker", *args], capture_output=True, text=True, timeout=timeout, check=check
+    )
+
+
+@contextmanager
+def built_app_image() -> Iterator[str]:
+    """Build the app image under a unique tag (skip without an engine); remove it after."""
+    if shutil.which("docker") is None or docker("info").returncode != 0:
+        pytest.skip("Docker is not available; run scripts/bootstrap.sh to start the engine")
+    tag = f"secure-redis-app-test-{uuid.uuid4().hex[:10]}:latest"
+    build = subprocess.run(
+        [str(ROOT / "scripts" / "build-app-image.sh"), "--tag", tag,
+         "--label", "io.secure-redis.role=app", "--label", "io.secure-redis.stack=test"],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert build.returncode == 0, build.stderr[-3000:]
+    try:
+        yield tag
+    finally:
+        docker("image", "rm", "--force", tag)
