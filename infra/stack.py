@@ -21,6 +21,7 @@ from infra.components.secrets import StackSecrets, StackSecretsArgs
 from infra.components.tls import TlsMaterial, TlsMaterialArgs
 from infra.naming import Role, object_name
 from infra.redis_acl import render_acl_file_from_hashes
+from infra.security_summary import DeclaredResources, security_summary
 from infra.settings import StackSettings
 
 
@@ -46,6 +47,8 @@ def redis_url(settings: StackSettings) -> str:
 
 def build_stack(settings: StackSettings) -> BuiltStack:
     s = settings
+    declared = DeclaredResources()
+    declared.watch()
     networks = StackNetworks("networks", StackNetworksArgs(stack=s.stack))
     tls = TlsMaterial(
         "tls",
@@ -152,12 +155,17 @@ def build_stack(settings: StackSettings) -> BuiltStack:
             material_after=(redis.reload,),
         ),
     )
-    exports = _exports(s, networks, tls, redis, app)
+    exports = _exports(s, networks, tls, redis, app, declared)
     return BuiltStack(networks, tls, secrets, redis, app, exports)
 
 
 def _exports(
-    s: StackSettings, networks: StackNetworks, tls: TlsMaterial, redis: RedisServer, app: CacheApp
+    s: StackSettings,
+    networks: StackNetworks,
+    tls: TlsMaterial,
+    redis: RedisServer,
+    app: CacheApp,
+    declared: DeclaredResources,
 ) -> dict[str, pulumi.Output[Any]]:
     """Stack outputs. None is secret; secrets are never exported."""
     expiry = pulumi.Output.all(
@@ -166,27 +174,18 @@ def _exports(
         appClient=tls.app_client.notAfter,
         healthcheckClient=tls.healthcheck_client.notAfter,
     )
-    summary = {
-        "environment": s.environment.value,
-        "tlsProtocols": list(s.tls_protocols),
-        "plaintextPort": 0,
-        "clientCertificatesRequired": True,
-        "redisPublishedPorts": [],
-        "redisNetworks": [networks.backend_name],
-        "backendInternal": True,
-        "appHttpBinding": f"127.0.0.1:{s.app_host_port}",
-        "passwordLength": s.password_length,
-        "redisMemoryMb": s.redis_memory_mb,
-        "redisMaxmemoryMb": s.redis_maxmemory_mb,
-        "runAsUids": {"redis": redis.uid, "app": app.uid},
-        "readOnlyRootFilesystem": True,
-        "capabilities": "drop ALL",
-        "noNewPrivileges": True,
-        "dataKeyGeneration": s.data_key_generation,
-        "certRenewalGeneration": s.cert_renewal_generation,
-        "caRolloverGeneration": s.ca_rollover_generation,
-        "passwordRotationGeneration": s.password_rotation_generation,
-    }
+    # What the resources declare (infra/security_summary.py), with the settings they came from.
+    summary = security_summary(declared, redis.container).apply(
+        lambda declared_facts: {
+            "environment": s.environment.value,
+            "passwordLength": s.password_length,
+            "dataKeyGeneration": s.data_key_generation,
+            "certRenewalGeneration": s.cert_renewal_generation,
+            "caRolloverGeneration": s.ca_rollover_generation,
+            "passwordRotationGeneration": s.password_rotation_generation,
+            **declared_facts,
+        }
+    )
     plain: dict[str, Any] = {
         "backendNetwork": networks.backend_name,
         "frontendNetwork": networks.frontend_name,

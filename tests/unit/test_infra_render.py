@@ -97,13 +97,6 @@ def test_outputs__are_not_secret(stack: RenderedStack) -> None:
     assert not stack.secret_outputs, "no output should need to be secret; secrets are not exported"
 
 
-def test_security_summary__matches_the_stack(stack: RenderedStack) -> None:
-    summary = stack.outputs["securitySummary"]
-    assert summary["tlsProtocols"] == list(stack.settings.tls_protocols)
-    assert summary["plaintextPort"] == 0
-    assert summary["redisPublishedPorts"] == []
-
-
 def test_render_settings__renders_an_altered_stack(dev: RenderedStack) -> None:
     altered = render_settings(dataclasses.replace(dev.settings, redis_port=6390))
     command = container(altered, "redis").props["command"]
