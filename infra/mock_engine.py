@@ -22,7 +22,7 @@ import base64
 import hashlib
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 import dill  # type: ignore[import-untyped]  # no stubs; pulumi.dynamic uses it too
@@ -33,40 +33,21 @@ from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
 from pulumi.runtime.proto import resource_pb2
 
 from infra.changes import Change, Op
+from infra.proppath import PropPath
 from infra.providers._common import PROVIDER_KEY
 from infra.pulumi_internals import SECRET_SIG as _SECRET_SIG
 from infra.pulumi_internals import SECRET_SIG_KEY as _SIG_KEY
 from infra.pulumi_internals import ensure_event_loop as _ensure_event_loop
 from infra.pulumi_internals import run_sync as _sync_await
+from infra.rendered_resource import RenderedResource
 
 STACK_TYPE: Final = "pulumi:pulumi:Stack"
 DYNAMIC_PREFIX: Final = "pulumi-python:dynamic"
 IMAGE_TYPE: Final = "docker:index/image:Image"
 
-PathSegment = str | int
-PropPath = tuple[PathSegment, ...]
-
 
 class RenderError(RuntimeError):
     """A resource could not be rendered (e.g. a dynamic provider's check failed)."""
-
-
-@dataclass(frozen=True)
-class Registration:
-    type: str
-    name: str
-    urn: str
-    id: str
-    custom: bool
-    props: dict[str, Any]
-    secret_paths: tuple[PropPath, ...]
-    options: dict[str, Any]
-    outputs: dict[str, Any]
-    secret_outputs: tuple[str, ...]
-    change: Change | None = None
-    """Dynamic resources only: what the lifecycle did, against the previous state."""
-    state_inputs: dict[str, Any] = field(default_factory=dict)
-    """Dynamic resources only: the checked inputs, as the engine keeps them in its state."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +82,7 @@ class RecordingMonitor(MockMonitor):
     def __init__(self, previous: Mapping[str, Prior] | None = None) -> None:
         """`previous`: dynamic resources by URN, as the last `up` left them."""
         super().__init__(_UnusedMocks())
-        self.registrations: list[Registration] = []
+        self.registrations: list[RenderedResource] = []
         self.previous: Mapping[str, Prior] = previous or {}
         self.refused: list[RenderError] = []
         """Dynamic resources whose provider refused them; the render raises the first."""
@@ -136,7 +117,7 @@ class RecordingMonitor(MockMonitor):
                 _outputs(request.type, props),
             )
         secret_outputs = sorted((secret_inputs | set(extra_secret)) & set(outputs))
-        registration = Registration(
+        registration = RenderedResource(
             type=request.type,
             name=request.name,
             urn=urn,
@@ -274,4 +255,4 @@ def _options(request: Any) -> dict[str, Any]:
     }
 
 
-__all__ = ["Prior", "PropPath", "RecordingMonitor", "Registration", "RenderError", "plain_struct"]
+__all__ = ["Prior", "PropPath", "RecordingMonitor", "RenderError", "plain_struct"]

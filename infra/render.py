@@ -16,77 +16,22 @@ and each resource's `change` says which. Nothing is deployed and nothing is writ
 from __future__ import annotations
 
 import copy
-import re
-from collections.abc import Awaitable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, cast
 
 import pulumi
 from pulumi.runtime import settings as runtime_settings
 
-from infra.changes import Change
-from infra.mock_engine import Prior, PropPath, RecordingMonitor, Registration, RenderError
+from infra.mock_engine import Prior, RecordingMonitor, RenderError
+from infra.proppath import format_path
+from infra.rendered_resource import REDACTED, RenderedResource
 from infra.runtime_ids import MAX_SLOT, stack_slot
 from infra.settings import REPO_ROOT, SettingsError, StackSettings, load_settings, load_stack_file
 from infra.stack import build_stack
 
 PROJECT: Final = "secure-redis"
-REDACTED: Final = "[secret]"
-_SIMPLE_KEY: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def format_path(path: PropPath) -> str:
-    """`uploads[4].content`; keys that are not identifiers are quoted: `logOpts["max-size"]`."""
-    text = ""
-    for segment in path:
-        if isinstance(segment, int):
-            text += f"[{segment}]"
-        elif _SIMPLE_KEY.match(segment):
-            text += f".{segment}" if text else segment
-        else:
-            text += f'["{segment}"]'
-    return text
-
-
-@dataclass(frozen=True)
-class RenderedResource:
-    type: str
-    name: str
-    urn: str
-    props: dict[str, Any]
-    """Inputs as the engine hands them to policies: camelCase, secrets unwrapped."""
-    secret_paths: tuple[PropPath, ...]
-    """Where in `props` a value arrived secret, e.g. ("uploads", 4, "content")."""
-    options: dict[str, Any]
-    """parent, dependencies, protect, provider, additionalSecretOutputs, and a few more."""
-    id: str = ""
-    custom: bool = True
-    outputs: dict[str, Any] = field(default_factory=dict)
-    """What the engine would return: inputs echoed, plus computed outputs (secrets unwrapped)."""
-    secret_outputs: tuple[str, ...] = ()
-    change: Change | None = None
-    """Dynamic resources: created, kept (same), updated or replaced by the render."""
-    state_inputs: dict[str, Any] = field(default_factory=dict)
-    """Dynamic resources: their checked inputs, as the state keeps them."""
-
-    def to_record(self, redact: bool = True) -> dict[str, Any]:
-        """`{"type","name","props","urn","options"}`, secret leaves replaced by "[secret]"."""
-        props = _redacted(self.props, self.secret_paths) if redact else copy.deepcopy(self.props)
-        return {
-            "type": self.type,
-            "name": self.name,
-            "props": props,
-            "urn": self.urn,
-            "options": copy.deepcopy(self.options),
-        }
-
-    def secret_values(self) -> Iterator[Any]:
-        """Every value that is secret, in props or outputs (for leak checks)."""
-        for path in self.secret_paths:
-            yield _get(self.props, path)
-        for key in self.secret_outputs:
-            yield self.outputs[key]
 
 
 @dataclass(frozen=True)
@@ -168,7 +113,7 @@ def render_settings(
     return RenderedStack(
         stack=settings.stack,
         settings=settings,
-        resources=[_resource(r) for r in monitor.registrations],
+        resources=list(monitor.registrations),
         outputs={name: value for name, (value, _) in collected.items()},
         secret_outputs=frozenset(name for name, (_, secret) in collected.items() if secret),
     )
@@ -178,39 +123,6 @@ def _with_secretness(value: pulumi.Output[Any]) -> pulumi.Output[list[Any]]:
     # from_input accepts an awaitable; mypy cannot pick between its Input overloads for one.
     secret: Awaitable[bool] = value.is_secret()
     return pulumi.Output.all(value, pulumi.Output.from_input(cast(Any, secret)))
-
-
-def _resource(r: Registration) -> RenderedResource:
-    return RenderedResource(
-        type=r.type,
-        name=r.name,
-        urn=r.urn,
-        props=r.props,
-        secret_paths=r.secret_paths,
-        options=r.options,
-        id=r.id,
-        custom=r.custom,
-        outputs=r.outputs,
-        secret_outputs=r.secret_outputs,
-        change=r.change,
-        state_inputs=r.state_inputs,
-    )
-
-
-def _get(tree: Any, path: PropPath) -> Any:
-    for segment in path:
-        tree = tree[segment]
-    return tree
-
-
-def _redacted(props: dict[str, Any], paths: tuple[PropPath, ...]) -> dict[str, Any]:
-    result = copy.deepcopy(props)
-    for path in paths:
-        if not path:
-            continue
-        parent = _get(result, path[:-1])
-        parent[path[-1]] = REDACTED
-    return result
 
 
 __all__ = [

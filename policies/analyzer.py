@@ -27,8 +27,8 @@ import jsonschema
 from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
+from infra.proppath import PropPath, get
 from infra.pulumi_internals import wrap_secret
-from policies.proppath import PropPath, get
 from policies.records import Record
 
 PACK_DIR: Final = Path(__file__).resolve().parent

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from policies.proppath import PropPath
+from infra.proppath import PropPath
 from policies.rules._model import urn_parts
 
 # Pulumi's stack and project names: letters, digits, "-", "_", "." (no "/", no "::").

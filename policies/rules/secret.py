@@ -11,7 +11,7 @@ import fnmatch
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
-from policies.proppath import string_leaves
+from infra.proppath import string_leaves
 from policies.rules._environment import floor
 from policies.rules._model import (
     ADVISORY,

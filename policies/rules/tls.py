@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from policies.proppath import string_leaves
+from infra.proppath import string_leaves
 from policies.rules._model import (
     ADVISORY,
     CONTAINER,

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from infra.proppath import leads_to_leaf
 from policies.analyzer import Finding
-from policies.proppath import leads_to_leaf
 from policies.records import Record
 from policies.rules import BY_NAME, Resource, ResourceRule
 

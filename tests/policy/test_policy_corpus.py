@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from policies.proppath import get
+from infra.proppath import get
 from policies.records import Record
 from policies.rules import RULES, Enforcement
 from policies.rules._model import REGISTRY_IMAGE, SERVICE

@@ -6,12 +6,12 @@ See docs/design.md#material-delivery.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from infra.naming import Role
+from infra.proppath import format_path, string_leaves
 from infra.render import REDACTED, RenderedStack
 from infra.runtime_ids import runtime_id
 from tests.unit.conftest import CONTAINER, NETWORK, VOLUME, container, labels, uploads
@@ -44,22 +44,11 @@ def _secrets(stack: RenderedStack) -> set[str]:
     return values
 
 
-def _leaves(tree: Any, path: str = "") -> Iterator[tuple[str, str]]:
-    if isinstance(tree, dict):
-        for key, value in tree.items():
-            yield from _leaves(value, f"{path}.{key}")
-    elif isinstance(tree, list):
-        for index, value in enumerate(tree):
-            yield from _leaves(value, f"{path}[{index}]")
-    else:
-        yield path, str(tree)
-
-
 def _assert_no_secret_in(stack: RenderedStack, where: str, tree: Any) -> None:
     secrets = _secrets(stack)
-    for path, text in _leaves(tree):
+    for path, text in string_leaves(tree):
         for secret in secrets:
-            assert secret not in text, f"{where}{path} contains a secret value"
+            assert secret not in text, f"{where} {format_path(path)} contains a secret value"
 
 
 # --- delivery (docs/design.md) ----------------------------------------------------------------

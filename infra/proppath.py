@@ -1,17 +1,23 @@
 """Paths into property trees, and the walk over their string leaves: defined once.
 
-The checker wraps secret leaves by path (`policies/analyzer.py`), rules search every string
+The render records secret leaves by path and redacts them (`infra/mock_engine.py`,
+`infra/rendered_resource.py`), the local applier reports changed paths (`infra/applier/diff.py`),
+the checker wraps secret leaves by path (`policies/analyzer.py`), rules search every string
 leaf (`policies/rules/secret.py`, `policies/rules/tls.py`) and tests resolve recorded secret
-paths; all of them walk the same way, here.
+paths; all of them walk and print paths the same way, here.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 PropPath = tuple[str | int, ...]
 """A path into a property tree: object keys and list indexes, e.g. ("uploads", 3, "content")."""
+
+
+_SIMPLE_KEY: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class NoSuchPath(LookupError):
@@ -47,3 +53,16 @@ def string_leaves(tree: Any, path: PropPath = ()) -> Iterator[tuple[PropPath, st
     elif isinstance(tree, Sequence) and not isinstance(tree, bytes):
         for index, element in enumerate(tree):
             yield from string_leaves(element, (*path, index))
+
+
+def format_path(path: PropPath) -> str:
+    """`uploads[4].content`; keys that are not identifiers are quoted: `logOpts["max-size"]`."""
+    text = ""
+    for segment in path:
+        if isinstance(segment, int):
+            text += f"[{segment}]"
+        elif _SIMPLE_KEY.match(segment):
+            text += f".{segment}" if text else segment
+        else:
+            text += f'["{segment}"]'
+    return text
