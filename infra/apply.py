@@ -37,7 +37,8 @@ from infra.applier.state import ResourceState, StackState, StateError, StateStor
 from infra.applier.status import material_lines
 from infra.applier.translate import ContainerSpec, ImageSpec, NetworkSpec, VolumeSpec
 from infra.changes import Change, Op
-from infra.mock_engine import DYNAMIC_PREFIX, Prior, RenderError
+from infra.mock_engine import Prior, RenderError
+from infra.pulumi_names import PYTHON_DYNAMIC_PREFIX as DYNAMIC_PREFIX
 from infra.render import RenderedStack, render_stack
 from infra.settings import REPO_ROOT, STACK_NAME_RULE, SettingsError, valid_stack_name
 

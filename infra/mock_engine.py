@@ -23,7 +23,7 @@ import hashlib
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 import dill  # type: ignore[import-untyped]  # no stubs; pulumi.dynamic uses it too
 from google.protobuf import struct_pb2
@@ -39,11 +39,8 @@ from infra.pulumi_internals import SECRET_SIG as _SECRET_SIG
 from infra.pulumi_internals import SECRET_SIG_KEY as _SIG_KEY
 from infra.pulumi_internals import ensure_event_loop as _ensure_event_loop
 from infra.pulumi_internals import run_sync as _sync_await
+from infra.pulumi_names import IMAGE, PYTHON_DYNAMIC_PREFIX, STACK, urn_type
 from infra.rendered_resource import RenderedResource
-
-STACK_TYPE: Final = "pulumi:pulumi:Stack"
-DYNAMIC_PREFIX: Final = "pulumi-python:dynamic"
-IMAGE_TYPE: Final = "docker:index/image:Image"
 
 
 class RenderError(RuntimeError):
@@ -90,13 +87,13 @@ class RecordingMonitor(MockMonitor):
 
     def make_urn(self, parent: str, type_: str, name: str) -> str:
         # The engine leaves the root stack out of its children's type chain.
-        if parent and parent.split("::")[2] == STACK_TYPE:
+        if parent and urn_type(parent) == STACK:
             parent = ""
         return str(super().make_urn(parent, type_, name))
 
     def RegisterResource(self, request: Any) -> Any:
         urn = self.make_urn(request.parent, request.type, request.name)
-        if request.type == STACK_TYPE:
+        if request.type == STACK:
             return resource_pb2.RegisterResourceResponse(urn=urn)
         _ensure_event_loop()
         secret_paths: list[PropPath] = []
@@ -105,7 +102,7 @@ class RecordingMonitor(MockMonitor):
         extra_secret = list(request.additionalSecretOutputs)
         change: Change | None = None
         state_inputs: dict[str, Any] = {}
-        if request.type.startswith(DYNAMIC_PREFIX):
+        if request.type.startswith(PYTHON_DYNAMIC_PREFIX):
             done = self._dynamic(request.type, request.name, urn, props)
             id_, outputs, state_inputs = done.id, done.outputs, done.inputs
             change = Change(urn, request.type, request.name, done.op, done.reasons)
@@ -188,7 +185,7 @@ def _plain(value: Any, path: PropPath, secret_paths: list[PropPath], *, inside_s
 
 def _outputs(type_: str, props: dict[str, Any]) -> dict[str, Any]:
     outputs = dict(props)
-    if type_ == IMAGE_TYPE:
+    if type_ == IMAGE:
         # For a local (never pushed) image the provider reports its image ID as repoDigest. The
         # render cannot build, so it derives a stable stand-in from the image name; the local
         # applier substitutes the ID of the image it builds.

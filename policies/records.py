@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.proppath import PropPath
-from policies.rules._model import urn_parts
+from infra.pulumi_names import is_urn, make_urn, urn_parts
 
 # Pulumi's stack and project names: letters, digits, "-", "_", "." (no "/", no "::").
 _NAME: re.Pattern[str] = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -42,10 +42,6 @@ class Record:
     @property
     def project(self) -> str:
         return urn_parts(self.urn)[1]
-
-
-def make_urn(stack: str, project: str, type_: str, name: str) -> str:
-    return f"urn:pulumi:{stack}::{project}::{type_}::{name}"
 
 
 def load_records(path: Path, *, stack: str | None, project: str) -> list[Record]:
@@ -116,7 +112,7 @@ def _shown(value: str) -> str:
 
 
 def _check_urn(urn: object, where: str) -> None:
-    if not isinstance(urn, str) or not urn.startswith("urn:pulumi:") or urn.count("::") < 3:
+    if not is_urn(urn):
         raise RecordError(
             f'{where}: "urn" must look like urn:pulumi:<stack>::<project>::<type>::<name>'
         )

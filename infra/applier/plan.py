@@ -29,12 +29,12 @@ from infra.applier.translate import (
     translate_volume,
 )
 from infra.naming import STACK_LABEL
+from infra.pulumi_names import DOCKER_PROVIDER
+from infra.pulumi_names import PYTHON_DYNAMIC_PREFIX as DYNAMIC_PREFIX
 from infra.render import RenderedResource
 
 Spec = NetworkSpec | VolumeSpec | ImageSpec | ContainerSpec
 
-DYNAMIC_PREFIX: Final = "pulumi-python:dynamic/"
-DOCKER_PROVIDER: Final = "pulumi:providers:docker"
 # Provider settings that would point the program at another engine than the local one.
 _REMOTE_PROVIDER_KEYS: Final = ("host", "context", "sshOpts", "certPath", "caMaterial")
 

@@ -25,11 +25,7 @@ from typing import Any, Final, overload
 from docker.types import LogConfig, Mount, Ulimit
 
 from infra.applier.errors import UnsupportedProperty
-
-NETWORK: Final = "docker:index/network:Network"
-VOLUME: Final = "docker:index/volume:Volume"
-IMAGE: Final = "docker:index/image:Image"
-CONTAINER: Final = "docker:index/container:Container"
+from infra.pulumi_names import CONTAINER, IMAGE, NETWORK, VOLUME
 
 MIB: Final = 1024 * 1024
 DEFAULT_UPLOAD_MODE: Final = 0o644  # the provider's default: root-owned, world-readable

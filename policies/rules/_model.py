@@ -12,6 +12,32 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+# Type tokens and URNs are defined once, for infra and policies alike; rule modules import
+# them from here with the rest of the rules' vocabulary.
+from infra.pulumi_names import (
+    CONTAINER,
+    DOCKER_PROVIDER,
+    DYNAMIC,
+    IMAGE,
+    LOCAL_COMMAND,
+    NETWORK,
+    PLUGIN,
+    RANDOM_PASSWORD,
+    REGISTRY_IMAGE,
+    REMOTE_COMMAND,
+    REMOTE_IMAGE,
+    SERVICE,
+    SERVICE_CONFIG,
+    STACK_REFERENCE,
+    SWARM_SECRET,
+    TAG,
+    TLS_LOCALLY_SIGNED_CERT,
+    TLS_PRIVATE_KEY,
+    TLS_SELF_SIGNED_CERT,
+    VOLUME,
+    urn_parts,
+)
+
 
 class Enforcement(enum.Enum):
     """How a violation is reported: it blocks the deployment, or it is a warning.
@@ -26,36 +52,6 @@ class Enforcement(enum.Enum):
 
 MANDATORY: Final = Enforcement.MANDATORY
 ADVISORY: Final = Enforcement.ADVISORY
-
-CONTAINER: Final = "docker:index/container:Container"
-NETWORK: Final = "docker:index/network:Network"
-VOLUME: Final = "docker:index/volume:Volume"
-IMAGE: Final = "docker:index/image:Image"
-REMOTE_IMAGE: Final = "docker:index/remoteImage:RemoteImage"
-REGISTRY_IMAGE: Final = "docker:index/registryImage:RegistryImage"
-SERVICE: Final = "docker:index/service:Service"
-SERVICE_CONFIG: Final = "docker:index/serviceConfig:ServiceConfig"
-SWARM_SECRET: Final = "docker:index/secret:Secret"  # noqa: S105 - a type token
-PLUGIN: Final = "docker:index/plugin:Plugin"
-TAG: Final = "docker:index/tag:Tag"
-LOCAL_COMMAND: Final = "command:local:Command"
-REMOTE_COMMAND: Final = "command:remote:Command"
-DOCKER_PROVIDER: Final = "pulumi:providers:docker"
-RANDOM_PASSWORD: Final = "random:index/randomPassword:RandomPassword"  # noqa: S105 - a type
-TLS_PRIVATE_KEY: Final = "tls:index/privateKey:PrivateKey"
-TLS_SELF_SIGNED_CERT: Final = "tls:index/selfSignedCert:SelfSignedCert"
-TLS_LOCALLY_SIGNED_CERT: Final = "tls:index/locallySignedCert:LocallySignedCert"
-STACK_REFERENCE: Final = "pulumi:pulumi:StackReference"
-# Dynamic resources (Python or Node.js providers) carry the provider in their type token.
-DYNAMIC: Final = ("pulumi-python:dynamic*", "pulumi-nodejs:dynamic*")
-
-
-def urn_parts(urn: str) -> tuple[str, str]:
-    """(stack, project) of `urn:pulumi:<stack>::<project>::<type>::<name>`; "" where absent."""
-    if not urn.startswith("urn:pulumi:"):
-        return "", ""
-    parts = urn.removeprefix("urn:pulumi:").split("::")
-    return parts[0], parts[1] if len(parts) > 1 else ""
 
 
 @dataclass(frozen=True)
@@ -186,3 +182,43 @@ class StackRule:
 
 
 Rule = ResourceRule | StackRule
+
+
+__all__ = [
+    "ADVISORY",
+    "CONTAINER",
+    "DOCKER_PROVIDER",
+    "DYNAMIC",
+    "IMAGE",
+    "LOCAL_COMMAND",
+    "MANDATORY",
+    "NETWORK",
+    "PLUGIN",
+    "RANDOM_PASSWORD",
+    "REGISTRY_IMAGE",
+    "REMOTE_COMMAND",
+    "REMOTE_IMAGE",
+    "SERVICE",
+    "SERVICE_CONFIG",
+    "STACK_REFERENCE",
+    "SWARM_SECRET",
+    "TAG",
+    "TLS_LOCALLY_SIGNED_CERT",
+    "TLS_PRIVATE_KEY",
+    "TLS_SELF_SIGNED_CERT",
+    "VOLUME",
+    "Config",
+    "ConfigSchema",
+    "Enforcement",
+    "JsonValue",
+    "Resource",
+    "ResourceCheck",
+    "ResourceRule",
+    "Rule",
+    "StackCheck",
+    "StackRule",
+    "Unreadable",
+    "Violation",
+    "kind_of",
+    "urn_parts",
+]

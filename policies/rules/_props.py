@@ -20,10 +20,9 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Final
 
+from infra.rendered_resource import REDACTED  # what `infra.preview --json` prints for a secret
 from policies.rules._model import Resource, Unreadable, kind_of
 
-REDACTED: Final = "[secret]"
-"""What `infra.preview --json` prints for a secret leaf; its content is unknown to us."""
 # Docker takes `memory` in MB; a value above 1 TiB was almost certainly given in bytes.
 _MAX_PLAUSIBLE_MEMORY_MB: Final = 1024 * 1024
 

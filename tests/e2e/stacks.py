@@ -29,7 +29,6 @@ STACK_NAMES: Final = ("dev", "prod")
 STACKS_ENV: Final = "SECURE_REDIS_E2E_STACKS"
 KEEP_ENV: Final = "SECURE_REDIS_E2E_KEEP"
 PROBE_LABEL: Final = "io.secure-redis.e2e-probe"
-CONTAINER: Final = "docker:index/container:Container"
 
 
 @dataclass(frozen=True)

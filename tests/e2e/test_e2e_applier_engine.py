@@ -17,6 +17,7 @@ from infra.applier.engine import LocalApplier
 from infra.applier.errors import ApplyError
 from infra.applier.plan import plan_stack
 from infra.naming import STACK_LABEL
+from infra.pulumi_names import CONTAINER, IMAGE, NETWORK, VOLUME
 from infra.render import RenderedResource
 
 pytestmark = pytest.mark.security("deployment")
@@ -49,7 +50,7 @@ def container(stack: str, **props: Any) -> RenderedResource:
         "labels": [{"label": STACK_LABEL, "value": stack}],
         "networkMode": "none",
     }
-    return resource("docker:index/container:Container", "c", {**base, **props})
+    return resource(CONTAINER, "c", {**base, **props})
 
 
 def apply(applier: LocalApplier, stack: str, *resources: RenderedResource) -> None:
@@ -137,8 +138,8 @@ def test_applier__down_removes_every_labelled_object_then_finds_nothing(
     apply(
         applier,
         stack,
-        resource("docker:index/network:Network", "n", {"name": f"{stack}-n", "labels": label}),
-        resource("docker:index/volume:Volume", "v", {"name": f"{stack}-v", "labels": label}),
+        resource(NETWORK, "n", {"name": f"{stack}-n", "labels": label}),
+        resource(VOLUME, "v", {"name": f"{stack}-v", "labels": label}),
         container(
             stack,
             networkMode=None,
@@ -170,7 +171,7 @@ def test_applier__up_refuses_to_replace_an_unlabelled_object_with_the_same_name(
                 applier,
                 stack,
                 resource(
-                    "docker:index/network:Network",
+                    NETWORK,
                     "n",
                     {"name": f"{stack}-n", "labels": [{"label": STACK_LABEL, "value": stack}]},
                 ),
@@ -191,7 +192,7 @@ def image(tmp_path: Path, stack: str, tag: str, *, labelled: bool = True) -> Ren
         "skipPush": True,
         "build": {"context": str(context), "args": {"SECURE_REDIS_STACK": stack}},
     }
-    return resource("docker:index/image:Image", f"img-{tag}", props)
+    return resource(IMAGE, f"img-{tag}", props)
 
 
 def test_applier__builds_the_declared_tags_and_down_removes_every_stack_image(

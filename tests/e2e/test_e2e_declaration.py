@@ -14,9 +14,10 @@ import docker
 import pytest
 
 from infra.naming import MATERIAL_LABEL
+from infra.pulumi_names import CONTAINER, IMAGE, VOLUME
 from infra.render import RenderedResource
 from tests.e2e.hosts import container_host, stat_dir
-from tests.e2e.stacks import CONTAINER, ONE_SHOT, Stack
+from tests.e2e.stacks import ONE_SHOT, Stack
 
 pytestmark = pytest.mark.security("deployment")
 
@@ -190,11 +191,7 @@ def test_declaration__image_is_the_one_built_from_the_declared_build(
     suffix: str,
 ) -> None:
     props = declared(stack, suffix)
-    images = {
-        r.outputs["repoDigest"]: r
-        for r in stack.declared.resources
-        if r.type == "docker:index/image:Image"
-    }
+    images = {r.outputs["repoDigest"]: r for r in stack.declared.resources if r.type == IMAGE}
     declared_image: RenderedResource = images[props["image"]]
     built = docker_client.api.inspect_image(declared_image.props["imageName"])
     assert inspected[suffix]["Image"] == built["Id"], (
@@ -232,7 +229,7 @@ def test_declaration__network(stack: Stack, docker_client: docker.DockerClient, 
 
 
 def test_declaration__volumes(stack: Stack, docker_client: docker.DockerClient) -> None:
-    for volume in stack.declared.of_type("docker:index/volume:Volume"):
+    for volume in stack.declared.of_type(VOLUME):
         have = docker_client.api.inspect_volume(volume.props["name"])
         assert have["Driver"] == volume.props.get("driver", "local")
         assert have["Labels"] == labels(volume.props)
@@ -241,7 +238,7 @@ def test_declaration__volumes(stack: Stack, docker_client: docker.DockerClient) 
 def test_declaration__images_carry_the_stack_labels(
     stack: Stack, docker_client: docker.DockerClient
 ) -> None:
-    for image in stack.declared.of_type("docker:index/image:Image"):
+    for image in stack.declared.of_type(IMAGE):
         have = docker_client.api.inspect_image(image.props["imageName"])["Config"]["Labels"]
         assert have["io.secure-redis.stack"] == stack.name
         assert have["io.secure-redis.role"] in ("redis", "app")

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from infra.naming import Role
+from infra.pulumi_names import IMAGE
 from infra.render import RenderedResource, RenderedStack, render_stack
 from infra.runtime_ids import runtime_id
 
@@ -57,7 +58,7 @@ def suffix(rendered: RenderedStack) -> str:
 
 @pytest.fixture(scope="module")
 def redis_image(client: Any, rendered: RenderedStack, suffix: str) -> Iterator[str]:
-    image = next(r for r in rendered.of_type("docker:index/image:Image") if r.name == "redis-image")
+    image = next(r for r in rendered.of_type(IMAGE) if r.name == "redis-image")
     build = image.props["build"]
     tag = f"secure-redis-itest-redis:{suffix}"
     built, _ = client.images.build(

@@ -13,10 +13,6 @@ import pytest
 from infra.render import RenderedResource, RenderedStack, render_stack
 
 STACKS = ("dev", "prod")
-CONTAINER = "docker:index/container:Container"
-NETWORK = "docker:index/network:Network"
-VOLUME = "docker:index/volume:Volume"
-IMAGE = "docker:index/image:Image"
 
 _CACHE: dict[str, RenderedStack] = {}
 

@@ -16,7 +16,8 @@ from infra.applier.diff import MISSING, VOLUME_KEPT, changed_paths, docker_chang
 from infra.applier.plan import Plan, plan_stack
 from infra.applier.state import ResourceState
 from infra.changes import Change, Op
-from infra.mock_engine import DYNAMIC_PREFIX, Prior, RenderError
+from infra.mock_engine import Prior, RenderError
+from infra.pulumi_names import CONTAINER, IMAGE, NETWORK, PYTHON_DYNAMIC_PREFIX, VOLUME
 from infra.render import RenderedResource, RenderedStack, render_settings
 from infra.settings import REPO_ROOT
 from tests.unit.conftest import rendered
@@ -28,7 +29,7 @@ def priors(stack: RenderedStack) -> dict[str, Prior]:
     return {
         r.urn: Prior(r.id, r.state_inputs, r.outputs)
         for r in stack.resources
-        if r.type.startswith(DYNAMIC_PREFIX)
+        if r.type.startswith(PYTHON_DYNAMIC_PREFIX)
     }
 
 
@@ -165,10 +166,7 @@ def test_second_up__password_length_rotates_the_passwords_in_place(first: Render
 
 # -- docker_changes on small hand-made plans ---------------------------------------------------
 
-NET = "docker:index/network:Network"
-VOL = "docker:index/volume:Volume"
-CTR = "docker:index/container:Container"
-IMG = "docker:index/image:Image"
+NET, VOL, CTR, IMG = NETWORK, VOLUME, CONTAINER, IMAGE
 LABELS = [{"label": "io.secure-redis.stack", "value": "s"}]
 
 

@@ -11,15 +11,16 @@ from infra.applier.errors import ApplyError
 from infra.applier.plan import plan_stack
 from infra.applier.translate import ContainerSpec, ImageSpec, NetworkSpec, VolumeSpec
 from infra.naming import STACK_LABEL
+from infra.pulumi_names import CONTAINER, IMAGE, NETWORK, REMOTE_IMAGE, VOLUME
 from infra.render import RenderedResource
 from tests.unit.conftest import rendered
 
 PLACEHOLDER = "sha256:" + "b" * 64
 STACK = "s"
 LABELLED = (
-    "docker:index/network:Network",
-    "docker:index/volume:Volume",
-    "docker:index/container:Container",
+    NETWORK,
+    VOLUME,
+    CONTAINER,
 )
 
 
@@ -49,7 +50,7 @@ def resource(
 
 def image() -> RenderedResource:
     props = {"imageName": "i:1", "skipPush": True, "build": {"context": "/ctx"}}
-    return resource("docker:index/image:Image", "img", props, outputs={"repoDigest": PLACEHOLDER})
+    return resource(IMAGE, "img", props, outputs={"repoDigest": PLACEHOLDER})
 
 
 def app_container(**extra: Any) -> RenderedResource:
@@ -60,14 +61,14 @@ def app_container(**extra: Any) -> RenderedResource:
         "mounts": [{"type": "volume", "source": "vol", "target": "/m"}],
         **extra,
     }
-    return resource("docker:index/container:Container", "ctr", props)
+    return resource(CONTAINER, "ctr", props)
 
 
 def test_plan__container_after_its_image_network_and_volume_even_when_registered_first() -> None:
     resources = [
         app_container(),
-        resource("docker:index/volume:Volume", "vol-r", {"name": "vol"}),
-        resource("docker:index/network:Network", "net-r", {"name": "net"}),
+        resource(VOLUME, "vol-r", {"name": "vol"}),
+        resource(NETWORK, "net-r", {"name": "net"}),
         image(),
     ]
     plan = plan_stack("s", resources, root=Path("/"))
@@ -78,8 +79,8 @@ def test_plan__container_after_its_image_network_and_volume_even_when_registered
 
 def test_plan__keeps_registration_order_otherwise() -> None:
     resources = [
-        resource("docker:index/network:Network", "b", {"name": "b"}),
-        resource("docker:index/network:Network", "a", {"name": "a"}),
+        resource(NETWORK, "b", {"name": "b"}),
+        resource(NETWORK, "a", {"name": "a"}),
     ]
     assert [s.spec.resource for s in plan_stack("s", resources, root=Path("/")).steps] == [
         "b",
@@ -102,9 +103,7 @@ def test_plan__skips_components_and_dynamic_resources() -> None:
     assert plan.skipped == ("redis", "ca")
 
 
-@pytest.mark.parametrize(
-    "type_", ["docker:index/remoteImage:RemoteImage", "random:index/randomPassword:RandomPassword"]
-)
+@pytest.mark.parametrize("type_", [REMOTE_IMAGE, "random:index/randomPassword:RandomPassword"])
 def test_plan__unsupported_resource_type_is_an_error(type_: str) -> None:
     with pytest.raises(ApplyError, match=r"^thing: resource type .* is not supported"):
         plan_stack("s", [resource(type_, "thing", {"name": "x"})], root=Path("/"))
@@ -128,14 +127,14 @@ def test_plan__an_object_without_the_stack_label_is_refused(type_: str) -> None:
 
 
 def test_plan__an_object_of_another_stack_is_refused() -> None:
-    network = resource("docker:index/network:Network", "net", {"name": "x"})
+    network = resource(NETWORK, "net", {"name": "x"})
     with pytest.raises(ApplyError, match=rf"not labelled {STACK_LABEL}=other"):
         plan_stack("other", [network], root=Path("/"))
 
 
 def test_plan__a_value_of_the_wrong_shape_names_the_resource_not_the_value() -> None:
     bad = resource(
-        "docker:index/network:Network",
+        NETWORK,
         "net",
         {"name": "x", "labels": [{"label": STACK_LABEL, "value": STACK}, {"no-label": "s3cret"}]},
         labelled=False,
@@ -146,8 +145,8 @@ def test_plan__a_value_of_the_wrong_shape_names_the_resource_not_the_value() -> 
 
 
 def test_plan__dependency_cycle_is_an_error() -> None:
-    a = resource("docker:index/network:Network", "a", {"name": "a"}, deps=("b",))
-    b = resource("docker:index/network:Network", "b", {"name": "b"}, deps=("a",))
+    a = resource(NETWORK, "a", {"name": "a"}, deps=("b",))
+    b = resource(NETWORK, "b", {"name": "b"}, deps=("a",))
     with pytest.raises(ApplyError, match="dependency cycle"):
         plan_stack("s", [a, b], root=Path("/"))
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+from infra.pulumi_names import CONTAINER
 from infra.render import RenderedStack
-from tests.unit.conftest import CONTAINER, argv_value, container
+from tests.unit.conftest import argv_value, container
 
 
 def _leaf_days(stack: RenderedStack, name: str) -> int:

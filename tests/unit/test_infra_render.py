@@ -15,8 +15,9 @@ import pytest
 
 from infra import preview
 from infra.components import app as app_component
+from infra.pulumi_names import CONTAINER, NETWORK
 from infra.render import REDACTED, RenderedStack, format_path, render_settings
-from tests.unit.conftest import CONTAINER, container
+from tests.unit.conftest import container
 from tests.unit.test_infra_secrets import _assert_no_secret_in
 
 
@@ -127,7 +128,7 @@ def test_preview_json__prints_redacted_records() -> None:
     init = next(r for r in records if r["props"].get("name") == "secure-redis-dev-redis-init")
     contents = [u["content"] for u in init["props"]["uploads"]]
     assert contents.count(REDACTED) == 3
-    assert {r["type"] for r in records} >= {CONTAINER, "docker:index/network:Network"}
+    assert {r["type"] for r in records} >= {CONTAINER, NETWORK}
 
 
 def test_preview_table__lists_every_resource(dev: RenderedStack) -> None:

@@ -15,10 +15,11 @@ import pytest
 from infra.components.material import revision_hash
 from infra.naming import MATERIAL_LABEL
 from infra.providers.secrets import GeneratedPasswordProvider, password_outputs
+from infra.pulumi_names import CONTAINER
 from infra.redis_acl import RELOAD_USER, password_hash
 from infra.render import RenderedResource, RenderedStack, render_stack
 from infra.secretgen import generate_password
-from tests.unit.conftest import CONTAINER, container, labels, rendered, uploads
+from tests.unit.conftest import container, labels, rendered, uploads
 
 CONSUMERS = ("redis", "app")
 MATERIAL_JOBS = ("redis-init", "app-init", "reload-init", "reload-tls", "reload-acl")

@@ -9,14 +9,11 @@ import pytest
 from infra.components.app import APP_NPROC
 from infra.components.redis import REDIS_NPROC
 from infra.naming import Role
+from infra.pulumi_names import CONTAINER, IMAGE, NETWORK, VOLUME
 from infra.render import RenderedResource, RenderedStack, render_settings
 from infra.runtime_ids import STACK_SLOTS, RuntimeIdError, image_default_id, runtime_id
 from infra.settings import SettingsError, load_settings
 from tests.unit.conftest import (
-    CONTAINER,
-    IMAGE,
-    NETWORK,
-    VOLUME,
     argv_value,
     container,
     labels,

@@ -12,9 +12,10 @@ import pytest
 
 from infra.naming import Role
 from infra.proppath import format_path, string_leaves
+from infra.pulumi_names import CONTAINER, IMAGE, NETWORK, VOLUME
 from infra.render import REDACTED, RenderedStack
 from infra.runtime_ids import runtime_id
-from tests.unit.conftest import CONTAINER, NETWORK, VOLUME, container, labels, uploads
+from tests.unit.conftest import container, labels, uploads
 
 SECRET_FILES = {
     "redis-init": {"server.key", "healthcheck.key", "healthcheck.password"},
@@ -161,7 +162,7 @@ def test_no_secret__in_labels(stack: RenderedStack) -> None:
 
 
 def test_no_secret__in_image_builds(stack: RenderedStack) -> None:
-    for image in stack.of_type("docker:index/image:Image"):
+    for image in stack.of_type(IMAGE):
         _assert_no_secret_in(stack, image.urn, image.props)
 
 

@@ -18,9 +18,10 @@ from infra import stack as stack_module
 from infra.components import app as app_component
 from infra.components import redis as redis_component
 from infra.components.hardening import hardened_runtime
+from infra.pulumi_names import CONTAINER, NETWORK
 from infra.render import RenderedStack, render_settings
 from infra.security_summary import redis_listener
-from tests.unit.conftest import CONTAINER, NETWORK, argv_value, container
+from tests.unit.conftest import argv_value, container
 
 
 def _summary(stack: RenderedStack) -> dict[str, Any]:
