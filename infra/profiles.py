@@ -11,6 +11,8 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Final
 
+from infra.redis_acl import DEFAULT_KEY_PREFIX
+
 
 class Environment(StrEnum):
     DEVELOPMENT = "development"
@@ -34,7 +36,7 @@ REQUIRED_TLS_MIN: Final = MappingProxyType(
 # stack may set appears here, so an unknown key in a stack file is a typo, not a new setting.
 _COMMON: Final = {
     "redisPort": 6380,
-    "keyPrefix": "cache:",
+    "keyPrefix": DEFAULT_KEY_PREFIX,
     "dataKeyGeneration": 1,
     "dataKeyKeepPrevious": 1,
     # Raise to renew every leaf certificate on the next up (forced renewal, no clock change).

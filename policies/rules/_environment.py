@@ -7,19 +7,13 @@ built from a URN. Where the declarations disagree or say nothing, the strictest 
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
+from infra.profiles import PASSWORD_FLOOR, Environment
 from policies.rules._model import CONTAINER, Resource
 from policies.rules._props import envs
-
-
-class Environment(enum.Enum):
-    DEVELOPMENT = "development"
-    STAGING = "staging"
-    PRODUCTION = "production"
 
 
 @dataclass(frozen=True)
@@ -31,10 +25,12 @@ class Floor:
     leaf_validity_days: int
 
 
+# The password floors are the program's own (infra/profiles.py): one number per environment
+# for what the program generates and what the pack accepts.
 FLOORS: Final = {
-    Environment.DEVELOPMENT: Floor("TLSv1.2", 24, 90),
-    Environment.STAGING: Floor("TLSv1.2", 32, 90),
-    Environment.PRODUCTION: Floor("TLSv1.3", 48, 30),
+    Environment.DEVELOPMENT: Floor("TLSv1.2", PASSWORD_FLOOR[Environment.DEVELOPMENT], 90),
+    Environment.STAGING: Floor("TLSv1.2", PASSWORD_FLOOR[Environment.STAGING], 90),
+    Environment.PRODUCTION: Floor("TLSv1.3", PASSWORD_FLOOR[Environment.PRODUCTION], 30),
 }
 # Variables programs use to say which environment they run in, and the words they use.
 _DECLARING_VARIABLES: Final = frozenset(
@@ -76,3 +72,6 @@ def declared(resources: Iterable[Resource]) -> Environment:
 
 def floor(resources: Iterable[Resource]) -> Floor:
     return FLOORS[declared(resources)]
+
+
+__all__ = ["FLOORS", "Environment", "Floor", "declared", "floor", "parse", "strictest"]

@@ -12,11 +12,10 @@ from collections import Counter
 import pytest
 
 from infra import secretgen
+from infra.profiles import PASSWORD_FLOOR
 
-ENV_FLOORS = {"development": 24, "staging": 32, "production": 48}
 
-
-@pytest.mark.parametrize("length", sorted(ENV_FLOORS.values()))
+@pytest.mark.parametrize("length", sorted(PASSWORD_FLOOR.values()))
 def test_password__has_the_requested_length(length: int) -> None:
     assert len(secretgen.generate_password(length)) == length
 
@@ -43,7 +42,7 @@ def test_passwords__do_not_repeat() -> None:
     assert len({secretgen.generate_password(24) for _ in range(1000)}) == 1000
 
 
-@pytest.mark.parametrize(("environment", "length"), ENV_FLOORS.items())
+@pytest.mark.parametrize(("environment", "length"), PASSWORD_FLOOR.items())
 def test_password_entropy__exceeds_128_bits_at_every_floor(environment: str, length: int) -> None:
     bits = secretgen.password_entropy_bits(length)
     assert bits == pytest.approx(length * math.log2(62))

@@ -1,0 +1,62 @@
+"""Facts the program and the app both state, pinned to each other.
+
+The app image ships only app/ (app/Dockerfile), so the app cannot import infra; where both must
+hold the same value, the two copies are compared here. (Infra and the policies share theirs by
+import: infra/profiles.py, infra/pulumi_names.py, infra/proppath.py.) The policy pack's
+per-environment config files are data, pinned here to the floors they restate.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from infra import redis_acl, redis_conf
+from infra.profiles import PASSWORD_FLOOR, PROFILES, Environment
+from policies.rules._environment import FLOORS
+from policies.strictness import config_file
+from secure_cache import settings as app_settings
+from secure_cache import transport
+
+
+def test_tls12_ciphers__the_client_offers_what_redis_accepts() -> None:
+    # A suite only one side lists is never negotiated; a list only one side narrows drifts.
+    assert transport.TLS12_CIPHERS.split(":") == redis_conf.TLS12_CIPHERS.split(":")
+
+
+def test_environments__the_app_knows_the_programs_environments() -> None:
+    assert tuple(e.value for e in Environment) == app_settings.ENVIRONMENTS
+
+
+def test_password_floors__the_app_demands_what_the_program_generates() -> None:
+    assert dict(app_settings.MIN_PASSWORD_LENGTH) == {
+        e.value: length for e, length in PASSWORD_FLOOR.items()
+    }
+
+
+def test_key_prefix__the_app_and_the_acl_accept_the_same_prefixes() -> None:
+    # Private names: infra/redis_acl.py and app/secure_cache/settings.py keep the pattern to
+    # themselves; what matters is that a prefix one accepts, the other does too.
+    acl: re.Pattern[str] = redis_acl._PREFIX_RE
+    app: re.Pattern[str] = app_settings._PREFIX_RE
+    assert (acl.pattern, acl.flags) == (app.pattern, app.flags)
+
+
+def test_key_prefix__the_defaults_agree() -> None:
+    defaults = {PROFILES[e]["keyPrefix"] for e in Environment}
+    assert defaults == {redis_acl.DEFAULT_KEY_PREFIX} == {app_settings.DEFAULT_KEY_PREFIX}
+
+
+@pytest.mark.parametrize("environment", list(Environment))
+def test_policy_config__each_environments_file_states_its_floor(environment: Environment) -> None:
+    """policies/config/*.json are data (the engine reads them): pinned to the floors here."""
+    config = json.loads(config_file(environment).read_text(encoding="utf-8"))
+    floor = FLOORS[environment]
+    assert config["secret-password-length"]["minimumLength"] == floor.password_length
+    assert config["redis-tls-protocols-modern"]["minimumVersion"] == floor.tls_minimum
+    assert (
+        config["tls-certificate-validity-bounded"]["maximumLeafValidityDays"]
+        == floor.leaf_validity_days
+    )
