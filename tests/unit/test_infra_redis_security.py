@@ -9,6 +9,8 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from infra import pki
+from infra.profiles import PASSWORD_FLOOR
+from infra.pulumi_names import PYTHON_DYNAMIC_PREFIX
 from infra.redis_acl import (
     APP_COMMANDS,
     AclError,
@@ -16,7 +18,7 @@ from infra.redis_acl import (
     render_acl_file,
     render_acl_file_from_hashes,
 )
-from infra.render import RenderedStack
+from infra.render import RenderedResource, RenderedStack
 from tests.unit.conftest import argv_value, container, uploads
 
 WEAK_CIPHER = re.compile(r"RC4|3DES|DES-|NULL|MD5|EXPORT|CBC|aNULL|eNULL", re.IGNORECASE)
@@ -78,19 +80,23 @@ def test_redis__offers_only_aead_forward_secret_ciphers(stack: RenderedStack) ->
         assert not WEAK_CIPHER.search(suite), f"{suite} is weak"
 
 
-def test_redis__tls_files_come_from_the_material_volume(stack: RenderedStack) -> None:
+@pytest.mark.parametrize(
+    "flag", ["--tls-cert-file", "--tls-key-file", "--tls-ca-cert-file", "--aclfile"]
+)
+def test_redis__tls_files_come_from_the_material_volume(stack: RenderedStack, flag: str) -> None:
     delivered = set(uploads(container(stack, "redis-init")))
-    for flag in ("--tls-cert-file", "--tls-key-file", "--tls-ca-cert-file", "--aclfile"):
-        path = argv_value(_command(stack), flag) or ""
-        directory, _, name = path.rpartition("/")
-        assert directory == "/etc/secure-redis", f"{flag} {path} is outside the material volume"
-        assert name in delivered, f"{flag} {path} is not delivered by the init container"
+    path = argv_value(_command(stack), flag) or ""
+    directory, _, name = path.rpartition("/")
+    assert directory == "/etc/secure-redis", f"{flag} {path} is outside the material volume"
+    assert name in delivered, f"{flag} {path} is not delivered by the init container"
 
 
-def test_redis__escape_hatches_are_off(stack: RenderedStack) -> None:
-    for setting in ("enable-debug-command", "enable-module-command", "enable-protected-configs"):
-        assert argv_value(_command(stack), f"--{setting}") == "no", f"--{setting} must be no"
-        assert _conf(stack)[setting] == "no", f"redis.conf {setting} must be no"
+@pytest.mark.parametrize(
+    "setting", ["enable-debug-command", "enable-module-command", "enable-protected-configs"]
+)
+def test_redis__escape_hatches_are_off(stack: RenderedStack, setting: str) -> None:
+    assert argv_value(_command(stack), f"--{setting}") == "no", f"--{setting} must be no"
+    assert _conf(stack)[setting] == "no", f"redis.conf {setting} must be no"
 
 
 def test_redis__protected_mode_is_on(stack: RenderedStack) -> None:
@@ -134,17 +140,34 @@ def test_acl__healthcheck_user_may_only_ping(stack: RenderedStack) -> None:
 
 
 def test_acl__holds_hashes_not_passwords(stack: RenderedStack) -> None:
-    lines = _acl_lines(stack)
-    for user in ("app", "healthcheck"):
-        words = lines[user].split()
+    enabled = {user: line for user, line in _acl_lines(stack).items() if user != "default"}
+    assert {"app", "healthcheck", "reload"} <= set(enabled)
+    for user, line in enabled.items():
+        words = line.split()
         assert any(re.fullmatch(r"#[0-9a-f]{64}", w) for w in words), f"{user}: no #sha256 hash"
         assert not any(w.startswith(">") for w in words), f"{user}: cleartext password in ACL"
 
 
+def _dynamic(stack: RenderedStack, kind: str, suffix: str = "") -> list[RenderedResource]:
+    """Every dynamic resource of `kind` (GeneratedPassword, LeafCertificate) whose name ends
+    in `suffix`: derived from the stack, so a user or certificate added later is checked too."""
+    found = [
+        r
+        for r in stack.resources
+        if r.type.startswith(PYTHON_DYNAMIC_PREFIX)
+        and r.type.endswith(f":{kind}")
+        and r.name.endswith(suffix)
+    ]
+    assert found, f"no {kind} named *{suffix} in stack {stack.stack}"
+    return found
+
+
 def test_passwords__length_follows_the_environment(stack: RenderedStack) -> None:
-    expected = {"dev": 24, "prod": 48}[stack.stack]
-    for name in ("secrets-app-password", "secrets-healthcheck-password"):
-        password = next(r for r in stack.resources if r.name == name)
+    expected = stack.settings.password_length
+    assert expected >= PASSWORD_FLOOR[stack.settings.environment]
+    passwords = _dynamic(stack, "GeneratedPassword", "-password")
+    assert {p.name for p in passwords} >= {f"secrets-{u}-password" for u in ("app", "reload")}
+    for password in passwords:
         assert len(password.outputs["value"]) == expected, f"{password.urn}: length"
 
 
@@ -165,14 +188,14 @@ def test_redis_url__uses_a_name_in_the_server_certificate(stack: RenderedStack) 
 
 def test_certificates__chain_to_this_stacks_ca(stack: RenderedStack) -> None:
     ca = next(r for r in stack.resources if r.name == "tls-ca").outputs["certPem"].encode()
-    for name in ("tls-redis-server", "tls-app-client", "tls-healthcheck-client"):
-        leaf = next(r for r in stack.resources if r.name == name)
+    leaves = _dynamic(stack, "LeafCertificate")
+    assert {leaf.name for leaf in leaves} >= {"tls-redis-server", "tls-reload-client"}
+    for leaf in leaves:
         assert pki.verify_chain(leaf.outputs["certPem"].encode(), ca), f"{leaf.urn}: bad chain"
 
 
 def test_client_certificates__are_for_client_auth_only(stack: RenderedStack) -> None:
-    for name in ("tls-app-client", "tls-healthcheck-client"):
-        leaf = next(r for r in stack.resources if r.name == name)
+    for leaf in _dynamic(stack, "LeafCertificate", "-client"):
         cert = x509.load_pem_x509_certificate(leaf.outputs["certPem"].encode())
         usages = list(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
         assert usages == [ExtendedKeyUsageOID.CLIENT_AUTH], f"{leaf.urn}: EKU {usages}"
