@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from infra.pulumi_names import CONTAINER
 from infra.render import RenderedResource, RenderedStack, render_stack
 
 STACKS = ("dev", "prod")
@@ -36,6 +37,22 @@ def dev() -> RenderedStack:
 @pytest.fixture
 def prod() -> RenderedStack:
     return rendered("prod")
+
+
+def container_roles(*, one_shot: bool | None = None) -> tuple[str, ...]:
+    """The role of every container the program declares (`redis`, `app-init`, `reload-tls`,
+    ...), read from the rendered dev stack: a container added later is checked by every test
+    parametrized with these. `one_shot`: only the run-once ones (mustRun false), or only the
+    long-running ones."""
+    stack = rendered("dev")
+    prefix = f"secure-redis-{stack.stack}-"
+    return tuple(
+        sorted(
+            r.props["name"].removeprefix(prefix)
+            for r in stack.of_type(CONTAINER)
+            if one_shot is None or (r.props.get("mustRun") is False) == one_shot
+        )
+    )
 
 
 def container(stack: RenderedStack, role: str) -> RenderedResource:

@@ -13,15 +13,20 @@ from infra.pulumi_names import CONTAINER, IMAGE, NETWORK, VOLUME
 from infra.render import RenderedResource, RenderedStack, render_settings
 from infra.runtime_ids import STACK_SLOTS, RuntimeIdError, image_default_id, runtime_id
 from infra.settings import SettingsError, load_settings
-from tests.unit.conftest import (
-    argv_value,
-    container,
-    labels,
-)
+from tests.unit.conftest import argv_value, container, container_roles, labels
 
-SERVICES = ("redis", "app")
-ALL_CONTAINERS = ("redis", "app", "redis-init", "app-init")
-OWNER_ROLE = {"redis": Role.REDIS, "app": Role.APP, "redis-init": Role.REDIS, "app-init": Role.APP}
+SERVICES = container_roles(one_shot=False)
+ALL_CONTAINERS = container_roles()
+# Whose uid each container runs as: the reload jobs and initialisers share their consumer's.
+OWNER_ROLE = {
+    "redis": Role.REDIS,
+    "redis-init": Role.REDIS,
+    "reload-init": Role.REDIS,
+    "reload-tls": Role.REDIS,
+    "reload-acl": Role.REDIS,
+    "app": Role.APP,
+    "app-init": Role.APP,
+}
 # Well-known ids of a Debian host (0-999 system, 1000-59999 accounts, 60000-65535 Debian's
 # global and systemd's dynamic ranges, 100000+ subordinate ranges); see infra/runtime_ids.py.
 HOST_RANGES = (range(0, 65536), range(100000, 2**32))
