@@ -19,10 +19,11 @@ from infra.pulumi_names import CONTAINER
 from infra.redis_acl import RELOAD_USER, password_hash
 from infra.render import RenderedResource, RenderedStack, render_stack
 from infra.secretgen import generate_password
-from tests.unit.conftest import container, labels, rendered, uploads
+from tests.unit.conftest import container, container_roles, labels, rendered, uploads
 
-CONSUMERS = ("redis", "app")
-MATERIAL_JOBS = ("redis-init", "app-init", "reload-init", "reload-tls", "reload-acl")
+CONSUMERS = container_roles(one_shot=False)
+MATERIAL_JOBS = container_roles(one_shot=True)
+INITIALISERS = tuple(role for role in MATERIAL_JOBS if role.endswith("-init"))
 
 
 @pytest.fixture(scope="module", params=("dev", "prod"))
@@ -71,10 +72,10 @@ def test_new_material__changes_every_initialiser_and_reload_job(
     )
 
 
-def test_initialiser__is_told_its_revision(stack: RenderedStack) -> None:
-    for suffix in ("redis-init", "app-init", "reload-init"):
-        init = container(stack, suffix)
-        assert init.props["command"][-1] == labels(init)[MATERIAL_LABEL]
+@pytest.mark.parametrize("suffix", INITIALISERS)
+def test_initialiser__is_told_its_revision(stack: RenderedStack, suffix: str) -> None:
+    init = container(stack, suffix)
+    assert init.props["command"][-1] == labels(init)[MATERIAL_LABEL]
 
 
 def test_reload_jobs__are_labelled_with_exactly_what_they_reload(stack: RenderedStack) -> None:
@@ -159,10 +160,10 @@ def test_reload_job__own_volume_holds_no_server_key(stack: RenderedStack) -> Non
 # --- what each file holds ------------------------------------------------------------------
 
 
-def test_every_consumer__trusts_the_ca_bundle(stack: RenderedStack) -> None:
+@pytest.mark.parametrize("suffix", INITIALISERS)
+def test_every_consumer__trusts_the_ca_bundle(stack: RenderedStack, suffix: str) -> None:
     bundle = _dynamic(stack, "tls-ca").outputs["trustBundlePem"]
-    for suffix in ("redis-init", "app-init", "reload-init"):
-        assert _content(container(stack, suffix), "ca.crt") == bundle, suffix
+    assert _content(container(stack, suffix), "ca.crt") == bundle
 
 
 def test_acl__declares_the_reload_user(stack: RenderedStack) -> None:
@@ -210,9 +211,10 @@ def test_rotate_phase__redis_accepts_both_and_each_consumer_gets_the_right_one(
 
 
 def test_password_outputs__are_secret(stack: RenderedStack) -> None:
-    for name in ("secrets-app-password", "secrets-healthcheck-password", "secrets-reload-password"):
-        password = _dynamic(stack, name)
-        assert {"value", "previous", "stable"} <= set(password.secret_outputs), name
+    passwords = [r for r in stack.resources if r.type.endswith(":GeneratedPassword")]
+    assert len(passwords) >= 4, "the three users' passwords and the API token"
+    for password in passwords:
+        assert {"value", "previous", "stable"} <= set(password.secret_outputs), password.name
 
 
 def test_ca_next_key__is_secret(stack: RenderedStack) -> None:

@@ -114,11 +114,14 @@ def test_init_container__files_belong_to_the_consumer(
         assert (upload["owner"], upload["group"]) == (uid, uid), f"{name} owner"
 
 
-def test_app__gets_secrets_only_as_file_references(stack: RenderedStack) -> None:
+@pytest.mark.parametrize(
+    "name",
+    ["REDIS_PASSWORD", "REDIS_ENCRYPTION_KEY", "REDIS_ENCRYPTION_PREVIOUS_KEYS", "HTTP_API_TOKEN"],
+)
+def test_app__gets_secrets_only_as_file_references(stack: RenderedStack, name: str) -> None:
     envs = dict(e.split("=", 1) for e in container(stack, "app").props["envs"])
-    for name in ("REDIS_PASSWORD", "REDIS_ENCRYPTION_KEY", "REDIS_ENCRYPTION_PREVIOUS_KEYS"):
-        assert name not in envs, f"{name} must not be set; use {name}_FILE"
-        assert envs[f"{name}_FILE"].startswith("/etc/secure-cache/"), f"{name}_FILE"
+    assert name not in envs, f"{name} must not be set; use {name}_FILE"
+    assert envs[f"{name}_FILE"].startswith("/etc/secure-cache/"), f"{name}_FILE"
 
 
 def test_app__configuration_is_complete(stack: RenderedStack) -> None:
