@@ -66,33 +66,3 @@ def urn_type(urn: str) -> str:
         raise ValueError(f"not a Pulumi URN: {urn!r}")
     qualified = urn.removeprefix(_URN_PREFIX).split("::", 3)[2]
     return qualified.rsplit("$", 1)[-1]
-
-
-__all__ = [
-    "CONTAINER",
-    "DOCKER_PROVIDER",
-    "DYNAMIC",
-    "IMAGE",
-    "LOCAL_COMMAND",
-    "NETWORK",
-    "PLUGIN",
-    "PYTHON_DYNAMIC_PREFIX",
-    "RANDOM_PASSWORD",
-    "REGISTRY_IMAGE",
-    "REMOTE_COMMAND",
-    "REMOTE_IMAGE",
-    "SERVICE",
-    "SERVICE_CONFIG",
-    "STACK",
-    "STACK_REFERENCE",
-    "SWARM_SECRET",
-    "TAG",
-    "TLS_LOCALLY_SIGNED_CERT",
-    "TLS_PRIVATE_KEY",
-    "TLS_SELF_SIGNED_CERT",
-    "VOLUME",
-    "is_urn",
-    "make_urn",
-    "urn_parts",
-    "urn_type",
-]

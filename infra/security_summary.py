@@ -22,6 +22,19 @@ import pulumi
 import pulumi_docker as docker
 
 _NO_NEW_PRIVILEGES = "no-new-privileges:true"
+# The docker.Container properties `container_facts` reads, by their Python names.
+_READ = (
+    "name",
+    "user",
+    "read_only",
+    "privileged",
+    "capabilities",
+    "security_opts",
+    "ports",
+    "networks_advanced",
+    "must_run",
+    "memory",
+)
 
 
 @dataclass(frozen=True)
@@ -167,18 +180,7 @@ def security_summary(
     declared: DeclaredResources, redis_container: docker.Container
 ) -> pulumi.Output[dict[str, Any]]:
     facts = [
-        pulumi.Output.all(
-            name=c.name,
-            user=c.user,
-            read_only=c.read_only,
-            privileged=c.privileged,
-            capabilities=c.capabilities,
-            security_opts=c.security_opts,
-            ports=c.ports,
-            networks_advanced=c.networks_advanced,
-            must_run=c.must_run,
-            memory=c.memory,
-        ).apply(container_facts)
+        pulumi.Output.all(**{name: getattr(c, name) for name in _READ}).apply(container_facts)
         for c in declared.containers
     ]
     internal = [
