@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ from tests.support.provider_host import (
     launcher_python,
 )
 
+CA_INPUTS = {"keyAlgorithm": "ecdsa-p256", "validityDays": 365, "renewBeforeDays": 90}
 CA = CertificateAuthorityProvider()
 LEAF = LeafCertificateProvider()
 KEYRING = DataKeyringProvider()
@@ -42,17 +44,7 @@ def host() -> Iterator[ProviderHost]:
 
 @pytest.fixture(scope="module")
 def ca(host: ProviderHost) -> dict[str, Any]:
-    _, outputs = first_up(
-        host,
-        CA,
-        {
-            "commonName": "host test CA",
-            "keyAlgorithm": "ecdsa-p256",
-            "validityDays": 365,
-            "renewBeforeDays": 90,
-        },
-    )
-    return outputs
+    return first_up(host, CA, {"commonName": "host test CA", **CA_INPUTS}).outputs
 
 
 def server_inputs(ca: dict[str, Any], **changes: Any) -> dict[str, Any]:
@@ -71,24 +63,48 @@ def server_inputs(ca: dict[str, Any], **changes: Any) -> dict[str, Any]:
     }
 
 
-def first_up(host: ProviderHost, provider: Any, news: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+@dataclass(frozen=True)
+class Up:
+    """A resource as an `up` leaves it in the state."""
+
+    id: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+
+
+def first_up(host: ProviderHost, provider: Any, news: dict[str, Any]) -> Up:
+    """Check then Create, as the engine does for a new resource."""
     inputs, failures = host.check(provider, {}, news)
     assert failures == []
-    return host.create(inputs)
+    id_, outputs = host.create(inputs)
+    return Up(id_, inputs, outputs)
 
 
 def next_up(
-    host: ProviderHost,
-    provider: Any,
-    old_inputs: dict[str, Any],
-    old_outputs: dict[str, Any],
-    id_: str,
-    news: dict[str, Any],
+    host: ProviderHost, provider: Any, prior: Up, news: dict[str, Any]
 ) -> tuple[Any, dict[str, Any]]:
     """Check then Diff, as the engine does on every later up; returns (diff, checked inputs)."""
-    inputs, failures = host.check(provider, old_inputs, news)
+    inputs, failures = host.check(provider, prior.inputs, news)
     assert failures == []
-    return host.diff(id_, old_outputs, inputs), inputs
+    return host.diff(prior.id, prior.outputs, inputs), inputs
+
+
+def issued_days_ago(host: ProviderHost, ca: dict[str, Any], days: int) -> Up:
+    """The server certificate of `server_inputs(ca)` as a past up left it: issued `days` ago
+    for 90 days (renewBeforeDays=30)."""
+    inputs, _ = host.check(LEAF, {}, server_inputs(ca))
+    old = pki.issue_server_certificate(
+        pki.CertifiedKey(str(ca["certPem"]).encode(), str(ca["keyPem"]).encode()),
+        "redis",
+        dns_names=["redis"],
+        ip_addresses=["127.0.0.1"],
+        algorithm="ecdsa-p256",
+        validity_days=90,
+        now=dt.datetime.now(dt.UTC) - dt.timedelta(days=days),
+    )
+    return Up(
+        "old", inputs, {**inputs, "certPem": old.cert_pem.decode(), "keyPem": old.key_pem.decode()}
+    )
 
 
 def serial(outputs: dict[str, Any]) -> int:
@@ -121,8 +137,7 @@ def test_host__started_in_infra_imports_the_providers_by_class_reference(
     """The host unpickles providers with dill by class reference: it must import `infra`
     from infra/ with the linked virtualenv's interpreter, and nothing else on its path."""
     assert host.python == PROGRAM_DIR / ".venv" / "bin" / "python"
-    _, outputs = first_up(host, PASSWORD, {"length": 24})
-    assert len(outputs["value"]) == 24
+    assert len(first_up(host, PASSWORD, {"length": 24}).outputs["value"]) == 24
 
 
 def test_host__configure_refuses_secrets_as_the_engine_expects(host: ProviderHost) -> None:
@@ -132,7 +147,7 @@ def test_host__configure_refuses_secrets_as_the_engine_expects(host: ProviderHos
 def test_host__first_up_creates_a_certificate_signed_by_the_ca(
     host: ProviderHost, ca: dict[str, Any]
 ) -> None:
-    _, outputs = first_up(host, LEAF, server_inputs(ca))
+    outputs = first_up(host, LEAF, server_inputs(ca)).outputs
     assert pki.verify_chain(str(outputs["certPem"]).encode(), str(ca["certPem"]).encode())
     assert pki.key_matches_certificate(
         str(outputs["certPem"]).encode(), str(outputs["keyPem"]).encode()
@@ -140,61 +155,34 @@ def test_host__first_up_creates_a_certificate_signed_by_the_ca(
 
 
 def test_host__noop_up_keeps_the_certificate(host: ProviderHost, ca: dict[str, Any]) -> None:
-    news = server_inputs(ca)
-    id_, outputs = first_up(host, LEAF, news)
-    inputs, _ = host.check(LEAF, {}, news)
-    diff, _ = next_up(host, LEAF, inputs, outputs, id_, news)
+    up = first_up(host, LEAF, server_inputs(ca))
+    diff, _ = next_up(host, LEAF, up, server_inputs(ca))
     assert diff.none, diff
     assert diff.replaces == ()
     # Read (refresh) returns what the state holds: nothing lives outside it.
-    read_id, read = host.read(id_, outputs)
-    assert (read_id, serial(read)) == (id_, serial(outputs))
+    read_id, read = host.read(up.id, up.outputs)
+    assert (read_id, serial(read)) == (up.id, serial(up.outputs))
 
 
 def test_host__inside_the_renewal_window_the_certificate_is_replaced(
     host: ProviderHost, ca: dict[str, Any]
 ) -> None:
-    news = server_inputs(ca)
-    inputs, _ = host.check(LEAF, {}, news)
-    # Issued 61 days ago for 90 days: 29 days left, inside renewBeforeDays=30.
-    old = pki.issue_server_certificate(
-        pki.CertifiedKey(str(ca["certPem"]).encode(), str(ca["keyPem"]).encode()),
-        "redis",
-        dns_names=["redis"],
-        ip_addresses=["127.0.0.1"],
-        algorithm="ecdsa-p256",
-        validity_days=90,
-        now=dt.datetime.now(dt.UTC) - dt.timedelta(days=61),
-    )
-    outputs = {**inputs, "certPem": old.cert_pem.decode(), "keyPem": old.key_pem.decode()}
-    diff, checked = next_up(host, LEAF, inputs, outputs, "old", news)
+    old = issued_days_ago(host, ca, 61)  # 29 days left, inside renewBeforeDays=30
+    diff, checked = next_up(host, LEAF, old, server_inputs(ca))
     assert diff.replaces == ("certPem",), "a certificate due for renewal must be replaced"
     assert diff.delete_before_replace is False, "the new certificate exists before the old goes"
     _, renewed = host.create(checked)
-    assert serial(renewed) != old.certificate.serial_number
-    assert (
-        pki.certificate_expiry(str(renewed["certPem"]).encode())
-        > old.certificate.not_valid_after_utc
+    assert serial(renewed) != serial(old.outputs)
+    assert pki.certificate_expiry(str(renewed["certPem"]).encode()) > pki.certificate_expiry(
+        str(old.outputs["certPem"]).encode()
     )
 
 
 def test_host__outside_the_window_an_old_certificate_is_kept(
     host: ProviderHost, ca: dict[str, Any]
 ) -> None:
-    news = server_inputs(ca)
-    inputs, _ = host.check(LEAF, {}, news)
-    # Issued 59 days ago for 90 days: 31 days left, outside renewBeforeDays=30.
-    old = pki.issue_server_certificate(
-        pki.CertifiedKey(str(ca["certPem"]).encode(), str(ca["keyPem"]).encode()),
-        "redis",
-        dns_names=["redis"],
-        ip_addresses=["127.0.0.1"],
-        algorithm="ecdsa-p256",
-        validity_days=90,
-        now=dt.datetime.now(dt.UTC) - dt.timedelta(days=59),
-    )
-    outputs = {**inputs, "certPem": old.cert_pem.decode(), "keyPem": old.key_pem.decode()}
-    diff, _ = next_up(host, LEAF, inputs, outputs, "old", news)
+    old = issued_days_ago(host, ca, 59)  # 31 days left, outside renewBeforeDays=30
+    diff, _ = next_up(host, LEAF, old, server_inputs(ca))
     assert diff.none, diff
 
 
@@ -209,77 +197,60 @@ def test_host__outside_the_window_an_old_certificate_is_kept(
 def test_host__a_changed_input_replaces_the_certificate(
     host: ProviderHost, ca: dict[str, Any], change: dict[str, Any], replaced: str
 ) -> None:
-    id_, outputs = first_up(host, LEAF, server_inputs(ca))
-    inputs, _ = host.check(LEAF, {}, server_inputs(ca))
-    diff, checked = next_up(host, LEAF, inputs, outputs, id_, server_inputs(ca, **change))
+    up = first_up(host, LEAF, server_inputs(ca))
+    diff, checked = next_up(host, LEAF, up, server_inputs(ca, **change))
     assert replaced in diff.replaces
     _, new = host.create(checked)
-    assert serial(new) != serial(outputs)
+    assert serial(new) != serial(up.outputs)
 
 
 def test_host__renew_before_days_is_an_update_that_keeps_the_certificate(
     host: ProviderHost, ca: dict[str, Any]
 ) -> None:
-    id_, outputs = first_up(host, LEAF, server_inputs(ca))
-    inputs, _ = host.check(LEAF, {}, server_inputs(ca))
-    diff, checked = next_up(host, LEAF, inputs, outputs, id_, server_inputs(ca, renewBeforeDays=20))
+    up = first_up(host, LEAF, server_inputs(ca))
+    diff, checked = next_up(host, LEAF, up, server_inputs(ca, renewBeforeDays=20))
     assert not diff.none
     assert diff.replaces == ()
-    updated = host.update(id_, outputs, checked)
-    assert serial(updated) == serial(outputs)
+    updated = host.update(up.id, up.outputs, checked)
+    assert serial(updated) == serial(up.outputs)
     assert updated["renewBeforeDays"] == 20
 
 
 def test_host__forced_renewal_by_renewal_generation(host: ProviderHost, ca: dict[str, Any]) -> None:
-    id_, outputs = first_up(host, LEAF, server_inputs(ca))
-    inputs, _ = host.check(LEAF, {}, server_inputs(ca))
-    diff, checked = next_up(
-        host, LEAF, inputs, outputs, id_, server_inputs(ca, renewalGeneration=1)
-    )
+    up = first_up(host, LEAF, server_inputs(ca))
+    diff, checked = next_up(host, LEAF, up, server_inputs(ca, renewalGeneration=1))
     assert diff.replaces == ("renewalGeneration",)
     _, renewed = host.create(checked)
-    assert serial(renewed) != serial(outputs)
+    assert serial(renewed) != serial(up.outputs)
     assert renewed["renewalGeneration"] == 1
 
 
 def test_host__state_from_before_renewal_generation_existed_is_not_renewed(
     host: ProviderHost, ca: dict[str, Any]
 ) -> None:
-    id_, outputs = first_up(host, LEAF, server_inputs(ca))
-    del outputs["renewalGeneration"]
-    inputs, _ = host.check(LEAF, {}, server_inputs(ca))
-    diff, _ = next_up(host, LEAF, inputs, outputs, id_, server_inputs(ca))
+    up = first_up(host, LEAF, server_inputs(ca))
+    del up.outputs["renewalGeneration"]
+    diff, _ = next_up(host, LEAF, up, server_inputs(ca))
     assert diff.none, diff
 
 
 def test_host__a_new_ca_replaces_the_leaf(host: ProviderHost, ca: dict[str, Any]) -> None:
-    id_, outputs = first_up(host, LEAF, server_inputs(ca))
-    inputs, _ = host.check(LEAF, {}, server_inputs(ca))
-    _, other_ca = first_up(
-        host,
-        CA,
-        {
-            "commonName": "rolled CA",
-            "keyAlgorithm": "ecdsa-p256",
-            "validityDays": 365,
-            "renewBeforeDays": 90,
-        },
-    )
-    diff, _ = next_up(host, LEAF, inputs, outputs, id_, server_inputs(other_ca))
+    up = first_up(host, LEAF, server_inputs(ca))
+    other_ca = first_up(host, CA, {"commonName": "rolled CA", **CA_INPUTS}).outputs
+    diff, _ = next_up(host, LEAF, up, server_inputs(other_ca))
     assert set(diff.replaces) == {"caCertPem", "caKeyPem"}
 
 
 def test_host__key_generation_bump_updates_the_keyring_in_place(host: ProviderHost) -> None:
     news = {"generation": 1, "keepPrevious": 1}
-    id_, first = first_up(host, KEYRING, news)
-    inputs, _ = host.check(KEYRING, {}, news)
-    same, _ = next_up(host, KEYRING, inputs, first, id_, news)
+    up = first_up(host, KEYRING, news)
+    first = up.outputs
+    same, _ = next_up(host, KEYRING, up, news)
     assert same.none
-    bumped = {"generation": 2, "keepPrevious": 1}
-    diff, checked = next_up(host, KEYRING, inputs, first, id_, bumped)
+    diff, checked = next_up(host, KEYRING, up, {"generation": 2, "keepPrevious": 1})
     assert not diff.none
     assert diff.replaces == (), "a replaced keyring would lose every entry"
-    second = host.update(id_, first, checked)
+    second = host.update(up.id, first, checked)
     assert second["primaryKey"] != first["primaryKey"]
     assert second["previousKeys"] == first["primaryKey"]
     # Numbers arrive as doubles; check keeps them integral, and refuses going back.
@@ -289,11 +260,11 @@ def test_host__key_generation_bump_updates_the_keyring_in_place(host: ProviderHo
 
 
 def test_host__password_is_kept_unless_its_length_changes(host: ProviderHost) -> None:
-    id_, outputs = first_up(host, PASSWORD, {"length": 24})
-    inputs, _ = host.check(PASSWORD, {}, {"length": 24})
-    same, _ = next_up(host, PASSWORD, inputs, outputs, id_, {"length": 24})
+    up = first_up(host, PASSWORD, {"length": 24})
+    id_, outputs = up.id, up.outputs
+    same, _ = next_up(host, PASSWORD, up, {"length": 24})
     assert same.none
-    longer, checked = next_up(host, PASSWORD, inputs, outputs, id_, {"length": 32})
+    longer, checked = next_up(host, PASSWORD, up, {"length": 32})
     # A new length rotates in place (two phases, infra/providers/secrets.py), never replaces:
     # the old value stays accepted beside the new one until the next up.
     assert longer.replaces == ()
