@@ -17,16 +17,6 @@ from tests.unit.conftest import argv_value, container, container_roles, labels
 
 SERVICES = container_roles(one_shot=False)
 ALL_CONTAINERS = container_roles()
-# Whose uid each container runs as: the reload jobs and initialisers share their consumer's.
-OWNER_ROLE = {
-    "redis": Role.REDIS,
-    "redis-init": Role.REDIS,
-    "reload-init": Role.REDIS,
-    "reload-tls": Role.REDIS,
-    "reload-acl": Role.REDIS,
-    "app": Role.APP,
-    "app-init": Role.APP,
-}
 # Well-known ids of a Debian host (0-999 system, 1000-59999 accounts, 60000-65535 Debian's
 # global and systemd's dynamic ranges, 100000+ subordinate ranges); see infra/runtime_ids.py.
 HOST_RANGES = (range(0, 65536), range(100000, 2**32))
@@ -110,9 +100,14 @@ def test_init_container__has_no_network(stack: RenderedStack, role: str) -> None
 
 
 @pytest.mark.parametrize("role", ALL_CONTAINERS)
-def test_container__runs_as_its_non_root_uid(stack: RenderedStack, role: str) -> None:
+def test_container__runs_as_the_uid_its_image_was_built_for(
+    stack: RenderedStack, role: str
+) -> None:
+    """Each image is built for its role's uid (test_images__are_built_locally_for_this_stack);
+    every container, initialisers and reload jobs included, runs as the uid of its image."""
     resource = container(stack, role)
-    uid = runtime_id(stack.stack, OWNER_ROLE[role])
+    images = {image.outputs["repoDigest"]: image for image in stack.of_type(IMAGE)}
+    uid = images[resource.props["image"]].props["build"]["args"]["SECURE_REDIS_UID"]
     assert resource.props.get("user") == f"{uid}:{uid}", f"{resource.urn}: must run as {uid}"
 
 
