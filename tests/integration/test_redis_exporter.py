@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -60,24 +60,25 @@ def test_scrape__reads_info_as_the_exporter(exporter_client: redis.Redis) -> Non
     assert ("redis_evicted_keys_total", ()) in values
 
 
-def test_wrong_password__moves_the_auth_failure_counter(
-    exporter_redis: ExporterRedis, exporter_client: redis.Redis
+@pytest.mark.parametrize(
+    ("provoke", "counter", "acl_reason"),
+    [
+        pytest.param(ExporterRedis.wrong_password, WRONGPASS, "auth", id="wrong-password"),
+        pytest.param(ExporterRedis.denied_key, NOPERM, "key", id="denied-command"),
+    ],
+)
+def test_refusal__moves_its_error_counter_and_the_acl_log(
+    exporter_redis: ExporterRedis,
+    exporter_client: redis.Redis,
+    provoke: Callable[[ExporterRedis], object],
+    counter: tuple[str, tuple[tuple[str, str], ...]],
+    acl_reason: str,
 ) -> None:
     before = _scrape(exporter_client)
-    exporter_redis.wrong_password()
+    provoke(exporter_redis)
     after = _scrape(exporter_client)
-    assert after[WRONGPASS] == before[WRONGPASS] + 1
-    assert after[("redis_acl_log_events", (("reason", "auth"),))] >= 1
-
-
-def test_denied_command__moves_the_acl_denial_counter(
-    exporter_redis: ExporterRedis, exporter_client: redis.Redis
-) -> None:
-    before = _scrape(exporter_client)
-    exporter_redis.denied_key()
-    after = _scrape(exporter_client)
-    assert after[NOPERM] == before[NOPERM] + 1
-    assert after[("redis_acl_log_events", (("reason", "key"),))] >= 1
+    assert after[counter] == before[counter] + 1
+    assert after[("redis_acl_log_events", (("reason", acl_reason),))] >= 1
 
 
 @pytest.mark.parametrize(
@@ -154,9 +155,13 @@ def test_served_over_http(exporter_redis: ExporterRedis) -> None:
     assert exporter_redis.password not in body
 
 
-def _cli(exporter_redis: ExporterRedis, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+EXPORTER_CLI = (sys.executable, "-m", "secure_cache.redis_exporter")
+
+
+def _environ(exporter_redis: ExporterRedis, **env: str) -> dict[str, str]:
+    """The exporter's configuration for this server, as its container gets it."""
     settings = exporter_redis.settings()
-    environ = {
+    return {
         "PATH": os.environ.get("PATH", ""),
         "REDIS_URL": exporter_redis.server.url,
         "REDIS_PASSWORD": exporter_redis.password,
@@ -166,9 +171,12 @@ def _cli(exporter_redis: ExporterRedis, *args: str, **env: str) -> subprocess.Co
         "ENVIRONMENT": "development",
         **env,
     }
+
+
+def _cli(exporter_redis: ExporterRedis, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "secure_cache.redis_exporter", *args],
-        env=environ,
+        [*EXPORTER_CLI, *args],
+        env=_environ(exporter_redis, **env),
         capture_output=True,
         text=True,
         timeout=60,
@@ -202,20 +210,9 @@ def test_cli_serve__answers_the_healthcheck_and_stops_on_sigterm(
     exporter_redis: ExporterRedis,
 ) -> None:
     port = str(free_port())
-    settings = exporter_redis.settings()
-    environ = {
-        "PATH": os.environ.get("PATH", ""),
-        "REDIS_URL": exporter_redis.server.url,
-        "REDIS_PASSWORD": exporter_redis.password,
-        "REDIS_TLS_CA_CERT": settings.ca_file,
-        "REDIS_TLS_CERT_FILE": settings.cert_file,
-        "REDIS_TLS_KEY_FILE": settings.key_file,
-        "ENVIRONMENT": "development",
-        "METRICS_PORT": port,
-    }
     serve = subprocess.Popen(
-        [sys.executable, "-m", "secure_cache.redis_exporter", "serve"],
-        env=environ,
+        [*EXPORTER_CLI, "serve"],
+        env=_environ(exporter_redis, METRICS_PORT=port),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
