@@ -1,12 +1,17 @@
-"""Fixtures that start real TLS-only redis-servers (see tests/support/tls_redis.py)."""
+"""Fixtures that start real TLS-only redis-servers (see tests/support/tls_redis.py), and the
+cache clients the secure_cache tests open on them."""
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+from secure_cache import SecureCache
+from tests.support.cache_env import cache_environ
+from tests.support.cache_shells import SHELLS, open_cache
 from tests.support.tls_redis import REDIS_SERVER, TlsRedisServer
 
 ServerFactory = Callable[..., TlsRedisServer]
@@ -45,3 +50,23 @@ def tls_redis_factory(_require_redis_server: None) -> Iterator[ServerFactory]:
     finally:
         for server in servers:
             server.close()
+
+
+@pytest.fixture
+def server(tls_redis_factory: ServerFactory) -> TlsRedisServer:
+    """A private server the test may stop, kill or restart (a file may define its own)."""
+    return tls_redis_factory()
+
+
+@pytest.fixture(params=SHELLS)
+def shell(request: pytest.FixtureRequest) -> str:
+    """Each test runs against SecureCache and AsyncSecureCache (tests/support/cache_shells.py)."""
+    mode: str = request.param
+    return mode
+
+
+@pytest.fixture
+def cache(shell: str, tls_redis: TlsRedisServer, tmp_path: Path) -> Iterator[SecureCache]:
+    """A client of each shell on the shared server, with its own key material."""
+    with open_cache(shell, cache_environ(tls_redis, tmp_path / "secrets")) as client:
+        yield client

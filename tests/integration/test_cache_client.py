@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import os
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +22,7 @@ from tests.support.cache_env import (
     raw_client,
     stored_names,
 )
-from tests.support.cache_shells import SHELLS, open_cache
 from tests.support.tls_redis import TlsRedisServer
-
-
-@pytest.fixture(params=SHELLS)
-def cache(
-    request: pytest.FixtureRequest, tls_redis: TlsRedisServer, tmp_path: Path
-) -> Iterator[SecureCache]:
-    with open_cache(request.param, cache_environ(tls_redis, tmp_path / "secrets")) as client:
-        yield client
 
 
 def _key(label: str) -> str:

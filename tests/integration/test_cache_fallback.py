@@ -15,21 +15,8 @@ import pytest
 from secure_cache import SecureCache
 from secure_cache.settings import load_settings
 from tests.support.cache_env import FakeClock, cache_environ, write_secret
-from tests.support.cache_shells import SHELLS, open_cache
+from tests.support.cache_shells import open_cache
 from tests.support.tls_redis import TlsMaterial, TlsRedisServer, free_port
-
-
-@pytest.fixture(params=SHELLS)
-def shell(request: pytest.FixtureRequest) -> str:
-    """Each test runs against SecureCache and AsyncSecureCache (tests/support/cache_shells.py)."""
-    mode: str = request.param
-    return mode
-
-
-@pytest.fixture
-def server(tls_redis_factory: Any) -> TlsRedisServer:
-    started: TlsRedisServer = tls_redis_factory()
-    return started
 
 
 def test_redis_killed_mid_workload__callers_never_see_an_error(

@@ -6,7 +6,7 @@ import base64
 import logging
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,18 +14,9 @@ import pytest
 from secure_cache import SecureCache
 from secure_cache.crypto import Keyring
 from tests.support.cache_env import cache_environ, new_data_key, raw_client
-from tests.support.cache_shells import SHELLS, open_cache
 from tests.support.tls_redis import TlsRedisServer
 
 SECRET = b"account balance: 1,000,000 - confidential"
-
-
-@pytest.fixture(params=SHELLS)
-def cache(
-    request: pytest.FixtureRequest, tls_redis: TlsRedisServer, tmp_path: Path
-) -> Iterator[SecureCache]:
-    with open_cache(request.param, cache_environ(tls_redis, tmp_path / "secrets")) as client:
-        yield client
 
 
 def _flip(blob: bytes, index: int) -> bytes:

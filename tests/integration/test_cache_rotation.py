@@ -18,7 +18,7 @@ from tests.support.cache_env import (
     raw_client,
     stored_names,
 )
-from tests.support.cache_shells import SHELLS, open_cache
+from tests.support.cache_shells import open_cache
 from tests.support.tls_redis import TlsRedisServer
 
 WITH_TTL = 120
@@ -27,19 +27,6 @@ WITHOUT_TTL = 40
 
 def _kid(data_key: str) -> str:
     return Keyring(base64.b64decode(data_key)).primary.key_id_hex
-
-
-@pytest.fixture(params=SHELLS)
-def shell(request: pytest.FixtureRequest) -> str:
-    """Each test runs against SecureCache and AsyncSecureCache (tests/support/cache_shells.py)."""
-    mode: str = request.param
-    return mode
-
-
-@pytest.fixture
-def server(tls_redis_factory: Any) -> TlsRedisServer:
-    started: TlsRedisServer = tls_redis_factory()
-    return started
 
 
 @pytest.fixture
