@@ -20,15 +20,11 @@ from typing import Any
 
 import pytest
 
-from infra.naming import Role
-from infra.runtime_ids import image_default_id
 from secure_cache import SecureCache
-from tests.support.app_image import built_app_image, docker
+from tests.support.app_image import APP_UID, built_app_image, docker, write_material
 from tests.support.cache_env import cache_environ, raw_client
 from tests.support.tls_redis import TlsRedisServer, free_port
 
-ROOT = Path(__file__).resolve().parents[2]
-APP_UID = image_default_id(Role.APP)  # what a stack-less build runs as
 API_TOKEN = "k" * 40  # checkov:skip=CKV_SECRET_6: a test token
 MOUNT = "/run/secure-cache"
 
@@ -48,8 +44,6 @@ def image() -> Iterator[str]:
 @pytest.fixture
 def material_dir(tls_redis: TlsRedisServer, tmp_path: Path) -> Path:
     """What the app's init container writes into its volume: certs 0444, secrets 0400."""
-    directory = tmp_path / "material"
-    directory.mkdir()
     m = tls_redis.material
     files = {
         "ca.crt": (m.ca_file.read_bytes(), 0o444),
@@ -59,16 +53,7 @@ def material_dir(tls_redis: TlsRedisServer, tmp_path: Path) -> Path:
         "data-key": (m.data_key.encode(), 0o400),
         "api.token": (API_TOKEN.encode(), 0o400),
     }
-    for name, (data, mode) in files.items():
-        path = directory / name
-        path.write_bytes(data)
-        if os.getuid() == 0:
-            os.chown(path, APP_UID, APP_UID)
-            path.chmod(mode)
-        else:  # cannot hand files to the app uid: make them world-readable for the test only
-            path.chmod(0o444)
-    directory.chmod(0o755)
-    return directory
+    return write_material(tmp_path / "material", files)
 
 
 @pytest.fixture

@@ -1,24 +1,21 @@
 """The Redis exporter runs as a mode of the app image, hardened as the stack runs the app.
 
-uid 10001, read-only root filesystem, all capabilities dropped, no-new-privileges, its
+the app image's own uid, read-only root filesystem, all capabilities dropped, no-new-privileges, its
 password and key as files on a read-only mount; host network to reach the fixture's loopback
 port (the fixture's server certificate names 127.0.0.1).
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.app_image import built_app_image, docker
+from tests.support.app_image import APP_UID, built_app_image, docker, write_material
 from tests.support.exporter_redis import ExporterRedis, running_exporter_redis
 
-ROOT = Path(__file__).resolve().parents[2]
-APP_UID = 10001
 MOUNT = "/run/secure-redis-exporter"
 
 
@@ -41,24 +38,13 @@ def exporter_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exporte
 @pytest.fixture
 def material(exporter_redis: ExporterRedis, tmp_path: Path) -> Path:
     """The exporter's files as its volume would hold them: certificates 0444, secrets 0400."""
-    directory = tmp_path / "material"
-    directory.mkdir()
     files = {
         "ca.crt": (exporter_redis.server.material.ca_file.read_bytes(), 0o444),
         "exporter.crt": (exporter_redis.cert_file.read_bytes(), 0o444),
         "exporter.key": (exporter_redis.key_file.read_bytes(), 0o400),
         "password": (exporter_redis.password.encode(), 0o400),
     }
-    for name, (data, mode) in files.items():
-        path = directory / name
-        path.write_bytes(data)
-        if os.getuid() == 0:
-            os.chown(path, APP_UID, APP_UID)
-            path.chmod(mode)
-        else:  # cannot hand files to uid 10001: world-readable for the test only
-            path.chmod(0o444)
-    directory.chmod(0o755)
-    return directory
+    return write_material(tmp_path / "material", files)
 
 
 def _run_exporter(

@@ -6,16 +6,23 @@ test_exporter_image.py): one build recipe, labelled apart from any stack, remove
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Final
 
 import pytest
 
+from infra.naming import Role
+from infra.runtime_ids import image_default_id
+
 ROOT = Path(__file__).resolve().parents[2]
+APP_UID: Final = image_default_id(Role.APP)
+"""The uid a stack-less build of the app image runs as (infra/runtime_ids.py)."""
 
 
 def docker(
@@ -42,3 +49,20 @@ def built_app_image() -> Iterator[str]:
         yield tag
     finally:
         docker("image", "rm", "--force", tag)
+
+
+def write_material(directory: Path, files: Mapping[str, tuple[bytes, int]]) -> Path:
+    """`directory` holding `files` (name: (content, mode)) as an init container leaves a
+    consumer's volume: owned by APP_UID with each file's mode. Without root the files cannot
+    be handed to that uid, so they are made world-readable, for the test only."""
+    directory.mkdir()
+    for name, (data, mode) in files.items():
+        path = directory / name
+        path.write_bytes(data)
+        if os.getuid() == 0:
+            os.chown(path, APP_UID, APP_UID)
+            path.chmod(mode)
+        else:
+            path.chmod(0o444)
+    directory.chmod(0o755)
+    return directory
