@@ -70,6 +70,17 @@ def test_teardown__pulumi_calls_use_documented_flags(tmp_path: Path) -> None:
     ]
 
 
+def _standin(tmp_path: Path, argv: list[str]) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """Run the stand-in CLI (tests/policy/pulumi_standin) on `argv`; its call log beside."""
+    log = tmp_path / "calls.jsonl"
+    done = subprocess.run(
+        [sys.executable, str(STANDIN / "pulumi"), *argv],
+        env={**os.environ, "PULUMI_STANDIN_LOG": str(log)},
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    return done, log
+
+
 @pytest.mark.parametrize(
     "argv",
     [
@@ -82,12 +93,7 @@ def test_teardown__pulumi_calls_use_documented_flags(tmp_path: Path) -> None:
 )
 def test_standin__rejects_what_the_cli_would_reject(tmp_path: Path, argv: list[str]) -> None:
     """Positive control: the stand-in is not a rubber stamp."""
-    log = tmp_path / "calls.jsonl"
-    done = subprocess.run(
-        [sys.executable, str(STANDIN / "pulumi"), *argv],
-        env={**os.environ, "PULUMI_STANDIN_LOG": str(log)},
-        capture_output=True, text=True, check=False, timeout=60,
-    )  # fmt: skip
+    done, log = _standin(tmp_path, argv)
     assert done.returncode == 2
     assert json.loads(log.read_text())["error"] in done.stderr
 
@@ -124,12 +130,7 @@ def test_every_pulumi_call_written_in_a_script__uses_documented_flags(
     tmp_path: Path, script: str, argv: list[str]
 ) -> None:
     """Static complement (covers calls a test cannot reach, and rotate.sh when it exists)."""
-    log = tmp_path / "calls.jsonl"
-    done = subprocess.run(
-        [sys.executable, str(STANDIN / "pulumi"), *argv],
-        env={**os.environ, "PULUMI_STANDIN_LOG": str(log)},
-        capture_output=True, text=True, check=False, timeout=60,
-    )  # fmt: skip
+    done, _ = _standin(tmp_path, argv)
     assert done.returncode == 0, f"{script}: pulumi {' '.join(argv)}: {done.stderr}"
 
 
