@@ -19,6 +19,7 @@ from infra.applier.plan import plan_stack
 from infra.naming import STACK_LABEL
 from infra.pulumi_names import CONTAINER, IMAGE, NETWORK, VOLUME
 from infra.render import RenderedResource
+from tests.support.resources import declared
 
 pytestmark = pytest.mark.security("deployment")
 
@@ -38,9 +39,7 @@ def scratch(docker_client: docker.DockerClient) -> Iterator[tuple[str, LocalAppl
 
 
 def resource(type_: str, name: str, props: dict[str, Any]) -> RenderedResource:
-    return RenderedResource(
-        type=type_, name=name, urn=f"urn:{name}", props=props, secret_paths=(), options={}
-    )
+    return declared(type_, name, props)
 
 
 def container(stack: str, **props: Any) -> RenderedResource:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import redis
@@ -72,12 +73,18 @@ def cache_environ(
         env["REDIS_ENCRYPTION_PREVIOUS_KEYS_FILE"] = str(
             write_secret(secrets_dir, "previous-keys", ",".join(previous_keys))
         )
+    return overridden(env, overrides)
+
+
+def overridden(env: Mapping[str, str], overrides: Mapping[str, str | None]) -> dict[str, str]:
+    """`env` with each override set, or removed where it is None."""
+    result = dict(env)
     for name, value in overrides.items():
         if value is None:
-            env.pop(name, None)
+            result.pop(name, None)
         else:
-            env[name] = value
-    return env
+            result[name] = value
+    return result
 
 
 def raw_client(server: TlsRedisServer) -> redis.Redis:

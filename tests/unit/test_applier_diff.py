@@ -20,6 +20,7 @@ from infra.mock_engine import Prior, RenderError
 from infra.pulumi_names import CONTAINER, IMAGE, NETWORK, PYTHON_DYNAMIC_PREFIX, VOLUME
 from infra.render import RenderedResource, RenderedStack, render_settings
 from infra.settings import REPO_ROOT
+from tests.support.resources import declared
 from tests.unit.conftest import rendered
 
 LEAVES = ("tls-redis-server", "tls-app-client", "tls-healthcheck-client", "tls-reload-client")
@@ -173,15 +174,7 @@ LABELS = [{"label": "io.secure-redis.stack", "value": "s"}]
 def resource(
     type_: str, name: str, props: dict[str, Any], outputs: dict[str, Any] | None = None
 ) -> RenderedResource:
-    return RenderedResource(
-        type=type_,
-        name=name,
-        urn=f"urn:{name}",
-        props=props,
-        secret_paths=(),
-        options={},
-        outputs=outputs or {},
-    )
+    return declared(type_, name, props, outputs=outputs)
 
 
 def small(*, net_internal: bool = True, upload: str = "one", vol_driver: str = "local") -> Plan:

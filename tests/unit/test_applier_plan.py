@@ -13,6 +13,7 @@ from infra.applier.translate import ContainerSpec, ImageSpec, NetworkSpec, Volum
 from infra.naming import STACK_LABEL
 from infra.pulumi_names import CONTAINER, IMAGE, NETWORK, REMOTE_IMAGE, VOLUME
 from infra.render import RenderedResource
+from tests.support.resources import declared
 from tests.unit.conftest import rendered
 
 PLACEHOLDER = "sha256:" + "b" * 64
@@ -36,16 +37,7 @@ def resource(
 ) -> RenderedResource:
     if labelled and type_ in LABELLED:
         props = {"labels": [{"label": STACK_LABEL, "value": STACK}], **props}
-    return RenderedResource(
-        type=type_,
-        name=name,
-        urn=f"urn:{name}",
-        props=props,
-        secret_paths=(),
-        options={"dependencies": [f"urn:{d}" for d in deps]},
-        custom=custom,
-        outputs=outputs or {},
-    )
+    return declared(type_, name, props, deps=deps, outputs=outputs, custom=custom)
 
 
 def image() -> RenderedResource:

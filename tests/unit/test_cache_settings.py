@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from infra import pki
 from secure_cache.errors import ConfigurationError
 from secure_cache.settings import ServiceSettings, Settings, load_settings
+from tests.support.cache_env import overridden
 
 DATA_KEY = base64.b64encode(b"k" * 32).decode()
 OLD_KEY = base64.b64encode(b"o" * 32).decode()
@@ -77,12 +78,7 @@ def _env(files: Files, **overrides: str | None) -> dict[str, str]:
         "REDIS_TLS_KEY_FILE": str(files.key),
         "REDIS_ENCRYPTION_KEY": DATA_KEY,
     }
-    for name, value in overrides.items():
-        if value is None:
-            env.pop(name, None)
-        else:
-            env[name] = value
-    return env
+    return overridden(env, overrides)
 
 
 def _problems(env: dict[str, str]) -> tuple[str, ...]:
