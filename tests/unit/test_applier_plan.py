@@ -26,18 +26,12 @@ LABELLED = (
 
 
 def resource(
-    type_: str,
-    name: str,
-    props: dict[str, Any],
-    *,
-    deps: tuple[str, ...] = (),
-    outputs: dict[str, Any] | None = None,
-    custom: bool = True,
-    labelled: bool = True,
+    type_: str, name: str, props: dict[str, Any], *, labelled: bool = True, **more: Any
 ) -> RenderedResource:
+    """`declared` (deps, outputs, custom), with the stack label on Docker objects."""
     if labelled and type_ in LABELLED:
         props = {"labels": [{"label": STACK_LABEL, "value": STACK}], **props}
-    return declared(type_, name, props, deps=deps, outputs=outputs, custom=custom)
+    return declared(type_, name, props, **more)
 
 
 def image() -> RenderedResource:
