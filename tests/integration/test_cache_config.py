@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from infra.profiles import PASSWORD_FLOOR
 from secure_cache import ConfigurationError, SecureCache
 from tests.support.cache_env import cache_environ, write_secret
 from tests.support.tls_redis import TlsMaterial, TlsRedisServer
@@ -18,16 +19,14 @@ def _other_identity(tmp_path: Path) -> TlsMaterial:
 # (id, how the deployed environment is broken, fragment of the message)
 CASES = [
     ("plaintext-url", {"REDIS_URL": "redis://127.0.0.1:6379"}, "REDIS_URL must use rediss://"),
-    ("short-password-dev", {"password": "p" * 23}, "development environment requires at least 24"),
-    (
-        "short-password-staging",
-        {"ENVIRONMENT": "staging", "password": "p" * 31},
-        "staging environment requires at least 32",
-    ),
-    (
-        "short-password-prod",
-        {"ENVIRONMENT": "production", "password": "p" * 47},
-        "production environment requires at least 48",
+    # One below the floor the program generates for each environment (infra/profiles.py).
+    *(
+        (
+            f"short-password-{environment}",
+            {"ENVIRONMENT": environment.value, "password": "p" * (floor - 1)},
+            f"{environment} environment requires at least {floor}",
+        )
+        for environment, floor in PASSWORD_FLOOR.items()
     ),
     ("key-not-base64", {"data-key": "not-a-key"}, "REDIS_ENCRYPTION_KEY must be 32 random bytes"),
     ("key-wrong-length", {"data-key": "a2V5"}, "REDIS_ENCRYPTION_KEY must be 32 random bytes"),

@@ -14,6 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from infra import pki
+from infra.profiles import PASSWORD_FLOOR
 from secure_cache.errors import ConfigurationError
 from secure_cache.settings import ServiceSettings, Settings, load_settings
 from tests.support.cache_env import overridden
@@ -155,7 +156,19 @@ def test_url_safe_base64_key__is_accepted(files: Files) -> None:
 
 
 # (id, overrides, expected fragment of the one problem reported)
-CASES: list[tuple[str, dict[str, str | None], str]] = [
+Case = tuple[str, dict[str, str | None], str]
+
+
+def _password_below_the_floor(environment: str, floor: int) -> Case:
+    return (
+        f"password-short-{environment}",
+        {"ENVIRONMENT": environment, "REDIS_PASSWORD": "p" * (floor - 1)},
+        f"REDIS_PASSWORD is {floor - 1} characters; the {environment} environment requires "
+        f"at least {floor}",
+    )
+
+
+CASES: list[Case] = [
     (
         "env-missing",
         {"ENVIRONMENT": None},
@@ -197,20 +210,10 @@ CASES: list[tuple[str, dict[str, str | None], str]] = [
         {"REDIS_PASSWORD": None},
         "REDIS_PASSWORD is not set; set REDIS_PASSWORD_FILE",
     ),
-    (
-        "password-short-dev",
-        {"REDIS_PASSWORD": "p" * 23},
-        "REDIS_PASSWORD is 23 characters; the development environment requires at least 24",
-    ),
-    (
-        "password-short-staging",
-        {"ENVIRONMENT": "staging", "REDIS_PASSWORD": "p" * 31},
-        "the staging environment requires at least 32",
-    ),
-    (
-        "password-short-prod",
-        {"ENVIRONMENT": "production", "REDIS_PASSWORD": "p" * 47},
-        "the production environment requires at least 48",
+    # One below the floor the program generates for each environment (infra/profiles.py).
+    *(
+        _password_below_the_floor(environment, floor)
+        for environment, floor in PASSWORD_FLOOR.items()
     ),
     (
         "password-both",
