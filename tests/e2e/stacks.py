@@ -22,6 +22,7 @@ import docker
 from docker.errors import NotFound
 
 from infra.naming import STACK_LABEL, object_name
+from infra.pulumi_names import CONTAINER
 from infra.render import RenderedResource, RenderedStack, render_stack
 from infra.settings import REPO_ROOT, StackSettings
 
@@ -206,6 +207,7 @@ def inspect(client: docker.DockerClient, container: str) -> dict[str, Any]:
 
 
 __all__ = [
+    "CONTAINER",
     "KEEP_ENV",
     "PROBE_LABEL",
     "STACKS_ENV",

@@ -14,10 +14,10 @@ import docker
 import pytest
 
 from infra.naming import MATERIAL_LABEL
-from infra.pulumi_names import CONTAINER, IMAGE, VOLUME
+from infra.pulumi_names import IMAGE, VOLUME
 from infra.render import RenderedResource
 from tests.e2e.hosts import container_host, stat_dir
-from tests.e2e.stacks import ONE_SHOT, Stack
+from tests.e2e.stacks import CONTAINER, ONE_SHOT, Stack
 
 pytestmark = pytest.mark.security("deployment")
 
