@@ -58,7 +58,7 @@ from key_value.aio.wrappers.encryption import FernetEncryptionWrapper
 
 from secure_cache import AsyncSecureCache, SecureCache
 from secure_cache.crypto import Keyring
-from secure_cache.resp import pack_command, pack_get, pack_set
+from secure_cache.resp import pack_command, pack_get, pack_set, writes
 from secure_cache.settings import load_settings
 from secure_cache.transport import Transport, TransportConfig
 from tests.support.tls_redis import TlsRedisServer, free_port
@@ -276,8 +276,8 @@ class TlsTransport(Column):
         start = time.perf_counter()
         for i in range(pairs):
             name = names[i % n]
-            execute(pack_set(name, value))
-            execute(pack_get(name))
+            execute((pack_set(name, value),))
+            execute((pack_get(name),))
         return _rate(2 * pairs, start)
 
     def pipe(self, keys: list[str], value: bytes, batches: int) -> float:
@@ -285,13 +285,14 @@ class TlsTransport(Column):
         names = [k.encode() for k in keys]
         start = time.perf_counter()
         for _ in range(batches):
-            t.execute_many(b"".join(pack_set(name, value) for name in names), len(names))
-            t.execute_packed(pack_command(("MGET", *names)))
+            # Written as the client writes a batch (resp.writes): the same chunking.
+            t.execute_many(writes([pack_set(name, value) for name in names]), len(names))
+            t.execute_packed((pack_command(("MGET", *names)),))
         return _rate(2 * len(keys) * batches, start)
 
     def check(self, key: str, value: bytes) -> None:
-        self.t.execute_packed(pack_set(key.encode(), value))
-        assert self.t.execute_packed(pack_get(key.encode())) == value
+        self.t.execute_packed((pack_set(key.encode(), value),))
+        assert self.t.execute_packed((pack_get(key.encode()),)) == value
 
     def close(self) -> None:
         self.t.close()

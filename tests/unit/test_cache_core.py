@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import logging
 import ssl
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from secure_cache.crypto import Keyring
 from secure_cache.errors import BackendUnavailable, ConfigurationError
 from secure_cache.memory import Pending
 from secure_cache.metrics import COUNTERS, SecurityEvents
-from secure_cache.resp import pack_command, pack_get, pack_set
+from secure_cache.resp import Buffer, pack_command, pack_get, pack_set
 from secure_cache.settings import Settings
 
 KEY = bytes(range(32))
@@ -60,9 +61,11 @@ def _settings(**changes: Any) -> Settings:
     return Settings(**base)
 
 
-def _commands(packed: bytes) -> list[list[bytes]]:
+def _commands(packed: Sequence[Buffer]) -> list[list[bytes]]:
+    """The commands in a call's writes, in order."""
     reader = hiredis.Reader()
-    reader.feed(packed)
+    for chunk in packed:
+        reader.feed(bytes(chunk))
     out = []
     while (item := reader.gets()) is not False:
         out.append(item)

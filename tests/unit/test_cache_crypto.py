@@ -101,7 +101,7 @@ def test_seal_many__slices_one_os_urandom_draw_into_distinct_nonces(
     names = [keyring.primary.name(lg) for lg in logicals]
     sealed = keyring.seal_many([(n, lg, b"v" + lg) for n, lg in zip(names, logicals, strict=True)])
     assert drawn == [12 * 50]
-    assert len({envelope[6:18] for envelope in sealed}) == 50
+    assert len({bytes(envelope[6:18]) for envelope in sealed}) == 50
     opened = [
         keyring.open_value(n, lg, e) for n, lg, e in zip(names, logicals, sealed, strict=True)
     ]
