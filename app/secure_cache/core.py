@@ -43,7 +43,7 @@ from secure_cache.resp import (
     pack_command,
     pack_get,
     resp_args,
-    set_frame,
+    set_command,
     writes,
 )
 from secure_cache.settings import Settings
@@ -266,8 +266,8 @@ class CacheCore:
         expiry = ttl_args(ttl)
         keyring = self.keyring
         name = keyring.primary_name(logical)
-        packed = keyring.seal_framed(name, logical, value, set_frame(name, expiry))
-        return ((packed,), 1, _nothing, partial(self.memory.set, key, value, ttl), None)
+        packed = set_command(name, *keyring.seal_parts(name, logical, value), expiry)
+        return (packed, 1, _nothing, partial(self.memory.set, key, value, ttl), None)
 
     def delete(self, key: str) -> Call[bool]:
         logical = logical_key(key)
@@ -296,11 +296,13 @@ class CacheCore:
         memory = partial(self._memory_set_many, pairs, ttl)
         keyring = self.keyring
         names = [keyring.primary_name(lg) for _, lg, _ in pairs]
-        sealed = keyring.seal_many(
-            [(n, lg, v) for n, (_, lg, v) in zip(names, pairs, strict=True)],
-            partial(set_frame, expiry=expiry),
-        )
-        return (writes(sealed), len(pairs), _nothing, memory, None)
+        sealed = keyring.seal_many([(n, lg, v) for n, (_, lg, v) in zip(names, pairs, strict=True)])
+        pieces = [
+            piece
+            for name, (prefix, body) in zip(names, sealed, strict=True)
+            for piece in set_command(name, prefix, body, expiry)
+        ]
+        return (writes(pieces), len(pairs), _nothing, memory, None)
 
     def ping(self) -> Call[bool]:
         """PING; while the fallback serves, the answer is False without asking Redis."""
@@ -365,9 +367,11 @@ class CacheCore:
     # -- writing --------------------------------------------------------------------------
 
     @staticmethod
-    def _set_command(keyring: Keyring, logical: bytes, value: bytes, expiry: Expiry) -> Buffer:
+    def _set_command(
+        keyring: Keyring, logical: bytes, value: bytes, expiry: Expiry
+    ) -> tuple[Buffer, ...]:
         name = keyring.primary_name(logical)
-        return keyring.seal_framed(name, logical, value, set_frame(name, expiry))
+        return set_command(name, *keyring.seal_parts(name, logical, value), expiry)
 
     def _memory_many(self, keys: Sequence[str]) -> dict[str, bytes]:
         found = {}
@@ -423,6 +427,7 @@ class CacheCore:
         keyring = self.keyring
         chunks: list[tuple[list[Buffer], int]] = []
         packed: list[Buffer] = []
+        commands = 0
         for item in pending:
             logical = logical_key(item.key)
             if item.value is None:
@@ -433,12 +438,13 @@ class CacheCore:
                     if item.ttl_seconds is None
                     else ttl_args(max(item.ttl_seconds, 0.001))
                 )
-                packed.append(self._set_command(keyring, logical, item.value, expiry))
-            if len(packed) == _REPLAY_CHUNK:
-                chunks.append((writes(packed), len(packed)))
-                packed = []
+                packed.extend(self._set_command(keyring, logical, item.value, expiry))
+            commands += 1
+            if commands == _REPLAY_CHUNK:
+                chunks.append((writes(packed), commands))
+                packed, commands = [], 0
         if packed:
-            chunks.append((writes(packed), len(packed)))
+            chunks.append((writes(packed), commands))
         return pending, chunks
 
     def replay_failed(

@@ -12,7 +12,7 @@ from typing import Final
 import hiredis
 
 Arg = bytes | str | int
-# What a transport writes: one packed command or several, as they are.
+# What a transport writes: packed commands or pieces of them, in order.
 Buffer = bytes | bytearray
 # Commands below this size are joined into one write (see writes); the TLS record limit.
 JOIN_BYTES: Final = 16 * 1024
@@ -36,15 +36,19 @@ def pack_get(name: bytes) -> bytes:
     return b"*2\r\n$3\r\nGET\r\n$%d\r\n%b\r\n" % (len(name), name)
 
 
-def set_frame(name: bytes, expiry: Expiry = NO_EXPIRY) -> Callable[[int], tuple[bytes, bytes]]:
-    """The RESP around the value of `SET name <value> [expiry]`, given the value's length:
-    (head, tail). The client seals values straight between them (crypto.Keyring)."""
-
-    def frame(size: int) -> tuple[bytes, bytes]:
-        head = b"%b%d\r\n%b\r\n$%d\r\n" % (_SET_HEADS[expiry[0]], len(name), name, size)
-        return head, b"\r\n" + expiry[1]
-
-    return frame
+def set_command(name: bytes, prefix: bytes, body: bytes, expiry: Expiry) -> tuple[Buffer, ...]:
+    """`SET name <prefix + body> [expiry]` as the pieces to write: joined when small, else
+    (RESP head + prefix, body, tail) so that a large body is written as it is."""
+    head = b"%b%d\r\n%b\r\n$%d\r\n%b" % (
+        _SET_HEADS[expiry[0]],
+        len(name),
+        name,
+        len(prefix) + len(body),
+        prefix,
+    )
+    if len(body) < JOIN_BYTES:
+        return (b"".join((head, body, b"\r\n", expiry[1])),)
+    return head, body, b"\r\n" + expiry[1]
 
 
 def pack_set(name: bytes, value: bytes, expiry: Expiry = NO_EXPIRY) -> bytes:
@@ -62,11 +66,13 @@ def pack_set(name: bytes, value: bytes, expiry: Expiry = NO_EXPIRY) -> bytes:
 
 
 def writes(commands: Iterable[Buffer]) -> list[Buffer]:
-    """Packed commands as the chunks to write: small ones joined, large ones as they are.
+    """Packed commands (or pieces of them) as the chunks to write, in order: small ones
+    joined, large ones as they are.
 
-    Joining 100 SETs of 100 KiB copied 10 MB into a fresh buffer per batch (a third of
-    the batch's client time, scripts/bench.py); a write per small command would cost a
-    TLS record and a system call each. So commands are joined up to JOIN_BYTES, and a
+    Joining 100 SETs of 100 KiB copied 10 MB into a fresh buffer per batch, the largest
+    single cost of the client's batch on this machine (fresh memory is dear here: about
+    100 us per 100 KiB under load, scripts/bench.py); a write per small piece would cost
+    a TLS record and a system call each. So pieces are joined up to JOIN_BYTES, and a
     larger one is its own chunk.
     """
     out: list[Buffer] = []
@@ -105,6 +111,6 @@ __all__ = [
     "pack_many",
     "pack_set",
     "resp_args",
-    "set_frame",
+    "set_command",
     "writes",
 ]

@@ -29,7 +29,15 @@ from secure_cache.crypto import Keyring
 from secure_cache.errors import BackendUnavailable, ConfigurationError
 from secure_cache.memory import Pending
 from secure_cache.metrics import COUNTERS, SecurityEvents
-from secure_cache.resp import Buffer, pack_command, pack_get, pack_set
+from secure_cache.resp import (
+    JOIN_BYTES,
+    Buffer,
+    pack_command,
+    pack_get,
+    pack_set,
+    set_command,
+    writes,
+)
 from secure_cache.settings import Settings
 
 KEY = bytes(range(32))
@@ -134,6 +142,35 @@ def test_pack_set__equals_hiredis_encoding(ttl: float | None, extra: tuple[bytes
 
 def test_pack_get__equals_hiredis_encoding() -> None:
     assert pack_get(b"cache:x") == pack_command((b"GET", b"cache:x"))
+
+
+@pytest.mark.parametrize("size", [10, JOIN_BYTES - 1, JOIN_BYTES, 100 * 1024])
+@pytest.mark.parametrize("ttl", [None, 60], ids=["no-ttl", "ex"])
+def test_set_command__its_pieces_are_the_hiredis_encoding(size: int, ttl: float | None) -> None:
+    name, prefix, body = (
+        b"cache:n",
+        b"p" * 18,
+        bytes(range(256)) * (size // 256) + b"b" * (size % 256),
+    )
+    pieces = set_command(name, prefix, body, ttl_args(ttl))
+    extra = () if ttl is None else (b"EX", b"60")
+    assert b"".join(pieces) == pack_command((b"SET", name, prefix + body, *extra))
+    # A large body is written as it is (the same object, not a copy); a small one joined.
+    if size >= JOIN_BYTES:
+        assert pieces[1] is body
+    else:
+        assert len(pieces) == 1
+
+
+def test_writes__joins_small_pieces_in_order_and_keeps_large_ones_apart() -> None:
+    large = b"L" * JOIN_BYTES
+    pieces = [b"a", b"b", large, b"c", *([b"s" * 1024] * 20), b"d"]
+    chunks = writes(pieces)
+    assert b"".join(chunks) == b"".join(pieces)  # nothing lost, nothing reordered
+    assert chunks[0] == b"ab"
+    assert chunks[1] is large
+    assert all(len(c) <= 2 * JOIN_BYTES for c in chunks)
+    assert len(chunks) < len(pieces) - 15  # the small ones share writes
 
 
 # -- fallback state machine ---------------------------------------------------------------------
