@@ -55,7 +55,7 @@ from redis.retry import Retry
 
 from secure_cache.core import is_refusal, rejected, unavailable
 from secure_cache.errors import BackendUnavailable, ConfigurationError
-from secure_cache.resp import Arg, Buffer, pack_command, pack_many
+from secure_cache.resp import Arg, Buffer, pack_command, pack_many, writes
 from secure_cache.settings import Settings
 
 # The TLS 1.2 suites a development server may negotiate: ECDHE + AEAD only (same list as
@@ -668,9 +668,11 @@ class AsyncTransport(BaseTransport):
             _fail(batch, exc)
             return
         try:
-            # redis-py's stub says bytes; it writes any buffer (StreamWriter.writelines).
-            writes: list[Any] = [c for chunks, _, _ in batch for c in chunks]
-            await conn.send_packed_command(writes, False)
+            # Joined as resp.writes joins a batch: asyncio's SSL transport makes a TLS
+            # record of every piece, and the server decrypts each. (redis-py's stub says
+            # bytes; it writes any buffer, with StreamWriter.writelines.)
+            chunks: list[Any] = writes([c for pieces, _, _ in batch for c in pieces])
+            await conn.send_packed_command(chunks, False)
             for _, count, done in batch:
                 replies = [await _areply(conn) for _ in range(count)]
                 delivered += 1
