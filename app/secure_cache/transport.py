@@ -54,7 +54,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from secure_cache.core import is_refusal, rejected, unavailable
-from secure_cache.errors import BackendUnavailable, ConfigurationError
+from secure_cache.errors import BackendUnavailable, CommandRejected, ConfigurationError
 from secure_cache.resp import Arg, Buffer, pack_command, pack_many, writes
 from secure_cache.settings import Settings
 
@@ -677,7 +677,7 @@ class AsyncTransport(BaseTransport):
                 replies = [await _areply(conn) for _ in range(count)]
                 delivered += 1
                 if not done.done():
-                    done.set_result(replies)
+                    _deliver(done, replies)
         except BaseException as exc:
             # Failed or cancelled mid-reply: the connection's read position is unknown.
             await self._discard(conn)
@@ -745,6 +745,13 @@ class AsyncTransport(BaseTransport):
         self._idle.clear()
         for conn in conns:
             await conn.disconnect(nowait=True)
+
+
+def _deliver(done: asyncio.Future[list[Reply]], replies: list[Reply]) -> None:
+    try:
+        done.set_result(_outcome(replies))
+    except CommandRejected as exc:
+        done.set_exception(exc)
 
 
 def _fail(batch: Sequence[_Queued], error: BaseException) -> None:
