@@ -17,12 +17,17 @@ Why not `redis.Redis(...)` directly:
 What is fixed and not configurable: certificate verification against the CA with hostname
 check, a client certificate, ACL username + password, TLS 1.3 minimum in staging and
 production (1.2 in development, ECDHE + AEAD suites only), no CLIENT SETINFO (nothing the
-app's ACL needs to allow), and bounded retries: after a failed first attempt redis-py's
-`Retry` (equal-jitter backoff) makes `retries` more attempts on fresh connections (a pooled
-socket may predate a server restart), then BackendUnavailable is raised for the client to
-fall back. An authentication or TLS refusal is not retried as such: the client rereads its
+app's ACL needs to allow), and bounded retries: after a failed first attempt `retries`
+more attempts on fresh connections, with redis-py's equal-jitter backoff (a pooled socket
+may predate a server restart), then BackendUnavailable is raised for the client to fall
+back. An authentication or TLS refusal is not retried as such: the client rereads its
 material files (`on_refused`) and, when they changed, makes exactly one more attempt with
-the new material - so a rotated password or certificate never fails a request.
+the new material - so a rotated password or certificate never fails a request. These
+decisions are made once, without I/O (`Retrying`); the sync and async loops only sleep and
+attempt.
+
+The asyncio transport coalesces concurrent calls into one write (see AsyncTransport); the
+synchronous one gives each call a pooled connection of its own.
 
 Material (TLS context, password) is swapped whole by `reconfigure()`: new connections use
 the new material; pooled connections finish what they are doing and reconnect at their next
@@ -268,6 +273,24 @@ class Retrying:
         return unavailable(self.error)
 
 
+class _Handshaking:
+    """What both connection classes add to redis-py's: the transport's material, where to
+    report a handshake, and the pool generation the connection belongs to."""
+
+    def __init__(
+        self,
+        *,
+        material: _Material,
+        on_handshake: Callable[[TlsInfo], None],
+        generation: int,
+        **kwargs: Any,
+    ) -> None:
+        self._material = material
+        self._on_handshake = on_handshake
+        self.generation = generation
+        super().__init__(**kwargs)
+
+
 def _outcome(replies: list[Reply]) -> list[Reply]:
     """The replies of one caller's commands (all were read), or its first error reply
     raised as CommandRejected."""
@@ -281,22 +304,10 @@ def _outcome(replies: list[Reply]) -> list[Reply]:
 # synchronous
 
 
-class _TlsConnection(SSLConnection):
+class _TlsConnection(_Handshaking, SSLConnection):
     """A redis-py SSLConnection whose handshake uses the transport's current context."""
 
-    def __init__(
-        self,
-        *,
-        material: _Material,
-        on_handshake: Callable[[TlsInfo], None],
-        generation: int,
-        **kwargs: Any,
-    ) -> None:
-        self._material = material
-        self._on_handshake = on_handshake
-        self.generation = generation
-        self.handshake_context: ssl.SSLContext | None = None
-        super().__init__(**kwargs)
+    handshake_context: ssl.SSLContext | None = None
 
     def _wrap_socket_with_ssl(self, sock: socket.socket) -> ssl.SSLSocket:
         context = self.handshake_context = self._material.current.ssl_context
@@ -524,21 +535,8 @@ def _unavailable_on_failure() -> Iterator[None]:
 # asyncio
 
 
-class _AsyncTlsConnection(aio_connection.SSLConnection):
+class _AsyncTlsConnection(_Handshaking, aio_connection.SSLConnection):
     """redis-py's asyncio SSLConnection, handshaking with the transport's current context."""
-
-    def __init__(
-        self,
-        *,
-        material: _Material,
-        on_handshake: Callable[[TlsInfo], None],
-        generation: int,
-        **kwargs: Any,
-    ) -> None:
-        self._material = material
-        self._on_handshake = on_handshake
-        self.generation = generation
-        super().__init__(**kwargs)
 
     def _connection_arguments(self) -> dict[str, Any]:
         # Not super(): redis-py would build (and cache per connection) a fresh SSLContext.
