@@ -67,6 +67,7 @@ LEN_BYTES: Final = 2
 MIN_ENVELOPE_BYTES: Final = PREFIX_BYTES + LEN_BYTES + TAG_BYTES
 MAX_LOGICAL_KEY_BYTES: Final = 4096
 NAME_DIGEST_BYTES: Final = 16
+VIEW_BYTES: Final = 16 * 1024  # envelopes from this size are opened through a view
 NAME_CACHE_SIZE: Final = 4096
 FLAG_ZLIB: Final = 0x01
 CIPHER_NAME: Final = "AES-256-GCM"
@@ -253,9 +254,16 @@ class Keyring:
         key = self._by_id.get(envelope[1:5])
         if key is None:
             raise IntegrityError
+        # A large ciphertext is passed as a view, not copied by slicing; a small one is
+        # sliced, because cryptography takes a view about 1 us slower per call (measured
+        # 2026-11-30 on the build machine: 1 KiB 1.4 us sliced, 2.5 us as a view; 100 KiB
+        # 39 us sliced, 32 us as a view; even at 10 KiB).
+        body = (
+            envelope[PREFIX_BYTES:]
+            if len(envelope) < VIEW_BYTES
+            else memoryview(envelope)[PREFIX_BYTES:]
+        )
         try:
-            # A view, not envelope[18:]: the ciphertext is not copied before decrypting.
-            body = memoryview(envelope)[PREFIX_BYTES:]
             plaintext = key.aead.decrypt(envelope[6:18], body, envelope[:6] + name)
         except InvalidTag:
             raise IntegrityError from None

@@ -39,16 +39,16 @@ def pack_get(name: bytes) -> bytes:
 def set_command(name: bytes, prefix: bytes, body: bytes, expiry: Expiry) -> tuple[Buffer, ...]:
     """`SET name <prefix + body> [expiry]` as the pieces to write: joined when small, else
     (RESP head + prefix, body, tail) so that a large body is written as it is."""
-    head = b"%b%d\r\n%b\r\n$%d\r\n%b" % (
+    head = (
         _SET_HEADS[expiry[0]],
-        len(name),
+        b"%d\r\n" % len(name),
         name,
-        len(prefix) + len(body),
+        b"\r\n$%d\r\n" % (len(prefix) + len(body)),
         prefix,
     )
     if len(body) < JOIN_BYTES:
-        return (b"".join((head, body, b"\r\n", expiry[1])),)
-    return head, body, b"\r\n" + expiry[1]
+        return (b"".join((*head, body, b"\r\n", expiry[1])),)
+    return b"".join(head), body, b"\r\n" + expiry[1]
 
 
 def pack_set(name: bytes, value: bytes, expiry: Expiry = NO_EXPIRY) -> bytes:
