@@ -47,6 +47,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -659,17 +660,29 @@ def run_rounds(
 ) -> dict[str, dict[str, list[float]]]:
     pairs, batches = WORK[size]
     value = os.urandom(size)
-    results: dict[str, dict[str, list[float]]] = {c.name: {"seq": [], "pipe": []} for c in columns}
+    results: dict[str, dict[str, list[float]]] = {
+        c.name: {"seq": [], "pipe": [], "seq_cpu": [], "pipe_cpu": []} for c in columns
+    }
     for column in columns:  # warm-up: connections, name memo, correctness
         column.check(keys[0], value)
         column.seq(keys, value, max(10, pairs // 10))
         column.pipe(keys, value, 1)
+
+    def timed(column: Column, mode: str, run: Callable[[], float]) -> None:
+        """ops/s, and this process's CPU time per op (us): what the column costs the
+        client side, which the load of a shared machine inflates far less than its rate."""
+        wall, cpu = time.perf_counter(), time.process_time()
+        rate = run()
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        results[column.name][mode].append(rate)
+        results[column.name][f"{mode}_cpu"].append(cpu / (rate * wall) * 1e6)
+
     for index in range(rounds):
         # Alternate which of baseline and client goes first, so drift favours neither.
         order = columns if index % 2 == 0 else [columns[1], columns[0], *columns[2:]]
         for column in order:
-            results[column.name]["seq"].append(column.seq(keys, value, pairs))
-            results[column.name]["pipe"].append(column.pipe(keys, value, batches))
+            timed(column, "seq", partial(column.seq, keys, value, pairs))
+            timed(column, "pipe", partial(column.pipe, keys, value, batches))
         log(
             f"bench: {size // 1024} KiB round {index + 1}/{rounds}: client/baseline "
             f"seq {results['client']['seq'][-1] / results['baseline']['seq'][-1]:.2f} "
@@ -815,6 +828,16 @@ def measure_sizes(
         },
         "ratios_by_size": by_size("baseline"),
         "ratio_vs_tls_transport": by_size("tls_transport"),
+        "client_cpu_us_per_op": {
+            f"{size // 1024}KiB": {
+                mode: {
+                    column: round(statistics.median(all_results[size][column][f"{mode}_cpu"]), 1)
+                    for column in ("baseline", "client", "tls_transport")
+                }
+                for mode in ("seq", "pipe")
+            }
+            for size in SIZES
+        },
     }
 
 
@@ -878,6 +901,18 @@ def print_sizes(summary: dict[str, Any]) -> None:
         f"{summary['connect_ms_p50']} ms (redis-py defaults "
         f"{summary['connect_ms_p50_redis_py_defaults']} ms)."
     )
+    print(
+        "\nClient-side CPU per operation (us, this process; medians), client vs tls_transport "
+        "and what the application layer adds:\n| size | mode | baseline | client | "
+        "tls_transport | client - tls_transport |\n|---|---|---:|---:|---:|---:|"
+    )
+    for size_label, modes in summary["client_cpu_us_per_op"].items():
+        for mode, label in (("seq", "sequential"), ("pipe", "pipelined x100")):
+            cpu = modes[mode]
+            print(
+                f"| {size_label[:-3]} KiB | {label} | {cpu['baseline']} | {cpu['client']} | "
+                f"{cpu['tls_transport']} | {cpu['client'] - cpu['tls_transport']:.1f} |"
+            )
 
 
 def print_concurrency(summary: dict[str, Any]) -> None:
