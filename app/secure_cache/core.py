@@ -43,7 +43,7 @@ from secure_cache.resp import (
     pack_command,
     pack_get,
     resp_args,
-    set_command,
+    set_pieces,
     writes,
 )
 from secure_cache.settings import Settings
@@ -266,7 +266,7 @@ class CacheCore:
         expiry = ttl_args(ttl)
         keyring = self.keyring
         name = keyring.primary_name(logical)
-        packed = set_command(name, *keyring.seal_parts(name, logical, value), expiry)
+        packed = writes(set_pieces(name, *keyring.seal_parts(name, logical, value), expiry))
         return (packed, 1, _nothing, partial(self.memory.set, key, value, ttl), None)
 
     def delete(self, key: str) -> Call[bool]:
@@ -300,7 +300,7 @@ class CacheCore:
         pieces = [
             piece
             for name, (prefix, body) in zip(names, sealed, strict=True)
-            for piece in set_command(name, prefix, body, expiry)
+            for piece in set_pieces(name, prefix, body, expiry)
         ]
         return (writes(pieces), len(pairs), _nothing, memory, None)
 
@@ -371,7 +371,7 @@ class CacheCore:
         keyring: Keyring, logical: bytes, value: bytes, expiry: Expiry
     ) -> tuple[Buffer, ...]:
         name = keyring.primary_name(logical)
-        return set_command(name, *keyring.seal_parts(name, logical, value), expiry)
+        return set_pieces(name, *keyring.seal_parts(name, logical, value), expiry)
 
     def _memory_many(self, keys: Sequence[str]) -> dict[str, bytes]:
         found = {}

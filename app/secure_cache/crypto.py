@@ -179,7 +179,7 @@ class Keyring:
 
     def seal_parts(self, name: bytes, logical: bytes, value: bytes) -> tuple[bytes, bytes]:
         """seal() in two parts, header + nonce and ciphertext + tag, whose concatenation is
-        the envelope. The cache writes them as they are (resp.set_command): a large value's
+        the envelope. The cache writes them as they are (resp.set_pieces): a large value's
         ciphertext is never copied after sealing."""
         if self.compress_min_bytes is not None or len(logical) > MAX_LOGICAL_KEY_BYTES:
             return self._seal_with(self.primary, _urandom(NONCE_BYTES), name, logical, value)

@@ -31,11 +31,12 @@ from secure_cache.memory import Pending
 from secure_cache.metrics import COUNTERS, SecurityEvents
 from secure_cache.resp import (
     JOIN_BYTES,
+    WRITE_BYTES,
     Buffer,
     pack_command,
     pack_get,
     pack_set,
-    set_command,
+    set_pieces,
     writes,
 )
 from secure_cache.settings import Settings
@@ -146,31 +147,31 @@ def test_pack_get__equals_hiredis_encoding() -> None:
 
 @pytest.mark.parametrize("size", [10, JOIN_BYTES - 1, JOIN_BYTES, 100 * 1024])
 @pytest.mark.parametrize("ttl", [None, 60], ids=["no-ttl", "ex"])
-def test_set_command__its_pieces_are_the_hiredis_encoding(size: int, ttl: float | None) -> None:
-    name, prefix, body = (
-        b"cache:n",
-        b"p" * 18,
-        bytes(range(256)) * (size // 256) + b"b" * (size % 256),
-    )
-    pieces = set_command(name, prefix, body, ttl_args(ttl))
+def test_set_pieces__written_are_the_hiredis_encoding(size: int, ttl: float | None) -> None:
+    name, prefix = b"cache:n", b"p" * 18
+    body = bytes(range(256)) * (size // 256) + b"b" * (size % 256)
+    pieces = set_pieces(name, prefix, body, ttl_args(ttl))
     extra = () if ttl is None else (b"EX", b"60")
-    assert b"".join(pieces) == pack_command((b"SET", name, prefix + body, *extra))
-    # A large body is written as it is (the same object, not a copy); a small one joined.
+    chunks = writes(pieces)
+    assert b"".join(chunks) == pack_command((b"SET", name, prefix + body, *extra))
+    assert pieces[1] is body  # framed, not copied
+    # Written: a large body as it is (the same object), a small command in one write.
     if size >= JOIN_BYTES:
-        assert pieces[1] is body
+        assert chunks[1] is body
     else:
-        assert len(pieces) == 1
+        assert len(chunks) == 1
 
 
 def test_writes__joins_small_pieces_in_order_and_keeps_large_ones_apart() -> None:
     large = b"L" * JOIN_BYTES
-    pieces = [b"a", b"b", large, b"c", *([b"s" * 1024] * 20), b"d"]
+    pieces = [b"a", b"b", large, b"c", *([b"s" * 10240] * 60), b"d"]
     chunks = writes(pieces)
     assert b"".join(chunks) == b"".join(pieces)  # nothing lost, nothing reordered
     assert chunks[0] == b"ab"
     assert chunks[1] is large
-    assert all(len(c) <= 2 * JOIN_BYTES for c in chunks)
-    assert len(chunks) < len(pieces) - 15  # the small ones share writes
+    # The 62 small pieces after it share a few writes of about WRITE_BYTES.
+    assert [len(c) // 1024 for c in chunks[2:]] == [260, 260, 80]
+    assert WRITE_BYTES == 256 * 1024
 
 
 # -- fallback state machine ---------------------------------------------------------------------
