@@ -662,8 +662,9 @@ class AsyncTransport(BaseTransport):
         delivered = 0
         try:
             conn = await self._acquire()
-        except BackendUnavailable as exc:
-            _fail(batch, exc)
+        except BaseException as exc:  # BackendUnavailable("pool"), or the flush cancelled
+            if _fail(batch, exc):
+                raise
             return
         try:
             # Joined as resp.writes joins a batch: asyncio's SSL transport makes a TLS
@@ -678,10 +679,10 @@ class AsyncTransport(BaseTransport):
                     _deliver(done, replies)
         except BaseException as exc:
             # Failed or cancelled mid-reply: the connection's read position is unknown.
+            # Every caller still waiting hears of it first, whatever closing it does.
+            cancelled = _fail(batch[delivered:], exc)
             await self._discard(conn)
-            failure = exc if isinstance(exc, Exception) else RedisConnectionError("closed")
-            _fail(batch[delivered:], failure)
-            if failure is not exc:
+            if cancelled:
                 raise
             return
         self._release(conn)
@@ -752,10 +753,16 @@ def _deliver(done: asyncio.Future[list[Reply]], replies: list[Reply]) -> None:
         done.set_exception(exc)
 
 
-def _fail(batch: Sequence[_Queued], error: BaseException) -> None:
+def _fail(batch: Sequence[_Queued], error: BaseException) -> bool:
+    """Give every caller still waiting the batch's failure; True when it is not an
+    Exception (the flush itself was cancelled: the callers get a connection error, which
+    they may retry, and the caller of this re-raises)."""
+    cancelled = not isinstance(error, Exception)
+    failure = RedisConnectionError("the connection's batch was cancelled") if cancelled else error
     for _, _, done in batch:
         if not done.done():
-            done.set_exception(error)
+            done.set_exception(failure)
+    return cancelled
 
 
 __all__ = [

@@ -196,3 +196,26 @@ def test_connection_lost_mid_batch__every_waiter_retries_or_fails(
     else:
         assert all(isinstance(r, BackendUnavailable) for r in results), results
         assert {r.kind for r in results} == {"connection"}
+
+
+def test_the_flush_cancelled_while_waiting_for_a_connection__its_waiters_fail_not_hang(
+    tls_redis: TlsRedisServer, tmp_path: Path
+) -> None:
+    async def scenario() -> list[Any]:
+        transport = _transport(tls_redis, tmp_path, retries=0, max_connections=1)
+        try:
+            async with transport.session() as run:  # holds the only connection
+                calls = [asyncio.ensure_future(transport.execute(b"PING")) for _ in range(5)]
+                while not transport._waiters:  # the flush waits for the connection
+                    await asyncio.sleep(0)
+                for flush in list(transport._flushes):
+                    flush.cancel()
+                results = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 5)
+                await run([(b"PING",)])
+            return [*results, await transport.execute(b"PING")]  # and the transport goes on
+        finally:
+            await transport.close()
+
+    *failed, after = _run(scenario())
+    assert all(isinstance(r, BackendUnavailable) for r in failed), failed
+    assert after == b"PONG"
