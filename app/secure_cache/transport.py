@@ -585,6 +585,7 @@ class AsyncTransport(BaseTransport):
         self._waiters: deque[asyncio.Future[_AsyncTlsConnection]] = deque()
         self.generation = 0
         self._queue: list[_Queued] = []
+        self._next_flush: asyncio.Task[None] | None = None  # will take the queue
         self._flushes: set[asyncio.Task[None]] = set()
 
     def _new_connection(self) -> _AsyncTlsConnection:
@@ -646,8 +647,10 @@ class AsyncTransport(BaseTransport):
         """Queue one caller's commands for the next flush; the future gets its replies."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[list[Reply]] = loop.create_future()
-        if not self._queue:  # the first call of this turn starts the flush
-            flush = loop.create_task(self._flush())
+        # The first call of this turn starts the flush (again if that one was cancelled
+        # before it ran: the queue must never wait for a flush that will not come).
+        if self._next_flush is None or self._next_flush.done():
+            flush = self._next_flush = loop.create_task(self._flush())
             self._flushes.add(flush)
             flush.add_done_callback(self._flushes.discard)
         self._queue.append((packed, replies, done))
@@ -655,7 +658,7 @@ class AsyncTransport(BaseTransport):
 
     async def _flush(self) -> None:
         """Write every queued call in one write on one connection; share out the replies."""
-        batch, self._queue = self._queue, []
+        batch, self._queue, self._next_flush = self._queue, [], None
         batch = [queued for queued in batch if not queued[2].done()]  # cancelled: not sent
         if not batch:
             return

@@ -219,3 +219,21 @@ def test_the_flush_cancelled_while_waiting_for_a_connection__its_waiters_fail_no
     *failed, after = _run(scenario())
     assert all(isinstance(r, BackendUnavailable) for r in failed), failed
     assert after == b"PONG"
+
+
+def test_the_flush_cancelled_before_it_ran__the_next_call_flushes_the_queue(
+    tls_redis: TlsRedisServer, tmp_path: Path
+) -> None:
+    async def scenario() -> list[Any]:
+        transport = _transport(tls_redis, tmp_path)
+        try:
+            first = asyncio.ensure_future(transport.execute(b"PING"))
+            await asyncio.sleep(0)  # queued; its flush is created but has not run
+            for flush in list(transport._flushes):
+                flush.cancel()
+            second = transport.execute(b"GET", b"cache:before-it-ran:absent")
+            return list(await asyncio.wait_for(asyncio.gather(first, second), 5))
+        finally:
+            await transport.close()
+
+    assert _run(scenario()) == [b"PONG", None]
