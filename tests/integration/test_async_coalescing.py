@@ -8,7 +8,8 @@ that records each write and then sends it unchanged.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+import contextlib
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -63,20 +64,30 @@ def _transport(server: TlsRedisServer, tmp_path: Path, **options: Any) -> AsyncT
     return AsyncTransport(TransportConfig.from_settings(settings, **options))
 
 
+@contextlib.asynccontextmanager
+async def _connected(
+    server: TlsRedisServer, tmp_path: Path, writes: Writes, **options: Any
+) -> AsyncIterator[AsyncTransport]:
+    """A transport with one connection open; `writes` counts from here on."""
+    transport = _transport(server, tmp_path, **options)
+    try:
+        await transport.execute(b"PING")
+        writes.log.clear()
+        writes.sent.clear()
+        yield transport
+    finally:
+        await transport.close()
+
+
 def test_concurrent_calls__share_one_write_and_each_gets_its_own_reply_in_order(
     tls_redis: TlsRedisServer, tmp_path: Path, writes: Writes
 ) -> None:
     async def scenario() -> list[Any]:
-        transport = _transport(tls_redis, tmp_path)
-        try:
-            await transport.execute(b"PING")  # connect before counting
-            writes.log.clear()
+        async with _connected(tls_redis, tmp_path, writes) as transport:
             sets = [transport.execute(b"SET", b"cache:co:%d" % i, b"v%d" % i) for i in range(50)]
             await asyncio.gather(*sets)
             gets = [transport.execute(b"GET", b"cache:co:%d" % i) for i in range(50)]
             return list(await asyncio.gather(*gets))
-        finally:
-            await transport.close()
 
     assert _run(scenario()) == [b"v%d" % i for i in range(50)]
     # 100 calls, two turns of the event loop: one write each, on the one connection.
@@ -88,10 +99,7 @@ def test_an_error_reply__rejects_only_its_own_caller(
     tls_redis: TlsRedisServer, tmp_path: Path, writes: Writes
 ) -> None:
     async def scenario() -> list[Any]:
-        transport = _transport(tls_redis, tmp_path)
-        try:
-            await transport.execute(b"PING")
-            writes.log.clear()
+        async with _connected(tls_redis, tmp_path, writes) as transport:
             return list(
                 await asyncio.gather(
                     transport.execute(b"SET", b"cache:err:a", b"a"),
@@ -101,8 +109,6 @@ def test_an_error_reply__rejects_only_its_own_caller(
                     return_exceptions=True,
                 )
             )
-        finally:
-            await transport.close()
 
     ok, denied, denied_many, value = _run(scenario())
     assert ok == b"OK"
@@ -117,8 +123,7 @@ def test_a_caller_cancelled_mid_batch__its_reply_is_dropped_and_the_connection_s
     tls_redis: TlsRedisServer, tmp_path: Path, writes: Writes
 ) -> None:
     async def scenario() -> tuple[Any, ...]:
-        transport = _transport(tls_redis, tmp_path)
-        try:
+        async with _connected(tls_redis, tmp_path, writes) as transport:
             await transport.execute(b"SET", b"cache:cx:b", b"b")
             writes.log.clear()
             writes.sent.clear()
@@ -131,8 +136,6 @@ def test_a_caller_cancelled_mid_batch__its_reply_is_dropped_and_the_connection_s
             # The next call on the same connection reads its own reply, not a stale one.
             after = await transport.execute(b"GET", b"cache:cx:b")
             return (*results, after, len(transport._all))
-        finally:
-            await transport.close()
 
     first, middle, last, after, connections = _run(scenario())
     assert first == b"OK"
@@ -147,17 +150,12 @@ def test_a_caller_cancelled_before_the_write__is_not_sent(
     tls_redis: TlsRedisServer, tmp_path: Path, writes: Writes
 ) -> None:
     async def scenario() -> Any:
-        transport = _transport(tls_redis, tmp_path)
-        try:
-            await transport.execute(b"PING")
-            writes.log.clear()
+        async with _connected(tls_redis, tmp_path, writes) as transport:
             await transport.execute(b"SET", b"cache:cb:k", b"before")
             cancelled = asyncio.ensure_future(transport.execute(b"SET", b"cache:cb:k", b"after"))
             await asyncio.sleep(0)  # queued, not yet written
             cancelled.cancel()
             return await transport.execute(b"GET", b"cache:cb:k")
-        finally:
-            await transport.close()
 
     assert _run(scenario()) == b"before"
     assert [count for _, count in writes.log] == [1, 1]  # the cancelled SET never went out
@@ -168,8 +166,7 @@ def test_connection_lost_mid_batch__every_waiter_retries_or_fails(
     tls_redis: TlsRedisServer, tmp_path: Path, writes: Writes, retries: int
 ) -> None:
     async def scenario() -> list[Any]:
-        transport = _transport(tls_redis, tmp_path, retries=retries)
-        try:
+        async with _connected(tls_redis, tmp_path, writes, retries=retries) as transport:
             await transport.execute(b"SET", b"cache:lost:k", b"v")
             dropped: list[_AsyncTlsConnection] = []
 
@@ -185,8 +182,6 @@ def test_connection_lost_mid_batch__every_waiter_retries_or_fails(
             writes.lose = drop_once
             calls = [transport.execute(b"GET", b"cache:lost:k") for _ in range(20)]
             return list(await asyncio.gather(*calls, return_exceptions=True))
-        finally:
-            await transport.close()
 
     results = _run(scenario())
     # The lost write is not logged; with a retry, the 20 waiters' retries share one write.
