@@ -502,9 +502,10 @@ def _latency_ms(samples: list[float], quantile: int) -> float:
 
 
 def async_concurrent(
-    server: TlsRedisServer, value: bytes, pairs: int, tasks: int
+    server: TlsRedisServer, value: bytes, pairs: int, tasks: int, cpu: list[float] | None = None
 ) -> tuple[float, list[float]]:
-    """ops/s and per-command latencies of one AsyncSecureCache shared by `tasks` tasks."""
+    """ops/s and per-command latencies of one AsyncSecureCache shared by `tasks` tasks;
+    appends this process's CPU time per operation (us) to `cpu`."""
     latencies: list[float] = []
     per_task = max(1, pairs // tasks)
 
@@ -531,8 +532,10 @@ def async_concurrent(
             # clock starts, so the figure is steady state, not 50 handshakes.
             await asyncio.gather(*(worker(i, 2) for i in range(tasks)))
             latencies.clear()
-            start = time.perf_counter()
+            start, used = time.perf_counter(), time.process_time()
             await asyncio.gather(*(worker(i) for i in range(tasks)))
+            if cpu is not None:
+                cpu.append((time.process_time() - used) / (2 * per_task * tasks) * 1e6)
             return _rate(2 * per_task * tasks, start)
         finally:
             await cache.close()
@@ -541,9 +544,10 @@ def async_concurrent(
 
 
 def threaded_concurrent(
-    server: TlsRedisServer, value: bytes, pairs: int, threads: int
+    server: TlsRedisServer, value: bytes, pairs: int, threads: int, cpu: list[float] | None = None
 ) -> tuple[float, list[float]]:
-    """ops/s and per-command latencies of one SecureCache shared by `threads` threads."""
+    """ops/s and per-command latencies of one SecureCache shared by `threads` threads;
+    appends this process's CPU time per operation (us) to `cpu`."""
     latencies: list[float] = []
     lock = threading.Lock()
     per_thread = max(1, pairs // threads)
@@ -568,9 +572,11 @@ def threaded_concurrent(
         with ThreadPoolExecutor(max_workers=threads) as pool:
             list(pool.map(lambda index: worker(index, 2), range(threads)))  # warm, as above
             latencies.clear()
-            start = time.perf_counter()
+            start, used = time.perf_counter(), time.process_time()
             list(pool.map(worker, range(threads)))
             rate = _rate(2 * per_thread * threads, start)
+            if cpu is not None:
+                cpu.append((time.process_time() - used) / (2 * per_thread * threads) * 1e6)
     return rate, latencies
 
 
@@ -605,12 +611,13 @@ def run_concurrency(
 ) -> dict[str, Any]:
     """Interleaved rounds of the async client, the threaded client and redis-benchmark."""
     value = os.urandom(CONCURRENT_SIZE)
+    cpu: dict[str, list[float]] = {"async_c50": [], "sync_t8": []}
     runs: dict[str, Callable[[], tuple[float, float, float]]] = {
         "async_c50": lambda: _with_percentiles(
-            async_concurrent(server, value, CONCURRENT_PAIRS, CONCURRENT_TASKS)
+            async_concurrent(server, value, CONCURRENT_PAIRS, CONCURRENT_TASKS, cpu["async_c50"])
         ),
         "sync_t8": lambda: _with_percentiles(
-            threaded_concurrent(server, value, CONCURRENT_PAIRS, CONCURRENT_THREADS)
+            threaded_concurrent(server, value, CONCURRENT_PAIRS, CONCURRENT_THREADS, cpu["sync_t8"])
         ),
         "ceiling_c50": lambda: redis_benchmark_concurrent(
             server, CONCURRENT_SIZE, CONCURRENT_TASKS, 4 * CONCURRENT_PAIRS
@@ -642,6 +649,11 @@ def run_concurrency(
                 "p99": round(statistics.median(s[2] for s in rows), 2),
             }
             for name, rows in samples.items()
+        },
+        # The client's own CPU per operation in the timed part (redis-benchmark's is not
+        # measured): what one call costs the caller's process.
+        "concurrent_client_cpu_us_per_op": {
+            name: round(statistics.median(rows), 1) for name, rows in cpu.items()
         },
         "ratio_vs_ceiling_c50": round(statistics.median(ratio), 3),
         "ratio_vs_ceiling_c50_spread": [round(min(ratio), 3), round(max(ratio), 3)],
@@ -941,7 +953,9 @@ def print_concurrency(summary: dict[str, Any]) -> None:
         f"async client / redis-benchmark -c {c['tasks']}: {summary['ratio_vs_ceiling_c50']} "
         f"(spread {summary['ratio_vs_ceiling_c50_spread']}). redis-benchmark sends one "
         "command per round trip on each connection; the async client coalesces the calls of "
-        "its tasks into shared writes, so it can pass it."
+        "its tasks into shared writes, so it can pass it. Client CPU per operation (us): "
+        + ", ".join(f"{k} {v}" for k, v in summary["concurrent_client_cpu_us_per_op"].items())
+        + "."
     )
 
 
