@@ -8,7 +8,8 @@ values (and 10 KiB, 100 KiB), in one process on one core:
     baseline   redis-py, plaintext, no auth, no encryption (defaults; hiredis installed)
     client     secure_cache.SecureCache: mTLS + ACL user + AES-256-GCM + keyed-hash names
     tls_transport  the client's own transport and pool over the same mTLS + ACL, values as
-               they are (the cost of TLS alone; client / this = the application layer's)
+               they are, batches written as the client writes them (resp.writes): the cost
+               of TLS alone; client / this = the application layer's
     seeds      the requirement documents' design: redis-py defaults over TLS (same mTLS and
                ACL) with Fernet-encrypted values under plaintext key names
     peer       py-key-value-aio 0.4.6 FernetEncryptionWrapper over its RedisStore. Its
@@ -20,7 +21,13 @@ Sequential mode alternates SET and GET on 100 hot keys, one round trip each. Pip
 writes 100 values in one round trip (a redis-py pipeline; the clients' batch calls) and
 reads them back in one (MGET; the clients' batch calls). A round measures every column
 once; rounds alternate the order of baseline and client, and each ratio is the median over
-the rounds of client / baseline from the same round, reported with its spread.
+the rounds of client / baseline from the same round, reported with its spread. Each run
+also records this process's CPU time per operation (client_cpu_us_per_op): the client
+side's own cost, which a shared machine's load moves far less than the rates.
+
+The concurrency mode runs one AsyncSecureCache shared by 50 tasks (its calls coalesced into
+shared writes), one SecureCache shared by 8 threads, and redis-benchmark -c 50 (one command
+per round trip on each of its 50 connections, no -P).
 
 The last output line is one JSON object (see `summary`).
 """
@@ -47,6 +54,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +66,7 @@ from key_value.aio.wrappers.encryption import FernetEncryptionWrapper
 
 from secure_cache import AsyncSecureCache, SecureCache
 from secure_cache.crypto import Keyring
-from secure_cache.resp import pack_command, pack_get, pack_set
+from secure_cache.resp import pack_command, pack_get, pack_set, writes
 from secure_cache.settings import load_settings
 from secure_cache.transport import Transport, TransportConfig
 from tests.support.tls_redis import TlsRedisServer, free_port
@@ -276,8 +284,8 @@ class TlsTransport(Column):
         start = time.perf_counter()
         for i in range(pairs):
             name = names[i % n]
-            execute(pack_set(name, value))
-            execute(pack_get(name))
+            execute((pack_set(name, value),))
+            execute((pack_get(name),))
         return _rate(2 * pairs, start)
 
     def pipe(self, keys: list[str], value: bytes, batches: int) -> float:
@@ -285,13 +293,14 @@ class TlsTransport(Column):
         names = [k.encode() for k in keys]
         start = time.perf_counter()
         for _ in range(batches):
-            t.execute_many(b"".join(pack_set(name, value) for name in names), len(names))
-            t.execute_packed(pack_command(("MGET", *names)))
+            # Written as the client writes a batch (resp.writes): the same chunking.
+            t.execute_many(writes([pack_set(name, value) for name in names]), len(names))
+            t.execute_packed((pack_command(("MGET", *names)),))
         return _rate(2 * len(keys) * batches, start)
 
     def check(self, key: str, value: bytes) -> None:
-        self.t.execute_packed(pack_set(key.encode(), value))
-        assert self.t.execute_packed(pack_get(key.encode())) == value
+        self.t.execute_packed((pack_set(key.encode(), value),))
+        assert self.t.execute_packed((pack_get(key.encode()),)) == value
 
     def close(self) -> None:
         self.t.close()
@@ -493,9 +502,10 @@ def _latency_ms(samples: list[float], quantile: int) -> float:
 
 
 def async_concurrent(
-    server: TlsRedisServer, value: bytes, pairs: int, tasks: int
+    server: TlsRedisServer, value: bytes, pairs: int, tasks: int, cpu: list[float] | None = None
 ) -> tuple[float, list[float]]:
-    """ops/s and per-command latencies of one AsyncSecureCache shared by `tasks` tasks."""
+    """ops/s and per-command latencies of one AsyncSecureCache shared by `tasks` tasks;
+    appends this process's CPU time per operation (us) to `cpu`."""
     latencies: list[float] = []
     per_task = max(1, pairs // tasks)
 
@@ -522,8 +532,10 @@ def async_concurrent(
             # clock starts, so the figure is steady state, not 50 handshakes.
             await asyncio.gather(*(worker(i, 2) for i in range(tasks)))
             latencies.clear()
-            start = time.perf_counter()
+            start, used = time.perf_counter(), time.process_time()
             await asyncio.gather(*(worker(i) for i in range(tasks)))
+            if cpu is not None:
+                cpu.append((time.process_time() - used) / (2 * per_task * tasks) * 1e6)
             return _rate(2 * per_task * tasks, start)
         finally:
             await cache.close()
@@ -532,9 +544,10 @@ def async_concurrent(
 
 
 def threaded_concurrent(
-    server: TlsRedisServer, value: bytes, pairs: int, threads: int
+    server: TlsRedisServer, value: bytes, pairs: int, threads: int, cpu: list[float] | None = None
 ) -> tuple[float, list[float]]:
-    """ops/s and per-command latencies of one SecureCache shared by `threads` threads."""
+    """ops/s and per-command latencies of one SecureCache shared by `threads` threads;
+    appends this process's CPU time per operation (us) to `cpu`."""
     latencies: list[float] = []
     lock = threading.Lock()
     per_thread = max(1, pairs // threads)
@@ -559,9 +572,11 @@ def threaded_concurrent(
         with ThreadPoolExecutor(max_workers=threads) as pool:
             list(pool.map(lambda index: worker(index, 2), range(threads)))  # warm, as above
             latencies.clear()
-            start = time.perf_counter()
+            start, used = time.perf_counter(), time.process_time()
             list(pool.map(worker, range(threads)))
             rate = _rate(2 * per_thread * threads, start)
+            if cpu is not None:
+                cpu.append((time.process_time() - used) / (2 * per_thread * threads) * 1e6)
     return rate, latencies
 
 
@@ -596,12 +611,13 @@ def run_concurrency(
 ) -> dict[str, Any]:
     """Interleaved rounds of the async client, the threaded client and redis-benchmark."""
     value = os.urandom(CONCURRENT_SIZE)
+    cpu: dict[str, list[float]] = {"async_c50": [], "sync_t8": []}
     runs: dict[str, Callable[[], tuple[float, float, float]]] = {
         "async_c50": lambda: _with_percentiles(
-            async_concurrent(server, value, CONCURRENT_PAIRS, CONCURRENT_TASKS)
+            async_concurrent(server, value, CONCURRENT_PAIRS, CONCURRENT_TASKS, cpu["async_c50"])
         ),
         "sync_t8": lambda: _with_percentiles(
-            threaded_concurrent(server, value, CONCURRENT_PAIRS, CONCURRENT_THREADS)
+            threaded_concurrent(server, value, CONCURRENT_PAIRS, CONCURRENT_THREADS, cpu["sync_t8"])
         ),
         "ceiling_c50": lambda: redis_benchmark_concurrent(
             server, CONCURRENT_SIZE, CONCURRENT_TASKS, 4 * CONCURRENT_PAIRS
@@ -634,6 +650,11 @@ def run_concurrency(
             }
             for name, rows in samples.items()
         },
+        # The client's own CPU per operation in the timed part (redis-benchmark's is not
+        # measured): what one call costs the caller's process.
+        "concurrent_client_cpu_us_per_op": {
+            name: round(statistics.median(rows), 1) for name, rows in cpu.items()
+        },
         "ratio_vs_ceiling_c50": round(statistics.median(ratio), 3),
         "ratio_vs_ceiling_c50_spread": [round(min(ratio), 3), round(max(ratio), 3)],
         "ratio_vs_ceiling_c50_rounds": [round(r, 3) for r in ratio],
@@ -658,17 +679,29 @@ def run_rounds(
 ) -> dict[str, dict[str, list[float]]]:
     pairs, batches = WORK[size]
     value = os.urandom(size)
-    results: dict[str, dict[str, list[float]]] = {c.name: {"seq": [], "pipe": []} for c in columns}
+    results: dict[str, dict[str, list[float]]] = {
+        c.name: {"seq": [], "pipe": [], "seq_cpu": [], "pipe_cpu": []} for c in columns
+    }
     for column in columns:  # warm-up: connections, name memo, correctness
         column.check(keys[0], value)
         column.seq(keys, value, max(10, pairs // 10))
         column.pipe(keys, value, 1)
+
+    def timed(column: Column, mode: str, run: Callable[[], float]) -> None:
+        """ops/s, and this process's CPU time per op (us): what the column costs the
+        client side, which the load of a shared machine inflates far less than its rate."""
+        wall, cpu = time.perf_counter(), time.process_time()
+        rate = run()
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        results[column.name][mode].append(rate)
+        results[column.name][f"{mode}_cpu"].append(cpu / (rate * wall) * 1e6)
+
     for index in range(rounds):
         # Alternate which of baseline and client goes first, so drift favours neither.
         order = columns if index % 2 == 0 else [columns[1], columns[0], *columns[2:]]
         for column in order:
-            results[column.name]["seq"].append(column.seq(keys, value, pairs))
-            results[column.name]["pipe"].append(column.pipe(keys, value, batches))
+            timed(column, "seq", partial(column.seq, keys, value, pairs))
+            timed(column, "pipe", partial(column.pipe, keys, value, batches))
         log(
             f"bench: {size // 1024} KiB round {index + 1}/{rounds}: client/baseline "
             f"seq {results['client']['seq'][-1] / results['baseline']['seq'][-1]:.2f} "
@@ -799,6 +832,8 @@ def measure_sizes(
         "ratio_pipelined_rounds": [round(r, 3) for r in pipe],
         "ratio_sequential_cold_names": round(statistics.median(cold), 3),
         "encrypt_decrypt_us_1k": round(enc_us, 2),
+        # One seal + open of 100 KiB: the AES-GCM passes the application layer adds to TLS's.
+        "encrypt_decrypt_us_100k": round(encrypt_decrypt_us(100 * 1024, 300), 1),
         "key_name_us": round(key_name_us(), 2),
         "fernet_encrypt_decrypt_us_1k": round(fernet_us(), 2),
         "connect_ms_p50": round(statistics.median(connects), 2),
@@ -814,6 +849,16 @@ def measure_sizes(
         },
         "ratios_by_size": by_size("baseline"),
         "ratio_vs_tls_transport": by_size("tls_transport"),
+        "client_cpu_us_per_op": {
+            f"{size // 1024}KiB": {
+                mode: {
+                    column: round(statistics.median(all_results[size][column][f"{mode}_cpu"]), 1)
+                    for column in ("baseline", "client", "tls_transport")
+                }
+                for mode in ("seq", "pipe")
+            }
+            for size in SIZES
+        },
     }
 
 
@@ -871,12 +916,25 @@ def print_sizes(summary: dict[str, Any]) -> None:
         f"(spread {summary['ratio_sequential_spread']}), pipelined {summary['ratio_pipelined']} "
         f"(spread {summary['ratio_pipelined_spread']}); sequential with cold key names "
         f"{summary['ratio_sequential_cold_names']}.\n"
-        f"AES-GCM seal+open 1 KiB {summary['encrypt_decrypt_us_1k']} us "
+        f"AES-GCM seal+open 1 KiB {summary['encrypt_decrypt_us_1k']} us, 100 KiB "
+        f"{summary['encrypt_decrypt_us_100k']} us "
         f"(Fernet {summary['fernet_encrypt_decrypt_us_1k']} us); key name "
         f"{summary['key_name_us']} us; new connection (TCP+TLS+AUTH+PING) p50 "
         f"{summary['connect_ms_p50']} ms (redis-py defaults "
         f"{summary['connect_ms_p50_redis_py_defaults']} ms)."
     )
+    print(
+        "\nClient-side CPU per operation (us, this process; medians), client vs tls_transport "
+        "and what the application layer adds:\n| size | mode | baseline | client | "
+        "tls_transport | client - tls_transport |\n|---|---|---:|---:|---:|---:|"
+    )
+    for size_label, modes in summary["client_cpu_us_per_op"].items():
+        for mode, label in (("seq", "sequential"), ("pipe", "pipelined x100")):
+            cpu = modes[mode]
+            print(
+                f"| {size_label[:-3]} KiB | {label} | {cpu['baseline']} | {cpu['client']} | "
+                f"{cpu['tls_transport']} | {cpu['client'] - cpu['tls_transport']:.1f} |"
+            )
 
 
 def print_concurrency(summary: dict[str, Any]) -> None:
@@ -893,7 +951,11 @@ def print_concurrency(summary: dict[str, Any]) -> None:
         print(f"| {name} | {rate:,} | {low:,}-{high:,} | {latency['p50']} | {latency['p99']} |")
     print(
         f"async client / redis-benchmark -c {c['tasks']}: {summary['ratio_vs_ceiling_c50']} "
-        f"(spread {summary['ratio_vs_ceiling_c50_spread']})."
+        f"(spread {summary['ratio_vs_ceiling_c50_spread']}). redis-benchmark sends one "
+        "command per round trip on each connection; the async client coalesces the calls of "
+        "its tasks into shared writes, so it can pass it. Client CPU per operation (us): "
+        + ", ".join(f"{k} {v}" for k, v in summary["concurrent_client_cpu_us_per_op"].items())
+        + "."
     )
 
 

@@ -9,7 +9,8 @@
 # Starts its own servers (a plaintext redis-server and a TLS-only one with the project's ACL)
 # and removes them afterwards. Progress goes to stderr; stdout is a Markdown table, a summary
 # and, on the last line, one JSON object (ratio_sequential, ratio_pipelined,
-# encrypt_decrypt_us_1k, connect_ms_p50, their spreads, goals_met, ...). See scripts/bench.py.
+# encrypt_decrypt_us_1k, connect_ms_p50, ratio_vs_tls_transport, client_cpu_us_per_op,
+# ratio_vs_ceiling_c50, their spreads, goals_met, ...). See scripts/bench.py.
 set -euo pipefail
 LOG_TAG=bench
 # shellcheck source=lib.sh

@@ -331,7 +331,8 @@ class SecureCache(_Shell):
 
 
 class AsyncSecureCache(_Shell):
-    """The asyncio client: SecureCache's API with `await`, the same core."""
+    """The asyncio client: SecureCache's API with `await`, the same core. Calls made
+    concurrently by many tasks share writes on few connections (transport.AsyncTransport)."""
 
     _transport: AsyncTransport
 

@@ -38,11 +38,13 @@ from secure_cache.metrics import Event, SecurityEvents
 from secure_cache.resp import (
     NO_EXPIRY,
     Arg,
+    Buffer,
     Expiry,
     pack_command,
     pack_get,
-    pack_set,
     resp_args,
+    set_pieces,
+    writes,
 )
 from secure_cache.settings import Settings
 
@@ -154,11 +156,12 @@ def rejected(exc: ResponseError) -> CommandRejected:
 # -- one cache call ----------------------------------------------------------------------------
 
 
-# One round trip: (packed RESP to send, replies to read (0: send nothing, the answer is
-# `default`), what the replies mean, the same operation on the memory fallback, the answer
-# when Redis rejected the command or neither backend served it). A plain tuple: it is built
-# on every cache call, and a tuple costs a fifth of a slotted class.
-Call = tuple[bytes, int, Callable[[Any], T], Callable[[], T], T]
+# One round trip: (the packed RESP to send, in the chunks to write (resp.writes), replies
+# to read (0: send nothing, the answer is `default`), what the replies mean (the reply
+# itself when there is one, else their list), the same operation on the memory fallback,
+# the answer when Redis rejected the command or neither backend served it). A plain tuple:
+# it is built on every cache call, and a tuple costs a fifth of a slotted class.
+Call = tuple[Sequence[Buffer], int, Callable[[Any], T], Callable[[], T], T]
 
 
 def _nothing(_reply: Any) -> None:
@@ -252,10 +255,10 @@ class CacheCore:
         if not keyring.previous:
             name = keyring.primary_name(logical)
             finish = partial(self._open, keyring, name, logical)
-            return (pack_get(name), 1, finish, memory, None)
+            return ((pack_get(name),), 1, finish, memory, None)
         names = keyring.names(logical)
         finish = partial(self._pick, keyring, names, logical)
-        return (pack_command((b"MGET", *names)), 1, finish, memory, None)
+        return ((pack_command((b"MGET", *names)),), 1, finish, memory, None)
 
     def set(self, key: str, value: bytes, ttl: float | None) -> Call[None]:
         logical = logical_key(key)
@@ -263,29 +266,29 @@ class CacheCore:
         expiry = ttl_args(ttl)
         keyring = self.keyring
         name = keyring.primary_name(logical)
-        packed = pack_set(name, keyring.seal(name, logical, value), expiry)
+        packed = writes(set_pieces(name, *keyring.seal_parts(name, logical, value), expiry))
         return (packed, 1, _nothing, partial(self.memory.set, key, value, ttl), None)
 
     def delete(self, key: str) -> Call[bool]:
         logical = logical_key(key)
         packed = pack_command((b"DEL", *self.keyring.names(logical)))
-        return (packed, 1, bool, partial(self.memory.delete, key), False)
+        return ((packed,), 1, bool, partial(self.memory.delete, key), False)
 
     def get_many(self, keys: Iterable[str]) -> Call[dict[str, bytes]]:
         keys = list(keys)
         logicals = [logical_key(k) for k in keys]
         memory = partial(self._memory_many, keys)
         if not keys:
-            return (b"", 0, _empty, memory, {})
+            return ((), 0, _empty, memory, {})
         keyring = self.keyring
         if not keyring.previous:
             names = [keyring.primary_name(lg) for lg in logicals]
             finish = partial(self._open_many, keyring, keys, logicals, names)
-            return (pack_command((b"MGET", *names)), 1, finish, memory, {})
+            return ((pack_command((b"MGET", *names)),), 1, finish, memory, {})
         per_key = [keyring.names(lg) for lg in logicals]
         flat = [n for names in per_key for n in names]
         finish = partial(self._pick_many, keyring, keys, logicals, per_key)
-        return (pack_command((b"MGET", *flat)), 1, finish, memory, {})
+        return ((pack_command((b"MGET", *flat)),), 1, finish, memory, {})
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None) -> Call[None]:
         pairs = [(k, logical_key(k), value_bytes(v)) for k, v in items.items()]
@@ -294,12 +297,16 @@ class CacheCore:
         keyring = self.keyring
         names = [keyring.primary_name(lg) for _, lg, _ in pairs]
         sealed = keyring.seal_many([(n, lg, v) for n, (_, lg, v) in zip(names, pairs, strict=True)])
-        packed = b"".join(pack_set(n, e, expiry) for n, e in zip(names, sealed, strict=True))
-        return (packed, len(pairs), _nothing, memory, None)
+        pieces = [
+            piece
+            for name, (prefix, body) in zip(names, sealed, strict=True)
+            for piece in set_pieces(name, prefix, body, expiry)
+        ]
+        return (writes(pieces), len(pairs), _nothing, memory, None)
 
     def ping(self) -> Call[bool]:
         """PING; while the fallback serves, the answer is False without asking Redis."""
-        return (_PING, 1, _true, _false, False)
+        return ((_PING,), 1, _true, _false, False)
 
     # -- reading --------------------------------------------------------------------------
 
@@ -360,9 +367,11 @@ class CacheCore:
     # -- writing --------------------------------------------------------------------------
 
     @staticmethod
-    def _set_command(keyring: Keyring, logical: bytes, value: bytes, expiry: Expiry) -> bytes:
+    def _set_command(
+        keyring: Keyring, logical: bytes, value: bytes, expiry: Expiry
+    ) -> tuple[Buffer, ...]:
         name = keyring.primary_name(logical)
-        return pack_set(name, keyring.seal(name, logical, value), expiry)
+        return set_pieces(name, *keyring.seal_parts(name, logical, value), expiry)
 
     def _memory_many(self, keys: Sequence[str]) -> dict[str, bytes]:
         found = {}
@@ -411,12 +420,14 @@ class CacheCore:
         # Jitter keeps many clients from reconnecting in lockstep after an outage.
         self._next_probe = self._clock() + self._backoff * random.uniform(0.8, 1.2)  # noqa: S311
 
-    def replay(self) -> tuple[list[Pending], list[tuple[bytes, int]]]:
-        """Drain the outage's changes: (pending, packed chunks that apply them in order)."""
+    def replay(self) -> tuple[list[Pending], list[tuple[list[Buffer], int]]]:
+        """Drain the outage's changes: (pending, round trips (writes, replies) that apply
+        them in order)."""
         pending = self.memory.drain()
         keyring = self.keyring
-        chunks: list[tuple[bytes, int]] = []
-        packed: list[bytes] = []
+        chunks: list[tuple[list[Buffer], int]] = []
+        packed: list[Buffer] = []
+        commands = 0
         for item in pending:
             logical = logical_key(item.key)
             if item.value is None:
@@ -427,12 +438,13 @@ class CacheCore:
                     if item.ttl_seconds is None
                     else ttl_args(max(item.ttl_seconds, 0.001))
                 )
-                packed.append(self._set_command(keyring, logical, item.value, expiry))
-            if len(packed) == _REPLAY_CHUNK:
-                chunks.append((b"".join(packed), len(packed)))
-                packed = []
+                packed.extend(self._set_command(keyring, logical, item.value, expiry))
+            commands += 1
+            if commands == _REPLAY_CHUNK:
+                chunks.append((writes(packed), commands))
+                packed, commands = [], 0
         if packed:
-            chunks.append((b"".join(packed), len(packed)))
+            chunks.append((writes(packed), commands))
         return pending, chunks
 
     def replay_failed(

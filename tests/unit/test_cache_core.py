@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import logging
 import ssl
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,16 @@ from secure_cache.crypto import Keyring
 from secure_cache.errors import BackendUnavailable, ConfigurationError
 from secure_cache.memory import Pending
 from secure_cache.metrics import COUNTERS, SecurityEvents
-from secure_cache.resp import pack_command, pack_get, pack_set
+from secure_cache.resp import (
+    JOIN_BYTES,
+    WRITE_BYTES,
+    Buffer,
+    pack_command,
+    pack_get,
+    pack_set,
+    set_pieces,
+    writes,
+)
 from secure_cache.settings import Settings
 
 KEY = bytes(range(32))
@@ -60,9 +70,11 @@ def _settings(**changes: Any) -> Settings:
     return Settings(**base)
 
 
-def _commands(packed: bytes) -> list[list[bytes]]:
+def _commands(packed: Sequence[Buffer]) -> list[list[bytes]]:
+    """The commands in a call's writes, in order."""
     reader = hiredis.Reader()
-    reader.feed(packed)
+    for chunk in packed:
+        reader.feed(bytes(chunk))
     out = []
     while (item := reader.gets()) is not False:
         out.append(item)
@@ -131,6 +143,35 @@ def test_pack_set__equals_hiredis_encoding(ttl: float | None, extra: tuple[bytes
 
 def test_pack_get__equals_hiredis_encoding() -> None:
     assert pack_get(b"cache:x") == pack_command((b"GET", b"cache:x"))
+
+
+@pytest.mark.parametrize("size", [10, JOIN_BYTES - 1, JOIN_BYTES, 100 * 1024])
+@pytest.mark.parametrize("ttl", [None, 60], ids=["no-ttl", "ex"])
+def test_set_pieces__written_are_the_hiredis_encoding(size: int, ttl: float | None) -> None:
+    name, prefix = b"cache:n", b"p" * 18
+    body = bytes(range(256)) * (size // 256) + b"b" * (size % 256)
+    pieces = set_pieces(name, prefix, body, ttl_args(ttl))
+    extra = () if ttl is None else (b"EX", b"60")
+    chunks = writes(pieces)
+    assert b"".join(chunks) == pack_command((b"SET", name, prefix + body, *extra))
+    assert pieces[1] is body  # framed, not copied
+    # Written: a large body as it is (the same object), a small command in one write.
+    if size >= JOIN_BYTES:
+        assert chunks[1] is body
+    else:
+        assert len(chunks) == 1
+
+
+def test_writes__joins_small_pieces_in_order_and_keeps_large_ones_apart() -> None:
+    large = b"L" * JOIN_BYTES
+    pieces = [b"a", b"b", large, b"c", *([b"s" * 10240] * 60), b"d"]
+    chunks = writes(pieces)
+    assert b"".join(chunks) == b"".join(pieces)  # nothing lost, nothing reordered
+    assert chunks[0] == b"ab"
+    assert chunks[1] is large
+    # The 62 small pieces after it share a few writes of about WRITE_BYTES.
+    assert [len(c) // 1024 for c in chunks[2:]] == [260, 260, 80]
+    assert WRITE_BYTES == 256 * 1024
 
 
 # -- fallback state machine ---------------------------------------------------------------------

@@ -42,7 +42,9 @@ def test_seal_open__round_trips(keyring: Keyring, value: bytes) -> None:
 def test_envelope__has_the_documented_layout(keyring: Keyring) -> None:
     name = keyring.primary.name(LOGICAL)
     nonce = bytes(range(12))
-    envelope = keyring._seal_with(keyring.primary, nonce, name, LOGICAL, b"value")
+    prefix, body = keyring._seal_with(keyring.primary, nonce, name, LOGICAL, b"value")
+    envelope = prefix + body
+    assert prefix == envelope[:18]  # the header and nonce, then the ciphertext and tag
     assert envelope[0] == 1  # version
     assert envelope[1:5] == keyring.primary.key_id
     assert envelope[5] == 0  # flags: not compressed
@@ -99,7 +101,8 @@ def test_seal_many__slices_one_os_urandom_draw_into_distinct_nonces(
     monkeypatch.setattr("secure_cache.crypto._urandom", counting_urandom)
     logicals = [b"k%d" % i for i in range(50)]
     names = [keyring.primary.name(lg) for lg in logicals]
-    sealed = keyring.seal_many([(n, lg, b"v" + lg) for n, lg in zip(names, logicals, strict=True)])
+    parts = keyring.seal_many([(n, lg, b"v" + lg) for n, lg in zip(names, logicals, strict=True)])
+    sealed = [prefix + body for prefix, body in parts]
     assert drawn == [12 * 50]
     assert len({envelope[6:18] for envelope in sealed}) == 50
     opened = [
