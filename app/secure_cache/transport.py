@@ -207,6 +207,8 @@ class BaseTransport:
     def __init__(self, config: TransportConfig) -> None:
         self.config = config
         self.tls_info: TlsInfo | None = None
+        # Metrics hook (prometheus.py): seconds to open a connection (TCP, TLS and AUTH).
+        self.on_connected: Callable[[float], None] | None = None
         self.material = _Material(config.material)
         # Set by the client: rereads the material files after an auth or TLS refusal and
         # says whether the connection material changed (then one more attempt is made).
@@ -219,6 +221,10 @@ class BaseTransport:
     def _record_handshake(self, info: TlsInfo) -> None:
         self.tls_info = info
 
+    def _record_connect(self, seconds: float) -> None:
+        if self.on_connected is not None:
+            self.on_connected(seconds)
+
     def reconfigure(self, material: ConnectionMaterial) -> None:
         """New connections use `material`; pooled ones reconnect at their next use."""
         self.material.current = material
@@ -227,8 +233,15 @@ class BaseTransport:
     def reset(self) -> None:
         raise NotImplementedError
 
+    def pool_state(self) -> tuple[int, int, int]:
+        raise NotImplementedError
+
 
 def _ignore(_: Exception) -> None:
+    return None
+
+
+def _no_timing(_: float) -> None:
     return None
 
 
@@ -253,13 +266,22 @@ class _TlsConnection(SSLConnection):
         material: _Material,
         on_handshake: Callable[[TlsInfo], None],
         generation: int,
+        on_connected: Callable[[float], None] = _no_timing,
         **kwargs: Any,
     ) -> None:
         self._material = material
         self._on_handshake = on_handshake
+        self._on_connected = on_connected
         self.generation = generation
         self.handshake_context: ssl.SSLContext | None = None
         super().__init__(**kwargs)
+
+    def connect_check_health(self, *args: Any, **kwargs: Any) -> None:
+        if self._sock is not None:
+            return
+        start = time.perf_counter()
+        super().connect_check_health(*args, **kwargs)
+        self._on_connected(time.perf_counter() - start)
 
     def _wrap_socket_with_ssl(self, sock: socket.socket) -> ssl.SSLSocket:
         context = self.handshake_context = self._material.current.ssl_context
@@ -381,6 +403,7 @@ class Transport(BaseTransport):
         return _TlsConnection(
             material=self.material,
             on_handshake=self._record_handshake,
+            on_connected=self._record_connect,
             generation=generation,
             **self._kwargs,
         )
@@ -502,6 +525,11 @@ class Transport(BaseTransport):
         """Reconnect every pooled connection before its next use."""
         self._pool.generation += 1
 
+    def pool_state(self) -> tuple[int, int, int]:
+        """(connections open, lent out, the bound), for metrics."""
+        pool = self._pool
+        return len(pool._all), len(pool._all) - len(pool._idle), pool._max
+
     def close(self) -> None:
         self._pool.close()
 
@@ -519,12 +547,21 @@ class _AsyncTlsConnection(aio_connection.SSLConnection):
         material: _Material,
         on_handshake: Callable[[TlsInfo], None],
         generation: int,
+        on_connected: Callable[[float], None] = _no_timing,
         **kwargs: Any,
     ) -> None:
         self._material = material
         self._on_handshake = on_handshake
+        self._on_connected = on_connected
         self.generation = generation
         super().__init__(**kwargs)
+
+    async def connect_check_health(self, *args: Any, **kwargs: Any) -> None:
+        if self.is_connected:
+            return
+        start = time.perf_counter()
+        await super().connect_check_health(*args, **kwargs)
+        self._on_connected(time.perf_counter() - start)
 
     def _connection_arguments(self) -> dict[str, Any]:
         # Not super(): redis-py would build (and cache per connection) a fresh SSLContext.
@@ -567,6 +604,7 @@ class AsyncTransport(BaseTransport):
         return _AsyncTlsConnection(
             material=self.material,
             on_handshake=self._record_handshake,
+            on_connected=self._record_connect,
             generation=self.generation,
             **self._kwargs,
         )
@@ -701,6 +739,10 @@ class AsyncTransport(BaseTransport):
 
     def reset(self) -> None:
         self.generation += 1
+
+    def pool_state(self) -> tuple[int, int, int]:
+        """See Transport.pool_state."""
+        return len(self._all), len(self._all) - len(self._idle), self.config.max_connections
 
     async def close(self) -> None:
         conns, self._all = self._all, []
