@@ -9,6 +9,7 @@ from typing import Any
 import pulumi
 
 from infra.components.app import AppFiles, CacheApp, CacheAppArgs
+from infra.components.exporter import ExporterFiles, RedisExporter, RedisExporterArgs
 from infra.components.networks import StackNetworks, StackNetworksArgs
 from infra.components.redis import (
     REDIS_ALIAS,
@@ -31,6 +32,7 @@ class BuiltStack:
     secrets: StackSecrets
     redis: RedisServer
     app: CacheApp
+    exporter: RedisExporter
     exports: dict[str, pulumi.Output[Any]]
 
 
@@ -74,11 +76,13 @@ def build_stack(settings: StackSettings) -> BuiltStack:
         secrets.app_password.aclHashes,
         secrets.healthcheck_password.aclHashes,
         secrets.reload_password.aclHashes,
+        secrets.exporter_password.aclHashes,
     ).apply(
         lambda hashes: render_acl_file_from_hashes(
             app_password_hash=hashes[0],
             healthcheck_password_hash=hashes[1],
             reload_password_hash=hashes[2],
+            exporter_password_hash=hashes[3],
             key_prefix=s.key_prefix,
         )
     )
@@ -139,6 +143,7 @@ def build_stack(settings: StackSettings) -> BuiltStack:
                 data_key=secrets.data_keyring.primaryKey,
                 previous_data_keys=secrets.data_keyring.previousKeys,
                 api_token=secrets.api_token.value,
+                data_key_generation=str(s.data_key_generation),
             ),
             revisions=(
                 tls.app_client.revision,
@@ -152,12 +157,38 @@ def build_stack(settings: StackSettings) -> BuiltStack:
             material_after=(redis.reload,),
         ),
     )
-    exports = _exports(s, networks, tls, redis, app)
-    return BuiltStack(networks, tls, secrets, redis, app, exports)
+    exporter = RedisExporter(
+        "exporter",
+        RedisExporterArgs(
+            stack=s.stack,
+            id_slot=s.runtime_id_slot,
+            environment=s.environment.value,
+            backend_network=networks.backend_name,
+            frontend_network=networks.frontend_name,
+            redis_url=redis_url(s),
+            files=ExporterFiles(
+                ca_cert=trust_bundle,
+                client_cert=tls.exporter_client.certPem,
+                client_key=tls.exporter_client.keyPem,
+                password=secrets.exporter_password.value,
+            ),
+            revisions=(tls.exporter_client.revision, secrets.exporter_password.revision),
+            depends_on=(networks.backend, networks.frontend, redis.container),
+            # Like the app's: its files change only once Redis trusts and accepts them.
+            material_after=(redis.reload,),
+        ),
+    )
+    exports = _exports(s, networks, tls, redis, app, exporter)
+    return BuiltStack(networks, tls, secrets, redis, app, exporter, exports)
 
 
 def _exports(
-    s: StackSettings, networks: StackNetworks, tls: TlsMaterial, redis: RedisServer, app: CacheApp
+    s: StackSettings,
+    networks: StackNetworks,
+    tls: TlsMaterial,
+    redis: RedisServer,
+    app: CacheApp,
+    exporter: RedisExporter,
 ) -> dict[str, pulumi.Output[Any]]:
     """Stack outputs. None is secret; secrets are never exported."""
     expiry = pulumi.Output.all(
@@ -165,6 +196,7 @@ def _exports(
         redisServer=tls.redis_server.notAfter,
         appClient=tls.app_client.notAfter,
         healthcheckClient=tls.healthcheck_client.notAfter,
+        exporterClient=tls.exporter_client.notAfter,
     )
     summary = {
         "environment": s.environment.value,
@@ -178,7 +210,7 @@ def _exports(
         "passwordLength": s.password_length,
         "redisMemoryMb": s.redis_memory_mb,
         "redisMaxmemoryMb": s.redis_maxmemory_mb,
-        "runAsUids": {"redis": redis.uid, "app": app.uid},
+        "runAsUids": {"redis": redis.uid, "app": app.uid, "exporter": exporter.uid},
         "readOnlyRootFilesystem": True,
         "capabilities": "drop ALL",
         "noNewPrivileges": True,
@@ -192,6 +224,7 @@ def _exports(
         "frontendNetwork": networks.frontend_name,
         "redisContainer": redis.container_name,
         "appContainer": app.container_name,
+        "exporterContainer": exporter.container_name,
         "redisEndpoint": redis_url(s),
         "appUrl": f"http://127.0.0.1:{s.app_host_port}/",
         "securitySummary": summary,

@@ -44,6 +44,8 @@ class AppFiles:
     """Comma-separated; may be empty (no rotation in progress)."""
     api_token: pulumi.Input[str]
     """Bearer token of the HTTP API (every route but /healthz)."""
+    data_key_generation: pulumi.Input[str] = "0"
+    """The stack's dataKeyGeneration (public), which /metrics shows."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,7 @@ def app_envs(args: CacheAppArgs) -> list[str]:
         f"REDIS_ENCRYPTION_PREVIOUS_KEYS_FILE={MATERIAL_DIR}/data.previous-keys",
         f"CACHE_FALLBACK_MAX_BYTES={fallback}",
         f"HTTP_API_TOKEN_FILE={MATERIAL_DIR}/api.token",
+        f"REDIS_ENCRYPTION_KEY_GENERATION_FILE={MATERIAL_DIR}/data.generation",
         # Loopback names for the host's published port and the health check, and the
         # container's own name for clients on the frontend network.
         f"HTTP_ALLOWED_HOSTS=localhost,127.0.0.1,{container_name}",
@@ -151,6 +154,7 @@ class CacheApp(pulumi.ComponentResource):
                     MaterialFile("data.key", files.data_key, secret=True),
                     MaterialFile("data.previous-keys", files.previous_data_keys, secret=True),
                     MaterialFile("api.token", files.api_token, secret=True),
+                    MaterialFile("data.generation", files.data_key_generation, secret=False),
                 ),
                 revisions=args.revisions,
                 depends_on=args.material_after,

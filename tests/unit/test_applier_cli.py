@@ -83,7 +83,7 @@ def test_cli__plan_against_the_state_of_an_unchanged_stack_changes_nothing(
     _as_if_up(project)
     assert apply.main(["plan", "--stack", "dev", "--project-dir", str(project)]) == 0
     out = capsys.readouterr().out
-    assert "plan: 25 unchanged" in out
+    assert "plan: 31 unchanged" in out
     assert "same    tls-ca" in out
 
 
