@@ -96,13 +96,14 @@ def app_envs(args: CacheAppArgs) -> list[str]:
         f"REDIS_ENCRYPTION_PREVIOUS_KEYS_FILE={MATERIAL_DIR}/data.previous-keys",
         f"CACHE_FALLBACK_MAX_BYTES={fallback}",
         f"HTTP_API_TOKEN_FILE={MATERIAL_DIR}/api.token",
-        f"REDIS_ENCRYPTION_KEY_GENERATION_FILE={MATERIAL_DIR}/data.generation",
         # Loopback names for the host's published port and the health check, and the
         # container's own name for clients on the frontend network.
         f"HTTP_ALLOWED_HOSTS=localhost,127.0.0.1,{container_name}",
         f"HTTP_MAX_VALUE_BYTES={APP_MAX_VALUE_BYTES}",
         f"HTTP_MAX_INFLIGHT_BYTES={inflight}",
         f"HTTP_MAX_CONNECTIONS={APP_MAX_CONNECTIONS}",
+        # Public: the stack's dataKeyGeneration, which /metrics shows (re-read per scrape).
+        f"REDIS_ENCRYPTION_KEY_GENERATION_FILE={MATERIAL_DIR}/data.generation",
     ]
 
 

@@ -68,6 +68,7 @@ def test_components__use_the_project_type_namespace(stack: RenderedStack) -> Non
             "StackSecrets",
             "RedisServer",
             "CacheApp",
+            "RedisExporter",
             "MaterialVolume",
             "RedisReload",
         )
@@ -90,6 +91,7 @@ def test_outputs__name_the_stack_objects(stack: RenderedStack) -> None:
         "redisServer",
         "appClient",
         "healthcheckClient",
+        "exporterClient",
     }
 
 

@@ -20,8 +20,15 @@ from infra.render import RenderedResource, RenderedStack, render_stack
 from infra.secretgen import generate_password
 from tests.unit.conftest import CONTAINER, container, labels, rendered, uploads
 
-CONSUMERS = ("redis", "app")
-MATERIAL_JOBS = ("redis-init", "app-init", "reload-init", "reload-tls", "reload-acl")
+CONSUMERS = ("redis", "app", "redis-exporter")
+MATERIAL_JOBS = (
+    "redis-init",
+    "app-init",
+    "reload-init",
+    "reload-tls",
+    "reload-acl",
+    "redis-exporter-init",
+)
 
 
 @pytest.fixture(scope="module", params=("dev", "prod"))
