@@ -212,7 +212,8 @@ EXPORTER_ATTEMPTS: Final = {
     "ACL SETUSER exporter +@all": "NOPERM",
     "CLIENT LIST": "NOPERM",
     "FLUSHALL": "NOPERM",
-    "DEBUG SLEEP 0": "NOPERM",
+    "KEYS *": "NOPERM",
+    "SLOWLOG GET 1": "NOPERM",
 }
 _EXPORTER_PROBE: Final = """
 import json, os, sys

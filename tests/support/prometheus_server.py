@@ -54,10 +54,13 @@ class PrometheusServer:
         *,
         for_seconds: int = 2,
         bearer_files: dict[str, Path] | None = None,
+        scrape_seconds: int = 1,
     ) -> None:
         """`targets`: job name -> host:port of a /metrics endpoint (loopback, or a container
         on the project's own networks); `bearer_files`: job name -> a file holding the bearer
-        token that job's target requires (as monitoring/prometheus.yml scrapes the app)."""
+        token that job's target requires (as monitoring/prometheus.yml scrapes the app);
+        `scrape_seconds`: the scrape interval, also the scrape timeout (Prometheus allows no
+        longer one)."""
         if shutil.which(PROMETHEUS) is None:
             raise PrometheusError(
                 "prometheus not found; run scripts/bootstrap.sh (installs Debian's prometheus)"
@@ -67,7 +70,11 @@ class PrometheusServer:
         rules = workdir / "alerts.yml"
         rules.write_text(yaml.safe_dump(fast_rules(ALERTS, for_seconds)))
         config = {
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "global": {
+                "scrape_interval": f"{scrape_seconds}s",
+                "scrape_timeout": f"{scrape_seconds}s",
+                "evaluation_interval": "1s",
+            },
             "rule_files": [str(rules)],
             "scrape_configs": [
                 {
