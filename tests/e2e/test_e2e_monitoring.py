@@ -17,6 +17,7 @@ other e2e check, like tests/e2e/test_e2e_faults.py) and starts it again before i
 from __future__ import annotations
 
 import json
+import os
 import re
 import tempfile
 import uuid
@@ -29,6 +30,7 @@ import pytest
 
 from infra.components.exporter import EXPORTER_PORT
 from tests.e2e import appclient
+from tests.e2e.conftest import XDIST_WORKER_ENV
 from tests.e2e.hosts import container_host
 from tests.e2e.probes import APP_MATERIAL, ProbeContainer, app_auth, app_client_files, redis_tls
 from tests.e2e.stacks import Stack
@@ -39,6 +41,16 @@ pytestmark = pytest.mark.security("operations")
 APP_JOB: Final = "secure-cache"
 EXPORTER_JOB: Final = "redis-exporter"
 WAIT_S: Final = 45.0
+# Alerts other e2e modules provoke on purpose (tests/e2e/test_e2e_acl.py, test_e2e_data.py).
+PROVOKED_BY_OTHER_TESTS: Final = frozenset(
+    {
+        "CacheIntegrityFailure",
+        "CacheAclDenials",
+        "CacheAuthenticationFailures",
+        "RedisAuthFailureBurst",
+        "RedisAclDenials",
+    }
+)
 # The probe's key names: none of them may reach a label.
 RUN: Final = uuid.uuid4().hex[:8]
 PROBE_KEYS: Final = (f"e2e-monitoring-victim-{RUN}", f"e2e-monitoring-donor-{RUN}")
@@ -106,6 +118,9 @@ def test_monitoring__both_targets_are_scraped_and_up(prometheus: PrometheusServe
 
 
 def test_monitoring__a_healthy_stack_raises_no_alert(prometheus: PrometheusServer) -> None:
+    """Nothing pending or firing. Under pytest-xdist another worker's tests provoke the
+    security-event alerts on purpose meanwhile (wrong passwords, NOPERM, a swapped value), so
+    there only the alerts no test provokes are required silent."""
     prometheus.wait_for(
         lambda: targets_up(prometheus) == {APP_JOB: 1.0, EXPORTER_JOB: 1.0},
         timeout=WAIT_S,
@@ -117,7 +132,10 @@ def test_monitoring__a_healthy_stack_raises_no_alert(prometheus: PrometheusServe
         timeout=WAIT_S,
         what="six seconds of samples",
     )
-    assert prometheus.active_alerts() == set()
+    active = prometheus.active_alerts()
+    if os.environ.get(XDIST_WORKER_ENV):
+        active -= PROVOKED_BY_OTHER_TESTS
+    assert active == set()
 
 
 def stored_names(probe: ProbeContainer, stack: Stack) -> set[str]:
