@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ import docker
 import pytest
 
 from infra.components.exporter import EXPORTER_PORT
+from infra.settings import REPO_ROOT
 from tests.e2e import appclient
 from tests.e2e.conftest import XDIST_WORKER_ENV
 from tests.e2e.hosts import container_host
@@ -218,6 +220,30 @@ def test_monitoring__stored_series_carry_no_secret_or_key_name(
     for key in PROBE_KEYS:
         shown = key in stored
         assert not shown, "a key name the probe used appears in a label"
+
+
+def test_status_sh__reads_every_certificate_and_the_generation_from_the_stack(
+    stack: Stack,
+) -> None:
+    result = subprocess.run(
+        [str(REPO_ROOT / "scripts" / "status.sh"), stack.name],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = {line.split("  ")[0].strip(): line.split()[-1] for line in result.stdout.splitlines()}
+    for label in (
+        "CA (earliest in the bundle)",
+        "Redis server (as served)",
+        "app client",
+        "redis-exporter client",
+    ):
+        assert float(rows[label]) > 1, f"{label}: {rows.get(label)}"
+    generation = stack.settings.data_key_generation
+    assert f"data-key generation {generation} " in result.stdout
+    assert "the app serves from: redis" in result.stdout
 
 
 @pytest.mark.fault
