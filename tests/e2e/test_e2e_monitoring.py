@@ -233,7 +233,11 @@ def test_status_sh__reads_every_certificate_and_the_generation_from_the_stack(
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    rows = {line.split("  ")[0].strip(): line.split()[-1] for line in result.stdout.splitlines()}
+    rows = {
+        line.split("  ")[0].strip(): line.split()[-1]
+        for line in result.stdout.splitlines()
+        if line.strip()
+    }
     for label in (
         "CA (earliest in the bundle)",
         "Redis server (as served)",
