@@ -243,6 +243,13 @@ def _file_not_after(path: Path) -> float | None:
         return None
 
 
+def certificate_collector(files: Mapping[CertificateRole, Path]) -> Collector:
+    """`secure_cache_certificate_expiry_timestamp_seconds` for certificate files, re-read at
+    each scrape (the Redis exporter exports its CA bundle and client certificate with it, so
+    the same alert rules cover them)."""
+    return _CertificateCollector(files)
+
+
 class _FallbackCollector(Collector):
     def __init__(self, metrics: CacheMetrics) -> None:
         self._metrics = metrics
@@ -604,6 +611,7 @@ __all__ = [
     "CacheMetrics",
     "PoolState",
     "SecurityEventsCollector",
+    "certificate_collector",
     "earliest_not_after",
     "event_families",
     "route_label",

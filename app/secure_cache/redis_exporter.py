@@ -50,7 +50,10 @@ Environment (every secret may be given as NAME_FILE instead):
 Metric names follow oliver006/redis_exporter's where one exists (`redis_up`,
 `redis_memory_used_bytes`, ...), so dashboards written for it read these too. Label values
 come from closed sets: an ACL LOG entry's username, object (a key name for `key` denials)
-and client address never become labels.
+and client address never become labels. `serve` also exports the expiry of its own CA bundle
+and client certificate as `secure_cache_certificate_expiry_timestamp_seconds{certificate=
+"ca|client"}` (re-read at each scrape), so monitoring/alerts.yml's certificate rules cover
+them under the exporter's job.
 """
 
 from __future__ import annotations
@@ -79,6 +82,7 @@ from redis.credentials import CredentialProvider
 from redis.retry import Retry
 
 from secure_cache.errors import ConfigurationError
+from secure_cache.prometheus import CertificateRole, certificate_collector
 
 EXPORTER_USER: Final = "exporter"
 # The exporter's whole grant (see the module docstring for why it is the tightest).
@@ -375,9 +379,15 @@ class RedisCollector(Collector):
         yield from acl_log_families(summarize_acl_log(log))
 
 
-def registry_for(client: redis.Redis) -> CollectorRegistry:
+def registry_for(
+    client: redis.Redis, certificates: Mapping[CertificateRole, Path] | None = None
+) -> CollectorRegistry:
+    """Redis's metrics, and the expiry of `certificates` (the exporter's own CA bundle and
+    client certificate, so the certificate alerts cover them too)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(RedisCollector(client))
+    if certificates:
+        registry.register(certificate_collector(certificates))
     return registry
 
 
@@ -401,7 +411,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(str(exc), file=sys.stderr)
         return 2
     client = connect(settings)
-    registry = registry_for(client)
+    registry = registry_for(
+        client, {"ca": Path(settings.ca_file), "client": Path(settings.cert_file)}
+    )
     if args.command == "scrape":
         body = generate_latest(registry)
         sys.stdout.write(body.decode())

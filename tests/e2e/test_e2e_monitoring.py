@@ -114,9 +114,19 @@ def test_monitoring__both_targets_are_scraped_and_up(prometheus: PrometheusServe
     assert value(prometheus, "redis_up") == 1.0
     # The app's certificates as served and read, and the stack's data-key generation.
     for role in ("ca", "server", "client"):
-        expiry = f'secure_cache_certificate_expiry_timestamp_seconds{{certificate="{role}"}}'
+        expiry = (
+            f'secure_cache_certificate_expiry_timestamp_seconds{{job="{APP_JOB}",'
+            f'certificate="{role}"}}'
+        )
         assert (value(prometheus, f"{expiry} - time()") or 0) > 86400, role
     assert value(prometheus, "secure_cache_data_key_generation") >= 1  # type: ignore[operator]
+    # The exporter's own certificates, under its job: the same certificate alerts cover them.
+    for role in ("ca", "client"):
+        expiry = (
+            f'secure_cache_certificate_expiry_timestamp_seconds{{job="{EXPORTER_JOB}",'
+            f'certificate="{role}"}}'
+        )
+        assert (value(prometheus, f"{expiry} - time()") or 0) > 86400, f"exporter {role}"
 
 
 def test_monitoring__a_healthy_stack_raises_no_alert(prometheus: PrometheusServer) -> None:

@@ -23,6 +23,7 @@ from prometheus_client import generate_latest, start_http_server
 from prometheus_client.parser import text_string_to_metric_families
 
 from infra.redis_acl import password_hash
+from secure_cache.prometheus import CertificateRole
 from secure_cache.redis_exporter import EXPORTER_COMMANDS, EXPORTER_USER, connect, registry_for
 from tests.support.exporter_redis import ExporterRedis, running_exporter_redis
 from tests.support.tls_redis import free_port
@@ -129,6 +130,27 @@ def test_exporter_rules__grant_info_and_acl_log_only(
     for _ in range(3):
         assert _scrape(exporter_client)[("redis_up", ())] == 1
     assert own_denials() == before, "scraping made the exporter's identity hit a denial"
+
+
+def test_scrape__exports_its_own_certificates_expiry(exporter_redis: ExporterRedis) -> None:
+    settings = exporter_redis.settings()
+    client = connect(settings)
+    files: dict[CertificateRole, Path] = {
+        "ca": Path(settings.ca_file),
+        "client": Path(settings.cert_file),
+    }
+    try:
+        body = generate_latest(registry_for(client, files)).decode()
+    finally:
+        client.close()
+    expiry = {
+        s.labels["certificate"]: s.value
+        for family in text_string_to_metric_families(body)
+        for s in family.samples
+        if s.name == "secure_cache_certificate_expiry_timestamp_seconds"
+    }
+    assert set(expiry) == {"ca", "client"}
+    assert expiry["client"] > time.time()
 
 
 def test_wrong_exporter_password__is_redis_up_zero(exporter_redis: ExporterRedis) -> None:
