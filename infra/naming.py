@@ -27,6 +27,7 @@ class Role(StrEnum):
     BACKEND = "backend"
     FRONTEND = "frontend"
     DATA = "data"
+    EXPORTER = "exporter"
 
 
 def object_name(stack: str, suffix: str) -> str:

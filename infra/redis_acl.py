@@ -22,6 +22,7 @@ from typing import Final
 APP_USER: Final = "app"
 HEALTHCHECK_USER: Final = "healthcheck"
 RELOAD_USER: Final = "reload"
+EXPORTER_USER: Final = "exporter"
 DEFAULT_KEY_PREFIX: Final = "cache:"
 
 # Exactly the commands secure_cache sends (app/secure_cache/client.py, core.py, transport.py):
@@ -44,6 +45,12 @@ HEALTHCHECK_COMMANDS: Final = ("ping",)
 # CONFIG SET cannot be narrowed to the tls-* parameters; enable-protected-configs no still
 # refuses dir, dbfilename and the other file-writing settings to it.
 RELOAD_COMMANDS: Final = ("config|set", "acl|load")
+# The metrics exporter (app/secure_cache/redis_exporter.py, infra/components/exporter.py):
+# INFO (Redis 7.0 cannot narrow it to sections: a first-argument grant lets `INFO memory
+# server` through) and ACL LOG (which includes ACL LOG RESET, nothing finer exists), no key,
+# no channel. redis_exporter.py's EXPORTER_COMMANDS spells the same rules for its docs and
+# integration fixture; tests/unit/test_redis_acl_and_conf.py pins the two together.
+EXPORTER_COMMANDS: Final = ("info", "acl|log")
 
 # The current password and, while a rotation is under way, the previous one.
 MAX_PASSWORDS_PER_USER: Final = 2
@@ -79,10 +86,14 @@ class AclUserRules:
 
 
 RELOAD_RULES: Final = AclUserRules(RELOAD_USER, RELOAD_COMMANDS)
+EXPORTER_RULES: Final = AclUserRules(EXPORTER_USER, EXPORTER_COMMANDS)
 
 
-def users(key_prefix: str, *, reload: bool = False) -> tuple[AclUserRules, ...]:
-    """Every enabled user of a stack's Redis, in file order (the reload job's user last)."""
+def users(
+    key_prefix: str, *, reload: bool = False, exporter: bool = False
+) -> tuple[AclUserRules, ...]:
+    """Every enabled user of a stack's Redis, in file order (the reload job's user, then the
+    exporter's, last)."""
     if not _PREFIX_RE.match(key_prefix):
         raise AclError(
             f"key prefix {key_prefix!r} must be letters, digits, '_', '.' or '-' ending in ':'"
@@ -91,7 +102,11 @@ def users(key_prefix: str, *, reload: bool = False) -> tuple[AclUserRules, ...]:
         AclUserRules(APP_USER, APP_COMMANDS, key_pattern=f"{key_prefix}*"),
         AclUserRules(HEALTHCHECK_USER, HEALTHCHECK_COMMANDS),
     )
-    return (*base, RELOAD_RULES) if reload else base
+    return (
+        *base,
+        *((RELOAD_RULES,) if reload else ()),
+        *((EXPORTER_RULES,) if exporter else ()),
+    )
 
 
 def password_hash(password: str) -> str:
@@ -118,17 +133,23 @@ def render_acl_file_from_hashes(
     healthcheck_password_hash: PasswordHashes,
     key_prefix: str = DEFAULT_KEY_PREFIX,
     reload_password_hash: PasswordHashes = (),
+    exporter_password_hash: PasswordHashes = (),
 ) -> str:
     """`render_acl_file` from `password_hash` values, for callers that never see the passwords
     (the Pulumi program keeps them secret; their hashes are not). With `reload_password_hash`,
-    the reload job's user is added."""
+    the reload job's user is added; with `exporter_password_hash`, the exporter's."""
     hashes: dict[str, PasswordHashes] = {
         APP_USER: app_password_hash,
         HEALTHCHECK_USER: healthcheck_password_hash,
     }
     if reload_password_hash:
         hashes[RELOAD_USER] = reload_password_hash
-    return render_users(users(key_prefix, reload=bool(reload_password_hash)), hashes)
+    if exporter_password_hash:
+        hashes[EXPORTER_USER] = exporter_password_hash
+    rules = users(
+        key_prefix, reload=bool(reload_password_hash), exporter=bool(exporter_password_hash)
+    )
+    return render_users(rules, hashes)
 
 
 def render_users(rules: Sequence[AclUserRules], hashes: Mapping[str, PasswordHashes]) -> str:
@@ -164,6 +185,9 @@ __all__ = [
     "APP_COMMANDS",
     "APP_USER",
     "DEFAULT_KEY_PREFIX",
+    "EXPORTER_COMMANDS",
+    "EXPORTER_RULES",
+    "EXPORTER_USER",
     "HEALTHCHECK_COMMANDS",
     "HEALTHCHECK_USER",
     "MAX_PASSWORDS_PER_USER",

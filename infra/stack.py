@@ -9,6 +9,7 @@ from typing import Any
 import pulumi
 
 from infra.components.app import AppFiles, CacheApp, CacheAppArgs
+from infra.components.exporter import ExporterFiles, RedisExporter, RedisExporterArgs
 from infra.components.networks import StackNetworks, StackNetworksArgs
 from infra.components.redis import (
     REDIS_ALIAS,
@@ -32,6 +33,7 @@ class BuiltStack:
     secrets: StackSecrets
     redis: RedisServer
     app: CacheApp
+    exporter: RedisExporter
     exports: dict[str, pulumi.Output[Any]]
 
 
@@ -77,11 +79,13 @@ def build_stack(settings: StackSettings) -> BuiltStack:
         secrets.app_password.aclHashes,
         secrets.healthcheck_password.aclHashes,
         secrets.reload_password.aclHashes,
+        secrets.exporter_password.aclHashes,
     ).apply(
         lambda hashes: render_acl_file_from_hashes(
             app_password_hash=hashes[0],
             healthcheck_password_hash=hashes[1],
             reload_password_hash=hashes[2],
+            exporter_password_hash=hashes[3],
             key_prefix=s.key_prefix,
         )
     )
@@ -142,6 +146,7 @@ def build_stack(settings: StackSettings) -> BuiltStack:
                 data_key=secrets.data_keyring.primaryKey,
                 previous_data_keys=secrets.data_keyring.previousKeys,
                 api_token=secrets.api_token.value,
+                data_key_generation=str(s.data_key_generation),
             ),
             revisions=(
                 tls.app_client.revision,
@@ -155,8 +160,29 @@ def build_stack(settings: StackSettings) -> BuiltStack:
             material_after=(redis.reload,),
         ),
     )
-    exports = _exports(s, networks, tls, redis, app, declared)
-    return BuiltStack(networks, tls, secrets, redis, app, exports)
+    exporter = RedisExporter(
+        "exporter",
+        RedisExporterArgs(
+            stack=s.stack,
+            id_slot=s.runtime_id_slot,
+            environment=s.environment.value,
+            backend_network=networks.backend_name,
+            frontend_network=networks.frontend_name,
+            redis_url=redis_url(s),
+            files=ExporterFiles(
+                ca_cert=trust_bundle,
+                client_cert=tls.exporter_client.certPem,
+                client_key=tls.exporter_client.keyPem,
+                password=secrets.exporter_password.value,
+            ),
+            revisions=(tls.exporter_client.revision, secrets.exporter_password.revision),
+            depends_on=(networks.backend, networks.frontend, redis.container),
+            # Like the app's: its files change only once Redis trusts and accepts them.
+            material_after=(redis.reload,),
+        ),
+    )
+    exports = _exports(s, networks, tls, redis, app, exporter, declared)
+    return BuiltStack(networks, tls, secrets, redis, app, exporter, exports)
 
 
 def _exports(
@@ -165,6 +191,7 @@ def _exports(
     tls: TlsMaterial,
     redis: RedisServer,
     app: CacheApp,
+    exporter: RedisExporter,
     declared: DeclaredResources,
 ) -> dict[str, pulumi.Output[Any]]:
     """Stack outputs. None is secret; secrets are never exported."""
@@ -173,6 +200,7 @@ def _exports(
         redisServer=tls.redis_server.notAfter,
         appClient=tls.app_client.notAfter,
         healthcheckClient=tls.healthcheck_client.notAfter,
+        exporterClient=tls.exporter_client.notAfter,
     )
     # What the resources declare (infra/security_summary.py), with the settings they came from.
     summary = security_summary(declared, redis.container).apply(
@@ -191,6 +219,7 @@ def _exports(
         "frontendNetwork": networks.frontend_name,
         "redisContainer": redis.container_name,
         "appContainer": app.container_name,
+        "exporterContainer": exporter.container_name,
         "redisEndpoint": redis_url(s),
         "appUrl": f"http://127.0.0.1:{s.app_host_port}/",
         "securitySummary": summary,

@@ -140,6 +140,9 @@ else
     "$PY" -m infra.apply status --stack "$stack" || true
 fi
 echo
+# The same, as the running containers report them (the app's /metrics, the exporter's file).
+"$ROOT/scripts/status.sh" "$stack" || true
+echo
 "$PY" "$ROOT/scripts/security_summary.py" "$summary_file"
 echo
 [ "$full" = 1 ] || echo "fault tests (stop/restart Redis, live key rotation, dev+prod isolation): scripts/setup-secure-redis.sh $stack --full, or scripts/test.sh -m e2e"

@@ -32,7 +32,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from secure_cache.core import (
     DEFAULT_RELOAD_INTERVAL_S,
@@ -55,6 +55,9 @@ from secure_cache.transport import (
     TransportConfig,
     material_from,
 )
+
+if TYPE_CHECKING:
+    from secure_cache.prometheus import CacheMetrics
 
 T = TypeVar("T")
 
@@ -82,6 +85,13 @@ class _Shell:
     @property
     def events(self) -> SecurityEvents:
         return self._core.events
+
+    def attach_metrics(self, metrics: CacheMetrics) -> None:
+        """Feed `metrics` (prometheus.py) from this client; without it the hooks cost one
+        `is None` test each."""
+        self._core.metrics = metrics
+        self._transport.on_connected = metrics.connected
+        metrics.attach_client(self._core, self._transport)
 
     @property
     def backend(self) -> str:

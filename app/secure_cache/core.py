@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Collection, Generator, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
-from typing import Any, Final, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -47,6 +47,9 @@ from secure_cache.resp import (
     writes,
 )
 from secure_cache.settings import Settings
+
+if TYPE_CHECKING:
+    from secure_cache.prometheus import CacheMetrics
 
 T = TypeVar("T")
 Clock = Callable[[], float]
@@ -236,7 +239,10 @@ class CacheCore:
             settings.fallback_max_entries, clock=clock, max_bytes=settings.fallback_max_bytes
         )
         self.events = events or SecurityEvents()
+        # Prometheus hooks (prometheus.py), attached by the service; None: the library alone.
+        self.metrics: CacheMetrics | None = None
         self._clock = clock
+        self._replaying = 0
         self.degraded = False
         self.degraded_since: float | None = None  # wall clock, for status()
         self.last_failure: FailureKind | None = None
@@ -255,9 +261,13 @@ class CacheCore:
         if not keyring.previous:
             name = keyring.primary_name(logical)
             finish = partial(self._open, keyring, name, logical)
+            if self.metrics is not None:
+                finish = partial(self.metrics.looked_up, finish)
             return ((pack_get(name),), 1, finish, memory, None)
         names = keyring.names(logical)
         finish = partial(self._pick, keyring, names, logical)
+        if self.metrics is not None:
+            finish = partial(self.metrics.looked_up, finish)
         return ((pack_command((b"MGET", *names)),), 1, finish, memory, None)
 
     def set(self, key: str, value: bytes, ttl: float | None) -> Call[None]:
@@ -266,7 +276,11 @@ class CacheCore:
         expiry = ttl_args(ttl)
         keyring = self.keyring
         name = keyring.primary_name(logical)
-        packed = writes(set_pieces(name, *keyring.seal_parts(name, logical, value), expiry))
+        if self.metrics is None:
+            parts = keyring.seal_parts(name, logical, value)
+        else:
+            parts = self.metrics.timed_seal(keyring.seal_parts, name, logical, value)
+        packed = writes(set_pieces(name, *parts, expiry))
         return (packed, 1, _nothing, partial(self.memory.set, key, value, ttl), None)
 
     def delete(self, key: str) -> Call[bool]:
@@ -284,10 +298,14 @@ class CacheCore:
         if not keyring.previous:
             names = [keyring.primary_name(lg) for lg in logicals]
             finish = partial(self._open_many, keyring, keys, logicals, names)
+            if self.metrics is not None:
+                finish = partial(self.metrics.looked_up_many, len(keys), finish)
             return ((pack_command((b"MGET", *names)),), 1, finish, memory, {})
         per_key = [keyring.names(lg) for lg in logicals]
         flat = [n for names in per_key for n in names]
         finish = partial(self._pick_many, keyring, keys, logicals, per_key)
+        if self.metrics is not None:
+            finish = partial(self.metrics.looked_up_many, len(keys), finish)
         return ((pack_command((b"MGET", *flat)),), 1, finish, memory, {})
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None) -> Call[None]:
@@ -296,7 +314,11 @@ class CacheCore:
         memory = partial(self._memory_set_many, pairs, ttl)
         keyring = self.keyring
         names = [keyring.primary_name(lg) for _, lg, _ in pairs]
-        sealed = keyring.seal_many([(n, lg, v) for n, (_, lg, v) in zip(names, pairs, strict=True)])
+        batch = [(n, lg, v) for n, (_, lg, v) in zip(names, pairs, strict=True)]
+        if self.metrics is None:
+            sealed = keyring.seal_many(batch)
+        else:
+            sealed = self.metrics.timed_seal_many(keyring.seal_many, batch)
         pieces = [
             piece
             for name, (prefix, body) in zip(names, sealed, strict=True)
@@ -316,7 +338,9 @@ class CacheCore:
         if raw is None:
             return None
         try:
-            return keyring.open_value(name, logical, raw)
+            if self.metrics is None:
+                return keyring.open_value(name, logical, raw)
+            return self.metrics.timed_open(keyring.open_value, name, logical, raw)
         except IntegrityError:
             self.events.record("integrity_failure", key=name)
             return None
@@ -399,6 +423,8 @@ class CacheCore:
             self._backoff = PROBE_BACKOFF_INITIAL_S
             self._next_probe = self._clock() + self._backoff
             self.events.record("fallback", backend="memory", cause=exc.kind)
+            if self.metrics is not None:
+                self.metrics.fallback_entered()
 
     def rejected(self, exc: CommandRejected, name: bytes | None = None) -> None:
         self.events.record("acl_denied" if exc.acl else "command_error", key=name)
@@ -424,6 +450,7 @@ class CacheCore:
         """Drain the outage's changes: (pending, round trips (writes, replies) that apply
         them in order)."""
         pending = self.memory.drain()
+        self._replaying = len(pending)
         keyring = self.keyring
         chunks: list[tuple[list[Buffer], int]] = []
         packed: list[Buffer] = []
@@ -465,6 +492,9 @@ class CacheCore:
         self.degraded_since = None
         self._backoff = PROBE_BACKOFF_INITIAL_S
         self.events.record("reconnect", backend="redis")
+        if self.metrics is not None:
+            self.metrics.fallback_left()
+            self.metrics.replayed(self._replaying)
 
     def require_redis(self) -> None:
         """Rotation needs Redis itself: the fallback cannot serve it."""

@@ -5,6 +5,7 @@
     DELETE /cache/{key}                                      -> 204 | 404
     GET    /healthz                                          -> 200 {"status": "ok", "backend": ...}
     GET    /security-status                                  -> 200 AsyncSecureCache.status()
+    GET    /metrics                                          -> 200 Prometheus exposition
 
 Who gets in, checked in this order for every request:
 
@@ -14,6 +15,10 @@ Who gets in, checked in this order for every request:
    constant time (hmac.compare_digest); missing or wrong -> 401, the same answer for both.
 3. No CORS: no Access-Control-* header is ever sent, so a browser never lets another origin
    read an answer; a preflight OPTIONS gets 405 like any other unknown method.
+
+`/metrics` (prometheus.py) needs the token like every route but `/healthz`: a scraper sends
+it as `authorization: credentials_file` (monitoring/prometheus.yml). Each request is
+observed there by its route template, never its path (which carries the key).
 
 Every error is a JSON object {"error": "..."}; no answer carries the key, a value or the token.
 Bodies are bounded per request (HTTP_MAX_VALUE_BYTES) and all together (http_budget.py). A PUT
@@ -29,6 +34,7 @@ import asyncio
 import hmac
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from http import HTTPStatus
 from typing import Any, Final
@@ -37,6 +43,7 @@ from urllib.parse import parse_qs, unquote
 from secure_cache.client import AsyncSecureCache
 from secure_cache.core import logical_key
 from secure_cache.http_budget import BudgetExhausted, ByteBudget
+from secure_cache.prometheus import CacheMetrics
 from secure_cache.settings import ServiceSettings
 
 logger = logging.getLogger("secure_cache.service")
@@ -78,9 +85,15 @@ class _Disconnected(Exception):
 class CacheAPI:
     """The ASGI application; one per server, sharing one cache and one byte budget."""
 
-    def __init__(self, cache: AsyncSecureCache, settings: ServiceSettings) -> None:
+    def __init__(
+        self,
+        cache: AsyncSecureCache,
+        settings: ServiceSettings,
+        metrics: CacheMetrics | None = None,
+    ) -> None:
         self.cache = cache
         self.settings = settings
+        self.metrics = metrics
         self.budget = ByteBudget(settings.max_inflight_bytes)
         self._token = settings.api_token.encode("utf-8")
         self._hosts = frozenset(settings.allowed_hosts)
@@ -92,6 +105,7 @@ class CacheAPI:
         if scope["type"] != "http":
             return  # websockets are not served (service.py turns them off)
         response = _Response(send)
+        start = time.perf_counter()
         try:
             await self._handle(scope, receive, response)
         except Reply as reply:
@@ -118,6 +132,11 @@ class CacheAPI:
             response.route,
             response.status,
         )
+        if self.metrics is not None:
+            status = response.status if isinstance(response.status, int) else 0
+            self.metrics.observe_request(
+                str(scope.get("method", "")), response.route, status, time.perf_counter() - start
+            )
 
     # -- checks ---------------------------------------------------------------------------
 
@@ -164,6 +183,12 @@ class CacheAPI:
             response.route = "/security-status"
             _require(method, "GET")
             await response.json(HTTPStatus.OK, await self.cache.status())
+            return
+        if raw_path == b"/metrics" and self.metrics is not None:
+            response.route = "/metrics"
+            _require(method, "GET")
+            body, content_type = self.metrics.render(headers.get(b"accept", b"").decode("latin-1"))
+            await response.body(HTTPStatus.OK, body, content_type.encode("latin-1"))
             return
         if not raw_path.startswith(CACHE_PREFIX):
             raise Reply(HTTPStatus.NOT_FOUND, "no such route")

@@ -50,7 +50,10 @@ Environment (every secret may be given as NAME_FILE instead):
 Metric names follow oliver006/redis_exporter's where one exists (`redis_up`,
 `redis_memory_used_bytes`, ...), so dashboards written for it read these too. Label values
 come from closed sets: an ACL LOG entry's username, object (a key name for `key` denials)
-and client address never become labels.
+and client address never become labels. `serve` also exports the expiry of its own CA bundle
+and client certificate as `secure_cache_certificate_expiry_timestamp_seconds{certificate=
+"ca|client"}` (re-read at each scrape), so monitoring/alerts.yml's certificate rules cover
+them under the exporter's job.
 """
 
 from __future__ import annotations
@@ -75,9 +78,11 @@ from prometheus_client import CollectorRegistry, generate_latest, start_http_ser
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from redis.backoff import NoBackoff
+from redis.credentials import CredentialProvider
 from redis.retry import Retry
 
 from secure_cache.errors import ConfigurationError
+from secure_cache.prometheus import CertificateRole, certificate_collector
 
 EXPORTER_USER: Final = "exporter"
 # The exporter's whole grant (see the module docstring for why it is the tightest).
@@ -223,6 +228,8 @@ class ExporterSettings:
     min_tls_version: ssl.TLSVersion
     metrics_host: str = "127.0.0.1"
     metrics_port: int = DEFAULT_METRICS_PORT
+    password_file: str | None = None
+    """REDIS_PASSWORD_FILE, re-read at every AUTH (see PasswordFile)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ExporterSettings:
@@ -268,6 +275,7 @@ class ExporterSettings:
             ),
             metrics_host=env.get("METRICS_HOST", "").strip() or "127.0.0.1",
             metrics_port=int(metrics_port),
+            password_file=env.get("REDIS_PASSWORD_FILE", "").strip() or None,
         )
 
 
@@ -288,13 +296,47 @@ def _secret(env: Mapping[str, str], var: str, problems: list[str]) -> str | None
     return direct
 
 
+class PasswordFile(CredentialProvider):
+    """Credentials for each new connection, the password read from its file every time.
+
+    A deployed exporter follows the stack's in-place rotation (infra/components/material.py
+    rewrites its material volume while it runs): a new connection presents the certificate
+    and key then in the files (redis-py loads them per connection) and authenticates with the
+    password then in the file. Redis's ACL LOAD closes the old connections, so the next
+    scrape reconnects with the new material. A file caught unreadable keeps the last good
+    password.
+    """
+
+    def __init__(self, username: str, path: str, password: str) -> None:
+        self.username = username
+        self.path = Path(path)
+        self.password = password
+
+    def get_credentials(self) -> tuple[str, str]:
+        try:
+            text = self.path.read_text().strip()
+        except OSError:
+            text = ""
+        if text:
+            self.password = text
+        return self.username, self.password
+
+
 def connect(settings: ExporterSettings) -> redis.Redis:
     """A client that verifies the server and presents the exporter's certificate."""
+    credentials: dict[str, Any] = (
+        {
+            "credential_provider": PasswordFile(
+                settings.username, settings.password_file, settings.password
+            )
+        }
+        if settings.password_file
+        else {"username": settings.username, "password": settings.password}
+    )
     return redis.Redis(
         host=settings.host,
         port=settings.port,
-        username=settings.username,
-        password=settings.password,
+        **credentials,
         ssl=True,
         ssl_ca_certs=settings.ca_file,
         ssl_certfile=settings.cert_file,
@@ -337,9 +379,15 @@ class RedisCollector(Collector):
         yield from acl_log_families(summarize_acl_log(log))
 
 
-def registry_for(client: redis.Redis) -> CollectorRegistry:
+def registry_for(
+    client: redis.Redis, certificates: Mapping[CertificateRole, Path] | None = None
+) -> CollectorRegistry:
+    """Redis's metrics, and the expiry of `certificates` (the exporter's own CA bundle and
+    client certificate, so the certificate alerts cover them too)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(RedisCollector(client))
+    if certificates:
+        registry.register(certificate_collector(certificates))
     return registry
 
 
@@ -363,7 +411,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(str(exc), file=sys.stderr)
         return 2
     client = connect(settings)
-    registry = registry_for(client)
+    registry = registry_for(
+        client, {"ca": Path(settings.ca_file), "client": Path(settings.cert_file)}
+    )
     if args.command == "scrape":
         body = generate_latest(registry)
         sys.stdout.write(body.decode())

@@ -18,6 +18,7 @@ What this module adds to uvicorn, each for a measured gap (tests/integration/tes
   instead of h11's plain text.
 
 /healthz needs neither the token nor any budget, so it answers while the others are busy.
+/metrics (prometheus.py) is served behind the same token as the API.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from secure_cache.client import AsyncSecureCache
 from secure_cache.errors import SecureCacheError
 from secure_cache.http_api import CacheAPI
-from secure_cache.settings import ServiceSettings
+from secure_cache.prometheus import CacheMetrics
+from secure_cache.settings import ServiceSettings, Settings
 
 logger = logging.getLogger("secure_cache.service")
 
@@ -141,10 +143,29 @@ def server_config(app: Any, settings: ServiceSettings) -> uvicorn.Config:
     )
 
 
+def cache_metrics(
+    cache: AsyncSecureCache, cache_settings: Settings, settings: ServiceSettings
+) -> CacheMetrics:
+    """The service's metrics, fed by `cache`: certificate files and the data-key generation
+    file are re-read at each scrape, so in-place rotation shows without a restart."""
+    metrics = CacheMetrics(
+        cache.events,
+        ca_file=cache_settings.ca_file,
+        client_cert_file=cache_settings.cert_file,
+        previous_keys=len(cache_settings.previous_keys),
+        data_key_generation_file=settings.data_key_generation_file,
+    )
+    cache.attach_metrics(metrics)
+    return metrics
+
+
 async def _serve(settings: ServiceSettings, sock: socket.socket) -> None:
-    cache = await AsyncSecureCache.from_env()
+    cache_settings = Settings.from_env()
+    cache = AsyncSecureCache(cache_settings)
+    metrics = cache_metrics(cache, cache_settings, settings)
+    await cache.ping()  # as from_env does: an unreachable Redis starts on the fallback
     try:
-        server = uvicorn.Server(server_config(CacheAPI(cache, settings), settings))
+        server = uvicorn.Server(server_config(CacheAPI(cache, settings, metrics), settings))
         host, port = sock.getsockname()[:2]
         logger.info("event=service_started host=%s port=%s backend=%s", host, port, cache.backend)
         await server.serve(sockets=[sock])
@@ -162,4 +183,12 @@ def serve(settings: ServiceSettings) -> None:
         sock.close()
 
 
-__all__ = ["HEADER_TIMEOUT_S", "GuardedH11Protocol", "ServeError", "bind", "serve", "server_config"]
+__all__ = [
+    "HEADER_TIMEOUT_S",
+    "GuardedH11Protocol",
+    "ServeError",
+    "bind",
+    "cache_metrics",
+    "serve",
+    "server_config",
+]

@@ -46,6 +46,9 @@ The HTTP service (service.py, http_api.py) also reads:
                                      connection (default 16 MiB); beyond it requests get 503.
     HTTP_MAX_CONNECTIONS             open connections (default 400); beyond it a new one gets
                                      503 and is closed.
+    REDIS_ENCRYPTION_KEY_GENERATION_FILE
+                                     a file holding the stack's data-key generation, shown
+                                     by /metrics (optional; re-read at each scrape).
 
 Nothing here connects to Redis; messages never contain a secret.
 """
@@ -160,6 +163,9 @@ class ServiceSettings:
     max_inflight_bytes: int = DEFAULT_HTTP_MAX_INFLIGHT_BYTES
     max_connections: int = DEFAULT_HTTP_MAX_CONNECTIONS
     allowed_hosts: tuple[str, ...] = DEFAULT_HTTP_ALLOWED_HOSTS
+    data_key_generation_file: str | None = None
+    """REDIS_ENCRYPTION_KEY_GENERATION_FILE: the deployment's data-key generation, exported
+    by /metrics (re-read at each scrape, so an in-place rotation shows)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceSettings:
@@ -204,6 +210,9 @@ class ServiceSettings:
             max_inflight_bytes=inflight,
             max_connections=connections,
             allowed_hosts=hosts,
+            data_key_generation_file=(
+                env.get("REDIS_ENCRYPTION_KEY_GENERATION_FILE", "").strip() or None
+            ),
         )
 
 

@@ -212,6 +212,8 @@ class BaseTransport:
     def __init__(self, config: TransportConfig) -> None:
         self.config = config
         self.tls_info: TlsInfo | None = None
+        # Metrics hook (prometheus.py): seconds to open a connection (TCP, TLS and AUTH).
+        self.on_connected: Callable[[float], None] | None = None
         self.material = _Material(config.material)
         # Set by the client: rereads the material files after an auth or TLS refusal and
         # says whether the connection material changed (then one more attempt is made).
@@ -222,12 +224,19 @@ class BaseTransport:
     def _record_handshake(self, info: TlsInfo) -> None:
         self.tls_info = info
 
+    def _record_connect(self, seconds: float) -> None:
+        if self.on_connected is not None:
+            self.on_connected(seconds)
+
     def reconfigure(self, material: ConnectionMaterial) -> None:
         """New connections use `material`; pooled ones reconnect at their next use."""
         self.material.current = material
         self.reset()
 
     def reset(self) -> None:
+        raise NotImplementedError
+
+    def pool_state(self) -> tuple[int, int, int]:
         raise NotImplementedError
 
 
@@ -273,6 +282,10 @@ class Retrying:
         return unavailable(self.error)
 
 
+def _no_timing(_: float) -> None:
+    return None
+
+
 class _Handshaking:
     """What both connection classes add to redis-py's: the transport's material, where to
     report a handshake, and the pool generation the connection belongs to."""
@@ -283,10 +296,12 @@ class _Handshaking:
         material: _Material,
         on_handshake: Callable[[TlsInfo], None],
         generation: int,
+        on_connected: Callable[[float], None] = _no_timing,
         **kwargs: Any,
     ) -> None:
         self._material = material
         self._on_handshake = on_handshake
+        self._on_connected = on_connected
         self.generation = generation
         super().__init__(**kwargs)
 
@@ -308,6 +323,13 @@ class _TlsConnection(_Handshaking, SSLConnection):
     """A redis-py SSLConnection whose handshake uses the transport's current context."""
 
     handshake_context: ssl.SSLContext | None = None
+
+    def connect_check_health(self, *args: Any, **kwargs: Any) -> None:
+        if self._sock is not None:
+            return
+        start = time.perf_counter()
+        super().connect_check_health(*args, **kwargs)
+        self._on_connected(time.perf_counter() - start)
 
     def _wrap_socket_with_ssl(self, sock: socket.socket) -> ssl.SSLSocket:
         context = self.handshake_context = self._material.current.ssl_context
@@ -420,6 +442,7 @@ class Transport(BaseTransport):
         return _TlsConnection(
             material=self.material,
             on_handshake=self._record_handshake,
+            on_connected=self._record_connect,
             generation=generation,
             **self._kwargs,
         )
@@ -519,6 +542,11 @@ class Transport(BaseTransport):
         """Reconnect every pooled connection before its next use."""
         self._pool.generation += 1
 
+    def pool_state(self) -> tuple[int, int, int]:
+        """(connections open, lent out, the bound), for metrics."""
+        pool = self._pool
+        return len(pool._all), len(pool._all) - len(pool._idle), pool._max
+
     def close(self) -> None:
         self._pool.close()
 
@@ -537,6 +565,13 @@ def _unavailable_on_failure() -> Iterator[None]:
 
 class _AsyncTlsConnection(_Handshaking, aio_connection.SSLConnection):
     """redis-py's asyncio SSLConnection, handshaking with the transport's current context."""
+
+    async def connect_check_health(self, *args: Any, **kwargs: Any) -> None:
+        if self.is_connected:
+            return
+        start = time.perf_counter()
+        await super().connect_check_health(*args, **kwargs)
+        self._on_connected(time.perf_counter() - start)
 
     def _connection_arguments(self) -> dict[str, Any]:
         # Not super(): redis-py would build (and cache per connection) a fresh SSLContext.
@@ -593,6 +628,7 @@ class AsyncTransport(BaseTransport):
         return _AsyncTlsConnection(
             material=self.material,
             on_handshake=self._record_handshake,
+            on_connected=self._record_connect,
             generation=self.generation,
             **self._kwargs,
         )
@@ -739,6 +775,10 @@ class AsyncTransport(BaseTransport):
 
     def reset(self) -> None:
         self.generation += 1
+
+    def pool_state(self) -> tuple[int, int, int]:
+        """See Transport.pool_state."""
+        return len(self._all), len(self._all) - len(self._idle), self.config.max_connections
 
     async def close(self) -> None:
         """Let the flushes in flight finish (their callers get their replies), then close."""

@@ -44,6 +44,8 @@ class AppFiles:
     """Comma-separated; may be empty (no rotation in progress)."""
     api_token: pulumi.Input[str]
     """Bearer token of the HTTP API (every route but /healthz)."""
+    data_key_generation: pulumi.Input[str] = "0"
+    """The stack's dataKeyGeneration (public), which /metrics shows."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,8 @@ def app_envs(args: CacheAppArgs) -> list[str]:
         f"HTTP_MAX_VALUE_BYTES={APP_MAX_VALUE_BYTES}",
         f"HTTP_MAX_INFLIGHT_BYTES={inflight}",
         f"HTTP_MAX_CONNECTIONS={APP_MAX_CONNECTIONS}",
+        # Public: the stack's dataKeyGeneration, which /metrics shows (re-read per scrape).
+        f"REDIS_ENCRYPTION_KEY_GENERATION_FILE={MATERIAL_DIR}/data.generation",
     ]
 
 
@@ -151,6 +155,7 @@ class CacheApp(pulumi.ComponentResource):
                     MaterialFile("data.key", files.data_key, secret=True),
                     MaterialFile("data.previous-keys", files.previous_data_keys, secret=True),
                     MaterialFile("api.token", files.api_token, secret=True),
+                    MaterialFile("data.generation", files.data_key_generation, secret=False),
                 ),
                 revisions=args.revisions,
                 depends_on=args.material_after,

@@ -1,5 +1,6 @@
-"""Generated secrets: the ACL passwords (app, health check, reload job), the app's data
-keyring and its HTTP API token. Passwords rotate in two phases (infra/providers/secrets.py)."""
+"""Generated secrets: the ACL passwords (app, health check, reload job, metrics exporter), the
+app's data keyring and its HTTP API token. Passwords rotate in two phases
+(infra/providers/secrets.py)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ class StackSecrets(pulumi.ComponentResource):
     app_password: GeneratedPassword
     healthcheck_password: GeneratedPassword
     reload_password: GeneratedPassword
+    exporter_password: GeneratedPassword
     data_keyring: DataKeyring
     api_token: GeneratedPassword
 
@@ -48,6 +50,7 @@ class StackSecrets(pulumi.ComponentResource):
         self.app_password = password("app-password")
         self.healthcheck_password = password("healthcheck-password")
         self.reload_password = password("reload-password")
+        self.exporter_password = password("exporter-password")
         self.data_keyring = DataKeyring(
             f"{name}-data-keyring",
             generation=args.data_key_generation,

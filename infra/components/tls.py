@@ -1,4 +1,5 @@
-"""TLS material: the stack's own CA, the Redis server certificate and two client certificates."""
+"""TLS material: the stack's own CA, the Redis server certificate and a client certificate per
+identity (app, health check, reload job, metrics exporter)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 
 from infra.providers.certificates import CertificateAuthority, LeafCertificate
-from infra.redis_acl import APP_USER, HEALTHCHECK_USER, RELOAD_USER
+from infra.redis_acl import APP_USER, EXPORTER_USER, HEALTHCHECK_USER, RELOAD_USER
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class TlsMaterial(pulumi.ComponentResource):
     app_client: LeafCertificate
     healthcheck_client: LeafCertificate
     reload_client: LeafCertificate
+    exporter_client: LeafCertificate
 
     def __init__(
         self, name: str, args: TlsMaterialArgs, opts: pulumi.ResourceOptions | None = None
@@ -79,6 +81,7 @@ class TlsMaterial(pulumi.ComponentResource):
         self.app_client = leaf("app-client", APP_USER, "client")
         self.healthcheck_client = leaf("healthcheck-client", HEALTHCHECK_USER, "client")
         self.reload_client = leaf("reload-client", RELOAD_USER, "client")
+        self.exporter_client = leaf("exporter-client", EXPORTER_USER, "client")
         self.register_outputs(
             {
                 "ca_cert_pem": self.ca.certPem,

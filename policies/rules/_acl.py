@@ -25,6 +25,10 @@ _PRIVILEGED_CATEGORIES: Final = frozenset({"dangerous", "admin"})
 # A reload identity (re-read TLS files and the ACL file, nothing else) needs exactly these
 # subcommands; Redis 7.0 ACLs cannot narrow CONFIG SET to its tls-* parameters.
 RELOAD_SUBCOMMANDS: Final = frozenset({"config|set", "acl|load"})
+# A metrics exporter identity (read Redis's own counters, nothing else) needs INFO whole
+# (Redis 7.0 cannot narrow it to sections) and the ACL LOG subcommand.
+EXPORTER_COMMANDS: Final = frozenset({"info"})
+EXPORTER_SUBCOMMANDS: Final = frozenset({"acl|log"})
 
 
 @dataclass
@@ -42,6 +46,8 @@ class AclUser:
     """`command|subcommand` grants, as written."""
     whole_commands: bool = False
     """Some command was granted whole (`+get`), not one of its subcommands."""
+    whole_granted: set[str] = field(default_factory=set)
+    """The commands granted whole, by name."""
     key_patterns: bool = False
     all_keys: bool = False
     all_channels: bool = False
@@ -85,8 +91,10 @@ class AclUser:
                 self.granted_subcommands.add(lowered[1:])
             else:
                 self.whole_commands = True
+                self.whole_granted.add(lowered[1:])
         elif lowered.startswith("-"):
             self.granted_commands.discard(lowered[1:].split("|", 1)[0])
+            self.whole_granted.discard(lowered[1:].split("|", 1)[0])
             self.granted_subcommands = {
                 s for s in self.granted_subcommands if not s.startswith(lowered[1:])
             }
@@ -110,6 +118,7 @@ class AclUser:
         self.granted_commands.clear()
         self.granted_subcommands.clear()
         self.whole_commands = False
+        self.whole_granted.clear()
 
     @property
     def reload_only(self) -> bool:
@@ -121,6 +130,21 @@ class AclUser:
             and bool(self.granted_subcommands)
             and self.granted_subcommands <= RELOAD_SUBCOMMANDS
             and not self.whole_commands
+            and not self.key_patterns
+            and not self.all_channels
+        )
+
+    @property
+    def exporter_only(self) -> bool:
+        """May run INFO and ACL LOG (EXPORTER_COMMANDS, EXPORTER_SUBCOMMANDS) and nothing
+        else: no other command or subcommand, no category, no key, no channel."""
+        return (
+            not self.all_commands
+            and not self.granted_categories
+            and bool(self.whole_granted)
+            and self.whole_granted <= EXPORTER_COMMANDS
+            and self.granted_subcommands <= EXPORTER_SUBCOMMANDS
+            and self.granted_commands <= EXPORTER_COMMANDS | {"acl"}
             and not self.key_patterns
             and not self.all_channels
         )

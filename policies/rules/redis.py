@@ -284,12 +284,14 @@ def acl_least_privilege(server: RedisServer, _config: Mapping[str, Any]) -> Iter
     if rules is None:
         yield _unknown(server, "aclfile (readable)")
         return
-    # A reload identity (CONFIG SET and ACL LOAD only, no keys, no channels) is the one user
-    # that needs an admin command: rotation reloads TLS files and users without a restart.
+    # Two identities need an admin command and get exactly that: a reload identity (CONFIG
+    # SET and ACL LOAD only: rotation reloads TLS files and users without a restart) and a
+    # metrics exporter (INFO and ACL LOG only: Redis's own security counters). Neither may
+    # touch a key or a channel.
     privileged = sorted(
         name
         for name, user in acl_users(rules).items()
-        if user.enabled and user.privileged and not user.reload_only
+        if user.enabled and user.privileged and not (user.reload_only or user.exporter_only)
     )
     if privileged:
         yield (

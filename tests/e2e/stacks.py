@@ -59,6 +59,10 @@ class Stack:
         return self.object("app")
 
     @property
+    def exporter(self) -> str:
+        return self.object("redis-exporter")
+
+    @property
     def backend(self) -> str:
         return self.object("backend")
 
@@ -79,13 +83,23 @@ class Stack:
 
 
 # Containers that run once to completion: the material initialisers and Redis's reload jobs.
-ONE_SHOT = ("redis-init", "app-init", "reload-init", "reload-tls", "reload-acl")
+ONE_SHOT = (
+    "redis-init",
+    "app-init",
+    "reload-init",
+    "reload-tls",
+    "reload-acl",
+    "redis-exporter-init",
+)
+# The long-running containers, by Docker name suffix.
+SERVICES = ("redis", "app", "redis-exporter")
 
 
 def running(client: docker.DockerClient, stack: str) -> bool:
-    """Redis and the app run healthy, and the initialisers and reload jobs completed."""
+    """Redis, the app and the exporter run healthy, and the initialisers and reload jobs
+    completed."""
     try:
-        for suffix in ("redis", "app"):
+        for suffix in SERVICES:
             state = client.api.inspect_container(object_name(stack, suffix))["State"]
             if not state.get("Running") or (state.get("Health") or {}).get("Status") != "healthy":
                 return False

@@ -6,6 +6,7 @@ from Redis' authentication or ACL layer, not from TLS.
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any, Final
 
@@ -170,7 +171,7 @@ def test_acl__healthcheck_user_may_only_ping(stack: Stack) -> None:
 
 def test_acl__file_in_force_turns_default_off_and_stores_only_hashes(stack: Stack) -> None:
     users = acl_rules(stack)  # passwords and hashes withheld: safe to show on failure
-    assert set(users) == {"default", "app", "healthcheck", "reload"}
+    assert set(users) == {"default", "app", "healthcheck", "reload", "exporter"}
     assert "off" in users["default"], "user default is not off"
     for name, rules in users.items():
         assert "nopass" not in rules, f"user {name} has nopass"
@@ -191,6 +192,73 @@ def test_acl__file_in_force_turns_default_off_and_stores_only_hashes(stack: Stac
         "+config|set",
         "+acl|load",
     ]
+    # The metrics exporter's: INFO and ACL LOG, no key, no channel, nothing else.
+    assert users["exporter"][-5:] == ["resetkeys", "resetchannels", "-@all", "+info", "+acl|log"]
+
+
+# What the exporter's identity tries on the deployed stack: its two grants must answer, every
+# other command (a key read and write, another ACL or CONFIG subcommand, an admin command) must
+# be NOPERM. Only the outcome's class is printed, never a reply.
+EXPORTER_ATTEMPTS: Final = {
+    "INFO": "ok",
+    "ACL LOG": "ok",
+    "PING": "NOPERM",
+    "GET cache:x": "NOPERM",
+    "SET cache:x 1": "NOPERM",
+    "SCAN 0": "NOPERM",
+    "CONFIG GET port": "NOPERM",
+    "ACL LIST": "NOPERM",
+    "ACL WHOAMI": "NOPERM",
+    "ACL SETUSER exporter +@all": "NOPERM",
+    "CLIENT LIST": "NOPERM",
+    "FLUSHALL": "NOPERM",
+    "KEYS *": "NOPERM",
+    "SLOWLOG GET 1": "NOPERM",
+}
+_EXPORTER_PROBE: Final = """
+import json, os, sys
+import redis
+from secure_cache.redis_exporter import ExporterSettings, connect
+client = connect(ExporterSettings.from_env())
+out = {}
+for command in json.loads(sys.argv[1]):
+    try:
+        client.execute_command(*command.split())
+        out[command] = "ok"
+    except redis.exceptions.NoPermissionError:
+        out[command] = "NOPERM"
+    except redis.RedisError as exc:
+        out[command] = type(exc).__name__
+print(json.dumps(out))
+"""
+
+
+def test_acl__exporter_identity_may_read_info_and_the_acl_log_only(
+    stack: Stack, docker_client: docker.DockerClient
+) -> None:
+    """With the exporter's own image, uid, volume and settings, on the backend network, as
+    the exporter runs: INFO and ACL LOG answer, everything else is NOPERM."""
+    exporter = docker_client.api.inspect_container(stack.exporter)
+    output = docker_client.containers.run(
+        exporter["Image"],
+        entrypoint=["python3", "-c", _EXPORTER_PROBE, json.dumps(list(EXPORTER_ATTEMPTS))],
+        name=f"secure-redis-e2e-probe-{stack.name}-exporter-{uuid.uuid4().hex[:8]}",
+        labels=probe_labels(f"{stack.name}-exporter"),
+        user=exporter["Config"]["User"],
+        environment=[e for e in exporter["Config"]["Env"] if e.startswith(("REDIS_", "ENV"))],
+        read_only=True,
+        cap_drop=["ALL"],
+        security_opt=["no-new-privileges:true"],
+        mem_limit="64m",
+        network=stack.backend,
+        mounts=[
+            docker.types.Mount(
+                "/etc/secure-cache", stack.object("redis-exporter-material"), read_only=True
+            )
+        ],
+        remove=True,
+    )
+    assert json.loads(output) == EXPORTER_ATTEMPTS
 
 
 @pytest.mark.parametrize(

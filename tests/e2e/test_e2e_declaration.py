@@ -17,12 +17,12 @@ from infra.naming import MATERIAL_LABEL
 from infra.pulumi_names import IMAGE, VOLUME
 from infra.render import RenderedResource
 from tests.e2e.hosts import container_host, stat_dir
-from tests.e2e.stacks import CONTAINER, ONE_SHOT, Stack
+from tests.e2e.stacks import CONTAINER, ONE_SHOT, SERVICES, Stack
 
 pytestmark = pytest.mark.security("deployment")
 
 MIB = 1024 * 1024
-CONTAINERS = ("redis", "app", *ONE_SHOT)
+CONTAINERS = (*SERVICES, *ONE_SHOT)
 # The health-check durations the program declares, in the nanoseconds Docker stores, written
 # out here (not computed by the applier's parser): Redis and the app 5s interval, 5s timeout,
 # 10s start period; the initialisers 5s interval, 3s timeout.
@@ -110,7 +110,7 @@ def test_declaration__container_labels(
         assert MATERIAL_LABEL not in have, "a consumer never names its material (no restart)"
 
 
-@pytest.mark.parametrize("consumer", ["redis", "app"])
+@pytest.mark.parametrize("consumer", ["redis", "app", "redis-exporter"])
 def test_declaration__consumer_reads_the_material_its_initialiser_wrote(
     stack: Stack, inspected: dict[str, dict[str, Any]], consumer: str
 ) -> None:
@@ -120,7 +120,7 @@ def test_declaration__consumer_reads_the_material_its_initialiser_wrote(
     assert current.stdout.strip() == f"..{init}", "the volume's current revision"
 
 
-@pytest.mark.parametrize("suffix", ["redis", "app", "redis-init", "app-init"])
+@pytest.mark.parametrize("suffix", [*SERVICES, "redis-init", "app-init", "redis-exporter-init"])
 def test_declaration__healthcheck(
     stack: Stack, inspected: dict[str, dict[str, Any]], suffix: str
 ) -> None:
@@ -207,7 +207,7 @@ def test_declaration__initialiser_ran_to_completion(
     assert (state["Status"], state["ExitCode"]) == ("exited", 0)
 
 
-@pytest.mark.parametrize("suffix", ["redis", "app"])
+@pytest.mark.parametrize("suffix", SERVICES)
 def test_declaration__long_running_container_is_running_and_healthy(
     inspected: dict[str, dict[str, Any]], suffix: str
 ) -> None:
@@ -241,6 +241,8 @@ def test_declaration__images_carry_the_stack_labels(
     for image in stack.declared.of_type(IMAGE):
         have = docker_client.api.inspect_image(image.props["imageName"])["Config"]["Labels"]
         assert have["io.secure-redis.stack"] == stack.name
+        # The exporter's image is the app's, built with the exporter's uid (its role label is
+        # the Dockerfile's own).
         assert have["io.secure-redis.role"] in ("redis", "app")
 
 
@@ -260,7 +262,7 @@ def test_declaration__every_declared_container_exists(
     )
 
 
-@pytest.mark.parametrize("suffix", ["redis-init", "app-init"])
+@pytest.mark.parametrize("suffix", ["redis-init", "app-init", "redis-exporter-init"])
 def test_declaration__uploaded_files_landed_with_declared_mode_and_owner(
     stack: Stack, suffix: str
 ) -> None:

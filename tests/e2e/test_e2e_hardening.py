@@ -24,6 +24,7 @@ import docker
 import pytest
 
 from infra.components.app import APP_NPROC
+from infra.components.exporter import EXPORTER_NPROC
 from infra.components.redis import REDIS_NPROC
 from infra.firewall import chains
 from infra.naming import Role
@@ -235,7 +236,10 @@ def test_attack__thread_bomb_in_the_app_stops_at_the_limit(
 
 
 @pytest.mark.security("runtime")
-@pytest.mark.parametrize(("role", "nproc"), [("redis", REDIS_NPROC), ("app", APP_NPROC)])
+@pytest.mark.parametrize(
+    ("role", "nproc"),
+    [("redis", REDIS_NPROC), ("app", APP_NPROC), ("redis-exporter", EXPORTER_NPROC)],
+)
 def test_runtime__process_limit_is_in_force(stack: Stack, role: str, nproc: int) -> None:
     limits = container_host(stack.object(role)).file("/proc/1/limits").content_string
     (line,) = [x for x in limits.splitlines() if x.startswith("Max processes")]
@@ -246,11 +250,14 @@ def test_runtime__process_limit_is_in_force(stack: Stack, role: str, nproc: int)
 
 
 @pytest.mark.security("runtime")
-@pytest.mark.parametrize("role", ["redis", "app"])
+@pytest.mark.parametrize(
+    ("role", "kind"),
+    [("redis", Role.REDIS), ("app", Role.APP), ("redis-exporter", Role.EXPORTER)],
+)
 def test_attack__container_ids_belong_to_nothing_on_the_host(
-    stack: Stack, docker_client: docker.DockerClient, role: str
+    stack: Stack, docker_client: docker.DockerClient, role: str, kind: Role
 ) -> None:
-    uid = runtime_id(stack.name, Role.REDIS if role == "redis" else Role.APP)
+    uid = runtime_id(stack.name, kind)
     user = docker_client.api.inspect_container(stack.object(role))["Config"]["User"]
     assert user == f"{uid}:{uid}"
     for database, key in (("passwd", uid), ("group", uid)):

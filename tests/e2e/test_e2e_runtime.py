@@ -17,8 +17,8 @@ from tests.e2e.stacks import Stack
 
 pytestmark = pytest.mark.security("runtime")
 
-ROLES = ("redis", "app")
-ROLE_OF = {"redis": Role.REDIS, "app": Role.APP}
+ROLES = ("redis", "app", "redis-exporter")
+ROLE_OF = {"redis": Role.REDIS, "app": Role.APP, "redis-exporter": Role.EXPORTER}
 
 
 def uid_of(stack: Stack, role: str) -> int:
@@ -26,7 +26,11 @@ def uid_of(stack: Stack, role: str) -> int:
     return runtime_id(stack.name, ROLE_OF[role])
 
 
-MATERIAL = {"redis": "/etc/secure-redis", "app": "/etc/secure-cache"}
+MATERIAL = {
+    "redis": "/etc/secure-redis",
+    "app": "/etc/secure-cache",
+    "redis-exporter": "/etc/secure-cache",
+}
 
 
 @pytest.fixture(scope="module")

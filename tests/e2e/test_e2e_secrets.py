@@ -31,8 +31,9 @@ REDIS_MATERIAL = "/etc/secure-redis"
 SECRET_FILES = {
     "redis": ["server.key", "healthcheck.key", "healthcheck.password"],
     "app": ["app.key", "redis.password", "data.key", "api.token"],
+    "redis-exporter": ["exporter.key", "redis.password"],
 }
-ROLE_OF = {"redis": Role.REDIS, "app": Role.APP}
+ROLE_OF = {"redis": Role.REDIS, "app": Role.APP, "redis-exporter": Role.EXPORTER}
 
 
 def uid_of(stack: Stack, role: str) -> int:
@@ -40,7 +41,7 @@ def uid_of(stack: Stack, role: str) -> int:
     return runtime_id(stack.name, ROLE_OF[role])
 
 
-MATERIAL = {"redis": REDIS_MATERIAL, "app": APP_MATERIAL}
+MATERIAL = {"redis": REDIS_MATERIAL, "app": APP_MATERIAL, "redis-exporter": APP_MATERIAL}
 # PEM files: their first base64 line is the needle; other secrets: the whole (stripped) file.
 # A secret file that is missing, empty or unreadable, or whose needle comes out empty, stops the
 # search with an error (an empty needle would otherwise read as "not leaked"). Per file it
@@ -172,7 +173,7 @@ def test_secrets__leak_check_fails_on_a_secret_it_cannot_read(
     host.run("rm -f /tmp/fake-absent")
 
 
-@pytest.mark.parametrize("role", ["redis", "app"])
+@pytest.mark.parametrize("role", ["redis", "app", "redis-exporter"])
 def test_secrets__material_modes_and_owner(stack: Stack, role: str) -> None:
     entries = stat_dir(container_host(stack.object(role)), MATERIAL[role])
     owner = uid_of(stack, role)
@@ -186,7 +187,7 @@ def test_secrets__material_modes_and_owner(stack: Stack, role: str) -> None:
             assert mode == 0o444, f"{name}: {oct(mode)}"
 
 
-@pytest.mark.parametrize("role", ["redis", "app"])
+@pytest.mark.parametrize("role", ["redis", "app", "redis-exporter"])
 def test_secrets__no_ca_private_key_is_delivered(stack: Stack, role: str) -> None:
     host = container_host(stack.object(role))
     keys = {n for n in host.file(MATERIAL[role]).listdir() if n.endswith(".key")}
@@ -218,7 +219,7 @@ def test_secrets__no_private_key_in_the_image(
     assert output.decode().split() == []
 
 
-@pytest.mark.parametrize("role", ["redis", "app"])
+@pytest.mark.parametrize("role", ["redis", "app", "redis-exporter"])
 def test_secrets__the_exited_initialiser_keeps_no_staged_file(
     stack: Stack, docker_client: docker.DockerClient, role: str
 ) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.cache_env import cache_environ, write_secret
 from tests.support.tls_redis import TlsRedisServer
@@ -94,6 +95,9 @@ def service(
         "HTTP_PORT": str(port),
         "HTTP_MAX_VALUE_BYTES": str(MAX_VALUE),
         "HTTP_MAX_INFLIGHT_BYTES": str(MAX_INFLIGHT),
+        "REDIS_ENCRYPTION_KEY_GENERATION_FILE": str(
+            write_secret(root / "secrets", "data.generation", "3")
+        ),
     }
     log = root / "service.log"
     process = _start(env, log)
@@ -142,6 +146,67 @@ def test_security_status__needs_the_token_and_is_the_status_json(service: Servic
     status, body, _ = service.request("GET", "/security-status")
     assert status == 200
     assert json.loads(body)["backend"] == "redis"
+
+
+def _scrape(service: Service) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    status, body, reply = service.request("GET", "/metrics")
+    assert status == 200
+    assert reply.getheader("content-type", "").startswith("text/plain; version=")
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(body.decode())
+        for sample in family.samples
+    }
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer " + "X" * 40}, {"Authorization": f"Basic {TOKEN}"}],
+    ids=["no-token", "wrong-token", "wrong-scheme"],
+)
+def test_metrics__need_the_token(service: Service, headers: dict[str, str]) -> None:
+    status, body, _ = service.request("GET", "/metrics", headers=headers)
+    assert status == 401
+    assert b"secure_cache" not in body
+
+
+def test_metrics__observe_requests_by_route_lookups_and_the_stack_material(
+    service: Service,
+) -> None:
+    """The served scrape moves with the requests made (by route template, never the key),
+    and shows the certificates, the data-key generation file and the client's pool."""
+    key = "metrics-probe-key-4f1c"
+    assert service.request("PUT", f"/cache/{key}", body=b"v")[0] == 204
+    assert service.request("GET", f"/cache/{key}")[0] == 200
+    assert service.request("GET", f"/cache/{key}-absent")[0] == 404
+    samples = _scrape(service)
+    get_ok = (("method", "GET"), ("route", "/cache/{key}"), ("status", "200"))
+    assert samples[("secure_cache_http_request_duration_seconds_count", get_ok)] >= 1
+    assert samples[("secure_cache_lookups_total", (("result", "hit"),))] >= 1
+    assert samples[("secure_cache_lookups_total", (("result", "miss"),))] >= 1
+    seal = (("operation", "seal"), ("size", "1KiB"))
+    assert samples[("secure_cache_envelope_duration_seconds_count", seal)] >= 1
+    assert samples[("secure_cache_redis_connect_duration_seconds_count", ())] >= 1
+    assert samples[("secure_cache_data_key_generation", ())] == 3
+    assert samples[("secure_cache_redis_pool_connections", (("state", "open"),))] >= 1
+    expiry = "secure_cache_certificate_expiry_timestamp_seconds"
+    for role in ("ca", "server", "client"):
+        assert samples[(expiry, (("certificate", role),))] > time.time()
+    assert samples[("secure_cache_fallback_active", ())] == 0
+    scraped = json.dumps([list(k) for k in samples])
+    assert key not in scraped
+    assert TOKEN not in scraped
+    # The scrape itself is observed under its own route, seen by the next one.
+    again = _scrape(service)
+    assert (
+        again[
+            (
+                "secure_cache_http_request_duration_seconds_count",
+                (("method", "GET"), ("route", "/metrics"), ("status", "200")),
+            )
+        ]
+        >= 1
+    )
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +22,8 @@ import redis
 from prometheus_client import generate_latest, start_http_server
 from prometheus_client.parser import text_string_to_metric_families
 
+from infra.redis_acl import password_hash
+from secure_cache.prometheus import CertificateRole
 from secure_cache.redis_exporter import EXPORTER_COMMANDS, EXPORTER_USER, connect, registry_for
 from tests.support.exporter_redis import ExporterRedis, running_exporter_redis
 from tests.support.tls_redis import free_port
@@ -130,6 +133,27 @@ def test_exporter_rules__grant_info_and_acl_log_only(
     assert own_denials() == before, "scraping made the exporter's identity hit a denial"
 
 
+def test_scrape__exports_its_own_certificates_expiry(exporter_redis: ExporterRedis) -> None:
+    settings = exporter_redis.settings()
+    client = connect(settings)
+    files: dict[CertificateRole, Path] = {
+        "ca": Path(settings.ca_file),
+        "client": Path(settings.cert_file),
+    }
+    try:
+        body = generate_latest(registry_for(client, files)).decode()
+    finally:
+        client.close()
+    expiry = {
+        s.labels["certificate"]: s.value
+        for family in text_string_to_metric_families(body)
+        for s in family.samples
+        if s.name == "secure_cache_certificate_expiry_timestamp_seconds"
+    }
+    assert set(expiry) == {"ca", "client"}
+    assert expiry["client"] > time.time()
+
+
 def test_wrong_exporter_password__is_redis_up_zero(exporter_redis: ExporterRedis) -> None:
     client = connect(exporter_redis.settings(REDIS_PASSWORD="wrong-password"))
     try:
@@ -229,3 +253,27 @@ def test_cli_serve__answers_the_healthcheck_and_stops_on_sigterm(
         serve.send_signal(signal.SIGTERM)
         assert serve.wait(timeout=15) == 0
     assert _cli(exporter_redis, "healthcheck", METRICS_PORT=port).returncode == 1
+
+
+def test_rotated_password_file__is_used_by_the_next_connection(tmp_path: Path) -> None:
+    """The deployed exporter reads REDIS_PASSWORD_FILE; when the stack rotates the password
+    in place (the file rewritten, Redis's users reloaded), the next scrape authenticates with
+    the new one, without a restart of the exporter."""
+    with running_exporter_redis(tmp_path) as setup:
+        password_file = tmp_path / "exporter.password"
+        password_file.write_text(setup.password + "\n")
+        settings = setup.settings(REDIS_PASSWORD="", REDIS_PASSWORD_FILE=str(password_file))
+        client = connect(settings)
+        try:
+            assert _scrape(client)[("redis_up", ())] == 1
+            new = "rotated-" + setup.password
+            acl = setup.server.workdir / "users.acl"
+            acl.write_text(
+                acl.read_text().replace(password_hash(setup.password), password_hash(new))
+            )
+            setup.server.stop()  # Redis drops the exporter's connection, as ACL LOAD does
+            setup.server.start()
+            password_file.write_text(new + "\n")
+            assert _scrape(client)[("redis_up", ())] == 1
+        finally:
+            client.close()

@@ -286,3 +286,61 @@ def test_acl_least_privilege__accepts_the_reload_identity_and_nothing_broader() 
     assert run_rule(
         "redis-acl-least-privilege", mutate(foreign.records(), "cache-loader", with_reload(broader))
     )
+
+
+EXPORTER = "user exporter on #abc resetkeys resetchannels -@all +info +acl|log"
+
+
+@pytest.mark.parametrize(
+    ("line", "exporter_only"),
+    [
+        (EXPORTER, True),
+        ("user exporter on #abc -@all +info", True),
+        (EXPORTER + " +acl|setuser", False),
+        (EXPORTER + " +acl", False),
+        (EXPORTER + " +config|get", False),
+        (EXPORTER + " +get", False),
+        (EXPORTER + " +@admin", False),
+        (EXPORTER + " ~*", False),
+        (EXPORTER + " &*", False),
+        ("user exporter on #abc -@all +acl|log", False),
+        ("user exporter on #abc +@all -@dangerous +info", False),
+        ("user exporter on #abc -@all +info -info", False),
+    ],
+    ids=[
+        "exact",
+        "info-only",
+        "plus-acl-setuser",
+        "plus-whole-acl",
+        "plus-config-get",
+        "plus-get",
+        "plus-admin",
+        "all-keys",
+        "all-channels",
+        "acl-log-without-info",
+        "categories",
+        "info-taken-back",
+    ],
+)
+def test_acl__exporter_identity_is_info_and_acl_log_only(line: str, exporter_only: bool) -> None:
+    users = acl_users([tuple(line.split()[1:])])
+    assert users["exporter"].exporter_only is exporter_only
+
+
+def test_acl_least_privilege__accepts_the_exporter_identity_and_nothing_broader() -> None:
+    def with_exporter(rules: str) -> Change:
+        def change(props: dict[str, Any]) -> None:
+            upload(props, "users.acl")["content"] += f"user exporter on #abc {rules}\n"
+
+        return change
+
+    minimal = "resetkeys resetchannels -@all +info +acl|log"
+    assert not run_rule(
+        "redis-acl-least-privilege",
+        mutate(foreign.records(), "cache-loader", with_exporter(minimal)),
+    )
+    for broader in (minimal + " +acl|setuser", minimal + " +config|set", minimal + " +keys"):
+        assert run_rule(
+            "redis-acl-least-privilege",
+            mutate(foreign.records(), "cache-loader", with_exporter(broader)),
+        ), broader

@@ -47,8 +47,20 @@ def fast_rules(source: Path, for_seconds: int) -> dict[str, Any]:
 
 
 class PrometheusServer:
-    def __init__(self, workdir: Path, targets: dict[str, str], *, for_seconds: int = 2) -> None:
-        """`targets`: job name -> host:port of a /metrics endpoint on loopback."""
+    def __init__(
+        self,
+        workdir: Path,
+        targets: dict[str, str],
+        *,
+        for_seconds: int = 2,
+        bearer_files: dict[str, Path] | None = None,
+        scrape_seconds: int = 1,
+    ) -> None:
+        """`targets`: job name -> host:port of a /metrics endpoint (loopback, or a container
+        on the project's own networks); `bearer_files`: job name -> a file holding the bearer
+        token that job's target requires (as monitoring/prometheus.yml scrapes the app);
+        `scrape_seconds`: the scrape interval, also the scrape timeout (Prometheus allows no
+        longer one)."""
         if shutil.which(PROMETHEUS) is None:
             raise PrometheusError(
                 "prometheus not found; run scripts/bootstrap.sh (installs Debian's prometheus)"
@@ -58,10 +70,22 @@ class PrometheusServer:
         rules = workdir / "alerts.yml"
         rules.write_text(yaml.safe_dump(fast_rules(ALERTS, for_seconds)))
         config = {
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "global": {
+                "scrape_interval": f"{scrape_seconds}s",
+                "scrape_timeout": f"{scrape_seconds}s",
+                "evaluation_interval": "1s",
+            },
             "rule_files": [str(rules)],
             "scrape_configs": [
-                {"job_name": job, "static_configs": [{"targets": [target]}]}
+                {
+                    "job_name": job,
+                    "static_configs": [{"targets": [target]}],
+                    **(
+                        {"authorization": {"type": "Bearer", "credentials_file": str(path)}}
+                        if (path := (bearer_files or {}).get(job))
+                        else {}
+                    ),
+                }
                 for job, target in targets.items()
             ],
         }
@@ -119,6 +143,11 @@ class PrometheusServer:
         if body.get("status") != "success":
             raise PrometheusError(f"{path}: {body}")
         return body["data"]
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        """An instant query's result vector."""
+        result: list[dict[str, Any]] = self.api("query", query=expr)["result"]
+        return result
 
     def alerts(self, state: str = "firing") -> set[str]:
         return {

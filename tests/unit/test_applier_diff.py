@@ -23,7 +23,13 @@ from infra.settings import REPO_ROOT
 from tests.support.resources import declared
 from tests.unit.conftest import rendered
 
-LEAVES = ("tls-redis-server", "tls-app-client", "tls-healthcheck-client", "tls-reload-client")
+LEAVES = (
+    "tls-redis-server",
+    "tls-app-client",
+    "tls-healthcheck-client",
+    "tls-reload-client",
+    "tls-exporter-client",
+)
 
 
 def priors(stack: RenderedStack) -> dict[str, Prior]:
@@ -64,8 +70,8 @@ def first() -> RenderedStack:
 
 def test_render__first_time_every_dynamic_resource_is_created(first: RenderedStack) -> None:
     assert set(dynamic_ops(first).values()) == {Op.CREATE}
-    # CA, 4 leaves, 3 passwords, the API token, the data keyring.
-    assert len(dynamic_ops(first)) == 10
+    # CA, 5 leaves, 4 passwords, the API token, the data keyring.
+    assert len(dynamic_ops(first)) == 12
 
 
 def test_second_up__nothing_changed_keeps_every_secret_and_declares_the_same(

@@ -69,6 +69,7 @@ def test_components__use_the_project_type_namespace(stack: RenderedStack) -> Non
             "StackSecrets",
             "RedisServer",
             "CacheApp",
+            "RedisExporter",
             "MaterialVolume",
             "RedisReload",
         )
@@ -91,6 +92,7 @@ def test_outputs__name_the_stack_objects(stack: RenderedStack) -> None:
         "redisServer",
         "appClient",
         "healthcheckClient",
+        "exporterClient",
     }
 
 

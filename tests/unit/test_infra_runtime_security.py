@@ -293,12 +293,15 @@ def test_docker_names__are_the_stable_names(stack: RenderedStack) -> None:
             "reload-material",
             "reload-tls",
             "reload-acl",
+            "redis-exporter",
+            "redis-exporter-init",
+            "redis-exporter-material",
         )
     }
 
 
 def test_docker_objects__carry_stack_and_role_labels(stack: RenderedStack) -> None:
-    roles = {"redis", "app", "backend", "frontend", "data"}
+    roles = {"redis", "app", "exporter", "backend", "frontend", "data"}
     for resource in stack.resources:
         if resource.type in (CONTAINER, NETWORK, VOLUME):
             found = labels(resource)
@@ -306,26 +309,35 @@ def test_docker_objects__carry_stack_and_role_labels(stack: RenderedStack) -> No
             assert found.get("io.secure-redis.role") in roles, f"{resource.urn}: role"
 
 
-@pytest.mark.parametrize("role", ["redis", "app", "backend", "frontend"])
-def test_role_label__matches_the_object(stack: RenderedStack, role: str) -> None:
-    resource = stack.named(f"secure-redis-{stack.stack}-{role}")
+@pytest.mark.parametrize(
+    ("suffix", "role"),
+    [
+        ("redis", "redis"),
+        ("app", "app"),
+        ("redis-exporter", "exporter"),
+        ("backend", "backend"),
+        ("frontend", "frontend"),
+    ],
+)
+def test_role_label__matches_the_object(stack: RenderedStack, suffix: str, role: str) -> None:
+    resource = stack.named(f"secure-redis-{stack.stack}-{suffix}")
     assert labels(resource)["io.secure-redis.role"] == role
 
 
 def test_images__are_built_locally_for_this_stack(stack: RenderedStack) -> None:
     images = stack.of_type(IMAGE)
-    assert len(images) == 2
+    assert len(images) == 3
     for image in images:
         props = image.props
         assert props["skipPush"] is True, f"{image.urn}: must never be pushed"
         assert "registry" not in props, f"{image.urn}: no registry"
-        role = Role.REDIS if "-redis:" in props["imageName"] else Role.APP
+        role = Role(props["imageName"].split(":")[0].rsplit("-", 1)[1])
         assert props["build"]["args"] == {
             "SECURE_REDIS_STACK": stack.stack,
             "SECURE_REDIS_UID": str(runtime_id(stack.stack, role)),
         }
         assert re.fullmatch(
-            rf"secure-redis-{stack.stack}-(redis|app):[0-9a-f]{{12}}", props["imageName"]
+            rf"secure-redis-{stack.stack}-(redis|app|exporter):[0-9a-f]{{12}}", props["imageName"]
         )
 
 

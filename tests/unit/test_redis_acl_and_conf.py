@@ -8,10 +8,13 @@ import pytest
 
 from infra.redis_acl import (
     APP_COMMANDS,
+    EXPORTER_RULES,
+    EXPORTER_USER,
     AclError,
     AclUserRules,
     password_hash,
     render_acl_file,
+    render_acl_file_from_hashes,
     render_users,
     users,
 )
@@ -22,6 +25,7 @@ from infra.redis_conf import (
     directives,
     render_redis_conf,
 )
+from secure_cache import redis_exporter
 
 
 def _acl() -> str:
@@ -76,6 +80,26 @@ def test_acl__a_user_beside_the_others_renders_from_its_rules() -> None:
         },
     )
     assert _user_line(text, "reload").endswith("resetkeys resetchannels -@all +acl|load")
+
+
+def test_acl__exporter_may_read_info_and_the_acl_log_only() -> None:
+    text = render_acl_file_from_hashes(
+        app_password_hash=password_hash("a"),
+        healthcheck_password_hash=password_hash("h"),
+        exporter_password_hash=password_hash("e"),
+    )
+    line = _user_line(text, EXPORTER_USER)
+    assert line == (
+        f"user exporter on {password_hash('e')} resetkeys resetchannels -@all +info +acl|log"
+    )
+    assert "user exporter" not in _acl()  # only when the stack passes its hash
+
+
+def test_acl__exporter_rules_are_the_exporters_own() -> None:
+    """One identity, spelled in two places (the program's ACL and the exporter's docs and
+    fixture): they must say the same."""
+    assert EXPORTER_USER == redis_exporter.EXPORTER_USER
+    assert EXPORTER_RULES.rules(password_hash("e")).endswith(redis_exporter.EXPORTER_COMMANDS)
 
 
 def test_acl__a_user_without_a_hash_is_refused() -> None:

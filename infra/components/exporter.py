@@ -1,0 +1,176 @@
+"""The Redis metrics exporter: Redis's own security signals for Prometheus.
+
+`python -m secure_cache.redis_exporter serve` (app/secure_cache/redis_exporter.py) from the
+app's image, built a second time with the exporter's own uid (infra/runtime_ids.py: one uid per
+container, so its `nproc` budget and its files are its own). It reads INFO and ACL LOG as the
+`exporter` ACL user (infra/redis_acl.py: those two and nothing else, no key, no channel) with
+its own client certificate and password from its own material volume; it never gets a data
+key or the API token. Rotation reaches it like the app: the volume is rewritten in place after
+Redis reloaded (infra/components/material.py), and the exporter reads the password file and the
+certificate files again for each new connection, so it is never replaced for new material.
+
+Networks: the backend (to reach Redis) and the frontend, where a Prometheus next to the stack
+scrapes `secure-redis-S-redis-exporter:9121` (monitoring/prometheus.yml). No host port is
+published: what it serves (memory, client and error counts) is for the monitoring, not for the
+host's users.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import pulumi
+import pulumi_docker as docker
+
+from infra.components.hardening import hardened_runtime
+from infra.components.material import MaterialFile, MaterialVolume, MaterialVolumeArgs
+from infra.images import local_image
+from infra.naming import Role, container_labels, named_options, object_name
+from infra.redis_acl import EXPORTER_USER
+from infra.runtime_ids import runtime_id
+from infra.settings import REPO_ROOT
+
+EXPORTER_NAME: Final = "redis-exporter"
+EXPORTER_PORT: Final = 9121
+EXPORTER_MODULE: Final = "secure_cache.redis_exporter"
+# The app image's directory owned by the image's uid (app/Dockerfile).
+MATERIAL_DIR: Final = "/etc/secure-cache"
+# The HTTP server's request threads and the health check's interpreter, with room to spare.
+EXPORTER_NPROC: Final = 64
+# About 30 MiB RSS (CPython, redis-py, prometheus_client); room for a scrape's replies.
+EXPORTER_MEMORY_MB: Final = 96
+EXPORTER_CPUS: Final = 0.25
+IMAGE_CONTEXT: Final = REPO_ROOT / "app"
+
+
+@dataclass(frozen=True)
+class ExporterFiles:
+    ca_cert: pulumi.Input[str]
+    client_cert: pulumi.Input[str]
+    client_key: pulumi.Input[str]
+    password: pulumi.Input[str]
+    """The newest password (`value`): written after Redis reloaded its ACL with it."""
+
+
+@dataclass(frozen=True)
+class RedisExporterArgs:
+    stack: str
+    id_slot: int
+    environment: str
+    backend_network: str
+    frontend_network: str
+    redis_url: str
+    files: ExporterFiles
+    revisions: tuple[pulumi.Input[str], ...]
+    depends_on: tuple[pulumi.Resource, ...] = ()
+    material_after: tuple[pulumi.Resource, ...] = ()
+    """What must finish before the exporter's files change (Redis reloading TLS and ACL)."""
+
+
+def exporter_envs(args: RedisExporterArgs) -> list[str]:
+    """Configuration only: the password is a `*_FILE` path into the read-only volume."""
+    return [
+        f"ENVIRONMENT={args.environment}",
+        f"REDIS_URL={args.redis_url}",
+        f"REDIS_USERNAME={EXPORTER_USER}",
+        f"REDIS_PASSWORD_FILE={MATERIAL_DIR}/redis.password",
+        f"REDIS_TLS_CA_CERT={MATERIAL_DIR}/ca.crt",
+        f"REDIS_TLS_CERT_FILE={MATERIAL_DIR}/exporter.crt",
+        f"REDIS_TLS_KEY_FILE={MATERIAL_DIR}/exporter.key",
+        # Every interface of the container: Prometheus reaches it over the frontend network.
+        "METRICS_HOST=0.0.0.0",
+        f"METRICS_PORT={EXPORTER_PORT}",
+    ]
+
+
+def exporter_healthcheck_test() -> list[str]:
+    return ["CMD", "python3", "-m", EXPORTER_MODULE, "healthcheck"]
+
+
+class RedisExporter(pulumi.ComponentResource):
+    image: docker.Image
+    material: MaterialVolume
+    container: docker.Container
+    container_name: str
+    uid: int
+
+    def __init__(
+        self, name: str, args: RedisExporterArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("secure-redis:infra:RedisExporter", name, None, opts)
+        stack = args.stack
+        self.uid = runtime_id(stack, Role.EXPORTER, args.id_slot)
+        self.container_name = object_name(stack, EXPORTER_NAME)
+        self.image = local_image(
+            f"{name}-image",
+            stack=stack,
+            role=Role.EXPORTER,
+            context=IMAGE_CONTEXT,
+            uid=self.uid,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        image_id = self.image.repo_digest
+        files = args.files
+        self.material = MaterialVolume(
+            f"{name}-material",
+            MaterialVolumeArgs(
+                stack=stack,
+                consumer=EXPORTER_NAME,
+                image=image_id,
+                uid=self.uid,
+                mount_path=MATERIAL_DIR,
+                files=(
+                    MaterialFile("ca.crt", files.ca_cert, secret=False),
+                    MaterialFile("exporter.crt", files.client_cert, secret=False),
+                    MaterialFile("exporter.key", files.client_key, secret=True),
+                    MaterialFile("redis.password", files.password, secret=True),
+                ),
+                revisions=args.revisions,
+                depends_on=args.material_after,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.container = docker.Container(
+            f"{name}-container",
+            name=self.container_name,
+            image=image_id,
+            entrypoints=["python3", "-m", EXPORTER_MODULE],
+            command=["serve"],
+            envs=exporter_envs(args),
+            mounts=[
+                docker.ContainerMountArgs(
+                    type="volume",
+                    source=self.material.volume_name,
+                    target=MATERIAL_DIR,
+                    read_only=True,
+                )
+            ],
+            networks_advanced=[
+                docker.ContainerNetworksAdvancedArgs(name=args.backend_network),
+                docker.ContainerNetworksAdvancedArgs(name=args.frontend_network),
+            ],
+            # As for the app (infra/components/app.py): a stopped Redis must fail fast.
+            dns_opts=["timeout:1", "attempts:1"],
+            **hardened_runtime(
+                uid=self.uid,
+                memory_mb=EXPORTER_MEMORY_MB,
+                cpus=EXPORTER_CPUS,
+                nproc=EXPORTER_NPROC,
+                healthcheck=exporter_healthcheck_test(),
+            ),
+            labels=container_labels(stack, Role.EXPORTER),
+            opts=named_options(self, depends_on=[self.material, *args.depends_on]),
+        )
+        self.register_outputs({"container_name": self.container.name})
+
+
+__all__ = [
+    "EXPORTER_NAME",
+    "EXPORTER_PORT",
+    "ExporterFiles",
+    "RedisExporter",
+    "RedisExporterArgs",
+    "exporter_envs",
+    "exporter_healthcheck_test",
+]

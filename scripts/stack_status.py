@@ -1,0 +1,117 @@
+"""Days to expiry of every certificate and the data-key generation, from a running stack's own
+metrics (scripts/status.sh collects them; this prints the table and picks the exit code).
+
+    python scripts/stack_status.py STACK < collected.txt
+
+The input is the app's /metrics exposition (app/secure_cache/prometheus.py), scraped inside the
+app container, followed by lines `# consumer <name> <notAfter epoch seconds>` for the client
+certificates of the other consumers (read inside their containers). Nothing else is read, and
+nothing secret is in it.
+
+Exit codes (README, Exit codes): 0 every value was read; 1 a certificate or the data-key
+generation is missing from what the stack reports (listed as `unknown`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final
+
+from prometheus_client.parser import text_string_to_metric_families
+
+EXPIRY: Final = "secure_cache_certificate_expiry_timestamp_seconds"
+# (label in the table, where the value comes from)
+CERTIFICATES: Final = (
+    ("CA (earliest in the bundle)", "ca"),
+    ("Redis server (as served)", "server"),
+    ("app client", "client"),
+)
+_CONSUMER: Final = "# consumer "
+
+
+@dataclass(frozen=True)
+class StackStatus:
+    certificates: dict[str, float | None]
+    """table label -> notAfter (epoch seconds), None when the stack did not report it"""
+    generation: int | None
+    previous_keys: int | None
+    fallback_active: bool | None
+
+    @property
+    def complete(self) -> bool:
+        return self.generation is not None and all(
+            v is not None for v in self.certificates.values()
+        )
+
+
+def parse(text: str, consumers: Iterable[str] = ("redis-exporter",)) -> StackStatus:
+    samples: dict[tuple[str, str], float] = {}
+    extra: dict[str, float] = {}
+    exposition: list[str] = []
+    for line in text.splitlines():
+        if line.startswith(_CONSUMER):
+            name, _, value = line[len(_CONSUMER) :].partition(" ")
+            try:
+                extra[name] = float(value)
+            except ValueError:
+                continue
+        else:
+            exposition.append(line)
+    try:
+        families = list(text_string_to_metric_families("\n".join(exposition) + "\n"))
+    except ValueError:
+        families = []
+    for family in families:
+        for sample in family.samples:
+            samples[(sample.name, sample.labels.get("certificate", ""))] = sample.value
+    certificates: dict[str, float | None] = {
+        label: samples.get((EXPIRY, role)) for label, role in CERTIFICATES
+    }
+    for consumer in consumers:
+        certificates[f"{consumer} client"] = extra.get(consumer)
+    generation = samples.get(("secure_cache_data_key_generation", ""))
+    previous = samples.get(("secure_cache_data_key_previous_keys", ""))
+    fallback = samples.get(("secure_cache_fallback_active", ""))
+    return StackStatus(
+        certificates=certificates,
+        generation=int(generation) if generation else None,
+        previous_keys=None if previous is None else int(previous),
+        fallback_active=None if fallback is None else fallback == 1,
+    )
+
+
+def render(stack: str, status: StackStatus, now: float) -> list[str]:
+    width = max(len(label) for label in status.certificates)
+    lines = [f"stack {stack}, read from its running containers", ""]
+    lines.append(f"{'certificate'.ljust(width)}  {'not after (UTC)'.ljust(16)}  days left")
+    for label, not_after in status.certificates.items():
+        if not_after is None:
+            lines.append(f"{label.ljust(width)}  {'unknown'.ljust(16)}  -")
+            continue
+        when = dt.datetime.fromtimestamp(not_after, dt.UTC).strftime("%Y-%m-%d %H:%M")
+        lines.append(f"{label.ljust(width)}  {when}  {(not_after - now) / 86400:.1f}")
+    lines.append("")
+    generation = "unknown" if status.generation is None else str(status.generation)
+    previous = "unknown" if status.previous_keys is None else str(status.previous_keys)
+    lines.append(f"data-key generation {generation} (previous keys still readable: {previous})")
+    if status.fallback_active is not None:
+        backend = "memory fallback (Redis unreachable)" if status.fallback_active else "redis"
+        lines.append(f"the app serves from: {backend}")
+    return lines
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python scripts/stack_status.py STACK < collected.txt", file=sys.stderr)
+        return 2
+    status = parse(sys.stdin.read())
+    for line in render(argv[0], status, dt.datetime.now(dt.UTC).timestamp()):
+        print(line)
+    return 0 if status.complete else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

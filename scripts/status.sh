@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Days to expiry of every certificate and the data-key generation, read from the running stack.
+#
+#   scripts/status.sh [STACK]        STACK: dev (default), prod, ...
+#
+# Scrapes the app's /metrics from inside the app container (the API token never leaves it):
+# the CA bundle, the Redis server certificate as Redis served it to the app, the app's client
+# certificate, the data-key generation; and reads the exporter's client certificate inside the
+# exporter's container. Exit: 0 every value read; 1 a value the stack does not report
+# (`unknown`); 2 bad arguments; 3 the stack is not running or did not answer.
+set -euo pipefail
+LOG_TAG=status
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
+
+bad_input() { printf '%s: error: %s\n' "$LOG_TAG" "$*" >&2; exit 2; }
+unavailable() { printf '%s: error: %s\n' "$LOG_TAG" "$*" >&2; exit 3; }
+
+case "${1:-}" in
+    -h | --help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+esac
+[ "$#" -le 1 ] || bad_input "usage: scripts/status.sh [STACK]"
+stack="${1:-dev}"
+valid_stack_name "$stack" \
+    || bad_input "'$stack' is not a stack name: 1-31 lowercase letters, digits or '-', starting with a letter or digit"
+[ -f "$ROOT/Pulumi.$stack.yaml" ] || bad_input "no stack '$stack': Pulumi.$stack.yaml does not exist"
+[ -x "$PY" ] || unavailable "no virtualenv at $VENV; run scripts/bootstrap.sh first"
+docker_ready || unavailable "the Docker engine is not reachable (docker info failed); start it with scripts/bootstrap.sh"
+
+app="secure-redis-$stack-app"
+exporter="secure-redis-$stack-redis-exporter"
+running() { [ "$(docker inspect --format '{{.State.Running}}' "$1" 2>/dev/null)" = true ]; }
+running "$app" || unavailable "$app is not running; deploy the stack with scripts/setup-secure-redis.sh $stack"
+
+# Inside the app: GET its own /metrics on loopback with the token from its material volume.
+scrape='import urllib.request
+token = open("/etc/secure-cache/api.token").read().strip()
+request = urllib.request.Request("http://127.0.0.1:8080/metrics",
+    headers={"Authorization": "Bearer " + token, "Host": "127.0.0.1"})
+print(urllib.request.urlopen(request, timeout=10).read().decode())'
+# Inside the exporter: its client certificate's notAfter.
+not_after='from cryptography import x509
+cert = x509.load_pem_x509_certificate(open("/etc/secure-cache/exporter.crt", "rb").read())
+print("# consumer redis-exporter", cert.not_valid_after_utc.timestamp())'
+
+collected="$(docker exec "$app" python3 -c "$scrape")" \
+    || unavailable "$app did not answer its /metrics; see docker logs $app"
+if running "$exporter"; then
+    collected+=$'\n'"$(docker exec "$exporter" python3 -c "$not_after" || true)"
+else
+    warn "$exporter is not running; its certificate is shown as unknown"
+fi
+printf '%s\n' "$collected" | "$PY" "$ROOT/scripts/stack_status.py" "$stack"
