@@ -48,9 +48,11 @@ fi
 config_get() { "$PY" -m infra.stack_config get --stack "$stack" "$1"; }
 config_set() { # config_set KEY VALUE: the same file for both deployers
     if pulumi_ready; then
-        pulumi config set --stack "$stack" "secure-redis:$1" "$2" --non-interactive
+        pulumi config set --stack "$stack" "secure-redis:$1" "$2" --non-interactive \
+            || die "pulumi config set secure-redis:$1 failed; nothing was deployed by this step (see above)"
     else
-        "$PY" -m infra.stack_config set --stack "$stack" "$1" "$2" >/dev/null
+        "$PY" -m infra.stack_config set --stack "$stack" "$1" "$2" >/dev/null \
+            || die "cannot set secure-redis:$1 in Pulumi.$stack.yaml; nothing was deployed by this step (see above)"
     fi
     log "set secure-redis:$1 = $2 in Pulumi.$stack.yaml"
 }
