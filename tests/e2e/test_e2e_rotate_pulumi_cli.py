@@ -87,8 +87,9 @@ def test_rotate_certs__with_the_pulumi_cli_sets_the_generation_then_runs_pulumi_
     result, commands = rotate_with_standin(tmp_path, stack, "certs")
     assert result.returncode == 0, result.stderr[-2000:]
     assert commands == [config_set(stack, "certRenewalGeneration", before + 1), up(stack)]
-    assert "with pulumi up" in result.stderr
-    assert "local applier" not in result.stderr, "the CLI path never falls back to the applier"
+    # rotate.sh's own progress lines (stdout) name the deployer.
+    assert "rotate: up (renew every leaf certificate) with pulumi up" in result.stdout
+    assert "with the local applier" not in result.stdout, "the CLI path never falls back"
     assert generation(stack, "certRenewalGeneration") == before + 1
 
 
@@ -126,4 +127,4 @@ def test_rotate_data_key__with_the_pulumi_cli_runs_each_phase_in_order(
         config_set(stack, "dataKeyKeepPrevious", keep),
         up(stack),  # back to keeping one, which rewrites nothing
     ]
-    assert result.stderr.index("rotation pass") < result.stderr.index("old key retired")
+    assert result.stdout.index("rotation pass") < result.stdout.index("old key retired")
