@@ -25,7 +25,7 @@ import pytest
 
 from infra.components.app import APP_NPROC
 from infra.components.redis import REDIS_NPROC
-from infra.firewall import chains
+from infra.firewall import bridge_name, chains
 from infra.naming import Role
 from infra.redis_acl import APP_COMMANDS
 from infra.redis_conf import ENVELOPE_OVERHEAD_BYTES, VALUE_LIMIT_BYTES, output_limit_bytes
@@ -421,7 +421,8 @@ def test_network__loopback_dnat_from_other_interfaces_is_dropped(
     closes it is checked instead: new connections into the frontend bridge from any other
     interface end in the stack's DROP."""
     _in_chain, fwd_chain = chains(stack.name)
-    front = "br-" + docker_client.api.inspect_network(stack.frontend)["Id"][:12]
+    network = docker_client.api.inspect_network(stack.frontend)
+    front = bridge_name(network["Id"], network.get("Options") or {})
     user = subprocess.run(["iptables", "-w", "-S", "DOCKER-USER"], capture_output=True,
                           text=True, check=True).stdout  # fmt: skip
     assert f"-o {front} " in user
