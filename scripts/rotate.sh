@@ -110,8 +110,10 @@ rotate_data_key() {
     bump dataKeyGeneration
     up "data key: new primary, the old one kept for reading"
     log "rotation pass: moving every entry to the new key"
-    # The pass is safe to interrupt and run again (README); a dropped connection under load
-    # gets it run again, up to three times.
+    # The pass is safe to interrupt and run again (README): a transient failure gets it run
+    # again, up to three times. A Redis restart is not retried away: the probe after the next
+    # up fails on it. (The one failure seen under load was Redis OOM-killed mid AOF rewrite;
+    # infra/redis_conf.py min_memory_limit_mb sizes the limit against that.)
     local attempt
     for attempt in 1 2 3; do
         docker exec "secure-redis-$stack-app" python3 -m secure_cache rotate && break
