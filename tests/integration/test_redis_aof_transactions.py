@@ -12,6 +12,7 @@ started again from its AOF.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import redis
 
@@ -34,9 +35,9 @@ def app_client(server: TlsRedisServer) -> redis.Redis:
 
 
 def test_a_transaction_is_still_there_after_redis_is_killed_and_started_again(
-    tls_redis_factory,  # type: ignore[no-untyped-def]
+    tls_redis_factory: Callable[..., TlsRedisServer],
 ) -> None:
-    server: TlsRedisServer = tls_redis_factory()
+    server = tls_redis_factory()
     prefix = server.key_prefix
     client = app_client(server)
     client.set(f"{prefix}old", b"sealed under the old key")
