@@ -33,7 +33,13 @@ from typing import TYPE_CHECKING, Final
 from infra.applier.diff import docker_changes, summary
 from infra.applier.errors import ApplyError
 from infra.applier.plan import Plan, Step, plan_stack
-from infra.applier.state import ResourceState, StackState, StateError, StateStore
+from infra.applier.state import (
+    PASSPHRASE_ENV,
+    ResourceState,
+    StackState,
+    StateError,
+    StateStore,
+)
 from infra.applier.status import material_lines
 from infra.applier.translate import ContainerSpec, ImageSpec, NetworkSpec, VolumeSpec
 from infra.changes import Change, Op
@@ -125,10 +131,18 @@ def _plan_or_up(action: str, stack: str, project_dir: Path, store: StateStore) -
         return
     applier = _applier()
     if state is None and not applier.find(stack).empty():
+        # No adopt: the state holds the private keys, passwords and data keys the running
+        # containers use, which exist only inside their volumes; rebuilding it from there would
+        # trust whatever those volumes hold. The two ways on say what each costs.
         raise StateError(
-            f"stack {stack} has Docker objects but no state ({store.path}); restore the state, "
-            f"or remove the stack with `python -m infra.apply down --stack {stack}` and run up "
-            "again (this removes its data)"
+            f"stack {stack} has Docker objects but no state at {store.path} (deployed by an "
+            f"older applier or from another checkout); nothing was changed. Either copy the state "
+            f"file from the checkout that deployed it to {store.path}, with its key file "
+            f"{store.key_file.name} (or the same {PASSPHRASE_ENV}), and run up again; or run "
+            f"`python -m infra.apply down --stack {stack}`, then up: that removes the stack's "
+            "containers, networks and volumes, so its cached data is lost, and every "
+            "certificate, password, data key and the API token is made anew (clients must take "
+            "the new CA bundle and API token)"
         )
     previous = state or StackState(stack)
     changes = _all_changes(rendered, plan, state, applier.missing(plan, previous))

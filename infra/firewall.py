@@ -33,6 +33,11 @@ it does not know, such as `redis` while Redis is stopped, to the host's resolver
 container's network namespace; a dropped query would stall the app's fallback to memory for
 the resolver's whole timeout). Strangers get nothing back.
 
+The rules name the bridges' host interfaces. The program fixes those names (`sr-<S>-b`,
+`sr-<S>-f`; infra/naming.py bridge_interface), so the rules stay right when an `up` (either
+path) replaces a network: the new bridge gets the same name. A stack deployed before the names
+were fixed has `br-<network id>` bridges; run `up` here again after its next deploy.
+
 Every jump carries the comment `secure-redis:<S>`, so `down` finds exactly this stack's.
 Changing the host firewall needs root; without it `up` says so and changes nothing.
 """
@@ -49,11 +54,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from infra.naming import Role, object_name
+from infra.naming import BRIDGE_NAME_OPTION, Role, object_name
 
 IPTABLES: Final = "iptables"
 _STACK_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,10}$")
-_BRIDGE_NAME_OPTION: Final = "com.docker.network.bridge.name"
 
 Run = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
 
@@ -129,7 +133,7 @@ def removal_rules(stack: str, listings: dict[str, str]) -> list[list[str]]:
 
 def bridge_name(network_id: str, options: dict[str, str]) -> str:
     """The host interface of a Docker bridge network: its configured name, else br-<id12>."""
-    return options.get(_BRIDGE_NAME_OPTION) or f"br-{network_id[:12]}"
+    return options.get(BRIDGE_NAME_OPTION) or f"br-{network_id[:12]}"
 
 
 def stack_bridges(stack: str) -> Bridges:

@@ -6,6 +6,7 @@ networks and volumes by name even during a preview (docs/design.md#policy-readab
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any, Final
@@ -19,6 +20,10 @@ ROLE_LABEL: Final = "io.secure-redis.role"
 # Changes whenever certificates or secrets are regenerated, so the containers that read them
 # are replaced (and restarted) with the new material.
 MATERIAL_LABEL: Final = "io.secure-redis.material-revision"
+# The Docker bridge driver's option that names the network's host interface.
+BRIDGE_NAME_OPTION: Final = "com.docker.network.bridge.name"
+# Linux interface names hold at most 15 characters (IFNAMSIZ - 1).
+_IFNAME_MAX: Final = 15
 
 
 class Role(StrEnum):
@@ -33,6 +38,22 @@ class Role(StrEnum):
 def object_name(stack: str, suffix: str) -> str:
     """`secure-redis-<stack>-<suffix>`, e.g. secure-redis-dev-redis."""
     return f"{PROJECT}-{stack}-{suffix}"
+
+
+def bridge_interface(stack: str, role: Role) -> str:
+    """The host interface of a stack network's bridge, declared in the program instead of
+    Docker's `br-<network id>`: the host firewall rules name it (infra/firewall.py), so they
+    stay right when an `up` replaces the network. `sr-<stack>-b` / `sr-<stack>-f`; a stack
+    name too long for 15 characters gives `sr_<hash>b` / `sr_<hash>f` (stack names have no
+    `_`, so the two forms never give the same name)."""
+    if role not in (Role.BACKEND, Role.FRONTEND):
+        raise ValueError(f"only the stack's networks have a bridge, not {role.value}")
+    tag = role.value[0]
+    readable = f"sr-{stack}-{tag}"
+    if len(readable) <= _IFNAME_MAX:
+        return readable
+    digest = hashlib.sha256(stack.encode()).hexdigest()[: _IFNAME_MAX - 4]
+    return f"sr_{digest}{tag}"
 
 
 def named_options(parent: pulumi.Resource, **extra: Any) -> pulumi.ResourceOptions:
@@ -63,11 +84,13 @@ def volume_labels(stack: str, role: Role) -> list[docker.VolumeLabelArgs]:
 
 
 __all__ = [
+    "BRIDGE_NAME_OPTION",
     "MATERIAL_LABEL",
     "PROJECT",
     "ROLE_LABEL",
     "STACK_LABEL",
     "Role",
+    "bridge_interface",
     "container_labels",
     "label_pairs",
     "named_options",

@@ -59,7 +59,7 @@ PROFILES: Final = MappingProxyType(
                 **_COMMON,
                 "tlsMinVersion": "1.2",
                 "passwordLength": PASSWORD_FLOOR[Environment.DEVELOPMENT],
-                "redisMemoryMb": 256,
+                "redisMemoryMb": 432,
                 "redisMaxmemoryMb": 192,
                 "redisCpus": 1.0,
                 "appMemoryMb": 256,
@@ -75,7 +75,7 @@ PROFILES: Final = MappingProxyType(
                 **_COMMON,
                 "tlsMinVersion": "1.3",
                 "passwordLength": PASSWORD_FLOOR[Environment.STAGING],
-                "redisMemoryMb": 256,
+                "redisMemoryMb": 368,
                 "redisMaxmemoryMb": 160,
                 "redisCpus": 0.75,
                 "appMemoryMb": 192,
@@ -91,9 +91,10 @@ PROFILES: Final = MappingProxyType(
                 **_COMMON,
                 "tlsMinVersion": "1.3",
                 "passwordLength": PASSWORD_FLOOR[Environment.PRODUCTION],
-                # Tighter than development: a runaway client hits the limit sooner, and
-                # maxmemory leaves a third of the limit for the AOF rewrite fork.
-                "redisMemoryMb": 192,
+                # Tighter than development: a runaway client hits the limit sooner. Every
+                # profile's limit is the smallest that survives an AOF rewrite under writes
+                # (infra/redis_conf.py min_memory_limit_mb: twice maxmemory plus 48).
+                "redisMemoryMb": 304,
                 "redisMaxmemoryMb": 128,
                 "redisCpus": 0.5,
                 "appMemoryMb": 160,

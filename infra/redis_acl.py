@@ -149,13 +149,29 @@ def render_acl_file_from_hashes(
     rules = users(
         key_prefix, reload=bool(reload_password_hash), exporter=bool(exporter_password_hash)
     )
-    return render_users(rules, hashes)
+    return render_users(rules, hashes, key_prefix)
 
 
-def render_users(rules: Sequence[AclUserRules], hashes: Mapping[str, PasswordHashes]) -> str:
+def default_user_line(key_prefix: str) -> str:
+    """`default` off, with the writes of the app's transactions on the app's keys.
+
+    `default` is the user unauthenticated connections get; off, they get nothing (they cannot
+    run a command or authenticate as it). Redis 7.0 also replays its append-only file as
+    `default` and checks every command a MULTI/EXEC queued against its rules (fixed upstream
+    after 7.0: redis/redis#14541): with no commands at all, every transaction since the last
+    AOF rewrite (the rotation pass's SET of the new entry and DEL of the old) is dropped on a
+    restart. So the disabled user keeps exactly SET and DEL on the app's prefix, which only
+    that replay can use (tests/integration/test_redis_aof_transactions.py)."""
+    return f"user default off resetkeys ~{key_prefix}* resetchannels -@all +set +del"
+
+
+def render_users(
+    rules: Sequence[AclUserRules],
+    hashes: Mapping[str, PasswordHashes],
+    key_prefix: str = DEFAULT_KEY_PREFIX,
+) -> str:
     """The ACL file for `rules`, each user with its hashes from `hashes`; `default` off first."""
-    # `default` is the user unauthenticated connections get; off means they get nothing.
-    lines = ["user default off resetkeys resetchannels -@all"]
+    lines = [default_user_line(key_prefix)]
     for user in rules:
         if user.name not in hashes:
             raise AclError(f"ACL user {user.name} has no password hash")

@@ -35,6 +35,35 @@ _REDIS_MIN_BULK_BYTES: Final = _MIB
 _BULK_SHARE_OF_MAXMEMORY: Final = 8
 
 
+# One reply may hold at most this many of the largest values: a normal client whose reply
+# grows past it is disconnected (client-output-buffer-limit), so `MGET k k k ...` of one large
+# key cannot build a reply of gigabytes. 16 full-size values; a rotation batch (200 names,
+# app/secure_cache/core.py) fits while values average under 160 KiB.
+_REPLY_VALUES: Final = 16
+# Every client together (query and output buffers) may hold at most this many hard limits;
+# past it Redis disconnects the largest clients first (maxmemory-clients).
+_CLIENTS_REPLIES: Final = 2
+# What the server needs beside its dataset: the process itself and its libraries.
+_BASELINE_MB: Final = 16
+
+
+def output_limit_bytes(value_limit_bytes: int = VALUE_LIMIT_BYTES) -> int:
+    """The hard output-buffer limit of a normal client (one reply at most this large)."""
+    return bulk_limit_bytes(value_limit_bytes) * _REPLY_VALUES
+
+
+def min_memory_limit_mb(maxmemory_mb: int, value_limit_bytes: int = VALUE_LIMIT_BYTES) -> int:
+    """The smallest container memory limit (MiB) that survives an AOF rewrite under writes.
+
+    The rewrite forks Redis; while the child writes the dataset out, every page the parent
+    changes is copied, so under a steady write load the two together may need the dataset twice
+    (Redis's own guidance for persistence). Beside that: the process itself, and one reply that
+    overshoots maxmemory while a command runs (at most the output-buffer limit). A limit below
+    this gets Redis OOM-killed by the kernel mid-rewrite, and restarted, under load.
+    """
+    return 2 * maxmemory_mb + _BASELINE_MB + output_limit_bytes(value_limit_bytes) // _MIB
+
+
 def min_maxmemory_mb(value_limit_bytes: int = VALUE_LIMIT_BYTES) -> int:
     """The smallest maxmemory (MiB) that keeps one allocation within its share."""
     return bulk_limit_bytes(value_limit_bytes) * _BULK_SHARE_OF_MAXMEMORY // _MIB
@@ -122,6 +151,15 @@ def directives(conf: RedisTlsConf) -> list[tuple[str, str]]:
         # largest sealed value (`SETRANGE k 268435455 x` would otherwise allocate 256 MiB at
         # once, past the container's memory limit).
         ("proto-max-bulk-len", f"{bulk_limit_bytes(conf.value_limit_bytes) // _MIB}mb"),
+        # No reply larger than 16 of the largest values (the connection is closed instead),
+        # and no more than two such replies held for all clients together: a client that
+        # repeats one large key in one MGET, or stops reading, cannot grow Redis past its
+        # container limit (min_memory_limit_mb counts one overshoot).
+        ("client-output-buffer-limit", _output_limits(conf.value_limit_bytes)),
+        (
+            "maxmemory-clients",
+            f"{output_limit_bytes(conf.value_limit_bytes) * _CLIENTS_REPLIES // _MIB}mb",
+        ),
         # One database: SELECT, COPY ... DB and MOVE have nowhere else to go.
         ("databases", "1"),
         ("dir", conf.data_dir),
@@ -134,6 +172,12 @@ def directives(conf: RedisTlsConf) -> list[tuple[str, str]]:
     if conf.pidfile:
         pairs.append(("pidfile", conf.pidfile))
     return pairs
+
+
+def _output_limits(value_limit_bytes: int) -> str:
+    """`normal <hard> <soft> <seconds>`: closed at once past hard, or past soft for 10 s."""
+    hard = output_limit_bytes(value_limit_bytes) // _MIB
+    return f"normal {hard}mb {hard // 2}mb 10"
 
 
 def render_redis_conf(conf: RedisTlsConf) -> str:
@@ -152,5 +196,7 @@ __all__ = [
     "bulk_limit_bytes",
     "directives",
     "min_maxmemory_mb",
+    "min_memory_limit_mb",
+    "output_limit_bytes",
     "render_redis_conf",
 ]

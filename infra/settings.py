@@ -25,7 +25,7 @@ from infra.profiles import (
     Environment,
 )
 from infra.redis_acl import AclError, render_acl_file
-from infra.redis_conf import min_maxmemory_mb
+from infra.redis_conf import min_maxmemory_mb, min_memory_limit_mb
 from infra.runtime_ids import MAX_SLOT
 
 NAMESPACE: Final = "secure-redis"
@@ -375,11 +375,14 @@ def _cross_checks(s: StackSettings, failed: set[str]) -> list[str]:
             f"{NAMESPACE}:tlsMinVersion is {s.tls_min_version}, but {s.environment} accepts "
             f"TLSv{required} only; set it to {required} (or remove it)"
         )
-    if applies("redisMaxmemoryMb", "redisMemoryMb") and s.redis_maxmemory_mb >= s.redis_memory_mb:
+    needed = min_memory_limit_mb(s.redis_maxmemory_mb)
+    if applies("redisMaxmemoryMb", "redisMemoryMb") and s.redis_memory_mb < needed:
         problems.append(
-            f"{NAMESPACE}:redisMaxmemoryMb ({s.redis_maxmemory_mb}) must be below "
-            f"{NAMESPACE}:redisMemoryMb ({s.redis_memory_mb}) so Redis evicts before the kernel "
-            "kills it; lower redisMaxmemoryMb or raise redisMemoryMb"
+            f"{NAMESPACE}:redisMemoryMb ({s.redis_memory_mb}) is too small for "
+            f"{NAMESPACE}:redisMaxmemoryMb ({s.redis_maxmemory_mb}): the AOF rewrite forks Redis, "
+            "and under writes the copy can need the whole dataset again, so the kernel would "
+            f"kill Redis mid-rewrite; raise redisMemoryMb to at least {needed} (twice "
+            "redisMaxmemoryMb plus the server's own memory) or lower redisMaxmemoryMb"
         )
     if applies("certValidityDays", "caValidityDays") and s.cert_validity_days >= s.ca_validity_days:
         problems.append(

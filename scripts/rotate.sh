@@ -48,9 +48,11 @@ fi
 config_get() { "$PY" -m infra.stack_config get --stack "$stack" "$1"; }
 config_set() { # config_set KEY VALUE: the same file for both deployers
     if pulumi_ready; then
-        pulumi config set --stack "$stack" "secure-redis:$1" "$2" --non-interactive
+        pulumi config set --stack "$stack" "secure-redis:$1" "$2" --non-interactive \
+            || die "pulumi config set secure-redis:$1 failed; nothing was deployed by this step (see above)"
     else
-        "$PY" -m infra.stack_config set --stack "$stack" "$1" "$2" >/dev/null
+        "$PY" -m infra.stack_config set --stack "$stack" "$1" "$2" >/dev/null \
+            || die "cannot set secure-redis:$1 in Pulumi.$stack.yaml; nothing was deployed by this step (see above)"
     fi
     log "set secure-redis:$1 = $2 in Pulumi.$stack.yaml"
 }
@@ -108,8 +110,10 @@ rotate_data_key() {
     bump dataKeyGeneration
     up "data key: new primary, the old one kept for reading"
     log "rotation pass: moving every entry to the new key"
-    # The pass is safe to interrupt and run again (README); a dropped connection under load
-    # gets it run again, up to three times.
+    # The pass is safe to interrupt and run again (README): a transient failure gets it run
+    # again, up to three times. A Redis restart is not retried away: the probe after the next
+    # up fails on it. (The one failure seen under load was Redis OOM-killed mid AOF rewrite;
+    # infra/redis_conf.py min_memory_limit_mb sizes the limit against that.)
     local attempt
     for attempt in 1 2 3; do
         docker exec "secure-redis-$stack-app" python3 -m secure_cache rotate && break

@@ -7,7 +7,14 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from infra.naming import Role, named_options, network_labels, object_name
+from infra.naming import (
+    BRIDGE_NAME_OPTION,
+    Role,
+    bridge_interface,
+    named_options,
+    network_labels,
+    object_name,
+)
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,9 @@ class StackNetworks(pulumi.ComponentResource):
             internal=True,
             attachable=False,
             ingress=False,
+            # A fixed host interface: the host firewall's rules (infra/firewall.py) name it, so
+            # they still hold after an `up` replaces this network.
+            options={BRIDGE_NAME_OPTION: bridge_interface(args.stack, Role.BACKEND)},
             labels=network_labels(args.stack, Role.BACKEND),
             opts=named_options(self),
         )
@@ -49,7 +59,10 @@ class StackNetworks(pulumi.ComponentResource):
             attachable=False,
             ingress=False,
             # Published ports on this bridge default to loopback even if a port forgets `ip`.
-            options={"com.docker.network.bridge.host_binding_ipv4": "127.0.0.1"},
+            options={
+                "com.docker.network.bridge.host_binding_ipv4": "127.0.0.1",
+                BRIDGE_NAME_OPTION: bridge_interface(args.stack, Role.FRONTEND),
+            },
             labels=network_labels(args.stack, Role.FRONTEND),
             opts=named_options(self),
         )

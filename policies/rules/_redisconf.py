@@ -77,8 +77,11 @@ _SERVER_ENV: Final = re.compile(
 )
 _SHELLS: Final = frozenset({"sh", "bash", "ash", "dash", "zsh"})
 _SHELL_SEPARATORS: Final = frozenset({";", "&&", "||", "|", "&"})
-# Directives that may repeat; every other directive keeps its last value.
-_REPEATABLE: Final = frozenset({"user", "loadmodule", "rename-command", "save", "include"})
+# Directives that may repeat (client-output-buffer-limit: one line per client class); every
+# other directive keeps its last value.
+_REPEATABLE: Final = frozenset(
+    {"user", "loadmodule", "rename-command", "save", "include", "client-output-buffer-limit"}
+)
 
 
 class Verdict(enum.Enum):

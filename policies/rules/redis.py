@@ -404,6 +404,36 @@ def bulk_length_capped(server: RedisServer, _config: Mapping[str, Any]) -> Itera
         )
 
 
+def _normal_output_limit(server: RedisServer) -> int | None:
+    """The hard output-buffer limit (bytes) of normal clients; None when unset (Redis's own
+    default, 0: unlimited). The directive holds one or more `class hard soft seconds` groups
+    and may repeat, one line per class: the last group of a class wins (argv comes last)."""
+    words: list[str] = []
+    for occurrence in server.settings.all("client-output-buffer-limit"):
+        words += " ".join(occurrence).split()
+    hard: int | None = None
+    for start in range(0, len(words) - 3, 4):
+        if words[start].lower() == "normal":
+            hard = memory_bytes(words[start + 1])
+    return hard
+
+
+def client_output_bounded(server: RedisServer, _config: Mapping[str, Any]) -> Iterator[str]:
+    s = server.settings
+    if not s.known("client-output-buffer-limit"):
+        yield _unknown(server, "client-output-buffer-limit")
+        return
+    hard = _normal_output_limit(server)
+    maxmemory = memory_bytes(s.value("maxmemory") or "0") if s.known("maxmemory") else None
+    if not hard or (maxmemory and hard > maxmemory):
+        yield (
+            f"{redis_label(server.resource)} should bound the replies of normal clients: set "
+            f"client-output-buffer-limit normal <hard> <soft> <seconds> with a hard limit above 0 "
+            f"and at most maxmemory; without it one MGET naming a large key many times builds a "
+            f"reply of gigabytes, past the container's memory limit."
+        )
+
+
 def acl_command_allowlist(server: RedisServer, _config: Mapping[str, Any]) -> Iterator[str]:
     rules = server.acl_rules()
     if rules is None:
@@ -626,6 +656,13 @@ RULES: Final = (
         description="Redis servers cap one allocation (proto-max-bulk-len) well below maxmemory.",
         check=per_server(bulk_length_capped),
         refs=("REDIS-12", "cis-docker-5.11"),
+    ),
+    StackRule(
+        name="redis-client-output-bounded",
+        description="Redis servers bound the output buffer of normal clients.",
+        check=per_server(client_output_bounded),
+        refs=("REDIS-14", "cis-docker-5.11"),
+        enforcement=ADVISORY,
     ),
     StackRule(
         name="redis-acl-command-allowlist",

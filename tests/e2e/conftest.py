@@ -23,6 +23,7 @@ import docker
 import pytest
 from docker.errors import DockerException
 
+from infra.settings import REPO_ROOT
 from tests.e2e.hosts import container_host
 from tests.e2e.probes import APP_MATERIAL, ProbeContainer, app_image
 from tests.e2e.stacks import STACK_NAMES, STACKS_ENV, Deployments, NotDeployed, Stack
@@ -181,6 +182,18 @@ def ensure(deployments: Deployments, name: str) -> Stack:
 @pytest.fixture(scope="session")
 def stack(stack_name: str, deployments: Deployments) -> Stack:
     return ensure(deployments, stack_name)
+
+
+@pytest.fixture(scope="session")
+def stack_files_restored() -> Iterator[None]:
+    """scripts/rotate.sh raises generations in Pulumi.<stack>.yaml. They stay raised for the
+    whole session, because the rotations of several modules build on each other on the one
+    deployed stack (lowering one would make the next `up` rotate again, or refuse a lower
+    data-key generation); the working tree gets its files back at the end."""
+    files = {p: p.read_text() for p in REPO_ROOT.glob("Pulumi.*.yaml")}
+    yield
+    for path, text in files.items():
+        path.write_text(text)
 
 
 @pytest.fixture(scope="session")

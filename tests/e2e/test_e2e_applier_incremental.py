@@ -27,6 +27,7 @@ import pytest
 import yaml
 from cryptography import x509
 
+from infra import firewall
 from infra.applier.state import PASSPHRASE_ENV, STATE_DIR
 from infra.render import render_stack
 from infra.settings import REPO_ROOT
@@ -272,7 +273,41 @@ def test_state_file__tampered_wrongly_keyed_or_missing_is_refused_and_nothing_de
         scratch.state_file.unlink()
         missing = refused(scratch, scratch.apply("up"), before)
         assert "has Docker objects but no state" in missing
+        for what_to_do in ("copy the state file", "down --stack", "cached data", "API token"):
+            assert what_to_do in missing, missing
     finally:
         scratch.state_file.write_bytes(original)
         scratch.state_file.chmod(0o600)
     assert f"{PLANNED} unchanged" in scratch.up()
+
+
+def test_firewall__an_up_that_recreates_a_network_leaves_the_rules_naming_its_bridge(
+    scratch: Scratch,
+) -> None:
+    """The host firewall's rules (infra/firewall.py) name the stack's bridges. The network is
+    removed behind the applier's back; the next `up` creates it again (and the app on it). The
+    new bridge has the interface the rules installed before still name, so they need no
+    refresh (with Docker's br-<network id> they would name an interface that is gone)."""
+    if os.geteuid() != 0:
+        pytest.skip("installing host firewall rules needs root")
+    run = firewall._runner()
+    before = firewall.stack_bridges(scratch.name)
+    firewall.up(scratch.name, before, run)
+    try:
+        frontend = scratch.client.networks.get(f"secure-redis-{scratch.name}-frontend")
+        old_id = frontend.id
+        frontend.disconnect(scratch.container("app"), force=True)
+        frontend.remove()
+        out = scratch.up("a removed network made again")
+        assert f"network secure-redis-{scratch.name}-frontend" in out, out
+        renewed = scratch.client.networks.get(f"secure-redis-{scratch.name}-frontend")
+        assert renewed.id != old_id, "the network is a new one"
+        after = firewall.stack_bridges(scratch.name)
+        assert after == before
+        assert Path(f"/sys/class/net/{after.frontend}").exists(), "the new bridge has that name"
+        jumps = run(["-S", "DOCKER-USER"]).stdout
+        assert f"-i {after.frontend} " in jumps
+        assert f"-o {after.frontend} " in jumps
+        assert appclient.put(scratch.stack, "after-network", b"v") in (200, 201, 204)
+    finally:
+        firewall.down(scratch.name, run)

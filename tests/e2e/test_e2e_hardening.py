@@ -26,10 +26,10 @@ import pytest
 from infra.components.app import APP_NPROC
 from infra.components.exporter import EXPORTER_NPROC
 from infra.components.redis import REDIS_NPROC
-from infra.firewall import chains
+from infra.firewall import bridge_name, chains
 from infra.naming import Role
 from infra.redis_acl import APP_COMMANDS
-from infra.redis_conf import ENVELOPE_OVERHEAD_BYTES, VALUE_LIMIT_BYTES
+from infra.redis_conf import ENVELOPE_OVERHEAD_BYTES, VALUE_LIMIT_BYTES, output_limit_bytes
 from infra.runtime_ids import runtime_id
 from tests.e2e import appclient
 from tests.e2e.hosts import container_host, docker_cli
@@ -131,6 +131,25 @@ def test_attack__positive_control_the_largest_value_is_stored(
     assert replies[:2] == ["+OK", "+OK"]
     assert replies[2].startswith(f"${size} "), "the whole value came back"
     assert replies[3] == ":1"
+
+
+@pytest.mark.security("identity")
+def test_attack__mget_of_one_large_key_many_times_is_cut_off_and_redis_survives(
+    probe: ProbeContainer, stack: Stack, docker_client: docker.DockerClient
+) -> None:
+    """MGET may name one key any number of times: with the largest value, a reply four times
+    the output-buffer limit (REDIS-14). Redis closes that connection and keeps serving."""
+    before = restarts(docker_client, stack.redis)
+    key = f"{stack.settings.key_prefix}amplified"
+    stored = session(probe, stack, [app_auth(), ["SET", key, value_file(probe, VALUE_LIMIT_BYTES)]])
+    assert stored[1] == "+OK", "positive control: the value itself is stored"
+    repeats = 4 * output_limit_bytes() // VALUE_LIMIT_BYTES
+    result = probe.run("tls", **redis_tls(stack, **app_client_files(), commands=[
+        app_auth(), ["MGET", *[key] * repeats]]))  # fmt: skip
+    cut = result["error"] is not None or result["replies"][1] == "<eof>"
+    assert cut, "a reply four times the output-buffer limit was delivered"
+    assert session(probe, stack, [app_auth(), ["DEL", key], ["PING"]])[1:] == [":1", "+PONG"]
+    assert restarts(docker_client, stack.redis) == (before[0], False, "healthy")
 
 
 def argv_setting(docker_client: docker.DockerClient, stack: Stack, option: str) -> str:
@@ -409,7 +428,8 @@ def test_network__loopback_dnat_from_other_interfaces_is_dropped(
     closes it is checked instead: new connections into the frontend bridge from any other
     interface end in the stack's DROP."""
     _in_chain, fwd_chain = chains(stack.name)
-    front = "br-" + docker_client.api.inspect_network(stack.frontend)["Id"][:12]
+    network = docker_client.api.inspect_network(stack.frontend)
+    front = bridge_name(network["Id"], network.get("Options") or {})
     user = subprocess.run(["iptables", "-w", "-S", "DOCKER-USER"], capture_output=True,
                           text=True, check=True).stdout  # fmt: skip
     assert f"-o {front} " in user

@@ -14,6 +14,7 @@ from typing import Any
 import docker
 import pytest
 
+from infra.firewall import bridge_name
 from tests.e2e import appclient
 from tests.e2e.hosts import container_host, local_host
 from tests.e2e.probes import app_image, hardened, image_user, probe_labels, run_once
@@ -81,13 +82,15 @@ def test_network__app_listens_on_host_loopback_only(stack: Stack) -> None:
 
 
 def test_network__from_the_host_over_the_bridge_plaintext_is_refused(
-    stack: Stack, inspected: dict[str, dict[str, Any]]
+    stack: Stack, inspected: dict[str, dict[str, Any]], docker_client: docker.DockerClient
 ) -> None:
     """The Docker host has an address on every bridge it runs, so root on it can open a TCP
     connection to Redis; what it gets there is TLS with client certificates, not RESP."""
     ip = redis_ip(inspected, stack)
     route = subprocess.run(["ip", "route", "get", ip], capture_output=True, text=True, check=False)
-    if " dev br-" not in route.stdout:
+    network = docker_client.api.inspect_network(stack.backend)
+    backend = bridge_name(network["Id"], network.get("Options") or {})
+    if f" dev {backend} " not in route.stdout:
         pytest.skip(f"no route to {ip} over a local bridge (would leave this host): never probed")
     with socket.create_connection((ip, stack.settings.redis_port), timeout=3) as conn:
         conn.sendall(b"*1\r\n$4\r\nPING\r\n")
@@ -116,7 +119,7 @@ def test_network__redis_routes_only_into_its_internal_bridge(
     )
     if rules.returncode != 0:
         pytest.skip(f"cannot read the engine's iptables rules here: {rules.stderr.strip()}")
-    bridge = "br-" + network["Id"][:12]
+    bridge = bridge_name(network["Id"], network.get("Options") or {})
     assert f"-A DOCKER-ISOLATION-STAGE-1 ! -d {subnet} -i {bridge} -j DROP" in rules.stdout
 
 

@@ -44,6 +44,7 @@ enable-module-command no
 maxmemory 256mb
 maxmemory-policy allkeys-lfu
 proto-max-bulk-len 4mb
+client-output-buffer-limit normal 64mb 32mb 60
 databases 1
 dir /data
 """

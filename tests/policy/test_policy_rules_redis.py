@@ -110,6 +110,23 @@ CASES = [
     pytest.param("redis-bulk-length-capped", "cache-loader",
                  _conf("proto-max-bulk-len 4mb", "proto-max-bulk-len 32mb"), False,
                  id="redis-12-pass-an-eighth"),
+    pytest.param("redis-client-output-bounded", "cache-loader",
+                 _conf("client-output-buffer-limit normal 64mb 32mb 60\n", ""), True,
+                 id="redis-14-fail-unlimited-by-default"),
+    pytest.param("redis-client-output-bounded", "cache-loader",
+                 _conf("client-output-buffer-limit normal 64mb", "client-output-buffer-limit "
+                       "normal 0"), True, id="redis-14-fail-hard-0"),
+    pytest.param("redis-client-output-bounded", "cache-loader",
+                 _conf("client-output-buffer-limit normal 64mb", "client-output-buffer-limit "
+                       "normal 1gb"), True, id="redis-14-fail-above-maxmemory"),
+    pytest.param("redis-client-output-bounded", "cache",
+                 _args("--client-output-buffer-limit", "normal 0 0 0"), True,
+                 id="redis-14-fail-argv-wins"),
+    pytest.param("redis-client-output-bounded", "cache-loader",
+                 _conf("client-output-buffer-limit normal 64mb 32mb 60\n",
+                       "client-output-buffer-limit normal 64mb 32mb 60\n"
+                       "client-output-buffer-limit pubsub 0 0 0\n"), False,
+                 id="redis-14-pass-one-line-per-class"),
     pytest.param("redis-single-database", "cache-loader",
                  _conf("databases 1\n", ""), True, id="redis-13-fail-16-databases"),
     pytest.param("redis-acl-key-scope", "cache-loader", _acl("~shop:*", "~*"), True,

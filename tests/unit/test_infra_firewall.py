@@ -1,4 +1,5 @@
-"""infra.firewall's rules and infra.engine_report's verdicts: pure logic, no iptables."""
+"""infra.firewall's rules and infra.engine_report's verdicts: pure logic, no iptables; and
+the fixed bridge names the program declares for the rules to name."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ from infra.firewall import (
     install_rules,
     removal_rules,
 )
+from infra.naming import BRIDGE_NAME_OPTION, Role, bridge_interface, object_name
+from infra.pulumi_names import NETWORK
+from infra.render import RenderedStack
 
 BRIDGES = Bridges(backend="br-back0000001", frontend="br-front000001")
 
@@ -125,3 +129,36 @@ def test_firewall__down_for_a_name_no_chain_can_carry_changes_nothing() -> None:
         raise AssertionError(f"iptables called with {args}")
 
     assert down("e2e-absent-0123abcd", never) == 0  # type: ignore[arg-type]
+
+
+# -- the bridges the rules name are fixed in the program ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("stack", "backend", "frontend"),
+    [("dev", "sr-dev-b", "sr-dev-f"), ("ap12345678", "sr-ap12345678-b", "sr-ap12345678-f")],
+)
+def test_bridge_interface__readable_while_it_fits(stack: str, backend: str, frontend: str) -> None:
+    assert bridge_interface(stack, Role.BACKEND) == backend
+    assert bridge_interface(stack, Role.FRONTEND) == frontend
+
+
+def test_bridge_interface__a_long_stack_name_is_hashed_within_15_characters() -> None:
+    long_names = ["staging-eu-west", "staging-eu-east", "a" * 31]
+    names = {bridge_interface(s, r) for s in long_names for r in (Role.BACKEND, Role.FRONTEND)}
+    assert len(names) == 6, "distinct per stack and network"
+    assert all(len(n) <= 15 and n.startswith("sr_") for n in names)
+
+
+def test_bridge_interface__only_networks_have_one() -> None:
+    with pytest.raises(ValueError, match="only the stack's networks"):
+        bridge_interface("dev", Role.REDIS)
+
+
+def test_program__declares_each_networks_bridge_name(stack: RenderedStack) -> None:
+    """Both paths create the networks from this declaration, so both get the fixed names the
+    firewall's rules name (a replaced network comes back with the same interface)."""
+    networks = {r.props["name"]: r.props for r in stack.resources if r.type == NETWORK}
+    for role in (Role.BACKEND, Role.FRONTEND):
+        props = networks[object_name(stack.stack, role)]
+        assert props["options"][BRIDGE_NAME_OPTION] == bridge_interface(stack.stack, role)
