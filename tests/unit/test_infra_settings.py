@@ -103,6 +103,24 @@ def test_password_below_floor__is_rejected(environment: str, floor: int) -> None
     assert f"set it to {floor} or more" in message
 
 
+@pytest.mark.parametrize(
+    ("environment", "limit"), [("development", 90), ("staging", 90), ("production", 30)]
+)
+def test_certificate_validity_above_limit__is_rejected(environment: str, limit: int) -> None:
+    # A stack file cannot lengthen its leaf certificates past what the policy pack accepts.
+    message = _problems("s", _config(environment, certValidityDays=limit + 1))
+    assert f"secure-redis:certValidityDays is {limit + 1}, above the {environment} limit" in message
+    assert f"set it to {limit} or less" in message
+
+
+@pytest.mark.parametrize(
+    ("environment", "limit"), [("development", 90), ("staging", 90), ("production", 30)]
+)
+def test_certificate_validity_at_limit__is_accepted(environment: str, limit: int) -> None:
+    settings = load_settings("s", _config(environment, certValidityDays=limit))
+    assert settings.cert_validity_days == limit
+
+
 @pytest.mark.parametrize("maxmemory", [256, 300])
 def test_maxmemory_not_below_memory_limit__is_rejected(maxmemory: int) -> None:
     message = _problems("dev", _config(redisMemoryMb=256, redisMaxmemoryMb=maxmemory))
