@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
@@ -96,15 +97,20 @@ def certificate_profile(resource: Resource, _config: Mapping[str, Any]) -> Itera
 
 
 def _leaf_validity(resource: Resource) -> tuple[float, bool] | None:
-    """A leaf certificate's validity in days and whether it renews early; None: not a leaf."""
+    """A leaf certificate's validity in days and whether it renews early; None: not a leaf.
+
+    A leaf that states no validity counts as unbounded: the limit cannot be confirmed.
+    """
     props = resource.props
     try:
         if resource.type == TLS_LOCALLY_SIGNED_CERT:
             hours = number(props.get("validityPeriodHours"), "validityPeriodHours")
-            return (hours or 0) / 24, number(props.get("earlyRenewalHours")) is not None
+            renews = number(props.get("earlyRenewalHours")) is not None
+            return (math.inf if hours is None else hours / 24), renews
         if _is_dynamic(resource.type) and "usage" in props:  # a dynamic leaf certificate
             days = number(props.get("validityDays"), "validityDays")
-            return days or 0, number(props.get("renewBeforeDays")) is not None
+            renews = number(props.get("renewBeforeDays")) is not None
+            return (math.inf if days is None else days), renews
     except Unreadable as exc:
         exc.subject, exc.urn = label(resource), resource.urn
         raise

@@ -302,6 +302,23 @@ def test_leaf_validity__pulumi_tls_hours_meet_the_production_floor() -> None:
     assert run_rule("tls-certificate-validity-bounded", at, config) == []
 
 
+@pytest.mark.parametrize(
+    ("type_", "props"),
+    [
+        pytest.param(LEAF, {"usage": "client", "renewBeforeDays": 10}, id="dynamic"),
+        pytest.param("tls:index/locallySignedCert:LocallySignedCert", {"earlyRenewalHours": 24},
+                     id="pulumi-tls"),
+    ],
+)  # fmt: skip
+def test_leaf_validity__a_leaf_stating_none_is_rejected(type_: str, props: dict[str, Any]) -> None:
+    """No stated validity cannot be confirmed within the limit: fail closed, not as 0 days."""
+    stack = add(foreign.records(), type_, "extra", props)
+    stack = mutate(stack, "web", lambda p: p["envs"].append("ENVIRONMENT=development"))
+    messages = run_rule("tls-certificate-validity-bounded", stack)
+    assert len(messages) == 1
+    assert "must be valid for at most 90 days" in messages[0]
+
+
 def test_stack_reference_feeding_a_container_is_rejected() -> None:
     with_reference = add(foreign.records(), "pulumi:pulumi:StackReference", "other", {})
     urn = with_reference[-1].urn
