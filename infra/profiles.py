@@ -25,6 +25,13 @@ PASSWORD_FLOOR: Final = MappingProxyType(
     {Environment.DEVELOPMENT: 24, Environment.STAGING: 32, Environment.PRODUCTION: 48}
 )
 
+# docs/design.md#security-model point 6: no leaf certificate is valid for longer than this many
+# days per environment; a stolen key is useful at most that long (there is no revocation). The
+# profiles below issue within it and the policy pack rejects anything longer.
+LEAF_VALIDITY_LIMIT: Final = MappingProxyType(
+    {Environment.DEVELOPMENT: 90, Environment.STAGING: 90, Environment.PRODUCTION: 30}
+)
+
 # TLSv1.3 only in staging and production: the app's client (app/secure_cache/settings.py,
 # Settings.min_tls_version) requires it there, so a server accepting 1.2 would only invite a
 # weaker handshake no client of the stack may use.
@@ -110,4 +117,11 @@ PROFILES: Final = MappingProxyType(
 
 SETTING_KEYS: Final = frozenset(PROFILES[Environment.DEVELOPMENT]) | {"environment"}
 
-__all__ = ["PASSWORD_FLOOR", "PROFILES", "REQUIRED_TLS_MIN", "SETTING_KEYS", "Environment"]
+__all__ = [
+    "LEAF_VALIDITY_LIMIT",
+    "PASSWORD_FLOOR",
+    "PROFILES",
+    "REQUIRED_TLS_MIN",
+    "SETTING_KEYS",
+    "Environment",
+]

@@ -18,6 +18,7 @@ import yaml
 
 from infra.pki import KeyAlgorithm
 from infra.profiles import (
+    LEAF_VALIDITY_LIMIT,
     PASSWORD_FLOOR,
     PROFILES,
     REQUIRED_TLS_MIN,
@@ -374,6 +375,13 @@ def _cross_checks(s: StackSettings, failed: set[str]) -> list[str]:
         problems.append(
             f"{NAMESPACE}:tlsMinVersion is {s.tls_min_version}, but {s.environment} accepts "
             f"TLSv{required} only; set it to {required} (or remove it)"
+        )
+    limit = LEAF_VALIDITY_LIMIT[s.environment]
+    if applies("certValidityDays") and s.cert_validity_days > limit:
+        problems.append(
+            f"{NAMESPACE}:certValidityDays is {s.cert_validity_days}, above the {s.environment} "
+            f"limit of {limit} days; set it to {limit} or less (or remove it to use the profile "
+            "default)"
         )
     needed = min_memory_limit_mb(s.redis_maxmemory_mb)
     if applies("redisMaxmemoryMb", "redisMemoryMb") and s.redis_memory_mb < needed:

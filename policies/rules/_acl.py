@@ -159,10 +159,6 @@ class AclUser:
             return True
         return bool(self.granted_commands & DANGEROUS_COMMANDS)
 
-    @property
-    def authenticates(self) -> bool:
-        return not self.nopass and self.passwords > 0
-
 
 def acl_users(rules: Sequence[Sequence[str]]) -> dict[str, AclUser]:
     """Users after every `user <name> <rules...>` line; `default` as Redis leaves it."""

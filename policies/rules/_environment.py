@@ -7,11 +7,12 @@ built from a URN. Where the declarations disagree or say nothing, the strictest 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
-from infra.profiles import PASSWORD_FLOOR, Environment
+from infra.profiles import LEAF_VALIDITY_LIMIT, PASSWORD_FLOOR, Environment
 from policies.rules._model import CONTAINER, Resource
 from policies.rules._props import envs
 
@@ -24,13 +25,29 @@ class Floor:
     password_length: int
     leaf_validity_days: int
 
+    # Where a rule's configured limit meets this floor: the stricter of the two holds, so a
+    # config (policies/config/*.json, --policy-pack-config) tightens and never loosens.
+    def password_minimum(self, configured: float | None) -> int:
+        """The shortest password accepted: the configured length, never below the floor."""
+        return max(math.ceil(configured or 0), self.password_length)
 
-# The password floors are the program's own (infra/profiles.py): one number per environment
-# for what the program generates and what the pack accepts.
+    def leaf_validity_maximum(self, configured: float | None) -> int:
+        """The longest leaf validity accepted (days): the configured one, never above the floor."""
+        if configured is None:
+            return self.leaf_validity_days
+        return min(math.floor(configured), self.leaf_validity_days)
+
+
+def _floor(environment: Environment, tls_minimum: str) -> Floor:
+    return Floor(tls_minimum, PASSWORD_FLOOR[environment], LEAF_VALIDITY_LIMIT[environment])
+
+
+# The password and validity floors are the program's own (infra/profiles.py): one number per
+# environment for what the program generates and what the pack accepts.
 FLOORS: Final = {
-    Environment.DEVELOPMENT: Floor("TLSv1.2", PASSWORD_FLOOR[Environment.DEVELOPMENT], 90),
-    Environment.STAGING: Floor("TLSv1.2", PASSWORD_FLOOR[Environment.STAGING], 90),
-    Environment.PRODUCTION: Floor("TLSv1.3", PASSWORD_FLOOR[Environment.PRODUCTION], 30),
+    Environment.DEVELOPMENT: _floor(Environment.DEVELOPMENT, "TLSv1.2"),
+    Environment.STAGING: _floor(Environment.STAGING, "TLSv1.2"),
+    Environment.PRODUCTION: _floor(Environment.PRODUCTION, "TLSv1.3"),
 }
 # Variables programs use to say which environment they run in, and the words they use.
 _DECLARING_VARIABLES: Final = frozenset(

@@ -159,14 +159,14 @@ def password_length(
     resources: Sequence[Resource], config: Mapping[str, Any]
 ) -> Iterator[Violation]:
     """At least the configured length, and never below the declared environment's floor."""
-    minimum = max(number(config.get("minimumLength")) or 24, floor(resources).password_length)
+    minimum = floor(resources).password_minimum(number(config.get("minimumLength")))
     for resource in resources:
         if not _generates_passwords(resource):
             continue
         length = number(resource.props.get("length"), "length")
         if length is None or length < minimum:
             yield Violation(
-                f"{label(resource)} must generate passwords of at least {int(minimum)} "
+                f"{label(resource)} must generate passwords of at least {minimum} "
                 f"characters (length) in this stack's environment; shorter ones can be guessed "
                 f"at Redis's speed.",
                 resource.urn,

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import fnmatch
+import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 from infra.proppath import string_leaves
+from policies.rules._environment import floor
 from policies.rules._model import (
-    ADVISORY,
     CONTAINER,
     DYNAMIC,
     TLS_LOCALLY_SIGNED_CERT,
@@ -18,6 +20,7 @@ from policies.rules._model import (
     Resource,
     ResourceRule,
     StackRule,
+    Unreadable,
     Violation,
 )
 from policies.rules._props import envs, label, number, redis_label, strings, text, uploads
@@ -93,22 +96,47 @@ def certificate_profile(resource: Resource, _config: Mapping[str, Any]) -> Itera
         yield f"{label(resource)} is a CA certificate and must list cert_signing in allowedUses."
 
 
-def validity_bounded(resource: Resource, config: Mapping[str, Any]) -> Iterator[str]:
+def _leaf_validity(resource: Resource) -> tuple[float, bool] | None:
+    """A leaf certificate's validity in days and whether it renews early; None: not a leaf.
+
+    A leaf that states no validity counts as unbounded: the limit cannot be confirmed.
+    """
     props = resource.props
-    maximum = number(config.get("maximumLeafValidityDays")) or 397
-    if resource.type == TLS_LOCALLY_SIGNED_CERT:
-        days = (number(props.get("validityPeriodHours")) or 0) / 24
-        renews = number(props.get("earlyRenewalHours")) is not None
-    elif "usage" in props:  # a dynamic leaf certificate
-        days = number(props.get("validityDays")) or 0
-        renews = number(props.get("renewBeforeDays")) is not None
-    else:
-        return
-    if days > maximum or not renews:
-        yield (
-            f"{label(resource)} should be valid for at most {int(maximum)} days and renew "
-            f"early (earlyRenewalHours / renewBeforeDays)."
-        )
+    try:
+        if resource.type == TLS_LOCALLY_SIGNED_CERT:
+            hours = number(props.get("validityPeriodHours"), "validityPeriodHours")
+            renews = number(props.get("earlyRenewalHours")) is not None
+            return (math.inf if hours is None else hours / 24), renews
+        if _is_dynamic(resource.type) and "usage" in props:  # a dynamic leaf certificate
+            days = number(props.get("validityDays"), "validityDays")
+            renews = number(props.get("renewBeforeDays")) is not None
+            return (math.inf if days is None else days), renews
+    except Unreadable as exc:
+        exc.subject, exc.urn = label(resource), resource.urn
+        raise
+    return None
+
+
+def _is_dynamic(resource_type: str) -> bool:
+    return any(fnmatch.fnmatchcase(resource_type, pattern) for pattern in DYNAMIC)
+
+
+def validity_bounded(
+    resources: Sequence[Resource], config: Mapping[str, Any]
+) -> Iterator[Violation]:
+    """At most the configured validity, and never above the declared environment's floor."""
+    maximum = floor(resources).leaf_validity_maximum(number(config.get("maximumLeafValidityDays")))
+    for resource in resources:
+        leaf = _leaf_validity(resource)
+        if leaf is None:
+            continue
+        days, renews = leaf
+        if days > maximum or not renews:
+            yield Violation(
+                f"{label(resource)} must be valid for at most {maximum} days in this stack's "
+                f"environment and renew early (earlyRenewalHours / renewBeforeDays).",
+                resource.urn,
+            )
 
 
 def private_key_unique(
@@ -214,19 +242,20 @@ RULES: Final = (
         check=certificate_profile,
         refs=("TLS-08",),
     ),
-    ResourceRule(
+    StackRule(
         name="tls-certificate-validity-bounded",
-        description="Leaf certificates are short-lived and renewed early.",
-        resource_types=(TLS_LOCALLY_SIGNED_CERT, *DYNAMIC),
+        description="Leaf certificates are short-lived for the environment and renewed early.",
         check=validity_bounded,
         refs=("TLS-09",),
-        enforcement=ADVISORY,
         config_schema={
             "maximumLeafValidityDays": {
                 "type": "integer",
                 "minimum": 1,
                 "default": 397,
-                "description": "Longest leaf certificate validity, in days.",
+                "description": (
+                    "Longest leaf certificate validity, in days; the declared environment's "
+                    "own limit (docs/security-catalog.md, TLS-09) holds when it is shorter."
+                ),
             }
         },
     ),

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from infra import pki
+from infra.profiles import LEAF_VALIDITY_LIMIT
 from tests.e2e.hosts import container_host
 from tests.e2e.probes import (
     ProbeContainer,
@@ -189,3 +190,15 @@ def test_tls__certificates_expire_well_after_the_renewal_window(stack: Stack, na
     left = expires - dt.datetime.now(dt.UTC)
     assert left > dt.timedelta(days=stack.settings.cert_renew_before_days), f"{name}: {left}"
     assert not pki.needs_renewal(pem, renew_before_days=stack.settings.cert_renew_before_days)
+
+
+@pytest.mark.parametrize("name", ["server.crt", "healthcheck.crt"])
+def test_tls__leaf_certificates_expire_within_the_environments_limit(
+    stack: Stack, name: str
+) -> None:
+    """TLS-09 on what is deployed: a stolen leaf key is useful at most the environment's limit
+    (infra/profiles.py) from now, whatever the stack file says."""
+    pem = bytes(container_host(stack.redis).file(f"/etc/secure-redis/{name}").content)
+    left = pki.certificate_expiry(pem) - dt.datetime.now(dt.UTC)
+    limit = LEAF_VALIDITY_LIMIT[stack.settings.environment]
+    assert left <= dt.timedelta(days=limit), f"{name}: {left} left, limit {limit} days"

@@ -57,7 +57,35 @@ def test_per_stack_config__dev_is_rejected_under_production_thresholds(
     analyze: Analyze, rendered: dict[str, list[Record]]
 ) -> None:
     findings = analyze(rendered["dev"], stack_config("prod"))
-    assert mandatory(findings) == {"redis-tls-protocols-modern", "secret-password-length"}
+    assert mandatory(findings) == {
+        "redis-tls-protocols-modern",
+        "secret-password-length",
+        "tls-certificate-validity-bounded",  # dev's 90-day leaves; prod.json allows 30
+    }
+
+
+@pytest.mark.parametrize(("stack", "limit"), [("dev", 90), ("prod", 30)])
+def test_leaf_validity__a_looser_config_cannot_lift_the_environments_limit(
+    analyze: Analyze, rendered: dict[str, list[Record]], stack: str, limit: int
+) -> None:
+    """The stack's own leaves pass at its limit; one day more is rejected even under 397."""
+    config = stack_config(stack) | {
+        "tls-certificate-validity-bounded": {"maximumLeafValidityDays": 397}
+    }
+    server = next(r for r in rendered[stack] if r.name == "tls-redis-server")
+    assert server.props["validityDays"] <= limit  # what the program issues (infra/profiles.py)
+    assert analyze(rendered[stack], config) == []
+    longer = mutate(rendered[stack], server.name, lambda p: p.update(validityDays=limit + 1))
+    findings = analyze(longer, config)
+    assert [(f.policy, f.level, f.urn, f.message) for f in findings] == [
+        (
+            "tls-certificate-validity-bounded",
+            "mandatory",
+            server.urn,
+            f"LeafCertificate tls-redis-server must be valid for at most {limit} days in this "
+            f"stack's environment and renew early (earlyRenewalHours / renewBeforeDays).",
+        )
+    ], describe(findings)
 
 
 def test_config__enforcement_override_travels_through_configure(

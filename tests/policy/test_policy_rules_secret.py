@@ -240,6 +240,85 @@ def test_password_floor__follows_the_declared_environment_not_the_stack_name(
         assert reason in messages[0]
 
 
+LEAF = "pulumi-python:dynamic/acme:LeafCertificate"
+LOOSE = {"tls-certificate-validity-bounded": {"maximumLeafValidityDays": 397}}
+
+
+# (declared environment, leaf validity in days, policy config): the environment's floor holds
+# whatever the config says, and a config below it tightens it.
+@pytest.mark.parametrize(
+    ("declared", "days", "config", "fails"),
+    [
+        pytest.param(None, 31, LOOSE, True, id="tls-09-fail-undeclared-31-days-config-397"),
+        pytest.param("ENVIRONMENT=production", 31, LOOSE, True,
+                     id="tls-09-fail-production-31-days-config-397"),
+        pytest.param("ENVIRONMENT=production", 31, None, True,
+                     id="tls-09-fail-production-31-days-default-config"),
+        pytest.param("ENVIRONMENT=production", 30, LOOSE, False,
+                     id="tls-09-pass-production-30-days-config-397"),
+        pytest.param("ENVIRONMENT=staging", 91, LOOSE, True,
+                     id="tls-09-fail-staging-91-days-config-397"),
+        pytest.param("ENVIRONMENT=staging", 90, LOOSE, False,
+                     id="tls-09-pass-staging-90-days-config-397"),
+        pytest.param("ENVIRONMENT=development", 91, LOOSE, True,
+                     id="tls-09-fail-development-91-days-config-397"),
+        pytest.param("ENVIRONMENT=development", 90, LOOSE, False,
+                     id="tls-09-pass-development-90-days-config-397"),
+        pytest.param("ENVIRONMENT=development", 61,
+                     {"tls-certificate-validity-bounded": {"maximumLeafValidityDays": 60}}, True,
+                     id="tls-09-fail-development-config-tightens-to-60"),
+    ],
+)  # fmt: skip
+def test_leaf_validity__the_environments_floor_holds_against_the_config(
+    request: pytest.FixtureRequest,
+    declared: str | None,
+    days: int,
+    config: dict[str, dict[str, int]] | None,
+    fails: bool,
+) -> None:
+    stack = add(foreign.records(), LEAF, "extra",
+                {"usage": "server", "validityDays": days, "renewBeforeDays": 10})  # fmt: skip
+    if declared:
+        stack = mutate(stack, "web", lambda p: p["envs"].append(declared))
+    rule_config = (config or {}).get("tls-certificate-validity-bounded")
+    messages = run_rule("tls-certificate-validity-bounded", stack, rule_config)
+    assert bool(messages) is fails, messages
+    if fails:
+        assert_reasons("secret", request, messages)
+
+
+def test_leaf_validity__pulumi_tls_hours_meet_the_production_floor() -> None:
+    """pulumi-tls states validity in hours: 30 days and one hour is over production's 30."""
+    cert = "tls:index/locallySignedCert:LocallySignedCert"
+    over = add(foreign.records(), cert, "extra",
+               {"validityPeriodHours": 30 * 24 + 1, "earlyRenewalHours": 24})  # fmt: skip
+    at = add(foreign.records(), cert, "extra",
+             {"validityPeriodHours": 30 * 24, "earlyRenewalHours": 24})  # fmt: skip
+    config = LOOSE["tls-certificate-validity-bounded"]
+    assert run_rule("tls-certificate-validity-bounded", over, config) == [
+        "LocallySignedCert extra must be valid for at most 30 days in this stack's environment "
+        "and renew early (earlyRenewalHours / renewBeforeDays)."
+    ]
+    assert run_rule("tls-certificate-validity-bounded", at, config) == []
+
+
+@pytest.mark.parametrize(
+    ("type_", "props"),
+    [
+        pytest.param(LEAF, {"usage": "client", "renewBeforeDays": 10}, id="dynamic"),
+        pytest.param("tls:index/locallySignedCert:LocallySignedCert", {"earlyRenewalHours": 24},
+                     id="pulumi-tls"),
+    ],
+)  # fmt: skip
+def test_leaf_validity__a_leaf_stating_none_is_rejected(type_: str, props: dict[str, Any]) -> None:
+    """No stated validity cannot be confirmed within the limit: fail closed, not as 0 days."""
+    stack = add(foreign.records(), type_, "extra", props)
+    stack = mutate(stack, "web", lambda p: p["envs"].append("ENVIRONMENT=development"))
+    messages = run_rule("tls-certificate-validity-bounded", stack)
+    assert len(messages) == 1
+    assert "must be valid for at most 90 days" in messages[0]
+
+
 def test_stack_reference_feeding_a_container_is_rejected() -> None:
     with_reference = add(foreign.records(), "pulumi:pulumi:StackReference", "other", {})
     urn = with_reference[-1].urn

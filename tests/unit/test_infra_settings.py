@@ -103,6 +103,24 @@ def test_password_below_floor__is_rejected(environment: str, floor: int) -> None
     assert f"set it to {floor} or more" in message
 
 
+@pytest.mark.parametrize(
+    ("environment", "limit"), [("development", 90), ("staging", 90), ("production", 30)]
+)
+def test_certificate_validity_above_limit__is_rejected(environment: str, limit: int) -> None:
+    # A stack file cannot lengthen its leaf certificates past what the policy pack accepts.
+    message = _problems("s", _config(environment, certValidityDays=limit + 1))
+    assert f"secure-redis:certValidityDays is {limit + 1}, above the {environment} limit" in message
+    assert f"set it to {limit} or less" in message
+
+
+@pytest.mark.parametrize(
+    ("environment", "limit"), [("development", 90), ("staging", 90), ("production", 30)]
+)
+def test_certificate_validity_at_limit__is_accepted(environment: str, limit: int) -> None:
+    settings = load_settings("s", _config(environment, certValidityDays=limit))
+    assert settings.cert_validity_days == limit
+
+
 @pytest.mark.parametrize("maxmemory", [300, 256, 192, 105])
 def test_memory_limit_without_room_for_the_aof_rewrite__is_rejected(maxmemory: int) -> None:
     """The limit that OOM-killed Redis under the rotation load run (256 for 192) is refused:
