@@ -8,6 +8,7 @@ from typing import Final
 
 import pulumi
 import pulumi_docker as docker
+from docker.utils.build import exclude_paths
 
 from infra.naming import Role, object_name
 
@@ -17,17 +18,31 @@ STACK_BUILD_ARG: Final = "SECURE_REDIS_STACK"
 # The uid/gid the image's service account gets (infra/runtime_ids.py); each Dockerfile
 # declares it after its package layers, so every stack shares those layers.
 UID_BUILD_ARG: Final = "SECURE_REDIS_UID"
-_SKIP_PARTS: Final = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
+
+
+def _ignore_patterns(context: Path) -> list[str]:
+    """The context's .dockerignore patterns, read the way docker-py's build API reads them."""
+    ignore = context / ".dockerignore"
+    if not ignore.is_file():
+        return []
+    lines = (line.strip() for line in ignore.read_text().splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
 
 
 def context_digest(context: Path) -> str:
-    """A short digest of the build context's files, so a changed context gets a new tag."""
+    """A short digest of the files `docker build` sends from `context` (its .dockerignore
+    applied by docker-py's own matcher), so the tag changes exactly when the image's inputs do.
+
+    Files the context ignores do not count: the app's sources, `build/`, `*.egg-info` and the
+    wheelhouse's stamp change while a wheel is being built (a parallel test run saw the tag
+    move between two renders) but never reach the image; only the wheels do.
+    """
     digest = hashlib.sha256()
-    for path in sorted(p for p in context.rglob("*") if p.is_file()):
-        relative = path.relative_to(context)
-        if _SKIP_PARTS & set(relative.parts) or path.suffix == ".pyc":
+    for relative in sorted(exclude_paths(str(context), _ignore_patterns(context))):
+        path = context / relative
+        if not path.is_file():
             continue
-        digest.update(relative.as_posix().encode() + b"\0")
+        digest.update(Path(relative).as_posix().encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()[:12]
 

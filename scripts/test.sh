@@ -23,6 +23,9 @@ total="$(now_ms)"
 if [ "$needs_system" = 1 ]; then
     step bootstrap scripts/bootstrap.sh
     step base-image scripts/bootstrap-base-image.sh
+    # Filled once before the tests: a fill in the middle of the parallel run (the first image
+    # test) changed the app's build context, and so its image tag, between two renders.
+    step app-wheelhouse scripts/build-app-image.sh --wheelhouse-only
 else
     step bootstrap scripts/bootstrap.sh --python
 fi
