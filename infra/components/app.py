@@ -8,25 +8,22 @@ from typing import Final
 import pulumi
 import pulumi_docker as docker
 
+from infra.components.app_image import MATERIAL_DIR, app_image_parts
 from infra.components.hardening import hardened_runtime
-from infra.components.material import MaterialFile, MaterialVolume, MaterialVolumeArgs
-from infra.images import local_image
+from infra.components.material import MaterialFile, MaterialVolume
 from infra.naming import Role, container_labels, named_options, object_name
 from infra.redis_acl import APP_USER
 from infra.redis_conf import VALUE_LIMIT_BYTES
 from infra.runtime_ids import runtime_id
-from infra.settings import REPO_ROOT
 
 # Processes and threads of the app's uid: the HTTP service's worker threads and the health
 # check's interpreter, with room to spare; far below the thousands a thread bomb starts.
 APP_NPROC: Final = 256
 APP_HTTP_PORT: Final = 8080
 HEALTH_PATH: Final = "/healthz"
-MATERIAL_DIR: Final = "/etc/secure-cache"
 # The same limit Redis's proto-max-bulk-len is derived from (infra/redis_conf.py).
 APP_MAX_VALUE_BYTES: Final = VALUE_LIMIT_BYTES
 APP_MAX_CONNECTIONS: Final = 400
-IMAGE_CONTEXT: Final = REPO_ROOT / "app"
 
 
 @dataclass(frozen=True)
@@ -129,63 +126,35 @@ class CacheApp(pulumi.ComponentResource):
         stack = args.stack
         self.uid = runtime_id(stack, Role.APP, args.id_slot)
         self.container_name = object_name(stack, Role.APP)
-        self.image = local_image(
-            f"{name}-image",
+        files = args.files
+        parts = app_image_parts(
+            name,
+            self,
             stack=stack,
             role=Role.APP,
-            context=IMAGE_CONTEXT,
+            consumer=Role.APP,
             uid=self.uid,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        image_id = self.image.repo_digest
-        files = args.files
-        self.material = MaterialVolume(
-            f"{name}-material",
-            MaterialVolumeArgs(
-                stack=stack,
-                consumer=Role.APP,
-                image=image_id,
-                uid=self.uid,
-                mount_path=MATERIAL_DIR,
-                files=(
-                    MaterialFile("ca.crt", files.ca_cert, secret=False),
-                    MaterialFile("app.crt", files.client_cert, secret=False),
-                    MaterialFile("app.key", files.client_key, secret=True),
-                    MaterialFile("redis.password", files.redis_password, secret=True),
-                    MaterialFile("data.key", files.data_key, secret=True),
-                    MaterialFile("data.previous-keys", files.previous_data_keys, secret=True),
-                    MaterialFile("api.token", files.api_token, secret=True),
-                    MaterialFile("data.generation", files.data_key_generation, secret=False),
-                ),
-                revisions=args.revisions,
-                depends_on=args.material_after,
+            files=(
+                MaterialFile("ca.crt", files.ca_cert, secret=False),
+                MaterialFile("app.crt", files.client_cert, secret=False),
+                MaterialFile("app.key", files.client_key, secret=True),
+                MaterialFile("redis.password", files.redis_password, secret=True),
+                MaterialFile("data.key", files.data_key, secret=True),
+                MaterialFile("data.previous-keys", files.previous_data_keys, secret=True),
+                MaterialFile("api.token", files.api_token, secret=True),
+                MaterialFile("data.generation", files.data_key_generation, secret=False),
             ),
-            opts=pulumi.ResourceOptions(parent=self),
+            revisions=args.revisions,
+            material_after=args.material_after,
         )
-        # The declaration never mentions the material: rotating it never replaces the app,
-        # which reads its files again when they change.
+        self.image, self.material = parts.image, parts.material
         self.container = docker.Container(
             f"{name}-container",
             name=self.container_name,
-            image=image_id,
             envs=app_envs(args),
-            mounts=[
-                docker.ContainerMountArgs(
-                    type="volume",
-                    source=self.material.volume_name,
-                    target=MATERIAL_DIR,
-                    read_only=True,
-                )
-            ],
-            networks_advanced=[
-                docker.ContainerNetworksAdvancedArgs(name=args.backend_network),
-                docker.ContainerNetworksAdvancedArgs(name=args.frontend_network),
-            ],
-            # Docker's embedded DNS forwards a name it does not know (`redis` while Redis is
-            # stopped) to the host's resolvers from this container, which the stack's host
-            # firewall refuses (infra/firewall.py), and then does not answer at all: the
-            # resolver's own timeout (5 s x 2 by default) would stall the fallback to memory.
-            dns_opts=["timeout:1", "attempts:1"],
+            **parts.container_args(
+                backend_network=args.backend_network, frontend_network=args.frontend_network
+            ),
             # Loopback only: the HTTP endpoint is for this host, not the network.
             ports=[
                 docker.ContainerPortArgs(

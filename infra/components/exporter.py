@@ -23,25 +23,21 @@ from typing import Final
 import pulumi
 import pulumi_docker as docker
 
+from infra.components.app_image import MATERIAL_DIR, app_image_parts
 from infra.components.hardening import hardened_runtime
-from infra.components.material import MaterialFile, MaterialVolume, MaterialVolumeArgs
-from infra.images import local_image
+from infra.components.material import MaterialFile, MaterialVolume
 from infra.naming import Role, container_labels, named_options, object_name
 from infra.redis_acl import EXPORTER_USER
 from infra.runtime_ids import runtime_id
-from infra.settings import REPO_ROOT
 
 EXPORTER_NAME: Final = "redis-exporter"
 EXPORTER_PORT: Final = 9121
 EXPORTER_MODULE: Final = "secure_cache.redis_exporter"
-# The app image's directory owned by the image's uid (app/Dockerfile).
-MATERIAL_DIR: Final = "/etc/secure-cache"
 # The HTTP server's request threads and the health check's interpreter, with room to spare.
 EXPORTER_NPROC: Final = 64
 # About 30 MiB RSS (CPython, redis-py, prometheus_client); room for a scrape's replies.
 EXPORTER_MEMORY_MB: Final = 96
 EXPORTER_CPUS: Final = 0.25
-IMAGE_CONTEXT: Final = REPO_ROOT / "app"
 
 
 @dataclass(frozen=True)
@@ -102,56 +98,33 @@ class RedisExporter(pulumi.ComponentResource):
         stack = args.stack
         self.uid = runtime_id(stack, Role.EXPORTER, args.id_slot)
         self.container_name = object_name(stack, EXPORTER_NAME)
-        self.image = local_image(
-            f"{name}-image",
+        files = args.files
+        parts = app_image_parts(
+            name,
+            self,
             stack=stack,
             role=Role.EXPORTER,
-            context=IMAGE_CONTEXT,
+            consumer=EXPORTER_NAME,
             uid=self.uid,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        image_id = self.image.repo_digest
-        files = args.files
-        self.material = MaterialVolume(
-            f"{name}-material",
-            MaterialVolumeArgs(
-                stack=stack,
-                consumer=EXPORTER_NAME,
-                image=image_id,
-                uid=self.uid,
-                mount_path=MATERIAL_DIR,
-                files=(
-                    MaterialFile("ca.crt", files.ca_cert, secret=False),
-                    MaterialFile("exporter.crt", files.client_cert, secret=False),
-                    MaterialFile("exporter.key", files.client_key, secret=True),
-                    MaterialFile("redis.password", files.password, secret=True),
-                ),
-                revisions=args.revisions,
-                depends_on=args.material_after,
+            files=(
+                MaterialFile("ca.crt", files.ca_cert, secret=False),
+                MaterialFile("exporter.crt", files.client_cert, secret=False),
+                MaterialFile("exporter.key", files.client_key, secret=True),
+                MaterialFile("redis.password", files.password, secret=True),
             ),
-            opts=pulumi.ResourceOptions(parent=self),
+            revisions=args.revisions,
+            material_after=args.material_after,
         )
+        self.image, self.material = parts.image, parts.material
         self.container = docker.Container(
             f"{name}-container",
             name=self.container_name,
-            image=image_id,
             entrypoints=["python3", "-m", EXPORTER_MODULE],
             command=["serve"],
             envs=exporter_envs(args),
-            mounts=[
-                docker.ContainerMountArgs(
-                    type="volume",
-                    source=self.material.volume_name,
-                    target=MATERIAL_DIR,
-                    read_only=True,
-                )
-            ],
-            networks_advanced=[
-                docker.ContainerNetworksAdvancedArgs(name=args.backend_network),
-                docker.ContainerNetworksAdvancedArgs(name=args.frontend_network),
-            ],
-            # As for the app (infra/components/app.py): a stopped Redis must fail fast.
-            dns_opts=["timeout:1", "attempts:1"],
+            **parts.container_args(
+                backend_network=args.backend_network, frontend_network=args.frontend_network
+            ),
             **hardened_runtime(
                 uid=self.uid,
                 memory_mb=EXPORTER_MEMORY_MB,
