@@ -59,7 +59,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, Literal, TypeVar
+from typing import TYPE_CHECKING, Final, Literal, NamedTuple, TypeVar
 
 from cryptography import x509
 from prometheus_client import (
@@ -171,14 +171,28 @@ def status_label(status: int) -> str:
     return str(status) if 100 <= status <= 599 else OTHER
 
 
-def not_after(cert: x509.Certificate) -> float:
-    return cert.not_valid_after_utc.timestamp()
+class Validity(NamedTuple):
+    """A certificate's notBefore and notAfter, in seconds since the epoch."""
+
+    not_before: float
+    not_after: float
+
+
+def validity(cert: x509.Certificate) -> Validity:
+    return Validity(cert.not_valid_before_utc.timestamp(), cert.not_valid_after_utc.timestamp())
+
+
+def earliest_validity(pem: bytes) -> Validity | None:
+    """The validity of the certificate in a PEM bundle that expires first; None when it has
+    none."""
+    certs = x509.load_pem_x509_certificates(pem) if b"-----BEGIN" in pem else []
+    return min((validity(c) for c in certs), key=lambda v: v.not_after, default=None)
 
 
 def earliest_not_after(pem: bytes) -> float | None:
     """The earliest notAfter of the certificates in a PEM bundle; None when it has none."""
-    certs = x509.load_pem_x509_certificates(pem) if b"-----BEGIN" in pem else []
-    return min((not_after(c) for c in certs), default=None)
+    earliest = earliest_validity(pem)
+    return None if earliest is None else earliest.not_after
 
 
 class SecurityEventsCollector(Collector):
@@ -207,15 +221,18 @@ def event_families(snapshot: Mapping[str, int]) -> list[Metric]:
 
 
 class _CertificateCollector(Collector):
-    """Certificate expiry: files re-read per scrape, the server's from the last handshake."""
+    """Certificate expiry and lifetime: files re-read per scrape, the server's from the last
+    handshake. The lifetime lets monitoring/alerts.yml warn at a third of a short-lived
+    certificate's life (when the stack renews it) rather than at a fixed 30 days, which a
+    30-day production certificate would be under from its first day."""
 
     def __init__(self, files: Mapping[CertificateRole, Path]) -> None:
         self._files = dict(files)
-        self._handshake: float | None = None
-        self.view: Callable[[], float | None] | None = None
+        self._handshake: Validity | None = None
+        self.view: Callable[[], Validity | None] | None = None
 
     def server_certificate(self, der: bytes) -> None:
-        self._handshake = not_after(x509.load_der_x509_certificate(der))
+        self._handshake = validity(x509.load_der_x509_certificate(der))
 
     def collect(self) -> Iterator[Metric]:
         family = GaugeMetricFamily(
@@ -224,22 +241,29 @@ class _CertificateCollector(Collector):
             "the latest TLS handshake, and the client certificate, in seconds since the epoch.",
             labels=["certificate"],
         )
-        values: dict[str, float | None] = {
-            role: _file_not_after(path) for role, path in self._files.items()
+        lifetime = GaugeMetricFamily(
+            f"{NAMESPACE}_certificate_lifetime_seconds",
+            "notAfter minus notBefore of the same certificates: how long each was issued for.",
+            labels=["certificate"],
+        )
+        values: dict[str, Validity | None] = {
+            role: _file_validity(path) for role, path in self._files.items()
         }
         values["server"] = self.view() if self.view is not None else self._handshake
         for role in ("ca", "server", "client"):
             value = values.get(role)
             if value is not None:
-                family.add_metric([role], value)
+                family.add_metric([role], value.not_after)
+                lifetime.add_metric([role], value.not_after - value.not_before)
         yield family
+        yield lifetime
 
 
-def _file_not_after(path: Path) -> float | None:
+def _file_validity(path: Path) -> Validity | None:
     """None when the file cannot be read or parsed: the series disappears, which
     monitoring/alerts.yml treats as an alert of its own (absent certificate expiry)."""
     try:
-        return earliest_not_after(path.read_bytes())
+        return earliest_validity(path.read_bytes())
     except (OSError, ValueError):
         return None
 
@@ -534,9 +558,9 @@ class CacheMetrics:
         """The certificate the server presented (`ssl_socket.getpeercert(binary_form=True)`)."""
         self._certificates.server_certificate(der)
 
-    def watch_server_certificate(self, view: Callable[[], float | None]) -> None:
-        """Read the notAfter (epoch seconds) of the server certificate of the latest
-        handshake from `view` at each scrape (the client records it per handshake)."""
+    def watch_server_certificate(self, view: Callable[[], Validity | None]) -> None:
+        """Read the validity of the server certificate of the latest handshake from `view` at
+        each scrape (the client records it per handshake)."""
         self._certificates.view = view
 
     def data_keys(self, *, previous: int, generation: int | None) -> None:
@@ -584,12 +608,18 @@ class CacheMetrics:
         def pool() -> PoolState:
             return PoolState(*transport.pool_state())
 
-        def server_not_after() -> float | None:
+        def server_validity() -> Validity | None:
             info = transport.tls_info
-            return None if info is None else info.server_cert_not_after
+            if info is None or info.server_cert_not_after is None:
+                return None
+            not_before = info.server_cert_not_before
+            return Validity(
+                info.server_cert_not_after if not_before is None else not_before,
+                info.server_cert_not_after,
+            )
 
         self.watch_pool(pool)
-        self.watch_server_certificate(server_not_after)
+        self.watch_server_certificate(server_validity)
         self.watch_keyring(lambda: len(core.keyring.previous))
         if core.degraded:
             self.fallback_entered()
@@ -612,9 +642,12 @@ __all__ = [
     "CacheMetrics",
     "PoolState",
     "SecurityEventsCollector",
+    "Validity",
     "certificate_collector",
     "earliest_not_after",
+    "earliest_validity",
     "event_families",
     "route_label",
     "size_class",
+    "validity",
 ]

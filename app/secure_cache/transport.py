@@ -115,19 +115,22 @@ class TlsInfo:
     version: str | None
     cipher: str | None
     server_cert_not_after: float | None  # seconds since the epoch
+    server_cert_not_before: float | None = None
 
     @classmethod
     def of(cls, tls: ssl.SSLSocket | ssl.SSLObject) -> TlsInfo:
         cipher = tls.cipher()
         peer = tls.getpeercert() or {}
-        not_after = peer.get("notAfter")
         return cls(
             version=tls.version(),
             cipher=cipher[0] if cipher else None,
-            server_cert_not_after=(
-                ssl.cert_time_to_seconds(not_after) if isinstance(not_after, str) else None
-            ),
+            server_cert_not_after=_cert_time(peer.get("notAfter")),
+            server_cert_not_before=_cert_time(peer.get("notBefore")),
         )
+
+
+def _cert_time(value: object) -> float | None:
+    return ssl.cert_time_to_seconds(value) if isinstance(value, str) else None
 
 
 @dataclass(frozen=True)

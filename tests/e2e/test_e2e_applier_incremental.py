@@ -296,7 +296,13 @@ def test_firewall__an_up_that_recreates_a_network_leaves_the_rules_naming_its_br
     try:
         frontend = scratch.client.networks.get(f"secure-redis-{scratch.name}-frontend")
         old_id = frontend.id
-        frontend.disconnect(scratch.container("app"), force=True)
+        # Every container on it (the app and the Redis exporter) is cut off first: Docker
+        # refuses to remove a network with endpoints.
+        frontend.reload()
+        attached = [container.name for container in frontend.containers]
+        assert scratch.container("app") in attached
+        for name in attached:
+            frontend.disconnect(name, force=True)
         frontend.remove()
         out = scratch.up("a removed network made again")
         assert f"network secure-redis-{scratch.name}-frontend" in out, out

@@ -169,6 +169,18 @@ def test_certificates__expiry_of_ca_bundle_client_file_and_handshake(tmp_path: P
     assert samples[(name, (("certificate", "client"),))] == expiry(client.cert_pem)
     assert samples[(name, (("certificate", "server"),))] == expiry(server.cert_pem)
 
+    # The lifetime of the same certificates (the bundle's: the one expiring first), from
+    # which monitoring/alerts.yml puts a short-lived certificate's renewal window.
+    def lifetime(pem: bytes) -> float:
+        cert = x509.load_pem_x509_certificate(pem)
+        return (cert.not_valid_after_utc - cert.not_valid_before_utc).total_seconds()
+
+    life = "secure_cache_certificate_lifetime_seconds"
+    assert samples[(life, (("certificate", "ca"),))] == lifetime(ca_old.cert_pem)
+    assert samples[(life, (("certificate", "client"),))] == lifetime(client.cert_pem)
+    assert samples[(life, (("certificate", "server"),))] == lifetime(server.cert_pem)
+    assert lifetime(client.cert_pem) >= 30 * 86400
+
 
 def test_certificates__renewed_file_shows_at_the_next_scrape(tmp_path: Path) -> None:
     ca = pki.create_ca("CA", validity_days=400)

@@ -15,7 +15,7 @@ import pytest
 from infra import pki
 from infra.settings import REPO_ROOT
 from secure_cache.metrics import SecurityEvents
-from secure_cache.prometheus import CacheMetrics
+from secure_cache.prometheus import CacheMetrics, Validity
 
 SCRIPT = REPO_ROOT / "scripts" / "status.sh"
 
@@ -35,7 +35,9 @@ def _exposition(tmp_path: Path, *, generation: str | None = "4") -> str:
         client_cert_file=tmp_path / "app.crt",
         data_key_generation_file=tmp_path / "data.generation",
     )
-    metrics.watch_server_certificate(lambda: time.time() + 60 * 86400)
+    metrics.watch_server_certificate(
+        lambda: Validity(time.time() - 86400, time.time() + 60 * 86400)
+    )
     return metrics.render()[0].decode()
 
 
