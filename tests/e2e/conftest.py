@@ -185,6 +185,14 @@ def stack(stack_name: str, deployments: Deployments) -> Stack:
 
 
 @pytest.fixture(scope="session")
+def first_stack(request: pytest.FixtureRequest, deployments: Deployments) -> Stack:
+    """The first selected stack (dev unless --stack says otherwise), for tests of a script's
+    own behaviour that no stack setting changes (scripts/rotate.sh's Pulumi CLI path): run on
+    every stack they cost the e2e run minutes and showed nothing new."""
+    return ensure(deployments, selected_stacks(request.config)[0])
+
+
+@pytest.fixture(scope="session")
 def stack_files_restored() -> Iterator[None]:
     """scripts/rotate.sh raises generations in Pulumi.<stack>.yaml. They stay raised for the
     whole session, because the rotations of several modules build on each other on the one

@@ -33,6 +33,12 @@ pytestmark = [
 UP_FLAGS = ["--yes", "--non-interactive", "--skip-preview", "--policy-pack", "policies"]
 
 
+@pytest.fixture(scope="module")
+def stack(first_stack: Stack) -> Stack:
+    """One stack: the commands rotate.sh gives the CLI do not depend on its settings."""
+    return first_stack
+
+
 def rotate_with_standin(
     tmp_path: Path, stack: Stack, kind: str, fail: str = ""
 ) -> tuple[subprocess.CompletedProcess[str], list[list[str]]]:
