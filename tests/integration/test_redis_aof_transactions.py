@@ -14,24 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import redis
-
 from tests.support.tls_redis import TlsRedisServer
-
-
-def app_client(server: TlsRedisServer) -> redis.Redis:
-    return redis.Redis(
-        host=server.host,
-        port=server.port,
-        username="app",
-        password=server.material.app_password,
-        ssl=True,
-        ssl_ca_certs=str(server.material.ca_file),
-        ssl_certfile=str(server.material.app.cert_file),
-        ssl_keyfile=str(server.material.app.key_file),
-        ssl_cert_reqs="required",
-        socket_timeout=10,
-    )
 
 
 def test_a_transaction_is_still_there_after_redis_is_killed_and_started_again(
@@ -39,7 +22,7 @@ def test_a_transaction_is_still_there_after_redis_is_killed_and_started_again(
 ) -> None:
     server = tls_redis_factory()
     prefix = server.key_prefix
-    client = app_client(server)
+    client = server.app_redis()
     client.set(f"{prefix}old", b"sealed under the old key")
     # What the rotation pass sends for one entry: the new name written, the old one deleted.
     with client.pipeline(transaction=True) as pipe:
@@ -50,7 +33,7 @@ def test_a_transaction_is_still_there_after_redis_is_killed_and_started_again(
     time.sleep(1.5)  # appendfsync everysec: the AOF holds the transaction
     server.kill()
     server.start()
-    client = app_client(server)
+    client = server.app_redis()
     assert client.get(f"{prefix}new") == b"sealed under the new key"
     assert client.get(f"{prefix}old") is None
     client.close()

@@ -25,19 +25,8 @@ VALUE = b"v" * VALUE_LIMIT_BYTES
 
 
 def app_client(server: TlsRedisServer) -> redis.Redis:
-    return redis.Redis(
-        host=server.host,
-        port=server.port,
-        username="app",
-        password=server.material.app_password,
-        ssl=True,
-        ssl_ca_certs=str(server.material.ca_file),
-        ssl_certfile=str(server.material.app.cert_file),
-        ssl_keyfile=str(server.material.app.key_file),
-        ssl_cert_reqs="required",
-        socket_timeout=30,
-        retry=Retry(NoBackoff(), 0),  # the closed connection must surface, not be retried
-    )
+    # The closed connection must surface, not be retried.
+    return server.app_redis(socket_timeout=30, retry=Retry(NoBackoff(), 0))
 
 
 @pytest.fixture

@@ -16,6 +16,9 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import redis
 
 from infra import pki
 from infra.redis_acl import APP_USER, DEFAULT_KEY_PREFIX, HEALTHCHECK_USER, render_acl_file
@@ -158,6 +161,23 @@ class TlsRedisServer:
         """Stop the server and remove every file it used."""
         self._terminate(kill=True)
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def app_redis(self, **options: Any) -> redis.Redis:
+        """redis-py as the app's ACL user over verified mutual TLS; `options` add to or
+        override these (a timeout, a retry policy)."""
+        settings: dict[str, Any] = {
+            "host": self.host,
+            "port": self.port,
+            "username": APP_USER,
+            "password": self.material.app_password,
+            "ssl": True,
+            "ssl_ca_certs": str(self.material.ca_file),
+            "ssl_certfile": str(self.material.app.cert_file),
+            "ssl_keyfile": str(self.material.app.key_file),
+            "ssl_cert_reqs": "required",
+            "socket_timeout": 10,
+        }
+        return redis.Redis(**{**settings, **options})
 
     def client_ssl_context(self, identity: ClientIdentity | None = None) -> ssl.SSLContext:
         """A verifying client context, optionally presenting `identity` (default: the app)."""
