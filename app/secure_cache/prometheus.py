@@ -610,13 +610,10 @@ class CacheMetrics:
 
         def server_validity() -> Validity | None:
             info = transport.tls_info
-            if info is None or info.server_cert_not_after is None:
+            if info is None:
                 return None
-            not_before = info.server_cert_not_before
-            return Validity(
-                info.server_cert_not_after if not_before is None else not_before,
-                info.server_cert_not_after,
-            )
+            before, after = info.server_cert_not_before, info.server_cert_not_after
+            return None if before is None or after is None else Validity(before, after)
 
         self.watch_pool(pool)
         self.watch_server_certificate(server_validity)

@@ -115,7 +115,7 @@ class TlsInfo:
     version: str | None
     cipher: str | None
     server_cert_not_after: float | None  # seconds since the epoch
-    server_cert_not_before: float | None = None
+    server_cert_not_before: float | None
 
     @classmethod
     def of(cls, tls: ssl.SSLSocket | ssl.SSLObject) -> TlsInfo:
