@@ -65,6 +65,7 @@ from key_value.aio.stores.redis import RedisStore
 from key_value.aio.wrappers.encryption import FernetEncryptionWrapper
 
 from secure_cache import AsyncSecureCache, SecureCache
+from secure_cache.allocator import MMAP_THRESHOLD_BYTES, TRIM_THRESHOLD_BYTES, keep_freed_memory
 from secure_cache.crypto import Keyring
 from secure_cache.resp import pack_command, pack_get, pack_set, writes
 from secure_cache.settings import load_settings
@@ -743,6 +744,13 @@ def main(argv: list[str] | None = None) -> int:
         choices=("sizes", "concurrency"),
         help="run one part: the per-size columns, or the many-callers mode (default: both)",
     )
+    parser.add_argument(
+        "--allocator",
+        choices=("service", "default"),
+        default="service",
+        help="glibc heap thresholds for the whole process, every column alike: as the service "
+        "sets them (secure_cache.allocator, the default) or glibc's own",
+    )
     args = parser.parse_args(argv)
     if args.rounds < 5:
         parser.error("--rounds must be at least 5: the ratios are medians of interleaved rounds")
@@ -750,6 +758,9 @@ def main(argv: list[str] | None = None) -> int:
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
+    # Before any column allocates: the thresholds apply to the whole process, so every column
+    # runs under the same allocator, the one the service runs under unless asked otherwise.
+    tuned = args.allocator == "service" and keep_freed_memory()
     started = time.perf_counter()
     summary: dict[str, Any] = {}
     with tls_server() as server:
@@ -763,6 +774,11 @@ def main(argv: list[str] | None = None) -> int:
         "redis_py": redis.__version__,
         "cpus": os.cpu_count(),
         "peer": "py-key-value-aio 0.4.6, explicit redis.asyncio TLS client",
+        "allocator": (
+            f"glibc trim {TRIM_THRESHOLD_BYTES >> 20} MiB, mmap {MMAP_THRESHOLD_BYTES >> 20} MiB"
+            if tuned
+            else "default"
+        ),
     }
     summary["seconds"] = round(time.perf_counter() - started, 1)
     summary["goals_met"] = goals_met(summary)

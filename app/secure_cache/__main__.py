@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 from typing import Final, NoReturn
 from urllib.parse import urlsplit
 
+from secure_cache.allocator import keep_freed_memory
 from secure_cache.client import DEFAULT_ROTATION_BATCH, SecureCache
 from secure_cache.crypto import MAX_LOGICAL_KEY_BYTES
 from secure_cache.diagnose import explain_unavailable
@@ -160,6 +161,7 @@ def _serve() -> int:
     except ConfigurationError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_USAGE
+    keep_freed_memory()  # before the first request's buffers (allocator.py says why)
     try:
         serve(service_settings)
     except ServeError as exc:
