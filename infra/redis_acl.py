@@ -28,14 +28,16 @@ DEFAULT_KEY_PREFIX: Final = "cache:"
 # Exactly the commands secure_cache sends (app/secure_cache/client.py, core.py, transport.py):
 # reads are GET (one name) and MGET (several, or a key under rotation), writes SET/DEL (GET and
 # SET are packed by hand in resp.py, not by name), the liveness probe PING, and the
-# rotation pass SCAN + WATCH/MGET/PTTL + MULTI/SET/DEL/EXEC (UNWATCH when nothing moves).
+# rotation pass SCAN + STRLEN (sizing its transactions) + WATCH/MGET/PTTL + MULTI/SET/DEL/EXEC
+# (UNWATCH when nothing moves).
 # AUTH and HELLO are not listed: Redis lets every connection run them, whatever its ACL.
-# tests/integration/test_cache_acl_allowlist.py records a real client's traffic on a real
+# tests/integration/test_redis_app_acl.py records a real client's traffic on a real
 # server and asserts it is this set, no more and no less. SCAN takes no key argument, so the
 # key pattern cannot narrow it; with one database (`databases 1`, infra/redis_conf.py) and no
 # other user that may write, it only ever sees the app's own prefix.
 APP_COMMANDS: Final = (
-    "del", "exec", "get", "mget", "multi", "ping", "pttl", "scan", "set", "unwatch", "watch",
+    "del", "exec", "get", "mget", "multi", "ping", "pttl", "scan", "set", "strlen", "unwatch",
+    "watch",
 )  # fmt: skip
 # PING only: enough for a liveness probe, useless to an attacker who steals the credentials.
 HEALTHCHECK_COMMANDS: Final = ("ping",)

@@ -236,7 +236,8 @@ class SecureCache(_Shell):
     ) -> RotationReport:
         """Move every entry of the previous keys to the primary key, in SCAN batches.
 
-        Each batch is one WATCH/MULTI/EXEC transaction, so the pass can be interrupted at
+        Each batch moves in WATCH/MULTI/EXEC transactions of at most 8 MiB of values
+        (core.ROTATION_GROUP_BYTES), so the pass can be interrupted at
         any point and run again; `max_batches` bounds the work of one call. When the report
         says `complete`, the previous keys own no entry and can be removed from the config.
         Raises BackendUnavailable when Redis is unreachable (rotation needs it).

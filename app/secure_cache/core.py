@@ -63,6 +63,11 @@ PROBE_BACKOFF_MAX_S: Final = 10.0
 DEFAULT_RELOAD_INTERVAL_S: Final = 1.0
 DEFAULT_ROTATION_BATCH: Final = 200
 _WATCH_ATTEMPTS: Final = 3
+# The most stored bytes one rotation transaction reads (MGET) and writes back (MULTI/EXEC).
+# Redis disconnects a client whose reply outgrows its output-buffer limit, which a stack sets
+# to 16 of its largest values and never below 16 MiB (infra/redis_conf.py, output_limit_bytes);
+# half of the smallest such limit leaves room for values that grow between STRLEN and MGET.
+ROTATION_GROUP_BYTES: Final = 8 << 20
 _FAILURE_EVENTS: Final[dict[str, Event]] = {
     "auth": "auth_failure",
     "tls": "tls_failure",
@@ -360,11 +365,15 @@ class CacheCore:
         keys: Sequence[str],
         logicals: Sequence[bytes],
         names: Sequence[bytes],
-        raws: Sequence[Any],
+        raws: list[Any],
     ) -> dict[str, bytes]:
         found: dict[str, bytes] = {}
-        for key, logical, name, raw in zip(keys, logicals, names, raws, strict=True):
+        for index, (key, logical, name) in enumerate(zip(keys, logicals, names, strict=True)):
+            raw = raws[index]
             if raw is not None:
+                # The reply is ours: each envelope goes as soon as its value is out, so a
+                # batch peaks at one copy of its values instead of two (envelopes + values).
+                raws[index] = None
                 value = self._open(keyring, name, logical, raw)
                 if value is not None:
                     found[key] = value
@@ -599,20 +608,19 @@ class CacheCore:
         for pattern in patterns:
             cursor: bytes | int = b"0"
             while max_batches is None or report.batches < max_batches:
-                ((cursor, names),) = yield [
-                    (b"SCAN", cursor, b"MATCH", pattern, b"COUNT", batch_size)
-                ]
+                ((cursor, names),) = yield [_scan(cursor, pattern, batch_size)]
                 if names:
-                    yield from self._rotate_batch(list(names), report)
+                    report.scanned += len(names)
+                    sizes = yield [(b"STRLEN", n) for n in names]
+                    for group in byte_groups(list(names), sizes, ROTATION_GROUP_BYTES):
+                        yield from self._rotate_batch(group, report)
                     report.batches += 1
                 if cursor in (b"0", 0):
                     break
         for pattern in patterns:
             cursor = b"0"
             while True:
-                ((cursor, names),) = yield [
-                    (b"SCAN", cursor, b"MATCH", pattern, b"COUNT", batch_size)
-                ]
+                ((cursor, names),) = yield [_scan(cursor, pattern, batch_size)]
                 report.remaining += len(names)
                 if cursor in (b"0", 0):
                     break
@@ -622,7 +630,6 @@ class CacheCore:
     def _rotate_batch(
         self, names: list[bytes], report: RotationReport
     ) -> Generator[Commands, list[Any], None]:
-        report.scanned += len(names)
         for _ in range(_WATCH_ATTEMPTS):
             replies = yield [(b"WATCH", *names), (b"MGET", *names), *[(b"PTTL", n) for n in names]]
             plan = self.plan_batch(names, replies[1], replies[2:])
@@ -667,6 +674,30 @@ class CacheCore:
                     report.superseded += 1
                 else:
                     report.migrated += 1
+
+
+def _scan(cursor: bytes | int, pattern: bytes, count: int) -> tuple[bytes | int, ...]:
+    """One SCAN step over a previous key's names. Strings only: every entry the client writes
+    is one, STRLEN (which sizes the transactions) refuses any other type, and a list or set
+    under the prefix is nobody's envelope, so it neither moves nor keeps a key in use."""
+    return (b"SCAN", cursor, b"MATCH", pattern, b"COUNT", count, b"TYPE", b"string")
+
+
+def byte_groups(names: list[bytes], sizes: Sequence[int], limit: int) -> list[list[bytes]]:
+    """Consecutive groups of `names` whose stored sizes add up to at most `limit` bytes; a
+    name larger than `limit` on its own is a group of one (one value always fits a reply)."""
+    groups: list[list[bytes]] = []
+    group: list[bytes] = []
+    total = 0
+    for name, size in zip(names, sizes, strict=True):
+        if group and total + size > limit:
+            groups.append(group)
+            group, total = [], 0
+        group.append(name)
+        total += size
+    if group:
+        groups.append(group)
+    return groups
 
 
 def _keyring(settings: Settings, previous: Sequence[bytes]) -> Keyring:

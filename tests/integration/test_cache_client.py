@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import os
+import tracemalloc
 import uuid
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,22 @@ def test_get_many_set_many__batch_round_trip(cache: SecureCache) -> None:
     cache.set_many(values, ttl=60)
     missing = _key("missing")
     assert cache.get_many([*keys, missing]) == values
+
+
+def test_get_many__a_large_batch_peaks_at_one_copy_of_its_values(cache: SecureCache) -> None:
+    # Each envelope is released once its value is out (core.py, _open_many): the batch
+    # never holds every envelope and every value at once.
+    count, size = 32, 256 * 1024
+    values = {_key("large"): os.urandom(size) for _ in range(count)}
+    cache.set_many(values, ttl=60)
+    tracemalloc.start()
+    try:
+        found = cache.get_many(list(values))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert found == values
+    assert peak < 1.5 * count * size
 
 
 def test_json_helpers__round_trip(cache: SecureCache) -> None:

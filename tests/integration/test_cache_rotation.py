@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from infra.redis_conf import output_limit_bytes
 from secure_cache import SecureCache
 from secure_cache.core import BatchPlan
 from secure_cache.crypto import Keyring
@@ -147,3 +148,28 @@ def test_rotation__without_previous_keys_is_a_complete_no_op(
         report = cache.rotate()
     assert report.complete
     assert report.batches == 0
+
+
+def test_rotation__values_larger_than_one_reply_move_with_the_default_batch(
+    tls_redis_factory: Any, tmp_path: Path
+) -> None:
+    # One MGET of this batch would be a 36 MiB reply, past the output-buffer limit Redis
+    # disconnects at; the pass reads and writes it in byte-bounded groups instead (core.py).
+    server = tls_redis_factory(maxmemory_mb=192)
+    count, size = 40, 900 * 1024
+    assert count * size > output_limit_bytes()
+    entries = {f"large:{i}": os.urandom(size) for i in range(count)}
+    with SecureCache.from_env(cache_environ(server, tmp_path / "old")) as before:
+        for key, value in entries.items():
+            before.set(key, value)
+    old_key, new_key = server.material.data_key, new_data_key()
+    rotating_env = cache_environ(
+        server, tmp_path / "rotating", data_key=new_key, previous_keys=(old_key,)
+    )
+    with SecureCache.from_env(rotating_env) as rotating:
+        report = rotating.rotate()
+        assert (report.complete, report.migrated, report.batches) == (True, count, 1)
+        for key, value in entries.items():
+            assert rotating.get(key) == value
+    old_kid = server.key_prefix.encode() + _kid(old_key).encode()
+    assert not [n for n in stored_names(server) if n.startswith(old_kid)]

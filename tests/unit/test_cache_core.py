@@ -20,6 +20,7 @@ from secure_cache.core import (
     PROBE_BACKOFF_INITIAL_S,
     CacheCore,
     RotationReport,
+    byte_groups,
     classify,
     logical_key,
     ttl_args,
@@ -460,8 +461,12 @@ def test_rotation_steps__scan_watch_move_and_count_what_remains() -> None:
     name = old.primary.name(b"k")
     steps = core.rotation(batch_size=10, max_batches=None)
     scan = next(steps)
-    assert scan == [(b"SCAN", b"0", b"MATCH", old.primary.name_prefix + b"*", b"COUNT", 10)]
-    watch = steps.send([[b"0", [name]]])
+    assert scan == [
+        (b"SCAN", b"0", b"MATCH", old.primary.name_prefix + b"*", b"COUNT", 10, b"TYPE", b"string")
+    ]
+    sizes = steps.send([[b"0", [name]]])
+    assert sizes == [(b"STRLEN", name)]
+    watch = steps.send([40])
     assert [c[0] for c in watch] == [b"WATCH", b"MGET", b"PTTL"]
     transaction = steps.send([b"OK", [old.seal(name, b"k", b"v")], -1])
     assert [c[0] for c in transaction] == [b"MULTI", b"SET", b"DEL", b"EXEC"]
@@ -478,3 +483,38 @@ def test_rotation_steps__with_one_key_send_nothing() -> None:
     with pytest.raises(StopIteration) as done:
         next(steps)
     assert done.value.value.complete
+
+
+def test_rotation_steps__a_batch_larger_than_a_reply_moves_in_byte_bounded_transactions() -> None:
+    # Three 5 MiB values: one MGET of all three would pass ROTATION_GROUP_BYTES (8 MiB).
+    old = Keyring(OLD)
+    core = CacheCore(_settings(previous_keys=(OLD,)), clock=Clock())
+    names = [old.primary.name(b"k%d" % i) for i in range(3)]
+    steps = core.rotation(batch_size=10, max_batches=None)
+    next(steps)
+    steps.send([[b"0", names]])
+    watched = [steps.send([5 << 20, 5 << 20, 5 << 20])]
+    for _ in names[1:]:
+        # Deleted since SCAN: nothing to move in this group, then the next group's turn.
+        assert steps.send([b"OK", [None], -2]) == [(b"UNWATCH",)]
+        watched.append(steps.send([b"OK"]))
+    assert [w[0] for w in watched] == [(b"WATCH", n) for n in names]
+
+
+@pytest.mark.parametrize(
+    ("sizes", "limit", "groups"),
+    [
+        ([], 10, []),
+        ([3, 3, 3], 10, [[0, 1, 2]]),
+        ([3, 3, 3, 3], 10, [[0, 1, 2], [3]]),
+        ([10, 1], 10, [[0], [1]]),
+        ([25, 1, 1], 10, [[0], [1, 2]]),  # larger than the limit: a group of its own
+        ([0, 0, 0], 1, [[0, 1, 2]]),
+    ],
+)
+def test_byte_groups__consecutive_groups_within_the_limit(
+    sizes: list[int], limit: int, groups: list[list[int]]
+) -> None:
+    names = [b"n%d" % i for i in range(len(sizes))]
+    expected = [[names[i] for i in group] for group in groups]
+    assert byte_groups(names, sizes, limit) == expected

@@ -17,8 +17,8 @@ from infra import redis_acl, redis_conf
 from infra.profiles import PASSWORD_FLOOR, PROFILES, Environment
 from policies.rules._environment import FLOORS
 from policies.strictness import config_file
+from secure_cache import core, transport
 from secure_cache import settings as app_settings
-from secure_cache import transport
 
 
 def test_tls12_ciphers__the_client_offers_what_redis_accepts() -> None:
@@ -60,3 +60,10 @@ def test_policy_config__each_environments_file_states_its_floor(environment: Env
         config["tls-certificate-validity-bounded"]["maximumLeafValidityDays"]
         == floor.leaf_validity_days
     )
+
+
+def test_rotation_groups__fit_the_smallest_reply_limit_a_stack_sets() -> None:
+    # core.py reads and rewrites at most ROTATION_GROUP_BYTES per transaction; Redis drops a
+    # client whose reply passes the output-buffer limit, which is smallest for the smallest
+    # value limit (Redis's 1 MiB bulk floor). Half of it leaves room for values that grow.
+    assert redis_conf.output_limit_bytes(1) >= core.ROTATION_GROUP_BYTES * 2
