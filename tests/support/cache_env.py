@@ -11,12 +11,14 @@ import base64
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from infra.redis_acl import APP_USER
+from secure_cache.settings import Settings
 from tests.support.tls_redis import TlsRedisServer
 
 
@@ -31,6 +33,28 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+# The data key of core_settings(): tests that build their own Keyring use the same one.
+CORE_DATA_KEY = bytes(range(32))
+
+
+def core_settings(**changes: Any) -> Settings:
+    """Settings for CacheCore without any file or server (unit tests); `changes` override."""
+    base: dict[str, Any] = {
+        "environment": "development",
+        "host": "redis",
+        "port": 6380,
+        "db": 0,
+        "username": "app",
+        "password": "p" * 24,
+        "ca_file": None,
+        "cert_file": "/c",
+        "key_file": "/k",
+        "data_key": CORE_DATA_KEY,
+    }
+    base.update(changes)
+    return Settings(**base)
 
 
 def new_data_key() -> str:

@@ -40,35 +40,10 @@ from secure_cache.resp import (
     set_pieces,
     writes,
 )
-from secure_cache.settings import Settings
+from tests.support.cache_env import CORE_DATA_KEY, FakeClock, core_settings
 
-KEY = bytes(range(32))
+KEY = CORE_DATA_KEY
 OLD = bytes(range(50, 82))
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 500.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def _settings(**changes: Any) -> Settings:
-    base: dict[str, Any] = {
-        "environment": "development",
-        "host": "redis",
-        "port": 6380,
-        "db": 0,
-        "username": "app",
-        "password": "p" * 24,
-        "ca_file": None,
-        "cert_file": "/c",
-        "key_file": "/k",
-        "data_key": KEY,
-    }
-    base.update(changes)
-    return Settings(**base)
 
 
 def _commands(packed: Sequence[Buffer]) -> list[list[bytes]]:
@@ -179,8 +154,8 @@ def test_writes__joins_small_pieces_in_order_and_keeps_large_ones_apart() -> Non
 
 
 def test_failure__switches_to_memory_once_and_counts() -> None:
-    clock = Clock()
-    core = CacheCore(_settings(), clock=clock)
+    clock = FakeClock(500.0)
+    core = CacheCore(core_settings(), clock=clock)
     core.failed(BackendUnavailable("connection", "refused"))
     core.failed(BackendUnavailable("timeout", "slow"))
     assert core.degraded
@@ -192,8 +167,8 @@ def test_failure__switches_to_memory_once_and_counts() -> None:
 
 
 def test_probe__is_due_after_backoff_which_grows_on_failure() -> None:
-    clock = Clock()
-    core = CacheCore(_settings(), clock=clock)
+    clock = FakeClock(500.0)
+    core = CacheCore(core_settings(), clock=clock)
     core.failed(BackendUnavailable("connection", "refused"))
     assert not core.probe_due()
     clock.now += PROBE_BACKOFF_INITIAL_S
@@ -206,7 +181,7 @@ def test_probe__is_due_after_backoff_which_grows_on_failure() -> None:
 
 
 def test_recovered__returns_to_redis_and_counts_reconnect() -> None:
-    core = CacheCore(_settings(), clock=Clock())
+    core = CacheCore(core_settings(), clock=FakeClock(500.0))
     core.failed(BackendUnavailable("auth", "WRONGPASS"))
     core.recovered()
     assert not core.degraded
@@ -215,7 +190,7 @@ def test_recovered__returns_to_redis_and_counts_reconnect() -> None:
 
 
 def test_replay__writes_and_deletes_in_order() -> None:
-    core = CacheCore(_settings(previous_keys=(OLD,)), clock=Clock())
+    core = CacheCore(core_settings(previous_keys=(OLD,)), clock=FakeClock(500.0))
     core.memory.set("a", b"1")
     core.memory.delete("b")
     core.memory.set("c", b"3", 2.5)
@@ -232,7 +207,7 @@ def test_replay__writes_and_deletes_in_order() -> None:
 
 
 def test_replay__is_chunked() -> None:
-    core = CacheCore(_settings(), clock=Clock())
+    core = CacheCore(core_settings(), clock=FakeClock(500.0))
     for i in range(450):
         core.memory.set(f"k{i}", b"v")
     _, chunks = core.replay()
@@ -240,8 +215,8 @@ def test_replay__is_chunked() -> None:
 
 
 def test_replay_failed__puts_back_changes_unless_newer_exist_and_backs_off() -> None:
-    clock = Clock()
-    core = CacheCore(_settings(), clock=clock)
+    clock = FakeClock(500.0)
+    core = CacheCore(core_settings(), clock=clock)
     core.failed(BackendUnavailable("connection", "refused"))
     core.memory.set("newer", b"new")
     failure = BackendUnavailable("connection", "reset")
@@ -256,7 +231,7 @@ def test_replay_failed__puts_back_changes_unless_newer_exist_and_backs_off() -> 
 
 def test_plan_batch__reseals_keeps_ttl_and_discards_unreadable() -> None:
     old = Keyring(OLD)
-    core = CacheCore(_settings(previous_keys=(OLD,)), clock=Clock())
+    core = CacheCore(core_settings(previous_keys=(OLD,)), clock=FakeClock(500.0))
     names = [old.primary.name(b"k%d" % i) for i in range(5)]
     raws: list[Any] = [old.seal(n, b"k%d" % i, b"v%d" % i) for i, n in enumerate(names)]
     raws[2] = None  # deleted since SCAN
@@ -287,7 +262,7 @@ def test_plan_batch__reseals_keeps_ttl_and_discards_unreadable() -> None:
 
 
 def test_status__without_tls_info_has_the_documented_shape() -> None:
-    core = CacheCore(_settings(previous_keys=(OLD,)), clock=Clock())
+    core = CacheCore(core_settings(previous_keys=(OLD,)), clock=FakeClock(500.0))
     status = core.status(None)
     assert status["backend"] == "redis"
     assert status["redis"]["acl_user"] == "app"
@@ -356,7 +331,7 @@ def test_core__imports_no_io_module() -> None:
 
 
 def test_get_call__reads_only_the_primary_name_with_one_key() -> None:
-    core = CacheCore(_settings(), clock=Clock())
+    core = CacheCore(core_settings(), clock=FakeClock(500.0))
     call = core.get("user:1")
     name = core.keyring.primary_name(b"user:1")
     assert _commands(call[0]) == [[b"GET", name]]
@@ -366,7 +341,7 @@ def test_get_call__reads_only_the_primary_name_with_one_key() -> None:
 
 
 def test_get_call__during_rotation_reads_every_name_primary_first() -> None:
-    core = CacheCore(_settings(previous_keys=(OLD,)), clock=Clock())
+    core = CacheCore(core_settings(previous_keys=(OLD,)), clock=FakeClock(500.0))
     call = core.get("user:1")
     names = core.keyring.names(b"user:1")
     assert _commands(call[0]) == [[b"MGET", *names]]
@@ -375,13 +350,13 @@ def test_get_call__during_rotation_reads_every_name_primary_first() -> None:
 
 
 def test_get_call__a_value_that_fails_authentication_is_a_counted_miss() -> None:
-    core = CacheCore(_settings(), clock=Clock())
+    core = CacheCore(core_settings(), clock=FakeClock(500.0))
     assert core.get("user:1")[2](b"\x01forged-envelope-bytes-long-enough") is None
     assert core.events.count("integrity_failures") == 1
 
 
 def test_set_many_call__expects_one_reply_per_value() -> None:
-    core = CacheCore(_settings(), clock=Clock())
+    core = CacheCore(core_settings(), clock=FakeClock(500.0))
     call = core.set_many({"a": b"1", "b": b"2"}, ttl=5)
     assert call[1] == 2
     assert [c[0] for c in _commands(call[0])] == [b"SET", b"SET"]
@@ -389,7 +364,7 @@ def test_set_many_call__expects_one_reply_per_value() -> None:
 
 
 def test_calls__run_on_memory_with_the_same_arguments() -> None:
-    core = CacheCore(_settings(), clock=Clock())
+    core = CacheCore(core_settings(), clock=FakeClock(500.0))
     core.set("k", b"v", None)[3]()
     assert core.get("k")[3]() == b"v"
     assert core.get_many(["k", "absent"])[3]() == {"k": b"v"}
@@ -403,8 +378,8 @@ NEW = bytes(range(100, 132))
 
 
 def test_plan_reload__a_generation_bump_makes_the_old_key_previous() -> None:
-    core = CacheCore(_settings(), clock=Clock())
-    plan = core.plan_reload(_settings(data_key=NEW, previous_keys=(KEY,)), {"/keys"})
+    core = CacheCore(core_settings(), clock=FakeClock(500.0))
+    plan = core.plan_reload(core_settings(data_key=NEW, previous_keys=(KEY,)), {"/keys"})
     assert plan.keyring is not None
     assert plan.keyring.primary.key_id == Keyring(NEW).primary.key_id
     assert [k.key_id for k in plan.keyring.previous] == [Keyring(KEY).primary.key_id]
@@ -413,15 +388,15 @@ def test_plan_reload__a_generation_bump_makes_the_old_key_previous() -> None:
 
 def test_plan_reload__keeps_the_current_key_readable_when_the_files_drop_it() -> None:
     """A half-written rotation (new key file, previous-keys file not yet written)."""
-    core = CacheCore(_settings(), clock=Clock())
-    plan = core.plan_reload(_settings(data_key=NEW), {"/key"})
+    core = CacheCore(core_settings(), clock=FakeClock(500.0))
+    plan = core.plan_reload(core_settings(data_key=NEW), {"/key"})
     assert plan.keyring is not None
     assert [k.key_id for k in plan.keyring.previous] == [Keyring(KEY).primary.key_id]
 
 
 def test_plan_reload__retiring_a_previous_key_drops_it() -> None:
-    core = CacheCore(_settings(data_key=NEW, previous_keys=(KEY,)), clock=Clock())
-    plan = core.plan_reload(_settings(data_key=NEW), {"/previous"})
+    core = CacheCore(core_settings(data_key=NEW, previous_keys=(KEY,)), clock=FakeClock(500.0))
+    plan = core.plan_reload(core_settings(data_key=NEW), {"/previous"})
     assert plan.keyring is not None
     assert plan.keyring.previous == ()
 
@@ -434,8 +409,8 @@ def test_plan_reload__retiring_a_previous_key_drops_it() -> None:
 def test_plan_reload__names_what_the_connection_needs(
     changed: set[str], password: str, tls: bool
 ) -> None:
-    core = CacheCore(_settings(ca_file="/ca"), clock=Clock())
-    plan = core.plan_reload(_settings(ca_file="/ca", password=password), changed)
+    core = CacheCore(core_settings(ca_file="/ca"), clock=FakeClock(500.0))
+    plan = core.plan_reload(core_settings(ca_file="/ca", password=password), changed)
     assert (plan.tls, plan.password, plan.keyring) == (tls, password != "p" * 24, None)
     core.reloaded(plan)
     assert core.settings.password == password
@@ -445,7 +420,7 @@ def test_plan_reload__names_what_the_connection_needs(
 def test_reload_failed__is_counted_without_the_problem_text(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    core = CacheCore(_settings(), clock=Clock())
+    core = CacheCore(core_settings(), clock=FakeClock(500.0))
     with caplog.at_level(logging.INFO, logger="secure_cache"):
         core.reload_failed(ConfigurationError(["REDIS_TLS_KEY_FILE=/k does not match"]))
     assert core.events.count("reload_failures") == 1
@@ -457,7 +432,7 @@ def test_reload_failed__is_counted_without_the_problem_text(
 
 def test_rotation_steps__scan_watch_move_and_count_what_remains() -> None:
     old = Keyring(OLD)
-    core = CacheCore(_settings(previous_keys=(OLD,)), clock=Clock())
+    core = CacheCore(core_settings(previous_keys=(OLD,)), clock=FakeClock(500.0))
     name = old.primary.name(b"k")
     steps = core.rotation(batch_size=10, max_batches=None)
     scan = next(steps)
@@ -479,7 +454,9 @@ def test_rotation_steps__scan_watch_move_and_count_what_remains() -> None:
 
 
 def test_rotation_steps__with_one_key_send_nothing() -> None:
-    steps = CacheCore(_settings(), clock=Clock()).rotation(batch_size=10, max_batches=None)
+    steps = CacheCore(core_settings(), clock=FakeClock(500.0)).rotation(
+        batch_size=10, max_batches=None
+    )
     with pytest.raises(StopIteration) as done:
         next(steps)
     assert done.value.value.complete
@@ -488,7 +465,7 @@ def test_rotation_steps__with_one_key_send_nothing() -> None:
 def test_rotation_steps__a_batch_larger_than_a_reply_moves_in_byte_bounded_transactions() -> None:
     # Three 5 MiB values: one MGET of all three would pass ROTATION_GROUP_BYTES (8 MiB).
     old = Keyring(OLD)
-    core = CacheCore(_settings(previous_keys=(OLD,)), clock=Clock())
+    core = CacheCore(core_settings(previous_keys=(OLD,)), clock=FakeClock(500.0))
     names = [old.primary.name(b"k%d" % i) for i in range(3)]
     steps = core.rotation(batch_size=10, max_batches=None)
     next(steps)

@@ -12,43 +12,20 @@ from secure_cache.core import CacheCore
 from secure_cache.errors import BackendUnavailable
 from secure_cache.metrics import SecurityEvents
 from secure_cache.prometheus import CacheMetrics
-from secure_cache.settings import Settings
+from tests.support.cache_env import CORE_DATA_KEY, FakeClock, core_settings
 
-KEY = bytes(range(32))
+KEY = CORE_DATA_KEY
 OLD = bytes(range(50, 82))
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 500.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def _settings(**changes: Any) -> Settings:
-    base: dict[str, Any] = {
-        "environment": "development",
-        "host": "redis",
-        "port": 6380,
-        "db": 0,
-        "username": "app",
-        "password": "p" * 24,
-        "ca_file": None,
-        "cert_file": "/c",
-        "key_file": "/k",
-        "data_key": KEY,
-    }
-    base.update(changes)
-    return Settings(**base)
-
-
-def _core(clock: Clock | None = None, **changes: Any) -> tuple[CacheCore, CacheMetrics]:
+def _core(clock: FakeClock | None = None, **changes: Any) -> tuple[CacheCore, CacheMetrics]:
     log = logging.getLogger("test_prometheus_hooks")
     log.disabled = True
-    core = CacheCore(_settings(**changes), events=SecurityEvents(log), clock=clock or Clock())
-    metrics = CacheMetrics(core.events, clock=clock or Clock())
+    core = CacheCore(
+        core_settings(**changes), events=SecurityEvents(log), clock=clock or FakeClock(500.0)
+    )
+    metrics = CacheMetrics(core.events, clock=clock or FakeClock(500.0))
     core.metrics = metrics
     return core, metrics
 
@@ -111,7 +88,7 @@ def test_set_and_set_many__time_each_seal() -> None:
 
 
 def test_fallback__entered_once_left_on_recovery_with_the_replayed_writes() -> None:
-    clock = Clock()
+    clock = FakeClock(500.0)
     core, metrics = _core(clock)
     core.failed(BackendUnavailable("connection", "refused"))
     core.memory.set("a", b"1", None)
