@@ -11,6 +11,8 @@ from typing import Any
 
 import hiredis
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from redis.exceptions import AuthenticationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -495,3 +497,23 @@ def test_byte_groups__consecutive_groups_within_the_limit(
     names = [b"n%d" % i for i in range(len(sizes))]
     expected = [[names[i] for i in group] for group in groups]
     assert byte_groups(names, sizes, limit) == expected
+
+
+@given(
+    sizes=st.lists(st.integers(min_value=0, max_value=40), max_size=60),
+    limit=st.integers(min_value=1, max_value=50),
+)
+def test_byte_groups__keep_every_name_in_order_and_fill_groups_up_to_the_limit(
+    sizes: list[int], limit: int
+) -> None:
+    names = [b"n%d" % i for i in range(len(sizes))]
+    size_of = dict(zip(names, sizes, strict=True))
+    groups = byte_groups(names, sizes, limit)
+    assert [n for group in groups for n in group] == names
+    totals = [sum(size_of[n] for n in group) for group in groups]
+    for group, total in zip(groups, totals, strict=True):
+        assert group
+        assert total <= limit or len(group) == 1
+    # Greedy: a group closed only because its next name would not have fitted.
+    for total, following in zip(totals, groups[1:], strict=False):
+        assert total + size_of[following[0]] > limit
