@@ -56,6 +56,8 @@ _COMMON: Final = {
     "caRolloverGeneration": 0,
     # Raise to rotate every ACL password (new beside old, then the old one removed: two ups).
     "passwordRotationGeneration": 0,
+    # Raise to rotate the app's API token (new beside old, then the old one refused: two ups).
+    "apiTokenRotationGeneration": 0,
     "appHostPort": 8080,
 }
 
