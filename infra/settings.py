@@ -372,8 +372,8 @@ def _cross_checks(s: StackSettings, failed: set[str]) -> list[str]:
             f"{NAMESPACE}:passwordLength is {s.password_length}, below the {s.environment} floor "
             f"of {floor}; set it to {floor} or more (or remove it to use the profile default)"
         )
-    required = REQUIRED_TLS_MIN.get(s.environment)
-    if applies("tlsMinVersion") and required and s.tls_min_version < required:
+    required = REQUIRED_TLS_MIN[s.environment]
+    if applies("tlsMinVersion") and s.tls_min_version < required:
         problems.append(
             f"{NAMESPACE}:tlsMinVersion is {s.tls_min_version}, but {s.environment} accepts "
             f"TLSv{required} only; set it to {required} (or remove it)"
