@@ -257,6 +257,7 @@ def auth_required(server: RedisServer, _config: Mapping[str, Any]) -> Iterator[s
     s = server.settings
     # aclfile first: usually on argv, so this is decided even while files are unknown.
     if s.value("aclfile") or s.value("requirepass") or s.all("user"):
+        yield from _passwordless_users(server)
         return
     if not s.complete:
         yield _unknown(server, "aclfile")
@@ -265,6 +266,28 @@ def auth_required(server: RedisServer, _config: Mapping[str, Any]) -> Iterator[s
         f"{redis_label(server.resource)} must require authentication (an aclfile with "
         f"users that have passwords); anyone who connects is let in."
     )
+
+
+def _passwordless_users(server: RedisServer) -> Iterator[str]:
+    """Enabled users marked `nopass`: AUTH as them succeeds with any password (REDIS-02).
+
+    `default` is left to redis-default-user-disabled (REDIS-03), which refuses it enabled at
+    all. An unreadable ACL is judged by the rules that fail closed on it. A user with no
+    password and no `nopass` cannot authenticate at all, so it is no finding.
+    """
+    rules = server.acl_rules()
+    if rules is None:
+        return
+    open_users = sorted(
+        name
+        for name, user in acl_users(rules).items()
+        if name != "default" and user.enabled and user.nopass
+    )
+    if open_users:
+        yield (
+            f"{redis_label(server.resource)} must give ACL {_users(open_users)} a password "
+            f"(#<sha256>) instead of nopass; AUTH as a nopass user succeeds with any password."
+        )
 
 
 def default_user_disabled(server: RedisServer, _config: Mapping[str, Any]) -> Iterator[str]:
