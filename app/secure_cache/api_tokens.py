@@ -7,8 +7,9 @@ second file and the old token is refused. The service never restarts for it: the
 are watched the way the cache client watches its material (material.MaterialFiles, one stat
 per file at most once per interval, one clock read per request), and read at once when a
 presented token is refused, so a client that just read the new token from the file is let
-in without waiting for the next timed check. A retired token is refused from the first check
-after its file changed (within `interval` seconds).
+in without waiting for the next timed check (a refusal costs a stat of the two files; they are
+read only when they changed, so a flood of wrong tokens reads nothing). A retired token is
+refused from the first check after its file changed (within `interval` seconds).
 
 The comparison runs hmac.compare_digest against every accepted token, without stopping at a
 match, so how long it takes says nothing about which token (if any) matched or how much of
