@@ -32,11 +32,14 @@ LEAF_VALIDITY_LIMIT: Final = MappingProxyType(
     {Environment.DEVELOPMENT: 90, Environment.STAGING: 90, Environment.PRODUCTION: 30}
 )
 
-# TLSv1.3 only in staging and production: the app's client (app/secure_cache/settings.py,
-# Settings.min_tls_version) requires it there, so a server accepting 1.2 would only invite a
-# weaker handshake no client of the stack may use.
+# The lowest TLS version each environment may enable, for the program (infra/settings.py) and
+# the policy pack (policies/rules/_environment.py) alike. TLSv1.3 only in staging and
+# production: the app's client (app/secure_cache/settings.py, Settings.min_tls_version)
+# requires it there, so a server accepting 1.2 would only invite a weaker handshake no client
+# of the stack may use. Development also accepts TLS 1.2 (docs/design.md, security model 1),
+# with the same ECDHE+AEAD-only ciphers.
 REQUIRED_TLS_MIN: Final = MappingProxyType(
-    {Environment.STAGING: "1.3", Environment.PRODUCTION: "1.3"}
+    {Environment.DEVELOPMENT: "1.2", Environment.STAGING: "1.3", Environment.PRODUCTION: "1.3"}
 )
 
 # Config key (without the `secure-redis:` namespace) -> default, per environment. Every key a
@@ -56,6 +59,8 @@ _COMMON: Final = {
     "caRolloverGeneration": 0,
     # Raise to rotate every ACL password (new beside old, then the old one removed: two ups).
     "passwordRotationGeneration": 0,
+    # Raise to rotate the app's API token (new beside old, then the old one refused: two ups).
+    "apiTokenRotationGeneration": 0,
     "appHostPort": 8080,
 }
 

@@ -9,7 +9,10 @@ consumers' side, through `docker exec` into the running containers:
 - the CAs each volume trusts, the app's client certificate, the ACL's password hashes per user
   and the hash of the app's password file (the `#<sha256>` form, which the ACL file holds too
   and which reveals nothing; never a password);
-- the app's /security-status (data-key ids, the material-reload counter where the app has it);
+- the app's /security-status (data-key ids, the material-reload counter where the app has it),
+  asked with the token in the app's api.token: the app must accept the token it hands out;
+- the API token in the app's volume and how many earlier tokens it still accepts beside it
+  (a fingerprint of the token's SHA-256 and a count; never a token);
 - each container's ID and start time: a rotation must not restart Redis or the app.
 Nothing secret is printed: certificates are public, hashes are fingerprinted once more.
 Exit codes: 0 done, 1 not settled in time / expected change missing / a consumer restarted,
@@ -36,7 +39,7 @@ from infra.settings import SettingsError, load_settings, load_stack_file
 
 REDIS_DIR: Final = "/etc/secure-redis"
 APP_DIR: Final = "/etc/secure-cache"
-KINDS: Final = ("certs", "passwords", "data-key", "ca", "all")
+KINDS: Final = ("certs", "passwords", "data-key", "ca", "api-token", "api-token-retire", "all")
 _SERVED: Final = """
 import socket, ssl, sys
 d = "/etc/secure-cache"
@@ -56,6 +59,13 @@ req = urllib.request.Request("http://127.0.0.1:8080" + path, data=body, method=m
                              headers={"Authorization": "Bearer " + token})
 print(urllib.request.urlopen(req, timeout=10).read().decode())
 """
+# A script that prints the SHA-256 of the app's API token and how many earlier tokens the
+# app accepts beside it (app/secure_cache/settings.py: whitespace-separated).
+_API_TOKEN_FACTS: Final = (
+    "import hashlib; d = '/etc/secure-cache/'; "  # noqa: S105
+    "print(hashlib.sha256(open(d + 'api.token').read().strip().encode()).hexdigest(), "
+    "len(set(open(d + 'api.previous-tokens').read().split())))"
+)
 # A script that prints the ACL (`#<sha256>`) form of the app's password file.
 _ACL_FORM_OF_PASSWORD_FILE: Final = (
     "import hashlib; "  # noqa: S105
@@ -136,6 +146,9 @@ class Probe:
             self._exec(self.app, ["python3", "-c", _HTTP, "GET", "/security-status"])
         )
         encryption = status.get("encryption", {})
+        token_hash, previous_tokens = self._exec(
+            self.app, ["python3", "-c", _API_TOKEN_FACTS]
+        ).split()
         return {
             "containers": {"redis": self._started(self.redis), "app": self._started(self.app)},
             "served_serial": self._exec(
@@ -152,6 +165,8 @@ class Probe:
                 self._exec(self.app, ["python3", "-c", _ACL_FORM_OF_PASSWORD_FILE]).strip()
             ),
             "app_material": self._exec(self.app, ["readlink", f"{APP_DIR}/..data"]).strip(),
+            "api_token": fingerprint(token_hash),
+            "api_previous_tokens": int(previous_tokens),
             "app_backend": status.get("backend"),
             "primary_key_id": encryption.get("primary_key_id"),
             "previous_key_ids": encryption.get("previous_key_ids", []),
@@ -207,7 +222,7 @@ def unsettled(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
 def expected_changes(kind: str, before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     """What a finished rotation of `kind` must have changed; missing ones are returned."""
     missing = []
-    kinds = ("certs", "passwords", "data-key", "ca") if kind == "all" else (kind,)
+    kinds = ("certs", "passwords", "data-key", "ca", "api-token") if kind == "all" else (kind,)
     if "certs" in kinds or "ca" in kinds:
         if after["server_serial"] == before["server_serial"]:
             missing.append("the server certificate was not renewed")
@@ -225,7 +240,22 @@ def expected_changes(kind: str, before: dict[str, Any], after: dict[str, Any]) -
         after["primary_key_id"] == before["primary_key_id"] or after["previous_key_ids"]
     ):
         missing.append("the data key did not rotate to one new key with the old one retired")
+    missing += _api_token_changes(kind, before, after)
     return missing
+
+
+def _api_token_changes(kind: str, before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """`api-token` adds a new token beside the old one, `api-token-retire` drops the old one,
+    `all` does both; any other rotation leaves the token alone."""
+    renewed = after["api_token"] != before["api_token"]
+    beside = after["api_previous_tokens"]
+    if kind == "api-token" and not (renewed and beside == 1):
+        return ["the app did not get a new API token with the old one still accepted beside it"]
+    if kind == "api-token-retire" and (renewed or beside):
+        return ["the old API token was not retired (or the current one changed)"]
+    if kind == "all" and not (renewed and beside == 0):
+        return ["the API token did not rotate to one new token with the old one retired"]
+    return []
 
 
 def report_lines(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
@@ -239,6 +269,12 @@ def report_lines(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
         line("CAs trusted", before["redis_trusts"], after["redis_trusts"]),
         line("data key id", before["primary_key_id"], after["primary_key_id"]),
         line("previous data keys", before["previous_key_ids"], after["previous_key_ids"]),
+        line("API token (fingerprint)", before["api_token"], after["api_token"]),
+        line(
+            "earlier API tokens accepted",
+            before["api_previous_tokens"],
+            after["api_previous_tokens"],
+        ),
     ]
     for user in sorted(set(before["acl"]) | set(after["acl"])):
         if user != "default":

@@ -85,6 +85,7 @@ class StackSettings:
     runtime_id_slot: int = 0
     ca_rollover_generation: int = 0
     password_rotation_generation: int = 0
+    api_token_rotation_generation: int = 0
     docker_host: str | None = field(default=None, repr=False)
     """May carry credentials (ssh://user@host); never printed."""
 
@@ -151,6 +152,7 @@ def load_settings(
         runtime_id_slot=reader.integer("runtimeIdSlot", 0, MAX_SLOT),
         ca_rollover_generation=reader.integer("caRolloverGeneration", 0, 1_000_000),
         password_rotation_generation=reader.integer("passwordRotationGeneration", 0, 1_000_000),
+        api_token_rotation_generation=reader.integer("apiTokenRotationGeneration", 0, 1_000_000),
         docker_host=_docker_host(config, problems),
     )
     problems.extend(_cross_checks(settings, reader.failed))
@@ -370,8 +372,8 @@ def _cross_checks(s: StackSettings, failed: set[str]) -> list[str]:
             f"{NAMESPACE}:passwordLength is {s.password_length}, below the {s.environment} floor "
             f"of {floor}; set it to {floor} or more (or remove it to use the profile default)"
         )
-    required = REQUIRED_TLS_MIN.get(s.environment)
-    if applies("tlsMinVersion") and required and s.tls_min_version < required:
+    required = REQUIRED_TLS_MIN[s.environment]
+    if applies("tlsMinVersion") and s.tls_min_version < required:
         problems.append(
             f"{NAMESPACE}:tlsMinVersion is {s.tls_min_version}, but {s.environment} accepts "
             f"TLSv{required} only; set it to {required} (or remove it)"

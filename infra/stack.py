@@ -72,6 +72,7 @@ def build_stack(settings: StackSettings) -> BuiltStack:
             data_key_generation=s.data_key_generation,
             data_key_keep_previous=s.data_key_keep_previous,
             password_rotation_generation=s.password_rotation_generation,
+            api_token_rotation_generation=s.api_token_rotation_generation,
         ),
     )
     # Every hash each user may authenticate with: two while its password rotates.
@@ -146,6 +147,7 @@ def build_stack(settings: StackSettings) -> BuiltStack:
                 data_key=secrets.data_keyring.primaryKey,
                 previous_data_keys=secrets.data_keyring.previousKeys,
                 api_token=secrets.api_token.value,
+                previous_api_tokens=secrets.api_token.previous,
                 data_key_generation=str(s.data_key_generation),
             ),
             revisions=(
@@ -211,6 +213,7 @@ def _exports(
             "certRenewalGeneration": s.cert_renewal_generation,
             "caRolloverGeneration": s.ca_rollover_generation,
             "passwordRotationGeneration": s.password_rotation_generation,
+            "apiTokenRotationGeneration": s.api_token_rotation_generation,
             **declared_facts,
         }
     )

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Renew or rotate material in place on a running stack, and report what changed.
 #
-#   scripts/rotate.sh STACK (certs|passwords|data-key|ca|all)
+#   scripts/rotate.sh STACK (certs|passwords|data-key|ca|api-token|api-token-retire|all)
 #
 #   certs      raise certRenewalGeneration: every leaf certificate is reissued (one up)
 #   passwords  raise passwordRotationGeneration: each ACL user gets a new password beside the
@@ -11,7 +11,15 @@
 #              key, then it is set back (an up that rewrites nothing)
 #   ca         raise caRolloverGeneration: the new CA is trusted beside the old one, then
 #              issues every certificate, then the old one is dropped (three ups)
-#   all        the four above, in that order
+#   api-token  raise apiTokenRotationGeneration: the app gets a new API token and keeps
+#              accepting the old one beside it (one up); switch your clients to the new one
+#              (it is never printed: read it as the README says), then run api-token-retire.
+#              Any later up retires the old token too.
+#   api-token-retire
+#              one up: the old API token is refused from then on
+#   all        certs, passwords, data-key, ca, then api-token and api-token-retire at once
+#              (the stack's own scripts read the token from the app's volume at each use;
+#              clients holding a copy of the old one must take the new one)
 #
 # Every step is a change of the stack's settings (Pulumi.STACK.yaml) applied by an `up` of the
 # program: `pulumi up` where the Pulumi CLI is logged in, the local applier
@@ -24,14 +32,14 @@ LOG_TAG=rotate
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-usage="usage: scripts/rotate.sh STACK (certs|passwords|data-key|ca|all)"
-[ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ] && { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0; }
+usage="usage: scripts/rotate.sh STACK (certs|passwords|data-key|ca|api-token|api-token-retire|all)"
+[ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ] && { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0; }
 [ "$#" -eq 2 ] || die "$usage"
 stack="$1"
 kind="$2"
 [[ "$stack" =~ ^[A-Za-z0-9][A-Za-z0-9_.-]*$ ]] || die "'$stack' is not a stack name; $usage"
 case "$kind" in
-    certs | passwords | data-key | ca | all) ;;
+    certs | passwords | data-key | ca | api-token | api-token-retire | all) ;;
     *) die "unknown rotation '$kind'; $usage" ;;
 esac
 [ -f "Pulumi.$stack.yaml" ] || die "no stack '$stack': Pulumi.$stack.yaml does not exist"
@@ -127,6 +135,18 @@ rotate_data_key() {
     up "data key: dataKeyKeepPrevious back to $keep for the next rotation"
 }
 
+rotate_api_token() {
+    bump apiTokenRotationGeneration
+    up "API token ROTATE: a new token, the old one still accepted"
+    # Where operators read the token (README "The service and its image"); never printed here.
+    log "the new API token: docker exec secure-redis-$stack-app cat /etc/secure-cache/api.token"
+    log "the old one is accepted until the next up; once every client uses the new one: scripts/rotate.sh $stack api-token-retire"
+}
+
+retire_api_token() {
+    up "API token SET: the old token retired"
+}
+
 total="$(now_ms)"
 log "stack $stack: rotating $kind in place with $deployer"
 probe snapshot >"$work/before.json" || die "stack $stack is not running healthy; deploy it first (scripts/setup-secure-redis.sh $stack)"
@@ -135,7 +155,9 @@ case "$kind" in
     passwords) rotate_passwords ;;
     data-key) rotate_data_key ;;
     ca) rotate_ca ;;
-    all) rotate_certs; rotate_passwords; rotate_data_key; rotate_ca ;;
+    api-token) rotate_api_token ;;
+    api-token-retire) retire_api_token ;;
+    all) rotate_certs; rotate_passwords; rotate_data_key; rotate_ca; rotate_api_token; retire_api_token ;;
 esac
 probe report --before "$work/before.json" --kind "$kind" \
     || die "the rotation did not change what it should have (see above)"

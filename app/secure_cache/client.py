@@ -67,7 +67,7 @@ class _Shell:
 
     _core: CacheCore
     _transport: BaseTransport
-    _files: MaterialFiles
+    _files: MaterialFiles[Settings]
 
     def _attach(
         self,

@@ -12,7 +12,9 @@ Who gets in, checked in this order for every request:
 1. `Host` must be one of HTTP_ALLOWED_HOSTS (the port is not compared). A web page that
    rebinds its own DNS name to 127.0.0.1 still sends its own name, so it is refused (421).
 2. Every route but `/healthz` needs `Authorization: Bearer <HTTP_API_TOKEN>`, compared in
-   constant time (hmac.compare_digest); missing or wrong -> 401, the same answer for both.
+   constant time (hmac.compare_digest) with every accepted token: during a rotation the
+   previous one too (api_tokens.py, which also re-reads the token files while the service
+   runs); missing or wrong -> 401, the same answer for both.
 3. No CORS: no Access-Control-* header is ever sent, so a browser never lets another origin
    read an answer; a preflight OPTIONS gets 405 like any other unknown method.
 
@@ -31,7 +33,6 @@ nothing. Access logs name the route, never the key:
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 import time
@@ -40,6 +41,7 @@ from http import HTTPStatus
 from typing import Any, Final
 from urllib.parse import parse_qs, unquote
 
+from secure_cache.api_tokens import ApiTokens
 from secure_cache.client import AsyncSecureCache
 from secure_cache.core import logical_key
 from secure_cache.http_budget import BudgetExhausted, ByteBudget
@@ -90,12 +92,13 @@ class CacheAPI:
         cache: AsyncSecureCache,
         settings: ServiceSettings,
         metrics: CacheMetrics | None = None,
+        tokens: ApiTokens | None = None,
     ) -> None:
         self.cache = cache
         self.settings = settings
         self.metrics = metrics
         self.budget = ByteBudget(settings.max_inflight_bytes)
-        self._token = settings.api_token.encode("utf-8")
+        self.tokens = tokens or ApiTokens(settings)
         self._hosts = frozenset(settings.allowed_hosts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -154,9 +157,8 @@ class CacheAPI:
 
     def _check_token(self, headers: dict[bytes, bytes]) -> None:
         scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
-        # compare_digest on equal-length inputs of any content: the comparison takes the same
-        # time however much of the token matches.
-        if not (scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self._token)):
+        # Constant time per accepted token, whatever matches (api_tokens.token_accepted).
+        if not (scheme.lower() == b"bearer" and self.tokens.accepts(token.strip())):
             raise Reply(
                 HTTPStatus.UNAUTHORIZED,
                 "send Authorization: Bearer <the stack's API token>",

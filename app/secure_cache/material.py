@@ -5,20 +5,36 @@ files). A check stats every file the settings were read from and compares device
 size and modification time with the last state it applied, so a rename-into-place, a
 symlink swap and an in-place rewrite are all seen. The clients call `due()` on every
 command - one clock read - and `poll()` at most once per interval, or at once when Redis
-refused the credentials or certificate. The file I/O is here; what a change means is
-decided by core.CacheCore.plan_reload.
+refused the credentials or certificate; the HTTP API does the same with its bearer-token
+files (api_tokens.py), on every request and at once when a token is refused. The file I/O
+is here; what a change means is decided by core.CacheCore.plan_reload for the client and
+by api_tokens.ApiTokens for the HTTP API.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import Generic, Protocol, Self, TypeVar
 
 from secure_cache.errors import ConfigurationError
-from secure_cache.settings import Settings
 
 Signature = tuple[int, int, int, int] | None  # (device, inode, size, mtime ns); None: missing
 Snapshot = tuple[Signature, ...]
+
+
+class FileBacked(Protocol):
+    """Settings read (partly) from files: the client's Settings, the service's ServiceSettings."""
+
+    @property
+    def watched_files(self) -> tuple[str, ...]: ...
+
+    def reread(self) -> Self:
+        """The same sources read again; ConfigurationError when they do not validate."""
+        ...
+
+
+_S = TypeVar("_S", bound=FileBacked)
 
 
 def _signature(path: str) -> Signature:
@@ -29,12 +45,10 @@ def _signature(path: str) -> Signature:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-class MaterialFiles:
+class MaterialFiles(Generic[_S]):
     """The files `settings` came from, and the state of them that was last applied."""
 
-    def __init__(
-        self, settings: Settings, *, clock: Callable[[], float], interval: float | None
-    ) -> None:
+    def __init__(self, settings: _S, *, clock: Callable[[], float], interval: float | None) -> None:
         self._paths = settings.watched_files
         self._clock = clock
         # None (or no file to watch): never checked on a timer; refusals still check.
@@ -51,7 +65,7 @@ class MaterialFiles:
         """Is a timed check due? (The hot path: one clock read and a compare.)"""
         return self._clock() >= self._next
 
-    def poll(self) -> tuple[Settings, frozenset[str], Snapshot] | None:
+    def poll(self) -> tuple[_S, frozenset[str], Snapshot] | None:
         """Stat the files; when they changed, read the settings again.
 
         Returns (settings, changed paths, snapshot to pass to `applied`), or None when
@@ -76,7 +90,7 @@ class MaterialFiles:
         )
         return settings, changed, snapshot
 
-    def applied(self, settings: Settings, snapshot: Snapshot) -> None:
+    def applied(self, settings: _S, snapshot: Snapshot) -> None:
         self._settings = settings
         self._applied = snapshot
         self._failed = None
@@ -86,4 +100,4 @@ class MaterialFiles:
         self._failed = snapshot
 
 
-__all__ = ["MaterialFiles"]
+__all__ = ["FileBacked", "MaterialFiles"]

@@ -35,7 +35,12 @@ The HTTP service (service.py, http_api.py) also reads:
 
     HTTP_API_TOKEN[_FILE]            the bearer token every request but /healthz must carry
                                      (required; at least 32 characters; the stack generates
-                                     it and stages it as a file).
+                                     it and stages it as a file). It is the one token handed
+                                     out: clients read it from that file.
+    HTTP_API_PREVIOUS_TOKENS[_FILE]  tokens still accepted beside it while it rotates,
+                                     separated by whitespace (optional; empty outside a
+                                     rotation). Both files are re-read while the service
+                                     runs (api_tokens.py), so a rotation needs no restart.
     HTTP_ALLOWED_HOSTS               the names the `Host` header may carry, comma-separated
                                      (default localhost,127.0.0.1,[::1]); any other is refused,
                                      which defeats DNS rebinding.
@@ -90,6 +95,7 @@ DEFAULT_FALLBACK_MAX_BYTES: Final = 32 << 20
 DEFAULT_HTTP_PORT: Final = 8080
 DEFAULT_HTTP_MAX_VALUE_BYTES: Final = 1 << 20
 _FILE_SECRETS: Final = ("REDIS_PASSWORD", "REDIS_ENCRYPTION_KEY", "REDIS_ENCRYPTION_PREVIOUS_KEYS")
+_API_TOKEN_SECRETS: Final = ("HTTP_API_TOKEN", "HTTP_API_PREVIOUS_TOKENS")
 DEFAULT_HTTP_MAX_INFLIGHT_BYTES: Final = 16 << 20
 DEFAULT_HTTP_MAX_CONNECTIONS: Final = 400
 DEFAULT_HTTP_ALLOWED_HOSTS: Final = ("localhost", "127.0.0.1", "[::1]")
@@ -166,6 +172,26 @@ class ServiceSettings:
     data_key_generation_file: str | None = None
     """REDIS_ENCRYPTION_KEY_GENERATION_FILE: the deployment's data-key generation, exported
     by /metrics (re-read at each scrape, so an in-place rotation shows)."""
+    previous_api_tokens: tuple[str, ...] = field(default=(), repr=False)
+    """HTTP_API_PREVIOUS_TOKENS: still accepted while `api_token` rotates in."""
+    # The environment these settings were read from, so that the token files can be read
+    # again when they change (api_tokens.py); empty when built by hand.
+    sources: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def api_tokens(self) -> tuple[str, ...]:
+        """Every token the API accepts: the current one first."""
+        return (self.api_token, *self.previous_api_tokens)
+
+    @property
+    def watched_files(self) -> tuple[str, ...]:
+        """The token files these settings were read from (material.MaterialFiles watches them)."""
+        paths = (self.sources.get(f"{name}_FILE") for name in _API_TOKEN_SECRETS)
+        return tuple(p for p in paths if p)
+
+    def reread(self) -> ServiceSettings:
+        """The same environment read again (its token files may have changed)."""
+        return ServiceSettings.from_env(self.sources)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceSettings:
@@ -200,6 +226,7 @@ class ServiceSettings:
                 f"HTTP_API_TOKEN is {len(token)} characters; at least {MIN_API_TOKEN_LENGTH} are "
                 "required. Use the token generated for this stack (api.token)."
             )
+        previous = _previous_api_tokens(env, problems)
         if problems:
             raise ConfigurationError(problems)
         return cls(
@@ -213,7 +240,23 @@ class ServiceSettings:
             data_key_generation_file=(
                 env.get("REDIS_ENCRYPTION_KEY_GENERATION_FILE", "").strip() or None
             ),
+            previous_api_tokens=tuple(t for t in previous if t != token),
+            sources={name: value for name, value in env.items() if name in _SERVICE_SOURCES},
         )
+
+
+def _previous_api_tokens(env: Mapping[str, str], problems: list[str]) -> tuple[str, ...]:
+    """HTTP_API_PREVIOUS_TOKENS[_FILE]: whitespace-separated, each as long as a token must be."""
+    text = _secret(env, "HTTP_API_PREVIOUS_TOKENS", problems, required=False) or ""
+    tokens = tuple(dict.fromkeys(text.split()))
+    short = [n for n, t in enumerate(tokens, 1) if len(t) < MIN_API_TOKEN_LENGTH]
+    if short:
+        # Positions only: a message never carries a token or a part of one.
+        problems.append(
+            f"HTTP_API_PREVIOUS_TOKENS: token(s) {', '.join(map(str, short))} are shorter than "
+            f"{MIN_API_TOKEN_LENGTH} characters; it holds only this stack's earlier tokens."
+        )
+    return tokens
 
 
 def http_port(env: Mapping[str, str], problems: list[str]) -> int:
@@ -304,6 +347,21 @@ _SOURCES: Final = frozenset(
         "CACHE_COMPRESS_MIN_BYTES",
         *_FILE_SECRETS,
         *(f"{name}_FILE" for name in _FILE_SECRETS),
+    }
+)
+
+# What ServiceSettings.from_env reads, kept for reread(): every service variable.
+_SERVICE_SOURCES: Final = frozenset(
+    {
+        "HTTP_HOST",
+        "HTTP_PORT",
+        "HTTP_ALLOWED_HOSTS",
+        "HTTP_MAX_VALUE_BYTES",
+        "HTTP_MAX_INFLIGHT_BYTES",
+        "HTTP_MAX_CONNECTIONS",
+        "REDIS_ENCRYPTION_KEY_GENERATION_FILE",
+        *_API_TOKEN_SECRETS,
+        *(f"{name}_FILE" for name in _API_TOKEN_SECRETS),
     }
 )
 

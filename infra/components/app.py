@@ -40,7 +40,9 @@ class AppFiles:
     previous_data_keys: pulumi.Input[str]
     """Comma-separated; may be empty (no rotation in progress)."""
     api_token: pulumi.Input[str]
-    """Bearer token of the HTTP API (every route but /healthz)."""
+    """Bearer token of the HTTP API (every route but /healthz): the one handed out."""
+    previous_api_tokens: pulumi.Input[str] = ""
+    """The token still accepted beside it while it rotates; empty otherwise."""
     data_key_generation: pulumi.Input[str] = "0"
     """The stack's dataKeyGeneration (public), which /metrics shows."""
 
@@ -93,6 +95,7 @@ def app_envs(args: CacheAppArgs) -> list[str]:
         f"REDIS_ENCRYPTION_PREVIOUS_KEYS_FILE={MATERIAL_DIR}/data.previous-keys",
         f"CACHE_FALLBACK_MAX_BYTES={fallback}",
         f"HTTP_API_TOKEN_FILE={MATERIAL_DIR}/api.token",
+        f"HTTP_API_PREVIOUS_TOKENS_FILE={MATERIAL_DIR}/api.previous-tokens",
         # Loopback names for the host's published port and the health check, and the
         # container's own name for clients on the frontend network.
         f"HTTP_ALLOWED_HOSTS=localhost,127.0.0.1,{container_name}",
@@ -142,6 +145,7 @@ class CacheApp(pulumi.ComponentResource):
                 MaterialFile("data.key", files.data_key, secret=True),
                 MaterialFile("data.previous-keys", files.previous_data_keys, secret=True),
                 MaterialFile("api.token", files.api_token, secret=True),
+                MaterialFile("api.previous-tokens", files.previous_api_tokens, secret=True),
                 MaterialFile("data.generation", files.data_key_generation, secret=False),
             ),
             revisions=args.revisions,

@@ -21,6 +21,7 @@ class StackSecretsArgs:
     data_key_generation: int
     data_key_keep_previous: int
     password_rotation_generation: int = 0
+    api_token_rotation_generation: int = 0
 
 
 class StackSecrets(pulumi.ComponentResource):
@@ -57,10 +58,15 @@ class StackSecrets(pulumi.ComponentResource):
             keep_previous=args.data_key_keep_previous,
             opts=child,
         )
-        # The bearer token of the app's HTTP API (app/secure_cache/http_api.py): generated and
-        # rotated like the passwords (`pulumi up --replace` on it), never configured.
+        # The bearer token of the app's HTTP API (app/secure_cache/http_api.py): generated,
+        # never configured, and rotated in two phases like the passwords: `value` is the token
+        # handed out, `previous` stays accepted beside it until the next up
+        # (app/secure_cache/api_tokens.py).
         self.api_token = GeneratedPassword(
-            f"{name}-api-token", length=max(API_TOKEN_LENGTH, args.password_length), opts=child
+            f"{name}-api-token",
+            length=max(API_TOKEN_LENGTH, args.password_length),
+            rotation_generation=args.api_token_rotation_generation,
+            opts=child,
         )
         # Only non-secret facts are registered as outputs of the component.
         self.register_outputs({"app_password_acl_hash": self.app_password.aclHash})

@@ -1,8 +1,8 @@
 """Redis ACL rules evaluated the way Redis applies them, left to right, per user.
 
-Only what the policies need: whether a user is enabled, can run dangerous or admin commands,
-reaches every key or channel, or carries a cleartext password. Values (passwords, hashes) are
-never kept.
+Only what the policies need: whether a user is enabled, lets anyone in without a password
+(`nopass`), can run dangerous or admin commands, reaches every key or channel, or carries a
+cleartext password. Values (passwords, hashes) are never kept.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class AclUser:
     name: str
     enabled: bool = False
     nopass: bool = False
-    passwords: int = 0
+    """Any password authenticates (redis-auth-required refuses such an enabled user)."""
     cleartext_password: bool = False
     all_commands: bool = False
     granted_categories: set[str] = field(default_factory=set)
@@ -64,13 +64,11 @@ class AclUser:
             self.enabled = True
         elif lowered == "off":
             self.enabled = False
-        elif lowered == "nopass":
-            self.nopass, self.passwords = True, 0
-        elif lowered == "resetpass":
-            self.nopass, self.passwords = False, 0
+        elif lowered in ("nopass", "resetpass"):
+            # nopass: every password goes and any one is accepted; resetpass: none is.
+            self.nopass = lowered == "nopass"
         elif rule.startswith((">", "#")):
-            self.nopass = False
-            self.passwords += 1
+            self.nopass = False  # Redis: adding a password ends nopass
             self.cleartext_password |= rule.startswith(">")
         elif lowered in ("allcommands", "+@all"):
             self._grant_all(True)

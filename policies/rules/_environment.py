@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
-from infra.profiles import LEAF_VALIDITY_LIMIT, PASSWORD_FLOOR, Environment
+from infra.profiles import LEAF_VALIDITY_LIMIT, PASSWORD_FLOOR, REQUIRED_TLS_MIN, Environment
 from policies.rules._model import CONTAINER, Resource
 from policies.rules._props import envs
 
@@ -38,17 +38,18 @@ class Floor:
         return min(math.floor(configured), self.leaf_validity_days)
 
 
-def _floor(environment: Environment, tls_minimum: str) -> Floor:
-    return Floor(tls_minimum, PASSWORD_FLOOR[environment], LEAF_VALIDITY_LIMIT[environment])
+def _floor(environment: Environment) -> Floor:
+    return Floor(
+        f"TLSv{REQUIRED_TLS_MIN[environment]}",
+        PASSWORD_FLOOR[environment],
+        LEAF_VALIDITY_LIMIT[environment],
+    )
 
 
-# The password and validity floors are the program's own (infra/profiles.py): one number per
-# environment for what the program generates and what the pack accepts.
-FLOORS: Final = {
-    Environment.DEVELOPMENT: _floor(Environment.DEVELOPMENT, "TLSv1.2"),
-    Environment.STAGING: _floor(Environment.STAGING, "TLSv1.2"),
-    Environment.PRODUCTION: _floor(Environment.PRODUCTION, "TLSv1.3"),
-}
+# Every floor is the program's own (infra/profiles.py): one value per environment for what the
+# program deploys and what the pack accepts (staging's TLS floor was 1.2 here while the
+# program and the app's client required 1.3).
+FLOORS: Final = {environment: _floor(environment) for environment in Environment}
 # Variables programs use to say which environment they run in, and the words they use.
 _DECLARING_VARIABLES: Final = frozenset(
     {"ENVIRONMENT", "APP_ENV", "NODE_ENV", "RAILS_ENV", "RACK_ENV", "DJANGO_ENV", "FLASK_ENV",

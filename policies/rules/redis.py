@@ -7,10 +7,12 @@ a pure function of it. Settings that cannot be read fail closed.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
+from infra.redis_conf import min_memory_limit_mb
 from policies.rules._acl import acl_users
 from policies.rules._model import (
     ADVISORY,
@@ -257,6 +259,7 @@ def auth_required(server: RedisServer, _config: Mapping[str, Any]) -> Iterator[s
     s = server.settings
     # aclfile first: usually on argv, so this is decided even while files are unknown.
     if s.value("aclfile") or s.value("requirepass") or s.all("user"):
+        yield from _passwordless_users(server)
         return
     if not s.complete:
         yield _unknown(server, "aclfile")
@@ -265,6 +268,28 @@ def auth_required(server: RedisServer, _config: Mapping[str, Any]) -> Iterator[s
         f"{redis_label(server.resource)} must require authentication (an aclfile with "
         f"users that have passwords); anyone who connects is let in."
     )
+
+
+def _passwordless_users(server: RedisServer) -> Iterator[str]:
+    """Enabled users marked `nopass`: AUTH as them succeeds with any password (REDIS-02).
+
+    `default` is left to redis-default-user-disabled (REDIS-03), which refuses it enabled at
+    all. An unreadable ACL is judged by the rules that fail closed on it. A user with no
+    password and no `nopass` cannot authenticate at all, so it is no finding.
+    """
+    rules = server.acl_rules()
+    if rules is None:
+        return
+    open_users = sorted(
+        name
+        for name, user in acl_users(rules).items()
+        if name != "default" and user.enabled and user.nopass
+    )
+    if open_users:
+        yield (
+            f"{redis_label(server.resource)} must give ACL {_users(open_users)} a password "
+            f"(#<sha256>) instead of nopass; AUTH as a nopass user succeeds with any password."
+        )
 
 
 def default_user_disabled(server: RedisServer, _config: Mapping[str, Any]) -> Iterator[str]:
@@ -380,6 +405,37 @@ def maxmemory_below_limit(server: RedisServer, _config: Mapping[str, Any]) -> It
         )
 
 
+def memory_fork_headroom(server: RedisServer, _config: Mapping[str, Any]) -> Iterator[str]:
+    """REDIS-15: a memory limit with room for the persistence fork beside maxmemory.
+
+    An AOF rewrite or an RDB save forks Redis; under writes the copy-on-write child can need the
+    whole dataset again, so parent and child together reach about twice maxmemory, and the
+    kernel kills Redis mid-rewrite (measured: README "Day 2", a 256 MiB limit for 192 MiB of
+    maxmemory under the rotation load test). The program refuses less than
+    infra/redis_conf.min_memory_limit_mb (twice maxmemory plus 48 MiB); the pack advises it:
+    as a mandatory rule it would reject most stacks that set maxmemory at all, for a loss of
+    availability rather than of confidentiality or integrity.
+    """
+    s = server.settings
+    if not all(s.known(name) for name in ("maxmemory", "appendonly", "save")):
+        return  # an unreadable config is redis-maxmemory-below-limit's finding
+    maxmemory = memory_bytes(s.value("maxmemory") or "0")
+    limit_mb = memory_mb(server.resource.props)
+    if not maxmemory or not limit_mb or maxmemory >= limit_mb * _MIB:
+        return  # no maxmemory below a limit at all: redis-maxmemory-below-limit's finding
+    forks = (s.value("appendonly") or "no").lower() == "yes" or s.value("save") != ""
+    needed = min_memory_limit_mb(math.ceil(maxmemory / _MIB))
+    if forks and limit_mb < needed:
+        yield (
+            f"{redis_label(server.resource)} should have a memory limit of at least {needed} "
+            f"MB for its maxmemory (twice maxmemory plus 48 MB): its persistence (appendonly, "
+            f"save) forks Redis, and under writes the fork can need the dataset again, so the "
+            f"kernel kills Redis mid-rewrite. Raise memory, lower maxmemory, or turn "
+            f'persistence off (appendonly no, save "") for a pure cache.'
+        )
+
+
+_MIB: Final = 1 << 20
 # Redis's own default: 512 MiB in one argument, or one string SETRANGE/APPEND may build.
 _DEFAULT_BULK_BYTES: Final = 512 * 1024 * 1024
 # maxmemory is checked before a command runs, so one allocation must leave the headroom
@@ -650,6 +706,14 @@ RULES: Final = (
         description="Redis servers set maxmemory below their container's memory limit.",
         check=per_server(maxmemory_below_limit),
         refs=("REDIS-10", "cis-docker-5.11"),
+    ),
+    StackRule(
+        name="redis-memory-fork-headroom",
+        description="Redis servers that persist have a memory limit of twice maxmemory plus "
+        "headroom (the rewrite fork).",
+        check=per_server(memory_fork_headroom),
+        refs=("REDIS-15", "cis-docker-5.11"),
+        enforcement=ADVISORY,
     ),
     StackRule(
         name="redis-bulk-length-capped",

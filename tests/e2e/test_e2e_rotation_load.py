@@ -10,7 +10,8 @@ as one JSON line per run, a benchmark, not a timed assertion.
   (one certificate renewal, a few seconds of traffic on each side of it).
 - `test_rotation_under_load__everything` (`-m rotation_load`, opt-in): every rotation in turn
   under at least two minutes of traffic (SECURE_REDIS_ROTATION_LOAD_S, default 120 s); the
-  figures also go to $SECURE_REDIS_ROTATION_REPORT when set.
+  figures also go to $SECURE_REDIS_ROTATION_REPORT when set. The HTTP workers switch to the
+  new API token between `api-token` and `api-token-retire`, as an operator's clients do.
 
 Both need the incremental local applier (infra/applier/state.py): with an applier that
 recreates the stack on every `up` there is nothing in place to measure, so they skip.
@@ -184,6 +185,9 @@ def _run_under_load(
             )
             windows.append((start, time.monotonic()))
             assert done.returncode == 0, f"rotate.sh {kind} failed:\n{done.stderr[-2000:]}"
+            if kind == "api-token":
+                # The clients switch to the new token while the old one is still accepted.
+                load.token = appclient.api_token(stack, refresh=True)
         time.sleep(max(quiet_s, began + min_total_s - time.monotonic()))
     finally:
         load.stop.set()
@@ -254,7 +258,7 @@ def test_rotation_under_load__certs_short(stack: Stack) -> None:
 @pytest.mark.usefixtures("incremental")
 def test_rotation_under_load__everything(stack: Stack) -> None:
     total = float(os.environ.get(LOAD_ENV, "120"))
-    kinds = ["certs", "passwords", "ca", "data-key"]
+    kinds = ["certs", "passwords", "ca", "data-key", "api-token", "api-token-retire"]
     figures = _run_under_load(stack, kinds, quiet_s=10.0, min_total_s=total)
     if report := os.environ.get("SECURE_REDIS_ROTATION_REPORT"):
         Path(report).write_text(json.dumps(figures))

@@ -11,6 +11,7 @@ import docker
 import pytest
 
 from infra.naming import Role
+from infra.redis_conf import min_memory_limit_mb
 from infra.runtime_ids import runtime_id
 from tests.e2e.hosts import container_host
 from tests.e2e.stacks import Stack
@@ -193,6 +194,8 @@ def test_runtime__redis_is_pid_1_with_maxmemory_below_the_container_limit(
     assert maxmemory.endswith("mb")
     limit_mb = inspected["redis"]["HostConfig"]["Memory"] // (1024 * 1024)
     assert 0 < int(maxmemory[:-2]) < limit_mb, "REDIS-10: maxmemory below the memory limit"
+    # REDIS-15: room for the AOF rewrite's fork beside maxmemory (infra/redis_conf.py).
+    assert limit_mb >= min_memory_limit_mb(int(maxmemory[:-2])), "REDIS-15: fork headroom"
 
 
 # -- P-14: the filesystem -------------------------------------------------------------------

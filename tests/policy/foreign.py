@@ -118,8 +118,9 @@ def raw() -> list[dict[str, Any]]:
         "image": REDIS_IMAGE,
         "command": ["redis-server", "/secrets/redis.conf"],
         "readOnly": True,
-        "memory": 512,
-        "memorySwap": 512,
+        # Twice maxmemory (256mb) plus 48: room for the persistence fork (REDIS-15).
+        "memory": 560,
+        "memorySwap": 560,
         "restart": "on-failure",
         "maxRetryCount": 3,
         "tmpfs": {"/tmp": "rw,noexec,nosuid,size=8m"},

@@ -8,11 +8,14 @@ nothing, fails the test.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
+from infra.profiles import REQUIRED_TLS_MIN, Environment
 from policies.records import Record, parse_records
+from policies.rules._environment import FLOORS
 from policies.rules._model import (
     CONTAINER,
     LOCAL_COMMAND,
@@ -25,6 +28,7 @@ from policies.rules._model import (
 )
 from policies.rules._redisconf import ImageIndex, Verdict, recognise
 from policies.rules.redis import weak_tls12_ciphers
+from policies.strictness import config_file
 from tests.policy.support import run_rule, to_resources
 
 pytestmark = pytest.mark.policy
@@ -162,10 +166,16 @@ def test_server_without_tls__gets_no_cipher_findings() -> None:
 
 @pytest.mark.parametrize(
     ("declared", "fails"),
-    [(None, True), ("ENVIRONMENT=production", True), ("ENVIRONMENT=development", False)],
-    ids=["undeclared-strictest", "production", "development"],
+    [
+        (None, True),
+        ("ENVIRONMENT=production", True),
+        ("ENVIRONMENT=staging", True),
+        ("ENVIRONMENT=development", False),
+    ],
+    ids=["undeclared-strictest", "production", "staging", "development"],
 )
 def test_tls12_floor__follows_the_declared_environment(declared: str | None, fails: bool) -> None:
+    """Staging as the program deploys it (infra/profiles.py REQUIRED_TLS_MIN): TLSv1.3 only."""
     client = container("web", image="web:1", envs=[declared] if declared else [])
     server = container("redis", image="redis:7", command=[
         "redis-server", *TLS_ARGS, "--tls-protocols", "TLSv1.2 TLSv1.3"])  # fmt: skip
@@ -174,6 +184,14 @@ def test_tls12_floor__follows_the_declared_environment(declared: str | None, fai
         assert "it enables a protocol older than TLSv1.3" in only(messages)
     else:
         assert messages == []
+
+
+@pytest.mark.parametrize("environment", list(Environment))
+def test_tls_floor__is_the_programs_for_every_environment(environment: Environment) -> None:
+    """What the pack accepts is what infra/settings.py lets a stack deploy: one value."""
+    assert FLOORS[environment].tls_minimum == f"TLSv{REQUIRED_TLS_MIN[environment]}"
+    config = json.loads(config_file(environment).read_text())
+    assert config["redis-tls-protocols-modern"]["minimumVersion"] == FLOORS[environment].tls_minimum
 
 
 # -- cleartext credentials wherever they travel --------------------------------------------------

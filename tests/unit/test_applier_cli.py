@@ -102,7 +102,7 @@ def test_cli__plan_names_what_a_changed_setting_replaces_and_why(
     assert "container secure-redis-dev-app on" in replaced[0]
     # The memory limit, and the two byte budgets derived from it (infra/components/app.py:
     # CACHE_FALLBACK_MAX_BYTES, HTTP_MAX_INFLIGHT_BYTES).
-    assert replaced[0].endswith(": envs[10]; envs[14]; memory; memorySwap")
+    assert replaced[0].endswith(": envs[10]; envs[15]; memory; memorySwap")
     assert "plan: 1 to replace, 30 unchanged" in out
 
 
@@ -134,3 +134,25 @@ def test_cli__an_unreadable_state_is_exit_2_with_one_line(
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "does not decrypt" in err
+
+
+@pytest.mark.usefixtures("no_passphrase")
+def test_cli__api_token_rotation_rewrites_the_apps_files_and_replaces_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ROTATE of the API token (apiTokenRotationGeneration +1): the token updates, the app's
+    material initialiser runs again, the app container stays; no token is printed."""
+    project = _project(tmp_path)
+    state = _as_if_up(project).load()
+    assert state is not None
+    before = next(r for r in state.resources.values() if r.name == "secrets-api-token")
+    stack_file = project / "Pulumi.dev.yaml"
+    stack_file.write_text(stack_file.read_text() + "  secure-redis:apiTokenRotationGeneration: 1\n")
+    assert apply.main(["plan", "--stack", "dev", "--project-dir", str(project)]) == 0
+    out = capsys.readouterr().out
+    assert "update  secrets-api-token: rotationGeneration" in out
+    replaced = [line for line in out.splitlines() if "replace " in line]
+    assert len(replaced) == 1, out
+    assert "container secure-redis-dev-app-init on none" in replaced[0]  # a one-shot, run again
+    assert "plan: 1 to update, 1 to replace" in out
+    assert str(before.outputs["value"]) not in out

@@ -23,7 +23,7 @@ class Clock:
 class FileSettings(Settings):
     """Settings whose reread() reads the password file only (no certificates needed)."""
 
-    def reread(self) -> Settings:
+    def reread(self) -> FileSettings:
         password = Path(self.sources["REDIS_PASSWORD_FILE"]).read_text().strip()
         if len(password) < 24:
             raise ConfigurationError(["REDIS_PASSWORD_FILE is too short"])

@@ -32,6 +32,21 @@ def test_api_token__is_a_secret_file_in_the_material_volume(stack: RenderedStack
     assert not any(e.startswith("HTTP_API_TOKEN=") for e in container(stack, "app").props["envs"])
 
 
+def test_api_token__rotation_adds_the_new_token_and_keeps_the_old_one_until_the_next_up(
+    stack: RenderedStack,
+) -> None:
+    """Steady: one token, an empty second file. The two-phase rotation itself (ROTATE keeps
+    `previous`, the next up drops it) is the password provider's, tested with the passwords
+    (tests/unit/test_infra_rotation_providers.py); here: the app gets both files."""
+    files = uploads(container(stack, "app-init"))
+    assert files["api.previous-tokens"]["content"] == ""
+    assert files["api.previous-tokens"]["permissions"] == "0400"
+    env = _env(stack)
+    assert env["HTTP_API_PREVIOUS_TOKENS_FILE"] == "/etc/secure-cache/api.previous-tokens"
+    token = next(r for r in stack.resources if r.name == "secrets-api-token")
+    assert token.props["rotationGeneration"] == stack.settings.api_token_rotation_generation
+
+
 def test_api_token__differs_per_stack_and_from_every_password(
     dev: RenderedStack, prod: RenderedStack
 ) -> None:
@@ -51,6 +66,7 @@ def test_allowed_hosts__loopback_and_the_container_name_only(stack: RenderedStac
 def test_service_settings__the_deployed_environment_is_valid(stack: RenderedStack) -> None:
     env = {k: v for k, v in _env(stack).items() if k.startswith("HTTP_")}
     env.pop("HTTP_API_TOKEN_FILE")
+    env.pop("HTTP_API_PREVIOUS_TOKENS_FILE")
     settings = ServiceSettings.from_env({**env, "HTTP_API_TOKEN": "t" * MIN_API_TOKEN_LENGTH})
     assert settings.max_value_bytes == APP_MAX_VALUE_BYTES
     assert settings.max_connections == APP_MAX_CONNECTIONS

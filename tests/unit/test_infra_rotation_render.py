@@ -210,6 +210,17 @@ def test_rotate_phase__redis_accepts_both_and_each_consumer_gets_the_right_one(
     assert _content(reload_init, "reload.password") == reload["previous"]
 
 
+def test_rotate_phase__the_app_hands_out_the_new_api_token_and_accepts_the_old_one(
+    rotating: RenderedStack,
+) -> None:
+    token = _dynamic(rotating, "secrets-api-token").outputs
+    assert token["previous"], "the fixture must put the token in its ROTATE phase"
+    app_init = container(rotating, "app-init")
+    # api.token is what operators read (README); the old token is only accepted.
+    assert _content(app_init, "api.token") == token["value"]
+    assert _content(app_init, "api.previous-tokens") == token["previous"]
+
+
 def test_password_outputs__are_secret(stack: RenderedStack) -> None:
     passwords = [r for r in stack.resources if r.type.endswith(":GeneratedPassword")]
     assert len(passwords) >= 4, "the three users' passwords and the API token"

@@ -19,7 +19,14 @@ from tests.unit.conftest import container, labels, uploads
 
 SECRET_FILES = {
     "redis-init": {"server.key", "healthcheck.key", "healthcheck.password"},
-    "app-init": {"app.key", "redis.password", "data.key", "data.previous-keys", "api.token"},
+    "app-init": {
+        "app.key",
+        "redis.password",
+        "data.key",
+        "data.previous-keys",
+        "api.token",
+        "api.previous-tokens",
+    },
 }
 PUBLIC_FILES = {
     "redis-init": {"redis.conf", "ca.crt", "server.crt", "healthcheck.crt"},

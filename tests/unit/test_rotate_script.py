@@ -3,14 +3,17 @@ decisions of the probe that tells when every consumer switched."""
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from infra.rotation_probe import (
+    _API_TOKEN_FACTS,
     acl_fingerprints,
     expected_changes,
     fingerprint,
@@ -34,7 +37,11 @@ def rotate(*argv: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        ((), "usage: scripts/rotate.sh STACK (certs|passwords|data-key|ca|all)"),
+        (
+            (),
+            "usage: scripts/rotate.sh STACK "
+            "(certs|passwords|data-key|ca|api-token|api-token-retire|all)",
+        ),
         (("dev",), "usage: scripts/rotate.sh STACK"),
         (("dev", "keys"), "unknown rotation 'keys'"),
         (("staging-eu", "certs"), "Pulumi.staging-eu.yaml does not exist"),
@@ -55,7 +62,7 @@ def test_rotate__refuses_bad_arguments_before_touching_anything(
 def test_rotate__help_names_every_rotation() -> None:
     result = rotate("--help")
     assert result.returncode == 0
-    for kind in ("certs", "passwords", "data-key", "ca", "all"):
+    for kind in ("certs", "passwords", "data-key", "ca", "api-token", "api-token-retire", "all"):
         assert f"  {kind}" in result.stdout
 
 
@@ -149,6 +156,8 @@ def _snapshot(**changes: Any) -> dict[str, Any]:
         "primary_key_id": "k1",
         "previous_key_ids": [],
         "material_reloads": 1,
+        "api_token": "t1",
+        "api_previous_tokens": 0,
     }
     base.update(changes)
     return base
@@ -221,3 +230,47 @@ def test_expected_changes__each_kind_checks_its_own_material() -> None:
     )
     assert expected_changes("ca", before, rolled) == []
     assert expected_changes("ca", before, _snapshot(**{**rolled, "redis_trusts": ["CA2", "CA1"]}))
+
+
+def test_expected_changes__the_api_token_is_added_then_retired_in_two_steps() -> None:
+    before = _snapshot()
+    added = _snapshot(api_token="t2", api_previous_tokens=1)
+    retired = _snapshot(api_token="t2", api_previous_tokens=0)
+    assert expected_changes("api-token", before, added) == []
+    assert expected_changes("api-token", before, before)  # nothing new
+    assert expected_changes("api-token", before, retired)  # the old one already refused
+    assert expected_changes("api-token-retire", added, retired) == []
+    assert expected_changes("api-token-retire", added, added)  # the old one still accepted
+    assert expected_changes("api-token-retire", added, _snapshot(api_token="t3"))
+    # Every other rotation leaves the token alone.
+    certs = _snapshot(server_serial="A2", served_serial="A2", app_cert_serial="B2")
+    assert expected_changes("certs", before, certs) == []
+
+
+def test_expected_changes__all_includes_the_api_token() -> None:
+    everything = _snapshot(
+        server_serial="A2",
+        app_cert_serial="B2",
+        server_issuer="CA2",
+        redis_trusts=["CA2"],
+        acl={"default": [], "app": ["p2"], "healthcheck": ["h2"], "reload": ["r2"]},
+        primary_key_id="k2",
+    )
+    assert expected_changes("all", _snapshot(), everything) == [
+        "the API token did not rotate to one new token with the old one retired"
+    ]
+    assert expected_changes("all", _snapshot(), {**everything, "api_token": "t2"}) == []
+
+
+def test_api_token_facts__hash_and_count_of_the_apps_token_files(tmp_path: Path) -> None:
+    """The script the probe runs inside the app container, run here on a copy of its files."""
+    token, old = "n" * 48, "o" * 48  # checkov:skip=CKV_SECRET_6: test tokens
+    (tmp_path / "api.token").write_text(token + "\n")
+    script = _API_TOKEN_FACTS.replace("/etc/secure-cache/", f"{tmp_path}/")
+    for previous, count in (("", 0), (f"{old}\n", 1)):
+        (tmp_path / "api.previous-tokens").write_text(previous)
+        out = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, check=True
+        ).stdout.split()
+        assert out == [hashlib.sha256(token.encode()).hexdigest(), str(count)]
+        assert token not in " ".join(out)

@@ -1,0 +1,101 @@
+"""The API token rotates in place on the deployed stack: `scripts/rotate.sh S api-token`, then
+`scripts/rotate.sh S api-token-retire`, with requests carrying the old token all along.
+
+Requests with the old token are never refused before the retirement; the new token (read
+where operators read it, the app's material volume) works from the add step on; the old one
+is refused after the retirement; the app container is the same throughout (rotate.sh fails
+if it was restarted); neither token appears in what rotate.sh and the applier print.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+
+import pytest
+
+from infra.settings import REPO_ROOT
+from tests.e2e import appclient
+from tests.e2e.stacks import Stack
+
+pytestmark = [
+    pytest.mark.security("operations"),
+    pytest.mark.usefixtures("stack_files_restored"),
+]
+
+# The app checks its token files at least once a second (app/secure_cache/api_tokens.py); the
+# bound only keeps a broken stack from hanging the run.
+RETIRE_DEADLINE_S = 15.0
+
+
+@dataclass
+class OldTokenTraffic:
+    """GET /security-status with one token in a loop; each status with when it arrived."""
+
+    stack: Stack
+    token: str
+    stop: threading.Event = field(default_factory=threading.Event)
+    results: list[tuple[float, int]] = field(default_factory=list)
+
+    def run(self) -> None:
+        auth = {"Authorization": f"Bearer {self.token}"}
+        while not self.stop.is_set():
+            try:
+                code = appclient.raw_call(self.stack, "GET", "/security-status", None, auth)[0]
+            except OSError:
+                code = 0
+            self.results.append((time.monotonic(), code))
+            time.sleep(0.05)
+
+
+def _rotate(stack: Stack, kind: str) -> str:
+    done = subprocess.run(
+        [str(REPO_ROOT / "scripts" / "rotate.sh"), stack.name, kind],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, f"rotate.sh {kind} failed:\n{done.stderr[-2000:]}"
+    return done.stdout + done.stderr
+
+
+def _status_with(stack: Stack, token: str) -> int:
+    auth = {"Authorization": f"Bearer {token}"}
+    return appclient.raw_call(stack, "GET", "/security-status", None, auth)[0]
+
+
+def test_api_token_rotation__old_token_until_retired_new_one_from_the_add_step(
+    stack: Stack,
+) -> None:
+    old = appclient.api_token(stack, refresh=True)
+    assert _status_with(stack, old) == 200
+    traffic = OldTokenTraffic(stack, old)
+    thread = threading.Thread(target=traffic.run)
+    thread.start()
+    try:
+        added = _rotate(stack, "api-token")
+        new = appclient.api_token(stack, refresh=True)
+        assert new != old
+        assert len(new) >= 32
+        assert _status_with(stack, new) == 200
+        assert _status_with(stack, old) == 200
+        retire_started = time.monotonic()
+        retired = _rotate(stack, "api-token-retire")
+        deadline = time.monotonic() + RETIRE_DEADLINE_S
+        while _status_with(stack, old) != 401:
+            assert time.monotonic() < deadline, "the retired token is still accepted"
+            time.sleep(0.2)
+        assert _status_with(stack, new) == 200
+    finally:
+        traffic.stop.set()
+        thread.join(timeout=30)
+    before = [code for arrived, code in traffic.results if arrived < retire_started]
+    assert before, "no request with the old token finished before the retirement"
+    assert set(before) == {200}, "the old token was refused before its retirement"
+    for output in (added, retired):
+        assert old not in output
+        assert new not in output
+    assert "cat /etc/secure-cache/api.token" in added  # where to read the new one

@@ -1,0 +1,175 @@
+"""The API token rotates in place on the running service (`python -m secure_cache serve`).
+
+The token files are switched the way the stack's material volumes switch them (every file
+name points through a `..data` symlink that one rename replaces, infra/components/material.py):
+add (a new token, the old one kept beside it), then retire (the old one dropped). Requests
+with the old token run all along; none of them fails before the retirement, the new token
+works from the add step on, and the old one is refused after the retirement - with the same
+process throughout.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.support.cache_env import cache_environ
+from tests.support.tls_redis import TlsRedisServer
+
+OLD = "o" * 24 + uuid.uuid4().hex  # checkov:skip=CKV_SECRET_6: test tokens, not credentials
+NEW = "n" * 24 + uuid.uuid4().hex
+# How long the retired token may stay accepted: the service checks its files at least once a
+# second (secure_cache.core.DEFAULT_RELOAD_INTERVAL_S); this bound only keeps a broken service
+# from hanging the test.
+RETIRE_DEADLINE_S = 15.0
+
+
+class MaterialDir:
+    """A directory written like a material volume: `name -> ..data/name`, `..data -> ..rev`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir()
+
+    def publish(self, files: dict[str, str]) -> None:
+        revision = self.root / f"..{uuid.uuid4().hex}"
+        revision.mkdir()
+        for name, text in files.items():
+            (revision / name).write_text(text + "\n")
+            (revision / name).chmod(0o400)
+            link = self.root / name
+            if not link.is_symlink():
+                link.symlink_to(f"..data/{name}")
+        staged = self.root / "..data_tmp"
+        staged.symlink_to(revision.name)
+        staged.replace(self.root / "..data")  # one rename switches every file at once
+
+    def path(self, name: str) -> str:
+        return str(self.root / name)
+
+
+@dataclass
+class Service:
+    port: int
+    log: Path
+
+    def status(self, token: str) -> int:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request("GET", "/security-status", headers={"Authorization": f"Bearer {token}"})
+            reply = conn.getresponse()
+            reply.read()
+            return reply.status
+        finally:
+            conn.close()
+
+
+@dataclass
+class Traffic:
+    """Requests with one token in a loop, each status kept with the time it arrived."""
+
+    service: Service
+    token: str
+    stop: threading.Event = field(default_factory=threading.Event)
+    results: list[tuple[float, int]] = field(default_factory=list)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            status = self.service.status(self.token)
+            self.results.append((time.monotonic(), status))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def material(tmp_path: Path) -> MaterialDir:
+    material = MaterialDir(tmp_path / "material")
+    material.publish({"api.token": OLD, "api.previous-tokens": ""})
+    return material
+
+
+@pytest.fixture
+def service(tls_redis: TlsRedisServer, material: MaterialDir, tmp_path: Path) -> Iterator[Service]:
+    port = _free_port()
+    env = {
+        "PATH": os.environ["PATH"],
+        **cache_environ(tls_redis, tmp_path / "secrets"),
+        "HTTP_API_TOKEN_FILE": material.path("api.token"),
+        "HTTP_API_PREVIOUS_TOKENS_FILE": material.path("api.previous-tokens"),
+        "HTTP_PORT": str(port),
+    }
+    log = tmp_path / "service.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "secure_cache", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("wb"),
+    )
+    service = Service(port, log)
+    try:
+        for _ in range(100):
+            try:
+                if service.status(OLD) == 200:
+                    break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            pytest.fail(f"the service did not start:\n{log.read_text(errors='replace')}")
+        yield service
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        assert process.returncode is not None
+
+
+def test_api_token_rotation__in_place_without_refusing_a_valid_token(
+    service: Service, material: MaterialDir
+) -> None:
+    assert service.status(NEW) == 401
+    old_traffic = Traffic(service, OLD)
+    thread = threading.Thread(target=old_traffic.run)
+    thread.start()
+    try:
+        time.sleep(0.5)
+        # Add: the new token handed out, the old one still accepted beside it.
+        material.publish({"api.token": NEW, "api.previous-tokens": OLD})
+        assert service.status(NEW) == 200  # at once: a refused token has the files read again
+        assert service.status(OLD) == 200
+        time.sleep(1.5)  # a timed check of the files happens in between: still both
+        assert service.status(NEW) == 200
+        # Retire.
+        retired_at = time.monotonic()
+        material.publish({"api.token": NEW, "api.previous-tokens": ""})
+        deadline = retired_at + RETIRE_DEADLINE_S
+        while service.status(OLD) != 401:
+            assert time.monotonic() < deadline, "the retired token is still accepted"
+            time.sleep(0.1)
+        assert service.status(NEW) == 200
+    finally:
+        old_traffic.stop.set()
+        thread.join(timeout=30)
+    before = [status for arrived, status in old_traffic.results if arrived < retired_at]
+    assert before, "no request with the old token finished before the retirement"
+    assert set(before) == {200}, "the old token was refused before its retirement"
+    assert service.status(OLD) == 401
+    logs = service.log.read_text(errors="replace")
+    assert "event=api_token_reload accepted=2" in logs
+    assert "event=api_token_reload accepted=1" in logs
+    assert OLD not in logs
+    assert NEW not in logs
+    assert "Traceback" not in logs
