@@ -166,3 +166,13 @@ def test_status_sh__a_corrupted_exporter_certificate_is_unknown_with_a_warning(
     assert warning, result.stderr
     assert warning[0].startswith("status: warning: "), result.stderr
     assert "ValueError" in warning[0]
+
+
+def test_report__an_expired_certificate_says_so_and_how_to_renew_it(tmp_path: Path) -> None:
+    consumer = f"# consumer redis-exporter {time.time() - 2 * 86400}\n"
+    result = _report(_exposition(tmp_path) + consumer, stack="prod")
+    row = next(ln for ln in result.stdout.splitlines() if ln.startswith("redis-exporter client"))
+    assert row.endswith("expired"), row
+    assert "scripts/rotate.sh prod certs" in result.stdout
+    others = [ln for ln in result.stdout.splitlines() if ln.startswith(("app client", "CA "))]
+    assert not any("expired" in ln for ln in others)
