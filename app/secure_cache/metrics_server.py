@@ -18,7 +18,8 @@ served (tests/integration/test_exporter_http.py shows each bound):
 - every connection is shut down `deadline_s` after it was accepted, whatever it is doing (a
   request dribbled a byte at a time included); each read or write also times out on its own;
 - a request head is read up to MAX_HEAD_BYTES; beyond that the client reads an end of file;
-- a failed request is one log line naming the error class, never a traceback.
+- a failed request is one log line naming the error class, never a traceback; refused
+  connections are one line per REFUSAL_LOG_INTERVAL_S with their count.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ DEADLINE_S: Final = 10.0
 IO_TIMEOUT_S: Final = 5.0
 # A scrape's request head is a few hundred bytes.
 MAX_HEAD_BYTES: Final = 16 * 1024
+# Refused connections are logged as one line per this long, with their count, so a flood of
+# them cannot rotate the container's log (10 MiB, infra/components/hardening.py) away.
+REFUSAL_LOG_INTERVAL_S: Final = 10.0
 LOOPBACK: Final = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
 
 logger = logging.getLogger("secure_cache.redis_exporter")
@@ -100,6 +104,8 @@ class BoundedMetricsServer(ThreadingWSGIServer):
         self.uncounted = frozenset(uncounted)
         self._lock = threading.Lock()
         self._open: dict[socket.socket, tuple[float, bool]] = {}  # -> (deadline, counted)
+        self._refused = 0  # since the last log line (verify_request runs on one thread)
+        self._refusal_logged_at: float | None = None
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
         if client_address[0] in self.uncounted:
@@ -108,7 +114,15 @@ class BoundedMetricsServer(ThreadingWSGIServer):
             counted = sum(1 for _, is_counted in self._open.values() if is_counted)
         if counted < self.max_connections:
             return True
-        logger.warning("event=metrics_connection_refused reason=too_many_connections")
+        self._refused += 1
+        now = time.monotonic()
+        last = self._refusal_logged_at
+        if last is None or now - last >= REFUSAL_LOG_INTERVAL_S:
+            logger.warning(
+                "event=metrics_connections_refused reason=too_many_connections count=%d",
+                self._refused,
+            )
+            self._refused, self._refusal_logged_at = 0, now
         return False
 
     def process_request(self, request: Any, client_address: Any) -> None:

@@ -132,3 +132,19 @@ def test_a_scrape_answers_in_the_format_it_asks_for(accept: str) -> None:
     assert status == 200
     assert ("openmetrics" in content_type) == bool(accept)
     assert "probe_value" in body
+
+
+def test_a_flood_of_refused_connections__is_one_log_line_with_its_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with metrics_server(max_connections=1, uncounted=()) as port:
+        idle = socket.create_connection(("127.0.0.1", port))
+        try:
+            time.sleep(0.2)
+            for _ in range(30):
+                with socket.create_connection(("127.0.0.1", port)) as extra:
+                    assert _closed_by_server(extra, CLOSE_WAIT_S)
+        finally:
+            idle.close()
+    refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert refusals == ["event=metrics_connections_refused reason=too_many_connections count=1"]
