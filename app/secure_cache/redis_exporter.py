@@ -6,6 +6,7 @@ them with two commands per scrape, `INFO` and `ACL LOG`, over mutual TLS as its 
 identity, and serves them in the Prometheus text format:
 
     python -m secure_cache.redis_exporter serve     serve /metrics until SIGTERM/SIGINT
+                                                    (metrics_server.py: bounded connections)
     python -m secure_cache.redis_exporter scrape    print one scrape; exit 0 when Redis
                                                     answered, 1 otherwise
     python -m secure_cache.redis_exporter healthcheck
