@@ -47,8 +47,9 @@ _CLIENTS_REPLIES: Final = 2
 _BASELINE_MB: Final = 16
 # ACL denials Redis keeps (its default: 128). Each entry holds the denied argument whole (a
 # username typed at AUTH, a refused key name), outside maxmemory, and any authenticated
-# connection may send arguments up to proto-max-bulk-len: 128 failed AUTHs with 2 MiB
-# usernames held about 270 MiB (tests/integration/test_redis_acl_log_memory.py). The 8 newest
+# connection may send arguments up to proto-max-bulk-len: a failed AUTH with a 2 MiB username
+# held 2.1 MiB (Redis 7.0.15), so 128 would hold about 270 MiB, past maxmemory and the
+# container's limit (tests/integration/test_redis_acl_log_memory.py). The 8 newest
 # denials are enough to see who was refused what; the counters come from INFO errorstats.
 ACL_LOG_MAX_LEN: Final = 8
 
