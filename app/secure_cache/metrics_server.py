@@ -107,6 +107,12 @@ class BoundedMetricsServer(ThreadingWSGIServer):
         self._refused = 0  # since the last log line (verify_request runs on one thread)
         self._refusal_logged_at: float | None = None
 
+    @property
+    def open_connections(self) -> int:
+        """Connections accepted and not yet finished (counted or not)."""
+        with self._lock:
+            return len(self._open)
+
     def verify_request(self, request: Any, client_address: Any) -> bool:
         if client_address[0] in self.uncounted:
             return True

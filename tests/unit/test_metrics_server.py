@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, Gauge
 
-from secure_cache.metrics_server import MAX_HEAD_BYTES, serve_metrics
+from secure_cache.metrics_server import MAX_HEAD_BYTES, BoundedMetricsServer, serve_metrics
 
 # How long a test waits for the server to close a connection: far beyond the short deadlines
 # used here, far below the server's per-read timeout (5 s), so only the deadline can do it.
@@ -29,12 +29,26 @@ def metrics_server(**bounds: Any) -> Iterator[int]:
     registry = CollectorRegistry()
     Gauge("probe_value", "A value to serve.", registry=registry).set(1)
     server, thread = serve_metrics(registry, "127.0.0.1", 0, **bounds)
+    _SERVERS[int(server.server_address[1])] = server
     try:
         yield int(server.server_address[1])
     finally:
+        _SERVERS.pop(int(server.server_address[1]), None)
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+_SERVERS: dict[int, BoundedMetricsServer] = {}
+
+
+def _wait_until_accepted(port: int, count: int) -> None:
+    """The server has taken `count` connections in (so the next one meets the cap)."""
+    for _ in range(200):
+        if _SERVERS[port].open_connections >= count:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"the server took {_SERVERS[port].open_connections} of {count} in")
 
 
 def _closed_by_server(sock: socket.socket, wait_s: float) -> bool:
@@ -79,14 +93,17 @@ def test_connections_beyond_the_cap_are_closed_at_once_and_a_scrape_answers_afte
     with metrics_server(max_connections=2, uncounted=()) as port:
         idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
         try:
-            time.sleep(0.2)  # let the server accept both before the next one arrives
+            _wait_until_accepted(port, 2)
             with socket.create_connection(("127.0.0.1", port)) as extra:
                 assert _closed_by_server(extra, CLOSE_WAIT_S)
             assert not any(_closed_by_server(s, 0.1) for s in idle), "the held ones stay open"
         finally:
             for sock in idle:
                 sock.close()
-        time.sleep(0.2)  # the two handler threads notice the close and end
+        for _ in range(200):  # the two handler threads notice the close and end
+            if _SERVERS[port].open_connections == 0:
+                break
+            time.sleep(0.01)
         status, _, body = _scrape(port)
     assert status == 200
     assert "probe_value 1.0" in body
@@ -99,7 +116,7 @@ def test_loopback_is_not_counted_against_the_cap() -> None:
         metrics_server(max_connections=1) as port,
         socket.create_connection(("127.0.0.1", port)) as idle,
     ):
-        time.sleep(0.2)
+        _wait_until_accepted(port, 1)
         status, _, _ = _scrape(port)
         assert not _closed_by_server(idle, 0.1)
     assert status == 200
@@ -140,7 +157,7 @@ def test_a_flood_of_refused_connections__is_one_log_line_with_its_count(
     with metrics_server(max_connections=1, uncounted=()) as port:
         idle = socket.create_connection(("127.0.0.1", port))
         try:
-            time.sleep(0.2)
+            _wait_until_accepted(port, 1)
             for _ in range(30):
                 with socket.create_connection(("127.0.0.1", port)) as extra:
                     assert _closed_by_server(extra, CLOSE_WAIT_S)
