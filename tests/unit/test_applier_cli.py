@@ -134,3 +134,24 @@ def test_cli__an_unreadable_state_is_exit_2_with_one_line(
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "does not decrypt" in err
+
+
+@pytest.mark.usefixtures("no_passphrase")
+def test_cli__status_of_an_unknown_stack_names_the_missing_file_not_up(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert apply.main(["status", "--stack", "nosuch", "--project-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "Pulumi.nosuch.yaml" in err
+    assert "run up" not in err
+
+
+@pytest.mark.usefixtures("no_passphrase")
+def test_cli__status_of_a_stack_never_deployed_says_how_to_deploy_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = _project(tmp_path)
+    assert apply.main(["status", "--stack", "dev", "--project-dir", str(project)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("apply: error: stack dev is not deployed from this checkout")
+    assert "scripts/setup-secure-redis.sh dev" in err
