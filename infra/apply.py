@@ -94,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if store.remove():
                     say(f"removed the state {store.path}")
         elif args.action == "status":
-            return _status(store)
+            return _status(store, args.project_dir)
         elif args.action == "plan":
             _plan_or_up(args.action, stack, args.project_dir, store)
         else:
@@ -238,11 +238,22 @@ def _describe(step: Step) -> str:
     return f"container {spec.name} on {nets}{extra}{mode}"
 
 
-def _status(store: StateStore) -> int:
+def _status(store: StateStore, project_dir: Path) -> int:
+    stack = store.stack
+    if not (project_dir / f"Pulumi.{stack}.yaml").is_file():
+        stacks = ", ".join(sorted(p.name[7:-5] for p in project_dir.glob("Pulumi.*.yaml")))
+        print(
+            f"apply: error: no stack {stack!r}: Pulumi.{stack}.yaml does not exist in "
+            f"{project_dir} (stacks there: {stacks or 'none'})",
+            file=sys.stderr,
+        )
+        return 2
     state = store.load()
     if state is None:
         print(
-            f"apply: error: stack {store.stack} has no state ({store.path}); run up first",
+            f"apply: error: stack {stack} is not deployed from this checkout (no state at "
+            f"{store.path}); deploy it with scripts/setup-secure-redis.sh {stack} (or "
+            f"python -m infra.apply up --stack {stack})",
             file=sys.stderr,
         )
         return 2

@@ -45,11 +45,26 @@ _REPLY_VALUES: Final = 16
 _CLIENTS_REPLIES: Final = 2
 # What the server needs beside its dataset: the process itself and its libraries.
 _BASELINE_MB: Final = 16
+# ACL denials Redis keeps (its default: 128). Each entry holds the denied argument whole (a
+# username typed at AUTH, a refused key name), outside maxmemory, and any authenticated
+# connection may send arguments up to proto-max-bulk-len: a failed AUTH with a 2 MiB username
+# held 2.1 MiB (Redis 7.0.15), so 128 would hold about 270 MiB, past maxmemory and the
+# container's limit (tests/integration/test_redis_acl_log_memory.py). The 8 newest
+# denials are enough to see who was refused what; the counters come from INFO errorstats.
+ACL_LOG_MAX_LEN: Final = 8
 
 
 def output_limit_bytes(value_limit_bytes: int = VALUE_LIMIT_BYTES) -> int:
     """The hard output-buffer limit of a normal client (one reply at most this large)."""
     return bulk_limit_bytes(value_limit_bytes) * _REPLY_VALUES
+
+
+def acl_log_limit_bytes(value_limit_bytes: int = VALUE_LIMIT_BYTES) -> int:
+    """The most memory a full ACL LOG may hold: ACL_LOG_MAX_LEN arguments of the largest size,
+    each in jemalloc's next size class above it (2.5 MiB for a 2 MiB argument), and 1 MiB for
+    the entries themselves (each also keeps its client's description: about 10 KiB measured)."""
+    bulk = bulk_limit_bytes(value_limit_bytes)
+    return ACL_LOG_MAX_LEN * (bulk + bulk // 4) + _MIB
 
 
 def min_memory_limit_mb(maxmemory_mb: int, value_limit_bytes: int = VALUE_LIMIT_BYTES) -> int:
@@ -58,10 +73,16 @@ def min_memory_limit_mb(maxmemory_mb: int, value_limit_bytes: int = VALUE_LIMIT_
     The rewrite forks Redis; while the child writes the dataset out, every page the parent
     changes is copied, so under a steady write load the two together may need the dataset twice
     (Redis's own guidance for persistence). Beside that: the process itself, and one reply that
-    overshoots maxmemory while a command runs (at most the output-buffer limit). A limit below
-    this gets Redis OOM-killed by the kernel mid-rewrite, and restarted, under load.
+    overshoots maxmemory while a command runs (at most the output-buffer limit), and a full ACL
+    LOG (acl_log_limit_bytes). A limit below this gets Redis OOM-killed by the kernel
+    mid-rewrite, and restarted, under load.
     """
-    return 2 * maxmemory_mb + _BASELINE_MB + output_limit_bytes(value_limit_bytes) // _MIB
+    return (
+        2 * maxmemory_mb
+        + _BASELINE_MB
+        + output_limit_bytes(value_limit_bytes) // _MIB
+        + acl_log_limit_bytes(value_limit_bytes) // _MIB
+    )
 
 
 def min_maxmemory_mb(value_limit_bytes: int = VALUE_LIMIT_BYTES) -> int:
@@ -141,6 +162,7 @@ def directives(conf: RedisTlsConf) -> list[tuple[str, str]]:
         ("tls-prefer-server-ciphers", "yes"),
         ("tls-session-caching", "yes"),
         ("aclfile", conf.acl_file),
+        ("acllog-max-len", str(ACL_LOG_MAX_LEN)),
         # The escape hatches that let a client rewrite the server from inside stay shut.
         ("enable-protected-configs", "no"),
         ("enable-debug-command", "no"),
@@ -186,6 +208,7 @@ def render_redis_conf(conf: RedisTlsConf) -> str:
 
 
 __all__ = [
+    "ACL_LOG_MAX_LEN",
     "ALLOWED_PROTOCOLS",
     "ENVELOPE_OVERHEAD_BYTES",
     "TLS12_CIPHERS",
@@ -193,6 +216,7 @@ __all__ = [
     "VALUE_LIMIT_BYTES",
     "RedisConfError",
     "RedisTlsConf",
+    "acl_log_limit_bytes",
     "bulk_limit_bytes",
     "directives",
     "min_maxmemory_mb",

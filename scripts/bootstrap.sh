@@ -136,8 +136,9 @@ log "starting dockerd in the background (log: $DOCKERD_LOG)"
 if have systemctl && systemctl start docker >/dev/null 2>&1; then
     :
 else
-    # setsid: the engine must outlive this script and the test run that called it.
-    setsid nohup dockerd >"$DOCKERD_LOG" 2>&1 </dev/null &
+    # Detached: the engine must outlive this script and the test run that called it, and must
+    # not hold the caller's descriptors (the shared Docker lock, scripts/lib.sh).
+    start_detached "$DOCKERD_LOG" dockerd
 fi
 for _ in $(seq 1 60); do
     docker_ready && { log "docker engine ready in $(elapsed "$start")"; exit 0; }

@@ -19,6 +19,22 @@ elapsed() { local ms=$(( $(now_ms) - $1 )); printf '%d.%01ds' $((ms / 1000)) $((
 is_root() { [ "$(id -u)" -eq 0 ]; }
 have() { command -v "$1" >/dev/null 2>&1; }
 
+# start_detached LOG COMMAND...: run COMMAND in the background in its own session (it outlives
+# the caller), output to LOG, stdin from /dev/null, and none of the caller's other descriptors:
+# under `flock LOCK ...` a child would otherwise keep the lock for as long as it runs (a
+# dockerd started so held the shared Docker lock until it stopped). $! is its pid.
+start_detached() {
+    local log="$1"
+    shift
+    (
+        for fd in /proc/self/fd/*; do
+            fd="${fd##*/}"
+            [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-"
+        done
+        exec setsid nohup "$@" >"$log" 2>&1 </dev/null
+    ) &
+}
+
 # docker_ready: the engine answers (not just the client binary being present).
 docker_ready() { have docker && docker info >/dev/null 2>&1; }
 

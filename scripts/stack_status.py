@@ -92,7 +92,16 @@ def render(stack: str, status: StackStatus, now: float) -> list[str]:
             lines.append(f"{label.ljust(width)}  {'unknown'.ljust(16)}  -")
             continue
         when = dt.datetime.fromtimestamp(not_after, dt.UTC).strftime("%Y-%m-%d %H:%M")
-        lines.append(f"{label.ljust(width)}  {when}  {(not_after - now) / 86400:.1f}")
+        left = "expired" if not_after <= now else f"{(not_after - now) / 86400:.1f}"
+        lines.append(f"{label.ljust(width)}  {when}  {left}")
+    expired = [label for label, t in status.certificates.items() if t is not None and t <= now]
+    if expired:
+        lines.append("")
+        lines.append(
+            f"expired: {', '.join(expired)}; TLS to Redis fails with it. Renew the leaf "
+            f"certificates with scripts/rotate.sh {stack} certs (an expired CA: "
+            f"scripts/rotate.sh {stack} ca)"
+        )
     lines.append("")
     generation = "unknown" if status.generation is None else str(status.generation)
     previous = "unknown" if status.previous_keys is None else str(status.previous_keys)

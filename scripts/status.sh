@@ -32,22 +32,38 @@ exporter="secure-redis-$stack-redis-exporter"
 running() { [ "$(docker inspect --format '{{.State.Running}}' "$1" 2>/dev/null)" = true ]; }
 running "$app" || unavailable "$app is not running; deploy the stack with scripts/setup-secure-redis.sh $stack"
 
+# Each snippet runs inside a container and ends, on any failure, with one line naming the error
+# (its class and message: a path or an HTTP status, never the token), not a traceback.
 # Inside the app: GET its own /metrics on loopback with the token from its material volume.
-scrape='import urllib.request
-token = open("/etc/secure-cache/api.token").read().strip()
-request = urllib.request.Request("http://127.0.0.1:8080/metrics",
-    headers={"Authorization": "Bearer " + token, "Host": "127.0.0.1"})
-print(urllib.request.urlopen(request, timeout=10).read().decode())'
+scrape='import sys, urllib.request
+try:
+    token = open("/etc/secure-cache/api.token").read().strip()
+    request = urllib.request.Request("http://127.0.0.1:8080/metrics",
+        headers={"Authorization": "Bearer " + token, "Host": "127.0.0.1"})
+    print(urllib.request.urlopen(request, timeout=10).read().decode())
+except Exception as exc:
+    sys.exit(f"{type(exc).__name__}: {exc}")'
 # Inside the exporter: its client certificate's notAfter.
-not_after='from cryptography import x509
-cert = x509.load_pem_x509_certificate(open("/etc/secure-cache/exporter.crt", "rb").read())
-print("# consumer redis-exporter", cert.not_valid_after_utc.timestamp())'
+not_after='import sys
+try:
+    from cryptography import x509
+    cert = x509.load_pem_x509_certificate(open("/etc/secure-cache/exporter.crt", "rb").read())
+    print("# consumer redis-exporter", cert.not_valid_after_utc.timestamp())
+except Exception as exc:
+    sys.exit(f"{type(exc).__name__}: {exc}")'
 
-collected="$(docker exec "$app" python3 -c "$scrape")" \
-    || unavailable "$app did not answer its /metrics; see docker logs $app"
-if running "$exporter"; then
-    collected+=$'\n'"$(docker exec "$exporter" python3 -c "$not_after" || true)"
-else
+errors="$(mktemp)"
+trap 'rm -f "$errors"' EXIT
+# last_error: the last line the failed `docker exec` wrote (the snippet's, or the engine's).
+last_error() { tail -n 1 "$errors" | cut -c 1-300; }
+
+collected="$(docker exec "$app" python3 -c "$scrape" 2>"$errors")" \
+    || unavailable "$app did not answer its /metrics ($(last_error)); see docker logs $app"
+if ! running "$exporter"; then
     warn "$exporter is not running; its certificate is shown as unknown"
+elif certificate="$(docker exec "$exporter" python3 -c "$not_after" 2>"$errors")"; then
+    collected+=$'\n'"$certificate"
+else
+    warn "$exporter: its client certificate could not be read ($(last_error)); shown as unknown"
 fi
 printf '%s\n' "$collected" | "$PY" "$ROOT/scripts/stack_status.py" "$stack"

@@ -6,6 +6,7 @@ them with two commands per scrape, `INFO` and `ACL LOG`, over mutual TLS as its 
 identity, and serves them in the Prometheus text format:
 
     python -m secure_cache.redis_exporter serve     serve /metrics until SIGTERM/SIGINT
+                                                    (metrics_server.py: bounded connections)
     python -m secure_cache.redis_exporter scrape    print one scrape; exit 0 when Redis
                                                     answered, 1 otherwise
     python -m secure_cache.redis_exporter healthcheck
@@ -74,7 +75,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 import redis
-from prometheus_client import CollectorRegistry, generate_latest, start_http_server
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from redis.backoff import NoBackoff
@@ -82,6 +83,7 @@ from redis.credentials import CredentialProvider
 from redis.retry import Retry
 
 from secure_cache.errors import ConfigurationError
+from secure_cache.metrics_server import serve_metrics
 from secure_cache.prometheus import CertificateRole, certificate_collector
 
 EXPORTER_USER: Final = "exporter"
@@ -418,9 +420,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         body = generate_latest(registry)
         sys.stdout.write(body.decode())
         return 0 if b"\nredis_up 1.0\n" in body else 1
-    server, thread = start_http_server(
-        settings.metrics_port, addr=settings.metrics_host, registry=registry
-    )
+    server, thread = serve_metrics(registry, settings.metrics_host, settings.metrics_port)
     stopped = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopped.set())

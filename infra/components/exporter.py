@@ -33,7 +33,8 @@ from infra.runtime_ids import runtime_id
 EXPORTER_NAME: Final = "redis-exporter"
 EXPORTER_PORT: Final = 9121
 EXPORTER_MODULE: Final = "secure_cache.redis_exporter"
-# The HTTP server's request threads and the health check's interpreter, with room to spare.
+# The HTTP server's request threads (at most 8 from the network at once, each cut after 10 s:
+# app/secure_cache/metrics_server.py) and the health check's interpreter, with room to spare.
 EXPORTER_NPROC: Final = 64
 # About 30 MiB RSS (CPython, redis-py, prometheus_client); room for a scrape's replies.
 EXPORTER_MEMORY_MB: Final = 96

@@ -412,7 +412,8 @@ def memory_fork_headroom(server: RedisServer, _config: Mapping[str, Any]) -> Ite
     whole dataset again, so parent and child together reach about twice maxmemory, and the
     kernel kills Redis mid-rewrite (measured: README "Day 2", a 256 MiB limit for 192 MiB of
     maxmemory under the rotation load test). The program refuses less than
-    infra/redis_conf.min_memory_limit_mb (twice maxmemory plus 48 MiB); the pack advises it:
+    infra/redis_conf.min_memory_limit_mb (twice maxmemory, plus the process, one reply at the
+    output-buffer limit and a full ACL LOG); the pack advises it:
     as a mandatory rule it would reject most stacks that set maxmemory at all, for a loss of
     availability rather than of confidentiality or integrity.
     """
@@ -424,14 +425,15 @@ def memory_fork_headroom(server: RedisServer, _config: Mapping[str, Any]) -> Ite
     if not maxmemory or not limit_mb or maxmemory >= limit_mb * _MIB:
         return  # no maxmemory below a limit at all: redis-maxmemory-below-limit's finding
     forks = (s.value("appendonly") or "no").lower() == "yes" or s.value("save") != ""
-    needed = min_memory_limit_mb(math.ceil(maxmemory / _MIB))
+    maxmemory_mb = math.ceil(maxmemory / _MIB)
+    needed = min_memory_limit_mb(maxmemory_mb)
     if forks and limit_mb < needed:
         yield (
             f"{redis_label(server.resource)} should have a memory limit of at least {needed} "
-            f"MB for its maxmemory (twice maxmemory plus 48 MB): its persistence (appendonly, "
-            f"save) forks Redis, and under writes the fork can need the dataset again, so the "
-            f"kernel kills Redis mid-rewrite. Raise memory, lower maxmemory, or turn "
-            f'persistence off (appendonly no, save "") for a pure cache.'
+            f"MB for its maxmemory (twice maxmemory plus {needed - 2 * maxmemory_mb} MB): its "
+            f"persistence (appendonly, save) forks Redis, and under writes the fork can need the "
+            f"dataset again, so the kernel kills Redis mid-rewrite. Raise memory, lower "
+            f'maxmemory, or turn persistence off (appendonly no, save "") for a pure cache.'
         )
 
 

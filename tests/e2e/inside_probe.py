@@ -15,6 +15,7 @@ import socket
 import ssl
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -174,6 +175,29 @@ def connect(host: str, port: int, timeout: float = 2.0) -> dict[str, Any]:
         return {"connected": False, "error": f"{type(exc).__name__}: {exc}"}
 
 
+def hold_connections(host: str, port: int, count: int, seconds: float) -> dict[str, Any]:
+    """Open up to `count` TCP connections that never send a byte (slowloris), hold them for
+    `seconds`, and count how many the server had closed by then."""
+    held: list[socket.socket] = []
+    for _ in range(count):
+        try:
+            held.append(socket.create_connection((host, port), 2.0))
+        except OSError:
+            break
+    time.sleep(seconds)
+    closed = 0
+    for sock in held:
+        sock.setblocking(False)
+        try:
+            closed += sock.recv(1) == b""
+        except BlockingIOError:
+            pass  # still open, nothing sent
+        except OSError:
+            closed += 1
+        sock.close()
+    return {"opened": len(held), "closed_by_server": closed}
+
+
 def file_facts(paths: list[str]) -> dict[str, Any]:
     """Length and character class of secret files, never their content."""
     facts = {}
@@ -189,6 +213,7 @@ ACTIONS: dict[str, Callable[..., dict[str, Any]]] = {
     "tls": tls,
     "resolve": resolve,
     "connect": connect,
+    "hold_connections": hold_connections,
     "file_facts": file_facts,
 }
 

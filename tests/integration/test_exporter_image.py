@@ -7,12 +7,18 @@ port (the fixture's server certificate names 127.0.0.1).
 
 from __future__ import annotations
 
+import socket
 import subprocess
+import time
+import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from infra.components.exporter import EXPORTER_NPROC
+from secure_cache.redis_exporter import DEFAULT_METRICS_PORT
 from tests.support.app_image import APP_UID, built_app_image, docker, write_material
 from tests.support.exporter_redis import ExporterRedis, running_exporter_redis
 
@@ -81,3 +87,66 @@ def test_exporter_mode__bad_configuration_exits_2(
     result = _run_exporter(image, material, "redis://127.0.0.1:6379", "scrape")
     assert result.returncode == 2
     assert "REDIS_URL must be rediss://" in result.stderr
+
+
+@pytest.fixture
+def serving_exporter(image: str, material: Path) -> Iterator[str]:
+    """The exporter serving /metrics on the default bridge with the deployed `nproc` limit (a
+    Redis that refuses at once: what is tested is the HTTP side). Yields the container name."""
+    name = f"secure-redis-test-exporter-{uuid.uuid4().hex[:8]}"
+    started = _docker(
+        "run", "--detach", "--name", name, "--label", "io.secure-redis.stack=test",
+        "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL",
+        "--security-opt", "no-new-privileges", "--user", f"{APP_UID}:{APP_UID}",
+        "--ulimit", f"nproc={EXPORTER_NPROC}:{EXPORTER_NPROC}",
+        "--volume", f"{material}:{MOUNT}:ro",
+        "--env", "REDIS_URL=rediss://127.0.0.1:1",
+        "--env", f"REDIS_PASSWORD_FILE={MOUNT}/password",
+        "--env", f"REDIS_TLS_CA_CERT={MOUNT}/ca.crt",
+        "--env", f"REDIS_TLS_CERT_FILE={MOUNT}/exporter.crt",
+        "--env", f"REDIS_TLS_KEY_FILE={MOUNT}/exporter.key",
+        "--env", "ENVIRONMENT=development",
+        "--env", "METRICS_HOST=0.0.0.0",
+        "--entrypoint", "python3", image, "-m", "secure_cache.redis_exporter", "serve",
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    try:
+        yield name
+    finally:
+        _docker("rm", "--force", name)
+
+
+def _healthcheck(name: str) -> subprocess.CompletedProcess[str]:
+    return _docker("exec", name, "python3", "-m", "secure_cache.redis_exporter", "healthcheck")
+
+
+def test_exporter_mode__idle_connections_from_the_network_leave_it_serving_and_healthy(
+    serving_exporter: str,
+) -> None:
+    """Slowloris against the deployed limits: more idle connections than the uid's `nproc`
+    budget, from outside the container (the bridge gateway, not loopback). Before
+    app/secure_cache/metrics_server.py, each held a thread forever: the health check could
+    not start a process, and every refused connection logged a traceback."""
+    address = _docker(
+        "inspect", "--format", "{{.NetworkSettings.IPAddress}}", serving_exporter
+    ).stdout.strip()
+    for _ in range(100):
+        if _healthcheck(serving_exporter).returncode == 0:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(_docker("logs", serving_exporter).stderr[-2000:])
+    held = [socket.create_connection((address, DEFAULT_METRICS_PORT), 5) for _ in range(100)]
+    try:
+        time.sleep(1)  # every connection accepted (or refused) by now
+        during = _healthcheck(serving_exporter)
+    finally:
+        for sock in held:
+            sock.close()
+    assert during.returncode == 0, during.stdout + during.stderr
+    with urllib.request.urlopen(
+        f"http://{address}:{DEFAULT_METRICS_PORT}/metrics", timeout=10
+    ) as r:
+        assert b"\nredis_up 0.0\n" in r.read()
+    logs = _docker("logs", serving_exporter)
+    assert "Traceback" not in logs.stdout + logs.stderr, logs.stderr[-2000:]

@@ -19,10 +19,11 @@ from typing import Any
 
 import pytest
 import redis
-from prometheus_client import generate_latest, start_http_server
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from infra.redis_acl import password_hash
+from secure_cache.metrics_server import serve_metrics
 from secure_cache.prometheus import CertificateRole
 from secure_cache.redis_exporter import EXPORTER_COMMANDS, EXPORTER_USER, connect, registry_for
 from tests.support.exporter_redis import ExporterRedis, running_exporter_redis
@@ -167,12 +168,13 @@ def test_wrong_exporter_password__is_redis_up_zero(exporter_redis: ExporterRedis
 def test_served_over_http(exporter_redis: ExporterRedis) -> None:
     client = connect(exporter_redis.settings())
     port = free_port()
-    server, thread = start_http_server(port, addr="127.0.0.1", registry=registry_for(client))
+    server, thread = serve_metrics(registry_for(client), "127.0.0.1", port)
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
             body = reply.read().decode()
     finally:
         server.shutdown()
+        server.server_close()
         thread.join()
         client.close()
     assert "\nredis_up 1.0\n" in body

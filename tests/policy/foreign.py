@@ -118,9 +118,10 @@ def raw() -> list[dict[str, Any]]:
         "image": REDIS_IMAGE,
         "command": ["redis-server", "/secrets/redis.conf"],
         "readOnly": True,
-        # Twice maxmemory (256mb) plus 48: room for the persistence fork (REDIS-15).
-        "memory": 560,
-        "memorySwap": 560,
+        # Twice maxmemory (256mb) plus the program's headroom (infra/redis_conf.py
+        # min_memory_limit_mb, 581 MB here): room for the persistence fork (REDIS-15).
+        "memory": 600,
+        "memorySwap": 600,
         "restart": "on-failure",
         "maxRetryCount": 3,
         "tmpfs": {"/tmp": "rw,noexec,nosuid,size=8m"},

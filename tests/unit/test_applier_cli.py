@@ -156,3 +156,24 @@ def test_cli__api_token_rotation_rewrites_the_apps_files_and_replaces_nothing(
     assert "container secure-redis-dev-app-init on none" in replaced[0]  # a one-shot, run again
     assert "plan: 1 to update, 1 to replace" in out
     assert str(before.outputs["value"]) not in out
+
+
+@pytest.mark.usefixtures("no_passphrase")
+def test_cli__status_of_an_unknown_stack_names_the_missing_file_not_up(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert apply.main(["status", "--stack", "nosuch", "--project-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "Pulumi.nosuch.yaml" in err
+    assert "run up" not in err
+
+
+@pytest.mark.usefixtures("no_passphrase")
+def test_cli__status_of_a_stack_never_deployed_says_how_to_deploy_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = _project(tmp_path)
+    assert apply.main(["status", "--stack", "dev", "--project-dir", str(project)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("apply: error: stack dev is not deployed from this checkout")
+    assert "scripts/setup-secure-redis.sh dev" in err

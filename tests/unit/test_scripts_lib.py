@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +58,27 @@ def test_step__times_a_stage_and_stops_on_failure() -> None:
     failed = _bash("set -e; step broken false; echo after")
     assert failed.returncode == 1
     assert "after" not in failed.stdout
+
+
+def test_start_detached__the_background_process_inherits_no_lock(tmp_path: Path) -> None:
+    """bootstrap.sh starts dockerd with start_detached. Run under `flock LOCK ...`, a plain
+    `setsid nohup dockerd &` inherited the lock's descriptor, and the engine held the shared
+    Docker lock for as long as it ran: every later `flock` waited forever."""
+    lock = tmp_path / "docker.lock"
+    lock.touch()
+    pid_file = tmp_path / "pid"
+    started = subprocess.run(
+        [
+            "flock", str(lock), "bash", "-c",
+            f'source "{LIB}"; start_detached /dev/null sleep 30; echo $! > "{pid_file}"',
+        ],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    pid = int(pid_file.read_text())
+    try:
+        assert Path(f"/proc/{pid}").exists(), "positive control: the detached process runs"
+        free = subprocess.run(["flock", "-n", str(lock), "true"], timeout=10, check=False)
+        assert free.returncode == 0, "the detached process still holds the lock"
+    finally:
+        os.kill(pid, signal.SIGKILL)

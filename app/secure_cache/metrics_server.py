@@ -1,0 +1,192 @@
+"""The Redis exporter's /metrics HTTP server, bounded so that a client cannot exhaust it.
+
+prometheus_client 0.26's `start_http_server` (wsgiref under ThreadingMixIn) starts a thread
+per connection and never times a connection out. The exporter listens on the stack's frontend
+network with an `nproc` budget of 64 threads for its uid (infra/components/exporter.py), so
+about 60 connections that never send a request (slowloris) took every thread for as long as
+they stayed open: scrapes were refused, the container's health check could not start a
+process, and each refused connection printed a traceback (tests/e2e/test_e2e_attack_surface.py).
+wsgiref also reads up to 100 header lines of 64 KiB each, about 6 MiB per connection, against
+the exporter's 96 MiB memory limit.
+
+This server keeps prometheus_client's WSGI application and changes only how connections are
+served (tests/integration/test_exporter_http.py shows each bound):
+
+- at most `max_connections` at once from other hosts; one more is closed at once, before a
+  thread is started for it. Loopback is not counted: the container's own health check
+  connects there, and only a process inside the container can;
+- every connection is shut down `deadline_s` after it was accepted, whatever it is doing (a
+  request dribbled a byte at a time included); each read or write also times out on its own;
+- a request head is read up to MAX_HEAD_BYTES; beyond that the client reads an end of file;
+- a failed request is one log line naming the error class, never a traceback; refused
+  connections are one line per REFUSAL_LOG_INTERVAL_S with their count.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import socket
+import sys
+import threading
+import time
+from collections.abc import Collection
+from typing import Any, Final
+from wsgiref.simple_server import WSGIRequestHandler
+
+from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
+
+# Scrapes are serialised on one Redis connection (redis_exporter.RedisCollector), so more
+# parallel connections only wait; 8 leaves the nproc budget (64) most of its room.
+MAX_CONNECTIONS: Final = 8
+# Prometheus' default scrape timeout: a scrape that takes longer is lost to it anyway.
+DEADLINE_S: Final = 10.0
+IO_TIMEOUT_S: Final = 5.0
+# A scrape's request head is a few hundred bytes.
+MAX_HEAD_BYTES: Final = 16 * 1024
+# Refused connections are logged as one line per this long, with their count, so a flood of
+# them cannot rotate the container's log (10 MiB, infra/components/hardening.py) away.
+REFUSAL_LOG_INTERVAL_S: Final = 10.0
+LOOPBACK: Final = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
+
+logger = logging.getLogger("secure_cache.redis_exporter")
+
+
+class _LimitedReader(io.RawIOBase):
+    """At most `limit` bytes of `raw`, then end of file."""
+
+    def __init__(self, raw: Any, limit: int) -> None:
+        self._raw = raw
+        self._left = limit
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._left <= 0:
+            return 0
+        view = memoryview(buffer)[: self._left]
+        # readinto1: one read of the socket at most, so a short request is not held back
+        # waiting for a full buffer.
+        count = int(self._raw.readinto1(view) or 0)
+        self._left -= count
+        return count
+
+
+class _Handler(WSGIRequestHandler):
+    timeout = IO_TIMEOUT_S  # per read and write (StreamRequestHandler.setup)
+
+    def setup(self) -> None:
+        super().setup()
+        self.rfile = io.BufferedReader(_LimitedReader(self.rfile, MAX_HEAD_BYTES))
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """No access log (the path and query are the client's)."""
+
+
+class BoundedMetricsServer(ThreadingWSGIServer):
+    """ThreadingWSGIServer with a connection cap, a per-connection deadline and quiet errors."""
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        *,
+        max_connections: int = MAX_CONNECTIONS,
+        deadline_s: float = DEADLINE_S,
+        uncounted: Collection[str] = LOOPBACK,
+    ) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        super().__init__(address, _Handler)
+        self.max_connections = max_connections
+        self.deadline_s = deadline_s
+        self.uncounted = frozenset(uncounted)
+        self._lock = threading.Lock()
+        self._open: dict[socket.socket, tuple[float, bool]] = {}  # -> (deadline, counted)
+        self._refused = 0  # since the last log line (verify_request runs on one thread)
+        self._refusal_logged_at: float | None = None
+
+    @property
+    def open_connections(self) -> int:
+        """Connections accepted and not yet finished (counted or not)."""
+        with self._lock:
+            return len(self._open)
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        if client_address[0] in self.uncounted:
+            return True
+        with self._lock:
+            counted = sum(1 for _, is_counted in self._open.values() if is_counted)
+        if counted < self.max_connections:
+            return True
+        self._refused += 1
+        now = time.monotonic()
+        last = self._refusal_logged_at
+        if last is None or now - last >= REFUSAL_LOG_INTERVAL_S:
+            logger.warning(
+                "event=metrics_connections_refused reason=too_many_connections count=%d",
+                self._refused,
+            )
+            self._refused, self._refusal_logged_at = 0, now
+        return False
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        counted = client_address[0] not in self.uncounted
+        with self._lock:
+            self._open[request] = (time.monotonic() + self.deadline_s, counted)
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._forget(request)
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._forget(request)
+
+    def service_actions(self) -> None:
+        """Run by serve_forever between polls: shut down connections past their deadline
+        (the handler's blocked read or write then returns, and its thread ends)."""
+        now = time.monotonic()
+        with self._lock:
+            late = [sock for sock, (deadline, _) in self._open.items() if deadline <= now]
+        for sock in late:
+            with contextlib.suppress(OSError):  # already closed by its handler
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver prints a traceback here; the error class says enough.
+        error = sys.exc_info()[0]
+        logger.warning(
+            "event=metrics_request_failed error=%s", error.__name__ if error else "unknown"
+        )
+
+    def _forget(self, request: Any) -> None:
+        with self._lock:
+            self._open.pop(request, None)
+
+
+def serve_metrics(
+    registry: CollectorRegistry,
+    host: str,
+    port: int,
+    **bounds: Any,
+) -> tuple[BoundedMetricsServer, threading.Thread]:
+    """Serve `registry` on host:port from a daemon thread (as start_http_server does)."""
+    server = BoundedMetricsServer((host, port), **bounds)
+    server.set_app(make_wsgi_app(registry))
+    thread = threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True)
+    thread.start()
+    return server, thread
+
+
+__all__ = [
+    "DEADLINE_S",
+    "MAX_CONNECTIONS",
+    "MAX_HEAD_BYTES",
+    "BoundedMetricsServer",
+    "serve_metrics",
+]

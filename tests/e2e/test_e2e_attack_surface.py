@@ -1,0 +1,80 @@
+"""An outsider's first tries against the deployed stack's newer surfaces: the Redis exporter's
+/metrics on the frontend network (app/secure_cache/redis_exporter.py).
+
+Each test is one attack, run from a throwaway probe container on the stack's frontend network
+(tests/e2e/probes.py), the network the app and the exporter share; the behaviour behind each
+fix is also shown without Docker in tests/integration/test_exporter_http.py.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Final
+
+import docker
+import pytest
+from docker.errors import APIError
+
+from infra.components.exporter import EXPORTER_NPROC, EXPORTER_PORT, exporter_healthcheck_test
+from tests.e2e.probes import ProbeContainer, app_image
+from tests.e2e.stacks import Stack
+
+pytestmark = pytest.mark.security("operations")
+
+# More idle connections than the exporter's whole nproc budget (threads of its uid).
+SLOWLORIS_CONNECTIONS: Final = EXPORTER_NPROC + 36
+HOLD_S: Final = 8.0
+# When the health check runs: well after the probe opened its connections, well before it
+# lets them go (opening 100 connections on a bridge takes milliseconds).
+HEALTHCHECK_AFTER_S: Final = 4.0
+
+
+@pytest.fixture
+def frontend_probe(stack: Stack, docker_client: docker.DockerClient) -> Iterator[ProbeContainer]:
+    container = ProbeContainer(
+        docker_client,
+        app_image(docker_client, stack),
+        network=stack.frontend,
+        mounts={},
+        purpose=f"{stack.name}-frontend-attack",
+    )
+    yield container
+    container.remove()
+
+
+def _exporter_healthcheck(client: docker.DockerClient, stack: Stack) -> tuple[int, str]:
+    """The exporter container's own health check, run now (exit code, output)."""
+    container = client.containers.get(stack.exporter)
+    try:
+        result = container.exec_run(exporter_healthcheck_test()[1:])
+    except APIError as exc:  # the engine could not even start the process
+        return 126, str(exc)
+    return int(result.exit_code), result.output.decode(errors="replace")
+
+
+def test_attack__idle_connections_to_the_exporter_leave_it_healthy_and_quiet(
+    stack: Stack, docker_client: docker.DockerClient, frontend_probe: ProbeContainer
+) -> None:
+    """Slowloris from the frontend network: connections that never send a request. Before,
+    each held a server thread forever, so the exporter's uid ran out of its nproc budget: no
+    new thread for a scrape, no process for its health check, a traceback per refused
+    connection in its log."""
+    since = int(time.time())
+    with ThreadPoolExecutor(1) as pool:
+        held = pool.submit(
+            frontend_probe.run,
+            "hold_connections",
+            host=stack.exporter,
+            port=EXPORTER_PORT,
+            count=SLOWLORIS_CONNECTIONS,
+            seconds=HOLD_S,
+        )
+        time.sleep(HEALTHCHECK_AFTER_S)
+        code, output = _exporter_healthcheck(docker_client, stack)
+        attack = held.result()
+    assert attack["opened"] == SLOWLORIS_CONNECTIONS, f"positive control: {attack}"
+    assert code == 0, f"the exporter's health check failed under the attack: {output[-300:]}"
+    logs = docker_client.containers.get(stack.exporter).logs(since=since).decode(errors="replace")
+    assert "Traceback" not in logs, logs[-1000:]

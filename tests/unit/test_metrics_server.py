@@ -1,0 +1,167 @@
+"""app/secure_cache/metrics_server.py: the exporter's /metrics server bounds what one client
+can hold (real sockets on loopback; the deployed attack is tests/e2e/test_e2e_attack_surface.py).
+
+Loopback is uncounted in the deployed server (the health check), so the connection cap is
+shown here with `uncounted=()`.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry, Gauge
+
+from secure_cache.metrics_server import MAX_HEAD_BYTES, BoundedMetricsServer, serve_metrics
+
+# How long a test waits for the server to close a connection: far beyond the short deadlines
+# used here, far below the server's per-read timeout (5 s), so only the deadline can do it.
+CLOSE_WAIT_S = 4.0
+
+
+@contextmanager
+def metrics_server(**bounds: Any) -> Iterator[int]:
+    registry = CollectorRegistry()
+    Gauge("probe_value", "A value to serve.", registry=registry).set(1)
+    server, thread = serve_metrics(registry, "127.0.0.1", 0, **bounds)
+    _SERVERS[int(server.server_address[1])] = server
+    try:
+        yield int(server.server_address[1])
+    finally:
+        _SERVERS.pop(int(server.server_address[1]), None)
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+_SERVERS: dict[int, BoundedMetricsServer] = {}
+
+
+def _wait_until_accepted(port: int, count: int) -> None:
+    """The server has taken `count` connections in (so the next one meets the cap)."""
+    for _ in range(200):
+        if _SERVERS[port].open_connections >= count:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"the server took {_SERVERS[port].open_connections} of {count} in")
+
+
+def _closed_by_server(sock: socket.socket, wait_s: float) -> bool:
+    sock.settimeout(wait_s)
+    try:
+        return sock.recv(1) == b""
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+def _scrape(port: int, accept: str = "") -> tuple[int, str, str]:
+    headers = {"Accept": accept} if accept else {}
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        return reply.status, reply.headers.get("content-type", ""), reply.read().decode()
+
+
+def test_a_connection_that_sends_nothing_is_closed_at_its_deadline() -> None:
+    with metrics_server(deadline_s=0.5) as port, socket.create_connection(("127.0.0.1", port)) as s:
+        assert _closed_by_server(s, CLOSE_WAIT_S)
+
+
+def test_a_request_dribbled_byte_by_byte_is_cut_at_its_deadline() -> None:
+    """Each byte arrives well within the per-read timeout; the deadline still ends it."""
+    with metrics_server(deadline_s=0.5) as port, socket.create_connection(("127.0.0.1", port)) as s:
+        cut = False
+        for byte in b"GET /metrics HTTP/1.1\r\nX-Slow: " + b"a" * 200:
+            try:
+                s.sendall(bytes([byte]))
+            except OSError:
+                cut = True
+                break
+            if _closed_by_server(s, 0.05):
+                cut = True
+                break
+        assert cut, "the server was still reading after 10 s of dribbling"
+
+
+def test_connections_beyond_the_cap_are_closed_at_once_and_a_scrape_answers_after() -> None:
+    with metrics_server(max_connections=2, uncounted=()) as port:
+        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+        try:
+            _wait_until_accepted(port, 2)
+            with socket.create_connection(("127.0.0.1", port)) as extra:
+                assert _closed_by_server(extra, CLOSE_WAIT_S)
+            assert not any(_closed_by_server(s, 0.1) for s in idle), "the held ones stay open"
+        finally:
+            for sock in idle:
+                sock.close()
+        for _ in range(200):  # the two handler threads notice the close and end
+            if _SERVERS[port].open_connections == 0:
+                break
+            time.sleep(0.01)
+        status, _, body = _scrape(port)
+    assert status == 200
+    assert "probe_value 1.0" in body
+
+
+def test_loopback_is_not_counted_against_the_cap() -> None:
+    """The deployed exporter's health check connects over loopback: an attacker holding every
+    slot from the network cannot make the container unhealthy."""
+    with (
+        metrics_server(max_connections=1) as port,
+        socket.create_connection(("127.0.0.1", port)) as idle,
+    ):
+        _wait_until_accepted(port, 1)
+        status, _, _ = _scrape(port)
+        assert not _closed_by_server(idle, 0.1)
+    assert status == 200
+
+
+def test_the_request_head_is_read_only_up_to_its_bound() -> None:
+    """A header beyond the first MAX_HEAD_BYTES of the head never reaches the application
+    (wsgiref alone buffers up to 100 lines of 64 KiB): the Accept header sent after the
+    padding is not seen, so the answer is the default text format."""
+    padding = "x" * (MAX_HEAD_BYTES + 1024)
+    with metrics_server() as port, socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(
+            b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: %s\r\n"
+            b"Accept: application/openmetrics-text; version=1.0.0\r\n\r\n" % padding.encode()
+        )
+        s.settimeout(10)
+        received = b""
+        while b"\r\n\r\n" not in received and (chunk := s.recv(4096)):
+            received += chunk
+        head = received.decode(errors="replace")
+    assert head.startswith("HTTP/1.0 200") or head.startswith("HTTP/1.1 200"), head[:200]
+    assert "openmetrics" not in head.lower()
+
+
+@pytest.mark.parametrize("accept", ["", "application/openmetrics-text; version=1.0.0"])
+def test_a_scrape_answers_in_the_format_it_asks_for(accept: str) -> None:
+    """Positive control for the bound above: a short head's Accept header is honoured."""
+    with metrics_server() as port:
+        status, content_type, body = _scrape(port, accept)
+    assert status == 200
+    assert ("openmetrics" in content_type) == bool(accept)
+    assert "probe_value" in body
+
+
+def test_a_flood_of_refused_connections__is_one_log_line_with_its_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with metrics_server(max_connections=1, uncounted=()) as port:
+        idle = socket.create_connection(("127.0.0.1", port))
+        try:
+            _wait_until_accepted(port, 1)
+            for _ in range(30):
+                with socket.create_connection(("127.0.0.1", port)) as extra:
+                    assert _closed_by_server(extra, CLOSE_WAIT_S)
+        finally:
+            idle.close()
+    refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert refusals == ["event=metrics_connections_refused reason=too_many_connections count=1"]
