@@ -3,6 +3,7 @@ line when it is wrongly keyed, tampered, truncated, copied to another stack or u
 
 from __future__ import annotations
 
+import secrets
 import stat
 from pathlib import Path
 
@@ -81,8 +82,8 @@ def test_state__two_stacks_creating_the_key_file_at_once_share_one_key(
     """The e2e session deploys dev and prod side by side: both `up`s find no key file, and the
     one that creates it second must take the first one's key, not replace it (the first
     stack's state would then be sealed with a key that exists nowhere)."""
-    real = state.secrets.token_bytes
-    raced = []
+    real = secrets.token_bytes
+    raced: list[bool] = []
 
     def prod_saves_meanwhile(n: int) -> bytes:
         """dev's key is drawn after dev found no key file: prod's save runs just then."""
@@ -91,7 +92,7 @@ def test_state__two_stacks_creating_the_key_file_at_once_share_one_key(
             StateStore(tmp_path, "prod", environ={}).save(sample("prod"))
         return real(n)
 
-    monkeypatch.setattr(state.secrets, "token_bytes", prod_saves_meanwhile)
+    monkeypatch.setattr(secrets, "token_bytes", prod_saves_meanwhile)
     StateStore(tmp_path, "dev", environ={}).save(sample("dev"))
     assert StateStore(tmp_path, "prod", environ={}).load() == sample("prod")
     assert StateStore(tmp_path, "dev", environ={}).load() == sample("dev")
