@@ -136,8 +136,16 @@ log "starting dockerd in the background (log: $DOCKERD_LOG)"
 if have systemctl && systemctl start docker >/dev/null 2>&1; then
     :
 else
-    # setsid: the engine must outlive this script and the test run that called it.
-    setsid nohup dockerd >"$DOCKERD_LOG" 2>&1 </dev/null &
+    # setsid: the engine must outlive this script and the test run that called it. It gets no
+    # file descriptor of ours but 0-2: one inherited from a caller (the lock of
+    # `flock LOCKFILE scripts/test.sh`) would stay open, and locked, as long as the daemon runs.
+    (
+        for fd in /proc/self/fd/*; do
+            fd="${fd##*/}"
+            if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
+        done
+        exec setsid nohup dockerd >"$DOCKERD_LOG" 2>&1 </dev/null
+    ) &
 fi
 for _ in $(seq 1 60); do
     docker_ready && { log "docker engine ready in $(elapsed "$start")"; exit 0; }
