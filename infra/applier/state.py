@@ -268,8 +268,11 @@ class StateStore:
                 ) from None
             self._ensure_directory()
             key = secrets.token_bytes(KEY_BYTES)
-            _write_atomically(self.key_file, key)
-            return key
+            if _create_atomically(self.key_file, key):
+                return key
+            # Another up (of another stack in this project) created it meanwhile: use theirs,
+            # or one of the two states would be sealed with a key that no longer exists.
+            info = self.key_file.stat()
         if stat.S_IMODE(info.st_mode) & 0o077:
             raise StateError(
                 f"key file {self.key_file} is readable by others "
@@ -282,6 +285,25 @@ class StateStore:
 
     def _ensure_directory(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
+def _create_atomically(path: Path, data: bytes) -> bool:
+    """Like _write_atomically, but only where `path` does not exist yet (a hard link of the
+    complete temporary file, refused when a file is there): False, and nothing changed, then."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_directory(path.parent)
+    return True
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -297,7 +319,11 @@ def _write_atomically(path: Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    dir_fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:

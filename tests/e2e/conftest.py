@@ -71,6 +71,12 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "rotation_load: every rotation under minutes of live load (opt-in: -m rotation_load)",
     )
+    config.addinivalue_line(
+        "markers",
+        "one_stack(why): on the first selected stack only, because no per-stack setting "
+        "(infra/profiles.py: memory, CPUs, validity, TLS, key algorithm) changes what it "
+        "verifies; `why` says so for the test",
+    )
 
 
 def selected_stacks(config: pytest.Config) -> tuple[str, ...]:
@@ -84,8 +90,13 @@ def selected_stacks(config: pytest.Config) -> tuple[str, ...]:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Each test that uses `stack` runs on every selected stack; one marked `one_stack` on
+    the first only (dev unless --stack says otherwise)."""
     if "stack_name" in metafunc.fixturenames:
-        metafunc.parametrize("stack_name", selected_stacks(metafunc.config), scope="session")
+        stacks = selected_stacks(metafunc.config)
+        if metafunc.definition.get_closest_marker("one_stack"):
+            stacks = stacks[:1]
+        metafunc.parametrize("stack_name", stacks, scope="session")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -161,12 +172,35 @@ def docker_client() -> Iterator[docker.DockerClient]:
     client.close()
 
 
+def stacks_needed(config: pytest.Config, items: list[pytest.Item]) -> list[str]:
+    """The stacks the selected tests use: through `stack` (its parameter), `first_stack` or
+    `both_stacks`."""
+    selected = selected_stacks(config)
+    needed: list[str] = []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        names = getattr(item, "fixturenames", ())
+        if callspec is not None and "stack_name" in callspec.params:
+            needed.append(str(callspec.params["stack_name"]))
+        if "first_stack" in names:
+            needed.append(selected[0])
+        if "both_stacks" in names and set(selected) == set(STACK_NAMES):
+            needed += STACK_NAMES
+    return list(dict.fromkeys(needed))
+
+
 @pytest.fixture(scope="session")
-def deployments(docker_client: docker.DockerClient) -> Iterator[Deployments]:
-    """Only a session without xdist workers deploys (and so owns and removes) stacks."""
+def deployments(
+    request: pytest.FixtureRequest, docker_client: docker.DockerClient
+) -> Iterator[Deployments]:
+    """Only a session without xdist workers deploys (and so owns and removes) stacks: all
+    that its tests need, at once and side by side (stacks.Deployments.prepare)."""
     deployed = Deployments(docker_client, may_deploy=not os.environ.get(XDIST_WORKER_ENV))
-    yield deployed
-    deployed.teardown()
+    try:
+        deployed.prepare(stacks_needed(request.config, request.session.items))
+        yield deployed
+    finally:
+        deployed.teardown()
 
 
 def ensure(deployments: Deployments, name: str) -> Stack:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -171,15 +173,50 @@ class Deployments:
         self.may_deploy = may_deploy
         self.stacks: dict[str, Stack] = {}
         self.owned: list[str] = []
+        self.failed: dict[str, str] = {}  # stack -> why prepare() could not deploy it
+
+    def prepare(self, names: Iterable[str]) -> None:
+        """Deploy every stack of `names` that is not running, side by side: a deploy mostly
+        waits (image builds, health checks every 5 s, run-to-completion jobs), so two take
+        little longer than one (the e2e run's setup, CI on 2 cores). A stack that fails is
+        remembered, and `ensure` fails its tests, as a deploy in `ensure` would."""
+        if not self.may_deploy:
+            return
+        wanted = [n for n in dict.fromkeys(names) if n not in self.stacks]
+        missing = [n for n in wanted if not running(self.client, n)]
+        with ThreadPoolExecutor(max_workers=max(1, len(missing))) as pool:
+            outcomes = dict(zip(missing, pool.map(self._deploy_quietly, missing), strict=True))
+        # The firewall rules one stack after the other: each run edits the host's iptables.
+        for name, deploy_problem in outcomes.items():
+            problem = deploy_problem or self._firewall_quietly(name)
+            if problem is not None:
+                self.failed[name] = problem
 
     def ensure(self, name: str) -> Stack:
+        if name in self.failed:
+            raise RuntimeError(self.failed[name])
         if name not in self.stacks:
             if not running(self.client, name):
                 if not self.may_deploy:
                     raise NotDeployed(not_deployed_message(name))
                 self._deploy(name)
+                self._firewall(name)
             self.stacks[name] = Stack(name=name, declared=render_stack(name))
         return self.stacks[name]
+
+    def _deploy_quietly(self, name: str) -> str | None:
+        try:
+            self._deploy(name)
+        except (RuntimeError, subprocess.SubprocessError) as exc:
+            return str(exc)
+        return None
+
+    def _firewall_quietly(self, name: str) -> str | None:
+        try:
+            self._firewall(name)
+        except (RuntimeError, subprocess.SubprocessError) as exc:
+            return str(exc)
+        return None
 
     def _deploy(self, name: str) -> None:
         code, output = _run("-m", "policies.check", "--stack", name)
@@ -191,8 +228,10 @@ class Deployments:
             raise RuntimeError(
                 f"the local applier could not deploy {name} (exit {code}):\n{output}"
             )
-        # The stack's host firewall rules, as the setup script installs them (needs root;
-        # without it the firewall tests fail and say so).
+
+    def _firewall(self, name: str) -> None:
+        """The stack's host firewall rules, as the setup script installs them (needs root;
+        without it the firewall tests fail and say so)."""
         code, output = _run("-m", "infra.firewall", "up", "--stack", name)
         if code not in (0, 3):
             raise RuntimeError(f"the firewall rules of {name} failed (exit {code}):\n{output}")

@@ -10,8 +10,12 @@ temporary directory and is removed with it.
 
 Order matters and is the file's: healthy first (nothing pending or firing), then the
 provocations that leave the stack as it was (a tampered value, wrong passwords), then the
-scan of everything Prometheus stored. Stopping Redis is a fault test (`fault`: run after every
-other e2e check, like tests/e2e/test_e2e_faults.py) and starts it again before it ends.
+scan of everything Prometheus stored. What depends on a stack's settings runs on every stack:
+the targets and their certificates' validity, the healthy stack's silence (it found a
+production-only false alarm), the scan for the stack's secrets and status.sh. The provoked
+alerts run on the first stack only (`one_stack`, each with its reason). Stopping Redis is a
+fault test (`fault`: run after every other e2e check, like tests/e2e/test_e2e_faults.py) and
+starts it again before it ends.
 """
 
 from __future__ import annotations
@@ -157,6 +161,10 @@ def stored_names(probe: ProbeContainer, stack: Stack) -> set[str]:
     return set(re.findall(rf"\$\d+ ({re.escape(prefix)}\S+)", result["replies"][1]))
 
 
+@pytest.mark.one_stack(
+    "the app's integrity check, its counter and the alert rule are one code path; no stack "
+    "setting changes how a swapped value is detected, counted or alerted on"
+)
 def test_monitoring__a_tampered_value_fires_the_integrity_alert(
     prometheus: PrometheusServer, stack: Stack, probe: ProbeContainer
 ) -> None:
@@ -177,6 +185,10 @@ def test_monitoring__a_tampered_value_fires_the_integrity_alert(
     )
 
 
+@pytest.mark.one_stack(
+    "a wrong password is refused and counted the same way whatever the stack's password "
+    "length; the exporter and the alert rule are the same on every stack"
+)
 def test_monitoring__wrong_passwords_are_counted_and_fire_the_auth_burst_alert(
     prometheus: PrometheusServer, stack: Stack, probe: ProbeContainer
 ) -> None:
@@ -261,6 +273,10 @@ def test_status_sh__reads_every_certificate_and_the_generation_from_the_stack(
 
 
 @pytest.mark.fault
+@pytest.mark.one_stack(
+    "a stopped Redis reads as down through the exporter and the app's fallback the same way "
+    "on every stack; the stack's faults themselves run on both (tests/e2e/test_e2e_faults.py)"
+)
 def test_monitoring__redis_stopped_fires_redis_down_and_fallback_then_resolves(
     prometheus: PrometheusServer, stack: Stack, docker_client: docker.DockerClient
 ) -> None:

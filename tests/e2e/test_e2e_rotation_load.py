@@ -249,6 +249,9 @@ def incremental() -> None:
         pytest.skip("needs the incremental local applier (infra/applier/state.py)")
 
 
+# On every stack: what is renewed and served under load depends on the stack's settings (the
+# leaves' key algorithm and validity, TLS 1.3 only in production, the CPU and memory limits of
+# Redis and the app that carry the load); production's 0.5-CPU Redis settles the slowest.
 @pytest.mark.usefixtures("incremental")
 def test_rotation_under_load__certs_short(stack: Stack) -> None:
     _assert_clean(_run_under_load(stack, ["certs"], quiet_s=3.0))

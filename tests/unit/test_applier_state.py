@@ -3,11 +3,13 @@ line when it is wrongly keyed, tampered, truncated, copied to another stack or u
 
 from __future__ import annotations
 
+import secrets
 import stat
 from pathlib import Path
 
 import pytest
 
+from infra.applier import state
 from infra.applier.state import (
     HEADER_BYTES,
     KEY_FILE_NAME,
@@ -72,6 +74,30 @@ def test_state__round_trips_with_a_key_file_created_0600(
     assert mode(directory / KEY_FILE_NAME) == 0o600
     assert mode(directory / "dev.state") == 0o600
     assert mode(directory) == 0o700
+
+
+def test_state__two_stacks_creating_the_key_file_at_once_share_one_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The e2e session deploys dev and prod side by side: both `up`s find no key file, and the
+    one that creates it second must take the first one's key, not replace it (the first
+    stack's state would then be sealed with a key that exists nowhere)."""
+    real = secrets.token_bytes
+    raced: list[bool] = []
+
+    def prod_saves_meanwhile(n: int) -> bytes:
+        """dev's key is drawn after dev found no key file: prod's save runs just then."""
+        if n == state.KEY_BYTES and not raced:
+            raced.append(True)
+            StateStore(tmp_path, "prod", environ={}).save(sample("prod"))
+        return real(n)
+
+    monkeypatch.setattr(secrets, "token_bytes", prod_saves_meanwhile)
+    StateStore(tmp_path, "dev", environ={}).save(sample("dev"))
+    assert StateStore(tmp_path, "prod", environ={}).load() == sample("prod")
+    assert StateStore(tmp_path, "dev", environ={}).load() == sample("dev")
+    assert mode(tmp_path / STATE_DIR / KEY_FILE_NAME) == 0o600
+    assert [p.name for p in (tmp_path / STATE_DIR).iterdir() if p.name.endswith(".tmp")] == []
 
 
 def test_state__round_trips_with_a_passphrase_and_writes_no_key_file(

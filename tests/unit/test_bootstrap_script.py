@@ -99,3 +99,45 @@ def test_root_with_apt__installs_only_what_is_missing(bare_path: Path) -> None:
     assert calls[0].startswith("update")
     assert calls[1].endswith("redis-server redis-tools")
     assert "apt-get install redis-server redis-tools failed" in result.stderr
+
+
+def test_dockerd__keeps_no_file_descriptor_of_its_caller(bare_path: Path) -> None:
+    """`flock LOCK scripts/test.sh` runs the bootstrap with the lock's descriptor open; a
+    dockerd started then must not inherit it, or the lock stays held as long as the daemon
+    runs (it did: every other e2e run waited for a lock nobody was using)."""
+    tmp = bare_path.parent
+    seen, started, lock = tmp / "dockerd-fds", tmp / "dockerd-started", tmp / "held.lock"
+    for tool in ("setsid", "nohup", "seq", "sleep", "tail", "readlink"):
+        found = shutil.which(tool)
+        assert found, f"{tool} is needed to run this test"
+        (bare_path / tool).symlink_to(found)
+    _fake(bare_path, "id", "echo 0")
+    for present in ("redis-server", "redis-cli", "redis-benchmark", "mmdebstrap", "promtool"):
+        _fake(bare_path, present, "exit 0")
+    _fake(bare_path, "shellcheck", "exit 0")
+    _fake(bare_path, "docker", f'[ "$1" = info ] && [ -e {started} ]')
+    _fake(bare_path, "dockerd", f"readlink /proc/$$/fd/* > {seen}; : > {started}")
+    if not (ROOT / ".venv" / ".lock.sha256").exists():
+        pytest.skip("run scripts/bootstrap.sh --python first (this test needs current venvs)")
+    with lock.open("w") as held:
+        os.set_inheritable(held.fileno(), True)
+        env = {
+            "PATH": str(bare_path),
+            "HOME": os.environ.get("HOME", "/tmp"),
+            "PYTHON": str(ROOT / ".venv" / "bin" / "python"),
+            "DOCKERD_LOG": str(tmp / "dockerd.log"),
+        }
+        result = subprocess.run(
+            [str(ROOT / "scripts" / "bootstrap.sh")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            pass_fds=(held.fileno(),),
+        )
+    assert result.returncode == 0, result.stderr
+    assert "docker engine ready" in result.stdout
+    targets = seen.read_text().splitlines()
+    assert str(tmp / "dockerd.log") in targets, "positive control: its log is open"
+    assert str(lock) not in targets, "dockerd holds the caller's lock file open"
