@@ -11,6 +11,7 @@ maxmemory: every write refused with OOM, and past the container's limit (2 x max
 
 from __future__ import annotations
 
+import secrets
 import socket
 import time
 
@@ -28,7 +29,7 @@ from tests.integration.conftest import ServerFactory
 from tests.support.tls_redis import TlsRedisServer
 
 OBSERVER = "observer"
-OBSERVER_PASSWORD = "observer-password-for-this-test-only"
+OBSERVER_PASSWORD = secrets.token_urlsafe(24)  # this run's only
 
 
 def _resp(*args: bytes) -> bytes:
