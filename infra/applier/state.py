@@ -290,13 +290,8 @@ class StateStore:
 def _create_atomically(path: Path, data: bytes) -> bool:
     """Like _write_atomically, but only where `path` does not exist yet (a hard link of the
     complete temporary file, refused when a file is there): False, and nothing changed, then."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    tmp = _synced_temporary(path, data)
     try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
         os.link(tmp, path)
     except FileExistsError:
         return False
@@ -308,6 +303,17 @@ def _create_atomically(path: Path, data: bytes) -> bool:
 
 def _write_atomically(path: Path, data: bytes) -> None:
     """Write a sibling temporary file 0600, fsync it, rename it over `path`, fsync the dir."""
+    tmp = _synced_temporary(path, data)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+
+
+def _synced_temporary(path: Path, data: bytes) -> Path:
+    """`data` in a new sibling of `path` (mode 0600), on disk; removed again if writing fails."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -315,11 +321,10 @@ def _write_atomically(path: Path, data: bytes) -> None:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
-        os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_directory(path.parent)
+    return tmp
 
 
 def _fsync_directory(directory: Path) -> None:
