@@ -208,7 +208,7 @@ def test_attack__positive_control_every_allowlisted_command_runs(
     key = f"{stack.settings.key_prefix}allow"
     commands = [
         ["SET", key, "v", "PX", "60000"], ["GET", key], ["MGET", key], ["PTTL", key],
-        ["WATCH", key], ["UNWATCH"], ["MULTI"], ["DEL", key], ["EXEC"],
+        ["STRLEN", key], ["WATCH", key], ["UNWATCH"], ["MULTI"], ["DEL", key], ["EXEC"],
         ["SCAN", "0", "MATCH", f"{key}*", "COUNT", "10"], ["PING"],
     ]  # fmt: skip
     assert {c[0].lower() for c in commands} == set(APP_COMMANDS)
