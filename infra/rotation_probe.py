@@ -132,6 +132,28 @@ class Probe:
             raise ProbeError(f"{name}: {argv[0]} exited {code}: {text.strip()[-300:]}")
         return text
 
+    def reload_evidence(self) -> list[str]:
+        """What the Redis material writer and the TLS reload job last did (their times and the
+        job's own last log line): printed when Redis keeps serving an older certificate, so
+        the order of the two can be read off. Public content only (the job logs OK or the
+        error reply)."""
+        from docker.errors import DockerException  # noqa: PLC0415
+
+        lines = []
+        for name in (object_name(self.stack, "redis-init"), object_name(self.stack, "reload-tls")):
+            try:
+                container = self.client.containers.get(name)
+                state = container.attrs["State"]
+                tail = container.logs(tail=2).decode(errors="replace").strip().replace("\n", " | ")
+            except DockerException as exc:
+                lines.append(f"{name}: not readable ({exc})")
+                continue
+            lines.append(
+                f"{name}: started {state.get('StartedAt')}, finished {state.get('FinishedAt')}, "
+                f"exit {state.get('ExitCode')}, log: {tail[-300:] or '(none)'}"
+            )
+        return lines
+
     def _started(self, name: str) -> dict[str, str]:
         state = self.client.api.inspect_container(name)
         return {"id": state["Id"][:12], "startedAt": state["State"]["StartedAt"]}
@@ -345,6 +367,9 @@ def _wait(probe: Probe, before: dict[str, Any], timeout: float) -> int:
         time.sleep(1.0)
     for reason in waiting:
         print(f"rotate: error: not settled after {timeout:.0f}s: {reason}", file=sys.stderr)
+    if any("serve the certificate" in reason for reason in waiting):
+        for line in probe.reload_evidence():
+            print(f"rotate: evidence: {line}", file=sys.stderr)
     return 1
 
 

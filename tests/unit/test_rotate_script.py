@@ -8,10 +8,13 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, ClassVar
 
+import docker.errors
 import pytest
 
+from infra import rotation_probe
 from infra.rotation_probe import (
     _API_TOKEN_FACTS,
     acl_fingerprints,
@@ -274,3 +277,31 @@ def test_api_token_facts__hash_and_count_of_the_apps_token_files(tmp_path: Path)
         ).stdout.split()
         assert out == [hashlib.sha256(token.encode()).hexdigest(), str(count)]
         assert token not in " ".join(out)
+
+
+class _Container:
+    attrs: ClassVar[dict[str, Any]] = {
+        "State": {"StartedAt": "t1", "FinishedAt": "t2", "ExitCode": 0}
+    }
+
+    def logs(self, tail: int) -> bytes:
+        return b"redis-reload: CONFIG SET OK\n"
+
+
+class _Containers:
+    def get(self, name: str) -> _Container:
+        if name.endswith("redis-init"):
+            raise docker.errors.NotFound("gone")
+        return _Container()
+
+
+def test_reload_evidence__names_the_writer_and_the_job_with_their_times() -> None:
+    probe = rotation_probe.Probe.__new__(rotation_probe.Probe)
+    probe.stack = "dev"
+    probe.client = SimpleNamespace(containers=_Containers())
+    lines = probe.reload_evidence()
+    assert lines[0].startswith("secure-redis-dev-redis-init: not readable")
+    assert lines[1] == (
+        "secure-redis-dev-reload-tls: started t1, finished t2, exit 0, "
+        "log: redis-reload: CONFIG SET OK"
+    )
