@@ -12,7 +12,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +21,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.cache_env import cache_environ, write_secret
-from tests.support.tls_redis import TlsRedisServer
+from tests.support.service_process import serving, start
+from tests.support.tls_redis import TlsRedisServer, free_port
 
 MAX_VALUE = 16 * 1024
 # Room for exactly one value of the largest size in flight (3 copies each: http_budget.py).
@@ -67,27 +67,12 @@ class Service:
         return self.log.read_text(errors="replace")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _start(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "secure_cache", "serve"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("wb"),
-    )
-
-
 @pytest.fixture(scope="module")
 def service(
     tls_redis: TlsRedisServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Service]:
     root = tmp_path_factory.mktemp("service")
-    port = _free_port()
+    port = free_port()
     env = {
         "PATH": os.environ["PATH"],
         **cache_environ(tls_redis, root / "secrets"),
@@ -100,21 +85,9 @@ def service(
         ),
     }
     log = root / "service.log"
-    process = _start(env, log)
-    service = Service("127.0.0.1", port, log, process, env)
-    try:
-        for _ in range(100):
-            try:
-                if service.request("GET", "/healthz", headers={})[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            pytest.fail(f"the service did not start:\n{service.logs()}")
+    with serving(env, port, log) as process:
+        service = Service("127.0.0.1", port, log, process, env)
         yield service
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
     assert "Traceback" not in service.logs()
 
 
@@ -372,7 +345,7 @@ def test_access_log__names_the_route_never_the_key_or_token(service: Service) ->
 
 def test_serve__a_port_in_use_is_one_line_and_exit_6(service: Service, tmp_path: Path) -> None:
     log = tmp_path / "second.log"
-    second = _start(service.env, log)
+    second = start(service.env, log)
     assert second.wait(timeout=30) == 6
     text = log.read_text()
     assert f"cannot listen on 127.0.0.1:{service.port}" in text

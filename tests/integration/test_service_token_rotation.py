@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import http.client
 import os
-import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -25,7 +22,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.cache_env import cache_environ
-from tests.support.tls_redis import TlsRedisServer
+from tests.support.service_process import serving
+from tests.support.tls_redis import TlsRedisServer, free_port
 
 OLD = "o" * 24 + uuid.uuid4().hex  # checkov:skip=CKV_SECRET_6: test tokens, not credentials
 NEW = "n" * 24 + uuid.uuid4().hex
@@ -90,12 +88,6 @@ class Traffic:
             self.results.append((time.monotonic(), status))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def material(tmp_path: Path) -> MaterialDir:
     material = MaterialDir(tmp_path / "material")
@@ -105,7 +97,7 @@ def material(tmp_path: Path) -> MaterialDir:
 
 @pytest.fixture
 def service(tls_redis: TlsRedisServer, material: MaterialDir, tmp_path: Path) -> Iterator[Service]:
-    port = _free_port()
+    port = free_port()
     env = {
         "PATH": os.environ["PATH"],
         **cache_environ(tls_redis, tmp_path / "secrets"),
@@ -114,27 +106,8 @@ def service(tls_redis: TlsRedisServer, material: MaterialDir, tmp_path: Path) ->
         "HTTP_PORT": str(port),
     }
     log = tmp_path / "service.log"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "secure_cache", "serve"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("wb"),
-    )
-    service = Service(port, log)
-    try:
-        for _ in range(100):
-            try:
-                if service.status(OLD) == 200:
-                    break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            pytest.fail(f"the service did not start:\n{log.read_text(errors='replace')}")
-        yield service
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        assert process.returncode is not None
+    with serving(env, port, log):
+        yield Service(port, log)
 
 
 def test_api_token_rotation__in_place_without_refusing_a_valid_token(
