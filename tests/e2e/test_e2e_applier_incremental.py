@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from infra.render import render_stack
 from infra.settings import REPO_ROOT
 from tests.e2e import appclient
 from tests.e2e.stacks import Stack, leftovers
+from tests.support.tls_redis import free_port
 
 pytestmark = pytest.mark.security("deployment")
 
@@ -45,12 +45,6 @@ REDIS_DIR = "/etc/secure-redis"
 # pins the same number.
 PLANNED = 31
 APP_DIR = "/etc/secure-cache"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
