@@ -39,6 +39,9 @@ from infra.settings import SettingsError, load_settings, load_stack_file
 
 REDIS_DIR: Final = "/etc/secure-redis"
 APP_DIR: Final = "/etc/secure-cache"
+# Redis still presents an older certificate than its volume holds (its TLS reload has not
+# taken); _wait prints the reload's evidence for it.
+NOT_SERVED: Final = "Redis does not serve the certificate in its volume yet"
 KINDS: Final = ("certs", "passwords", "data-key", "ca", "api-token", "api-token-retire", "all")
 _SERVED: Final = """
 import socket, ssl, sys
@@ -223,7 +226,7 @@ def unsettled(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
         # A round trip alone would pass on the app's in-memory fallback.
         waiting.append("the app is not using Redis (it answers from its memory fallback)")
     if now["served_serial"] != now["server_serial"]:
-        waiting.append("Redis does not serve the certificate in its volume yet")
+        waiting.append(NOT_SERVED)
     if now["app_password"] not in now["acl"].get("app", []):
         waiting.append("the app's password file is not among the ACL's app passwords")
     if now["app_cert_issuer"] is None:
@@ -367,7 +370,7 @@ def _wait(probe: Probe, before: dict[str, Any], timeout: float) -> int:
         time.sleep(1.0)
     for reason in waiting:
         print(f"rotate: error: not settled after {timeout:.0f}s: {reason}", file=sys.stderr)
-    if any("serve the certificate" in reason for reason in waiting):
+    if NOT_SERVED in waiting:
         for line in probe.reload_evidence():
             print(f"rotate: evidence: {line}", file=sys.stderr)
     return 1

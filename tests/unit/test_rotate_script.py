@@ -305,3 +305,26 @@ def test_reload_evidence__names_the_writer_and_the_job_with_their_times() -> Non
         "secure-redis-dev-reload-tls: started t1, finished t2, exit 0, "
         "log: redis-reload: CONFIG SET OK"
     )
+
+
+class _StaleServer:
+    """A stack whose Redis keeps presenting an older certificate than its volume holds."""
+
+    def round_trip(self) -> bool:
+        return True
+
+    def snapshot(self) -> dict[str, Any]:
+        return _snapshot(served_serial="OLD")
+
+    def reload_evidence(self) -> list[str]:
+        return ["secure-redis-dev-reload-tls: exit 0"]
+
+
+def test_wait__a_certificate_that_is_not_served_prints_the_reloads_evidence(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    stale = _StaleServer()
+    assert rotation_probe._wait(stale, _snapshot(), timeout=0.01) == 1  # type: ignore[arg-type]
+    err = capsys.readouterr().err
+    assert f"not settled after 0s: {rotation_probe.NOT_SERVED}" in err
+    assert "rotate: evidence: secure-redis-dev-reload-tls: exit 0" in err
