@@ -17,7 +17,15 @@ import json
 import random
 import ssl
 import time
-from collections.abc import Callable, Collection, Generator, Iterable, Mapping, Sequence
+from collections.abc import (
+    Callable,
+    Collection,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
@@ -36,13 +44,17 @@ from secure_cache.errors import (
 from secure_cache.memory import MemoryCache, Pending
 from secure_cache.metrics import Event, SecurityEvents
 from secure_cache.resp import (
+    JOIN_BYTES,
     NO_EXPIRY,
     Arg,
     Buffer,
+    Deferred,
     Expiry,
+    iter_writes,
     pack_command,
     pack_get,
     resp_args,
+    set_frame,
     set_pieces,
     writes,
 )
@@ -169,7 +181,7 @@ def rejected(exc: ResponseError) -> CommandRejected:
 # itself when there is one, else their list), the same operation on the memory fallback,
 # the answer when Redis rejected the command or neither backend served it). A plain tuple:
 # it is built on every cache call, and a tuple costs a fifth of a slotted class.
-Call = tuple[Sequence[Buffer], int, Callable[[Any], T], Callable[[], T], T]
+Call = tuple[Iterable[Buffer], int, Callable[[Any], T], Callable[[], T], T]
 
 
 def _nothing(_reply: Any) -> None:
@@ -278,14 +290,9 @@ class CacheCore:
     def set(self, key: str, value: bytes, ttl: float | None) -> Call[None]:
         logical = logical_key(key)
         value = value_bytes(value)
-        expiry = ttl_args(ttl)
         keyring = self.keyring
         name = keyring.primary_name(logical)
-        if self.metrics is None:
-            parts = keyring.seal_parts(name, logical, value)
-        else:
-            parts = self.metrics.timed_seal(keyring.seal_parts, name, logical, value)
-        packed = writes(set_pieces(name, *parts, expiry))
+        packed = writes(self._sealed_set(keyring, name, logical, value, ttl_args(ttl)))
         return (packed, 1, _nothing, partial(self.memory.set, key, value, ttl), None)
 
     def delete(self, key: str) -> Call[bool]:
@@ -320,16 +327,24 @@ class CacheCore:
         keyring = self.keyring
         names = [keyring.primary_name(lg) for _, lg, _ in pairs]
         batch = [(n, lg, v) for n, (_, lg, v) in zip(names, pairs, strict=True)]
-        if self.metrics is None:
-            sealed = keyring.seal_many(batch)
-        else:
-            sealed = self.metrics.timed_seal_many(keyring.seal_many, batch)
-        pieces = [
-            piece
-            for name, (prefix, body) in zip(names, sealed, strict=True)
-            for piece in set_pieces(name, prefix, body, expiry)
-        ]
-        return (writes(pieces), len(pairs), _nothing, memory, None)
+        # The small values are sealed together (one nonce draw, Keyring.seal_many).
+        small = [entry for entry in batch if not _in_place(entry[2])]
+        sealed = keyring.seal_many(small)
+        if self.metrics is not None:
+            sealed = self.metrics.timed_seals(sealed, [len(value) for _, _, value in small])
+
+        def pieces() -> Iterator[Buffer]:
+            for name, logical, value in batch:
+                if _in_place(value):
+                    yield from self._sealed_set(keyring, name, logical, value, expiry)
+                else:
+                    yield from set_pieces(name, *next(sealed), expiry)
+
+        # Sealed as the transport writes: while Redis reads and stores the first values,
+        # this thread seals the next ones, instead of sealing the whole batch before the
+        # first byte goes out (100 SETs of 100 KiB: 18.7 ms against 24.6 ms, lower quartile
+        # of 40 alternating rounds, 2026-11-30, this machine; the TLS transport took 20.4).
+        return (Deferred(iter_writes(pieces())), len(pairs), _nothing, memory, None)
 
     def ping(self) -> Call[bool]:
         """PING; while the fallback serves, the answer is False without asking Redis."""
@@ -399,12 +414,24 @@ class CacheCore:
 
     # -- writing --------------------------------------------------------------------------
 
-    @staticmethod
-    def _set_command(
-        keyring: Keyring, logical: bytes, value: bytes, expiry: Expiry
+    def _sealed_set(
+        self, keyring: Keyring, name: bytes, logical: bytes, value: bytes, expiry: Expiry
     ) -> tuple[Buffer, ...]:
-        name = keyring.primary_name(logical)
-        return set_pieces(name, *keyring.seal_parts(name, logical, value), expiry)
+        """`SET name <value sealed> [expiry]` as the pieces to write: a large value sealed in
+        place inside its framing, one piece written as it is (Keyring.seal_framed); a small
+        one as set_pieces, which writes() joins with its neighbours."""
+        if not _in_place(value):
+            return set_pieces(name, *self._seal(keyring.seal_parts, name, logical, value), expiry)
+        seal = partial(keyring.seal_framed, frame=partial(set_frame, name, expiry=expiry))
+        return (self._seal(seal, name, logical, value),)
+
+    def _seal(
+        self, seal: Callable[[bytes, bytes, bytes], T], name: bytes, logical: bytes, value: bytes
+    ) -> T:
+        """`seal(name, logical, value)`, timed when metrics are attached."""
+        if self.metrics is None:
+            return seal(name, logical, value)
+        return self.metrics.timed_seal(seal, name, logical, value)
 
     def _memory_many(self, keys: Sequence[str]) -> dict[str, bytes]:
         found = {}
@@ -474,7 +501,11 @@ class CacheCore:
                     if item.ttl_seconds is None
                     else ttl_args(max(item.ttl_seconds, 0.001))
                 )
-                packed.extend(self._set_command(keyring, logical, item.value, expiry))
+                packed.extend(
+                    self._sealed_set(
+                        keyring, keyring.primary_name(logical), logical, item.value, expiry
+                    )
+                )
             commands += 1
             if commands == _REPLAY_CHUNK:
                 chunks.append((writes(packed), commands))
@@ -698,6 +729,12 @@ def byte_groups(names: list[bytes], sizes: Sequence[int], limit: int) -> list[li
     if group:
         groups.append(group)
     return groups
+
+
+def _in_place(value: bytes) -> bool:
+    """Whether a SET seals `value` in place inside its framing (one piece to write) rather
+    than as pieces: from the size writes() would send the ciphertext as a piece of its own."""
+    return len(value) >= JOIN_BYTES
 
 
 def _keyring(settings: Settings, previous: Sequence[bytes]) -> Keyring:

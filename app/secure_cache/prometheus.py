@@ -56,7 +56,7 @@ from __future__ import annotations
 import threading
 import time
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal, NamedTuple, TypeVar
@@ -531,20 +531,15 @@ class CacheMetrics:
         self._hot.seal[size_class(len(args[2]))].observe(time.perf_counter() - start)
         return envelope
 
-    def timed_seal_many(
-        self,
-        seal_many: Callable[[list[tuple[bytes, bytes, bytes]]], list[S]],
-        items: list[tuple[bytes, bytes, bytes]],
-    ) -> list[S]:
-        """A batch seal: each value is recorded with the batch's mean time per value."""
-        start = time.perf_counter()
-        envelopes = seal_many(items)
-        if items:
-            each = (time.perf_counter() - start) / len(items)
-            seal = self._hot.seal
-            for item in items:
-                seal[size_class(len(item[2]))].observe(each)
-        return envelopes
+    def timed_seals(self, sealed: Iterator[S], sizes: Sequence[int]) -> Iterator[S]:
+        """The envelopes of a batch sealed as they are taken (Keyring.seal_many), each timed
+        by its value's size."""
+        seal = self._hot.seal
+        for size in sizes:
+            start = time.perf_counter()
+            envelope = next(sealed)
+            seal[size_class(size)].observe(time.perf_counter() - start)
+            yield envelope
 
     def timed_open(self, open_value: Callable[[bytes, bytes, bytes], bytes], *args: bytes) -> bytes:
         """`open_value(name, logical, envelope)`, timed by the envelope's size (raises what

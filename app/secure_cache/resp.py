@@ -6,7 +6,7 @@ The core (core.py) builds every request with these functions and the transports
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Final
 
 import hiredis
@@ -38,17 +38,18 @@ def pack_get(name: bytes) -> bytes:
     return b"*2\r\n$3\r\nGET\r\n$%d\r\n%b\r\n" % (len(name), name)
 
 
+def set_frame(name: bytes, length: int, expiry: Expiry) -> tuple[bytes, bytes]:
+    """What goes around a value of `length` bytes in `SET name <value> [expiry]`: the RESP
+    (head, tail). set_pieces and a value sealed in place between them (core.py) share it."""
+    head = b"".join((_SET_HEADS[expiry[0]], b"%d\r\n" % len(name), name, b"\r\n$%d\r\n" % length))
+    return head, b"\r\n" + expiry[1]
+
+
 def set_pieces(name: bytes, prefix: bytes, body: bytes, expiry: Expiry) -> tuple[bytes, ...]:
     """`SET name <prefix + body> [expiry]` in three pieces, (RESP head + prefix, body,
     tail), for writes(): the body is never copied to frame it."""
-    head = (
-        _SET_HEADS[expiry[0]],
-        b"%d\r\n" % len(name),
-        name,
-        b"\r\n$%d\r\n" % (len(prefix) + len(body)),
-        prefix,
-    )
-    return b"".join(head), body, b"\r\n" + expiry[1]
+    head, tail = set_frame(name, len(prefix) + len(body), expiry)
+    return head + prefix, body, tail
 
 
 def pack_set(name: bytes, value: bytes, expiry: Expiry = NO_EXPIRY) -> bytes:
@@ -65,7 +66,7 @@ def pack_set(name: bytes, value: bytes, expiry: Expiry = NO_EXPIRY) -> bytes:
     )
 
 
-def writes(pieces: Iterable[Buffer]) -> list[Buffer]:
+def iter_writes(pieces: Iterable[Buffer]) -> Iterator[Buffer]:
     """Packed commands, or pieces of them, as the chunks to write in order: pieces below
     JOIN_BYTES joined into chunks of about WRITE_BYTES, larger ones as they are.
 
@@ -75,25 +76,60 @@ def writes(pieces: Iterable[Buffer]) -> list[Buffer]:
     cost a system call and a short TLS record each, and chunks of only 16 to 32 KiB left a
     short record behind every full one (measured slower at 10 KiB values than one join).
     """
-    out: list[Buffer] = []
     small: list[Buffer] = []
     size = 0
     for piece in pieces:
         length = len(piece)
         if length >= JOIN_BYTES:
             if small:
-                out.append(b"".join(small))
+                yield b"".join(small)
                 small, size = [], 0
-            out.append(piece)
+            yield piece
             continue
         small.append(piece)
         size += length
         if size >= WRITE_BYTES:
-            out.append(b"".join(small))
+            yield b"".join(small)
             small, size = [], 0
     if small:
-        out.append(b"".join(small))
-    return out
+        yield b"".join(small)
+
+
+def writes(pieces: Iterable[Buffer]) -> list[Buffer]:
+    """iter_writes() at once."""
+    return list(iter_writes(pieces))
+
+
+class Deferred(Iterable[Buffer]):
+    """The chunks of `chunks`, made as a writer iterates (a batch seals its next values
+    while the first ones are being written, core.set_many) and kept, so that a retry writes
+    the same bytes again. If making a chunk failed, every later iteration fails the same
+    way rather than write a batch with a hole in it."""
+
+    def __init__(self, chunks: Iterator[Buffer]) -> None:
+        self._source: Iterator[Buffer] | None = chunks
+        self._made: list[Buffer] = []
+        self._failed: BaseException | None = None
+
+    def __iter__(self) -> Iterator[Buffer]:
+        index = 0
+        while True:
+            while index < len(self._made):
+                yield self._made[index]
+                index += 1
+            if self._failed is not None:
+                raise self._failed
+            if self._source is None:
+                return
+            try:
+                chunk = next(self._source, None)
+            except BaseException as exc:
+                self._failed = exc
+                raise
+            if chunk is None:
+                self._source = None
+                return
+            self._made.append(chunk)
 
 
 def pack_many(commands: list[tuple[Arg, ...]]) -> bytes:
@@ -107,12 +143,15 @@ __all__ = [
     "WRITE_BYTES",
     "Arg",
     "Buffer",
+    "Deferred",
     "Expiry",
+    "iter_writes",
     "pack_command",
     "pack_get",
     "pack_many",
     "pack_set",
     "resp_args",
+    "set_frame",
     "set_pieces",
     "writes",
 ]

@@ -45,7 +45,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
@@ -454,7 +454,7 @@ class Transport(BaseTransport):
         """One command, one reply."""
         return self.execute_packed((pack_command(args),))
 
-    def execute_packed(self, packed: Sequence[Buffer]) -> Reply:
+    def execute_packed(self, packed: Iterable[Buffer]) -> Reply:
         """One packed command (in the chunks to write), one reply. The hot path of every
         cache call, so the first attempt is inline (execute_many's, less a list)."""
         pool = self._pool
@@ -474,14 +474,14 @@ class Transport(BaseTransport):
         pool.release(conn)
         return reply
 
-    def execute_many(self, packed: Sequence[Buffer], replies: int) -> list[Reply]:
+    def execute_many(self, packed: Iterable[Buffer], replies: int) -> list[Reply]:
         """Several packed commands in one write; every reply is read even after an error."""
         try:
             return self._attempt(packed, replies)
         except _TRANSIENT as exc:
             return self._again(lambda: self._attempt(packed, replies), exc)
 
-    def _attempt(self, packed: Sequence[Buffer], replies: int) -> list[Reply]:
+    def _attempt(self, packed: Iterable[Buffer], replies: int) -> list[Reply]:
         pool = self._pool
         conn = pool.acquire()
         try:
@@ -596,7 +596,7 @@ async def _areply(conn: _AsyncTlsConnection) -> Reply:
 
 
 # A caller's commands in a coalesced write: (chunks, replies to read, where they go).
-_Queued = tuple[Sequence[Buffer], int, "asyncio.Future[list[Reply]]"]
+_Queued = tuple[Iterable[Buffer], int, "asyncio.Future[list[Reply]]"]
 
 
 class AsyncTransport(BaseTransport):
@@ -674,16 +674,16 @@ class AsyncTransport(BaseTransport):
     async def execute(self, *args: Arg) -> Reply:
         return await self.execute_packed((pack_command(args),))
 
-    async def execute_packed(self, packed: Sequence[Buffer]) -> Reply:
+    async def execute_packed(self, packed: Iterable[Buffer]) -> Reply:
         return (await self.execute_many(packed, 1))[0]
 
-    async def execute_many(self, packed: Sequence[Buffer], replies: int) -> list[Reply]:
+    async def execute_many(self, packed: Iterable[Buffer], replies: int) -> list[Reply]:
         try:
             return await self._submit(packed, replies)
         except _TRANSIENT as exc:
             return await self._again(lambda: self._submit(packed, replies), exc)
 
-    def _submit(self, packed: Sequence[Buffer], replies: int) -> asyncio.Future[list[Reply]]:
+    def _submit(self, packed: Iterable[Buffer], replies: int) -> asyncio.Future[list[Reply]]:
         """Queue one caller's commands for the next flush; the future gets its replies."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[list[Reply]] = loop.create_future()

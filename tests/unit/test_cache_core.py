@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import ast
 import logging
+import os
 import ssl
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from secure_cache.resp import (
     JOIN_BYTES,
     WRITE_BYTES,
     Buffer,
+    Deferred,
     pack_command,
     pack_get,
     pack_set,
@@ -48,7 +50,7 @@ KEY = CORE_DATA_KEY
 OLD = bytes(range(50, 82))
 
 
-def _commands(packed: Sequence[Buffer]) -> list[list[bytes]]:
+def _commands(packed: Iterable[Buffer]) -> list[list[bytes]]:
     """The commands in a call's writes, in order."""
     reader = hiredis.Reader()
     for chunk in packed:
@@ -138,6 +140,97 @@ def test_set_pieces__written_are_the_hiredis_encoding(size: int, ttl: float | No
         assert chunks[1] is body
     else:
         assert len(chunks) == 1
+
+
+@pytest.mark.parametrize("ttl", [None, 60], ids=["no-ttl", "ex"])
+def test_set__a_large_value_is_one_piece_to_write(ttl: float | None) -> None:
+    """Its framing and envelope in one buffer: three pieces cost three writes and TLS
+    records, and the two short ones woke Redis twice more per SET."""
+    core = CacheCore(core_settings())
+    value = os.urandom(100 * 1024)
+    packed = list(core.set("big", value, ttl)[0])
+    assert len(packed) == 1
+    [command] = _commands(packed)
+    name = core.stored_name("big")
+    assert command[:2] == [b"SET", name]
+    assert command[3:] == ([] if ttl is None else [b"EX", b"60"])
+    assert core.keyring.open_value(name, logical_key("big"), command[2]) == value
+
+
+def test_set_many__large_values_alone_and_small_ones_joined_in_order() -> None:
+    core = CacheCore(core_settings())
+    items = {f"k{i}": os.urandom(JOIN_BYTES if i % 3 == 0 else 100) for i in range(9)}
+    packed = core.set_many(items, None)[0]
+    commands = _commands(packed)
+    assert [c[1] for c in commands] == [core.stored_name(k) for k in items]
+    for (key, value), command in zip(items.items(), commands, strict=True):
+        assert core.keyring.open_value(command[1], logical_key(key), command[2]) == value
+    # Each large SET is one write of its own; the small ones between them share one.
+    assert len(list(packed)) == 3 + 3
+
+
+def test_set_many__seals_each_value_as_the_writer_takes_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sealing the whole batch before the first byte went out left Redis idle meanwhile."""
+    core = CacheCore(core_settings())
+    keyring = core.keyring
+    sealed: list[bytes] = []
+    seal_framed, seal_with = keyring.seal_framed, keyring._seal_with
+
+    def counting_framed(name: bytes, logical: bytes, value: bytes, frame: Any) -> bytearray:
+        sealed.append(logical)
+        return seal_framed(name, logical, value, frame)
+
+    def counting_with(key: Any, nonce: bytes, name: bytes, logical: bytes, value: bytes) -> Any:
+        sealed.append(logical)
+        return seal_with(key, nonce, name, logical, value)
+
+    monkeypatch.setattr(keyring, "seal_framed", counting_framed)
+    monkeypatch.setattr(keyring, "_seal_with", counting_with)
+    large = {f"large{i}": os.urandom(JOIN_BYTES) for i in range(4)}
+    small = {f"small{i}": os.urandom(10 * 1024) for i in range(60)}  # 26 fill a write
+    for items in (large, small):
+        sealed.clear()
+        packed = core.set_many(items, None)[0]
+        assert sealed == []
+        chunks = iter(packed)
+        first = next(chunks)
+        assert 0 < len(sealed) < len(items)
+        rest = list(chunks)
+        assert sorted(sealed) == sorted(logical_key(k) for k in items)
+        # A retry writes the very same chunks and seals nothing again.
+        assert list(packed) == [first, *rest]
+        assert all(a is b for a, b in zip(packed, [first, *rest], strict=True))
+        assert len(sealed) == len(items)
+
+
+def test_deferred__makes_chunks_on_demand_once_and_replays_them() -> None:
+    made: list[int] = []
+
+    def source() -> Iterator[bytes]:
+        for i in range(3):
+            made.append(i)
+            yield b"chunk%d" % i
+
+    deferred = Deferred(source())
+    assert made == []
+    first = iter(deferred)
+    assert next(first) == b"chunk0"
+    assert made == [0]
+    # A second writer (a retry) starts again from the first chunk without remaking it.
+    assert list(deferred) == [b"chunk0", b"chunk1", b"chunk2"]
+    assert list(first) == [b"chunk1", b"chunk2"]
+    assert made == [0, 1, 2]
+
+
+def test_deferred__a_failed_chunk_fails_every_later_write() -> None:
+    def source() -> Iterator[bytes]:
+        yield b"ok"
+        raise MemoryError
+
+    deferred = Deferred(source())
+    for _ in range(2):  # never the first chunk alone, as if the batch were complete
+        with pytest.raises(MemoryError):
+            list(deferred)
 
 
 def test_writes__joins_small_pieces_in_order_and_keeps_large_ones_apart() -> None:

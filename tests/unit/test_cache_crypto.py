@@ -54,6 +54,35 @@ def test_envelope__has_the_documented_layout(keyring: Keyring) -> None:
     assert LOGICAL not in envelope
 
 
+@pytest.mark.parametrize("compress", [None, 64], ids=["plain", "compressed"])
+def test_seal_framed__is_the_envelope_between_its_framing(compress: int | None) -> None:
+    keyring = Keyring(KEY, compress_min_bytes=compress)
+    name, nonce, value = keyring.primary.name(LOGICAL), bytes(range(12)), b"v" * 40_000
+    lengths: list[int] = []
+
+    def frame(length: int) -> tuple[bytes, bytes]:
+        lengths.append(length)
+        return b"<before %d>" % length, b"<after>"
+
+    framed = keyring._seal_framed_with(keyring.primary, nonce, name, LOGICAL, value, frame)
+    prefix, body = keyring._seal_with(keyring.primary, nonce, name, LOGICAL, value)
+    envelope = prefix + body
+    # The framing was asked for the envelope's true length (also when compressed), and the
+    # buffer is exactly that framing around the same envelope seal() makes.
+    assert lengths == [len(envelope)]
+    assert bytes(framed) == b"<before %d>" % len(envelope) + envelope + b"<after>"
+    assert keyring.open_value(name, LOGICAL, envelope) == value
+
+
+def test_seal_framed__draws_a_fresh_nonce(keyring: Keyring) -> None:
+    name = keyring.primary.name(LOGICAL)
+    frames = [
+        keyring.seal_framed(name, LOGICAL, b"x" * 20_000, lambda _: (b"", b"")) for _ in range(2)
+    ]
+    assert frames[0][6:18] != frames[1][6:18]
+    assert all(keyring.open_value(name, LOGICAL, bytes(f)) == b"x" * 20_000 for f in frames)
+
+
 def test_seal__is_deterministic_for_a_fixed_nonce(keyring: Keyring) -> None:
     name = keyring.primary.name(LOGICAL)
     nonce = b"\x00" * 12
@@ -102,6 +131,7 @@ def test_seal_many__slices_one_os_urandom_draw_into_distinct_nonces(
     logicals = [b"k%d" % i for i in range(50)]
     names = [keyring.primary.name(lg) for lg in logicals]
     parts = keyring.seal_many([(n, lg, b"v" + lg) for n, lg in zip(names, logicals, strict=True)])
+    assert drawn == [12 * 50]  # drawn at once, before any value is sealed
     sealed = [prefix + body for prefix, body in parts]
     assert drawn == [12 * 50]
     assert len({envelope[6:18] for envelope in sealed}) == 50

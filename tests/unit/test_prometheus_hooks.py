@@ -12,6 +12,7 @@ from secure_cache.core import CacheCore
 from secure_cache.errors import BackendUnavailable
 from secure_cache.metrics import SecurityEvents
 from secure_cache.prometheus import CacheMetrics
+from secure_cache.resp import JOIN_BYTES
 from tests.support.cache_env import CORE_DATA_KEY, FakeClock, core_settings
 
 KEY = CORE_DATA_KEY
@@ -83,8 +84,16 @@ def test_get_many__counts_each_wanted_key() -> None:
 def test_set_and_set_many__time_each_seal() -> None:
     core, metrics = _core()
     core.set("k", b"v" * 100, None)
-    core.set_many({"a": b"1", "b": b"2"}, None)
-    assert _envelope(_samples(metrics), "seal") == 3
+    core.set("large", b"v" * JOIN_BYTES, None)  # sealed in place
+    batch = core.set_many({"a": b"1", "b": b"2", "c": b"3" * JOIN_BYTES}, None)[0]
+
+    def seals() -> float:
+        name, op = "secure_cache_envelope_duration_seconds_count", ("operation", "seal")
+        return sum(v for (n, labels), v in _samples(metrics).items() if n == name and op in labels)
+
+    assert seals() == 2  # a batch seals as it is written
+    list(batch)
+    assert seals() == 5
 
 
 def test_fallback__entered_once_left_on_recovery_with_the_replayed_writes() -> None:
