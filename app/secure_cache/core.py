@@ -328,14 +328,15 @@ class CacheCore:
         names = [keyring.primary_name(lg) for _, lg, _ in pairs]
         batch = [(n, lg, v) for n, (_, lg, v) in zip(names, pairs, strict=True)]
         # The small values are sealed together (one nonce draw, Keyring.seal_many).
-        small = [entry for entry in batch if not _in_place(entry[2])]
+        large = [_in_place(value) for _, _, value in batch]
+        small = [entry for entry, big in zip(batch, large, strict=True) if not big]
         sealed = keyring.seal_many(small)
         if self.metrics is not None:
             sealed = self.metrics.timed_seals(sealed, [len(value) for _, _, value in small])
 
         def pieces() -> Iterator[Buffer]:
-            for name, logical, value in batch:
-                if _in_place(value):
+            for (name, logical, value), big in zip(batch, large, strict=True):
+                if big:
                     yield from self._sealed_set(keyring, name, logical, value, expiry)
                 else:
                     yield from set_pieces(name, *next(sealed), expiry)
