@@ -40,15 +40,15 @@ from infra.settings import SettingsError, load_settings, load_stack_file
 
 REDIS_DIR: Final = "/etc/secure-redis"
 APP_DIR: Final = "/etc/secure-cache"
-# Redis still presents an older certificate than its volume holds (its TLS reload has not
-# taken); _wait prints the reload's evidence for it.
+# Redis presents another certificate than its volume holds (its TLS reload has not taken, or
+# the volume was written again); _wait prints the serials and the reload's evidence for it.
 NOT_SERVED: Final = "Redis does not serve the certificate in its volume yet"
 KINDS: Final = ("certs", "passwords", "data-key", "ca", "api-token", "api-token-retire", "all")
 # A script that makes a new TLS connection (a fresh process: no session to resume) and prints
 # the certificate the server presents, as PEM; argv: host, port, the client's material
 # directory (ca.crt, app.crt, app.key). Its serial is read here by cert_serial, as the
 # volume's is: getpeercert()["serialNumber"] writes every byte as two hex digits, so a serial
-# whose first byte is below 0x10 (one random serial in eight) read "0ABC..." beside the
+# whose first byte is below 0x10 (about one random serial in eight) read "0ABC..." beside the
 # volume's "ABC..." and rotate.sh waited for a reload that had taken
 # (tests/integration/test_redis_rotation.py).
 SERVED_SCRIPT: Final = """
