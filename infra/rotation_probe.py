@@ -34,23 +34,31 @@ from typing import Any, Final
 from cryptography.hazmat.primitives import serialization
 
 from infra import pki
+from infra.components.redis import REDIS_ALIAS
 from infra.naming import object_name
 from infra.settings import SettingsError, load_settings, load_stack_file
 
 REDIS_DIR: Final = "/etc/secure-redis"
 APP_DIR: Final = "/etc/secure-cache"
-# Redis still presents an older certificate than its volume holds (its TLS reload has not
-# taken); _wait prints the reload's evidence for it.
+# Redis presents another certificate than its volume holds (its TLS reload has not taken, or
+# the volume was written again); _wait prints the serials and the reload's evidence for it.
 NOT_SERVED: Final = "Redis does not serve the certificate in its volume yet"
 KINDS: Final = ("certs", "passwords", "data-key", "ca", "api-token", "api-token-retire", "all")
-_SERVED: Final = """
+# A script that makes a new TLS connection (a fresh process: no session to resume) and prints
+# the certificate the server presents, as PEM; argv: host, port, the client's material
+# directory (ca.crt, app.crt, app.key). Its serial is read here by cert_serial, as the
+# volume's is: getpeercert()["serialNumber"] writes every byte as two hex digits, so a serial
+# whose first byte is below 0x10 (about one random serial in eight) read "0ABC..." beside the
+# volume's "ABC..." and rotate.sh waited for a reload that had taken
+# (tests/integration/test_redis_rotation.py).
+SERVED_SCRIPT: Final = """
 import socket, ssl, sys
-d = "/etc/secure-cache"
+host, port, d = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 ctx = ssl.create_default_context(cafile=d + "/ca.crt")
 ctx.load_cert_chain(d + "/app.crt", d + "/app.key")
-with socket.create_connection(("redis", int(sys.argv[1])), timeout=5) as raw:
-    with ctx.wrap_socket(raw, server_hostname="redis") as tls:
-        print(tls.getpeercert()["serialNumber"])
+with socket.create_connection((host, port), timeout=5) as raw:
+    with ctx.wrap_socket(raw, server_hostname=host) as tls:
+        print(ssl.DER_cert_to_PEM_cert(tls.getpeercert(binary_form=True)))
 """
 # The API wants the stack's bearer token (app/secure_cache/service.py); it is read from the
 # app's own material volume inside the container and never leaves it.
@@ -102,6 +110,12 @@ def bundle_serials(pem: str) -> list[str]:
 
 def cert_serial(pem: str) -> str:
     return f"{pki.load_certificate(pem.encode()).serial_number:X}"
+
+
+def served_serial(printed: str) -> str:
+    """The serial of the certificate SERVED_SCRIPT printed, in the form cert_serial gives the
+    volume's."""
+    return cert_serial(printed)
 
 
 def issuer_serial(cert_pem: str, bundle_pem: str) -> str | None:
@@ -176,9 +190,11 @@ class Probe:
         ).split()
         return {
             "containers": {"redis": self._started(self.redis), "app": self._started(self.app)},
-            "served_serial": self._exec(
-                self.app, ["python3", "-c", _SERVED, str(self.port)]
-            ).strip(),
+            "served_serial": served_serial(
+                self._exec(
+                    self.app, ["python3", "-c", SERVED_SCRIPT, REDIS_ALIAS, str(self.port), APP_DIR]
+                )
+            ),
             "server_serial": cert_serial(server),
             "server_issuer": issuer_serial(server, redis_ca),
             "app_cert_serial": cert_serial(app_cert),
@@ -348,9 +364,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+def served_evidence(before: dict[str, Any], now: dict[str, Any]) -> str:
+    """Which certificate Redis serves, beside the volume's, now and before the `up`: served ==
+    served before means the reload did not take; a third serial means the volume was written
+    again after the reload."""
+    return (
+        f"serial served to a new connection {now['served_serial']}, in Redis's volume "
+        f"{now['server_serial']}; before this up: served {before['served_serial']}, "
+        f"volume {before['server_serial']}"
+    )
+
+
 def _wait(probe: Probe, before: dict[str, Any], timeout: float) -> int:
     deadline = time.monotonic() + timeout
     waiting: list[str] = []
+    now: dict[str, Any] | None = None
     while time.monotonic() < deadline:
         # Traffic first: a client may look at its files only when it is used.
         probe.round_trip()
@@ -370,8 +398,8 @@ def _wait(probe: Probe, before: dict[str, Any], timeout: float) -> int:
         time.sleep(1.0)
     for reason in waiting:
         print(f"rotate: error: not settled after {timeout:.0f}s: {reason}", file=sys.stderr)
-    if NOT_SERVED in waiting:
-        for line in probe.reload_evidence():
+    if NOT_SERVED in waiting and now is not None:
+        for line in [served_evidence(before, now), *probe.reload_evidence()]:
             print(f"rotate: evidence: {line}", file=sys.stderr)
     return 1
 
@@ -382,6 +410,7 @@ if __name__ == "__main__":
 
 __all__ = [
     "KINDS",
+    "SERVED_SCRIPT",
     "Probe",
     "ProbeError",
     "acl_fingerprints",
@@ -392,5 +421,7 @@ __all__ = [
     "main",
     "report_lines",
     "restarted",
+    "served_evidence",
+    "served_serial",
     "unsettled",
 ]

@@ -13,7 +13,10 @@ Each test first shows the state before the reload, so it fails if the reload doe
 from __future__ import annotations
 
 import ssl
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -24,6 +27,7 @@ from redis.retry import Retry
 from infra import pki
 from infra.components.reload import RELOAD_ACL_WORDS, tls_reload_command
 from infra.redis_acl import APP_USER, RELOAD_USER
+from infra.rotation_probe import SERVED_SCRIPT, cert_serial, served_serial
 from infra.secretgen import generate_password
 from tests.support.rotating_redis import HOST_NAME, RotatingRedis, serial
 from tests.support.tls_redis import REDIS_SERVER
@@ -117,6 +121,45 @@ def test_tls_reload__new_connections_get_the_new_certificate_old_ones_stay_up(
     assert established.connection._sock is socket_before, (  # type: ignore[union-attr]
         "the established connection stayed up"
     )
+
+
+def _with_serial_of_odd_length(r: RotatingRedis) -> pki.CertifiedKey:
+    """A new server certificate whose serial has an odd number of hex digits (its first byte
+    is below 0x10): about one random serial in eight."""
+    for _ in range(500):
+        cert = r.issue_server(r.ca)
+        if len(f"{serial(cert):X}") % 2:
+            return cert
+    raise AssertionError("500 certificates without a serial of odd length")
+
+
+def test_rotation_probe__reads_the_served_serial_as_it_reads_the_volumes(
+    rotating: RotatingRedis, tmp_path: Path
+) -> None:
+    """scripts/rotate.sh waits until the serial Redis serves equals the one in its volume
+    (infra/rotation_probe.py: SERVED_SCRIPT from the client's side, cert_serial for the file).
+    For every serial, also one whose hex form has an odd length, the two must read the same
+    certificate the same way, or a renewal that took is reported as not served, forever."""
+    r = rotating
+    app_cert = pki.issue_client_certificate(r.ca, APP_USER, validity_days=2)
+    ctx = r.client_context(app_cert)
+    (tmp_path / "ca.crt").write_bytes(pki.trust_bundle([c.cert_pem for c in r.trusted]))
+    (tmp_path / "app.crt").write_bytes(app_cert.cert_pem)
+    (tmp_path / "app.key").write_bytes(app_cert.key_pem)
+    for cert in (r.issue_server(r.ca), _with_serial_of_odd_length(r)):
+        r.server_cert = cert
+        r.deliver()
+        _reload_tls(r)
+        assert r.served_serial(ctx) == serial(cert), "Redis serves the new certificate"
+        printed = subprocess.run(
+            [sys.executable, "-c", SERVED_SCRIPT, HOST_NAME, str(r.port), str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+        in_volume = (r.volume / "server.crt").read_text()
+        assert served_serial(printed) == cert_serial(in_volume), f"serial {serial(cert):X}"
 
 
 def test_tls_reload__a_mismatched_key_is_refused_and_the_old_material_kept(

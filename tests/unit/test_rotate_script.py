@@ -314,7 +314,7 @@ class _StaleServer:
         return True
 
     def snapshot(self) -> dict[str, Any]:
-        return _snapshot(served_serial="OLD")
+        return _snapshot(server_serial="A2")  # still serving A1
 
     def reload_evidence(self) -> list[str]:
         return ["secure-redis-dev-reload-tls: exit 0"]
@@ -327,4 +327,8 @@ def test_wait__a_certificate_that_is_not_served_prints_the_reloads_evidence(
     assert rotation_probe._wait(stale, _snapshot(), timeout=0.01) == 1  # type: ignore[arg-type]
     err = capsys.readouterr().err
     assert f"not settled after 0s: {rotation_probe.NOT_SERVED}" in err
+    assert (
+        "rotate: evidence: serial served to a new connection A1, in Redis's volume A2; "
+        "before this up: served A1, volume A1"
+    ) in err, "which certificate is served: the old one (the reload did not take) or another"
     assert "rotate: evidence: secure-redis-dev-reload-tls: exit 0" in err
