@@ -8,6 +8,7 @@ fix; the checker turns it into exit code 2, never into a pass.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -84,6 +85,7 @@ def parse_records(data: Any, *, source: str, stack: str | None, project: str) ->
         shown = _shown(name)
         if not isinstance(props, dict):
             raise RecordError(f'{where} ({shown}): "props" must be a JSON object')
+        _check_finite(props, f"{where} ({shown}): props")
         options = item.get("options") or {}
         if not isinstance(options, dict):
             raise RecordError(f'{where} ({shown}): "options" must be a JSON object')
@@ -103,6 +105,22 @@ def parse_records(data: Any, *, source: str, stack: str | None, project: str) ->
         seen.add(urn)
         records.append(Record(type_, name, props, urn, options))
     return records
+
+
+def _check_finite(value: Any, where: str) -> None:
+    """Python's JSON reader turns NaN, Infinity and numbers beyond 1.8e308 into floats that no
+    protobuf Struct (the pack's wire format) carries; say where, instead of failing in the pack."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise RecordError(
+            f"{where} is not a finite number (NaN, Infinity or beyond 1.8e308 are not JSON "
+            f"numbers the engine sends); write the value the program declares"
+        )
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_finite(item, f"{where}.{_shown(str(key))}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_finite(item, f"{where}[{index}]")
 
 
 def _shown(value: str) -> str:
