@@ -254,6 +254,32 @@ def test_swarm_service_as_root_without_selinux_on_ingress__is_rejected() -> None
     )
 
 
+def _swarm_redis(container_spec: dict[str, Any], port: int = 6379) -> list[Record]:
+    props = {
+        "name": "shop-redis",
+        "taskSpec": {"containerSpec": container_spec, "networks": ["backend"]},
+        "endpointSpec": {"ports": [{"targetPort": port, "publishedPort": port}]},
+    }
+    return stack({"type": SERVICE, "name": "redis-master", "props": props})  # fmt: skip
+
+
+def test_swarm_service_running_redis__is_judged_by_the_redis_rules() -> None:
+    """Murat2424/terraform-docker (tests/policy/external): a Bitnami Redis service with
+    ALLOW_EMPTY_PASSWORD=yes got the container rules only; its server went unjudged."""
+    records = _swarm_redis({"image": "bitnami/redis:latest",
+                            "env": {"ALLOW_EMPTY_PASSWORD": "yes"}})  # fmt: skip
+    assert only(run_rule("redis-auth-required", records)).startswith(
+        "Redis service redis-master (shop-redis) must set aclfile on its command line"
+    )
+    plaintext = _swarm_redis({"image": "redis:7.2", "args": ["--port", "6379"]})
+    assert only(run_rule("redis-tls-only", plaintext)) == (
+        "Redis service redis-master (shop-redis) must set port 0 (with tls-port) so it accepts "
+        "TLS connections only; it listens for plaintext connections."
+    )
+    web = _swarm_redis({"image": "nginx:1.27"}, port=8080)
+    assert run_rule("redis-tls-only", web) == []
+
+
 def test_registry_image_skipping_tls_verification__is_rejected() -> None:
     push = {"name": "reg.example/app:1", "insecureSkipVerify": True}
     records = stack({"type": REGISTRY_IMAGE, "name": "push",
