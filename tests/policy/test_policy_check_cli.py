@@ -84,6 +84,10 @@ def test_stack__renders_the_program_and_uses_its_config() -> None:
                      "props.ports[0].internal is not a finite number", id="nan-literal"),
         pytest.param('[{"type": "t", "name": "a", "props": {"cpus": -Infinity}}]',
                      "props.cpus is not a finite number", id="infinity-literal"),
+        pytest.param('[{"type": "t", "name": "a", "props": {"x": ' + "[" * 400 + "]" * 400
+                     + "}}]", "record 0 (a): props.x[0][0]", id="props-nested-400-deep"),
+        pytest.param("[" * 100_000 + "]" * 100_000, "nests lists or objects too deeply",
+                     id="file-nested-100000-deep"),
     ],
 )  # fmt: skip
 def test_unusable_input__exit_2_with_a_message(
