@@ -94,6 +94,7 @@ def parse_records(data: Any, *, source: str, stack: str | None, project: str) ->
         options = item.get("options") or {}
         if not isinstance(options, dict):
             raise RecordError(f'{where} ({shown}): "options" must be a JSON object')
+        _check_options(options, f"{where} ({shown}): options")
         urn = item.get("urn")
         if not urn:
             if not stack:
@@ -110,6 +111,22 @@ def parse_records(data: Any, *, source: str, stack: str | None, project: str) ->
         seen.add(urn)
         records.append(Record(type_, name, props, urn, options))
     return records
+
+
+def _check_options(options: Mapping[str, Any], where: str) -> None:
+    """The resource options the analyzer sends (policies/analyzer.py) in the engine's types: a
+    string or an object where a list belongs would be read letter by letter or key by key."""
+    for key in ("additionalSecretOutputs", "ignoreChanges"):
+        value = options.get(key)
+        if value is not None and not (
+            isinstance(value, list) and all(isinstance(v, str) for v in value)
+        ):
+            raise RecordError(f"{where}.{key} must be a list of property names")
+    for key in ("protect", "deleteBeforeReplace"):
+        if options.get(key) is not None and not isinstance(options[key], bool):
+            raise RecordError(f"{where}.{key} must be true or false")
+    if options.get("parent") is not None and not isinstance(options["parent"], str):
+        raise RecordError(f"{where}.parent must be the parent's URN")
 
 
 # Deeper than any pulumi-docker property; protobuf (the pack's wire format) refuses 100 levels.

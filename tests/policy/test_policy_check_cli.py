@@ -88,6 +88,15 @@ def test_stack__renders_the_program_and_uses_its_config() -> None:
                      + "}}]", "record 0 (a): props.x[0][0]", id="props-nested-400-deep"),
         pytest.param("[" * 100_000 + "]" * 100_000, "nests lists or objects too deeply",
                      id="file-nested-100000-deep"),
+        pytest.param([{"type": "t", "name": "a",
+                       "options": {"additionalSecretOutputs": {"envs": 1}}}],
+                     "options.additionalSecretOutputs must be a list of property names",
+                     id="secret-outputs-object"),
+        pytest.param([{"type": "t", "name": "a", "options": {"ignoreChanges": "envs"}}],
+                     "options.ignoreChanges must be a list of property names",
+                     id="ignore-changes-string"),
+        pytest.param([{"type": "t", "name": "a", "options": {"protect": "false"}}],
+                     "options.protect must be true or false", id="protect-string"),
     ],
 )  # fmt: skip
 def test_unusable_input__exit_2_with_a_message(
