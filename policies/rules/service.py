@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final
 
-from policies.rules import container, network, secret
+from policies.rules import container, image, network, secret
 from policies.rules._model import SERVICE, Config, Resource, ResourceRule
 from policies.rules._service_shape import as_container
 
@@ -28,6 +28,7 @@ _CHECKS: Final[tuple[Callable[[Resource, Config], Iterator[str]], ...]] = (
     container.mount_propagation_private,
     container.memory_limited,
     container.healthcheck_defined,
+    image.container_pinned,
     network.ports_bound_to_interface,
     secret.env_not_plain,
     secret.argv_not_plain,
@@ -69,6 +70,14 @@ RULES: Final = (
         description="Swarm services run their tasks as hardened as containers must be.",
         resource_types=(SERVICE,),
         check=task_hardened,
-        refs=("RUNTIME-07", "RUNTIME-02", "RUNTIME-06", "RUNTIME-08", "NET-03", "SECRET-02"),
+        refs=(
+            "RUNTIME-07",
+            "RUNTIME-02",
+            "RUNTIME-06",
+            "RUNTIME-08",
+            "NET-03",
+            "SECRET-02",
+            "IMAGE-01",
+        ),
     ),
 )

@@ -280,6 +280,16 @@ def test_swarm_service_running_redis__is_judged_by_the_redis_rules() -> None:
     assert run_rule("redis-tls-only", web) == []
 
 
+def test_swarm_service_on_a_mutable_tag__is_rejected_like_a_container() -> None:
+    tagged = _swarm_redis({"image": "bitnami/redis:latest", "user": "70001:70001"})
+    assert any(
+        m.startswith("Service redis-master (shop-redis) must reference its image by ID or digest")
+        for m in run_rule("service-task-hardened", tagged)
+    )
+    pinned = _swarm_redis({"image": "redis@sha256:" + "4" * 64})
+    assert not any("by ID or digest" in m for m in run_rule("service-task-hardened", pinned))
+
+
 def test_registry_image_skipping_tls_verification__is_rejected() -> None:
     push = {"name": "reg.example/app:1", "insecureSkipVerify": True}
     records = stack({"type": REGISTRY_IMAGE, "name": "push",
