@@ -52,6 +52,9 @@ def as_container(props: Mapping[str, Any]) -> dict[str, Any]:
         "memory": memory / _BYTES_PER_MB if memory else None,
         "ports": ports,
         "networksAdvanced": _networks(task),
+        # Every port the service publishes, in either mode; Swarm picks a published port when
+        # none is given (network-redis-no-published-port reads it for a service).
+        "endpointPorts": items(mapping(props.get("endpointSpec")).get("ports")),
     }
 
 

@@ -15,6 +15,7 @@ from policies.rules._model import (
     CONTAINER,
     DOCKER_PROVIDER,
     NETWORK,
+    SERVICE,
     Resource,
     ResourceRule,
     StackRule,
@@ -75,11 +76,18 @@ def ports_bound_to_interface(resource: Resource, _config: Mapping[str, Any]) -> 
 def redis_no_published_port(
     resources: Sequence[Resource], _config: Mapping[str, Any]
 ) -> Iterator[Violation]:
-    for server in redis_servers(resources):
+    for server in redis_servers(resources, services=True):
         props = server.resource.props
-        if items(props.get("ports"), "ports") or flag(props.get("publishAllPorts")) is True:
+        if server.resource.type == SERVICE:
+            published, where = bool(items(props.get("endpointPorts"))), "(endpointSpec.ports)"
+        else:
+            published = bool(items(props.get("ports"), "ports")) or (
+                flag(props.get("publishAllPorts")) is True
+            )
+            where = "to the Docker host"
+        if published:
             yield Violation(
-                f"{redis_label(server.resource)} must not publish ports to the Docker host; "
+                f"{redis_label(server.resource)} must not publish ports {where}; "
                 f"clients reach it over an internal network.",
                 server.resource.urn,
             )

@@ -280,6 +280,29 @@ def test_swarm_service_running_redis__is_judged_by_the_redis_rules() -> None:
     assert run_rule("redis-tls-only", web) == []
 
 
+@pytest.mark.parametrize(
+    "port",
+    [{"targetPort": 6379, "publishedPort": 6379},
+     {"targetPort": 6379, "publishedPort": 6379, "publishMode": "host"},
+     {"targetPort": 6379}],
+    ids=["ingress", "host-mode", "random-published-port"],
+)  # fmt: skip
+def test_swarm_service_running_redis__publishes_no_port(port: dict[str, Any]) -> None:
+    """NET-04: service-task-hardened asks published ports to use host mode; a Redis service
+    publishes none at all (Swarm publishes a port without publishedPort on a random one)."""
+
+    def service(endpoint: dict[str, Any]) -> list[Record]:
+        props = {"name": "shop-redis", "taskSpec": {"containerSpec": {"image": "redis:7.2"}},
+                 "endpointSpec": endpoint}  # fmt: skip
+        return stack({"type": SERVICE, "name": "redis-master", "props": props})
+
+    assert only(run_rule("network-redis-no-published-port", service({"ports": [port]}))) == (
+        "Redis service redis-master (shop-redis) must not publish ports (endpointSpec.ports); "
+        "clients reach it over an internal network."
+    )
+    assert run_rule("network-redis-no-published-port", service({})) == []
+
+
 def test_swarm_service_on_a_mutable_tag__is_rejected_like_a_container() -> None:
     tagged = _swarm_redis({"image": "bitnami/redis:latest", "user": "70001:70001"})
     assert any(
