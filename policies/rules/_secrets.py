@@ -34,9 +34,12 @@ _STRONG_SECRET_WORDS: Final = frozenset(
     {"password", "passwd", "passphrase", "secret", "token", "credential", "credentials"}
 )
 _ABOUT_A_SECRET: Final = frozenset(
-    {"file", "path", "dir", "length", "len", "ttl", "expiry", "expires", "expiration", "timeout",
-     "name", "id", "enabled", "mode", "type", "url", "uri", "endpoint", "host", "port",
-     "algorithm", "version", "policy", "header"}
+    {"file", "path", "dir", "length", "len", "min", "max", "size", "count", "limit", "ttl",
+     "expiry", "expires", "expiration", "timeout", "interval", "seconds", "minutes", "hours",
+     "days", "rotation", "name", "id", "prefix", "enabled", "required", "mode", "type", "kind",
+     "format", "encoding", "url", "uri", "endpoint", "host", "port", "region", "provider",
+     "backend", "store", "source", "algorithm", "method", "version", "policy", "header", "scope",
+     "scopes", "audience", "issuer", "permissions"}
 )  # fmt: skip
 # Flag values: a variable set to one of these switches something on or off (Bitnami's
 # ALLOW_EMPTY_PASSWORD=yes turns authentication off); it is a setting, not a credential.
