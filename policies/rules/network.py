@@ -163,11 +163,13 @@ def redis_internal_only(
     resources: Sequence[Resource], _config: Mapping[str, Any]
 ) -> Iterator[Violation]:
     declared = _declared_networks(resources)
-    for server in redis_servers(resources):
+    for server in redis_servers(resources, services=True):
         resource = server.resource
+        service = resource.type == SERVICE
         mode = text(resource.props.get("networkMode")) or ""
         names = network_names(resource.props)
-        if (
+        # A Swarm service has no network mode; its networks are judged below.
+        if not service and (
             mode == "host"
             or mode.startswith("container:")
             or (not names and mode in _DEFAULT_BRIDGE_MODES)
@@ -181,10 +183,13 @@ def redis_internal_only(
         for index, name in enumerate(names):
             network = declared.get(name)
             if network is None:
+                # A service's networks come from v4 networksAdvanceds or v3 networks, so its
+                # index would be ambiguous: name the network instead.
+                which = f"its network {name!r}" if service else f"networksAdvanced[{index}]"
                 yield Violation(
                     f"{redis_label(resource)} must attach only to networks this stack "
-                    f"declares with internal: true; networksAdvanced[{index}] is not declared "
-                    f"here, so it cannot be verified.",
+                    f"declares with internal: true; {which} is not declared here, so it cannot "
+                    f"be verified.",
                     resource.urn,
                 )
             elif flag(network.props.get("internal"), "internal") is not True:

@@ -303,6 +303,32 @@ def test_swarm_service_running_redis__publishes_no_port(port: dict[str, Any]) ->
     assert run_rule("network-redis-no-published-port", service({})) == []
 
 
+def test_swarm_service_running_redis__joins_only_internal_networks_of_the_stack() -> None:
+    def service(*networks: dict[str, Any]) -> list[Record]:
+        props = {
+            "name": "shop-redis",
+            "taskSpec": {
+                "containerSpec": {"image": "redis:7.2"},
+                "networks": ["backend", "shared"],
+            },
+        }
+        return stack({"type": SERVICE, "name": "redis-master", "props": props}, *networks)
+
+    open_backend = {"type": NETWORK, "name": "backend", "props": {"name": "backend",
+                    "driver": "overlay"}}  # fmt: skip
+    assert run_rule("network-redis-internal-only", service(open_backend)) == [
+        "Network backend must set internal: true, because Redis service redis-master "
+        "(shop-redis) joins it; it has a route to other networks.",
+        "Redis service redis-master (shop-redis) must attach only to networks this stack "
+        "declares with internal: true; its network 'shared' is not declared here, so it cannot "
+        "be verified.",
+    ]
+    internal = {"type": NETWORK, "name": "backend", "props": {"name": "backend",
+                "driver": "overlay", "internal": True}}  # fmt: skip
+    shared = {"type": NETWORK, "name": "shared", "props": {"name": "shared", "internal": True}}
+    assert run_rule("network-redis-internal-only", service(internal, shared)) == []
+
+
 def test_swarm_service_on_a_mutable_tag__is_rejected_like_a_container() -> None:
     tagged = _swarm_redis({"image": "bitnami/redis:latest", "user": "70001:70001"})
     assert any(
