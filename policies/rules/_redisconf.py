@@ -468,9 +468,10 @@ def recognised(
 ) -> list[tuple[RedisServer | None, tuple[Resource, Recognition]]]:
     """Every container with its recognition; the RedisServer where the verdict is SERVER.
 
-    With `services`, Swarm services too, read in a container's shape (their server settings
-    mean the same; the network rules keep to containers, service-task-hardened covers a
-    service's ports)."""
+    With `services`, Swarm services too, read in a container's shape: their server settings,
+    published ports and networks mean the same (the redis-* server rules and the
+    network-redis-* rules ask for them; the TLS certificate and client rules keep to
+    containers, whose uploads and envs they read)."""
     everything = list(resources)
     images = ImageIndex(everything)
     stack_floor = floor(everything)
