@@ -273,7 +273,7 @@ class _Reader:
             return parse(str(PROFILES[Environment.DEVELOPMENT][key]))
 
     def integer(self, key: str, low: int, high: int) -> int:
-        return self.read(key, lambda text: _bounded(int(_no_bool(text)), low, high, key))
+        return self.read(key, lambda text: _bounded(_whole(text, low, high, key), low, high, key))
 
     def number(self, key: str, low: float, high: float) -> float:
         return self.read(key, lambda text: _bounded(float(_no_bool(text)), low, high, key))
@@ -283,6 +283,17 @@ def _no_bool(text: str) -> str:
     if text.lower() in {"true", "false"}:
         raise ValueError("expected a number")
     return text
+
+
+def _whole(text: str, low: int, high: int, key: str) -> int:
+    try:
+        return int(_no_bool(text))
+    except ValueError:
+        # int()'s own text ("invalid literal for int() with base 10") names no fix.
+        raise ValueError(
+            f"expected a whole number from {low} to {high}; run "
+            f"`pulumi config set {NAMESPACE}:{key} <value>`"
+        ) from None
 
 
 def _bounded(value: _T, low: Any, high: Any, key: str) -> _T:

@@ -8,11 +8,12 @@ fix; the checker turns it into exit code 2, never into a pass.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from infra.proppath import PropPath
 from infra.pulumi_names import is_urn, make_urn, urn_parts
@@ -59,6 +60,11 @@ def load_records(path: Path, *, stack: str | None, project: str) -> list[Record]
             f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
             f"pass the output of `python -m infra.preview --stack S --json`"
         ) from exc
+    except RecursionError as exc:
+        raise RecordError(
+            f"{path} nests lists or objects too deeply to read; pass the output of "
+            f"`python -m infra.preview --stack S --json`"
+        ) from exc
     return parse_records(data, source=str(path), stack=stack, project=project)
 
 
@@ -84,9 +90,11 @@ def parse_records(data: Any, *, source: str, stack: str | None, project: str) ->
         shown = _shown(name)
         if not isinstance(props, dict):
             raise RecordError(f'{where} ({shown}): "props" must be a JSON object')
+        _check_values(props, f"{where} ({shown}): props")
         options = item.get("options") or {}
         if not isinstance(options, dict):
             raise RecordError(f'{where} ({shown}): "options" must be a JSON object')
+        _check_options(options, f"{where} ({shown}): options")
         urn = item.get("urn")
         if not urn:
             if not stack:
@@ -103,6 +111,48 @@ def parse_records(data: Any, *, source: str, stack: str | None, project: str) ->
         seen.add(urn)
         records.append(Record(type_, name, props, urn, options))
     return records
+
+
+def _check_options(options: Mapping[str, Any], where: str) -> None:
+    """The resource options the analyzer sends (policies/analyzer.py) in the engine's types: a
+    string or an object where a list belongs would be read letter by letter or key by key."""
+    for key in ("additionalSecretOutputs", "ignoreChanges"):
+        value = options.get(key)
+        if value is not None and not (
+            isinstance(value, list) and all(isinstance(v, str) for v in value)
+        ):
+            raise RecordError(f"{where}.{key} must be a list of property names")
+    for key in ("protect", "deleteBeforeReplace"):
+        if options.get(key) is not None and not isinstance(options[key], bool):
+            raise RecordError(f"{where}.{key} must be true or false")
+    if options.get("parent") is not None and not isinstance(options["parent"], str):
+        raise RecordError(f"{where}.parent must be the parent's URN")
+
+
+# Deeper than any pulumi-docker property; protobuf (the pack's wire format) refuses 100 levels.
+MAX_DEPTH: Final = 64
+
+
+def _check_values(value: Any, where: str, depth: int = 0) -> None:
+    """Python's JSON reader turns NaN, Infinity and numbers beyond 1.8e308 into floats that no
+    protobuf Struct carries, and nesting has no bound there: say where, instead of failing in
+    the pack or in a recursion."""
+    if depth > MAX_DEPTH:
+        raise RecordError(
+            f"{where} nests more than {MAX_DEPTH} levels of lists and objects; no resource "
+            f"property does, so check how the file was generated"
+        )
+    if isinstance(value, float) and not math.isfinite(value):
+        raise RecordError(
+            f"{where} is not a finite number (NaN, Infinity or beyond 1.8e308 are not JSON "
+            f"numbers the engine sends); write the value the program declares"
+        )
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_values(item, f"{where}.{_shown(str(key))}", depth + 1)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_values(item, f"{where}[{index}]", depth + 1)
 
 
 def _shown(value: str) -> str:

@@ -348,13 +348,19 @@ def _cache_key(raw: bytes) -> str:
 
 
 def _ttl(query: bytes) -> int | None:
+    """The one `ttl` a PUT may carry. Anything else is refused, not ignored: a misspelt
+    `?tll=60`, a blank `?ttl=` or a second ttl would otherwise store the value with no expiry
+    or with one the client did not mean."""
     try:
-        values = parse_qs(query.decode("ascii"), strict_parsing=False).get("ttl")
+        params = parse_qs(query.decode("ascii"), keep_blank_values=True)
     except UnicodeDecodeError:
-        values = ["bad"]
+        params = {"ttl": ["bad"]}
+    if set(params) - {"ttl"} or len(params.get("ttl", [])) > 1:
+        raise Reply(HTTPStatus.BAD_REQUEST, "PUT /cache/{key} takes one query parameter: ttl")
+    values = params.get("ttl")
     if not values:
         return None
-    raw = values[-1]
+    raw = values[0]
     if raw.isascii() and raw.isdigit() and 0 < int(raw) <= MAX_TTL_SECONDS:
         return int(raw)
     raise Reply(

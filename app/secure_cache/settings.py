@@ -494,7 +494,9 @@ def _read_text(var: str, path: str, problems: list[str]) -> str | None:
         )
     except IsADirectoryError:
         problems.append(f"{var}={path} is a directory; point it at the file itself.")
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError:
+        problems.append(f"{var}={path} is not UTF-8 text; write the value as plain text.")
+    except OSError as exc:
         problems.append(f"{var}={path} could not be read ({type(exc).__name__}).")
     return None
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from infra.profiles import LEAF_VALIDITY_LIMIT, PASSWORD_FLOOR, REQUIRED_TLS_MIN, Environment
-from policies.rules._model import CONTAINER, Resource
+from policies.rules._model import CONTAINER, Resource, Unreadable
 from policies.rules._props import envs
 
 
@@ -77,12 +77,19 @@ def strictest(found: Iterable[Environment]) -> Environment:
 
 
 def declared(resources: Iterable[Resource]) -> Environment:
-    """What the stack's containers declare; an unrecognised value counts as production."""
+    """What the stack's containers declare; an unrecognised value counts as production, and so
+    do `envs` the pack cannot read (the envs rules report them; a hidden declaration could be
+    production)."""
     found: list[Environment] = []
     for resource in resources:
         if resource.type != CONTAINER:
             continue
-        for key, value in envs(resource.props):
+        try:
+            variables = envs(resource.props)
+        except Unreadable:
+            found.append(Environment.PRODUCTION)
+            continue
+        for key, value in variables:
             if key.upper() in _DECLARING_VARIABLES:
                 found.append(parse(value) or Environment.PRODUCTION)
     return strictest(found)

@@ -21,7 +21,7 @@ from pathlib import PurePosixPath
 from typing import Any, Final
 
 from infra.rendered_resource import REDACTED  # what `infra.preview --json` prints for a secret
-from policies.rules._model import Resource, Unreadable, kind_of
+from policies.rules._model import SERVICE, Resource, Unreadable, kind_of
 
 # Docker takes `memory` in MB; a value above 1 TiB was almost certainly given in bytes.
 _MAX_PLAUSIBLE_MEMORY_MB: Final = 1024 * 1024
@@ -220,4 +220,4 @@ def of_type(resources: Sequence[Resource], resource_type: str) -> Iterator[Resou
 
 
 def redis_label(resource: Resource) -> str:
-    return label(resource, "Redis container")
+    return label(resource, "Redis service" if resource.type == SERVICE else "Redis container")

@@ -33,6 +33,7 @@ from policies.rules._model import (
     IMAGE,
     REGISTRY_IMAGE,
     REMOTE_IMAGE,
+    SERVICE,
     Resource,
     Unreadable,
 )
@@ -49,6 +50,7 @@ from policies.rules._props import (
     text,
     uploads,
 )
+from policies.rules._service_shape import as_container
 
 SERVER_BINARIES: Final = frozenset({"redis-server", "redis-stack-server", "valkey-server"})
 # Redis tools that are not a server: a container running one of these is a client.
@@ -457,18 +459,25 @@ class RedisServer:
         return users
 
 
-def redis_servers(resources: Iterable[Resource]) -> list[RedisServer]:
-    return [server for server, _ in recognised(resources) if server is not None]
+def redis_servers(resources: Iterable[Resource], *, services: bool = False) -> list[RedisServer]:
+    return [server for server, _ in recognised(resources, services=services) if server]
 
 
 def recognised(
-    resources: Iterable[Resource],
+    resources: Iterable[Resource], *, services: bool = False
 ) -> list[tuple[RedisServer | None, tuple[Resource, Recognition]]]:
-    """Every container with its recognition; the RedisServer where the verdict is SERVER."""
+    """Every container with its recognition; the RedisServer where the verdict is SERVER.
+
+    With `services`, Swarm services too, read in a container's shape: their server settings,
+    published ports and networks mean the same (the redis-* server rules and the
+    network-redis-* rules ask for them; the TLS certificate and client rules keep to
+    containers, whose uploads and envs they read)."""
     everything = list(resources)
     images = ImageIndex(everything)
     stack_floor = floor(everything)
     containers = [r for r in everything if r.type == CONTAINER]
+    if services:
+        containers += _services_as_containers(everything)
     found: list[tuple[RedisServer | None, tuple[Resource, Recognition]]] = []
     for resource in containers:
         try:
@@ -484,6 +493,19 @@ def recognised(
             server = RedisServer(resource, settings, files, stack_floor)
         found.append((server, (resource, recognition)))
     return found
+
+
+def _services_as_containers(resources: Sequence[Resource]) -> list[Resource]:
+    shaped = []
+    for resource in resources:
+        if resource.type != SERVICE:
+            continue
+        try:
+            props = as_container(resource.props)
+        except Unreadable:
+            continue  # service-task-hardened reports the property it cannot read
+        shaped.append(Resource(resource.type, resource.name, props, resource.urn))
+    return shaped
 
 
 def network_names(props: Mapping[str, Any]) -> list[str]:

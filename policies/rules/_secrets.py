@@ -21,11 +21,29 @@ from policies.rules._props import (
     text,
 )
 
-# An env var whose *name* says it holds a secret (docs/security-catalog.md SECRET-02). `*_FILE`
-# variants hold a path to a file and are the recommended delivery, so they never match.
+# An env var whose *name* says it holds a secret (docs/security-catalog.md SECRET-02): it ends
+# in one of these words. `*_FILE` variants hold a path to a file and are the recommended
+# delivery, so they never match.
 _SECRET_NAME: Final = re.compile(
     r"(?i)(pass|passwd|password|passphrase|secret|token|private|credentials?|(^|_)keys?|auth)$"
 )
+# Words that name a secret wherever they stand in a name (SECRET_KEY_BASE, DB_PASSWORD_PLAIN,
+# SECRET_ARG), unless the name's last word says the value is *about* the secret (its file,
+# length, lifetime, name, endpoint ...) rather than the secret itself.
+_STRONG_SECRET_WORDS: Final = frozenset(
+    {"password", "passwd", "passphrase", "secret", "token", "credential", "credentials"}
+)
+_ABOUT_A_SECRET: Final = frozenset(
+    {"file", "path", "dir", "length", "len", "min", "max", "size", "count", "limit", "ttl",
+     "expiry", "expires", "expiration", "timeout", "interval", "seconds", "minutes", "hours",
+     "days", "rotation", "name", "id", "prefix", "enabled", "required", "mode", "type", "kind",
+     "format", "encoding", "url", "uri", "endpoint", "host", "port", "region", "provider",
+     "backend", "store", "source", "algorithm", "method", "version", "policy", "header", "scope",
+     "scopes", "audience", "issuer", "permissions"}
+)  # fmt: skip
+# Flag values: a variable set to one of these switches something on or off (Bitnami's
+# ALLOW_EMPTY_PASSWORD=yes turns authentication off); it is a setting, not a credential.
+_FLAG_VALUES: Final = frozenset({"yes", "no", "true", "false", "on", "off"})
 # A URL whose user-info part carries a password (what CKV_SECRET_4 calls basic-auth URLs).
 _URL_WITH_PASSWORD: Final = re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^/\s:@]*:[^/\s@]+@")
 _PRIVATE_KEY: Final = "PRIVATE KEY-----"
@@ -44,6 +62,19 @@ _CLEARTEXT_DIRECTIVE: Final = re.compile(r"(?im)(?:^|\s|--)(?:requirepass|master
 _ACL_CLEARTEXT: Final = re.compile(r"(?im)(?:^|\s)user\s+\S+\s+(?:.*\s)?>\S")
 
 
+def secret_named(name: str, value: str) -> bool:
+    """Whether a variable, label or build argument carries a secret by its name (never looks at
+    what the value is beyond telling a flag apart)."""
+    if not value or value.strip().lower() in _FLAG_VALUES:
+        return False
+    words = [w for w in re.split(r"[_.\-]+", name.lower()) if w]
+    if not words or words[-1] == "file":
+        return False
+    if _SECRET_NAME.search(name):
+        return True
+    return words[-1] not in _ABOUT_A_SECRET and bool(_STRONG_SECRET_WORDS.intersection(words))
+
+
 def cleartext_credential(value: str) -> bool:
     """Whether a text carries a credential in the clear (never returns what it found)."""
     return bool(
@@ -60,9 +91,7 @@ def secret_env_names(props: Mapping[str, Any]) -> list[str]:
     for key, value in envs(props):
         if not value:
             continue
-        if (_SECRET_NAME.search(key) and not key.upper().endswith("_FILE")) or (
-            cleartext_credential(value)
-        ):
+        if secret_named(key, value) or cleartext_credential(value):
             found.append(key)
     return found
 
@@ -74,7 +103,7 @@ def secret_label_names(props: Mapping[str, Any]) -> list[str]:
         entry = mapping(raw, f"labels[{index}]")
         name = text(entry.get("label"), f"labels[{index}].label") or f"labels[{index}]"
         value = text(entry.get("value"), f"labels[{index}].value") or ""
-        if value and (_SECRET_NAME.search(name) or cleartext_credential(value)):
+        if value and (secret_named(name, value) or cleartext_credential(value)):
             found.append(name)
     return sorted(set(found))
 

@@ -15,6 +15,7 @@ from policies.rules._model import (
     CONTAINER,
     DOCKER_PROVIDER,
     NETWORK,
+    SERVICE,
     Resource,
     ResourceRule,
     StackRule,
@@ -75,11 +76,18 @@ def ports_bound_to_interface(resource: Resource, _config: Mapping[str, Any]) -> 
 def redis_no_published_port(
     resources: Sequence[Resource], _config: Mapping[str, Any]
 ) -> Iterator[Violation]:
-    for server in redis_servers(resources):
+    for server in redis_servers(resources, services=True):
         props = server.resource.props
-        if items(props.get("ports"), "ports") or flag(props.get("publishAllPorts")) is True:
+        if server.resource.type == SERVICE:
+            published, where = bool(items(props.get("endpointPorts"))), "(endpointSpec.ports)"
+        else:
+            published = bool(items(props.get("ports"), "ports")) or (
+                flag(props.get("publishAllPorts")) is True
+            )
+            where = "to the Docker host"
+        if published:
             yield Violation(
-                f"{redis_label(server.resource)} must not publish ports to the Docker host; "
+                f"{redis_label(server.resource)} must not publish ports {where}; "
                 f"clients reach it over an internal network.",
                 server.resource.urn,
             )
@@ -155,11 +163,13 @@ def redis_internal_only(
     resources: Sequence[Resource], _config: Mapping[str, Any]
 ) -> Iterator[Violation]:
     declared = _declared_networks(resources)
-    for server in redis_servers(resources):
+    for server in redis_servers(resources, services=True):
         resource = server.resource
+        service = resource.type == SERVICE
         mode = text(resource.props.get("networkMode")) or ""
         names = network_names(resource.props)
-        if (
+        # A Swarm service has no network mode; its networks are judged below.
+        if not service and (
             mode == "host"
             or mode.startswith("container:")
             or (not names and mode in _DEFAULT_BRIDGE_MODES)
@@ -173,10 +183,13 @@ def redis_internal_only(
         for index, name in enumerate(names):
             network = declared.get(name)
             if network is None:
+                # A service's networks come from v4 networksAdvanceds or v3 networks, so its
+                # index would be ambiguous: name the network instead.
+                which = f"its network {name!r}" if service else f"networksAdvanced[{index}]"
                 yield Violation(
                     f"{redis_label(resource)} must attach only to networks this stack "
-                    f"declares with internal: true; networksAdvanced[{index}] is not declared "
-                    f"here, so it cannot be verified.",
+                    f"declares with internal: true; {which} is not declared here, so it cannot "
+                    f"be verified.",
                     resource.urn,
                 )
             elif flag(network.props.get("internal"), "internal") is not True:

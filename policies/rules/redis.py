@@ -70,7 +70,7 @@ def per_server(
     def stack_check(
         resources: Sequence[Resource], config: Mapping[str, Any]
     ) -> Iterator[Violation]:
-        for server in redis_servers(resources):
+        for server in redis_servers(resources, services=True):
             try:
                 messages = list(check(server, config))
             except Unreadable as exc:
@@ -86,7 +86,7 @@ def recognised_or_reported(
     resources: Sequence[Resource], _config: Mapping[str, Any]
 ) -> Iterator[Violation]:
     """Containers that may run Redis but show too little to be judged: said, never skipped."""
-    for _, (resource, recognition) in recognised(resources):
+    for _, (resource, recognition) in recognised(resources, services=True):
         if recognition.verdict is Verdict.UNSURE:
             signs = ", ".join(recognition.signs)
             yield Violation(
@@ -297,11 +297,24 @@ def default_user_disabled(server: RedisServer, _config: Mapping[str, Any]) -> It
     if rules is None:
         yield _unknown(server, "aclfile (readable) with 'user default off'")
         return
-    if acl_users(rules)["default"].enabled:
-        yield (
-            f"{redis_label(server.resource)} must disable the default user "
-            f"('user default off' in its ACL); unauthenticated connections act as it."
+    default = acl_users(rules)["default"]
+    if not default.enabled:
+        return
+    # requirepass gives the default user a password (redis.conf SECURITY), which the ACL model
+    # (only `user` lines) does not see: then it is not anonymous access but a shared identity.
+    requirepass = bool(server.settings.value("requirepass"))
+    if requirepass or not default.nopass:
+        source = " (requirepass)" if requirepass else ""
+        why = (
+            f"every client that knows its password{source} acts as it, with all of its "
+            f"rights: give each client its own ACL user"
         )
+    else:
+        why = "unauthenticated connections act as it"
+    yield (
+        f"{redis_label(server.resource)} must disable the default user "
+        f"('user default off' in its ACL); {why}."
+    )
 
 
 def acl_least_privilege(server: RedisServer, _config: Mapping[str, Any]) -> Iterator[str]:

@@ -29,13 +29,13 @@ from policies.rules._model import (
 )
 from policies.rules._props import envs, items, label, mapping, number, text, uploads
 from policies.rules._secrets import (
-    _SECRET_NAME,
     _URL_WITH_PASSWORD,
     is_secret_upload,
     secret_argv,
     secret_env_names,
     secret_healthcheck,
     secret_label_names,
+    secret_named,
 )
 
 _KEY_MODES: Final = frozenset({0o400, 0o440, 0o600})
@@ -123,7 +123,7 @@ def image_build_args(resource: Resource, _config: Mapping[str, Any]) -> Iterator
         if isinstance(value, str)
         and value
         and (
-            _SECRET_NAME.search(key)
+            secret_named(key, value)
             or _URL_WITH_PASSWORD.search(value)
             or "PRIVATE KEY-----" in value
         )

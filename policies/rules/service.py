@@ -13,11 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final
 
-from policies.rules import container, network, secret
+from policies.rules import container, image, network, secret
 from policies.rules._model import SERVICE, Config, Resource, ResourceRule
-from policies.rules._props import items, mapping, number, strings, text
+from policies.rules._service_shape import as_container
 
-_BYTES_PER_MB: Final = 1024 * 1024
 _CHECKS: Final[tuple[Callable[[Resource, Config], Iterator[str]], ...]] = (
     container.non_root_user,
     container.capabilities_dropped,
@@ -29,47 +28,11 @@ _CHECKS: Final[tuple[Callable[[Resource, Config], Iterator[str]], ...]] = (
     container.mount_propagation_private,
     container.memory_limited,
     container.healthcheck_defined,
+    image.container_pinned,
     network.ports_bound_to_interface,
     secret.env_not_plain,
     secret.argv_not_plain,
 )
-
-
-def as_container(props: Mapping[str, Any]) -> dict[str, Any]:
-    """The container properties a service's task spec amounts to."""
-    task = mapping(props.get("taskSpec"), "taskSpec")
-    spec = mapping(task.get("containerSpec"), "taskSpec.containerSpec")
-    selinux = mapping(mapping(spec.get("privileges")).get("seLinuxContext"))
-    env = mapping(spec.get("env"), "taskSpec.containerSpec.env")
-    limits = mapping(mapping(task.get("resources")).get("limits"))
-    memory = number(limits.get("memoryBytes"), "taskSpec.resources.limits.memoryBytes")
-    ports = []
-    for index, port in enumerate(items(mapping(props.get("endpointSpec")).get("ports"))):
-        entry = mapping(port, f"endpointSpec.ports[{index}]")
-        if (text(entry.get("publishMode")) or "ingress") == "ingress":
-            published = {
-                "internal": entry.get("targetPort"),
-                "external": entry.get("publishedPort"),
-            }
-            ports.append(published)
-    return {
-        "name": text(props.get("name"), "name"),
-        "image": text(spec.get("image"), "taskSpec.containerSpec.image"),
-        "user": text(spec.get("user"), "taskSpec.containerSpec.user"),
-        "readOnly": spec.get("readOnly"),
-        "capabilities": {
-            "adds": strings(spec.get("capAdds"), "capAdds"),
-            "drops": strings(spec.get("capDrops"), "capDrops"),
-        },
-        "securityOpts": ["label=disable"] if selinux.get("disable") is True else [],
-        "mounts": items(spec.get("mounts"), "taskSpec.containerSpec.mounts"),
-        "envs": [f"{key}={value}" for key, value in env.items() if isinstance(value, str)],
-        "entrypoints": strings(spec.get("commands"), "commands"),
-        "command": strings(spec.get("args"), "args"),
-        "healthcheck": {"tests": strings(mapping(spec.get("healthcheck")).get("tests"), "tests")},
-        "memory": memory / _BYTES_PER_MB if memory else None,
-        "ports": ports,
-    }
 
 
 # Container property names in the checks' messages, as a service spells them.
@@ -107,6 +70,14 @@ RULES: Final = (
         description="Swarm services run their tasks as hardened as containers must be.",
         resource_types=(SERVICE,),
         check=task_hardened,
-        refs=("RUNTIME-07", "RUNTIME-02", "RUNTIME-06", "RUNTIME-08", "NET-03", "SECRET-02"),
+        refs=(
+            "RUNTIME-07",
+            "RUNTIME-02",
+            "RUNTIME-06",
+            "RUNTIME-08",
+            "NET-03",
+            "SECRET-02",
+            "IMAGE-01",
+        ),
     ),
 )

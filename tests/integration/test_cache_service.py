@@ -246,6 +246,9 @@ def test_malformed_requests__get_a_json_error(service: Service, request_line: by
         ("PUT", "/cache/k?ttl=0", b"v", 400),
         ("PUT", "/cache/k?ttl=-5", b"v", 400),
         ("PUT", "/cache/k?ttl=soon", b"v", 400),
+        ("PUT", "/cache/k?tll=60", b"v", 400),
+        ("PUT", "/cache/k?ttl=60&ttl=1", b"v", 400),
+        ("PUT", "/cache/k?ttl=", b"v", 400),
         ("PUT", "/cache/", b"v", 400),
         ("GET", "/cache/%FF", None, 400),
         ("GET", "/cache/" + "k" * 5000, None, 400),
@@ -258,6 +261,9 @@ def test_malformed_requests__get_a_json_error(service: Service, request_line: by
         "ttl-zero",
         "ttl-negative",
         "ttl-text",
+        "ttl-misspelt",
+        "ttl-twice",
+        "ttl-blank",
         "empty-key",
         "bad-utf8",
         "long-key",
@@ -273,6 +279,8 @@ def test_bad_requests__are_refused_with_a_json_error(
     assert status == expected
     assert reply.getheader("Content-Type") == "application/json"
     assert _json_error(answer)
+    if method == "PUT":  # a refused write stores nothing (a misspelt ttl kept it forever)
+        assert service.request("GET", path.split("?", maxsplit=1)[0])[0] in (400, 404)
 
 
 def test_truncated_body__stores_nothing(service: Service) -> None:

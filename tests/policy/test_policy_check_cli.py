@@ -78,6 +78,25 @@ def test_stack__renders_the_program_and_uses_its_config() -> None:
                      id="malformed-urn"),
         pytest.param([{"type": "t", "name": "a"}, {"type": "t", "name": "a"}], "same URN",
                      id="duplicate"),
+        pytest.param('[{"type": "t", "name": "a", "props": {"memory": 1e400}}]',
+                     'record 0 (a): props.memory is not a finite number', id="number-overflow"),
+        pytest.param('[{"type": "t", "name": "a", "props": {"ports": [{"internal": NaN}]}}]',
+                     "props.ports[0].internal is not a finite number", id="nan-literal"),
+        pytest.param('[{"type": "t", "name": "a", "props": {"cpus": -Infinity}}]',
+                     "props.cpus is not a finite number", id="infinity-literal"),
+        pytest.param('[{"type": "t", "name": "a", "props": {"x": ' + "[" * 400 + "]" * 400
+                     + "}}]", "record 0 (a): props.x[0][0]", id="props-nested-400-deep"),
+        pytest.param("[" * 100_000 + "]" * 100_000, "nests lists or objects too deeply",
+                     id="file-nested-100000-deep"),
+        pytest.param([{"type": "t", "name": "a",
+                       "options": {"additionalSecretOutputs": {"envs": 1}}}],
+                     "options.additionalSecretOutputs must be a list of property names",
+                     id="secret-outputs-object"),
+        pytest.param([{"type": "t", "name": "a", "options": {"ignoreChanges": "envs"}}],
+                     "options.ignoreChanges must be a list of property names",
+                     id="ignore-changes-string"),
+        pytest.param([{"type": "t", "name": "a", "options": {"protect": "false"}}],
+                     "options.protect must be true or false", id="protect-string"),
     ],
 )  # fmt: skip
 def test_unusable_input__exit_2_with_a_message(
@@ -89,6 +108,20 @@ def test_unusable_input__exit_2_with_a_message(
     stderr = capsys.readouterr().err
     assert error in stderr
     assert "Traceback" not in stderr
+
+
+def test_wrong_typed_props__judged_by_the_pack_not_a_checker_crash(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`envs` as an object is the envs rules' violation (README), also where the checker reads
+    ENVIRONMENT from it to pick the config: an unreadable declaration counts as production."""
+    records = [{"type": CONTAINER, "name": "kv",
+                "props": {"image": "redis:7", "envs": {"ENVIRONMENT": "development"}}}]  # fmt: skip
+    out = io.StringIO()
+    assert run(_args(_write(tmp_path, records)), out) == 1
+    assert "error" not in capsys.readouterr().err
+    assert "production config" in out.getvalue()
+    assert "envs must be a list" in out.getvalue()
 
 
 def test_records_without_urn_need_a_stack_name(

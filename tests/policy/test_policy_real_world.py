@@ -254,6 +254,91 @@ def test_swarm_service_as_root_without_selinux_on_ingress__is_rejected() -> None
     )
 
 
+def _swarm_redis(container_spec: dict[str, Any], port: int = 6379) -> list[Record]:
+    props = {
+        "name": "shop-redis",
+        "taskSpec": {"containerSpec": container_spec, "networks": ["backend"]},
+        "endpointSpec": {"ports": [{"targetPort": port, "publishedPort": port}]},
+    }
+    return stack({"type": SERVICE, "name": "redis-master", "props": props})  # fmt: skip
+
+
+def test_swarm_service_running_redis__is_judged_by_the_redis_rules() -> None:
+    """Murat2424/terraform-docker (tests/policy/external): a Bitnami Redis service with
+    ALLOW_EMPTY_PASSWORD=yes got the container rules only; its server went unjudged."""
+    records = _swarm_redis({"image": "bitnami/redis:latest",
+                            "env": {"ALLOW_EMPTY_PASSWORD": "yes"}})  # fmt: skip
+    assert only(run_rule("redis-auth-required", records)).startswith(
+        "Redis service redis-master (shop-redis) must set aclfile on its command line"
+    )
+    plaintext = _swarm_redis({"image": "redis:7.2", "args": ["--port", "6379"]})
+    assert only(run_rule("redis-tls-only", plaintext)) == (
+        "Redis service redis-master (shop-redis) must set port 0 (with tls-port) so it accepts "
+        "TLS connections only; it listens for plaintext connections."
+    )
+    web = _swarm_redis({"image": "nginx:1.27"}, port=8080)
+    assert run_rule("redis-tls-only", web) == []
+
+
+@pytest.mark.parametrize(
+    "port",
+    [{"targetPort": 6379, "publishedPort": 6379},
+     {"targetPort": 6379, "publishedPort": 6379, "publishMode": "host"},
+     {"targetPort": 6379}],
+    ids=["ingress", "host-mode", "random-published-port"],
+)  # fmt: skip
+def test_swarm_service_running_redis__publishes_no_port(port: dict[str, Any]) -> None:
+    """NET-04: service-task-hardened asks published ports to use host mode; a Redis service
+    publishes none at all (Swarm publishes a port without publishedPort on a random one)."""
+
+    def service(endpoint: dict[str, Any]) -> list[Record]:
+        props = {"name": "shop-redis", "taskSpec": {"containerSpec": {"image": "redis:7.2"}},
+                 "endpointSpec": endpoint}  # fmt: skip
+        return stack({"type": SERVICE, "name": "redis-master", "props": props})
+
+    assert only(run_rule("network-redis-no-published-port", service({"ports": [port]}))) == (
+        "Redis service redis-master (shop-redis) must not publish ports (endpointSpec.ports); "
+        "clients reach it over an internal network."
+    )
+    assert run_rule("network-redis-no-published-port", service({})) == []
+
+
+def test_swarm_service_running_redis__joins_only_internal_networks_of_the_stack() -> None:
+    def service(*networks: dict[str, Any]) -> list[Record]:
+        props = {
+            "name": "shop-redis",
+            "taskSpec": {
+                "containerSpec": {"image": "redis:7.2"},
+                "networks": ["backend", "shared"],
+            },
+        }
+        return stack({"type": SERVICE, "name": "redis-master", "props": props}, *networks)
+
+    open_backend = {"type": NETWORK, "name": "backend", "props": {"name": "backend",
+                    "driver": "overlay"}}  # fmt: skip
+    assert run_rule("network-redis-internal-only", service(open_backend)) == [
+        "Network backend must set internal: true, because Redis service redis-master "
+        "(shop-redis) joins it; it has a route to other networks.",
+        "Redis service redis-master (shop-redis) must attach only to networks this stack "
+        "declares with internal: true; its network 'shared' is not declared here, so it cannot "
+        "be verified.",
+    ]
+    internal = {"type": NETWORK, "name": "backend", "props": {"name": "backend",
+                "driver": "overlay", "internal": True}}  # fmt: skip
+    shared = {"type": NETWORK, "name": "shared", "props": {"name": "shared", "internal": True}}
+    assert run_rule("network-redis-internal-only", service(internal, shared)) == []
+
+
+def test_swarm_service_on_a_mutable_tag__is_rejected_like_a_container() -> None:
+    tagged = _swarm_redis({"image": "bitnami/redis:latest", "user": "70001:70001"})
+    assert any(
+        m.startswith("Service redis-master (shop-redis) must reference its image by ID or digest")
+        for m in run_rule("service-task-hardened", tagged)
+    )
+    pinned = _swarm_redis({"image": "redis@sha256:" + "4" * 64})
+    assert not any("by ID or digest" in m for m in run_rule("service-task-hardened", pinned))
+
+
 def test_registry_image_skipping_tls_verification__is_rejected() -> None:
     push = {"name": "reg.example/app:1", "insecureSkipVerify": True}
     records = stack({"type": REGISTRY_IMAGE, "name": "push",

@@ -340,6 +340,15 @@ def test_unreadable_secret_file__says_which_uid_must_read_it(files: Files, tmp_p
     assert f"not readable by uid {os.getuid()}" in problems[0]
 
 
+def test_secret_file_not_utf8__says_so_and_how_to_fix(files: Files, tmp_path: Path) -> None:
+    path = tmp_path / "pw"
+    path.write_bytes(b"\xff\xfe" + b"p" * 24)
+    problems = _problems(_env(files, REDIS_PASSWORD=None, REDIS_PASSWORD_FILE=str(path)))
+    assert problems == (
+        f"REDIS_PASSWORD_FILE={path} is not UTF-8 text; write the value as plain text.",
+    )
+
+
 def test_every_problem__is_listed_in_one_error(files: Files) -> None:
     env = _env(
         files,

@@ -150,6 +150,15 @@ def test_non_numeric_value__names_key() -> None:
     assert "secure-redis:redisMemoryMb is 'lots'" in message
 
 
+@pytest.mark.parametrize("value", [".inf", "24.5", "[24]", None, "1e400", "ten"])
+def test_non_integer_value__names_key_range_and_fix_not_python_text(value: object) -> None:
+    message = _problems("dev", _config(passwordLength=value))
+    assert "secure-redis:passwordLength is" in message
+    assert "expected a whole number from 16 to 512" in message
+    assert "pulumi config set secure-redis:passwordLength" in message
+    assert "invalid literal" not in message
+
+
 def test_renewal_window_not_below_validity__is_rejected() -> None:
     message = _problems("dev", _config(certValidityDays=30, certRenewBeforeDays=30))
     assert "secure-redis:certRenewBeforeDays (30) must be below" in message

@@ -1,0 +1,79 @@
+"""Generated record files in any shape reach a verdict or a one-line RecordError, never a crash.
+
+The checker's path in `python -m policies.check --resources F --stack-name S`, minus the
+process: `parse_records`, the environment the records declare (`strictness.of_records`), and
+the real pack over its analyzer interface. Property values are arbitrary JSON (wrong types,
+NaN and infinities as Python's JSON reader returns them, nested lists and objects) under the
+names the rules read, on the resource types the rules judge.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from policies import strictness
+from policies.analyzer import PackServer
+from policies.check import evaluate
+from policies.records import RecordError, parse_records
+from policies.rules._model import CONTAINER, IMAGE, NETWORK, REMOTE_IMAGE, SERVICE, VOLUME
+
+pytestmark = pytest.mark.policy
+
+JSON = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-(2**70), max_value=2**70),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.sampled_from([math.nan, math.inf, -math.inf]),  # often enough in a few examples
+        st.text(max_size=12),
+        st.sampled_from(["redis-server", "--port", "0", "ENVIRONMENT=development", "6379"]),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+PROP_NAMES = st.sampled_from(
+    ["image", "command", "entrypoints", "envs", "ports", "memory", "user", "uploads", "mounts",
+     "volumes", "networksAdvanced", "capabilities", "securityOpts", "healthcheck", "taskSpec",
+     "build", "name", "internal", "driverOpts"]
+)  # fmt: skip
+RECORD = st.fixed_dictionaries(
+    {
+        "type": st.sampled_from([CONTAINER, SERVICE, NETWORK, VOLUME, IMAGE, REMOTE_IMAGE]),
+        "name": st.sampled_from(["a", "b", "c"]),
+        "props": st.dictionaries(PROP_NAMES, JSON, max_size=5),
+    }
+)
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.lists(RECORD, min_size=1, max_size=3, unique_by=lambda r: (r["type"], r["name"])))
+def test_any_record_shape__a_verdict_or_a_one_line_record_error(
+    pack: PackServer, data: list[dict[str, Any]]
+) -> None:
+    # Through a JSON round trip, as the checker reads files (json.dumps writes NaN/Infinity).
+    raw = json.loads(json.dumps(data))
+    try:
+        records = parse_records(raw, source="f.json", stack="qa", project="p")
+    except RecordError as exc:
+        error = str(exc)
+    else:
+        error = ""
+    if error:
+        assert len(error.splitlines()) == 1
+        return
+    config = json.loads(strictness.config_file(strictness.of_records(records)).read_text())
+    findings = evaluate(pack, records, config)
+    assert all(f.level in ("mandatory", "advisory") for f in findings)
