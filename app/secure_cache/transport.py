@@ -700,6 +700,7 @@ class AsyncTransport(BaseTransport):
         """Write every queued call in one write on one connection; share out the replies."""
         batch, self._queue, self._next_flush = self._queue, [], None
         batch = [queued for queued in batch if not queued[2].done()]  # cancelled: not sent
+        batch, pieces = _made(batch)
         if not batch:
             return
         delivered = 0
@@ -713,7 +714,7 @@ class AsyncTransport(BaseTransport):
             # Joined as resp.writes joins a batch: asyncio's SSL transport makes a TLS
             # record of every piece, and the server decrypts each. (redis-py's stub says
             # bytes; it writes any buffer, with StreamWriter.writelines.)
-            chunks: list[Any] = writes([c for pieces, _, _ in batch for c in pieces])
+            chunks: list[Any] = writes(pieces)
             await conn.send_packed_command(chunks, False)
             for _, count, done in batch:
                 replies = [await _areply(conn) for _ in range(count)]
@@ -791,6 +792,23 @@ class AsyncTransport(BaseTransport):
         self._idle.clear()
         for conn in conns:
             await conn.disconnect(nowait=True)
+
+
+def _made(batch: list[_Queued]) -> tuple[list[_Queued], list[Buffer]]:
+    """The callers to send and their chunks, made before anything is written (a set_many's
+    values are sealed as its chunks are taken, resp.Deferred): a caller whose chunks cannot be
+    made gets that error alone and is left out, rather than failing everyone in the batch."""
+    ready: list[_Queued] = []
+    pieces: list[Buffer] = []
+    for queued in batch:
+        try:
+            mine = list(queued[0])
+        except Exception as exc:
+            queued[2].set_exception(exc)
+            continue
+        ready.append(queued)
+        pieces.extend(mine)
+    return ready, pieces
 
 
 def _deliver(done: asyncio.Future[list[Reply]], replies: list[Reply]) -> None:

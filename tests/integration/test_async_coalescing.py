@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
 from secure_cache.errors import BackendUnavailable, CommandRejected
+from secure_cache.resp import Deferred
 from secure_cache.settings import load_settings
 from secure_cache.transport import AsyncTransport, TransportConfig, _AsyncTlsConnection
 from tests.support.cache_env import cache_environ
@@ -159,6 +160,37 @@ def test_a_caller_cancelled_before_the_write__is_not_sent(
 
     assert _run(scenario()) == b"before"
     assert [count for _, count in writes.log] == [1, 1]  # the cancelled SET never went out
+
+
+def test_a_caller_whose_chunks_cannot_be_made__fails_alone_before_the_write(
+    tls_redis: TlsRedisServer, tmp_path: Path, writes: Writes
+) -> None:
+    """A set_many's values are sealed as its chunks are taken (resp.Deferred), here in the
+    flush: an error there belongs to that caller, not to the others sharing the write, and
+    the connection (nothing of that call written) stays in the pool."""
+
+    def unsealable() -> Iterator[bytes]:
+        yield b"*3\r\n$3\r\nSET\r\n$12\r\ncache:made:x\r\n"
+        raise OverflowError("a value too large to seal")
+
+    async def scenario() -> tuple[Any, ...]:
+        async with _connected(tls_redis, tmp_path, writes) as transport:
+            generation = transport.generation
+            results = await asyncio.gather(
+                transport.execute(b"SET", b"cache:made:a", b"a"),
+                transport.execute_many(Deferred(unsealable()), 1),
+                transport.execute(b"GET", b"cache:made:a"),
+                return_exceptions=True,
+            )
+            return (*results, await transport.execute(b"GET", b"cache:made:x"),
+                    transport.generation - generation, len(transport._all))  # fmt: skip
+
+    ok, failed, value, stored, reconnects, connections = _run(scenario())
+    assert (ok, value) == (b"OK", b"a")
+    assert isinstance(failed, OverflowError)
+    assert stored is None  # not a byte of the failed SET went out
+    assert (reconnects, connections) == (0, 1)
+    assert [count for _, count in writes.log] == [2, 1]
 
 
 @pytest.mark.parametrize("retries", [1, 0])
