@@ -28,22 +28,25 @@ _SECRET_NAME: Final = re.compile(
     r"(?i)(pass|passwd|password|passphrase|secret|token|private|credentials?|(^|_)keys?|auth)$"
 )
 # Words that name a secret wherever they stand in a name (SECRET_KEY_BASE, DB_PASSWORD_PLAIN,
-# SECRET_ARG), unless the name's last word says the value is *about* the secret (its file,
-# length, lifetime, name, endpoint ...) rather than the secret itself.
+# SECRET_ARG), unless a word after the last of them says the value is *about* the secret (its
+# file, length, lifetime, name, endpoint ...) rather than the secret itself: any word after it,
+# since a unit or a preposition often comes last (ACCESS_TOKEN_EXPIRES_IN, TOKEN_TTL_MS).
 _STRONG_SECRET_WORDS: Final = frozenset(
     {"password", "passwd", "passphrase", "secret", "token", "credential", "credentials"}
 )
 _ABOUT_A_SECRET: Final = frozenset(
     {"file", "path", "dir", "length", "len", "min", "max", "size", "count", "limit", "ttl",
      "expiry", "expires", "expiration", "timeout", "interval", "seconds", "minutes", "hours",
-     "days", "rotation", "name", "id", "prefix", "enabled", "required", "mode", "type", "kind",
+     "days", "time", "lifetime", "lifespan", "duration", "age", "expire", "expired",
+     "rotation", "name", "id", "prefix", "enabled", "required", "mode", "type", "kind",
      "format", "encoding", "url", "uri", "endpoint", "host", "port", "region", "provider",
      "backend", "store", "source", "algorithm", "method", "version", "policy", "header", "scope",
      "scopes", "audience", "issuer", "permissions"}
 )  # fmt: skip
 # Flag values: a variable set to one of these switches something on or off (Bitnami's
-# ALLOW_EMPTY_PASSWORD=yes turns authentication off); it is a setting, not a credential.
-_FLAG_VALUES: Final = frozenset({"yes", "no", "true", "false", "on", "off"})
+# ALLOW_EMPTY_PASSWORD=yes turns authentication off, and the MySQL image's
+# MYSQL_ALLOW_EMPTY_PASSWORD=1 as well); it is a setting, not a credential.
+_FLAG_VALUES: Final = frozenset({"yes", "no", "true", "false", "on", "off", "1", "0"})
 # A URL whose user-info part carries a password (what CKV_SECRET_4 calls basic-auth URLs).
 _URL_WITH_PASSWORD: Final = re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^/\s:@]*:[^/\s@]+@")
 _PRIVATE_KEY: Final = "PRIVATE KEY-----"
@@ -72,7 +75,8 @@ def secret_named(name: str, value: str) -> bool:
         return False
     if _SECRET_NAME.search(name):
         return True
-    return words[-1] not in _ABOUT_A_SECRET and bool(_STRONG_SECRET_WORDS.intersection(words))
+    strong = [i for i, word in enumerate(words) if word in _STRONG_SECRET_WORDS]
+    return bool(strong) and not _ABOUT_A_SECRET.intersection(words[strong[-1] + 1 :])
 
 
 def cleartext_credential(value: str) -> bool:

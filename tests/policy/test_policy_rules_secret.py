@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from policies.rules._secrets import secret_named
 from tests.policy import foreign
 from tests.policy.support import add, assert_reasons, mutate, run_rule, upload
 
@@ -157,6 +158,41 @@ def test_secret_tls_image_rule(
     assert bool(messages) is fails, messages
     if fails:
         assert_reasons("secret", request, messages)
+
+
+# Variable names from public programs (found with the code search, 2026-11-30): settings about a
+# token or password, whose value is a lifetime, a count or a 1/0 switch, and real secrets.
+SETTING_NAMES = [
+    "ACCESS_TOKEN_EXPIRES_IN=1h",  # jsonwebtoken's expiresIn, the usual Node.js spelling
+    "JWT_TOKEN_EXPIRES_IN=30d",
+    "ACCESS_TOKEN_EXPIRED=60",
+    "JWT_ACCESS_TOKEN_EXPIRE=30",
+    "ACCESS_TOKEN_EXPIRE_TIME=1800",
+    "REFRESH_TOKEN_DURATION=7d",
+    "TOKEN_LIFETIME=3600",
+    "LOGIN_TOKEN_LIFESPAN_MS=604800000",
+    "ACCESS_TOKEN_TTL_MS=900000",
+    "SESSION_SECRET_MAX_AGE=86400",
+    "PASSWORD_EXPIRY_DAYS=90",
+    "MYSQL_ALLOW_EMPTY_PASSWORD=1",  # the MySQL image takes any non-empty value
+    "MARIADB_RANDOM_ROOT_PASSWORD=1",
+    "DISABLE_PASSWORD_LOGIN=0",
+    "REDIS_PASSWORD_FILE=/run/secrets/redis",
+    "GF_SECURITY_ADMIN_PASSWORD__FILE=/run/secrets/grafana",
+]
+SECRET_NAMES = [
+    "SECRET_KEY_BASE=" + PASSWORD,
+    "JWT_ACCESS_TOKEN_SECRET=" + PASSWORD,
+    "DB_PASSWORD_PLAIN=" + PASSWORD,
+    "SECRET_TOKEN_V2=" + PASSWORD,
+    "REDIS_PASSWORD=" + PASSWORD,
+]
+
+
+@pytest.mark.parametrize("variable", SETTING_NAMES + SECRET_NAMES)
+def test_secret_named__a_setting_about_a_secret_is_not_the_secret(variable: str) -> None:
+    name, value = variable.split("=", 1)
+    assert secret_named(name, value) is (variable in SECRET_NAMES)
 
 
 @pytest.mark.parametrize(
