@@ -273,27 +273,25 @@ class _Reader:
             return parse(str(PROFILES[Environment.DEVELOPMENT][key]))
 
     def integer(self, key: str, low: int, high: int) -> int:
-        return self.read(key, lambda text: _bounded(_whole(text, low, high, key), low, high, key))
+        return self.read(key, lambda text: _in_range(int, "a whole number", text, low, high, key))
 
     def number(self, key: str, low: float, high: float) -> float:
-        return self.read(key, lambda text: _bounded(float(_no_bool(text)), low, high, key))
+        return self.read(key, lambda text: _in_range(float, "a number", text, low, high, key))
 
 
-def _no_bool(text: str) -> str:
-    if text.lower() in {"true", "false"}:
-        raise ValueError("expected a number")
-    return text
-
-
-def _whole(text: str, low: int, high: int, key: str) -> int:
+def _in_range(
+    convert: Callable[[str], _T], kind: str, text: str, low: Any, high: Any, key: str
+) -> _T:
     try:
-        return int(_no_bool(text))
+        value = convert(text)  # "true" is refused here too (a YAML boolean)
     except ValueError:
-        # int()'s own text ("invalid literal for int() with base 10") names no fix.
+        # Python's own text ("invalid literal for int() with base 10", "could not convert
+        # string to float") names no fix.
         raise ValueError(
-            f"expected a whole number from {low} to {high}; run "
+            f"expected {kind} from {low} to {high}; run "
             f"`pulumi config set {NAMESPACE}:{key} <value>`"
         ) from None
+    return _bounded(value, low, high, key)
 
 
 def _bounded(value: _T, low: Any, high: Any, key: str) -> _T:

@@ -159,6 +159,15 @@ def test_non_integer_value__names_key_range_and_fix_not_python_text(value: objec
     assert "invalid literal" not in message
 
 
+@pytest.mark.parametrize("value", ["lots", "[1]", "true", None])
+def test_non_numeric_cpus__names_key_range_and_fix_not_python_text(value: object) -> None:
+    message = _problems("dev", _config(redisCpus=value))
+    assert "secure-redis:redisCpus is" in message
+    assert "expected a number from 0.05 to 64.0" in message
+    assert "pulumi config set secure-redis:redisCpus" in message
+    assert "could not convert" not in message
+
+
 def test_renewal_window_not_below_validity__is_rejected() -> None:
     message = _problems("dev", _config(certValidityDays=30, certRenewBeforeDays=30))
     assert "secure-redis:certRenewBeforeDays (30) must be below" in message
