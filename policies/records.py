@@ -116,12 +116,16 @@ def parse_records(data: Any, *, source: str, stack: str | None, project: str) ->
 def _check_options(options: Mapping[str, Any], where: str) -> None:
     """The resource options the analyzer sends (policies/analyzer.py) in the engine's types: a
     string or an object where a list belongs would be read letter by letter or key by key."""
-    for key in ("additionalSecretOutputs", "ignoreChanges"):
+    for key, what in (
+        ("additionalSecretOutputs", "property names"),
+        ("ignoreChanges", "property names"),
+        ("dependencies", "URNs"),
+    ):
         value = options.get(key)
         if value is not None and not (
             isinstance(value, list) and all(isinstance(v, str) for v in value)
         ):
-            raise RecordError(f"{where}.{key} must be a list of property names")
+            raise RecordError(f"{where}.{key} must be a list of {what}")
     for key in ("protect", "deleteBeforeReplace"):
         if options.get(key) is not None and not isinstance(options[key], bool):
             raise RecordError(f"{where}.{key} must be true or false")

@@ -97,6 +97,11 @@ def test_stack__renders_the_program_and_uses_its_config() -> None:
                      id="ignore-changes-string"),
         pytest.param([{"type": "t", "name": "a", "options": {"protect": "false"}}],
                      "options.protect must be true or false", id="protect-string"),
+        # One URN where a list belongs was sent letter by letter: a StackReference among
+        # the dependencies went unseen by secret-stack-reference-isolated.
+        pytest.param([{"type": "t", "name": "a", "options": {"dependencies":
+                       "urn:pulumi:dev::p::pulumi:pulumi:StackReference::other"}}],
+                     "options.dependencies must be a list of URNs", id="dependencies-string"),
     ],
 )  # fmt: skip
 def test_unusable_input__exit_2_with_a_message(
