@@ -302,7 +302,11 @@ def default_user_disabled(server: RedisServer, _config: Mapping[str, Any]) -> It
         return
     # requirepass gives the default user a password (redis.conf SECURITY), which the ACL model
     # (only `user` lines) does not see: then it is not anonymous access but a shared identity.
-    requirepass = bool(server.settings.value("requirepass"))
+    # Not with an aclfile: Redis then ignores requirepass (the same section; redis-server 7.0
+    # left the default user nopass, tests/policy/test_policy_rules_redis.py).
+    requirepass = bool(server.settings.value("requirepass")) and not server.settings.value(
+        "aclfile"
+    )
     if requirepass or not default.nopass:
         source = " (requirepass)" if requirepass else ""
         why = (

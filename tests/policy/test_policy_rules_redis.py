@@ -95,6 +95,13 @@ CASES = [
                  _conf("aclfile /secrets/users.acl\n",
                        f"requirepass {foreign.PROBE_PASSWORD}\n"), True,
                  id="redis-03-fail-requirepass-only"),
+    # With an aclfile Redis ignores requirepass (redis.conf, SECURITY; redis-server 7.0 shown):
+    # the default user the file leaves out stays nopass.
+    pytest.param("redis-default-user-disabled", "cache-loader",
+                 lambda p: (_conf("aclfile /secrets/users.acl\n", "aclfile /secrets/users.acl\n"
+                                  f"requirepass {foreign.PROBE_PASSWORD}\n")(p),
+                            _acl("user default off resetkeys resetchannels -@all\n", "")(p)),
+                 True, id="redis-03-fail-requirepass-ignored-with-aclfile"),
     pytest.param("redis-acl-least-privilege", "cache-loader",
                  _acl("-@all +get +set +del +mget +ping", "+@all"), True,
                  id="redis-04-fail-all"),
