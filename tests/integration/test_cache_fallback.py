@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import socket
 import threading
 import time
@@ -11,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from secure_cache import SecureCache
 from secure_cache.settings import load_settings
+from secure_cache.transport import _TlsConnection
 from tests.support.cache_env import FakeClock, cache_environ, write_secret
 from tests.support.cache_shells import open_cache
 from tests.support.tls_redis import TlsMaterial, TlsRedisServer, free_port
@@ -257,3 +260,32 @@ def _loaded(server: TlsRedisServer, tmp_path: Path) -> bool:
     """The restarted server answers (it says LOADING while it reads its AOF)."""
     with SecureCache.from_env(cache_environ(server, tmp_path / "probe")) as probe:
         return probe.backend == "redis" and probe.get("kept") == b"v"
+
+
+def test_a_batch_write_lost_midway__is_retried_whole_on_a_fresh_connection(
+    tls_redis: TlsRedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """set_many seals its values as the transport writes them (resp.Deferred): the retry after
+    a connection lost mid-write sends every chunk again, the ones made before the loss too
+    (a one-shot iterator sent only the rest, and the cache fell back to memory)."""
+    real: Any = _TlsConnection.send_packed_command  # redis-py's sync side is untyped
+    lost: list[int] = []
+
+    def lost_after_two_chunks(conn: Any, command: Any, check_health: bool) -> None:
+        if lost:
+            real(conn, command, check_health)
+            return
+        chunks = iter(command)
+        real(conn, [next(chunks), next(chunks)], check_health)
+        lost.append(1)
+        conn.disconnect()
+        raise RedisConnectionError("connection lost mid-write")
+
+    values = {f"midway:{i}": os.urandom(100 * 1024) for i in range(6)}
+    values |= {f"midway:small:{i}": os.urandom(100) for i in range(6)}
+    with SecureCache.from_env(cache_environ(tls_redis, tmp_path / "s")) as cache:
+        monkeypatch.setattr(_TlsConnection, "send_packed_command", lost_after_two_chunks)
+        cache.set_many(values)
+        assert lost, "the first write was lost"
+        assert cache.backend == "redis"  # retried, not served by the fallback
+        assert cache.get_many(values) == values
