@@ -176,7 +176,8 @@ def rejected(exc: ResponseError) -> CommandRejected:
 # -- one cache call ----------------------------------------------------------------------------
 
 
-# One round trip: (the packed RESP to send, in the chunks to write (resp.writes), replies
+# One round trip: (the packed RESP to send, in the chunks to write (resp.writes; set_many's
+# a resp.Deferred, which makes them as they are written and keeps them for a retry), replies
 # to read (0: send nothing, the answer is `default`), what the replies mean (the reply
 # itself when there is one, else their list), the same operation on the memory fallback,
 # the answer when Redis rejected the command or neither backend served it). A plain tuple:
