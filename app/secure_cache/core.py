@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from secure_cache.crypto import CIPHER_NAME, MAX_LOGICAL_KEY_BYTES, NAME_HASH, Keyring
+from secure_cache.crypto import CIPHER_NAME, MAX_LOGICAL_KEY_BYTES, NAME_HASH, Keyring, body_bytes
 from secure_cache.errors import (
     BackendUnavailable,
     CommandRejected,
@@ -329,7 +329,7 @@ class CacheCore:
         names = [keyring.primary_name(lg) for _, lg, _ in pairs]
         batch = [(n, lg, v) for n, (_, lg, v) in zip(names, pairs, strict=True)]
         # The small values are sealed together (one nonce draw, Keyring.seal_many).
-        large = [_in_place(value) for _, _, value in batch]
+        large = [_in_place(logical, value) for _, logical, value in batch]
         small = [entry for entry, big in zip(batch, large, strict=True) if not big]
         sealed = keyring.seal_many(small)
         if self.metrics is not None:
@@ -423,7 +423,7 @@ class CacheCore:
         """`SET name <value sealed> [expiry]` as the pieces to write: a large value sealed in
         place inside its framing, one piece written as it is (Keyring.seal_framed); a small
         one as set_pieces, which writes() joins with its neighbours."""
-        if not _in_place(value):
+        if not _in_place(logical, value):
             return set_pieces(name, *self._seal(keyring.seal_parts, name, logical, value), expiry)
         seal = partial(keyring.seal_framed, frame=partial(set_frame, name, expiry=expiry))
         return (self._seal(seal, name, logical, value),)
@@ -734,10 +734,11 @@ def byte_groups(names: list[bytes], sizes: Sequence[int], limit: int) -> list[li
     return groups
 
 
-def _in_place(value: bytes) -> bool:
+def _in_place(logical: bytes, value: bytes) -> bool:
     """Whether a SET seals `value` in place inside its framing (one piece to write) rather
-    than as pieces: from the size writes() would send the ciphertext as a piece of its own."""
-    return len(value) >= JOIN_BYTES
+    than as pieces: from the size writes() would send the ciphertext as a piece of its own
+    (a compressed value may come out shorter; writes() then joins it with its neighbours)."""
+    return body_bytes(logical, value) >= JOIN_BYTES
 
 
 def _keyring(settings: Settings, previous: Sequence[bytes]) -> Keyring:

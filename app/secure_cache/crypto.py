@@ -81,6 +81,12 @@ _INFO_NAME: Final = b"secure-cache v1 name key"
 _INFO_KEY_ID: Final = b"secure-cache v1 key id"
 
 
+def body_bytes(logical: bytes, value: bytes) -> int:
+    """The length of seal_parts()'s body (the ciphertext with its tag) for `value` stored
+    uncompressed: the key's length, the key and the value, sealed, and the tag."""
+    return LEN_BYTES + len(logical) + len(value) + TAG_BYTES
+
+
 def _hkdf(raw: bytes, info: bytes, length: int) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=info).derive(raw)
 
@@ -341,4 +347,5 @@ __all__ = [
     "Frame",
     "Keyring",
     "Opened",
+    "body_bytes",
 ]

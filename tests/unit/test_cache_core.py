@@ -143,11 +143,13 @@ def test_set_pieces__written_are_the_hiredis_encoding(size: int, ttl: float | No
 
 
 @pytest.mark.parametrize("ttl", [None, 60], ids=["no-ttl", "ex"])
-def test_set__a_large_value_is_one_piece_to_write(ttl: float | None) -> None:
+@pytest.mark.parametrize("size", [100 * 1024, JOIN_BYTES - 8], ids=["100KiB", "sealed-past-join"])
+def test_set__a_large_value_is_one_piece_to_write(ttl: float | None, size: int) -> None:
     """Its framing and envelope in one buffer: three pieces cost three writes and TLS
-    records, and the two short ones woke Redis twice more per SET."""
+    records, and the two short ones woke Redis twice more per SET. Also a value just below
+    JOIN_BYTES whose ciphertext (length, key and tag added) is a piece writes() sends alone."""
     core = CacheCore(core_settings())
-    value = os.urandom(100 * 1024)
+    value = os.urandom(size)
     packed = list(core.set("big", value, ttl)[0])
     assert len(packed) == 1
     [command] = _commands(packed)

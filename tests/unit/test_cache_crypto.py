@@ -9,7 +9,7 @@ import zlib
 import pytest
 
 from secure_cache import crypto
-from secure_cache.crypto import Keyring
+from secure_cache.crypto import Keyring, body_bytes
 from secure_cache.errors import IntegrityError
 
 KEY = bytes(range(32))
@@ -72,6 +72,13 @@ def test_seal_framed__is_the_envelope_between_its_framing(compress: int | None) 
     assert lengths == [len(envelope)]
     assert bytes(framed) == b"<before %d>" % len(envelope) + envelope + b"<after>"
     assert keyring.open_value(name, LOGICAL, envelope) == value
+
+
+@pytest.mark.parametrize("size", [0, 100, 20_000])
+def test_body_bytes__is_the_length_of_the_sealed_body(keyring: Keyring, size: int) -> None:
+    value = b"v" * size
+    _, body = keyring.seal_parts(keyring.primary.name(LOGICAL), LOGICAL, value)
+    assert body_bytes(LOGICAL, value) == len(body)
 
 
 def test_seal_framed__draws_a_fresh_nonce(keyring: Keyring) -> None:
