@@ -41,8 +41,12 @@ _ABOUT_A_SECRET: Final = frozenset(
      "rotation", "name", "id", "prefix", "enabled", "required", "mode", "type", "kind",
      "format", "encoding", "url", "uri", "endpoint", "host", "port", "region", "provider",
      "backend", "store", "source", "algorithm", "method", "version", "policy", "header", "scope",
-     "scopes", "audience", "issuer", "permissions"}
+     "scopes", "audience", "issuer", "permissions", "arn"}
 )  # fmt: skip
+# A count, size or duration (10, 19456, 1h, 30d, P30D): where the secret's word is not the
+# name's last (PASSWORD_SALT_ROUNDS, PASSWORD_HASH_MEMORY_KB, MAX_PASSWORD_ATTEMPTS), a
+# setting's value, not the secret.
+_QUANTITY: Final = re.compile(r"(?i)\d+(\.\d+)?\s*(ms|s|m|h|d|w|y|kb|mb|gb)?|p(t?\d+[ymwdhs])+")
 # Flag values: a variable set to one of these switches something on or off (Bitnami's
 # ALLOW_EMPTY_PASSWORD=yes turns authentication off, and the MySQL image's
 # MYSQL_ALLOW_EMPTY_PASSWORD=1 as well); it is a setting, not a credential.
@@ -67,7 +71,7 @@ _ACL_CLEARTEXT: Final = re.compile(r"(?im)(?:^|\s)user\s+\S+\s+(?:.*\s)?>\S")
 
 def secret_named(name: str, value: str) -> bool:
     """Whether a variable, label or build argument carries a secret by its name (never looks at
-    what the value is beyond telling a flag apart)."""
+    what the value is beyond telling a flag, or a count or duration, apart)."""
     if not value or value.strip().lower() in _FLAG_VALUES:
         return False
     words = [w for w in re.split(r"[_.\-]+", name.lower()) if w]
@@ -76,7 +80,11 @@ def secret_named(name: str, value: str) -> bool:
     if _SECRET_NAME.search(name):
         return True
     strong = [i for i, word in enumerate(words) if word in _STRONG_SECRET_WORDS]
-    return bool(strong) and not _ABOUT_A_SECRET.intersection(words[strong[-1] + 1 :])
+    return (
+        bool(strong)
+        and not _ABOUT_A_SECRET.intersection(words[strong[-1] + 1 :])
+        and not _QUANTITY.fullmatch(value.strip())
+    )
 
 
 def cleartext_credential(value: str) -> bool:
