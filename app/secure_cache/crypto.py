@@ -33,8 +33,9 @@ cryptography's AEAD documentation recommends for AES-GCM. Two values collide on 
 with probability about q**2 / 2**97 for q values under one key, which NIST SP 800-38D
 keeps below 2**-32 for q up to 2**32 values per key; rotate the data key long before that.
 Random nonces need no state, so forks and threads cannot repeat one. A batch (seal_many)
-draws all its nonces in one os.urandom call. Tests that need a fixed envelope pass the
-nonce explicitly (Keyring._seal_with).
+draws all its nonces in one os.urandom call; set_many seals its large values one by one in
+place (seal_framed, core._in_place), each with a nonce of its own. Tests that need a fixed
+envelope pass the nonce explicitly (Keyring._seal_with).
 """
 
 from __future__ import annotations
