@@ -150,21 +150,20 @@ def test_non_numeric_value__names_key() -> None:
     assert "secure-redis:redisMemoryMb is 'lots'" in message
 
 
-@pytest.mark.parametrize("value", [".inf", "24.5", "[24]", None, "1e400", "ten"])
-def test_non_integer_value__names_key_range_and_fix_not_python_text(value: object) -> None:
-    message = _problems("dev", _config(passwordLength=value))
-    assert "secure-redis:passwordLength is" in message
-    assert "expected a whole number from 16 to 512" in message
-    assert "pulumi config set secure-redis:passwordLength" in message
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [*[("passwordLength", v, "a whole number from 16 to 512")
+       for v in (".inf", "24.5", "[24]", None, "1e400", "ten")],
+     *[("redisCpus", v, "a number from 0.05 to 64.0") for v in ("lots", "[1]", "true", None)]],
+)  # fmt: skip
+def test_not_a_number__names_key_range_and_fix_not_python_text(
+    key: str, value: Any, expected: str
+) -> None:
+    message = _problems("dev", _config(**{key: value}))
+    assert f"secure-redis:{key} is" in message
+    assert f"expected {expected}" in message
+    assert f"pulumi config set secure-redis:{key}" in message
     assert "invalid literal" not in message
-
-
-@pytest.mark.parametrize("value", ["lots", "[1]", "true", None])
-def test_non_numeric_cpus__names_key_range_and_fix_not_python_text(value: object) -> None:
-    message = _problems("dev", _config(redisCpus=value))
-    assert "secure-redis:redisCpus is" in message
-    assert "expected a number from 0.05 to 64.0" in message
-    assert "pulumi config set secure-redis:redisCpus" in message
     assert "could not convert" not in message
 
 
