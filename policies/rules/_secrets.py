@@ -45,8 +45,10 @@ _ABOUT_A_SECRET: Final = frozenset(
 )  # fmt: skip
 # A count, size or duration (10, 19456, 1h, 30d, P30D): where the secret's word is not the
 # name's last (PASSWORD_SALT_ROUNDS, PASSWORD_HASH_MEMORY_KB, MAX_PASSWORD_ATTEMPTS), a
-# setting's value, not the secret.
-_QUANTITY: Final = re.compile(r"(?i)\d+(\.\d+)?\s*(ms|s|m|h|d|w|y|kb|mb|gb)?|p(t?\d+[ymwdhs])+")
+# setting's value, not the secret. At most ten digits: a longer number may be a numeric key.
+_QUANTITY: Final = re.compile(
+    r"(?i)\d{1,10}(\.\d+)?\s*(ms|s|m|h|d|w|y|kb|mb|gb)?|p(t?\d{1,10}[ymwdhs])+"
+)
 # Flag values: a variable set to one of these switches something on or off (Bitnami's
 # ALLOW_EMPTY_PASSWORD=yes turns authentication off, and the MySQL image's
 # MYSQL_ALLOW_EMPTY_PASSWORD=1 as well); it is a setting, not a credential.

@@ -191,6 +191,7 @@ SECRET_NAMES = [
     "DB_PASSWORD_PLAIN=" + PASSWORD,
     "SECRET_TOKEN_V2=" + PASSWORD,
     "REDIS_PASSWORD=123456",  # a number is a secret where the name ends in the secret's word
+    "SECRET_KEY_BASE=" + "7" * 40,  # and no count or duration is 40 digits long
     "REDIS_PASSWORD=" + PASSWORD,
 ]
 
