@@ -610,7 +610,8 @@ class AsyncTransport(BaseTransport):
     redis-benchmark -c 50, the per-command Python and system-call cost being the limit, not
     Redis. While a flush waits for its replies, the next one takes another connection.
 
-    Per caller: an error reply rejects only that caller's call; a caller cancelled before
+    Per caller: an error reply rejects only that caller's call, and so does an error making
+    its chunks (a set_many seals as they are taken, _made); a caller cancelled before
     the write is not sent, one cancelled later has its replies read and dropped (the
     connection stays in step); when the connection fails
     mid-batch, every caller still waiting gets the failure and retries on its own
