@@ -1,20 +1,30 @@
 """What a Swarm service's task spec amounts to as container properties.
 
-A `docker:index/service:Service` runs containers from `taskSpec.containerSpec`; its user,
-capabilities, SELinux setting, root filesystem, mounts, environment, command, health check,
-memory limit, published ports and networks mean what they mean on a container, so the container
-and Redis rules read them in a container's shape (policies/rules/service.py,
-policies/rules/_redisconf.py).
+A `docker:index/service:Service` runs containers from `taskSpec.containerSpec`; its user and
+groups, capabilities, SELinux setting, root filesystem, mounts, environment, labels, command,
+health check, memory limit, published ports and networks mean what they mean on a container, so
+the container, Redis, client and TLS rules read them in a container's shape
+(policies/rules/service.py, policies/rules/_redisconf.py). Property names are pulumi-docker's
+(v4/v5 `capAdds`, `networksAdvanceds`, `env` as a map; v3 `networks` as names).
+
+Swarm secrets and configs (`containerSpec.secrets` / `configs`) become read-only mounts at the
+path Docker gives them: an absolute `fileName` as is, a relative one under /run/secrets (secrets)
+or / (configs); Docker mounts both read-only. Their content lives in the stack's `Secret` and
+`ServiceConfig` resources, which coverage-unchecked-resource reports as unchecked.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from pathlib import PurePosixPath
 from typing import Any, Final
 
+from policies.rules._model import CONTAINER, SERVICE, Resource, Unreadable
 from policies.rules._props import items, mapping, number, strings, text
 
 _BYTES_PER_MB: Final = 1024 * 1024
+# Where Docker puts a Swarm secret or config whose fileName is relative.
+_FILE_ROOTS: Final = {"secrets": "/run/secrets", "configs": "/"}
 
 
 def as_container(props: Mapping[str, Any]) -> dict[str, Any]:
@@ -39,13 +49,16 @@ def as_container(props: Mapping[str, Any]) -> dict[str, Any]:
         "image": text(spec.get("image"), "taskSpec.containerSpec.image"),
         "user": text(spec.get("user"), "taskSpec.containerSpec.user"),
         "readOnly": spec.get("readOnly"),
+        "groupAdds": strings(spec.get("groups"), "taskSpec.containerSpec.groups"),
         "capabilities": {
             "adds": strings(spec.get("capAdds"), "capAdds"),
             "drops": strings(spec.get("capDrops"), "capDrops"),
         },
         "securityOpts": ["label=disable"] if selinux.get("disable") is True else [],
-        "mounts": items(spec.get("mounts"), "taskSpec.containerSpec.mounts"),
+        "mounts": items(spec.get("mounts"), "taskSpec.containerSpec.mounts") + _files(spec),
         "envs": [f"{key}={value}" for key, value in env.items() if isinstance(value, str)],
+        "labels": items(props.get("labels"), "labels")
+        + items(spec.get("labels"), "taskSpec.containerSpec.labels"),
         "entrypoints": strings(spec.get("commands"), "commands"),
         "command": strings(spec.get("args"), "args"),
         "healthcheck": {"tests": strings(mapping(spec.get("healthcheck")).get("tests"), "tests")},
@@ -56,6 +69,38 @@ def as_container(props: Mapping[str, Any]) -> dict[str, Any]:
         # none is given (network-redis-no-published-port reads it for a service).
         "endpointPorts": items(mapping(props.get("endpointSpec")).get("ports")),
     }
+
+
+def _files(spec: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Swarm secrets and configs as the read-only mounts Docker makes of them."""
+    found = []
+    for key, root in _FILE_ROOTS.items():
+        for index, raw in enumerate(items(spec.get(key), f"taskSpec.containerSpec.{key}")):
+            entry = mapping(raw, f"taskSpec.containerSpec.{key}[{index}]")
+            name = text(entry.get("fileName"), f"taskSpec.containerSpec.{key}[{index}].fileName")
+            if name:
+                target = str(PurePosixPath(root) / name)  # an absolute name replaces the root
+                found.append({"type": key.rstrip("s"), "target": target, "readOnly": True})
+    return found
+
+
+def task_containers(resources: Iterable[Resource]) -> list[Resource]:
+    """Every container, then every Swarm service read in a container's shape.
+
+    A service whose task spec cannot be read is left out: service-task-hardened reports the
+    property it cannot read.
+    """
+    everything = list(resources)
+    shaped = [r for r in everything if r.type == CONTAINER]
+    for resource in everything:
+        if resource.type != SERVICE:
+            continue
+        try:
+            props = as_container(resource.props)
+        except Unreadable:
+            continue
+        shaped.append(Resource(resource.type, resource.name, props, resource.urn))
+    return shaped
 
 
 def _networks(task: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -76,7 +76,7 @@ def ports_bound_to_interface(resource: Resource, _config: Mapping[str, Any]) -> 
 def redis_no_published_port(
     resources: Sequence[Resource], _config: Mapping[str, Any]
 ) -> Iterator[Violation]:
-    for server in redis_servers(resources, services=True):
+    for server in redis_servers(resources):
         props = server.resource.props
         if server.resource.type == SERVICE:
             published, where = bool(items(props.get("endpointPorts"))), "(endpointSpec.ports)"
@@ -163,7 +163,7 @@ def redis_internal_only(
     resources: Sequence[Resource], _config: Mapping[str, Any]
 ) -> Iterator[Violation]:
     declared = _declared_networks(resources)
-    for server in redis_servers(resources, services=True):
+    for server in redis_servers(resources):
         resource = server.resource
         service = resource.type == SERVICE
         mode = text(resource.props.get("networkMode")) or ""

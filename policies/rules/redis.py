@@ -70,7 +70,7 @@ def per_server(
     def stack_check(
         resources: Sequence[Resource], config: Mapping[str, Any]
     ) -> Iterator[Violation]:
-        for server in redis_servers(resources, services=True):
+        for server in redis_servers(resources):
             try:
                 messages = list(check(server, config))
             except Unreadable as exc:
@@ -86,7 +86,7 @@ def recognised_or_reported(
     resources: Sequence[Resource], _config: Mapping[str, Any]
 ) -> Iterator[Violation]:
     """Containers that may run Redis but show too little to be judged: said, never skipped."""
-    for _, (resource, recognition) in recognised(resources, services=True):
+    for _, (resource, recognition) in recognised(resources):
         if recognition.verdict is Verdict.UNSURE:
             signs = ", ".join(recognition.signs)
             yield Violation(
