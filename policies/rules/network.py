@@ -36,6 +36,7 @@ from policies.rules._props import (
     text,
 )
 from policies.rules._redisconf import aliases, network_names, redis_servers
+from policies.rules._service_shape import task_containers
 from policies.rules.clients import is_redis_client
 
 _ALL_INTERFACES: Final = frozenset({"", "0.0.0.0", "::", "[::]"})  # noqa: S104 - what we reject
@@ -168,7 +169,17 @@ def redis_internal_only(
         service = resource.type == SERVICE
         mode = text(resource.props.get("networkMode")) or ""
         names = network_names(resource.props)
-        # A Swarm service has no network mode; its networks are judged below.
+        # A Swarm service has no network mode. With no network at all its tasks run on each
+        # node's default bridge, and on the swarm-wide ingress network when it publishes a port
+        # (docs/security-catalog.md, NET-02); the networks it names are judged below.
+        if service and not names:
+            yield Violation(
+                f"{redis_label(resource)} must join internal networks of this stack "
+                f"(taskSpec.networksAdvanceds); it joins none, so Swarm runs its tasks on each "
+                f"node's default bridge network, and on the ingress network if it publishes a "
+                f"port.",
+                resource.urn,
+            )
         if not service and (
             mode == "host"
             or mode.startswith("container:")
@@ -250,7 +261,7 @@ def redis_network_dedicated(
     redis_networks = {n for s in servers for n in network_names(s.resource.props)}
     server_urns = {s.resource.urn for s in servers}
     hosts = {h.lower() for s in servers for h in aliases(s.resource.props)}
-    for container in of_type(resources, CONTAINER):
+    for container in task_containers(resources):
         if container.urn in server_urns or is_redis_client(container.props, hosts):
             continue
         if redis_networks & set(network_names(container.props)):

@@ -28,9 +28,12 @@ _CHECKS: Final[tuple[Callable[[Resource, Config], Iterator[str]], ...]] = (
     container.mount_propagation_private,
     container.memory_limited,
     container.healthcheck_defined,
+    container.ids_apart_from_host,
     image.container_pinned,
+    image.tls_verification_enabled,
     network.ports_bound_to_interface,
     secret.env_not_plain,
+    secret.labels_not_plain,
     secret.argv_not_plain,
 )
 
@@ -48,6 +51,10 @@ _SERVICE_WORDS: Final = (
      "in host mode on a chosen address; in ingress mode it listens on every node"),
     ("set readOnly", "set taskSpec.containerSpec.readOnly"),
     ('(user: "<uid>:<gid>"', '(taskSpec.containerSpec.user: "<uid>:<gid>"'),
+    ('must run as a numeric "<uid>:<gid>"',
+     'must run as a numeric taskSpec.containerSpec.user "<uid>:<gid>"'),
+    ("from its envs.", "from its taskSpec.containerSpec.env."),
+    ("in labels (", "in labels or taskSpec.containerSpec.labels ("),
 )  # fmt: skip
 
 

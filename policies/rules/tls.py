@@ -26,6 +26,7 @@ from policies.rules._model import (
 from policies.rules._props import envs, label, number, redis_label, strings, text, uploads
 from policies.rules._redisconf import aliases, redis_servers
 from policies.rules._secrets import private_key_blocks
+from policies.rules._service_shape import task_containers
 from policies.rules._x509 import (
     MIN_RSA_BITS,
     certificate_blocks,
@@ -164,6 +165,7 @@ def private_key_unique(
 def server_certificate_profile(
     resources: Sequence[Resource], _config: Mapping[str, Any]
 ) -> Iterator[Violation]:
+    clients = task_containers(resources)
     for server in redis_servers(resources):
         path = server.settings.value("tls-cert-file")
         if not path:
@@ -188,8 +190,8 @@ def server_certificate_profile(
         names = aliases(server.resource.props)
         dialled = {
             (urlsplit(url).hostname or "").lower()
-            for r in resources
-            if r.type == CONTAINER and r.urn != server.resource.urn
+            for r in clients
+            if r.urn != server.resource.urn
             for _, url in redis_urls(r.props)
         }
         missing = sorted(h for h in dialled & {n.lower() for n in names}
@@ -212,9 +214,7 @@ def ca_key_not_deployed(
                 cert = parse_certificate(block)
                 if cert is not None and cert.is_ca:
                     ca_keys.add(cert.public_key)
-    for resource in resources:
-        if resource.type != CONTAINER:
-            continue
+    for resource in task_containers(resources):
         texts = [u.content or "" for u in uploads(resource.props)]
         texts += [value for _, value in envs(resource.props)]
         for blob in texts:
@@ -275,7 +275,7 @@ RULES: Final = (
     ),
     StackRule(
         name="tls-ca-key-not-deployed",
-        description="No container receives a CA's private key.",
+        description="No container or Swarm service receives a CA's private key.",
         check=ca_key_not_deployed,
         refs=("TLS-10",),
     ),

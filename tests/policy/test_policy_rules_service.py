@@ -1,0 +1,150 @@
+"""A Redis deployed as Swarm services is judged as strictly as one deployed as containers.
+
+Each case changes the foreign stack (tests/policy/foreign.py) once and applies the same change
+to its Swarm twin (tests/policy/swarm.py, the Redis server and its client as services): the rule
+that rejects the container stack must reject the service stack too, naming the service as a
+service ("Redis service cache", "Service web") and in the service's own property names. A pass
+case must pass on both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from policies.rules import RULES
+from policies.rules._model import SERVICE
+from tests.policy import foreign, swarm
+from tests.policy.support import mutate, run_rule, upload
+
+pytestmark = pytest.mark.policy
+
+Change = Callable[[dict[str, Any]], object]
+CA_KEY = foreign.material()["ca.key"].decode()
+CLIENT_CERT = foreign.material()["client.crt"].decode()
+
+
+def _set(**values: Any) -> Change:
+    return lambda props: props.update(values)
+
+
+def _env(entry: str) -> Change:
+    return lambda props: props["envs"].append(entry)
+
+
+def _twins(target: str, change: Change) -> tuple[list[Any], list[Any]]:
+    """The foreign stack and its Swarm twin, each with `change` applied to `target`'s
+    container properties (a service's are rebuilt from the changed container's)."""
+    containers = mutate(foreign.records(), target, change)
+    items = foreign.raw()
+    for item in items:
+        if item["name"] == target:
+            change(item["props"])
+        if item["name"] in swarm.SERVICES:
+            item["type"] = SERVICE
+            item["props"] = swarm.as_service(item["props"])
+    return containers, swarm.records(items)
+
+
+# (container rule, service rule, resource changed, change, rejected?)
+CASES = [
+    pytest.param("network-redis-internal-only", "network-redis-internal-only", "cache",
+                 _set(networksAdvanced=[]), True, id="net-02-fail-no-network"),
+    pytest.param("network-redis-internal-only", "network-redis-internal-only", "cache-net",
+                 _set(internal=False), True, id="net-07-fail-network-not-internal"),
+    pytest.param("network-redis-network-dedicated", "network-redis-network-dedicated", "web",
+                 _set(envs=[]), True, id="net-10-fail-non-client-on-redis-network"),
+    pytest.param("redis-clients-use-tls", "redis-clients-use-tls", "web",
+                 _set(envs=["CACHE_URL=redis://cache:6380/0"]), True,
+                 id="tls-06-fail-plaintext-url"),
+    pytest.param("redis-clients-use-tls", "redis-clients-use-tls", "web",
+                 _set(envs=["CACHE_URL=rediss://cache:6380/0?ssl_cert_reqs=none"]), True,
+                 id="tls-06-fail-no-verification"),
+    pytest.param("redis-clients-use-tls", "redis-clients-use-tls", "web",
+                 _set(envs=["REDIS_HOST=cache", "REDIS_TLS=true"]), False,
+                 id="tls-06-pass-host-port-client-with-tls"),
+    pytest.param("tls-server-certificate-profile", "tls-server-certificate-profile", "web",
+                 _set(envs=["CACHE_URL=rediss://shop-prod-cache:6380"]), True,
+                 id="tls-08-fail-dialled-name-not-in-san"),
+    pytest.param("tls-server-certificate-profile", "tls-server-certificate-profile",
+                 "cache-loader", lambda p: upload(p, "tls.crt").update(content=CLIENT_CERT),
+                 True, id="tls-08-fail-client-cert-served"),
+    pytest.param("tls-ca-key-not-deployed", "tls-ca-key-not-deployed", "web",
+                 _env(f"CA_KEY={CA_KEY}"), True, id="tls-10-fail-ca-key-in-env"),
+    pytest.param("redis-tls-key-mount-read-only", "redis-tls-key-mount-read-only", "cache",
+                 lambda p: p["mounts"][0].update(readOnly=False), True,
+                 id="tls-10-fail-key-mount-writable"),
+    pytest.param("redis-tls-only", "redis-tls-only", "cache",
+                 _set(command=["redis-server", "/secrets/redis.conf", "--port", "6379"]), True,
+                 id="tls-01-fail-plaintext-port"),
+    pytest.param("container-ids-apart-from-host", "service-task-hardened", "cache",
+                 _set(user="999:999"), True, id="runtime-07-fail-host-allocated-ids"),
+    pytest.param("secret-labels-not-plain", "service-task-hardened", "web",
+                 _set(labels=[{"label": "cache.password", "value": foreign.WEB_PASSWORD}]),
+                 True, id="secret-02-fail-password-label"),
+    pytest.param("image-tls-verification-enabled", "service-task-hardened", "web",
+                 _env("NODE_TLS_REJECT_UNAUTHORIZED=0"), True, id="image-03-fail-env"),
+    pytest.param("secret-not-shared-in-plain-form", "secret-not-shared-in-plain-form", "web",
+                 _env(f"HINT={foreign.PROBE_PASSWORD}"), True,
+                 id="secret-04-fail-probe-password-copied"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("container_rule", "service_rule", "target", "change", "rejected"), CASES)
+def test_service_is_judged_like_the_container(
+    container_rule: str, service_rule: str, target: str, change: Change, rejected: bool
+) -> None:
+    containers, services = _twins(target, change)
+    as_container = run_rule(container_rule, containers)
+    as_service = run_rule(service_rule, services)
+    assert bool(as_container) is rejected, as_container
+    assert bool(as_service) is rejected, as_service
+    for message in as_service:
+        assert "Container" not in message, message
+    if target in swarm.SERVICES:
+        assert all(("Redis service" in m or "Service " in m) for m in as_service), as_service
+
+
+def test_unchanged_twins__pass_every_rule_alike() -> None:
+    """The baseline: neither the foreign stack nor its Swarm twin has any finding."""
+    for rule in RULES:
+        assert run_rule(rule.name, foreign.records()) == [], rule.name
+        assert run_rule(rule.name, swarm.records()) == [], rule.name
+
+
+def test_redis_service_joining_no_network__says_where_swarm_puts_it() -> None:
+    _, services = _twins("cache", _set(networksAdvanced=[]))
+    assert run_rule("network-redis-internal-only", services) == [
+        "Redis service cache (shop-prod-cache) must join internal networks of this stack "
+        "(taskSpec.networksAdvanceds); it joins none, so Swarm runs its tasks on each node's "
+        "default bridge network, and on the ingress network if it publishes a port."
+    ]
+
+
+def test_key_in_a_swarm_secret__is_on_a_read_only_mount() -> None:
+    """Docker mounts Swarm secrets read-only (at /run/secrets/<fileName>, or an absolute
+    fileName): a key there is read-only even on a writable root filesystem."""
+
+    def key_from_swarm_secret(props: dict[str, Any]) -> None:
+        props["mounts"] = props["mounts"][1:]  # no secrets volume: the key comes from Swarm
+        props["readOnly"] = False
+
+    _, services = _twins("cache", key_from_swarm_secret)
+    cache = next(r for r in services if r.name == "cache")
+    spec = cache.props["taskSpec"]["containerSpec"]
+    assert run_rule("redis-tls-key-mount-read-only", services) != []
+    spec["secrets"] = [{"secretId": "s1", "secretName": "tls-key", "fileName": "/secrets/tls.key"}]
+    assert run_rule("redis-tls-key-mount-read-only", services) == []
+    spec["secrets"] = [{"secretId": "s1", "secretName": "tls-key", "fileName": "tls.key"}]
+    assert run_rule("redis-tls-key-mount-read-only", services) != []  # at /run/secrets/tls.key
+
+
+def test_client_service__named_as_a_service_in_the_message() -> None:
+    _, services = _twins("web", _set(envs=["CACHE_URL=redis://cache:6380/0"]))
+    assert run_rule("redis-clients-use-tls", services) == [
+        "Service web (shop-prod-web) must connect to Redis with a rediss:// URL that verifies the "
+        "server (no ssl_cert_reqs=none, no ssl_check_hostname=false), or switch its host/port "
+        "client to TLS; env CACHE_URL does not."
+    ]
