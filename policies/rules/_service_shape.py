@@ -1,7 +1,7 @@
 """What a Swarm service's task spec amounts to as container properties.
 
 A `docker:index/service:Service` runs containers from `taskSpec.containerSpec`; its user and
-groups, capabilities, SELinux setting, root filesystem, mounts, environment, labels, command,
+capabilities, SELinux setting, root filesystem, mounts, environment, labels, command,
 health check, memory limit, published ports and networks mean what they mean on a container, so
 the container, Redis, client and TLS rules read them in a container's shape
 (policies/rules/service.py, policies/rules/_redisconf.py). Property names are pulumi-docker's
@@ -35,6 +35,7 @@ def as_container(props: Mapping[str, Any]) -> dict[str, Any]:
     env = mapping(spec.get("env"), "taskSpec.containerSpec.env")
     limits = mapping(mapping(task.get("resources")).get("limits"))
     memory = number(limits.get("memoryBytes"), "taskSpec.resources.limits.memoryBytes")
+    networks = _networks(task)
     ports = []
     for index, port in enumerate(items(mapping(props.get("endpointSpec")).get("ports"))):
         entry = mapping(port, f"endpointSpec.ports[{index}]")
@@ -49,7 +50,6 @@ def as_container(props: Mapping[str, Any]) -> dict[str, Any]:
         "image": text(spec.get("image"), "taskSpec.containerSpec.image"),
         "user": text(spec.get("user"), "taskSpec.containerSpec.user"),
         "readOnly": spec.get("readOnly"),
-        "groupAdds": strings(spec.get("groups"), "taskSpec.containerSpec.groups"),
         "capabilities": {
             "adds": strings(spec.get("capAdds"), "capAdds"),
             "drops": strings(spec.get("capDrops"), "capDrops"),
@@ -64,7 +64,10 @@ def as_container(props: Mapping[str, Any]) -> dict[str, Any]:
         "healthcheck": {"tests": strings(mapping(spec.get("healthcheck")).get("tests"), "tests")},
         "memory": memory / _BYTES_PER_MB if memory else None,
         "ports": ports,
-        "networksAdvanced": _networks(task),
+        "networksAdvanced": networks,
+        # Swarm's predefined `host` network gives the tasks the node's network stack, as
+        # networkMode host does for a container.
+        "networkMode": "host" if any(n.get("name") == "host" for n in networks) else None,
         # Every port the service publishes, in either mode; Swarm picks a published port when
         # none is given (network-redis-no-published-port reads it for a service).
         "endpointPorts": items(mapping(props.get("endpointSpec")).get("ports")),

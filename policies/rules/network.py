@@ -169,18 +169,9 @@ def redis_internal_only(
         service = resource.type == SERVICE
         mode = text(resource.props.get("networkMode")) or ""
         names = network_names(resource.props)
-        # A Swarm service has no network mode. With no network at all its tasks run on each
-        # node's default bridge, and on the swarm-wide ingress network when it publishes a port
-        # (docs/security-catalog.md, NET-02); the networks it names are judged below.
-        if service and not names:
-            yield Violation(
-                f"{redis_label(resource)} must join internal networks of this stack "
-                f"(taskSpec.networksAdvanceds); it joins none, so Swarm runs its tasks on each "
-                f"node's default bridge network, and on the ingress network if it publishes a "
-                f"port.",
-                resource.urn,
-            )
-        if not service and (
+        if service:
+            yield from _service_outside_stack_networks(resource, names, mode)
+        elif (
             mode == "host"
             or mode.startswith("container:")
             or (not names and mode in _DEFAULT_BRIDGE_MODES)
@@ -193,6 +184,8 @@ def redis_internal_only(
             )
         for index, name in enumerate(names):
             network = declared.get(name)
+            if service and name == "host":
+                continue  # Swarm's predefined host network: reported above as the host's
             if network is None:
                 # A service's networks come from v4 networksAdvanceds or v3 networks, so its
                 # index would be ambiguous: name the network instead.
@@ -209,6 +202,31 @@ def redis_internal_only(
                     f"{redis_label(resource)} joins it; it has a route to other networks.",
                     network.urn,
                 )
+
+
+def _service_outside_stack_networks(
+    service: Resource, names: list[str], mode: str
+) -> Iterator[Violation]:
+    """A Redis service on no network, or on Swarm's predefined host network.
+
+    A service has no network mode: with no network its tasks run on each node's default
+    bridge, and on the swarm-wide ingress network when it publishes a port; the predefined
+    `host` network is the node's own network stack (docs/security-catalog.md, NET-01, NET-02).
+    """
+    where = ""
+    if not names:
+        where = (
+            "it joins none, so Swarm runs its tasks on each node's default bridge network, and "
+            "on the ingress network if it publishes a port"
+        )
+    elif mode == "host":
+        where = "it joins Swarm's predefined host network, the node's own network stack"
+    if where:
+        yield Violation(
+            f"{redis_label(service)} must join internal networks of this stack "
+            f"(taskSpec.networksAdvanceds); {where}.",
+            service.urn,
+        )
 
 
 def stack_network_scoped(

@@ -43,6 +43,8 @@ def as_service(container: dict[str, Any]) -> dict[str, Any]:
         task["resources"] = {"limits": {"memoryBytes": container["memory"] * _BYTES_PER_MB}}
     if "networksAdvanced" in container:
         task["networksAdvanceds"] = copy.deepcopy(container["networksAdvanced"])
+    if container.get("networkMode") == "host":  # Swarm's predefined host network
+        task["networksAdvanceds"] = [{"name": "host"}]
     service: dict[str, Any] = {"name": container["name"], "taskSpec": task}
     if container.get("ports"):
         service["endpointSpec"] = {"ports": [
