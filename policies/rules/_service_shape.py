@@ -36,15 +36,16 @@ def as_container(props: Mapping[str, Any]) -> dict[str, Any]:
     limits = mapping(mapping(task.get("resources")).get("limits"))
     memory = number(limits.get("memoryBytes"), "taskSpec.resources.limits.memoryBytes")
     networks = _networks(task)
-    ports = []
-    for index, port in enumerate(items(mapping(props.get("endpointSpec")).get("ports"))):
-        entry = mapping(port, f"endpointSpec.ports[{index}]")
-        if (text(entry.get("publishMode")) or "ingress") == "ingress":
-            published = {
-                "internal": entry.get("targetPort"),
-                "external": entry.get("publishedPort"),
-            }
-            ports.append(published)
+    # Every published port, in either mode, as a port with no host address: Swarm has none to
+    # bind it to. Ingress mode listens on every node, host mode on every interface of the node
+    # running the task, and no publishedPort means a port Swarm picks.
+    ports = [
+        {
+            "internal": mapping(port, f"endpointSpec.ports[{index}]").get("targetPort"),
+            "external": mapping(port).get("publishedPort"),
+        }
+        for index, port in enumerate(items(mapping(props.get("endpointSpec")).get("ports")))
+    ]
     return {
         "name": text(props.get("name"), "name"),
         "image": text(spec.get("image"), "taskSpec.containerSpec.image"),
@@ -68,9 +69,6 @@ def as_container(props: Mapping[str, Any]) -> dict[str, Any]:
         # Swarm's predefined `host` network gives the tasks the node's network stack, as
         # networkMode host does for a container.
         "networkMode": "host" if any(n.get("name") == "host" for n in networks) else None,
-        # Every port the service publishes, in either mode; Swarm picks a published port when
-        # none is given (network-redis-no-published-port reads it for a service).
-        "endpointPorts": items(mapping(props.get("endpointSpec")).get("ports")),
     }
 
 

@@ -80,7 +80,7 @@ def redis_no_published_port(
     for server in redis_servers(resources):
         props = server.resource.props
         if server.resource.type == SERVICE:
-            published, where = bool(items(props.get("endpointPorts"))), "(endpointSpec.ports)"
+            published, where = bool(items(props.get("ports"))), "(endpointSpec.ports)"
         else:
             published = bool(items(props.get("ports"), "ports")) or (
                 flag(props.get("publishAllPorts")) is True

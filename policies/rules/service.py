@@ -4,8 +4,9 @@ A `docker:index/service:Service` runs containers from `taskSpec.containerSpec`; 
 capabilities, SELinux setting, root filesystem, mounts, environment, command, health check,
 memory limit and published ports mean what they mean on a container, so they are read into a
 container's shape (`as_container`) and judged by the same checks. Swarm has no
-no-new-privileges, seccomp or AppArmor setting for a service, so those rules do not apply; ports
-published in `ingress` mode (the default) listen on every node of the swarm.
+no-new-privileges, seccomp or AppArmor setting for a service, so those rules do not apply. A
+published port cannot be bound to one host address: in `ingress` mode (the default) it listens
+on every node of the swarm, in `host` mode on every interface of the node running the task.
 """
 
 from __future__ import annotations
@@ -48,9 +49,10 @@ _SERVICE_WORDS: Final = (
      "remove privileges.seLinuxContext.disable"),
     ("(memory, in MB)", "(taskSpec.resources.limits.memoryBytes)"),
     ("healthcheck.tests", "taskSpec.containerSpec.healthcheck.tests"),
-    ("bind ports[", "publish endpointSpec.ports["),
-    ("to a specific host address (ip: 127.0.0.1); it listens on every interface",
-     "in host mode on a chosen address; in ingress mode it listens on every node"),
+    ("must bind ports[", "must not publish endpointSpec.ports["),
+    (" to a specific host address (ip: 127.0.0.1); it listens on every interface",
+     "; Swarm cannot bind a published port to one host address, so it listens on every "
+     "interface (of every node, in the default ingress mode)"),
     ("set readOnly", "set taskSpec.containerSpec.readOnly"),
     ("must not set networkMode to host",
      "must not join Swarm's predefined host network (taskSpec.networksAdvanceds)"),

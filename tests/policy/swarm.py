@@ -2,10 +2,11 @@
 
 Its Redis container and its client container become `docker:index/service:Service` resources
 with the same settings in pulumi-docker's property names (v5 schema: `taskSpec.containerSpec`
-with `env` as a map, `args`, `capDrops`, `mounts`, `healthcheck`; `taskSpec.resources.limits.
-memoryBytes`; `taskSpec.networksAdvanceds`); the one-shot loaders stay containers, since they
-fill the volumes the services mount. Rules judge both stacks alike, so the same mutation
-must give the same finding on either (tests/policy/test_policy_rules_service.py).
+with `env` as a map, `args`, `capDrops`, `mounts`, `healthcheck`;
+`taskSpec.resources.limits.memoryBytes`; `taskSpec.networksAdvanceds`; `endpointSpec.ports`).
+The one-shot loaders stay containers: they fill the volumes the services mount. Rules judge
+both stacks alike, so the same change must give the same finding on either
+(tests/policy/test_policy_rules_service.py).
 """
 
 from __future__ import annotations
@@ -46,12 +47,15 @@ def as_service(container: dict[str, Any]) -> dict[str, Any]:
     if container.get("networkMode") == "host":  # Swarm's predefined host network
         task["networksAdvanceds"] = [{"name": "host"}]
     service: dict[str, Any] = {"name": container["name"], "taskSpec": task}
-    if container.get("ports"):
-        service["endpointSpec"] = {"ports": [
-            {"targetPort": p["internal"], "publishedPort": p.get("external"),
-             "publishMode": "host"}
-            for p in container["ports"]
-        ]}  # fmt: skip
+    # Swarm cannot bind a published port to one host address: a port the container binds to
+    # one (the client's 127.0.0.1:8443) has no Swarm twin; the others are published.
+    ports = [
+        {"targetPort": p["internal"], "publishedPort": p.get("external")}
+        for p in container.get("ports", [])
+        if not p.get("ip")
+    ]
+    if ports:
+        service["endpointSpec"] = {"ports": ports}
     return service
 
 
