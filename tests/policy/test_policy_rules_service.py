@@ -164,3 +164,23 @@ def test_client_service__named_as_a_service_in_the_message() -> None:
         "server (no ssl_cert_reqs=none, no ssl_check_hostname=false), or switch its host/port "
         "client to TLS; env CACHE_URL does not."
     ]
+
+
+def test_port_published_in_host_mode__listens_on_every_interface_too() -> None:
+    """Swarm has no host address for a published port: host mode listens on every interface
+    of the node running the task, so only the edge port (443) passes, and the message names
+    the endpoint port by its own index."""
+
+    def publish(props: dict[str, Any]) -> None:
+        props["taskSpec"]["networksAdvanceds"] = [{"name": "shop-prod-edge"}]
+        props["endpointSpec"] = {"ports": [
+            {"targetPort": 8000, "publishedPort": 443},
+            {"targetPort": 8000, "publishedPort": 8443, "publishMode": "host"},
+        ]}  # fmt: skip
+
+    records = mutate(swarm.records(), "web", publish)
+    assert [m for m in run_rule("service-task-hardened", records) if "publish" in m] == [
+        "Service web (shop-prod-web) must not publish endpointSpec.ports[1]; Swarm cannot bind a "
+        "published port to one host address, so it listens on every interface (of every node, in "
+        "the default ingress mode) (CIS Docker 5.14)."
+    ]
