@@ -255,12 +255,18 @@ def stack_network_scoped(
                     f"allowedSubnets so stacks never overlap.",
                     network.urn,
                 )
-    for container in of_type(resources, CONTAINER):
+    for container in task_containers(resources):
         for index, name in enumerate(network_names(container.props)):
-            if name not in declared:
+            if name not in declared and not (container.type == SERVICE and name == "host"):
+                # A service's networks may be v3 `networks` names: name the network.
+                which = (
+                    f"its network {name!r}"
+                    if container.type == SERVICE
+                    else f"networksAdvanced[{index}]"
+                )
                 yield Violation(
                     f"{label(container)} must join only networks this stack declares; "
-                    f"networksAdvanced[{index}] belongs to something else.",
+                    f"{which} belongs to something else.",
                     container.urn,
                 )
 
