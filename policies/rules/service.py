@@ -18,7 +18,7 @@ from policies.rules import container, image, network, secret
 from policies.rules._model import SERVICE, Config, Resource, ResourceRule
 from policies.rules._service_shape import as_container
 
-_CHECKS: Final[tuple[Callable[[Resource, Config], Iterator[str]], ...]] = (
+CHECKS: Final[tuple[Callable[[Resource, Config], Iterator[str]], ...]] = (
     container.non_root_user,
     container.capabilities_dropped,
     container.no_added_capabilities,
@@ -35,11 +35,51 @@ _CHECKS: Final[tuple[Callable[[Resource, Config], Iterator[str]], ...]] = (
     network.no_host_network,
     network.user_defined_network,
     network.ports_bound_to_interface,
+    network.no_unneeded_ports,
     secret.env_not_plain,
     secret.labels_not_plain,
     secret.argv_not_plain,
 )
 
+_ADVISORY: Final = (
+    "advisory for a container, and service-task-hardened is mandatory, so not asked of a service"
+)
+NOT_FOR_SERVICES: Final = {
+    "container-not-privileged": "a service has no privileged setting",
+    "container-no-new-privileges": (
+        "pulumi-docker's Service has no no-new-privileges setting (privileges holds only "
+        "credentialSpec and seLinuxContext)"
+    ),
+    "container-seccomp-enabled": "a service has no seccomp setting; its tasks keep the default",
+    "container-no-host-pid": "a service has no pidMode",
+    "container-no-host-ipc": "a service has no ipcMode",
+    "container-no-host-userns": "a service has no usernsMode",
+    "container-namespaces-private": "a service has no ipcMode, cgroupnsMode or cgroupParent",
+    "container-no-host-devices": "a service has no devices, deviceRequests or gpus",
+    "container-process-limited": (
+        "pulumi-docker's Service has no ulimits (and Docker no pidsLimit): an nproc bound "
+        "cannot be expressed"
+    ),
+    "container-swap-limited": "a service has no memorySwap",
+    "container-no-privileged-groups": _ADVISORY,
+    "container-bind-mounts-read-only": _ADVISORY,
+    "container-cpu-limited": _ADVISORY,
+    "container-restart-bounded": _ADVISORY,
+    "container-logging-bounded": _ADVISORY,
+    "network-port-unprivileged": _ADVISORY,
+    "secret-state-encrypted": _ADVISORY,
+    "secret-upload-file-mode": (
+        "a service has no uploads; its files come from Swarm secrets and configs, which "
+        "coverage-unchecked-resource reports"
+    ),
+    "tls-private-key-strong": (
+        "it reads the certificates in a container's uploads; a service has none (Swarm secrets "
+        "and configs: coverage-unchecked-resource)"
+    ),
+}
+"""Container rules service-task-hardened does not fold in, and why: Swarm cannot express the
+setting, or the rule is advisory (tests/policy/test_policy_rules_service.py keeps every
+container rule either in CHECKS or here)."""
 
 # Container property names in the checks' messages, as a service spells them.
 _SERVICE_WORDS: Final = (
@@ -69,7 +109,7 @@ _SERVICE_WORDS: Final = (
 
 def task_hardened(resource: Resource, config: Mapping[str, Any]) -> Iterator[str]:
     task = Resource(resource.type, resource.name, as_container(resource.props), resource.urn)
-    for check in _CHECKS:
+    for check in CHECKS:
         for found in check(task, config):
             yield _in_service_words(found)
 

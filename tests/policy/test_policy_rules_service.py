@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from policies.rules import RULES
-from policies.rules._model import SERVICE
+from policies.rules import RULES, ResourceRule, service
+from policies.rules._model import CONTAINER, SERVICE
 from tests.policy import foreign, swarm
 from tests.policy.support import mutate, run_rule, upload
 
@@ -74,6 +74,8 @@ CASES = [
     pytest.param("stack-volume-scoped", "stack-volume-scoped", "web",
                  lambda p: p["mounts"][0].update(source="shop-dev-web-secrets"), True,
                  id="stack-01-fail-mounts-foreign-volume"),
+    pytest.param("network-container-no-unneeded-ports", "service-task-hardened", "web",
+                 _set(command=["/usr/sbin/sshd", "-D"]), True, id="net-05-fail-sshd"),
     pytest.param("network-redis-internal-only", "network-redis-internal-only", "cache-net",
                  _set(internal=False), True, id="net-07-fail-network-not-internal"),
     pytest.param("network-redis-network-dedicated", "network-redis-network-dedicated", "web",
@@ -190,3 +192,16 @@ def test_port_published_in_host_mode__listens_on_every_interface_too() -> None:
         "published port to one host address, so it listens on every interface (of every node, in "
         "the default ingress mode) (CIS Docker 5.14)."
     ]
+
+
+def test_every_container_rule__is_asked_of_services_or_says_why_not() -> None:
+    """The table of README "Policy as code": each container rule is folded into
+    service-task-hardened or named in service.NOT_FOR_SERVICES with its reason, never both."""
+    undecided = []
+    for rule in RULES:
+        if isinstance(rule, ResourceRule) and rule.applies_to(CONTAINER):
+            folded = rule.check in service.CHECKS
+            if folded == (rule.name in service.NOT_FOR_SERVICES):
+                undecided.append(rule.name)
+    assert undecided == []
+    assert set(service.NOT_FOR_SERVICES) <= {rule.name for rule in RULES}
