@@ -37,6 +37,7 @@ from policies.rules._secrets import (
     secret_label_names,
     secret_named,
 )
+from policies.rules._service_shape import task_containers
 
 _KEY_MODES: Final = frozenset({0o400, 0o440, 0o600})
 _MIN_SHARED_SECRET: Final = 8  # shorter strings match too much by chance
@@ -184,7 +185,7 @@ def _secrets_of(resource: Resource) -> set[str]:
 def not_shared_in_plain_form(
     resources: Sequence[Resource], _config: Mapping[str, Any]
 ) -> Iterator[Violation]:
-    sources = [(r, _secrets_of(r)) for r in resources if r.type == CONTAINER]
+    sources = [(r, _secrets_of(r)) for r in task_containers(resources)]
     for sink in resources:
         if not sink.type.startswith("docker:"):
             continue

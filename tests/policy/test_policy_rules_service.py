@@ -9,6 +9,7 @@ case must pass on both.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -205,3 +206,23 @@ def test_every_container_rule__is_asked_of_services_or_says_why_not() -> None:
                 undecided.append(rule.name)
     assert undecided == []
     assert set(service.NOT_FOR_SERVICES) <= {rule.name for rule in RULES}
+
+
+def test_secret_in_a_service_env__is_a_source_another_resource_must_not_copy() -> None:
+    """secret-not-shared-in-plain-form: a secret a service carries (here in its env, which
+    service-task-hardened rejects on its own) must not turn up in plain form elsewhere."""
+    password = secrets.token_urlsafe(18)  # a secret nothing else in the stack carries
+
+    def carry(props: dict[str, Any]) -> None:
+        props["envs"].append(f"CACHE_PASSWORD={password}")
+
+    def copy_into_label(props: dict[str, Any]) -> None:
+        props["labels"] = [{"label": "note", "value": password}]
+
+    for records in _twins("web", carry):
+        copied = mutate(records, "edge-net", copy_into_label)
+        assert run_rule("secret-not-shared-in-plain-form", copied) == [
+            "Network edge-net (shop-prod-edge) must not hold, in plain form, a secret another "
+            "resource carries (labels); deliver it as a protected file and list the property in "
+            "additionalSecretOutputs."
+        ]
