@@ -365,7 +365,7 @@ RULES: Final = (
         name="network-redis-internal-only",
         description="Redis servers are reachable only through internal networks of their stack.",
         check=redis_internal_only,
-        refs=("NET-07", "NET-02"),
+        refs=("NET-07", "NET-02", "NET-01"),
     ),
     StackRule(
         name="stack-network-scoped",

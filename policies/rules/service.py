@@ -128,12 +128,17 @@ RULES: Final = (
         check=task_hardened,
         refs=(
             "RUNTIME-07",
+            "RUNTIME-18",
             "RUNTIME-02",
             "RUNTIME-06",
             "RUNTIME-08",
+            "NET-01",
+            "NET-02",
             "NET-03",
+            "NET-05",
             "SECRET-02",
             "IMAGE-01",
+            "IMAGE-03",
         ),
     ),
 )
