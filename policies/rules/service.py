@@ -1,12 +1,14 @@
 """Swarm services: their task spec judged by the container rules it can express.
 
 A `docker:index/service:Service` runs containers from `taskSpec.containerSpec`; its user,
-capabilities, SELinux setting, root filesystem, mounts, environment, command, health check,
-memory limit and published ports mean what they mean on a container, so they are read into a
-container's shape (`as_container`) and judged by the same checks. Swarm has no
-no-new-privileges, seccomp or AppArmor setting for a service, so those rules do not apply. A
-published port cannot be bound to one host address: in `ingress` mode (the default) it listens
-on every node of the swarm, in `host` mode on every interface of the node running the task.
+capabilities, SELinux setting, root filesystem, mounts, environment, labels, command, health
+check, memory limit, networks and published ports mean what they mean on a container, so they
+are read into a container's shape (`as_container`) and judged by the same checks (`CHECKS`).
+The container rules a service cannot break, or that are only advisory, are listed with their
+reason in `NOT_FOR_SERVICES`. A published port cannot be bound to one host address: in
+`ingress` mode (the default) it listens on every node of the swarm, in `host` mode on every
+interface of the node running the task. The stack rules (Redis, clients, networks, volumes,
+TLS material) read services in the same shape (`_service_shape.task_containers`).
 """
 
 from __future__ import annotations
