@@ -72,6 +72,41 @@ def as_container(props: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+# Container property names in the checks' messages, as a service spells them.
+SERVICE_WORDS: Final = (
+    ("capabilities.drops", "taskSpec.containerSpec.capDrops"),
+    ("capabilities.adds", "taskSpec.containerSpec.capAdds"),
+    ("remove apparmor=unconfined and label=disable from securityOpts",
+     "remove privileges.seLinuxContext.disable"),
+    ("(memory, in MB)", "(taskSpec.resources.limits.memoryBytes)"),
+    ("Raise memory,", "Raise taskSpec.resources.limits.memoryBytes,"),
+    ("the container's memory limit", "the service's memory limit"),
+    ("healthcheck.tests", "taskSpec.containerSpec.healthcheck.tests"),
+    ("must bind ports[", "must not publish endpointSpec.ports["),
+    (" to a specific host address (ip: 127.0.0.1); it listens on every interface",
+     "; Swarm cannot bind a published port to one host address, so it listens on every "
+     "interface (of every node, in the default ingress mode)"),
+    ("set readOnly", "set taskSpec.containerSpec.readOnly"),
+    ("must not set networkMode to host",
+     "must not join Swarm's predefined host network (taskSpec.networksAdvanceds)"),
+    ("(networksAdvanced) or set networkMode none; it is on Docker's default bridge",
+     "(taskSpec.networksAdvanceds); with none, Swarm runs its tasks on each node's default "
+     "bridge"),
+    ('(user: "<uid>:<gid>"', '(taskSpec.containerSpec.user: "<uid>:<gid>"'),
+    ('must run as a numeric "<uid>:<gid>"',
+     'must run as a numeric taskSpec.containerSpec.user "<uid>:<gid>"'),
+    ("from its envs.", "from its taskSpec.containerSpec.env."),
+    ("in labels (", "in labels or taskSpec.containerSpec.labels ("),
+)  # fmt: skip
+
+
+def in_service_words(message: str) -> str:
+    """A container rule's message with the property names a service uses instead."""
+    for container_word, service_word in SERVICE_WORDS:
+        message = message.replace(container_word, service_word)
+    return message
+
+
 def _files(spec: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Swarm secrets and configs as the read-only mounts Docker makes of them."""
     found = []

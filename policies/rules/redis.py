@@ -16,6 +16,7 @@ from infra.redis_conf import min_memory_limit_mb
 from policies.rules._acl import acl_users
 from policies.rules._model import (
     ADVISORY,
+    SERVICE,
     ConfigSchema,
     Resource,
     StackRule,
@@ -40,6 +41,7 @@ from policies.rules._redisconf import (
     recognised,
     redis_servers,
 )
+from policies.rules._service_shape import in_service_words
 
 ServerCheck = Callable[[RedisServer, Mapping[str, Any]], Iterator[str]]
 
@@ -75,6 +77,8 @@ def per_server(
                 messages = list(check(server, config))
             except Unreadable as exc:
                 messages = [exc.message(redis_label(server.resource), "this Redis rule")]
+            if server.resource.type == SERVICE:
+                messages = [in_service_words(m) for m in messages]
             for message in messages:
                 yield Violation(message, server.resource.urn)
 

@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from policies.rules import container, image, network, secret
 from policies.rules._model import SERVICE, Config, Resource, ResourceRule
-from policies.rules._service_shape import as_container
+from policies.rules._service_shape import as_container, in_service_words
 
 CHECKS: Final[tuple[Callable[[Resource, Config], Iterator[str]], ...]] = (
     container.non_root_user,
@@ -83,43 +83,12 @@ NOT_FOR_SERVICES: Final = {
 setting, or the rule is advisory (tests/policy/test_policy_rules_service.py keeps every
 container rule either in CHECKS or here)."""
 
-# Container property names in the checks' messages, as a service spells them.
-_SERVICE_WORDS: Final = (
-    ("capabilities.drops", "taskSpec.containerSpec.capDrops"),
-    ("capabilities.adds", "taskSpec.containerSpec.capAdds"),
-    ("remove apparmor=unconfined and label=disable from securityOpts",
-     "remove privileges.seLinuxContext.disable"),
-    ("(memory, in MB)", "(taskSpec.resources.limits.memoryBytes)"),
-    ("healthcheck.tests", "taskSpec.containerSpec.healthcheck.tests"),
-    ("must bind ports[", "must not publish endpointSpec.ports["),
-    (" to a specific host address (ip: 127.0.0.1); it listens on every interface",
-     "; Swarm cannot bind a published port to one host address, so it listens on every "
-     "interface (of every node, in the default ingress mode)"),
-    ("set readOnly", "set taskSpec.containerSpec.readOnly"),
-    ("must not set networkMode to host",
-     "must not join Swarm's predefined host network (taskSpec.networksAdvanceds)"),
-    ("(networksAdvanced) or set networkMode none; it is on Docker's default bridge",
-     "(taskSpec.networksAdvanceds); with none, Swarm runs its tasks on each node's default "
-     "bridge"),
-    ('(user: "<uid>:<gid>"', '(taskSpec.containerSpec.user: "<uid>:<gid>"'),
-    ('must run as a numeric "<uid>:<gid>"',
-     'must run as a numeric taskSpec.containerSpec.user "<uid>:<gid>"'),
-    ("from its envs.", "from its taskSpec.containerSpec.env."),
-    ("in labels (", "in labels or taskSpec.containerSpec.labels ("),
-)  # fmt: skip
-
 
 def task_hardened(resource: Resource, config: Mapping[str, Any]) -> Iterator[str]:
     task = Resource(resource.type, resource.name, as_container(resource.props), resource.urn)
     for check in CHECKS:
         for found in check(task, config):
-            yield _in_service_words(found)
-
-
-def _in_service_words(message: str) -> str:
-    for container_word, service_word in _SERVICE_WORDS:
-        message = message.replace(container_word, service_word)
-    return message
+            yield in_service_words(found)
 
 
 RULES: Final = (

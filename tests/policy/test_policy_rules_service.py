@@ -27,6 +27,19 @@ CA_KEY = foreign.material()["ca.key"].decode()
 CLIENT_CERT = foreign.material()["client.crt"].decode()
 
 
+# How containers spell properties a service spells otherwise (policies/rules/_service_shape.py).
+CONTAINER_WORDS = (
+    "(memory, in MB)",
+    "networksAdvanced[",
+    "capabilities.",
+    "securityOpts",
+    "healthcheck.tests",
+    "bind ports[",
+    "(user:",
+    "container's memory limit",
+)
+
+
 def _set(**values: Any) -> Change:
     return lambda props: props.update(values)
 
@@ -104,6 +117,8 @@ CASES = [
     pytest.param("redis-tls-only", "redis-tls-only", "cache",
                  _set(command=["redis-server", "/secrets/redis.conf", "--port", "6379"]), True,
                  id="tls-01-fail-plaintext-port"),
+    pytest.param("redis-maxmemory-below-limit", "redis-maxmemory-below-limit", "cache",
+                 _set(memory=200), True, id="redis-10-fail-limit-below-maxmemory"),
     pytest.param("container-ids-apart-from-host", "service-task-hardened", "cache",
                  _set(user="999:999"), True, id="runtime-07-fail-host-allocated-ids"),
     pytest.param("secret-labels-not-plain", "service-task-hardened", "web",
@@ -128,6 +143,7 @@ def test_service_is_judged_like_the_container(
     assert bool(as_service) is rejected, as_service
     for message in as_service:
         assert "Container" not in message, message
+        assert not any(word in message for word in CONTAINER_WORDS), message
     if target in swarm.SERVICES:
         assert all(("Redis service" in m or "Service " in m) for m in as_service), as_service
 
