@@ -40,7 +40,9 @@ from policies.rules._props import (
     argv,
     envs,
     healthcheck_tests,
+    is_unknown_value,
     items,
+    known_text,
     label,
     mapping,
     number,
@@ -103,18 +105,12 @@ class Recognition:
     """Why: the signs that made (or failed to make) the decision; never a value."""
 
 
-def _is_unknown_value(exc: Exception) -> bool:
-    # pulumi_policy raises UnknownValueError for a value unknown at preview; rules do not import
-    # pulumi_policy, so recognise it by name.
-    return type(exc).__name__ == "UnknownValueError"
-
-
 def _image(props: Mapping[str, Any]) -> str:
     """The image reference, or "" while it is unknown (e.g. a digest computed at `pulumi up`)."""
     try:
         return text(props.get("image"), "image") or ""
     except Exception as exc:
-        if _is_unknown_value(exc):
+        if is_unknown_value(exc):
             return ""
         raise
 
@@ -128,27 +124,17 @@ class ImageIndex:
             if resource.type not in (REMOTE_IMAGE, IMAGE, REGISTRY_IMAGE):
                 continue
             props = resource.props
-            name = _safe_text(props, "imageName" if resource.type == IMAGE else "name")
+            name = known_text(props, "imageName" if resource.type == IMAGE else "name")
             if not name:
                 continue
             for key in ("imageId", "repoDigest", "latest", "id", "name", "imageName",
                         "baseImageName", "sha256Digest"):  # fmt: skip
-                value = _safe_text(props, key)
+                value = known_text(props, key)
                 if value:
                     self._names.setdefault(value, name)
 
     def resolve(self, image: str) -> str:
         return self._names.get(image, image)
-
-
-def _safe_text(props: Mapping[str, Any], key: str) -> str:
-    try:
-        value = props.get(key)
-    except Exception as exc:
-        if _is_unknown_value(exc):
-            return ""
-        raise
-    return value if isinstance(value, str) else ""
 
 
 def is_redis_image(reference: str) -> bool:
