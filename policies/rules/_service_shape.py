@@ -15,16 +15,28 @@ or / (configs); Docker mounts both read-only. Their content lives in the stack's
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import base64
+import binascii
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import Any, Final
 
-from policies.rules._model import CONTAINER, SERVICE, Resource, Unreadable
-from policies.rules._props import items, mapping, number, strings, text
+from policies.rules._model import (
+    CONTAINER,
+    SERVICE,
+    SERVICE_CONFIG,
+    SWARM_SECRET,
+    Resource,
+    Unreadable,
+)
+from policies.rules._props import items, known_text, mapping, number, strings, text
 
 _BYTES_PER_MB: Final = 1024 * 1024
-# Where Docker puts a Swarm secret or config whose fileName is relative.
+# Where Docker puts a Swarm secret or config whose fileName is relative, and the reference's
+# property naming the stack's Secret or ServiceConfig resource (by its `name`).
 _FILE_ROOTS: Final = {"secrets": "/run/secrets", "configs": "/"}
+_REFERENCE_NAME: Final = {"secrets": "secretName", "configs": "configName"}
+_DELIVERED_BY: Final = {SWARM_SECRET: "secret", SERVICE_CONFIG: "config"}
 
 
 def as_container(props: Mapping[str, Any]) -> dict[str, Any]:
@@ -97,6 +109,10 @@ SERVICE_WORDS: Final = (
      'must run as a numeric taskSpec.containerSpec.user "<uid>:<gid>"'),
     ("from its envs.", "from its taskSpec.containerSpec.env."),
     ("in labels (", "in labels or taskSpec.containerSpec.labels ("),
+    ("in a redis.conf uploaded by this stack",
+     "in a redis.conf this stack gives it (a Swarm config)"),
+    ("a certificate this stack uploads (tls-cert-file)",
+     "a certificate this stack gives it as a Swarm config (tls-cert-file)"),
 )  # fmt: skip
 
 
@@ -116,8 +132,32 @@ def _files(spec: Mapping[str, Any]) -> list[dict[str, Any]]:
             name = text(entry.get("fileName"), f"taskSpec.containerSpec.{key}[{index}].fileName")
             if name:
                 target = str(PurePosixPath(root) / name)  # an absolute name replaces the root
-                found.append({"type": key.rstrip("s"), "target": target, "readOnly": True})
+                source = known_text(entry, _REFERENCE_NAME[key])
+                found.append(
+                    {"type": key.rstrip("s"), "target": target, "source": source, "readOnly": True}
+                )
     return found
+
+
+def _delivered_texts(resources: Sequence[Resource]) -> dict[tuple[str, str], str | None]:
+    """The text of each Swarm secret and config in the stack, by (kind, name); None when its
+    data is not base64 of UTF-8 text, or unknown at preview."""
+    texts: dict[tuple[str, str], str | None] = {}
+    for resource in resources:
+        kind = _DELIVERED_BY.get(resource.type)
+        name = known_text(resource.props, "name") if kind else ""
+        if kind and name:
+            texts[(kind, name)] = _decoded(known_text(resource.props, "data"))
+    return texts
+
+
+def _decoded(data: str) -> str | None:
+    # pulumi-docker takes `data` as base64, standard or URL-safe alphabet.
+    try:
+        raw = base64.b64decode(data.replace("-", "+").replace("_", "/"), validate=True)
+        return raw.decode("utf-8") if data else None
+    except (binascii.Error, UnicodeDecodeError):
+        return None
 
 
 def task_containers(resources: Iterable[Resource]) -> list[Resource]:
@@ -128,6 +168,7 @@ def task_containers(resources: Iterable[Resource]) -> list[Resource]:
     """
     everything = list(resources)
     shaped = [r for r in everything if r.type == CONTAINER]
+    delivered = _delivered_texts(everything)
     for resource in everything:
         if resource.type != SERVICE:
             continue
@@ -135,6 +176,13 @@ def task_containers(resources: Iterable[Resource]) -> list[Resource]:
             props = as_container(resource.props)
         except Unreadable:
             continue
+        # The files Swarm places in the task, read like a container's uploads, so the rules
+        # that read a container's files (redis.conf, ACL, certificates) read them too.
+        props["uploads"] = [
+            {"file": m["target"], "content": delivered.get((m["type"], m["source"]))}
+            for m in props["mounts"]
+            if m.get("type") in ("secret", "config")
+        ]
         shaped.append(Resource(resource.type, resource.name, props, resource.urn))
     return shaped
 

@@ -14,6 +14,7 @@ from policies.rules._environment import floor
 from policies.rules._model import (
     CONTAINER,
     DYNAMIC,
+    SERVICE,
     TLS_LOCALLY_SIGNED_CERT,
     TLS_PRIVATE_KEY,
     TLS_SELF_SIGNED_CERT,
@@ -26,7 +27,7 @@ from policies.rules._model import (
 from policies.rules._props import envs, label, number, redis_label, strings, text, uploads
 from policies.rules._redisconf import aliases, redis_servers
 from policies.rules._secrets import private_key_blocks
-from policies.rules._service_shape import task_containers
+from policies.rules._service_shape import in_service_words, task_containers
 from policies.rules._x509 import (
     MIN_RSA_BITS,
     certificate_blocks,
@@ -174,10 +175,13 @@ def server_certificate_profile(
         certs = [c for c in map(parse_certificate, certificate_blocks(content or "")) if c]
         who = f"{redis_label(server.resource)}"
         if not certs:
-            yield Violation(
+            unreadable = (
                 f"{who} must serve a certificate this stack uploads (tls-cert-file), so its "
-                f"profile can be verified; it cannot be read.",
-                server.resource.urn,
+                f"profile can be verified; it cannot be read."
+            )
+            service = server.resource.type == SERVICE
+            yield Violation(
+                in_service_words(unreadable) if service else unreadable, server.resource.urn
             )
             continue
         leaf = certs[0]

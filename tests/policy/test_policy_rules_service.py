@@ -9,6 +9,7 @@ case must pass on both.
 
 from __future__ import annotations
 
+import base64
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 from policies.rules import RULES, ResourceRule, service
-from policies.rules._model import CONTAINER, SERVICE
+from policies.rules._model import CONTAINER, SERVICE, SERVICE_CONFIG, SWARM_SECRET
 from tests.policy import foreign, swarm
 from tests.policy.support import mutate, run_rule, upload
 
@@ -242,3 +243,55 @@ def test_secret_in_a_service_env__is_a_source_another_resource_must_not_copy() -
             "resource carries (labels); deliver it as a protected file and list the property in "
             "additionalSecretOutputs."
         ]
+
+
+def _delivered_by_swarm(unreadable: str = "") -> list[Any]:
+    """The Swarm twin with the Redis service's files given as Swarm configs (redis.conf and
+    certificates) and secrets (ACL, key, probe password) instead of a volume an initialiser
+    fills: the stack has no cache-loader, so no upload holds them."""
+    m = {k: v.decode() for k, v in foreign.material().items()}
+    files = {"redis.conf": (SERVICE_CONFIG, foreign.REDIS_CONF),
+             "ca.crt": (SERVICE_CONFIG, m["ca.crt"]), "tls.crt": (SERVICE_CONFIG, m["tls.crt"]),
+             "users.acl": (SWARM_SECRET, foreign.ACL),
+             "tls.key": (SWARM_SECRET, m["tls.key"]),
+             "probe.pw": (SWARM_SECRET, foreign.PROBE_PASSWORD)}  # fmt: skip
+    items = [i for i in swarm.raw() if i["name"] not in ("cache-loader", "cache-secrets")]
+    for item in items:
+        if item["name"] == "cache":
+            spec = item["props"]["taskSpec"]["containerSpec"]
+            spec["mounts"] = [m for m in spec["mounts"] if m["target"] != "/secrets"]
+            for name, (type_, _) in files.items():
+                key, ref = (
+                    ("configs", "configName")
+                    if type_ == SERVICE_CONFIG
+                    else ("secrets", "secretName")
+                )
+                spec.setdefault(key, []).append(
+                    {ref: f"shop-{name}", "fileName": f"/secrets/{name}", "fileMode": 0o400}
+                )
+    for name, (type_, content) in files.items():
+        data = base64.b64encode(content.encode()).decode()
+        if name == unreadable:
+            data = "not base64!"
+        items.append({"type": type_, "name": name.replace(".", "-"),
+                      "props": {"name": f"shop-{name}", "data": data}})  # fmt: skip
+    return swarm.records(items)
+
+
+def test_files_given_as_swarm_configs_and_secrets__are_read_like_uploads() -> None:
+    """A Redis service's redis.conf, ACL and certificate delivered by Swarm are judged, not
+    failed closed as unreadable; a config whose data is not base64 text stays unknown."""
+    redis_rules = [r.name for r in RULES if r.name.startswith(("redis-", "tls-"))]
+    delivered = _delivered_by_swarm()
+    assert {
+        name: run_rule(name, delivered) for name in redis_rules if run_rule(name, delivered)
+    } == {}
+    assert run_rule("redis-tls-only", _delivered_by_swarm(unreadable="redis.conf")) == [
+        "Redis service cache (shop-prod-cache) must set port 0 on its command line or in a "
+        "redis.conf this stack gives it (a Swarm config); its config file cannot be read, so the "
+        "setting is unknown."
+    ]
+    assert run_rule("tls-server-certificate-profile", _delivered_by_swarm("tls.crt")) == [
+        "Redis service cache (shop-prod-cache) must serve a certificate this stack gives it as a "
+        "Swarm config (tls-cert-file), so its profile can be verified; it cannot be read."
+    ]
