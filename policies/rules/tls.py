@@ -146,9 +146,7 @@ def private_key_unique(
 ) -> Iterator[Violation]:
     seen: dict[str, set[str]] = {}
     holders: dict[str, list[Resource]] = {}
-    for resource in resources:
-        if resource.type != CONTAINER:
-            continue
+    for resource in task_containers(resources):
         for upload in uploads(resource.props):
             for block in private_key_blocks(upload.content or ""):
                 seen.setdefault(block, set()).add(upload.basename)

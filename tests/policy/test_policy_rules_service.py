@@ -245,7 +245,7 @@ def test_secret_in_a_service_env__is_a_source_another_resource_must_not_copy() -
         ]
 
 
-def _delivered_by_swarm(unreadable: str = "") -> list[Any]:
+def _delivered_by_swarm(unreadable: str = "", probe_key: str = "") -> list[Any]:
     """The Swarm twin with the Redis service's files given as Swarm configs (redis.conf and
     certificates) and secrets (ACL, key, probe password) instead of a volume an initialiser
     fills: the stack has no cache-loader, so no upload holds them."""
@@ -255,6 +255,8 @@ def _delivered_by_swarm(unreadable: str = "") -> list[Any]:
              "users.acl": (SWARM_SECRET, foreign.ACL),
              "tls.key": (SWARM_SECRET, m["tls.key"]),
              "probe.pw": (SWARM_SECRET, foreign.PROBE_PASSWORD)}  # fmt: skip
+    if probe_key:
+        files["probe.key"] = (SWARM_SECRET, probe_key)
     items = [i for i in swarm.raw() if i["name"] not in ("cache-loader", "cache-secrets")]
     for item in items:
         if item["name"] == "cache":
@@ -294,4 +296,14 @@ def test_files_given_as_swarm_configs_and_secrets__are_read_like_uploads() -> No
     assert run_rule("tls-server-certificate-profile", _delivered_by_swarm("tls.crt")) == [
         "Redis service cache (shop-prod-cache) must serve a certificate this stack gives it as a "
         "Swarm config (tls-cert-file), so its profile can be verified; it cannot be read."
+    ]
+
+
+def test_one_key_given_by_swarm_under_two_names__is_refused() -> None:
+    """tls-private-key-unique reads the keys Swarm gives a service, as it reads uploads."""
+    server_key = foreign.material()["tls.key"].decode()
+    assert run_rule("tls-private-key-unique", _delivered_by_swarm()) == []
+    assert run_rule("tls-private-key-unique", _delivered_by_swarm(probe_key=server_key)) == [
+        "Service cache (shop-prod-cache) receives one private key under 2 different file names; "
+        "give every certificate (server, each client) its own key."
     ]
