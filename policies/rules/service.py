@@ -71,12 +71,13 @@ NOT_FOR_SERVICES: Final = {
     "network-port-unprivileged": _ADVISORY,
     "secret-state-encrypted": _ADVISORY,
     "secret-upload-file-mode": (
-        "a service has no uploads; its files come from Swarm secrets and configs, which "
-        "coverage-unchecked-resource reports"
+        "a service has no uploads; a Swarm secret's fileMode (default 0444) goes with its owner "
+        "(fileUid/fileGid, default root), which no rule judges yet"
     ),
     "tls-private-key-strong": (
-        "it reads the certificates in a container's uploads; a service has none (Swarm secrets "
-        "and configs: coverage-unchecked-resource)"
+        "a resource rule reads one resource; a service's certificates are in the stack's Swarm "
+        "configs, which the stack rules read (tls-server-certificate-profile) but this one "
+        "cannot"
     ),
 }
 """Container rules service-task-hardened does not fold in, and why: Swarm cannot express the
