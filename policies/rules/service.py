@@ -18,7 +18,9 @@ from typing import Any, Final
 
 from policies.rules import container, image, network, secret
 from policies.rules._model import SERVICE, Config, Resource, ResourceRule
+from policies.rules._props import items, label, mapping, number
 from policies.rules._service_shape import as_container, in_service_words
+from policies.rules.secret import SECRET_FILE_MODES
 
 CHECKS: Final[tuple[Callable[[Resource, Config], Iterator[str]], ...]] = (
     container.non_root_user,
@@ -71,8 +73,8 @@ NOT_FOR_SERVICES: Final = {
     "network-port-unprivileged": _ADVISORY,
     "secret-state-encrypted": _ADVISORY,
     "secret-upload-file-mode": (
-        "a service has no uploads; a Swarm secret's fileMode (default 0444) goes with its owner "
-        "(fileUid/fileGid, default root), which no rule judges yet"
+        "a service has no uploads; the fileMode of each Swarm secret it is given is judged "
+        "instead (swarm_secret_modes)"
     ),
     "tls-private-key-strong": (
         "a resource rule reads one resource; a service's certificates are in the stack's Swarm "
@@ -90,6 +92,22 @@ def task_hardened(resource: Resource, config: Mapping[str, Any]) -> Iterator[str
     for check in CHECKS:
         for found in check(task, config):
             yield in_service_words(found)
+    yield from swarm_secret_modes(resource)
+
+
+def swarm_secret_modes(resource: Resource) -> Iterator[str]:
+    """TLS-10 for the files Swarm gives a task: a secret's file is 0444 unless fileMode says
+    otherwise, readable by every process in it (the counterpart of secret-upload-file-mode)."""
+    spec = mapping(mapping(resource.props.get("taskSpec")).get("containerSpec"))
+    for index, raw in enumerate(items(spec.get("secrets"))):
+        where = f"taskSpec.containerSpec.secrets[{index}]"
+        mode = number(mapping(raw, where).get("fileMode"), f"{where}.fileMode")
+        if mode is None or int(mode) not in SECRET_FILE_MODES:
+            yield (
+                f"{label(resource)} must give {where} fileMode 0400 (or 0440/0600), with "
+                f"fileUid/fileGid of its user; Docker's default 0444 lets every process in the "
+                f"task read the secret (CIS Docker 3.14)."
+            )
 
 
 RULES: Final = (
@@ -111,6 +129,7 @@ RULES: Final = (
             "SECRET-02",
             "IMAGE-01",
             "IMAGE-03",
+            "TLS-10",
         ),
     ),
 )

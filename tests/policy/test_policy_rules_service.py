@@ -307,3 +307,23 @@ def test_one_key_given_by_swarm_under_two_names__is_refused() -> None:
         "Service cache (shop-prod-cache) receives one private key under 2 different file names; "
         "give every certificate (server, each client) its own key."
     ]
+
+
+def test_swarm_secret_without_an_owner_only_mode__is_refused() -> None:
+    """Docker gives a Swarm secret's file mode 0444 unless fileMode says otherwise (TLS-10)."""
+    delivered = _delivered_by_swarm()
+    assert not [m for m in run_rule("service-task-hardened", delivered) if "fileMode" in m]
+
+    def default_mode(props: dict[str, Any]) -> None:
+        secret = props["taskSpec"]["containerSpec"]["secrets"][1]
+        del secret["fileMode"]
+
+    assert [
+        m
+        for m in run_rule("service-task-hardened", mutate(delivered, "cache", default_mode))
+        if "fileMode" in m
+    ] == [
+        "Service cache (shop-prod-cache) must give taskSpec.containerSpec.secrets[1] fileMode "
+        "0400 (or 0440/0600), with fileUid/fileGid of its user; Docker's default 0444 lets every "
+        "process in the task read the secret (CIS Docker 3.14)."
+    ]
