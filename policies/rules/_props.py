@@ -27,6 +27,23 @@ from policies.rules._model import SERVICE, Resource, Unreadable, kind_of
 _MAX_PLAUSIBLE_MEMORY_MB: Final = 1024 * 1024
 
 
+def is_unknown_value(exc: Exception) -> bool:
+    # pulumi_policy raises UnknownValueError for a value unknown at preview; rules do not import
+    # pulumi_policy, so recognise it by name.
+    return type(exc).__name__ == "UnknownValueError"
+
+
+def known_text(props: Mapping[str, Any], key: str) -> str:
+    """A string property, or "" when it is absent, not a string or unknown at preview."""
+    try:
+        value = props.get(key)
+    except Exception as exc:
+        if is_unknown_value(exc):
+            return ""
+        raise
+    return value if isinstance(value, str) else ""
+
+
 def mapping(value: Any, what: str = "a property") -> Mapping[str, Any]:
     if value is None:
         return {}

@@ -29,11 +29,9 @@ from typing import Any, Final
 
 from policies.rules._environment import FLOORS, Environment, Floor, floor
 from policies.rules._model import (
-    CONTAINER,
     IMAGE,
     REGISTRY_IMAGE,
     REMOTE_IMAGE,
-    SERVICE,
     Resource,
     Unreadable,
 )
@@ -42,7 +40,10 @@ from policies.rules._props import (
     argv,
     envs,
     healthcheck_tests,
+    is_unknown_value,
     items,
+    known_text,
+    label,
     mapping,
     number,
     shell_words,
@@ -50,7 +51,7 @@ from policies.rules._props import (
     text,
     uploads,
 )
-from policies.rules._service_shape import as_container
+from policies.rules._service_shape import task_containers
 
 SERVER_BINARIES: Final = frozenset({"redis-server", "redis-stack-server", "valkey-server"})
 # Redis tools that are not a server: a container running one of these is a client.
@@ -104,18 +105,12 @@ class Recognition:
     """Why: the signs that made (or failed to make) the decision; never a value."""
 
 
-def _is_unknown_value(exc: Exception) -> bool:
-    # pulumi_policy raises UnknownValueError for a value unknown at preview; rules do not import
-    # pulumi_policy, so recognise it by name.
-    return type(exc).__name__ == "UnknownValueError"
-
-
 def _image(props: Mapping[str, Any]) -> str:
     """The image reference, or "" while it is unknown (e.g. a digest computed at `pulumi up`)."""
     try:
         return text(props.get("image"), "image") or ""
     except Exception as exc:
-        if _is_unknown_value(exc):
+        if is_unknown_value(exc):
             return ""
         raise
 
@@ -129,27 +124,17 @@ class ImageIndex:
             if resource.type not in (REMOTE_IMAGE, IMAGE, REGISTRY_IMAGE):
                 continue
             props = resource.props
-            name = _safe_text(props, "imageName" if resource.type == IMAGE else "name")
+            name = known_text(props, "imageName" if resource.type == IMAGE else "name")
             if not name:
                 continue
             for key in ("imageId", "repoDigest", "latest", "id", "name", "imageName",
                         "baseImageName", "sha256Digest"):  # fmt: skip
-                value = _safe_text(props, key)
+                value = known_text(props, key)
                 if value:
                     self._names.setdefault(value, name)
 
     def resolve(self, image: str) -> str:
         return self._names.get(image, image)
-
-
-def _safe_text(props: Mapping[str, Any], key: str) -> str:
-    try:
-        value = props.get(key)
-    except Exception as exc:
-        if _is_unknown_value(exc):
-            return ""
-        raise
-    return value if isinstance(value, str) else ""
 
 
 def is_redis_image(reference: str) -> bool:
@@ -459,31 +444,29 @@ class RedisServer:
         return users
 
 
-def redis_servers(resources: Iterable[Resource], *, services: bool = False) -> list[RedisServer]:
-    return [server for server, _ in recognised(resources, services=services) if server]
+def redis_servers(resources: Iterable[Resource]) -> list[RedisServer]:
+    return [server for server, _ in recognised(resources) if server]
 
 
 def recognised(
-    resources: Iterable[Resource], *, services: bool = False
+    resources: Iterable[Resource],
 ) -> list[tuple[RedisServer | None, tuple[Resource, Recognition]]]:
-    """Every container with its recognition; the RedisServer where the verdict is SERVER.
+    """Every container and Swarm service with its recognition; the RedisServer where the
+    verdict is SERVER.
 
-    With `services`, Swarm services too, read in a container's shape: their server settings,
-    published ports and networks mean the same (the redis-* server rules and the
-    network-redis-* rules ask for them; the TLS certificate and client rules keep to
-    containers, whose uploads and envs they read)."""
+    A service is read in a container's shape (policies/rules/_service_shape.py): its server
+    settings, published ports, networks, mounts and environment mean the same, so every rule
+    about Redis servers judges a Redis service as it judges a Redis container."""
     everything = list(resources)
     images = ImageIndex(everything)
     stack_floor = floor(everything)
-    containers = [r for r in everything if r.type == CONTAINER]
-    if services:
-        containers += _services_as_containers(everything)
+    containers = task_containers(everything)
     found: list[tuple[RedisServer | None, tuple[Resource, Recognition]]] = []
     for resource in containers:
         try:
             recognition = recognise(resource.props, images)
         except Unreadable as exc:
-            exc.subject, exc.urn = f"Container {resource.name}", resource.urn
+            exc.subject, exc.urn = label(resource), resource.urn
             raise
         server = None
         if recognition.verdict is Verdict.SERVER:
@@ -493,19 +476,6 @@ def recognised(
             server = RedisServer(resource, settings, files, stack_floor)
         found.append((server, (resource, recognition)))
     return found
-
-
-def _services_as_containers(resources: Sequence[Resource]) -> list[Resource]:
-    shaped = []
-    for resource in resources:
-        if resource.type != SERVICE:
-            continue
-        try:
-            props = as_container(resource.props)
-        except Unreadable:
-            continue  # service-task-hardened reports the property it cannot read
-        shaped.append(Resource(resource.type, resource.name, props, resource.urn))
-    return shaped
 
 
 def network_names(props: Mapping[str, Any]) -> list[str]:

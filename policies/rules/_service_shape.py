@@ -1,20 +1,42 @@
 """What a Swarm service's task spec amounts to as container properties.
 
-A `docker:index/service:Service` runs containers from `taskSpec.containerSpec`; its user,
-capabilities, SELinux setting, root filesystem, mounts, environment, command, health check,
-memory limit, published ports and networks mean what they mean on a container, so the container
-and Redis rules read them in a container's shape (policies/rules/service.py,
-policies/rules/_redisconf.py).
+A `docker:index/service:Service` runs containers from `taskSpec.containerSpec`; its user and
+capabilities, SELinux setting, root filesystem, mounts, environment, labels, command,
+health check, memory limit, published ports and networks mean what they mean on a container, so
+the container, Redis, client and TLS rules read them in a container's shape
+(policies/rules/service.py, policies/rules/_redisconf.py). Property names are pulumi-docker's
+(v4/v5 `capAdds`, `networksAdvanceds`, `env` as a map; v3 `networks` as names).
+
+Swarm secrets and configs (`containerSpec.secrets` / `configs`) become read-only mounts at the
+path Docker gives them: an absolute `fileName` as is, a relative one under /run/secrets (secrets)
+or / (configs); Docker mounts both read-only. Their content lives in the stack's `Secret` and
+`ServiceConfig` resources, which coverage-unchecked-resource reports as unchecked.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import base64
+import binascii
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import PurePosixPath
 from typing import Any, Final
 
-from policies.rules._props import items, mapping, number, strings, text
+from policies.rules._model import (
+    CONTAINER,
+    SERVICE,
+    SERVICE_CONFIG,
+    SWARM_SECRET,
+    Resource,
+    Unreadable,
+)
+from policies.rules._props import items, known_text, mapping, number, strings, text
 
 _BYTES_PER_MB: Final = 1024 * 1024
+# Where Docker puts a Swarm secret or config whose fileName is relative, and the reference's
+# property naming the stack's Secret or ServiceConfig resource (by its `name`).
+_FILE_ROOTS: Final = {"secrets": "/run/secrets", "configs": "/"}
+_REFERENCE_NAME: Final = {"secrets": "secretName", "configs": "configName"}
+_DELIVERED_BY: Final = {SWARM_SECRET: "secret", SERVICE_CONFIG: "config"}
 
 
 def as_container(props: Mapping[str, Any]) -> dict[str, Any]:
@@ -25,15 +47,17 @@ def as_container(props: Mapping[str, Any]) -> dict[str, Any]:
     env = mapping(spec.get("env"), "taskSpec.containerSpec.env")
     limits = mapping(mapping(task.get("resources")).get("limits"))
     memory = number(limits.get("memoryBytes"), "taskSpec.resources.limits.memoryBytes")
-    ports = []
-    for index, port in enumerate(items(mapping(props.get("endpointSpec")).get("ports"))):
-        entry = mapping(port, f"endpointSpec.ports[{index}]")
-        if (text(entry.get("publishMode")) or "ingress") == "ingress":
-            published = {
-                "internal": entry.get("targetPort"),
-                "external": entry.get("publishedPort"),
-            }
-            ports.append(published)
+    networks = _networks(task)
+    # Every published port, in either mode, as a port with no host address: Swarm has none to
+    # bind it to. Ingress mode listens on every node, host mode on every interface of the node
+    # running the task, and no publishedPort means a port Swarm picks.
+    ports = [
+        {
+            "internal": mapping(port, f"endpointSpec.ports[{index}]").get("targetPort"),
+            "external": mapping(port).get("publishedPort"),
+        }
+        for index, port in enumerate(items(mapping(props.get("endpointSpec")).get("ports")))
+    ]
     return {
         "name": text(props.get("name"), "name"),
         "image": text(spec.get("image"), "taskSpec.containerSpec.image"),
@@ -44,18 +68,123 @@ def as_container(props: Mapping[str, Any]) -> dict[str, Any]:
             "drops": strings(spec.get("capDrops"), "capDrops"),
         },
         "securityOpts": ["label=disable"] if selinux.get("disable") is True else [],
-        "mounts": items(spec.get("mounts"), "taskSpec.containerSpec.mounts"),
+        "mounts": items(spec.get("mounts"), "taskSpec.containerSpec.mounts") + _files(spec),
         "envs": [f"{key}={value}" for key, value in env.items() if isinstance(value, str)],
+        "labels": items(props.get("labels"), "labels")
+        + items(spec.get("labels"), "taskSpec.containerSpec.labels"),
         "entrypoints": strings(spec.get("commands"), "commands"),
         "command": strings(spec.get("args"), "args"),
         "healthcheck": {"tests": strings(mapping(spec.get("healthcheck")).get("tests"), "tests")},
         "memory": memory / _BYTES_PER_MB if memory else None,
         "ports": ports,
-        "networksAdvanced": _networks(task),
-        # Every port the service publishes, in either mode; Swarm picks a published port when
-        # none is given (network-redis-no-published-port reads it for a service).
-        "endpointPorts": items(mapping(props.get("endpointSpec")).get("ports")),
+        "networksAdvanced": networks,
+        # Swarm's predefined `host` network gives the tasks the node's network stack, as
+        # networkMode host does for a container.
+        "networkMode": "host" if any(n.get("name") == "host" for n in networks) else None,
     }
+
+
+# Container property names in the checks' messages, as a service spells them.
+SERVICE_WORDS: Final = (
+    ("capabilities.drops", "taskSpec.containerSpec.capDrops"),
+    ("capabilities.adds", "taskSpec.containerSpec.capAdds"),
+    ("remove apparmor=unconfined and label=disable from securityOpts",
+     "remove privileges.seLinuxContext.disable"),
+    ("(memory, in MB)", "(taskSpec.resources.limits.memoryBytes)"),
+    ("Raise memory,", "Raise taskSpec.resources.limits.memoryBytes,"),
+    ("the container's memory limit", "the service's memory limit"),
+    ("healthcheck.tests", "taskSpec.containerSpec.healthcheck.tests"),
+    ("must bind ports[", "must not publish endpointSpec.ports["),
+    (" to a specific host address (ip: 127.0.0.1); it listens on every interface",
+     "; Swarm cannot bind a published port to one host address, so it listens on every "
+     "interface (of every node, in the default ingress mode)"),
+    ("set readOnly", "set taskSpec.containerSpec.readOnly"),
+    ("must not set networkMode to host",
+     "must not join Swarm's predefined host network (taskSpec.networksAdvanceds)"),
+    ("(networksAdvanced) or set networkMode none; it is on Docker's default bridge",
+     "(taskSpec.networksAdvanceds); with none, Swarm runs its tasks on each node's default "
+     "bridge"),
+    ('(user: "<uid>:<gid>"', '(taskSpec.containerSpec.user: "<uid>:<gid>"'),
+    ('must run as a numeric "<uid>:<gid>"',
+     'must run as a numeric taskSpec.containerSpec.user "<uid>:<gid>"'),
+    ("from its envs.", "from its taskSpec.containerSpec.env."),
+    ("in labels (", "in labels or taskSpec.containerSpec.labels ("),
+    ("in a redis.conf uploaded by this stack",
+     "in a redis.conf this stack gives it (a Swarm config)"),
+    ("a certificate this stack uploads (tls-cert-file)",
+     "a certificate this stack gives it as a Swarm config (tls-cert-file)"),
+)  # fmt: skip
+
+
+def in_service_words(message: str) -> str:
+    """A container rule's message with the property names a service uses instead."""
+    for container_word, service_word in SERVICE_WORDS:
+        message = message.replace(container_word, service_word)
+    return message
+
+
+def _files(spec: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Swarm secrets and configs as the read-only mounts Docker makes of them."""
+    found = []
+    for key, root in _FILE_ROOTS.items():
+        for index, raw in enumerate(items(spec.get(key), f"taskSpec.containerSpec.{key}")):
+            entry = mapping(raw, f"taskSpec.containerSpec.{key}[{index}]")
+            name = text(entry.get("fileName"), f"taskSpec.containerSpec.{key}[{index}].fileName")
+            if name:
+                target = str(PurePosixPath(root) / name)  # an absolute name replaces the root
+                source = known_text(entry, _REFERENCE_NAME[key])
+                found.append(
+                    {"type": key.rstrip("s"), "target": target, "source": source, "readOnly": True}
+                )
+    return found
+
+
+def _delivered_texts(resources: Sequence[Resource]) -> dict[tuple[str, str], str | None]:
+    """The text of each Swarm secret and config in the stack, by (kind, name); None when its
+    data is not base64 of UTF-8 text, or unknown at preview."""
+    texts: dict[tuple[str, str], str | None] = {}
+    for resource in resources:
+        kind = _DELIVERED_BY.get(resource.type)
+        name = known_text(resource.props, "name") if kind else ""
+        if kind and name:
+            texts[(kind, name)] = _decoded(known_text(resource.props, "data"))
+    return texts
+
+
+def _decoded(data: str) -> str | None:
+    # pulumi-docker takes `data` as base64, standard or URL-safe alphabet.
+    try:
+        raw = base64.b64decode(data.replace("-", "+").replace("_", "/"), validate=True)
+        return raw.decode("utf-8") if data else None
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+
+
+def task_containers(resources: Iterable[Resource]) -> list[Resource]:
+    """Every container, then every Swarm service read in a container's shape.
+
+    A service whose task spec cannot be read is left out: service-task-hardened reports the
+    property it cannot read.
+    """
+    everything = list(resources)
+    shaped = [r for r in everything if r.type == CONTAINER]
+    delivered = _delivered_texts(everything)
+    for resource in everything:
+        if resource.type != SERVICE:
+            continue
+        try:
+            props = as_container(resource.props)
+        except Unreadable:
+            continue
+        # The files Swarm places in the task, read like a container's uploads, so the rules
+        # that read a container's files (redis.conf, ACL, certificates) read them too.
+        props["uploads"] = [
+            {"file": m["target"], "content": delivered.get((m["type"], m["source"]))}
+            for m in props["mounts"]
+            if m.get("type") in ("secret", "config")
+        ]
+        shaped.append(Resource(resource.type, resource.name, props, resource.urn))
+    return shaped
 
 
 def _networks(task: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -1,4 +1,8 @@
-"""Redis clients: every container that points at Redis does so over verified TLS (rediss://)."""
+"""Redis clients: every container or Swarm service that points at Redis does so over verified TLS.
+
+A service is read in a container's shape (policies/rules/_service_shape.py): its `env` and
+`args` carry the same URLs and host settings.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
-from policies.rules._model import CONTAINER, Resource, StackRule, Violation
-from policies.rules._props import argv_words, envs, label, of_type
+from policies.rules._model import Resource, StackRule, Violation
+from policies.rules._props import argv_words, envs, label
 from policies.rules._redisconf import redis_servers
+from policies.rules._service_shape import task_containers
 
 _REDIS_URL: Final = re.compile(r"(?i)\b(?:redis|rediss|valkey|valkeys|redis\+sentinel)://[^\s'\"]*")
 _TLS_SCHEMES: Final = frozenset({"rediss", "valkeys"})
@@ -73,7 +78,7 @@ def clients_use_tls(
     resources: Sequence[Resource], _config: Mapping[str, Any]
 ) -> Iterator[Violation]:
     servers = {s.resource.urn for s in redis_servers(resources)}
-    for container in of_type(resources, CONTAINER):
+    for container in task_containers(resources):
         if container.urn in servers:
             continue
         weak = sorted({where for where, url in redis_urls(container.props) if _weak(url)})

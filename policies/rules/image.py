@@ -12,6 +12,7 @@ from policies.rules._model import (
     IMAGE,
     REGISTRY_IMAGE,
     REMOTE_IMAGE,
+    SERVICE,
     Resource,
     ResourceRule,
 )
@@ -84,10 +85,11 @@ def _build_settings(resource: Resource) -> list[tuple[str, str]]:
 
 
 def tls_verification_enabled(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
-    pairs = envs(resource.props) if resource.type == CONTAINER else _build_settings(resource)
+    runs = resource.type in (CONTAINER, SERVICE)  # a service in a container's shape: envs
+    pairs = envs(resource.props) if runs else _build_settings(resource)
     off = sorted({k for k, v in pairs if k.upper() in _NO_VERIFY and _NO_VERIFY[k.upper()](v)})
     if off:
-        where = "envs" if resource.type == CONTAINER else "build arguments"
+        where = "envs" if runs else "build arguments"
         yield (
             f"{label(resource)} must not switch TLS verification off; remove "
             f"{', '.join(off)} from its {where}."

@@ -36,6 +36,7 @@ from policies.rules._props import (
     text,
 )
 from policies.rules._redisconf import aliases, network_names, redis_servers
+from policies.rules._service_shape import task_containers
 from policies.rules.clients import is_redis_client
 
 _ALL_INTERFACES: Final = frozenset({"", "0.0.0.0", "::", "[::]"})  # noqa: S104 - what we reject
@@ -76,10 +77,10 @@ def ports_bound_to_interface(resource: Resource, _config: Mapping[str, Any]) -> 
 def redis_no_published_port(
     resources: Sequence[Resource], _config: Mapping[str, Any]
 ) -> Iterator[Violation]:
-    for server in redis_servers(resources, services=True):
+    for server in redis_servers(resources):
         props = server.resource.props
         if server.resource.type == SERVICE:
-            published, where = bool(items(props.get("endpointPorts"))), "(endpointSpec.ports)"
+            published, where = bool(items(props.get("ports"))), "(endpointSpec.ports)"
         else:
             published = bool(items(props.get("ports"), "ports")) or (
                 flag(props.get("publishAllPorts")) is True
@@ -163,13 +164,14 @@ def redis_internal_only(
     resources: Sequence[Resource], _config: Mapping[str, Any]
 ) -> Iterator[Violation]:
     declared = _declared_networks(resources)
-    for server in redis_servers(resources, services=True):
+    for server in redis_servers(resources):
         resource = server.resource
         service = resource.type == SERVICE
         mode = text(resource.props.get("networkMode")) or ""
         names = network_names(resource.props)
-        # A Swarm service has no network mode; its networks are judged below.
-        if not service and (
+        if service:
+            yield from _service_outside_stack_networks(resource, names, mode)
+        elif (
             mode == "host"
             or mode.startswith("container:")
             or (not names and mode in _DEFAULT_BRIDGE_MODES)
@@ -182,6 +184,8 @@ def redis_internal_only(
             )
         for index, name in enumerate(names):
             network = declared.get(name)
+            if service and name == "host":
+                continue  # Swarm's predefined host network: reported above as the host's
             if network is None:
                 # A service's networks come from v4 networksAdvanceds or v3 networks, so its
                 # index would be ambiguous: name the network instead.
@@ -198,6 +202,31 @@ def redis_internal_only(
                     f"{redis_label(resource)} joins it; it has a route to other networks.",
                     network.urn,
                 )
+
+
+def _service_outside_stack_networks(
+    service: Resource, names: list[str], mode: str
+) -> Iterator[Violation]:
+    """A Redis service on no network, or on Swarm's predefined host network.
+
+    A service has no network mode: with no network its tasks run on each node's default
+    bridge, and on the swarm-wide ingress network when it publishes a port; the predefined
+    `host` network is the node's own network stack (docs/security-catalog.md, NET-01, NET-02).
+    """
+    where = ""
+    if not names:
+        where = (
+            "it joins none, so Swarm runs its tasks on each node's default bridge network, and "
+            "on the ingress network if it publishes a port"
+        )
+    elif mode == "host":
+        where = "it joins Swarm's predefined host network, the node's own network stack"
+    if where:
+        yield Violation(
+            f"{redis_label(service)} must join internal networks of this stack "
+            f"(taskSpec.networksAdvanceds); {where}.",
+            service.urn,
+        )
 
 
 def stack_network_scoped(
@@ -226,12 +255,18 @@ def stack_network_scoped(
                     f"allowedSubnets so stacks never overlap.",
                     network.urn,
                 )
-    for container in of_type(resources, CONTAINER):
+    for container in task_containers(resources):
         for index, name in enumerate(network_names(container.props)):
-            if name not in declared:
+            if name not in declared and not (container.type == SERVICE and name == "host"):
+                # A service's networks may be v3 `networks` names: name the network.
+                which = (
+                    f"its network {name!r}"
+                    if container.type == SERVICE
+                    else f"networksAdvanced[{index}]"
+                )
                 yield Violation(
                     f"{label(container)} must join only networks this stack declares; "
-                    f"networksAdvanced[{index}] belongs to something else.",
+                    f"{which} belongs to something else.",
                     container.urn,
                 )
 
@@ -250,7 +285,7 @@ def redis_network_dedicated(
     redis_networks = {n for s in servers for n in network_names(s.resource.props)}
     server_urns = {s.resource.urn for s in servers}
     hosts = {h.lower() for s in servers for h in aliases(s.resource.props)}
-    for container in of_type(resources, CONTAINER):
+    for container in task_containers(resources):
         if container.urn in server_urns or is_redis_client(container.props, hosts):
             continue
         if redis_networks & set(network_names(container.props)):
@@ -330,7 +365,7 @@ RULES: Final = (
         name="network-redis-internal-only",
         description="Redis servers are reachable only through internal networks of their stack.",
         check=redis_internal_only,
-        refs=("NET-07", "NET-02"),
+        refs=("NET-07", "NET-02", "NET-01"),
     ),
     StackRule(
         name="stack-network-scoped",

@@ -16,6 +16,7 @@ from infra.redis_conf import min_memory_limit_mb
 from policies.rules._acl import acl_users
 from policies.rules._model import (
     ADVISORY,
+    SERVICE,
     ConfigSchema,
     Resource,
     StackRule,
@@ -40,6 +41,7 @@ from policies.rules._redisconf import (
     recognised,
     redis_servers,
 )
+from policies.rules._service_shape import in_service_words
 
 ServerCheck = Callable[[RedisServer, Mapping[str, Any]], Iterator[str]]
 
@@ -70,11 +72,13 @@ def per_server(
     def stack_check(
         resources: Sequence[Resource], config: Mapping[str, Any]
     ) -> Iterator[Violation]:
-        for server in redis_servers(resources, services=True):
+        for server in redis_servers(resources):
             try:
                 messages = list(check(server, config))
             except Unreadable as exc:
                 messages = [exc.message(redis_label(server.resource), "this Redis rule")]
+            if server.resource.type == SERVICE:
+                messages = [in_service_words(m) for m in messages]
             for message in messages:
                 yield Violation(message, server.resource.urn)
 
@@ -86,7 +90,7 @@ def recognised_or_reported(
     resources: Sequence[Resource], _config: Mapping[str, Any]
 ) -> Iterator[Violation]:
     """Containers that may run Redis but show too little to be judged: said, never skipped."""
-    for _, (resource, recognition) in recognised(resources, services=True):
+    for _, (resource, recognition) in recognised(resources):
         if recognition.verdict is Verdict.UNSURE:
             signs = ", ".join(recognition.signs)
             yield Violation(

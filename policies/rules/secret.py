@@ -37,8 +37,9 @@ from policies.rules._secrets import (
     secret_label_names,
     secret_named,
 )
+from policies.rules._service_shape import task_containers
 
-_KEY_MODES: Final = frozenset({0o400, 0o440, 0o600})
+SECRET_FILE_MODES: Final = frozenset({0o400, 0o440, 0o600})
 _MIN_SHARED_SECRET: Final = 8  # shorter strings match too much by chance
 
 
@@ -106,7 +107,7 @@ def upload_file_mode(resource: Resource, _config: Mapping[str, Any]) -> Iterator
     for upload in uploads(resource.props):
         if not is_secret_upload(upload):
             continue
-        if _mode(upload.permissions) not in _KEY_MODES or upload.executable:
+        if _mode(upload.permissions) not in SECRET_FILE_MODES or upload.executable:
             yield (
                 f"{label(resource)} must upload the secret file uploads[{upload.index}] with "
                 f"permissions 0400 (or 0440/0600), not executable; unset means 0644 "
@@ -184,7 +185,7 @@ def _secrets_of(resource: Resource) -> set[str]:
 def not_shared_in_plain_form(
     resources: Sequence[Resource], _config: Mapping[str, Any]
 ) -> Iterator[Violation]:
-    sources = [(r, _secrets_of(r)) for r in resources if r.type == CONTAINER]
+    sources = [(r, _secrets_of(r)) for r in task_containers(resources)]
     for sink in resources:
         if not sink.type.startswith("docker:"):
             continue

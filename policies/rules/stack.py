@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
-from policies.rules._model import CONTAINER, VOLUME, Resource, ResourceRule, StackRule, Violation
+from policies.rules._model import SERVICE, VOLUME, Resource, ResourceRule, StackRule, Violation
 from policies.rules._props import (
     items,
     label,
@@ -15,6 +15,7 @@ from policies.rules._props import (
     stack_token_in,
     text,
 )
+from policies.rules._service_shape import task_containers
 
 
 def volume_no_host_path(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
@@ -52,12 +53,13 @@ def volume_scoped(resources: Sequence[Resource], _config: Mapping[str, Any]) -> 
                 f"share data.",
                 volume.urn,
             )
-    for container in of_type(resources, CONTAINER):
+    for container in task_containers(resources):
+        spec = "taskSpec.containerSpec." if container.type == SERVICE else ""
         for where, name in _volume_references(container.props):
             if name not in declared:
                 yield Violation(
-                    f"{label(container)} must mount only volumes this stack declares; {where} "
-                    f"belongs to something else.",
+                    f"{label(container)} must mount only volumes this stack declares; "
+                    f"{spec}{where} belongs to something else.",
                     container.urn,
                 )
 

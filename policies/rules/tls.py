@@ -14,6 +14,7 @@ from policies.rules._environment import floor
 from policies.rules._model import (
     CONTAINER,
     DYNAMIC,
+    SERVICE,
     TLS_LOCALLY_SIGNED_CERT,
     TLS_PRIVATE_KEY,
     TLS_SELF_SIGNED_CERT,
@@ -26,6 +27,7 @@ from policies.rules._model import (
 from policies.rules._props import envs, label, number, redis_label, strings, text, uploads
 from policies.rules._redisconf import aliases, redis_servers
 from policies.rules._secrets import private_key_blocks
+from policies.rules._service_shape import in_service_words, task_containers
 from policies.rules._x509 import (
     MIN_RSA_BITS,
     certificate_blocks,
@@ -144,9 +146,7 @@ def private_key_unique(
 ) -> Iterator[Violation]:
     seen: dict[str, set[str]] = {}
     holders: dict[str, list[Resource]] = {}
-    for resource in resources:
-        if resource.type != CONTAINER:
-            continue
+    for resource in task_containers(resources):
         for upload in uploads(resource.props):
             for block in private_key_blocks(upload.content or ""):
                 seen.setdefault(block, set()).add(upload.basename)
@@ -164,6 +164,7 @@ def private_key_unique(
 def server_certificate_profile(
     resources: Sequence[Resource], _config: Mapping[str, Any]
 ) -> Iterator[Violation]:
+    clients = task_containers(resources)
     for server in redis_servers(resources):
         path = server.settings.value("tls-cert-file")
         if not path:
@@ -172,10 +173,13 @@ def server_certificate_profile(
         certs = [c for c in map(parse_certificate, certificate_blocks(content or "")) if c]
         who = f"{redis_label(server.resource)}"
         if not certs:
-            yield Violation(
+            unreadable = (
                 f"{who} must serve a certificate this stack uploads (tls-cert-file), so its "
-                f"profile can be verified; it cannot be read.",
-                server.resource.urn,
+                f"profile can be verified; it cannot be read."
+            )
+            service = server.resource.type == SERVICE
+            yield Violation(
+                in_service_words(unreadable) if service else unreadable, server.resource.urn
             )
             continue
         leaf = certs[0]
@@ -188,8 +192,8 @@ def server_certificate_profile(
         names = aliases(server.resource.props)
         dialled = {
             (urlsplit(url).hostname or "").lower()
-            for r in resources
-            if r.type == CONTAINER and r.urn != server.resource.urn
+            for r in clients
+            if r.urn != server.resource.urn
             for _, url in redis_urls(r.props)
         }
         missing = sorted(h for h in dialled & {n.lower() for n in names}
@@ -212,9 +216,7 @@ def ca_key_not_deployed(
                 cert = parse_certificate(block)
                 if cert is not None and cert.is_ca:
                     ca_keys.add(cert.public_key)
-    for resource in resources:
-        if resource.type != CONTAINER:
-            continue
+    for resource in task_containers(resources):
         texts = [u.content or "" for u in uploads(resource.props)]
         texts += [value for _, value in envs(resource.props)]
         for blob in texts:
@@ -275,7 +277,7 @@ RULES: Final = (
     ),
     StackRule(
         name="tls-ca-key-not-deployed",
-        description="No container receives a CA's private key.",
+        description="No container or Swarm service receives a CA's private key.",
         check=ca_key_not_deployed,
         refs=("TLS-10",),
     ),

@@ -249,8 +249,9 @@ def test_swarm_service_as_root_without_selinux_on_ingress__is_rejected() -> None
     assert "must run as a non-root user (taskSpec.containerSpec.user" in messages[0]
     assert "remove privileges.seLinuxContext.disable" in messages[2]
     assert messages[-1] == (
-        "Service web must publish endpointSpec.ports[0] in host mode on a chosen address; in "
-        "ingress mode it listens on every node (CIS Docker 5.14)."
+        "Service web must not publish endpointSpec.ports[0]; Swarm cannot bind a published port "
+        "to one host address, so it listens on every interface (of every node, in the default "
+        "ingress mode) (CIS Docker 5.14)."
     )
 
 
