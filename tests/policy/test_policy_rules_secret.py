@@ -196,7 +196,13 @@ SECRET_NAMES = [
 ]
 
 
-@pytest.mark.parametrize("variable", SETTING_NAMES + SECRET_NAMES)
+# The password is drawn per run: ids must not show it, or two xdist workers collect
+# different tests.
+@pytest.mark.parametrize(
+    "variable",
+    SETTING_NAMES + SECRET_NAMES,
+    ids=lambda variable: variable.replace(PASSWORD, "<password>"),
+)
 def test_secret_named__a_setting_about_a_secret_is_not_the_secret(variable: str) -> None:
     name, value = variable.split("=", 1)
     assert secret_named(name, value) is (variable in SECRET_NAMES)
