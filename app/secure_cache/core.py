@@ -46,6 +46,7 @@ from secure_cache.metrics import Event, SecurityEvents
 from secure_cache.resp import (
     JOIN_BYTES,
     NO_EXPIRY,
+    WRITE_BYTES,
     Arg,
     Buffer,
     Deferred,
@@ -328,26 +329,50 @@ class CacheCore:
         keyring = self.keyring
         names = [keyring.primary_name(lg) for _, lg, _ in pairs]
         batch = [(n, lg, v) for n, (_, lg, v) in zip(names, pairs, strict=True)]
-        # The small values are sealed together (one nonce draw, Keyring.seal_many).
-        large = [_in_place(logical, value) for _, logical, value in batch]
-        small = [entry for entry, big in zip(batch, large, strict=True) if not big]
-        sealed = keyring.seal_many(small)
-        if self.metrics is not None:
-            sealed = self.metrics.timed_seals(sealed, [len(value) for _, _, value in small])
-
-        def pieces() -> Iterator[Buffer]:
-            for (name, logical, value), big in zip(batch, large, strict=True):
-                if big:
-                    yield from self._sealed_set(keyring, name, logical, value, expiry)
-                else:
-                    yield from set_pieces(name, *next(sealed), expiry)
-
+        pieces = self._batch_pieces(keyring, batch, expiry)
+        if sum([len(value) for _, _, value in batch]) < WRITE_BYTES:
+            # One write holds the batch: there is nothing to overlap, and making it at once
+            # is cheaper (100 SETs of 1 KiB: 0.48 ms against 0.52 ms made as written, 2026-11-30).
+            return (writes(pieces), len(pairs), _nothing, memory, None)
         # Sealed as the transport writes: while Redis reads and stores the first values,
         # this thread seals the next ones, instead of sealing the whole batch before the
         # first byte goes out (100 SETs of 100 KiB: 18.7 ms against 24.6 ms, lower quartile
         # of 40 alternating rounds, 2026-11-30, this machine; the TLS transport took 20.4).
         # The async transport makes a flush's chunks before its one write (transport._made).
-        return (Deferred(iter_writes(pieces())), len(pairs), _nothing, memory, None)
+        return (Deferred(iter_writes(pieces)), len(pairs), _nothing, memory, None)
+
+    def _batch_pieces(
+        self, keyring: Keyring, batch: list[tuple[bytes, bytes, bytes]], expiry: Expiry
+    ) -> Iterator[Buffer]:
+        """The pieces of a batch's SETs, each value sealed as its pieces are taken: the small
+        ones together (one nonce draw, Keyring.seal_many), a large one in place (_sealed_set)."""
+        if batch and _in_place(
+            max([len(logical) for _, logical, _ in batch]), max([len(v) for _, _, v in batch])
+        ):
+            return self._mixed_pieces(keyring, batch, expiry)
+        sealed = keyring.seal_many(batch)
+        if self.metrics is not None:
+            sealed = self.metrics.timed_seals(sealed, [len(value) for _, _, value in batch])
+        return (
+            piece
+            for (name, _, _), parts in zip(batch, sealed, strict=True)
+            for piece in set_pieces(name, *parts, expiry)
+        )
+
+    def _mixed_pieces(
+        self, keyring: Keyring, batch: list[tuple[bytes, bytes, bytes]], expiry: Expiry
+    ) -> Iterator[Buffer]:
+        """_batch_pieces for a batch with values to seal in place."""
+        large = [_in_place(len(logical), len(value)) for _, logical, value in batch]
+        small = [entry for entry, big in zip(batch, large, strict=True) if not big]
+        sealed = keyring.seal_many(small)
+        if self.metrics is not None:
+            sealed = self.metrics.timed_seals(sealed, [len(value) for _, _, value in small])
+        for (name, logical, value), big in zip(batch, large, strict=True):
+            if big:
+                yield from self._sealed_set(keyring, name, logical, value, expiry)
+            else:
+                yield from set_pieces(name, *next(sealed), expiry)
 
     def ping(self) -> Call[bool]:
         """PING; while the fallback serves, the answer is False without asking Redis."""
@@ -423,7 +448,7 @@ class CacheCore:
         """`SET name <value sealed> [expiry]` as the pieces to write: a large value sealed in
         place inside its framing, one piece written as it is (Keyring.seal_framed); a small
         one as set_pieces, which writes() joins with its neighbours."""
-        if not _in_place(logical, value):
+        if not _in_place(len(logical), len(value)):
             return set_pieces(name, *self._seal(keyring.seal_parts, name, logical, value), expiry)
         seal = partial(keyring.seal_framed, frame=partial(set_frame, name, expiry=expiry))
         return (self._seal(seal, name, logical, value),)
@@ -734,11 +759,12 @@ def byte_groups(names: list[bytes], sizes: Sequence[int], limit: int) -> list[li
     return groups
 
 
-def _in_place(logical: bytes, value: bytes) -> bool:
-    """Whether a SET seals `value` in place inside its framing (one piece to write) rather
+def _in_place(logical_bytes: int, value_bytes: int) -> bool:
+    """Whether a SET seals a value in place inside its framing (one piece to write) rather
     than as pieces: from the size writes() would send the ciphertext as a piece of its own
-    (a compressed value may come out shorter; writes() then joins it with its neighbours)."""
-    return body_bytes(logical, value) >= JOIN_BYTES
+    (a compressed value may come out shorter; writes() then joins it with its neighbours).
+    Larger keys and values never make it False (_batch_pieces relies on it)."""
+    return body_bytes(logical_bytes, value_bytes) >= JOIN_BYTES
 
 
 def _keyring(settings: Settings, previous: Sequence[bytes]) -> Keyring:

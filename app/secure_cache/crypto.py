@@ -82,10 +82,11 @@ _INFO_NAME: Final = b"secure-cache v1 name key"
 _INFO_KEY_ID: Final = b"secure-cache v1 key id"
 
 
-def body_bytes(logical: bytes, value: bytes) -> int:
-    """The length of seal_parts()'s body (the ciphertext with its tag) for `value` stored
-    uncompressed: the key's length, the key and the value, sealed, and the tag."""
-    return LEN_BYTES + len(logical) + len(value) + TAG_BYTES
+def body_bytes(logical_bytes: int, value_bytes: int) -> int:
+    """The length of seal_parts()'s body (the ciphertext with its tag) for a key and a value
+    of these lengths, stored uncompressed: the key's length, the key and the value, sealed,
+    and the tag."""
+    return LEN_BYTES + logical_bytes + value_bytes + TAG_BYTES
 
 
 def _hkdf(raw: bytes, info: bytes, length: int) -> bytes:

@@ -188,7 +188,7 @@ def test_set_many__seals_each_value_as_the_writer_takes_it(monkeypatch: pytest.M
 
     monkeypatch.setattr(keyring, "seal_framed", counting_framed)
     monkeypatch.setattr(keyring, "_seal_with", counting_with)
-    large = {f"large{i}": os.urandom(JOIN_BYTES) for i in range(4)}
+    large = {f"large{i}": os.urandom(JOIN_BYTES) for i in range(20)}  # more than one write
     small = {f"small{i}": os.urandom(10 * 1024) for i in range(60)}  # 26 fill a write
     for items in (large, small):
         sealed.clear()
@@ -203,6 +203,16 @@ def test_set_many__seals_each_value_as_the_writer_takes_it(monkeypatch: pytest.M
         assert list(packed) == [first, *rest]
         assert all(a is b for a, b in zip(packed, [first, *rest], strict=True))
         assert len(sealed) == len(items)
+
+
+def test_set_many__a_batch_that_fits_one_write_is_sealed_at_once() -> None:
+    """Nothing to overlap with Redis's work there, and making it at once costs less."""
+    core = CacheCore(core_settings())
+    items = {f"k{i}": os.urandom(1024) for i in range(100)}
+    packed = core.set_many(items, None)[0]
+    assert isinstance(packed, list)
+    assert len(packed) == 1
+    assert [c[1] for c in _commands(packed)] == [core.stored_name(k) for k in items]
 
 
 def test_deferred__makes_chunks_on_demand_once_and_replays_them() -> None:

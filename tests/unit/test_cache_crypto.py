@@ -78,7 +78,7 @@ def test_seal_framed__is_the_envelope_between_its_framing(compress: int | None) 
 def test_body_bytes__is_the_length_of_the_sealed_body(keyring: Keyring, size: int) -> None:
     value = b"v" * size
     _, body = keyring.seal_parts(keyring.primary.name(LOGICAL), LOGICAL, value)
-    assert body_bytes(LOGICAL, value) == len(body)
+    assert body_bytes(len(LOGICAL), len(value)) == len(body)
 
 
 def test_seal_framed__draws_a_fresh_nonce(keyring: Keyring) -> None:
