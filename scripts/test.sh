@@ -65,6 +65,25 @@ else
     # Everything but e2e in parallel on both cores; e2e deploys shared stacks, so it runs alone.
     # Here every layer must have tests: an empty one fails (pytest exit 5), not passes.
     step "pytest (unit, policy, integration)" "$VENV/bin/pytest" -m "not e2e" -n 2
-    step "pytest (e2e)" "$VENV/bin/pytest" -m e2e
+    # e2e as scripts/setup-secure-redis.sh verifies: dev and prod deployed side by side, the
+    # checks of the undisturbed stacks on two workers (they only read the stacks; a file's tests
+    # stay on one worker), then the fault tests alone and in order; the stacks this run
+    # deployed are removed at the end, even after a failure, and nothing of them may remain.
+    e2e_owned="$(mktemp)"
+    e2e_up() { "$PY" -m tests.e2e.stacks up dev prod >"$e2e_owned"; }
+    e2e_down() {
+        local owned
+        mapfile -t owned <"$e2e_owned"
+        rm -f "$e2e_owned"
+        step "e2e: remove what this run deployed (${owned[*]:-nothing})" \
+            "$PY" -m tests.e2e.stacks down "${owned[@]}"
+    }
+    trap e2e_down EXIT
+    step "e2e: deploy dev and prod side by side" e2e_up
+    step "pytest (e2e, undisturbed stacks, two workers)" \
+        "$VENV/bin/pytest" -m "e2e and not fault" -n 2 --dist loadfile
+    step "pytest (e2e, fault tests)" "$VENV/bin/pytest" -m "e2e and fault"
+    trap - EXIT
+    e2e_down
 fi
 log "all checks passed in $(elapsed "$total")"
