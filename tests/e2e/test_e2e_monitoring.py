@@ -9,13 +9,15 @@ stack would reach it (no host port is published for it). The token file lives in
 temporary directory and is removed with it.
 
 Order matters and is the file's: healthy first (nothing pending or firing), then the
-provocations that leave the stack as it was (a tampered value, wrong passwords), then the
-scan of everything Prometheus stored. What depends on a stack's settings runs on every stack:
-the targets and their certificates' validity, the healthy stack's silence (it found a
-production-only false alarm), the scan for the stack's secrets and status.sh. The provoked
-alerts run on the first stack only (`one_stack`, each with its reason). Stopping Redis is a
-fault test (`fault`: run after every other e2e check, like tests/e2e/test_e2e_faults.py) and
-starts it again before it ends.
+provocations (a tampered value, wrong passwords), then the scan of everything Prometheus
+stored. The provocations raise counters other tests read (tests/e2e/test_e2e_data.py expects
+no integrity failure), so they, and the scan that must follow them, are `fault` tests: run
+after every check of the undisturbed stacks, alone (scripts/test.sh runs those checks on two
+workers). What depends on a stack's settings runs on every stack: the targets and their
+certificates' validity, the healthy stack's silence (it found a production-only false alarm),
+the scan for the stack's secrets and status.sh. The provoked alerts run on the first stack
+only (`one_stack`, each with its reason). Stopping Redis is a fault test too (like
+tests/e2e/test_e2e_faults.py) and starts it again before it ends.
 """
 
 from __future__ import annotations
@@ -161,6 +163,7 @@ def stored_names(probe: ProbeContainer, stack: Stack) -> set[str]:
     return set(re.findall(rf"\$\d+ ({re.escape(prefix)}\S+)", result["replies"][1]))
 
 
+@pytest.mark.fault  # it raises the app's integrity-failure count, which other tests read
 @pytest.mark.one_stack(
     "the app's integrity check, its counter and the alert rule are one code path; no stack "
     "setting changes how a swapped value is detected, counted or alerted on"
@@ -185,6 +188,7 @@ def test_monitoring__a_tampered_value_fires_the_integrity_alert(
     )
 
 
+@pytest.mark.fault  # it raises Redis' WRONGPASS count and fires an alert
 @pytest.mark.one_stack(
     "a wrong password is refused and counted the same way whatever the stack's password "
     "length; the exporter and the alert rule are the same on every stack"
@@ -225,6 +229,7 @@ def stack_secrets(stack: Stack) -> list[str]:
     return [s for s in found if len(s) >= 16]
 
 
+@pytest.mark.fault  # not disruptive: it must follow the provocations, in the same session
 def test_monitoring__stored_series_carry_no_secret_or_key_name(
     prometheus: PrometheusServer, stack: Stack
 ) -> None:
