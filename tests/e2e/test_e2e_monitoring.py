@@ -10,14 +10,16 @@ temporary directory and is removed with it.
 
 Order matters and is the file's: healthy first (nothing pending or firing), then the
 provocations (a tampered value, wrong passwords), then the scan of everything Prometheus
-stored. The provocations raise counters other tests read (tests/e2e/test_e2e_data.py expects
-no integrity failure), so they, and the scan that must follow them, are `fault` tests: run
-after every check of the undisturbed stacks, alone (scripts/test.sh runs those checks on two
-workers). What depends on a stack's settings runs on every stack: the targets and their
-certificates' validity, the healthy stack's silence (it found a production-only false alarm),
-the scan for the stack's secrets and status.sh. The provoked alerts run on the first stack
-only (`one_stack`, each with its reason). Stopping Redis is a fault test too (like
-tests/e2e/test_e2e_faults.py) and starts it again before it ends.
+stored. The provocations raise counters other tests read (tests/e2e/test_e2e_data.py counts
+the integrity failures during its own round trip and its own swap), so they, and the scan
+that must follow them, are `fault` tests: run after every check of the undisturbed stacks,
+alone (scripts/test.sh runs those checks on two workers, then the fault tests in a session of
+their own, whose Prometheus has scraped nothing yet: each of them waits for the first scrape
+before it provokes or scans). What depends on a stack's settings runs on every stack: the
+targets and their certificates' validity, the healthy stack's silence (it found a
+production-only false alarm), the scan for the stack's secrets and status.sh. The provoked
+alerts run on the first stack only (`one_stack`, each with its reason). Stopping Redis is a
+fault test too (like tests/e2e/test_e2e_faults.py) and starts it again before it ends.
 """
 
 from __future__ import annotations
@@ -111,6 +113,20 @@ def targets_up(prometheus: PrometheusServer) -> dict[str, float | None]:
     return {job: value(prometheus, f'up{{job="{job}"}}') for job in (APP_JOB, EXPORTER_JOB)}
 
 
+def wait_until_scraped(prometheus: PrometheusServer, series: str) -> None:
+    """Both targets up and `series` stored: a test that starts the module's Prometheus (the
+    fault session starts its own) must not provoke before the first scrape, since the alert
+    rules' increase() sees nothing without a sample from before the provocation."""
+    prometheus.wait_for(
+        lambda: targets_up(prometheus) == {APP_JOB: 1.0, EXPORTER_JOB: 1.0},
+        timeout=WAIT_S,
+        what="both targets up",
+    )
+    prometheus.wait_for(
+        lambda: value(prometheus, series) is not None, timeout=WAIT_S, what=f"a sample of {series}"
+    )
+
+
 def test_monitoring__both_targets_are_scraped_and_up(prometheus: PrometheusServer) -> None:
     prometheus.wait_for(
         lambda: targets_up(prometheus) == {APP_JOB: 1.0, EXPORTER_JOB: 1.0},
@@ -173,6 +189,7 @@ def test_monitoring__a_tampered_value_fires_the_integrity_alert(
 ) -> None:
     """An attacker with the app's Redis credentials overwrites a stored value: the app's
     read is a miss, counted, and CacheIntegrityFailure fires."""
+    wait_until_scraped(prometheus, f'secure_cache_integrity_failures_total{{job="{APP_JOB}"}}')
     victim = PROBE_KEYS[0]
     before = stored_names(probe, stack)
     assert appclient.put(stack, victim, b"the victim's value") == 204
@@ -199,9 +216,7 @@ def test_monitoring__wrong_passwords_are_counted_and_fire_the_auth_burst_alert(
     """A probe with a valid client certificate tries wrong passwords: Redis counts each
     WRONGPASS, the exporter exports it, RedisAuthFailureBurst (> 5 in 5 min) fires."""
     wrongpass = 'redis_errors_total{error="WRONGPASS"}'
-    prometheus.wait_for(
-        lambda: value(prometheus, wrongpass) is not None, timeout=WAIT_S, what=wrongpass
-    )
+    wait_until_scraped(prometheus, wrongpass)
     before = value(prometheus, wrongpass) or 0.0
     attempts = [["AUTH", "app", f"not-the-password-{n}"] for n in range(8)]
     result = probe.run("tls", **redis_tls(stack, **app_client_files(), commands=attempts))
@@ -236,6 +251,7 @@ def test_monitoring__stored_series_carry_no_secret_or_key_name(
     """Everything Prometheus stored about the stack (every series' labels), searched for
     every secret of the stack and every key name the probes used. Only booleans and
     counts are printed."""
+    wait_until_scraped(prometheus, f'secure_cache_integrity_failures_total{{job="{APP_JOB}"}}')
     series: list[dict[str, Any]] = prometheus.api("series", **{"match[]": '{__name__=~".+"}'})
     stored = json.dumps(series)
     assert len(series) > 50, "positive control: the scrape stored the stack's series"
