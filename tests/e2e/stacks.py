@@ -276,7 +276,8 @@ def main(argv: list[str]) -> int:
     deployments = Deployments(docker.from_env(timeout=300))
     if action == "up":
         deployments.prepare(names)
-        print("\n".join(deployments.owned))
+        for name in deployments.owned:  # none when every stack was running already
+            print(name)
         for problem in deployments.failed.values():
             print(f"e2e stacks: {problem}", file=sys.stderr)
         return 1 if deployments.failed else 0
