@@ -71,6 +71,10 @@ else
     # the stacks' objects (theirs have names and labels of their own).
     e2e_owned="$(mktemp)"
     e2e_deploy_log="$(mktemp)"
+    # The rotation tests raise generations in Pulumi.<stack>.yaml and keep them while the stack
+    # runs (tests/e2e/conftest.py, stack_files_restored); the files come back after the removal.
+    e2e_files="$(mktemp -d)"
+    cp Pulumi.*.yaml "$e2e_files/"
     e2e_up() {
         local start rc=0
         start="$(now_ms)"
@@ -88,12 +92,17 @@ else
         return "$rc"
     }
     e2e_down() {
-        local owned
+        local owned name rc=0
         wait "$e2e_deploy_pid" 2>/dev/null || true # after a failure above, the deploy may still run
         mapfile -t owned <"$e2e_owned"
         rm -f "$e2e_owned" "$e2e_deploy_log"
         step "e2e: remove what this run deployed (${owned[*]:-nothing})" \
-            "$PY" -m tests.e2e.stacks down "${owned[@]}"
+            "$PY" -m tests.e2e.stacks down "${owned[@]}" || rc=$?
+        for name in "${owned[@]}"; do
+            cp "$e2e_files/Pulumi.$name.yaml" "Pulumi.$name.yaml"
+        done
+        rm -rf "$e2e_files"
+        return "$rc"
     }
     trap e2e_down EXIT
     # Everything but e2e in parallel on both cores; e2e deploys shared stacks, so it runs alone.
