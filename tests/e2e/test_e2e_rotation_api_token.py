@@ -5,6 +5,11 @@ Requests with the old token are never refused before the retirement; the new tok
 where operators read it, the app's material volume) works from the add step on; the old one
 is refused after the retirement; the app container is the same throughout (rotate.sh fails
 if it was restarted); neither token appears in what rotate.sh and the applier print.
+
+A `fault` test: it retires the token other tests' clients hold (the monitoring module's
+Prometheus scrapes with a copy of it, tests/e2e/test_e2e_app_api.py sends it raw) and rewrites
+the app's material volume while the secrets tests read it, so it runs after every check of
+the undisturbed stacks, alone (scripts/test.sh runs those on two workers).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from tests.e2e.stacks import Stack
 
 pytestmark = [
     pytest.mark.security("operations"),
+    pytest.mark.fault,
     pytest.mark.usefixtures("stack_files_restored"),
 ]
 
