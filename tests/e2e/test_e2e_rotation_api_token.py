@@ -73,6 +73,12 @@ def _status_with(stack: Stack, token: str) -> int:
     return appclient.raw_call(stack, "GET", "/security-status", None, auth)[0]
 
 
+@pytest.mark.one_stack(
+    "the two phases, the service's re-read of its token files and the retirement are one code "
+    "path in the app and the applier: no stack setting (memory, CPUs, validity, TLS, key "
+    "algorithm) changes them; the token's length per stack and its rotation are rendered and "
+    "checked for every stack in tests/unit/test_infra_app_api.py"
+)
 def test_api_token_rotation__old_token_until_retired_new_one_from_the_add_step(
     stack: Stack,
 ) -> None:
