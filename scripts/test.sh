@@ -62,9 +62,59 @@ run_pytest() {
 if [ "$#" -gt 0 ]; then
     step pytest run_pytest "$@"
 else
+    # e2e as scripts/setup-secure-redis.sh verifies: dev and prod deployed side by side, the
+    # checks of the undisturbed stacks on two workers (they only read the stacks; a file's tests
+    # stay on one worker), then the fault tests alone and in order; the stacks this run
+    # deployed are removed at the end, even after a failure, and nothing of them may remain.
+    # The deploy mostly waits (image builds, health checks every 5 s, run-to-completion jobs),
+    # so it runs in the background while the other layers are tested: no test of theirs uses
+    # the stacks' objects (theirs have names and labels of their own).
+    e2e_owned="$(mktemp)"
+    e2e_deploy_log="$(mktemp)"
+    # The rotation tests raise generations in Pulumi.<stack>.yaml and keep them while the stack
+    # runs (tests/e2e/conftest.py, stack_files_restored); the files come back after the removal.
+    e2e_files="$(mktemp -d)"
+    cp Pulumi.*.yaml "$e2e_files/"
+    e2e_up() {
+        local start rc=0
+        start="$(now_ms)"
+        "$PY" -m tests.e2e.stacks up dev prod >"$e2e_owned" || rc=$?
+        log "the deploy of dev and prod took $(elapsed "$start") (exit $rc)"
+        return "$rc"
+    }
+    e2e_up >"$e2e_deploy_log" 2>&1 &
+    e2e_deploy_pid=$!
+    # e2e_deployed: wait for the background deploy; its messages, and its exit status.
+    e2e_deployed() {
+        local rc=0
+        wait "$e2e_deploy_pid" || rc=$?
+        cat "$e2e_deploy_log"
+        return "$rc"
+    }
+    e2e_down() {
+        local owned name rc=0
+        wait "$e2e_deploy_pid" 2>/dev/null || true # after a failure above, the deploy may still run
+        mapfile -t owned <"$e2e_owned"
+        rm -f "$e2e_owned" "$e2e_deploy_log"
+        step "e2e: remove what this run deployed (${owned[*]:-nothing})" \
+            "$PY" -m tests.e2e.stacks down "${owned[@]}" || rc=$?
+        for name in "${owned[@]}"; do
+            cp "$e2e_files/Pulumi.$name.yaml" "Pulumi.$name.yaml"
+        done
+        rm -rf "$e2e_files"
+        return "$rc"
+    }
+    trap e2e_down EXIT
     # Everything but e2e in parallel on both cores; e2e deploys shared stacks, so it runs alone.
-    # Here every layer must have tests: an empty one fails (pytest exit 5), not passes.
-    step "pytest (unit, policy, integration)" "$VENV/bin/pytest" -m "not e2e" -n 2
-    step "pytest (e2e)" "$VENV/bin/pytest" -m e2e
+    # Here every layer must have tests: an empty one fails (pytest exit 5), not passes. Each
+    # session collects only the tests it may select (collecting all takes a worker 5-9 s).
+    step "pytest (unit, policy, integration)" \
+        "$VENV/bin/pytest" -m "not e2e" --ignore tests/e2e -n 2
+    step "e2e: deploy dev and prod side by side (started with the step above)" e2e_deployed
+    step "pytest (e2e, undisturbed stacks, two workers)" \
+        "$VENV/bin/pytest" tests/e2e -m "e2e and not fault" -n 2 --dist loadfile
+    step "pytest (e2e, fault tests)" "$VENV/bin/pytest" tests/e2e -m "e2e and fault"
+    trap - EXIT
+    e2e_down
 fi
 log "all checks passed in $(elapsed "$total")"

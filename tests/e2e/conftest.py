@@ -227,15 +227,22 @@ def first_stack(request: pytest.FixtureRequest, deployments: Deployments) -> Sta
 
 
 @pytest.fixture(scope="session")
-def stack_files_restored() -> Iterator[None]:
+def stack_files_restored(deployments: Deployments) -> Iterator[None]:
     """scripts/rotate.sh raises generations in Pulumi.<stack>.yaml. They stay raised for the
     whole session, because the rotations of several modules build on each other on the one
     deployed stack (lowering one would make the next `up` rotate again, or refuse a lower
-    data-key generation); the working tree gets its files back at the end."""
+    data-key generation). At the end the working tree gets back the files of the stacks this
+    session deployed (it removes them). A stack it did not deploy keeps running with the raised
+    generations, so its file keeps them too: lowered, the next `up` of it would renew the
+    certificates, rotate the passwords and the API token again unasked, or refuse the lower
+    data-key generation (scripts/test.sh runs the e2e tests in two sessions on stacks deployed
+    before either, and restores the files after removing the stacks)."""
     files = {p: p.read_text() for p in REPO_ROOT.glob("Pulumi.*.yaml")}
     yield
-    for path, text in files.items():
-        path.write_text(text)
+    for name in deployments.owned:
+        path = REPO_ROOT / f"Pulumi.{name}.yaml"
+        if path in files:
+            path.write_text(files[path])
 
 
 @pytest.fixture(scope="session")

@@ -259,6 +259,41 @@ def inspect(client: docker.DockerClient, container: str) -> dict[str, Any]:
     return dict(client.api.inspect_container(container))
 
 
+def main(argv: list[str]) -> int:
+    """`python -m tests.e2e.stacks (up|down) STACK...`: what an e2e session does for the
+    stacks it owns, for scripts/test.sh, which runs the e2e tests in two sessions (the checks of
+    the undisturbed stacks on two workers, which never deploy, then the fault tests alone).
+    `up` deploys those not running, side by side, and prints the names of those it deployed,
+    one a line (only they are the caller's to remove); `down` removes them and fails on
+    leftovers."""
+    usage = "usage: python -m tests.e2e.stacks (up|down) STACK..."
+    if not argv or argv[0] not in ("up", "down") or set(argv[1:]) - set(STACK_NAMES):
+        print(f"{usage} (stacks: {', '.join(STACK_NAMES)})", file=sys.stderr)
+        return 2
+    action, names = argv[0], argv[1:]
+    if not names:
+        return 0  # down of nothing: the up deployed no stack
+    deployments = Deployments(docker.from_env(timeout=300))
+    if action == "up":
+        deployments.prepare(names)
+        for name in deployments.owned:  # none when every stack was running already
+            print(name)
+        for problem in deployments.failed.values():
+            print(f"e2e stacks: {problem}", file=sys.stderr)
+        return 1 if deployments.failed else 0
+    deployments.owned = list(names)
+    try:
+        deployments.teardown()
+    except AssertionError as exc:
+        print(f"e2e stacks: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
+
+
 __all__ = [
     "CONTAINER",
     "KEEP_ENV",

@@ -9,13 +9,17 @@ stack would reach it (no host port is published for it). The token file lives in
 temporary directory and is removed with it.
 
 Order matters and is the file's: healthy first (nothing pending or firing), then the
-provocations that leave the stack as it was (a tampered value, wrong passwords), then the
-scan of everything Prometheus stored. What depends on a stack's settings runs on every stack:
-the targets and their certificates' validity, the healthy stack's silence (it found a
+provocations (a tampered value, wrong passwords), then the scan of everything Prometheus
+stored. The provocations raise counters other tests read (tests/e2e/test_e2e_data.py counts
+the integrity failures during its own round trip and its own swap), so they, and the scan
+that must follow them, are `fault` tests: run after every check of the undisturbed stacks,
+alone (scripts/test.sh runs those checks on two workers, then the fault tests in a session of
+their own, whose Prometheus has scraped nothing yet: each of them waits for the first scrape
+before it provokes or scans). What depends on a stack's settings runs on every stack: the
+targets and their certificates' validity, the healthy stack's silence (it found a
 production-only false alarm), the scan for the stack's secrets and status.sh. The provoked
 alerts run on the first stack only (`one_stack`, each with its reason). Stopping Redis is a
-fault test (`fault`: run after every other e2e check, like tests/e2e/test_e2e_faults.py) and
-starts it again before it ends.
+fault test too (like tests/e2e/test_e2e_faults.py) and starts it again before it ends.
 """
 
 from __future__ import annotations
@@ -109,6 +113,20 @@ def targets_up(prometheus: PrometheusServer) -> dict[str, float | None]:
     return {job: value(prometheus, f'up{{job="{job}"}}') for job in (APP_JOB, EXPORTER_JOB)}
 
 
+def wait_until_scraped(prometheus: PrometheusServer, series: str) -> None:
+    """Both targets up and `series` stored: a test that starts the module's Prometheus (the
+    fault session starts its own) must not provoke before the first scrape, since the alert
+    rules' increase() sees nothing without a sample from before the provocation."""
+    prometheus.wait_for(
+        lambda: targets_up(prometheus) == {APP_JOB: 1.0, EXPORTER_JOB: 1.0},
+        timeout=WAIT_S,
+        what="both targets up",
+    )
+    prometheus.wait_for(
+        lambda: value(prometheus, series) is not None, timeout=WAIT_S, what=f"a sample of {series}"
+    )
+
+
 def test_monitoring__both_targets_are_scraped_and_up(prometheus: PrometheusServer) -> None:
     prometheus.wait_for(
         lambda: targets_up(prometheus) == {APP_JOB: 1.0, EXPORTER_JOB: 1.0},
@@ -161,6 +179,7 @@ def stored_names(probe: ProbeContainer, stack: Stack) -> set[str]:
     return set(re.findall(rf"\$\d+ ({re.escape(prefix)}\S+)", result["replies"][1]))
 
 
+@pytest.mark.fault  # it raises the app's integrity-failure count, which other tests read
 @pytest.mark.one_stack(
     "the app's integrity check, its counter and the alert rule are one code path; no stack "
     "setting changes how a swapped value is detected, counted or alerted on"
@@ -170,6 +189,7 @@ def test_monitoring__a_tampered_value_fires_the_integrity_alert(
 ) -> None:
     """An attacker with the app's Redis credentials overwrites a stored value: the app's
     read is a miss, counted, and CacheIntegrityFailure fires."""
+    wait_until_scraped(prometheus, f'secure_cache_integrity_failures_total{{job="{APP_JOB}"}}')
     victim = PROBE_KEYS[0]
     before = stored_names(probe, stack)
     assert appclient.put(stack, victim, b"the victim's value") == 204
@@ -185,6 +205,7 @@ def test_monitoring__a_tampered_value_fires_the_integrity_alert(
     )
 
 
+@pytest.mark.fault  # it raises Redis' WRONGPASS count and fires an alert
 @pytest.mark.one_stack(
     "a wrong password is refused and counted the same way whatever the stack's password "
     "length; the exporter and the alert rule are the same on every stack"
@@ -195,9 +216,7 @@ def test_monitoring__wrong_passwords_are_counted_and_fire_the_auth_burst_alert(
     """A probe with a valid client certificate tries wrong passwords: Redis counts each
     WRONGPASS, the exporter exports it, RedisAuthFailureBurst (> 5 in 5 min) fires."""
     wrongpass = 'redis_errors_total{error="WRONGPASS"}'
-    prometheus.wait_for(
-        lambda: value(prometheus, wrongpass) is not None, timeout=WAIT_S, what=wrongpass
-    )
+    wait_until_scraped(prometheus, wrongpass)
     before = value(prometheus, wrongpass) or 0.0
     attempts = [["AUTH", "app", f"not-the-password-{n}"] for n in range(8)]
     result = probe.run("tls", **redis_tls(stack, **app_client_files(), commands=attempts))
@@ -225,12 +244,14 @@ def stack_secrets(stack: Stack) -> list[str]:
     return [s for s in found if len(s) >= 16]
 
 
+@pytest.mark.fault  # not disruptive: it must follow the provocations, in the same session
 def test_monitoring__stored_series_carry_no_secret_or_key_name(
     prometheus: PrometheusServer, stack: Stack
 ) -> None:
     """Everything Prometheus stored about the stack (every series' labels), searched for
     every secret of the stack and every key name the probes used. Only booleans and
     counts are printed."""
+    wait_until_scraped(prometheus, f'secure_cache_integrity_failures_total{{job="{APP_JOB}"}}')
     series: list[dict[str, Any]] = prometheus.api("series", **{"match[]": '{__name__=~".+"}'})
     stored = json.dumps(series)
     assert len(series) > 50, "positive control: the scrape stored the stack's series"

@@ -5,6 +5,11 @@ Requests with the old token are never refused before the retirement; the new tok
 where operators read it, the app's material volume) works from the add step on; the old one
 is refused after the retirement; the app container is the same throughout (rotate.sh fails
 if it was restarted); neither token appears in what rotate.sh and the applier print.
+
+A `fault` test: it retires the token other tests' clients hold (the monitoring module's
+Prometheus scrapes with a copy of it, tests/e2e/test_e2e_app_api.py sends it raw) and rewrites
+the app's material volume while the secrets tests read it, so it runs after every check of
+the undisturbed stacks, alone (scripts/test.sh runs those on two workers).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from tests.e2e.stacks import Stack
 
 pytestmark = [
     pytest.mark.security("operations"),
+    pytest.mark.fault,
     pytest.mark.usefixtures("stack_files_restored"),
 ]
 
@@ -67,6 +73,12 @@ def _status_with(stack: Stack, token: str) -> int:
     return appclient.raw_call(stack, "GET", "/security-status", None, auth)[0]
 
 
+@pytest.mark.one_stack(
+    "the two phases, the service's re-read of its token files and the retirement are one code "
+    "path in the app and the applier: no stack setting (memory, CPUs, validity, TLS, key "
+    "algorithm) changes them; the token's length per stack and its rotation are rendered and "
+    "checked for every stack in tests/unit/test_infra_app_api.py"
+)
 def test_api_token_rotation__old_token_until_retired_new_one_from_the_add_step(
     stack: Stack,
 ) -> None:

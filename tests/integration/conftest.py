@@ -1,5 +1,5 @@
-"""Fixtures that start real TLS-only redis-servers (see tests/support/tls_redis.py), and the
-cache clients the secure_cache tests open on them."""
+"""Fixtures that start real TLS-only redis-servers (see tests/support/tls_redis.py), the
+cache clients the secure_cache tests open on them, and the app image the image tests run."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from secure_cache import SecureCache
+from tests.support.app_image import built_app_image
 from tests.support.cache_env import cache_environ
 from tests.support.cache_shells import SHELLS, open_cache
 from tests.support.tls_redis import REDIS_SERVER, TlsRedisServer
@@ -70,3 +71,13 @@ def cache(shell: str, tls_redis: TlsRedisServer, tmp_path: Path) -> Iterator[Sec
     """A client of each shell on the shared server, with its own key material."""
     with open_cache(shell, cache_environ(tls_redis, tmp_path / "secrets")) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def app_image() -> Iterator[str]:
+    """The app image, built once per session (per pytest-xdist worker) for every module that
+    runs it (test_cache_image.py, test_exporter_image.py), not once per module: a build took
+    17-35 s in CI on the 2-core machine, since scripts/build-app-image.sh removes its build
+    stage afterwards, so the next build starts without that cache."""
+    with built_app_image() as tag:
+        yield tag

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from secure_cache import SecureCache
-from tests.support.app_image import APP_UID, built_app_image, docker, write_material
+from tests.support.app_image import APP_UID, docker, write_material
 from tests.support.cache_env import cache_environ, raw_client
 from tests.support.tls_redis import TlsRedisServer, free_port
 
@@ -36,9 +36,8 @@ def _docker(
 
 
 @pytest.fixture(scope="module")
-def image() -> Iterator[str]:
-    with built_app_image() as tag:
-        yield tag
+def image(app_image: str) -> str:
+    return app_image
 
 
 @pytest.fixture

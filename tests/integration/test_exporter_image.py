@@ -19,7 +19,7 @@ import pytest
 
 from infra.components.exporter import EXPORTER_NPROC
 from secure_cache.redis_exporter import DEFAULT_METRICS_PORT
-from tests.support.app_image import APP_UID, built_app_image, docker, write_material
+from tests.support.app_image import APP_UID, docker, write_material
 from tests.support.exporter_redis import ExporterRedis, running_exporter_redis
 
 MOUNT = "/run/secure-redis-exporter"
@@ -30,9 +30,8 @@ def _docker(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str
 
 
 @pytest.fixture(scope="module")
-def image() -> Iterator[str]:
-    with built_app_image() as tag:
-        yield tag
+def image(app_image: str) -> str:
+    return app_image
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,10 @@ policy config of the environment the stack declares.
 A recording stand-in `pulumi` (`tests/policy/pulumi_standin/pulumi`) goes first on PATH; it
 checks each invocation against `tests/policy/pulumi_cli_flags.json` (the CLI's own command
 reference) and logs it. The teardown test also puts a stand-in `docker` on PATH and points
-DOCKER_HOST at a socket that does not exist, so no real engine is touched.
+DOCKER_HOST at a socket that does not exist, so no real engine is touched, and a stand-in
+`iptables` that lists no rule and changes none, so no real host firewall rule is removed (as
+root, teardown.sh's firewall step removed those of the e2e stack `dev` that scripts/test.sh
+deploys while this layer runs).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ def _run(script: list[str], tmp_path: Path) -> tuple[subprocess.CompletedProcess
         **os.environ,
         "PATH": f"{STANDIN}{os.pathsep}{os.environ['PATH']}",
         "PULUMI_STANDIN_LOG": str(log),
+        "IPTABLES_STANDIN_LOG": str(tmp_path / "iptables-calls.txt"),
         "DOCKER_HOST": f"unix:///nonexistent/{uuid.uuid4().hex}.sock",
     }
     done = subprocess.run(
@@ -58,6 +62,11 @@ def test_setup_pulumi_branch__documented_flags_and_the_environments_policy_confi
 
 def test_teardown__pulumi_calls_use_documented_flags(tmp_path: Path) -> None:
     done, calls = _run(["scripts/teardown.sh", "dev"], tmp_path)
+    if os.geteuid() == 0:  # without root infra.firewall runs no iptables at all
+        log = tmp_path / "iptables-calls.txt"
+        iptables = log.read_text().splitlines() if log.exists() else []
+        assert iptables, "the firewall step ran the stand-in iptables, not the host's"
+        assert all(call.startswith("-w -S ") for call in iptables), iptables
     assert [c["argv"][0] for c in calls] == ["whoami", "stack", "destroy"], done.stderr
     assert all(c["error"] == "" for c in calls), calls
     assert calls[2]["argv"] == [

@@ -1,4 +1,4 @@
-"""The app image, built once per test module from the repository, and the docker CLI.
+"""The app image, built from the repository for the tests that run it, and the docker CLI.
 
 Shared by the integration tests that run the image (tests/integration/test_cache_image.py,
 test_exporter_image.py): one build recipe, labelled apart from any stack, removed afterwards.
