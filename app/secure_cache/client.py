@@ -209,7 +209,8 @@ class SecureCache(_Shell):
         return self._call(self._core.get_many(keys))
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
-        """Store several values in one round trip (pipelined SETs)."""
+        """Store several values in one round trip (pipelined SETs). Not atomic: when the write
+        fails partway, the values before the failure may be stored."""
         self._call(self._core.set_many(items, ttl))
 
     def get_json(self, key: str) -> Any:
