@@ -84,6 +84,10 @@ def as_container(props: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+# How a service receives a file, where a container's message says it uploads one.
+_GIVEN_BY_SWARM: Final = (
+    "this stack gives it as a ServiceConfig or Secret (taskSpec.containerSpec.configs or secrets)"
+)
 # Container property names in the checks' messages, as a service spells them.
 SERVICE_WORDS: Final = (
     ("capabilities.drops", "taskSpec.containerSpec.capDrops"),
@@ -109,10 +113,14 @@ SERVICE_WORDS: Final = (
      'must run as a numeric taskSpec.containerSpec.user "<uid>:<gid>"'),
     ("from its envs.", "from its taskSpec.containerSpec.env."),
     ("in labels (", "in labels or taskSpec.containerSpec.labels ("),
-    ("in a redis.conf uploaded by this stack",
-     "in a redis.conf this stack gives it (a Swarm config)"),
+    # A service cannot upload files: its settings go in its args, its files come from the
+    # stack's ServiceConfig or Secret resources (_delivered_texts).
+    ("on its command line or in a redis.conf uploaded by this stack",
+     f"in taskSpec.containerSpec.args or in a redis.conf {_GIVEN_BY_SWARM}"),
+    ("on the command line or in an uploaded redis.conf",
+     f"in taskSpec.containerSpec.args or in a redis.conf {_GIVEN_BY_SWARM}"),
     ("a certificate this stack uploads (tls-cert-file)",
-     "a certificate this stack gives it as a Swarm config (tls-cert-file)"),
+     f"a certificate (tls-cert-file) {_GIVEN_BY_SWARM}"),
 )  # fmt: skip
 
 

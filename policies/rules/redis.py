@@ -93,12 +93,13 @@ def recognised_or_reported(
     for _, (resource, recognition) in recognised(resources):
         if recognition.verdict is Verdict.UNSURE:
             signs = ", ".join(recognition.signs)
-            yield Violation(
+            message = (
                 f"Could not tell whether {label(resource)} runs Redis ({signs}); if it does, "
                 f"start it with redis-server and its settings on the command line or in an "
-                f"uploaded redis.conf so the Redis rules can judge it.",
-                resource.urn,
+                f"uploaded redis.conf so the Redis rules can judge it."
             )
+            service = resource.type == SERVICE
+            yield Violation(in_service_words(message) if service else message, resource.urn)
 
 
 def _unknown(server: RedisServer, setting: str) -> str:

@@ -76,11 +76,6 @@ NOT_FOR_SERVICES: Final = {
         "a service has no uploads; the fileMode of each Swarm secret it is given is judged "
         "instead (swarm_secret_modes)"
     ),
-    "tls-private-key-strong": (
-        "a resource rule reads one resource; a service's certificates are in the stack's Swarm "
-        "configs, which the stack rules read (tls-server-certificate-profile) but this one "
-        "cannot"
-    ),
 }
 """Container rules service-task-hardened does not fold in, and why: Swarm cannot express the
 setting, or the rule is advisory (tests/policy/test_policy_rules_service.py keeps every

@@ -23,6 +23,7 @@ from policies.rules._model import (
     StackRule,
     Unreadable,
     Violation,
+    kind_of,
 )
 from policies.rules._props import envs, label, number, redis_label, strings, text, uploads
 from policies.rules._redisconf import aliases, redis_servers
@@ -51,31 +52,51 @@ def _weak_algorithm(value: str) -> bool:
     return False
 
 
-def private_key_strong(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
+def _declared_key_weak(resource: Resource) -> bool:
+    """A key resource's declared algorithm and size (pulumi-tls PrivateKey, or a dynamic
+    certificate/key resource's keyAlgorithm)."""
     props = resource.props
-    weak = False
     if resource.type == TLS_PRIVATE_KEY:
         algorithm = (text(props.get("algorithm")) or "").upper()
         if algorithm == "RSA":
-            weak = (number(props.get("rsaBits")) or 2048) < MIN_RSA_BITS
-        elif algorithm == "ECDSA":
-            weak = (text(props.get("ecdsaCurve")) or "P224").upper() not in ("P256", "P384", "P521")
-        else:
-            weak = algorithm != "ED25519"
-    elif resource.type == CONTAINER:
-        weak = any(
-            cert is not None and cert.weak_key
-            for u in uploads(props)
-            for cert in map(parse_certificate, certificate_blocks(u.content or ""))
-        )
-    else:  # dynamic certificate/key resources describe their key as keyAlgorithm
-        key_algorithm = text(props.get("keyAlgorithm"))
-        weak = key_algorithm is not None and _weak_algorithm(key_algorithm)
-    if weak:
-        yield (
-            f"{label(resource)} must use RSA keys of at least 2048 bits or ECDSA P-256/P-384/"
-            f"P-521 (pulumi-tls defaults to P224, which TLS 1.3 cannot use)."
-        )
+            return (number(props.get("rsaBits")) or 2048) < MIN_RSA_BITS
+        if algorithm == "ECDSA":
+            return (text(props.get("ecdsaCurve")) or "P224").upper() not in ("P256", "P384", "P521")
+        return algorithm != "ED25519"
+    key_algorithm = text(props.get("keyAlgorithm"))
+    return key_algorithm is not None and _weak_algorithm(key_algorithm)
+
+
+def _weak_key(resource: Resource) -> bool:
+    if resource.type == TLS_PRIVATE_KEY or _is_dynamic(resource.type):
+        return _declared_key_weak(resource)
+    return any(  # a container or service: the certificates it receives
+        cert is not None and cert.weak_key
+        for u in uploads(resource.props)
+        for cert in map(parse_certificate, certificate_blocks(u.content or ""))
+    )
+
+
+def private_key_strong(
+    resources: Sequence[Resource], _config: Mapping[str, Any]
+) -> Iterator[Violation]:
+    """Declared keys, and the certificates a container or Swarm service receives: uploads, or
+    Swarm configs/secrets read from the stack's ServiceConfig/Secret resources (a stack rule
+    for that reason)."""
+    declared = [r for r in resources if r.type == TLS_PRIVATE_KEY or _is_dynamic(r.type)]
+    for resource in [*declared, *task_containers(resources)]:
+        try:
+            weak = _weak_key(resource)
+        except Unreadable as exc:  # one unreadable resource does not hide the others
+            subject = f"{kind_of(resource.type)} {resource.name}"
+            yield Violation(exc.message(subject, "tls-private-key-strong"), resource.urn)
+            continue
+        if weak:
+            yield Violation(
+                f"{label(resource)} must use RSA keys of at least 2048 bits or ECDSA P-256/P-384/"
+                f"P-521 (pulumi-tls defaults to P224, which TLS 1.3 cannot use).",
+                resource.urn,
+            )
 
 
 def _uses(value: Any) -> set[str]:
@@ -230,10 +251,9 @@ def ca_key_not_deployed(
 
 
 RULES: Final = (
-    ResourceRule(
+    StackRule(
         name="tls-private-key-strong",
         description="TLS keys are RSA 2048+ or ECDSA P-256 and up.",
-        resource_types=(TLS_PRIVATE_KEY, CONTAINER, *DYNAMIC),
         check=private_key_strong,
         refs=("TLS-07",),
     ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import functools
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -11,6 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
 from infra.proppath import leads_to_leaf
 from policies.analyzer import Finding
@@ -122,3 +127,17 @@ def mandatory(findings: Iterable[Finding]) -> set[str]:
 
 def describe(findings: Iterable[Finding]) -> str:
     return "\n".join(f"  {f.level} {f.policy} [{f.resource}] {f.message}" for f in findings)
+
+
+def weak_rsa_certificate() -> str:
+    """A self-signed certificate on a 1024-bit RSA key (TLS-07: too weak)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "weak")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(1)
+        .not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    return cert.public_bytes(serialization.Encoding.PEM).decode()

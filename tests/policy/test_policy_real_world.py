@@ -270,7 +270,7 @@ def test_swarm_service_running_redis__is_judged_by_the_redis_rules() -> None:
     records = _swarm_redis({"image": "bitnami/redis:latest",
                             "env": {"ALLOW_EMPTY_PASSWORD": "yes"}})  # fmt: skip
     assert only(run_rule("redis-auth-required", records)).startswith(
-        "Redis service redis-master (shop-redis) must set aclfile on its command line"
+        "Redis service redis-master (shop-redis) must set aclfile in taskSpec.containerSpec.args"
     )
     plaintext = _swarm_redis({"image": "redis:7.2", "args": ["--port", "6379"]})
     assert only(run_rule("redis-tls-only", plaintext)) == (

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from policies.rules._secrets import secret_named
 from tests.policy import foreign
-from tests.policy.support import add, assert_reasons, mutate, run_rule, upload
+from tests.policy.support import (
+    add,
+    assert_reasons,
+    mutate,
+    run_rule,
+    upload,
+    weak_rsa_certificate,
+)
 
 Change = Callable[[dict[str, Any]], object]
 PASSWORD = foreign.PROBE_PASSWORD
@@ -26,19 +28,6 @@ def _set(**values: Any) -> Change:
 
 def _upload(name: str, **values: Any) -> Change:
     return lambda props: upload(props, name).update(values)
-
-
-def _weak_rsa_certificate() -> str:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "weak")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(1)
-        .not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )  # fmt: skip
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def _material(name: str) -> str:
@@ -119,7 +108,7 @@ CASES = [
     pytest.param("tls-server-certificate-profile", "cache-loader",
                  _upload("tls.crt", content="[secret]"), True, id="tls-08-fail-unreadable"),
     pytest.param("tls-private-key-strong", "cache-loader",
-                 _upload("tls.crt", content=_weak_rsa_certificate()), True,
+                 _upload("tls.crt", content=weak_rsa_certificate()), True,
                  id="tls-07-fail-rsa-1024-cert"),
     pytest.param("image-container-pinned", "web", _set(image="shop/web:1.2"), True,
                  id="cis-5.28-fail-tag"),

@@ -19,7 +19,7 @@ import pytest
 from policies.rules import RULES, ResourceRule, service
 from policies.rules._model import CONTAINER, SERVICE, SERVICE_CONFIG, SWARM_SECRET
 from tests.policy import foreign, swarm
-from tests.policy.support import mutate, run_rule, upload
+from tests.policy.support import mutate, run_rule, upload, weak_rsa_certificate
 
 pytestmark = pytest.mark.policy
 
@@ -245,7 +245,9 @@ def test_secret_in_a_service_env__is_a_source_another_resource_must_not_copy() -
         ]
 
 
-def _delivered_by_swarm(unreadable: str = "", probe_key: str = "") -> list[Any]:
+def _delivered_by_swarm(
+    unreadable: str = "", probe_key: str = "", served: str = "", owner: tuple[int, int] = (0, 0)
+) -> list[Any]:
     """The Swarm twin with the Redis service's files given as Swarm configs (redis.conf and
     certificates) and secrets (ACL, key, probe password) instead of a volume an initialiser
     fills: the stack has no cache-loader, so no upload holds them."""
@@ -257,6 +259,8 @@ def _delivered_by_swarm(unreadable: str = "", probe_key: str = "") -> list[Any]:
              "probe.pw": (SWARM_SECRET, foreign.PROBE_PASSWORD)}  # fmt: skip
     if probe_key:
         files["probe.key"] = (SWARM_SECRET, probe_key)
+    if served:
+        files["tls.crt"] = (SERVICE_CONFIG, served)
     items = [i for i in swarm.raw() if i["name"] not in ("cache-loader", "cache-secrets")]
     for item in items:
         if item["name"] == "cache":
@@ -289,13 +293,40 @@ def test_files_given_as_swarm_configs_and_secrets__are_read_like_uploads() -> No
         name: run_rule(name, delivered) for name in redis_rules if run_rule(name, delivered)
     } == {}
     assert run_rule("redis-tls-only", _delivered_by_swarm(unreadable="redis.conf")) == [
-        "Redis service cache (shop-prod-cache) must set port 0 on its command line or in a "
-        "redis.conf this stack gives it (a Swarm config); its config file cannot be read, so the "
+        "Redis service cache (shop-prod-cache) must set port 0 in taskSpec.containerSpec.args or "
+        "in a redis.conf this stack gives it as a ServiceConfig or Secret "
+        "(taskSpec.containerSpec.configs or secrets); its config file cannot be read, so the "
         "setting is unknown."
     ]
     assert run_rule("tls-server-certificate-profile", _delivered_by_swarm("tls.crt")) == [
-        "Redis service cache (shop-prod-cache) must serve a certificate this stack gives it as a "
-        "Swarm config (tls-cert-file), so its profile can be verified; it cannot be read."
+        "Redis service cache (shop-prod-cache) must serve a certificate (tls-cert-file) this "
+        "stack gives it as a ServiceConfig or Secret (taskSpec.containerSpec.configs or secrets), "
+        "so its profile can be verified; it cannot be read."
+    ]
+
+
+def test_service_that_may_run_redis__is_told_what_a_service_can_do() -> None:
+    """redis-recognised: a container is told to put its settings on its command line or in an
+    uploaded redis.conf; a service cannot upload files, so it is told its args or a
+    ServiceConfig/Secret."""
+    opaque = _set(
+        image="registry.example/cache@sha256:" + "a" * 64,
+        command=[],
+        entrypoints=[],
+        healthcheck={"tests": ["CMD", "true"]},
+        envs=["REDIS_ARGS=--appendonly yes"],
+    )
+    containers, services = _twins("cache", opaque)
+    assert run_rule("redis-recognised", containers) == [
+        "Could not tell whether Container cache (shop-prod-cache) runs Redis (server settings in "
+        "REDIS_ARGS); if it does, start it with redis-server and its settings on the command line "
+        "or in an uploaded redis.conf so the Redis rules can judge it."
+    ]
+    assert run_rule("redis-recognised", services) == [
+        "Could not tell whether Service cache (shop-prod-cache) runs Redis (server settings in "
+        "REDIS_ARGS); if it does, start it with redis-server and its settings in "
+        "taskSpec.containerSpec.args or in a redis.conf this stack gives it as a ServiceConfig or "
+        "Secret (taskSpec.containerSpec.configs or secrets) so the Redis rules can judge it."
     ]
 
 
@@ -306,6 +337,18 @@ def test_one_key_given_by_swarm_under_two_names__is_refused() -> None:
     assert run_rule("tls-private-key-unique", _delivered_by_swarm(probe_key=server_key)) == [
         "Service cache (shop-prod-cache) receives one private key under 2 different file names; "
         "give every certificate (server, each client) its own key."
+    ]
+
+
+def test_weak_certificate_given_by_swarm__is_refused() -> None:
+    """tls-private-key-strong reads the certificates Swarm gives a service, as it reads a
+    container's uploads (TLS-07)."""
+    assert run_rule("tls-private-key-strong", _delivered_by_swarm()) == []
+    assert run_rule(
+        "tls-private-key-strong", _delivered_by_swarm(served=weak_rsa_certificate())
+    ) == [
+        "Service cache (shop-prod-cache) must use RSA keys of at least 2048 bits or ECDSA "
+        "P-256/P-384/P-521 (pulumi-tls defaults to P224, which TLS 1.3 cannot use)."
     ]
 
 
