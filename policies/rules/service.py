@@ -13,12 +13,13 @@ TLS material) read services in the same shape (`_service_shape.task_containers`)
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final
 
 from policies.rules import container, image, network, secret
-from policies.rules._model import SERVICE, Config, Resource, ResourceRule
-from policies.rules._props import items, label, mapping, number
+from policies.rules._model import ADVISORY, SERVICE, Config, Resource, ResourceRule
+from policies.rules._props import items, known_text, label, mapping, number, strings
 from policies.rules._service_shape import as_container, in_service_words
 from policies.rules.secret import SECRET_FILE_MODES
 
@@ -105,6 +106,72 @@ def swarm_secret_modes(resource: Resource) -> Iterator[str]:
             )
 
 
+_NUMERIC_USER: Final = re.compile(r"^(\d+)(?::(\d+))?$")
+# pulumi-docker's defaults for a Swarm secret's or config's file (its _inputs.py): root-owned,
+# mode 0444.
+_DEFAULT_FILE_ID: Final = "0"
+_DEFAULT_FILE_MODE: Final = 0o444
+
+
+def can_read(
+    mode: int, owner: int, group: int, uid: int, gids: frozenset[int] | None
+) -> bool | None:
+    """Whether a process with `uid` and groups `gids` may read a file, by the one permission
+    class that applies to it (owner, else group, else others; root is not asked: whether it
+    reads depends on its capabilities). None: its groups are not all known and the group and
+    others classes differ."""
+    if uid == owner:
+        return bool(mode & 0o400)
+    group_reads, others_read = bool(mode & 0o040), bool(mode & 0o004)
+    if gids is None:
+        return group_reads if group_reads == others_read else None
+    return group_reads if group in gids else others_read
+
+
+def _task_ids(spec: Mapping[str, Any]) -> tuple[int, frozenset[int] | None] | None:
+    """The task's numeric uid and every group it is in; None: the uid is not numeric, unknown
+    or root; groups None: the primary gid or a supplementary group is a name or not given
+    (the image's /etc/group decides it)."""
+    user = _NUMERIC_USER.match(known_text(spec, "user"))
+    if not user or int(user.group(1)) == 0:
+        return None
+    extra = strings(spec.get("groups"), "taskSpec.containerSpec.groups")
+    if user.group(2) is None or not all(g.isdigit() for g in extra):
+        return int(user.group(1)), None
+    return int(user.group(1)), frozenset({int(user.group(2)), *map(int, extra)})
+
+
+def swarm_files_readable(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
+    """The files Swarm gives a task are owned by fileUid/fileGid, root unless set: with an
+    owner-only fileMode (which service-task-hardened asks of secrets) a non-root task cannot
+    read its own key or config, and a Redis that cannot read them does not start. A loss of
+    availability, not of confidentiality, so advisory (docs/security-catalog.md, TLS-10)."""
+    spec = mapping(mapping(resource.props.get("taskSpec")).get("containerSpec"))
+    ids = _task_ids(spec)
+    if ids is None:
+        return
+    uid, gids = ids
+    for key in ("secrets", "configs"):
+        for index, raw in enumerate(items(spec.get(key))):
+            where = f"taskSpec.containerSpec.{key}[{index}]"
+            entry = mapping(raw, where)
+            mode = number(entry.get("fileMode"), f"{where}.fileMode")
+            owner, group = (
+                known_text(entry, name) if name in entry else _DEFAULT_FILE_ID
+                for name in ("fileUid", "fileGid")
+            )
+            if not (owner.isdigit() and group.isdigit()):
+                continue  # unknown at preview, or a name: cannot be judged
+            file_mode = _DEFAULT_FILE_MODE if mode is None else int(mode)
+            if can_read(file_mode, int(owner), int(group), uid, gids) is False:
+                yield (
+                    f"{label(resource)} runs as uid {uid}, which cannot read {where} (fileUid "
+                    f"{owner}, fileGid {group}, fileMode {file_mode:04o}): a Redis that cannot "
+                    f"read its key, certificate or config does not start. Set fileUid/fileGid to "
+                    f"the ids of taskSpec.containerSpec.user, keeping an owner-only fileMode."
+                )
+
+
 RULES: Final = (
     ResourceRule(
         name="service-task-hardened",
@@ -126,5 +193,13 @@ RULES: Final = (
             "IMAGE-03",
             "TLS-10",
         ),
+    ),
+    ResourceRule(
+        name="service-swarm-files-readable",
+        description="The files Swarm gives a service's task are readable by the task's user.",
+        resource_types=(SERVICE,),
+        check=swarm_files_readable,
+        refs=("TLS-10",),
+        enforcement=ADVISORY,
     ),
 )

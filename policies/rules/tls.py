@@ -12,7 +12,6 @@ from urllib.parse import urlsplit
 from infra.proppath import string_leaves
 from policies.rules._environment import floor
 from policies.rules._model import (
-    CONTAINER,
     DYNAMIC,
     SERVICE,
     TLS_LOCALLY_SIGNED_CERT,

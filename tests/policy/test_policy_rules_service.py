@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
@@ -245,8 +245,15 @@ def test_secret_in_a_service_env__is_a_source_another_resource_must_not_copy() -
         ]
 
 
+# The Redis service's user (tests/policy/foreign.py) owns the files Swarm gives it.
+CACHE_FILE_OWNER = {"fileUid": "71001", "fileGid": "71001"}
+
+
 def _delivered_by_swarm(
-    unreadable: str = "", probe_key: str = "", served: str = "", owner: tuple[int, int] = (0, 0)
+    unreadable: str = "",
+    probe_key: str = "",
+    served: str = "",
+    owner: Mapping[str, str] = CACHE_FILE_OWNER,
 ) -> list[Any]:
     """The Swarm twin with the Redis service's files given as Swarm configs (redis.conf and
     certificates) and secrets (ACL, key, probe password) instead of a volume an initialiser
@@ -273,7 +280,12 @@ def _delivered_by_swarm(
                     else ("secrets", "secretName")
                 )
                 spec.setdefault(key, []).append(
-                    {ref: f"shop-{name}", "fileName": f"/secrets/{name}", "fileMode": 0o400}
+                    {
+                        ref: f"shop-{name}",
+                        "fileName": f"/secrets/{name}",
+                        "fileMode": 0o400,
+                        **owner,
+                    }
                 )
     for name, (type_, content) in files.items():
         data = base64.b64encode(content.encode()).decode()
@@ -370,3 +382,66 @@ def test_swarm_secret_without_an_owner_only_mode__is_refused() -> None:
         "0400 (or 0440/0600), with fileUid/fileGid of its user; Docker's default 0444 lets every "
         "process in the task read the secret (CIS Docker 3.14)."
     ]
+
+
+def _readable_by(user: str, groups: list[str], **entry: Any) -> Change:
+    """The Redis service as `user` (in `groups`), its key given as a Swarm secret `entry`."""
+
+    def change(props: dict[str, Any]) -> None:
+        spec = props["taskSpec"]["containerSpec"]
+        spec.update(user=user, groups=groups)
+        key = next(s for s in spec["secrets"] if s["fileName"] == "/secrets/tls.key")
+        for name in ("fileUid", "fileGid", "fileMode"):
+            key.pop(name, None)
+        key.update(entry)
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("user", "groups", "entry", "readable"),
+    [
+        pytest.param("71001:71001", [], {"fileMode": 0o400}, False, id="fail-root-owned-0400"),
+        pytest.param("71001:71001", [], {"fileUid": "71002", "fileMode": 0o400}, False,
+                     id="fail-other-owner-0400"),
+        pytest.param("71001:71001", [], {"fileUid": "71001", "fileMode": 0o040}, False,
+                     id="fail-owner-class-decides"),
+        pytest.param("71001:71001", [], {"fileUid": "71001", "fileMode": 0o400}, True,
+                     id="pass-owned-by-user"),
+        pytest.param("71001:71001", [], {"fileGid": "71001", "fileMode": 0o440}, True,
+                     id="pass-root-owned-0440-user-group"),
+        pytest.param("71001:71001", ["71005"], {"fileGid": "71005", "fileMode": 0o440}, True,
+                     id="pass-supplementary-group"),
+        pytest.param("71001:71001", [], {"fileGid": "71005", "fileMode": 0o440}, False,
+                     id="fail-0440-group-user-is-not-in"),
+        pytest.param("71001", [], {"fileGid": "71005", "fileMode": 0o440}, True,
+                     id="pass-unknown-primary-group"),
+        pytest.param("71001:71001", [], {}, True, id="pass-docker-default-0444"),
+        pytest.param("redis", [], {"fileMode": 0o400}, True, id="pass-user-name-unknown"),
+    ],
+)  # fmt: skip
+def test_swarm_file_its_user_cannot_read__is_advised(
+    user: str, groups: list[str], entry: dict[str, Any], readable: bool
+) -> None:
+    """service-swarm-files-readable: Swarm makes a secret's file root-owned unless fileUid/
+    fileGid say otherwise; Linux grants read by the one class (owner, group, others) that
+    applies. A Redis that cannot read its key does not start: advisory (availability)."""
+    stack = mutate(_delivered_by_swarm(), "cache", _readable_by(user, groups, **entry))
+    found = run_rule("service-swarm-files-readable", stack)
+    assert (found == []) is readable, found
+    if not readable:
+        owner, group = entry.get("fileUid", "0"), entry.get("fileGid", "0")
+        assert found == [
+            f"Service cache (shop-prod-cache) runs as uid 71001, which cannot read "
+            f"taskSpec.containerSpec.secrets[1] (fileUid {owner}, fileGid {group}, fileMode "
+            f"{entry['fileMode']:04o}): a Redis that cannot read its key, certificate or config "
+            f"does not start. Set fileUid/fileGid to the ids of taskSpec.containerSpec.user, "
+            f"keeping an owner-only fileMode."
+        ]
+
+
+def test_swarm_files_given_with_docker_defaults_and_an_owner_only_mode__are_advised() -> None:
+    """The fixture's files without fileUid/fileGid: every owner-only one is root's."""
+    found = run_rule("service-swarm-files-readable", _delivered_by_swarm(owner={}))
+    assert len(found) == 6, found  # redis.conf, certificates (configs), ACL, key, probe password
+    assert run_rule("service-swarm-files-readable", _delivered_by_swarm()) == []
