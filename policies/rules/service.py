@@ -8,7 +8,9 @@ The container rules a service cannot break, or that are only advisory, are liste
 reason in `NOT_FOR_SERVICES`. A published port cannot be bound to one host address: in
 `ingress` mode (the default) it listens on every node of the swarm, in `host` mode on every
 interface of the node running the task. The stack rules (Redis, clients, networks, volumes,
-TLS material) read services in the same shape (`_service_shape.task_containers`).
+TLS material) read services in the same shape (`_service_shape.task_containers`). Whether
+the task's user can read the files Swarm gives it is advised apart
+(`swarm_files_readable`): an unreadable key costs availability, not confidentiality.
 """
 
 from __future__ import annotations
@@ -113,7 +115,7 @@ _DEFAULT_FILE_ID: Final = "0"
 _DEFAULT_FILE_MODE: Final = 0o444
 
 
-def can_read(
+def _can_read(
     mode: int, owner: int, group: int, uid: int, gids: frozenset[int] | None
 ) -> bool | None:
     """Whether a process with `uid` and groups `gids` may read a file, by the one permission
@@ -163,7 +165,7 @@ def swarm_files_readable(resource: Resource, _config: Mapping[str, Any]) -> Iter
             if not (owner.isdigit() and group.isdigit()):
                 continue  # unknown at preview, or a name: cannot be judged
             file_mode = _DEFAULT_FILE_MODE if mode is None else int(mode)
-            if can_read(file_mode, int(owner), int(group), uid, gids) is False:
+            if _can_read(file_mode, int(owner), int(group), uid, gids) is False:
                 yield (
                     f"{label(resource)} runs as uid {uid}, which cannot read {where} (fileUid "
                     f"{owner}, fileGid {group}, fileMode {file_mode:04o}): a Redis that cannot "
