@@ -168,9 +168,10 @@ def swarm_files_readable(resource: Resource, _config: Mapping[str, Any]) -> Iter
             if _can_read(file_mode, int(owner), int(group), uid, gids) is False:
                 yield (
                     f"{label(resource)} runs as uid {uid}, which cannot read {where} (fileUid "
-                    f"{owner}, fileGid {group}, fileMode {file_mode:04o}): a Redis that cannot "
-                    f"read its key, certificate or config does not start. Set fileUid/fileGid to "
-                    f"the ids of taskSpec.containerSpec.user, keeping an owner-only fileMode."
+                    f"{owner}, fileGid {group}, fileMode {file_mode:04o}), so the task cannot use "
+                    f"it (a Redis that cannot read its key or config does not start). Set "
+                    f"fileUid/fileGid to the ids of taskSpec.containerSpec.user, keeping an "
+                    f"owner-only fileMode."
                 )
 
 

@@ -434,9 +434,9 @@ def test_swarm_file_its_user_cannot_read__is_advised(
         assert found == [
             f"Service cache (shop-prod-cache) runs as uid 71001, which cannot read "
             f"taskSpec.containerSpec.secrets[1] (fileUid {owner}, fileGid {group}, fileMode "
-            f"{entry['fileMode']:04o}): a Redis that cannot read its key, certificate or config "
-            f"does not start. Set fileUid/fileGid to the ids of taskSpec.containerSpec.user, "
-            f"keeping an owner-only fileMode."
+            f"{entry['fileMode']:04o}), so the task cannot use it (a Redis that cannot read its "
+            f"key or config does not start). Set fileUid/fileGid to the ids of "
+            f"taskSpec.containerSpec.user, keeping an owner-only fileMode."
         ]
 
 
