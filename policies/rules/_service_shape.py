@@ -112,6 +112,8 @@ SERVICE_WORDS: Final = (
     ('must run as a numeric "<uid>:<gid>"',
      'must run as a numeric taskSpec.containerSpec.user "<uid>:<gid>"'),
     ("from its envs.", "from its taskSpec.containerSpec.env."),
+    ("must not put secrets on its command line (",
+     "must not put secrets in taskSpec.containerSpec.commands or args ("),
     ("in labels (", "in labels or taskSpec.containerSpec.labels ("),
     # A service cannot upload files: its settings go in its args, its files come from the
     # stack's ServiceConfig or Secret resources (_delivered_texts).

@@ -38,6 +38,7 @@ CONTAINER_WORDS = (
     "bind ports[",
     "(user:",
     "container's memory limit",
+    "command line",
 )
 
 
@@ -127,6 +128,9 @@ CASES = [
                  True, id="secret-02-fail-password-label"),
     pytest.param("image-tls-verification-enabled", "service-task-hardened", "web",
                  _env("NODE_TLS_REJECT_UNAUTHORIZED=0"), True, id="image-03-fail-env"),
+    pytest.param("secret-argv-not-plain", "service-task-hardened", "web",
+                 _set(command=["redis-cli", "-a", foreign.WEB_PASSWORD]), True,
+                 id="secret-03-fail-password-in-args"),
     pytest.param("secret-not-shared-in-plain-form", "secret-not-shared-in-plain-form", "web",
                  _env(f"HINT={foreign.PROBE_PASSWORD}"), True,
                  id="secret-04-fail-probe-password-copied"),
