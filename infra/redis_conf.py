@@ -92,8 +92,8 @@ def min_memory_limit_mb(maxmemory_mb: int, value_limit_bytes: int = VALUE_LIMIT_
     changes is copied, so under a steady write load the two together may need the dataset twice
     (Redis's own guidance for persistence). Beside that: the process itself, and one reply that
     overshoots maxmemory while a command runs (at most the output-buffer limit), a full ACL
-    LOG (acl_log_limit_bytes) and every connection open at once (connections_limit_bytes). A limit below this gets Redis OOM-killed by the kernel
-    mid-rewrite, and restarted, under load.
+    LOG (acl_log_limit_bytes) and every connection open at once (connections_limit_bytes). A
+    limit below this gets Redis OOM-killed by the kernel mid-rewrite, and restarted, under load.
     """
     return (
         2 * maxmemory_mb

@@ -125,7 +125,8 @@ def test_certificate_validity_at_limit__is_accepted(environment: str, limit: int
 def test_memory_limit_without_room_for_the_aof_rewrite__is_rejected(maxmemory: int) -> None:
     """The limit that OOM-killed Redis under the rotation load run (256 for 192) is refused:
     the rewrite's fork may need the dataset twice, plus 93 MiB for the server itself, one
-    oversized reply, a full ACL LOG and every connection (infra/redis_conf.py min_memory_limit_mb)."""
+    oversized reply, a full ACL LOG and every connection (infra/redis_conf.py
+    min_memory_limit_mb)."""
     message = _problems("dev", _config(redisMemoryMb=256, redisMaxmemoryMb=maxmemory))
     assert (
         f"secure-redis:redisMemoryMb (256) is too small for secure-redis:redisMaxmemoryMb "
