@@ -71,7 +71,7 @@ PROFILES: Final = MappingProxyType(
                 **_COMMON,
                 "tlsMinVersion": "1.2",
                 "passwordLength": PASSWORD_FLOOR[Environment.DEVELOPMENT],
-                "redisMemoryMb": 453,
+                "redisMemoryMb": 477,
                 "redisMaxmemoryMb": 192,
                 "redisCpus": 1.0,
                 "appMemoryMb": 256,
@@ -87,7 +87,7 @@ PROFILES: Final = MappingProxyType(
                 **_COMMON,
                 "tlsMinVersion": "1.3",
                 "passwordLength": PASSWORD_FLOOR[Environment.STAGING],
-                "redisMemoryMb": 389,
+                "redisMemoryMb": 413,
                 "redisMaxmemoryMb": 160,
                 "redisCpus": 0.75,
                 "appMemoryMb": 192,
@@ -105,8 +105,8 @@ PROFILES: Final = MappingProxyType(
                 "passwordLength": PASSWORD_FLOOR[Environment.PRODUCTION],
                 # Tighter than development: a runaway client hits the limit sooner. Every
                 # profile's limit is the smallest that survives an AOF rewrite under writes
-                # (infra/redis_conf.py min_memory_limit_mb: twice maxmemory plus 69).
-                "redisMemoryMb": 325,
+                # (infra/redis_conf.py min_memory_limit_mb: twice maxmemory plus 93).
+                "redisMemoryMb": 349,
                 "redisMaxmemoryMb": 128,
                 "redisCpus": 0.5,
                 "appMemoryMb": 160,

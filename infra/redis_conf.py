@@ -52,6 +52,19 @@ _BASELINE_MB: Final = 16
 # container's limit (tests/integration/test_redis_acl_log_memory.py). The 8 newest
 # denials are enough to see who was refused what; the counters come from INFO errorstats.
 ACL_LOG_MAX_LEN: Final = 8
+# Connections Redis accepts at once (its default: 10000, or the open-file limit less 32). Each
+# one costs Redis memory before it sends a byte: its client and its TLS session, mostly
+# OpenSSL's allocations, which neither maxmemory nor maxmemory-clients sees (31 KiB for an idle
+# TCP connection, 35 KiB after a handshake and a PING: Redis 7.0.15, OpenSSL 3.0). Any
+# container on the backend network (the exporter, the app) could open 10000 without a
+# certificate: about 310 MiB outside maxmemory, past the container limit once the cache is
+# full, so the kernel OOM-killed Redis (tests/integration/test_redis_connection_flood.py). 512
+# is eight times the client library's pool (app/secure_cache/transport.py, 64 connections),
+# beside the exporter's one, the health check's and the reload jobs'; a flood past it is
+# refused a connection instead, and Redis serves again as soon as the flood ends.
+MAX_CLIENTS: Final = 512
+# What each of them may hold outside maxmemory: the measured 35 KiB and a margin.
+CONNECTION_BYTES: Final = 48 * 1024
 
 
 def output_limit_bytes(value_limit_bytes: int = VALUE_LIMIT_BYTES) -> int:
@@ -67,21 +80,27 @@ def acl_log_limit_bytes(value_limit_bytes: int = VALUE_LIMIT_BYTES) -> int:
     return ACL_LOG_MAX_LEN * (bulk + bulk // 4) + _MIB
 
 
+def connections_limit_bytes() -> int:
+    """The most memory MAX_CLIENTS open connections hold outside maxmemory (24 MiB)."""
+    return MAX_CLIENTS * CONNECTION_BYTES
+
+
 def min_memory_limit_mb(maxmemory_mb: int, value_limit_bytes: int = VALUE_LIMIT_BYTES) -> int:
     """The smallest container memory limit (MiB) that survives an AOF rewrite under writes.
 
     The rewrite forks Redis; while the child writes the dataset out, every page the parent
     changes is copied, so under a steady write load the two together may need the dataset twice
     (Redis's own guidance for persistence). Beside that: the process itself, and one reply that
-    overshoots maxmemory while a command runs (at most the output-buffer limit), and a full ACL
-    LOG (acl_log_limit_bytes). A limit below this gets Redis OOM-killed by the kernel
-    mid-rewrite, and restarted, under load.
+    overshoots maxmemory while a command runs (at most the output-buffer limit), a full ACL
+    LOG (acl_log_limit_bytes) and every connection open at once (connections_limit_bytes). A
+    limit below this gets Redis OOM-killed by the kernel mid-rewrite, and restarted, under load.
     """
     return (
         2 * maxmemory_mb
         + _BASELINE_MB
         + output_limit_bytes(value_limit_bytes) // _MIB
         + acl_log_limit_bytes(value_limit_bytes) // _MIB
+        + connections_limit_bytes() // _MIB
     )
 
 
@@ -163,6 +182,7 @@ def directives(conf: RedisTlsConf) -> list[tuple[str, str]]:
         ("tls-session-caching", "yes"),
         ("aclfile", conf.acl_file),
         ("acllog-max-len", str(ACL_LOG_MAX_LEN)),
+        ("maxclients", str(MAX_CLIENTS)),
         # The escape hatches that let a client rewrite the server from inside stay shut.
         ("enable-protected-configs", "no"),
         ("enable-debug-command", "no"),
@@ -210,7 +230,9 @@ def render_redis_conf(conf: RedisTlsConf) -> str:
 __all__ = [
     "ACL_LOG_MAX_LEN",
     "ALLOWED_PROTOCOLS",
+    "CONNECTION_BYTES",
     "ENVELOPE_OVERHEAD_BYTES",
+    "MAX_CLIENTS",
     "TLS12_CIPHERS",
     "TLS13_CIPHERSUITES",
     "VALUE_LIMIT_BYTES",
@@ -218,6 +240,7 @@ __all__ = [
     "RedisTlsConf",
     "acl_log_limit_bytes",
     "bulk_limit_bytes",
+    "connections_limit_bytes",
     "directives",
     "min_maxmemory_mb",
     "min_memory_limit_mb",

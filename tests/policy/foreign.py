@@ -119,9 +119,9 @@ def raw() -> list[dict[str, Any]]:
         "command": ["redis-server", "/secrets/redis.conf"],
         "readOnly": True,
         # Twice maxmemory (256mb) plus the program's headroom (infra/redis_conf.py
-        # min_memory_limit_mb, 581 MB here): room for the persistence fork (REDIS-15).
-        "memory": 600,
-        "memorySwap": 600,
+        # min_memory_limit_mb, 605 MB here): room for the persistence fork (REDIS-15).
+        "memory": 620,
+        "memorySwap": 620,
         "restart": "on-failure",
         "maxRetryCount": 3,
         "tmpfs": {"/tmp": "rw,noexec,nosuid,size=8m"},

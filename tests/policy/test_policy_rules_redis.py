@@ -166,7 +166,7 @@ CASES = [
                  _conf("aclfile /secrets/users.acl\n", 'rename-command CONFIG ""\n'), True,
                  id="redis-09-fail-rename-only"),
     pytest.param("redis-maxmemory-below-limit", "cache-loader",
-                 _conf("maxmemory 256mb", "maxmemory 600mb"), True, id="redis-10-fail-equal"),
+                 _conf("maxmemory 256mb", "maxmemory 620mb"), True, id="redis-10-fail-equal"),
     pytest.param("redis-maxmemory-below-limit", "cache-loader", _conf("maxmemory 256mb\n", ""),
                  True, id="redis-10-fail-unset"),
     pytest.param("redis-maxmemory-below-limit", "cache", lambda p: p.pop("memory"), True,
