@@ -346,13 +346,13 @@ class CacheCore:
     ) -> Iterator[Buffer]:
         """The pieces of a batch's SETs, each value sealed as its pieces are taken: the small
         ones together (one nonce draw, Keyring.seal_many), a large one in place (_sealed_set)."""
+        # A batch whose longest key and longest value would still be sealed as pieces (any
+        # batch of small values) skips the test of each value (about 0.2 us per value).
         if batch and _in_place(
             max([len(logical) for _, logical, _ in batch]), max([len(v) for _, _, v in batch])
         ):
             return self._mixed_pieces(keyring, batch, expiry)
-        sealed = keyring.seal_many(batch)
-        if self.metrics is not None:
-            sealed = self.metrics.timed_seals(sealed, [len(value) for _, _, value in batch])
+        sealed = self._seal_many(keyring, batch)
         return (
             piece
             for (name, _, _), parts in zip(batch, sealed, strict=True)
@@ -365,9 +365,7 @@ class CacheCore:
         """_batch_pieces for a batch with values to seal in place."""
         large = [_in_place(len(logical), len(value)) for _, logical, value in batch]
         small = [entry for entry, big in zip(batch, large, strict=True) if not big]
-        sealed = keyring.seal_many(small)
-        if self.metrics is not None:
-            sealed = self.metrics.timed_seals(sealed, [len(value) for _, _, value in small])
+        sealed = self._seal_many(keyring, small)
         for (name, logical, value), big in zip(batch, large, strict=True):
             if big:
                 yield from self._sealed_set(keyring, name, logical, value, expiry)
@@ -460,6 +458,16 @@ class CacheCore:
         if self.metrics is None:
             return seal(name, logical, value)
         return self.metrics.timed_seal(seal, name, logical, value)
+
+    def _seal_many(
+        self, keyring: Keyring, entries: list[tuple[bytes, bytes, bytes]]
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """Keyring.seal_many(entries), each value timed as it is sealed when metrics are
+        attached."""
+        sealed = keyring.seal_many(entries)
+        if self.metrics is None:
+            return sealed
+        return self.metrics.timed_seals(sealed, [len(value) for _, _, value in entries])
 
     def _memory_many(self, keys: Sequence[str]) -> dict[str, bytes]:
         found = {}
