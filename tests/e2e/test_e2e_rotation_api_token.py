@@ -15,15 +15,14 @@ the undisturbed stacks, alone (scripts/test.sh runs those on two workers).
 from __future__ import annotations
 
 import subprocess
-import threading
 import time
-from dataclasses import dataclass, field
 
 import pytest
 
 from infra.settings import REPO_ROOT
 from tests.e2e import appclient
 from tests.e2e.stacks import Stack
+from tests.support.status_loop import status_loop, statuses_before
 
 pytestmark = [
     pytest.mark.security("operations"),
@@ -34,26 +33,6 @@ pytestmark = [
 # The app checks its token files at least once a second (app/secure_cache/api_tokens.py); the
 # bound only keeps a broken stack from hanging the run.
 RETIRE_DEADLINE_S = 15.0
-
-
-@dataclass
-class OldTokenTraffic:
-    """GET /security-status with one token in a loop; each status with when it arrived."""
-
-    stack: Stack
-    token: str
-    stop: threading.Event = field(default_factory=threading.Event)
-    results: list[tuple[float, int]] = field(default_factory=list)
-
-    def run(self) -> None:
-        auth = {"Authorization": f"Bearer {self.token}"}
-        while not self.stop.is_set():
-            try:
-                code = appclient.raw_call(self.stack, "GET", "/security-status", None, auth)[0]
-            except OSError:
-                code = 0
-            self.results.append((time.monotonic(), code))
-            time.sleep(0.05)
 
 
 def _rotate(stack: Stack, kind: str) -> str:
@@ -73,6 +52,14 @@ def _status_with(stack: Stack, token: str) -> int:
     return appclient.raw_call(stack, "GET", "/security-status", None, auth)[0]
 
 
+def _status_or_0(stack: Stack, token: str) -> int:
+    """_status_with, a request that failed outright counted as refused (0)."""
+    try:
+        return _status_with(stack, token)
+    except OSError:
+        return 0
+
+
 @pytest.mark.one_stack(
     "the two phases, the service's re-read of its token files and the retirement are one code "
     "path in the app and the applier: no stack setting (memory, CPUs, validity, TLS, key "
@@ -84,10 +71,7 @@ def test_api_token_rotation__old_token_until_retired_new_one_from_the_add_step(
 ) -> None:
     old = appclient.api_token(stack, refresh=True)
     assert _status_with(stack, old) == 200
-    traffic = OldTokenTraffic(stack, old)
-    thread = threading.Thread(target=traffic.run)
-    thread.start()
-    try:
+    with status_loop(lambda: _status_or_0(stack, old), pause_s=0.05) as old_traffic:
         added = _rotate(stack, "api-token")
         new = appclient.api_token(stack, refresh=True)
         assert new != old
@@ -101,10 +85,7 @@ def test_api_token_rotation__old_token_until_retired_new_one_from_the_add_step(
             assert time.monotonic() < deadline, "the retired token is still accepted"
             time.sleep(0.2)
         assert _status_with(stack, new) == 200
-    finally:
-        traffic.stop.set()
-        thread.join(timeout=30)
-    before = [code for arrived, code in traffic.results if arrived < retire_started]
+    before = statuses_before(old_traffic, retire_started)
     assert before, "no request with the old token finished before the retirement"
     assert set(before) == {200}, "the old token was refused before its retirement"
     for output in (added, retired):

@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import http.client
 import os
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.support.cache_env import cache_environ
 from tests.support.service_process import serving
+from tests.support.status_loop import status_loop, statuses_before
 from tests.support.tls_redis import TlsRedisServer, free_port
 
 OLD = "o" * 24 + uuid.uuid4().hex  # checkov:skip=CKV_SECRET_6: test tokens, not credentials
@@ -73,21 +73,6 @@ class Service:
             conn.close()
 
 
-@dataclass
-class Traffic:
-    """Requests with one token in a loop, each status kept with the time it arrived."""
-
-    service: Service
-    token: str
-    stop: threading.Event = field(default_factory=threading.Event)
-    results: list[tuple[float, int]] = field(default_factory=list)
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            status = self.service.status(self.token)
-            self.results.append((time.monotonic(), status))
-
-
 @pytest.fixture
 def material(tmp_path: Path) -> MaterialDir:
     material = MaterialDir(tmp_path / "material")
@@ -114,10 +99,7 @@ def test_api_token_rotation__in_place_without_refusing_a_valid_token(
     service: Service, material: MaterialDir
 ) -> None:
     assert service.status(NEW) == 401
-    old_traffic = Traffic(service, OLD)
-    thread = threading.Thread(target=old_traffic.run)
-    thread.start()
-    try:
+    with status_loop(lambda: service.status(OLD)) as old_traffic:
         time.sleep(0.5)
         # Add: the new token handed out, the old one still accepted beside it.
         material.publish({"api.token": NEW, "api.previous-tokens": OLD})
@@ -133,10 +115,7 @@ def test_api_token_rotation__in_place_without_refusing_a_valid_token(
             assert time.monotonic() < deadline, "the retired token is still accepted"
             time.sleep(0.1)
         assert service.status(NEW) == 200
-    finally:
-        old_traffic.stop.set()
-        thread.join(timeout=30)
-    before = [status for arrived, status in old_traffic.results if arrived < retired_at]
+    before = statuses_before(old_traffic, retired_at)
     assert before, "no request with the old token finished before the retirement"
     assert set(before) == {200}, "the old token was refused before its retirement"
     assert service.status(OLD) == 401
