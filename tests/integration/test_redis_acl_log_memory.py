@@ -18,7 +18,6 @@ import time
 import pytest
 import redis
 
-from infra.redis_acl import password_hash
 from infra.redis_conf import (
     ACL_LOG_MAX_LEN,
     VALUE_LIMIT_BYTES,
@@ -26,9 +25,8 @@ from infra.redis_conf import (
     bulk_limit_bytes,
 )
 from tests.integration.conftest import ServerFactory
-from tests.support.tls_redis import TlsRedisServer
+from tests.support.tls_redis import OBSERVER, TlsRedisServer, observer_acl
 
-OBSERVER = "observer"
 OBSERVER_PASSWORD = secrets.token_urlsafe(24)  # this run's only
 
 
@@ -67,8 +65,7 @@ def _wait_until_only_this_client_is_connected(observer: redis.Redis) -> None:
 def test_failed_auths_with_the_largest_usernames__grow_redis_only_within_the_acl_log_budget(
     tls_redis_factory: ServerFactory,
 ) -> None:
-    line = f"user {OBSERVER} on {password_hash(OBSERVER_PASSWORD)} ~* &* +@all\n"
-    server = tls_redis_factory(extra_acl=line)
+    server = tls_redis_factory(extra_acl=observer_acl(OBSERVER_PASSWORD))
     observer = server.app_redis(username=OBSERVER, password=OBSERVER_PASSWORD)
     before = int(observer.info("memory")["used_memory"])
     replies = _failed_auths_as_the_app(server, 3 * ACL_LOG_MAX_LEN)
@@ -84,8 +81,7 @@ def test_failed_auths_with_the_largest_usernames__grow_redis_only_within_the_acl
 
 def test_the_acl_log_still_records_a_denial(tls_redis_factory: ServerFactory) -> None:
     """The forensic record the alert runbook points to (monitoring/alerts.yml) stays."""
-    line = f"user {OBSERVER} on {password_hash(OBSERVER_PASSWORD)} ~* &* +@all\n"
-    server = tls_redis_factory(extra_acl=line)
+    server = tls_redis_factory(extra_acl=observer_acl(OBSERVER_PASSWORD))
     app = server.app_redis()
     with pytest.raises(redis.exceptions.NoPermissionError):
         app.get("outside-the-prefix")

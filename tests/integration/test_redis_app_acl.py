@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import redis
 
-from infra.redis_acl import APP_COMMANDS, APP_USER, password_hash
+from infra.redis_acl import APP_COMMANDS, APP_USER
 from infra.redis_conf import VALUE_LIMIT_BYTES, bulk_limit_bytes
 from infra.secretgen import generate_password
 from secure_cache import AsyncSecureCache, SecureCache
@@ -36,9 +36,7 @@ from tests.support.redis_commands import (
     raw_sender,
     runnable,
 )
-from tests.support.tls_redis import TlsRedisServer
-
-OBSERVER = "observer"
+from tests.support.tls_redis import OBSERVER, TlsRedisServer, observer_acl
 
 
 class Observed:
@@ -76,8 +74,7 @@ class Observed:
 @pytest.fixture
 def observed(tls_redis_factory: Any) -> Observed:
     password = generate_password(32)
-    line = f"user {OBSERVER} on {password_hash(password)} ~* &* +@all\n"
-    server: TlsRedisServer = tls_redis_factory(extra_acl=line)
+    server: TlsRedisServer = tls_redis_factory(extra_acl=observer_acl(password))
     return Observed(server, password)
 
 

@@ -20,12 +20,10 @@ from contextlib import ExitStack, contextmanager
 import pytest
 import redis
 
-from infra.redis_acl import password_hash
 from infra.redis_conf import MAX_CLIENTS, connections_limit_bytes
 from tests.integration.conftest import ServerFactory
-from tests.support.tls_redis import TlsRedisServer
+from tests.support.tls_redis import OBSERVER, TlsRedisServer, observer_acl
 
-OBSERVER = "observer"
 OBSERVER_PASSWORD = secrets.token_urlsafe(24)  # this run's only
 # Four times the limit: without it, every one is accepted (and held) by Redis.
 FLOOD = 4 * MAX_CLIENTS
@@ -74,8 +72,7 @@ def enough_descriptors() -> None:
 def test_idle_connections_past_maxclients__are_refused_and_redis_stays_within_budget(
     tls_redis_factory: ServerFactory,
 ) -> None:
-    line = f"user {OBSERVER} on {password_hash(OBSERVER_PASSWORD)} ~* &* +@all\n"
-    server = tls_redis_factory(extra_acl=line)
+    server = tls_redis_factory(extra_acl=observer_acl(OBSERVER_PASSWORD))
     observer = server.app_redis(username=OBSERVER, password=OBSERVER_PASSWORD)
     pid = int(observer.info("server")["process_id"])
     before = _rss_bytes(pid)

@@ -21,12 +21,25 @@ from typing import Any
 import redis
 
 from infra import pki
-from infra.redis_acl import APP_USER, DEFAULT_KEY_PREFIX, HEALTHCHECK_USER, render_acl_file
+from infra.redis_acl import (
+    APP_USER,
+    DEFAULT_KEY_PREFIX,
+    HEALTHCHECK_USER,
+    password_hash,
+    render_acl_file,
+)
 from infra.redis_conf import RedisTlsConf, render_redis_conf
 from infra.secretgen import generate_data_key, generate_password
 
 REDIS_SERVER = "redis-server"
+OBSERVER = "observer"
 _START_TIMEOUT_S = 10.0
+
+
+def observer_acl(password: str) -> str:
+    """The ACL line of a test-only `observer` (every command, every key) for `extra_acl`: what
+    a test reads Redis's own view with (INFO, CLIENT LIST, ACL LOG). No stack's ACL has one."""
+    return f"user {OBSERVER} on {password_hash(password)} ~* &* +@all\n"
 
 
 class RedisServerError(RuntimeError):
