@@ -35,11 +35,16 @@ _TOOLS = (
 def bare_path(tmp_path: Path) -> Path:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for tool in _TOOLS:
+    _link(bin_dir, _TOOLS)
+    return bin_dir
+
+
+def _link(bin_dir: Path, tools: tuple[str, ...]) -> None:
+    """The host's `tools` on the bare PATH."""
+    for tool in tools:
         found = shutil.which(tool)
         assert found, f"{tool} is needed to run this test"
         (bin_dir / tool).symlink_to(found)
-    return bin_dir
 
 
 def _fake(bin_dir: Path, name: str, body: str) -> None:
@@ -48,7 +53,9 @@ def _fake(bin_dir: Path, name: str, body: str) -> None:
     script.chmod(0o755)
 
 
-def _run(bin_dir: Path) -> subprocess.CompletedProcess[str]:
+def _run(
+    bin_dir: Path, extra_env: dict[str, str] | None = None, pass_fds: tuple[int, ...] = ()
+) -> subprocess.CompletedProcess[str]:
     if not (ROOT / ".venv" / ".lock.sha256").exists():
         pytest.skip("run scripts/bootstrap.sh --python first (this test needs current venvs)")
     # The interpreter .venv was made with (its stamp names it), by absolute path: the bare PATH
@@ -57,6 +64,7 @@ def _run(bin_dir: Path) -> subprocess.CompletedProcess[str]:
         "PATH": str(bin_dir),
         "HOME": os.environ.get("HOME", "/tmp"),
         "PYTHON": str(ROOT / ".venv" / "bin" / "python"),
+        **(extra_env or {}),
     }
     return subprocess.run(
         [str(ROOT / "scripts" / "bootstrap.sh")],
@@ -65,6 +73,7 @@ def _run(bin_dir: Path) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=60,
         check=False,
+        pass_fds=pass_fds,
     )
 
 
@@ -107,34 +116,17 @@ def test_dockerd__keeps_no_file_descriptor_of_its_caller(bare_path: Path) -> Non
     runs (it did: every other e2e run waited for a lock nobody was using)."""
     tmp = bare_path.parent
     seen, started, lock = tmp / "dockerd-fds", tmp / "dockerd-started", tmp / "held.lock"
-    for tool in ("setsid", "nohup", "seq", "sleep", "tail", "readlink"):
-        found = shutil.which(tool)
-        assert found, f"{tool} is needed to run this test"
-        (bare_path / tool).symlink_to(found)
+    _link(bare_path, ("setsid", "nohup", "seq", "sleep", "tail", "readlink"))
     _fake(bare_path, "id", "echo 0")
     for present in ("redis-server", "redis-cli", "redis-benchmark", "mmdebstrap", "promtool"):
         _fake(bare_path, present, "exit 0")
     _fake(bare_path, "shellcheck", "exit 0")
     _fake(bare_path, "docker", f'[ "$1" = info ] && [ -e {started} ]')
     _fake(bare_path, "dockerd", f"readlink /proc/$$/fd/* > {seen}; : > {started}")
-    if not (ROOT / ".venv" / ".lock.sha256").exists():
-        pytest.skip("run scripts/bootstrap.sh --python first (this test needs current venvs)")
     with lock.open("w") as held:
         os.set_inheritable(held.fileno(), True)
-        env = {
-            "PATH": str(bare_path),
-            "HOME": os.environ.get("HOME", "/tmp"),
-            "PYTHON": str(ROOT / ".venv" / "bin" / "python"),
-            "DOCKERD_LOG": str(tmp / "dockerd.log"),
-        }
-        result = subprocess.run(
-            [str(ROOT / "scripts" / "bootstrap.sh")],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-            pass_fds=(held.fileno(),),
+        result = _run(
+            bare_path, {"DOCKERD_LOG": str(tmp / "dockerd.log")}, pass_fds=(held.fileno(),)
         )
     assert result.returncode == 0, result.stderr
     assert "docker engine ready" in result.stdout
