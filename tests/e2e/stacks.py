@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -162,6 +162,15 @@ def not_deployed_message(name: str) -> str:
     )
 
 
+def _problem(step: Callable[[str], None], name: str) -> str | None:
+    """What went wrong in `step(name)`, or None: a failed stack is remembered, not raised."""
+    try:
+        step(name)
+    except (RuntimeError, subprocess.SubprocessError) as exc:
+        return str(exc)
+    return None
+
+
 class Deployments:
     """Stacks of this session: reused when running, deployed (and later removed) otherwise.
 
@@ -205,18 +214,10 @@ class Deployments:
         return self.stacks[name]
 
     def _deploy_quietly(self, name: str) -> str | None:
-        try:
-            self._deploy(name)
-        except (RuntimeError, subprocess.SubprocessError) as exc:
-            return str(exc)
-        return None
+        return _problem(self._deploy, name)
 
     def _firewall_quietly(self, name: str) -> str | None:
-        try:
-            self._firewall(name)
-        except (RuntimeError, subprocess.SubprocessError) as exc:
-            return str(exc)
-        return None
+        return _problem(self._firewall, name)
 
     def _deploy(self, name: str) -> None:
         code, output = _run("-m", "policies.check", "--stack", name)
