@@ -3,7 +3,6 @@ hold neither the values nor the key names a client used."""
 
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Any
 
@@ -13,6 +12,7 @@ from tests.e2e import appclient
 from tests.e2e.hosts import container_host
 from tests.e2e.probes import ProbeContainer, app_auth, app_client_files, redis_tls
 from tests.e2e.stacks import Stack
+from tests.e2e.stored import put_and_find
 
 pytestmark = pytest.mark.security("data")
 
@@ -71,23 +71,6 @@ def test_data__values_and_key_names_at_rest_are_not_plaintext(stack: Stack) -> N
         holds_key = key.encode() in data
         assert not holds_key, f"{path} holds the client's key name"
     assert appclient.get(stack, key) == (marker * 4).encode(), "and the app still reads it back"
-
-
-def stored_names(probe: ProbeContainer, stack: Stack) -> set[str]:
-    prefix = stack.settings.key_prefix
-    scan = ["SCAN", "0", "MATCH", f"{prefix}*", "COUNT", "100000"]
-    result = probe.run("tls", **redis_tls(stack, **app_client_files(), commands=[app_auth(), scan]))
-    names = set(re.findall(rf"\$\d+ ({re.escape(prefix)}\S+)", result["replies"][1]))
-    # Raw keys other tests SET directly as the ACL user are not the app's entries.
-    return {n for n in names if not n.startswith(f"{prefix}e2e-")}
-
-
-def put_and_find(probe: ProbeContainer, stack: Stack, key: str, value: bytes) -> str:
-    """Store through the app and return the (opaque) name it got in Redis."""
-    before = stored_names(probe, stack)
-    assert appclient.put(stack, key, value) == 204
-    (name,) = stored_names(probe, stack) - before
-    return name
 
 
 def test_data__a_ciphertext_moved_to_another_key_is_a_miss_and_a_security_event(

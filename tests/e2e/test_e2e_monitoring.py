@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import tempfile
 import uuid
@@ -44,6 +43,7 @@ from tests.e2e.conftest import XDIST_WORKER_ENV
 from tests.e2e.hosts import container_host
 from tests.e2e.probes import APP_MATERIAL, ProbeContainer, app_auth, app_client_files, redis_tls
 from tests.e2e.stacks import Stack
+from tests.e2e.stored import put_and_find
 from tests.support.prometheus_server import PrometheusServer
 
 pytestmark = pytest.mark.security("operations")
@@ -172,13 +172,6 @@ def test_monitoring__a_healthy_stack_raises_no_alert(prometheus: PrometheusServe
     assert active == set()
 
 
-def stored_names(probe: ProbeContainer, stack: Stack) -> set[str]:
-    prefix = stack.settings.key_prefix
-    scan = ["SCAN", "0", "MATCH", f"{prefix}*", "COUNT", "100000"]
-    result = probe.run("tls", **redis_tls(stack, **app_client_files(), commands=[app_auth(), scan]))
-    return set(re.findall(rf"\$\d+ ({re.escape(prefix)}\S+)", result["replies"][1]))
-
-
 @pytest.mark.fault  # it raises the app's integrity-failure count, which other tests read
 @pytest.mark.one_stack(
     "the app's integrity check, its counter and the alert rule are one code path; no stack "
@@ -191,9 +184,7 @@ def test_monitoring__a_tampered_value_fires_the_integrity_alert(
     read is a miss, counted, and CacheIntegrityFailure fires."""
     wait_until_scraped(prometheus, f'secure_cache_integrity_failures_total{{job="{APP_JOB}"}}')
     victim = PROBE_KEYS[0]
-    before = stored_names(probe, stack)
-    assert appclient.put(stack, victim, b"the victim's value") == 204
-    (name,) = stored_names(probe, stack) - before
+    name = put_and_find(probe, stack, victim, b"the victim's value")
     tamper = [app_auth(), ["SET", name, "not an envelope"]]
     result = probe.run("tls", **redis_tls(stack, **app_client_files(), commands=tamper))
     assert result["replies"][1] == "+OK", "the attacker's write went through"
