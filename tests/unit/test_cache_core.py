@@ -189,7 +189,7 @@ def test_set_many__seals_each_value_as_the_writer_takes_it(monkeypatch: pytest.M
     monkeypatch.setattr(keyring, "seal_framed", counting_framed)
     monkeypatch.setattr(keyring, "_seal_with", counting_with)
     large = {f"large{i}": os.urandom(JOIN_BYTES) for i in range(20)}  # more than one write
-    small = {f"small{i}": os.urandom(10 * 1024) for i in range(60)}  # 26 fill a write
+    small = {f"small{i}": os.urandom(1024) for i in range(100)}  # 30 fill a write
     for items in (large, small):
         sealed.clear()
         packed = core.set_many(items, None)[0]
@@ -208,7 +208,7 @@ def test_set_many__seals_each_value_as_the_writer_takes_it(monkeypatch: pytest.M
 def test_set_many__a_batch_that_fits_one_write_is_sealed_at_once() -> None:
     """Nothing to overlap with Redis's work there, and making it at once costs less."""
     core = CacheCore(core_settings())
-    items = {f"k{i}": os.urandom(1024) for i in range(100)}
+    items = {f"k{i}": os.urandom(1024) for i in range(25)}
     packed = core.set_many(items, None)[0]
     assert isinstance(packed, list)
     assert len(packed) == 1
@@ -247,14 +247,14 @@ def test_deferred__a_failed_chunk_fails_every_later_write() -> None:
 
 def test_writes__joins_small_pieces_in_order_and_keeps_large_ones_apart() -> None:
     large = b"L" * JOIN_BYTES
-    pieces = [b"a", b"b", large, b"c", *([b"s" * 10240] * 60), b"d"]
+    pieces = [b"a", b"b", large, b"c", *([b"s" * 10240] * 8), b"d"]
     chunks = writes(pieces)
     assert b"".join(chunks) == b"".join(pieces)  # nothing lost, nothing reordered
     assert chunks[0] == b"ab"
     assert chunks[1] is large
-    # The 62 small pieces after it share a few writes of about WRITE_BYTES.
-    assert [len(c) // 1024 for c in chunks[2:]] == [260, 260, 80]
-    assert WRITE_BYTES == 256 * 1024
+    # The 10 small pieces after it share writes of about WRITE_BYTES ("d" is the last).
+    assert [len(c) // 1024 for c in chunks[2:]] == [40, 40, 0]
+    assert WRITE_BYTES == 32 * 1024
 
 
 # -- fallback state machine ---------------------------------------------------------------------
