@@ -386,12 +386,20 @@ class CacheCore:
         if raw is None:
             return None
         try:
-            if self.metrics is None:
-                return keyring.open_value(name, logical, raw)
-            return self.metrics.timed_open(keyring.open_value, name, logical, raw)
+            return self._opener(keyring)(name, logical, raw)
         except IntegrityError:
-            self.events.record("integrity_failure", key=name)
+            self._integrity_failure(name)
             return None
+
+    def _opener(self, keyring: Keyring) -> Callable[[bytes, bytes, bytes], bytes]:
+        """Keyring.open_value, timed when metrics are attached."""
+        if self.metrics is None:
+            return keyring.open_value
+        return partial(self.metrics.timed_open, keyring.open_value)
+
+    def _integrity_failure(self, name: bytes) -> None:
+        """An entry failed authentication: a miss for the caller, an event for the operator."""
+        self.events.record("integrity_failure", key=name)
 
     def _pick(
         self, keyring: Keyring, names: tuple[bytes, ...], logical: bytes, raws: list[Any]
@@ -411,15 +419,18 @@ class CacheCore:
         raws: list[Any],
     ) -> dict[str, bytes]:
         found: dict[str, bytes] = {}
-        for index, (key, logical, name) in enumerate(zip(keys, logicals, names, strict=True)):
-            raw = raws[index]
+        # _open's work, with its per-value call and metrics test taken out of the loop: a
+        # get_many of 100 values of 1 KiB spends most of its client time here.
+        open_value = self._opener(keyring)
+        for index, raw in enumerate(raws):
             if raw is not None:
                 # The reply is ours: each envelope goes as soon as its value is out, so a
                 # batch peaks at one copy of its values instead of two (envelopes + values).
                 raws[index] = None
-                value = self._open(keyring, name, logical, raw)
-                if value is not None:
-                    found[key] = value
+                try:
+                    found[keys[index]] = open_value(names[index], logicals[index], raw)
+                except IntegrityError:
+                    self._integrity_failure(names[index])
         return found
 
     def _pick_many(
@@ -731,7 +742,7 @@ class CacheCore:
             try:
                 new_name, envelope, _ = self.keyring.reseal(name, raw)
             except IntegrityError:
-                self.events.record("integrity_failure", key=name)
+                self._integrity_failure(name)
                 plan.commands.append((b"DEL", name))
                 plan.discarded += 1
                 continue
