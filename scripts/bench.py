@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import csv
 import hashlib
 import io
@@ -101,6 +102,18 @@ PEER_ACL = (
     f"user {PEER_USER} on #{hashlib.sha256(PEER_PASSWORD.encode()).hexdigest()} resetkeys "
     "~cache:* resetchannels -@all +@read +@write +@keyspace +@connection -@dangerous\n"
 )
+# Both servers rewrite their append-only file when the bench asks, between rounds (settle),
+# and not on their own: a stack's automatic rewrite (from 64 MiB, then at each
+# doubling) forked Redis in whichever column happened to be running, and the same 100 KiB
+# rounds spread from 0.5 to 2.0 around their median. The appends and their fsync every
+# second, which every write pays, are as on a stack.
+REWRITE_ONLY_WHEN_ASKED = "auto-aof-rewrite-min-size 64gb\n"
+ADMIN_USER = "bench-admin"
+ADMIN_PASSWORD = secrets.token_hex(16)
+ADMIN_ACL = (
+    f"user {ADMIN_USER} on #{hashlib.sha256(ADMIN_PASSWORD.encode()).hexdigest()} "
+    "resetkeys resetchannels -@all +bgrewriteaof +info\n"
+)
 
 
 # -- servers -----------------------------------------------------------------------------------
@@ -115,7 +128,7 @@ def plaintext_server() -> Iterator[int]:
     conf.write_text(
         f"port {port}\nbind 127.0.0.1\nprotected-mode yes\ndir {workdir}\n"
         'appendonly yes\nappendfsync everysec\nsave ""\nmaxmemory 256mb\n'
-        'maxmemory-policy allkeys-lru\nlogfile ""\n'
+        'maxmemory-policy allkeys-lru\nlogfile ""\n' + REWRITE_ONLY_WHEN_ASKED
     )
     process = subprocess.Popen(  # fixed argv
         ["redis-server", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -141,12 +154,29 @@ def plaintext_server() -> Iterator[int]:
 
 @contextmanager
 def tls_server() -> Iterator[TlsRedisServer]:
-    server = TlsRedisServer(maxmemory_mb=256, extra_acl=PEER_ACL)
+    server = TlsRedisServer(maxmemory_mb=256, extra_acl=PEER_ACL + ADMIN_ACL)
     try:
+        # Appended: in redis.conf the last occurrence of a directive wins.
+        with server.conf_file.open("a") as conf:
+            conf.write(REWRITE_ONLY_WHEN_ASKED)
         server.start()
         yield server
     finally:
         server.close()
+
+
+def settle(admins: list[redis.Redis]) -> None:
+    """Rewrite each server's append-only file now and wait until it is done: with
+    REWRITE_ONLY_WHEN_ASKED no rewrite forks Redis during a timed run, and this keeps the
+    files from growing by a round's writes each round (about 450 MB at 100 KiB)."""
+    for admin in admins:
+        with contextlib.suppress(redis.ResponseError):  # one is already running: waited for
+            admin.bgrewriteaof()
+        while True:
+            persistence = admin.info("persistence")
+            if not (persistence["aof_rewrite_in_progress"] or persistence["aof_rewrite_scheduled"]):
+                break
+            time.sleep(0.005)
 
 
 def env_for(server: TlsRedisServer) -> dict[str, str]:
@@ -676,7 +706,12 @@ def _with_percentiles(result: tuple[float, list[float]]) -> tuple[float, float, 
 
 
 def run_rounds(
-    columns: list[Column], size: int, rounds: int, keys: list[str], log: Callable[[str], None]
+    columns: list[Column],
+    size: int,
+    rounds: int,
+    keys: list[str],
+    log: Callable[[str], None],
+    between_rounds: Callable[[], None] = lambda: None,
 ) -> dict[str, dict[str, list[float]]]:
     pairs, batches = WORK[size]
     value = os.urandom(size)
@@ -702,6 +737,7 @@ def run_rounds(
         # any pair compared (client and baseline, client and tls_transport stay neighbours).
         # Swapping only baseline and client left tls_transport always after the client.
         order = columns if index % 2 == 0 else columns[::-1]
+        between_rounds()
         for column in order:
             timed(column, "seq", partial(column.seq, keys, value, pairs))
             timed(column, "pipe", partial(column.pipe, keys, value, batches))
@@ -796,6 +832,10 @@ def measure_sizes(
     table: dict[int, dict[str, float]] = {}
     all_results: dict[int, dict[str, dict[str, list[float]]]] = {}
     with plaintext_server() as plain_port:
+        admins = [
+            redis.Redis(port=plain_port),
+            server.app_redis(username=ADMIN_USER, password=ADMIN_PASSWORD),
+        ]
         baseline, client = Baseline(plain_port), Client(server)
         columns: list[Column] = [
             baseline,
@@ -807,7 +847,7 @@ def measure_sizes(
         try:
             for size in SIZES:
                 keys = [f"cache:bench:{size}:{i}" for i in range(KEYS)]
-                results = run_rounds(columns, size, rounds, keys, log)
+                results = run_rounds(columns, size, rounds, keys, log, partial(settle, admins))
                 all_results[size] = results
                 table[size] = {
                     f"{column.name}_{mode}": statistics.median(results[column.name][mode])
@@ -823,6 +863,8 @@ def measure_sizes(
         finally:
             for column in columns:
                 column.close()
+            for admin in admins:
+                admin.close()
     enc_us = encrypt_decrypt_us()
     connects = connect_ms(server)
     connects_default = connect_ms_redis_py(server)
