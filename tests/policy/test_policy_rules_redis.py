@@ -250,6 +250,57 @@ def test_argv_overrides_the_uploaded_conf__in_both_directions() -> None:
     assert run_rule("redis-tls-only", fixed_on_argv) == []
 
 
+def _with_extra_conf(content: str) -> Change:
+    """The cache container also uploads /etc/redis/extra.conf with this text."""
+
+    def change(props: dict[str, Any]) -> None:
+        props["uploads"] = [{"file": "/etc/redis/extra.conf", "content": content}]
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("args", "plaintext"),
+    [
+        pytest.param(("--include", "/etc/redis/extra.conf"), True, id="include-after-conf-wins"),
+        pytest.param(("--port", "0", "--include", "/etc/redis/extra.conf"), True,
+                     id="include-after-argv-wins"),
+        pytest.param(("--include", "/etc/redis/extra.conf", "--port", "0"), False,
+                     id="argv-after-include-wins"),
+    ],
+)  # fmt: skip
+def test_include_on_argv__is_read_where_it_stands(args: tuple[str, ...], plaintext: bool) -> None:
+    """redis-server reads an `include` in place (redis-server 7.0.15 here: `--port A --include
+    f`, f setting `port B`, listens on B): what it sets overrides what came before it."""
+    records = mutate(foreign.records(), "cache", _with_extra_conf("port 6379\n"))
+    records = mutate(records, "cache", _args(*args))
+    assert bool(run_rule("redis-tls-only", records)) is plaintext
+
+
+def test_include_on_argv__settings_hidden_in_it_are_judged() -> None:
+    records = mutate(foreign.records(), "cache", _with_extra_conf("enable-debug-command yes\n"))
+    records = mutate(records, "cache", _args("--include", "/etc/redis/extra.conf"))
+    assert run_rule("redis-escape-hatches-disabled", records)
+
+
+def test_include_on_argv__nobody_uploads__fails_closed() -> None:
+    records = mutate(foreign.records(), "cache", _args("--include", "/etc/redis/extra.conf"))
+    assert run_rule("redis-escape-hatches-disabled", records)
+
+
+@pytest.mark.parametrize(
+    ("conf", "plaintext"),
+    [
+        pytest.param("include /etc/redis/extra.conf\nport 0\n", False, id="line-after-include"),
+        pytest.param("port 0\ninclude /etc/redis/extra.conf\n", True, id="include-after-line"),
+    ],
+)
+def test_include_in_a_conf__is_read_in_place(conf: str, plaintext: bool) -> None:
+    records = mutate(foreign.records(), "cache", _with_extra_conf("port 6379\n"))
+    records = mutate(records, "cache-loader", _conf("port 0\n", conf))
+    assert bool(run_rule("redis-tls-only", records)) is plaintext
+
+
 def test_conf_is_found_in_any_upload_of_the_stack__own_uploads_first() -> None:
     own_copy = mutate(
         foreign.records(),
