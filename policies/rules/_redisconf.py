@@ -55,15 +55,18 @@ from policies.rules._props import (
 )
 from policies.rules._service_shape import task_containers
 
-SERVER_BINARIES: Final = frozenset({"redis-server", "redis-stack-server", "valkey-server"})
-# Redis tools that are not a server: a container running one of these is a client.
-_REDIS_TOOLS: Final = frozenset(
-    {"redis-cli", "valkey-cli", "redis-benchmark", "redis-check-aof", "redis-check-rdb"}
+# Redis and the forks that take its arguments, config files and protocol (Valkey, KeyDB).
+SERVER_BINARIES: Final = frozenset(
+    {"redis-server", "redis-stack-server", "valkey-server", "keydb-server"}
 )
+CLIENT_BINARIES: Final = frozenset({"redis-cli", "valkey-cli", "keydb-cli"})
+# Redis tools that are not a server: a container running one of these is a client.
+_REDIS_TOOLS: Final = CLIENT_BINARIES | {"redis-benchmark", "redis-check-aof", "redis-check-rdb"}
 # The repository part of an image reference names a Redis server image: redis, redis:7,
-# docker.io/library/redis@sha256:..., bitnami/redis:7.2, redis/redis-stack-server, valkey.
+# docker.io/library/redis@sha256:..., bitnami/redis:7.2, redis/redis-stack-server, valkey,
+# eqalpha/keydb.
 _REDIS_IMAGE: Final = re.compile(
-    r"^(?:[^/@]+/)*(?:redis|redis-stack|redis-stack-server|valkey|redis-server)"
+    r"^(?:[^/@]+/)*(?:redis|redis-stack|redis-stack-server|valkey|redis-server|keydb)"
     r"(?::[\w.-]+)?(?:@\S+)?$",
     re.IGNORECASE,
 )
@@ -196,7 +199,7 @@ def _signs(props: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     strong: list[str] = []
     weak: list[str] = []
     tests = [w for t in healthcheck_tests(props) for w in _words([t])]
-    if any(_program(w) in ("redis-cli", "valkey-cli") for w in tests):
+    if any(_program(w) in CLIENT_BINARIES for w in tests):
         strong.append("a redis-cli health check")
     for index, port in enumerate(items(props.get("ports"), "ports")):
         internal = number(mapping(port, f"ports[{index}]").get("internal"), "ports.internal")

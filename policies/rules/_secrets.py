@@ -20,6 +20,7 @@ from policies.rules._props import (
     shell_words,
     text,
 )
+from policies.rules._redisconf import CLIENT_BINARIES, SERVER_BINARIES
 
 # An env var whose *name* says it holds a secret (docs/security-catalog.md SECRET-02): it ends
 # in one of these words. `*_FILE` variants hold a path to a file and are the recommended
@@ -131,7 +132,7 @@ def secret_words(words: list[str]) -> list[str]:
         if word in _SHELL_SEPARATORS:
             program = ""
             continue
-        if base in ("redis-server", "redis-cli", "redis-sentinel", "valkey-server", "valkey-cli"):
+        if base in SERVER_BINARIES | CLIENT_BINARIES | {"redis-sentinel"}:
             program = base
             continue
         following = words[i + 1] if i + 1 < len(words) else ""

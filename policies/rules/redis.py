@@ -35,6 +35,7 @@ from policies.rules._props import (
 )
 from policies.rules._props import shell_words as _shell_words
 from policies.rules._redisconf import (
+    CLIENT_BINARIES,
     RedisServer,
     RedisSettings,
     Verdict,
@@ -578,7 +579,7 @@ def _data_message(server: RedisServer) -> str:
 def healthcheck_uses_tls(server: RedisServer, _config: Mapping[str, Any]) -> Iterator[str]:
     tests = healthcheck_tests(server.resource.props)
     words = [w for t in tests for w in (_shell_words(t) if " " in t else [t])]
-    cli_used = any(w.rsplit("/", 1)[-1] in ("redis-cli", "valkey-cli") for w in words)
+    cli_used = any(w.rsplit("/", 1)[-1] in CLIENT_BINARIES for w in words)
     if cli_used and "--tls" not in words:
         yield (
             f"{redis_label(server.resource)} must run its health check over TLS "

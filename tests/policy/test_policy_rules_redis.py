@@ -237,6 +237,15 @@ def test_redis_rule(
                      id="name-contains-redis-but-is-an-app"),
         pytest.param({"image": "redis:7", "command": ["redis-cli", "ping"]}, False,
                      id="redis-cli-is-not-a-server"),
+        # KeyDB, a Redis fork that takes redis-server's arguments and redis.conf directives.
+        pytest.param({"image": "eqalpha/keydb:x86_64_v6.3.3",
+                      "command": ["keydb-server", "--protected-mode", "no"]}, True,
+                     id="keydb-server"),
+        pytest.param({"image": "eqalpha/keydb:alpine"}, True, id="keydb-image-default-cmd"),
+        pytest.param({"image": "x", "healthcheck": {"tests": ["CMD", "keydb-cli", "ping"]}},
+                     True, id="keydb-cli-health-check"),
+        pytest.param({"image": "eqalpha/keydb:alpine", "command": ["keydb-cli", "ping"]}, False,
+                     id="keydb-cli-is-not-a-server"),
     ],
 )  # fmt: skip
 def test_redis_is_recognised_by_what_it_runs(props: dict[str, Any], is_redis: bool) -> None:
