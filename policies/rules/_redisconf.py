@@ -77,6 +77,10 @@ _OFFICIAL_IMAGE: Final = re.compile(
 )
 OFFICIAL_IMAGE_DEFAULTS: Final = {"protected-mode": ("no",)}
 """docker-library/redis builds redis-server with protected mode off by default."""
+UNKNOWN_DEFAULTS: Final = frozenset(OFFICIAL_IMAGE_DEFAULTS)
+"""What another image's redis-server does by default is not known: one built FROM the official
+image, or the official image pulled through a registry mirror (docker.m.daocloud.io/redis:5),
+has the official image's patched default; one that compiled Redis itself has Redis's."""
 REDIS_PORTS: Final = frozenset({6379, 6380, 16379})
 # Server settings passed through the environment (bitnami/redis, docker-library's REDIS_ARGS).
 _SERVER_ENV: Final = re.compile(
@@ -335,6 +339,7 @@ class RedisSettings:
         files: FileIndex,
         *,
         defaults: Mapping[str, tuple[str, ...]] | None = None,
+        unknown_defaults: frozenset[str] = frozenset(),
         opaque: bool = False,
     ) -> None:
         self._conf = conf
@@ -345,6 +350,8 @@ class RedisSettings:
         self._before, self._argv = given[:last], given[last:]
         self._files = files
         self._defaults = dict(defaults or {})
+        self.unknown_defaults = unknown_defaults
+        """Directives whose default the image may have changed, so not set = unknown."""
         self._opaque = opaque
         self._loaded: _Loaded | None = None
 
@@ -389,7 +396,7 @@ class RedisSettings:
         if self._argv_value(name) is not None:
             return True
         _, complete, settled = self._load()
-        return complete or name in settled
+        return name in settled or (complete and name not in self.unknown_defaults)
 
     def values(self, name: str) -> tuple[str, ...] | None:
         """The last occurrence's values, or None when not set (check `known` first)."""
@@ -449,8 +456,15 @@ def effective_settings(
 ) -> RedisSettings:
     """Image defaults, then the config file, then argv; args None: started by a script."""
     conf, argv_directives = parse_args(args or ())
-    defaults = OFFICIAL_IMAGE_DEFAULTS if is_official_image(image) else {}
-    return RedisSettings(conf, argv_directives, files, defaults=defaults, opaque=args is None)
+    official = is_official_image(image)
+    return RedisSettings(
+        conf,
+        argv_directives,
+        files,
+        defaults=OFFICIAL_IMAGE_DEFAULTS if official else {},
+        unknown_defaults=frozenset() if official else UNKNOWN_DEFAULTS,
+        opaque=args is None,
+    )
 
 
 @dataclass(frozen=True)

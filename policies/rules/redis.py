@@ -250,7 +250,13 @@ def prefer_server_ciphers(server: RedisServer, _config: Mapping[str, Any]) -> It
 
 def protected_mode_on(server: RedisServer, _config: Mapping[str, Any]) -> Iterator[str]:
     s = server.settings
-    if not s.known("protected-mode"):
+    if not s.known("protected-mode") and s.complete:
+        yield (
+            f"{redis_label(server.resource)} must set protected-mode yes on its command line or "
+            f"in a redis.conf uploaded by this stack; what its image does by default is unknown "
+            f"(the official redis image, images built from it and mirrors of it turn it off)."
+        )
+    elif not s.known("protected-mode"):
         yield _unknown(server, "protected-mode yes")
     elif (s.value("protected-mode") or "yes").lower() != "yes":
         why = (

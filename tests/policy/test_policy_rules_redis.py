@@ -310,6 +310,27 @@ def test_include_in_a_conf__is_read_in_place(conf: str, plaintext: bool) -> None
     assert bool(run_rule("redis-tls-only", records)) is plaintext
 
 
+@pytest.mark.parametrize(
+    ("image", "reason"),
+    [
+        pytest.param("redis:7.2.4", "the image turns it off by default", id="official"),
+        pytest.param("docker.m.daocloud.io/redis:5.0.5", "by default is unknown", id="mirror"),
+        pytest.param("spectre/redis:1.0", "by default is unknown", id="built-from-it"),
+    ],
+)
+def test_protected_mode_left_to_the_image__off_in_the_official_one_unknown_elsewhere(
+    image: str, reason: str
+) -> None:
+    """docker-library's redis turns protected mode off at build time; a mirror of it, or an
+    image built FROM it, does the same, and the pack cannot tell those from one that compiled
+    Redis itself (public programs: ysl2/scripts, ardihikaru/eagleeye in tests/policy/external)."""
+    left = mutate(foreign.records(), "cache-loader", _conf("protected-mode yes\n", ""))
+    left = mutate(left, "cache", lambda p: p.update(image=image))
+    assert [m for m in run_rule("redis-protected-mode-on", left) if reason in m]
+    on_argv = mutate(left, "cache", _args("--protected-mode", "yes"))
+    assert run_rule("redis-protected-mode-on", on_argv) == []
+
+
 def test_conf_is_found_in_any_upload_of_the_stack__own_uploads_first() -> None:
     own_copy = mutate(
         foreign.records(),
