@@ -24,6 +24,7 @@ from policies.rules._model import (
     Violation,
 )
 from policies.rules._props import (
+    envs,
     healthcheck_tests,
     is_under,
     items,
@@ -273,13 +274,29 @@ def auth_required(server: RedisServer, _config: Mapping[str, Any]) -> Iterator[s
     if s.value("aclfile") or s.value("requirepass") or s.all("user"):
         yield from _passwordless_users(server)
         return
-    if not s.complete:
+    if not s.complete and not _empty_password_allowed(server.resource.props):
         yield _unknown(server, "aclfile")
         return
+    why = (
+        "ALLOW_EMPTY_PASSWORD with no password variable lets anyone who connects in"
+        if not s.complete
+        else "anyone who connects is let in"
+    )
     yield (
         f"{redis_label(server.resource)} must require authentication (an aclfile with "
-        f"users that have passwords); anyone who connects is let in."
+        f"users that have passwords); {why}."
     )
+
+
+# Bitnami's redis, valkey and keydb images start without a password when ALLOW_EMPTY_PASSWORD
+# is on and none of these is set (their entrypoints' own redis.conf is never visible).
+_PASSWORD_VARIABLE: Final = re.compile(r"^(?:REDIS|VALKEY|KEYDB)_PASSWORD(?:_FILE)?$")
+
+
+def _empty_password_allowed(props: Mapping[str, Any]) -> bool:
+    given = dict(envs(props))
+    allowed = given.get("ALLOW_EMPTY_PASSWORD", "").strip().lower() in ("yes", "true", "1")
+    return allowed and not any(v for k, v in given.items() if _PASSWORD_VARIABLE.match(k))
 
 
 def _passwordless_users(server: RedisServer) -> Iterator[str]:
