@@ -124,6 +124,13 @@ def load_settings(
                 f"rename it to {NAMESPACE}:{key.rsplit(':', 1)[-1]} or remove it"
             )
     for unknown in sorted(set(ours) - SETTING_KEYS):
+        if unknown == NAMESPACE and isinstance(ours[unknown], Mapping):
+            problems.append(
+                f"{NAMESPACE}:{NAMESPACE} is not a setting: write each setting on its own line "
+                f"as `{NAMESPACE}:<name>: <value>` (e.g. `{NAMESPACE}:passwordLength: 48`), "
+                f"not indented under `{NAMESPACE}:`"
+            )
+            continue
         problems.append(
             f"{NAMESPACE}:{unknown} is not a setting; remove it (known: "
             f"{', '.join(sorted(SETTING_KEYS))})"

@@ -318,3 +318,16 @@ def test_settings_from_pulumi__knows_which_keys_the_engine_marks_secret(
         settings_from_pulumi()
     assert SECRET_TEXT not in str(caught.value)
     assert "a secret value (not shown)" in str(caught.value)
+
+
+def test_settings_nested_under_the_project_name__say_how_pulumi_wants_them() -> None:
+    """`secure-redis:` followed by indented keys is one key, secure-redis:secure-redis, to
+    Pulumi; the fix is a line per setting."""
+    config = {**_config(), "secure-redis:secure-redis": {"passwordLength": 30}}
+    message = _problems("dev", config)
+    assert (
+        "secure-redis:secure-redis is not a setting: write each setting on its own line as "
+        "`secure-redis:<name>: <value>` (e.g. `secure-redis:passwordLength: 48`), not indented "
+        "under `secure-redis:`"
+    ) in message
+    assert "known:" not in message
