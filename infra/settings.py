@@ -190,19 +190,21 @@ def load_stack_file(stack: str, root: Path = REPO_ROOT) -> dict[str, Any]:
     (`tlsMinVersion:` is `secure-redis:tlsMinVersion`). A key given twice (literally, or once
     with and once without the namespace) is an error rather than "the last one wins".
     """
-    path = root / f"Pulumi.{stack}.yaml"
+    name = f"Pulumi.{stack}.yaml"  # not path.name: a bad name may hold a '/'
+    path = root / name
     if not valid_stack_name(stack) or not path.is_file():
         known = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
         usable = [k for k in known if valid_stack_name(k)]
-        rule = "" if valid_stack_name(stack) else f"a stack name is {STACK_NAME_RULE}; "
-        raise SettingsError(
-            stack,
-            path.name,
-            [
-                f"no stack file {path.name} in {root}; {rule}use one of: "
-                f"{', '.join(usable) or 'none'} (or create it with `pulumi stack init <name>`)"
-            ],
+        choice = (
+            f"use one of: {', '.join(usable) or 'none'} (or create it with "
+            f"`pulumi stack init <name>`)"
         )
+        problem = (
+            f"{name} does not exist in {root}; {choice}"
+            if valid_stack_name(stack)
+            else f"{stack!r} is not a stack name: {STACK_NAME_RULE}; {choice}"
+        )
+        raise SettingsError(stack, name, [problem])
     document = _read_yaml(stack, path)
     config = (document.get("config") or {}) if isinstance(document, dict) else None
     if not isinstance(config, dict):
