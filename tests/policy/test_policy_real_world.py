@@ -269,8 +269,10 @@ def test_swarm_service_running_redis__is_judged_by_the_redis_rules() -> None:
     ALLOW_EMPTY_PASSWORD=yes got the container rules only; its server went unjudged."""
     records = _swarm_redis({"image": "bitnami/redis:latest",
                             "env": {"ALLOW_EMPTY_PASSWORD": "yes"}})  # fmt: skip
-    assert only(run_rule("redis-auth-required", records)).startswith(
-        "Redis service redis-master (shop-redis) must set aclfile in taskSpec.containerSpec.args"
+    assert only(run_rule("redis-auth-required", records)) == (
+        "Redis service redis-master (shop-redis) must require authentication (an aclfile with "
+        "users that have passwords); ALLOW_EMPTY_PASSWORD with no password variable lets anyone "
+        "who connects in."
     )
     plaintext = _swarm_redis({"image": "redis:7.2", "args": ["--port", "6379"]})
     assert only(run_rule("redis-tls-only", plaintext)) == (
