@@ -467,7 +467,7 @@ def _secret(
         )
         return None
     if path is not None:
-        text = _read_text(file_var, path, problems)
+        text = read_text_file(file_var, path, problems)
         if text is None:
             return None
         value = text.strip()
@@ -482,7 +482,9 @@ def _secret(
     return None
 
 
-def _read_text(var: str, path: str, problems: list[str]) -> str | None:
+def read_text_file(var: str, path: str, problems: list[str]) -> str | None:
+    """The UTF-8 text of the file `var` names, or None with the problem appended (never its
+    content); every file this package reads from its configuration goes through here."""
     data = _read_bytes(var, path, problems, hint=" (mode 0400, owned by it)")
     if data is None:
         return None
@@ -507,7 +509,8 @@ class _TooLarge(OSError):
     pass
 
 
-def _read_file(path: str) -> bytes:
+def read_file(path: str) -> bytes:
+    """A small regular file's bytes; OSError (_NotRegular, _TooLarge, ...) otherwise."""
     # O_NONBLOCK: opening a FIFO with no writer returns at once instead of blocking.
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     with os.fdopen(fd, "rb") as handle:
@@ -524,7 +527,7 @@ def _read_file(path: str) -> bytes:
 
 def _read_bytes(var: str, path: str, problems: list[str], *, hint: str = "") -> bytes | None:
     try:
-        return _read_file(path)
+        return read_file(path)
     except FileNotFoundError:
         problems.append(f"{var}={path} does not exist; mount the file or fix the path.")
     except PermissionError:
