@@ -9,7 +9,7 @@ config. Every problem is collected and reported at once, each naming the key and
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -95,9 +95,16 @@ class StackSettings:
 
 
 def load_settings(
-    stack: str, config: Mapping[str, Any], *, source: str | None = None
+    stack: str,
+    config: Mapping[str, Any],
+    *,
+    source: str | None = None,
+    secret_keys: Collection[str] = (),
 ) -> StackSettings:
     """Validate `config` (flat, namespaced keys) for `stack` and return its settings.
+
+    `secret_keys`: the keys the engine marks secret (set with `--secret`); a bad value of one
+    is never shown.
 
     Raises:
         SettingsError: listing every bad or missing key with the fix.
@@ -117,15 +124,25 @@ def load_settings(
                 f"rename it to {NAMESPACE}:{key.rsplit(':', 1)[-1]} or remove it"
             )
     for unknown in sorted(set(ours) - SETTING_KEYS):
+        if unknown == NAMESPACE and isinstance(ours[unknown], Mapping):
+            problems.append(
+                f"{NAMESPACE}:{NAMESPACE} is not a setting: write each setting on its own line "
+                f"as `{NAMESPACE}:<name>: <value>` (e.g. `{NAMESPACE}:passwordLength: 48`), "
+                f"not indented under `{NAMESPACE}:`"
+            )
+            continue
         problems.append(
             f"{NAMESPACE}:{unknown} is not a setting; remove it (known: "
             f"{', '.join(sorted(SETTING_KEYS))})"
         )
-    environment = _environment(ours.get("environment"), problems)
+    hidden = frozenset(
+        k[len(NAMESPACE) + 1 :] for k in secret_keys if k.startswith(f"{NAMESPACE}:")
+    )
+    environment = _environment(_Shown(ours.get("environment"), "environment" in hidden), problems)
     if environment is None:
         raise SettingsError(stack, where, problems)
     values = {**PROFILES[environment], **{k: v for k, v in ours.items() if k in SETTING_KEYS}}
-    reader = _Reader(values, problems)
+    reader = _Reader(values, problems, hidden)
     settings = StackSettings(
         stack=stack,
         environment=environment,
@@ -173,19 +190,21 @@ def load_stack_file(stack: str, root: Path = REPO_ROOT) -> dict[str, Any]:
     (`tlsMinVersion:` is `secure-redis:tlsMinVersion`). A key given twice (literally, or once
     with and once without the namespace) is an error rather than "the last one wins".
     """
-    path = root / f"Pulumi.{stack}.yaml"
+    name = f"Pulumi.{stack}.yaml"  # not path.name: a bad name may hold a '/'
+    path = root / name
     if not valid_stack_name(stack) or not path.is_file():
         known = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
         usable = [k for k in known if valid_stack_name(k)]
-        rule = "" if valid_stack_name(stack) else f"a stack name is {STACK_NAME_RULE}; "
-        raise SettingsError(
-            stack,
-            path.name,
-            [
-                f"no stack file {path.name} in {root}; {rule}use one of: "
-                f"{', '.join(usable) or 'none'} (or create it with `pulumi stack init <name>`)"
-            ],
+        choice = (
+            f"use one of: {', '.join(usable) or 'none'} (or create it with "
+            f"`pulumi stack init <name>`)"
         )
+        problem = (
+            f"{name} does not exist in {root}; {choice}"
+            if valid_stack_name(stack)
+            else f"{stack!r} is not a stack name: {STACK_NAME_RULE}; {choice}"
+        )
+        raise SettingsError(stack, name, [problem])
     document = _read_yaml(stack, path)
     config = (document.get("config") or {}) if isinstance(document, dict) else None
     if not isinstance(config, dict):
@@ -253,13 +272,43 @@ def settings_from_pulumi() -> StackSettings:
     # The engine passes config either as PULUMI_CONFIG or through set_all_config; take both so
     # unknown (misspelled) keys are caught too, not only the ones this module asks for.
     config = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
-    return load_settings(pulumi.get_stack(), config, source="the stack configuration")
+    secret = {k for k in config if runtime_config.is_config_secret(k)}
+    secret.update(runtime_config.get_config_secret_keys_env())
+    return load_settings(
+        pulumi.get_stack(), config, source="the stack configuration", secret_keys=secret
+    )
+
+
+@dataclass(frozen=True)
+class _Shown:
+    """A setting's value as an error message may show it: never a secret one (set with
+    `--secret`: the engine hands the program its plaintext) nor Pulumi's `secure:` ciphertext,
+    whose presence says the same, and a mapping or list by its kind."""
+
+    raw: Any
+    secret: bool = False
+
+    @property
+    def hidden(self) -> bool:
+        return self.secret or (isinstance(self.raw, Mapping) and "secure" in self.raw)
+
+    def __str__(self) -> str:
+        if self.hidden:
+            return "a secret value (not shown)"
+        if isinstance(self.raw, Mapping):
+            return "a mapping"
+        if isinstance(self.raw, list):
+            return "a list"
+        return repr(self.raw)
 
 
 class _Reader:
-    def __init__(self, values: Mapping[str, Any], problems: list[str]) -> None:
+    def __init__(
+        self, values: Mapping[str, Any], problems: list[str], hidden: frozenset[str]
+    ) -> None:
         self._values = values
         self._problems = problems
+        self._hidden = hidden
         self.failed: set[str] = set()
 
     def read(self, key: str, parse: Callable[[str], _T]) -> _T:
@@ -267,7 +316,9 @@ class _Reader:
         try:
             return parse(str(raw).strip())
         except ValueError as exc:
-            self._problems.append(f"{NAMESPACE}:{key} is {raw!r}: {exc}")
+            shown = _Shown(raw, key in self._hidden)
+            hint = "; no setting here is secret: set it without --secret" if shown.hidden else ""
+            self._problems.append(f"{NAMESPACE}:{key} is {shown}: {exc}{hint}")
             self.failed.add(key)
             # A placeholder so the remaining keys are still checked; never used after errors.
             return parse(str(PROFILES[Environment.DEVELOPMENT][key]))
@@ -302,8 +353,9 @@ def _bounded(value: _T, low: Any, high: Any, key: str) -> _T:
     return value
 
 
-def _environment(raw: Any, problems: list[str]) -> Environment | None:
+def _environment(value: _Shown, problems: list[str]) -> Environment | None:
     choices = ", ".join(e.value for e in Environment)
+    raw = value.raw
     if raw is None:
         problems.append(
             f"{NAMESPACE}:environment is missing; set it to one of {choices} "
@@ -314,7 +366,7 @@ def _environment(raw: Any, problems: list[str]) -> Environment | None:
         return Environment(str(raw).strip())
     except ValueError:
         problems.append(
-            f"{NAMESPACE}:environment is {raw!r}, an unknown environment; use one of {choices}"
+            f"{NAMESPACE}:environment is {value}, an unknown environment; use one of {choices}"
         )
         return None
 

@@ -70,9 +70,7 @@ def load_records(path: Path, *, stack: str | None, project: str) -> list[Record]
 
 def parse_records(data: Any, *, source: str, stack: str | None, project: str) -> list[Record]:
     if not isinstance(data, list):
-        raise RecordError(
-            f"{source} must hold a JSON list of resource records, got a JSON {type(data).__name__}"
-        )
+        raise RecordError(f"{source} must hold a JSON list of resource records, got {_kind(data)}")
     if not data:
         raise RecordError(f"{source} holds no resources; there is nothing to check")
     records: list[Record] = []
@@ -81,12 +79,8 @@ def parse_records(data: Any, *, source: str, stack: str | None, project: str) ->
         where = f"{source}: record {index}"
         if not isinstance(item, dict):
             raise RecordError(f"{where} must be a JSON object with type, name and props")
-        type_, name, props = item.get("type"), item.get("name"), item.get("props", {})
-        if not isinstance(type_, str) or not type_:
-            raise RecordError(f"{where} has no \"type\"; add the resource type token, e.g. "
-                              f"\"docker:index/container:Container\"")  # fmt: skip
-        if not isinstance(name, str) or not name:
-            raise RecordError(f'{where} ({_shown(type_)}) has no "name"; add its logical name')
+        type_, name = _identity(item, where)
+        props = item.get("props", {})
         shown = _shown(name)
         if not isinstance(props, dict):
             raise RecordError(f'{where} ({shown}): "props" must be a JSON object')
@@ -157,6 +151,31 @@ def _check_values(value: Any, where: str, depth: int = 0) -> None:
     elif isinstance(value, list):
         for index, item in enumerate(value):
             _check_values(item, f"{where}[{index}]", depth + 1)
+
+
+def _identity(item: dict[str, Any], where: str) -> tuple[str, str]:
+    """A record's type and name, both non-empty strings."""
+    type_, name = item.get("type"), item.get("name")
+    if type_ is not None and not isinstance(type_, str):
+        raise RecordError(f'{where}: "type" must be a JSON string, got {_kind(type_)}')
+    if not type_:
+        raise RecordError(f"{where} has no \"type\"; add the resource type token, e.g. "
+                          f"\"docker:index/container:Container\"")  # fmt: skip
+    if name is not None and not isinstance(name, str):
+        raise RecordError(
+            f'{where} ({_shown(type_)}): "name" must be a JSON string, got {_kind(name)}'
+        )
+    if not name:
+        raise RecordError(f'{where} ({_shown(type_)}) has no "name"; add its logical name')
+    return type_, name
+
+
+def _kind(value: object) -> str:
+    """What a JSON value is, in JSON's words (never the value: it may be a secret)."""
+    if isinstance(value, bool):
+        return "true or false"
+    kinds = {dict: "an object", list: "a list", str: "a string", int: "a number", float: "a number"}
+    return "null" if value is None else kinds.get(type(value), type(value).__name__)
 
 
 def _shown(value: str) -> str:

@@ -50,8 +50,11 @@ def of_stack(stack: str) -> Environment:
     try:
         config = load_stack_file(stack, STACK_DIR or REPO_ROOT)
     except SettingsError as exc:
-        # One line: the command line tools print one line per error.
-        raise StrictnessError(f"Pulumi.{stack}.yaml {'; '.join(exc.problems)}") from exc
+        # One line: the command line tools print one line per error. A problem that names the
+        # stack or its file already says where; the others are about the file's text.
+        text = "; ".join(exc.problems)
+        named = text.startswith((repr(stack), f"Pulumi.{stack}.yaml"))
+        raise StrictnessError(text if named else f"Pulumi.{stack}.yaml {text}") from exc
     except yaml.YAMLError as exc:
         raise StrictnessError(
             f"Pulumi.{stack}.yaml is not valid YAML ({_first_line(exc)})"

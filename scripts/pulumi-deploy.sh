@@ -12,6 +12,7 @@ cd "$ROOT"
 
 [ "$#" -eq 1 ] || die "usage: scripts/pulumi-deploy.sh STACK"
 stack="$1"
+require_stack "$stack"
 require_venv
 config="$("$PY" -m policies.strictness --stack "$stack")" \
     || die "cannot tell which policy config stack '$stack' needs; see the message above"

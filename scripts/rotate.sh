@@ -37,12 +37,11 @@ usage="usage: scripts/rotate.sh STACK (certs|passwords|data-key|ca|api-token|api
 [ "$#" -eq 2 ] || die "$usage"
 stack="$1"
 kind="$2"
-[[ "$stack" =~ ^[A-Za-z0-9][A-Za-z0-9_.-]*$ ]] || die "'$stack' is not a stack name; $usage"
 case "$kind" in
     certs | passwords | data-key | ca | api-token | api-token-retire | all) ;;
     *) die "unknown rotation '$kind'; $usage" ;;
 esac
-[ -f "Pulumi.$stack.yaml" ] || die "no stack '$stack': Pulumi.$stack.yaml does not exist"
+require_stack "$stack"
 require_venv
 docker_ready || die "the Docker engine is not reachable; run scripts/bootstrap.sh"
 

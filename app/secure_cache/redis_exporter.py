@@ -85,6 +85,7 @@ from redis.retry import Retry
 from secure_cache.errors import ConfigurationError
 from secure_cache.metrics_server import serve_metrics
 from secure_cache.prometheus import CertificateRole, certificate_collector
+from secure_cache.settings import read_file, read_text_file
 
 EXPORTER_USER: Final = "exporter"
 # The exporter's whole grant (see the module docstring for why it is the tightest).
@@ -287,11 +288,8 @@ def _secret(env: Mapping[str, str], var: str, problems: list[str]) -> str | None
         problems.append(f"set {var} or {var}_FILE, not both")
         return None
     if path:
-        try:
-            return Path(path).read_text().strip() or None
-        except OSError as exc:
-            problems.append(f"{var}_FILE={path} cannot be read ({exc.strerror})")
-            return None
+        text = read_text_file(f"{var}_FILE", path, problems)
+        return text.strip() or None if text is not None else None
     if not direct:
         problems.append(f"{var} (or {var}_FILE) is required: the exporter's ACL password")
         return None
@@ -316,8 +314,8 @@ class PasswordFile(CredentialProvider):
 
     def get_credentials(self) -> tuple[str, str]:
         try:
-            text = self.path.read_text().strip()
-        except OSError:
+            text = read_file(str(self.path)).decode("utf-8").strip()
+        except (OSError, UnicodeDecodeError):
             text = ""
         if text:
             self.password = text

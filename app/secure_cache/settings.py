@@ -66,9 +66,9 @@ import datetime as dt
 import os
 import re
 import ssl
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Final, Literal, cast
 from urllib.parse import urlsplit
 
@@ -467,7 +467,7 @@ def _secret(
         )
         return None
     if path is not None:
-        text = _read_text(file_var, path, problems)
+        text = read_text_file(file_var, path, problems)
         if text is None:
             return None
         value = text.strip()
@@ -482,37 +482,70 @@ def _secret(
     return None
 
 
-def _read_text(var: str, path: str, problems: list[str]) -> str | None:
+def read_text_file(var: str, path: str, problems: list[str]) -> str | None:
+    """The UTF-8 text of the file `var` names, or None with the problem appended (never its
+    content); every file this package reads from its configuration goes through here."""
+    data = _read_bytes(var, path, problems, hint=" (mode 0400, owned by it)")
+    if data is None:
+        return None
     try:
-        return Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        problems.append(f"{var}={path} does not exist; mount the file or fix the path.")
-    except PermissionError:
-        problems.append(
-            f"{var}={path} is not readable by uid {os.getuid()}; make the file readable by "
-            "the user the process runs as (mode 0400, owned by it)."
-        )
-    except IsADirectoryError:
-        problems.append(f"{var}={path} is a directory; point it at the file itself.")
+        return data.decode("utf-8")
     except UnicodeDecodeError:
         problems.append(f"{var}={path} is not UTF-8 text; write the value as plain text.")
-    except OSError as exc:
-        problems.append(f"{var}={path} could not be read ({type(exc).__name__}).")
     return None
 
 
-def _read_bytes(var: str, path: str, problems: list[str]) -> bytes | None:
+# Secrets, keys and certificate bundles are kilobytes; a bigger file is the wrong file, and
+# reading it whole (a device such as /dev/zero never ends) would stop the process.
+_MAX_FILE_BYTES: Final = 1024 * 1024
+
+
+class _NotRegular(OSError):
+    """A pipe, socket or device: opening a FIFO blocks until a writer comes, a device may never
+    end."""
+
+
+class _TooLarge(OSError):
+    pass
+
+
+def read_file(path: str) -> bytes:
+    """A small regular file's bytes; OSError (_NotRegular, _TooLarge, ...) otherwise."""
+    # O_NONBLOCK: opening a FIFO with no writer returns at once instead of blocking.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(path)
+        if not stat.S_ISREG(mode):
+            raise _NotRegular(path)
+        data = handle.read(_MAX_FILE_BYTES + 1)
+    if len(data) > _MAX_FILE_BYTES:
+        raise _TooLarge(path)
+    return data
+
+
+def _read_bytes(var: str, path: str, problems: list[str], *, hint: str = "") -> bytes | None:
     try:
-        return Path(path).read_bytes()
+        return read_file(path)
     except FileNotFoundError:
         problems.append(f"{var}={path} does not exist; mount the file or fix the path.")
     except PermissionError:
         problems.append(
             f"{var}={path} is not readable by uid {os.getuid()}; make the file readable by "
-            "the user the process runs as."
+            f"the user the process runs as{hint}."
         )
     except IsADirectoryError:
         problems.append(f"{var}={path} is a directory; point it at the file itself.")
+    except _NotRegular:
+        problems.append(
+            f"{var}={path} is not a regular file (a pipe, socket or device); point it at the "
+            "file itself."
+        )
+    except _TooLarge:
+        problems.append(
+            f"{var}={path} is larger than 1 MiB; point it at the file that holds only the value."
+        )
     except OSError as exc:
         problems.append(f"{var}={path} could not be read ({type(exc).__name__}).")
     return None

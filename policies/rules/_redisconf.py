@@ -9,11 +9,13 @@ port, server settings in `REDIS_*` variables. Names and labels never count
 verdict is UNSURE and the pack says so; it never skips silently.
 
 Effective settings are layered as Redis applies them: the image's own defaults (the official
-image turns protected mode off), then the config file it loads (`redis-server <file>` and its
-`include`s), then `--name value` arguments, which win. A file's text is looked up among the
-stack's uploads by base name: the container's own uploads first, else the one distinct text
-uploaded under that name anywhere in the stack (for example by a one-shot init container that
-copies it into a volume: docs/design.md#material-delivery). When a file cannot be read, or the
+image turns protected mode off), then the config file it loads (`redis-server <file>`), then
+`--name value` arguments, which win; an `include` (in a file or on argv) is read where it
+stands, as Redis does, so it overrides what came before it and what comes after overrides it.
+A file's text is looked up among the stack's uploads by base name: the container's own
+uploads first, else the one distinct text uploaded under that name anywhere in the stack (for
+example by a one-shot init container that copies it into a volume:
+docs/design.md#material-delivery). When a file cannot be read, or the
 container starts Redis through a script the pack cannot see, a setting that is not on argv is
 *unknown*, and rules fail closed on it.
 """
@@ -53,15 +55,18 @@ from policies.rules._props import (
 )
 from policies.rules._service_shape import task_containers
 
-SERVER_BINARIES: Final = frozenset({"redis-server", "redis-stack-server", "valkey-server"})
-# Redis tools that are not a server: a container running one of these is a client.
-_REDIS_TOOLS: Final = frozenset(
-    {"redis-cli", "valkey-cli", "redis-benchmark", "redis-check-aof", "redis-check-rdb"}
+# Redis and the forks that take its arguments, config files and protocol (Valkey, KeyDB).
+SERVER_BINARIES: Final = frozenset(
+    {"redis-server", "redis-stack-server", "valkey-server", "keydb-server"}
 )
+CLIENT_BINARIES: Final = frozenset({"redis-cli", "valkey-cli", "keydb-cli"})
+# Redis tools that are not a server: a container running one of these is a client.
+_REDIS_TOOLS: Final = CLIENT_BINARIES | {"redis-benchmark", "redis-check-aof", "redis-check-rdb"}
 # The repository part of an image reference names a Redis server image: redis, redis:7,
-# docker.io/library/redis@sha256:..., bitnami/redis:7.2, redis/redis-stack-server, valkey.
+# docker.io/library/redis@sha256:..., bitnami/redis:7.2, redis/redis-stack-server, valkey,
+# eqalpha/keydb.
 _REDIS_IMAGE: Final = re.compile(
-    r"^(?:[^/@]+/)*(?:redis|redis-stack|redis-stack-server|valkey|redis-server)"
+    r"^(?:[^/@]+/)*(?:redis|redis-stack|redis-stack-server|valkey|redis-server|keydb)"
     r"(?::[\w.-]+)?(?:@\S+)?$",
     re.IGNORECASE,
 )
@@ -72,12 +77,18 @@ _OFFICIAL_IMAGE: Final = re.compile(
 )
 OFFICIAL_IMAGE_DEFAULTS: Final = {"protected-mode": ("no",)}
 """docker-library/redis builds redis-server with protected mode off by default."""
+UNKNOWN_DEFAULTS: Final = frozenset(OFFICIAL_IMAGE_DEFAULTS)
+"""What another image's redis-server does by default is not known: one built FROM the official
+image, or the official image pulled through a registry mirror (docker.m.daocloud.io/redis:5),
+has the official image's patched default; one that compiled Redis itself has Redis's."""
 REDIS_PORTS: Final = frozenset({6379, 6380, 16379})
 # Server settings passed through the environment (bitnami/redis, docker-library's REDIS_ARGS).
 _SERVER_ENV: Final = re.compile(
     r"^(?:REDIS_(?:ARGS|EXTRA_FLAGS|CONF|ACL|AOF_ENABLED|DISABLE_COMMANDS|REPLICATION_MODE"
     r"|TLS_ENABLED|TLS_PORT|PORT_NUMBER|MASTER_\w+)|ALLOW_EMPTY_PASSWORD)$"
 )
+# Where a file that could not be read stands among the directives (see RedisSettings._load).
+_UNREADABLE: Final = "\0unreadable"
 _SHELLS: Final = frozenset({"sh", "bash", "ash", "dash", "zsh"})
 _SHELL_SEPARATORS: Final = frozenset({";", "&&", "||", "|", "&"})
 # Directives that may repeat (client-output-buffer-limit: one line per client class); every
@@ -192,7 +203,7 @@ def _signs(props: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     strong: list[str] = []
     weak: list[str] = []
     tests = [w for t in healthcheck_tests(props) for w in _words([t])]
-    if any(_program(w) in ("redis-cli", "valkey-cli") for w in tests):
+    if any(_program(w) in CLIENT_BINARIES for w in tests):
         strong.append("a redis-cli health check")
     for index, port in enumerate(items(props.get("ports"), "ports")):
         internal = number(mapping(port, f"ports[{index}]").get("internal"), "ports.internal")
@@ -309,6 +320,10 @@ class FileIndex:
         return None  # not uploaded, redacted, or ambiguous: unknown
 
 
+# Every directive's occurrences, whether every file was read, the directives settled.
+_Loaded = tuple[dict[str, tuple[tuple[str, ...], ...]], bool, frozenset[str]]
+
+
 class RedisSettings:
     """Effective directives: config files first, then argv, which overrides them.
 
@@ -324,39 +339,52 @@ class RedisSettings:
         files: FileIndex,
         *,
         defaults: Mapping[str, tuple[str, ...]] | None = None,
+        unknown_defaults: frozenset[str] = frozenset(),
         opaque: bool = False,
     ) -> None:
         self._conf = conf
-        self._argv = list(argv_directives)
+        # Redis reads an `include` on argv where it stands: what comes after the last one is
+        # settled by argv alone; what comes before is read with the files it may override.
+        given = list(argv_directives)
+        last = max((i + 1 for i, (name, _) in enumerate(given) if name == "include"), default=0)
+        self._before, self._argv = given[:last], given[last:]
         self._files = files
         self._defaults = dict(defaults or {})
+        self.unknown_defaults = unknown_defaults
+        """Directives whose default the image may have changed, so not set = unknown."""
         self._opaque = opaque
-        self._loaded: tuple[dict[str, tuple[tuple[str, ...], ...]], bool] | None = None
-        self.on_argv = frozenset(name for name, _ in self._argv)
+        self._loaded: _Loaded | None = None
 
     def _argv_value(self, name: str) -> tuple[str, ...] | None:
         found = [values for n, values in self._argv if n == name]
         return found[-1] if found and name not in _REPEATABLE else None
 
-    def _load(self) -> tuple[dict[str, tuple[tuple[str, ...], ...]], bool]:
+    def _load(self) -> _Loaded:
+        """(every directive's occurrences, whether every file was read, the directives set
+        after the last file that could not be read: their values are known)."""
         if self._loaded is None:
-            collected, complete = _read_files(self._conf, self._files)
+            collected, complete = _read_files(self._conf, self._before, self._files)
             complete = complete and not self._opaque
             occurrences: dict[str, list[tuple[str, ...]]] = {}
-            layers = [*self._defaults.items(), *collected, *self._argv]
-            for name, values in layers:
+            settled: set[str] = set()
+            for name, values in [*self._defaults.items(), *collected, *self._argv]:
+                if name == _UNREADABLE:
+                    settled.clear()  # that file may set anything set before it
+                    continue
+                settled.add(name)
                 if name in _REPEATABLE:
                     occurrences.setdefault(name, []).append(values)
                 else:
                     occurrences[name] = [values]
-            self._loaded = ({k: tuple(v) for k, v in occurrences.items()}, complete)
+            found = {k: tuple(v) for k, v in occurrences.items()}
+            self._loaded = (found, complete, frozenset(settled))
         return self._loaded
 
     def defaults_to(self, name: str) -> bool:
         """Whether `name` takes the image's default (set by no config file and no argument)."""
         if name not in self._defaults or self._argv_value(name) is not None:
             return False
-        collected, _ = _read_files(self._conf, self._files)
+        collected, _ = _read_files(self._conf, self._before, self._files)
         return all(n != name for n, _ in collected)
 
     @property
@@ -367,8 +395,8 @@ class RedisSettings:
         """Whether the value of `name` is known (set somewhere visible, or all files visible)."""
         if self._argv_value(name) is not None:
             return True
-        occurrences, complete = self._load()
-        return complete or name in occurrences
+        _, complete, settled = self._load()
+        return name in settled or (complete and name not in self.unknown_defaults)
 
     def values(self, name: str) -> tuple[str, ...] | None:
         """The last occurrence's values, or None when not set (check `known` first)."""
@@ -387,26 +415,40 @@ class RedisSettings:
 
 
 def _read_files(
-    conf: str | None, files: FileIndex
+    conf: str | None,
+    before: Sequence[tuple[str, tuple[str, ...]]],
+    files: FileIndex,
 ) -> tuple[list[tuple[str, tuple[str, ...]]], bool]:
+    """The config file's directives, then argv's up to its last `include`, in the order Redis
+    applies them: an `include` is read in place (redis-server 7.0.15 here: `--port A --include
+    f` with `port B` in f listens on B), so a setting after it overrides the file's. False
+    when a file could not be read."""
+    start = [("include", (conf,))] if conf else []
     collected: list[tuple[str, tuple[str, ...]]] = []
-    complete = True
-    pending = [conf] if conf else []
     seen: set[str] = set()
-    while pending:
-        path = pending.pop(0)
-        if path in seen:
+    complete = _expand([*start, *before], files, seen, collected)
+    return collected[1:] if conf else collected, complete
+
+
+def _expand(
+    directives: Sequence[tuple[str, tuple[str, ...]]],
+    files: FileIndex,
+    seen: set[str],
+    collected: list[tuple[str, tuple[str, ...]]],
+) -> bool:
+    complete = True
+    for name, values in directives:
+        collected.append((name, values))
+        if name != "include" or not values or values[0] in seen:
             continue
-        seen.add(path)
-        content = files.read(path)
+        seen.add(values[0])
+        content = files.read(values[0])
         if content is None:
+            collected.append((_UNREADABLE, ()))
             complete = False
             continue
-        for name, values in parse_conf(content):
-            if name == "include" and values:
-                pending.append(values[0])
-            collected.append((name, values))
-    return collected, complete
+        complete = _expand(parse_conf(content), files, seen, collected) and complete
+    return complete
 
 
 def effective_settings(
@@ -414,8 +456,15 @@ def effective_settings(
 ) -> RedisSettings:
     """Image defaults, then the config file, then argv; args None: started by a script."""
     conf, argv_directives = parse_args(args or ())
-    defaults = OFFICIAL_IMAGE_DEFAULTS if is_official_image(image) else {}
-    return RedisSettings(conf, argv_directives, files, defaults=defaults, opaque=args is None)
+    official = is_official_image(image)
+    return RedisSettings(
+        conf,
+        argv_directives,
+        files,
+        defaults=OFFICIAL_IMAGE_DEFAULTS if official else {},
+        unknown_defaults=frozenset() if official else UNKNOWN_DEFAULTS,
+        opaque=args is None,
+    )
 
 
 @dataclass(frozen=True)

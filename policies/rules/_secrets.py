@@ -20,6 +20,7 @@ from policies.rules._props import (
     shell_words,
     text,
 )
+from policies.rules._redisconf import CLIENT_BINARIES, SERVER_BINARIES
 
 # An env var whose *name* says it holds a secret (docs/security-catalog.md SECRET-02): it ends
 # in one of these words. `*_FILE` variants hold a path to a file and are the recommended
@@ -41,8 +42,12 @@ _ABOUT_A_SECRET: Final = frozenset(
      "rotation", "name", "id", "prefix", "enabled", "required", "mode", "type", "kind",
      "format", "encoding", "url", "uri", "endpoint", "host", "port", "region", "provider",
      "backend", "store", "source", "algorithm", "method", "version", "policy", "header", "scope",
-     "scopes", "audience", "issuer", "permissions", "arn"}
+     "scopes", "audience", "issuer", "permissions", "arn", "hasher", "hashers", "scheme",
+     "schemes"}
 )  # fmt: skip
+# Secret words a storage key's value never repeats: JWT_SECRET_KEY=jwt-secret is a (weak)
+# secret, ACCESS_TOKEN_KEY=access-token the name of the cookie the token is kept under.
+_NEVER_A_KEY_NAME: Final = _STRONG_SECRET_WORDS - {"token"} | {"private"}
 # A count, size or duration (10, 19456, 1h, 30d, P30D): where the secret's word is not the
 # name's last (PASSWORD_SALT_ROUNDS, PASSWORD_HASH_MEMORY_KB, MAX_PASSWORD_ATTEMPTS), a
 # setting's value, not the secret. At most ten digits: a longer number may be a numeric key.
@@ -77,7 +82,7 @@ def secret_named(name: str, value: str) -> bool:
     if not value or value.strip().lower() in _FLAG_VALUES:
         return False
     words = [w for w in re.split(r"[_.\-]+", name.lower()) if w]
-    if not words or words[-1] == "file":
+    if not words or words[-1] == "file" or _names_where_it_is_kept(words, value):
         return False
     if _SECRET_NAME.search(name):
         return True
@@ -86,6 +91,18 @@ def secret_named(name: str, value: str) -> bool:
         bool(strong)
         and not _ABOUT_A_SECRET.intersection(words[strong[-1] + 1 :])
         and not _QUANTITY.fullmatch(value.strip())
+    )
+
+
+def _names_where_it_is_kept(words: list[str], value: str) -> bool:
+    """ACCESS_TOKEN_KEY=access-token: a `*_KEY` whose value spells the two or more words before
+    KEY is the key (cookie, header, storage slot) the thing is kept under, not a secret."""
+    spelt = [w for w in re.split(r"[_.\-]+", value.strip().lower()) if w]
+    return (
+        words[-1] in ("key", "keys")
+        and len(words) >= 3
+        and spelt == words[:-1]
+        and not _NEVER_A_KEY_NAME.intersection(spelt)
     )
 
 
@@ -131,7 +148,7 @@ def secret_words(words: list[str]) -> list[str]:
         if word in _SHELL_SEPARATORS:
             program = ""
             continue
-        if base in ("redis-server", "redis-cli", "redis-sentinel", "valkey-server", "valkey-cli"):
+        if base in SERVER_BINARIES | CLIENT_BINARIES | {"redis-sentinel"}:
             program = base
             continue
         following = words[i + 1] if i + 1 < len(words) else ""

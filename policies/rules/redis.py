@@ -24,6 +24,7 @@ from policies.rules._model import (
     Violation,
 )
 from policies.rules._props import (
+    envs,
     healthcheck_tests,
     is_under,
     items,
@@ -35,6 +36,7 @@ from policies.rules._props import (
 )
 from policies.rules._props import shell_words as _shell_words
 from policies.rules._redisconf import (
+    CLIENT_BINARIES,
     RedisServer,
     RedisSettings,
     Verdict,
@@ -249,7 +251,13 @@ def prefer_server_ciphers(server: RedisServer, _config: Mapping[str, Any]) -> It
 
 def protected_mode_on(server: RedisServer, _config: Mapping[str, Any]) -> Iterator[str]:
     s = server.settings
-    if not s.known("protected-mode"):
+    if not s.known("protected-mode") and s.complete:
+        yield (
+            f"{redis_label(server.resource)} must set protected-mode yes on its command line or "
+            f"in a redis.conf uploaded by this stack; what its image does by default is unknown "
+            f"(the official redis image, images built from it and mirrors of it turn it off)."
+        )
+    elif not s.known("protected-mode"):
         yield _unknown(server, "protected-mode yes")
     elif (s.value("protected-mode") or "yes").lower() != "yes":
         why = (
@@ -266,13 +274,29 @@ def auth_required(server: RedisServer, _config: Mapping[str, Any]) -> Iterator[s
     if s.value("aclfile") or s.value("requirepass") or s.all("user"):
         yield from _passwordless_users(server)
         return
-    if not s.complete:
+    if not s.complete and not _empty_password_allowed(server.resource.props):
         yield _unknown(server, "aclfile")
         return
+    why = (
+        "ALLOW_EMPTY_PASSWORD with no password variable lets anyone who connects in"
+        if not s.complete
+        else "anyone who connects is let in"
+    )
     yield (
         f"{redis_label(server.resource)} must require authentication (an aclfile with "
-        f"users that have passwords); anyone who connects is let in."
+        f"users that have passwords); {why}."
     )
+
+
+# Bitnami's redis, valkey and keydb images start without a password when ALLOW_EMPTY_PASSWORD
+# is on and none of these is set (their entrypoints' own redis.conf is never visible).
+_PASSWORD_VARIABLE: Final = re.compile(r"^(?:REDIS|VALKEY|KEYDB)_PASSWORD(?:_FILE)?$")
+
+
+def _empty_password_allowed(props: Mapping[str, Any]) -> bool:
+    given = dict(envs(props))
+    allowed = given.get("ALLOW_EMPTY_PASSWORD", "").strip().lower() in ("yes", "true", "1")
+    return allowed and not any(v for k, v in given.items() if _PASSWORD_VARIABLE.match(k))
 
 
 def _passwordless_users(server: RedisServer) -> Iterator[str]:
@@ -578,7 +602,7 @@ def _data_message(server: RedisServer) -> str:
 def healthcheck_uses_tls(server: RedisServer, _config: Mapping[str, Any]) -> Iterator[str]:
     tests = healthcheck_tests(server.resource.props)
     words = [w for t in tests for w in (_shell_words(t) if " " in t else [t])]
-    cli_used = any(w.rsplit("/", 1)[-1] in ("redis-cli", "valkey-cli") for w in words)
+    cli_used = any(w.rsplit("/", 1)[-1] in CLIENT_BINARIES for w in words)
     if cli_used and "--tls" not in words:
         yield (
             f"{redis_label(server.resource)} must run its health check over TLS "

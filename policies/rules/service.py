@@ -100,12 +100,28 @@ def swarm_secret_modes(resource: Resource) -> Iterator[str]:
     for index, raw in enumerate(items(spec.get("secrets"))):
         where = f"taskSpec.containerSpec.secrets[{index}]"
         mode = number(mapping(raw, where).get("fileMode"), f"{where}.fileMode")
-        if mode is None or int(mode) not in SECRET_FILE_MODES:
+        if mode is None:
             yield (
                 f"{label(resource)} must give {where} fileMode 0400 (or 0440/0600), with "
                 f"fileUid/fileGid of its user; Docker's default 0444 lets every process in the "
                 f"task read the secret (CIS Docker 3.14)."
             )
+        elif _file_mode(mode) not in SECRET_FILE_MODES:
+            given = (
+                f"got {mode:g}, which is {int(mode):04o} in octal"
+                if _file_mode(mode) is not None
+                else f"got {mode:g}, which is not a file mode"
+            )
+            yield (
+                f"{label(resource)} must give {where} fileMode 0400 (or 0440/0600); {given}: "
+                f"pulumi-docker takes the number, 0o400 in Python or TypeScript, 256 in YAML or "
+                f"JSON, with fileUid/fileGid of its user (CIS Docker 3.14)."
+            )
+
+
+def _file_mode(mode: float) -> int | None:
+    """A fileMode as permission bits, or None when no file can have it."""
+    return int(mode) if 0 <= mode <= 0o7777 and mode == int(mode) else None
 
 
 _NUMERIC_USER: Final = re.compile(r"^(\d+)(?::(\d+))?$")
@@ -164,7 +180,9 @@ def swarm_files_readable(resource: Resource, _config: Mapping[str, Any]) -> Iter
             )
             if not (owner.isdigit() and group.isdigit()):
                 continue  # unknown at preview, or a name: cannot be judged
-            file_mode = _DEFAULT_FILE_MODE if mode is None else int(mode)
+            file_mode = _DEFAULT_FILE_MODE if mode is None else _file_mode(mode)
+            if file_mode is None:
+                continue  # service-task-hardened reports a mode no file can have
             if _can_read(file_mode, int(owner), int(group), uid, gids) is False:
                 yield (
                     f"{label(resource)} runs as uid {uid}, which cannot read {where} (fileUid "

@@ -1,13 +1,16 @@
 """Real public pulumi-docker programs nobody here wrote, judged by the real pack.
 
 Each file in `tests/policy/external/` is one program transcribed to the checker's record format,
-with a `SOURCE` note naming its repository and path, and the verdict and reasons it must get:
-for every mandatory and advisory policy expected, the resource it names and a fragment of the
-reason. A missed verdict fails, a missed reason fails, and so does a mandatory policy that
-fires without being expected. Half of the programs deploy Redis. They come in every shape the
-pack meets: Terraform programs for the provider pulumi-docker bridges, `docker run` scripts and
-compose files, Pulumi Go and YAML programs (some as their first `pulumi preview` sends them, with
-unknown values), pulumi-docker v3 property names, Swarm services, and whole redis.conf files.
+with a `SOURCE` note naming its repository and path, and the verdict and reasons it must get: for
+every mandatory and advisory policy expected, the resource it names and a fragment of the reason. A
+missed verdict fails, a missed reason fails, and so does a mandatory policy that fires without
+being expected. Half of the programs deploy Redis. They come in every shape the pack meets:
+Terraform programs for the provider pulumi-docker bridges, `docker run` scripts and compose files
+(also written in Dhall), Pulumi Go and YAML programs (some as their first `pulumi preview` sends
+them, with unknown values), pulumi-docker v3 property names, Swarm services, whole redis.conf
+files, `sh -c` scripts that expand a password variable, images pulled through a registry mirror,
+Bitnami's Redis and Valkey images, a generated password put on redis-server's command line, and a
+redis.conf mounted but never loaded.
 """
 
 from __future__ import annotations
@@ -47,9 +50,9 @@ def judge(pack: PackServer, records: list[Record]) -> list[Finding]:
     return evaluate(pack, records, json.loads(path.read_text(encoding="utf-8")))
 
 
-def test_corpus__at_least_28_programs_half_deploying_redis_each_with_a_source() -> None:
+def test_corpus__at_least_37_programs_half_deploying_redis_each_with_a_source() -> None:
     data = [program(p) for p in PROGRAMS]
-    assert len(data) >= 28
+    assert len(data) >= 37
     assert sum(d["deploysRedis"] for d in data) * 2 >= len(data)
     for path, d in zip(PROGRAMS, data, strict=True):
         assert {"repository", "path", "language"} <= set(d["SOURCE"]), path.name

@@ -163,3 +163,23 @@ def test_every_pulumi_call_in_the_scripts__is_exercised_above() -> None:
     # stack in tests/e2e/test_e2e_rotate_pulumi_cli.py (a run needs a stack to wait on).
     exercised_on_a_stack = {"config"}
     assert found <= exercised | exercised_on_a_stack | {"login", "stack init"}, found - exercised
+
+
+@pytest.mark.parametrize(
+    ("stack", "message"),
+    [
+        ("Dev", "'Dev' is not a stack name: 1-31 lowercase letters"),
+        ("--stack", "'--stack' is not a stack name: 1-31 lowercase letters"),
+        ("staging-eu", "no stack 'staging-eu': Pulumi.staging-eu.yaml does not exist"),
+    ],
+    ids=["capital", "an-option", "no-stack-file"],
+)
+def test_pulumi_deploy__a_bad_stack_is_one_line_before_any_pulumi_call(
+    tmp_path: Path, stack: str, message: str
+) -> None:
+    done, calls = _run(["scripts/pulumi-deploy.sh", stack], tmp_path)
+    assert done.returncode == 1
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"setup: error: {message}")
+    assert line.endswith("(stacks: dev prod)")
+    assert calls == []

@@ -269,8 +269,10 @@ def test_swarm_service_running_redis__is_judged_by_the_redis_rules() -> None:
     ALLOW_EMPTY_PASSWORD=yes got the container rules only; its server went unjudged."""
     records = _swarm_redis({"image": "bitnami/redis:latest",
                             "env": {"ALLOW_EMPTY_PASSWORD": "yes"}})  # fmt: skip
-    assert only(run_rule("redis-auth-required", records)).startswith(
-        "Redis service redis-master (shop-redis) must set aclfile in taskSpec.containerSpec.args"
+    assert only(run_rule("redis-auth-required", records)) == (
+        "Redis service redis-master (shop-redis) must require authentication (an aclfile with "
+        "users that have passwords); ALLOW_EMPTY_PASSWORD with no password variable lets anyone "
+        "who connects in."
     )
     plaintext = _swarm_redis({"image": "redis:7.2", "args": ["--port", "6379"]})
     assert only(run_rule("redis-tls-only", plaintext)) == (
@@ -435,3 +437,22 @@ def test_image_default_command__known_only_for_the_official_image(
 ) -> None:
     found = recognise({"image": image})
     assert (found.verdict, found.args) == (Verdict.SERVER, args)
+
+
+@pytest.mark.parametrize(
+    ("envs", "reason"),
+    [
+        (["ALLOW_EMPTY_PASSWORD=yes"], "ALLOW_EMPTY_PASSWORD with no password variable"),
+        (["ALLOW_EMPTY_PASSWORD=yes", "VALKEY_PASSWORD_FILE=/run/secrets/p"], "is unknown"),
+        (["ALLOW_EMPTY_PASSWORD=no", "REDIS_PASSWORD=x"], "is unknown"),
+    ],
+    ids=["empty-password-allowed", "password-file-given", "password-given"],
+)
+def test_bitnami_image__allow_empty_password_without_a_password_is_no_authentication(
+    envs: list[str], reason: str
+) -> None:
+    """NickSeagull/king-paimon (tests/policy/external): Bitnami's valkey with only
+    ALLOW_EMPTY_PASSWORD=yes starts without a password, which the pack knows without reading
+    the entrypoint's redis.conf; with a password variable it does not know what that sets."""
+    records = stack(container("valkey", image="bitnami/valkey:8.0", envs=envs))
+    assert reason in only(run_rule("redis-auth-required", records))

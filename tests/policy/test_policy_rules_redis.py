@@ -237,6 +237,15 @@ def test_redis_rule(
                      id="name-contains-redis-but-is-an-app"),
         pytest.param({"image": "redis:7", "command": ["redis-cli", "ping"]}, False,
                      id="redis-cli-is-not-a-server"),
+        # KeyDB, a Redis fork that takes redis-server's arguments and redis.conf directives.
+        pytest.param({"image": "eqalpha/keydb:x86_64_v6.3.3",
+                      "command": ["keydb-server", "--protected-mode", "no"]}, True,
+                     id="keydb-server"),
+        pytest.param({"image": "eqalpha/keydb:alpine"}, True, id="keydb-image-default-cmd"),
+        pytest.param({"image": "x", "healthcheck": {"tests": ["CMD", "keydb-cli", "ping"]}},
+                     True, id="keydb-cli-health-check"),
+        pytest.param({"image": "eqalpha/keydb:alpine", "command": ["keydb-cli", "ping"]}, False,
+                     id="keydb-cli-is-not-a-server"),
     ],
 )  # fmt: skip
 def test_redis_is_recognised_by_what_it_runs(props: dict[str, Any], is_redis: bool) -> None:
@@ -248,6 +257,78 @@ def test_argv_overrides_the_uploaded_conf__in_both_directions() -> None:
     fixed_on_argv = mutate(plaintext_conf, "cache", _args("--port", "0"))
     assert run_rule("redis-tls-only", plaintext_conf)
     assert run_rule("redis-tls-only", fixed_on_argv) == []
+
+
+def _with_extra_conf(content: str) -> Change:
+    """The cache container also uploads /etc/redis/extra.conf with this text."""
+
+    def change(props: dict[str, Any]) -> None:
+        props["uploads"] = [{"file": "/etc/redis/extra.conf", "content": content}]
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("args", "plaintext"),
+    [
+        pytest.param(("--include", "/etc/redis/extra.conf"), True, id="include-after-conf-wins"),
+        pytest.param(("--port", "0", "--include", "/etc/redis/extra.conf"), True,
+                     id="include-after-argv-wins"),
+        pytest.param(("--include", "/etc/redis/extra.conf", "--port", "0"), False,
+                     id="argv-after-include-wins"),
+    ],
+)  # fmt: skip
+def test_include_on_argv__is_read_where_it_stands(args: tuple[str, ...], plaintext: bool) -> None:
+    """redis-server reads an `include` in place (redis-server 7.0.15 here: `--port A --include
+    f`, f setting `port B`, listens on B): what it sets overrides what came before it."""
+    records = mutate(foreign.records(), "cache", _with_extra_conf("port 6379\n"))
+    records = mutate(records, "cache", _args(*args))
+    assert bool(run_rule("redis-tls-only", records)) is plaintext
+
+
+def test_include_on_argv__settings_hidden_in_it_are_judged() -> None:
+    records = mutate(foreign.records(), "cache", _with_extra_conf("enable-debug-command yes\n"))
+    records = mutate(records, "cache", _args("--include", "/etc/redis/extra.conf"))
+    assert run_rule("redis-escape-hatches-disabled", records)
+
+
+def test_include_on_argv__nobody_uploads__fails_closed() -> None:
+    records = mutate(foreign.records(), "cache", _args("--include", "/etc/redis/extra.conf"))
+    assert run_rule("redis-escape-hatches-disabled", records)
+
+
+@pytest.mark.parametrize(
+    ("conf", "plaintext"),
+    [
+        pytest.param("include /etc/redis/extra.conf\nport 0\n", False, id="line-after-include"),
+        pytest.param("port 0\ninclude /etc/redis/extra.conf\n", True, id="include-after-line"),
+    ],
+)
+def test_include_in_a_conf__is_read_in_place(conf: str, plaintext: bool) -> None:
+    records = mutate(foreign.records(), "cache", _with_extra_conf("port 6379\n"))
+    records = mutate(records, "cache-loader", _conf("port 0\n", conf))
+    assert bool(run_rule("redis-tls-only", records)) is plaintext
+
+
+@pytest.mark.parametrize(
+    ("image", "reason"),
+    [
+        pytest.param("redis:7.2.4", "the image turns it off by default", id="official"),
+        pytest.param("docker.m.daocloud.io/redis:5.0.5", "by default is unknown", id="mirror"),
+        pytest.param("spectre/redis:1.0", "by default is unknown", id="built-from-it"),
+    ],
+)
+def test_protected_mode_left_to_the_image__off_in_the_official_one_unknown_elsewhere(
+    image: str, reason: str
+) -> None:
+    """docker-library's redis turns protected mode off at build time; a mirror of it, or an
+    image built FROM it, does the same, and the pack cannot tell those from one that compiled
+    Redis itself (public programs: ysl2/scripts, ardihikaru/eagleeye in tests/policy/external)."""
+    left = mutate(foreign.records(), "cache-loader", _conf("protected-mode yes\n", ""))
+    left = mutate(left, "cache", lambda p: p.update(image=image))
+    assert [m for m in run_rule("redis-protected-mode-on", left) if reason in m]
+    on_argv = mutate(left, "cache", _args("--protected-mode", "yes"))
+    assert run_rule("redis-protected-mode-on", on_argv) == []
 
 
 def test_conf_is_found_in_any_upload_of_the_stack__own_uploads_first() -> None:

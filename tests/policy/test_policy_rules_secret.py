@@ -62,6 +62,9 @@ CASES = [
                  _set(healthcheck={"tests": ["CMD", "redis-cli", "--tls", "-a", PASSWORD,
                                              "ping"]}), True, id="secret-03-fail-cli-a"),
     pytest.param("secret-argv-not-plain", "cache",
+                 _set(healthcheck={"tests": ["CMD", "keydb-cli", "-a", PASSWORD, "ping"]}), True,
+                 id="secret-03-fail-keydb-cli-a"),
+    pytest.param("secret-argv-not-plain", "cache",
                  _set(healthcheck={"tests": ["CMD-SHELL",
                                              f"redis-cli --tls AUTH probe {PASSWORD}"]}),
                  True, id="secret-03-fail-auth-in-shell"),
@@ -173,8 +176,16 @@ SETTING_NAMES = [
     "DISABLE_PASSWORD_LOGIN=0",
     "REDIS_PASSWORD_FILE=/run/secrets/redis",
     "GF_SECURITY_ADMIN_PASSWORD__FILE=/run/secrets/grafana",
+    "PASSWORD_HASHERS=argon2",  # Django's list of hashing algorithms
+    "ACCESS_TOKEN_KEY=access-token",  # the cookie the token is kept under, named by the variable
+    "REFRESH_TOKEN_KEY=refresh_token",
 ]
 SECRET_NAMES = [
+    "JWT_SECRET_KEY=jwt-secret",  # a weak secret, not the name of where one is kept
+    "SECRET_KEY=secret",
+    "API_KEY=api",
+    "ACCESS_TOKEN_KEY=" + PASSWORD,
+    "PASSWORD_HASH=" + PASSWORD,
     "SECRET_KEY_BASE=" + PASSWORD,
     "JWT_ACCESS_TOKEN_SECRET=" + PASSWORD,
     "DB_PASSWORD_PLAIN=" + PASSWORD,

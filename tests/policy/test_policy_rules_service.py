@@ -388,6 +388,32 @@ def test_swarm_secret_without_an_owner_only_mode__is_refused() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("mode", "given"),
+    [
+        pytest.param(400, "got 400, which is 0620 in octal", id="decimal-400-meant-as-octal"),
+        pytest.param(0o444, "got 292, which is 0444 in octal", id="docker-default-written-out"),
+        pytest.param(-1, "got -1, which is not a file mode", id="negative"),
+        pytest.param(1e30, "got 1e+30, which is not a file mode", id="huge"),
+    ],
+)
+def test_swarm_secret_mode_that_is_not_owner_only__says_what_was_given(
+    mode: float, given: str
+) -> None:
+    """fileMode is a number: 400 written for 0400 is 0620 (owner and group may write), and the
+    message says so instead of asking for the 0400 the author believes they gave."""
+
+    def set_mode(props: dict[str, Any]) -> None:
+        props["taskSpec"]["containerSpec"]["secrets"][1]["fileMode"] = mode
+
+    stack = mutate(_delivered_by_swarm(), "cache", set_mode)
+    (found,) = [m for m in run_rule("service-task-hardened", stack) if "fileMode" in m]
+    assert f"fileMode 0400 (or 0440/0600); {given}" in found
+    assert "0o400 in Python or TypeScript, 256 in YAML or JSON" in found
+    if given.endswith("not a file mode"):  # nothing to judge readability by
+        assert not [m for m in run_rule("service-swarm-files-readable", stack) if "[1]" in m]
+
+
 def _readable_by(user: str, groups: list[str], **entry: Any) -> Change:
     """The Redis service as `user` (in `groups`), its key given as a Swarm secret `entry`."""
 

@@ -7,6 +7,7 @@ import datetime as dt
 import os
 import re
 import ssl
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -498,3 +499,49 @@ def test_redis_url_path__is_not_echoed(files: Files) -> None:
 def test_service_settings__bad_port_is_reported() -> None:
     with pytest.raises(ConfigurationError, match="HTTP_PORT must be an integer from 1 to 65535"):
         ServiceSettings.from_env({"HTTP_PORT": "http"})
+
+
+def _problems_within(env: dict[str, str], fifo: Path | None = None) -> tuple[str, ...]:
+    """_problems, failing instead of hanging when loading blocks (a FIFO with no writer)."""
+    found: list[tuple[str, ...]] = []
+    worker = threading.Thread(target=lambda: found.append(_problems(env)), daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    if worker.is_alive() and fifo is not None:
+        with fifo.open("wb"):  # give the blocked reader its end of file, then fail
+            pass
+        worker.join(timeout=10)
+        pytest.fail("loading the settings blocked on a FIFO")
+    return found[0]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "larger-than-1-mib"])
+def test_secret_file_that_is_not_a_small_regular_file__is_one_line_not_a_hang(
+    files: Files, tmp_path: Path, kind: str
+) -> None:
+    """A *_FILE pointing at a pipe blocked start-up forever, at /dev/zero it read until memory
+    ran out; secrets, keys and certificates are small regular files."""
+    path = tmp_path / "pw"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "device":
+        path = Path(os.devnull)
+    else:
+        path.write_bytes(b"p" * (1024 * 1024 + 1))
+    env = _env(files, REDIS_PASSWORD=None, REDIS_PASSWORD_FILE=str(path))
+    problems = _problems_within(env, path if kind == "fifo" else None)
+    expected = {
+        "fifo": "is not a regular file (a pipe, socket or device); point it at the file itself.",
+        "device": "is not a regular file (a pipe, socket or device); point it at the file itself.",
+        "larger-than-1-mib": "is larger than 1 MiB; point it at the file that holds only the "
+        "value.",
+    }[kind]
+    assert problems == (f"REDIS_PASSWORD_FILE={path} {expected}",)
+
+
+def test_certificate_file_that_is_a_device__is_one_line(files: Files) -> None:
+    problems = _problems_within(_env(files, REDIS_TLS_CA_CERT=os.devnull))
+    assert problems == (
+        f"REDIS_TLS_CA_CERT={os.devnull} is not a regular file (a pipe, socket or device); "
+        "point it at the file itself.",
+    )

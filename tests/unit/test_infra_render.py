@@ -144,4 +144,4 @@ def test_preview_table__lists_every_resource(dev: RenderedStack) -> None:
 
 def test_preview__bad_stack_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert preview.main(["--stack", "nosuchstack"]) == 2
-    assert "no stack file Pulumi.nosuchstack.yaml" in capsys.readouterr().err
+    assert "Pulumi.nosuchstack.yaml does not exist" in capsys.readouterr().err

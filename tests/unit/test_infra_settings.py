@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import runpy
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 import pulumi
 import pytest
+from pulumi.runtime import config as runtime_config
 
 from infra.mock_engine import RecordingMonitor
 from infra.pki import KeyAlgorithm
@@ -18,6 +21,7 @@ from infra.settings import (
     StackSettings,
     load_settings,
     load_stack_file,
+    settings_from_pulumi,
 )
 
 
@@ -269,3 +273,61 @@ def test_unknown_key_algorithm__lists_the_choices() -> None:
     message = _problems("dev", _config(keyAlgorithm="rsa-1024"))
     assert "secure-redis:keyAlgorithm is 'rsa-1024': unknown key algorithm" in message
     assert "ecdsa-p256" in message
+
+
+# checkov:skip=CKV_SECRET_6: a made-up stand-in for a value set with --secret, no credential
+SECRET_TEXT = "n0t-a-port-but-a-pasted-password"
+
+
+@pytest.mark.parametrize(
+    ("value", "secret_keys"),
+    [
+        pytest.param(SECRET_TEXT, {"secure-redis:appHostPort"}, id="set-with-secret-flag"),
+        pytest.param({"secure": "v1:" + SECRET_TEXT}, set(), id="secure-ciphertext-in-file"),
+    ],
+)
+def test_bad_secret_value__is_not_shown_and_the_fix_says_without_secret(
+    value: Any, secret_keys: set[str]
+) -> None:
+    """The engine hands a program a `--secret` setting's plaintext; a bad one must not reach
+    the error (and a `secure:` ciphertext says the same: it was set with --secret)."""
+    with pytest.raises(SettingsError) as caught:
+        load_settings("dev", _config(appHostPort=value), secret_keys=secret_keys)
+    message = str(caught.value)
+    assert SECRET_TEXT not in message
+    assert "secure-redis:appHostPort is a secret value (not shown)" in message
+    assert "set it without --secret" in message
+
+
+def test_settings_from_pulumi__knows_which_keys_the_engine_marks_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As `pulumi up` runs the program: PULUMI_CONFIG holds plaintext, PULUMI_CONFIG_SECRET_KEYS
+    names the secret ones."""
+    # Only the environment speaks: no config another test set in this process.
+    config: ContextVar[dict[str, Any]] = ContextVar("config")
+    secret_keys: ContextVar[set[str]] = ContextVar("secret_keys")
+    config.set({})
+    secret_keys.set(set())
+    monkeypatch.setattr(runtime_config, "CONFIG", config)
+    monkeypatch.setattr(runtime_config, "_SECRET_KEYS", secret_keys)
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps(_config(appHostPort=SECRET_TEXT)))
+    monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", json.dumps(["secure-redis:appHostPort"]))
+    monkeypatch.setattr(pulumi, "get_stack", lambda: "dev")
+    with pytest.raises(SettingsError) as caught:
+        settings_from_pulumi()
+    assert SECRET_TEXT not in str(caught.value)
+    assert "a secret value (not shown)" in str(caught.value)
+
+
+def test_settings_nested_under_the_project_name__say_how_pulumi_wants_them() -> None:
+    """`secure-redis:` followed by indented keys is one key, secure-redis:secure-redis, to
+    Pulumi; the fix is a line per setting."""
+    config = {**_config(), "secure-redis:secure-redis": {"passwordLength": 30}}
+    message = _problems("dev", config)
+    assert (
+        "secure-redis:secure-redis is not a setting: write each setting on its own line as "
+        "`secure-redis:<name>: <value>` (e.g. `secure-redis:passwordLength: 48`), not indented "
+        "under `secure-redis:`"
+    ) in message
+    assert "known:" not in message

@@ -25,7 +25,7 @@ from infra.settings import (
     load_stack_file,
     valid_stack_name,
 )
-from policies import check
+from policies import check, strictness
 
 
 def _file(tmp_path: Path, text: str | bytes, stack: str = "qa") -> Path:
@@ -186,3 +186,25 @@ def test_every_tool__a_bad_stack_file_is_exit_2_without_a_traceback(
     assert codes == [2, 2, 2]
     assert "Traceback" not in err
     assert err.count(f"Pulumi.{stack}.yaml") >= 3
+
+
+@pytest.mark.parametrize(
+    ("stack", "line"),
+    [
+        ("Dev", "error: 'Dev' is not a stack name: 1-31 lowercase letters, digits or '-', "
+                "starting with a letter or digit (it is part of every Docker object name); "
+                "use one of: dev, prod"),
+        ("../x", "error: '../x' is not a stack name: 1-31 lowercase letters"),
+        ("qa", "error: Pulumi.qa.yaml does not exist in "),
+    ],
+    ids=["capital", "a-path", "no-stack-file"],
+)  # fmt: skip
+def test_strictness_cli__a_bad_stack_is_one_line_naming_it_once(
+    capsys: pytest.CaptureFixture[str], stack: str, line: str
+) -> None:
+    """What scripts/pulumi-deploy.sh relays: the file name once, the rule for a bad name."""
+    assert strictness.main(["--stack", stack]) == 2
+    (printed,) = capsys.readouterr().err.splitlines()
+    assert printed.startswith(line)
+    assert printed.count(f"Pulumi.{stack}.yaml") <= 1
+    assert "in x.yaml" not in printed

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -168,3 +170,37 @@ def test_settings__every_problem_at_once_without_the_secret(tmp_path: Path) -> N
     assert "rediss://" in message
     assert "REDIS_TLS_KEY_FILE is required" in message
     assert "leaked-password" not in message
+
+
+@pytest.mark.parametrize("kind", ["not-utf8", "fifo", "device"])
+def test_settings__a_password_file_it_cannot_use_is_one_problem(tmp_path: Path, kind: str) -> None:
+    """A non-UTF-8 password file raised UnicodeDecodeError (a traceback at start-up), a FIFO
+    blocked it; the exporter reads its files as the app does (secure_cache.settings)."""
+    path = tmp_path / "password"
+    if kind == "not-utf8":
+        path.write_bytes(b"\xff\xfe" + b"p" * 24)
+    elif kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path = Path(os.devnull)
+    env = {"REDIS_URL": "rediss://redis:6380", "REDIS_PASSWORD_FILE": str(path),
+           "ENVIRONMENT": "development", "METRICS_PORT": "9200", **_files(tmp_path)}  # fmt: skip
+    found: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            ExporterSettings.from_env(env)
+        except BaseException as exc:
+            found.append(exc)
+
+    worker = threading.Thread(target=load, daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    if worker.is_alive():
+        with path.open("wb"):  # give the blocked reader its end of file, then fail
+            pass
+        pytest.fail("loading the exporter's settings blocked on a FIFO")
+    (raised,) = found
+    assert isinstance(raised, ConfigurationError), repr(raised)
+    (problem,) = raised.problems
+    assert problem.startswith(f"REDIS_PASSWORD_FILE={path} ")

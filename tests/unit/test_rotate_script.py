@@ -49,8 +49,9 @@ def rotate(*argv: str) -> subprocess.CompletedProcess[str]:
         (("dev", "keys"), "unknown rotation 'keys'"),
         (("staging-eu", "certs"), "Pulumi.staging-eu.yaml does not exist"),
         (("../etc", "certs"), "'../etc' is not a stack name"),
+        (("Dev", "certs"), "'Dev' is not a stack name: 1-31 lowercase letters"),
     ],
-    ids=["nothing", "no-kind", "unknown-kind", "unknown-stack", "bad-stack-name"],
+    ids=["nothing", "no-kind", "unknown-kind", "unknown-stack", "bad-stack-name", "capital"],
 )
 def test_rotate__refuses_bad_arguments_before_touching_anything(
     argv: tuple[str, ...], message: str
