@@ -16,6 +16,23 @@ from collections.abc import Callable
 
 from tests.support.tls_redis import TlsRedisServer
 
+EXEC = b"*1\r\n$4\r\nEXEC\r\n"  # the transaction's last command as the AOF records it
+AOF_WAIT_S = 10.0
+
+
+def _wait_until_the_aof_holds_the_exec(server: TlsRedisServer) -> None:
+    """Until Redis has written the EXEC to its append-only file. With appendfsync everysec,
+    Redis 7.0 answers EXEC first and postpones its AOF write (up to 2 s) while a background
+    fsync of earlier writes runs: on a busy disk a fixed 1.5 s wait saw the EXEC arrive 1.8 s
+    after the reply. What was written survives a SIGKILL (it is in the page cache)."""
+    aof_dir = server.data_dir / "appendonlydir"
+    deadline = time.monotonic() + AOF_WAIT_S
+    while not any(EXEC in f.read_bytes() for f in aof_dir.glob("*.aof")):
+        if time.monotonic() > deadline:
+            names = sorted(f.name for f in aof_dir.glob("*"))
+            raise AssertionError(f"no EXEC in the AOF after {AOF_WAIT_S:.0f} s; {aof_dir}: {names}")
+        time.sleep(0.02)
+
 
 def test_a_transaction_is_still_there_after_redis_is_killed_and_started_again(
     tls_redis_factory: Callable[..., TlsRedisServer],
@@ -30,7 +47,7 @@ def test_a_transaction_is_still_there_after_redis_is_killed_and_started_again(
         pipe.delete(f"{prefix}old")
         pipe.execute()
     client.close()
-    time.sleep(1.5)  # appendfsync everysec: the AOF holds the transaction
+    _wait_until_the_aof_holds_the_exec(server)
     server.kill()
     server.start()
     client = server.app_redis()

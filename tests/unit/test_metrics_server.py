@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -22,6 +22,7 @@ from secure_cache.metrics_server import MAX_HEAD_BYTES, BoundedMetricsServer, se
 # How long a test waits for the server to close a connection: far beyond the short deadlines
 # used here, far below the server's per-read timeout (5 s), so only the deadline can do it.
 CLOSE_WAIT_S = 4.0
+OPEN_COUNT_WAIT_S = 10.0
 
 
 @contextmanager
@@ -42,13 +43,22 @@ def metrics_server(**bounds: Any) -> Iterator[int]:
 _SERVERS: dict[int, BoundedMetricsServer] = {}
 
 
+def _wait_for_open_connections(port: int, reached: Callable[[int], bool], what: str) -> None:
+    """Until the server's count of open connections satisfies `reached`: its handler threads
+    take connections in, and see them closed, some time after the client acts (a loaded
+    machine stretches that). The bound is only there to end a broken server's test."""
+    deadline = time.monotonic() + OPEN_COUNT_WAIT_S
+    while not reached(_SERVERS[port].open_connections):
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"{what}: still {_SERVERS[port].open_connections} open after {OPEN_COUNT_WAIT_S} s"
+            )
+        time.sleep(0.01)
+
+
 def _wait_until_accepted(port: int, count: int) -> None:
     """The server has taken `count` connections in (so the next one meets the cap)."""
-    for _ in range(200):
-        if _SERVERS[port].open_connections >= count:
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"the server took {_SERVERS[port].open_connections} of {count} in")
+    _wait_for_open_connections(port, lambda n: n >= count, f"{count} connections taken in")
 
 
 def _closed_by_server(sock: socket.socket, wait_s: float) -> bool:
@@ -100,10 +110,8 @@ def test_connections_beyond_the_cap_are_closed_at_once_and_a_scrape_answers_afte
         finally:
             for sock in idle:
                 sock.close()
-        for _ in range(200):  # the two handler threads notice the close and end
-            if _SERVERS[port].open_connections == 0:
-                break
-            time.sleep(0.01)
+        # The two handler threads notice the close and end; until then they hold the cap.
+        _wait_for_open_connections(port, lambda n: n == 0, "the closed connections released")
         status, _, body = _scrape(port)
     assert status == 200
     assert "probe_value 1.0" in body
