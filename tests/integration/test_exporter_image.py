@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from infra.components.exporter import EXPORTER_NPROC
-from secure_cache.metrics_server import DEADLINE_S
+from secure_cache.metrics_server import IO_TIMEOUT_S
 from secure_cache.redis_exporter import DEFAULT_METRICS_PORT
 from tests.support.app_image import APP_UID, docker, write_material
 from tests.support.exporter_redis import ExporterRedis, running_exporter_redis
@@ -126,10 +126,10 @@ def _scrape_once_the_held_ones_are_gone(address: str) -> bytes:
 
     Until a thread reads its connection's end of file, the connection still counts against
     the cap, and a scrape sent in that moment is refused like any connection beyond it. The
-    wait stays well under the server's DEADLINE_S, so a pass shows that closing frees the
-    slots, not that the deadline did."""
+    wait stays under the server's per-read timeout (IO_TIMEOUT_S) and deadline, so a pass
+    shows that closing frees the slots, not that a timeout did."""
     url = f"http://{address}:{DEFAULT_METRICS_PORT}/metrics"
-    give_up = time.monotonic() + DEADLINE_S / 2
+    give_up = time.monotonic() + IO_TIMEOUT_S / 2
     while True:
         try:
             with urllib.request.urlopen(url, timeout=10) as reply:
