@@ -60,7 +60,7 @@ def test_unicode_key__round_trips(cache: SecureCache) -> None:
 def test_ttl__is_applied_to_the_stored_entry(cache: SecureCache, tls_redis: TlsRedisServer) -> None:
     key = _key("ttl")
     cache.set(key, b"v", ttl=120)
-    ttl_ms = raw_client(tls_redis).pttl(cache.stored_name(key))
+    ttl_ms = raw_client(tls_redis, rotation=True).pttl(cache.stored_name(key))
     assert 0 < ttl_ms <= 120_000
 
 
