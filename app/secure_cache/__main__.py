@@ -256,12 +256,13 @@ def _rotate(cache: SecureCache, args: argparse.Namespace) -> int:
         # A deployed stack runs the pass as its own ACL user in its own container: the
         # serving app's user may not WATCH (infra/redis_acl.py ROTATION_COMMANDS). Entries
         # moved before the refusal stay moved; the pass is safe to run again.
-        print(
-            f"rotation did not run to the end: {exc}; the pass needs the rotation ACL user "
-            "(on a stack: scripts/rotate.sh STACK data-key, or "
-            "docker start --attach secure-redis-STACK-rotation)",
-            file=sys.stderr,
+        hint = (
+            "; the pass needs the rotation ACL user (on a stack: scripts/rotate.sh STACK "
+            "data-key, or docker start --attach secure-redis-STACK-rotation)"
+            if exc.acl
+            else "; run it again"
         )
+        print(f"rotation did not run to the end: {exc}{hint}", file=sys.stderr)
         return EXIT_REFUSED
     _print_json(report.as_dict())
     return EXIT_OK if report.complete else EXIT_INCOMPLETE
