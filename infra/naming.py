@@ -33,6 +33,7 @@ class Role(StrEnum):
     FRONTEND = "frontend"
     DATA = "data"
     EXPORTER = "exporter"
+    ROTATION = "rotation"
 
 
 def object_name(stack: str, suffix: str) -> str:

@@ -23,21 +23,32 @@ APP_USER: Final = "app"
 HEALTHCHECK_USER: Final = "healthcheck"
 RELOAD_USER: Final = "reload"
 EXPORTER_USER: Final = "exporter"
+ROTATION_USER: Final = "rotation"
 DEFAULT_KEY_PREFIX: Final = "cache:"
 
-# Exactly the commands secure_cache sends (app/secure_cache/client.py, core.py, transport.py):
+# Exactly the commands the serving app sends (app/secure_cache/client.py, core.py):
 # reads are GET (one name) and MGET (several, or a key under rotation), writes SET/DEL (GET and
-# SET are packed by hand in resp.py, not by name), the liveness probe PING, and the
-# rotation pass SCAN + STRLEN (sizing its transactions) + WATCH/MGET/PTTL + MULTI/SET/DEL/EXEC
-# (UNWATCH when nothing moves).
+# SET are packed by hand in resp.py, not by name), and the liveness probe PING. Nothing that
+# only the rotation pass needs: that runs as ROTATION_USER, in its own container.
 # AUTH and HELLO are not listed: Redis lets every connection run them, whatever its ACL.
 # tests/integration/test_redis_app_acl.py records a real client's traffic on a real
-# server and asserts it is this set, no more and no less. SCAN takes no key argument, so the
+# server and asserts it is this set, no more and no less.
+APP_COMMANDS: Final = ("del", "get", "mget", "ping", "set")
+# The data-key rotation pass (`python -m secure_cache rotate`, core.py `rotation`), run on
+# demand by scripts/rotate.sh in its own one-shot container (infra/components/rotation.py):
+# SCAN + STRLEN (sizing its transactions) + WATCH/MGET/PTTL + MULTI/SET/DEL/EXEC (UNWATCH when
+# nothing moves), and PING (the client's probe before it starts). WATCH is why it is an
+# identity of its own: WATCH is not `denyoom`, every watched name is held until the
+# connection ends and Redis 7.0 charges it to neither maxmemory nor maxmemory-clients, so a
+# client that may WATCH can grow Redis past its memory limit (README, "What a container on the
+# backend network can still do to Redis"). The serving app, which runs all the time and
+# faces the network, does not get it; this user's credentials exist only in the rotation
+# container's volume, which runs for the length of a pass. SCAN takes no key argument, so the
 # key pattern cannot narrow it; with one database (`databases 1`, infra/redis_conf.py) and no
 # other user that may write, it only ever sees the app's own prefix.
-APP_COMMANDS: Final = (
-    "del", "exec", "get", "mget", "multi", "ping", "pttl", "scan", "set", "strlen", "unwatch",
-    "watch",
+# tests/integration/test_redis_app_acl.py pins this list to a real pass's traffic too.
+ROTATION_COMMANDS: Final = (
+    "del", "exec", "mget", "multi", "ping", "pttl", "scan", "set", "strlen", "unwatch", "watch",
 )  # fmt: skip
 # PING only: enough for a liveness probe, useless to an attacker who steals the credentials.
 HEALTHCHECK_COMMANDS: Final = ("ping",)
@@ -92,10 +103,10 @@ EXPORTER_RULES: Final = AclUserRules(EXPORTER_USER, EXPORTER_COMMANDS)
 
 
 def users(
-    key_prefix: str, *, reload: bool = False, exporter: bool = False
+    key_prefix: str, *, reload: bool = False, exporter: bool = False, rotation: bool = False
 ) -> tuple[AclUserRules, ...]:
-    """Every enabled user of a stack's Redis, in file order (the reload job's user, then the
-    exporter's, last)."""
+    """Every enabled user of a stack's Redis, in file order (the reload job's user, the
+    exporter's, then the rotation pass's, last)."""
     if not _PREFIX_RE.match(key_prefix):
         raise AclError(
             f"key prefix {key_prefix!r} must be letters, digits, '_', '.' or '-' ending in ':'"
@@ -108,6 +119,7 @@ def users(
         *base,
         *((RELOAD_RULES,) if reload else ()),
         *((EXPORTER_RULES,) if exporter else ()),
+        *((AclUserRules(ROTATION_USER, ROTATION_COMMANDS, f"{key_prefix}*"),) if rotation else ()),
     )
 
 
@@ -119,13 +131,19 @@ def password_hash(password: str) -> str:
 
 
 def render_acl_file(
-    *, app_password: str, healthcheck_password: str, key_prefix: str = DEFAULT_KEY_PREFIX
+    *,
+    app_password: str,
+    healthcheck_password: str,
+    key_prefix: str = DEFAULT_KEY_PREFIX,
+    rotation_password: str = "",
 ) -> str:
-    """Render the ACL file: `default` off, `app` on its key prefix, `healthcheck` PING only."""
+    """Render the ACL file: `default` off, `app` on its key prefix, `healthcheck` PING only;
+    with `rotation_password`, the rotation pass's user on the same prefix."""
     return render_acl_file_from_hashes(
         app_password_hash=password_hash(app_password),
         healthcheck_password_hash=password_hash(healthcheck_password),
         key_prefix=key_prefix,
+        rotation_password_hash=password_hash(rotation_password) if rotation_password else (),
     )
 
 
@@ -136,10 +154,12 @@ def render_acl_file_from_hashes(
     key_prefix: str = DEFAULT_KEY_PREFIX,
     reload_password_hash: PasswordHashes = (),
     exporter_password_hash: PasswordHashes = (),
+    rotation_password_hash: PasswordHashes = (),
 ) -> str:
     """`render_acl_file` from `password_hash` values, for callers that never see the passwords
     (the Pulumi program keeps them secret; their hashes are not). With `reload_password_hash`,
-    the reload job's user is added; with `exporter_password_hash`, the exporter's."""
+    the reload job's user is added; with `exporter_password_hash`, the exporter's; with
+    `rotation_password_hash`, the rotation pass's."""
     hashes: dict[str, PasswordHashes] = {
         APP_USER: app_password_hash,
         HEALTHCHECK_USER: healthcheck_password_hash,
@@ -148,8 +168,13 @@ def render_acl_file_from_hashes(
         hashes[RELOAD_USER] = reload_password_hash
     if exporter_password_hash:
         hashes[EXPORTER_USER] = exporter_password_hash
+    if rotation_password_hash:
+        hashes[ROTATION_USER] = rotation_password_hash
     rules = users(
-        key_prefix, reload=bool(reload_password_hash), exporter=bool(exporter_password_hash)
+        key_prefix,
+        reload=bool(reload_password_hash),
+        exporter=bool(exporter_password_hash),
+        rotation=bool(rotation_password_hash),
     )
     return render_users(rules, hashes, key_prefix)
 
@@ -212,6 +237,8 @@ __all__ = [
     "RELOAD_COMMANDS",
     "RELOAD_RULES",
     "RELOAD_USER",
+    "ROTATION_COMMANDS",
+    "ROTATION_USER",
     "AclError",
     "AclUserRules",
     "PasswordHashes",

@@ -15,8 +15,8 @@ Two requirements decide them:
 * One uid per container. pulumi-docker has no pidsLimit; an `nproc` ulimit bounds the
   processes and threads *of a uid*, counted across the whole host. A uid shared with another
   container (the same role of another stack) would share its budget, so every stack has its
-  own block: 70000 + 100 * slot, plus 1 for Redis, 2 for the app and 3 for the metrics
-  exporter.
+  own block: 70000 + 100 * slot, plus 1 for Redis, 2 for the app, 3 for the metrics
+  exporter and 4 for the data-key rotation pass.
 
 gid = uid, and nothing else on the host has either.
 """
@@ -33,7 +33,9 @@ ID_CEILING: Final = 80000
 _BLOCK: Final = 100
 # Each stack name gets its block here; a new stack needs a new, unused slot.
 STACK_SLOTS: Final = MappingProxyType({"dev": 1, "staging": 2, "prod": 3})
-_ROLE_OFFSETS: Final = MappingProxyType({Role.REDIS: 1, Role.APP: 2, Role.EXPORTER: 3})
+_ROLE_OFFSETS: Final = MappingProxyType(
+    {Role.REDIS: 1, Role.APP: 2, Role.EXPORTER: 3, Role.ROTATION: 4}
+)
 # Images built without a stack (tests, `docker build` by hand) run as slot 0's ids.
 IMAGE_DEFAULT_SLOT: Final = 0
 MAX_SLOT: Final = (ID_CEILING - ID_BASE) // _BLOCK - 1

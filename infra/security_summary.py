@@ -52,7 +52,8 @@ class ContainerFacts:
     """"ip:external->internal/protocol"; the ip "" means every host interface."""
     networks: tuple[str, ...]
     one_shot: bool
-    """Runs once to completion (mustRun false): an initialiser or a reload job."""
+    """Runs once to completion (mustRun false): an initialiser, a reload job or the rotation
+    pass (declared stopped, started by scripts/rotate.sh)."""
     memory_mb: int | None
 
     @property

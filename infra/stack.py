@@ -18,6 +18,7 @@ from infra.components.redis import (
     RedisServerArgs,
 )
 from infra.components.reload import ReloadFiles
+from infra.components.rotation import RotationFiles, RotationPass, RotationPassArgs
 from infra.components.secrets import StackSecrets, StackSecretsArgs
 from infra.components.tls import TlsMaterial, TlsMaterialArgs
 from infra.naming import Role, object_name
@@ -34,6 +35,7 @@ class BuiltStack:
     redis: RedisServer
     app: CacheApp
     exporter: RedisExporter
+    rotation: RotationPass
     exports: dict[str, pulumi.Output[Any]]
 
 
@@ -81,12 +83,14 @@ def build_stack(settings: StackSettings) -> BuiltStack:
         secrets.healthcheck_password.aclHashes,
         secrets.reload_password.aclHashes,
         secrets.exporter_password.aclHashes,
+        secrets.rotation_password.aclHashes,
     ).apply(
         lambda hashes: render_acl_file_from_hashes(
             app_password_hash=hashes[0],
             healthcheck_password_hash=hashes[1],
             reload_password_hash=hashes[2],
             exporter_password_hash=hashes[3],
+            rotation_password_hash=hashes[4],
             key_prefix=s.key_prefix,
         )
     )
@@ -183,8 +187,36 @@ def build_stack(settings: StackSettings) -> BuiltStack:
             material_after=(redis.reload,),
         ),
     )
-    exports = _exports(s, networks, tls, redis, app, exporter, declared)
-    return BuiltStack(networks, tls, secrets, redis, app, exporter, exports)
+    # The data-key rotation pass, under its own ACL user (the app's has no WATCH): declared
+    # stopped, run by scripts/rotate.sh (infra/components/rotation.py).
+    rotation = RotationPass(
+        "rotation",
+        RotationPassArgs(
+            stack=s.stack,
+            id_slot=s.runtime_id_slot,
+            environment=s.environment.value,
+            backend_network=networks.backend_name,
+            redis_url=redis_url(s),
+            key_prefix=s.key_prefix,
+            files=RotationFiles(
+                ca_cert=trust_bundle,
+                client_cert=tls.rotation_client.certPem,
+                client_key=tls.rotation_client.keyPem,
+                password=secrets.rotation_password.value,
+                data_key=secrets.data_keyring.primaryKey,
+                previous_data_keys=secrets.data_keyring.previousKeys,
+            ),
+            revisions=(
+                tls.rotation_client.revision,
+                secrets.rotation_password.revision,
+                secrets.data_keyring.revision,
+            ),
+            depends_on=(networks.backend, redis.container),
+            material_after=(redis.reload,),
+        ),
+    )
+    exports = _exports(s, networks, tls, redis, app, exporter, rotation, declared)
+    return BuiltStack(networks, tls, secrets, redis, app, exporter, rotation, exports)
 
 
 def _exports(
@@ -194,6 +226,7 @@ def _exports(
     redis: RedisServer,
     app: CacheApp,
     exporter: RedisExporter,
+    rotation: RotationPass,
     declared: DeclaredResources,
 ) -> dict[str, pulumi.Output[Any]]:
     """Stack outputs. None is secret; secrets are never exported."""
@@ -203,6 +236,7 @@ def _exports(
         appClient=tls.app_client.notAfter,
         healthcheckClient=tls.healthcheck_client.notAfter,
         exporterClient=tls.exporter_client.notAfter,
+        rotationClient=tls.rotation_client.notAfter,
     )
     # What the resources declare (infra/security_summary.py), with the settings they came from.
     summary = security_summary(declared, redis.container).apply(
@@ -223,6 +257,7 @@ def _exports(
         "redisContainer": redis.container_name,
         "appContainer": app.container_name,
         "exporterContainer": exporter.container_name,
+        "rotationContainer": rotation.container_name,
         "redisEndpoint": redis_url(s),
         "appUrl": f"http://127.0.0.1:{s.app_host_port}/",
         "securitySummary": summary,

@@ -7,7 +7,8 @@
 #   passwords  raise passwordRotationGeneration: each ACL user gets a new password beside the
 #              old one (ROTATE), clients switch, the next up removes the old one (SET)
 #   data-key   raise dataKeyGeneration: a new primary key, the old one kept for reading; the
-#              app's rotation pass moves every entry; dataKeyKeepPrevious 0 retires the old
+#              rotation pass (its own container and ACL user, started here) moves every
+#              entry; dataKeyKeepPrevious 0 retires the old
 #              key, then it is set back (an up that rewrites nothing)
 #   ca         raise caRolloverGeneration: the new CA is trusted beside the old one, then
 #              issues every certificate, then the old one is dropped (three ups)
@@ -33,7 +34,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 usage="usage: scripts/rotate.sh STACK (certs|passwords|data-key|ca|api-token|api-token-retire|all)"
-[ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ] && { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0; }
+[ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ] && { sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0; }
 [ "$#" -eq 2 ] || die "$usage"
 stack="$1"
 kind="$2"
@@ -121,10 +122,13 @@ rotate_data_key() {
     # again, up to three times. A Redis restart is not retried away: the probe after the next
     # up fails on it. (The one failure seen under load was Redis OOM-killed mid AOF rewrite;
     # infra/redis_conf.py min_memory_limit_mb sizes the limit against that.)
-    local attempt
+    # It runs in its own container under its own ACL user (infra/components/rotation.py): the
+    # serving app may not WATCH. The program declares that container stopped; this starts it
+    # and waits for its exit code. It reads its files at start, so it has the new key.
+    local attempt pass="secure-redis-$stack-rotation"
     for attempt in 1 2 3; do
-        docker exec "secure-redis-$stack-app" python3 -m secure_cache rotate && break
-        [ "$attempt" -lt 3 ] || die "the rotation pass did not finish; run it again: docker exec secure-redis-$stack-app python3 -m secure_cache rotate"
+        docker start --attach "$pass" && break
+        [ "$attempt" -lt 3 ] || die "the rotation pass did not finish; run it again: docker start --attach $pass"
         warn "the rotation pass stopped (attempt $attempt of 3); running it again"
         sleep 2
     done

@@ -18,7 +18,8 @@ every failure is one line on stderr, never a traceback. Exit codes (README, "Exi
     2  bad input: arguments or configuration; nothing was done
     3  rotate: entries remain on an old key (run it again)
     4  Redis unavailable; the line on stderr says why (network, TLS, certificate, auth)
-    5  Redis refused the command (ACL NOPERM or another error); nothing was stored
+    5  Redis refused the command (ACL NOPERM or another error); nothing was stored (rotate:
+       the user may not run the pass, which needs the rotation ACL user)
     6  the service could not start (e.g. its port is in use)
 """
 
@@ -39,7 +40,7 @@ from secure_cache.allocator import keep_freed_memory
 from secure_cache.client import DEFAULT_ROTATION_BATCH, SecureCache
 from secure_cache.crypto import MAX_LOGICAL_KEY_BYTES
 from secure_cache.diagnose import explain_unavailable
-from secure_cache.errors import BackendUnavailable, ConfigurationError
+from secure_cache.errors import BackendUnavailable, CommandRejected, ConfigurationError
 from secure_cache.settings import ServiceSettings, Settings, http_port
 
 EXIT_OK: Final = 0
@@ -251,6 +252,18 @@ def _rotate(cache: SecureCache, args: argparse.Namespace) -> int:
         report = cache.rotate(batch_size=args.batch_size, max_batches=args.max_batches)
     except BackendUnavailable:
         return _unavailable("rotation did not run")
+    except CommandRejected as exc:
+        # A deployed stack runs the pass as its own ACL user in its own container: the
+        # serving app's user may not WATCH (infra/redis_acl.py ROTATION_COMMANDS). Entries
+        # moved before the refusal stay moved; the pass is safe to run again.
+        hint = (
+            "; the pass needs the rotation ACL user (on a stack: scripts/rotate.sh STACK "
+            "data-key, or docker start --attach secure-redis-STACK-rotation)"
+            if exc.acl
+            else "; run it again"
+        )
+        print(f"rotation did not run to the end: {exc}{hint}", file=sys.stderr)
+        return EXIT_REFUSED
     _print_json(report.as_dict())
     return EXIT_OK if report.complete else EXIT_INCOMPLETE
 

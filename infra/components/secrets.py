@@ -1,4 +1,5 @@
-"""Generated secrets: the ACL passwords (app, health check, reload job, metrics exporter), the
+"""Generated secrets: the ACL passwords (app, health check, reload job, metrics exporter,
+data-key rotation pass), the
 app's data keyring and its HTTP API token. Passwords rotate in two phases
 (infra/providers/secrets.py)."""
 
@@ -31,6 +32,7 @@ class StackSecrets(pulumi.ComponentResource):
     healthcheck_password: GeneratedPassword
     reload_password: GeneratedPassword
     exporter_password: GeneratedPassword
+    rotation_password: GeneratedPassword
     data_keyring: DataKeyring
     api_token: GeneratedPassword
 
@@ -52,6 +54,7 @@ class StackSecrets(pulumi.ComponentResource):
         self.healthcheck_password = password("healthcheck-password")
         self.reload_password = password("reload-password")
         self.exporter_password = password("exporter-password")
+        self.rotation_password = password("rotation-password")
         self.data_keyring = DataKeyring(
             f"{name}-data-keyring",
             generation=args.data_key_generation,

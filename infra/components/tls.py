@@ -1,5 +1,5 @@
 """TLS material: the stack's own CA, the Redis server certificate and a client certificate per
-identity (app, health check, reload job, metrics exporter)."""
+identity (app, health check, reload job, metrics exporter, data-key rotation pass)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 
 from infra.providers.certificates import CertificateAuthority, LeafCertificate
-from infra.redis_acl import APP_USER, EXPORTER_USER, HEALTHCHECK_USER, RELOAD_USER
+from infra.redis_acl import APP_USER, EXPORTER_USER, HEALTHCHECK_USER, RELOAD_USER, ROTATION_USER
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,7 @@ class TlsMaterial(pulumi.ComponentResource):
     healthcheck_client: LeafCertificate
     reload_client: LeafCertificate
     exporter_client: LeafCertificate
+    rotation_client: LeafCertificate
 
     def __init__(
         self, name: str, args: TlsMaterialArgs, opts: pulumi.ResourceOptions | None = None
@@ -82,6 +83,7 @@ class TlsMaterial(pulumi.ComponentResource):
         self.healthcheck_client = leaf("healthcheck-client", HEALTHCHECK_USER, "client")
         self.reload_client = leaf("reload-client", RELOAD_USER, "client")
         self.exporter_client = leaf("exporter-client", EXPORTER_USER, "client")
+        self.rotation_client = leaf("rotation-client", ROTATION_USER, "client")
         self.register_outputs(
             {
                 "ca_cert_pem": self.ca.certPem,

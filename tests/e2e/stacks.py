@@ -65,6 +65,11 @@ class Stack:
         return self.object("redis-exporter")
 
     @property
+    def rotation(self) -> str:
+        """The data-key rotation pass: declared stopped, started by scripts/rotate.sh."""
+        return self.object("rotation")
+
+    @property
     def backend(self) -> str:
         return self.object("backend")
 
@@ -92,14 +97,17 @@ ONE_SHOT = (
     "reload-tls",
     "reload-acl",
     "redis-exporter-init",
+    "rotation-init",
 )
 # The long-running containers, by Docker name suffix.
 SERVICES = ("redis", "app", "redis-exporter")
+# Declared stopped (never started by an up): the data-key rotation pass.
+STOPPED = ("rotation",)
 
 
 def running(client: docker.DockerClient, stack: str) -> bool:
-    """Redis, the app and the exporter run healthy, and the initialisers and reload jobs
-    completed."""
+    """Redis, the app and the exporter run healthy, the initialisers and reload jobs
+    completed, and the rotation pass is there, not running."""
     try:
         for suffix in SERVICES:
             state = client.api.inspect_container(object_name(stack, suffix))["State"]
@@ -108,6 +116,9 @@ def running(client: docker.DockerClient, stack: str) -> bool:
         for suffix in ONE_SHOT:
             state = client.api.inspect_container(object_name(stack, suffix))["State"]
             if state.get("Running") or state.get("ExitCode") != 0:
+                return False
+        for suffix in STOPPED:
+            if client.api.inspect_container(object_name(stack, suffix))["State"].get("Running"):
                 return False
     except NotFound:
         return False

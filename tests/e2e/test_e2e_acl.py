@@ -13,7 +13,7 @@ from typing import Any, Final
 import docker
 import pytest
 
-from infra.redis_acl import APP_COMMANDS
+from infra.redis_acl import APP_COMMANDS, ROTATION_COMMANDS
 from tests.e2e.hosts import container_host
 from tests.e2e.probes import (
     APP_MATERIAL,
@@ -171,7 +171,7 @@ def test_acl__healthcheck_user_may_only_ping(stack: Stack) -> None:
 
 def test_acl__file_in_force_turns_default_off_and_stores_only_hashes(stack: Stack) -> None:
     users = acl_rules(stack)  # passwords and hashes withheld: safe to show on failure
-    assert set(users) == {"default", "app", "healthcheck", "reload", "exporter"}
+    assert set(users) == {"default", "app", "healthcheck", "reload", "exporter", "rotation"}
     assert "off" in users["default"], "user default is not off"
     for name, rules in users.items():
         assert "nopass" not in rules, f"user {name} has nopass"
@@ -183,6 +183,12 @@ def test_acl__file_in_force_turns_default_off_and_stores_only_hashes(stack: Stac
     app_commands = [r for r in users["app"] if r[:1] in "+-" and r != "-@all"]
     assert users["app"].index("-@all") < len(users["app"]) - len(app_commands)
     assert app_commands == [f"+{command}" for command in APP_COMMANDS], "not the allowlist"
+    # The serving app may not WATCH (held names count against no memory limit): only the
+    # rotation pass's own user, on the same prefix, may run WATCH/MULTI/EXEC/SCAN.
+    assert "+watch" not in users["app"]
+    assert f"~{stack.settings.key_prefix}*" in users["rotation"]
+    rotation_commands = [r for r in users["rotation"] if r[:1] == "+"]
+    assert rotation_commands == [f"+{command}" for command in ROTATION_COMMANDS]
     assert users["healthcheck"][-2:] == ["-@all", "+ping"]
     # The reload job's identity: CONFIG SET and ACL LOAD, no key, no channel, nothing else.
     assert users["reload"][-5:] == [

@@ -40,10 +40,10 @@ BASE = "debian:bookworm-slim"
 PASSPHRASE = "e2e passphrase " + uuid.uuid4().hex
 REDIS_DIR = "/etc/secure-redis"
 # What `plan` counts for a stack: its Docker objects and dynamic resources (networks, volumes,
-# images, Redis, the app and the metrics exporter, their initialisers, the reload jobs,
-# certificates, passwords, the API token and the data keyring); tests/unit/test_applier_cli.py
-# pins the same number.
-PLANNED = 31
+# images, Redis, the app, the metrics exporter and the rotation pass, their initialisers, the
+# reload jobs, certificates, passwords, the API token and the data keyring);
+# tests/unit/test_applier_cli.py pins the same number.
+PLANNED = 37
 APP_DIR = "/etc/secure-cache"
 
 

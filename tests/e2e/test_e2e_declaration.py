@@ -17,12 +17,12 @@ from infra.naming import MATERIAL_LABEL
 from infra.pulumi_names import IMAGE, VOLUME
 from infra.render import RenderedResource
 from tests.e2e.hosts import container_host, stat_dir
-from tests.e2e.stacks import CONTAINER, ONE_SHOT, SERVICES, Stack
+from tests.e2e.stacks import CONTAINER, ONE_SHOT, SERVICES, STOPPED, Stack
 
 pytestmark = pytest.mark.security("deployment")
 
 MIB = 1024 * 1024
-CONTAINERS = (*SERVICES, *ONE_SHOT)
+CONTAINERS = (*SERVICES, *ONE_SHOT, *STOPPED)
 # The health-check durations the program declares, in the nanoseconds Docker stores, written
 # out here (not computed by the applier's parser): Redis and the app 5s interval, 5s timeout,
 # 10s start period; the initialisers 5s interval, 3s timeout.
@@ -205,6 +205,17 @@ def test_declaration__initialiser_ran_to_completion(
 ) -> None:
     state = inspected[suffix]["State"]
     assert (state["Status"], state["ExitCode"]) == ("exited", 0)
+
+
+@pytest.mark.parametrize("suffix", STOPPED)
+def test_declaration__the_rotation_pass_is_declared_and_not_running(
+    inspected: dict[str, dict[str, Any]], suffix: str
+) -> None:
+    """Created stopped by the up (start false); scripts/rotate.sh runs it to completion."""
+    state = inspected[suffix]["State"]
+    assert state["Running"] is False
+    assert state["Status"] in ("created", "exited")
+    assert state["Status"] == "created" or state["ExitCode"] == 0
 
 
 @pytest.mark.parametrize("suffix", SERVICES)

@@ -136,6 +136,56 @@ def edit_material(stack: Stack, client: docker.DockerClient, script: str) -> Non
     )
 
 
+def rotation_pass(stack: Stack, client: docker.DockerClient) -> str:
+    """Run the pass as the stack's rotation container does (its image, uid, environment and
+    identity, on the backend network) with the data keys the app was given by edit_material.
+    Each volume belongs to its own uid (0700/0400, infra/runtime_ids.py): a container as the
+    app's uid copies the keys, one as the pass's uid its identity, into a throwaway volume the
+    pass reads. Removed afterwards. Returns the pass's report (stdout)."""
+    spec = client.api.inspect_container(stack.rotation)
+    image, user = spec["Image"], spec["Config"]["User"]
+    volume = client.volumes.create(
+        f"secure-redis-e2e-rotation-{uuid.uuid4().hex[:8]}", labels={PROBE_LABEL: "rotation"}
+    )
+    staging = "/run/secure-redis-init"  # owned by the image's uid: the empty volume takes it
+    # The first copy owns the directory and opens it to the second (a test-only volume).
+    copies = (
+        (app_image(client, stack), "app-material", "data.key data.previous-keys",
+         f"&& chmod 0777 {staging}"),
+        (image, "rotation-material", "ca.crt rotation.crt rotation.key redis.password", ""),
+    )  # fmt: skip
+    try:
+        for copy_image, source, files, then in copies:
+            client.containers.run(
+                copy_image,
+                entrypoint=["sh", "-c", f"cd /src && cp {files} {staging}/ && "
+                            f"cd {staging} && chmod 0444 {files} {then}"],
+                network_mode="none",
+                mounts=[
+                    docker.types.Mount("/src", stack.object(source), type="volume",
+                                       read_only=True),
+                    docker.types.Mount(staging, volume.name, type="volume"),
+                ],
+                labels=probe_labels("copy-rotation-material"),
+                remove=True,
+                **hardened(image_user(client, copy_image)),
+            )  # fmt: skip
+        output: bytes = client.containers.run(
+            image,
+            entrypoint=spec["Config"]["Entrypoint"],
+            command=spec["Config"]["Cmd"],
+            environment=[e.replace(APP_MATERIAL, staging) for e in spec["Config"]["Env"]],
+            network=stack.backend,
+            mounts=[docker.types.Mount(staging, volume.name, type="volume", read_only=True)],
+            labels=probe_labels("rotation-pass"),
+            remove=True,
+            **hardened(user, mem_limit="128m"),
+        )
+        return output.decode()
+    finally:
+        volume.remove(force=True)
+
+
 def test_fault__live_data_key_rotation_loses_no_entry(
     stack: Stack, docker_client: docker.DockerClient
 ) -> None:
@@ -152,10 +202,12 @@ def test_fault__live_data_key_rotation_loses_no_entry(
     assert keys["previous_key_ids"] == [old]
     assert {k: appclient.get(stack, k) for k in stored} == stored
 
-    # 2. The rotation pass re-encrypts every entry under the new key.
-    result = container_host(stack.app).run("python3 -m secure_cache rotate")
-    assert result.rc == 0, f"rotate exited {result.rc}: {result.stderr[-300:]}"
-    report = json.loads(result.stdout)
+    # 2. The serving app's ACL user may not run the pass (no SCAN, no WATCH) ...
+    refused = container_host(stack.app).run("python3 -m secure_cache rotate")
+    assert refused.rc == 5, f"rotate as the app exited {refused.rc}: {refused.stderr[-300:]}"
+    assert "no permissions to run the 'scan' command" in refused.stderr
+    # ... the rotation pass's own identity re-encrypts every entry under the new key.
+    report = json.loads(rotation_pass(stack, docker_client))
     assert report["complete"] is True
     assert report["remaining"] == 0
     assert report["migrated"] >= len(stored)

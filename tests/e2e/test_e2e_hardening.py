@@ -207,9 +207,7 @@ def test_attack__positive_control_every_allowlisted_command_runs(
 ) -> None:
     key = f"{stack.settings.key_prefix}allow"
     commands = [
-        ["SET", key, "v", "PX", "60000"], ["GET", key], ["MGET", key], ["PTTL", key],
-        ["STRLEN", key], ["WATCH", key], ["UNWATCH"], ["MULTI"], ["DEL", key], ["EXEC"],
-        ["SCAN", "0", "MATCH", f"{key}*", "COUNT", "10"], ["PING"],
+        ["SET", key, "v", "PX", "60000"], ["GET", key], ["MGET", key], ["DEL", key], ["PING"],
     ]  # fmt: skip
     assert {c[0].lower() for c in commands} == set(APP_COMMANDS)
     replies = session(probe, stack, [app_auth(), *commands])

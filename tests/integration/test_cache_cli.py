@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from secure_cache import SecureCache
-from tests.support.cache_env import cache_environ, new_data_key
+from tests.support.cache_env import cache_environ, new_data_key, rotation_environ
 from tests.support.tls_redis import TlsRedisServer, free_port
 
 
@@ -52,7 +52,7 @@ def test_cli__rotate(tls_redis_factory: Any, tmp_path: Path) -> None:
     server: TlsRedisServer = tls_redis_factory()
     with SecureCache.from_env(cache_environ(server, tmp_path / "old")) as before:
         before.set_many({f"clirot:{i}": b"v" for i in range(20)})
-    env = cache_environ(
+    env = rotation_environ(
         server, tmp_path / "r", data_key=new_data_key(), previous_keys=(server.material.data_key,)
     )
     result = _cli(env, "rotate", "--batch-size", "5")
@@ -60,6 +60,26 @@ def test_cli__rotate(tls_redis_factory: Any, tmp_path: Path) -> None:
     report = json.loads(result.stdout)
     assert report["complete"] is True
     assert report["migrated"] == 20
+
+
+def test_cli__rotate_as_the_app_user_is_refused_with_what_to_run_instead(
+    tls_redis_factory: Any, tmp_path: Path
+) -> None:
+    """The serving app's ACL user may not WATCH: the pass says so and where it runs."""
+    server: TlsRedisServer = tls_redis_factory()
+    with SecureCache.from_env(cache_environ(server, tmp_path / "old")) as before:
+        before.set("clirot:x", b"v")
+    env = cache_environ(
+        server, tmp_path / "r", data_key=new_data_key(), previous_keys=(server.material.data_key,)
+    )
+    result = _cli(env, "rotate")
+    assert result.returncode == 5, result.stderr
+    err = result.stderr.decode()
+    assert "Traceback" not in err
+    assert "no permissions to run the 'scan' command" in err
+    assert "the pass needs the rotation ACL user" in err
+    assert "docker start --attach secure-redis-STACK-rotation" in err
+    assert server.material.app_password not in err
 
 
 def test_cli__bad_configuration_exits_2_listing_every_problem(

@@ -29,7 +29,7 @@ from infra.redis_acl import APP_USER
 from infra.secretgen import generate_password
 from secure_cache import AsyncSecureCache, SecureCache
 from secure_cache.client import _Shell
-from tests.support.cache_env import cache_environ, new_data_key, write_secret
+from tests.support.cache_env import as_rotation, cache_environ, new_data_key, write_secret
 from tests.support.tls_redis import TlsRedisServer
 
 RELOAD_INTERVAL_S = 0.1
@@ -297,7 +297,8 @@ def data_key(server: RotatingServer, env: dict[str, str], load: Load) -> None:
     _rewrite(env["REDIS_ENCRYPTION_KEY_FILE"], new_data_key().encode())  # key first, then
     _rewrite(env["REDIS_ENCRYPTION_PREVIOUS_KEYS_FILE"], old.encode())  # the previous keys
     load.wait_reload(since)
-    with SecureCache.from_env(env) as rotator:
+    # The pass runs as the stack runs it: its own ACL user, beside the app's client.
+    with SecureCache.from_env(as_rotation(server.redis, env, server.dir / "pass")) as rotator:
         # A client still writing with the old key keeps the pass from completing: bounded.
         for _ in range(10):
             if rotator.rotate(batch_size=20).complete:

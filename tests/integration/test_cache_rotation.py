@@ -1,4 +1,7 @@
-"""Key rotation end to end: old entries stay readable, move in batches, none is lost."""
+"""Key rotation end to end: old entries stay readable, move in batches, none is lost.
+
+The pass runs as a stack runs it: under its own ACL user (`rotation`, infra/redis_acl.py), in
+a client of its own beside the serving app's, which may not WATCH."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from tests.support.cache_env import (
     cache_environ,
     new_data_key,
     raw_client,
+    rotation_environ,
     stored_names,
 )
 from tests.support.cache_shells import open_cache
@@ -49,8 +53,11 @@ def test_rotation__moves_every_entry_and_loses_none(
     rotating_env = cache_environ(
         server, tmp_path / "rotating", data_key=new_key, previous_keys=(old_key,)
     )
+    rotator_env = rotation_environ(
+        server, tmp_path / "rotator", data_key=new_key, previous_keys=(old_key,)
+    )
     expected = dict(old_entries)
-    with open_cache(shell, rotating_env) as rotating:
+    with open_cache(shell, rotating_env) as rotating, open_cache(shell, rotator_env) as rotator:
         # Reads find entries under the previous key's names before any rotation.
         assert rotating.get_many(list(old_entries)) == old_entries
         assert rotating.get("rot:3") == old_entries["rot:3"]
@@ -66,14 +73,14 @@ def test_rotation__moves_every_entry_and_loses_none(
         del expected["rot:1"]
 
         # An interrupted pass (one batch) leaves every entry readable.
-        partial = rotating.rotate(batch_size=40, max_batches=1)
+        partial = rotator.rotate(batch_size=40, max_batches=1)
         assert not partial.complete
         assert partial.migrated > 0
         assert partial.remaining > 0
         assert rotating.get_many(list(expected)) == expected
 
         # Running it again finishes the job.
-        final = rotating.rotate(batch_size=40)
+        final = rotator.rotate(batch_size=40)
         assert final.complete
         assert final.remaining == 0
         assert partial.migrated + final.migrated + partial.superseded + final.superseded == (
@@ -88,7 +95,7 @@ def test_rotation__moves_every_entry_and_loses_none(
     with open_cache(shell, cache_environ(server, tmp_path / "after", data_key=new_key)) as after:
         assert after.get_many([*old_entries, "rot:new"]) == expected
         assert after.get("rot:1") is None
-        raw = raw_client(server)
+        raw = raw_client(server, rotation=True)  # PTTL: the app's user may not
         keys = list(old_entries)
         assert raw.pttl(after.stored_name(keys[5])) > 0  # TTL carried over
         assert raw.pttl(after.stored_name(keys[-1])) == -1  # no TTL stays no TTL
@@ -99,13 +106,14 @@ def test_rotation__discards_unreadable_entries_and_counts_them(
 ) -> None:
     old_key, new_key = server.material.data_key, new_data_key()
     env = cache_environ(server, tmp_path / "r", data_key=new_key, previous_keys=(old_key,))
-    with open_cache(shell, env) as rotating:
+    pass_env = rotation_environ(server, tmp_path / "p", data_key=new_key, previous_keys=(old_key,))
+    with open_cache(shell, env) as rotating, open_cache(shell, pass_env) as rotator:
         victim = Keyring(base64.b64decode(old_key), prefix=server.key_prefix).primary.name(b"rot:7")
         raw_client(server).set(victim, b"tampered, not an envelope")
-        report = rotating.rotate(batch_size=100)
+        report = rotator.rotate(batch_size=100)
         assert report.complete
         assert report.discarded == 1
-        assert rotating.events.count("integrity_failures") == 1
+        assert rotator.events.count("integrity_failures") == 1
         assert rotating.get("rot:7") is None
         assert rotating.get("rot:8") == old_entries["rot:8"]
 
@@ -116,9 +124,10 @@ def test_rotation__concurrent_change_aborts_the_batch_and_is_retried(
     """WATCH catches a delete made between reading a batch and committing it."""
     old_key, new_key = server.material.data_key, new_data_key()
     env = cache_environ(server, tmp_path / "r", data_key=new_key, previous_keys=(old_key,))
+    pass_env = rotation_environ(server, tmp_path / "p", data_key=new_key, previous_keys=(old_key,))
     raw = raw_client(server)
-    with open_cache(shell, env) as rotating:
-        core = rotating._core
+    with open_cache(shell, env) as rotating, open_cache(shell, pass_env) as rotator:
+        core = rotator._core
         real_plan = core.plan_batch
         deleted: list[bytes] = []
 
@@ -132,7 +141,7 @@ def test_rotation__concurrent_change_aborts_the_batch_and_is_retried(
             return plan
 
         core.plan_batch = plan_with_concurrent_delete  # type: ignore[method-assign]
-        report = rotating.rotate(batch_size=500)
+        report = rotator.rotate(batch_size=500)
         assert report.complete
         assert report.conflicts == 0  # the retry succeeded
         assert report.migrated == len(old_entries) - 1
@@ -144,7 +153,7 @@ def test_rotation__concurrent_change_aborts_the_batch_and_is_retried(
 def test_rotation__without_previous_keys_is_a_complete_no_op(
     shell: str, server: TlsRedisServer, tmp_path: Path
 ) -> None:
-    with open_cache(shell, cache_environ(server, tmp_path / "r")) as cache:
+    with open_cache(shell, rotation_environ(server, tmp_path / "r")) as cache:
         report = cache.rotate()
     assert report.complete
     assert report.batches == 0
@@ -166,8 +175,11 @@ def test_rotation__values_larger_than_one_reply_move_with_the_default_batch(
     rotating_env = cache_environ(
         server, tmp_path / "rotating", data_key=new_key, previous_keys=(old_key,)
     )
-    with SecureCache.from_env(rotating_env) as rotating:
-        report = rotating.rotate()
+    rotator_env = rotation_environ(
+        server, tmp_path / "rotator", data_key=new_key, previous_keys=(old_key,)
+    )
+    with SecureCache.from_env(rotating_env) as rotating, SecureCache.from_env(rotator_env) as rot:
+        report = rot.rotate()
         assert (report.complete, report.migrated, report.batches) == (True, count, 1)
         for key, value in entries.items():
             assert rotating.get(key) == value

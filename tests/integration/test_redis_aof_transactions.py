@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from tests.support.cache_env import raw_client
 from tests.support.tls_redis import TlsRedisServer
 
 EXEC = b"*1\r\n$4\r\nEXEC\r\n"  # the transaction's last command as the AOF records it
@@ -41,12 +42,15 @@ def test_a_transaction_is_still_there_after_redis_is_killed_and_started_again(
     prefix = server.key_prefix
     client = server.app_redis()
     client.set(f"{prefix}old", b"sealed under the old key")
-    # What the rotation pass sends for one entry: the new name written, the old one deleted.
-    with client.pipeline(transaction=True) as pipe:
+    client.close()
+    # What the rotation pass (its own ACL user) sends for one entry: the new name written, the
+    # old one deleted.
+    rotation = raw_client(server, rotation=True)
+    with rotation.pipeline(transaction=True) as pipe:
         pipe.set(f"{prefix}new", b"sealed under the new key", nx=True)
         pipe.delete(f"{prefix}old")
         pipe.execute()
-    client.close()
+    rotation.close()
     _wait_until_the_aof_holds_the_exec(server)
     server.kill()
     server.start()

@@ -17,7 +17,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from infra.redis_acl import APP_USER
+from infra.redis_acl import APP_USER, ROTATION_USER
 from secure_cache.settings import Settings
 from tests.support.tls_redis import TlsRedisServer
 
@@ -100,6 +100,36 @@ def cache_environ(
     return overridden(env, overrides)
 
 
+def rotation_environ(
+    server: TlsRedisServer,
+    secrets_dir: Path,
+    *,
+    data_key: str | None = None,
+    previous_keys: tuple[str, ...] = (),
+) -> dict[str, str]:
+    """The environment the stack's rotation pass gets (infra/components/rotation.py): the
+    app's keys and prefix, its own ACL user, certificate and password."""
+    env = cache_environ(server, secrets_dir, data_key=data_key, previous_keys=previous_keys)
+    return as_rotation(server, env, secrets_dir)
+
+
+def as_rotation(
+    server: TlsRedisServer, env: Mapping[str, str], secrets_dir: Path
+) -> dict[str, str]:
+    """`env` (an app's, with its key files) under the rotation pass's identity instead."""
+    material = server.material
+    password = write_secret(secrets_dir, "rotation-password", material.rotation_password)
+    return overridden(
+        env,
+        {
+            "REDIS_USERNAME": ROTATION_USER,
+            "REDIS_PASSWORD_FILE": str(password),
+            "REDIS_TLS_CERT_FILE": str(material.rotation.cert_file),
+            "REDIS_TLS_KEY_FILE": str(material.rotation.key_file),
+        },
+    )
+
+
 def overridden(env: Mapping[str, str], overrides: Mapping[str, str | None]) -> dict[str, str]:
     """`env` with each override set, or removed where it is None."""
     result = dict(env)
@@ -111,25 +141,32 @@ def overridden(env: Mapping[str, str], overrides: Mapping[str, str | None]) -> d
     return result
 
 
-def raw_client(server: TlsRedisServer) -> redis.Redis:
-    """redis-py with the app's identity, to inspect and tamper with what is at rest."""
+def raw_client(server: TlsRedisServer, *, rotation: bool = False) -> redis.Redis:
+    """redis-py with the app's identity, to inspect and tamper with what is at rest; with
+    `rotation`, the rotation pass's (which may SCAN and PTTL, and may not GET)."""
     material = server.material
+    user, password, identity = (
+        (ROTATION_USER, material.rotation_password, material.rotation)
+        if rotation
+        else (APP_USER, material.app_password, material.app)
+    )
     return redis.Redis(
         host=server.host,
         port=server.port,
-        username=APP_USER,
-        password=material.app_password,
+        username=user,
+        password=password,
         ssl=True,
         ssl_ca_certs=str(material.ca_file),
-        ssl_certfile=str(material.app.cert_file),
-        ssl_keyfile=str(material.app.key_file),
+        ssl_certfile=str(identity.cert_file),
+        ssl_keyfile=str(identity.key_file),
         socket_timeout=5,
         retry=Retry(NoBackoff(), 0),
     )
 
 
 def stored_names(server: TlsRedisServer) -> list[bytes]:
-    client = raw_client(server)
+    """Every name under the app's prefix (SCAN: the rotation pass's user may list them)."""
+    client = raw_client(server, rotation=True)
     try:
         return sorted(client.scan_iter(match=f"{server.key_prefix}*", count=500))
     finally:

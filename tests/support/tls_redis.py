@@ -25,6 +25,7 @@ from infra.redis_acl import (
     APP_USER,
     DEFAULT_KEY_PREFIX,
     HEALTHCHECK_USER,
+    ROTATION_USER,
     password_hash,
     render_acl_file,
 )
@@ -63,8 +64,11 @@ class TlsMaterial:
     server: ClientIdentity
     app: ClientIdentity
     healthcheck: ClientIdentity
+    rotation: ClientIdentity
+    """The data-key rotation pass's own identity (infra/components/rotation.py)."""
     app_password: str
     healthcheck_password: str
+    rotation_password: str
     data_key: str
     ca: pki.CertifiedKey
 
@@ -76,6 +80,7 @@ class TlsMaterial:
         )
         app = pki.issue_client_certificate(ca, APP_USER, validity_days=2)
         health = pki.issue_client_certificate(ca, HEALTHCHECK_USER, validity_days=2)
+        rotation = pki.issue_client_certificate(ca, ROTATION_USER, validity_days=2)
         root.mkdir(parents=True, exist_ok=True)
         ca_file = _write(root / "ca.crt", ca.cert_pem, 0o444)
         return cls(
@@ -84,8 +89,10 @@ class TlsMaterial:
             server=_write_pair(root, "server", server),
             app=_write_pair(root, "app", app),
             healthcheck=_write_pair(root, "healthcheck", health),
+            rotation=_write_pair(root, "rotation", rotation),
             app_password=generate_password(32),
             healthcheck_password=generate_password(32),
+            rotation_password=generate_password(32),
             data_key=generate_data_key(),
             ca=ca,
         )
@@ -121,6 +128,7 @@ class TlsRedisServer:
                 app_password=self.material.app_password,
                 healthcheck_password=self.material.healthcheck_password,
                 key_prefix=key_prefix,
+                rotation_password=self.material.rotation_password,
             ).encode()
             + extra_acl.encode(),
             0o600,

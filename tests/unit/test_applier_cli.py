@@ -83,7 +83,7 @@ def test_cli__plan_against_the_state_of_an_unchanged_stack_changes_nothing(
     _as_if_up(project)
     assert apply.main(["plan", "--stack", "dev", "--project-dir", str(project)]) == 0
     out = capsys.readouterr().out
-    assert "plan: 31 unchanged" in out
+    assert "plan: 37 unchanged" in out
     assert "same    tls-ca" in out
 
 
@@ -103,7 +103,7 @@ def test_cli__plan_names_what_a_changed_setting_replaces_and_why(
     # The memory limit, and the two byte budgets derived from it (infra/components/app.py:
     # CACHE_FALLBACK_MAX_BYTES, HTTP_MAX_INFLIGHT_BYTES).
     assert replaced[0].endswith(": envs[10]; envs[15]; memory; memorySwap")
-    assert "plan: 1 to replace, 30 unchanged" in out
+    assert "plan: 1 to replace, 36 unchanged" in out
 
 
 @pytest.mark.usefixtures("no_passphrase")
@@ -115,7 +115,7 @@ def test_cli__status_shows_each_certificates_expiry_and_the_data_key_generation(
     assert apply.main(["status", "--stack", "dev", "--project-dir", str(project)]) == 0
     out = capsys.readouterr().out
     certificates = [line for line in out.splitlines() if "certificate tls-" in line]
-    assert len(certificates) == 6
+    assert len(certificates) == 7
     assert all("days left" in line for line in certificates)
     assert "data keys secrets-data-keyring: generation 1, 0 previous key(s)" in out
     assert "PRIVATE" not in out

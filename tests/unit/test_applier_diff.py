@@ -29,6 +29,7 @@ LEAVES = (
     "tls-healthcheck-client",
     "tls-reload-client",
     "tls-exporter-client",
+    "tls-rotation-client",
 )
 
 
@@ -70,8 +71,8 @@ def first() -> RenderedStack:
 
 def test_render__first_time_every_dynamic_resource_is_created(first: RenderedStack) -> None:
     assert set(dynamic_ops(first).values()) == {Op.CREATE}
-    # CA, 5 leaves, 4 passwords, the API token, the data keyring.
-    assert len(dynamic_ops(first)) == 12
+    # CA, 6 leaves, 5 passwords, the API token, the data keyring.
+    assert len(dynamic_ops(first)) == 14
 
 
 def test_second_up__nothing_changed_keeps_every_secret_and_declares_the_same(

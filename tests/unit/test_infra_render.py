@@ -70,6 +70,7 @@ def test_components__use_the_project_type_namespace(stack: RenderedStack) -> Non
             "RedisServer",
             "CacheApp",
             "RedisExporter",
+            "RotationPass",
             "MaterialVolume",
             "RedisReload",
         )
@@ -93,6 +94,7 @@ def test_outputs__name_the_stack_objects(stack: RenderedStack) -> None:
         "appClient",
         "healthcheckClient",
         "exporterClient",
+        "rotationClient",
     }
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from infra.components.material import revision_hash
-from infra.naming import MATERIAL_LABEL
+from infra.naming import MATERIAL_LABEL, Role
 from infra.providers.secrets import GeneratedPasswordProvider, password_outputs
 from infra.pulumi_names import CONTAINER
 from infra.redis_acl import RELOAD_USER, password_hash
@@ -21,8 +21,12 @@ from infra.render import RenderedResource, RenderedStack, render_stack
 from infra.secretgen import generate_password
 from tests.unit.conftest import container, container_roles, labels, rendered, uploads
 
-CONSUMERS = container_roles(one_shot=False)
-MATERIAL_JOBS = container_roles(one_shot=True)
+# The rotation pass (infra/components/rotation.py) is declared stopped (mustRun false) but is
+# a consumer like the app: it reads its volume when started, and new material must not
+# replace it.
+_PASS = Role.ROTATION.value
+CONSUMERS = (*container_roles(one_shot=False), _PASS)
+MATERIAL_JOBS = tuple(role for role in container_roles(one_shot=True) if role != _PASS)
 INITIALISERS = tuple(role for role in MATERIAL_JOBS if role.endswith("-init"))
 
 

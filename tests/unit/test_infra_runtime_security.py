@@ -296,12 +296,15 @@ def test_docker_names__are_the_stable_names(stack: RenderedStack) -> None:
             "redis-exporter",
             "redis-exporter-init",
             "redis-exporter-material",
+            "rotation",
+            "rotation-init",
+            "rotation-material",
         )
     }
 
 
 def test_docker_objects__carry_stack_and_role_labels(stack: RenderedStack) -> None:
-    roles = {"redis", "app", "exporter", "backend", "frontend", "data"}
+    roles = {"redis", "app", "exporter", "rotation", "backend", "frontend", "data"}
     for resource in stack.resources:
         if resource.type in (CONTAINER, NETWORK, VOLUME):
             found = labels(resource)
@@ -315,6 +318,7 @@ def test_docker_objects__carry_stack_and_role_labels(stack: RenderedStack) -> No
         ("redis", "redis"),
         ("app", "app"),
         ("redis-exporter", "exporter"),
+        ("rotation", "rotation"),
         ("backend", "backend"),
         ("frontend", "frontend"),
     ],
@@ -326,7 +330,7 @@ def test_role_label__matches_the_object(stack: RenderedStack, suffix: str, role:
 
 def test_images__are_built_locally_for_this_stack(stack: RenderedStack) -> None:
     images = stack.of_type(IMAGE)
-    assert len(images) == 3
+    assert len(images) == 4
     for image in images:
         props = image.props
         assert props["skipPush"] is True, f"{image.urn}: must never be pushed"
@@ -337,7 +341,8 @@ def test_images__are_built_locally_for_this_stack(stack: RenderedStack) -> None:
             "SECURE_REDIS_UID": str(runtime_id(stack.stack, role)),
         }
         assert re.fullmatch(
-            rf"secure-redis-{stack.stack}-(redis|app|exporter):[0-9a-f]{{12}}", props["imageName"]
+            rf"secure-redis-{stack.stack}-(redis|app|exporter|rotation):[0-9a-f]{{12}}",
+            props["imageName"],
         )
 
 

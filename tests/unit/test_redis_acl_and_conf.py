@@ -10,6 +10,8 @@ from infra.redis_acl import (
     APP_COMMANDS,
     EXPORTER_RULES,
     EXPORTER_USER,
+    ROTATION_COMMANDS,
+    ROTATION_USER,
     AclError,
     AclUserRules,
     password_hash,
@@ -63,6 +65,46 @@ def test_acl__app_allowlist_holds_no_command_it_does_not_send() -> None:
     assert not {"select", "setrange", "append", "copy", "dump", "object", "client", "keys"} & set(
         APP_COMMANDS
     )
+
+
+# What only the rotation pass sends (core.py `rotation`): the serving app never gets them.
+# WATCH above all (attack4: watched names are held until the connection ends, outside every
+# memory limit of Redis 7.0, and OOM-killed a deployed Redis).
+_PASS_ONLY = ("exec", "multi", "pttl", "scan", "strlen", "unwatch", "watch")
+
+
+def test_acl__app_may_not_watch_nor_run_the_rotation_pass() -> None:
+    tokens = _user_line(_acl(), "app").split()
+    assert not {f"+{c}" for c in _PASS_ONLY} & set(tokens)
+    assert not set(_PASS_ONLY) & set(APP_COMMANDS)
+
+
+def test_acl__rotation_user_has_the_pass_commands_on_the_apps_prefix_only() -> None:
+    acl = render_acl_file(
+        app_password="a" * 24, healthcheck_password="h" * 24, rotation_password="r" * 24
+    )
+    line = _user_line(acl, ROTATION_USER)
+    assert line == (
+        f"user rotation on {password_hash('r' * 24)} resetkeys ~cache:* resetchannels -@all "
+        + " ".join(f"+{c}" for c in ROTATION_COMMANDS)
+    )
+    assert set(_PASS_ONLY) <= set(ROTATION_COMMANDS)
+    # It moves entries, it does not serve them: no GET, and nothing the app does not send
+    # but the pass's own commands.
+    assert set(ROTATION_COMMANDS) - set(_PASS_ONLY) == {"del", "mget", "ping", "set"}
+    assert "r" * 24 not in acl
+
+
+def test_acl__rotation_user_only_when_its_hash_is_given() -> None:
+    assert f"user {ROTATION_USER}" not in _acl()
+    text = render_acl_file_from_hashes(
+        app_password_hash=password_hash("a"),
+        healthcheck_password_hash=password_hash("h"),
+        rotation_password_hash=(password_hash("r1"), password_hash("r2")),
+    )
+    # Two hashes while its password rotates, like every user's.
+    assert f"{password_hash('r1')} {password_hash('r2')}" in _user_line(text, ROTATION_USER)
+    assert text.splitlines()[-1].startswith(f"user {ROTATION_USER} ")
 
 
 def test_acl__healthcheck_may_only_ping() -> None:

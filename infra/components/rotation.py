@@ -1,0 +1,188 @@
+"""The data-key rotation pass: a container declared but never started by an `up`.
+
+`python -m secure_cache rotate` (app/secure_cache/core.py `rotation`) moves every entry of
+the previous data keys to the primary one in WATCH/MULTI/EXEC transactions. WATCH is the
+reason it runs here and not in the app: WATCH is not `denyoom`, each watched name is held
+until the connection ends, and Redis 7.0 charges it to neither maxmemory nor
+maxmemory-clients, so any client that may WATCH can grow Redis past its memory limit
+(README, "What a container on the backend network can still do to Redis"). The serving app
+runs all the time and faces the frontend network; it gets no WATCH, MULTI, EXEC, SCAN, STRLEN
+or PTTL (infra/redis_acl.py APP_COMMANDS). The pass connects as the `rotation` ACL user
+(ROTATION_COMMANDS, the app's key prefix) with its own client certificate and password, from
+its own material volume, which no other container mounts.
+
+The container is created stopped (`start: false`, `mustRun: false`): an `up` declares it and
+keeps its material current like any consumer's (rewritten in place after Redis reloaded,
+infra/components/material.py), and scripts/rotate.sh runs it to completion with
+`docker start --attach` once the app uses the new primary key. It reads its files at start,
+so every run uses what the last `up` wrote. It runs the app's image built for its own uid
+(infra/runtime_ids.py), on the backend network only, hardened like every container (read-only
+root, no capabilities, no-new-privileges, non-root, memory, CPU and nproc limits), and is
+never restarted by Docker: rotate.sh runs a stopped pass again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import pulumi
+import pulumi_docker as docker
+
+from infra.components.app_image import MATERIAL_DIR, app_image_parts
+from infra.components.hardening import TMP_DIR, TMPFS_OPTIONS
+from infra.components.material import MaterialFile, MaterialVolume
+from infra.naming import Role, container_labels, named_options, object_name
+from infra.redis_acl import ROTATION_USER
+from infra.runtime_ids import runtime_id
+
+ROTATION_MODULE: Final = "secure_cache"
+# One interpreter, one connection: the pass has no thread pool; room to spare.
+ROTATION_NPROC: Final = 32
+# About 30 MiB RSS for the interpreter and its libraries, plus one transaction group
+# (core.ROTATION_GROUP_BYTES, 8 MiB) read, decrypted, re-encrypted and sent: a few copies.
+ROTATION_MEMORY_MB: Final = 128
+ROTATION_CPUS: Final = 0.5
+
+
+@dataclass(frozen=True)
+class RotationFiles:
+    ca_cert: pulumi.Input[str]
+    client_cert: pulumi.Input[str]
+    client_key: pulumi.Input[str]
+    password: pulumi.Input[str]
+    """The newest password (`value`): written after Redis reloaded its ACL with it."""
+    data_key: pulumi.Input[str]
+    previous_data_keys: pulumi.Input[str]
+    """Comma-separated; what the pass moves entries away from."""
+
+
+@dataclass(frozen=True)
+class RotationPassArgs:
+    stack: str
+    id_slot: int
+    environment: str
+    backend_network: str
+    redis_url: str
+    key_prefix: str
+    files: RotationFiles
+    revisions: tuple[pulumi.Input[str], ...]
+    depends_on: tuple[pulumi.Resource, ...] = ()
+    material_after: tuple[pulumi.Resource, ...] = ()
+    """What must finish before the pass's files change (Redis reloading TLS and ACL)."""
+
+
+def rotation_envs(args: RotationPassArgs) -> list[str]:
+    """Configuration only: every secret is a `*_FILE` path into the read-only volume."""
+    return [
+        f"ENVIRONMENT={args.environment}",
+        f"REDIS_URL={args.redis_url}",
+        f"REDIS_USERNAME={ROTATION_USER}",
+        f"REDIS_KEY_PREFIX={args.key_prefix}",
+        f"REDIS_PASSWORD_FILE={MATERIAL_DIR}/redis.password",
+        f"REDIS_TLS_CA_CERT={MATERIAL_DIR}/ca.crt",
+        f"REDIS_TLS_CERT_FILE={MATERIAL_DIR}/rotation.crt",
+        f"REDIS_TLS_KEY_FILE={MATERIAL_DIR}/rotation.key",
+        f"REDIS_ENCRYPTION_KEY_FILE={MATERIAL_DIR}/data.key",
+        f"REDIS_ENCRYPTION_PREVIOUS_KEYS_FILE={MATERIAL_DIR}/data.previous-keys",
+    ]
+
+
+def rotation_healthcheck_test() -> list[str]:
+    """Healthy while its credentials are readable. The pass usually ends before the first
+    probe; the check keeps it under the same rules as any container."""
+    return ["CMD", "test", "-r", f"{MATERIAL_DIR}/rotation.key"]
+
+
+class RotationPass(pulumi.ComponentResource):
+    image: docker.Image
+    material: MaterialVolume
+    container: docker.Container
+    container_name: str
+    uid: int
+
+    def __init__(
+        self, name: str, args: RotationPassArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("secure-redis:infra:RotationPass", name, None, opts)
+        stack = args.stack
+        self.uid = runtime_id(stack, Role.ROTATION, args.id_slot)
+        self.container_name = object_name(stack, Role.ROTATION)
+        files = args.files
+        parts = app_image_parts(
+            name,
+            self,
+            stack=stack,
+            role=Role.ROTATION,
+            consumer=Role.ROTATION,
+            uid=self.uid,
+            files=(
+                MaterialFile("ca.crt", files.ca_cert, secret=False),
+                MaterialFile("rotation.crt", files.client_cert, secret=False),
+                MaterialFile("rotation.key", files.client_key, secret=True),
+                MaterialFile("redis.password", files.password, secret=True),
+                MaterialFile("data.key", files.data_key, secret=True),
+                MaterialFile("data.previous-keys", files.previous_data_keys, secret=True),
+            ),
+            revisions=args.revisions,
+            material_after=args.material_after,
+        )
+        self.image, self.material = parts.image, parts.material
+        uid = str(self.uid)
+        self.container = docker.Container(
+            f"{name}-container",
+            name=self.container_name,
+            image=parts.image_id,
+            entrypoints=["python3", "-m", ROTATION_MODULE],
+            command=["rotate"],
+            envs=rotation_envs(args),
+            mounts=[
+                docker.ContainerMountArgs(
+                    type="volume",
+                    source=parts.material.volume_name,
+                    target=MATERIAL_DIR,
+                    read_only=True,
+                )
+            ],
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.backend_network)],
+            # See infra/components/app_image.py: a resolver that gives up fast.
+            dns_opts=["timeout:1", "attempts:1"],
+            # Declared, never started by an up: scripts/rotate.sh starts it.
+            start=False,
+            must_run=False,
+            restart="no",
+            user=f"{uid}:{uid}",
+            ulimits=[
+                docker.ContainerUlimitArgs(name="nproc", soft=ROTATION_NPROC, hard=ROTATION_NPROC)
+            ],
+            read_only=True,
+            tmpfs={TMP_DIR: TMPFS_OPTIONS},
+            privileged=False,
+            capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]),
+            security_opts=["no-new-privileges:true"],
+            ipc_mode="private",
+            memory=ROTATION_MEMORY_MB,
+            memory_swap=ROTATION_MEMORY_MB,
+            cpus=f"{ROTATION_CPUS:g}",
+            healthcheck=docker.ContainerHealthcheckArgs(
+                tests=rotation_healthcheck_test(), interval="5s", timeout="3s", retries=3
+            ),
+            log_driver="json-file",
+            log_opts={"max-size": "1m", "max-file": "1"},
+            labels=container_labels(stack, Role.ROTATION),
+            opts=named_options(self, depends_on=[self.material, *args.depends_on]),
+        )
+        self.register_outputs({"container_name": self.container.name})
+
+
+__all__ = [
+    "ROTATION_CPUS",
+    "ROTATION_MEMORY_MB",
+    "ROTATION_MODULE",
+    "ROTATION_NPROC",
+    "RotationFiles",
+    "RotationPass",
+    "RotationPassArgs",
+    "rotation_envs",
+    "rotation_healthcheck_test",
+]
