@@ -132,9 +132,24 @@ logger = logging.getLogger("secure_cache.redis_exporter")
 # -- pure parsing: redis-py's parsed INFO / ACL LOG replies -> metric families -------------
 
 
-def info_families(info: Mapping[str, Any]) -> list[Metric]:
-    """Families for an INFO reply as redis-py parses it (`Redis.info()`)."""
+def info_families(info: Mapping[str, Any], tls_port: int | None = None) -> list[Metric]:
+    """Families for an INFO reply as redis-py parses it (`Redis.info()`); with `tls_port`,
+    the port the exporter reached Redis on over TLS, also `redis_plaintext_port`."""
     families: list[Metric] = []
+    tcp_port = info.get("tcp_port")
+    if tls_port is not None and isinstance(tcp_port, int):
+        # The stack's Redis has no plaintext listener (`port 0`, infra/redis_conf.py), but
+        # the reload identity's CONFIG SET could open one at runtime (README, "What a
+        # container on the backend network can still do to Redis"). INFO's tcp_port is the
+        # plaintext port, or the TLS port when there is none (Redis 7.0), so any other
+        # value is a plaintext listener.
+        families.append(
+            GaugeMetricFamily(
+                "redis_plaintext_port",
+                "The plaintext port Redis listens on (0: none, TLS only).",
+                value=0 if tcp_port in (0, tls_port) else tcp_port,
+            )
+        )
     for name, (metric, help_text, counter) in _INFO_FIELDS.items():
         value = info.get(name)
         if not isinstance(value, int | float) or isinstance(value, bool):
@@ -377,7 +392,7 @@ class RedisCollector(Collector):
                 yield up_family(False)
                 return
         yield up_family(True)
-        yield from info_families(info)
+        yield from info_families(info, self._client.connection_pool.connection_kwargs["port"])
         yield from acl_log_families(summarize_acl_log(log))
 
 

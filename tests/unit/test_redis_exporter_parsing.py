@@ -22,6 +22,7 @@ INFO: dict[str, Any] = {
     "uptime_in_seconds": 42,
     "connected_clients": 3,
     "maxclients": 10000,
+    "tcp_port": 6380,  # the TLS port, with `port 0`
     "used_memory": 928656,
     "used_memory_human": "906.89K",
     "maxmemory": 67108864,
@@ -168,3 +169,11 @@ def test_settings__every_problem_at_once_without_the_secret(tmp_path: Path) -> N
     assert "rediss://" in message
     assert "REDIS_TLS_KEY_FILE is required" in message
     assert "leaked-password" not in message
+
+
+@pytest.mark.parametrize(("tcp_port", "exported"), [(6380, 0), (0, 0), (16390, 16390)])
+def test_info__a_plaintext_port_is_the_tcp_port_unless_it_is_the_tls_one(
+    tcp_port: int, exported: int
+) -> None:
+    values = _values(info_families({**INFO, "tcp_port": tcp_port}, tls_port=6380))
+    assert values[("redis_plaintext_port", ())] == exported
