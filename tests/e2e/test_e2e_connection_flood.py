@@ -1,4 +1,5 @@
-"""A connection flood from the backend network against the deployed Redis (maxclients).
+"""A connection flood from the backend network against the deployed Redis (maxclients), and
+connection names, which held memory outside every client limit (HELLO renamed away).
 
 Every connection Redis accepts costs it about 31 KiB that neither maxmemory nor
 maxmemory-clients counts; with Redis's default maxclients, plain TCP connections from any
@@ -65,3 +66,18 @@ def test_attack__a_connection_flood_is_refused_past_maxclients_and_redis_serves_
     # A new client (the app's certificate and password) is served again.
     replies = session(probe, stack, [app_auth(), ["PING"]])
     assert replies == ["+OK", "+PONG"], replies
+
+
+def test_attack__no_identity_can_name_its_connection(stack: Stack, probe: ProbeContainer) -> None:
+    """HELLO bypasses the ACL and its SETNAME kept up to 2 MiB per connection outside
+    maxmemory-clients (tests/integration/test_redis_client_names.py); the stack's Redis has no
+    HELLO, and CLIENT SETNAME is not granted."""
+    replies = session(
+        probe,
+        stack,
+        [app_auth(), ["HELLO", "2", "SETNAME", "named"], ["CLIENT", "SETNAME", "named"], ["PING"]],
+    )
+    assert replies[0] == "+OK"
+    assert replies[1].startswith("-ERR unknown command 'HELLO'"), replies[1]
+    assert replies[2].startswith("-NOPERM"), replies[2]
+    assert replies[3] == "+PONG"
