@@ -187,6 +187,13 @@ def directives(conf: RedisTlsConf) -> list[tuple[str, str]]:
         ("enable-protected-configs", "no"),
         ("enable-debug-command", "no"),
         ("enable-module-command", "no"),
+        # No connection can be named. HELLO bypasses every ACL (Redis flags it `no_auth`) and
+        # its SETNAME keeps a name of up to proto-max-bulk-len for the connection's life,
+        # outside maxmemory-clients: 40 app connections took used_memory to 110 MiB against a
+        # maxmemory of 64, and names in ACL LOG entries pushed the exporter's reply past the
+        # output-buffer limit (tests/integration/test_redis_client_names.py). Nothing the
+        # stack runs sends HELLO: its clients speak RESP2 and authenticate with AUTH.
+        ("rename-command", 'HELLO ""'),
         ("maxmemory", f"{conf.maxmemory_mb}mb"),
         ("maxmemory-policy", "allkeys-lru"),
         # No single argument, and no string SETRANGE/APPEND would build, larger than the

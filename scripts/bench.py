@@ -203,6 +203,9 @@ def redis_py_tls(server: TlsRedisServer) -> redis.Redis:
         ssl_ca_certs=str(m.ca_file),
         ssl_certfile=str(m.app.cert_file),
         ssl_keyfile=str(m.app.key_file),
+        # RESP2: the stack's Redis has no HELLO (infra/redis_conf.py); redis-py 8 defaults to
+        # RESP3, which it asks for with HELLO.
+        protocol=2,
     )
 
 
@@ -392,6 +395,7 @@ class Peer(Column):
             ssl_certfile=str(m.app.cert_file),
             ssl_keyfile=str(m.app.key_file),
             decode_responses=True,
+            protocol=2,  # the stack's Redis has no HELLO (infra/redis_conf.py)
         )
         self.store = FernetEncryptionWrapper(
             RedisStore(client=self.client, default_collection="cache"),

@@ -68,7 +68,7 @@ import sys
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -133,9 +133,24 @@ logger = logging.getLogger("secure_cache.redis_exporter")
 # -- pure parsing: redis-py's parsed INFO / ACL LOG replies -> metric families -------------
 
 
-def info_families(info: Mapping[str, Any]) -> list[Metric]:
-    """Families for an INFO reply as redis-py parses it (`Redis.info()`)."""
+def info_families(info: Mapping[str, Any], tls_port: int | None = None) -> list[Metric]:
+    """Families for an INFO reply as redis-py parses it (`Redis.info()`); with `tls_port`,
+    the port the exporter reached Redis on over TLS, also `redis_plaintext_port`."""
     families: list[Metric] = []
+    tcp_port = info.get("tcp_port")
+    if tls_port is not None and isinstance(tcp_port, int):
+        # The stack's Redis has no plaintext listener (`port 0`, infra/redis_conf.py), but
+        # the reload identity's CONFIG SET could open one at runtime (README, "What a
+        # container on the backend network can still do to Redis"). INFO's tcp_port is the
+        # plaintext port, or the TLS port when there is none (Redis 7.0), so any other
+        # value is a plaintext listener.
+        families.append(
+            GaugeMetricFamily(
+                "redis_plaintext_port",
+                "The plaintext port Redis listens on (0: none, TLS only).",
+                value=0 if tcp_port in (0, tls_port) else tcp_port,
+            )
+        )
     for name, (metric, help_text, counter) in _INFO_FIELDS.items():
         value = info.get(name)
         if not isinstance(value, int | float) or isinstance(value, bool):
@@ -214,6 +229,113 @@ def up_family(up: bool) -> Metric:
     return GaugeMetricFamily(
         "redis_up", "1 when the last scrape of Redis succeeded, else 0.", value=1 if up else 0
     )
+
+
+# -- ACL LOG without holding its arguments ------------------------------------------------
+
+# Longest bulk string kept while reading ACL LOG: every field read (reason, count, age) is
+# shorter; what is longer (the denied key or username, up to proto-max-bulk-len each, and the
+# client's description) is read and dropped.
+_KEPT_BULK_BYTES: Final = 64
+_READ_BYTES: Final = 64 * 1024
+
+RespValue = bytes | int | None | list["RespValue"]
+
+
+class BoundedRespReader:
+    """Reads one RESP2 reply from `recv`, dropping bulk strings longer than _KEPT_BULK_BYTES.
+
+    Hand-written because redis-py (and hiredis) build the whole reply: a full ACL LOG is
+    8 entries (acllog-max-len) of an argument up to 2 MiB each, and building it at every
+    scrape took the exporter's process to 97 MiB at its peak under scrapes, past its
+    96 MiB container limit (tests/integration/test_redis_exporter_acl_log_memory.py; the
+    same scrapes peaked at 48 MiB, as with an empty log, read this way). It holds 64 KiB of
+    input at a time."""
+
+    def __init__(self, recv: Callable[[int], bytes]) -> None:
+        self._recv = recv
+        self._buffer = bytearray()
+
+    def reply(self) -> RespValue:
+        head = self._line()
+        kind, rest = head[:1], bytes(head[1:])
+        if kind == b"*":
+            count = int(rest)
+            return None if count < 0 else [self.reply() for _ in range(count)]
+        if kind == b"$":
+            size = int(rest)
+            return None if size < 0 else self._bulk(size)
+        if kind == b":":
+            return int(rest)
+        if kind == b"+":
+            return rest
+        if kind == b"-":
+            raise redis.ResponseError(rest.decode(errors="replace"))
+        raise redis.InvalidResponse(f"unexpected RESP type {kind!r}")
+
+    def _fill(self) -> None:
+        data = self._recv(_READ_BYTES)
+        if not data:
+            raise redis.ConnectionError("Redis closed the connection mid-reply")
+        self._buffer += data
+
+    def _line(self) -> bytearray:
+        while (end := self._buffer.find(b"\r\n")) < 0:
+            self._fill()
+        line = self._buffer[:end]
+        del self._buffer[: end + 2]
+        return line
+
+    def _bulk(self, size: int) -> bytes | None:
+        """The string, or None (read and dropped) when longer than _KEPT_BULK_BYTES."""
+        keep = size <= _KEPT_BULK_BYTES
+        remaining, kept = size + 2, bytearray()
+        while remaining:
+            if not self._buffer:
+                self._fill()
+            take = min(remaining, len(self._buffer))
+            if keep:
+                kept += self._buffer[:take]
+            del self._buffer[:take]
+            remaining -= take
+        return bytes(kept[:-2]) if keep else None
+
+
+def acl_log_entries(reply: RespValue) -> list[dict[str, Any]]:
+    """ACL LOG's reply as BoundedRespReader reads it -> entries shaped as redis-py parses them
+    (`reason`, `count`, `age-seconds`; dropped fields are None)."""
+    entries = []
+    for raw in reply if isinstance(reply, list) else []:
+        fields = raw if isinstance(raw, list) else []
+        entry: dict[str, Any] = {}
+        for name, value in zip(fields[::2], fields[1::2], strict=False):
+            if isinstance(name, bytes):
+                entry[name.decode()] = value.decode() if isinstance(value, bytes) else value
+        try:
+            entry["age-seconds"] = float(entry["age-seconds"])
+        except (KeyError, TypeError, ValueError):
+            entry.pop("age-seconds", None)
+        entries.append(entry)
+    return entries
+
+
+def read_acl_log(client: redis.Redis) -> list[dict[str, Any]]:
+    """`ACL LOG` on the client's connection, read with BoundedRespReader."""
+    pool = client.connection_pool
+    connection = pool.get_connection()
+    try:
+        connection.send_command("ACL", "LOG")  # type: ignore[no-untyped-call]
+        # redis-py's own parser has read nothing of this reply yet (it reads on
+        # read_response), so the reply is read from the socket directly.
+        sock = connection._sock  # private: see BoundedRespReader for why
+        if sock is None:
+            raise redis.ConnectionError("no connection to Redis")
+        return acl_log_entries(BoundedRespReader(sock.recv).reply())
+    except BaseException:
+        connection.disconnect()  # type: ignore[no-untyped-call]  # a half-read reply
+        raise
+    finally:
+        pool.release(connection)
 
 
 # -- I/O -----------------------------------------------------------------------------------
@@ -367,7 +489,7 @@ class RedisCollector(Collector):
         with self._lock:
             try:
                 info = self._client.info(*INFO_SECTIONS)
-                log = self._client.acl_log()
+                log = read_acl_log(self._client)
             except (redis.RedisError, OSError) as exc:
                 # The class names the failure (AuthenticationError, NoPermissionError,
                 # ConnectionError...); the message could echo a command, so it is not logged.
@@ -375,7 +497,7 @@ class RedisCollector(Collector):
                 yield up_family(False)
                 return
         yield up_family(True)
-        yield from info_families(info)
+        yield from info_families(info, self._client.connection_pool.connection_kwargs["port"])
         yield from acl_log_families(summarize_acl_log(log))
 
 

@@ -32,8 +32,10 @@ REDIS_ALIAS: Final = "redis"
 MATERIAL_DIR: Final = "/etc/secure-redis"
 DATA_DIR: Final = "/data"
 IMAGE_CONTEXT: Final = REPO_ROOT / "infra" / "redis-image"
-# Settings whose value is `""` read better in the file than as an empty argv word.
-_CONF_ONLY: Final = frozenset({"save", "logfile"})
+# Settings whose value is `""` read better in the file than as an empty argv word; and
+# rename-command, whose two words Redis would take as one argument on argv (it refused to
+# start: tests/integration/test_redis_command_line.py).
+_CONF_ONLY: Final = frozenset({"save", "logfile", "rename-command"})
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,7 @@ class RotatingServer:
             ssl_certfile=str(m.healthcheck.cert_file),
             ssl_keyfile=str(m.healthcheck.key_file),
             single_connection_client=True,
+            protocol=2,  # the stack's Redis has no HELLO (infra/redis_conf.py)
         )
         self.admin.ping()
 

@@ -246,7 +246,9 @@ def test_acl__each_user_allows_exactly_the_commands_its_client_sends(
 
 def test_app_acl__only_connection_commands_bypass_the_acl(catalog: list[CommandSpec]) -> None:
     bypass = {spec.name for spec in catalog if "no_auth" in spec.flags}
-    assert bypass == CONNECTION_ONLY
+    # HELLO is renamed away (infra/redis_conf.py: its SETNAME held memory outside every limit),
+    # so the stack's server no longer lists it.
+    assert bypass == CONNECTION_ONLY - {"hello"}
 
 
 @pytest.mark.parametrize(

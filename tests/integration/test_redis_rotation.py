@@ -63,6 +63,7 @@ def _client(
         socket_timeout=5,
         retry=Retry(NoBackoff(), 0),
         single_connection_client=True,
+        protocol=2,  # the stack's Redis has no HELLO (infra/redis_conf.py)
     )
 
 

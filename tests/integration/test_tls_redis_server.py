@@ -40,6 +40,7 @@ def _client(
         socket_timeout=5,
         # No retries: a refusal must surface at once, not after redis-py's backoff.
         retry=Retry(NoBackoff(), 0),
+        protocol=2,  # the stack's Redis has no HELLO (infra/redis_conf.py)
     )
 
 

@@ -161,6 +161,7 @@ def raw_client(server: TlsRedisServer, *, rotation: bool = False) -> redis.Redis
         ssl_keyfile=str(identity.key_file),
         socket_timeout=5,
         retry=Retry(NoBackoff(), 0),
+        protocol=2,  # the stack's Redis has no HELLO (infra/redis_conf.py)
     )
 
 

@@ -197,6 +197,8 @@ class TlsRedisServer:
             "ssl_keyfile": str(self.material.app.key_file),
             "ssl_cert_reqs": "required",
             "socket_timeout": 10,
+            # RESP2 with AUTH, as the stack's clients: its Redis has no HELLO (redis_conf.py).
+            "protocol": 2,
         }
         return redis.Redis(**{**settings, **options})
 

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from infra import pki
+from infra.redis_conf import MAX_CLIENTS
 from secure_cache.metrics import SecurityEvents
 from secure_cache.prometheus import CacheMetrics
 from secure_cache.redis_exporter import (
@@ -103,7 +104,7 @@ def _exported_names(tmp_path: Path) -> set[str]:
     text = metrics.render()[0].decode()
     families = [
         up_family(True),
-        *info_families(INFO),
+        *info_families(INFO, tls_port=6380),
         *acl_log_families(summarize_acl_log(ACL_LOG)),
     ]
     text += "".join(f"{sample.name} 0\n" for family in families for sample in family.samples)
@@ -115,3 +116,8 @@ def test_alerts__use_only_metrics_the_code_exports(tmp_path: Path) -> None:
     for rule in _alerts():
         used = set(re.findall(r"\b((?:secure_cache|redis)_[a-z_]+|up)\b", rule["expr"]))
         assert used <= exported, f"{rule['alert']} uses {used - exported}, which nothing exports"
+
+
+def test_max_clients_alert__matches_the_stacks_limit() -> None:
+    (rule,) = [r for r in _alerts() if r["alert"] == "RedisMaxClientsRaised"]
+    assert rule["expr"] == f"redis_max_clients > {MAX_CLIENTS}"

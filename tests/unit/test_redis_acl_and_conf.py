@@ -196,6 +196,7 @@ def _conf(**overrides: object) -> RedisTlsConf:
         ("tls-protocols", '"TLSv1.2 TLSv1.3"'),
         ("databases", "1"),
         ("proto-max-bulk-len", "2mb"),
+        ("rename-command", 'HELLO ""'),
     ],
 )
 def test_conf__secure_directive(name: str, value: str) -> None:

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import io
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from prometheus_client.core import Metric
 
 from secure_cache.errors import ConfigurationError
 from secure_cache.redis_exporter import (
+    BoundedRespReader,
     ExporterSettings,
+    acl_log_entries,
     acl_log_families,
     info_families,
     summarize_acl_log,
@@ -24,6 +29,7 @@ INFO: dict[str, Any] = {
     "uptime_in_seconds": 42,
     "connected_clients": 3,
     "maxclients": 10000,
+    "tcp_port": 6380,  # the TLS port, with `port 0`
     "used_memory": 928656,
     "used_memory_human": "906.89K",
     "maxmemory": 67108864,
@@ -204,3 +210,58 @@ def test_settings__a_password_file_it_cannot_use_is_one_problem(tmp_path: Path, 
     assert isinstance(raised, ConfigurationError), repr(raised)
     (problem,) = raised.problems
     assert problem.startswith(f"REDIS_PASSWORD_FILE={path} ")
+
+
+@pytest.mark.parametrize(("tcp_port", "exported"), [(6380, 0), (0, 0), (16390, 16390)])
+def test_info__a_plaintext_port_is_the_tcp_port_unless_it_is_the_tls_one(
+    tcp_port: int, exported: int
+) -> None:
+    values = _values(info_families({**INFO, "tcp_port": tcp_port}, tls_port=6380))
+    assert values[("redis_plaintext_port", ())] == exported
+
+
+def _recv_from(data: bytes, chunk: int) -> Callable[[int], bytes]:
+    """A socket's recv over `data`, at most `chunk` bytes a call (b"" at the end)."""
+    stream = io.BytesIO(data)
+    return lambda size: stream.read(min(size, chunk))
+
+
+def _bulk(value: bytes) -> bytes:
+    return b"$%d\r\n%s\r\n" % (len(value), value)
+
+
+# ACL LOG as Redis 7.0 sends it in RESP2: one entry of a long denied key, one failed AUTH.
+LONG_KEY = b"k" * 200_000
+ACL_LOG_REPLY = (
+    b"*2\r\n"
+    + b"*16\r\n" + _bulk(b"count") + b":3\r\n" + _bulk(b"reason") + _bulk(b"key")
+    + _bulk(b"context") + _bulk(b"toplevel") + _bulk(b"object") + _bulk(LONG_KEY)
+    + _bulk(b"username") + _bulk(b"app") + _bulk(b"age-seconds") + _bulk(b"1.5")
+    + _bulk(b"client-info") + _bulk(b"id=4 addr=10.0.0.9:4000 " + b"x" * 300)
+    + _bulk(b"extra") + b"$-1\r\n"
+    + b"*4\r\n" + _bulk(b"reason") + _bulk(b"auth") + _bulk(b"age-seconds") + _bulk(b"0.25")
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 65536])
+def test_bounded_reader__keeps_short_fields_and_drops_long_ones(chunk: int) -> None:
+    reply = BoundedRespReader(_recv_from(ACL_LOG_REPLY, chunk)).reply()
+    entries = acl_log_entries(reply)
+    assert entries[0]["reason"] == "key"
+    assert entries[0]["count"] == 3
+    assert entries[0]["age-seconds"] == 1.5
+    assert entries[0]["object"] is None  # 200 kB: read and dropped
+    assert entries[0]["client-info"] is None
+    assert entries[1] == {"reason": "auth", "age-seconds": 0.25}
+    summary = summarize_acl_log(entries)
+    assert summary.events == {"auth": 1, "command": 0, "key": 3, "channel": 0}
+
+
+def test_bounded_reader__an_error_reply_raises_it() -> None:
+    with pytest.raises(redis.ResponseError, match="NOPERM"):
+        BoundedRespReader(_recv_from(b"-NOPERM no permissions\r\n", 5)).reply()
+
+
+def test_bounded_reader__a_reply_cut_short_is_a_connection_error() -> None:
+    with pytest.raises(redis.ConnectionError):
+        BoundedRespReader(_recv_from(ACL_LOG_REPLY[:1000], 64)).reply()

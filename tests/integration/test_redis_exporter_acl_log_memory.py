@@ -1,0 +1,51 @@
+"""A full ACL LOG of the largest denials costs the exporter no more than a small one.
+
+Any authenticated identity (the app's) can fill Redis's ACL LOG with 8 denials (acllog-max-len)
+of a 2 MiB argument each. redis-py builds a reply whole, so each scrape held the 16 MiB log
+two and three times over: the real exporter under scrapes peaked at 97 MiB, past its 96 MiB
+container limit (infra/components/exporter.py). The exporter reads ACL LOG with
+BoundedRespReader (app/secure_cache/redis_exporter.py), which drops long strings as they
+arrive; the Python allocations of one scrape (tracemalloc's peak) stay under one argument.
+"""
+
+from __future__ import annotations
+
+import tracemalloc
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from prometheus_client import generate_latest
+
+from infra.redis_conf import VALUE_LIMIT_BYTES, bulk_limit_bytes
+from secure_cache.redis_exporter import connect, registry_for
+from tests.support.exporter_redis import ExporterRedis, running_exporter_redis
+
+ARGUMENT_BYTES = bulk_limit_bytes(VALUE_LIMIT_BYTES) - 64  # under proto-max-bulk-len
+
+
+@pytest.fixture
+def exporter_redis(tmp_path: Path) -> Iterator[ExporterRedis]:
+    with running_exporter_redis(tmp_path) as setup:
+        yield setup
+
+
+def test_a_scrape_of_a_full_acl_log__holds_less_than_one_of_its_arguments(
+    exporter_redis: ExporterRedis,
+) -> None:
+    app = exporter_redis.server.app_redis()
+    for i in range(8):
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            app.get(b"other:%d" % i + b"k" * ARGUMENT_BYTES)
+    registry = registry_for(connect(exporter_redis.settings()))
+    generate_latest(registry)  # connect and authenticate outside the measurement
+    tracemalloc.start()
+    try:
+        body = generate_latest(registry)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert b'redis_acl_log_entries{reason="key"} 8.0' in body
+    assert b'redis_acl_log_events{reason="key"} 8.0' in body
+    assert peak < ARGUMENT_BYTES, f"one scrape held {peak >> 20} MiB"
