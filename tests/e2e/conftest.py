@@ -267,6 +267,21 @@ def probe(stack: Stack, docker_client: docker.DockerClient) -> Iterator[ProbeCon
 
 
 @pytest.fixture(scope="session")
+def rotation_probe(stack: Stack, docker_client: docker.DockerClient) -> Iterator[ProbeContainer]:
+    """A client on the stack's backend network as the rotation pass (its image and uid, its
+    material read-only): the one identity that may list the app's names (SCAN)."""
+    container = ProbeContainer(
+        docker_client,
+        docker_client.api.inspect_container(stack.rotation)["Image"],
+        network=stack.backend,
+        mounts={stack.object("rotation-material"): APP_MATERIAL},
+        purpose=f"{stack.name}-rotation",
+    )
+    yield container
+    container.remove()
+
+
+@pytest.fixture(scope="session")
 def redis_host(stack: Stack) -> Any:
     return container_host(stack.redis)
 

@@ -150,16 +150,25 @@ def refused_client_certificate(result: dict[str, Any]) -> bool:
     return result["replies"] == [] and any(r in str(result["error"]) for r in CLIENT_CERT_REFUSED)
 
 
-def app_client_files(material: str = APP_MATERIAL) -> dict[str, str]:
+def client_files(user: str, material: str = APP_MATERIAL) -> dict[str, str]:
+    """An identity's TLS files, as its material volume holds them (<user>.crt/.key)."""
     return {
         "ca": f"{material}/ca.crt",
-        "cert": f"{material}/app.crt",
-        "key": f"{material}/app.key",
+        "cert": f"{material}/{user}.crt",
+        "key": f"{material}/{user}.key",
     }
 
 
+def client_auth(user: str, material: str = APP_MATERIAL) -> list[Any]:
+    return ["AUTH", user, {"file": f"{material}/redis.password"}]
+
+
+def app_client_files(material: str = APP_MATERIAL) -> dict[str, str]:
+    return client_files("app", material)
+
+
 def app_auth(material: str = APP_MATERIAL) -> list[Any]:
-    return ["AUTH", "app", {"file": f"{material}/redis.password"}]
+    return client_auth("app", material)
 
 
 __all__ = [
@@ -170,6 +179,8 @@ __all__ = [
     "app_auth",
     "app_client_files",
     "app_image",
+    "client_auth",
+    "client_files",
     "exec_probe",
     "hardened",
     "image_user",

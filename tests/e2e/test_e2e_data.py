@@ -55,14 +55,14 @@ def test_data__app_reports_its_tls_session_and_cipher(stack: Stack) -> None:
 
 
 def test_data__values_and_key_names_at_rest_are_not_plaintext(
-    stack: Stack, probe: ProbeContainer
+    stack: Stack, rotation_probe: ProbeContainer
 ) -> None:
     """The files are searched once they hold this test's own entry, found by its name in Redis:
     counting entries instead took another worker's write (scripts/test.sh runs two) for this
     one, and an AOF rewrite meanwhile shrinks the count for good."""
     marker = f"e2e-plaintext-{uuid.uuid4().hex}"
     key = f"e2e-key-name-{uuid.uuid4().hex}"
-    name = put_and_find(probe, stack, key, (marker * 4).encode()).encode()
+    name = put_and_find(rotation_probe, stack, key, (marker * 4).encode()).encode()
 
     def written() -> dict[str, bytes] | None:  # appendfsync everysec
         files = redis_files(stack)
@@ -78,14 +78,14 @@ def test_data__values_and_key_names_at_rest_are_not_plaintext(
 
 
 def test_data__a_ciphertext_moved_to_another_key_is_a_miss_and_a_security_event(
-    stack: Stack, probe: ProbeContainer
+    stack: Stack, probe: ProbeContainer, rotation_probe: ProbeContainer
 ) -> None:
     """An attacker with the app's Redis credentials copies one entry over another: the value
     is bound to its key, so the app refuses it (a miss), counts it, and never returns it."""
     run = uuid.uuid4().hex[:8]
     victim, donor = f"e2e-victim-{run}", f"e2e-donor-{run}"
-    victim_name = put_and_find(probe, stack, victim, b"the victim's value")
-    donor_name = put_and_find(probe, stack, donor, b"the donor's value")
+    victim_name = put_and_find(rotation_probe, stack, victim, b"the victim's value")
+    donor_name = put_and_find(rotation_probe, stack, donor, b"the donor's value")
     assert victim_name != donor_name
     assert victim not in victim_name, "the name in Redis reveals the client's key"
     before = integrity_failures(stack)

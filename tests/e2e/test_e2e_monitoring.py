@@ -178,13 +178,16 @@ def test_monitoring__a_healthy_stack_raises_no_alert(prometheus: PrometheusServe
     "setting changes how a swapped value is detected, counted or alerted on"
 )
 def test_monitoring__a_tampered_value_fires_the_integrity_alert(
-    prometheus: PrometheusServer, stack: Stack, probe: ProbeContainer
+    prometheus: PrometheusServer,
+    stack: Stack,
+    probe: ProbeContainer,
+    rotation_probe: ProbeContainer,
 ) -> None:
     """An attacker with the app's Redis credentials overwrites a stored value: the app's
     read is a miss, counted, and CacheIntegrityFailure fires."""
     wait_until_scraped(prometheus, f'secure_cache_integrity_failures_total{{job="{APP_JOB}"}}')
     victim = PROBE_KEYS[0]
-    name = put_and_find(probe, stack, victim, b"the victim's value")
+    name = put_and_find(rotation_probe, stack, victim, b"the victim's value")
     tamper = [app_auth(), ["SET", name, "not an envelope"]]
     result = probe.run("tls", **redis_tls(stack, **app_client_files(), commands=tamper))
     assert result["replies"][1] == "+OK", "the attacker's write went through"
