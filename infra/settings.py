@@ -172,7 +172,7 @@ def load_settings(
         api_token_rotation_generation=reader.integer("apiTokenRotationGeneration", 0, 1_000_000),
         docker_host=_docker_host(config, problems),
     )
-    problems.extend(_cross_checks(settings, reader.failed))
+    problems.extend(_cross_checks(settings, reader.failed, hidden))
     if problems:
         raise SettingsError(stack, where, problems)
     return settings
@@ -394,7 +394,8 @@ def _key_prefix(text: str) -> str:
     try:  # the ACL renderer owns the rule for what a key prefix may look like
         render_acl_file(app_password="x" * 16, healthcheck_password="y" * 16, key_prefix=text)
     except AclError as exc:
-        raise ValueError(str(exc)) from exc
+        # Its message quotes the prefix; _Reader shows the value (or hides a secret one).
+        raise ValueError(str(exc).replace(f"key prefix {text!r} ", "a key prefix ", 1)) from exc
     return text
 
 
@@ -420,53 +421,65 @@ def _docker_host(config: Mapping[str, Any], problems: list[str]) -> str | None:
     return host
 
 
-def _cross_checks(s: StackSettings, failed: set[str]) -> list[str]:
-    """Rules over several keys; a rule is skipped when one of its keys is already invalid."""
+def _cross_checks(s: StackSettings, failed: set[str], hidden: frozenset[str]) -> list[str]:
+    """Rules over several keys; a rule is skipped when one of its keys is already invalid.
+    A value set with --secret (`hidden`) is named, never shown."""
     problems = []
 
     def applies(*keys: str) -> bool:
         return not failed.intersection(keys)
 
+    def shown(key: str, value: object) -> str:
+        return str(_Shown(value, secret=True)) if key in hidden else str(value)
+
+    length = shown("passwordLength", s.password_length)
+    tls_min = shown("tlsMinVersion", s.tls_min_version)
+    validity = shown("certValidityDays", s.cert_validity_days)
+    ca_validity = shown("caValidityDays", s.ca_validity_days)
+    renew = shown("certRenewBeforeDays", s.cert_renew_before_days)
+    memory = shown("redisMemoryMb", s.redis_memory_mb)
+    maxmemory = shown("redisMaxmemoryMb", s.redis_maxmemory_mb)
+
     floor = PASSWORD_FLOOR[s.environment]
     if applies("passwordLength") and s.password_length < floor:
         problems.append(
-            f"{NAMESPACE}:passwordLength is {s.password_length}, below the {s.environment} floor "
+            f"{NAMESPACE}:passwordLength is {length}, below the {s.environment} floor "
             f"of {floor}; set it to {floor} or more (or remove it to use the profile default)"
         )
     required = REQUIRED_TLS_MIN[s.environment]
     if applies("tlsMinVersion") and s.tls_min_version < required:
         problems.append(
-            f"{NAMESPACE}:tlsMinVersion is {s.tls_min_version}, but {s.environment} accepts "
+            f"{NAMESPACE}:tlsMinVersion is {tls_min}, but {s.environment} accepts "
             f"TLSv{required} only; set it to {required} (or remove it)"
         )
     limit = LEAF_VALIDITY_LIMIT[s.environment]
     if applies("certValidityDays") and s.cert_validity_days > limit:
         problems.append(
-            f"{NAMESPACE}:certValidityDays is {s.cert_validity_days}, above the {s.environment} "
+            f"{NAMESPACE}:certValidityDays is {validity}, above the {s.environment} "
             f"limit of {limit} days; set it to {limit} or less (or remove it to use the profile "
             "default)"
         )
     needed = min_memory_limit_mb(s.redis_maxmemory_mb)
     if applies("redisMaxmemoryMb", "redisMemoryMb") and s.redis_memory_mb < needed:
         problems.append(
-            f"{NAMESPACE}:redisMemoryMb ({s.redis_memory_mb}) is too small for "
-            f"{NAMESPACE}:redisMaxmemoryMb ({s.redis_maxmemory_mb}): the AOF rewrite forks Redis, "
+            f"{NAMESPACE}:redisMemoryMb ({memory}) is too small for "
+            f"{NAMESPACE}:redisMaxmemoryMb ({maxmemory}): the AOF rewrite forks Redis, "
             "and under writes the copy can need the whole dataset again, so the kernel would "
             f"kill Redis mid-rewrite; raise redisMemoryMb to at least {needed} (twice "
             "redisMaxmemoryMb plus the server's own memory) or lower redisMaxmemoryMb"
         )
     if applies("certValidityDays", "caValidityDays") and s.cert_validity_days >= s.ca_validity_days:
         problems.append(
-            f"{NAMESPACE}:certValidityDays ({s.cert_validity_days}) must be below "
-            f"{NAMESPACE}:caValidityDays ({s.ca_validity_days}); a leaf cannot outlive its CA"
+            f"{NAMESPACE}:certValidityDays ({validity}) must be below "
+            f"{NAMESPACE}:caValidityDays ({ca_validity}); a leaf cannot outlive its CA"
         )
     if (
         applies("certRenewBeforeDays", "certValidityDays")
         and s.cert_renew_before_days >= s.cert_validity_days
     ):
         problems.append(
-            f"{NAMESPACE}:certRenewBeforeDays ({s.cert_renew_before_days}) must be below "
-            f"{NAMESPACE}:certValidityDays ({s.cert_validity_days}), or every `pulumi up` renews"
+            f"{NAMESPACE}:certRenewBeforeDays ({renew}) must be below "
+            f"{NAMESPACE}:certValidityDays ({validity}), or every `pulumi up` renews"
         )
     return problems
 

@@ -331,3 +331,26 @@ def test_settings_nested_under_the_project_name__say_how_pulumi_wants_them() -> 
         "under `secure-redis:`"
     ) in message
     assert "known:" not in message
+
+
+@pytest.mark.parametrize(
+    ("environment", "key", "value"),
+    [
+        # The key prefix's own check (the ACL renderer's rule) quoted the value it refused.
+        pytest.param("development", "keyPrefix", "n0t-a-prefix-but-a-pasted-password", id="prefix"),
+        # Rules over several keys quoted the values they compared.
+        pytest.param("production", "passwordLength", "25", id="below-the-floor"),
+        pytest.param("production", "certValidityDays", "123", id="above-the-limit"),
+        pytest.param("development", "certRenewBeforeDays", "311", id="cross-key"),
+    ],
+)
+def test_bad_secret_value__is_not_shown_by_any_check(
+    environment: str, key: str, value: str
+) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(
+            "dev", _config(environment, **{key: value}), secret_keys={f"secure-redis:{key}"}
+        )
+    message = str(caught.value)
+    assert f"secure-redis:{key}" in message
+    assert value not in message
