@@ -78,6 +78,7 @@ import redis
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from redis._parsers.base import BaseParser
 from redis.backoff import NoBackoff
 from redis.credentials import CredentialProvider
 from redis.retry import Retry
@@ -260,18 +261,28 @@ class BoundedRespReader:
         head = self._line()
         kind, rest = head[:1], bytes(head[1:])
         if kind == b"*":
-            count = int(rest)
+            count = self._integer(rest)
             return None if count < 0 else [self.reply() for _ in range(count)]
         if kind == b"$":
-            size = int(rest)
+            size = self._integer(rest)
             return None if size < 0 else self._bulk(size)
         if kind == b":":
-            return int(rest)
+            return self._integer(rest)
         if kind == b"+":
             return rest
         if kind == b"-":
-            raise redis.ResponseError(rest.decode(errors="replace"))
+            # redis-py's own mapping (NOPERM -> NoPermissionError, ...): the collector logs
+            # the class.
+            raise BaseParser.parse_error(rest.decode(errors="replace"))  # type: ignore[no-untyped-call]
         raise redis.InvalidResponse(f"unexpected RESP type {kind!r}")
+
+    @staticmethod
+    def _integer(text: bytes) -> int:
+        """A RedisError for a malformed reply, so that the collector answers redis_up 0."""
+        try:
+            return int(text)
+        except ValueError:
+            raise redis.InvalidResponse("malformed RESP integer") from None
 
     def _fill(self) -> None:
         data = self._recv(_READ_BYTES)

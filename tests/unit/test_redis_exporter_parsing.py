@@ -257,9 +257,21 @@ def test_bounded_reader__keeps_short_fields_and_drops_long_ones(chunk: int) -> N
     assert summary.events == {"auth": 1, "command": 0, "key": 3, "channel": 0}
 
 
-def test_bounded_reader__an_error_reply_raises_it() -> None:
-    with pytest.raises(redis.ResponseError, match="NOPERM"):
+def test_bounded_reader__an_error_reply_raises_it_as_redis_py_would() -> None:
+    """The exporter logs the class: NoPermissionError says its grant lost ACL LOG."""
+    with pytest.raises(redis.exceptions.NoPermissionError, match="no permissions"):
         BoundedRespReader(_recv_from(b"-NOPERM no permissions\r\n", 5)).reply()
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [b"*x\r\n", b"$1O\r\nabc\r\n", b":\r\n", b"%1\r\n"],
+    ids=["count", "size", "int", "type"],
+)
+def test_bounded_reader__a_malformed_reply_is_a_redis_error(reply: bytes) -> None:
+    """A RedisError, so the collector answers redis_up 0 instead of failing the scrape."""
+    with pytest.raises(redis.exceptions.InvalidResponse):
+        BoundedRespReader(_recv_from(reply, 64)).reply()
 
 
 def test_bounded_reader__a_reply_cut_short_is_a_connection_error() -> None:
