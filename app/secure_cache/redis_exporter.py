@@ -321,13 +321,19 @@ def acl_log_entries(reply: RespValue) -> list[dict[str, Any]]:
         entry: dict[str, Any] = {}
         for name, value in zip(fields[::2], fields[1::2], strict=False):
             if isinstance(name, bytes):
-                entry[name.decode()] = value.decode() if isinstance(value, bytes) else value
+                # errors="replace", as redis-py decodes: any identity can put a short
+                # non-UTF-8 name into the log, and a strict decode failed every scrape.
+                entry[_text(name)] = _text(value) if isinstance(value, bytes) else value
         try:
             entry["age-seconds"] = float(entry["age-seconds"])
         except (KeyError, TypeError, ValueError):
             entry.pop("age-seconds", None)
         entries.append(entry)
     return entries
+
+
+def _text(value: bytes) -> str:
+    return value.decode("utf-8", errors="replace")
 
 
 def read_acl_log(client: redis.Redis) -> list[dict[str, Any]]:

@@ -49,3 +49,17 @@ def test_a_scrape_of_a_full_acl_log__holds_less_than_one_of_its_arguments(
     assert b'redis_acl_log_entries{reason="key"} 8.0' in body
     assert b'redis_acl_log_events{reason="key"} 8.0' in body
     assert peak < ARGUMENT_BYTES, f"one scrape held {peak >> 20} MiB"
+
+
+def test_a_denial_of_a_name_that_is_not_utf8__is_still_scraped(
+    exporter_redis: ExporterRedis,
+) -> None:
+    """Any identity can put a short non-UTF-8 key name into ACL LOG (the app: GET other:\\xff);
+    the reader keeps short fields, and decoding one strictly failed every scrape (no redis_up,
+    no WRONGPASS or NOPERM counted) until the entry left the log."""
+    app = exporter_redis.server.app_redis()
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        app.get(b"other:\xff\xfe")
+    body = generate_latest(registry_for(connect(exporter_redis.settings())))
+    assert b"\nredis_up 1.0\n" in body
+    assert b'redis_acl_log_entries{reason="key"} 1.0' in body

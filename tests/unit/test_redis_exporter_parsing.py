@@ -17,6 +17,7 @@ from secure_cache.errors import ConfigurationError
 from secure_cache.redis_exporter import (
     BoundedRespReader,
     ExporterSettings,
+    RespValue,
     acl_log_entries,
     acl_log_families,
     info_families,
@@ -277,3 +278,10 @@ def test_bounded_reader__a_malformed_reply_is_a_redis_error(reply: bytes) -> Non
 def test_bounded_reader__a_reply_cut_short_is_a_connection_error() -> None:
     with pytest.raises(redis.ConnectionError):
         BoundedRespReader(_recv_from(ACL_LOG_REPLY[:1000], 64)).reply()
+
+
+def test_acl_log_entries__a_name_that_is_not_utf8_is_read_as_redis_py_reads_it() -> None:
+    reply: RespValue = [[b"reason", b"key", b"object", b"other:\xff", b"age-seconds", b"2"]]
+    assert acl_log_entries(reply) == [
+        {"reason": "key", "object": "other:\ufffd", "age-seconds": 2.0}
+    ]
