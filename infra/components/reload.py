@@ -25,6 +25,7 @@ from typing import Final
 import pulumi
 import pulumi_docker as docker
 
+from infra.components.hardening import hardened_job
 from infra.components.material import (
     MaterialFile,
     MaterialVolume,
@@ -36,6 +37,7 @@ from infra.redis_acl import RELOAD_USER
 
 RELOAD_CONSUMER: Final = "reload"
 JOB_MEMORY_MB: Final = 32
+JOB_CPUS: Final = 0.25
 RELOAD_TLS_WORDS: Final = ("CONFIG", "SET")
 RELOAD_ACL_WORDS: Final = ("ACL", "LOAD")
 
@@ -151,7 +153,6 @@ class RedisReload(pulumi.ComponentResource):
         after: list[pulumi.Resource],
     ) -> docker.Container:
         revision = pulumi.Output.all(*content).apply(revision_hash)
-        uid = str(args.uid)
         return docker.Container(
             f"{self._prefix}-{what}",
             name=object_name(args.stack, f"{RELOAD_CONSUMER}-{what}"),
@@ -172,28 +173,15 @@ class RedisReload(pulumi.ComponentResource):
                 )
             ],
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.backend_network)],
-            user=f"{uid}:{uid}",
-            ulimits=[docker.ContainerUlimitArgs(name="nproc", soft=args.nproc, hard=args.nproc)],
             # Runs once to completion; a failed reload fails the `up` that needed it.
             attach=True,
-            must_run=False,
-            restart="no",
-            read_only=True,
-            privileged=False,
-            capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]),
-            security_opts=["no-new-privileges:true"],
-            ipc_mode="private",
-            memory=JOB_MEMORY_MB,
-            memory_swap=JOB_MEMORY_MB,
-            cpus="0.25",
-            healthcheck=docker.ContainerHealthcheckArgs(
-                tests=job_healthcheck_test(args.material_dir),
-                interval="5s",
-                timeout="3s",
-                retries=3,
+            **hardened_job(
+                uid=args.uid,
+                memory_mb=JOB_MEMORY_MB,
+                cpus=JOB_CPUS,
+                nproc=args.nproc,
+                healthcheck=job_healthcheck_test(args.material_dir),
             ),
-            log_driver="json-file",
-            log_opts={"max-size": "1m", "max-file": "1"},
             labels=container_labels(args.stack, Role.DATA, {MATERIAL_LABEL: revision}),
             opts=named_options(self, depends_on=after),
         )

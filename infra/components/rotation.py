@@ -30,7 +30,7 @@ import pulumi
 import pulumi_docker as docker
 
 from infra.components.app_image import MATERIAL_DIR, app_image_parts
-from infra.components.hardening import TMP_DIR, TMPFS_OPTIONS
+from infra.components.hardening import TMP_DIR, TMPFS_OPTIONS, hardened_job
 from infra.components.material import MaterialFile, MaterialVolume
 from infra.naming import Role, container_labels, named_options, object_name
 from infra.redis_acl import ROTATION_USER
@@ -128,7 +128,6 @@ class RotationPass(pulumi.ComponentResource):
             material_after=args.material_after,
         )
         self.image, self.material = parts.image, parts.material
-        uid = str(self.uid)
         self.container = docker.Container(
             f"{name}-container",
             name=self.container_name,
@@ -149,26 +148,14 @@ class RotationPass(pulumi.ComponentResource):
             dns_opts=["timeout:1", "attempts:1"],
             # Declared, never started by an up: scripts/rotate.sh starts it.
             start=False,
-            must_run=False,
-            restart="no",
-            user=f"{uid}:{uid}",
-            ulimits=[
-                docker.ContainerUlimitArgs(name="nproc", soft=ROTATION_NPROC, hard=ROTATION_NPROC)
-            ],
-            read_only=True,
             tmpfs={TMP_DIR: TMPFS_OPTIONS},
-            privileged=False,
-            capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]),
-            security_opts=["no-new-privileges:true"],
-            ipc_mode="private",
-            memory=ROTATION_MEMORY_MB,
-            memory_swap=ROTATION_MEMORY_MB,
-            cpus=f"{ROTATION_CPUS:g}",
-            healthcheck=docker.ContainerHealthcheckArgs(
-                tests=rotation_healthcheck_test(), interval="5s", timeout="3s", retries=3
+            **hardened_job(
+                uid=self.uid,
+                memory_mb=ROTATION_MEMORY_MB,
+                cpus=ROTATION_CPUS,
+                nproc=ROTATION_NPROC,
+                healthcheck=rotation_healthcheck_test(),
             ),
-            log_driver="json-file",
-            log_opts={"max-size": "1m", "max-file": "1"},
             labels=container_labels(stack, Role.ROTATION),
             opts=named_options(self, depends_on=[self.material, *args.depends_on]),
         )
