@@ -461,12 +461,19 @@ def _cross_checks(s: StackSettings, failed: set[str], hidden: frozenset[str]) ->
         )
     needed = min_memory_limit_mb(s.redis_maxmemory_mb)
     if applies("redisMaxmemoryMb", "redisMemoryMb") and s.redis_memory_mb < needed:
+        # The minimum is 2 * redisMaxmemoryMb plus a constant: it would give a secret one away.
+        at_least = (
+            f"at least twice redisMaxmemoryMb plus {min_memory_limit_mb(0)} (the server's own "
+            "memory)"
+            if "redisMaxmemoryMb" in hidden
+            else f"at least {needed} (twice redisMaxmemoryMb plus the server's own memory)"
+        )
         problems.append(
             f"{NAMESPACE}:redisMemoryMb ({memory}) is too small for "
             f"{NAMESPACE}:redisMaxmemoryMb ({maxmemory}): the AOF rewrite forks Redis, "
             "and under writes the copy can need the whole dataset again, so the kernel would "
-            f"kill Redis mid-rewrite; raise redisMemoryMb to at least {needed} (twice "
-            "redisMaxmemoryMb plus the server's own memory) or lower redisMaxmemoryMb"
+            f"kill Redis mid-rewrite; raise redisMemoryMb to {at_least} or lower "
+            "redisMaxmemoryMb"
         )
     if applies("certValidityDays", "caValidityDays") and s.cert_validity_days >= s.ca_validity_days:
         problems.append(

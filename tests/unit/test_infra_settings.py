@@ -15,6 +15,7 @@ from pulumi.runtime import config as runtime_config
 from infra.mock_engine import RecordingMonitor
 from infra.pki import KeyAlgorithm
 from infra.profiles import Environment
+from infra.redis_conf import min_memory_limit_mb
 from infra.settings import (
     REPO_ROOT,
     SettingsError,
@@ -354,3 +355,19 @@ def test_bad_secret_value__is_not_shown_by_any_check(
     message = str(caught.value)
     assert f"secure-redis:{key}" in message
     assert value not in message
+
+
+def test_secret_maxmemory__is_not_given_away_by_the_memory_minimum() -> None:
+    """The minimum redisMemoryMb is twice redisMaxmemoryMb plus a constant: printed as a
+    number, it told a maxmemory set with --secret."""
+    with pytest.raises(SettingsError) as caught:
+        load_settings(
+            "dev",
+            _config("development", redisMaxmemoryMb="300"),
+            secret_keys={"secure-redis:redisMaxmemoryMb"},
+        )
+    message = str(caught.value)
+    assert "secure-redis:redisMemoryMb" in message
+    assert "300" not in message
+    assert str(min_memory_limit_mb(300)) not in message
+    assert f"twice redisMaxmemoryMb plus {min_memory_limit_mb(0)}" in message
