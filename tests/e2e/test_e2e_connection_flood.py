@@ -60,8 +60,11 @@ def test_attack__a_connection_flood_is_refused_past_maxclients_and_redis_serves_
     assert flood["opened"] == FLOOD, f"positive control: the probe opened {flood}"
     kept = flood["opened"] - flood["closed_by_server"]
     assert kept <= MAX_CLIENTS, f"Redis held {kept} connections, past maxclients {MAX_CLIENTS}"
-    assert used < limit, f"Redis used {used >> 20} MiB of its {limit >> 20} MiB limit"
-    assert restarts(docker_client, stack.redis)[:2] == (before[0], False)
+    # Within its memory limit: the kernel would have OOM-killed it otherwise (the cgroup's
+    # usage itself never passes the limit, so comparing the two could not fail).
+    assert restarts(docker_client, stack.redis)[:2] == (before[0], False), (
+        f"Redis restarted or was OOM-killed; it used {used >> 20} of {limit >> 20} MiB"
+    )
     wait_healthy(docker_client, stack.redis)
     # A new client (the app's certificate and password) is served again.
     replies = session(probe, stack, [app_auth(), ["PING"]])
