@@ -10,7 +10,7 @@ import pulumi_docker as docker
 
 from infra.components.app_image import MATERIAL_DIR, app_image_parts
 from infra.components.hardening import hardened_runtime
-from infra.components.material import MaterialFile, MaterialVolume
+from infra.components.material import MaterialFile, MaterialVolume, client_identity_files
 from infra.naming import Role, container_labels, named_options, object_name
 from infra.redis_acl import APP_USER
 from infra.redis_conf import VALUE_LIMIT_BYTES
@@ -138,10 +138,9 @@ class CacheApp(pulumi.ComponentResource):
             consumer=Role.APP,
             uid=self.uid,
             files=(
-                MaterialFile("ca.crt", files.ca_cert, secret=False),
-                MaterialFile("app.crt", files.client_cert, secret=False),
-                MaterialFile("app.key", files.client_key, secret=True),
-                MaterialFile("redis.password", files.redis_password, secret=True),
+                *client_identity_files(
+                    "app", files.ca_cert, files.client_cert, files.client_key, files.redis_password
+                ),
                 MaterialFile("data.key", files.data_key, secret=True),
                 MaterialFile("data.previous-keys", files.previous_data_keys, secret=True),
                 MaterialFile("api.token", files.api_token, secret=True),

@@ -25,7 +25,7 @@ import pulumi_docker as docker
 
 from infra.components.app_image import MATERIAL_DIR, app_image_parts
 from infra.components.hardening import hardened_runtime
-from infra.components.material import MaterialFile, MaterialVolume
+from infra.components.material import MaterialVolume, client_identity_files
 from infra.naming import Role, container_labels, named_options, object_name
 from infra.redis_acl import EXPORTER_USER
 from infra.runtime_ids import runtime_id
@@ -108,10 +108,9 @@ class RedisExporter(pulumi.ComponentResource):
             consumer=EXPORTER_NAME,
             uid=self.uid,
             files=(
-                MaterialFile("ca.crt", files.ca_cert, secret=False),
-                MaterialFile("exporter.crt", files.client_cert, secret=False),
-                MaterialFile("exporter.key", files.client_key, secret=True),
-                MaterialFile("redis.password", files.password, secret=True),
+                *client_identity_files(
+                    "exporter", files.ca_cert, files.client_cert, files.client_key, files.password
+                ),
             ),
             revisions=args.revisions,
             material_after=args.material_after,

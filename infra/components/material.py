@@ -78,6 +78,24 @@ class MaterialFile:
     """Overrides the mode (e.g. 0400 for a non-secret ACL file); default by `secret`."""
 
 
+def client_identity_files(
+    identity: str,
+    ca_cert: pulumi.Input[str],
+    client_cert: pulumi.Input[str],
+    client_key: pulumi.Input[str],
+    password: pulumi.Input[str],
+    auth_file: str = "redis.password",
+) -> tuple[MaterialFile, ...]:
+    """What a Redis client identity reads from its volume, in this order: the CA, its own
+    certificate and key (`<identity>.crt`, `<identity>.key`) and its password (`auth_file`)."""
+    return (
+        MaterialFile("ca.crt", ca_cert, secret=False),
+        MaterialFile(f"{identity}.crt", client_cert, secret=False),
+        MaterialFile(f"{identity}.key", client_key, secret=True),
+        MaterialFile(auth_file, password, secret=True),
+    )
+
+
 @dataclass(frozen=True)
 class MaterialVolumeArgs:
     stack: str
@@ -203,6 +221,7 @@ __all__ = [
     "MaterialFile",
     "MaterialVolume",
     "MaterialVolumeArgs",
+    "client_identity_files",
     "init_healthcheck_test",
     "material_revision",
     "revision_hash",

@@ -27,9 +27,9 @@ import pulumi_docker as docker
 
 from infra.components.hardening import hardened_job
 from infra.components.material import (
-    MaterialFile,
     MaterialVolume,
     MaterialVolumeArgs,
+    client_identity_files,
     revision_hash,
 )
 from infra.naming import MATERIAL_LABEL, Role, container_labels, named_options, object_name
@@ -128,10 +128,14 @@ class RedisReload(pulumi.ComponentResource):
                 uid=args.uid,
                 mount_path=args.material_dir,
                 files=(
-                    MaterialFile("ca.crt", files.ca_bundle, secret=False),
-                    MaterialFile("reload.crt", files.client_cert, secret=False),
-                    MaterialFile("reload.key", files.client_key, secret=True),
-                    MaterialFile("reload.password", files.password, secret=True),
+                    *client_identity_files(
+                        "reload",
+                        files.ca_bundle,
+                        files.client_cert,
+                        files.client_key,
+                        files.password,
+                        auth_file="reload.password",
+                    ),
                 ),
                 revisions=args.revisions,
             ),

@@ -31,7 +31,7 @@ import pulumi_docker as docker
 
 from infra.components.app_image import MATERIAL_DIR, app_image_parts
 from infra.components.hardening import TMP_DIR, TMPFS_OPTIONS, hardened_job
-from infra.components.material import MaterialFile, MaterialVolume
+from infra.components.material import MaterialFile, MaterialVolume, client_identity_files
 from infra.naming import Role, container_labels, named_options, object_name
 from infra.redis_acl import ROTATION_USER
 from infra.runtime_ids import runtime_id
@@ -117,10 +117,9 @@ class RotationPass(pulumi.ComponentResource):
             consumer=Role.ROTATION,
             uid=self.uid,
             files=(
-                MaterialFile("ca.crt", files.ca_cert, secret=False),
-                MaterialFile("rotation.crt", files.client_cert, secret=False),
-                MaterialFile("rotation.key", files.client_key, secret=True),
-                MaterialFile("redis.password", files.password, secret=True),
+                *client_identity_files(
+                    "rotation", files.ca_cert, files.client_cert, files.client_key, files.password
+                ),
                 MaterialFile("data.key", files.data_key, secret=True),
                 MaterialFile("data.previous-keys", files.previous_data_keys, secret=True),
             ),
