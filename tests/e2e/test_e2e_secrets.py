@@ -32,8 +32,16 @@ SECRET_FILES = {
     "redis": ["server.key", "healthcheck.key", "healthcheck.password"],
     "app": ["app.key", "redis.password", "data.key", "api.token"],
     "redis-exporter": ["exporter.key", "redis.password"],
+    # data.previous-keys is empty while no rotation is under way: nothing to search for.
+    "rotation": ["rotation.key", "redis.password", "data.key"],
 }
-ROLE_OF = {"redis": Role.REDIS, "app": Role.APP, "redis-exporter": Role.EXPORTER}
+ROLE_OF = {
+    "redis": Role.REDIS,
+    "app": Role.APP,
+    "redis-exporter": Role.EXPORTER,
+    "rotation": Role.ROTATION,
+}
+MATERIAL_OWNERS = tuple(ROLE_OF)
 
 
 def uid_of(stack: Stack, role: str) -> int:
@@ -41,7 +49,12 @@ def uid_of(stack: Stack, role: str) -> int:
     return runtime_id(stack.name, ROLE_OF[role])
 
 
-MATERIAL = {"redis": REDIS_MATERIAL, "app": APP_MATERIAL, "redis-exporter": APP_MATERIAL}
+MATERIAL = {
+    "redis": REDIS_MATERIAL,
+    "app": APP_MATERIAL,
+    "redis-exporter": APP_MATERIAL,
+    "rotation": APP_MATERIAL,
+}
 # PEM files: their first base64 line is the needle; other secrets: the whole (stripped) file.
 # A secret file that is missing, empty or unreadable, or whose needle comes out empty, stops the
 # search with an error (an empty needle would otherwise read as "not leaked"). Per file it
@@ -92,19 +105,23 @@ def leaked(host: Any, files: list[str], haystack: str) -> list[str]:
 
 
 def haystacks(stack: Stack, role: str, client: docker.DockerClient) -> dict[str, str]:
-    """Everything about a running container that an operator or attacker can read."""
+    """Everything about a container that an operator or attacker can read: from the engine,
+    and from its process while it runs (the rotation pass runs only under scripts/rotate.sh;
+    its environment and argv are in docker inspect)."""
     name = stack.object(role)
     info = client.api.inspect_container(name)
     image = info["Image"]
-    inside = container_host(name)
-    return {
+    found = {
         "docker inspect": json.dumps(info),
         "docker image inspect": json.dumps(client.api.inspect_image(image)),
         "docker history": docker_cli("history", "--no-trunc", "--format", "{{.CreatedBy}}", image),
         "docker logs": client.api.logs(name, tail=500).decode(errors="replace"),
-        "/proc/1/environ": _text(inside.file("/proc/1/environ").content),
-        "/proc/1/cmdline": _text(inside.file("/proc/1/cmdline").content),
     }
+    if info["State"]["Running"]:
+        inside = container_host(name)
+        found["/proc/1/environ"] = _text(inside.file("/proc/1/environ").content)
+        found["/proc/1/cmdline"] = _text(inside.file("/proc/1/cmdline").content)
+    return found
 
 
 def _text(raw: bytes) -> str:
@@ -112,13 +129,18 @@ def _text(raw: bytes) -> str:
 
 
 @pytest.fixture(scope="module")
-def readers(stack: Stack, probe: ProbeContainer) -> dict[str, Any]:
-    """Where each material's secrets can be read: Redis' own container; the app's probe."""
-    return {"redis": container_host(stack.redis), "app": probe.host}
+def readers(stack: Stack, probe: ProbeContainer, rotation_probe: ProbeContainer) -> dict[str, Any]:
+    """Where each material's secrets can be read: Redis' own container; the app's probe; the
+    rotation pass's probe (its image, uid and material)."""
+    return {
+        "redis": container_host(stack.redis),
+        "app": probe.host,
+        "rotation": rotation_probe.host,
+    }
 
 
-@pytest.mark.parametrize("owner", ["redis", "app"])
-@pytest.mark.parametrize("observed", ["redis", "app"])
+@pytest.mark.parametrize("owner", ["redis", "app", "rotation"])
+@pytest.mark.parametrize("observed", ["redis", "app", "rotation"])
 def test_secrets__appear_nowhere_outside_the_material_files(
     stack: Stack,
     docker_client: docker.DockerClient,
@@ -173,9 +195,21 @@ def test_secrets__leak_check_fails_on_a_secret_it_cannot_read(
     host.run("rm -f /tmp/fake-absent")
 
 
-@pytest.mark.parametrize("role", ["redis", "app", "redis-exporter"])
-def test_secrets__material_modes_and_owner(stack: Stack, role: str) -> None:
-    entries = stat_dir(container_host(stack.object(role)), MATERIAL[role])
+@pytest.fixture(scope="module")
+def material_hosts(stack: Stack, rotation_probe: ProbeContainer) -> dict[str, Any]:
+    """Where each material volume can be looked at as its owner: the running container, or
+    for the rotation pass (stopped between runs) a probe with its image, uid and volume."""
+    hosts = {
+        role: container_host(stack.object(role)) for role in ("redis", "app", "redis-exporter")
+    }
+    return {**hosts, "rotation": rotation_probe.host}
+
+
+@pytest.mark.parametrize("role", MATERIAL_OWNERS)
+def test_secrets__material_modes_and_owner(
+    stack: Stack, material_hosts: dict[str, Any], role: str
+) -> None:
+    entries = stat_dir(material_hosts[role], MATERIAL[role])
     owner = uid_of(stack, role)
     assert entries.pop(".") == (0o700, owner, owner), "the directory: 0700, its owner"
     for name, (mode, uid, _gid) in entries.items():
@@ -193,9 +227,9 @@ def test_secrets__material_modes_and_owner(stack: Stack, role: str) -> None:
             assert mode == 0o444, f"{name}: {oct(mode)}"
 
 
-@pytest.mark.parametrize("role", ["redis", "app", "redis-exporter"])
-def test_secrets__no_ca_private_key_is_delivered(stack: Stack, role: str) -> None:
-    host = container_host(stack.object(role))
+@pytest.mark.parametrize("role", MATERIAL_OWNERS)
+def test_secrets__no_ca_private_key_is_delivered(material_hosts: dict[str, Any], role: str) -> None:
+    host = material_hosts[role]
     keys = {n for n in host.file(MATERIAL[role]).listdir() if n.endswith(".key")}
     assert keys == {n for n in SECRET_FILES[role] if n.endswith(".key")}, "only leaf keys"
 
@@ -225,7 +259,7 @@ def test_secrets__no_private_key_in_the_image(
     assert output.decode().split() == []
 
 
-@pytest.mark.parametrize("role", ["redis", "app", "redis-exporter"])
+@pytest.mark.parametrize("role", MATERIAL_OWNERS)
 def test_secrets__the_exited_initialiser_keeps_no_staged_file(
     stack: Stack, docker_client: docker.DockerClient, role: str
 ) -> None:
