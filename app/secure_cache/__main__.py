@@ -33,6 +33,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Final, NoReturn
 from urllib.parse import urlsplit
 
@@ -53,6 +54,8 @@ EXIT_SERVE: Final = 6
 _HEALTH_TIMEOUT_S: Final = 3.0
 _LOCAL_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 _MAX_TTL_SECONDS: Final = 10 * 365 * 86400
+MODULE_PROG: Final = "python -m secure_cache"
+CONSOLE_PROG: Final = "secure-cache"  # app/pyproject.toml [project.scripts]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -89,8 +92,8 @@ def _bounded(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m secure_cache", description="Encrypted cache over TLS Redis.")
+def _parser(prog: str) -> argparse.ArgumentParser:
+    parser = _Parser(prog=prog, description="Encrypted cache over TLS Redis.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     get = sub.add_parser("get", help="print a value")
     get.add_argument("key", type=_key)
@@ -171,8 +174,9 @@ def _serve() -> int:
     return EXIT_OK
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, *, prog: str = MODULE_PROG) -> int:
+    """Run one command; `prog` is how the usage and error lines name the program."""
+    args = _parser(prog).parse_args(argv)
     if args.command == "healthcheck":
         return _healthcheck(args.url)
     _configure_logging()
@@ -285,8 +289,11 @@ _COMMANDS: Final[dict[str, Callable[[SecureCache, argparse.Namespace], int]]] = 
 
 def run() -> int:
     """main() for the console: a reader that goes away (`| head -1`) ends it quietly."""
+    # The installed console script (app/pyproject.toml) is named in its own usage lines;
+    # `python -m secure_cache` is named as such.
+    started = Path(sys.argv[0]).name
     try:
-        return main()
+        return main(prog=CONSOLE_PROG if started == CONSOLE_PROG else MODULE_PROG)
     except BrokenPipeError:
         # Python flushes stdout again at exit; point it at devnull so that fails silently too.
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -228,3 +228,22 @@ def test_cli__nothing_listening_says_network(tls_redis: TlsRedisServer, tmp_path
     env = cache_environ(tls_redis, tmp_path / "s", REDIS_URL=f"rediss://127.0.0.1:{port}")
     stderr = _one_line_error(_cli(env, "get", "k"), 4)
     assert f"network: cannot reach redis at 127.0.0.1:{port}" in stderr
+
+
+@pytest.mark.parametrize("started_as", ["console script", "module"])
+def test_cli__usage_names_the_command_it_was_started_as(tmp_path: Path, started_as: str) -> None:
+    """`secure-cache` (the installed console script) and `python -m secure_cache` each show
+    the command the operator typed in their usage and error lines."""
+    if started_as == "module":
+        argv, expected = [sys.executable, "-m", "secure_cache"], "python -m secure_cache"
+    else:
+        # What pip writes for app/pyproject.toml's [project.scripts] entry.
+        script = tmp_path / "secure-cache"
+        script.write_text("import sys\nfrom secure_cache.__main__ import run\nsys.exit(run())\n")
+        argv, expected = [sys.executable, str(script)], "secure-cache"
+    wrong = subprocess.run([*argv, "no-such-command"], capture_output=True, timeout=60, check=False)
+    assert wrong.returncode == 2
+    assert wrong.stderr.decode().startswith(f"{expected}: error: "), wrong.stderr
+    helped = subprocess.run([*argv, "--help"], capture_output=True, timeout=60, check=False)
+    assert helped.returncode == 0
+    assert helped.stdout.decode().startswith(f"usage: {expected} "), helped.stdout
