@@ -4,8 +4,9 @@ For each planned object: `create` when the state has none (or the engine lost it
 when its declared properties differ (every pulumi-docker Container, Network and Image property
 the program sets forces a replacement), otherwise `same`. A container is also replaced when a
 network it joins is replaced (Docker removes no network with containers on it; the engine
-replaces such dependents too) or when its image is rebuilt. Volumes are never replaced or
-removed by `up`: a changed declaration is reported and left alone, only `down` removes them.
+replaces such dependents too) or when its image is rebuilt into another image ID. Volumes
+are never replaced or removed by `up`: a changed declaration is reported and left alone, only
+`down` removes them.
 Objects the state has and the plan no longer declares are deleted (volumes: forgotten).
 
 Reasons are property paths (`uploads[4].content`, `labels`), never values.
@@ -33,6 +34,10 @@ from infra.render import format_path
 
 DOCKER_TYPES: Final = frozenset({CONTAINER, IMAGE, NETWORK, VOLUME})
 MISSING: Final = "missing from the Docker engine, or stopped although declared mustRun"
+# A container whose only change is its image's rebuild is replaced only when the build gives
+# another image ID (engine.py decides once it has built): the engine passes the image's
+# repoDigest to the container, and an equal digest is no change to it.
+IMAGE_REBUILT: Final = "its image is rebuilt (kept if the build gives the same image ID)"
 VOLUME_KEPT: Final = "volumes are only removed by down; the existing one is kept"
 # Long lists (uploads, mounts) are reported per item, nested objects per key, up to this depth.
 _MAX_DEPTH: Final = 3
@@ -114,7 +119,7 @@ def _replace_dependents(plan: Plan, changes: dict[str, Change]) -> None:
             continue
         why = [f"network {e.network} is recreated" for e in spec.endpoints if e.network in networks]
         if spec.image in rebuilt:
-            why.append("its image is rebuilt")
+            why.append(IMAGE_REBUILT)
         if why:
             changes[step.urn] = Change(change.urn, change.type, change.name, Op.REPLACE, tuple(why))
 
@@ -132,4 +137,20 @@ def summary(changes: Sequence[Change]) -> str:
     return ", ".join(f"{counts[op]} {words[op]}" for op in Op if counts[op]) or "nothing"
 
 
-__all__ = ["DOCKER_TYPES", "MISSING", "VOLUME_KEPT", "changed_paths", "docker_changes", "summary"]
+def rebuilt_image_only(change: Change) -> bool:
+    """A container to replace only if its rebuilt image turns out different (IMAGE_REBUILT)."""
+    return (
+        change.type == CONTAINER and change.op is Op.REPLACE and change.reasons == (IMAGE_REBUILT,)
+    )
+
+
+__all__ = [
+    "DOCKER_TYPES",
+    "IMAGE_REBUILT",
+    "MISSING",
+    "VOLUME_KEPT",
+    "changed_paths",
+    "docker_changes",
+    "rebuilt_image_only",
+    "summary",
+]

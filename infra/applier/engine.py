@@ -19,9 +19,9 @@ import docker
 from docker.errors import APIError, BuildError, DockerException, NotFound
 from requests.exceptions import RequestException
 
-from infra.applier.diff import DOCKER_TYPES, docker_changes
+from infra.applier.diff import DOCKER_TYPES, docker_changes, rebuilt_image_only
 from infra.applier.errors import ApplyError
-from infra.applier.plan import Plan
+from infra.applier.plan import Plan, Step
 from infra.applier.state import ResourceState, StackState
 from infra.applier.translate import (
     CONTAINER,
@@ -103,7 +103,11 @@ class LocalApplier:
         save = checkpoint or (lambda _state: None)
         by_urn = {c.urn: c for c in changes}
         self._refuse_name_clashes(plan, {c.urn for c in changes if c.op is Op.CREATE})
-        leaving = [c for c in changes if c.op in (Op.REPLACE, Op.DELETE)]
+        # Containers replaced only because their image is rebuilt wait for the build: a
+        # build giving the same image ID (a checkout moved elsewhere, so the declared context
+        # path changed) leaves them running, as the engine would (diff.IMAGE_REBUILT).
+        deferred = {c.urn for c in changes if rebuilt_image_only(c)}
+        leaving = [c for c in changes if c.op in (Op.REPLACE, Op.DELETE) and c.urn not in deferred]
         for kind in (CONTAINER, NETWORK, IMAGE, VOLUME):
             for change in reversed([c for c in leaving if c.type == kind]):
                 prior = state.resources.get(change.urn)
@@ -123,6 +127,8 @@ class LocalApplier:
             if change.op is Op.SAME:
                 continue
             spec = step.spec
+            if step.urn in deferred and not self._replace_for_image(step, state, image_ids, save):
+                continue
             start = time.monotonic()
             outputs: dict[str, Any] = {}
             with _engine_errors(f"{_kind(spec)} {_label(spec)}"):
@@ -149,6 +155,27 @@ class LocalApplier:
             save(state)
             self.say(f"{_kind(spec)} {_label(spec)} ready ({time.monotonic() - start:.1f}s)")
         return applied
+
+    def _replace_for_image(
+        self,
+        step: Step,
+        state: StackState,
+        image_ids: dict[str, str],
+        save: Checkpoint,
+    ) -> bool:
+        """For a container whose image was rebuilt: remove it when the image ID changed
+        (True: create it again); keep it running when the build gave the same image."""
+        spec = step.spec
+        assert isinstance(spec, ContainerSpec)
+        prior = state.resources[step.urn]
+        if image_ids.get(spec.image) == prior.outputs.get("imageId"):
+            self.say(f"container {_label(spec)} kept: its image was rebuilt to the same image ID")
+            return False
+        with _engine_errors(f"removing {prior.name}"):
+            self._remove(CONTAINER, prior)
+        state.resources.pop(step.urn, None)
+        save(state)
+        return True
 
     def missing(self, plan: Plan, state: StackState) -> frozenset[str]:
         """URNs of planned objects the state has but the Docker engine no longer does."""

@@ -16,6 +16,7 @@ import pytest
 from infra.applier.engine import LocalApplier
 from infra.applier.errors import ApplyError
 from infra.applier.plan import plan_stack
+from infra.applier.state import StackState
 from infra.naming import STACK_LABEL
 from infra.pulumi_names import CONTAINER, IMAGE, NETWORK, VOLUME
 from infra.render import RenderedResource
@@ -216,3 +217,43 @@ def test_applier__image_without_the_stack_label_is_refused_and_not_left_behind(
     with pytest.raises(ApplyError, match=f"has no label {STACK_LABEL}={stack}"):
         apply(applier, stack, image(tmp_path, stack, "bare", labelled=False))
     assert not docker_client.images.list(name=f"{stack}-img")
+
+
+def test_applier__a_rebuild_into_the_same_image_keeps_its_container_running(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient, tmp_path: Path
+) -> None:
+    """The same build context at another path (a checkout moved or cloned elsewhere) changes
+    the image's declaration and rebuilds it, into the same image ID: its container is kept,
+    as the engine keeps a container whose image input (the repoDigest) did not change. A
+    changed context gives another image, and the container is replaced."""
+    stack, applier = scratch
+    state = StackState(stack)
+
+    def deploy(context: Path, content: str) -> str:
+        context.mkdir(exist_ok=True)
+        (context / "Dockerfile").write_text(
+            f"FROM {BASE}\nLABEL e2e.content={content}\n"
+            "ARG SECURE_REDIS_STACK=unset\nLABEL io.secure-redis.stack=$SECURE_REDIS_STACK\n"
+        )
+        digest = "sha256:" + "0" * 64  # the render's placeholder for the built image's ID
+        built = declared(
+            IMAGE,
+            "img",
+            {
+                "imageName": f"{stack}-img:{content}",
+                "skipPush": True,
+                "build": {"context": str(context), "args": {"SECURE_REDIS_STACK": stack}},
+            },
+            outputs={"repoDigest": digest},
+        )
+        running = container(stack, image=digest, command=["sleep", "600"])
+        applier.up(plan_stack(stack, [built, running], root=Path("/")), state)
+        return str(docker_client.api.inspect_container(f"{stack}-c")["Id"])
+
+    first = deploy(tmp_path / "checkout-a", "one")
+    assert deploy(tmp_path / "checkout-b", "one") == first, "same image: container replaced"
+    assert docker_client.api.inspect_container(first)["State"]["Running"]
+    changed = deploy(tmp_path / "checkout-b", "two")
+    assert changed != first, "another image: the container must run it"
+    image = docker_client.api.inspect_container(changed)["Image"]
+    assert docker_client.api.inspect_image(image)["Config"]["Labels"]["e2e.content"] == "two"
