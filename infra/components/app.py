@@ -8,13 +8,12 @@ from typing import Final
 import pulumi
 import pulumi_docker as docker
 
-from infra.components.app_image import MATERIAL_DIR, app_image_parts
+from infra.components.app_image import MATERIAL_DIR, AppImageContainer
 from infra.components.hardening import hardened_runtime
-from infra.components.material import MaterialFile, MaterialVolume, client_identity_files
-from infra.naming import Role, container_labels, named_options, object_name
+from infra.components.material import MaterialFile, client_identity_files
+from infra.naming import Role, object_name
 from infra.redis_acl import APP_USER
 from infra.redis_conf import VALUE_LIMIT_BYTES
-from infra.runtime_ids import runtime_id
 
 # Processes and threads of the app's uid: the HTTP service's worker threads and the health
 # check's interpreter, with room to spare; far below the thousands a thread bomb starts.
@@ -115,28 +114,16 @@ def app_healthcheck_test() -> list[str]:
     return ["CMD", "python3", "-c", probe]
 
 
-class CacheApp(pulumi.ComponentResource):
-    image: docker.Image
-    material: MaterialVolume
-    container: docker.Container
-    container_name: str
-    uid: int
-
+class CacheApp(AppImageContainer):
     def __init__(
         self, name: str, args: CacheAppArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("secure-redis:infra:CacheApp", name, None, opts)
-        stack = args.stack
-        self.uid = runtime_id(stack, Role.APP, args.id_slot)
-        self.container_name = object_name(stack, Role.APP)
+        super().__init__(
+            "secure-redis:infra:CacheApp", name, args, role=Role.APP, consumer=Role.APP, opts=opts
+        )
         files = args.files
-        parts = app_image_parts(
-            name,
-            self,
-            stack=stack,
-            role=Role.APP,
-            consumer=Role.APP,
-            uid=self.uid,
+        self._declare(
+            args,
             files=(
                 *client_identity_files(
                     "app", files.ca_cert, files.client_cert, files.client_key, files.redis_password
@@ -147,17 +134,8 @@ class CacheApp(pulumi.ComponentResource):
                 MaterialFile("api.previous-tokens", files.previous_api_tokens, secret=True),
                 MaterialFile("data.generation", files.data_key_generation, secret=False),
             ),
-            revisions=args.revisions,
-            material_after=args.material_after,
-        )
-        self.image, self.material = parts.image, parts.material
-        self.container = docker.Container(
-            f"{name}-container",
-            name=self.container_name,
+            networks=(args.backend_network, args.frontend_network),
             envs=app_envs(args),
-            **parts.container_args(
-                backend_network=args.backend_network, frontend_network=args.frontend_network
-            ),
             # Loopback only: the HTTP endpoint is for this host, not the network.
             ports=[
                 docker.ContainerPortArgs(
@@ -171,10 +149,7 @@ class CacheApp(pulumi.ComponentResource):
                 nproc=APP_NPROC,
                 healthcheck=app_healthcheck_test(),
             ),
-            labels=container_labels(stack, Role.APP),
-            opts=named_options(self, depends_on=[self.material, *args.depends_on]),
         )
-        self.register_outputs({"container_name": self.container.name})
 
 
 __all__ = [

@@ -27,14 +27,12 @@ from dataclasses import dataclass
 from typing import Final
 
 import pulumi
-import pulumi_docker as docker
 
-from infra.components.app_image import MATERIAL_DIR, app_image_parts
+from infra.components.app_image import MATERIAL_DIR, AppImageContainer
 from infra.components.hardening import TMP_DIR, TMPFS_OPTIONS, hardened_job
-from infra.components.material import MaterialFile, MaterialVolume, client_identity_files
-from infra.naming import Role, container_labels, named_options, object_name
+from infra.components.material import MaterialFile, client_identity_files
+from infra.naming import Role
 from infra.redis_acl import ROTATION_USER
-from infra.runtime_ids import runtime_id
 
 ROTATION_MODULE: Final = "secure_cache"
 # One interpreter, one connection: the pass has no thread pool; room to spare.
@@ -94,28 +92,21 @@ def rotation_healthcheck_test() -> list[str]:
     return ["CMD", "test", "-r", f"{MATERIAL_DIR}/rotation.key"]
 
 
-class RotationPass(pulumi.ComponentResource):
-    image: docker.Image
-    material: MaterialVolume
-    container: docker.Container
-    container_name: str
-    uid: int
-
+class RotationPass(AppImageContainer):
     def __init__(
         self, name: str, args: RotationPassArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("secure-redis:infra:RotationPass", name, None, opts)
-        stack = args.stack
-        self.uid = runtime_id(stack, Role.ROTATION, args.id_slot)
-        self.container_name = object_name(stack, Role.ROTATION)
-        files = args.files
-        parts = app_image_parts(
+        super().__init__(
+            "secure-redis:infra:RotationPass",
             name,
-            self,
-            stack=stack,
+            args,
             role=Role.ROTATION,
             consumer=Role.ROTATION,
-            uid=self.uid,
+            opts=opts,
+        )
+        files = args.files
+        self._declare(
+            args,
             files=(
                 *client_identity_files(
                     "rotation", files.ca_cert, files.client_cert, files.client_key, files.password
@@ -123,28 +114,10 @@ class RotationPass(pulumi.ComponentResource):
                 MaterialFile("data.key", files.data_key, secret=True),
                 MaterialFile("data.previous-keys", files.previous_data_keys, secret=True),
             ),
-            revisions=args.revisions,
-            material_after=args.material_after,
-        )
-        self.image, self.material = parts.image, parts.material
-        self.container = docker.Container(
-            f"{name}-container",
-            name=self.container_name,
-            image=parts.image_id,
+            networks=(args.backend_network,),
             entrypoints=["python3", "-m", ROTATION_MODULE],
             command=["rotate"],
             envs=rotation_envs(args),
-            mounts=[
-                docker.ContainerMountArgs(
-                    type="volume",
-                    source=parts.material.volume_name,
-                    target=MATERIAL_DIR,
-                    read_only=True,
-                )
-            ],
-            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.backend_network)],
-            # See infra/components/app_image.py: a resolver that gives up fast.
-            dns_opts=["timeout:1", "attempts:1"],
             # Declared, never started by an up: scripts/rotate.sh starts it.
             start=False,
             tmpfs={TMP_DIR: TMPFS_OPTIONS},
@@ -155,10 +128,7 @@ class RotationPass(pulumi.ComponentResource):
                 nproc=ROTATION_NPROC,
                 healthcheck=rotation_healthcheck_test(),
             ),
-            labels=container_labels(stack, Role.ROTATION),
-            opts=named_options(self, depends_on=[self.material, *args.depends_on]),
         )
-        self.register_outputs({"container_name": self.container.name})
 
 
 __all__ = [
