@@ -235,6 +235,7 @@ def _exports(
         redisServer=tls.redis_server.notAfter,
         appClient=tls.app_client.notAfter,
         healthcheckClient=tls.healthcheck_client.notAfter,
+        reloadClient=tls.reload_client.notAfter,
         exporterClient=tls.exporter_client.notAfter,
         rotationClient=tls.rotation_client.notAfter,
     )
