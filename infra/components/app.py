@@ -8,7 +8,7 @@ from typing import Final
 import pulumi
 import pulumi_docker as docker
 
-from infra.components.app_image import MATERIAL_DIR, AppImageContainer
+from infra.components.app_image import MATERIAL_DIR, AppContainerArgs, AppImageContainer
 from infra.components.hardening import hardened_runtime
 from infra.components.material import MaterialFile, client_identity_files
 from infra.naming import Role, object_name
@@ -46,24 +46,14 @@ class AppFiles:
     """The stack's dataKeyGeneration (public), which /metrics shows."""
 
 
-@dataclass(frozen=True)
-class CacheAppArgs:
-    stack: str
-    id_slot: int
-    """The stack's runtimeIdSlot (0: its name's slot, infra/runtime_ids.py)."""
-    environment: str
-    backend_network: str
+@dataclass(frozen=True, kw_only=True)
+class CacheAppArgs(AppContainerArgs):
     frontend_network: str
-    redis_url: str
     key_prefix: str
     host_port: int
     memory_mb: int
     cpus: float
     files: AppFiles
-    revisions: tuple[pulumi.Input[str], ...]
-    depends_on: tuple[pulumi.Resource, ...] = ()
-    material_after: tuple[pulumi.Resource, ...] = ()
-    """What must finish before the app's files change (Redis reloading TLS and ACL)."""
 
 
 def memory_budgets(memory_mb: int) -> tuple[int, int]:

@@ -11,7 +11,8 @@ differs (command, environment, ports, confinement, which networks) each componen
 
 from __future__ import annotations
 
-from typing import Any, Final, Protocol
+from dataclasses import dataclass
+from typing import Any, Final
 
 import pulumi
 import pulumi_docker as docker
@@ -27,24 +28,21 @@ IMAGE_CONTEXT: Final = REPO_ROOT / "app"
 MATERIAL_DIR: Final = "/etc/secure-cache"
 
 
-class AppContainerArgs(Protocol):
-    """The arguments every component running the app's image takes alike."""
+@dataclass(frozen=True, kw_only=True)
+class AppContainerArgs:
+    """The arguments every component running the app's image takes alike; each component's
+    own arguments add to them."""
 
-    @property
-    def stack(self) -> str: ...
-    @property
-    def id_slot(self) -> int:
-        """The stack's runtimeIdSlot (0: its name's slot, infra/runtime_ids.py)."""
-
-    @property
-    def backend_network(self) -> str: ...
-    @property
-    def revisions(self) -> tuple[pulumi.Input[str], ...]: ...
-    @property
-    def depends_on(self) -> tuple[pulumi.Resource, ...]: ...
-    @property
-    def material_after(self) -> tuple[pulumi.Resource, ...]:
-        """What must finish before the files change (Redis reloading TLS and ACL)."""
+    stack: str
+    id_slot: int
+    """The stack's runtimeIdSlot (0: its name's slot, infra/runtime_ids.py)."""
+    environment: str
+    backend_network: str
+    redis_url: str
+    revisions: tuple[pulumi.Input[str], ...]
+    depends_on: tuple[pulumi.Resource, ...] = ()
+    material_after: tuple[pulumi.Resource, ...] = ()
+    """What must finish before the files change (Redis reloading TLS and ACL)."""
 
 
 class AppImageContainer(pulumi.ComponentResource):

@@ -22,7 +22,7 @@ from typing import Final
 
 import pulumi
 
-from infra.components.app_image import MATERIAL_DIR, AppImageContainer
+from infra.components.app_image import MATERIAL_DIR, AppContainerArgs, AppImageContainer
 from infra.components.hardening import hardened_runtime
 from infra.components.material import client_identity_files
 from infra.naming import Role
@@ -48,19 +48,10 @@ class ExporterFiles:
     """The newest password (`value`): written after Redis reloaded its ACL with it."""
 
 
-@dataclass(frozen=True)
-class RedisExporterArgs:
-    stack: str
-    id_slot: int
-    environment: str
-    backend_network: str
+@dataclass(frozen=True, kw_only=True)
+class RedisExporterArgs(AppContainerArgs):
     frontend_network: str
-    redis_url: str
     files: ExporterFiles
-    revisions: tuple[pulumi.Input[str], ...]
-    depends_on: tuple[pulumi.Resource, ...] = ()
-    material_after: tuple[pulumi.Resource, ...] = ()
-    """What must finish before the exporter's files change (Redis reloading TLS and ACL)."""
 
 
 def exporter_envs(args: RedisExporterArgs) -> list[str]:

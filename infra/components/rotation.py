@@ -28,7 +28,7 @@ from typing import Final
 
 import pulumi
 
-from infra.components.app_image import MATERIAL_DIR, AppImageContainer
+from infra.components.app_image import MATERIAL_DIR, AppContainerArgs, AppImageContainer
 from infra.components.hardening import TMP_DIR, TMPFS_OPTIONS, hardened_job
 from infra.components.material import MaterialFile, client_identity_files
 from infra.naming import Role
@@ -55,19 +55,10 @@ class RotationFiles:
     """Comma-separated; what the pass moves entries away from."""
 
 
-@dataclass(frozen=True)
-class RotationPassArgs:
-    stack: str
-    id_slot: int
-    environment: str
-    backend_network: str
-    redis_url: str
+@dataclass(frozen=True, kw_only=True)
+class RotationPassArgs(AppContainerArgs):
     key_prefix: str
     files: RotationFiles
-    revisions: tuple[pulumi.Input[str], ...]
-    depends_on: tuple[pulumi.Resource, ...] = ()
-    material_after: tuple[pulumi.Resource, ...] = ()
-    """What must finish before the pass's files change (Redis reloading TLS and ACL)."""
 
 
 def rotation_envs(args: RotationPassArgs) -> list[str]:
