@@ -10,7 +10,7 @@ import pulumi_docker as docker
 
 from infra.components.app_image import MATERIAL_DIR, AppContainerArgs, AppImageContainer
 from infra.components.hardening import hardened_runtime
-from infra.components.material import MaterialFile, client_identity_files
+from infra.components.material import ClientIdentityFiles, MaterialFile
 from infra.naming import Role, object_name
 from infra.redis_acl import APP_USER
 from infra.redis_conf import VALUE_LIMIT_BYTES
@@ -25,16 +25,11 @@ APP_MAX_VALUE_BYTES: Final = VALUE_LIMIT_BYTES
 APP_MAX_CONNECTIONS: Final = 400
 
 
-@dataclass(frozen=True)
-class AppFiles:
-    """File contents for the app's material volume; everything but certificates is secret."""
+@dataclass(frozen=True, kw_only=True)
+class AppFiles(ClientIdentityFiles):
+    """File contents for the app's material volume; everything but certificates is secret.
+    `password` is the newest one (`value`): written after Redis reloaded its ACL with it."""
 
-    ca_cert: pulumi.Input[str]
-    """The trust bundle (two CAs during a rollover)."""
-    client_cert: pulumi.Input[str]
-    client_key: pulumi.Input[str]
-    redis_password: pulumi.Input[str]
-    """The newest password (`value`): written after Redis reloaded its ACL with it."""
     data_key: pulumi.Input[str]
     previous_data_keys: pulumi.Input[str]
     """Comma-separated; may be empty (no rotation in progress)."""
@@ -115,9 +110,7 @@ class CacheApp(AppImageContainer):
         self._declare(
             args,
             files=(
-                *client_identity_files(
-                    "app", files.ca_cert, files.client_cert, files.client_key, files.redis_password
-                ),
+                *files.identity_files("app"),
                 MaterialFile("data.key", files.data_key, secret=True),
                 MaterialFile("data.previous-keys", files.previous_data_keys, secret=True),
                 MaterialFile("api.token", files.api_token, secret=True),

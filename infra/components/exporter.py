@@ -24,7 +24,7 @@ import pulumi
 
 from infra.components.app_image import MATERIAL_DIR, AppContainerArgs, AppImageContainer
 from infra.components.hardening import hardened_runtime
-from infra.components.material import client_identity_files
+from infra.components.material import ClientIdentityFiles
 from infra.naming import Role
 from infra.redis_acl import EXPORTER_USER
 
@@ -39,13 +39,10 @@ EXPORTER_MEMORY_MB: Final = 96
 EXPORTER_CPUS: Final = 0.25
 
 
-@dataclass(frozen=True)
-class ExporterFiles:
-    ca_cert: pulumi.Input[str]
-    client_cert: pulumi.Input[str]
-    client_key: pulumi.Input[str]
-    password: pulumi.Input[str]
-    """The newest password (`value`): written after Redis reloaded its ACL with it."""
+@dataclass(frozen=True, kw_only=True)
+class ExporterFiles(ClientIdentityFiles):
+    """Its identity only. `password` is the newest one (`value`): written after Redis
+    reloaded its ACL with it."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,12 +83,9 @@ class RedisExporter(AppImageContainer):
             consumer=EXPORTER_NAME,
             opts=opts,
         )
-        files = args.files
         self._declare(
             args,
-            files=client_identity_files(
-                "exporter", files.ca_cert, files.client_cert, files.client_key, files.password
-            ),
+            files=args.files.identity_files("exporter"),
             networks=(args.backend_network, args.frontend_network),
             entrypoints=["python3", "-m", EXPORTER_MODULE],
             command=["serve"],

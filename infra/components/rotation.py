@@ -30,7 +30,7 @@ import pulumi
 
 from infra.components.app_image import MATERIAL_DIR, AppContainerArgs, AppImageContainer
 from infra.components.hardening import TMP_DIR, TMPFS_OPTIONS, hardened_job
-from infra.components.material import MaterialFile, client_identity_files
+from infra.components.material import ClientIdentityFiles, MaterialFile
 from infra.naming import Role
 from infra.redis_acl import ROTATION_USER
 
@@ -43,13 +43,10 @@ ROTATION_MEMORY_MB: Final = 128
 ROTATION_CPUS: Final = 0.5
 
 
-@dataclass(frozen=True)
-class RotationFiles:
-    ca_cert: pulumi.Input[str]
-    client_cert: pulumi.Input[str]
-    client_key: pulumi.Input[str]
-    password: pulumi.Input[str]
-    """The newest password (`value`): written after Redis reloaded its ACL with it."""
+@dataclass(frozen=True, kw_only=True)
+class RotationFiles(ClientIdentityFiles):
+    """`password` is the newest one (`value`): written after Redis reloaded its ACL with it."""
+
     data_key: pulumi.Input[str]
     previous_data_keys: pulumi.Input[str]
     """Comma-separated; what the pass moves entries away from."""
@@ -99,9 +96,7 @@ class RotationPass(AppImageContainer):
         self._declare(
             args,
             files=(
-                *client_identity_files(
-                    "rotation", files.ca_cert, files.client_cert, files.client_key, files.password
-                ),
+                *files.identity_files("rotation"),
                 MaterialFile("data.key", files.data_key, secret=True),
                 MaterialFile("data.previous-keys", files.previous_data_keys, secret=True),
             ),

@@ -122,7 +122,7 @@ def test_leak_check__catches_an_unsecreted_value(
     original = app_component.app_envs
 
     def leaky(args: app_component.CacheAppArgs) -> list[Any]:
-        leak = pulumi.Output.unsecret(pulumi.Output.from_input(args.files.redis_password))
+        leak = pulumi.Output.unsecret(pulumi.Output.from_input(args.files.password))
         return [*original(args), leak.apply(lambda value: f"REDIS_PASSWORD={value}")]
 
     monkeypatch.setattr(app_component, "app_envs", leaky)
