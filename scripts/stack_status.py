@@ -3,7 +3,7 @@ containers (scripts/status.sh collects them; this prints the table and picks the
 
     python scripts/stack_status.py STACK < collected.txt
     python scripts/stack_status.py --consumers     # what status.sh copies: NAME CONTAINER PATH
-    docker cp CONTAINER:PATH - | python scripts/stack_status.py --not-after NAME
+    docker cp -L CONTAINER:PATH - | python scripts/stack_status.py --not-after NAME
 
 The input is the app's /metrics exposition (app/secure_cache/prometheus.py), scraped inside the
 app container, followed by lines `# consumer <name> <notAfter epoch seconds>` for the client
@@ -145,7 +145,7 @@ def render(stack: str, status: StackStatus, now: float) -> list[str]:
 
 
 def not_after(tar: BinaryIO) -> float:
-    """The notAfter of the certificate in the one-file tar `docker cp CONTAINER:FILE -` writes.
+    """The notAfter of the certificate in the one-file tar `docker cp -L CONTAINER:FILE -` writes.
 
     Raises:
         EOFError: the stream is empty (the copy failed; Docker said why).
