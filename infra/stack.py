@@ -121,7 +121,7 @@ def build_stack(settings: StackSettings) -> BuiltStack:
                 secrets.healthcheck_password.revision,
             ),
             reload_files=ReloadFiles(
-                ca_bundle=trust_bundle,
+                ca_cert=trust_bundle,
                 client_cert=tls.reload_client.certPem,
                 client_key=tls.reload_client.keyPem,
                 password=secrets.reload_password.stable,
@@ -147,7 +147,7 @@ def build_stack(settings: StackSettings) -> BuiltStack:
                 ca_cert=trust_bundle,
                 client_cert=tls.app_client.certPem,
                 client_key=tls.app_client.keyPem,
-                redis_password=secrets.app_password.value,
+                password=secrets.app_password.value,
                 data_key=secrets.data_keyring.primaryKey,
                 previous_data_keys=secrets.data_keyring.previousKeys,
                 api_token=secrets.api_token.value,
@@ -235,6 +235,7 @@ def _exports(
         redisServer=tls.redis_server.notAfter,
         appClient=tls.app_client.notAfter,
         healthcheckClient=tls.healthcheck_client.notAfter,
+        reloadClient=tls.reload_client.notAfter,
         exporterClient=tls.exporter_client.notAfter,
         rotationClient=tls.rotation_client.notAfter,
     )

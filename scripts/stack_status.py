@@ -1,12 +1,14 @@
 """Days to expiry of every certificate and the data-key generation, from a running stack's own
-metrics (scripts/status.sh collects them; this prints the table and picks the exit code).
+containers (scripts/status.sh collects them; this prints the table and picks the exit code).
 
     python scripts/stack_status.py STACK < collected.txt
+    python scripts/stack_status.py --consumers     # what status.sh copies: NAME CONTAINER PATH
+    docker cp -L CONTAINER:PATH - | python scripts/stack_status.py --not-after NAME
 
 The input is the app's /metrics exposition (app/secure_cache/prometheus.py), scraped inside the
 app container, followed by lines `# consumer <name> <notAfter epoch seconds>` for the client
-certificates of the other consumers (read inside their containers). Nothing else is read, and
-nothing secret is in it.
+certificates the app does not report (CONSUMERS), which `--not-after` makes of the tar
+`docker cp` writes of each. Nothing else is read, and nothing secret is in it.
 
 Exit codes (README, Exit codes): 0 every value was read; 1 a certificate or the data-key
 generation is missing from what the stack reports (listed as `unknown`).
@@ -15,11 +17,14 @@ generation is missing from what the stack reports (listed as `unknown`).
 from __future__ import annotations
 
 import datetime as dt
+import io
 import sys
+import tarfile
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Final
+from typing import BinaryIO, Final
 
+from cryptography import x509
 from prometheus_client.parser import text_string_to_metric_families
 
 EXPIRY: Final = "secure_cache_certificate_expiry_timestamp_seconds"
@@ -30,6 +35,33 @@ CERTIFICATES: Final = (
     ("app client", "client"),
 )
 _CONSUMER: Final = "# consumer "
+
+
+@dataclass(frozen=True)
+class Consumer:
+    """A client certificate the app does not report, and where the stack keeps it."""
+
+    name: str
+    """`# consumer <name> ...`; the table's row is `<name> client`."""
+    container: str
+    """The suffix of the container that uses it: secure-redis-<stack>-<container>."""
+    path: str
+    """Its file in that container's material volume."""
+
+
+# Read from each container with `docker cp`, which copies out of a stopped container's
+# volumes too: the rotation pass is declared stopped (infra/components/rotation.py), the
+# reload jobs exit once done (infra/components/reload.py), and an exporter that crashed still
+# holds its certificate. tests/unit/test_status_script.py pins these to the declaration.
+CONSUMERS: Final = (
+    Consumer("redis-exporter", "redis-exporter", "/etc/secure-cache/exporter.crt"),
+    Consumer("rotation", "rotation", "/etc/secure-cache/rotation.crt"),
+    Consumer("healthcheck", "redis", "/etc/secure-redis/healthcheck.crt"),
+    Consumer("reload", "reload-tls", "/etc/secure-redis/reload.crt"),
+)
+CONSUMER_NAMES: Final = tuple(consumer.name for consumer in CONSUMERS)
+# A client certificate is about a kilobyte (its tar, 10 KiB); a larger copy is not one.
+_MAX_COPY_BYTES: Final = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -47,7 +79,7 @@ class StackStatus:
         )
 
 
-def parse(text: str, consumers: Iterable[str] = ("redis-exporter",)) -> StackStatus:
+def parse(text: str, consumers: Iterable[str] = CONSUMER_NAMES) -> StackStatus:
     samples: dict[tuple[str, str], float] = {}
     extra: dict[str, float] = {}
     exposition: list[str] = []
@@ -85,7 +117,7 @@ def parse(text: str, consumers: Iterable[str] = ("redis-exporter",)) -> StackSta
 
 def render(stack: str, status: StackStatus, now: float) -> list[str]:
     width = max(len(label) for label in status.certificates)
-    lines = [f"stack {stack}, read from its running containers", ""]
+    lines = [f"stack {stack}, read from its containers", ""]
     lines.append(f"{'certificate'.ljust(width)}  {'not after (UTC)'.ljust(16)}  days left")
     for label, not_after in status.certificates.items():
         if not_after is None:
@@ -112,9 +144,56 @@ def render(stack: str, status: StackStatus, now: float) -> list[str]:
     return lines
 
 
+def not_after(tar: BinaryIO) -> float:
+    """The notAfter of the certificate in the one-file tar `docker cp -L CONTAINER:FILE -` writes.
+
+    Raises:
+        EOFError: the stream is empty (the copy failed; Docker said why).
+        ValueError: it is too large, or holds no file or no certificate.
+    """
+    data = tar.read(_MAX_COPY_BYTES + 1)
+    if not data:
+        raise EOFError
+    if len(data) > _MAX_COPY_BYTES:
+        raise ValueError("the copy is larger than 1 MiB: not one certificate")
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as archive:
+            member = next((m for m in archive.getmembers() if m.isfile()), None)
+            handle = None if member is None else archive.extractfile(member)
+            if handle is None:
+                raise ValueError("the copy holds no regular file")
+            pem = handle.read()
+    except tarfile.TarError as exc:
+        raise ValueError(f"not what docker cp writes ({exc})") from exc
+    return x509.load_pem_x509_certificate(pem).not_valid_after_utc.timestamp()
+
+
+def _not_after_line(name: str) -> int:
+    """`--not-after NAME`: the `# consumer` line for the tar on stdin; else one line on stderr
+    naming the error (none when stdin is empty: `docker cp` has said why) and exit 1."""
+    try:
+        print(f"{_CONSUMER}{name} {not_after(sys.stdin.buffer)}")
+    except EOFError:
+        return 1
+    except ValueError as exc:
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print("usage: python scripts/stack_status.py STACK < collected.txt", file=sys.stderr)
+    if argv == ["--consumers"]:
+        for consumer in CONSUMERS:
+            print(consumer.name, consumer.container, consumer.path)
+        return 0
+    if len(argv) == 2 and argv[0] == "--not-after":
+        return _not_after_line(argv[1])
+    if len(argv) != 1 or argv[0].startswith("-"):
+        print(
+            "usage: python scripts/stack_status.py STACK < collected.txt | --consumers | "
+            "--not-after NAME < tar",
+            file=sys.stderr,
+        )
         return 2
     status = parse(sys.stdin.read())
     for line in render(argv[0], status, dt.datetime.now(dt.UTC).timestamp()):

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Days to expiry of every certificate and the data-key generation, read from the running stack.
+# Days to expiry of every certificate and the data-key generation, read from the stack's containers.
 #
 #   scripts/status.sh [STACK]        STACK: dev (default), prod, ...
 #
 # Scrapes the app's /metrics from inside the app container (the API token never leaves it):
 # the CA bundle, the Redis server certificate as Redis served it to the app, the app's client
-# certificate, the data-key generation; and reads the exporter's client certificate inside the
-# exporter's container. Exit: 0 every value read; 1 a value the stack does not report
-# (`unknown`); 2 bad arguments; 3 the stack is not running or did not answer.
+# certificate, the data-key generation; and copies every other client certificate (exporter,
+# rotation pass, Redis health check, reload jobs) out of the container that uses it, running
+# or stopped. Exit: 0 every value read; 1 a value the stack does not report (`unknown`);
+# 2 bad arguments; 3 the stack is not running or did not answer.
 set -euo pipefail
 LOG_TAG=status
 # shellcheck source=lib.sh
@@ -17,7 +18,7 @@ bad_input() { printf '%s: error: %s\n' "$LOG_TAG" "$*" >&2; exit 2; }
 unavailable() { printf '%s: error: %s\n' "$LOG_TAG" "$*" >&2; exit 3; }
 
 case "${1:-}" in
-    -h | --help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 esac
 [ "$#" -le 1 ] || bad_input "usage: scripts/status.sh [STACK]"
 stack="${1:-dev}"
@@ -28,13 +29,12 @@ valid_stack_name "$stack" \
 docker_ready || unavailable "the Docker engine is not reachable (docker info failed); start it with scripts/bootstrap.sh"
 
 app="secure-redis-$stack-app"
-exporter="secure-redis-$stack-redis-exporter"
 running() { [ "$(docker inspect --format '{{.State.Running}}' "$1" 2>/dev/null)" = true ]; }
 running "$app" || unavailable "$app is not running; deploy the stack with scripts/setup-secure-redis.sh $stack"
 
-# Each snippet runs inside a container and ends, on any failure, with one line naming the error
-# (its class and message: a path or an HTTP status, never the token), not a traceback.
 # Inside the app: GET its own /metrics on loopback with the token from its material volume.
+# On any failure the snippet ends with one line naming the error (its class and message: a path
+# or an HTTP status, never the token), not a traceback.
 scrape='import sys, urllib.request
 try:
     token = open("/etc/secure-cache/api.token").read().strip()
@@ -43,27 +43,25 @@ try:
     print(urllib.request.urlopen(request, timeout=10).read().decode())
 except Exception as exc:
     sys.exit(f"{type(exc).__name__}: {exc}")'
-# Inside the exporter: its client certificate's notAfter.
-not_after='import sys
-try:
-    from cryptography import x509
-    cert = x509.load_pem_x509_certificate(open("/etc/secure-cache/exporter.crt", "rb").read())
-    print("# consumer redis-exporter", cert.not_valid_after_utc.timestamp())
-except Exception as exc:
-    sys.exit(f"{type(exc).__name__}: {exc}")'
-
 errors="$(mktemp)"
 trap 'rm -f "$errors"' EXIT
-# last_error: the last line the failed `docker exec` wrote (the snippet's, or the engine's).
+# last_error: the last line the failed command wrote (the snippet's, or the engine's).
 last_error() { tail -n 1 "$errors" | cut -c 1-300; }
 
 collected="$(docker exec "$app" python3 -c "$scrape" 2>"$errors")" \
     || unavailable "$app did not answer its /metrics ($(last_error)); see docker logs $app"
-if ! running "$exporter"; then
-    warn "$exporter is not running; its certificate is shown as unknown"
-elif certificate="$(docker exec "$exporter" python3 -c "$not_after" 2>"$errors")"; then
-    collected+=$'\n'"$certificate"
-else
-    warn "$exporter: its client certificate could not be read ($(last_error)); shown as unknown"
-fi
+# Every other client certificate: `docker cp` reads a stopped container's volumes too (the
+# rotation pass is declared stopped, the reload jobs exit); -L copies the file, not the symlink
+# through `..data` that each material file is (infra/components/material.py).
+# stack_status.py --not-after prints its `# consumer` line, or one line naming what is wrong
+# with the copy; when the copy itself failed it prints nothing, and the engine's line is last.
+while read -r name container path; do
+    container="secure-redis-$stack-$container"
+    if line="$(docker cp -L "$container:$path" - 2>"$errors" \
+        | "$PY" "$ROOT/scripts/stack_status.py" --not-after "$name" 2>>"$errors")"; then
+        collected+=$'\n'"$line"
+    else
+        warn "$container: its $name client certificate could not be read ($(last_error)); shown as unknown"
+    fi
+done < <("$PY" "$ROOT/scripts/stack_status.py" --consumers)
 printf '%s\n' "$collected" | "$PY" "$ROOT/scripts/stack_status.py" "$stack"

@@ -78,6 +78,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from secure_cache.metrics import SecurityEvents
+from secure_cache.settings import read_file
 
 if TYPE_CHECKING:
     from secure_cache.core import CacheCore
@@ -260,10 +261,11 @@ class _CertificateCollector(Collector):
 
 
 def _file_validity(path: Path) -> Validity | None:
-    """None when the file cannot be read or parsed: the series disappears, which
+    """None when the file cannot be read (settings.read_file: a regular file of at most
+    1 MiB, like every configured file) or parsed: the series disappears, which
     monitoring/alerts.yml treats as an alert of its own (absent certificate expiry)."""
     try:
-        return earliest_validity(path.read_bytes())
+        return earliest_validity(read_file(str(path)))
     except (OSError, ValueError):
         return None
 
@@ -403,8 +405,9 @@ class _KeyringCollector(Collector):
 
 
 def _file_int(path: Path) -> int | None:
+    """The number in the file, or None when it holds none or cannot be read (read_file)."""
     try:
-        text = path.read_text(encoding="ascii").strip()
+        text = read_file(str(path)).decode("ascii").strip()
     except (OSError, ValueError):
         return None
     return int(text) if text.isdigit() else None

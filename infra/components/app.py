@@ -8,13 +8,12 @@ from typing import Final
 import pulumi
 import pulumi_docker as docker
 
-from infra.components.app_image import MATERIAL_DIR, app_image_parts
+from infra.components.app_image import MATERIAL_DIR, AppContainerArgs, AppImageContainer
 from infra.components.hardening import hardened_runtime
-from infra.components.material import MaterialFile, MaterialVolume, client_identity_files
-from infra.naming import Role, container_labels, named_options, object_name
+from infra.components.material import ClientIdentityFiles, MaterialFile
+from infra.naming import Role, object_name
 from infra.redis_acl import APP_USER
 from infra.redis_conf import VALUE_LIMIT_BYTES
-from infra.runtime_ids import runtime_id
 
 # Processes and threads of the app's uid: the HTTP service's worker threads and the health
 # check's interpreter, with room to spare; far below the thousands a thread bomb starts.
@@ -26,16 +25,11 @@ APP_MAX_VALUE_BYTES: Final = VALUE_LIMIT_BYTES
 APP_MAX_CONNECTIONS: Final = 400
 
 
-@dataclass(frozen=True)
-class AppFiles:
-    """File contents for the app's material volume; everything but certificates is secret."""
+@dataclass(frozen=True, kw_only=True)
+class AppFiles(ClientIdentityFiles):
+    """File contents for the app's material volume; everything but certificates is secret.
+    `password` is the newest one (`value`): written after Redis reloaded its ACL with it."""
 
-    ca_cert: pulumi.Input[str]
-    """The trust bundle (two CAs during a rollover)."""
-    client_cert: pulumi.Input[str]
-    client_key: pulumi.Input[str]
-    redis_password: pulumi.Input[str]
-    """The newest password (`value`): written after Redis reloaded its ACL with it."""
     data_key: pulumi.Input[str]
     previous_data_keys: pulumi.Input[str]
     """Comma-separated; may be empty (no rotation in progress)."""
@@ -47,24 +41,14 @@ class AppFiles:
     """The stack's dataKeyGeneration (public), which /metrics shows."""
 
 
-@dataclass(frozen=True)
-class CacheAppArgs:
-    stack: str
-    id_slot: int
-    """The stack's runtimeIdSlot (0: its name's slot, infra/runtime_ids.py)."""
-    environment: str
-    backend_network: str
+@dataclass(frozen=True, kw_only=True)
+class CacheAppArgs(AppContainerArgs):
     frontend_network: str
-    redis_url: str
     key_prefix: str
     host_port: int
     memory_mb: int
     cpus: float
     files: AppFiles
-    revisions: tuple[pulumi.Input[str], ...]
-    depends_on: tuple[pulumi.Resource, ...] = ()
-    material_after: tuple[pulumi.Resource, ...] = ()
-    """What must finish before the app's files change (Redis reloading TLS and ACL)."""
 
 
 def memory_budgets(memory_mb: int) -> tuple[int, int]:
@@ -115,49 +99,26 @@ def app_healthcheck_test() -> list[str]:
     return ["CMD", "python3", "-c", probe]
 
 
-class CacheApp(pulumi.ComponentResource):
-    image: docker.Image
-    material: MaterialVolume
-    container: docker.Container
-    container_name: str
-    uid: int
-
+class CacheApp(AppImageContainer):
     def __init__(
         self, name: str, args: CacheAppArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("secure-redis:infra:CacheApp", name, None, opts)
-        stack = args.stack
-        self.uid = runtime_id(stack, Role.APP, args.id_slot)
-        self.container_name = object_name(stack, Role.APP)
+        super().__init__(
+            "secure-redis:infra:CacheApp", name, args, role=Role.APP, consumer=Role.APP, opts=opts
+        )
         files = args.files
-        parts = app_image_parts(
-            name,
-            self,
-            stack=stack,
-            role=Role.APP,
-            consumer=Role.APP,
-            uid=self.uid,
+        self._declare(
+            args,
             files=(
-                *client_identity_files(
-                    "app", files.ca_cert, files.client_cert, files.client_key, files.redis_password
-                ),
+                *files.identity_files("app"),
                 MaterialFile("data.key", files.data_key, secret=True),
                 MaterialFile("data.previous-keys", files.previous_data_keys, secret=True),
                 MaterialFile("api.token", files.api_token, secret=True),
                 MaterialFile("api.previous-tokens", files.previous_api_tokens, secret=True),
                 MaterialFile("data.generation", files.data_key_generation, secret=False),
             ),
-            revisions=args.revisions,
-            material_after=args.material_after,
-        )
-        self.image, self.material = parts.image, parts.material
-        self.container = docker.Container(
-            f"{name}-container",
-            name=self.container_name,
+            networks=(args.backend_network, args.frontend_network),
             envs=app_envs(args),
-            **parts.container_args(
-                backend_network=args.backend_network, frontend_network=args.frontend_network
-            ),
             # Loopback only: the HTTP endpoint is for this host, not the network.
             ports=[
                 docker.ContainerPortArgs(
@@ -171,10 +132,7 @@ class CacheApp(pulumi.ComponentResource):
                 nproc=APP_NPROC,
                 healthcheck=app_healthcheck_test(),
             ),
-            labels=container_labels(stack, Role.APP),
-            opts=named_options(self, depends_on=[self.material, *args.depends_on]),
         )
-        self.register_outputs({"container_name": self.container.name})
 
 
 __all__ = [

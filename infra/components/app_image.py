@@ -1,9 +1,12 @@
-"""What every container running the app's image shares: the app itself and the Redis exporter.
+"""What every container running the app's image shares: the app, the Redis exporter and the
+data-key rotation pass.
 
 Each gets the image built for its own uid (infra/runtime_ids.py: one uid per container, so the
 image's material directory and the `nproc` budget are its own), a material volume written for
-that uid (infra/components/material.py), mounted read-only where the image expects it, and
-both stack networks with a resolver that gives up fast.
+that uid (infra/components/material.py), mounted read-only where the image expects it, the
+stack networks it needs with a resolver that gives up fast, and the stack's labels. What
+differs (command, environment, ports, confinement, which networks) each component passes to
+`AppImageContainer._declare`.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ import pulumi_docker as docker
 
 from infra.components.material import MaterialFile, MaterialVolume, MaterialVolumeArgs
 from infra.images import local_image
-from infra.naming import Role
+from infra.naming import Role, container_labels, named_options, object_name
+from infra.runtime_ids import runtime_id
 from infra.settings import REPO_ROOT
 
 IMAGE_CONTEXT: Final = REPO_ROOT / "app"
@@ -24,23 +28,95 @@ IMAGE_CONTEXT: Final = REPO_ROOT / "app"
 MATERIAL_DIR: Final = "/etc/secure-cache"
 
 
-@dataclass(frozen=True)
-class AppImageParts:
+@dataclass(frozen=True, kw_only=True)
+class AppContainerArgs:
+    """The arguments every component running the app's image takes alike; each component's
+    own arguments add to them."""
+
+    stack: str
+    id_slot: int
+    """The stack's runtimeIdSlot (0: its name's slot, infra/runtime_ids.py)."""
+    environment: str
+    backend_network: str
+    redis_url: str
+    revisions: tuple[pulumi.Input[str], ...]
+    depends_on: tuple[pulumi.Resource, ...] = ()
+    material_after: tuple[pulumi.Resource, ...] = ()
+    """What must finish before the files change (Redis reloading TLS and ACL)."""
+
+
+class AppImageContainer(pulumi.ComponentResource):
+    """One container of the app's image, its image and its material volume, as children.
+    The declaration never mentions the material itself: rotating it replaces no container,
+    which reads the files again when they change (or, for the rotation pass, at its next
+    start)."""
+
     image: docker.Image
     material: MaterialVolume
+    container: docker.Container
+    container_name: str
+    uid: int
 
-    @property
-    def image_id(self) -> pulumi.Output[str]:
-        """The image's immutable ID: what the container and the volume's init job run."""
-        return self.image.repo_digest
+    def __init__(
+        self,
+        type_name: str,
+        name: str,
+        args: AppContainerArgs,
+        *,
+        role: Role,
+        consumer: str,
+        opts: pulumi.ResourceOptions | None,
+    ) -> None:
+        """`role` gives the uid, the image and the labels; `consumer` names the container
+        (`secure-redis-S-<consumer>`) and its volume."""
+        super().__init__(type_name, name, None, opts)
+        self._name = name
+        self._role = role
+        self._consumer = consumer
+        self.uid = runtime_id(args.stack, role, args.id_slot)
+        self.container_name = object_name(args.stack, consumer)
 
-    def container_args(self, *, backend_network: str, frontend_network: str) -> dict[str, Any]:
-        """The docker.Container arguments both containers take alike. The declaration never
-        mentions the material itself: rotating it replaces neither container, which read the
-        files again when they change."""
-        return {
-            "image": self.image_id,
-            "mounts": [
+    def _declare(
+        self,
+        args: AppContainerArgs,
+        *,
+        files: tuple[MaterialFile, ...],
+        networks: tuple[str, ...],
+        **container: Any,
+    ) -> None:
+        """The image `<name>-image`, the volume `<name>-material` holding `files`, and the
+        container `<name>-container` on `networks` with the rest of docker.Container's
+        arguments from `container` (command, environment, ports, confinement)."""
+        name, stack = self._name, args.stack
+        parent = pulumi.ResourceOptions(parent=self)
+        self.image = local_image(
+            f"{name}-image",
+            stack=stack,
+            role=self._role,
+            context=IMAGE_CONTEXT,
+            uid=self.uid,
+            opts=parent,
+        )
+        self.material = MaterialVolume(
+            f"{name}-material",
+            MaterialVolumeArgs(
+                stack=stack,
+                consumer=self._consumer,
+                image=self.image.repo_digest,
+                uid=self.uid,
+                mount_path=MATERIAL_DIR,
+                files=files,
+                revisions=args.revisions,
+                depends_on=args.material_after,
+            ),
+            opts=parent,
+        )
+        self.container = docker.Container(
+            f"{name}-container",
+            name=self.container_name,
+            # The image's immutable ID: what the volume's init job runs too.
+            image=self.image.repo_digest,
+            mounts=[
                 docker.ContainerMountArgs(
                     type="volume",
                     source=self.material.volume_name,
@@ -48,55 +124,17 @@ class AppImageParts:
                     read_only=True,
                 )
             ],
-            "networks_advanced": [
-                docker.ContainerNetworksAdvancedArgs(name=backend_network),
-                docker.ContainerNetworksAdvancedArgs(name=frontend_network),
-            ],
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=n) for n in networks],
             # Docker's embedded DNS forwards a name it does not know (`redis` while Redis is
             # stopped) to the host's resolvers from this container, which the stack's host
             # firewall refuses (infra/firewall.py), and then does not answer at all: the
             # resolver's own timeout (5 s x 2 by default) would stall the fallback to memory.
-            "dns_opts": ["timeout:1", "attempts:1"],
-        }
+            dns_opts=["timeout:1", "attempts:1"],
+            **container,
+            labels=container_labels(stack, self._role),
+            opts=named_options(self, depends_on=[self.material, *args.depends_on]),
+        )
+        self.register_outputs({"container_name": self.container.name})
 
 
-def app_image_parts(
-    name: str,
-    parent: pulumi.ComponentResource,
-    *,
-    stack: str,
-    role: Role,
-    consumer: str,
-    uid: int,
-    files: tuple[MaterialFile, ...],
-    revisions: tuple[pulumi.Input[str], ...],
-    material_after: tuple[pulumi.Resource, ...],
-) -> AppImageParts:
-    """The image `<name>-image` and the volume `<name>-material` (both children of `parent`)
-    for a container of `role` running as `uid`; `consumer` names the volume."""
-    image = local_image(
-        f"{name}-image",
-        stack=stack,
-        role=role,
-        context=IMAGE_CONTEXT,
-        uid=uid,
-        opts=pulumi.ResourceOptions(parent=parent),
-    )
-    material = MaterialVolume(
-        f"{name}-material",
-        MaterialVolumeArgs(
-            stack=stack,
-            consumer=consumer,
-            image=image.repo_digest,
-            uid=uid,
-            mount_path=MATERIAL_DIR,
-            files=files,
-            revisions=revisions,
-            depends_on=material_after,
-        ),
-        opts=pulumi.ResourceOptions(parent=parent),
-    )
-    return AppImageParts(image, material)
-
-
-__all__ = ["IMAGE_CONTEXT", "MATERIAL_DIR", "AppImageParts", "app_image_parts"]
+__all__ = ["IMAGE_CONTEXT", "MATERIAL_DIR", "AppContainerArgs", "AppImageContainer"]

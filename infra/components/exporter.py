@@ -21,14 +21,12 @@ from dataclasses import dataclass
 from typing import Final
 
 import pulumi
-import pulumi_docker as docker
 
-from infra.components.app_image import MATERIAL_DIR, app_image_parts
+from infra.components.app_image import MATERIAL_DIR, AppContainerArgs, AppImageContainer
 from infra.components.hardening import hardened_runtime
-from infra.components.material import MaterialVolume, client_identity_files
-from infra.naming import Role, container_labels, named_options, object_name
+from infra.components.material import ClientIdentityFiles
+from infra.naming import Role
 from infra.redis_acl import EXPORTER_USER
-from infra.runtime_ids import runtime_id
 
 EXPORTER_NAME: Final = "redis-exporter"
 EXPORTER_PORT: Final = 9121
@@ -41,28 +39,16 @@ EXPORTER_MEMORY_MB: Final = 96
 EXPORTER_CPUS: Final = 0.25
 
 
-@dataclass(frozen=True)
-class ExporterFiles:
-    ca_cert: pulumi.Input[str]
-    client_cert: pulumi.Input[str]
-    client_key: pulumi.Input[str]
-    password: pulumi.Input[str]
-    """The newest password (`value`): written after Redis reloaded its ACL with it."""
+@dataclass(frozen=True, kw_only=True)
+class ExporterFiles(ClientIdentityFiles):
+    """Its identity only. `password` is the newest one (`value`): written after Redis
+    reloaded its ACL with it."""
 
 
-@dataclass(frozen=True)
-class RedisExporterArgs:
-    stack: str
-    id_slot: int
-    environment: str
-    backend_network: str
+@dataclass(frozen=True, kw_only=True)
+class RedisExporterArgs(AppContainerArgs):
     frontend_network: str
-    redis_url: str
     files: ExporterFiles
-    revisions: tuple[pulumi.Input[str], ...]
-    depends_on: tuple[pulumi.Resource, ...] = ()
-    material_after: tuple[pulumi.Resource, ...] = ()
-    """What must finish before the exporter's files change (Redis reloading TLS and ACL)."""
 
 
 def exporter_envs(args: RedisExporterArgs) -> list[str]:
@@ -85,46 +71,25 @@ def exporter_healthcheck_test() -> list[str]:
     return ["CMD", "python3", "-m", EXPORTER_MODULE, "healthcheck"]
 
 
-class RedisExporter(pulumi.ComponentResource):
-    image: docker.Image
-    material: MaterialVolume
-    container: docker.Container
-    container_name: str
-    uid: int
-
+class RedisExporter(AppImageContainer):
     def __init__(
         self, name: str, args: RedisExporterArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("secure-redis:infra:RedisExporter", name, None, opts)
-        stack = args.stack
-        self.uid = runtime_id(stack, Role.EXPORTER, args.id_slot)
-        self.container_name = object_name(stack, EXPORTER_NAME)
-        files = args.files
-        parts = app_image_parts(
+        super().__init__(
+            "secure-redis:infra:RedisExporter",
             name,
-            self,
-            stack=stack,
+            args,
             role=Role.EXPORTER,
             consumer=EXPORTER_NAME,
-            uid=self.uid,
-            files=(
-                *client_identity_files(
-                    "exporter", files.ca_cert, files.client_cert, files.client_key, files.password
-                ),
-            ),
-            revisions=args.revisions,
-            material_after=args.material_after,
+            opts=opts,
         )
-        self.image, self.material = parts.image, parts.material
-        self.container = docker.Container(
-            f"{name}-container",
-            name=self.container_name,
+        self._declare(
+            args,
+            files=args.files.identity_files("exporter"),
+            networks=(args.backend_network, args.frontend_network),
             entrypoints=["python3", "-m", EXPORTER_MODULE],
             command=["serve"],
             envs=exporter_envs(args),
-            **parts.container_args(
-                backend_network=args.backend_network, frontend_network=args.frontend_network
-            ),
             **hardened_runtime(
                 uid=self.uid,
                 memory_mb=EXPORTER_MEMORY_MB,
@@ -132,10 +97,7 @@ class RedisExporter(pulumi.ComponentResource):
                 nproc=EXPORTER_NPROC,
                 healthcheck=exporter_healthcheck_test(),
             ),
-            labels=container_labels(stack, Role.EXPORTER),
-            opts=named_options(self, depends_on=[self.material, *args.depends_on]),
         )
-        self.register_outputs({"container_name": self.container.name})
 
 
 __all__ = [

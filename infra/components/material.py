@@ -78,22 +78,29 @@ class MaterialFile:
     """Overrides the mode (e.g. 0400 for a non-secret ACL file); default by `secret`."""
 
 
-def client_identity_files(
-    identity: str,
-    ca_cert: pulumi.Input[str],
-    client_cert: pulumi.Input[str],
-    client_key: pulumi.Input[str],
-    password: pulumi.Input[str],
-    auth_file: str = "redis.password",
-) -> tuple[MaterialFile, ...]:
-    """What a Redis client identity reads from its volume, in this order: the CA, its own
-    certificate and key (`<identity>.crt`, `<identity>.key`) and its password (`auth_file`)."""
-    return (
-        MaterialFile("ca.crt", ca_cert, secret=False),
-        MaterialFile(f"{identity}.crt", client_cert, secret=False),
-        MaterialFile(f"{identity}.key", client_key, secret=True),
-        MaterialFile(auth_file, password, secret=True),
-    )
+@dataclass(frozen=True, kw_only=True)
+class ClientIdentityFiles:
+    """What a Redis client identity (the app, the exporter, the reload jobs, the rotation
+    pass) is given: the CA bundle it trusts, its client certificate and key, its password.
+    Each consumer's files add to these."""
+
+    ca_cert: pulumi.Input[str]
+    """The trust bundle (two CAs during a rollover)."""
+    client_cert: pulumi.Input[str]
+    client_key: pulumi.Input[str]
+    password: pulumi.Input[str]
+
+    def identity_files(
+        self, identity: str, auth_file: str = "redis.password"
+    ) -> tuple[MaterialFile, ...]:
+        """What the identity reads from its volume, in this order: the CA, its own certificate
+        and key (`<identity>.crt`, `<identity>.key`) and its password (`auth_file`)."""
+        return (
+            MaterialFile("ca.crt", self.ca_cert, secret=False),
+            MaterialFile(f"{identity}.crt", self.client_cert, secret=False),
+            MaterialFile(f"{identity}.key", self.client_key, secret=True),
+            MaterialFile(auth_file, self.password, secret=True),
+        )
 
 
 @dataclass(frozen=True)
@@ -218,10 +225,10 @@ __all__ = [
     "PRIVATE_MODE",
     "PUBLIC_MODE",
     "STAGING_DIR",
+    "ClientIdentityFiles",
     "MaterialFile",
     "MaterialVolume",
     "MaterialVolumeArgs",
-    "client_identity_files",
     "init_healthcheck_test",
     "material_revision",
     "revision_hash",

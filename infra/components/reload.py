@@ -27,9 +27,9 @@ import pulumi_docker as docker
 
 from infra.components.hardening import hardened_job
 from infra.components.material import (
+    ClientIdentityFiles,
     MaterialVolume,
     MaterialVolumeArgs,
-    client_identity_files,
     revision_hash,
 )
 from infra.naming import MATERIAL_LABEL, Role, container_labels, named_options, object_name
@@ -42,13 +42,10 @@ RELOAD_TLS_WORDS: Final = ("CONFIG", "SET")
 RELOAD_ACL_WORDS: Final = ("ACL", "LOAD")
 
 
-@dataclass(frozen=True)
-class ReloadFiles:
-    ca_bundle: pulumi.Input[str]
-    client_cert: pulumi.Input[str]
-    client_key: pulumi.Input[str]
-    password: pulumi.Input[str]
-    """The password Redis accepts both before and after this `up`'s ACL reload (`stable`)."""
+@dataclass(frozen=True, kw_only=True)
+class ReloadFiles(ClientIdentityFiles):
+    """`password` is the one Redis accepts both before and after this `up`'s ACL reload
+    (`stable`)."""
 
 
 @dataclass(frozen=True)
@@ -127,16 +124,7 @@ class RedisReload(pulumi.ComponentResource):
                 image=args.image,
                 uid=args.uid,
                 mount_path=args.material_dir,
-                files=(
-                    *client_identity_files(
-                        "reload",
-                        files.ca_bundle,
-                        files.client_cert,
-                        files.client_key,
-                        files.password,
-                        auth_file="reload.password",
-                    ),
-                ),
+                files=files.identity_files("reload", auth_file="reload.password"),
                 revisions=args.revisions,
             ),
             opts=pulumi.ResourceOptions(parent=self),

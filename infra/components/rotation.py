@@ -27,14 +27,12 @@ from dataclasses import dataclass
 from typing import Final
 
 import pulumi
-import pulumi_docker as docker
 
-from infra.components.app_image import MATERIAL_DIR, app_image_parts
+from infra.components.app_image import MATERIAL_DIR, AppContainerArgs, AppImageContainer
 from infra.components.hardening import TMP_DIR, TMPFS_OPTIONS, hardened_job
-from infra.components.material import MaterialFile, MaterialVolume, client_identity_files
-from infra.naming import Role, container_labels, named_options, object_name
+from infra.components.material import ClientIdentityFiles, MaterialFile
+from infra.naming import Role
 from infra.redis_acl import ROTATION_USER
-from infra.runtime_ids import runtime_id
 
 ROTATION_MODULE: Final = "secure_cache"
 # One interpreter, one connection: the pass has no thread pool; room to spare.
@@ -45,31 +43,19 @@ ROTATION_MEMORY_MB: Final = 128
 ROTATION_CPUS: Final = 0.5
 
 
-@dataclass(frozen=True)
-class RotationFiles:
-    ca_cert: pulumi.Input[str]
-    client_cert: pulumi.Input[str]
-    client_key: pulumi.Input[str]
-    password: pulumi.Input[str]
-    """The newest password (`value`): written after Redis reloaded its ACL with it."""
+@dataclass(frozen=True, kw_only=True)
+class RotationFiles(ClientIdentityFiles):
+    """`password` is the newest one (`value`): written after Redis reloaded its ACL with it."""
+
     data_key: pulumi.Input[str]
     previous_data_keys: pulumi.Input[str]
     """Comma-separated; what the pass moves entries away from."""
 
 
-@dataclass(frozen=True)
-class RotationPassArgs:
-    stack: str
-    id_slot: int
-    environment: str
-    backend_network: str
-    redis_url: str
+@dataclass(frozen=True, kw_only=True)
+class RotationPassArgs(AppContainerArgs):
     key_prefix: str
     files: RotationFiles
-    revisions: tuple[pulumi.Input[str], ...]
-    depends_on: tuple[pulumi.Resource, ...] = ()
-    material_after: tuple[pulumi.Resource, ...] = ()
-    """What must finish before the pass's files change (Redis reloading TLS and ACL)."""
 
 
 def rotation_envs(args: RotationPassArgs) -> list[str]:
@@ -94,57 +80,30 @@ def rotation_healthcheck_test() -> list[str]:
     return ["CMD", "test", "-r", f"{MATERIAL_DIR}/rotation.key"]
 
 
-class RotationPass(pulumi.ComponentResource):
-    image: docker.Image
-    material: MaterialVolume
-    container: docker.Container
-    container_name: str
-    uid: int
-
+class RotationPass(AppImageContainer):
     def __init__(
         self, name: str, args: RotationPassArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("secure-redis:infra:RotationPass", name, None, opts)
-        stack = args.stack
-        self.uid = runtime_id(stack, Role.ROTATION, args.id_slot)
-        self.container_name = object_name(stack, Role.ROTATION)
-        files = args.files
-        parts = app_image_parts(
+        super().__init__(
+            "secure-redis:infra:RotationPass",
             name,
-            self,
-            stack=stack,
+            args,
             role=Role.ROTATION,
             consumer=Role.ROTATION,
-            uid=self.uid,
+            opts=opts,
+        )
+        files = args.files
+        self._declare(
+            args,
             files=(
-                *client_identity_files(
-                    "rotation", files.ca_cert, files.client_cert, files.client_key, files.password
-                ),
+                *files.identity_files("rotation"),
                 MaterialFile("data.key", files.data_key, secret=True),
                 MaterialFile("data.previous-keys", files.previous_data_keys, secret=True),
             ),
-            revisions=args.revisions,
-            material_after=args.material_after,
-        )
-        self.image, self.material = parts.image, parts.material
-        self.container = docker.Container(
-            f"{name}-container",
-            name=self.container_name,
-            image=parts.image_id,
+            networks=(args.backend_network,),
             entrypoints=["python3", "-m", ROTATION_MODULE],
             command=["rotate"],
             envs=rotation_envs(args),
-            mounts=[
-                docker.ContainerMountArgs(
-                    type="volume",
-                    source=parts.material.volume_name,
-                    target=MATERIAL_DIR,
-                    read_only=True,
-                )
-            ],
-            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.backend_network)],
-            # See infra/components/app_image.py: a resolver that gives up fast.
-            dns_opts=["timeout:1", "attempts:1"],
             # Declared, never started by an up: scripts/rotate.sh starts it.
             start=False,
             tmpfs={TMP_DIR: TMPFS_OPTIONS},
@@ -155,10 +114,7 @@ class RotationPass(pulumi.ComponentResource):
                 nproc=ROTATION_NPROC,
                 healthcheck=rotation_healthcheck_test(),
             ),
-            labels=container_labels(stack, Role.ROTATION),
-            opts=named_options(self, depends_on=[self.material, *args.depends_on]),
         )
-        self.register_outputs({"container_name": self.container.name})
 
 
 __all__ = [

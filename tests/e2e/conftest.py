@@ -25,7 +25,7 @@ from docker.errors import DockerException
 
 from infra.settings import REPO_ROOT
 from tests.e2e.hosts import container_host
-from tests.e2e.probes import APP_MATERIAL, ProbeContainer, app_image
+from tests.e2e.probes import ProbeContainer, consumer_probe
 from tests.e2e.stacks import STACK_NAMES, STACKS_ENV, Deployments, NotDeployed, Stack
 
 AREAS: Final = {
@@ -255,30 +255,17 @@ def both_stacks(request: pytest.FixtureRequest, deployments: Deployments) -> tup
 @pytest.fixture(scope="session")
 def probe(stack: Stack, docker_client: docker.DockerClient) -> Iterator[ProbeContainer]:
     """A client on the stack's backend network with the app's material (read-only)."""
-    container = ProbeContainer(
-        docker_client,
-        app_image(docker_client, stack),
-        network=stack.backend,
-        mounts={stack.object("app-material"): APP_MATERIAL},
-        purpose=f"{stack.name}-backend",
-    )
-    yield container
-    container.remove()
+    with consumer_probe(docker_client, stack, "app", purpose=f"{stack.name}-backend") as probe:
+        yield probe
 
 
 @pytest.fixture(scope="session")
 def rotation_probe(stack: Stack, docker_client: docker.DockerClient) -> Iterator[ProbeContainer]:
     """A client on the stack's backend network as the rotation pass (its image and uid, its
     material read-only): the one identity that may list the app's names (SCAN)."""
-    container = ProbeContainer(
-        docker_client,
-        docker_client.api.inspect_container(stack.rotation)["Image"],
-        network=stack.backend,
-        mounts={stack.object("rotation-material"): APP_MATERIAL},
-        purpose=f"{stack.name}-rotation",
-    )
-    yield container
-    container.remove()
+    purpose = f"{stack.name}-rotation"
+    with consumer_probe(docker_client, stack, "rotation", purpose=purpose) as probe:
+        yield probe
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
@@ -107,6 +109,31 @@ class ProbeContainer:
 
     def remove(self) -> None:
         self.container.remove(force=True)
+
+
+@contextmanager
+def consumer_probe(
+    client: docker.DockerClient,
+    stack: Stack,
+    consumer: str,
+    *,
+    purpose: str,
+    material_at: str = APP_MATERIAL,
+) -> Iterator[ProbeContainer]:
+    """A probe on `stack`'s backend network as one of its containers of the app image
+    (`consumer`: app, rotation): that container's image, hence its uid, with its material
+    volume read-only at `material_at`. Removed afterwards."""
+    probe = ProbeContainer(
+        client,
+        str(client.api.inspect_container(stack.object(consumer))["Image"]),
+        network=stack.backend,
+        mounts={stack.object(f"{consumer}-material"): material_at},
+        purpose=purpose,
+    )
+    try:
+        yield probe
+    finally:
+        probe.remove()
 
 
 def run_once(

@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import socket
 import uuid
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Final
 
 import docker
 import pytest
@@ -23,6 +25,7 @@ from tests.e2e.probes import (
     ProbeContainer,
     app_auth,
     app_image,
+    consumer_probe,
     exec_probe,
     hardened,
     image_user,
@@ -136,54 +139,85 @@ def edit_material(stack: Stack, client: docker.DockerClient, script: str) -> Non
     )
 
 
-def rotation_pass(stack: Stack, client: docker.DockerClient) -> str:
-    """Run the pass as the stack's rotation container does (its image, uid, environment and
-    identity, on the backend network) with the data keys the app was given by edit_material.
-    Each volume belongs to its own uid (0700/0400, infra/runtime_ids.py): a container as the
-    app's uid copies the keys, one as the pass's uid its identity, into a throwaway volume the
-    pass reads. Removed afterwards. Returns the pass's report (stdout)."""
-    spec = client.api.inspect_container(stack.rotation)
-    image, user = spec["Image"], spec["Config"]["User"]
+@dataclass(frozen=True)
+class MaterialCopy:
+    """Files of one of a stack's material volumes, copied by a container as the uid that owns
+    the volume (0700/0400, infra/runtime_ids.py), running `image` (built for that uid)."""
+
+    image: str
+    volume: str
+    files: str
+    """Shell words, in the volume's directory (`*`: all, for a copy that is the only one)."""
+
+
+_STAGING: Final = "/run/secure-redis-init"  # owned by the image's uid: an empty volume takes it
+
+
+@contextmanager
+def readable_copy(
+    client: docker.DockerClient, purpose: str, copies: Sequence[MaterialCopy]
+) -> Iterator[str]:
+    """A throwaway volume holding `copies`, each file world-readable, for a test whose
+    container runs as another uid than the files' owners; its name. The first copy owns the
+    directory and opens it to the next copies (0777), or to readers only when it is the only
+    one (0755). Removed afterwards."""
     volume = client.volumes.create(
-        f"secure-redis-e2e-rotation-{uuid.uuid4().hex[:8]}", labels={PROBE_LABEL: "rotation"}
+        f"secure-redis-e2e-{purpose}-{uuid.uuid4().hex[:8]}", labels={PROBE_LABEL: purpose}
     )
-    staging = "/run/secure-redis-init"  # owned by the image's uid: the empty volume takes it
-    # The first copy owns the directory and opens it to the second (a test-only volume).
-    copies = (
-        (app_image(client, stack), "app-material", "data.key data.previous-keys",
-         f"&& chmod 0777 {staging}"),
-        (image, "rotation-material", "ca.crt rotation.crt rotation.key redis.password", ""),
-    )  # fmt: skip
     try:
-        for copy_image, source, files, then in copies:
+        for i, part in enumerate(copies):
+            opened = f" && chmod {'0777' if len(copies) > 1 else '0755'} ." if i == 0 else ""
+            script = (
+                f"cd /src && cp {part.files} {_STAGING}/ && "
+                f"cd {_STAGING} && chmod 0444 {part.files}{opened}"
+            )
             client.containers.run(
-                copy_image,
-                entrypoint=["sh", "-c", f"cd /src && cp {files} {staging}/ && "
-                            f"cd {staging} && chmod 0444 {files} {then}"],
+                part.image,
+                entrypoint=["sh", "-c", script],
                 network_mode="none",
                 mounts=[
-                    docker.types.Mount("/src", stack.object(source), type="volume",
-                                       read_only=True),
-                    docker.types.Mount(staging, volume.name, type="volume"),
+                    docker.types.Mount("/src", part.volume, type="volume", read_only=True),
+                    docker.types.Mount(_STAGING, volume.name, type="volume"),
                 ],
-                labels=probe_labels("copy-rotation-material"),
+                labels=probe_labels(f"copy-{purpose}"),
                 remove=True,
-                **hardened(image_user(client, copy_image)),
-            )  # fmt: skip
+                **hardened(image_user(client, part.image)),
+            )
+        yield volume.name
+    finally:
+        volume.remove(force=True)
+
+
+def rotation_pass(stack: Stack, client: docker.DockerClient) -> str:
+    """Run the pass as the stack's rotation container does (its image, uid, environment and
+    identity, on the backend network) with the data keys the app was given by edit_material,
+    copied with the pass's identity into one readable volume. Returns the pass's report
+    (stdout)."""
+    spec = client.api.inspect_container(stack.rotation)
+    image, user = spec["Image"], spec["Config"]["User"]
+    copies = (
+        MaterialCopy(
+            app_image(client, stack), stack.object("app-material"), "data.key data.previous-keys"
+        ),
+        MaterialCopy(
+            image,
+            stack.object("rotation-material"),
+            "ca.crt rotation.crt rotation.key redis.password",
+        ),
+    )
+    with readable_copy(client, "rotation-material", copies) as volume:
         output: bytes = client.containers.run(
             image,
             entrypoint=spec["Config"]["Entrypoint"],
             command=spec["Config"]["Cmd"],
-            environment=[e.replace(APP_MATERIAL, staging) for e in spec["Config"]["Env"]],
+            environment=[e.replace(APP_MATERIAL, _STAGING) for e in spec["Config"]["Env"]],
             network=stack.backend,
-            mounts=[docker.types.Mount(staging, volume.name, type="volume", read_only=True)],
+            mounts=[docker.types.Mount(_STAGING, volume, type="volume", read_only=True)],
             labels=probe_labels("rotation-pass"),
             remove=True,
             **hardened(user, mem_limit="128m"),
         )
         return output.decode()
-    finally:
-        volume.remove(force=True)
 
 
 def test_fault__live_data_key_rotation_loses_no_entry(
@@ -237,29 +271,9 @@ def dev_material_for_prod(
     a probe running as prod's uid cannot read dev's volume: a container as dev's uid copies
     it here, world-readable, for these tests only. Removed afterwards."""
     dev, _prod = both_stacks
-    volume = docker_client.volumes.create(
-        f"secure-redis-e2e-dev-material-{uuid.uuid4().hex[:8]}", labels={PROBE_LABEL: "copy"}
-    )
-    staging = "/run/secure-redis-init"  # owned by the image's uid: the empty volume takes it
-    try:
-        image = app_image(docker_client, dev)
-        docker_client.containers.run(
-            image,
-            entrypoint=["sh", "-c", f"cp /src/* {staging}/ && chmod 0444 {staging}/* "
-                        f"&& chmod 0755 {staging}"],
-            network_mode="none",
-            mounts=[
-                docker.types.Mount("/src", dev.object("app-material"), type="volume",
-                                   read_only=True),
-                docker.types.Mount(staging, volume.name, type="volume"),
-            ],
-            labels=probe_labels("copy-dev-material"),
-            remove=True,
-            **hardened(image_user(docker_client, image)),
-        )  # fmt: skip
-        yield volume.name
-    finally:
-        volume.remove(force=True)
+    copy = MaterialCopy(app_image(docker_client, dev), dev.object("app-material"), "*")
+    with readable_copy(docker_client, "dev-material", [copy]) as volume:
+        yield volume
 
 
 @pytest.fixture(scope="module")
@@ -377,15 +391,10 @@ def dev_probe(
     """Like `cross_probe`, but on dev's own backend network, holding dev's app material at the
     same /etc/dev-cache: the positive control of the cross-stack refusals."""
     dev, _prod = both_stacks
-    probe = ProbeContainer(
-        docker_client,
-        app_image(docker_client, dev),
-        network=dev.backend,
-        mounts={dev.object("app-material"): "/etc/dev-cache"},
-        purpose="dev-own-stack",
-    )
-    yield probe
-    probe.remove()
+    with consumer_probe(
+        docker_client, dev, "app", purpose="dev-own-stack", material_at="/etc/dev-cache"
+    ) as probe:
+        yield probe
 
 
 def test_fault__positive_control_dev_material_opens_dev_redis(

@@ -13,6 +13,7 @@ from secure_cache import SecureCache
 from tests.support.app_image import built_app_image
 from tests.support.cache_env import cache_environ
 from tests.support.cache_shells import SHELLS, open_cache
+from tests.support.exporter_redis import ExporterRedis, running_exporter_redis
 from tests.support.tls_redis import REDIS_SERVER, TlsRedisServer
 
 ServerFactory = Callable[..., TlsRedisServer]
@@ -57,6 +58,14 @@ def tls_redis_factory(_require_redis_server: None) -> Iterator[ServerFactory]:
 def server(tls_redis_factory: ServerFactory) -> TlsRedisServer:
     """A private server the test may stop, kill or restart (a file may define its own)."""
     return tls_redis_factory()
+
+
+@pytest.fixture
+def exporter_redis(tmp_path: Path) -> Iterator[ExporterRedis]:
+    """A server of its own holding the exporter's user, for a test that fills its ACL LOG
+    (a module whose tests share one overrides this with a module-scoped fixture)."""
+    with running_exporter_redis(tmp_path) as setup:
+        yield setup
 
 
 @pytest.fixture(params=SHELLS)

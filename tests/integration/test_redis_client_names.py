@@ -21,16 +21,14 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from pathlib import Path
 
-import pytest
 import redis
 from prometheus_client import generate_latest
 
-from infra.redis_conf import VALUE_LIMIT_BYTES, bulk_limit_bytes
+from infra.redis_conf import ACL_LOG_MAX_LEN, VALUE_LIMIT_BYTES, bulk_limit_bytes
 from secure_cache.redis_exporter import connect, registry_for
 from tests.integration.conftest import ServerFactory
-from tests.support.exporter_redis import ExporterRedis, running_exporter_redis
+from tests.support.exporter_redis import ExporterRedis
 from tests.support.tls_redis import OBSERVER, TlsRedisServer, observer_acl
 
 OBSERVER_PASSWORD = "observer-" + "x" * 24  # a throwaway server's only user besides the stack's
@@ -92,20 +90,14 @@ def test_hello_cannot_name_connections_past_maxmemory(tls_redis_factory: ServerF
     assert all(r.startswith(b"-ERR unknown command 'HELLO'") for r in replies), replies[:2]
 
 
-@pytest.fixture
-def exporter_redis(tmp_path: Path) -> Iterator[ExporterRedis]:
-    with running_exporter_redis(tmp_path) as setup:
-        yield setup
-
-
 def test_a_full_acl_log_of_the_largest_denials__is_still_scraped(
     exporter_redis: ExporterRedis,
 ) -> None:
     server = exporter_redis.server
-    # Each connection is refused its largest key outside the app's prefix: 8 ACL LOG
-    # entries (acllog-max-len) of a 2 MiB object, each with its client's description.
+    # Each connection is refused its largest key outside the app's prefix: a full ACL LOG
+    # (acllog-max-len entries) of a 2 MiB object, each with its client's description.
     key = b"other:" + b"k" * (NAME_BYTES - 16)
-    with _named_app_connections(server, 8, denied_key=key):
+    with _named_app_connections(server, ACL_LOG_MAX_LEN, denied_key=key):
         body = generate_latest(registry_for(connect(exporter_redis.settings())))
     assert b"\nredis_up 1.0\n" in body
-    assert b'redis_acl_log_entries{reason="key"} 8.0' in body
+    assert b'redis_acl_log_entries{reason="key"} %d.0' % ACL_LOG_MAX_LEN in body

@@ -11,31 +11,23 @@ arrive; the Python allocations of one scrape (tracemalloc's peak) stay under one
 from __future__ import annotations
 
 import tracemalloc
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
 from prometheus_client import generate_latest
 
-from infra.redis_conf import VALUE_LIMIT_BYTES, bulk_limit_bytes
+from infra.redis_conf import ACL_LOG_MAX_LEN, VALUE_LIMIT_BYTES, bulk_limit_bytes
 from secure_cache.redis_exporter import connect, registry_for
-from tests.support.exporter_redis import ExporterRedis, running_exporter_redis
+from tests.support.exporter_redis import ExporterRedis
 
 ARGUMENT_BYTES = bulk_limit_bytes(VALUE_LIMIT_BYTES) - 64  # under proto-max-bulk-len
-
-
-@pytest.fixture
-def exporter_redis(tmp_path: Path) -> Iterator[ExporterRedis]:
-    with running_exporter_redis(tmp_path) as setup:
-        yield setup
 
 
 def test_a_scrape_of_a_full_acl_log__holds_less_than_one_of_its_arguments(
     exporter_redis: ExporterRedis,
 ) -> None:
     app = exporter_redis.server.app_redis()
-    for i in range(8):
+    for i in range(ACL_LOG_MAX_LEN):
         with pytest.raises(redis.exceptions.NoPermissionError):
             app.get(b"other:%d" % i + b"k" * ARGUMENT_BYTES)
     registry = registry_for(connect(exporter_redis.settings()))
@@ -46,8 +38,8 @@ def test_a_scrape_of_a_full_acl_log__holds_less_than_one_of_its_arguments(
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert b'redis_acl_log_entries{reason="key"} 8.0' in body
-    assert b'redis_acl_log_events{reason="key"} 8.0' in body
+    assert b'redis_acl_log_entries{reason="key"} %d.0' % ACL_LOG_MAX_LEN in body
+    assert b'redis_acl_log_events{reason="key"} %d.0' % ACL_LOG_MAX_LEN in body
     assert peak < ARGUMENT_BYTES, f"one scrape held {peak >> 20} MiB"
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -243,3 +245,63 @@ def test_scrape__carries_no_key_value_or_secret(tmp_path: Path) -> None:
     ):
         assert secret not in text, f"the scrape contains {secret!r}"
     assert "secure_cache_integrity_failures_total 1.0" in text
+
+
+_PADDING = b"\n" * ((1 << 20) + 1)  # past the 1 MiB every configured file is held to
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def _scrape_within(seconds: float, files: dict[str, Path]) -> Samples:
+    """A CacheMetrics on `files` and one scrape, in a thread (registering the collectors
+    collects once too), so a read that never ends fails the test instead of hanging it."""
+    done: list[Samples] = []
+
+    def scrape() -> None:
+        metrics = CacheMetrics(
+            _quiet_events(),
+            ca_file=files["ca_file"],
+            client_cert_file=files["client_cert_file"],
+            data_key_generation_file=files["data_key_generation_file"],
+        )
+        done.append(_samples(metrics))
+
+    worker = threading.Thread(target=scrape, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert done, "the scrape did not return: it is still reading a material file"
+    return done[0]
+
+
+@pytest.mark.parametrize("kind", ["over 1 MiB", "fifo"])
+def test_material_files__only_what_the_settings_loader_reads_is_read(
+    tmp_path: Path, kind: str
+) -> None:
+    """The certificate and generation files are re-read at every scrape, under the rule the
+    settings loader holds every configured file to (secure_cache.settings.read_file): a
+    regular file of at most 1 MiB. A FIFO with no writer blocked the scrape forever, and a
+    device such as /dev/zero would have been read until memory ran out."""
+    ca = pki.create_ca("CA", validity_days=400)
+    client = pki.issue_client_certificate(ca, "app", validity_days=30).cert_pem
+    contents = {
+        "ca_file": ca.cert_pem,
+        "client_cert_file": client,
+        "data_key_generation_file": b"4\n",
+    }
+    paths = {arg: tmp_path / arg for arg in contents}
+    for arg, path in paths.items():
+        if kind == "fifo":
+            os.mkfifo(path)
+        else:
+            path.write_bytes(contents[arg] + _PADDING)
+    expiry = "secure_cache_certificate_expiry_timestamp_seconds"
+    samples = _scrape_within(10, paths)
+    assert not any(name == expiry for name, _ in samples)
+    assert samples[("secure_cache_data_key_generation", ())] == 0
+    # Positive control: the same files at their own size are read.
+    for arg, path in paths.items():
+        path.unlink()
+        path.write_bytes(contents[arg])
+    samples = _scrape_within(10, paths)
+    assert (expiry, (("certificate", "client"),)) in samples
+    assert (expiry, (("certificate", "ca"),)) in samples
+    assert samples[("secure_cache_data_key_generation", ())] == 4

@@ -5,6 +5,7 @@ tests/e2e/test_e2e_monitoring.py)."""
 from __future__ import annotations
 
 import logging
+import shutil
 import subprocess
 import sys
 import time
@@ -13,9 +14,13 @@ from pathlib import Path
 import pytest
 
 from infra import pki
+from infra.pulumi_names import CONTAINER
+from infra.render import RenderedStack
 from infra.settings import REPO_ROOT
+from scripts.stack_status import CONSUMERS
 from secure_cache.metrics import SecurityEvents
 from secure_cache.prometheus import CacheMetrics, Validity
+from tests.unit.conftest import container, uploads
 
 SCRIPT = REPO_ROOT / "scripts" / "status.sh"
 
@@ -53,14 +58,25 @@ def _report(text: str, stack: str = "dev") -> subprocess.CompletedProcess[str]:
 
 
 def test_report__every_certificate_with_days_left_and_the_generation(tmp_path: Path) -> None:
-    consumer = f"# consumer redis-exporter {time.time() + 30 * 86400}\n"
-    result = _report(_exposition(tmp_path) + consumer)
+    consumers = "".join(
+        f"# consumer {name} {time.time() + days * 86400}\n"
+        for name, days in (
+            ("redis-exporter", 30),
+            ("rotation", 20),
+            ("healthcheck", 25),
+            ("reload", 35),
+        )
+    )
+    result = _report(_exposition(tmp_path) + consumers)
     assert result.returncode == 0, result.stderr
     rows = {line.split("  ")[0].strip(): line for line in result.stdout.splitlines()}
     assert rows["CA (earliest in the bundle)"].endswith(("199.9", "200.0"))
     assert rows["Redis server (as served)"].endswith(("59.9", "60.0"))
     assert rows["app client"].endswith(("39.9", "40.0"))
     assert rows["redis-exporter client"].endswith(("29.9", "30.0"))
+    assert rows["rotation client"].endswith(("19.9", "20.0"))
+    assert rows["healthcheck client"].endswith(("24.9", "25.0"))
+    assert rows["reload client"].endswith(("34.9", "35.0"))
     assert "data-key generation 4 (previous keys still readable: 0)" in result.stdout
     assert "the app serves from: redis" in result.stdout
 
@@ -99,9 +115,13 @@ def test_status_sh__bad_arguments_exit_2_with_the_fix(args: list[str], message: 
 
 
 # A `docker` CLI stand-in for a half-deployed stack: `info` answers, a container runs when
-# FAKE_DOCKER/running-<name> exists, and `exec <name> python3 -c <snippet>` prints
+# FAKE_DOCKER/running-<name> exists, `exec <name> python3 -c <snippet>` prints
 # FAKE_DOCKER/<name>.out when there is one, else runs status.sh's own snippet here with the
-# container's material directory mapped to FAKE_DOCKER/<name>/.
+# container's material directory mapped to FAKE_DOCKER/<name>/, and `cp -L <name>:<path> -`
+# writes the tar Docker writes of FAKE_DOCKER/<name>/<file>, running or not (as Docker does: it
+# reads a stopped container's volumes too), or fails as Docker does for a container that is not
+# there. The stack's material files are symlinks (infra/components/material.py), so the fake
+# refuses a copy without -L, which would hold the link and not the certificate.
 FAKE_DOCKER = r"""#!/usr/bin/env bash
 case "$1" in
     info) exit 0 ;;
@@ -110,11 +130,24 @@ case "$1" in
         name="$2"
         if [ -f "$FAKE_DOCKER/$name.out" ]; then cat "$FAKE_DOCKER/$name.out"; exit 0; fi
         exec "$FAKE_PYTHON" -c "${5//\/etc\/secure-cache/$FAKE_DOCKER/$name}" ;;
+    cp)
+        [ "$2" = -L ] || { echo "fake docker: cp without -L copies the symlink" >&2; exit 98; }
+        name="${3%%:*}" path="${3#*:}"
+        if [ ! -d "$FAKE_DOCKER/$name" ]; then
+            echo "Error response from daemon: No such container: $name" >&2; exit 1
+        fi
+        exec tar -C "$FAKE_DOCKER/$name" -chf - "${path##*/}" ;;
     *) echo "fake docker: unexpected $*" >&2; exit 99 ;;
 esac
 """
 APP = "secure-redis-dev-app"
 EXPORTER = "secure-redis-dev-redis-exporter"
+# (table row, container, file) of every client certificate the app does not report, each
+# where the stack's declaration puts it (the last test here pins CONSUMERS to it).
+CLIENT_CERTIFICATES = tuple(
+    (f"{c.name} client", f"secure-redis-dev-{c.container}", c.path.rsplit("/", 1)[1])
+    for c in CONSUMERS
+)
 
 
 def _status_sh(fake: Path) -> subprocess.CompletedProcess[str]:
@@ -151,11 +184,7 @@ def test_status_sh__an_app_that_cannot_scrape_itself_is_one_line_and_exit_3(
 def test_status_sh__a_corrupted_exporter_certificate_is_unknown_with_a_warning(
     tmp_path: Path,
 ) -> None:
-    (tmp_path / f"running-{APP}").touch()
-    (tmp_path / f"running-{EXPORTER}").touch()
-    (tmp_path / "app-files").mkdir()
-    (tmp_path / f"{APP}.out").write_text(_exposition(tmp_path / "app-files"))
-    (tmp_path / EXPORTER).mkdir()
+    _stack_with_client_certificates(tmp_path)
     (tmp_path / EXPORTER / "exporter.crt").write_text("-----BEGIN CERTIFICATE-----\nnot one\n")
     result = _status_sh(tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
@@ -168,6 +197,50 @@ def test_status_sh__a_corrupted_exporter_certificate_is_unknown_with_a_warning(
     assert "ValueError" in warning[0]
 
 
+def _stack_with_client_certificates(fake: Path) -> dict[str, int]:
+    """The app running and reporting; every other container holding its client certificate,
+    none of them running (the rotation pass is declared stopped, the reload jobs exit). The
+    days each certificate was issued for, by table row."""
+    (fake / f"running-{APP}").touch()
+    (fake / "app-files").mkdir()
+    (fake / f"{APP}.out").write_text(_exposition(fake / "app-files"))
+    ca = pki.create_ca("CA", validity_days=400)
+    days = {}
+    for i, (row, name, file) in enumerate(CLIENT_CERTIFICATES):
+        days[row] = 10 + 10 * i
+        leaf = pki.issue_client_certificate(ca, row.split()[0], validity_days=days[row])
+        (fake / name).mkdir()
+        (fake / name / file).write_bytes(leaf.cert_pem)
+    return days
+
+
+def test_status_sh__reads_every_client_certificate_running_or_stopped(tmp_path: Path) -> None:
+    """The rotation pass never runs between rotations and the reload jobs exit after an `up`:
+    their certificates are read from the stopped containers all the same."""
+    days = _stack_with_client_certificates(tmp_path)
+    result = _status_sh(tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stderr == ""
+    rows = {line.split("  ")[0].strip(): line for line in result.stdout.splitlines()}
+    for row, issued in days.items():
+        assert rows[row].endswith((f"{issued - 1}.9", f"{issued}.0")), rows.get(row)
+
+
+def test_status_sh__a_container_that_is_not_there_is_unknown_with_the_engines_reason(
+    tmp_path: Path,
+) -> None:
+    _stack_with_client_certificates(tmp_path)
+    shutil.rmtree(tmp_path / "secure-redis-dev-rotation")
+    result = _status_sh(tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    row = next(ln for ln in result.stdout.splitlines() if ln.startswith("rotation client"))
+    assert "unknown" in row
+    warning = result.stderr.strip().splitlines()
+    assert len(warning) == 1, result.stderr
+    assert warning[0].startswith("status: warning: secure-redis-dev-rotation"), warning
+    assert "No such container" in warning[0]
+
+
 def test_report__an_expired_certificate_says_so_and_how_to_renew_it(tmp_path: Path) -> None:
     consumer = f"# consumer redis-exporter {time.time() - 2 * 86400}\n"
     result = _report(_exposition(tmp_path) + consumer, stack="prod")
@@ -176,3 +249,28 @@ def test_report__an_expired_certificate_says_so_and_how_to_renew_it(tmp_path: Pa
     assert "scripts/rotate.sh prod certs" in result.stdout
     others = [ln for ln in result.stdout.splitlines() if ln.startswith(("app client", "CA "))]
     assert not any("expired" in ln for ln in others)
+
+
+def test_consumers__every_client_certificate_the_app_does_not_report_where_the_stack_puts_it(
+    dev: RenderedStack,
+) -> None:
+    """status.sh copies each of stack_status.CONSUMERS out of its container: each is the file
+    the stack's declaration writes into a volume that container mounts there, and together
+    with the app's own they are every client certificate the stack issues (a new identity
+    left out of status.sh fails here)."""
+    for consumer in CONSUMERS:
+        user = container(dev, consumer.container)
+        directory, file = consumer.path.rsplit("/", 1)
+        volume = next(m["source"] for m in user.props["mounts"] if m["target"] == directory)
+        writers = [
+            r
+            for r in dev.of_type(CONTAINER)
+            if any(m["source"] == volume for m in r.props.get("mounts", []))
+        ]
+        assert any(file in uploads(w) for w in writers), f"{consumer}: no {file} in {volume}"
+    issued = {
+        r.name.removeprefix("tls-").removesuffix("-client")
+        for r in dev.resources
+        if r.type.endswith(":LeafCertificate") and r.name.endswith("-client")
+    }
+    assert issued == {"app"} | {Path(c.path).stem for c in CONSUMERS}
