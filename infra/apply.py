@@ -149,8 +149,10 @@ def _plan_or_up(action: str, stack: str, project_dir: Path, store: StateStore) -
     _print_changes(changes, plan, full=False)
     new_state = _with_dynamic(previous, rendered)
     store.save(new_state)
-    applier.up(plan, new_state, changes=changes, checkpoint=store.save)
-    say(f"stack {stack} is up: {summary(changes)}")
+    applied = applier.up(plan, new_state, changes=changes, checkpoint=store.save)
+    kept = len(applied.kept)
+    note = f" ({kept} of them kept: their images were rebuilt unchanged)" if kept else ""
+    say(f"stack {stack} is up: {summary(changes)}{note}")
 
 
 def _render(stack: str, root: Path, state: StackState | None) -> RenderedStack:

@@ -51,6 +51,8 @@ class StackObjects:
     networks: list[str] = field(default_factory=list)
     volumes: list[str] = field(default_factory=list)
     images: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    """Containers an up planned to replace and kept: their image was rebuilt unchanged."""
 
     def empty(self) -> bool:
         return not (self.containers or self.networks or self.volumes or self.images)
@@ -128,6 +130,7 @@ class LocalApplier:
                 continue
             spec = step.spec
             if step.urn in deferred and not self._replace_for_image(step, state, image_ids, save):
+                applied.kept.append(_label(spec))
                 continue
             start = time.monotonic()
             outputs: dict[str, Any] = {}

@@ -247,8 +247,12 @@ def test_applier__a_rebuild_into_the_same_image_keeps_its_container_running(
             outputs={"repoDigest": digest},
         )
         running = container(stack, image=digest, command=["sleep", "600"])
-        applier.up(plan_stack(stack, [built, running], root=Path("/")), state)
-        return str(docker_client.api.inspect_container(f"{stack}-c")["Id"])
+        applied = applier.up(plan_stack(stack, [built, running], root=Path("/")), state)
+        cid = str(docker_client.api.inspect_container(f"{stack}-c")["Id"])
+        kept.append(bool(applied.kept))
+        return cid
+
+    kept: list[bool] = []
 
     first = deploy(tmp_path / "checkout-a", "one")
     assert deploy(tmp_path / "checkout-b", "one") == first, "same image: container replaced"
@@ -257,3 +261,4 @@ def test_applier__a_rebuild_into_the_same_image_keeps_its_container_running(
     assert changed != first, "another image: the container must run it"
     image = docker_client.api.inspect_container(changed)["Image"]
     assert docker_client.api.inspect_image(image)["Config"]["Labels"]["e2e.content"] == "two"
+    assert kept == [False, True, False], "up reports the container it kept, and only that one"
