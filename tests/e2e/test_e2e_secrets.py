@@ -38,7 +38,7 @@ ROLE_OF = {"redis": Role.REDIS, "app": Role.APP, "redis-exporter": Role.EXPORTER
 
 def uid_of(stack: Stack, role: str) -> int:
     """The uid (= gid) the role's container of this stack runs as (infra/runtime_ids.py)."""
-    return runtime_id(stack.name, ROLE_OF[role])
+    return runtime_id(stack.name, ROLE_OF[role], stack.settings.runtime_id_slot)
 
 
 MATERIAL = {"redis": REDIS_MATERIAL, "app": APP_MATERIAL, "redis-exporter": APP_MATERIAL}
