@@ -40,7 +40,7 @@ from infra.applier.state import (
     StateError,
     StateStore,
 )
-from infra.applier.status import material_lines
+from infra.applier.status import material_lines, unfinished_rotation
 from infra.applier.translate import ContainerSpec, ImageSpec, NetworkSpec, VolumeSpec
 from infra.changes import Change, Op
 from infra.mock_engine import Prior, RenderError
@@ -151,6 +151,8 @@ def _plan_or_up(action: str, stack: str, project_dir: Path, store: StateStore) -
     store.save(new_state)
     applier.up(plan, new_state, changes=changes, checkpoint=store.save)
     say(f"stack {stack} is up: {summary(changes)}")
+    if (unfinished := unfinished_rotation(new_state)) is not None:
+        say(unfinished)
 
 
 def _render(stack: str, root: Path, state: StackState | None) -> RenderedStack:
@@ -259,6 +261,8 @@ def _status(store: StateStore, project_dir: Path) -> int:
         return 2
     for line in material_lines(state, now=dt.datetime.now(dt.UTC)):
         say(line)
+    if (unfinished := unfinished_rotation(state)) is not None:
+        say(unfinished)
     return 0
 
 
