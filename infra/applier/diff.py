@@ -32,7 +32,10 @@ from infra.mock_engine import PropPath
 from infra.render import format_path
 
 DOCKER_TYPES: Final = frozenset({CONTAINER, IMAGE, NETWORK, VOLUME})
-MISSING: Final = "missing from the Docker engine, or stopped although declared mustRun"
+MISSING: Final = (
+    "missing from the Docker engine, stopped although declared mustRun, or left unfinished "
+    "by an interrupted or failed up"
+)
 VOLUME_KEPT: Final = "volumes are only removed by down; the existing one is kept"
 # Long lists (uploads, mounts) are reported per item, nested objects per key, up to this depth.
 _MAX_DEPTH: Final = 3

@@ -39,6 +39,8 @@ from infra.naming import STACK_LABEL
 
 Say = Callable[[str], None]
 Checkpoint = Callable[[StackState], None]
+# The output of a container the state records before its start and wait finished.
+INCOMPLETE: Final = "incomplete"
 _LOG_TAIL: Final = 15
 _RUNNING_CHECK_DELAY_S: Final = 0.1
 
@@ -140,7 +142,18 @@ class LocalApplier:
                     object_id = spec.name
                     applied.volumes.append(spec.name)
                 else:
-                    object_id = self._container(spec, image_ids)
+
+                    def created(cid: str, step: Any = step, name: str = change.name) -> None:
+                        # Recorded as soon as it exists, before its uploads, start and wait:
+                        # an up interrupted or failed past this point leaves no container the
+                        # state does not know (the next up refused it, naming `down`, which
+                        # loses the data). Marked INCOMPLETE, the next up replaces it.
+                        state.resources[step.urn] = ResourceState(
+                            step.type, name, cid, step.props, {INCOMPLETE: True}
+                        )
+                        save(state)
+
+                    object_id = self._container(spec, image_ids, created)
                     outputs["imageId"] = image_ids.get(spec.image, spec.image)
                     applied.containers.append(spec.name or spec.resource)
             state.resources[step.urn] = ResourceState(
@@ -156,6 +169,9 @@ class LocalApplier:
         gone = set()
         for urn, prior in state.resources.items():
             if urn not in planned or prior.type not in DOCKER_TYPES:
+                continue
+            if prior.outputs.get(INCOMPLETE):
+                gone.add(urn)  # created by an up that did not finish it
                 continue
             with _engine_errors(f"looking up {prior.name}"):
                 if not self._exists(prior):
@@ -256,7 +272,12 @@ class LocalApplier:
             )
         return image_id
 
-    def _container(self, spec: ContainerSpec, image_ids: dict[str, str]) -> str:
+    def _container(
+        self,
+        spec: ContainerSpec,
+        image_ids: dict[str, str],
+        created: Callable[[str], None] = lambda _cid: None,
+    ) -> str:
         api = self.api
         image = image_ids.get(spec.image, spec.image)
         networking = None
@@ -264,7 +285,7 @@ class LocalApplier:
             first = spec.endpoints[0]
             networking = api.create_networking_config({first.network: _endpoint_config(api, first)})
         try:
-            created = api.create_container(
+            container = api.create_container(
                 image,
                 name=spec.name,
                 host_config=api.create_host_config(**spec.host_config),
@@ -273,7 +294,8 @@ class LocalApplier:
             )
         except APIError as exc:
             raise ApplyError(f"{spec.resource}: docker refused the container: {_why(exc)}") from exc
-        cid = str(created["Id"])
+        cid = str(container["Id"])
+        created(cid)
         for endpoint in spec.endpoints[1:]:
             api.connect_container_to_network(
                 cid,

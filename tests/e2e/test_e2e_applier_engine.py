@@ -13,9 +13,10 @@ from typing import Any
 import docker
 import pytest
 
-from infra.applier.engine import LocalApplier
+from infra.applier.engine import INCOMPLETE, LocalApplier
 from infra.applier.errors import ApplyError
 from infra.applier.plan import plan_stack
+from infra.applier.state import StackState
 from infra.naming import STACK_LABEL
 from infra.pulumi_names import CONTAINER, IMAGE, NETWORK, VOLUME
 from infra.render import RenderedResource
@@ -103,6 +104,49 @@ def test_applier__attach_fails_on_a_non_zero_exit_code(scratch: tuple[str, Local
     )
     with pytest.raises(ApplyError, match=r"exited with code 3; its last log lines:\nboom"):
         apply(applier, stack, failing)
+
+
+def test_applier__a_container_whose_step_failed_is_in_the_state_and_the_next_up_replaces_it(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient
+) -> None:
+    """A failed (or interrupted) container step left a container the state did not know, and
+    the next up refused it, naming `down`, which loses every volume's data."""
+    stack, applier = scratch
+    state = StackState(stack)
+    failing = container(stack, command=["sh", "-c", "exit 3"], attach=True, mustRun=False)
+    with pytest.raises(ApplyError, match="exited with code 3"):
+        applier.up(plan_stack(stack, [failing], root=Path("/")), state)
+    (urn, recorded), *_ = [(u, r) for u, r in state.resources.items() if r.type == CONTAINER]
+    assert recorded.outputs.get(INCOMPLETE) is True
+    assert recorded.id == docker_client.api.inspect_container(f"{stack}-c")["Id"]
+    fixed = container(stack, command=["true"], attach=True, mustRun=False)
+    applier.up(plan_stack(stack, [fixed], root=Path("/")), state)
+    assert INCOMPLETE not in state.resources[urn].outputs
+    assert docker_client.api.inspect_container(f"{stack}-c")["Id"] == state.resources[urn].id
+    assert state.resources[urn].id != recorded.id, "the unfinished one was replaced"
+
+
+def test_applier__an_up_interrupted_right_after_a_create_converges_on_the_next(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient
+) -> None:
+    """Ctrl-C (KeyboardInterrupt; infra/apply.py turns SIGTERM into one) just after the engine
+    created a container: the state already records it, so the next up replaces it."""
+    stack, applier = scratch
+    state = StackState(stack)
+    job = container(stack, command=["true"], attach=True, mustRun=False)
+    plan = plan_stack(stack, [job], root=Path("/"))
+
+    def interrupt_once_created(saved: StackState) -> None:
+        if any(r.outputs.get(INCOMPLETE) for r in saved.resources.values()):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        applier.up(plan, state, checkpoint=interrupt_once_created)
+    applier.up(plan, state)
+    (only,) = state.resources.values()
+    assert INCOMPLETE not in only.outputs
+    found = docker_client.api.inspect_container(f"{stack}-c")
+    assert (found["Id"], found["State"]["ExitCode"]) == (only.id, 0)
 
 
 def test_applier__must_run_container_that_exits_is_an_error(
