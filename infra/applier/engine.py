@@ -235,10 +235,18 @@ class LocalApplier:
                 continue
             labels = found.attrs.get("Labels") or (found.attrs.get("Config") or {}).get("Labels")
             if (labels or {}).get(STACK_LABEL) == plan.stack:
+                # A container holds no data (volumes do), so removing it alone is the way on
+                # that keeps the stack's data; `down` removes the volumes too.
+                way_on = (
+                    f"remove it with `docker rm -f {name}` (its volumes and their data are kept)"
+                    if kind == "container"
+                    else f"remove the stack with `python -m infra.apply down --stack {plan.stack}`"
+                )
                 raise ApplyError(
                     f"a {kind} {name} of stack {plan.stack} exists but the stack's state does "
-                    "not know it (deployed by another checkout or an older applier); remove the "
-                    f"stack with `python -m infra.apply down --stack {plan.stack}`, then up again"
+                    "not know it (deployed by another checkout, an older applier, or an up "
+                    f"interrupted before this applier recorded containers on creation); {way_on}, "
+                    "then up again"
                 )
             raise ApplyError(
                 f"a {kind} {name} already exists and is not labelled {STACK_LABEL}={plan.stack}; "

@@ -203,6 +203,19 @@ def test_applier__down_removes_every_labelled_object_then_finds_nothing(
     assert applier.down(stack).empty(), "a second down finds nothing to remove"
 
 
+def test_applier__a_stack_container_the_state_does_not_know_is_refused_with_docker_rm(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient
+) -> None:
+    """The way on keeps the data: remove that container alone, not the stack (`down`)."""
+    stack, applier = scratch
+    docker_client.containers.create(BASE, ["true"], name=f"{stack}-c", labels={STACK_LABEL: stack})
+    job = container(stack, command=["true"], attach=True, mustRun=False)
+    with pytest.raises(ApplyError, match="state does not know it") as refused:
+        applier.up(plan_stack(stack, [job], root=Path("/")), StackState(stack))
+    assert f"`docker rm -f {stack}-c` (its volumes and their data are kept)" in str(refused.value)
+    assert "down" not in str(refused.value)
+
+
 def test_applier__up_refuses_to_replace_an_unlabelled_object_with_the_same_name(
     scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient
 ) -> None:
