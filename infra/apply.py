@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -40,7 +41,7 @@ from infra.applier.state import (
     StateError,
     StateStore,
 )
-from infra.applier.status import material_lines
+from infra.applier.status import material_lines, unfinished_rotation
 from infra.applier.translate import ContainerSpec, ImageSpec, NetworkSpec, VolumeSpec
 from infra.changes import Change, Op
 from infra.mock_engine import Prior, RenderError
@@ -86,26 +87,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     elif args.action != "status":
         say(f"stack {stack}: {NOT_PULUMI}")
+    # SIGTERM (`timeout`, a CI runner, systemd) ends an up or down as Ctrl-C does: with the
+    # message below, after the state was saved for every step and every object created.
+    signal.signal(signal.SIGTERM, _interrupted)
     try:
-        if args.action == "down":
-            applier = _applier()
-            with store.locked():
-                applier.down(stack)
-                if store.remove():
-                    say(f"removed the state {store.path}")
-        elif args.action == "status":
+        if args.action == "status":
             return _status(store, args.project_dir)
-        elif args.action == "plan":
-            _plan_or_up(args.action, stack, args.project_dir, store)
-        else:
-            with store.locked():
-                _plan_or_up(args.action, stack, args.project_dir, store)
-    except StateError as exc:
-        print(f"apply: error: {exc}", file=sys.stderr)
+        _act(args.action, stack, args.project_dir, store)
+    except (StateError, SettingsError, RenderError) as exc:
+        where = "" if isinstance(exc, StateError) else f"stack {stack}: "
+        print(f"apply: error: {where}{exc}", file=sys.stderr)
         return 2
-    except (SettingsError, RenderError) as exc:
-        print(f"apply: error: stack {stack}: {exc}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print(
+            f"apply: error: {args.action} of stack {stack} interrupted; the state records every "
+            "step finished and every container created so far (volumes and their data are "
+            f"kept): run `python -m infra.apply {args.action} --stack {stack}` again to finish",
+            file=sys.stderr,
+        )
+        return 3
     except ApplyError as exc:
         print(f"apply: error: {exc}", file=sys.stderr)
         if args.action == "up" and store.exists():
@@ -118,6 +118,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 3
     say(f"{args.action} finished in {time.monotonic() - start:.1f}s")
     return 0
+
+
+def _act(action: str, stack: str, project_dir: Path, store: StateStore) -> None:
+    """down, plan or up; raises what `main` turns into a message and an exit code."""
+    if action == "down":
+        applier = _applier()
+        with store.locked():
+            applier.down(stack)
+            if store.remove():
+                say(f"removed the state {store.path}")
+    elif action == "plan":
+        _plan_or_up(action, stack, project_dir, store)
+    else:
+        with store.locked():
+            _plan_or_up(action, stack, project_dir, store)
+
+
+def _interrupted(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _plan_or_up(action: str, stack: str, project_dir: Path, store: StateStore) -> None:
@@ -153,6 +172,8 @@ def _plan_or_up(action: str, stack: str, project_dir: Path, store: StateStore) -
     kept = len(applied.kept)
     note = f" ({kept} of them kept: their images were rebuilt unchanged)" if kept else ""
     say(f"stack {stack} is up: {summary(changes)}{note}")
+    if (unfinished := unfinished_rotation(new_state)) is not None:
+        say(unfinished)
 
 
 def _render(stack: str, root: Path, state: StackState | None) -> RenderedStack:
@@ -261,6 +282,8 @@ def _status(store: StateStore, project_dir: Path) -> int:
         return 2
     for line in material_lines(state, now=dt.datetime.now(dt.UTC)):
         say(line)
+    if (unfinished := unfinished_rotation(state)) is not None:
+        say(unfinished)
     return 0
 
 

@@ -1,4 +1,5 @@
-"""`python -m infra.rotation_probe (snapshot|wait|report)`: what a running stack's consumers use.
+"""`python -m infra.rotation_probe (snapshot|wait|report|unfinished)`: what a running stack's
+consumers use, and which rotation it shows half done.
 
 scripts/rotate.sh takes a snapshot before a rotation, waits after each `up` until every
 consumer uses the new material, and reports what changed. Everything is observed from the
@@ -260,17 +261,39 @@ def unsettled(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
     return waiting
 
 
+def unfinished(now: dict[str, Any]) -> dict[str, str]:
+    """Rotations a snapshot shows half done, by rotate.sh kind, and what shows it. An
+    interrupted rotate.sh (or an `up` that took one step of several) leaves them. Starting the
+    same rotation again on top drops what the first one still needs: a second data-key bump
+    retires the key the entries not yet moved are sealed with, and they are lost."""
+    found: dict[str, str] = {}
+    if now["previous_key_ids"]:
+        found["data-key"] = (
+            f"the app still reads {len(now['previous_key_ids'])} previous data key(s): the "
+            "rotation pass has not finished or the old key was not retired"
+        )
+    if rotating := sorted(user for user, hashes in now["acl"].items() if len(hashes) > 1):
+        found["passwords"] = f"ACL users with two passwords: {', '.join(rotating)}"
+    if len(now["redis_trusts"]) > 1 or len(now["app_trusts"]) > 1:
+        found["ca"] = "two CAs are trusted: a CA rollover is under way"
+    return found
+
+
 def expected_changes(kind: str, before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     """What a finished rotation of `kind` must have changed; missing ones are returned."""
     missing = []
     kinds = ("certs", "passwords", "data-key", "ca", "api-token") if kind == "all" else (kind,)
+    # A rotation found half done at the start (unfinished) was finished, not started again: its
+    # first step (a new key, a new CA issuing) happened before `before`.
+    resumed = unfinished(before)
     if "certs" in kinds or "ca" in kinds:
         if after["server_serial"] == before["server_serial"]:
             missing.append("the server certificate was not renewed")
         if after["app_cert_serial"] == before["app_cert_serial"]:
             missing.append("the app's client certificate was not renewed")
     if "ca" in kinds and (
-        after["server_issuer"] == before["server_issuer"] or len(after["redis_trusts"]) != 1
+        (after["server_issuer"] == before["server_issuer"] and "ca" not in resumed)
+        or len(after["redis_trusts"]) != 1
     ):
         missing.append("the CA did not roll over to a single new CA")
     if "passwords" in kinds:
@@ -278,7 +301,8 @@ def expected_changes(kind: str, before: dict[str, Any], after: dict[str, Any]) -
             if user != "default" and (hashes == before["acl"].get(user) or len(hashes) != 1):
                 missing.append(f"ACL user {user} did not end with one new password")
     if "data-key" in kinds and (
-        after["primary_key_id"] == before["primary_key_id"] or after["previous_key_ids"]
+        (after["primary_key_id"] == before["primary_key_id"] and "data-key" not in resumed)
+        or after["previous_key_ids"]
     ):
         missing.append("the data key did not rotate to one new key with the old one retired")
     missing += _api_token_changes(kind, before, after)
@@ -335,7 +359,7 @@ def report_lines(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.rotation_probe")
-    parser.add_argument("action", choices=("snapshot", "wait", "report"))
+    parser.add_argument("action", choices=("snapshot", "wait", "report", "unfinished"))
     parser.add_argument("--stack", required=True)
     parser.add_argument("--before", type=Path, help="a snapshot file (wait, report)")
     parser.add_argument("--kind", choices=KINDS, help="report: the rotation that ran")
@@ -352,6 +376,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"{args.action} needs --before")
         if args.action == "wait":
             return _wait(probe, before, args.timeout)
+        if args.action == "unfinished":  # of the snapshot given: one `kind<TAB>why` a line
+            for kind, why in unfinished(before).items():
+                print(f"{kind}\t{why}")
+            return 0
         after = probe.snapshot()
         for text in report_lines(before, after):
             print(f"rotate: {text}")
@@ -423,5 +451,6 @@ __all__ = [
     "restarted",
     "served_evidence",
     "served_serial",
+    "unfinished",
     "unsettled",
 ]

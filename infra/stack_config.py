@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
+import yaml
+
 from infra.profiles import PROFILES, SETTING_KEYS
 from infra.settings import (
     NAMESPACE,
@@ -36,9 +38,25 @@ class StackConfigError(ValueError):
     """The setting cannot be read or written; the message says what to fix."""
 
 
+def yaml_scalar(value: str) -> str:
+    """`value` as YAML that reads back as itself: plain when it does (`160`, `0.8`, `1.3`,
+    `development`), else in YAML's single quotes. Written plain, the
+    default key prefix `cache:` made the file unreadable (`mapping values are not allowed`), and
+    `yes`, `#x` or `[a]` would read back as another value."""
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        parsed = None
+    plain = isinstance(parsed, str | int | float) and not isinstance(parsed, bool)
+    if value and plain and str(parsed) == value and "\n" not in value:
+        return value
+    return "'" + value.replace("'", "''") + "'"
+
+
 def set_value(text: str, key: str, value: str) -> str:
     """`text` (a Pulumi.<stack>.yaml) with `secure-redis:<key>` set to `value`."""
     full = f"{NAMESPACE}:{key}"
+    value = yaml_scalar(value)
     lines = text.splitlines(keepends=True)
     indent = "  "
     config_at: int | None = None

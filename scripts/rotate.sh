@@ -22,6 +22,10 @@
 #              (the stack's own scripts read the token from the app's volume at each use;
 #              clients holding a copy of the old one must take the new one)
 #
+# A rotation of the same kind found half done (an earlier run interrupted, or an up that took
+# one step of several) is finished instead of started again: another data key on top of an
+# unfinished one would retire the key its entries are still sealed with.
+#
 # Every step is a change of the stack's settings (Pulumi.STACK.yaml) applied by an `up` of the
 # program: `pulumi up` where the Pulumi CLI is logged in, the local applier
 # (`python -m infra.apply up`) otherwise; both read that file. Neither Redis nor the app is
@@ -34,7 +38,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 usage="usage: scripts/rotate.sh STACK (certs|passwords|data-key|ca|api-token|api-token-retire|all)"
-[ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ] && { sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0; }
+[ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ] && { sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit 0; }
 [ "$#" -eq 2 ] || die "$usage"
 stack="$1"
 kind="$2"
@@ -97,26 +101,64 @@ rotate_certs() {
     up "renew every leaf certificate"
 }
 
+# unfinished KIND: why the stack was found with a KIND rotation half done when this run began
+# (an interrupted rotate.sh, or an up that took one step of several); empty when it was not.
+unfinished() {
+    "$PY" -m infra.rotation_probe unfinished --stack "$stack" --before "$work/before.json" \
+        | awk -F '\t' -v kind="$1" '$1 == kind { print $2 }'
+}
+
+resuming() { # resuming KIND WHY: say that the half-done rotation is finished, not restarted
+    warn "a $1 rotation was left unfinished ($2): finishing it instead of starting another on top"
+}
+
 rotate_passwords() {
-    bump passwordRotationGeneration
-    up "passwords ROTATE: new beside old"
+    local why
+    why="$(unfinished passwords)"
+    if [ -n "$why" ]; then
+        resuming passwords "$why"
+    else
+        bump passwordRotationGeneration
+        up "passwords ROTATE: new beside old"
+    fi
     up "passwords SET: old removed"
 }
 
 rotate_ca() {
-    bump caRolloverGeneration
-    up "CA rollover 1/3: new CA trusted beside the old"
-    up "CA rollover 2/3: new CA issues every certificate"
-    up "CA rollover 3/3: old CA retired"
+    local why step
+    why="$(unfinished ca)"
+    if [ -z "$why" ]; then
+        bump caRolloverGeneration
+        up "CA rollover 1/3: new CA trusted beside the old"
+        up "CA rollover 2/3: new CA issues every certificate"
+        up "CA rollover 3/3: old CA retired"
+        return
+    fi
+    # Introduced or promoted: each up takes the next step, until one CA is trusted.
+    resuming ca "$why"
+    for step in 1 2; do
+        up "CA rollover: the next step of the unfinished one ($step of at most 2)"
+        probe snapshot >"$work/now.json" || die "stack $stack stopped answering; run scripts/rotate.sh $stack ca again"
+        "$PY" -m infra.rotation_probe unfinished --stack "$stack" --before "$work/now.json" \
+            | grep -q '^ca' || return 0
+    done
+    die "the CA rollover did not finish in two ups; see the output above"
 }
 
 rotate_data_key() {
-    local keep
+    local keep why
     keep="$(config_get dataKeyKeepPrevious)"
     [ "$keep" -ge 1 ] || keep=1
     config_set dataKeyKeepPrevious "$keep"
-    bump dataKeyGeneration
-    up "data key: new primary, the old one kept for reading"
+    why="$(unfinished data-key)"
+    if [ -n "$why" ]; then
+        # Another key now would retire the one the entries not yet moved are sealed with
+        # (keepPrevious keeps the newest only): they would be lost. Run the pass instead.
+        resuming data-key "$why"
+    else
+        bump dataKeyGeneration
+        up "data key: new primary, the old one kept for reading"
+    fi
     log "rotation pass: moving every entry to the new key"
     # The pass is safe to interrupt and run again (README): a transient failure gets it run
     # again, up to three times. A Redis restart is not retried away: the probe after the next

@@ -33,7 +33,10 @@ from infra.mock_engine import PropPath
 from infra.render import format_path
 
 DOCKER_TYPES: Final = frozenset({CONTAINER, IMAGE, NETWORK, VOLUME})
-MISSING: Final = "missing from the Docker engine, or stopped although declared mustRun"
+MISSING: Final = (
+    "missing from the Docker engine, stopped although declared mustRun, or left unfinished "
+    "by an interrupted or failed up"
+)
 # A container whose only change is its image's rebuild is replaced only when the build gives
 # another image ID (engine.py decides once it has built): the engine passes the image's
 # repoDigest to the container, and an equal digest is no change to it.

@@ -39,6 +39,8 @@ from infra.naming import STACK_LABEL
 
 Say = Callable[[str], None]
 Checkpoint = Callable[[StackState], None]
+# The output of a container the state records before its start and wait finished.
+INCOMPLETE: Final = "incomplete"
 _LOG_TAIL: Final = 15
 _RUNNING_CHECK_DELAY_S: Final = 0.1
 
@@ -149,7 +151,18 @@ class LocalApplier:
                     object_id = spec.name
                     applied.volumes.append(spec.name)
                 else:
-                    object_id = self._container(spec, image_ids)
+
+                    def created(cid: str, step: Any = step, name: str = change.name) -> None:
+                        # Recorded as soon as it exists, before its uploads, start and wait:
+                        # an up interrupted or failed past this point leaves no container the
+                        # state does not know (the next up refused it, naming `down`, which
+                        # loses the data). Marked INCOMPLETE, the next up replaces it.
+                        state.resources[step.urn] = ResourceState(
+                            step.type, name, cid, step.props, {INCOMPLETE: True}
+                        )
+                        save(state)
+
+                    object_id = self._container(spec, image_ids, created)
                     outputs["imageId"] = image_ids.get(spec.image, spec.image)
                     applied.containers.append(spec.name or spec.resource)
             state.resources[step.urn] = ResourceState(
@@ -186,6 +199,9 @@ class LocalApplier:
         gone = set()
         for urn, prior in state.resources.items():
             if urn not in planned or prior.type not in DOCKER_TYPES:
+                continue
+            if prior.outputs.get(INCOMPLETE):
+                gone.add(urn)  # created by an up that did not finish it
                 continue
             with _engine_errors(f"looking up {prior.name}"):
                 if not self._exists(prior):
@@ -249,10 +265,18 @@ class LocalApplier:
                 continue
             labels = found.attrs.get("Labels") or (found.attrs.get("Config") or {}).get("Labels")
             if (labels or {}).get(STACK_LABEL) == plan.stack:
+                # A container holds no data (volumes do), so removing it alone is the way on
+                # that keeps the stack's data; `down` removes the volumes too.
+                way_on = (
+                    f"remove it with `docker rm -f {name}` (its volumes and their data are kept)"
+                    if kind == "container"
+                    else f"remove the stack with `python -m infra.apply down --stack {plan.stack}`"
+                )
                 raise ApplyError(
                     f"a {kind} {name} of stack {plan.stack} exists but the stack's state does "
-                    "not know it (deployed by another checkout or an older applier); remove the "
-                    f"stack with `python -m infra.apply down --stack {plan.stack}`, then up again"
+                    "not know it (deployed by another checkout, an older applier, or an up "
+                    f"interrupted before this applier recorded containers on creation); {way_on}, "
+                    "then up again"
                 )
             raise ApplyError(
                 f"a {kind} {name} already exists and is not labelled {STACK_LABEL}={plan.stack}; "
@@ -286,7 +310,12 @@ class LocalApplier:
             )
         return image_id
 
-    def _container(self, spec: ContainerSpec, image_ids: dict[str, str]) -> str:
+    def _container(
+        self,
+        spec: ContainerSpec,
+        image_ids: dict[str, str],
+        created: Callable[[str], None] = lambda _cid: None,
+    ) -> str:
         api = self.api
         image = image_ids.get(spec.image, spec.image)
         networking = None
@@ -294,7 +323,7 @@ class LocalApplier:
             first = spec.endpoints[0]
             networking = api.create_networking_config({first.network: _endpoint_config(api, first)})
         try:
-            created = api.create_container(
+            container = api.create_container(
                 image,
                 name=spec.name,
                 host_config=api.create_host_config(**spec.host_config),
@@ -303,7 +332,8 @@ class LocalApplier:
             )
         except APIError as exc:
             raise ApplyError(f"{spec.resource}: docker refused the container: {_why(exc)}") from exc
-        cid = str(created["Id"])
+        cid = str(container["Id"])
+        created(cid)
         for endpoint in spec.endpoints[1:]:
             api.connect_container_to_network(
                 cid,

@@ -12,6 +12,14 @@ from infra.applier.state import StackState
 
 CERTIFICATE_TYPES = ("CertificateAuthority", "LeafCertificate")
 KEYRING_TYPE = "DataKeyring"
+# Rotations the providers take one `up` per step (infra/providers/certificates.py CaPhase,
+# infra/providers/secrets.py PasswordPhase), by the phase a resource is left in: what it means,
+# and how many more ups finish it. Any other phase but "steady" is counted as one more up.
+_UNFINISHED = {
+    "introduced": ("new CA trusted beside the old one, not issuing yet", 2),
+    "promoted": ("new CA issues every certificate, the old one still trusted", 1),
+    "rotating": ("new password in use, the old one still accepted", 1),
+}
 
 
 def material_lines(state: StackState, *, now: dt.datetime) -> Iterator[str]:
@@ -34,4 +42,26 @@ def material_lines(state: StackState, *, now: dt.datetime) -> Iterator[str]:
             )
 
 
-__all__ = ["material_lines"]
+def unfinished_rotation(state: StackState) -> str | None:
+    """One line naming each rotation an `up` left half done (a CA rollover, a password or API
+    token rotation) and how many more ups finish it; None when there is none. A setting change
+    starts such a rotation too (keyAlgorithm or caValidityDays: the CA; passwordLength: every
+    password), and until it finishes the old CA or password is still accepted."""
+    pending = []
+    most = 0
+    for resource in sorted(state.resources.values(), key=lambda r: r.name):
+        phase = str(resource.outputs.get("phase") or "steady")
+        if phase == "steady":
+            continue
+        meaning, ups = _UNFINISHED.get(phase, (phase, 1))
+        most = max(most, ups)
+        pending.append(f"{resource.name} ({meaning})")
+    if not pending:
+        return None
+    return (
+        f"rotation unfinished: {'; '.join(pending)}. Run up {most} more time(s) to finish it "
+        "(one step per up; README, Day 2)"
+    )
+
+
+__all__ = ["material_lines", "unfinished_rotation"]

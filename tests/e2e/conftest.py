@@ -26,7 +26,14 @@ from docker.errors import DockerException
 from infra.settings import REPO_ROOT
 from tests.e2e.hosts import container_host
 from tests.e2e.probes import ProbeContainer, consumer_probe
-from tests.e2e.stacks import STACK_NAMES, STACKS_ENV, Deployments, NotDeployed, Stack
+from tests.e2e.stacks import (
+    STACK_NAMES,
+    STACKS_ENV,
+    Deployments,
+    NotDeployed,
+    Stack,
+    stack_selection,
+)
 
 AREAS: Final = {
     "transport": "1 transport: TLS only, client certificates, protocol versions",
@@ -48,9 +55,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--stack",
         action="append",
-        choices=STACK_NAMES,
         dest="e2e_stacks",
-        help=f"stack to verify (repeatable; default: ${STACKS_ENV} or dev and prod)",
+        help=f"stack to verify, any with a Pulumi.<stack>.yaml (repeatable; default: "
+        f"${STACKS_ENV} or dev and prod)",
     )
     group.addoption(
         "--e2e-summary",
@@ -83,10 +90,10 @@ def selected_stacks(config: pytest.Config) -> tuple[str, ...]:
     chosen = config.getoption("e2e_stacks", default=None) or [
         s.strip() for s in os.environ.get(STACKS_ENV, "").split(",") if s.strip()
     ]
-    unknown = [s for s in chosen if s not in STACK_NAMES]
-    if unknown:
-        raise pytest.UsageError(f"{STACKS_ENV}: unknown stack(s) {unknown}; use {STACK_NAMES}")
-    return tuple(dict.fromkeys(chosen)) or STACK_NAMES
+    try:
+        return stack_selection(chosen)
+    except ValueError as exc:
+        raise pytest.UsageError(f"--stack / {STACKS_ENV}: {exc}") from None
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

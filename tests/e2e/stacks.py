@@ -15,9 +15,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 import docker
@@ -26,8 +27,10 @@ from docker.errors import NotFound
 from infra.naming import STACK_LABEL, object_name
 from infra.pulumi_names import CONTAINER
 from infra.render import RenderedResource, RenderedStack, render_stack
-from infra.settings import REPO_ROOT, StackSettings
+from infra.settings import REPO_ROOT, STACK_NAME_RULE, StackSettings, valid_stack_name
 
+# The stacks verified when none is named. Any other stack with a Pulumi.<name>.yaml can be
+# named (`--stack staging-eu`): scripts/setup-secure-redis.sh deploys it and verifies it so.
 STACK_NAMES: Final = ("dev", "prod")
 STACKS_ENV: Final = "SECURE_REDIS_E2E_STACKS"
 KEEP_ENV: Final = "SECURE_REDIS_E2E_KEEP"
@@ -103,6 +106,24 @@ ONE_SHOT = (
 SERVICES = ("redis", "app", "redis-exporter")
 # Declared stopped (never started by an up): the data-key rotation pass.
 STOPPED = ("rotation",)
+
+
+def stack_selection(chosen: Sequence[str], root: Path = REPO_ROOT) -> tuple[str, ...]:
+    """The stacks to verify: those `chosen` (duplicates dropped), else STACK_NAMES.
+
+    A chosen stack must have a stack file, as scripts/lib.sh `require_stack` asks of the setup
+    script; raises ValueError naming each one that does not, and the stacks there are.
+    """
+    problems = []
+    for name in dict.fromkeys(chosen):
+        if not valid_stack_name(name):
+            problems.append(f"{name!r} is not a stack name: {STACK_NAME_RULE}")
+        elif not (root / f"Pulumi.{name}.yaml").is_file():
+            problems.append(f"no stack {name!r}: Pulumi.{name}.yaml does not exist in {root}")
+    if problems:
+        known = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
+        raise ValueError(f"{'; '.join(problems)} (stacks: {' '.join(known) or 'none'})")
+    return tuple(dict.fromkeys(chosen)) or STACK_NAMES
 
 
 def running(client: docker.DockerClient, stack: str) -> bool:
@@ -319,4 +340,5 @@ __all__ = [
     "leftovers",
     "not_deployed_message",
     "running",
+    "stack_selection",
 ]

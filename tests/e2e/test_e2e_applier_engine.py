@@ -13,7 +13,7 @@ from typing import Any
 import docker
 import pytest
 
-from infra.applier.engine import LocalApplier
+from infra.applier.engine import INCOMPLETE, LocalApplier
 from infra.applier.errors import ApplyError
 from infra.applier.plan import plan_stack
 from infra.applier.state import StackState
@@ -106,6 +106,49 @@ def test_applier__attach_fails_on_a_non_zero_exit_code(scratch: tuple[str, Local
         apply(applier, stack, failing)
 
 
+def test_applier__a_container_whose_step_failed_is_in_the_state_and_the_next_up_replaces_it(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient
+) -> None:
+    """A failed (or interrupted) container step left a container the state did not know, and
+    the next up refused it, naming `down`, which loses every volume's data."""
+    stack, applier = scratch
+    state = StackState(stack)
+    failing = container(stack, command=["sh", "-c", "exit 3"], attach=True, mustRun=False)
+    with pytest.raises(ApplyError, match="exited with code 3"):
+        applier.up(plan_stack(stack, [failing], root=Path("/")), state)
+    (urn, recorded), *_ = [(u, r) for u, r in state.resources.items() if r.type == CONTAINER]
+    assert recorded.outputs.get(INCOMPLETE) is True
+    assert recorded.id == docker_client.api.inspect_container(f"{stack}-c")["Id"]
+    fixed = container(stack, command=["true"], attach=True, mustRun=False)
+    applier.up(plan_stack(stack, [fixed], root=Path("/")), state)
+    assert INCOMPLETE not in state.resources[urn].outputs
+    assert docker_client.api.inspect_container(f"{stack}-c")["Id"] == state.resources[urn].id
+    assert state.resources[urn].id != recorded.id, "the unfinished one was replaced"
+
+
+def test_applier__an_up_interrupted_right_after_a_create_converges_on_the_next(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient
+) -> None:
+    """Ctrl-C (KeyboardInterrupt; infra/apply.py turns SIGTERM into one) just after the engine
+    created a container: the state already records it, so the next up replaces it."""
+    stack, applier = scratch
+    state = StackState(stack)
+    job = container(stack, command=["true"], attach=True, mustRun=False)
+    plan = plan_stack(stack, [job], root=Path("/"))
+
+    def interrupt_once_created(saved: StackState) -> None:
+        if any(r.outputs.get(INCOMPLETE) for r in saved.resources.values()):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        applier.up(plan, state, checkpoint=interrupt_once_created)
+    applier.up(plan, state)
+    (only,) = state.resources.values()
+    assert INCOMPLETE not in only.outputs
+    found = docker_client.api.inspect_container(f"{stack}-c")
+    assert (found["Id"], found["State"]["ExitCode"]) == (only.id, 0)
+
+
 def test_applier__must_run_container_that_exits_is_an_error(
     scratch: tuple[str, LocalApplier],
 ) -> None:
@@ -158,6 +201,19 @@ def test_applier__down_removes_every_labelled_object_then_finds_nothing(
     assert removed.containers == [f"{stack}-c"]
     assert applier.find(stack).empty()
     assert applier.down(stack).empty(), "a second down finds nothing to remove"
+
+
+def test_applier__a_stack_container_the_state_does_not_know_is_refused_with_docker_rm(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient
+) -> None:
+    """The way on keeps the data: remove that container alone, not the stack (`down`)."""
+    stack, applier = scratch
+    docker_client.containers.create(BASE, ["true"], name=f"{stack}-c", labels={STACK_LABEL: stack})
+    job = container(stack, command=["true"], attach=True, mustRun=False)
+    with pytest.raises(ApplyError, match="state does not know it") as refused:
+        applier.up(plan_stack(stack, [job], root=Path("/")), StackState(stack))
+    assert f"`docker rm -f {stack}-c` (its volumes and their data are kept)" in str(refused.value)
+    assert "down" not in str(refused.value)
 
 
 def test_applier__up_refuses_to_replace_an_unlabelled_object_with_the_same_name(

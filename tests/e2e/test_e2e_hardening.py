@@ -274,7 +274,7 @@ def test_runtime__process_limit_is_in_force(stack: Stack, role: str, nproc: int)
 def test_attack__container_ids_belong_to_nothing_on_the_host(
     stack: Stack, docker_client: docker.DockerClient, role: str, kind: Role
 ) -> None:
-    uid = runtime_id(stack.name, kind)
+    uid = runtime_id(stack.name, kind, stack.settings.runtime_id_slot)
     user = docker_client.api.inspect_container(stack.object(role))["Config"]["User"]
     assert user == f"{uid}:{uid}"
     for database, key in (("passwd", uid), ("group", uid)):

@@ -32,7 +32,7 @@ CONFINED = (*ROLES, *JOBS)
 
 def uid_of(stack: Stack, role: str) -> int:
     """The uid (= gid) the role's container of this stack runs as (infra/runtime_ids.py)."""
-    return runtime_id(stack.name, ROLE_OF[role])
+    return runtime_id(stack.name, ROLE_OF[role], stack.settings.runtime_id_slot)
 
 
 MATERIAL = {

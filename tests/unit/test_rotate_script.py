@@ -333,3 +333,31 @@ def test_wait__a_certificate_that_is_not_served_prints_the_reloads_evidence(
         "before this up: served A1, volume A1"
     ) in err, "which certificate is served: the old one (the reload did not take) or another"
     assert "rotate: evidence: secure-redis-dev-reload-tls: exit 0" in err
+
+
+def test_unfinished__names_each_rotation_a_snapshot_shows_half_done() -> None:
+    assert rotation_probe.unfinished(_snapshot()) == {}
+    found = rotation_probe.unfinished(
+        _snapshot(
+            previous_key_ids=["k1"],
+            acl={"default": [], "app": ["p2", "p1"], "healthcheck": ["h1"], "reload": ["r1"]},
+            redis_trusts=["CA2", "CA1"],
+        )
+    )
+    assert set(found) == {"data-key", "passwords", "ca"}
+    assert "1 previous data key(s)" in found["data-key"]
+    assert found["passwords"] == "ACL users with two passwords: app"
+
+
+def test_expected_changes__a_resumed_rotation_counts_when_it_ends_finished() -> None:
+    """rotate.sh finishes a rotation it finds half done: the new key or CA came before the
+    snapshot it compares with, so only the finished state is asked of it."""
+    mid_key = _snapshot(primary_key_id="k2", previous_key_ids=["k1"])
+    assert expected_changes("data-key", mid_key, _snapshot(primary_key_id="k2")) == []
+    assert expected_changes("data-key", mid_key, mid_key), "the old key is still read"
+    promoted = _snapshot(server_issuer="CA2", redis_trusts=["CA2", "CA1"], app_cert_serial="B2")
+    finished = _snapshot(
+        server_issuer="CA2", redis_trusts=["CA2"], server_serial="A2", app_cert_serial="B3"
+    )
+    assert expected_changes("ca", promoted, finished) == []
+    assert expected_changes("ca", promoted, promoted), "two CAs are still trusted"

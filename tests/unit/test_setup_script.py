@@ -5,6 +5,7 @@ The script runs for real; each case stops while parsing its arguments, before th
 
 from __future__ import annotations
 
+import re
 import subprocess
 
 from infra.settings import REPO_ROOT
@@ -37,7 +38,11 @@ def test_setup__an_unknown_option_is_refused_with_the_usage() -> None:
 def test_setup__an_unknown_stack_lists_the_stacks_there_are() -> None:
     result = setup("staging-eu")
     assert result.returncode == 1
-    assert "Pulumi.staging-eu.yaml does not exist (stacks: dev prod)" in result.stderr
+    assert "Pulumi.staging-eu.yaml does not exist (stacks: " in result.stderr
+    # dev and prod, and any other stack file of this checkout (a user's third stack).
+    listed = re.search(r"\(stacks: ([^)]*)\)", result.stderr)
+    assert listed is not None, result.stderr
+    assert {"dev", "prod"} <= set(listed.group(1).split()), result.stderr
 
 
 def test_setup__help_prints_the_usage_and_changes_nothing() -> None:
