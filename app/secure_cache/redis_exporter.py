@@ -46,7 +46,9 @@ Environment (every secret may be given as NAME_FILE instead):
     REDIS_TLS_KEY_FILE         its private key (required)
     ENVIRONMENT                development (TLS 1.2+) | staging | production (TLS 1.3;
                                the default)
-    METRICS_HOST, METRICS_PORT where /metrics listens (default 127.0.0.1:9121)
+    METRICS_HOST, METRICS_PORT where /metrics listens (default 127.0.0.1:9121); the host
+                               may be a name, resolved once at start (the deployed
+                               exporter's alias on the monitoring network)
 
 Metric names follow oliver006/redis_exporter's where one exists (`redis_up`,
 `redis_memory_used_bytes`, ...), so dashboards written for it read these too. Label values
@@ -557,7 +559,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         body = generate_latest(registry)
         sys.stdout.write(body.decode())
         return 0 if b"\nredis_up 1.0\n" in body else 1
-    server, thread = serve_metrics(registry, settings.metrics_host, settings.metrics_port)
+    try:
+        server, thread = serve_metrics(registry, settings.metrics_host, settings.metrics_port)
+    except OSError as exc:  # a name that does not resolve, a port in use
+        print(
+            f"cannot listen on METRICS_HOST={settings.metrics_host} METRICS_PORT="
+            f"{settings.metrics_port} ({exc.strerror or type(exc).__name__}); set them to an "
+            "address of this container and a free port",
+            file=sys.stderr,
+        )
+        return 2
     stopped = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopped.set())
@@ -576,12 +587,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _healthcheck(env: Mapping[str, str]) -> int:
-    """0 when the local /metrics answers 200 (whether Redis is up is what it reports)."""
+    """0 when the local /metrics answers 200 (whether Redis is up is what it reports), asked
+    where `serve` listens: METRICS_HOST (the deployed exporter's own address on the monitoring
+    network, which metrics_server does not count against its caps), loopback for an address
+    of every interface."""
     port = env.get("METRICS_PORT", "").strip() or str(DEFAULT_METRICS_PORT)
     if not port.isdigit():
         print("METRICS_PORT must be a port number", file=sys.stderr)
         return 2
-    url = f"http://127.0.0.1:{port}/metrics"
+    host = env.get("METRICS_HOST", "").strip()
+    host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host  # noqa: S104
+    url = f"http://{f'[{host}]' if ':' in host else host}:{port}/metrics"
     try:
         with urllib.request.urlopen(url, timeout=3) as reply:
             return 0 if reply.status == 200 else 1

@@ -34,10 +34,17 @@ class AppImageParts:
         """The image's immutable ID: what the container and the volume's init job run."""
         return self.image.repo_digest
 
-    def container_args(self, *, backend_network: str, frontend_network: str) -> dict[str, Any]:
+    def container_args(
+        self,
+        *,
+        backend_network: str,
+        frontend_network: str,
+        frontend_aliases: tuple[str, ...] = (),
+    ) -> dict[str, Any]:
         """The docker.Container arguments both containers take alike. The declaration never
         mentions the material itself: rotating it replaces neither container, which read the
-        files again when they change."""
+        files again when they change. `frontend_aliases` are names Docker's resolver gives
+        for the container on the frontend network only."""
         return {
             "image": self.image_id,
             "mounts": [
@@ -50,7 +57,9 @@ class AppImageParts:
             ],
             "networks_advanced": [
                 docker.ContainerNetworksAdvancedArgs(name=backend_network),
-                docker.ContainerNetworksAdvancedArgs(name=frontend_network),
+                docker.ContainerNetworksAdvancedArgs(
+                    name=frontend_network, aliases=list(frontend_aliases) or None
+                ),
             ],
             # Docker's embedded DNS forwards a name it does not know (`redis` while Redis is
             # stopped) to the host's resolvers from this container, which the stack's host
