@@ -10,7 +10,7 @@ wsgiref also reads up to 100 header lines of 64 KiB each, about 6 MiB per connec
 the exporter's 96 MiB memory limit.
 
 This server keeps prometheus_client's WSGI application and changes only how connections are
-served (tests/integration/test_exporter_http.py shows each bound):
+served (tests/unit/test_metrics_server.py shows each bound):
 
 - at most `max_connections` at once from other hosts, and at most `max_per_peer` of them from
   one address (so one container on the monitoring network, the app, cannot take every slot

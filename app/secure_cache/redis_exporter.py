@@ -89,6 +89,7 @@ from secure_cache.errors import ConfigurationError
 from secure_cache.metrics_server import serve_metrics
 from secure_cache.prometheus import CertificateRole, certificate_collector
 from secure_cache.settings import read_file, read_text_file
+from secure_cache.tls_probe import ProbeTarget, TlsPolicy, TlsPolicyProbe
 
 EXPORTER_USER: Final = "exporter"
 # The exporter's whole grant (see the module docstring for why it is the tightest).
@@ -106,6 +107,12 @@ ERROR_KINDS: Final = frozenset(
     }
 )  # fmt: skip
 ACL_LOG_REASONS: Final = ("auth", "command", "key", "channel")
+# Entries read from ACL LOG: one more than the stack's acllog-max-len (8, ACL_LOG_MAX_LEN in
+# infra/redis_conf.py; tests/unit/test_monitoring_alerts.py pins the two). Never more, however
+# long the log; and a ninth entry shows the limit was raised at runtime (CONFIG SET
+# acllog-max-len by the reload identity), after which any identity's denials of 2 MiB
+# arguments grow Redis outside maxmemory (RedisAclLogLengthRaised).
+ACL_LOG_READ: Final = 9
 
 # INFO field -> (metric name, help, counter?)
 _INFO_FIELDS: Final[dict[str, tuple[str, str, bool]]] = {
@@ -228,6 +235,29 @@ def acl_log_families(summary: AclLogSummary) -> list[Metric]:
     return [entries, events, newest]
 
 
+def tls_policy_families(policy: TlsPolicy) -> list[Metric]:
+    """The drift probes' last answers (tls_probe.py); a probe that concluded nothing has no
+    sample."""
+    families: list[Metric] = []
+    for name, help_text, value in (
+        (
+            "redis_tls_client_certificate_required",
+            "1 when Redis refused a TLS handshake without a client certificate (tls-auth-clients "
+            "yes), 0 when it let one through.",
+            policy.client_certificate_required,
+        ),
+        (
+            "redis_tls_protocol_below_floor_accepted",
+            "1 when Redis completed a handshake capped at the TLS version below the "
+            "environment's floor, 0 when it refused it.",
+            policy.protocol_below_floor_accepted,
+        ),
+    ):
+        if value is not None:
+            families.append(GaugeMetricFamily(name, help_text, value=int(value)))
+    return families
+
+
 def up_family(up: bool) -> Metric:
     return GaugeMetricFamily(
         "redis_up", "1 when the last scrape of Redis succeeded, else 0.", value=1 if up else 0
@@ -343,7 +373,7 @@ def read_acl_log(client: redis.Redis) -> list[dict[str, Any]]:
     pool = client.connection_pool
     connection = pool.get_connection()
     try:
-        connection.send_command("ACL", "LOG")  # type: ignore[no-untyped-call]
+        connection.send_command("ACL", "LOG", ACL_LOG_READ)  # type: ignore[no-untyped-call]
         # redis-py's own parser has read nothing of this reply yet (it reads on
         # read_response), so the reply is read from the socket directly.
         sock = connection._sock  # private: see BoundedRespReader for why
@@ -497,11 +527,25 @@ def connect(settings: ExporterSettings) -> redis.Redis:
     )
 
 
-class RedisCollector(Collector):
-    """Queries Redis at each scrape; `redis_up` says whether that worked."""
+def probe_target(settings: ExporterSettings) -> ProbeTarget:
+    """Redis's TLS listener, as the exporter's own connection reaches it."""
+    return ProbeTarget(
+        host=settings.host,
+        port=settings.port,
+        ca_file=settings.ca_file,
+        cert_file=settings.cert_file,
+        key_file=settings.key_file,
+        min_tls_version=settings.min_tls_version,
+    )
 
-    def __init__(self, client: redis.Redis) -> None:
+
+class RedisCollector(Collector):
+    """Queries Redis at each scrape; `redis_up` says whether that worked. With `tls_probe`, also
+    what Redis's TLS listener accepts (probed at most once per its interval)."""
+
+    def __init__(self, client: redis.Redis, tls_probe: TlsPolicyProbe | None = None) -> None:
         self._client = client
+        self._tls_probe = tls_probe
         self._lock = threading.Lock()  # one scrape at a time on the single connection
 
     def collect(self) -> Iterator[Metric]:
@@ -515,18 +559,23 @@ class RedisCollector(Collector):
                 logger.warning("event=redis_scrape_failed error=%s", type(exc).__name__)
                 yield up_family(False)
                 return
+            policy = self._tls_probe.policy() if self._tls_probe is not None else None
         yield up_family(True)
         yield from info_families(info, self._client.connection_pool.connection_kwargs["port"])
         yield from acl_log_families(summarize_acl_log(log))
+        if policy is not None:
+            yield from tls_policy_families(policy)
 
 
 def registry_for(
-    client: redis.Redis, certificates: Mapping[CertificateRole, Path] | None = None
+    client: redis.Redis,
+    certificates: Mapping[CertificateRole, Path] | None = None,
+    tls_probe: TlsPolicyProbe | None = None,
 ) -> CollectorRegistry:
     """Redis's metrics, and the expiry of `certificates` (the exporter's own CA bundle and
     client certificate, so the certificate alerts cover them too)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(RedisCollector(client))
+    registry.register(RedisCollector(client, tls_probe))
     if certificates:
         registry.register(certificate_collector(certificates))
     return registry
@@ -553,7 +602,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     client = connect(settings)
     registry = registry_for(
-        client, {"ca": Path(settings.ca_file), "client": Path(settings.cert_file)}
+        client,
+        {"ca": Path(settings.ca_file), "client": Path(settings.cert_file)},
+        TlsPolicyProbe(probe_target(settings)),
     )
     if args.command == "scrape":
         body = generate_latest(registry)

@@ -3,7 +3,7 @@
 
 Each test is one attack, run from a throwaway probe container on the stack's frontend network
 (tests/e2e/probes.py), the network the app and the exporter share; the behaviour behind each
-fix is also shown without Docker in tests/integration/test_exporter_http.py.
+fix is also shown without Docker in tests/unit/test_metrics_server.py.
 """
 
 from __future__ import annotations
