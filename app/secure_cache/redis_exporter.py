@@ -271,6 +271,15 @@ def up_family(up: bool) -> Metric:
 # client's description) is read and dropped.
 _KEPT_BULK_BYTES: Final = 64
 _READ_BYTES: Final = 64 * 1024
+# The shape of ACL LOG's reply, with room: a line is a type and a number, or an error message
+# (Redis cuts the arguments it quotes to 128 bytes); the reply is an array (depth 1) of
+# entries (depth 2) of scalars; ACL_LOG_READ entries of about 20 fields each. Beyond these the
+# reply is not ACL LOG's: without them a 32 MiB line without CRLF held 96 MiB (the exporter's
+# limit) for 12 s, 100,000 nested arrays raised RecursionError out of the scrape, and an
+# array of 2 million integers took 17 s (measured 2026-11-30 against this reader).
+_MAX_LINE_BYTES: Final = 4096
+_MAX_DEPTH: Final = 3
+_MAX_ELEMENTS: Final = 1024
 
 RespValue = bytes | int | None | list["RespValue"]
 
@@ -283,18 +292,23 @@ class BoundedRespReader:
     scrape took the exporter's process to 97 MiB at its peak under scrapes, past its
     96 MiB container limit (tests/integration/test_redis_exporter_acl_log_memory.py; the
     same scrapes peaked at 48 MiB, as with an empty log, read this way). It holds 64 KiB of
-    input at a time."""
+    input at a time, and refuses (InvalidResponse: redis_up 0) a reply that is not shaped as
+    ACL LOG's: a longer line, deeper nesting or more elements than _MAX_* allow."""
 
     def __init__(self, recv: Callable[[int], bytes]) -> None:
         self._recv = recv
         self._buffer = bytearray()
+        self._elements = 0
 
-    def reply(self) -> RespValue:
+    def reply(self, depth: int = 1) -> RespValue:
         head = self._line()
         kind, rest = head[:1], bytes(head[1:])
         if kind == b"*":
             count = self._integer(rest)
-            return None if count < 0 else [self.reply() for _ in range(count)]
+            self._elements += max(count, 0)
+            if depth > _MAX_DEPTH or self._elements > _MAX_ELEMENTS:
+                raise redis.InvalidResponse("RESP reply nested or long beyond ACL LOG's shape")
+            return None if count < 0 else [self.reply(depth + 1) for _ in range(count)]
         if kind == b"$":
             size = self._integer(rest)
             return None if size < 0 else self._bulk(size)
@@ -323,7 +337,11 @@ class BoundedRespReader:
         self._buffer += data
 
     def _line(self) -> bytearray:
-        while (end := self._buffer.find(b"\r\n")) < 0:
+        searched = 0
+        while (end := self._buffer.find(b"\r\n", searched)) < 0:
+            if len(self._buffer) > _MAX_LINE_BYTES:
+                raise redis.InvalidResponse("RESP line longer than ACL LOG's")
+            searched = max(len(self._buffer) - 1, 0)  # a CR may end what came so far
             self._fill()
         line = self._buffer[:end]
         del self._buffer[: end + 2]
