@@ -10,11 +10,14 @@ wsgiref also reads up to 100 header lines of 64 KiB each, about 6 MiB per connec
 the exporter's 96 MiB memory limit.
 
 This server keeps prometheus_client's WSGI application and changes only how connections are
-served (tests/integration/test_exporter_http.py shows each bound):
+served (tests/unit/test_metrics_server.py shows each bound):
 
-- at most `max_connections` at once from other hosts; one more is closed at once, before a
-  thread is started for it. Loopback is not counted: the container's own health check
-  connects there, and only a process inside the container can;
+- at most `max_connections` at once from other hosts, and at most `max_per_peer` of them from
+  one address (so one container on the monitoring network, the app, cannot take every slot
+  from Prometheus); one more is closed at once, before a thread is started for it. Loopback
+  and the server's own address are not counted: the container's own health check connects
+  there, and only a process inside the container can (a container without CAP_NET_RAW cannot
+  send from another's address);
 - every connection is shut down `deadline_s` after it was accepted, whatever it is doing (a
   request dribbled a byte at a time included); each read or write also times out on its own;
 - a request head is read up to MAX_HEAD_BYTES; beyond that the client reads an end of file;
@@ -41,6 +44,9 @@ from prometheus_client.exposition import ThreadingWSGIServer
 # Scrapes are serialised on one Redis connection (redis_exporter.RedisCollector), so more
 # parallel connections only wait; 8 leaves the nproc budget (64) most of its room.
 MAX_CONNECTIONS: Final = 8
+# Half of them: whoever shares the monitoring network with Prometheus (the app) cannot hold
+# every slot, and Prometheus (one address, one scrape at a time) always finds one.
+MAX_CONNECTIONS_PER_PEER: Final = 4
 # Prometheus' default scrape timeout: a scrape that takes longer is lost to it anyway.
 DEADLINE_S: Final = 10.0
 IO_TIMEOUT_S: Final = 5.0
@@ -94,16 +100,19 @@ class BoundedMetricsServer(ThreadingWSGIServer):
         address: tuple[str, int],
         *,
         max_connections: int = MAX_CONNECTIONS,
+        max_per_peer: int = MAX_CONNECTIONS_PER_PEER,
         deadline_s: float = DEADLINE_S,
         uncounted: Collection[str] = LOOPBACK,
     ) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, _Handler)
         self.max_connections = max_connections
+        self.max_per_peer = max_per_peer
         self.deadline_s = deadline_s
         self.uncounted = frozenset(uncounted)
         self._lock = threading.Lock()
-        self._open: dict[socket.socket, tuple[float, bool]] = {}  # -> (deadline, counted)
+        # -> (deadline, the peer's address when counted, else None)
+        self._open: dict[socket.socket, tuple[float, str | None]] = {}
         self._refused = 0  # since the last log line (verify_request runs on one thread)
         self._refusal_logged_at: float | None = None
 
@@ -114,16 +123,18 @@ class BoundedMetricsServer(ThreadingWSGIServer):
             return len(self._open)
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
-        if client_address[0] in self.uncounted:
+        peer = str(client_address[0])
+        if peer in self.uncounted:
             return True
         with self._lock:
-            counted = sum(1 for _, is_counted in self._open.values() if is_counted)
-        if counted < self.max_connections:
+            peers = [counted for _, counted in self._open.values() if counted is not None]
+        if len(peers) < self.max_connections and peers.count(peer) < self.max_per_peer:
             return True
         self._refused += 1
         now = time.monotonic()
         last = self._refusal_logged_at
         if last is None or now - last >= REFUSAL_LOG_INTERVAL_S:
+            # The count only: the peer's address is not logged (one line per interval).
             logger.warning(
                 "event=metrics_connections_refused reason=too_many_connections count=%d",
                 self._refused,
@@ -132,7 +143,8 @@ class BoundedMetricsServer(ThreadingWSGIServer):
         return False
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        counted = client_address[0] not in self.uncounted
+        peer = str(client_address[0])
+        counted = None if peer in self.uncounted else peer
         with self._lock:
             self._open[request] = (time.monotonic() + self.deadline_s, counted)
         try:
@@ -175,18 +187,34 @@ def serve_metrics(
     port: int,
     **bounds: Any,
 ) -> tuple[BoundedMetricsServer, threading.Thread]:
-    """Serve `registry` on host:port from a daemon thread (as start_http_server does)."""
-    server = BoundedMetricsServer((host, port), **bounds)
+    """Serve `registry` on host:port from a daemon thread (as start_http_server does).
+
+    `host` may be a name (the exporter's network alias, infra/components/exporter.py): it is
+    resolved once, here. Unless `uncounted` is given, loopback and that address are not
+    counted against the caps: a server listening on one interface only is health-checked
+    from inside its container at that address, and only that container sends from it."""
+    address = listen_address(host)
+    bounds.setdefault("uncounted", LOOPBACK | {address})
+    server = BoundedMetricsServer((address, port), **bounds)
     server.set_app(make_wsgi_app(registry))
     thread = threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True)
     thread.start()
     return server, thread
 
 
+def listen_address(host: str) -> str:
+    """The numeric address `host` names (its first IPv4 one for a name; an address as given)."""
+    if ":" in host:
+        return host
+    return socket.gethostbyname(host)
+
+
 __all__ = [
     "DEADLINE_S",
     "MAX_CONNECTIONS",
+    "MAX_CONNECTIONS_PER_PEER",
     "MAX_HEAD_BYTES",
     "BoundedMetricsServer",
+    "listen_address",
     "serve_metrics",
 ]

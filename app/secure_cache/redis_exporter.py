@@ -46,7 +46,9 @@ Environment (every secret may be given as NAME_FILE instead):
     REDIS_TLS_KEY_FILE         its private key (required)
     ENVIRONMENT                development (TLS 1.2+) | staging | production (TLS 1.3;
                                the default)
-    METRICS_HOST, METRICS_PORT where /metrics listens (default 127.0.0.1:9121)
+    METRICS_HOST, METRICS_PORT where /metrics listens (default 127.0.0.1:9121); the host
+                               may be a name, resolved once at start (the deployed
+                               exporter's alias on the monitoring network)
 
 Metric names follow oliver006/redis_exporter's where one exists (`redis_up`,
 `redis_memory_used_bytes`, ...), so dashboards written for it read these too. Label values
@@ -87,6 +89,7 @@ from secure_cache.errors import ConfigurationError
 from secure_cache.metrics_server import serve_metrics
 from secure_cache.prometheus import CertificateRole, certificate_collector
 from secure_cache.settings import read_file, read_text_file
+from secure_cache.tls_probe import ProbeTarget, TlsPolicy, TlsPolicyProbe
 
 EXPORTER_USER: Final = "exporter"
 # The exporter's whole grant (see the module docstring for why it is the tightest).
@@ -104,6 +107,12 @@ ERROR_KINDS: Final = frozenset(
     }
 )  # fmt: skip
 ACL_LOG_REASONS: Final = ("auth", "command", "key", "channel")
+# Entries read from ACL LOG: one more than the stack's acllog-max-len (8, ACL_LOG_MAX_LEN in
+# infra/redis_conf.py; tests/unit/test_monitoring_alerts.py pins the two). Never more, however
+# long the log; and a ninth entry shows the limit was raised at runtime (CONFIG SET
+# acllog-max-len by the reload identity), after which any identity's denials of 2 MiB
+# arguments grow Redis outside maxmemory (RedisAclLogLengthRaised).
+ACL_LOG_READ: Final = 9
 
 # INFO field -> (metric name, help, counter?)
 _INFO_FIELDS: Final[dict[str, tuple[str, str, bool]]] = {
@@ -226,6 +235,29 @@ def acl_log_families(summary: AclLogSummary) -> list[Metric]:
     return [entries, events, newest]
 
 
+def tls_policy_families(policy: TlsPolicy) -> list[Metric]:
+    """The drift probes' last answers (tls_probe.py); a probe that concluded nothing has no
+    sample."""
+    families: list[Metric] = []
+    for name, help_text, value in (
+        (
+            "redis_tls_client_certificate_required",
+            "1 when Redis refused a TLS handshake without a client certificate (tls-auth-clients "
+            "yes), 0 when it let one through.",
+            policy.client_certificate_required,
+        ),
+        (
+            "redis_tls_protocol_below_floor_accepted",
+            "1 when Redis completed a handshake capped at the TLS version below the "
+            "environment's floor, 0 when it refused it.",
+            policy.protocol_below_floor_accepted,
+        ),
+    ):
+        if value is not None:
+            families.append(GaugeMetricFamily(name, help_text, value=int(value)))
+    return families
+
+
 def up_family(up: bool) -> Metric:
     return GaugeMetricFamily(
         "redis_up", "1 when the last scrape of Redis succeeded, else 0.", value=1 if up else 0
@@ -239,6 +271,15 @@ def up_family(up: bool) -> Metric:
 # client's description) is read and dropped.
 _KEPT_BULK_BYTES: Final = 64
 _READ_BYTES: Final = 64 * 1024
+# The shape of ACL LOG's reply, with room: a line is a type and a number, or an error message
+# (Redis cuts the arguments it quotes to 128 bytes); the reply is an array (depth 1) of
+# entries (depth 2) of scalars; ACL_LOG_READ entries of about 20 fields each. Beyond these the
+# reply is not ACL LOG's: without them a 32 MiB line without CRLF held 96 MiB (the exporter's
+# limit) for 12 s, 100,000 nested arrays raised RecursionError out of the scrape, and an
+# array of 2 million integers took 17 s (measured 2026-11-30 against this reader).
+_MAX_LINE_BYTES: Final = 4096
+_MAX_DEPTH: Final = 3
+_MAX_ELEMENTS: Final = 1024
 
 RespValue = bytes | int | None | list["RespValue"]
 
@@ -251,18 +292,23 @@ class BoundedRespReader:
     scrape took the exporter's process to 97 MiB at its peak under scrapes, past its
     96 MiB container limit (tests/integration/test_redis_exporter_acl_log_memory.py; the
     same scrapes peaked at 48 MiB, as with an empty log, read this way). It holds 64 KiB of
-    input at a time."""
+    input at a time, and refuses (InvalidResponse: redis_up 0) a reply that is not shaped as
+    ACL LOG's: a longer line, deeper nesting or more elements than _MAX_* allow."""
 
     def __init__(self, recv: Callable[[int], bytes]) -> None:
         self._recv = recv
         self._buffer = bytearray()
+        self._elements = 0
 
-    def reply(self) -> RespValue:
+    def reply(self, depth: int = 1) -> RespValue:
         head = self._line()
         kind, rest = head[:1], bytes(head[1:])
         if kind == b"*":
             count = self._integer(rest)
-            return None if count < 0 else [self.reply() for _ in range(count)]
+            self._elements += max(count, 0)
+            if depth > _MAX_DEPTH or self._elements > _MAX_ELEMENTS:
+                raise redis.InvalidResponse("RESP reply nested or long beyond ACL LOG's shape")
+            return None if count < 0 else [self.reply(depth + 1) for _ in range(count)]
         if kind == b"$":
             size = self._integer(rest)
             return None if size < 0 else self._bulk(size)
@@ -291,7 +337,11 @@ class BoundedRespReader:
         self._buffer += data
 
     def _line(self) -> bytearray:
-        while (end := self._buffer.find(b"\r\n")) < 0:
+        searched = 0
+        while (end := self._buffer.find(b"\r\n", searched)) < 0:
+            if len(self._buffer) > _MAX_LINE_BYTES:
+                raise redis.InvalidResponse("RESP line longer than ACL LOG's")
+            searched = max(len(self._buffer) - 1, 0)  # a CR may end what came so far
             self._fill()
         line = self._buffer[:end]
         del self._buffer[: end + 2]
@@ -341,7 +391,7 @@ def read_acl_log(client: redis.Redis) -> list[dict[str, Any]]:
     pool = client.connection_pool
     connection = pool.get_connection()
     try:
-        connection.send_command("ACL", "LOG")  # type: ignore[no-untyped-call]
+        connection.send_command("ACL", "LOG", ACL_LOG_READ)  # type: ignore[no-untyped-call]
         # redis-py's own parser has read nothing of this reply yet (it reads on
         # read_response), so the reply is read from the socket directly.
         sock = connection._sock  # private: see BoundedRespReader for why
@@ -495,11 +545,25 @@ def connect(settings: ExporterSettings) -> redis.Redis:
     )
 
 
-class RedisCollector(Collector):
-    """Queries Redis at each scrape; `redis_up` says whether that worked."""
+def probe_target(settings: ExporterSettings) -> ProbeTarget:
+    """Redis's TLS listener, as the exporter's own connection reaches it."""
+    return ProbeTarget(
+        host=settings.host,
+        port=settings.port,
+        ca_file=settings.ca_file,
+        cert_file=settings.cert_file,
+        key_file=settings.key_file,
+        min_tls_version=settings.min_tls_version,
+    )
 
-    def __init__(self, client: redis.Redis) -> None:
+
+class RedisCollector(Collector):
+    """Queries Redis at each scrape; `redis_up` says whether that worked. With `tls_probe`, also
+    what Redis's TLS listener accepts (probed at most once per its interval)."""
+
+    def __init__(self, client: redis.Redis, tls_probe: TlsPolicyProbe | None = None) -> None:
         self._client = client
+        self._tls_probe = tls_probe
         self._lock = threading.Lock()  # one scrape at a time on the single connection
 
     def collect(self) -> Iterator[Metric]:
@@ -513,18 +577,23 @@ class RedisCollector(Collector):
                 logger.warning("event=redis_scrape_failed error=%s", type(exc).__name__)
                 yield up_family(False)
                 return
+            policy = self._tls_probe.policy() if self._tls_probe is not None else None
         yield up_family(True)
         yield from info_families(info, self._client.connection_pool.connection_kwargs["port"])
         yield from acl_log_families(summarize_acl_log(log))
+        if policy is not None:
+            yield from tls_policy_families(policy)
 
 
 def registry_for(
-    client: redis.Redis, certificates: Mapping[CertificateRole, Path] | None = None
+    client: redis.Redis,
+    certificates: Mapping[CertificateRole, Path] | None = None,
+    tls_probe: TlsPolicyProbe | None = None,
 ) -> CollectorRegistry:
     """Redis's metrics, and the expiry of `certificates` (the exporter's own CA bundle and
     client certificate, so the certificate alerts cover them too)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(RedisCollector(client))
+    registry.register(RedisCollector(client, tls_probe))
     if certificates:
         registry.register(certificate_collector(certificates))
     return registry
@@ -551,13 +620,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     client = connect(settings)
     registry = registry_for(
-        client, {"ca": Path(settings.ca_file), "client": Path(settings.cert_file)}
+        client,
+        {"ca": Path(settings.ca_file), "client": Path(settings.cert_file)},
+        TlsPolicyProbe(probe_target(settings)),
     )
     if args.command == "scrape":
         body = generate_latest(registry)
         sys.stdout.write(body.decode())
         return 0 if b"\nredis_up 1.0\n" in body else 1
-    server, thread = serve_metrics(registry, settings.metrics_host, settings.metrics_port)
+    try:
+        server, thread = serve_metrics(registry, settings.metrics_host, settings.metrics_port)
+    except OSError as exc:  # a name that does not resolve, a port in use
+        print(
+            f"cannot listen on METRICS_HOST={settings.metrics_host} METRICS_PORT="
+            f"{settings.metrics_port} ({exc.strerror or type(exc).__name__}); set them to an "
+            "address of this container and a free port",
+            file=sys.stderr,
+        )
+        return 2
     stopped = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopped.set())
@@ -576,12 +656,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _healthcheck(env: Mapping[str, str]) -> int:
-    """0 when the local /metrics answers 200 (whether Redis is up is what it reports)."""
+    """0 when the local /metrics answers 200 (whether Redis is up is what it reports), asked
+    where `serve` listens: METRICS_HOST (the deployed exporter's own address on the monitoring
+    network, which metrics_server does not count against its caps), loopback for an address
+    of every interface."""
     port = env.get("METRICS_PORT", "").strip() or str(DEFAULT_METRICS_PORT)
     if not port.isdigit():
         print("METRICS_PORT must be a port number", file=sys.stderr)
         return 2
-    url = f"http://127.0.0.1:{port}/metrics"
+    host = env.get("METRICS_HOST", "").strip()
+    host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host  # noqa: S104
+    url = f"http://{f'[{host}]' if ':' in host else host}:{port}/metrics"
     try:
         with urllib.request.urlopen(url, timeout=3) as reply:
             return 0 if reply.status == 200 else 1

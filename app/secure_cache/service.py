@@ -10,7 +10,11 @@ bound the bytes in flight.
 What this module adds to uvicorn, each for a measured gap (tests/integration/test_cache_service.py):
 
 - a connection limit that refuses the connection itself (JSON 503, closed) rather than
-  uvicorn's limit_concurrency, which counts idle connections too and answers plain text;
+  uvicorn's limit_concurrency, which counts idle connections too and answers plain text.
+  Loopback is not counted: inside the deployed container only the container's own health
+  check connects from there (the host's clients arrive through Docker from the frontend
+  network's gateway), so 400 held connections from the host made /healthz answer 503 and
+  the container unhealthy (attack pass of 2026-11-30); now they leave it healthy;
 - a deadline for a request's headers from the moment a connection opens or finishes a
   response: uvicorn arms its keep-alive timer only after a response, so a connection that never
   sends a request (or dribbles one byte at a time) would otherwise stay forever;
@@ -45,6 +49,8 @@ logger = logging.getLogger("secure_cache.service")
 HEADER_TIMEOUT_S: Final = 10
 # Largest request head (request line and headers) h11 buffers before answering 400.
 MAX_HEAD_BYTES: Final = 16 * 1024
+# Peers not counted against the connection limit (see the module docstring).
+LOOPBACK: Final = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
 
 
 class ServeError(SecureCacheError):
@@ -69,8 +75,11 @@ class GuardedH11Protocol(H11Protocol):
         super().connection_made(transport)
         self._head_cycle: object = None
         self._head_timer: asyncio.TimerHandle | None = None
-        if len(self.connections) > self.max_connections:
-            logger.warning("event=http_overloaded connections=%d", len(self.connections))
+        peer = transport.get_extra_info("peername")
+        self.counted = not (isinstance(peer, tuple) and peer[0] in LOOPBACK)
+        counted = sum(1 for c in self.connections if getattr(c, "counted", True))
+        if self.counted and counted > self.max_connections:
+            logger.warning("event=http_overloaded connections=%d", counted)
             transport.write(_json_response(503, "too many connections; retry shortly"))
             transport.close()
             return

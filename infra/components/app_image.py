@@ -11,6 +11,7 @@ differs (command, environment, ports, confinement, which networks) each componen
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -82,11 +83,13 @@ class AppImageContainer(pulumi.ComponentResource):
         *,
         files: tuple[MaterialFile, ...],
         networks: tuple[str, ...],
+        aliases: Mapping[str, tuple[str, ...]] | None = None,
         **container: Any,
     ) -> None:
         """The image `<name>-image`, the volume `<name>-material` holding `files`, and the
         container `<name>-container` on `networks` with the rest of docker.Container's
-        arguments from `container` (command, environment, ports, confinement)."""
+        arguments from `container` (command, environment, ports, confinement). `aliases`:
+        names Docker's resolver gives the container on one network only, by network."""
         name, stack = self._name, args.stack
         parent = pulumi.ResourceOptions(parent=self)
         self.image = local_image(
@@ -124,7 +127,12 @@ class AppImageContainer(pulumi.ComponentResource):
                     read_only=True,
                 )
             ],
-            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=n) for n in networks],
+            networks_advanced=[
+                docker.ContainerNetworksAdvancedArgs(
+                    name=network, aliases=list((aliases or {}).get(network, ())) or None
+                )
+                for network in networks
+            ],
             # Docker's embedded DNS forwards a name it does not know (`redis` while Redis is
             # stopped) to the host's resolvers from this container, which the stack's host
             # firewall refuses (infra/firewall.py), and then does not answer at all: the

@@ -12,7 +12,12 @@ certificate files again for each new connection, so it is never replaced for new
 Networks: the backend (to reach Redis) and the frontend, where a Prometheus next to the stack
 scrapes `secure-redis-S-redis-exporter:9121` (monitoring/prometheus.yml). No host port is
 published: what it serves (memory, client and error counts) is for the monitoring, not for the
-host's users.
+host's users. /metrics listens on the frontend address only, so a container on the backend
+network alone (Redis, a reload job, the rotation pass) cannot reach it, nor take its connection
+slots from Prometheus (which it did while it listened on 0.0.0.0: attack pass of 2026-11-30):
+the container's name resolves to both of its addresses, so it gets a second name,
+METRICS_ALIAS, on the frontend network only, and listens where that name resolves (once, at
+start). Its health check asks there too.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ EXPORTER_NPROC: Final = 64
 # About 30 MiB RSS (CPython, redis-py, prometheus_client); room for a scrape's replies.
 EXPORTER_MEMORY_MB: Final = 96
 EXPORTER_CPUS: Final = 0.25
+# Its name on the frontend network only (see the module docstring).
+METRICS_ALIAS: Final = "redis-exporter-metrics"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,8 +68,8 @@ def exporter_envs(args: RedisExporterArgs) -> list[str]:
         f"REDIS_TLS_CA_CERT={MATERIAL_DIR}/ca.crt",
         f"REDIS_TLS_CERT_FILE={MATERIAL_DIR}/exporter.crt",
         f"REDIS_TLS_KEY_FILE={MATERIAL_DIR}/exporter.key",
-        # Every interface of the container: Prometheus reaches it over the frontend network.
-        "METRICS_HOST=0.0.0.0",
+        # Its frontend address only: Prometheus reaches it over the frontend network.
+        f"METRICS_HOST={METRICS_ALIAS}",
         f"METRICS_PORT={EXPORTER_PORT}",
     ]
 
@@ -87,6 +94,7 @@ class RedisExporter(AppImageContainer):
             args,
             files=args.files.identity_files("exporter"),
             networks=(args.backend_network, args.frontend_network),
+            aliases={args.frontend_network: (METRICS_ALIAS,)},
             entrypoints=["python3", "-m", EXPORTER_MODULE],
             command=["serve"],
             envs=exporter_envs(args),
@@ -103,6 +111,7 @@ class RedisExporter(AppImageContainer):
 __all__ = [
     "EXPORTER_NAME",
     "EXPORTER_PORT",
+    "METRICS_ALIAS",
     "ExporterFiles",
     "RedisExporter",
     "RedisExporterArgs",

@@ -3,7 +3,7 @@
 
 Each test is one attack, run from a throwaway probe container on the stack's frontend network
 (tests/e2e/probes.py), the network the app and the exporter share; the behaviour behind each
-fix is also shown without Docker in tests/integration/test_exporter_http.py.
+fix is also shown without Docker in tests/unit/test_metrics_server.py.
 """
 
 from __future__ import annotations
@@ -85,3 +85,27 @@ def test_attack__idle_connections_to_the_exporter_leave_it_healthy_and_quiet(
     assert code == 0, f"the exporter's health check failed under the attack: {output[-300:]}"
     logs = docker_client.containers.get(stack.exporter).logs(since=since).decode(errors="replace")
     assert "Traceback" not in logs, logs[-1000:]
+
+
+def test_attack__the_exporters_port_is_closed_to_the_backend_network(
+    stack: Stack,
+    docker_client: docker.DockerClient,
+    probe: ProbeContainer,
+    frontend_probe: ProbeContainer,
+) -> None:
+    """A container on the backend network alone (Redis, a reload job, the rotation pass) read
+    the exporter's /metrics and could hold its connection slots from Prometheus (TargetDown)
+    while it listened on 0.0.0.0. It listens on its frontend address only: at its backend
+    address nothing listens, and the frontend address has no route from the backend."""
+    networks = docker_client.api.inspect_container(stack.exporter)["NetworkSettings"]["Networks"]
+    addresses = {name: str(networks[name]["IPAddress"]) for name in (stack.backend, stack.frontend)}
+    from_backend = {
+        name: probe.run("connect", host=address, port=EXPORTER_PORT)
+        for name, address in addresses.items()
+    }
+    by_name = probe.run("connect", host=stack.exporter, port=EXPORTER_PORT)
+    from_frontend = frontend_probe.run("connect", host=stack.exporter, port=EXPORTER_PORT)
+    assert from_frontend["connected"], f"positive control (Prometheus's side): {from_frontend}"
+    assert not any(r["connected"] for r in (*from_backend.values(), by_name)), (
+        f"the exporter's port is reachable from the backend network: {from_backend} {by_name}"
+    )

@@ -308,6 +308,44 @@ def test_idle_connections__healthz_answers_while_200_are_held_open(service: Serv
             sock.close()
 
 
+def test_connection_limit__refuses_other_hosts_but_never_the_containers_health_check(
+    service: Service, tmp_path: Path
+) -> None:
+    """The deployed health check connects over the container's loopback; the host's clients
+    arrive from another address (Docker's proxy on the frontend gateway), here 127.0.0.2.
+    Before, 400 idle connections from the host made /healthz 503 and the container unhealthy
+    (attack pass of 2026-11-30 on a deployed stack)."""
+    limit = 5
+    port = free_port()
+    env = {**service.env, "HTTP_PORT": str(port), "HTTP_MAX_CONNECTIONS": str(limit)}
+    with serving(env, port, tmp_path / "limited.log"):
+        held = []
+        try:
+            for _ in range(limit):
+                sock = socket.socket()
+                sock.bind(("127.0.0.2", 0))
+                sock.connect(("127.0.0.1", port))
+                held.append(sock)
+            time.sleep(0.5)  # the server has taken them in
+            beyond = socket.socket()
+            beyond.bind(("127.0.0.2", 0))
+            beyond.connect(("127.0.0.1", port))
+            beyond.settimeout(10)
+            with beyond:
+                refused = beyond.recv(4096)
+            health = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            try:
+                health.request("GET", "/healthz")
+                status = health.getresponse().status
+            finally:
+                health.close()
+        finally:
+            for sock in held:
+                sock.close()
+    assert refused.startswith(b"HTTP/1.1 503"), f"positive control: {refused[:80]!r}"
+    assert status == 200
+
+
 def test_inflight_budget__a_second_large_upload_waits_its_turn_as_503(service: Service) -> None:
     """One 16 KiB upload in progress fills the 64 KiB budget (3 copies); a second is refused at
     once (not buffered) while /healthz still answers; after the first ends, it is accepted."""

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from infra.components.app import APP_NPROC
+from infra.components.exporter import METRICS_ALIAS
 from infra.components.redis import REDIS_NPROC
 from infra.naming import Role
 from infra.pulumi_names import CONTAINER, IMAGE, NETWORK, VOLUME
@@ -79,6 +80,23 @@ def test_app__publishes_http_on_loopback_only(stack: RenderedStack) -> None:
     assert [(p["ip"], p["internal"], p["external"]) for p in ports] == [
         ("127.0.0.1", 8080, stack.settings.app_host_port)
     ], f"{app.urn}: the HTTP port must be published on 127.0.0.1 only"
+
+
+def test_exporter__listens_on_a_name_only_the_frontend_network_gives_it(
+    stack: RenderedStack,
+) -> None:
+    """A container on the backend network alone (Redis, a reload job, the rotation pass) has no
+    route to the frontend network, so it can neither read the exporter's /metrics nor take
+    its connection slots from Prometheus (it took them while the exporter listened on
+    0.0.0.0). Its own name resolves on both networks; the alias only on the frontend."""
+    exporter = container(stack, "redis-exporter")
+    envs = dict(e.split("=", 1) for e in exporter.props["envs"])
+    networks = {n["name"]: n.get("aliases") or [] for n in exporter.props["networksAdvanced"]}
+    assert envs["METRICS_HOST"] == METRICS_ALIAS, f"{exporter.urn}: listens on every interface"
+    assert networks == {
+        f"secure-redis-{stack.stack}-backend": [],
+        f"secure-redis-{stack.stack}-frontend": [METRICS_ALIAS],
+    }, f"{exporter.urn}: {networks}"
 
 
 def test_container_networks__belong_to_this_stack(stack: RenderedStack) -> None:

@@ -17,7 +17,13 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, Gauge
 
-from secure_cache.metrics_server import MAX_HEAD_BYTES, BoundedMetricsServer, serve_metrics
+from secure_cache.metrics_server import (
+    MAX_HEAD_BYTES,
+    BoundedMetricsServer,
+    listen_address,
+    serve_metrics,
+)
+from secure_cache.redis_exporter import _healthcheck as redis_exporter_healthcheck
 
 # How long a test waits for the server to close a connection: far beyond the short deadlines
 # used here, far below the server's per-read timeout (5 s), so only the deadline can do it.
@@ -173,3 +179,81 @@ def test_a_flood_of_refused_connections__is_one_log_line_with_its_count(
             idle.close()
     refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
     assert refusals == ["event=metrics_connections_refused reason=too_many_connections count=1"]
+
+
+def _connect_from(source: str, port: int, server: str = "127.0.0.1") -> socket.socket:
+    """A connection to the server from `source`, one of loopback's many addresses (Linux
+    answers all of 127.0.0.0/8): a stand-in for another host on the network."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind((source, 0))
+    sock.connect((server, port))
+    return sock
+
+
+def _scrape_from(source: str, port: int, server: str = "127.0.0.1") -> bytes:
+    with _connect_from(source, port, server) as sock:
+        sock.sendall(b"GET /metrics HTTP/1.0\r\nHost: metrics\r\n\r\n")
+        sock.settimeout(10)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    return received
+
+
+def test_one_address_cannot_take_every_slot() -> None:
+    """The app shares the monitoring network with Prometheus: holding connections from its
+    one address, it leaves the other slots to Prometheus's."""
+    with metrics_server(max_connections=8, max_per_peer=2, uncounted=()) as port:
+        held = [_connect_from("127.0.0.2", port) for _ in range(2)]
+        try:
+            _wait_until_accepted(port, 2)
+            with _connect_from("127.0.0.2", port) as extra:
+                assert _closed_by_server(extra, CLOSE_WAIT_S), "a third from one address"
+            answer = _scrape_from("127.0.0.3", port)
+        finally:
+            for sock in held:
+                sock.close()
+    assert answer.startswith(b"HTTP/1.0 200"), answer[:100]
+    assert b"probe_value 1.0" in answer
+
+
+def test_the_servers_own_address_is_not_counted_when_it_listens_on_one() -> None:
+    """The deployed exporter listens on its frontend address only, and its health check asks
+    there: a full cap must not make the container unhealthy (serve_metrics' default)."""
+    registry = CollectorRegistry()
+    Gauge("probe_value", "A value to serve.", registry=registry).set(1)
+    server, thread = serve_metrics(registry, "127.0.0.2", 0, max_connections=1, max_per_peer=1)
+    port = int(server.server_address[1])
+    _SERVERS[port] = server
+    try:
+        with _connect_from("127.0.0.3", port, "127.0.0.2"):
+            _wait_until_accepted(port, 1)
+            answer = _scrape_from("127.0.0.2", port, "127.0.0.2")
+    finally:
+        _SERVERS.pop(port, None)
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert answer.startswith(b"HTTP/1.0 200"), answer[:100]
+
+
+def test_a_name_is_resolved_to_the_address_it_listens_on() -> None:
+    assert listen_address("localhost") == "127.0.0.1"
+    assert listen_address("127.0.0.2") == "127.0.0.2"
+    assert listen_address("::1") == "::1"
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.2", "0.0.0.0"])
+def test_the_exporters_health_check_asks_where_it_listens(listen: str) -> None:
+    """METRICS_HOST one address: the health check asks there (loopback is not served then);
+    every interface: loopback."""
+    registry = CollectorRegistry()
+    server, thread = serve_metrics(registry, listen, 0)
+    port = int(server.server_address[1])
+    try:
+        code = redis_exporter_healthcheck({"METRICS_HOST": listen, "METRICS_PORT": str(port)})
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert code == 0

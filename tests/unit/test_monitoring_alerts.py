@@ -18,15 +18,18 @@ import pytest
 import yaml
 
 from infra import pki
-from infra.redis_conf import MAX_CLIENTS
+from infra.redis_conf import ACL_LOG_MAX_LEN, MAX_CLIENTS
 from secure_cache.metrics import SecurityEvents
 from secure_cache.prometheus import CacheMetrics
 from secure_cache.redis_exporter import (
+    ACL_LOG_READ,
     acl_log_families,
     info_families,
     summarize_acl_log,
+    tls_policy_families,
     up_family,
 )
+from secure_cache.tls_probe import TlsPolicy
 from tests.unit.test_redis_exporter_parsing import ACL_LOG, INFO
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,6 +109,7 @@ def _exported_names(tmp_path: Path) -> set[str]:
         up_family(True),
         *info_families(INFO, tls_port=6380),
         *acl_log_families(summarize_acl_log(ACL_LOG)),
+        *tls_policy_families(TlsPolicy(True, False)),
     ]
     text += "".join(f"{sample.name} 0\n" for family in families for sample in family.samples)
     return set(re.findall(r"^([a-z_]+)", text, re.MULTILINE))
@@ -121,3 +125,10 @@ def test_alerts__use_only_metrics_the_code_exports(tmp_path: Path) -> None:
 def test_max_clients_alert__matches_the_stacks_limit() -> None:
     (rule,) = [r for r in _alerts() if r["alert"] == "RedisMaxClientsRaised"]
     assert rule["expr"] == f"redis_max_clients > {MAX_CLIENTS}"
+
+
+def test_acl_log_length_alert__matches_the_stacks_limit_and_what_the_exporter_reads() -> None:
+    """The exporter reads one entry more than the stack keeps, so the alert can see a ninth."""
+    (rule,) = [r for r in _alerts() if r["alert"] == "RedisAclLogLengthRaised"]
+    assert rule["expr"] == f"sum by (job, instance) (redis_acl_log_entries) > {ACL_LOG_MAX_LEN}"
+    assert ACL_LOG_READ == ACL_LOG_MAX_LEN + 1

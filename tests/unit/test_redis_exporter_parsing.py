@@ -285,3 +285,35 @@ def test_acl_log_entries__a_name_that_is_not_utf8_is_read_as_redis_py_reads_it()
     assert acl_log_entries(reply) == [
         {"reason": "key", "object": "other:\ufffd", "age-seconds": 2.0}
     ]
+
+
+def _endless(piece: bytes, head: bytes = b"") -> tuple[Callable[[int], bytes], list[int]]:
+    """A recv that goes on and on (`head`, then `piece` again and again, up to 8 MiB so that a
+    reader without bounds ends too); and how much was read."""
+    read = [0]
+
+    def recv(size: int) -> bytes:
+        if read[0] > 8 * 1024 * 1024:
+            return b""
+        data = head if read[0] == 0 and head else piece
+        read[0] += len(data)
+        return data
+
+    return recv, read
+
+
+@pytest.mark.parametrize(
+    ("head", "piece"),
+    [(b"+", b"a" * 65536), (b"", b"*1\r\n"), (b"*1000000000\r\n", b":1\r\n")],
+    ids=["a line without end", "nesting without end", "an array without end"],
+)
+def test_bounded_reader__a_reply_beyond_acl_logs_shape_is_refused_early(
+    head: bytes, piece: bytes
+) -> None:
+    """Only Redis, over mutual TLS, talks to this reader; still, whatever it sends, the
+    exporter holds little and answers redis_up 0 (a RedisError) instead of growing past its
+    memory limit or failing the scrape with RecursionError."""
+    recv, read = _endless(piece, head)
+    with pytest.raises(redis.exceptions.InvalidResponse):
+        BoundedRespReader(recv).reply()
+    assert read[0] < 256 * 1024, f"read {read[0]} bytes before refusing"

@@ -1,0 +1,159 @@
+"""What Redis's TLS listener accepts now, seen from outside: the exporter's drift probes.
+
+The reload identity may `CONFIG SET` (infra/redis_acl.py; Redis 7.0 cannot narrow it), and
+three of the settings it could change are neither in INFO nor readable with the exporter's
+grant (`INFO`, `ACL LOG`): `tls-auth-clients`, `tls-protocols` and `tls-ciphers`. What they
+decide is visible from outside, so the exporter asks the listener itself (attack pass of
+2026-11-30 on a deployed stack: `tls-auth-clients no` let a client without a certificate reach
+`AUTH`; `tls-protocols "TLSv1 TLSv1.1 ..."` with `tls-ciphers "ALL:@SECLEVEL=0"` let a
+TLS 1.1 handshake through):
+
+- `client_certificate_required`: a handshake without a client certificate, then `PING`.
+  Redis refusing the handshake (TLS 1.2) or closing before it answers (TLS 1.3, where the
+  client sends its certificate after the server's Finished) means required; any RESP answer
+  (`-NOAUTH`) means not;
+- `protocol_below_floor_accepted`: a handshake, with the exporter's own certificate, capped at
+  the version below the environment's floor (TLS 1.1 for development, TLS 1.2 for
+  production) and offering every cipher at OpenSSL's security level 0, so that this side never
+  refuses what Redis might accept.
+
+Neither sends AUTH: no password is spent and nothing lands in the ACL LOG. Each probe is one
+TCP connection and one handshake; Redis logs the refusal as one warning line ("Error
+accepting a client connection"), so the exporter probes at most once per PROBE_INTERVAL_S and
+reports the last answer in between. `protected-mode` is not probed: Redis 7.0 applies it only
+while the `default` user is `nopass` and enabled, and the stack's `default` user is off in the
+ACL file, which the reload identity can only load again as it is (README, Monitoring).
+
+A probe that cannot reach Redis (refused, timed out) concludes nothing: its value is None and
+the exporter exports no sample for it, as for any other unknown.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+PROBE_INTERVAL_S: Final = 300.0
+TIMEOUT_S: Final = 3.0
+# The versions just below each floor the stack allows (infra/profiles.py).
+BELOW_FLOOR: Final = {
+    ssl.TLSVersion.TLSv1_2: ssl.TLSVersion.TLSv1_1,
+    ssl.TLSVersion.TLSv1_3: ssl.TLSVersion.TLSv1_2,
+}
+
+
+@dataclass(frozen=True)
+class TlsPolicy:
+    """What the listener accepted at the last probe (None: the probe concluded nothing)."""
+
+    client_certificate_required: bool | None
+    protocol_below_floor_accepted: bool | None
+
+
+@dataclass(frozen=True)
+class ProbeTarget:
+    host: str
+    port: int
+    ca_file: str
+    cert_file: str
+    key_file: str
+    min_tls_version: ssl.TLSVersion
+
+
+def _context(target: ProbeTarget, *, certificate: bool) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(target.ca_file)
+    if certificate:
+        context.load_cert_chain(target.cert_file, target.key_file)
+    return context
+
+
+def client_certificate_required(target: ProbeTarget) -> bool | None:
+    context = _context(target, certificate=False)
+    context.minimum_version = target.min_tls_version
+    try:
+        raw = socket.create_connection((target.host, target.port), TIMEOUT_S)
+    except OSError:
+        return None
+    with raw:
+        try:
+            with context.wrap_socket(raw, server_hostname=target.host) as tls:
+                tls.sendall(b"PING\r\n")
+                answer = tls.recv(64)
+        except (TimeoutError, ssl.SSLCertVerificationError):
+            return None  # no answer, or not our Redis: nothing learnt
+        except (ssl.SSLError, ConnectionError):
+            return True
+    # An empty read is the server closing the connection: the TLS 1.3 refusal, seen late.
+    return answer[:1] not in (b"-", b"+")
+
+
+def protocol_below_floor_accepted(target: ProbeTarget) -> bool | None:
+    below = BELOW_FLOOR.get(target.min_tls_version)
+    if below is None:
+        return None
+    context = _context(target, certificate=True)
+    with warnings.catch_warnings():  # TLS 1.1 is deprecated: that is what is probed for
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+        context.maximum_version = below
+    context.set_ciphers("ALL:@SECLEVEL=0")
+    try:
+        raw = socket.create_connection((target.host, target.port), TIMEOUT_S)
+    except OSError:
+        return None
+    with raw:
+        try:
+            with context.wrap_socket(raw, server_hostname=target.host):
+                return True
+        except (TimeoutError, ssl.SSLCertVerificationError):
+            return None
+        except (ssl.SSLError, ConnectionError):
+            return False
+
+
+class TlsPolicyProbe:
+    """Runs both probes at most once per `interval`; `policy()` answers the last result."""
+
+    def __init__(
+        self,
+        target: ProbeTarget,
+        *,
+        interval: float = PROBE_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.target = target
+        self.interval = interval
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._last: tuple[float, TlsPolicy] | None = None
+
+    def policy(self) -> TlsPolicy:
+        with self._lock:
+            now = self._clock()
+            if self._last is None or now - self._last[0] >= self.interval:
+                self._last = (now, self.probe())
+            return self._last[1]
+
+    def probe(self) -> TlsPolicy:
+        return TlsPolicy(
+            client_certificate_required=client_certificate_required(self.target),
+            protocol_below_floor_accepted=protocol_below_floor_accepted(self.target),
+        )
+
+
+__all__ = [
+    "BELOW_FLOOR",
+    "PROBE_INTERVAL_S",
+    "ProbeTarget",
+    "TlsPolicy",
+    "TlsPolicyProbe",
+    "client_certificate_required",
+    "protocol_below_floor_accepted",
+]
