@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
 import pulumi_docker as docker
 
@@ -19,7 +19,6 @@ SOURCE: Final = {
 DEPLOYS_REDIS: Final = True
 STACK: Final = "dev"
 PROJECT: Final = "xytc-huatan"
-EXPECT: Final[dict[str, Any]] = {"verdict": "reject", "mandatory": {}, "advisory": {}}
 
 
 def program() -> None:
@@ -31,6 +30,12 @@ def program() -> None:
             image="redis:5.0.2",
             network_mode="host",
             volumes=[docker.ContainerVolumeArgs(volume_name=node, container_path="/data")],
-            command=["--cluster-enabled", "yes", "--cluster-config-file",
-                     f"nodes-node-0{index}.conf", "--port", str(port)],  # fmt: skip
+            command=[
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                f"nodes-node-0{index}.conf",
+                "--port",
+                str(port),
+            ],
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
 import pulumi_docker as docker
 
@@ -19,7 +19,6 @@ SOURCE: Final = {
 DEPLOYS_REDIS: Final = True
 STACK: Final = "dev"
 PROJECT: Final = "go-seckill-api"
-EXPECT: Final[dict[str, Any]] = {"verdict": "reject", "mandatory": {}, "advisory": {}}
 
 
 def program() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
 import pulumi_docker as docker
 
@@ -17,7 +17,6 @@ SOURCE: Final = {
 DEPLOYS_REDIS: Final = True
 STACK: Final = "dev"
 PROJECT: Final = "container-play"
-EXPECT: Final[dict[str, Any]] = {"verdict": "reject", "mandatory": {}, "advisory": {}}
 
 
 def program() -> None:

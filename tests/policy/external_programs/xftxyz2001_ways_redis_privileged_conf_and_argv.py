@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
 import pulumi_docker as docker
 
@@ -17,7 +17,6 @@ SOURCE: Final = {
 DEPLOYS_REDIS: Final = True
 STACK: Final = "dev"
 PROJECT: Final = "ways"
-EXPECT: Final[dict[str, Any]] = {"verdict": "reject", "mandatory": {}, "advisory": {}}
 
 
 def program() -> None:
@@ -34,6 +33,12 @@ def program() -> None:
                 host_path="/root/redis7.2.3/redis.conf", container_path="/etc/redis/redis.conf"
             ),
         ],
-        command=["redis-server", "/etc/redis/redis.conf", "--appendonly", "yes",
-                 "--requirepass", "123456"],  # fmt: skip
+        command=[
+            "redis-server",
+            "/etc/redis/redis.conf",
+            "--appendonly",
+            "yes",
+            "--requirepass",
+            "123456",
+        ],
     )
