@@ -106,6 +106,18 @@ def test_stack__renders_the_program_and_uses_its_config() -> None:
         pytest.param([{"type": "t", "name": "a", "options": {"dependencies":
                        "urn:pulumi:dev::p::pulumi:pulumi:StackReference::other"}}],
                      "options.dependencies must be a list of URNs", id="dependencies-string"),
+        # An integer literal past a double's range: protobuf cannot carry it (OverflowError).
+        pytest.param('[{"type": "t", "name": "a", "props": {"memory": 1' + "0" * 400 + "}}]",
+                     "record 0 (a): props.memory is not a finite number", id="integer-overflow"),
+        # Half a UTF-16 pair: no UTF-8 can carry it (UnicodeEncodeError in the pack's wire).
+        pytest.param('[{"type": "t", "name": "a", "props": {"image": "redis\\ud800"}}]',
+                     "record 0 (a): props.image holds a lone surrogate", id="lone-surrogate"),
+        pytest.param('[{"type": "t", "name": "a", "props": {"envs": {"K\\udc00": "v"}}}]',
+                     "props.envs (a key) holds a lone surrogate", id="lone-surrogate-in-a-key"),
+        pytest.param('[{"type": "t", "name": "a\\udc00"}]', '"name" holds a lone surrogate',
+                     id="lone-surrogate-in-a-name"),
+        pytest.param('[{"type": "t", "name": "a", "options": {"parent": "p\\ud800"}}]',
+                     "options.parent holds a lone surrogate", id="lone-surrogate-in-options"),
     ],
 )  # fmt: skip
 def test_unusable_input__exit_2_with_a_message(
