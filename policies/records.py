@@ -17,7 +17,10 @@ from typing import Any, Final
 
 from infra.proppath import PropPath
 from infra.pulumi_names import is_urn, make_urn, urn_parts
+from policies.input_file import InputFileError, read_text
 
+# A stack export of thousands of resources is a few MiB; past this it is not a stack's records.
+MAX_RESOURCES_BYTES: Final = 64 << 20
 # Pulumi's stack and project names: letters, digits, "-", "_", "." (no "/", no "::").
 _NAME: re.Pattern[str] = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -48,11 +51,9 @@ class Record:
 def load_records(path: Path, *, stack: str | None, project: str) -> list[Record]:
     """Read a JSON list of records; records without a URN get one in `stack`/`project`."""
     try:
-        raw = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RecordError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise RecordError(f"{path} is not UTF-8 text; pass a JSON file") from exc
+        raw = read_text(path, "resources file", MAX_RESOURCES_BYTES)
+    except InputFileError as exc:
+        raise RecordError(str(exc)) from None
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
