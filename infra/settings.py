@@ -54,7 +54,10 @@ class SettingsError(ValueError):
     def __init__(self, stack: str, source: str, problems: list[str]) -> None:
         self.problems = tuple(problems)
         lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"stack {stack!r}: invalid configuration in {source}:\n{lines}")
+        # The file name holds the stack name as given: a newline or an escape sequence in it
+        # must not reach the terminal raw.
+        shown = source if source.isprintable() else repr(source)
+        super().__init__(f"stack {stack!r}: invalid configuration in {shown}:\n{lines}")
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,12 @@ def load_records(path: Path, *, stack: str | None, project: str) -> list[Record]
 
 
 def parse_records(data: Any, *, source: str, stack: str | None, project: str) -> list[Record]:
+    for option, value in (("--stack-name", stack), ("--project", project)):
+        if value is not None and (not _NAME.match(value) or value in (".", "..")):
+            raise RecordError(
+                f'{option} {value!r} is not a Pulumi name: letters, digits, "-", "_" and '
+                f'"." only, not "." or ".." alone'
+            )
     if not isinstance(data, list):
         raise RecordError(f"{source} must hold a JSON list of resource records, got {_kind(data)}")
     if not data:

@@ -226,6 +226,22 @@ def test_policy_config_nested_too_deep__exit_2_with_one_line(
     assert "RecursionError" not in stderr
 
 
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--stack-name", ""), ("--stack-name", "a\nb"), ("--stack-name", ".."),
+     ("--project", "x\x1b[31mRED"), ("--project", "")],
+    ids=["stack-empty", "stack-newline", "stack-dotdot", "project-escape", "project-empty"],
+)  # fmt: skip
+def test_bad_stack_name_or_project_option__names_the_option_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str, value: str
+) -> None:
+    argv = ["--resources", str(_write(tmp_path, PLAINTEXT_REDIS)), "--stack-name", "qa"]
+    assert run([*argv, option, value], io.StringIO()) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"error: {option} {value!r} is not a Pulumi name")
+    assert "\x1b" not in line
+
+
 def test_unknown_stack__exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["--stack", "no-such-stack"], io.StringIO()) == 2
     assert "Pulumi.no-such-stack.yaml" in capsys.readouterr().err

@@ -206,6 +206,21 @@ def test_every_tool__a_bad_stack_file_is_exit_2_without_a_traceback(
     assert err.count(f"Pulumi.{stack}.yaml") >= 3
 
 
+@pytest.mark.parametrize("stack", ["a\nb", "x\x1b[31mRED"], ids=["newline", "ansi-escape"])
+def test_stack_name_with_control_characters__never_reaches_the_terminal_raw(
+    stack: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    codes = [
+        preview.main(["--stack", stack], out=io.StringIO()),
+        apply.main(["plan", "--stack", stack]),
+        strictness.main(["--stack", stack]),
+    ]
+    err = capsys.readouterr().err
+    assert codes == [2, 2, 2]
+    assert "\x1b" not in err
+    assert "Pulumi.a\nb" not in err
+
+
 @pytest.mark.parametrize("kind", ["fifo", "device", "directory"])
 def test_stack_file_that_is_not_a_regular_file__is_named_so_and_never_read(
     tmp_path: Path, kind: str
