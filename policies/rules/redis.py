@@ -155,8 +155,9 @@ def _links_over_tls(server: RedisServer) -> Iterator[str]:
         ("slaveof", "tls-replication", "its link to its master (masterauth and every write)"),
     )  # fmt: skip
     for directive, tls_directive, link in links:
-        value = s.value(directive) if s.known(directive) else None
-        if not value or (directive == "cluster-enabled" and value.lower() != "yes"):
+        value = (s.value(directive) or "").lower() if s.known(directive) else ""
+        # `replicaof no one` is a primary (what a failover writes into a former replica).
+        if not value or value == "no one" or (directive == "cluster-enabled" and value != "yes"):
             continue
         if not s.known(tls_directive):
             yield _unknown(server, f"{tls_directive} yes")

@@ -175,6 +175,7 @@ def test_bitnami_sentinel__judged_by_the_sentinels_own_password(
         pytest.param(["--replicaof", "primary", "6380", "--tls-replication", "yes"], None,
                      id="replica-over-tls"),
         pytest.param(["--cluster-enabled", "no"], None, id="not-a-cluster"),
+        pytest.param(["--replicaof", "no", "one"], None, id="replicaof-no-one-is-a-primary"),
     ],
 )  # fmt: skip
 def test_tls_only_server__keeps_its_cluster_bus_and_replication_on_tls(
