@@ -9,6 +9,7 @@ config. Every problem is collected and reported at once, each naming the key and
 from __future__ import annotations
 
 import re
+import reprlib
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,7 +54,10 @@ class SettingsError(ValueError):
     def __init__(self, stack: str, source: str, problems: list[str]) -> None:
         self.problems = tuple(problems)
         lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"stack {stack!r}: invalid configuration in {source}:\n{lines}")
+        # The file name holds the stack name as given: a newline or an escape sequence in it
+        # must not reach the terminal raw.
+        shown = source if source.isprintable() else repr(source)
+        super().__init__(f"stack {stack!r}: invalid configuration in {shown}:\n{lines}")
 
 
 @dataclass(frozen=True)
@@ -199,11 +203,15 @@ def load_stack_file(stack: str, root: Path = REPO_ROOT) -> dict[str, Any]:
             f"use one of: {', '.join(usable) or 'none'} (or create it with "
             f"`pulumi stack init <name>`)"
         )
-        problem = (
-            f"{name} does not exist in {root}; {choice}"
-            if valid_stack_name(stack)
-            else f"{stack!r} is not a stack name: {STACK_NAME_RULE}; {choice}"
-        )
+        if not valid_stack_name(stack):
+            problem = f"{stack!r} is not a stack name: {STACK_NAME_RULE}; {choice}"
+        elif path.exists():  # a FIFO, a device, a directory: reading it blocks or fails
+            problem = (
+                f"{name} in {root} is not a regular file (a pipe, device or directory); "
+                f"replace it with the stack's YAML file"
+            )
+        else:
+            problem = f"{name} does not exist in {root}; {choice}"
         raise SettingsError(stack, name, [problem])
     document = _read_yaml(stack, path)
     config = (document.get("config") or {}) if isinstance(document, dict) else None
@@ -230,6 +238,10 @@ def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[An
     seen: set[Any] = set()
     for key_node, _value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, str | int | float | bool) and key is not None:
+            raise yaml.constructor.ConstructorError(
+                None, None, "a key must be a name, not a list or mapping", key_node.start_mark
+            )
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"{key} is set twice; keep one of the two entries", key_node.start_mark
@@ -244,9 +256,19 @@ _UniqueKeyLoader.add_constructor(
 )
 
 
+# A stack file holds a few settings (and Pulumi's encryption salt): a few KiB.
+_MAX_STACK_FILE_BYTES: Final = 1 << 20
+
+
 def _read_yaml(stack: str, path: Path) -> Any:
     try:
-        text = path.read_bytes().decode("utf-8")
+        with path.open("rb") as handle:
+            data = handle.read(_MAX_STACK_FILE_BYTES + 1)
+        if len(data) > _MAX_STACK_FILE_BYTES:
+            raise SettingsError(
+                stack, path.name, ["is larger than 1 MiB; a stack file holds a few settings"]
+            )
+        text = data.decode("utf-8")
     except OSError as exc:
         raise SettingsError(stack, path.name, [f"cannot read it ({exc.strerror})"]) from None
     except UnicodeDecodeError as exc:
@@ -255,6 +277,10 @@ def _read_yaml(stack: str, path: Path) -> Any:
         ) from None
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except RecursionError:
+        raise SettingsError(
+            stack, path.name, ["nests lists or mappings too deeply to read; fix the YAML"]
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -299,7 +325,18 @@ class _Shown:
             return "a mapping"
         if isinstance(self.raw, list):
             return "a list"
-        return repr(self.raw)
+        return _SHORT.repr(self.raw)
+
+
+# A value is echoed so the user finds it, not reproduced: a 2 MB string or a 400-digit number
+# would make the one-line error a screenful.
+def _short_repr() -> reprlib.Repr:
+    short = reprlib.Repr()  # Python 3.11's Repr takes no arguments: set its limits after
+    short.maxstring, short.maxlong, short.maxother = 60, 40, 60
+    return short
+
+
+_SHORT: Final = _short_repr()
 
 
 class _Reader:
@@ -313,8 +350,11 @@ class _Reader:
 
     def read(self, key: str, parse: Callable[[str], _T]) -> _T:
         raw = self._values[key]
+        # A list or mapping is never a setting's value; str() of one is never read as one
+        # (and YAML aliases can make it a billion elements long: `[*a, *a, ...]`).
+        text = "\0" if isinstance(raw, list | Mapping) else str(raw).strip()
         try:
-            return parse(str(raw).strip())
+            return parse(text)
         except ValueError as exc:
             shown = _Shown(raw, key in self._hidden)
             hint = "; no setting here is secret: set it without --secret" if shown.hidden else ""

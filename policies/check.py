@@ -24,12 +24,14 @@ from typing import Any, Final, TextIO
 
 from policies import strictness
 from policies.analyzer import ConfigError, Finding, PackError, PackServer
+from policies.input_file import InputFileError, read_text
 from policies.records import Record, RecordError, from_rendered, load_records
 from policies.strictness import StrictnessError
 
 EXIT_OK: Final = 0
 EXIT_VIOLATIONS: Final = 1
 EXIT_UNUSABLE: Final = 2
+MAX_CONFIG_BYTES: Final = 1 << 20  # a policy config names each policy at most once: a few KiB
 
 
 class UsageError(ValueError):
@@ -85,11 +87,16 @@ def _load_config(path: Path | None, default: Path) -> tuple[dict[str, Any], Path
             return {}, None
         path = default
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UsageError(f"cannot read policy config {path}: {exc.strerror or exc}") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        data = json.loads(read_text(path, "policy config", MAX_CONFIG_BYTES))
+    except InputFileError as exc:
+        raise UsageError(str(exc)) from None
+    except json.JSONDecodeError as exc:
         raise UsageError(f"policy config {path} is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise UsageError(
+            f"policy config {path} nests lists or objects too deeply to read; a policy config "
+            f"is an object of policy names (policies/config/prod.json)"
+        ) from None
     if not isinstance(data, dict):
         raise UsageError(f"policy config {path} must be a JSON object of policy names")
     return data, path

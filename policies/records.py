@@ -17,7 +17,10 @@ from typing import Any, Final
 
 from infra.proppath import PropPath
 from infra.pulumi_names import is_urn, make_urn, urn_parts
+from policies.input_file import InputFileError, read_text
 
+# A stack export of thousands of resources is a few MiB; past this it is not a stack's records.
+MAX_RESOURCES_BYTES: Final = 64 << 20
 # Pulumi's stack and project names: letters, digits, "-", "_", "." (no "/", no "::").
 _NAME: re.Pattern[str] = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -48,11 +51,9 @@ class Record:
 def load_records(path: Path, *, stack: str | None, project: str) -> list[Record]:
     """Read a JSON list of records; records without a URN get one in `stack`/`project`."""
     try:
-        raw = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RecordError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise RecordError(f"{path} is not UTF-8 text; pass a JSON file") from exc
+        raw = read_text(path, "resources file", MAX_RESOURCES_BYTES)
+    except InputFileError as exc:
+        raise RecordError(str(exc)) from None
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
@@ -69,6 +70,12 @@ def load_records(path: Path, *, stack: str | None, project: str) -> list[Record]
 
 
 def parse_records(data: Any, *, source: str, stack: str | None, project: str) -> list[Record]:
+    for option, value in (("--stack-name", stack), ("--project", project)):
+        if value is not None and (not _NAME.match(value) or value in (".", "..")):
+            raise RecordError(
+                f'{option} {value!r} is not a Pulumi name: letters, digits, "-", "_" and '
+                f'"." only, not "." or ".." alone'
+            )
     if not isinstance(data, list):
         raise RecordError(f"{source} must hold a JSON list of resource records, got {_kind(data)}")
     if not data:
@@ -89,6 +96,7 @@ def parse_records(data: Any, *, source: str, stack: str | None, project: str) ->
         if not isinstance(options, dict):
             raise RecordError(f'{where} ({shown}): "options" must be a JSON object')
         _check_options(options, f"{where} ({shown}): options")
+        _check_values(options, f"{where} ({shown}): options")
         urn = item.get("urn")
         if not urn:
             if not stack:
@@ -98,6 +106,7 @@ def parse_records(data: Any, *, source: str, stack: str | None, project: str) ->
                 )
             urn = make_urn(stack, project, type_, name)
         _check_urn(urn, f"{where} ({shown})")
+        _check_text(str(urn), f'{where} ({shown}): "urn"')
         if urn in seen:
             raise RecordError(
                 f"{where}: a second resource {_shown(type_)} named {name!r} (same URN)"
@@ -140,17 +149,43 @@ def _check_values(value: Any, where: str, depth: int = 0) -> None:
             f"{where} nests more than {MAX_DEPTH} levels of lists and objects; no resource "
             f"property does, so check how the file was generated"
         )
-    if isinstance(value, float) and not math.isfinite(value):
+    if (isinstance(value, float) and not math.isfinite(value)) or (
+        isinstance(value, int) and not isinstance(value, bool) and not _fits_a_double(value)
+    ):
         raise RecordError(
             f"{where} is not a finite number (NaN, Infinity or beyond 1.8e308 are not JSON "
             f"numbers the engine sends); write the value the program declares"
         )
+    if isinstance(value, str):
+        _check_text(value, where)
     if isinstance(value, dict):
         for key, item in value.items():
+            _check_text(str(key), f"{where} (a key)")
             _check_values(item, f"{where}.{_shown(str(key))}", depth + 1)
     elif isinstance(value, list):
         for index, item in enumerate(value):
             _check_values(item, f"{where}[{index}]", depth + 1)
+
+
+def _fits_a_double(value: int) -> bool:
+    """Protobuf carries every number as a double: a longer integer literal has none."""
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
+
+
+def _check_text(value: str, where: str) -> None:
+    """JSON's \\ud800-style escapes can spell half a character, which is not text: no UTF-8
+    (the pack's wire format) can carry it. Said without the value, which may be a secret."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RecordError(
+            f"{where} holds a lone surrogate escape (\\ud800-\\udfff without its pair), which "
+            f"is not text; write the characters the program declares"
+        ) from None
 
 
 def _identity(item: dict[str, Any], where: str) -> tuple[str, str]:
@@ -167,6 +202,8 @@ def _identity(item: dict[str, Any], where: str) -> tuple[str, str]:
         )
     if not name:
         raise RecordError(f'{where} ({_shown(type_)}) has no "name"; add its logical name')
+    _check_text(type_, f'{where}: "type"')
+    _check_text(name, f'{where}: "name"')
     return type_, name
 
 

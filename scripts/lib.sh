@@ -54,13 +54,23 @@ step() {
 # Docker object name.
 STACK_NAME_PATTERN='^[a-z0-9][a-z0-9-]{0,30}$'
 valid_stack_name() { [[ "$1" =~ $STACK_NAME_PATTERN ]]; }
+
+# shown ARG: a user's argument as an error message may print it: in quotes, or shell-escaped
+# ($'a\nb') when it holds a newline or a control character, which would split the one-line
+# message or reach the terminal as an escape sequence.
+shown() {
+    case "$1" in
+        *[![:print:]]*) printf '%q' "$1" ;;
+        *) printf "'%s'" "$1" ;;
+    esac
+}
 # require_stack NAME: die unless NAME is a valid stack name with a Pulumi.NAME.yaml.
 require_stack() {
     local stack="$1" known
     known="$(find "$ROOT" -maxdepth 1 -name 'Pulumi.*.yaml' -printf '%f\n' \
         | sed 's/^Pulumi\.\(.*\)\.yaml$/\1/' | sort | paste -sd ' ')"
     valid_stack_name "$stack" \
-        || die "'$stack' is not a stack name: 1-31 lowercase letters, digits or '-', starting with a letter or digit (stacks: $known)"
+        || die "$(shown "$stack") is not a stack name: 1-31 lowercase letters, digits or '-', starting with a letter or digit (stacks: $known)"
     [ -f "$ROOT/Pulumi.$stack.yaml" ] \
         || die "no stack '$stack': Pulumi.$stack.yaml does not exist (stacks: $known)"
 }

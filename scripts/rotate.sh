@@ -44,7 +44,7 @@ stack="$1"
 kind="$2"
 case "$kind" in
     certs | passwords | data-key | ca | api-token | api-token-retire | all) ;;
-    *) die "unknown rotation '$kind'; $usage" ;;
+    *) die "unknown rotation $(shown "$kind"); $usage" ;;
 esac
 require_stack "$stack"
 require_venv

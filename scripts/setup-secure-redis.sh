@@ -24,17 +24,20 @@ cd "$ROOT"
 
 usage="usage: scripts/setup-secure-redis.sh [STACK] [--full]"
 stack=""
+given=0
 full=0
 for arg in "$@"; do
     case "$arg" in
         --full) full=1 ;;
         -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        -*) die "unknown option '$arg'; $usage" ;;
-        *) [ -z "$stack" ] || die "one stack at a time ('$stack' and '$arg' given); $usage"
-           stack="$arg" ;;
+        -*) die "unknown option $(shown "$arg"); $usage" ;;
+        *) [ "$given" = 0 ] || die "one stack at a time ($(shown "$stack") and $(shown "$arg") given); $usage"
+           stack="$arg"
+           given=1 ;;
     esac
 done
-stack="${stack:-dev}"
+# dev only when no stack is given: an empty argument (an unset variable) is not a stack.
+[ "$given" = 1 ] || stack=dev
 require_stack "$stack"
 
 total="$(now_ms)"

@@ -21,9 +21,10 @@ case "${1:-}" in
     -h | --help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 esac
 [ "$#" -le 1 ] || bad_input "usage: scripts/status.sh [STACK]"
-stack="${1:-dev}"
+# dev only when no stack is given: an empty argument (an unset variable) is not a stack.
+if [ "$#" -eq 0 ]; then stack=dev; else stack="$1"; fi
 valid_stack_name "$stack" \
-    || bad_input "'$stack' is not a stack name: 1-31 lowercase letters, digits or '-', starting with a letter or digit"
+    || bad_input "$(shown "$stack") is not a stack name: 1-31 lowercase letters, digits or '-', starting with a letter or digit"
 [ -f "$ROOT/Pulumi.$stack.yaml" ] || bad_input "no stack '$stack': Pulumi.$stack.yaml does not exist"
 [ -x "$PY" ] || unavailable "no virtualenv at $VENV; run scripts/bootstrap.sh first"
 docker_ready || unavailable "the Docker engine is not reachable (docker info failed); start it with scripts/bootstrap.sh"

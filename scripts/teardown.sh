@@ -17,9 +17,11 @@ case "${1:-}" in
     -h | --help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 esac
 [ "$#" -le 1 ] || die "usage: scripts/teardown.sh [STACK]"
-stack="${1:-dev}"
+# dev only when no stack is given: an empty argument (`teardown.sh "$STACK"` with STACK unset)
+# must not tear down dev.
+if [ "$#" -eq 0 ]; then stack=dev; else stack="$1"; fi
 valid_stack_name "$stack" \
-    || die "'$stack' is not a stack name: 1-31 lowercase letters, digits or '-', starting with a letter or digit"
+    || die "$(shown "$stack") is not a stack name: 1-31 lowercase letters, digits or '-', starting with a letter or digit"
 
 require_venv
 docker_ready || die "the Docker engine is not reachable (docker info failed); start it with scripts/bootstrap.sh, then run this again"

@@ -26,11 +26,17 @@ class ConfigurationError(SecureCacheError):
     """The configuration cannot work; `problems` lists each fault with its fix."""
 
     def __init__(self, problems: Sequence[str]) -> None:
-        self.problems: tuple[str, ...] = tuple(problems)
+        self.problems: tuple[str, ...] = tuple(_one_line(p) for p in problems)
         count = len(self.problems)
         lines = "\n".join(f"  - {p}" for p in self.problems)
         noun = "problem" if count == 1 else "problems"
         super().__init__(f"secure_cache configuration is invalid ({count} {noun}):\n{lines}")
+
+
+def _one_line(problem: str) -> str:
+    """A problem as one printable line: a newline or an escape sequence that came with a value
+    (REDIS_TLS_CA_CERT=$'/certs/\\e[2J') is shown escaped, never sent to the terminal or log."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in problem)
 
 
 class IntegrityError(SecureCacheError):

@@ -60,6 +60,19 @@ SERVER_BINARIES: Final = frozenset(
     {"redis-server", "redis-stack-server", "valkey-server", "keydb-server"}
 )
 CLIENT_BINARIES: Final = frozenset({"redis-cli", "valkey-cli", "keydb-cli"})
+# Redis Sentinel: the same server in sentinel mode (`redis-sentinel` is redis-server under
+# another name; `redis-server <file> --sentinel` is the other way to start it).
+SENTINEL_BINARIES: Final = frozenset({"redis-sentinel", "valkey-sentinel", "keydb-sentinel"})
+_SENTINEL_IMAGE: Final = re.compile(
+    r"^(?:[^/@]+/)*(?:redis-sentinel|valkey-sentinel)(?::[\w.-]+)?(?:@\S+)?$", re.IGNORECASE
+)
+# Servers that speak Redis's protocol but take neither its arguments nor its config file: the
+# Redis rules cannot read their settings, so every one of them fails closed, saying so.
+_FOREIGN_SERVERS: Final = (
+    ("Dragonfly", re.compile(r"^(?:[^/@]+/)*dragonfly(?::[\w.-]+)?(?:@\S+)?$", re.I), "dragonfly"),
+    ("Garnet", re.compile(r"^(?:[^/@]+/)*garnet(?::[\w.-]+)?(?:@\S+)?$", re.I), "garnetserver"),
+    ("Apache Kvrocks", re.compile(r"^(?:[^/@]+/)*kvrocks(?::[\w.-]+)?(?:@\S+)?$", re.I), "kvrocks"),
+)
 # Redis tools that are not a server: a container running one of these is a client.
 _REDIS_TOOLS: Final = CLIENT_BINARIES | {"redis-benchmark", "redis-check-aof", "redis-check-rdb"}
 # The repository part of an image reference names a Redis server image: redis, redis:7,
@@ -114,6 +127,10 @@ class Recognition:
     """The image reference, resolved through the stack's image resources where possible."""
     signs: tuple[str, ...] = ()
     """Why: the signs that made (or failed to make) the decision; never a value."""
+    sentinel: bool = False
+    """It runs in sentinel mode (Redis Sentinel), not as a data server."""
+    foreign: str = ""
+    """A Redis-protocol server that is not Redis or a fork taking its settings (Dragonfly)."""
 
 
 def _image(props: Mapping[str, Any]) -> str:
@@ -168,15 +185,29 @@ def _program(word: str) -> str:
     return PurePosixPath(word).name
 
 
-def _server_args_in(words: list[str]) -> list[str] | None:
+def _server_args_in(words: list[str]) -> tuple[list[str], bool] | None:
+    """(what redis-server receives, whether it runs as a sentinel), or None."""
     for i, word in enumerate(words):
-        if _program(word) in SERVER_BINARIES:
+        if _program(word) in SERVER_BINARIES | SENTINEL_BINARIES:
             rest = words[i + 1 :]
             for j, w in enumerate(rest):
                 if w in _SHELL_SEPARATORS:
-                    return rest[:j]
-            return rest
+                    rest = rest[:j]
+                    break
+            sentinel = _program(word) in SENTINEL_BINARIES or "--sentinel" in rest
+            return rest, sentinel
     return None
+
+
+def _foreign_server(image: str, rest: list[str], opaque: bool) -> str:
+    """The Redis-protocol server (not Redis) this container runs, or "": named by its binary
+    on argv, or by its image run with no command, only options, or a script."""
+    for name, image_pattern, binary in _FOREIGN_SERVERS:
+        if rest and _program(rest[0]) == binary:
+            return name
+        if image_pattern.match(image) and (not rest or rest[0].startswith("-") or opaque):
+            return name
+    return ""
 
 
 def _strip_wrappers(words: list[str]) -> tuple[list[str], bool]:
@@ -225,10 +256,18 @@ def recognise(  # noqa: PLR0911 - one return per way a reviewer decides
     words = _words(argv(props))
     found = _server_args_in(words)
     if found is not None:
-        return Recognition(Verdict.SERVER, tuple(found), image, ("runs redis-server",))
+        redis_argv, sentinel = found
+        signs = ("runs redis-sentinel",) if sentinel else ("runs redis-server",)
+        return Recognition(Verdict.SERVER, tuple(redis_argv), image, signs, sentinel=sentinel)
     rest, opaque = _strip_wrappers(words)
     if rest and _program(rest[0]) in _REDIS_TOOLS:
         return Recognition(Verdict.NOT_REDIS, image=image)
+    foreign = _foreign_server(image, rest, opaque)
+    if foreign:
+        return Recognition(Verdict.SERVER, None, image, (f"runs {foreign}",), foreign=foreign)
+    if _SENTINEL_IMAGE.match(image) and (not words or words[0].startswith("-") or opaque):
+        # Bitnami's redis-sentinel image: its entrypoint writes sentinel.conf from variables.
+        return Recognition(Verdict.SERVER, None, image, ("a Redis Sentinel image",), sentinel=True)
     if is_redis_image(image):
         # The official image's docker-entrypoint.sh runs redis-server for no command, and
         # prepends it to a command that starts with an option or names a .conf file.
@@ -238,8 +277,9 @@ def recognise(  # noqa: PLR0911 - one return per way a reviewer decides
         if not words:
             return Recognition(Verdict.SERVER, () if official else None, image, ("a Redis image",))
         if not entrypoints and (words[0].startswith("-") or words[0].endswith(".conf")):
-            args = tuple(words) if official else None
-            return Recognition(Verdict.SERVER, args, image, ("a Redis image",))
+            given = tuple(words) if official else None
+            sentinel = "--sentinel" in words
+            return Recognition(Verdict.SERVER, given, image, ("a Redis image",), sentinel=sentinel)
         if opaque or (rest and rest[0].startswith("-")):
             return Recognition(Verdict.SERVER, None, image, ("a Redis image started by a script",))
         return Recognition(Verdict.NOT_REDIS, image=image)
@@ -341,6 +381,7 @@ class RedisSettings:
         defaults: Mapping[str, tuple[str, ...]] | None = None,
         unknown_defaults: frozenset[str] = frozenset(),
         opaque: bool = False,
+        started_by: str = "",
     ) -> None:
         self._conf = conf
         # Redis reads an `include` on argv where it stands: what comes after the last one is
@@ -353,7 +394,16 @@ class RedisSettings:
         self.unknown_defaults = unknown_defaults
         """Directives whose default the image may have changed, so not set = unknown."""
         self._opaque = opaque
+        self._started_by = started_by or "Redis starts through a script the pack cannot read"
         self._loaded: _Loaded | None = None
+        # Redis takes an option and its value as separate words: `--port=0` is the directive
+        # "port=0", which it refuses ("Bad directive or wrong number of arguments") and stops.
+        self.misspelled: dict[str, str] = {}
+        """Directive -> the option as written without its value (`--port=`), never a value."""
+        for name, _ in given:
+            head, equals, _value = name.partition("=")
+            if equals and head:
+                self.misspelled.setdefault(head, f"--{head}=")
 
     def _argv_value(self, name: str) -> tuple[str, ...] | None:
         found = [values for n, values in self._argv if n == name]
@@ -367,7 +417,9 @@ class RedisSettings:
             complete = complete and not self._opaque
             occurrences: dict[str, list[tuple[str, ...]]] = {}
             settled: set[str] = set()
-            for name, values in [*self._defaults.items(), *collected, *self._argv]:
+            # A script may set anything the image's defaults set (it may load a config file).
+            started = [(_UNREADABLE, ())] if self._opaque else []
+            for name, values in [*self._defaults.items(), *started, *collected, *self._argv]:
                 if name == _UNREADABLE:
                     settled.clear()  # that file may set anything set before it
                     continue
@@ -391,8 +443,22 @@ class RedisSettings:
     def complete(self) -> bool:
         return self._load()[1]
 
+    def why_unknown(self, name: str) -> str:
+        """Why the value of `name` is not known, in words for a message (no value in it)."""
+        if name in self.misspelled:
+            return (
+                f"it is given as {self.misspelled[name]}<value>, which redis-server refuses "
+                f"('Bad directive': an option and its value are separate arguments, "
+                f"--{name} <value>), so Redis does not start"
+            )
+        if self._opaque:
+            return self._started_by
+        return "its config file cannot be read"
+
     def known(self, name: str) -> bool:
         """Whether the value of `name` is known (set somewhere visible, or all files visible)."""
+        if name in self.misspelled:
+            return False
         if self._argv_value(name) is not None:
             return True
         _, complete, settled = self._load()
@@ -451,20 +517,55 @@ def _expand(
     return complete
 
 
+SENTINEL_DEFAULTS: Final = {"protected-mode": ("no",), "port": ("26379",)}
+"""Sentinel mode turns protected mode off and listens on 26379, whatever the image
+(redis/src/sentinel.c: initSentinelConfig, "Sentinel must be exposed")."""
+
+
 def effective_settings(
-    args: Sequence[str] | None, files: FileIndex, image: str = ""
+    args: Sequence[str] | None,
+    files: FileIndex,
+    image: str = "",
+    *,
+    sentinel: bool = False,
+    started_by: str = "",
 ) -> RedisSettings:
-    """Image defaults, then the config file, then argv; args None: started by a script."""
+    """Image defaults, then the config file, then argv; args None: started by something the
+    pack cannot read (`started_by` says what, for messages)."""
     conf, argv_directives = parse_args(args or ())
     official = is_official_image(image)
+    if sentinel:
+        defaults, unknown_defaults = SENTINEL_DEFAULTS, frozenset[str]()
+    elif official:
+        defaults, unknown_defaults = OFFICIAL_IMAGE_DEFAULTS, frozenset()
+    else:
+        defaults, unknown_defaults = {}, UNKNOWN_DEFAULTS
     return RedisSettings(
         conf,
         argv_directives,
         files,
-        defaults=OFFICIAL_IMAGE_DEFAULTS if official else {},
-        unknown_defaults=frozenset() if official else UNKNOWN_DEFAULTS,
+        defaults=defaults,
+        unknown_defaults=unknown_defaults,
         opaque=args is None,
+        started_by=started_by,
     )
+
+
+def _started_by(recognition: Recognition) -> str:
+    """What starts a server whose arguments the pack cannot see, in words for a message."""
+    if recognition.foreign:
+        return (
+            f"it runs {recognition.foreign}, whose flags and config are not redis-server's and "
+            f"cannot be judged by the Redis rules (run redis-server or valkey-server)"
+        )
+    if "a Redis image started by a script" in recognition.signs:
+        return "Redis starts through a script the pack cannot read"
+    if is_redis_image(recognition.image) or _SENTINEL_IMAGE.match(recognition.image):
+        return (
+            f"its image ({recognition.image}) starts Redis through its own entrypoint and "
+            f"config, which the pack cannot read"
+        )
+    return "its image starts it with a command the pack cannot see"
 
 
 @dataclass(frozen=True)
@@ -476,6 +577,8 @@ class RedisServer:
     files: FileIndex
     floor: Floor = FLOORS[Environment.PRODUCTION]
     """The strictness floor of the environment the stack declares."""
+    sentinel: bool = False
+    """A Redis Sentinel: judged by the transport and authentication rules only."""
 
     def acl_rules(self) -> list[tuple[str, ...]] | None:
         """Every ACL `user` rule (name first), or None when the ACL cannot be read."""
@@ -521,8 +624,14 @@ def recognised(
         if recognition.verdict is Verdict.SERVER:
             others = [r.props for r in containers if r is not resource]
             files = FileIndex(resource.props, others)
-            settings = effective_settings(recognition.args, files, recognition.image)
-            server = RedisServer(resource, settings, files, stack_floor)
+            settings = effective_settings(
+                recognition.args,
+                files,
+                recognition.image,
+                sentinel=recognition.sentinel,
+                started_by=_started_by(recognition),
+            )
+            server = RedisServer(resource, settings, files, stack_floor, recognition.sentinel)
         found.append((server, (resource, recognition)))
     return found
 

@@ -71,13 +71,18 @@ def no_added_capabilities(resource: Resource, _config: Mapping[str, Any]) -> Ite
         )
 
 
+_TRUE: Final = ("true", "1", "t")  # lowered: 1, t, T, TRUE, true, True
+_FALSE: Final = ("false", "0", "f")
+
+
 def no_new_privileges(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
     opts = {
         o.replace("=", ":").lower()
         for o in strings(resource.props.get("securityOpts"), "securityOpts")
     }
-    enabled = bool(opts & {"no-new-privileges", "no-new-privileges:true"})
-    if not enabled or "no-new-privileges:false" in opts:
+    # Docker reads the value with Go's strconv.ParseBool (moby daemon: parseSecurityOpt).
+    enabled = bool(opts & {"no-new-privileges", *(f"no-new-privileges:{v}" for v in _TRUE)})
+    if not enabled or opts & {f"no-new-privileges:{v}" for v in _FALSE}:
         yield (
             f'{label(resource)} must set securityOpts ["no-new-privileges:true"] so setuid '
             f"binaries cannot raise privileges (CIS Docker 5.26)."

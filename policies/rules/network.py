@@ -176,10 +176,15 @@ def redis_internal_only(
             or mode.startswith("container:")
             or (not names and mode in _DEFAULT_BRIDGE_MODES)
         ):
+            if mode == "host":
+                where = "it is on the host's network (networkMode host)"
+            elif mode.startswith("container:"):
+                where = f"it shares the network of another container (networkMode {mode})"
+            else:
+                where = "it is on Docker's default bridge network"
             yield Violation(
                 f"{redis_label(resource)} must attach only to internal networks of "
-                f"this stack (networksAdvanced); it is on the host, another container's or the "
-                f"default bridge network.",
+                f"this stack (networksAdvanced); {where}.",
                 resource.urn,
             )
         for index, name in enumerate(names):

@@ -67,14 +67,22 @@ _EVICTING_POLICIES: Final = frozenset({"allkeys-lru", "allkeys-lfu", "volatile-l
 
 
 def per_server(
-    check: ServerCheck,
+    check: ServerCheck, *, sentinels: bool = True
 ) -> Callable[[Sequence[Resource], Mapping[str, Any]], Iterator[Violation]]:
-    """Lift a per-server check to a stack check (one violation per message, on that server)."""
+    """Lift a per-server check to a stack check (one violation per message, on that server).
+
+    `sentinels=False`: the check is about a data server (memory, persistence, databases,
+    commands a sentinel does not have), so Redis Sentinels are not judged by it. A sentinel is
+    judged by the transport and authentication rules: anyone who reaches an open one can
+    repoint every client at a master of their own (SENTINEL SET, FAILOVER, REMOVE/MONITOR).
+    """
 
     def stack_check(
         resources: Sequence[Resource], config: Mapping[str, Any]
     ) -> Iterator[Violation]:
         for server in redis_servers(resources):
+            if server.sentinel and not sentinels:
+                continue
             try:
                 messages = list(check(server, config))
             except Unreadable as exc:
@@ -105,10 +113,23 @@ def recognised_or_reported(
 
 
 def _unknown(server: RedisServer, setting: str) -> str:
+    """`setting` starts with the directive (e.g. "port 0", "aclfile (readable)")."""
+    directive = setting.split(maxsplit=1)[0]
+    if directive in server.settings.misspelled:
+        return _misspelled(server, directive)
     return (
         f"{redis_label(server.resource)} must set {setting} on its command line or in "
-        f"a redis.conf uploaded by this stack; its config file cannot be read, so the setting "
-        f"is unknown."
+        f"a redis.conf uploaded by this stack; {server.settings.why_unknown(directive)}, so "
+        f"the setting is unknown."
+    )
+
+
+def _misspelled(server: RedisServer, directive: str) -> str:
+    return (
+        f"{redis_label(server.resource)} must give {directive} as two arguments, "
+        f"--{directive} <value>; it gives {server.settings.misspelled[directive]}<value>, which "
+        f"redis-server refuses ('Bad directive or wrong number of arguments'), so it does not "
+        f"start."
     )
 
 
@@ -121,6 +142,30 @@ def tls_only(server: RedisServer, _config: Mapping[str, Any]) -> Iterator[str]:
             f"{redis_label(server.resource)} must set port 0 (with tls-port) so it "
             f"accepts TLS connections only; it listens for plaintext connections."
         )
+
+
+def _links_over_tls(server: RedisServer) -> Iterator[str]:
+    """Redis's own links: a cluster bus without tls-cluster, and replication without
+    tls-replication, speak plaintext even when clients must use TLS (redis.conf TLS section)."""
+    s = server.settings
+    links = (
+        ("cluster-enabled", "tls-cluster", "its cluster bus (gossip, failover and slot "
+         "migration between nodes)"),
+        ("replicaof", "tls-replication", "its link to its master (masterauth and every write)"),
+        ("slaveof", "tls-replication", "its link to its master (masterauth and every write)"),
+    )  # fmt: skip
+    for directive, tls_directive, link in links:
+        value = (s.value(directive) or "").lower() if s.known(directive) else ""
+        # `replicaof no one` is a primary (what a failover writes into a former replica).
+        if not value or value == "no one" or (directive == "cluster-enabled" and value != "yes"):
+            continue
+        if not s.known(tls_directive):
+            yield _unknown(server, f"{tls_directive} yes")
+        elif (s.value(tls_directive) or "no").lower() != "yes":
+            yield (
+                f"{redis_label(server.resource)} must set {tls_directive} yes, as it sets "
+                f"{directive}; without it {link} speaks plaintext."
+            )
 
 
 def tls_configured(server: RedisServer, _config: Mapping[str, Any]) -> Iterator[str]:
@@ -137,11 +182,16 @@ def tls_configured(server: RedisServer, _config: Mapping[str, Any]) -> Iterator[
     ]
     if not (s.value("tls-ca-cert-file") or s.value("tls-ca-cert-dir")):
         missing.append("tls-ca-cert-file")
+    for name in ("tls-port", "tls-cert-file", "tls-key-file", "tls-ca-cert-file"):
+        if name in s.misspelled:
+            yield _misspelled(server, name)
+            return
     if missing:
         yield (
             f"{redis_label(server.resource)} must set {', '.join(missing)} so clients "
             f"can reach it over TLS with a certificate they can verify."
         )
+    yield from _links_over_tls(server)
 
 
 def client_cert_required(server: RedisServer, _config: Mapping[str, Any]) -> Iterator[str]:
@@ -260,21 +310,26 @@ def protected_mode_on(server: RedisServer, _config: Mapping[str, Any]) -> Iterat
     elif not s.known("protected-mode"):
         yield _unknown(server, "protected-mode yes")
     elif (s.value("protected-mode") or "yes").lower() != "yes":
-        why = (
-            "the image turns it off by default"
-            if s.defaults_to("protected-mode")
-            else "it is turned off"
-        )
+        if not s.defaults_to("protected-mode"):
+            why = "it is turned off"
+        elif server.sentinel:
+            why = "sentinel mode turns it off by default"
+        else:
+            why = "the image turns it off by default"
         yield f"{redis_label(server.resource)} must keep protected-mode yes; {why}."
 
 
 def auth_required(server: RedisServer, _config: Mapping[str, Any]) -> Iterator[str]:
     s = server.settings
+    for name in ("aclfile", "requirepass", "user"):
+        if name in s.misspelled:
+            yield _misspelled(server, name)
+            return
     # aclfile first: usually on argv, so this is decided even while files are unknown.
     if s.value("aclfile") or s.value("requirepass") or s.all("user"):
         yield from _passwordless_users(server)
         return
-    if not s.complete and not _empty_password_allowed(server.resource.props):
+    if not s.complete and not _empty_password_allowed(server):
         yield _unknown(server, "aclfile")
         return
     why = (
@@ -291,12 +346,16 @@ def auth_required(server: RedisServer, _config: Mapping[str, Any]) -> Iterator[s
 # Bitnami's redis, valkey and keydb images start without a password when ALLOW_EMPTY_PASSWORD
 # is on and none of these is set (their entrypoints' own redis.conf is never visible).
 _PASSWORD_VARIABLE: Final = re.compile(r"^(?:REDIS|VALKEY|KEYDB)_PASSWORD(?:_FILE)?$")
+# Bitnami's redis-sentinel: the sentinel's own password (REDIS_MASTER_PASSWORD is the one it
+# sends to the master, and protects nothing of the sentinel).
+_SENTINEL_PASSWORD_VARIABLE: Final = re.compile(r"^(?:REDIS|VALKEY)_SENTINEL_PASSWORD(?:_FILE)?$")
 
 
-def _empty_password_allowed(props: Mapping[str, Any]) -> bool:
-    given = dict(envs(props))
+def _empty_password_allowed(server: RedisServer) -> bool:
+    given = dict(envs(server.resource.props))
     allowed = given.get("ALLOW_EMPTY_PASSWORD", "").strip().lower() in ("yes", "true", "1")
-    return allowed and not any(v for k, v in given.items() if _PASSWORD_VARIABLE.match(k))
+    variable = _SENTINEL_PASSWORD_VARIABLE if server.sentinel else _PASSWORD_VARIABLE
+    return allowed and not any(v for k, v in given.items() if variable.match(k))
 
 
 def _passwordless_users(server: RedisServer) -> Iterator[str]:
@@ -739,7 +798,7 @@ RULES: Final = (
         description=(
             "Redis servers keep DEBUG, MODULE and protected CONFIG disabled and load no modules."
         ),
-        check=per_server(escape_hatches_disabled),
+        check=per_server(escape_hatches_disabled, sentinels=False),
         refs=("REDIS-08",),
     ),
     StackRule(
@@ -752,27 +811,27 @@ RULES: Final = (
     StackRule(
         name="redis-maxmemory-below-limit",
         description="Redis servers set maxmemory below their container's memory limit.",
-        check=per_server(maxmemory_below_limit),
+        check=per_server(maxmemory_below_limit, sentinels=False),
         refs=("REDIS-10", "cis-docker-5.11"),
     ),
     StackRule(
         name="redis-memory-fork-headroom",
         description="Redis servers that persist have a memory limit of twice maxmemory plus "
         "headroom (the rewrite fork).",
-        check=per_server(memory_fork_headroom),
+        check=per_server(memory_fork_headroom, sentinels=False),
         refs=("REDIS-15", "cis-docker-5.11"),
         enforcement=ADVISORY,
     ),
     StackRule(
         name="redis-bulk-length-capped",
         description="Redis servers cap one allocation (proto-max-bulk-len) well below maxmemory.",
-        check=per_server(bulk_length_capped),
+        check=per_server(bulk_length_capped, sentinels=False),
         refs=("REDIS-12", "cis-docker-5.11"),
     ),
     StackRule(
         name="redis-client-output-bounded",
         description="Redis servers bound the output buffer of normal clients.",
-        check=per_server(client_output_bounded),
+        check=per_server(client_output_bounded, sentinels=False),
         refs=("REDIS-14", "cis-docker-5.11"),
         enforcement=ADVISORY,
     ),
@@ -785,21 +844,21 @@ RULES: Final = (
     StackRule(
         name="redis-single-database",
         description="Redis servers have one database.",
-        check=per_server(single_database),
+        check=per_server(single_database, sentinels=False),
         refs=("REDIS-13",),
         enforcement=ADVISORY,
     ),
     StackRule(
         name="redis-maxmemory-policy-evicts",
         description="Redis caches evict keys when memory is full.",
-        check=per_server(maxmemory_policy_evicts),
+        check=per_server(maxmemory_policy_evicts, sentinels=False),
         refs=("REDIS-10",),
         enforcement=ADVISORY,
     ),
     StackRule(
         name="redis-data-on-named-volume",
         description="Redis data lives on a named volume, not a host path.",
-        check=per_server(data_on_named_volume),
+        check=per_server(data_on_named_volume, sentinels=False),
         refs=("REDIS-11",),
         enforcement=ADVISORY,
     ),

@@ -50,3 +50,24 @@ def test_the_containers_argv__parses_as_redis_configuration(tmp_path: Path) -> N
     # It stops only at what this host lacks: the first file it needs.
     assert result.returncode != 0
     assert "/nonexistent/" in output, output[-600:]
+
+
+@pytest.mark.parametrize("option", ["--port=0", "--tls-port=6380", "--requirepass=x"])
+def test_an_option_written_name_equals_value__is_refused_by_redis(
+    tmp_path: Path, option: str
+) -> None:
+    """What the pack tells a program that writes `--port=0` (policies/rules/redis.py
+    _misspelled): redis-server reads it as the directive "port=0" and does not start."""
+    if shutil.which(REDIS_SERVER) is None:
+        pytest.skip("redis-server is not installed; run scripts/bootstrap.sh as root")
+    result = subprocess.run(
+        [REDIS_SERVER, "--dir", str(tmp_path), option],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "Bad directive or wrong number of arguments" in output, output[-600:]
+    assert f"'{option[2:]}'" in output, output[-600:]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -106,6 +107,18 @@ def test_stack__renders_the_program_and_uses_its_config() -> None:
         pytest.param([{"type": "t", "name": "a", "options": {"dependencies":
                        "urn:pulumi:dev::p::pulumi:pulumi:StackReference::other"}}],
                      "options.dependencies must be a list of URNs", id="dependencies-string"),
+        # An integer literal past a double's range: protobuf cannot carry it (OverflowError).
+        pytest.param('[{"type": "t", "name": "a", "props": {"memory": 1' + "0" * 400 + "}}]",
+                     "record 0 (a): props.memory is not a finite number", id="integer-overflow"),
+        # Half a UTF-16 pair: no UTF-8 can carry it (UnicodeEncodeError in the pack's wire).
+        pytest.param('[{"type": "t", "name": "a", "props": {"image": "redis\\ud800"}}]',
+                     "record 0 (a): props.image holds a lone surrogate", id="lone-surrogate"),
+        pytest.param('[{"type": "t", "name": "a", "props": {"envs": {"K\\udc00": "v"}}}]',
+                     "props.envs (a key) holds a lone surrogate", id="lone-surrogate-in-a-key"),
+        pytest.param('[{"type": "t", "name": "a\\udc00"}]', '"name" holds a lone surrogate',
+                     id="lone-surrogate-in-a-name"),
+        pytest.param('[{"type": "t", "name": "a", "options": {"parent": "p\\ud800"}}]',
+                     "options.parent holds a lone surrogate", id="lone-surrogate-in-options"),
     ],
 )  # fmt: skip
 def test_unusable_input__exit_2_with_a_message(
@@ -144,6 +157,89 @@ def test_records_without_urn_need_a_stack_name(
 def test_unreadable_file__exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(_args(tmp_path / "missing.json"), io.StringIO()) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def _special_file(tmp_path: Path, kind: str) -> Path:
+    """A path that is not a small regular file: each would block, exhaust memory or fail."""
+    if kind == "fifo":
+        path = tmp_path / "fifo.json"
+        os.mkfifo(path)  # no writer: a plain open() blocks forever
+        return path
+    if kind == "directory":
+        return tmp_path
+    if kind == "oversized":
+        path = tmp_path / "huge.json"
+        with path.open("wb") as handle:
+            handle.truncate(65 << 20)  # sparse: past the resources cap, no disk used
+        return path
+    return Path("/dev/zero")  # endless: a plain read() runs until memory is gone
+
+
+@pytest.mark.parametrize(
+    ("kind", "error"),
+    [
+        pytest.param("fifo", "is not a regular file (a pipe, socket or device)", id="fifo"),
+        pytest.param("device", "is not a regular file (a pipe, socket or device)", id="dev-zero"),
+        pytest.param("directory", "is a directory; pass the file itself", id="directory"),
+        pytest.param("oversized", "is larger than 64 MiB", id="oversized"),
+    ],
+)
+def test_resources_that_are_not_a_regular_file__exit_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str, error: str
+) -> None:
+    assert run(_args(_special_file(tmp_path, kind)), io.StringIO()) == 2
+    stderr = capsys.readouterr().err
+    assert stderr.startswith("error: resources file ")
+    assert error in stderr
+    assert stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("kind", "error"),
+    [
+        pytest.param("fifo", "is not a regular file (a pipe, socket or device)", id="fifo"),
+        pytest.param("device", "is not a regular file (a pipe, socket or device)", id="dev-zero"),
+        pytest.param("directory", "is a directory; pass the file itself", id="directory"),
+    ],
+)
+def test_policy_config_that_is_not_a_regular_file__exit_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str, error: str
+) -> None:
+    resources = _write(tmp_path, PLAINTEXT_REDIS)
+    config = _special_file(tmp_path, kind)
+    assert run(_args(resources, "--config", str(config)), io.StringIO()) == 2
+    stderr = capsys.readouterr().err
+    assert stderr.startswith("error: policy config ")
+    assert error in stderr
+    assert stderr.count("\n") == 1
+
+
+def test_policy_config_nested_too_deep__exit_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.json"
+    config.write_text("[" * 100_000 + "]" * 100_000)
+    resources = _write(tmp_path, PLAINTEXT_REDIS)
+    assert run(_args(resources, "--config", str(config)), io.StringIO()) == 2
+    stderr = capsys.readouterr().err
+    assert "nests lists or objects too deeply to read" in stderr
+    assert "RecursionError" not in stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--stack-name", ""), ("--stack-name", "a\nb"), ("--stack-name", ".."),
+     ("--project", "x\x1b[31mRED"), ("--project", "")],
+    ids=["stack-empty", "stack-newline", "stack-dotdot", "project-escape", "project-empty"],
+)  # fmt: skip
+def test_bad_stack_name_or_project_option__names_the_option_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str, value: str
+) -> None:
+    argv = ["--resources", str(_write(tmp_path, PLAINTEXT_REDIS)), "--stack-name", "qa"]
+    assert run([*argv, option, value], io.StringIO()) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"error: {option} {value!r} is not a Pulumi name")
+    assert "\x1b" not in line
 
 
 def test_unknown_stack__exit_2(capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,13 +11,21 @@ them, with unknown values), pulumi-docker v3 property names, Swarm services, who
 files, `sh -c` scripts that expand a password variable, images pulled through a registry mirror,
 Bitnami's Redis and Valkey images, a generated password put on redis-server's command line, and a
 redis.conf mounted but never loaded.
+
+`tests/policy/external_programs/` holds more, translated to Python and run as the engine runs a
+program: under Pulumi's mock runtime (tests/policy/program_render.py), so the pulumi-docker SDK
+itself writes the properties the pack reads. They add Redis Sentinel (started three ways, and
+Bitnami's image), cluster nodes, a Swarm service, the host network, redis-stack, Valkey started by
+a script, options after the image only, and Dragonfly.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 from functools import cache
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -26,12 +34,15 @@ from policies import strictness
 from policies.analyzer import Finding, PackServer
 from policies.check import evaluate
 from policies.records import Record, parse_records
+from tests.policy.program_render import render_program
 from tests.policy.support import describe
 
 pytestmark = pytest.mark.policy
 
 EXTERNAL = Path(__file__).resolve().parent / "external"
 PROGRAMS = sorted(EXTERNAL.glob("*.json"))
+PYTHON_PROGRAMS = Path(__file__).resolve().parent / "external_programs"
+PYTHON = sorted(p.stem for p in PYTHON_PROGRAMS.glob("[a-z]*.py"))
 
 
 @cache
@@ -50,20 +61,45 @@ def judge(pack: PackServer, records: list[Record]) -> list[Finding]:
     return evaluate(pack, records, json.loads(path.read_text(encoding="utf-8")))
 
 
-def test_corpus__at_least_37_programs_half_deploying_redis_each_with_a_source() -> None:
-    data = [program(p) for p in PROGRAMS]
-    assert len(data) >= 37
-    assert sum(d["deploysRedis"] for d in data) * 2 >= len(data)
-    for path, d in zip(PROGRAMS, data, strict=True):
-        assert {"repository", "path", "language"} <= set(d["SOURCE"]), path.name
-        assert d["expect"]["verdict"] in ("pass", "reject"), path.name
+def python_program(name: str) -> ModuleType:
+    return importlib.import_module(f"tests.policy.external_programs.{name}")
+
+
+def python_expect(name: str) -> dict[str, Any]:
+    path = PYTHON_PROGRAMS / f"{name}.expect.json"
+    return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
+def test_corpus__at_least_48_programs_half_deploying_redis_each_with_a_source() -> None:
+    sources = [(p.name, program(p)["SOURCE"], program(p)["deploysRedis"]) for p in PROGRAMS]
+    for name in PYTHON:
+        module = python_program(name)
+        sources.append((name, module.SOURCE, module.DEPLOYS_REDIS))
+    assert len(sources) >= 48
+    assert sum(redis for _, _, redis in sources) * 2 >= len(sources)
+    for name, source, _ in sources:
+        assert {"repository", "path", "language"} <= set(source), name
+    for expect in [program(p)["expect"] for p in PROGRAMS] + [python_expect(n) for n in PYTHON]:
+        assert expect["verdict"] in ("pass", "reject")
 
 
 @pytest.mark.parametrize("path", PROGRAMS, ids=[p.stem for p in PROGRAMS])
 def test_program__gets_its_verdict_and_every_reason(pack: PackServer, path: Path) -> None:
     data = program(path)
-    expect = data["expect"]
-    findings = judge(pack, records_of(data, path.name))
+    assert_judged(judge(pack, records_of(data, path.name)), data["expect"])
+
+
+@pytest.mark.parametrize("name", PYTHON)
+def test_python_program__run_by_the_mock_engine__gets_its_verdict_and_every_reason(
+    pack: PackServer, name: str
+) -> None:
+    module = python_program(name)
+    records = render_program(module.program, project=module.PROJECT, stack=module.STACK)
+    assert_judged(judge(pack, records), python_expect(name))
+
+
+def assert_judged(findings: list[Finding], expect: dict[str, Any]) -> None:
+    """The verdict, exactly the expected mandatory policies, and every expected reason."""
     mandatory = {f.policy for f in findings if f.level == "mandatory"}
     verdict = "reject" if mandatory else "pass"
     assert verdict == expect["verdict"], describe(findings)

@@ -6,14 +6,19 @@ project's names or layout; insecure ones are rejected by the policies that own t
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any
 
+import pulumi
+import pulumi_docker as docker
 import pytest
 
 from policies.records import parse_records
-from policies.rules._model import CONTAINER, NETWORK
-from tests.policy import foreign
+from policies.rules._model import CONTAINER, NETWORK, REMOTE_IMAGE, SERVICE, VOLUME
+from tests.policy import foreign, swarm
 from tests.policy.conftest import Analyze
+from tests.policy.program_render import render_program
 from tests.policy.support import describe, mandatory, mutate
 
 HARDENED: dict[str, Any] = {
@@ -39,6 +44,53 @@ def _container(logical: str, **props: Any) -> dict[str, Any]:
 
 def test_secure_foreign_stack__passes(analyze: Analyze) -> None:
     findings = analyze(foreign.records())
+    assert not mandatory(findings), describe(findings)
+
+
+# Keys that are data, not property names: the SDK passes them through as written.
+_DATA_KEYS = frozenset({"tmpfs", "logOpts", "env"})
+_SDK_TYPES: dict[str, Any] = {
+    CONTAINER: docker.Container, NETWORK: docker.Network, VOLUME: docker.Volume,
+    REMOTE_IMAGE: docker.RemoteImage, SERVICE: docker.Service,
+}  # fmt: skip
+
+
+def _snake(value: Any, parent: str = "") -> Any:
+    """The engine's camelCase properties as the pulumi-docker SDK's keyword arguments."""
+    if isinstance(value, dict):
+        return {
+            key if parent in _DATA_KEYS else re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower(): (
+                _snake(item, key)
+            )
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_snake(item, parent) for item in value]
+    return value
+
+
+@pytest.mark.parametrize("raw", [foreign.raw, swarm.raw], ids=["containers", "swarm-services"])
+def test_secure_foreign_stack_written_with_the_sdk__passes_under_the_mock_engine(
+    analyze: Analyze, raw: Callable[[], list[dict[str, Any]]]
+) -> None:
+    """The same stack declared through pulumi_docker's classes and run as `pulumi up` runs a
+    program (tests/policy/program_render.py): the SDK's own serialization of the secure
+    settings (capabilities, ulimits, uploads marked secret, tmpfs, log options) passes."""
+
+    def program() -> None:
+        for item in raw():
+            secret = item.get("options", {}).get("additionalSecretOutputs", [])
+            opts = pulumi.ResourceOptions(additional_secret_outputs=secret)
+            _SDK_TYPES[item["type"]](item["name"], **_snake(item["props"]), opts=opts)
+
+    records = render_program(program, project=foreign.PROJECT, stack=foreign.STACK)
+    declared = {item["name"]: item["props"] for item in raw()}
+    for record in records:  # the SDK wrote what the records say, plus engine-computed names
+        computed = {"name", "imageId", "repoDigest"} - set(declared[record.name])
+        assert {k: v for k, v in record.props.items() if k not in computed} == declared[
+            record.name
+        ], record.name
+    findings = analyze(records)
     assert not mandatory(findings), describe(findings)
 
 

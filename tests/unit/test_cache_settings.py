@@ -545,3 +545,17 @@ def test_certificate_file_that_is_a_device__is_one_line(files: Files) -> None:
         f"REDIS_TLS_CA_CERT={os.devnull} is not a regular file (a pipe, socket or device); "
         "point it at the file itself.",
     )
+
+
+@pytest.mark.parametrize(
+    "path", ["/certs/\x1b[2Jca.crt", "/certs/a\nb.crt"], ids=["escape", "newline"]
+)
+def test_path_with_control_characters__is_shown_escaped_on_one_line(
+    files: Files, path: str
+) -> None:
+    """A value's escape sequence would clear the terminal (or split a log line) if echoed."""
+    escaped = repr(path)[1:-1]  # \x1b, \n as text
+    problems = _problems_within(_env(files, REDIS_TLS_CA_CERT=path))
+    assert problems == (
+        f"REDIS_TLS_CA_CERT={escaped} does not exist; mount the file or fix the path.",
+    )

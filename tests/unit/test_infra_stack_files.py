@@ -9,6 +9,7 @@ would not.
 from __future__ import annotations
 
 import io
+import os
 import re
 import subprocess
 import uuid
@@ -159,15 +160,31 @@ def test_stack_name_pattern__is_written_once_per_language() -> None:
     assert f"STACK_NAME_PATTERN='{STACK_NAME_PATTERN}'" in lib
 
 
+# YAML aliases make a list of 10**9 elements out of a few lines: str() of it never returns.
+_ALIAS_BOMB = (
+    b"a: &a [x,x,x,x,x,x,x,x,x,x]\n"
+    + b"".join(
+        b"%c: &%c [%s]\n" % (n, n, b",".join([b"*" + bytes([n - 1])] * 10))
+        for n in range(ord("b"), ord("j"))
+    )
+    + b"config:\n  secure-redis:environment: development\n  secure-redis:appHostPort: *i\n"
+)
+
+
 @pytest.mark.parametrize(
     "content",
     [
         b"config:\n  secure-redis:environment: d\xe9v\n",
         b"config: [unclosed\n",
         b"config: {a: 1, a: 2}\n",
+        b"config:\n  ? [a, b]\n  : x\n",
+        b"config:\n  secure-redis:appHostPort: " + b"[" * 5000 + b"]" * 5000 + b"\n",
+        _ALIAS_BOMB,
+        b"config:\n  secure-redis:environment: " + b"d" * (1 << 20) + b"\n",
     ],
-    ids=["not-utf8", "malformed", "duplicate"],
-)
+    ids=["not-utf8", "malformed", "duplicate", "list-as-a-key", "nested-5000-deep",
+         "alias-bomb", "over-1-mib"],
+)  # fmt: skip
 def test_every_tool__a_bad_stack_file_is_exit_2_without_a_traceback(
     content: bytes, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -185,7 +202,46 @@ def test_every_tool__a_bad_stack_file_is_exit_2_without_a_traceback(
     err = capsys.readouterr().err
     assert codes == [2, 2, 2]
     assert "Traceback" not in err
+    assert max(len(line) for line in err.splitlines()) < 1000  # no value echoed whole
     assert err.count(f"Pulumi.{stack}.yaml") >= 3
+
+
+@pytest.mark.parametrize("stack", ["a\nb", "x\x1b[31mRED"], ids=["newline", "ansi-escape"])
+def test_stack_name_with_control_characters__never_reaches_the_terminal_raw(
+    stack: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    codes = [
+        preview.main(["--stack", stack], out=io.StringIO()),
+        apply.main(["plan", "--stack", stack]),
+        strictness.main(["--stack", stack]),
+    ]
+    err = capsys.readouterr().err
+    assert codes == [2, 2, 2]
+    assert "\x1b" not in err
+    assert "Pulumi.a\nb" not in err
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "directory"])
+def test_stack_file_that_is_not_a_regular_file__is_named_so_and_never_read(
+    tmp_path: Path, kind: str
+) -> None:
+    path = tmp_path / "Pulumi.qa.yaml"
+    if kind == "fifo":
+        os.mkfifo(path)  # no writer: reading it would block forever
+    elif kind == "device":
+        path.symlink_to("/dev/zero")  # endless
+    else:
+        path.mkdir()
+    with pytest.raises(SettingsError, match=re.escape("is not a regular file")):
+        load_stack_file("qa", tmp_path)
+
+
+def test_long_value__is_shown_shortened_in_its_error() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings("qa", {"secure-redis:environment": "d" * 5000})
+    message = str(caught.value)
+    assert "'dddd" in message
+    assert "d" * 100 not in message
 
 
 @pytest.mark.parametrize(

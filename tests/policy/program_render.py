@@ -1,0 +1,68 @@
+"""Run a pulumi-docker program written in Python under Pulumi's mock runtime; return its records.
+
+The program runs as under `pulumi up`: the pulumi-docker SDK turns its arguments into the
+engine's camelCase properties and its secrets into secret values, and infra/mock_engine.py's
+RecordingMonitor stands in for the engine. Two things the engine adds that the monitor does not,
+derived here so a value a program passes on has the right shape:
+- a `RemoteImage`'s `imageId` and `repoDigest` (the docker provider reports them once it has
+  pulled the image), which programs hand to their containers;
+- the auto-name of a container, network, volume or Swarm service declared without `name`
+  (`<logical name>-<7 hex>`, as Pulumi names resources), which containers join and mount.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+import pulumi
+from pulumi.runtime import settings as runtime_settings
+from pulumi.runtime.proto import resource_pb2
+
+from infra.mock_engine import RecordingMonitor
+from policies.records import Record
+from policies.rules._model import CONTAINER, NETWORK, REMOTE_IMAGE, SERVICE, VOLUME
+
+_AUTO_NAMED = frozenset({CONTAINER, NETWORK, VOLUME, SERVICE})
+
+
+class _EngineMonitor(RecordingMonitor):
+    """The recording monitor, plus what the engine and the docker provider compute."""
+
+    def RegisterResource(self, request: Any) -> Any:
+        if request.type == REMOTE_IMAGE:
+            request = _copy(request)
+            reference = str(request.object["name"]) if "name" in request.object else ""
+            digest = hashlib.sha256(reference.encode()).hexdigest()
+            repository = reference.split("@", 1)[0].rsplit(":", 1)[0] if reference else "image"
+            request.object["imageId"] = f"sha256:{digest}"
+            request.object["repoDigest"] = f"{repository}@sha256:{digest}"
+        elif request.type in _AUTO_NAMED and "name" not in request.object:
+            request = _copy(request)
+            suffix = hashlib.sha256(f"{request.type}::{request.name}".encode()).hexdigest()[:7]
+            request.object["name"] = f"{request.name}-{suffix}"
+        return super().RegisterResource(request)
+
+
+def _copy(request: Any) -> Any:
+    copied = resource_pb2.RegisterResourceRequest()
+    copied.CopyFrom(request)
+    return copied
+
+
+def render_program(program: Callable[[], None], *, project: str, stack: str) -> list[Record]:
+    """Every resource `program` declares, as the records the engine hands the pack at `up`."""
+    monitor = _EngineMonitor()
+    runtime_settings.ROOT.set(None)  # a fresh root stack resource for this program
+    pulumi.runtime.set_mocks(
+        monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor
+    )
+    pulumi.runtime.test(program)()  # type: ignore[no-untyped-call]
+    if monitor.refused:
+        raise monitor.refused[0]
+    return [
+        Record(r.type, r.name, r.props, r.urn, dict(r.options), tuple(r.secret_paths))
+        for r in monitor.registrations
+        if r.custom
+    ]

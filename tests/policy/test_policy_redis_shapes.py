@@ -1,0 +1,233 @@
+"""Redis in the shapes public programs run it: sentinels, clusters, replicas, options spelled
+`--name=value`, start scripts, and servers that speak Redis's protocol but are not Redis.
+
+Each case asserts the reason the owning rule gives (pure rules), so a rule that fires for
+another reason, or not at all, fails. Sources of the shapes: tests/policy/external_programs/.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+
+from policies.records import Record, parse_records
+from policies.rules._model import CONTAINER
+from policies.rules._redisconf import Verdict, recognise
+from policies.rules.redis import RULES
+from tests.policy.support import run_rule
+
+pytestmark = pytest.mark.policy
+
+TLS_ARGS = ["--port", "0", "--tls-port", "6380", "--tls-cert-file", "/t/s.crt",
+            "--tls-key-file", "/t/s.key", "--tls-ca-cert-file", "/t/ca.crt"]  # fmt: skip
+
+
+def stack(*items: dict[str, Any]) -> list[Record]:
+    return parse_records(list(items), source="test", stack="qa", project="shop")
+
+
+def container(logical: str, **props: Any) -> dict[str, Any]:
+    return {"type": CONTAINER, "name": logical, "props": props}
+
+
+def only(messages: list[str]) -> str:
+    assert len(messages) == 1, messages
+    return messages[0]
+
+
+# -- options spelled --name=value -----------------------------------------------------------------
+# redis-server 7.0.15 here: `redis-server --port=0` prints ">>> 'port=0' Bad directive or wrong
+# number of arguments" and exits; it never listens at all.
+
+
+def test_port_given_as_name_equals_value__is_told_redis_refuses_it() -> None:
+    records = stack(container("redis", image="redis:7",
+                              command=["redis-server", "--port=0", *TLS_ARGS[2:]]))  # fmt: skip
+    assert only(run_rule("redis-tls-only", records)) == (
+        "Redis container redis must give port as two arguments, --port <value>; it gives "
+        "--port=<value>, which redis-server refuses ('Bad directive or wrong number of "
+        "arguments'), so it does not start."
+    )
+
+
+def test_tls_port_given_as_name_equals_value__is_named_not_called_missing() -> None:
+    args = ["--port", "0", "--tls-port=6380", *TLS_ARGS[4:]]
+    records = stack(container("redis", image="redis:7", command=["redis-server", *args]))
+    assert "it gives --tls-port=<value>, which redis-server refuses" in only(
+        run_rule("redis-tls-configured", records)
+    )
+
+
+def test_password_given_as_name_equals_value__is_named_and_never_shown() -> None:
+    secret = hashlib.sha256(b"stand-in").hexdigest()  # not a real credential
+    records = stack(container("redis", image="redis:7",
+                              command=["redis-server", f"--requirepass={secret}"]))  # fmt: skip
+    message = only(run_rule("redis-auth-required", records))
+    assert "it gives --requirepass=<value>, which redis-server refuses" in message
+    assert secret not in message
+
+
+# -- Redis Sentinel --------------------------------------------------------------------------------
+
+SENTINEL_CONF = """\
+port 0
+tls-port 26379
+tls-cert-file /t/s.crt
+tls-key-file /t/s.key
+tls-ca-cert-file /t/ca.crt
+tls-auth-clients yes
+tls-replication yes
+tls-protocols "TLSv1.3"
+tls-prefer-server-ciphers yes
+protected-mode yes
+user default off
+user watcher on #{digest} resetkeys resetchannels -@all +ping +sentinel|get-master-addr-by-name
+sentinel monitor cache cache-primary 6380 2
+""".format(digest=hashlib.sha256(b"stand-in").hexdigest())
+OPEN_SENTINEL_CONF = "port 26379\nsentinel monitor cache cache-primary 6379 2\n"
+SENTINEL_UPLOAD = {"file": "/etc/redis/sentinel.conf", "content": SENTINEL_CONF}
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        pytest.param(["redis-sentinel", "/etc/redis/sentinel.conf"], id="redis-sentinel"),
+        pytest.param(["redis-server", "/etc/redis/sentinel.conf", "--sentinel"],
+                     id="redis-server-sentinel"),
+        pytest.param(["/etc/redis/sentinel.conf", "--sentinel"], id="official-image-options"),
+        pytest.param(["sh", "-c", "exec redis-sentinel /etc/redis/sentinel.conf"],
+                     id="behind-sh-c"),
+    ],
+)  # fmt: skip
+def test_sentinel__is_recognised_as_one(command: list[str]) -> None:
+    found = recognise({"image": "redis:7.2", "command": command})
+    assert (found.verdict, found.sentinel) == (Verdict.SERVER, True)
+
+
+def test_open_sentinel__is_told_why_by_the_transport_and_auth_rules() -> None:
+    upload = {"file": "/etc/redis/sentinel.conf", "content": OPEN_SENTINEL_CONF}
+    records = stack(container("sentinel", image="redis:7.2", uploads=[upload],
+                              command=["redis-sentinel", "/etc/redis/sentinel.conf"]))  # fmt: skip
+    assert "it listens for plaintext connections" in only(run_rule("redis-tls-only", records))
+    assert only(run_rule("redis-protected-mode-on", records)) == (
+        "Redis container sentinel must keep protected-mode yes; sentinel mode turns it off by "
+        "default."
+    )
+    assert "anyone who connects is let in" in only(run_rule("redis-auth-required", records))
+
+
+def test_sentinel__is_not_judged_by_the_data_server_rules() -> None:
+    records = stack(container("sentinel", image="redis:7.2", uploads=[SENTINEL_UPLOAD],
+                              command=["redis-sentinel", "/etc/redis/sentinel.conf"]))  # fmt: skip
+    data_rules = ("redis-maxmemory-below-limit", "redis-bulk-length-capped",
+                  "redis-single-database", "redis-maxmemory-policy-evicts",
+                  "redis-escape-hatches-disabled", "redis-client-output-bounded",
+                  "redis-data-on-named-volume", "redis-memory-fork-headroom")  # fmt: skip
+    assert {rule: run_rule(rule, records) for rule in data_rules} == {
+        rule: [] for rule in data_rules
+    }
+
+
+def test_sentinel_with_tls_only_and_acl__passes_every_redis_rule() -> None:
+    records = stack(container("sentinel", image="redis:7.2", uploads=[SENTINEL_UPLOAD],
+                              readOnly=True,
+                              command=["redis-sentinel", "/etc/redis/sentinel.conf"]))  # fmt: skip
+    found = {rule.name: run_rule(rule.name, records) for rule in RULES}
+    assert {name: messages for name, messages in found.items() if messages} == {}
+
+
+@pytest.mark.parametrize(
+    ("envs", "reason"),
+    [
+        pytest.param(["ALLOW_EMPTY_PASSWORD=yes", "REDIS_MASTER_PASSWORD=x"],
+                     "ALLOW_EMPTY_PASSWORD with no password variable lets anyone who connects in",
+                     id="master-password-protects-nothing-of-the-sentinel"),
+        pytest.param(["ALLOW_EMPTY_PASSWORD=yes", "REDIS_SENTINEL_PASSWORD_FILE=/run/s/p"],
+                     "its image (bitnami/redis-sentinel:7.2) starts Redis through its own "
+                     "entrypoint and config, which the pack cannot read",
+                     id="sentinel-password-set"),
+    ],
+)  # fmt: skip
+def test_bitnami_sentinel__judged_by_the_sentinels_own_password(
+    envs: list[str], reason: str
+) -> None:
+    records = stack(container("sentinel", image="bitnami/redis-sentinel:7.2", envs=envs))
+    assert reason in only(run_rule("redis-auth-required", records))
+
+
+# -- Redis's own links: cluster bus and replication ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        pytest.param(["--cluster-enabled", "yes"],
+                     "must set tls-cluster yes, as it sets cluster-enabled; without it its "
+                     "cluster bus (gossip, failover and slot migration between nodes) speaks "
+                     "plaintext.", id="cluster"),
+        pytest.param(["--replicaof", "primary", "6380"],
+                     "must set tls-replication yes, as it sets replicaof; without it its link to "
+                     "its master (masterauth and every write) speaks plaintext.", id="replica"),
+        pytest.param(["--cluster-enabled", "yes", "--tls-cluster", "yes"], None,
+                     id="cluster-over-tls"),
+        pytest.param(["--replicaof", "primary", "6380", "--tls-replication", "yes"], None,
+                     id="replica-over-tls"),
+        pytest.param(["--cluster-enabled", "no"], None, id="not-a-cluster"),
+        pytest.param(["--replicaof", "no", "one"], None, id="replicaof-no-one-is-a-primary"),
+    ],
+)  # fmt: skip
+def test_tls_only_server__keeps_its_cluster_bus_and_replication_on_tls(
+    extra: list[str], reason: str | None
+) -> None:
+    records = stack(container("redis", image="redis:7",
+                              command=["redis-server", *TLS_ARGS, *extra]))  # fmt: skip
+    found = run_rule("redis-tls-configured", records)
+    assert found == ([] if reason is None else [f"Redis container redis {reason}"])
+
+
+# -- starts the pack cannot read ------------------------------------------------------------------
+
+
+def test_official_image_started_by_a_script__its_default_is_not_claimed() -> None:
+    # The script may load a config file that turns protected mode on: unknown, not "off".
+    records = stack(container("valkey", image="valkey/valkey:8.1",
+                              command=["sh", "/usr/local/etc/valkey/start.sh"]))  # fmt: skip
+    assert only(run_rule("redis-protected-mode-on", records)) == (
+        "Redis container valkey must set protected-mode yes on its command line or in a "
+        "redis.conf uploaded by this stack; Redis starts through a script the pack cannot "
+        "read, so the setting is unknown."
+    )
+
+
+def test_redis_image_with_its_own_entrypoint__says_so() -> None:
+    records = stack(container("stack", image="redis/redis-stack:7.4.0-v8",
+                              command=["--maxmemory", "64mb"]))  # fmt: skip
+    assert (
+        "its image (redis/redis-stack:7.4.0-v8) starts Redis through its own entrypoint and "
+        "config, which the pack cannot read, so the setting is unknown."
+    ) in only(run_rule("redis-tls-only", records))
+
+
+@pytest.mark.parametrize(
+    ("props", "name"),
+    [
+        pytest.param({"image": "docker.dragonflydb.io/dragonflydb/dragonfly",
+                      "command": ["--maxmemory=2gb", "--dbfilename="]}, "Dragonfly",
+                     id="dragonfly-options"),
+        pytest.param({"image": "alpine:3.20", "command": ["dragonfly", "--requirepass", "x"]},
+                     "Dragonfly", id="dragonfly-binary"),
+        pytest.param({"image": "ghcr.io/microsoft/garnet"}, "Garnet", id="garnet"),
+        pytest.param({"image": "apache/kvrocks:2.9.0"}, "Apache Kvrocks", id="kvrocks"),
+    ],
+)  # fmt: skip
+def test_redis_protocol_server_that_is_not_redis__fails_closed_saying_so(
+    props: dict[str, Any], name: str
+) -> None:
+    assert recognise(props).foreign == name
+    records = stack(container("cache", **props))
+    assert (
+        f"it runs {name}, whose flags and config are not redis-server's and cannot be judged by "
+        f"the Redis rules (run redis-server or valkey-server), so the setting is unknown."
+    ) in only(run_rule("redis-tls-only", records))
