@@ -216,7 +216,7 @@ class PackServer:
         reader.start()
         reader.join(_START_TIMEOUT)
         text = line[0].decode(errors="replace").strip() if line else ""
-        if not text.isdigit():
+        if not (text.isascii() and text.isdigit()):
             self.close()
             raise PackError(
                 f"the policy pack in {self._pack_dir} did not start (no port printed): "

@@ -450,7 +450,10 @@ class ExporterSettings:
         if environment not in ("development", "staging", "production"):
             problems.append("ENVIRONMENT must be development, staging or production")
         metrics_port = env.get("METRICS_PORT", str(DEFAULT_METRICS_PORT)).strip()
-        if not metrics_port.isdigit() or not 1 <= int(metrics_port) <= 65535:
+        if (
+            not (metrics_port.isascii() and metrics_port.isdigit())
+            or not 1 <= int(metrics_port) <= 65535
+        ):
             problems.append("METRICS_PORT must be a port number (1-65535)")
         if problems or host is None or port is None or password is None:
             raise ConfigurationError(problems)
@@ -661,7 +664,7 @@ def _healthcheck(env: Mapping[str, str]) -> int:
     network, which metrics_server does not count against its caps), loopback for an address
     of every interface."""
     port = env.get("METRICS_PORT", "").strip() or str(DEFAULT_METRICS_PORT)
-    if not port.isdigit():
+    if not (port.isascii() and port.isdigit()):
         print("METRICS_PORT must be a port number", file=sys.stderr)
         return 2
     host = env.get("METRICS_HOST", "").strip()

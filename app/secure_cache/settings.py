@@ -424,7 +424,8 @@ def _redis_url(
     db = 0
     path = parts.path.strip("/")
     if path:
-        if path.isdigit() and int(path) < 16:
+        # ASCII digits only: str.isdigit() is true for '²' and other digits int() refuses.
+        if path.isascii() and path.isdigit() and int(path) < 16:
             db = int(path)
         else:
             # Not echoed: a mistyped URL may carry a password in its path.

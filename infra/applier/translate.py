@@ -586,7 +586,7 @@ def _id(u: _Props, key: str, lookup: Any) -> int:
     if value is None or str(value) == "":
         return 0
     text = str(value)
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return int(text)
     try:
         return int(lookup(text))

@@ -314,7 +314,7 @@ _HOST_ID_RANGES: Final = ((0, 65535), (100000, 2**32 - 1))
 
 
 def _host_allocated(value: str) -> bool:
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         return True  # a name resolves inside the image: not provably apart from the host's
     return any(low <= int(value) <= high for low, high in _HOST_ID_RANGES)
 

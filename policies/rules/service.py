@@ -154,7 +154,7 @@ def _task_ids(spec: Mapping[str, Any]) -> tuple[int, frozenset[int] | None] | No
     if not user or int(user.group(1)) == 0:
         return None
     extra = strings(spec.get("groups"), "taskSpec.containerSpec.groups")
-    if user.group(2) is None or not all(g.isdigit() for g in extra):
+    if user.group(2) is None or not all(g.isascii() and g.isdigit() for g in extra):
         return int(user.group(1)), None
     return int(user.group(1)), frozenset({int(user.group(2)), *map(int, extra)})
 
@@ -178,7 +178,7 @@ def swarm_files_readable(resource: Resource, _config: Mapping[str, Any]) -> Iter
                 known_text(entry, name) if name in entry else _DEFAULT_FILE_ID
                 for name in ("fileUid", "fileGid")
             )
-            if not (owner.isdigit() and group.isdigit()):
+            if not all(i.isascii() and i.isdigit() for i in (owner, group)):
                 continue  # unknown at preview, or a name: cannot be judged
             file_mode = _DEFAULT_FILE_MODE if mode is None else _file_mode(mode)
             if file_mode is None:

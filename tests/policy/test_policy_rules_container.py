@@ -86,6 +86,9 @@ CASES = [
                  id="ids-fail-name"),
     pytest.param("container-ids-apart-from-host", "cache", _set(user="71001"), True,
                  id="ids-fail-no-gid"),
+    # A digit to str.isdigit() that int() refuses: the rule raised ValueError (fuzzed).
+    pytest.param("container-ids-apart-from-host", "cache", _set(user="\u00b2:70001"), True,
+                 id="ids-fail-unicode-digit"),
     pytest.param("container-ids-apart-from-host", "cache", _set(user="99999:99999"), False,
                  id="ids-pass-upper-edge"),
     pytest.param("container-process-limited", "cache", _drop("ulimits"), True,

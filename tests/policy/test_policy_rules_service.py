@@ -448,6 +448,11 @@ def _readable_by(user: str, groups: list[str], **entry: Any) -> Change:
                      id="pass-unknown-primary-group"),
         pytest.param("71001:71001", [], {}, True, id="pass-docker-default-0444"),
         pytest.param("redis", [], {"fileMode": 0o400}, True, id="pass-user-name-unknown"),
+        # Digits to str.isdigit() that int() refuses ('²'): the rule raised ValueError.
+        pytest.param("71001:71001", ["\u00b2"], {"fileGid": "71005", "fileMode": 0o440}, True,
+                     id="pass-unicode-digit-group-unknown"),
+        pytest.param("71001:71001", [], {"fileUid": "\u00b2", "fileMode": 0o400}, True,
+                     id="pass-unicode-digit-owner-unknown"),
     ],
 )  # fmt: skip
 def test_swarm_file_its_user_cannot_read__is_advised(

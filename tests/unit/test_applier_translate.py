@@ -409,6 +409,13 @@ def test_upload__declared_permissions_and_numeric_owner() -> None:
     assert member.isfile()
 
 
+def test_upload__an_owner_of_non_ascii_digits_is_a_name_not_a_crash() -> None:
+    """'²' is a digit to str.isdigit() that int() refuses: it raised ValueError; as a name
+    this host does not know, it is the usual one-line refusal."""
+    with pytest.raises(UnsupportedProperty, match="no such owner on this host"):
+        translate(uploads=[{"file": "/a", "content": "1", "owner": "\u00b2"}])
+
+
 def test_upload__one_tar_per_file_with_a_single_member() -> None:
     spec = translate(uploads=[{"file": "/a", "content": "1"}, {"file": "/b", "content": "2"}])
     assert [len(members(u)) for u in spec.uploads] == [1, 1]

@@ -204,6 +204,12 @@ CASES: list[Case] = [
         {"REDIS_URL": "rediss://redis:6380/cache"},
         "REDIS_URL path must be a database number",
     ),
+    (
+        # A digit to str.isdigit() that int() refuses: was a ValueError traceback (fuzzed).
+        "url-unicode-digit-db",
+        {"REDIS_URL": "rediss://redis:6380/\u00b2"},
+        "REDIS_URL path must be a database number",
+    ),
     ("user-missing", {"REDIS_USERNAME": None}, "REDIS_USERNAME is not set"),
     ("user-default", {"REDIS_USERNAME": "default"}, "not 'default'"),
     (

@@ -179,6 +179,12 @@ def test_settings__every_problem_at_once_without_the_secret(tmp_path: Path) -> N
     assert "leaked-password" not in message
 
 
+def test_settings__a_metrics_port_of_non_ascii_digits_is_a_problem_not_a_crash() -> None:
+    """'²' is a digit to str.isdigit() that int() refuses: it raised ValueError at start-up."""
+    with pytest.raises(ConfigurationError, match="METRICS_PORT must be a port number"):
+        ExporterSettings.from_env({"METRICS_PORT": "\u00b2"})
+
+
 @pytest.mark.parametrize("kind", ["not-utf8", "fifo", "device"])
 def test_settings__a_password_file_it_cannot_use_is_one_problem(tmp_path: Path, kind: str) -> None:
     """A non-UTF-8 password file raised UnicodeDecodeError (a traceback at start-up), a FIFO
