@@ -36,9 +36,21 @@ from tests.support.tls_redis import REDIS_SERVER, free_port
 @pytest.fixture
 def drift(tmp_path: Path) -> Iterator[tuple[ExporterRedis, redis.Redis]]:
     """The exporter's server with the reload job's user too; that user's client."""
+    yield from _drift_setup(tmp_path, ("TLSv1.2", "TLSv1.3"))
+
+
+@pytest.fixture
+def production_drift(tmp_path: Path) -> Iterator[tuple[ExporterRedis, redis.Redis]]:
+    """As `drift`, TLS 1.3 only, as a production stack's Redis."""
+    yield from _drift_setup(tmp_path, ("TLSv1.3",))
+
+
+def _drift_setup(
+    tmp_path: Path, tls_protocols: tuple[str, ...]
+) -> Iterator[tuple[ExporterRedis, redis.Redis]]:
     if shutil.which(REDIS_SERVER) is None:
         pytest.skip("redis-server is not installed; run scripts/bootstrap.sh as root")
-    setup = ExporterRedis(tmp_path)
+    setup = ExporterRedis(tmp_path, tls_protocols)
     password = secrets.token_urlsafe(32)
     acl = setup.server.workdir / "users.acl"
     acl.write_text(acl.read_text() + reload_user_line(password_hash(password)) + "\n")
@@ -88,9 +100,9 @@ def test_maxmemory_and_maxclients_changed_at_runtime__are_exported(
     assert after["redis_max_clients"] == 10 * MAX_CLIENTS
 
 
-def _probed(setup: ExporterRedis) -> dict[str, float]:
+def _probed(setup: ExporterRedis, environment: str = "development") -> dict[str, float]:
     """One scrape with the TLS drift probes, run now (interval 0)."""
-    settings = setup.settings()
+    settings = setup.settings(ENVIRONMENT=environment)
     registry = registry_for(
         connect(settings), tls_probe=TlsPolicyProbe(probe_target(settings), interval=0)
     )
@@ -167,3 +179,16 @@ def _entries(setup: ExporterRedis) -> float:
         for s in family.samples
         if s.name == "redis_acl_log_entries"
     )
+
+
+def test_tls_1_2_opened_on_a_production_server__is_exported(
+    production_drift: tuple[ExporterRedis, redis.Redis],
+) -> None:
+    """Production's floor is TLS 1.3: the probe below it is TLS 1.2, which one CONFIG SET opens."""
+    setup, reload_client = production_drift
+    before = _probed(setup, "production")
+    reload_client.config_set("tls-protocols", "TLSv1.2 TLSv1.3")
+    after = _probed(setup, "production")
+    assert before["redis_tls_protocol_below_floor_accepted"] == 0
+    assert before["redis_tls_client_certificate_required"] == 1
+    assert after["redis_tls_protocol_below_floor_accepted"] == 1

@@ -30,8 +30,8 @@ from tests.support.tls_redis import REDIS_SERVER, TlsRedisServer
 class ExporterRedis:
     """A TLS redis-server whose ACL file also holds the exporter's user."""
 
-    def __init__(self, tmp: Path) -> None:
-        self.server = TlsRedisServer()
+    def __init__(self, tmp: Path, tls_protocols: tuple[str, ...] = ("TLSv1.2", "TLSv1.3")) -> None:
+        self.server = TlsRedisServer(tls_protocols=tls_protocols)
         self.password = secrets.token_urlsafe(32)
         acl = self.server.workdir / "users.acl"
         acl.write_text(
