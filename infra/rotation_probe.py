@@ -286,14 +286,21 @@ def expected_changes(kind: str, before: dict[str, Any], after: dict[str, Any]) -
     # A rotation found half done at the start (unfinished) was finished, not started again: its
     # first step (a new key, a new CA issuing) happened before `before`.
     resumed = unfinished(before)
-    if "certs" in kinds or "ca" in kinds:
+    # A rollover found promoted had issued the leaves from the new CA before `before`, and its
+    # last step renews none: a resumed one must end with both leaves issued by the one CA left.
+    ca_resumed = "ca" in resumed
+    if "certs" in kinds or ("ca" in kinds and not ca_resumed):
         if after["server_serial"] == before["server_serial"]:
             missing.append("the server certificate was not renewed")
         if after["app_cert_serial"] == before["app_cert_serial"]:
             missing.append("the app's client certificate was not renewed")
     if "ca" in kinds and (
-        (after["server_issuer"] == before["server_issuer"] and "ca" not in resumed)
+        (after["server_issuer"] == before["server_issuer"] and not ca_resumed)
         or len(after["redis_trusts"]) != 1
+        or (
+            ca_resumed
+            and not after["redis_trusts"] == [after["server_issuer"]] == [after["app_cert_issuer"]]
+        )
     ):
         missing.append("the CA did not roll over to a single new CA")
     if "passwords" in kinds:

@@ -343,6 +343,8 @@ class BoundedRespReader:
                 raise redis.InvalidResponse("RESP line longer than ACL LOG's")
             searched = max(len(self._buffer) - 1, 0)  # a CR may end what came so far
             self._fill()
+        if end > _MAX_LINE_BYTES:  # a long line that came whole in one read
+            raise redis.InvalidResponse("RESP line longer than ACL LOG's")
         line = self._buffer[:end]
         del self._buffer[: end + 2]
         return line

@@ -66,16 +66,24 @@ class ProbeTarget:
     min_tls_version: ssl.TLSVersion
 
 
-def _context(target: ProbeTarget, *, certificate: bool) -> ssl.SSLContext:
+def _context(target: ProbeTarget, *, certificate: bool) -> ssl.SSLContext | None:
+    """None when the material cannot be loaded: a file missing, or a certificate and key that
+    do not match, read across the switch of a material rewrite (infra/components/material.py).
+    The probe then concludes nothing; raising would fail the whole scrape, redis_up too."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.load_verify_locations(target.ca_file)
-    if certificate:
-        context.load_cert_chain(target.cert_file, target.key_file)
+    try:
+        context.load_verify_locations(target.ca_file)
+        if certificate:
+            context.load_cert_chain(target.cert_file, target.key_file)
+    except OSError:  # ssl.SSLError included
+        return None
     return context
 
 
 def client_certificate_required(target: ProbeTarget) -> bool | None:
     context = _context(target, certificate=False)
+    if context is None:
+        return None
     context.minimum_version = target.min_tls_version
     try:
         raw = socket.create_connection((target.host, target.port), TIMEOUT_S)
@@ -99,6 +107,8 @@ def protocol_below_floor_accepted(target: ProbeTarget) -> bool | None:
     if below is None:
         return None
     context = _context(target, certificate=True)
+    if context is None:
+        return None
     with warnings.catch_warnings():  # TLS 1.1 is deprecated: that is what is probed for
         warnings.simplefilter("ignore", DeprecationWarning)
         context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED

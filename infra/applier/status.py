@@ -20,6 +20,8 @@ _UNFINISHED = {
     "promoted": ("new CA issues every certificate, the old one still trusted", 1),
     "rotating": ("new password in use, the old one still accepted", 1),
 }
+# The API token's GeneratedPassword (infra/components/secrets.py: `<secrets>-api-token`).
+API_TOKEN_SUFFIX = "-api-token"  # noqa: S105 - a resource name, not a token
 
 
 def material_lines(state: StackState, *, now: dt.datetime) -> Iterator[str]:
@@ -46,22 +48,35 @@ def unfinished_rotation(state: StackState) -> str | None:
     """One line naming each rotation an `up` left half done (a CA rollover, a password or API
     token rotation) and how many more ups finish it; None when there is none. A setting change
     starts such a rotation too (keyAlgorithm or caValidityDays: the CA; passwordLength: every
-    password), and until it finishes the old CA or password is still accepted."""
+    password), and until it finishes the old CA or password is still accepted. The API token is
+    the exception: its old token stays accepted on purpose until every client has the new one,
+    so it is named with its own way on, never counted as ups to run."""
     pending = []
+    token = None
     most = 0
     for resource in sorted(state.resources.values(), key=lambda r: r.name):
         phase = str(resource.outputs.get("phase") or "steady")
         if phase == "steady":
             continue
+        if resource.name.endswith(API_TOKEN_SUFFIX):
+            token = (
+                f"{resource.name}: the old API token is accepted until the next up, which "
+                "refuses it; once every client has the new one, run "
+                f"scripts/rotate.sh {state.stack} api-token-retire"
+            )
+            continue
         meaning, ups = _UNFINISHED.get(phase, (phase, 1))
         most = max(most, ups)
         pending.append(f"{resource.name} ({meaning})")
-    if not pending:
-        return None
-    return (
-        f"rotation unfinished: {'; '.join(pending)}. Run up {most} more time(s) to finish it "
-        "(one step per up; README, Day 2)"
-    )
+    lines = []
+    if pending:
+        lines.append(
+            f"rotation unfinished: {'; '.join(pending)}. Run up {most} more time(s) to finish "
+            "it (one step per up; README, Day 2)"
+        )
+    if token is not None:
+        lines.append(token)
+    return ". ".join(lines) or None
 
 
 __all__ = ["material_lines", "unfinished_rotation"]

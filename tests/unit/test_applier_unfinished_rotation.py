@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from infra.applier.state import ResourceState, StackState
-from infra.applier.status import unfinished_rotation
+from infra.applier.status import API_TOKEN_SUFFIX, unfinished_rotation
+from infra.render import RenderedStack
 
 CA = "pulumi-python:dynamic/secure-redis:CertificateAuthority"
 PASSWORD = "pulumi-python:dynamic/secure-redis:GeneratedPassword"
@@ -67,3 +68,31 @@ def test_the_line_never_carries_a_value() -> None:
     )
     assert line is not None
     assert secret not in line
+
+
+def test_an_api_token_rotating__is_not_an_up_to_run_but_a_retire_once_clients_switched() -> None:
+    """`rotate.sh S api-token` leaves the old token accepted on purpose until every client
+    has the new one (README, Day 2). Before, up and status told the operator to run up once
+    more "to finish it", which refuses the old token under the clients still sending it."""
+    line = unfinished_rotation(state((PASSWORD, "secrets-api-token", {"phase": "rotating"})))
+    assert line is not None
+    assert "Run up" not in line
+    assert "scripts/rotate.sh s api-token-retire" in line
+    assert "once every client has the new one" in line
+    both = unfinished_rotation(
+        state(
+            (PASSWORD, "secrets-api-token", {"phase": "rotating"}),
+            (PASSWORD, "secrets-app-password", {"phase": "rotating"}),
+        )
+    )
+    assert both is not None
+    assert "secrets-app-password (new password in use" in both
+    assert "Run up 1 more time(s)" in both
+    assert "the next up, which refuses it" in both, "the up that finishes one retires the token"
+
+
+def test_the_api_token_is_the_one_generated_password_named_so(dev: RenderedStack) -> None:
+    """Pins API_TOKEN_SUFFIX to the rendered program (infra/components/secrets.py)."""
+    passwords = [r.name for r in dev.resources if r.type == PASSWORD]
+    assert len(passwords) > 1, "positive control: the stack's passwords"
+    assert [n for n in passwords if n.endswith(API_TOKEN_SUFFIX)] == ["secrets-api-token"]

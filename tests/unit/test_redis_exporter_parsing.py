@@ -323,3 +323,12 @@ def test_bounded_reader__a_reply_beyond_acl_logs_shape_is_refused_early(
     with pytest.raises(redis.exceptions.InvalidResponse):
         BoundedRespReader(recv).reply()
     assert read[0] < 256 * 1024, f"read {read[0]} bytes before refusing"
+
+
+@pytest.mark.parametrize("kind", [b"+", b"-", b":"])
+def test_bounded_reader__a_long_line_that_came_in_one_read_is_refused_too(kind: bytes) -> None:
+    """The bound is on the line, not on how it arrived: 8 KiB with its CRLF in one read (the
+    reader reads 64 KiB at a time) was taken whole before."""
+    chunks = [kind + b"1" * 8192 + b"\r\n"]
+    with pytest.raises(redis.exceptions.InvalidResponse, match="line longer"):
+        BoundedRespReader(lambda _size: chunks.pop(0) if chunks else b"").reply()

@@ -357,7 +357,42 @@ def test_expected_changes__a_resumed_rotation_counts_when_it_ends_finished() -> 
     assert expected_changes("data-key", mid_key, mid_key), "the old key is still read"
     promoted = _snapshot(server_issuer="CA2", redis_trusts=["CA2", "CA1"], app_cert_serial="B2")
     finished = _snapshot(
-        server_issuer="CA2", redis_trusts=["CA2"], server_serial="A2", app_cert_serial="B3"
+        server_issuer="CA2",
+        app_cert_issuer="CA2",
+        redis_trusts=["CA2"],
+        server_serial="A2",
+        app_cert_serial="B3",
     )
     assert expected_changes("ca", promoted, finished) == []
     assert expected_changes("ca", promoted, promoted), "two CAs are still trusted"
+
+
+def test_expected_changes__a_rollover_resumed_at_promoted_needs_no_new_leaves() -> None:
+    """Found promoted (rotate.sh ca interrupted after its second up), the leaves were already
+    issued by the new CA; the one up left retires the old CA and renews nothing. Before, the
+    report then said neither certificate was renewed and rotate.sh failed a finished rollover."""
+    issued_by_new = {
+        "server_serial": "A2",
+        "app_cert_serial": "B2",
+        "server_issuer": "CA2",
+        "app_cert_issuer": "CA2",
+    }
+    promoted = _snapshot(**issued_by_new, redis_trusts=["CA2", "CA1"], app_trusts=["CA2", "CA1"])
+    finished = _snapshot(**issued_by_new, redis_trusts=["CA2"], app_trusts=["CA2"])
+    assert expected_changes("ca", promoted, finished) == []
+    # A leaf the CA left did not issue is not a finished rollover, resumed or not.
+    stale = _snapshot(**{**issued_by_new, "app_cert_issuer": None}, redis_trusts=["CA2"])
+    assert expected_changes("ca", promoted, stale) == [
+        "the CA did not roll over to a single new CA"
+    ]
+    # `certs` (in `all`) still asks for new leaves, from the one CA left.
+    assert expected_changes("all", promoted, finished)[:2] == [
+        "the server certificate was not renewed",
+        "the app's client certificate was not renewed",
+    ]
+    renewed = _snapshot(
+        **{**issued_by_new, "server_serial": "A3", "app_cert_serial": "B3"},
+        redis_trusts=["CA2"],
+        app_trusts=["CA2"],
+    )
+    assert not [m for m in expected_changes("all", promoted, renewed) if "CA" in m or "cert" in m]

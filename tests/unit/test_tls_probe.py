@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ssl
+from pathlib import Path
 
 from secure_cache.redis_exporter import tls_policy_families
 from secure_cache.tls_probe import ProbeTarget, TlsPolicy, TlsPolicyProbe
@@ -41,3 +42,20 @@ def test_the_listener_is_probed_at_most_once_per_interval() -> None:
     now[0] = 300.0
     probe.policy()
     assert probe.calls == 2
+
+
+def test_material_that_cannot_be_loaded_concludes_nothing_and_fails_no_scrape(
+    tmp_path: Path,
+) -> None:
+    """The probe reads the exporter's files at each run. Across a material rewrite (the
+    `..data` switch, then the old revision removed) a file can be gone, or a certificate can
+    be read beside the other revision's key: before, the exception left collect() and failed
+    the whole scrape (redis_up included) instead of this probe concluding nothing."""
+    garbage = tmp_path / "not-a-ca.crt"
+    garbage.write_text("not a certificate\n")
+    for ca in (tmp_path / "gone" / "ca.crt", garbage):
+        target = ProbeTarget(
+            "127.0.0.1", 1, str(ca), str(tmp_path / "x.crt"), str(tmp_path / "x.key"),
+            ssl.TLSVersion.TLSv1_3,
+        )  # fmt: skip
+        assert TlsPolicyProbe(target, interval=0).policy() == TlsPolicy(None, None), ca.name
