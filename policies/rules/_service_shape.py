@@ -202,6 +202,7 @@ def task_containers(resources: Iterable[Resource]) -> list[Resource]:
                 resource.urn,
                 resource.secret_outputs,
                 resource.dependencies,
+                resource.property_dependencies,
             )
         )
     return [_networks_by_name(r, everything) for r in shaped]
@@ -210,13 +211,14 @@ def task_containers(resources: Iterable[Resource]) -> list[Resource]:
 def _networks_by_name(resource: Resource, everything: Sequence[Resource]) -> Resource:
     """The resource with a network it joins by ID (`network.id`, as pulumi-docker recommends
     for services) named by that network's name, so the rules that look networks up by name see
-    it. The engine's dependencies tie IDs to the network resources they came from: when the
-    entries that name no network of the stack are as many as the stack's networks the resource
-    depends on and does not name, those are the networks it joins (in name order: which entry
-    is which cannot be told, what it joins can). Anything else is left as it is, and judged as
-    a network this stack does not declare. (A program that joins another stack's network by a
-    literal ID while it `depends_on` one of its own would pass for that one; the engine's
-    propertyDependencies would tell them apart, which policies.check does not send yet.)
+    it. The engine's property dependencies tie IDs to the network resources whose outputs
+    flowed into the networks property: when the entries that name no network of the stack are
+    as many as those networks of the stack that the entries do not name, those are the networks
+    it joins (in name order: which entry is which cannot be told, what it joins can). Anything
+    else is left as it is, and judged as a network this stack does not declare. Without
+    property dependencies (records that carry none) the resource's dependencies stand in; they
+    also hold `depends_on`, so a program joining another stack's network by a literal ID while
+    it depends on one of its own could pass for that one there.
     """
     entries = items(resource.props.get("networksAdvanced"), "networksAdvanced")
     declared = {
@@ -225,7 +227,11 @@ def _networks_by_name(resource: Resource, everything: Sequence[Resource]) -> Res
     names = [text(mapping(e).get("name")) or "" for e in entries]
     unresolved = [i for i, name in enumerate(names) if name and name not in declared]
     by_urn = {urn: name for name, urn in declared.items()}
-    candidates = sorted({by_urn[u] for u in resource.dependencies if u in by_urn} - set(names))
+    flowed = dict(resource.property_dependencies)
+    # A service's networks sit inside its task spec: the engine reports the top property.
+    key = "taskSpec" if resource.type == SERVICE else "networksAdvanced"
+    sources = flowed.get(key, ()) if flowed else resource.dependencies
+    candidates = sorted({by_urn[u] for u in sources if u in by_urn} - set(names))
     if not unresolved or len(unresolved) != len(candidates):
         return resource
     resolved = [dict(mapping(e)) for e in entries]
@@ -239,6 +245,7 @@ def _networks_by_name(resource: Resource, everything: Sequence[Resource]) -> Res
         resource.urn,
         resource.secret_outputs,
         resource.dependencies,
+        resource.property_dependencies,
     )
 
 

@@ -136,6 +136,28 @@ def test_network_id_of_another_stack__is_still_not_this_stacks(analyze: Analyze)
     assert {"stack-network-scoped", "network-redis-internal-only"} <= violated
 
 
+def test_network_id_of_another_stack_beside_a_depends_on__is_still_not_this_stacks(
+    analyze: Analyze,
+) -> None:
+    """`depends_on` one of its own networks does not make another stack's network ID its own:
+    only outputs that flowed into the networks property count (the engine's
+    propertyDependencies)."""
+
+    def program() -> None:
+        network = docker.Network("cache-net", name="shop-prod-cache", internal=True)
+        docker.Container(
+            "cache",
+            name="shop-prod-cache",
+            image=foreign.REDIS_IMAGE,
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name="f" * 64)],
+            opts=pulumi.ResourceOptions(depends_on=[network]),
+        )
+
+    records = render_program(program, project=foreign.PROJECT, stack=foreign.STACK)
+    violated = mandatory(analyze(records))
+    assert {"stack-network-scoped", "network-redis-internal-only"} <= violated
+
+
 def test_redis_joining_a_routable_network_by_id__is_told_which_network(
     analyze: Analyze,
 ) -> None:
