@@ -242,6 +242,11 @@ def _options(request: Any) -> dict[str, Any]:
     return {
         "parent": request.parent or None,
         "dependencies": list(request.dependencies),
+        # Which resources' outputs flowed into which property (policies tie a network joined
+        # by ID to its network with them: policies/rules/_service_shape.py).
+        "propertyDependencies": {
+            key: list(value.urns) for key, value in request.propertyDependencies.items()
+        },
         "protect": bool(request.protect),
         "provider": request.provider or None,
         "additionalSecretOutputs": list(request.additionalSecretOutputs),

@@ -310,6 +310,10 @@ class PackServer:
                 options=_options(record),
                 parent=str(record.options.get("parent") or ""),
                 dependencies=[str(d) for d in record.options.get("dependencies") or []],
+                propertyDependencies={
+                    str(key): analyzer_pb2.AnalyzerPropertyDependencies(urns=[str(u) for u in urns])
+                    for key, urns in (record.options.get("propertyDependencies") or {}).items()
+                },
             )
             for record, props in marshalled
         ]

@@ -77,6 +77,10 @@ def _stack_policy(rule: StackRule) -> StackValidationPolicy:
                 urn=r.urn,
                 secret_outputs=frozenset(r.opts.additional_secret_outputs or ()),
                 dependencies=tuple(d.urn for d in r.dependencies),
+                property_dependencies=tuple(
+                    (key, tuple(d.urn for d in value))
+                    for key, value in (r.property_dependencies or {}).items()
+                ),
             )
             for r in args.resources
         ]

@@ -134,6 +134,15 @@ def _check_options(options: Mapping[str, Any], where: str) -> None:
             raise RecordError(f"{where}.{key} must be true or false")
     if options.get("parent") is not None and not isinstance(options["parent"], str):
         raise RecordError(f"{where}.parent must be the parent's URN")
+    by_property = options.get("propertyDependencies")
+    if by_property is not None and not (
+        isinstance(by_property, dict)
+        and all(
+            isinstance(urns, list) and all(isinstance(u, str) for u in urns)
+            for urns in by_property.values()
+        )
+    ):
+        raise RecordError(f"{where}.propertyDependencies must map property names to lists of URNs")
 
 
 # Deeper than any pulumi-docker property; protobuf (the pack's wire format) refuses 100 levels.

@@ -18,9 +18,11 @@ from typing import Any, TextIO
 
 def load_areas(path: Path) -> list[dict[str, Any]]:
     """The summary's rows; [] when the file is missing, unreadable or not a summary."""
+    if not path.is_file():  # a FIFO or a device would block or never end; a directory fails
+        return []
     try:
         areas = json.loads(path.read_text(encoding="utf-8"))["areas"]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return []
     return [a for a in areas if isinstance(a, dict)] if isinstance(areas, list) else []
 

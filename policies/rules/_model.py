@@ -67,6 +67,8 @@ class Resource:
     """The resource's `additionalSecretOutputs` option: properties kept encrypted in state."""
     dependencies: tuple[str, ...] = ()
     """URNs this resource depends on (stack policies only)."""
+    property_dependencies: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """(property, URNs whose outputs flowed into it), when the engine says (stack policies)."""
 
     @property
     def stack(self) -> str:

@@ -23,6 +23,7 @@ from typing import Any, Final
 
 from policies.rules._model import (
     CONTAINER,
+    NETWORK,
     SERVICE,
     SERVICE_CONFIG,
     SWARM_SECRET,
@@ -193,15 +194,70 @@ def task_containers(resources: Iterable[Resource]) -> list[Resource]:
             for m in props["mounts"]
             if m.get("type") in ("secret", "config")
         ]
-        shaped.append(Resource(resource.type, resource.name, props, resource.urn))
-    return shaped
+        shaped.append(
+            Resource(
+                resource.type,
+                resource.name,
+                props,
+                resource.urn,
+                resource.secret_outputs,
+                resource.dependencies,
+                resource.property_dependencies,
+            )
+        )
+    return [_networks_by_name(r, everything) for r in shaped]
+
+
+def _networks_by_name(resource: Resource, everything: Sequence[Resource]) -> Resource:
+    """The resource with a network it joins by ID (`network.id`, as pulumi-docker recommends
+    for services) named by that network's name, so the rules that look networks up by name see
+    it. The engine's property dependencies tie IDs to the network resources whose outputs
+    flowed into the networks property: when the entries that name no network of the stack are
+    as many as those networks of the stack that the entries do not name, those are the networks
+    it joins (in name order: which entry is which cannot be told, what it joins can). Anything
+    else is left as it is, and judged as a network this stack does not declare. Without
+    property dependencies (records that carry none) the resource's dependencies stand in; they
+    also hold `depends_on`, so a program joining another stack's network by a literal ID while
+    it depends on one of its own could pass for that one there.
+    """
+    entries = items(resource.props.get("networksAdvanced"), "networksAdvanced")
+    declared = {
+        (known_text(n.props, "name") or n.name): n.urn for n in everything if n.type == NETWORK
+    }
+    names = [text(mapping(e).get("name")) or "" for e in entries]
+    unresolved = [i for i, name in enumerate(names) if name and name not in declared]
+    by_urn = {urn: name for name, urn in declared.items()}
+    flowed = dict(resource.property_dependencies)
+    # A service's networks sit inside its task spec: the engine reports the top property.
+    key = "taskSpec" if resource.type == SERVICE else "networksAdvanced"
+    sources = flowed.get(key, ()) if flowed else resource.dependencies
+    candidates = sorted({by_urn[u] for u in sources if u in by_urn} - set(names))
+    if not unresolved or len(unresolved) != len(candidates):
+        return resource
+    resolved = [dict(mapping(e)) for e in entries]
+    for index, name in zip(unresolved, candidates, strict=True):
+        resolved[index]["name"] = name
+    props = {**resource.props, "networksAdvanced": resolved}
+    return Resource(
+        resource.type,
+        resource.name,
+        props,
+        resource.urn,
+        resource.secret_outputs,
+        resource.dependencies,
+        resource.property_dependencies,
+    )
 
 
 def _networks(task: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """pulumi-docker v4 `networksAdvanceds` ({name, aliases}) or v3 `networks` (names)."""
-    advanced = [
-        dict(mapping(entry, f"taskSpec.networksAdvanceds[{index}]"))
-        for index, entry in enumerate(items(task.get("networksAdvanceds"), "networksAdvanceds"))
-    ]
+    """pulumi-docker v4 `networksAdvanceds` ({name, aliases}; v5 prefers `id`, the network's
+    ID, which stands in the name's place until _networks_by_name resolves it) or v3 `networks`
+    (names)."""
+    advanced = []
+    for index, entry in enumerate(items(task.get("networksAdvanceds"), "networksAdvanceds")):
+        network = dict(mapping(entry, f"taskSpec.networksAdvanceds[{index}]"))
+        if not network.get("name") and network.get("id"):
+            network["name"] = network["id"]
+        advanced.append(network)
     plain = [{"name": name} for name in strings(task.get("networks"), "taskSpec.networks")]
     return advanced + plain

@@ -89,11 +89,27 @@ def per_server(
                 messages = [exc.message(redis_label(server.resource), "this Redis rule")]
             if server.resource.type == SERVICE:
                 messages = [in_service_words(m) for m in messages]
+            if server.sentinel:
+                messages = [_in_sentinel_words(m) for m in messages]
             for message in messages:
                 yield Violation(message, server.resource.urn)
 
     stack_check.__name__ = check.__name__
     return stack_check
+
+
+_SENTINEL_WORDS: Final = (
+    ("Redis container ", "Redis Sentinel container "),
+    ("Redis service ", "Redis Sentinel service "),
+    ("in a redis.conf ", "in a sentinel config "),
+)
+
+
+def _in_sentinel_words(message: str) -> str:
+    """A Redis rule's message for a sentinel: what it is, and the config file it reads."""
+    for redis_word, sentinel_word in _SENTINEL_WORDS:
+        message = message.replace(redis_word, sentinel_word, 1)
+    return message
 
 
 def recognised_or_reported(

@@ -35,6 +35,10 @@ def to_resources(records: Iterable[Record]) -> list[Resource]:
             urn=r.urn,
             secret_outputs=frozenset(r.options.get("additionalSecretOutputs") or ()),
             dependencies=tuple(r.options.get("dependencies") or ()),
+            property_dependencies=tuple(
+                (key, tuple(urns))
+                for key, urns in (r.options.get("propertyDependencies") or {}).items()
+            ),
         )
         for r in records
     ]

@@ -107,6 +107,10 @@ def test_stack__renders_the_program_and_uses_its_config() -> None:
         pytest.param([{"type": "t", "name": "a", "options": {"dependencies":
                        "urn:pulumi:dev::p::pulumi:pulumi:StackReference::other"}}],
                      "options.dependencies must be a list of URNs", id="dependencies-string"),
+        pytest.param([{"type": "t", "name": "a", "options": {"propertyDependencies": {
+                       "networksAdvanced": "urn:pulumi:dev::p::docker:index/network:Network::n"}}}],
+                     "options.propertyDependencies must map property names to lists of URNs",
+                     id="property-dependencies-string"),
         # An integer literal past a double's range: protobuf cannot carry it (OverflowError).
         pytest.param('[{"type": "t", "name": "a", "props": {"memory": 1' + "0" * 400 + "}}]",
                      "record 0 (a): props.memory is not a finite number", id="integer-overflow"),

@@ -94,6 +94,88 @@ def test_secure_foreign_stack_written_with_the_sdk__passes_under_the_mock_engine
     assert not mandatory(findings), describe(findings)
 
 
+def _sdk_program_joining_networks_by_id(
+    raw: Callable[[], list[dict[str, Any]]], *, foreign_ids: bool = False
+) -> Callable[[], None]:
+    """The stack with every network joined by `network.id`, as pulumi-docker recommends for a
+    service (`networksAdvanceds[].name` is deprecated there); `foreign_ids`: by literal IDs of
+    networks this stack does not declare instead."""
+
+    def program() -> None:
+        networks: dict[str, docker.Network] = {}
+        for item in raw():
+            props = _snake(item["props"])
+            for key, field in (("networks_advanced", "name"), ("networks_advanceds", "id")):
+                holder = props.get("task_spec", props)
+                for entry in holder.get(key, []):
+                    name = entry.pop("name")
+                    entry[field] = "f" * 64 if foreign_ids else networks[name].id
+            created = _SDK_TYPES[item["type"]](item["name"], **props)
+            if item["type"] == NETWORK:
+                networks[item["props"]["name"]] = created
+
+    return program
+
+
+@pytest.mark.parametrize("raw", [foreign.raw, swarm.raw], ids=["containers", "swarm-services"])
+def test_secure_foreign_stack_joining_networks_by_id__passes(
+    analyze: Analyze, raw: Callable[[], list[dict[str, Any]]]
+) -> None:
+    """An ID in the name's place is tied to its network through the engine's dependencies
+    (policies/rules/_service_shape.py _networks_by_name): not "belongs to something else"."""
+    program = _sdk_program_joining_networks_by_id(raw)
+    records = render_program(program, project=foreign.PROJECT, stack=foreign.STACK)
+    findings = analyze(records)
+    assert not mandatory(findings), describe(findings)
+
+
+def test_network_id_of_another_stack__is_still_not_this_stacks(analyze: Analyze) -> None:
+    program = _sdk_program_joining_networks_by_id(foreign.raw, foreign_ids=True)
+    records = render_program(program, project=foreign.PROJECT, stack=foreign.STACK)
+    violated = mandatory(analyze(records))
+    assert {"stack-network-scoped", "network-redis-internal-only"} <= violated
+
+
+def test_network_id_of_another_stack_beside_a_depends_on__is_still_not_this_stacks(
+    analyze: Analyze,
+) -> None:
+    """`depends_on` one of its own networks does not make another stack's network ID its own:
+    only outputs that flowed into the networks property count (the engine's
+    propertyDependencies)."""
+
+    def program() -> None:
+        network = docker.Network("cache-net", name="shop-prod-cache", internal=True)
+        docker.Container(
+            "cache",
+            name="shop-prod-cache",
+            image=foreign.REDIS_IMAGE,
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name="f" * 64)],
+            opts=pulumi.ResourceOptions(depends_on=[network]),
+        )
+
+    records = render_program(program, project=foreign.PROJECT, stack=foreign.STACK)
+    violated = mandatory(analyze(records))
+    assert {"stack-network-scoped", "network-redis-internal-only"} <= violated
+
+
+def test_redis_joining_a_routable_network_by_id__is_told_which_network(
+    analyze: Analyze,
+) -> None:
+    def routable(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for item in items:
+            if item["name"] == "cache-net":
+                item["props"]["internal"] = False
+        return items
+
+    program = _sdk_program_joining_networks_by_id(lambda: routable(foreign.raw()))
+    records = render_program(program, project=foreign.PROJECT, stack=foreign.STACK)
+    messages = [f.message for f in analyze(records) if f.policy == "network-redis-internal-only"]
+    assert messages == [
+        "Network cache-net (shop-prod-cache) must set internal: true, because Redis container "
+        "cache (shop-prod-cache) joins it; it has a route to other networks."
+    ]
+
+
 def test_plaintext_redis_with_published_port__is_rejected(analyze: Analyze) -> None:
     stack = _stack(_container("kv", image="redis:7",
                               ports=[{"internal": 6379, "external": 6379}]))  # fmt: skip

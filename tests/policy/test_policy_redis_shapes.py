@@ -110,10 +110,13 @@ def test_open_sentinel__is_told_why_by_the_transport_and_auth_rules() -> None:
     upload = {"file": "/etc/redis/sentinel.conf", "content": OPEN_SENTINEL_CONF}
     records = stack(container("sentinel", image="redis:7.2", uploads=[upload],
                               command=["redis-sentinel", "/etc/redis/sentinel.conf"]))  # fmt: skip
-    assert "it listens for plaintext connections" in only(run_rule("redis-tls-only", records))
+    assert only(run_rule("redis-tls-only", records)) == (
+        "Redis Sentinel container sentinel must set port 0 (with tls-port) so it accepts TLS "
+        "connections only; it listens for plaintext connections."
+    )
     assert only(run_rule("redis-protected-mode-on", records)) == (
-        "Redis container sentinel must keep protected-mode yes; sentinel mode turns it off by "
-        "default."
+        "Redis Sentinel container sentinel must keep protected-mode yes; sentinel mode turns it "
+        "off by default."
     )
     assert "anyone who connects is let in" in only(run_rule("redis-auth-required", records))
 

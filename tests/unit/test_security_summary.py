@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -58,4 +59,20 @@ def test_table__a_missing_or_broken_summary_says_the_run_did_not_finish(
     summary = tmp_path / "summary.json"
     if content is not None:
         summary.write_text(content)
+    assert "no results (the verification did not run to the end)" in _print_table(summary)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "nested-100000-deep"])
+def test_table__a_summary_that_is_no_file_or_too_deep_says_the_run_did_not_finish(
+    tmp_path: Path, kind: str
+) -> None:
+    """A FIFO with no writer blocked the table forever; JSON nested 100000 deep was a
+    RecursionError traceback."""
+    summary = tmp_path / "summary.json"
+    if kind == "fifo":
+        os.mkfifo(summary)
+    elif kind == "directory":
+        summary.mkdir()
+    else:
+        summary.write_text("[" * 100_000 + "]" * 100_000)
     assert "no results (the verification did not run to the end)" in _print_table(summary)
