@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
+from infra.settings import REPO_ROOT
 from policies import strictness
-from policies.check import run
+from policies.check import lowered_mandatory, run
 from policies.rules._model import CONTAINER
 from tests.policy import foreign
 
@@ -359,3 +360,31 @@ def test_strictness_cli__prints_the_declared_environments_config(
 def test_strictness_cli__unknown_stack_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert strictness.main(["--stack", "no-such-stack"]) == 2
     assert "Pulumi.no-such-stack.yaml" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("config", "named"),
+    [
+        ({"all": "disabled"}, "(all)"),
+        ({"all": {"enforcementLevel": "advisory"}}, "(all)"),
+        ({"redis-tls-only": "disabled", "network-redis-no-published-port": "advisory"},
+         "(network-redis-no-published-port, redis-tls-only)"),
+        ({"redis-tls-only": {"enforcementLevel": "disabled"}}, "(redis-tls-only)"),
+    ],
+)  # fmt: skip
+def test_policy_config_that_lowers_mandatory_policies__is_said(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], config: dict[str, Any], named: str
+) -> None:
+    """A user's --config may switch mandatory policies off, as `pulumi --policy-pack-config`
+    may; the environments' own configs never do, so the run says which it does not enforce."""
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    run(_args(_write(tmp_path, PLAINTEXT_REDIS), "--config", str(path)), io.StringIO())
+    err = capsys.readouterr().err
+    assert f"lowers mandatory policies {named}: this run does not enforce them" in err
+
+
+@pytest.mark.parametrize("environment", ["dev", "staging", "prod"])
+def test_the_environments_configs__lower_no_mandatory_policy(environment: str) -> None:
+    config = json.loads((REPO_ROOT / "policies" / "config" / f"{environment}.json").read_text())
+    assert lowered_mandatory(config) == []
