@@ -221,7 +221,11 @@ def test_stack_file_values__override_the_profile(tmp_path: Path) -> None:
 
 def test_committed_stack_files__hold_no_secure_values() -> None:
     for path in REPO_ROOT.glob("Pulumi.*.yaml"):
-        assert "secure:" not in path.read_text(), f"{path.name} must not carry secrets"
+        try:
+            text = path.read_text(errors="replace")
+        except FileNotFoundError:
+            continue  # a test's throwaway stack file (test_infra_stack_files.py), gone again
+        assert "secure:" not in text, f"{path.name} must not carry secrets"
 
 
 def test_bad_config__stops_the_program_before_any_resource() -> None:
