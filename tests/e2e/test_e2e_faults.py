@@ -123,16 +123,36 @@ rm -f data.previous-keys
 : > data.previous-keys
 chmod 0400 data.previous-keys
 """
+# Back to the key the program gave the app (read from the rotation pass's volume, which
+# edit_material never touches, through a readable copy mounted at /program), the test's key
+# kept readable until the pass has moved the entries back.
+_BACK = """
+set -eu
+umask 077
+cd "$1"
+cp data.key /tmp/test-key
+rm -f data.key data.previous-keys
+cp /program/data.key data.key
+cp /tmp/test-key data.previous-keys
+chmod 0400 data.key data.previous-keys
+"""
 
 
-def edit_material(stack: Stack, client: docker.DockerClient, script: str) -> None:
+def edit_material(
+    stack: Stack, client: docker.DockerClient, script: str, program: str | None = None
+) -> None:
     """What a deployment does on rotation, done on the app's material volume: a throwaway
-    container as the app's uid, no network. The new key is generated inside; it never leaves."""
+    container as the app's uid, no network. The new key is generated inside; it never leaves.
+    `program`: a volume mounted read-only at /program (a readable copy of other material)."""
+    extra = [docker.types.Mount("/program", program, type="volume", read_only=True)]
     client.containers.run(
         app_image(client, stack),
         entrypoint=["sh", "-c", script, "edit-material", APP_MATERIAL],
         network_mode="none",
-        mounts=[docker.types.Mount(APP_MATERIAL, stack.object("app-material"), type="volume")],
+        mounts=[
+            docker.types.Mount(APP_MATERIAL, stack.object("app-material"), type="volume"),
+            *(extra if program else []),
+        ],
         labels=probe_labels("rotate"),
         remove=True,
         **hardened(image_user(client, app_image(client, stack))),
@@ -252,6 +272,25 @@ def test_fault__live_data_key_rotation_loses_no_entry(
     assert appclient.status(stack)["encryption"]["previous_key_ids"] == []
     assert {k: appclient.get(stack, k) for k in stored} == stored
     assert appclient.status(stack)["counters"]["integrity_failures"] == 0
+
+    # 4. Back the same way to the key the program gave the app, so the stack is left as the
+    # program declares it. Otherwise the next `up` rewrites the program's key into the volume,
+    # the app keeps this test's key as a previous one (it never drops the key it was writing
+    # with), and rotate.sh then finds a data-key rotation half done (CI, 2026-11-30).
+    program = MaterialCopy(
+        docker_client.api.inspect_container(stack.rotation)["Image"],
+        stack.object("rotation-material"),
+        "data.key",
+    )
+    with readable_copy(docker_client, "program-key", [program]) as volume:
+        edit_material(stack, docker_client, _BACK, program=volume)
+    restart_app(stack, docker_client)
+    assert appclient.status(stack)["encryption"]["primary_key_id"] == old
+    assert json.loads(rotation_pass(stack, docker_client))["complete"] is True
+    edit_material(stack, docker_client, _RETIRE)
+    restart_app(stack, docker_client)
+    assert appclient.status(stack)["encryption"]["previous_key_ids"] == []
+    assert {k: appclient.get(stack, k) for k in stored} == stored
 
 
 # -- dev and prod side by side ---------------------------------------------------------------
