@@ -144,15 +144,18 @@ class LocalApplier:
                 else:
 
                     def created(cid: str, step: Any = step, name: str = change.name) -> None:
-                        # Recorded as soon as it exists, before its uploads, start and wait:
-                        # an up interrupted or failed past this point leaves no container the
-                        # state does not know (the next up refused it, naming `down`, which
-                        # loses the data). Marked INCOMPLETE, the next up replaces it.
+                        # Recorded before the engine is asked to create it (by its name, which
+                        # the engine resolves like an ID), then by its ID, before its uploads,
+                        # start and wait: an up interrupted or failed at any point leaves no
+                        # container the state does not know (the next up refused it). Marked
+                        # INCOMPLETE, the next up replaces it.
                         state.resources[step.urn] = ResourceState(
                             step.type, name, cid, step.props, {INCOMPLETE: True}
                         )
                         save(state)
 
+                    if spec.name:
+                        created(spec.name)
                     object_id = self._container(spec, image_ids, created)
                     outputs["imageId"] = image_ids.get(spec.image, spec.image)
                     applied.containers.append(spec.name or spec.resource)
