@@ -4,6 +4,7 @@ decisions of the probe that tells when every consumer switched."""
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import subprocess
 import sys
@@ -361,3 +362,25 @@ def test_expected_changes__a_resumed_rotation_counts_when_it_ends_finished() -> 
     )
     assert expected_changes("ca", promoted, finished) == []
     assert expected_changes("ca", promoted, promoted), "two CAs are still trusted"
+
+
+def test_unfinished_cli__what_rotate_sh_reads_needs_no_docker(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """scripts/rotate.sh asks `unfinished --kind K --before SNAPSHOT`: the reason, or nothing."""
+
+    def no_docker(*_args: object) -> None:
+        raise AssertionError("unfinished reads the snapshot file only")
+
+    monkeypatch.setattr(rotation_probe, "Probe", no_docker)
+    snapshot = tmp_path / "before.json"
+    snapshot.write_text(json.dumps(_snapshot(previous_key_ids=["k1"])))
+
+    def ask(*kind: str) -> str:
+        argv = ["unfinished", "--stack", "dev", *kind, "--before", str(snapshot)]
+        assert rotation_probe.main(argv) == 0
+        return capsys.readouterr().out
+
+    assert "rotation pass has not finished" in ask("--kind", "data-key")
+    assert ask("--kind", "passwords") == ""
+    assert ask().startswith("data-key: the app still reads 1 previous data key(s)")
