@@ -362,6 +362,10 @@ def test_expected_changes__a_resumed_rotation_counts_when_it_ends_finished() -> 
     )
     assert expected_changes("ca", promoted, finished) == []
     assert expected_changes("ca", promoted, promoted), "two CAs are still trusted"
+    # Resumed at the retire step: the new CA issued every certificate before the snapshot,
+    # and retiring the old one issues nothing (seen on a deployed stack).
+    retired = _snapshot(**{**promoted, "redis_trusts": ["CA2"], "app_trusts": ["CA2"]})
+    assert expected_changes("ca", promoted, retired) == []
 
 
 def test_unfinished_cli__what_rotate_sh_reads_needs_no_docker(
