@@ -369,13 +369,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("action", choices=("snapshot", "wait", "report", "unfinished"))
     parser.add_argument("--stack", required=True)
     parser.add_argument("--before", type=Path, help="a snapshot file (wait, report)")
-    parser.add_argument("--kind", choices=KINDS, help="report: the rotation that ran")
+    parser.add_argument(
+        "--kind", choices=KINDS, help="report: the rotation that ran; unfinished: the one asked"
+    )
     parser.add_argument("--timeout", type=float, default=120.0)
     args = parser.parse_args(argv)
     try:
         settings = load_settings(args.stack, load_stack_file(args.stack))
-        probe = Probe(args.stack, settings.redis_port)
         before = json.loads(args.before.read_text()) if args.before else None
+        if args.action == "unfinished" and before is not None:
+            # Of the snapshot given: why a `--kind` rotation is half done (nothing when it is
+            # not; scripts/rotate.sh reads this), or every one as `kind: why` lines.
+            found = unfinished(before)
+            for kind, why in found.items():
+                if args.kind is None:
+                    print(f"{kind}: {why}")
+                elif kind == args.kind:
+                    print(why)
+            return 0
+        probe = Probe(args.stack, settings.redis_port)
         if args.action == "snapshot":
             print(json.dumps(probe.snapshot()))
             return 0
@@ -383,10 +395,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"{args.action} needs --before")
         if args.action == "wait":
             return _wait(probe, before, args.timeout)
-        if args.action == "unfinished":  # of the snapshot given: one `kind<TAB>why` a line
-            for kind, why in unfinished(before).items():
-                print(f"{kind}\t{why}")
-            return 0
         after = probe.snapshot()
         for text in report_lines(before, after):
             print(f"rotate: {text}")

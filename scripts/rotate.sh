@@ -103,9 +103,9 @@ rotate_certs() {
 
 # unfinished KIND: why the stack was found with a KIND rotation half done when this run began
 # (an interrupted rotate.sh, or an up that took one step of several); empty when it was not.
-unfinished() {
-    "$PY" -m infra.rotation_probe unfinished --stack "$stack" --before "$work/before.json" \
-        | awk -F '\t' -v kind="$1" '$1 == kind { print $2 }'
+unfinished() { # unfinished KIND [SNAPSHOT]: of the snapshot before this run, or SNAPSHOT
+    "$PY" -m infra.rotation_probe unfinished --stack "$stack" --kind "$1" \
+        --before "${2:-$work/before.json}"
 }
 
 resuming() { # resuming KIND WHY: say that the half-done rotation is finished, not restarted
@@ -139,8 +139,7 @@ rotate_ca() {
     for step in 1 2; do
         up "CA rollover: the next step of the unfinished one ($step of at most 2)"
         probe snapshot >"$work/now.json" || die "stack $stack stopped answering; run scripts/rotate.sh $stack ca again"
-        "$PY" -m infra.rotation_probe unfinished --stack "$stack" --before "$work/now.json" \
-            | grep -q '^ca' || return 0
+        [ -n "$(unfinished ca "$work/now.json")" ] || return 0
     done
     die "the CA rollover did not finish in two ups; see the output above"
 }

@@ -56,6 +56,17 @@ class StackObjects:
     kept: list[str] = field(default_factory=list)
     """Containers an up planned to replace and kept: their image was rebuilt unchanged."""
 
+    def add(self, spec: Any) -> None:
+        """Record an object an up created, by its kind."""
+        if isinstance(spec, ImageSpec):
+            self.images.append(spec.tag)
+        elif isinstance(spec, NetworkSpec):
+            self.networks.append(spec.name)
+        elif isinstance(spec, VolumeSpec):
+            self.volumes.append(spec.name)
+        else:
+            self.containers.append(spec.name or spec.resource)
+
     def empty(self) -> bool:
         return not (self.containers or self.networks or self.volumes or self.images)
 
@@ -111,15 +122,11 @@ class LocalApplier:
         # build giving the same image ID (a checkout moved elsewhere, so the declared context
         # path changed) leaves them running, as the engine would (diff.IMAGE_REBUILT).
         deferred = {c.urn for c in changes if rebuilt_image_only(c)}
-        leaving = [c for c in changes if c.op in (Op.REPLACE, Op.DELETE) and c.urn not in deferred]
-        for kind in (CONTAINER, NETWORK, IMAGE, VOLUME):
-            for change in reversed([c for c in leaving if c.type == kind]):
-                prior = state.resources.get(change.urn)
-                if prior is not None:
-                    with _engine_errors(f"removing {change.name}"):
-                        self._remove(kind, prior)
-                state.resources.pop(change.urn, None)
-                save(state)
+        self._remove_leaving(
+            [c for c in changes if c.op in (Op.REPLACE, Op.DELETE) and c.urn not in deferred],
+            state,
+            save,
+        )
         applied = StackObjects()
         image_ids = {
             s.placeholder: str(state.resources[s.urn].outputs.get("imageId"))
@@ -135,42 +142,68 @@ class LocalApplier:
                 applied.kept.append(_label(spec))
                 continue
             start = time.monotonic()
-            outputs: dict[str, Any] = {}
             with _engine_errors(f"{_kind(spec)} {_label(spec)}"):
-                if isinstance(spec, ImageSpec):
-                    object_id = self._build(spec, plan.stack)
-                    if step.placeholder:
-                        image_ids[step.placeholder] = object_id
-                    outputs["imageId"] = object_id
-                    applied.images.append(spec.tag)
-                elif isinstance(spec, NetworkSpec):
-                    object_id = str(self.client.networks.create(spec.name, **spec.kwargs).id)
-                    applied.networks.append(spec.name)
-                elif isinstance(spec, VolumeSpec):
-                    self.client.volumes.create(name=spec.name, **spec.kwargs)
-                    object_id = spec.name
-                    applied.volumes.append(spec.name)
-                else:
-
-                    def created(cid: str, step: Any = step, name: str = change.name) -> None:
-                        # Recorded as soon as it exists, before its uploads, start and wait:
-                        # an up interrupted or failed past this point leaves no container the
-                        # state does not know (the next up refused it, naming `down`, which
-                        # loses the data). Marked INCOMPLETE, the next up replaces it.
-                        state.resources[step.urn] = ResourceState(
-                            step.type, name, cid, step.props, {INCOMPLETE: True}
-                        )
-                        save(state)
-
-                    object_id = self._container(spec, image_ids, created)
-                    outputs["imageId"] = image_ids.get(spec.image, spec.image)
-                    applied.containers.append(spec.name or spec.resource)
+                object_id, outputs = self._create(plan.stack, step, change, state, save, image_ids)
+            applied.add(spec)
             state.resources[step.urn] = ResourceState(
                 type=step.type, name=change.name, id=object_id, inputs=step.props, outputs=outputs
             )
             save(state)
             self.say(f"{_kind(spec)} {_label(spec)} ready ({time.monotonic() - start:.1f}s)")
         return applied
+
+    def _remove_leaving(
+        self, leaving: Sequence[Change], state: StackState, save: Checkpoint
+    ) -> None:
+        """Remove replaced and deleted objects, containers first (names are fixed: delete
+        before replace), then networks, images and volumes; each step saved."""
+        for kind in (CONTAINER, NETWORK, IMAGE, VOLUME):
+            for change in reversed([c for c in leaving if c.type == kind]):
+                prior = state.resources.get(change.urn)
+                if prior is not None:
+                    with _engine_errors(f"removing {change.name}"):
+                        self._remove(kind, prior)
+                state.resources.pop(change.urn, None)
+                save(state)
+
+    def _create(
+        self,
+        stack: str,
+        step: Step,
+        change: Change,
+        state: StackState,
+        save: Checkpoint,
+        image_ids: dict[str, str],
+    ) -> tuple[str, dict[str, Any]]:
+        """Create one planned object: its ID and outputs (a built image's ID is also entered
+        in `image_ids` for the containers that run it)."""
+        spec = step.spec
+        if isinstance(spec, ImageSpec):
+            image_id = self._build(spec, stack)
+            if step.placeholder:
+                image_ids[step.placeholder] = image_id
+            return image_id, {"imageId": image_id}
+        if isinstance(spec, NetworkSpec):
+            return str(self.client.networks.create(spec.name, **spec.kwargs).id), {}
+        if isinstance(spec, VolumeSpec):
+            self.client.volumes.create(name=spec.name, **spec.kwargs)
+            return spec.name, {}
+        assert isinstance(spec, ContainerSpec)
+
+        def created(cid: str) -> None:
+            # Recorded before the engine is asked to create it (by its name, which the engine
+            # resolves like an ID), then by its ID, before its uploads, start and wait: an up
+            # interrupted or failed at any point leaves no container the state does not know
+            # (the next up refused it). Marked INCOMPLETE, the next up replaces it.
+            state.resources[step.urn] = ResourceState(
+                step.type, change.name, cid, step.props, {INCOMPLETE: True}
+            )
+            save(state)
+
+        if spec.name:
+            created(spec.name)
+        container_id = self._container(spec, image_ids, created)
+        return container_id, {"imageId": image_ids.get(spec.image, spec.image)}
 
     def _replace_for_image(
         self,

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import statistics
 import subprocess
 import threading
@@ -266,3 +267,39 @@ def test_rotation_under_load__everything(stack: Stack) -> None:
     if report := os.environ.get("SECURE_REDIS_ROTATION_REPORT"):
         Path(report).write_text(json.dumps(figures))
     _assert_clean(figures)
+
+
+# Opt-in with the load test (about a minute): an operator's Ctrl-C, a CI timeout or a dropped
+# session can stop rotate.sh between its steps.
+@pytest.mark.rotation_load
+@pytest.mark.one_stack("rotate.sh's resume decision reads the running app's data keys only")
+@pytest.mark.usefixtures("incremental")
+def test_rotate_data_key__stopped_after_its_first_up_then_run_again_loses_no_entry(
+    stack: Stack,
+) -> None:
+    """Stopped after the new key's `up`, before the rotation pass: run again, rotate.sh
+    finishes that rotation. Started anew, it made a second key and retired the one the
+    entries were still sealed with (on a deployed stack 400 of 400 entries were lost)."""
+    values = {f"resume-{uuid.uuid4().hex[:8]}-{i}": uuid.uuid4().hex.encode() for i in range(50)}
+    for key, value in values.items():
+        assert appclient.put(stack, key, value) in (200, 201, 204)
+    script = [str(REPO_ROOT / "scripts" / "rotate.sh"), stack.name, "data-key"]
+    first = subprocess.Popen(  # its own process group, as a terminal's job
+        script, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    assert first.stdout is not None
+    seen = []
+    for line in first.stdout:
+        seen.append(line)
+        if "kept for reading) done" in line:
+            os.killpg(first.pid, signal.SIGTERM)
+            break
+    first.wait(timeout=60)
+    assert any("kept for reading) done" in line for line in seen), "".join(seen)[-2000:]
+    assert appclient.status(stack)["encryption"]["previous_key_ids"], "stopped mid-rotation"
+    again = subprocess.run(script, capture_output=True, text=True, timeout=600, check=False)
+    assert again.returncode == 0, again.stderr[-2000:]
+    read_back = {key: appclient.get(stack, key) for key in values}
+    assert sum(1 for key in values if read_back[key] != values[key]) == 0, "entries lost"
+    assert "a data-key rotation was left unfinished" in again.stderr
+    assert appclient.status(stack)["encryption"]["previous_key_ids"] == []

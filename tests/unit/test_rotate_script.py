@@ -4,6 +4,7 @@ decisions of the probe that tells when every consumer switched."""
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import subprocess
 import sys
@@ -396,3 +397,29 @@ def test_expected_changes__a_rollover_resumed_at_promoted_needs_no_new_leaves() 
         app_trusts=["CA2"],
     )
     assert not [m for m in expected_changes("all", promoted, renewed) if "CA" in m or "cert" in m]
+    # Resumed at the retire step: the new CA issued every certificate before the snapshot,
+    # and retiring the old one issues nothing (seen on a deployed stack).
+    retired = _snapshot(**{**promoted, "redis_trusts": ["CA2"], "app_trusts": ["CA2"]})
+    assert expected_changes("ca", promoted, retired) == []
+
+
+def test_unfinished_cli__what_rotate_sh_reads_needs_no_docker(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """scripts/rotate.sh asks `unfinished --kind K --before SNAPSHOT`: the reason, or nothing."""
+
+    def no_docker(*_args: object) -> None:
+        raise AssertionError("unfinished reads the snapshot file only")
+
+    monkeypatch.setattr(rotation_probe, "Probe", no_docker)
+    snapshot = tmp_path / "before.json"
+    snapshot.write_text(json.dumps(_snapshot(previous_key_ids=["k1"])))
+
+    def ask(*kind: str) -> str:
+        argv = ["unfinished", "--stack", "dev", *kind, "--before", str(snapshot)]
+        assert rotation_probe.main(argv) == 0
+        return capsys.readouterr().out
+
+    assert "rotation pass has not finished" in ask("--kind", "data-key")
+    assert ask("--kind", "passwords") == ""
+    assert ask().startswith("data-key: the app still reads 1 previous data key(s)")
