@@ -80,11 +80,12 @@ def _context(target: ProbeTarget, *, certificate: bool) -> ssl.SSLContext | None
     return context
 
 
-def client_certificate_required(target: ProbeTarget) -> bool | None:
-    context = _context(target, certificate=False)
-    if context is None:
-        return None
-    context.minimum_version = target.min_tls_version
+def _handshake(
+    target: ProbeTarget, context: ssl.SSLContext, talk: Callable[[ssl.SSLSocket], bool]
+) -> bool | None:
+    """One connection and handshake with `context`: `talk`'s answer once it completed, False
+    when Redis refused it, None when nothing was learnt (unreachable, no answer, or a server
+    that is not our Redis)."""
     try:
         raw = socket.create_connection((target.host, target.port), TIMEOUT_S)
     except OSError:
@@ -92,14 +93,27 @@ def client_certificate_required(target: ProbeTarget) -> bool | None:
     with raw:
         try:
             with context.wrap_socket(raw, server_hostname=target.host) as tls:
-                tls.sendall(b"PING\r\n")
-                answer = tls.recv(64)
+                return talk(tls)
         except (TimeoutError, ssl.SSLCertVerificationError):
-            return None  # no answer, or not our Redis: nothing learnt
+            return None
         except (ssl.SSLError, ConnectionError):
-            return True
-    # An empty read is the server closing the connection: the TLS 1.3 refusal, seen late.
-    return answer[:1] not in (b"-", b"+")
+            return False
+
+
+def _answers_ping(tls: ssl.SSLSocket) -> bool:
+    """Whether Redis answers a PING (with anything RESP). An empty read is the server closing
+    the connection: the TLS 1.3 refusal of a missing client certificate, seen late."""
+    tls.sendall(b"PING\r\n")
+    return tls.recv(64)[:1] in (b"-", b"+")
+
+
+def client_certificate_required(target: ProbeTarget) -> bool | None:
+    context = _context(target, certificate=False)
+    if context is None:
+        return None
+    context.minimum_version = target.min_tls_version
+    answered = _handshake(target, context, _answers_ping)
+    return None if answered is None else not answered
 
 
 def protocol_below_floor_accepted(target: ProbeTarget) -> bool | None:
@@ -114,18 +128,7 @@ def protocol_below_floor_accepted(target: ProbeTarget) -> bool | None:
         context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
         context.maximum_version = below
     context.set_ciphers("ALL:@SECLEVEL=0")
-    try:
-        raw = socket.create_connection((target.host, target.port), TIMEOUT_S)
-    except OSError:
-        return None
-    with raw:
-        try:
-            with context.wrap_socket(raw, server_hostname=target.host):
-                return True
-        except (TimeoutError, ssl.SSLCertVerificationError):
-            return None
-        except (ssl.SSLError, ConnectionError):
-            return False
+    return _handshake(target, context, lambda _tls: True)
 
 
 class TlsPolicyProbe:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import Any, Final
@@ -194,17 +195,7 @@ def task_containers(resources: Iterable[Resource]) -> list[Resource]:
             for m in props["mounts"]
             if m.get("type") in ("secret", "config")
         ]
-        shaped.append(
-            Resource(
-                resource.type,
-                resource.name,
-                props,
-                resource.urn,
-                resource.secret_outputs,
-                resource.dependencies,
-                resource.property_dependencies,
-            )
-        )
+        shaped.append(dataclasses.replace(resource, props=props))
     return [_networks_by_name(r, everything) for r in shaped]
 
 
@@ -237,16 +228,7 @@ def _networks_by_name(resource: Resource, everything: Sequence[Resource]) -> Res
     resolved = [dict(mapping(e)) for e in entries]
     for index, name in zip(unresolved, candidates, strict=True):
         resolved[index]["name"] = name
-    props = {**resource.props, "networksAdvanced": resolved}
-    return Resource(
-        resource.type,
-        resource.name,
-        props,
-        resource.urn,
-        resource.secret_outputs,
-        resource.dependencies,
-        resource.property_dependencies,
-    )
+    return dataclasses.replace(resource, props={**resource.props, "networksAdvanced": resolved})
 
 
 def _networks(task: Mapping[str, Any]) -> list[dict[str, Any]]:
