@@ -146,6 +146,13 @@ def json_value(raw: bytes | None) -> Any:
 # -- failures ----------------------------------------------------------------------------------
 
 
+# SSLError subclasses that say the peer went away (an EOF without close_notify, a close_notify,
+# a reset under TLS), not that it refused us: a Redis killed mid-command raised SSLEOFError,
+# which counted as a TLS failure (the CacheAuthenticationFailures alert) and not as a
+# connection failure (tests/integration/test_cache_fallback.py, red once in CI).
+_PEER_GONE = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
+
+
 def classify(exc: BaseException) -> FailureKind:
     """auth, tls, timeout or connection, from the exception and what it was raised from."""
     if isinstance(exc, AuthenticationError):
@@ -154,6 +161,8 @@ def classify(exc: BaseException) -> FailureKind:
     for _ in range(6):
         if seen is None:
             break
+        if isinstance(seen, _PEER_GONE):
+            break  # the connection ended under TLS: Redis stopped or died, nothing refused
         if isinstance(seen, ssl.SSLError):
             return "tls"
         seen = seen.__cause__ or seen.__context__

@@ -24,7 +24,8 @@ from infra import pki
 from secure_cache import SecureCache
 from secure_cache.metrics import SecurityEvents
 from secure_cache.prometheus import CacheMetrics
-from secure_cache.redis_exporter import connect, registry_for
+from secure_cache.redis_exporter import connect, probe_target, registry_for
+from secure_cache.tls_probe import TlsPolicyProbe
 from tests.support.cache_env import cache_environ, raw_client
 from tests.support.exporter_redis import ExporterRedis, running_exporter_redis
 from tests.support.prometheus_server import PROMETHEUS, PrometheusServer
@@ -65,7 +66,12 @@ class Stack:
         self.exporter_client = connect(redis.settings())
         exporter_port = free_port()
         self.exporter_http, self.exporter_thread = start_http_server(
-            exporter_port, addr="127.0.0.1", registry=registry_for(self.exporter_client)
+            exporter_port,
+            addr="127.0.0.1",
+            # With the TLS drift probes, as the deployed exporter runs (redis_exporter.main).
+            registry=registry_for(
+                self.exporter_client, tls_probe=TlsPolicyProbe(probe_target(redis.settings()))
+            ),
         )
         prom_dir = tmp / "prometheus"
         prom_dir.mkdir()

@@ -410,8 +410,11 @@ def _chained(outer: Exception, inner: BaseException) -> Exception:
         (RedisTimeoutError("slow"), "timeout"),
         (RedisConnectionError("refused"), "connection"),
         (ConnectionResetError(104, "reset"), "connection"),
+        # Redis stopped or killed mid-command: the TLS stream ends, nothing was refused.
+        (_chained(RedisConnectionError("read"), ssl.SSLEOFError(8, "EOF")), "connection"),
+        (_chained(RedisConnectionError("read"), ssl.SSLZeroReturnError(6, "closed")), "connection"),
     ],
-    ids=["auth", "tls-alert", "tls-verify", "timeout", "refused", "reset"],
+    ids=["auth", "tls-alert", "tls-verify", "timeout", "refused", "reset", "tls-eof", "tls-closed"],
 )
 def test_classify__names_the_failure(exc: BaseException, kind: str) -> None:
     assert classify(exc) == kind
