@@ -8,7 +8,13 @@ from typing import Final
 import pulumi
 import pulumi_docker as docker
 
-from infra.components.app_image import MATERIAL_DIR, AppContainerArgs, AppImageContainer
+from infra.components.app_image import (
+    DATA_KEY_ENVS,
+    MATERIAL_DIR,
+    AppContainerArgs,
+    AppImageContainer,
+    identity_envs,
+)
 from infra.components.hardening import hardened_runtime
 from infra.components.material import ClientIdentityFiles, MaterialFile
 from infra.naming import Role, object_name
@@ -67,16 +73,8 @@ def app_envs(args: CacheAppArgs) -> list[str]:
     inflight, fallback = memory_budgets(args.memory_mb)
     container_name = object_name(args.stack, Role.APP)
     return [
-        f"ENVIRONMENT={args.environment}",
-        f"REDIS_URL={args.redis_url}",
-        f"REDIS_USERNAME={APP_USER}",
-        f"REDIS_KEY_PREFIX={args.key_prefix}",
-        f"REDIS_PASSWORD_FILE={MATERIAL_DIR}/redis.password",
-        f"REDIS_TLS_CA_CERT={MATERIAL_DIR}/ca.crt",
-        f"REDIS_TLS_CERT_FILE={MATERIAL_DIR}/app.crt",
-        f"REDIS_TLS_KEY_FILE={MATERIAL_DIR}/app.key",
-        f"REDIS_ENCRYPTION_KEY_FILE={MATERIAL_DIR}/data.key",
-        f"REDIS_ENCRYPTION_PREVIOUS_KEYS_FILE={MATERIAL_DIR}/data.previous-keys",
+        *identity_envs(args, user=APP_USER, identity="app", key_prefix=args.key_prefix),
+        *DATA_KEY_ENVS,
         f"CACHE_FALLBACK_MAX_BYTES={fallback}",
         f"HTTP_API_TOKEN_FILE={MATERIAL_DIR}/api.token",
         f"HTTP_API_PREVIOUS_TOKENS_FILE={MATERIAL_DIR}/api.previous-tokens",

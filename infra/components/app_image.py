@@ -46,6 +46,33 @@ class AppContainerArgs:
     """What must finish before the files change (Redis reloading TLS and ACL)."""
 
 
+def identity_envs(
+    args: AppContainerArgs, *, user: str, identity: str, key_prefix: str | None = None
+) -> list[str]:
+    """How a Redis client identity finds Redis and its material: the ACL user, and the paths of
+    the files ClientIdentityFiles.identity_files(identity) writes into its volume (the CA,
+    `<identity>.crt`, `<identity>.key`, its password). Configuration only: every secret is a
+    `*_FILE` path into the read-only volume."""
+    return [
+        f"ENVIRONMENT={args.environment}",
+        f"REDIS_URL={args.redis_url}",
+        f"REDIS_USERNAME={user}",
+        *([f"REDIS_KEY_PREFIX={key_prefix}"] if key_prefix is not None else []),
+        f"REDIS_PASSWORD_FILE={MATERIAL_DIR}/redis.password",
+        f"REDIS_TLS_CA_CERT={MATERIAL_DIR}/ca.crt",
+        f"REDIS_TLS_CERT_FILE={MATERIAL_DIR}/{identity}.crt",
+        f"REDIS_TLS_KEY_FILE={MATERIAL_DIR}/{identity}.key",
+    ]
+
+
+# The data keyring's two files, for a consumer that seals or opens values (the app, the
+# rotation pass): the primary key and the previous ones still readable.
+DATA_KEY_ENVS: Final = (
+    f"REDIS_ENCRYPTION_KEY_FILE={MATERIAL_DIR}/data.key",
+    f"REDIS_ENCRYPTION_PREVIOUS_KEYS_FILE={MATERIAL_DIR}/data.previous-keys",
+)
+
+
 class AppImageContainer(pulumi.ComponentResource):
     """One container of the app's image, its image and its material volume, as children.
     The declaration never mentions the material itself: rotating it replaces no container,
@@ -145,4 +172,11 @@ class AppImageContainer(pulumi.ComponentResource):
         self.register_outputs({"container_name": self.container.name})
 
 
-__all__ = ["IMAGE_CONTEXT", "MATERIAL_DIR", "AppContainerArgs", "AppImageContainer"]
+__all__ = [
+    "DATA_KEY_ENVS",
+    "IMAGE_CONTEXT",
+    "MATERIAL_DIR",
+    "AppContainerArgs",
+    "AppImageContainer",
+    "identity_envs",
+]

@@ -27,7 +27,11 @@ from typing import Final
 
 import pulumi
 
-from infra.components.app_image import MATERIAL_DIR, AppContainerArgs, AppImageContainer
+from infra.components.app_image import (
+    AppContainerArgs,
+    AppImageContainer,
+    identity_envs,
+)
 from infra.components.hardening import hardened_runtime
 from infra.components.material import ClientIdentityFiles
 from infra.naming import Role
@@ -61,13 +65,7 @@ class RedisExporterArgs(AppContainerArgs):
 def exporter_envs(args: RedisExporterArgs) -> list[str]:
     """Configuration only: the password is a `*_FILE` path into the read-only volume."""
     return [
-        f"ENVIRONMENT={args.environment}",
-        f"REDIS_URL={args.redis_url}",
-        f"REDIS_USERNAME={EXPORTER_USER}",
-        f"REDIS_PASSWORD_FILE={MATERIAL_DIR}/redis.password",
-        f"REDIS_TLS_CA_CERT={MATERIAL_DIR}/ca.crt",
-        f"REDIS_TLS_CERT_FILE={MATERIAL_DIR}/exporter.crt",
-        f"REDIS_TLS_KEY_FILE={MATERIAL_DIR}/exporter.key",
+        *identity_envs(args, user=EXPORTER_USER, identity="exporter"),
         # Its frontend address only: Prometheus reaches it over the frontend network.
         f"METRICS_HOST={METRICS_ALIAS}",
         f"METRICS_PORT={EXPORTER_PORT}",

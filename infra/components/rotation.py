@@ -28,7 +28,13 @@ from typing import Final
 
 import pulumi
 
-from infra.components.app_image import MATERIAL_DIR, AppContainerArgs, AppImageContainer
+from infra.components.app_image import (
+    DATA_KEY_ENVS,
+    MATERIAL_DIR,
+    AppContainerArgs,
+    AppImageContainer,
+    identity_envs,
+)
 from infra.components.hardening import TMP_DIR, TMPFS_OPTIONS, hardened_job
 from infra.components.material import ClientIdentityFiles, MaterialFile
 from infra.naming import Role
@@ -61,16 +67,8 @@ class RotationPassArgs(AppContainerArgs):
 def rotation_envs(args: RotationPassArgs) -> list[str]:
     """Configuration only: every secret is a `*_FILE` path into the read-only volume."""
     return [
-        f"ENVIRONMENT={args.environment}",
-        f"REDIS_URL={args.redis_url}",
-        f"REDIS_USERNAME={ROTATION_USER}",
-        f"REDIS_KEY_PREFIX={args.key_prefix}",
-        f"REDIS_PASSWORD_FILE={MATERIAL_DIR}/redis.password",
-        f"REDIS_TLS_CA_CERT={MATERIAL_DIR}/ca.crt",
-        f"REDIS_TLS_CERT_FILE={MATERIAL_DIR}/rotation.crt",
-        f"REDIS_TLS_KEY_FILE={MATERIAL_DIR}/rotation.key",
-        f"REDIS_ENCRYPTION_KEY_FILE={MATERIAL_DIR}/data.key",
-        f"REDIS_ENCRYPTION_PREVIOUS_KEYS_FILE={MATERIAL_DIR}/data.previous-keys",
+        *identity_envs(args, user=ROTATION_USER, identity="rotation", key_prefix=args.key_prefix),
+        *DATA_KEY_ENVS,
     ]
 
 
