@@ -23,10 +23,16 @@ from pathlib import Path
 from typing import Any, Final, TextIO
 
 from policies import strictness
-from policies.analyzer import ConfigError, Finding, PackError, PackServer
+from policies.analyzer import (
+    ConfigError,
+    Finding,
+    PackError,
+    PackServer,
+    PolicyInfo,
+    resolve_config,
+)
 from policies.input_file import InputFileError, read_text
 from policies.records import Record, RecordError, from_rendered, load_records
-from policies.rules import RULES, Enforcement
 from policies.strictness import StrictnessError
 
 EXIT_OK: Final = 0
@@ -82,22 +88,14 @@ def _rendered(stack: str) -> list[Record]:
     return from_rendered(rendered.resources)
 
 
-_LOWER: Final = frozenset({"advisory", "disabled"})
-
-
-def lowered_mandatory(config: Mapping[str, Any]) -> list[str]:
-    """The mandatory policies a policy config lowers (enforcementLevel advisory or disabled,
-    for `all` or by name), as `pulumi --policy-pack-config` lets it: sorted, or ["all"]."""
-
-    def level(value: Any) -> Any:
-        return value.get("enforcementLevel") if isinstance(value, Mapping) else value
-
-    if level(config.get("all")) in _LOWER:
-        return ["all"]
-    mandatory = {rule.name for rule in RULES if rule.enforcement is Enforcement.MANDATORY}
-    return sorted(
-        name for name, value in config.items() if name in mandatory and level(value) in _LOWER
-    )
+def lowered_mandatory(policies: Sequence[PolicyInfo], config: Mapping[str, Any]) -> list[str]:
+    """The pack's mandatory policies that `config` lowers to advisory or disabled (as
+    `pulumi --policy-pack-config` may), decided as the pack is then configured
+    (analyzer.resolve_config): sorted, or ["all"] when it lowers every one of them."""
+    resolved = resolve_config(policies, config)
+    mandatory = [p.name for p in policies if p.enforcement == "mandatory"]
+    lowered = sorted(n for n in mandatory if resolved[n][0] in ("advisory", "disabled"))
+    return ["all"] if lowered and len(lowered) == len(mandatory) else lowered
 
 
 def _load_config(path: Path | None, default: Path) -> tuple[dict[str, Any], Path | None]:
@@ -160,16 +158,16 @@ def run(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
             environment = strictness.of_records(records)
         stack = records[0].stack
         config, config_path = _load_config(args.config, strictness.config_file(environment))
-        if lowered := lowered_mandatory(config):
-            # Pulumi lets a policy config do this; the environments' own configs never do.
-            print(
-                f"warning: policy config {config_path} lowers mandatory policies "
-                f"({', '.join(lowered)}): this run does not enforce them",
-                file=sys.stderr,
-            )
         env = dict(os.environ, PULUMI_PROJECT=records[0].project, PULUMI_STACK=stack,
                    PULUMI_DRY_RUN="true")  # fmt: skip
         with PackServer(env=env) as server:
+            if lowered := lowered_mandatory(server.policies(), config):
+                # Pulumi lets a policy config do this; the environments' own configs never do.
+                print(
+                    f"warning: policy config {config_path} lowers mandatory policies "
+                    f"({', '.join(lowered)}): this run does not enforce them",
+                    file=sys.stderr,
+                )
             findings = evaluate(server, records, config)
     except (UsageError, RecordError, ConfigError, StrictnessError, PackError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -14,6 +14,7 @@ import pytest
 
 from infra.settings import REPO_ROOT
 from policies import strictness
+from policies.analyzer import PackServer
 from policies.check import lowered_mandatory, run
 from policies.rules._model import CONTAINER
 from tests.policy import foreign
@@ -366,7 +367,6 @@ def test_strictness_cli__unknown_stack_exit_2(capsys: pytest.CaptureFixture[str]
     ("config", "named"),
     [
         ({"all": "disabled"}, "(all)"),
-        ({"all": {"enforcementLevel": "advisory"}}, "(all)"),
         ({"redis-tls-only": "disabled", "network-redis-no-published-port": "advisory"},
          "(network-redis-no-published-port, redis-tls-only)"),
         ({"redis-tls-only": {"enforcementLevel": "disabled"}}, "(redis-tls-only)"),
@@ -384,7 +384,35 @@ def test_policy_config_that_lowers_mandatory_policies__is_said(
     assert f"lowers mandatory policies {named}: this run does not enforce them" in err
 
 
+@pytest.mark.parametrize(
+    "config",
+    [
+        # The pack takes `all` as a level only (analyzer.resolve_config): an object is no
+        # lowering, so nothing may be said and the violations stay mandatory.
+        {"all": {"enforcementLevel": "advisory"}},
+        # A policy named at its own level wins over `all`, so it is not among those lowered.
+        {"all": "disabled", "redis-tls-only": "mandatory"},
+    ],
+)
+def test_policy_config__said_lowered_only_as_the_pack_applies_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], config: dict[str, Any]
+) -> None:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    code = run(_args(_write(tmp_path, PLAINTEXT_REDIS), "--config", str(path)), io.StringIO())
+    err = capsys.readouterr().err
+    assert code == 1, "redis-tls-only is still enforced"
+    if "redis-tls-only" in config:
+        assert "lowers mandatory policies (" in err
+        assert "(all)" not in err
+        assert "redis-tls-only" not in err.split("lowers mandatory policies", 1)[1]
+    else:
+        assert "lowers mandatory policies" not in err
+
+
 @pytest.mark.parametrize("environment", ["dev", "staging", "prod"])
-def test_the_environments_configs__lower_no_mandatory_policy(environment: str) -> None:
+def test_the_environments_configs__lower_no_mandatory_policy(
+    pack: PackServer, environment: str
+) -> None:
     config = json.loads((REPO_ROOT / "policies" / "config" / f"{environment}.json").read_text())
-    assert lowered_mandatory(config) == []
+    assert lowered_mandatory(pack.policies(), config) == []
