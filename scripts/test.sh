@@ -105,6 +105,27 @@ else
         return "$rc"
     }
     trap e2e_down EXIT
+    # e2e_faults_per_stack: dev's fault tests in the foreground, prod's in the background (its
+    # output follows dev's); fails if either does. The tests that run on one stack only
+    # (`one_stack`) run on dev, but rotate.sh's Pulumi CLI path (a minute and a half) on prod,
+    # after prod's own, so that the two sides take about as long.
+    e2e_faults_per_stack() {
+        local prod_log prod_pid rc=0 prod_rc=0 cli=tests/e2e/test_e2e_rotate_pulumi_cli.py
+        prod_log="$(mktemp)"
+        {
+            "$VENV/bin/pytest" tests/e2e --stack prod \
+                -m "e2e and fault and not cross_stack and not one_stack" &&
+                "$VENV/bin/pytest" "$cli" --stack prod -m "e2e and fault"
+        } >"$prod_log" 2>&1 &
+        prod_pid=$!
+        "$VENV/bin/pytest" tests/e2e --stack dev -m "e2e and fault and not cross_stack" \
+            --deselect "$cli" || rc=$?
+        wait "$prod_pid" || prod_rc=$?
+        log "prod's fault tests (exit $prod_rc):"
+        cat "$prod_log"
+        rm -f "$prod_log"
+        [ "$rc" -eq 0 ] && [ "$prod_rc" -eq 0 ]
+    }
     # Everything but e2e in parallel on both cores; e2e deploys shared stacks, so it runs alone.
     # Here every layer must have tests: an empty one fails (pytest exit 5), not passes. Each
     # session collects only the tests it may select (collecting all takes a worker 5-9 s).
@@ -113,7 +134,12 @@ else
     step "e2e: deploy dev and prod side by side (started with the step above)" e2e_deployed
     step "pytest (e2e, undisturbed stacks, two workers)" \
         "$VENV/bin/pytest" tests/e2e -m "e2e and not fault" -n 2 --dist loadfile
-    step "pytest (e2e, fault tests)" "$VENV/bin/pytest" tests/e2e -m "e2e and fault"
+    # The fault tests disturb one stack each, so dev's and prod's run side by side (they mostly
+    # wait for restarts, health checks and ups; each stack has its own state lock, images and
+    # stack file). Those that use both stacks (`cross_stack`) run after them, alone.
+    step "pytest (e2e, fault tests of dev and prod, side by side)" e2e_faults_per_stack
+    step "pytest (e2e, fault tests across the two stacks)" \
+        "$VENV/bin/pytest" tests/e2e -m "e2e and fault and cross_stack"
     trap - EXIT
     e2e_down
 fi

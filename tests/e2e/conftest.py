@@ -84,6 +84,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "(infra/profiles.py: memory, CPUs, validity, TLS, key algorithm) changes what it "
         "verifies; `why` says so for the test",
     )
+    config.addinivalue_line(
+        "markers",
+        "cross_stack: uses dev and prod side by side (given to every test that takes "
+        "`both_stacks`, so a run can select the tests of one stack alone: scripts/test.sh)",
+    )
 
 
 def selected_stacks(config: pytest.Config) -> tuple[str, ...]:
@@ -106,6 +111,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("stack_name", stacks, scope="session")
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Disruptive fault tests last, after every check of the undisturbed stacks; each test's
     security area recorded for the summary. The minutes-long rotation load runs only when
@@ -116,6 +122,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if here not in item.path.parents:
             continue  # this hook sees every layer's items; only e2e ones are ours
+        if "both_stacks" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.cross_stack)
         if item.get_closest_marker("rotation_load") and not opted_in:
             item.add_marker(pytest.mark.skip(reason="opt-in: run with -m rotation_load"))
         marker = item.get_closest_marker("security")

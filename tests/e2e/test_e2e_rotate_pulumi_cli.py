@@ -28,6 +28,7 @@ pytestmark = [
     pytest.mark.security("operations"),
     pytest.mark.fault,
     pytest.mark.usefixtures("stack_files_restored"),
+    pytest.mark.one_stack("the commands rotate.sh gives the CLI do not depend on the stack"),
 ]
 
 UP_FLAGS = ["--yes", "--non-interactive", "--skip-preview", "--policy-pack", "policies"]
