@@ -105,6 +105,8 @@ else
         return "$rc"
     }
     trap e2e_down EXIT
+    # Each step names its ten slowest tests: where the next minute of CI is to be found.
+    slowest=(--durations=10)
     # e2e_faults_per_stack: dev's fault tests in the foreground, prod's in the background (its
     # output follows dev's); fails if either does. The tests that run on one stack only
     # (`one_stack`) run on dev, but rotate.sh's Pulumi CLI path (a minute and a half) on prod,
@@ -113,13 +115,13 @@ else
         local prod_log prod_pid rc=0 prod_rc=0 cli=tests/e2e/test_e2e_rotate_pulumi_cli.py
         prod_log="$(mktemp)"
         {
-            "$VENV/bin/pytest" tests/e2e --stack prod \
+            "$VENV/bin/pytest" "${slowest[@]}" tests/e2e --stack prod \
                 -m "e2e and fault and not cross_stack and not one_stack" &&
-                "$VENV/bin/pytest" "$cli" --stack prod -m "e2e and fault"
+                "$VENV/bin/pytest" "${slowest[@]}" "$cli" --stack prod -m "e2e and fault"
         } >"$prod_log" 2>&1 &
         prod_pid=$!
-        "$VENV/bin/pytest" tests/e2e --stack dev -m "e2e and fault and not cross_stack" \
-            --deselect "$cli" || rc=$?
+        "$VENV/bin/pytest" "${slowest[@]}" tests/e2e --stack dev \
+            -m "e2e and fault and not cross_stack" --deselect "$cli" || rc=$?
         wait "$prod_pid" || prod_rc=$?
         log "prod's fault tests (exit $prod_rc):"
         cat "$prod_log"
@@ -130,16 +132,16 @@ else
     # Here every layer must have tests: an empty one fails (pytest exit 5), not passes. Each
     # session collects only the tests it may select (collecting all takes a worker 5-9 s).
     step "pytest (unit, policy, integration)" \
-        "$VENV/bin/pytest" -m "not e2e" --ignore tests/e2e -n 2
+        "$VENV/bin/pytest" "${slowest[@]}" -m "not e2e" --ignore tests/e2e -n 2
     step "e2e: deploy dev and prod side by side (started with the step above)" e2e_deployed
     step "pytest (e2e, undisturbed stacks, two workers)" \
-        "$VENV/bin/pytest" tests/e2e -m "e2e and not fault" -n 2 --dist loadfile
+        "$VENV/bin/pytest" "${slowest[@]}" tests/e2e -m "e2e and not fault" -n 2 --dist loadfile
     # The fault tests disturb one stack each, so dev's and prod's run side by side (they mostly
     # wait for restarts, health checks and ups; each stack has its own state lock, images and
     # stack file). Those that use both stacks (`cross_stack`) run after them, alone.
     step "pytest (e2e, fault tests of dev and prod, side by side)" e2e_faults_per_stack
     step "pytest (e2e, fault tests across the two stacks)" \
-        "$VENV/bin/pytest" tests/e2e -m "e2e and fault and cross_stack"
+        "$VENV/bin/pytest" "${slowest[@]}" tests/e2e -m "e2e and fault and cross_stack"
     trap - EXIT
     e2e_down
 fi
