@@ -564,7 +564,7 @@ def probe_target(settings: ExporterSettings) -> ProbeTarget:
 
 class RedisCollector(Collector):
     """Queries Redis at each scrape; `redis_up` says whether that worked. With `tls_probe`, also
-    what Redis's TLS listener accepts (probed at most once per its interval)."""
+    what Redis's TLS listener accepted at its last probe (which runs apart from the scrape)."""
 
     def __init__(self, client: redis.Redis, tls_probe: TlsPolicyProbe | None = None) -> None:
         self._client = client
@@ -624,12 +624,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(str(exc), file=sys.stderr)
         return 2
     client = connect(settings)
+    tls_probe = TlsPolicyProbe(probe_target(settings))
     registry = registry_for(
-        client,
-        {"ca": Path(settings.ca_file), "client": Path(settings.cert_file)},
-        TlsPolicyProbe(probe_target(settings)),
+        client, {"ca": Path(settings.ca_file), "client": Path(settings.cert_file)}, tls_probe
     )
     if args.command == "scrape":
+        tls_probe.refresh()
         body = generate_latest(registry)
         sys.stdout.write(body.decode())
         return 0 if b"\nredis_up 1.0\n" in body else 1
@@ -646,6 +646,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stopped = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopped.set())
+    tls_probe.start(stopped)
     logger.info(
         "event=exporter_started host=%s port=%d redis=%s:%d",
         settings.metrics_host,

@@ -19,10 +19,11 @@ TLS 1.1 handshake through):
 
 Neither sends AUTH: no password is spent and nothing lands in the ACL LOG. Each probe is one
 TCP connection and one handshake; Redis logs the refusal as one warning line ("Error
-accepting a client connection"), so the exporter probes at most once per PROBE_INTERVAL_S and
-reports the last answer in between. `protected-mode` is not probed: Redis 7.0 applies it only
-while the `default` user is `nopass` and enabled, and the stack's `default` user is off in the
-ACL file, which the reload identity can only load again as it is (README, Monitoring).
+accepting a client connection"), so the exporter probes at most once per PROBE_INTERVAL_S, on
+a thread of its own, and reports the last answer in between (TlsPolicyProbe).
+`protected-mode` is not probed: Redis 7.0 applies it only while the `default` user is `nopass`
+and enabled, and the stack's `default` user is off in the ACL file, which the reload identity
+can only load again as it is (README, Monitoring).
 
 A probe that cannot reach Redis (refused, timed out) concludes nothing: its value is None and
 the exporter exports no sample for it, as for any other unknown.
@@ -30,14 +31,16 @@ the exporter exports no sample for it, as for any other unknown.
 
 from __future__ import annotations
 
+import logging
 import socket
 import ssl
 import threading
-import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
+
+logger = logging.getLogger(__name__)
 
 PROBE_INTERVAL_S: Final = 300.0
 TIMEOUT_S: Final = 3.0
@@ -54,6 +57,9 @@ class TlsPolicy:
 
     client_certificate_required: bool | None
     protocol_below_floor_accepted: bool | None
+
+
+UNKNOWN: Final = TlsPolicy(None, None)
 
 
 @dataclass(frozen=True)
@@ -132,27 +138,42 @@ def protocol_below_floor_accepted(target: ProbeTarget) -> bool | None:
 
 
 class TlsPolicyProbe:
-    """Runs both probes at most once per `interval`; `policy()` answers the last result."""
+    """Probes the listener on a thread of its own, once per `interval` (start), or when asked
+    (refresh); `policy()` answers the last result at once. A scrape never waits for a probe:
+    two connections and two handshakes, TIMEOUT_S each, could take longer than Prometheus's
+    scrape timeout and the exporter's own 3 s health check, and a probe run inside the scrape
+    held the scrape lock for as long."""
 
-    def __init__(
-        self,
-        target: ProbeTarget,
-        *,
-        interval: float = PROBE_INTERVAL_S,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, target: ProbeTarget, *, interval: float = PROBE_INTERVAL_S) -> None:
         self.target = target
         self.interval = interval
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._last: tuple[float, TlsPolicy] | None = None
+        self._last = UNKNOWN  # replaced whole, so a reader sees one probe's answers
 
     def policy(self) -> TlsPolicy:
-        with self._lock:
-            now = self._clock()
-            if self._last is None or now - self._last[0] >= self.interval:
-                self._last = (now, self.probe())
-            return self._last[1]
+        return self._last
+
+    def refresh(self) -> TlsPolicy:
+        """Probe now. A probe that fails unexpectedly concludes nothing (RedisTlsDriftUnknown
+        fires if that lasts), and the next one runs as planned: the thread never dies."""
+        try:
+            self._last = self.probe()
+        except Exception as exc:  # any failure is "unknown", not a dead thread
+            logger.warning("event=tls_probe_failed error=%s", type(exc).__name__)
+            self._last = UNKNOWN
+        return self._last
+
+    def start(self, stopped: threading.Event) -> threading.Thread:
+        """Probe now and then every `interval` until `stopped` is set."""
+
+        def run() -> None:
+            while True:
+                self.refresh()
+                if stopped.wait(self.interval):
+                    return
+
+        thread = threading.Thread(target=run, name="tls-drift-probe", daemon=True)
+        thread.start()
+        return thread
 
     def probe(self) -> TlsPolicy:
         return TlsPolicy(
@@ -164,6 +185,7 @@ class TlsPolicyProbe:
 __all__ = [
     "BELOW_FLOOR",
     "PROBE_INTERVAL_S",
+    "UNKNOWN",
     "ProbeTarget",
     "TlsPolicy",
     "TlsPolicyProbe",

@@ -65,13 +65,15 @@ class Stack:
         threading.Thread(target=self.app_http.serve_forever, daemon=True).start()
         self.exporter_client = connect(redis.settings())
         exporter_port = free_port()
+        # With the TLS drift probes on their thread, as the deployed exporter runs
+        # (redis_exporter.main).
+        tls_probe = TlsPolicyProbe(probe_target(redis.settings()))
+        self.probes_stopped = threading.Event()
+        self.probe_thread = tls_probe.start(self.probes_stopped)
         self.exporter_http, self.exporter_thread = start_http_server(
             exporter_port,
             addr="127.0.0.1",
-            # With the TLS drift probes, as the deployed exporter runs (redis_exporter.main).
-            registry=registry_for(
-                self.exporter_client, tls_probe=TlsPolicyProbe(probe_target(redis.settings()))
-            ),
+            registry=registry_for(self.exporter_client, tls_probe=tls_probe),
         )
         prom_dir = tmp / "prometheus"
         prom_dir.mkdir()
@@ -85,6 +87,8 @@ class Stack:
 
     def close(self) -> None:
         self.prometheus.stop()
+        self.probes_stopped.set()
+        self.probe_thread.join(10)
         self.app_http.shutdown()
         self.app_http.server_close()
         self.exporter_http.shutdown()

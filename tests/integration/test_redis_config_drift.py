@@ -101,11 +101,11 @@ def test_maxmemory_and_maxclients_changed_at_runtime__are_exported(
 
 
 def _probed(setup: ExporterRedis, environment: str = "development") -> dict[str, float]:
-    """One scrape with the TLS drift probes, run now (interval 0)."""
+    """One scrape with the TLS drift probes, run just before it (as `scrape` does)."""
     settings = setup.settings(ENVIRONMENT=environment)
-    registry = registry_for(
-        connect(settings), tls_probe=TlsPolicyProbe(probe_target(settings), interval=0)
-    )
+    tls_probe = TlsPolicyProbe(probe_target(settings))
+    tls_probe.refresh()
+    registry = registry_for(connect(settings), tls_probe=tls_probe)
     body = generate_latest(registry).decode()
     return {
         s.name: s.value

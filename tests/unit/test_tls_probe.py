@@ -1,13 +1,14 @@
-"""app/secure_cache/tls_probe.py without a server: what is exported and how often it probes
+"""app/secure_cache/tls_probe.py without a server: what is exported, when it probes
 (the probes against a real redis-server: tests/integration/test_redis_config_drift.py)."""
 
 from __future__ import annotations
 
 import ssl
+import threading
 from pathlib import Path
 
 from secure_cache.redis_exporter import tls_policy_families
-from secure_cache.tls_probe import ProbeTarget, TlsPolicy, TlsPolicyProbe
+from secure_cache.tls_probe import UNKNOWN, ProbeTarget, TlsPolicy, TlsPolicyProbe
 
 
 def _samples(policy: TlsPolicy) -> dict[str, float]:
@@ -22,26 +23,74 @@ def test_a_probe_that_concluded_nothing_has_no_sample() -> None:
     }
 
 
-class _Counting(TlsPolicyProbe):
-    calls = 0
+_TARGET = ProbeTarget("redis", 6380, "ca", "crt", "key", ssl.TLSVersion.TLSv1_3)
+
+
+class _Held(TlsPolicyProbe):
+    """A probe that answers only when the test lets it (at most 10 s), counting its runs."""
+
+    def __init__(self, *, interval: float, fail: bool = False) -> None:
+        super().__init__(_TARGET, interval=interval)
+        self.release = threading.Event()
+        self.ran = threading.Semaphore(0)
+        self.fail = fail
 
     def probe(self) -> TlsPolicy:
-        self.calls += 1
+        self.release.wait(10)
+        self.ran.release()
+        if self.fail:
+            raise ssl.SSLError("unexpected")
         return TlsPolicy(True, False)
 
 
-def test_the_listener_is_probed_at_most_once_per_interval() -> None:
-    """Each probe costs Redis a handshake and a warning line in its log; scrapes in between
-    answer the last result."""
-    now = [0.0]
-    target = ProbeTarget("redis", 6380, "ca", "crt", "key", ssl.TLSVersion.TLSv1_3)
-    probe = _Counting(target, interval=300.0, clock=lambda: now[0])
-    for now[0] in (0.0, 10.0, 299.0):
+def test_a_scrape_never_waits_for_a_probe() -> None:
+    """A probe is two connections and two handshakes (seconds each when Redis is slow): run
+    inside the scrape, it could outlast the scrape timeout and the health check. The answer
+    until the first probe ends is 'unknown' (no sample), then the probe's."""
+    stopped = threading.Event()
+    probe = _Held(interval=300.0)
+    thread = probe.start(stopped)
+    try:
+        assert probe.policy() == UNKNOWN, "answered while the probe is still running"
+        probe.release.set()
+        assert probe.ran.acquire(timeout=10)
+        thread.join(0.5)  # the first answer is stored before the thread waits its interval
         assert probe.policy() == TlsPolicy(True, False)
-    assert probe.calls == 1
-    now[0] = 300.0
-    probe.policy()
-    assert probe.calls == 2
+    finally:
+        stopped.set()
+        thread.join(10)
+    assert not thread.is_alive(), "the thread ends when the exporter stops"
+
+
+def test_the_listener_is_probed_once_per_interval_not_per_scrape() -> None:
+    """Each probe costs Redis a handshake and a warning line in its log: scrapes read the last
+    answer, they do not probe."""
+    stopped = threading.Event()
+    probe = _Held(interval=300.0)
+    probe.release.set()
+    thread = probe.start(stopped)
+    try:
+        assert probe.ran.acquire(timeout=10)
+        for _ in range(100):
+            probe.policy()
+        assert not probe.ran.acquire(timeout=0.2), "a second probe inside the interval"
+    finally:
+        stopped.set()
+        thread.join(10)
+
+
+def test_a_probe_that_fails_unexpectedly_concludes_nothing_and_the_next_one_runs() -> None:
+    stopped = threading.Event()
+    probe = _Held(interval=0.01, fail=True)
+    probe.release.set()
+    thread = probe.start(stopped)
+    try:
+        assert probe.ran.acquire(timeout=10)
+        assert probe.ran.acquire(timeout=10), "the thread died with the first failure"
+        assert probe.policy() == UNKNOWN
+    finally:
+        stopped.set()
+        thread.join(10)
 
 
 def test_material_that_cannot_be_loaded_concludes_nothing_and_fails_no_scrape(
@@ -58,4 +107,4 @@ def test_material_that_cannot_be_loaded_concludes_nothing_and_fails_no_scrape(
             "127.0.0.1", 1, str(ca), str(tmp_path / "x.crt"), str(tmp_path / "x.key"),
             ssl.TLSVersion.TLSv1_3,
         )  # fmt: skip
-        assert TlsPolicyProbe(target, interval=0).policy() == TlsPolicy(None, None), ca.name
+        assert TlsPolicyProbe(target).refresh() == UNKNOWN, ca.name
