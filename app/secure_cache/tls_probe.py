@@ -43,6 +43,9 @@ from typing import Final
 logger = logging.getLogger(__name__)
 
 PROBE_INTERVAL_S: Final = 300.0
+# After a probe that concluded nothing: soon, but a broken handshake still costs Redis only a
+# log line per RETRY_S (and RedisTlsDriftUnknown says so if it lasts).
+RETRY_S: Final = 30.0
 TIMEOUT_S: Final = 3.0
 # The versions just below each floor the stack allows (infra/profiles.py).
 BELOW_FLOOR: Final = {
@@ -144,9 +147,12 @@ class TlsPolicyProbe:
     scrape timeout and the exporter's own 3 s health check, and a probe run inside the scrape
     held the scrape lock for as long."""
 
-    def __init__(self, target: ProbeTarget, *, interval: float = PROBE_INTERVAL_S) -> None:
+    def __init__(
+        self, target: ProbeTarget, *, interval: float = PROBE_INTERVAL_S, retry: float = RETRY_S
+    ) -> None:
         self.target = target
         self.interval = interval
+        self.retry = min(retry, interval)
         self._last = UNKNOWN  # replaced whole, so a reader sees one probe's answers
 
     def policy(self) -> TlsPolicy:
@@ -163,12 +169,18 @@ class TlsPolicyProbe:
         return self._last
 
     def start(self, stopped: threading.Event) -> threading.Thread:
-        """Probe now and then every `interval` until `stopped` is set."""
+        """Probe now and then every `interval` until `stopped` is set; after a probe that
+        concluded nothing (Redis not up yet when the exporter starts, material being
+        rewritten), again after `retry`."""
 
         def run() -> None:
             while True:
-                self.refresh()
-                if stopped.wait(self.interval):
+                answer = self.refresh()
+                known = None not in (
+                    answer.client_certificate_required,
+                    answer.protocol_below_floor_accepted,
+                )
+                if stopped.wait(self.interval if known else self.retry):
                     return
 
         thread = threading.Thread(target=run, name="tls-drift-probe", daemon=True)
@@ -185,6 +197,7 @@ class TlsPolicyProbe:
 __all__ = [
     "BELOW_FLOOR",
     "PROBE_INTERVAL_S",
+    "RETRY_S",
     "UNKNOWN",
     "ProbeTarget",
     "TlsPolicy",

@@ -29,17 +29,23 @@ _TARGET = ProbeTarget("redis", 6380, "ca", "crt", "key", ssl.TLSVersion.TLSv1_3)
 class _Held(TlsPolicyProbe):
     """A probe that answers only when the test lets it (at most 10 s), counting its runs."""
 
-    def __init__(self, *, interval: float, fail: bool = False) -> None:
-        super().__init__(_TARGET, interval=interval)
+    def __init__(
+        self, *, interval: float, retry: float = 30.0, fail: bool = False, unknown: int = 0
+    ) -> None:
+        super().__init__(_TARGET, interval=interval, retry=retry)
         self.release = threading.Event()
         self.ran = threading.Semaphore(0)
         self.fail = fail
+        self.unknown = unknown  # how many first probes conclude nothing
 
     def probe(self) -> TlsPolicy:
         self.release.wait(10)
         self.ran.release()
         if self.fail:
             raise ssl.SSLError("unexpected")
+        if self.unknown:
+            self.unknown -= 1
+            return UNKNOWN
         return TlsPolicy(True, False)
 
 
@@ -79,9 +85,27 @@ def test_the_listener_is_probed_once_per_interval_not_per_scrape() -> None:
         thread.join(10)
 
 
+def test_a_probe_that_concluded_nothing_is_retried_before_the_interval() -> None:
+    """Redis may not be up yet when the exporter starts: 'unknown' for the whole interval
+    would fire RedisTlsDriftUnknown on a healthy stack."""
+    stopped = threading.Event()
+    probe = _Held(interval=300.0, retry=0.01, unknown=1)
+    probe.release.set()
+    thread = probe.start(stopped)
+    try:
+        assert probe.ran.acquire(timeout=10)
+        assert probe.ran.acquire(timeout=10), "not retried"
+        thread.join(0.5)
+        assert probe.policy() == TlsPolicy(True, False)
+        assert not probe.ran.acquire(timeout=0.2), "a known answer waits the interval"
+    finally:
+        stopped.set()
+        thread.join(10)
+
+
 def test_a_probe_that_fails_unexpectedly_concludes_nothing_and_the_next_one_runs() -> None:
     stopped = threading.Event()
-    probe = _Held(interval=0.01, fail=True)
+    probe = _Held(interval=300.0, retry=0.01, fail=True)
     probe.release.set()
     thread = probe.start(stopped)
     try:
