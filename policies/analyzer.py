@@ -151,7 +151,7 @@ def _level_for_all(entry: Any) -> str | None:
         raise ConfigError("config for all must be a level or an object")
     if entry is None:
         return None
-    if entry not in _LEVEL_VALUES:
+    if not isinstance(entry, str) or entry not in _LEVEL_VALUES:
         raise ConfigError(f"enforcement level for all must be one of {sorted(_LEVEL_VALUES)}")
     return entry
 

@@ -170,6 +170,8 @@ def test_first_preview__unknowns_defer_rules_but_argv_settings_are_still_judged(
         pytest.param({"all": "sometimes"}, "enforcement level", id="bad-level"),
         pytest.param({"all": {"enforcementLevel": "sometimes"}}, "enforcement level",
                      id="bad-level-in-an-object"),
+        pytest.param({"all": {"enforcementLevel": []}}, "enforcement level",
+                     id="a-list-for-a-level"),
         pytest.param({"all": 5}, "a level or an object", id="all-neither-level-nor-object"),
     ],
 )  # fmt: skip
