@@ -45,6 +45,10 @@ _LOG_TAIL: Final = 15
 _RUNNING_CHECK_DELAY_S: Final = 0.1
 
 
+class ContainerRefused(ApplyError):
+    """The engine refused to create a container: it created nothing."""
+
+
 @dataclass
 class StackObjects:
     """Docker objects labelled `io.secure-redis.stack=<stack>`, by kind (names or tags)."""
@@ -202,7 +206,15 @@ class LocalApplier:
 
         if spec.name:
             created(spec.name)
-        container_id = self._container(spec, image_ids, created)
+        try:
+            container_id = self._container(spec, image_ids, created)
+        except ContainerRefused:
+            # The engine answered that it created nothing (a name taken by a container of
+            # something else, the image gone): the name must not stay recorded, or the next up
+            # would remove whatever holds it as an unfinished container of the stack's.
+            state.resources.pop(step.urn, None)
+            save(state)
+            raise
         return container_id, {"imageId": image_ids.get(spec.image, spec.image)}
 
     def _replace_for_image(
@@ -364,7 +376,9 @@ class LocalApplier:
                 **spec.create,
             )
         except APIError as exc:
-            raise ApplyError(f"{spec.resource}: docker refused the container: {_why(exc)}") from exc
+            raise ContainerRefused(
+                f"{spec.resource}: docker refused the container: {_why(exc)}"
+            ) from exc
         cid = str(container["Id"])
         created(cid)
         for endpoint in spec.endpoints[1:]:
