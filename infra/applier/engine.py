@@ -166,7 +166,7 @@ class LocalApplier:
                 prior = state.resources.get(change.urn)
                 if prior is not None:
                     with _engine_errors(f"removing {change.name}"):
-                        self._remove(kind, prior)
+                        self._remove(kind, prior, state.stack)
                 state.resources.pop(change.urn, None)
                 save(state)
 
@@ -233,7 +233,7 @@ class LocalApplier:
             self.say(f"container {_label(spec)} kept: its image was rebuilt to the same image ID")
             return False
         with _engine_errors(f"removing {prior.name}"):
-            self._remove(CONTAINER, prior)
+            self._remove(CONTAINER, prior, state.stack)
         state.resources.pop(step.urn, None)
         save(state)
         return True
@@ -270,10 +270,16 @@ class LocalApplier:
             return bool((found.get("State") or {}).get("Running"))
         return True
 
-    def _remove(self, kind: str, prior: ResourceState) -> None:
-        """Remove a replaced or deleted object; volumes and images are only forgotten."""
+    def _remove(self, kind: str, prior: ResourceState, stack: str) -> None:
+        """Remove a replaced or deleted object; volumes and images are only forgotten. An
+        unfinished container may be recorded by the name it was to have (an up interrupted
+        before the engine answered its create): whatever holds that name is removed only when
+        it is labelled as the stack's."""
         try:
             if kind == CONTAINER:
+                if prior.outputs.get(INCOMPLETE) and not self._labelled(prior.id, stack):
+                    self.say(f"not removing container {prior.id}: not labelled as stack {stack}'s")
+                    return
                 self.say(f"removing container {prior.name}")
                 self.api.remove_container(prior.id, force=True, v=True)
             elif kind == NETWORK:
@@ -287,6 +293,10 @@ class LocalApplier:
                 self.say(f"keeping volume {prior.name}: no longer declared; down removes it")
         except NotFound:
             pass  # already gone: the goal of removing it holds
+
+    def _labelled(self, container: str, stack: str) -> bool:
+        config = self.api.inspect_container(container).get("Config") or {}
+        return bool((config.get("Labels") or {}).get(STACK_LABEL) == stack)
 
     def _refuse_name_clashes(self, plan: Plan, creating: set[str]) -> None:
         """Objects with a name the plan creates: never touch them. One labelled as this stack's

@@ -153,6 +153,37 @@ def test_applier__a_name_the_engine_refused_is_never_taken_for_the_stacks_contai
             docker_client.api.remove_container(other.id, force=True)
 
 
+def test_applier__an_up_interrupted_before_its_create_never_removes_anothers_container(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient
+) -> None:
+    """As above, but the up is interrupted once the state holds the name and before the engine
+    answers the create: the next up finds an unfinished container by that name, and it is not
+    the stack's (no stack label), so it is left alone and the up refused."""
+    stack, applier = scratch
+    state = StackState(stack)
+    plan = plan_stack(stack, [container(stack, command=["true"], attach=True, mustRun=False)],
+                      root=Path("/"))  # fmt: skip
+    applier.up(plan, state)
+    docker_client.api.remove_container(f"{stack}-c", force=True)
+    other = docker_client.containers.create(BASE, ["true"], name=f"{stack}-c", network_mode="none")
+
+    def at_the_name(saved: StackState) -> None:
+        if any(
+            r.outputs.get(INCOMPLETE) and r.id == f"{stack}-c" for r in saved.resources.values()
+        ):
+            raise KeyboardInterrupt
+
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            applier.up(plan, state, checkpoint=at_the_name)
+        with pytest.raises(ApplyError, match="docker refused the container"):
+            applier.up(plan, state)
+        assert docker_client.api.inspect_container(f"{stack}-c")["Id"] == other.id
+    finally:
+        with contextlib.suppress(NotFound):  # gone when an up removed it
+            docker_client.api.remove_container(other.id, force=True)
+
+
 def test_applier__an_up_interrupted_right_after_a_create_converges_on_the_next(
     scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient
 ) -> None:
