@@ -120,11 +120,9 @@ def resolve_config(
     if unknown:
         raise ConfigError(f"policy config names no policy of this pack: {', '.join(unknown)}")
     resolved: dict[str, tuple[str, dict[str, Any]]] = {}
-    everything = user.get("all")
+    everything = _level_for_all(user.get("all"))
     for policy in policies:
-        level = policy.enforcement
-        if isinstance(everything, str):
-            level = everything
+        level = everything or policy.enforcement
         properties = {k: s["default"] for k, s in policy.config_schema.items() if "default" in s}
         entry = user.get(policy.name)
         if isinstance(entry, str):
@@ -141,6 +139,21 @@ def resolve_config(
             )
         resolved[policy.name] = (level, properties)
     return resolved
+
+
+def _level_for_all(entry: Any) -> str | None:
+    """The level `all` sets every policy to, read as the CLI reads any policy's entry: a level,
+    or an object's `enforcementLevel` (Pulumi's docs write `"all": {"enforcementLevel": ...}`);
+    None when it sets none."""
+    if isinstance(entry, Mapping):
+        entry = entry.get("enforcementLevel")
+    elif entry is not None and not isinstance(entry, str):
+        raise ConfigError("config for all must be a level or an object")
+    if entry is None:
+        return None
+    if not isinstance(entry, str) or entry not in _LEVEL_VALUES:
+        raise ConfigError(f"enforcement level for all must be one of {sorted(_LEVEL_VALUES)}")
+    return entry
 
 
 def _validate(policy: PolicyInfo, entry: Mapping[str, Any]) -> None:

@@ -45,6 +45,10 @@ _LOG_TAIL: Final = 15
 _RUNNING_CHECK_DELAY_S: Final = 0.1
 
 
+class ContainerRefused(ApplyError):
+    """The engine refused to create a container: it created nothing."""
+
+
 @dataclass
 class StackObjects:
     """Docker objects labelled `io.secure-redis.stack=<stack>`, by kind (names or tags)."""
@@ -162,7 +166,7 @@ class LocalApplier:
                 prior = state.resources.get(change.urn)
                 if prior is not None:
                     with _engine_errors(f"removing {change.name}"):
-                        self._remove(kind, prior)
+                        self._remove(kind, prior, state.stack)
                 state.resources.pop(change.urn, None)
                 save(state)
 
@@ -202,7 +206,15 @@ class LocalApplier:
 
         if spec.name:
             created(spec.name)
-        container_id = self._container(spec, image_ids, created)
+        try:
+            container_id = self._container(spec, image_ids, created)
+        except ContainerRefused:
+            # The engine answered that it created nothing (a name taken by a container of
+            # something else, the image gone): the name must not stay recorded, or the next up
+            # would remove whatever holds it as an unfinished container of the stack's.
+            state.resources.pop(step.urn, None)
+            save(state)
+            raise
         return container_id, {"imageId": image_ids.get(spec.image, spec.image)}
 
     def _replace_for_image(
@@ -221,7 +233,7 @@ class LocalApplier:
             self.say(f"container {_label(spec)} kept: its image was rebuilt to the same image ID")
             return False
         with _engine_errors(f"removing {prior.name}"):
-            self._remove(CONTAINER, prior)
+            self._remove(CONTAINER, prior, state.stack)
         state.resources.pop(step.urn, None)
         save(state)
         return True
@@ -258,10 +270,16 @@ class LocalApplier:
             return bool((found.get("State") or {}).get("Running"))
         return True
 
-    def _remove(self, kind: str, prior: ResourceState) -> None:
-        """Remove a replaced or deleted object; volumes and images are only forgotten."""
+    def _remove(self, kind: str, prior: ResourceState, stack: str) -> None:
+        """Remove a replaced or deleted object; volumes and images are only forgotten. An
+        unfinished container may be recorded by the name it was to have (an up interrupted
+        before the engine answered its create): whatever holds that name is removed only when
+        it is labelled as the stack's."""
         try:
             if kind == CONTAINER:
+                if prior.outputs.get(INCOMPLETE) and not self._labelled(prior.id, stack):
+                    self.say(f"not removing container {prior.id}: not labelled as stack {stack}'s")
+                    return
                 self.say(f"removing container {prior.name}")
                 self.api.remove_container(prior.id, force=True, v=True)
             elif kind == NETWORK:
@@ -275,6 +293,10 @@ class LocalApplier:
                 self.say(f"keeping volume {prior.name}: no longer declared; down removes it")
         except NotFound:
             pass  # already gone: the goal of removing it holds
+
+    def _labelled(self, container: str, stack: str) -> bool:
+        config = self.api.inspect_container(container).get("Config") or {}
+        return bool((config.get("Labels") or {}).get(STACK_LABEL) == stack)
 
     def _refuse_name_clashes(self, plan: Plan, creating: set[str]) -> None:
         """Objects with a name the plan creates: never touch them. One labelled as this stack's
@@ -364,7 +386,9 @@ class LocalApplier:
                 **spec.create,
             )
         except APIError as exc:
-            raise ApplyError(f"{spec.resource}: docker refused the container: {_why(exc)}") from exc
+            raise ContainerRefused(
+                f"{spec.resource}: docker refused the container: {_why(exc)}"
+            ) from exc
         cid = str(container["Id"])
         created(cid)
         for endpoint in spec.endpoints[1:]:

@@ -18,7 +18,8 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import Any, Final
 
@@ -196,10 +197,13 @@ def task_containers(resources: Iterable[Resource]) -> list[Resource]:
             if m.get("type") in ("secret", "config")
         ]
         shaped.append(dataclasses.replace(resource, props=props))
-    return [_networks_by_name(r, everything) for r in shaped]
+    originals = {r.urn: r for r in everything}
+    return [_networks_by_name(r, everything, originals.get(r.urn, r)) for r in shaped]
 
 
-def _networks_by_name(resource: Resource, everything: Sequence[Resource]) -> Resource:
+def _networks_by_name(
+    resource: Resource, everything: Sequence[Resource], declared_as: Resource
+) -> Resource:
     """The resource with a network it joins by ID (`network.id`, as pulumi-docker recommends
     for services) named by that network's name, so the rules that look networks up by name see
     it. The engine's property dependencies tie IDs to the network resources whose outputs
@@ -209,7 +213,11 @@ def _networks_by_name(resource: Resource, everything: Sequence[Resource]) -> Res
     else is left as it is, and judged as a network this stack does not declare. Without
     property dependencies (records that carry none) the resource's dependencies stand in; they
     also hold `depends_on`, so a program joining another stack's network by a literal ID while
-    it depends on one of its own could pass for that one there.
+    it depends on one of its own could pass for that one there. A network whose name the
+    property holds anywhere but in an entry's name (an alias, or for a service anywhere in its
+    task spec) may have flowed in there instead, so it is no candidate: otherwise an alias
+    naming its own network made another stack's network, joined by a literal ID, pass as it.
+    `declared_as` is the resource as declared (a service's task spec, before its shaping).
     """
     entries = items(resource.props.get("networksAdvanced"), "networksAdvanced")
     declared = {
@@ -222,13 +230,32 @@ def _networks_by_name(resource: Resource, everything: Sequence[Resource]) -> Res
     # A service's networks sit inside its task spec: the engine reports the top property.
     key = "taskSpec" if resource.type == SERVICE else "networksAdvanced"
     sources = flowed.get(key, ()) if flowed else resource.dependencies
-    candidates = sorted({by_urn[u] for u in sources if u in by_urn} - set(names))
+    elsewhere = Counter(_texts(declared_as.props.get(key)))
+    elsewhere.subtract(names)
+    candidates = sorted(
+        {by_urn[u] for u in sources if u in by_urn}
+        - set(names)
+        - {t for t, n in elsewhere.items() if n > 0}
+    )
     if not unresolved or len(unresolved) != len(candidates):
         return resource
     resolved = [dict(mapping(e)) for e in entries]
     for index, name in zip(unresolved, candidates, strict=True):
         resolved[index]["name"] = name
     return dataclasses.replace(resource, props={**resource.props, "networksAdvanced": resolved})
+
+
+def _texts(value: Any) -> Iterator[str]:
+    """Every string in a property value, at any depth (under the engine, props are
+    pulumi_policy's Mapping/Sequence proxies: policies/rules/_props.py)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _texts(item)
+    elif isinstance(value, Sequence) and not isinstance(value, bytes):
+        for item in value:
+            yield from _texts(item)
 
 
 def _networks(task: Mapping[str, Any]) -> list[dict[str, Any]]:

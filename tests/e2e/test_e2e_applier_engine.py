@@ -5,6 +5,7 @@ pulumi-docker's do (so they fail where the provider would), attach checks the ex
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 
 import docker
 import pytest
+from docker.errors import NotFound
 
 from infra.applier.engine import INCOMPLETE, LocalApplier
 from infra.applier.errors import ApplyError
@@ -124,6 +126,62 @@ def test_applier__a_container_whose_step_failed_is_in_the_state_and_the_next_up_
     assert INCOMPLETE not in state.resources[urn].outputs
     assert docker_client.api.inspect_container(f"{stack}-c")["Id"] == state.resources[urn].id
     assert state.resources[urn].id != recorded.id, "the unfinished one was replaced"
+
+
+def test_applier__a_name_the_engine_refused_is_never_taken_for_the_stacks_container(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient
+) -> None:
+    """The stack's container removed behind the state's back and its name taken by a container
+    of something else: the up that recreates it is refused (a name conflict), and so is the
+    next, which must not remove the other container as an unfinished one of the stack's (the
+    state had recorded the name before the engine refused it)."""
+    stack, applier = scratch
+    state = StackState(stack)
+    plan = plan_stack(stack, [container(stack, command=["true"], attach=True, mustRun=False)],
+                      root=Path("/"))  # fmt: skip
+    applier.up(plan, state)
+    docker_client.api.remove_container(f"{stack}-c", force=True)
+    other = docker_client.containers.create(BASE, ["true"], name=f"{stack}-c", network_mode="none")
+    try:
+        with pytest.raises(ApplyError, match="docker refused the container"):
+            applier.up(plan, state)
+        with pytest.raises(ApplyError, match=f"is not labelled {STACK_LABEL}={stack}"):
+            applier.up(plan, state)
+        assert docker_client.api.inspect_container(f"{stack}-c")["Id"] == other.id
+    finally:
+        with contextlib.suppress(NotFound):  # gone when an up removed it
+            docker_client.api.remove_container(other.id, force=True)
+
+
+def test_applier__an_up_interrupted_before_its_create_never_removes_anothers_container(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient
+) -> None:
+    """As above, but the up is interrupted once the state holds the name and before the engine
+    answers the create: the next up finds an unfinished container by that name, and it is not
+    the stack's (no stack label), so it is left alone and the up refused."""
+    stack, applier = scratch
+    state = StackState(stack)
+    plan = plan_stack(stack, [container(stack, command=["true"], attach=True, mustRun=False)],
+                      root=Path("/"))  # fmt: skip
+    applier.up(plan, state)
+    docker_client.api.remove_container(f"{stack}-c", force=True)
+    other = docker_client.containers.create(BASE, ["true"], name=f"{stack}-c", network_mode="none")
+
+    def at_the_name(saved: StackState) -> None:
+        if any(
+            r.outputs.get(INCOMPLETE) and r.id == f"{stack}-c" for r in saved.resources.values()
+        ):
+            raise KeyboardInterrupt
+
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            applier.up(plan, state, checkpoint=at_the_name)
+        with pytest.raises(ApplyError, match="docker refused the container"):
+            applier.up(plan, state)
+        assert docker_client.api.inspect_container(f"{stack}-c")["Id"] == other.id
+    finally:
+        with contextlib.suppress(NotFound):  # gone when an up removed it
+            docker_client.api.remove_container(other.id, force=True)
 
 
 def test_applier__an_up_interrupted_right_after_a_create_converges_on_the_next(

@@ -95,11 +95,15 @@ def test_secure_foreign_stack_written_with_the_sdk__passes_under_the_mock_engine
 
 
 def _sdk_program_joining_networks_by_id(
-    raw: Callable[[], list[dict[str, Any]]], *, foreign_ids: bool = False
+    raw: Callable[[], list[dict[str, Any]]],
+    *,
+    foreign_ids: bool = False,
+    own_names_elsewhere: bool = False,
 ) -> Callable[[], None]:
     """The stack with every network joined by `network.id`, as pulumi-docker recommends for a
     service (`networksAdvanceds[].name` is deprecated there); `foreign_ids`: by literal IDs of
-    networks this stack does not declare instead."""
+    networks this stack does not declare instead; `own_names_elsewhere`: the network it used
+    to join still named, by its `name` output, in the entry's aliases or the task's env."""
 
     def program() -> None:
         networks: dict[str, docker.Network] = {}
@@ -110,6 +114,11 @@ def _sdk_program_joining_networks_by_id(
                 for entry in holder.get(key, []):
                     name = entry.pop("name")
                     entry[field] = "f" * 64 if foreign_ids else networks[name].id
+                    if own_names_elsewhere and key == "networks_advanced":
+                        entry["aliases"] = [networks[name].name]
+                    elif own_names_elsewhere:
+                        env = holder["container_spec"].setdefault("env", {})
+                        env[f"NETWORK_{len(env)}"] = networks[name].name
             created = _SDK_TYPES[item["type"]](item["name"], **props)
             if item["type"] == NETWORK:
                 networks[item["props"]["name"]] = created
@@ -131,6 +140,18 @@ def test_secure_foreign_stack_joining_networks_by_id__passes(
 
 def test_network_id_of_another_stack__is_still_not_this_stacks(analyze: Analyze) -> None:
     program = _sdk_program_joining_networks_by_id(foreign.raw, foreign_ids=True)
+    records = render_program(program, project=foreign.PROJECT, stack=foreign.STACK)
+    violated = mandatory(analyze(records))
+    assert {"stack-network-scoped", "network-redis-internal-only"} <= violated
+
+
+@pytest.mark.parametrize("raw", [foreign.raw, swarm.raw], ids=["containers", "swarm-services"])
+def test_network_id_of_another_stack_beside_its_own_networks_name__is_still_not_this_stacks(
+    analyze: Analyze, raw: Callable[[], list[dict[str, Any]]]
+) -> None:
+    """Its own network's name in an alias (or a service's env) flowed into the same property
+    as another stack's network ID: that is no sign the ID is its own network's (it passed)."""
+    program = _sdk_program_joining_networks_by_id(raw, foreign_ids=True, own_names_elsewhere=True)
     records = render_program(program, project=foreign.PROJECT, stack=foreign.STACK)
     violated = mandatory(analyze(records))
     assert {"stack-network-scoped", "network-redis-internal-only"} <= violated

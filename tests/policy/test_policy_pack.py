@@ -168,6 +168,11 @@ def test_first_preview__unknowns_defer_rules_but_argv_settings_are_still_judged(
         pytest.param({"secret-password-length": {"nope": 1}}, "no config property",
                      id="unknown-property"),
         pytest.param({"all": "sometimes"}, "enforcement level", id="bad-level"),
+        pytest.param({"all": {"enforcementLevel": "sometimes"}}, "enforcement level",
+                     id="bad-level-in-an-object"),
+        pytest.param({"all": {"enforcementLevel": []}}, "enforcement level",
+                     id="a-list-for-a-level"),
+        pytest.param({"all": 5}, "a level or an object", id="all-neither-level-nor-object"),
     ],
 )  # fmt: skip
 def test_resolve_config__rejects_bad_config(
@@ -175,6 +180,23 @@ def test_resolve_config__rejects_bad_config(
 ) -> None:
     with pytest.raises(ConfigError, match=error):
         resolve_config(pack.policies(), config)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [{"all": "advisory"}, {"all": {"enforcementLevel": "advisory"}}],
+    ids=["level", "object"],
+)
+def test_resolve_config__all_as_a_level_or_an_object_sets_every_policy(
+    pack: PackServer, config: dict[str, object]
+) -> None:
+    """The Pulumi CLI reads a policy's entry, `all` included, as a level or as an object with
+    `enforcementLevel` (its docs show `"all": {"enforcementLevel": "disabled"}`), then sets
+    every policy to `all`'s level before each policy's own: both forms lower every policy."""
+    resolved = resolve_config(pack.policies(), config)
+    assert {level for level, _ in resolved.values()} == {"advisory"}
+    named = resolve_config(pack.policies(), {**config, "redis-tls-only": "mandatory"})
+    assert named["redis-tls-only"][0] == "mandatory"
 
 
 def test_stack_config_files__tighten_production_and_never_downgrade(pack: PackServer) -> None:
