@@ -14,10 +14,15 @@ served (tests/unit/test_metrics_server.py shows each bound):
 
 - at most `max_connections` at once from other hosts, and at most `max_per_peer` of them from
   one address (so one container on the monitoring network, the app, cannot take every slot
-  from Prometheus); one more is closed at once, before a thread is started for it. Loopback
-  and the server's own address are not counted: the container's own health check connects
-  there, and only a process inside the container can (a container without CAP_NET_RAW cannot
-  send from another's address);
+  from Prometheus). A connection beyond either cap closes the longest-waiting connection that
+  has not sent its request head yet (its own address's first, for the per-address cap); only
+  when none is waiting is it closed at once, before a thread is started for it. Every user of
+  the host arrives from the frontend gateway's one address, as a Prometheus on the host does:
+  4 idle connections from a host shell kept such a Prometheus out (30 of 30 scrapes refused,
+  attack pass of 2026-12-01), and a scrape, which sends its head at once, now always gets in.
+  Loopback and the server's own address are not counted: the container's own health check
+  connects there, and only a process inside the container can (a container without
+  CAP_NET_RAW cannot send from another's address);
 - every connection is shut down `deadline_s` after it was accepted, whatever it is doing (a
   request dribbled a byte at a time included); each read or write also times out on its own;
 - a request head is read up to MAX_HEAD_BYTES; beyond that the client reads an end of file;
@@ -35,6 +40,7 @@ import sys
 import threading
 import time
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any, Final
 from wsgiref.simple_server import WSGIRequestHandler
 
@@ -88,8 +94,23 @@ class _Handler(WSGIRequestHandler):
         super().setup()
         self.rfile = io.BufferedReader(_LimitedReader(self.rfile, MAX_HEAD_BYTES))
 
+    def parse_request(self) -> bool:
+        parsed = super().parse_request()
+        # The head is in (or refused): from now on the connection is being served.
+        self.server.head_read(self.request)  # type: ignore[attr-defined]
+        return parsed
+
     def log_message(self, format: str, *args: Any) -> None:
         """No access log (the path and query are the client's)."""
+
+
+@dataclass
+class _Open:
+    """A connection accepted and not yet finished."""
+
+    deadline: float
+    peer: str | None  # its address when counted, else None
+    waiting_since: float | None  # accepted at, until its request head is read
 
 
 class BoundedMetricsServer(ThreadingWSGIServer):
@@ -111,9 +132,9 @@ class BoundedMetricsServer(ThreadingWSGIServer):
         self.deadline_s = deadline_s
         self.uncounted = frozenset(uncounted)
         self._lock = threading.Lock()
-        # -> (deadline, the peer's address when counted, else None)
-        self._open: dict[socket.socket, tuple[float, str | None]] = {}
+        self._open: dict[socket.socket, _Open] = {}
         self._refused = 0  # since the last log line (verify_request runs on one thread)
+        self._closed_waiting = 0  # likewise
         self._refusal_logged_at: float | None = None
 
     @property
@@ -127,26 +148,43 @@ class BoundedMetricsServer(ThreadingWSGIServer):
         if peer in self.uncounted:
             return True
         with self._lock:
-            peers = [counted for _, counted in self._open.values() if counted is not None]
-        if len(peers) < self.max_connections and peers.count(peer) < self.max_per_peer:
-            return True
-        self._refused += 1
+            counted = {s: o for s, o in self._open.items() if o.peer is not None}
+            own = {s: o for s, o in counted.items() if o.peer == peer}
+            if len(counted) < self.max_connections and len(own) < self.max_per_peer:
+                return True
+            # The cap that is full decides whose waiting connection makes room.
+            candidates = own if len(own) >= self.max_per_peer else counted
+            waiting = [
+                (o.waiting_since, s) for s, o in candidates.items() if o.waiting_since is not None
+            ]
+            oldest = min(waiting, key=lambda pair: pair[0], default=(0.0, None))[1]
+            if oldest is not None:
+                del self._open[oldest]  # its handler's _forget finds it gone
+        if oldest is not None:
+            with contextlib.suppress(OSError):  # its handler's read returns; its thread ends
+                oldest.shutdown(socket.SHUT_RDWR)
+            self._closed_waiting += 1
+        else:
+            self._refused += 1
         now = time.monotonic()
         last = self._refusal_logged_at
         if last is None or now - last >= REFUSAL_LOG_INTERVAL_S:
-            # The count only: the peer's address is not logged (one line per interval).
+            # The counts only: the peer's address is not logged (one line per interval).
             logger.warning(
-                "event=metrics_connections_refused reason=too_many_connections count=%d",
+                "event=metrics_connections_refused reason=too_many_connections count=%d "
+                "waiting_closed=%d",
                 self._refused,
+                self._closed_waiting,
             )
-            self._refused, self._refusal_logged_at = 0, now
-        return False
+            self._refused, self._closed_waiting, self._refusal_logged_at = 0, 0, now
+        return oldest is not None
 
     def process_request(self, request: Any, client_address: Any) -> None:
         peer = str(client_address[0])
         counted = None if peer in self.uncounted else peer
+        now = time.monotonic()
         with self._lock:
-            self._open[request] = (time.monotonic() + self.deadline_s, counted)
+            self._open[request] = _Open(now + self.deadline_s, counted, now)
         try:
             super().process_request(request, client_address)
         except BaseException:
@@ -164,7 +202,7 @@ class BoundedMetricsServer(ThreadingWSGIServer):
         (the handler's blocked read or write then returns, and its thread ends)."""
         now = time.monotonic()
         with self._lock:
-            late = [sock for sock, (deadline, _) in self._open.items() if deadline <= now]
+            late = [sock for sock, entry in self._open.items() if entry.deadline <= now]
         for sock in late:
             with contextlib.suppress(OSError):  # already closed by its handler
                 sock.shutdown(socket.SHUT_RDWR)
@@ -175,6 +213,13 @@ class BoundedMetricsServer(ThreadingWSGIServer):
         logger.warning(
             "event=metrics_request_failed error=%s", error.__name__ if error else "unknown"
         )
+
+    def head_read(self, request: Any) -> None:
+        """`request` has sent its head: it is no longer one a newcomer may close."""
+        with self._lock:
+            entry = self._open.get(request)
+            if entry is not None:
+                entry.waiting_since = None
 
     def _forget(self, request: Any) -> None:
         with self._lock:

@@ -94,7 +94,7 @@ from secure_cache.tls_probe import ProbeTarget, TlsPolicy, TlsPolicyProbe
 EXPORTER_USER: Final = "exporter"
 # The exporter's whole grant (see the module docstring for why it is the tightest).
 EXPORTER_COMMANDS: Final = "-@all +info +acl|log"
-INFO_SECTIONS: Final = ("server", "clients", "memory", "stats", "errorstats")
+INFO_SECTIONS: Final = ("server", "clients", "memory", "persistence", "stats", "errorstats")
 DEFAULT_METRICS_PORT: Final = 9121  # the port oliver006/redis_exporter registered
 OTHER: Final = "other"
 
@@ -113,6 +113,14 @@ ACL_LOG_REASONS: Final = ("auth", "command", "key", "channel")
 # acllog-max-len by the reload identity), after which any identity's denials of 2 MiB
 # arguments grow Redis outside maxmemory (RedisAclLogLengthRaised).
 ACL_LOG_READ: Final = 9
+# The eviction policies Redis 7.0 accepts (CONFIG SET refuses any other name), so the label
+# of redis_maxmemory_policy is a closed set; the stack sets allkeys-lru (infra/redis_conf.py).
+MAXMEMORY_POLICIES: Final = frozenset(
+    {
+        "volatile-lru", "allkeys-lru", "volatile-lfu", "allkeys-lfu", "volatile-random",
+        "allkeys-random", "volatile-ttl", "noeviction",
+    }
+)  # fmt: skip
 
 # INFO field -> (metric name, help, counter?)
 _INFO_FIELDS: Final[dict[str, tuple[str, str, bool]]] = {
@@ -121,6 +129,11 @@ _INFO_FIELDS: Final[dict[str, tuple[str, str, bool]]] = {
     "maxclients": ("redis_max_clients", "The maxclients limit.", False),
     "used_memory": ("redis_memory_used_bytes", "Memory Redis has allocated.", False),
     "maxmemory": ("redis_memory_max_bytes", "The maxmemory limit (0: none).", False),
+    "aof_enabled": (
+        "redis_aof_enabled",
+        "1 while Redis keeps its append-only file (the stack sets appendonly yes).",
+        False,
+    ),
     "evicted_keys": ("redis_evicted_keys", "Keys evicted under maxmemory.", True),
     "expired_keys": ("redis_expired_keys", "Keys removed at expiry.", True),
     "rejected_connections": (
@@ -167,6 +180,17 @@ def info_families(info: Mapping[str, Any], tls_port: int | None = None) -> list[
             continue
         family_type = CounterMetricFamily if counter else GaugeMetricFamily
         families.append(family_type(metric, help_text, value=value))
+    policy = info.get("maxmemory_policy")
+    if isinstance(policy, str):
+        # CONFIG SET maxmemory-policy noeviction (the reload identity may) makes every write
+        # fail with OOM once the cache is full: RedisEvictionPolicyChanged.
+        policies = GaugeMetricFamily(
+            "redis_maxmemory_policy",
+            "The eviction policy at maxmemory (1 for the one in force).",
+            labels=["policy"],
+        )
+        policies.add_metric([policy if policy in MAXMEMORY_POLICIES else OTHER], 1)
+        families.append(policies)
     errors: dict[str, float] = {}
     for name, value in info.items():
         if not name.startswith("errorstat_") or not isinstance(value, Mapping):

@@ -9,12 +9,18 @@ bound the bytes in flight.
 
 What this module adds to uvicorn, each for a measured gap (tests/integration/test_cache_service.py):
 
-- a connection limit that refuses the connection itself (JSON 503, closed) rather than
-  uvicorn's limit_concurrency, which counts idle connections too and answers plain text.
+- a connection limit that keeps the service reachable rather than uvicorn's
+  limit_concurrency, which counts idle connections too and answers plain text. At the limit a
+  new connection closes the counted connection that has waited longest for a request head
+  (never one whose request is being served); only when every counted connection is serving a
+  request is the new one refused (JSON 503, closed). Anyone who reaches the port can open
+  connections without the token, and the host's clients all arrive from one address (Docker's
+  proxy on the frontend gateway), so a per-peer cap cannot tell them apart: 450 connections
+  that one host process kept reopening got 95% of other clients' requests a 503 (attack pass
+  of 2026-12-01); a connection that sends its request at once is now never the one closed.
   Loopback is not counted: inside the deployed container only the container's own health
-  check connects from there (the host's clients arrive through Docker from the frontend
-  network's gateway), so 400 held connections from the host made /healthz answer 503 and
-  the container unhealthy (attack pass of 2026-11-30); now they leave it healthy;
+  check connects from there, so 400 held connections from the host made /healthz answer 503
+  and the container unhealthy (attack pass of 2026-11-30); now they leave it healthy;
 - a deadline for a request's headers from the moment a connection opens or finishes a
   response: uvicorn arms its keep-alive timer only after a response, so a connection that never
   sends a request (or dribbles one byte at a time) would otherwise stay forever;
@@ -51,6 +57,8 @@ HEADER_TIMEOUT_S: Final = 10
 MAX_HEAD_BYTES: Final = 16 * 1024
 # Peers not counted against the connection limit (see the module docstring).
 LOOPBACK: Final = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
+# Connections closed at the limit are logged at most this often (_OverloadLog).
+OVERLOAD_LOG_INTERVAL_S: Final = 10.0
 
 
 class ServeError(SecureCacheError):
@@ -66,23 +74,59 @@ def _json_response(status: int, error: str) -> bytes:
     ) % (status, reason, len(body), body)
 
 
+class _OverloadLog:
+    """Connections closed at the limit, logged at most once per OVERLOAD_LOG_INTERVAL_S with
+    the counts since the last line: a line per connection let a flood rotate the container's
+    whole log (10 MiB x 3) away within minutes."""
+
+    def __init__(self) -> None:
+        self.evicted = 0
+        self.refused = 0
+        self._last = -OVERLOAD_LOG_INTERVAL_S
+
+    def record(self, now: float, *, evicted: bool, connections: int) -> None:
+        if evicted:
+            self.evicted += 1
+        else:
+            self.refused += 1
+        if now - self._last >= OVERLOAD_LOG_INTERVAL_S:
+            logger.warning(
+                "event=http_overloaded connections=%d idle_closed=%d refused=%d",
+                connections,
+                self.evicted,
+                self.refused,
+            )
+            self.evicted = self.refused = 0
+            self._last = now
+
+
 class GuardedH11Protocol(H11Protocol):
     """uvicorn's h11 protocol with a connection limit, a header deadline and JSON 400s."""
 
     max_connections: ClassVar[int] = 400
+    overload_log: ClassVar[_OverloadLog] = _OverloadLog()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._head_cycle: object = None
         self._head_timer: asyncio.TimerHandle | None = None
+        # Loop time since which the connection has waited for a request head; None while a
+        # request is being served.
+        self.waiting_since: float | None = None
         peer = transport.get_extra_info("peername")
         self.counted = not (isinstance(peer, tuple) and peer[0] in LOOPBACK)
-        counted = sum(1 for c in self.connections if getattr(c, "counted", True))
-        if self.counted and counted > self.max_connections:
-            logger.warning("event=http_overloaded connections=%d", counted)
-            transport.write(_json_response(503, "too many connections; retry shortly"))
-            transport.close()
-            return
+        counted = [c for c in self.connections if isinstance(c, GuardedH11Protocol) and c.counted]
+        if self.counted and len(counted) > self.max_connections:
+            waiting = [(c.waiting_since, c) for c in counted if c.waiting_since is not None]
+            oldest = min(waiting, key=lambda pair: pair[0], default=(0.0, None))[1]
+            self.overload_log.record(
+                self.loop.time(), evicted=oldest is not None, connections=len(counted)
+            )
+            if oldest is None:  # every counted connection is serving a request
+                transport.write(_json_response(503, "too many connections; retry shortly"))
+                transport.close()
+                return
+            oldest.close_idle()
         self._arm_head_deadline()
 
     def data_received(self, data: bytes) -> None:
@@ -90,15 +134,18 @@ class GuardedH11Protocol(H11Protocol):
         if self._head_timer is not None and self.cycle is not self._head_cycle:
             self._head_timer.cancel()  # a request head arrived
             self._head_timer = None
+            self.waiting_since = None
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self.transport.is_closing():
+        # uvicorn may have started a pipelined request above: that one is being served.
+        if not self.transport.is_closing() and self._idle():
             self._arm_head_deadline()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._head_timer is not None:
             self._head_timer.cancel()
+        self.waiting_since = None
         super().connection_lost(exc)
 
     def send_400_response(self, msg: str) -> None:
@@ -106,16 +153,29 @@ class GuardedH11Protocol(H11Protocol):
         self.transport.write(_json_response(400, "malformed HTTP/1.1 request"))
         self.transport.close()
 
+    def close_idle(self) -> None:
+        """Close a connection that waits for a request head (as its deadline would)."""
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        self.waiting_since = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def _idle(self) -> bool:
+        return self.cycle is None or self.cycle.response_complete
+
     def _arm_head_deadline(self) -> None:
         if self._head_timer is not None:
             self._head_timer.cancel()
         self._head_cycle = self.cycle
+        self.waiting_since = self.loop.time()
         self._head_timer = self.loop.call_later(HEADER_TIMEOUT_S, self._head_deadline)
 
     def _head_deadline(self) -> None:
         self._head_timer = None
-        if self.cycle is self._head_cycle and not self.transport.is_closing():
-            self.transport.close()
+        if self.cycle is self._head_cycle and self._idle():
+            self.close_idle()
 
 
 def bind(settings: ServiceSettings) -> socket.socket:

@@ -308,40 +308,109 @@ def test_idle_connections__healthz_answers_while_200_are_held_open(service: Serv
             sock.close()
 
 
-def test_connection_limit__refuses_other_hosts_but_never_the_containers_health_check(
-    service: Service, tmp_path: Path
-) -> None:
-    """The deployed health check connects over the container's loopback; the host's clients
-    arrive from another address (Docker's proxy on the frontend gateway), here 127.0.0.2.
-    Before, 400 idle connections from the host made /healthz 503 and the container unhealthy
-    (attack pass of 2026-11-30 on a deployed stack)."""
-    limit = 5
+def _from_other_host(port: int) -> socket.socket:
+    """A connection from 127.0.0.2, as the host's clients arrive from an address that is not
+    the container's loopback (Docker's proxy on the frontend gateway)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.2", 0))
+    sock.connect(("127.0.0.1", port))
+    sock.settimeout(10)
+    return sock
+
+
+def _status_from_other_host(port: int, path: str, headers: dict[str, str]) -> int:
+    with _from_other_host(port) as sock:
+        head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n{head}\r\n".encode())
+        return int(sock.recv(4096).split(b" ", 2)[1])
+
+
+LIMIT = 5
+
+
+@pytest.fixture
+def limited(service: Service, tmp_path: Path) -> Iterator[int]:
+    """A second service whose HTTP_MAX_CONNECTIONS is LIMIT; yields its port."""
     port = free_port()
-    env = {**service.env, "HTTP_PORT": str(port), "HTTP_MAX_CONNECTIONS": str(limit)}
+    env = {**service.env, "HTTP_PORT": str(port), "HTTP_MAX_CONNECTIONS": str(LIMIT)}
     with serving(env, port, tmp_path / "limited.log"):
-        held = []
+        yield port
+
+
+def test_connection_limit__idle_connections_holding_every_slot_do_not_keep_a_client_out(
+    limited: int,
+) -> None:
+    """Whoever reaches the port can open connections without the token; the host's clients
+    all arrive from one address, so a per-peer cap cannot separate them. At the limit a new
+    connection closes the one that has waited longest for a request head. Before, 450
+    connections that one host process kept open answered 95% of other clients' requests with
+    503 (attack pass of 2026-12-01 on a deployed stack)."""
+    held = [_from_other_host(limited) for _ in range(LIMIT)]
+    try:
+        time.sleep(0.5)  # the server has taken them in
+        healthz = _status_from_other_host(limited, "/healthz", {})
+        lookup = _status_from_other_host(limited, "/cache/missing", AUTH)
+        oldest = held[0].recv(4096)
+    finally:
+        for sock in held:
+            sock.close()
+    assert (healthz, lookup) == (200, 404)
+    assert oldest == b"", f"the longest-waiting connection is closed: {oldest[:80]!r}"
+
+
+def test_connection_limit__requests_being_served_are_never_closed_for_a_newcomer(
+    limited: int,
+) -> None:
+    """Connections in the middle of a request (here uploads whose body is still arriving)
+    are not the idle ones the limit closes: the newcomer is refused with JSON 503 and the
+    uploads complete."""
+    uploads = [_from_other_host(limited) for _ in range(LIMIT)]
+    try:
+        for index, sock in enumerate(uploads):
+            sock.sendall(
+                f"PUT /cache/busy{index} HTTP/1.1\r\nHost: localhost\r\n".encode()
+                + f"Authorization: Bearer {TOKEN}\r\nContent-Length: 4\r\n\r\nxx".encode()
+            )
+        time.sleep(0.5)  # every upload's head has been read
+        with _from_other_host(limited) as beyond:
+            refused = beyond.recv(4096)
+        for sock in uploads:
+            sock.sendall(b"yy")
+        stored = [sock.recv(4096).split(b" ", 2)[1] for sock in uploads]
+    finally:
+        for sock in uploads:
+            sock.close()
+    assert refused.startswith(b"HTTP/1.1 503"), f"positive control: {refused[:80]!r}"
+    assert json.loads(refused.partition(b"\r\n\r\n")[2]) == {
+        "error": "too many connections; retry shortly"
+    }
+    assert stored == [b"204"] * LIMIT
+
+
+def test_connection_limit__never_counts_the_containers_health_check(limited: int) -> None:
+    """The deployed health check connects over the container's loopback and is not counted:
+    before, 400 idle connections from the host made /healthz 503 and the container unhealthy
+    (attack pass of 2026-11-30 on a deployed stack). Here the counted slots are busy, so a
+    newcomer from another host is refused (positive control), and loopback is still served."""
+    uploads = [_from_other_host(limited) for _ in range(LIMIT)]
+    try:
+        for sock in uploads:
+            sock.sendall(
+                b"PUT /cache/busy HTTP/1.1\r\nHost: localhost\r\n"
+                + f"Authorization: Bearer {TOKEN}\r\nContent-Length: 4\r\n\r\n".encode()
+            )
+        time.sleep(0.5)
+        with _from_other_host(limited) as beyond:
+            refused = beyond.recv(4096)
+        health = http.client.HTTPConnection("127.0.0.1", limited, timeout=10)
         try:
-            for _ in range(limit):
-                sock = socket.socket()
-                sock.bind(("127.0.0.2", 0))
-                sock.connect(("127.0.0.1", port))
-                held.append(sock)
-            time.sleep(0.5)  # the server has taken them in
-            beyond = socket.socket()
-            beyond.bind(("127.0.0.2", 0))
-            beyond.connect(("127.0.0.1", port))
-            beyond.settimeout(10)
-            with beyond:
-                refused = beyond.recv(4096)
-            health = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            try:
-                health.request("GET", "/healthz")
-                status = health.getresponse().status
-            finally:
-                health.close()
+            health.request("GET", "/healthz")
+            status = health.getresponse().status
         finally:
-            for sock in held:
-                sock.close()
+            health.close()
+    finally:
+        for sock in uploads:
+            sock.close()
     assert refused.startswith(b"HTTP/1.1 503"), f"positive control: {refused[:80]!r}"
     assert status == 200
 

@@ -100,6 +100,29 @@ def test_maxmemory_and_maxclients_changed_at_runtime__are_exported(
     assert after["redis_max_clients"] == 10 * MAX_CLIENTS
 
 
+def test_persistence_and_eviction_policy_changed_at_runtime__are_exported(
+    drift: tuple[ExporterRedis, redis.Redis],
+) -> None:
+    """appendonly and maxmemory-policy are in INFO (persistence, memory): the exporter's
+    grant sees them. Other limits the reload identity can change are in no INFO field
+    (README, Monitoring)."""
+    setup, reload_client = drift
+
+    def policy() -> str:
+        body = generate_latest(registry_for(connect(setup.settings()))).decode()
+        (family,) = [
+            f for f in text_string_to_metric_families(body) if f.name == "redis_maxmemory_policy"
+        ]
+        return str([s.labels["policy"] for s in family.samples if s.value == 1])
+
+    assert _scrape(setup)["redis_aof_enabled"] == 1
+    assert policy() == "['allkeys-lru']"
+    reload_client.config_set("appendonly", "no")
+    reload_client.config_set("maxmemory-policy", "noeviction")
+    assert _scrape(setup)["redis_aof_enabled"] == 0
+    assert policy() == "['noeviction']"
+
+
 def _probed(setup: ExporterRedis, environment: str = "development") -> dict[str, float]:
     """One scrape with the TLS drift probes, run just before it (as `scrape` does)."""
     settings = setup.settings(ENVIRONMENT=environment)

@@ -8,6 +8,7 @@ shown here with `uncounted=()`.
 from __future__ import annotations
 
 import socket
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client.metrics_core import Metric
 
 from secure_cache.metrics_server import (
     MAX_HEAD_BYTES,
@@ -31,10 +33,24 @@ CLOSE_WAIT_S = 4.0
 OPEN_COUNT_WAIT_S = 10.0
 
 
+class _GatedCollector:
+    """A collector that holds each scrape until `gate` is set (a slow Redis): a connection
+    whose request is being answered, which the caps never close for a newcomer."""
+
+    def __init__(self, gate: threading.Event) -> None:
+        self.gate = gate
+
+    def collect(self) -> Iterator[Metric]:
+        self.gate.wait(OPEN_COUNT_WAIT_S)
+        return iter(())
+
+
 @contextmanager
-def metrics_server(**bounds: Any) -> Iterator[int]:
+def metrics_server(gate: threading.Event | None = None, **bounds: Any) -> Iterator[int]:
     registry = CollectorRegistry()
     Gauge("probe_value", "A value to serve.", registry=registry).set(1)
+    if gate is not None:
+        registry.register(_GatedCollector(gate))
     server, thread = serve_metrics(registry, "127.0.0.1", 0, **bounds)
     _SERVERS[int(server.server_address[1])] = server
     try:
@@ -105,16 +121,26 @@ def test_a_request_dribbled_byte_by_byte_is_cut_at_its_deadline() -> None:
         assert cut, "the server was still reading after 10 s of dribbling"
 
 
-def test_connections_beyond_the_cap_are_closed_at_once_and_a_scrape_answers_after() -> None:
-    with metrics_server(max_connections=2, uncounted=()) as port:
-        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+def _busy(port: int, source: str = "127.0.0.1") -> socket.socket:
+    """A connection whose scrape is being answered (held by a gated collector)."""
+    sock = _connect_from(source, port)
+    sock.sendall(b"GET /metrics HTTP/1.0\r\nHost: metrics\r\n\r\n")
+    return sock
+
+
+def test_connections_beyond_the_cap_are_closed_at_once_when_every_slot_is_serving() -> None:
+    gate = threading.Event()
+    with metrics_server(gate, max_connections=2, uncounted=()) as port:
+        busy = [_busy(port) for _ in range(2)]
         try:
             _wait_until_accepted(port, 2)
+            time.sleep(0.2)  # their heads have been read
             with socket.create_connection(("127.0.0.1", port)) as extra:
                 assert _closed_by_server(extra, CLOSE_WAIT_S)
-            assert not any(_closed_by_server(s, 0.1) for s in idle), "the held ones stay open"
+            assert not any(_closed_by_server(s, 0.1) for s in busy), "the busy ones stay open"
         finally:
-            for sock in idle:
+            gate.set()
+            for sock in busy:
                 sock.close()
         # The two handler threads notice the close and end; until then they hold the cap.
         _wait_for_open_connections(port, lambda n: n == 0, "the closed connections released")
@@ -168,17 +194,54 @@ def test_a_scrape_answers_in_the_format_it_asks_for(accept: str) -> None:
 def test_a_flood_of_refused_connections__is_one_log_line_with_its_count(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    with metrics_server(max_connections=1, uncounted=()) as port:
-        idle = socket.create_connection(("127.0.0.1", port))
+    gate = threading.Event()
+    with metrics_server(gate, max_connections=1, uncounted=()) as port:
+        busy = _busy(port)
         try:
             _wait_until_accepted(port, 1)
+            time.sleep(0.2)  # its head has been read
             for _ in range(30):
                 with socket.create_connection(("127.0.0.1", port)) as extra:
                     assert _closed_by_server(extra, CLOSE_WAIT_S)
         finally:
-            idle.close()
+            gate.set()
+            busy.close()
     refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
-    assert refusals == ["event=metrics_connections_refused reason=too_many_connections count=1"]
+    assert refusals == [
+        "event=metrics_connections_refused reason=too_many_connections count=1 waiting_closed=0"
+    ]
+
+
+def test_idle_connections_holding_every_slot_make_room_for_a_scrape() -> None:
+    """A connection that has sent no request head is the one closed for a newcomer; before,
+    the newcomer was refused, so whoever held the slots idle kept every scrape out."""
+    with metrics_server(max_connections=2, uncounted=()) as port:
+        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+        try:
+            _wait_until_accepted(port, 2)
+            answer = _scrape_from("127.0.0.1", port)
+            oldest_closed = _closed_by_server(idle[0], CLOSE_WAIT_S)
+        finally:
+            for sock in idle:
+                sock.close()
+    assert answer.startswith(b"HTTP/1.0 200"), answer[:100]
+    assert oldest_closed
+
+
+def test_a_scrape_gets_in_past_idle_connections_from_its_own_address() -> None:
+    """Every user of the host arrives from the frontend gateway's one address, as a Prometheus
+    on the host does: 4 idle connections from a host shell refused 30 of 30 of its scrapes on
+    a deployed stack (attack pass of 2026-12-01)."""
+    with metrics_server(max_connections=8, max_per_peer=2, uncounted=()) as port:
+        idle = [_connect_from("127.0.0.2", port) for _ in range(2)]
+        try:
+            _wait_until_accepted(port, 2)
+            answer = _scrape_from("127.0.0.2", port)
+        finally:
+            for sock in idle:
+                sock.close()
+    assert answer.startswith(b"HTTP/1.0 200"), answer[:100]
+    assert b"probe_value 1.0" in answer
 
 
 def _connect_from(source: str, port: int, server: str = "127.0.0.1") -> socket.socket:
@@ -202,15 +265,19 @@ def _scrape_from(source: str, port: int, server: str = "127.0.0.1") -> bytes:
 
 def test_one_address_cannot_take_every_slot() -> None:
     """The app shares the monitoring network with Prometheus: holding connections from its
-    one address, it leaves the other slots to Prometheus's."""
-    with metrics_server(max_connections=8, max_per_peer=2, uncounted=()) as port:
-        held = [_connect_from("127.0.0.2", port) for _ in range(2)]
+    one address (here scrapes it keeps busy), it leaves the other slots to Prometheus's."""
+    gate = threading.Event()
+    with metrics_server(gate, max_connections=8, max_per_peer=2, uncounted=()) as port:
+        held = [_busy(port, "127.0.0.2") for _ in range(2)]
         try:
             _wait_until_accepted(port, 2)
+            time.sleep(0.2)  # their heads have been read
             with _connect_from("127.0.0.2", port) as extra:
                 assert _closed_by_server(extra, CLOSE_WAIT_S), "a third from one address"
+            gate.set()
             answer = _scrape_from("127.0.0.3", port)
         finally:
+            gate.set()
             for sock in held:
                 sock.close()
     assert answer.startswith(b"HTTP/1.0 200"), answer[:100]

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from infra import pki
-from infra.redis_conf import ACL_LOG_MAX_LEN, MAX_CLIENTS
+from infra.redis_conf import ACL_LOG_MAX_LEN, MAX_CLIENTS, RedisTlsConf, directives
 from secure_cache.metrics import SecurityEvents
 from secure_cache.prometheus import CacheMetrics
 from secure_cache.redis_exporter import (
@@ -120,6 +120,12 @@ def test_alerts__use_only_metrics_the_code_exports(tmp_path: Path) -> None:
     for rule in _alerts():
         used = set(re.findall(r"\b((?:secure_cache|redis)_[a-z_]+|up)\b", rule["expr"]))
         assert used <= exported, f"{rule['alert']} uses {used - exported}, which nothing exports"
+
+
+def test_eviction_policy_alert__names_the_stacks_policy() -> None:
+    (rule,) = [r for r in _alerts() if r["alert"] == "RedisEvictionPolicyChanged"]
+    conf = dict(directives(RedisTlsConf(6380, "c", "k", "ca", "acl", "/data", 64)))
+    assert rule["expr"] == f'redis_maxmemory_policy{{policy!="{conf["maxmemory-policy"]}"}} == 1'
 
 
 def test_max_clients_alert__matches_the_stacks_limit() -> None:

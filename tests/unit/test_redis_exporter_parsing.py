@@ -35,6 +35,7 @@ INFO: dict[str, Any] = {
     "used_memory_human": "906.89K",
     "maxmemory": 67108864,
     "maxmemory_policy": "allkeys-lru",
+    "aof_enabled": 1,
     "evicted_keys": 5,
     "expired_keys": 9,
     "rejected_connections": 1,
@@ -91,6 +92,24 @@ def test_info__gauges_and_counters_in_base_units() -> None:
     assert values[("redis_rejected_connections_total", ())] == 1
     assert values[("redis_uptime_seconds", ())] == 42
     assert ("redis_memory_used_bytes_total", ()) not in values
+
+
+@pytest.mark.parametrize(
+    ("policy", "label"),
+    [("allkeys-lru", "allkeys-lru"), ("noeviction", "noeviction"), ("not-a-policy", "other")],
+)
+def test_info__the_eviction_policy_is_a_closed_label_and_the_aof_a_gauge(
+    policy: str, label: str
+) -> None:
+    """maxmemory-policy and appendonly can be changed at runtime by the reload identity
+    (RedisEvictionPolicyChanged, RedisPersistenceDisabled); a name Redis would not accept
+    never becomes a label of its own."""
+    values = _values(info_families({**INFO, "maxmemory_policy": policy, "aof_enabled": 0}))
+    assert values[("redis_maxmemory_policy", (("policy", label),))] == 1
+    assert [k for k in values if k[0] == "redis_maxmemory_policy"] == [
+        ("redis_maxmemory_policy", (("policy", label),))
+    ]
+    assert values[("redis_aof_enabled", ())] == 0
 
 
 def test_info__errorstats_by_known_kind_and_other() -> None:
