@@ -367,6 +367,8 @@ def test_strictness_cli__unknown_stack_exit_2(capsys: pytest.CaptureFixture[str]
     ("config", "named"),
     [
         ({"all": "disabled"}, "(all)"),
+        # Pulumi's CLI takes `all` as an object too (pkg/resource/analyzer config.go applyConfig).
+        ({"all": {"enforcementLevel": "advisory"}}, "(all)"),
         ({"redis-tls-only": "disabled", "network-redis-no-published-port": "advisory"},
          "(network-redis-no-published-port, redis-tls-only)"),
         ({"redis-tls-only": {"enforcementLevel": "disabled"}}, "(redis-tls-only)"),
@@ -387,13 +389,12 @@ def test_policy_config_that_lowers_mandatory_policies__is_said(
 @pytest.mark.parametrize(
     "config",
     [
-        # The pack takes `all` as a level only (analyzer.resolve_config): an object is no
-        # lowering, so nothing may be said and the violations stay mandatory.
-        {"all": {"enforcementLevel": "advisory"}},
         # A policy named at its own level wins over `all`, so it is not among those lowered.
         {"all": "disabled", "redis-tls-only": "mandatory"},
+        {"all": {"enforcementLevel": "disabled"},
+         "redis-tls-only": {"enforcementLevel": "mandatory"}},
     ],
-)
+)  # fmt: skip
 def test_policy_config__said_lowered_only_as_the_pack_applies_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], config: dict[str, Any]
 ) -> None:
@@ -402,12 +403,9 @@ def test_policy_config__said_lowered_only_as_the_pack_applies_it(
     code = run(_args(_write(tmp_path, PLAINTEXT_REDIS), "--config", str(path)), io.StringIO())
     err = capsys.readouterr().err
     assert code == 1, "redis-tls-only is still enforced"
-    if "redis-tls-only" in config:
-        assert "lowers mandatory policies (" in err
-        assert "(all)" not in err
-        assert "redis-tls-only" not in err.split("lowers mandatory policies", 1)[1]
-    else:
-        assert "lowers mandatory policies" not in err
+    assert "lowers mandatory policies (" in err
+    assert "(all)" not in err
+    assert "redis-tls-only" not in err.split("lowers mandatory policies", 1)[1]
 
 
 @pytest.mark.parametrize("environment", ["dev", "staging", "prod"])
