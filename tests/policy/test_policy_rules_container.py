@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
+from policies.records import Record
 from policies.rules import RULES
+from policies.rules._model import CONTAINER
 from tests.policy import foreign
 from tests.policy.support import assert_reasons, mutate, run_rule
 
@@ -193,3 +195,27 @@ def test_container_rule(
         assert_reasons("container", request, messages)
     for message in messages:
         assert resource in message, "a message names the resource it is about"
+
+
+@pytest.mark.parametrize(
+    ("host_path", "policy"),
+    [
+        ("/tmp/../var/run", "container-no-docker-socket"),
+        ("/srv/./../run/", "container-no-docker-socket"),
+        ("/var//run", "container-no-docker-socket"),
+        ("/tmp/../etc", "container-no-sensitive-mounts"),
+        ("/home/../../proc", "container-no-sensitive-mounts"),
+        ("//etc", "container-no-sensitive-mounts"),
+    ],
+)
+def test_host_path_spelled_with_dot_dot_or_double_slashes__is_judged_where_it_leads(
+    host_path: str, policy: str
+) -> None:
+    """Docker resolves a bind source's `..`; the pack judges the directory it names (red
+    before: `/tmp/../var/run` mounted the runtime's socket directory unnoticed)."""
+    for props in (
+        {"volumes": [{"hostPath": host_path, "containerPath": "/x", "readOnly": True}]},
+        {"mounts": [{"type": "bind", "source": host_path, "target": "/x", "readOnly": True}]},
+    ):
+        record = Record(CONTAINER, "web", props, "urn:pulumi:qa::p::" + CONTAINER + "::web")
+        assert run_rule(policy, [record]), (host_path, props)
