@@ -637,11 +637,14 @@ def recognised(
 
 
 def network_names(props: Mapping[str, Any]) -> list[str]:
+    """The networks a container joins: `networksAdvanced` names, then pulumi-docker v3's
+    deprecated `networks` (names), which the provider joins the same way."""
     entries = items(props.get("networksAdvanced"), "networksAdvanced")
     names = [
         text(mapping(e, "networksAdvanced[]").get("name"), "networksAdvanced[].name")
         for e in entries
     ]
+    names += strings(props.get("networks"), "networks")
     return [n for n in names if n]
 
 
@@ -650,5 +653,6 @@ def aliases(props: Mapping[str, Any]) -> set[str]:
     names = {text(props.get("name"), "name") or "", text(props.get("hostname"), "hostname") or ""}
     for entry in items(props.get("networksAdvanced"), "networksAdvanced"):
         names.update(strings(mapping(entry).get("aliases"), "networksAdvanced[].aliases"))
+    names.update(strings(props.get("networkAliases"), "networkAliases"))  # v3, with `networks`
     names.discard("")
     return names

@@ -262,3 +262,28 @@ def test_foreign_client_with_a_weak_redis_url__is_rejected(analyze: Analyze, url
     violated = mandatory(analyze(stack))
     expected = "secret-env-not-plain" if "@" in url else "redis-clients-use-tls"
     assert expected in violated
+
+
+def _joined_the_v3_way(network: str) -> list[Any]:
+    """The secure stack with Redis joining its network through pulumi-docker v3's deprecated
+    `networks` and `networkAliases` (the provider joins them as networksAdvanced entries)."""
+    raw = foreign.raw()
+    cache = next(item for item in raw if item["name"] == "cache")["props"]
+    del cache["networksAdvanced"]
+    cache.update(networks=[network], networkAliases=["cache"])
+    return foreign.records(raw)
+
+
+def test_secure_foreign_stack_joining_by_v3_networks__passes(analyze: Analyze) -> None:
+    """Red before: "it is on Docker's default bridge" for a container on the stack's network."""
+    findings = analyze(_joined_the_v3_way("shop-prod-cache"))
+    assert not mandatory(findings), describe(findings)
+
+
+def test_v3_networks_naming_another_network__is_rejected_naming_it(analyze: Analyze) -> None:
+    findings = analyze(_joined_the_v3_way("someone-elses-net"))
+    assert {"stack-network-scoped", "network-redis-internal-only"} <= mandatory(findings)
+    assert any(
+        f.policy == "network-redis-internal-only" and "its network 'someone-elses-net'" in f.message
+        for f in findings
+    ), describe(findings)

@@ -77,3 +77,33 @@ def test_any_record_shape__a_verdict_or_a_one_line_record_error(
     config = json.loads(strictness.config_file(strictness.of_records(records)).read_text())
     findings = evaluate(pack, records, config)
     assert all(f.level in ("mandatory", "advisory") for f in findings)
+
+
+def _foreign_with(name: str, **props: Any) -> list[Any]:
+    from tests.policy import foreign  # noqa: PLC0415 - generates certificates on first use
+
+    raw = foreign.raw()
+    next(item for item in raw if item["name"] == name)["props"].update(props)
+    return foreign.records(raw)
+
+
+@pytest.mark.parametrize(
+    ("resource", "props", "policy", "named"),
+    [
+        ("cache-net", {"internal": "true"}, "network-redis-internal-only",
+         "Network cache-net (shop-prod-cache): internal must be true or false"),
+        ("cache", {"publishAllPorts": "true"}, "network-redis-no-published-port",
+         "Container cache (shop-prod-cache): publishAllPorts must be true or false"),
+    ],
+)  # fmt: skip
+def test_stack_rule_on_a_property_of_the_wrong_type__names_the_resource_and_property(
+    pack: PackServer, resource: str, props: dict[str, Any], policy: str, named: str
+) -> None:
+    """A stack-wide rule that cannot read a property says whose and which, as a resource rule
+    does, instead of "a resource of this stack: a property must be ..."."""
+    records = _foreign_with(resource, **props)
+    config = json.loads(strictness.config_file(strictness.of_records(records)).read_text())
+    findings = [f for f in evaluate(pack, records, config) if f.policy == policy]
+    assert [f.level for f in findings] == ["mandatory"], findings
+    assert findings[0].message.startswith(named), findings[0].message
+    assert findings[0].resource == resource
