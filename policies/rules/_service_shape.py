@@ -196,10 +196,13 @@ def task_containers(resources: Iterable[Resource]) -> list[Resource]:
             if m.get("type") in ("secret", "config")
         ]
         shaped.append(dataclasses.replace(resource, props=props))
-    return [_networks_by_name(r, everything) for r in shaped]
+    declared = {
+        (known_text(n.props, "name") or n.name): n.urn for n in everything if n.type == NETWORK
+    }
+    return [_networks_by_name(r, declared) for r in shaped]
 
 
-def _networks_by_name(resource: Resource, everything: Sequence[Resource]) -> Resource:
+def _networks_by_name(resource: Resource, declared: Mapping[str, str]) -> Resource:
     """The resource with a network it joins by ID (`network.id`, as pulumi-docker recommends
     for services) named by that network's name, so the rules that look networks up by name see
     it. The engine's property dependencies tie IDs to the network resources whose outputs
@@ -212,9 +215,6 @@ def _networks_by_name(resource: Resource, everything: Sequence[Resource]) -> Res
     it depends on one of its own could pass for that one there.
     """
     entries = items(resource.props.get("networksAdvanced"), "networksAdvanced")
-    declared = {
-        (known_text(n.props, "name") or n.name): n.urn for n in everything if n.type == NETWORK
-    }
     names = [text(mapping(e).get("name")) or "" for e in entries]
     unresolved = [i for i, name in enumerate(names) if name and name not in declared]
     by_urn = {urn: name for name, urn in declared.items()}
