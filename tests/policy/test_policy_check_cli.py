@@ -414,3 +414,12 @@ def test_the_environments_configs__lower_no_mandatory_policy(
 ) -> None:
     config = json.loads((REPO_ROOT / "policies" / "config" / f"{environment}.json").read_text())
     assert lowered_mandatory(pack.policies(), config) == []
+
+
+def test_help__documents_every_exit_status(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        run(["--help"], io.StringIO())
+    assert exited.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for status in ("0 no mandatory violation", "1 at least one", "2 unusable input"):
+        assert status in text
