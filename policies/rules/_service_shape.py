@@ -209,10 +209,10 @@ def _networks_by_name(resource: Resource, declared: Mapping[str, str]) -> Resour
     flowed into the networks property: when the entries that name no network of the stack are
     as many as those networks of the stack that the entries do not name, those are the networks
     it joins (in name order: which entry is which cannot be told, what it joins can). Anything
-    else is left as it is, and judged as a network this stack does not declare. Without
-    property dependencies (records that carry none) the resource's dependencies stand in; they
-    also hold `depends_on`, so a program joining another stack's network by a literal ID while
-    it depends on one of its own could pass for that one there.
+    else is left as it is, and judged as a network this stack does not declare. Records that
+    carry no property dependencies (written by hand) tie no ID to a network: their
+    `dependencies` also hold `depends_on`, so a program joining another stack's network by a
+    literal ID while it depends on one of its own would pass for that one.
     """
     entries = items(resource.props.get("networksAdvanced"), "networksAdvanced")
     names = [text(mapping(e).get("name")) or "" for e in entries]
@@ -221,7 +221,7 @@ def _networks_by_name(resource: Resource, declared: Mapping[str, str]) -> Resour
     flowed = dict(resource.property_dependencies)
     # A service's networks sit inside its task spec: the engine reports the top property.
     key = "taskSpec" if resource.type == SERVICE else "networksAdvanced"
-    sources = flowed.get(key, ()) if flowed else resource.dependencies
+    sources = flowed.get(key, ())
     candidates = sorted({by_urn[u] for u in sources if u in by_urn} - set(names))
     if not unresolved or len(unresolved) != len(candidates):
         return resource

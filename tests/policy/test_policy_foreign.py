@@ -7,6 +7,7 @@ project's names or layout; insecure ones are rejected by the policies that own t
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from collections.abc import Callable
 from typing import Any
 
@@ -154,6 +155,33 @@ def test_network_id_of_another_stack_beside_a_depends_on__is_still_not_this_stac
         )
 
     records = render_program(program, project=foreign.PROJECT, stack=foreign.STACK)
+    violated = mandatory(analyze(records))
+    assert {"stack-network-scoped", "network-redis-internal-only"} <= violated
+
+
+def test_network_id_in_records_without_property_dependencies__is_not_taken_on_trust(
+    analyze: Analyze,
+) -> None:
+    """Records written by hand (`policies.check --resources`) may carry `dependencies` but no
+    `propertyDependencies`: a network ID is then tied to no network, whatever the record
+    depends on (red before: dependencies stood in for them, so a `depends_on` one of the
+    stack's networks made another stack's network ID pass as it)."""
+
+    def program() -> None:
+        network = docker.Network("cache-net", name="shop-prod-cache", internal=True)
+        docker.Container(
+            "cache",
+            name="shop-prod-cache",
+            image=foreign.REDIS_IMAGE,
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name="f" * 64)],
+            opts=pulumi.ResourceOptions(depends_on=[network]),
+        )
+
+    records = [
+        replace(r, options={k: v for k, v in r.options.items() if k != "propertyDependencies"})
+        for r in render_program(program, project=foreign.PROJECT, stack=foreign.STACK)
+    ]
+    assert any(r.options.get("dependencies") for r in records)
     violated = mandatory(analyze(records))
     assert {"stack-network-scoped", "network-redis-internal-only"} <= violated
 
