@@ -7,8 +7,8 @@ project's names or layout; insecure ones are rejected by the policies that own t
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pulumi
