@@ -112,6 +112,12 @@ def lsm_confined(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str
             f"{label(resource)} must keep its AppArmor/SELinux confinement; remove "
             f"apparmor=unconfined and label=disable from securityOpts (CIS Docker 5.2, 5.3)."
         )
+    if "systempaths:unconfined" in opts:
+        yield (
+            f"{label(resource)} must keep Docker's masked and read-only system paths "
+            f"(/proc/kcore, /proc/sys, /sys/firmware, ...); remove systempaths=unconfined from "
+            f"securityOpts."
+        )
 
 
 def non_root_user(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
@@ -394,7 +400,7 @@ RULES: Final = (
     ),
     ResourceRule(
         name="container-lsm-confined",
-        description="Containers keep AppArmor/SELinux confinement.",
+        description="Containers keep AppArmor/SELinux confinement and masked system paths.",
         resource_types=(CONTAINER,),
         check=lsm_confined,
         refs=("RUNTIME-06", "cis-docker-5.2", "cis-docker-5.3"),

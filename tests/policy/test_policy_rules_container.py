@@ -69,6 +69,11 @@ CASES = [
     pytest.param("container-lsm-confined", "web",
                  _set(securityOpts=["no-new-privileges", "label=disable"]), True,
                  id="cis-5.3-fail-selinux"),
+    # Docker's --security-opt systempaths=unconfined unmasks /proc/kcore, /proc/keys, /sys/firmware
+    # and makes /proc/sys writable: a confinement off like the LSM's (red before: passed).
+    pytest.param("container-lsm-confined", "web",
+                 _set(securityOpts=["no-new-privileges", "systempaths=unconfined"]), True,
+                 id="systempaths-fail-unconfined"),
     pytest.param("container-non-root-user", "cache", _drop("user"), True, id="cis-4.1-fail-unset"),
     pytest.param("container-non-root-user", "cache", _set(user="0:999"), True,
                  id="cis-4.1-fail-uid0"),
