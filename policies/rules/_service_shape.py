@@ -31,7 +31,15 @@ from policies.rules._model import (
     Resource,
     Unreadable,
 )
-from policies.rules._props import items, known_text, mapping, number, strings, text
+from policies.rules._props import (
+    items,
+    known_text,
+    mapping,
+    number,
+    reading,
+    strings,
+    text,
+)
 
 _BYTES_PER_MB: Final = 1024 * 1024
 # Where Docker puts a Swarm secret or config whose fileName is relative, and the reference's
@@ -199,7 +207,11 @@ def task_containers(resources: Iterable[Resource]) -> list[Resource]:
     declared = {
         (known_text(n.props, "name") or n.name): n.urn for n in everything if n.type == NETWORK
     }
-    return [_networks_by_name(r, declared) for r in shaped]
+    joined = []
+    for resource in shaped:
+        with reading(resource):
+            joined.append(_networks_by_name(resource, declared))
+    return joined
 
 
 def _networks_by_name(resource: Resource, declared: Mapping[str, str]) -> Resource:

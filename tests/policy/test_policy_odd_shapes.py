@@ -107,3 +107,18 @@ def test_stack_rule_on_a_property_of_the_wrong_type__names_the_resource_and_prop
     assert [f.level for f in findings] == ["mandatory"], findings
     assert findings[0].message.startswith(named), findings[0].message
     assert findings[0].resource == resource
+
+
+def test_every_stack_rule_that_cannot_read_networks__names_the_container(
+    pack: PackServer,
+) -> None:
+    """networksAdvanced as one object instead of a list: every stack rule that reads it says
+    whose it is (red before: "a resource of this stack: networksAdvanced must be a list")."""
+    records = _foreign_with("cache", networksAdvanced={"name": "shop-prod-cache"})
+    config = json.loads(strictness.config_file(strictness.of_records(records)).read_text())
+    unreadable = [f for f in evaluate(pack, records, config) if "cannot read it" in f.message]
+    assert len(unreadable) > 10
+    for finding in unreadable:
+        assert finding.message.startswith("Container cache"), (finding.policy, finding.message)
+        assert "networksAdvanced must be a list" in finding.message
+        assert finding.resource == "cache"
