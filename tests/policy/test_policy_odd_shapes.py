@@ -122,3 +122,23 @@ def test_every_stack_rule_that_cannot_read_networks__names_the_container(
         assert finding.message.startswith("Container cache"), (finding.policy, finding.message)
         assert "networksAdvanced must be a list" in finding.message
         assert finding.resource == "cache"
+
+
+def test_tls_key_mount_read_only_given_as_a_string__is_a_type_error_not_a_writable_mount(
+    pack: PackServer,
+) -> None:
+    """`readOnly: "true"` on the mount holding the TLS key: the message says the type is
+    wrong (red before: "must mount the directory holding its TLS key read-only", which it
+    seemed to do)."""
+    raw_mounts = [
+        {"type": "volume", "source": "shop-prod-cache-secrets", "target": "/secrets",
+         "readOnly": "true"},
+        {"type": "volume", "source": "shop-prod-cache-data", "target": "/data"},
+    ]  # fmt: skip
+    records = _foreign_with("cache", mounts=raw_mounts)
+    config = json.loads(strictness.config_file(strictness.of_records(records)).read_text())
+    findings = [
+        f for f in evaluate(pack, records, config) if f.policy == "redis-tls-key-mount-read-only"
+    ]
+    assert [f.level for f in findings] == ["mandatory"]
+    assert "mounts[0].readOnly must be true or false" in findings[0].message, findings[0].message
