@@ -112,6 +112,12 @@ def resolve_config(
 ) -> dict[str, tuple[str, dict[str, Any]]]:
     """policy -> (enforcement, properties): schema defaults, then `user` (--policy-pack-config).
 
+    As the Pulumi CLI applies a policy pack config (pkg/resource/analyzer/config.go,
+    applyConfig): `all` (a level, or an object with `enforcementLevel`) sets every policy's
+    level first, then each named policy's level and properties. Stricter than the CLI, which
+    ignores them, a name that is no policy of the pack and a property of `all` are errors: a
+    typo there would silently leave a policy enforced or a setting at its default.
+
     Raises:
         ConfigError: an unknown policy or property, or a value its schema does not allow.
     """
@@ -119,20 +125,24 @@ def resolve_config(
     unknown = sorted(k for k in user if k != "all" and k not in by_name)
     if unknown:
         raise ConfigError(f"policy config names no policy of this pack: {', '.join(unknown)}")
+    everything = _level_of_all(user["all"]) if "all" in user else None
     resolved: dict[str, tuple[str, dict[str, Any]]] = {}
-    everything = _level_for_all(user.get("all"))
     for policy in policies:
         level = everything or policy.enforcement
         properties = {k: s["default"] for k, s in policy.config_schema.items() if "default" in s}
-        entry = user.get(policy.name)
-        if isinstance(entry, str):
-            level = entry
-        elif isinstance(entry, Mapping):
-            _validate(policy, entry)
-            level = str(entry.get("enforcementLevel", level))
-            properties.update({k: v for k, v in entry.items() if k != "enforcementLevel"})
-        elif entry is not None:
-            raise ConfigError(f"config for policy {policy.name} must be a level or an object")
+        if policy.name in user:
+            entry = user[policy.name]
+            if isinstance(entry, str):
+                level = entry
+            elif isinstance(entry, Mapping):
+                _validate(policy, entry)
+                level = str(entry.get("enforcementLevel", level))
+                properties.update({k: v for k, v in entry.items() if k != "enforcementLevel"})
+            else:
+                raise ConfigError(
+                    f"config for policy {policy.name} must be a level or an object, "
+                    f'e.g. "advisory" or {{"enforcementLevel": "advisory"}}'
+                )
         if level not in _LEVEL_VALUES:
             raise ConfigError(
                 f"enforcement level for {policy.name} must be one of {sorted(_LEVEL_VALUES)}"
@@ -141,17 +151,24 @@ def resolve_config(
     return resolved
 
 
-def _level_for_all(entry: Any) -> str | None:
-    """The level `all` sets every policy to, read as the CLI reads any policy's entry: a level,
-    or an object's `enforcementLevel` (Pulumi's docs write `"all": {"enforcementLevel": ...}`);
-    None when it sets none."""
+def _level_of_all(entry: Any) -> str | None:
+    """The level `all` gives every policy, or None when it gives none (`{}`)."""
     if isinstance(entry, Mapping):
-        entry = entry.get("enforcementLevel")
-    elif entry is not None and not isinstance(entry, str):
-        raise ConfigError("config for all must be a level or an object")
-    if entry is None:
-        return None
-    if not isinstance(entry, str) or entry not in _LEVEL_VALUES:
+        extra = sorted(str(k) for k in entry if k != "enforcementLevel")
+        if extra:
+            raise ConfigError(
+                f"policy config all takes only enforcementLevel; it gives {', '.join(extra)}, "
+                f"which belongs under a policy's own name"
+            )
+        if "enforcementLevel" not in entry:
+            return None
+        entry = entry["enforcementLevel"]
+    if not isinstance(entry, str):
+        raise ConfigError(
+            'config for all must be a level or an object, e.g. "advisory" or '
+            '{"enforcementLevel": "advisory"}'
+        )
+    if entry not in _LEVEL_VALUES:
         raise ConfigError(f"enforcement level for all must be one of {sorted(_LEVEL_VALUES)}")
     return entry
 

@@ -49,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m policies.check",
         description="Evaluate the secure-redis policy pack offline (no Pulumi CLI needed).",
+        epilog="exit status: 0 no mandatory violation, 1 at least one, 2 unusable input or "
+        "options (one line on stderr) or a pack that failed",
     )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--stack", help="render this stack of the project (Pulumi.<S>.yaml)")

@@ -92,6 +92,7 @@ def parse_records(data: Any, *, source: str, stack: str | None, project: str) ->
         if not isinstance(props, dict):
             raise RecordError(f'{where} ({shown}): "props" must be a JSON object')
         _check_values(props, f"{where} ({shown}): props")
+        _check_camel_case(type_, props, f"{where} ({shown})")
         options = item.get("options") or {}
         if not isinstance(options, dict):
             raise RecordError(f'{where} ({shown}): "options" must be a JSON object')
@@ -113,7 +114,35 @@ def parse_records(data: Any, *, source: str, stack: str | None, project: str) ->
             )
         seen.add(urn)
         records.append(Record(type_, name, props, urn, options))
+    _check_one_stack(records, source)
     return records
+
+
+def _check_camel_case(type_: str, props: Mapping[str, Any], where: str) -> None:
+    """pulumi-docker's property names are camelCase on the wire (`networkMode`); a record
+    written with the SDK's snake_case (`network_mode`) would be read as if it set nothing."""
+    if not type_.startswith("docker:"):
+        return
+    snake = sorted(k for k in props if "_" in k.strip("_"))
+    if snake:
+        named = ", ".join(f"{k} ({re.sub(r'_+([a-z0-9])', lambda m: m[1].upper(), k)})"
+                          for k in snake)  # fmt: skip
+        raise RecordError(
+            f"{where}: props {named} are snake_case; the engine hands the pack camelCase "
+            f"names, as `pulumi stack export` and `infra.preview --json` write them, and the "
+            f"pack reads only those: rename them"
+        )
+
+
+def _check_one_stack(records: Sequence[Record], source: str) -> None:
+    for what, values in (("stack", {r.stack for r in records}),
+                         ("project", {r.project for r in records})):  # fmt: skip
+        if len(values) > 1:
+            raise RecordError(
+                f"{source} holds resources of more than one {what} ({', '.join(sorted(values))}"
+                f"); the pack judges one stack of one project at a time (its isolation rules "
+                f"compare the stack with itself): check each in a file of its own"
+            )
 
 
 def _check_options(options: Mapping[str, Any], where: str) -> None:

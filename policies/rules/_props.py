@@ -16,6 +16,7 @@ import binascii
 import re
 import shlex
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Final
@@ -117,6 +118,18 @@ def label(resource: Resource, kind_name: str | None = None) -> str:
     if isinstance(docker_name, str) and docker_name and docker_name != resource.name:
         return f"{base} ({docker_name})"
     return base
+
+
+@contextmanager
+def reading(resource: Resource) -> Iterator[None]:
+    """A property of the wrong type read inside names `resource`: a stack rule reads many
+    resources, and its message must say whose property to fix."""
+    try:
+        yield
+    except Unreadable as exc:
+        if not exc.subject:
+            exc.subject, exc.urn = label(resource), resource.urn
+        raise
 
 
 def shell_words(command: str) -> list[str]:

@@ -23,7 +23,9 @@ container starts Redis through a script the pack cannot see, a setting that is n
 from __future__ import annotations
 
 import enum
+import functools
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -38,7 +40,6 @@ from policies.rules._model import (
     Unreadable,
 )
 from policies.rules._props import (
-    Upload,
     argv,
     envs,
     healthcheck_tests,
@@ -318,8 +319,12 @@ def parse_args(args: Sequence[str]) -> tuple[str | None, list[tuple[str, tuple[s
     return conf, [(name, tuple(values)) for name, values in directives]
 
 
-def parse_conf(content: str) -> list[tuple[str, tuple[str, ...]]]:
-    """[(directive, values)] from redis.conf text; quotes are honoured as Redis does."""
+@functools.lru_cache(maxsize=256)
+def parse_conf(content: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """((directive, values), ...) from redis.conf text; quotes are honoured as Redis does.
+
+    Cached: every Redis rule reads each server's files again, and a stack of a thousand
+    resources parsed the same files thousands of times (README, "Large stacks")."""
     directives = []
     for line in content.splitlines():
         stripped = line.strip()
@@ -328,7 +333,37 @@ def parse_conf(content: str) -> list[tuple[str, tuple[str, ...]]]:
         tokens = shell_words(stripped)
         if tokens:
             directives.append((tokens[0].lower(), tuple(tokens[1:])))
-    return directives
+    return tuple(directives)
+
+
+class StackFiles:
+    """Every container's uploaded file contents by base name, read once for the whole stack.
+
+    Each Redis server looks files up among its own uploads and then every other container's;
+    reading every container's uploads again for each server made a stack of a thousand
+    resources take minutes (measured: README, "Large stacks").
+    """
+
+    def __init__(self, containers: Sequence[Mapping[str, Any]]) -> None:
+        self._containers = containers
+        self._read: tuple[list[dict[str, list[str | None]]], dict[str, Counter[str | None]]] | None
+        self._read = None
+
+    def indexed(self) -> tuple[list[dict[str, list[str | None]]], dict[str, Counter[str | None]]]:
+        """(per container: base name -> contents in upload order; base name -> the
+        contents uploaded under it, with how many containers upload each)."""
+        if self._read is None:
+            per_container: list[dict[str, list[str | None]]] = []
+            stack: dict[str, Counter[str | None]] = {}
+            for props in self._containers:
+                own: dict[str, list[str | None]] = {}
+                for upload in uploads(props):
+                    own.setdefault(upload.basename, []).append(upload.content)
+                per_container.append(own)
+                for name, contents in own.items():
+                    stack.setdefault(name, Counter()).update(set(contents))
+            self._read = (per_container, stack)
+        return self._read
 
 
 class FileIndex:
@@ -338,25 +373,20 @@ class FileIndex:
     container's uploads stops only the rules that need a file.
     """
 
-    def __init__(self, own: Mapping[str, Any], others: Sequence[Mapping[str, Any]] = ()) -> None:
-        self._own = own
-        self._others = others
-        self._cache: tuple[list[Upload], list[Upload]] | None = None
-
-    def _uploads(self) -> tuple[list[Upload], list[Upload]]:
-        if self._cache is None:
-            self._cache = (uploads(self._own), [u for o in self._others for u in uploads(o)])
-        return self._cache
+    def __init__(self, stack: StackFiles, position: int) -> None:
+        self._stack = stack
+        self._position = position
 
     def read(self, path: str) -> str | None:
         name = PurePosixPath(path).name
-        own, others = self._uploads()
-        mine = [u for u in own if u.basename == name]
+        per_container, stack = self._stack.indexed()
+        mine = per_container[self._position].get(name, [])
         if mine:
-            return mine[-1].content
-        found = {u.content for u in others if u.basename == name}
-        if len(found) == 1:
-            return found.pop()
+            return mine[-1]
+        # This container uploads no file of that name, so the stack's are the others'.
+        others = set(stack.get(name, ()))
+        if len(others) == 1:
+            return others.pop()
         return None  # not uploaded, redacted, or ambiguous: unknown
 
 
@@ -613,8 +643,9 @@ def recognised(
     images = ImageIndex(everything)
     stack_floor = floor(everything)
     containers = task_containers(everything)
+    stack_files = StackFiles([r.props for r in containers])
     found: list[tuple[RedisServer | None, tuple[Resource, Recognition]]] = []
-    for resource in containers:
+    for position, resource in enumerate(containers):
         try:
             recognition = recognise(resource.props, images)
         except Unreadable as exc:
@@ -622,8 +653,7 @@ def recognised(
             raise
         server = None
         if recognition.verdict is Verdict.SERVER:
-            others = [r.props for r in containers if r is not resource]
-            files = FileIndex(resource.props, others)
+            files = FileIndex(stack_files, position)
             settings = effective_settings(
                 recognition.args,
                 files,
@@ -637,11 +667,14 @@ def recognised(
 
 
 def network_names(props: Mapping[str, Any]) -> list[str]:
+    """The networks a container joins: `networksAdvanced` names, then pulumi-docker v3's
+    deprecated `networks` (names), which the provider joins the same way."""
     entries = items(props.get("networksAdvanced"), "networksAdvanced")
     names = [
         text(mapping(e, "networksAdvanced[]").get("name"), "networksAdvanced[].name")
         for e in entries
     ]
+    names += strings(props.get("networks"), "networks")
     return [n for n in names if n]
 
 
@@ -650,5 +683,6 @@ def aliases(props: Mapping[str, Any]) -> set[str]:
     names = {text(props.get("name"), "name") or "", text(props.get("hostname"), "hostname") or ""}
     for entry in items(props.get("networksAdvanced"), "networksAdvanced"):
         names.update(strings(mapping(entry).get("aliases"), "networksAdvanced[].aliases"))
+    names.update(strings(props.get("networkAliases"), "networkAliases"))  # v3, with `networks`
     names.discard("")
     return names

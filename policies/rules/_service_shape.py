@@ -32,7 +32,15 @@ from policies.rules._model import (
     Resource,
     Unreadable,
 )
-from policies.rules._props import items, known_text, mapping, number, strings, text
+from policies.rules._props import (
+    items,
+    known_text,
+    mapping,
+    number,
+    reading,
+    strings,
+    text,
+)
 
 _BYTES_PER_MB: Final = 1024 * 1024
 # Where Docker puts a Swarm secret or config whose fileName is relative, and the reference's
@@ -197,12 +205,21 @@ def task_containers(resources: Iterable[Resource]) -> list[Resource]:
             if m.get("type") in ("secret", "config")
         ]
         shaped.append(dataclasses.replace(resource, props=props))
+    declared = {
+        (known_text(n.props, "name") or n.name): n.urn for n in everything if n.type == NETWORK
+    }
     originals = {r.urn: r for r in everything}
-    return [_networks_by_name(r, everything, originals.get(r.urn, r)) for r in shaped]
+    joined = []
+    for resource in shaped:
+        with reading(resource):
+            joined.append(
+                _networks_by_name(resource, declared, originals.get(resource.urn, resource))
+            )
+    return joined
 
 
 def _networks_by_name(
-    resource: Resource, everything: Sequence[Resource], declared_as: Resource
+    resource: Resource, declared: Mapping[str, str], declared_as: Resource
 ) -> Resource:
     """The resource with a network it joins by ID (`network.id`, as pulumi-docker recommends
     for services) named by that network's name, so the rules that look networks up by name see
@@ -210,26 +227,23 @@ def _networks_by_name(
     flowed into the networks property: when the entries that name no network of the stack are
     as many as those networks of the stack that the entries do not name, those are the networks
     it joins (in name order: which entry is which cannot be told, what it joins can). Anything
-    else is left as it is, and judged as a network this stack does not declare. Without
-    property dependencies (records that carry none) the resource's dependencies stand in; they
-    also hold `depends_on`, so a program joining another stack's network by a literal ID while
-    it depends on one of its own could pass for that one there. A network whose name the
-    property holds anywhere but in an entry's name (an alias, or for a service anywhere in its
-    task spec) may have flowed in there instead, so it is no candidate: otherwise an alias
+    else is left as it is, and judged as a network this stack does not declare. Records that
+    carry no property dependencies (written by hand) tie no ID to a network: their
+    `dependencies` also hold `depends_on`, so a program joining another stack's network by a
+    literal ID while it depends on one of its own would pass for that one. A network whose name
+    the property holds anywhere but in an entry's name (an alias, or for a service anywhere in
+    its task spec) may have flowed in there instead, so it is no candidate: otherwise an alias
     naming its own network made another stack's network, joined by a literal ID, pass as it.
     `declared_as` is the resource as declared (a service's task spec, before its shaping).
     """
     entries = items(resource.props.get("networksAdvanced"), "networksAdvanced")
-    declared = {
-        (known_text(n.props, "name") or n.name): n.urn for n in everything if n.type == NETWORK
-    }
     names = [text(mapping(e).get("name")) or "" for e in entries]
     unresolved = [i for i, name in enumerate(names) if name and name not in declared]
     by_urn = {urn: name for name, urn in declared.items()}
     flowed = dict(resource.property_dependencies)
     # A service's networks sit inside its task spec: the engine reports the top property.
     key = "taskSpec" if resource.type == SERVICE else "networksAdvanced"
-    sources = flowed.get(key, ()) if flowed else resource.dependencies
+    sources = flowed.get(key, ())
     elsewhere = Counter(_texts(declared_as.props.get(key)))
     elsewhere.subtract(names)
     candidates = sorted(

@@ -7,6 +7,7 @@ into a read-only one; everything else is checked on it like on any container.
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Iterator, Mapping
 from pathlib import PurePosixPath
 from typing import Any, Final
@@ -111,6 +112,12 @@ def lsm_confined(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str
             f"{label(resource)} must keep its AppArmor/SELinux confinement; remove "
             f"apparmor=unconfined and label=disable from securityOpts (CIS Docker 5.2, 5.3)."
         )
+    if "systempaths:unconfined" in opts:
+        yield (
+            f"{label(resource)} must keep Docker's masked and read-only system paths "
+            f"(/proc/kcore, /proc/sys, /sys/firmware, ...); remove systempaths=unconfined from "
+            f"securityOpts."
+        )
 
 
 def non_root_user(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
@@ -184,21 +191,32 @@ def no_host_devices(resource: Resource, _config: Mapping[str, Any]) -> Iterator[
         )
 
 
+def _resolved(path: str) -> str:
+    """The host directory an absolute bind source names: Docker resolves `.`, `..` and repeated
+    slashes, so `/tmp/../var/run` and `//etc` are judged as /var/run and /etc."""
+    if not path.startswith("/"):
+        return path
+    return "/" + posixpath.normpath(path).lstrip("/")
+
+
 def _host_paths(props: Mapping[str, Any]) -> list[tuple[str, str, bool]]:
-    """(where, host path, read-only) for every bind mount and host volume."""
+    """(where, host path as Docker resolves it, read-only) for every bind mount and host
+    volume."""
     found = []
     for index, mount in enumerate(items(props.get("mounts"))):
         m = mapping(mount)
         if text(m.get("type")) == "bind" and text(m.get("source")):
             found.append(
-                (f"mounts[{index}]", text(m.get("source")) or "", m.get("readOnly") is True)
-            )
+                (f"mounts[{index}]", _resolved(text(m.get("source")) or ""),
+                 m.get("readOnly") is True)
+            )  # fmt: skip
     for index, volume in enumerate(items(props.get("volumes"))):
         v = mapping(volume)
         if text(v.get("hostPath")):
             found.append(
-                (f"volumes[{index}]", text(v.get("hostPath")) or "", v.get("readOnly") is True)
-            )
+                (f"volumes[{index}]", _resolved(text(v.get("hostPath")) or ""),
+                 v.get("readOnly") is True)
+            )  # fmt: skip
     return found
 
 
@@ -213,10 +231,7 @@ def no_docker_socket(resource: Resource, _config: Mapping[str, Any]) -> Iterator
 
 def no_sensitive_mounts(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
     for where, path, _ in _host_paths(resource.props):
-        normalised = str(PurePosixPath(path)) if path.startswith("/") else path
-        if any(
-            normalised == d or (d != "/" and is_under(normalised, d)) for d in _SENSITIVE_HOST_DIRS
-        ):
+        if any(path == d or (d != "/" and is_under(path, d)) for d in _SENSITIVE_HOST_DIRS):
             yield (
                 f"{label(resource)} must not mount a sensitive host directory ({where}) "
                 f"(CIS Docker 5.6)."
@@ -385,7 +400,7 @@ RULES: Final = (
     ),
     ResourceRule(
         name="container-lsm-confined",
-        description="Containers keep AppArmor/SELinux confinement.",
+        description="Containers keep AppArmor/SELinux confinement and masked system paths.",
         resource_types=(CONTAINER,),
         check=lsm_confined,
         refs=("RUNTIME-06", "cis-docker-5.2", "cis-docker-5.3"),

@@ -30,6 +30,7 @@ from policies.rules._props import (
     names_per_stack,
     number,
     of_type,
+    reading,
     redis_label,
     stack_token_in,
     strings,
@@ -79,13 +80,14 @@ def redis_no_published_port(
 ) -> Iterator[Violation]:
     for server in redis_servers(resources):
         props = server.resource.props
-        if server.resource.type == SERVICE:
-            published, where = bool(items(props.get("ports"))), "(endpointSpec.ports)"
-        else:
-            published = bool(items(props.get("ports"), "ports")) or (
-                flag(props.get("publishAllPorts")) is True
-            )
-            where = "to the Docker host"
+        with reading(server.resource):
+            if server.resource.type == SERVICE:
+                published, where = bool(items(props.get("ports"))), "(endpointSpec.ports)"
+            else:
+                published = bool(items(props.get("ports"), "ports")) or (
+                    flag(props.get("publishAllPorts"), "publishAllPorts") is True
+                )
+                where = "to the Docker host"
         if published:
             yield Violation(
                 f"{redis_label(server.resource)} must not publish ports {where}; "
@@ -167,8 +169,9 @@ def redis_internal_only(
     for server in redis_servers(resources):
         resource = server.resource
         service = resource.type == SERVICE
-        mode = text(resource.props.get("networkMode")) or ""
-        names = network_names(resource.props)
+        with reading(resource):
+            mode = text(resource.props.get("networkMode"), "networkMode") or ""
+            names = network_names(resource.props)
         if service:
             yield from _service_outside_stack_networks(resource, names, mode)
         elif (
@@ -192,21 +195,33 @@ def redis_internal_only(
             if service and name == "host":
                 continue  # Swarm's predefined host network: reported above as the host's
             if network is None:
-                # A service's networks come from v4 networksAdvanceds or v3 networks, so its
-                # index would be ambiguous: name the network instead.
-                which = f"its network {name!r}" if service else f"networksAdvanced[{index}]"
+                which = _which(resource, index, name)
                 yield Violation(
                     f"{redis_label(resource)} must attach only to networks this stack "
                     f"declares with internal: true; {which} is not declared here, so it cannot "
                     f"be verified.",
                     resource.urn,
                 )
-            elif flag(network.props.get("internal"), "internal") is not True:
+            elif not _internal(network):
                 yield Violation(
                     f"{label(network)} must set internal: true, because "
                     f"{redis_label(resource)} joins it; it has a route to other networks.",
                     network.urn,
                 )
+
+
+def _which(resource: Resource, index: int, name: str) -> str:
+    """Where a container names a network: its networksAdvanced entry, or the network's name
+    when the index would be ambiguous (a service's v4 networksAdvanceds and v3 networks, a
+    container's v3 networks)."""
+    if resource.type == SERVICE or "networks" in resource.props:
+        return f"its network {name!r}"
+    return f"networksAdvanced[{index}]"
+
+
+def _internal(network: Resource) -> bool:
+    with reading(network):
+        return flag(network.props.get("internal"), "internal") is True
 
 
 def _service_outside_stack_networks(
@@ -263,12 +278,7 @@ def stack_network_scoped(
     for container in task_containers(resources):
         for index, name in enumerate(network_names(container.props)):
             if name not in declared and not (container.type == SERVICE and name == "host"):
-                # A service's networks may be v3 `networks` names: name the network.
-                which = (
-                    f"its network {name!r}"
-                    if container.type == SERVICE
-                    else f"networksAdvanced[{index}]"
-                )
+                which = _which(container, index, name)
                 yield Violation(
                     f"{label(container)} must join only networks this stack declares; "
                     f"{which} belongs to something else.",

@@ -25,6 +25,7 @@ from policies.rules._model import (
 )
 from policies.rules._props import (
     envs,
+    flag,
     healthcheck_tests,
     is_under,
     items,
@@ -692,20 +693,20 @@ def tls_key_mount_read_only(server: RedisServer, _config: Mapping[str, Any]) -> 
         return
     props = server.resource.props
     holders: list[tuple[str, bool]] = []
-    for mount in items(props.get("mounts")):
+    for index, mount in enumerate(items(props.get("mounts"))):
         m = mapping(mount)
         target = text(m.get("target")) or ""
         if target and is_under(key, target):
-            holders.append((target, m.get("readOnly") is True))
-    for volume in items(props.get("volumes")):
+            holders.append((target, flag(m.get("readOnly"), f"mounts[{index}].readOnly") is True))
+    for index, volume in enumerate(items(props.get("volumes"))):
         v = mapping(volume)
         target = text(v.get("containerPath")) or ""
         if target and is_under(key, target):
-            holders.append((target, v.get("readOnly") is True))
+            holders.append((target, flag(v.get("readOnly"), f"volumes[{index}].readOnly") is True))
     if holders:
         _, read_only = max(holders, key=lambda h: len(h[0]))  # the innermost mount wins
     else:
-        read_only = props.get("readOnly") is True
+        read_only = flag(props.get("readOnly"), "readOnly") is True
     if not read_only:
         yield (
             f"{redis_label(server.resource)} must mount the directory holding its TLS "

@@ -184,7 +184,11 @@ def private_key_unique(
 def server_certificate_profile(
     resources: Sequence[Resource], _config: Mapping[str, Any]
 ) -> Iterator[Violation]:
-    clients = task_containers(resources)
+    dials = [
+        (client.urn, (urlsplit(url).hostname or "").lower())
+        for client in task_containers(resources)
+        for _, url in redis_urls(client.props)
+    ]
     for server in redis_servers(resources):
         path = server.settings.value("tls-cert-file")
         if not path:
@@ -210,12 +214,7 @@ def server_certificate_profile(
                 server.resource.urn,
             )
         names = aliases(server.resource.props)
-        dialled = {
-            (urlsplit(url).hostname or "").lower()
-            for r in clients
-            if r.urn != server.resource.urn
-            for _, url in redis_urls(r.props)
-        }
+        dialled = {host for urn, host in dials if urn != server.resource.urn}
         missing = sorted(h for h in dialled & {n.lower() for n in names}
                          if h not in leaf.dns_names and h not in leaf.ip_addresses)  # fmt: skip
         if missing:

@@ -367,6 +367,7 @@ def test_strictness_cli__unknown_stack_exit_2(capsys: pytest.CaptureFixture[str]
     ("config", "named"),
     [
         ({"all": "disabled"}, "(all)"),
+        # Pulumi's CLI takes `all` as an object too (pkg/resource/analyzer config.go applyConfig).
         ({"all": {"enforcementLevel": "advisory"}}, "(all)"),
         ({"redis-tls-only": "disabled", "network-redis-no-published-port": "advisory"},
          "(network-redis-no-published-port, redis-tls-only)"),
@@ -417,3 +418,60 @@ def test_the_environments_configs__lower_no_mandatory_policy(
 ) -> None:
     config = json.loads((REPO_ROOT / "policies" / "config" / f"{environment}.json").read_text())
     assert lowered_mandatory(pack.policies(), config) == []
+
+
+def test_help__documents_every_exit_status(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        run(["--help"], io.StringIO())
+    assert exited.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for status in ("0 no mandatory violation", "1 at least one", "2 unusable input"):
+        assert status in text
+
+
+@pytest.mark.parametrize(
+    ("urns", "named"),
+    [
+        (["urn:pulumi:dev::shop::{t}::a", "urn:pulumi:prod::shop::{t}::b"], "dev, prod"),
+        (["urn:pulumi:prod::shop::{t}::a", "urn:pulumi:prod::blog::{t}::b"], "blog, shop"),
+        ([None, "urn:pulumi:prod::shop::{t}::b"], "prod, qa"),  # --stack-name qa for the first
+    ],
+)
+def test_records_of_several_stacks_or_projects__exit_2_naming_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], urns: list[str | None], named: str
+) -> None:
+    """The pack judges one stack (its isolation rules compare a stack with itself, and it is
+    configured for the first record's stack): a file of two stacks is split, not half judged
+    (red before: judged as the first record's stack, exit 1)."""
+    records: list[dict[str, Any]] = []
+    for index, urn in enumerate(urns):
+        record: dict[str, Any] = {"type": CONTAINER, "name": "ab"[index], "props": {}}
+        if urn:
+            record["urn"] = urn.format(t=CONTAINER)
+        records.append(record)
+    assert run(_args(_write(tmp_path, records)), io.StringIO()) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1
+    assert named in err
+
+
+@pytest.mark.parametrize(
+    ("props", "named"),
+    [
+        ({"network_mode": "host"}, "network_mode (networkMode)"),
+        ({"security_opts": ["seccomp=unconfined"], "pid_mode": "host"},
+         "pid_mode (pidMode), security_opts (securityOpts)"),
+        ({"networks_advanced": [{"name": "x"}]}, "networks_advanced (networksAdvanced)"),
+    ],
+)  # fmt: skip
+def test_snake_case_property_names__exit_2_with_the_engines_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], props: dict[str, Any], named: str
+) -> None:
+    """The engine hands the pack camelCase names; a hand-written record in the SDK's
+    snake_case would have every rule read nothing (red before: `network_mode: host` and
+    `pid_mode: host` were not seen at all)."""
+    records = [{"type": CONTAINER, "name": "a", "props": props}]
+    assert run(_args(_write(tmp_path, records)), io.StringIO()) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1
+    assert named in err

@@ -16,7 +16,8 @@ redis.conf mounted but never loaded.
 program: under Pulumi's mock runtime (tests/policy/program_render.py), so the pulumi-docker SDK
 itself writes the properties the pack reads. They add Redis Sentinel (started three ways, and
 Bitnami's image), cluster nodes, a Swarm service, the host network, redis-stack, Valkey started by
-a script, options after the image only, and Dragonfly.
+a script, options after the image only, Dragonfly, Redis inside a ComponentResource (its
+resources' URNs carry the component's type) and two Go programs' plain containers.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pulumi
@@ -179,6 +180,33 @@ def test_network_id_of_another_stack_beside_a_depends_on__is_still_not_this_stac
     assert {"stack-network-scoped", "network-redis-internal-only"} <= violated
 
 
+def test_network_id_in_records_without_property_dependencies__is_not_taken_on_trust(
+    analyze: Analyze,
+) -> None:
+    """Records written by hand (`policies.check --resources`) may carry `dependencies` but no
+    `propertyDependencies`: a network ID is then tied to no network, whatever the record
+    depends on (red before: dependencies stood in for them, so a `depends_on` one of the
+    stack's networks made another stack's network ID pass as it)."""
+
+    def program() -> None:
+        network = docker.Network("cache-net", name="shop-prod-cache", internal=True)
+        docker.Container(
+            "cache",
+            name="shop-prod-cache",
+            image=foreign.REDIS_IMAGE,
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name="f" * 64)],
+            opts=pulumi.ResourceOptions(depends_on=[network]),
+        )
+
+    records = [
+        replace(r, options={k: v for k, v in r.options.items() if k != "propertyDependencies"})
+        for r in render_program(program, project=foreign.PROJECT, stack=foreign.STACK)
+    ]
+    assert any(r.options.get("dependencies") for r in records)
+    violated = mandatory(analyze(records))
+    assert {"stack-network-scoped", "network-redis-internal-only"} <= violated
+
+
 def test_redis_joining_a_routable_network_by_id__is_told_which_network(
     analyze: Analyze,
 ) -> None:
@@ -283,3 +311,28 @@ def test_foreign_client_with_a_weak_redis_url__is_rejected(analyze: Analyze, url
     violated = mandatory(analyze(stack))
     expected = "secret-env-not-plain" if "@" in url else "redis-clients-use-tls"
     assert expected in violated
+
+
+def _joined_the_v3_way(network: str) -> list[Any]:
+    """The secure stack with Redis joining its network through pulumi-docker v3's deprecated
+    `networks` and `networkAliases` (the provider joins them as networksAdvanced entries)."""
+    raw = foreign.raw()
+    cache = next(item for item in raw if item["name"] == "cache")["props"]
+    del cache["networksAdvanced"]
+    cache.update(networks=[network], networkAliases=["cache"])
+    return foreign.records(raw)
+
+
+def test_secure_foreign_stack_joining_by_v3_networks__passes(analyze: Analyze) -> None:
+    """Red before: "it is on Docker's default bridge" for a container on the stack's network."""
+    findings = analyze(_joined_the_v3_way("shop-prod-cache"))
+    assert not mandatory(findings), describe(findings)
+
+
+def test_v3_networks_naming_another_network__is_rejected_naming_it(analyze: Analyze) -> None:
+    findings = analyze(_joined_the_v3_way("someone-elses-net"))
+    assert {"stack-network-scoped", "network-redis-internal-only"} <= mandatory(findings)
+    assert any(
+        f.policy == "network-redis-internal-only" and "its network 'someone-elses-net'" in f.message
+        for f in findings
+    ), describe(findings)

@@ -77,3 +77,68 @@ def test_any_record_shape__a_verdict_or_a_one_line_record_error(
     config = json.loads(strictness.config_file(strictness.of_records(records)).read_text())
     findings = evaluate(pack, records, config)
     assert all(f.level in ("mandatory", "advisory") for f in findings)
+
+
+def _foreign_with(name: str, **props: Any) -> list[Any]:
+    from tests.policy import foreign  # noqa: PLC0415 - generates certificates on first use
+
+    raw = foreign.raw()
+    next(item for item in raw if item["name"] == name)["props"].update(props)
+    return foreign.records(raw)
+
+
+@pytest.mark.parametrize(
+    ("resource", "props", "policy", "named"),
+    [
+        ("cache-net", {"internal": "true"}, "network-redis-internal-only",
+         "Network cache-net (shop-prod-cache): internal must be true or false"),
+        ("cache", {"publishAllPorts": "true"}, "network-redis-no-published-port",
+         "Container cache (shop-prod-cache): publishAllPorts must be true or false"),
+    ],
+)  # fmt: skip
+def test_stack_rule_on_a_property_of_the_wrong_type__names_the_resource_and_property(
+    pack: PackServer, resource: str, props: dict[str, Any], policy: str, named: str
+) -> None:
+    """A stack-wide rule that cannot read a property says whose and which, as a resource rule
+    does, instead of "a resource of this stack: a property must be ..."."""
+    records = _foreign_with(resource, **props)
+    config = json.loads(strictness.config_file(strictness.of_records(records)).read_text())
+    findings = [f for f in evaluate(pack, records, config) if f.policy == policy]
+    assert [f.level for f in findings] == ["mandatory"], findings
+    assert findings[0].message.startswith(named), findings[0].message
+    assert findings[0].resource == resource
+
+
+def test_every_stack_rule_that_cannot_read_networks__names_the_container(
+    pack: PackServer,
+) -> None:
+    """networksAdvanced as one object instead of a list: every stack rule that reads it says
+    whose it is (red before: "a resource of this stack: networksAdvanced must be a list")."""
+    records = _foreign_with("cache", networksAdvanced={"name": "shop-prod-cache"})
+    config = json.loads(strictness.config_file(strictness.of_records(records)).read_text())
+    unreadable = [f for f in evaluate(pack, records, config) if "cannot read it" in f.message]
+    assert len(unreadable) > 10
+    for finding in unreadable:
+        assert finding.message.startswith("Container cache"), (finding.policy, finding.message)
+        assert "networksAdvanced must be a list" in finding.message
+        assert finding.resource == "cache"
+
+
+def test_tls_key_mount_read_only_given_as_a_string__is_a_type_error_not_a_writable_mount(
+    pack: PackServer,
+) -> None:
+    """`readOnly: "true"` on the mount holding the TLS key: the message says the type is
+    wrong (red before: "must mount the directory holding its TLS key read-only", which it
+    seemed to do)."""
+    raw_mounts = [
+        {"type": "volume", "source": "shop-prod-cache-secrets", "target": "/secrets",
+         "readOnly": "true"},
+        {"type": "volume", "source": "shop-prod-cache-data", "target": "/data"},
+    ]  # fmt: skip
+    records = _foreign_with("cache", mounts=raw_mounts)
+    config = json.loads(strictness.config_file(strictness.of_records(records)).read_text())
+    findings = [
+        f for f in evaluate(pack, records, config) if f.policy == "redis-tls-key-mount-read-only"
+    ]
+    assert [f.level for f in findings] == ["mandatory"]
+    assert "mounts[0].readOnly must be true or false" in findings[0].message, findings[0].message

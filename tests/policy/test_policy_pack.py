@@ -97,6 +97,8 @@ def test_config__enforcement_override_travels_through_configure(
     assert "container-read-only-rootfs" not in mandatory(downgraded)
     assert any(f.policy == "container-read-only-rootfs" for f in downgraded)
     assert analyze(writable, {"all": "disabled"}) == []
+    # The Pulumi CLI reads `all` as an object as well (pulumi pkg/resource/analyzer/config.go).
+    assert analyze(writable, {"all": {"enforcementLevel": "disabled"}}) == []
 
 
 def test_secret_leaves_reach_policies_unwrapped(
@@ -169,10 +171,17 @@ def test_first_preview__unknowns_defer_rules_but_argv_settings_are_still_judged(
                      id="unknown-property"),
         pytest.param({"all": "sometimes"}, "enforcement level", id="bad-level"),
         pytest.param({"all": {"enforcementLevel": "sometimes"}}, "enforcement level",
-                     id="bad-level-in-an-object"),
-        pytest.param({"all": {"enforcementLevel": []}}, "enforcement level",
+                     id="bad-level-object"),
+        pytest.param({"all": 5}, "all.*a level or an object", id="all-number"),
+        pytest.param({"all": ["disabled"]}, "all.*a level or an object", id="all-list"),
+        pytest.param({"redis-tls-only": None}, "redis-tls-only.*a level or an object",
+                     id="policy-null"),
+        pytest.param({"all": {"minimumLength": 48}}, "all.*only enforcementLevel",
+                     id="all-property"),
+        pytest.param({"redis-tls-only": {"enforcementLevel": 0}}, "enforcementLevel",
+                     id="level-number"),
+        pytest.param({"all": {"enforcementLevel": []}}, "all.*a level or an object",
                      id="a-list-for-a-level"),
-        pytest.param({"all": 5}, "a level or an object", id="all-neither-level-nor-object"),
     ],
 )  # fmt: skip
 def test_resolve_config__rejects_bad_config(

@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
+from policies.records import Record
 from policies.rules import RULES
+from policies.rules._model import CONTAINER
 from tests.policy import foreign
 from tests.policy.support import assert_reasons, mutate, run_rule
 
@@ -67,6 +69,11 @@ CASES = [
     pytest.param("container-lsm-confined", "web",
                  _set(securityOpts=["no-new-privileges", "label=disable"]), True,
                  id="cis-5.3-fail-selinux"),
+    # Docker's --security-opt systempaths=unconfined unmasks /proc/kcore, /proc/keys, /sys/firmware
+    # and makes /proc/sys writable: a confinement off like the LSM's (red before: passed).
+    pytest.param("container-lsm-confined", "web",
+                 _set(securityOpts=["no-new-privileges", "systempaths=unconfined"]), True,
+                 id="systempaths-fail-unconfined"),
     pytest.param("container-non-root-user", "cache", _drop("user"), True, id="cis-4.1-fail-unset"),
     pytest.param("container-non-root-user", "cache", _set(user="0:999"), True,
                  id="cis-4.1-fail-uid0"),
@@ -193,3 +200,27 @@ def test_container_rule(
         assert_reasons("container", request, messages)
     for message in messages:
         assert resource in message, "a message names the resource it is about"
+
+
+@pytest.mark.parametrize(
+    ("host_path", "policy"),
+    [
+        ("/tmp/../var/run", "container-no-docker-socket"),
+        ("/srv/./../run/", "container-no-docker-socket"),
+        ("/var//run", "container-no-docker-socket"),
+        ("/tmp/../etc", "container-no-sensitive-mounts"),
+        ("/home/../../proc", "container-no-sensitive-mounts"),
+        ("//etc", "container-no-sensitive-mounts"),
+    ],
+)
+def test_host_path_spelled_with_dot_dot_or_double_slashes__is_judged_where_it_leads(
+    host_path: str, policy: str
+) -> None:
+    """Docker resolves a bind source's `..`; the pack judges the directory it names (red
+    before: `/tmp/../var/run` mounted the runtime's socket directory unnoticed)."""
+    for props in (
+        {"volumes": [{"hostPath": host_path, "containerPath": "/x", "readOnly": True}]},
+        {"mounts": [{"type": "bind", "source": host_path, "target": "/x", "readOnly": True}]},
+    ):
+        record = Record(CONTAINER, "web", props, "urn:pulumi:qa::p::" + CONTAINER + "::web")
+        assert run_rule(policy, [record]), (host_path, props)
