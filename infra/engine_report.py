@@ -9,6 +9,7 @@ what depends on the engine, so an operator knows what upgrading or reconfiguring
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 from collections.abc import Sequence
@@ -57,7 +58,12 @@ def report_lines(info: dict[str, Any]) -> list[str]:
     return lines
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    argparse.ArgumentParser(
+        prog="python -m infra.engine_report",
+        description="What the Docker engine leaves open: its version, whether it remaps user "
+        "namespaces, and the exposures known for that version (read from `docker info`).",
+    ).parse_args(argv)
     import docker  # noqa: PLC0415 - only the command needs the engine client
     from docker.errors import DockerException  # noqa: PLC0415
 

@@ -19,7 +19,7 @@ want_system=1
 case "${1:-}" in
     "") ;;
     --python) want_system=0 ;;
-    -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) print_usage; exit 0 ;;
     *) die "unknown option '$1'; usage: scripts/bootstrap.sh [--python]" ;;
 esac
 

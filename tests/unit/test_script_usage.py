@@ -1,0 +1,79 @@
+"""What README.md tells a new user to run exists and explains itself.
+
+Each `scripts/*.sh` answers `-h`/`--help` with its usage on stdout and exit 0, and does nothing
+else: the scripts run from a copy of scripts/ in a temporary directory (no virtualenv, no
+stack files, as in tests/unit/test_script_arguments.py), so one that went on past `--help`
+could reach neither a real stack nor the checkout's files. Every `scripts/...` path and every
+`python -m` command the README and docs/ name exists, and each command answers `--help`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from infra.settings import REPO_ROOT
+
+pytestmark = pytest.mark.unit
+
+SCRIPTS = REPO_ROOT / "scripts"
+DOCS = (REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md")))
+LIBRARY = "lib.sh"  # sourced by the others, never run
+RUNNABLE = sorted(p.name for p in SCRIPTS.glob("*.sh") if p.name != LIBRARY)
+# `python -m infra` is the Pulumi program itself (it refuses to run outside an engine, exit 2,
+# README "Exit codes") and `pulumi.policy` is Pulumi's own policy host: neither is a command.
+NOT_COMMANDS = {"infra", "pulumi.policy"}
+
+
+def _documented(pattern: str) -> set[str]:
+    return {m for doc in DOCS for m in re.findall(pattern, doc.read_text(encoding="utf-8"))}
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Path:
+    shutil.copytree(SCRIPTS, tmp_path / "scripts")
+    return tmp_path
+
+
+@pytest.mark.parametrize("option", ["-h", "--help"])
+@pytest.mark.parametrize("script", RUNNABLE)
+def test_script_help__prints_its_usage_and_does_nothing_else(
+    sandbox: Path, script: str, option: str
+) -> None:
+    done = subprocess.run(
+        [str(sandbox / "scripts" / script), option],
+        capture_output=True, text=True, timeout=30, check=False, cwd=sandbox,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "", "nothing but the usage: no step ran"
+    assert f"scripts/{script}" in done.stdout, "the usage shows how to call the script"
+    assert "set -euo pipefail" not in done.stdout, "the usage ends where the code starts"
+
+
+def test_lib_sh__is_a_library_not_a_command() -> None:
+    """Run by hand, a sourced file without a shebang ran under sh and failed on bash syntax."""
+    assert not os.access(SCRIPTS / LIBRARY, os.X_OK)
+
+
+@pytest.mark.parametrize("path", sorted(_documented(r"\bscripts/[A-Za-z0-9_.-]+\.(?:sh|py)\b")))
+def test_every_script_the_docs_name__exists(path: str) -> None:
+    assert (REPO_ROOT / path).is_file()
+
+
+@pytest.mark.parametrize(
+    "module", sorted(_documented(r"python -m ([A-Za-z_][A-Za-z0-9_.]*)") - NOT_COMMANDS)
+)
+def test_every_command_the_docs_name__answers_help(module: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", module, "--help"],
+        capture_output=True, text=True, timeout=60, check=False, cwd=REPO_ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "usage:" in done.stdout
+    assert f"python -m {module}" in done.stdout, "the usage names the command as it is run"
