@@ -8,7 +8,8 @@
 # Installs, when missing:
 #   .venv          pinned packages from requirements.lock, with the repository on sys.path
 #   .venv-checkov  checkov from requirements-checkov.lock (its pins clash with pulumi's)
-#   redis-server, redis-tools, docker.io, mmdebstrap, shellcheck   via apt-get, as root
+#   redis-server, redis-tools, docker.io, mmdebstrap, shellcheck, prometheus (promtool)
+#                  via apt-get, as root
 # and starts dockerd in the background when `docker info` fails.
 set -euo pipefail
 LOG_TAG=bootstrap
@@ -117,7 +118,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
         || die "apt-get install ${missing[*]} failed; see the output above"
     log "installed ${missing[*]} in $(elapsed "$start")"
 else
-    log "system packages present (redis-server, redis-tools, docker.io, mmdebstrap, shellcheck)"
+    log "system packages present ($(printf '%s\n' "${PACKAGE_FOR[@]}" | sort -u | paste -sd ' '))"
 fi
 
 # Debian's redis-server package starts a plaintext server on 6379; this project never uses it.
