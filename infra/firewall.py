@@ -212,10 +212,18 @@ def up(stack: str, bridges: Bridges, run: Run) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m infra.firewall", description=__doc__.split("\n\n", 1)[0]
+        prog="python -m infra.firewall",
+        description=__doc__.split("\n\n", 1)[0],
+        epilog="Exit: 0 done; 1 the rules cannot be made or changed (e.g. the stack is not "
+        "deployed); 3 not root, nothing changed.",
     )
-    parser.add_argument("action", choices=("up", "down", "show"))
-    parser.add_argument("--stack", required=True)
+    parser.add_argument(
+        "action",
+        choices=("up", "down", "show"),
+        help="up: install (or refresh) the stack's rules, as root; down: remove them; "
+        "show: print the rules up would install",
+    )
+    parser.add_argument("--stack", required=True, help="stack name, e.g. dev or prod")
     args = parser.parse_args(argv)
     stack: str = args.stack
     try:
