@@ -171,7 +171,7 @@ def _plan_or_up(action: str, stack: str, project_dir: Path, store: StateStore) -
     applied = applier.up(plan, new_state, changes=changes, checkpoint=store.save)
     kept = len(applied.kept)
     note = f" ({kept} of them kept: their images were rebuilt unchanged)" if kept else ""
-    say(f"stack {stack} is up: {summary(changes)}{note}")
+    say(f"stack {stack} is up: {summary(changes, done=True)}{note}")
     if (unfinished := unfinished_rotation(new_state)) is not None:
         say(unfinished)
 

@@ -127,14 +127,15 @@ def _replace_dependents(plan: Plan, changes: dict[str, Change]) -> None:
             changes[step.urn] = Change(change.urn, change.type, change.name, Op.REPLACE, tuple(why))
 
 
-def summary(changes: Sequence[Change]) -> str:
-    """`2 to replace, 9 unchanged`: counts per operation, in a fixed order."""
+def summary(changes: Sequence[Change], *, done: bool = False) -> str:
+    """`2 to replace, 9 unchanged` (a plan) or, once applied (`done`), `2 replaced, 9
+    unchanged`: counts per operation, in a fixed order."""
     counts = {op: sum(1 for c in changes if c.op is op) for op in Op}
     words = {
-        Op.CREATE: "to create",
-        Op.UPDATE: "to update",
-        Op.REPLACE: "to replace",
-        Op.DELETE: "to delete",
+        Op.CREATE: "created" if done else "to create",
+        Op.UPDATE: "updated" if done else "to update",
+        Op.REPLACE: "replaced" if done else "to replace",
+        Op.DELETE: "deleted" if done else "to delete",
         Op.SAME: "unchanged",
     }
     return ", ".join(f"{counts[op]} {words[op]}" for op in Op if counts[op]) or "nothing"
