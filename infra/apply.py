@@ -63,8 +63,21 @@ def say(message: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.apply", description=NOT_PULUMI)
-    parser.add_argument("action", choices=("up", "down", "plan", "status"))
+    parser = argparse.ArgumentParser(
+        prog="python -m infra.apply",
+        description=NOT_PULUMI,
+        epilog="Exit: 0 done; 2 bad stack, settings or state (nothing deployed); 3 the deploy "
+        "failed on the engine or was interrupted (run up again to finish it). The state is "
+        "encrypted with SECURE_REDIS_STATE_PASSPHRASE when set, else with the key file "
+        "state.key beside it.",
+    )
+    parser.add_argument(
+        "action",
+        choices=("up", "down", "plan", "status"),
+        help="plan: the diff against the stack's state (no Docker); up: apply only what "
+        "changed; status: certificates' serials and days to expiry, the data-key generation; "
+        "down: remove every object of the stack, and its state",
+    )
     parser.add_argument("--stack", required=True, help="stack name, e.g. dev or prod")
     parser.add_argument(
         "--project-dir",
