@@ -33,6 +33,7 @@ from secure_cache.errors import ConfigurationError
 from secure_cache.http_api import CacheAPI
 from secure_cache.settings import ServiceSettings, Settings
 from secure_cache.settings import load_settings as load_cache_settings
+from tests.support.fuzzing import fuzz_settings
 
 SECRET = "S3cretValue-do-not-echo-0123456789abcdef"  # checkov:skip=CKV_SECRET_6: a marker
 TOKEN = "A" * 40  # checkov:skip=CKV_SECRET_6: a test token
@@ -40,8 +41,7 @@ TOKEN = "A" * 40  # checkov:skip=CKV_SECRET_6: a test token
 # green depends on the code, not on the draw: two entry-point bugs surfaced as one-off red
 # runs this way. SECURE_REDIS_FUZZ=explore draws new examples, SECURE_REDIS_FUZZ_SCALE=N
 # N times as many (with --hypothesis-seed to reproduce a find).
-_EXPLORE = os.environ.get("SECURE_REDIS_FUZZ") == "explore"
-_SCALE = max(1, int(os.environ.get("SECURE_REDIS_FUZZ_SCALE", "1") or "1"))
+_EXPLORE, _SCALE = fuzz_settings(os.environ)  # checked before collection: tests/conftest.py
 FAST = settings(
     max_examples=40 * _SCALE,
     derandomize=not _EXPLORE,

@@ -77,3 +77,25 @@ def test_every_command_the_docs_name__answers_help(module: str) -> None:
     assert done.returncode == 0, done.stderr
     assert "usage:" in done.stdout
     assert f"python -m {module}" in done.stdout, "the usage names the command as it is run"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("SECURE_REDIS_FUZZ_SCALE", "abc"), ("SECURE_REDIS_FUZZ_SCALE", "0"),
+     ("SECURE_REDIS_FUZZ", "Explore")],
+)  # fmt: skip
+def test_fuzz_settings_readme_names__a_bad_value_is_one_line_not_a_traceback(
+    variable: str, value: str
+) -> None:
+    """README: `SECURE_REDIS_FUZZ=explore`, `SECURE_REDIS_FUZZ_SCALE=N`. A typo ran the suite
+    as usual (`Explore`) or stopped its collection with a ValueError traceback (`abc`)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+         "tests/unit/test_fuzz_entry_points.py"],
+        capture_output=True, text=True, timeout=120, check=False, cwd=REPO_ROOT,
+        env={**os.environ, variable: value},
+    )  # fmt: skip
+    output = done.stdout + done.stderr
+    assert done.returncode not in (0, 5), output
+    assert "Traceback" not in output
+    assert f"{variable}={value!r}" in output, output
