@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import signal
 import sys
 import time
@@ -59,7 +60,12 @@ NOT_PULUMI: Final = (
 
 
 def say(message: str) -> None:
-    print(f"apply: {message}", flush=True)
+    try:
+        print(f"apply: {message}", flush=True)
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop printing, but never stop an up or down
+        # halfway because of it; the exit status stays the command's own.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
