@@ -191,7 +191,8 @@ def test_cli__a_reader_that_goes_away_ends_the_output_quietly(tmp_path: Path) ->
         [*command, "--project-dir", project],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO_ROOT,
     ) as process:  # fmt: skip
-        assert process.stdout is not None and process.stderr is not None
+        assert process.stdout is not None
+        assert process.stderr is not None
         process.stdout.close()  # the reader leaves before the first line
         stderr = process.stderr.read().decode()
         assert process.wait(timeout=120) == 0, stderr
