@@ -22,7 +22,6 @@ is unusable (nothing was deployed), 3 the stack could not be applied or removed 
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import os
 import signal
@@ -45,6 +44,7 @@ from infra.applier.state import (
 from infra.applier.status import material_lines, unfinished_rotation
 from infra.applier.translate import ContainerSpec, ImageSpec, NetworkSpec, VolumeSpec
 from infra.changes import Change, Op
+from infra.cli import OneLineParser
 from infra.mock_engine import Prior, RenderError
 from infra.pulumi_names import PYTHON_DYNAMIC_PREFIX as DYNAMIC_PREFIX
 from infra.render import RenderedStack, render_stack
@@ -69,7 +69,7 @@ def say(message: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m infra.apply",
         description=NOT_PULUMI,
         epilog="Exit: 0 done; 2 bad stack, settings or state (nothing deployed); 3 the deploy "

@@ -9,11 +9,12 @@ what depends on the engine, so an operator knows what upgrading or reconfiguring
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 from collections.abc import Sequence
 from typing import Any, Final
+
+from infra.cli import OneLineParser
 
 # moby/moby#45610: the DNAT of a 127.0.0.1-published port matches no input interface, so an
 # L2 neighbour that sends packets for 127.0.0.1 to this host reaches the container. Docker
@@ -59,7 +60,7 @@ def report_lines(info: dict[str, Any]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argparse.ArgumentParser(
+    OneLineParser(
         prog="python -m infra.engine_report",
         description="What the Docker engine leaves open: its version, whether it remaps user "
         "namespaces, and the exposures known for that version (read from `docker info`).",

@@ -11,7 +11,6 @@ Exit codes: 0 done, 2 unusable stack, key or value.
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import sys
@@ -22,6 +21,7 @@ from typing import Final
 
 import yaml
 
+from infra.cli import OneLineParser
 from infra.profiles import PROFILES, SETTING_KEYS
 from infra.settings import (
     NAMESPACE,
@@ -112,7 +112,7 @@ def get_setting(stack: str, key: str, root: Path = REPO_ROOT) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m infra.stack_config",
         description="Read or change one secure-redis: setting in Pulumi.<stack>.yaml without "
         "the Pulumi CLI, as `pulumi config get/set` would. get prints the value the program "

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, TextIO
 
+from infra.cli import OneLineParser
 from policies import strictness
 from policies.analyzer import (
     ConfigError,
@@ -46,7 +47,7 @@ class UsageError(ValueError):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m policies.check",
         description="Evaluate the secure-redis policy pack offline (no Pulumi CLI needed).",
     )

@@ -79,6 +79,21 @@ def test_every_command_the_docs_name__answers_help(module: str) -> None:
     assert f"python -m {module}" in done.stdout, "the usage names the command as it is run"
 
 
+
+@pytest.mark.parametrize(
+    "module", sorted(_documented(r"python -m ([A-Za-z_][A-Za-z0-9_.]*)") - NOT_COMMANDS)
+)
+def test_every_command_the_docs_name__a_wrong_argument_is_one_line(module: str) -> None:
+    """argparse printed its whole usage (up to four lines) above the error."""
+    done = subprocess.run(
+        [sys.executable, "-m", module, "--no-such-option"],
+        capture_output=True, text=True, timeout=60, check=False, cwd=REPO_ROOT,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.splitlines()) == 1, done.stderr
+    assert "error:" in done.stderr
+
+
 @pytest.mark.parametrize(
     ("variable", "value"),
     [("SECURE_REDIS_FUZZ_SCALE", "abc"), ("SECURE_REDIS_FUZZ_SCALE", "0"),
