@@ -56,6 +56,36 @@ def test_script_help__prints_its_usage_and_does_nothing_else(
     assert "set -euo pipefail" not in done.stdout, "the usage ends where the code starts"
 
 
+@pytest.mark.parametrize(
+    ("script", "argv"),
+    [
+        ("bootstrap.sh", ["--x"]),
+        ("bootstrap-base-image.sh", ["x"]),
+        ("build-app-image.sh", ["--tag"]),  # bash's own `${2:?}` text, with a line number, before
+        ("build-app-image.sh", ["--label"]),
+        ("build-app-image.sh", ["--x"]),
+        ("check-debian-python.sh", ["a", "b"]),
+        ("lock.sh", ["x"]),
+        ("pulumi-deploy.sh", []),
+        ("rotate.sh", ["dev"]),
+        ("setup-secure-redis.sh", ["--x"]),
+        ("status.sh", ["a", "b"]),
+        ("teardown.sh", ["a", "b"]),
+    ],
+)
+def test_script_wrong_arguments__one_error_line_nothing_done(
+    sandbox: Path, script: str, argv: list[str]
+) -> None:
+    done = subprocess.run(
+        [str(sandbox / "scripts" / script), *argv],
+        capture_output=True, text=True, timeout=30, check=False, cwd=sandbox,
+    )  # fmt: skip
+    assert done.returncode in (1, 2), done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line.split(": ", 2)[1] == "error", "the `component: error: ...` line README names"
+    assert "virtualenv" not in line
+
+
 def test_lib_sh__is_a_library_not_a_command() -> None:
     """Run by hand, a sourced file without a shebang ran under sh and failed on bash syntax."""
     assert not os.access(SCRIPTS / LIBRARY, os.X_OK)
@@ -77,7 +107,6 @@ def test_every_command_the_docs_name__answers_help(module: str) -> None:
     assert done.returncode == 0, done.stderr
     assert "usage:" in done.stdout
     assert f"python -m {module}" in done.stdout, "the usage names the command as it is run"
-
 
 
 @pytest.mark.parametrize(
