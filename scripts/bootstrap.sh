@@ -10,7 +10,11 @@
 #   .venv-checkov  checkov from requirements-checkov.lock (its pins clash with pulumi's)
 #   redis-server, redis-tools, docker.io, mmdebstrap, shellcheck, prometheus (promtool)
 #                  via apt-get, as root
-# and starts dockerd in the background when `docker info` fails.
+# and starts dockerd in the background when `docker info` fails (its log: DOCKERD_LOG, default
+# /var/log/secure-redis-dockerd.log).
+#
+# PYTHON=/path/to/python3          the project's interpreter (3.11 to 3.13; default python3)
+# CHECKOV_PYTHON=/path/to/python3  .venv-checkov's (3.11.5 or newer; `none` skips it)
 set -euo pipefail
 LOG_TAG=bootstrap
 # shellcheck source=lib.sh
