@@ -188,9 +188,7 @@ def _plan_or_up(action: str, stack: str, project_dir: Path, store: StateStore) -
     new_state = _with_dynamic(previous, rendered)
     store.save(new_state)
     applied = applier.up(plan, new_state, changes=changes, checkpoint=store.save)
-    kept = len(applied.kept)
-    note = f" ({kept} of them kept: their images were rebuilt unchanged)" if kept else ""
-    say(f"stack {stack} is up: {summary(changes, done=True)}{note}")
+    say(f"stack {stack} is up: {summary(changes, done=True, kept=set(applied.kept))}")
     if (unfinished := unfinished_rotation(new_state)) is not None:
         say(unfinished)
 

@@ -308,3 +308,17 @@ def test_summary__a_plan_says_what_it_will_do_a_finished_up_what_it_did() -> Non
     assert summary(changes) == "1 to create, 1 to replace, 1 unchanged"
     assert summary(changes, done=True) == "1 created, 1 replaced, 1 unchanged"
     assert summary([], done=True) == "nothing"
+
+
+def test_summary__a_container_kept_after_its_rebuild_is_not_counted_replaced() -> None:
+    """A container planned for replacement because its image is rebuilt, and kept because the
+    build gave the same image ID, was counted "replaced" with a note that it was kept."""
+    changes = [
+        Change("urn:a", CONTAINER, "secure-redis-s-app", Op.REPLACE, (IMAGE_REBUILT,)),
+        Change("urn:b", CONTAINER, "secure-redis-s-redis", Op.REPLACE, (IMAGE_REBUILT,)),
+        Change("urn:c", NETWORK, "secure-redis-s-backend", Op.SAME),
+    ]
+    assert (
+        summary(changes, done=True, kept={"secure-redis-s-redis"})
+        == "1 replaced, 1 kept (its image was rebuilt to the same image ID), 1 unchanged"
+    )
