@@ -22,8 +22,8 @@ is unusable (nothing was deployed), 3 the stack could not be applied or removed 
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
+import os
 import signal
 import sys
 import time
@@ -44,6 +44,7 @@ from infra.applier.state import (
 from infra.applier.status import material_lines, unfinished_rotation
 from infra.applier.translate import ContainerSpec, ImageSpec, NetworkSpec, VolumeSpec
 from infra.changes import Change, Op
+from infra.cli import OneLineParser
 from infra.mock_engine import Prior, RenderError
 from infra.pulumi_names import PYTHON_DYNAMIC_PREFIX as DYNAMIC_PREFIX
 from infra.render import RenderedStack, render_stack
@@ -59,12 +60,30 @@ NOT_PULUMI: Final = (
 
 
 def say(message: str) -> None:
-    print(f"apply: {message}", flush=True)
+    try:
+        print(f"apply: {message}", flush=True)
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop printing, but never stop an up or down
+        # halfway because of it; the exit status stays the command's own.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.apply", description=NOT_PULUMI)
-    parser.add_argument("action", choices=("up", "down", "plan", "status"))
+    parser = OneLineParser(
+        prog="python -m infra.apply",
+        description=NOT_PULUMI,
+        epilog="Exit: 0 done; 2 bad stack, settings or state (nothing deployed); 3 the deploy "
+        "failed on the engine or was interrupted (run up again to finish it). The state is "
+        "encrypted with SECURE_REDIS_STATE_PASSPHRASE when set, else with the key file "
+        "state.key beside it.",
+    )
+    parser.add_argument(
+        "action",
+        choices=("up", "down", "plan", "status"),
+        help="plan: the diff against the stack's state (no Docker); up: apply only what "
+        "changed; status: certificates' serials and days to expiry, the data-key generation; "
+        "down: remove every object of the stack, and its state",
+    )
     parser.add_argument("--stack", required=True, help="stack name, e.g. dev or prod")
     parser.add_argument(
         "--project-dir",
@@ -169,9 +188,7 @@ def _plan_or_up(action: str, stack: str, project_dir: Path, store: StateStore) -
     new_state = _with_dynamic(previous, rendered)
     store.save(new_state)
     applied = applier.up(plan, new_state, changes=changes, checkpoint=store.save)
-    kept = len(applied.kept)
-    note = f" ({kept} of them kept: their images were rebuilt unchanged)" if kept else ""
-    say(f"stack {stack} is up: {summary(changes)}{note}")
+    say(f"stack {stack} is up: {summary(changes, done=True, kept=set(applied.kept))}")
     if (unfinished := unfinished_rotation(new_state)) is not None:
         say(unfinished)
 

@@ -14,6 +14,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any, Final
 
+from infra.cli import OneLineParser
+
 # moby/moby#45610: the DNAT of a 127.0.0.1-published port matches no input interface, so an
 # L2 neighbour that sends packets for 127.0.0.1 to this host reaches the container. Docker
 # Engine 28.0 added the filtering that closes it.
@@ -57,7 +59,12 @@ def report_lines(info: dict[str, Any]) -> list[str]:
     return lines
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    OneLineParser(
+        prog="python -m infra.engine_report",
+        description="What the Docker engine leaves open: its version, whether it remaps user "
+        "namespaces, and the exposures known for that version (read from `docker info`).",
+    ).parse_args(argv)
     import docker  # noqa: PLC0415 - only the command needs the engine client
     from docker.errors import DockerException  # noqa: PLC0415
 

@@ -44,7 +44,6 @@ Changing the host firewall needs root; without it `up` says so and changes nothi
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import shutil
@@ -54,6 +53,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from infra.cli import OneLineParser
 from infra.naming import BRIDGE_NAME_OPTION, Role, object_name
 
 IPTABLES: Final = "iptables"
@@ -211,11 +211,19 @@ def up(stack: str, bridges: Bridges, run: Run) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m infra.firewall", description=__doc__.split("\n\n", 1)[0]
+    parser = OneLineParser(
+        prog="python -m infra.firewall",
+        description=__doc__.split("\n\n", 1)[0],
+        epilog="Exit: 0 done; 1 the rules cannot be made or changed (e.g. the stack is not "
+        "deployed); 3 not root, nothing changed.",
     )
-    parser.add_argument("action", choices=("up", "down", "show"))
-    parser.add_argument("--stack", required=True)
+    parser.add_argument(
+        "action",
+        choices=("up", "down", "show"),
+        help="up: install (or refresh) the stack's rules, as root; down: remove them; "
+        "show: print the rules up would install",
+    )
+    parser.add_argument("--stack", required=True, help="stack name, e.g. dev or prod")
     args = parser.parse_args(argv)
     stack: str = args.stack
     try:

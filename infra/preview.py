@@ -7,13 +7,13 @@ unusable, 1 when rendering fails otherwise.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from infra.cli import OneLineParser
 from infra.mock_engine import RenderError
 from infra.render import RenderedStack, format_path, render_stack
 from infra.settings import SettingsError
@@ -22,7 +22,7 @@ _NOTE = "rendered offline with Pulumi's mock runtime; nothing was deployed"
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m infra.preview",
         description="Render a secure-redis stack offline (secrets redacted).",
     )

@@ -53,10 +53,16 @@ class SettingsError(ValueError):
 
     def __init__(self, stack: str, source: str, problems: list[str]) -> None:
         self.problems = tuple(problems)
-        lines = "\n".join(f"  - {p}" for p in problems)
         # The file name holds the stack name as given: a newline or an escape sequence in it
         # must not reach the terminal raw.
         shown = source if source.isprintable() else repr(source)
+        if len(self.problems) == 1:
+            # One problem, one line; one that names its stack or file already says where.
+            (problem,) = self.problems
+            named = problem.startswith((repr(stack), shown))
+            super().__init__(problem if named else f"{shown}: {problem}")
+            return
+        lines = "\n".join(f"  - {p}" for p in problems)
         super().__init__(f"stack {stack!r}: invalid configuration in {shown}:\n{lines}")
 
 
@@ -266,27 +272,35 @@ def _read_yaml(stack: str, path: Path) -> Any:
             data = handle.read(_MAX_STACK_FILE_BYTES + 1)
         if len(data) > _MAX_STACK_FILE_BYTES:
             raise SettingsError(
-                stack, path.name, ["is larger than 1 MiB; a stack file holds a few settings"]
+                stack,
+                path.name,
+                [f"{path.name} is larger than 1 MiB; a stack file holds a few settings"],
             )
         text = data.decode("utf-8")
     except OSError as exc:
-        raise SettingsError(stack, path.name, [f"cannot read it ({exc.strerror})"]) from None
+        raise SettingsError(
+            stack, path.name, [f"{path.name} cannot be read ({exc.strerror})"]
+        ) from None
     except UnicodeDecodeError as exc:
         raise SettingsError(
-            stack, path.name, [f"is not UTF-8 text (byte {exc.start}); save it as UTF-8"]
+            stack,
+            path.name,
+            [f"{path.name} is not UTF-8 text (byte {exc.start}); save it as UTF-8"],
         ) from None
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except RecursionError:
         raise SettingsError(
-            stack, path.name, ["nests lists or mappings too deeply to read; fix the YAML"]
+            stack,
+            path.name,
+            [f"{path.name} nests lists or mappings too deeply to read; fix the YAML"],
         ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         reason = getattr(exc, "problem", None) or "a syntax error"
         raise SettingsError(
-            stack, path.name, [f"is not valid YAML: {reason}{where}; fix the YAML"]
+            stack, path.name, [f"{path.name} is not valid YAML: {reason}{where}; fix the YAML"]
         ) from None
 
 

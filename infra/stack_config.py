@@ -11,7 +11,6 @@ Exit codes: 0 done, 2 unusable stack, key or value.
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import sys
@@ -22,6 +21,7 @@ from typing import Final
 
 import yaml
 
+from infra.cli import OneLineParser
 from infra.profiles import PROFILES, SETTING_KEYS
 from infra.settings import (
     NAMESPACE,
@@ -112,12 +112,23 @@ def get_setting(stack: str, key: str, root: Path = REPO_ROOT) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.stack_config")
+    parser = OneLineParser(
+        prog="python -m infra.stack_config",
+        description="Read or change one secure-redis: setting in Pulumi.<stack>.yaml without "
+        "the Pulumi CLI, as `pulumi config get/set` would. get prints the value the program "
+        "uses (the profile's default when the file has none); set refuses a value the "
+        "program would refuse and leaves the file as it was. An up applies a change.",
+    )
     parser.add_argument("action", choices=("get", "set"))
-    parser.add_argument("--stack", required=True)
-    parser.add_argument("--project-dir", type=Path, default=REPO_ROOT)
+    parser.add_argument("--stack", required=True, help="stack name, e.g. dev or prod")
+    parser.add_argument(
+        "--project-dir",
+        type=Path,
+        default=REPO_ROOT,
+        help="where Pulumi.<stack>.yaml is (default: the repository)",
+    )
     parser.add_argument("key", help="the setting without its namespace, e.g. dataKeyGeneration")
-    parser.add_argument("value", nargs="?")
+    parser.add_argument("value", nargs="?", help="the new value (set only)")
     args = parser.parse_args(argv)
     try:
         if args.action == "get":

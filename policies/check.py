@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, TextIO
 
+from infra.cli import OneLineParser
 from policies import strictness
 from policies.analyzer import (
     ConfigError,
@@ -46,7 +47,7 @@ class UsageError(ValueError):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m policies.check",
         description="Evaluate the secure-redis policy pack offline (no Pulumi CLI needed).",
         epilog="exit status: 0 no mandatory violation, 1 at least one, 2 unusable input or "
@@ -182,27 +183,27 @@ def run(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
         )
         return EXIT_UNUSABLE
     mandatory = [f for f in findings if f.level == "mandatory"]
-    if args.json:
-        _print_json(findings, out)
-    else:
-        source = f"stack {args.stack}" if args.stack else str(args.resources)
-        config_note = (
-            f"{environment.value} config {config_path}" if config_path else "pack defaults"
-        )
-        header = (
-            f"policy pack secure-redis on {source} ({len(records)} resources, {config_note}): "
-            f"{len(mandatory)} mandatory, {len(findings) - len(mandatory)} advisory"
-        )
-        _print_table(findings, header, out)
+    try:
+        if args.json:
+            _print_json(findings, out)
+        else:
+            source = f"stack {args.stack}" if args.stack else str(args.resources)
+            config_note = (
+                f"{environment.value} config {config_path}" if config_path else "pack defaults"
+            )
+            header = (
+                f"policy pack secure-redis on {source} ({len(records)} resources, "
+                f"{config_note}): {len(mandatory)} mandatory, "
+                f"{len(findings) - len(mandatory)} advisory"
+            )
+            _print_table(findings, header, out)
+    except BrokenPipeError:  # e.g. `| head`: the reader left; the verdict stands
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return EXIT_VIOLATIONS if mandatory else EXIT_OK
 
 
 def main() -> None:
-    try:
-        sys.exit(run())
-    except BrokenPipeError:  # e.g. `| head`: the reader left
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(EXIT_VIOLATIONS)
+    sys.exit(run())
 
 
 if __name__ == "__main__":

@@ -9,12 +9,12 @@ stack's name or a path built from it; undeclared means production, the strictest
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
+from infra.cli import OneLineParser
 from policies.records import Record
 from policies.rules import Resource
 from policies.rules._environment import Environment, declared, parse
@@ -72,7 +72,7 @@ def _first_line(exc: Exception) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m policies.strictness",
         description="Print the policy config file for the environment a stack declares.",
     )

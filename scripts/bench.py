@@ -34,7 +34,6 @@ The last output line is one JSON object (see `summary`).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import contextlib
@@ -67,6 +66,7 @@ from key_value.aio.wrappers.encryption import FernetEncryptionWrapper
 
 from secure_cache import AsyncSecureCache, SecureCache
 from secure_cache.allocator import MMAP_THRESHOLD_BYTES, TRIM_THRESHOLD_BYTES, keep_freed_memory
+from secure_cache.cli_parser import OneLineParser
 from secure_cache.crypto import Keyring
 from secure_cache.resp import pack_command, pack_get, pack_set, writes
 from secure_cache.settings import load_settings
@@ -779,7 +779,7 @@ def cold_name_ratio(baseline: Baseline, client: Client, rounds: int) -> list[flo
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="scripts/bench.sh", description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (>= 5)")
     parser.add_argument(
         "--only",

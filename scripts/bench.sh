@@ -3,7 +3,7 @@
 # the application layer, the seeds' TLS + Fernet design, py-key-value-aio's Fernet wrapper and
 # redis-benchmark over TLS; then many callers on one client against redis-benchmark -c 50.
 #
-#   scripts/bench.sh [--rounds N] [--only sizes|concurrency]
+#   scripts/bench.sh [--rounds N] [--only sizes|concurrency] [--allocator service|default]
 #                                      (N >= 5, default 7; about three minutes on 2 cores)
 #
 # Starts its own servers (a plaintext redis-server and a TLS-only one with the project's ACL)
@@ -15,6 +15,7 @@ set -euo pipefail
 LOG_TAG=bench
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
+case "${1:-}" in -h | --help) print_usage; exit 0 ;; esac
 
 require_venv
 for tool in redis-server redis-benchmark; do

@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Make debian:bookworm-slim available to the local Docker engine, the base of both images.
+#
+#   scripts/bootstrap-base-image.sh     (no arguments; BASE_IMAGE=TAG another tag, PULL_TIMEOUT=S)
+#
 # Order: already present -> pull it (users with a registry get the official image) -> build it
 # offline from Debian's packages with mmdebstrap (no registry reachable).
 set -euo pipefail
 LOG_TAG=base-image
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
+case "${1:-}" in -h | --help) print_usage; exit 0 ;; esac
+[ "$#" -eq 0 ] || die "no arguments expected; usage: scripts/bootstrap-base-image.sh"
 
 # BASE_IMAGE overrides the tag (the image is always Debian bookworm), e.g. to test this script.
 IMAGE="${BASE_IMAGE:-debian:bookworm-slim}"

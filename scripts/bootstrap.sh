@@ -8,8 +8,13 @@
 # Installs, when missing:
 #   .venv          pinned packages from requirements.lock, with the repository on sys.path
 #   .venv-checkov  checkov from requirements-checkov.lock (its pins clash with pulumi's)
-#   redis-server, redis-tools, docker.io, mmdebstrap, shellcheck   via apt-get, as root
-# and starts dockerd in the background when `docker info` fails.
+#   redis-server, redis-tools, docker.io, mmdebstrap, shellcheck, prometheus (promtool)
+#                  via apt-get, as root
+# and starts dockerd in the background when `docker info` fails (its log: DOCKERD_LOG, default
+# /var/log/secure-redis-dockerd.log).
+#
+# PYTHON=/path/to/python3          the project's interpreter (3.11 to 3.13; default python3)
+# CHECKOV_PYTHON=/path/to/python3  .venv-checkov's (3.11.5 or newer; `none` skips it)
 set -euo pipefail
 LOG_TAG=bootstrap
 # shellcheck source=lib.sh
@@ -19,7 +24,7 @@ want_system=1
 case "${1:-}" in
     "") ;;
     --python) want_system=0 ;;
-    -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) print_usage; exit 0 ;;
     *) die "unknown option '$1'; usage: scripts/bootstrap.sh [--python]" ;;
 esac
 
@@ -117,7 +122,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
         || die "apt-get install ${missing[*]} failed; see the output above"
     log "installed ${missing[*]} in $(elapsed "$start")"
 else
-    log "system packages present (redis-server, redis-tools, docker.io, mmdebstrap, shellcheck)"
+    log "system packages present ($(printf '%s\n' "${PACKAGE_FOR[@]}" | sort -u | paste -sd ' '))"
 fi
 
 # Debian's redis-server package starts a plaintext server on 6379; this project never uses it.

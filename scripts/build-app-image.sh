@@ -20,10 +20,10 @@ labels=()
 wheelhouse_only=0
 while [ $# -gt 0 ]; do
     case "$1" in
-        --tag) tag="${2:?--tag needs NAME:TAG}"; shift 2 ;;
-        --label) labels+=(--label "${2:?--label needs KEY=VALUE}"); shift 2 ;;
+        --tag) [ -n "${2:-}" ] || die "--tag needs NAME:TAG"; tag="$2"; shift 2 ;;
+        --label) [ -n "${2:-}" ] || die "--label needs KEY=VALUE"; labels+=(--label "$2"); shift 2 ;;
         --wheelhouse-only) wheelhouse_only=1; shift ;;
-        -h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) print_usage; exit 0 ;;
         *) die "unknown argument '$1'; usage: scripts/build-app-image.sh [--tag NAME:TAG] [--label KEY=VALUE]..." ;;
     esac
 done

@@ -11,6 +11,8 @@ LOG_TAG=debian-python
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
+case "${1:-}" in -h | --help) print_usage; exit 0 ;; esac
+[ "$#" -le 1 ] || die "usage: scripts/check-debian-python.sh [PYTHON]"
 
 python="${1:-/usr/bin/python3}"
 [ -x "$python" ] || die "$python not found; on Debian 12: apt-get install python3 python3-venv"

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Regenerate requirements.lock and requirements-checkov.lock from the pins in pyproject.toml.
 # Run after changing a pin; commit both files. Needs PyPI.
+#
+#   scripts/lock.sh     (no arguments)
 set -euo pipefail
 LOG_TAG=lock
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
+case "${1:-}" in -h | --help) print_usage; exit 0 ;; esac
+[ "$#" -eq 0 ] || die "no arguments expected; usage: scripts/lock.sh"
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT

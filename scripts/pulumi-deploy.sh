@@ -9,6 +9,7 @@ set -euo pipefail
 LOG_TAG=setup
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
+case "${1:-}" in -h | --help) print_usage; exit 0 ;; esac
 
 [ "$#" -eq 1 ] || die "usage: scripts/pulumi-deploy.sh STACK"
 stack="$1"

@@ -38,7 +38,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 usage="usage: scripts/rotate.sh STACK (certs|passwords|data-key|ca|api-token|api-token-retire|all)"
-[ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ] && { sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit 0; }
+[ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ] && { print_usage; exit 0; }
 [ "$#" -eq 2 ] || die "$usage"
 stack="$1"
 kind="$2"

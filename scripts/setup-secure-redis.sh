@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one command: bring a stack up on the local Docker engine and prove it secure.
 #
-#   scripts/setup-secure-redis.sh [STACK] [--full]      STACK: dev (default) or prod
+#   scripts/setup-secure-redis.sh [STACK] [--full]      STACK: dev (default), prod, ... (any
+#                                                       Pulumi.STACK.yaml)
 #
 #   1. bootstrap   virtualenvs, system packages, Docker engine, debian:bookworm-slim
 #   2. build       the app's wheelhouse (PyPI is not reachable inside `docker build`)
@@ -29,7 +30,7 @@ full=0
 for arg in "$@"; do
     case "$arg" in
         --full) full=1 ;;
-        -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) print_usage; exit 0 ;;
         -*) die "unknown option $(shown "$arg"); $usage" ;;
         *) [ "$given" = 0 ] || die "one stack at a time ($(shown "$stack") and $(shown "$arg") given); $usage"
            stack="$arg"
@@ -148,7 +149,8 @@ echo
 echo
 "$PY" "$ROOT/scripts/security_summary.py" "$summary_file"
 echo
-[ "$full" = 1 ] || echo "fault tests (stop/restart Redis, live key rotation, dev+prod isolation): scripts/setup-secure-redis.sh $stack --full, or scripts/test.sh -m e2e"
+# The fault tests on this stack alone; the dev+prod isolation test needs both (test.sh's e2e).
+[ "$full" = 1 ] || echo "fault tests (stop/restart Redis, live key rotation): scripts/setup-secure-redis.sh $stack --full; with dev+prod isolation: scripts/test.sh -m e2e (deploys dev and prod)"
 echo "tear down: scripts/teardown.sh $stack"
 log "setup of $stack finished in $(elapsed "$total")"
 [ "$verify_rc" = 0 ] || die "verification failed (pytest exit $verify_rc): the stack runs, but see the failures above"

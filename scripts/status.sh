@@ -18,7 +18,7 @@ bad_input() { printf '%s: error: %s\n' "$LOG_TAG" "$*" >&2; exit 2; }
 unavailable() { printf '%s: error: %s\n' "$LOG_TAG" "$*" >&2; exit 3; }
 
 case "${1:-}" in
-    -h | --help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) print_usage; exit 0 ;;
 esac
 [ "$#" -le 1 ] || bad_input "usage: scripts/status.sh [STACK]"
 # dev only when no stack is given: an empty argument (an unset variable) is not a stack.

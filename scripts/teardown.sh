@@ -14,7 +14,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 case "${1:-}" in
-    -h | --help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) print_usage; exit 0 ;;
 esac
 [ "$#" -le 1 ] || die "usage: scripts/teardown.sh [STACK]"
 # dev only when no stack is given: an empty argument (`teardown.sh "$STACK"` with STACK unset)

@@ -4,6 +4,7 @@
 #   scripts/test.sh                      everything, as CI runs it
 #   scripts/test.sh -m unit              one layer: unit | policy | integration | e2e
 #   scripts/test.sh -m "not e2e" -x      any pytest arguments
+#   scripts/test.sh --help               this text (pytest's own: .venv/bin/pytest --help)
 #
 # Only the Python virtualenvs are bootstrapped (no root, Docker or redis-server needed) when
 # the arguments select unit or policy tests alone: a marker expression (-m EXPR) naming neither
@@ -13,6 +14,7 @@ LOG_TAG="test"
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
+case "${1:-}" in -h | --help) print_usage; exit 0 ;; esac
 
 needs_system=1
 if [ "$#" -gt 0 ] && python_only "$@"; then

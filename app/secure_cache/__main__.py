@@ -34,10 +34,11 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Final, NoReturn
+from typing import Final
 from urllib.parse import urlsplit
 
 from secure_cache.allocator import keep_freed_memory
+from secure_cache.cli_parser import EXIT_USAGE, OneLineParser
 from secure_cache.client import DEFAULT_ROTATION_BATCH, SecureCache
 from secure_cache.crypto import MAX_LOGICAL_KEY_BYTES
 from secure_cache.diagnose import explain_unavailable
@@ -46,7 +47,6 @@ from secure_cache.settings import ServiceSettings, Settings, http_port
 
 EXIT_OK: Final = 0
 EXIT_MISS: Final = 1
-EXIT_USAGE: Final = 2
 EXIT_INCOMPLETE: Final = 3
 EXIT_UNAVAILABLE: Final = 4
 EXIT_REFUSED: Final = 5
@@ -56,13 +56,6 @@ _LOCAL_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 _MAX_TTL_SECONDS: Final = 10 * 365 * 86400
 MODULE_PROG: Final = "python -m secure_cache"
 CONSOLE_PROG: Final = "secure-cache"  # app/pyproject.toml [project.scripts]
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors and exit code 2 (its own default, kept explicit)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
 def _key(text: str) -> str:
@@ -93,8 +86,8 @@ def _bounded(low: int, high: int) -> Callable[[str], int]:
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
-    parser = _Parser(prog=prog, description="Encrypted cache over TLS Redis.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = OneLineParser(prog=prog, description="Encrypted cache over TLS Redis.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     get = sub.add_parser("get", help="print a value")
     get.add_argument("key", type=_key)
     put = sub.add_parser("set", help="store a value")

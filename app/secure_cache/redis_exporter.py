@@ -61,7 +61,6 @@ them under the exporter's job.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import signal
@@ -85,6 +84,7 @@ from redis.backoff import NoBackoff
 from redis.credentials import CredentialProvider
 from redis.retry import Retry
 
+from secure_cache.cli_parser import OneLineParser
 from secure_cache.errors import ConfigurationError
 from secure_cache.metrics_server import serve_metrics
 from secure_cache.prometheus import CertificateRole, certificate_collector
@@ -629,7 +629,7 @@ def registry_for(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m secure_cache.redis_exporter",
         description="Redis security signals for Prometheus.",
     )

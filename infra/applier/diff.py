@@ -14,7 +14,7 @@ Reasons are property paths (`uploads[4].content`, `labels`), never values.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Final
 
 from infra.applier.plan import Plan
@@ -127,17 +127,26 @@ def _replace_dependents(plan: Plan, changes: dict[str, Change]) -> None:
             changes[step.urn] = Change(change.urn, change.type, change.name, Op.REPLACE, tuple(why))
 
 
-def summary(changes: Sequence[Change]) -> str:
-    """`2 to replace, 9 unchanged`: counts per operation, in a fixed order."""
+def summary(changes: Sequence[Change], *, done: bool = False, kept: Collection[str] = ()) -> str:
+    """`2 to replace, 9 unchanged` (a plan) or, once applied (`done`), `2 replaced, 9
+    unchanged`: counts per operation, in a fixed order. `kept`: the containers an up planned
+    to replace and kept, their image rebuilt to the same ID (StackObjects.kept)."""
+    kept_count = sum(1 for c in changes if c.op is Op.REPLACE and c.name in kept) if done else 0
     counts = {op: sum(1 for c in changes if c.op is op) for op in Op}
+    counts[Op.REPLACE] -= kept_count
     words = {
-        Op.CREATE: "to create",
-        Op.UPDATE: "to update",
-        Op.REPLACE: "to replace",
-        Op.DELETE: "to delete",
+        Op.CREATE: "created" if done else "to create",
+        Op.UPDATE: "updated" if done else "to update",
+        Op.REPLACE: "replaced" if done else "to replace",
+        Op.DELETE: "deleted" if done else "to delete",
         Op.SAME: "unchanged",
     }
-    return ", ".join(f"{counts[op]} {words[op]}" for op in Op if counts[op]) or "nothing"
+    parts = [f"{counts[op]} {words[op]}" for op in Op if counts[op] and op is not Op.SAME]
+    if kept_count:
+        parts.append(f"{kept_count} kept (its image was rebuilt to the same image ID)")
+    if counts[Op.SAME]:
+        parts.append(f"{counts[Op.SAME]} {words[Op.SAME]}")
+    return ", ".join(parts) or "nothing"
 
 
 def rebuilt_image_only(change: Change) -> bool:

@@ -89,6 +89,9 @@ def pytest_configure(config: pytest.Config) -> None:
         "cross_stack: uses dev and prod side by side (given to every test that takes "
         "`both_stacks`, so a run can select the tests of one stack alone: scripts/test.sh)",
     )
+    # A stack that cannot be verified stops the run here, with one line; found while
+    # parametrizing, it failed every test file's collection, each with a traceback.
+    selected_stacks(config)
 
 
 def selected_stacks(config: pytest.Config) -> tuple[str, ...]:

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from inspect import cleandoc
 from pathlib import Path
 from typing import Any, Final
 
@@ -300,8 +301,15 @@ def main(argv: list[str]) -> int:
     one a line (only they are the caller's to remove); `down` removes them and fails on
     leftovers."""
     usage = "usage: python -m tests.e2e.stacks (up|down) STACK..."
+    if argv[:1] in (["-h"], ["--help"]):
+        print(f"{usage}   STACK: {' or '.join(STACK_NAMES)}\n\n{cleandoc(main.__doc__ or '')}")
+        return 0
     if not argv or argv[0] not in ("up", "down") or set(argv[1:]) - set(STACK_NAMES):
-        print(f"{usage} (stacks: {', '.join(STACK_NAMES)})", file=sys.stderr)
+        print(
+            f"python -m tests.e2e.stacks: error: {' '.join(argv) or 'no arguments'}: expected "
+            f"(up|down) STACK..., each STACK one of {', '.join(STACK_NAMES)} (see --help)",
+            file=sys.stderr,
+        )
         return 2
     action, names = argv[0], argv[1:]
     if not names:

@@ -475,3 +475,26 @@ def test_snake_case_property_names__exit_2_with_the_engines_names(
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1
     assert named in err
+
+
+@pytest.mark.parametrize("violating", [False, True], ids=["clean-stack", "their-stack"])
+def test_cli__a_reader_that_goes_away_keeps_the_verdict(tmp_path: Path, violating: bool) -> None:
+    """`policies.check --stack dev | head -1` exited 1, a mandatory violation, on a clean
+    stack: the exit status is the verdict, whoever reads the table."""
+    if violating:
+        source = REPO_ROOT / "tests/policy/external/adborja-tech-ecommerce-redis-memory-limit.json"
+        records = tmp_path / "their-stack.json"
+        records.write_text(json.dumps(json.loads(source.read_text())["records"]))
+        argv = ["--resources", str(records), "--stack-name", "dev"]
+    else:
+        argv = ["--stack", "dev"]
+    with subprocess.Popen(
+        [sys.executable, "-m", "policies.check", *argv],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO_ROOT,
+    ) as process:  # fmt: skip
+        assert process.stdout is not None
+        assert process.stderr is not None
+        process.stdout.close()  # the reader leaves before the first line
+        stderr = process.stderr.read().decode()
+        assert process.wait(timeout=300) == (1 if violating else 0), stderr
+    assert "Traceback" not in stderr

@@ -6,26 +6,16 @@ certificates) and shared read-only by every test; tests never mutate what they r
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pytest
 
 from infra.pulumi_names import CONTAINER
 from infra.render import RenderedResource, RenderedStack, render_stack
-from tests.support import fuzz
 
 STACKS = ("dev", "prod")
 
 _CACHE: dict[str, RenderedStack] = {}
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """A bad SECURE_REDIS_FUZZ_SCALE is one usage line, not a traceback at collection."""
-    try:
-        fuzz.scale(os.environ)
-    except ValueError as exc:
-        raise pytest.UsageError(str(exc)) from None
 
 
 def rendered(stack: str) -> RenderedStack:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -177,3 +179,22 @@ def test_cli__status_of_a_stack_never_deployed_says_how_to_deploy_it(
     err = capsys.readouterr().err
     assert err.startswith("apply: error: stack dev is not deployed from this checkout")
     assert "scripts/setup-secure-redis.sh dev" in err
+
+
+def test_cli__a_reader_that_goes_away_ends_the_output_quietly(tmp_path: Path) -> None:
+    """`python -m infra.apply plan --stack S | head -1`: a BrokenPipeError traceback and
+    exit 1 before. The command goes on to the end (an up or down is never cut short by its
+    reader) and exits with its own status; it only stops printing."""
+    project = str(_project(tmp_path))
+    command = [sys.executable, "-m", "infra.apply", "plan", "--stack", "dev"]
+    with subprocess.Popen(
+        [*command, "--project-dir", project],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO_ROOT,
+    ) as process:  # fmt: skip
+        assert process.stdout is not None
+        assert process.stderr is not None
+        process.stdout.close()  # the reader leaves before the first line
+        stderr = process.stderr.read().decode()
+        assert process.wait(timeout=120) == 0, stderr
+    assert "Traceback" not in stderr
+    assert "BrokenPipe" not in stderr

@@ -19,6 +19,7 @@ from infra.applier.diff import (
     changed_paths,
     docker_changes,
     rebuilt_image_only,
+    summary,
 )
 from infra.applier.plan import Plan, plan_stack
 from infra.applier.state import ResourceState
@@ -295,3 +296,29 @@ def test_docker_changes__a_rebuilt_image_replaces_its_containers() -> None:
 )
 def test_changed_paths(old: Any, new: Any, paths: list[str]) -> None:
     assert changed_paths(old, new) == paths
+
+
+def test_summary__a_plan_says_what_it_will_do_a_finished_up_what_it_did() -> None:
+    """After an up, "stack S is up: 37 to create" read as if nothing had been created yet."""
+    changes = [
+        Change("urn:a", CONTAINER, "a", Op.CREATE),
+        Change("urn:b", CONTAINER, "b", Op.REPLACE),
+        Change("urn:c", NETWORK, "c", Op.SAME),
+    ]
+    assert summary(changes) == "1 to create, 1 to replace, 1 unchanged"
+    assert summary(changes, done=True) == "1 created, 1 replaced, 1 unchanged"
+    assert summary([], done=True) == "nothing"
+
+
+def test_summary__a_container_kept_after_its_rebuild_is_not_counted_replaced() -> None:
+    """A container planned for replacement because its image is rebuilt, and kept because the
+    build gave the same image ID, was counted "replaced" with a note that it was kept."""
+    changes = [
+        Change("urn:a", CONTAINER, "secure-redis-s-app", Op.REPLACE, (IMAGE_REBUILT,)),
+        Change("urn:b", CONTAINER, "secure-redis-s-redis", Op.REPLACE, (IMAGE_REBUILT,)),
+        Change("urn:c", NETWORK, "secure-redis-s-backend", Op.SAME),
+    ]
+    assert (
+        summary(changes, done=True, kept={"secure-redis-s-redis"})
+        == "1 replaced, 1 kept (its image was rebuilt to the same image ID), 1 unchanged"
+    )

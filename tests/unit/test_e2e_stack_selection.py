@@ -7,10 +7,13 @@ dev and prod, and refuse one without a stack file in one line that lists the sta
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from infra.settings import REPO_ROOT
 from tests.e2e.stacks import STACK_NAMES, stack_selection
 
 
@@ -42,3 +45,18 @@ def test_a_stack_without_its_file_is_refused_naming_the_stacks_there_are(tmp_pat
 def test_a_malformed_name_is_refused_before_any_file_is_looked_up(tmp_path: Path, bad: str) -> None:
     with pytest.raises(ValueError, match="is not a stack name"):
         stack_selection([bad], stack_files(tmp_path, "dev"))
+
+
+def test_pytest_with_an_unknown_stack__stops_with_one_usage_line() -> None:
+    """`pytest tests/e2e --stack nostack` reported the refusal as one collection error per
+    test file, each with its traceback (15 of them), instead of once."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "tests/e2e", "--stack", "nostack", "--collect-only",
+         "-q", "-p", "no:cacheprovider"],
+        capture_output=True, text=True, timeout=120, check=False, cwd=REPO_ROOT,
+    )  # fmt: skip
+    output = done.stdout + done.stderr
+    assert done.returncode == pytest.ExitCode.USAGE_ERROR, output
+    assert "ERROR collecting" not in output
+    refusals = [line for line in output.splitlines() if "no stack 'nostack'" in line]
+    assert len(refusals) == 1, output

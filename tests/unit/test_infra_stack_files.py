@@ -199,6 +199,10 @@ def test_every_tool__a_bad_stack_file_is_exit_2_without_a_traceback(
     assert "Traceback" not in err
     assert max(len(line) for line in err.splitlines()) < 1000  # no value echoed whole
     assert err.count(f"Pulumi.{stack}.yaml") >= 3
+    # One problem, one line (README, "Stack settings"): no header with a list of one under it.
+    errors = [line for line in err.splitlines() if "error" in line]
+    assert len(errors) == 3, err
+    assert not [line for line in err.splitlines() if line.startswith("  - ")], err
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,19 @@
+"""How much the entry-point fuzz suite draws (tests/unit/test_fuzz_entry_points.py), from the
+two variables README names: SECURE_REDIS_FUZZ=explore draws new examples instead of the same
+ones every run, SECURE_REDIS_FUZZ_SCALE=N draws N times as many."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+def fuzz_settings(environ: Mapping[str, str]) -> tuple[bool, int]:
+    """(explore, scale). Raises ValueError, one line, for a value the variables cannot mean:
+    a typo ran the usual draw (`Explore`) or raised out of collection (`abc`)."""
+    mode = environ.get("SECURE_REDIS_FUZZ", "")
+    if mode not in ("", "explore"):
+        raise ValueError(f"SECURE_REDIS_FUZZ={mode!r}: unset it, or set it to 'explore'")
+    scale = environ.get("SECURE_REDIS_FUZZ_SCALE", "") or "1"
+    if not (scale.isascii() and scale.isdigit() and int(scale) >= 1):
+        raise ValueError(f"SECURE_REDIS_FUZZ_SCALE={scale!r}: a whole number of at least 1")
+    return mode == "explore", int(scale)
