@@ -69,6 +69,7 @@ from infra.applier.translate import (  # noqa: E402
     VolumeSpec,
 )
 from infra.changes import Change, Op  # noqa: E402
+from infra.engine_report import live_restore_line  # noqa: E402
 from infra.mock_engine import Prior, RenderError  # noqa: E402
 from infra.pulumi_names import PYTHON_DYNAMIC_PREFIX as DYNAMIC_PREFIX  # noqa: E402
 from infra.render import RenderedStack, render_stack  # noqa: E402
@@ -223,6 +224,21 @@ def _plan_or_up(action: str, stack: str, project_dir: Path, store: StateStore) -
     say(f"stack {stack} is up: {summary(changes)}{note}")
     if (unfinished := unfinished_rotation(new_state)) is not None:
         say(unfinished)
+    if (engine := _live_restore_warning(applier)) is not None:
+        say(engine)
+
+
+def _live_restore_warning(applier: LocalApplier) -> str | None:
+    """The engine's live-restore warning (infra/engine_report.py), None when it is on or the
+    engine does not say: an engine restart would leave the stack's services stopped."""
+    from docker.errors import DockerException  # noqa: PLC0415 - `plan` needs no engine
+    from requests.exceptions import RequestException  # noqa: PLC0415
+
+    try:
+        line = live_restore_line(applier.client.info())
+    except (DockerException, RequestException):
+        return None
+    return line if line.startswith("WARNING") else None
 
 
 @contextmanager
