@@ -64,6 +64,9 @@ def _run(
         "PATH": str(bin_dir),
         "HOME": os.environ.get("HOME", "/tmp"),
         "PYTHON": str(ROOT / ".venv" / "bin" / "python"),
+        # No engine behind it: the live-restore report (the docker SDK) stays silent instead
+        # of reading this machine's real engine.
+        "DOCKER_HOST": f"unix://{bin_dir}/no-engine.sock",
         **(extra_env or {}),
     }
     return subprocess.run(
@@ -151,13 +154,7 @@ def _engine_fakes(bare_path: Path) -> tuple[Path, Path]:
 
 
 def _engine_env(tmp: Path, config: Path) -> dict[str, str]:
-    # No engine behind DOCKER_HOST: the live-restore report (the docker SDK) stays silent
-    # instead of reading this machine's real engine.
-    return {
-        "DOCKERD_LOG": str(tmp / "dockerd.log"),
-        "DOCKERD_CONFIG": str(config),
-        "DOCKER_HOST": f"unix://{tmp}/no-engine.sock",
-    }
+    return {"DOCKERD_LOG": str(tmp / "dockerd.log"), "DOCKERD_CONFIG": str(config)}
 
 
 def test_dockerd__started_with_live_restore(bare_path: Path) -> None:
