@@ -16,39 +16,69 @@
 It is not Pulumi. The state is `.secure-redis/state/S.state`, AES-256-GCM encrypted
 (infra/applier/state.py: key from SECURE_REDIS_STATE_PASSPHRASE via scrypt, or a 0600 key
 file). Exit codes (README, "Exit codes"): 0 done, 2 the stack, its configuration or its state
-is unusable (nothing was deployed), 3 the stack could not be applied or removed on the engine
-(operational; the message says what remains).
+is unusable (nothing was deployed), 3 the stack could not be applied or removed on the engine,
+or the command was interrupted (Ctrl-C, SIGTERM) (operational; the message says what remains).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import signal
 import sys
-import time
-from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
-from infra.applier.diff import docker_changes, summary
-from infra.applier.errors import ApplyError
-from infra.applier.plan import Plan, Step, plan_stack
-from infra.applier.state import (
+EXIT_INTERRUPTED: Final = 3
+_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
+
+
+def _interrupted_while_starting(_signum: int, _frame: object) -> None:
+    """Ctrl-C or SIGTERM while the modules below load (pulumi, the docker SDK: 1-12 s on the
+    2-core build machine under load): nothing has been read or changed, and a KeyboardInterrupt
+    there printed the import's traceback. One line, and out."""
+    os.write(2, b"apply: error: interrupted while starting; nothing was read or changed\n")
+    os._exit(EXIT_INTERRUPTED)
+
+
+if __name__ == "__main__":
+    for _signal in _SIGNALS:
+        signal.signal(_signal, _interrupted_while_starting)
+
+import datetime as dt  # noqa: E402 - after the handler above: these take seconds to load
+import time  # noqa: E402
+from collections.abc import Iterator, Sequence  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import TYPE_CHECKING  # noqa: E402
+
+from infra.applier.diff import docker_changes, summary  # noqa: E402
+from infra.applier.errors import ApplyError  # noqa: E402
+from infra.applier.plan import Plan, Step, plan_stack  # noqa: E402
+from infra.applier.state import (  # noqa: E402
     PASSPHRASE_ENV,
     ResourceState,
     StackState,
     StateError,
     StateStore,
 )
-from infra.applier.status import material_lines, unfinished_rotation
-from infra.applier.translate import ContainerSpec, ImageSpec, NetworkSpec, VolumeSpec
-from infra.changes import Change, Op
-from infra.cli import OneLineParser
-from infra.mock_engine import Prior, RenderError
-from infra.pulumi_names import PYTHON_DYNAMIC_PREFIX as DYNAMIC_PREFIX
-from infra.render import RenderedStack, render_stack
-from infra.settings import REPO_ROOT, STACK_NAME_RULE, SettingsError, valid_stack_name
+from infra.applier.status import material_lines, unfinished_rotation  # noqa: E402
+from infra.applier.translate import (  # noqa: E402
+    ContainerSpec,
+    ImageSpec,
+    NetworkSpec,
+    VolumeSpec,
+)
+from infra.changes import Change, Op  # noqa: E402
+from infra.cli import OneLineParser  # noqa: E402
+from infra.engine_report import live_restore_line  # noqa: E402
+from infra.mock_engine import Prior, RenderError  # noqa: E402
+from infra.pulumi_names import PYTHON_DYNAMIC_PREFIX as DYNAMIC_PREFIX  # noqa: E402
+from infra.render import RenderedStack, render_stack  # noqa: E402
+from infra.settings import (  # noqa: E402
+    REPO_ROOT,
+    STACK_NAME_RULE,
+    SettingsError,
+    valid_stack_name,
+)
 
 if TYPE_CHECKING:
     from infra.applier.engine import LocalApplier
@@ -69,6 +99,20 @@ def say(message: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # From here on Ctrl-C and SIGTERM raise KeyboardInterrupt (SIGTERM: `timeout`, a CI
+    # runner, systemd), which ends every action with one line and EXIT_INTERRUPTED, after the
+    # state was saved for every step and every object created.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupted)
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        # Before the arguments were read (a few milliseconds): nothing was read or changed.
+        print("apply: error: interrupted; nothing was read or changed", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = OneLineParser(
         prog="python -m infra.apply",
         description=NOT_PULUMI,
@@ -106,9 +150,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     elif args.action != "status":
         say(f"stack {stack}: {NOT_PULUMI}")
-    # SIGTERM (`timeout`, a CI runner, systemd) ends an up or down as Ctrl-C does: with the
-    # message below, after the state was saved for every step and every object created.
-    signal.signal(signal.SIGTERM, _interrupted)
     try:
         if args.action == "status":
             return _status(store, args.project_dir)
@@ -118,13 +159,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"apply: error: {where}{exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(
-            f"apply: error: {args.action} of stack {stack} interrupted; the state records every "
-            "step finished and every container created so far (volumes and their data are "
-            f"kept): run `python -m infra.apply {args.action} --stack {stack}` again to finish",
-            file=sys.stderr,
-        )
-        return 3
+        if args.action in ("plan", "status"):
+            print(
+                f"apply: error: {args.action} of stack {stack} interrupted; it only reads, "
+                "nothing was changed",
+                file=sys.stderr,
+            )
+        else:
+            print(
+                f"apply: error: {args.action} of stack {stack} interrupted; the state records "
+                "every step finished and every container created so far (volumes and their "
+                f"data are kept): run `python -m infra.apply {args.action} --stack {stack}` "
+                "again to finish",
+                file=sys.stderr,
+            )
+        return EXIT_INTERRUPTED
     except ApplyError as exc:
         print(f"apply: error: {exc}", file=sys.stderr)
         if args.action == "up" and store.exists():
@@ -191,6 +240,45 @@ def _plan_or_up(action: str, stack: str, project_dir: Path, store: StateStore) -
     say(f"stack {stack} is up: {summary(changes, done=True, kept=set(applied.kept))}")
     if (unfinished := unfinished_rotation(new_state)) is not None:
         say(unfinished)
+    if (engine := _live_restore_warning(applier)) is not None:
+        say(engine)
+
+
+def _live_restore_warning(applier: LocalApplier) -> str | None:
+    """The engine's live-restore warning (infra/engine_report.py), None when it is on or the
+    engine does not say: an engine restart would leave the stack's services stopped."""
+    from docker.errors import DockerException  # noqa: PLC0415 - `plan` needs no engine
+    from requests.exceptions import RequestException  # noqa: PLC0415
+
+    try:
+        line = live_restore_line(applier.client.info())
+    except (DockerException, RequestException):
+        return None
+    return line if line.startswith("WARNING") else None
+
+
+@contextmanager
+def _interruptions_after() -> Iterator[None]:
+    """Ctrl-C and SIGTERM take effect when the block ends, as a KeyboardInterrupt.
+
+    For the render: it pumps Pulumi's asyncio loop by hand (pulumi.runtime.sync_await), and a
+    KeyboardInterrupt raised inside printed asyncio's "Exception in callback ... Leaving task"
+    traceback, and once in five (0.15 s into it) left the process hanging until killed. It
+    changes nothing and takes about a second, so a signal waits for its end.
+    """
+    received: list[int] = []
+
+    def note(signum: int, _frame: object) -> None:
+        received.append(signum)
+
+    previous = {signum: signal.signal(signum, note) for signum in _SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if received:
+        raise KeyboardInterrupt
 
 
 def _render(stack: str, root: Path, state: StackState | None) -> RenderedStack:
@@ -199,7 +287,8 @@ def _render(stack: str, root: Path, state: StackState | None) -> RenderedStack:
         for urn, r in (state.resources.items() if state else ())
         if r.type.startswith(DYNAMIC_PREFIX)
     }
-    rendered = render_stack(stack, root=root, previous=previous)
+    with _interruptions_after():
+        rendered = render_stack(stack, root=root, previous=previous)
     say(
         f"rendered {len(rendered.resources)} resources against "
         f"{'the stack state' if state else 'no state (first up)'}"

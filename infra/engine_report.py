@@ -1,7 +1,12 @@
 """What the Docker engine itself leaves open, for the setup summary.
 
     python -m infra.engine_report        prints the engine version, whether it remaps user
-                                         namespaces, and the exposures known for its version
+                                         namespaces, whether it keeps containers running
+                                         while it restarts, and the exposures known for its
+                                         version
+    python -m infra.engine_report --live-restore
+                                         only the live-restore line (scripts/status.sh and
+                                         scripts/bootstrap.sh print it)
 
 The project closes what it can (infra/firewall.py, infra/runtime_ids.py); this says plainly
 what depends on the engine, so an operator knows what upgrading or reconfiguring it adds.
@@ -20,6 +25,22 @@ from infra.cli import OneLineParser
 # L2 neighbour that sends packets for 127.0.0.1 to this host reaches the container. Docker
 # Engine 28.0 added the filtering that closes it.
 LOOPBACK_DNAT_FIXED_IN: Final = (28, 0)
+# CIS Docker Benchmark 2.14. Without live-restore, stopping the engine (an upgrade, a crash,
+# a restart) stops every container cleanly (exit 0), and Docker restarts no `on-failure`
+# container after its own restart, so the stack's services stay stopped until an up (measured:
+# README, Day 2). The option is reloadable (SIGHUP): enabling it restarts no container.
+LIVE_RESTORE_ON: Final = (
+    "live-restore: on: the stack's containers keep running while the Docker engine stops or "
+    "restarts (not across a reboot)"
+)
+LIVE_RESTORE_OFF: Final = (
+    "WARNING live-restore: off: when the Docker engine stops or restarts, every container "
+    "stops and the stack's services (restart on-failure, CIS Docker 5.15) stay stopped until "
+    'the next up. Enable it (CIS Docker 2.14): add "live-restore": true to '
+    "/etc/docker/daemon.json and reload the engine (systemctl reload docker, or "
+    "kill -HUP $(pidof dockerd)), which restarts no container; an engine that "
+    "scripts/bootstrap.sh starts has it on"
+)
 
 
 def engine_version(text: str) -> tuple[int, int] | None:
@@ -31,6 +52,11 @@ def engine_version(text: str) -> tuple[int, int] | None:
 def userns_remapped(security_options: Sequence[str]) -> bool:
     """`docker info` SecurityOptions carries `name=userns` when the daemon remaps uids."""
     return any("name=userns" in option.split(",") for option in security_options)
+
+
+def live_restore_line(info: dict[str, Any]) -> str:
+    """The verdict on `docker info` LiveRestoreEnabled (absent counts as off)."""
+    return LIVE_RESTORE_ON if info.get("LiveRestoreEnabled") is True else LIVE_RESTORE_OFF
 
 
 def report_lines(info: dict[str, Any]) -> list[str]:
@@ -46,6 +72,7 @@ def report_lines(info: dict[str, Any]) -> list[str]:
             "runs as ids no Debian host allocates (infra/runtime_ids.py); userns-remap in "
             "/etc/docker/daemon.json is the stronger, daemon-wide fix"
         )
+    lines.append(live_restore_line(info))
     if version is None or version < LOOPBACK_DNAT_FIXED_IN:
         lines.append(
             f"WARNING engine {version_text}: 127.0.0.1-published ports are reachable from "
@@ -60,11 +87,17 @@ def report_lines(info: dict[str, Any]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    OneLineParser(
+    parser = OneLineParser(
         prog="python -m infra.engine_report",
         description="What the Docker engine leaves open: its version, whether it remaps user "
         "namespaces, and the exposures known for that version (read from `docker info`).",
-    ).parse_args(argv)
+    )
+    parser.add_argument(
+        "--live-restore",
+        action="store_true",
+        help="print only whether the engine keeps containers running across its own restart",
+    )
+    args = parser.parse_args(argv)
     import docker  # noqa: PLC0415 - only the command needs the engine client
     from docker.errors import DockerException  # noqa: PLC0415
 
@@ -73,7 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DockerException as exc:
         print(f"engine: cannot read docker info: {exc}", file=sys.stderr)
         return 1
-    for line in report_lines(info):
+    lines = [live_restore_line(info)] if args.live_restore else report_lines(info)
+    for line in lines:
         print(f"engine: {line}")
     return 0
 
@@ -82,4 +116,13 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["LOOPBACK_DNAT_FIXED_IN", "engine_version", "main", "report_lines", "userns_remapped"]
+__all__ = [
+    "LIVE_RESTORE_OFF",
+    "LIVE_RESTORE_ON",
+    "LOOPBACK_DNAT_FIXED_IN",
+    "engine_version",
+    "live_restore_line",
+    "main",
+    "report_lines",
+    "userns_remapped",
+]

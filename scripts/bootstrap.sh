@@ -10,8 +10,9 @@
 #   .venv-checkov  checkov from requirements-checkov.lock (its pins clash with pulumi's)
 #   redis-server, redis-tools, docker.io, mmdebstrap, shellcheck, prometheus (promtool)
 #                  via apt-get, as root
-# and starts dockerd in the background when `docker info` fails (its log: DOCKERD_LOG, default
-# /var/log/secure-redis-dockerd.log).
+# and starts dockerd in the background when `docker info` fails, with live-restore (unless
+# /etc/docker/daemon.json, or DOCKERD_CONFIG, sets it; its log: DOCKERD_LOG, default
+# /var/log/secure-redis-dockerd.log); an engine already running is only reported on.
 #
 # PYTHON=/path/to/python3          the project's interpreter (3.11 to 3.13; default python3)
 # CHECKOV_PYTHON=/path/to/python3  .venv-checkov's (3.11.5 or newer; `none` skips it)
@@ -130,23 +131,55 @@ if have systemctl && systemctl is-active --quiet redis-server 2>/dev/null; then
     log "note: the distribution's redis-server service is running; secure-redis does not use it"
 fi
 
+# engine_live_restore: whether the engine keeps containers running while it restarts
+# (infra/engine_report.py says what to do when it does not); a report, never a failure.
+engine_live_restore() {
+    local line
+    line="$("$PY" -m infra.engine_report --live-restore 2>/dev/null)" || return 0
+    line="${line#engine: }"
+    case "$line" in
+        "WARNING "*) warn "${line#WARNING }" ;;
+        *) log "$line" ;;
+    esac
+}
+
 if docker_ready; then
+    # An engine already running is left as its owner configured it (systemd, Docker Desktop,
+    # an earlier bootstrap); only reported.
     log "docker engine running"
+    engine_live_restore
     exit 0
 fi
 is_root || die "the Docker engine is not running and this user cannot start it; run: sudo dockerd & (or sudo systemctl start docker), or add this user to the docker group"
 start="$(now_ms)"
 DOCKERD_LOG="${DOCKERD_LOG:-/var/log/secure-redis-dockerd.log}"
+# dockerd's configuration file (dockerd's own default; another path is passed to it).
+DOCKERD_CONFIG="${DOCKERD_CONFIG:-/etc/docker/daemon.json}"
 log "starting dockerd in the background (log: $DOCKERD_LOG)"
 if have systemctl && systemctl start docker >/dev/null 2>&1; then
-    :
+    : # the service's own flags and daemon.json; engine_live_restore reports the result
 else
+    dockerd_args=()
+    [ "$DOCKERD_CONFIG" = /etc/docker/daemon.json ] || dockerd_args+=(--config-file "$DOCKERD_CONFIG")
+    # live-restore (CIS Docker 2.14): containers keep running while the engine restarts, as
+    # the stack's on-failure services are not restarted after it (README, Day 2). dockerd
+    # refuses to start when an option is both a flag and in its configuration file, so a file
+    # that sets it (either way) is left to decide.
+    if grep -qs '"live-restore"' "$DOCKERD_CONFIG"; then
+        log "live-restore: as $DOCKERD_CONFIG sets it"
+    else
+        dockerd_args+=(--live-restore)
+    fi
     # Detached: the engine must outlive this script and the test run that called it, and must
     # not hold the caller's descriptors (the shared Docker lock, scripts/lib.sh).
-    start_detached "$DOCKERD_LOG" dockerd
+    start_detached "$DOCKERD_LOG" dockerd "${dockerd_args[@]}"
 fi
 for _ in $(seq 1 60); do
-    docker_ready && { log "docker engine ready in $(elapsed "$start")"; exit 0; }
+    if docker_ready; then
+        log "docker engine ready in $(elapsed "$start")"
+        engine_live_restore
+        exit 0
+    fi
     sleep 0.5
 done
 tail -n 20 "$DOCKERD_LOG" >&2 || true

@@ -3,12 +3,17 @@ containers (scripts/status.sh collects them; this prints the table and picks the
 
     python scripts/stack_status.py STACK < collected.txt
     python scripts/stack_status.py --consumers     # what status.sh copies: NAME CONTAINER PATH
+    python scripts/stack_status.py --bundles       # the CA bundles it copies: NAME CONTAINER PATH
     docker cp -L CONTAINER:PATH - | python scripts/stack_status.py --not-after NAME
+    docker cp -L CONTAINER:PATH - | python scripts/stack_status.py --trusted NAME
 
 The input is the app's /metrics exposition (app/secure_cache/prometheus.py), scraped inside the
 app container, followed by lines `# consumer <name> <notAfter epoch seconds>` for the client
 certificates the app does not report (CONSUMERS), which `--not-after` makes of the tar
-`docker cp` writes of each. Nothing else is read, and nothing secret is in it.
+`docker cp` writes of each, lines `# trusted <name> <notAfter>,<notAfter>...` for the CA
+bundles Redis and the app trust (BUNDLES: two CAs while a CA rollover is unfinished), which
+`--trusted` makes of theirs, and `# engine live-restore true|false` (`docker info`). Nothing
+else is read, and nothing secret is in it.
 
 Exit codes (README, Exit codes): 0 every value was read; 1 a certificate or the data-key
 generation is missing from what the stack reports (listed as `unknown`).
@@ -27,6 +32,8 @@ from typing import BinaryIO, Final
 from cryptography import x509
 from prometheus_client.parser import text_string_to_metric_families
 
+from infra.engine_report import live_restore_line
+
 EXPIRY: Final = "secure_cache_certificate_expiry_timestamp_seconds"
 # (label in the table, where the value comes from)
 CERTIFICATES: Final = (
@@ -35,6 +42,8 @@ CERTIFICATES: Final = (
     ("app client", "client"),
 )
 _CONSUMER: Final = "# consumer "
+_TRUSTED: Final = "# trusted "
+_LIVE_RESTORE: Final = "# engine live-restore "
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,16 @@ CONSUMERS: Final = (
     Consumer("reload", "reload-tls", "/etc/secure-redis/reload.crt"),
 )
 CONSUMER_NAMES: Final = tuple(consumer.name for consumer in CONSUMERS)
+# The CA bundles that decide whom each side trusts: Redis's decides which client certificates
+# it accepts (a leaked one signed by the old CA until the rollover's retire step), the app's
+# which server it talks to. Each holds two CAs from a rollover's introduce step until its
+# retire step (README, Day 2: `ca`). tests/unit/test_status_script.py pins them to the
+# declaration.
+BUNDLES: Final = (
+    Consumer("Redis", "redis", "/etc/secure-redis/ca.crt"),
+    Consumer("app", "app", "/etc/secure-cache/ca.crt"),
+)
+BUNDLE_NAMES: Final = tuple(bundle.name for bundle in BUNDLES)
 # A client certificate is about a kilobyte (its tar, 10 KiB); a larger copy is not one.
 _MAX_COPY_BYTES: Final = 1 << 20
 
@@ -71,17 +90,29 @@ class StackStatus:
     generation: int | None
     previous_keys: int | None
     fallback_active: bool | None
+    trusted: dict[str, tuple[float, ...] | None]
+    """bundle name -> notAfter of each CA in it, None when it could not be read"""
+    live_restore: bool | None = None
+    """The engine's live-restore, None when status.sh could not read it."""
 
     @property
     def complete(self) -> bool:
-        return self.generation is not None and all(
-            v is not None for v in self.certificates.values()
+        return (
+            self.generation is not None
+            and all(v is not None for v in self.certificates.values())
+            and all(v is not None for v in self.trusted.values())
         )
 
 
-def parse(text: str, consumers: Iterable[str] = CONSUMER_NAMES) -> StackStatus:
+def parse(
+    text: str,
+    consumers: Iterable[str] = CONSUMER_NAMES,
+    bundles: Iterable[str] = BUNDLE_NAMES,
+) -> StackStatus:
     samples: dict[tuple[str, str], float] = {}
     extra: dict[str, float] = {}
+    trusted: dict[str, tuple[float, ...]] = {}
+    live_restore = None
     exposition: list[str] = []
     for line in text.splitlines():
         if line.startswith(_CONSUMER):
@@ -90,6 +121,15 @@ def parse(text: str, consumers: Iterable[str] = CONSUMER_NAMES) -> StackStatus:
                 extra[name] = float(value)
             except ValueError:
                 continue
+        elif line.startswith(_TRUSTED):
+            name, _, values = line[len(_TRUSTED) :].partition(" ")
+            try:
+                trusted[name] = tuple(float(v) for v in values.split(","))
+            except ValueError:
+                continue
+        elif line.startswith(_LIVE_RESTORE):
+            value = line[len(_LIVE_RESTORE) :].strip()
+            live_restore = {"true": True, "false": False}.get(value)
         else:
             exposition.append(line)
     try:
@@ -112,6 +152,8 @@ def parse(text: str, consumers: Iterable[str] = CONSUMER_NAMES) -> StackStatus:
         generation=int(generation) if generation else None,
         previous_keys=None if previous is None else int(previous),
         fallback_active=None if fallback is None else fallback == 1,
+        trusted={name: trusted.get(name) for name in bundles},
+        live_restore=live_restore,
     )
 
 
@@ -141,6 +183,30 @@ def render(stack: str, status: StackStatus, now: float) -> list[str]:
     if status.fallback_active is not None:
         backend = "memory fallback (Redis unreachable)" if status.fallback_active else "redis"
         lines.append(f"the app serves from: {backend}")
+    lines.extend(_trust_lines(stack, status.trusted))
+    if status.live_restore is not None:
+        lines.append(f"engine {live_restore_line({'LiveRestoreEnabled': status.live_restore})}")
+    return lines
+
+
+def _trust_lines(stack: str, trusted: dict[str, tuple[float, ...] | None]) -> list[str]:
+    """How many CAs each side trusts; more than one is a CA rollover left unfinished."""
+    if not trusted:
+        return []
+    counts = ", ".join(
+        f"{name} {'unknown' if cas is None else len(cas)}" for name, cas in trusted.items()
+    )
+    lines = [f"CAs trusted: {counts}"]
+    several = [name for name, cas in trusted.items() if cas is not None and len(cas) > 1]
+    if several:
+        lines.append(
+            f"rotation unfinished: the old CA is still trusted beside the new one (by "
+            f"{', '.join(several)}): a CA rollover is between its introduce and retire steps, so "
+            "a client certificate the old CA signed is still accepted. Each up takes it one "
+            f"step further: run `python -m infra.apply up --stack {stack}` (or `pulumi up`) "
+            f"until one CA is left; `python -m infra.apply status --stack {stack}` says how "
+            "many ups (README, Day 2)"
+        )
     return lines
 
 
@@ -151,6 +217,20 @@ def not_after(tar: BinaryIO) -> float:
         EOFError: the stream is empty (the copy failed; Docker said why).
         ValueError: it is too large, or holds no file or no certificate.
     """
+    return x509.load_pem_x509_certificate(_copied_file(tar)).not_valid_after_utc.timestamp()
+
+
+def bundle_not_afters(tar: BinaryIO) -> tuple[float, ...]:
+    """The notAfter of each certificate in the CA bundle `docker cp -L` copied, in its order.
+
+    Raises: as `not_after`.
+    """
+    certificates = x509.load_pem_x509_certificates(_copied_file(tar))
+    return tuple(c.not_valid_after_utc.timestamp() for c in certificates)
+
+
+def _copied_file(tar: BinaryIO) -> bytes:
+    """The one file in the tar `docker cp -L CONTAINER:FILE -` writes (errors: `not_after`)."""
     data = tar.read(_MAX_COPY_BYTES + 1)
     if not data:
         raise EOFError
@@ -165,14 +245,19 @@ def not_after(tar: BinaryIO) -> float:
             pem = handle.read()
     except tarfile.TarError as exc:
         raise ValueError(f"not what docker cp writes ({exc})") from exc
-    return x509.load_pem_x509_certificate(pem).not_valid_after_utc.timestamp()
+    return pem
 
 
-def _not_after_line(name: str) -> int:
-    """`--not-after NAME`: the `# consumer` line for the tar on stdin; else one line on stderr
-    naming the error (none when stdin is empty: `docker cp` has said why) and exit 1."""
+def _copied_line(option: str, name: str) -> int:
+    """`--not-after NAME` / `--trusted NAME`: the `# consumer` / `# trusted` line for the tar on
+    stdin; else one line on stderr naming the error (none when stdin is empty: `docker cp` has
+    said why) and exit 1."""
     try:
-        print(f"{_CONSUMER}{name} {not_after(sys.stdin.buffer)}")
+        if option == "--trusted":
+            values = ",".join(str(t) for t in bundle_not_afters(sys.stdin.buffer))
+            print(f"{_TRUSTED}{name} {values}")
+        else:
+            print(f"{_CONSUMER}{name} {not_after(sys.stdin.buffer)}")
     except EOFError:
         return 1
     except ValueError as exc:
@@ -182,16 +267,17 @@ def _not_after_line(name: str) -> int:
 
 
 def main(argv: list[str]) -> int:
-    if argv == ["--consumers"]:
-        for consumer in CONSUMERS:
+    listed = {"--consumers": CONSUMERS, "--bundles": BUNDLES}
+    if len(argv) == 1 and argv[0] in listed:
+        for consumer in listed[argv[0]]:
             print(consumer.name, consumer.container, consumer.path)
         return 0
-    if len(argv) == 2 and argv[0] == "--not-after":
-        return _not_after_line(argv[1])
+    if len(argv) == 2 and argv[0] in ("--not-after", "--trusted"):
+        return _copied_line(argv[0], argv[1])
     if len(argv) != 1 or argv[0].startswith("-"):
         print(
             "usage: python scripts/stack_status.py STACK < collected.txt | --consumers | "
-            "--not-after NAME < tar",
+            "--bundles | --not-after NAME < tar | --trusted NAME < tar",
             file=sys.stderr,
         )
         return 2

@@ -5,9 +5,11 @@
 #
 # Scrapes the app's /metrics from inside the app container (the API token never leaves it):
 # the CA bundle, the Redis server certificate as Redis served it to the app, the app's client
-# certificate, the data-key generation; and copies every other client certificate (exporter,
+# certificate, the data-key generation; copies every other client certificate (exporter,
 # rotation pass, Redis health check, reload jobs) out of the container that uses it, running
-# or stopped. Exit: 0 every value read; 1 a value the stack does not report (`unknown`);
+# or stopped, and the CA bundles Redis and the app trust (two CAs: a CA rollover is
+# unfinished); and says whether the engine keeps containers running while it restarts
+# (live-restore). Exit: 0 every value read; 1 a value the stack does not report (`unknown`);
 # 2 bad arguments; 3 the stack is not running or did not answer.
 set -euo pipefail
 LOG_TAG=status
@@ -65,4 +67,18 @@ while read -r name container path; do
         warn "$container: its $name client certificate could not be read ($(last_error)); shown as unknown"
     fi
 done < <("$PY" "$ROOT/scripts/stack_status.py" --consumers)
+# The CA bundles Redis and the app trust: two CAs while a CA rollover is unfinished.
+while read -r name container path; do
+    container="secure-redis-$stack-$container"
+    if line="$(docker cp -L "$container:$path" - 2>"$errors" \
+        | "$PY" "$ROOT/scripts/stack_status.py" --trusted "$name" 2>>"$errors")"; then
+        collected+=$'\n'"$line"
+    else
+        warn "$container: its CA bundle could not be read ($(last_error)); shown as unknown"
+    fi
+done < <("$PY" "$ROOT/scripts/stack_status.py" --bundles)
+# Without live-restore an engine restart leaves the stack's services stopped (README, Day 2).
+if live_restore="$(docker info --format '{{json .LiveRestoreEnabled}}' 2>/dev/null)"; then
+    collected+=$'\n'"# engine live-restore $live_restore"
+fi
 printf '%s\n' "$collected" | "$PY" "$ROOT/scripts/stack_status.py" "$stack"

@@ -1,12 +1,12 @@
 """Pure diff: the planned Docker objects against what the last `up` applied (the state).
 
-For each planned object: `create` when the state has none (or the engine lost it), `replace`
-when its declared properties differ (every pulumi-docker Container, Network and Image property
-the program sets forces a replacement), otherwise `same`. A container is also replaced when a
-network it joins is replaced (Docker removes no network with containers on it; the engine
-replaces such dependents too) or when its image is rebuilt into another image ID. Volumes
-are never replaced or removed by `up`: a changed declaration is reported and left alone, only
-`down` removes them.
+For each planned object: `create` when the state has none (or the engine lost it), `update`
+when only a container's resource limits or restart policy differ (IN_PLACE: what pulumi-docker
+changes on the running container), `replace` when other declared properties differ, otherwise
+`same`. A container is also replaced when a network it joins is replaced (Docker removes no
+network with containers on it; the engine replaces such dependents too) or when its image is
+rebuilt into another image ID. Volumes are never replaced or removed by `up`: a changed
+declaration is reported and left alone, only `down` removes them.
 Objects the state has and the plan no longer declares are deleted (volumes: forgotten).
 
 Reasons are property paths (`uploads[4].content`, `labels`), never values.
@@ -44,6 +44,21 @@ IMAGE_REBUILT: Final = "its image is rebuilt (kept if the build gives the same i
 VOLUME_KEPT: Final = "volumes are only removed by down; the existing one is kept"
 # Long lists (uploads, mounts) are reported per item, nested objects per key, up to this depth.
 _MAX_DEPTH: Final = 3
+# Container inputs pulumi-docker changes on the running container instead of replacing it.
+# pulumi-docker 5.2 bridges kreuzwerker/terraform-provider-docker v4.5.0 (its `upstream`
+# submodule); there, in internal/provider/resource_docker_container.go, these have no
+# ForceNew, and resourceDockerContainerUpdate (resource_docker_container_funcs.go) sends them
+# with Docker's container update API: "restart", "max_retry_count", "cpu_shares", "memory",
+# "memory_reservation", "cpu_set", "memory_swap" (and the device I/O limits, which the
+# applier does not implement: translate.py refuses them). So `pulumi up` keeps Redis running
+# (and its data in memory) when redisMemoryMb changes; `cpus` is ForceNew there: replaced.
+# The provider's update leaves the container alone for its other inputs without ForceNew
+# (healthcheck, tmpfs, start, wait, attach): it records them, the running container
+# keeps the old ones. The applier replaces the container for those, so what runs is what the
+# program declares.
+IN_PLACE: Final = frozenset(
+    {"restart", "maxRetryCount", "cpuShares", "memory", "memoryReservation", "cpuSet", "memorySwap"}
+)
 
 
 def changed_paths(old: Any, new: Any, path: PropPath = ()) -> list[str]:
@@ -64,6 +79,16 @@ def changed_paths(old: Any, new: Any, path: PropPath = ()) -> list[str]:
             pairs = enumerate(zip(old, new, strict=True))
             return [p for i, (o, n) in pairs for p in changed_paths(o, n, (*path, i))]
     return [format_path(path) or "(all properties)"]
+
+
+def updated_in_place(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether a container's declaration changed only in IN_PLACE inputs, each still declared.
+
+    One that is no longer declared is replaced: Docker's update API reads 0 as "leave as it
+    is", so it cannot take a limit away (the provider sends 0 and the old limit stays).
+    """
+    changed = {k for k in set(old) | set(new) if old.get(k) != new.get(k)}
+    return bool(changed) and all(k in IN_PLACE and new.get(k) is not None for k in changed)
 
 
 def docker_changes(
@@ -91,6 +116,8 @@ def docker_changes(
             changes[urn] = Change(urn, kind, name, op, (MISSING,))
         elif paths and kind == VOLUME:
             changes[urn] = Change(urn, kind, name, Op.SAME, (*paths, VOLUME_KEPT))
+        elif paths and kind == CONTAINER and updated_in_place(prior.inputs, step.props):
+            changes[urn] = Change(urn, kind, name, Op.UPDATE, tuple(paths))
         elif paths:
             changes[urn] = Change(urn, kind, name, Op.REPLACE, tuple(paths))
         else:
@@ -118,13 +145,15 @@ def _replace_dependents(plan: Plan, changes: dict[str, Change]) -> None:
     }
     for step in plan.steps:
         spec, change = step.spec, changes[step.urn]
-        if not isinstance(spec, ContainerSpec) or change.op is not Op.SAME:
+        if not isinstance(spec, ContainerSpec) or change.op not in (Op.SAME, Op.UPDATE):
             continue
         why = [f"network {e.network} is recreated" for e in spec.endpoints if e.network in networks]
         if spec.image in rebuilt:
             why.append(IMAGE_REBUILT)
         if why:
-            changes[step.urn] = Change(change.urn, change.type, change.name, Op.REPLACE, tuple(why))
+            # An update as well: replaced, with its changed inputs among the reasons.
+            reasons = (*change.reasons, *why)
+            changes[step.urn] = Change(change.urn, change.type, change.name, Op.REPLACE, reasons)
 
 
 def summary(changes: Sequence[Change], *, done: bool = False, kept: Collection[str] = ()) -> str:
@@ -159,10 +188,12 @@ def rebuilt_image_only(change: Change) -> bool:
 __all__ = [
     "DOCKER_TYPES",
     "IMAGE_REBUILT",
+    "IN_PLACE",
     "MISSING",
     "VOLUME_KEPT",
     "changed_paths",
     "docker_changes",
     "rebuilt_image_only",
     "summary",
+    "updated_in_place",
 ]

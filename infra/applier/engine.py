@@ -32,6 +32,7 @@ from infra.applier.translate import (
     ImageSpec,
     NetworkSpec,
     VolumeSpec,
+    update_kwargs,
     upload_archive,
 )
 from infra.changes import Change, Op
@@ -110,7 +111,8 @@ class LocalApplier:
 
         `changes` defaults to `docker_changes` against `state` and the engine. Replaced and
         deleted containers go first (their names are fixed: delete before replace), then
-        replaced networks; then every created or replaced object in plan order. Unchanged
+        replaced networks; then every created or replaced object in plan order, and containers
+        to update get their new limits and restart policy as they run. Unchanged
         objects are not touched. Volumes are never removed here, and images no longer declared
         stay as build cache (pulumi-docker's Image does not delete local images either); `down`
         removes both. `checkpoint(state)` runs after every step, so a failure part-way leaves a
@@ -146,6 +148,13 @@ class LocalApplier:
                 applied.kept.append(_label(spec))
                 continue
             start = time.monotonic()
+            if change.op is Op.UPDATE:
+                with _engine_errors(f"{_kind(spec)} {_label(spec)}"):
+                    self._update(step, state)
+                save(state)
+                changed = ", ".join(change.reasons)
+                self.say(f"{_kind(spec)} {_label(spec)} updated in place ({changed})")
+                continue
             with _engine_errors(f"{_kind(spec)} {_label(spec)}"):
                 object_id, outputs = self._create(plan.stack, step, change, state, save, image_ids)
             applied.add(spec)
@@ -216,6 +225,19 @@ class LocalApplier:
             save(state)
             raise
         return container_id, {"imageId": image_ids.get(spec.image, spec.image)}
+
+    def _update(self, step: Step, state: StackState) -> None:
+        """Apply a container's new limits and restart policy to it as it runs (diff.IN_PLACE),
+        as pulumi-docker does; the state then records the new declaration."""
+        spec = step.spec
+        assert isinstance(spec, ContainerSpec)
+        prior = state.resources[step.urn]
+        reply = self.api.update_container(prior.id, **update_kwargs(spec))
+        for warning in (reply or {}).get("Warnings") or ():
+            self.say(f"container {_label(spec)}: the engine warns: {warning}")
+        state.resources[step.urn] = ResourceState(
+            prior.type, prior.name, prior.id, step.props, prior.outputs
+        )
 
     def _replace_for_image(
         self,

@@ -451,6 +451,24 @@ def _memory(p: _Props, host: dict[str, Any]) -> None:
             raise UnsupportedProperty(p.resource, "cpus", "it must be a number") from exc
 
 
+# The host_config entries of diff.IN_PLACE's inputs: the docker SDK's update_container takes
+# them under the same names (Docker's container update API).
+_UPDATABLE: Final = (
+    "mem_limit",
+    "memswap_limit",
+    "mem_reservation",
+    "cpu_shares",
+    "cpuset_cpus",
+    "restart_policy",
+)
+
+
+def update_kwargs(spec: ContainerSpec) -> dict[str, Any]:
+    """`client.api.update_container(id, **update_kwargs(spec))`: the declaration's limits and
+    restart policy, all of them, as pulumi-docker's update sends them all."""
+    return {key: spec.host_config[key] for key in _UPDATABLE if key in spec.host_config}
+
+
 def _mib(p: _Props, key: str) -> int:
     return p.required_integer(key) * MIB
 
@@ -657,5 +675,6 @@ __all__ = [
     "translate_image",
     "translate_network",
     "translate_volume",
+    "update_kwargs",
     "upload_archive",
 ]

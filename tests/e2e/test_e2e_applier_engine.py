@@ -15,10 +15,12 @@ import docker
 import pytest
 from docker.errors import NotFound
 
+from infra.applier.diff import docker_changes
 from infra.applier.engine import INCOMPLETE, LocalApplier
 from infra.applier.errors import ApplyError
 from infra.applier.plan import plan_stack
 from infra.applier.state import StackState
+from infra.changes import Op
 from infra.naming import STACK_LABEL
 from infra.pulumi_names import CONTAINER, IMAGE, NETWORK, VOLUME
 from infra.render import RenderedResource
@@ -385,3 +387,41 @@ def test_applier__a_rebuild_into_the_same_image_keeps_its_container_running(
     image = docker_client.api.inspect_container(changed)["Image"]
     assert docker_client.api.inspect_image(image)["Config"]["Labels"]["e2e.content"] == "two"
     assert kept == [False, True, False], "up reports the container it kept, and only that one"
+
+
+def test_applier__a_memory_change_updates_the_running_container_in_place(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient
+) -> None:
+    """pulumi-docker changes memory, memorySwap and the restart policy on the running container
+    (infra/applier/diff.py IN_PLACE), and so does the applier: the same container, never
+    stopped, what it holds in memory kept, with the new limits in force."""
+    stack, applier = scratch
+    state = StackState(stack)
+
+    def limited(memory_mb: int, retries: int) -> RenderedResource:
+        return container(
+            stack,
+            command=["sh", "-c", "echo kept > /dev/shm/mark && exec sleep 600"],
+            memory=memory_mb,
+            memorySwap=memory_mb,
+            restart="on-failure",
+            maxRetryCount=retries,
+        )
+
+    applier.up(plan_stack(stack, [limited(64, 5)], root=Path("/")), state)
+    before = docker_client.api.inspect_container(f"{stack}-c")
+    changed = plan_stack(stack, [limited(96, 3)], root=Path("/"))
+    (change,) = docker_changes(changed, state.resources)
+    assert (change.op, change.reasons) == (Op.UPDATE, ("maxRetryCount", "memory", "memorySwap"))
+    applier.up(changed, state)
+    after = docker_client.api.inspect_container(f"{stack}-c")
+    assert after["Id"] == before["Id"] == state.resources[change.urn].id
+    assert after["State"]["StartedAt"] == before["State"]["StartedAt"]
+    assert after["State"]["Pid"] == before["State"]["Pid"], "the process was restarted"
+    host = after["HostConfig"]
+    assert (host["Memory"], host["MemorySwap"]) == (96 * 1024 * 1024, 96 * 1024 * 1024)
+    assert host["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
+    kept = docker_client.containers.get(f"{stack}-c").exec_run(["cat", "/dev/shm/mark"])
+    assert kept.output.decode().strip() == "kept"
+    again = docker_changes(changed, state.resources, applier.missing(changed, state))
+    assert [c.op for c in again] == [Op.SAME], "the state records the new declaration"

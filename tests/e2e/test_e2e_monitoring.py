@@ -289,6 +289,11 @@ def test_status_sh__reads_every_certificate_and_the_generation_from_the_stack(
     generation = stack.settings.data_key_generation
     assert f"data-key generation {generation} " in result.stdout
     assert "the app serves from: redis" in result.stdout
+    # Copied out of the Redis and app containers; two only mid CA rollover.
+    assert "CAs trusted: Redis 1, app 1" in result.stdout
+    assert "rotation unfinished" not in result.stdout
+    # On or off (the engine is the machine's), the line is there: docker info was read.
+    assert "live-restore: o" in result.stdout
 
 
 @pytest.mark.fault

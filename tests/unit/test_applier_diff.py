@@ -14,15 +14,18 @@ import pytest
 from infra import pki
 from infra.applier.diff import (
     IMAGE_REBUILT,
+    IN_PLACE,
     MISSING,
     VOLUME_KEPT,
     changed_paths,
     docker_changes,
     rebuilt_image_only,
     summary,
+    updated_in_place,
 )
 from infra.applier.plan import Plan, plan_stack
 from infra.applier.state import ResourceState
+from infra.applier.translate import ContainerSpec, update_kwargs
 from infra.changes import Change, Op
 from infra.mock_engine import Prior, RenderError
 from infra.pulumi_names import CONTAINER, IMAGE, NETWORK, PYTHON_DYNAMIC_PREFIX, VOLUME
@@ -101,6 +104,26 @@ def test_second_up__app_memory_replaces_only_the_app_container(first: RenderedSt
     assert list(changes) == ["secure-redis-dev-app"]
     assert changes["secure-redis-dev-app"].op is Op.REPLACE
     assert "memory" in changes["secure-redis-dev-app"].reasons
+
+
+def test_second_up__redis_memory_updates_redis_in_place(first: RenderedStack) -> None:
+    """pulumi-docker changes `memory` and `memorySwap` on the running container (IN_PLACE), so
+    `pulumi up` keeps Redis and its data in memory; the applier did replace it."""
+    second = again(first, redis_memory_mb=first.settings.redis_memory_mb + 64)
+    assert set(dynamic_ops(second).values()) == {Op.SAME}
+    changes = docker_ops(first, second)
+    assert list(changes) == ["secure-redis-dev-redis"]
+    assert changes["secure-redis-dev-redis"].op is Op.UPDATE
+    assert set(changes["secure-redis-dev-redis"].reasons) == {"memory", "memorySwap"}
+
+
+def test_second_up__redis_cpus_replaces_redis(first: RenderedStack) -> None:
+    """`cpus` is ForceNew in pulumi-docker's container (diff.IN_PLACE): replaced there too."""
+    second = again(first, redis_cpus=first.settings.redis_cpus + 0.25)
+    changes = docker_ops(first, second)
+    assert list(changes) == ["secure-redis-dev-redis"]
+    assert changes["secure-redis-dev-redis"].op is Op.REPLACE
+    assert changes["secure-redis-dev-redis"].reasons == ("cpus",)
 
 
 def test_second_up__forced_renewal_replaces_the_leaves_and_reruns_the_initialisers(
@@ -192,7 +215,14 @@ def resource(
     return declared(type_, name, props, outputs=outputs)
 
 
-def small(*, net_internal: bool = True, upload: str = "one", vol_driver: str = "local") -> Plan:
+def small(
+    *,
+    net_internal: bool = True,
+    upload: str = "one",
+    vol_driver: str = "local",
+    **container: Any,
+) -> Plan:
+    """A network, a volume and a container using both; `container`: more container inputs."""
     return plan_stack(
         "s",
         [
@@ -208,6 +238,7 @@ def small(*, net_internal: bool = True, upload: str = "one", vol_driver: str = "
                     "networksAdvanced": [{"name": "n"}],
                     "mounts": [{"type": "volume", "source": "v", "target": "/v"}],
                     "uploads": [{"file": "/run/x", "content": upload}],
+                    **container,
                 },
             ),
         ],
@@ -322,3 +353,73 @@ def test_summary__a_container_kept_after_its_rebuild_is_not_counted_replaced() -
         summary(changes, done=True, kept={"secure-redis-s-redis"})
         == "1 replaced, 1 kept (its image was rebuilt to the same image ID), 1 unchanged"
     )
+
+
+LIMITS: dict[str, Any] = {
+    "memory": 256,
+    "memorySwap": 256,
+    "restart": "on-failure",
+    "maxRetryCount": 5,
+    "cpuShares": 512,
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "reasons"),
+    [
+        ({"memory": 320, "memorySwap": 320}, ("memory", "memorySwap")),
+        ({"restart": "unless-stopped"}, ("restart",)),
+        ({"maxRetryCount": 3}, ("maxRetryCount",)),
+        ({"cpuShares": 1024, "cpuSet": "0"}, ("cpuSet", "cpuShares")),
+    ],
+    ids=["memory", "restart", "retries", "cpu-shares-and-set"],
+)
+def test_docker_changes__limits_and_restart_policy_update_the_container_in_place(
+    change: dict[str, Any], reasons: tuple[str, ...]
+) -> None:
+    changes = ops(docker_changes(small(**LIMITS | change), applied(small(**LIMITS))))
+    assert changes["c"] == (Op.UPDATE, reasons)
+    assert changes["n"][0] is Op.SAME
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"memory": 320, "cpus": "0.5"}, "cpus is ForceNew in pulumi-docker"),
+        ({"memory": 320, "upload": "two"}, "uploads are ForceNew"),
+        ({"memory": None}, "a limit taken away: Docker's update reads 0 as unchanged"),
+        ({"memory": 320, "net_internal": False}, "its network is recreated"),
+    ],
+    ids=["cpus", "with-another-input", "limit-removed", "network-recreated"],
+)
+def test_docker_changes__anything_beyond_limits_and_restart_policy_replaces(
+    change: dict[str, Any], why: str
+) -> None:
+    before = small(**LIMITS)
+    net_internal = change.pop("net_internal", True)
+    upload = change.pop("upload", "one")
+    after = small(net_internal=net_internal, upload=upload, **LIMITS | change)
+    op, reasons = ops(docker_changes(after, applied(before)))["c"]
+    assert op is Op.REPLACE, why
+    assert reasons, why
+
+
+def test_updated_in_place__only_changed_inputs_that_pulumi_docker_updates() -> None:
+    assert "cpus" not in IN_PLACE, "ForceNew in pulumi-docker"
+    assert updated_in_place({"memory": 1}, {"memory": 2})
+    assert updated_in_place({}, {"memoryReservation": 64}), "a limit added is updated"
+    assert not updated_in_place({"memory": 1}, {"memory": 1}), "nothing changed: same"
+    assert not updated_in_place({"memory": 1}, {}), "a limit removed is replaced"
+    assert not updated_in_place({"memory": 1, "tmpfs": {}}, {"memory": 2, "tmpfs": {"/t": ""}})
+
+
+def test_update_kwargs__every_limit_and_the_restart_policy_in_docker_units() -> None:
+    (step,) = [s for s in small(**LIMITS | {"cpuSet": "0-1"}).steps if s.type == CTR]
+    assert isinstance(step.spec, ContainerSpec)
+    assert update_kwargs(step.spec) == {
+        "mem_limit": 256 * 1024 * 1024,
+        "memswap_limit": 256 * 1024 * 1024,
+        "cpu_shares": 512,
+        "cpuset_cpus": "0-1",
+        "restart_policy": {"Name": "on-failure", "MaximumRetryCount": 5},
+    }

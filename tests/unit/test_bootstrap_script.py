@@ -64,6 +64,9 @@ def _run(
         "PATH": str(bin_dir),
         "HOME": os.environ.get("HOME", "/tmp"),
         "PYTHON": str(ROOT / ".venv" / "bin" / "python"),
+        # No engine behind it: the live-restore report (the docker SDK) stays silent instead
+        # of reading this machine's real engine.
+        "DOCKER_HOST": f"unix://{bin_dir}/no-engine.sock",
         **(extra_env or {}),
     }
     return subprocess.run(
@@ -133,3 +136,58 @@ def test_dockerd__keeps_no_file_descriptor_of_its_caller(bare_path: Path) -> Non
     targets = seen.read_text().splitlines()
     assert str(tmp / "dockerd.log") in targets, "positive control: its log is open"
     assert str(lock) not in targets, "dockerd holds the caller's lock file open"
+
+
+def _engine_fakes(bare_path: Path) -> tuple[Path, Path]:
+    """A root user with every package present, a `docker` that answers once the fake dockerd
+    ran, and a `dockerd` that records its arguments: (its arguments file, its start marker)."""
+    tmp = bare_path.parent
+    args, started = tmp / "dockerd-args", tmp / "dockerd-started"
+    _link(bare_path, ("setsid", "nohup", "seq", "sleep", "tail"))
+    _fake(bare_path, "id", "echo 0")
+    for present in ("redis-server", "redis-cli", "redis-benchmark", "mmdebstrap", "promtool"):
+        _fake(bare_path, present, "exit 0")
+    _fake(bare_path, "shellcheck", "exit 0")
+    _fake(bare_path, "docker", f'[ "$1" = info ] && [ -e {started} ]')
+    _fake(bare_path, "dockerd", f'printf "%s\\n" "$@" > {args}; : > {started}')
+    return args, started
+
+
+def _engine_env(tmp: Path, config: Path) -> dict[str, str]:
+    return {"DOCKERD_LOG": str(tmp / "dockerd.log"), "DOCKERD_CONFIG": str(config)}
+
+
+def test_dockerd__started_with_live_restore(bare_path: Path) -> None:
+    """CIS Docker 2.14: the engine the bootstrap starts keeps containers running while it
+    restarts (the stack's on-failure services are not restarted after an engine restart)."""
+    args, _ = _engine_fakes(bare_path)
+    tmp = bare_path.parent
+    result = _run(bare_path, _engine_env(tmp, tmp / "absent-daemon.json"))
+    assert result.returncode == 0, result.stderr
+    flags = args.read_text().splitlines()
+    assert "--live-restore" in flags
+    assert flags[flags.index("--config-file") + 1] == str(tmp / "absent-daemon.json")
+
+
+@pytest.mark.parametrize("value", ["true", "false"])
+def test_dockerd__a_config_file_that_sets_live_restore_decides(bare_path: Path, value: str) -> None:
+    """dockerd refuses to start when an option is both a flag and in its configuration file:
+    a daemon.json that sets live-restore (either way) is left to decide."""
+    args, _ = _engine_fakes(bare_path)
+    tmp = bare_path.parent
+    config = tmp / "daemon.json"
+    config.write_text(f'{{\n  "live-restore": {value}\n}}\n')
+    result = _run(bare_path, _engine_env(tmp, config))
+    assert result.returncode == 0, result.stderr
+    assert "--live-restore" not in args.read_text().splitlines()
+    assert f"live-restore: as {config} sets it" in result.stdout
+
+
+def test_dockerd__an_engine_already_running_is_left_alone(bare_path: Path) -> None:
+    args, started = _engine_fakes(bare_path)
+    tmp = bare_path.parent
+    started.touch()  # the engine answers before the bootstrap runs
+    result = _run(bare_path, _engine_env(tmp, tmp / "absent-daemon.json"))
+    assert result.returncode == 0, result.stderr
+    assert "docker engine running" in result.stdout
+    assert not args.exists(), "dockerd was started although the engine was running"

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from infra.engine_report import engine_version, report_lines, userns_remapped
+from infra.engine_report import (
+    LIVE_RESTORE_ON,
+    engine_version,
+    live_restore_line,
+    report_lines,
+    userns_remapped,
+)
 from infra.firewall import (
     Bridges,
     FirewallError,
@@ -112,16 +118,34 @@ def test_engine__version_and_userns() -> None:
 
 
 def test_engine__20_10_without_userns_gets_both_warnings() -> None:
-    lines = report_lines({"ServerVersion": "20.10.24+dfsg1", "SecurityOptions": []})
+    lines = report_lines(
+        {"ServerVersion": "20.10.24+dfsg1", "SecurityOptions": [], "LiveRestoreEnabled": True}
+    )
     warnings = [line for line in lines if line.startswith("WARNING")]
     assert len(warnings) == 2
     assert "moby/moby#45610" in warnings[1]
     assert "userns-remap" in warnings[0]
 
 
-def test_engine__28_with_userns_has_no_warning() -> None:
-    lines = report_lines({"ServerVersion": "28.0.1", "SecurityOptions": ["name=userns"]})
+def test_engine__28_with_userns_and_live_restore_has_no_warning() -> None:
+    lines = report_lines(
+        {"ServerVersion": "28.0.1", "SecurityOptions": ["name=userns"], "LiveRestoreEnabled": True}
+    )
     assert not [line for line in lines if line.startswith("WARNING")]
+    assert LIVE_RESTORE_ON in lines
+
+
+@pytest.mark.parametrize("info", [{"LiveRestoreEnabled": False}, {}], ids=["off", "absent"])
+def test_engine__without_live_restore_warns_and_says_how_to_enable_it(
+    info: dict[str, object],
+) -> None:
+    """CIS Docker 2.14: without live-restore an engine restart stops every container, and the
+    stack's on-failure services stay stopped until an up (README, Day 2)."""
+    line = live_restore_line(info)
+    assert line.startswith("WARNING live-restore: off")
+    assert '"live-restore": true' in line
+    assert "/etc/docker/daemon.json" in line
+    assert line in report_lines({"ServerVersion": "28.0.1", **info})
 
 
 def test_firewall__down_for_a_name_no_chain_can_carry_changes_nothing() -> None:

@@ -17,7 +17,7 @@ from infra import pki
 from infra.pulumi_names import CONTAINER
 from infra.render import RenderedStack
 from infra.settings import REPO_ROOT
-from scripts.stack_status import CONSUMERS
+from scripts.stack_status import BUNDLES, CONSUMERS
 from secure_cache.metrics import SecurityEvents
 from secure_cache.prometheus import CacheMetrics, Validity
 from tests.unit.conftest import container, uploads
@@ -67,7 +67,9 @@ def test_report__every_certificate_with_days_left_and_the_generation(tmp_path: P
             ("reload", 35),
         )
     )
-    result = _report(_exposition(tmp_path) + consumers)
+    in_200_days = time.time() + 200 * 86400
+    trusted = "".join(f"# trusted {name} {in_200_days}\n" for name in ("Redis", "app"))
+    result = _report(_exposition(tmp_path) + consumers + trusted)
     assert result.returncode == 0, result.stderr
     rows = {line.split("  ")[0].strip(): line for line in result.stdout.splitlines()}
     assert rows["CA (earliest in the bundle)"].endswith(("199.9", "200.0"))
@@ -79,6 +81,7 @@ def test_report__every_certificate_with_days_left_and_the_generation(tmp_path: P
     assert rows["reload client"].endswith(("34.9", "35.0"))
     assert "data-key generation 4 (previous keys still readable: 0)" in result.stdout
     assert "the app serves from: redis" in result.stdout
+    assert "CAs trusted: Redis 1, app 1" in result.stdout
 
 
 def test_report__a_value_the_stack_does_not_report_is_unknown_and_exit_1(
@@ -124,7 +127,7 @@ def test_status_sh__bad_arguments_exit_2_with_the_fix(args: list[str], message: 
 # refuses a copy without -L, which would hold the link and not the certificate.
 FAKE_DOCKER = r"""#!/usr/bin/env bash
 case "$1" in
-    info) exit 0 ;;
+    info) [ -z "${FAKE_LIVE_RESTORE:-}" ] || echo "$FAKE_LIVE_RESTORE"; exit 0 ;;
     inspect) if [ -e "$FAKE_DOCKER/running-${!#}" ]; then echo true; else echo false; fi ;;
     exec)
         name="$2"
@@ -141,6 +144,10 @@ case "$1" in
 esac
 """
 APP = "secure-redis-dev-app"
+# (container, file) of each CA bundle status.sh counts, where the declaration puts it.
+TRUST_BUNDLES = tuple(
+    (f"secure-redis-dev-{b.container}", b.path.rsplit("/", 1)[1]) for b in BUNDLES
+)
 EXPORTER = "secure-redis-dev-redis-exporter"
 # (table row, container, file) of every client certificate the app does not report, each
 # where the stack's declaration puts it (the last test here pins CONSUMERS to it).
@@ -150,7 +157,8 @@ CLIENT_CERTIFICATES = tuple(
 )
 
 
-def _status_sh(fake: Path) -> subprocess.CompletedProcess[str]:
+def _status_sh(fake: Path, live_restore: str = "") -> subprocess.CompletedProcess[str]:
+    """status.sh against the fake engine; `live_restore`: what `docker info` says of it."""
     bin_dir = fake / "bin"
     bin_dir.mkdir()
     (bin_dir / "docker").write_text(FAKE_DOCKER)
@@ -159,6 +167,7 @@ def _status_sh(fake: Path) -> subprocess.CompletedProcess[str]:
         "PATH": f"{bin_dir}:/usr/bin:/bin",
         "FAKE_DOCKER": str(fake),
         "FAKE_PYTHON": sys.executable,
+        "FAKE_LIVE_RESTORE": live_restore,
     }
     return subprocess.run(
         [str(SCRIPT), "dev"], capture_output=True, text=True, timeout=60, check=False, env=env
@@ -197,10 +206,11 @@ def test_status_sh__a_corrupted_exporter_certificate_is_unknown_with_a_warning(
     assert "ValueError" in warning[0]
 
 
-def _stack_with_client_certificates(fake: Path) -> dict[str, int]:
+def _stack_with_client_certificates(fake: Path, cas: int = 1) -> dict[str, int]:
     """The app running and reporting; every other container holding its client certificate,
-    none of them running (the rotation pass is declared stopped, the reload jobs exit). The
-    days each certificate was issued for, by table row."""
+    none of them running (the rotation pass is declared stopped, the reload jobs exit); Redis
+    and the app trusting a bundle of `cas` CAs (two: a CA rollover in progress). The days each
+    certificate was issued for, by table row."""
     (fake / f"running-{APP}").touch()
     (fake / "app-files").mkdir()
     (fake / f"{APP}.out").write_text(_exposition(fake / "app-files"))
@@ -209,8 +219,14 @@ def _stack_with_client_certificates(fake: Path) -> dict[str, int]:
     for i, (row, name, file) in enumerate(CLIENT_CERTIFICATES):
         days[row] = 10 + 10 * i
         leaf = pki.issue_client_certificate(ca, row.split()[0], validity_days=days[row])
-        (fake / name).mkdir()
+        (fake / name).mkdir(exist_ok=True)
         (fake / name / file).write_bytes(leaf.cert_pem)
+    bundle = ca.cert_pem + b"".join(
+        pki.create_ca(f"CA {n}", validity_days=500).cert_pem for n in range(1, cas)
+    )
+    for name, file in TRUST_BUNDLES:
+        (fake / name).mkdir(exist_ok=True)
+        (fake / name / file).write_bytes(bundle)
     return days
 
 
@@ -274,3 +290,71 @@ def test_consumers__every_client_certificate_the_app_does_not_report_where_the_s
         if r.type.endswith(":LeafCertificate") and r.name.endswith("-client")
     }
     assert issued == {"app"} | {Path(c.path).stem for c in CONSUMERS}
+
+
+def test_status_sh__two_trusted_cas_say_the_ca_rollover_is_unfinished(tmp_path: Path) -> None:
+    """Between a CA rollover's introduce and retire steps Redis and the app trust the old CA
+    beside the new one: a client certificate the old CA signed is still accepted. status.sh
+    says so, and what finishes it (infra.apply status did; status.sh showed one CA row)."""
+    _stack_with_client_certificates(tmp_path, cas=2)
+    result = _status_sh(tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "CAs trusted: Redis 2, app 2" in result.stdout
+    unfinished = next(ln for ln in result.stdout.splitlines() if "rotation unfinished" in ln)
+    assert "the old CA is still trusted beside the new one (by Redis, app)" in unfinished
+    assert "python -m infra.apply up --stack dev" in unfinished
+
+
+def test_status_sh__one_trusted_ca_is_no_rotation(tmp_path: Path) -> None:
+    _stack_with_client_certificates(tmp_path, cas=1)
+    result = _status_sh(tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "CAs trusted: Redis 1, app 1" in result.stdout
+    assert "rotation unfinished" not in result.stdout
+
+
+def test_status_sh__an_unreadable_ca_bundle_is_unknown_with_a_warning(tmp_path: Path) -> None:
+    _stack_with_client_certificates(tmp_path)
+    redis, file = TRUST_BUNDLES[0]
+    (tmp_path / redis / file).unlink()
+    result = _status_sh(tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "CAs trusted: Redis unknown, app 1" in result.stdout
+    assert f"status: warning: {redis}: its CA bundle could not be read" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("live_restore", "expected"),
+    [
+        ("false", "engine WARNING live-restore: off"),
+        ("true", "engine live-restore: on"),
+    ],
+)
+def test_status_sh__says_whether_the_engine_keeps_the_stack_running_through_a_restart(
+    tmp_path: Path, live_restore: str, expected: str
+) -> None:
+    """Without live-restore an engine restart stops the stack's services for good (restart
+    on-failure): status.sh says so and how to turn it on, from `docker info`."""
+    _stack_with_client_certificates(tmp_path)
+    result = _status_sh(tmp_path, live_restore=live_restore)
+    assert result.returncode == 0, result.stdout + result.stderr
+    line = next(ln for ln in result.stdout.splitlines() if "live-restore" in ln)
+    assert line.startswith(expected), line
+    if live_restore == "false":
+        assert '"live-restore": true' in line
+        assert "/etc/docker/daemon.json" in line
+
+
+def test_bundles__each_is_the_ca_file_the_declaration_writes_where_that_container_reads_it(
+    dev: RenderedStack,
+) -> None:
+    for bundle in BUNDLES:
+        user = container(dev, bundle.container)
+        directory, file = bundle.path.rsplit("/", 1)
+        volume = next(m["source"] for m in user.props["mounts"] if m["target"] == directory)
+        writers = [
+            r
+            for r in dev.of_type(CONTAINER)
+            if any(m["source"] == volume for m in r.props.get("mounts", []))
+        ]
+        assert any(file in uploads(w) for w in writers), f"{bundle}: no {file} in {volume}"
