@@ -180,6 +180,12 @@ def build_stack(settings: StackSettings) -> BuiltStack:
                 client_cert=tls.exporter_client.certPem,
                 client_key=tls.exporter_client.keyPem,
                 password=secrets.exporter_password.value,
+                # Public certificates only, watched for expiry (infra/components/exporter.py).
+                watched_certs={
+                    "healthcheck": tls.healthcheck_client.certPem,
+                    "reload": tls.reload_client.certPem,
+                    "rotation": tls.rotation_client.certPem,
+                },
             ),
             revisions=(tls.exporter_client.revision, secrets.exporter_password.revision),
             depends_on=(networks.backend, networks.frontend, redis.container),
