@@ -155,3 +155,16 @@ def test_certificate_expiry_unknown__expects_every_certificate_each_target_repor
         "secure-cache": {"ca", "client"},
         "redis-exporter": {"ca", "client", *WATCHED_CERTIFICATES},
     }
+
+
+def test_readme_alert_table__has_one_true_row_per_rule() -> None:
+    """README's "Monitoring" table is the runbook: one row per alert, with the rule's
+    severity, and no row for an alert the rules no longer have."""
+    readme = (ROOT / "README.md").read_text()
+    rows = re.findall(r"^\| `([A-Z][A-Za-z]+)` \| (warning|critical) \|", readme, re.MULTILINE)
+    assert len(rows) >= 10, "positive control: the table was found"
+    documented = [name for name, _ in rows]
+    assert len(documented) == len(set(documented)), "an alert with two rows"
+    assert {name: severity for name, severity in rows} == {
+        rule["alert"]: rule["labels"]["severity"] for rule in _alerts()
+    }
