@@ -165,6 +165,4 @@ def test_readme_alert_table__has_one_true_row_per_rule() -> None:
     assert len(rows) >= 10, "positive control: the table was found"
     documented = [name for name, _ in rows]
     assert len(documented) == len(set(documented)), "an alert with two rows"
-    assert {name: severity for name, severity in rows} == {
-        rule["alert"]: rule["labels"]["severity"] for rule in _alerts()
-    }
+    assert dict(rows) == {rule["alert"]: rule["labels"]["severity"] for rule in _alerts()}
