@@ -15,6 +15,8 @@ What is exported (names follow https://prometheus.io/docs/practices/naming/: bas
         identities with no long-running process of their own; redis_exporter.py.)
     secure_cache_ca_bundle_certificates          certificates in the trusted CA bundle: 1, or
                                                  2 while a CA rollover is under way
+    secure_cache_acl_passwords_rotating          (the Redis exporter only) ACL users whose
+                                                 previous password Redis still accepts
     secure_cache_data_key_generation             the data-key generation the stack deployed
                                                  (0 until the deployment passes it)
     secure_cache_data_key_previous_keys          previous data keys still accepted for reading
@@ -302,6 +304,22 @@ def certificate_collector(files: Mapping[CertificateRole, Path]) -> Collector:
     each scrape (the Redis exporter exports its CA bundle and client certificate with it, so
     the same alert rules cover them)."""
     return _CertificateCollector(files)
+
+
+class _CountFileCollector(Collector):
+    def __init__(self, name: str, help_text: str, path: Path) -> None:
+        self._name, self._help, self._path = f"{NAMESPACE}_{name}", help_text, path
+
+    def collect(self) -> Iterator[Metric]:
+        count = _file_int(self._path)
+        if count is not None:
+            yield GaugeMetricFamily(self._name, self._help, value=count)
+
+
+def count_file_collector(name: str, help_text: str, path: Path) -> Collector:
+    """The gauge `secure_cache_<name>`: the count a file holds (a deployment writes it),
+    re-read at each scrape; no sample while it cannot be read or holds no count."""
+    return _CountFileCollector(name, help_text, path)
 
 
 class _FallbackCollector(Collector):
@@ -668,6 +686,7 @@ __all__ = [
     "Validity",
     "bundle_validities",
     "certificate_collector",
+    "count_file_collector",
     "earliest_not_after",
     "earliest_validity",
     "event_families",

@@ -53,6 +53,9 @@ Environment (every secret may be given as NAME_FILE instead):
                                optional: public copies of the Redis health check's, the
                                reload jobs' and the rotation pass's client certificates,
                                watched for expiry only (WATCHED_CERTIFICATES)
+    PASSWORDS_ROTATING_FILE    optional: how many ACL users' passwords are in their ROTATE
+                               phase (old and new accepted), as the deployment last wrote it
+                               after Redis reloaded its users
 
 Metric names follow oliver006/redis_exporter's where one exists (`redis_up`,
 `redis_memory_used_bytes`, ...), so dashboards written for it read these too. Label values
@@ -69,6 +72,11 @@ Redis's container), the reload jobs (one-shot) and the data-key rotation pass (d
 stopped). Each of those certificates sits in a volume beside its private key, and no process
 that could export it runs all the time, so the deployment gives the exporter a copy of each
 public certificate, never a key (infra/components/exporter.py, which says why there).
+
+A password rotation left half done is a state of the deployment, not of anything the
+exporter's grant can read (ACL LIST is not granted): the deployment writes how many ACL users
+still have two passwords into the exporter's volume, after Redis reloaded its users, and the
+exporter exports it as `secure_cache_acl_passwords_rotating` (PasswordRotationUnfinished).
 """
 
 from __future__ import annotations
@@ -99,7 +107,11 @@ from redis.retry import Retry
 
 from secure_cache.errors import ConfigurationError
 from secure_cache.metrics_server import serve_metrics
-from secure_cache.prometheus import CertificateRole, certificate_collector
+from secure_cache.prometheus import (
+    CertificateRole,
+    certificate_collector,
+    count_file_collector,
+)
 from secure_cache.settings import read_file, read_text_file
 from secure_cache.tls_probe import ProbeTarget, TlsPolicy, TlsPolicyProbe
 
@@ -125,6 +137,7 @@ ACL_LOG_REASONS: Final = ("auth", "command", "key", "channel")
 # acllog-max-len by the reload identity), after which any identity's denials of 2 MiB
 # arguments grow Redis outside maxmemory (RedisAclLogLengthRaised).
 ACL_LOG_READ: Final = 9
+PASSWORDS_ROTATING_ENV: Final = "PASSWORDS_ROTATING_FILE"
 # Other identities' client certificates, watched for expiry only: label value -> the variable
 # naming the public copy in the exporter's volume. Fixed here, so the label set stays closed.
 WATCHED_CERTIFICATES: Final[dict[CertificateRole, str]] = {
@@ -445,6 +458,8 @@ class ExporterSettings:
     """REDIS_PASSWORD_FILE, re-read at every AUTH (see PasswordFile)."""
     watched_certificates: Mapping[CertificateRole, str] = field(default_factory=dict)
     """WATCHED_CERTIFICATES that are set: label value -> path, re-read at each scrape."""
+    passwords_rotating_file: str | None = None
+    """PASSWORDS_ROTATING_FILE, re-read at each scrape."""
 
     def certificate_files(self) -> dict[CertificateRole, Path]:
         """Every certificate file whose expiry the exporter reports, by label value."""
@@ -501,6 +516,7 @@ class ExporterSettings:
             metrics_port=int(metrics_port),
             password_file=env.get("REDIS_PASSWORD_FILE", "").strip() or None,
             watched_certificates=watched,
+            passwords_rotating_file=env.get(PASSWORDS_ROTATING_ENV, "").strip() or None,
         )
 
 
@@ -641,15 +657,28 @@ def registry_for(
     client: redis.Redis,
     certificates: Mapping[CertificateRole, Path] | None = None,
     tls_probe: TlsPolicyProbe | None = None,
+    passwords_rotating_file: Path | None = None,
 ) -> CollectorRegistry:
-    """Redis's metrics, and the expiry of `certificates` (the exporter's own CA bundle and
+    """Redis's metrics, the expiry of `certificates` (the exporter's own CA bundle and
     client certificate and the watched ones: ExporterSettings.certificate_files), so the
-    certificate alerts cover them too."""
+    certificate alerts cover them too, and the count in `passwords_rotating_file`."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(RedisCollector(client, tls_probe))
     if certificates:
         registry.register(certificate_collector(certificates))
+    if passwords_rotating_file is not None:
+        registry.register(passwords_rotating_collector(passwords_rotating_file))
     return registry
+
+
+def passwords_rotating_collector(path: Path) -> Collector:
+    """`secure_cache_acl_passwords_rotating`, the count in PASSWORDS_ROTATING_FILE."""
+    return count_file_collector(
+        "acl_passwords_rotating",
+        "ACL users whose previous password Redis still accepts (a password rotation's ROTATE "
+        "phase), as the deployment wrote it after Redis reloaded its users.",
+        path,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -672,8 +701,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(str(exc), file=sys.stderr)
         return 2
     client = connect(settings)
+    rotating = settings.passwords_rotating_file
     registry = registry_for(
-        client, settings.certificate_files(), TlsPolicyProbe(probe_target(settings))
+        client,
+        settings.certificate_files(),
+        TlsPolicyProbe(probe_target(settings)),
+        None if rotating is None else Path(rotating),
     )
     if args.command == "scrape":
         body = generate_latest(registry)

@@ -74,6 +74,13 @@ WATCHED_CERTIFICATES: Final = {
 }
 
 
+# A password rotation left half done (old and new accepted) is a state of the deployment that
+# the exporter's grant cannot read from Redis (no ACL LIST): written beside its material, after
+# Redis reloaded its users, so a 0 there means Redis already refuses the old passwords.
+PASSWORDS_ROTATING_FILE: Final = "passwords.rotating"
+PASSWORDS_ROTATING_ENV: Final = "PASSWORDS_ROTATING_FILE"
+
+
 @dataclass(frozen=True, kw_only=True)
 class ExporterFiles(ClientIdentityFiles):
     """Its identity, and the public certificates it watches for expiry (see the module
@@ -81,12 +88,18 @@ class ExporterFiles(ClientIdentityFiles):
     is the newest one (`value`): written after Redis reloaded its ACL with it."""
 
     watched_certs: dict[str, pulumi.Input[str]]
+    passwords_rotating: pulumi.Input[str]
+    """How many ACL users' passwords are in their ROTATE phase (a count, not a secret)."""
 
     def watched_files(self) -> tuple[MaterialFile, ...]:
-        """`<identity>.crt` for each watched identity: public, mode 0444, no key."""
-        return tuple(
-            MaterialFile(f"{identity}.crt", self.watched_certs[identity], secret=False)
-            for identity in WATCHED_CERTIFICATES
+        """`<identity>.crt` for each watched identity (public, mode 0444, no key), and the
+        count of passwords rotating."""
+        return (
+            *(
+                MaterialFile(f"{identity}.crt", self.watched_certs[identity], secret=False)
+                for identity in WATCHED_CERTIFICATES
+            ),
+            MaterialFile(PASSWORDS_ROTATING_FILE, self.passwords_rotating, secret=False),
         )
 
 
@@ -104,6 +117,7 @@ def exporter_envs(args: RedisExporterArgs) -> list[str]:
         f"METRICS_HOST={METRICS_ALIAS}",
         f"METRICS_PORT={EXPORTER_PORT}",
         *(f"{var}={MATERIAL_DIR}/{identity}.crt" for identity, var in WATCHED_CERTIFICATES.items()),
+        f"{PASSWORDS_ROTATING_ENV}={MATERIAL_DIR}/{PASSWORDS_ROTATING_FILE}",
     ]
 
 
@@ -145,6 +159,8 @@ __all__ = [
     "EXPORTER_NAME",
     "EXPORTER_PORT",
     "METRICS_ALIAS",
+    "PASSWORDS_ROTATING_ENV",
+    "PASSWORDS_ROTATING_FILE",
     "WATCHED_CERTIFICATES",
     "ExporterFiles",
     "RedisExporter",

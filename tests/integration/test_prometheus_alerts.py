@@ -76,6 +76,9 @@ class Stack:
         settings = redis.settings(
             **{var: str(self.watched[role]) for role, var in WATCHED_CERTIFICATES.items()}
         )
+        # As the deployment writes it after Redis reloaded its users: no password rotating.
+        self.passwords_rotating = tmp / "watched" / "passwords.rotating"
+        self.passwords_rotating.write_text("0\n")
         certificates = {
             **settings.certificate_files(),
             "ca": self.ca_file,
@@ -99,6 +102,7 @@ class Stack:
                 self.exporter_client,
                 certificates,
                 tls_probe=TlsPolicyProbe(probe_target(redis.settings())),
+                passwords_rotating_file=self.passwords_rotating,
             ),
         )
         prom_dir = tmp / "prometheus"
@@ -228,6 +232,24 @@ def test_two_cas_trusted__fire_ca_rollover_unfinished(stack: Stack) -> None:
     prom.wait_for(
         lambda: "CaRolloverUnfinished" not in prom.active_alerts(),
         what="CaRolloverUnfinished resolved",
+    )
+
+
+def test_passwords_left_rotating__fire_password_rotation_unfinished(stack: Stack) -> None:
+    """ROTATE written and no SET after it (`for: 1d`, shortened here like every `for`)."""
+    prom = stack.prometheus
+    prom.wait_for(lambda: _evaluated_with_data(prom), what="both targets scraped")
+    stack.passwords_rotating.write_text("5\n")
+    try:
+        prom.wait_for(
+            lambda: "PasswordRotationUnfinished" in prom.alerts(),
+            what="PasswordRotationUnfinished firing",
+        )
+    finally:
+        stack.passwords_rotating.write_text("0\n")
+    prom.wait_for(
+        lambda: "PasswordRotationUnfinished" not in prom.active_alerts(),
+        what="PasswordRotationUnfinished resolved",
     )
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry, generate_latest
 
 from infra import pki
 from infra.redis_conf import ACL_LOG_MAX_LEN, MAX_CLIENTS
@@ -26,6 +27,7 @@ from secure_cache.redis_exporter import (
     WATCHED_CERTIFICATES,
     acl_log_families,
     info_families,
+    passwords_rotating_collector,
     summarize_acl_log,
     tls_policy_families,
     up_family,
@@ -109,6 +111,10 @@ def _exported_names(tmp_path: Path) -> set[str]:
         SecurityEvents(), ca_file=tmp_path / "ca.crt", client_cert_file=tmp_path / "client.crt"
     )
     text = metrics.render()[0].decode()
+    (tmp_path / "passwords.rotating").write_text("0\n")
+    rotating = CollectorRegistry()
+    rotating.register(passwords_rotating_collector(tmp_path / "passwords.rotating"))
+    text += generate_latest(rotating).decode()
     families = [
         up_family(True),
         *info_families(INFO, tls_port=6380),

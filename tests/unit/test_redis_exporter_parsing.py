@@ -22,6 +22,7 @@ from secure_cache.redis_exporter import (
     acl_log_entries,
     acl_log_families,
     info_families,
+    registry_for,
     summarize_acl_log,
 )
 
@@ -190,6 +191,32 @@ def test_settings__a_watched_certificate_that_is_no_file_is_one_problem(tmp_path
         f"RELOAD_CERT_FILE={tmp_path / 'nowhere.crt'} is not a readable file; give the path of "
         "the reload identity's certificate, or unset RELOAD_CERT_FILE",
     )
+
+
+def test_passwords_rotating__the_file_count_is_exported_and_its_absence_is_no_sample(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "passwords.rotating"
+    env = {
+        "REDIS_URL": "rediss://redis:6380",
+        "REDIS_PASSWORD": "p",
+        "PASSWORDS_ROTATING_FILE": str(path),
+        **_files(tmp_path),
+    }
+    settings = ExporterSettings.from_env(env)
+    assert settings.passwords_rotating_file == str(path)
+    down = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.1)
+    registry = registry_for(down, passwords_rotating_file=Path(path))
+
+    def rotating() -> float | None:
+        return registry.get_sample_value("secure_cache_acl_passwords_rotating")
+
+    assert rotating() is None  # no file yet: no sample, never a 0 that reads as done
+    path.write_text("5\n")
+    assert rotating() == 5
+    path.write_text("0\n")
+    assert rotating() == 0
+    down.close()
 
 
 def test_settings__every_problem_at_once_without_the_secret(tmp_path: Path) -> None:
