@@ -152,6 +152,10 @@ def test_monitoring__both_targets_are_scraped_and_up(prometheus: PrometheusServe
             f'certificate="{role}"}}'
         )
         assert (value(prometheus, f"{expiry} - time()") or 0) > 86400, f"exporter {role}"
+    # One CA trusted, no password left in its ROTATE phase: a stack at rest.
+    for job in (APP_JOB, EXPORTER_JOB):
+        assert value(prometheus, f'secure_cache_ca_bundle_certificates{{job="{job}"}}') == 1.0
+    assert value(prometheus, "secure_cache_acl_passwords_rotating") == 0.0
 
 
 def test_monitoring__a_healthy_stack_raises_no_alert(prometheus: PrometheusServer) -> None:
