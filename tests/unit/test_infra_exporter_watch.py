@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from cryptography import x509
 
-from infra.components.exporter import PASSWORDS_ROTATING_ENV, WATCHED_CERTIFICATES
+from infra.components.exporter import ROTATING_USERS_ENV, WATCHED_CERTIFICATES
 from infra.components.material import PUBLIC_MODE
 from infra.render import RenderedStack
 from secure_cache import redis_exporter
@@ -33,7 +33,7 @@ def test_watched__are_every_client_identity_without_a_process_reporting_it() -> 
 
 def test_watched__variables_are_the_ones_the_exporter_reads() -> None:
     assert dict(redis_exporter.WATCHED_CERTIFICATES) == WATCHED_CERTIFICATES
-    assert redis_exporter.PASSWORDS_ROTATING_ENV == PASSWORDS_ROTATING_ENV
+    assert redis_exporter.ROTATING_USERS_ENV == ROTATING_USERS_ENV
 
 
 @pytest.mark.parametrize("identity", sorted(IDENTITY_VOLUMES))
@@ -64,4 +64,4 @@ def test_exporter__is_told_where_each_copy_is(stack: RenderedStack) -> None:
     for identity, var in WATCHED_CERTIFICATES.items():
         assert envs[var].rsplit("/", 1)[-1] == f"{identity}.crt"
         assert f"{identity}.crt" in delivered
-    assert envs[PASSWORDS_ROTATING_ENV].rsplit("/", 1)[-1] in delivered
+    assert envs[ROTATING_USERS_ENV].rsplit("/", 1)[-1] in delivered

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from infra.components.exporter import PASSWORDS_ROTATING_FILE
+from infra.components.exporter import ROTATING_USERS_FILE
 from infra.components.material import revision_hash
 from infra.naming import MATERIAL_LABEL, Role
 from infra.providers.secrets import GeneratedPasswordProvider, password_outputs
@@ -240,9 +240,9 @@ def test_rotate_phase__the_exporter_is_told_how_many_acl_passwords_rotate(
     assert len(acl_passwords) >= 5, "positive control: app, health check, reload, exporter..."
     assert _dynamic(rotating, "secrets-api-token").outputs["previous"], "the token rotates too"
     exporter_init = container(rotating, "redis-exporter-init")
-    assert _content(exporter_init, PASSWORDS_ROTATING_FILE) == f"{len(acl_passwords)}\n"
+    assert _content(exporter_init, ROTATING_USERS_FILE) == f"{len(acl_passwords)}\n"
     steady = container(dev, "redis-exporter-init")
-    assert _content(steady, PASSWORDS_ROTATING_FILE) == "0\n"
+    assert _content(steady, ROTATING_USERS_FILE) == "0\n"
 
 
 def test_password_outputs__are_secret(stack: RenderedStack) -> None:

@@ -111,9 +111,9 @@ def _exported_names(tmp_path: Path) -> set[str]:
         SecurityEvents(), ca_file=tmp_path / "ca.crt", client_cert_file=tmp_path / "client.crt"
     )
     text = metrics.render()[0].decode()
-    (tmp_path / "passwords.rotating").write_text("0\n")
+    (tmp_path / "acl-users.rotating").write_text("0\n")
     rotating = CollectorRegistry()
-    rotating.register(passwords_rotating_collector(tmp_path / "passwords.rotating"))
+    rotating.register(passwords_rotating_collector(tmp_path / "acl-users.rotating"))
     text += generate_latest(rotating).decode()
     families = [
         up_family(True),

@@ -196,11 +196,11 @@ def test_settings__a_watched_certificate_that_is_no_file_is_one_problem(tmp_path
 def test_passwords_rotating__the_file_count_is_exported_and_its_absence_is_no_sample(
     tmp_path: Path,
 ) -> None:
-    path = tmp_path / "passwords.rotating"
+    path = tmp_path / "acl-users.rotating"
     env = {
         "REDIS_URL": "rediss://redis:6380",
         "REDIS_PASSWORD": "p",
-        "PASSWORDS_ROTATING_FILE": str(path),
+        "ROTATING_ACL_USERS_FILE": str(path),
         **_files(tmp_path),
     }
     settings = ExporterSettings.from_env(env)
