@@ -22,6 +22,7 @@ from infra.components.rotation import RotationFiles, RotationPass, RotationPassA
 from infra.components.secrets import StackSecrets, StackSecretsArgs
 from infra.components.tls import TlsMaterial, TlsMaterialArgs
 from infra.naming import Role, object_name
+from infra.providers.secrets import GeneratedPassword, PasswordPhase
 from infra.redis_acl import render_acl_file_from_hashes
 from infra.security_summary import DeclaredResources, security_summary
 from infra.settings import StackSettings
@@ -77,14 +78,16 @@ def build_stack(settings: StackSettings) -> BuiltStack:
             api_token_rotation_generation=s.api_token_rotation_generation,
         ),
     )
+    # Every ACL user's password, in the order render_acl_file_from_hashes takes them.
+    acl_passwords = (
+        secrets.app_password,
+        secrets.healthcheck_password,
+        secrets.reload_password,
+        secrets.exporter_password,
+        secrets.rotation_password,
+    )
     # Every hash each user may authenticate with: two while its password rotates.
-    acl = pulumi.Output.all(
-        secrets.app_password.aclHashes,
-        secrets.healthcheck_password.aclHashes,
-        secrets.reload_password.aclHashes,
-        secrets.exporter_password.aclHashes,
-        secrets.rotation_password.aclHashes,
-    ).apply(
+    acl = pulumi.Output.all(*(password.aclHashes for password in acl_passwords)).apply(
         lambda hashes: render_acl_file_from_hashes(
             app_password_hash=hashes[0],
             healthcheck_password_hash=hashes[1],
@@ -180,6 +183,13 @@ def build_stack(settings: StackSettings) -> BuiltStack:
                 client_cert=tls.exporter_client.certPem,
                 client_key=tls.exporter_client.keyPem,
                 password=secrets.exporter_password.value,
+                # Public certificates only, watched for expiry (infra/components/exporter.py).
+                watched_certs={
+                    "healthcheck": tls.healthcheck_client.certPem,
+                    "reload": tls.reload_client.certPem,
+                    "rotation": tls.rotation_client.certPem,
+                },
+                passwords_rotating=passwords_rotating(acl_passwords),
             ),
             revisions=(tls.exporter_client.revision, secrets.exporter_password.revision),
             depends_on=(networks.backend, networks.frontend, redis.container),
@@ -217,6 +227,16 @@ def build_stack(settings: StackSettings) -> BuiltStack:
     )
     exports = _exports(s, networks, tls, redis, app, exporter, rotation, declared)
     return BuiltStack(networks, tls, secrets, redis, app, exporter, rotation, exports)
+
+
+def passwords_rotating(passwords: tuple[GeneratedPassword, ...]) -> pulumi.Output[str]:
+    """How many of `passwords` are in their ROTATE phase (old and new accepted), as a file's
+    content: the exporter reports it (infra/components/exporter.py), so a rotation left half
+    done raises PasswordRotationUnfinished. The phase is not secret; the count says nothing
+    about any password."""
+    return pulumi.Output.all(*(password.phase for password in passwords)).apply(
+        lambda phases: f"{sum(phase == PasswordPhase.ROTATING.value for phase in phases)}\n"
+    )
 
 
 def _exports(
@@ -269,4 +289,4 @@ def _exports(
     return exports
 
 
-__all__ = ["BuiltStack", "build_stack", "redis_dns_names", "redis_url"]
+__all__ = ["BuiltStack", "build_stack", "passwords_rotating", "redis_dns_names", "redis_url"]

@@ -11,7 +11,12 @@ What is exported (names follow https://prometheus.io/docs/practices/naming/: bas
         notAfter of the CA bundle (its earliest-expiring certificate), of the server
         certificate as presented in the latest TLS handshake, and of the app's own client
         certificate. The CA and client files are re-read at each scrape, so an in-place
-        renewal shows at once.
+        renewal shows at once. (The Redis exporter adds `healthcheck|reload|rotation`: the
+        identities with no long-running process of their own; redis_exporter.py.)
+    secure_cache_ca_bundle_certificates          certificates in the trusted CA bundle: 1, or
+                                                 2 while a CA rollover is under way
+    secure_cache_acl_passwords_rotating          (the Redis exporter only) ACL users whose
+                                                 previous password Redis still accepts
     secure_cache_data_key_generation             the data-key generation the stack deployed
                                                  (0 until the deployment passes it)
     secure_cache_data_key_previous_keys          previous data keys still accepted for reading
@@ -59,7 +64,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, Literal, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Final, Literal, NamedTuple, TypeVar, get_args
 
 from cryptography import x509
 from prometheus_client import (
@@ -138,7 +143,11 @@ _HTTP_BUCKETS: Final = (
 )  # fmt: skip
 _CONNECT_BUCKETS: Final = (0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
-CertificateRole = Literal["ca", "server", "client"]
+# The `certificate` label's closed set: the CA bundle, the server certificate as served, the
+# process's own client certificate, and the other client identities' certificates that the
+# Redis exporter watches for them (redis_exporter.WATCHED_CERTIFICATES).
+CertificateRole = Literal["ca", "server", "client", "healthcheck", "reload", "rotation"]
+CERTIFICATE_ROLES: Final[tuple[CertificateRole, ...]] = get_args(CertificateRole)
 T = TypeVar("T")
 S = TypeVar("S")
 
@@ -183,11 +192,20 @@ def validity(cert: x509.Certificate) -> Validity:
     return Validity(cert.not_valid_before_utc.timestamp(), cert.not_valid_after_utc.timestamp())
 
 
+def bundle_validities(pem: bytes) -> list[Validity]:
+    """The validity of every certificate in a PEM bundle (none when it holds none)."""
+    certs = x509.load_pem_x509_certificates(pem) if b"-----BEGIN" in pem else []
+    return [validity(c) for c in certs]
+
+
 def earliest_validity(pem: bytes) -> Validity | None:
     """The validity of the certificate in a PEM bundle that expires first; None when it has
     none."""
-    certs = x509.load_pem_x509_certificates(pem) if b"-----BEGIN" in pem else []
-    return min((validity(c) for c in certs), key=lambda v: v.not_after, default=None)
+    return _earliest(bundle_validities(pem))
+
+
+def _earliest(validities: Iterable[Validity]) -> Validity | None:
+    return min(validities, key=lambda v: v.not_after, default=None)
 
 
 def earliest_not_after(pem: bytes) -> float | None:
@@ -225,7 +243,9 @@ class _CertificateCollector(Collector):
     """Certificate expiry and lifetime: files re-read per scrape, the server's from the last
     handshake. The lifetime lets monitoring/alerts.yml warn at a third of a short-lived
     certificate's life (when the stack renews it) rather than at a fixed 30 days, which a
-    30-day production certificate would be under from its first day."""
+    30-day production certificate would be under from its first day. With a CA bundle it also
+    counts the CAs trusted: two for more than a day is a CA rollover left half done
+    (CaRolloverUnfinished)."""
 
     def __init__(self, files: Mapping[CertificateRole, Path]) -> None:
         self._files = dict(files)
@@ -247,25 +267,34 @@ class _CertificateCollector(Collector):
             "notAfter minus notBefore of the same certificates: how long each was issued for.",
             labels=["certificate"],
         )
+        files = {role: _file_validities(path) for role, path in self._files.items()}
         values: dict[str, Validity | None] = {
-            role: _file_validity(path) for role, path in self._files.items()
+            role: None if found is None else _earliest(found) for role, found in files.items()
         }
         values["server"] = self.view() if self.view is not None else self._handshake
-        for role in ("ca", "server", "client"):
+        for role in CERTIFICATE_ROLES:
             value = values.get(role)
             if value is not None:
                 family.add_metric([role], value.not_after)
                 lifetime.add_metric([role], value.not_after - value.not_before)
         yield family
         yield lifetime
+        bundle = files.get("ca")
+        if bundle:
+            yield GaugeMetricFamily(
+                f"{NAMESPACE}_ca_bundle_certificates",
+                "Certificates in the trusted CA bundle: 1, or 2 while a CA rollover is under "
+                "way (introduced or promoted, not yet retired).",
+                value=len(bundle),
+            )
 
 
-def _file_validity(path: Path) -> Validity | None:
+def _file_validities(path: Path) -> list[Validity] | None:
     """None when the file cannot be read (settings.read_file: a regular file of at most
     1 MiB, like every configured file) or parsed: the series disappears, which
     monitoring/alerts.yml treats as an alert of its own (absent certificate expiry)."""
     try:
-        return earliest_validity(read_file(str(path)))
+        return bundle_validities(read_file(str(path)))
     except (OSError, ValueError):
         return None
 
@@ -275,6 +304,22 @@ def certificate_collector(files: Mapping[CertificateRole, Path]) -> Collector:
     each scrape (the Redis exporter exports its CA bundle and client certificate with it, so
     the same alert rules cover them)."""
     return _CertificateCollector(files)
+
+
+class _CountFileCollector(Collector):
+    def __init__(self, name: str, help_text: str, path: Path) -> None:
+        self._name, self._help, self._path = f"{NAMESPACE}_{name}", help_text, path
+
+    def collect(self) -> Iterator[Metric]:
+        count = _file_int(self._path)
+        if count is not None:
+            yield GaugeMetricFamily(self._name, self._help, value=count)
+
+
+def count_file_collector(name: str, help_text: str, path: Path) -> Collector:
+    """The gauge `secure_cache_<name>`: the count a file holds (a deployment writes it),
+    re-read at each scrape; no sample while it cannot be read or holds no count."""
+    return _CountFileCollector(name, help_text, path)
 
 
 class _FallbackCollector(Collector):
@@ -632,13 +677,16 @@ class CacheMetrics:
 
 
 __all__ = [
+    "CERTIFICATE_ROLES",
     "METHODS",
     "ROUTES",
     "CacheMetrics",
     "PoolState",
     "SecurityEventsCollector",
     "Validity",
+    "bundle_validities",
     "certificate_collector",
+    "count_file_collector",
     "earliest_not_after",
     "earliest_validity",
     "event_families",

@@ -49,6 +49,13 @@ Environment (every secret may be given as NAME_FILE instead):
     METRICS_HOST, METRICS_PORT where /metrics listens (default 127.0.0.1:9121); the host
                                may be a name, resolved once at start (the deployed
                                exporter's alias on the monitoring network)
+    HEALTHCHECK_CERT_FILE, RELOAD_CERT_FILE, ROTATION_CERT_FILE
+                               optional: public copies of the Redis health check's, the
+                               reload jobs' and the rotation pass's client certificates,
+                               watched for expiry only (WATCHED_CERTIFICATES)
+    ROTATING_ACL_USERS_FILE    optional: how many ACL users' passwords are in their ROTATE
+                               phase (old and new accepted), as the deployment last wrote it
+                               after Redis reloaded its users
 
 Metric names follow oliver006/redis_exporter's where one exists (`redis_up`,
 `redis_memory_used_bytes`, ...), so dashboards written for it read these too. Label values
@@ -56,7 +63,20 @@ come from closed sets: an ACL LOG entry's username, object (a key name for `key`
 and client address never become labels. `serve` also exports the expiry of its own CA bundle
 and client certificate as `secure_cache_certificate_expiry_timestamp_seconds{certificate=
 "ca|client"}` (re-read at each scrape), so monitoring/alerts.yml's certificate rules cover
-them under the exporter's job.
+them under the exporter's job, and the number of CAs its bundle trusts
+(`secure_cache_ca_bundle_certificates`: two during a CA rollover).
+
+It exports the expiry of the identities that have no long-running process of their own as
+well (`certificate="healthcheck|reload|rotation"`): the Redis health check (redis-cli inside
+Redis's container), the reload jobs (one-shot) and the data-key rotation pass (declared
+stopped). Each of those certificates sits in a volume beside its private key, and no process
+that could export it runs all the time, so the deployment gives the exporter a copy of each
+public certificate, never a key (infra/components/exporter.py, which says why there).
+
+A password rotation left half done is a state of the deployment, not of anything the
+exporter's grant can read (ACL LIST is not granted): the deployment writes how many ACL users
+still have two passwords into the exporter's volume, after Redis reloaded its users, and the
+exporter exports it as `secure_cache_acl_passwords_rotating` (PasswordRotationUnfinished).
 """
 
 from __future__ import annotations
@@ -87,7 +107,11 @@ from redis.retry import Retry
 from secure_cache.cli_parser import OneLineParser
 from secure_cache.errors import ConfigurationError
 from secure_cache.metrics_server import serve_metrics
-from secure_cache.prometheus import CertificateRole, certificate_collector
+from secure_cache.prometheus import (
+    CertificateRole,
+    certificate_collector,
+    count_file_collector,
+)
 from secure_cache.settings import read_file, read_text_file
 from secure_cache.tls_probe import ProbeTarget, TlsPolicy, TlsPolicyProbe
 
@@ -121,6 +145,14 @@ MAXMEMORY_POLICIES: Final = frozenset(
         "allkeys-random", "volatile-ttl", "noeviction",
     }
 )  # fmt: skip
+ROTATING_USERS_ENV: Final = "ROTATING_ACL_USERS_FILE"
+# Other identities' client certificates, watched for expiry only: label value -> the variable
+# naming the public copy in the exporter's volume. Fixed here, so the label set stays closed.
+WATCHED_CERTIFICATES: Final[dict[CertificateRole, str]] = {
+    "healthcheck": "HEALTHCHECK_CERT_FILE",
+    "reload": "RELOAD_CERT_FILE",
+    "rotation": "ROTATION_CERT_FILE",
+}
 
 # INFO field -> (metric name, help, counter?)
 _INFO_FIELDS: Final[dict[str, tuple[str, str, bool]]] = {
@@ -448,6 +480,15 @@ class ExporterSettings:
     metrics_port: int = DEFAULT_METRICS_PORT
     password_file: str | None = None
     """REDIS_PASSWORD_FILE, re-read at every AUTH (see PasswordFile)."""
+    watched_certificates: Mapping[CertificateRole, str] = field(default_factory=dict)
+    """WATCHED_CERTIFICATES that are set: label value -> path, re-read at each scrape."""
+    passwords_rotating_file: str | None = None
+    """ROTATING_ACL_USERS_FILE, re-read at each scrape."""
+
+    def certificate_files(self) -> dict[CertificateRole, Path]:
+        """Every certificate file whose expiry the exporter reports, by label value."""
+        watched = {role: Path(path) for role, path in self.watched_certificates.items()}
+        return {"ca": Path(self.ca_file), "client": Path(self.cert_file), **watched}
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ExporterSettings:
@@ -472,6 +513,7 @@ class ExporterSettings:
                 problems.append(f"{var} is required: the path of a PEM file")
             elif not Path(paths[var]).is_file():
                 problems.append(f"{var}={paths[var]} is not a readable file")
+        watched = _watched_certificates(env, problems)
         environment = env.get("ENVIRONMENT", "production").strip()
         if environment not in ("development", "staging", "production"):
             problems.append("ENVIRONMENT must be development, staging or production")
@@ -497,7 +539,28 @@ class ExporterSettings:
             metrics_host=env.get("METRICS_HOST", "").strip() or "127.0.0.1",
             metrics_port=int(metrics_port),
             password_file=env.get("REDIS_PASSWORD_FILE", "").strip() or None,
+            watched_certificates=watched,
+            passwords_rotating_file=env.get(ROTATING_USERS_ENV, "").strip() or None,
         )
+
+
+def _watched_certificates(
+    env: Mapping[str, str], problems: list[str]
+) -> dict[CertificateRole, str]:
+    """The WATCHED_CERTIFICATES that are set (each optional), by label value."""
+    watched: dict[CertificateRole, str] = {}
+    for role, var in WATCHED_CERTIFICATES.items():
+        path = env.get(var, "").strip()
+        if not path:
+            continue
+        if Path(path).is_file():
+            watched[role] = path
+        else:
+            problems.append(
+                f"{var}={path} is not a readable file; give the path of the {role} "
+                f"identity's certificate, or unset {var}"
+            )
+    return watched
 
 
 def _secret(env: Mapping[str, str], var: str, problems: list[str]) -> str | None:
@@ -618,14 +681,28 @@ def registry_for(
     client: redis.Redis,
     certificates: Mapping[CertificateRole, Path] | None = None,
     tls_probe: TlsPolicyProbe | None = None,
+    passwords_rotating_file: Path | None = None,
 ) -> CollectorRegistry:
-    """Redis's metrics, and the expiry of `certificates` (the exporter's own CA bundle and
-    client certificate, so the certificate alerts cover them too)."""
+    """Redis's metrics, the expiry of `certificates` (the exporter's own CA bundle and
+    client certificate and the watched ones: ExporterSettings.certificate_files), so the
+    certificate alerts cover them too, and the count in `passwords_rotating_file`."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(RedisCollector(client, tls_probe))
     if certificates:
         registry.register(certificate_collector(certificates))
+    if passwords_rotating_file is not None:
+        registry.register(passwords_rotating_collector(passwords_rotating_file))
     return registry
+
+
+def passwords_rotating_collector(path: Path) -> Collector:
+    """`secure_cache_acl_passwords_rotating`, the count in ROTATING_ACL_USERS_FILE."""
+    return count_file_collector(
+        "acl_passwords_rotating",
+        "ACL users whose previous password Redis still accepts (a password rotation's ROTATE "
+        "phase), as the deployment wrote it after Redis reloaded its users.",
+        path,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -649,8 +726,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     client = connect(settings)
     tls_probe = TlsPolicyProbe(probe_target(settings))
+    rotating = settings.passwords_rotating_file
     registry = registry_for(
-        client, {"ca": Path(settings.ca_file), "client": Path(settings.cert_file)}, tls_probe
+        client,
+        settings.certificate_files(),
+        tls_probe,
+        None if rotating is None else Path(rotating),
     )
     if args.command == "scrape":
         tls_probe.refresh()

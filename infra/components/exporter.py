@@ -18,6 +18,20 @@ slots from Prometheus (which it did while it listened on 0.0.0.0: attack pass of
 the container's name resolves to both of its addresses, so it gets a second name,
 METRICS_ALIAS, on the frontend network only, and listens where that name resolves (once, at
 start). Its health check asks there too.
+
+Expiry of the certificates no running process reports (WATCHED_CERTIFICATES). Every
+certificate the stack issues needs an expiry metric a Prometheus scrapes. The app reports the
+CA bundle, the server certificate as served and its own; the exporter its own. The Redis
+health check's certificate sits in Redis's volume beside the server's private key, the reload
+jobs' beside the reload identity's key (as sensitive as the server's: README, Day 2) in a
+volume no running container mounts, and the rotation pass's beside the data keys in the
+volume of a container declared stopped. Exporting from there would mean a long-running
+reader of those volumes, i.e. access to those keys. So the exporter's own volume gets a copy
+of each of those three *public certificates* (mode 0444, never a key): the same Output the
+identity's own volume is written from, written by the same `up` after Redis reloaded (like
+every consumer's, `material_after`), and re-read at each scrape. A certificate renewed for
+one identity changes the exporter's material revision too, so its initialiser runs again.
+tests/unit/test_infra_exporter_watch.py pins each copy to the identity's delivered file.
 """
 
 from __future__ import annotations
@@ -28,12 +42,13 @@ from typing import Final
 import pulumi
 
 from infra.components.app_image import (
+    MATERIAL_DIR,
     AppContainerArgs,
     AppImageContainer,
     identity_envs,
 )
 from infra.components.hardening import hardened_runtime
-from infra.components.material import ClientIdentityFiles
+from infra.components.material import ClientIdentityFiles, MaterialFile
 from infra.naming import Role
 from infra.redis_acl import EXPORTER_USER
 
@@ -50,10 +65,44 @@ EXPORTER_CPUS: Final = 0.25
 METRICS_ALIAS: Final = "redis-exporter-metrics"
 
 
+# Identity -> the exporter's variable naming its copy (the exporter reads the same names:
+# app/secure_cache/redis_exporter.py WATCHED_CERTIFICATES; a unit test pins the two).
+WATCHED_CERTIFICATES: Final = {
+    "healthcheck": "HEALTHCHECK_CERT_FILE",
+    "reload": "RELOAD_CERT_FILE",
+    "rotation": "ROTATION_CERT_FILE",
+}
+
+
+# A password rotation left half done (old and new accepted) is a state of the deployment that
+# the exporter's grant cannot read from Redis (no ACL LIST): written beside its material, after
+# Redis reloaded its users, so a 0 there means Redis already refuses the old passwords. Named
+# without "password": the policy pack treats a file named like one as a secret (0400 only;
+# policies/rules/_secrets.py), and this one is a public count, part of the material revision.
+ROTATING_USERS_FILE: Final = "acl-users.rotating"
+ROTATING_USERS_ENV: Final = "ROTATING_ACL_USERS_FILE"
+
+
 @dataclass(frozen=True, kw_only=True)
 class ExporterFiles(ClientIdentityFiles):
-    """Its identity only. `password` is the newest one (`value`): written after Redis
-    reloaded its ACL with it."""
+    """Its identity, and the public certificates it watches for expiry (see the module
+    docstring): identity -> certificate PEM, for each of WATCHED_CERTIFICATES. `password`
+    is the newest one (`value`): written after Redis reloaded its ACL with it."""
+
+    watched_certs: dict[str, pulumi.Input[str]]
+    passwords_rotating: pulumi.Input[str]
+    """How many ACL users' passwords are in their ROTATE phase (a count, not a secret)."""
+
+    def watched_files(self) -> tuple[MaterialFile, ...]:
+        """`<identity>.crt` for each watched identity (public, mode 0444, no key), and the
+        count of passwords rotating."""
+        return (
+            *(
+                MaterialFile(f"{identity}.crt", self.watched_certs[identity], secret=False)
+                for identity in WATCHED_CERTIFICATES
+            ),
+            MaterialFile(ROTATING_USERS_FILE, self.passwords_rotating, secret=False),
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,6 +118,8 @@ def exporter_envs(args: RedisExporterArgs) -> list[str]:
         # Its frontend address only: Prometheus reaches it over the frontend network.
         f"METRICS_HOST={METRICS_ALIAS}",
         f"METRICS_PORT={EXPORTER_PORT}",
+        *(f"{var}={MATERIAL_DIR}/{identity}.crt" for identity, var in WATCHED_CERTIFICATES.items()),
+        f"{ROTATING_USERS_ENV}={MATERIAL_DIR}/{ROTATING_USERS_FILE}",
     ]
 
 
@@ -90,7 +141,7 @@ class RedisExporter(AppImageContainer):
         )
         self._declare(
             args,
-            files=args.files.identity_files("exporter"),
+            files=(*args.files.identity_files("exporter"), *args.files.watched_files()),
             networks=(args.backend_network, args.frontend_network),
             aliases={args.frontend_network: (METRICS_ALIAS,)},
             entrypoints=["python3", "-m", EXPORTER_MODULE],
@@ -110,6 +161,9 @@ __all__ = [
     "EXPORTER_NAME",
     "EXPORTER_PORT",
     "METRICS_ALIAS",
+    "ROTATING_USERS_ENV",
+    "ROTATING_USERS_FILE",
+    "WATCHED_CERTIFICATES",
     "ExporterFiles",
     "RedisExporter",
     "RedisExporterArgs",

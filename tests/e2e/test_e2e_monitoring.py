@@ -24,8 +24,10 @@ fault test too (like tests/e2e/test_e2e_faults.py) and starts it again before it
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
+import re
 import subprocess
 import tempfile
 import uuid
@@ -36,7 +38,7 @@ from typing import Any, Final
 import docker
 import pytest
 
-from infra.components.exporter import EXPORTER_PORT
+from infra.components.exporter import EXPORTER_PORT, WATCHED_CERTIFICATES
 from infra.settings import REPO_ROOT
 from tests.e2e import appclient
 from tests.e2e.conftest import XDIST_WORKER_ENV
@@ -142,13 +144,18 @@ def test_monitoring__both_targets_are_scraped_and_up(prometheus: PrometheusServe
         )
         assert (value(prometheus, f"{expiry} - time()") or 0) > 86400, role
     assert value(prometheus, "secure_cache_data_key_generation") >= 1  # type: ignore[operator]
-    # The exporter's own certificates, under its job: the same certificate alerts cover them.
-    for role in ("ca", "client"):
+    # The exporter's own certificates and its copies of the identities no running process
+    # reports, under its job: the same certificate alerts cover them.
+    for role in ("ca", "client", *WATCHED_CERTIFICATES):
         expiry = (
             f'secure_cache_certificate_expiry_timestamp_seconds{{job="{EXPORTER_JOB}",'
             f'certificate="{role}"}}'
         )
         assert (value(prometheus, f"{expiry} - time()") or 0) > 86400, f"exporter {role}"
+    # One CA trusted, no password left in its ROTATE phase: a stack at rest.
+    for job in (APP_JOB, EXPORTER_JOB):
+        assert value(prometheus, f'secure_cache_ca_bundle_certificates{{job="{job}"}}') == 1.0
+    assert value(prometheus, "secure_cache_acl_passwords_rotating") == 0.0
 
 
 def test_monitoring__a_healthy_stack_raises_no_alert(prometheus: PrometheusServer) -> None:
@@ -294,6 +301,40 @@ def test_status_sh__reads_every_certificate_and_the_generation_from_the_stack(
     assert "rotation unfinished" not in result.stdout
     # On or off (the engine is the machine's), the line is there: docker info was read.
     assert "live-restore: o" in result.stdout
+
+
+def test_monitoring__the_exporters_copies_expire_with_the_files_each_identity_uses(
+    prometheus: PrometheusServer, stack: Stack
+) -> None:
+    """The exporter reports the health check's, the reload jobs' and the rotation pass's
+    certificates from copies in its own volume (infra/components/exporter.py); status.sh
+    reads each from the container that uses it (`docker cp`). Both name the same notAfter."""
+    wait_until_scraped(
+        prometheus, f'secure_cache_certificate_expiry_timestamp_seconds{{job="{EXPORTER_JOB}"}}'
+    )
+    result = subprocess.run(
+        [str(REPO_ROOT / "scripts" / "status.sh"), stack.name],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    # `<label>  <not after (UTC), to the minute>  <days left>`
+    rows = {
+        cells[0]: cells[1]
+        for cells in (re.split(r"\s{2,}", line.strip()) for line in result.stdout.splitlines())
+        if len(cells) == 3
+    }
+    for identity in WATCHED_CERTIFICATES:
+        seen = value(
+            prometheus,
+            f'secure_cache_certificate_expiry_timestamp_seconds{{job="{EXPORTER_JOB}",'
+            f'certificate="{identity}"}}',
+        )
+        assert seen is not None, identity
+        minute = dt.datetime.fromtimestamp(seen, dt.UTC).strftime("%Y-%m-%d %H:%M")
+        assert rows[f"{identity} client"] == minute, identity
 
 
 @pytest.mark.fault

@@ -4,7 +4,10 @@ Everything runs on loopback: a TLS-only redis-server with the exporter's ACL use
 SecureCache (its SecurityEvents exported by CacheMetrics, served by CacheMetrics.wsgi_app()),
 the exporter over HTTP, and Debian's Prometheus loading monitoring/alerts.yml with `for:`
 shortened to seconds (tests/support/prometheus_server.py). Healthy, nothing is pending or
-firing; provoked, the matching alerts fire.
+firing; provoked, the matching alerts fire. The exporter reports every certificate it is
+configured with, as deployed: its own and its copies of the health check's, the reload jobs'
+and the rotation pass's (HEALTHCHECK_CERT_FILE, ...; infra/components/exporter.py), so a
+renewal, a missing copy and a second CA are each seen through a real scrape.
 """
 
 from __future__ import annotations
@@ -23,8 +26,13 @@ from prometheus_client import start_http_server
 from infra import pki
 from secure_cache import SecureCache
 from secure_cache.metrics import SecurityEvents
-from secure_cache.prometheus import CacheMetrics
-from secure_cache.redis_exporter import connect, probe_target, registry_for
+from secure_cache.prometheus import CERTIFICATE_ROLES, CacheMetrics
+from secure_cache.redis_exporter import (
+    WATCHED_CERTIFICATES,
+    connect,
+    probe_target,
+    registry_for,
+)
 from secure_cache.tls_probe import TlsPolicyProbe
 from tests.support.cache_env import cache_environ, raw_client
 from tests.support.exporter_redis import ExporterRedis, running_exporter_redis
@@ -55,6 +63,27 @@ class Stack:
         self.metrics = CacheMetrics(
             self.events, ca_file=tmp / "ca.crt", client_cert_file=tmp / "client.crt"
         )
+        self.ca = ca
+        self.ca_file = tmp / "ca.crt"
+        # The watched copies, named to the exporter as the stack names them; its own CA
+        # bundle and certificate for the expiry metrics are long-lived copies, like the app's.
+        # (In a directory of their own: the exporter's real certificate and key are in tmp.)
+        (tmp / "watched").mkdir()
+        self.watched: dict[str, Path] = {}
+        for identity in (*WATCHED_CERTIFICATES, "exporter"):
+            self.watched[identity] = tmp / "watched" / f"{identity}.crt"
+            self.issue(identity, validity_days=300)
+        settings = redis.settings(
+            **{var: str(self.watched[role]) for role, var in WATCHED_CERTIFICATES.items()}
+        )
+        # As the deployment writes it after Redis reloaded its users: no password rotating.
+        self.passwords_rotating = tmp / "watched" / "acl-users.rotating"
+        self.passwords_rotating.write_text("0\n")
+        certificates = {
+            **settings.certificate_files(),
+            "ca": self.ca_file,
+            "client": self.watched["exporter"],
+        }
         self.cache = SecureCache.from_env(
             cache_environ(redis.server, tmp / "secrets"), events=self.events
         )
@@ -73,7 +102,12 @@ class Stack:
         self.exporter_http, self.exporter_thread = start_http_server(
             exporter_port,
             addr="127.0.0.1",
-            registry=registry_for(self.exporter_client, tls_probe=tls_probe),
+            registry=registry_for(
+                self.exporter_client,
+                certificates,
+                tls_probe=tls_probe,
+                passwords_rotating_file=self.passwords_rotating,
+            ),
         )
         prom_dir = tmp / "prometheus"
         prom_dir.mkdir()
@@ -84,6 +118,11 @@ class Stack:
                 "redis-exporter": f"127.0.0.1:{exporter_port}",
             },
         )
+
+    def issue(self, identity: str, *, validity_days: int) -> None:
+        """A new certificate for `identity` in its file, as an in-place renewal writes it."""
+        pem = pki.issue_client_certificate(self.ca, identity, validity_days=validity_days).cert_pem
+        self.watched[identity].write_bytes(pem)
 
     def close(self) -> None:
         self.prometheus.stop()
@@ -131,6 +170,95 @@ def test_healthy_stack__raises_no_alert(stack: Stack) -> None:
     assert prom.active_alerts() == set()
 
 
+def _firing(prom: PrometheusServer, alertname: str) -> set[tuple[str, str]]:
+    """(job, certificate) of each firing `alertname`."""
+    return {
+        (a["labels"]["job"], a["labels"].get("certificate", ""))
+        for a in prom.api("alerts")["alerts"]
+        if a["labels"]["alertname"] == alertname and a["state"] == "firing"
+    }
+
+
+def test_watched_certificate_near_expiry__fires_naming_it_and_resolves_once_renewed(
+    stack: Stack,
+) -> None:
+    """The rotation pass's certificate, due alone (issued at another time than the others):
+    only the exporter's copy shows it."""
+    prom = stack.prometheus
+    prom.wait_for(lambda: _evaluated_with_data(prom), what="both targets scraped")
+    stack.issue("rotation", validity_days=3)
+    due = ("redis-exporter", "rotation")
+    try:
+        # (Not CertificateExpiresSoon: a 3-day certificate's renewal window is its last third,
+        # one day.)
+        prom.wait_for(
+            lambda: due in _firing(prom, "CertificateExpiresVerySoon"),
+            what="CertificateExpiresVerySoon for the rotation certificate",
+        )
+        assert _firing(prom, "CertificateExpiresVerySoon") == {due}
+    finally:
+        stack.issue("rotation", validity_days=300)
+    prom.wait_for(
+        lambda: not {"CertificateExpiresSoon", "CertificateExpiresVerySoon"} & prom.active_alerts(),
+        what="the renewed certificate's alerts resolved",
+    )
+
+
+def test_missing_watched_copy__fires_certificate_expiry_unknown(stack: Stack) -> None:
+    prom = stack.prometheus
+    prom.wait_for(lambda: _evaluated_with_data(prom), what="both targets scraped")
+    copy = stack.watched["reload"]
+    kept = copy.read_bytes()
+    copy.unlink()
+    try:
+        prom.wait_for(
+            lambda: _firing(prom, "CertificateExpiryUnknown") == {("redis-exporter", "reload")},
+            what="CertificateExpiryUnknown for the reload certificate",
+        )
+    finally:
+        copy.write_bytes(kept)
+    prom.wait_for(
+        lambda: "CertificateExpiryUnknown" not in prom.active_alerts(),
+        what="CertificateExpiryUnknown resolved",
+    )
+
+
+def test_two_cas_trusted__fire_ca_rollover_unfinished(stack: Stack) -> None:
+    """A rollover's introduce step left alone (`for: 1d`, shortened here like every `for`)."""
+    prom = stack.prometheus
+    prom.wait_for(lambda: _evaluated_with_data(prom), what="both targets scraped")
+    kept = stack.ca_file.read_bytes()
+    stack.ca_file.write_bytes(kept + pki.create_ca("next CA", validity_days=400).cert_pem)
+    try:
+        prom.wait_for(
+            lambda: "CaRolloverUnfinished" in prom.alerts(), what="CaRolloverUnfinished firing"
+        )
+    finally:
+        stack.ca_file.write_bytes(kept)
+    prom.wait_for(
+        lambda: "CaRolloverUnfinished" not in prom.active_alerts(),
+        what="CaRolloverUnfinished resolved",
+    )
+
+
+def test_passwords_left_rotating__fire_password_rotation_unfinished(stack: Stack) -> None:
+    """ROTATE written and no SET after it (`for: 1d`, shortened here like every `for`)."""
+    prom = stack.prometheus
+    prom.wait_for(lambda: _evaluated_with_data(prom), what="both targets scraped")
+    stack.passwords_rotating.write_text("5\n")
+    try:
+        prom.wait_for(
+            lambda: "PasswordRotationUnfinished" in prom.alerts(),
+            what="PasswordRotationUnfinished firing",
+        )
+    finally:
+        stack.passwords_rotating.write_text("0\n")
+    prom.wait_for(
+        lambda: "PasswordRotationUnfinished" not in prom.active_alerts(),
+        what="PasswordRotationUnfinished resolved",
+    )
+
+
 def test_provoked_events__fire_their_alerts(stack: Stack) -> None:
     prom = stack.prometheus
     prom.wait_for(lambda: _evaluated_with_data(prom), what="both targets scraped")
@@ -174,6 +302,10 @@ def test_stored_series__carry_no_key_value_or_secret(stack: Stack) -> None:
     text = json.dumps(series)
     assert "secure_cache_integrity_failures_total" in text
     assert "redis_errors_total" in text
+    # The certificate label holds a closed set: which certificate, never its content.
+    stored = set(prom.api("label/certificate/values"))
+    assert {"ca", "client", *WATCHED_CERTIFICATES} <= stored, "positive control"
+    assert stored <= set(CERTIFICATE_ROLES), stored
     material = stack.redis.server.material
     for secret in (
         KEY,

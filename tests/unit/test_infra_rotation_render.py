@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from infra.components.exporter import ROTATING_USERS_FILE
 from infra.components.material import revision_hash
 from infra.naming import MATERIAL_LABEL, Role
 from infra.providers.secrets import GeneratedPasswordProvider, password_outputs
@@ -223,6 +224,25 @@ def test_rotate_phase__the_app_hands_out_the_new_api_token_and_accepts_the_old_o
     # api.token is what operators read (README); the old token is only accepted.
     assert _content(app_init, "api.token") == token["value"]
     assert _content(app_init, "api.previous-tokens") == token["previous"]
+
+
+def test_rotate_phase__the_exporter_is_told_how_many_acl_passwords_rotate(
+    rotating: RenderedStack, dev: RenderedStack
+) -> None:
+    """What PasswordRotationUnfinished reads (infra/components/exporter.py): every ACL
+    user's password, not the API token, which stays in ROTATE on purpose until clients
+    switched (README, Day 2)."""
+    acl_passwords = [
+        r
+        for r in rotating.resources
+        if r.type.endswith(":GeneratedPassword") and not r.name.endswith("-api-token")
+    ]
+    assert len(acl_passwords) >= 5, "positive control: app, health check, reload, exporter..."
+    assert _dynamic(rotating, "secrets-api-token").outputs["previous"], "the token rotates too"
+    exporter_init = container(rotating, "redis-exporter-init")
+    assert _content(exporter_init, ROTATING_USERS_FILE) == f"{len(acl_passwords)}\n"
+    steady = container(dev, "redis-exporter-init")
+    assert _content(steady, ROTATING_USERS_FILE) == "0\n"
 
 
 def test_password_outputs__are_secret(stack: RenderedStack) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry, generate_latest
 
 from infra import pki
 from infra.redis_conf import ACL_LOG_MAX_LEN, MAX_CLIENTS, RedisTlsConf, directives
@@ -23,8 +24,10 @@ from secure_cache.metrics import SecurityEvents
 from secure_cache.prometheus import CacheMetrics
 from secure_cache.redis_exporter import (
     ACL_LOG_READ,
+    WATCHED_CERTIFICATES,
     acl_log_families,
     info_families,
+    passwords_rotating_collector,
     summarize_acl_log,
     tls_policy_families,
     up_family,
@@ -103,8 +106,15 @@ def _exported_names(tmp_path: Path) -> set[str]:
     (tmp_path / "client.crt").write_bytes(
         pki.issue_client_certificate(ca, "app", validity_days=30).cert_pem
     )
-    metrics = CacheMetrics(SecurityEvents(), client_cert_file=tmp_path / "client.crt")
+    (tmp_path / "ca.crt").write_bytes(ca.cert_pem)
+    metrics = CacheMetrics(
+        SecurityEvents(), ca_file=tmp_path / "ca.crt", client_cert_file=tmp_path / "client.crt"
+    )
     text = metrics.render()[0].decode()
+    (tmp_path / "acl-users.rotating").write_text("0\n")
+    rotating = CollectorRegistry()
+    rotating.register(passwords_rotating_collector(tmp_path / "acl-users.rotating"))
+    text += generate_latest(rotating).decode()
     families = [
         up_family(True),
         *info_families(INFO, tls_port=6380),
@@ -138,3 +148,33 @@ def test_acl_log_length_alert__matches_the_stacks_limit_and_what_the_exporter_re
     (rule,) = [r for r in _alerts() if r["alert"] == "RedisAclLogLengthRaised"]
     assert rule["expr"] == f"sum by (job, instance) (redis_acl_log_entries) > {ACL_LOG_MAX_LEN}"
     assert ACL_LOG_READ == ACL_LOG_MAX_LEN + 1
+
+
+def test_certificate_expiry_unknown__expects_every_certificate_each_target_reports() -> None:
+    """The rule names, per job, the certificates whose series must exist: the app's CA bundle
+    and client certificate (CacheMetrics with REDIS_TLS_CA_CERT and REDIS_TLS_CERT_FILE, as
+    the service runs it), and the exporter's two plus every certificate it watches
+    (ExporterSettings.certificate_files). One added to either and left out here is never
+    missed."""
+    (rule,) = [r for r in _alerts() if r["alert"] == "CertificateExpiryUnknown"]
+    expected: dict[str, set[str]] = {}
+    for job, certificate in re.findall(
+        r'label_replace\(up\{job="([a-z-]+)"\} == 1, "certificate", "([a-z]+)", "", ""\)',
+        rule["expr"],
+    ):
+        expected.setdefault(job, set()).add(certificate)
+    assert expected == {
+        "secure-cache": {"ca", "client"},
+        "redis-exporter": {"ca", "client", *WATCHED_CERTIFICATES},
+    }
+
+
+def test_readme_alert_table__has_one_true_row_per_rule() -> None:
+    """README's "Monitoring" table is the runbook: one row per alert, with the rule's
+    severity, and no row for an alert the rules no longer have."""
+    readme = (ROOT / "README.md").read_text()
+    rows = re.findall(r"^\| `([A-Z][A-Za-z]+)` \| (warning|critical) \|", readme, re.MULTILINE)
+    assert len(rows) >= 10, "positive control: the table was found"
+    documented = [name for name, _ in rows]
+    assert len(documented) == len(set(documented)), "an alert with two rows"
+    assert dict(rows) == {rule["alert"]: rule["labels"]["severity"] for rule in _alerts()}

@@ -10,13 +10,16 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from infra import pki
 from secure_cache.metrics import COUNTERS, SecurityEvents
 from secure_cache.prometheus import (
+    CERTIFICATE_ROLES,
     CacheMetrics,
     PoolState,
+    certificate_collector,
     earliest_not_after,
     event_families,
     route_label,
@@ -200,6 +203,49 @@ def test_certificates__unreadable_file_drops_the_series(tmp_path: Path) -> None:
     names = {name for name, _ in _samples(metrics)}
     assert "secure_cache_certificate_expiry_timestamp_seconds" not in names
     assert earliest_not_after(b"not a certificate") is None
+
+
+def test_ca_bundle__counts_the_cas_trusted_two_during_a_rollover(tmp_path: Path) -> None:
+    old = pki.create_ca("old CA", validity_days=400)
+    new = pki.create_ca("new CA", validity_days=400)
+    bundle = tmp_path / "ca.crt"
+    bundle.write_bytes(old.cert_pem)
+    metrics = CacheMetrics(_quiet_events(), ca_file=bundle)
+    key = ("secure_cache_ca_bundle_certificates", ())
+    assert _samples(metrics)[key] == 1
+    bundle.write_bytes(old.cert_pem + new.cert_pem)  # introduced: both trusted
+    assert _samples(metrics)[key] == 2
+    bundle.write_bytes(new.cert_pem)  # retired
+    assert _samples(metrics)[key] == 1
+    bundle.unlink()  # unreadable: no sample, rather than a count of 0 that reads as steady
+    assert key not in _samples(metrics)
+
+
+def test_certificates__every_role_of_the_closed_set_is_exported_by_its_label(
+    tmp_path: Path,
+) -> None:
+    """The exporter hands the collector the watched identities' copies (redis_exporter.py):
+    each is exported under its own label, with its own notAfter."""
+    ca = pki.create_ca("CA", validity_days=400)
+    files: dict[str, Path] = {}
+    expected: dict[str, float] = {}
+    roles = [role for role in CERTIFICATE_ROLES if role != "server"]  # server: a handshake
+    for days, role in enumerate(roles, start=3):
+        pem = pki.issue_client_certificate(ca, role, validity_days=days).cert_pem
+        files[role] = tmp_path / f"{role}.crt"
+        files[role].write_bytes(pem)
+        expected[role] = x509.load_pem_x509_certificate(pem).not_valid_after_utc.timestamp()
+    assert {"healthcheck", "reload", "rotation"} <= set(roles), "positive control"
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(certificate_collector(files))  # type: ignore[arg-type]
+    exposition = generate_latest(registry).decode()
+    found = {
+        sample.labels["certificate"]: sample.value
+        for family in text_string_to_metric_families(exposition)
+        if family.name == "secure_cache_certificate_expiry_timestamp_seconds"
+        for sample in family.samples
+    }
+    assert found == expected
 
 
 def test_registry__is_private_to_each_instance() -> None:

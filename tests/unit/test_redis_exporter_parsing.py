@@ -15,12 +15,14 @@ from prometheus_client.core import Metric
 
 from secure_cache.errors import ConfigurationError
 from secure_cache.redis_exporter import (
+    WATCHED_CERTIFICATES,
     BoundedRespReader,
     ExporterSettings,
     RespValue,
     acl_log_entries,
     acl_log_families,
     info_families,
+    registry_for,
     summarize_acl_log,
 )
 
@@ -177,6 +179,63 @@ def test_settings__from_env_with_password_file(tmp_path: Path) -> None:
     assert settings.password == "exporter-password"
     assert settings.metrics_port == 9200
     assert "exporter-password" not in repr(settings)
+
+
+def test_settings__watched_certificates_are_reported_with_its_own(tmp_path: Path) -> None:
+    env = {"REDIS_URL": "rediss://redis:6380", "REDIS_PASSWORD": "p", **_files(tmp_path)}
+    settings = ExporterSettings.from_env(env)
+    assert set(settings.certificate_files()) == {"ca", "client"}  # none watched: its own only
+    for role in ("healthcheck", "rotation"):
+        (tmp_path / f"{role}.crt").write_text("pem")
+        env[WATCHED_CERTIFICATES[role]] = str(tmp_path / f"{role}.crt")
+    files = ExporterSettings.from_env(env).certificate_files()
+    assert files == {
+        "ca": Path(env["REDIS_TLS_CA_CERT"]),
+        "client": Path(env["REDIS_TLS_CERT_FILE"]),
+        "healthcheck": tmp_path / "healthcheck.crt",
+        "rotation": tmp_path / "rotation.crt",
+    }
+
+
+def test_settings__a_watched_certificate_that_is_no_file_is_one_problem(tmp_path: Path) -> None:
+    env = {
+        "REDIS_URL": "rediss://redis:6380",
+        "REDIS_PASSWORD": "p",
+        "RELOAD_CERT_FILE": str(tmp_path / "nowhere.crt"),
+        **_files(tmp_path),
+    }
+    with pytest.raises(ConfigurationError) as caught:
+        ExporterSettings.from_env(env)
+    assert caught.value.problems == (
+        f"RELOAD_CERT_FILE={tmp_path / 'nowhere.crt'} is not a readable file; give the path of "
+        "the reload identity's certificate, or unset RELOAD_CERT_FILE",
+    )
+
+
+def test_passwords_rotating__the_file_count_is_exported_and_its_absence_is_no_sample(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "acl-users.rotating"
+    env = {
+        "REDIS_URL": "rediss://redis:6380",
+        "REDIS_PASSWORD": "p",
+        "ROTATING_ACL_USERS_FILE": str(path),
+        **_files(tmp_path),
+    }
+    settings = ExporterSettings.from_env(env)
+    assert settings.passwords_rotating_file == str(path)
+    down = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.1)
+    registry = registry_for(down, passwords_rotating_file=Path(path))
+
+    def rotating() -> float | None:
+        return registry.get_sample_value("secure_cache_acl_passwords_rotating")
+
+    assert rotating() is None  # no file yet: no sample, never a 0 that reads as done
+    path.write_text("5\n")
+    assert rotating() == 5
+    path.write_text("0\n")
+    assert rotating() == 0
+    down.close()
 
 
 def test_settings__every_problem_at_once_without_the_secret(tmp_path: Path) -> None:
