@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 import redis
 from prometheus_client.core import Metric
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from secure_cache.errors import ConfigurationError
 from secure_cache.redis_exporter import (
@@ -224,7 +226,11 @@ def test_passwords_rotating__the_file_count_is_exported_and_its_absence_is_no_sa
     }
     settings = ExporterSettings.from_env(env)
     assert settings.passwords_rotating_file == str(path)
-    down = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.1)
+    # Nothing listens there, and the client does not retry: each read of the registry costs a
+    # refused connection, not redis-py's default retries with backoff (4 s per read).
+    down = redis.Redis(
+        host="127.0.0.1", port=1, socket_connect_timeout=0.1, retry=Retry(NoBackoff(), 0)
+    )
     registry = registry_for(down, passwords_rotating_file=Path(path))
 
     def rotating() -> float | None:
