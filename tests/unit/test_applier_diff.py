@@ -413,6 +413,25 @@ def test_updated_in_place__only_changed_inputs_that_pulumi_docker_updates() -> N
     assert not updated_in_place({"memory": 1, "tmpfs": {}}, {"memory": 2, "tmpfs": {"/t": ""}})
 
 
+@pytest.mark.parametrize(
+    ("key", "old", "new"),
+    [("memory", 64, 0), ("memorySwap", 64, 0), ("memoryReservation", 32, 0),
+     ("cpuShares", 512, 0), ("cpuSet", "0", "")],
+)  # fmt: skip
+def test_updated_in_place__a_limit_set_to_zero_is_replaced(key: str, old: Any, new: Any) -> None:
+    """Docker's update API (and the docker SDK before it) reads 0 or "" as "leave it as it
+    is": an update would leave the old limit on the running container while the state
+    recorded the new declaration. Replaced, as a limit no longer declared is."""
+    assert not updated_in_place({key: old}, {key: new})
+    assert updated_in_place({key: new}, {key: old}), "positive control: a limit set is updated"
+
+
+def test_updated_in_place__a_restart_policy_without_retries_is_updated() -> None:
+    """The restart policy goes as one object, so no retries (0) and `no` reach the engine."""
+    assert updated_in_place({"restart": "on-failure", "maxRetryCount": 5},
+                            {"restart": "no", "maxRetryCount": 0})  # fmt: skip
+
+
 def test_update_kwargs__every_limit_and_the_restart_policy_in_docker_units() -> None:
     (step,) = [s for s in small(**LIMITS | {"cpuSet": "0-1"}).steps if s.type == CTR]
     assert isinstance(step.spec, ContainerSpec)
