@@ -95,6 +95,10 @@ def updated_in_place(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     0 and the old limit stays, while its state records none).
     """
     changed = {k for k in set(old) | set(new) if old.get(k) != new.get(k)}
+    if "memory" in changed and new.get("memorySwap") is None:
+        # Created without memorySwap, a container's swap limit is Docker's default, twice its
+        # memory; an update keeps the old one (or is refused past it), a create sets it anew.
+        return False
     return bool(changed) and all(_updatable(k, new.get(k)) for k in changed)
 
 
