@@ -10,9 +10,11 @@
 #   .venv-checkov  checkov from requirements-checkov.lock (its pins clash with pulumi's)
 #   redis-server, redis-tools, docker.io, mmdebstrap, shellcheck, prometheus (promtool)
 #                  via apt-get, as root
-# and starts dockerd in the background when `docker info` fails, with live-restore (unless
-# /etc/docker/daemon.json, or DOCKERD_CONFIG, sets it; its log: DOCKERD_LOG, default
-# /var/log/secure-redis-dockerd.log); an engine already running is only reported on.
+# and starts the engine when `docker info` fails: with `systemctl start docker` where systemd
+# has the service (configured as its owner set it), else dockerd in the background with
+# live-restore (unless /etc/docker/daemon.json, or DOCKERD_CONFIG, sets it; its log:
+# DOCKERD_LOG, default /var/log/secure-redis-dockerd.log). Either way, and for an engine
+# already running, it reports the engine's live-restore.
 #
 # PYTHON=/path/to/python3          the project's interpreter (3.11 to 3.13; default python3)
 # CHECKOV_PYTHON=/path/to/python3  .venv-checkov's (3.11.5 or newer; `none` skips it)

@@ -453,9 +453,10 @@ def _file_int(path: Path) -> int | None:
     """The number in the file, or None when it holds none or cannot be read (read_file)."""
     try:
         text = read_file(str(path)).decode("ascii").strip()
+        # int() refuses more than 4300 digits (ValueError): no count, never a failed scrape.
+        return int(text) if text.isdigit() else None
     except (OSError, ValueError):
         return None
-    return int(text) if text.isdigit() else None
 
 
 class CacheMetrics:

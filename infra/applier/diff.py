@@ -81,14 +81,31 @@ def changed_paths(old: Any, new: Any, path: PropPath = ()) -> list[str]:
     return [format_path(path) or "(all properties)"]
 
 
+# The IN_PLACE inputs Docker's update API sends on their own, where 0 or "" means "leave it as
+# it is" (the docker SDK's update_container does not even send them); the restart policy goes
+# as one object, so `no` and 0 retries reach the engine.
+_ZERO_KEEPS: Final = frozenset({"memory", "memorySwap", "memoryReservation", "cpuShares", "cpuSet"})
+
+
 def updated_in_place(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     """Whether a container's declaration changed only in IN_PLACE inputs, each still declared.
 
-    One that is no longer declared is replaced: Docker's update API reads 0 as "leave as it
-    is", so it cannot take a limit away (the provider sends 0 and the old limit stays).
+    One that is no longer declared, or declared 0 or "" (_ZERO_KEEPS), is replaced: Docker's
+    update API reads 0 as "leave as it is", so it cannot take a limit away (the provider sends
+    0 and the old limit stays, while its state records none).
     """
     changed = {k for k in set(old) | set(new) if old.get(k) != new.get(k)}
-    return bool(changed) and all(k in IN_PLACE and new.get(k) is not None for k in changed)
+    if "memory" in changed and new.get("memorySwap") is None:
+        # Created without memorySwap, a container's swap limit is Docker's default, twice its
+        # memory; an update keeps the old one (or is refused past it), a create sets it anew.
+        return False
+    return bool(changed) and all(_updatable(k, new.get(k)) for k in changed)
+
+
+def _updatable(key: str, value: Any) -> bool:
+    if key not in IN_PLACE or value is None:
+        return False
+    return key not in _ZERO_KEEPS or value not in (0, "")
 
 
 def docker_changes(

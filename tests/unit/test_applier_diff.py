@@ -406,11 +406,42 @@ def test_docker_changes__anything_beyond_limits_and_restart_policy_replaces(
 
 def test_updated_in_place__only_changed_inputs_that_pulumi_docker_updates() -> None:
     assert "cpus" not in IN_PLACE, "ForceNew in pulumi-docker"
-    assert updated_in_place({"memory": 1}, {"memory": 2})
+    assert updated_in_place({"memory": 1, "memorySwap": 1}, {"memory": 2, "memorySwap": 2})
     assert updated_in_place({}, {"memoryReservation": 64}), "a limit added is updated"
     assert not updated_in_place({"memory": 1}, {"memory": 1}), "nothing changed: same"
     assert not updated_in_place({"memory": 1}, {}), "a limit removed is replaced"
     assert not updated_in_place({"memory": 1, "tmpfs": {}}, {"memory": 2, "tmpfs": {"/t": ""}})
+
+
+@pytest.mark.parametrize(
+    ("key", "old", "new"),
+    [("memory", 64, 0), ("memorySwap", 64, 0), ("memoryReservation", 32, 0),
+     ("cpuShares", 512, 0), ("cpuSet", "0", "")],
+)  # fmt: skip
+def test_updated_in_place__a_limit_set_to_zero_is_replaced(key: str, old: Any, new: Any) -> None:
+    """Docker's update API (and the docker SDK before it) reads 0 or "" as "leave it as it
+    is": an update would leave the old limit on the running container while the state
+    recorded the new declaration. Replaced, as a limit no longer declared is."""
+    swap = {"memorySwap": 128} if key == "memory" else {}  # (memory: see the next test)
+    assert not updated_in_place({key: old, **swap}, {key: new, **swap})
+    assert updated_in_place({key: new, **swap}, {key: old, **swap}), "positive control"
+
+
+def test_updated_in_place__memory_without_a_declared_swap_limit_is_replaced() -> None:
+    """Created with `memory` and no `memorySwap`, a container gets Docker's default swap limit,
+    twice its memory. An update cannot give it that for the new memory: raised past twice the
+    old one Docker refuses it (the swap limit must be updated with it), and below, the old swap
+    limit stays. Replaced, the container gets what a create of the declaration gives."""
+    assert not updated_in_place({"memory": 64}, {"memory": 256})
+    assert not updated_in_place({"memory": 64}, {"memory": 96})
+    assert updated_in_place({"memory": 64, "memorySwap": 64}, {"memory": 256, "memorySwap": 256})
+    assert updated_in_place({"memory": 64, "memorySwap": -1}, {"memory": 96, "memorySwap": -1})
+
+
+def test_updated_in_place__a_restart_policy_without_retries_is_updated() -> None:
+    """The restart policy goes as one object, so no retries (0) and `no` reach the engine."""
+    assert updated_in_place({"restart": "on-failure", "maxRetryCount": 5},
+                            {"restart": "no", "maxRetryCount": 0})  # fmt: skip
 
 
 def test_update_kwargs__every_limit_and_the_restart_policy_in_docker_units() -> None:

@@ -20,6 +20,7 @@ from secure_cache.prometheus import (
     CacheMetrics,
     PoolState,
     certificate_collector,
+    count_file_collector,
     earliest_not_after,
     event_families,
     route_label,
@@ -351,3 +352,22 @@ def test_material_files__only_what_the_settings_loader_reads_is_read(
     assert (expiry, (("certificate", "client"),)) in samples
     assert (expiry, (("certificate", "ca"),)) in samples
     assert samples[("secure_cache_data_key_generation", ())] == 4
+
+
+@pytest.mark.parametrize(
+    "content", ["7\n", "x\n", "9" * 5000 + "\n"], ids=["count", "text", "5000 digits"]
+)
+def test_count_file__a_number_too_long_to_convert_is_no_count_not_a_failed_scrape(
+    tmp_path: Path, content: str
+) -> None:
+    """A count file (ROTATING_ACL_USERS_FILE, the data-key generation) holding digits past
+    Python's conversion limit (4300) made int() raise in the collector, and the exporter's or
+    the app's whole /metrics (redis_up included) failed with it. Now: no sample, as for any
+    file that holds no count."""
+    path = tmp_path / "count"
+    path.write_text(content)
+    registry = CollectorRegistry()
+    registry.register(count_file_collector("probe_count", "A count.", path))
+    families = list(text_string_to_metric_families(generate_latest(registry).decode()))
+    samples = [s.value for f in families for s in f.samples]
+    assert samples == ([7.0] if content == "7\n" else [])
