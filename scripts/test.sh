@@ -96,6 +96,11 @@ else
     e2e_down() {
         local owned name rc=0
         wait "$e2e_deploy_pid" 2>/dev/null || true # after a failure above, the deploy may still run
+        # Interrupted during the fault tests: prod's, in the background, must not outlive its stack.
+        if [ -n "${e2e_prod_faults_pid:-}" ]; then
+            pkill -TERM -P "$e2e_prod_faults_pid" 2>/dev/null || true
+            wait "$e2e_prod_faults_pid" 2>/dev/null || true
+        fi
         mapfile -t owned <"$e2e_owned"
         rm -f "$e2e_owned" "$e2e_deploy_log"
         step "e2e: remove what this run deployed (${owned[*]:-nothing})" \
@@ -114,17 +119,18 @@ else
     # (`one_stack`) run on dev, but rotate.sh's Pulumi CLI path (a minute and a half) on prod,
     # after prod's own, so that the two sides take about as long.
     e2e_faults_per_stack() {
-        local prod_log prod_pid rc=0 prod_rc=0 cli=tests/e2e/test_e2e_rotate_pulumi_cli.py
+        local prod_log rc=0 prod_rc=0 cli=tests/e2e/test_e2e_rotate_pulumi_cli.py
         prod_log="$(mktemp)"
         {
             "$VENV/bin/pytest" "${slowest[@]}" tests/e2e --stack prod \
                 -m "e2e and fault and not cross_stack and not one_stack" &&
                 "$VENV/bin/pytest" "${slowest[@]}" "$cli" --stack prod -m "e2e and fault"
         } >"$prod_log" 2>&1 &
-        prod_pid=$!
+        e2e_prod_faults_pid=$!
         "$VENV/bin/pytest" "${slowest[@]}" tests/e2e --stack dev \
             -m "e2e and fault and not cross_stack" --deselect "$cli" || rc=$?
-        wait "$prod_pid" || prod_rc=$?
+        wait "$e2e_prod_faults_pid" || prod_rc=$?
+        e2e_prod_faults_pid=""
         log "prod's fault tests (exit $prod_rc):"
         cat "$prod_log"
         rm -f "$prod_log"

@@ -54,7 +54,8 @@ def _exporter_healthcheck(client: docker.DockerClient, stack: Stack) -> tuple[in
     return int(result.exit_code), result.output.decode(errors="replace")
 
 
-# A fault test (run alone, after the checks of the undisturbed stacks). The held connections
+# A fault test (after the checks of the undisturbed stacks; beside the other stack's fault
+# tests, never beside another test of this stack: scripts/test.sh). The held connections
 # come from one address, which holds at most 4 of the exporter's 8 slots; each one past that
 # closes the oldest idle one of its address (app/secure_cache/metrics_server.py), so the
 # probe opens all of them. Before, a full cap refused every other client, and a Prometheus
