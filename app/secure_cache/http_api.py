@@ -99,6 +99,8 @@ class CacheAPI:
         self.metrics = metrics
         self.budget = ByteBudget(settings.max_inflight_bytes)
         self.tokens = tokens or ApiTokens(settings)
+        if metrics is not None:
+            metrics.watch_api_tokens(lambda: self.tokens.previous)
         self._hosts = frozenset(settings.allowed_hosts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
