@@ -27,10 +27,10 @@ Bodies are bounded per request (HTTP_MAX_VALUE_BYTES) and all together (http_bud
 stores only a body that arrived complete: a client that disconnects or stalls mid-body stores
 nothing. Access logs name the route, never the key. A request with an accepted token gets a
 line of its own; the others (`/healthz`, and any answered before the token was accepted: 401,
-421, 505) are counted per method, route and status and logged at most once per
-10 s (counted_log.py), since anyone who reaches the port can send them as
-fast as they are answered, and a line each rotated the container's log away in about 20
-minutes (tests/integration/test_service_access_log.py):
+421, 505) are counted per method, route and status and logged at most once per 10 s
+(counted_log.py): anyone who reaches the port can send them as fast as they are answered, and
+a line each rotated the container's log away in about 20 minutes
+(tests/integration/test_service_access_log.py):
 
     event=http_request method=GET route=/cache/{key} status=200
     event=http_request method=GET route=- status=401 count=5120
