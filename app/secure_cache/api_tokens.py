@@ -52,11 +52,19 @@ class ApiTokens:
     ) -> None:
         self._files = MaterialFiles(settings, clock=clock, interval=interval)
         self._tokens = _encoded(settings)
+        self._previous = len(settings.previous_api_tokens)
 
     @property
     def count(self) -> int:
         """How many tokens are accepted now (2 while one rotates in)."""
         return len(self._tokens)
+
+    @property
+    def previous(self) -> int:
+        """How many previous tokens are accepted beside the current one (0 outside a
+        rotation): `secure_cache_api_previous_tokens`, ApiTokenRotationUnfinished. As of the
+        latest check of the files; a scrape of /metrics runs one, being a request."""
+        return self._previous
 
     def accepts(self, presented: bytes) -> bool:
         """Check `presented` against the current tokens, looking at their files first when a
@@ -80,6 +88,7 @@ class ApiTokens:
         settings, _changed, snapshot = found
         tokens = _encoded(settings)
         self._files.applied(settings, snapshot)
+        self._previous = len(settings.previous_api_tokens)
         if tokens == self._tokens:
             return False
         self._tokens = tokens

@@ -25,9 +25,15 @@ observed there by its route template, never its path (which carries the key).
 Every error is a JSON object {"error": "..."}; no answer carries the key, a value or the token.
 Bodies are bounded per request (HTTP_MAX_VALUE_BYTES) and all together (http_budget.py). A PUT
 stores only a body that arrived complete: a client that disconnects or stalls mid-body stores
-nothing. Access logs name the route, never the key:
+nothing. Access logs name the route, never the key. A request with an accepted token gets a
+line of its own; the others (`/healthz`, and any answered before the token was accepted: 401,
+421, 505) are counted per method, route and status and logged at most once per 10 s
+(counted_log.py): anyone who reaches the port can send them as fast as they are answered, and
+a line each rotated the container's log away in about 20 minutes
+(tests/integration/test_service_access_log.py):
 
     event=http_request method=GET route=/cache/{key} status=200
+    event=http_request method=GET route=- status=401 count=5120
 """
 
 from __future__ import annotations
@@ -44,8 +50,9 @@ from urllib.parse import parse_qs, unquote
 from secure_cache.api_tokens import ApiTokens
 from secure_cache.client import AsyncSecureCache
 from secure_cache.core import logical_key
+from secure_cache.counted_log import CountedLog
 from secure_cache.http_budget import BudgetExhausted, ByteBudget
-from secure_cache.prometheus import CacheMetrics
+from secure_cache.prometheus import CacheMetrics, method_label
 from secure_cache.settings import ServiceSettings
 
 logger = logging.getLogger("secure_cache.service")
@@ -99,6 +106,10 @@ class CacheAPI:
         self.metrics = metrics
         self.budget = ByteBudget(settings.max_inflight_bytes)
         self.tokens = tokens or ApiTokens(settings)
+        # (method, route, status) of requests without an accepted token, as counts.
+        self._counted: CountedLog[tuple[str, str, str]] = CountedLog(_log_counts)
+        if metrics is not None:
+            metrics.watch_api_tokens(lambda: self.tokens.previous)
         self._hosts = frozenset(settings.allowed_hosts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -129,17 +140,29 @@ class CacheAPI:
             logger.error("event=http_failure route=%s error=%s", response.route, type(exc).__name__)
             if not response.started:
                 await response.json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error"})
-        logger.info(
-            "event=http_request method=%s route=%s status=%s",
-            _token(scope.get("method", "-")),
-            response.route,
-            response.status,
-        )
+        if response.authenticated:
+            logger.info(
+                "event=http_request method=%s route=%s status=%s",
+                _token(scope.get("method", "-")),
+                response.route,
+                response.status,
+            )
+        else:
+            kind = (
+                method_label(str(scope.get("method", ""))),
+                response.route,
+                str(response.status),
+            )
+            self._counted.record(time.monotonic(), kind)
         if self.metrics is not None:
             status = response.status if isinstance(response.status, int) else 0
             self.metrics.observe_request(
                 str(scope.get("method", "")), response.route, status, time.perf_counter() - start
             )
+
+    def flush_counted_log(self) -> None:
+        """Log the counted requests not logged yet (the service is stopping)."""
+        self._counted.flush()
 
     # -- checks ---------------------------------------------------------------------------
 
@@ -181,6 +204,7 @@ class CacheAPI:
             await response.json(HTTPStatus.OK, {"status": "ok", "backend": self.cache.backend})
             return
         self._check_token(headers)
+        response.authenticated = True
         if raw_path == b"/security-status":
             response.route = "/security-status"
             _require(method, "GET")
@@ -251,6 +275,7 @@ class _Response:
         self.started = False
         self.status: int | str = "-"
         self.route = "-"
+        self.authenticated = False  # an accepted token came with the request
 
     async def _start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
         self.started = True
@@ -366,6 +391,13 @@ def _ttl(query: bytes) -> int | None:
     raise Reply(
         HTTPStatus.BAD_REQUEST, f"ttl must be a whole number of seconds from 1 to {MAX_TTL_SECONDS}"
     )
+
+
+def _log_counts(counts: dict[tuple[str, str, str], int]) -> None:
+    for (method, route, status), count in counts.items():
+        logger.info(
+            "event=http_request method=%s route=%s status=%s count=%d", method, route, status, count
+        )
 
 
 def _token(text: str) -> str:

@@ -20,6 +20,9 @@ What is exported (names follow https://prometheus.io/docs/practices/naming/: bas
     secure_cache_data_key_generation             the data-key generation the stack deployed
                                                  (0 until the deployment passes it)
     secure_cache_data_key_previous_keys          previous data keys still accepted for reading
+    secure_cache_api_previous_tokens             previous API tokens still accepted beside the
+                                                 current one (the API server; 1 while a token
+                                                 rotates, api_tokens.py): a count, no token
     secure_cache_integrity_failures_total        values that failed authentication (tampered,
                                                  foreign, undecryptable): served as misses
     secure_cache_acl_denials_total               commands Redis refused with NOPERM
@@ -449,6 +452,22 @@ class _KeyringCollector(Collector):
         )
 
 
+class _ApiTokensCollector(Collector):
+    """How many previous API tokens the server accepts, read from `view` at each scrape
+    (0 when no server attached one: a bare client has no tokens)."""
+
+    def __init__(self) -> None:
+        self.view: Callable[[], int] | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            f"{NAMESPACE}_api_previous_tokens",
+            "Previous API tokens still accepted beside the current one (kept only while a"
+            " token rotation waits for its clients).",
+            value=self.view() if self.view is not None else 0,
+        )
+
+
 def _file_int(path: Path) -> int | None:
     """The number in the file, or None when it holds none or cannot be read (read_file)."""
     try:
@@ -498,6 +517,7 @@ class CacheMetrics:
         self._keyring = _KeyringCollector(
             None if data_key_generation_file is None else Path(data_key_generation_file)
         )
+        self._api_tokens = _ApiTokensCollector()
         for collector in (
             SecurityEventsCollector(events),
             self._certificates,
@@ -505,6 +525,7 @@ class CacheMetrics:
             self._pool,
             self._hot,
             self._keyring,
+            self._api_tokens,
         ):
             self.registry.register(collector)
         reg = self.registry
@@ -616,6 +637,11 @@ class CacheMetrics:
         """Read how many previous data keys the client accepts from `previous_keys` at each
         scrape (the client's keyring is swapped whole when its files change)."""
         self._keyring.previous_view = previous_keys
+
+    def watch_api_tokens(self, previous_tokens: Callable[[], int]) -> None:
+        """Read how many previous API tokens the server accepts from `previous_tokens` at
+        each scrape (http_api.CacheAPI attaches its ApiTokens)."""
+        self._api_tokens.view = previous_tokens
 
     def replayed(self, count: int) -> None:
         self._replayed.inc(count)

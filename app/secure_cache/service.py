@@ -43,6 +43,7 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from secure_cache.client import AsyncSecureCache
+from secure_cache.counted_log import COUNTED_LOG_INTERVAL_S, CountedLog
 from secure_cache.errors import SecureCacheError
 from secure_cache.http_api import CacheAPI
 from secure_cache.prometheus import CacheMetrics
@@ -58,7 +59,7 @@ MAX_HEAD_BYTES: Final = 16 * 1024
 # Peers not counted against the connection limit (see the module docstring).
 LOOPBACK: Final = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
 # Connections closed at the limit are logged at most this often (_OverloadLog).
-OVERLOAD_LOG_INTERVAL_S: Final = 10.0
+OVERLOAD_LOG_INTERVAL_S: Final = COUNTED_LOG_INTERVAL_S
 
 
 class ServeError(SecureCacheError):
@@ -76,28 +77,28 @@ def _json_response(status: int, error: str) -> bytes:
 
 class _OverloadLog:
     """Connections closed at the limit, logged at most once per OVERLOAD_LOG_INTERVAL_S with
-    the counts since the last line: a line per connection let a flood rotate the container's
-    whole log (10 MiB x 3) away within minutes."""
+    the counts since the last line (counted_log.py): a line per connection let a flood
+    rotate the container's whole log (10 MiB x 3) away within minutes."""
 
     def __init__(self) -> None:
-        self.evicted = 0
-        self.refused = 0
-        self._last = -OVERLOAD_LOG_INTERVAL_S
+        self._log: CountedLog[str] = CountedLog(self._write, OVERLOAD_LOG_INTERVAL_S)
+        self._connections = 0
 
     def record(self, now: float, *, evicted: bool, connections: int) -> None:
-        if evicted:
-            self.evicted += 1
-        else:
-            self.refused += 1
-        if now - self._last >= OVERLOAD_LOG_INTERVAL_S:
-            logger.warning(
-                "event=http_overloaded connections=%d idle_closed=%d refused=%d",
-                connections,
-                self.evicted,
-                self.refused,
-            )
-            self.evicted = self.refused = 0
-            self._last = now
+        self._connections = connections
+        self._log.record(now, "idle_closed" if evicted else "refused")
+
+    def flush(self) -> None:
+        """Log what was counted since the last line (the service is stopping)."""
+        self._log.flush()
+
+    def _write(self, counts: dict[str, int]) -> None:
+        logger.warning(
+            "event=http_overloaded connections=%d idle_closed=%d refused=%d",
+            self._connections,
+            counts.get("idle_closed", 0),
+            counts.get("refused", 0),
+        )
 
 
 class GuardedH11Protocol(H11Protocol):
@@ -228,13 +229,31 @@ def cache_metrics(
     return metrics
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, writing the counted log lines still held back (counted_log.py) once
+    it has stopped serving. Here rather than after serve(): on SIGTERM uvicorn raises the
+    signal again as serve() returns (Server.capture_signals), which ends the process."""
+
+    def __init__(self, config: uvicorn.Config, api: CacheAPI) -> None:
+        super().__init__(config)
+        self._api = api
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().shutdown(sockets)
+        finally:
+            self._api.flush_counted_log()
+            GuardedH11Protocol.overload_log.flush()
+
+
 async def _serve(settings: ServiceSettings, sock: socket.socket) -> None:
     cache_settings = Settings.from_env()
     cache = AsyncSecureCache(cache_settings)
     metrics = cache_metrics(cache, cache_settings, settings)
     await cache.ping()  # as from_env does: an unreachable Redis starts on the fallback
     try:
-        server = uvicorn.Server(server_config(CacheAPI(cache, settings, metrics), settings))
+        api = CacheAPI(cache, settings, metrics)
+        server = _Server(server_config(api, settings), api)
         host, port = sock.getsockname()[:2]
         logger.info("event=service_started host=%s port=%s backend=%s", host, port, cache.backend)
         await server.serve(sockets=[sock])

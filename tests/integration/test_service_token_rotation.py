@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.cache_env import cache_environ
 from tests.support.service_process import serving
@@ -72,6 +73,23 @@ class Service:
         finally:
             conn.close()
 
+    def previous_tokens(self, token: str) -> float:
+        """secure_cache_api_previous_tokens as a scrape of /metrics shows it."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request("GET", "/metrics", headers={"Authorization": f"Bearer {token}"})
+            reply = conn.getresponse()
+            body = reply.read().decode()
+            assert reply.status == 200, body
+        finally:
+            conn.close()
+        for family in text_string_to_metric_families(body):
+            if family.name == "secure_cache_api_previous_tokens":
+                assert OLD not in body
+                assert NEW not in body
+                return float(family.samples[0].value)
+        raise AssertionError("/metrics has no secure_cache_api_previous_tokens")
+
 
 @pytest.fixture
 def material(tmp_path: Path) -> MaterialDir:
@@ -99,6 +117,7 @@ def test_api_token_rotation__in_place_without_refusing_a_valid_token(
     service: Service, material: MaterialDir
 ) -> None:
     assert service.status(NEW) == 401
+    assert service.previous_tokens(OLD) == 0
     with status_loop(lambda: service.status(OLD)) as old_traffic:
         time.sleep(0.5)
         # Add: the new token handed out, the old one still accepted beside it.
@@ -107,6 +126,7 @@ def test_api_token_rotation__in_place_without_refusing_a_valid_token(
         assert service.status(OLD) == 200
         time.sleep(1.5)  # a timed check of the files happens in between: still both
         assert service.status(NEW) == 200
+        assert service.previous_tokens(NEW) == 1  # ApiTokenRotationUnfinished's series
         # Retire.
         retired_at = time.monotonic()
         material.publish({"api.token": NEW, "api.previous-tokens": ""})
@@ -119,6 +139,7 @@ def test_api_token_rotation__in_place_without_refusing_a_valid_token(
     assert before, "no request with the old token finished before the retirement"
     assert set(before) == {200}, "the old token was refused before its retirement"
     assert service.status(OLD) == 401
+    assert service.previous_tokens(NEW) == 0
     logs = service.log.read_text(errors="replace")
     assert "event=api_token_reload accepted=2" in logs
     assert "event=api_token_reload accepted=1" in logs

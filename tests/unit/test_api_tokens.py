@@ -11,6 +11,8 @@ import pytest
 
 from secure_cache.api_tokens import ApiTokens, token_accepted
 from secure_cache.errors import ConfigurationError
+from secure_cache.metrics import SecurityEvents
+from secure_cache.prometheus import CacheMetrics
 from secure_cache.settings import MIN_API_TOKEN_LENGTH, ServiceSettings
 from tests.support.cache_env import FakeClock
 
@@ -187,3 +189,32 @@ def test_rotation__settings_built_by_hand_watch_nothing(clock: FakeClock) -> Non
     clock.advance(10 * INTERVAL)
     assert tokens.accepts(OLD.encode())
     assert not tokens.accepts(NEW.encode())
+
+
+# -- the gauge ---------------------------------------------------------------------------------
+
+
+def test_metrics__previous_tokens_gauge_follows_the_rotation_and_holds_no_token(
+    files: tuple[Path, Path], clock: FakeClock, tokens: ApiTokens
+) -> None:
+    """secure_cache_api_previous_tokens (ApiTokenRotationUnfinished in monitoring/alerts.yml):
+    0 before, 1 between add and retire, 0 again; read from the tokens at each scrape."""
+    metrics = CacheMetrics(SecurityEvents(logging.getLogger("test.api_tokens.gauge")))
+    metrics.watch_api_tokens(lambda: tokens.previous)
+
+    def gauge() -> float | None:
+        return metrics.registry.get_sample_value("secure_cache_api_previous_tokens")
+
+    assert gauge() == 0
+    _write(files[0], NEW)
+    _write(files[1], OLD)
+    assert tokens.accepts(NEW.encode())
+    assert tokens.previous == 1
+    assert gauge() == 1
+    _write(files[1], "")
+    clock.advance(INTERVAL)
+    assert tokens.accepts(NEW.encode())
+    assert gauge() == 0
+    body, _ = metrics.render()
+    for secret in (OLD, NEW, OLD[:8], NEW[:8]):
+        assert secret.encode() not in body

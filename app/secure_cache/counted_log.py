@@ -1,0 +1,92 @@
+"""Repeated log events as counts: at most one line per kind of event per interval.
+
+Anyone who reaches the service's port can make some events happen as fast as it answers:
+connections closed at the limit (service.py) and requests without the token or to `/healthz`
+(http_api.py). A line each let a flood rotate the container's whole log (10 MiB x 3,
+infra/components/hardening.py) away within minutes, and the lines a defender needs with it.
+So those events are counted by kind, and the counts are logged at most once per interval:
+the first event after a quiet interval is due at once (count 1, so the start of a flood shows
+when it starts), the ones after it are added up until the first event after the interval has
+passed. No event is dropped; only its own line is.
+
+`CountedEvents` is the counting alone (no I/O, no clock of its own: callers pass the time).
+`CountedLog` writes its lines, and what it held back is written one interval later even when
+no event of that kind follows (a timer on the running event loop) and when the service stops
+(`flush`), so a flood that ends is in the log within an interval of its end.
+The kinds must come from a closed set (route templates, known methods, statuses), or a flood
+of distinct kinds would be as many lines again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import Counter
+from collections.abc import Callable, Hashable
+from typing import Final, Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+
+# How often counted lines are written at most, for every kind the service counts: a flood
+# leaves one line per kind per 10 s (about 8,600 a day), and its start shows at once.
+COUNTED_LOG_INTERVAL_S: Final = 10.0
+
+
+class CountedEvents(Generic[K]):
+    """Counts of events by kind since the last line, and when the next line is due."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._counts: Counter[K] = Counter()
+        self._last = -math.inf
+
+    def add(self, now: float, kind: K) -> dict[K, int] | None:
+        """Count one `kind` event at `now` (monotonic seconds). When a line is due, the counts
+        since the last one (this event included, in the order the kinds first came), which
+        start again from zero; otherwise None."""
+        self._counts[kind] += 1
+        if now - self._last < self.interval:
+            return None
+        self._last = now
+        return self.take()
+
+    def take(self) -> dict[K, int]:
+        """The counts not logged yet (empty when none), which start again from zero."""
+        counts = dict(self._counts)
+        self._counts.clear()
+        return counts
+
+
+class CountedLog(Generic[K]):
+    """CountedEvents whose lines go to `write`, with held-back counts written at the latest
+    one interval later (by a timer on the running event loop; none runs without one)."""
+
+    def __init__(
+        self, write: Callable[[dict[K, int]], None], interval: float = COUNTED_LOG_INTERVAL_S
+    ) -> None:
+        self._events: CountedEvents[K] = CountedEvents(interval)
+        self._write = write
+        self._timer: asyncio.TimerHandle | None = None
+
+    def record(self, now: float, kind: K) -> None:
+        """One `kind` event at `now` (monotonic seconds)."""
+        counts = self._events.add(now, kind)
+        if counts is not None:
+            self._write(counts)
+        elif self._timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no event loop (a unit test driving it by hand)
+                return
+            self._timer = loop.call_later(self._events.interval, self.flush)
+
+    def flush(self) -> None:
+        """Write what was counted and not written yet, if anything."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if counts := self._events.take():
+            self._write(counts)
+
+
+__all__ = ["COUNTED_LOG_INTERVAL_S", "CountedEvents", "CountedLog"]
