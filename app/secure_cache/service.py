@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
 import socket
 from typing import Any, ClassVar, Final
 
@@ -262,8 +263,21 @@ async def _serve(settings: ServiceSettings, sock: socket.socket) -> None:
         logger.info("event=service_stopped")
 
 
+def _stop(signum: int, _frame: object) -> None:
+    raise SystemExit(0)
+
+
 def serve(settings: ServiceSettings) -> None:
-    """Bind (ServeError if it cannot), then serve until SIGTERM or SIGINT."""
+    """Bind (ServeError if it cannot), then serve until SIGTERM or SIGINT; a stop asked that
+    way ends with the Redis connections closed, `event=service_stopped` and exit 0.
+
+    uvicorn catches both signals while it serves, then restores the handlers it found and
+    raises the signal again (Server.capture_signals). With Python's own handlers that ended
+    the process on SIGTERM's default action (exit 143, `docker stop` recorded as a failure),
+    before `cache.close()` and the last log line; `_stop` is the handler it finds instead,
+    and it also stops a service still starting (reaching Redis) at once."""
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _stop)
     sock = bind(settings)
     try:
         asyncio.run(_serve(settings, sock))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -464,4 +465,28 @@ def test_serve__a_port_in_use_is_one_line_and_exit_6(service: Service, tmp_path:
     assert second.wait(timeout=30) == 6
     text = log.read_text()
     assert f"cannot listen on 127.0.0.1:{service.port}" in text
+    assert "Traceback" not in text
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_stop__a_signal_closes_the_service_cleanly_with_exit_0(
+    tls_redis: TlsRedisServer, tmp_path: Path, signum: int
+) -> None:
+    """`docker stop` sends SIGTERM. uvicorn raised it again after its shutdown and the default
+    action ended the process (exit -15, i.e. 143 in Docker) before the Redis connections were
+    closed and `event=service_stopped` was logged."""
+    port = free_port()
+    env = {
+        "PATH": os.environ["PATH"],
+        **cache_environ(tls_redis, tmp_path / "secrets"),
+        "HTTP_API_TOKEN_FILE": str(write_secret(tmp_path / "secrets", "api.token", TOKEN)),
+        "HTTP_PORT": str(port),
+    }
+    log = tmp_path / "service.log"
+    with serving(env, port, log) as process:
+        process.send_signal(signum)
+        code = process.wait(timeout=30)
+    text = log.read_text(errors="replace")
+    assert code == 0, text
+    assert "event=service_stopped" in text
     assert "Traceback" not in text
