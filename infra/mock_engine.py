@@ -26,9 +26,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import dill  # type: ignore[import-untyped]  # no stubs; pulumi.dynamic uses it too
+import pulumi
 from google.protobuf import struct_pb2
 from pulumi.dynamic import ResourceProvider
 from pulumi.runtime import Mocks, rpc
+from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
 from pulumi.runtime.proto import resource_pb2
 
@@ -84,6 +86,17 @@ class RecordingMonitor(MockMonitor):
         self.refused: list[RenderError] = []
         """Dynamic resources whose provider refused them; the render raises the first."""
         self._lock = threading.Lock()
+
+    def install(self, *, project: str, stack: str, preview: bool = False) -> None:
+        """Be the engine of the next `pulumi.runtime.test()` in this thread: a fresh root stack
+        resource, created at once, and an event loop for it. asyncio.run() leaves its thread
+        with no current loop, and a program run after it failed with "There is no current
+        event loop" (seen under xdist, an async test before the render tests on one worker)."""
+        runtime_settings.ROOT.set(None)
+        _ensure_event_loop()
+        pulumi.runtime.set_mocks(
+            self.mocks, project=project, stack=stack, preview=preview, monitor=self
+        )
 
     def make_urn(self, parent: str, type_: str, name: str) -> str:
         # The engine leaves the root stack out of its children's type chain.

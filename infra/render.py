@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any, Final, cast
 
 import pulumi
-from pulumi.runtime import settings as runtime_settings
 
 from infra.mock_engine import Prior, RecordingMonitor, RenderError
 from infra.proppath import format_path
@@ -91,10 +90,7 @@ def render_settings(
             ],
         )
     monitor = RecordingMonitor(previous)
-    runtime_settings.ROOT.set(None)  # a fresh root stack resource for this stack
-    pulumi.runtime.set_mocks(
-        monitor.mocks, project=PROJECT, stack=settings.stack, preview=False, monitor=monitor
-    )
+    monitor.install(project=PROJECT, stack=settings.stack)
     collected: dict[str, tuple[Any, bool]] = {}
 
     def program() -> pulumi.Output[None]:

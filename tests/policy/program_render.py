@@ -17,7 +17,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pulumi
-from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.proto import resource_pb2
 
 from infra.mock_engine import RecordingMonitor
@@ -54,10 +53,7 @@ def _copy(request: Any) -> Any:
 def render_program(program: Callable[[], None], *, project: str, stack: str) -> list[Record]:
     """Every resource `program` declares, as the records the engine hands the pack at `up`."""
     monitor = _EngineMonitor()
-    runtime_settings.ROOT.set(None)  # a fresh root stack resource for this program
-    pulumi.runtime.set_mocks(
-        monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor
-    )
+    monitor.install(project=project, stack=stack)
     pulumi.runtime.test(program)()  # type: ignore[no-untyped-call]
     if monitor.refused:
         raise monitor.refused[0]

@@ -5,6 +5,7 @@ See docs/design.md#stable-interfaces.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import io
 import json
@@ -16,7 +17,7 @@ import pytest
 from infra import preview
 from infra.components import app as app_component
 from infra.pulumi_names import CONTAINER, NETWORK
-from infra.render import REDACTED, RenderedStack, format_path, render_settings
+from infra.render import REDACTED, RenderedStack, format_path, render_settings, render_stack
 from tests.unit.conftest import container
 from tests.unit.test_infra_secrets import _assert_no_secret_in
 
@@ -154,3 +155,11 @@ def test_preview_table__lists_every_resource(dev: RenderedStack) -> None:
 def test_preview__bad_stack_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert preview.main(["--stack", "nosuchstack"]) == 2
     assert "Pulumi.nosuchstack.yaml does not exist" in capsys.readouterr().err
+
+
+def test_render__after_an_asyncio_run_in_the_same_thread() -> None:
+    """asyncio.run() leaves its thread without a current event loop; the render then failed
+    ("There is no current event loop", 39 setup errors and failures in one CI run when an
+    async test ran before the render tests on the same worker)."""
+    asyncio.run(asyncio.sleep(0))
+    assert render_stack("dev").resources

@@ -231,7 +231,7 @@ def test_committed_stack_files__hold_no_secure_values() -> None:
 def test_bad_config__stops_the_program_before_any_resource() -> None:
     """The real entry point under the mock engine: a weak value raises, nothing registers."""
     monitor = RecordingMonitor()
-    pulumi.runtime.set_mocks(monitor.mocks, project="secure-redis", stack="dev", monitor=monitor)
+    monitor.install(project="secure-redis", stack="dev")
     pulumi.runtime.set_all_config(
         {"secure-redis:environment": "production", "secure-redis:passwordLength": "47"}
     )
@@ -255,7 +255,7 @@ def test_bad_config__stops_the_program_before_any_resource() -> None:
 def test_valid_config__runs_the_entry_point() -> None:
     """Counter-check for the test above: the same entry point declares resources when valid."""
     monitor = RecordingMonitor()
-    pulumi.runtime.set_mocks(monitor.mocks, project="secure-redis", stack="dev", monitor=monitor)
+    monitor.install(project="secure-redis", stack="dev")
     pulumi.runtime.set_all_config(
         {"secure-redis:environment": "development", "secure-redis:appHostPort": "18080"}
     )
