@@ -147,10 +147,18 @@ def json_value(raw: bytes | None) -> Any:
 
 
 # SSLError subclasses that say the peer went away (an EOF without close_notify, a close_notify,
-# a reset under TLS), not that it refused us: a Redis killed mid-command raised SSLEOFError,
-# which counted as a TLS failure (the CacheAuthenticationFailures alert) and not as a
-# connection failure (tests/integration/test_cache_fallback.py, red once in CI).
-_PEER_GONE = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
+# a reset under TLS) or the I/O broke off mid-record (a read or write on the non-blocking
+# socket that could not complete), not that it refused us: a Redis killed mid-command raised
+# SSLEOFError, and in about one run in twelve SSLWantReadError, which counted as a TLS failure
+# (the CacheAuthenticationFailures alert) and not as a connection failure
+# (tests/integration/test_cache_fallback.py, red in CI each time).
+_PEER_GONE = (
+    ssl.SSLEOFError,
+    ssl.SSLZeroReturnError,
+    ssl.SSLSyscallError,
+    ssl.SSLWantReadError,
+    ssl.SSLWantWriteError,
+)
 
 
 def classify(exc: BaseException) -> FailureKind:

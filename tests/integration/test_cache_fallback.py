@@ -72,7 +72,7 @@ def test_redis_killed_mid_workload__callers_never_see_an_error(
     counters = cache.events.snapshot()
     assert counters["fallbacks"] >= 1
     assert counters["reconnects"] >= 1
-    assert counters["connection_failures"] >= 1
+    assert counters["connection_failures"] >= 1, counters
 
 
 def test_outage_changes__are_replayed_when_redis_returns(

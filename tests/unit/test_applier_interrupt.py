@@ -93,6 +93,9 @@ def test_plan_interrupted_during_the_render__one_line_and_exit_3(
     assert "plan finished" not in out, "the signal came after the plan had finished"
     assert code == 3, err
     assert "Traceback" not in err
-    assert err == (
-        "apply: error: plan of stack dev interrupted; it only reads, nothing was changed\n"
+    # Mostly the render's own line; a signal in the few lines between the first line and the
+    # render gets the one every action has before it reads anything (seen once in CI at 0.0 s).
+    assert err in (
+        "apply: error: plan of stack dev interrupted; it only reads, nothing was changed\n",
+        "apply: error: interrupted; nothing was read or changed\n",
     )

@@ -413,9 +413,15 @@ def _chained(outer: Exception, inner: BaseException) -> Exception:
         # Redis stopped or killed mid-command: the TLS stream ends, nothing was refused.
         (_chained(RedisConnectionError("read"), ssl.SSLEOFError(8, "EOF")), "connection"),
         (_chained(RedisConnectionError("read"), ssl.SSLZeroReturnError(6, "closed")), "connection"),
+        # The non-blocking read under TLS that broke off as Redis was killed (the async client,
+        # tests/integration/test_cache_fallback.py, one run in twelve).
+        (_chained(RedisConnectionError("read"), ssl.SSLWantReadError(2, "read")), "connection"),
     ],
-    ids=["auth", "tls-alert", "tls-verify", "timeout", "refused", "reset", "tls-eof", "tls-closed"],
-)
+    ids=[
+        "auth", "tls-alert", "tls-verify", "timeout", "refused", "reset", "tls-eof", "tls-closed",
+        "tls-want-read",
+    ],
+)  # fmt: skip
 def test_classify__names_the_failure(exc: BaseException, kind: str) -> None:
     assert classify(exc) == kind
 
