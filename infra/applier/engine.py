@@ -32,6 +32,7 @@ from infra.applier.translate import (
     ImageSpec,
     NetworkSpec,
     VolumeSpec,
+    destroy_grace_s,
     update_kwargs,
     upload_archive,
 )
@@ -302,6 +303,7 @@ class LocalApplier:
                 if prior.outputs.get(INCOMPLETE) and not self._labelled(prior.id, stack):
                     self.say(f"not removing container {prior.id}: not labelled as stack {stack}'s")
                     return
+                self._stop_gracefully(prior)
                 self.say(f"removing container {prior.name}")
                 self.api.remove_container(prior.id, force=True, v=True)
             elif kind == NETWORK:
@@ -315,6 +317,16 @@ class LocalApplier:
                 self.say(f"keeping volume {prior.name}: no longer declared; down removes it")
         except NotFound:
             pass  # already gone: the goal of removing it holds
+
+    def _stop_gracefully(self, prior: ResourceState) -> None:
+        """pulumi-docker's delete with `destroyGraceSeconds`: stop first (the stop signal,
+        then the grace), so a replaced service ends its in-flight work (the app answers the
+        requests it is serving, app/secure_cache/service.py) instead of being killed mid-answer.
+        Read from the recorded inputs: the grace declared when it was created applies."""
+        grace = destroy_grace_s(prior.name, prior.inputs)
+        if grace > 0:
+            self.say(f"stopping container {prior.name} (up to {grace}s)")
+            self.api.stop(prior.id, timeout=grace)
 
     def _labelled(self, container: str, stack: str) -> bool:
         config = self.api.inspect_container(container).get("Config") or {}

@@ -267,6 +267,10 @@ class Lifecycle:
     """Wait for the health check to report healthy."""
     wait_timeout_s: int = DEFAULT_WAIT_TIMEOUT_S
     running_timeout_s: float = DEFAULT_READ_REFRESH_MS / 1000
+    destroy_grace_s: int = 0
+    """`destroyGraceSeconds`: on removal (replace, delete) the container is first stopped
+    (its stop signal, then this long) as pulumi-docker does; 0 removes it with force at once
+    (the provider's default)."""
 
 
 @dataclass(frozen=True)
@@ -334,7 +338,6 @@ _NOT_SUPPORTED: Final = {
     "cgroupParent": "custom cgroup parents are not implemented",
     "platform": "cross-platform containers are not implemented",
     "volumes": "declare `mounts` instead (volumes/binds are not implemented)",
-    "destroyGraceSeconds": "the applier removes containers with force, like the provider's default",
 }
 
 
@@ -627,6 +630,7 @@ def _lifecycle(p: _Props) -> Lifecycle:
             "containerReadRefreshTimeoutMilliseconds", DEFAULT_READ_REFRESH_MS
         )
         / 1000,
+        destroy_grace_s=p.integer("destroyGraceSeconds", 0),
     )
     # Contradictions are refused before anything is created, not discovered mid-deploy.
     if lifecycle.attach and lifecycle.wait:
@@ -640,6 +644,12 @@ def _lifecycle(p: _Props) -> Lifecycle:
             if p.props.get(key):
                 raise UnsupportedProperty(p.resource, key, "the container is not started")
     return lifecycle
+
+
+def destroy_grace_s(resource: str, props: Mapping[str, Any]) -> int:
+    """A container's `destroyGraceSeconds` (0 when not declared): read at create, and at
+    removal from the inputs recorded in the state."""
+    return _Props(resource, props).integer("destroyGraceSeconds", 0)
 
 
 def upload_archive(upload: Upload, *, mtime: float = 0.0) -> bytes:

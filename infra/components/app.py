@@ -25,6 +25,8 @@ from infra.redis_conf import VALUE_LIMIT_BYTES
 # check's interpreter, with room to spare; far below the thousands a thread bomb starts.
 APP_NPROC: Final = 256
 APP_HTTP_PORT: Final = 8080
+# The graceful shutdown (5 s, app/secure_cache/service.py) plus closing its Redis connections.
+APP_DESTROY_GRACE_S: Final = 10
 HEALTH_PATH: Final = "/healthz"
 # The same limit Redis's proto-max-bulk-len is derived from (infra/redis_conf.py).
 APP_MAX_VALUE_BYTES: Final = VALUE_LIMIT_BYTES
@@ -123,6 +125,12 @@ class CacheApp(AppImageContainer):
                     internal=APP_HTTP_PORT, external=args.host_port, ip="127.0.0.1", protocol="tcp"
                 )
             ],
+            # A replaced app (any app setting changed, an upgrade) is stopped before it is
+            # removed: SIGTERM ends it gracefully (app/secure_cache/service.py: the requests it
+            # is serving are answered within its 5 s graceful shutdown, then exit 0) instead
+            # of a kill cutting them off unanswered. pulumi-docker and the local applier both
+            # honour it (infra/applier/engine.py).
+            destroy_grace_seconds=APP_DESTROY_GRACE_S,
             **hardened_runtime(
                 uid=self.uid,
                 memory_mb=args.memory_mb,

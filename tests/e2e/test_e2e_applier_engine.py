@@ -425,3 +425,37 @@ def test_applier__a_memory_change_updates_the_running_container_in_place(
     assert kept.output.decode().strip() == "kept"
     again = docker_changes(changed, state.resources, applier.missing(changed, state))
     assert [c.op for c in again] == [Op.SAME], "the state records the new declaration"
+
+
+def test_applier__a_replaced_container_with_destroy_grace_seconds_is_stopped_before_removal(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient
+) -> None:
+    """pulumi-docker stops a container declaring `destroyGraceSeconds` (SIGTERM, then that
+    long) before it removes it, and so does the applier: a replaced app finishes the requests
+    it is serving instead of being killed mid-answer. The old container's SIGTERM handler
+    leaves a mark on the volume its successor mounts."""
+    stack, applier = scratch
+    label = [{"label": STACK_LABEL, "value": stack}]
+    trap = "trap 'echo stopped > /data/mark; exit 0' TERM; while :; do sleep 0.1; done"
+
+    def declaration(generation: str) -> list[RenderedResource]:
+        return [
+            resource(VOLUME, "v", {"name": f"{stack}-v", "labels": label}),
+            container(
+                stack,
+                command=["sh", "-c", trap],
+                envs=[f"GENERATION={generation}"],
+                mounts=[{"type": "volume", "source": f"{stack}-v", "target": "/data"}],
+                destroyGraceSeconds=10,
+            ),
+        ]
+
+    state = StackState(stack)
+    applier.up(plan_stack(stack, declaration("1"), root=Path("/")), state)
+    applier.up(plan_stack(stack, declaration("2"), root=Path("/")), state)
+    successor = docker_client.containers.get(f"{stack}-c")
+    assert successor.attrs["Config"]["Env"][0] == "GENERATION=2"
+    mark = successor.exec_run(["cat", "/data/mark"])
+    assert (mark.exit_code, mark.output.decode().strip()) == (0, "stopped"), (
+        "the replaced container was killed without its SIGTERM"
+    )
