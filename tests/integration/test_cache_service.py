@@ -22,7 +22,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.cache_env import cache_environ, write_secret
-from tests.support.service_process import serving, start
+from tests.support.service_process import service_environ, serving, start
 from tests.support.tls_redis import TlsRedisServer, free_port
 
 MAX_VALUE = 16 * 1024
@@ -476,12 +476,7 @@ def test_stop__a_signal_closes_the_service_cleanly_with_exit_0(
     action ended the process (exit -15, i.e. 143 in Docker) before the Redis connections were
     closed and `event=service_stopped` was logged."""
     port = free_port()
-    env = {
-        "PATH": os.environ["PATH"],
-        **cache_environ(tls_redis, tmp_path / "secrets"),
-        "HTTP_API_TOKEN_FILE": str(write_secret(tmp_path / "secrets", "api.token", TOKEN)),
-        "HTTP_PORT": str(port),
-    }
+    env = service_environ(tls_redis, tmp_path / "secrets", port, TOKEN)
     log = tmp_path / "service.log"
     with serving(env, port, log) as process:
         process.send_signal(signum)

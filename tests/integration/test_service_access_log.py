@@ -12,7 +12,6 @@ counted; each request that carried an accepted token keeps its own line.
 from __future__ import annotations
 
 import http.client
-import os
 import re
 import time
 import uuid
@@ -20,8 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 from secure_cache.counted_log import COUNTED_LOG_INTERVAL_S
-from tests.support.cache_env import cache_environ, write_secret
-from tests.support.service_process import serving
+from tests.support.service_process import service_environ, serving
 from tests.support.tls_redis import TlsRedisServer, free_port
 
 TOKEN = "A" * 24 + uuid.uuid4().hex  # checkov:skip=CKV_SECRET_6: a test token, not a credential
@@ -99,12 +97,7 @@ def test_access_log__a_flood_without_the_token_is_counted_not_one_line_each(
     tls_redis: TlsRedisServer, tmp_path: Path
 ) -> None:
     port = free_port()
-    env = {
-        "PATH": os.environ["PATH"],
-        **cache_environ(tls_redis, tmp_path / "secrets"),
-        "HTTP_API_TOKEN_FILE": str(write_secret(tmp_path / "secrets", "api.token", TOKEN)),
-        "HTTP_PORT": str(port),
-    }
+    env = service_environ(tls_redis, tmp_path / "secrets", port, TOKEN)
     log_path = tmp_path / "service.log"
     with serving(env, port, log_path):
         size_before = log_path.stat().st_size

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import os
 import subprocess
 import sys
 import time
@@ -12,11 +13,28 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cache_env import cache_environ, write_secret
+from tests.support.tls_redis import TlsRedisServer
+
 # How long the service may take to answer /healthz after it was started: about 1.5 s on an
 # idle machine, 5 to 10 s with both cores busy (CI shares them with the e2e deploy), where a
 # bound of 100 polls (about 10 s) was met. A service that exits is reported at once.
 _START_TIMEOUT_S = 60.0
 _START_POLL_S = 0.1
+
+
+def service_environ(
+    server: TlsRedisServer, secrets: Path, port: int, token: str, **extra: str
+) -> dict[str, str]:
+    """What the service needs to start against `server`: the cache's environment, the API
+    token in a file under `secrets`, the port; `extra` adds or overrides variables."""
+    return {
+        "PATH": os.environ["PATH"],
+        **cache_environ(server, secrets),
+        "HTTP_API_TOKEN_FILE": str(write_secret(secrets, "api.token", token)),
+        "HTTP_PORT": str(port),
+        **extra,
+    }
 
 
 def start(env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
