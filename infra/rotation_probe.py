@@ -45,45 +45,79 @@ APP_DIR: Final = "/etc/secure-cache"
 # the volume was written again); _wait prints the serials and the reload's evidence for it.
 NOT_SERVED: Final = "Redis does not serve the certificate in its volume yet"
 KINDS: Final = ("certs", "passwords", "data-key", "ca", "api-token", "api-token-retire", "all")
-# A script that makes a new TLS connection (a fresh process: no session to resume) and prints
-# the certificate the server presents, as PEM; argv: host, port, the client's material
-# directory (ca.crt, app.crt, app.key). Its serial is read here by cert_serial, as the
+# Each observation is a `docker exec`, and an exec costs tens of milliseconds of the engine's
+# and runc's time (a python3 start in the container on top): so the probe runs one script per
+# container per snapshot, not one per fact. Eleven execs a snapshot, 17 a wait round, had made
+# `rotate.sh S certs` take 62 s on a loaded 2-core machine, 40 of it in the probe.
+#
+# A function that makes a new TLS connection (a fresh process: no session to resume) and
+# returns the certificate the server presents, as PEM; the client presents the material of
+# directory `d` (ca.crt, app.crt, app.key). Its serial is read here by cert_serial, as the
 # volume's is: getpeercert()["serialNumber"] writes every byte as two hex digits, so a serial
 # whose first byte is below 0x10 (about one random serial in eight) read "0ABC..." beside the
 # volume's "ABC..." and rotate.sh waited for a reload that had taken
 # (tests/integration/test_redis_rotation.py).
-SERVED_SCRIPT: Final = """
-import socket, ssl, sys
-host, port, d = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-ctx = ssl.create_default_context(cafile=d + "/ca.crt")
-ctx.load_cert_chain(d + "/app.crt", d + "/app.key")
-with socket.create_connection((host, port), timeout=5) as raw:
-    with ctx.wrap_socket(raw, server_hostname=host) as tls:
-        print(ssl.DER_cert_to_PEM_cert(tls.getpeercert(binary_form=True)))
+_SERVED: Final = """
+import socket, ssl
+def served(host, port, d):
+    ctx = ssl.create_default_context(cafile=d + "/ca.crt")
+    ctx.load_cert_chain(d + "/app.crt", d + "/app.key")
+    with socket.create_connection((host, int(port)), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname=host) as tls:
+            return ssl.DER_cert_to_PEM_cert(tls.getpeercert(binary_form=True))
 """
 # The API wants the stack's bearer token (app/secure_cache/service.py); it is read from the
 # app's own material volume inside the container and never leaves it.
 _HTTP: Final = """
-import sys, urllib.request
-method, path, body = sys.argv[1], sys.argv[2], sys.argv[3].encode() if len(sys.argv) > 3 else None
-token = open("/etc/secure-cache/api.token").read().strip()
-req = urllib.request.Request("http://127.0.0.1:8080" + path, data=body, method=method,
-                             headers={"Authorization": "Bearer " + token})
-print(urllib.request.urlopen(req, timeout=10).read().decode())
+import urllib.request
+def http(base, d, method, path, body=None):
+    token = open(d + "/api.token").read().strip()
+    req = urllib.request.Request(base + path, data=body, method=method,
+                                 headers={"Authorization": "Bearer " + token})
+    return urllib.request.urlopen(req, timeout=10).read().decode()
 """
-# A script that prints the SHA-256 of the app's API token and how many earlier tokens the
-# app accepts beside it (app/secure_cache/settings.py: whitespace-separated).
-_API_TOKEN_FACTS: Final = (
-    "import hashlib; d = '/etc/secure-cache/'; "  # noqa: S105
-    "print(hashlib.sha256(open(d + 'api.token').read().strip().encode()).hexdigest(), "
-    "len(set(open(d + 'api.previous-tokens').read().split())))"
+# What the app uses, printed as one JSON object; argv: its material directory, Redis's host
+# and port, the API's base URL. Hashes stand for secrets (the SHA-256 of the API token, the
+# ACL `#<sha256>` form of the password file; earlier tokens only counted, as
+# app/secure_cache/settings.py splits them); nothing secret is printed.
+APP_FACTS: Final = (
+    _SERVED
+    + _HTTP
+    + """
+import hashlib, json, os, sys
+d, host, port, base = sys.argv[1:5]
+def read(name):
+    with open(os.path.join(d, name)) as f:
+        return f.read()
+def sha256(text):
+    return hashlib.sha256(text.strip().encode()).hexdigest()
+status = json.loads(http(base, d, "GET", "/security-status"))
+print(json.dumps({
+    "ca": read("ca.crt"), "cert": read("app.crt"), "status": status,
+    "token_sha256": sha256(read("api.token")),
+    "previous_tokens": len(set(read("api.previous-tokens").split())),
+    "password_sha256": sha256(read("redis.password")),
+    "material": os.readlink(os.path.join(d, "..data")),
+    "served": served(host, port, d),
+}))
+"""
 )
-# A script that prints the ACL (`#<sha256>`) form of the app's password file.
-_ACL_FORM_OF_PASSWORD_FILE: Final = (
-    "import hashlib; "  # noqa: S105
-    "print(hashlib.sha256(open('/etc/secure-cache/redis.password').read().strip().encode())"
-    ".hexdigest())"
+# A write, a read and a delete through the API; prints whether the read gave what was written.
+# argv: the API's base URL, the material directory, a key path and a value.
+ROUND_TRIP: Final = (
+    _HTTP
+    + """
+import sys
+base, d, path, value = sys.argv[1:5]
+http(base, d, "PUT", path, value.encode())
+read = http(base, d, "GET", path).strip()
+http(base, d, "DELETE", path)
+print("same" if read == value else "different")
+"""
 )
+# Several files of a container in one exec, each followed by a NUL (no text file holds one).
+_CAT_EACH: Final = 'for f in "$@"; do cat -- "$f" || exit 1; printf "\\000"; done'
+APP_API: Final = "http://127.0.0.1:8080"
 
 
 class ProbeError(RuntimeError):
@@ -126,6 +160,19 @@ def issuer_serial(cert_pem: str, bundle_pem: str) -> str | None:
         if pki.verify_chain(cert_pem.encode(), ca_pem):
             return f"{ca.serial_number:X}"
     return None
+
+
+def files_command(paths: Sequence[str]) -> list[str]:
+    """argv that prints each file of `paths` in turn, each followed by a NUL."""
+    return ["sh", "-c", _CAT_EACH, "sh", *paths]
+
+
+def split_files(where: str, printed: str, count: int) -> list[str]:
+    """The `count` files files_command printed, apart."""
+    parts = printed.split("\0")
+    if len(parts) != count + 1 or parts[-1]:
+        raise ProbeError(f"{where}: expected {count} files, read {len(parts) - 1}")
+    return parts[:-1]
 
 
 class Probe:
@@ -176,39 +223,36 @@ class Probe:
         state = self.client.api.inspect_container(name)
         return {"id": state["Id"][:12], "startedAt": state["State"]["StartedAt"]}
 
+    def _files(self, name: str, paths: Sequence[str]) -> list[str]:
+        return split_files(name, self._exec(name, files_command(paths)), len(paths))
+
     def snapshot(self) -> dict[str, Any]:
-        redis_ca = self._exec(self.redis, ["cat", f"{REDIS_DIR}/ca.crt"])
-        server = self._exec(self.redis, ["cat", f"{REDIS_DIR}/server.crt"])
-        app_ca = self._exec(self.app, ["cat", f"{APP_DIR}/ca.crt"])
-        app_cert = self._exec(self.app, ["cat", f"{APP_DIR}/app.crt"])
-        acl = self._exec(self.redis, ["cat", f"{REDIS_DIR}/users.acl"])
-        status = json.loads(
-            self._exec(self.app, ["python3", "-c", _HTTP, "GET", "/security-status"])
+        redis_ca, server, acl = self._files(
+            self.redis, [f"{REDIS_DIR}/ca.crt", f"{REDIS_DIR}/server.crt", f"{REDIS_DIR}/users.acl"]
         )
+        facts_text = self._exec(
+            self.app, ["python3", "-c", APP_FACTS, APP_DIR, REDIS_ALIAS, str(self.port), APP_API]
+        )
+        try:
+            app = json.loads(facts_text)
+        except ValueError as exc:
+            raise ProbeError(f"{self.app}: unreadable facts: {facts_text.strip()[-300:]}") from exc
+        status = app["status"]
         encryption = status.get("encryption", {})
-        token_hash, previous_tokens = self._exec(
-            self.app, ["python3", "-c", _API_TOKEN_FACTS]
-        ).split()
         return {
             "containers": {"redis": self._started(self.redis), "app": self._started(self.app)},
-            "served_serial": served_serial(
-                self._exec(
-                    self.app, ["python3", "-c", SERVED_SCRIPT, REDIS_ALIAS, str(self.port), APP_DIR]
-                )
-            ),
+            "served_serial": served_serial(app["served"]),
             "server_serial": cert_serial(server),
             "server_issuer": issuer_serial(server, redis_ca),
-            "app_cert_serial": cert_serial(app_cert),
-            "app_cert_issuer": issuer_serial(app_cert, redis_ca),
+            "app_cert_serial": cert_serial(app["cert"]),
+            "app_cert_issuer": issuer_serial(app["cert"], redis_ca),
             "redis_trusts": bundle_serials(redis_ca),
-            "app_trusts": bundle_serials(app_ca),
+            "app_trusts": bundle_serials(app["ca"]),
             "acl": acl_fingerprints(acl),
-            "app_password": fingerprint(
-                self._exec(self.app, ["python3", "-c", _ACL_FORM_OF_PASSWORD_FILE]).strip()
-            ),
-            "app_material": self._exec(self.app, ["readlink", f"{APP_DIR}/..data"]).strip(),
-            "api_token": fingerprint(token_hash),
-            "api_previous_tokens": int(previous_tokens),
+            "app_password": fingerprint(app["password_sha256"]),
+            "app_material": app["material"],
+            "api_token": fingerprint(app["token_sha256"]),
+            "api_previous_tokens": int(app["previous_tokens"]),
             "app_backend": status.get("backend"),
             "primary_key_id": encryption.get("primary_key_id"),
             "previous_key_ids": encryption.get("previous_key_ids", []),
@@ -219,12 +263,10 @@ class Probe:
         """A write and a read through the app's HTTP API."""
         key, value = f"/cache/rotation-probe-{uuid.uuid4().hex}", uuid.uuid4().hex
         try:
-            self._exec(self.app, ["python3", "-c", _HTTP, "PUT", key, value])
-            read = self._exec(self.app, ["python3", "-c", _HTTP, "GET", key]).strip()
-            self._exec(self.app, ["python3", "-c", _HTTP, "DELETE", key])
+            said = self._exec(self.app, ["python3", "-c", ROUND_TRIP, APP_API, APP_DIR, key, value])
         except ProbeError:
             return False
-        return read == value
+        return said.strip() == "same"
 
 
 def restarted(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
@@ -452,13 +494,15 @@ if __name__ == "__main__":
 
 
 __all__ = [
+    "APP_FACTS",
     "KINDS",
-    "SERVED_SCRIPT",
+    "ROUND_TRIP",
     "Probe",
     "ProbeError",
     "acl_fingerprints",
     "bundle_serials",
     "expected_changes",
+    "files_command",
     "fingerprint",
     "issuer_serial",
     "main",
@@ -466,6 +510,7 @@ __all__ = [
     "restarted",
     "served_evidence",
     "served_serial",
+    "split_files",
     "unfinished",
     "unsettled",
 ]

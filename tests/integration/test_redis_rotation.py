@@ -13,8 +13,6 @@ Each test first shows the state before the reload, so it fails if the reload doe
 from __future__ import annotations
 
 import ssl
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,8 +25,9 @@ from redis.retry import Retry
 from infra import pki
 from infra.components.reload import RELOAD_ACL_WORDS, tls_reload_command
 from infra.redis_acl import APP_USER, RELOAD_USER
-from infra.rotation_probe import SERVED_SCRIPT, cert_serial, served_serial
+from infra.rotation_probe import cert_serial, served_serial
 from infra.secretgen import generate_password
+from tests.support.app_material import StatusApi, app_facts, app_material
 from tests.support.rotating_redis import HOST_NAME, RotatingRedis, serial
 from tests.support.tls_redis import REDIS_SERVER
 
@@ -138,29 +137,22 @@ def test_rotation_probe__reads_the_served_serial_as_it_reads_the_volumes(
     rotating: RotatingRedis, tmp_path: Path
 ) -> None:
     """scripts/rotate.sh waits until the serial Redis serves equals the one in its volume
-    (infra/rotation_probe.py: SERVED_SCRIPT from the client's side, cert_serial for the file).
-    For every serial, also one whose hex form has an odd length, the two must read the same
-    certificate the same way, or a renewal that took is reported as not served, forever."""
+    (infra/rotation_probe.py: APP_FACTS's `served` from the client's side, cert_serial for the
+    file). For every serial, also one whose hex form has an odd length, the two must read the
+    same certificate the same way, or a renewal that took is reported as not served, forever."""
     r = rotating
     app_cert = pki.issue_client_certificate(r.ca, APP_USER, validity_days=2)
     ctx = r.client_context(app_cert)
-    (tmp_path / "ca.crt").write_bytes(pki.trust_bundle([c.cert_pem for c in r.trusted]))
-    (tmp_path / "app.crt").write_bytes(app_cert.cert_pem)
-    (tmp_path / "app.key").write_bytes(app_cert.key_pem)
-    for cert in (r.issue_server(r.ca), _with_serial_of_odd_length(r)):
-        r.server_cert = cert
-        r.deliver()
-        _reload_tls(r)
-        assert r.served_serial(ctx) == serial(cert), "Redis serves the new certificate"
-        printed = subprocess.run(
-            [sys.executable, "-c", SERVED_SCRIPT, HOST_NAME, str(r.port), str(tmp_path)],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        ).stdout
-        in_volume = (r.volume / "server.crt").read_text()
-        assert served_serial(printed) == cert_serial(in_volume), f"serial {serial(cert):X}"
+    material = app_material(tmp_path, r, app_cert, token=generate_password(32))
+    with StatusApi(material.token) as api:
+        for cert in (r.issue_server(r.ca), _with_serial_of_odd_length(r)):
+            r.server_cert = cert
+            r.deliver()
+            _reload_tls(r)
+            assert r.served_serial(ctx) == serial(cert), "Redis serves the new certificate"
+            facts = app_facts(material, r, api)
+            in_volume = (r.volume / "server.crt").read_text()
+            assert served_serial(facts["served"]) == cert_serial(in_volume), f"{serial(cert):X}"
 
 
 def test_tls_reload__a_mismatched_key_is_refused_and_the_old_material_kept(
