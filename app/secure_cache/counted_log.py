@@ -23,9 +23,17 @@ import asyncio
 import math
 from collections import Counter
 from collections.abc import Callable, Hashable
-from typing import Final, Generic, TypeVar
+from typing import Final, Generic, Protocol, TypeVar
 
 K = TypeVar("K", bound=Hashable)
+
+
+class Timer(Protocol):
+    def cancel(self) -> None: ...
+
+
+# Calls a function after so many seconds (asyncio's loop.call_later); None: no timer can run.
+Schedule = Callable[[float, Callable[[], None]], Timer]
 
 # How often counted lines are written at most, for every kind the service counts: a flood
 # leaves one line per kind per 10 s (about 8,600 a day), and its start shows at once.
@@ -62,11 +70,16 @@ class CountedLog(Generic[K]):
     one interval later (by a timer on the running event loop; none runs without one)."""
 
     def __init__(
-        self, write: Callable[[dict[K, int]], None], interval: float = COUNTED_LOG_INTERVAL_S
+        self,
+        write: Callable[[dict[K, int]], None],
+        interval: float = COUNTED_LOG_INTERVAL_S,
+        *,
+        schedule: Callable[[], Schedule | None] | None = None,
     ) -> None:
         self._events: CountedEvents[K] = CountedEvents(interval)
         self._write = write
-        self._timer: asyncio.TimerHandle | None = None
+        self._schedule = schedule or _running_loop_timer
+        self._timer: Timer | None = None
 
     def record(self, now: float, kind: K) -> None:
         """One `kind` event at `now` (monotonic seconds)."""
@@ -74,11 +87,9 @@ class CountedLog(Generic[K]):
         if counts is not None:
             self._write(counts)
         elif self._timer is None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:  # no event loop (a unit test driving it by hand)
-                return
-            self._timer = loop.call_later(self._events.interval, self.flush)
+            schedule = self._schedule()
+            if schedule is not None:
+                self._timer = schedule(self._events.interval, self.flush)
 
     def flush(self) -> None:
         """Write what was counted and not written yet, if anything."""
@@ -89,4 +100,11 @@ class CountedLog(Generic[K]):
             self._write(counts)
 
 
-__all__ = ["COUNTED_LOG_INTERVAL_S", "CountedEvents", "CountedLog"]
+def _running_loop_timer() -> Schedule | None:
+    try:
+        return asyncio.get_running_loop().call_later
+    except RuntimeError:  # no event loop (a unit test driving it by hand)
+        return None
+
+
+__all__ = ["COUNTED_LOG_INTERVAL_S", "CountedEvents", "CountedLog", "Schedule", "Timer"]
