@@ -66,8 +66,9 @@ if [ "$#" -gt 0 ]; then
 else
     # e2e as scripts/setup-secure-redis.sh verifies: dev and prod deployed side by side, the
     # checks of the undisturbed stacks on two workers (they only read the stacks; a file's tests
-    # stay on one worker), then the fault tests alone and in order; the stacks this run
-    # deployed are removed at the end, even after a failure, and nothing of them may remain.
+    # stay on one worker), then the fault tests in order (dev's and prod's side by side, then
+    # those across both); the stacks this run deployed are removed at the end, even after a
+    # failure or an interrupt, and nothing of them may remain.
     # The deploy mostly waits (image builds, health checks every 5 s, run-to-completion jobs),
     # so it runs in the background while the other layers are tested: no test of theirs uses
     # the stacks' objects (theirs have names and labels of their own).
