@@ -147,7 +147,8 @@ def _malformed(port: int, n: int) -> None:
     for _ in range(n):
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             sock.sendall(b"NOT HTTP AT ALL\r\n\r\n")
-            assert sock.recv(1024).startswith(b"HTTP/1.1 400 ")
+            reply = b"".join(iter(lambda: sock.recv(1024), b""))  # the service closes it
+            assert reply.startswith(b"HTTP/1.1 400 "), reply
 
 
 def test_access_log__malformed_requests_and_upgrade_headers_write_no_line_each(
@@ -184,6 +185,8 @@ def test_access_log__malformed_requests_and_upgrade_headers_write_no_line_each(
     assert requests[MALFORMED] == FLOOD, requests  # every one counted, at the latest at stop
     assert lines[REFUSED] <= FLOOD // 20, lines
     assert lines[MALFORMED] <= FLOOD // 20, lines
-    assert flood_bytes < 2 * FLOOD, f"{flood_bytes} bytes of log for {2 * FLOOD} requests"
+    # A few counted lines (about 100 bytes each; more when a slow run spans more intervals),
+    # not a line or two per request (64,000 bytes before).
+    assert flood_bytes < 5 * 2 * FLOOD, f"{flood_bytes} bytes of log for {2 * FLOOD} requests"
     for noise in ("Invalid HTTP request", "Unsupported upgrade", "WebSocket"):
         assert noise not in log
