@@ -39,6 +39,40 @@ start_detached() {
     ) &
 }
 
+# start_group COMMAND...: run COMMAND (a command or a function) in the background in a process
+# group of its own, stdin from /dev/null; $! is its pid and the group's id. stop_group ends the
+# whole group: a signal to $! alone leaves what COMMAND started running (a pytest's rotate.sh,
+# its `infra.apply up`, docker), and a Ctrl-C no longer reaches the group, only the caller.
+start_group() {
+    set -m
+    "$@" </dev/null &
+    set +m
+}
+
+# stop_group PID: end the process group start_group started as PID and everything in it, and
+# return once none of it runs: SIGINT first (pytest tears its fixtures down, infra.apply saves
+# its state), SIGTERM after STOP_GROUP_GRACE_S (default 30) for what ignores it, SIGKILL after
+# as long again. A group already gone is no error.
+stop_group() {
+    local pid="$1" sig
+    for sig in INT TERM KILL; do
+        kill "-$sig" -- "-$pid" 2>/dev/null || break
+        _group_ends_within "$pid" "${STOP_GROUP_GRACE_S:-30}" && break
+    done
+    wait "$pid" 2>/dev/null || true
+}
+
+# _group_ends_within PGID SECONDS: whether no process of group PGID runs (zombies aside: the
+# leader stays one until its parent waits for it) within SECONDS.
+_group_ends_within() {
+    local tenths=$(($2 * 10))
+    while ps -e -o pgid= -o stat= | awk -v g="$1" '$1 == g && $2 !~ /^Z/ { f = 1 } END { exit !f }'; do
+        [ "$tenths" -gt 0 ] || return 1
+        tenths=$((tenths - 1))
+        sleep 0.1
+    done
+}
+
 # docker_ready: the engine answers (not just the client binary being present).
 docker_ready() { have docker && docker info >/dev/null 2>&1; }
 

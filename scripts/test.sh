@@ -66,8 +66,9 @@ if [ "$#" -gt 0 ]; then
 else
     # e2e as scripts/setup-secure-redis.sh verifies: dev and prod deployed side by side, the
     # checks of the undisturbed stacks on two workers (they only read the stacks; a file's tests
-    # stay on one worker), then the fault tests alone and in order; the stacks this run
-    # deployed are removed at the end, even after a failure, and nothing of them may remain.
+    # stay on one worker), then the fault tests in order (dev's and prod's side by side, then
+    # those across both); the stacks this run deployed are removed at the end, even after a
+    # failure or an interrupt, and nothing of them may remain.
     # The deploy mostly waits (image builds, health checks every 5 s, run-to-completion jobs),
     # so it runs in the background while the other layers are tested: no test of theirs uses
     # the stacks' objects (theirs have names and labels of their own).
@@ -93,16 +94,19 @@ else
         cat "$e2e_deploy_log"
         return "$rc"
     }
+    # The e2e tests run in process groups of their own (start_group, e2e_run), listed here
+    # while they run: interrupted (Ctrl-C, SIGTERM), the exit handler stops each group with
+    # everything its tests started (rotate.sh, `infra.apply up`, docker) before the stacks go.
+    e2e_groups=()
+    e2e_prod_log="" # prod's fault-test output while dev's runs
     e2e_down() {
-        local owned name rc=0
+        local owned name pid rc=0
+        for pid in "${e2e_groups[@]}"; do
+            stop_group "$pid"
+        done
         wait "$e2e_deploy_pid" 2>/dev/null || true # after a failure above, the deploy may still run
-        # Interrupted during the fault tests: prod's, in the background, must not outlive its stack.
-        if [ -n "${e2e_prod_faults_pid:-}" ]; then
-            pkill -TERM -P "$e2e_prod_faults_pid" 2>/dev/null || true
-            wait "$e2e_prod_faults_pid" 2>/dev/null || true
-        fi
         mapfile -t owned <"$e2e_owned"
-        rm -f "$e2e_owned" "$e2e_deploy_log"
+        rm -f "$e2e_owned" "$e2e_deploy_log" "$e2e_prod_log"
         step "e2e: remove what this run deployed (${owned[*]:-nothing})" \
             "$PY" -m tests.e2e.stacks down "${owned[@]}" || rc=$?
         for name in "${owned[@]}"; do
@@ -114,26 +118,39 @@ else
     trap e2e_down EXIT
     # Each step names its ten slowest tests: where the next minute of CI is to be found.
     slowest=(--durations=10)
-    # e2e_faults_per_stack: dev's fault tests in the foreground, prod's in the background (its
-    # output follows dev's); fails if either does. The tests that run on one stack only
-    # (`one_stack`) run on dev, but rotate.sh's Pulumi CLI path (a minute and a half) on prod,
-    # after prod's own, so that the two sides take about as long.
+    # e2e_run COMMAND...: COMMAND in a process group of its own, waited for; its exit status.
+    e2e_run() {
+        local rc=0
+        start_group "$@"
+        e2e_groups=("$!")
+        wait "$!" || rc=$?
+        e2e_groups=()
+        return "$rc"
+    }
+    # e2e_faults_per_stack: dev's and prod's fault tests side by side, each in a process group
+    # of its own (prod's output follows dev's); fails if either does. The tests that run on one
+    # stack only (`one_stack`) run on dev, but rotate.sh's Pulumi CLI path (a minute and a
+    # half) on prod, after prod's own, so that the two sides take about as long.
+    e2e_prod_faults() {
+        "$VENV/bin/pytest" "${slowest[@]}" tests/e2e --stack prod \
+            -m "e2e and fault and not cross_stack and not one_stack" &&
+            "$VENV/bin/pytest" "${slowest[@]}" "$1" --stack prod -m "e2e and fault"
+    }
     e2e_faults_per_stack() {
-        local prod_log rc=0 prod_rc=0 cli=tests/e2e/test_e2e_rotate_pulumi_cli.py
-        prod_log="$(mktemp)"
-        {
-            "$VENV/bin/pytest" "${slowest[@]}" tests/e2e --stack prod \
-                -m "e2e and fault and not cross_stack and not one_stack" &&
-                "$VENV/bin/pytest" "${slowest[@]}" "$cli" --stack prod -m "e2e and fault"
-        } >"$prod_log" 2>&1 &
-        e2e_prod_faults_pid=$!
-        "$VENV/bin/pytest" "${slowest[@]}" tests/e2e --stack dev \
-            -m "e2e and fault and not cross_stack" --deselect "$cli" || rc=$?
-        wait "$e2e_prod_faults_pid" || prod_rc=$?
-        e2e_prod_faults_pid=""
+        local prod_pid dev_pid rc=0 prod_rc=0 cli=tests/e2e/test_e2e_rotate_pulumi_cli.py
+        e2e_prod_log="$(mktemp)"
+        start_group e2e_prod_faults "$cli" >"$e2e_prod_log" 2>&1
+        prod_pid=$!
+        start_group "$VENV/bin/pytest" "${slowest[@]}" tests/e2e --stack dev \
+            -m "e2e and fault and not cross_stack" --deselect "$cli"
+        dev_pid=$!
+        e2e_groups=("$prod_pid" "$dev_pid")
+        wait "$dev_pid" || rc=$?
+        wait "$prod_pid" || prod_rc=$?
+        e2e_groups=()
         log "prod's fault tests (exit $prod_rc):"
-        cat "$prod_log"
-        rm -f "$prod_log"
+        cat "$e2e_prod_log"
+        rm -f "$e2e_prod_log"
         [ "$rc" -eq 0 ] && [ "$prod_rc" -eq 0 ]
     }
     # Everything but e2e in parallel on both cores; e2e deploys shared stacks, so it runs alone.
@@ -143,13 +160,14 @@ else
         "$VENV/bin/pytest" "${slowest[@]}" -m "not e2e" --ignore tests/e2e -n 2
     step "e2e: deploy dev and prod side by side (started with the step above)" e2e_deployed
     step "pytest (e2e, undisturbed stacks, two workers)" \
-        "$VENV/bin/pytest" "${slowest[@]}" tests/e2e -m "e2e and not fault" -n 2 --dist loadfile
+        e2e_run "$VENV/bin/pytest" "${slowest[@]}" tests/e2e -m "e2e and not fault" \
+        -n 2 --dist loadfile
     # The fault tests disturb one stack each, so dev's and prod's run side by side (they mostly
     # wait for restarts, health checks and ups; each stack has its own state lock, images and
     # stack file). Those that use both stacks (`cross_stack`) run after them, alone.
     step "pytest (e2e, fault tests of dev and prod, side by side)" e2e_faults_per_stack
     step "pytest (e2e, fault tests across the two stacks)" \
-        "$VENV/bin/pytest" "${slowest[@]}" tests/e2e -m "e2e and fault and cross_stack"
+        e2e_run "$VENV/bin/pytest" "${slowest[@]}" tests/e2e -m "e2e and fault and cross_stack"
     trap - EXIT
     e2e_down
 fi

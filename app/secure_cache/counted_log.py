@@ -10,9 +10,10 @@ when it starts), the ones after it are added up until the first event after the 
 passed. No event is dropped; only its own line is.
 
 `CountedEvents` is the counting alone (no I/O, no clock of its own: callers pass the time).
-`CountedLog` writes its lines, and what it held back is written one interval later even when
-no event of that kind follows (a timer on the running event loop) and when the service stops
-(`flush`), so a flood that ends is in the log within an interval of its end.
+`CountedLog` writes its lines, and what it held back is written when the next line is due
+even when no event follows (a timer on the running event loop) and when the service stops
+(`flush`), so a flood that ends is in the log within an interval of its end. A line written
+by either way is the interval's one line: the other waits for the next interval.
 The kinds must come from a closed set (route templates, known methods, statuses), or a flood
 of distinct kinds would be as many lines again.
 """
@@ -23,9 +24,17 @@ import asyncio
 import math
 from collections import Counter
 from collections.abc import Callable, Hashable
-from typing import Final, Generic, TypeVar
+from typing import Final, Generic, Protocol, TypeVar
 
 K = TypeVar("K", bound=Hashable)
+
+
+class Timer(Protocol):
+    def cancel(self) -> None: ...
+
+
+# Calls a function after so many seconds (asyncio's loop.call_later); None: no timer can run.
+Schedule = Callable[[float, Callable[[], None]], Timer]
 
 # How often counted lines are written at most, for every kind the service counts: a flood
 # leaves one line per kind per 10 s (about 8,600 a day), and its start shows at once.
@@ -50,6 +59,19 @@ class CountedEvents(Generic[K]):
         self._last = now
         return self.take()
 
+    @property
+    def due_at(self) -> float:
+        """When the next line may be written (monotonic seconds, the callers' clock)."""
+        return self._last + self.interval
+
+    def take_line(self, now: float) -> dict[K, int]:
+        """The counts not logged yet, as the line written at `now` when there are any (the
+        next one is then due an interval later); empty when none."""
+        counts = self.take()
+        if counts:
+            self._last = now
+        return counts
+
     def take(self) -> dict[K, int]:
         """The counts not logged yet (empty when none), which start again from zero."""
         counts = dict(self._counts)
@@ -58,35 +80,55 @@ class CountedEvents(Generic[K]):
 
 
 class CountedLog(Generic[K]):
-    """CountedEvents whose lines go to `write`, with held-back counts written at the latest
-    one interval later (by a timer on the running event loop; none runs without one)."""
+    """CountedEvents whose lines go to `write`, with held-back counts written as soon as the
+    next line is due (by a timer on the running event loop; none runs without one)."""
 
     def __init__(
-        self, write: Callable[[dict[K, int]], None], interval: float = COUNTED_LOG_INTERVAL_S
+        self,
+        write: Callable[[dict[K, int]], None],
+        interval: float = COUNTED_LOG_INTERVAL_S,
+        *,
+        schedule: Callable[[], Schedule | None] | None = None,
     ) -> None:
         self._events: CountedEvents[K] = CountedEvents(interval)
         self._write = write
-        self._timer: asyncio.TimerHandle | None = None
+        self._schedule = schedule or _running_loop_timer
+        self._timer: Timer | None = None
 
     def record(self, now: float, kind: K) -> None:
         """One `kind` event at `now` (monotonic seconds)."""
         counts = self._events.add(now, kind)
         if counts is not None:
+            self._cancel_timer()  # this line has what the timer was to write
             self._write(counts)
         elif self._timer is None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:  # no event loop (a unit test driving it by hand)
-                return
-            self._timer = loop.call_later(self._events.interval, self.flush)
+            schedule = self._schedule()
+            if schedule is not None:
+                due = self._events.due_at
+                self._timer = schedule(max(0.0, due - now), lambda: self._timer_due(due))
 
     def flush(self) -> None:
         """Write what was counted and not written yet, if anything."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._cancel_timer()
         if counts := self._events.take():
             self._write(counts)
 
+    def _timer_due(self, now: float) -> None:
+        self._timer = None
+        if counts := self._events.take_line(now):
+            self._write(counts)
 
-__all__ = ["COUNTED_LOG_INTERVAL_S", "CountedEvents", "CountedLog"]
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+def _running_loop_timer() -> Schedule | None:
+    try:
+        return asyncio.get_running_loop().call_later
+    except RuntimeError:  # no event loop (a unit test driving it by hand)
+        return None
+
+
+__all__ = ["COUNTED_LOG_INTERVAL_S", "CountedEvents", "CountedLog", "Schedule", "Timer"]

@@ -107,7 +107,7 @@ class CacheAPI:
         self.budget = ByteBudget(settings.max_inflight_bytes)
         self.tokens = tokens or ApiTokens(settings)
         # (method, route, status) of requests without an accepted token, as counts.
-        self._counted: CountedLog[tuple[str, str, str]] = CountedLog(_log_counts)
+        self._counted: CountedLog[tuple[str, str, str]] = CountedLog(log_request_counts)
         if metrics is not None:
             metrics.watch_api_tokens(lambda: self.tokens.previous)
         self._hosts = frozenset(settings.allowed_hosts)
@@ -393,7 +393,8 @@ def _ttl(query: bytes) -> int | None:
     )
 
 
-def _log_counts(counts: dict[tuple[str, str, str], int]) -> None:
+def log_request_counts(counts: dict[tuple[str, str, str], int]) -> None:
+    """The access log's counted lines: requests per (method, route, status) (counted_log.py)."""
     for (method, route, status), count in counts.items():
         logger.info(
             "event=http_request method=%s route=%s status=%s count=%d", method, route, status, count

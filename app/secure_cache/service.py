@@ -25,7 +25,12 @@ What this module adds to uvicorn, each for a measured gap (tests/integration/tes
   response: uvicorn arms its keep-alive timer only after a response, so a connection that never
   sends a request (or dribbles one byte at a time) would otherwise stay forever;
 - malformed requests (bad request line, HTTP/2.0, oversized headers) answered as JSON 400
-  instead of h11's plain text.
+  instead of h11's plain text, and counted in the access log (`method=- route=- status=400
+  count=N`, counted_log.py) instead of uvicorn's warning line for each; uvicorn's two
+  warnings for each request with an Upgrade header (served as a plain request, and logged
+  as one) are dropped. Anyone who reaches the port could write those lines as fast as the
+  service answers: 73 and 248 bytes a request, more than the access-log lines counted for
+  the same reason (tests/integration/test_service_access_log.py).
 
 /healthz needs neither the token nor any budget, so it answers while the others are busy.
 /metrics (prometheus.py) is served behind the same token as the API.
@@ -46,7 +51,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from secure_cache.client import AsyncSecureCache
 from secure_cache.counted_log import COUNTED_LOG_INTERVAL_S, CountedLog
 from secure_cache.errors import SecureCacheError
-from secure_cache.http_api import CacheAPI
+from secure_cache.http_api import CacheAPI, log_request_counts
 from secure_cache.prometheus import CacheMetrics
 from secure_cache.settings import ServiceSettings, Settings
 
@@ -61,6 +66,14 @@ MAX_HEAD_BYTES: Final = 16 * 1024
 LOOPBACK: Final = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
 # Connections closed at the limit are logged at most this often (_OverloadLog).
 OVERLOAD_LOG_INTERVAL_S: Final = COUNTED_LOG_INTERVAL_S
+# The warnings uvicorn's h11 protocol logs for each such request (see the module docstring).
+_PER_REQUEST_WARNINGS: Final = (
+    "Invalid HTTP request received.",
+    "Unsupported upgrade request.",
+    "No supported WebSocket library detected.",
+)
+# A request h11 could not parse, as the access log counts it: it has no method or route.
+_MALFORMED: Final = ("-", "-", "400")
 
 
 class ServeError(SecureCacheError):
@@ -102,11 +115,22 @@ class _OverloadLog:
         )
 
 
+class _NoPerRequestWarnings(logging.Filter):
+    """Drops uvicorn's per-request warnings (_PER_REQUEST_WARNINGS) from its error logger."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith(_PER_REQUEST_WARNINGS))
+
+
+_NO_PER_REQUEST_WARNINGS: Final = _NoPerRequestWarnings()
+
+
 class GuardedH11Protocol(H11Protocol):
     """uvicorn's h11 protocol with a connection limit, a header deadline and JSON 400s."""
 
     max_connections: ClassVar[int] = 400
     overload_log: ClassVar[_OverloadLog] = _OverloadLog()
+    malformed_log: ClassVar[CountedLog[tuple[str, str, str]]] = CountedLog(log_request_counts)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -152,6 +176,7 @@ class GuardedH11Protocol(H11Protocol):
 
     def send_400_response(self, msg: str) -> None:
         # h11 refused the request (bad request line or version, header too large, ...).
+        self.malformed_log.record(self.loop.time(), _MALFORMED)
         self.transport.write(_json_response(400, "malformed HTTP/1.1 request"))
         self.transport.close()
 
@@ -197,6 +222,7 @@ def bind(settings: ServiceSettings) -> socket.socket:
 
 def server_config(app: Any, settings: ServiceSettings) -> uvicorn.Config:
     GuardedH11Protocol.max_connections = settings.max_connections
+    logging.getLogger("uvicorn.error").addFilter(_NO_PER_REQUEST_WARNINGS)  # added once
     return uvicorn.Config(
         app,
         http=GuardedH11Protocol,
@@ -245,6 +271,7 @@ class _Server(uvicorn.Server):
         finally:
             self._api.flush_counted_log()
             GuardedH11Protocol.overload_log.flush()
+            GuardedH11Protocol.malformed_log.flush()
 
 
 async def _serve(settings: ServiceSettings, sock: socket.socket) -> None:

@@ -630,7 +630,7 @@ def _lifecycle(p: _Props) -> Lifecycle:
             "containerReadRefreshTimeoutMilliseconds", DEFAULT_READ_REFRESH_MS
         )
         / 1000,
-        destroy_grace_s=p.integer("destroyGraceSeconds", 0),
+        destroy_grace_s=_destroy_grace_s(p),
     )
     # Contradictions are refused before anything is created, not discovered mid-deploy.
     if lifecycle.attach and lifecycle.wait:
@@ -649,7 +649,11 @@ def _lifecycle(p: _Props) -> Lifecycle:
 def destroy_grace_s(resource: str, props: Mapping[str, Any]) -> int:
     """A container's `destroyGraceSeconds` (0 when not declared): read at create, and at
     removal from the inputs recorded in the state."""
-    return _Props(resource, props).integer("destroyGraceSeconds", 0)
+    return _destroy_grace_s(_Props(resource, props))
+
+
+def _destroy_grace_s(p: _Props) -> int:
+    return p.integer("destroyGraceSeconds", 0)
 
 
 def upload_archive(upload: Upload, *, mtime: float = 0.0) -> bytes:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import http.client
 import re
+import socket
 import time
 import uuid
 from collections import Counter
@@ -33,6 +34,7 @@ WRITES = 25
 LAST = 5
 HEALTHZ = ("GET", "/healthz", "200")
 REFUSED = ("GET", "-", "401")
+MALFORMED = ("-", "-", "400")
 
 _LINE = re.compile(
     r"event=http_request method=(?P<method>\S+) route=(?P<route>\S+) status=(?P<status>\S+)"
@@ -138,3 +140,53 @@ def test_access_log__a_flood_without_the_token_is_counted_not_one_line_each(
     for secret in (TOKEN, WRONG, KEY, VALUE.decode()):
         assert secret not in log
     assert "Traceback" not in log
+
+
+def _malformed(port: int, n: int) -> None:
+    """`n` requests h11 cannot parse, one connection each (the service closes it after 400)."""
+    for _ in range(n):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+            reply = b"".join(iter(lambda: sock.recv(1024), b""))  # the service closes it
+            assert reply.startswith(b"HTTP/1.1 400 "), reply
+
+
+def test_access_log__malformed_requests_and_upgrade_headers_write_no_line_each(
+    tls_redis: TlsRedisServer, tmp_path: Path
+) -> None:
+    """uvicorn logged a warning of its own for each request h11 could not parse, and two for
+    each request with an Upgrade header it does not honour (served as a plain request): 73
+    and 248 bytes a request, around the counted access log. Now a malformed request is
+    counted in the access log (status 400, no method or route: it has none), and a request
+    with an Upgrade header is logged as any other request."""
+    port = free_port()
+    env = service_environ(tls_redis, tmp_path / "secrets", port, TOKEN)
+    log_path = tmp_path / "service.log"
+    upgrade = {"Upgrade": "websocket", "Connection": "Upgrade"}
+    with serving(env, port, log_path):
+        size_before = log_path.stat().st_size
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            for _ in range(FLOOD):
+                conn.request("GET", f"/cache/{KEY}", headers=upgrade)
+                reply = conn.getresponse()
+                reply.read()
+                assert reply.status == 401
+        finally:
+            conn.close()
+        _malformed(port, FLOOD)
+        flood_bytes = log_path.stat().st_size - size_before
+    requests, lines, _parsed_lines = _requests(log_path)
+    log = log_path.read_text(errors="replace")
+    print(
+        f"\naccess log: {FLOOD} upgrades and {FLOOD} malformed requests wrote {flood_bytes} bytes"
+    )
+    assert requests[REFUSED] == FLOOD, requests
+    assert requests[MALFORMED] == FLOOD, requests  # every one counted, at the latest at stop
+    assert lines[REFUSED] <= FLOOD // 20, lines
+    assert lines[MALFORMED] <= FLOOD // 20, lines
+    # A few counted lines (about 100 bytes each; more when a slow run spans more intervals),
+    # not a line or two per request (64,000 bytes before).
+    assert flood_bytes < 5 * 2 * FLOOD, f"{flood_bytes} bytes of log for {2 * FLOOD} requests"
+    for noise in ("Invalid HTTP request", "Unsupported upgrade", "WebSocket"):
+        assert noise not in log

@@ -17,6 +17,7 @@ import pytest
 from infra.applier.errors import UnsupportedProperty
 from infra.applier.translate import (
     Upload,
+    destroy_grace_s,
     parse_duration_ns,
     translate_container,
     translate_image,
@@ -331,6 +332,18 @@ def test_lifecycle__contradictions_are_refused_before_anything_runs(
 ) -> None:
     with pytest.raises(UnsupportedProperty, match=rf"cannot honour property `{prop}`"):
         translate(**props)
+
+
+def test_lifecycle__destroy_grace_seconds_at_create_and_from_the_recorded_inputs() -> None:
+    """pulumi-docker's `destroyGraceSeconds` (the app declares 10 s, infra/components/app.py):
+    read at create, and at removal from the state's inputs, the same way (a JSON double)."""
+    assert translate().lifecycle.destroy_grace_s == 0
+    assert translate(destroyGraceSeconds=10.0).lifecycle.destroy_grace_s == 10
+    assert destroy_grace_s("app", {"destroyGraceSeconds": 10.0}) == 10
+    assert destroy_grace_s("app", {}) == 0
+    with pytest.raises(UnsupportedProperty, match="destroyGraceSeconds") as refused:
+        destroy_grace_s("app", {"destroyGraceSeconds": "soon-7f3a"})
+    assert "soon-7f3a" not in str(refused.value)
 
 
 def test_lifecycle__not_started_is_allowed_alone() -> None:

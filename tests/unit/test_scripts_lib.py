@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,73 @@ def test_start_detached__the_background_process_inherits_no_lock(tmp_path: Path)
         assert free.returncode == 0, "the detached process still holds the lock"
     finally:
         os.kill(pid, signal.SIGKILL)
+
+
+# A stand-in for a pytest run under scripts/test.sh: it starts a child of its own (rotate.sh,
+# an `infra.apply up`) and, interrupted, tears down (pytest's fixtures) before it exits.
+_WORKER = """
+import subprocess, sys, time
+from pathlib import Path
+out = Path(sys.argv[1])
+child = subprocess.Popen(["sleep", "300"])
+(out / "grandchild").write_text(str(child.pid))
+try:
+    time.sleep(300)
+except KeyboardInterrupt:
+    (out / "torn-down").write_text("yes")
+    raise
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def _run_and_stop_group(
+    tmp_path: Path, leader: str
+) -> tuple[subprocess.CompletedProcess[str], int]:
+    worker = tmp_path / "worker.py"
+    worker.write_text(_WORKER)
+    snippet = f"""
+        leader() {{ {leader} "{worker}" "{tmp_path}"; }}
+        start_group leader
+        group=$!
+        while [ ! -s "{tmp_path}/grandchild" ]; do sleep 0.05; done
+        STOP_GROUP_GRACE_S=2 stop_group "$group"
+        echo stopped
+    """
+    done = _bash(snippet)
+    return done, int((tmp_path / "grandchild").read_text())
+
+
+def test_stop_group__ends_what_the_group_started_not_only_its_leader(tmp_path: Path) -> None:
+    """scripts/test.sh runs prod's fault tests in the background. Interrupted, it stopped only
+    that pytest (pkill -P of the background shell): what the tests had started (rotate.sh, an
+    `infra.apply up` against prod) ran on while the exit handler removed the stack. The
+    stand-in's own child is what must not outlive stop_group; the stand-in tears down first."""
+    done, grandchild = _run_and_stop_group(tmp_path, sys.executable)
+    try:
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "stopped"
+        assert not _alive(grandchild), "the group's grandchild outlived stop_group"
+        assert (tmp_path / "torn-down").read_text() == "yes", "SIGINT first: pytest tears down"
+    finally:
+        if _alive(grandchild):
+            os.kill(grandchild, signal.SIGKILL)
+
+
+def test_stop_group__what_ignores_sigint_is_terminated(tmp_path: Path) -> None:
+    """A group started with SIGINT ignored (test.sh itself run in the background of a
+    non-interactive shell) still ends: SIGTERM after the grace."""
+    done, grandchild = _run_and_stop_group(tmp_path, f"trap '' INT; {sys.executable}")
+    try:
+        assert done.returncode == 0, done.stderr
+        assert not _alive(grandchild), "the group's grandchild outlived stop_group"
+        assert not (tmp_path / "torn-down").exists()
+    finally:
+        if _alive(grandchild):
+            os.kill(grandchild, signal.SIGKILL)
