@@ -69,6 +69,9 @@ class Resource:
     """URNs this resource depends on (stack policies only)."""
     property_dependencies: tuple[tuple[str, tuple[str, ...]], ...] = ()
     """(property, URNs whose outputs flowed into it), when the engine says (stack policies)."""
+    undecided_networks: tuple[tuple[str, str], ...] = ()
+    """(network entry, why the pack cannot tell which of the stack's networks it is), set by
+    policies/rules/_service_shape.py when an entry may be a network's ID and may not."""
 
     @property
     def stack(self) -> str:

@@ -37,7 +37,7 @@ from policies.rules._props import (
     text,
 )
 from policies.rules._redisconf import aliases, network_names, redis_servers
-from policies.rules._service_shape import task_containers
+from policies.rules._service_shape import task_containers, undecided_network
 from policies.rules.clients import is_redis_client
 
 _ALL_INTERFACES: Final = frozenset({"", "0.0.0.0", "::", "[::]"})  # noqa: S104 - what we reject
@@ -194,7 +194,14 @@ def redis_internal_only(
             network = declared.get(name)
             if service and name == "host":
                 continue  # Swarm's predefined host network: reported above as the host's
-            if network is None:
+            if network is None and (note := undecided_network(resource, name)):
+                yield Violation(
+                    f"{redis_label(resource)} must attach only to networks this stack "
+                    f"declares with internal: true; the pack cannot tell whether "
+                    f"{_which(resource, index, name, value=True)} is {note}",
+                    resource.urn,
+                )
+            elif network is None:
                 which = _which(resource, index, name)
                 yield Violation(
                     f"{redis_label(resource)} must attach only to networks this stack "
@@ -210,13 +217,13 @@ def redis_internal_only(
                 )
 
 
-def _which(resource: Resource, index: int, name: str) -> str:
+def _which(resource: Resource, index: int, name: str, *, value: bool = False) -> str:
     """Where a container names a network: its networksAdvanced entry, or the network's name
     when the index would be ambiguous (a service's v4 networksAdvanceds and v3 networks, a
     container's v3 networks)."""
     if resource.type == SERVICE or "networks" in resource.props:
         return f"its network {name!r}"
-    return f"networksAdvanced[{index}]"
+    return f"networksAdvanced[{index}] ({name!r})" if value else f"networksAdvanced[{index}]"
 
 
 def _internal(network: Resource) -> bool:
@@ -277,8 +284,17 @@ def stack_network_scoped(
                 )
     for container in task_containers(resources):
         for index, name in enumerate(network_names(container.props)):
-            if name not in declared and not (container.type == SERVICE and name == "host"):
-                which = _which(container, index, name)
+            if name in declared or (container.type == SERVICE and name == "host"):
+                continue
+            which = _which(container, index, name)
+            if note := undecided_network(container, name):
+                entry = _which(container, index, name, value=True)
+                yield Violation(
+                    f"{label(container)} must join only networks this stack declares; the "
+                    f"pack cannot tell whether {entry} is {note}",
+                    container.urn,
+                )
+            else:
                 yield Violation(
                     f"{label(container)} must join only networks this stack declares; "
                     f"{which} belongs to something else.",
