@@ -304,7 +304,7 @@ def _carriers(network: Resource, others: Sequence[tuple[str, str]]) -> list[str]
     # The ID infra/mock_engine.py gives a network in a render (`policies.check --stack`).
     rendered_id = f"{network.name}-id"
     subnets = []
-    for ipam in items(network.props.get("ipamConfigs")):
+    for ipam in items(network.props.get("ipamConfigs"), "ipamConfigs"):
         try:
             subnets.append(ipaddress.ip_network(text(mapping(ipam).get("subnet")) or "", False))
         except ValueError:

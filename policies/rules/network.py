@@ -82,7 +82,7 @@ def redis_no_published_port(
         props = server.resource.props
         with reading(server.resource):
             if server.resource.type == SERVICE:
-                published, where = bool(items(props.get("ports"))), "(endpointSpec.ports)"
+                published, where = bool(items(props.get("ports"), "ports")), "(endpointSpec.ports)"
             else:
                 published = bool(items(props.get("ports"), "ports")) or (
                     flag(props.get("publishAllPorts"), "publishAllPorts") is True
@@ -103,14 +103,14 @@ def no_unneeded_ports(resource: Resource, _config: Mapping[str, Any]) -> Iterato
             f"{label(resource)} must not set publishAllPorts; publish only the ports it needs "
             f"(CIS Docker 5.9)."
         )
-    if any(number(mapping(p).get("internal")) == 22 for p in items(props.get("ports"))):
+    if any(number(mapping(p).get("internal")) == 22 for p in items(props.get("ports"), "ports")):
         yield f"{label(resource)} must not publish SSH port 22 (CIS Docker 5.7)."
     if any(w.rsplit("/", 1)[-1] == "sshd" for w in argv_words(props)):
         yield f"{label(resource)} must not run sshd; use docker exec (CIS Docker 5.7)."
 
 
 def unprivileged_host_ports(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
-    for index, port in enumerate(items(resource.props.get("ports"))):
+    for index, port in enumerate(items(resource.props.get("ports"), "ports")):
         external = number(mapping(port).get("external"))
         if external is not None and 0 < external < 1024:
             yield (
@@ -270,7 +270,7 @@ def stack_network_scoped(
                 f"share a network.",
                 network.urn,
             )
-        for index, ipam in enumerate(items(network.props.get("ipamConfigs"))):
+        for index, ipam in enumerate(items(network.props.get("ipamConfigs"), "ipamConfigs")):
             subnet = _network(text(mapping(ipam).get("subnet")) or "")
             allowed_here = subnet is not None and any(
                 a is not None and subnet.version == a.version and subnet.subnet_of(a)  # type: ignore[arg-type]
