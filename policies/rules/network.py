@@ -62,17 +62,54 @@ def user_defined_network(resource: Resource, _config: Mapping[str, Any]) -> Iter
         )
 
 
-def ports_bound_to_interface(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
+def ports_bound_to_interface(
+    resource: Resource, _config: Mapping[str, Any], default_ip: str = ""
+) -> Iterator[str]:
+    """`default_ip`: where Docker binds a port given no `ip` (ports_bound_in_stack)."""
     for index, port in enumerate(items(resource.props.get("ports"), "ports")):
         entry = mapping(port, f"ports[{index}]")
         ip = text(entry.get("ip"), f"ports[{index}].ip")
         if number(entry.get("external"), f"ports[{index}].external") in _EDGE_PORTS:
             continue  # an edge (HTTP/HTTPS) listener is meant to be reachable from outside
-        if ip is None or ip.strip() in _ALL_INTERFACES:
+        if (default_ip if ip is None else ip).strip() in _ALL_INTERFACES:
             yield (
                 f"{label(resource)} must bind ports[{index}] to a specific host address "
                 f"(ip: 127.0.0.1); it listens on every interface (CIS Docker 5.14)."
             )
+
+
+# A bridge network's address for ports published with none (Docker's port-publishing docs:
+# the option is the default bind address of a user-defined bridge network).
+_HOST_BINDING: Final = "com.docker.network.bridge.host_binding_ipv4"
+
+
+def ports_bound_in_stack(
+    resources: Sequence[Resource], config: Mapping[str, Any]
+) -> Iterator[Violation]:
+    """ports_bound_to_interface for each container, where a port with no `ip` binds to the
+    address every network it joins gives by default (it publishes through one of them, which
+    one is Docker's choice); a network of another stack, the default bridge (the daemon's
+    `--ip`), a networkMode or one network without the option: every interface."""
+    declared = _declared_networks(resources)
+    for container in of_type(resources, CONTAINER):
+        with reading(container):
+            joined = [declared.get(name) for name in network_names(container.props)]
+            mode = text(container.props.get("networkMode"), "networkMode") or ""
+            defaults = {_default_binding(n) for n in joined}
+            # networkMode set beside networks (bridge, a network's name) may put the container
+            # on a network whose default the stack does not show: every interface.
+            one = joined and len(defaults) == 1 and not mode
+            default_ip = defaults.pop() if one else ""
+            for message in ports_bound_to_interface(container, config, default_ip):
+                yield Violation(message, container.urn)
+
+
+def _default_binding(network: Resource | None) -> str:
+    if network is None:
+        return ""
+    with reading(network):
+        options = mapping(network.props.get("options"), "options")
+        return text(options.get(_HOST_BINDING), f"options[{_HOST_BINDING}]") or ""
 
 
 def redis_no_published_port(
@@ -342,11 +379,10 @@ RULES: Final = (
         check=user_defined_network,
         refs=("NET-02", "cis-docker-5.30"),
     ),
-    ResourceRule(
+    StackRule(
         name="network-port-bound-to-interface",
         description="Published ports are bound to a specific host address.",
-        resource_types=(CONTAINER,),
-        check=ports_bound_to_interface,
+        check=ports_bound_in_stack,
         refs=("NET-03", "cis-docker-5.14"),
     ),
     StackRule(
