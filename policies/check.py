@@ -34,6 +34,7 @@ from policies.analyzer import (
 )
 from policies.input_file import InputFileError, read_text
 from policies.records import Record, RecordError, from_rendered, load_records
+from policies.rules._model import UNREADABLE, unreadable_message
 from policies.strictness import StrictnessError
 
 EXIT_OK: Final = 0
@@ -132,13 +133,60 @@ def evaluate(
     return server.analyze(records)
 
 
+def one_per_unreadable_property(findings: Sequence[Finding]) -> list[Finding]:
+    """The findings with every "cannot read it" violation of one property of one resource
+    merged into one, naming the policies it blocks (mandatory if any is).
+
+    Every rule that needs a property fails closed on its own when it cannot read it, as it must
+    under the engine (a config may switch any one off); a reader wants the property once.
+    """
+    merged: dict[tuple[str, str], list[tuple[str, Finding]]] = {}
+    order: list[Finding | tuple[str, str]] = []
+    for finding in findings:
+        match = UNREADABLE.fullmatch(finding.message)
+        if match is None or ": " not in match["problem"]:
+            order.append(finding)
+            continue
+        subject, problem = match["problem"].split(": ", 1)
+        key = (finding.urn or finding.resource, problem)
+        if key not in merged:
+            order.append(key)
+        merged.setdefault(key, []).append((subject, finding))
+    result = []
+    for item in order:
+        if isinstance(item, Finding):
+            result.append(item)
+            continue
+        group = merged[item]
+        first = group[0][1]
+        if len(group) == 1:
+            result.append(first)
+            continue
+        subject = max((s for s, _ in group), key=len)  # the label that also gives the name
+        names = [f.policy for _, f in group]
+        levels = {f.level for _, f in group}
+        who = f"so {len(names)} policies ({', '.join(names)}) cannot"
+        result.append(
+            Finding(
+                policy=f"{len(names)} policies",
+                level="mandatory" if "mandatory" in levels else first.level,
+                urn=first.urn,
+                resource=first.resource,
+                message=unreadable_message(f"{subject}: {item[1]}", who),
+            )
+        )
+    return result
+
+
 def _print_table(findings: Sequence[Finding], header: str, out: TextIO) -> None:
     print(header, file=out)
     if not findings:
         print("no violations", file=out)
         return
     rows = [("LEVEL", "POLICY", "RESOURCE", "MESSAGE")]
-    rows += [(f.level, f.policy, f.resource, f.message) for f in findings]
+    rows += [
+        (f.level, f.policy, f.resource, f.message) for f in one_per_unreadable_property(findings)
+    ]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row[:3], widths, strict=True)), row[3], file=out)
@@ -188,9 +236,12 @@ def run(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
             _print_json(findings, out)
         else:
             source = f"stack {args.stack}" if args.stack else str(args.resources)
-            config_note = (
-                f"{environment.value} config {config_path}" if config_path else "pack defaults"
-            )
+            if args.config is not None:
+                config_note = f"config {config_path}"  # the user's, whatever the environment
+            elif config_path:
+                config_note = f"{environment.value} config {config_path}"
+            else:
+                config_note = "pack defaults"
             header = (
                 f"policy pack secure-redis on {source} ({len(records)} resources, "
                 f"{config_note}): {len(mandatory)} mandatory, "

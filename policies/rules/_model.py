@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import fnmatch
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -69,6 +70,9 @@ class Resource:
     """URNs this resource depends on (stack policies only)."""
     property_dependencies: tuple[tuple[str, tuple[str, ...]], ...] = ()
     """(property, URNs whose outputs flowed into it), when the engine says (stack policies)."""
+    undecided_networks: tuple[tuple[str, str], ...] = ()
+    """(network entry, why the pack cannot tell which of the stack's networks it is), set by
+    policies/rules/_service_shape.py when an entry may be a network's ID and may not."""
 
     @property
     def stack(self) -> str:
@@ -76,22 +80,50 @@ class Resource:
         return urn_parts(self.urn)[0]
 
 
+_KINDS: Final = ((bool, "true or false"), (str, "a string"), (int, "a number"),
+                 (float, "a number"), (Mapping, "an object"), (Sequence, "a list"))  # fmt: skip
+
+
+def kind_of_value(value: object) -> str:
+    """How a message names what was given: "a string", "an object", ..."""
+    return next((name for kind, name in _KINDS if isinstance(value, kind)), "another kind of value")
+
+
 class Unreadable(ValueError):
     """A property the pack cannot read (wrong type): a violation of the rule that needed it."""
 
-    def __init__(self, what: str, expected: str) -> None:
+    def __init__(self, what: str, expected: str, got: str = "") -> None:
         super().__init__(f"{what} must be {expected}")
         self.what = what
         self.expected = expected
+        self.got = got
+        """What was given instead ("a string"), when the reader knows; "" otherwise."""
         self.subject = ""
         """The resource it was read from, when the reader's caller knows it."""
         self.urn = ""
 
     def message(self, subject: str, rule: str) -> str:
-        return (
-            f"{self.subject or subject}: {self.what} must be {self.expected}; the pack cannot "
-            f"read it, so {rule} cannot confirm it is safe. Fix the property's type."
-        )
+        return unreadable_message(f"{self.subject or subject}: {self.problem}", f"so {rule} cannot")
+
+    @property
+    def problem(self) -> str:
+        """What is wrong, where and what it should be: "command must be a list, not a
+        string"."""
+        given = f", not {self.got}" if self.got and self.got != self.expected else ""
+        return f"{self.what} must be {self.expected}{given}"
+
+
+def unreadable_message(problem: str, who: str) -> str:
+    """The one shape of every "cannot read it" violation, which policies.check groups by
+    problem (UNREADABLE below): the rules that need the property each fail closed."""
+    return f"{problem}; the pack cannot read it, {who} confirm it is safe. Fix the property's type."
+
+
+UNREADABLE: Final = re.compile(
+    r"(?P<problem>.+); the pack cannot read it, so (?P<rule>[\w-]+) cannot confirm it is "
+    r"safe\. Fix the property's type\."
+)
+"""A message of unreadable_message for one rule: `problem` starts with the resource's label."""
 
 
 def kind_of(resource_type: str) -> str:
@@ -105,6 +137,9 @@ class Violation:
 
     message: str
     urn: str = ""
+    unreadable: Unreadable | None = None
+    """A property the check could not read on this resource: StackRule.run words the
+    message with the rule's name (the check does not know it), then reads on."""
 
 
 JsonValue = str | int | float | bool | None | list["JsonValue"] | dict[str, "JsonValue"]
@@ -177,7 +212,12 @@ class StackRule:
             for violation in self.check(
                 resources, _with_defaults(self.config_schema, config or {})
             ):
-                found.append(violation)
+                unreadable = violation.unreadable
+                found.append(
+                    violation
+                    if unreadable is None
+                    else Violation(unreadable.message("a resource", self.name), violation.urn)
+                )
         except Unreadable as exc:
             found.append(Violation(exc.message("a resource of this stack", self.name), exc.urn))
         return found
@@ -208,6 +248,7 @@ __all__ = [
     "TLS_LOCALLY_SIGNED_CERT",
     "TLS_PRIVATE_KEY",
     "TLS_SELF_SIGNED_CERT",
+    "UNREADABLE",
     "VOLUME",
     "Config",
     "ConfigSchema",
@@ -222,5 +263,7 @@ __all__ = [
     "Unreadable",
     "Violation",
     "kind_of",
+    "kind_of_value",
+    "unreadable_message",
     "urn_parts",
 ]

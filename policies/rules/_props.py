@@ -22,7 +22,7 @@ from pathlib import PurePosixPath
 from typing import Any, Final
 
 from infra.rendered_resource import REDACTED  # what `infra.preview --json` prints for a secret
-from policies.rules._model import SERVICE, Resource, Unreadable, kind_of
+from policies.rules._model import SERVICE, Resource, Unreadable, kind_of, kind_of_value
 
 # Docker takes `memory` in MB; a value above 1 TiB was almost certainly given in bytes.
 _MAX_PLAUSIBLE_MEMORY_MB: Final = 1024 * 1024
@@ -50,7 +50,7 @@ def mapping(value: Any, what: str = "a property") -> Mapping[str, Any]:
         return {}
     if isinstance(value, Mapping):
         return value
-    raise Unreadable(what, "an object")
+    raise Unreadable(what, "an object", kind_of_value(value))
 
 
 def items(value: Any, what: str = "a property") -> list[Any]:
@@ -58,19 +58,23 @@ def items(value: Any, what: str = "a property") -> list[Any]:
         return []
     if isinstance(value, Sequence) and not isinstance(value, str | bytes):
         return list(value)
-    raise Unreadable(what, "a list")
+    raise Unreadable(what, "a list", kind_of_value(value))
 
 
 def text(value: Any, what: str = "a property") -> str | None:
     if value is None or isinstance(value, str):
         return value
-    raise Unreadable(what, "a string")
+    raise Unreadable(what, "a string", kind_of_value(value))
 
 
 def strings(value: Any, what: str = "a property") -> list[str]:
     found = items(value, what)
     if not all(isinstance(v, str) for v in found):
-        raise Unreadable(what, "a list of strings")
+        raise Unreadable(
+            what,
+            "a list of strings",
+            "a list holding " + next(kind_of_value(v) for v in found if not isinstance(v, str)),
+        )
     return found
 
 
@@ -78,7 +82,7 @@ def flag(value: Any, what: str = "a property") -> bool | None:
     """A boolean input: True, False or None (unset); "true" and 1 are unreadable, not True."""
     if value is None or isinstance(value, bool):
         return value
-    raise Unreadable(what, "true or false")
+    raise Unreadable(what, "true or false", kind_of_value(value))
 
 
 def number(value: Any, what: str = "a property") -> float | None:
@@ -86,15 +90,15 @@ def number(value: Any, what: str = "a property") -> float | None:
     if value is None:
         return None
     if isinstance(value, bool):
-        raise Unreadable(what, "a number")
+        raise Unreadable(what, "a number", kind_of_value(value))
     if isinstance(value, int | float):
         return float(value)
     if isinstance(value, str):
         try:
             return float(value.strip())
         except ValueError:
-            raise Unreadable(what, "a number") from None
-    raise Unreadable(what, "a number")
+            raise Unreadable(what, "a number", "a string that is no number") from None
+    raise Unreadable(what, "a number", kind_of_value(value))
 
 
 def memory_mb(props: Mapping[str, Any]) -> float | None:

@@ -49,6 +49,7 @@ from policies.rules._props import (
     label,
     mapping,
     number,
+    reading,
     shell_words,
     strings,
     text,
@@ -344,7 +345,7 @@ class StackFiles:
     resources take minutes (measured: README, "Large stacks").
     """
 
-    def __init__(self, containers: Sequence[Mapping[str, Any]]) -> None:
+    def __init__(self, containers: Sequence[Resource]) -> None:
         self._containers = containers
         self._read: tuple[list[dict[str, list[str | None]]], dict[str, Counter[str | None]]] | None
         self._read = None
@@ -355,9 +356,11 @@ class StackFiles:
         if self._read is None:
             per_container: list[dict[str, list[str | None]]] = []
             stack: dict[str, Counter[str | None]] = {}
-            for props in self._containers:
+            for container in self._containers:
                 own: dict[str, list[str | None]] = {}
-                for upload in uploads(props):
+                with reading(container):
+                    received = uploads(container.props)
+                for upload in received:
                     own.setdefault(upload.basename, []).append(upload.content)
                 per_container.append(own)
                 for name, contents in own.items():
@@ -643,7 +646,7 @@ def recognised(
     images = ImageIndex(everything)
     stack_floor = floor(everything)
     containers = task_containers(everything)
-    stack_files = StackFiles([r.props for r in containers])
+    stack_files = StackFiles(containers)
     found: list[tuple[RedisServer | None, tuple[Resource, Recognition]]] = []
     for position, resource in enumerate(containers):
         try:

@@ -18,7 +18,8 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-from collections import Counter
+import ipaddress
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import Any, Final
@@ -35,6 +36,7 @@ from policies.rules._model import (
 from policies.rules._props import (
     items,
     known_text,
+    label,
     mapping,
     number,
     reading,
@@ -205,9 +207,7 @@ def task_containers(resources: Iterable[Resource]) -> list[Resource]:
             if m.get("type") in ("secret", "config")
         ]
         shaped.append(dataclasses.replace(resource, props=props))
-    declared = {
-        (known_text(n.props, "name") or n.name): n.urn for n in everything if n.type == NETWORK
-    }
+    declared = {(known_text(n.props, "name") or n.name): n for n in everything if n.type == NETWORK}
     originals = {r.urn: r for r in everything}
     joined = []
     for resource in shaped:
@@ -219,57 +219,127 @@ def task_containers(resources: Iterable[Resource]) -> list[Resource]:
 
 
 def _networks_by_name(
-    resource: Resource, declared: Mapping[str, str], declared_as: Resource
+    resource: Resource, declared: Mapping[str, Resource], declared_as: Resource
 ) -> Resource:
     """The resource with a network it joins by ID (`network.id`, as pulumi-docker recommends
     for services) named by that network's name, so the rules that look networks up by name see
-    it. The engine's property dependencies tie IDs to the network resources whose outputs
-    flowed into the networks property: when the entries that name no network of the stack are
-    as many as those networks of the stack that the entries do not name, those are the networks
-    it joins (in name order: which entry is which cannot be told, what it joins can). Anything
-    else is left as it is, and judged as a network this stack does not declare. Records that
-    carry no property dependencies (written by hand) tie no ID to a network: their
-    `dependencies` also hold `depends_on`, so a program joining another stack's network by a
-    literal ID while it depends on one of its own would pass for that one. A network whose name
-    the property holds anywhere but in an entry's name (an alias, or for a service anywhere in
-    its task spec) may have flowed in there instead, so it is no candidate: otherwise an alias
-    naming its own network made another stack's network, joined by a literal ID, pass as it.
+    it; or, where the records cannot tell, with the reason on `undecided_networks`.
+
+    The pack never sees a network's ID (the analyzer protocol carries none) and the engine's
+    property dependencies name only the top-level property a network's outputs flowed into
+    (`networksAdvanced`; a service's whole `taskSpec`). So an entry naming no network of the
+    stack is that network's ID only if nothing else in the property can have carried the
+    network's outputs: its name or logical name as a word of a string (an alias, a service's
+    env: a plain string and one that flowed in read the same), an ID-shaped string (Docker's
+    64 hex digits, Swarm's 25 characters, a render's `<logical name>-id`: its ID in a task
+    label), or an IP address from it
+    (`ipv4Address` taken from its IPAM output: an address when it declares no subnet, else
+    one inside its subnets). With as many such entries as networks that no other string can
+    account for, those are the networks it joins (in name order: which entry is which cannot
+    be told, what it joins can). Records without property dependencies (written by hand)
+    tie no ID to a network: their `dependencies` also hold `depends_on`.
     `declared_as` is the resource as declared (a service's task spec, before its shaping).
     """
     entries = items(resource.props.get("networksAdvanced"), "networksAdvanced")
     names = [text(mapping(e).get("name")) or "" for e in entries]
     unresolved = [i for i, name in enumerate(names) if name and name not in declared]
-    by_urn = {urn: name for name, urn in declared.items()}
-    flowed = dict(resource.property_dependencies)
+    if not unresolved:
+        return resource
+    by_urn = {network.urn: name for name, network in declared.items()}
     # A service's networks sit inside its task spec: the engine reports the top property.
     key = "taskSpec" if resource.type == SERVICE else "networksAdvanced"
-    sources = flowed.get(key, ())
-    elsewhere = Counter(_texts(declared_as.props.get(key)))
-    elsewhere.subtract(names)
-    candidates = sorted(
-        {by_urn[u] for u in sources if u in by_urn}
+    flowed = sorted(
+        {by_urn[u] for u in dict(resource.property_dependencies).get(key, ()) if u in by_urn}
         - set(names)
-        - {t for t, n in elsewhere.items() if n > 0}
     )
-    if not unresolved or len(unresolved) != len(candidates):
+    joined_by = {names[i] for i in unresolved}
+    others = [
+        (path, value)
+        for path, value in _leaves(declared_as.props.get(key), key)
+        if value not in joined_by and not _NETWORK_ENTRY.search(path)
+    ]
+    carried = {name: _carriers(declared[name], others) for name in flowed}
+    candidates = [name for name in flowed if not carried[name]]
+    if len(unresolved) == len(candidates):
+        resolved = [dict(mapping(e)) for e in entries]
+        for index, name in zip(unresolved, candidates, strict=True):
+            resolved[index]["name"] = name
+        return dataclasses.replace(resource, props={**resource.props, "networksAdvanced": resolved})
+    if not flowed:
         return resource
-    resolved = [dict(mapping(e)) for e in entries]
-    for index, name in zip(unresolved, candidates, strict=True):
-        resolved[index]["name"] = name
-    return dataclasses.replace(resource, props={**resource.props, "networksAdvanced": resolved})
+    why = "; ".join(
+        f"{label(declared[name], 'network')}'s outputs flowed into {key}"
+        + (f", but {carried[name][0]} may hold them instead" if carried[name] else "")
+        for name in flowed
+    )
+    fix = (
+        f" Join it by name (the network's `name` output), or keep the network's outputs and "
+        f"name out of the rest of {key}."
+    )
+    notes = tuple((names[i], f"one of these networks' ID: {why}.{fix}") for i in unresolved)
+    return dataclasses.replace(resource, undecided_networks=notes)
 
 
-def _texts(value: Any) -> Iterator[str]:
-    """Every string in a property value, at any depth (under the engine, props are
-    pulumi_policy's Mapping/Sequence proxies: policies/rules/_props.py)."""
+def undecided_network(resource: Resource, entry: str) -> str | None:
+    """Why the pack cannot tell which network of the stack `entry` is, if that is so."""
+    return dict(resource.undecided_networks).get(entry)
+
+
+# Where an entry names the network it joins; other strings of the property may carry a
+# network's outputs too. A Swarm config's or secret's ID sits in configId/secretId: a network
+# ID there fails the deployment, so those never account for a network.
+_NETWORK_ENTRY: Final = re.compile(
+    r"networksAdvanceds?\[\d+\]\.(name|id)$|networks\[\d+\]$|\.(configId|secretId)$"
+)
+_ID_SHAPED: Final = re.compile(r"[0-9a-f]{64}|[0-9a-z]{25}")
+
+
+def _carriers(network: Resource, others: Sequence[tuple[str, str]]) -> list[str]:
+    """Where the rest of a property may hold this network's outputs (see _networks_by_name)."""
+    named = [
+        re.compile(rf"(?<![\w-]){re.escape(n)}(?![\w-])")
+        for n in {network.name, known_text(network.props, "name")}
+        if n
+    ]
+    # The ID infra/mock_engine.py gives a network in a render (`policies.check --stack`).
+    rendered_id = f"{network.name}-id"
+    subnets = []
+    for ipam in items(network.props.get("ipamConfigs"), "ipamConfigs"):
+        try:
+            subnets.append(ipaddress.ip_network(text(mapping(ipam).get("subnet")) or "", False))
+        except ValueError:
+            continue
+    found = []
+    for path, value in others:
+        address = _address(value)
+        if (
+            any(n.search(value) for n in named)
+            or _ID_SHAPED.fullmatch(value)
+            or rendered_id in value
+            or (address is not None and (not subnets or any(address in s for s in subnets)))
+        ):
+            found.append(f"{path} ({value!r})")
+    return found
+
+
+def _address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_interface(value).ip
+    except ValueError:
+        return None
+
+
+def _leaves(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    """Every string in a property value with its path, at any depth (under the engine, props
+    are pulumi_policy's Mapping/Sequence proxies: policies/rules/_props.py)."""
     if isinstance(value, str):
-        yield value
+        yield path, value
     elif isinstance(value, Mapping):
-        for item in value.values():
-            yield from _texts(item)
+        for key, item in value.items():
+            yield from _leaves(item, f"{path}.{key}")
     elif isinstance(value, Sequence) and not isinstance(value, bytes):
-        for item in value:
-            yield from _texts(item)
+        for index, item in enumerate(value):
+            yield from _leaves(item, f"{path}[{index}]")
 
 
 def _networks(task: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -203,14 +203,14 @@ def _host_paths(props: Mapping[str, Any]) -> list[tuple[str, str, bool]]:
     """(where, host path as Docker resolves it, read-only) for every bind mount and host
     volume."""
     found = []
-    for index, mount in enumerate(items(props.get("mounts"))):
+    for index, mount in enumerate(items(props.get("mounts"), "mounts")):
         m = mapping(mount)
         if text(m.get("type")) == "bind" and text(m.get("source")):
             found.append(
                 (f"mounts[{index}]", _resolved(text(m.get("source")) or ""),
                  m.get("readOnly") is True)
             )  # fmt: skip
-    for index, volume in enumerate(items(props.get("volumes"))):
+    for index, volume in enumerate(items(props.get("volumes"), "volumes")):
         v = mapping(volume)
         if text(v.get("hostPath")):
             found.append(
@@ -239,7 +239,7 @@ def no_sensitive_mounts(resource: Resource, _config: Mapping[str, Any]) -> Itera
 
 
 def mount_propagation_private(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
-    for index, mount in enumerate(items(resource.props.get("mounts"))):
+    for index, mount in enumerate(items(resource.props.get("mounts"), "mounts")):
         options = mapping(mapping(mount).get("bindOptions"))
         if (text(options.get("propagation")) or "").lower() in (
             "shared",
@@ -350,7 +350,9 @@ def process_limited(resource: Resource, _config: Mapping[str, Any]) -> Iterator[
     if one_shot_initialiser(resource.props):
         return
     nproc = [
-        u for u in items(resource.props.get("ulimits")) if text(mapping(u).get("name")) == "nproc"
+        u
+        for u in items(resource.props.get("ulimits"), "ulimits")
+        if text(mapping(u).get("name")) == "nproc"
     ]
     hard = number(mapping(nproc[0]).get("hard")) if nproc else None
     soft = number(mapping(nproc[0]).get("soft")) if nproc else None

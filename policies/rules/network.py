@@ -37,7 +37,7 @@ from policies.rules._props import (
     text,
 )
 from policies.rules._redisconf import aliases, network_names, redis_servers
-from policies.rules._service_shape import task_containers
+from policies.rules._service_shape import task_containers, undecided_network
 from policies.rules.clients import is_redis_client
 
 _ALL_INTERFACES: Final = frozenset({"", "0.0.0.0", "::", "[::]"})  # noqa: S104 - what we reject
@@ -62,17 +62,54 @@ def user_defined_network(resource: Resource, _config: Mapping[str, Any]) -> Iter
         )
 
 
-def ports_bound_to_interface(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
+def ports_bound_to_interface(
+    resource: Resource, _config: Mapping[str, Any], default_ip: str = ""
+) -> Iterator[str]:
+    """`default_ip`: where Docker binds a port given no `ip` (ports_bound_in_stack)."""
     for index, port in enumerate(items(resource.props.get("ports"), "ports")):
         entry = mapping(port, f"ports[{index}]")
         ip = text(entry.get("ip"), f"ports[{index}].ip")
         if number(entry.get("external"), f"ports[{index}].external") in _EDGE_PORTS:
             continue  # an edge (HTTP/HTTPS) listener is meant to be reachable from outside
-        if ip is None or ip.strip() in _ALL_INTERFACES:
+        if (default_ip if ip is None else ip).strip() in _ALL_INTERFACES:
             yield (
                 f"{label(resource)} must bind ports[{index}] to a specific host address "
                 f"(ip: 127.0.0.1); it listens on every interface (CIS Docker 5.14)."
             )
+
+
+# A bridge network's address for ports published with none (Docker's port-publishing docs:
+# the option is the default bind address of a user-defined bridge network).
+_HOST_BINDING: Final = "com.docker.network.bridge.host_binding_ipv4"
+
+
+def ports_bound_in_stack(
+    resources: Sequence[Resource], config: Mapping[str, Any]
+) -> Iterator[Violation]:
+    """ports_bound_to_interface for each container, where a port with no `ip` binds to the
+    address every network it joins gives by default (it publishes through one of them, which
+    one is Docker's choice); a network of another stack, the default bridge (the daemon's
+    `--ip`), a networkMode or one network without the option: every interface."""
+    declared = _declared_networks(resources)
+    for container in of_type(resources, CONTAINER):
+        with reading(container):
+            joined = [declared.get(name) for name in network_names(container.props)]
+            mode = text(container.props.get("networkMode"), "networkMode") or ""
+            defaults = {_default_binding(n) for n in joined}
+            # networkMode set beside networks (bridge, a network's name) may put the container
+            # on a network whose default the stack does not show: every interface.
+            one = joined and len(defaults) == 1 and not mode
+            default_ip = defaults.pop() if one else ""
+            for message in ports_bound_to_interface(container, config, default_ip):
+                yield Violation(message, container.urn)
+
+
+def _default_binding(network: Resource | None) -> str:
+    if network is None:
+        return ""
+    with reading(network):
+        options = mapping(network.props.get("options"), "options")
+        return text(options.get(_HOST_BINDING), f"options[{_HOST_BINDING}]") or ""
 
 
 def redis_no_published_port(
@@ -82,7 +119,7 @@ def redis_no_published_port(
         props = server.resource.props
         with reading(server.resource):
             if server.resource.type == SERVICE:
-                published, where = bool(items(props.get("ports"))), "(endpointSpec.ports)"
+                published, where = bool(items(props.get("ports"), "ports")), "(endpointSpec.ports)"
             else:
                 published = bool(items(props.get("ports"), "ports")) or (
                     flag(props.get("publishAllPorts"), "publishAllPorts") is True
@@ -103,14 +140,14 @@ def no_unneeded_ports(resource: Resource, _config: Mapping[str, Any]) -> Iterato
             f"{label(resource)} must not set publishAllPorts; publish only the ports it needs "
             f"(CIS Docker 5.9)."
         )
-    if any(number(mapping(p).get("internal")) == 22 for p in items(props.get("ports"))):
+    if any(number(mapping(p).get("internal")) == 22 for p in items(props.get("ports"), "ports")):
         yield f"{label(resource)} must not publish SSH port 22 (CIS Docker 5.7)."
     if any(w.rsplit("/", 1)[-1] == "sshd" for w in argv_words(props)):
         yield f"{label(resource)} must not run sshd; use docker exec (CIS Docker 5.7)."
 
 
 def unprivileged_host_ports(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
-    for index, port in enumerate(items(resource.props.get("ports"))):
+    for index, port in enumerate(items(resource.props.get("ports"), "ports")):
         external = number(mapping(port).get("external"))
         if external is not None and 0 < external < 1024:
             yield (
@@ -194,7 +231,14 @@ def redis_internal_only(
             network = declared.get(name)
             if service and name == "host":
                 continue  # Swarm's predefined host network: reported above as the host's
-            if network is None:
+            if network is None and (note := undecided_network(resource, name)):
+                yield Violation(
+                    f"{redis_label(resource)} must attach only to networks this stack "
+                    f"declares with internal: true; the pack cannot tell whether "
+                    f"{_which(resource, index, name, value=True)} is {note}",
+                    resource.urn,
+                )
+            elif network is None:
                 which = _which(resource, index, name)
                 yield Violation(
                     f"{redis_label(resource)} must attach only to networks this stack "
@@ -210,13 +254,13 @@ def redis_internal_only(
                 )
 
 
-def _which(resource: Resource, index: int, name: str) -> str:
+def _which(resource: Resource, index: int, name: str, *, value: bool = False) -> str:
     """Where a container names a network: its networksAdvanced entry, or the network's name
     when the index would be ambiguous (a service's v4 networksAdvanceds and v3 networks, a
     container's v3 networks)."""
     if resource.type == SERVICE or "networks" in resource.props:
         return f"its network {name!r}"
-    return f"networksAdvanced[{index}]"
+    return f"networksAdvanced[{index}] ({name!r})" if value else f"networksAdvanced[{index}]"
 
 
 def _internal(network: Resource) -> bool:
@@ -263,7 +307,7 @@ def stack_network_scoped(
                 f"share a network.",
                 network.urn,
             )
-        for index, ipam in enumerate(items(network.props.get("ipamConfigs"))):
+        for index, ipam in enumerate(items(network.props.get("ipamConfigs"), "ipamConfigs")):
             subnet = _network(text(mapping(ipam).get("subnet")) or "")
             allowed_here = subnet is not None and any(
                 a is not None and subnet.version == a.version and subnet.subnet_of(a)  # type: ignore[arg-type]
@@ -277,8 +321,17 @@ def stack_network_scoped(
                 )
     for container in task_containers(resources):
         for index, name in enumerate(network_names(container.props)):
-            if name not in declared and not (container.type == SERVICE and name == "host"):
-                which = _which(container, index, name)
+            if name in declared or (container.type == SERVICE and name == "host"):
+                continue
+            which = _which(container, index, name)
+            if note := undecided_network(container, name):
+                entry = _which(container, index, name, value=True)
+                yield Violation(
+                    f"{label(container)} must join only networks this stack declares; the "
+                    f"pack cannot tell whether {entry} is {note}",
+                    container.urn,
+                )
+            else:
                 yield Violation(
                     f"{label(container)} must join only networks this stack declares; "
                     f"{which} belongs to something else.",
@@ -326,11 +379,10 @@ RULES: Final = (
         check=user_defined_network,
         refs=("NET-02", "cis-docker-5.30"),
     ),
-    ResourceRule(
+    StackRule(
         name="network-port-bound-to-interface",
         description="Published ports are bound to a specific host address.",
-        resource_types=(CONTAINER,),
-        check=ports_bound_to_interface,
+        check=ports_bound_in_stack,
         refs=("NET-03", "cis-docker-5.14"),
     ),
     StackRule(

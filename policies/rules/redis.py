@@ -87,7 +87,12 @@ def per_server(
             try:
                 messages = list(check(server, config))
             except Unreadable as exc:
-                messages = [exc.message(redis_label(server.resource), "this Redis rule")]
+                subject = redis_label(server.resource)
+                exc.subject = exc.subject or (
+                    _in_sentinel_words(subject) if server.sentinel else subject
+                )
+                yield Violation("", server.resource.urn, unreadable=exc)
+                continue
             if server.resource.type == SERVICE:
                 messages = [in_service_words(m) for m in messages]
             if server.sentinel:
@@ -656,12 +661,12 @@ def maxmemory_policy_evicts(server: RedisServer, _config: Mapping[str, Any]) -> 
 def data_on_named_volume(server: RedisServer, _config: Mapping[str, Any]) -> Iterator[str]:
     data_dir = server.settings.value("dir") or "/data"
     props = server.resource.props
-    for mount in items(props.get("mounts")):
+    for mount in items(props.get("mounts"), "mounts"):
         m = mapping(mount)
         target = text(m.get("target")) or ""
         if target and is_under(data_dir, target) and text(m.get("type")) == "bind":
             yield _data_message(server)
-    for volume in items(props.get("volumes")):
+    for volume in items(props.get("volumes"), "volumes"):
         v = mapping(volume)
         target = text(v.get("containerPath")) or ""
         if target and is_under(data_dir, target) and text(v.get("hostPath")):
@@ -693,12 +698,12 @@ def tls_key_mount_read_only(server: RedisServer, _config: Mapping[str, Any]) -> 
         return
     props = server.resource.props
     holders: list[tuple[str, bool]] = []
-    for index, mount in enumerate(items(props.get("mounts"))):
+    for index, mount in enumerate(items(props.get("mounts"), "mounts")):
         m = mapping(mount)
         target = text(m.get("target")) or ""
         if target and is_under(key, target):
             holders.append((target, flag(m.get("readOnly"), f"mounts[{index}].readOnly") is True))
-    for index, volume in enumerate(items(props.get("volumes"))):
+    for index, volume in enumerate(items(props.get("volumes"), "volumes")):
         v = mapping(volume)
         target = text(v.get("containerPath")) or ""
         if target and is_under(key, target):

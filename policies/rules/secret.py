@@ -27,7 +27,16 @@ from policies.rules._model import (
     StackRule,
     Violation,
 )
-from policies.rules._props import envs, items, label, mapping, number, text, uploads
+from policies.rules._props import (
+    envs,
+    items,
+    label,
+    mapping,
+    number,
+    reading,
+    text,
+    uploads,
+)
 from policies.rules._secrets import (
     _URL_WITH_PASSWORD,
     is_secret_upload,
@@ -140,7 +149,7 @@ def provider_credentials_inline(resource: Resource, _config: Mapping[str, Any]) 
     props = resource.props
     inline = bool(text(props.get("keyMaterial"))) or any(
         text(mapping(a).get("configFileContent")) or text(mapping(a).get("password"))
-        for a in items(props.get("registryAuth"))
+        for a in items(props.get("registryAuth"), "registryAuth")
     )
     if inline:
         yield (
@@ -190,7 +199,9 @@ def not_shared_in_plain_form(
     # a thousand resources (README, "Large stacks").
     holders: dict[str, set[str]] = {}
     for source in task_containers(resources):
-        for secret in _secrets_of(source):
+        with reading(source):
+            secrets = _secrets_of(source)
+        for secret in secrets:
             holders.setdefault(secret.strip(), set()).add(source.urn)
     if not holders:
         return

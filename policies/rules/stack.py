@@ -12,6 +12,7 @@ from policies.rules._props import (
     mapping,
     names_per_stack,
     of_type,
+    reading,
     stack_token_in,
     text,
 )
@@ -30,11 +31,11 @@ def volume_no_host_path(resource: Resource, _config: Mapping[str, Any]) -> Itera
 
 def _volume_references(props: Mapping[str, Any]) -> list[tuple[str, str]]:
     found = []
-    for index, mount in enumerate(items(props.get("mounts"))):
+    for index, mount in enumerate(items(props.get("mounts"), "mounts")):
         m = mapping(mount)
         if text(m.get("type")) == "volume" and text(m.get("source")):
             found.append((f"mounts[{index}]", text(m.get("source")) or ""))
-    for index, volume in enumerate(items(props.get("volumes"))):
+    for index, volume in enumerate(items(props.get("volumes"), "volumes")):
         name = text(mapping(volume).get("volumeName"))
         if name:
             found.append((f"volumes[{index}]", name))
@@ -55,7 +56,9 @@ def volume_scoped(resources: Sequence[Resource], _config: Mapping[str, Any]) -> 
             )
     for container in task_containers(resources):
         spec = "taskSpec.containerSpec." if container.type == SERVICE else ""
-        for where, name in _volume_references(container.props):
+        with reading(container):
+            references = _volume_references(container.props)
+        for where, name in references:
             if name not in declared:
                 yield Violation(
                     f"{label(container)} must mount only volumes this stack declares; "

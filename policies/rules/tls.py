@@ -24,7 +24,16 @@ from policies.rules._model import (
     Violation,
     kind_of,
 )
-from policies.rules._props import envs, label, number, redis_label, strings, text, uploads
+from policies.rules._props import (
+    envs,
+    label,
+    number,
+    reading,
+    redis_label,
+    strings,
+    text,
+    uploads,
+)
 from policies.rules._redisconf import aliases, redis_servers
 from policies.rules._secrets import private_key_blocks
 from policies.rules._service_shape import in_service_words, task_containers
@@ -167,7 +176,9 @@ def private_key_unique(
     seen: dict[str, set[str]] = {}
     holders: dict[str, list[Resource]] = {}
     for resource in task_containers(resources):
-        for upload in uploads(resource.props):
+        with reading(resource):
+            received = uploads(resource.props)
+        for upload in received:
             for block in private_key_blocks(upload.content or ""):
                 seen.setdefault(block, set()).add(upload.basename)
                 holders.setdefault(block, []).append(resource)
@@ -184,11 +195,11 @@ def private_key_unique(
 def server_certificate_profile(
     resources: Sequence[Resource], _config: Mapping[str, Any]
 ) -> Iterator[Violation]:
-    dials = [
-        (client.urn, (urlsplit(url).hostname or "").lower())
-        for client in task_containers(resources)
-        for _, url in redis_urls(client.props)
-    ]
+    dials = []
+    for client in task_containers(resources):
+        with reading(client):
+            urls = redis_urls(client.props)
+        dials += [(client.urn, (urlsplit(url).hostname or "").lower()) for _, url in urls]
     for server in redis_servers(resources):
         path = server.settings.value("tls-cert-file")
         if not path:
@@ -236,8 +247,9 @@ def ca_key_not_deployed(
                 if cert is not None and cert.is_ca:
                     ca_keys.add(cert.public_key)
     for resource in task_containers(resources):
-        texts = [u.content or "" for u in uploads(resource.props)]
-        texts += [value for _, value in envs(resource.props)]
+        with reading(resource):
+            texts = [u.content or "" for u in uploads(resource.props)]
+            texts += [value for _, value in envs(resource.props)]
         for blob in texts:
             if any(private_key_public_bytes(b) in ca_keys for b in private_key_blocks(blob)):
                 yield Violation(

@@ -58,6 +58,53 @@ def test_table_output__names_config_counts_and_violations(tmp_path: Path) -> Non
     assert "mandatory  redis-tls-only" in text
 
 
+def test_table__one_row_per_wrong_typed_property_however_many_policies_need_it(
+    tmp_path: Path,
+) -> None:
+    """A Redis container's `command` and `envs` of the wrong type: every policy that needs
+    them still fails (fail closed, as under the engine), but the table says each property
+    once, with what is wrong, where, what it should be, and how many policies it blocks (red
+    before: 39 rows, one per policy)."""
+    raw = foreign.raw()
+    cache = next(item for item in raw if item["name"] == "cache")["props"]
+    cache.update(command="redis-server /secrets/redis.conf", envs={"A": "b"})
+    out = io.StringIO()
+    assert run(_args(_write(tmp_path, raw), "--stack-name", "prod"), out) == 1
+    rows = [line for line in out.getvalue().splitlines() if "cannot read it" in line]
+    assert len(rows) == 2, out.getvalue()
+    command, envs = sorted(rows)
+    assert "Container cache (shop-prod-cache): command must be a list, not a string" in command
+    assert "Container cache (shop-prod-cache): envs must be a list, not an object" in envs
+    for row in rows:
+        assert row.startswith("mandatory  ")
+        assert " policies (" in row
+        assert ") cannot confirm it is safe" in row
+        assert "redis-tls-only" in command
+        assert row.endswith("Fix the property's type.")
+    # JSON lines keep one line per policy: a machine reads each policy's verdict.
+    out = io.StringIO()
+    assert run(_args(_write(tmp_path, raw), "--stack-name", "prod", "--json"), out) == 1
+    policies = [json.loads(line)["policy"] for line in out.getvalue().splitlines()]
+    assert len([p for p in policies if p.startswith("redis-")]) > 10
+
+
+def test_table_header__names_the_config_given_as_the_users_not_the_environments(
+    tmp_path: Path,
+) -> None:
+    """`--config FILE`: the header said "production config FILE" (red before); the
+    environment's config is the default only."""
+    config = tmp_path / "mine.json"
+    config.write_text(json.dumps({"redis-tls-only": "mandatory"}))
+    out = io.StringIO()
+    run(_args(_write(tmp_path, PLAINTEXT_REDIS), "--config", str(config)), out)
+    header = out.getvalue().splitlines()[0]
+    assert f"(1 resources, config {config})" in header, header
+    assert "production" not in header
+    out = io.StringIO()
+    run(_args(_write(tmp_path, PLAINTEXT_REDIS)), out)
+    assert "production config " in out.getvalue().splitlines()[0]
+
+
 def test_stack__renders_the_program_and_uses_its_config() -> None:
     out = io.StringIO()
     assert run(["--stack", "prod"], out) == 0

@@ -17,7 +17,10 @@ program: under Pulumi's mock runtime (tests/policy/program_render.py), so the pu
 itself writes the properties the pack reads. They add Redis Sentinel (started three ways, and
 Bitnami's image), cluster nodes, a Swarm service, the host network, redis-stack, Valkey started by
 a script, options after the image only, Dragonfly, Redis inside a ComponentResource (its
-resources' URNs carry the component's type) and two Go programs' plain containers.
+resources' URNs carry the component's type), two Go programs' plain containers, two Python
+programs' nginx (by tag; on a host port Docker picks) and two Terraform programs for the provider
+pulumi-docker bridges (Redis published on every interface; a home server's Redis on a bridge with
+masquerading off but not internal, beside Postgres with its password in env).
 """
 
 from __future__ import annotations

@@ -158,6 +158,101 @@ def test_network_id_of_another_stack_beside_its_own_networks_name__is_still_not_
     assert {"stack-network-scoped", "network-redis-internal-only"} <= violated
 
 
+def test_network_id_of_another_stack_beside_its_own_networks_address__is_still_not_this_stacks(
+    analyze: Analyze,
+) -> None:
+    """An address taken from its own network's IPAM output (`ipv4_address`) flowed into the
+    same property as another stack's network ID: the dependency is explained by the address,
+    so it is no sign the ID is its own network's (red before: the ID passed as its own)."""
+
+    def program() -> None:
+        network = docker.Network(
+            "cache-net",
+            name="shop-prod-cache",
+            internal=True,
+            ipam_configs=[docker.NetworkIpamConfigArgs(subnet="10.9.0.0/24")],
+        )
+        address = network.ipam_configs.apply(lambda _: "10.9.0.5")
+        docker.Container(
+            "cache",
+            name="shop-prod-cache",
+            image=foreign.REDIS_IMAGE,
+            networks_advanced=[
+                docker.ContainerNetworksAdvancedArgs(name="f" * 64, ipv4_address=address)
+            ],
+        )
+
+    records = render_program(program, project=foreign.PROJECT, stack=foreign.STACK)
+    violated = mandatory(analyze(records))
+    assert {"stack-network-scoped", "network-redis-internal-only"} <= violated
+
+
+def test_service_network_id_of_another_stack_beside_its_own_networks_id_in_a_label__is_rejected(
+    analyze: Analyze,
+) -> None:
+    """A service's task spec is one property to the engine: its own network's ID in a task
+    label explains the dependency as well as the networks entry would, so another stack's
+    network ID in the entry is not taken for its own (red before: it passed as its own)."""
+
+    def program() -> None:
+        network = docker.Network("cache-net", name="shop-prod-cache", internal=True)
+        docker.Service(
+            "cache",
+            name="shop-prod-cache",
+            task_spec=docker.ServiceTaskSpecArgs(
+                container_spec=docker.ServiceTaskSpecContainerSpecArgs(
+                    image=foreign.REDIS_IMAGE,
+                    labels=[
+                        docker.ServiceTaskSpecContainerSpecLabelArgs(
+                            label="network", value=network.id
+                        )
+                    ],
+                ),
+                networks_advanceds=[docker.ServiceTaskSpecNetworksAdvancedArgs(id="f" * 64)],
+            ),
+        )
+
+    records = render_program(program, project=foreign.PROJECT, stack=foreign.STACK)
+    violated = mandatory(analyze(records))
+    assert {"stack-network-scoped", "network-redis-internal-only"} <= violated
+
+
+def test_service_joining_by_id_with_its_networks_name_as_plain_text__is_told_the_truth(
+    analyze: Analyze,
+) -> None:
+    """A secure service joined by `network.id` that also holds the network's name as a plain
+    string in its env: the records cannot tell it from another stack's network ID beside a
+    name that flowed in (the test above, with aliases/env), so it is refused, but told why
+    and how to fix it, not that its network "belongs to something else" (red before)."""
+
+    def with_plain_name(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for item in items:
+            if item["name"] == "cache":
+                item["props"]["taskSpec"]["containerSpec"].setdefault("env", {})[
+                    "CACHE_NETWORK"
+                ] = "shop-prod-cache"
+        return items
+
+    program = _sdk_program_joining_networks_by_id(lambda: with_plain_name(swarm.raw()))
+    records = render_program(program, project=foreign.PROJECT, stack=foreign.STACK)
+    findings = analyze(records)
+    messages = {
+        f.policy: f.message
+        for f in findings
+        if f.policy in ("stack-network-scoped", "network-redis-internal-only")
+    }
+    assert set(messages) == {"stack-network-scoped", "network-redis-internal-only"}, describe(
+        findings
+    )
+    for message in messages.values():
+        assert "belongs to something else" not in message
+        assert "is not declared here" not in message
+        assert "cannot tell" in message
+        assert "network cache-net (shop-prod-cache)" in message
+        assert "taskSpec.containerSpec.env.CACHE_NETWORK ('shop-prod-cache')" in message
+        assert "Join it by name" in message
+
+
 def test_network_id_of_another_stack_beside_a_depends_on__is_still_not_this_stacks(
     analyze: Analyze,
 ) -> None:

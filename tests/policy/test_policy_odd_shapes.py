@@ -124,6 +124,34 @@ def test_every_stack_rule_that_cannot_read_networks__names_the_container(
         assert finding.resource == "cache"
 
 
+@pytest.mark.parametrize(
+    ("props", "said"),
+    [
+        ({"command": "redis-server /secrets/redis.conf"}, "command must be a list, not a string"),
+        ({"uploads": "redis.conf"}, "uploads must be a list, not a string"),
+        ({"mounts": {"target": "/data"}}, "mounts must be a list, not an object"),
+        ({"envs": {"A": "b"}}, "envs must be a list, not an object"),
+    ],
+    ids=["command", "uploads", "mounts", "envs"],
+)
+def test_every_rule_that_cannot_read_a_property__names_the_resource_and_what_it_got(
+    pack: PackServer, props: dict[str, Any], said: str
+) -> None:
+    """Each rule that needed the wrong-typed property says whose it is and what was given
+    (red before: the TLS, secret-sharing and volume stack rules said "a resource of this
+    stack", and no message said what the value was)."""
+    records = _foreign_with("cache", **props)
+    config = json.loads(strictness.config_file(strictness.of_records(records)).read_text())
+    unreadable = [f for f in evaluate(pack, records, config) if "cannot read it" in f.message]
+    assert unreadable
+    named = ("Container cache", "Container cache (shop-prod-cache)",
+             "Redis container cache (shop-prod-cache)")  # fmt: skip
+    for finding in unreadable:
+        assert finding.message.split(":")[0] in named, (finding.policy, finding.message)
+        assert said in finding.message, (finding.policy, finding.message)
+        assert finding.resource == "cache"
+
+
 def test_tls_key_mount_read_only_given_as_a_string__is_a_type_error_not_a_writable_mount(
     pack: PackServer,
 ) -> None:

@@ -398,7 +398,7 @@ def test_unreadable_value__violates_the_rule_that_needed_it(
 def test_unreadable_value_in_a_stack_rule__names_the_resource() -> None:
     records = stack(container("web", image="web:1", ports="6379:6379"))
     assert only(run_rule("network-redis-no-published-port", records)) == (
-        "Container web: ports must be a list; the pack cannot read it, so "
+        "Container web: ports must be a list, not a string; the pack cannot read it, so "
         "network-redis-no-published-port cannot confirm it is safe. Fix the property's type."
     )
 

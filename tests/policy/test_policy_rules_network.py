@@ -120,3 +120,47 @@ def test_stack_network_scoped__accepts_only_allowed_subnets() -> None:
 def test_docker_api_authenticated(host: str, props: dict[str, Any], fails: bool) -> None:
     stack = add(foreign.records(), "pulumi:providers:docker", "remote", {"host": host, **props})
     assert bool(run_rule("network-docker-api-authenticated", stack)) is fails
+
+
+_LOOPBACK_DEFAULT = {"com.docker.network.bridge.host_binding_ipv4": "127.0.0.1"}
+
+
+@pytest.mark.parametrize(
+    ("cache_net", "edge_net", "bound"),
+    [
+        (_LOOPBACK_DEFAULT, _LOOPBACK_DEFAULT, True),
+        (_LOOPBACK_DEFAULT, None, False),
+        (_LOOPBACK_DEFAULT, {"com.docker.network.bridge.host_binding_ipv4": "0.0.0.0"}, False),
+        ({"com.docker.network.bridge.host_binding_ipv4": "10.0.0.200"},
+         {"com.docker.network.bridge.host_binding_ipv4": "10.0.0.200"}, True),
+    ],
+    ids=["every-network-loopback", "one-network-without", "one-network-any", "a-host-address"],
+)  # fmt: skip
+def test_port_without_ip__is_bound_where_every_network_it_joins_binds_by_default(
+    cache_net: dict[str, str] | None, edge_net: dict[str, str] | None, bound: bool
+) -> None:
+    """A port with no `ip` binds to the default address of the bridge network it is published
+    through (`com.docker.network.bridge.host_binding_ipv4`, Docker's port-publishing docs;
+    bkk87/docker-home-server's networks set it to 127.0.0.1). The web container joins two
+    networks: only when both give one specific address is the port bound (red before: always
+    "listens on every interface")."""
+    stack = foreign.raw()
+    for name, options in (("cache-net", cache_net), ("edge-net", edge_net)):
+        if options is not None:
+            next(i for i in stack if i["name"] == name)["props"]["options"] = options
+    web = next(i for i in stack if i["name"] == "web")["props"]
+    web["ports"] = [{"internal": 8000, "external": 8443}]
+    found = run_rule("network-port-bound-to-interface", foreign.records(stack))
+    assert (found == []) is bound, found
+
+
+def test_port_without_ip_on_the_default_bridge__listens_on_every_interface() -> None:
+    """The default bridge's default address is the daemon's (`--ip`), which the stack does
+    not declare: every interface, as before."""
+    stack = foreign.raw()
+    web = next(i for i in stack if i["name"] == "web")["props"]
+    web.update(ports=[{"internal": 8000, "external": 8443}], networksAdvanced=[])
+    assert run_rule("network-port-bound-to-interface", foreign.records(stack)) == [
+        "Container web (shop-prod-web) must bind ports[0] to a specific host address "
+        "(ip: 127.0.0.1); it listens on every interface (CIS Docker 5.14)."
+    ]
