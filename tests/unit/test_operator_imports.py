@@ -2,7 +2,8 @@
 
 scripts/rotate.sh runs `python -m infra.stack_config get/set` and `-m infra.rotation_probe
 unfinished` several times per rotation, scripts/setup-secure-redis.sh and teardown.sh
-`-m infra.firewall`, and the tests start them hundreds of times. `pulumi` and `pulumi_docker`
+`-m infra.firewall`, scripts/pulumi-deploy.sh `-m policies.strictness`, and the tests start
+them hundreds of times. `pulumi` and `pulumi_docker`
 alone cost about half a CPU second per start; these commands only read a stack file, a
 snapshot or names (infra/naming.py, infra/settings.py). Each command runs for real here, in a
 fresh interpreter, and the test reads which packages it had loaded when it finished.
@@ -21,6 +22,7 @@ import pytest
 
 from infra.settings import REPO_ROOT
 from infra.stack_config import get_setting
+from policies import strictness
 
 # Runs `python -m MODULE ARGS...` as the shell scripts do, then writes the top-level packages
 # of every module it had loaded to the file named first.
@@ -85,4 +87,10 @@ def test_rotation_probe_unfinished__loads_no_pulumi_and_no_docker_sdk(tmp_path: 
 def test_help__loads_no_pulumi(tmp_path: Path, module: str) -> None:
     out, loaded = _run(tmp_path, module, "--help")
     assert f"{module}" in out
+    assert not loaded & PULUMI
+
+
+def test_policies_strictness__loads_no_pulumi(tmp_path: Path) -> None:
+    out, loaded = _run(tmp_path, "policies.strictness", "--stack", "dev")
+    assert out.strip() == str(strictness.config_file(strictness.of_stack("dev")))
     assert not loaded & PULUMI
