@@ -2,21 +2,21 @@
 
 Names are plain strings, never outputs of other resources, so policies can join containers to
 networks and volumes by name even during a preview (docs/design.md#policy-readable-declarations).
+Pure: the operator commands import it (through infra/settings.py too), so the Pulumi-typed
+options and label lists built from these are in infra/components/docker_objects.py.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any, Final
-
-import pulumi
-import pulumi_docker as docker
+from typing import Final
 
 PROJECT: Final = "secure-redis"
 STACK_LABEL: Final = "io.secure-redis.stack"
 ROLE_LABEL: Final = "io.secure-redis.role"
+# Redis's alias on the stack's backend network: the host name its clients connect to.
+REDIS_ALIAS: Final = "redis"
 # Changes whenever certificates or secrets are regenerated, so the containers that read them
 # are replaced (and restarted) with the new material.
 MATERIAL_LABEL: Final = "io.secure-redis.material-revision"
@@ -57,45 +57,19 @@ def bridge_interface(stack: str, role: Role) -> str:
     return f"sr_{digest}{tag}"
 
 
-def named_options(parent: pulumi.Resource, **extra: Any) -> pulumi.ResourceOptions:
-    """Options for a Docker object with a fixed name. Docker refuses two objects with one name,
-    so a replacement must delete the old object before creating the new one."""
-    return pulumi.ResourceOptions(parent=parent, delete_before_replace=True, **extra)
-
-
 def label_pairs(stack: str, role: Role) -> dict[str, str]:
     return {STACK_LABEL: stack, ROLE_LABEL: role.value}
-
-
-def container_labels(
-    stack: str, role: Role, extra: Mapping[str, pulumi.Input[str]] | None = None
-) -> list[docker.ContainerLabelArgs]:
-    pairs: dict[str, pulumi.Input[str]] = {**label_pairs(stack, role), **(extra or {})}
-    return [docker.ContainerLabelArgs(label=k, value=pairs[k]) for k in sorted(pairs)]
-
-
-def network_labels(stack: str, role: Role) -> list[docker.NetworkLabelArgs]:
-    pairs = label_pairs(stack, role)
-    return [docker.NetworkLabelArgs(label=k, value=v) for k, v in sorted(pairs.items())]
-
-
-def volume_labels(stack: str, role: Role) -> list[docker.VolumeLabelArgs]:
-    pairs = label_pairs(stack, role)
-    return [docker.VolumeLabelArgs(label=k, value=v) for k, v in sorted(pairs.items())]
 
 
 __all__ = [
     "BRIDGE_NAME_OPTION",
     "MATERIAL_LABEL",
     "PROJECT",
+    "REDIS_ALIAS",
     "ROLE_LABEL",
     "STACK_LABEL",
     "Role",
     "bridge_interface",
-    "container_labels",
     "label_pairs",
-    "named_options",
-    "network_labels",
     "object_name",
-    "volume_labels",
 ]

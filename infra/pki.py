@@ -11,7 +11,6 @@ import datetime as dt
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Final
 
 from cryptography import x509
@@ -24,17 +23,10 @@ from cryptography.hazmat.primitives.asymmetric.types import (
 )
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from infra.key_algorithms import KeyAlgorithm
+
 # Tolerate small clock differences between the machine that issues and the one that verifies.
 _BACKDATE: Final = dt.timedelta(minutes=5)
-
-
-class KeyAlgorithm(StrEnum):
-    """Key types accepted for CA and leaf keys. All are usable with TLS 1.3 (RFC 8446 4.2.3)."""
-
-    ECDSA_P256 = "ecdsa-p256"
-    ECDSA_P384 = "ecdsa-p384"
-    RSA_3072 = "rsa-3072"
-    RSA_4096 = "rsa-4096"
 
 
 class PkiError(ValueError):

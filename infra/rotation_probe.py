@@ -35,8 +35,7 @@ from typing import Any, Final
 from cryptography.hazmat.primitives import serialization
 
 from infra import pki
-from infra.components.redis import REDIS_ALIAS
-from infra.naming import object_name
+from infra.naming import REDIS_ALIAS, object_name
 from infra.settings import SettingsError, load_settings, load_stack_file
 
 REDIS_DIR: Final = "/etc/secure-redis"

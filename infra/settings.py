@@ -17,7 +17,7 @@ from typing import Any, Final, TypeVar
 
 import yaml
 
-from infra.pki import KeyAlgorithm
+from infra.key_algorithms import KeyAlgorithm
 from infra.profiles import (
     LEAF_VALIDITY_LIMIT,
     PASSWORD_FLOOR,

@@ -11,17 +11,12 @@ import pulumi
 from infra.components.app import AppFiles, CacheApp, CacheAppArgs
 from infra.components.exporter import ExporterFiles, RedisExporter, RedisExporterArgs
 from infra.components.networks import StackNetworks, StackNetworksArgs
-from infra.components.redis import (
-    REDIS_ALIAS,
-    RedisFiles,
-    RedisServer,
-    RedisServerArgs,
-)
+from infra.components.redis import RedisFiles, RedisServer, RedisServerArgs
 from infra.components.reload import ReloadFiles
 from infra.components.rotation import RotationFiles, RotationPass, RotationPassArgs
 from infra.components.secrets import StackSecrets, StackSecretsArgs
 from infra.components.tls import TlsMaterial, TlsMaterialArgs
-from infra.naming import Role, object_name
+from infra.naming import REDIS_ALIAS, Role, object_name
 from infra.providers.secrets import GeneratedPassword, PasswordPhase
 from infra.redis_acl import render_acl_file_from_hashes
 from infra.security_summary import DeclaredResources, security_summary

@@ -18,9 +18,10 @@ from typing import Any, Final
 import pulumi
 import pulumi_docker as docker
 
+from infra.components.docker_objects import container_labels, named_options
 from infra.components.material import MaterialFile, MaterialVolume, MaterialVolumeArgs
 from infra.images import local_image
-from infra.naming import Role, container_labels, named_options, object_name
+from infra.naming import Role, object_name
 from infra.runtime_ids import runtime_id
 from infra.settings import REPO_ROOT
 

@@ -27,15 +27,8 @@ from typing import Final
 import pulumi
 import pulumi_docker as docker
 
-from infra.naming import (
-    MATERIAL_LABEL,
-    PROJECT,
-    Role,
-    container_labels,
-    named_options,
-    object_name,
-    volume_labels,
-)
+from infra.components.docker_objects import container_labels, named_options, volume_labels
+from infra.naming import MATERIAL_LABEL, PROJECT, Role, object_name
 
 PRIVATE_MODE: Final = "0400"
 PUBLIC_MODE: Final = "0444"

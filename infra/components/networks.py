@@ -7,14 +7,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from infra.naming import (
-    BRIDGE_NAME_OPTION,
-    Role,
-    bridge_interface,
-    named_options,
-    network_labels,
-    object_name,
-)
+from infra.components.docker_objects import named_options, network_labels
+from infra.naming import BRIDGE_NAME_OPTION, Role, bridge_interface, object_name
 
 
 @dataclass(frozen=True)

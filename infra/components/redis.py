@@ -8,17 +8,12 @@ from typing import Final
 import pulumi
 import pulumi_docker as docker
 
+from infra.components.docker_objects import container_labels, named_options, volume_labels
 from infra.components.hardening import hardened_runtime
 from infra.components.material import MaterialFile, MaterialVolume, MaterialVolumeArgs
 from infra.components.reload import RedisReload, RedisReloadArgs, ReloadFiles
 from infra.images import local_image
-from infra.naming import (
-    Role,
-    container_labels,
-    named_options,
-    object_name,
-    volume_labels,
-)
+from infra.naming import REDIS_ALIAS, Role, object_name
 from infra.redis_acl import HEALTHCHECK_USER
 from infra.redis_conf import RedisTlsConf, directives, render_redis_conf
 from infra.runtime_ids import runtime_id
@@ -28,7 +23,6 @@ from infra.settings import REPO_ROOT
 # jemalloc), an AOF rewrite child, and the health check's shell, redis-cli, cat and grep, with
 # room to spare; far below what a fork bomb needs.
 REDIS_NPROC: Final = 64
-REDIS_ALIAS: Final = "redis"
 MATERIAL_DIR: Final = "/etc/secure-redis"
 DATA_DIR: Final = "/data"
 IMAGE_CONTEXT: Final = REPO_ROOT / "infra" / "redis-image"
@@ -236,7 +230,6 @@ class RedisServer(pulumi.ComponentResource):
 __all__ = [
     "DATA_DIR",
     "MATERIAL_DIR",
-    "REDIS_ALIAS",
     "REDIS_NPROC",
     "RedisFiles",
     "RedisServer",

@@ -25,6 +25,7 @@ from typing import Final
 import pulumi
 import pulumi_docker as docker
 
+from infra.components.docker_objects import container_labels, named_options
 from infra.components.hardening import hardened_job
 from infra.components.material import (
     ClientIdentityFiles,
@@ -32,7 +33,7 @@ from infra.components.material import (
     MaterialVolumeArgs,
     revision_hash,
 )
-from infra.naming import MATERIAL_LABEL, Role, container_labels, named_options, object_name
+from infra.naming import MATERIAL_LABEL, Role, object_name
 from infra.redis_acl import RELOAD_USER
 
 RELOAD_CONSUMER: Final = "reload"

@@ -1,0 +1,96 @@
+"""The operator commands scripts/*.sh run many times load neither Pulumi nor what they never use.
+
+scripts/rotate.sh runs `python -m infra.stack_config get/set` and `-m infra.rotation_probe
+unfinished` several times per rotation, scripts/setup-secure-redis.sh and teardown.sh
+`-m infra.firewall`, scripts/pulumi-deploy.sh `-m policies.strictness`, and the tests start
+them hundreds of times. `pulumi` and `pulumi_docker`
+alone cost about half a CPU second per start; these commands only read a stack file, a
+snapshot or names (infra/naming.py, infra/settings.py). Each command runs for real here, in a
+fresh interpreter, and the test reads which packages it had loaded when it finished.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+import pytest
+
+from infra.settings import REPO_ROOT
+from infra.stack_config import get_setting
+from policies import strictness
+
+# Runs `python -m MODULE ARGS...` as the shell scripts do, then writes the top-level packages
+# of every module it had loaded to the file named first.
+_RUN_AND_LIST: Final = """
+import json, runpy, sys
+out, module = sys.argv[1], sys.argv[2]
+sys.argv = [module, *sys.argv[3:]]
+try:
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
+    code = 0
+except SystemExit as exc:
+    code = exc.code
+with open(out, "w") as f:
+    json.dump({"code": code, "loaded": sorted({name.split(".")[0] for name in sys.modules})}, f)
+"""
+PULUMI: Final = frozenset({"pulumi", "pulumi_docker", "grpc"})
+
+
+def _run(tmp_path: Path, module: str, *args: str) -> tuple[str, set[str]]:
+    """The command's stdout and the top-level packages it loaded; it must exit 0."""
+    listing = tmp_path / "loaded.json"
+    argv: Sequence[str] = [sys.executable, "-c", _RUN_AND_LIST, str(listing), module, *args]
+    done = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(listing.read_text())
+    assert result["code"] in (0, None), done.stderr
+    return done.stdout, set(result["loaded"])
+
+
+def test_stack_config_get__loads_no_pulumi_and_no_cryptography(tmp_path: Path) -> None:
+    out, loaded = _run(tmp_path, "infra.stack_config", "get", "--stack", "dev", "redisPort")
+    assert out.strip() == str(get_setting("dev", "redisPort"))
+    assert not loaded & (PULUMI | {"cryptography", "docker"})
+
+
+def test_rotation_probe_unfinished__loads_no_pulumi_and_no_docker_sdk(tmp_path: Path) -> None:
+    snapshot = tmp_path / "before.json"
+    snapshot.write_text(
+        json.dumps(
+            {
+                "previous_key_ids": [],
+                "acl": {"app": ["a", "b"]},
+                "redis_trusts": ["1"],
+                "app_trusts": ["1"],
+            }
+        )
+    )
+    out, loaded = _run(
+        tmp_path,
+        "infra.rotation_probe",
+        "unfinished",
+        "--stack",
+        "dev",
+        "--before",
+        str(snapshot),
+    )
+    assert out == "passwords: ACL users with two passwords: app\n"
+    assert not loaded & (PULUMI | {"docker"})
+
+
+@pytest.mark.parametrize("module", ["infra.stack_config", "infra.rotation_probe", "infra.firewall"])
+def test_help__loads_no_pulumi(tmp_path: Path, module: str) -> None:
+    out, loaded = _run(tmp_path, module, "--help")
+    assert f"{module}" in out
+    assert not loaded & PULUMI
+
+
+def test_policies_strictness__loads_no_pulumi(tmp_path: Path) -> None:
+    out, loaded = _run(tmp_path, "policies.strictness", "--stack", "dev")
+    assert out.strip() == str(strictness.config_file(strictness.of_stack("dev")))
+    assert not loaded & PULUMI
