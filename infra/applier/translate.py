@@ -16,7 +16,7 @@ import io
 import pwd
 import re
 import tarfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -659,15 +659,23 @@ def _destroy_grace_s(p: _Props) -> int:
 def upload_archive(upload: Upload, *, mtime: float = 0.0) -> bytes:
     """The tar the provider sends for one upload: a single regular file named by its absolute
     path (Docker extracts it relative to "/"), with the declared mode and numeric owner."""
-    info = tarfile.TarInfo(name=upload.path)
-    info.size = len(upload.content)
-    info.mode = upload.mode
-    info.uid, info.gid = upload.uid, upload.gid
-    info.uname = info.gname = ""
-    info.mtime = int(mtime)
+    return uploads_archive([upload], mtime=mtime)
+
+
+def uploads_archive(uploads: Sequence[Upload], *, mtime: float = 0.0) -> bytes:
+    """The members of upload_archive for every upload, in their order, in one tar: extracted,
+    the same files as the provider's one upload after another (a later upload of the same
+    path wins in both)."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
-        archive.addfile(info, io.BytesIO(upload.content))
+        for upload in uploads:
+            info = tarfile.TarInfo(name=upload.path)
+            info.size = len(upload.content)
+            info.mode = upload.mode
+            info.uid, info.gid = upload.uid, upload.gid
+            info.uname = info.gname = ""
+            info.mtime = int(mtime)
+            archive.addfile(info, io.BytesIO(upload.content))
     return buffer.getvalue()
 
 
@@ -691,4 +699,5 @@ __all__ = [
     "translate_volume",
     "update_kwargs",
     "upload_archive",
+    "uploads_archive",
 ]

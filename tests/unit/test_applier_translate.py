@@ -24,6 +24,7 @@ from infra.applier.translate import (
     translate_network,
     translate_volume,
     upload_archive,
+    uploads_archive,
 )
 
 MIB = 1024 * 1024
@@ -390,6 +391,27 @@ def test_container__an_unreadable_number_names_the_property_not_the_value(
 def members(upload: Upload) -> list[tarfile.TarInfo]:
     with tarfile.open(fileobj=io.BytesIO(upload_archive(upload))) as archive:
         return archive.getmembers()
+
+
+def test_uploads_archive__every_upload_in_order_as_its_own_archive_has_it() -> None:
+    uploads = translate(
+        uploads=[
+            {"file": "/etc/a.conf", "content": "a"},
+            {"file": "/run/k.pem", "content": "kk", "permissions": "0400", "owner": "7"},
+            {"file": "/etc/a.conf", "content": "again"},
+        ]
+    ).uploads
+    with tarfile.open(fileobj=io.BytesIO(uploads_archive(uploads, mtime=5))) as archive:
+        together = [(m.name, m.mode, m.uid, m.size, m.mtime) for m in archive.getmembers()]
+        last = archive.extractfile(archive.getmembers()[-1])
+        assert last is not None
+        assert last.read() == b"again", "a later upload of the same path wins, as one by one"
+    one_by_one = []
+    for upload in uploads:
+        with tarfile.open(fileobj=io.BytesIO(upload_archive(upload, mtime=5))) as archive:
+            one_by_one += [(m.name, m.mode, m.uid, m.size, m.mtime) for m in archive.getmembers()]
+    assert together == one_by_one
+    assert [name for name, *_ in together] == ["/etc/a.conf", "/run/k.pem", "/etc/a.conf"]
 
 
 def test_upload__default_is_0644_root_owned() -> None:
