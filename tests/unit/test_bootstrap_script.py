@@ -191,3 +191,84 @@ def test_dockerd__an_engine_already_running_is_left_alone(bare_path: Path) -> No
     assert result.returncode == 0, result.stderr
     assert "docker engine running" in result.stdout
     assert not args.exists(), "dockerd was started although the engine was running"
+
+
+def test_dockerd__started_with_the_userland_proxy_off(bare_path: Path) -> None:
+    """CIS Docker 2.15: published ports served by the kernel's NAT rules, not by a docker-proxy
+    process, which is the engine's child: with live-restore the app's port then keeps
+    answering while the engine restarts (README, Day 2)."""
+    args, _ = _engine_fakes(bare_path)
+    tmp = bare_path.parent
+    result = _run(bare_path, _engine_env(tmp, tmp / "absent-daemon.json"))
+    assert result.returncode == 0, result.stderr
+    assert "--userland-proxy=false" in args.read_text().splitlines()
+
+
+def test_dockerd__a_config_file_that_sets_the_userland_proxy_decides(bare_path: Path) -> None:
+    args, _ = _engine_fakes(bare_path)
+    tmp = bare_path.parent
+    config = tmp / "daemon.json"
+    config.write_text('{"userland-proxy": true}\n')
+    result = _run(bare_path, _engine_env(tmp, config))
+    assert result.returncode == 0, result.stderr
+    flags = args.read_text().splitlines()
+    assert not [f for f in flags if f.startswith("--userland-proxy")]
+    assert "--live-restore" in flags, "positive control: the other option is still given"
+    assert f"userland-proxy: as {config} sets it" in result.stdout
+
+
+def _swarm_node(tmp: Path, *, certificate: bool = True) -> Path:
+    """A data root holding what moby restores a swarm node from on start (daemon/cluster:
+    swarm/docker-state.json, and the node certificate without which it is cleared)."""
+    root = tmp / "docker-root"
+    (root / "swarm" / "certificates").mkdir(parents=True)
+    (root / "swarm" / "docker-state.json").write_text('{"LocalAddr": "192.0.2.1"}\n')
+    if certificate:
+        (root / "swarm" / "certificates" / "swarm-node.crt").write_text("cert\n")
+    return root
+
+
+def test_dockerd__a_swarm_member_starts_without_live_restore_and_says_why(bare_path: Path) -> None:
+    """dockerd refuses to start with live-restore on a swarm member ("failed to start cluster
+    component: --live-restore daemon configuration is incompatible with swarm mode"): the
+    bootstrap passed the flag anyway and waited 30 s for an engine that never came."""
+    args, _ = _engine_fakes(bare_path)
+    tmp = bare_path.parent
+    config = tmp / "daemon.json"
+    config.write_text(f'{{"data-root": "{_swarm_node(tmp)}"}}\n')
+    result = _run(bare_path, _engine_env(tmp, config))
+    assert result.returncode == 0, result.stderr
+    flags = args.read_text().splitlines()
+    assert "--live-restore" not in flags
+    assert "--userland-proxy=false" in flags
+    assert "this engine is a swarm member" in result.stderr
+    assert "live-restore is incompatible with swarm mode: dockerd starts without it" in (
+        result.stderr
+    )
+
+
+def test_dockerd__a_swarm_member_whose_file_sets_live_restore_is_refused_before_start(
+    bare_path: Path,
+) -> None:
+    _args, started = _engine_fakes(bare_path)
+    tmp = bare_path.parent
+    config = tmp / "daemon.json"
+    config.write_text(f'{{"data-root": "{_swarm_node(tmp)}", "live-restore": true}}\n')
+    result = _run(bare_path, _engine_env(tmp, config))
+    assert result.returncode == 1
+    assert not started.exists(), "dockerd was started although it would refuse"
+    assert f"{config} sets live-restore and this engine is a swarm member" in result.stderr
+    assert 'remove "live-restore"' in result.stderr
+
+
+def test_dockerd__a_swarm_directory_without_a_node_certificate_is_no_member(
+    bare_path: Path,
+) -> None:
+    """moby clears such a state and starts without a swarm: live-restore stays."""
+    args, _ = _engine_fakes(bare_path)
+    tmp = bare_path.parent
+    config = tmp / "daemon.json"
+    config.write_text(f'{{"data-root": "{_swarm_node(tmp, certificate=False)}"}}\n')
+    result = _run(bare_path, _engine_env(tmp, config))
+    assert result.returncode == 0, result.stderr
+    assert "--live-restore" in args.read_text().splitlines()
