@@ -115,9 +115,9 @@ def say(message: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # From here on Ctrl-C and SIGTERM raise KeyboardInterrupt (SIGTERM: `timeout`, a CI
-    # runner, systemd), which ends every action with one line and EXIT_INTERRUPTED, after the
-    # state was saved for every step and every object created.
+    # From here on Ctrl-C and SIGTERM (unless inherited ignored) raise KeyboardInterrupt
+    # (SIGTERM: `timeout`, a CI runner, systemd), which ends every action with one line and
+    # EXIT_INTERRUPTED, after the state was saved for every step and every object created.
     _handle(_interrupted)
     try:
         return _main(argv)
@@ -233,7 +233,8 @@ def _finished() -> None:
 
 def _plan_or_up(action: str, stack: str, project_dir: Path, store: StateStore) -> None:
     """Raises StateError, ApplyError and the render's errors; every check that can refuse
-    (state, settings, render, translation, missing state) runs before the first change."""
+    (state, settings, render, translation, build inputs, missing state) runs before the first
+    change."""
     state = store.load()
     rendered = _render(stack, project_dir, state)
     plan = plan_stack(stack, rendered.resources, root=project_dir)
