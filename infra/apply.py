@@ -16,7 +16,8 @@
 It is not Pulumi. The state is `.secure-redis/state/S.state`, AES-256-GCM encrypted
 (infra/applier/state.py: key from SECURE_REDIS_STATE_PASSPHRASE via scrypt, or a 0600 key
 file). Exit codes (README, "Exit codes"): 0 done, 2 the stack, its configuration or its state
-is unusable (nothing was deployed), 3 the stack could not be applied or removed on the engine,
+is unusable, or an image's build context lacks a file made on the host (the app's wheelhouse)
+(nothing was deployed), 3 the stack could not be applied or removed on the engine,
 or the command was interrupted (Ctrl-C, SIGTERM) (operational; the message says what remains).
 """
 
@@ -25,13 +26,28 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from typing import Final
+from collections.abc import Callable
+from types import FrameType
+from typing import Any, Final
 
 EXIT_INTERRUPTED: Final = 3
 _SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
+# A signal the process was started with ignored stays ignored, as CPython leaves an ignored
+# SIGINT alone: a shell starts `cmd &` with SIGINT ignored, so a Ctrl-C meant for the
+# foreground job must not end a background `up` (it did: the handlers below replaced it).
+_INHERITED_IGNORED: Final = frozenset(s for s in _SIGNALS if signal.getsignal(s) is signal.SIG_IGN)
+
+# What signal.signal takes and returns (typeshed's _HANDLER).
+_Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
 
-def _interrupted_while_starting(_signum: int, _frame: object) -> None:
+def _handle(handler: _Handler) -> dict[int, _Handler]:
+    """Install `handler` for SIGINT and SIGTERM, except one inherited ignored; returns the
+    handlers it replaced (for signal.signal)."""
+    return {s: signal.signal(s, handler) for s in _SIGNALS if s not in _INHERITED_IGNORED}
+
+
+def _interrupted_while_starting(_signum: int, _frame: FrameType | None) -> None:
     """Ctrl-C or SIGTERM while the modules below load (pulumi, the docker SDK: 1-12 s on the
     2-core build machine under load): nothing has been read or changed, and a KeyboardInterrupt
     there printed the import's traceback. One line, and out."""
@@ -40,8 +56,7 @@ def _interrupted_while_starting(_signum: int, _frame: object) -> None:
 
 
 if __name__ == "__main__":
-    for _signal in _SIGNALS:
-        signal.signal(_signal, _interrupted_while_starting)
+    _handle(_interrupted_while_starting)
 
 import datetime as dt  # noqa: E402 - after the handler above: these take seconds to load
 import time  # noqa: E402
@@ -51,7 +66,7 @@ from pathlib import Path  # noqa: E402
 from typing import TYPE_CHECKING  # noqa: E402
 
 from infra.applier.diff import docker_changes, summary  # noqa: E402
-from infra.applier.errors import ApplyError  # noqa: E402
+from infra.applier.errors import ApplyError, BuildInputError  # noqa: E402
 from infra.applier.plan import Plan, Step, plan_stack  # noqa: E402
 from infra.applier.state import (  # noqa: E402
     PASSPHRASE_ENV,
@@ -70,6 +85,7 @@ from infra.applier.translate import (  # noqa: E402
 from infra.changes import Change, Op  # noqa: E402
 from infra.cli import OneLineParser  # noqa: E402
 from infra.engine_report import live_restore_line  # noqa: E402
+from infra.images import HOST_MADE_INPUTS, missing_build_inputs  # noqa: E402
 from infra.mock_engine import Prior, RenderError  # noqa: E402
 from infra.pulumi_names import PYTHON_DYNAMIC_PREFIX as DYNAMIC_PREFIX  # noqa: E402
 from infra.render import RenderedStack, render_stack  # noqa: E402
@@ -99,11 +115,10 @@ def say(message: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # From here on Ctrl-C and SIGTERM raise KeyboardInterrupt (SIGTERM: `timeout`, a CI
-    # runner, systemd), which ends every action with one line and EXIT_INTERRUPTED, after the
-    # state was saved for every step and every object created.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _interrupted)
+    # From here on Ctrl-C and SIGTERM (unless inherited ignored) raise KeyboardInterrupt
+    # (SIGTERM: `timeout`, a CI runner, systemd), which ends every action with one line and
+    # EXIT_INTERRUPTED, after the state was saved for every step and every object created.
+    _handle(_interrupted)
     try:
         return _main(argv)
     except KeyboardInterrupt:
@@ -116,7 +131,8 @@ def _main(argv: Sequence[str] | None) -> int:
     parser = OneLineParser(
         prog="python -m infra.apply",
         description=NOT_PULUMI,
-        epilog="Exit: 0 done; 2 bad stack, settings or state (nothing deployed); 3 the deploy "
+        epilog="Exit: 0 done; 2 bad stack, settings or state, or a build input missing (nothing "
+        "deployed); 3 the deploy "
         "failed on the engine or was interrupted (run up again to finish it). The state is "
         "encrypted with SECURE_REDIS_STATE_PASSPHRASE when set, else with the key file "
         "state.key beside it.",
@@ -154,8 +170,8 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.action == "status":
             return _status(store, args.project_dir)
         _act(args.action, stack, args.project_dir, store)
-    except (StateError, SettingsError, RenderError) as exc:
-        where = "" if isinstance(exc, StateError) else f"stack {stack}: "
+    except (StateError, BuildInputError, SettingsError, RenderError) as exc:
+        where = "" if isinstance(exc, StateError | BuildInputError) else f"stack {stack}: "
         print(f"apply: error: {where}{exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -184,6 +200,7 @@ def _main(argv: Sequence[str] | None) -> int:
                 file=sys.stderr,
             )
         return 3
+    _finished()
     say(f"{args.action} finished in {time.monotonic() - start:.1f}s")
     return 0
 
@@ -203,19 +220,28 @@ def _act(action: str, stack: str, project_dir: Path, store: StateStore) -> None:
             _plan_or_up(action, stack, project_dir, store)
 
 
-def _interrupted(_signum: int, _frame: object) -> None:
+def _interrupted(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
+
+
+def _finished() -> None:
+    """The action is complete: what is left is its report (a few lines; for an up, the
+    engine's live-restore). A Ctrl-C or SIGTERM now is not acted on: raised while the last
+    line printed, it said "interrupted; run up again" and exit 3 for an up that was done."""
+    _handle(lambda _signum, _frame: None)
 
 
 def _plan_or_up(action: str, stack: str, project_dir: Path, store: StateStore) -> None:
     """Raises StateError, ApplyError and the render's errors; every check that can refuse
-    (state, settings, render, translation, missing state) runs before the first change."""
+    (state, settings, render, translation, build inputs, missing state) runs before the first
+    change."""
     state = store.load()
     rendered = _render(stack, project_dir, state)
     plan = plan_stack(stack, rendered.resources, root=project_dir)
     if action == "plan":
         _print_changes(_all_changes(rendered, plan, state, frozenset()), plan, full=True)
         return
+    _require_build_inputs(plan, stack)
     applier = _applier()
     if state is None and not applier.find(stack).empty():
         # No adopt: the state holds the private keys, passwords and data keys the running
@@ -237,11 +263,46 @@ def _plan_or_up(action: str, stack: str, project_dir: Path, store: StateStore) -
     new_state = _with_dynamic(previous, rendered)
     store.save(new_state)
     applied = applier.up(plan, new_state, changes=changes, checkpoint=store.save)
+    _finished()
     say(f"stack {stack} is up: {summary(changes, done=True, kept=set(applied.kept))}")
     if (unfinished := unfinished_rotation(new_state)) is not None:
         say(unfinished)
     if (engine := _live_restore_warning(applier)) is not None:
         say(engine)
+
+
+def _require_build_inputs(plan: Plan, stack: str) -> None:
+    """Every declared image's build context holds what its Dockerfile copies, before anything
+    is changed. Every image counts, not only those to be rebuilt: a context's files make its
+    image's tag (infra/images.py), so a missing input always means a rebuild."""
+    for step in plan.steps:
+        spec = step.spec
+        if not isinstance(spec, ImageSpec):
+            continue
+        context = Path(spec.build_kwargs["path"])
+        dockerfile = Path(spec.build_kwargs["dockerfile"])
+        for source in missing_build_inputs(context, dockerfile):
+            where = _shown_path(context)
+            command = HOST_MADE_INPUTS.get(source.strip("/").removeprefix("./"))
+            fix = (
+                f"it is made on the host: run `{command}`, then up again "
+                f"(scripts/setup-secure-redis.sh {stack} does both)"
+                if command
+                else f"add it to {where} or change {dockerfile.name}"
+            )
+            raise BuildInputError(
+                f"stack {stack}: image {spec.tag}: its build context {where} has no {source} "
+                f"({dockerfile.name} copies it), so docker build would fail; nothing was "
+                f"changed. {fix[0].upper()}{fix[1:]}"
+            )
+
+
+def _shown_path(path: Path) -> str:
+    """`path` relative to the repository when inside it (app/), else as it is."""
+    try:
+        return f"{path.relative_to(REPO_ROOT).as_posix()}/"
+    except ValueError:
+        return str(path)
 
 
 def _live_restore_warning(applier: LocalApplier) -> str | None:
@@ -268,10 +329,10 @@ def _interruptions_after() -> Iterator[None]:
     """
     received: list[int] = []
 
-    def note(signum: int, _frame: object) -> None:
+    def note(signum: int, _frame: FrameType | None) -> None:
         received.append(signum)
 
-    previous = {signum: signal.signal(signum, note) for signum in _SIGNALS}
+    previous = _handle(note)
     try:
         yield
     finally:

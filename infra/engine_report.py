@@ -41,6 +41,16 @@ LIVE_RESTORE_OFF: Final = (
     "kill -HUP $(pidof dockerd)), which restarts no container; an engine that "
     "scripts/bootstrap.sh starts has it on"
 )
+# A swarm member cannot have it: dockerd refuses to start with both ("--live-restore daemon
+# configuration is incompatible with swarm mode"), so the advice above would stop the engine.
+LIVE_RESTORE_SWARM: Final = (
+    "WARNING live-restore: off, and this engine is a swarm member: live-restore is "
+    "incompatible with swarm mode (dockerd refuses to start with both), so when the engine "
+    "stops or restarts, every container stops and the stack's services (restart on-failure, "
+    "CIS Docker 5.15) stay stopped until the next up"
+)
+# `docker info` Swarm.LocalNodeState values of an engine in a swarm (moby's api/types/swarm).
+SWARM_MEMBER_STATES: Final = frozenset({"active", "pending", "locked", "error"})
 
 
 def engine_version(text: str) -> tuple[int, int] | None:
@@ -56,7 +66,12 @@ def userns_remapped(security_options: Sequence[str]) -> bool:
 
 def live_restore_line(info: dict[str, Any]) -> str:
     """The verdict on `docker info` LiveRestoreEnabled (absent counts as off)."""
-    return LIVE_RESTORE_ON if info.get("LiveRestoreEnabled") is True else LIVE_RESTORE_OFF
+    if info.get("LiveRestoreEnabled") is True:
+        return LIVE_RESTORE_ON
+    swarm = info.get("Swarm") or {}
+    if swarm.get("LocalNodeState") in SWARM_MEMBER_STATES:
+        return LIVE_RESTORE_SWARM
+    return LIVE_RESTORE_OFF
 
 
 def report_lines(info: dict[str, Any]) -> list[str]:
@@ -119,7 +134,9 @@ if __name__ == "__main__":
 __all__ = [
     "LIVE_RESTORE_OFF",
     "LIVE_RESTORE_ON",
+    "LIVE_RESTORE_SWARM",
     "LOOPBACK_DNAT_FIXED_IN",
+    "SWARM_MEMBER_STATES",
     "engine_version",
     "live_restore_line",
     "main",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
+import json
 from pathlib import Path
 from typing import Final
 
@@ -27,6 +29,52 @@ def _ignore_patterns(context: Path) -> list[str]:
         return []
     lines = (line.strip() for line in ignore.read_text().splitlines())
     return [line for line in lines if line and not line.startswith("#")]
+
+
+# Build inputs made on the host, never checked in, and the command that makes each: PyPI is
+# not reachable inside `docker build`, so the app's wheels are fetched beforehand (README,
+# "The service and its image"). A build without them failed with docker's bare
+# `COPY failed: ... wheelhouse/`.
+HOST_MADE_INPUTS: Final = {"wheelhouse": "scripts/build-app-image.sh --wheelhouse-only"}
+
+
+def copy_sources(dockerfile_text: str) -> list[str]:
+    """The context paths a Dockerfile's COPY and ADD instructions read, as written (not those
+    copied `--from` another stage or image)."""
+    logical = dockerfile_text.replace("\\\n", " ").splitlines()
+    sources: list[str] = []
+    for line in logical:
+        words = line.split(maxsplit=1)
+        if len(words) < 2 or words[0].upper() not in ("COPY", "ADD"):
+            continue
+        args = words[1].split()
+        if any(a.startswith("--from=") for a in args):
+            continue
+        rest = " ".join(a for a in args if not a.startswith("--"))
+        paths = json.loads(rest) if rest.startswith("[") else rest.split()
+        sources.extend(str(path) for path in paths[:-1])
+    return sources
+
+
+def missing_build_inputs(context: Path, dockerfile: Path) -> list[str]:
+    """COPY/ADD sources of `dockerfile` that the build context (its .dockerignore applied)
+    does not hold, so `docker build` would stop at them."""
+    if not dockerfile.is_file():
+        return []  # the engine's own error names a missing Dockerfile plainly
+    files = [
+        Path(relative).as_posix()
+        for relative in exclude_paths(str(context), _ignore_patterns(context))
+        if (context / relative).is_file()
+    ]
+    missing = []
+    for source in copy_sources(dockerfile.read_text()):
+        name = source.strip("/").removeprefix("./")
+        if name in ("", "."):
+            continue
+        inside = (f == name or f.startswith(f"{name}/") or fnmatch.fnmatch(f, name) for f in files)
+        if not any(inside):
+            missing.append(source)
+    return missing
 
 
 def context_digest(context: Path) -> str:
@@ -74,4 +122,12 @@ def local_image(
     )
 
 
-__all__ = ["STACK_BUILD_ARG", "UID_BUILD_ARG", "context_digest", "local_image"]
+__all__ = [
+    "HOST_MADE_INPUTS",
+    "STACK_BUILD_ARG",
+    "UID_BUILD_ARG",
+    "context_digest",
+    "copy_sources",
+    "local_image",
+    "missing_build_inputs",
+]

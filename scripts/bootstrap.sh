@@ -12,9 +12,9 @@
 #                  via apt-get, as root
 # and starts the engine when `docker info` fails: with `systemctl start docker` where systemd
 # has the service (configured as its owner set it), else dockerd in the background with
-# live-restore (unless /etc/docker/daemon.json, or DOCKERD_CONFIG, sets it; its log:
-# DOCKERD_LOG, default /var/log/secure-redis-dockerd.log). Either way, and for an engine
-# already running, it reports the engine's live-restore.
+# live-restore (not on a swarm member: incompatible) unless /etc/docker/daemon.json, or
+# DOCKERD_CONFIG, sets it (its log: DOCKERD_LOG, default /var/log/secure-redis-dockerd.log). Either way, and for an engine already running, it
+# reports the engine's live-restore.
 #
 # PYTHON=/path/to/python3          the project's interpreter (3.11 to 3.13; default python3)
 # CHECKOV_PYTHON=/path/to/python3  .venv-checkov's (3.11.5 or newer; `none` skips it)
@@ -145,6 +145,34 @@ engine_live_restore() {
     esac
 }
 
+# daemon_config KEY: KEY's value in dockerd's configuration file, as JSON (true, false,
+# "text"); empty when the file does not set it or does not exist.
+daemon_config() {
+    "$PY" -c 'import json, sys
+try:
+    with open(sys.argv[1]) as f:
+        config = json.load(f)
+except (OSError, ValueError):
+    config = {}
+value = config.get(sys.argv[2]) if isinstance(config, dict) else None
+print("" if value is None else json.dumps(value))' "$DOCKERD_CONFIG" "$1"
+}
+# data_root: where the engine keeps its state (dockerd's default unless the file moves it).
+data_root() {
+    local root
+    root="$(daemon_config data-root)"
+    root="${root#\"}"
+    root="${root%\"}"
+    printf '%s\n' "${root:-/var/lib/docker}"
+}
+# swarm_member: the engine joins a swarm when it starts: moby's cluster component restores a
+# node from <data-root>/swarm/docker-state.json with its node certificate (daemon/cluster).
+swarm_member() {
+    local swarm
+    swarm="$(data_root)/swarm"
+    [ -f "$swarm/docker-state.json" ] && [ -f "$swarm/certificates/swarm-node.crt" ]
+}
+
 if docker_ready; then
     # An engine already running is left as its owner configured it (systemd, Docker Desktop,
     # an earlier bootstrap); only reported.
@@ -163,15 +191,27 @@ if have systemctl && systemctl start docker >/dev/null 2>&1; then
 else
     dockerd_args=()
     [ "$DOCKERD_CONFIG" = /etc/docker/daemon.json ] || dockerd_args+=(--config-file "$DOCKERD_CONFIG")
+    # dockerd refuses to start when an option is both a flag and in its configuration file,
+    # so an option the file sets (either way) is left to the file.
     # live-restore (CIS Docker 2.14): containers keep running while the engine restarts, as
-    # the stack's on-failure services are not restarted after it (README, Day 2). dockerd
-    # refuses to start when an option is both a flag and in its configuration file, so a file
-    # that sets it (either way) is left to decide.
-    if grep -qs '"live-restore"' "$DOCKERD_CONFIG"; then
+    # the stack's on-failure services are not restarted after it (README, Day 2). A swarm
+    # member cannot have it: dockerd then refuses to start ("failed to start cluster
+    # component: --live-restore daemon configuration is incompatible with swarm mode").
+    if [ -n "$(daemon_config live-restore)" ]; then
+        if [ "$(daemon_config live-restore)" = true ] && swarm_member; then
+            die "$DOCKERD_CONFIG sets live-restore and this engine is a swarm member ($(data_root)/swarm): dockerd would refuse to start (live-restore is incompatible with swarm mode); remove \"live-restore\" from $DOCKERD_CONFIG, or leave the swarm, then run this again"
+        fi
         log "live-restore: as $DOCKERD_CONFIG sets it"
+    elif swarm_member; then
+        warn "this engine is a swarm member ($(data_root)/swarm), and live-restore is incompatible with swarm mode: dockerd starts without it, so the stack's containers stop when the engine stops or restarts (an up starts them again; README, Day 2)"
     else
         dockerd_args+=(--live-restore)
     fi
+    # The userland proxy stays on (CIS Docker 2.15 asks for it off), although docker-proxy is
+    # the engine's child and the app's 127.0.0.1 port refuses connections while the engine
+    # restarts. Measured with it off (README, Day 2): the port still refused for 0.6 s, and
+    # the engine turned route_localnet on for every bridge, so a container with the default
+    # NET_RAW capability on any bridge reached a host service bound to 127.0.0.1.
     # Detached: the engine must outlive this script and the test run that called it, and must
     # not hold the caller's descriptors (the shared Docker lock, scripts/lib.sh).
     start_detached "$DOCKERD_LOG" dockerd "${dockerd_args[@]}"

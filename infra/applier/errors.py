@@ -21,4 +21,9 @@ class UnsupportedProperty(ApplyError):
         )
 
 
-__all__ = ["ApplyError", "UnsupportedProperty"]
+class BuildInputError(Exception):
+    """An image's build context lacks a file its Dockerfile copies (the app's wheelhouse, made
+    on the host); found before anything is changed."""
+
+
+__all__ = ["ApplyError", "BuildInputError", "UnsupportedProperty"]

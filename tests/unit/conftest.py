@@ -6,6 +6,8 @@ certificates) and shared read-only by every test; tests never mutate what they r
 
 from __future__ import annotations
 
+import signal
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,6 +18,17 @@ from infra.render import RenderedResource, RenderedStack, render_stack
 STACKS = ("dev", "prod")
 
 _CACHE: dict[str, RenderedStack] = {}
+
+
+@pytest.fixture(autouse=True)
+def _signal_handlers_kept() -> Iterator[None]:
+    """Tests that call `infra.apply.main` in this process get its SIGINT/SIGTERM handlers (and
+    after a finished action, handlers that ignore them): put the runner's back afterwards, so
+    Ctrl-C still stops pytest."""
+    kept = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for signum, handler in kept.items():
+        signal.signal(signum, handler)
 
 
 def rendered(stack: str) -> RenderedStack:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from infra import apply
+from infra.applier.engine import StackObjects
 from infra.applier.plan import plan_stack
 from infra.applier.state import PASSPHRASE_ENV, ResourceState, StackState, StateStore
+from infra.components import app_image
 from infra.render import render_stack
 from infra.settings import REPO_ROOT
 
@@ -198,3 +203,93 @@ def test_cli__a_reader_that_goes_away_ends_the_output_quietly(tmp_path: Path) ->
         assert process.wait(timeout=120) == 0, stderr
     assert "Traceback" not in stderr
     assert "BrokenPipe" not in stderr
+
+
+# -- up: what must hold before anything changes, and the end of a finished up -----------------
+
+
+def _app_context(tmp_path: Path, *, wheelhouse: bool) -> Path:
+    """The app image's build context as a checkout has it: its real Dockerfile and
+    .dockerignore, with or without the wheelhouse scripts/build-app-image.sh makes."""
+    context = tmp_path / "app-context"
+    context.mkdir()
+    for name in ("Dockerfile", ".dockerignore"):
+        shutil.copy(REPO_ROOT / "app" / name, context / name)
+    if wheelhouse:
+        (context / "wheelhouse").mkdir()
+        (context / "wheelhouse" / "secure_cache-0.1.0-py3-none-any.whl").write_bytes(b"wheel")
+        (context / "wheelhouse" / "requirements.hashed.txt").write_text("secure_cache==0.1.0\n")
+    return context
+
+
+def test_cli__up_without_the_wheelhouse_says_how_to_make_it_and_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A fresh checkout, `up` run by hand before scripts/build-app-image.sh --wheelhouse-only:
+    it failed with docker's bare `COPY failed: ... wheelhouse/` in the middle of the up."""
+    monkeypatch.setattr(app_image, "IMAGE_CONTEXT", _app_context(tmp_path, wheelhouse=False))
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")  # never reached
+    project = _project(tmp_path)
+    assert apply.main(["up", "--stack", "dev", "--project-dir", str(project)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("apply: error: stack dev: image secure-redis-dev-app:")
+    assert "has no wheelhouse/ (Dockerfile copies it)" in err[0]
+    assert "nothing was changed" in err[0]
+    assert "run `scripts/build-app-image.sh --wheelhouse-only`, then up again" in err[0]
+    assert not StateStore(project, "dev").exists()
+
+
+class _FinishedApplier:
+    """An engine on which the up has nothing left to do; asking it for `docker info` (the
+    live-restore report after the up) is when a Ctrl-C arrives."""
+
+    def __init__(self) -> None:
+        self.client = self
+
+    def find(self, _stack: str) -> StackObjects:
+        return StackObjects()
+
+    def missing(self, *_args: Any) -> frozenset[str]:
+        return frozenset()
+
+    def up(self, *_args: Any, **_kwargs: Any) -> StackObjects:
+        return StackObjects()
+
+    def info(self) -> dict[str, Any]:
+        os.kill(os.getpid(), signal.SIGINT)
+        return {"LiveRestoreEnabled": True}
+
+
+def test_cli__a_ctrl_c_after_the_up_finished_is_not_reported_as_interrupted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A real SIGINT to this process while a finished up reports: it said "up interrupted
+    ... run up again to finish" and exit 3 for an up that was complete."""
+    monkeypatch.setattr(app_image, "IMAGE_CONTEXT", _app_context(tmp_path, wheelhouse=True))
+    monkeypatch.setattr(apply, "_applier", _FinishedApplier)
+    project = _project(tmp_path)
+    assert apply.main(["up", "--stack", "dev", "--project-dir", str(project)]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert "apply: stack dev is up" in out
+    assert "apply: up finished in" in out
+
+
+def test_cli__a_ctrl_c_as_the_last_line_prints_leaves_a_finished_plan_at_exit_0(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The signal is handled in the middle of printing "plan finished": it answered
+    "interrupted; nothing was read or changed" and exit 3."""
+    printing = apply.say
+
+    def say(message: str) -> None:
+        if message.startswith("plan finished"):
+            os.kill(os.getpid(), signal.SIGINT)  # its handler runs inside the print below
+        printing(message)
+
+    monkeypatch.setattr(apply, "say", say)
+    assert apply.main(["plan", "--stack", "dev", "--project-dir", str(_project(tmp_path))]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert "apply: plan finished in" in out

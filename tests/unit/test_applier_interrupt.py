@@ -26,15 +26,20 @@ from infra.settings import REPO_ROOT
 _WAIT_S = 60.0
 
 
-def _caught(pid: int, signum: int) -> bool:
-    """Whether the process handles `signum` (Linux: the SigCgt mask in /proc/PID/status)."""
+def _caught(pid: int, signum: int, mask: str = "SigCgt") -> bool:
+    """Whether the process handles `signum` (Linux: the SigCgt mask in /proc/PID/status; with
+    mask="SigIgn", whether it ignores it)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("SigCgt:"):
+        if line.startswith(f"{mask}:"):
             return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
     return False
 
 
-def _start(tmp_path: Path, action: str) -> subprocess.Popen[str]:
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _start(tmp_path: Path, action: str, *, sigint_ignored: bool = False) -> subprocess.Popen[str]:
     shutil.copy(REPO_ROOT / "Pulumi.dev.yaml", tmp_path / "Pulumi.dev.yaml")
     env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"}
     command = [sys.executable, "-m", "infra.apply", action, "--stack", "dev"]
@@ -45,6 +50,8 @@ def _start(tmp_path: Path, action: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # What a shell does for `cmd &` (no job control): SIGINT ignored across the exec.
+        preexec_fn=_ignore_sigint if sigint_ignored else None,  # noqa: PLW1509 - no threads here
     )
 
 
@@ -99,3 +106,23 @@ def test_plan_interrupted_during_the_render__one_line_and_exit_3(
         "apply: error: plan of stack dev interrupted; it only reads, nothing was changed\n",
         "apply: error: interrupted; nothing was read or changed\n",
     )
+
+
+def test_sigint_inherited_ignored__stays_ignored_and_the_plan_finishes(tmp_path: Path) -> None:
+    """A shell starts `cmd &` with SIGINT ignored, so a Ctrl-C meant for the foreground job
+    leaves it running. Before: infra.apply installed its handlers over the ignored SIGINT and
+    such a Ctrl-C ended a background up ("interrupted while starting", exit 3)."""
+    process = _start(tmp_path, "plan", sigint_ignored=True)
+    deadline = time.monotonic() + _WAIT_S
+    while not _caught(process.pid, signal.SIGTERM):  # its own handlers are in place
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "infra.apply never handled SIGTERM"
+        time.sleep(0.005)
+    assert _caught(process.pid, signal.SIGINT, "SigIgn"), "SIGINT is no longer ignored"
+    process.send_signal(signal.SIGINT)  # while its modules load
+    assert process.stdout is not None
+    assert "local applier, not Pulumi" in process.stdout.readline()
+    process.send_signal(signal.SIGINT)  # during the render
+    code, out, err = _finish(process)
+    assert (code, err) == (0, ""), err
+    assert "apply: plan finished in" in out

@@ -191,3 +191,72 @@ def test_dockerd__an_engine_already_running_is_left_alone(bare_path: Path) -> No
     assert result.returncode == 0, result.stderr
     assert "docker engine running" in result.stdout
     assert not args.exists(), "dockerd was started although the engine was running"
+
+
+def test_dockerd__keeps_the_userland_proxy(bare_path: Path) -> None:
+    """CIS Docker 2.15 asks for the userland proxy off; measured off here, the engine set
+    route_localnet on every bridge and a container on any of them reached a host service bound
+    to 127.0.0.1 (README, Day 2), so the bootstrap leaves it as dockerd's default."""
+    args, _ = _engine_fakes(bare_path)
+    tmp = bare_path.parent
+    result = _run(bare_path, _engine_env(tmp, tmp / "absent-daemon.json"))
+    assert result.returncode == 0, result.stderr
+    flags = args.read_text().splitlines()
+    assert "--live-restore" in flags, "positive control: the flags were recorded"
+    assert not [f for f in flags if f.startswith("--userland-proxy")]
+
+
+def _swarm_node(tmp: Path, *, certificate: bool = True) -> Path:
+    """A data root holding what moby restores a swarm node from on start (daemon/cluster:
+    swarm/docker-state.json, and the node certificate without which it is cleared)."""
+    root = tmp / "docker-root"
+    (root / "swarm" / "certificates").mkdir(parents=True)
+    (root / "swarm" / "docker-state.json").write_text('{"LocalAddr": "192.0.2.1"}\n')
+    if certificate:
+        (root / "swarm" / "certificates" / "swarm-node.crt").write_text("cert\n")
+    return root
+
+
+def test_dockerd__a_swarm_member_starts_without_live_restore_and_says_why(bare_path: Path) -> None:
+    """dockerd refuses to start with live-restore on a swarm member ("failed to start cluster
+    component: --live-restore daemon configuration is incompatible with swarm mode"): the
+    bootstrap passed the flag anyway and waited 30 s for an engine that never came."""
+    args, _ = _engine_fakes(bare_path)
+    tmp = bare_path.parent
+    config = tmp / "daemon.json"
+    config.write_text(f'{{"data-root": "{_swarm_node(tmp)}"}}\n')
+    result = _run(bare_path, _engine_env(tmp, config))
+    assert result.returncode == 0, result.stderr
+    flags = args.read_text().splitlines()
+    assert "--live-restore" not in flags
+    assert "this engine is a swarm member" in result.stderr
+    assert "live-restore is incompatible with swarm mode: dockerd starts without it" in (
+        result.stderr
+    )
+
+
+def test_dockerd__a_swarm_member_whose_file_sets_live_restore_is_refused_before_start(
+    bare_path: Path,
+) -> None:
+    _args, started = _engine_fakes(bare_path)
+    tmp = bare_path.parent
+    config = tmp / "daemon.json"
+    config.write_text(f'{{"data-root": "{_swarm_node(tmp)}", "live-restore": true}}\n')
+    result = _run(bare_path, _engine_env(tmp, config))
+    assert result.returncode == 1
+    assert not started.exists(), "dockerd was started although it would refuse"
+    assert f"{config} sets live-restore and this engine is a swarm member" in result.stderr
+    assert 'remove "live-restore"' in result.stderr
+
+
+def test_dockerd__a_swarm_directory_without_a_node_certificate_is_no_member(
+    bare_path: Path,
+) -> None:
+    """moby clears such a state and starts without a swarm: live-restore stays."""
+    args, _ = _engine_fakes(bare_path)
+    tmp = bare_path.parent
+    config = tmp / "daemon.json"
+    config.write_text(f'{{"data-root": "{_swarm_node(tmp, certificate=False)}"}}\n')
+    result = _run(bare_path, _engine_env(tmp, config))
+    assert result.returncode == 0, result.stderr
+    assert "--live-restore" in args.read_text().splitlines()

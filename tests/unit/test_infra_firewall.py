@@ -7,6 +7,7 @@ import pytest
 
 from infra.engine_report import (
     LIVE_RESTORE_ON,
+    LIVE_RESTORE_SWARM,
     engine_version,
     live_restore_line,
     report_lines,
@@ -146,6 +147,21 @@ def test_engine__without_live_restore_warns_and_says_how_to_enable_it(
     assert '"live-restore": true' in line
     assert "/etc/docker/daemon.json" in line
     assert line in report_lines({"ServerVersion": "28.0.1", **info})
+
+
+@pytest.mark.parametrize("state", ["active", "pending", "locked"])
+def test_engine__a_swarm_member_without_live_restore_is_not_told_to_enable_it(state: str) -> None:
+    """live-restore is incompatible with swarm mode: dockerd refuses to start with both, so
+    the daemon.json advice would leave the engine down at its next start."""
+    line = live_restore_line({"LiveRestoreEnabled": False, "Swarm": {"LocalNodeState": state}})
+    assert line == LIVE_RESTORE_SWARM
+    assert "daemon.json" not in line
+    assert "incompatible with swarm mode" in line
+
+
+def test_engine__an_engine_outside_a_swarm_still_gets_the_advice() -> None:
+    line = live_restore_line({"LiveRestoreEnabled": False, "Swarm": {"LocalNodeState": "inactive"}})
+    assert '"live-restore": true' in line
 
 
 def test_firewall__down_for_a_name_no_chain_can_carry_changes_nothing() -> None:

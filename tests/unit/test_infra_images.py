@@ -1,4 +1,6 @@
-"""infra.images.context_digest: the image tag follows what `docker build` sends, nothing else."""
+"""infra.images: the image tag follows what `docker build` sends, nothing else
+(context_digest); a context that lacks what its Dockerfile copies is found before a build
+(missing_build_inputs)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.images import context_digest
+from infra.images import context_digest, copy_sources, missing_build_inputs
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,3 +65,36 @@ def test_a_context_without_dockerignore__counts_every_file(tmp_path: Path) -> No
     before = context_digest(tmp_path)
     (tmp_path / "extra.conf").write_text("x")
     assert context_digest(tmp_path) != before
+
+
+# -- what the Dockerfile copies from the context ------------------------------------------------
+
+
+def test_copy_sources__reads_copy_and_add_but_not_copies_from_a_stage() -> None:
+    dockerfile = (
+        "FROM debian AS build\n"
+        "COPY wheelhouse/ /tmp/wheelhouse/\n"
+        "COPY --chown=1:1 a.txt \\\n    b.txt /dst/\n"
+        'ADD ["c d.txt", "/dst/"]\n'
+        "COPY --from=build /opt/x /opt/x\n"
+        "RUN echo COPY nothing\n"
+    )
+    assert copy_sources(dockerfile) == ["wheelhouse/", "a.txt", "b.txt", "c d.txt"]
+
+
+def test_missing_build_inputs__none_when_the_wheelhouse_is_filled(context: Path) -> None:
+    assert missing_build_inputs(context, context / "Dockerfile") == []
+
+
+def test_missing_build_inputs__a_fresh_checkout_has_no_wheelhouse(context: Path) -> None:
+    """The app's real Dockerfile and .dockerignore: `COPY wheelhouse/` finds nothing."""
+    shutil.rmtree(context / "wheelhouse")
+    assert missing_build_inputs(context, context / "Dockerfile") == ["wheelhouse/"]
+
+
+def test_missing_build_inputs__files_the_context_ignores_do_not_count(context: Path) -> None:
+    """A wheelhouse left with only its stamp (a fill that failed part-way) sends nothing."""
+    for wheel in (context / "wheelhouse").iterdir():
+        wheel.unlink()
+    (context / "wheelhouse" / ".inputs.sha256").write_text("x\n")
+    assert missing_build_inputs(context, context / "Dockerfile") == ["wheelhouse/"]
