@@ -66,6 +66,11 @@ CACHE_PREFIX: Final = b"/cache/"
 MAX_TTL_SECONDS: Final = 10 * 365 * 86400
 # A body that stops arriving for this long is abandoned (nothing stored, budget released).
 BODY_CHUNK_TIMEOUT_S: Final = 15.0
+# ... and so is one that takes longer than BODY_CHUNK_TIMEOUT_S plus its length at this rate
+# (1 MiB: 31 s). Without it a client with the token that sent a byte every 14 s held its
+# connection, a request being served that the connection limit never closes, for as long as
+# it liked (tests/integration/test_cache_service.py).
+MIN_BODY_BYTES_PER_S: Final = 64 * 1024
 # Responses go out in chunks, so a slow reader holds at most a chunk in the socket buffers.
 RESPONSE_CHUNK_BYTES: Final = 64 * 1024
 _COMMON_HEADERS: Final = [
@@ -322,8 +327,21 @@ class _Response:
             )
 
 
+def _body_deadline_s(length: int) -> float:
+    """How long a body of `length` bytes may take to arrive in full."""
+    return BODY_CHUNK_TIMEOUT_S + length / MIN_BODY_BYTES_PER_S
+
+
 async def _read_body(receive: Receive, length: int) -> bytes:
     """Exactly `length` bytes of request body, or _Disconnected/Reply: never a partial body."""
+    try:
+        async with asyncio.timeout(_body_deadline_s(length)):
+            return await _receive_body(receive, length)
+    except TimeoutError:
+        raise Reply(HTTPStatus.REQUEST_TIMEOUT, "the body arrived too slowly") from None
+
+
+async def _receive_body(receive: Receive, length: int) -> bytes:
     chunks: list[bytes] = []
     received = 0
     while True:

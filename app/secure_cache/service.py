@@ -11,9 +11,13 @@ What this module adds to uvicorn, each for a measured gap (tests/integration/tes
 
 - a connection limit that keeps the service reachable rather than uvicorn's
   limit_concurrency, which counts idle connections too and answers plain text. At the limit a
-  new connection closes the counted connection that has waited longest for a request head
-  (never one whose request is being served); only when every counted connection is serving a
-  request is the new one refused (JSON 503, closed). Anyone who reaches the port can open
+  new connection closes the counted connection that has waited longest for a request head or
+  served requests its client pipelined behind another without awaiting its answer (never one
+  whose client awaits the answer being prepared); only when every counted connection is
+  serving such a request is the new one refused (JSON 503, closed). A client that pipelined
+  4 MB of /healthz requests on each connection and read no answer kept every one "being
+  served": 5 such connections held a service limited to 5 at 503 for the whole minute
+  measured, no token needed (attack pass of 2026-12-01). Anyone who reaches the port can open
   connections without the token, and the host's clients all arrive from one address (Docker's
   proxy on the frontend gateway), so a per-peer cap cannot tell them apart: 450 connections
   that one host process kept reopening got 95% of other clients' requests a 503 (attack pass
@@ -21,6 +25,7 @@ What this module adds to uvicorn, each for a measured gap (tests/integration/tes
   Loopback is not counted: inside the deployed container only the container's own health
   check connects from there, so 400 held connections from the host made /healthz answer 503
   and the container unhealthy (attack pass of 2026-11-30); now they leave it healthy;
+- a deadline for a response its client does not read (STALL_TIMEOUT_S);
 - a deadline for a request's headers from the moment a connection opens or finishes a
   response: uvicorn arms its keep-alive timer only after a response, so a connection that never
   sends a request (or dribbles one byte at a time) would otherwise stay forever;
@@ -60,6 +65,11 @@ logger = logging.getLogger("secure_cache.service")
 # A connection must send a complete request head within this long of opening or of its last
 # response; the same figure closes idle keep-alive connections.
 HEADER_TIMEOUT_S: Final = 10
+# A response its client does not read for this long (the transport's buffer stays above its
+# high-water mark) is abandoned: a client with the token that pipelined requests for a large
+# value and read no answer held the request being answered, and the value's bytes in
+# http_budget.py, for ever.
+STALL_TIMEOUT_S: Final = HEADER_TIMEOUT_S
 # Largest request head (request line and headers) h11 buffers before answering 400.
 MAX_HEAD_BYTES: Final = 16 * 1024
 # Peers not counted against the connection limit (see the module docstring).
@@ -136,14 +146,16 @@ class GuardedH11Protocol(H11Protocol):
         super().connection_made(transport)
         self._head_cycle: object = None
         self._head_timer: asyncio.TimerHandle | None = None
-        # Loop time since which the connection has waited for a request head; None while a
-        # request is being served.
-        self.waiting_since: float | None = None
+        # Loop times since which the connection has waited for a request head, and since which
+        # it has served requests its client sent before it had the previous answer; None if not.
+        self._head_since: float | None = None
+        self._pipelined_since: float | None = None
+        self._stall_timer: asyncio.TimerHandle | None = None
         peer = transport.get_extra_info("peername")
         self.counted = not (isinstance(peer, tuple) and peer[0] in LOOPBACK)
         counted = [c for c in self.connections if isinstance(c, GuardedH11Protocol) and c.counted]
         if self.counted and len(counted) > self.max_connections:
-            waiting = [(c.waiting_since, c) for c in counted if c.waiting_since is not None]
+            waiting = [(since, c) for c in counted if (since := c.waiting_since()) is not None]
             oldest = min(waiting, key=lambda pair: pair[0], default=(0.0, None))[1]
             self.overload_log.record(
                 self.loop.time(), evicted=oldest is not None, connections=len(counted)
@@ -152,7 +164,7 @@ class GuardedH11Protocol(H11Protocol):
                 transport.write(_json_response(503, "too many connections; retry shortly"))
                 transport.close()
                 return
-            oldest.close_idle()
+            oldest.close_waiting()
         self._arm_head_deadline()
 
     def data_received(self, data: bytes) -> None:
@@ -160,19 +172,35 @@ class GuardedH11Protocol(H11Protocol):
         if self._head_timer is not None and self.cycle is not self._head_cycle:
             self._head_timer.cancel()  # a request head arrived
             self._head_timer = None
-            self.waiting_since = None
+            self._head_since = None
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        # uvicorn may have started a pipelined request above: that one is being served.
-        if not self.transport.is_closing() and self._idle():
-            self._arm_head_deadline()
+        # uvicorn may have started a pipelined request above: the client sent it before it
+        # had this answer, so it is not waiting for that one's answer either.
+        if self._idle():
+            self._pipelined_since = None
+            if not self.transport.is_closing():
+                self._arm_head_deadline()
+        elif self._pipelined_since is None:
+            self._pipelined_since = self.loop.time()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-        self.waiting_since = None
+        for timer in (self._head_timer, self._stall_timer):
+            if timer is not None:
+                timer.cancel()
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._stall_timer is None:
+            self._stall_timer = self.loop.call_later(STALL_TIMEOUT_S, self.close_waiting)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._stall_timer is not None:
+            self._stall_timer.cancel()
+            self._stall_timer = None
 
     def send_400_response(self, msg: str) -> None:
         # h11 refused the request (bad request line or version, header too large, ...).
@@ -180,14 +208,22 @@ class GuardedH11Protocol(H11Protocol):
         self.transport.write(_json_response(400, "malformed HTTP/1.1 request"))
         self.transport.close()
 
-    def close_idle(self) -> None:
-        """Close a connection that waits for a request head (as its deadline would)."""
+    def waiting_since(self) -> float | None:
+        """Loop time since which the connection has waited for a request head or served
+        requests its client queued without awaiting the answers; None: its client awaits the
+        answer to the request being served."""
+        since = (self._head_since, self._pipelined_since)
+        times = [t for t in since if t is not None]
+        return min(times, default=None)
+
+    def close_waiting(self) -> None:
+        """Close a connection that waits on its client, at once: close() would first wait for
+        a client that reads nothing to read what is still buffered for it, and until then the
+        connection stays counted."""
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
-        self.waiting_since = None
-        if not self.transport.is_closing():
-            self.transport.close()
+        self.transport.abort()
 
     def _idle(self) -> bool:
         return self.cycle is None or self.cycle.response_complete
@@ -196,13 +232,13 @@ class GuardedH11Protocol(H11Protocol):
         if self._head_timer is not None:
             self._head_timer.cancel()
         self._head_cycle = self.cycle
-        self.waiting_since = self.loop.time()
+        self._head_since = self.loop.time()
         self._head_timer = self.loop.call_later(HEADER_TIMEOUT_S, self._head_deadline)
 
     def _head_deadline(self) -> None:
         self._head_timer = None
         if self.cycle is self._head_cycle and self._idle():
-            self.close_idle()
+            self.close_waiting()
 
 
 def bind(settings: ServiceSettings) -> socket.socket:
@@ -314,6 +350,7 @@ def serve(settings: ServiceSettings) -> None:
 
 __all__ = [
     "HEADER_TIMEOUT_S",
+    "STALL_TIMEOUT_S",
     "GuardedH11Protocol",
     "ServeError",
     "bind",

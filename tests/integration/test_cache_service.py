@@ -7,6 +7,7 @@ HTTP version, hundreds of idle connections).
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -414,6 +415,107 @@ def test_connection_limit__never_counts_the_containers_health_check(limited: int
             sock.close()
     assert refused.startswith(b"HTTP/1.1 503"), f"positive control: {refused[:80]!r}"
     assert status == 200
+
+
+def _pipeline_unread(port: int) -> socket.socket:
+    """A connection from another host that pipelines /healthz requests and never reads an
+    answer, until its own send buffer is full: the service has stopped reading it because its
+    answers cannot go out."""
+    sock = _from_other_host(port)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    requests = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n" * 256
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            sock.send(requests)
+    return sock
+
+
+def test_connection_limit__clients_that_never_read_their_answers_do_not_keep_a_client_out(
+    limited: int,
+) -> None:
+    """Pipelined requests whose answers the client never reads leave a request "being served"
+    for ever (its answer waits for the client), and neither the header deadline nor the limit
+    closed such a connection: LIMIT of them, no token needed, answered every newcomer 503 for
+    as long as they stayed open (attack pass of 2026-12-01 on a deployed stack). A connection
+    stalled on its own client counts as waiting, like one that has not sent its head."""
+    stalled = [_pipeline_unread(limited) for _ in range(LIMIT)]
+    try:
+        time.sleep(0.5)  # the service has filled what it can send to each
+        healthz = _status_from_other_host(limited, "/healthz", {})
+        lookup = _status_from_other_host(limited, "/cache/missing", AUTH)
+    finally:
+        for sock in stalled:
+            sock.close()
+    assert (healthz, lookup) == (200, 404)
+
+
+@pytest.fixture
+def own_service(service: Service, tmp_path: Path) -> Iterator[int]:
+    """A second service, for a test that leaves budget or connections held; yields its port."""
+    port = free_port()
+    with serving({**service.env, "HTTP_PORT": str(port)}, port, tmp_path / "own.log"):
+        yield port
+
+
+def test_response__one_its_client_stops_reading_is_abandoned(own_service: int) -> None:
+    """A client with the token that pipelined GETs of a value (more answers than the socket
+    buffers hold: net.ipv4.tcp_wmem allows 4 MiB) and read none held a request being answered,
+    and the value's bytes of the in-flight budget, for ever (attack pass of 2026-12-01). The
+    service now closes it once STALL_TIMEOUT_S (10 s) pass without the client reading."""
+    conn = http.client.HTTPConnection("127.0.0.1", own_service, timeout=10)
+    try:
+        conn.request("PUT", "/cache/read", body=b"v" * MAX_VALUE, headers=AUTH)
+        assert conn.getresponse().status == 204
+    finally:
+        conn.close()
+    count = (8 << 20) // MAX_VALUE
+    request = (
+        f"GET /cache/read HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+    )
+    with _from_other_host(own_service) as sock:
+        sock.sendall(request.encode() * count)
+        time.sleep(12)
+        sock.settimeout(5)  # what the service had sent arrives at once; then EOF, or nothing
+        received, closed = 0, False
+        with contextlib.suppress(TimeoutError):
+            try:
+                while chunk := sock.recv(1 << 20):
+                    received += len(chunk)
+            except ConnectionResetError:
+                pass
+            closed = True
+    assert closed, f"still open after {received} bytes of {count * MAX_VALUE}"
+    assert 0 < received < count * MAX_VALUE
+
+
+def test_upload__a_body_dribbled_below_the_minimum_rate_is_cut(service: Service) -> None:
+    """A client with the token sending a byte every 3 s never hit the 15 s bound per chunk, so
+    it held its connection, a request being served, for as long as it liked (attack passes of
+    2026-12-01). The whole body must arrive within BODY_CHUNK_TIMEOUT_S plus its length at
+    MIN_BODY_BYTES_PER_S: here 15.25 s for MAX_VALUE bytes."""
+    with socket.create_connection((service.host, service.port), timeout=3) as sock:
+        sock.sendall(
+            b"PUT /cache/dribbled HTTP/1.1\r\nHost: localhost\r\n"
+            + f"Authorization: Bearer {TOKEN}\r\nContent-Length: {MAX_VALUE}\r\n\r\n".encode()
+        )
+        answer = b""
+        for _ in range(8):  # a byte every 3 s (the recv timeout), 24 s at most
+            try:
+                sock.sendall(b"x")
+                answer = sock.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            if answer:
+                with contextlib.suppress(OSError):
+                    while chunk := sock.recv(4096):  # the rest, up to the close
+                        answer += chunk
+                break
+    assert answer.startswith(b"HTTP/1.1 408 "), f"still reading after 24 s: {answer[:80]!r}"
+    assert _json_error(answer.partition(b"\r\n\r\n")[2]) == "the body arrived too slowly"
+    assert service.request("GET", "/cache/dribbled")[0] == 404
 
 
 def test_inflight_budget__a_second_large_upload_waits_its_turn_as_503(service: Service) -> None:
