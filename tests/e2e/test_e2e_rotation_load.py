@@ -257,6 +257,12 @@ def _assert_clean(figures: dict[str, Any]) -> None:
         got = {k: figures[side][k] for k in ("failures", "wrong", "lost", "fallbacks", "backend")}
         clean = {"failures": 0, "wrong": 0, "lost": 0, "fallbacks": 0, "backend": "redis"}
         assert got == clean, f"{side}: {got}"
+    # Clean counts prove nothing of a rotation no request ran through (workers that died or
+    # hung, a pause longer than the rotation): every rotation had HTTP requests started and
+    # answered inside its window, and the library client made requests.
+    for step in figures["steps"]:
+        assert step["requests"] > 0, f"no HTTP request was answered during {step['rotation']}"
+    assert figures["library"]["requests"] > 0, "the library client made no request"
 
 
 @pytest.fixture
