@@ -221,3 +221,31 @@ def test_read_app_facts__output_that_is_not_one_json_object_is_a_probe_error() -
         read_app_facts("app", "Traceback (most recent call last):\n")
     with pytest.raises(ProbeError, match="not one JSON object"):
         read_app_facts("app", "[1, 2]")
+
+
+def test_app_facts__redis_not_trusted_or_the_api_down_fails_the_run_saying_why(
+    rotating: RotatingRedis, tmp_path: Path
+) -> None:
+    """What the probe's error then shows (the run's output tail, infra/rotation_probe.py
+    _exec): the TLS or connection error, never a secret, and no facts printed as if read.
+    (A client certificate Redis refuses does not fail `served`: under TLS 1.3 the client's
+    handshake ends before the server's verdict, so `app_cert_issuer` and the round trip are
+    what show that.)"""
+    r = rotating
+    cert = pki.issue_client_certificate(r.ca, APP_USER, validity_days=2)
+    material = app_material(tmp_path, r, cert, token=generate_password(32))
+    stranger = pki.create_ca("secure-redis stranger CA", validity_days=2)
+    (material.directory / "ca.crt").write_bytes(pki.trust_bundle([stranger.cert_pem]))
+    with StatusApi(material.token) as api:
+        untrusted = run_app_facts(material, r, api)
+    assert untrusted.returncode != 0
+    assert "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr, untrusted.stderr[-500:]
+    with StatusApi(material.token) as down:
+        pass  # closed: nothing listens on its port any more
+    refused = run_app_facts(material, r, down)
+    assert refused.returncode != 0
+    assert "Connection refused" in refused.stderr, refused.stderr[-500:]
+    for done in (untrusted, refused):
+        assert done.stdout == "", "nothing printed as if it had been read"
+        for secret in (material.token, material.password, cert.key_pem.decode()):
+            assert secret not in done.stderr
