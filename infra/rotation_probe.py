@@ -234,12 +234,22 @@ def snapshot_of(
     }
 
 
+# Seconds the Docker client waits for one answer of the engine.
+ENGINE_TIMEOUT_S: Final = 60.0
+
+
 class Probe:
-    def __init__(self, stack: str, port: int) -> None:
+    def __init__(self, stack: str, port: int, engine_timeout: float = ENGINE_TIMEOUT_S) -> None:
         import docker  # noqa: PLC0415 - the pure helpers above need no Docker
+        from docker.errors import DockerException  # noqa: PLC0415
 
         self.stack, self.port = stack, port
-        self.client = docker.from_env(timeout=60)
+        try:
+            self.client = docker.from_env(timeout=engine_timeout)
+        except DockerException as exc:
+            raise ProbeError(
+                f"the Docker engine does not answer ({exc}); start dockerd or set DOCKER_HOST"
+            ) from exc
         self.redis = object_name(stack, "redis")
         self.app = object_name(stack, "app")
 
@@ -248,7 +258,9 @@ class Probe:
 
         try:
             code, out = self.client.containers.get(name).exec_run(argv, demux=False)
-        except DockerException as exc:
+        # OSError: docker-py's transport errors (requests' ReadTimeout of a busy engine) are
+        # not DockerExceptions; as a ProbeError, _wait looks again instead of giving up.
+        except (DockerException, OSError) as exc:
             raise ProbeError(f"{name}: {exc}") from exc
         text = (out or b"").decode(errors="replace")
         if code != 0:
@@ -279,7 +291,12 @@ class Probe:
         return lines
 
     def _started(self, name: str) -> dict[str, str]:
-        state = self.client.api.inspect_container(name)
+        from docker.errors import DockerException  # noqa: PLC0415
+
+        try:
+            state = self.client.api.inspect_container(name)
+        except (DockerException, OSError) as exc:
+            raise ProbeError(f"{name}: {exc}") from exc
         return {"id": state["Id"][:12], "startedAt": state["State"]["StartedAt"]}
 
     def _files(self, name: str, paths: Sequence[str]) -> list[str]:
@@ -529,6 +546,7 @@ if __name__ == "__main__":
 
 __all__ = [
     "APP_FACTS",
+    "ENGINE_TIMEOUT_S",
     "KINDS",
     "REDIS_FILES",
     "ROUND_TRIP",
