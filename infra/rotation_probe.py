@@ -281,7 +281,7 @@ class Probe:
                 container = self.client.containers.get(name)
                 state = container.attrs["State"]
                 tail = container.logs(tail=2).decode(errors="replace").strip().replace("\n", " | ")
-            except DockerException as exc:
+            except (DockerException, OSError) as exc:  # OSError: as in _exec
                 lines.append(f"{name}: not readable ({exc})")
                 continue
             lines.append(

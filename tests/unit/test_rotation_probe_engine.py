@@ -82,3 +82,14 @@ def test_probe__an_engine_that_does_not_answer_in_time_is_a_probe_error() -> Non
     probe = Probe("dev", 6379, engine_timeout=0.5)
     with pytest.raises(ProbeError, match=r"secure-redis-dev-redis: .*timed out"):
         probe.snapshot()
+
+
+@pytest.mark.usefixtures("busy_engine")
+def test_reload_evidence__an_engine_that_does_not_answer_is_named_not_raised() -> None:
+    """Printed after "not settled": a slow engine must not turn exit 1 into a traceback."""
+    lines = Probe("dev", 6379, engine_timeout=0.5).reload_evidence()
+    assert [line.split(":", 1)[0] for line in lines] == [
+        "secure-redis-dev-redis-init",
+        "secure-redis-dev-reload-tls",
+    ]
+    assert all("not readable" in line and "timed out" in line for line in lines), lines
