@@ -16,8 +16,9 @@ consumers' side, through `docker exec` into the running containers:
   (a fingerprint of the token's SHA-256 and a count; never a token);
 - each container's ID and start time: a rotation must not restart Redis or the app.
 Nothing secret is printed: certificates are public, hashes are fingerprinted once more.
-Exit codes: 0 done, 1 not settled in time / expected change missing / a consumer restarted,
-2 unusable input.
+Exit codes (README's table): 0 done, 1 not settled in time / expected change missing / a
+consumer restarted, 2 unusable input, 3 the stack cannot be observed (a container not running,
+the Docker engine not answering).
 """
 
 from __future__ import annotations
@@ -495,7 +496,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in problems:
             print(f"rotate: error: {problem}", file=sys.stderr)
         return 1 if problems else 0
-    except (SettingsError, ProbeError, OSError, ValueError) as exc:
+    except ProbeError as exc:
+        print(f"rotation_probe: error: {exc}", file=sys.stderr)
+        return 3
+    except (SettingsError, OSError, ValueError) as exc:
         print(f"rotation_probe: error: {exc}", file=sys.stderr)
         return 2
 

@@ -1,5 +1,5 @@
 """infra/rotation_probe.py when the Docker engine does not answer: an error the operator can
-act on (exit 2, no traceback), and a slow engine is a ProbeError that _wait looks past.
+act on (exit 3, no traceback), and a slow engine is a ProbeError that _wait looks past.
 
 A real docker-py client against a real Unix socket: none at all, or one that answers the API
 version and then nothing (an engine too busy to answer within the client's timeout)."""
@@ -25,6 +25,7 @@ from infra.settings import REPO_ROOT
 
 
 def test_snapshot__no_engine_is_an_error_naming_it_not_a_traceback(tmp_path: Path) -> None:
+    """Exit 3 (README's exit codes: the stack cannot be observed), not 1 (not settled)."""
     env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path / 'none.sock'}"}
     done = subprocess.run(
         [sys.executable, "-m", "infra.rotation_probe", "snapshot", "--stack", "dev"],
@@ -35,7 +36,7 @@ def test_snapshot__no_engine_is_an_error_naming_it_not_a_traceback(tmp_path: Pat
         timeout=60,
         check=False,
     )
-    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.returncode == 3, done.stderr[-2000:]
     assert "Traceback" not in done.stderr
     assert done.stderr.startswith("rotation_probe: error: the Docker engine does not answer")
 
