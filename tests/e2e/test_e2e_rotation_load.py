@@ -2,7 +2,9 @@
 and through the `secure_cache` library in a process started before the rotation.
 
 Every write is checked against what was acknowledged: 0 failed requests, 0 wrong values, 0 lost
-acknowledged writes, and Redis and the app are never restarted (rotate.sh fails if they are).
+acknowledged writes, and Redis and the app are never restarted (rotate.sh fails if they are);
+HTTP requests were answered inside every rotation's window, so the counts are of traffic that
+ran through it.
 The figures (requests, failures, p50/p99 latency during vs. outside the rotation) are printed
 as one JSON line per run, a benchmark, not a timed assertion.
 
