@@ -16,8 +16,9 @@ consumers' side, through `docker exec` into the running containers:
   (a fingerprint of the token's SHA-256 and a count; never a token);
 - each container's ID and start time: a rotation must not restart Redis or the app.
 Nothing secret is printed: certificates are public, hashes are fingerprinted once more.
-Exit codes: 0 done, 1 not settled in time / expected change missing / a consumer restarted,
-2 unusable input.
+Exit codes (README's table): 0 done, 1 not settled in time / expected change missing / a
+consumer restarted, 2 unusable input, 3 the stack cannot be observed (a container not running,
+the Docker engine not answering).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from cryptography.hazmat.primitives import serialization
 
 from infra import pki
 from infra.naming import REDIS_ALIAS, object_name
+from infra.redis_acl import APP_USER
 from infra.settings import SettingsError, load_settings, load_stack_file
 
 REDIS_DIR: Final = "/etc/secure-redis"
@@ -117,6 +119,8 @@ print("same" if read == value else "different")
 # Several files of a container in one exec, each followed by a NUL (no text file holds one).
 _CAT_EACH: Final = 'for f in "$@"; do cat -- "$f" || exit 1; printf "\\000"; done'
 APP_API: Final = "http://127.0.0.1:8080"
+# Redis's files a snapshot reads, in the order snapshot_of takes them.
+REDIS_FILES: Final = (f"{REDIS_DIR}/ca.crt", f"{REDIS_DIR}/server.crt", f"{REDIS_DIR}/users.acl")
 
 
 class ProbeError(RuntimeError):
@@ -147,8 +151,8 @@ def cert_serial(pem: str) -> str:
 
 
 def served_serial(printed: str) -> str:
-    """The serial of the certificate SERVED_SCRIPT printed, in the form cert_serial gives the
-    volume's."""
+    """The serial of the certificate APP_FACTS's `served` gave, in the form cert_serial gives
+    the volume's."""
     return cert_serial(printed)
 
 
@@ -174,12 +178,79 @@ def split_files(where: str, printed: str, count: int) -> list[str]:
     return parts[:-1]
 
 
+# The argv of the two app-side scripts, built here only, so that the probe and the tests that
+# run the scripts on this host (tests/integration/test_rotation_probe_scripts.py) pass the
+# same arguments in the same order; `material` and `api` differ only there.
+def app_facts_command(
+    host: str, port: int, material: str = APP_DIR, api: str = APP_API
+) -> list[str]:
+    """argv that prints APP_FACTS's JSON; Redis at `host`:`port`, as the app reaches it."""
+    return ["python3", "-c", APP_FACTS, material, host, str(port), api]
+
+
+def round_trip_command(
+    key: str, value: str, material: str = APP_DIR, api: str = APP_API
+) -> list[str]:
+    """argv that writes, reads back and deletes `key` through the API (ROUND_TRIP)."""
+    return ["python3", "-c", ROUND_TRIP, api, material, key, value]
+
+
+def read_app_facts(where: str, printed: str) -> dict[str, Any]:
+    """APP_FACTS's output, or a ProbeError naming `where`."""
+    try:
+        facts = json.loads(printed)
+    except ValueError as exc:
+        raise ProbeError(f"{where}: unreadable facts: {printed.strip()[-300:]}") from exc
+    if not isinstance(facts, dict):
+        raise ProbeError(f"{where}: unreadable facts: not one JSON object")
+    return facts
+
+
+def snapshot_of(
+    containers: dict[str, dict[str, str]], redis_files: Sequence[str], app: dict[str, Any]
+) -> dict[str, Any]:
+    """The snapshot, from the containers' identities, Redis's ca.crt, server.crt and users.acl
+    (REDIS_FILES, in that order) and the app's facts (APP_FACTS)."""
+    redis_ca, server, acl = redis_files
+    status = app["status"]
+    encryption = status.get("encryption", {})
+    return {
+        "containers": containers,
+        "served_serial": served_serial(app["served"]),
+        "server_serial": cert_serial(server),
+        "server_issuer": issuer_serial(server, redis_ca),
+        "app_cert_serial": cert_serial(app["cert"]),
+        "app_cert_issuer": issuer_serial(app["cert"], redis_ca),
+        "redis_trusts": bundle_serials(redis_ca),
+        "app_trusts": bundle_serials(app["ca"]),
+        "acl": acl_fingerprints(acl),
+        "app_password": fingerprint(app["password_sha256"]),
+        "app_material": app["material"],
+        "api_token": fingerprint(app["token_sha256"]),
+        "api_previous_tokens": int(app["previous_tokens"]),
+        "app_backend": status.get("backend"),
+        "primary_key_id": encryption.get("primary_key_id"),
+        "previous_key_ids": encryption.get("previous_key_ids", []),
+        "material_reloads": status.get("counters", {}).get("material_reloads"),
+    }
+
+
+# Seconds the Docker client waits for one answer of the engine.
+ENGINE_TIMEOUT_S: Final = 60.0
+
+
 class Probe:
-    def __init__(self, stack: str, port: int) -> None:
+    def __init__(self, stack: str, port: int, engine_timeout: float = ENGINE_TIMEOUT_S) -> None:
         import docker  # noqa: PLC0415 - the pure helpers above need no Docker
+        from docker.errors import DockerException  # noqa: PLC0415
 
         self.stack, self.port = stack, port
-        self.client = docker.from_env(timeout=60)
+        try:
+            self.client = docker.from_env(timeout=engine_timeout)
+        except DockerException as exc:
+            raise ProbeError(
+                f"the Docker engine does not answer ({exc}); start dockerd or set DOCKER_HOST"
+            ) from exc
         self.redis = object_name(stack, "redis")
         self.app = object_name(stack, "app")
 
@@ -188,7 +259,9 @@ class Probe:
 
         try:
             code, out = self.client.containers.get(name).exec_run(argv, demux=False)
-        except DockerException as exc:
+        # OSError: docker-py's transport errors (requests' ReadTimeout of a busy engine) are
+        # not DockerExceptions; as a ProbeError, _wait looks again instead of giving up.
+        except (DockerException, OSError) as exc:
             raise ProbeError(f"{name}: {exc}") from exc
         text = (out or b"").decode(errors="replace")
         if code != 0:
@@ -209,7 +282,7 @@ class Probe:
                 container = self.client.containers.get(name)
                 state = container.attrs["State"]
                 tail = container.logs(tail=2).decode(errors="replace").strip().replace("\n", " | ")
-            except DockerException as exc:
+            except (DockerException, OSError) as exc:  # OSError: as in _exec
                 lines.append(f"{name}: not readable ({exc})")
                 continue
             lines.append(
@@ -219,50 +292,30 @@ class Probe:
         return lines
 
     def _started(self, name: str) -> dict[str, str]:
-        state = self.client.api.inspect_container(name)
+        from docker.errors import DockerException  # noqa: PLC0415
+
+        try:
+            state = self.client.api.inspect_container(name)
+        except (DockerException, OSError) as exc:
+            raise ProbeError(f"{name}: {exc}") from exc
         return {"id": state["Id"][:12], "startedAt": state["State"]["StartedAt"]}
 
     def _files(self, name: str, paths: Sequence[str]) -> list[str]:
         return split_files(name, self._exec(name, files_command(paths)), len(paths))
 
     def snapshot(self) -> dict[str, Any]:
-        redis_ca, server, acl = self._files(
-            self.redis, [f"{REDIS_DIR}/ca.crt", f"{REDIS_DIR}/server.crt", f"{REDIS_DIR}/users.acl"]
+        redis_files = self._files(self.redis, REDIS_FILES)
+        app = read_app_facts(
+            self.app, self._exec(self.app, app_facts_command(REDIS_ALIAS, self.port))
         )
-        facts_text = self._exec(
-            self.app, ["python3", "-c", APP_FACTS, APP_DIR, REDIS_ALIAS, str(self.port), APP_API]
-        )
-        try:
-            app = json.loads(facts_text)
-        except ValueError as exc:
-            raise ProbeError(f"{self.app}: unreadable facts: {facts_text.strip()[-300:]}") from exc
-        status = app["status"]
-        encryption = status.get("encryption", {})
-        return {
-            "containers": {"redis": self._started(self.redis), "app": self._started(self.app)},
-            "served_serial": served_serial(app["served"]),
-            "server_serial": cert_serial(server),
-            "server_issuer": issuer_serial(server, redis_ca),
-            "app_cert_serial": cert_serial(app["cert"]),
-            "app_cert_issuer": issuer_serial(app["cert"], redis_ca),
-            "redis_trusts": bundle_serials(redis_ca),
-            "app_trusts": bundle_serials(app["ca"]),
-            "acl": acl_fingerprints(acl),
-            "app_password": fingerprint(app["password_sha256"]),
-            "app_material": app["material"],
-            "api_token": fingerprint(app["token_sha256"]),
-            "api_previous_tokens": int(app["previous_tokens"]),
-            "app_backend": status.get("backend"),
-            "primary_key_id": encryption.get("primary_key_id"),
-            "previous_key_ids": encryption.get("previous_key_ids", []),
-            "material_reloads": status.get("counters", {}).get("material_reloads"),
-        }
+        containers = {"redis": self._started(self.redis), "app": self._started(self.app)}
+        return snapshot_of(containers, redis_files, app)
 
     def round_trip(self) -> bool:
         """A write and a read through the app's HTTP API."""
         key, value = f"/cache/rotation-probe-{uuid.uuid4().hex}", uuid.uuid4().hex
         try:
-            said = self._exec(self.app, ["python3", "-c", ROUND_TRIP, APP_API, APP_DIR, key, value])
+            said = self._exec(self.app, round_trip_command(key, value))
         except ProbeError:
             return False
         return said.strip() == "same"
@@ -285,7 +338,7 @@ def unsettled(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
         waiting.append("the app is not using Redis (it answers from its memory fallback)")
     if now["served_serial"] != now["server_serial"]:
         waiting.append(NOT_SERVED)
-    if now["app_password"] not in now["acl"].get("app", []):
+    if now["app_password"] not in now["acl"].get(APP_USER, []):
         waiting.append("the app's password file is not among the ACL's app passwords")
     if now["app_cert_issuer"] is None:
         waiting.append("Redis does not trust the CA of the app's certificate")
@@ -443,7 +496,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in problems:
             print(f"rotate: error: {problem}", file=sys.stderr)
         return 1 if problems else 0
-    except (SettingsError, ProbeError, OSError, ValueError) as exc:
+    except ProbeError as exc:
+        print(f"rotation_probe: error: {exc}", file=sys.stderr)
+        return 3
+    except (SettingsError, OSError, ValueError) as exc:
         print(f"rotation_probe: error: {exc}", file=sys.stderr)
         return 2
 
@@ -494,21 +550,27 @@ if __name__ == "__main__":
 
 __all__ = [
     "APP_FACTS",
+    "ENGINE_TIMEOUT_S",
     "KINDS",
+    "REDIS_FILES",
     "ROUND_TRIP",
     "Probe",
     "ProbeError",
     "acl_fingerprints",
+    "app_facts_command",
     "bundle_serials",
     "expected_changes",
     "files_command",
     "fingerprint",
     "issuer_serial",
     "main",
+    "read_app_facts",
     "report_lines",
     "restarted",
+    "round_trip_command",
     "served_evidence",
     "served_serial",
+    "snapshot_of",
     "split_files",
     "unfinished",
     "unsettled",

@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Any
 
 from infra import pki
-from infra.rotation_probe import APP_FACTS
+from infra.rotation_probe import app_facts_command, read_app_facts
 from tests.support.rotating_redis import HOST_NAME, RotatingRedis
 
 REVISION = "..2026_12_01_rev1"
@@ -130,10 +130,11 @@ class StatusApi:
 def run_app_facts(
     material: AppMaterial, redis: RotatingRedis, api: StatusApi
 ) -> subprocess.CompletedProcess[str]:
-    """APP_FACTS as the probe runs it in the app container, on this host."""
-    argv = [str(material.directory), HOST_NAME, str(redis.port), api.base]
+    """APP_FACTS as the probe runs it in the app container (the probe's own argv, with this
+    host's python, material directory and API), on this host."""
+    _python, *argv = app_facts_command(HOST_NAME, redis.port, str(material.directory), api.base)
     return subprocess.run(
-        [sys.executable, "-c", APP_FACTS, *argv],
+        [sys.executable, *argv],
         capture_output=True,
         text=True,
         timeout=30,
@@ -144,8 +145,7 @@ def run_app_facts(
 def app_facts(material: AppMaterial, redis: RotatingRedis, api: StatusApi) -> dict[str, Any]:
     done = run_app_facts(material, redis, api)
     assert done.returncode == 0, done.stderr[-2000:]
-    facts: dict[str, Any] = json.loads(done.stdout)
-    return facts
+    return read_app_facts("the app-facts script", done.stdout)
 
 
 __all__ = ["AppMaterial", "StatusApi", "app_facts", "app_material", "run_app_facts"]

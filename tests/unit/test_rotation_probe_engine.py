@@ -1,0 +1,96 @@
+"""infra/rotation_probe.py when the Docker engine does not answer: an error the operator can
+act on (exit 3, no traceback), and a slow engine is a ProbeError that _wait looks past.
+
+A real docker-py client against a real Unix socket: none at all, or one that answers the API
+version and then nothing (an engine too busy to answer within the client's timeout)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socketserver
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.rotation_probe import Probe, ProbeError
+from infra.settings import REPO_ROOT
+
+
+def test_snapshot__no_engine_is_an_error_naming_it_not_a_traceback(tmp_path: Path) -> None:
+    """Exit 3 (README's exit codes: the stack cannot be observed), not 1 (not settled)."""
+    env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path / 'none.sock'}"}
+    done = subprocess.run(
+        [sys.executable, "-m", "infra.rotation_probe", "snapshot", "--stack", "dev"],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith("rotation_probe: error: the Docker engine does not answer")
+
+
+class _SilentAfterVersion(BaseHTTPRequestHandler):
+    """Answers GET /version, then holds every other request unanswered."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        if self.path.endswith("/version"):
+            body = json.dumps({"ApiVersion": "1.41", "Version": "stand-in"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        time.sleep(3)
+
+
+class _UnixHttpServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+
+@pytest.fixture
+def busy_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    path = tmp_path / "engine.sock"
+    server = _UnixHttpServer(str(path), _SilentAfterVersion)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.mark.usefixtures("busy_engine")
+def test_probe__an_engine_that_does_not_answer_in_time_is_a_probe_error() -> None:
+    probe = Probe("dev", 6379, engine_timeout=0.5)
+    with pytest.raises(ProbeError, match=r"secure-redis-dev-redis: .*timed out"):
+        probe.snapshot()
+
+
+@pytest.mark.usefixtures("busy_engine")
+def test_reload_evidence__an_engine_that_does_not_answer_is_named_not_raised() -> None:
+    """Printed after "not settled": a slow engine must not turn exit 1 into a traceback."""
+    lines = Probe("dev", 6379, engine_timeout=0.5).reload_evidence()
+    assert [line.split(":", 1)[0] for line in lines] == [
+        "secure-redis-dev-redis-init",
+        "secure-redis-dev-reload-tls",
+    ]
+    assert all("not readable" in line and "timed out" in line for line in lines), lines
