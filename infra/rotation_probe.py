@@ -23,7 +23,6 @@ the Docker engine not answering).
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import sys
@@ -36,6 +35,7 @@ from typing import Any, Final
 from cryptography.hazmat.primitives import serialization
 
 from infra import pki
+from infra.cli import OneLineParser
 from infra.naming import REDIS_ALIAS, object_name
 from infra.redis_acl import APP_USER
 from infra.settings import SettingsError, load_settings, load_stack_file
@@ -459,7 +459,7 @@ def report_lines(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.rotation_probe")
+    parser = OneLineParser(prog="python -m infra.rotation_probe")
     parser.add_argument("action", choices=("snapshot", "wait", "report", "unfinished"))
     parser.add_argument("--stack", required=True)
     parser.add_argument("--before", type=Path, help="a snapshot file (wait, report)")
