@@ -51,7 +51,7 @@ from pathlib import Path  # noqa: E402
 from typing import TYPE_CHECKING  # noqa: E402
 
 from infra.applier.diff import docker_changes, summary  # noqa: E402
-from infra.applier.errors import ApplyError  # noqa: E402
+from infra.applier.errors import ApplyError, HostConflict  # noqa: E402
 from infra.applier.plan import Plan, Step, plan_stack  # noqa: E402
 from infra.applier.state import (  # noqa: E402
     PASSPHRASE_ENV,
@@ -154,7 +154,7 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.action == "status":
             return _status(store, args.project_dir)
         _act(args.action, stack, args.project_dir, store)
-    except (StateError, SettingsError, RenderError) as exc:
+    except (StateError, SettingsError, RenderError, HostConflict) as exc:
         where = "" if isinstance(exc, StateError) else f"stack {stack}: "
         print(f"apply: error: {where}{exc}", file=sys.stderr)
         return 2
@@ -231,6 +231,8 @@ def _plan_or_up(action: str, stack: str, project_dir: Path, store: StateStore) -
             "certificate, password, data key and the API token is made anew (clients must take "
             "the new CA bundle and API token)"
         )
+    if problems := applier.host_conflicts(plan):
+        raise HostConflict("; and ".join(problems) + "; nothing was changed")
     previous = state or StackState(stack)
     changes = _all_changes(rendered, plan, state, applier.missing(plan, previous))
     _print_changes(changes, plan, full=False)

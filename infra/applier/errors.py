@@ -8,6 +8,11 @@ class ApplyError(RuntimeError):
     """The stack could not be applied (or removed) on the local Docker engine."""
 
 
+class HostConflict(ValueError):
+    """Another stack on the engine already holds a uid block or host port this stack declares
+    (infra/applier/host_conflicts.py): a settings problem, refused before the first change."""
+
+
 class UnsupportedProperty(ApplyError):
     """A declared property the local applier cannot honour. Nothing is silently dropped."""
 
@@ -21,4 +26,4 @@ class UnsupportedProperty(ApplyError):
         )
 
 
-__all__ = ["ApplyError", "UnsupportedProperty"]
+__all__ = ["ApplyError", "HostConflict", "UnsupportedProperty"]

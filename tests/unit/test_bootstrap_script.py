@@ -200,7 +200,8 @@ def _interpreter_claiming(tmp: Path, version: tuple[int, int, int]) -> Path:
     pip."""
     site = tmp / "claims"
     site.mkdir()
-    (site / "sitecustomize.py").write_text(f"import sys\nsys.version_info = {version + ('final', 0)!r}\n")
+    claimed = (*version, "final", 0)
+    (site / "sitecustomize.py").write_text(f"import sys\nsys.version_info = {claimed!r}\n")
     fake = tmp / f"python{version[0]}.{version[1]}"
     fake.write_text(
         "#!/bin/bash\n"
