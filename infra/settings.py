@@ -228,9 +228,7 @@ def load_stack_file(stack: str, root: Path = REPO_ROOT) -> dict[str, Any]:
         # Pulumi's own top-level keys (encryptionsalt, secretsprovider) belong there; a
         # setting there is one the program would never read.
         stray = sorted(
-            str(k)
-            for k in document
-            if str(k).startswith(f"{NAMESPACE}:") or str(k) in SETTING_KEYS
+            str(k) for k in document if str(k).startswith(f"{NAMESPACE}:") or str(k) in SETTING_KEYS
         )
         if stray:
             raise SettingsError(
