@@ -66,7 +66,7 @@ from pathlib import Path  # noqa: E402
 from typing import TYPE_CHECKING  # noqa: E402
 
 from infra.applier.diff import docker_changes, summary  # noqa: E402
-from infra.applier.errors import ApplyError, BuildInputError  # noqa: E402
+from infra.applier.errors import ApplyError, BuildInputError, HostConflict  # noqa: E402
 from infra.applier.plan import Plan, Step, plan_stack  # noqa: E402
 from infra.applier.state import (  # noqa: E402
     PASSPHRASE_ENV,
@@ -170,7 +170,7 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.action == "status":
             return _status(store, args.project_dir)
         _act(args.action, stack, args.project_dir, store)
-    except (StateError, BuildInputError, SettingsError, RenderError) as exc:
+    except (StateError, BuildInputError, SettingsError, RenderError, HostConflict) as exc:
         where = "" if isinstance(exc, StateError | BuildInputError) else f"stack {stack}: "
         print(f"apply: error: {where}{exc}", file=sys.stderr)
         return 2
@@ -257,6 +257,8 @@ def _plan_or_up(action: str, stack: str, project_dir: Path, store: StateStore) -
             "certificate, password, data key and the API token is made anew (clients must take "
             "the new CA bundle and API token)"
         )
+    if problems := applier.host_conflicts(plan):
+        raise HostConflict("; and ".join(problems) + "; nothing was changed")
     previous = state or StackState(stack)
     changes = _all_changes(rendered, plan, state, applier.missing(plan, previous))
     _print_changes(changes, plan, full=False)

@@ -62,6 +62,15 @@ def runtime_id(stack: str, role: Role, slot: int = 0) -> int:
     return _id(block, role)
 
 
+def slot_of(uid: int | None) -> int | None:
+    """The stack block `uid` lies in (the inverse of runtime_id's arithmetic); None for a uid
+    outside the stacks' range or in IMAGE_DEFAULT_SLOT's block, which no stack is given."""
+    if uid is None or not ID_BASE <= uid < ID_CEILING:
+        return None
+    slot = (uid - ID_BASE) // _BLOCK
+    return None if slot == IMAGE_DEFAULT_SLOT else slot
+
+
 def image_default_id(role: Role) -> int:
     """The id an image runs as when no stack passes one (its Dockerfile's ARG default)."""
     return _id(IMAGE_DEFAULT_SLOT, role)
@@ -82,5 +91,6 @@ __all__ = [
     "RuntimeIdError",
     "image_default_id",
     "runtime_id",
+    "slot_of",
     "stack_slot",
 ]

@@ -28,7 +28,7 @@ from infra.profiles import (
 )
 from infra.redis_acl import AclError, render_acl_file
 from infra.redis_conf import min_maxmemory_mb, min_memory_limit_mb
-from infra.runtime_ids import MAX_SLOT
+from infra.runtime_ids import MAX_SLOT, STACK_SLOTS
 
 NAMESPACE: Final = "secure-redis"
 # Namespaces a stack file may use besides the project's own: the docker provider's settings
@@ -148,11 +148,13 @@ def load_settings(
     hidden = frozenset(
         k[len(NAMESPACE) + 1 :] for k in secret_keys if k.startswith(f"{NAMESPACE}:")
     )
-    environment = _environment(_Shown(ours.get("environment"), "environment" in hidden), problems)
+    environment = _environment(
+        _Shown(ours.get("environment"), "environment" in hidden), problems, stack
+    )
     if environment is None:
         raise SettingsError(stack, where, problems)
     values = {**PROFILES[environment], **{k: v for k, v in ours.items() if k in SETTING_KEYS}}
-    reader = _Reader(values, problems, hidden)
+    reader = _Reader(stack, values, problems, hidden)
     settings = StackSettings(
         stack=stack,
         environment=environment,
@@ -206,8 +208,10 @@ def load_stack_file(stack: str, root: Path = REPO_ROOT) -> dict[str, Any]:
         known = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
         usable = [k for k in known if valid_stack_name(k)]
         choice = (
-            f"use one of: {', '.join(usable) or 'none'} (or create it with "
-            f"`pulumi stack init <name>`)"
+            f"use one of: {', '.join(usable) or 'none'} (or create it: a `config:` mapping "
+            f"with {NAMESPACE}:environment, a free {NAMESPACE}:appHostPort and, for a name "
+            f"other than {', '.join(STACK_SLOTS)}, a {NAMESPACE}:runtimeIdSlot no other stack "
+            'uses; README "Another stack")'
         )
         if not valid_stack_name(stack):
             problem = f"{stack!r} is not a stack name: {STACK_NAME_RULE}; {choice}"
@@ -220,6 +224,21 @@ def load_stack_file(stack: str, root: Path = REPO_ROOT) -> dict[str, Any]:
             problem = f"{name} does not exist in {root}; {choice}"
         raise SettingsError(stack, name, [problem])
     document = _read_yaml(stack, path)
+    if isinstance(document, dict) and "config" not in document:
+        # Pulumi's own top-level keys (encryptionsalt, secretsprovider) belong there; a
+        # setting there is one the program would never read.
+        stray = sorted(
+            str(k) for k in document if str(k).startswith(f"{NAMESPACE}:") or str(k) in SETTING_KEYS
+        )
+        if stray:
+            raise SettingsError(
+                stack,
+                path.name,
+                [
+                    f"{', '.join(stray)} at the top level: settings go under `config:` "
+                    f"(a line `config:`, then each setting indented below it)"
+                ],
+            )
     config = (document.get("config") or {}) if isinstance(document, dict) else None
     if not isinstance(config, dict):
         raise SettingsError(stack, path.name, ["`config:` must be a mapping of key: value"])
@@ -355,8 +374,9 @@ _SHORT: Final = _short_repr()
 
 class _Reader:
     def __init__(
-        self, values: Mapping[str, Any], problems: list[str], hidden: frozenset[str]
+        self, stack: str, values: Mapping[str, Any], problems: list[str], hidden: frozenset[str]
     ) -> None:
+        self._stack = stack
         self._values = values
         self._problems = problems
         self._hidden = hidden
@@ -378,42 +398,48 @@ class _Reader:
             return parse(str(PROFILES[Environment.DEVELOPMENT][key]))
 
     def integer(self, key: str, low: int, high: int) -> int:
-        return self.read(key, lambda text: _in_range(int, "a whole number", text, low, high, key))
+        fix = how_to_set(self._stack, key)
+        return self.read(key, lambda text: _in_range(int, "a whole number", text, low, high, fix))
 
     def number(self, key: str, low: float, high: float) -> float:
-        return self.read(key, lambda text: _in_range(float, "a number", text, low, high, key))
+        fix = how_to_set(self._stack, key)
+        return self.read(key, lambda text: _in_range(float, "a number", text, low, high, fix))
+
+
+def how_to_set(stack: str, key: str, value: str = "<value>") -> str:
+    """How to change one setting, with or without the Pulumi CLI (the local applier's users
+    have none: `pulumi config set` alone left them without a command to run)."""
+    return (
+        f"`python -m infra.stack_config set --stack {stack} {key} {value}` (or "
+        f"`pulumi config set {NAMESPACE}:{key} {value}`)"
+    )
 
 
 def _in_range(
-    convert: Callable[[str], _T], kind: str, text: str, low: Any, high: Any, key: str
+    convert: Callable[[str], _T], kind: str, text: str, low: Any, high: Any, fix: str
 ) -> _T:
     try:
         value = convert(text)  # "true" is refused here too (a YAML boolean)
     except ValueError:
         # Python's own text ("invalid literal for int() with base 10", "could not convert
         # string to float") names no fix.
-        raise ValueError(
-            f"expected {kind} from {low} to {high}; run "
-            f"`pulumi config set {NAMESPACE}:{key} <value>`"
-        ) from None
-    return _bounded(value, low, high, key)
+        raise ValueError(f"expected {kind} from {low} to {high}; set it with {fix}") from None
+    return _bounded(value, low, high, fix)
 
 
-def _bounded(value: _T, low: Any, high: Any, key: str) -> _T:
+def _bounded(value: _T, low: Any, high: Any, fix: str) -> _T:
     if not low <= value <= high:
-        raise ValueError(
-            f"must be between {low} and {high}; run `pulumi config set {NAMESPACE}:{key} <value>`"
-        )
+        raise ValueError(f"must be between {low} and {high}; set it with {fix}")
     return value
 
 
-def _environment(value: _Shown, problems: list[str]) -> Environment | None:
+def _environment(value: _Shown, problems: list[str], stack: str) -> Environment | None:
     choices = ", ".join(e.value for e in Environment)
     raw = value.raw
     if raw is None:
         problems.append(
-            f"{NAMESPACE}:environment is missing; set it to one of {choices} "
-            f"(`pulumi config set {NAMESPACE}:environment development`)"
+            f"{NAMESPACE}:environment is missing; set it to one of {choices} with "
+            f"{how_to_set(stack, 'environment', 'development')}"
         )
         return None
     try:

@@ -54,7 +54,7 @@ def of_stack(stack: str) -> Environment:
         # stack or its file already says where; the others are about the file's text.
         text = "; ".join(exc.problems)
         named = text.startswith((repr(stack), f"Pulumi.{stack}.yaml"))
-        raise StrictnessError(text if named else f"Pulumi.{stack}.yaml {text}") from exc
+        raise StrictnessError(text if named else f"Pulumi.{stack}.yaml: {text}") from exc
     except yaml.YAMLError as exc:
         raise StrictnessError(
             f"Pulumi.{stack}.yaml is not valid YAML ({_first_line(exc)})"

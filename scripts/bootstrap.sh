@@ -16,7 +16,8 @@
 # DOCKERD_CONFIG, sets it (its log: DOCKERD_LOG, default /var/log/secure-redis-dockerd.log). Either way, and for an engine already running, it
 # reports the engine's live-restore.
 #
-# PYTHON=/path/to/python3          the project's interpreter (3.11 to 3.13; default python3)
+# PYTHON=/path/to/python3          the project's interpreter (3.11 to 3.13, pyproject.toml's
+#                                  requires-python; default python3)
 # CHECKOV_PYTHON=/path/to/python3  .venv-checkov's (3.11.5 or newer; `none` skips it)
 set -euo pipefail
 LOG_TAG=bootstrap
@@ -32,6 +33,18 @@ case "${1:-}" in
 esac
 
 PYTHON="${PYTHON:-python3}"
+# The interpreters the project supports are pyproject.toml's requires-python (">=3.11,<3.14"),
+# read here so that what the bootstrap accepts, the docs and CI (3.11 and 3.13) cannot drift:
+# a newer interpreter was accepted although nothing was ever tested on it.
+read -r py_min py_below < <(sed -n \
+    's/^requires-python = ">=\([0-9]*\.[0-9]*\),<\([0-9]*\.[0-9]*\)"$/\1 \2/p' \
+    "$ROOT/pyproject.toml") || true
+[ -n "${py_below:-}" ] || die "pyproject.toml: requires-python is not of the form \">=3.X,<3.Y\""
+SUPPORTED_PYTHONS="$py_min to ${py_below%.*}.$((${py_below#*.} - 1))"
+if have "$PYTHON"; then
+    "$PYTHON" -c "import sys; sys.exit(not (${py_min/./, },) <= sys.version_info[:2] < (${py_below/./, },))" \
+        || die "$PYTHON is $("$PYTHON" -V 2>&1): secure-redis supports Python $SUPPORTED_PYTHONS (pyproject.toml requires-python); set PYTHON=/path/to/python3.X with one of those"
+fi
 # checkov's own closure (requirements-checkov.lock) needs Python 3.11.5 or newer (its
 # soupsieve pin says so), so it may use another interpreter than the project's; on a machine
 # with only an older one (Debian 12's 3.11.2) .venv-checkov is skipped with a warning;
@@ -48,9 +61,7 @@ make_venv() {
         log "$(basename "$dir") up to date"
         return
     fi
-    have "$python" || die "$python not found; install Python 3.11+ (Debian: apt-get install python3 python3-venv) or set PYTHON=/path/to/python3"
-    "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
-        || die "$python is $("$python" -V 2>&1); Python 3.11 or newer is required (set PYTHON=...)"
+    have "$python" || die "$python not found; install Python $SUPPORTED_PYTHONS (Debian: apt-get install python3 python3-venv) or set PYTHON=/path/to/python3"
     start="$(now_ms)"
     log "creating $(basename "$dir") from $(basename "$lock") with $("$python" -V 2>&1) (first run takes about a minute)"
     rm -rf "$dir"

@@ -113,6 +113,27 @@ require_stack() {
         || die "no stack '$stack': Pulumi.$stack.yaml does not exist (stacks: $known)"
 }
 
+# missing_option_value ARGS...: the pytest option (-m, -k, --stack, ...) that ends the arguments
+# or is followed by another option instead of its value, for a one-line usage error before any
+# bootstrap (pytest itself says "expected one argument" only once the virtualenv exists);
+# nothing when every value-taking option has its value.
+missing_option_value() {
+    while [ "$#" -gt 0 ]; do
+        case "$1" in
+            -m | -k | -n | -p | -c | -o | -W | --stack | --maxfail | --durations | --dist | --deselect | --ignore)
+                if [ "$#" -lt 2 ] || [[ "$2" == -* ]]; then
+                    printf '%s' "$1"
+                    return 0
+                fi
+                shift 2
+                continue
+                ;;
+        esac
+        shift
+    done
+    return 1
+}
+
 # python_only ARGS...: true when the pytest arguments select only layers that need no system
 # packages. One loop over the arguments; an option's value is never mistaken for an option
 # (`--maxfail=1` is not `-m`), and anything not understood means "bootstrap everything".

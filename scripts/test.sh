@@ -15,6 +15,16 @@ LOG_TAG="test"
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 case "${1:-}" in -h | --help) print_usage; exit 0 ;; esac
+# A value-taking option without its value: one line now, not after the whole bootstrap.
+if option="$(missing_option_value "$@")"; then
+    case "$option" in
+        -m) wanted="a marker expression (-m unit, -m \"e2e and not fault\")" ;;
+        -k) wanted="a name expression (-k pki)" ;;
+        --stack) wanted="a stack name (--stack dev)" ;;
+        *) wanted="a value" ;;
+    esac
+    die "$option needs $wanted; usage: scripts/test.sh [-m EXPR] [pytest arguments...] (scripts/test.sh --help)"
+fi
 
 needs_system=1
 if [ "$#" -gt 0 ] && python_only "$@"; then

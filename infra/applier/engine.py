@@ -21,6 +21,7 @@ from requests.exceptions import RequestException
 
 from infra.applier.diff import DOCKER_TYPES, docker_changes, rebuilt_image_only
 from infra.applier.errors import ApplyError
+from infra.applier.host_conflicts import Held, conflicts, user_uid
 from infra.applier.plan import Plan, Step
 from infra.applier.state import ResourceState, StackState
 from infra.applier.translate import (
@@ -38,7 +39,7 @@ from infra.applier.translate import (
     uploads_archive,
 )
 from infra.changes import Change, Op
-from infra.naming import STACK_LABEL
+from infra.naming import ROLE_LABEL, STACK_LABEL, Role
 
 Say = Callable[[str], None]
 Checkpoint = Callable[[StackState], None]
@@ -527,6 +528,51 @@ class LocalApplier:
         return f"; its last log lines:\n{logs}" if logs else "; it logged nothing"
 
     # -- down ------------------------------------------------------------------------------------
+
+    def host_conflicts(self, plan: Plan) -> list[str]:
+        """What another stack's containers on this engine already hold that `plan` declares:
+        a uid block or a published host port (infra/applier/host_conflicts.py)."""
+        uids: set[int] = set()
+        ports: set[int] = set()
+        for step in plan.steps:
+            if isinstance(step.spec, ContainerSpec):
+                if (uid := user_uid(step.spec.create.get("user"))) is not None:
+                    uids.add(uid)
+                for bindings in (step.spec.host_config.get("port_bindings") or {}).values():
+                    ports.update(int(external) for _ip, external in bindings if external)
+        with _engine_errors("listing the other stacks' containers"):
+            held = self.held_by_stacks()
+        return conflicts(plan.stack, uids, ports, held)
+
+    def held_by_stacks(self) -> list[Held]:
+        """Every container a stack deployed (labelled with a stack and one of the program's
+        roles: the e2e suite's probe containers, role `probe`, run as a stack's uid on purpose
+        and belong to none), running or not: its uid and published host ports."""
+        roles = {role.value for role in Role}
+        held: list[Held] = []
+        for summary in self.api.containers(all=True, filters={"label": STACK_LABEL}):
+            labels = summary.get("Labels") or {}
+            if labels.get(ROLE_LABEL) not in roles:
+                continue
+            try:
+                found = self.api.inspect_container(summary["Id"])
+            except NotFound:
+                continue  # removed since the listing
+            bindings = (found.get("HostConfig") or {}).get("PortBindings") or {}
+            held.append(
+                Held(
+                    stack=str(labels.get(STACK_LABEL)),
+                    container=str(found.get("Name", "")).lstrip("/"),
+                    uid=user_uid((found.get("Config") or {}).get("User")),
+                    host_ports=frozenset(
+                        int(b["HostPort"])
+                        for entries in bindings.values()
+                        for b in entries or ()
+                        if str(b.get("HostPort") or "").isdigit()
+                    ),
+                )
+            )
+        return held
 
     def find(self, stack: str) -> StackObjects:
         label = {"label": f"{STACK_LABEL}={stack}"}

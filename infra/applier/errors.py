@@ -8,6 +8,11 @@ class ApplyError(RuntimeError):
     """The stack could not be applied (or removed) on the local Docker engine."""
 
 
+class HostConflict(ValueError):
+    """Another stack on the engine already holds a uid block or host port this stack declares
+    (infra/applier/host_conflicts.py): a settings problem, refused before the first change."""
+
+
 class UnsupportedProperty(ApplyError):
     """A declared property the local applier cannot honour. Nothing is silently dropped."""
 
@@ -26,4 +31,4 @@ class BuildInputError(Exception):
     on the host); found before anything is changed."""
 
 
-__all__ = ["ApplyError", "BuildInputError", "UnsupportedProperty"]
+__all__ = ["ApplyError", "BuildInputError", "HostConflict", "UnsupportedProperty"]

@@ -253,6 +253,9 @@ class _FinishedApplier:
     def missing(self, *_args: Any) -> frozenset[str]:
         return frozenset()
 
+    def host_conflicts(self, _plan: Any) -> list[str]:
+        return []
+
     def up(self, *_args: Any, **_kwargs: Any) -> StackObjects:
         return StackObjects()
 

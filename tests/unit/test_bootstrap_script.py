@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -260,3 +261,53 @@ def test_dockerd__a_swarm_directory_without_a_node_certificate_is_no_member(
     result = _run(bare_path, _engine_env(tmp, config))
     assert result.returncode == 0, result.stderr
     assert "--live-restore" in args.read_text().splitlines()
+
+
+def _interpreter_claiming(tmp: Path, version: tuple[int, int, int]) -> Path:
+    """A real interpreter that reports `version` to the bootstrap (`-V`, `sys.version_info`)
+    and cannot make a virtualenv, so an accepted one stops at `-m venv`, not after minutes of
+    pip."""
+    site = tmp / "claims"
+    site.mkdir()
+    claimed = (*version, "final", 0)
+    (site / "sitecustomize.py").write_text(f"import sys\nsys.version_info = {claimed!r}\n")
+    fake = tmp / f"python{version[0]}.{version[1]}"
+    fake.write_text(
+        "#!/bin/bash\n"
+        f'case "$1" in -V | -VV) echo "Python {".".join(map(str, version))}"; exit 0 ;; '
+        '-m) echo "a virtualenv was started" >&2; exit 1 ;; esac\n'
+        f'PYTHONPATH={site} exec {sys.executable} "$@"\n'
+    )
+    fake.chmod(0o755)
+    return fake
+
+
+@pytest.mark.parametrize(
+    ("version", "accepted"), [((3, 14, 0), False), ((3, 10, 13), False), ((3, 13, 0), True)]
+)
+def test_interpreter__only_the_versions_pyproject_supports(
+    tmp_path: Path, version: tuple[int, int, int], accepted: bool
+) -> None:
+    """README, pyproject.toml (requires-python ">=3.11,<3.14") and CI say 3.11 to 3.13; the
+    bootstrap took any Python from 3.11 on, 3.14 included, on which nothing was tested."""
+    sandbox = tmp_path / "checkout"
+    shutil.copytree(ROOT / "scripts", sandbox / "scripts")
+    for name in ("pyproject.toml", "requirements.lock", "requirements-checkov.lock"):
+        shutil.copy(ROOT / name, sandbox / name)
+    fake = _interpreter_claiming(tmp_path, version)
+    done = subprocess.run(
+        [str(sandbox / "scripts" / "bootstrap.sh"), "--python"],
+        env={"PATH": os.environ["PATH"], "PYTHON": str(fake), "CHECKOV_PYTHON": "none"},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    if accepted:
+        assert "a virtualenv was started" in done.stderr
+        return
+    (line,) = done.stderr.splitlines()
+    shown = ".".join(map(str, version))
+    assert line == (
+        f"bootstrap: error: {fake} is Python {shown}: secure-redis supports Python 3.11 to "
+        "3.13 (pyproject.toml requires-python); set PYTHON=/path/to/python3.X with one of those"
+    )
+    assert not (sandbox / ".venv").exists(), "nothing was made"

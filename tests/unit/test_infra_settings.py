@@ -84,6 +84,7 @@ def test_missing_environment__names_key_and_fix() -> None:
     message = _problems("dev", {})
     assert "secure-redis:environment is missing" in message
     assert "pulumi config set secure-redis:environment" in message
+    assert "python -m infra.stack_config set --stack dev environment development" in message
 
 
 @pytest.mark.parametrize("version", ["1.0", "1.1", "TLSv1.1"])
@@ -169,6 +170,8 @@ def test_not_a_number__names_key_range_and_fix_not_python_text(
     assert f"secure-redis:{key} is" in message
     assert f"expected {expected}" in message
     assert f"pulumi config set secure-redis:{key}" in message
+    # The command for a user without the Pulumi CLI (the local applier's): it was missing.
+    assert f"python -m infra.stack_config set --stack dev {key} <value>" in message
     assert "invalid literal" not in message
     assert "could not convert" not in message
 

@@ -299,3 +299,56 @@ def test_strictness_cli__a_bad_stack_is_one_line_naming_it_once(
         assert {"dev", "prod"} <= set(listed.split(", ")), printed
     assert printed.count(f"Pulumi.{stack}.yaml") <= 1
     assert "in x.yaml" not in printed
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "secure-redis:environment: staging\nsecure-redis:appHostPort: 18100\n",
+        "environment: staging\nencryptionsalt: v1:abc\n",
+    ],
+    ids=["namespaced", "bare"],
+)
+def test_settings_outside_config__are_named_not_reported_as_missing(
+    tmp_path: Path, text: str
+) -> None:
+    """A stack file without its `config:` line said `secure-redis:environment is missing`
+    although the file sets it: the fix is the missing line, not the value."""
+    with pytest.raises(SettingsError) as caught:
+        load_stack_file("qa", _file(tmp_path, text))
+    message = str(caught.value)
+    assert message.startswith("Pulumi.qa.yaml: ")
+    assert "environment" in message
+    assert "at the top level: settings go under `config:`" in message
+    assert "encryptionsalt" not in message, "Pulumi's own top-level keys belong there"
+
+
+def test_pulumi_top_level_keys__beside_config_are_fine(tmp_path: Path) -> None:
+    text = "encryptionsalt: v1:abc\nconfig:\n  secure-redis:environment: development\n"
+    assert load_stack_file("qa", _file(tmp_path, text)) == {
+        "secure-redis:environment": "development"
+    }
+
+
+def test_missing_stack_file__says_what_a_new_one_holds(tmp_path: Path) -> None:
+    """The hint was `pulumi stack init <name>`, which a user of the local applier does not
+    have and which writes no setting."""
+    _file(tmp_path, "config:\n  secure-redis:environment: development\n", stack="dev")
+    with pytest.raises(SettingsError) as caught:
+        load_stack_file("u9", tmp_path)
+    message = str(caught.value)
+    assert "Pulumi.u9.yaml does not exist" in message
+    assert "use one of: dev" in message
+    assert "pulumi stack init" not in message
+    for key in ("environment", "appHostPort", "runtimeIdSlot"):
+        assert f"secure-redis:{key}" in message
+    assert 'README "Another stack"' in message
+
+
+def test_policy_check__a_file_level_problem_is_separated_from_the_file_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(strictness, "STACK_DIR", _file(tmp_path, "config: 5\n"))
+    with pytest.raises(strictness.StrictnessError) as caught:
+        strictness.of_stack("qa")
+    assert str(caught.value) == "Pulumi.qa.yaml: `config:` must be a mapping of key: value"

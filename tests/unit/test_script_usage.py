@@ -143,3 +143,28 @@ def test_fuzz_settings_readme_names__a_bad_value_is_one_line_not_a_traceback(
     assert done.returncode not in (0, 5), output
     assert "Traceback" not in output
     assert f"{variable}={value!r}" in output, output
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["-m"], ["-x", "-m"], ["-m", "-x"], ["-k"], ["tests/e2e", "--stack"]],
+)
+def test_test_sh_an_option_without_its_value__one_line_before_any_bootstrap(
+    sandbox: Path, argv: list[str]
+) -> None:
+    """`scripts/test.sh -m` ran the whole bootstrap (virtualenvs, system packages, the base
+    image, the wheelhouse) before pytest said "-m: expected one argument"."""
+    ran = sandbox / "bootstrap-ran"
+    for stage in ("bootstrap.sh", "bootstrap-base-image.sh", "build-app-image.sh"):
+        stub = sandbox / "scripts" / stage
+        stub.write_text(f"#!/bin/bash\ntouch {ran}\nexit 1\n")
+    done = subprocess.run(
+        [str(sandbox / "scripts" / "test.sh"), *argv],
+        capture_output=True, text=True, timeout=30, check=False, cwd=sandbox,
+    )  # fmt: skip
+    assert not ran.exists(), "nothing is bootstrapped for arguments pytest would refuse"
+    assert done.returncode == 1
+    (line,) = done.stderr.splitlines()
+    option = next(a for a in reversed(argv) if a in ("-m", "-k", "--stack"))
+    assert line.startswith(f"test: error: {option} needs "), line
+    assert "usage: scripts/test.sh" in line

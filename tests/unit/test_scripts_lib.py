@@ -51,6 +51,29 @@ def test_python_only__reads_the_arguments_one_by_one(args: list[str], python_onl
     assert (_bash('python_only "$@"', *args).returncode == 0) is python_only
 
 
+@pytest.mark.parametrize(
+    ("args", "missing"),
+    [
+        (["-m"], "-m"),
+        (["-x", "-m"], "-m"),
+        (["-m", "-x"], "-m"),  # pytest takes no option as -m's value either
+        (["tests/e2e", "--stack"], "--stack"),
+        (["-k"], "-k"),
+        (["-m", "unit"], ""),
+        (["-munit", "-k", "pki"], ""),
+        (["-m", "e2e and not fault", "-n", "2", "--dist", "loadfile"], ""),
+        (["--maxfail=1", "-x"], ""),
+        ([], ""),
+    ],
+)
+def test_missing_option_value__names_the_option_left_without_its_value(
+    args: list[str], missing: str
+) -> None:
+    done = _bash('missing_option_value "$@"', *args)
+    assert done.stdout == missing
+    assert (done.returncode == 0) is bool(missing)
+
+
 def test_step__times_a_stage_and_stops_on_failure() -> None:
     ok = _bash("step greet echo hello")
     assert ok.returncode == 0

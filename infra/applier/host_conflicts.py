@@ -1,0 +1,71 @@
+"""What another stack on the same Docker engine already holds that this stack would take too.
+
+Every stack on a host needs a uid block of its own (`runtimeIdSlot`, infra/runtime_ids.py: the
+`nproc` ulimit counts a uid's processes across the whole host, so two stacks sharing a block
+share each role's budget) and a host port of its own for the app (`appHostPort`). Neither the
+program nor the engine sees the other stack: the engine ran a second stack's containers under
+the first one's uids without a word, and a port already published failed only when the app
+started, after everything before it had been created ("port is already allocated", naming
+neither the container holding it nor the setting). So `up` compares, before its first change,
+what this stack declares with what the other stacks' containers on the engine run as and
+publish (running or stopped: a stopped stack starts again with its next `up`).
+
+Pure: the engine's side comes in as `Held` records (infra/applier/engine.py reads them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from infra.runtime_ids import MAX_SLOT, slot_of
+
+
+@dataclass(frozen=True)
+class Held:
+    """A container of another stack: the uid it runs as and the host ports it publishes."""
+
+    stack: str
+    container: str
+    uid: int | None
+    host_ports: frozenset[int]
+
+
+def user_uid(user: str | None) -> int | None:
+    """The numeric uid of a container's `user` ("70102:70102", "70102"); None for a name or
+    none at all (the stacks' containers always run as numbers)."""
+    uid = (user or "").split(":", 1)[0]
+    return int(uid) if uid.isdigit() else None
+
+
+def conflicts(
+    stack: str, uids: Iterable[int], host_ports: Iterable[int], held: Iterable[Held]
+) -> list[str]:
+    """One message per setting another stack already holds, naming the setting, the stack and
+    container holding it, and the fix; empty when the stack can go up beside the others."""
+    ours = {slot for uid in uids if (slot := slot_of(uid)) is not None}
+    ports = set(host_ports)
+    others = [h for h in held if h.stack != stack]
+    taken = sorted({s for h in others if (s := slot_of(h.uid)) is not None})
+    problems: list[str] = []
+    for slot in sorted(ours):
+        holder = next((h for h in others if slot_of(h.uid) == slot), None)
+        if holder is not None:
+            problems.append(
+                f"runtimeIdSlot {slot} is already used by stack {holder.stack} on this engine "
+                f"({holder.container} runs as uid {holder.uid}); set secure-redis:runtimeIdSlot "
+                f"in Pulumi.{stack}.yaml to a slot no other stack uses (1-{MAX_SLOT}; taken here: "
+                f"{', '.join(map(str, taken))})"
+            )
+    for port in sorted(ports):
+        holder = next((h for h in others if port in h.host_ports), None)
+        if holder is not None:
+            problems.append(
+                f"appHostPort {port} is already published by {holder.container} of stack "
+                f"{holder.stack}; set secure-redis:appHostPort in Pulumi.{stack}.yaml to a free "
+                "port"
+            )
+    return problems
+
+
+__all__ = ["Held", "conflicts", "user_uid"]

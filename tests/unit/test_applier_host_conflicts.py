@@ -1,0 +1,89 @@
+"""infra/applier/host_conflicts.py: which of a stack's settings another stack already holds.
+
+The engine's side is given as `Held` records; tests/e2e/test_e2e_host_conflicts.py reads them
+from a real engine and runs the refused `up`.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.applier.host_conflicts import Held, conflicts, user_uid
+from infra.naming import Role
+from infra.runtime_ids import ID_BASE, ID_CEILING, MAX_SLOT, runtime_id, slot_of
+
+pytestmark = pytest.mark.unit
+
+
+def _held(stack: str, slot: int, *ports: int, role: Role = Role.APP) -> Held:
+    return Held(
+        stack, f"secure-redis-{stack}-{role.value}", runtime_id(stack, role, slot), frozenset(ports)
+    )
+
+
+def _ours(slot: int) -> list[int]:
+    return [runtime_id("u9", role, slot) for role in (Role.REDIS, Role.APP, Role.EXPORTER)]
+
+
+@pytest.mark.parametrize(
+    ("user", "uid"),
+    [("70102:70102", 70102), ("75702", 75702), ("", None), (None, None), ("redis", None)],
+)
+def test_user_uid__the_numeric_uid_of_a_containers_user(user: str | None, uid: int | None) -> None:
+    assert user_uid(user) == uid
+
+
+@pytest.mark.parametrize(
+    ("uid", "slot"),
+    [
+        (runtime_id("u9", Role.REDIS, 57), 57),
+        (runtime_id("u9", Role.ROTATION, MAX_SLOT), MAX_SLOT),
+        (runtime_id("dev", Role.APP), 1),
+        (ID_BASE + 2, None),  # the image default's block (slot 0): no stack has it
+        (ID_CEILING, None),
+        (1000, None),
+        (None, None),
+    ],
+)
+def test_slot_of__the_stack_block_a_uid_lies_in(uid: int | None, slot: int | None) -> None:
+    assert slot_of(uid) == slot
+
+
+def test_conflicts__none_beside_stacks_with_other_slots_and_ports() -> None:
+    held = [_held("dev", 1, 18080), _held("prod", 3, 18081), _held("d2n9", 56, 18099)]
+    assert conflicts("u9", _ours(57), [18100], held) == []
+
+
+def test_conflicts__the_stacks_own_containers_are_no_conflict() -> None:
+    """A second `up` of the stack sees its own app on its port and its own uids."""
+    assert conflicts("u9", _ours(57), [18100], [_held("u9", 57, 18100)]) == []
+
+
+def test_conflicts__a_slot_another_stack_runs_as_names_it_and_the_slots_taken() -> None:
+    held = [_held("dev", 1, 18080), _held("d2n9", 57, 18099, role=Role.EXPORTER)]
+    (message,) = conflicts("u9", _ours(57), [18100], held)
+    uid = runtime_id("d2n9", Role.EXPORTER, 57)
+    assert message == (
+        f"runtimeIdSlot 57 is already used by stack d2n9 on this engine "
+        f"(secure-redis-d2n9-exporter runs as uid {uid}); set secure-redis:runtimeIdSlot in "
+        f"Pulumi.u9.yaml to a slot no other stack uses (1-{MAX_SLOT}; taken here: 1, 57)"
+    )
+
+
+def test_conflicts__a_port_another_stack_publishes_names_its_container() -> None:
+    (message,) = conflicts("u9", _ours(57), [18099], [_held("d2n9", 56, 18099)])
+    assert message == (
+        "appHostPort 18099 is already published by secure-redis-d2n9-app of stack d2n9; set "
+        "secure-redis:appHostPort in Pulumi.u9.yaml to a free port"
+    )
+
+
+def test_conflicts__both_at_once_are_both_reported() -> None:
+    problems = conflicts("u9", _ours(1), [18080], [_held("dev", 1, 18080)])
+    assert [p.split(" ", 1)[0] for p in problems] == ["runtimeIdSlot", "appHostPort"]
+
+
+def test_conflicts__image_default_ids_of_unstacked_test_containers_are_no_slot() -> None:
+    """Integration tests run the images with their default uids (slot 0), labelled `test`."""
+    held = [Held("test", "c", ID_BASE + 2, frozenset())]
+    assert conflicts("u9", _ours(57), [18100], held) == []
