@@ -102,11 +102,15 @@ shown() {
         *) printf "'%s'" "$1" ;;
     esac
 }
+# known_stacks: the names of this checkout's stack files, space-separated.
+known_stacks() {
+    find "$ROOT" -maxdepth 1 -name 'Pulumi.*.yaml' -printf '%f\n' \
+        | sed 's/^Pulumi\.\(.*\)\.yaml$/\1/' | sort | paste -sd ' '
+}
 # require_stack NAME: die unless NAME is a valid stack name with a Pulumi.NAME.yaml.
 require_stack() {
     local stack="$1" known
-    known="$(find "$ROOT" -maxdepth 1 -name 'Pulumi.*.yaml' -printf '%f\n' \
-        | sed 's/^Pulumi\.\(.*\)\.yaml$/\1/' | sort | paste -sd ' ')"
+    known="$(known_stacks)"
     valid_stack_name "$stack" \
         || die "$(shown "$stack") is not a stack name: 1-31 lowercase letters, digits or '-', starting with a letter or digit (stacks: $known)"
     [ -f "$ROOT/Pulumi.$stack.yaml" ] \

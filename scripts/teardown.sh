@@ -23,6 +23,11 @@ if [ "$#" -eq 0 ]; then stack=dev; else stack="$1"; fi
 valid_stack_name "$stack" \
     || die "$(shown "$stack") is not a stack name: 1-31 lowercase letters, digits or '-', starting with a letter or digit"
 
+# A stack removed by hand may have lost its file, so this is no refusal; but a mistyped name
+# ("prdo") would otherwise end in "nothing to remove ... finished" as if the stack were gone.
+[ -f "Pulumi.$stack.yaml" ] \
+    || warn "no Pulumi.$stack.yaml in this checkout (stacks: $(known_stacks)); removing only what the engine holds labelled io.secure-redis.stack=$stack"
+
 require_venv
 docker_ready || die "the Docker engine is not reachable (docker info failed); start it with scripts/bootstrap.sh, then run this again"
 

@@ -27,9 +27,15 @@ def script(*argv: str) -> subprocess.CompletedProcess[str]:
 def test_teardown__of_a_stack_with_nothing_deployed_says_so_and_succeeds(
     docker_client: object,
 ) -> None:
-    result = script("teardown.sh", f"e2e-absent-{uuid.uuid4().hex[:8]}")
+    name = f"e2e-absent-{uuid.uuid4().hex[:8]}"
+    result = script("teardown.sh", name)
     assert result.returncode == 0, result.stderr
     assert "nothing to remove" in result.stdout
+    # A mistyped name is said to be no stack of this checkout, with the ones there are.
+    assert f"teardown: warning: no Pulumi.{name}.yaml in this checkout (stacks: " in result.stderr
+    listed = re.search(r"\(stacks: ([^)]*)\)", result.stderr)
+    assert listed is not None, result.stderr
+    assert {"dev", "prod"} <= set(listed.group(1).split()), result.stderr
 
 
 def test_teardown__refuses_a_malformed_stack_name() -> None:
