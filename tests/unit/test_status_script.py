@@ -5,6 +5,7 @@ tests/e2e/test_e2e_monitoring.py)."""
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import subprocess
 import sys
@@ -104,7 +105,7 @@ def test_report__garbage_input_is_all_unknown_not_a_traceback() -> None:
     ("args", "message"),
     [
         (["Dev"], "is not a stack name"),
-        (["no-such-stack"], "Pulumi.no-such-stack.yaml does not exist"),
+        (["no-such-stack"], "Pulumi.no-such-stack.yaml does not exist (stacks: "),
         (["dev", "prod"], "usage: scripts/status.sh"),
     ],
 )
@@ -115,6 +116,8 @@ def test_status_sh__bad_arguments_exit_2_with_the_fix(args: list[str], message: 
     assert result.returncode == 2
     assert message in result.stderr
     assert result.stderr.startswith("status: error: ")
+    if listed := re.search(r"\(stacks: ([^)]*)\)", result.stderr):
+        assert {"dev", "prod"} <= set(listed.group(1).split()), "the stacks there are"
 
 
 # A `docker` CLI stand-in for a half-deployed stack: `info` answers, a container runs when
