@@ -28,7 +28,8 @@ import json
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
@@ -239,6 +240,19 @@ def snapshot_of(
 ENGINE_TIMEOUT_S: Final = 60.0
 
 
+@contextmanager
+def _observing(name: str) -> Iterator[None]:
+    """The engine's errors while `name` is looked at, as a ProbeError naming it. OSError too:
+    docker-py's transport errors (requests' ReadTimeout of a busy engine) are not
+    DockerExceptions; as a ProbeError, _wait looks again instead of giving up."""
+    from docker.errors import DockerException  # noqa: PLC0415 - the pure helpers need no Docker
+
+    try:
+        yield
+    except (DockerException, OSError) as exc:
+        raise ProbeError(f"{name}: {exc}") from exc
+
+
 class Probe:
     def __init__(self, stack: str, port: int, engine_timeout: float = ENGINE_TIMEOUT_S) -> None:
         import docker  # noqa: PLC0415 - the pure helpers above need no Docker
@@ -255,14 +269,8 @@ class Probe:
         self.app = object_name(stack, "app")
 
     def _exec(self, name: str, argv: list[str]) -> str:
-        from docker.errors import DockerException  # noqa: PLC0415
-
-        try:
+        with _observing(name):
             code, out = self.client.containers.get(name).exec_run(argv, demux=False)
-        # OSError: docker-py's transport errors (requests' ReadTimeout of a busy engine) are
-        # not DockerExceptions; as a ProbeError, _wait looks again instead of giving up.
-        except (DockerException, OSError) as exc:
-            raise ProbeError(f"{name}: {exc}") from exc
         text = (out or b"").decode(errors="replace")
         if code != 0:
             # The probes print no secret; the tail says what failed.
@@ -274,17 +282,17 @@ class Probe:
         job's own last log line): printed when Redis keeps serving an older certificate, so
         the order of the two can be read off. Public content only (the job logs OK or the
         error reply)."""
-        from docker.errors import DockerException  # noqa: PLC0415
-
         lines = []
         for name in (object_name(self.stack, "redis-init"), object_name(self.stack, "reload-tls")):
             try:
-                container = self.client.containers.get(name)
-                state = container.attrs["State"]
-                tail = container.logs(tail=2).decode(errors="replace").strip().replace("\n", " | ")
-            except (DockerException, OSError) as exc:  # OSError: as in _exec
-                lines.append(f"{name}: not readable ({exc})")
+                with _observing(name):
+                    container = self.client.containers.get(name)
+                    state = container.attrs["State"]
+                    tail = container.logs(tail=2).decode(errors="replace").strip()
+            except ProbeError as exc:
+                lines.append(f"{name}: not readable ({exc.__cause__})")
                 continue
+            tail = tail.replace("\n", " | ")
             lines.append(
                 f"{name}: started {state.get('StartedAt')}, finished {state.get('FinishedAt')}, "
                 f"exit {state.get('ExitCode')}, log: {tail[-300:] or '(none)'}"
@@ -292,12 +300,8 @@ class Probe:
         return lines
 
     def _started(self, name: str) -> dict[str, str]:
-        from docker.errors import DockerException  # noqa: PLC0415
-
-        try:
+        with _observing(name):
             state = self.client.api.inspect_container(name)
-        except (DockerException, OSError) as exc:
-            raise ProbeError(f"{name}: {exc}") from exc
         return {"id": state["Id"][:12], "startedAt": state["State"]["StartedAt"]}
 
     def _files(self, name: str, paths: Sequence[str]) -> list[str]:

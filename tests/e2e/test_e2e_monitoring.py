@@ -266,9 +266,8 @@ def test_monitoring__stored_series_carry_no_secret_or_key_name(
         assert not shown, "a key name the probe used appears in a label"
 
 
-def test_status_sh__reads_every_certificate_and_the_generation_from_the_stack(
-    stack: Stack,
-) -> None:
+def _status_sh(stack: Stack) -> subprocess.CompletedProcess[str]:
+    """scripts/status.sh STACK, which must succeed."""
     result = subprocess.run(
         [str(REPO_ROOT / "scripts" / "status.sh"), stack.name],
         capture_output=True,
@@ -277,6 +276,13 @@ def test_status_sh__reads_every_certificate_and_the_generation_from_the_stack(
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def test_status_sh__reads_every_certificate_and_the_generation_from_the_stack(
+    stack: Stack,
+) -> None:
+    result = _status_sh(stack)
     rows = {
         line.split("  ")[0].strip(): line.split()[-1]
         for line in result.stdout.splitlines()
@@ -312,14 +318,7 @@ def test_monitoring__the_exporters_copies_expire_with_the_files_each_identity_us
     wait_until_scraped(
         prometheus, f'secure_cache_certificate_expiry_timestamp_seconds{{job="{EXPORTER_JOB}"}}'
     )
-    result = subprocess.run(
-        [str(REPO_ROOT / "scripts" / "status.sh"), stack.name],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    result = _status_sh(stack)
     # `<label>  <not after (UTC), to the minute>  <days left>`
     rows = {
         cells[0]: cells[1]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +37,7 @@ from tests.support.app_material import (
     app_facts,
     app_material,
     run_app_facts,
+    run_here,
 )
 from tests.support.rotating_redis import RotatingRedis, serial
 from tests.support.tls_redis import REDIS_SERVER
@@ -99,14 +99,8 @@ def test_app_facts__a_token_the_api_refuses_fails_the_run(
 
 
 def _round_trip(api: StatusApi, material_dir: Path, key: str) -> str:
-    _python, *argv = round_trip_command(key, uuid.uuid4().hex, str(material_dir), api.base)
-    return subprocess.run(
-        [sys.executable, *argv],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    ).stdout.strip()
+    command = round_trip_command(key, uuid.uuid4().hex, str(material_dir), api.base)
+    return run_here(command, check=True).stdout.strip()
 
 
 def test_round_trip__same_only_when_the_api_gives_back_the_write_and_the_key_is_deleted(

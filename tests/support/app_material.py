@@ -127,19 +127,24 @@ class StatusApi:
         self._thread.join(timeout=10)
 
 
-def run_app_facts(
-    material: AppMaterial, redis: RotatingRedis, api: StatusApi
-) -> subprocess.CompletedProcess[str]:
-    """APP_FACTS as the probe runs it in the app container (the probe's own argv, with this
-    host's python, material directory and API), on this host."""
-    _python, *argv = app_facts_command(HOST_NAME, redis.port, str(material.directory), api.base)
+def run_here(command: list[str], *, check: bool = False) -> subprocess.CompletedProcess[str]:
+    """A command the probe runs in the app container (`python3 -c SCRIPT ARGS`, its own argv),
+    run on this host with this interpreter."""
+    _python, *argv = command
     return subprocess.run(
         [sys.executable, *argv],
         capture_output=True,
         text=True,
         timeout=30,
-        check=False,
+        check=check,
     )
+
+
+def run_app_facts(
+    material: AppMaterial, redis: RotatingRedis, api: StatusApi
+) -> subprocess.CompletedProcess[str]:
+    """APP_FACTS as the probe runs it, with this host's material directory and API."""
+    return run_here(app_facts_command(HOST_NAME, redis.port, str(material.directory), api.base))
 
 
 def app_facts(material: AppMaterial, redis: RotatingRedis, api: StatusApi) -> dict[str, Any]:
@@ -148,4 +153,4 @@ def app_facts(material: AppMaterial, redis: RotatingRedis, api: StatusApi) -> di
     return read_app_facts("the app-facts script", done.stdout)
 
 
-__all__ = ["AppMaterial", "StatusApi", "app_facts", "app_material", "run_app_facts"]
+__all__ = ["AppMaterial", "StatusApi", "app_facts", "app_material", "run_app_facts", "run_here"]
