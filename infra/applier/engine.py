@@ -9,6 +9,7 @@ exit code is an error), `mustRun` and `wait` (healthy within `waitTimeout`).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from infra.applier.diff import DOCKER_TYPES, docker_changes, rebuilt_image_only
 from infra.applier.errors import ApplyError
 from infra.applier.host_conflicts import Held, conflicts, user_uid
 from infra.applier.plan import Plan, Step
+from infra.applier.schedule import Cancelled, run_when_ready
 from infra.applier.state import ResourceState, StackState
 from infra.applier.translate import (
     CONTAINER,
@@ -47,6 +49,10 @@ Checkpoint = Callable[[StackState], None]
 INCOMPLETE: Final = "incomplete"
 _LOG_TAIL: Final = 15
 _RUNNING_CHECK_DELAY_S: Final = 0.1
+# A run-to-completion container (attach) has this long to exit, waited for in slices so that
+# an interrupted up stops waiting within one.
+_RUN_TO_COMPLETION_S: Final = 600
+_WAIT_SLICE_S: Final = 1
 
 
 class ContainerRefused(ApplyError):
@@ -92,6 +98,40 @@ class StackObjects:
         return "; ".join(parts) or "nothing"
 
 
+@dataclass
+class _Record:
+    """The stack's state as an up changes it, from the threads of its steps: each change is
+    made and checkpointed under one lock, so every checkpoint sees a whole state."""
+
+    state: StackState
+    save: Checkpoint
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def put(self, urn: str, resource: ResourceState) -> None:
+        with self.lock:
+            self.state.resources[urn] = resource
+            self.save(self.state)
+
+    def drop(self, urn: str) -> None:
+        with self.lock:
+            self.state.resources.pop(urn, None)
+            self.save(self.state)
+
+
+@dataclass
+class _Up:
+    """What the steps of one up share."""
+
+    stack: str
+    record: _Record
+    changes: dict[str, Change]
+    deferred: set[str]
+    image_ids: dict[str, str]
+    """Image placeholders -> image IDs: the unchanged images' at the start, each built one's
+    as its step ends (before any container that runs it starts)."""
+    applied: StackObjects = field(default_factory=StackObjects)
+
+
 class LocalApplier:
     def __init__(
         self, client: docker.DockerClient, say: Say = print, poll_interval_s: float = 0.5
@@ -100,6 +140,8 @@ class LocalApplier:
         self.api = client.api
         self.say = say
         self.poll_interval_s = poll_interval_s
+        # Set when an up is interrupted: its steps stop at their next wait (schedule.py).
+        self._cancel = threading.Event()
 
     # -- up ------------------------------------------------------------------------------------
 
@@ -114,17 +156,19 @@ class LocalApplier:
 
         `changes` defaults to `docker_changes` against `state` and the engine. Replaced and
         deleted containers go first (their names are fixed: delete before replace), then
-        replaced networks; then every created or replaced object in plan order, and containers
-        to update get their new limits and restart policy as they run. Unchanged
-        objects are not touched. Volumes are never removed here, and images no longer declared
-        stay as build cache (pulumi-docker's Image does not delete local images either); `down`
-        removes both. `checkpoint(state)` runs after every step, so a failure part-way leaves a
-        state that matches the engine.
+        replaced networks; then every created or replaced object, each as soon as the steps it
+        depends on are done (`plan.needs`; several at once, as Pulumi's engine runs them:
+        infra/applier/schedule.py), and containers to update get their new limits and restart
+        policy as they run. Unchanged objects are not touched. Volumes are never removed here,
+        and images no longer declared stay as build cache (pulumi-docker's Image does not
+        delete local images either); `down` removes both. `checkpoint(state)` runs after every
+        step, one at a time, so a failure or an interrupt part-way leaves a state that matches
+        the engine.
         """
         state = state if state is not None else StackState(plan.stack)
         if changes is None:
             changes = docker_changes(plan, state.resources, self.missing(plan, state))
-        save = checkpoint or (lambda _state: None)
+        record = _Record(state, checkpoint or (lambda _state: None))
         by_urn = {c.urn: c for c in changes}
         self._refuse_name_clashes(plan, {c.urn for c in changes if c.op is Op.CREATE})
         # Containers replaced only because their image is rebuilt wait for the build: a
@@ -133,69 +177,71 @@ class LocalApplier:
         deferred = {c.urn for c in changes if rebuilt_image_only(c)}
         self._remove_leaving(
             [c for c in changes if c.op in (Op.REPLACE, Op.DELETE) and c.urn not in deferred],
-            state,
-            save,
+            record,
         )
-        applied = StackObjects()
-        image_ids = {
-            s.placeholder: str(state.resources[s.urn].outputs.get("imageId"))
-            for s in plan.steps
-            if s.placeholder and by_urn[s.urn].op is Op.SAME
-        }
-        for step in plan.steps:
-            change = by_urn[step.urn]
-            if change.op is Op.SAME:
-                continue
-            spec = step.spec
-            if step.urn in deferred and not self._replace_for_image(step, state, image_ids, save):
-                applied.kept.append(_label(spec))
-                continue
-            start = time.monotonic()
-            if change.op is Op.UPDATE:
-                with _engine_errors(f"{_kind(spec)} {_label(spec)}"):
-                    self._update(step, state)
-                save(state)
-                changed = ", ".join(change.reasons)
-                self.say(f"{_kind(spec)} {_label(spec)} updated in place ({changed})")
-                continue
-            with _engine_errors(f"{_kind(spec)} {_label(spec)}"):
-                object_id, outputs = self._create(plan.stack, step, change, state, save, image_ids)
-            applied.add(spec)
-            state.resources[step.urn] = ResourceState(
-                type=step.type, name=change.name, id=object_id, inputs=step.props, outputs=outputs
-            )
-            save(state)
-            self.say(f"{_kind(spec)} {_label(spec)} ready ({time.monotonic() - start:.1f}s)")
-        return applied
+        run = _Up(
+            stack=plan.stack,
+            record=record,
+            changes=by_urn,
+            deferred=deferred,
+            image_ids={
+                s.placeholder: str(state.resources[s.urn].outputs.get("imageId"))
+                for s in plan.steps
+                if s.placeholder and by_urn[s.urn].op is Op.SAME
+            },
+        )
+        steps = {s.urn: s for s in plan.steps if by_urn[s.urn].op is not Op.SAME}
+        self._cancel.clear()
+        run_when_ready(
+            list(steps),
+            plan.needs,
+            lambda urn: self._apply(run, steps[urn]),
+            cancel=self._cancel,
+            also_failed=lambda exc: self.say(f"also failed: {_described(exc)}"),
+        )
+        return run.applied
 
-    def _remove_leaving(
-        self, leaving: Sequence[Change], state: StackState, save: Checkpoint
-    ) -> None:
+    def _apply(self, run: _Up, step: Step) -> None:
+        """One step of an up: update, or create (replace) the object; recorded when done."""
+        spec, change = step.spec, run.changes[step.urn]
+        if step.urn in run.deferred and not self._replace_for_image(step, run):
+            run.applied.kept.append(_label(spec))
+            return
+        start = time.monotonic()
+        if change.op is Op.UPDATE:
+            with _engine_errors(f"{_kind(spec)} {_label(spec)}"):
+                self._update(step, run.record)
+            changed = ", ".join(change.reasons)
+            self.say(f"{_kind(spec)} {_label(spec)} updated in place ({changed})")
+            return
+        with _engine_errors(f"{_kind(spec)} {_label(spec)}"):
+            object_id, outputs = self._create(run, step, change)
+        run.applied.add(spec)
+        run.record.put(
+            step.urn,
+            ResourceState(
+                type=step.type, name=change.name, id=object_id, inputs=step.props, outputs=outputs
+            ),
+        )
+        self.say(f"{_kind(spec)} {_label(spec)} ready ({time.monotonic() - start:.1f}s)")
+
+    def _remove_leaving(self, leaving: Sequence[Change], record: _Record) -> None:
         """Remove replaced and deleted objects, containers first (names are fixed: delete
         before replace), then networks, images and volumes; each step saved."""
         for kind in (CONTAINER, NETWORK, IMAGE, VOLUME):
             for change in reversed([c for c in leaving if c.type == kind]):
-                prior = state.resources.get(change.urn)
+                prior = record.state.resources.get(change.urn)
                 if prior is not None:
                     with _engine_errors(f"removing {change.name}"):
-                        self._remove(kind, prior, state.stack)
-                state.resources.pop(change.urn, None)
-                save(state)
+                        self._remove(kind, prior, record.state.stack)
+                record.drop(change.urn)
 
-    def _create(
-        self,
-        stack: str,
-        step: Step,
-        change: Change,
-        state: StackState,
-        save: Checkpoint,
-        image_ids: dict[str, str],
-    ) -> tuple[str, dict[str, Any]]:
+    def _create(self, run: _Up, step: Step, change: Change) -> tuple[str, dict[str, Any]]:
         """Create one planned object: its ID and outputs (a built image's ID is also entered
-        in `image_ids` for the containers that run it)."""
-        spec = step.spec
+        in `run.image_ids` for the containers that run it)."""
+        spec, image_ids = step.spec, run.image_ids
         if isinstance(spec, ImageSpec):
-            image_id = self._build(spec, stack)
+            image_id = self._build(spec, run.stack)
             if step.placeholder:
                 image_ids[step.placeholder] = image_id
             return image_id, {"imageId": image_id}
@@ -211,10 +257,9 @@ class LocalApplier:
             # resolves like an ID), then by its ID, before its uploads, start and wait: an up
             # interrupted or failed at any point leaves no container the state does not know
             # (the next up refused it). Marked INCOMPLETE, the next up replaces it.
-            state.resources[step.urn] = ResourceState(
-                step.type, change.name, cid, step.props, {INCOMPLETE: True}
+            run.record.put(
+                step.urn, ResourceState(step.type, change.name, cid, step.props, {INCOMPLETE: True})
             )
-            save(state)
 
         if spec.name:
             created(spec.name)
@@ -224,43 +269,35 @@ class LocalApplier:
             # The engine answered that it created nothing (a name taken by a container of
             # something else, the image gone): the name must not stay recorded, or the next up
             # would remove whatever holds it as an unfinished container of the stack's.
-            state.resources.pop(step.urn, None)
-            save(state)
+            run.record.drop(step.urn)
             raise
         return container_id, {"imageId": image_ids.get(spec.image, spec.image)}
 
-    def _update(self, step: Step, state: StackState) -> None:
+    def _update(self, step: Step, record: _Record) -> None:
         """Apply a container's new limits and restart policy to it as it runs (diff.IN_PLACE),
         as pulumi-docker does; the state then records the new declaration."""
         spec = step.spec
         assert isinstance(spec, ContainerSpec)
-        prior = state.resources[step.urn]
+        prior = record.state.resources[step.urn]
         reply = self.api.update_container(prior.id, **update_kwargs(spec))
         for warning in (reply or {}).get("Warnings") or ():
             self.say(f"container {_label(spec)}: the engine warns: {warning}")
-        state.resources[step.urn] = ResourceState(
-            prior.type, prior.name, prior.id, step.props, prior.outputs
+        record.put(
+            step.urn, ResourceState(prior.type, prior.name, prior.id, step.props, prior.outputs)
         )
 
-    def _replace_for_image(
-        self,
-        step: Step,
-        state: StackState,
-        image_ids: dict[str, str],
-        save: Checkpoint,
-    ) -> bool:
+    def _replace_for_image(self, step: Step, run: _Up) -> bool:
         """For a container whose image was rebuilt: remove it when the image ID changed
         (True: create it again); keep it running when the build gave the same image."""
         spec = step.spec
         assert isinstance(spec, ContainerSpec)
-        prior = state.resources[step.urn]
-        if image_ids.get(spec.image) == prior.outputs.get("imageId"):
+        prior = run.record.state.resources[step.urn]
+        if run.image_ids.get(spec.image) == prior.outputs.get("imageId"):
             self.say(f"container {_label(spec)} kept: its image was rebuilt to the same image ID")
             return False
         with _engine_errors(f"removing {prior.name}"):
-            self._remove(CONTAINER, prior, state.stack)
-        state.resources.pop(step.urn, None)
-        save(state)
+            self._remove(CONTAINER, prior, run.stack)
+        run.record.drop(step.urn)
         return True
 
     def missing(self, plan: Plan, state: StackState) -> frozenset[str]:
@@ -379,6 +416,7 @@ class LocalApplier:
         image_id: str | None = None
         try:
             for chunk in self.api.build(**spec.build_kwargs):
+                self._stop_if_cancelled()
                 if "error" in chunk:
                     raise ApplyError(f"{spec.resource}: docker build failed: {chunk['error']}")
                 line = str(chunk.get("stream", "")).strip()
@@ -474,7 +512,21 @@ class LocalApplier:
 
     def _run_to_completion(self, spec: ContainerSpec, cid: str) -> None:
         self.say(f"running {spec.name} to completion (attach)")
-        code = int(self.api.wait(cid, timeout=600)["StatusCode"])
+        deadline = time.monotonic() + _RUN_TO_COMPLETION_S
+        while True:
+            try:
+                code = int(self.api.wait(cid, timeout=_WAIT_SLICE_S)["StatusCode"])
+                break
+            except RequestException:
+                # The slice ended (the SDK reports its read timeout as a ConnectionError) or
+                # the engine went away: an inspect tells which (it raises for the latter).
+                self.api.inspect_container(cid)
+            self._stop_if_cancelled()
+            if time.monotonic() > deadline:
+                raise ApplyError(
+                    f"{spec.resource}: {spec.name} did not exit within {_RUN_TO_COMPLETION_S}s"
+                    f"{self._tail(cid)}"
+                )
         if code != 0:
             raise ApplyError(
                 f"{spec.resource}: {spec.name} exited with code {code}{self._tail(cid)}"
@@ -494,7 +546,7 @@ class LocalApplier:
                     f"{spec.resource}: {spec.name} is not running (status {state.get('Status')}, "
                     f"exit code {state.get('ExitCode')}){self._tail(cid)}"
                 )
-            time.sleep(self.poll_interval_s)
+            self._pause()
 
     def _await_healthy(self, spec: ContainerSpec, cid: str, timeout_s: int) -> None:
         self.say(f"waiting up to {timeout_s}s for {spec.name} to report healthy")
@@ -517,7 +569,16 @@ class LocalApplier:
                     f"{spec.resource}: {spec.name} was not healthy within waitTimeout={timeout_s}s"
                     f"{self._tail(cid)}"
                 )
-            time.sleep(self.poll_interval_s)
+            self._pause()
+
+    def _pause(self) -> None:
+        """One poll interval of a wait; Cancelled when the up was interrupted meanwhile."""
+        if self._cancel.wait(self.poll_interval_s):
+            raise Cancelled
+
+    def _stop_if_cancelled(self) -> None:
+        if self._cancel.is_set():
+            raise Cancelled
 
     def _tail(self, cid: str) -> str:
         """The container's last log lines: the services log no secret (event=... lines)."""
@@ -655,6 +716,12 @@ def _endpoint_config(api: Any, endpoint: Any) -> Any:
         ipv4_address=endpoint.ipv4_address,
         ipv6_address=endpoint.ipv6_address,
     )
+
+
+def _described(exc: BaseException) -> str:
+    """A failure for a one-line report: an ApplyError's own message (they name no secret),
+    otherwise only its type."""
+    return str(exc) if isinstance(exc, ApplyError) else type(exc).__name__
 
 
 def _why(exc: APIError) -> str:

@@ -8,7 +8,7 @@ refused. All translation happens before the first Docker call, so an unsupported
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -56,6 +56,9 @@ class Plan:
     steps: tuple[Step, ...]
     skipped: tuple[str, ...]
     """Logical names of resources that need no Docker object (already done by the render)."""
+    needs: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Each step's URN -> the URNs of the steps it depends on (declared, or implied by the
+    names of its image, networks and volumes): an `up` runs a step once these are done."""
 
     def of(self, kind: type[Spec]) -> list[Spec]:
         return [s.spec for s in self.steps if isinstance(s.spec, kind)]
@@ -80,7 +83,12 @@ def plan_stack(stack: str, resources: Sequence[RenderedResource], *, root: Path)
     by_urn = {r.urn: r for r in resources}
     urns = {s.urn for s in steps}
     deps = {step.urn: _dependencies(step, by_urn[step.urn], steps, urns) for step in steps}
-    return Plan(stack=stack, steps=tuple(_ordered(steps, deps)), skipped=tuple(skipped))
+    return Plan(
+        stack=stack,
+        steps=tuple(_ordered(steps, deps)),
+        skipped=tuple(skipped),
+        needs={urn: frozenset(needed) for urn, needed in deps.items()},
+    )
 
 
 def _translated(resource: RenderedResource, root: Path) -> Step | None:

@@ -6,6 +6,7 @@ pulumi-docker's do (so they fail where the provider would), attach checks the ex
 from __future__ import annotations
 
 import contextlib
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -459,3 +460,97 @@ def test_applier__a_replaced_container_with_destroy_grace_seconds_is_stopped_bef
     assert (mark.exit_code, mark.output.decode().strip()) == (0, "stopped"), (
         "the replaced container was killed without its SIGTERM"
     )
+
+
+def job(stack: str, name: str, script: str, deps: tuple[str, ...] = ()) -> RenderedResource:
+    """A run-to-completion container of `stack` running `script`, with the volume {stack}-v
+    at /data."""
+    props = {
+        "name": f"{stack}-{name}",
+        "image": BASE,
+        "labels": [{"label": STACK_LABEL, "value": stack}],
+        "networkMode": "none",
+        "mounts": [{"type": "volume", "source": f"{stack}-v", "target": "/data"}],
+        "command": ["sh", "-c", script],
+        "attach": True,
+        "mustRun": False,
+    }
+    return declared(CONTAINER, name, props, deps=deps)
+
+
+def test_applier__independent_steps_run_at_once_and_dependents_after(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient
+) -> None:
+    """As Pulumi's engine does (infra/applier/schedule.py): two run-to-completion containers
+    that need nothing of each other run at the same time (each waits for the other's mark on
+    a shared volume, so one run alone times out and exits 1); a third that declares a
+    dependency on both starts only after they finished (it finds both their marks)."""
+    stack, applier = scratch
+    label = [{"label": STACK_LABEL, "value": stack}]
+
+    def meets(me: str, other: str) -> str:
+        return (
+            f"touch /data/{me}; i=0; until [ -e /data/{other} ]; do "
+            f"i=$((i+1)); [ $i -gt 300 ] && exit 1; sleep 0.1; done; touch /data/{me}-done"
+        )
+
+    apply(
+        applier,
+        stack,
+        resource(VOLUME, "v", {"name": f"{stack}-v", "labels": label}),
+        job(stack, "left", meets("left", "right")),
+        job(stack, "right", meets("right", "left")),
+        job(
+            stack,
+            "after",
+            "test -e /data/left-done && test -e /data/right-done",
+            deps=("left", "right"),
+        ),
+    )
+    for name in ("left", "right", "after"):
+        state = docker_client.api.inspect_container(f"{stack}-{name}")["State"]
+        assert state["ExitCode"] == 0, name
+
+
+def test_applier__an_interrupt_stops_the_steps_in_flight_and_the_next_up_finishes_them(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient
+) -> None:
+    """Ctrl-C while one step waits for its container (run to completion) and another ends: the
+    up stops waiting at once (the container is still running when it returns), the state
+    records the waiting one as unfinished, and the next up replaces it and finishes."""
+    stack, applier = scratch
+    label = [{"label": STACK_LABEL, "value": stack}]
+    resources = [
+        resource(VOLUME, "v", {"name": f"{stack}-v", "labels": label}),
+        job(stack, "waiting", "touch /data/started; until [ -e /data/go ]; do sleep 0.1; done"),
+        job(stack, "quick", "until [ -e /data/started ]; do sleep 0.1; done"),
+    ]
+    plan = plan_stack(stack, resources, root=Path("/"))
+    state = StackState(stack)
+
+    def interrupt_once_quick_is_done(saved: StackState) -> None:
+        quick = saved.resources.get("urn:quick")
+        if quick is not None and INCOMPLETE not in quick.outputs:
+            raise KeyboardInterrupt
+
+    outcome: list[BaseException] = []
+
+    def interrupted_up() -> None:
+        try:
+            applier.up(plan, state, checkpoint=interrupt_once_quick_is_done)
+        except BaseException as exc:  # asserted below, KeyboardInterrupt included
+            outcome.append(exc)
+
+    runner = threading.Thread(target=interrupted_up, daemon=True)
+    runner.start()
+    runner.join(timeout=120)  # a bound against a hang, not a measurement
+    assert not runner.is_alive(), "the interrupted up kept waiting for its container"
+    assert [type(exc) for exc in outcome] == [KeyboardInterrupt]
+    waiting = docker_client.containers.get(f"{stack}-waiting")
+    assert waiting.attrs["State"]["Running"], "the up waited for the container to end"
+    assert state.resources["urn:waiting"].outputs.get(INCOMPLETE)
+    assert waiting.exec_run(["touch", "/data/go"]).exit_code == 0
+    applier.up(plan, state)
+    assert not [r for r in state.resources.values() if r.outputs.get(INCOMPLETE)]
+    finished = docker_client.api.inspect_container(f"{stack}-waiting")
+    assert (finished["Id"], finished["State"]["ExitCode"]) == (state.resources["urn:waiting"].id, 0)

@@ -1,0 +1,105 @@
+"""Run steps as their dependencies allow, many at once, the way Pulumi's engine walks its graph.
+
+Pulumi's engine starts every resource operation whose dependencies are done, without a bound
+(`pulumi up --parallel` defaults to unbounded), and when one fails it starts nothing new but
+lets those in flight finish. The local applier does the same, so a program that leaves a
+dependency undeclared fails here as it would under `pulumi up`, not only there; and an `up`
+waits for its longest chain instead of the sum of every step (a certificate renewal replaces
+five run-to-completion initialisers, three of them independent of each other).
+
+Threads, not asyncio: every step is blocking docker SDK calls (the SDK has no async API), and
+the steps mostly wait on the engine.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Final, TypeVar
+
+K = TypeVar("K")
+
+_THREAD_PREFIX: Final = "apply-step"
+
+
+class Cancelled(Exception):
+    """Raised by a step that saw the cancel event: the run was interrupted."""
+
+
+def run_when_ready(
+    keys: Sequence[K],
+    needs: Mapping[K, Collection[K]],
+    run: Callable[[K], None],
+    *,
+    cancel: threading.Event,
+    also_failed: Callable[[BaseException], None] = lambda _exc: None,
+) -> None:
+    """Run `run(key)` for every key, each in a thread of its own once every key it `needs`
+    (among `keys`; others count as done) has run; ready keys start in `keys`' order.
+
+    The first step that raises stops new starts; those in flight finish, then its exception
+    is raised (later failures go to `also_failed`). A KeyboardInterrupt in the caller's thread
+    (Ctrl-C, or SIGTERM as infra/apply.py raises it) sets `cancel`, which the steps check at
+    their waits (they raise Cancelled), waits for them, and is raised again: the caller's
+    state is then what the steps recorded. A second one while waiting is not caught (the
+    threads are daemons, so the process can end at once).
+
+    Raises:
+        ValueError: a key needs itself through others (the plan orders first, so a bug).
+    """
+    wanted = set(keys)
+    pending = list(keys)
+    finished: set[K] = set()
+    running: set[K] = set()
+    failures: list[BaseException] = []
+    # queue.Queue, not SimpleQueue: its blocking get is interrupted by a signal (SimpleQueue's
+    # C get was not: Ctrl-C waited for every step in flight to end).
+    results: queue.Queue[tuple[K, BaseException | None]] = queue.Queue()
+
+    def step(key: K) -> None:
+        try:
+            run(key)
+        except BaseException as exc:  # handed to the caller's thread, whatever it is
+            results.put((key, exc))
+        else:
+            results.put((key, None))
+
+    def start_ready() -> None:
+        for key in list(pending):
+            if all(need in finished or need not in wanted for need in needs.get(key, ())):
+                pending.remove(key)
+                running.add(key)
+                name = f"{_THREAD_PREFIX}-{len(finished) + len(running)}"
+                threading.Thread(target=step, args=(key,), name=name, daemon=True).start()
+
+    try:
+        start_ready()
+        while running:
+            key, error = results.get()
+            running.discard(key)
+            if error is None:
+                finished.add(key)
+            elif isinstance(error, Cancelled):
+                pass  # the reason (an interrupt) is raised below
+            else:
+                if not isinstance(error, Exception):
+                    cancel.set()  # a KeyboardInterrupt raised inside a step
+                failures.append(error)
+            if not failures and not cancel.is_set():
+                start_ready()
+    except KeyboardInterrupt:
+        cancel.set()
+        while running:
+            key, _error = results.get()
+            running.discard(key)
+        raise
+    if failures:
+        for later in failures[1:]:
+            also_failed(later)
+        raise failures[0]
+    if pending:
+        raise ValueError(f"steps wait on each other: {pending!r}")
+
+
+__all__ = ["Cancelled", "run_when_ready"]

@@ -1,0 +1,159 @@
+"""The applier's scheduler (infra/applier/schedule.py): independent steps at once, dependents
+after what they need, the first failure stops new starts but lets steps in flight finish, and
+an interrupt cancels the steps in flight and is raised again once they stopped.
+
+No assertion on time: concurrency is shown by steps that can only finish together (a barrier
+both must reach), order by what each step saw when it started.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+
+import pytest
+
+from infra.applier.schedule import Cancelled, run_when_ready
+from infra.settings import REPO_ROOT
+
+# Long enough never to pass on a loaded machine when the steps do meet; a step run alone
+# waits this long and then fails.
+_MEET_S = 20.0
+
+
+def test_schedule__independent_steps_run_at_the_same_time() -> None:
+    meet = threading.Barrier(3, timeout=_MEET_S)
+    ran: list[str] = []
+
+    def run(key: str) -> None:
+        meet.wait()  # only passes when all three are running at once
+        ran.append(key)
+
+    run_when_ready(["a", "b", "c"], {}, run, cancel=threading.Event())
+    assert sorted(ran) == ["a", "b", "c"]
+
+
+def test_schedule__a_step_starts_only_once_what_it_needs_is_done() -> None:
+    done: set[str] = set()
+    seen: dict[str, set[str]] = {}
+
+    def run(key: str) -> None:
+        seen[key] = set(done)
+        done.add(key)
+
+    needs = {"app": {"redis", "net"}, "redis": {"net", "image"}, "net": set(), "image": set()}
+    run_when_ready(["app", "redis", "net", "image"], needs, run, cancel=threading.Event())
+    assert seen["redis"] >= {"net", "image"}
+    assert seen["app"] >= {"redis", "net", "image"}
+
+
+def test_schedule__a_need_outside_the_steps_counts_as_done() -> None:
+    """An unchanged object is not a step of the up: what depends on it runs at once."""
+    ran: list[str] = []
+    run_when_ready(["app"], {"app": {"unchanged-redis"}}, ran.append, cancel=threading.Event())
+    assert ran == ["app"]
+
+
+def test_schedule__a_failure_starts_nothing_new_lets_steps_in_flight_finish_and_is_raised() -> None:
+    failed = threading.Event()
+    ran: list[str] = []
+
+    def run(key: str) -> None:
+        if key == "bad":
+            failed.set()
+            raise ValueError("bad step")
+        if key == "slow":
+            assert failed.wait(_MEET_S)  # still running when the other failed
+        ran.append(key)
+
+    needs = {"after-slow": {"slow"}}
+    with pytest.raises(ValueError, match="bad step"):
+        run_when_ready(["bad", "slow", "after-slow"], needs, run, cancel=threading.Event())
+    assert ran == ["slow"]
+
+
+def test_schedule__later_failures_are_reported_and_the_first_raised() -> None:
+    both = threading.Barrier(2, timeout=_MEET_S)
+    reported: list[str] = []
+
+    def run(key: str) -> None:
+        both.wait()  # both in flight, so the second failure comes after the first
+        raise RuntimeError(key)
+
+    with pytest.raises(RuntimeError) as first:
+        run_when_ready(
+            ["one", "two"],
+            {},
+            run,
+            cancel=threading.Event(),
+            also_failed=lambda exc: reported.append(str(exc)),
+        )
+    assert sorted([str(first.value), *reported]) == ["one", "two"]
+
+
+def test_schedule__a_keyboard_interrupt_inside_a_step_cancels_the_others() -> None:
+    """The applier's tests interrupt an up from its checkpoint (a step's thread)."""
+    started = threading.Barrier(2, timeout=_MEET_S)
+    cancel = threading.Event()
+    stopped: list[str] = []
+
+    def run(key: str) -> None:
+        started.wait()
+        if key == "interrupted":
+            raise KeyboardInterrupt
+        if cancel.wait(_MEET_S):
+            stopped.append(key)
+            raise Cancelled
+
+    with pytest.raises(KeyboardInterrupt):
+        run_when_ready(["interrupted", "waiting"], {}, run, cancel=cancel)
+    assert stopped == ["waiting"]
+
+
+def test_schedule__ctrl_c_cancels_the_steps_in_flight_and_is_raised_once_they_stopped() -> None:
+    """A real SIGINT to a process waiting in run_when_ready (as `python -m infra.apply up`
+    is): its steps see the cancel event, stop, and KeyboardInterrupt reaches the caller after
+    them, with nothing new started."""
+    script = textwrap.dedent(
+        """
+        import os, signal, threading
+        from infra.applier.schedule import Cancelled, run_when_ready
+
+        cancel = threading.Event()
+        both = threading.Barrier(2, timeout=20)
+        events = []
+
+        def run(key):
+            both.wait()
+            if key == "a":
+                os.kill(os.getpid(), signal.SIGINT)
+            if cancel.wait(20):
+                events.append(f"{key} stopped")
+                raise Cancelled
+            events.append(f"{key} finished")
+
+        try:
+            run_when_ready(["a", "b", "c"], {"c": {"a"}}, run, cancel=cancel)
+        except KeyboardInterrupt:
+            print("interrupted after:", sorted(events))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "interrupted after: ['a stopped', 'b stopped']"
+
+
+def test_schedule__steps_waiting_on_each_other_are_an_error_not_a_hang() -> None:
+    with pytest.raises(ValueError, match="wait on each other"):
+        run_when_ready(
+            ["a", "b"], {"a": {"b"}, "b": {"a"}}, lambda _k: None, cancel=threading.Event()
+        )
