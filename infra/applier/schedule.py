@@ -27,6 +27,40 @@ class Cancelled(Exception):
     """Raised by a step that saw the cancel event: the run was interrupted."""
 
 
+class _InFlight:
+    """The steps that began, counted by their own threads, and the cancel event, set under
+    the same lock: once `cancel_and_wait` sets it, no step begins any more, and it returns
+    when every step that began has ended. Nothing here depends on what the caller's thread
+    was doing when the interrupt reached it (a result just taken from the queue and not yet
+    counted, a thread half started): the count lives in the steps' threads, where no signal
+    handler runs."""
+
+    def __init__(self, cancel: threading.Event) -> None:
+        self.cancel = cancel
+        self._changed = threading.Condition()
+        self._active = 0
+
+    def begin(self) -> bool:
+        """False when the run was cancelled before this step began: it must not run."""
+        with self._changed:
+            if self.cancel.is_set():
+                return False
+            self._active += 1
+            return True
+
+    def end(self) -> None:
+        with self._changed:
+            self._active -= 1
+            self._changed.notify_all()
+
+    def cancel_and_wait(self) -> None:
+        """Interruptible (a second Ctrl-C ends the wait; the threads are daemons)."""
+        with self._changed:
+            self.cancel.set()
+            while self._active:
+                self._changed.wait()
+
+
 def run_when_ready(
     keys: Sequence[K],
     needs: Mapping[K, Collection[K]],
@@ -41,9 +75,10 @@ def run_when_ready(
     The first step that raises stops new starts; those in flight finish, then its exception
     is raised (later failures go to `also_failed`). A KeyboardInterrupt in the caller's thread
     (Ctrl-C, or SIGTERM as infra/apply.py raises it) sets `cancel`, which the steps check at
-    their waits (they raise Cancelled), waits for them, and is raised again: the caller's
-    state is then what the steps recorded. A second one while waiting is not caught (the
-    threads are daemons, so the process can end at once).
+    their waits (they raise Cancelled), waits for every step that began, reports the failures
+    seen so far to `also_failed` (the interrupt is raised, so none of them would be shown),
+    and is raised again: the caller's state is then what the steps recorded. A second one
+    while waiting is not caught (the threads are daemons, so the process can end at once).
 
     Raises:
         ValueError: a key needs itself through others (the plan orders first, so a bug).
@@ -53,17 +88,23 @@ def run_when_ready(
     finished: set[K] = set()
     running: set[K] = set()
     failures: list[BaseException] = []
+    in_flight = _InFlight(cancel)
     # queue.Queue, not SimpleQueue: its blocking get is interrupted by a signal (SimpleQueue's
     # C get was not: Ctrl-C waited for every step in flight to end).
     results: queue.Queue[tuple[K, BaseException | None]] = queue.Queue()
 
     def step(key: K) -> None:
+        if not in_flight.begin():
+            results.put((key, Cancelled()))
+            return
         try:
             run(key)
         except BaseException as exc:  # handed to the caller's thread, whatever it is
             results.put((key, exc))
         else:
             results.put((key, None))
+        finally:
+            in_flight.end()
 
     def start_ready() -> None:
         for key in list(pending):
@@ -89,10 +130,9 @@ def run_when_ready(
             if not failures and not cancel.is_set():
                 start_ready()
     except KeyboardInterrupt:
-        cancel.set()
-        while running:
-            key, _error = results.get()
-            running.discard(key)
+        in_flight.cancel_and_wait()
+        for failure in [*failures, *_failed(results)]:
+            also_failed(failure)
         raise
     if failures:
         for later in failures[1:]:
@@ -100,6 +140,18 @@ def run_when_ready(
         raise failures[0]
     if pending:
         raise ValueError(f"steps wait on each other: {pending!r}")
+
+
+def _failed(results: queue.Queue[tuple[K, BaseException | None]]) -> list[BaseException]:
+    """The failures among the results not taken yet (not the steps that were cancelled)."""
+    failed: list[BaseException] = []
+    while True:
+        try:
+            _key, error = results.get_nowait()
+        except queue.Empty:
+            return failed
+        if isinstance(error, Exception) and not isinstance(error, Cancelled):
+            failed.append(error)
 
 
 __all__ = ["Cancelled", "run_when_ready"]

@@ -8,10 +8,13 @@ both must reach), order by what each step saw when it started.
 
 from __future__ import annotations
 
+import queue
 import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -157,3 +160,114 @@ def test_schedule__steps_waiting_on_each_other_are_an_error_not_a_hang() -> None
         run_when_ready(
             ["a", "b"], {"a": {"b"}, "b": {"a"}}, lambda _k: None, cancel=threading.Event()
         )
+
+
+def _ended(target: Callable[[], None]) -> list[BaseException]:
+    """Run `target` in a thread; what it raised. A bound against a hang, not a measurement."""
+    outcome: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            target()
+        except BaseException as exc:  # asserted by the caller, KeyboardInterrupt included
+            outcome.append(exc)
+
+    runner = threading.Thread(target=call, daemon=True)
+    runner.start()
+    runner.join(timeout=_MEET_S)
+    assert not runner.is_alive(), "the interrupted run kept waiting for a step that had ended"
+    return outcome
+
+
+def test_schedule__an_interrupt_just_after_a_result_was_taken_still_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The signal lands between the queue's get and the bookkeeping of what it returned (a
+    step that just ended): waiting for the steps in flight must not wait for that result
+    again (it waited forever: the result was gone)."""
+
+    class InterruptedAfterTheFirstGet(queue.Queue):  # type: ignore[type-arg]
+        taken = 0
+
+        def get(self, block: bool = True, timeout: float | None = None) -> Any:
+            item = super().get(block, timeout)
+            type(self).taken += 1
+            if type(self).taken == 1:
+                raise KeyboardInterrupt
+            return item
+
+    monkeypatch.setattr(queue, "Queue", InterruptedAfterTheFirstGet)
+    cancel = threading.Event()
+
+    def run(key: str) -> None:
+        if key == "waiting" and cancel.wait(_MEET_S):
+            raise Cancelled
+
+    outcome = _ended(lambda: run_when_ready(["quick", "waiting"], {}, run, cancel=cancel))
+    assert [type(exc) for exc in outcome] == [KeyboardInterrupt]
+
+
+def test_schedule__an_interrupt_while_a_step_is_being_started_still_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The signal lands while a step's thread is being started, before it runs: the step
+    never begins, and the wait for the steps in flight does not wait for it (it waited
+    forever)."""
+    real_start = threading.Thread.start
+    cancel = threading.Event()
+
+    def start(thread: threading.Thread) -> None:
+        if thread.name.startswith("apply-step") and thread.name != "apply-step-1":
+            raise KeyboardInterrupt
+        real_start(thread)
+
+    def run(key: str) -> None:
+        if cancel.wait(_MEET_S):
+            raise Cancelled
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    outcome = _ended(lambda: run_when_ready(["first", "second"], {}, run, cancel=cancel))
+    assert [type(exc) for exc in outcome] == [KeyboardInterrupt]
+
+
+def test_schedule__failures_before_an_interrupt_are_reported_not_lost() -> None:
+    """A step failed, then a real SIGINT came while another was still in flight: the
+    interrupt is raised, and the failure is reported (it was dropped: the user saw only
+    "interrupted", never why the up had failed)."""
+    script = textwrap.dedent(
+        """
+        import os, signal, threading
+        from infra.applier.schedule import Cancelled, run_when_ready
+
+        cancel = threading.Event()
+        failed = threading.Event()
+        reported = []
+
+        def run(key):
+            if key == "bad":
+                failed.set()
+                raise ValueError("the cause")
+            failed.wait(20)
+            os.kill(os.getpid(), signal.SIGINT)
+            if cancel.wait(20):
+                raise Cancelled
+
+        try:
+            run_when_ready(
+                ["bad", "slow"], {}, run, cancel=cancel,
+                also_failed=lambda exc: reported.append(str(exc)),
+            )
+        except KeyboardInterrupt:
+            print("interrupted, reported:", reported)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "interrupted, reported: ['the cause']"
