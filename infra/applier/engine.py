@@ -138,7 +138,7 @@ class LocalApplier:
     ) -> None:
         self.client = client
         self.api = client.api
-        self.say = say
+        self.say = _one_at_a_time(say)
         self.poll_interval_s = poll_interval_s
         # Set when an up is interrupted: its steps stop at their next wait (schedule.py).
         self._cancel = threading.Event()
@@ -716,6 +716,20 @@ def _endpoint_config(api: Any, endpoint: Any) -> Any:
         ipv4_address=endpoint.ipv4_address,
         ipv6_address=endpoint.ipv6_address,
     )
+
+
+def _one_at_a_time(say: Say) -> Say:
+    """`say` for the threads of an up's steps, one message at a time: print writes a line and
+    its newline apart, and two steps' lines ran together on the first up of a stack
+    ("... from app/Dockerfileapply: building image ..."), as would any `say` that writes in
+    parts."""
+    lock = threading.Lock()
+
+    def locked(message: str) -> None:
+        with lock:
+            say(message)
+
+    return locked
 
 
 def _described(exc: BaseException) -> str:

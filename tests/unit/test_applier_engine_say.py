@@ -1,0 +1,40 @@
+"""The local applier's messages from the threads of an up's steps (infra/applier/engine.py):
+one at a time, so no two steps' lines run together.
+
+No assertion on time: two messages overlap exactly when both callers are inside `say` at once
+(a barrier both must reach), which the applier must never let happen.
+"""
+
+from __future__ import annotations
+
+import threading
+from types import SimpleNamespace
+from typing import Any, cast
+
+from infra.applier.engine import LocalApplier
+
+# Long enough for two threads to meet on a loaded machine when nothing keeps them apart.
+_MEET_S = 5.0
+
+
+def test_say__two_steps_messages_never_overlap() -> None:
+    inside = threading.Barrier(2, timeout=_MEET_S)
+    overlapped: list[str] = []
+
+    def say(message: str) -> None:
+        # A `say` that writes in parts (as print writes a line, then its newline): both
+        # callers reach the barrier only when both are inside at once.
+        try:
+            inside.wait()
+        except threading.BrokenBarrierError:
+            return  # alone inside: the other waits for this one to end
+        overlapped.append(message)
+
+    applier = LocalApplier(cast(Any, SimpleNamespace(api=None)), say=say)
+    steps = [threading.Thread(target=applier.say, args=(f"step {n}",), daemon=True) for n in (1, 2)]
+    for step in steps:
+        step.start()
+    for step in steps:
+        step.join(timeout=4 * _MEET_S)
+    assert not any(step.is_alive() for step in steps)
+    assert overlapped == []
