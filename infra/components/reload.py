@@ -134,7 +134,14 @@ class RedisReload(pulumi.ComponentResource):
         self.tls_job = self._job(
             args, "tls", tls_reload_command(*args.tls_files), args.tls_content, after
         )
-        self.acl_job = self._job(args, "acl", list(RELOAD_ACL_WORDS), (args.acl_content,), after)
+        # ACL LOAD closes the connections of every user the file defines, `reload` included:
+        # run beside the TLS job (engines run independent resources at once), it can close
+        # that job's connection between its AUTH and its CONFIG SET, which then fails the up.
+        # So the TLS reload goes first, as a declared dependency (an order of registration
+        # holds for no engine).
+        self.acl_job = self._job(
+            args, "acl", list(RELOAD_ACL_WORDS), (args.acl_content,), [*after, self.tls_job]
+        )
         self.register_outputs({})
 
     def _job(

@@ -214,6 +214,21 @@ def test_acl_reload__the_reload_password_itself_rotates(rotating: RotatingRedis)
     _reload_acl(r)  # and keeps working with it alone
 
 
+def test_acl_reload__closes_the_reload_users_other_connection(
+    rotating: RotatingRedis, reloader: redis.Redis
+) -> None:
+    """Why the program runs the ACL job after the TLS job (infra/components/reload.py): the
+    ACL job's `ACL LOAD` closes every connection of the users the file defines, so a TLS job
+    that authenticated just before it loses its connection before its CONFIG SET."""
+    conf = rotating.server.conf
+    # Authenticated, as the TLS job's redis-cli is once its AUTH is answered.
+    assert reloader.execute_command("CONFIG", "SET", "tls-ca-cert-file", conf.ca_cert_file)  # type: ignore[no-untyped-call]
+    _reload_acl(rotating)
+    reload_tls = tls_reload_command(conf.cert_file, conf.key_file, conf.ca_cert_file)
+    with pytest.raises(redis.ConnectionError):
+        reloader.execute_command(*reload_tls)  # type: ignore[no-untyped-call]
+
+
 # --- the reload identity ---------------------------------------------------------------------
 
 

@@ -108,6 +108,16 @@ def test_reload_jobs__run_after_redis_and_its_new_files_and_before_the_apps_file
         )
 
 
+def test_reload_jobs__the_acl_load_runs_after_the_tls_reload(stack: RenderedStack) -> None:
+    """ACL LOAD closes the connection of every user in the file, the TLS job's `reload` user
+    included (tests/integration/test_redis_rotation.py shows it on a real Redis): run at the
+    same time, as every engine runs resources that do not depend on each other, it can close
+    that job's connection before its CONFIG SET and fail the up. Registration order is no
+    order: the dependency must be declared."""
+    tls, acl = container(stack, "reload-tls"), container(stack, "reload-acl")
+    assert tls.urn in acl.options["dependencies"]
+
+
 # --- the reload job's confinement ----------------------------------------------------------
 
 
