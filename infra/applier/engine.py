@@ -24,7 +24,7 @@ from infra.applier.diff import DOCKER_TYPES, docker_changes, rebuilt_image_only
 from infra.applier.errors import ApplyError
 from infra.applier.host_conflicts import Held, conflicts, user_uid
 from infra.applier.plan import Plan, Step
-from infra.applier.schedule import Cancelled, run_when_ready
+from infra.applier.schedule import Cancelled, abandonable, run_when_ready
 from infra.applier.state import ResourceState, StackState
 from infra.applier.translate import (
     CONTAINER,
@@ -415,16 +415,20 @@ class LocalApplier:
         self.say(f"building image {spec.tag} from {spec.build_kwargs['dockerfile']}")
         image_id: str | None = None
         try:
-            for chunk in self.api.build(**spec.build_kwargs):
-                self._stop_if_cancelled()
-                if "error" in chunk:
-                    raise ApplyError(f"{spec.resource}: docker build failed: {chunk['error']}")
-                line = str(chunk.get("stream", "")).strip()
-                if line.startswith("Step "):
-                    self.say(f"  {line}")
-                aux = chunk.get("aux")
-                if isinstance(aux, dict) and "ID" in aux:
-                    image_id = str(aux["ID"])
+            # An interrupted up does not wait for the build's next line (infra/applier/schedule.py):
+            # nothing is recorded before the stream ends, and the engine drops a build whose
+            # client went away.
+            with abandonable():
+                for chunk in self.api.build(**spec.build_kwargs):
+                    self._stop_if_cancelled()
+                    if "error" in chunk:
+                        raise ApplyError(f"{spec.resource}: docker build failed: {chunk['error']}")
+                    line = str(chunk.get("stream", "")).strip()
+                    if line.startswith("Step "):
+                        self.say(f"  {line}")
+                    aux = chunk.get("aux")
+                    if isinstance(aux, dict) and "ID" in aux:
+                        image_id = str(aux["ID"])
         except (APIError, BuildError) as exc:
             raise ApplyError(f"{spec.resource}: docker build failed: {exc}") from exc
         image_id = image_id or str(self.api.inspect_image(spec.tag)["Id"])

@@ -179,6 +179,60 @@ def test_schedule__ctrl_c_cancels_the_steps_in_flight_and_is_raised_once_they_st
     )
 
 
+def test_schedule__an_interrupt_does_not_wait_for_an_abandonable_wait_which_then_cancels() -> None:
+    """A build's output stream may be silent for minutes: a real SIGINT ends the run while
+    one step still waits inside `abandonable()` (before, the run waited for that wait to end:
+    82-122 s for three app builds on the loaded build machine), and that step, once its wait
+    ends, is cancelled: nothing after the wait runs."""
+    script = textwrap.dedent(
+        """
+        import os, signal, threading
+        from infra.applier.schedule import Cancelled, abandonable, run_when_ready
+
+        cancel = threading.Event()
+        both = threading.Barrier(2, timeout=20)
+        release, waited_out, left = threading.Event(), threading.Event(), threading.Event()
+        after = []
+
+        def run(key):
+            both.wait()
+            if key == "create":
+                if cancel.wait(20):
+                    raise Cancelled
+                return
+            try:
+                with abandonable():
+                    os.kill(os.getpid(), signal.SIGINT)
+                    release.wait(20)
+                    waited_out.set()
+                after.append("recorded")
+            finally:
+                left.set()
+
+        try:
+            run_when_ready(["build", "create"], {}, run, cancel=cancel)
+        except KeyboardInterrupt:
+            print("interrupted while the build waited:", not waited_out.is_set())
+        release.set()
+        left.wait(20)
+        print("after the wait:", after)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "interrupted while the build waited: True",
+        "after the wait: []",
+    ]
+
+
 def test_schedule__steps_waiting_on_each_other_are_an_error_not_a_hang() -> None:
     with pytest.raises(ValueError, match="wait on each other"):
         run_when_ready(
