@@ -28,6 +28,21 @@ _MEET_S = 20.0
 _SIGNAL_ROUNDS = 6
 
 
+def _interrupted_process(script: str, *, timeout_s: float) -> subprocess.CompletedProcess[str]:
+    """Run `script` (which interrupts itself with a real signal) in a Python process of its
+    own, so the SIGINT never reaches the test runner; it must end cleanly."""
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
 def test_schedule__independent_steps_run_at_the_same_time() -> None:
     meet = threading.Barrier(3, timeout=_MEET_S)
     ran: list[str] = []
@@ -164,15 +179,7 @@ def test_schedule__ctrl_c_cancels_the_steps_in_flight_and_is_raised_once_they_st
                 print("interrupted after:", sorted(events))
         """
     ).replace("_ROUNDS", str(_SIGNAL_ROUNDS))
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60 + 10 * _SIGNAL_ROUNDS,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    done = _interrupted_process(script, timeout_s=60 + 10 * _SIGNAL_ROUNDS)
     assert (
         done.stdout.splitlines()
         == ["interrupted after: ['a stopped', 'b stopped']"] * _SIGNAL_ROUNDS
@@ -218,15 +225,7 @@ def test_schedule__an_interrupt_does_not_wait_for_an_abandonable_wait_which_then
         print("after the wait:", after)
         """
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    done = _interrupted_process(script, timeout_s=90)
     assert done.stdout.splitlines() == [
         "interrupted while the build waited: True",
         "after the wait: []",
@@ -339,13 +338,5 @@ def test_schedule__failures_before_an_interrupt_are_reported_not_lost() -> None:
             print("interrupted, reported:", reported)
         """
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    done = _interrupted_process(script, timeout_s=60)
     assert done.stdout.strip() == "interrupted, reported: ['the cause']"
