@@ -6,6 +6,9 @@ pulumi-docker's do (so they fail where the provider would), attach checks the ex
 from __future__ import annotations
 
 import contextlib
+import subprocess
+import sys
+import textwrap
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -25,6 +28,7 @@ from infra.changes import Op
 from infra.naming import STACK_LABEL
 from infra.pulumi_names import CONTAINER, IMAGE, NETWORK, VOLUME
 from infra.render import RenderedResource
+from infra.settings import REPO_ROOT
 from tests.support.resources import declared
 
 pytestmark = pytest.mark.security("deployment")
@@ -554,3 +558,71 @@ def test_applier__an_interrupt_stops_the_steps_in_flight_and_the_next_up_finishe
     assert not [r for r in state.resources.values() if r.outputs.get(INCOMPLETE)]
     finished = docker_client.api.inspect_container(f"{stack}-waiting")
     assert (finished["Id"], finished["State"]["ExitCode"]) == (state.resources["urn:waiting"].id, 0)
+
+
+def test_applier__an_interrupt_does_not_wait_for_a_silent_build(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient, tmp_path: Path
+) -> None:
+    """Ctrl-C while a build runs a step that prints nothing for two minutes: `up` (in a
+    process of its own, as `python -m infra.apply up` runs) ends while that step still runs
+    instead of waiting for the build's next line (before, it ended only after the step), and
+    the engine drops the build whose client went away, so no image is left."""
+    stack, _applier = scratch
+    context = tmp_path / "slow"
+    context.mkdir()
+    # The label last, as the stack's Dockerfiles have it: the silent step's build container
+    # is not the stack's (down would race the engine removing it).
+    (context / "Dockerfile").write_text(
+        f"FROM {BASE}\nRUN sleep 120\nARG SECURE_REDIS_STACK=unset\n"
+        "LABEL io.secure-redis.stack=$SECURE_REDIS_STACK\n"
+    )
+    script = textwrap.dedent(
+        """
+        import signal, sys, threading
+        from pathlib import Path
+
+        import docker
+
+        from infra.applier.engine import LocalApplier
+        from infra.applier.plan import plan_stack
+        from infra.pulumi_names import IMAGE
+        from tests.support.resources import declared
+
+        stack, context = sys.argv[1], sys.argv[2]
+        main = threading.main_thread().ident
+
+        def ctrl_c():
+            signal.pthread_kill(main, signal.SIGINT)
+
+        def say(message):
+            print(message, flush=True)
+            if "RUN sleep" in message:
+                # Once the step's container runs (its "Running in" line follows at once),
+                # the build prints nothing for two minutes: Ctrl-C then.
+                threading.Timer(5, ctrl_c).start()
+
+        build = {"context": context, "args": {"SECURE_REDIS_STACK": stack}}
+        props = {"imageName": f"{stack}-img:slow", "skipPush": True, "build": build}
+        plan = plan_stack(stack, [declared(IMAGE, "img-slow", props)], root=Path("/"))
+        client = docker.from_env()
+        try:
+            LocalApplier(client, say=say).up(plan)
+        except KeyboardInterrupt:
+            silent = [
+                c for c in client.containers.list(filters={"status": "running"})
+                if "sleep 120" in " ".join(c.attrs["Config"]["Cmd"] or ())
+            ]
+            print(f"interrupted while the silent step ran: {bool(silent)}", flush=True)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, stack, str(context)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,  # a bound against a hang, not a measurement
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "interrupted while the silent step ran: True"
+    assert not docker_client.images.list(name=f"{stack}-img"), "the build was not dropped"
