@@ -19,7 +19,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, TextIO
 
@@ -134,6 +134,40 @@ def evaluate(
     return server.analyze(records)
 
 
+def _in_groups(
+    findings: Sequence[Finding], key_of: Callable[[Finding], Hashable | None]
+) -> list[list[Finding]]:
+    """The findings in order, those `key_of` gives one key gathered at the first one's place;
+    a finding whose key is None stays alone."""
+    groups: dict[Hashable, list[Finding]] = {}
+    order: list[list[Finding]] = []
+    for finding in findings:
+        key = key_of(finding)
+        if key is None:
+            order.append([finding])
+        elif key in groups:
+            groups[key].append(finding)
+        else:
+            groups[key] = [finding]
+            order.append(groups[key])
+    return order
+
+
+def _unreadable(finding: Finding) -> tuple[str, str] | None:
+    """(subject, problem) of a "cannot read it" violation: "Container cache", "command must
+    be a list, not a string"."""
+    match = UNREADABLE.fullmatch(finding.message)
+    if match is None or ": " not in match["problem"]:
+        return None
+    subject, problem = match["problem"].split(": ", 1)
+    return subject, problem
+
+
+def _unreadable_key(finding: Finding) -> tuple[str, str] | None:
+    read = _unreadable(finding)
+    return None if read is None else (finding.urn or finding.resource, read[1])
+
+
 def one_per_unreadable_property(findings: Sequence[Finding]) -> list[Finding]:
     """The findings with every "cannot read it" violation of one property of one resource
     merged into one, naming the policies it blocks (mandatory if any is).
@@ -141,31 +175,16 @@ def one_per_unreadable_property(findings: Sequence[Finding]) -> list[Finding]:
     Every rule that needs a property fails closed on its own when it cannot read it, as it must
     under the engine (a config may switch any one off); a reader wants the property once.
     """
-    merged: dict[tuple[str, str], list[tuple[str, Finding]]] = {}
-    order: list[Finding | tuple[str, str]] = []
-    for finding in findings:
-        match = UNREADABLE.fullmatch(finding.message)
-        if match is None or ": " not in match["problem"]:
-            order.append(finding)
-            continue
-        subject, problem = match["problem"].split(": ", 1)
-        key = (finding.urn or finding.resource, problem)
-        if key not in merged:
-            order.append(key)
-        merged.setdefault(key, []).append((subject, finding))
     result = []
-    for item in order:
-        if isinstance(item, Finding):
-            result.append(item)
-            continue
-        group = merged[item]
-        first = group[0][1]
+    for group in _in_groups(findings, _unreadable_key):
+        first = group[0]
         if len(group) == 1:
             result.append(first)
             continue
-        subject = max((s for s, _ in group), key=len)  # the label that also gives the name
-        names = [f.policy for _, f in group]
-        levels = {f.level for _, f in group}
+        read = [r for r in map(_unreadable, group) if r is not None]
+        subject = max((s for s, _ in read), key=len)  # the label that also gives the name
+        names = [f.policy for f in group]
+        levels = {f.level for f in group}
         who = f"so {len(names)} policies ({', '.join(names)}) cannot"
         result.append(
             Finding(
@@ -173,7 +192,7 @@ def one_per_unreadable_property(findings: Sequence[Finding]) -> list[Finding]:
                 level="mandatory" if "mandatory" in levels else first.level,
                 urn=first.urn,
                 resource=first.resource,
-                message=unreadable_message(f"{subject}: {item[1]}", who),
+                message=unreadable_message(f"{subject}: {read[0][1]}", who),
             )
         )
     return result
@@ -222,27 +241,19 @@ def _unknown_at(props: Mapping[str, Any], path: str) -> bool:
     return isinstance(value, str) and value in _UNKNOWN_SENTINELS
 
 
+def _deferred_path(finding: Finding) -> str | None:
+    match = _DEFERRED.fullmatch(finding.message)
+    return None if match is None else match["path"]
+
+
 def one_per_unknown_value(findings: Sequence[Finding], records: Sequence[Record]) -> list[Finding]:
     """The findings with every "can't run policy ... during preview" of one unknown property
     merged into one row that names the resources holding it (pulumi_policy's message names
     only the path, and a stack policy's names no resource) and every policy it holds back."""
-    groups: dict[str, list[Finding]] = {}
-    order: list[Finding | str] = []
-    for finding in findings:
-        match = _DEFERRED.fullmatch(finding.message)
-        if match is None:
-            order.append(finding)
-            continue
-        if match["path"] not in groups:
-            order.append(match["path"])
-        groups.setdefault(match["path"], []).append(finding)
     result = []
-    for item in order:
-        if isinstance(item, Finding):
-            result.append(item)
-            continue
-        group = groups[item]
-        holders = [r for r in records if _unknown_at(r.props, item)]
+    for group in _in_groups(findings, _deferred_path):
+        path = _deferred_path(group[0])
+        holders = [r for r in records if path is not None and _unknown_at(r.props, path)]
         if not holders:
             result.extend(group)
             continue
@@ -255,7 +266,7 @@ def one_per_unknown_value(findings: Sequence[Finding], records: Sequence[Record]
                 urn=holders[0].urn,
                 resource=", ".join(r.name for r in holders),
                 message=(
-                    f"{', '.join(f'{kind_of(r.type)} {r.name}' for r in holders)}: {item} is "
+                    f"{', '.join(f'{kind_of(r.type)} {r.name}' for r in holders)}: {path} is "
                     f"unknown during this preview (the engine learns it once it creates what it "
                     f"comes from), so {held} cannot run now; they run at `pulumi up`, where "
                     f"every value is known."
