@@ -17,8 +17,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, TextIO
 
@@ -34,7 +35,7 @@ from policies.analyzer import (
 )
 from policies.input_file import InputFileError, read_text
 from policies.records import Record, RecordError, from_rendered, load_records
-from policies.rules._model import UNREADABLE, unreadable_message
+from policies.rules._model import UNREADABLE, kind_of, unreadable_message
 from policies.strictness import StrictnessError
 
 EXIT_OK: Final = 0
@@ -133,6 +134,40 @@ def evaluate(
     return server.analyze(records)
 
 
+def _in_groups(
+    findings: Sequence[Finding], key_of: Callable[[Finding], Hashable | None]
+) -> list[list[Finding]]:
+    """The findings in order, those `key_of` gives one key gathered at the first one's place;
+    a finding whose key is None stays alone."""
+    groups: dict[Hashable, list[Finding]] = {}
+    order: list[list[Finding]] = []
+    for finding in findings:
+        key = key_of(finding)
+        if key is None:
+            order.append([finding])
+        elif key in groups:
+            groups[key].append(finding)
+        else:
+            groups[key] = [finding]
+            order.append(groups[key])
+    return order
+
+
+def _unreadable(finding: Finding) -> tuple[str, str] | None:
+    """(subject, problem) of a "cannot read it" violation: "Container cache", "command must
+    be a list, not a string"."""
+    match = UNREADABLE.fullmatch(finding.message)
+    if match is None or ": " not in match["problem"]:
+        return None
+    subject, problem = match["problem"].split(": ", 1)
+    return subject, problem
+
+
+def _unreadable_key(finding: Finding) -> tuple[str, str] | None:
+    read = _unreadable(finding)
+    return None if read is None else (finding.urn or finding.resource, read[1])
+
+
 def one_per_unreadable_property(findings: Sequence[Finding]) -> list[Finding]:
     """The findings with every "cannot read it" violation of one property of one resource
     merged into one, naming the policies it blocks (mandatory if any is).
@@ -140,31 +175,16 @@ def one_per_unreadable_property(findings: Sequence[Finding]) -> list[Finding]:
     Every rule that needs a property fails closed on its own when it cannot read it, as it must
     under the engine (a config may switch any one off); a reader wants the property once.
     """
-    merged: dict[tuple[str, str], list[tuple[str, Finding]]] = {}
-    order: list[Finding | tuple[str, str]] = []
-    for finding in findings:
-        match = UNREADABLE.fullmatch(finding.message)
-        if match is None or ": " not in match["problem"]:
-            order.append(finding)
-            continue
-        subject, problem = match["problem"].split(": ", 1)
-        key = (finding.urn or finding.resource, problem)
-        if key not in merged:
-            order.append(key)
-        merged.setdefault(key, []).append((subject, finding))
     result = []
-    for item in order:
-        if isinstance(item, Finding):
-            result.append(item)
-            continue
-        group = merged[item]
-        first = group[0][1]
+    for group in _in_groups(findings, _unreadable_key):
+        first = group[0]
         if len(group) == 1:
             result.append(first)
             continue
-        subject = max((s for s, _ in group), key=len)  # the label that also gives the name
-        names = [f.policy for _, f in group]
-        levels = {f.level for _, f in group}
+        read = [r for r in map(_unreadable, group) if r is not None]
+        subject = max((s for s, _ in read), key=len)  # the label that also gives the name
+        names = [f.policy for f in group]
+        levels = {f.level for f in group}
         who = f"so {len(names)} policies ({', '.join(names)}) cannot"
         result.append(
             Finding(
@@ -172,21 +192,106 @@ def one_per_unreadable_property(findings: Sequence[Finding]) -> list[Finding]:
                 level="mandatory" if "mandatory" in levels else first.level,
                 urn=first.urn,
                 resource=first.resource,
-                message=unreadable_message(f"{subject}: {item[1]}", who),
+                message=unreadable_message(f"{subject}: {read[0][1]}", who),
             )
         )
     return result
 
 
-def _print_table(findings: Sequence[Finding], header: str, out: TextIO) -> None:
-    print(header, file=out)
+def table_counts(findings: Sequence[Finding], shown: Sequence[Finding]) -> str:
+    """The header's counts, of the rows the table shows; when a property the pack cannot
+    read (or a value unknown at preview) merged several policies' findings into one row, also
+    how many findings they hold
+    (`--json` prints those, one line per policy)."""
+    mandatory = sum(f.level == "mandatory" for f in shown)
+    counts = f"{mandatory} mandatory, {len(shown) - mandatory} advisory"
+    if len(shown) == len(findings):
+        return counts
+    held = sum(f.level == "mandatory" for f in findings)
+    return (
+        f"{counts} rows ({held} mandatory, {len(findings) - held} advisory policy findings: "
+        f"a property the pack cannot read, or a value unknown at preview, is one row naming "
+        f"every policy it holds back)"
+    )
+
+
+# pulumi_policy's message for a policy that read a value unknown at preview (its proxy.py).
+_DEFERRED: Final = re.compile(
+    r"can't run policy '(?P<policy>[^']+)' from policy pack '[^']*' during preview: "
+    r"\w+ value at \.(?P<path>\S*) can't be known during preview"
+)
+# pulumi_policy's sentinels for values unknown at preview (proxy.py), as records carry them.
+_UNKNOWN_SENTINELS: Final = frozenset(
+    {"1c4a061d-8072-4f0a-a4cb-0ff528b18fe7", "3eeb2bf0-c639-47a8-9e75-3b44932eb421",
+     "04da6b54-80e4-46f7-96ec-b56ff0331ba9", "6a19a0b0-7e62-4c92-b797-7f8e31da9cc2",
+     "030794c1-ac77-496b-92df-f27374a8bd58", "e48ece36-62e2-4504-bad9-02848725956a",
+     "dd056dcd-154b-4c76-9bd3-c8f88648b5ff"}
+)  # fmt: skip
+
+
+def _unknown_at(props: Mapping[str, Any], path: str) -> bool:
+    value: Any = props
+    for key in path.split(".") if path else []:
+        if isinstance(value, Mapping) and key in value:
+            value = value[key]
+        elif isinstance(value, list) and key.isdigit() and int(key) < len(value):
+            value = value[int(key)]
+        else:
+            return False
+    return isinstance(value, str) and value in _UNKNOWN_SENTINELS
+
+
+def _deferred_path(finding: Finding) -> str | None:
+    match = _DEFERRED.fullmatch(finding.message)
+    return None if match is None else match["path"]
+
+
+def one_per_unknown_value(findings: Sequence[Finding], records: Sequence[Record]) -> list[Finding]:
+    """The findings with every "can't run policy ... during preview" of one unknown property
+    merged into one row that names the resources holding it (pulumi_policy's message names
+    only the path, and a stack policy's names no resource) and every policy it holds back."""
+    result = []
+    for group in _in_groups(findings, _deferred_path):
+        path = _deferred_path(group[0])
+        holders = [r for r in records if path is not None and _unknown_at(r.props, path)]
+        if not holders:
+            result.extend(group)
+            continue
+        names = [f.policy for f in group]
+        held = f"{len(names)} policies ({', '.join(names)})" if len(names) > 1 else names[0]
+        result.append(
+            Finding(
+                policy=f"{len(names)} policies" if len(names) > 1 else names[0],
+                level="advisory",
+                urn=holders[0].urn,
+                resource=", ".join(r.name for r in holders),
+                message=(
+                    f"{', '.join(f'{kind_of(r.type)} {r.name}' for r in holders)}: {path} is "
+                    f"unknown during this preview (the engine learns it once it creates what it "
+                    f"comes from), so {held} cannot run now; they run at `pulumi up`, where "
+                    f"every value is known."
+                ),
+            )
+        )
+    return result
+
+
+def table_rows(findings: Sequence[Finding], records: Sequence[Record]) -> list[Finding]:
+    """The rows of policies.check's table: one per property the pack cannot read and one per
+    value unknown at preview, however many policies each holds back."""
+    return one_per_unknown_value(one_per_unreadable_property(findings), records)
+
+
+def _print_table(
+    findings: Sequence[Finding], records: Sequence[Record], source: str, out: TextIO
+) -> None:
+    shown = table_rows(findings, records)
+    print(f"{source}: {table_counts(findings, shown)}", file=out)
     if not findings:
         print("no violations", file=out)
         return
     rows = [("LEVEL", "POLICY", "RESOURCE", "MESSAGE")]
-    rows += [
-        (f.level, f.policy, f.resource, f.message) for f in one_per_unreadable_property(findings)
-    ]
+    rows += [(f.level, f.policy, f.resource, f.message) for f in shown]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row[:3], widths, strict=True)), row[3], file=out)
@@ -242,12 +347,10 @@ def run(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
                 config_note = f"{environment.value} config {config_path}"
             else:
                 config_note = "pack defaults"
-            header = (
-                f"policy pack secure-redis on {source} ({len(records)} resources, "
-                f"{config_note}): {len(mandatory)} mandatory, "
-                f"{len(findings) - len(mandatory)} advisory"
+            subject = (
+                f"policy pack secure-redis on {source} ({len(records)} resources, {config_note})"
             )
-            _print_table(findings, header, out)
+            _print_table(findings, records, subject, out)
     except BrokenPipeError:  # e.g. `| head`: the reader left; the verdict stands
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return EXIT_VIOLATIONS if mandatory else EXIT_OK

@@ -22,7 +22,7 @@ from pathlib import PurePosixPath
 from typing import Any, Final
 
 from infra.rendered_resource import REDACTED  # what `infra.preview --json` prints for a secret
-from policies.rules._model import SERVICE, Resource, Unreadable, kind_of, kind_of_value
+from policies.rules._model import IMAGE, SERVICE, Resource, Unreadable, kind_of, kind_of_value
 
 # Docker takes `memory` in MB; a value above 1 TiB was almost certainly given in bytes.
 _MAX_PLAUSIBLE_MEMORY_MB: Final = 1024 * 1024
@@ -45,7 +45,7 @@ def known_text(props: Mapping[str, Any], key: str) -> str:
     return value if isinstance(value, str) else ""
 
 
-def mapping(value: Any, what: str = "a property") -> Mapping[str, Any]:
+def mapping(value: Any, what: str) -> Mapping[str, Any]:
     if value is None:
         return {}
     if isinstance(value, Mapping):
@@ -53,7 +53,7 @@ def mapping(value: Any, what: str = "a property") -> Mapping[str, Any]:
     raise Unreadable(what, "an object", kind_of_value(value))
 
 
-def items(value: Any, what: str = "a property") -> list[Any]:
+def items(value: Any, what: str) -> list[Any]:
     if value is None:
         return []
     if isinstance(value, Sequence) and not isinstance(value, str | bytes):
@@ -61,13 +61,28 @@ def items(value: Any, what: str = "a property") -> list[Any]:
     raise Unreadable(what, "a list", kind_of_value(value))
 
 
-def text(value: Any, what: str = "a property") -> str | None:
+def text(value: Any, what: str) -> str | None:
     if value is None or isinstance(value, str):
         return value
     raise Unreadable(what, "a string", kind_of_value(value))
 
 
-def strings(value: Any, what: str = "a property") -> list[str]:
+def entries(props: Mapping[str, Any], key: str) -> list[tuple[str, Mapping[str, Any]]]:
+    """Each object of the list property `key`, with the path messages name it by
+    (`mounts[0]`): every rule names one property the same way, so policies.check shows it
+    once."""
+    return [
+        (f"{key}[{index}]", mapping(raw, f"{key}[{index}]"))
+        for index, raw in enumerate(items(props.get(key), key))
+    ]
+
+
+def text_at(entry: Mapping[str, Any], where: str, key: str) -> str | None:
+    """String field `key` of an object found at `where` (see entries)."""
+    return text(entry.get(key), f"{where}.{key}")
+
+
+def strings(value: Any, what: str) -> list[str]:
     found = items(value, what)
     if not all(isinstance(v, str) for v in found):
         raise Unreadable(
@@ -78,14 +93,14 @@ def strings(value: Any, what: str = "a property") -> list[str]:
     return found
 
 
-def flag(value: Any, what: str = "a property") -> bool | None:
+def flag(value: Any, what: str) -> bool | None:
     """A boolean input: True, False or None (unset); "true" and 1 are unreadable, not True."""
     if value is None or isinstance(value, bool):
         return value
     raise Unreadable(what, "true or false", kind_of_value(value))
 
 
-def number(value: Any, what: str = "a property") -> float | None:
+def number(value: Any, what: str) -> float | None:
     """Numbers arrive as floats over gRPC (protobuf Struct); numeric strings count too."""
     if value is None:
         return None
@@ -113,9 +128,10 @@ kind = kind_of
 
 
 def label(resource: Resource, kind_name: str | None = None) -> str:
-    """How messages name a resource: kind, logical name and, if different, its Docker name."""
+    """How messages name a resource: kind, logical name and, if different, its Docker name
+    (an Image has none: its `imageName` is a reference, which its messages quote)."""
     try:
-        docker_name = resource.props.get("name")
+        docker_name = None if resource.type == IMAGE else resource.props.get("name")
     except Exception:
         docker_name = None
     base = f"{kind_name or kind(resource.type)} {resource.name}"

@@ -41,18 +41,18 @@ from policies.rules._model import (
 )
 from policies.rules._props import (
     argv,
+    entries,
     envs,
     healthcheck_tests,
     is_unknown_value,
-    items,
     known_text,
     label,
-    mapping,
     number,
     reading,
     shell_words,
     strings,
     text,
+    text_at,
     uploads,
 )
 from policies.rules._service_shape import task_containers
@@ -145,20 +145,30 @@ def _image(props: Mapping[str, Any]) -> str:
         raise
 
 
+# Per image resource: the property naming what is pulled or built, then every property a
+# container may take its image from (pulumi-docker's names; RemoteImage `latest` is v3's
+# `imageId`; `id` is among a bridged resource's outputs under the engine).
+_IMAGE_REFERENCES: Final = {
+    REMOTE_IMAGE: ("name", "imageId", "repoDigest", "latest", "id"),
+    IMAGE: ("imageName", "baseImageName", "repoDigest", "id"),
+    REGISTRY_IMAGE: ("name", "sha256Digest", "id"),
+}
+
+
 class ImageIndex:
     """Image IDs and digests of this stack's image resources, mapped to the reference pulled."""
 
     def __init__(self, resources: Iterable[Resource] = ()) -> None:
         self._names: dict[str, str] = {}
         for resource in resources:
-            if resource.type not in (REMOTE_IMAGE, IMAGE, REGISTRY_IMAGE):
+            keys = _IMAGE_REFERENCES.get(resource.type)
+            if keys is None:
                 continue
             props = resource.props
-            name = known_text(props, "imageName" if resource.type == IMAGE else "name")
+            name = known_text(props, keys[0])
             if not name:
                 continue
-            for key in ("imageId", "repoDigest", "latest", "id", "name", "imageName",
-                        "baseImageName", "sha256Digest"):  # fmt: skip
+            for key in keys:
                 value = known_text(props, key)
                 if value:
                     self._names.setdefault(value, name)
@@ -238,8 +248,8 @@ def _signs(props: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     tests = [w for t in healthcheck_tests(props) for w in _words([t])]
     if any(_program(w) in CLIENT_BINARIES for w in tests):
         strong.append("a redis-cli health check")
-    for index, port in enumerate(items(props.get("ports"), "ports")):
-        internal = number(mapping(port, f"ports[{index}]").get("internal"), "ports.internal")
+    for where, port in entries(props, "ports"):
+        internal = number(port.get("internal"), f"{where}.internal")
         if internal in REDIS_PORTS:
             strong.append(f"Redis port {int(internal)}")
             break
@@ -672,11 +682,7 @@ def recognised(
 def network_names(props: Mapping[str, Any]) -> list[str]:
     """The networks a container joins: `networksAdvanced` names, then pulumi-docker v3's
     deprecated `networks` (names), which the provider joins the same way."""
-    entries = items(props.get("networksAdvanced"), "networksAdvanced")
-    names = [
-        text(mapping(e, "networksAdvanced[]").get("name"), "networksAdvanced[].name")
-        for e in entries
-    ]
+    names = [text_at(e, where, "name") for where, e in entries(props, "networksAdvanced")]
     names += strings(props.get("networks"), "networks")
     return [n for n in names if n]
 
@@ -684,8 +690,8 @@ def network_names(props: Mapping[str, Any]) -> list[str]:
 def aliases(props: Mapping[str, Any]) -> set[str]:
     """The host names other containers can use for this container."""
     names = {text(props.get("name"), "name") or "", text(props.get("hostname"), "hostname") or ""}
-    for entry in items(props.get("networksAdvanced"), "networksAdvanced"):
-        names.update(strings(mapping(entry).get("aliases"), "networksAdvanced[].aliases"))
+    for where, entry in entries(props, "networksAdvanced"):
+        names.update(strings(entry.get("aliases"), f"{where}.aliases"))
     names.update(strings(props.get("networkAliases"), "networkAliases"))  # v3, with `networks`
     names.discard("")
     return names

@@ -34,6 +34,7 @@ from policies.rules._model import (
     Unreadable,
 )
 from policies.rules._props import (
+    flag,
     items,
     known_text,
     label,
@@ -56,20 +57,27 @@ def as_container(props: Mapping[str, Any]) -> dict[str, Any]:
     """The container properties a service's task spec amounts to."""
     task = mapping(props.get("taskSpec"), "taskSpec")
     spec = mapping(task.get("containerSpec"), "taskSpec.containerSpec")
-    selinux = mapping(mapping(spec.get("privileges")).get("seLinuxContext"))
+    privileges = mapping(spec.get("privileges"), "taskSpec.containerSpec.privileges")
+    selinux = mapping(
+        privileges.get("seLinuxContext"), "taskSpec.containerSpec.privileges.seLinuxContext"
+    )
     env = mapping(spec.get("env"), "taskSpec.containerSpec.env")
-    limits = mapping(mapping(task.get("resources")).get("limits"))
+    limits = mapping(
+        mapping(task.get("resources"), "taskSpec.resources").get("limits"),
+        "taskSpec.resources.limits",
+    )
     memory = number(limits.get("memoryBytes"), "taskSpec.resources.limits.memoryBytes")
     networks = _networks(task)
     # Every published port, in either mode, as a port with no host address: Swarm has none to
     # bind it to. Ingress mode listens on every node, host mode on every interface of the node
     # running the task, and no publishedPort means a port Swarm picks.
+    endpoint = mapping(props.get("endpointSpec"), "endpointSpec")
     ports = [
         {
             "internal": mapping(port, f"endpointSpec.ports[{index}]").get("targetPort"),
-            "external": mapping(port).get("publishedPort"),
+            "external": mapping(port, f"endpointSpec.ports[{index}]").get("publishedPort"),
         }
-        for index, port in enumerate(items(mapping(props.get("endpointSpec")).get("ports")))
+        for index, port in enumerate(items(endpoint.get("ports"), "endpointSpec.ports"))
     ]
     return {
         "name": text(props.get("name"), "name"),
@@ -77,17 +85,17 @@ def as_container(props: Mapping[str, Any]) -> dict[str, Any]:
         "user": text(spec.get("user"), "taskSpec.containerSpec.user"),
         "readOnly": spec.get("readOnly"),
         "capabilities": {
-            "adds": strings(spec.get("capAdds"), "capAdds"),
-            "drops": strings(spec.get("capDrops"), "capDrops"),
+            "adds": strings(spec.get("capAdds"), "taskSpec.containerSpec.capAdds"),
+            "drops": strings(spec.get("capDrops"), "taskSpec.containerSpec.capDrops"),
         },
         "securityOpts": ["label=disable"] if selinux.get("disable") is True else [],
-        "mounts": items(spec.get("mounts"), "taskSpec.containerSpec.mounts") + _files(spec),
+        "mounts": _mounts(spec) + _files(spec),
         "envs": [f"{key}={value}" for key, value in env.items() if isinstance(value, str)],
         "labels": items(props.get("labels"), "labels")
         + items(spec.get("labels"), "taskSpec.containerSpec.labels"),
-        "entrypoints": strings(spec.get("commands"), "commands"),
-        "command": strings(spec.get("args"), "args"),
-        "healthcheck": {"tests": strings(mapping(spec.get("healthcheck")).get("tests"), "tests")},
+        "entrypoints": strings(spec.get("commands"), "taskSpec.containerSpec.commands"),
+        "command": strings(spec.get("args"), "taskSpec.containerSpec.args"),
+        "healthcheck": {"tests": _health_tests(spec)},
         "memory": memory / _BYTES_PER_MB if memory else None,
         "ports": ports,
         "networksAdvanced": networks,
@@ -144,6 +152,27 @@ def in_service_words(message: str) -> str:
     for container_word, service_word in SERVICE_WORDS:
         message = message.replace(container_word, service_word)
     return message
+
+
+def _health_tests(spec: Mapping[str, Any]) -> list[str]:
+    where = "taskSpec.containerSpec.healthcheck"
+    return strings(mapping(spec.get("healthcheck"), where).get("tests"), f"{where}.tests")
+
+
+def _mounts(spec: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The task's mounts, each read here with the service's property path, so a container
+    rule reading a shaped mount meets no value of the wrong type (it would name the mount as
+    a container's, mounts[i])."""
+    found = []
+    for index, raw in enumerate(items(spec.get("mounts"), "taskSpec.containerSpec.mounts")):
+        where = f"taskSpec.containerSpec.mounts[{index}]"
+        mount = dict(mapping(raw, where))
+        for key in ("type", "source", "target"):
+            text(mount.get(key), f"{where}.{key}")
+        flag(mount.get("readOnly"), f"{where}.readOnly")
+        mapping(mount.get("bindOptions"), f"{where}.bindOptions")
+        found.append(mount)
+    return found
 
 
 def _files(spec: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -225,7 +254,14 @@ def _networks_by_name(
     for services) named by that network's name, so the rules that look networks up by name see
     it; or, where the records cannot tell, with the reason on `undecided_networks`.
 
-    The pack never sees a network's ID (the analyzer protocol carries none) and the engine's
+    An entry equal to a network's `id` output, or to 12 or more of its leading hex digits
+    (Docker's short ID), is that network, whatever computed it (an `apply` included). The
+    records carry that output only where the engine hands the pack a resource's outputs: a
+    stack policy under `pulumi up`, or a `pulumi stack export`'s `outputs`. Where every
+    network's `id` is known, an ID-shaped entry that matches none is none of them.
+
+    Otherwise (a first preview, a render, records of inputs), the pack never sees a
+    network's ID, and the engine's
     property dependencies name only the top-level property a network's outputs flowed into
     (`networksAdvanced`; a service's whole `taskSpec`). So an entry naming no network of the
     stack is that network's ID only if nothing else in the property can have carried the
@@ -236,13 +272,37 @@ def _networks_by_name(
     (`ipv4Address` taken from its IPAM output: an address when it declares no subnet, else
     one inside its subnets). With as many such entries as networks that no other string can
     account for, those are the networks it joins (in name order: which entry is which cannot
-    be told, what it joins can). Records without property dependencies (written by hand)
+    be told, what it joins can). What an `apply` made of the network's outputs is not
+    visible then: a value computed from them is taken for the network's ID, as `network.id`
+    is. Records without property dependencies (written by hand)
     tie no ID to a network: their `dependencies` also hold `depends_on`.
     `declared_as` is the resource as declared (a service's task spec, before its shaping).
     """
     entries = items(resource.props.get("networksAdvanced"), "networksAdvanced")
-    names = [text(mapping(e).get("name")) or "" for e in entries]
+    names = [
+        text(mapping(e, f"networksAdvanced[{i}]").get("name"), f"networksAdvanced[{i}].name") or ""
+        for i, e in enumerate(entries)
+    ]
     unresolved = [i for i, name in enumerate(names) if name and name not in declared]
+    if not unresolved:
+        return resource
+    ids = {name: known_text(network.props, "id") for name, network in declared.items()}
+    by_value = {i: _network_with_id(names[i], ids) for i in unresolved}
+    matched = {i: name for i, name in by_value.items() if name}
+    if matched:
+        named = [dict(e) for e in entries]
+        for index, name in matched.items():
+            named[index]["name"] = name
+        resource = dataclasses.replace(
+            resource, props={**resource.props, "networksAdvanced": named}
+        )
+        entries, names = named, [str(e.get("name") or "") for e in named]
+    every_id_known = all(ids.values())
+    unresolved = [
+        i
+        for i in unresolved
+        if i not in matched and not (every_id_known and _SHORT_ID.fullmatch(names[i]))
+    ]
     if not unresolved:
         return resource
     by_urn = {network.urn: name for name, network in declared.items()}
@@ -261,7 +321,7 @@ def _networks_by_name(
     carried = {name: _carriers(declared[name], others) for name in flowed}
     candidates = [name for name in flowed if not carried[name]]
     if len(unresolved) == len(candidates):
-        resolved = [dict(mapping(e)) for e in entries]
+        resolved = [dict(e) for e in entries]
         for index, name in zip(unresolved, candidates, strict=True):
             resolved[index]["name"] = name
         return dataclasses.replace(resource, props={**resource.props, "networksAdvanced": resolved})
@@ -278,6 +338,20 @@ def _networks_by_name(
     )
     notes = tuple((names[i], f"one of these networks' ID: {why}.{fix}") for i in unresolved)
     return dataclasses.replace(resource, undecided_networks=notes)
+
+
+_SHORT_ID: Final = re.compile(r"[0-9a-f]{12,64}")
+
+
+def _network_with_id(entry: str, ids: Mapping[str, str]) -> str | None:
+    """The network whose `id` output `entry` is, in full or as Docker's short ID."""
+    found = [
+        name
+        for name, network_id in ids.items()
+        if network_id
+        and (entry == network_id or (_SHORT_ID.fullmatch(entry) and network_id.startswith(entry)))
+    ]
+    return found[0] if len(found) == 1 else None
 
 
 def undecided_network(resource: Resource, entry: str) -> str | None:
@@ -304,9 +378,11 @@ def _carriers(network: Resource, others: Sequence[tuple[str, str]]) -> list[str]
     # The ID infra/mock_engine.py gives a network in a render (`policies.check --stack`).
     rendered_id = f"{network.name}-id"
     subnets = []
-    for ipam in items(network.props.get("ipamConfigs"), "ipamConfigs"):
+    for index, ipam in enumerate(items(network.props.get("ipamConfigs"), "ipamConfigs")):
+        where = f"ipamConfigs[{index}]"
         try:
-            subnets.append(ipaddress.ip_network(text(mapping(ipam).get("subnet")) or "", False))
+            subnet = text(mapping(ipam, where).get("subnet"), f"{where}.subnet") or ""
+            subnets.append(ipaddress.ip_network(subnet, False))
         except ValueError:
             continue
     found = []
@@ -348,7 +424,10 @@ def _networks(task: Mapping[str, Any]) -> list[dict[str, Any]]:
     (names)."""
     advanced = []
     for index, entry in enumerate(items(task.get("networksAdvanceds"), "networksAdvanceds")):
-        network = dict(mapping(entry, f"taskSpec.networksAdvanceds[{index}]"))
+        where = f"taskSpec.networksAdvanceds[{index}]"
+        network = dict(mapping(entry, where))
+        text(network.get("name"), f"{where}.name")
+        text(network.get("id"), f"{where}.id")
         if not network.get("name") and network.get("id"):
             network["name"] = network["id"]
         advanced.append(network)

@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from policies.rules._model import ADVISORY, CONTAINER, Resource, ResourceRule
 from policies.rules._props import (
+    entries,
     flag,
     healthcheck_tests,
     is_under,
@@ -24,6 +25,7 @@ from policies.rules._props import (
     number,
     strings,
     text,
+    text_at,
 )
 
 _SENSITIVE_HOST_DIRS: Final = ("/", "/boot", "/dev", "/etc", "/lib", "/proc", "/sys", "/usr")
@@ -43,10 +45,10 @@ def one_shot_initialiser(props: Mapping[str, Any]) -> bool:
     """Runs to completion offline, once, with no capabilities (docs/design.md#material-delivery)."""
     return (
         flag(props.get("attach"), "attach") is True
-        and text(props.get("networkMode")) == "none"
+        and text(props.get("networkMode"), "networkMode") == "none"
         and not items(props.get("ports"), "ports")
         and flag(props.get("publishAllPorts"), "publishAllPorts") is not True
-        and (text(props.get("restart")) or "no") == "no"
+        and (text(props.get("restart"), "restart") or "no") == "no"
         and "ALL" in _capabilities(props, "drops")
     )
 
@@ -130,8 +132,8 @@ def non_root_user(resource: Resource, _config: Mapping[str, Any]) -> Iterator[st
 
 
 def no_privileged_groups(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
-    user = text(resource.props.get("user")) or ""
-    groups = set(strings(resource.props.get("groupAdds")))
+    user = text(resource.props.get("user"), "user") or ""
+    groups = set(strings(resource.props.get("groupAdds"), "groupAdds"))
     if ":" in user:
         groups.add(user.split(":", 1)[1])
     if groups & _PRIVILEGED_GROUPS:
@@ -148,29 +150,29 @@ def read_only_rootfs(resource: Resource, _config: Mapping[str, Any]) -> Iterator
 
 
 def no_host_pid(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
-    if text(resource.props.get("pidMode")) == "host":
+    if text(resource.props.get("pidMode"), "pidMode") == "host":
         yield f"{label(resource)} must not share the host's PID namespace (CIS Docker 5.16)."
 
 
 def no_host_ipc(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
-    if text(resource.props.get("ipcMode")) == "host":
+    if text(resource.props.get("ipcMode"), "ipcMode") == "host":
         yield f"{label(resource)} must not share the host's IPC namespace (CIS Docker 5.17)."
 
 
 def no_host_userns(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
-    if text(resource.props.get("usernsMode")) == "host":
+    if text(resource.props.get("usernsMode"), "usernsMode") == "host":
         yield f"{label(resource)} must not share the host's user namespace (CIS Docker 5.31)."
 
 
 def namespaces_private(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
     props = resource.props
-    ipc = text(props.get("ipcMode")) or ""
+    ipc = text(props.get("ipcMode"), "ipcMode") or ""
     shared = (
         ipc == "shareable"
         or ipc.startswith("container:")
-        or (text(props.get("networkMode")) or "").startswith("container:")
-        or text(props.get("cgroupnsMode")) == "host"
-        or bool(text(props.get("cgroupParent")))
+        or (text(props.get("networkMode"), "networkMode") or "").startswith("container:")
+        or text(props.get("cgroupnsMode"), "cgroupnsMode") == "host"
+        or bool(text(props.get("cgroupParent"), "cgroupParent"))
     )
     if shared:
         yield (
@@ -203,18 +205,18 @@ def _host_paths(props: Mapping[str, Any]) -> list[tuple[str, str, bool]]:
     """(where, host path as Docker resolves it, read-only) for every bind mount and host
     volume."""
     found = []
-    for index, mount in enumerate(items(props.get("mounts"), "mounts")):
-        m = mapping(mount)
-        if text(m.get("type")) == "bind" and text(m.get("source")):
+    for where, m in entries(props, "mounts"):
+        source = text_at(m, where, "source")
+        if text_at(m, where, "type") == "bind" and source:
             found.append(
-                (f"mounts[{index}]", _resolved(text(m.get("source")) or ""),
+                (where, _resolved(source),
                  m.get("readOnly") is True)
             )  # fmt: skip
-    for index, volume in enumerate(items(props.get("volumes"), "volumes")):
-        v = mapping(volume)
-        if text(v.get("hostPath")):
+    for where, v in entries(props, "volumes"):
+        host_path = text_at(v, where, "hostPath")
+        if host_path:
             found.append(
-                (f"volumes[{index}]", _resolved(text(v.get("hostPath")) or ""),
+                (where, _resolved(host_path),
                  v.get("readOnly") is True)
             )  # fmt: skip
     return found
@@ -233,15 +235,17 @@ def no_sensitive_mounts(resource: Resource, _config: Mapping[str, Any]) -> Itera
     for where, path, _ in _host_paths(resource.props):
         if any(path == d or (d != "/" and is_under(path, d)) for d in _SENSITIVE_HOST_DIRS):
             yield (
-                f"{label(resource)} must not mount a sensitive host directory ({where}) "
-                f"(CIS Docker 5.6)."
+                f"{label(resource)} must not mount a sensitive host directory ({where}: the "
+                f"host's {path}) (CIS Docker 5.6); mount a named volume of this stack, or a "
+                f"host directory kept for it, instead."
             )
 
 
 def mount_propagation_private(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
     for index, mount in enumerate(items(resource.props.get("mounts"), "mounts")):
-        options = mapping(mapping(mount).get("bindOptions"))
-        if (text(options.get("propagation")) or "").lower() in (
+        where = f"mounts[{index}].bindOptions"
+        options = mapping(mapping(mount, f"mounts[{index}]").get("bindOptions"), where)
+        if (text(options.get("propagation"), f"{where}.propagation") or "").lower() in (
             "shared",
             "rshared",
             "slave",
@@ -278,9 +282,9 @@ def swap_limited(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str
 def cpu_limited(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
     props = resource.props
     limits = (
-        number(props.get("cpus")),
-        number(props.get("cpuShares")),
-        number(props.get("cpuQuota")),
+        number(props.get("cpus"), "cpus"),
+        number(props.get("cpuShares"), "cpuShares"),
+        number(props.get("cpuQuota"), "cpuQuota"),
     )
     if not any(v and v > 0 for v in limits):
         yield f"{label(resource)} should set a CPU limit (cpus) (CIS Docker 5.12)."
@@ -288,8 +292,8 @@ def cpu_limited(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]
 
 def restart_bounded(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
     props = resource.props
-    policy = text(props.get("restart")) or "no"
-    retries = number(props.get("maxRetryCount"))
+    policy = text(props.get("restart"), "restart") or "no"
+    retries = number(props.get("maxRetryCount"), "maxRetryCount")
     if policy in ("always", "unless-stopped") or (
         policy == "on-failure" and (not retries or retries > 5)
     ):
@@ -310,9 +314,10 @@ def healthcheck_defined(resource: Resource, _config: Mapping[str, Any]) -> Itera
 
 def logging_bounded(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
     props = resource.props
-    driver = text(props.get("logDriver")) or ""
+    driver = text(props.get("logDriver"), "logDriver") or ""
     if driver == "none" or (
-        driver in ("", "json-file", "local") and not mapping(props.get("logOpts")).get("max-size")
+        driver in ("", "json-file", "local")
+        and not mapping(props.get("logOpts"), "logOpts").get("max-size")
     ):
         yield (
             f"{label(resource)} should keep bounded logs (logDriver json-file or local with "
@@ -335,7 +340,7 @@ def _host_allocated(value: str) -> bool:
 
 
 def ids_apart_from_host(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
-    user = (text(resource.props.get("user")) or "").strip()
+    user = (text(resource.props.get("user"), "user") or "").strip()
     uid, _, gid = user.partition(":")
     if not gid or _host_allocated(uid) or _host_allocated(gid):
         yield (
@@ -350,12 +355,12 @@ def process_limited(resource: Resource, _config: Mapping[str, Any]) -> Iterator[
     if one_shot_initialiser(resource.props):
         return
     nproc = [
-        u
-        for u in items(resource.props.get("ulimits"), "ulimits")
-        if text(mapping(u).get("name")) == "nproc"
+        (f"ulimits[{index}]", mapping(u, f"ulimits[{index}]"))
+        for index, u in enumerate(items(resource.props.get("ulimits"), "ulimits"))
+        if text(mapping(u, f"ulimits[{index}]").get("name"), f"ulimits[{index}].name") == "nproc"
     ]
-    hard = number(mapping(nproc[0]).get("hard")) if nproc else None
-    soft = number(mapping(nproc[0]).get("soft")) if nproc else None
+    hard = number(nproc[0][1].get("hard"), f"{nproc[0][0]}.hard") if nproc else None
+    soft = number(nproc[0][1].get("soft"), f"{nproc[0][0]}.soft") if nproc else None
     if not hard or hard <= 0 or not soft or soft <= 0 or soft > hard:
         yield (
             f'{label(resource)} must bound its processes: ulimits [{{name: "nproc", soft: N, '

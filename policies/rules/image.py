@@ -56,7 +56,7 @@ def _reference_parts(reference: str) -> tuple[str, str, str]:
 
 
 def container_pinned(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
-    image = text(resource.props.get("image")) or ""
+    image = text(resource.props.get("image"), "image") or ""
     if not (_IMAGE_ID.match(image) or _DIGEST.search(image)):
         yield (
             f"{label(resource)} must reference its image by ID or digest (sha256:..., or "
@@ -67,7 +67,7 @@ def container_pinned(resource: Resource, _config: Mapping[str, Any]) -> Iterator
 
 def tag_not_latest(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
     key = "imageName" if resource.type == IMAGE else "name"
-    reference = text(resource.props.get(key)) or ""
+    reference = text(resource.props.get(key), key) or ""
     if _DIGEST.search(reference):
         return
     _, _, tag = _reference_parts(reference)
@@ -79,8 +79,9 @@ def tag_not_latest(resource: Resource, _config: Mapping[str, Any]) -> Iterator[s
 
 
 def _build_settings(resource: Resource) -> list[tuple[str, str]]:
-    build = mapping(resource.props.get("build"))
-    args = mapping(build.get("args") if resource.type == IMAGE else build.get("buildArgs"))
+    build = mapping(resource.props.get("build"), "build")
+    key = "args" if resource.type == IMAGE else "buildArgs"
+    args = mapping(build.get(key), f"build.{key}")
     return [(k, v) for k, v in args.items() if isinstance(v, str)]
 
 
@@ -105,13 +106,19 @@ def registry_push_verified(resource: Resource, _config: Mapping[str, Any]) -> It
 
 
 def registry_trusted(resource: Resource, config: Mapping[str, Any]) -> Iterator[str]:
-    allowed = {r.lower() for r in strings(config.get("allowedRegistries"))}
+    allowed = {
+        r.lower()
+        for r in strings(config.get("allowedRegistries"), "policy config allowedRegistries")
+    }
     if resource.type == REMOTE_IMAGE:
-        registries = [_reference_parts(text(resource.props.get("name")) or "")[0]]
+        registries = [_reference_parts(text(resource.props.get("name"), "name") or "")[0]]
     else:
-        registries = [text(mapping(resource.props.get("registry")).get("server")) or ""]
+        registry = mapping(resource.props.get("registry"), "registry")
+        registries = [text(registry.get("server"), "registry.server") or ""]
         if resource.props.get("skipPush") is not True:
-            registries.append(_reference_parts(text(resource.props.get("imageName")) or "")[0])
+            registries.append(
+                _reference_parts(text(resource.props.get("imageName"), "imageName") or "")[0]
+            )
     untrusted = [r for r in registries if r and r.lower() not in allowed]
     if untrusted:
         yield (

@@ -7,6 +7,7 @@ networks this stack declares (docs/security-catalog.md, NET).
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
@@ -23,8 +24,10 @@ from policies.rules._model import (
 )
 from policies.rules._props import (
     argv_words,
+    entries,
     flag,
     items,
+    known_text,
     label,
     mapping,
     names_per_stack,
@@ -35,6 +38,7 @@ from policies.rules._props import (
     stack_token_in,
     strings,
     text,
+    text_at,
 )
 from policies.rules._redisconf import aliases, network_names, redis_servers
 from policies.rules._service_shape import task_containers, undecided_network
@@ -46,7 +50,7 @@ _EDGE_PORTS: Final = frozenset({80.0, 443.0})
 
 
 def no_host_network(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
-    if text(resource.props.get("networkMode")) == "host":
+    if text(resource.props.get("networkMode"), "networkMode") == "host":
         yield (
             f"{label(resource)} must not set networkMode to host; it shares the host's network "
             f"stack (CIS Docker 5.10)."
@@ -54,7 +58,7 @@ def no_host_network(resource: Resource, _config: Mapping[str, Any]) -> Iterator[
 
 
 def user_defined_network(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
-    mode = text(resource.props.get("networkMode")) or ""
+    mode = text(resource.props.get("networkMode"), "networkMode") or ""
     if not network_names(resource.props) and mode in _DEFAULT_BRIDGE_MODES:
         yield (
             f"{label(resource)} must join a user-defined network (networksAdvanced) or set "
@@ -140,24 +144,24 @@ def no_unneeded_ports(resource: Resource, _config: Mapping[str, Any]) -> Iterato
             f"{label(resource)} must not set publishAllPorts; publish only the ports it needs "
             f"(CIS Docker 5.9)."
         )
-    if any(number(mapping(p).get("internal")) == 22 for p in items(props.get("ports"), "ports")):
+    if any(number(p.get("internal"), f"{w}.internal") == 22 for w, p in entries(props, "ports")):
         yield f"{label(resource)} must not publish SSH port 22 (CIS Docker 5.7)."
     if any(w.rsplit("/", 1)[-1] == "sshd" for w in argv_words(props)):
         yield f"{label(resource)} must not run sshd; use docker exec (CIS Docker 5.7)."
 
 
 def unprivileged_host_ports(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
-    for index, port in enumerate(items(resource.props.get("ports"), "ports")):
-        external = number(mapping(port).get("external"))
+    for where, port in entries(resource.props, "ports"):
+        external = number(port.get("external"), f"{where}.external")
         if external is not None and 0 < external < 1024:
             yield (
-                f"{label(resource)} should publish ports[{index}] on a host port of 1024 or "
+                f"{label(resource)} should publish {where} on a host port of 1024 or "
                 f"above (CIS Docker 5.8)."
             )
 
 
 def driver_isolated(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
-    driver = (text(resource.props.get("driver")) or "bridge").lower()
+    driver = (text(resource.props.get("driver"), "driver") or "bridge").lower()
     if driver in ("host", "macvlan", "ipvlan"):
         yield (
             f"{label(resource)} must use the bridge driver; host, macvlan and ipvlan expose "
@@ -168,7 +172,7 @@ def driver_isolated(resource: Resource, _config: Mapping[str, Any]) -> Iterator[
 
 
 def driver_not_attachable(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
-    driver = (text(resource.props.get("driver")) or "bridge").lower()
+    driver = (text(resource.props.get("driver"), "driver") or "bridge").lower()
     if driver == "overlay" or resource.props.get("attachable") is True:
         yield (
             f"{label(resource)} should not be an attachable or overlay network; any swarm "
@@ -178,11 +182,11 @@ def driver_not_attachable(resource: Resource, _config: Mapping[str, Any]) -> Ite
 
 def docker_api_authenticated(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
     props = resource.props
-    host = (text(props.get("host")) or "").lower()
+    host = (text(props.get("host"), "host") or "").lower()
     if not host.startswith(("tcp://", "http://")):
         return
-    has_tls = bool(text(props.get("certPath"))) or all(
-        text(props.get(k)) for k in ("caMaterial", "certMaterial", "keyMaterial")
+    has_tls = bool(text(props.get("certPath"), "certPath")) or all(
+        text(props.get(k), k) for k in ("caMaterial", "certMaterial", "keyMaterial")
     )
     if not has_tls:
         yield (
@@ -195,7 +199,7 @@ def docker_api_authenticated(resource: Resource, _config: Mapping[str, Any]) -> 
 def _declared_networks(resources: Sequence[Resource]) -> dict[str, Resource]:
     declared: dict[str, Resource] = {}
     for network in of_type(resources, NETWORK):
-        declared[text(network.props.get("name")) or network.name] = network
+        declared[text(network.props.get("name"), "name") or network.name] = network
     return declared
 
 
@@ -243,7 +247,8 @@ def redis_internal_only(
                 yield Violation(
                     f"{redis_label(resource)} must attach only to networks this stack "
                     f"declares with internal: true; {which} is not declared here, so it cannot "
-                    f"be verified.",
+                    f"be verified{_as_an_id(name, declared)}. Declare it in this stack with "
+                    f"internal: true and join it by its name output.",
                     resource.urn,
                 )
             elif not _internal(network):
@@ -261,6 +266,19 @@ def _which(resource: Resource, index: int, name: str, *, value: bool = False) ->
     if resource.type == SERVICE or "networks" in resource.props:
         return f"its network {name!r}"
     return f"networksAdvanced[{index}] ({name!r})" if value else f"networksAdvanced[{index}]"
+
+
+def _as_an_id(entry: str, declared: Mapping[str, Resource]) -> str:
+    """Why an entry that looks like a Docker network ID is none of the stack's networks."""
+    if not re.fullmatch(r"[0-9a-f]{12,64}", entry):
+        return ""
+    if declared and all(known_text(n.props, "id") for n in declared.values()):
+        return " (an ID that is no network's id output in this stack)"
+    return (
+        " (an ID: the pack ties one to a network of this stack by that network's id output, "
+        "or by that network's outputs flowing into the property, and the records show "
+        "neither)"
+    )
 
 
 def _internal(network: Resource) -> bool:
@@ -297,7 +315,9 @@ def stack_network_scoped(
     resources: Sequence[Resource], config: Mapping[str, Any]
 ) -> Iterator[Violation]:
     declared = _declared_networks(resources)
-    allowed = [_network(s) for s in strings(config.get("allowedSubnets"))]
+    allowed = [
+        _network(s) for s in strings(config.get("allowedSubnets"), "policy config allowedSubnets")
+    ]
     per_stack = names_per_stack(resources)
     for name, network in declared.items():
         stack = network.stack
@@ -307,8 +327,8 @@ def stack_network_scoped(
                 f"share a network.",
                 network.urn,
             )
-        for index, ipam in enumerate(items(network.props.get("ipamConfigs"), "ipamConfigs")):
-            subnet = _network(text(mapping(ipam).get("subnet")) or "")
+        for index, (where, ipam) in enumerate(entries(network.props, "ipamConfigs")):
+            subnet = _network(text_at(ipam, where, "subnet") or "")
             allowed_here = subnet is not None and any(
                 a is not None and subnet.version == a.version and subnet.subnet_of(a)  # type: ignore[arg-type]
                 for a in allowed
@@ -334,7 +354,8 @@ def stack_network_scoped(
             else:
                 yield Violation(
                     f"{label(container)} must join only networks this stack declares; "
-                    f"{which} belongs to something else.",
+                    f"{which} belongs to something else{_as_an_id(name, declared)}. Declare "
+                    f"the network in this stack and join it by its name output.",
                     container.urn,
                 )
 

@@ -24,16 +24,15 @@ from policies.rules._model import (
     Violation,
 )
 from policies.rules._props import (
+    entries,
     envs,
     flag,
     healthcheck_tests,
     is_under,
-    items,
     label,
-    mapping,
     memory_mb,
     redis_label,
-    text,
+    text_at,
 )
 from policies.rules._props import shell_words as _shell_words
 from policies.rules._redisconf import (
@@ -661,15 +660,13 @@ def maxmemory_policy_evicts(server: RedisServer, _config: Mapping[str, Any]) -> 
 def data_on_named_volume(server: RedisServer, _config: Mapping[str, Any]) -> Iterator[str]:
     data_dir = server.settings.value("dir") or "/data"
     props = server.resource.props
-    for mount in items(props.get("mounts"), "mounts"):
-        m = mapping(mount)
-        target = text(m.get("target")) or ""
-        if target and is_under(data_dir, target) and text(m.get("type")) == "bind":
+    for where, m in entries(props, "mounts"):
+        target = text_at(m, where, "target") or ""
+        if target and is_under(data_dir, target) and text_at(m, where, "type") == "bind":
             yield _data_message(server)
-    for volume in items(props.get("volumes"), "volumes"):
-        v = mapping(volume)
-        target = text(v.get("containerPath")) or ""
-        if target and is_under(data_dir, target) and text(v.get("hostPath")):
+    for where, v in entries(props, "volumes"):
+        target = text_at(v, where, "containerPath") or ""
+        if target and is_under(data_dir, target) and text_at(v, where, "hostPath"):
             yield _data_message(server)
 
 
@@ -698,16 +695,14 @@ def tls_key_mount_read_only(server: RedisServer, _config: Mapping[str, Any]) -> 
         return
     props = server.resource.props
     holders: list[tuple[str, bool]] = []
-    for index, mount in enumerate(items(props.get("mounts"), "mounts")):
-        m = mapping(mount)
-        target = text(m.get("target")) or ""
+    for where, m in entries(props, "mounts"):
+        target = text_at(m, where, "target") or ""
         if target and is_under(key, target):
-            holders.append((target, flag(m.get("readOnly"), f"mounts[{index}].readOnly") is True))
-    for index, volume in enumerate(items(props.get("volumes"), "volumes")):
-        v = mapping(volume)
-        target = text(v.get("containerPath")) or ""
+            holders.append((target, flag(m.get("readOnly"), f"{where}.readOnly") is True))
+    for where, v in entries(props, "volumes"):
+        target = text_at(v, where, "containerPath") or ""
         if target and is_under(key, target):
-            holders.append((target, flag(v.get("readOnly"), f"volumes[{index}].readOnly") is True))
+            holders.append((target, flag(v.get("readOnly"), f"{where}.readOnly") is True))
     if holders:
         _, read_only = max(holders, key=lambda h: len(h[0]))  # the innermost mount wins
     else:

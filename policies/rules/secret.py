@@ -28,13 +28,14 @@ from policies.rules._model import (
     Violation,
 )
 from policies.rules._props import (
+    entries,
     envs,
-    items,
     label,
     mapping,
     number,
     reading,
     text,
+    text_at,
     uploads,
 )
 from policies.rules._secrets import (
@@ -125,8 +126,9 @@ def upload_file_mode(resource: Resource, _config: Mapping[str, Any]) -> Iterator
 
 
 def image_build_args(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
-    build = mapping(resource.props.get("build"))
-    args = mapping(build.get("args") if resource.type == IMAGE else build.get("buildArgs"))
+    build = mapping(resource.props.get("build"), "build")
+    key_name = "args" if resource.type == IMAGE else "buildArgs"
+    args = mapping(build.get(key_name), f"build.{key_name}")
     secret = sorted(
         key
         for key, value in args.items()
@@ -147,9 +149,9 @@ def image_build_args(resource: Resource, _config: Mapping[str, Any]) -> Iterator
 
 def provider_credentials_inline(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
     props = resource.props
-    inline = bool(text(props.get("keyMaterial"))) or any(
-        text(mapping(a).get("configFileContent")) or text(mapping(a).get("password"))
-        for a in items(props.get("registryAuth"), "registryAuth")
+    inline = bool(text(props.get("keyMaterial"), "keyMaterial")) or any(
+        text_at(a, where, "configFileContent") or text_at(a, where, "password")
+        for where, a in entries(props, "registryAuth")
     )
     if inline:
         yield (
@@ -169,7 +171,9 @@ def password_length(
     resources: Sequence[Resource], config: Mapping[str, Any]
 ) -> Iterator[Violation]:
     """At least the configured length, and never below the declared environment's floor."""
-    minimum = floor(resources).password_minimum(number(config.get("minimumLength")))
+    minimum = floor(resources).password_minimum(
+        number(config.get("minimumLength"), "policy config minimumLength")
+    )
     for resource in resources:
         if not _generates_passwords(resource):
             continue

@@ -93,11 +93,16 @@ def task_hardened(resource: Resource, config: Mapping[str, Any]) -> Iterator[str
     yield from swarm_secret_modes(resource)
 
 
+def _container_spec(resource: Resource) -> Mapping[str, Any]:
+    task = mapping(resource.props.get("taskSpec"), "taskSpec")
+    return mapping(task.get("containerSpec"), "taskSpec.containerSpec")
+
+
 def swarm_secret_modes(resource: Resource) -> Iterator[str]:
     """TLS-10 for the files Swarm gives a task: a secret's file is 0444 unless fileMode says
     otherwise, readable by every process in it (the counterpart of secret-upload-file-mode)."""
-    spec = mapping(mapping(resource.props.get("taskSpec")).get("containerSpec"))
-    for index, raw in enumerate(items(spec.get("secrets"))):
+    spec = _container_spec(resource)
+    for index, raw in enumerate(items(spec.get("secrets"), "taskSpec.containerSpec.secrets")):
         where = f"taskSpec.containerSpec.secrets[{index}]"
         mode = number(mapping(raw, where).get("fileMode"), f"{where}.fileMode")
         if mode is None:
@@ -164,13 +169,13 @@ def swarm_files_readable(resource: Resource, _config: Mapping[str, Any]) -> Iter
     owner-only fileMode (which service-task-hardened asks of secrets) a non-root task cannot
     read its own key or config, and a Redis that cannot read them does not start. A loss of
     availability, not of confidentiality, so advisory (docs/security-catalog.md, TLS-10)."""
-    spec = mapping(mapping(resource.props.get("taskSpec")).get("containerSpec"))
+    spec = _container_spec(resource)
     ids = _task_ids(spec)
     if ids is None:
         return
     uid, gids = ids
     for key in ("secrets", "configs"):
-        for index, raw in enumerate(items(spec.get(key))):
+        for index, raw in enumerate(items(spec.get(key), f"taskSpec.containerSpec.{key}")):
             where = f"taskSpec.containerSpec.{key}[{index}]"
             entry = mapping(raw, where)
             mode = number(entry.get("fileMode"), f"{where}.fileMode")

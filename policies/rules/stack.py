@@ -7,7 +7,7 @@ from typing import Any, Final
 
 from policies.rules._model import SERVICE, VOLUME, Resource, ResourceRule, StackRule, Violation
 from policies.rules._props import (
-    items,
+    entries,
     label,
     mapping,
     names_per_stack,
@@ -15,14 +15,16 @@ from policies.rules._props import (
     reading,
     stack_token_in,
     text,
+    text_at,
 )
 from policies.rules._service_shape import task_containers
 
 
 def volume_no_host_path(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
-    opts = mapping(resource.props.get("driverOpts"))
-    o = (text(opts.get("o")) or "").split(",")
-    if "bind" in o or "rbind" in o or (text(opts.get("type")) == "none" and opts.get("device")):
+    opts = mapping(resource.props.get("driverOpts"), "driverOpts")
+    o = (text_at(opts, "driverOpts", "o") or "").split(",")
+    kind = text_at(opts, "driverOpts", "type")
+    if "bind" in o or "rbind" in o or (kind == "none" and opts.get("device")):
         yield (
             f"{label(resource)} must not bind a host path (driverOpts o=bind / device); keep "
             f"data in a Docker-managed volume (CIS Docker 5.6)."
@@ -31,14 +33,14 @@ def volume_no_host_path(resource: Resource, _config: Mapping[str, Any]) -> Itera
 
 def _volume_references(props: Mapping[str, Any]) -> list[tuple[str, str]]:
     found = []
-    for index, mount in enumerate(items(props.get("mounts"), "mounts")):
-        m = mapping(mount)
-        if text(m.get("type")) == "volume" and text(m.get("source")):
-            found.append((f"mounts[{index}]", text(m.get("source")) or ""))
-    for index, volume in enumerate(items(props.get("volumes"), "volumes")):
-        name = text(mapping(volume).get("volumeName"))
+    for where, m in entries(props, "mounts"):
+        source = text_at(m, where, "source")
+        if text_at(m, where, "type") == "volume" and source:
+            found.append((where, source))
+    for where, volume in entries(props, "volumes"):
+        name = text_at(volume, where, "volumeName")
         if name:
-            found.append((f"volumes[{index}]", name))
+            found.append((where, name))
     return found
 
 
@@ -46,7 +48,7 @@ def volume_scoped(resources: Sequence[Resource], _config: Mapping[str, Any]) -> 
     declared: dict[str, Resource] = {}
     per_stack = names_per_stack(resources)
     for volume in of_type(resources, VOLUME):
-        name = text(volume.props.get("name")) or volume.name
+        name = text(volume.props.get("name"), "name") or volume.name
         declared[name] = volume
         if per_stack and volume.stack and not stack_token_in(name, volume.stack):
             yield Violation(
@@ -62,7 +64,8 @@ def volume_scoped(resources: Sequence[Resource], _config: Mapping[str, Any]) -> 
             if name not in declared:
                 yield Violation(
                     f"{label(container)} must mount only volumes this stack declares; "
-                    f"{spec}{where} belongs to something else.",
+                    f"{spec}{where} belongs to something else. Declare the volume in this "
+                    f"stack and mount it by its name output.",
                     container.urn,
                 )
 

@@ -65,13 +65,17 @@ def _declared_key_weak(resource: Resource) -> bool:
     certificate/key resource's keyAlgorithm)."""
     props = resource.props
     if resource.type == TLS_PRIVATE_KEY:
-        algorithm = (text(props.get("algorithm")) or "").upper()
+        algorithm = (text(props.get("algorithm"), "algorithm") or "").upper()
         if algorithm == "RSA":
-            return (number(props.get("rsaBits")) or 2048) < MIN_RSA_BITS
+            return (number(props.get("rsaBits"), "rsaBits") or 2048) < MIN_RSA_BITS
         if algorithm == "ECDSA":
-            return (text(props.get("ecdsaCurve")) or "P224").upper() not in ("P256", "P384", "P521")
+            return (text(props.get("ecdsaCurve"), "ecdsaCurve") or "P224").upper() not in (
+                "P256",
+                "P384",
+                "P521",
+            )
         return algorithm != "ED25519"
-    key_algorithm = text(props.get("keyAlgorithm"))
+    key_algorithm = text(props.get("keyAlgorithm"), "keyAlgorithm")
     return key_algorithm is not None and _weak_algorithm(key_algorithm)
 
 
@@ -107,13 +111,13 @@ def private_key_strong(
             )
 
 
-def _uses(value: Any) -> set[str]:
-    return {u.lower().replace("_", "").replace("-", "") for u in strings(value)}
+def _uses(value: Any, what: str) -> set[str]:
+    return {u.lower().replace("_", "").replace("-", "") for u in strings(value, what)}
 
 
 def certificate_profile(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:
     props = resource.props
-    uses = _uses(props.get("allowedUses"))
+    uses = _uses(props.get("allowedUses"), "allowedUses")
     is_ca = props.get("isCaCertificate") is True
     if resource.type == TLS_LOCALLY_SIGNED_CERT:
         if is_ca:
@@ -136,11 +140,11 @@ def _leaf_validity(resource: Resource) -> tuple[float, bool] | None:
     try:
         if resource.type == TLS_LOCALLY_SIGNED_CERT:
             hours = number(props.get("validityPeriodHours"), "validityPeriodHours")
-            renews = number(props.get("earlyRenewalHours")) is not None
+            renews = number(props.get("earlyRenewalHours"), "earlyRenewalHours") is not None
             return (math.inf if hours is None else hours / 24), renews
         if _is_dynamic(resource.type) and "usage" in props:  # a dynamic leaf certificate
             days = number(props.get("validityDays"), "validityDays")
-            renews = number(props.get("renewBeforeDays")) is not None
+            renews = number(props.get("renewBeforeDays"), "renewBeforeDays") is not None
             return (math.inf if days is None else days), renews
     except Unreadable as exc:
         exc.subject, exc.urn = label(resource), resource.urn
@@ -156,7 +160,9 @@ def validity_bounded(
     resources: Sequence[Resource], config: Mapping[str, Any]
 ) -> Iterator[Violation]:
     """At most the configured validity, and never above the declared environment's floor."""
-    maximum = floor(resources).leaf_validity_maximum(number(config.get("maximumLeafValidityDays")))
+    maximum = floor(resources).leaf_validity_maximum(
+        number(config.get("maximumLeafValidityDays"), "policy config maximumLeafValidityDays")
+    )
     for resource in resources:
         leaf = _leaf_validity(resource)
         if leaf is None:

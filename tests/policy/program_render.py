@@ -7,11 +7,14 @@ derived here so a value a program passes on has the right shape:
 - a `RemoteImage`'s `imageId` and `repoDigest` (the docker provider reports them once it has
   pulled the image), which programs hand to their containers;
 - the auto-name of a container, network, volume or Swarm service declared without `name`
-  (`<logical name>-<7 hex>`, as Pulumi names resources), which containers join and mount.
+  (`<logical name>-<7 hex>`, as Pulumi names resources), which containers join and mount;
+- a `Volume`'s ID, which is its Docker name (Docker names a volume by it; the provider takes
+  it as the ID), so a program that mounts `volume.id` mounts the volume it declares.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable
 from typing import Any
@@ -41,7 +44,25 @@ class _EngineMonitor(RecordingMonitor):
             request = _copy(request)
             suffix = hashlib.sha256(f"{request.type}::{request.name}".encode()).hexdigest()[:7]
             request.object["name"] = f"{request.name}-{suffix}"
-        return super().RegisterResource(request)
+        response = super().RegisterResource(request)
+        if request.type == VOLUME:
+            response = self._identified_by_name(response)
+        return response
+
+    def _identified_by_name(self, response: Any) -> Any:
+        # By URN: the engine's registrations arrive on several threads at once.
+        with self._lock:
+            index = next(i for i, r in enumerate(self.registrations) if r.urn == response.urn)
+            named = dataclasses.replace(
+                self.registrations[index], id=str(self.registrations[index].props["name"])
+            )
+            self.registrations[index] = named
+            entry = self.resources[named.urn]
+            self.resources[named.urn] = type(entry)(entry.urn, named.id, entry.state)
+        identified = resource_pb2.RegisterResourceResponse()
+        identified.CopyFrom(response)
+        identified.id = named.id
+        return identified
 
 
 def _copy(request: Any) -> Any:

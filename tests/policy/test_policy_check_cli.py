@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -545,3 +546,67 @@ def test_cli__a_reader_that_goes_away_keeps_the_verdict(tmp_path: Path, violatin
         stderr = process.stderr.read().decode()
         assert process.wait(timeout=300) == (1 if violating else 0), stderr
     assert "Traceback" not in stderr
+
+
+def test_table_header__counts_the_rows_it_shows_and_the_policy_findings_they_hold(
+    tmp_path: Path,
+) -> None:
+    """The header counts what the table shows; when unreadable properties merged policies'
+    findings into one row each, it also says how many findings those rows hold, the number
+    --json prints (red before: "45 mandatory" above 3 rows, per policy while the table
+    merged)."""
+    raw = foreign.raw()
+    cache = next(item for item in raw if item["name"] == "cache")["props"]
+    cache.update(command="redis-server /secrets/redis.conf", envs={"A": "b"})
+    out = io.StringIO()
+    assert run(_args(_write(tmp_path, raw), "--stack-name", "prod"), out) == 1
+    header, *lines = out.getvalue().splitlines()
+    rows = [line for line in lines[1:] if line.strip()]
+    shown = Counter(row.split()[0] for row in rows)
+    assert f": {shown['mandatory']} mandatory, {shown['advisory']} advisory rows (" in header
+    json_out = io.StringIO()
+    assert run(_args(_write(tmp_path, raw), "--stack-name", "prod", "--json"), json_out) == 1
+    levels = Counter(json.loads(line)["level"] for line in json_out.getvalue().splitlines())
+    assert (
+        f"({levels['mandatory']} mandatory, {levels['advisory']} advisory policy findings: "
+        in header
+    ), header
+    assert levels["mandatory"] > shown["mandatory"]
+
+
+def test_table_header__without_merged_rows__counts_rows_alone(tmp_path: Path) -> None:
+    out = io.StringIO()
+    assert run(_args(_write(tmp_path, PLAINTEXT_REDIS)), out) == 1
+    header, *lines = out.getvalue().splitlines()
+    shown = Counter(line.split()[0] for line in lines[1:] if line.strip())
+    assert header.endswith(f": {shown['mandatory']} mandatory, {shown['advisory']} advisory")
+
+
+UNKNOWN_STRING = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # pulumi_policy's preview sentinel
+
+
+def test_table__a_value_unknown_at_preview_is_one_row_naming_the_resource(
+    tmp_path: Path,
+) -> None:
+    """A first preview's unknown image: every policy that needs it is deferred, as under the
+    engine, but the table says it once, naming the container that holds it (red before: one
+    row per policy, and a stack policy's row named no resource: "(stack) ... string value at
+    .image can't be known during preview")."""
+    raw = foreign.raw()
+    next(item for item in raw if item["name"] == "cache")["props"]["image"] = UNKNOWN_STRING
+    out = io.StringIO()
+    assert run(_args(_write(tmp_path, raw), "--stack-name", "prod"), out) == 0
+    rows = [line for line in out.getvalue().splitlines() if ".image" in line or "image is" in line]
+    assert len(rows) == 1, out.getvalue()
+    assert rows[0].startswith("advisory  ")
+    assert "Container cache: image is unknown during this preview" in rows[0]
+    assert "image-container-pinned" in rows[0]
+    assert "they run at `pulumi up`" in rows[0]
+    json_out = io.StringIO()
+    run(_args(_write(tmp_path, raw), "--stack-name", "prod", "--json"), json_out)
+    deferred = [
+        json.loads(line)
+        for line in json_out.getvalue().splitlines()
+        if "during preview" in json.loads(line)["message"]
+    ]
+    assert len(deferred) > 1  # one line per policy, as the engine reports them

@@ -20,7 +20,12 @@ a script, options after the image only, Dragonfly, Redis inside a ComponentResou
 resources' URNs carry the component's type), two Go programs' plain containers, two Python
 programs' nginx (by tag; on a host port Docker picks) and two Terraform programs for the provider
 pulumi-docker bridges (Redis published on every interface; a home server's Redis on a bridge with
-masquerading off but not internal, beside Postgres with its password in env).
+masquerading off but not internal, beside Postgres with its password in env), a monitoring
+exporter given the host's / , /proc and /sys through a Docker host reached over ssh, MySQL and web
+servers joining an internal network by its ID (Terraform), and a Swarm Redis service pinned by
+digest that joins an overlay network by its ID and mounts its volume by the volume's ID
+(Terraform modules), and a Swarm playground's Ghost and MySQL services sharing the database
+password in their env (Terraform 0.11).
 """
 
 from __future__ import annotations

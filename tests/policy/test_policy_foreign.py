@@ -431,3 +431,61 @@ def test_v3_networks_naming_another_network__is_rejected_naming_it(analyze: Anal
         f.policy == "network-redis-internal-only" and "its network 'someone-elses-net'" in f.message
         for f in findings
     ), describe(findings)
+
+
+def _joined_by_a_computed_id(entry: str, *, edge_id: str | None) -> list[Any]:
+    """A Redis container whose networksAdvanced entry an `apply` computed from the internal
+    cache network's outputs (the engine's propertyDependencies name that network), beside a
+    routable edge network; the networks carry their `id` outputs as a stack policy sees them
+    under `pulumi up` (the bridged provider's outputs include `id`)."""
+    cache_urn = f"urn:pulumi:qa::kv::{NETWORK}::cache-net"
+    edge = {"name": "kv-qa-edge", **({"id": edge_id} if edge_id else {})}
+    return parse_records(
+        [
+            {"type": NETWORK, "name": "cache-net",
+             "props": {"name": "kv-qa-cache", "internal": True, "id": "c" * 64}},
+            {"type": NETWORK, "name": "edge-net", "props": edge},
+            {"type": CONTAINER, "name": "kv",
+             "props": {**HARDENED, "image": foreign.REDIS_IMAGE, "name": "kv-qa-redis",
+                       "networksAdvanced": [{"name": entry}]},
+             "options": {"propertyDependencies": {"networksAdvanced": [cache_urn]}}},
+        ],
+        source="test", stack="qa", project="kv",
+    )  # fmt: skip
+
+
+def test_network_id_an_apply_computed__is_the_network_whose_id_output_it_is(
+    analyze: Analyze,
+) -> None:
+    """`cache_net.id.apply(...)` returning the routable edge network's short ID: the entry is
+    the edge network's, by its `id` output, not the cache network's whose outputs flowed in
+    (red before: tied to the internal cache network by the flow alone, so Redis on a
+    routable network passed)."""
+    findings = analyze(_joined_by_a_computed_id("e" * 12, edge_id="e" * 64))
+    messages = [f.message for f in findings if f.policy == "network-redis-internal-only"]
+    assert messages == [
+        "Network edge-net (kv-qa-edge) must set internal: true, because Redis container kv "
+        "(kv-qa-redis) joins it; it has a route to other networks."
+    ], describe(findings)
+
+
+def test_network_id_matching_no_networks_id_output__is_not_this_stacks(
+    analyze: Analyze,
+) -> None:
+    """Every network's `id` is known and the ID-shaped entry is none of them: another
+    network's, whatever flowed into the property (red before: the cache network's)."""
+    findings = analyze(_joined_by_a_computed_id("f" * 64, edge_id="e" * 64))
+    assert {"stack-network-scoped", "network-redis-internal-only"} <= mandatory(findings)
+
+
+def test_network_id_with_a_networks_id_unknown__is_tied_by_the_flow_as_before(
+    analyze: Analyze,
+) -> None:
+    """Where a network's `id` is not in the records (a first preview, a render, inputs), the
+    pack cannot see what the apply computed: the network whose outputs flowed in, alone and
+    accounting for nothing else, is taken to be the one joined (README, On someone else's
+    program)."""
+    findings = analyze(_joined_by_a_computed_id("f" * 64, edge_id=None))
+    assert not {"stack-network-scoped", "network-redis-internal-only"} & mandatory(findings), (
+        describe(findings)
+    )

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from policies import strictness
 from policies.analyzer import PackServer
-from policies.check import evaluate
+from policies.check import evaluate, one_per_unreadable_property
 from policies.records import RecordError, parse_records
 from policies.rules._model import CONTAINER, IMAGE, NETWORK, REMOTE_IMAGE, SERVICE, VOLUME
 
@@ -170,3 +170,66 @@ def test_tls_key_mount_read_only_given_as_a_string__is_a_type_error_not_a_writab
     ]
     assert [f.level for f in findings] == ["mandatory"]
     assert "mounts[0].readOnly must be true or false" in findings[0].message, findings[0].message
+
+
+def _with_value_at(
+    raw: list[dict[str, Any]], name: str, path: tuple[str | int, ...], value: Any
+) -> list[dict[str, Any]]:
+    holder: Any = next(item for item in raw if item["name"] == name)["props"]
+    for key in path[:-1]:
+        holder = holder[key]
+    holder[path[-1]] = value
+    return raw
+
+
+@pytest.mark.parametrize(
+    ("stack", "resource", "path", "value", "said"),
+    [
+        ("containers", "cache", ("user",), 5, "user must be a string, not a number"),
+        ("containers", "web", ("ports", 0), "8443", "ports[0] must be an object, not a string"),
+        ("containers", "web", ("ports", 0, "internal"), "https",
+         "ports[0].internal must be a number, not a string that is no number"),
+        ("containers", "cache", ("mounts", 0), 3, "mounts[0] must be an object, not a number"),
+        ("containers", "cache", ("mounts", 0, "type"), 3,
+         "mounts[0].type must be a string, not a number"),
+        ("containers", "cache", ("networksAdvanced", 0, "name"), 3,
+         "networksAdvanced[0].name must be a string, not a number"),
+        ("containers", "cache", ("ulimits", 0), "nproc=64",
+         "ulimits[0] must be an object, not a string"),
+        ("swarm-services", "cache", ("taskSpec", "containerSpec", "mounts", 0), "/secrets",
+         "taskSpec.containerSpec.mounts[0] must be an object, not a string"),
+        ("swarm-services", "web", ("taskSpec", "containerSpec", "mounts", 0, "type"), 3,
+         "taskSpec.containerSpec.mounts[0].type must be a string, not a number"),
+        ("swarm-services", "cache", ("taskSpec", "networksAdvanceds", 0, "name"), 3,
+         "taskSpec.networksAdvanceds[0].name must be a string, not a number"),
+        ("swarm-services", "cache", ("taskSpec", "containerSpec", "healthcheck", "tests"),
+         "redis-cli ping",
+         "taskSpec.containerSpec.healthcheck.tests must be a list, not a string"),
+    ],
+    ids=lambda v: v if isinstance(v, str) and " " not in v else None,
+)  # fmt: skip
+def test_a_value_of_the_wrong_type__is_one_row_naming_its_path(
+    pack: PackServer,
+    stack: str,
+    resource: str,
+    path: tuple[str | int, ...],
+    value: Any,
+    said: str,
+) -> None:
+    """Every rule that needs the property fails closed on it, and policies.check's table
+    shows it once, naming the path to fix. Red before: a Service's mount that is not an
+    object stopped the pack's stack policies with an AttributeError; the same property was
+    named two ways ("a property must be a string" beside "user must be a string",
+    "ports.internal" beside "ports[0].internal"), so the table showed it in two rows and one
+    of them did not say which property."""
+    from tests.policy import foreign, swarm  # noqa: PLC0415 - generates certificates on first use
+
+    module = foreign if stack == "containers" else swarm
+    records = module.records(_with_value_at(module.raw(), resource, path, value))
+    config = json.loads(strictness.config_file(strictness.of_records(records)).read_text())
+    rows = one_per_unreadable_property(evaluate(pack, records, config))
+    unreadable = [f for f in rows if "cannot read it" in f.message]
+    assert len(unreadable) == 1, [f.message for f in unreadable]
+    assert said in unreadable[0].message, unreadable[0].message
+    assert unreadable[0].resource == resource
+    assert unreadable[0].level == "mandatory"

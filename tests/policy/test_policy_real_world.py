@@ -326,7 +326,8 @@ def test_swarm_service_running_redis__joins_only_internal_networks_of_the_stack(
         "(shop-redis) joins it; it has a route to other networks.",
         "Redis service redis-master (shop-redis) must attach only to networks this stack "
         "declares with internal: true; its network 'shared' is not declared here, so it cannot "
-        "be verified.",
+        "be verified. Declare it in this stack with internal: true and join it by its name "
+        "output.",
     ]
     internal = {"type": NETWORK, "name": "backend", "props": {"name": "backend",
                 "driver": "overlay", "internal": True}}  # fmt: skip
