@@ -19,7 +19,8 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final, TextIO
 
@@ -303,7 +304,13 @@ def _print_json(findings: Sequence[Finding], out: TextIO) -> None:
         print(json.dumps(line, sort_keys=True), file=out)
 
 
-def run(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
+def run(
+    argv: Sequence[str] | None = None,
+    out: TextIO = sys.stdout,
+    pack: PackServer | None = None,
+) -> int:
+    """The command; `pack`: a pack already running to use (and leave running) instead of
+    starting one, as the tests do to start one per session rather than one per call."""
     args = _parser().parse_args(argv)
     try:
         if args.stack is not None:
@@ -316,7 +323,7 @@ def run(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
         config, config_path = _load_config(args.config, strictness.config_file(environment))
         env = dict(os.environ, PULUMI_PROJECT=records[0].project, PULUMI_STACK=stack,
                    PULUMI_DRY_RUN="true")  # fmt: skip
-        with PackServer(env=env) as server:
+        with _serving(pack, env) as server:
             if lowered := lowered_mandatory(server.policies(), config):
                 # Pulumi lets a policy config do this; the environments' own configs never do.
                 print(
@@ -354,6 +361,15 @@ def run(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     except BrokenPipeError:  # e.g. `| head`: the reader left; the verdict stands
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return EXIT_VIOLATIONS if mandatory else EXIT_OK
+
+
+@contextmanager
+def _serving(pack: PackServer | None, env: Mapping[str, str]) -> Iterator[PackServer]:
+    if pack is not None:
+        yield pack
+        return
+    with PackServer(env=env) as server:
+        yield server
 
 
 def main() -> None:

@@ -24,15 +24,12 @@ from __future__ import annotations
 import datetime as dt
 import io
 import sys
-import tarfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import BinaryIO, Final
 
-from cryptography import x509
-from prometheus_client.parser import text_string_to_metric_families
-
-from infra.engine_report import live_restore_line
+# status.sh starts this script about ten times per run, each for one job: each mode imports
+# only what it needs (cryptography, tarfile, prometheus_client, infra), where it needs it.
 
 EXPIRY: Final = "secure_cache_certificate_expiry_timestamp_seconds"
 # (label in the table, where the value comes from)
@@ -132,6 +129,8 @@ def parse(
             live_restore = {"true": True, "false": False}.get(value)
         else:
             exposition.append(line)
+    from prometheus_client.parser import text_string_to_metric_families  # noqa: PLC0415
+
     try:
         families = list(text_string_to_metric_families("\n".join(exposition) + "\n"))
     except ValueError:
@@ -185,6 +184,8 @@ def render(stack: str, status: StackStatus, now: float) -> list[str]:
         lines.append(f"the app serves from: {backend}")
     lines.extend(_trust_lines(stack, status.trusted))
     if status.live_restore is not None:
+        from infra.engine_report import live_restore_line  # noqa: PLC0415
+
         lines.append(f"engine {live_restore_line({'LiveRestoreEnabled': status.live_restore})}")
     return lines
 
@@ -217,6 +218,8 @@ def not_after(tar: BinaryIO) -> float:
         EOFError: the stream is empty (the copy failed; Docker said why).
         ValueError: it is too large, or holds no file or no certificate.
     """
+    from cryptography import x509  # noqa: PLC0415
+
     return x509.load_pem_x509_certificate(_copied_file(tar)).not_valid_after_utc.timestamp()
 
 
@@ -225,12 +228,16 @@ def bundle_not_afters(tar: BinaryIO) -> tuple[float, ...]:
 
     Raises: as `not_after`.
     """
+    from cryptography import x509  # noqa: PLC0415
+
     certificates = x509.load_pem_x509_certificates(_copied_file(tar))
     return tuple(c.not_valid_after_utc.timestamp() for c in certificates)
 
 
 def _copied_file(tar: BinaryIO) -> bytes:
     """The one file in the tar `docker cp -L CONTAINER:FILE -` writes (errors: `not_after`)."""
+    import tarfile  # noqa: PLC0415
+
     data = tar.read(_MAX_COPY_BYTES + 1)
     if not data:
         raise EOFError

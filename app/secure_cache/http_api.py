@@ -64,12 +64,11 @@ Send = Callable[[Message], Awaitable[None]]
 
 CACHE_PREFIX: Final = b"/cache/"
 MAX_TTL_SECONDS: Final = 10 * 365 * 86400
-# A body that stops arriving for this long is abandoned (nothing stored, budget released).
-BODY_CHUNK_TIMEOUT_S: Final = 15.0
-# ... and so is one that takes longer than BODY_CHUNK_TIMEOUT_S plus its length at this rate
-# (1 MiB: 31 s). Without it a client with the token that sent a byte every 14 s held its
-# connection, a request being served that the connection limit never closes, for as long as
-# it liked (tests/integration/test_cache_service.py).
+# A body that stops arriving for ServiceSettings.body_timeout_s (HTTP_BODY_TIMEOUT_S, 15 s) is
+# abandoned (nothing stored, budget released), and so is one that takes longer than that plus
+# its length at this rate (1 MiB: 31 s). Without the rate a client with the token that sent a
+# byte every 14 s held its connection, a request being served that the connection limit never
+# closes, for as long as it liked (tests/integration/test_cache_service.py).
 MIN_BODY_BYTES_PER_S: Final = 64 * 1024
 # Responses go out in chunks, so a slow reader holds at most a chunk in the socket buffers.
 RESPONSE_CHUNK_BYTES: Final = 64 * 1024
@@ -255,7 +254,7 @@ class CacheAPI:
     ) -> None:
         length = self._content_length(headers)
         with self.budget.reserve(length):
-            body = await _read_body(receive, length)
+            body = await _read_body(receive, length, self.settings.body_timeout_s)
             await self.cache.set(key, body, ttl)
         await response.empty(HTTPStatus.NO_CONTENT)
 
@@ -327,26 +326,27 @@ class _Response:
             )
 
 
-def _body_deadline_s(length: int) -> float:
+def _body_deadline_s(length: int, timeout_s: float) -> float:
     """How long a body of `length` bytes may take to arrive in full."""
-    return BODY_CHUNK_TIMEOUT_S + length / MIN_BODY_BYTES_PER_S
+    return timeout_s + length / MIN_BODY_BYTES_PER_S
 
 
-async def _read_body(receive: Receive, length: int) -> bytes:
-    """Exactly `length` bytes of request body, or _Disconnected/Reply: never a partial body."""
+async def _read_body(receive: Receive, length: int, timeout_s: float) -> bytes:
+    """Exactly `length` bytes of request body, or _Disconnected/Reply: never a partial body.
+    `timeout_s`: how long the body may stop arriving (ServiceSettings.body_timeout_s)."""
     try:
-        async with asyncio.timeout(_body_deadline_s(length)):
-            return await _receive_body(receive, length)
+        async with asyncio.timeout(_body_deadline_s(length, timeout_s)):
+            return await _receive_body(receive, length, timeout_s)
     except TimeoutError:
         raise Reply(HTTPStatus.REQUEST_TIMEOUT, "the body arrived too slowly") from None
 
 
-async def _receive_body(receive: Receive, length: int) -> bytes:
+async def _receive_body(receive: Receive, length: int, timeout_s: float) -> bytes:
     chunks: list[bytes] = []
     received = 0
     while True:
         try:
-            message = await asyncio.wait_for(receive(), BODY_CHUNK_TIMEOUT_S)
+            message = await asyncio.wait_for(receive(), timeout_s)
         except TimeoutError:
             raise Reply(HTTPStatus.REQUEST_TIMEOUT, "the body stopped arriving") from None
         if message["type"] == "http.disconnect":

@@ -25,7 +25,7 @@ What this module adds to uvicorn, each for a measured gap (tests/integration/tes
   Loopback is not counted: inside the deployed container only the container's own health
   check connects from there, so 400 held connections from the host made /healthz answer 503
   and the container unhealthy (attack pass of 2026-11-30); now they leave it healthy;
-- a deadline for a response its client does not read (STALL_TIMEOUT_S);
+- a deadline for a response its client does not read (HTTP_STALL_TIMEOUT_S, settings.py);
 - a deadline for a request's headers from the moment a connection opens or finishes a
   response: uvicorn arms its keep-alive timer only after a response, so a connection that never
   sends a request (or dribbles one byte at a time) would otherwise stay forever;
@@ -58,18 +58,13 @@ from secure_cache.counted_log import COUNTED_LOG_INTERVAL_S, CountedLog
 from secure_cache.errors import SecureCacheError
 from secure_cache.http_api import CacheAPI, log_request_counts
 from secure_cache.prometheus import CacheMetrics
-from secure_cache.settings import ServiceSettings, Settings
+from secure_cache.settings import DEFAULT_HTTP_STALL_TIMEOUT_S, ServiceSettings, Settings
 
 logger = logging.getLogger("secure_cache.service")
 
 # A connection must send a complete request head within this long of opening or of its last
 # response; the same figure closes idle keep-alive connections.
 HEADER_TIMEOUT_S: Final = 10
-# A response its client does not read for this long (the transport's buffer stays above its
-# high-water mark) is abandoned: a client with the token that pipelined requests for a large
-# value and read no answer held the request being answered, and the value's bytes in
-# http_budget.py, for ever.
-STALL_TIMEOUT_S: Final = HEADER_TIMEOUT_S
 # Largest request head (request line and headers) h11 buffers before answering 400.
 MAX_HEAD_BYTES: Final = 16 * 1024
 # Peers not counted against the connection limit (see the module docstring).
@@ -139,6 +134,11 @@ class GuardedH11Protocol(H11Protocol):
     """uvicorn's h11 protocol with a connection limit, a header deadline and JSON 400s."""
 
     max_connections: ClassVar[int] = 400
+    # A response its client does not read for this long (the transport's buffer stays above
+    # its high-water mark) is abandoned: a client with the token that pipelined requests for a
+    # large value and read no answer held the request being answered, and the value's bytes in
+    # http_budget.py, for ever. ServiceSettings.stall_timeout_s (HTTP_STALL_TIMEOUT_S).
+    stall_timeout_s: ClassVar[float] = DEFAULT_HTTP_STALL_TIMEOUT_S
     overload_log: ClassVar[_OverloadLog] = _OverloadLog()
     malformed_log: ClassVar[CountedLog[tuple[str, str, str]]] = CountedLog(log_request_counts)
 
@@ -194,7 +194,7 @@ class GuardedH11Protocol(H11Protocol):
     def pause_writing(self) -> None:
         super().pause_writing()
         if self._stall_timer is None:
-            self._stall_timer = self.loop.call_later(STALL_TIMEOUT_S, self.close_waiting)
+            self._stall_timer = self.loop.call_later(self.stall_timeout_s, self.close_waiting)
 
     def resume_writing(self) -> None:
         super().resume_writing()
@@ -258,6 +258,7 @@ def bind(settings: ServiceSettings) -> socket.socket:
 
 def server_config(app: Any, settings: ServiceSettings) -> uvicorn.Config:
     GuardedH11Protocol.max_connections = settings.max_connections
+    GuardedH11Protocol.stall_timeout_s = settings.stall_timeout_s
     logging.getLogger("uvicorn.error").addFilter(_NO_PER_REQUEST_WARNINGS)  # added once
     return uvicorn.Config(
         app,
@@ -350,7 +351,6 @@ def serve(settings: ServiceSettings) -> None:
 
 __all__ = [
     "HEADER_TIMEOUT_S",
-    "STALL_TIMEOUT_S",
     "GuardedH11Protocol",
     "ServeError",
     "bind",

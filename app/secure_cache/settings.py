@@ -51,6 +51,12 @@ The HTTP service (service.py, http_api.py) also reads:
                                      connection (default 16 MiB); beyond it requests get 503.
     HTTP_MAX_CONNECTIONS             open connections (default 400); beyond it a new one gets
                                      503 and is closed.
+    HTTP_BODY_TIMEOUT_S              seconds a request body may stop arriving, and its head
+                                     start on the whole body's deadline (default 15; that
+                                     deadline adds the body's length at 64 KiB/s); a body
+                                     past either gets 408 and nothing is stored.
+    HTTP_STALL_TIMEOUT_S             seconds a response may wait on a client that reads none
+                                     of it before the connection is closed (default 10).
     REDIS_ENCRYPTION_KEY_GENERATION_FILE
                                      a file holding the stack's data-key generation, shown
                                      by /metrics (optional; re-read at each scrape).
@@ -98,6 +104,10 @@ _FILE_SECRETS: Final = ("REDIS_PASSWORD", "REDIS_ENCRYPTION_KEY", "REDIS_ENCRYPT
 _API_TOKEN_SECRETS: Final = ("HTTP_API_TOKEN", "HTTP_API_PREVIOUS_TOKENS")
 DEFAULT_HTTP_MAX_INFLIGHT_BYTES: Final = 16 << 20
 DEFAULT_HTTP_MAX_CONNECTIONS: Final = 400
+# The deadlines a slow client meets (http_api.py, service.py; README "What the service
+# refuses"). Settings so that the tests of those deadlines need not wait the full ones.
+DEFAULT_HTTP_BODY_TIMEOUT_S: Final = 15
+DEFAULT_HTTP_STALL_TIMEOUT_S: Final = 10
 DEFAULT_HTTP_ALLOWED_HOSTS: Final = ("localhost", "127.0.0.1", "[::1]")
 MIN_API_TOKEN_LENGTH: Final = 32
 _HOST_NAME_RE: Final = re.compile(
@@ -169,6 +179,8 @@ class ServiceSettings:
     max_inflight_bytes: int = DEFAULT_HTTP_MAX_INFLIGHT_BYTES
     max_connections: int = DEFAULT_HTTP_MAX_CONNECTIONS
     allowed_hosts: tuple[str, ...] = DEFAULT_HTTP_ALLOWED_HOSTS
+    body_timeout_s: int = DEFAULT_HTTP_BODY_TIMEOUT_S
+    stall_timeout_s: int = DEFAULT_HTTP_STALL_TIMEOUT_S
     data_key_generation_file: str | None = None
     """REDIS_ENCRYPTION_KEY_GENERATION_FILE: the deployment's data-key generation, exported
     by /metrics (re-read at each scrape, so an in-place rotation shows)."""
@@ -220,6 +232,12 @@ class ServiceSettings:
             env, "HTTP_MAX_CONNECTIONS", DEFAULT_HTTP_MAX_CONNECTIONS, 2, 100_000, problems
         )
         hosts = _allowed_hosts(env, problems)
+        body_timeout = _int_setting(
+            env, "HTTP_BODY_TIMEOUT_S", DEFAULT_HTTP_BODY_TIMEOUT_S, 1, 3600, problems
+        )
+        stall_timeout = _int_setting(
+            env, "HTTP_STALL_TIMEOUT_S", DEFAULT_HTTP_STALL_TIMEOUT_S, 1, 3600, problems
+        )
         token = _secret(env, "HTTP_API_TOKEN", problems, required=True)
         if token is not None and len(token) < MIN_API_TOKEN_LENGTH:
             problems.append(
@@ -237,6 +255,8 @@ class ServiceSettings:
             max_inflight_bytes=inflight,
             max_connections=connections,
             allowed_hosts=hosts,
+            body_timeout_s=body_timeout,
+            stall_timeout_s=stall_timeout,
             data_key_generation_file=(
                 env.get("REDIS_ENCRYPTION_KEY_GENERATION_FILE", "").strip() or None
             ),
@@ -359,6 +379,8 @@ _SERVICE_SOURCES: Final = frozenset(
         "HTTP_MAX_VALUE_BYTES",
         "HTTP_MAX_INFLIGHT_BYTES",
         "HTTP_MAX_CONNECTIONS",
+        "HTTP_BODY_TIMEOUT_S",
+        "HTTP_STALL_TIMEOUT_S",
         "REDIS_ENCRYPTION_KEY_GENERATION_FILE",
         *_API_TOKEN_SECRETS,
         *(f"{name}_FILE" for name in _API_TOKEN_SECRETS),

@@ -450,20 +450,34 @@ def test_connection_limit__clients_that_never_read_their_answers_do_not_keep_a_c
     assert (healthz, lookup) == (200, 404)
 
 
+# The slow-client deadlines of `hasty`, shortened from the defaults (15 s and 10 s: settings.py,
+# pinned by tests/unit/test_cache_settings.py) so that their tests wait seconds, not a minute.
+BODY_TIMEOUT_S = 3
+STALL_TIMEOUT_S = 2
+
+
 @pytest.fixture
-def own_service(service: Service, tmp_path: Path) -> Iterator[int]:
-    """A second service, for a test that leaves budget or connections held; yields its port."""
+def hasty(service: Service, tmp_path: Path) -> Iterator[Service]:
+    """A second service with short slow-client deadlines (HTTP_BODY_TIMEOUT_S,
+    HTTP_STALL_TIMEOUT_S), for a test that waits them out or leaves connections held."""
     port = free_port()
-    with serving({**service.env, "HTTP_PORT": str(port)}, port, tmp_path / "own.log"):
-        yield port
+    env = {
+        **service.env,
+        "HTTP_PORT": str(port),
+        "HTTP_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S),
+        "HTTP_STALL_TIMEOUT_S": str(STALL_TIMEOUT_S),
+    }
+    log = tmp_path / "hasty.log"
+    with serving(env, port, log) as process:
+        yield Service("127.0.0.1", port, log, process, env)
 
 
-def test_response__one_its_client_stops_reading_is_abandoned(own_service: int) -> None:
+def test_response__one_its_client_stops_reading_is_abandoned(hasty: Service) -> None:
     """A client with the token that pipelined GETs of a value (more answers than the socket
     buffers hold: net.ipv4.tcp_wmem allows 4 MiB) and read none held a request being answered,
     and the value's bytes of the in-flight budget, for ever (attack pass of 2026-12-01). The
-    service now closes it once STALL_TIMEOUT_S (10 s) pass without the client reading."""
-    conn = http.client.HTTPConnection("127.0.0.1", own_service, timeout=10)
+    service now closes it once HTTP_STALL_TIMEOUT_S pass without the client reading."""
+    conn = http.client.HTTPConnection("127.0.0.1", hasty.port, timeout=10)
     try:
         conn.request("PUT", "/cache/read", body=b"v" * MAX_VALUE, headers=AUTH)
         assert conn.getresponse().status == 204
@@ -473,9 +487,11 @@ def test_response__one_its_client_stops_reading_is_abandoned(own_service: int) -
     request = (
         f"GET /cache/read HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
     )
-    with _from_other_host(own_service) as sock:
+    with _from_other_host(hasty.port) as sock:
         sock.sendall(request.encode() * count)
-        time.sleep(12)
+        # Time for the service to fill what the sockets hold (2 s was too little with both
+        # cores busy, load 27), then the deadline.
+        time.sleep(4 + STALL_TIMEOUT_S)
         sock.settimeout(5)  # what the service had sent arrives at once; then EOF, or nothing
         received, closed = 0, False
         with contextlib.suppress(TimeoutError):
@@ -489,18 +505,21 @@ def test_response__one_its_client_stops_reading_is_abandoned(own_service: int) -
     assert 0 < received < count * MAX_VALUE
 
 
-def test_upload__a_body_dribbled_below_the_minimum_rate_is_cut(service: Service) -> None:
+def test_upload__a_body_dribbled_below_the_minimum_rate_is_cut(hasty: Service) -> None:
     """A client with the token sending a byte every 3 s never hit the 15 s bound per chunk, so
     it held its connection, a request being served, for as long as it liked (attack passes of
-    2026-12-01). The whole body must arrive within BODY_CHUNK_TIMEOUT_S plus its length at
-    MIN_BODY_BYTES_PER_S: here 15.25 s for MAX_VALUE bytes."""
-    with socket.create_connection((service.host, service.port), timeout=3) as sock:
+    2026-12-01). The whole body must arrive within HTTP_BODY_TIMEOUT_S plus its length at
+    MIN_BODY_BYTES_PER_S: here BODY_TIMEOUT_S + 0.25 s for MAX_VALUE bytes. The bytes come
+    four times per BODY_TIMEOUT_S, so the bound per chunk is never what cuts it."""
+    interval = BODY_TIMEOUT_S / 4
+    with socket.create_connection((hasty.host, hasty.port), timeout=interval) as sock:
         sock.sendall(
             b"PUT /cache/dribbled HTTP/1.1\r\nHost: localhost\r\n"
             + f"Authorization: Bearer {TOKEN}\r\nContent-Length: {MAX_VALUE}\r\n\r\n".encode()
         )
         answer = b""
-        for _ in range(8):  # a byte every 3 s (the recv timeout), 24 s at most
+        give_up = time.monotonic() + 3 * BODY_TIMEOUT_S
+        while time.monotonic() < give_up:  # a byte every `interval` (the recv timeout)
             try:
                 sock.sendall(b"x")
                 answer = sock.recv(4096)
@@ -513,9 +532,9 @@ def test_upload__a_body_dribbled_below_the_minimum_rate_is_cut(service: Service)
                     while chunk := sock.recv(4096):  # the rest, up to the close
                         answer += chunk
                 break
-    assert answer.startswith(b"HTTP/1.1 408 "), f"still reading after 24 s: {answer[:80]!r}"
+    assert answer.startswith(b"HTTP/1.1 408 "), f"still reading after 3x the bound: {answer[:80]!r}"
     assert _json_error(answer.partition(b"\r\n\r\n")[2]) == "the body arrived too slowly"
-    assert service.request("GET", "/cache/dribbled")[0] == 404
+    assert hasty.request("GET", "/cache/dribbled")[0] == 404
 
 
 def test_inflight_budget__a_second_large_upload_waits_its_turn_as_503(service: Service) -> None:

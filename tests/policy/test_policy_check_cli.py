@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,17 @@ from tests.policy import foreign
 
 PLAINTEXT_REDIS: list[dict[str, Any]] = [{"type": CONTAINER, "name": "kv",
                     "props": {"image": "redis:7", "ports": [{"internal": 6379}]}}]  # fmt: skip
+
+
+Check = Callable[..., int]
+
+
+@pytest.fixture
+def check(pack: PackServer) -> Check:
+    """`run` on the session's pack (tests/policy/conftest.py) rather than on one it starts
+    per call (a second each); `run`'s own start is tested by the tests that call it, and by
+    the subprocess ones (`python -m policies.check`)."""
+    return functools.partial(run, pack=pack)
 
 
 def _args(path: Path, *more: str) -> list[str]:
@@ -41,9 +54,11 @@ def test_secure_resources__exit_0_with_json_lines(tmp_path: Path) -> None:
     assert all(line["level"] == "advisory" for line in lines)
 
 
-def test_insecure_resources__exit_1_one_json_line_per_violation(tmp_path: Path) -> None:
+def test_insecure_resources__exit_1_one_json_line_per_violation(
+    tmp_path: Path, check: Check
+) -> None:
     out = io.StringIO()
-    assert run(_args(_write(tmp_path, PLAINTEXT_REDIS), "--json"), out) == 1
+    assert check(_args(_write(tmp_path, PLAINTEXT_REDIS), "--json"), out) == 1
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert {"policy", "resource", "message", "level"} <= set(lines[0])
     policies = {line["policy"] for line in lines if line["level"] == "mandatory"}
@@ -51,9 +66,9 @@ def test_insecure_resources__exit_1_one_json_line_per_violation(tmp_path: Path) 
     assert all(line["resource"] == "kv" for line in lines)
 
 
-def test_table_output__names_config_counts_and_violations(tmp_path: Path) -> None:
+def test_table_output__names_config_counts_and_violations(tmp_path: Path, check: Check) -> None:
     out = io.StringIO()
-    assert run(_args(_write(tmp_path, PLAINTEXT_REDIS)), out) == 1
+    assert check(_args(_write(tmp_path, PLAINTEXT_REDIS)), out) == 1
     text = out.getvalue()
     assert "production config" in text  # it declares no environment: the strictest
     assert "mandatory  redis-tls-only" in text
@@ -61,6 +76,7 @@ def test_table_output__names_config_counts_and_violations(tmp_path: Path) -> Non
 
 def test_table__one_row_per_wrong_typed_property_however_many_policies_need_it(
     tmp_path: Path,
+    check: Check,
 ) -> None:
     """A Redis container's `command` and `envs` of the wrong type: every policy that needs
     them still fails (fail closed, as under the engine), but the table says each property
@@ -70,7 +86,7 @@ def test_table__one_row_per_wrong_typed_property_however_many_policies_need_it(
     cache = next(item for item in raw if item["name"] == "cache")["props"]
     cache.update(command="redis-server /secrets/redis.conf", envs={"A": "b"})
     out = io.StringIO()
-    assert run(_args(_write(tmp_path, raw), "--stack-name", "prod"), out) == 1
+    assert check(_args(_write(tmp_path, raw), "--stack-name", "prod"), out) == 1
     rows = [line for line in out.getvalue().splitlines() if "cannot read it" in line]
     assert len(rows) == 2, out.getvalue()
     command, envs = sorted(rows)
@@ -84,25 +100,26 @@ def test_table__one_row_per_wrong_typed_property_however_many_policies_need_it(
         assert row.endswith("Fix the property's type.")
     # JSON lines keep one line per policy: a machine reads each policy's verdict.
     out = io.StringIO()
-    assert run(_args(_write(tmp_path, raw), "--stack-name", "prod", "--json"), out) == 1
+    assert check(_args(_write(tmp_path, raw), "--stack-name", "prod", "--json"), out) == 1
     policies = [json.loads(line)["policy"] for line in out.getvalue().splitlines()]
     assert len([p for p in policies if p.startswith("redis-")]) > 10
 
 
 def test_table_header__names_the_config_given_as_the_users_not_the_environments(
     tmp_path: Path,
+    check: Check,
 ) -> None:
     """`--config FILE`: the header said "production config FILE" (red before); the
     environment's config is the default only."""
     config = tmp_path / "mine.json"
     config.write_text(json.dumps({"redis-tls-only": "mandatory"}))
     out = io.StringIO()
-    run(_args(_write(tmp_path, PLAINTEXT_REDIS), "--config", str(config)), out)
+    check(_args(_write(tmp_path, PLAINTEXT_REDIS), "--config", str(config)), out)
     header = out.getvalue().splitlines()[0]
     assert f"(1 resources, config {config})" in header, header
     assert "production" not in header
     out = io.StringIO()
-    run(_args(_write(tmp_path, PLAINTEXT_REDIS)), out)
+    check(_args(_write(tmp_path, PLAINTEXT_REDIS)), out)
     assert "production config " in out.getvalue().splitlines()[0]
 
 
@@ -176,10 +193,10 @@ def test_stack__renders_the_program_and_uses_its_config() -> None:
     ],
 )  # fmt: skip
 def test_unusable_input__exit_2_with_a_message(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: Any, error: str
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: Any, error: str, check: Check
 ) -> None:
     out = io.StringIO()
-    assert run(_args(_write(tmp_path, content)), out) == 2
+    assert check(_args(_write(tmp_path, content)), out) == 2
     assert out.getvalue() == ""
     stderr = capsys.readouterr().err
     assert error in stderr
@@ -187,29 +204,31 @@ def test_unusable_input__exit_2_with_a_message(
 
 
 def test_wrong_typed_props__judged_by_the_pack_not_a_checker_crash(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], check: Check
 ) -> None:
     """`envs` as an object is the envs rules' violation (README), also where the checker reads
     ENVIRONMENT from it to pick the config: an unreadable declaration counts as production."""
     records = [{"type": CONTAINER, "name": "kv",
                 "props": {"image": "redis:7", "envs": {"ENVIRONMENT": "development"}}}]  # fmt: skip
     out = io.StringIO()
-    assert run(_args(_write(tmp_path, records)), out) == 1
+    assert check(_args(_write(tmp_path, records)), out) == 1
     assert "error" not in capsys.readouterr().err
     assert "production config" in out.getvalue()
     assert "envs must be a list" in out.getvalue()
 
 
 def test_records_without_urn_need_a_stack_name(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], check: Check
 ) -> None:
     path = _write(tmp_path, PLAINTEXT_REDIS)
-    assert run(["--resources", str(path)], io.StringIO()) == 2
+    assert check(["--resources", str(path)], io.StringIO()) == 2
     assert "--stack-name" in capsys.readouterr().err
 
 
-def test_unreadable_file__exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(_args(tmp_path / "missing.json"), io.StringIO()) == 2
+def test_unreadable_file__exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], check: Check
+) -> None:
+    assert check(_args(tmp_path / "missing.json"), io.StringIO()) == 2
     assert "cannot read" in capsys.readouterr().err
 
 
@@ -239,9 +258,9 @@ def _special_file(tmp_path: Path, kind: str) -> Path:
     ],
 )
 def test_resources_that_are_not_a_regular_file__exit_2_with_one_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str, error: str
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str, error: str, check: Check
 ) -> None:
-    assert run(_args(_special_file(tmp_path, kind)), io.StringIO()) == 2
+    assert check(_args(_special_file(tmp_path, kind)), io.StringIO()) == 2
     stderr = capsys.readouterr().err
     assert stderr.startswith("error: resources file ")
     assert error in stderr
@@ -257,11 +276,11 @@ def test_resources_that_are_not_a_regular_file__exit_2_with_one_line(
     ],
 )
 def test_policy_config_that_is_not_a_regular_file__exit_2_with_one_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str, error: str
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str, error: str, check: Check
 ) -> None:
     resources = _write(tmp_path, PLAINTEXT_REDIS)
     config = _special_file(tmp_path, kind)
-    assert run(_args(resources, "--config", str(config)), io.StringIO()) == 2
+    assert check(_args(resources, "--config", str(config)), io.StringIO()) == 2
     stderr = capsys.readouterr().err
     assert stderr.startswith("error: policy config ")
     assert error in stderr
@@ -269,12 +288,12 @@ def test_policy_config_that_is_not_a_regular_file__exit_2_with_one_line(
 
 
 def test_policy_config_nested_too_deep__exit_2_with_one_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], check: Check
 ) -> None:
     config = tmp_path / "config.json"
     config.write_text("[" * 100_000 + "]" * 100_000)
     resources = _write(tmp_path, PLAINTEXT_REDIS)
-    assert run(_args(resources, "--config", str(config)), io.StringIO()) == 2
+    assert check(_args(resources, "--config", str(config)), io.StringIO()) == 2
     stderr = capsys.readouterr().err
     assert "nests lists or objects too deeply to read" in stderr
     assert "RecursionError" not in stderr
@@ -287,25 +306,27 @@ def test_policy_config_nested_too_deep__exit_2_with_one_line(
     ids=["stack-empty", "stack-newline", "stack-dotdot", "project-escape", "project-empty"],
 )  # fmt: skip
 def test_bad_stack_name_or_project_option__names_the_option_in_one_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str, value: str
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str, value: str, check: Check
 ) -> None:
     argv = ["--resources", str(_write(tmp_path, PLAINTEXT_REDIS)), "--stack-name", "qa"]
-    assert run([*argv, option, value], io.StringIO()) == 2
+    assert check([*argv, option, value], io.StringIO()) == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith(f"error: {option} {value!r} is not a Pulumi name")
     assert "\x1b" not in line
 
 
-def test_unknown_stack__exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(["--stack", "no-such-stack"], io.StringIO()) == 2
+def test_unknown_stack__exit_2(capsys: pytest.CaptureFixture[str], check: Check) -> None:
+    assert check(["--stack", "no-such-stack"], io.StringIO()) == 2
     assert "Pulumi.no-such-stack.yaml" in capsys.readouterr().err
 
 
-def test_bad_policy_config__exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_policy_config__exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], check: Check
+) -> None:
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"redis-tls-protocols-modern": {"minimumVersion": "SSLv3"}}))
     resources = _write(tmp_path, PLAINTEXT_REDIS)
-    assert run(_args(resources, "--config", str(config)), io.StringIO()) == 2
+    assert check(_args(resources, "--config", str(config)), io.StringIO()) == 2
     assert "minimumVersion" in capsys.readouterr().err
 
 
@@ -340,27 +361,28 @@ def test_unreadable_stack_file__exit_2_with_one_line(
     capsys: pytest.CaptureFixture[str],
     content: bytes,
     error: str,
+    check: Check,
 ) -> None:
     (tmp_path / "Pulumi.qa.yaml").write_bytes(content)
     monkeypatch.setattr(strictness, "STACK_DIR", tmp_path)
-    assert run(["--stack", "qa"], io.StringIO()) == 2
+    assert check(["--stack", "qa"], io.StringIO()) == 2
     stderr = capsys.readouterr().err
     assert stderr.count("\n") == 1
     assert f"error: Pulumi.qa.yaml {error}" in stderr
 
 
-def test_empty_stack_name__exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(["--stack", ""], io.StringIO()) == 2
+def test_empty_stack_name__exit_2(capsys: pytest.CaptureFixture[str], check: Check) -> None:
+    assert check(["--stack", ""], io.StringIO()) == 2
     assert capsys.readouterr().err == (
         "error: --stack needs a stack name, e.g. --stack dev (Pulumi.dev.yaml)\n"
     )
 
 
 def test_urn_whose_stack_is_a_path__exit_2(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], check: Check
 ) -> None:
     record = {**PLAINTEXT_REDIS[0], "urn": "urn:pulumi:../../etc::p::t::kv"}
-    assert run(["--resources", str(_write(tmp_path, [record]))], io.StringIO()) == 2
+    assert check(["--resources", str(_write(tmp_path, [record]))], io.StringIO()) == 2
     assert "may hold only letters, digits" in capsys.readouterr().err
 
 
@@ -375,11 +397,11 @@ def test_urn_whose_stack_is_a_path__exit_2(
     ids=["undeclared-dev-named", "prod-eu", "declared-development", "staging"],
 )
 def test_config__follows_the_declared_environment_not_the_stack_name(
-    tmp_path: Path, stack_name: str, envs: list[str], config: str
+    tmp_path: Path, stack_name: str, envs: list[str], config: str, check: Check
 ) -> None:
     records = [{**PLAINTEXT_REDIS[0], "props": {**PLAINTEXT_REDIS[0]["props"], "envs": envs}}]
     out = io.StringIO()
-    run(["--resources", str(_write(tmp_path, records)), "--stack-name", stack_name], out)
+    check(["--resources", str(_write(tmp_path, records)), "--stack-name", stack_name], out)
     assert config in out.getvalue().splitlines()[0]
 
 
@@ -423,13 +445,17 @@ def test_strictness_cli__unknown_stack_exit_2(capsys: pytest.CaptureFixture[str]
     ],
 )  # fmt: skip
 def test_policy_config_that_lowers_mandatory_policies__is_said(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], config: dict[str, Any], named: str
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    config: dict[str, Any],
+    named: str,
+    check: Check,
 ) -> None:
     """A user's --config may switch mandatory policies off, as `pulumi --policy-pack-config`
     may; the environments' own configs never do, so the run says which it does not enforce."""
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))
-    run(_args(_write(tmp_path, PLAINTEXT_REDIS), "--config", str(path)), io.StringIO())
+    check(_args(_write(tmp_path, PLAINTEXT_REDIS), "--config", str(path)), io.StringIO())
     err = capsys.readouterr().err
     assert f"lowers mandatory policies {named}: this run does not enforce them" in err
 
@@ -446,13 +472,13 @@ def test_policy_config_that_lowers_mandatory_policies__is_said(
     ids=["levels", "objects"],
 )
 def test_policy_config__a_policy_named_back_to_mandatory_is_not_said_lowered(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], config: dict[str, Any]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], config: dict[str, Any], check: Check
 ) -> None:
     """A policy named at its own level wins over `all` (analyzer.resolve_config, as the CLI
     applies a config), so it is enforced and not among those said lowered."""
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))
-    code = run(_args(_write(tmp_path, PLAINTEXT_REDIS), "--config", str(path)), io.StringIO())
+    code = check(_args(_write(tmp_path, PLAINTEXT_REDIS), "--config", str(path)), io.StringIO())
     err = capsys.readouterr().err
     assert code == 1, "redis-tls-only is still enforced"
     assert "lowers mandatory policies (" in err
@@ -486,7 +512,11 @@ def test_help__documents_every_exit_status(capsys: pytest.CaptureFixture[str]) -
     ],
 )
 def test_records_of_several_stacks_or_projects__exit_2_naming_them(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], urns: list[str | None], named: str
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    urns: list[str | None],
+    named: str,
+    check: Check,
 ) -> None:
     """The pack judges one stack (its isolation rules compare a stack with itself, and it is
     configured for the first record's stack): a file of two stacks is split, not half judged
@@ -497,7 +527,7 @@ def test_records_of_several_stacks_or_projects__exit_2_naming_them(
         if urn:
             record["urn"] = urn.format(t=CONTAINER)
         records.append(record)
-    assert run(_args(_write(tmp_path, records)), io.StringIO()) == 2
+    assert check(_args(_write(tmp_path, records)), io.StringIO()) == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1
     assert named in err
@@ -513,13 +543,17 @@ def test_records_of_several_stacks_or_projects__exit_2_naming_them(
     ],
 )  # fmt: skip
 def test_snake_case_property_names__exit_2_with_the_engines_names(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], props: dict[str, Any], named: str
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    props: dict[str, Any],
+    named: str,
+    check: Check,
 ) -> None:
     """The engine hands the pack camelCase names; a hand-written record in the SDK's
     snake_case would have every rule read nothing (red before: `network_mode: host` and
     `pid_mode: host` were not seen at all)."""
     records = [{"type": CONTAINER, "name": "a", "props": props}]
-    assert run(_args(_write(tmp_path, records)), io.StringIO()) == 2
+    assert check(_args(_write(tmp_path, records)), io.StringIO()) == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1
     assert named in err

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 
 from infra import pki
 from infra.profiles import PASSWORD_FLOOR
+from infra.settings import REPO_ROOT
 from secure_cache.errors import ConfigurationError
 from secure_cache.settings import ServiceSettings, Settings, load_settings
 from tests.support.cache_env import overridden
@@ -470,6 +471,36 @@ def test_service_settings(env: dict[str, str], expected: ServiceSettings) -> Non
 def test_service_settings__problems_are_reported(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigurationError, match=re.escape(message)):
         ServiceSettings.from_env(env)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("HTTP_BODY_TIMEOUT_S", "0"), ("HTTP_STALL_TIMEOUT_S", "soon")],
+)
+def test_service_settings__a_deadline_that_is_no_whole_positive_second_is_reported(
+    variable: str, value: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=f"{variable} must be an integer from 1 to 3600"):
+        ServiceSettings.from_env({"HTTP_API_TOKEN": TOKEN, variable: value})
+
+
+def test_service_settings__slow_client_deadlines_default_to_what_readme_says() -> None:
+    """The integration tests run the service with these deadlines shortened
+    (tests/integration/test_cache_service.py); what a deployed service meets is the defaults,
+    15 s for a body that stops arriving and 10 s for a response nobody reads."""
+    defaults = ServiceSettings.from_env({"HTTP_API_TOKEN": TOKEN})
+    assert (defaults.body_timeout_s, defaults.stall_timeout_s) == (15, 10)
+    shortened = ServiceSettings.from_env(
+        {"HTTP_API_TOKEN": TOKEN, "HTTP_BODY_TIMEOUT_S": "3", "HTTP_STALL_TIMEOUT_S": "2"}
+    )
+    assert (shortened.body_timeout_s, shortened.stall_timeout_s) == (3, 2)
+    readme = (REPO_ROOT / "README.md").read_text()
+    for variable, default in (("HTTP_BODY_TIMEOUT_S", 15), ("HTTP_STALL_TIMEOUT_S", 10)):
+        row = next(ln for ln in readme.splitlines() if ln.startswith(f"| `{variable}` |"))
+        assert row.endswith(f"(default {default}) |"), row
+    assert "or stalls 15 s mid-body stores nothing" in readme
+    assert "15 s plus its length at 64 KiB/s" in readme
+    assert "a response its client reads none of for 10 s is abandoned" in " ".join(readme.split())
 
 
 def test_service_settings__token_never_in_repr_or_errors() -> None:
