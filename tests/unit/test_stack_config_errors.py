@@ -25,5 +25,6 @@ def test_a_misspelt_setting__is_one_line_that_lists_the_settings(
     assert code == 2
     assert err.count("\n") == 1, err
     assert "secure-redis:tlsminversion is not a setting" in err
-    assert "known: " in err and "tlsMinVersion" in err, err
+    assert "known: " in err, err
+    assert "tlsMinVersion" in err, err
     assert (tmp_path / "Pulumi.s1.yaml").read_text() == BASE
