@@ -34,10 +34,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     try:
         rendered = render_stack(args.stack)
     except SettingsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"preview: error: {exc}", file=sys.stderr)
         return 2
     except RenderError as exc:
-        print(f"error: could not render stack {args.stack!r}: {exc}", file=sys.stderr)
+        print(f"preview: error: could not render stack {args.stack!r}: {exc}", file=sys.stderr)
         return 3  # operational (README, "Exit codes")
     if args.json:
         json.dump(rendered.records(redact=True), out, indent=2, sort_keys=True)

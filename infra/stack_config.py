@@ -82,12 +82,17 @@ def set_value(text: str, key: str, value: str) -> str:
     return "".join(lines)
 
 
-def set_setting(stack: str, key: str, value: str, root: Path = REPO_ROOT) -> Path:
-    """Validate, then write atomically. Raises StackConfigError or SettingsError."""
+def _require_setting(key: str) -> None:
+    # get and set name the keys alike: a typo is fixed from the list, not from the source.
     if key not in SETTING_KEYS:
         raise StackConfigError(
             f"{NAMESPACE}:{key} is not a setting (known: {', '.join(sorted(SETTING_KEYS))})"
         )
+
+
+def set_setting(stack: str, key: str, value: str, root: Path = REPO_ROOT) -> Path:
+    """Validate, then write atomically. Raises StackConfigError or SettingsError."""
+    _require_setting(key)
     current = load_stack_file(stack, root)
     path = root / f"Pulumi.{stack}.yaml"
     # The settings loader is the judge of the new value, before the file changes.
@@ -103,8 +108,7 @@ def set_setting(stack: str, key: str, value: str, root: Path = REPO_ROOT) -> Pat
 
 
 def get_setting(stack: str, key: str, root: Path = REPO_ROOT) -> str:
-    if key not in SETTING_KEYS:
-        raise StackConfigError(f"{NAMESPACE}:{key} is not a setting")
+    _require_setting(key)
     config = load_stack_file(stack, root)
     settings = load_settings(stack, config)
     value = config.get(f"{NAMESPACE}:{key}", PROFILES[settings.environment].get(key))

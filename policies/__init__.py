@@ -4,3 +4,7 @@
 serves them to the Pulumi engine as a `pulumi_policy` pack; `check.py` drives that same pack
 through its analyzer gRPC interface without the engine (`python -m policies.check`).
 """
+
+from infra.interpreter import require_project_packages
+
+require_project_packages("policies")

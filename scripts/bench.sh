@@ -4,7 +4,7 @@
 # redis-benchmark over TLS; then many callers on one client against redis-benchmark -c 50.
 #
 #   scripts/bench.sh [--rounds N] [--only sizes|concurrency] [--allocator service|default]
-#                                      (N >= 5, default 7; about three minutes on 2 cores)
+#                (N >= 5, default 7; two to three minutes on 2 idle cores, 7.7 on busy ones)
 #
 # Starts its own servers (a plaintext redis-server and a TLS-only one with the project's ACL)
 # and removes them afterwards. Progress goes to stderr; stdout is a Markdown table, a summary

@@ -2,8 +2,9 @@
 
 The e2e session reuses a stack that is already running and healthy (e.g. one that
 scripts/setup-secure-redis.sh deployed). Otherwise it deploys it the way the setup script does
-without a Pulumi engine (`python -m policies.check`, then `python -m infra.apply up`) and tears
-it down at the end, checking that nothing of it remains.
+without a Pulumi engine (`python -m policies.check`, then `python -m infra.apply up`); a stack
+it made from nothing it tears down at the end, checking that nothing of it remains, and one
+that was there already (not healthy) it keeps.
 
 Under pytest-xdist every worker has its own `Deployments`: two workers deploying the same stack
 would remove and recreate each other's objects, so a worker never deploys; a stack that is not
@@ -25,6 +26,7 @@ from typing import Any, Final
 import docker
 from docker.errors import NotFound
 
+from infra.applier.state import StateStore
 from infra.naming import STACK_LABEL, object_name
 from infra.pulumi_names import CONTAINER
 from infra.render import RenderedResource, RenderedStack, render_stack
@@ -176,6 +178,11 @@ def leftovers(client: docker.DockerClient, stack: str) -> list[str]:
     return sorted(set(found))
 
 
+def existed_before(client: docker.DockerClient, stack: str, root: Path = REPO_ROOT) -> bool:
+    """Someone's stack: the applier's state for it, or any object of it on the engine."""
+    return StateStore(root, stack).exists() or bool(leftovers(client, stack))
+
+
 def _run(*argv: str) -> tuple[int, str]:
     proc = subprocess.run(  # noqa: PLW1510 - the caller checks the code
         [sys.executable, *argv], cwd=REPO_ROOT, capture_output=True, text=True, timeout=900
@@ -256,7 +263,12 @@ class Deployments:
         code, output = _run("-m", "policies.check", "--stack", name)
         if code != 0:
             raise RuntimeError(f"policy check refused stack {name} (exit {code}):\n{output}")
-        self.owned.append(name)  # from here on, whatever is created is ours to remove
+        # A stack that was there before the session (deployed by the setup script or by hand,
+        # a container stopped or a health check failing under load) gets an up and is kept:
+        # taken over, it was removed at the end with its data and every secret (stack u10,
+        # README "Verification"). Only a stack made from nothing is the session's to remove.
+        if not existed_before(self.client, name):
+            self.owned.append(name)  # from here on, whatever is created is ours to remove
         code, output = _run("-m", "infra.apply", "up", "--stack", name)
         if code != 0:
             raise RuntimeError(

@@ -154,7 +154,10 @@ def test_preview_table__lists_every_resource(dev: RenderedStack) -> None:
 
 def test_preview__bad_stack_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert preview.main(["--stack", "nosuchstack"]) == 2
-    assert "Pulumi.nosuchstack.yaml does not exist" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "Pulumi.nosuchstack.yaml does not exist" in err
+    # `component: error: ...` as every other command's (apply, stack_config, the scripts)
+    assert err.startswith("preview: error: "), err
 
 
 def test_render__after_an_asyncio_run_in_the_same_thread() -> None:
