@@ -9,6 +9,8 @@ exit code is an error), `mustRun` and `wait` (healthy within `waitTimeout`).
 
 from __future__ import annotations
 
+import errno
+import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -21,7 +23,7 @@ from requests.exceptions import RequestException
 
 from infra.applier.diff import DOCKER_TYPES, docker_changes, rebuilt_image_only
 from infra.applier.errors import ApplyError
-from infra.applier.host_conflicts import Held, conflicts, user_uid
+from infra.applier.host_conflicts import Held, conflicts, ports_to_probe, user_uid
 from infra.applier.plan import Plan, Step
 from infra.applier.state import ResourceState, StackState
 from infra.applier.translate import (
@@ -47,6 +49,8 @@ Checkpoint = Callable[[StackState], None]
 INCOMPLETE: Final = "incomplete"
 _LOG_TAIL: Final = 15
 _RUNNING_CHECK_DELAY_S: Final = 0.1
+# docker-py's base URL for an engine reached through its local unix socket.
+LOCAL_ENGINE_URL: Final = "http+docker://localhost"
 
 
 class ContainerRefused(ApplyError):
@@ -531,18 +535,25 @@ class LocalApplier:
 
     def host_conflicts(self, plan: Plan) -> list[str]:
         """What another stack's containers on this engine already hold that `plan` declares:
-        a uid block or a published host port (infra/applier/host_conflicts.py)."""
+        a uid block or a published host port; and a declared host port something else on this
+        host listens on (infra/applier/host_conflicts.py)."""
         uids: set[int] = set()
-        ports: set[int] = set()
+        bound: set[tuple[str, int]] = set()
         for step in plan.steps:
             if isinstance(step.spec, ContainerSpec):
                 if (uid := user_uid(step.spec.create.get("user"))) is not None:
                     uids.add(uid)
                 for bindings in (step.spec.host_config.get("port_bindings") or {}).values():
-                    ports.update(int(external) for _ip, external in bindings if external)
+                    bound.update((ip, int(external)) for ip, external in bindings if external)
+        ports = {port for _ip, port in bound}
         with _engine_errors("listing the other stacks' containers"):
             held = self.held_by_stacks()
-        return conflicts(plan.stack, uids, ports, held)
+        # The engine publishes on this host only when it is this host's (its unix socket):
+        # trying a remote engine's ports here would prove nothing.
+        local = self.api.base_url == LOCAL_ENGINE_URL
+        probe = ports_to_probe(plan.stack, ports, held) if local else set()
+        in_use = {port for ip, port in bound if port in probe and host_port_taken(ip, port)}
+        return conflicts(plan.stack, uids, ports, held, in_use)
 
     def held_by_stacks(self) -> list[Held]:
         """Every container a stack deployed (labelled with a stack and one of the program's
@@ -570,6 +581,7 @@ class LocalApplier:
                         for b in entries or ()
                         if str(b.get("HostPort") or "").isdigit()
                     ),
+                    running=bool((found.get("State") or {}).get("Running")),
                 )
             )
         return held
@@ -629,6 +641,21 @@ class LocalApplier:
         return removed
 
 
+def host_port_taken(ip: str, port: int) -> bool:
+    """Whether a socket on this host listens on `ip`:`port` (or on every address), so the
+    engine could not publish a container's port there ("bind: address already in use").
+    SO_REUSEADDR, as the engine's own proxy binds: a port left only with connections in
+    TIME_WAIT (a replaced app's) is free, only a listener counts."""
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((ip or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port))  # noqa: S104
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
 def _must_run(props: dict[str, Any]) -> bool:
     """pulumi-docker's defaults: mustRun true, start true; an attached one-shot exits."""
     return bool(props.get("mustRun", True) and props.get("start", True) and not props.get("attach"))
@@ -674,4 +701,4 @@ def _label(spec: Any) -> str:
     return str(spec.tag if isinstance(spec, ImageSpec) else (spec.name or spec.resource))
 
 
-__all__ = ["LocalApplier", "StackObjects"]
+__all__ = ["LocalApplier", "StackObjects", "host_port_taken"]
