@@ -19,6 +19,7 @@ from infra.applier.state import PASSPHRASE_ENV, ResourceState, StackState, State
 from infra.components import app_image
 from infra.render import render_stack
 from infra.settings import REPO_ROOT
+from infra.wheelhouse import STAMP, inputs_digest, machine_arch
 
 
 def test_cli__plan_says_it_is_not_pulumi_and_lists_what_up_would_create(
@@ -210,7 +211,8 @@ def test_cli__a_reader_that_goes_away_ends_the_output_quietly(tmp_path: Path) ->
 
 def _app_context(tmp_path: Path, *, wheelhouse: bool) -> Path:
     """The app image's build context as a checkout has it: its real Dockerfile and
-    .dockerignore, with or without the wheelhouse scripts/build-app-image.sh makes."""
+    .dockerignore, with or without the wheelhouse scripts/build-app-image.sh makes (stamped
+    with the digest of the context as it is)."""
     context = tmp_path / "app-context"
     context.mkdir()
     for name in ("Dockerfile", ".dockerignore"):
@@ -219,6 +221,8 @@ def _app_context(tmp_path: Path, *, wheelhouse: bool) -> Path:
         (context / "wheelhouse").mkdir()
         (context / "wheelhouse" / "secure_cache-0.1.0-py3-none-any.whl").write_bytes(b"wheel")
         (context / "wheelhouse" / "requirements.hashed.txt").write_text("secure_cache==0.1.0\n")
+        digest = inputs_digest(context, machine_arch())
+        (context / STAMP).write_text(f"{digest}\n")
     return context
 
 
@@ -237,6 +241,27 @@ def test_cli__up_without_the_wheelhouse_says_how_to_make_it_and_changes_nothing(
     assert "has no wheelhouse/ (Dockerfile copies it)" in err[0]
     assert "nothing was changed" in err[0]
     assert "run `scripts/build-app-image.sh --wheelhouse-only`, then up again" in err[0]
+    assert not StateStore(project, "dev").exists()
+
+
+def test_cli__up_with_a_wheelhouse_older_than_the_app_sources_says_how_to_refill_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """app/ edited after scripts/build-app-image.sh --wheelhouse-only filled the wheelhouse:
+    the image's tag (a digest of the wheels) stayed the same, so `up` changed nothing and the
+    stack went on running the old code."""
+    context = _app_context(tmp_path, wheelhouse=True)
+    (context / "service.py").write_text("print('new code')\n")
+    monkeypatch.setattr(app_image, "IMAGE_CONTEXT", context)
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")  # never reached
+    project = _project(tmp_path)
+    assert apply.main(["up", "--stack", "dev", "--project-dir", str(project)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("apply: error: stack dev: image secure-redis-dev-app:")
+    assert "wheelhouse/ was made from other sources than" in err[0]
+    assert "nothing was changed" in err[0]
+    assert "Run `scripts/build-app-image.sh --wheelhouse-only`, then up again" in err[0]
     assert not StateStore(project, "dev").exists()
 
 
