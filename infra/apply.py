@@ -211,7 +211,7 @@ def _act(action: str, stack: str, project_dir: Path, store: StateStore) -> None:
     if action == "down":
         applier = _applier()
         with store.locked():
-            applier.down(stack)
+            applier.down(stack, recorded=_state_for_down(store))
             if store.remove():
                 say(f"removed the state {store.path}")
     elif action == "plan":
@@ -219,6 +219,19 @@ def _act(action: str, stack: str, project_dir: Path, store: StateStore) -> None:
     else:
         with store.locked():
             _plan_or_up(action, stack, project_dir, store)
+
+
+def _state_for_down(store: StateStore) -> StackState | None:
+    """The state, for the containers' declared grace periods; `down` removes the stack all
+    the same without it (lost key, wrong passphrase), and says what that costs."""
+    try:
+        return store.load()
+    except StateError as exc:
+        say(
+            f"the state cannot be read ({exc}); removing the stack without it: containers "
+            "declaring destroyGraceSeconds (the app) are not stopped gracefully first"
+        )
+        return None
 
 
 def _interrupted(_signum: int, _frame: FrameType | None) -> None:

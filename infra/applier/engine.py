@@ -9,6 +9,7 @@ exit code is an error), `mustRun` and `wait` (healthy within `waitTimeout`).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import socket
 import time
@@ -332,7 +333,14 @@ class LocalApplier:
         grace = destroy_grace_s(prior.name, prior.inputs)
         if grace > 0:
             self.say(f"stopping container {prior.name} (up to {grace}s)")
+            start = time.monotonic()
             self.api.stop(prior.id, timeout=grace)
+            code = (self.api.inspect_container(prior.id).get("State") or {}).get("ExitCode")
+            # 0: it ended on its own within the grace; 137: killed when the grace ran out.
+            self.say(
+                f"container {prior.name} stopped in {time.monotonic() - start:.1f}s "
+                f"(exit code {code})"
+            )
 
     def _labelled(self, container: str, stack: str) -> bool:
         config = self.api.inspect_container(container).get("Config") or {}
@@ -598,14 +606,37 @@ class LocalApplier:
             ),
         )
 
-    def down(self, stack: str, *, quiet: bool = False, keep_images: bool = False) -> StackObjects:
-        """Remove every container, network, volume and image labelled as `stack`'s."""
+    def down(
+        self,
+        stack: str,
+        *,
+        quiet: bool = False,
+        keep_images: bool = False,
+        recorded: StackState | None = None,
+    ) -> StackObjects:
+        """Remove every container, network, volume and image labelled as `stack`'s. The
+        containers `recorded` (the stack's state) declares with `destroyGraceSeconds` are
+        first stopped with that grace, newest first, as pulumi-docker deletes them."""
         with _engine_errors(f"removing stack {stack}"):
-            return self._down(stack, quiet=quiet, keep_images=keep_images)
+            return self._down(stack, quiet=quiet, keep_images=keep_images, recorded=recorded)
 
-    def _down(self, stack: str, *, quiet: bool, keep_images: bool) -> StackObjects:
+    def _down(
+        self, stack: str, *, quiet: bool, keep_images: bool, recorded: StackState | None
+    ) -> StackObjects:
         label = {"label": f"{STACK_LABEL}={stack}"}
         removed = StackObjects()
+        # The stop signal and the grace before the force: the app ends the requests it is
+        # serving and closes its Redis connections (event=service_stopped); newest first, so
+        # the app stops while the Redis it was created after still answers (`pulumi destroy`
+        # deletes dependents first). Without a state nothing says which container declared a
+        # grace: they are removed at once, as before.
+        created = [
+            r for r in (recorded.resources.values() if recorded else ()) if r.type == CONTAINER
+        ]
+        for prior in reversed(created):
+            if not prior.outputs.get(INCOMPLETE):
+                with contextlib.suppress(NotFound):  # removed by hand since the last up
+                    self._stop_gracefully(prior)
         for container in self.client.containers.list(all=True, filters=label):
             container.remove(force=True, v=True)
             removed.containers.append(container.name)

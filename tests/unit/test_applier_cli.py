@@ -321,3 +321,20 @@ def test_cli__a_ctrl_c_as_the_last_line_prints_leaves_a_finished_plan_at_exit_0(
     out, err = capsys.readouterr()
     assert err == ""
     assert "apply: plan finished in" in out
+
+
+def test_down__a_state_that_cannot_be_read_is_said_and_does_not_stop_the_removal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`down` reads the state only for the containers' grace periods: a state it cannot
+    decrypt (another passphrase here) leaves it removing the stack, saying what that costs."""
+    StateStore(tmp_path, "dev", environ={PASSPHRASE_ENV: "one-passphrase-7f3a"}).save(
+        StackState("dev")
+    )
+    store = StateStore(tmp_path, "dev", environ={PASSPHRASE_ENV: "another-passphrase-9c2e"})
+    assert apply._state_for_down(store) is None
+    out = capsys.readouterr().out
+    assert out.startswith("apply: the state cannot be read (")
+    assert "not stopped gracefully first" in out
+    assert "one-passphrase" not in out
+    assert "another-passphrase" not in out
