@@ -87,6 +87,13 @@ def _up(project: Path, stack: str, **settings: object) -> subprocess.CompletedPr
     )  # fmt: skip
 
 
+def _refusal(done: subprocess.CompletedProcess[str]) -> str:
+    """The one line a refused `up` writes (exit 2)."""
+    assert done.returncode == 2, done.stdout + done.stderr
+    (line,) = done.stderr.splitlines()
+    return line
+
+
 def _nothing_of(client: docker.DockerClient, project: Path, stack: str) -> None:
     label = {"label": f"{STACK_LABEL}={stack}"}
     assert client.containers.list(all=True, filters=label) == []
@@ -100,8 +107,7 @@ def test_up__a_runtime_id_slot_another_stack_uses_is_refused_before_any_change(
 ) -> None:
     stack = f"hc{uuid.uuid4().hex[:8]}"
     done = _up(tmp_path, stack, appHostPort=free_port(), runtimeIdSlot=other_stack.slot)
-    assert done.returncode == 2, done.stdout + done.stderr
-    (line,) = done.stderr.splitlines()
+    line = _refusal(done)
     assert line.startswith(
         f"apply: error: stack {stack}: runtimeIdSlot {other_stack.slot} is already used by "
         f"stack {other_stack.name} on this engine ({other_stack.container} runs as uid "
@@ -115,8 +121,7 @@ def test_up__an_app_host_port_another_stack_publishes_is_refused_before_any_chan
 ) -> None:
     stack = f"hc{uuid.uuid4().hex[:8]}"
     done = _up(tmp_path, stack, appHostPort=other_stack.port, runtimeIdSlot=other_stack.spare_slot)
-    assert done.returncode == 2, done.stdout + done.stderr
-    (line,) = done.stderr.splitlines()
+    line = _refusal(done)
     assert line == (
         f"apply: error: stack {stack}: appHostPort {other_stack.port} is already published by "
         f"{other_stack.container} of stack {other_stack.name}; set secure-redis:appHostPort in "
@@ -160,9 +165,7 @@ def test_up__an_app_host_port_a_host_process_listens_on_is_refused_before_any_ch
     stack = f"hc{uuid.uuid4().hex[:8]}"
     try:
         done = _up(tmp_path, stack, appHostPort=port, runtimeIdSlot=other_stack.spare_slot)
-        assert done.returncode == 2, done.stdout + done.stderr
-        (line,) = done.stderr.splitlines()
-        assert line == (
+        assert _refusal(done) == (
             f"apply: error: stack {stack}: appHostPort {port} is already in use on this host by "
             f"a process that is not a stack's container (find it with `ss -ltnp 'sport = "
             f":{port}'`, or `docker ps --filter publish={port}` for a container); stop it, or "

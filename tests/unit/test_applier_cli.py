@@ -226,21 +226,33 @@ def _app_context(tmp_path: Path, *, wheelhouse: bool) -> Path:
     return context
 
 
+def _refused_up(context: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run `up` of dev with `context` as the app's build context and no engine to reach;
+    the project directory it used."""
+    monkeypatch.setattr(app_image, "IMAGE_CONTEXT", context)
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")  # never reached
+    project = _project(tmp_path)
+    assert apply.main(["up", "--stack", "dev", "--project-dir", str(project)]) == 2
+    return project
+
+
+def _one_line_refusing_the_app_image(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("apply: error: stack dev: image secure-redis-dev-app:")
+    assert "nothing was changed" in err[0]
+    return err[0]
+
+
 def test_cli__up_without_the_wheelhouse_says_how_to_make_it_and_changes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A fresh checkout, `up` run by hand before scripts/build-app-image.sh --wheelhouse-only:
     it failed with docker's bare `COPY failed: ... wheelhouse/` in the middle of the up."""
-    monkeypatch.setattr(app_image, "IMAGE_CONTEXT", _app_context(tmp_path, wheelhouse=False))
-    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")  # never reached
-    project = _project(tmp_path)
-    assert apply.main(["up", "--stack", "dev", "--project-dir", str(project)]) == 2
-    err = capsys.readouterr().err.splitlines()
-    assert len(err) == 1, err
-    assert err[0].startswith("apply: error: stack dev: image secure-redis-dev-app:")
-    assert "has no wheelhouse/ (Dockerfile copies it)" in err[0]
-    assert "nothing was changed" in err[0]
-    assert "run `scripts/build-app-image.sh --wheelhouse-only`, then up again" in err[0]
+    project = _refused_up(_app_context(tmp_path, wheelhouse=False), tmp_path, monkeypatch)
+    line = _one_line_refusing_the_app_image(capsys)
+    assert "has no wheelhouse/ (Dockerfile copies it)" in line
+    assert "run `scripts/build-app-image.sh --wheelhouse-only`, then up again" in line
     assert not StateStore(project, "dev").exists()
 
 
@@ -252,16 +264,10 @@ def test_cli__up_with_a_wheelhouse_older_than_the_app_sources_says_how_to_refill
     stack went on running the old code."""
     context = _app_context(tmp_path, wheelhouse=True)
     (context / "service.py").write_text("print('new code')\n")
-    monkeypatch.setattr(app_image, "IMAGE_CONTEXT", context)
-    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")  # never reached
-    project = _project(tmp_path)
-    assert apply.main(["up", "--stack", "dev", "--project-dir", str(project)]) == 2
-    err = capsys.readouterr().err.splitlines()
-    assert len(err) == 1, err
-    assert err[0].startswith("apply: error: stack dev: image secure-redis-dev-app:")
-    assert "wheelhouse/ was made from other sources than" in err[0]
-    assert "nothing was changed" in err[0]
-    assert "Run `scripts/build-app-image.sh --wheelhouse-only`, then up again" in err[0]
+    project = _refused_up(context, tmp_path, monkeypatch)
+    line = _one_line_refusing_the_app_image(capsys)
+    assert "wheelhouse/ was made from other sources than" in line
+    assert "Run `scripts/build-app-image.sh --wheelhouse-only`, then up again" in line
     assert not StateStore(project, "dev").exists()
 
 
