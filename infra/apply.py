@@ -254,6 +254,12 @@ def _plan_or_up(action: str, stack: str, project_dir: Path, store: StateStore) -
     plan = plan_stack(stack, rendered.resources, root=project_dir)
     if action == "plan":
         _print_changes(_all_changes(rendered, plan, state, frozenset()), plan, full=True)
+        try:
+            _require_build_inputs(plan, stack)
+        except BuildInputError as exc:
+            # A stale wheelhouse shows no change above (the image's tag is the wheels'): the
+            # plan says what `up` will say instead of "N unchanged" alone.
+            say(f"note: up would stop here: {exc}")
         return
     _require_build_inputs(plan, stack)
     applier = _applier()
