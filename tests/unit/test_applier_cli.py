@@ -227,6 +227,13 @@ def _app_context(tmp_path: Path, *, wheelhouse: bool) -> Path:
     return context
 
 
+def _stale_app_context(tmp_path: Path) -> Path:
+    """The app's build context with a source edited after its wheelhouse was stamped."""
+    context = _app_context(tmp_path, wheelhouse=True)
+    (context / "service.py").write_text("print('new code')\n")
+    return context
+
+
 def _refused_up(context: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Run `up` of dev with `context` as the app's build context and no engine to reach;
     the project directory it used."""
@@ -249,30 +256,39 @@ def _one_line_refusing_the_app_image(capsys: pytest.CaptureFixture[str]) -> str:
     return err[0]
 
 
-def test_cli__up_without_the_wheelhouse_says_how_to_make_it_and_changes_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("stale", "problem", "fix"),
+    [
+        # A fresh checkout, `up` run by hand before the wheelhouse was made: it failed with
+        # docker's bare `COPY failed: ... wheelhouse/` in the middle of the up.
+        (
+            False,
+            "has no wheelhouse/ (Dockerfile copies it)",
+            "run `scripts/build-app-image.sh --wheelhouse-only`, then up again",
+        ),
+        # app/ edited after the wheelhouse was filled: the image's tag (a digest of the wheels)
+        # stayed the same, so `up` changed nothing and the stack went on running the old code.
+        (
+            True,
+            "wheelhouse/ was made from other sources than",
+            "Run `scripts/build-app-image.sh --wheelhouse-only`, then up again",
+        ),
+    ],
+    ids=["missing", "stale"],
+)
+def test_cli__up_without_a_fresh_wheelhouse_says_how_to_make_it_and_changes_nothing(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    stale: bool,
+    problem: str,
+    fix: str,
 ) -> None:
-    """A fresh checkout, `up` run by hand before scripts/build-app-image.sh --wheelhouse-only:
-    it failed with docker's bare `COPY failed: ... wheelhouse/` in the middle of the up."""
-    project = _refused_up(_app_context(tmp_path, wheelhouse=False), tmp_path, monkeypatch)
-    line = _one_line_refusing_the_app_image(capsys)
-    assert "has no wheelhouse/ (Dockerfile copies it)" in line
-    assert "run `scripts/build-app-image.sh --wheelhouse-only`, then up again" in line
-    assert not StateStore(project, "dev").exists()
-
-
-def test_cli__up_with_a_wheelhouse_older_than_the_app_sources_says_how_to_refill_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """app/ edited after scripts/build-app-image.sh --wheelhouse-only filled the wheelhouse:
-    the image's tag (a digest of the wheels) stayed the same, so `up` changed nothing and the
-    stack went on running the old code."""
-    context = _app_context(tmp_path, wheelhouse=True)
-    (context / "service.py").write_text("print('new code')\n")
+    context = _stale_app_context(tmp_path) if stale else _app_context(tmp_path, wheelhouse=False)
     project = _refused_up(context, tmp_path, monkeypatch)
     line = _one_line_refusing_the_app_image(capsys)
-    assert "wheelhouse/ was made from other sources than" in line
-    assert "Run `scripts/build-app-image.sh --wheelhouse-only`, then up again" in line
+    assert problem in line
+    assert fix in line
     assert not StateStore(project, "dev").exists()
 
 
@@ -281,9 +297,7 @@ def test_cli__plan_with_a_stale_wheelhouse_says_up_will_stop(
 ) -> None:
     """The plan of a stale wheelhouse shows the app image unchanged (its tag is the wheels'
     digest); it ends with the refusal `up` will give, and still exits 0."""
-    context = _app_context(tmp_path, wheelhouse=True)
-    (context / "service.py").write_text("print('new code')\n")
-    monkeypatch.setattr(app_image, "IMAGE_CONTEXT", context)
+    monkeypatch.setattr(app_image, "IMAGE_CONTEXT", _stale_app_context(tmp_path))
     project = _project(tmp_path)
     assert apply.main(["plan", "--stack", "dev", "--project-dir", str(project)]) == 0
     out = capsys.readouterr().out.splitlines()
