@@ -65,6 +65,7 @@ from contextlib import contextmanager  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import TYPE_CHECKING  # noqa: E402
 
+from infra import wheelhouse  # noqa: E402
 from infra.applier.diff import docker_changes, summary  # noqa: E402
 from infra.applier.errors import ApplyError, BuildInputError, HostConflict  # noqa: E402
 from infra.applier.plan import Plan, Step, plan_stack  # noqa: E402
@@ -85,7 +86,7 @@ from infra.applier.translate import (  # noqa: E402
 from infra.changes import Change, Op  # noqa: E402
 from infra.cli import OneLineParser  # noqa: E402
 from infra.engine_report import live_restore_line  # noqa: E402
-from infra.images import HOST_MADE_INPUTS, missing_build_inputs  # noqa: E402
+from infra.images import HOST_MADE_INPUTS, copy_sources, missing_build_inputs  # noqa: E402
 from infra.mock_engine import Prior, RenderError  # noqa: E402
 from infra.pulumi_names import PYTHON_DYNAMIC_PREFIX as DYNAMIC_PREFIX  # noqa: E402
 from infra.render import RenderedStack, render_stack  # noqa: E402
@@ -210,7 +211,7 @@ def _act(action: str, stack: str, project_dir: Path, store: StateStore) -> None:
     if action == "down":
         applier = _applier()
         with store.locked():
-            applier.down(stack)
+            applier.down(stack, recorded=_state_for_down(store))
             if store.remove():
                 say(f"removed the state {store.path}")
     elif action == "plan":
@@ -218,6 +219,19 @@ def _act(action: str, stack: str, project_dir: Path, store: StateStore) -> None:
     else:
         with store.locked():
             _plan_or_up(action, stack, project_dir, store)
+
+
+def _state_for_down(store: StateStore) -> StackState | None:
+    """The state, for the containers' declared grace periods; `down` removes the stack all
+    the same without it (lost key, wrong passphrase), and says what that costs."""
+    try:
+        return store.load()
+    except StateError as exc:
+        say(
+            f"the state cannot be read ({exc}); removing the stack without it: containers "
+            "declaring destroyGraceSeconds (the app) are not stopped gracefully first"
+        )
+        return None
 
 
 def _interrupted(_signum: int, _frame: FrameType | None) -> None:
@@ -240,6 +254,12 @@ def _plan_or_up(action: str, stack: str, project_dir: Path, store: StateStore) -
     plan = plan_stack(stack, rendered.resources, root=project_dir)
     if action == "plan":
         _print_changes(_all_changes(rendered, plan, state, frozenset()), plan, full=True)
+        try:
+            _require_build_inputs(plan, stack)
+        except BuildInputError as exc:
+            # A stale wheelhouse shows no change above (the image's tag is the wheels'): the
+            # plan says what `up` will say instead of "N unchanged" alone.
+            say(f"note: up would stop here: {exc}")
         return
     _require_build_inputs(plan, stack)
     applier = _applier()
@@ -274,9 +294,11 @@ def _plan_or_up(action: str, stack: str, project_dir: Path, store: StateStore) -
 
 
 def _require_build_inputs(plan: Plan, stack: str) -> None:
-    """Every declared image's build context holds what its Dockerfile copies, before anything
-    is changed. Every image counts, not only those to be rebuilt: a context's files make its
-    image's tag (infra/images.py), so a missing input always means a rebuild."""
+    """Every declared image's build context holds what its Dockerfile copies, and the app's
+    wheelhouse was made from the app's sources as they are, before anything is changed. Every
+    image counts, not only those to be rebuilt: a context's files make its image's tag
+    (infra/images.py), so a missing input always means a rebuild, and a stale wheelhouse
+    means the same tag for other code."""
     for step in plan.steps:
         spec = step.spec
         if not isinstance(spec, ImageSpec):
@@ -297,6 +319,23 @@ def _require_build_inputs(plan: Plan, stack: str) -> None:
                 f"({dockerfile.name} copies it), so docker build would fail; nothing was "
                 f"changed. {fix[0].upper()}{fix[1:]}"
             )
+        _require_fresh_wheelhouse(spec, context, dockerfile, stack)
+
+
+def _require_fresh_wheelhouse(spec: ImageSpec, context: Path, dockerfile: Path, stack: str) -> None:
+    """An image whose Dockerfile copies the wheelhouse, which holds wheels made from other
+    sources than the context holds now (infra/wheelhouse.py): its tag would not change, so
+    the stack would go on running the old code. Run once every input is there."""
+    copies = {s.strip("/").removeprefix("./") for s in copy_sources(dockerfile.read_text())}
+    if wheelhouse.DIRECTORY not in copies or not wheelhouse.stale(context):
+        return
+    where, made = _shown_path(context), wheelhouse.DIRECTORY
+    raise BuildInputError(
+        f"stack {stack}: image {spec.tag}: {where}{made}/ was made from other sources than "
+        f"{where} holds now (edited since it was filled), so the image would run the old code; "
+        f"nothing was changed. Run `{HOST_MADE_INPUTS[made]}`, then up again "
+        f"(scripts/setup-secure-redis.sh {stack} does both)"
+    )
 
 
 def _shown_path(path: Path) -> str:

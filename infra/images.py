@@ -12,6 +12,7 @@ import pulumi
 import pulumi_docker as docker
 from docker.utils.build import exclude_paths
 
+from infra import wheelhouse
 from infra.naming import Role, object_name
 
 # Image labels cannot be set through docker.Image; each Dockerfile turns this build arg into
@@ -35,7 +36,7 @@ def _ignore_patterns(context: Path) -> list[str]:
 # not reachable inside `docker build`, so the app's wheels are fetched beforehand (README,
 # "The service and its image"). A build without them failed with docker's bare
 # `COPY failed: ... wheelhouse/`.
-HOST_MADE_INPUTS: Final = {"wheelhouse": "scripts/build-app-image.sh --wheelhouse-only"}
+HOST_MADE_INPUTS: Final = {wheelhouse.DIRECTORY: "scripts/build-app-image.sh --wheelhouse-only"}
 
 
 def copy_sources(dockerfile_text: str) -> list[str]:

@@ -17,6 +17,10 @@ STACK_LABEL: Final = "io.secure-redis.stack"
 ROLE_LABEL: Final = "io.secure-redis.role"
 # Redis's alias on the stack's backend network: the host name its clients connect to.
 REDIS_ALIAS: Final = "redis"
+# The port the app's HTTP API listens on inside its container (app/Dockerfile's HTTP_PORT):
+# the program publishes it (infra/components/app.py) and the rotation probe asks the API there
+# from inside the container (infra/rotation_probe.py).
+APP_HTTP_PORT: Final = 8080
 # Changes whenever certificates or secrets are regenerated, so the containers that read them
 # are replaced (and restarted) with the new material.
 MATERIAL_LABEL: Final = "io.secure-redis.material-revision"
@@ -62,6 +66,7 @@ def label_pairs(stack: str, role: Role) -> dict[str, str]:
 
 
 __all__ = [
+    "APP_HTTP_PORT",
     "BRIDGE_NAME_OPTION",
     "MATERIAL_LABEL",
     "PROJECT",

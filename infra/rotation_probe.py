@@ -33,11 +33,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
-from cryptography.hazmat.primitives import serialization
-
-from infra import pki
 from infra.cli import OneLineParser
-from infra.naming import REDIS_ALIAS, object_name
+from infra.naming import APP_HTTP_PORT, REDIS_ALIAS, object_name
 from infra.redis_acl import APP_USER
 from infra.settings import SettingsError, load_settings, load_stack_file
 
@@ -119,7 +116,7 @@ print("same" if read == value else "different")
 )
 # Several files of a container in one exec, each followed by a NUL (no text file holds one).
 _CAT_EACH: Final = 'for f in "$@"; do cat -- "$f" || exit 1; printf "\\000"; done'
-APP_API: Final = "http://127.0.0.1:8080"
+APP_API: Final = f"http://127.0.0.1:{APP_HTTP_PORT}"
 # Redis's files a snapshot reads, in the order snapshot_of takes them.
 REDIS_FILES: Final = (f"{REDIS_DIR}/ca.crt", f"{REDIS_DIR}/server.crt", f"{REDIS_DIR}/users.acl")
 
@@ -143,11 +140,20 @@ def acl_fingerprints(acl: str) -> dict[str, list[str]]:
     return users
 
 
+# infra/pki.py (and with it `cryptography`, about 0.1 s per start) is imported by the functions
+# that read certificates, not by the module: scripts/rotate.sh runs `unfinished`, which reads
+# only a snapshot's JSON, several times per rotation.
+
+
 def bundle_serials(pem: str) -> list[str]:
+    from infra import pki  # noqa: PLC0415 - see above
+
     return [f"{c.serial_number:X}" for c in pki.split_bundle(pem.encode())]
 
 
 def cert_serial(pem: str) -> str:
+    from infra import pki  # noqa: PLC0415 - see above
+
     return f"{pki.load_certificate(pem.encode()).serial_number:X}"
 
 
@@ -159,6 +165,10 @@ def served_serial(printed: str) -> str:
 
 def issuer_serial(cert_pem: str, bundle_pem: str) -> str | None:
     """The serial of the bundle's CA that signed `cert_pem`."""
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415 - as pki above
+
+    from infra import pki  # noqa: PLC0415
+
     for ca in pki.split_bundle(bundle_pem.encode()):
         ca_pem = ca.public_bytes(serialization.Encoding.PEM)
         if pki.verify_chain(cert_pem.encode(), ca_pem):

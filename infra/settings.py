@@ -195,6 +195,14 @@ def valid_stack_name(stack: str) -> bool:
     return _STACK_RE.fullmatch(stack) is not None
 
 
+# What a new stack's file holds, for the messages about a missing or empty one.
+_NEW_STACK_FILE: Final = (
+    f"a `config:` mapping with {NAMESPACE}:environment, a free {NAMESPACE}:appHostPort and, "
+    f"for a name other than {', '.join(STACK_SLOTS)}, a {NAMESPACE}:runtimeIdSlot no other "
+    'stack uses; README "Another stack"'
+)
+
+
 def load_stack_file(stack: str, root: Path = REPO_ROOT) -> dict[str, Any]:
     """The `config:` map of `Pulumi.<stack>.yaml` under `root`, as flat namespaced keys.
 
@@ -207,12 +215,7 @@ def load_stack_file(stack: str, root: Path = REPO_ROOT) -> dict[str, Any]:
     if not valid_stack_name(stack) or not path.is_file():
         known = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
         usable = [k for k in known if valid_stack_name(k)]
-        choice = (
-            f"use one of: {', '.join(usable) or 'none'} (or create it: a `config:` mapping "
-            f"with {NAMESPACE}:environment, a free {NAMESPACE}:appHostPort and, for a name "
-            f"other than {', '.join(STACK_SLOTS)}, a {NAMESPACE}:runtimeIdSlot no other stack "
-            'uses; README "Another stack")'
-        )
+        choice = f"use one of: {', '.join(usable) or 'none'} (or create it: {_NEW_STACK_FILE})"
         if not valid_stack_name(stack):
             problem = f"{stack!r} is not a stack name: {STACK_NAME_RULE}; {choice}"
         elif path.exists():  # a FIFO, a device, a directory: reading it blocks or fails
@@ -224,6 +227,14 @@ def load_stack_file(stack: str, root: Path = REPO_ROOT) -> dict[str, Any]:
             problem = f"{name} does not exist in {root}; {choice}"
         raise SettingsError(stack, name, [problem])
     document = _read_yaml(stack, path)
+    if document is None:
+        # YAML reads a file without a document as nothing; "`config:` must be a mapping" said
+        # what is wrong with a mapping that is not there.
+        raise SettingsError(
+            stack,
+            name,
+            [f"{name} is empty (or holds only comments); write in it {_NEW_STACK_FILE}"],
+        )
     if isinstance(document, dict) and "config" not in document:
         # Pulumi's own top-level keys (encryptionsalt, secretsprovider) belong there; a
         # setting there is one the program would never read.

@@ -31,27 +31,16 @@ done
 require_venv
 [ "$wheelhouse_only" = 1 ] || docker_ready || die "the Docker engine is not running; run scripts/bootstrap.sh"
 
-case "$(uname -m)" in
-    x86_64 | amd64) arch=x86_64 ;;
-    aarch64 | arm64) arch=aarch64 ;;
-    *) die "no manylinux wheels for $(uname -m); build on x86_64 or aarch64" ;;
-esac
-
 wheels="$ROOT/app/wheelhouse"
 mkdir -p "$wheels"
 start="$(now_ms)"
 
-# wheelhouse_inputs: a digest of what the wheelhouse is made from (app/'s sources and pinned
-# requirements, this script, the architecture); an unchanged digest means nothing to rebuild.
-wheelhouse_inputs() {
-    {
-        echo "$arch"
-        sha256sum "$0" "$ROOT/scripts/wheel_hashes.py" | cut -d" " -f1
-        cd "$ROOT/app" && find . -path ./wheelhouse -prune -o -type f \
-            ! -path '*/__pycache__/*' ! -path '*.egg-info/*' ! -path './build/*' -print \
-            | LC_ALL=C sort | xargs -d '\n' sha256sum
-    } | sha256sum | cut -d' ' -f1
-}
+# The wheels' architecture and a digest of what the wheelhouse is made from (app/'s sources
+# and pinned requirements, this script, the architecture): an unchanged digest means nothing
+# to rebuild. infra/wheelhouse.py computes both, for this script and for the local applier's
+# `up`, which refuses a wheelhouse whose stamp is not this digest (app/ edited since).
+read -r arch inputs < <(cd "$ROOT" && "$PY" -m infra.wheelhouse) || true
+[ -n "${inputs:-}" ] || die "could not compute the wheelhouse's inputs; see the message above"
 
 fill_wheelhouse() {
     rm -f "$stamp" "$wheels"/secure_cache-*.whl
@@ -77,7 +66,6 @@ fill_wheelhouse() {
     echo "$inputs" >"$stamp"
 }
 
-inputs="$(wheelhouse_inputs)"
 stamp="$wheels/.inputs.sha256"
 if [ "$(cat "$stamp" 2>/dev/null)" = "$inputs" ] && compgen -G "$wheels/secure_cache-*.whl" >/dev/null; then
     log "wheelhouse up to date (inputs unchanged since it was filled)"

@@ -9,7 +9,8 @@ the first event after a quiet interval is due at once (count 1, so the start of 
 when it starts), the ones after it are added up until the first event after the interval has
 passed. No event is dropped; only its own line is.
 
-`CountedEvents` is the counting alone (no I/O, no clock of its own: callers pass the time).
+`CountedEvents` is the counting alone (no I/O, no clock of its own: callers pass the time);
+the exporter's threaded /metrics server (metrics_server.py) counts its refusals with it.
 `CountedLog` writes its lines, and what it held back is written when the next line is due
 even when no event follows (a timer on the running event loop) and when the service stops
 (`flush`), so a flood that ends is in the log within an interval of its end. A line written

@@ -39,13 +39,15 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Final
 from wsgiref.simple_server import WSGIRequestHandler
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
+
+from secure_cache.counted_log import COUNTED_LOG_INTERVAL_S, CountedEvents
 
 # Scrapes are serialised on one Redis connection (redis_exporter.RedisCollector), so more
 # parallel connections only wait; 8 leaves the nproc budget (64) most of its room.
@@ -60,7 +62,7 @@ IO_TIMEOUT_S: Final = 5.0
 MAX_HEAD_BYTES: Final = 16 * 1024
 # Refused connections are logged as one line per this long, with their count, so a flood of
 # them cannot rotate the container's log (10 MiB, infra/components/hardening.py) away.
-REFUSAL_LOG_INTERVAL_S: Final = 10.0
+REFUSAL_LOG_INTERVAL_S: Final = COUNTED_LOG_INTERVAL_S
 LOOPBACK: Final = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
 
 logger = logging.getLogger("secure_cache.redis_exporter")
@@ -124,6 +126,7 @@ class BoundedMetricsServer(ThreadingWSGIServer):
         max_per_peer: int = MAX_CONNECTIONS_PER_PEER,
         deadline_s: float = DEADLINE_S,
         uncounted: Collection[str] = LOOPBACK,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, _Handler)
@@ -131,11 +134,14 @@ class BoundedMetricsServer(ThreadingWSGIServer):
         self.max_per_peer = max_per_peer
         self.deadline_s = deadline_s
         self.uncounted = frozenset(uncounted)
+        self._clock = clock  # monotonic seconds: deadlines and the refusals' interval
         self._lock = threading.Lock()
         self._open: dict[socket.socket, _Open] = {}
-        self._refused = 0  # since the last log line (verify_request runs on one thread)
-        self._closed_waiting = 0  # likewise
-        self._refusal_logged_at: float | None = None
+        # The service's counting of repeated events (app/secure_cache/counted_log.py), without
+        # CountedLog's timer: that one runs on an asyncio loop and this server has none (a
+        # thread per connection). verify_request, its only user, runs on serve_forever's one
+        # thread, so it needs no lock.
+        self._refusals: CountedEvents[str] = CountedEvents(REFUSAL_LOG_INTERVAL_S)
 
     @property
     def open_connections(self) -> int:
@@ -163,26 +169,21 @@ class BoundedMetricsServer(ThreadingWSGIServer):
         if oldest is not None:
             with contextlib.suppress(OSError):  # its handler's read returns; its thread ends
                 oldest.shutdown(socket.SHUT_RDWR)
-            self._closed_waiting += 1
-        else:
-            self._refused += 1
-        now = time.monotonic()
-        last = self._refusal_logged_at
-        if last is None or now - last >= REFUSAL_LOG_INTERVAL_S:
+        kind = "waiting_closed" if oldest is not None else "refused"
+        if (counts := self._refusals.add(self._clock(), kind)) is not None:
             # The counts only: the peer's address is not logged (one line per interval).
             logger.warning(
                 "event=metrics_connections_refused reason=too_many_connections count=%d "
                 "waiting_closed=%d",
-                self._refused,
-                self._closed_waiting,
+                counts.get("refused", 0),
+                counts.get("waiting_closed", 0),
             )
-            self._refused, self._closed_waiting, self._refusal_logged_at = 0, 0, now
         return oldest is not None
 
     def process_request(self, request: Any, client_address: Any) -> None:
         peer = str(client_address[0])
         counted = None if peer in self.uncounted else peer
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             self._open[request] = _Open(now + self.deadline_s, counted, now)
         try:
@@ -200,7 +201,7 @@ class BoundedMetricsServer(ThreadingWSGIServer):
     def service_actions(self) -> None:
         """Run by serve_forever between polls: shut down connections past their deadline
         (the handler's blocked read or write then returns, and its thread ends)."""
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             late = [sock for sock, entry in self._open.items() if entry.deadline <= now]
         for sock in late:

@@ -9,6 +9,9 @@ exit code is an error), `mustRun` and `wait` (healthy within `waitTimeout`).
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -22,7 +25,7 @@ from requests.exceptions import RequestException
 
 from infra.applier.diff import DOCKER_TYPES, docker_changes, rebuilt_image_only
 from infra.applier.errors import ApplyError
-from infra.applier.host_conflicts import Held, conflicts, user_uid
+from infra.applier.host_conflicts import Held, conflicts, ports_to_probe, user_uid
 from infra.applier.plan import Plan, Step
 from infra.applier.schedule import Cancelled, abandonable, run_when_ready
 from infra.applier.state import ResourceState, StackState
@@ -53,6 +56,8 @@ _RUNNING_CHECK_DELAY_S: Final = 0.1
 # an interrupted up stops waiting within one.
 _RUN_TO_COMPLETION_S: Final = 600
 _WAIT_SLICE_S: Final = 1
+# docker-py's base URL for an engine reached through its local unix socket.
+LOCAL_ENGINE_URL: Final = "http+docker://localhost"
 
 
 class ContainerRefused(ApplyError):
@@ -365,7 +370,14 @@ class LocalApplier:
         grace = destroy_grace_s(prior.name, prior.inputs)
         if grace > 0:
             self.say(f"stopping container {prior.name} (up to {grace}s)")
+            start = time.monotonic()
             self.api.stop(prior.id, timeout=grace)
+            code = (self.api.inspect_container(prior.id).get("State") or {}).get("ExitCode")
+            # 0: it ended on its own within the grace; 137: killed when the grace ran out.
+            self.say(
+                f"container {prior.name} stopped in {time.monotonic() - start:.1f}s "
+                f"(exit code {code})"
+            )
 
     def _labelled(self, container: str, stack: str) -> bool:
         config = self.api.inspect_container(container).get("Config") or {}
@@ -596,18 +608,25 @@ class LocalApplier:
 
     def host_conflicts(self, plan: Plan) -> list[str]:
         """What another stack's containers on this engine already hold that `plan` declares:
-        a uid block or a published host port (infra/applier/host_conflicts.py)."""
+        a uid block or a published host port; and a declared host port something else on this
+        host listens on (infra/applier/host_conflicts.py)."""
         uids: set[int] = set()
-        ports: set[int] = set()
+        bound: set[tuple[str, int]] = set()
         for step in plan.steps:
             if isinstance(step.spec, ContainerSpec):
                 if (uid := user_uid(step.spec.create.get("user"))) is not None:
                     uids.add(uid)
                 for bindings in (step.spec.host_config.get("port_bindings") or {}).values():
-                    ports.update(int(external) for _ip, external in bindings if external)
+                    bound.update((ip, int(external)) for ip, external in bindings if external)
+        ports = {port for _ip, port in bound}
         with _engine_errors("listing the other stacks' containers"):
             held = self.held_by_stacks()
-        return conflicts(plan.stack, uids, ports, held)
+        # The engine publishes on this host only when it is this host's (its unix socket):
+        # trying a remote engine's ports here would prove nothing.
+        local = self.api.base_url == LOCAL_ENGINE_URL
+        probe = ports_to_probe(plan.stack, ports, held) if local else set()
+        in_use = {port for ip, port in bound if port in probe and host_port_taken(ip, port)}
+        return conflicts(plan.stack, uids, ports, held, in_use)
 
     def held_by_stacks(self) -> list[Held]:
         """Every container a stack deployed (labelled with a stack and one of the program's
@@ -635,6 +654,7 @@ class LocalApplier:
                         for b in entries or ()
                         if str(b.get("HostPort") or "").isdigit()
                     ),
+                    running=bool((found.get("State") or {}).get("Running")),
                 )
             )
         return held
@@ -651,14 +671,37 @@ class LocalApplier:
             ),
         )
 
-    def down(self, stack: str, *, quiet: bool = False, keep_images: bool = False) -> StackObjects:
-        """Remove every container, network, volume and image labelled as `stack`'s."""
+    def down(
+        self,
+        stack: str,
+        *,
+        quiet: bool = False,
+        keep_images: bool = False,
+        recorded: StackState | None = None,
+    ) -> StackObjects:
+        """Remove every container, network, volume and image labelled as `stack`'s. The
+        containers `recorded` (the stack's state) declares with `destroyGraceSeconds` are
+        first stopped with that grace, newest first, as pulumi-docker deletes them."""
         with _engine_errors(f"removing stack {stack}"):
-            return self._down(stack, quiet=quiet, keep_images=keep_images)
+            return self._down(stack, quiet=quiet, keep_images=keep_images, recorded=recorded)
 
-    def _down(self, stack: str, *, quiet: bool, keep_images: bool) -> StackObjects:
+    def _down(
+        self, stack: str, *, quiet: bool, keep_images: bool, recorded: StackState | None
+    ) -> StackObjects:
         label = {"label": f"{STACK_LABEL}={stack}"}
         removed = StackObjects()
+        # The stop signal and the grace before the force: the app ends the requests it is
+        # serving and closes its Redis connections (event=service_stopped); newest first, so
+        # the app stops while the Redis it was created after still answers (`pulumi destroy`
+        # deletes dependents first). Without a state nothing says which container declared a
+        # grace: they are removed at once, as before.
+        created = [
+            r for r in (recorded.resources.values() if recorded else ()) if r.type == CONTAINER
+        ]
+        for prior in reversed(created):
+            if not prior.outputs.get(INCOMPLETE):
+                with contextlib.suppress(NotFound):  # removed by hand since the last up
+                    self._stop_gracefully(prior)
         for container in self.client.containers.list(all=True, filters=label):
             container.remove(force=True, v=True)
             removed.containers.append(container.name)
@@ -692,6 +735,21 @@ class LocalApplier:
                 f"removed {removed.describe()}" if not removed.empty() else "nothing to remove"
             )
         return removed
+
+
+def host_port_taken(ip: str, port: int) -> bool:
+    """Whether a socket on this host listens on `ip`:`port` (or on every address), so the
+    engine could not publish a container's port there ("bind: address already in use").
+    SO_REUSEADDR, as the engine's own proxy binds: a port left only with connections in
+    TIME_WAIT (a replaced app's) is free, only a listener counts."""
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((ip or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port))  # noqa: S104
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
 
 
 def _must_run(props: dict[str, Any]) -> bool:
@@ -759,4 +817,4 @@ def _label(spec: Any) -> str:
     return str(spec.tag if isinstance(spec, ImageSpec) else (spec.name or spec.resource))
 
 
-__all__ = ["LocalApplier", "StackObjects"]
+__all__ = ["LocalApplier", "StackObjects", "host_port_taken"]

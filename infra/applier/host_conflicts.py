@@ -10,7 +10,14 @@ neither the container holding it nor the setting). So `up` compares, before its 
 what this stack declares with what the other stacks' containers on the engine run as and
 publish (running or stopped: a stopped stack starts again with its next `up`).
 
-Pure: the engine's side comes in as `Held` records (infra/applier/engine.py reads them).
+A port can also be held by something no stack accounts for: a program on the host
+(`python -m http.server 18080`) or a container of no stack. The engine refused that one too only
+as the app started ("bind: address already in use", exit 3, 23 objects created before it), so
+`up` also tries, before its first change, each declared host port no stack's container
+explains (`ports_to_probe`), and names the one taken and how to find its holder.
+
+Pure: the engine's side comes in as `Held` records and the ports found taken on the host
+(infra/applier/engine.py reads both).
 """
 
 from __future__ import annotations
@@ -23,12 +30,13 @@ from infra.runtime_ids import MAX_SLOT, slot_of
 
 @dataclass(frozen=True)
 class Held:
-    """A container of another stack: the uid it runs as and the host ports it publishes."""
+    """A container of a stack: the uid it runs as and the host ports it publishes."""
 
     stack: str
     container: str
     uid: int | None
     host_ports: frozenset[int]
+    running: bool = False
 
 
 def user_uid(user: str | None) -> int | None:
@@ -38,11 +46,25 @@ def user_uid(user: str | None) -> int | None:
     return int(uid) if uid.isdigit() else None
 
 
+def ports_to_probe(stack: str, host_ports: Iterable[int], held: Iterable[Held]) -> set[int]:
+    """The declared host ports no stack's container explains: not published by another stack
+    (`conflicts` names that one) nor held by a running container of this stack (its own app on
+    the port it keeps: its next up replaces it). Anything listening on one of these is
+    something else's."""
+    explained = {port for h in held if h.stack != stack or h.running for port in h.host_ports}
+    return set(host_ports) - explained
+
+
 def conflicts(
-    stack: str, uids: Iterable[int], host_ports: Iterable[int], held: Iterable[Held]
+    stack: str,
+    uids: Iterable[int],
+    host_ports: Iterable[int],
+    held: Iterable[Held],
+    in_use: Iterable[int] = (),
 ) -> list[str]:
     """One message per setting another stack already holds, naming the setting, the stack and
-    container holding it, and the fix; empty when the stack can go up beside the others."""
+    container holding it, and the fix, and one per port of `ports_to_probe` found `in_use` on
+    the host; empty when the stack can go up beside the others."""
     ours = {slot for uid in uids if (slot := slot_of(uid)) is not None}
     ports = set(host_ports)
     others = [h for h in held if h.stack != stack]
@@ -65,7 +87,14 @@ def conflicts(
                 f"{holder.stack}; set secure-redis:appHostPort in Pulumi.{stack}.yaml to a free "
                 "port"
             )
+    for port in sorted(set(in_use)):
+        problems.append(
+            f"appHostPort {port} is already in use on this host by a process that is not a "
+            f"stack's container (find it with `ss -ltnp 'sport = :{port}'`, or `docker ps "
+            f"--filter publish={port}` for a container); stop it, or set "
+            f"secure-redis:appHostPort in Pulumi.{stack}.yaml to a free port"
+        )
     return problems
 
 
-__all__ = ["Held", "conflicts", "user_uid"]
+__all__ = ["Held", "conflicts", "ports_to_probe", "user_uid"]

@@ -17,14 +17,13 @@ from infra.components.app_image import (
 )
 from infra.components.hardening import hardened_runtime
 from infra.components.material import ClientIdentityFiles, MaterialFile
-from infra.naming import Role, object_name
+from infra.naming import APP_HTTP_PORT, Role, object_name
 from infra.redis_acl import APP_USER
 from infra.redis_conf import VALUE_LIMIT_BYTES
 
 # Processes and threads of the app's uid: the HTTP service's worker threads and the health
 # check's interpreter, with room to spare; far below the thousands a thread bomb starts.
 APP_NPROC: Final = 256
-APP_HTTP_PORT: Final = 8080
 # The graceful shutdown (5 s, app/secure_cache/service.py) plus closing its Redis connections.
 APP_DESTROY_GRACE_S: Final = 10
 HEALTH_PATH: Final = "/healthz"

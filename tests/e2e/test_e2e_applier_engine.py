@@ -626,3 +626,31 @@ def test_applier__an_interrupt_does_not_wait_for_a_silent_build(
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "interrupted while the silent step ran: True"
     assert not docker_client.images.list(name=f"{stack}-img"), "the build was not dropped"
+
+
+def test_down__stops_a_container_with_destroy_grace_seconds_before_removing_it(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient
+) -> None:
+    """`pulumi destroy` deletes a container declaring `destroyGraceSeconds` as the provider
+    does (its stop signal, then that grace, then the removal); `down` removed it at once, so
+    the app never logged its graceful stop. Its output is read as it happens: the container,
+    and its log with it, is gone when down returns."""
+    stack, applier = scratch
+    trap = "trap 'echo stopped-gracefully; exit 0' TERM; echo serving; while :; do sleep 0.1; done"
+    state = StackState(stack)
+    applier.up(
+        plan_stack(
+            stack,
+            [container(stack, command=["sh", "-c", trap], destroyGraceSeconds=10)],
+            root=Path("/"),
+        ),
+        state,
+    )
+    stream = docker_client.api.logs(f"{stack}-c", stream=True, follow=True)
+    output: list[bytes] = []
+    reader = threading.Thread(target=lambda: output.extend(stream), daemon=True)
+    reader.start()
+    removed = applier.down(stack, recorded=state, quiet=True)
+    reader.join(timeout=30)
+    assert removed.containers == [f"{stack}-c"]
+    assert b"stopped-gracefully" in b"".join(output), b"".join(output)

@@ -11,8 +11,10 @@ and port binding a deployed stack's app has; the refused `up` is the real comman
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -85,6 +87,13 @@ def _up(project: Path, stack: str, **settings: object) -> subprocess.CompletedPr
     )  # fmt: skip
 
 
+def _refusal(done: subprocess.CompletedProcess[str]) -> str:
+    """The one line a refused `up` writes (exit 2)."""
+    assert done.returncode == 2, done.stdout + done.stderr
+    (line,) = done.stderr.splitlines()
+    return line
+
+
 def _nothing_of(client: docker.DockerClient, project: Path, stack: str) -> None:
     label = {"label": f"{STACK_LABEL}={stack}"}
     assert client.containers.list(all=True, filters=label) == []
@@ -98,8 +107,7 @@ def test_up__a_runtime_id_slot_another_stack_uses_is_refused_before_any_change(
 ) -> None:
     stack = f"hc{uuid.uuid4().hex[:8]}"
     done = _up(tmp_path, stack, appHostPort=free_port(), runtimeIdSlot=other_stack.slot)
-    assert done.returncode == 2, done.stdout + done.stderr
-    (line,) = done.stderr.splitlines()
+    line = _refusal(done)
     assert line.startswith(
         f"apply: error: stack {stack}: runtimeIdSlot {other_stack.slot} is already used by "
         f"stack {other_stack.name} on this engine ({other_stack.container} runs as uid "
@@ -113,11 +121,57 @@ def test_up__an_app_host_port_another_stack_publishes_is_refused_before_any_chan
 ) -> None:
     stack = f"hc{uuid.uuid4().hex[:8]}"
     done = _up(tmp_path, stack, appHostPort=other_stack.port, runtimeIdSlot=other_stack.spare_slot)
-    assert done.returncode == 2, done.stdout + done.stderr
-    (line,) = done.stderr.splitlines()
+    line = _refusal(done)
     assert line == (
         f"apply: error: stack {stack}: appHostPort {other_stack.port} is already published by "
         f"{other_stack.container} of stack {other_stack.name}; set secure-redis:appHostPort in "
         f"Pulumi.{stack}.yaml to a free port; nothing was changed"
     )
     _nothing_of(docker_client, tmp_path, stack)
+
+
+@pytest.fixture
+def port_held_by_a_host_process() -> Iterator[int]:
+    """A free port, then a program on this host (not a container) listening on it, as
+    `python -m http.server PORT --bind 127.0.0.1` would."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        for _ in range(100):
+            with socket.socket() as client:
+                if client.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"http.server did not listen on 127.0.0.1:{port}")
+        yield port
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_up__an_app_host_port_a_host_process_listens_on_is_refused_before_any_change(
+    other_stack: OtherStack,
+    port_held_by_a_host_process: int,
+    docker_client: docker.DockerClient,
+    tmp_path: Path,
+) -> None:
+    """Before, the engine refused it only as the app started ("bind: address already in use",
+    exit 3), after every other object had been created."""
+    port = port_held_by_a_host_process
+    stack = f"hc{uuid.uuid4().hex[:8]}"
+    try:
+        done = _up(tmp_path, stack, appHostPort=port, runtimeIdSlot=other_stack.spare_slot)
+        assert _refusal(done) == (
+            f"apply: error: stack {stack}: appHostPort {port} is already in use on this host by "
+            f"a process that is not a stack's container (find it with `ss -ltnp 'sport = "
+            f":{port}'`, or `docker ps --filter publish={port}` for a container); stop it, or "
+            f"set secure-redis:appHostPort in Pulumi.{stack}.yaml to a free port; nothing was "
+            "changed"
+        )
+        _nothing_of(docker_client, tmp_path, stack)
+    finally:  # an up that went ahead (the behaviour this test refuses) leaves nothing behind
+        LocalApplier(docker_client, say=lambda _m: None).down(stack, quiet=True)

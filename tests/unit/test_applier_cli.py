@@ -20,6 +20,7 @@ from infra.applier.state import PASSPHRASE_ENV, ResourceState, StackState, State
 from infra.components import app_image
 from infra.render import render_stack
 from infra.settings import REPO_ROOT
+from infra.wheelhouse import STAMP, inputs_digest, machine_arch
 
 
 def test_cli__plan_says_it_is_not_pulumi_and_lists_what_up_would_create(
@@ -211,7 +212,8 @@ def test_cli__a_reader_that_goes_away_ends_the_output_quietly(tmp_path: Path) ->
 
 def _app_context(tmp_path: Path, *, wheelhouse: bool) -> Path:
     """The app image's build context as a checkout has it: its real Dockerfile and
-    .dockerignore, with or without the wheelhouse scripts/build-app-image.sh makes."""
+    .dockerignore, with or without the wheelhouse scripts/build-app-image.sh makes (stamped
+    with the digest of the context as it is)."""
     context = tmp_path / "app-context"
     context.mkdir()
     for name in ("Dockerfile", ".dockerignore"):
@@ -220,30 +222,89 @@ def _app_context(tmp_path: Path, *, wheelhouse: bool) -> Path:
         (context / "wheelhouse").mkdir()
         (context / "wheelhouse" / "secure_cache-0.1.0-py3-none-any.whl").write_bytes(b"wheel")
         (context / "wheelhouse" / "requirements.hashed.txt").write_text("secure_cache==0.1.0\n")
+        digest = inputs_digest(context, machine_arch())
+        (context / STAMP).write_text(f"{digest}\n")
     return context
 
 
-def test_cli__up_without_the_wheelhouse_says_how_to_make_it_and_changes_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """A fresh checkout, `up` run by hand before scripts/build-app-image.sh --wheelhouse-only:
-    it failed with docker's bare `COPY failed: ... wheelhouse/` in the middle of the up."""
-    monkeypatch.setattr(app_image, "IMAGE_CONTEXT", _app_context(tmp_path, wheelhouse=False))
+def _stale_app_context(tmp_path: Path) -> Path:
+    """The app's build context with a source edited after its wheelhouse was stamped."""
+    context = _app_context(tmp_path, wheelhouse=True)
+    (context / "service.py").write_text("print('new code')\n")
+    return context
+
+
+def _refused_up(context: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run `up` of dev with `context` as the app's build context and no engine to reach;
+    the project directory it used."""
+    monkeypatch.setattr(app_image, "IMAGE_CONTEXT", context)
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")  # never reached
     project = _project(tmp_path)
     assert apply.main(["up", "--stack", "dev", "--project-dir", str(project)]) == 2
+    return project
+
+
+def _one_line_refusing_the_app_image(capsys: pytest.CaptureFixture[str]) -> str:
+    """The one error line, about the first image built from app/ (the app's, the exporter's
+    or the rotation pass's: which one the render declares first varies between runs)."""
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1, err
-    # The app, the exporter and the rotation pass are all built from app/; which of them the
-    # plan lists first follows the render's registration order, which varies between runs
-    # (seen under pytest-xdist: the exporter's).
     assert re.match(
         r"apply: error: stack dev: image secure-redis-dev-(app|exporter|rotation):", err[0]
     )
-    assert "has no wheelhouse/ (Dockerfile copies it)" in err[0]
     assert "nothing was changed" in err[0]
-    assert "run `scripts/build-app-image.sh --wheelhouse-only`, then up again" in err[0]
+    return err[0]
+
+
+@pytest.mark.parametrize(
+    ("stale", "problem", "fix"),
+    [
+        # A fresh checkout, `up` run by hand before the wheelhouse was made: it failed with
+        # docker's bare `COPY failed: ... wheelhouse/` in the middle of the up.
+        (
+            False,
+            "has no wheelhouse/ (Dockerfile copies it)",
+            "run `scripts/build-app-image.sh --wheelhouse-only`, then up again",
+        ),
+        # app/ edited after the wheelhouse was filled: the image's tag (a digest of the wheels)
+        # stayed the same, so `up` changed nothing and the stack went on running the old code.
+        (
+            True,
+            "wheelhouse/ was made from other sources than",
+            "Run `scripts/build-app-image.sh --wheelhouse-only`, then up again",
+        ),
+    ],
+    ids=["missing", "stale"],
+)
+def test_cli__up_without_a_fresh_wheelhouse_says_how_to_make_it_and_changes_nothing(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    stale: bool,
+    problem: str,
+    fix: str,
+) -> None:
+    context = _stale_app_context(tmp_path) if stale else _app_context(tmp_path, wheelhouse=False)
+    project = _refused_up(context, tmp_path, monkeypatch)
+    line = _one_line_refusing_the_app_image(capsys)
+    assert problem in line
+    assert fix in line
     assert not StateStore(project, "dev").exists()
+
+
+def test_cli__plan_with_a_stale_wheelhouse_says_up_will_stop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The plan of a stale wheelhouse shows the app image unchanged (its tag is the wheels'
+    digest); it ends with the refusal `up` will give, and still exits 0."""
+    monkeypatch.setattr(app_image, "IMAGE_CONTEXT", _stale_app_context(tmp_path))
+    project = _project(tmp_path)
+    assert apply.main(["plan", "--stack", "dev", "--project-dir", str(project)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    notes = [line for line in out if line.startswith("apply: note: up would stop here: ")]
+    assert len(notes) == 1, out
+    assert "wheelhouse/ was made from other sources than" in notes[0]
+    assert "Run `scripts/build-app-image.sh --wheelhouse-only`" in notes[0]
 
 
 class _FinishedApplier:
@@ -302,3 +363,20 @@ def test_cli__a_ctrl_c_as_the_last_line_prints_leaves_a_finished_plan_at_exit_0(
     out, err = capsys.readouterr()
     assert err == ""
     assert "apply: plan finished in" in out
+
+
+def test_down__a_state_that_cannot_be_read_is_said_and_does_not_stop_the_removal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`down` reads the state only for the containers' grace periods: a state it cannot
+    decrypt (another passphrase here) leaves it removing the stack, saying what that costs."""
+    StateStore(tmp_path, "dev", environ={PASSPHRASE_ENV: "one-passphrase-7f3a"}).save(
+        StackState("dev")
+    )
+    store = StateStore(tmp_path, "dev", environ={PASSPHRASE_ENV: "another-passphrase-9c2e"})
+    assert apply._state_for_down(store) is None
+    out = capsys.readouterr().out
+    assert out.startswith("apply: the state cannot be read (")
+    assert "not stopped gracefully first" in out
+    assert "one-passphrase" not in out
+    assert "another-passphrase" not in out

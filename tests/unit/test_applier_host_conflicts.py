@@ -6,11 +6,16 @@ from a real engine and runs the refused `up`.
 
 from __future__ import annotations
 
+import socket
+from dataclasses import replace
+
 import pytest
 
-from infra.applier.host_conflicts import Held, conflicts, user_uid
+from infra.applier.engine import host_port_taken
+from infra.applier.host_conflicts import Held, conflicts, ports_to_probe, user_uid
 from infra.naming import Role
 from infra.runtime_ids import ID_BASE, ID_CEILING, MAX_SLOT, runtime_id, slot_of
+from tests.support.tls_redis import free_port
 
 pytestmark = pytest.mark.unit
 
@@ -87,3 +92,48 @@ def test_conflicts__image_default_ids_of_unstacked_test_containers_are_no_slot()
     """Integration tests run the images with their default uids (slot 0), labelled `test`."""
     held = [Held("test", "c", ID_BASE + 2, frozenset())]
     assert conflicts("u9", _ours(57), [18100], held) == []
+
+
+@pytest.mark.parametrize(
+    ("held", "probed"),
+    [
+        ([], {18100}),
+        ([_held("dev", 1, 18080)], {18100}),
+        # Another stack's port is `conflicts`'s to name, running or not.
+        ([_held("d2n9", 56, 18100)], set()),
+        # The stack's own app, running on the port it keeps (a second up).
+        ([replace(_held("u9", 57, 18100), running=True)], set()),
+        # The stack's own app left created but not started (an up that failed at its start):
+        # it holds no port, so whatever listens there is something else.
+        ([_held("u9", 57, 18100)], {18100}),
+    ],
+    ids=["nothing", "other-port", "other-stack", "own-running", "own-stopped"],
+)
+def test_ports_to_probe__the_declared_ports_no_stacks_container_explains(
+    held: list[Held], probed: set[int]
+) -> None:
+    assert ports_to_probe("u9", [18100], held) == probed
+
+
+def test_conflicts__a_port_a_process_on_the_host_holds_names_the_port_and_how_to_find_it() -> None:
+    (message,) = conflicts("u9", _ours(57), [18100], [], in_use=[18100])
+    assert message == (
+        "appHostPort 18100 is already in use on this host by a process that is not a stack's "
+        "container (find it with `ss -ltnp 'sport = :18100'`, or `docker ps --filter "
+        "publish=18100` for a container); stop it, or set secure-redis:appHostPort in "
+        "Pulumi.u9.yaml to a free port"
+    )
+
+
+def test_host_port_taken__only_a_listener_counts() -> None:
+    """A real socket on loopback: bound and listening is taken (on its address and on every
+    address), bound and closed again is free."""
+    unused_loopback_port = free_port()
+    assert host_port_taken("127.0.0.1", unused_loopback_port) is False
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind(("127.0.0.1", unused_loopback_port))
+        holder.listen()
+        assert host_port_taken("127.0.0.1", unused_loopback_port) is True
+        assert host_port_taken("0.0.0.0", unused_loopback_port) is True
+    assert host_port_taken("127.0.0.1", unused_loopback_port) is False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -12,6 +13,7 @@ from infra.components.redis import REDIS_NPROC
 from infra.naming import Role
 from infra.pulumi_names import CONTAINER, IMAGE, NETWORK, VOLUME
 from infra.render import RenderedResource, RenderedStack, render_settings
+from infra.rotation_probe import APP_API
 from infra.runtime_ids import STACK_SLOTS, RuntimeIdError, image_default_id, runtime_id
 from infra.settings import SettingsError, load_settings
 from tests.unit.conftest import argv_value, container, container_roles, labels
@@ -80,6 +82,16 @@ def test_app__publishes_http_on_loopback_only(stack: RenderedStack) -> None:
     assert [(p["ip"], p["internal"], p["external"]) for p in ports] == [
         ("127.0.0.1", 8080, stack.settings.app_host_port)
     ], f"{app.urn}: the HTTP port must be published on 127.0.0.1 only"
+
+
+def test_rotation_probe__asks_the_api_on_the_port_the_app_container_listens_on(
+    stack: RenderedStack,
+) -> None:
+    """The probe asks the API from inside the app container (infra/rotation_probe.py); the
+    port it uses and the one the program publishes are one constant (infra/naming.py)."""
+    app = container(stack, "app")
+    assert [p["internal"] for p in app.props["ports"]] == [urlsplit(APP_API).port]
+    assert urlsplit(APP_API).hostname == "127.0.0.1"
 
 
 def test_exporter__listens_on_a_name_only_the_frontend_network_gives_it(

@@ -345,6 +345,26 @@ def test_missing_stack_file__says_what_a_new_one_holds(tmp_path: Path) -> None:
     assert 'README "Another stack"' in message
 
 
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"\n\n", b"# secure-redis:environment: development\n# config:\n", b"---\n"],
+    ids=["empty", "blank-lines", "only-comments", "empty-document"],
+)
+def test_empty_stack_file__says_it_is_empty_and_what_it_should_hold(
+    tmp_path: Path, content: bytes
+) -> None:
+    """YAML reads such a file as no document at all; the message was "`config:` must be a
+    mapping", about a mapping the user never wrote."""
+    with pytest.raises(SettingsError) as caught:
+        load_stack_file("qa", _file(tmp_path, content))
+    message = str(caught.value)
+    assert "Pulumi.qa.yaml is empty (or holds only comments)" in message
+    assert "must be a mapping" not in message
+    for key in ("environment", "appHostPort", "runtimeIdSlot"):
+        assert f"secure-redis:{key}" in message
+    assert 'README "Another stack"' in message
+
+
 def test_policy_check__a_file_level_problem_is_separated_from_the_file_name(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -21,6 +21,7 @@ from prometheus_client.metrics_core import Metric
 
 from secure_cache.metrics_server import (
     MAX_HEAD_BYTES,
+    REFUSAL_LOG_INTERVAL_S,
     BoundedMetricsServer,
     listen_address,
     serve_metrics,
@@ -330,3 +331,24 @@ def test_the_exporters_health_check_asks_where_it_listens(listen: str, served: s
         server.server_close()
         thread.join()
     assert code == 0
+
+
+def test_refusals__one_line_at_once_then_one_per_interval_with_the_counts_held_back(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The once-per-interval counting, on the server's clock (given here):
+    the first refusal is logged at once, the ones within the interval after it are held back,
+    and the first after the interval has passed logs them all."""
+    clock = [1000.0]
+    server = BoundedMetricsServer(
+        ("127.0.0.1", 0), max_connections=0, uncounted=(), clock=lambda: clock[0]
+    )
+    try:
+        for at in (0.0, 1.0, REFUSAL_LOG_INTERVAL_S - 0.5, REFUSAL_LOG_INTERVAL_S, 11.0):
+            clock[0] = 1000.0 + at
+            assert server.verify_request(None, ("192.0.2.7", 40000)) is False
+    finally:
+        server.server_close()
+    refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    line = "event=metrics_connections_refused reason=too_many_connections count={} waiting_closed=0"
+    assert refusals == [line.format(1), line.format(3)]
