@@ -214,6 +214,51 @@ def test_acl_reload__the_reload_password_itself_rotates(rotating: RotatingRedis)
     _reload_acl(r)  # and keeps working with it alone
 
 
+def test_acl_reload__a_set_after_a_rotate_that_never_reached_redis__still_reloads(
+    rotating: RotatingRedis,
+) -> None:
+    """A password SET is recorded whether or not the ROTATE before it reached Redis. On a
+    deployed stack a connection flood made the ROTATE's ACL LOAD fail (Redis at maxclients);
+    the next up (SET) gave the job the new password, which Redis had never loaded: WRONGPASS,
+    on every up after, until Redis was restarted. The job now tries the retired password."""
+    r = rotating
+    old, new = r.passwords[RELOAD_USER][0], generate_password(32)
+    app_old, app_new = r.passwords[APP_USER][0], generate_password(32)
+    # ROTATE written to the volume; its ACL LOAD never ran.
+    r.passwords[RELOAD_USER] = [new, old]
+    r.passwords[APP_USER] = [app_new, app_old]
+    r.deliver()
+    # SET: the job's file holds the new password, its second try the one SET dropped.
+    r.passwords[RELOAD_USER] = [new]
+    r.passwords[APP_USER] = [app_new]
+    r.retired_reload_password = old
+    r.deliver()
+    done = r.reload(*RELOAD_ACL_WORDS)
+    assert done.returncode == 0, done.stderr
+    assert "did not take" in done.stderr
+    assert old not in done.stdout + done.stderr
+    assert _app(r, app_new).ping()
+    with pytest.raises(AuthenticationError):
+        _app(r, app_old).ping()
+    # And the next reload authenticates with the current password at its first try.
+    again = r.reload(*RELOAD_ACL_WORDS)
+    assert again.returncode == 0, again.stderr
+    assert "did not take" not in again.stderr
+
+
+def test_acl_reload__the_retired_password_is_not_tried_for_another_refusal(
+    rotating: RotatingRedis,
+) -> None:
+    """Only a refused password is retried: a reply such as NOPERM fails the job as before."""
+    r = rotating
+    r.retired_reload_password = generate_password(32)
+    r.deliver()
+    done = r.reload("CONFIG", "GET", "maxmemory")
+    assert done.returncode == 1
+    assert "did not take" not in done.stderr
+    assert "NOPERM" in done.stderr
+
+
 # --- the reload identity ---------------------------------------------------------------------
 
 
