@@ -259,6 +259,28 @@ def test_acl_reload__the_retired_password_is_not_tried_for_another_refusal(
     assert "NOPERM" in done.stderr
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap (attack pass of 2026-12-01, README Day 2): the reload job has no "
+    "certificate of the old CA to fall back on",
+)
+def test_ca_rollover__a_promote_after_an_introduce_that_never_reached_redis__still_reloads(
+    rotating: RotatingRedis,
+) -> None:
+    """The CA twin of the password case above: an introduce written to the volume whose TLS
+    reload failed (e.g. Redis at maxclients), then the promote, which reissues the reload job's
+    certificate from the new CA. Redis still trusts only the old CA, so the job is refused at
+    the handshake, on every up, until Redis is restarted."""
+    r = rotating
+    old_ca, new_ca = r.ca, pki.create_ca("secure-redis test CA", validity_days=2)
+    r.trusted = [old_ca, new_ca]
+    r.deliver()  # introduce: its reload never ran
+    r.server_cert = r.issue_server(new_ca)
+    r.reload_cert = pki.issue_client_certificate(new_ca, RELOAD_USER, validity_days=2)
+    r.deliver()  # promote
+    _reload_tls(r)
+
+
 # --- the reload identity ---------------------------------------------------------------------
 
 
