@@ -90,15 +90,22 @@ def read(name):
         return f.read()
 def sha256(text):
     return hashlib.sha256(text.strip().encode()).hexdigest()
-status = json.loads(http(base, d, "GET", "/security-status"))
-print(json.dumps({
-    "ca": read("ca.crt"), "cert": read("app.crt"), "status": status,
-    "token_sha256": sha256(read("api.token")),
-    "previous_tokens": len(set(read("api.previous-tokens").split())),
-    "password_sha256": sha256(read("redis.password")),
-    "material": os.readlink(os.path.join(d, "..data")),
-    "served": served(host, port, d),
-}))
+step = "the app's API answering GET /security-status"
+try:
+    status = json.loads(http(base, d, "GET", "/security-status"))
+    step = "the app's material files"
+    facts = {
+        "ca": read("ca.crt"), "cert": read("app.crt"), "status": status,
+        "token_sha256": sha256(read("api.token")),
+        "previous_tokens": len(set(read("api.previous-tokens").split())),
+        "password_sha256": sha256(read("redis.password")),
+        "material": os.readlink(os.path.join(d, "..data")),
+    }
+    step = "a new TLS connection from the app to Redis"
+    facts["served"] = served(host, port, d)
+except Exception as exc:
+    sys.exit(f"{step} failed: {type(exc).__name__}: {exc}")
+print(json.dumps(facts))
 """
 )
 # A write, a read and a delete through the API; prints whether the read gave what was written.

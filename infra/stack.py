@@ -123,6 +123,8 @@ def build_stack(settings: StackSettings) -> BuiltStack:
                 client_cert=tls.reload_client.certPem,
                 client_key=tls.reload_client.keyPem,
                 password=secrets.reload_password.stable,
+                # A state from before `retired` existed has none: "".
+                retired_password=secrets.reload_password.retired.apply(lambda r: r or ""),
             ),
             reload_revisions=(tls.reload_client.revision, secrets.reload_password.revision),
             depends_on=(networks.backend,),

@@ -73,11 +73,15 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 probe() { "$PY" -m infra.rotation_probe "$@" --stack "$stack"; }
 
+unobservable() { # the probe could not look at the stack; it said why on the line above
+    die "stack $stack could not be observed (see the line above); nothing was changed by this step. Not deployed: scripts/setup-secure-redis.sh $stack. Deployed: scripts/status.sh $stack says what answers; a Redis at maxclients refuses every new connection (the exporter's redis_rejected_connections_total counts them)"
+}
+
 up() { # up WHY: one up of the program, then wait until every consumer uses the result
     local start
     start="$(now_ms)"
     log "up ($1) with $deployer"
-    probe snapshot >"$work/step.json" || die "stack $stack is not running healthy; deploy it first (scripts/setup-secure-redis.sh $stack)"
+    probe snapshot >"$work/step.json" || unobservable
     if pulumi_ready; then
         pulumi up --yes --non-interactive --skip-preview --policy-pack policies --stack "$stack" \
             || die "pulumi up failed; the stack keeps what it had (see above)"
@@ -193,7 +197,7 @@ retire_api_token() {
 
 total="$(now_ms)"
 log "stack $stack: rotating $kind in place with $deployer"
-probe snapshot >"$work/before.json" || die "stack $stack is not running healthy; deploy it first (scripts/setup-secure-redis.sh $stack)"
+probe snapshot >"$work/before.json" || unobservable
 case "$kind" in
     certs) rotate_certs ;;
     passwords) rotate_passwords ;;

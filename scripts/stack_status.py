@@ -41,6 +41,14 @@ CERTIFICATES: Final = (
 _CONSUMER: Final = "# consumer "
 _TRUSTED: Final = "# trusted "
 _LIVE_RESTORE: Final = "# engine live-restore "
+# The exporter's lines status.sh keeps (redis_up, redis_acl_log_*, redis_errors_total), each
+# behind this prefix: its families share names with the app's (certificate expiry), so they
+# are parsed apart.
+_REDIS: Final = "# redis "
+# ACL LOG reasons (app/secure_cache/redis_exporter.py ACL_LOG_REASONS) and the error kinds
+# shown: a failed AUTH and an ACL denial.
+ACL_LOG_REASONS: Final = ("auth", "command", "key", "channel")
+DENIALS: Final = ("WRONGPASS", "NOPERM")
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,8 @@ class StackStatus:
     """bundle name -> notAfter of each CA in it, None when it could not be read"""
     live_restore: bool | None = None
     """The engine's live-restore, None when status.sh could not read it."""
+    redis: RedisView | None = None
+    """Redis's ACL LOG and denial counts as the exporter reports them, None when unread."""
 
     @property
     def complete(self) -> bool:
@@ -98,7 +108,53 @@ class StackStatus:
             self.generation is not None
             and all(v is not None for v in self.certificates.values())
             and all(v is not None for v in self.trusted.values())
+            and self.redis is not None
+            and self.redis.up
         )
+
+
+@dataclass(frozen=True)
+class RedisView:
+    """What the exporter's /metrics says of Redis's ACL LOG and denials (counts only)."""
+
+    up: bool
+    """redis_up: the exporter's last query of Redis succeeded."""
+    entries: dict[str, int]
+    """ACL LOG entries it holds now, by reason."""
+    newest_age: float | None
+    """Seconds since the newest entry, None when the log is empty."""
+    errors: dict[str, int]
+    """redis_errors_total of DENIALS: since Redis started (INFO errorstats)."""
+
+
+def redis_view(lines: list[str]) -> RedisView | None:
+    """The exporter's lines status.sh kept; None when there are none or they do not parse."""
+    if not lines:
+        return None
+    # Imported here: only this mode parses metrics (see the note on imports above).
+    from prometheus_client.parser import text_string_to_metric_families  # noqa: PLC0415
+
+    try:
+        families = list(text_string_to_metric_families("\n".join(lines) + "\n"))
+    except ValueError:
+        return None
+    up = None
+    entries: dict[str, int] = {}
+    ages: list[float] = []
+    errors: dict[str, int] = {}
+    for family in families:
+        for sample in family.samples:
+            if sample.name == "redis_up":
+                up = sample.value == 1
+            elif sample.name == "redis_acl_log_entries":
+                entries[sample.labels.get("reason", "")] = int(sample.value)
+            elif sample.name == "redis_acl_log_newest_age_seconds":
+                ages.append(sample.value)
+            elif sample.name == "redis_errors_total":
+                errors[sample.labels.get("error", "")] = int(sample.value)
+    if up is None:
+        return None
+    return RedisView(up=up, entries=entries, newest_age=min(ages, default=None), errors=errors)
 
 
 def parse(
@@ -111,8 +167,11 @@ def parse(
     trusted: dict[str, tuple[float, ...]] = {}
     live_restore = None
     exposition: list[str] = []
+    redis: list[str] = []
     for line in text.splitlines():
-        if line.startswith(_CONSUMER):
+        if line.startswith(_REDIS):
+            redis.append(line[len(_REDIS) :])
+        elif line.startswith(_CONSUMER):
             name, _, value = line[len(_CONSUMER) :].partition(" ")
             try:
                 extra[name] = float(value)
@@ -153,6 +212,7 @@ def parse(
         fallback_active=None if fallback is None else fallback == 1,
         trusted={name: trusted.get(name) for name in bundles},
         live_restore=live_restore,
+        redis=redis_view(redis),
     )
 
 
@@ -183,6 +243,7 @@ def render(stack: str, status: StackStatus, now: float) -> list[str]:
         backend = "memory fallback (Redis unreachable)" if status.fallback_active else "redis"
         lines.append(f"the app serves from: {backend}")
     lines.extend(_trust_lines(stack, status.trusted))
+    lines.extend(_redis_lines(status.redis))
     if status.live_restore is not None:
         from infra.engine_report import live_restore_line  # noqa: PLC0415
 
@@ -209,6 +270,31 @@ def _trust_lines(stack: str, trusted: dict[str, tuple[float, ...] | None]) -> li
             "many ups (README, Day 2)"
         )
     return lines
+
+
+def _redis_lines(view: RedisView | None) -> list[str]:
+    """The ACL LOG by reason and the denials since Redis started; what the
+    RedisAuthFailureBurst and RedisAclDenials alerts fire on (README, Monitoring)."""
+    if view is None:
+        return ["Redis ACL LOG: unknown (the exporter's /metrics could not be read)"]
+    if not view.up:
+        return ["Redis ACL LOG: unknown (the exporter cannot query Redis: redis_up 0)"]
+    held = ", ".join(f"{reason} {view.entries.get(reason, 0)}" for reason in ACL_LOG_REASONS)
+    newest = "" if view.newest_age is None else f"; the newest {_duration(view.newest_age)} ago"
+    counted = ", ".join(f"{kind} {view.errors.get(kind, 0)}" for kind in DENIALS)
+    return [
+        f"Redis ACL LOG now: {held}{newest}",
+        f"denied since Redis started: {counted} (failed AUTH, ACL denial); who and what stay in "
+        "Redis's ACL LOG",
+    ]
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def not_after(tar: BinaryIO) -> float:

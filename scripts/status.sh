@@ -8,8 +8,9 @@
 # certificate, the data-key generation; copies every other client certificate (exporter,
 # rotation pass, Redis health check, reload jobs) out of the container that uses it, running
 # or stopped, and the CA bundles Redis and the app trust (two CAs: a CA rollover is
-# unfinished); and says whether the engine keeps containers running while it restarts
-# (live-restore). Exit: 0 every value read; 1 a value the stack does not report (`unknown`);
+# unfinished); what Redis's ACL LOG holds by reason and the failed AUTHs and ACL denials since
+# Redis started (the exporter's /metrics, read inside its container); and says whether the
+# engine keeps containers running while it restarts (live-restore). Exit: 0 every value read; 1 a value the stack does not report (`unknown`);
 # 2 bad arguments; 3 the stack is not running or did not answer.
 set -euo pipefail
 LOG_TAG=status
@@ -53,6 +54,28 @@ last_error() { tail -n 1 "$errors" | cut -c 1-300; }
 
 collected="$(docker exec "$app" python3 -c "$scrape" 2>"$errors")" \
     || unavailable "$app did not answer its /metrics ($(last_error)); see docker logs $app"
+# Redis's own view, from the exporter's /metrics inside its container (it listens on its
+# frontend address, METRICS_HOST): what the ACL LOG holds now by reason and the failed AUTHs
+# and ACL denials counted since Redis started. Counts only: the log's usernames, keys and
+# client addresses stay in Redis (README, Monitoring).
+exporter="secure-redis-$stack-redis-exporter"
+redis_scrape='import os, sys, urllib.request
+try:
+    host = os.environ.get("METRICS_HOST") or "127.0.0.1"
+    url = "http://%s:%s/metrics" % (host, os.environ.get("METRICS_PORT") or "9121")
+    text = urllib.request.urlopen(url, timeout=10).read().decode()
+    kept = ("redis_up ", "redis_acl_log_entries{", "redis_acl_log_newest_age_seconds{",
+            "redis_errors_total{")
+    for line in text.splitlines():
+        if line.startswith(kept):
+            print("# redis " + line)
+except Exception as exc:
+    sys.exit(f"{type(exc).__name__}: {exc}")'
+if line="$(docker exec "$exporter" python3 -c "$redis_scrape" 2>"$errors")"; then
+    collected+=$'\n'"$line"
+else
+    warn "$exporter: its /metrics could not be read ($(last_error)); Redis's ACL LOG is shown as unknown"
+fi
 # Every other client certificate: `docker cp` reads a stopped container's volumes too (the
 # rotation pass is declared stopped, the reload jobs exit); -L copies the file, not the symlink
 # through `..data` that each material file is (infra/components/material.py).

@@ -29,6 +29,7 @@ from infra.components.docker_objects import container_labels, named_options
 from infra.components.hardening import hardened_job
 from infra.components.material import (
     ClientIdentityFiles,
+    MaterialFile,
     MaterialVolume,
     MaterialVolumeArgs,
     revision_hash,
@@ -43,10 +44,18 @@ RELOAD_TLS_WORDS: Final = ("CONFIG", "SET")
 RELOAD_ACL_WORDS: Final = ("ACL", "LOAD")
 
 
+# The reload identity's passwords in its volume: the one to use, and the second try.
+PASSWORD_FILE: Final = "reload.password"  # noqa: S105 - a file name
+RETIRED_PASSWORD_FILE: Final = "reload.retired-password"  # noqa: S105 - a file name
+
+
 @dataclass(frozen=True, kw_only=True)
 class ReloadFiles(ClientIdentityFiles):
     """`password` is the one Redis accepts both before and after this `up`'s ACL reload
-    (`stable`)."""
+    (`stable`); `retired_password` the one the last password SET dropped ("" when none), tried
+    when Redis refuses `password` (reload_script says when)."""
+
+    retired_password: pulumi.Input[str] = ""
 
 
 @dataclass(frozen=True)
@@ -76,12 +85,27 @@ def reload_script(material_dir: str, host: str, port: int) -> str:
     policies recognise a Redis client by) and verified against the CA bundle; the user comes
     after the URL because redis-cli ignores REDISCLI_AUTH for a URL that names one. The
     password goes from its file into REDISCLI_AUTH, never onto argv. redis-cli exits 0 on an
-    error reply, so the reply itself is checked: anything but OK fails the job (and the `up`)."""
-    return (
-        f'REDISCLI_AUTH="$(cat {material_dir}/reload.password)"; export REDISCLI_AUTH; '
-        f"out=$(redis-cli --tls --cacert {material_dir}/ca.crt "
+    error reply, so the reply itself is checked: anything but OK fails the job (and the `up`).
+
+    When Redis refuses the password (the command then answers NOAUTH), the command is sent once
+    more with the retired one, if there is one: a password SET is recorded whether or not the
+    ROTATE before it reached Redis, and when that ROTATE's ACL LOAD failed Redis still holds
+    only the password the SET dropped (infra/providers/secrets.py). Any other answer is not
+    retried."""
+    cli = (
+        f"redis-cli --tls --cacert {material_dir}/ca.crt "
         f"--cert {material_dir}/reload.crt --key {material_dir}/reload.key "
-        f'-u rediss://{host}:{port} --user {RELOAD_USER} --no-auth-warning "$@"); '
+        f"-u rediss://{host}:{port} --user {RELOAD_USER} --no-auth-warning"
+    )
+    retired = f"{material_dir}/{RETIRED_PASSWORD_FILE}"
+    return (
+        f'send() {{ REDISCLI_AUTH="$(cat "$1")"; export REDISCLI_AUTH; shift; {cli} "$@"; }}; '
+        f'out=$(send {material_dir}/{PASSWORD_FILE} "$@"); '
+        f'case "$out" in NOAUTH*) if [ -s {retired} ]; then '
+        'echo "redis-reload: Redis refused the current password: the ACL reload of the '
+        "rotation step before this one did not take; trying the password that step "
+        'replaced" >&2; '
+        f'out=$(send {retired} "$@"); fi ;; esac; '
         'if [ "$out" != OK ]; then echo "redis-reload: $1 $2 answered: $out" >&2; exit 1; fi; '
         'echo "redis-reload: $1 $2 OK"'
     )
@@ -125,7 +149,10 @@ class RedisReload(pulumi.ComponentResource):
                 image=args.image,
                 uid=args.uid,
                 mount_path=args.material_dir,
-                files=files.identity_files("reload", auth_file="reload.password"),
+                files=(
+                    *files.identity_files("reload", auth_file=PASSWORD_FILE),
+                    MaterialFile(RETIRED_PASSWORD_FILE, files.retired_password, secret=True),
+                ),
                 revisions=args.revisions,
             ),
             opts=pulumi.ResourceOptions(parent=self),
@@ -189,9 +216,11 @@ class RedisReload(pulumi.ComponentResource):
 
 __all__ = [
     "JOB_MEMORY_MB",
+    "PASSWORD_FILE",
     "RELOAD_ACL_WORDS",
     "RELOAD_CONSUMER",
     "RELOAD_TLS_WORDS",
+    "RETIRED_PASSWORD_FILE",
     "RedisReload",
     "RedisReloadArgs",
     "ReloadFiles",

@@ -12,6 +12,13 @@ set) drops `previous`. `stable` is the one value Redis accepts both before and a
 phase's ACL reload: consumers whose files are written before that reload (the health check and
 the reload job themselves) use it; the app, whose files are written after it, uses `value`.
 
+`retired` is the password the last SET dropped (carried unchanged through the next ROTATE): the
+reload job's second try (infra/components/reload.py). A SET is recorded in state whether or not
+the ROTATE before it reached Redis: when the ROTATE's `ACL LOAD` failed (Redis at `maxclients`,
+measured on a deployed stack), Redis still holds only the old password, `stable` is the new one
+it never loaded, and every later `up` failed on the reload job's WRONGPASS until Redis was
+restarted. The old password is the one Redis accepts in that case.
+
 The keyring rotates in place: raising `generation` makes a new primary key and keeps the old one
 readable among `previousKeys` (at most `keepPrevious` of them), so cached entries survive until
 the app's rotation pass has re-encrypted them; lowering `keepPrevious` to 0 retires them.
@@ -43,7 +50,7 @@ KEY_SEPARATOR: Final = ","
 
 
 ROTATION_GENERATION: Final = "rotationGeneration"
-PASSWORD_SECRET_OUTPUTS: Final = ["value", "previous", "stable"]
+PASSWORD_SECRET_OUTPUTS: Final = ["value", "previous", "stable", "retired"]
 
 
 class PasswordPhase(StrEnum):
@@ -53,12 +60,14 @@ class PasswordPhase(StrEnum):
     """`value` is new, `previous` still accepted; the next `up` drops it."""
 
 
-def password_outputs(value: str, previous: str) -> dict[str, Any]:
-    """The outputs of a password in its phase; `previous` is "" when there is none."""
+def password_outputs(value: str, previous: str, retired: str = "") -> dict[str, Any]:
+    """The outputs of a password in its phase; `previous` and `retired` are "" when there is
+    none."""
     return {
         "value": value,
         "previous": previous,
         "stable": previous or value,
+        "retired": retired,
         "aclHash": password_hash(value),
         "aclHashes": [password_hash(v) for v in (value, previous) if v],
         "phase": (PasswordPhase.ROTATING if previous else PasswordPhase.STEADY).value,
@@ -100,10 +109,15 @@ class GeneratedPasswordProvider(ResourceProvider):
         if self._rotation_requested(olds, news):
             # ROTATE: a new value beside the current one (an earlier previous is dropped: its
             # clients switched during the phase that introduced `current`).
-            outs = password_outputs(secretgen.generate_password(int(news["length"])), current)
+            outs = password_outputs(
+                secretgen.generate_password(int(news["length"])),
+                current,
+                str(olds.get("retired") or ""),
+            )
         else:
-            # SET: only the current value stays.
-            outs = password_outputs(current, "")
+            # SET: only the current value stays; the one dropped is kept as `retired`, which
+            # Redis still accepts if this rotation's ROTATE never reached it.
+            outs = password_outputs(current, "", str(olds.get("previous") or ""))
         return UpdateResult({**inputs_only(news, self.INPUT_KEYS), **outs})
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
@@ -165,12 +179,13 @@ class DataKeyringProvider(ResourceProvider):
 
 
 class GeneratedPassword(Resource, module="secure-redis", name="GeneratedPassword"):
-    """A random alphanumeric password; `value`, `previous` and `stable` are secret, `aclHash`
-    is the `#<sha256>` form of `value` and `aclHashes` those of every accepted value."""
+    """A random alphanumeric password; `value`, `previous`, `stable` and `retired` are secret,
+    `aclHash` is the `#<sha256>` form of `value` and `aclHashes` those of every accepted value."""
 
     value: pulumi.Output[str]
     previous: pulumi.Output[str]
     stable: pulumi.Output[str]
+    retired: pulumi.Output[str]
     aclHash: pulumi.Output[str]
     aclHashes: pulumi.Output[list[str]]
     phase: pulumi.Output[str]
@@ -188,7 +203,16 @@ class GeneratedPassword(Resource, module="secure-redis", name="GeneratedPassword
             "length": length,
             ROTATION_GENERATION: rotation_generation,
             **dict.fromkeys(
-                ("value", "previous", "stable", "aclHash", "aclHashes", "phase", "revision")
+                (
+                    "value",
+                    "previous",
+                    "stable",
+                    "retired",
+                    "aclHash",
+                    "aclHashes",
+                    "phase",
+                    "revision",
+                )
             ),
         }
         secret = pulumi.ResourceOptions(additional_secret_outputs=PASSWORD_SECRET_OUTPUTS)

@@ -229,6 +229,73 @@ def test_acl_reload__closes_the_reload_users_other_connection(
         reloader.execute_command(*reload_tls)  # type: ignore[no-untyped-call]
 
 
+def test_acl_reload__a_set_after_a_rotate_that_never_reached_redis__still_reloads(
+    rotating: RotatingRedis,
+) -> None:
+    """A password SET is recorded whether or not the ROTATE before it reached Redis. On a
+    deployed stack a connection flood made the ROTATE's ACL LOAD fail (Redis at maxclients);
+    the next up (SET) gave the job the new password, which Redis had never loaded: WRONGPASS,
+    on every up after, until Redis was restarted. The job now tries the retired password."""
+    r = rotating
+    old, new = r.passwords[RELOAD_USER][0], generate_password(32)
+    app_old, app_new = r.passwords[APP_USER][0], generate_password(32)
+    # ROTATE written to the volume; its ACL LOAD never ran.
+    r.passwords[RELOAD_USER] = [new, old]
+    r.passwords[APP_USER] = [app_new, app_old]
+    r.deliver()
+    # SET: the job's file holds the new password, its second try the one SET dropped.
+    r.passwords[RELOAD_USER] = [new]
+    r.passwords[APP_USER] = [app_new]
+    r.retired_reload_password = old
+    r.deliver()
+    done = r.reload(*RELOAD_ACL_WORDS)
+    assert done.returncode == 0, done.stderr
+    assert "did not take" in done.stderr
+    assert old not in done.stdout + done.stderr
+    assert _app(r, app_new).ping()
+    with pytest.raises(AuthenticationError):
+        _app(r, app_old).ping()
+    # And the next reload authenticates with the current password at its first try.
+    again = r.reload(*RELOAD_ACL_WORDS)
+    assert again.returncode == 0, again.stderr
+    assert "did not take" not in again.stderr
+
+
+def test_acl_reload__the_retired_password_is_not_tried_for_another_refusal(
+    rotating: RotatingRedis,
+) -> None:
+    """Only a refused password is retried: a reply such as NOPERM fails the job as before."""
+    r = rotating
+    r.retired_reload_password = generate_password(32)
+    r.deliver()
+    done = r.reload("CONFIG", "GET", "maxmemory")
+    assert done.returncode == 1
+    assert "did not take" not in done.stderr
+    assert "NOPERM" in done.stderr
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap (attack pass of 2026-12-01, README Day 2): the reload job has no "
+    "certificate of the old CA to fall back on",
+)
+def test_ca_rollover__a_promote_after_an_introduce_that_never_reached_redis__still_reloads(
+    rotating: RotatingRedis,
+) -> None:
+    """The CA twin of the password case above: an introduce written to the volume whose TLS
+    reload failed (e.g. Redis at maxclients), then the promote, which reissues the reload job's
+    certificate from the new CA. Redis still trusts only the old CA, so the job is refused at
+    the handshake, on every up, until Redis is restarted."""
+    r = rotating
+    old_ca, new_ca = r.ca, pki.create_ca("secure-redis test CA", validity_days=2)
+    r.trusted = [old_ca, new_ca]
+    r.deliver()  # introduce: its reload never ran
+    r.server_cert = r.issue_server(new_ca)
+    r.reload_cert = pki.issue_client_certificate(new_ca, RELOAD_USER, validity_days=2)
+    r.deliver()  # promote
+    _reload_tls(r)
+
+
 # --- the reload identity ---------------------------------------------------------------------
 
 

@@ -6,6 +6,7 @@ needs, and nothing secret leaves the container."""
 from __future__ import annotations
 
 import hashlib
+import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ import pytest
 
 from infra import pki
 from infra.redis_acl import APP_USER
+from infra.redis_conf import MAX_CLIENTS
 from infra.rotation_probe import (
     NOT_SERVED,
     REDIS_FILES,
@@ -239,7 +241,36 @@ def test_app_facts__redis_not_trusted_or_the_api_down_fails_the_run_saying_why(
     refused = run_app_facts(material, r, down)
     assert refused.returncode != 0
     assert "Connection refused" in refused.stderr, refused.stderr[-500:]
+    assert untrusted.stderr.startswith("a new TLS connection from the app to Redis failed")
+    assert refused.stderr.startswith("the app's API answering GET /security-status failed")
     for done in (untrusted, refused):
         assert done.stdout == "", "nothing printed as if it had been read"
+        assert "Traceback" not in done.stderr, "one line: what rotate.sh shows of it"
         for secret in (material.token, material.password, cert.key_pem.decode()):
             assert secret not in done.stderr
+
+
+def test_app_facts__redis_at_maxclients_fails_the_run_in_one_line_naming_the_connection(
+    rotating: RotatingRedis, tmp_path: Path
+) -> None:
+    """Attack pass of 2026-12-01 on a10: idle TCP connections from the backend network up to
+    `maxclients` (infra/redis_conf.py) made rotate.sh stop at its first snapshot showing the
+    tail of a traceback and 'deploy it first'. It still stops (nothing can be checked), with
+    the step that failed in one line."""
+    r = rotating
+    cert = pki.issue_client_certificate(r.ca, APP_USER, validity_days=2)
+    material = app_material(tmp_path, r, cert, token=generate_password(32))
+    with StatusApi(material.token) as api:
+        api.status = {"backend": "redis", "counters": {}}
+        assert run_app_facts(material, r, api).returncode == 0, "positive control"
+        held = [socket.create_connection(("127.0.0.1", r.port)) for _ in range(MAX_CLIENTS)]
+        try:
+            done = run_app_facts(material, r, api)
+        finally:
+            for sock in held:
+                sock.close()
+    assert done.returncode != 0
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr[-2000:]
+    assert lines[0].startswith("a new TLS connection from the app to Redis failed: "), lines

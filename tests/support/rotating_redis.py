@@ -53,6 +53,8 @@ class RotatingRedis:
         self.passwords = {
             user: [generate_password(32)] for user in (APP_USER, HEALTHCHECK_USER, RELOAD_USER)
         }
+        # The reload identity's second try (infra/components/reload.py), "" when none.
+        self.retired_reload_password = ""
         self.server_cert = self.issue_server(self.ca)
         self.reload_cert = pki.issue_client_certificate(self.ca, RELOAD_USER, validity_days=DAYS)
         self.deliver()
@@ -102,6 +104,7 @@ class RotatingRedis:
             "reload.key": (self.reload_cert.key_pem, 0o400),
             # The reload job authenticates with the password valid before and after the load.
             "reload.password": (self.passwords[RELOAD_USER][-1].encode(), 0o400),
+            "reload.retired-password": (self.retired_reload_password.encode(), 0o400),
         }
         run_initialiser(self.volume, files, f"r{self._revision}")
 

@@ -79,6 +79,22 @@ def test_password__rotation_adds_the_new_beside_the_old_then_the_next_up_drops_t
     assert up(provider, done, _password(1)) is done, "and then it stays"
 
 
+def test_password__set_keeps_the_dropped_password_as_retired_until_the_next_set() -> None:
+    """The reload job's second try (infra/components/reload.py): a SET is recorded even when
+    the ROTATE before it never reached Redis, which then still accepts only the old one."""
+    provider = GeneratedPasswordProvider()
+    first = dict(provider.create(provider.check({}, _password()).inputs).outs or {})
+    assert first["retired"] == ""
+    rotating = up(provider, first, _password(1))
+    assert rotating["retired"] == ""
+    done = up(provider, rotating, _password(1))
+    assert done["retired"] == first["value"]
+    assert done["aclHashes"] == [password_hash(done["value"])], "never accepted by the ACL"
+    again = up(provider, done, _password(2))  # the next ROTATE carries it
+    assert again["retired"] == first["value"]
+    assert up(provider, again, _password(2))["retired"] == done["value"]
+
+
 def test_password__a_state_from_before_rotation_existed_is_kept() -> None:
     provider = GeneratedPasswordProvider()
     old_state = {"length": 24, "value": "a" * 24, "aclHash": password_hash("a" * 24)}

@@ -7,7 +7,7 @@ engine (Pulumi's or the local applier) replaces or restarts them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -169,6 +169,7 @@ def test_reload_job__own_volume_holds_no_server_key(stack: RenderedStack) -> Non
         "reload.crt",
         "reload.key",
         "reload.password",
+        "reload.retired-password",
     }
 
 
@@ -187,23 +188,56 @@ def test_acl__declares_the_reload_user(stack: RenderedStack) -> None:
     assert f"user {RELOAD_USER} on {reload_hash} resetkeys resetchannels -@all" in acl
 
 
-@pytest.fixture(scope="module")
-def rotating() -> Iterator[RenderedStack]:
-    """dev rendered with every password in its ROTATE phase (a new value beside the old)."""
+def _render_passwords(phase: Callable[[str, int], dict[str, Any]]) -> RenderedStack:
+    """dev rendered with every password's outputs made by `phase(created value, length)`."""
     original = GeneratedPasswordProvider.create
 
-    def create_rotating(self: GeneratedPasswordProvider, props: dict[str, Any]) -> Any:
+    def create_in_phase(self: GeneratedPasswordProvider, props: dict[str, Any]) -> Any:
         created = original(self, props)
         outs = dict(created.outs or {})
-        outs.update(password_outputs(generate_password(int(props["length"])), outs["value"]))
+        outs.update(phase(outs["value"], int(props["length"])))
         created.outs = outs
         return created
 
-    GeneratedPasswordProvider.create = create_rotating  # type: ignore[method-assign]
+    GeneratedPasswordProvider.create = create_in_phase  # type: ignore[method-assign]
     try:
-        yield render_stack("dev")
+        return render_stack("dev")
     finally:
         GeneratedPasswordProvider.create = original  # type: ignore[method-assign]
+
+
+@pytest.fixture(scope="module")
+def rotating() -> RenderedStack:
+    """dev rendered with every password in its ROTATE phase (a new value beside the old)."""
+    return _render_passwords(lambda old, length: password_outputs(generate_password(length), old))
+
+
+@pytest.fixture(scope="module")
+def after_set() -> RenderedStack:
+    """dev rendered with every password just SET: the dropped one kept as `retired`."""
+    return _render_passwords(
+        lambda old, length: password_outputs(generate_password(length), "", old)
+    )
+
+
+def test_set_phase__the_reload_job_gets_the_retired_password_as_its_second_try(
+    after_set: RenderedStack, dev: RenderedStack
+) -> None:
+    """When the ROTATE before a SET never reached Redis, Redis holds only the password the SET
+    dropped (infra/components/reload.py); nothing else is given it, and the ACL not."""
+    reload = _dynamic(after_set, "secrets-reload-password").outputs
+    assert reload["retired"], "the fixture must give the password a retired value"
+    reload_init = container(after_set, "reload-init")
+    assert _content(reload_init, "reload.password") == reload["value"]
+    assert _content(reload_init, "reload.retired-password") == reload["retired"]
+    assert password_hash(reload["retired"]) not in _content(
+        container(after_set, "redis-init"), "users.acl"
+    )
+    for suffix in INITIALISERS:
+        if suffix != "reload-init":
+            init = container(after_set, suffix)
+            assert all(_content(init, name) != reload["retired"] for name in uploads(init))
+    assert _content(container(dev, "reload-init"), "reload.retired-password") == ""
 
 
 def test_rotate_phase__redis_accepts_both_and_each_consumer_gets_the_right_one(

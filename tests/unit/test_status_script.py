@@ -9,7 +9,9 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,7 @@ from infra import pki
 from infra.pulumi_names import CONTAINER
 from infra.render import RenderedStack
 from infra.settings import REPO_ROOT
-from scripts.stack_status import BUNDLES, CONSUMERS
+from scripts.stack_status import BUNDLE_NAMES, BUNDLES, CONSUMER_NAMES, CONSUMERS
 from secure_cache.metrics import SecurityEvents
 from secure_cache.prometheus import CacheMetrics, Validity
 from tests.unit.conftest import container, uploads
@@ -58,6 +60,23 @@ def _report(text: str, stack: str = "dev") -> subprocess.CompletedProcess[str]:
     )
 
 
+# What status.sh keeps of the exporter's /metrics (its snippet prints these lines).
+REDIS_LINES = "".join(
+    f"# redis {line}\n"
+    for line in (
+        "redis_up 1.0",
+        'redis_errors_total{error="NOPERM"} 8.0',
+        'redis_errors_total{error="WRONGPASS"} 6.0',
+        'redis_acl_log_entries{reason="auth"} 3.0',
+        'redis_acl_log_entries{reason="command"} 0.0',
+        'redis_acl_log_entries{reason="key"} 5.0',
+        'redis_acl_log_entries{reason="channel"} 0.0',
+        'redis_acl_log_newest_age_seconds{reason="auth"} 200.5',
+        'redis_acl_log_newest_age_seconds{reason="key"} 42.0',
+    )
+)
+
+
 def test_report__every_certificate_with_days_left_and_the_generation(tmp_path: Path) -> None:
     consumers = "".join(
         f"# consumer {name} {time.time() + days * 86400}\n"
@@ -70,7 +89,7 @@ def test_report__every_certificate_with_days_left_and_the_generation(tmp_path: P
     )
     in_200_days = time.time() + 200 * 86400
     trusted = "".join(f"# trusted {name} {in_200_days}\n" for name in ("Redis", "app"))
-    result = _report(_exposition(tmp_path) + consumers + trusted)
+    result = _report(_exposition(tmp_path) + consumers + trusted + REDIS_LINES)
     assert result.returncode == 0, result.stderr
     rows = {line.split("  ")[0].strip(): line for line in result.stdout.splitlines()}
     assert rows["CA (earliest in the bundle)"].endswith(("199.9", "200.0"))
@@ -93,6 +112,88 @@ def test_report__a_value_the_stack_does_not_report_is_unknown_and_exit_1(
     assert "data-key generation unknown" in result.stdout
     assert "redis-exporter client" in result.stdout
     assert "unknown" in next(ln for ln in result.stdout.splitlines() if "redis-exporter" in ln)
+
+
+def test_report__redis_acl_log_by_reason_and_the_denials_since_redis_started(
+    tmp_path: Path,
+) -> None:
+    """What RedisAuthFailureBurst and RedisAclDenials fire on, as counts: the exporter's
+    redis_acl_log_* and redis_errors_total (the leftover of earlier passes: status.sh did not
+    show them)."""
+    result = _report(_exposition(tmp_path) + REDIS_LINES)
+    assert "Redis ACL LOG now: auth 3, command 0, key 5, channel 0; the newest 42 s ago" in (
+        result.stdout
+    )
+    assert "denied since Redis started: WRONGPASS 6, NOPERM 8" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("lines", "why"),
+    [
+        ("", "the exporter's /metrics could not be read"),
+        ("# redis redis_up 0.0\n", "the exporter cannot query Redis: redis_up 0"),
+        ("# redis <html>\n", "the exporter's /metrics could not be read"),
+    ],
+    ids=["missing", "redis-down", "garbage"],
+)
+def test_report__redis_acl_log_not_read_is_unknown_and_exit_1(
+    tmp_path: Path, lines: str, why: str
+) -> None:
+    consumers = "".join(f"# consumer {n} {time.time() + 86400}\n" for n in CONSUMER_NAMES)
+    trusted = "".join(f"# trusted {b} {time.time() + 86400}\n" for b in BUNDLE_NAMES)
+    complete = _report(_exposition(tmp_path) + consumers + trusted + REDIS_LINES)
+    assert complete.returncode == 0, "positive control: everything else is there"
+    result = _report(_exposition(tmp_path) + consumers + trusted + lines)
+    assert result.returncode == 1
+    assert f"Redis ACL LOG: unknown ({why})" in result.stdout
+
+
+def test_status_sh__keeps_only_the_exporters_counts_of_redis(tmp_path: Path) -> None:
+    """status.sh's own snippet against an exporter stand-in: the lines it keeps are the
+    counts, whatever else the exporter serves."""
+    _stack_with_client_certificates(tmp_path)
+    (tmp_path / f"{EXPORTER}.out").unlink()  # the snippet runs here, against the stand-in
+    served = (
+        REDIS_LINES.replace("# redis ", "")
+        + 'secure_cache_certificate_expiry_timestamp_seconds{certificate="ca"} 1.0\n'
+        + "redis_memory_used_bytes 1.0\n"
+    ).encode()
+
+    class Exporter(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(served)))
+            self.end_headers()
+            self.wfile.write(served)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Exporter)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        result = _status_sh(tmp_path, exporter_port=server.server_address[1])
+    finally:
+        server.shutdown()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Redis ACL LOG now: auth 3, command 0, key 5, channel 0" in result.stdout
+    assert "memory" not in result.stdout
+
+
+def test_status_sh__an_exporter_that_does_not_answer_is_unknown_with_a_warning(
+    tmp_path: Path,
+) -> None:
+    _stack_with_client_certificates(tmp_path)
+    (tmp_path / f"{EXPORTER}.out").unlink()  # the snippet runs here: nothing on port 1
+    result = _status_sh(tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    warning = result.stderr.strip().splitlines()
+    assert len(warning) == 1, result.stderr
+    assert warning[0].startswith(f"status: warning: {EXPORTER}: its /metrics could not be read")
+    assert "Connection refused" in warning[0] or "URLError" in warning[0], warning[0]
+    assert "Redis ACL LOG: unknown" in result.stdout
 
 
 def test_report__garbage_input_is_all_unknown_not_a_traceback() -> None:
@@ -160,8 +261,12 @@ CLIENT_CERTIFICATES = tuple(
 )
 
 
-def _status_sh(fake: Path, live_restore: str = "") -> subprocess.CompletedProcess[str]:
-    """status.sh against the fake engine; `live_restore`: what `docker info` says of it."""
+def _status_sh(
+    fake: Path, live_restore: str = "", exporter_port: int = 1
+) -> subprocess.CompletedProcess[str]:
+    """status.sh against the fake engine; `live_restore`: what `docker info` says of it. The
+    exporter's snippet, when it has no `.out`, runs here against 127.0.0.1:`exporter_port`
+    (port 1: nothing listens, the connection is refused)."""
     bin_dir = fake / "bin"
     bin_dir.mkdir()
     (bin_dir / "docker").write_text(FAKE_DOCKER)
@@ -171,6 +276,8 @@ def _status_sh(fake: Path, live_restore: str = "") -> subprocess.CompletedProces
         "FAKE_DOCKER": str(fake),
         "FAKE_PYTHON": sys.executable,
         "FAKE_LIVE_RESTORE": live_restore,
+        "METRICS_HOST": "127.0.0.1",
+        "METRICS_PORT": str(exporter_port),
     }
     return subprocess.run(
         [str(SCRIPT), "dev"], capture_output=True, text=True, timeout=60, check=False, env=env
@@ -217,6 +324,7 @@ def _stack_with_client_certificates(fake: Path, cas: int = 1) -> dict[str, int]:
     (fake / f"running-{APP}").touch()
     (fake / "app-files").mkdir()
     (fake / f"{APP}.out").write_text(_exposition(fake / "app-files"))
+    (fake / f"{EXPORTER}.out").write_text(REDIS_LINES)
     ca = pki.create_ca("CA", validity_days=400)
     days = {}
     for i, (row, name, file) in enumerate(CLIENT_CERTIFICATES):
