@@ -571,9 +571,11 @@ def test_applier__an_interrupt_does_not_wait_for_a_silent_build(
     context = tmp_path / "slow"
     context.mkdir()
     # The label last, as the stack's Dockerfiles have it: the silent step's build container
-    # is not the stack's (down would race the engine removing it).
+    # is not the stack's (down would race the engine removing it). The stack's name in the
+    # step makes it new to the engine's build cache: a cached step prints at once (a second
+    # run on one engine built the image in 0.4 s and the interrupt came too late).
     (context / "Dockerfile").write_text(
-        f"FROM {BASE}\nRUN sleep 120\nARG SECURE_REDIS_STACK=unset\n"
+        f"FROM {BASE}\nRUN : {stack} && sleep 120\nARG SECURE_REDIS_STACK=unset\n"
         "LABEL io.secure-redis.stack=$SECURE_REDIS_STACK\n"
     )
     script = textwrap.dedent(
@@ -596,7 +598,7 @@ def test_applier__an_interrupt_does_not_wait_for_a_silent_build(
 
         def say(message):
             print(message, flush=True)
-            if "RUN sleep" in message:
+            if "sleep 120" in message:
                 # Once the step's container runs (its "Running in" line follows at once),
                 # the build prints nothing for two minutes: Ctrl-C then.
                 threading.Timer(5, ctrl_c).start()
