@@ -35,8 +35,11 @@ def _caught(pid: int, signum: int, mask: str = "SigCgt") -> bool:
     return False
 
 
-def _ignore_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+# What a shell does for `cmd &` without job control: SIGINT ignored across the exec. Not
+# preexec_fn: it runs Python in the forked child of an xdist worker whose gRPC threads (from
+# earlier tests) left an atfork-restarted poller there, and about one fork in a hundred died
+# of SIGABRT ("epoll_wait error: Bad file descriptor") before the exec (CI, 2026-12-01).
+_SIGINT_IGNORED = ("sh", "-c", 'trap "" INT && exec "$@"', "sh")
 
 
 def _start(tmp_path: Path, action: str, *, sigint_ignored: bool = False) -> subprocess.Popen[str]:
@@ -44,14 +47,12 @@ def _start(tmp_path: Path, action: str, *, sigint_ignored: bool = False) -> subp
     env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"}
     command = [sys.executable, "-m", "infra.apply", action, "--stack", "dev"]
     return subprocess.Popen(
-        [*command, "--project-dir", str(tmp_path)],
+        [*(_SIGINT_IGNORED if sigint_ignored else ()), *command, "--project-dir", str(tmp_path)],
         cwd=REPO_ROOT,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        # What a shell does for `cmd &` (no job control): SIGINT ignored across the exec.
-        preexec_fn=_ignore_sigint if sigint_ignored else None,  # noqa: PLW1509 - no threads here
     )
 
 
