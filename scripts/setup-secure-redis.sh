@@ -128,7 +128,8 @@ echo
 echo "networks: $(docker network ls --filter "label=$label" --format '{{.Name}}' | sort | tr '\n' ' ')"
 echo "volumes:  $(docker volume ls --filter "label=$label" --format '{{.Name}}' | sort | tr '\n' ' ')"
 echo "images:   $(docker images --filter "label=$label" --format '{{.Repository}}:{{.Tag}}' | sort | tr '\n' ' ')"
-binding="$(docker port "secure-redis-$stack-app" 8080/tcp 2>/dev/null | head -n 1 || true)"
+# The app publishes one port (infra/components/app.py): whatever the image listens on.
+binding="$(docker port "secure-redis-$stack-app" 2>/dev/null | head -n 1 | sed 's/.* -> //' || true)"
 echo
 echo "the app listens on http://${binding:-<not published>}/ (this host only): GET /healthz, GET /security-status, PUT|GET|DELETE /cache/{key}"
 echo "every route but /healthz needs its token: Authorization: Bearer \$(docker exec secure-redis-$stack-app cat /etc/secure-cache/api.token)"

@@ -95,6 +95,8 @@ class StackStatus:
     generation: int | None
     previous_keys: int | None
     fallback_active: bool | None
+    previous_tokens: int | None
+    """Old API tokens the app still accepts beside the current one (> 0: a rotation waits)."""
     trusted: dict[str, tuple[float, ...] | None]
     """bundle name -> notAfter of each CA in it, None when it could not be read"""
     live_restore: bool | None = None
@@ -205,11 +207,13 @@ def parse(
     generation = samples.get(("secure_cache_data_key_generation", ""))
     previous = samples.get(("secure_cache_data_key_previous_keys", ""))
     fallback = samples.get(("secure_cache_fallback_active", ""))
+    tokens = samples.get(("secure_cache_api_previous_tokens", ""))
     return StackStatus(
         certificates=certificates,
         generation=int(generation) if generation else None,
         previous_keys=None if previous is None else int(previous),
         fallback_active=None if fallback is None else fallback == 1,
+        previous_tokens=None if tokens is None else int(tokens),
         trusted={name: trusted.get(name) for name in bundles},
         live_restore=live_restore,
         redis=redis_view(redis),
@@ -242,12 +246,28 @@ def render(stack: str, status: StackStatus, now: float) -> list[str]:
     if status.fallback_active is not None:
         backend = "memory fallback (Redis unreachable)" if status.fallback_active else "redis"
         lines.append(f"the app serves from: {backend}")
+    lines.extend(_token_lines(stack, status.previous_tokens))
     lines.extend(_trust_lines(stack, status.trusted))
     lines.extend(_redis_lines(status.redis))
     if status.live_restore is not None:
         from infra.engine_report import live_restore_line  # noqa: PLC0415
 
         lines.append(f"engine {live_restore_line({'LiveRestoreEnabled': status.live_restore})}")
+    return lines
+
+
+def _token_lines(stack: str, previous: int | None) -> list[str]:
+    """How many old API tokens the app still accepts; any is a token rotation left between
+    `api-token` and `api-token-retire` (what ApiTokenRotationUnfinished fires on)."""
+    if previous is None:
+        return []
+    lines = [f"API tokens accepted: the current one and {previous} previous"]
+    if previous:
+        lines.append(
+            "rotation unfinished: an old API token is still accepted beside the new one; once "
+            f"its clients read the new one, retire it: scripts/rotate.sh {stack} "
+            "api-token-retire (README, Day 2)"
+        )
     return lines
 
 

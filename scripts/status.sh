@@ -5,7 +5,7 @@
 #
 # Scrapes the app's /metrics from inside the app container (the API token never leaves it):
 # the CA bundle, the Redis server certificate as Redis served it to the app, the app's client
-# certificate, the data-key generation; copies every other client certificate (exporter,
+# certificate, the data-key generation, the old API tokens still accepted; copies every other client certificate (exporter,
 # rotation pass, Redis health check, reload jobs) out of the container that uses it, running
 # or stopped, and the CA bundles Redis and the app trust (two CAs: a CA rollover is
 # unfinished); what Redis's ACL LOG holds by reason and the failed AUTHs and ACL denials since
@@ -39,10 +39,12 @@ running "$app" || unavailable "$app is not running; deploy the stack with script
 # Inside the app: GET its own /metrics on loopback with the token from its material volume.
 # On any failure the snippet ends with one line naming the error (its class and message: a path
 # or an HTTP status, never the token), not a traceback.
-scrape='import sys, urllib.request
+# HTTP_PORT: the port the app listens on, from its image (app/Dockerfile).
+scrape='import os, sys, urllib.request
 try:
     token = open("/etc/secure-cache/api.token").read().strip()
-    request = urllib.request.Request("http://127.0.0.1:8080/metrics",
+    url = "http://127.0.0.1:%s/metrics" % os.environ["HTTP_PORT"]
+    request = urllib.request.Request(url,
         headers={"Authorization": "Bearer " + token, "Host": "127.0.0.1"})
     print(urllib.request.urlopen(request, timeout=10).read().decode())
 except Exception as exc:

@@ -28,7 +28,9 @@ from tests.unit.conftest import container, uploads
 SCRIPT = REPO_ROOT / "scripts" / "status.sh"
 
 
-def _exposition(tmp_path: Path, *, generation: str | None = "4") -> str:
+def _exposition(
+    tmp_path: Path, *, generation: str | None = "4", previous_tokens: int | None = None
+) -> str:
     ca = pki.create_ca("CA", validity_days=200)
     client = pki.issue_client_certificate(ca, "app", validity_days=40)
     (tmp_path / "ca.crt").write_bytes(ca.cert_pem)
@@ -46,6 +48,8 @@ def _exposition(tmp_path: Path, *, generation: str | None = "4") -> str:
     metrics.watch_server_certificate(
         lambda: Validity(time.time() - 86400, time.time() + 60 * 86400)
     )
+    if previous_tokens is not None:
+        metrics.watch_api_tokens(lambda: previous_tokens)
     return metrics.render()[0].decode()
 
 
@@ -102,6 +106,14 @@ def test_report__every_certificate_with_days_left_and_the_generation(tmp_path: P
     assert "data-key generation 4 (previous keys still readable: 0)" in result.stdout
     assert "the app serves from: redis" in result.stdout
     assert "CAs trusted: Redis 1, app 1" in result.stdout
+    assert "API tokens accepted: the current one and 0 previous" in result.stdout
+    assert "rotation unfinished" not in result.stdout
+
+
+def test_report__an_old_api_token_still_accepted__says_how_to_retire_it(tmp_path: Path) -> None:
+    result = _report(_exposition(tmp_path, previous_tokens=1) + REDIS_LINES, stack="prod")
+    assert "API tokens accepted: the current one and 1 previous" in result.stdout
+    assert "retire it: scripts/rotate.sh prod api-token-retire" in result.stdout
 
 
 def test_report__a_value_the_stack_does_not_report_is_unknown_and_exit_1(
