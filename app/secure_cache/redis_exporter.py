@@ -11,8 +11,8 @@ identity, and serves them in the Prometheus text format:
                                                     answered, 1 otherwise
     python -m secure_cache.redis_exporter healthcheck
                                                     exit 0 when the local /metrics answers
-                                                    (the container's health check; needs no
-                                                    secret)
+                                                    (needs no secret; the container runs
+                                                    the lighter secure_cache.exporter_health)
 
 The exporter's ACL identity (`EXPORTER_USER`, rules `EXPORTER_COMMANDS`) is the single source
 for its Redis user; it may run INFO and ACL LOG and nothing else, and no key or channel:
@@ -87,8 +87,6 @@ import signal
 import ssl
 import sys
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +104,7 @@ from redis.retry import Retry
 
 from secure_cache.cli_parser import OneLineParser
 from secure_cache.errors import ConfigurationError
+from secure_cache.exporter_health import DEFAULT_METRICS_PORT, healthcheck
 from secure_cache.metrics_server import serve_metrics
 from secure_cache.prometheus import (
     CertificateRole,
@@ -119,7 +118,6 @@ EXPORTER_USER: Final = "exporter"
 # The exporter's whole grant (see the module docstring for why it is the tightest).
 EXPORTER_COMMANDS: Final = "-@all +info +acl|log"
 INFO_SECTIONS: Final = ("server", "clients", "memory", "persistence", "stats", "errorstats")
-DEFAULT_METRICS_PORT: Final = 9121  # the port oliver006/redis_exporter registered
 OTHER: Final = "other"
 
 # Error reply prefixes counted by name (INFO errorstats); any other prefix counts as `other`,
@@ -715,7 +713,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.command == "healthcheck":
-        return _healthcheck(os.environ)
+        return healthcheck(os.environ)
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="level=%(levelname)s %(message)s"
     )
@@ -764,26 +762,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     thread.join()
     client.close()
     return 0
-
-
-def _healthcheck(env: Mapping[str, str]) -> int:
-    """0 when the local /metrics answers 200 (whether Redis is up is what it reports), asked
-    where `serve` listens: METRICS_HOST (the deployed exporter's own address on the monitoring
-    network, which metrics_server does not count against its caps), loopback for an address
-    of every interface."""
-    port = env.get("METRICS_PORT", "").strip() or str(DEFAULT_METRICS_PORT)
-    if not (port.isascii() and port.isdigit()):
-        print("METRICS_PORT must be a port number", file=sys.stderr)
-        return 2
-    host = env.get("METRICS_HOST", "").strip()
-    host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host  # noqa: S104
-    url = f"http://{f'[{host}]' if ':' in host else host}:{port}/metrics"
-    try:
-        with urllib.request.urlopen(url, timeout=3) as reply:
-            return 0 if reply.status == 200 else 1
-    except (urllib.error.URLError, OSError) as exc:
-        print(f"healthcheck failed: {exc}", file=sys.stderr)
-        return 1
 
 
 if __name__ == "__main__":

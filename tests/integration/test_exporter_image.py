@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from infra.components.exporter import EXPORTER_NPROC
+from infra.components.exporter import EXPORTER_NPROC, exporter_healthcheck_test
+from secure_cache.exporter_health import DEFAULT_METRICS_PORT
 from secure_cache.metrics_server import IO_TIMEOUT_S
-from secure_cache.redis_exporter import DEFAULT_METRICS_PORT
 from tests.support.app_image import APP_UID, docker, write_material
 from tests.support.exporter_redis import ExporterRedis, running_exporter_redis
 
@@ -118,7 +118,7 @@ def serving_exporter(image: str, material: Path) -> Iterator[str]:
 
 
 def _healthcheck(name: str) -> subprocess.CompletedProcess[str]:
-    return _docker("exec", name, "python3", "-m", "secure_cache.redis_exporter", "healthcheck")
+    return _docker("exec", name, *exporter_healthcheck_test()[1:])  # as the engine runs it
 
 
 def _scrape_once_the_held_ones_are_gone(address: str) -> bytes:

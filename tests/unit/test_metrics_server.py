@@ -19,6 +19,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.metrics_core import Metric
 
+from secure_cache.exporter_health import healthcheck as exporter_healthcheck
 from secure_cache.metrics_server import (
     MAX_HEAD_BYTES,
     REFUSAL_LOG_INTERVAL_S,
@@ -26,7 +27,6 @@ from secure_cache.metrics_server import (
     listen_address,
     serve_metrics,
 )
-from secure_cache.redis_exporter import _healthcheck as redis_exporter_healthcheck
 
 # How long a test waits for the server to close a connection: far beyond the short deadlines
 # used here, far below the server's per-read timeout (5 s), so only the deadline can do it.
@@ -325,7 +325,7 @@ def test_the_exporters_health_check_asks_where_it_listens(listen: str, served: s
     server, thread = serve_metrics(registry, served, 0)
     port = int(server.server_address[1])
     try:
-        code = redis_exporter_healthcheck({"METRICS_HOST": listen, "METRICS_PORT": str(port)})
+        code = exporter_healthcheck({"METRICS_HOST": listen, "METRICS_PORT": str(port)})
     finally:
         server.shutdown()
         server.server_close()

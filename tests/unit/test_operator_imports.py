@@ -12,44 +12,23 @@ fresh interpreter, and the test reads which packages it had loaded when it finis
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
 import pytest
 
-from infra.settings import REPO_ROOT
 from infra.stack_config import get_setting
 from policies import strictness
+from tests.support.loaded_modules import run_and_list
 
-# Runs `python -m MODULE ARGS...` as the shell scripts do, then writes the top-level packages
-# of every module it had loaded to the file named first.
-_RUN_AND_LIST: Final = """
-import json, runpy, sys
-out, module = sys.argv[1], sys.argv[2]
-sys.argv = [module, *sys.argv[3:]]
-try:
-    runpy.run_module(module, run_name="__main__", alter_sys=True)
-    code = 0
-except SystemExit as exc:
-    code = exc.code
-with open(out, "w") as f:
-    json.dump({"code": code, "loaded": sorted({name.split(".")[0] for name in sys.modules})}, f)
-"""
 PULUMI: Final = frozenset({"pulumi", "pulumi_docker", "grpc"})
 
 
 def _run(tmp_path: Path, module: str, *args: str) -> tuple[str, set[str]]:
     """The command's stdout and the top-level packages it loaded; it must exit 0."""
-    listing = tmp_path / "loaded.json"
-    argv: Sequence[str] = [sys.executable, "-c", _RUN_AND_LIST, str(listing), module, *args]
-    done = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stderr
-    result = json.loads(listing.read_text())
-    assert result["code"] in (0, None), done.stderr
-    return done.stdout, set(result["loaded"])
+    loaded = run_and_list(tmp_path, module, *args)
+    assert loaded.code in (0, None), loaded.stderr
+    return loaded.stdout, set(loaded.packages)
 
 
 def test_stack_config_get__loads_no_pulumi_and_no_cryptography(tmp_path: Path) -> None:
