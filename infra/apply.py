@@ -121,11 +121,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # EXIT_INTERRUPTED, after the state was saved for every step and every object created.
     _handle(_interrupted)
     try:
-        return _main(argv)
+        code = _main(argv)
     except KeyboardInterrupt:
         # Before the arguments were read (a few milliseconds): nothing was read or changed.
         print("apply: error: interrupted; nothing was read or changed", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        code = EXIT_INTERRUPTED
+    _finished()  # the exit code is decided; the interpreter's shutdown is left
+    return code
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -153,10 +155,8 @@ def _main(argv: Sequence[str] | None) -> int:
         help="where Pulumi.<stack>.yaml and .secure-redis/state/ are (default: the repository)",
     )
     args = parser.parse_args(argv)
-    if not valid_stack_name(args.stack):
-        print(
-            f"apply: error: {args.stack!r} is not a stack name: {STACK_NAME_RULE}", file=sys.stderr
-        )
+    if (refused := _unknown_stack(args.action, args.stack, args.project_dir)) is not None:
+        print(f"apply: error: {refused}", file=sys.stderr)
         return 2
     stack, store = args.stack, StateStore(args.project_dir, args.stack)
     start = time.monotonic()
@@ -185,25 +185,60 @@ def _main(argv: Sequence[str] | None) -> int:
         else:
             print(
                 f"apply: error: {args.action} of stack {stack} interrupted; the state records "
-                "every step finished and every container created so far (volumes and their "
+                "every step finished and every object created so far (volumes and their "
                 f"data are kept): run `python -m infra.apply {args.action} --stack {stack}` "
                 "again to finish",
                 file=sys.stderr,
             )
         return EXIT_INTERRUPTED
-    except ApplyError as exc:
+    except Exception as exc:  # an ApplyError, or a failure nothing below expected
+        _failed(args.action, stack, store, exc)
+        return 3
+    _finished()
+    say(f"{args.action} finished in {time.monotonic() - start:.1f}s")
+    return 0
+
+
+def _failed(action: str, stack: str, store: StateStore, exc: Exception) -> None:
+    """Exit 3's lines. An ApplyError names the object (a step's failure of any kind is one:
+    engine.py `_engine_errors`), then what the state holds and the way on. Any other failure
+    (outside the steps: the state's disk, the render's machinery) gets one line naming its
+    type only (its text could carry a value), never a traceback."""
+    if isinstance(exc, ApplyError):
         print(f"apply: error: {exc}", file=sys.stderr)
-        if args.action == "up" and store.exists():
+        if action == "up" and store.exists():
             print(
                 "apply: the state records what was applied before the failure; fix the cause "
                 f"and run up again, or remove the stack with `python -m infra.apply down "
                 f"--stack {stack}`",
                 file=sys.stderr,
             )
-        return 3
-    _finished()
-    say(f"{args.action} finished in {time.monotonic() - start:.1f}s")
-    return 0
+        return
+    what = f"{action} of stack {stack} failed with {type(exc).__name__}, an error the applier "
+    if action in ("plan", "status"):
+        way_on = "it only reads, nothing was changed"
+    else:
+        way_on = (
+            "the state records every step finished before it: fix the cause and run "
+            f"`python -m infra.apply {action} --stack {stack}` again to finish"
+        )
+    print(f"apply: error: {what}does not handle (a bug: report it); {way_on}", file=sys.stderr)
+
+
+def _unknown_stack(action: str, stack: str, project_dir: Path) -> str | None:
+    """Why `stack` is not one to act on, or None; checked before anything is read or made (an
+    up took the stack's lock, a file under .secure-redis/, before it found a mistyped stack
+    undeclared, and left the file behind). `down` needs no stack file: it removes what is
+    labelled with the name (a stack whose file was deleted first)."""
+    if not valid_stack_name(stack):
+        return f"{stack!r} is not a stack name: {STACK_NAME_RULE}"
+    if action == "down" or (project_dir / f"Pulumi.{stack}.yaml").is_file():
+        return None
+    stacks = ", ".join(sorted(p.name[7:-5] for p in project_dir.glob("Pulumi.*.yaml")))
+    return (
+        f"no stack {stack!r}: Pulumi.{stack}.yaml does not exist in {project_dir} (stacks "
+        f"there: {stacks or 'none'}); nothing was read or changed"
+    )
 
 
 def _act(action: str, stack: str, project_dir: Path, store: StateStore) -> None:
@@ -240,9 +275,13 @@ def _interrupted(_signum: int, _frame: FrameType | None) -> None:
 
 def _finished() -> None:
     """The action is complete: what is left is its report (a few lines; for an up, the
-    engine's live-restore). A Ctrl-C or SIGTERM now is not acted on: raised while the last
-    line printed, it said "interrupted; run up again" and exit 3 for an up that was done."""
-    _handle(lambda _signum, _frame: None)
+    engine's live-restore) and the interpreter's shutdown. A Ctrl-C or SIGTERM now is not
+    acted on: raised while the last line printed, it said "interrupted; run up again" and
+    exit 3 for an up that was done. Ignored, not handled by a Python function: the
+    interpreter's shutdown puts the default action back for a signal a Python function
+    handles, and a SIGTERM then ended a finished up with 143 (20 of 20 plans sent SIGTERM
+    in a loop after "plan finished"; tests/unit/test_applier_interrupt.py)."""
+    _handle(signal.SIG_IGN)
 
 
 def _plan_or_up(action: str, stack: str, project_dir: Path, store: StateStore) -> None:
@@ -471,14 +510,6 @@ def _describe(step: Step) -> str:
 
 def _status(store: StateStore, project_dir: Path) -> int:
     stack = store.stack
-    if not (project_dir / f"Pulumi.{stack}.yaml").is_file():
-        stacks = ", ".join(sorted(p.name[7:-5] for p in project_dir.glob("Pulumi.*.yaml")))
-        print(
-            f"apply: error: no stack {stack!r}: Pulumi.{stack}.yaml does not exist in "
-            f"{project_dir} (stacks there: {stacks or 'none'})",
-            file=sys.stderr,
-        )
-        return 2
     state = store.load()
     if state is None:
         print(

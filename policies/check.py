@@ -14,7 +14,6 @@ isolation cannot be judged without it.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -49,7 +48,7 @@ class UsageError(ValueError):
     """Bad input: printed as one line, exit status 2."""
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> OneLineParser:
     parser = OneLineParser(
         prog="python -m policies.check",
         description="Evaluate the secure-redis policy pack offline (no Pulumi CLI needed).",
@@ -311,7 +310,8 @@ def run(
 ) -> int:
     """The command; `pack`: a pack already running to use (and leave running) instead of
     starting one, as the tests do to start one per session rather than one per call."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     try:
         if args.stack is not None:
             records = _rendered(args.stack)
@@ -326,20 +326,19 @@ def run(
         with _serving(pack, env) as server:
             if lowered := lowered_mandatory(server.policies(), config):
                 # Pulumi lets a policy config do this; the environments' own configs never do.
-                print(
-                    f"warning: policy config {config_path} lowers mandatory policies "
+                parser.report(
+                    f"policy config {config_path} lowers mandatory policies "
                     f"({', '.join(lowered)}): this run does not enforce them",
-                    file=sys.stderr,
+                    level="warning",
                 )
             findings = evaluate(server, records, config)
     except (UsageError, RecordError, ConfigError, StrictnessError, PackError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        parser.report(str(exc))
         return EXIT_UNUSABLE
     except Exception as exc:
-        print(
-            f"error: the policy checker could not process this input ({type(exc).__name__}); "
-            f"check the file against `python -m infra.preview --stack dev --json`",
-            file=sys.stderr,
+        parser.report(
+            f"the policy checker could not process this input ({type(exc).__name__}); "
+            f"check the file against `python -m infra.preview --stack dev --json`"
         )
         return EXIT_UNUSABLE
     mandatory = [f for f in findings if f.level == "mandatory"]

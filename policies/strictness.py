@@ -57,12 +57,14 @@ def of_stack(stack: str) -> Environment:
         raise StrictnessError(text if named else f"Pulumi.{stack}.yaml: {text}") from exc
     except yaml.YAMLError as exc:
         raise StrictnessError(
-            f"Pulumi.{stack}.yaml is not valid YAML ({_first_line(exc)})"
+            f"Pulumi.{stack}.yaml is not valid YAML ({_first_line(exc)}); fix the YAML"
         ) from exc
     except UnicodeDecodeError as exc:
-        raise StrictnessError(f"Pulumi.{stack}.yaml is not UTF-8 text") from exc
+        raise StrictnessError(f"Pulumi.{stack}.yaml is not UTF-8 text; save it as UTF-8") from exc
     except OSError as exc:
-        raise StrictnessError(f"cannot read Pulumi.{stack}.yaml: {exc.strerror or exc}") from exc
+        raise StrictnessError(
+            f"cannot read Pulumi.{stack}.yaml: {exc.strerror or exc}; make it a readable file"
+        ) from exc
     value = config.get(f"{NAMESPACE}:environment")
     return (parse(value) if isinstance(value, str) else None) or Environment.PRODUCTION
 
@@ -81,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         print(config_file(of_stack(args.stack)))
     except StrictnessError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        parser.report(str(exc))
         return 2
     return 0
 

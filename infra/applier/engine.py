@@ -22,6 +22,7 @@ from typing import Any, Final
 import docker
 from docker.errors import APIError, BuildError, DockerException, NotFound
 from requests.exceptions import RequestException
+from urllib3.exceptions import HTTPError
 
 from infra.applier.diff import DOCKER_TYPES, docker_changes, rebuilt_image_only
 from infra.applier.errors import ApplyError
@@ -175,7 +176,15 @@ class LocalApplier:
             changes = docker_changes(plan, state.resources, self.missing(plan, state))
         record = _Record(state, checkpoint or (lambda _state: None))
         by_urn = {c.urn: c for c in changes}
-        self._refuse_name_clashes(plan, {c.urn for c in changes if c.op is Op.CREATE})
+        # Networks and volumes an interrupted up recorded before their create (`_create`).
+        unfinished = {
+            urn
+            for urn, prior in state.resources.items()
+            if prior.type in (NETWORK, VOLUME) and prior.outputs.get(INCOMPLETE)
+        }
+        self._refuse_name_clashes(
+            plan, {c.urn for c in changes if c.op is Op.CREATE} | unfinished, unfinished
+        )
         # Containers replaced only because their image is rebuilt wait for the build: a
         # build giving the same image ID (a checkout moved elsewhere, so the declared context
         # path changed) leaves them running, as the engine would (diff.IMAGE_REBUILT).
@@ -207,20 +216,23 @@ class LocalApplier:
         return run.applied
 
     def _apply(self, run: _Up, step: Step) -> None:
-        """One step of an up: update, or create (replace) the object; recorded when done."""
+        """One step of an up: update, or create (replace) the object; recorded when done. Any
+        failure of it is an ApplyError naming the object (`_engine_errors`)."""
+        with _engine_errors(f"{_kind(step.spec)} {_label(step.spec)}"):
+            self._apply_step(run, step)
+
+    def _apply_step(self, run: _Up, step: Step) -> None:
         spec, change = step.spec, run.changes[step.urn]
         if step.urn in run.deferred and not self._replace_for_image(step, run):
             run.applied.kept.append(_label(spec))
             return
         start = time.monotonic()
         if change.op is Op.UPDATE:
-            with _engine_errors(f"{_kind(spec)} {_label(spec)}"):
-                self._update(step, run.record)
+            self._update(step, run.record)
             changed = ", ".join(change.reasons)
             self.say(f"{_kind(spec)} {_label(spec)} updated in place ({changed})")
             return
-        with _engine_errors(f"{_kind(spec)} {_label(spec)}"):
-            object_id, outputs = self._create(run, step, change)
+        object_id, outputs = self._create(run, step, change)
         run.applied.add(spec)
         run.record.put(
             step.urn,
@@ -250,21 +262,29 @@ class LocalApplier:
             if step.placeholder:
                 image_ids[step.placeholder] = image_id
             return image_id, {"imageId": image_id}
-        if isinstance(spec, NetworkSpec):
-            return str(self.client.networks.create(spec.name, **spec.kwargs).id), {}
-        if isinstance(spec, VolumeSpec):
-            self.client.volumes.create(name=spec.name, **spec.kwargs)
+
+        def created(object_id: str) -> None:
+            # Recorded before the engine is asked to create it (by its name, which the engine
+            # resolves like an ID), then (a container) by its ID, before its uploads, start and
+            # wait: an up interrupted or failed at any point leaves no object the state does not
+            # know (the next up refused it as a name clash). Marked INCOMPLETE, the next up
+            # replaces it (a volume: takes it over), once it is labelled as the stack's.
+            run.record.put(
+                step.urn,
+                ResourceState(step.type, change.name, object_id, step.props, {INCOMPLETE: True}),
+            )
+
+        if isinstance(spec, NetworkSpec | VolumeSpec):
+            created(spec.name)
+            try:
+                if isinstance(spec, NetworkSpec):
+                    return str(self.client.networks.create(spec.name, **spec.kwargs).id), {}
+                self.client.volumes.create(name=spec.name, **spec.kwargs)
+            except APIError:
+                run.record.drop(step.urn)  # the engine answered: it created nothing
+                raise
             return spec.name, {}
         assert isinstance(spec, ContainerSpec)
-
-        def created(cid: str) -> None:
-            # Recorded before the engine is asked to create it (by its name, which the engine
-            # resolves like an ID), then by its ID, before its uploads, start and wait: an up
-            # interrupted or failed at any point leaves no container the state does not know
-            # (the next up refused it). Marked INCOMPLETE, the next up replaces it.
-            run.record.put(
-                step.urn, ResourceState(step.type, change.name, cid, step.props, {INCOMPLETE: True})
-            )
 
         if spec.name:
             created(spec.name)
@@ -352,6 +372,11 @@ class LocalApplier:
                 self.api.remove_container(prior.id, force=True, v=True)
             elif kind == NETWORK:
                 network = self.client.networks.get(prior.id)
+                if prior.outputs.get(INCOMPLETE) and (
+                    (network.attrs.get("Labels") or {}).get(STACK_LABEL) != stack
+                ):
+                    self.say(f"not removing network {prior.id}: not labelled as stack {stack}'s")
+                    return
                 for cid in network.attrs.get("Containers") or {}:
                     self.say(f"disconnecting container {cid[:12]} from {network.name}")
                     network.disconnect(cid, force=True)
@@ -383,27 +408,31 @@ class LocalApplier:
         config = self.api.inspect_container(container).get("Config") or {}
         return bool((config.get("Labels") or {}).get(STACK_LABEL) == stack)
 
-    def _refuse_name_clashes(self, plan: Plan, creating: set[str]) -> None:
+    def _refuse_name_clashes(self, plan: Plan, creating: set[str], unfinished: set[str]) -> None:
         """Objects with a name the plan creates: never touch them. One labelled as this stack's
         but unknown to the state was deployed by something else (another checkout, an older
-        applier): the stack must be removed with down first."""
-        lookups: list[tuple[str, str, Callable[[str], Any]]] = []
+        applier): the stack must be removed with down first. One labelled as this stack's that
+        the state records as `unfinished` (created by an up interrupted before it recorded the
+        object as done) is the stack's: the up goes on."""
+        lookups: list[tuple[str, str, str, Callable[[str], Any]]] = []
         for step in plan.steps:
             spec = step.spec
             if step.urn not in creating:
                 continue
             if isinstance(spec, NetworkSpec):
-                lookups.append(("network", spec.name, self.client.networks.get))
+                lookups.append((step.urn, "network", spec.name, self.client.networks.get))
             elif isinstance(spec, VolumeSpec):
-                lookups.append(("volume", spec.name, self.client.volumes.get))
+                lookups.append((step.urn, "volume", spec.name, self.client.volumes.get))
             elif isinstance(spec, ContainerSpec) and spec.name:
-                lookups.append(("container", spec.name, self.client.containers.get))
-        for kind, name, get in lookups:
+                lookups.append((step.urn, "container", spec.name, self.client.containers.get))
+        for urn, kind, name, get in lookups:
             try:
                 found = get(name)
             except NotFound:
                 continue
             labels = found.attrs.get("Labels") or (found.attrs.get("Config") or {}).get("Labels")
+            if (labels or {}).get(STACK_LABEL) == plan.stack and urn in unfinished:
+                continue
             if (labels or {}).get(STACK_LABEL) == plan.stack:
                 # A container holds no data (volumes do), so removing it alone is the way on
                 # that keeps the stack's data; `down` removes the volumes too.
@@ -415,7 +444,7 @@ class LocalApplier:
                 raise ApplyError(
                     f"a {kind} {name} of stack {plan.stack} exists but the stack's state does "
                     "not know it (deployed by another checkout, an older applier, or an up "
-                    f"interrupted before this applier recorded containers on creation); {way_on}, "
+                    f"interrupted before this applier recorded objects on creation); {way_on}, "
                     "then up again"
                 )
             raise ApplyError(
@@ -759,16 +788,27 @@ def _must_run(props: dict[str, Any]) -> bool:
 
 @contextmanager
 def _engine_errors(what: str) -> Iterator[None]:
-    """Docker SDK and transport errors -> an ApplyError naming the object being worked on."""
+    """Any failure of the work on an object -> an ApplyError naming the object, so that the
+    command ends in one line whatever raised (infra/apply.py): Docker SDK and transport
+    errors (an engine that goes away mid-build raises urllib3's, not requests'), an OSError
+    (a build context's file, the state's disk), and anything else by its type only (its text
+    could carry a value). Cancelled (an interrupted up) goes through as it is."""
     try:
         yield
-    except ApplyError:
+    except (ApplyError, Cancelled):
         raise
     except APIError as exc:
         raise ApplyError(f"{what}: the Docker engine refused: {_why(exc)}") from exc
-    except (DockerException, RequestException) as exc:
+    except (DockerException, RequestException, HTTPError) as exc:
         raise ApplyError(
             f"{what}: no answer from the Docker engine ({type(exc).__name__}); check `docker info`"
+        ) from exc
+    except OSError as exc:  # its text is an errno's and a path
+        raise ApplyError(f"{what}: {type(exc).__name__}: {exc}") from exc
+    except Exception as exc:
+        raise ApplyError(
+            f"{what}: failed with {type(exc).__name__}, an error the applier does not handle "
+            "(a bug: report it with the command's output)"
         ) from exc
 
 

@@ -6,6 +6,7 @@ pulumi-docker's do (so they fail where the provider would), attach checks the ex
 from __future__ import annotations
 
 import contextlib
+import socket
 import subprocess
 import sys
 import textwrap
@@ -656,3 +657,153 @@ def test_down__stops_a_container_with_destroy_grace_seconds_before_removing_it(
     reader.join(timeout=30)
     assert removed.containers == [f"{stack}-c"]
     assert b"stopped-gracefully" in b"".join(output), b"".join(output)
+
+
+class _CuttableEngine:
+    """A unix socket that passes every byte to and from the Docker engine's own until `cut`:
+    then every connection through it ends, as when the engine goes away mid-up (a restart of
+    the engine, a remote engine's network)."""
+
+    def __init__(self, path: Path, engine: str) -> None:
+        self.path, self.engine = path, engine
+        self._open: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._listener.bind(str(path))
+        self._listener.listen(16)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return  # cut
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            upstream.connect(self.engine)
+            with self._lock:
+                self._open += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def cut(self) -> None:
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+        with self._lock:
+            for conn in self._open:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+                conn.close()
+
+
+def test_applier__the_engine_going_away_mid_build_is_an_apply_error_naming_the_image(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient, tmp_path: Path
+) -> None:
+    """The engine's connection ends while an image builds: the up fails with an ApplyError
+    naming the image and what was raised, which `python -m infra.apply up` prints as its one
+    line and exit 3. Before, the read of the build's output raised urllib3's ProtocolError,
+    which no step turned into an ApplyError: the command ended in a traceback."""
+    stack, _applier = scratch
+    engine = str(docker_client.api.base_url)
+    if engine != "http+docker://localhost":
+        pytest.skip("needs the engine's local unix socket")
+    proxy = _CuttableEngine(tmp_path / "engine.sock", "/var/run/docker.sock")
+    context = tmp_path / "slow"
+    context.mkdir()
+    # The stack's name in the step: new to the engine's build cache, so it runs (and is
+    # running when the connection is cut).
+    (context / "Dockerfile").write_text(
+        f"FROM {BASE}\nRUN : {stack} && sleep 60\nARG SECURE_REDIS_STACK=unset\n"
+        "LABEL io.secure-redis.stack=$SECURE_REDIS_STACK\n"
+    )
+
+    def say(message: str) -> None:
+        if "sleep 60" in message:
+            proxy.cut()
+
+    client = docker.DockerClient(base_url=f"unix://{proxy.path}", timeout=120)
+    build = {"context": str(context), "args": {"SECURE_REDIS_STACK": stack}}
+    props = {"imageName": f"{stack}-img:slow", "skipPush": True, "build": build}
+    plan = plan_stack(stack, [resource(IMAGE, "img-slow", props)], root=Path("/"))
+    try:
+        with pytest.raises(ApplyError) as failed:
+            LocalApplier(client, say=say).up(plan)
+    finally:
+        proxy.cut()
+    message = str(failed.value)
+    assert message.startswith(f"image {stack}-img:slow: "), message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("kind", [NETWORK, VOLUME], ids=["network", "volume"])
+def test_applier__an_interrupt_between_creating_a_network_or_volume_and_recording_it(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient, kind: str
+) -> None:
+    """A second Ctrl-C (or SIGTERM) after the engine created a network or volume and before
+    the state recorded it as done: the state saved until then records it by name as
+    unfinished, so the next up takes it on (before, the state did not know it and the next
+    up refused it as an object of the stack's the state does not know, naming down, which
+    loses the data)."""
+    stack, applier = scratch
+    name = f"{stack}-o"
+    label = [{"label": STACK_LABEL, "value": stack}]
+    plan = plan_stack(stack, [resource(kind, "o", {"name": name, "labels": label})],
+                      root=Path("/"))  # fmt: skip
+
+    def found() -> list[Any]:
+        if kind == NETWORK:
+            return list(docker_client.networks.list(names=[name]))
+        return [v for v in docker_client.volumes.list(filters={"name": name}) if v.name == name]
+
+    saved: list[StackState] = [StackState(stack)]
+
+    def interrupt_at_done(state: StackState) -> None:
+        done = state.resources.get("urn:o")
+        if done is not None and INCOMPLETE not in done.outputs:
+            raise KeyboardInterrupt  # the save that would record it done: never made
+        saved.append(StackState(stack, dict(state.resources)))
+
+    with pytest.raises(KeyboardInterrupt):
+        applier.up(plan, StackState(stack), checkpoint=interrupt_at_done)
+    assert found(), "the engine had not created it when the interrupt came"
+    state = saved[-1]  # what the state file holds
+    applier.up(plan, state)
+    assert INCOMPLETE not in state.resources["urn:o"].outputs
+    assert len(found()) == 1
+
+
+def test_applier__an_unfinished_network_held_by_another_is_refused_and_left_alone(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient
+) -> None:
+    """The state records a network as unfinished (an up interrupted before the engine answered
+    its create) and a network not labelled as the stack's holds the name: never removed."""
+    stack, applier = scratch
+    label = [{"label": STACK_LABEL, "value": stack}]
+    plan = plan_stack(
+        stack, [resource(NETWORK, "n", {"name": f"{stack}-n", "labels": label})], root=Path("/")
+    )
+    state = StackState(stack)
+
+    def interrupt_at_the_name(saved: StackState) -> None:
+        if any(r.outputs.get(INCOMPLETE) for r in saved.resources.values()):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        applier.up(plan, state, checkpoint=interrupt_at_the_name)
+    assert not docker_client.networks.list(names=[f"{stack}-n"])
+    foreign = docker_client.networks.create(f"{stack}-n")  # not labelled as the stack's
+    try:
+        with pytest.raises(ApplyError, match="already exists and is not labelled"):
+            applier.up(plan, state)
+        assert [n.id for n in docker_client.networks.list(names=[f"{stack}-n"])] == [foreign.id]
+    finally:
+        foreign.remove()

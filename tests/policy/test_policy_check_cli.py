@@ -25,6 +25,8 @@ from tests.policy import foreign
 PLAINTEXT_REDIS: list[dict[str, Any]] = [{"type": CONTAINER, "name": "kv",
                     "props": {"image": "redis:7", "ports": [{"internal": 6379}]}}]  # fmt: skip
 
+PROG = "python -m policies.check"
+
 
 Check = Callable[..., int]
 
@@ -262,7 +264,7 @@ def test_resources_that_are_not_a_regular_file__exit_2_with_one_line(
 ) -> None:
     assert check(_args(_special_file(tmp_path, kind)), io.StringIO()) == 2
     stderr = capsys.readouterr().err
-    assert stderr.startswith("error: resources file ")
+    assert stderr.startswith(f"{PROG}: error: resources file ")
     assert error in stderr
     assert stderr.count("\n") == 1
 
@@ -282,7 +284,7 @@ def test_policy_config_that_is_not_a_regular_file__exit_2_with_one_line(
     config = _special_file(tmp_path, kind)
     assert check(_args(resources, "--config", str(config)), io.StringIO()) == 2
     stderr = capsys.readouterr().err
-    assert stderr.startswith("error: policy config ")
+    assert stderr.startswith(f"{PROG}: error: policy config ")
     assert error in stderr
     assert stderr.count("\n") == 1
 
@@ -311,7 +313,7 @@ def test_bad_stack_name_or_project_option__names_the_option_in_one_line(
     argv = ["--resources", str(_write(tmp_path, PLAINTEXT_REDIS)), "--stack-name", "qa"]
     assert check([*argv, option, value], io.StringIO()) == 2
     (line,) = capsys.readouterr().err.splitlines()
-    assert line.startswith(f"error: {option} {value!r} is not a Pulumi name")
+    assert line.startswith(f"{PROG}: error: {option} {value!r} is not a Pulumi name")
     assert "\x1b" not in line
 
 
@@ -347,34 +349,42 @@ def test_module_entry_point__exit_status_and_no_traceback(tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize(
-    ("content", "error"),
+    ("content", "error", "fix"),
     [
         pytest.param(b"config:\n  secure-redis:environment: [unclosed\n", "is not valid YAML",
+                     "; fix the YAML\n",
                      id="bad-yaml"),
         pytest.param(b"config:\n  secure-redis:environment: \xff\xfe\n", "is not UTF-8 text",
-                     id="not-utf8"),
+                     "; save it as UTF-8\n", id="not-utf8"),
     ],
 )  # fmt: skip
-def test_unreadable_stack_file__exit_2_with_one_line(
+def test_unreadable_stack_file__one_line_naming_the_program_and_the_fix(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     content: bytes,
     error: str,
+    fix: str,
     check: Check,
 ) -> None:
+    """policies.check and policies.strictness (scripts/pulumi-deploy.sh relays it) alike:
+    before, a bare `error: Pulumi.qa.yaml is not valid YAML (...)`, naming neither the program
+    nor what to do."""
     (tmp_path / "Pulumi.qa.yaml").write_bytes(content)
     monkeypatch.setattr(strictness, "STACK_DIR", tmp_path)
     assert check(["--stack", "qa"], io.StringIO()) == 2
-    stderr = capsys.readouterr().err
-    assert stderr.count("\n") == 1
-    assert f"error: Pulumi.qa.yaml {error}" in stderr
+    assert strictness.main(["--stack", "qa"]) == 2
+    lines = capsys.readouterr().err.splitlines(keepends=True)
+    assert len(lines) == 2, lines
+    for line, prog in zip(lines, (PROG, "python -m policies.strictness"), strict=True):
+        assert line.startswith(f"{prog}: error: Pulumi.qa.yaml {error}"), line
+        assert line.endswith(fix), line
 
 
 def test_empty_stack_name__exit_2(capsys: pytest.CaptureFixture[str], check: Check) -> None:
     assert check(["--stack", ""], io.StringIO()) == 2
     assert capsys.readouterr().err == (
-        "error: --stack needs a stack name, e.g. --stack dev (Pulumi.dev.yaml)\n"
+        f"{PROG}: error: --stack needs a stack name, e.g. --stack dev (Pulumi.dev.yaml)\n"
     )
 
 

@@ -380,3 +380,43 @@ def test_down__a_state_that_cannot_be_read_is_said_and_does_not_stop_the_removal
     assert "not stopped gracefully first" in out
     assert "one-passphrase" not in out
     assert "another-passphrase" not in out
+
+
+def test_cli__up_of_a_stack_with_no_stack_file_refuses_and_leaves_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mistyped stack name: before, up took the stack's lock first and left an empty
+    .secure-redis/state/<name>.lock behind when it found the stack undeclared."""
+    project = _project(tmp_path)
+    before = sorted(project.rglob("*"))
+    assert apply.main(["up", "--stack", "deev", "--project-dir", str(project)]) == 2
+    out, err = capsys.readouterr()
+    assert err.startswith("apply: error: no stack 'deev': Pulumi.deev.yaml does not exist in ")
+    assert "(stacks there: dev)" in err
+    assert err.count("\n") == 1
+    assert sorted(project.rglob("*")) == before
+    assert "local applier, not Pulumi" not in out
+
+
+class _FailingApplier(_FinishedApplier):
+    """An engine whose up raises what nothing in the applier expects (a stand-in for a bug)."""
+
+    def up(self, *_args: Any, **_kwargs: Any) -> StackObjects:
+        raise LookupError("a value that must not be printed")
+
+
+def test_cli__an_up_failing_with_an_unexpected_error_ends_in_one_line_and_exit_3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: the exception's traceback (and its text). Now one line: its type, that the
+    state records what finished, and the command to run again; exit 3 (README, Exit codes)."""
+    monkeypatch.setattr(app_image, "IMAGE_CONTEXT", _app_context(tmp_path, wheelhouse=True))
+    monkeypatch.setattr(apply, "_applier", _FailingApplier)
+    project = _project(tmp_path)
+    assert apply.main(["up", "--stack", "dev", "--project-dir", str(project)]) == 3
+    err = capsys.readouterr().err
+    assert err == (
+        "apply: error: up of stack dev failed with LookupError, an error the applier does not "
+        "handle (a bug: report it); the state records every step finished before it: fix the "
+        "cause and run `python -m infra.apply up --stack dev` again to finish\n"
+    )

@@ -292,10 +292,10 @@ def test_strictness_cli__a_bad_stack_is_one_line_naming_it_once(
     """What scripts/pulumi-deploy.sh relays: the file name once, the rule for a bad name."""
     assert strictness.main(["--stack", stack]) == 2
     (printed,) = capsys.readouterr().err.splitlines()
-    assert printed.startswith(line)
+    assert printed.startswith(f"python -m policies.strictness: {line}")
     if line.endswith("use one of: "):
         # dev and prod, and any other stack file of this checkout (a user's third stack).
-        listed = printed[len(line) :].split(" (")[0]
+        listed = printed.split(line, 1)[1].split(" (")[0]
         assert {"dev", "prod"} <= set(listed.split(", ")), printed
     assert printed.count(f"Pulumi.{stack}.yaml") <= 1
     assert "in x.yaml" not in printed
