@@ -194,6 +194,15 @@ def verify_chain(leaf_pem: bytes, ca_pem: bytes, *, now: dt.datetime | None = No
     return True
 
 
+def issued_by_one_of(leaf_pem: bytes, bundle_pem: bytes, *, now: dt.datetime | None = None) -> bool:
+    """True when one CA of the PEM bundle vouches for `leaf_pem` (verify_chain) at `now`."""
+    encoding = serialization.Encoding.PEM
+    return any(
+        verify_chain(leaf_pem, ca.public_bytes(encoding), now=now)
+        for ca in split_bundle(bundle_pem)
+    )
+
+
 def trust_bundle(cert_pems: Sequence[bytes]) -> bytes:
     """Several CA certificates as one PEM file (OpenSSL's CAfile format): a peer is trusted when
     any of them issued its certificate. Order is kept, duplicates are dropped."""
@@ -321,6 +330,7 @@ __all__ = [
     "generate_private_key",
     "issue_client_certificate",
     "issue_server_certificate",
+    "issued_by_one_of",
     "key_matches_certificate",
     "load_certificate",
     "needs_renewal",

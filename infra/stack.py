@@ -125,6 +125,9 @@ def build_stack(settings: StackSettings) -> BuiltStack:
                 password=secrets.reload_password.stable,
                 # A state from before `retired` existed has none: "".
                 retired_password=secrets.reload_password.retired.apply(lambda r: r or ""),
+                # A state from before the reload leaf kept its previous pair has none: "".
+                previous_cert=tls.reload_client.previousCertPem.apply(lambda c: c or ""),
+                previous_key=tls.reload_client.previousKeyPem.apply(lambda k: k or ""),
             ),
             reload_revisions=(tls.reload_client.revision, secrets.reload_password.revision),
             depends_on=(networks.backend,),

@@ -14,6 +14,11 @@ rewritten. It connects as the `reload` ACL user (infra/redis_acl.py: those two c
 nothing else) with its own client certificate and password, from its own material volume
 (the job never sees the server's key), on the backend network only, hardened like every
 container (read-only root, no capabilities, no-new-privileges, non-root, memory limit).
+
+Each job has a second try for the step before it that never reached Redis (its reload failed:
+Redis at maxclients, the job interrupted), which the next `up`'s material assumes it did: the
+password a SET dropped (Redis answered NOAUTH), and the certificate a CA promote replaced
+(Redis closed the connection: it still trusts only the old CA). reload_script says how.
 """
 
 from __future__ import annotations
@@ -47,15 +52,25 @@ RELOAD_ACL_WORDS: Final = ("ACL", "LOAD")
 # The reload identity's passwords in its volume: the one to use, and the second try.
 PASSWORD_FILE: Final = "reload.password"  # noqa: S105 - a file name
 RETIRED_PASSWORD_FILE: Final = "reload.retired-password"  # noqa: S105 - a file name
+# Its certificates: the one to use, and the one the last CA promote replaced ("" when none).
+CERT_FILE: Final = "reload.crt"
+KEY_FILE: Final = "reload.key"
+PREVIOUS_CERT_FILE: Final = "reload.previous.crt"
+PREVIOUS_KEY_FILE: Final = "reload.previous.key"
 
 
 @dataclass(frozen=True, kw_only=True)
 class ReloadFiles(ClientIdentityFiles):
     """`password` is the one Redis accepts both before and after this `up`'s ACL reload
     (`stable`); `retired_password` the one the last password SET dropped ("" when none), tried
-    when Redis refuses `password` (reload_script says when)."""
+    when Redis refuses `password` (reload_script says when). `previous_cert`/`previous_key`
+    are the pair the last CA promote replaced, while the old CA is still trusted ("" when
+    none: infra/providers/certificates.py), tried when Redis gives no answer to the current
+    certificate's connection."""
 
     retired_password: pulumi.Input[str] = ""
+    previous_cert: pulumi.Input[str] = ""
+    previous_key: pulumi.Input[str] = ""
 
 
 @dataclass(frozen=True)
@@ -91,21 +106,41 @@ def reload_script(material_dir: str, host: str, port: int) -> str:
     more with the retired one, if there is one: a password SET is recorded whether or not the
     ROTATE before it reached Redis, and when that ROTATE's ACL LOAD failed Redis still holds
     only the password the SET dropped (infra/providers/secrets.py). Any other answer is not
-    retried."""
+    retried.
+
+    When redis-cli gets no answer at all (it exits non-zero: Redis refused the certificate at
+    the handshake, or closed the connection) and the volume holds the certificate the last CA
+    promote replaced, the same is done once more with that certificate: a promote is recorded
+    whether or not the introduce before it reached Redis, and when that introduce's TLS reload
+    failed Redis trusts only the old CA, which issued that certificate. The CONFIG SET then
+    makes Redis trust both, as the introduce should have. Only during a promote (until the
+    retire step) is there such a certificate (infra/providers/certificates.py)."""
+    d = material_dir
     cli = (
-        f"redis-cli --tls --cacert {material_dir}/ca.crt "
-        f"--cert {material_dir}/reload.crt --key {material_dir}/reload.key "
+        f'redis-cli --tls --cacert {d}/ca.crt --cert "$crt" --key "$key" '
         f"-u rediss://{host}:{port} --user {RELOAD_USER} --no-auth-warning"
     )
-    retired = f"{material_dir}/{RETIRED_PASSWORD_FILE}"
+    retired = f"{d}/{RETIRED_PASSWORD_FILE}"
+    # `attempt CERT KEY COMMAND...` leaves Redis's answer in $out, or fails with redis-cli's
+    # status when there was none. set -e does not apply inside a function called from `||`,
+    # hence each `|| return`.
     return (
-        f'send() {{ REDISCLI_AUTH="$(cat "$1")"; export REDISCLI_AUTH; shift; {cli} "$@"; }}; '
-        f'out=$(send {material_dir}/{PASSWORD_FILE} "$@"); '
+        f'send() {{ REDISCLI_AUTH="$(cat "$1")" || return; export REDISCLI_AUTH; shift; '
+        f'{cli} "$@"; }}; '
+        "attempt() { crt=$1; key=$2; shift 2; "
+        f'out=$(send {d}/{PASSWORD_FILE} "$@") || return; '
         f'case "$out" in NOAUTH*) if [ -s {retired} ]; then '
         'echo "redis-reload: Redis refused the current password: the ACL reload of the '
         "rotation step before this one did not take; trying the password that step "
         'replaced" >&2; '
-        f'out=$(send {retired} "$@"); fi ;; esac; '
+        f'out=$(send {retired} "$@") || return; fi ;; esac; }}; '
+        f'rc=0; attempt {d}/{CERT_FILE} {d}/{KEY_FILE} "$@" || rc=$?; '
+        'if [ "$rc" != 0 ]; then '
+        f'if [ ! -s {d}/{PREVIOUS_CERT_FILE} ]; then exit "$rc"; fi; '
+        'echo "redis-reload: no answer from Redis with the current certificate: the TLS '
+        "reload of the CA rollover's introduce step may not have taken (Redis then trusts "
+        'only the old CA); trying the certificate the promote replaced" >&2; '
+        f'attempt {d}/{PREVIOUS_CERT_FILE} {d}/{PREVIOUS_KEY_FILE} "$@"; fi; '
         'if [ "$out" != OK ]; then echo "redis-reload: $1 $2 answered: $out" >&2; exit 1; fi; '
         'echo "redis-reload: $1 $2 OK"'
     )
@@ -127,7 +162,7 @@ def tls_reload_command(cert_file: str, key_file: str, ca_file: str) -> list[str]
 def job_healthcheck_test(material_dir: str) -> list[str]:
     """Healthy while its credentials are readable. The job usually exits before the first
     probe; the check keeps it under the same rules as any container."""
-    return ["CMD-SHELL", f"test -r {material_dir}/reload.key"]
+    return ["CMD-SHELL", f"test -r {material_dir}/{KEY_FILE}"]
 
 
 class RedisReload(pulumi.ComponentResource):
@@ -152,6 +187,8 @@ class RedisReload(pulumi.ComponentResource):
                 files=(
                     *files.identity_files("reload", auth_file=PASSWORD_FILE),
                     MaterialFile(RETIRED_PASSWORD_FILE, files.retired_password, secret=True),
+                    MaterialFile(PREVIOUS_CERT_FILE, files.previous_cert, secret=False),
+                    MaterialFile(PREVIOUS_KEY_FILE, files.previous_key, secret=True),
                 ),
                 revisions=args.revisions,
             ),
@@ -215,8 +252,12 @@ class RedisReload(pulumi.ComponentResource):
 
 
 __all__ = [
+    "CERT_FILE",
     "JOB_MEMORY_MB",
+    "KEY_FILE",
     "PASSWORD_FILE",
+    "PREVIOUS_CERT_FILE",
+    "PREVIOUS_KEY_FILE",
     "RELOAD_ACL_WORDS",
     "RELOAD_CONSUMER",
     "RELOAD_TLS_WORDS",

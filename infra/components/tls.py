@@ -57,7 +57,11 @@ class TlsMaterial(pulumi.ComponentResource):
         )
 
         def leaf(
-            suffix: str, common_name: str, usage: str, **sans: tuple[str, ...]
+            suffix: str,
+            common_name: str,
+            usage: str,
+            keep_previous_while: pulumi.Input[str] | None = None,
+            **sans: tuple[str, ...],
         ) -> LeafCertificate:
             return LeafCertificate(
                 f"{name}-{suffix}",
@@ -68,6 +72,7 @@ class TlsMaterial(pulumi.ComponentResource):
                 validity_days=args.cert_validity_days,
                 renew_before_days=args.renew_before_days,
                 renewal_generation=args.renewal_generation,
+                keep_previous_while=keep_previous_while,
                 opts=child,
                 **sans,
             )
@@ -81,7 +86,12 @@ class TlsMaterial(pulumi.ComponentResource):
         )
         self.app_client = leaf("app-client", APP_USER, "client")
         self.healthcheck_client = leaf("healthcheck-client", HEALTHCHECK_USER, "client")
-        self.reload_client = leaf("reload-client", RELOAD_USER, "client")
+        # The reload job keeps the certificate a CA promote replaced while the old CA is still
+        # trusted: its second try when Redis never loaded the introduce's bundle
+        # (infra/components/reload.py).
+        self.reload_client = leaf(
+            "reload-client", RELOAD_USER, "client", keep_previous_while=self.ca.trustBundlePem
+        )
         self.exporter_client = leaf("exporter-client", EXPORTER_USER, "client")
         self.rotation_client = leaf("rotation-client", ROTATION_USER, "client")
         self.register_outputs(

@@ -16,6 +16,13 @@ way, so the next `up` takes the next step):
 - promote: the new CA issues (`certPem` changes, so every leaf is reissued by it); both are
   still trusted, so old and new leaves work side by side while consumers switch;
 - retire: the old CA leaves the bundle; nothing presents a certificate it signed any more.
+
+One leaf keeps what the promote replaced: the reload job's (`LeafCertificate(...,
+keep_previous_while=bundle)`). A promote whose introduce never reached Redis (its TLS reload
+failed: Redis at maxclients, the job interrupted) finds a Redis that trusts only the old CA,
+and the job reloads it with that certificate (infra/components/reload.py). The promote reissues
+such a leaf in place and keeps the certificate and key it replaced as `previousCertPem` and
+`previousKeyPem`, for as long as the trust bundle holds their CA, i.e. until the retire step.
 """
 
 from __future__ import annotations
@@ -49,7 +56,12 @@ from infra.providers._common import (
 Clock = Callable[[], dt.datetime]
 SECRET_OUTPUTS: Final = ["keyPem"]
 CA_SECRET_OUTPUTS: Final = ["keyPem", "nextKeyPem"]
+KEEPING_SECRET_OUTPUTS: Final = ["keyPem", "previousKeyPem"]
 _OUTPUT_KEYS: Final = ("certPem", "keyPem", "notAfter", "revision")
+_PREVIOUS_KEYS: Final = ("previousCertPem", "previousKeyPem")
+# The inputs naming the CA that issues a leaf; only a CA promote changes them.
+ISSUER_KEYS: Final = ("caCertPem", "caKeyPem")
+TRUST_BUNDLE: Final = "trustBundlePem"
 _CA_OUTPUT_KEYS: Final = (
     *_OUTPUT_KEYS,
     "trustBundlePem",
@@ -116,13 +128,18 @@ class _CertificateProvider(ResourceProvider):
         replaces = changed(olds, news, self.REPLACE_KEYS)
         if _renewal_generation(olds) != _renewal_generation(news):
             replaces.append(RENEWAL_GENERATION)
-        if not replaces and self.due_for_renewal(olds, news):
+        reissued_by_update = self.reissues_in_place(olds, news)
+        if not replaces and not reissued_by_update and self.due_for_renewal(olds, news):
             replaces = ["certPem"]
         updates = changed(olds, news, self.INPUT_KEYS)
         # Create the new certificate before deleting the old one: consumers switch over first.
         return DiffResult(
             changes=bool(replaces or updates), replaces=replaces, delete_before_replace=False
         )
+
+    def reissues_in_place(self, _olds: dict[str, Any], _news: dict[str, Any]) -> bool:
+        """True when `update` issues the new certificate itself (no replacement needed)."""
+        return False
 
     def due_for_renewal(self, olds: dict[str, Any], news: dict[str, Any]) -> bool:
         cert_pem = olds.get("certPem")
@@ -271,7 +288,7 @@ def _ca_outputs(
 
 
 class LeafCertificateProvider(_CertificateProvider):
-    REPLACE_KEYS = (
+    REPLACE_KEYS: ClassVar[tuple[str, ...]] = (
         "caCertPem",
         "caKeyPem",
         "commonName",
@@ -281,7 +298,7 @@ class LeafCertificateProvider(_CertificateProvider):
         "keyAlgorithm",
         "validityDays",
     )
-    INPUT_KEYS = (*REPLACE_KEYS, "renewBeforeDays")
+    INPUT_KEYS: ClassVar[tuple[str, ...]] = (*REPLACE_KEYS, "renewBeforeDays")
 
     def _check_more(self, news: dict[str, Any], normalized: dict[str, Any]) -> list[CheckFailure]:
         failures: list[CheckFailure] = []
@@ -316,11 +333,59 @@ class LeafCertificateProvider(_CertificateProvider):
         )
 
 
-def _secret_outputs(opts: pulumi.ResourceOptions | None) -> pulumi.ResourceOptions:
+class KeepingLeafCertificateProvider(LeafCertificateProvider):
+    """A leaf whose new issuer (a CA promote) reissues it in place, keeping the certificate and
+    key it replaced while `trustBundlePem` still holds their CA (the module docstring says why).
+    Any other change is what it is for every leaf; a replacement keeps nothing."""
+
+    REPLACE_KEYS = tuple(k for k in LeafCertificateProvider.REPLACE_KEYS if k not in ISSUER_KEYS)
+    INPUT_KEYS = (*LeafCertificateProvider.INPUT_KEYS, TRUST_BUNDLE)
+
+    def reissues_in_place(self, olds: dict[str, Any], news: dict[str, Any]) -> bool:
+        return bool(changed(olds, news, ISSUER_KEYS))
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        created = super().create(props)
+        return CreateResult(
+            created.id, {**(created.outs or {}), **dict.fromkeys(_PREVIOUS_KEYS, "")}
+        )
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        inputs = inputs_only(news, self.INPUT_KEYS)
+        bundle = str(news.get(TRUST_BUNDLE) or "").encode()
+        if self.reissues_in_place(olds, news):
+            certified = self._issue(news)
+            outs = {
+                **olds,
+                **inputs,
+                "certPem": certified.cert_pem.decode(),
+                "keyPem": certified.key_pem.decode(),
+                "notAfter": pki.certificate_expiry(certified.cert_pem).isoformat(),
+                "revision": new_revision(),
+                **self._kept(str(olds["certPem"]), str(olds["keyPem"]), bundle),
+            }
+            return UpdateResult(outs)
+        before = {k: str(olds.get(k) or "") for k in _PREVIOUS_KEYS}
+        kept = self._kept(before["previousCertPem"], before["previousKeyPem"], bundle)
+        # Dropping the previous pair changes the material (a file of the consumer's volume).
+        revision = olds["revision"] if kept == before else new_revision()
+        return UpdateResult({**olds, **inputs, **kept, "revision": revision})
+
+    def _kept(self, cert_pem: str, key_pem: str, bundle: bytes) -> dict[str, str]:
+        """The pair as `previous*` outputs while a CA of `bundle` vouches for the certificate
+        (signed by it, both valid now); empty outputs otherwise."""
+        if cert_pem and bundle and pki.issued_by_one_of(cert_pem.encode(), bundle, now=self.now()):
+            return {"previousCertPem": cert_pem, "previousKeyPem": key_pem}
+        return dict.fromkeys(_PREVIOUS_KEYS, "")
+
+
+def _secret_outputs(
+    opts: pulumi.ResourceOptions | None, names: list[str] = SECRET_OUTPUTS
+) -> pulumi.ResourceOptions:
     # The provider cannot mark outputs secret itself (dynamic providers do not accept secrets);
     # the engine does it for the names listed here, so the key is encrypted in state.
     return pulumi.ResourceOptions.merge(
-        opts, pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS)
+        opts, pulumi.ResourceOptions(additional_secret_outputs=names)
     )
 
 
@@ -362,12 +427,18 @@ class CertificateAuthority(Resource, module="secure-redis", name="CertificateAut
 
 
 class LeafCertificate(Resource, module="secure-redis", name="LeafCertificate"):
-    """A serverAuth or clientAuth certificate signed by the stack's CA. `keyPem` is secret."""
+    """A serverAuth or clientAuth certificate signed by the stack's CA. `keyPem` is secret.
+
+    `keep_previous_while` (the trust bundle) makes a CA promote reissue it in place and keep
+    the pair it replaced as `previousCertPem`/`previousKeyPem` (secret) while the bundle holds
+    their CA; without it those outputs do not exist."""
 
     certPem: pulumi.Output[str]
     keyPem: pulumi.Output[str]
     notAfter: pulumi.Output[str]
     revision: pulumi.Output[str]
+    previousCertPem: pulumi.Output[str]
+    previousKeyPem: pulumi.Output[str]
 
     def __init__(
         self,
@@ -382,6 +453,7 @@ class LeafCertificate(Resource, module="secure-redis", name="LeafCertificate"):
         dns_names: Sequence[str] = (),
         ip_addresses: Sequence[str] = (),
         renewal_generation: int = 0,
+        keep_previous_while: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props: dict[str, Any] = {
@@ -397,15 +469,26 @@ class LeafCertificate(Resource, module="secure-redis", name="LeafCertificate"):
             RENEWAL_GENERATION: renewal_generation,
             **dict.fromkeys(_OUTPUT_KEYS),
         }
-        super().__init__(LeafCertificateProvider(), name, props, _secret_outputs(opts))
+        if keep_previous_while is None:
+            super().__init__(LeafCertificateProvider(), name, props, _secret_outputs(opts))
+            return
+        props |= {TRUST_BUNDLE: keep_previous_while, **dict.fromkeys(_PREVIOUS_KEYS)}
+        super().__init__(
+            KeepingLeafCertificateProvider(),
+            name,
+            props,
+            _secret_outputs(opts, KEEPING_SECRET_OUTPUTS),
+        )
 
 
 __all__ = [
     "CA_SECRET_OUTPUTS",
+    "KEEPING_SECRET_OUTPUTS",
     "ROLLOVER_GENERATION",
     "CaPhase",
     "CertificateAuthority",
     "CertificateAuthorityProvider",
+    "KeepingLeafCertificateProvider",
     "LeafCertificate",
     "LeafCertificateProvider",
     "ca_phase",

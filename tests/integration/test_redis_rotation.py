@@ -274,26 +274,81 @@ def test_acl_reload__the_retired_password_is_not_tried_for_another_refusal(
     assert "NOPERM" in done.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap (attack pass of 2026-12-01, README Day 2): the reload job has no "
-    "certificate of the old CA to fall back on",
-)
+_PROMOTE_RETRY = "trying the certificate the promote replaced"
+
+
 def test_ca_rollover__a_promote_after_an_introduce_that_never_reached_redis__still_reloads(
     rotating: RotatingRedis,
 ) -> None:
     """The CA twin of the password case above: an introduce written to the volume whose TLS
     reload failed (e.g. Redis at maxclients), then the promote, which reissues the reload job's
-    certificate from the new CA. Redis still trusts only the old CA, so the job is refused at
-    the handshake, on every up, until Redis is restarted."""
+    certificate from the new CA. Redis still trusts only the old CA and refuses it at the
+    handshake; before, on every up after, until Redis was restarted. The job now tries the
+    certificate the promote replaced (the old CA's), and its CONFIG SET makes Redis trust both,
+    as the introduce should have."""
     r = rotating
     old_ca, new_ca = r.ca, pki.create_ca("secure-redis test CA", validity_days=2)
+    old_reload = r.reload_cert
+    old_client = pki.issue_client_certificate(old_ca, APP_USER, validity_days=2)
+    new_client = pki.issue_client_certificate(new_ca, APP_USER, validity_days=2)
     r.trusted = [old_ca, new_ca]
     r.deliver()  # introduce: its reload never ran
     r.server_cert = r.issue_server(new_ca)
     r.reload_cert = pki.issue_client_certificate(new_ca, RELOAD_USER, validity_days=2)
+    r.previous_reload_cert = old_reload
     r.deliver()  # promote
-    _reload_tls(r)
+    with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
+        r.served_serial(r.client_context(new_client))  # Redis trusts only the old CA
+
+    done = r.reload(*tls_reload_command(*_tls_files(r)))
+    assert done.returncode == 0, done.stderr
+    assert _PROMOTE_RETRY in done.stderr
+    assert "PRIVATE KEY" not in done.stdout + done.stderr
+    assert r.served_serial(r.client_context(new_client)) == serial(r.server_cert)
+    assert r.served_serial(r.client_context(old_client)) == serial(r.server_cert)
+
+    # Retire: the previous certificate is gone; the current one is let in at its first try.
+    r.trusted, r.previous_reload_cert = [new_ca], None
+    r.deliver()
+    again = r.reload(*tls_reload_command(*_tls_files(r)))
+    assert again.returncode == 0, again.stderr
+    assert _PROMOTE_RETRY not in again.stderr
+    with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
+        r.served_serial(r.client_context(old_client, [new_ca]))
+
+
+def test_ca_rollover__the_previous_certificate_is_not_tried_after_an_answer(
+    rotating: RotatingRedis,
+) -> None:
+    """Only a connection Redis gave no answer on is tried again: a reply such as NOPERM fails
+    the job as before, with the certificate Redis accepted."""
+    r = rotating
+    r.previous_reload_cert = pki.issue_client_certificate(r.ca, RELOAD_USER, validity_days=2)
+    r.deliver()
+    done = r.reload("CONFIG", "GET", "maxmemory")
+    assert done.returncode == 1
+    assert _PROMOTE_RETRY not in done.stderr
+    assert "NOPERM" in done.stderr
+
+
+def test_ca_rollover__without_a_previous_certificate_a_refused_one_fails_the_job(
+    rotating: RotatingRedis,
+) -> None:
+    """Outside a promote there is no second certificate: a refused one fails the job (and
+    the up) with redis-cli's own error, and nothing is tried again."""
+    r = rotating
+    stranger = pki.create_ca("secure-redis test CA", validity_days=2)
+    r.reload_cert = pki.issue_client_certificate(stranger, RELOAD_USER, validity_days=2)
+    r.deliver()
+    done = r.reload(*tls_reload_command(*_tls_files(r)))
+    assert done.returncode != 0
+    assert _PROMOTE_RETRY not in done.stderr
+    assert "CONFIG SET OK" not in done.stdout
+
+
+def _tls_files(r: RotatingRedis) -> tuple[str, str, str]:
+    conf = r.server.conf
+    return conf.cert_file, conf.key_file, conf.ca_cert_file
 
 
 # --- the reload identity ---------------------------------------------------------------------

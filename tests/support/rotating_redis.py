@@ -55,6 +55,8 @@ class RotatingRedis:
         }
         # The reload identity's second try (infra/components/reload.py), "" when none.
         self.retired_reload_password = ""
+        # Its certificate's second try: the one the last CA promote replaced, None when none.
+        self.previous_reload_cert: pki.CertifiedKey | None = None
         self.server_cert = self.issue_server(self.ca)
         self.reload_cert = pki.issue_client_certificate(self.ca, RELOAD_USER, validity_days=DAYS)
         self.deliver()
@@ -95,6 +97,7 @@ class RotatingRedis:
     def deliver(self) -> None:
         """Write the current material through the initialiser's script (one atomic switch)."""
         self._revision += 1
+        previous = self.previous_reload_cert
         files = {
             "ca.crt": (pki.trust_bundle([c.cert_pem for c in self.trusted]), 0o444),
             "server.crt": (self.server_cert.cert_pem, 0o444),
@@ -105,6 +108,8 @@ class RotatingRedis:
             # The reload job authenticates with the password valid before and after the load.
             "reload.password": (self.passwords[RELOAD_USER][-1].encode(), 0o400),
             "reload.retired-password": (self.retired_reload_password.encode(), 0o400),
+            "reload.previous.crt": (previous.cert_pem if previous else b"", 0o444),
+            "reload.previous.key": (previous.key_pem if previous else b"", 0o400),
         }
         run_initialiser(self.volume, files, f"r{self._revision}")
 

@@ -12,6 +12,7 @@ from infra import pki
 from infra.providers.certificates import (
     CaPhase,
     CertificateAuthorityProvider,
+    KeepingLeafCertificateProvider,
     LeafCertificateProvider,
 )
 from infra.providers.secrets import DataKeyringProvider, GeneratedPasswordProvider
@@ -188,6 +189,99 @@ def test_ca__leaves_are_reissued_only_when_the_new_ca_issues(
     assert "caCertPem" in leaf_diff(introduced, promoted), "promotion reissues every leaf"
     retired = up(ca, promoted, _ca(1))
     assert leaf_diff(promoted, retired) == [], "retiring the old CA reissues nothing"
+
+
+_LEAF: dict[str, Any] = {
+    "commonName": "reload",
+    "usage": "client",
+    "dnsNames": [],
+    "ipAddresses": [],
+    "keyAlgorithm": "ecdsa-p256",
+    "validityDays": 30,
+    "renewBeforeDays": 10,
+}
+
+
+def _keeping_inputs(ca_state: dict[str, Any], **more: Any) -> dict[str, Any]:
+    return {
+        **_LEAF,
+        "caCertPem": ca_state["certPem"],
+        "caKeyPem": ca_state["keyPem"],
+        "trustBundlePem": ca_state["trustBundlePem"],
+        **more,
+    }
+
+
+def test_keeping_leaf__a_promote_reissues_in_place_and_keeps_the_old_pair_until_the_retire(
+    ca: CertificateAuthorityProvider,
+) -> None:
+    """The reload job's certificate (infra/components/tls.py): what the promote replaced is
+    its second try while Redis may still trust only the old CA (infra/components/reload.py)."""
+    leaf = KeepingLeafCertificateProvider(_clock(NOW))
+    first = dict(ca.create(ca.check({}, _ca()).inputs).outs or {})
+    issued = dict(leaf.create(leaf.check({}, _keeping_inputs(first)).inputs).outs or {})
+    assert (issued["previousCertPem"], issued["previousKeyPem"]) == ("", "")
+
+    introduced = up(ca, first, _ca(1))
+    after_introduce = up(leaf, issued, _keeping_inputs(introduced))
+    assert after_introduce["certPem"] == issued["certPem"], "introducing a CA reissues nothing"
+    assert after_introduce["previousCertPem"] == ""
+    assert after_introduce["revision"] == issued["revision"], "no material changed"
+
+    promoted = up(ca, introduced, _ca(1))
+    after_promote = up(leaf, after_introduce, _keeping_inputs(promoted))  # never a replacement
+    new_cert = after_promote["certPem"].encode()
+    assert pki.verify_chain(new_cert, promoted["certPem"].encode(), now=NOW), "the new CA issued"
+    assert pki.key_matches_certificate(new_cert, after_promote["keyPem"].encode())
+    assert after_promote["previousCertPem"] == issued["certPem"]
+    assert after_promote["previousKeyPem"] == issued["keyPem"]
+    assert after_promote["revision"] != after_introduce["revision"]
+
+    retired = up(ca, promoted, _ca(1))
+    after_retire = up(leaf, after_promote, _keeping_inputs(retired))
+    assert after_retire["certPem"] == after_promote["certPem"]
+    assert (after_retire["previousCertPem"], after_retire["previousKeyPem"]) == ("", "")
+    assert after_retire["revision"] != after_promote["revision"], "the volume loses a key"
+    assert up(leaf, after_retire, _keeping_inputs(retired)) is after_retire
+
+
+def test_keeping_leaf__keeps_nothing_its_bundle_does_not_vouch_for(
+    ca: CertificateAuthorityProvider,
+) -> None:
+    """A new issuer whose bundle lacks the old CA (not a rollover's promote) keeps nothing."""
+    leaf = KeepingLeafCertificateProvider(_clock(NOW))
+    first = dict(ca.create(ca.check({}, _ca()).inputs).outs or {})
+    issued = dict(leaf.create(leaf.check({}, _keeping_inputs(first)).inputs).outs or {})
+    other = dict(ca.create(ca.check({}, _ca()).inputs).outs or {})
+    moved = up(leaf, issued, _keeping_inputs(other))
+    assert moved["certPem"] != issued["certPem"]
+    assert (moved["previousCertPem"], moved["previousKeyPem"]) == ("", "")
+
+
+def test_keeping_leaf__renewal_replaces_it_as_any_leaf(ca: CertificateAuthorityProvider) -> None:
+    leaf = KeepingLeafCertificateProvider(_clock(NOW))
+    first = dict(ca.create(ca.check({}, _ca()).inputs).outs or {})
+    issued = dict(leaf.create(leaf.check({}, _keeping_inputs(first)).inputs).outs or {})
+    news = leaf.check(issued, _keeping_inputs(first, renewalGeneration=1)).inputs
+    assert leaf.diff("id", issued, news).replaces == ["renewalGeneration"]
+    later = KeepingLeafCertificateProvider(_clock(NOW + dt.timedelta(days=25)))
+    assert later.diff("id", issued, _keeping_inputs(first)).replaces == ["certPem"]
+
+
+def test_keeping_leaf__a_state_from_before_it_kept_anything_updates_with_the_same_material(
+    ca: CertificateAuthorityProvider,
+) -> None:
+    """The reload leaf of a deployed stack was a plain leaf: its first up with the bundle as
+    an input changes no certificate and no revision."""
+    first = dict(ca.create(ca.check({}, _ca()).inputs).outs or {})
+    plain = LeafCertificateProvider(_clock(NOW))
+    inputs = {k: v for k, v in _keeping_inputs(first).items() if k != "trustBundlePem"}
+    legacy = dict(plain.create(plain.check({}, inputs).inputs).outs or {})
+    leaf = KeepingLeafCertificateProvider(_clock(NOW))
+    updated = up(leaf, legacy, _keeping_inputs(first))
+    assert updated["certPem"] == legacy["certPem"]
+    assert updated["revision"] == legacy["revision"]
+    assert (updated["previousCertPem"], updated["previousKeyPem"]) == ("", "")
 
 
 def test_ca__renew_before_days_alone_updates_in_place_with_the_same_material(

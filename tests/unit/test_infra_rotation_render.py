@@ -12,9 +12,11 @@ from typing import Any
 
 import pytest
 
+from infra import pki
 from infra.components.exporter import ROTATING_USERS_FILE
 from infra.components.material import revision_hash
 from infra.naming import MATERIAL_LABEL, Role
+from infra.providers.certificates import KEEPING_SECRET_OUTPUTS, KeepingLeafCertificateProvider
 from infra.providers.secrets import GeneratedPasswordProvider, password_outputs
 from infra.pulumi_names import CONTAINER
 from infra.redis_acl import RELOAD_USER, password_hash
@@ -170,6 +172,8 @@ def test_reload_job__own_volume_holds_no_server_key(stack: RenderedStack) -> Non
         "reload.key",
         "reload.password",
         "reload.retired-password",
+        "reload.previous.crt",
+        "reload.previous.key",
     }
 
 
@@ -238,6 +242,62 @@ def test_set_phase__the_reload_job_gets_the_retired_password_as_its_second_try(
             init = container(after_set, suffix)
             assert all(_content(init, name) != reload["retired"] for name in uploads(init))
     assert _content(container(dev, "reload-init"), "reload.retired-password") == ""
+
+
+@pytest.fixture(scope="module")
+def promoted_reload() -> RenderedStack:
+    """dev rendered with the reload leaf as a CA promote leaves it: a previous pair kept."""
+    original = KeepingLeafCertificateProvider.create
+    old_ca = pki.create_ca("old CA", validity_days=2)
+    old = pki.issue_client_certificate(old_ca, RELOAD_USER, validity_days=2)
+
+    def create_promoted(self: KeepingLeafCertificateProvider, props: dict[str, Any]) -> Any:
+        created = original(self, props)
+        created.outs = {
+            **(created.outs or {}),
+            "previousCertPem": old.cert_pem.decode(),
+            "previousKeyPem": old.key_pem.decode(),
+        }
+        return created
+
+    KeepingLeafCertificateProvider.create = create_promoted  # type: ignore[method-assign]
+    try:
+        return render_stack("dev")
+    finally:
+        KeepingLeafCertificateProvider.create = original  # type: ignore[method-assign]
+
+
+def test_promote_phase__only_the_reload_job_gets_the_replaced_certificate_as_its_second_try(
+    promoted_reload: RenderedStack, dev: RenderedStack
+) -> None:
+    """What the reload job tries when Redis never loaded the introduce's bundle
+    (infra/components/reload.py); no other consumer is given it, and outside a promote the
+    files are empty."""
+    leaf = _dynamic(promoted_reload, "tls-reload-client").outputs
+    assert leaf["previousKeyPem"], "the fixture must give the leaf a previous pair"
+    reload_init = container(promoted_reload, "reload-init")
+    assert _content(reload_init, "reload.previous.crt") == leaf["previousCertPem"]
+    assert _content(reload_init, "reload.previous.key") == leaf["previousKeyPem"]
+    assert uploads(reload_init)["reload.previous.key"].get("mode") == uploads(reload_init)[
+        "reload.key"
+    ].get("mode")
+    for suffix in INITIALISERS:
+        if suffix != "reload-init":
+            init = container(promoted_reload, suffix)
+            assert all(_content(init, n) != leaf["previousKeyPem"] for n in uploads(init))
+    steady = container(dev, "reload-init")
+    assert _content(steady, "reload.previous.crt") == _content(steady, "reload.previous.key") == ""
+
+
+def test_reload_leaf__alone_keeps_a_previous_pair_and_its_key_is_secret(
+    stack: RenderedStack,
+) -> None:
+    leaves = [r for r in stack.resources if r.type.endswith(":LeafCertificate")]
+    keeping = [r.name for r in leaves if "previousKeyPem" in r.outputs]
+    assert keeping == ["tls-reload-client"]
+    reload = _dynamic(stack, "tls-reload-client")
+    assert set(KEEPING_SECRET_OUTPUTS) <= set(reload.secret_outputs)
+    assert "previousKeyPem" in reload.options["additionalSecretOutputs"]
 
 
 def test_rotate_phase__redis_accepts_both_and_each_consumer_gets_the_right_one(
