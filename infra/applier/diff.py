@@ -128,7 +128,7 @@ def docker_changes(
             continue
         paths = changed_paths(prior.inputs, step.props)
         if urn in missing:
-            # A stopped container still holds its name: it goes first, like a replacement.
+            # A stopped container still holds its name: removed before its create, as replaced.
             op = Op.CREATE if kind == VOLUME else Op.REPLACE
             changes[urn] = Change(urn, kind, name, op, (MISSING,))
         elif paths and kind == VOLUME:

@@ -28,6 +28,7 @@ from infra.applier.diff import DOCKER_TYPES, docker_changes, rebuilt_image_only
 from infra.applier.errors import ApplyError
 from infra.applier.host_conflicts import Held, conflicts, ports_to_probe, user_uid
 from infra.applier.plan import Plan, Step
+from infra.applier.removal import removed_first
 from infra.applier.schedule import Cancelled, abandonable, run_when_ready
 from infra.applier.state import ResourceState, StackState
 from infra.applier.translate import (
@@ -160,14 +161,18 @@ class LocalApplier:
     ) -> StackObjects:
         """Bring the engine from `state` (the last `up`, updated in place) to `plan`.
 
-        `changes` defaults to `docker_changes` against `state` and the engine. Replaced and
-        deleted containers go first (their names are fixed: delete before replace), then
-        replaced networks; then every created or replaced object, each as soon as the steps it
-        depends on are done (`plan.needs`; several at once, as Pulumi's engine runs them:
-        infra/applier/schedule.py), and containers to update get their new limits and restart
-        policy as they run. Unchanged objects are not touched. Volumes are never removed here,
-        and images no longer declared stay as build cache (pulumi-docker's Image does not
-        delete local images either); `down` removes both. `checkpoint(state)` runs after every
+        `changes` defaults to `docker_changes` against `state` and the engine. Deleted
+        containers go first, then replaced networks with the containers on them (and a
+        container whose name or host port another takes), images and volumes
+        (infra/applier/removal.py); then every created or replaced object, each as soon as the
+        steps it depends on are done (`plan.needs`; several at once, as Pulumi's engine runs
+        them: infra/applier/schedule.py). Any other replaced container is removed by its own
+        step, just before its successor is created (its name and host port are fixed: delete
+        before replace), so it keeps running while its image builds and the steps it needs
+        run. Containers to update get their new limits and restart policy as they run.
+        Unchanged objects are not touched. Volumes are never removed here, and images no
+        longer declared stay as build cache (pulumi-docker's Image does not delete local
+        images either); `down` removes both. `checkpoint(state)` runs after every
         step, one at a time, so a failure or an interrupt part-way leaves a state that matches
         the engine.
         """
@@ -189,10 +194,7 @@ class LocalApplier:
         # build giving the same image ID (a checkout moved elsewhere, so the declared context
         # path changed) leaves them running, as the engine would (diff.IMAGE_REBUILT).
         deferred = {c.urn for c in changes if rebuilt_image_only(c)}
-        self._remove_leaving(
-            [c for c in changes if c.op in (Op.REPLACE, Op.DELETE) and c.urn not in deferred],
-            record,
-        )
+        self._remove_leaving(removed_first(plan, changes, state.resources), record)
         run = _Up(
             stack=plan.stack,
             record=record,
@@ -223,7 +225,8 @@ class LocalApplier:
 
     def _apply_step(self, run: _Up, step: Step) -> None:
         spec, change = step.spec, run.changes[step.urn]
-        if step.urn in run.deferred and not self._replace_for_image(step, run):
+        replaced = isinstance(spec, ContainerSpec) and change.op is Op.REPLACE
+        if replaced and not self._make_way(step, run):
             run.applied.kept.append(_label(spec))
             return
         start = time.monotonic()
@@ -243,8 +246,9 @@ class LocalApplier:
         self.say(f"{_kind(spec)} {_label(spec)} ready ({time.monotonic() - start:.1f}s)")
 
     def _remove_leaving(self, leaving: Sequence[Change], record: _Record) -> None:
-        """Remove replaced and deleted objects, containers first (names are fixed: delete
-        before replace), then networks, images and volumes; each step saved."""
+        """Remove what goes before the up's steps (removal.py), containers first (Docker
+        removes no network with a container on it), then networks, images and volumes; each
+        step saved."""
         for kind in (CONTAINER, NETWORK, IMAGE, VOLUME):
             for change in reversed([c for c in leaving if c.type == kind]):
                 prior = record.state.resources.get(change.urn)
@@ -311,13 +315,19 @@ class LocalApplier:
             step.urn, ResourceState(prior.type, prior.name, prior.id, step.props, prior.outputs)
         )
 
-    def _replace_for_image(self, step: Step, run: _Up) -> bool:
-        """For a container whose image was rebuilt: remove it when the image ID changed
-        (True: create it again); keep it running when the build gave the same image."""
+    def _make_way(self, step: Step, run: _Up) -> bool:
+        """Remove a replaced container just before its successor is created (True: create
+        it), once its image is built and the steps it needs are done: until then it runs.
+        One replaced only because its image was rebuilt is kept running when the build gave
+        the same image ID (False). One the up removed before its steps (removal.py) is gone."""
         spec = step.spec
         assert isinstance(spec, ContainerSpec)
-        prior = run.record.state.resources[step.urn]
-        if run.image_ids.get(spec.image) == prior.outputs.get("imageId"):
+        prior = run.record.state.resources.get(step.urn)
+        if prior is None:
+            return True
+        if step.urn in run.deferred and run.image_ids.get(spec.image) == prior.outputs.get(
+            "imageId"
+        ):
             self.say(f"container {_label(spec)} kept: its image was rebuilt to the same image ID")
             return False
         with _engine_errors(f"removing {prior.name}"):
