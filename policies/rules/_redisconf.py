@@ -193,6 +193,7 @@ def _words(args: list[str]) -> list[str]:
     return words
 
 
+@functools.lru_cache(maxsize=4096)  # called for every word of every argv, by every stack policy
 def _program(word: str) -> str:
     return PurePosixPath(word).name
 

@@ -14,6 +14,7 @@ import pytest
 
 from policies.records import Record, parse_records
 from policies.rules._model import CONTAINER
+from policies.rules._props import shell_words
 from policies.rules._redisconf import Verdict, recognise
 from policies.rules.redis import RULES
 from tests.policy.support import run_rule
@@ -234,3 +235,14 @@ def test_redis_protocol_server_that_is_not_redis__fails_closed_saying_so(
         f"it runs {name}, whose flags and config are not redis-server's and cannot be judged by "
         f"the Redis rules (run redis-server or valkey-server), so the setting is unknown."
     ) in only(run_rule("redis-tls-only", records))
+
+
+def test_shell_words__each_call_gets_a_list_of_its_own() -> None:
+    """The split is cached (every stack policy splits the same argv again): a caller that
+    changes the words it got must not change what the next caller gets."""
+    script = "exec redis-server /etc/redis/redis.conf --port 0"
+    words = shell_words(script)
+    words.append("--protected-mode")
+    words[1] = "valkey-server"
+    assert shell_words(script) == ["exec", "redis-server", "/etc/redis/redis.conf", "--port", "0"]
+    assert shell_words('sh -c "unbalanced') == ["sh", "-c", '"unbalanced']
