@@ -151,13 +151,9 @@ class _CertificateProvider(ResourceProvider):
         )
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        certified = self._issue(props)
         outs = {
             **inputs_only(props, (*self.INPUT_KEYS, RENEWAL_GENERATION)),
-            "certPem": certified.cert_pem.decode(),
-            "keyPem": certified.key_pem.decode(),
-            "notAfter": pki.certificate_expiry(certified.cert_pem).isoformat(),
-            "revision": new_revision(),
+            **_issued_outputs(self._issue(props)),
         }
         return CreateResult(outs["revision"], outs)
 
@@ -171,6 +167,17 @@ class _CertificateProvider(ResourceProvider):
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         # Only non-replacing inputs (renewBeforeDays) reach here; the material stays the same.
         return UpdateResult({**olds, **inputs_only(news, self.INPUT_KEYS)})
+
+
+def _issued_outputs(certified: pki.CertifiedKey) -> dict[str, str]:
+    """The outputs of newly issued material (`_OUTPUT_KEYS`); a new revision, so its consumers
+    are replaced with it."""
+    return {
+        "certPem": certified.cert_pem.decode(),
+        "keyPem": certified.key_pem.decode(),
+        "notAfter": pki.certificate_expiry(certified.cert_pem).isoformat(),
+        "revision": new_revision(),
+    }
 
 
 def _renewal_generation(props: dict[str, Any]) -> int:
@@ -275,15 +282,12 @@ def _ca_outputs(
     previous: pki.CertifiedKey | None = None,
 ) -> dict[str, Any]:
     return {
-        "certPem": issuing.cert_pem.decode(),
-        "keyPem": issuing.key_pem.decode(),
-        "notAfter": pki.certificate_expiry(issuing.cert_pem).isoformat(),
+        **_issued_outputs(issuing),
         "trustBundlePem": pki.trust_bundle(trusted).decode(),
         "phase": phase.value,
         "nextCertPem": next_ca.cert_pem.decode() if next_ca else "",
         "nextKeyPem": next_ca.key_pem.decode() if next_ca else "",
         "previousCertPem": previous.cert_pem.decode() if previous else "",
-        "revision": new_revision(),
     }
 
 
@@ -354,14 +358,10 @@ class KeepingLeafCertificateProvider(LeafCertificateProvider):
         inputs = inputs_only(news, self.INPUT_KEYS)
         bundle = str(news.get(TRUST_BUNDLE) or "").encode()
         if self.reissues_in_place(olds, news):
-            certified = self._issue(news)
             outs = {
                 **olds,
                 **inputs,
-                "certPem": certified.cert_pem.decode(),
-                "keyPem": certified.key_pem.decode(),
-                "notAfter": pki.certificate_expiry(certified.cert_pem).isoformat(),
-                "revision": new_revision(),
+                **_issued_outputs(self._issue(news)),
                 **self._kept(str(olds["certPem"]), str(olds["keyPem"]), bundle),
             }
             return UpdateResult(outs)
