@@ -162,19 +162,22 @@ def test_ca__renewal_window_starts_a_rollover_not_a_replacement() -> None:
     assert len(_bundle(introduced)) == 2
 
 
+_LEAF: dict[str, Any] = {
+    "commonName": "reload",
+    "usage": "client",
+    "dnsNames": [],
+    "ipAddresses": [],
+    "keyAlgorithm": "ecdsa-p256",
+    "validityDays": 30,
+    "renewBeforeDays": 10,
+}
+
+
 def test_ca__leaves_are_reissued_only_when_the_new_ca_issues(
     ca: CertificateAuthorityProvider,
 ) -> None:
     first = dict(ca.create(ca.check({}, _ca()).inputs).outs or {})
-    leaf_inputs = {
-        "commonName": "app",
-        "usage": "client",
-        "dnsNames": [],
-        "ipAddresses": [],
-        "keyAlgorithm": "ecdsa-p256",
-        "validityDays": 30,
-        "renewBeforeDays": 10,
-    }
+    leaf_inputs = {**_LEAF, "commonName": "app"}
     leaves = LeafCertificateProvider(_clock(NOW))
 
     def leaf_diff(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
@@ -189,17 +192,6 @@ def test_ca__leaves_are_reissued_only_when_the_new_ca_issues(
     assert "caCertPem" in leaf_diff(introduced, promoted), "promotion reissues every leaf"
     retired = up(ca, promoted, _ca(1))
     assert leaf_diff(promoted, retired) == [], "retiring the old CA reissues nothing"
-
-
-_LEAF: dict[str, Any] = {
-    "commonName": "reload",
-    "usage": "client",
-    "dnsNames": [],
-    "ipAddresses": [],
-    "keyAlgorithm": "ecdsa-p256",
-    "validityDays": 30,
-    "renewBeforeDays": 10,
-}
 
 
 def _keeping_inputs(ca_state: dict[str, Any], **more: Any) -> dict[str, Any]:
