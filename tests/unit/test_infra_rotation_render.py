@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from pulumi.dynamic import ResourceProvider
 
 from infra import pki
 from infra.components.exporter import ROTATING_USERS_FILE
@@ -192,22 +193,32 @@ def test_acl__declares_the_reload_user(stack: RenderedStack) -> None:
     assert f"user {RELOAD_USER} on {reload_hash} resetkeys resetchannels -@all" in acl
 
 
-def _render_passwords(phase: Callable[[str, int], dict[str, Any]]) -> RenderedStack:
-    """dev rendered with every password's outputs made by `phase(created value, length)`."""
-    original = GeneratedPasswordProvider.create
+def _render_created(
+    provider: type[ResourceProvider],
+    more: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]],
+) -> RenderedStack:
+    """dev rendered with the outputs each `provider` resource is created with updated by
+    `more(created outputs, props)`, as a later phase of its lifecycle leaves them."""
+    original = provider.create
 
-    def create_in_phase(self: GeneratedPasswordProvider, props: dict[str, Any]) -> Any:
+    def create_later(self: ResourceProvider, props: dict[str, Any]) -> Any:
         created = original(self, props)
         outs = dict(created.outs or {})
-        outs.update(phase(outs["value"], int(props["length"])))
-        created.outs = outs
+        created.outs = {**outs, **more(outs, props)}
         return created
 
-    GeneratedPasswordProvider.create = create_in_phase  # type: ignore[method-assign]
+    provider.create = create_later  # type: ignore[method-assign]
     try:
         return render_stack("dev")
     finally:
-        GeneratedPasswordProvider.create = original  # type: ignore[method-assign]
+        provider.create = original  # type: ignore[method-assign]
+
+
+def _render_passwords(phase: Callable[[str, int], dict[str, Any]]) -> RenderedStack:
+    """dev rendered with every password's outputs made by `phase(created value, length)`."""
+    return _render_created(
+        GeneratedPasswordProvider, lambda outs, props: phase(outs["value"], int(props["length"]))
+    )
 
 
 @pytest.fixture(scope="module")
@@ -247,24 +258,10 @@ def test_set_phase__the_reload_job_gets_the_retired_password_as_its_second_try(
 @pytest.fixture(scope="module")
 def promoted_reload() -> RenderedStack:
     """dev rendered with the reload leaf as a CA promote leaves it: a previous pair kept."""
-    original = KeepingLeafCertificateProvider.create
     old_ca = pki.create_ca("old CA", validity_days=2)
     old = pki.issue_client_certificate(old_ca, RELOAD_USER, validity_days=2)
-
-    def create_promoted(self: KeepingLeafCertificateProvider, props: dict[str, Any]) -> Any:
-        created = original(self, props)
-        created.outs = {
-            **(created.outs or {}),
-            "previousCertPem": old.cert_pem.decode(),
-            "previousKeyPem": old.key_pem.decode(),
-        }
-        return created
-
-    KeepingLeafCertificateProvider.create = create_promoted  # type: ignore[method-assign]
-    try:
-        return render_stack("dev")
-    finally:
-        KeepingLeafCertificateProvider.create = original  # type: ignore[method-assign]
+    previous = {"previousCertPem": old.cert_pem.decode(), "previousKeyPem": old.key_pem.decode()}
+    return _render_created(KeepingLeafCertificateProvider, lambda _outs, _props: previous)
 
 
 def test_promote_phase__only_the_reload_job_gets_the_replaced_certificate_as_its_second_try(
