@@ -2,8 +2,10 @@
 
 Like the Pulumi engine's checkpoint, the state holds every resource's inputs and outputs, and
 so private keys, passwords and data keys. It lives in `<project>/.secure-redis/state/` (the
-directory is git-ignored, created 0700), one file per stack, `<stack>.state`, mode 0600,
-replaced atomically (temporary file, fsync, rename, fsync of the directory).
+directory is git-ignored, created 0700, and refused when it is not a directory of this account
+or root that only its owner may enter, or `.secure-redis` is writable by others), one file per
+stack, `<stack>.state`, mode 0600, replaced atomically (temporary file, fsync, rename, fsync of
+the directory).
 
 Encryption: AES-256-GCM (`cryptography`), a fresh 96-bit nonce per write, and the file's
 header plus the stack name as associated data, so a file copied to another stack's name, or
@@ -22,6 +24,7 @@ file and the fix, and never a value from the state.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -188,6 +191,8 @@ class StateStore:
 
     def load(self) -> StackState | None:
         """The stack's state, or None when it has none yet."""
+        if self.directory.parent.exists():
+            self._check_directories()
         try:
             blob = self.path.read_bytes()
         except FileNotFoundError:
@@ -223,7 +228,18 @@ class StateStore:
         """One `up` or `down` of a stack at a time (like the Pulumi backends' update lock):
         an exclusive lock on `<stack>.lock`, refused at once when another process holds it."""
         self._ensure_directory()
-        fd = os.open(self.directory / f"{self.stack}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        lock = self.directory / f"{self.stack}.lock"
+        try:
+            # O_NOFOLLOW: a symlink planted at the lock's path would have the open create (or
+            # open) its target, anywhere the caller may write (tests/unit/test_applier_state.py).
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise StateError(f"lock file {lock} cannot be opened: {exc.strerror}") from None
+            raise StateError(
+                f"lock file {lock} is a symbolic link, which nothing here makes; remove it "
+                "(and find out who made it)"
+            ) from None
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -284,7 +300,46 @@ class StateStore:
         return key
 
     def _ensure_directory(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # 0755 and 0700 whatever the umask (mkdir only takes bits away), each checked before
+        # anything is made in it.
+        self.directory.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        _check_owned_directory(self.directory.parent, others=0o022, fix="chmod go-w")
+        self.directory.mkdir(exist_ok=True, mode=0o700)
+        _check_owned_directory(self.directory, others=0o077, fix="chmod 700")
+
+    def _check_directories(self) -> None:
+        """Refuse `.secure-redis` and `.secure-redis/state` unless only their owner (this
+        account or root) may change them, and `state` only its owner may enter. mkdir makes
+        them so (`state` 0700) but keeps a directory that is already there: one that another
+        account may write lets it plant a symlink at the lock's path, or its own key file and
+        state, whose passwords and keys the next `up` deploys; one it may read lists the
+        stacks. Checked before anything in them is read, created or written."""
+        _check_owned_directory(self.directory.parent, others=0o022, fix="chmod go-w")
+        if self.directory.exists() or self.directory.is_symlink():
+            _check_owned_directory(self.directory, others=0o077, fix="chmod 700")
+
+
+def _check_owned_directory(path: Path, *, others: int, fix: str) -> None:
+    """StateError unless `path` is a real directory (not a symlink), owned by this process's
+    user or root, with none of the permission bits in `others`."""
+    info = path.lstat()
+    if stat.S_ISLNK(info.st_mode):
+        raise StateError(
+            f"directory {path} is a symbolic link; the applier keeps the state only in a "
+            "directory of its own: replace the link by the directory it points to"
+        )
+    if not stat.S_ISDIR(info.st_mode):
+        raise StateError(f"{path} is not a directory; move it away")
+    me = os.geteuid()
+    if info.st_uid not in (me, 0):
+        raise StateError(
+            f"directory {path} belongs to uid {info.st_uid}, not to you (uid {me}) or root; "
+            "chown it to yourself if it is yours"
+        )
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & others:
+        what = "state directory" if others == 0o077 else "directory"
+        raise StateError(f"{what} {path} is open to others (mode {mode:04o}); {fix} {path}")
 
 
 def _create_atomically(path: Path, data: bytes) -> bool:

@@ -3,6 +3,8 @@ line when it is wrongly keyed, tampered, truncated, copied to another stack or u
 
 from __future__ import annotations
 
+import os
+import re
 import secrets
 import stat
 from pathlib import Path
@@ -208,7 +210,7 @@ def test_state__a_key_file_readable_by_others_is_refused(
 
 
 def test_state__not_a_state_file_is_refused(key_file_store: StateStore) -> None:
-    key_file_store.path.parent.mkdir(parents=True)
+    key_file_store.path.parent.mkdir(parents=True, mode=0o700)
     key_file_store.path.write_text('{"resources": {}}')
     with pytest.raises(StateError, match="not a secure-redis state file"):
         key_file_store.load()
@@ -245,3 +247,97 @@ def test_state__a_second_up_of_the_same_stack_is_refused_while_one_runs(
             pass  # another stack is independent
     with StateStore(tmp_path, "dev", environ={}).locked():
         pass  # released
+
+
+# -- the directory the state lives in (attack pass of 2026-12-02) -----------------------------
+# The applier made `.secure-redis/state` 0700 but took any directory already there, so one
+# that others could write (a careless `chmod -R a+rwX`, a shared group checkout) let another
+# local account plant a symlink at `<stack>.lock`, which an `up` run as root then created at
+# the symlink's target, anywhere (e.g. /etc/nologin, which locks every other user out); or
+# swap the key file and the state for ones of its own, whose passwords and keys the next `up`
+# would deploy. Nothing is read or written in such a directory now.
+
+
+def _no_key_file_made(tmp_path: Path) -> bool:
+    return not (tmp_path / STATE_DIR / KEY_FILE_NAME).exists()
+
+
+@pytest.mark.parametrize(
+    "loose", [0o777, 0o770, 0o755, 0o701], ids=["0777", "0770", "0755", "0701"]
+)
+def test_state__a_state_directory_open_to_others_is_refused(
+    key_file_store: StateStore, tmp_path: Path, loose: int
+) -> None:
+    directory = tmp_path / STATE_DIR
+    directory.mkdir(parents=True)
+    directory.chmod(loose)
+    refused = rf"state directory {re.escape(str(directory))} .*mode {loose:04o}.*chmod 700"
+    with pytest.raises(StateError, match=refused):
+        key_file_store.save(sample())
+    with pytest.raises(StateError, match="chmod 700"), key_file_store.locked():
+        pass
+    with pytest.raises(StateError, match="chmod 700"):
+        key_file_store.load()
+    assert _no_key_file_made(tmp_path)
+    assert list(directory.iterdir()) == []
+
+
+def test_state__a_project_state_parent_others_may_write_is_refused(
+    key_file_store: StateStore, tmp_path: Path
+) -> None:
+    """Whoever may write `.secure-redis` may rename `state` away and put their own there."""
+    parent = tmp_path / STATE_DIR.parent
+    parent.mkdir()
+    parent.chmod(0o777)
+    with pytest.raises(StateError, match=rf"{re.escape(str(parent))} .*mode 0777.*chmod go-w"):
+        key_file_store.save(sample())
+    assert not (tmp_path / STATE_DIR).exists()
+
+
+def test_state__a_symlinked_state_directory_is_refused(
+    key_file_store: StateStore, tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    (tmp_path / STATE_DIR.parent).mkdir()
+    (tmp_path / STATE_DIR).symlink_to(elsewhere)
+    with pytest.raises(StateError, match="is a symbolic link"):
+        key_file_store.save(sample())
+    with pytest.raises(StateError, match="is a symbolic link"), key_file_store.locked():
+        pass
+    assert list(elsewhere.iterdir()) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a directory to another uid needs root")
+def test_state__a_state_directory_of_another_account_is_refused(
+    key_file_store: StateStore, tmp_path: Path
+) -> None:
+    directory = tmp_path / STATE_DIR
+    directory.mkdir(parents=True, mode=0o700)
+    os.chown(directory, 70999, 70999)  # no account: the stack uid range (infra/runtime_ids.py)
+    with pytest.raises(StateError, match=r"belongs to uid 70999.*chown"):
+        key_file_store.save(sample())
+    assert list(directory.iterdir()) == []
+
+
+def test_state__a_symlink_planted_at_the_lock_is_not_followed(
+    key_file_store: StateStore, tmp_path: Path
+) -> None:
+    directory = tmp_path / STATE_DIR
+    directory.mkdir(parents=True, mode=0o700)
+    target = tmp_path / "nologin"
+    (directory / "dev.lock").symlink_to(target)
+    with pytest.raises(StateError, match=r"dev\.lock is a symbolic link"), key_file_store.locked():
+        pass
+    assert not target.exists()
+
+
+def test_state__the_directory_made_is_0700_and_passes_its_own_check(
+    key_file_store: StateStore, tmp_path: Path
+) -> None:
+    """Positive control: what the applier makes itself is accepted, again and again."""
+    key_file_store.save(sample())
+    with key_file_store.locked():
+        key_file_store.save(sample())
+    assert mode(tmp_path / STATE_DIR) == 0o700
+    assert StateStore(tmp_path, "dev", environ={}).load() == sample()
