@@ -20,7 +20,8 @@ AES-SIV). Envelope (version 2, what every write makes), all integers big-endian:
            5     1 byte   flags (bit 0: value zlib-compressed before sealing)
            6    12 bytes  random nonce
           18     2 bytes  L, the length of the sealed logical key
-          20     L bytes  AES-SIV(K) under the key seal key (RFC 5297; deterministic)
+          20     L bytes  AES-SIV(K || 0x80 || zeros to a multiple of 32 bytes) under the
+                          key seal key (RFC 5297; deterministic)
         20+L     ...      AES-256-GCM(value) with the 16-byte tag appended
 
 The associated data of the value is everything before it (bytes 0 to 20+L), then len(K)
@@ -32,9 +33,10 @@ to the primary key's name (the name itself is one-way): rotation opens it first,
 value, whose associated data checks it. It is deterministic, so equal keys give equal
 sealed keys; the stored name already shows that much (it is a deterministic hash of K), and
 it lets a writer keep a hot key's sealed form with its name (Keyring.sealed_key) instead of
-sealing it on every write. Nothing of K is in the value's plaintext: the value is sealed
-from the caller's bytes and opened into the bytes returned, with no copy into or out of a
-larger plaintext (docs/benchmark.md, "Large values").
+sealing it on every write. Padded, it shows K's length only to within 32 bytes. Nothing of
+K is in the value's plaintext: the value is sealed from the caller's bytes and opened into
+the bytes returned, with no copy into or out of a larger plaintext (docs/benchmark.md,
+"Large values").
 
 Version 1 (written before 2026-12-02) sealed len(K) u16 || K || value in one AES-GCM call,
 with the 6-byte header plus the stored name as associated data, right after the nonce.
@@ -86,7 +88,8 @@ HEADER_BYTES: Final = 1 + KEY_ID_BYTES + 1
 PREFIX_BYTES: Final = HEADER_BYTES + NONCE_BYTES
 LEN_BYTES: Final = 2
 SIV_BYTES: Final = 16  # AES-SIV's synthetic IV, before the sealed key
-MIN_ENVELOPE_BYTES: Final = PREFIX_BYTES + LEN_BYTES + SIV_BYTES + TAG_BYTES
+KEY_PAD_BYTES: Final = 32  # a sealed logical key is padded to a multiple of this
+MIN_ENVELOPE_BYTES: Final = PREFIX_BYTES + LEN_BYTES + SIV_BYTES + KEY_PAD_BYTES + TAG_BYTES
 MIN_ENVELOPE_V1_BYTES: Final = PREFIX_BYTES + LEN_BYTES + TAG_BYTES
 MAX_LOGICAL_KEY_BYTES: Final = 4096
 NAME_DIGEST_BYTES: Final = 16
@@ -147,12 +150,28 @@ class DataKey:
         return self.name_prefix + digest.hexdigest().encode("ascii")
 
     def sealed_key(self, logical: bytes) -> bytes:
-        """`logical` sealed for an envelope under this key: its length (u16) and AES-SIV(K).
+        """`logical` sealed for an envelope under this key: the sealed length (u16) and
+        AES-SIV(K padded).
 
-        No associated data: the value's associated data binds this record to the header,
-        the logical key and the stored name."""
-        sealed = self.key_seal.encrypt(logical, None)
+        Padded (0x80, then zeros, to a multiple of KEY_PAD_BYTES, ISO/IEC 7816-4) so that
+        the envelope shows the key's length only to within KEY_PAD_BYTES, as the stored name
+        shows none of it. No associated data: the value's associated data binds this record
+        to the header, the logical key and the stored name."""
+        padded = logical + b"\x80" + bytes(-(len(logical) + 1) % KEY_PAD_BYTES)
+        sealed = self.key_seal.encrypt(padded, None)
         return len(sealed).to_bytes(LEN_BYTES, "big") + sealed
+
+    def unseal_key(self, sealed: bytes) -> bytes:
+        """The logical key of sealed_key()'s AES-SIV part; IntegrityError on any fault."""
+        if len(sealed) < SIV_BYTES + KEY_PAD_BYTES:
+            raise IntegrityError
+        try:
+            padded = self.key_seal.decrypt(sealed, None).rstrip(b"\x00")
+        except InvalidTag:
+            raise IntegrityError from None
+        if not padded.endswith(b"\x80"):  # authenticated, so only a writer's bug gets here
+            raise IntegrityError
+        return padded[:-1]
 
 
 @dataclass(frozen=True)
@@ -321,13 +340,7 @@ class Keyring:
         raises IntegrityError on any fault."""
         if len(envelope) >= MIN_ENVELOPE_BYTES and envelope[0] == VERSION:
             key, start = self._key(envelope)
-            sealed = envelope[PREFIX_BYTES + LEN_BYTES : start]
-            if len(sealed) < SIV_BYTES:
-                raise IntegrityError
-            try:
-                logical = key.key_seal.decrypt(sealed, None)
-            except InvalidTag:
-                raise IntegrityError from None
+            logical = key.unseal_key(envelope[PREFIX_BYTES + LEN_BYTES : start])
             value = _decrypt(key, envelope, start, envelope[:start] + _binding(logical, name))
         else:
             key, plaintext = self._open_v1(name, envelope)

@@ -36,10 +36,15 @@ def _key_seal(raw: bytes) -> AESSIV:
     return AESSIV(HKDF(algorithm=hashes.SHA256(), length=64, salt=None, info=info).derive(raw))
 
 
+def _padded(logical: bytes) -> bytes:
+    """A logical key padded as crypto.py documents: 0x80, then zeros to a multiple of 32."""
+    return logical + b"\x80" + bytes(-(len(logical) + 1) % 32)
+
+
 def _v2(keyring: Keyring, nonce: bytes, name: bytes, value: bytes, flags: int = 0) -> bytes:
     """A version-2 envelope built from its documented layout, not by crypto.py."""
     key = keyring.primary
-    sealed = _key_seal(KEY).encrypt(LOGICAL, None)
+    sealed = _key_seal(KEY).encrypt(_padded(LOGICAL), None)
     prefix = bytes((2,)) + key.key_id + bytes((flags,)) + nonce + len(sealed).to_bytes(2, "big")
     prefix += sealed
     aad = prefix + len(LOGICAL).to_bytes(2, "big") + LOGICAL + name
@@ -76,9 +81,9 @@ def test_envelope__has_the_documented_layout(keyring: Keyring) -> None:
     assert envelope[5] == 0  # flags: not compressed
     assert envelope[6:18] == nonce
     sealed_length = int.from_bytes(envelope[18:20], "big")
-    assert sealed_length == 16 + len(LOGICAL)  # AES-SIV: its 16-byte IV, then the key
+    assert sealed_length == 16 + 32  # AES-SIV: its 16-byte IV, then the key padded to 32
     assert prefix == envelope[: 20 + sealed_length]  # then the value's ciphertext and tag
-    assert _key_seal(KEY).decrypt(envelope[20 : 20 + sealed_length], None) == LOGICAL
+    assert _key_seal(KEY).decrypt(envelope[20 : 20 + sealed_length], None) == _padded(LOGICAL)
     # The value's plaintext is the value alone, authenticated with everything before it,
     # the logical key and the stored name.
     aad = prefix + len(LOGICAL).to_bytes(2, "big") + LOGICAL + name
@@ -208,7 +213,7 @@ def _flip(envelope: bytes, index: int) -> bytes:
 
 @pytest.mark.parametrize(
     "index",
-    [0, 1, 4, 5, 6, 17, 18, 19, 20, 20 + 16 + len(LOGICAL) - 1, -18, -16, -1],
+    [0, 1, 4, 5, 6, 17, 18, 19, 20, 20 + 16 + 32 - 1, -18, -16, -1],
     ids=[
         "version",
         "key-id-first",
@@ -417,11 +422,29 @@ def test_sealed_key__swapped_in_from_another_entry_raises_integrity_error(
         keyring.open(name, swapped)
 
 
+@pytest.mark.parametrize(
+    "logical", [b"k", b"a\x00\x00", b"ends in 0x80 \x80", "caf\u00e9".encode(), b"x" * 4096]
+)
+def test_sealed_key__round_trips_whatever_the_key_ends_with(logical: bytes) -> None:
+    keyring = Keyring(KEY)
+    name = keyring.primary.name(logical)
+    opened = keyring.open(name, keyring.seal(name, logical, b"v"))
+    assert (opened.logical, opened.value) == (logical, b"v")
+
+
+def test_sealed_key__shows_the_key_length_only_to_within_32_bytes(keyring: Keyring) -> None:
+    def length(logical: bytes) -> int:
+        return len(keyring.seal(keyring.primary.name(logical), logical, b"v"))
+
+    assert {length(b"k" * n) for n in range(1, 32)} == {length(b"k")}
+    assert length(b"k" * 32) == length(b"k") + 32
+
+
 def test_sealed_key__is_sealed_once_per_hot_key(keyring: Keyring) -> None:
     name = keyring.primary.name(LOGICAL)
     envelopes = [keyring.seal(name, LOGICAL, b"v%d" % i) for i in range(3)]
     assert keyring.sealed_key.cache_info().misses == 1  # type: ignore[attr-defined]
-    assert len({e[18 : 20 + 16 + len(LOGICAL)] for e in envelopes}) == 1
+    assert len({e[18 : 20 + 16 + 32] for e in envelopes}) == 1
     assert len({e[6:18] for e in envelopes}) == 3  # a fresh nonce each time
 
 
