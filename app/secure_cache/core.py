@@ -309,10 +309,14 @@ class CacheCore:
 
     def set(self, key: str, value: bytes, ttl: float | None) -> Call[None]:
         logical = logical_key(key)
-        value = value_bytes(value)
+        # value_bytes and ttl_args are called only when they have work to do: this runs once
+        # per SET, and on a sequential call each call costs more than its share (_sealed_set).
+        if type(value) is not bytes:
+            value = value_bytes(value)
         keyring = self.keyring
         name = keyring.primary_name(logical)
-        packed = self._sealed_set(keyring, name, logical, value, ttl_args(ttl))
+        expiry = NO_EXPIRY if ttl is None else ttl_args(ttl)
+        packed = self._sealed_set(keyring, name, logical, value, expiry)
         return (packed, 1, _nothing, partial(self.memory.set, key, value, ttl), None)
 
     def delete(self, key: str) -> Call[bool]:
