@@ -680,11 +680,27 @@ def recognised(
     return found
 
 
+# networkMode values that name no network: Docker's default bridge, the host's network stack,
+# no network, and another container's namespace (`container:<name>`, judged on its own).
+_MODES_WITHOUT_NETWORK: Final = frozenset({"", "bridge", "default", "host", "none"})
+
+
+def network_mode_network(props: Mapping[str, Any]) -> str:
+    """The network a container joins through `networkMode` (`docker run --network NAME`,
+    Terraform's `network_mode = docker_network.x.name`), or "" when the mode names none."""
+    mode = text(props.get("networkMode"), "networkMode") or ""
+    if mode in _MODES_WITHOUT_NETWORK or mode.startswith("container:"):
+        return ""
+    return mode
+
+
 def network_names(props: Mapping[str, Any]) -> list[str]:
     """The networks a container joins: `networksAdvanced` names, then pulumi-docker v3's
-    deprecated `networks` (names), which the provider joins the same way."""
+    deprecated `networks` (names), which the provider joins the same way, then the network
+    `networkMode` names (Docker puts the container on it: HostConfig.NetworkMode)."""
     names = [text_at(e, where, "name") for where, e in entries(props, "networksAdvanced")]
     names += strings(props.get("networks"), "networks")
+    names.append(network_mode_network(props))
     return [n for n in names if n]
 
 

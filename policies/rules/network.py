@@ -40,7 +40,12 @@ from policies.rules._props import (
     text,
     text_at,
 )
-from policies.rules._redisconf import aliases, network_names, redis_servers
+from policies.rules._redisconf import (
+    aliases,
+    network_mode_network,
+    network_names,
+    redis_servers,
+)
 from policies.rules._service_shape import task_containers, undecided_network
 from policies.rules.clients import is_redis_client
 
@@ -100,9 +105,14 @@ def ports_bound_in_stack(
             joined = [declared.get(name) for name in network_names(container.props)]
             mode = text(container.props.get("networkMode"), "networkMode") or ""
             defaults = {_default_binding(n) for n in joined}
-            # networkMode set beside networks (bridge, a network's name) may put the container
-            # on a network whose default the stack does not show: every interface.
-            one = joined and len(defaults) == 1 and not mode
+            # networkMode bridge or default beside networks puts the container on the default
+            # bridge too, whose default the stack does not show: every interface. A network
+            # networkMode names is among `joined`.
+            one = (
+                joined
+                and len(defaults) == 1
+                and (not mode or network_mode_network(container.props) == mode)
+            )
             default_ip = defaults.pop() if one else ""
             for message in ports_bound_to_interface(container, config, default_ip):
                 yield Violation(message, container.urn)
@@ -260,9 +270,15 @@ def redis_internal_only(
 
 
 def _which(resource: Resource, index: int, name: str, *, value: bool = False) -> str:
-    """Where a container names a network: its networksAdvanced entry, or the network's name
-    when the index would be ambiguous (a service's v4 networksAdvanceds and v3 networks, a
-    container's v3 networks)."""
+    """Where a container names a network: its networksAdvanced entry, its networkMode (the
+    last of network_names), or the network's name when the index would be ambiguous (a
+    service's v4 networksAdvanceds and v3 networks, a container's v3 networks)."""
+    if (
+        resource.type != SERVICE
+        and name == network_mode_network(resource.props)
+        and index == len(network_names(resource.props)) - 1
+    ):
+        return f"networkMode ({name!r})"
     if resource.type == SERVICE or "networks" in resource.props:
         return f"its network {name!r}"
     return f"networksAdvanced[{index}] ({name!r})" if value else f"networksAdvanced[{index}]"
