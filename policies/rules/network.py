@@ -49,7 +49,6 @@ from policies.rules._redisconf import (
 from policies.rules._service_shape import task_containers, undecided_network
 from policies.rules.clients import is_redis_client
 
-_ALL_INTERFACES: Final = frozenset({"", "0.0.0.0", "::", "[::]"})  # noqa: S104 - what we reject
 _DEFAULT_BRIDGE_MODES: Final = frozenset({"", "bridge", "default"})
 _EDGE_PORTS: Final = frozenset({80.0, 443.0})
 
@@ -80,11 +79,27 @@ def ports_bound_to_interface(
         ip = text(entry.get("ip"), f"ports[{index}].ip")
         if number(entry.get("external"), f"ports[{index}].external") in _EDGE_PORTS:
             continue  # an edge (HTTP/HTTPS) listener is meant to be reachable from outside
-        if (default_ip if ip is None else ip).strip() in _ALL_INTERFACES:
+        if _every_interface(default_ip if ip is None else ip):
             yield (
                 f"{label(resource)} must bind ports[{index}] to a specific host address "
                 f"(ip: 127.0.0.1); it listens on every interface (CIS Docker 5.14)."
             )
+
+
+def _every_interface(address: str) -> bool:
+    """Whether a port published on this host address listens on every interface: no address,
+    or the unspecified one however it is spelled (0.0.0.0, ::, [::], ::0, 0:0:0:0:0:0:0:0,
+    ::ffff:0.0.0.0; Go's net.IP.IsUnspecified is true for each, and Docker binds them all
+    as the unspecified address)."""
+    value = address.strip().removeprefix("[").removesuffix("]")
+    if not value:
+        return True
+    try:
+        ip = ipaddress.ip_address(value)
+    except ValueError:
+        return False  # Docker refuses to create the container ("invalid IP address")
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    return ip.is_unspecified or (mapped is not None and mapped.is_unspecified)
 
 
 # A bridge network's address for ports published with none (Docker's port-publishing docs:

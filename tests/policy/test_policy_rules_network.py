@@ -29,6 +29,14 @@ CASES = [
                  id="cis-5.14-fail-ip-unset"),
     pytest.param("network-port-bound-to-interface", "web",
                  _set(ports=[{"internal": 8000, "ip": "::"}]), True, id="cis-5.14-fail-ipv6-any"),
+    # Every spelling of the unspecified address binds every interface (Go's IsUnspecified).
+    *[pytest.param("network-port-bound-to-interface", "web",
+                   _set(ports=[{"internal": 8000, "external": 8443, "ip": ip}]), True,
+                   id=f"cis-5.14-fail-unspecified-{ip}")
+      for ip in ("0:0:0:0:0:0:0:0", "::0", "[::]", "::ffff:0.0.0.0")],
+    pytest.param("network-port-bound-to-interface", "web",
+                 _set(ports=[{"internal": 8000, "external": 8443, "ip": "[::1]"}]), False,
+                 id="cis-5.14-pass-ipv6-loopback"),
     pytest.param("network-redis-no-published-port", "cache",
                  _set(ports=[{"internal": 6380, "external": 6380, "ip": "127.0.0.1"}]), True,
                  id="fail-loopback-port"),
