@@ -55,7 +55,7 @@ from policies.rules._props import (
     text_at,
     uploads,
 )
-from policies.rules._service_shape import task_containers
+from policies.rules._service_shape import network_mode_network, task_containers
 
 # Redis and the forks that take its arguments, config files and protocol (Valkey, KeyDB).
 SERVER_BINARIES: Final = frozenset(
@@ -684,20 +684,6 @@ def recognised(
             server = RedisServer(resource, settings, files, stack_floor, recognition.sentinel)
         found.append((server, (resource, recognition)))
     return found
-
-
-# networkMode values that name no network: Docker's default bridge, the host's network stack,
-# no network, and another container's namespace (`container:<name>`, judged on its own).
-_MODES_WITHOUT_NETWORK: Final = frozenset({"", "bridge", "default", "host", "none"})
-
-
-def network_mode_network(props: Mapping[str, Any]) -> str:
-    """The network a container joins through `networkMode` (`docker run --network NAME`,
-    Terraform's `network_mode = docker_network.x.name`), or "" when the mode names none."""
-    mode = text(props.get("networkMode"), "networkMode") or ""
-    if mode in _MODES_WITHOUT_NETWORK or mode.startswith("container:"):
-        return ""
-    return mode
 
 
 def network_names(props: Mapping[str, Any]) -> list[str]:

@@ -40,13 +40,12 @@ from policies.rules._props import (
     text,
     text_at,
 )
-from policies.rules._redisconf import (
-    aliases,
+from policies.rules._redisconf import aliases, network_names, redis_servers
+from policies.rules._service_shape import (
     network_mode_network,
-    network_names,
-    redis_servers,
+    task_containers,
+    undecided_network,
 )
-from policies.rules._service_shape import task_containers, undecided_network
 from policies.rules.clients import is_redis_client
 
 _DEFAULT_BRIDGE_MODES: Final = frozenset({"", "bridge", "default"})
