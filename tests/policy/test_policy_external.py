@@ -28,8 +28,9 @@ digest that joins an overlay network by its ID and mounts its volume by the volu
 password in their env (Terraform 0.11), and two Redis servers that join their network by
 network mode, `--network NAME` (a `docker run` onto an attachable overlay network; a SaltStack
 pillar's tozd/redis on a network declared elsewhere), a Bitnami redis-cluster test bed configured
-by REDIS_TLS_* variables (its cluster creator publishes nothing), and RedisLabs' redismod image
-given only options.
+by REDIS_TLS_* variables (its cluster creator publishes nothing), RedisLabs' redismod image
+given only options, and Terraform `count` replicas of Redis sharing one literal password in env
+and on argv.
 """
 
 from __future__ import annotations
