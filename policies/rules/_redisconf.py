@@ -55,7 +55,7 @@ from policies.rules._props import (
     text_at,
     uploads,
 )
-from policies.rules._service_shape import task_containers
+from policies.rules._service_shape import network_mode_network, task_containers
 
 # Redis and the forks that take its arguments, config files and protocol (Valkey, KeyDB).
 SERVER_BINARIES: Final = frozenset(
@@ -79,9 +79,14 @@ _FOREIGN_SERVERS: Final = (
 _REDIS_TOOLS: Final = CLIENT_BINARIES | {"redis-benchmark", "redis-check-aof", "redis-check-rdb"}
 # The repository part of an image reference names a Redis server image: redis, redis:7,
 # docker.io/library/redis@sha256:..., bitnami/redis:7.2, redis/redis-stack-server, valkey,
-# eqalpha/keydb.
+# eqalpha/keydb; cluster nodes (bitnami/redis-cluster, bitnami/valkey-cluster,
+# grokzen/redis-cluster) and redis-server with modules loaded (valkey/valkey-bundle,
+# redislabs/redismod, redislabs/redisearch, redislabs/rejson, ...), which start their server
+# through entrypoints and configs of their own.
 _REDIS_IMAGE: Final = re.compile(
-    r"^(?:[^/@]+/)*(?:redis|redis-stack|redis-stack-server|valkey|redis-server|keydb)"
+    r"^(?:[^/@]+/)*(?:redis|redis-stack|redis-stack-server|valkey|redis-server|keydb"
+    r"|redis-cluster|valkey-cluster|valkey-bundle|redismod|redisearch|rejson|redisgraph"
+    r"|redistimeseries|rebloom|redisbloom|redisgears|redisai)"
     r"(?::[\w.-]+)?(?:@\S+)?$",
     re.IGNORECASE,
 )
@@ -296,8 +301,9 @@ def recognise(  # noqa: PLR0911 - one return per way a reviewer decides
         if opaque or (rest and rest[0].startswith("-")):
             return Recognition(Verdict.SERVER, None, image, ("a Redis image started by a script",))
         return Recognition(Verdict.NOT_REDIS, image=image)
-    if words and not opaque:
+    if words and not opaque and not words[0].startswith("-"):
         return Recognition(Verdict.NOT_REDIS, image=image)  # it runs something else, visibly
+    # No command, a script, or only options for the image's own entrypoint: the signs decide.
     strong, weak = _signs(props)
     if strong:
         return Recognition(Verdict.SERVER, None, image, tuple(strong + weak))
@@ -682,9 +688,11 @@ def recognised(
 
 def network_names(props: Mapping[str, Any]) -> list[str]:
     """The networks a container joins: `networksAdvanced` names, then pulumi-docker v3's
-    deprecated `networks` (names), which the provider joins the same way."""
+    deprecated `networks` (names), which the provider joins the same way, then the network
+    `networkMode` names (Docker puts the container on it: HostConfig.NetworkMode)."""
     names = [text_at(e, where, "name") for where, e in entries(props, "networksAdvanced")]
     names += strings(props.get("networks"), "networks")
+    names.append(network_mode_network(props))
     return [n for n in names if n]
 
 

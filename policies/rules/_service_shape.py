@@ -241,10 +241,46 @@ def task_containers(resources: Iterable[Resource]) -> list[Resource]:
     joined = []
     for resource in shaped:
         with reading(resource):
-            joined.append(
-                _networks_by_name(resource, declared, originals.get(resource.urn, resource))
-            )
+            named = _network_mode_by_name(resource, declared)
+            joined.append(_networks_by_name(named, declared, originals.get(named.urn, named)))
     return joined
+
+
+# networkMode values that name no network: Docker's default bridge, the host's network stack,
+# no network, and another container's namespace (`container:<name>`, judged on its own).
+_MODES_WITHOUT_NETWORK: Final = frozenset({"", "bridge", "default", "host", "none"})
+
+
+def network_mode_network(props: Mapping[str, Any]) -> str:
+    """The network a container joins through `networkMode` (`docker run --network NAME`,
+    Terraform's `network_mode = docker_network.x.name`), or "" when the mode names none."""
+    mode = text(props.get("networkMode"), "networkMode") or ""
+    if mode in _MODES_WITHOUT_NETWORK or mode.startswith("container:"):
+        return ""
+    return mode
+
+
+def _network_mode_by_name(resource: Resource, declared: Mapping[str, Resource]) -> Resource:
+    """The container with a network it joins by ID through networkMode (`network_mode =
+    network.id`) named by that network's name, as _networks_by_name does for networksAdvanced:
+    the network whose `id` output the value is (in full or as Docker's short ID), or, where no
+    ID is known, the one network whose outputs flowed into networkMode (the property holds that
+    one string, so nothing else in it can have carried them). Otherwise it stays as written: a
+    network this stack does not declare."""
+    mode = network_mode_network(resource.props) if resource.type == CONTAINER else ""
+    if not mode or mode in declared:
+        return resource
+    found = _network_with_id(mode, {n: known_text(r.props, "id") for n, r in declared.items()})
+    if found is None:
+        by_urn = {network.urn: name for name, network in declared.items()}
+        flowed = {
+            by_urn[u] for u in dict(resource.property_dependencies).get("networkMode", ())
+            if u in by_urn
+        }  # fmt: skip
+        found = flowed.pop() if len(flowed) == 1 else None
+    if found is None:
+        return resource
+    return dataclasses.replace(resource, props={**resource.props, "networkMode": found})
 
 
 def _networks_by_name(

@@ -41,10 +41,13 @@ from policies.rules._props import (
     text_at,
 )
 from policies.rules._redisconf import aliases, network_names, redis_servers
-from policies.rules._service_shape import task_containers, undecided_network
+from policies.rules._service_shape import (
+    network_mode_network,
+    task_containers,
+    undecided_network,
+)
 from policies.rules.clients import is_redis_client
 
-_ALL_INTERFACES: Final = frozenset({"", "0.0.0.0", "::", "[::]"})  # noqa: S104 - what we reject
 _DEFAULT_BRIDGE_MODES: Final = frozenset({"", "bridge", "default"})
 _EDGE_PORTS: Final = frozenset({80.0, 443.0})
 
@@ -75,11 +78,27 @@ def ports_bound_to_interface(
         ip = text(entry.get("ip"), f"ports[{index}].ip")
         if number(entry.get("external"), f"ports[{index}].external") in _EDGE_PORTS:
             continue  # an edge (HTTP/HTTPS) listener is meant to be reachable from outside
-        if (default_ip if ip is None else ip).strip() in _ALL_INTERFACES:
+        if _every_interface(default_ip if ip is None else ip):
             yield (
                 f"{label(resource)} must bind ports[{index}] to a specific host address "
                 f"(ip: 127.0.0.1); it listens on every interface (CIS Docker 5.14)."
             )
+
+
+def _every_interface(address: str) -> bool:
+    """Whether a port published on this host address listens on every interface: no address,
+    or the unspecified one however it is spelled (0.0.0.0, ::, [::], ::0, 0:0:0:0:0:0:0:0,
+    ::ffff:0.0.0.0; Go's net.IP.IsUnspecified is true for each, and Docker binds them all
+    as the unspecified address)."""
+    value = address.strip().removeprefix("[").removesuffix("]")
+    if not value:
+        return True
+    try:
+        ip = ipaddress.ip_address(value)
+    except ValueError:
+        return False  # Docker refuses to create the container ("invalid IP address")
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    return ip.is_unspecified or (mapped is not None and mapped.is_unspecified)
 
 
 # A bridge network's address for ports published with none (Docker's port-publishing docs:
@@ -100,9 +119,14 @@ def ports_bound_in_stack(
             joined = [declared.get(name) for name in network_names(container.props)]
             mode = text(container.props.get("networkMode"), "networkMode") or ""
             defaults = {_default_binding(n) for n in joined}
-            # networkMode set beside networks (bridge, a network's name) may put the container
-            # on a network whose default the stack does not show: every interface.
-            one = joined and len(defaults) == 1 and not mode
+            # networkMode bridge or default beside networks puts the container on the default
+            # bridge too, whose default the stack does not show: every interface. A network
+            # networkMode names is among `joined`.
+            one = (
+                joined
+                and len(defaults) == 1
+                and (not mode or network_mode_network(container.props) == mode)
+            )
             default_ip = defaults.pop() if one else ""
             for message in ports_bound_to_interface(container, config, default_ip):
                 yield Violation(message, container.urn)
@@ -260,9 +284,15 @@ def redis_internal_only(
 
 
 def _which(resource: Resource, index: int, name: str, *, value: bool = False) -> str:
-    """Where a container names a network: its networksAdvanced entry, or the network's name
-    when the index would be ambiguous (a service's v4 networksAdvanceds and v3 networks, a
-    container's v3 networks)."""
+    """Where a container names a network: its networksAdvanced entry, its networkMode (the
+    last of network_names), or the network's name when the index would be ambiguous (a
+    service's v4 networksAdvanceds and v3 networks, a container's v3 networks)."""
+    if (
+        resource.type != SERVICE
+        and name == network_mode_network(resource.props)
+        and index == len(network_names(resource.props)) - 1
+    ):
+        return f"networkMode ({name!r})"
     if resource.type == SERVICE or "networks" in resource.props:
         return f"its network {name!r}"
     return f"networksAdvanced[{index}] ({name!r})" if value else f"networksAdvanced[{index}]"

@@ -24,8 +24,13 @@ masquerading off but not internal, beside Postgres with its password in env), a 
 exporter given the host's / , /proc and /sys through a Docker host reached over ssh, MySQL and web
 servers joining an internal network by its ID (Terraform), and a Swarm Redis service pinned by
 digest that joins an overlay network by its ID and mounts its volume by the volume's ID
-(Terraform modules), and a Swarm playground's Ghost and MySQL services sharing the database
-password in their env (Terraform 0.11).
+(Terraform modules), a Swarm playground's Ghost and MySQL services sharing the database
+password in their env (Terraform 0.11), and two Redis servers that join their network by
+network mode, `--network NAME` (a `docker run` onto an attachable overlay network; a SaltStack
+pillar's tozd/redis on a network declared elsewhere), a Bitnami redis-cluster test bed configured
+by REDIS_TLS_* variables (its cluster creator publishes nothing), RedisLabs' redismod image
+given only options, and Terraform `count` replicas of Redis sharing one literal password in env
+and on argv.
 """
 
 from __future__ import annotations

@@ -489,3 +489,35 @@ def test_network_id_with_a_networks_id_unknown__is_tied_by_the_flow_as_before(
     assert not {"stack-network-scoped", "network-redis-internal-only"} & mandatory(findings), (
         describe(findings)
     )
+
+
+def test_redis_joining_its_internal_network_by_id_through_network_mode__passes_the_network_rules(
+    analyze: Analyze,
+) -> None:
+    """`network_mode=network.id` joins the network as networksAdvanced by ID does: the network
+    whose outputs flowed into networkMode (the engine's propertyDependencies) is the one it is
+    on, so an internal network of the stack passes and a routed one is named."""
+
+    def program(internal: bool) -> Callable[[], None]:
+        def declare() -> None:
+            network = docker.Network("cache-net", name="shop-prod-cache", internal=internal)
+            docker.Container(
+                "cache", name="shop-prod-cache", image=foreign.REDIS_IMAGE, network_mode=network.id
+            )
+
+        return declare
+
+    def network_findings(internal: bool) -> list[str]:
+        records = render_program(program(internal), project=foreign.PROJECT, stack=foreign.STACK)
+        return [
+            f"{f.policy}: {f.message}"
+            for f in analyze(records)
+            if f.policy in ("stack-network-scoped", "network-redis-internal-only")
+        ]
+
+    assert network_findings(internal=True) == []
+    assert network_findings(internal=False) == [
+        "network-redis-internal-only: Network cache-net (shop-prod-cache) must set internal: "
+        "true, because Redis container cache (shop-prod-cache) joins it; it has a route to other "
+        "networks."
+    ]

@@ -81,6 +81,14 @@ REMOTE_REDIS = {"type": REMOTE_IMAGE, "name": "redis-image",
                      Verdict.NOT_REDIS, None, id="visible-script-that-is-not-redis"),
         pytest.param({"image": "redis:7", "command": ["redis-cli", "-h", "cache", "ping"]},
                      Verdict.NOT_REDIS, None, id="redis-cli-is-a-client"),
+        # Only options after an image the pack does not know (`docker run img --opt v`): they
+        # are for its entrypoint, not another program, so the signs decide.
+        pytest.param({"image": "myorg/cache:1", "command": ["--save", "60", "1"],
+                      "ports": [{"internal": 6379}]},
+                     Verdict.SERVER, None, id="options-only-on-the-redis-port"),
+        pytest.param({"image": "postgres:16", "command": ["-c", "max_connections=200"],
+                      "ports": [{"internal": 5432}]},
+                     Verdict.NOT_REDIS, None, id="options-only-and-no-redis-sign"),
     ],
 )  # fmt: skip
 def test_recognise__like_a_reviewer(
@@ -89,6 +97,40 @@ def test_recognise__like_a_reviewer(
     images = ImageIndex(to_resources(stack(REMOTE_REDIS)))
     found = recognise(props, images)
     assert (found.verdict, found.args) == (verdict, args)
+
+
+# Images that run redis-server (or valkey-server) through entrypoints of their own: cluster nodes
+# and servers with modules loaded (tests/policy/external_programs/shotover_*, guyroyse_*).
+@pytest.mark.parametrize(
+    "image",
+    [
+        "bitnami/redis-cluster:6.0-debian-10",
+        "docker.io/bitnami/valkey-cluster:8.0",
+        "grokzen/redis-cluster:6.2.0",
+        "valkey/valkey-bundle:8.1",
+        "redislabs/redismod",
+        "redislabs/redisearch:2.8.4",
+        "redislabs/rejson:latest",
+        "registry.example.com:5000/redislabs/redisgears@sha256:" + "4" * 64,
+    ],
+)
+def test_redis_image_with_an_entrypoint_of_its_own__is_a_server_with_unknown_settings(
+    image: str,
+) -> None:
+    for props in ({"image": image}, {"image": image, "command": ["--loadmodule", "/m.so"]}):
+        found = recognise(props)
+        assert (found.verdict, found.args, found.signs) == (
+            Verdict.SERVER, None, ("a Redis image",)
+        ), props  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "image",
+    ["redis/redisinsight:2.50", "rediscommander/redis-commander", "oliver006/redis_exporter",
+     "bitnami/redis-cluster-operator:1", "redislabs/redis-cluster-proxy"],
+)  # fmt: skip
+def test_redis_tool_images__are_not_servers(image: str) -> None:
+    assert recognise({"image": image}).verdict is Verdict.NOT_REDIS
 
 
 def test_unsure_container__is_reported_not_skipped() -> None:

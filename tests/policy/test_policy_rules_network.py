@@ -29,6 +29,14 @@ CASES = [
                  id="cis-5.14-fail-ip-unset"),
     pytest.param("network-port-bound-to-interface", "web",
                  _set(ports=[{"internal": 8000, "ip": "::"}]), True, id="cis-5.14-fail-ipv6-any"),
+    # Every spelling of the unspecified address binds every interface (Go's IsUnspecified).
+    *[pytest.param("network-port-bound-to-interface", "web",
+                   _set(ports=[{"internal": 8000, "external": 8443, "ip": ip}]), True,
+                   id=f"cis-5.14-fail-unspecified-{ip}")
+      for ip in ("0:0:0:0:0:0:0:0", "::0", "[::]", "::ffff:0.0.0.0")],
+    pytest.param("network-port-bound-to-interface", "web",
+                 _set(ports=[{"internal": 8000, "external": 8443, "ip": "[::1]"}]), False,
+                 id="cis-5.14-pass-ipv6-loopback"),
     pytest.param("network-redis-no-published-port", "cache",
                  _set(ports=[{"internal": 6380, "external": 6380, "ip": "127.0.0.1"}]), True,
                  id="fail-loopback-port"),
@@ -66,11 +74,24 @@ CASES = [
                  _set(networkMode="container:shop-prod-web"), True, id="fail-joined-netns"),
     pytest.param("network-redis-internal-only", "edge-net", _set(internal=False), False,
                  id="pass-non-redis-network-external"),
+    # `docker run --network NAME` and Terraform's `network_mode = docker_network.x.name` join
+    # the network by networkMode (tests/policy/external_programs/nginyc_rafiki_*, cloyne_*).
+    pytest.param("network-redis-internal-only", "cache",
+                 _set(networksAdvanced=[], networkMode="shop-prod-edge"), True,
+                 id="fail-network-mode-names-routed-network"),
+    pytest.param("network-redis-internal-only", "cache",
+                 _set(networksAdvanced=[], networkMode="somebody-elses-net"), True,
+                 id="fail-network-mode-names-undeclared-network"),
+    pytest.param("network-redis-internal-only", "cache",
+                 _set(networksAdvanced=[], networkMode="shop-prod-cache"), False,
+                 id="pass-network-mode-names-internal-network"),
     pytest.param("stack-network-scoped", "edge-net", _set(name="edge"), True,
                  id="fail-network-name-without-stack"),
     pytest.param("stack-network-scoped", "web",
                  _set(networksAdvanced=[{"name": "shop-dev-edge"}]), True,
                  id="fail-joins-foreign-network"),
+    pytest.param("stack-network-scoped", "web", _set(networkMode="shop-dev-edge"), True,
+                 id="fail-network-mode-names-foreign-network"),
     pytest.param("stack-network-scoped", "edge-net", _set(name="shop-prodution-edge"), True,
                  id="fail-stack-only-as-substring"),
     pytest.param("network-redis-network-dedicated", "web", _set(envs=[]), True,
@@ -161,6 +182,24 @@ def test_port_without_ip_on_the_default_bridge__listens_on_every_interface() -> 
     web = next(i for i in stack if i["name"] == "web")["props"]
     web.update(ports=[{"internal": 8000, "external": 8443}], networksAdvanced=[])
     assert run_rule("network-port-bound-to-interface", foreign.records(stack)) == [
+        "Container web (shop-prod-web) must bind ports[0] to a specific host address "
+        "(ip: 127.0.0.1); it listens on every interface (CIS Docker 5.14)."
+    ]
+
+
+def test_port_without_ip__binds_where_the_network_named_by_network_mode_says() -> None:
+    """A port given no `ip` publishes through the one network the container joins; joined by
+    networkMode, that network's default address is Docker's (host_binding_ipv4)."""
+    loopback = {"com.docker.network.bridge.host_binding_ipv4": "127.0.0.1"}
+    stack = mutate(
+        mutate(foreign.records(), "edge-net", _set(options=loopback)),
+        "web",
+        _set(networksAdvanced=[], networkMode="shop-prod-edge",
+             ports=[{"internal": 8000, "external": 8443}]),
+    )  # fmt: skip
+    assert run_rule("network-port-bound-to-interface", stack) == []
+    everywhere = mutate(stack, "edge-net", _set(options={}))
+    assert run_rule("network-port-bound-to-interface", everywhere) == [
         "Container web (shop-prod-web) must bind ports[0] to a specific host address "
         "(ip: 127.0.0.1); it listens on every interface (CIS Docker 5.14)."
     ]
