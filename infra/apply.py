@@ -229,15 +229,41 @@ def _unknown_stack(action: str, stack: str, project_dir: Path) -> str | None:
     """Why `stack` is not one to act on, or None; checked before anything is read or made (an
     up took the stack's lock, a file under .secure-redis/, before it found a mistyped stack
     undeclared, and left the file behind). `down` needs no stack file: it removes what is
-    labelled with the name (a stack whose file was deleted first)."""
+    labelled with the name (a stack whose file was deleted first); `_nothing_to_down` decides
+    for it once the engine can be asked."""
     if not valid_stack_name(stack):
         return f"{stack!r} is not a stack name: {STACK_NAME_RULE}"
-    if action == "down" or (project_dir / f"Pulumi.{stack}.yaml").is_file():
+    if action == "down" or _declared(stack, project_dir):
         return None
+    return f"{_no_stack_file(stack, project_dir)}; nothing was read or changed"
+
+
+def _declared(stack: str, project_dir: Path) -> bool:
+    return (project_dir / f"Pulumi.{stack}.yaml").is_file()
+
+
+def _no_stack_file(stack: str, project_dir: Path) -> str:
     stacks = ", ".join(sorted(p.name[7:-5] for p in project_dir.glob("Pulumi.*.yaml")))
     return (
         f"no stack {stack!r}: Pulumi.{stack}.yaml does not exist in {project_dir} (stacks "
-        f"there: {stacks or 'none'}); nothing was read or changed"
+        f"there: {stacks or 'none'})"
+    )
+
+
+def _nothing_to_down(
+    stack: str, project_dir: Path, store: StateStore, applier: LocalApplier
+) -> str | None:
+    """Why `down` has nothing to do before taking the stack's lock, or None. A name with no
+    stack file, no state and nothing on the engine labelled with it is a mistyped one (or a
+    stack already removed): `down` says so, names the stacks there are and ends at exit 0,
+    as a second `down` of a removed stack does (scripts/teardown.sh is safe to run again),
+    without the lock file it left under .secure-redis/state/ before. A stack whose file was
+    deleted but whose state or Docker objects remain is still removed."""
+    if _declared(stack, project_dir) or store.exists() or not applier.find(stack).empty():
+        return None
+    return (
+        f"{_no_stack_file(stack, project_dir)}, no state at {store.path} and nothing on the "
+        f"engine labelled io.secure-redis.stack={stack}: nothing to remove (a mistyped name?)"
     )
 
 
@@ -245,6 +271,9 @@ def _act(action: str, stack: str, project_dir: Path, store: StateStore) -> None:
     """down, plan or up; raises what `main` turns into a message and an exit code."""
     if action == "down":
         applier = _applier()
+        if (nothing := _nothing_to_down(stack, project_dir, store, applier)) is not None:
+            say(nothing)
+            return
         with store.locked():
             applier.down(stack, recorded=_state_for_down(store))
             if store.remove():

@@ -398,6 +398,59 @@ def test_cli__up_of_a_stack_with_no_stack_file_refuses_and_leaves_nothing(
     assert "local applier, not Pulumi" not in out
 
 
+class _EngineHolding:
+    """An engine holding `objects` labelled as the stack's; records whether down ran."""
+
+    def __init__(self, objects: StackObjects) -> None:
+        self.objects = objects
+        self.downs: list[str] = []
+
+    def find(self, _stack: str) -> StackObjects:
+        return self.objects
+
+    def down(self, stack: str, **_kwargs: Any) -> StackObjects:
+        self.downs.append(stack)
+        return self.objects
+
+
+def test_cli__down_of_a_name_with_no_stack_file_state_or_objects_says_so_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mistyped `down`: before, it took the stack's lock and left an empty
+    .secure-redis/state/<name>.lock behind, and said only "nothing to remove". It is a no-op
+    at exit 0 (teardown.sh stays safe to run again) that names the stacks there are."""
+    engine = _EngineHolding(StackObjects())
+    monkeypatch.setattr(apply, "_applier", lambda: engine)
+    project = _project(tmp_path)
+    before = sorted(project.rglob("*"))
+    assert apply.main(["down", "--stack", "deev", "--project-dir", str(project)]) == 0
+    assert sorted(project.rglob("*")) == before
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert f"apply: no stack 'deev': Pulumi.deev.yaml does not exist in {project} " in out
+    assert "(stacks there: dev), no state at " in out
+    assert "nothing to remove (a mistyped name?)" in out
+    assert engine.downs == []
+
+
+@pytest.mark.parametrize("left", ["state", "objects"])
+def test_cli__down_of_a_stack_whose_file_was_deleted_still_removes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, left: str
+) -> None:
+    """Pulumi.<stack>.yaml deleted first: what the state or the engine still holds of the
+    stack is removed all the same, and the state with it."""
+    engine = _EngineHolding(
+        StackObjects(containers=["secure-redis-gone-redis"] * (left == "objects"))
+    )
+    monkeypatch.setattr(apply, "_applier", lambda: engine)
+    store = StateStore(tmp_path, "gone")
+    if left == "state":
+        store.save(StackState("gone"))
+    assert apply.main(["down", "--stack", "gone", "--project-dir", str(tmp_path)]) == 0
+    assert engine.downs == ["gone"]
+    assert not store.exists()
+
+
 class _FailingApplier(_FinishedApplier):
     """An engine whose up raises what nothing in the applier expects (a stand-in for a bug)."""
 
