@@ -17,8 +17,10 @@ It is not Pulumi. The state is `.secure-redis/state/S.state`, AES-256-GCM encryp
 (infra/applier/state.py: key from SECURE_REDIS_STATE_PASSPHRASE via scrypt, or a 0600 key
 file). Exit codes (README, "Exit codes"): 0 done, 2 the stack, its configuration or its state
 is unusable, or an image's build context lacks a file made on the host (the app's wheelhouse)
-(nothing was deployed), 3 the stack could not be applied or removed on the engine,
-or the command was interrupted (Ctrl-C, SIGTERM) (operational; the message says what remains).
+(nothing was deployed), 3 the stack could not be applied or removed on the engine, an up
+would retire the CA Redis still serves from (its promote's TLS reload did not take; nothing was
+changed), or the command was interrupted (Ctrl-C, SIGTERM) (operational; the message says what
+remains).
 """
 
 from __future__ import annotations
@@ -67,7 +69,12 @@ from typing import TYPE_CHECKING  # noqa: E402
 
 from infra import wheelhouse  # noqa: E402
 from infra.applier.diff import docker_changes, summary  # noqa: E402
-from infra.applier.errors import ApplyError, BuildInputError, HostConflict  # noqa: E402
+from infra.applier.errors import (  # noqa: E402
+    ApplyError,
+    BuildInputError,
+    HostConflict,
+    ReloadNotTaken,
+)
 from infra.applier.plan import Plan, Step, plan_stack  # noqa: E402
 from infra.applier.state import (  # noqa: E402
     PASSPHRASE_ENV,
@@ -76,7 +83,7 @@ from infra.applier.state import (  # noqa: E402
     StateError,
     StateStore,
 )
-from infra.applier.status import material_lines, unfinished_rotation  # noqa: E402
+from infra.applier.status import CA_TYPE, material_lines, unfinished_rotation  # noqa: E402
 from infra.applier.translate import (  # noqa: E402
     ContainerSpec,
     ImageSpec,
@@ -88,6 +95,7 @@ from infra.cli import OneLineParser  # noqa: E402
 from infra.engine_report import live_restore_line  # noqa: E402
 from infra.images import HOST_MADE_INPUTS, copy_sources, missing_build_inputs  # noqa: E402
 from infra.mock_engine import Prior, RenderError  # noqa: E402
+from infra.naming import object_name  # noqa: E402
 from infra.pulumi_names import PYTHON_DYNAMIC_PREFIX as DYNAMIC_PREFIX  # noqa: E402
 from infra.render import RenderedStack, render_stack  # noqa: E402
 from infra.settings import (  # noqa: E402
@@ -171,10 +179,19 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.action == "status":
             return _status(store, args.project_dir)
         _act(args.action, stack, args.project_dir, store)
-    except (StateError, BuildInputError, SettingsError, RenderError, HostConflict) as exc:
+    except (
+        StateError,
+        BuildInputError,
+        SettingsError,
+        RenderError,
+        HostConflict,
+        ReloadNotTaken,
+    ) as exc:
         where = "" if isinstance(exc, StateError | BuildInputError) else f"stack {stack}: "
         print(f"apply: error: {where}{exc}", file=sys.stderr)
-        return 2
+        # An earlier step that did not take is operational (README, Exit codes); the rest is
+        # a stack, settings or state that cannot be used.
+        return 3 if isinstance(exc, ReloadNotTaken) else 2
     except KeyboardInterrupt:
         if args.action in ("plan", "status"):
             print(
@@ -347,6 +364,8 @@ def _plan_or_up(action: str, stack: str, project_dir: Path, store: StateStore) -
         )
     if problems := applier.host_conflicts(plan):
         raise HostConflict("; and ".join(problems) + "; nothing was changed")
+    if (refused := _retire_refusal(rendered, state, applier)) is not None:
+        raise ReloadNotTaken(refused)
     previous = state or StackState(stack)
     changes = _all_changes(rendered, plan, state, applier.missing(plan, previous))
     _print_changes(changes, plan, full=False)
@@ -359,6 +378,53 @@ def _plan_or_up(action: str, stack: str, project_dir: Path, store: StateStore) -
         say(unfinished)
     if (engine := _live_restore_warning(applier)) is not None:
         say(engine)
+
+
+def _retire_refusal(
+    rendered: RenderedStack, state: StackState | None, applier: LocalApplier
+) -> str | None:
+    """Why this up must not retire a CA now, or None (infra/rotation_probe.py
+    `retire_refusal` decides, for scripts/rotate.sh too). Asked only of an up whose trust
+    bundle drops a CA the state's holds (the retire step) while Redis runs: a Redis that does
+    not run reads its volume's files when it starts."""
+    from docker.errors import NotFound  # noqa: PLC0415 - `plan` needs no engine
+
+    from infra import rotation_probe  # noqa: PLC0415
+
+    staying = _staying_cas(rendered, state)
+    if staying is None:
+        return None
+    stack = rendered.stack
+    try:
+        redis = applier.client.containers.get(object_name(stack, "redis"))
+    except NotFound:
+        return None
+    if redis.status != "running":
+        return None
+    try:
+        probe = rotation_probe.Probe(stack, rendered.settings.redis_port)
+        issuer = probe.served_issuer()
+    except rotation_probe.ProbeError as exc:
+        return rotation_probe.unobserved_refusal(stack, str(exc))
+    return rotation_probe.retire_refusal(stack, issuer, staying)
+
+
+def _staying_cas(rendered: RenderedStack, state: StackState | None) -> list[str] | None:
+    """The serials of the CAs the trust bundle keeps when this up drops one (a rollover's
+    retire step), else None."""
+    from infra.rotation_probe import bundle_serials  # noqa: PLC0415 - as in _retire_refusal
+
+    for resource in rendered.resources:
+        prior = state.resources.get(resource.urn) if state else None
+        if prior is None or not resource.type.endswith(f":{CA_TYPE}"):
+            continue
+        bundles = (prior.outputs.get("trustBundlePem"), resource.outputs.get("trustBundlePem"))
+        if not all(bundles):
+            continue  # a state from before CA rollovers: no bundle to drop a CA from
+        before, after = (bundle_serials(str(pem)) for pem in bundles)
+        if set(before) - set(after):
+            return after
+    return None
 
 
 def _require_build_inputs(plan: Plan, stack: str) -> None:

@@ -25,9 +25,15 @@ from redis.retry import Retry
 from infra import pki
 from infra.components.reload import RELOAD_ACL_WORDS, tls_reload_command
 from infra.redis_acl import APP_USER, RELOAD_USER
-from infra.rotation_probe import cert_serial, served_serial
+from infra.rotation_probe import (
+    cert_serial,
+    issuer_serial,
+    retire_refusal,
+    served_command,
+    served_serial,
+)
 from infra.secretgen import generate_password
-from tests.support.app_material import StatusApi, app_facts, app_material
+from tests.support.app_material import StatusApi, app_facts, app_material, run_here
 from tests.support.rotating_redis import HOST_NAME, RotatingRedis, serial
 from tests.support.tls_redis import REDIS_SERVER
 
@@ -315,6 +321,44 @@ def test_ca_rollover__a_promote_after_an_introduce_that_never_reached_redis__sti
     assert _PROMOTE_RETRY not in again.stderr
     with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
         r.served_serial(r.client_context(old_client, [new_ca]))
+
+
+def test_ca_rollover__a_promote_whose_reload_did_not_take__refuses_the_retire_until_reloaded(
+    rotating: RotatingRedis, tmp_path: Path
+) -> None:
+    """The promote written to the volume, its TLS reload never run: Redis still serves the old
+    CA's certificate. The retire would leave the reload job trusting only the new CA, so it
+    could no longer verify Redis (before: every up failed until Redis was restarted). The
+    certificate Redis serves, read as the local applier and rotate.sh read it (the probe's
+    script, from the app's side), makes retire_refusal refuse, naming the promote's reload;
+    that reload run again (the volume still holds the promote) lets the retire go on."""
+    r = rotating
+    old_ca, new_ca = r.ca, pki.create_ca("secure-redis test CA", validity_days=2)
+    r.trusted = [old_ca, new_ca]
+    r.deliver()  # introduce
+    assert r.reload(*tls_reload_command(*_tls_files(r))).returncode == 0
+    old_reload = r.reload_cert
+    r.trusted = [new_ca, old_ca]
+    r.server_cert = r.issue_server(new_ca)
+    r.reload_cert = pki.issue_client_certificate(new_ca, RELOAD_USER, validity_days=2)
+    r.previous_reload_cert = old_reload
+    r.deliver()  # promote: its reload never ran
+    app = app_material(
+        tmp_path, r, pki.issue_client_certificate(new_ca, APP_USER, validity_days=2), token="t"
+    )
+    bundle = (r.volume / "ca.crt").read_text()
+    staying = [f"{serial(new_ca):X}"]  # the bundle the retire writes
+
+    def served_issuer() -> str | None:
+        done = run_here(served_command(HOST_NAME, r.port, str(app.directory)), check=True)
+        return issuer_serial(done.stdout, bundle)
+
+    assert served_issuer() == f"{serial(old_ca):X}"
+    refused = retire_refusal("s", served_issuer(), staying)
+    assert refused is not None
+    assert "docker start --attach secure-redis-s-reload-tls" in refused
+    assert r.reload(*tls_reload_command(*_tls_files(r))).returncode == 0  # as refused says
+    assert retire_refusal("s", served_issuer(), staying) is None
 
 
 def test_ca_rollover__the_previous_certificate_is_not_tried_after_an_answer(

@@ -473,3 +473,25 @@ def test_cli__an_up_failing_with_an_unexpected_error_ends_in_one_line_and_exit_3
         "handle (a bug: report it); the state records every step finished before it: fix the "
         "cause and run `python -m infra.apply up --stack dev` again to finish\n"
     )
+
+
+def test_retire__only_the_up_that_drops_a_ca_from_the_bundle_asks_what_redis_serves(
+    tmp_path: Path,
+) -> None:
+    """The applier reads the certificate Redis serves before one up only: the rollover's
+    retire step, which leaves the new CA alone in every bundle (infra/apply.py
+    `_staying_cas`). The first up, the introduce and the promote keep every CA."""
+    project = _project(tmp_path)
+    stack_file = project / "Pulumi.dev.yaml"
+    state: StackState | None = None
+    staying: list[list[str] | None] = []
+    for generation in (0, 1, 1, 1):  # first up, introduce, promote, retire
+        text = stack_file.read_text().split("  secure-redis:caRolloverGeneration")[0]
+        stack_file.write_text(f"{text}  secure-redis:caRolloverGeneration: {generation}\n")
+        rendered = apply._render("dev", project, state)
+        staying.append(apply._staying_cas(rendered, state))
+        state = apply._with_dynamic(state or StackState("dev"), rendered)
+    assert staying[:3] == [None, None, None]
+    retired = staying[3]
+    assert retired is not None
+    assert len(retired) == 1, "the new CA alone stays"
