@@ -12,7 +12,9 @@ Each test first shows the state before the reload, so it fails if the reload doe
 
 from __future__ import annotations
 
+import dataclasses
 import ssl
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,8 +25,14 @@ from redis.exceptions import AuthenticationError, NoPermissionError, ResponseErr
 from redis.retry import Retry
 
 from infra import pki
-from infra.components.reload import RELOAD_ACL_WORDS, tls_reload_command
+from infra.components.reload import (
+    REFUSED_AT_HANDSHAKE,
+    RELOAD_ACL_WORDS,
+    reload_script,
+    tls_reload_command,
+)
 from infra.redis_acl import APP_USER, RELOAD_USER
+from infra.redis_conf import render_redis_conf
 from infra.rotation_probe import (
     cert_serial,
     issuer_serial,
@@ -35,7 +43,7 @@ from infra.rotation_probe import (
 from infra.secretgen import generate_password
 from tests.support.app_material import StatusApi, app_facts, app_material, run_here
 from tests.support.rotating_redis import HOST_NAME, RotatingRedis, serial
-from tests.support.tls_redis import REDIS_SERVER
+from tests.support.tls_redis import REDIS_SERVER, free_port
 
 pytestmark = pytest.mark.skipif(
     __import__("shutil").which(REDIS_SERVER) is None, reason="redis-server is not installed"
@@ -373,6 +381,59 @@ def test_ca_rollover__the_previous_certificate_is_not_tried_after_an_answer(
     assert done.returncode == 1
     assert _PROMOTE_RETRY not in done.stderr
     assert "NOPERM" in done.stderr
+
+
+def test_ca_rollover__the_previous_certificate_is_tried_only_when_redis_refused_the_current(
+    rotating: RotatingRedis,
+) -> None:
+    """During a promote the job had tried the previous certificate on any failure without an
+    answer. Neither a Redis it cannot reach nor a Redis whose certificate it does not trust is
+    a refusal of its certificate: the job fails at once with redis-cli's own error, as outside
+    a promote, and says nothing of an introduce that did not take."""
+    r = rotating
+    r.previous_reload_cert = pki.issue_client_certificate(r.ca, RELOAD_USER, validity_days=2)
+    r.deliver()
+    script = reload_script(str(r.volume), HOST_NAME, free_port())  # nothing listens there
+    unreachable = subprocess.run(
+        ["sh", "-euc", script, "redis-reload", *tls_reload_command(*_tls_files(r))],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert unreachable.returncode != 0
+    assert "Connection refused" in unreachable.stderr
+    assert _PROMOTE_RETRY not in unreachable.stderr
+    r.trusted = [pki.create_ca("secure-redis test CA", validity_days=2)]  # not Redis's issuer
+    r.deliver()
+    unverified = r.reload(*tls_reload_command(*_tls_files(r)))
+    assert unverified.returncode != 0
+    assert "certificate verify failed" in unverified.stderr
+    assert _PROMOTE_RETRY not in unverified.stderr
+
+
+@pytest.mark.parametrize("protocol", ["TLSv1.2", "TLSv1.3"])
+def test_ca_rollover__a_certificate_refused_at_the_handshake_is_told_under_either_protocol(
+    protocol: str,
+) -> None:
+    """redis-cli words Redis's refusal of its certificate differently by protocol (an alert
+    inside SSL_connect under TLS 1.2, a reset at the first read under TLS 1.3): both are the
+    refusal the previous certificate is tried for (REFUSED_AT_HANDSHAKE)."""
+    r = RotatingRedis()
+    r.server.conf = dataclasses.replace(r.server.conf, tls_protocols=(protocol,))
+    r.server.conf_file.write_text(render_redis_conf(r.server.conf))
+    r.start()
+    try:
+        r.previous_reload_cert = r.reload_cert
+        stranger = pki.create_ca("secure-redis test CA", validity_days=2)
+        r.reload_cert = pki.issue_client_certificate(stranger, RELOAD_USER, validity_days=2)
+        r.deliver()
+        done = r.reload(*tls_reload_command(*_tls_files(r)))
+    finally:
+        r.close()
+    assert done.returncode == 0, done.stderr
+    assert _PROMOTE_RETRY in done.stderr
+    assert any(words in done.stderr for words in REFUSED_AT_HANDSHAKE), done.stderr
 
 
 def test_ca_rollover__without_a_previous_certificate_a_refused_one_fails_the_job(
