@@ -67,7 +67,6 @@ from contextlib import contextmanager  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import TYPE_CHECKING  # noqa: E402
 
-from infra import wheelhouse  # noqa: E402
 from infra.applier.diff import docker_changes, summary  # noqa: E402
 from infra.applier.errors import (  # noqa: E402
     ApplyError,
@@ -93,7 +92,7 @@ from infra.applier.translate import (  # noqa: E402
 from infra.changes import Change, Op  # noqa: E402
 from infra.cli import OneLineParser  # noqa: E402
 from infra.engine_report import live_restore_line  # noqa: E402
-from infra.images import HOST_MADE_INPUTS, copy_sources, missing_build_inputs  # noqa: E402
+from infra.images import build_input_problem, shown_context  # noqa: E402
 from infra.mock_engine import Prior, RenderError  # noqa: E402
 from infra.naming import object_name  # noqa: E402
 from infra.pulumi_names import PYTHON_DYNAMIC_PREFIX as DYNAMIC_PREFIX  # noqa: E402
@@ -429,8 +428,9 @@ def _staying_cas(rendered: RenderedStack, state: StackState | None) -> list[str]
 
 def _require_build_inputs(plan: Plan, stack: str) -> None:
     """Every declared image's build context holds what its Dockerfile copies, and the app's
-    wheelhouse was made from the app's sources as they are, before anything is changed. Every
-    image counts, not only those to be rebuilt: a context's files make its image's tag
+    wheelhouse was made from the app's sources as they are, before anything is changed
+    (infra/images.py `build_input_problem`, which the Pulumi program asks too). Every image
+    counts, not only those to be rebuilt: a context's files make its image's tag
     (infra/images.py), so a missing input always means a rebuild, and a stale wheelhouse
     means the same tag for other code."""
     for step in plan.steps:
@@ -439,45 +439,18 @@ def _require_build_inputs(plan: Plan, stack: str) -> None:
             continue
         context = Path(spec.build_kwargs["path"])
         dockerfile = Path(spec.build_kwargs["dockerfile"])
-        for source in missing_build_inputs(context, dockerfile):
-            where = _shown_path(context)
-            command = HOST_MADE_INPUTS.get(source.strip("/").removeprefix("./"))
-            fix = (
-                f"it is made on the host: run `{command}`, then up again "
-                f"(scripts/setup-secure-redis.sh {stack} does both)"
-                if command
-                else f"add it to {where} or change {dockerfile.name}"
-            )
-            raise BuildInputError(
-                f"stack {stack}: image {spec.tag}: its build context {where} has no {source} "
-                f"({dockerfile.name} copies it), so docker build would fail; nothing was "
-                f"changed. {fix[0].upper()}{fix[1:]}"
-            )
-        _require_fresh_wheelhouse(spec, context, dockerfile, stack)
-
-
-def _require_fresh_wheelhouse(spec: ImageSpec, context: Path, dockerfile: Path, stack: str) -> None:
-    """An image whose Dockerfile copies the wheelhouse, which holds wheels made from other
-    sources than the context holds now (infra/wheelhouse.py): its tag would not change, so
-    the stack would go on running the old code. Run once every input is there."""
-    copies = {s.strip("/").removeprefix("./") for s in copy_sources(dockerfile.read_text())}
-    if wheelhouse.DIRECTORY not in copies or not wheelhouse.stale(context):
-        return
-    where, made = _shown_path(context), wheelhouse.DIRECTORY
-    raise BuildInputError(
-        f"stack {stack}: image {spec.tag}: {where}{made}/ was made from other sources than "
-        f"{where} holds now (edited since it was filled), so the image would run the old code; "
-        f"nothing was changed. Run `{HOST_MADE_INPUTS[made]}`, then up again "
-        f"(scripts/setup-secure-redis.sh {stack} does both)"
-    )
-
-
-def _shown_path(path: Path) -> str:
-    """`path` relative to the repository when inside it (app/), else as it is."""
-    try:
-        return f"{path.relative_to(REPO_ROOT).as_posix()}/"
-    except ValueError:
-        return str(path)
+        found = build_input_problem(context, dockerfile, shown_context(context))
+        if found is None:
+            continue
+        again = (
+            f", then up again (scripts/setup-secure-redis.sh {stack} does both)"
+            if found.host_made
+            else ""
+        )
+        raise BuildInputError(
+            f"stack {stack}: image {spec.tag}: {found.problem}; nothing was changed. "
+            f"{found.fix}{again}"
+        )
 
 
 def _live_restore_warning(applier: LocalApplier) -> str | None:

@@ -20,7 +20,7 @@ from infra.applier.state import PASSPHRASE_ENV, ResourceState, StackState, State
 from infra.components import app_image
 from infra.render import render_stack
 from infra.settings import REPO_ROOT
-from infra.wheelhouse import STAMP, inputs_digest, machine_arch
+from tests.support.app_context import app_context
 
 
 def test_cli__plan_says_it_is_not_pulumi_and_lists_what_up_would_create(
@@ -210,30 +210,6 @@ def test_cli__a_reader_that_goes_away_ends_the_output_quietly(tmp_path: Path) ->
 # -- up: what must hold before anything changes, and the end of a finished up -----------------
 
 
-def _app_context(tmp_path: Path, *, wheelhouse: bool) -> Path:
-    """The app image's build context as a checkout has it: its real Dockerfile and
-    .dockerignore, with or without the wheelhouse scripts/build-app-image.sh makes (stamped
-    with the digest of the context as it is)."""
-    context = tmp_path / "app-context"
-    context.mkdir()
-    for name in ("Dockerfile", ".dockerignore"):
-        shutil.copy(REPO_ROOT / "app" / name, context / name)
-    if wheelhouse:
-        (context / "wheelhouse").mkdir()
-        (context / "wheelhouse" / "secure_cache-0.1.0-py3-none-any.whl").write_bytes(b"wheel")
-        (context / "wheelhouse" / "requirements.hashed.txt").write_text("secure_cache==0.1.0\n")
-        digest = inputs_digest(context, machine_arch())
-        (context / STAMP).write_text(f"{digest}\n")
-    return context
-
-
-def _stale_app_context(tmp_path: Path) -> Path:
-    """The app's build context with a source edited after its wheelhouse was stamped."""
-    context = _app_context(tmp_path, wheelhouse=True)
-    (context / "service.py").write_text("print('new code')\n")
-    return context
-
-
 def _refused_up(context: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Run `up` of dev with `context` as the app's build context and no engine to reach;
     the project directory it used."""
@@ -284,7 +260,7 @@ def test_cli__up_without_a_fresh_wheelhouse_says_how_to_make_it_and_changes_noth
     problem: str,
     fix: str,
 ) -> None:
-    context = _stale_app_context(tmp_path) if stale else _app_context(tmp_path, wheelhouse=False)
+    context = app_context(tmp_path, wheelhouse=stale, edited=stale)
     project = _refused_up(context, tmp_path, monkeypatch)
     line = _one_line_refusing_the_app_image(capsys)
     assert problem in line
@@ -297,7 +273,7 @@ def test_cli__plan_with_a_stale_wheelhouse_says_up_will_stop(
 ) -> None:
     """The plan of a stale wheelhouse shows the app image unchanged (its tag is the wheels'
     digest); it ends with the refusal `up` will give, and still exits 0."""
-    monkeypatch.setattr(app_image, "IMAGE_CONTEXT", _stale_app_context(tmp_path))
+    monkeypatch.setattr(app_image, "IMAGE_CONTEXT", app_context(tmp_path, edited=True))
     project = _project(tmp_path)
     assert apply.main(["plan", "--stack", "dev", "--project-dir", str(project)]) == 0
     out = capsys.readouterr().out.splitlines()
@@ -336,7 +312,7 @@ def test_cli__a_ctrl_c_after_the_up_finished_is_not_reported_as_interrupted(
 ) -> None:
     """A real SIGINT to this process while a finished up reports: it said "up interrupted
     ... run up again to finish" and exit 3 for an up that was complete."""
-    monkeypatch.setattr(app_image, "IMAGE_CONTEXT", _app_context(tmp_path, wheelhouse=True))
+    monkeypatch.setattr(app_image, "IMAGE_CONTEXT", app_context(tmp_path, wheelhouse=True))
     monkeypatch.setattr(apply, "_applier", _FinishedApplier)
     project = _project(tmp_path)
     assert apply.main(["up", "--stack", "dev", "--project-dir", str(project)]) == 0
@@ -463,7 +439,7 @@ def test_cli__an_up_failing_with_an_unexpected_error_ends_in_one_line_and_exit_3
 ) -> None:
     """Before: the exception's traceback (and its text). Now one line: its type, that the
     state records what finished, and the command to run again; exit 3 (README, Exit codes)."""
-    monkeypatch.setattr(app_image, "IMAGE_CONTEXT", _app_context(tmp_path, wheelhouse=True))
+    monkeypatch.setattr(app_image, "IMAGE_CONTEXT", app_context(tmp_path, wheelhouse=True))
     monkeypatch.setattr(apply, "_applier", _FailingApplier)
     project = _project(tmp_path)
     assert apply.main(["up", "--stack", "dev", "--project-dir", str(project)]) == 3
