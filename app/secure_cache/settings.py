@@ -731,6 +731,7 @@ def _previous_keys(
 
 
 __all__ = [
+    "DEFAULT_HTTP_PORT",
     "ENVIRONMENTS",
     "MIN_API_TOKEN_LENGTH",
     "MIN_PASSWORD_LENGTH",
