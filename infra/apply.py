@@ -167,12 +167,7 @@ def _main(argv: Sequence[str] | None) -> int:
         return 2
     stack, store = args.stack, StateStore(args.project_dir, args.stack)
     start = time.monotonic()
-    if args.action == "down":
-        say(
-            f"stack {stack}: local applier, not Pulumi: removing every object labelled "
-            f"io.secure-redis.stack={stack}, and its state"
-        )
-    elif args.action != "status":
+    if args.action not in ("down", "status"):  # down says so once it knows there is a stack
         say(f"stack {stack}: {NOT_PULUMI}")
     try:
         if args.action == "status":
@@ -290,6 +285,10 @@ def _act(action: str, stack: str, project_dir: Path, store: StateStore) -> None:
         if (nothing := _nothing_to_down(stack, project_dir, store, applier)) is not None:
             say(nothing)
             return
+        say(
+            f"stack {stack}: local applier, not Pulumi: removing every object labelled "
+            f"io.secure-redis.stack={stack}, and its state"
+        )
         with store.locked():
             applier.down(stack, recorded=_state_for_down(store))
             if store.remove():

@@ -406,6 +406,7 @@ def test_cli__down_of_a_name_with_no_stack_file_state_or_objects_says_so_and_lea
     assert f"apply: no stack 'deev': Pulumi.deev.yaml does not exist in {project} " in out
     assert "(stacks there: dev), no state at " in out
     assert "nothing to remove (a mistyped name?)" in out
+    assert "removing every object" not in out, "it says it removes nothing, only that"
     assert engine.downs == []
 
 
