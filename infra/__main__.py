@@ -26,7 +26,7 @@ import pulumi  # noqa: E402
 from pulumi.runtime.settings import get_monitor  # noqa: E402
 
 from infra.settings import settings_from_pulumi  # noqa: E402
-from infra.stack import build_stack  # noqa: E402
+from infra.stack import build_stack, require_build_inputs  # noqa: E402
 
 if get_monitor() is None:
     # Run directly (`python -m infra`), not by a Pulumi engine: there is no stack to deploy to.
@@ -37,6 +37,9 @@ if get_monitor() is None:
         file=sys.stderr,
     )
     sys.exit(2)
-built = build_stack(settings_from_pulumi())
+settings = settings_from_pulumi()
+# Before the first resource is declared: the engine starts a resource's step when it is.
+require_build_inputs(settings.stack)
+built = build_stack(settings)
 for _name, _value in built.exports.items():
     pulumi.export(_name, _value)

@@ -17,8 +17,10 @@ It is not Pulumi. The state is `.secure-redis/state/S.state`, AES-256-GCM encryp
 (infra/applier/state.py: key from SECURE_REDIS_STATE_PASSPHRASE via scrypt, or a 0600 key
 file). Exit codes (README, "Exit codes"): 0 done, 2 the stack, its configuration or its state
 is unusable, or an image's build context lacks a file made on the host (the app's wheelhouse)
-(nothing was deployed), 3 the stack could not be applied or removed on the engine,
-or the command was interrupted (Ctrl-C, SIGTERM) (operational; the message says what remains).
+(nothing was deployed), 3 the stack could not be applied or removed on the engine, an up
+would retire the CA Redis still serves from (its promote's TLS reload did not take; nothing was
+changed), or the command was interrupted (Ctrl-C, SIGTERM) (operational; the message says what
+remains).
 """
 
 from __future__ import annotations
@@ -65,9 +67,13 @@ from contextlib import contextmanager  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import TYPE_CHECKING  # noqa: E402
 
-from infra import wheelhouse  # noqa: E402
 from infra.applier.diff import docker_changes, summary  # noqa: E402
-from infra.applier.errors import ApplyError, BuildInputError, HostConflict  # noqa: E402
+from infra.applier.errors import (  # noqa: E402
+    ApplyError,
+    BuildInputError,
+    HostConflict,
+    ReloadNotTaken,
+)
 from infra.applier.plan import Plan, Step, plan_stack  # noqa: E402
 from infra.applier.state import (  # noqa: E402
     PASSPHRASE_ENV,
@@ -76,7 +82,7 @@ from infra.applier.state import (  # noqa: E402
     StateError,
     StateStore,
 )
-from infra.applier.status import material_lines, unfinished_rotation  # noqa: E402
+from infra.applier.status import CA_TYPE, material_lines, unfinished_rotation  # noqa: E402
 from infra.applier.translate import (  # noqa: E402
     ContainerSpec,
     ImageSpec,
@@ -86,8 +92,9 @@ from infra.applier.translate import (  # noqa: E402
 from infra.changes import Change, Op  # noqa: E402
 from infra.cli import OneLineParser  # noqa: E402
 from infra.engine_report import live_restore_line  # noqa: E402
-from infra.images import HOST_MADE_INPUTS, copy_sources, missing_build_inputs  # noqa: E402
+from infra.images import build_input_problem, shown_context  # noqa: E402
 from infra.mock_engine import Prior, RenderError  # noqa: E402
+from infra.naming import object_name  # noqa: E402
 from infra.pulumi_names import PYTHON_DYNAMIC_PREFIX as DYNAMIC_PREFIX  # noqa: E402
 from infra.render import RenderedStack, render_stack  # noqa: E402
 from infra.settings import (  # noqa: E402
@@ -160,21 +167,25 @@ def _main(argv: Sequence[str] | None) -> int:
         return 2
     stack, store = args.stack, StateStore(args.project_dir, args.stack)
     start = time.monotonic()
-    if args.action == "down":
-        say(
-            f"stack {stack}: local applier, not Pulumi: removing every object labelled "
-            f"io.secure-redis.stack={stack}, and its state"
-        )
-    elif args.action != "status":
+    if args.action not in ("down", "status"):  # down says so once it knows there is a stack
         say(f"stack {stack}: {NOT_PULUMI}")
     try:
         if args.action == "status":
             return _status(store, args.project_dir)
         _act(args.action, stack, args.project_dir, store)
-    except (StateError, BuildInputError, SettingsError, RenderError, HostConflict) as exc:
+    except (
+        StateError,
+        BuildInputError,
+        SettingsError,
+        RenderError,
+        HostConflict,
+        ReloadNotTaken,
+    ) as exc:
         where = "" if isinstance(exc, StateError | BuildInputError) else f"stack {stack}: "
         print(f"apply: error: {where}{exc}", file=sys.stderr)
-        return 2
+        # An earlier step that did not take is operational (README, Exit codes); the rest is
+        # a stack, settings or state that cannot be used.
+        return 3 if isinstance(exc, ReloadNotTaken) else 2
     except KeyboardInterrupt:
         if args.action in ("plan", "status"):
             print(
@@ -229,15 +240,41 @@ def _unknown_stack(action: str, stack: str, project_dir: Path) -> str | None:
     """Why `stack` is not one to act on, or None; checked before anything is read or made (an
     up took the stack's lock, a file under .secure-redis/, before it found a mistyped stack
     undeclared, and left the file behind). `down` needs no stack file: it removes what is
-    labelled with the name (a stack whose file was deleted first)."""
+    labelled with the name (a stack whose file was deleted first); `_nothing_to_down` decides
+    for it once the engine can be asked."""
     if not valid_stack_name(stack):
         return f"{stack!r} is not a stack name: {STACK_NAME_RULE}"
-    if action == "down" or (project_dir / f"Pulumi.{stack}.yaml").is_file():
+    if action == "down" or _declared(stack, project_dir):
         return None
+    return f"{_no_stack_file(stack, project_dir)}; nothing was read or changed"
+
+
+def _declared(stack: str, project_dir: Path) -> bool:
+    return (project_dir / f"Pulumi.{stack}.yaml").is_file()
+
+
+def _no_stack_file(stack: str, project_dir: Path) -> str:
     stacks = ", ".join(sorted(p.name[7:-5] for p in project_dir.glob("Pulumi.*.yaml")))
     return (
         f"no stack {stack!r}: Pulumi.{stack}.yaml does not exist in {project_dir} (stacks "
-        f"there: {stacks or 'none'}); nothing was read or changed"
+        f"there: {stacks or 'none'})"
+    )
+
+
+def _nothing_to_down(
+    stack: str, project_dir: Path, store: StateStore, applier: LocalApplier
+) -> str | None:
+    """Why `down` has nothing to do before taking the stack's lock, or None. A name with no
+    stack file, no state and nothing on the engine labelled with it is a mistyped one (or a
+    stack already removed): `down` says so, names the stacks there are and ends at exit 0,
+    as a second `down` of a removed stack does (scripts/teardown.sh is safe to run again),
+    without the lock file it left under .secure-redis/state/ before. A stack whose file was
+    deleted but whose state or Docker objects remain is still removed."""
+    if _declared(stack, project_dir) or store.exists() or not applier.find(stack).empty():
+        return None
+    return (
+        f"{_no_stack_file(stack, project_dir)}, no state at {store.path} and nothing on the "
+        f"engine labelled io.secure-redis.stack={stack}: nothing to remove (a mistyped name?)"
     )
 
 
@@ -245,6 +282,13 @@ def _act(action: str, stack: str, project_dir: Path, store: StateStore) -> None:
     """down, plan or up; raises what `main` turns into a message and an exit code."""
     if action == "down":
         applier = _applier()
+        if (nothing := _nothing_to_down(stack, project_dir, store, applier)) is not None:
+            say(nothing)
+            return
+        say(
+            f"stack {stack}: local applier, not Pulumi: removing every object labelled "
+            f"io.secure-redis.stack={stack}, and its state"
+        )
         with store.locked():
             applier.down(stack, recorded=_state_for_down(store))
             if store.remove():
@@ -318,6 +362,8 @@ def _plan_or_up(action: str, stack: str, project_dir: Path, store: StateStore) -
         )
     if problems := applier.host_conflicts(plan):
         raise HostConflict("; and ".join(problems) + "; nothing was changed")
+    if (refused := _retire_refusal(rendered, state, applier)) is not None:
+        raise ReloadNotTaken(refused)
     previous = state or StackState(stack)
     changes = _all_changes(rendered, plan, state, applier.missing(plan, previous))
     _print_changes(changes, plan, full=False)
@@ -332,10 +378,58 @@ def _plan_or_up(action: str, stack: str, project_dir: Path, store: StateStore) -
         say(engine)
 
 
+def _retire_refusal(
+    rendered: RenderedStack, state: StackState | None, applier: LocalApplier
+) -> str | None:
+    """Why this up must not retire a CA now, or None (infra/rotation_probe.py
+    `retire_refusal` decides, for scripts/rotate.sh too). Asked only of an up whose trust
+    bundle drops a CA the state's holds (the retire step) while Redis runs: a Redis that does
+    not run reads its volume's files when it starts."""
+    from docker.errors import NotFound  # noqa: PLC0415 - `plan` needs no engine
+
+    from infra import rotation_probe  # noqa: PLC0415
+
+    staying = _staying_cas(rendered, state)
+    if staying is None:
+        return None
+    stack = rendered.stack
+    try:
+        redis = applier.client.containers.get(object_name(stack, "redis"))
+    except NotFound:
+        return None
+    if redis.status != "running":
+        return None
+    try:
+        probe = rotation_probe.Probe(stack, rendered.settings.redis_port)
+        issuer = probe.served_issuer()
+    except rotation_probe.ProbeError as exc:
+        return rotation_probe.unobserved_refusal(stack, str(exc))
+    return rotation_probe.retire_refusal(stack, issuer, staying)
+
+
+def _staying_cas(rendered: RenderedStack, state: StackState | None) -> list[str] | None:
+    """The serials of the CAs the trust bundle keeps when this up drops one (a rollover's
+    retire step), else None."""
+    from infra.rotation_probe import bundle_serials  # noqa: PLC0415 - as in _retire_refusal
+
+    for resource in rendered.resources:
+        prior = state.resources.get(resource.urn) if state else None
+        if prior is None or not resource.type.endswith(f":{CA_TYPE}"):
+            continue
+        bundles = (prior.outputs.get("trustBundlePem"), resource.outputs.get("trustBundlePem"))
+        if not all(bundles):
+            continue  # a state from before CA rollovers: no bundle to drop a CA from
+        before, after = (bundle_serials(str(pem)) for pem in bundles)
+        if set(before) - set(after):
+            return after
+    return None
+
+
 def _require_build_inputs(plan: Plan, stack: str) -> None:
     """Every declared image's build context holds what its Dockerfile copies, and the app's
-    wheelhouse was made from the app's sources as they are, before anything is changed. Every
-    image counts, not only those to be rebuilt: a context's files make its image's tag
+    wheelhouse was made from the app's sources as they are, before anything is changed
+    (infra/images.py `build_input_problem`, which the Pulumi program asks too). Every image
+    counts, not only those to be rebuilt: a context's files make its image's tag
     (infra/images.py), so a missing input always means a rebuild, and a stale wheelhouse
     means the same tag for other code."""
     for step in plan.steps:
@@ -344,45 +438,18 @@ def _require_build_inputs(plan: Plan, stack: str) -> None:
             continue
         context = Path(spec.build_kwargs["path"])
         dockerfile = Path(spec.build_kwargs["dockerfile"])
-        for source in missing_build_inputs(context, dockerfile):
-            where = _shown_path(context)
-            command = HOST_MADE_INPUTS.get(source.strip("/").removeprefix("./"))
-            fix = (
-                f"it is made on the host: run `{command}`, then up again "
-                f"(scripts/setup-secure-redis.sh {stack} does both)"
-                if command
-                else f"add it to {where} or change {dockerfile.name}"
-            )
-            raise BuildInputError(
-                f"stack {stack}: image {spec.tag}: its build context {where} has no {source} "
-                f"({dockerfile.name} copies it), so docker build would fail; nothing was "
-                f"changed. {fix[0].upper()}{fix[1:]}"
-            )
-        _require_fresh_wheelhouse(spec, context, dockerfile, stack)
-
-
-def _require_fresh_wheelhouse(spec: ImageSpec, context: Path, dockerfile: Path, stack: str) -> None:
-    """An image whose Dockerfile copies the wheelhouse, which holds wheels made from other
-    sources than the context holds now (infra/wheelhouse.py): its tag would not change, so
-    the stack would go on running the old code. Run once every input is there."""
-    copies = {s.strip("/").removeprefix("./") for s in copy_sources(dockerfile.read_text())}
-    if wheelhouse.DIRECTORY not in copies or not wheelhouse.stale(context):
-        return
-    where, made = _shown_path(context), wheelhouse.DIRECTORY
-    raise BuildInputError(
-        f"stack {stack}: image {spec.tag}: {where}{made}/ was made from other sources than "
-        f"{where} holds now (edited since it was filled), so the image would run the old code; "
-        f"nothing was changed. Run `{HOST_MADE_INPUTS[made]}`, then up again "
-        f"(scripts/setup-secure-redis.sh {stack} does both)"
-    )
-
-
-def _shown_path(path: Path) -> str:
-    """`path` relative to the repository when inside it (app/), else as it is."""
-    try:
-        return f"{path.relative_to(REPO_ROOT).as_posix()}/"
-    except ValueError:
-        return str(path)
+        found = build_input_problem(context, dockerfile, shown_context(context))
+        if found is None:
+            continue
+        again = (
+            f", then up again (scripts/setup-secure-redis.sh {stack} does both)"
+            if found.host_made
+            else ""
+        )
+        raise BuildInputError(
+            f"stack {stack}: image {spec.tag}: {found.problem}; nothing was changed. "
+            f"{found.fix}{again}"
+        )
 
 
 def _live_restore_warning(applier: LocalApplier) -> str | None:

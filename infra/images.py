@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -14,6 +15,7 @@ from docker.utils.build import exclude_paths
 
 from infra import wheelhouse
 from infra.naming import Role, object_name
+from infra.settings import REPO_ROOT
 
 # Image labels cannot be set through docker.Image; each Dockerfile turns this build arg into
 # `LABEL io.secure-redis.stack=...` (its role label is fixed in the Dockerfile).
@@ -78,6 +80,56 @@ def missing_build_inputs(context: Path, dockerfile: Path) -> list[str]:
     return missing
 
 
+@dataclass(frozen=True)
+class BuildInputProblem:
+    """Why `docker build` of a context would fail, or build other code than the context
+    holds, and what to do; the local applier (infra/apply.py) and the Pulumi program
+    (infra/__main__.py) each say it in their own words around it."""
+
+    problem: str
+    fix: str
+    host_made: bool
+    """Whether the fix is a command run on the host (then: run it, then deploy again)."""
+
+
+def build_input_problem(context: Path, dockerfile: Path, where: str) -> BuildInputProblem | None:
+    """The first of: a file `dockerfile` copies that the context (`where`, as shown) lacks,
+    or a wheelhouse made from other sources than the context holds now (infra/wheelhouse.py:
+    the image's tag, a digest of the wheels, would not change, so the stack would go on
+    running the old code). None when the build would give what the context holds."""
+    for source in missing_build_inputs(context, dockerfile):
+        command = HOST_MADE_INPUTS.get(source.strip("/").removeprefix("./"))
+        return BuildInputProblem(
+            f"its build context {where} has no {source} ({dockerfile.name} copies it), so "
+            "docker build would fail",
+            f"It is made on the host: run `{command}`"
+            if command
+            else f"Add it to {where} or change {dockerfile.name}",
+            host_made=command is not None,
+        )
+    if not dockerfile.is_file():
+        return None
+    copies = {s.strip("/").removeprefix("./") for s in copy_sources(dockerfile.read_text())}
+    made = wheelhouse.DIRECTORY
+    if made not in copies or not wheelhouse.stale(context):
+        return None
+    return BuildInputProblem(
+        f"{where}{made}/ was made from other sources than {where} holds now (edited since it "
+        "was filled), so the image would run the old code",
+        f"Run `{HOST_MADE_INPUTS[made]}`",
+        host_made=True,
+    )
+
+
+def shown_context(path: Path) -> str:
+    """A build context as messages name it: relative to the repository when inside it
+    (`app/`), else as it is."""
+    try:
+        return f"{path.relative_to(REPO_ROOT).as_posix()}/"
+    except ValueError:
+        return str(path)
+
+
 def context_digest(context: Path) -> str:
     """A short digest of the files `docker build` sends from `context` (its .dockerignore
     applied by docker-py's own matcher), so the tag changes exactly when the image's inputs do.
@@ -127,8 +179,11 @@ __all__ = [
     "HOST_MADE_INPUTS",
     "STACK_BUILD_ARG",
     "UID_BUILD_ARG",
+    "BuildInputProblem",
+    "build_input_problem",
     "context_digest",
     "copy_sources",
     "local_image",
     "missing_build_inputs",
+    "shown_context",
 ]

@@ -28,7 +28,7 @@ import json
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
@@ -65,6 +65,9 @@ def served(host, port, d):
         with ctx.wrap_socket(raw, server_hostname=host) as tls:
             return ssl.DER_cert_to_PEM_cert(tls.getpeercert(binary_form=True))
 """
+# The certificate Redis presents, alone (PEM); argv: Redis's host and port, the app's material
+# directory. What the local applier asks before an up that drops a CA (retire_refusal).
+SERVED_ONLY: Final = _SERVED + "\nimport sys\nprint(served(*sys.argv[1:4]))\n"
 # The API wants the stack's bearer token (app/secure_cache/service.py); it is read from the
 # app's own material volume inside the container and never leaves it.
 _HTTP: Final = """
@@ -206,6 +209,11 @@ def app_facts_command(
     return ["python3", "-c", APP_FACTS, material, host, str(port), api]
 
 
+def served_command(host: str, port: int, material: str = APP_DIR) -> list[str]:
+    """argv that prints the certificate Redis at `host`:`port` presents (SERVED_ONLY)."""
+    return ["python3", "-c", SERVED_ONLY, host, str(port), material]
+
+
 def round_trip_command(
     key: str, value: str, material: str = APP_DIR, api: str = APP_API
 ) -> list[str]:
@@ -235,6 +243,7 @@ def snapshot_of(
     return {
         "containers": containers,
         "served_serial": served_serial(app["served"]),
+        "served_issuer": issuer_serial(app["served"], redis_ca),
         "server_serial": cert_serial(server),
         "server_issuer": issuer_serial(server, redis_ca),
         "app_cert_serial": cert_serial(app["cert"]),
@@ -332,6 +341,14 @@ class Probe:
         containers = {"redis": self._started(self.redis), "app": self._started(self.app)}
         return snapshot_of(containers, redis_files, app)
 
+    def served_issuer(self) -> str | None:
+        """The serial of the CA in Redis's volume that issued the certificate Redis presents
+        to a new connection (None: none of them). Two execs, not a snapshot: the app's API
+        need not answer."""
+        (bundle,) = self._files(self.redis, (f"{REDIS_DIR}/ca.crt",))
+        served = self._exec(self.app, served_command(REDIS_ALIAS, self.port))
+        return issuer_serial(served, bundle)
+
     def round_trip(self) -> bool:
         """A write and a read through the app's HTTP API."""
         key, value = f"/cache/rotation-probe-{uuid.uuid4().hex}", uuid.uuid4().hex
@@ -392,6 +409,47 @@ def unfinished(now: dict[str, Any]) -> dict[str, str]:
     if len(now["redis_trusts"]) > 1 or len(now["app_trusts"]) > 1:
         found["ca"] = "two CAs are trusted: a CA rollover is under way"
     return found
+
+
+def retire_refusal(stack: str, served_issuer: str | None, staying: Collection[str]) -> str | None:
+    """Why the next `up` must not run, or None: it leaves Redis's TLS reload job trusting only
+    the CAs `staying` (their serials), and Redis presents a certificate of another CA (of
+    `served_issuer`, None when its volume trusts that CA no more). That is a CA rollover's
+    promote whose TLS reload did not take, before the retire step: the job would no longer
+    verify Redis, and every `up` after failed until Redis was restarted by hand (README,
+    Day 2). The old CA is not kept past the retire instead: nothing is trusted longer than
+    the rollover says. The local applier (infra/apply.py, `staying` the bundle the up would
+    write) and scripts/rotate.sh (`guard`, `staying` the CA that issued the volume's server
+    certificate, which every step keeps) both ask this before an up."""
+    if served_issuer is not None and served_issuer in staying:
+        return None
+    redis, job = object_name(stack, "redis"), object_name(stack, "reload-tls")
+    if served_issuer is None:
+        what = "a certificate of a CA its volume no longer trusts (a retire step ran after it)"
+        way = f"`docker restart {redis}` (it reads its volume's files; clients reconnect)"
+    else:
+        what = f"a certificate of CA {served_issuer}, which the next up's retire step drops"
+        way = (
+            f"the promote's TLS reload again, `docker start --attach {job}` (if that "
+            f"container is gone or fails, `docker restart {redis}`)"
+        )
+    return (
+        f"Redis serves {what}: the TLS reload of the CA rollover's promote step did not take, "
+        "and after the retire its reload job would no longer verify Redis; nothing was "
+        f"changed. Run {way}, then run the same command again"
+    )
+
+
+def unobserved_refusal(stack: str, why: str) -> str:
+    """retire_refusal's line when what Redis presents cannot be read before such an up."""
+    redis, app = object_name(stack, "redis"), object_name(stack, "app")
+    return (
+        f"cannot tell which CA's certificate Redis serves ({why}), and the next up retires a "
+        "CA: it would lock Redis's TLS reload job out if the promote's reload did not take; "
+        f"nothing was changed. Make sure {redis} and {app} run (`docker start {app}`), or "
+        f"`docker restart {redis}` (it reads its volume's files), then run the same command "
+        "again"
+    )
 
 
 def expected_changes(kind: str, before: dict[str, Any], after: dict[str, Any]) -> list[str]:
@@ -481,7 +539,7 @@ def report_lines(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m infra.rotation_probe")
-    parser.add_argument("action", choices=("snapshot", "wait", "report", "unfinished"))
+    parser.add_argument("action", choices=("snapshot", "wait", "report", "unfinished", "guard"))
     parser.add_argument("--stack", required=True)
     parser.add_argument("--before", type=Path, help="a snapshot file (wait, report)")
     parser.add_argument(
@@ -492,16 +550,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(args.stack, load_stack_file(args.stack))
         before = json.loads(args.before.read_text()) if args.before else None
-        if args.action == "unfinished" and before is not None:
-            # Of the snapshot given: why a `--kind` rotation is half done (nothing when it is
-            # not; scripts/rotate.sh reads this), or every one as `kind: why` lines.
-            found = unfinished(before)
-            for kind, why in found.items():
-                if args.kind is None:
-                    print(f"{kind}: {why}")
-                elif kind == args.kind:
-                    print(why)
-            return 0
+        if args.action in ("unfinished", "guard") and before is not None:
+            return _of_snapshot(args.action, args.stack, args.kind, before)
         probe = Probe(args.stack, settings.redis_port)
         if args.action == "snapshot":
             print(json.dumps(probe.snapshot()))
@@ -523,6 +573,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, OSError, ValueError) as exc:
         print(f"rotation_probe: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _of_snapshot(action: str, stack: str, kind: str | None, before: dict[str, Any]) -> int:
+    """The actions that read only a snapshot taken before (scripts/rotate.sh)."""
+    if action == "guard":
+        # Before an up, of the snapshot taken then: exit 3 (an earlier step incomplete) with
+        # the one line when that up would lock the TLS reload job out.
+        staying = [before["server_issuer"]]
+        if (refused := retire_refusal(stack, before.get("served_issuer"), staying)) is not None:
+            print(f"rotation_probe: error: {refused}", file=sys.stderr)
+            return 3
+        return 0
+    # Why a `kind` rotation is half done (nothing when it is not; scripts/rotate.sh reads
+    # this), or every one as `kind: why` lines.
+    for found, why in unfinished(before).items():
+        if kind is None:
+            print(f"{found}: {why}")
+        elif found == kind:
+            print(why)
+    return 0
 
 
 def served_evidence(before: dict[str, Any], now: dict[str, Any]) -> str:
@@ -575,6 +645,7 @@ __all__ = [
     "KINDS",
     "REDIS_FILES",
     "ROUND_TRIP",
+    "SERVED_ONLY",
     "Probe",
     "ProbeError",
     "acl_fingerprints",
@@ -588,11 +659,14 @@ __all__ = [
     "read_app_facts",
     "report_lines",
     "restarted",
+    "retire_refusal",
     "round_trip_command",
+    "served_command",
     "served_evidence",
     "served_serial",
     "snapshot_of",
     "split_files",
     "unfinished",
+    "unobserved_refusal",
     "unsettled",
 ]

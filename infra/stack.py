@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pulumi
 
+from infra.components import app_image
+from infra.components import redis as redis_component
 from infra.components.app import AppFiles, CacheApp, CacheAppArgs
 from infra.components.exporter import ExporterFiles, RedisExporter, RedisExporterArgs
 from infra.components.networks import StackNetworks, StackNetworksArgs
@@ -16,6 +19,7 @@ from infra.components.reload import ReloadFiles
 from infra.components.rotation import RotationFiles, RotationPass, RotationPassArgs
 from infra.components.secrets import StackSecrets, StackSecretsArgs
 from infra.components.tls import TlsMaterial, TlsMaterialArgs
+from infra.images import build_input_problem, shown_context
 from infra.naming import REDIS_ALIAS, Role, object_name
 from infra.providers.secrets import GeneratedPassword, PasswordPhase
 from infra.redis_acl import render_acl_file_from_hashes
@@ -33,6 +37,36 @@ class BuiltStack:
     exporter: RedisExporter
     rotation: RotationPass
     exports: dict[str, pulumi.Output[Any]]
+
+
+def image_contexts() -> tuple[Path, ...]:
+    """The build context of every image the program declares (Redis's; the app's, which the
+    exporter and the rotation pass share). tests/unit/test_stack_build_inputs.py checks it
+    against the rendered program."""
+    return (redis_component.IMAGE_CONTEXT, app_image.IMAGE_CONTEXT)
+
+
+def require_build_inputs(stack: str) -> None:
+    """What `pulumi up` does before declaring anything: every image's build context holds
+    what its Dockerfile copies and the app's wheelhouse is fresh (infra/images.py
+    `build_input_problem`, the same check as the local applier's `up`). A stale wheelhouse
+    kept the image's tag, so `pulumi up` run by hand kept running the old code, without a
+    word. `pulumi preview` only warns, as the applier's `plan` notes it: it builds nothing.
+    Raises pulumi.RunError, which the engine prints as one error line, no traceback."""
+    for context in image_contexts():
+        found = build_input_problem(context, context / "Dockerfile", shown_context(context))
+        if found is None:
+            continue
+        again = (
+            f", then pulumi up again (scripts/setup-secure-redis.sh {stack} does both)"
+            if found.host_made
+            else ""
+        )
+        line = f"{found.problem}; nothing was deployed. {found.fix}{again}"
+        if pulumi.runtime.is_dry_run():
+            pulumi.log.warn(f"pulumi up would stop here: {line}")
+            return
+        raise pulumi.RunError(line)
 
 
 def redis_dns_names(stack: str) -> tuple[str, ...]:
@@ -289,4 +323,12 @@ def _exports(
     return exports
 
 
-__all__ = ["BuiltStack", "build_stack", "passwords_rotating", "redis_dns_names", "redis_url"]
+__all__ = [
+    "BuiltStack",
+    "build_stack",
+    "image_contexts",
+    "passwords_rotating",
+    "redis_dns_names",
+    "redis_url",
+    "require_build_inputs",
+]

@@ -82,6 +82,10 @@ up() { # up WHY: one up of the program, then wait until every consumer uses the 
     start="$(now_ms)"
     log "up ($1) with $deployer"
     probe snapshot >"$work/step.json" || unobservable
+    # Redis serving another CA's certificate than its volume's issuer: a promote whose TLS
+    # reload did not take, so this up (the retire step) would lock the reload job out. The
+    # probe's line says what to run; the local applier asks the same before its up.
+    probe guard --before "$work/step.json" || die "nothing was changed by this step (see the line above)"
     if pulumi_ready; then
         pulumi up --yes --non-interactive --skip-preview --policy-pack policies --stack "$stack" \
             || die "pulumi up failed; the stack keeps what it had (see above)"

@@ -84,6 +84,8 @@ from cryptography.hazmat.primitives import serialization
 
 from secure_cache.errors import ConfigurationError
 from secure_cache.http_budget import COPIES_PER_VALUE
+from secure_cache.int_settings import DEFAULT_HTTP_PORT, http_port
+from secure_cache.int_settings import int_setting as _int_setting
 
 Environment = Literal["development", "staging", "production"]
 
@@ -98,7 +100,6 @@ DEFAULT_PORT: Final = 6379
 DEFAULT_KEY_PREFIX: Final = "cache:"
 DEFAULT_FALLBACK_MAX_ENTRIES: Final = 10_000
 DEFAULT_FALLBACK_MAX_BYTES: Final = 32 << 20
-DEFAULT_HTTP_PORT: Final = 8080
 DEFAULT_HTTP_MAX_VALUE_BYTES: Final = 1 << 20
 _FILE_SECRETS: Final = ("REDIS_PASSWORD", "REDIS_ENCRYPTION_KEY", "REDIS_ENCRYPTION_PREVIOUS_KEYS")
 _API_TOKEN_SECRETS: Final = ("HTTP_API_TOKEN", "HTTP_API_PREVIOUS_TOKENS")
@@ -277,11 +278,6 @@ def _previous_api_tokens(env: Mapping[str, str], problems: list[str]) -> tuple[s
             f"{MIN_API_TOKEN_LENGTH} characters; it holds only this stack's earlier tokens."
         )
     return tokens
-
-
-def http_port(env: Mapping[str, str], problems: list[str]) -> int:
-    """HTTP_PORT (default 8080); a bad value is a problem, never an exception."""
-    return _int_setting(env, "HTTP_PORT", DEFAULT_HTTP_PORT, 1, 65535, problems)
 
 
 def _allowed_hosts(env: Mapping[str, str], problems: list[str]) -> tuple[str, ...]:
@@ -734,24 +730,8 @@ def _previous_keys(
     return tuple(keys)
 
 
-def _int_setting(
-    env: Mapping[str, str], name: str, default: int, low: int, high: int, problems: list[str]
-) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = low - 1
-    if not low <= value <= high:
-        shown = raw[:20] if raw.isprintable() else "a non-printable value"
-        problems.append(f"{name} must be an integer from {low} to {high}; got {shown!r}.")
-        return default
-    return value
-
-
 __all__ = [
+    "DEFAULT_HTTP_PORT",
     "ENVIRONMENTS",
     "MIN_API_TOKEN_LENGTH",
     "MIN_PASSWORD_LENGTH",

@@ -31,4 +31,10 @@ class BuildInputError(Exception):
     on the host); found before anything is changed."""
 
 
-__all__ = ["ApplyError", "BuildInputError", "HostConflict", "UnsupportedProperty"]
+class ReloadNotTaken(Exception):
+    """What Redis runs is not what the state says an earlier step gave it (a CA promote whose
+    TLS reload did not take), and this `up` would lock its reload job out; found before
+    anything is changed (infra/rotation_probe.py `retire_refusal`)."""
+
+
+__all__ = ["ApplyError", "BuildInputError", "HostConflict", "ReloadNotTaken", "UnsupportedProperty"]

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from infra import pki
 from infra.applier.state import StackState
 
-CERTIFICATE_TYPES = ("CertificateAuthority", "LeafCertificate")
+CA_TYPE = "CertificateAuthority"
+CERTIFICATE_TYPES = (CA_TYPE, "LeafCertificate")
 KEYRING_TYPE = "DataKeyring"
 # Rotations the providers take one `up` per step (infra/providers/certificates.py CaPhase,
 # infra/providers/secrets.py PasswordPhase), by the phase a resource is left in: what it means,
@@ -79,4 +80,4 @@ def unfinished_rotation(state: StackState) -> str | None:
     return ". ".join(lines) or None
 
 
-__all__ = ["material_lines", "unfinished_rotation"]
+__all__ = ["CA_TYPE", "CERTIFICATE_TYPES", "material_lines", "unfinished_rotation"]

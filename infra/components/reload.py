@@ -47,6 +47,19 @@ JOB_MEMORY_MB: Final = 32
 JOB_CPUS: Final = 0.25
 RELOAD_TLS_WORDS: Final = ("CONFIG", "SET")
 RELOAD_ACL_WORDS: Final = ("ACL", "LOAD")
+# What redis-cli (Debian's 7.0) says when Redis refused its client certificate: under TLS 1.2
+# inside SSL_connect, with the server's alert; under TLS 1.3 (the stack's protocol) the server
+# checks the certificate after the client's handshake is done, so the refusal shows as the
+# connection reset or closed at the first read (tests/integration/test_redis_rotation.py has
+# both on a real redis-server). "Could not connect" alone (refused, timed out, no such host)
+# and "certificate verify failed" (Redis's certificate not trusted here) are not among them.
+REFUSED_AT_HANDSHAKE: Final = (
+    "alert unknown ca",
+    "alert bad certificate",
+    "I/O error",
+    "Connection reset by peer",
+    "Server closed the connection",
+)
 
 
 # The reload identity's passwords in its volume: the one to use, and the second try.
@@ -108,39 +121,45 @@ def reload_script(material_dir: str, host: str, port: int) -> str:
     only the password the SET dropped (infra/providers/secrets.py). Any other answer is not
     retried.
 
-    When redis-cli gets no answer at all (it exits non-zero: Redis refused the certificate at
-    the handshake, or closed the connection) and the volume holds the certificate the last CA
-    promote replaced, the same is done once more with that certificate: a promote is recorded
-    whether or not the introduce before it reached Redis, and when that introduce's TLS reload
-    failed Redis trusts only the old CA, which issued that certificate. The CONFIG SET then
-    makes Redis trust both, as the introduce should have. Only during a promote (until the
-    retire step) is there such a certificate (infra/providers/certificates.py)."""
+    When Redis refuses the current certificate at the handshake and the volume holds the
+    certificate the last CA promote replaced, the same is done once more with that
+    certificate: a promote is recorded whether or not the introduce before it reached Redis,
+    and when that introduce's TLS reload failed Redis trusts only the old CA, which issued that
+    certificate. The CONFIG SET then makes Redis trust both, as the introduce should have. Only
+    during a promote (until the retire step) is there such a certificate
+    (infra/providers/certificates.py). The refusal is told from redis-cli's own words
+    (REFUSED_AT_HANDSHAKE); any other failure without an answer (Redis not reachable, its
+    certificate not verified, a file missing) fails the job with redis-cli's error, untried."""
     d = material_dir
     cli = (
         f'redis-cli --tls --cacert {d}/ca.crt --cert "$crt" --key "$key" '
         f"-u rediss://{host}:{port} --user {RELOAD_USER} --no-auth-warning"
     )
     retired = f"{d}/{RETIRED_PASSWORD_FILE}"
+    refused = "|".join(f'*"{words}"*' for words in REFUSED_AT_HANDSHAKE)
     # `attempt CERT KEY COMMAND...` leaves Redis's answer in $out, or fails with redis-cli's
-    # status when there was none. set -e does not apply inside a function called from `||`,
-    # hence each `|| return`.
+    # status when there was none, its error then in $out (printed by `failed`): redis-cli's
+    # errors are read with its answer, so NOAUTH may follow its "AUTH failed" line. set -e
+    # does not apply inside a function called from `||`, hence each `|| return`.
     return (
         f'send() {{ REDISCLI_AUTH="$(cat "$1")" || return; export REDISCLI_AUTH; shift; '
-        f'{cli} "$@"; }}; '
+        f'{cli} "$@" 2>&1; }}; '
         "attempt() { crt=$1; key=$2; shift 2; "
         f'out=$(send {d}/{PASSWORD_FILE} "$@") || return; '
-        f'case "$out" in NOAUTH*) if [ -s {retired} ]; then '
+        f'case "$out" in *NOAUTH*) if [ -s {retired} ]; then '
         'echo "redis-reload: Redis refused the current password: the ACL reload of the '
         "rotation step before this one did not take; trying the password that step "
         'replaced" >&2; '
         f'out=$(send {retired} "$@") || return; fi ;; esac; }}; '
-        f'rc=0; attempt {d}/{CERT_FILE} {d}/{KEY_FILE} "$@" || rc=$?; '
+        'failed() { rc=$?; printf "%s\\n" "$out" >&2; return "$rc"; }; '
+        f'rc=0; out=; attempt {d}/{CERT_FILE} {d}/{KEY_FILE} "$@" || failed || rc=$?; '
         'if [ "$rc" != 0 ]; then '
+        f'case "$out" in {refused}) ;; *) exit "$rc" ;; esac; '
         f'if [ ! -s {d}/{PREVIOUS_CERT_FILE} ]; then exit "$rc"; fi; '
-        'echo "redis-reload: no answer from Redis with the current certificate: the TLS '
+        'echo "redis-reload: Redis refused the current certificate at the handshake: the TLS '
         "reload of the CA rollover's introduce step may not have taken (Redis then trusts "
         'only the old CA); trying the certificate the promote replaced" >&2; '
-        f'attempt {d}/{PREVIOUS_CERT_FILE} {d}/{PREVIOUS_KEY_FILE} "$@"; fi; '
+        f'attempt {d}/{PREVIOUS_CERT_FILE} {d}/{PREVIOUS_KEY_FILE} "$@" || failed; fi; '
         'if [ "$out" != OK ]; then echo "redis-reload: $1 $2 answered: $out" >&2; exit 1; fi; '
         'echo "redis-reload: $1 $2 OK"'
     )
@@ -258,6 +277,7 @@ __all__ = [
     "PASSWORD_FILE",
     "PREVIOUS_CERT_FILE",
     "PREVIOUS_KEY_FILE",
+    "REFUSED_AT_HANDSHAKE",
     "RELOAD_ACL_WORDS",
     "RELOAD_CONSUMER",
     "RELOAD_TLS_WORDS",

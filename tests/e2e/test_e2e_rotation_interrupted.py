@@ -165,3 +165,73 @@ def _up(stack: Stack) -> subprocess.CompletedProcess[str]:
         timeout=ROTATE_S,
         check=False,
     )
+
+
+@pytest.mark.one_stack(
+    "the retire step's check and the CA's phases are one code path for every stack: no stack "
+    "setting changes them (tests/integration/test_redis_rotation.py runs the decision against "
+    "a real redis-server)"
+)
+def test_ca_rollover__a_promote_whose_reload_did_not_take__the_retire_refuses_not_locks_out(
+    stack: Stack, docker_client: docker.DockerClient
+) -> None:
+    """The promote's `up` interrupted while its TLS reload job waits for the paused Redis: the
+    running Redis serves the old CA's certificate, its volume the new one. Before, the next
+    `up` (the retire step) gave the job a bundle of the new CA alone, the job failed with
+    `certificate verify failed`, and so did every `up` after until Redis was restarted. Now
+    the `up` and scripts/rotate.sh refuse before changing anything, naming the promote's
+    reload; run as they say, the rollover finishes without a restart of Redis."""
+    redis = docker_client.containers.get(stack.redis)
+    started = (redis.id, redis.attrs["State"]["StartedAt"])
+    generation = int(_config(stack, "get", "caRolloverGeneration"))
+    _config(stack, "set", "caRolloverGeneration", str(generation + 1))
+    introduce = _up(stack)
+    assert introduce.returncode == 0, f"the introduce failed:\n{introduce.stdout[-3000:]}"
+
+    job_name = stack.object("reload-tls")
+    redis.pause()
+    try:
+        _interrupt_once_the_tls_job_runs(stack, docker_client)
+        # Stopped before Redis answers again, so it never reaches Redis; kept, as a job the
+        # engine ended is (the way on below starts it again).
+        job = _state(docker_client, job_name)
+        assert job is not None, "the interrupted promote's reload job is gone"
+        if job[1].get("Running"):
+            docker_client.api.kill(job[0])
+    finally:
+        with contextlib.suppress(docker.errors.APIError):
+            redis.unpause()
+
+    refused = _up(stack)
+    assert refused.returncode == 3, f"the retire was not refused:\n{refused.stdout[-3000:]}"
+    errors = [line for line in refused.stdout.splitlines() if line.startswith("apply: error:")]
+    assert len(errors) == 1, refused.stdout[-3000:]
+    assert "the TLS reload of the CA rollover's promote step did not take" in errors[0]
+    way_on = f"docker start --attach {job_name}"
+    assert way_on in errors[0]
+    assert _state(docker_client, job_name) is not None, "the refused up changed the job"
+    rotated = _rotate_ca(stack)
+    assert rotated.returncode == 1, f"rotate.sh did not refuse:\n{rotated.stdout[-3000:]}"
+    assert way_on in rotated.stdout, rotated.stdout[-3000:]
+
+    reloaded = subprocess.run(
+        way_on.split(), capture_output=True, text=True, timeout=ROTATE_S, check=False
+    )
+    assert reloaded.returncode == 0, reloaded.stdout + reloaded.stderr
+    assert "CONFIG SET OK" in reloaded.stdout + reloaded.stderr
+    done = _rotate_ca(stack)
+    assert done.returncode == 0, f"rotate.sh ca failed:\n{done.stdout[-3000:]}"
+    redis.reload()
+    assert (redis.id, redis.attrs["State"]["StartedAt"]) == started, "Redis was restarted"
+
+
+def _rotate_ca(stack: Stack) -> subprocess.CompletedProcess[str]:
+    """scripts/rotate.sh S ca, its output and errors together."""
+    return subprocess.run(
+        [str(REPO_ROOT / "scripts" / "rotate.sh"), stack.name, "ca"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=ROTATE_S,
+        check=False,
+    )

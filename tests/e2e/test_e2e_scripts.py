@@ -31,6 +31,8 @@ def test_teardown__of_a_stack_with_nothing_deployed_says_so_and_succeeds(
     result = script("teardown.sh", name)
     assert result.returncode == 0, result.stderr
     assert "nothing to remove" in result.stdout
+    # ... and leaves no lock file for that name (infra/apply.py `_nothing_to_down`).
+    assert not (REPO_ROOT / ".secure-redis" / "state" / f"{name}.lock").exists()
     # A mistyped name is said to be no stack of this checkout, with the ones there are.
     assert f"teardown: warning: no Pulumi.{name}.yaml in this checkout (stacks: " in result.stderr
     listed = re.search(r"\(stacks: ([^)]*)\)", result.stderr)

@@ -12,7 +12,9 @@ Each test first shows the state before the reload, so it fails if the reload doe
 
 from __future__ import annotations
 
+import dataclasses
 import ssl
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,13 +25,25 @@ from redis.exceptions import AuthenticationError, NoPermissionError, ResponseErr
 from redis.retry import Retry
 
 from infra import pki
-from infra.components.reload import RELOAD_ACL_WORDS, tls_reload_command
+from infra.components.reload import (
+    REFUSED_AT_HANDSHAKE,
+    RELOAD_ACL_WORDS,
+    reload_script,
+    tls_reload_command,
+)
 from infra.redis_acl import APP_USER, RELOAD_USER
-from infra.rotation_probe import cert_serial, served_serial
+from infra.redis_conf import render_redis_conf
+from infra.rotation_probe import (
+    cert_serial,
+    issuer_serial,
+    retire_refusal,
+    served_command,
+    served_serial,
+)
 from infra.secretgen import generate_password
-from tests.support.app_material import StatusApi, app_facts, app_material
+from tests.support.app_material import StatusApi, app_facts, app_material, run_here
 from tests.support.rotating_redis import HOST_NAME, RotatingRedis, serial
-from tests.support.tls_redis import REDIS_SERVER
+from tests.support.tls_redis import REDIS_SERVER, free_port
 
 pytestmark = pytest.mark.skipif(
     __import__("shutil").which(REDIS_SERVER) is None, reason="redis-server is not installed"
@@ -317,6 +331,44 @@ def test_ca_rollover__a_promote_after_an_introduce_that_never_reached_redis__sti
         r.served_serial(r.client_context(old_client, [new_ca]))
 
 
+def test_ca_rollover__a_promote_whose_reload_did_not_take__refuses_the_retire_until_reloaded(
+    rotating: RotatingRedis, tmp_path: Path
+) -> None:
+    """The promote written to the volume, its TLS reload never run: Redis still serves the old
+    CA's certificate. The retire would leave the reload job trusting only the new CA, so it
+    could no longer verify Redis (before: every up failed until Redis was restarted). The
+    certificate Redis serves, read as the local applier and rotate.sh read it (the probe's
+    script, from the app's side), makes retire_refusal refuse, naming the promote's reload;
+    that reload run again (the volume still holds the promote) lets the retire go on."""
+    r = rotating
+    old_ca, new_ca = r.ca, pki.create_ca("secure-redis test CA", validity_days=2)
+    r.trusted = [old_ca, new_ca]
+    r.deliver()  # introduce
+    assert r.reload(*tls_reload_command(*_tls_files(r))).returncode == 0
+    old_reload = r.reload_cert
+    r.trusted = [new_ca, old_ca]
+    r.server_cert = r.issue_server(new_ca)
+    r.reload_cert = pki.issue_client_certificate(new_ca, RELOAD_USER, validity_days=2)
+    r.previous_reload_cert = old_reload
+    r.deliver()  # promote: its reload never ran
+    app = app_material(
+        tmp_path, r, pki.issue_client_certificate(new_ca, APP_USER, validity_days=2), token="t"
+    )
+    bundle = (r.volume / "ca.crt").read_text()
+    staying = [f"{serial(new_ca):X}"]  # the bundle the retire writes
+
+    def served_issuer() -> str | None:
+        done = run_here(served_command(HOST_NAME, r.port, str(app.directory)), check=True)
+        return issuer_serial(done.stdout, bundle)
+
+    assert served_issuer() == f"{serial(old_ca):X}"
+    refused = retire_refusal("s", served_issuer(), staying)
+    assert refused is not None
+    assert "docker start --attach secure-redis-s-reload-tls" in refused
+    assert r.reload(*tls_reload_command(*_tls_files(r))).returncode == 0  # as refused says
+    assert retire_refusal("s", served_issuer(), staying) is None
+
+
 def test_ca_rollover__the_previous_certificate_is_not_tried_after_an_answer(
     rotating: RotatingRedis,
 ) -> None:
@@ -329,6 +381,59 @@ def test_ca_rollover__the_previous_certificate_is_not_tried_after_an_answer(
     assert done.returncode == 1
     assert _PROMOTE_RETRY not in done.stderr
     assert "NOPERM" in done.stderr
+
+
+def test_ca_rollover__the_previous_certificate_is_tried_only_when_redis_refused_the_current(
+    rotating: RotatingRedis,
+) -> None:
+    """During a promote the job had tried the previous certificate on any failure without an
+    answer. Neither a Redis it cannot reach nor a Redis whose certificate it does not trust is
+    a refusal of its certificate: the job fails at once with redis-cli's own error, as outside
+    a promote, and says nothing of an introduce that did not take."""
+    r = rotating
+    r.previous_reload_cert = pki.issue_client_certificate(r.ca, RELOAD_USER, validity_days=2)
+    r.deliver()
+    script = reload_script(str(r.volume), HOST_NAME, free_port())  # nothing listens there
+    unreachable = subprocess.run(
+        ["sh", "-euc", script, "redis-reload", *tls_reload_command(*_tls_files(r))],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert unreachable.returncode != 0
+    assert "Connection refused" in unreachable.stderr
+    assert _PROMOTE_RETRY not in unreachable.stderr
+    r.trusted = [pki.create_ca("secure-redis test CA", validity_days=2)]  # not Redis's issuer
+    r.deliver()
+    unverified = r.reload(*tls_reload_command(*_tls_files(r)))
+    assert unverified.returncode != 0
+    assert "certificate verify failed" in unverified.stderr
+    assert _PROMOTE_RETRY not in unverified.stderr
+
+
+@pytest.mark.parametrize("protocol", ["TLSv1.2", "TLSv1.3"])
+def test_ca_rollover__a_certificate_refused_at_the_handshake_is_told_under_either_protocol(
+    protocol: str,
+) -> None:
+    """redis-cli words Redis's refusal of its certificate differently by protocol (an alert
+    inside SSL_connect under TLS 1.2, a reset at the first read under TLS 1.3): both are the
+    refusal the previous certificate is tried for (REFUSED_AT_HANDSHAKE)."""
+    r = RotatingRedis()
+    r.server.conf = dataclasses.replace(r.server.conf, tls_protocols=(protocol,))
+    r.server.conf_file.write_text(render_redis_conf(r.server.conf))
+    r.start()
+    try:
+        r.previous_reload_cert = r.reload_cert
+        stranger = pki.create_ca("secure-redis test CA", validity_days=2)
+        r.reload_cert = pki.issue_client_certificate(stranger, RELOAD_USER, validity_days=2)
+        r.deliver()
+        done = r.reload(*tls_reload_command(*_tls_files(r)))
+    finally:
+        r.close()
+    assert done.returncode == 0, done.stderr
+    assert _PROMOTE_RETRY in done.stderr
+    assert any(words in done.stderr for words in REFUSED_AT_HANDSHAKE), done.stderr
 
 
 def test_ca_rollover__without_a_previous_certificate_a_refused_one_fails_the_job(

@@ -178,6 +178,7 @@ def test_snapshot_of__a_consistent_stack_reads_settled_field_for_field(
     assert snap == {
         "containers": containers,
         "served_serial": f"{serial(r.server_cert):X}",
+        "served_issuer": ca,
         "server_serial": f"{serial(r.server_cert):X}",
         "server_issuer": ca,
         "app_cert_serial": f"{serial(cert):X}",

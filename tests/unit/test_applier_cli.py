@@ -20,7 +20,7 @@ from infra.applier.state import PASSPHRASE_ENV, ResourceState, StackState, State
 from infra.components import app_image
 from infra.render import render_stack
 from infra.settings import REPO_ROOT
-from infra.wheelhouse import STAMP, inputs_digest, machine_arch
+from tests.support.app_context import app_context
 
 
 def test_cli__plan_says_it_is_not_pulumi_and_lists_what_up_would_create(
@@ -210,30 +210,6 @@ def test_cli__a_reader_that_goes_away_ends_the_output_quietly(tmp_path: Path) ->
 # -- up: what must hold before anything changes, and the end of a finished up -----------------
 
 
-def _app_context(tmp_path: Path, *, wheelhouse: bool) -> Path:
-    """The app image's build context as a checkout has it: its real Dockerfile and
-    .dockerignore, with or without the wheelhouse scripts/build-app-image.sh makes (stamped
-    with the digest of the context as it is)."""
-    context = tmp_path / "app-context"
-    context.mkdir()
-    for name in ("Dockerfile", ".dockerignore"):
-        shutil.copy(REPO_ROOT / "app" / name, context / name)
-    if wheelhouse:
-        (context / "wheelhouse").mkdir()
-        (context / "wheelhouse" / "secure_cache-0.1.0-py3-none-any.whl").write_bytes(b"wheel")
-        (context / "wheelhouse" / "requirements.hashed.txt").write_text("secure_cache==0.1.0\n")
-        digest = inputs_digest(context, machine_arch())
-        (context / STAMP).write_text(f"{digest}\n")
-    return context
-
-
-def _stale_app_context(tmp_path: Path) -> Path:
-    """The app's build context with a source edited after its wheelhouse was stamped."""
-    context = _app_context(tmp_path, wheelhouse=True)
-    (context / "service.py").write_text("print('new code')\n")
-    return context
-
-
 def _refused_up(context: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Run `up` of dev with `context` as the app's build context and no engine to reach;
     the project directory it used."""
@@ -284,7 +260,7 @@ def test_cli__up_without_a_fresh_wheelhouse_says_how_to_make_it_and_changes_noth
     problem: str,
     fix: str,
 ) -> None:
-    context = _stale_app_context(tmp_path) if stale else _app_context(tmp_path, wheelhouse=False)
+    context = app_context(tmp_path, wheelhouse=stale, edited=stale)
     project = _refused_up(context, tmp_path, monkeypatch)
     line = _one_line_refusing_the_app_image(capsys)
     assert problem in line
@@ -297,7 +273,7 @@ def test_cli__plan_with_a_stale_wheelhouse_says_up_will_stop(
 ) -> None:
     """The plan of a stale wheelhouse shows the app image unchanged (its tag is the wheels'
     digest); it ends with the refusal `up` will give, and still exits 0."""
-    monkeypatch.setattr(app_image, "IMAGE_CONTEXT", _stale_app_context(tmp_path))
+    monkeypatch.setattr(app_image, "IMAGE_CONTEXT", app_context(tmp_path, edited=True))
     project = _project(tmp_path)
     assert apply.main(["plan", "--stack", "dev", "--project-dir", str(project)]) == 0
     out = capsys.readouterr().out.splitlines()
@@ -336,7 +312,7 @@ def test_cli__a_ctrl_c_after_the_up_finished_is_not_reported_as_interrupted(
 ) -> None:
     """A real SIGINT to this process while a finished up reports: it said "up interrupted
     ... run up again to finish" and exit 3 for an up that was complete."""
-    monkeypatch.setattr(app_image, "IMAGE_CONTEXT", _app_context(tmp_path, wheelhouse=True))
+    monkeypatch.setattr(app_image, "IMAGE_CONTEXT", app_context(tmp_path, wheelhouse=True))
     monkeypatch.setattr(apply, "_applier", _FinishedApplier)
     project = _project(tmp_path)
     assert apply.main(["up", "--stack", "dev", "--project-dir", str(project)]) == 0
@@ -398,6 +374,60 @@ def test_cli__up_of_a_stack_with_no_stack_file_refuses_and_leaves_nothing(
     assert "local applier, not Pulumi" not in out
 
 
+class _EngineHolding:
+    """An engine holding `objects` labelled as the stack's; records whether down ran."""
+
+    def __init__(self, objects: StackObjects) -> None:
+        self.objects = objects
+        self.downs: list[str] = []
+
+    def find(self, _stack: str) -> StackObjects:
+        return self.objects
+
+    def down(self, stack: str, **_kwargs: Any) -> StackObjects:
+        self.downs.append(stack)
+        return self.objects
+
+
+def test_cli__down_of_a_name_with_no_stack_file_state_or_objects_says_so_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mistyped `down`: before, it took the stack's lock and left an empty
+    .secure-redis/state/<name>.lock behind, and said only "nothing to remove". It is a no-op
+    at exit 0 (teardown.sh stays safe to run again) that names the stacks there are."""
+    engine = _EngineHolding(StackObjects())
+    monkeypatch.setattr(apply, "_applier", lambda: engine)
+    project = _project(tmp_path)
+    before = sorted(project.rglob("*"))
+    assert apply.main(["down", "--stack", "deev", "--project-dir", str(project)]) == 0
+    assert sorted(project.rglob("*")) == before
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert f"apply: no stack 'deev': Pulumi.deev.yaml does not exist in {project} " in out
+    assert "(stacks there: dev), no state at " in out
+    assert "nothing to remove (a mistyped name?)" in out
+    assert "removing every object" not in out, "it says it removes nothing, only that"
+    assert engine.downs == []
+
+
+@pytest.mark.parametrize("left", ["state", "objects"])
+def test_cli__down_of_a_stack_whose_file_was_deleted_still_removes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, left: str
+) -> None:
+    """Pulumi.<stack>.yaml deleted first: what the state or the engine still holds of the
+    stack is removed all the same, and the state with it."""
+    engine = _EngineHolding(
+        StackObjects(containers=["secure-redis-gone-redis"] * (left == "objects"))
+    )
+    monkeypatch.setattr(apply, "_applier", lambda: engine)
+    store = StateStore(tmp_path, "gone")
+    if left == "state":
+        store.save(StackState("gone"))
+    assert apply.main(["down", "--stack", "gone", "--project-dir", str(tmp_path)]) == 0
+    assert engine.downs == ["gone"]
+    assert not store.exists()
+
+
 class _FailingApplier(_FinishedApplier):
     """An engine whose up raises what nothing in the applier expects (a stand-in for a bug)."""
 
@@ -410,7 +440,7 @@ def test_cli__an_up_failing_with_an_unexpected_error_ends_in_one_line_and_exit_3
 ) -> None:
     """Before: the exception's traceback (and its text). Now one line: its type, that the
     state records what finished, and the command to run again; exit 3 (README, Exit codes)."""
-    monkeypatch.setattr(app_image, "IMAGE_CONTEXT", _app_context(tmp_path, wheelhouse=True))
+    monkeypatch.setattr(app_image, "IMAGE_CONTEXT", app_context(tmp_path, wheelhouse=True))
     monkeypatch.setattr(apply, "_applier", _FailingApplier)
     project = _project(tmp_path)
     assert apply.main(["up", "--stack", "dev", "--project-dir", str(project)]) == 3
@@ -420,3 +450,25 @@ def test_cli__an_up_failing_with_an_unexpected_error_ends_in_one_line_and_exit_3
         "handle (a bug: report it); the state records every step finished before it: fix the "
         "cause and run `python -m infra.apply up --stack dev` again to finish\n"
     )
+
+
+def test_retire__only_the_up_that_drops_a_ca_from_the_bundle_asks_what_redis_serves(
+    tmp_path: Path,
+) -> None:
+    """The applier reads the certificate Redis serves before one up only: the rollover's
+    retire step, which leaves the new CA alone in every bundle (infra/apply.py
+    `_staying_cas`). The first up, the introduce and the promote keep every CA."""
+    project = _project(tmp_path)
+    stack_file = project / "Pulumi.dev.yaml"
+    state: StackState | None = None
+    staying: list[list[str] | None] = []
+    for generation in (0, 1, 1, 1):  # first up, introduce, promote, retire
+        text = stack_file.read_text().split("  secure-redis:caRolloverGeneration")[0]
+        stack_file.write_text(f"{text}  secure-redis:caRolloverGeneration: {generation}\n")
+        rendered = apply._render("dev", project, state)
+        staying.append(apply._staying_cas(rendered, state))
+        state = apply._with_dynamic(state or StackState("dev"), rendered)
+    assert staying[:3] == [None, None, None]
+    retired = staying[3]
+    assert retired is not None
+    assert len(retired) == 1, "the new CA alone stays"

@@ -12,6 +12,7 @@ import pulumi
 import pytest
 from pulumi.runtime import config as runtime_config
 
+from infra.components import app_image
 from infra.mock_engine import RecordingMonitor
 from infra.pki import KeyAlgorithm
 from infra.profiles import Environment
@@ -24,6 +25,7 @@ from infra.settings import (
     load_stack_file,
     settings_from_pulumi,
 )
+from tests.support.app_context import app_context
 
 
 def _config(environment: str = "development", **overrides: Any) -> dict[str, Any]:
@@ -255,8 +257,13 @@ def test_bad_config__stops_the_program_before_any_resource() -> None:
     assert monitor.registrations == [], "no resource may be declared before validation"
 
 
-def test_valid_config__runs_the_entry_point() -> None:
-    """Counter-check for the test above: the same entry point declares resources when valid."""
+def test_valid_config__runs_the_entry_point(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counter-check for the test above: the same entry point declares resources when valid
+    (with a fresh wheelhouse, which it asks for first: tests/unit/test_stack_build_inputs.py;
+    this checkout's own may be missing or older than app/)."""
+    monkeypatch.setattr(app_image, "IMAGE_CONTEXT", app_context(tmp_path))
     monitor = RecordingMonitor()
     monitor.install(project="secure-redis", stack="dev")
     pulumi.runtime.set_all_config(

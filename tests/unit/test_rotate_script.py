@@ -145,6 +145,7 @@ def _snapshot(**changes: Any) -> dict[str, Any]:
             "app": {"id": "a1", "startedAt": "t0"},
         },
         "served_serial": "A1",
+        "served_issuer": "CA1",
         "server_serial": "A1",
         "server_issuer": "CA1",
         "app_cert_serial": "B1",
@@ -406,3 +407,37 @@ def test_unfinished_cli__what_rotate_sh_reads_needs_no_docker(
     assert "rotation pass has not finished" in ask("--kind", "data-key")
     assert ask("--kind", "passwords") == ""
     assert ask().startswith("data-key: the app still reads 1 previous data key(s)")
+
+
+@pytest.mark.parametrize(
+    ("served_issuer", "refused", "way_on"),
+    [
+        # A promote whose TLS reload took, and any other state: the CA issuing the volume's
+        # server certificate is the one Redis serves from.
+        ("CA2", False, ""),
+        # The promote's reload did not take: Redis still serves the old CA's certificate.
+        ("CA1", True, "docker start --attach secure-redis-dev-reload-tls"),
+        # Its volume no longer trusts the CA Redis serves from (a retire ran after it).
+        (None, True, "docker restart secure-redis-dev-redis"),
+    ],
+    ids=["reloaded", "not-reloaded", "retired-anyway"],
+)
+def test_guard_cli__refuses_an_up_while_redis_serves_another_ca_than_its_volumes(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    served_issuer: str | None,
+    refused: bool,
+    way_on: str,
+) -> None:
+    """scripts/rotate.sh asks `guard --before SNAPSHOT` before each up: exit 3 and one line
+    when the up would retire the CA Redis still serves from (README, Day 2)."""
+    promoted = _snapshot(
+        redis_trusts=["CA2", "CA1"], server_issuer="CA2", served_issuer=served_issuer
+    )
+    snapshot = tmp_path / "step.json"
+    snapshot.write_text(json.dumps(promoted))
+    code = rotation_probe.main(["guard", "--stack", "dev", "--before", str(snapshot)])
+    err = capsys.readouterr().err
+    assert code == (3 if refused else 0)
+    assert err.count("\n") == int(refused)
+    assert way_on in err
