@@ -266,8 +266,24 @@ def load_stack_file(stack: str, root: Path = REPO_ROOT) -> dict[str, Any]:
     return flat
 
 
+# A stack file's values are flat (a string, a number): a few levels of `[`/`{` are plenty.
+_MAX_FLOW_DEPTH: Final = 64
+
+
+class _TooDeep(Exception):
+    """More `[`/`{` levels than a stack file has any use for."""
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a mapping with the same key twice (PyYAML keeps the last)."""
+    """SafeLoader that refuses a mapping with the same key twice (PyYAML keeps the last), and
+    stops at the `[`/`{` that opens level _MAX_FLOW_DEPTH + 1: PyYAML's scanner does work
+    quadratic in the flow depth (it revisits every level's possible key at each token), so
+    5000 nested `[` took it 9 s of CPU before the composer's recursion gave up (measured)."""
+
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:
+        if self.flow_level >= _MAX_FLOW_DEPTH:
+            raise _TooDeep
+        super().fetch_flow_collection_start(TokenClass)
 
 
 def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
@@ -319,7 +335,7 @@ def _read_yaml(stack: str, path: Path) -> Any:
         ) from None
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-    except RecursionError:
+    except (RecursionError, _TooDeep):
         raise SettingsError(
             stack,
             path.name,

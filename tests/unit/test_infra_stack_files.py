@@ -237,6 +237,19 @@ def test_hostile_stack_file__one_short_error_from_the_loader_and_strictness(
     assert all(len(line) < 1000 for line in err.splitlines())
 
 
+@pytest.mark.parametrize(("depth", "too_deep"), [(64, False), (65, True)])
+def test_flow_nesting__refused_past_64_levels_before_the_parser_works_through_them(
+    tmp_path: Path, depth: int, too_deep: bool
+) -> None:
+    """infra/settings.py stops at the 65th `[` (PyYAML's scanner is quadratic in the flow
+    depth: 5000 levels took it 9 s of CPU before the composer's RecursionError); 64 levels
+    still read, and the setting's own check reports the value."""
+    content = "config:\n  secure-redis:appHostPort: " + "[" * depth + "]" * depth + "\n"
+    with pytest.raises(SettingsError) as caught:
+        load_settings("qa", load_stack_file("qa", _file(tmp_path, content)))
+    assert ("nests lists or mappings too deeply" in str(caught.value)) is too_deep, caught.value
+
+
 @pytest.mark.parametrize("stack", ["a\nb", "x\x1b[31mRED"], ids=["newline", "ansi-escape"])
 def test_stack_name_with_control_characters__never_reaches_the_terminal_raw(
     stack: str, capsys: pytest.CaptureFixture[str]

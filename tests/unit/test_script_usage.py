@@ -123,6 +123,21 @@ def test_every_command_the_docs_name__a_wrong_argument_is_one_line(module: str) 
     assert "error:" in done.stderr
 
 
+@pytest.mark.parametrize("option", ["--help", "--no-such-option"])
+def test_preview__answers_its_arguments_before_loading_the_program(option: str) -> None:
+    """infra/preview.py parses first: `--help` or a typo loaded Pulumi's SDK and the program
+    (1.1 s of CPU, measured) before argparse answered."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "infra.preview", option],
+        capture_output=True, text=True, timeout=60, check=False, cwd=REPO_ROOT,
+    )  # fmt: skip
+    assert done.returncode in (0, 2), done.stderr[-2000:]
+    modules = {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines() if "|" in line}
+    assert "infra.cli" in modules, "positive control: -X importtime lists imports"
+    assert not {m for m in modules if m.split(".")[0] == "pulumi"}
+    assert "infra.render" not in modules
+
+
 @pytest.mark.parametrize(
     ("variable", "value"),
     [("SECURE_REDIS_FUZZ_SCALE", "abc"), ("SECURE_REDIS_FUZZ_SCALE", "0"),
