@@ -1,19 +1,19 @@
 """Value envelopes and opaque key names: AES-256-GCM under a keyring. No I/O, no logging.
 
-Each configured data key (32 random bytes) is expanded with HKDF-SHA256 into three
+Each configured data key (32 random bytes) is expanded with HKDF-SHA256 into four
 independent values, so no key is used for two purposes:
 
-    value key   AES-256-GCM key that seals cached values
-    name key    BLAKE2b key for the stored key names (a keyed hash, RFC 7693 section 2.5)
-    key id      4 public bytes naming the data key in envelopes and stored names
+    value key     AES-256-GCM key that seals cached values
+    name key      BLAKE2b key for the stored key names (a keyed hash, RFC 7693 section 2.5)
+    key id        4 public bytes naming the data key in envelopes and stored names
+    key seal key  64-byte AES-SIV key that seals the logical key inside an envelope
 
 Stored name of logical key K under data key D (ASCII, under the ACL's prefix):
 
     <prefix><key id hex>:<BLAKE2b-128(K, key=name key D) hex>
 
 The name reveals neither K nor D; the key id part lets a rotation pass SCAN exactly the
-entries of one key. Each data key also gives a fourth value, the key seal key (64 bytes,
-AES-SIV). Envelope (version 2, what every write makes), all integers big-endian:
+entries of one key. Envelope (version 2, what every write makes), all integers big-endian:
 
     offset 0     1 byte   version (2)
            1     4 bytes  key id of the data key that sealed it
@@ -169,7 +169,9 @@ class DataKey:
             padded = self.key_seal.decrypt(sealed, None).rstrip(b"\x00")
         except InvalidTag:
             raise IntegrityError from None
-        if not padded.endswith(b"\x80"):  # authenticated, so only a writer's bug gets here
+        # Authenticated, so only a writer's bug or a holder of the data key gets past these;
+        # a key longer than any writer makes would stop a rotation pass at reseal's seal.
+        if not padded.endswith(b"\x80") or len(padded) - 1 > MAX_LOGICAL_KEY_BYTES:
             raise IntegrityError
         return padded[:-1]
 
@@ -345,7 +347,7 @@ class Keyring:
         else:
             key, plaintext = self._open_v1(name, envelope)
             end = LEN_BYTES + (plaintext[0] << 8 | plaintext[1])
-            if end > len(plaintext):
+            if end > len(plaintext) or end - LEN_BYTES > MAX_LOGICAL_KEY_BYTES:
                 raise IntegrityError
             logical, value = plaintext[LEN_BYTES:end], plaintext[end:]
         return Opened(logical=logical, value=_unpack(value, envelope[5]), key_id=key.key_id)
@@ -353,11 +355,13 @@ class Keyring:
     def open_value(self, name: bytes, logical: bytes, envelope: bytes) -> bytes:
         """Open the value of `logical` stored under `name` (the read hot path): one AES-GCM
         call whose output is the value, the logical key checked as associated data."""
+        if len(logical) > MAX_LOGICAL_KEY_BYTES:  # no writer stores one; and len(K) is a u16
+            raise IntegrityError
         if len(envelope) >= MIN_ENVELOPE_BYTES and envelope[0] == VERSION:
             # _key, _binding and _decrypt written out. On a sequential call every Python call
             # runs with caches cold from the round trip before it and costs microseconds,
-            # not the fraction of one it costs in a loop: taking four calls out of a SET
-            # saved about 9 us at 10 KiB (docs/benchmark.md).
+            # not the fraction of one it costs in a loop (an earlier change took four calls
+            # out of a SET and saved about 9 us at 10 KiB, docs/benchmark.md).
             key = self._by_id.get(envelope[1:5])
             start = PREFIX_BYTES + LEN_BYTES + (envelope[18] << 8 | envelope[19])
             if key is None or start + TAG_BYTES > len(envelope):

@@ -41,21 +41,36 @@ def _padded(logical: bytes) -> bytes:
     return logical + b"\x80" + bytes(-(len(logical) + 1) % 32)
 
 
-def _v2(keyring: Keyring, nonce: bytes, name: bytes, value: bytes, flags: int = 0) -> bytes:
+def _v2(
+    keyring: Keyring,
+    nonce: bytes,
+    name: bytes,
+    value: bytes,
+    flags: int = 0,
+    logical: bytes = LOGICAL,
+    raw: bytes = KEY,
+) -> bytes:
     """A version-2 envelope built from its documented layout, not by crypto.py."""
     key = keyring.primary
-    sealed = _key_seal(KEY).encrypt(_padded(LOGICAL), None)
+    sealed = _key_seal(raw).encrypt(_padded(logical), None)
     prefix = bytes((2,)) + key.key_id + bytes((flags,)) + nonce + len(sealed).to_bytes(2, "big")
     prefix += sealed
-    aad = prefix + len(LOGICAL).to_bytes(2, "big") + LOGICAL + name
+    aad = prefix + len(logical).to_bytes(2, "big") + logical + name
     return prefix + key.aead.encrypt(nonce, value, aad)
 
 
-def _v1(keyring: Keyring, nonce: bytes, name: bytes, value: bytes, flags: int = 0) -> bytes:
+def _v1(
+    keyring: Keyring,
+    nonce: bytes,
+    name: bytes,
+    value: bytes,
+    flags: int = 0,
+    logical: bytes = LOGICAL,
+) -> bytes:
     """A version-1 envelope (written before 2026-12-02) built from its documented layout."""
     key = keyring.primary
     header = bytes((1,)) + key.key_id + bytes((flags,))
-    plaintext = len(LOGICAL).to_bytes(2, "big") + LOGICAL + value
+    plaintext = len(logical).to_bytes(2, "big") + logical + value
     return header + nonce + key.aead.encrypt(nonce, plaintext, header + name)
 
 
@@ -255,6 +270,8 @@ def test_truncated_envelope__raises_integrity_error(keyring: Keyring, length: in
 def test_not_an_envelope__raises_integrity_error(keyring: Keyring, blob: bytes) -> None:
     with pytest.raises(IntegrityError):
         keyring.open_value(keyring.primary.name(LOGICAL), LOGICAL, blob)
+    with pytest.raises(IntegrityError):
+        keyring.open(keyring.primary.name(LOGICAL), blob)
 
 
 def test_value_under_another_name__raises_integrity_error(keyring: Keyring) -> None:
@@ -438,6 +455,47 @@ def test_sealed_key__shows_the_key_length_only_to_within_32_bytes(keyring: Keyri
 
     assert {length(b"k" * n) for n in range(1, 32)} == {length(b"k")}
     assert length(b"k" * 32) == length(b"k") + 32
+
+
+def test_version_1_entry_of_a_previous_key__rotates_to_version_2_under_the_primary() -> None:
+    old = Keyring(OLD)
+    old_name = old.primary.name(LOGICAL)
+    envelope = _v1(old, b"\x04" * 12, old_name, b"from before the upgrade")
+    rotating = Keyring(KEY, [OLD])
+    new_name, new_envelope, opened = rotating.reseal(old_name, envelope)
+    assert (opened.logical, opened.key_id) == (LOGICAL, old.primary.key_id)
+    assert new_name == rotating.primary.name(LOGICAL)
+    assert new_envelope[0] == 2
+    assert new_envelope[1:5] == rotating.primary.key_id
+    assert Keyring(KEY).open_value(new_name, LOGICAL, new_envelope) == b"from before the upgrade"
+
+
+def test_seal_parts__is_seal_with_for_the_nonce_it_draws(
+    keyring: Keyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """seal_parts writes out _seal_with's steps for speed; both must make the same envelope."""
+    monkeypatch.setattr("secure_cache.crypto._urandom", lambda size: b"\x05" * size)
+    name = keyring.primary.name(LOGICAL)
+    inlined = keyring.seal_parts(name, LOGICAL, b"value")
+    assert inlined == keyring._seal_with(keyring.primary, b"\x05" * 12, name, LOGICAL, b"value")
+    assert inlined[0] + inlined[1] == _v2(keyring, b"\x05" * 12, name, b"value")
+
+
+def test_logical_key_longer_than_a_writer_makes__is_an_integrity_error(keyring: Keyring) -> None:
+    """open_value of an over-long key (len(K) would not fit its u16), and reseal of an entry
+    only a holder of the data key could have made with one (it would stop a rotation pass
+    at the seal), fail as every bad entry does."""
+    name, envelope = _sealed(keyring)
+    with pytest.raises(IntegrityError):
+        keyring.open_value(name, b"k" * 70_000, envelope)
+    long_key = b"k" * (crypto.MAX_LOGICAL_KEY_BYTES + 1)
+    long_name = keyring.primary.name(long_key)
+    for forged in (
+        _v2(keyring, b"\x06" * 12, long_name, b"v", logical=long_key),
+        _v1(keyring, b"\x06" * 12, long_name, b"v", logical=long_key),
+    ):
+        with pytest.raises(IntegrityError):
+            keyring.reseal(long_name, forged)
 
 
 def test_sealed_key__is_sealed_once_per_hot_key(keyring: Keyring) -> None:
