@@ -80,7 +80,9 @@ SIZES = (1024, 10 * 1024, 100 * 1024)
 WORK = {1024: (1500, 30), 10 * 1024: (800, 12), 100 * 1024: (300, 6)}
 PEER_SHARE = 4
 COLD_KEYS = 8192  # more than the client's 4096-entry name memo, cycled: every name is hashed
-GOALS = {"ratio_sequential": 0.85, "ratio_pipelined": 0.85}
+# 1 KiB against plaintext redis-py: at least 0.95, so that the large-value work costs small
+# values nothing (0.85 until 2026-12-02).
+GOALS = {"ratio_sequential": 0.95, "ratio_pipelined": 0.95}
 GOAL_ENCRYPT_DECRYPT_US = 5.0
 GOAL_CONNECT_MS = 5.0
 # Concurrency mode: many callers on one client (its pool), 1 KiB values, against

@@ -309,10 +309,14 @@ class CacheCore:
 
     def set(self, key: str, value: bytes, ttl: float | None) -> Call[None]:
         logical = logical_key(key)
-        value = value_bytes(value)
+        # value_bytes and ttl_args are called only when they have work to do: this runs once
+        # per SET, and on a sequential call each call costs more than its share (_sealed_set).
+        if type(value) is not bytes:
+            value = value_bytes(value)
         keyring = self.keyring
         name = keyring.primary_name(logical)
-        packed = self._sealed_set(keyring, name, logical, value, ttl_args(ttl))
+        expiry = NO_EXPIRY if ttl is None else ttl_args(ttl)
+        packed = self._sealed_set(keyring, name, logical, value, expiry)
         return (packed, 1, _nothing, partial(self.memory.set, key, value, ttl), None)
 
     def delete(self, key: str) -> Call[bool]:
@@ -365,11 +369,9 @@ class CacheCore:
     ) -> Iterator[Buffer]:
         """The pieces of a batch's SETs, each value sealed as its pieces are taken: the small
         ones together (one nonce draw, Keyring.seal_many), a large one in place (_sealed_set)."""
-        # A batch whose longest key and longest value would still be sealed as pieces (any
-        # batch of small values) skips the test of each value (about 0.2 us per value).
-        if batch and _in_place(
-            max([len(logical) for _, logical, _ in batch]), max([len(v) for _, _, v in batch])
-        ):
+        # A batch whose longest value would still be sealed as pieces (any batch of small
+        # values) skips the test of each value (about 0.2 us per value).
+        if batch and _in_place(max([len(v) for _, _, v in batch])):
             return self._mixed_pieces(keyring, batch, expiry)
         sealed = self._seal_many(keyring, batch)
         return (
@@ -382,7 +384,7 @@ class CacheCore:
         self, keyring: Keyring, batch: list[tuple[bytes, bytes, bytes]], expiry: Expiry
     ) -> Iterator[Buffer]:
         """_batch_pieces for a batch with values to seal in place."""
-        large = [_in_place(len(logical), len(value)) for _, logical, value in batch]
+        large = [_in_place(len(value)) for _, _, value in batch]
         small = [entry for entry, big in zip(batch, large, strict=True) if not big]
         sealed = self._seal_many(keyring, small)
         for (name, logical, value), big in zip(batch, large, strict=True):
@@ -403,7 +405,9 @@ class CacheCore:
         if raw is None:
             return None
         try:
-            return self._opener(keyring)(name, logical, raw)
+            if self.metrics is None:  # _opener, written out: this runs once per GET
+                return keyring.open_value(name, logical, raw)
+            return self.metrics.timed_open(keyring.open_value, name, logical, raw)
         except IntegrityError:
             self._integrity_failure(name)
             return None
@@ -481,9 +485,14 @@ class CacheCore:
         writes(), four more calls per SET that cost more than their share on a sequential
         call, where each runs with caches cold from the round trip before it (sequential
         10 KiB SET+GET against the TLS transport: 0.84-0.87 framed here, 0.82-0.85 before,
-        three alternating runs of seven rounds, 2026-11-30, this machine under `chrt -f`)."""
-        if not _in_place(len(logical), len(value)):
-            prefix, body = self._seal(keyring.seal_parts, name, logical, value)
+        three alternating runs of seven rounds, 2026-11-30, this machine under `chrt -f`).
+        For the same reason _in_place's test and _seal's are written out here (see
+        open_value in crypto.py for what such calls cost)."""
+        if len(value) < _IN_PLACE_VALUE_BYTES:
+            if self.metrics is None:
+                prefix, body = keyring.seal_parts(name, logical, value)
+            else:
+                prefix, body = self.metrics.timed_seal(keyring.seal_parts, name, logical, value)
             return (pack_set(name, body, expiry, prefix),)
         seal = partial(keyring.seal_framed, frame=partial(set_frame, name, expiry=expiry))
         return (self._seal(seal, name, logical, value),)
@@ -804,12 +813,16 @@ def byte_groups(names: list[bytes], sizes: Sequence[int], limit: int) -> list[li
     return groups
 
 
-def _in_place(logical_bytes: int, value_bytes: int) -> bool:
-    """Whether a SET seals a value in place inside its framing (one piece to write) rather
-    than as pieces: from the size writes() would send the ciphertext as a piece of its own
-    (a compressed value may come out shorter; writes() then joins it with its neighbours).
-    Larger keys and values never make it False (_batch_pieces relies on it)."""
-    return body_bytes(logical_bytes, value_bytes) >= JOIN_BYTES
+_IN_PLACE_VALUE_BYTES: Final = JOIN_BYTES - body_bytes(0)
+"""The smallest value a SET seals in place inside its framing (one piece to write) rather
+than as pieces: from there writes() would send the ciphertext as a piece of its own (a
+compressed value may come out shorter; writes() then joins it with its neighbours)."""
+
+
+def _in_place(value_bytes: int) -> bool:
+    """Whether a SET of a value this long seals it in place (_IN_PLACE_VALUE_BYTES). Larger
+    values never make it False (_batch_pieces relies on it)."""
+    return value_bytes >= _IN_PLACE_VALUE_BYTES
 
 
 def _keyring(settings: Settings, previous: Sequence[bytes]) -> Keyring:

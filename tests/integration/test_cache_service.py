@@ -310,14 +310,31 @@ def test_idle_connections__healthz_answers_while_200_are_held_open(service: Serv
             sock.close()
 
 
-def _from_other_host(port: int) -> socket.socket:
+def _from_other_host(port: int, receive_buffer: int | None = None) -> socket.socket:
     """A connection from 127.0.0.2, as the host's clients arrive from an address that is not
-    the container's loopback (Docker's proxy on the frontend gateway)."""
+    the container's loopback (Docker's proxy on the frontend gateway). `receive_buffer` fixes
+    its SO_RCVBUF before the connect, which turns off the kernel's autotuning of it."""
     sock = socket.socket()
+    if receive_buffer is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
     sock.bind(("127.0.0.2", 0))
     sock.connect(("127.0.0.1", port))
     sock.settimeout(10)
     return sock
+
+
+def _until_the_log_is_still(log: Path, quiet_s: float = 1.0) -> None:
+    """Wait until the service's log has not grown for `quiet_s` (it logs every answer it
+    has written, so it is blocked on a client that does not read), or 60 s have passed."""
+    size, since = -1, time.monotonic()
+    deadline = since + 60
+    while time.monotonic() < deadline:
+        now = log.stat().st_size
+        if now != size:
+            size, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            return
+        time.sleep(0.1)
 
 
 def _status_from_other_host(port: int, path: str, headers: dict[str, str]) -> int:
@@ -487,11 +504,15 @@ def test_response__one_its_client_stops_reading_is_abandoned(hasty: Service) -> 
     request = (
         f"GET /cache/read HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
     )
-    with _from_other_host(hasty.port) as sock:
+    # A fixed receive buffer: autotuned, it may grow to net.ipv4.tcp_rmem's maximum (32 MiB on
+    # the build machine), and more answers fit in the sockets before the service must wait.
+    with _from_other_host(hasty.port, receive_buffer=64 << 10) as sock:
         sock.sendall(request.encode() * count)
-        # Time for the service to fill what the sockets hold (2 s was too little with both
-        # cores busy, load 27), then the deadline.
-        time.sleep(4 + STALL_TIMEOUT_S)
+        # Until the service has filled what the sockets hold and waits, then its deadline. A
+        # fixed sleep was too short with both cores busy (load 27, then 17: the service was
+        # still writing when the client began to read, so it never waited; all 8 MiB came).
+        _until_the_log_is_still(hasty.log)
+        time.sleep(STALL_TIMEOUT_S + 1)
         sock.settimeout(5)  # what the service had sent arrives at once; then EOF, or nothing
         received, closed = 0, False
         with contextlib.suppress(TimeoutError):

@@ -7,6 +7,9 @@ import re
 import zlib
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESSIV
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from secure_cache import crypto
 from secure_cache.crypto import Keyring, body_bytes
@@ -27,6 +30,50 @@ def _sealed(keyring: Keyring, value: bytes = b"hello") -> tuple[bytes, bytes]:
     return name, keyring.seal(name, LOGICAL, value)
 
 
+def _key_seal(raw: bytes) -> AESSIV:
+    """The AES-SIV key that seals logical keys, derived here as crypto.py documents it."""
+    info = b"secure-cache v2 key seal key"
+    return AESSIV(HKDF(algorithm=hashes.SHA256(), length=64, salt=None, info=info).derive(raw))
+
+
+def _padded(logical: bytes) -> bytes:
+    """A logical key padded as crypto.py documents: 0x80, then zeros to a multiple of 32."""
+    return logical + b"\x80" + bytes(-(len(logical) + 1) % 32)
+
+
+def _v2(
+    keyring: Keyring,
+    nonce: bytes,
+    name: bytes,
+    value: bytes,
+    flags: int = 0,
+    logical: bytes = LOGICAL,
+    raw: bytes = KEY,
+) -> bytes:
+    """A version-2 envelope built from its documented layout, not by crypto.py."""
+    key = keyring.primary
+    sealed = _key_seal(raw).encrypt(_padded(logical), None)
+    prefix = bytes((2,)) + key.key_id + bytes((flags,)) + nonce + len(sealed).to_bytes(2, "big")
+    prefix += sealed
+    aad = prefix + len(logical).to_bytes(2, "big") + logical + name
+    return prefix + key.aead.encrypt(nonce, value, aad)
+
+
+def _v1(
+    keyring: Keyring,
+    nonce: bytes,
+    name: bytes,
+    value: bytes,
+    flags: int = 0,
+    logical: bytes = LOGICAL,
+) -> bytes:
+    """A version-1 envelope (written before 2026-12-02) built from its documented layout."""
+    key = keyring.primary
+    header = bytes((1,)) + key.key_id + bytes((flags,))
+    plaintext = len(logical).to_bytes(2, "big") + logical + value
+    return header + nonce + key.aead.encrypt(nonce, plaintext, header + name)
+
+
 @pytest.mark.parametrize(
     "value",
     [b"", b"\x00\xff\x00\x80", b"a" * 1024, os.urandom(200_000)],
@@ -44,12 +91,20 @@ def test_envelope__has_the_documented_layout(keyring: Keyring) -> None:
     nonce = bytes(range(12))
     prefix, body = keyring._seal_with(keyring.primary, nonce, name, LOGICAL, b"value")
     envelope = prefix + body
-    assert prefix == envelope[:18]  # the header and nonce, then the ciphertext and tag
-    assert envelope[0] == 1  # version
+    assert envelope[0] == 2  # version
     assert envelope[1:5] == keyring.primary.key_id
     assert envelope[5] == 0  # flags: not compressed
     assert envelope[6:18] == nonce
-    assert len(envelope) == 18 + 2 + len(LOGICAL) + len(b"value") + 16
+    sealed_length = int.from_bytes(envelope[18:20], "big")
+    assert sealed_length == 16 + 32  # AES-SIV: its 16-byte IV, then the key padded to 32
+    assert prefix == envelope[: 20 + sealed_length]  # then the value's ciphertext and tag
+    assert _key_seal(KEY).decrypt(envelope[20 : 20 + sealed_length], None) == _padded(LOGICAL)
+    # The value's plaintext is the value alone, authenticated with everything before it,
+    # the logical key and the stored name.
+    aad = prefix + len(LOGICAL).to_bytes(2, "big") + LOGICAL + name
+    assert keyring.primary.aead.decrypt(nonce, body, aad) == b"value"
+    assert len(body) == len(b"value") + 16
+    assert envelope == _v2(keyring, nonce, name, b"value")
     assert b"value" not in envelope
     assert LOGICAL not in envelope
 
@@ -78,7 +133,7 @@ def test_seal_framed__is_the_envelope_between_its_framing(compress: int | None) 
 def test_body_bytes__is_the_length_of_the_sealed_body(keyring: Keyring, size: int) -> None:
     value = b"v" * size
     _, body = keyring.seal_parts(keyring.primary.name(LOGICAL), LOGICAL, value)
-    assert body_bytes(len(LOGICAL), len(value)) == len(body)
+    assert body_bytes(len(value)) == len(body)
 
 
 def test_seal_framed__draws_a_fresh_nonce(keyring: Keyring) -> None:
@@ -173,7 +228,7 @@ def _flip(envelope: bytes, index: int) -> bytes:
 
 @pytest.mark.parametrize(
     "index",
-    [0, 1, 4, 5, 6, 17, 18, 25, -17, -1],
+    [0, 1, 4, 5, 6, 17, 18, 19, 20, 20 + 16 + 32 - 1, -18, -16, -1],
     ids=[
         "version",
         "key-id-first",
@@ -181,7 +236,10 @@ def _flip(envelope: bytes, index: int) -> bytes:
         "flags",
         "nonce-first",
         "nonce-last",
-        "length",
+        "sealed-key-length-first",
+        "sealed-key-length-last",
+        "sealed-key-first",
+        "sealed-key-last",
         "ciphertext",
         "tag-first",
         "tag-last",
@@ -191,13 +249,17 @@ def test_flipped_bit__raises_integrity_error(keyring: Keyring, index: int) -> No
     name, envelope = _sealed(keyring)
     with pytest.raises(IntegrityError):
         keyring.open_value(name, LOGICAL, _flip(envelope, index))
+    with pytest.raises(IntegrityError):
+        keyring.open(name, _flip(envelope, index))
 
 
-@pytest.mark.parametrize("length", [0, 1, 5, 18, 35, 36, -1], ids=lambda n: f"len{n}")
+@pytest.mark.parametrize("length", [0, 1, 5, 18, 20, 35, 36, 51, 52, -1], ids=lambda n: f"len{n}")
 def test_truncated_envelope__raises_integrity_error(keyring: Keyring, length: int) -> None:
     name, envelope = _sealed(keyring)
     with pytest.raises(IntegrityError):
         keyring.open_value(name, LOGICAL, envelope[:length])
+    with pytest.raises(IntegrityError):
+        keyring.open(name, envelope[:length])
 
 
 @pytest.mark.parametrize(
@@ -208,6 +270,8 @@ def test_truncated_envelope__raises_integrity_error(keyring: Keyring, length: in
 def test_not_an_envelope__raises_integrity_error(keyring: Keyring, blob: bytes) -> None:
     with pytest.raises(IntegrityError):
         keyring.open_value(keyring.primary.name(LOGICAL), LOGICAL, blob)
+    with pytest.raises(IntegrityError):
+        keyring.open(keyring.primary.name(LOGICAL), blob)
 
 
 def test_value_under_another_name__raises_integrity_error(keyring: Keyring) -> None:
@@ -313,14 +377,133 @@ def test_compressed_envelope__opens_without_the_compression_setting() -> None:
 def test_unknown_flag__raises_integrity_error() -> None:
     """A future flag under a valid tag is refused, not misread (defence in depth)."""
     keyring = Keyring(KEY)
-    key = keyring.primary
-    name = key.name(LOGICAL)
-    header = key.header[:-1] + b"\x02"
+    name = keyring.primary.name(LOGICAL)
     nonce = b"\x01" * 12
-    plaintext = len(LOGICAL).to_bytes(2, "big") + LOGICAL + zlib.compress(b"v")
-    envelope = header + nonce + key.aead.encrypt(nonce, plaintext, header + name)
+    for envelope in (
+        _v2(keyring, nonce, name, zlib.compress(b"v"), flags=2),
+        _v1(keyring, nonce, name, zlib.compress(b"v"), flags=2),
+    ):
+        with pytest.raises(IntegrityError):
+            keyring.open_value(name, LOGICAL, envelope)
+        with pytest.raises(IntegrityError):
+            keyring.open(name, envelope)
+
+
+@pytest.mark.parametrize("flags", [0, 1], ids=["plain", "compressed"])
+def test_version_1_envelope__still_opens_and_reseals_as_version_2(flags: int) -> None:
+    """Entries written before the version-2 envelope stay readable after an upgrade."""
+    keyring = Keyring(KEY)
+    name = keyring.primary.name(LOGICAL)
+    stored = zlib.compress(b"legacy " * 50) if flags else b"legacy " * 50
+    envelope = _v1(keyring, b"\x03" * 12, name, stored, flags)
+    assert keyring.open_value(name, LOGICAL, envelope) == b"legacy " * 50
+    opened = keyring.open(name, envelope)
+    assert (opened.logical, opened.value) == (LOGICAL, b"legacy " * 50)
+    new_name, new_envelope, _ = keyring.reseal(name, envelope)
+    assert new_envelope[0] == 2
+    assert keyring.open_value(new_name, LOGICAL, new_envelope) == b"legacy " * 50
+
+
+@pytest.mark.parametrize("index", [0, 5, 17, 18, 30, -1], ids=lambda i: f"byte{i}")
+def test_version_1_envelope__flipped_bit_raises_integrity_error(index: int) -> None:
+    keyring = Keyring(KEY)
+    name = keyring.primary.name(LOGICAL)
+    envelope = _flip(_v1(keyring, b"\x03" * 12, name, b"legacy"), index)
     with pytest.raises(IntegrityError):
         keyring.open_value(name, LOGICAL, envelope)
+    with pytest.raises(IntegrityError):
+        keyring.open(name, envelope)
+
+
+def test_version_1_envelope__for_another_logical_key_raises_integrity_error() -> None:
+    keyring = Keyring(KEY)
+    name = keyring.primary.name(LOGICAL)
+    envelope = _v1(keyring, b"\x03" * 12, name, b"legacy")
+    with pytest.raises(IntegrityError):
+        keyring.open_value(name, b"user:43:profile", envelope)
+
+
+def test_sealed_key__swapped_in_from_another_entry_raises_integrity_error(
+    keyring: Keyring,
+) -> None:
+    """The sealed logical key is authenticated with the value: an entry whose sealed key
+    was replaced by another entry's (a rotation would move it to that key's name) opens
+    neither for a read nor for rotation."""
+    name, envelope = _sealed(keyring, b"mine")
+    other = keyring.seal(keyring.primary.name(b"other"), b"other", b"theirs")
+    start, other_start = (20 + int.from_bytes(e[18:20], "big") for e in (envelope, other))
+    swapped = envelope[:18] + other[18:other_start] + envelope[start:]
+    with pytest.raises(IntegrityError):
+        keyring.open_value(name, LOGICAL, swapped)
+    with pytest.raises(IntegrityError):
+        keyring.open(name, swapped)
+
+
+@pytest.mark.parametrize(
+    "logical", [b"k", b"a\x00\x00", b"ends in 0x80 \x80", "caf\u00e9".encode(), b"x" * 4096]
+)
+def test_sealed_key__round_trips_whatever_the_key_ends_with(logical: bytes) -> None:
+    keyring = Keyring(KEY)
+    name = keyring.primary.name(logical)
+    opened = keyring.open(name, keyring.seal(name, logical, b"v"))
+    assert (opened.logical, opened.value) == (logical, b"v")
+
+
+def test_sealed_key__shows_the_key_length_only_to_within_32_bytes(keyring: Keyring) -> None:
+    def length(logical: bytes) -> int:
+        return len(keyring.seal(keyring.primary.name(logical), logical, b"v"))
+
+    assert {length(b"k" * n) for n in range(1, 32)} == {length(b"k")}
+    assert length(b"k" * 32) == length(b"k") + 32
+
+
+def test_version_1_entry_of_a_previous_key__rotates_to_version_2_under_the_primary() -> None:
+    old = Keyring(OLD)
+    old_name = old.primary.name(LOGICAL)
+    envelope = _v1(old, b"\x04" * 12, old_name, b"from before the upgrade")
+    rotating = Keyring(KEY, [OLD])
+    new_name, new_envelope, opened = rotating.reseal(old_name, envelope)
+    assert (opened.logical, opened.key_id) == (LOGICAL, old.primary.key_id)
+    assert new_name == rotating.primary.name(LOGICAL)
+    assert new_envelope[0] == 2
+    assert new_envelope[1:5] == rotating.primary.key_id
+    assert Keyring(KEY).open_value(new_name, LOGICAL, new_envelope) == b"from before the upgrade"
+
+
+def test_seal_parts__is_seal_with_for_the_nonce_it_draws(
+    keyring: Keyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """seal_parts writes out _seal_with's steps for speed; both must make the same envelope."""
+    monkeypatch.setattr("secure_cache.crypto._urandom", lambda size: b"\x05" * size)
+    name = keyring.primary.name(LOGICAL)
+    inlined = keyring.seal_parts(name, LOGICAL, b"value")
+    assert inlined == keyring._seal_with(keyring.primary, b"\x05" * 12, name, LOGICAL, b"value")
+    assert inlined[0] + inlined[1] == _v2(keyring, b"\x05" * 12, name, b"value")
+
+
+def test_logical_key_longer_than_a_writer_makes__is_an_integrity_error(keyring: Keyring) -> None:
+    """open_value of an over-long key (len(K) would not fit its u16), and reseal of an entry
+    only a holder of the data key could have made with one (it would stop a rotation pass
+    at the seal), fail as every bad entry does."""
+    name, envelope = _sealed(keyring)
+    with pytest.raises(IntegrityError):
+        keyring.open_value(name, b"k" * 70_000, envelope)
+    long_key = b"k" * (crypto.MAX_LOGICAL_KEY_BYTES + 1)
+    long_name = keyring.primary.name(long_key)
+    for forged in (
+        _v2(keyring, b"\x06" * 12, long_name, b"v", logical=long_key),
+        _v1(keyring, b"\x06" * 12, long_name, b"v", logical=long_key),
+    ):
+        with pytest.raises(IntegrityError):
+            keyring.reseal(long_name, forged)
+
+
+def test_sealed_key__is_sealed_once_per_hot_key(keyring: Keyring) -> None:
+    name = keyring.primary.name(LOGICAL)
+    envelopes = [keyring.seal(name, LOGICAL, b"v%d" % i) for i in range(3)]
+    assert keyring.sealed_key.cache_info().misses == 1  # type: ignore[attr-defined]
+    assert len({e[18 : 20 + 16 + 32] for e in envelopes}) == 1
+    assert len({e[6:18] for e in envelopes}) == 3  # a fresh nonce each time
 
 
 def test_logical_key_too_long__is_refused(keyring: Keyring) -> None:
