@@ -51,4 +51,17 @@ def run_and_list(
     return Loaded(result["code"], done.stdout, done.stderr, frozenset(result["loaded"]))
 
 
-__all__ = ["Loaded", "run_and_list"]
+def beyond_the_standard_library(loaded: Loaded) -> frozenset[str]:
+    """The packages `loaded` had that are neither the standard library, nor what every
+    interpreter of this virtualenv loads at start (site's .pth hooks), nor secure_cache's own
+    package file: what a health check must not pull in (the client, the exporter)."""
+    startup = subprocess.run(
+        [sys.executable, "-c", "import sys; print(' '.join(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return loaded.packages - {*sys.stdlib_module_names, *startup, "__main__", "secure_cache"}
+
+
+__all__ = ["Loaded", "beyond_the_standard_library", "run_and_list"]

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -18,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from infra.settings import REPO_ROOT
-from tests.support.loaded_modules import Loaded, run_and_list
+from tests.support.loaded_modules import Loaded, beyond_the_standard_library, run_and_list
 
 
 class _Health(BaseHTTPRequestHandler):
@@ -63,16 +61,7 @@ def test_service_answering__healthy__with_the_standard_library_alone(
 ) -> None:
     loaded = _check(tmp_path, health_port)
     assert loaded.code == 0, loaded.stderr
-    # secure_cache itself, what every interpreter of this virtualenv loads at start (site's
-    # .pth hooks), and nothing the client needs (redis, cryptography, ...).
-    startup = subprocess.run(
-        [sys.executable, "-c", "import sys; print(' '.join(sys.modules))"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    allowed = {*sys.stdlib_module_names, *startup, "__main__", "secure_cache"}
-    beyond = loaded.packages - allowed
+    beyond = beyond_the_standard_library(loaded)
     assert not beyond, f"the health check loaded {sorted(beyond)}"
 
 

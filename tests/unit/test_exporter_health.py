@@ -5,8 +5,6 @@ fresh interpreter, loading nothing beyond the standard library."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -15,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from infra.components.exporter import exporter_healthcheck_test
-from tests.support.loaded_modules import Loaded, run_and_list
+from tests.support.loaded_modules import Loaded, beyond_the_standard_library, run_and_list
 
 MODULE = exporter_healthcheck_test()[-1]
 
@@ -56,16 +54,7 @@ def test_metrics_answering__healthy__with_the_standard_library_alone(
 ) -> None:
     loaded = _check(tmp_path, metrics_port)
     assert loaded.code == 0, loaded.stderr
-    # secure_cache itself (its package file), what every interpreter of this virtualenv loads
-    # at start (site's .pth hooks), and nothing the client or exporter needs.
-    startup = subprocess.run(
-        [sys.executable, "-c", "import sys; print(' '.join(sys.modules))"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    allowed = {*sys.stdlib_module_names, *startup, "__main__", "secure_cache"}
-    beyond = loaded.packages - allowed
+    beyond = beyond_the_standard_library(loaded)
     assert not beyond, f"the health check loaded {sorted(beyond)}"
 
 
