@@ -40,8 +40,9 @@ the bytes returned, with no copy into or out of a larger plaintext (docs/benchma
 
 Version 1 (written before 2026-12-02) sealed len(K) u16 || K || value in one AES-GCM call,
 with the 6-byte header plus the stored name as associated data, right after the nonce.
-Reads still open it, so entries written before an upgrade stay readable until they expire,
-are overwritten or a rotation pass moves them (rotation writes version 2).
+Reads still open it, so entries written before an upgrade stay readable until they expire
+or are overwritten; a rotation pass rewrites those of a previous key in version 2, and those
+of the current key stay version 1 until the next data-key rotation.
 
 Every failure to open - truncated, flipped, swapped, foreign, unknown key id, not an envelope
 at all - raises the same IntegrityError: callers get no oracle (cf. Fernet's InvalidToken).
