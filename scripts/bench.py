@@ -20,8 +20,9 @@ values (and 10 KiB, 100 KiB), in one process on one core:
 Sequential mode alternates SET and GET on 100 hot keys, one round trip each. Pipelined mode
 writes 100 values in one round trip (a redis-py pipeline; the clients' batch calls) and
 reads them back in one (MGET; the clients' batch calls). A round measures every column
-once; rounds alternate the order of baseline and client, and each ratio is the median over
-the rounds of client / baseline from the same round, reported with its spread. Each run
+once, in ten slices where the columns take turns (in the reverse order every other slice),
+and each ratio is the median over the rounds of client / baseline (or tls_transport) from
+the same round, reported with its spread. Each run
 also records this process's CPU time per operation (client_cpu_us_per_op): the client
 side's own cost, which a shared machine's load moves far less than the rates.
 
@@ -45,6 +46,7 @@ import os
 import platform
 import secrets
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -93,6 +95,8 @@ CONCURRENT_SIZE = 1024
 CONCURRENT_PAIRS = 3000  # SET+GET pairs per column and round, shared by all callers
 GOAL_RATIO_VS_CEILING_C50 = 0.5
 GOAL_RATIO_VS_TLS_TRANSPORT = 0.9  # 10 and 100 KiB, sequential and pipelined
+# A round's work per column runs in this many slices, the columns taking turns (run_rounds).
+SLICES = 10
 
 
 # The seeds' design and py-key-value-aio send commands outside the app's allowlist
@@ -214,15 +218,19 @@ def redis_py_tls(server: TlsRedisServer) -> redis.Redis:
 # -- columns -----------------------------------------------------------------------------------
 
 
+# What a column's run returns: the operations it made and the seconds they took.
+Timed = tuple[int, float]
+
+
 class Column:
-    """One way of caching: sequential pairs and pipelined batches; returns ops per second."""
+    """One way of caching: sequential pairs and pipelined batches, each timed by itself."""
 
     name = ""
 
-    def seq(self, keys: list[str], value: bytes, pairs: int) -> float:
+    def seq(self, keys: list[str], value: bytes, pairs: int) -> Timed:
         raise NotImplementedError
 
-    def pipe(self, keys: list[str], value: bytes, batches: int) -> float:
+    def pipe(self, keys: list[str], value: bytes, batches: int) -> Timed:
         raise NotImplementedError
 
     def check(self, key: str, value: bytes) -> None:
@@ -236,22 +244,26 @@ def _rate(ops: int, start: float) -> float:
     return ops / (time.perf_counter() - start)
 
 
+def _timed(ops: int, start: float) -> Timed:
+    return ops, time.perf_counter() - start
+
+
 class Baseline(Column):
     name = "baseline"
 
     def __init__(self, port: int) -> None:
         self.r = redis.Redis(port=port)
 
-    def seq(self, keys: list[str], value: bytes, pairs: int) -> float:
+    def seq(self, keys: list[str], value: bytes, pairs: int) -> Timed:
         r, n = self.r, len(keys)
         start = time.perf_counter()
         for i in range(pairs):
             key = keys[i % n]
             r.set(key, value)
             r.get(key)
-        return _rate(2 * pairs, start)
+        return _timed(2 * pairs, start)
 
-    def pipe(self, keys: list[str], value: bytes, batches: int) -> float:
+    def pipe(self, keys: list[str], value: bytes, batches: int) -> Timed:
         r = self.r
         start = time.perf_counter()
         for _ in range(batches):
@@ -260,7 +272,7 @@ class Baseline(Column):
                 pipe.set(key, value)
             pipe.execute()
             r.mget(keys)
-        return _rate(2 * len(keys) * batches, start)
+        return _timed(2 * len(keys) * batches, start)
 
     def check(self, key: str, value: bytes) -> None:
         self.r.set(key, value)
@@ -276,23 +288,23 @@ class Client(Column):
     def __init__(self, server: TlsRedisServer) -> None:
         self.c = SecureCache.from_env(env_for(server))
 
-    def seq(self, keys: list[str], value: bytes, pairs: int) -> float:
+    def seq(self, keys: list[str], value: bytes, pairs: int) -> Timed:
         c, n = self.c, len(keys)
         start = time.perf_counter()
         for i in range(pairs):
             key = keys[i % n]
             c.set(key, value)
             c.get(key)
-        return _rate(2 * pairs, start)
+        return _timed(2 * pairs, start)
 
-    def pipe(self, keys: list[str], value: bytes, batches: int) -> float:
+    def pipe(self, keys: list[str], value: bytes, batches: int) -> Timed:
         c = self.c
         items = dict.fromkeys(keys, value)
         start = time.perf_counter()
         for _ in range(batches):
             c.set_many(items)
             c.get_many(keys)
-        return _rate(2 * len(keys) * batches, start)
+        return _timed(2 * len(keys) * batches, start)
 
     def check(self, key: str, value: bytes) -> None:
         self.c.set(key, value)
@@ -313,7 +325,7 @@ class TlsTransport(Column):
     def __init__(self, server: TlsRedisServer) -> None:
         self.t = Transport(TransportConfig.from_settings(load_settings(env_for(server))))
 
-    def seq(self, keys: list[str], value: bytes, pairs: int) -> float:
+    def seq(self, keys: list[str], value: bytes, pairs: int) -> Timed:
         execute = self.t.execute_packed
         names = [k.encode() for k in keys]
         n = len(names)
@@ -322,9 +334,9 @@ class TlsTransport(Column):
             name = names[i % n]
             execute((pack_set(name, value),))
             execute((pack_get(name),))
-        return _rate(2 * pairs, start)
+        return _timed(2 * pairs, start)
 
-    def pipe(self, keys: list[str], value: bytes, batches: int) -> float:
+    def pipe(self, keys: list[str], value: bytes, batches: int) -> Timed:
         t = self.t
         names = [k.encode() for k in keys]
         start = time.perf_counter()
@@ -332,7 +344,7 @@ class TlsTransport(Column):
             # Written as the client writes a batch (resp.writes): the same chunking.
             t.execute_many(writes([pack_set(name, value) for name in names]), len(names))
             t.execute_packed((pack_command(("MGET", *names)),))
-        return _rate(2 * len(keys) * batches, start)
+        return _timed(2 * len(keys) * batches, start)
 
     def check(self, key: str, value: bytes) -> None:
         self.t.execute_packed((pack_set(key.encode(), value),))
@@ -349,16 +361,16 @@ class Seeds(Column):
         self.r = redis_py_tls(server)
         self.f = Fernet(Fernet.generate_key())
 
-    def seq(self, keys: list[str], value: bytes, pairs: int) -> float:
+    def seq(self, keys: list[str], value: bytes, pairs: int) -> Timed:
         r, f, n = self.r, self.f, len(keys)
         start = time.perf_counter()
         for i in range(pairs):
             key = keys[i % n]
             r.set(key, f.encrypt(value))
             f.decrypt(r.get(key))  # type: ignore[arg-type]
-        return _rate(2 * pairs, start)
+        return _timed(2 * pairs, start)
 
-    def pipe(self, keys: list[str], value: bytes, batches: int) -> float:
+    def pipe(self, keys: list[str], value: bytes, batches: int) -> Timed:
         r, f = self.r, self.f
         start = time.perf_counter()
         for _ in range(batches):
@@ -368,7 +380,7 @@ class Seeds(Column):
             pipe.execute()
             for token in r.mget(keys):
                 f.decrypt(token)  # type: ignore[arg-type]
-        return _rate(2 * len(keys) * batches, start)
+        return _timed(2 * len(keys) * batches, start)
 
     def check(self, key: str, value: bytes) -> None:
         self.r.set(key, self.f.encrypt(value))
@@ -408,7 +420,7 @@ class Peer(Column):
     def _doc(value: bytes) -> dict[str, str]:
         return {"v": base64.b64encode(value).decode()[: len(value)]}
 
-    def seq(self, keys: list[str], value: bytes, pairs: int) -> float:
+    def seq(self, keys: list[str], value: bytes, pairs: int) -> Timed:
         doc, store, n = self._doc(value), self.store, len(keys)
         pairs = max(1, pairs // PEER_SHARE)
 
@@ -419,9 +431,9 @@ class Peer(Column):
 
         start = time.perf_counter()
         self.loop.run_until_complete(run())
-        return _rate(2 * pairs, start)
+        return _timed(2 * pairs, start)
 
-    def pipe(self, keys: list[str], value: bytes, batches: int) -> float:
+    def pipe(self, keys: list[str], value: bytes, batches: int) -> Timed:
         doc, store = self._doc(value), self.store
         docs = [doc] * len(keys)
         batches = max(1, batches // PEER_SHARE)
@@ -433,7 +445,7 @@ class Peer(Column):
 
         start = time.perf_counter()
         self.loop.run_until_complete(run())
-        return _rate(2 * len(keys) * batches, start)
+        return _timed(2 * len(keys) * batches, start)
 
     def check(self, key: str, value: bytes) -> None:
         doc = self._doc(value)
@@ -711,6 +723,22 @@ def _with_percentiles(result: tuple[float, list[float]]) -> tuple[float, float, 
 # -- driver ------------------------------------------------------------------------------------
 
 
+def shares(total: int, parts: int) -> list[int]:
+    """`total` split into at most `parts` near-equal positive shares."""
+    parts = max(1, min(parts, total))
+    whole, extra = divmod(total, parts)
+    return [whole + (i < extra) for i in range(parts)]
+
+
+def add_timed(total: list[float], run: Callable[[], Timed]) -> None:
+    """Add one run's operations, seconds and this process's CPU seconds to `total`."""
+    cpu = time.process_time()
+    ops, seconds = run()
+    total[0] += ops
+    total[1] += seconds
+    total[2] += time.process_time() - cpu
+
+
 def run_rounds(
     columns: list[Column],
     size: int,
@@ -718,6 +746,7 @@ def run_rounds(
     keys: list[str],
     log: Callable[[str], None],
     between_rounds: Callable[[], None] = lambda: None,
+    slices: int = SLICES,
 ) -> dict[str, dict[str, list[float]]]:
     pairs, batches = WORK[size]
     value = os.urandom(size)
@@ -728,29 +757,49 @@ def run_rounds(
         column.check(keys[0], value)
         column.seq(keys, value, max(10, pairs // 10))
         column.pipe(keys, value, 1)
-
-    def timed(column: Column, mode: str, run: Callable[[], float]) -> None:
-        """ops/s, and this process's CPU time per op (us): what the column costs the
-        client side, which the load of a shared machine inflates far less than its rate."""
-        wall, cpu = time.perf_counter(), time.process_time()
-        rate = run()
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        results[column.name][mode].append(rate)
-        results[column.name][f"{mode}_cpu"].append(cpu / (rate * wall) * 1e6)
+    seq_shares, pipe_shares = shares(pairs, slices), shares(batches, slices)
+    n = len(keys)
 
     for index in range(rounds):
-        # Every other round runs the columns in reverse order, so drift favours no column in
-        # any pair compared (client and baseline, client and tls_transport stay neighbours).
-        # Swapping only baseline and client left tls_transport always after the client.
-        order = columns if index % 2 == 0 else columns[::-1]
         between_rounds()
-        for column in order:
-            timed(column, "seq", partial(column.seq, keys, value, pairs))
-            timed(column, "pipe", partial(column.pipe, keys, value, batches))
+        # Per column and mode, summed over the round's slices: operations, seconds, and this
+        # process's CPU seconds (what the column costs the client side, which the load of a
+        # shared machine inflates far less than its rate).
+        sums = {(c.name, mode): [0.0, 0.0, 0.0] for c in columns for mode in ("seq", "pipe")}
+
+        # A round runs every column's work in slices, the columns taking turns slice by slice
+        # (tens of milliseconds each), in the reverse order every other slice, so that no
+        # column is always measured after another. The machine's speed drifts over seconds
+        # (other tenants of the VM, the server's fsync every second): whole-column runs put
+        # that drift between the columns compared, slices spread it over all of them alike.
+        # `--slices 1` measures each column's work in one piece, as before 2026-12-02.
+        for part in range(max(len(seq_shares), len(pipe_shares))):
+            order = columns if (index + part) % 2 == 0 else columns[::-1]
+            # Every slice starts where the last one stopped, so each round cycles all keys.
+            offset = sum(seq_shares[:part]) % n
+            turned = keys[offset:] + keys[:offset]
+            for column in order:
+                if part < len(seq_shares):
+                    add_timed(
+                        sums[column.name, "seq"],
+                        partial(column.seq, turned, value, seq_shares[part]),
+                    )
+                if part < len(pipe_shares):
+                    add_timed(
+                        sums[column.name, "pipe"],
+                        partial(column.pipe, keys, value, pipe_shares[part]),
+                    )
+        for (name, mode), (ops, seconds, cpu) in sums.items():
+            results[name][mode].append(ops / seconds)
+            results[name][f"{mode}_cpu"].append(cpu / ops * 1e6)
         log(
-            f"bench: {size // 1024} KiB round {index + 1}/{rounds}: client/baseline "
-            f"seq {results['client']['seq'][-1] / results['baseline']['seq'][-1]:.2f} "
-            f"pipe {results['client']['pipe'][-1] / results['baseline']['pipe'][-1]:.2f}"
+            f"bench: {size // 1024} KiB round {index + 1}/{rounds}: "
+            + " ".join(
+                f"client/{versus} {mode} "
+                f"{results['client'][mode][-1] / results[versus][mode][-1]:.2f}"
+                for versus in ("baseline", "tls_transport")
+                for mode in ("seq", "pipe")
+            )
         )
     return results
 
@@ -776,13 +825,24 @@ def cold_name_ratio(baseline: Baseline, client: Client, rounds: int) -> list[flo
         else:
             c = client.seq(rotated, value, pairs)
             b = baseline.seq(rotated, value, pairs)
-        out.append(c / b)
+        out.append((c[0] / c[1]) / (b[0] / b[1]))
     return out
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog="scripts/bench.sh", description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (>= 5)")
+    parser.add_argument(
+        "--slices",
+        type=int,
+        default=SLICES,
+        help=f"slices per round in which the columns take turns (default {SLICES}; 1: each "
+        "column's work in one piece)",
+    )
     parser.add_argument(
         "--only",
         choices=("sizes", "concurrency"),
@@ -798,9 +858,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.rounds < 5:
         parser.error("--rounds must be at least 5: the ratios are medians of interleaved rounds")
+    if args.slices < 1:
+        parser.error("--slices must be at least 1")
 
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
+
+    # SIGTERM (kill, timeout) and SIGHUP (a closed terminal) end the run as Ctrl-C does: the
+    # servers' `with` blocks stop them and remove their directories (data, certificates and
+    # keys). The signals' default action left both redis-servers running and the keys on disk.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _exit_on_signal)
 
     # Before any column allocates: the thresholds apply to the whole process, so every column
     # runs under the same allocator, the one the service runs under unless asked otherwise.
@@ -809,10 +877,11 @@ def main(argv: list[str] | None = None) -> int:
     summary: dict[str, Any] = {}
     with tls_server() as server:
         if args.only != "concurrency":
-            summary.update(measure_sizes(server, args.rounds, log))
+            summary.update(measure_sizes(server, args.rounds, args.slices, log))
         if args.only != "sizes":
             summary.update(run_concurrency(server, args.rounds, log))
     summary["rounds"] = args.rounds
+    summary["slices"] = args.slices
     summary["environment"] = {
         "python": platform.python_version(),
         "redis_py": redis.__version__,
@@ -832,7 +901,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def measure_sizes(
-    server: TlsRedisServer, rounds: int, log: Callable[[str], None]
+    server: TlsRedisServer, rounds: int, slices: int, log: Callable[[str], None]
 ) -> dict[str, Any]:
     """Every column at every size, interleaved rounds; the per-size part of the summary."""
     table: dict[int, dict[str, float]] = {}
@@ -842,6 +911,7 @@ def measure_sizes(
             redis.Redis(port=plain_port),
             server.app_redis(username=ADMIN_USER, password=ADMIN_PASSWORD),
         ]
+        log("bench: servers ready (plaintext and TLS); warming up the columns")
         baseline, client = Baseline(plain_port), Client(server)
         columns: list[Column] = [
             baseline,
@@ -853,7 +923,9 @@ def measure_sizes(
         try:
             for size in SIZES:
                 keys = [f"cache:bench:{size}:{i}" for i in range(KEYS)]
-                results = run_rounds(columns, size, rounds, keys, log, partial(settle, admins))
+                results = run_rounds(
+                    columns, size, rounds, keys, log, partial(settle, admins), slices
+                )
                 all_results[size] = results
                 table[size] = {
                     f"{column.name}_{mode}": statistics.median(results[column.name][mode])
