@@ -14,9 +14,16 @@ from typing import Any
 import pytest
 
 from infra import apply
+from infra.applier import state as state_module
 from infra.applier.engine import StackObjects
 from infra.applier.plan import plan_stack
-from infra.applier.state import PASSPHRASE_ENV, ResourceState, StackState, StateStore
+from infra.applier.state import (
+    NEW_PASSPHRASE_ENV,
+    PASSPHRASE_ENV,
+    ResourceState,
+    StackState,
+    StateStore,
+)
 from infra.components import app_image
 from infra.render import render_stack
 from infra.settings import REPO_ROOT
@@ -472,3 +479,35 @@ def test_retire__only_the_up_that_drops_a_ca_from_the_bundle_asks_what_redis_ser
     retired = staying[3]
     assert retired is not None
     assert len(retired) == 1, "the new CA alone stays"
+
+
+def test_cli__a_state_sealed_with_a_short_passphrase_warns_then_rekey_reseals_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stack whose state was sealed before the passphrase floor is not locked out: plan
+    warns (stderr, never the passphrase) and names `rekey`, which seals it with the new one."""
+    short, new = "old-Qx7", "the new state passphrase 91c4e2"
+    project = _project(tmp_path)
+    monkeypatch.setenv(PASSPHRASE_ENV, short)
+    with monkeypatch.context() as before_the_floor:
+        before_the_floor.setattr(state_module, "MIN_PASSPHRASE_CHARS", 1)
+        _as_if_up(project)
+    assert apply.main(["plan", "--stack", "dev", "--project-dir", str(project)]) == 0
+    out, err = capsys.readouterr()
+    assert "plan: 37 unchanged" in out
+    assert "python -m infra.apply rekey --stack dev" in err
+    assert short not in out + err
+
+    assert apply.main(["rekey", "--stack", "dev", "--project-dir", str(project)]) == 2
+    assert f"rekey needs the new passphrase in {NEW_PASSPHRASE_ENV}" in capsys.readouterr().err
+
+    monkeypatch.setenv(NEW_PASSPHRASE_ENV, new)
+    assert apply.main(["rekey", "--stack", "dev", "--project-dir", str(project)]) == 0
+    out, err = capsys.readouterr()
+    assert f"put it in {PASSPHRASE_ENV} from now on" in out
+    assert new not in out + err
+    monkeypatch.setenv(PASSPHRASE_ENV, new)
+    assert apply.main(["plan", "--stack", "dev", "--project-dir", str(project)]) == 0
+    out, err = capsys.readouterr()
+    assert "plan: 37 unchanged" in out
+    assert "rekey" not in err
