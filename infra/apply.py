@@ -68,6 +68,7 @@ from pathlib import Path  # noqa: E402
 from typing import TYPE_CHECKING  # noqa: E402
 
 from infra.applier.diff import docker_changes, summary  # noqa: E402
+from infra.applier.diff import unfinished as left_unfinished  # noqa: E402
 from infra.applier.errors import (  # noqa: E402
     ApplyError,
     BuildInputError,
@@ -341,7 +342,9 @@ def _plan_or_up(action: str, stack: str, project_dir: Path, store: StateStore) -
     rendered = _render(stack, project_dir, state)
     plan = plan_stack(stack, rendered.resources, root=project_dir)
     if action == "plan":
-        _print_changes(_all_changes(rendered, plan, state, frozenset()), plan, full=True)
+        # The engine is not asked: what an interrupted up left unfinished, the state says.
+        left = left_unfinished(plan, state.resources) if state else frozenset()
+        _print_changes(_all_changes(rendered, plan, state, left), plan, full=True)
         try:
             _require_build_inputs(plan, stack)
         except BuildInputError as exc:

@@ -15,7 +15,7 @@ import pytest
 
 from infra import apply
 from infra.applier import state as state_module
-from infra.applier.engine import StackObjects
+from infra.applier.engine import INCOMPLETE, StackObjects
 from infra.applier.plan import plan_stack
 from infra.applier.state import (
     NEW_PASSPHRASE_ENV,
@@ -511,3 +511,27 @@ def test_cli__a_state_sealed_with_a_short_passphrase_warns_then_rekey_reseals_it
     out, err = capsys.readouterr()
     assert "plan: 37 unchanged" in out
     assert "rekey" not in err
+
+
+@pytest.mark.usefixtures("no_passphrase")
+def test_cli__plan_shows_the_replacement_of_what_an_interrupted_up_left_unfinished(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An up interrupted while it replaced the app (after the old one's graceful stop, before
+    its successor was healthy) records the successor unfinished; the next up replaces it.
+    Before, plan said "37 unchanged" there (seen on s80, 2026-12-02) while the up replaced
+    the app."""
+    project = _project(tmp_path)
+    store = _as_if_up(project)
+    state = store.load()
+    assert state is not None
+    urn, app = next((u, r) for u, r in state.resources.items() if u.endswith("::app-container"))
+    state.resources[urn] = ResourceState(app.type, app.name, app.id, app.inputs, {INCOMPLETE: True})
+    store.save(state)
+    assert apply.main(["plan", "--stack", "dev", "--project-dir", str(project)]) == 0
+    out = capsys.readouterr().out
+    replaced = [line for line in out.splitlines() if "replace " in line]
+    assert len(replaced) == 1, out
+    assert "replace container secure-redis-dev-app" in replaced[0]
+    assert "left unfinished by an interrupted or failed up" in replaced[0]
+    assert "plan: 1 to replace, 36 unchanged" in out
