@@ -3,7 +3,8 @@ consumers use, and which rotation it shows half done.
 
 scripts/rotate.sh takes a snapshot before a rotation, waits after each `up` until every
 consumer uses the new material, and reports what changed. Everything is observed from the
-consumers' side, through `docker exec` into the running containers:
+consumers' side, through `docker exec` into the running containers (the certificate Redis
+serves also from a short-lived copy of the app when the app is not running: Probe._served):
 - the certificate Redis presents to a new TLS connection (a handshake from inside the app
   container, with the app's own CA bundle and client certificate), beside the one in Redis's
   material volume: equal once Redis reloaded;
