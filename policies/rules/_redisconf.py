@@ -207,13 +207,34 @@ def _server_args_in(words: list[str]) -> tuple[list[str], bool] | None:
     """(what redis-server receives, whether it runs as a sentinel), or None."""
     for i, word in enumerate(words):
         if _program(word) in SERVER_BINARIES | SENTINEL_BINARIES:
-            rest = words[i + 1 :]
-            for j, w in enumerate(rest):
-                if w in _SHELL_SEPARATORS:
-                    rest = rest[:j]
-                    break
+            rest = _until_separator(words[i + 1 :])
             sentinel = _program(word) in SENTINEL_BINARIES or "--sentinel" in rest
             return rest, sentinel
+    return None
+
+
+def _until_separator(words: list[str]) -> list[str]:
+    for j, w in enumerate(words):
+        if w in _SHELL_SEPARATORS:
+            return words[:j]
+    return words
+
+
+def _entrypoint_options(words: list[str], implicit: bool) -> list[str] | None:
+    """What docker-library's `docker-entrypoint.sh` hands redis-server, or None.
+
+    The script prepends `redis-server` when its first argument is an option (`-x`, `--x`) or
+    names a `.conf` file, and runs anything else as given. It runs where argv names it (also
+    inside `sh -c "... && exec docker-entrypoint.sh --opt v"`), or, `implicit`, as the image's
+    own entrypoint when the container sets no `entrypoints` (Docker then runs it with the
+    command as its arguments)."""
+    given: list[str] | None = words if implicit else None
+    for i, word in enumerate(words):
+        if _program(word) == "docker-entrypoint.sh":
+            given = _until_separator(words[i + 1 :])
+            break
+    if given and (given[0].startswith("-") or given[0].endswith(".conf")):
+        return given
     return None
 
 
@@ -288,15 +309,17 @@ def recognise(  # noqa: PLR0911 - one return per way a reviewer decides
         return Recognition(Verdict.SERVER, None, image, ("a Redis Sentinel image",), sentinel=True)
     if is_redis_image(image):
         # The official image's docker-entrypoint.sh runs redis-server for no command, and
-        # prepends it to a command that starts with an option or names a .conf file.
-        # Other Redis images (Bitnami, redis-stack) start through their own scripts and config,
-        # which the pack cannot read: a server, with unknown settings.
+        # prepends it to options or a .conf file, whether it runs as the image's entrypoint
+        # or where argv names it. Other Redis images (Bitnami, redis-stack) start through
+        # their own scripts and config, which the pack cannot read: a server, with unknown
+        # settings.
         official = is_official_image(image)
         if not words:
             return Recognition(Verdict.SERVER, () if official else None, image, ("a Redis image",))
-        if not entrypoints and (words[0].startswith("-") or words[0].endswith(".conf")):
-            given = tuple(words) if official else None
-            sentinel = "--sentinel" in words
+        options = _entrypoint_options(words, implicit=not entrypoints)
+        if options is not None:
+            given = tuple(options) if official else None
+            sentinel = "--sentinel" in options
             return Recognition(Verdict.SERVER, given, image, ("a Redis image",), sentinel=sentinel)
         if opaque or (rest and rest[0].startswith("-")):
             return Recognition(Verdict.SERVER, None, image, ("a Redis image started by a script",))
