@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Final
 
+from infra.rendered_resource import REDACTED
 from policies.rules._environment import FLOORS, Environment, Floor, floor
 from policies.rules._model import (
     IMAGE,
@@ -95,6 +96,27 @@ _OFFICIAL_IMAGE: Final = re.compile(
     r"^(?:(?:docker\.io/)?library/|docker\.io/)?(?:redis|valkey/valkey)(?::[\w.-]+)?(?:@\S+)?$",
     re.IGNORECASE,
 )
+# Redis Ltd's redis-stack images: CMD ["/entrypoint.sh"] and no ENTRYPOINT. The script runs
+# `redis-server [/redis-stack.conf] --dir ${REDIS_DATA_DIR:-/data} --protected-mode no
+# --daemonize no`, then `--loadmodule <lib> ${<MODULE>_ARGS}` for each module, then
+# `${REDIS_ARGS}`: unquoted (split at whitespace, quotes kept as characters) and last, so the
+# options in it win over the script's own (the images' documented way to set requirepass).
+_STACK_IMAGE: Final = re.compile(
+    r"^(?:[^/@]+/)?redis/redis-stack(?:-server)?(?::[\w.-]+)?(?:@\S+)?$", re.IGNORECASE
+)
+_STACK_ENTRYPOINT: Final = "/entrypoint.sh"
+_STACK_CONF: Final = "/redis-stack.conf"
+STACK_OPTIONS_ENV: Final = "REDIS_ARGS"
+# Loaded by every version of the script; RedisGraph (6.2) and RedisGears (7.2) by some, so their
+# arguments count only when the container sets them.
+_STACK_MODULES: Final = (
+    ("redisearch", "REDISEARCH_ARGS", True),
+    ("redistimeseries", "REDISTIMESERIES_ARGS", True),
+    ("rejson", "REDISJSON_ARGS", True),
+    ("redisbloom", "REDISBLOOM_ARGS", True),
+    ("redisgraph", "REDISGRAPH_ARGS", False),
+    ("redisgears", "REDISGEARS_ARGS", False),
+)
 OFFICIAL_IMAGE_DEFAULTS: Final = {"protected-mode": ("no",)}
 """docker-library/redis builds redis-server with protected mode off by default."""
 UNKNOWN_DEFAULTS: Final = frozenset(OFFICIAL_IMAGE_DEFAULTS)
@@ -102,7 +124,7 @@ UNKNOWN_DEFAULTS: Final = frozenset(OFFICIAL_IMAGE_DEFAULTS)
 image, or the official image pulled through a registry mirror (docker.m.daocloud.io/redis:5),
 has the official image's patched default; one that compiled Redis itself has Redis's."""
 REDIS_PORTS: Final = frozenset({6379, 6380, 16379})
-# Server settings passed through the environment (bitnami/redis, docker-library's REDIS_ARGS).
+# Server settings passed through the environment (bitnami/redis; redis-stack's REDIS_ARGS).
 _SERVER_ENV: Final = re.compile(
     r"^(?:REDIS_(?:ARGS|EXTRA_FLAGS|CONF|ACL|AOF_ENABLED|DISABLE_COMMANDS|REPLICATION_MODE"
     r"|TLS_ENABLED|TLS_PORT|PORT_NUMBER|MASTER_\w+)|ALLOW_EMPTY_PASSWORD)$"
@@ -138,6 +160,8 @@ class Recognition:
     """It runs in sentinel mode (Redis Sentinel), not as a data server."""
     foreign: str = ""
     """A Redis-protocol server that is not Redis or a fork taking its settings (Dragonfly)."""
+    options_env: str = ""
+    """The variable the image's entrypoint reads redis-server's options from (REDIS_ARGS)."""
 
 
 def _image(props: Mapping[str, Any]) -> str:
@@ -238,6 +262,32 @@ def _entrypoint_options(words: list[str], implicit: bool) -> list[str] | None:
     return None
 
 
+def _runs_stack_entrypoint(words: list[str]) -> bool:
+    """Whether a redis-stack container runs its image's start script (its default command)."""
+    rest, _ = _strip_wrappers(words)
+    return not words or rest == [_STACK_ENTRYPOINT]
+
+
+def _stack_server_args(props: Mapping[str, Any]) -> tuple[str, ...] | None:
+    """What redis-stack's start script hands redis-server, from the container's variables;
+    None when a variable it reads is a secret the records show redacted."""
+    env = dict(envs(props))
+    read = ("REDIS_DATA_DIR", STACK_OPTIONS_ENV, *(variable for _, variable, _ in _STACK_MODULES))
+    if any(REDACTED in env.get(variable, "") for variable in read):
+        return None
+    targets = [u.path for u in uploads(props)]
+    targets += [text_at(m, where, "target") or "" for where, m in entries(props, "mounts")]
+    targets += [text_at(v, where, "containerPath") or "" for where, v in entries(props, "volumes")]
+    args = [_STACK_CONF] if _STACK_CONF in targets else []
+    args += ["--dir", env.get("REDIS_DATA_DIR") or "/data", "--protected-mode", "no",
+             "--daemonize", "no"]  # fmt: skip
+    for module, variable, always in _STACK_MODULES:
+        if always or env.get(variable):
+            args += ["--loadmodule", f"/opt/redis-stack/lib/{module}.so"]
+            args += env.get(variable, "").split()
+    return (*args, *env.get(STACK_OPTIONS_ENV, "").split())
+
+
 def _foreign_server(image: str, rest: list[str], opaque: bool) -> str:
     """The Redis-protocol server (not Redis) this container runs, or "": named by its binary
     on argv, or by its image run with no command, only options, or a script."""
@@ -314,6 +364,14 @@ def recognise(  # noqa: PLR0911 - one return per way a reviewer decides
         # their own scripts and config, which the pack cannot read: a server, with unknown
         # settings.
         official = is_official_image(image)
+        if _STACK_IMAGE.match(image) and _runs_stack_entrypoint(words):
+            return Recognition(
+                Verdict.SERVER,
+                _stack_server_args(props),
+                image,
+                ("a Redis image",),
+                options_env=STACK_OPTIONS_ENV,
+            )
         if not words:
             return Recognition(Verdict.SERVER, () if official else None, image, ("a Redis image",))
         options = _entrypoint_options(words, implicit=not entrypoints)
@@ -631,6 +689,11 @@ def _started_by(recognition: Recognition) -> str:
             f"it runs {recognition.foreign}, whose flags and config are not redis-server's and "
             f"cannot be judged by the Redis rules (run redis-server or valkey-server)"
         )
+    if recognition.options_env:
+        return (
+            f"its image ({recognition.image}) starts redis-server with the options in "
+            f"{recognition.options_env}, which these records show redacted"
+        )
     if "a Redis image started by a script" in recognition.signs:
         return "Redis starts through a script the pack cannot read"
     if is_redis_image(recognition.image) or _SENTINEL_IMAGE.match(recognition.image):
@@ -652,6 +715,9 @@ class RedisServer:
     """The strictness floor of the environment the stack declares."""
     sentinel: bool = False
     """A Redis Sentinel: judged by the transport and authentication rules only."""
+    options_env: str = ""
+    """The variable its image's entrypoint reads redis-server's options from (REDIS_ARGS)."""
+    image: str = ""
 
     def acl_rules(self) -> list[tuple[str, ...]] | None:
         """Every ACL `user` rule (name first), or None when the ACL cannot be read."""
@@ -704,7 +770,15 @@ def recognised(
                 sentinel=recognition.sentinel,
                 started_by=_started_by(recognition),
             )
-            server = RedisServer(resource, settings, files, stack_floor, recognition.sentinel)
+            server = RedisServer(
+                resource,
+                settings,
+                files,
+                stack_floor,
+                recognition.sentinel,
+                recognition.options_env,
+                recognition.image,
+            )
         found.append((server, (resource, recognition)))
     return found
 

@@ -96,6 +96,8 @@ def per_server(
                 messages = [in_service_words(m) for m in messages]
             if server.sentinel:
                 messages = [_in_sentinel_words(m) for m in messages]
+            if server.options_env:
+                messages = [_in_options_env_words(m, server) for m in messages]
             for message in messages:
                 yield Violation(message, server.resource.urn)
 
@@ -115,6 +117,22 @@ def _in_sentinel_words(message: str) -> str:
     for redis_word, sentinel_word in _SENTINEL_WORDS:
         message = message.replace(redis_word, sentinel_word, 1)
     return message
+
+
+def _in_options_env_words(message: str, server: RedisServer) -> str:
+    """A Redis rule's message for a server whose image's entrypoint builds its command line
+    (redis-stack): where its options go, and what the entrypoint adds of its own."""
+    env = server.options_env
+    message = message.replace(
+        "on its command line or in a redis.conf uploaded by this stack",
+        f"in envs {env} or in a /redis-stack.conf uploaded by this stack",
+    )
+    return (
+        f"{message} Its image ({server.image}) starts redis-server with --protected-mode no "
+        f"and a --loadmodule per module of its own, then the options in envs {env}, which "
+        f"win: set redis-server's options there (no option unloads a module: an image "
+        f"without modules loads none)."
+    )
 
 
 def recognised_or_reported(

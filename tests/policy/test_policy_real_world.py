@@ -9,7 +9,7 @@ nothing, fails the test.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Final
 
 import pytest
 
@@ -489,12 +489,22 @@ def test_single_stack_program__is_not_told_to_put_the_stack_in_names() -> None:
     assert run_rule("stack-network-scoped", records) == []
 
 
+STACK_START: Final = (
+    "--dir", "/data", "--protected-mode", "no", "--daemonize", "no",
+    "--loadmodule", "/opt/redis-stack/lib/redisearch.so",
+    "--loadmodule", "/opt/redis-stack/lib/redistimeseries.so",
+    "--loadmodule", "/opt/redis-stack/lib/rejson.so",
+    "--loadmodule", "/opt/redis-stack/lib/redisbloom.so",
+)  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("image", "args"),
-    [("redis:7.2", ()), ("bitnami/redis:7.2", None), ("redis/redis-stack-server:7.2.0-v6", None)],
-    ids=["official-default-command", "bitnami-run-script", "redis-stack-entrypoint"],
-)
-def test_image_default_command__known_only_for_the_official_image(
+    [("redis:7.2", ()), ("bitnami/redis:7.2", None),
+     ("redis/redis-stack-server:7.2.0-v6", STACK_START)],
+    ids=["official-default-command", "bitnami-run-script", "redis-stack-start-script"],
+)  # fmt: skip
+def test_image_default_command__known_for_the_official_image_and_redis_stack(
     image: str, args: tuple[str, ...] | None
 ) -> None:
     found = recognise({"image": image})

@@ -214,6 +214,72 @@ def test_redis_image_with_its_own_entrypoint__says_so() -> None:
     ) in only(run_rule("redis-tls-only", records))
 
 
+# -- redis-stack: redis-server's options in REDIS_ARGS ------------------------------------------
+# The images' start script (their default command, /entrypoint.sh) runs redis-server
+# [/redis-stack.conf] --dir /data --protected-mode no --daemonize no, a --loadmodule per module,
+# then ${REDIS_ARGS}, which the images' documentation says to set requirepass in
+# (tests/policy/external_programs/ has programs that do).
+
+STACK_IMAGE = "redis/redis-stack-server:7.2.0-v10"
+STACK_HINT = (
+    f" Its image ({STACK_IMAGE}) starts redis-server with --protected-mode no and a "
+    "--loadmodule per module of its own, then the options in envs REDIS_ARGS, which win: set "
+    "redis-server's options there (no option unloads a module: an image without modules loads "
+    "none)."
+)
+
+
+def test_redis_stack__judged_by_the_options_in_redis_args() -> None:
+    records = stack(container("stack", image=STACK_IMAGE,
+                              envs=["REDIS_ARGS=--port 6379"]))  # fmt: skip
+    assert only(run_rule("redis-tls-only", records)) == (
+        "Redis container stack must set port 0 (with tls-port) so it accepts TLS connections "
+        "only; it listens for plaintext connections." + STACK_HINT
+    )
+    assert only(run_rule("redis-protected-mode-on", records)) == (
+        "Redis container stack must keep protected-mode yes; it is turned off." + STACK_HINT
+    )
+    assert "must set loadmodule to no" in only(run_rule("redis-escape-hatches-disabled", records))
+
+
+@pytest.mark.parametrize("command", [None, ["/entrypoint.sh"], ["sh", "-c", "/entrypoint.sh"]])
+def test_redis_stack_with_tls_and_protected_mode_in_redis_args__passes_those_rules(
+    command: list[str] | None,
+) -> None:
+    options = " ".join([*TLS_ARGS, "--tls-auth-clients", "yes", "--protected-mode", "yes"])
+    envs = [f"REDIS_ARGS={options}", "REDISEARCH_ARGS=MAXSEARCHRESULTS 5"]
+    props: dict[str, Any] = {"image": "docker.io/redis/redis-stack:7.4.0-v8", "envs": envs}
+    if command is not None:
+        props["command"] = command
+    records = stack(container("stack", **props))
+    for rule in (
+        "redis-tls-only",
+        "redis-tls-configured",
+        "redis-client-cert-required",
+        "redis-protected-mode-on",
+    ):
+        assert run_rule(rule, records) == [], rule
+
+
+def test_redis_stack_conf__is_overridden_by_the_start_scripts_own_options() -> None:
+    conf = {"file": "/redis-stack.conf", "content": "protected-mode yes\nport 0\n"}
+    records = stack(container("stack", image=STACK_IMAGE, uploads=[conf]))
+    assert run_rule("redis-tls-only", records) == []
+    assert only(run_rule("redis-protected-mode-on", records)) == (
+        "Redis container stack must keep protected-mode yes; it is turned off." + STACK_HINT
+    )
+
+
+def test_redis_stack_with_redis_args_redacted__says_so() -> None:
+    records = stack(container("stack", image=STACK_IMAGE, envs=["REDIS_ARGS=[secret]"]))
+    assert only(run_rule("redis-tls-only", records)) == (
+        "Redis container stack must set port 0 in envs REDIS_ARGS or in a /redis-stack.conf "
+        f"uploaded by this stack; its image ({STACK_IMAGE}) starts redis-server with the "
+        "options in REDIS_ARGS, which these records show redacted, so the setting is unknown."
+        + STACK_HINT
+    )
+
+
 @pytest.mark.parametrize(
     ("props", "name"),
     [
