@@ -107,6 +107,12 @@ _STACK_IMAGE: Final = re.compile(
 _STACK_ENTRYPOINT: Final = "/entrypoint.sh"
 _STACK_CONF: Final = "/redis-stack.conf"
 STACK_OPTIONS_ENV: Final = "REDIS_ARGS"
+_STACK_WRAPPER: Final = "redis-stack-server"
+_STACK_WRAPPER_HINT: Final = (
+    "redis-stack-server starts redis-server with --protected-mode no and a --loadmodule per "
+    "module of its own, then its arguments, which win: set redis-server's options after it (no "
+    "option unloads a module: run redis-server from an image without modules to load none)."
+)
 # Loaded by every version of the script; RedisGraph (6.2) and RedisGears (7.2) by some, so their
 # arguments count only when the container sets them.
 _STACK_MODULES: Final = (
@@ -162,6 +168,8 @@ class Recognition:
     """A Redis-protocol server that is not Redis or a fork taking its settings (Dragonfly)."""
     options_env: str = ""
     """The variable the image's entrypoint reads redis-server's options from (REDIS_ARGS)."""
+    hint: str = ""
+    """What the script that starts redis-server adds of its own, for every Redis message."""
 
 
 def _image(props: Mapping[str, Any]) -> str:
@@ -227,13 +235,13 @@ def _program(word: str) -> str:
     return PurePosixPath(word).name
 
 
-def _server_args_in(words: list[str]) -> tuple[list[str], bool] | None:
-    """(what redis-server receives, whether it runs as a sentinel), or None."""
+def _server_args_in(words: list[str]) -> tuple[str, list[str], bool] | None:
+    """(the server program, what it receives, whether it runs as a sentinel), or None."""
     for i, word in enumerate(words):
         if _program(word) in SERVER_BINARIES | SENTINEL_BINARIES:
             rest = _until_separator(words[i + 1 :])
             sentinel = _program(word) in SENTINEL_BINARIES or "--sentinel" in rest
-            return rest, sentinel
+            return _program(word), rest, sentinel
     return None
 
 
@@ -281,11 +289,35 @@ def _stack_server_args(props: Mapping[str, Any]) -> tuple[str, ...] | None:
     args = [_STACK_CONF] if _STACK_CONF in targets else []
     args += ["--dir", env.get("REDIS_DATA_DIR") or "/data", "--protected-mode", "no",
              "--daemonize", "no"]  # fmt: skip
+    return (*args, *_stack_modules(env), *env.get(STACK_OPTIONS_ENV, "").split())
+
+
+def _stack_modules(env: Mapping[str, str]) -> list[str]:
+    args = []
     for module, variable, always in _STACK_MODULES:
         if always or env.get(variable):
             args += ["--loadmodule", f"/opt/redis-stack/lib/{module}.so"]
             args += env.get(variable, "").split()
-    return (*args, *env.get(STACK_OPTIONS_ENV, "").split())
+    return args
+
+
+def _stack_wrapper_args(props: Mapping[str, Any], given: list[str]) -> tuple[str, ...] | None:
+    """What `redis-stack-server` (redis-stack's wrapper script, on its images' PATH) hands
+    redis-server: [FILE] --dir /var/lib/redis-stack --save "" --protected-mode no --daemonize
+    no, the module loads, then its own arguments, which win; a first argument that is no
+    option is its config file. Without one it loads the package's redis-stack.conf, which sets
+    only port 6379 (Redis's default) and daemonize yes (overridden), so none is modelled."""
+    env = dict(envs(props))
+    if any(REDACTED in env.get(variable, "") for _, variable, _ in _STACK_MODULES):
+        return None
+    conf = given[:1] if given and not given[0].startswith("-") else []
+    return (
+        *conf,
+        *("--dir", "/var/lib/redis-stack", "--save", "", "--protected-mode", "no"),
+        *("--daemonize", "no"),
+        *_stack_modules(env),
+        *given[len(conf) :],
+    )
 
 
 def _foreign_server(image: str, rest: list[str], opaque: bool) -> str:
@@ -336,6 +368,29 @@ def _signs(props: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     return strong, weak
 
 
+def _runs_server(
+    props: Mapping[str, Any], image: str, program: str, given: list[str], sentinel: bool
+) -> Recognition:
+    signs = ("runs redis-sentinel",) if sentinel else ("runs redis-server",)
+    if program == _STACK_WRAPPER:
+        args = _stack_wrapper_args(props, given)
+        return Recognition(Verdict.SERVER, args, image, signs, hint=_STACK_WRAPPER_HINT)
+    return Recognition(Verdict.SERVER, tuple(given), image, signs, sentinel=sentinel)
+
+
+def _stack_started(props: Mapping[str, Any], image: str) -> Recognition:
+    """A redis-stack image started by its own start script."""
+    hint = (
+        f"Its image ({image}) starts redis-server with --protected-mode no and a "
+        f"--loadmodule per module of its own, then the options in envs {STACK_OPTIONS_ENV}, "
+        f"which win: set redis-server's options there (no option unloads a module: an image "
+        f"without modules loads none)."
+    )
+    args = _stack_server_args(props)
+    signs = ("a Redis image",)
+    return Recognition(Verdict.SERVER, args, image, signs, options_env=STACK_OPTIONS_ENV, hint=hint)
+
+
 def recognise(  # noqa: PLR0911 - one return per way a reviewer decides
     props: Mapping[str, Any], images: ImageIndex | None = None
 ) -> Recognition:
@@ -345,9 +400,7 @@ def recognise(  # noqa: PLR0911 - one return per way a reviewer decides
     words = _words(argv(props))
     found = _server_args_in(words)
     if found is not None:
-        redis_argv, sentinel = found
-        signs = ("runs redis-sentinel",) if sentinel else ("runs redis-server",)
-        return Recognition(Verdict.SERVER, tuple(redis_argv), image, signs, sentinel=sentinel)
+        return _runs_server(props, image, *found)
     rest, opaque = _strip_wrappers(words)
     if rest and _program(rest[0]) in _REDIS_TOOLS:
         return Recognition(Verdict.NOT_REDIS, image=image)
@@ -360,18 +413,12 @@ def recognise(  # noqa: PLR0911 - one return per way a reviewer decides
     if is_redis_image(image):
         # The official image's docker-entrypoint.sh runs redis-server for no command, and
         # prepends it to options or a .conf file, whether it runs as the image's entrypoint
-        # or where argv names it. Other Redis images (Bitnami, redis-stack) start through
-        # their own scripts and config, which the pack cannot read: a server, with unknown
-        # settings.
+        # or where argv names it. redis-stack's start script is read (_stack_started). Other
+        # Redis images (Bitnami) start through their own scripts and config, which the pack
+        # cannot read: a server, with unknown settings.
         official = is_official_image(image)
         if _STACK_IMAGE.match(image) and _runs_stack_entrypoint(words):
-            return Recognition(
-                Verdict.SERVER,
-                _stack_server_args(props),
-                image,
-                ("a Redis image",),
-                options_env=STACK_OPTIONS_ENV,
-            )
+            return _stack_started(props, image)
         if not words:
             return Recognition(Verdict.SERVER, () if official else None, image, ("a Redis image",))
         options = _entrypoint_options(words, implicit=not entrypoints)
@@ -717,7 +764,8 @@ class RedisServer:
     """A Redis Sentinel: judged by the transport and authentication rules only."""
     options_env: str = ""
     """The variable its image's entrypoint reads redis-server's options from (REDIS_ARGS)."""
-    image: str = ""
+    hint: str = ""
+    """What the script that starts redis-server adds of its own, for every Redis message."""
 
     def acl_rules(self) -> list[tuple[str, ...]] | None:
         """Every ACL `user` rule (name first), or None when the ACL cannot be read."""
@@ -777,7 +825,7 @@ def recognised(
                 stack_floor,
                 recognition.sentinel,
                 recognition.options_env,
-                recognition.image,
+                recognition.hint,
             )
         found.append((server, (resource, recognition)))
     return found

@@ -96,8 +96,8 @@ def per_server(
                 messages = [in_service_words(m) for m in messages]
             if server.sentinel:
                 messages = [_in_sentinel_words(m) for m in messages]
-            if server.options_env:
-                messages = [_in_options_env_words(m, server) for m in messages]
+            if server.hint:
+                messages = [_with_hint(m, server) for m in messages]
             for message in messages:
                 yield Violation(message, server.resource.urn)
 
@@ -119,20 +119,15 @@ def _in_sentinel_words(message: str) -> str:
     return message
 
 
-def _in_options_env_words(message: str, server: RedisServer) -> str:
-    """A Redis rule's message for a server whose image's entrypoint builds its command line
-    (redis-stack): where its options go, and what the entrypoint adds of its own."""
-    env = server.options_env
-    message = message.replace(
-        "on its command line or in a redis.conf uploaded by this stack",
-        f"in envs {env} or in a /redis-stack.conf uploaded by this stack",
-    )
-    return (
-        f"{message} Its image ({server.image}) starts redis-server with --protected-mode no "
-        f"and a --loadmodule per module of its own, then the options in envs {env}, which "
-        f"win: set redis-server's options there (no option unloads a module: an image "
-        f"without modules loads none)."
-    )
+def _with_hint(message: str, server: RedisServer) -> str:
+    """A Redis rule's message for a server a script of its image starts (redis-stack): what
+    the script adds of its own, and where the options go (REDIS_ARGS, when it reads them)."""
+    if server.options_env:
+        message = message.replace(
+            "on its command line or in a redis.conf uploaded by this stack",
+            f"in envs {server.options_env} or in a /redis-stack.conf uploaded by this stack",
+        )
+    return f"{message} {server.hint}"
 
 
 def recognised_or_reported(

@@ -270,6 +270,32 @@ def test_redis_stack_conf__is_overridden_by_the_start_scripts_own_options() -> N
     )
 
 
+def test_redis_stack_server_wrapper__adds_its_modules_and_protected_mode_before_its_arguments() -> (
+    None
+):
+    """`redis-stack-server` (on the images' PATH) is a script: it loads every module and
+    turns protected mode off, then passes its own arguments, which win."""
+    hint = (
+        " redis-stack-server starts redis-server with --protected-mode no and a --loadmodule per "
+        "module of its own, then its arguments, which win: set redis-server's options after it "
+        "(no option unloads a module: run redis-server from an image without modules to load "
+        "none)."
+    )
+    records = stack(container("stack", image=STACK_IMAGE,
+                              command=["redis-stack-server", *TLS_ARGS]))  # fmt: skip
+    assert run_rule("redis-tls-only", records) == []
+    assert only(run_rule("redis-escape-hatches-disabled", records)) == (
+        "Redis container stack must set loadmodule to no (and load no modules); they let a "
+        "client reconfigure or extend the server." + hint
+    )
+    assert only(run_rule("redis-protected-mode-on", records)) == (
+        "Redis container stack must keep protected-mode yes; it is turned off." + hint
+    )
+    records = stack(container("stack", image=STACK_IMAGE, command=[
+        "redis-stack-server", *TLS_ARGS, "--protected-mode", "yes"]))  # fmt: skip
+    assert run_rule("redis-protected-mode-on", records) == []
+
+
 def test_redis_stack_with_redis_args_redacted__says_so() -> None:
     records = stack(container("stack", image=STACK_IMAGE, envs=["REDIS_ARGS=[secret]"]))
     assert only(run_rule("redis-tls-only", records)) == (
