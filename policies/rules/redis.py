@@ -92,12 +92,12 @@ def per_server(
                 )
                 yield Violation("", server.resource.urn, unreadable=exc)
                 continue
+            if server.hint:
+                messages = [_with_hint(m, server) for m in messages]
             if server.resource.type == SERVICE:
                 messages = [in_service_words(m) for m in messages]
             if server.sentinel:
                 messages = [_in_sentinel_words(m) for m in messages]
-            if server.hint:
-                messages = [_with_hint(m, server) for m in messages]
             for message in messages:
                 yield Violation(message, server.resource.urn)
 

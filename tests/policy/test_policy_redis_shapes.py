@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from policies.records import Record, parse_records
-from policies.rules._model import CONTAINER
+from policies.rules._model import CONTAINER, SERVICE
 from policies.rules._props import shell_words
 from policies.rules._redisconf import Verdict, recognise
 from policies.rules.redis import RULES
@@ -294,6 +294,16 @@ def test_redis_stack_server_wrapper__adds_its_modules_and_protected_mode_before_
     records = stack(container("stack", image=STACK_IMAGE, command=[
         "redis-stack-server", *TLS_ARGS, "--protected-mode", "yes"]))  # fmt: skip
     assert run_rule("redis-protected-mode-on", records) == []
+
+
+def test_redis_stack_service__is_told_where_a_service_sets_redis_args() -> None:
+    records = stack({"type": SERVICE, "name": "stack", "props": {"taskSpec": {"containerSpec": {
+        "image": STACK_IMAGE, "env": {"REDIS_ARGS": "--port 6379"}}}}})  # fmt: skip
+    message = only(run_rule("redis-tls-only", records))
+    assert message.startswith("Redis service stack must set port 0 (with tls-port)"), message
+    assert message.endswith(
+        STACK_HINT.replace("envs REDIS_ARGS", "taskSpec.containerSpec.env REDIS_ARGS")
+    ), message
 
 
 def test_redis_stack_with_redis_args_redacted__says_so() -> None:
