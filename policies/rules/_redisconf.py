@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import itertools
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -123,6 +124,16 @@ _STACK_MODULES: Final = (
     ("redisgraph", "REDISGRAPH_ARGS", False),
     ("redisgears", "REDISGEARS_ARGS", False),
 )
+# The official redis image from Redis 8 on is built with its modules (amd64, arm64), and its
+# docker-entrypoint.sh appends `--loadmodule` for each .so in OFFICIAL_MODULE_DIR when it starts
+# redis-server (not a sentinel). A tag that names no version (latest, alpine) is the newest
+# release; a reference by digest alone names no version, so it is not judged by this.
+_OFFICIAL_REDIS: Final = re.compile(
+    r"^(?:(?:docker\.io/)?library/|docker\.io/)?redis(?::(?P<tag>[\w.-]+))?(?P<digest>@\S+)?$",
+    re.IGNORECASE,
+)
+OFFICIAL_MODULE_DIR: Final = "/usr/local/lib/redis/modules/"
+_OFFICIAL_MODULES: Final = ("redisbloom", "redisearch", "rejson", "redistimeseries")
 OFFICIAL_IMAGE_DEFAULTS: Final = {"protected-mode": ("no",)}
 """docker-library/redis builds redis-server with protected mode off by default."""
 UNKNOWN_DEFAULTS: Final = frozenset(OFFICIAL_IMAGE_DEFAULTS)
@@ -270,6 +281,33 @@ def _entrypoint_options(words: list[str], implicit: bool) -> list[str] | None:
     return None
 
 
+def _entrypoint_modules(image: str) -> tuple[str, ...]:
+    """The `--loadmodule` options the official image's entrypoint adds (Redis 8 and later)."""
+    match = _OFFICIAL_REDIS.match(image)
+    if match is None or (match["tag"] is None and match["digest"]):
+        return ()
+    version = re.match(r"\d+", match["tag"] or "")
+    if version is not None and int(version.group(0)) < 8:
+        return ()
+    return tuple(
+        option
+        for module in _OFFICIAL_MODULES
+        for option in ("--loadmodule", f"{OFFICIAL_MODULE_DIR}{module}.so")
+    )
+
+
+def _through_entrypoint(words: list[str], entrypoints: list[str]) -> bool:
+    """Whether the image's docker-entrypoint.sh starts the redis-server argv names: as the
+    image's entrypoint (no `entrypoints`, the command starting with it), or named just before
+    it."""
+    if not entrypoints and words and _program(words[0]) == "redis-server":
+        return True
+    return any(
+        _program(word) == "docker-entrypoint.sh" and _program(after) == "redis-server"
+        for word, after in itertools.pairwise(words)
+    )
+
+
 def _runs_stack_entrypoint(words: list[str]) -> bool:
     """Whether a redis-stack container runs its image's start script (its default command)."""
     rest, _ = _strip_wrappers(words)
@@ -369,13 +407,16 @@ def _signs(props: Mapping[str, Any]) -> tuple[list[str], list[str]]:
 
 
 def _runs_server(
-    props: Mapping[str, Any], image: str, program: str, given: list[str], sentinel: bool
+    props: Mapping[str, Any], image: str, found: tuple[str, list[str], bool], entrypoint: bool
 ) -> Recognition:
+    """`entrypoint`: the official image's docker-entrypoint.sh starts it."""
+    program, given, sentinel = found
     signs = ("runs redis-sentinel",) if sentinel else ("runs redis-server",)
     if program == _STACK_WRAPPER:
         args = _stack_wrapper_args(props, given)
         return Recognition(Verdict.SERVER, args, image, signs, hint=_STACK_WRAPPER_HINT)
-    return Recognition(Verdict.SERVER, tuple(given), image, signs, sentinel=sentinel)
+    modules = _entrypoint_modules(image) if entrypoint and not sentinel else ()
+    return Recognition(Verdict.SERVER, (*given, *modules), image, signs, sentinel=sentinel)
 
 
 def _stack_started(props: Mapping[str, Any], image: str) -> Recognition:
@@ -400,7 +441,7 @@ def recognise(  # noqa: PLR0911 - one return per way a reviewer decides
     words = _words(argv(props))
     found = _server_args_in(words)
     if found is not None:
-        return _runs_server(props, image, *found)
+        return _runs_server(props, image, found, _through_entrypoint(words, entrypoints))
     rest, opaque = _strip_wrappers(words)
     if rest and _program(rest[0]) in _REDIS_TOOLS:
         return Recognition(Verdict.NOT_REDIS, image=image)
@@ -420,11 +461,13 @@ def recognise(  # noqa: PLR0911 - one return per way a reviewer decides
         if _STACK_IMAGE.match(image) and _runs_stack_entrypoint(words):
             return _stack_started(props, image)
         if not words:
-            return Recognition(Verdict.SERVER, () if official else None, image, ("a Redis image",))
+            given = _entrypoint_modules(image) if official else None
+            return Recognition(Verdict.SERVER, given, image, ("a Redis image",))
         options = _entrypoint_options(words, implicit=not entrypoints)
         if options is not None:
-            given = tuple(options) if official else None
             sentinel = "--sentinel" in options
+            modules = () if sentinel else _entrypoint_modules(image)
+            given = (*options, *modules) if official else None
             return Recognition(Verdict.SERVER, given, image, ("a Redis image",), sentinel=sentinel)
         if opaque or (rest and rest[0].startswith("-")):
             return Recognition(Verdict.SERVER, None, image, ("a Redis image started by a script",))

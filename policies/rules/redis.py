@@ -37,6 +37,7 @@ from policies.rules._props import (
 from policies.rules._props import shell_words as _shell_words
 from policies.rules._redisconf import (
     CLIENT_BINARIES,
+    OFFICIAL_MODULE_DIR,
     RedisServer,
     RedisSettings,
     Verdict,
@@ -506,9 +507,16 @@ def escape_hatches_disabled(server: RedisServer, _config: Mapping[str, Any]) -> 
     if s.all("loadmodule"):
         bad.append("loadmodule")
     if bad:
+        why = ""
+        if any(v and v[0].startswith(OFFICIAL_MODULE_DIR) for v in s.all("loadmodule")):
+            why = (
+                f" The official redis image's docker-entrypoint.sh (Redis 8 and later) loads "
+                f"every module in {OFFICIAL_MODULE_DIR} after the options it is given: start "
+                f'redis-server without it (entrypoints: ["redis-server"]) or run Redis 7.'
+            )
         yield (
             f"{redis_label(server.resource)} must set {', '.join(bad)} to no (and load "
-            f"no modules); they let a client reconfigure or extend the server."
+            f"no modules); they let a client reconfigure or extend the server.{why}"
         )
 
 

@@ -569,3 +569,29 @@ def test_plaintext_server_behind_a_script_that_runs_the_official_entrypoint__is_
         "default."
         for f in findings
     ), describe(findings)
+
+
+@pytest.mark.parametrize(
+    ("image", "entrypoints", "violated"),
+    [
+        pytest.param("redis:8.2.1@sha256:" + "a" * 64, None, {"redis-escape-hatches-disabled"},
+                     id="redis-8-through-its-entrypoint"),
+        pytest.param("redis:8.2.1@sha256:" + "a" * 64, ["redis-server"], set(),
+                     id="redis-8-without-its-entrypoint"),
+        pytest.param("redis:7.4.2@sha256:" + "a" * 64, None, set(), id="redis-7"),
+    ],
+)  # fmt: skip
+def test_secure_server_on_the_official_redis_8_image__is_told_it_loads_modules(
+    analyze: Analyze, image: str, entrypoints: list[str] | None, violated: set[str]
+) -> None:
+    """From Redis 8 the official image's entrypoint loads the modules it ships, after the
+    program's own options: a secure config otherwise passed with four modules loaded."""
+
+    def run(props: dict[str, Any]) -> None:
+        props["image"] = image
+        if entrypoints is not None:
+            props["entrypoints"] = entrypoints
+            props["command"] = ["/secrets/redis.conf"]
+
+    findings = analyze(mutate(foreign.records(), "cache", run))
+    assert mandatory(findings) == violated, describe(findings)

@@ -348,3 +348,50 @@ def test_shell_words__each_call_gets_a_list_of_its_own() -> None:
     words[1] = "valkey-server"
     assert shell_words(script) == ["exec", "redis-server", "/etc/redis/redis.conf", "--port", "0"]
     assert shell_words('sh -c "unbalanced') == ["sh", "-c", '"unbalanced']
+
+
+# -- the official image's modules (Redis 8 and later) ---------------------------------------------
+# Built with its modules (amd64, arm64); its docker-entrypoint.sh appends --loadmodule for each
+# .so in /usr/local/lib/redis/modules when it starts redis-server, not a sentinel. A digest
+# alone names no version, so it is not judged by this (README, policy section).
+
+
+@pytest.mark.parametrize(
+    ("props", "loads"),
+    [
+        pytest.param({"image": "redis:8.2"}, True, id="default-command"),
+        pytest.param({"image": "redis:latest", "command": ["redis-server", "/r/redis.conf"]},
+                     True, id="latest-redis-server-through-the-entrypoint"),
+        pytest.param({"image": "redis", "command": ["/r/redis.conf"]}, True, id="untagged-conf"),
+        pytest.param({"image": "redis:alpine",
+                      "command": ["sh", "-euc", "exec docker-entrypoint.sh --port 0"]},
+                     True, id="entrypoint-in-a-script"),
+        pytest.param({"image": "redis:8.0@sha256:" + "4" * 64}, True, id="tag-and-digest"),
+        pytest.param({"image": "redis:7.4", "command": ["redis-server", "/r/redis.conf"]},
+                     False, id="redis-7"),
+        pytest.param({"image": "redis:8.2", "entrypoints": ["redis-server"],
+                      "command": ["/r/redis.conf"]}, False, id="entrypoint-skipped"),
+        pytest.param({"image": "redis:8.2", "command": ["sh", "-c", "exec redis-server /r/c"]},
+                     False, id="shell-runs-redis-server-itself"),
+        pytest.param({"image": "redis:8.2", "command": ["redis-sentinel", "/r/s.conf"]},
+                     False, id="sentinel"),
+        pytest.param({"image": "valkey/valkey:8.1"}, False, id="valkey"),
+    ],
+)  # fmt: skip
+def test_official_image_from_redis_8__loads_its_modules_through_its_entrypoint(
+    props: dict[str, Any], loads: bool
+) -> None:
+    args = recognise(props).args
+    assert args is not None
+    assert ("--loadmodule" in args) is loads, args
+
+
+def test_official_image_from_redis_8__is_told_its_entrypoint_loads_modules() -> None:
+    records = stack(container("redis", image="redis:8.2", command=["redis-server", *TLS_ARGS]))
+    assert only(run_rule("redis-escape-hatches-disabled", records)) == (
+        "Redis container redis must set loadmodule to no (and load no modules); they let a "
+        "client reconfigure or extend the server. The official redis image's "
+        "docker-entrypoint.sh (Redis 8 and later) loads every module in "
+        "/usr/local/lib/redis/modules/ after the options it is given: start redis-server "
+        'without it (entrypoints: ["redis-server"]) or run Redis 7.'
+    )
