@@ -198,6 +198,16 @@ def _main(argv: Sequence[str] | None) -> int:
                 "nothing was changed",
                 file=sys.stderr,
             )
+        elif args.action == "rekey":
+            # "Run it again to finish" would be wrong: once the file was replaced, the old
+            # passphrase no longer opens it, and a second rekey with it is refused.
+            print(
+                f"apply: error: rekey of stack {stack} interrupted; the state file is replaced "
+                "in one step, so it is sealed with the old passphrase or the new one, never "
+                f"neither: `python -m infra.apply status --stack {stack}` with the new one in "
+                f"{PASSPHRASE_ENV} tells whether it took (if not, run rekey again)",
+                file=sys.stderr,
+            )
         else:
             print(
                 f"apply: error: {args.action} of stack {stack} interrupted; the state records "

@@ -35,7 +35,15 @@ from pathlib import Path
 from typing import Any, Final
 
 from infra.cli import OneLineParser
-from infra.naming import APP_HTTP_PORT, REDIS_ALIAS, Role, label_pairs, object_name
+from infra.naming import (
+    APP_HTTP_PORT,
+    REDIS_ALIAS,
+    ROLE_LABEL,
+    STACK_LABEL,
+    Role,
+    label_pairs,
+    object_name,
+)
 from infra.redis_acl import APP_USER
 from infra.settings import SettingsError, load_settings, load_stack_file
 
@@ -361,9 +369,24 @@ class Probe:
         argv = served_command(REDIS_ALIAS, self.port)
         with _observing(self.app):
             app = self.client.containers.get(self.app)
+        # Only the stack's own app is trusted to show what Redis serves: whatever else holds
+        # its name (made by hand, another account, another stack) could print any certificate,
+        # and a wrong one here retires a CA Redis still serves (retire_refusal).
+        if (why := self._not_ours(app.attrs, Role.APP)) is not None:
+            raise ProbeError(f"{self.app}: {why}; it is not looked at")
         if app.status == "running":
             return self._exec(self.app, argv)
         return self._beside(app.attrs, argv)
+
+    def _not_ours(self, found: dict[str, Any], role: Role) -> str | None:
+        """Why the container `found` (its `docker inspect`) is not this stack's of `role`."""
+        labels = (found.get("Config") or {}).get("Labels") or {}
+        if labels.get(STACK_LABEL) == self.stack and labels.get(ROLE_LABEL) == role.value:
+            return None
+        return (
+            f"it is not labelled {STACK_LABEL}={self.stack} and {ROLE_LABEL}={role.value}, so "
+            "this stack did not make it"
+        )
 
     def _beside(self, app: dict[str, Any], argv: list[str]) -> str:
         """`argv`'s output in a container like the stopped app `app` (its `docker inspect`):
@@ -385,7 +408,7 @@ class Probe:
             for u in host.get("Ulimits") or []
         ]
         with _observing(name):
-            self._remove(name)  # one an interrupted up left
+            self._remove_left(name)  # one an interrupted probe left
             container = self.client.containers.create(
                 app["Image"],
                 argv[1:],
@@ -414,11 +437,20 @@ class Probe:
             raise ProbeError(f"{name}: {argv[0]} exited {code}: {text.strip()[-300:]}")
         return text
 
-    def _remove(self, name: str) -> None:
+    def _remove_left(self, name: str) -> None:
+        """Remove the probe container `name` an interrupted probe left; one this stack did not
+        make (another account's, a look-alike) is never removed: a ProbeError instead, and
+        the retire is refused (unobserved_refusal) until its owner removes it."""
         from docker.errors import NotFound  # noqa: PLC0415 - as in __init__
 
+        try:
+            left = self.client.containers.get(name)
+        except NotFound:
+            return
+        if (why := self._not_ours(left.attrs, Role.APP)) is not None:
+            raise ProbeError(f"a container {name} already exists and {why}; it was left alone")
         with suppress(NotFound):
-            self.client.containers.get(name).remove(force=True)
+            left.remove(force=True)
 
     def round_trip(self) -> bool:
         """A write and a read through the app's HTTP API."""

@@ -399,8 +399,9 @@ def _check_owned_directory(path: Path, *, others: int, fix: str) -> None:
 def _create_atomically(path: Path, data: bytes) -> bool:
     """Like _write_atomically, but only where `path` does not exist yet (a hard link of the
     complete temporary file, refused when a file is there): False, and nothing changed, then."""
-    tmp = _synced_temporary(path, data)
+    tmp = _temporary(path)
     try:
+        _write_synced(tmp, data)
         os.link(tmp, path)
     except FileExistsError:
         return False
@@ -411,9 +412,12 @@ def _create_atomically(path: Path, data: bytes) -> bool:
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    """Write a sibling temporary file 0600, fsync it, rename it over `path`, fsync the dir."""
-    tmp = _synced_temporary(path, data)
+    """Write a sibling temporary file 0600, fsync it, rename it over `path`, fsync the dir.
+    The temporary file is removed on every way out before the rename, a Ctrl-C or SIGTERM
+    between its write and the rename included (tests/unit/test_applier_cli.py, rekey)."""
+    tmp = _temporary(path)
     try:
+        _write_synced(tmp, data)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -421,19 +425,18 @@ def _write_atomically(path: Path, data: bytes) -> None:
     _fsync_directory(path.parent)
 
 
-def _synced_temporary(path: Path, data: bytes) -> Path:
-    """`data` in a new sibling of `path` (mode 0600), on disk; removed again if writing fails."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+def _temporary(path: Path) -> Path:
+    """A new sibling name of `path` for its next version."""
+    return path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+
+
+def _write_synced(tmp: Path, data: bytes) -> None:
+    """`data` in the new file `tmp` (mode 0600), on disk; the caller removes it."""
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return tmp
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
 
 
 def _fsync_directory(directory: Path) -> None:

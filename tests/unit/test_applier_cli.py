@@ -22,6 +22,7 @@ from infra.applier.state import (
     PASSPHRASE_ENV,
     ResourceState,
     StackState,
+    StateError,
     StateStore,
 )
 from infra.components import app_image
@@ -535,3 +536,43 @@ def test_cli__plan_shows_the_replacement_of_what_an_interrupted_up_left_unfinish
     assert "replace container secure-redis-dev-app" in replaced[0]
     assert "left unfinished by an interrupted or failed up" in replaced[0]
     assert "plan: 1 to replace, 36 unchanged" in out
+
+
+@pytest.mark.parametrize("moment", ["_write_synced", "_fsync_directory"])
+def test_cli__a_rekey_interrupted_leaves_the_state_sealed_with_one_passphrase_and_says_so(
+    moment: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A real SIGINT while the new seal is written (before the file is replaced) or right
+    after the replace: the state opens with exactly one of the two passphrases, no temporary
+    file is left, and the line says so. It said "run rekey again to finish", which the old
+    passphrase is refused for once the file was replaced."""
+    old, new = "the old state passphrase 5a1e", "the new state passphrase 77d0"
+    project = _project(tmp_path)
+    monkeypatch.setenv(PASSPHRASE_ENV, old)
+    StateStore(project, "dev").save(StackState("dev", {}))
+    monkeypatch.setenv(NEW_PASSPHRASE_ENV, new)
+    step = getattr(state_module, moment)
+
+    def interrupted(*args: Any) -> Any:
+        done = step(*args)
+        os.kill(os.getpid(), signal.SIGINT)  # its handler runs as this returns
+        return done
+
+    monkeypatch.setattr(state_module, moment, interrupted)
+    assert apply.main(["rekey", "--stack", "dev", "--project-dir", str(project)]) == 3
+    out, err = capsys.readouterr()
+    assert "sealed with the old passphrase or the new one, never neither" in err
+    assert "again to finish" not in err
+    assert old not in out + err
+    assert new not in out + err
+    took = moment == "_fsync_directory"
+    with pytest.raises(StateError):
+        StateStore(project, "dev", {PASSPHRASE_ENV: old if took else new}).load()
+    assert StateStore(project, "dev", {PASSPHRASE_ENV: new if took else old}).load() is not None
+    assert sorted(p.name for p in (project / ".secure-redis" / "state").iterdir()) == [
+        "dev.lock",
+        "dev.state",
+    ]
