@@ -68,6 +68,7 @@ from pathlib import Path  # noqa: E402
 from typing import TYPE_CHECKING  # noqa: E402
 
 from infra.applier.diff import docker_changes, summary  # noqa: E402
+from infra.applier.diff import unfinished as left_unfinished  # noqa: E402
 from infra.applier.errors import (  # noqa: E402
     ApplyError,
     BuildInputError,
@@ -76,6 +77,8 @@ from infra.applier.errors import (  # noqa: E402
 )
 from infra.applier.plan import Plan, Step, plan_stack  # noqa: E402
 from infra.applier.state import (  # noqa: E402
+    MIN_PASSPHRASE_CHARS,
+    NEW_PASSPHRASE_ENV,
     PASSPHRASE_ENV,
     ResourceState,
     StackState,
@@ -149,10 +152,12 @@ def _main(argv: Sequence[str] | None) -> int:
     )
     parser.add_argument(
         "action",
-        choices=("up", "down", "plan", "status"),
+        choices=("up", "down", "plan", "status", "rekey"),
         help="plan: the diff against the stack's state (no Docker); up: apply only what "
         "changed; status: certificates' serials and days to expiry, the data-key generation; "
-        "down: remove every object of the stack, and its state",
+        "down: remove every object of the stack, and its state; rekey: seal the state again "
+        f"with the passphrase in {NEW_PASSPHRASE_ENV} (at least {MIN_PASSPHRASE_CHARS} "
+        "characters; no Docker)",
     )
     parser.add_argument("--stack", required=True, help="stack name, e.g. dev or prod")
     parser.add_argument(
@@ -167,11 +172,11 @@ def _main(argv: Sequence[str] | None) -> int:
         return 2
     stack, store = args.stack, StateStore(args.project_dir, args.stack)
     start = time.monotonic()
-    if args.action not in ("down", "status"):  # down says so once it knows there is a stack
+    if args.action not in ("down", "status", "rekey"):  # down says so once it knows of a stack
         say(f"stack {stack}: {NOT_PULUMI}")
     try:
-        if args.action == "status":
-            return _status(store, args.project_dir)
+        if args.action in ("status", "rekey"):  # neither touches the engine
+            return _status(store, args.project_dir) if args.action == "status" else _rekey(store)
         _act(args.action, stack, args.project_dir, store)
     except (
         StateError,
@@ -191,6 +196,16 @@ def _main(argv: Sequence[str] | None) -> int:
             print(
                 f"apply: error: {args.action} of stack {stack} interrupted; it only reads, "
                 "nothing was changed",
+                file=sys.stderr,
+            )
+        elif args.action == "rekey":
+            # "Run it again to finish" would be wrong: once the file was replaced, the old
+            # passphrase no longer opens it, and a second rekey with it is refused.
+            print(
+                f"apply: error: rekey of stack {stack} interrupted; the state file is replaced "
+                "in one step, so it is sealed with the old passphrase or the new one, never "
+                f"neither: `python -m infra.apply status --stack {stack}` with the new one in "
+                f"{PASSPHRASE_ENV} tells whether it took (if not, run rekey again)",
                 file=sys.stderr,
             )
         else:
@@ -333,10 +348,13 @@ def _plan_or_up(action: str, stack: str, project_dir: Path, store: StateStore) -
     (state, settings, render, translation, build inputs, missing state) runs before the first
     change."""
     state = store.load()
+    _warn_weak_passphrase(store)
     rendered = _render(stack, project_dir, state)
     plan = plan_stack(stack, rendered.resources, root=project_dir)
     if action == "plan":
-        _print_changes(_all_changes(rendered, plan, state, frozenset()), plan, full=True)
+        # The engine is not asked: what an interrupted up left unfinished, the state says.
+        left = left_unfinished(plan, state.resources) if state else frozenset()
+        _print_changes(_all_changes(rendered, plan, state, left), plan, full=True)
         try:
             _require_build_inputs(plan, stack)
         except BuildInputError as exc:
@@ -578,6 +596,7 @@ def _describe(step: Step) -> str:
 def _status(store: StateStore, project_dir: Path) -> int:
     stack = store.stack
     state = store.load()
+    _warn_weak_passphrase(store)
     if state is None:
         print(
             f"apply: error: stack {stack} is not deployed from this checkout (no state at "
@@ -590,6 +609,33 @@ def _status(store: StateStore, project_dir: Path) -> int:
         say(line)
     if (unfinished := unfinished_rotation(state)) is not None:
         say(unfinished)
+    return 0
+
+
+def _warn_weak_passphrase(store: StateStore) -> None:
+    if (weak := store.weak_passphrase()) is not None:
+        print(f"apply: {weak}", file=sys.stderr)
+
+
+def _rekey(store: StateStore) -> int:
+    """The state sealed again with NEW_PASSPHRASE_ENV, under the stack's lock (an up saving
+    meanwhile would seal it with the old one again); nothing on the engine is touched."""
+    new = os.environ.get(NEW_PASSPHRASE_ENV, "")
+    if not new:
+        print(
+            f"apply: error: rekey needs the new passphrase in {NEW_PASSPHRASE_ENV} (at least "
+            f"{MIN_PASSPHRASE_CHARS} characters; `read -rs {NEW_PASSPHRASE_ENV}; export "
+            f"{NEW_PASSPHRASE_ENV}` keeps it off the screen and the shell's history); nothing "
+            "was changed",
+            file=sys.stderr,
+        )
+        return 2
+    with store.locked():
+        store.rekey(new)
+    say(
+        f"the state of stack {store.stack} ({store.path}) is sealed with the passphrase in "
+        f"{NEW_PASSPHRASE_ENV}: put it in {PASSPHRASE_ENV} from now on"
+    )
     return 0
 
 

@@ -3,7 +3,8 @@ consumers use, and which rotation it shows half done.
 
 scripts/rotate.sh takes a snapshot before a rotation, waits after each `up` until every
 consumer uses the new material, and reports what changed. Everything is observed from the
-consumers' side, through `docker exec` into the running containers:
+consumers' side, through `docker exec` into the running containers (the certificate Redis
+serves also from a short-lived copy of the app when the app is not running: Probe._served):
 - the certificate Redis presents to a new TLS connection (a handshake from inside the app
   container, with the app's own CA bundle and client certificate), beside the one in Redis's
   material volume: equal once Redis reloaded;
@@ -29,12 +30,20 @@ import sys
 import time
 import uuid
 from collections.abc import Collection, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Final
 
 from infra.cli import OneLineParser
-from infra.naming import APP_HTTP_PORT, REDIS_ALIAS, object_name
+from infra.naming import (
+    APP_HTTP_PORT,
+    REDIS_ALIAS,
+    ROLE_LABEL,
+    STACK_LABEL,
+    Role,
+    label_pairs,
+    object_name,
+)
 from infra.redis_acl import APP_USER
 from infra.settings import SettingsError, load_settings, load_stack_file
 
@@ -68,6 +77,9 @@ def served(host, port, d):
 # The certificate Redis presents, alone (PEM); argv: Redis's host and port, the app's material
 # directory. What the local applier asks before an up that drops a CA (retire_refusal).
 SERVED_ONLY: Final = _SERVED + "\nimport sys\nprint(served(*sys.argv[1:4]))\n"
+# The short-lived container that runs SERVED_ONLY as the app, when the app container is stopped
+# (Probe._served): secure-redis-<stack>-served-probe.
+SERVED_PROBE: Final = "served-probe"
 # The API wants the stack's bearer token (app/secure_cache/service.py); it is read from the
 # app's own material volume inside the container and never leaves it.
 _HTTP: Final = """
@@ -293,6 +305,7 @@ class Probe:
             ) from exc
         self.redis = object_name(stack, "redis")
         self.app = object_name(stack, "app")
+        self.served_timeout = engine_timeout
 
     def _exec(self, name: str, argv: list[str]) -> str:
         with _observing(name):
@@ -344,10 +357,100 @@ class Probe:
     def served_issuer(self) -> str | None:
         """The serial of the CA in Redis's volume that issued the certificate Redis presents
         to a new connection (None: none of them). Two execs, not a snapshot: the app's API
-        need not answer."""
+        need not answer, and the app need not run (`_served`)."""
         (bundle,) = self._files(self.redis, (f"{REDIS_DIR}/ca.crt",))
-        served = self._exec(self.app, served_command(REDIS_ALIAS, self.port))
-        return issuer_serial(served, bundle)
+        return issuer_serial(self._served(), bundle)
+
+    def _served(self) -> str:
+        """The certificate Redis presents to the app's identity (SERVED_ONLY). Where from is
+        decided here only: inside the app container when it runs; else from a short-lived
+        copy of it (`_beside`), so a stopped app does not keep an operator from retiring a
+        CA (infra/apply.py asks before its up) while Redis is still looked at, never guessed."""
+        argv = served_command(REDIS_ALIAS, self.port)
+        with _observing(self.app):
+            app = self.client.containers.get(self.app)
+        # Only the stack's own app is trusted to show what Redis serves: whatever else holds
+        # its name (made by hand, another account, another stack) could print any certificate,
+        # and a wrong one here retires a CA Redis still serves (retire_refusal).
+        if (why := self._not_ours(app.attrs, Role.APP)) is not None:
+            raise ProbeError(f"{self.app}: {why}; it is not looked at")
+        if app.status == "running":
+            return self._exec(self.app, argv)
+        return self._beside(app.attrs, argv)
+
+    def _not_ours(self, found: dict[str, Any], role: Role) -> str | None:
+        """Why the container `found` (its `docker inspect`) is not this stack's of `role`."""
+        labels = (found.get("Config") or {}).get("Labels") or {}
+        if labels.get(STACK_LABEL) == self.stack and labels.get(ROLE_LABEL) == role.value:
+            return None
+        return (
+            f"it is not labelled {STACK_LABEL}={self.stack} and {ROLE_LABEL}={role.value}, so "
+            "this stack did not make it"
+        )
+
+    def _beside(self, app: dict[str, Any], argv: list[str]) -> str:
+        """`argv`'s output in a container like the stopped app `app` (its `docker inspect`):
+        its image, uid and volumes (read-only), on the backend network only, confined as the
+        app is (read-only root, no capabilities, no-new-privileges, its memory, CPU and nproc
+        bounds), labelled as the stack's (removal finds one an interrupted up left), and
+        removed once it has printed. Nothing is written: the app's files are only read."""
+        from docker.types import Mount, Ulimit  # noqa: PLC0415 - as in __init__
+
+        name = object_name(self.stack, SERVED_PROBE)
+        host = app["HostConfig"]
+        mounts = [
+            Mount(target=m["Destination"], source=m["Name"], type="volume", read_only=True)
+            for m in app.get("Mounts") or []
+            if m.get("Type") == "volume"
+        ]
+        ulimits = [
+            Ulimit(name=u["Name"], soft=u["Soft"], hard=u["Hard"])
+            for u in host.get("Ulimits") or []
+        ]
+        with _observing(name):
+            self._remove_left(name)  # one an interrupted probe left
+            container = self.client.containers.create(
+                app["Image"],
+                argv[1:],
+                entrypoint=argv[:1],
+                name=name,
+                user=app["Config"]["User"],
+                mounts=mounts,
+                network=object_name(self.stack, Role.BACKEND.value),
+                read_only=True,
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges:true"],
+                ipc_mode="private",
+                mem_limit=host.get("Memory") or None,
+                memswap_limit=host.get("MemorySwap") or None,
+                nano_cpus=host.get("NanoCpus") or None,
+                ulimits=ulimits,
+                labels=label_pairs(self.stack, Role.APP),
+            )
+            try:
+                container.start()
+                code = int(container.wait(timeout=self.served_timeout)["StatusCode"])
+                text = bytes(container.logs(stdout=True, stderr=True)).decode(errors="replace")
+            finally:
+                container.remove(force=True)
+        if code != 0:
+            raise ProbeError(f"{name}: {argv[0]} exited {code}: {text.strip()[-300:]}")
+        return text
+
+    def _remove_left(self, name: str) -> None:
+        """Remove the probe container `name` an interrupted probe left; one this stack did not
+        make (another account's, a look-alike) is never removed: a ProbeError instead, and
+        the retire is refused (unobserved_refusal) until its owner removes it."""
+        from docker.errors import NotFound  # noqa: PLC0415 - as in __init__
+
+        try:
+            left = self.client.containers.get(name)
+        except NotFound:
+            return
+        if (why := self._not_ours(left.attrs, Role.APP)) is not None:
+            raise ProbeError(f"a container {name} already exists and {why}; it was left alone")
+        with suppress(NotFound):
+            left.remove(force=True)
 
     def round_trip(self) -> bool:
         """A write and a read through the app's HTTP API."""
@@ -446,9 +549,10 @@ def unobserved_refusal(stack: str, why: str) -> str:
     return (
         f"cannot tell which CA's certificate Redis serves ({why}), and the next up retires a "
         "CA: it would lock Redis's TLS reload job out if the promote's reload did not take; "
-        f"nothing was changed. Make sure {redis} and {app} run (`docker start {app}`), or "
-        f"`docker restart {redis}` (it reads its volume's files), then run the same command "
-        "again"
+        f"nothing was changed. Make sure {redis} answers and {app} exists (it need not run: "
+        "a stopped app is looked at from a short-lived copy of it on the backend network), "
+        f"or `docker restart {redis}` (it reads its volume's files), then run the same "
+        "command again"
     )
 
 
@@ -646,6 +750,7 @@ __all__ = [
     "REDIS_FILES",
     "ROUND_TRIP",
     "SERVED_ONLY",
+    "SERVED_PROBE",
     "Probe",
     "ProbeError",
     "acl_fingerprints",

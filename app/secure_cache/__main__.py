@@ -277,6 +277,18 @@ def _rotate(cache: SecureCache, args: argparse.Namespace) -> int:
         print(f"rotation did not run to the end: {exc}{hint}", file=sys.stderr)
         return EXIT_REFUSED
     _print_json(report.as_dict())
+    if report.discarded:
+        # Deleted, not moved: a tampered value, or one of a newer envelope version than this
+        # code reads (a rollback). Said once here, beside the per-entry warnings, so an
+        # operator does not read exit 0 as "every entry moved".
+        n = report.discarded
+        print(
+            f"secure-cache: {n} {'entry' if n == 1 else 'entries'} no data key opens "
+            f"{'was' if n == 1 else 'were'} deleted (event=integrity_failure above): tampered "
+            "with, or written by newer code than this (a rollback; upgrade again before "
+            'rotating: README, "The encrypted cache client", its "Upgrading from version 1")',
+            file=sys.stderr,
+        )
     return EXIT_OK if report.complete else EXIT_INCOMPLETE
 
 

@@ -33,6 +33,9 @@ from infra.mock_engine import PropPath
 from infra.render import format_path
 
 DOCKER_TYPES: Final = frozenset({CONTAINER, IMAGE, NETWORK, VOLUME})
+# The output of an object the state records before its create, start and wait finished (an up
+# interrupted or failed there: engine.py `_create`); the next up replaces it.
+INCOMPLETE: Final = "incomplete"
 MISSING: Final = (
     "missing from the Docker engine, stopped although declared mustRun, or left unfinished "
     "by an interrupted or failed up"
@@ -106,6 +109,19 @@ def _updatable(key: str, value: Any) -> bool:
     if key not in IN_PLACE or value is None:
         return False
     return key not in _ZERO_KEEPS or value not in (0, "")
+
+
+def unfinished(plan: Plan, state: Mapping[str, ResourceState]) -> frozenset[str]:
+    """URNs of planned Docker objects the state records as left unfinished (INCOMPLETE): the
+    next up creates them again, whatever the engine holds. Known from the state alone, so
+    `plan` (no engine) shows the replacement the up makes; the up adds what the engine no
+    longer has (engine.py `missing`)."""
+    planned = {s.urn for s in plan.steps}
+    return frozenset(
+        urn
+        for urn, prior in state.items()
+        if urn in planned and prior.type in DOCKER_TYPES and prior.outputs.get(INCOMPLETE)
+    )
 
 
 def docker_changes(
@@ -205,6 +221,7 @@ def rebuilt_image_only(change: Change) -> bool:
 __all__ = [
     "DOCKER_TYPES",
     "IMAGE_REBUILT",
+    "INCOMPLETE",
     "IN_PLACE",
     "MISSING",
     "VOLUME_KEPT",
@@ -212,5 +229,6 @@ __all__ = [
     "docker_changes",
     "rebuilt_image_only",
     "summary",
+    "unfinished",
     "updated_in_place",
 ]

@@ -24,7 +24,13 @@ from docker.errors import APIError, BuildError, DockerException, NotFound
 from requests.exceptions import RequestException
 from urllib3.exceptions import HTTPError
 
-from infra.applier.diff import DOCKER_TYPES, docker_changes, rebuilt_image_only
+from infra.applier.diff import (
+    DOCKER_TYPES,
+    INCOMPLETE,
+    docker_changes,
+    rebuilt_image_only,
+    unfinished,
+)
 from infra.applier.errors import ApplyError
 from infra.applier.host_conflicts import Held, conflicts, ports_to_probe, user_uid
 from infra.applier.plan import Plan, Step
@@ -50,8 +56,6 @@ from infra.naming import ROLE_LABEL, STACK_LABEL, Role
 
 Say = Callable[[str], None]
 Checkpoint = Callable[[StackState], None]
-# The output of a container the state records before its start and wait finished.
-INCOMPLETE: Final = "incomplete"
 _LOG_TAIL: Final = 15
 _RUNNING_CHECK_DELAY_S: Final = 0.1
 # A run-to-completion container (attach) has this long to exit, waited for in slices so that
@@ -338,12 +342,10 @@ class LocalApplier:
     def missing(self, plan: Plan, state: StackState) -> frozenset[str]:
         """URNs of planned objects the state has but the Docker engine no longer does."""
         planned = {s.urn for s in plan.steps}
-        gone = set()
+        left_unfinished = unfinished(plan, state.resources)  # by an up that did not finish
+        gone = set(left_unfinished)
         for urn, prior in state.resources.items():
-            if urn not in planned or prior.type not in DOCKER_TYPES:
-                continue
-            if prior.outputs.get(INCOMPLETE):
-                gone.add(urn)  # created by an up that did not finish it
+            if urn not in planned or prior.type not in DOCKER_TYPES or urn in left_unfinished:
                 continue
             with _engine_errors(f"looking up {prior.name}"):
                 if not self._exists(prior):
@@ -867,4 +869,4 @@ def _label(spec: Any) -> str:
     return str(spec.tag if isinstance(spec, ImageSpec) else (spec.name or spec.resource))
 
 
-__all__ = ["LocalApplier", "StackObjects", "host_port_taken"]
+__all__ = ["INCOMPLETE", "LocalApplier", "StackObjects", "host_port_taken"]

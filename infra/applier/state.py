@@ -41,6 +41,16 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 PASSPHRASE_ENV: Final = "SECURE_REDIS_STATE_PASSPHRASE"  # noqa: S105 - a variable name
+# Where `python -m infra.apply rekey` takes the passphrase the state is sealed with from then on.
+NEW_PASSPHRASE_ENV: Final = "SECURE_REDIS_STATE_NEW_PASSPHRASE"  # noqa: S105 - a variable name
+# The shortest passphrase a state is newly sealed with. The state holds every private key,
+# password and data key of the stack, and whoever has a copy of the file can guess offline,
+# paying only scrypt's cost per guess (SCRYPT_N below: about 0.1 s and 32 MiB on one core,
+# far less per guess on many cores or a GPU). 16 random lowercase letters are 75 bits, out of
+# reach even at a million guesses a second; 8 (37 bits) fall in about two days at that rate.
+# A state sealed before this floor with a shorter one still opens (a refusal would lock its
+# stack out: the passphrase is the only key): `weak_passphrase` says so and how to re-seal.
+MIN_PASSPHRASE_CHARS: Final = 16
 STATE_DIR: Final = Path(".secure-redis") / "state"
 KEY_FILE_NAME: Final = "state.key"
 FORMAT_VERSION: Final = 1
@@ -159,6 +169,20 @@ def open_sealed(blob: bytes, *, stack: str, key: bytes, where: Path, key_source:
         ) from None
 
 
+def _require_floor(passphrase: str, variable: str, what: str) -> None:
+    """A StateError when `passphrase` (from `variable`) is below MIN_PASSPHRASE_CHARS; the
+    message names the variable and the floor, never the passphrase or its length."""
+    if len(passphrase) < MIN_PASSPHRASE_CHARS:
+        key_file = variable == PASSPHRASE_ENV
+        other = f", or unset {PASSPHRASE_ENV} to use the key file" if key_file else ""
+        raise StateError(
+            f"{variable} is shorter than {MIN_PASSPHRASE_CHARS} characters, and {what} only "
+            f"with a passphrase of at least {MIN_PASSPHRASE_CHARS} (the state holds every key "
+            "and password of the stack; `openssl rand -base64 24` makes one); nothing was "
+            f"changed. Set a longer one{other}"
+        )
+
+
 def derive_key(passphrase: str, salt: bytes) -> bytes:
     kdf = Scrypt(salt=salt, length=KEY_BYTES, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P)
     return kdf.derive(passphrase.encode())
@@ -213,9 +237,39 @@ class StateStore:
         )
         return StackState.from_bytes(self.stack, plaintext, self.path)
 
+    def weak_passphrase(self) -> str | None:
+        """A warning when the passphrase in use is shorter than MIN_PASSPHRASE_CHARS (a state
+        sealed before the floor: it is opened, never refused), naming the way to re-seal it;
+        else None. The passphrase itself is never part of it."""
+        if self._passphrase is None or len(self._passphrase) >= MIN_PASSPHRASE_CHARS:
+            return None
+        return (
+            f"warning: the state of stack {self.stack} is sealed with a {PASSPHRASE_ENV} "
+            f"shorter than {MIN_PASSPHRASE_CHARS} characters, which a copy of {self.path} "
+            f"can be guessed from offline; re-seal it: put a passphrase of at least "
+            f"{MIN_PASSPHRASE_CHARS} characters in {NEW_PASSPHRASE_ENV} (e.g. `read -rs "
+            f"{NEW_PASSPHRASE_ENV}; export {NEW_PASSPHRASE_ENV}`), run `python -m infra.apply "
+            f"rekey --stack {self.stack}` with the old one still in {PASSPHRASE_ENV}, then "
+            f"use the new one in {PASSPHRASE_ENV}"
+        )
+
+    def rekey(self, new_passphrase: str) -> StackState:
+        """Seal the stack's state again with `new_passphrase` (a fresh salt), having opened it
+        with the passphrase or key file in use; the file is replaced atomically, so it is
+        sealed with the one or the other, never neither. Returns the state."""
+        _require_floor(new_passphrase, NEW_PASSPHRASE_ENV, "a state is sealed again")
+        state = self.load()
+        if state is None:
+            raise StateError(f"stack {self.stack} has no state at {self.path}: nothing to re-seal")
+        self._passphrase, self._key = new_passphrase, None
+        self.save(state)
+        return state
+
     def save(self, state: StackState) -> None:
         self._ensure_directory()
         if self._key is None:
+            if self._passphrase is not None:  # a new seal: the floor (MIN_PASSPHRASE_CHARS)
+                _require_floor(self._passphrase, PASSPHRASE_ENV, "a new state is sealed")
             salt = secrets.token_bytes(SALT_BYTES)
             self._key_for(self.mode, salt, creating=True)
         assert self._key is not None
@@ -345,8 +399,9 @@ def _check_owned_directory(path: Path, *, others: int, fix: str) -> None:
 def _create_atomically(path: Path, data: bytes) -> bool:
     """Like _write_atomically, but only where `path` does not exist yet (a hard link of the
     complete temporary file, refused when a file is there): False, and nothing changed, then."""
-    tmp = _synced_temporary(path, data)
+    tmp = _temporary(path)
     try:
+        _write_synced(tmp, data)
         os.link(tmp, path)
     except FileExistsError:
         return False
@@ -357,9 +412,12 @@ def _create_atomically(path: Path, data: bytes) -> bool:
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    """Write a sibling temporary file 0600, fsync it, rename it over `path`, fsync the dir."""
-    tmp = _synced_temporary(path, data)
+    """Write a sibling temporary file 0600, fsync it, rename it over `path`, fsync the dir.
+    The temporary file is removed on every way out before the rename, a Ctrl-C or SIGTERM
+    between its write and the rename included (tests/unit/test_applier_cli.py, rekey)."""
+    tmp = _temporary(path)
     try:
+        _write_synced(tmp, data)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -367,19 +425,18 @@ def _write_atomically(path: Path, data: bytes) -> None:
     _fsync_directory(path.parent)
 
 
-def _synced_temporary(path: Path, data: bytes) -> Path:
-    """`data` in a new sibling of `path` (mode 0600), on disk; removed again if writing fails."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+def _temporary(path: Path) -> Path:
+    """A new sibling name of `path` for its next version."""
+    return path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+
+
+def _write_synced(tmp: Path, data: bytes) -> None:
+    """`data` in the new file `tmp` (mode 0600), on disk; the caller removes it."""
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return tmp
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -391,6 +448,8 @@ def _fsync_directory(directory: Path) -> None:
 
 
 __all__ = [
+    "MIN_PASSPHRASE_CHARS",
+    "NEW_PASSPHRASE_ENV",
     "PASSPHRASE_ENV",
     "STATE_DIR",
     "ResourceState",

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import itertools
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Final
 
+from infra.rendered_resource import REDACTED
 from policies.rules._environment import FLOORS, Environment, Floor, floor
 from policies.rules._model import (
     IMAGE,
@@ -95,6 +97,43 @@ _OFFICIAL_IMAGE: Final = re.compile(
     r"^(?:(?:docker\.io/)?library/|docker\.io/)?(?:redis|valkey/valkey)(?::[\w.-]+)?(?:@\S+)?$",
     re.IGNORECASE,
 )
+# Redis Ltd's redis-stack images: CMD ["/entrypoint.sh"] and no ENTRYPOINT. The script runs
+# `redis-server [/redis-stack.conf] --dir ${REDIS_DATA_DIR:-/data} --protected-mode no
+# --daemonize no`, then `--loadmodule <lib> ${<MODULE>_ARGS}` for each module, then
+# `${REDIS_ARGS}`: unquoted (split at whitespace, quotes kept as characters) and last, so the
+# options in it win over the script's own (the images' documented way to set requirepass).
+_STACK_IMAGE: Final = re.compile(
+    r"^(?:[^/@]+/)?redis/redis-stack(?:-server)?(?::[\w.-]+)?(?:@\S+)?$", re.IGNORECASE
+)
+_STACK_ENTRYPOINT: Final = "/entrypoint.sh"
+_STACK_CONF: Final = "/redis-stack.conf"
+STACK_OPTIONS_ENV: Final = "REDIS_ARGS"
+_STACK_WRAPPER: Final = "redis-stack-server"
+_STACK_WRAPPER_HINT: Final = (
+    "redis-stack-server starts redis-server with --protected-mode no and a --loadmodule per "
+    "module of its own, then its arguments, which win: set redis-server's options after it (no "
+    "option unloads a module: run redis-server from an image without modules to load none)."
+)
+# Loaded by every version of the script; RedisGraph (6.2) and RedisGears (7.2) by some, so their
+# arguments count only when the container sets them.
+_STACK_MODULES: Final = (
+    ("redisearch", "REDISEARCH_ARGS", True),
+    ("redistimeseries", "REDISTIMESERIES_ARGS", True),
+    ("rejson", "REDISJSON_ARGS", True),
+    ("redisbloom", "REDISBLOOM_ARGS", True),
+    ("redisgraph", "REDISGRAPH_ARGS", False),
+    ("redisgears", "REDISGEARS_ARGS", False),
+)
+# The official redis image from Redis 8 on is built with its modules (amd64, arm64), and its
+# docker-entrypoint.sh appends `--loadmodule` for each .so in OFFICIAL_MODULE_DIR when it starts
+# redis-server (not a sentinel). A tag that names no version (latest, alpine) is the newest
+# release; a reference by digest alone names no version, so it is not judged by this.
+_OFFICIAL_REDIS: Final = re.compile(
+    r"^(?:(?:docker\.io/)?library/|docker\.io/)?redis(?::(?P<tag>[\w.-]+))?(?P<digest>@\S+)?$",
+    re.IGNORECASE,
+)
+OFFICIAL_MODULE_DIR: Final = "/usr/local/lib/redis/modules/"
+_OFFICIAL_MODULES: Final = ("redisbloom", "redisearch", "rejson", "redistimeseries")
 OFFICIAL_IMAGE_DEFAULTS: Final = {"protected-mode": ("no",)}
 """docker-library/redis builds redis-server with protected mode off by default."""
 UNKNOWN_DEFAULTS: Final = frozenset(OFFICIAL_IMAGE_DEFAULTS)
@@ -102,7 +141,7 @@ UNKNOWN_DEFAULTS: Final = frozenset(OFFICIAL_IMAGE_DEFAULTS)
 image, or the official image pulled through a registry mirror (docker.m.daocloud.io/redis:5),
 has the official image's patched default; one that compiled Redis itself has Redis's."""
 REDIS_PORTS: Final = frozenset({6379, 6380, 16379})
-# Server settings passed through the environment (bitnami/redis, docker-library's REDIS_ARGS).
+# Server settings passed through the environment (bitnami/redis; redis-stack's REDIS_ARGS).
 _SERVER_ENV: Final = re.compile(
     r"^(?:REDIS_(?:ARGS|EXTRA_FLAGS|CONF|ACL|AOF_ENABLED|DISABLE_COMMANDS|REPLICATION_MODE"
     r"|TLS_ENABLED|TLS_PORT|PORT_NUMBER|MASTER_\w+)|ALLOW_EMPTY_PASSWORD)$"
@@ -138,6 +177,10 @@ class Recognition:
     """It runs in sentinel mode (Redis Sentinel), not as a data server."""
     foreign: str = ""
     """A Redis-protocol server that is not Redis or a fork taking its settings (Dragonfly)."""
+    options_env: str = ""
+    """The variable the image's entrypoint reads redis-server's options from (REDIS_ARGS)."""
+    hint: str = ""
+    """What the script that starts redis-server adds of its own, for every Redis message."""
 
 
 def _image(props: Mapping[str, Any]) -> str:
@@ -203,18 +246,116 @@ def _program(word: str) -> str:
     return PurePosixPath(word).name
 
 
-def _server_args_in(words: list[str]) -> tuple[list[str], bool] | None:
-    """(what redis-server receives, whether it runs as a sentinel), or None."""
+def _server_args_in(words: list[str]) -> tuple[str, list[str], bool] | None:
+    """(the server program, what it receives, whether it runs as a sentinel), or None."""
     for i, word in enumerate(words):
         if _program(word) in SERVER_BINARIES | SENTINEL_BINARIES:
-            rest = words[i + 1 :]
-            for j, w in enumerate(rest):
-                if w in _SHELL_SEPARATORS:
-                    rest = rest[:j]
-                    break
+            rest = _until_separator(words[i + 1 :])
             sentinel = _program(word) in SENTINEL_BINARIES or "--sentinel" in rest
-            return rest, sentinel
+            return _program(word), rest, sentinel
     return None
+
+
+def _until_separator(words: list[str]) -> list[str]:
+    for j, w in enumerate(words):
+        if w in _SHELL_SEPARATORS:
+            return words[:j]
+    return words
+
+
+def _entrypoint_options(words: list[str], implicit: bool) -> list[str] | None:
+    """What docker-library's `docker-entrypoint.sh` hands redis-server, or None.
+
+    The script prepends `redis-server` when its first argument is an option (`-x`, `--x`) or
+    names a `.conf` file, and runs anything else as given. It runs where argv names it (also
+    inside `sh -c "... && exec docker-entrypoint.sh --opt v"`), or, `implicit`, as the image's
+    own entrypoint when the container sets no `entrypoints` (Docker then runs it with the
+    command as its arguments)."""
+    given: list[str] | None = words if implicit else None
+    for i, word in enumerate(words):
+        if _program(word) == "docker-entrypoint.sh":
+            given = _until_separator(words[i + 1 :])
+            break
+    if given and (given[0].startswith("-") or given[0].endswith(".conf")):
+        return given
+    return None
+
+
+def _entrypoint_modules(image: str) -> tuple[str, ...]:
+    """The `--loadmodule` options the official image's entrypoint adds (Redis 8 and later)."""
+    match = _OFFICIAL_REDIS.match(image)
+    if match is None or (match["tag"] is None and match["digest"]):
+        return ()
+    version = re.match(r"\d+", match["tag"] or "")
+    if version is not None and int(version.group(0)) < 8:
+        return ()
+    return tuple(
+        option
+        for module in _OFFICIAL_MODULES
+        for option in ("--loadmodule", f"{OFFICIAL_MODULE_DIR}{module}.so")
+    )
+
+
+def _through_entrypoint(words: list[str], entrypoints: list[str]) -> bool:
+    """Whether the image's docker-entrypoint.sh starts the redis-server argv names: as the
+    image's entrypoint (no `entrypoints`, the command starting with it), or named just before
+    it."""
+    if not entrypoints and words and _program(words[0]) == "redis-server":
+        return True
+    return any(
+        _program(word) == "docker-entrypoint.sh" and _program(after) == "redis-server"
+        for word, after in itertools.pairwise(words)
+    )
+
+
+def _runs_stack_entrypoint(words: list[str]) -> bool:
+    """Whether a redis-stack container runs its image's start script (its default command)."""
+    rest, _ = _strip_wrappers(words)
+    return not words or rest == [_STACK_ENTRYPOINT]
+
+
+def _stack_server_args(props: Mapping[str, Any]) -> tuple[str, ...] | None:
+    """What redis-stack's start script hands redis-server, from the container's variables;
+    None when a variable it reads is a secret the records show redacted."""
+    env = dict(envs(props))
+    read = ("REDIS_DATA_DIR", STACK_OPTIONS_ENV, *(variable for _, variable, _ in _STACK_MODULES))
+    if any(REDACTED in env.get(variable, "") for variable in read):
+        return None
+    targets = [u.path for u in uploads(props)]
+    targets += [text_at(m, where, "target") or "" for where, m in entries(props, "mounts")]
+    targets += [text_at(v, where, "containerPath") or "" for where, v in entries(props, "volumes")]
+    args = [_STACK_CONF] if _STACK_CONF in targets else []
+    args += ["--dir", env.get("REDIS_DATA_DIR") or "/data", "--protected-mode", "no",
+             "--daemonize", "no"]  # fmt: skip
+    return (*args, *_stack_modules(env), *env.get(STACK_OPTIONS_ENV, "").split())
+
+
+def _stack_modules(env: Mapping[str, str]) -> list[str]:
+    args = []
+    for module, variable, always in _STACK_MODULES:
+        if always or env.get(variable):
+            args += ["--loadmodule", f"/opt/redis-stack/lib/{module}.so"]
+            args += env.get(variable, "").split()
+    return args
+
+
+def _stack_wrapper_args(props: Mapping[str, Any], given: list[str]) -> tuple[str, ...] | None:
+    """What `redis-stack-server` (redis-stack's wrapper script, on its images' PATH) hands
+    redis-server: [FILE] --dir /var/lib/redis-stack --save "" --protected-mode no --daemonize
+    no, the module loads, then its own arguments, which win; a first argument that is no
+    option is its config file. Without one it loads the package's redis-stack.conf, which sets
+    only port 6379 (Redis's default) and daemonize yes (overridden), so none is modelled."""
+    env = dict(envs(props))
+    if any(REDACTED in env.get(variable, "") for _, variable, _ in _STACK_MODULES):
+        return None
+    conf = given[:1] if given and not given[0].startswith("-") else []
+    return (
+        *conf,
+        *("--dir", "/var/lib/redis-stack", "--save", "", "--protected-mode", "no"),
+        *("--daemonize", "no"),
+        *_stack_modules(env),
+        *given[len(conf) :],
+    )
 
 
 def _foreign_server(image: str, rest: list[str], opaque: bool) -> str:
@@ -265,6 +406,32 @@ def _signs(props: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     return strong, weak
 
 
+def _runs_server(
+    props: Mapping[str, Any], image: str, found: tuple[str, list[str], bool], entrypoint: bool
+) -> Recognition:
+    """`entrypoint`: the official image's docker-entrypoint.sh starts it."""
+    program, given, sentinel = found
+    signs = ("runs redis-sentinel",) if sentinel else ("runs redis-server",)
+    if program == _STACK_WRAPPER:
+        args = _stack_wrapper_args(props, given)
+        return Recognition(Verdict.SERVER, args, image, signs, hint=_STACK_WRAPPER_HINT)
+    modules = _entrypoint_modules(image) if entrypoint and not sentinel else ()
+    return Recognition(Verdict.SERVER, (*given, *modules), image, signs, sentinel=sentinel)
+
+
+def _stack_started(props: Mapping[str, Any], image: str) -> Recognition:
+    """A redis-stack image started by its own start script."""
+    hint = (
+        f"Its image ({image}) starts redis-server with --protected-mode no and a "
+        f"--loadmodule per module of its own, then the options in envs {STACK_OPTIONS_ENV}, "
+        f"which win: set redis-server's options there (no option unloads a module: an image "
+        f"without modules loads none)."
+    )
+    args = _stack_server_args(props)
+    signs = ("a Redis image",)
+    return Recognition(Verdict.SERVER, args, image, signs, options_env=STACK_OPTIONS_ENV, hint=hint)
+
+
 def recognise(  # noqa: PLR0911 - one return per way a reviewer decides
     props: Mapping[str, Any], images: ImageIndex | None = None
 ) -> Recognition:
@@ -274,9 +441,7 @@ def recognise(  # noqa: PLR0911 - one return per way a reviewer decides
     words = _words(argv(props))
     found = _server_args_in(words)
     if found is not None:
-        redis_argv, sentinel = found
-        signs = ("runs redis-sentinel",) if sentinel else ("runs redis-server",)
-        return Recognition(Verdict.SERVER, tuple(redis_argv), image, signs, sentinel=sentinel)
+        return _runs_server(props, image, found, _through_entrypoint(words, entrypoints))
     rest, opaque = _strip_wrappers(words)
     if rest and _program(rest[0]) in _REDIS_TOOLS:
         return Recognition(Verdict.NOT_REDIS, image=image)
@@ -288,15 +453,21 @@ def recognise(  # noqa: PLR0911 - one return per way a reviewer decides
         return Recognition(Verdict.SERVER, None, image, ("a Redis Sentinel image",), sentinel=True)
     if is_redis_image(image):
         # The official image's docker-entrypoint.sh runs redis-server for no command, and
-        # prepends it to a command that starts with an option or names a .conf file.
-        # Other Redis images (Bitnami, redis-stack) start through their own scripts and config,
-        # which the pack cannot read: a server, with unknown settings.
+        # prepends it to options or a .conf file, whether it runs as the image's entrypoint
+        # or where argv names it. redis-stack's start script is read (_stack_started). Other
+        # Redis images (Bitnami) start through their own scripts and config, which the pack
+        # cannot read: a server, with unknown settings.
         official = is_official_image(image)
+        if _STACK_IMAGE.match(image) and _runs_stack_entrypoint(words):
+            return _stack_started(props, image)
         if not words:
-            return Recognition(Verdict.SERVER, () if official else None, image, ("a Redis image",))
-        if not entrypoints and (words[0].startswith("-") or words[0].endswith(".conf")):
-            given = tuple(words) if official else None
-            sentinel = "--sentinel" in words
+            given = _entrypoint_modules(image) if official else None
+            return Recognition(Verdict.SERVER, given, image, ("a Redis image",))
+        options = _entrypoint_options(words, implicit=not entrypoints)
+        if options is not None:
+            sentinel = "--sentinel" in options
+            modules = () if sentinel else _entrypoint_modules(image)
+            given = (*options, *modules) if official else None
             return Recognition(Verdict.SERVER, given, image, ("a Redis image",), sentinel=sentinel)
         if opaque or (rest and rest[0].startswith("-")):
             return Recognition(Verdict.SERVER, None, image, ("a Redis image started by a script",))
@@ -608,6 +779,11 @@ def _started_by(recognition: Recognition) -> str:
             f"it runs {recognition.foreign}, whose flags and config are not redis-server's and "
             f"cannot be judged by the Redis rules (run redis-server or valkey-server)"
         )
+    if recognition.options_env:
+        return (
+            f"its image ({recognition.image}) starts redis-server with the options in "
+            f"{recognition.options_env}, which these records show redacted"
+        )
     if "a Redis image started by a script" in recognition.signs:
         return "Redis starts through a script the pack cannot read"
     if is_redis_image(recognition.image) or _SENTINEL_IMAGE.match(recognition.image):
@@ -629,6 +805,10 @@ class RedisServer:
     """The strictness floor of the environment the stack declares."""
     sentinel: bool = False
     """A Redis Sentinel: judged by the transport and authentication rules only."""
+    options_env: str = ""
+    """The variable its image's entrypoint reads redis-server's options from (REDIS_ARGS)."""
+    hint: str = ""
+    """What the script that starts redis-server adds of its own, for every Redis message."""
 
     def acl_rules(self) -> list[tuple[str, ...]] | None:
         """Every ACL `user` rule (name first), or None when the ACL cannot be read."""
@@ -681,7 +861,15 @@ def recognised(
                 sentinel=recognition.sentinel,
                 started_by=_started_by(recognition),
             )
-            server = RedisServer(resource, settings, files, stack_floor, recognition.sentinel)
+            server = RedisServer(
+                resource,
+                settings,
+                files,
+                stack_floor,
+                recognition.sentinel,
+                recognition.options_env,
+                recognition.hint,
+            )
         found.append((server, (resource, recognition)))
     return found
 

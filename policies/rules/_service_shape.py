@@ -133,6 +133,8 @@ SERVICE_WORDS: Final = (
     ('must run as a numeric "<uid>:<gid>"',
      'must run as a numeric taskSpec.containerSpec.user "<uid>:<gid>"'),
     ("from its envs.", "from its taskSpec.containerSpec.env."),
+    # redis-stack's options variable (policies/rules/_redisconf.py, STACK_OPTIONS_ENV).
+    ("envs REDIS_ARGS", "taskSpec.containerSpec.env REDIS_ARGS"),
     ("must not put secrets on its command line (",
      "must not put secrets in taskSpec.containerSpec.commands or args ("),
     ("in labels (", "in labels or taskSpec.containerSpec.labels ("),

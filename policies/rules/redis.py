@@ -37,6 +37,7 @@ from policies.rules._props import (
 from policies.rules._props import shell_words as _shell_words
 from policies.rules._redisconf import (
     CLIENT_BINARIES,
+    OFFICIAL_MODULE_DIR,
     RedisServer,
     RedisSettings,
     Verdict,
@@ -92,6 +93,8 @@ def per_server(
                 )
                 yield Violation("", server.resource.urn, unreadable=exc)
                 continue
+            if server.hint:
+                messages = [_with_hint(m, server) for m in messages]
             if server.resource.type == SERVICE:
                 messages = [in_service_words(m) for m in messages]
             if server.sentinel:
@@ -115,6 +118,17 @@ def _in_sentinel_words(message: str) -> str:
     for redis_word, sentinel_word in _SENTINEL_WORDS:
         message = message.replace(redis_word, sentinel_word, 1)
     return message
+
+
+def _with_hint(message: str, server: RedisServer) -> str:
+    """A Redis rule's message for a server a script of its image starts (redis-stack): what
+    the script adds of its own, and where the options go (REDIS_ARGS, when it reads them)."""
+    if server.options_env:
+        message = message.replace(
+            "on its command line or in a redis.conf uploaded by this stack",
+            f"in envs {server.options_env} or in a /redis-stack.conf uploaded by this stack",
+        )
+    return f"{message} {server.hint}"
 
 
 def recognised_or_reported(
@@ -493,9 +507,16 @@ def escape_hatches_disabled(server: RedisServer, _config: Mapping[str, Any]) -> 
     if s.all("loadmodule"):
         bad.append("loadmodule")
     if bad:
+        why = ""
+        if any(v and v[0].startswith(OFFICIAL_MODULE_DIR) for v in s.all("loadmodule")):
+            why = (
+                f" The official redis image's docker-entrypoint.sh (Redis 8 and later) loads "
+                f"every module in {OFFICIAL_MODULE_DIR} after the options it is given: start "
+                f'redis-server without it (entrypoints: ["redis-server"]) or run Redis 7.'
+            )
         yield (
             f"{redis_label(server.resource)} must set {', '.join(bad)} to no (and load "
-            f"no modules); they let a client reconfigure or extend the server."
+            f"no modules); they let a client reconfigure or extend the server.{why}"
         )
 
 

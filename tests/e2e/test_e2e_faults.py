@@ -18,6 +18,7 @@ from typing import Any, Final
 import docker
 import pytest
 
+from infra import rotation_probe
 from tests.e2e import appclient
 from tests.e2e.hosts import container_host
 from tests.e2e.probes import (
@@ -88,6 +89,30 @@ def test_fault__redis_stopped_app_serves_from_memory_then_recovers(
     assert status["counters"]["reconnects"] >= 1
     # What was written during the outage was replayed into Redis: a new process reads it there.
     assert {k: read_from_redis(stack, k) for k in during} == during
+
+
+def test_fault__app_not_running__the_served_certificate_is_still_read_for_the_retire_guard(
+    stack: Stack, docker_client: docker.DockerClient
+) -> None:
+    """What the retire guard reads (infra/apply.py `_retire_refusal`) with the app container
+    not running: the same CA as from inside the running app, from a short-lived copy of the
+    app on the backend network, which is gone afterwards. Before, an app not running made
+    every CA retire refuse (`unobserved_refusal`). The app is paused, not stopped: to the probe
+    it is as much not running (a stopped app's retire was run on s80, README), and it comes
+    back at once, with no restart and no health wait (the test takes a few seconds)."""
+    probe = rotation_probe.Probe(stack.name, stack.settings.redis_port)
+    from_inside = probe.served_issuer()
+    assert from_inside is not None
+    docker_client.api.pause(stack.app)
+    try:
+        assert probe.served_issuer() == from_inside
+        copies = docker_client.containers.list(
+            all=True, filters={"name": stack.object(rotation_probe.SERVED_PROBE)}
+        )
+        assert copies == []
+    finally:
+        docker_client.api.unpause(stack.app)
+    assert appclient.healthz(stack)[0] == 200
 
 
 def test_fault__redis_restart_keeps_persisted_entries_decryptable(

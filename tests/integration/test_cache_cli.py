@@ -62,6 +62,34 @@ def test_cli__rotate(tls_redis_factory: Any, tmp_path: Path) -> None:
     assert report["migrated"] == 20
 
 
+def test_cli__rotate_says_when_it_deleted_entries_no_key_opens(
+    tls_redis_factory: Any, tmp_path: Path
+) -> None:
+    """An envelope of a version this code does not know (entries of newer code after a
+    rollback: README, "The encrypted cache client", its "Upgrading from version 1") opens
+    with no key, and the pass deletes it: on s78, e19e7d9's pass deleted 1888 version-2
+    entries and ended at exit 0 with nothing but the JSON's "discarded" and a warning per
+    entry. The CLI says it in one line."""
+    server: TlsRedisServer = tls_redis_factory()
+    with SecureCache.from_env(cache_environ(server, tmp_path / "old")) as before:
+        before.set_many({f"clirot:{i}": b"v" for i in range(3)})
+        name = before.stored_name("clirot:0")
+    raw = server.app_redis()
+    envelope = raw.get(name)
+    assert isinstance(envelope, bytes)
+    raw.set(name, bytes((9,)) + envelope[1:])  # a future version byte
+    env = rotation_environ(
+        server, tmp_path / "r", data_key=new_data_key(), previous_keys=(server.material.data_key,)
+    )
+    result = _cli(env, "rotate")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["discarded"] == 1
+    err = result.stderr.decode()
+    assert "Traceback" not in err
+    assert "1 entry no data key opens was deleted" in err
+    assert "Upgrading from version 1" in err
+
+
 def test_cli__rotate_as_the_app_user_is_refused_with_what_to_run_instead(
     tls_redis_factory: Any, tmp_path: Path
 ) -> None:

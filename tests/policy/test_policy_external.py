@@ -29,8 +29,11 @@ password in their env (Terraform 0.11), and two Redis servers that join their ne
 network mode, `--network NAME` (a `docker run` onto an attachable overlay network; a SaltStack
 pillar's tozd/redis on a network declared elsewhere), a Bitnami redis-cluster test bed configured
 by REDIS_TLS_* variables (its cluster creator publishes nothing), RedisLabs' redismod image
-given only options, and Terraform `count` replicas of Redis sharing one literal password in env
-and on argv.
+given only options, Terraform `count` replicas of Redis sharing one literal password in env
+and on argv, redis-stack started by its own script with the password in REDIS_ARGS and through
+its `redis-stack-server` wrapper, EMQX's CI Redis given TLS options one word per option and
+value with its plaintext port left on, and docker-zulip's Redis started by the official image's
+docker-entrypoint.sh from `sh -euc`, its password read from a Compose secret.
 """
 
 from __future__ import annotations

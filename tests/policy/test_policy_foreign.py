@@ -521,3 +521,77 @@ def test_redis_joining_its_internal_network_by_id_through_network_mode__passes_t
         "true, because Redis container cache (shop-prod-cache) joins it; it has a route to other "
         "networks."
     ]
+
+
+# -- the official image's docker-entrypoint.sh named on argv -------------------------------------
+# It prepends redis-server to options or a .conf file wherever it runs (as the image's
+# entrypoint, as `entrypoints`, first in `command`, or inside `sh -c`), so the settings it is
+# handed are judged, not refused as a script's.
+
+
+@pytest.mark.parametrize(
+    ("entrypoints", "command"),
+    [
+        pytest.param(["docker-entrypoint.sh"], ["/secrets/redis.conf"], id="entrypoints"),
+        pytest.param(["/usr/local/bin/docker-entrypoint.sh"], ["/secrets/redis.conf"],
+                     id="entrypoints-full-path"),
+        pytest.param(None, ["docker-entrypoint.sh", "/secrets/redis.conf"], id="command"),
+        pytest.param(None, ["sh", "-c", "umask 077 && exec docker-entrypoint.sh "
+                            "/secrets/redis.conf"], id="behind-sh-c"),
+    ],
+)  # fmt: skip
+def test_secure_server_started_through_the_official_entrypoint__passes(
+    analyze: Analyze, entrypoints: list[str] | None, command: list[str]
+) -> None:
+    def start(props: dict[str, Any]) -> None:
+        props["command"] = command
+        if entrypoints is not None:
+            props["entrypoints"] = entrypoints
+
+    findings = analyze(mutate(foreign.records(), "cache", start))
+    assert not mandatory(findings), describe(findings)
+
+
+def test_plaintext_server_behind_a_script_that_runs_the_official_entrypoint__is_rejected(
+    analyze: Analyze,
+) -> None:
+    """It was taken for a script that runs something else, and no Redis rule judged it."""
+    stack = _stack(NET, _container(
+        "kv", image="redis@sha256:" + "d" * 64, networksAdvanced=[{"name": "kv-qa-net"}],
+        command=["sh", "-c", "chown -R redis /data && exec docker-entrypoint.sh --appendonly yes"],
+        **HARDENED))  # fmt: skip
+    findings = analyze(stack)
+    assert {"redis-tls-only", "redis-protected-mode-on", "redis-auth-required"} <= mandatory(
+        findings
+    ), describe(findings)
+    assert any(
+        f.message == "Redis container kv must keep protected-mode yes; the image turns it off by "
+        "default."
+        for f in findings
+    ), describe(findings)
+
+
+@pytest.mark.parametrize(
+    ("image", "entrypoints", "violated"),
+    [
+        pytest.param("redis:8.2.1@sha256:" + "a" * 64, None, {"redis-escape-hatches-disabled"},
+                     id="redis-8-through-its-entrypoint"),
+        pytest.param("redis:8.2.1@sha256:" + "a" * 64, ["redis-server"], set(),
+                     id="redis-8-without-its-entrypoint"),
+        pytest.param("redis:7.4.2@sha256:" + "a" * 64, None, set(), id="redis-7"),
+    ],
+)  # fmt: skip
+def test_secure_server_on_the_official_redis_8_image__is_told_it_loads_modules(
+    analyze: Analyze, image: str, entrypoints: list[str] | None, violated: set[str]
+) -> None:
+    """From Redis 8 the official image's entrypoint loads the modules it ships, after the
+    program's own options: a secure config otherwise passed with four modules loaded."""
+
+    def run(props: dict[str, Any]) -> None:
+        props["image"] = image
+        if entrypoints is not None:
+            props["entrypoints"] = entrypoints
+            props["command"] = ["/secrets/redis.conf"]
+
+    findings = analyze(mutate(foreign.records(), "cache", run))
+    assert mandatory(findings) == violated, describe(findings)

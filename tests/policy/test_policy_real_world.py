@@ -9,7 +9,7 @@ nothing, fails the test.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Final
 
 import pytest
 
@@ -68,6 +68,23 @@ REMOTE_REDIS = {"type": REMOTE_IMAGE, "name": "redis-image",
                      Verdict.SERVER, ("--port", "0"), id="docker-entrypoint-wrapper"),
         pytest.param({"image": "redis:7", "command": ["/usr/local/etc/redis/redis.conf"]},
                      Verdict.SERVER, ("/usr/local/etc/redis/redis.conf",), id="conf-file-only"),
+        # The official image's docker-entrypoint.sh prepends redis-server to options or a
+        # .conf file wherever argv names it; another image's is a script like any other.
+        pytest.param({"image": "redis:7", "entrypoints": ["docker-entrypoint.sh"],
+                      "command": ["--port", "0"]},
+                     Verdict.SERVER, ("--port", "0"), id="official-entrypoint-as-entrypoints"),
+        pytest.param({"image": "redis:7",
+                      "command": ["/usr/local/bin/docker-entrypoint.sh", "/r/redis.conf"]},
+                     Verdict.SERVER, ("/r/redis.conf",), id="official-entrypoint-in-command"),
+        pytest.param({"image": "redis:7", "command": [
+                         "sh", "-c", "chown redis /data && exec docker-entrypoint.sh --save 60 1"]},
+                     Verdict.SERVER, ("--save", "60", "1"), id="official-entrypoint-in-a-script"),
+        pytest.param({"image": "redis:7", "entrypoints": ["tini", "--"],
+                      "command": ["--port", "0"]},
+                     Verdict.SERVER, None, id="options-after-another-entrypoint"),
+        pytest.param({"image": "postgres:16",
+                      "command": ["docker-entrypoint.sh", "-c", "max_connections=200"]},
+                     Verdict.NOT_REDIS, None, id="another-images-docker-entrypoint"),
         pytest.param({"image": "sha256:" + "9" * 64,
                       "healthcheck": {"tests": ["CMD", "redis-cli", "ping"]}},
                      Verdict.SERVER, None, id="opaque-image-with-redis-cli-healthcheck"),
@@ -472,12 +489,22 @@ def test_single_stack_program__is_not_told_to_put_the_stack_in_names() -> None:
     assert run_rule("stack-network-scoped", records) == []
 
 
+STACK_START: Final = (
+    "--dir", "/data", "--protected-mode", "no", "--daemonize", "no",
+    "--loadmodule", "/opt/redis-stack/lib/redisearch.so",
+    "--loadmodule", "/opt/redis-stack/lib/redistimeseries.so",
+    "--loadmodule", "/opt/redis-stack/lib/rejson.so",
+    "--loadmodule", "/opt/redis-stack/lib/redisbloom.so",
+)  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("image", "args"),
-    [("redis:7.2", ()), ("bitnami/redis:7.2", None), ("redis/redis-stack-server:7.2.0-v6", None)],
-    ids=["official-default-command", "bitnami-run-script", "redis-stack-entrypoint"],
-)
-def test_image_default_command__known_only_for_the_official_image(
+    [("redis:7.2", ()), ("bitnami/redis:7.2", None),
+     ("redis/redis-stack-server:7.2.0-v6", STACK_START)],
+    ids=["official-default-command", "bitnami-run-script", "redis-stack-start-script"],
+)  # fmt: skip
+def test_image_default_command__known_for_the_official_image_and_redis_stack(
     image: str, args: tuple[str, ...] | None
 ) -> None:
     found = recognise({"image": image})

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from policies.records import Record, parse_records
-from policies.rules._model import CONTAINER
+from policies.rules._model import CONTAINER, SERVICE
 from policies.rules._props import shell_words
 from policies.rules._redisconf import Verdict, recognise
 from policies.rules.redis import RULES
@@ -214,6 +214,108 @@ def test_redis_image_with_its_own_entrypoint__says_so() -> None:
     ) in only(run_rule("redis-tls-only", records))
 
 
+# -- redis-stack: redis-server's options in REDIS_ARGS ------------------------------------------
+# The images' start script (their default command, /entrypoint.sh) runs redis-server
+# [/redis-stack.conf] --dir /data --protected-mode no --daemonize no, a --loadmodule per module,
+# then ${REDIS_ARGS}, which the images' documentation says to set requirepass in
+# (tests/policy/external_programs/ has programs that do).
+
+STACK_IMAGE = "redis/redis-stack-server:7.2.0-v10"
+STACK_HINT = (
+    f" Its image ({STACK_IMAGE}) starts redis-server with --protected-mode no and a "
+    "--loadmodule per module of its own, then the options in envs REDIS_ARGS, which win: set "
+    "redis-server's options there (no option unloads a module: an image without modules loads "
+    "none)."
+)
+
+
+def test_redis_stack__judged_by_the_options_in_redis_args() -> None:
+    records = stack(container("stack", image=STACK_IMAGE,
+                              envs=["REDIS_ARGS=--port 6379"]))  # fmt: skip
+    assert only(run_rule("redis-tls-only", records)) == (
+        "Redis container stack must set port 0 (with tls-port) so it accepts TLS connections "
+        "only; it listens for plaintext connections." + STACK_HINT
+    )
+    assert only(run_rule("redis-protected-mode-on", records)) == (
+        "Redis container stack must keep protected-mode yes; it is turned off." + STACK_HINT
+    )
+    assert "must set loadmodule to no" in only(run_rule("redis-escape-hatches-disabled", records))
+
+
+@pytest.mark.parametrize("command", [None, ["/entrypoint.sh"], ["sh", "-c", "/entrypoint.sh"]])
+def test_redis_stack_with_tls_and_protected_mode_in_redis_args__passes_those_rules(
+    command: list[str] | None,
+) -> None:
+    options = " ".join([*TLS_ARGS, "--tls-auth-clients", "yes", "--protected-mode", "yes"])
+    envs = [f"REDIS_ARGS={options}", "REDISEARCH_ARGS=MAXSEARCHRESULTS 5"]
+    props: dict[str, Any] = {"image": "docker.io/redis/redis-stack:7.4.0-v8", "envs": envs}
+    if command is not None:
+        props["command"] = command
+    records = stack(container("stack", **props))
+    for rule in (
+        "redis-tls-only",
+        "redis-tls-configured",
+        "redis-client-cert-required",
+        "redis-protected-mode-on",
+    ):
+        assert run_rule(rule, records) == [], rule
+
+
+def test_redis_stack_conf__is_overridden_by_the_start_scripts_own_options() -> None:
+    conf = {"file": "/redis-stack.conf", "content": "protected-mode yes\nport 0\n"}
+    records = stack(container("stack", image=STACK_IMAGE, uploads=[conf]))
+    assert run_rule("redis-tls-only", records) == []
+    assert only(run_rule("redis-protected-mode-on", records)) == (
+        "Redis container stack must keep protected-mode yes; it is turned off." + STACK_HINT
+    )
+
+
+def test_redis_stack_server_wrapper__adds_its_modules_and_protected_mode_before_its_arguments() -> (
+    None
+):
+    """`redis-stack-server` (on the images' PATH) is a script: it loads every module and
+    turns protected mode off, then passes its own arguments, which win."""
+    hint = (
+        " redis-stack-server starts redis-server with --protected-mode no and a --loadmodule per "
+        "module of its own, then its arguments, which win: set redis-server's options after it "
+        "(no option unloads a module: run redis-server from an image without modules to load "
+        "none)."
+    )
+    records = stack(container("stack", image=STACK_IMAGE,
+                              command=["redis-stack-server", *TLS_ARGS]))  # fmt: skip
+    assert run_rule("redis-tls-only", records) == []
+    assert only(run_rule("redis-escape-hatches-disabled", records)) == (
+        "Redis container stack must set loadmodule to no (and load no modules); they let a "
+        "client reconfigure or extend the server." + hint
+    )
+    assert only(run_rule("redis-protected-mode-on", records)) == (
+        "Redis container stack must keep protected-mode yes; it is turned off." + hint
+    )
+    records = stack(container("stack", image=STACK_IMAGE, command=[
+        "redis-stack-server", *TLS_ARGS, "--protected-mode", "yes"]))  # fmt: skip
+    assert run_rule("redis-protected-mode-on", records) == []
+
+
+def test_redis_stack_service__is_told_where_a_service_sets_redis_args() -> None:
+    records = stack({"type": SERVICE, "name": "stack", "props": {"taskSpec": {"containerSpec": {
+        "image": STACK_IMAGE, "env": {"REDIS_ARGS": "--port 6379"}}}}})  # fmt: skip
+    message = only(run_rule("redis-tls-only", records))
+    assert message.startswith("Redis service stack must set port 0 (with tls-port)"), message
+    assert message.endswith(
+        STACK_HINT.replace("envs REDIS_ARGS", "taskSpec.containerSpec.env REDIS_ARGS")
+    ), message
+
+
+def test_redis_stack_with_redis_args_redacted__says_so() -> None:
+    records = stack(container("stack", image=STACK_IMAGE, envs=["REDIS_ARGS=[secret]"]))
+    assert only(run_rule("redis-tls-only", records)) == (
+        "Redis container stack must set port 0 in envs REDIS_ARGS or in a /redis-stack.conf "
+        f"uploaded by this stack; its image ({STACK_IMAGE}) starts redis-server with the "
+        "options in REDIS_ARGS, which these records show redacted, so the setting is unknown."
+        + STACK_HINT
+    )
+
+
 @pytest.mark.parametrize(
     ("props", "name"),
     [
@@ -246,3 +348,50 @@ def test_shell_words__each_call_gets_a_list_of_its_own() -> None:
     words[1] = "valkey-server"
     assert shell_words(script) == ["exec", "redis-server", "/etc/redis/redis.conf", "--port", "0"]
     assert shell_words('sh -c "unbalanced') == ["sh", "-c", '"unbalanced']
+
+
+# -- the official image's modules (Redis 8 and later) ---------------------------------------------
+# Built with its modules (amd64, arm64); its docker-entrypoint.sh appends --loadmodule for each
+# .so in /usr/local/lib/redis/modules when it starts redis-server, not a sentinel. A digest
+# alone names no version, so it is not judged by this (README, policy section).
+
+
+@pytest.mark.parametrize(
+    ("props", "loads"),
+    [
+        pytest.param({"image": "redis:8.2"}, True, id="default-command"),
+        pytest.param({"image": "redis:latest", "command": ["redis-server", "/r/redis.conf"]},
+                     True, id="latest-redis-server-through-the-entrypoint"),
+        pytest.param({"image": "redis", "command": ["/r/redis.conf"]}, True, id="untagged-conf"),
+        pytest.param({"image": "redis:alpine",
+                      "command": ["sh", "-euc", "exec docker-entrypoint.sh --port 0"]},
+                     True, id="entrypoint-in-a-script"),
+        pytest.param({"image": "redis:8.0@sha256:" + "4" * 64}, True, id="tag-and-digest"),
+        pytest.param({"image": "redis:7.4", "command": ["redis-server", "/r/redis.conf"]},
+                     False, id="redis-7"),
+        pytest.param({"image": "redis:8.2", "entrypoints": ["redis-server"],
+                      "command": ["/r/redis.conf"]}, False, id="entrypoint-skipped"),
+        pytest.param({"image": "redis:8.2", "command": ["sh", "-c", "exec redis-server /r/c"]},
+                     False, id="shell-runs-redis-server-itself"),
+        pytest.param({"image": "redis:8.2", "command": ["redis-sentinel", "/r/s.conf"]},
+                     False, id="sentinel"),
+        pytest.param({"image": "valkey/valkey:8.1"}, False, id="valkey"),
+    ],
+)  # fmt: skip
+def test_official_image_from_redis_8__loads_its_modules_through_its_entrypoint(
+    props: dict[str, Any], loads: bool
+) -> None:
+    args = recognise(props).args
+    assert args is not None
+    assert ("--loadmodule" in args) is loads, args
+
+
+def test_official_image_from_redis_8__is_told_its_entrypoint_loads_modules() -> None:
+    records = stack(container("redis", image="redis:8.2", command=["redis-server", *TLS_ARGS]))
+    assert only(run_rule("redis-escape-hatches-disabled", records)) == (
+        "Redis container redis must set loadmodule to no (and load no modules); they let a "
+        "client reconfigure or extend the server. The official redis image's "
+        "docker-entrypoint.sh (Redis 8 and later) loads every module in "
+        "/usr/local/lib/redis/modules/ after the options it is given: start redis-server "
+        'without it (entrypoints: ["redis-server"]) or run Redis 7.'
+    )

@@ -14,9 +14,17 @@ from typing import Any
 import pytest
 
 from infra import apply
-from infra.applier.engine import StackObjects
+from infra.applier import state as state_module
+from infra.applier.engine import INCOMPLETE, StackObjects
 from infra.applier.plan import plan_stack
-from infra.applier.state import PASSPHRASE_ENV, ResourceState, StackState, StateStore
+from infra.applier.state import (
+    NEW_PASSPHRASE_ENV,
+    PASSPHRASE_ENV,
+    ResourceState,
+    StackState,
+    StateError,
+    StateStore,
+)
 from infra.components import app_image
 from infra.render import render_stack
 from infra.settings import REPO_ROOT
@@ -472,3 +480,99 @@ def test_retire__only_the_up_that_drops_a_ca_from_the_bundle_asks_what_redis_ser
     retired = staying[3]
     assert retired is not None
     assert len(retired) == 1, "the new CA alone stays"
+
+
+def test_cli__a_state_sealed_with_a_short_passphrase_warns_then_rekey_reseals_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stack whose state was sealed before the passphrase floor is not locked out: plan
+    warns (stderr, never the passphrase) and names `rekey`, which seals it with the new one."""
+    short, new = "old-Qx7", "the new state passphrase 91c4e2"
+    project = _project(tmp_path)
+    monkeypatch.setenv(PASSPHRASE_ENV, short)
+    with monkeypatch.context() as before_the_floor:
+        before_the_floor.setattr(state_module, "MIN_PASSPHRASE_CHARS", 1)
+        _as_if_up(project)
+    assert apply.main(["plan", "--stack", "dev", "--project-dir", str(project)]) == 0
+    out, err = capsys.readouterr()
+    assert "plan: 37 unchanged" in out
+    assert "python -m infra.apply rekey --stack dev" in err
+    assert short not in out + err
+
+    assert apply.main(["rekey", "--stack", "dev", "--project-dir", str(project)]) == 2
+    assert f"rekey needs the new passphrase in {NEW_PASSPHRASE_ENV}" in capsys.readouterr().err
+
+    monkeypatch.setenv(NEW_PASSPHRASE_ENV, new)
+    assert apply.main(["rekey", "--stack", "dev", "--project-dir", str(project)]) == 0
+    out, err = capsys.readouterr()
+    assert f"put it in {PASSPHRASE_ENV} from now on" in out
+    assert new not in out + err
+    monkeypatch.setenv(PASSPHRASE_ENV, new)
+    assert apply.main(["plan", "--stack", "dev", "--project-dir", str(project)]) == 0
+    out, err = capsys.readouterr()
+    assert "plan: 37 unchanged" in out
+    assert "rekey" not in err
+
+
+@pytest.mark.usefixtures("no_passphrase")
+def test_cli__plan_shows_the_replacement_of_what_an_interrupted_up_left_unfinished(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An up interrupted while it replaced the app (after the old one's graceful stop, before
+    its successor was healthy) records the successor unfinished; the next up replaces it.
+    Before, plan said "37 unchanged" there (seen on s80, 2026-12-02) while the up replaced
+    the app."""
+    project = _project(tmp_path)
+    store = _as_if_up(project)
+    state = store.load()
+    assert state is not None
+    urn, app = next((u, r) for u, r in state.resources.items() if u.endswith("::app-container"))
+    state.resources[urn] = ResourceState(app.type, app.name, app.id, app.inputs, {INCOMPLETE: True})
+    store.save(state)
+    assert apply.main(["plan", "--stack", "dev", "--project-dir", str(project)]) == 0
+    out = capsys.readouterr().out
+    replaced = [line for line in out.splitlines() if "replace " in line]
+    assert len(replaced) == 1, out
+    assert "replace container secure-redis-dev-app" in replaced[0]
+    assert "left unfinished by an interrupted or failed up" in replaced[0]
+    assert "plan: 1 to replace, 36 unchanged" in out
+
+
+@pytest.mark.parametrize("moment", ["_write_synced", "_fsync_directory"])
+def test_cli__a_rekey_interrupted_leaves_the_state_sealed_with_one_passphrase_and_says_so(
+    moment: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A real SIGINT while the new seal is written (before the file is replaced) or right
+    after the replace: the state opens with exactly one of the two passphrases, no temporary
+    file is left, and the line says so. It said "run rekey again to finish", which the old
+    passphrase is refused for once the file was replaced."""
+    old, new = "the old state passphrase 5a1e", "the new state passphrase 77d0"
+    project = _project(tmp_path)
+    monkeypatch.setenv(PASSPHRASE_ENV, old)
+    StateStore(project, "dev").save(StackState("dev", {}))
+    monkeypatch.setenv(NEW_PASSPHRASE_ENV, new)
+    step = getattr(state_module, moment)
+
+    def interrupted(*args: Any) -> Any:
+        done = step(*args)
+        os.kill(os.getpid(), signal.SIGINT)  # its handler runs as this returns
+        return done
+
+    monkeypatch.setattr(state_module, moment, interrupted)
+    assert apply.main(["rekey", "--stack", "dev", "--project-dir", str(project)]) == 3
+    out, err = capsys.readouterr()
+    assert "sealed with the old passphrase or the new one, never neither" in err
+    assert "again to finish" not in err
+    assert old not in out + err
+    assert new not in out + err
+    took = moment == "_fsync_directory"
+    with pytest.raises(StateError):
+        StateStore(project, "dev", {PASSPHRASE_ENV: old if took else new}).load()
+    assert StateStore(project, "dev", {PASSPHRASE_ENV: new if took else old}).load() is not None
+    assert sorted(p.name for p in (project / ".secure-redis" / "state").iterdir()) == [
+        "dev.lock",
+        "dev.state",
+    ]

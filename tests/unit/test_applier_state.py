@@ -15,6 +15,8 @@ from infra.applier import state
 from infra.applier.state import (
     HEADER_BYTES,
     KEY_FILE_NAME,
+    MIN_PASSPHRASE_CHARS,
+    NEW_PASSPHRASE_ENV,
     PASSPHRASE_ENV,
     STATE_DIR,
     ResourceState,
@@ -341,3 +343,81 @@ def test_state__the_directory_made_is_0700_and_passes_its_own_check(
         key_file_store.save(sample())
     assert mode(tmp_path / STATE_DIR) == 0o700
     assert StateStore(tmp_path, "dev", environ={}).load() == sample()
+
+
+# Shorter than the floor (MIN_PASSPHRASE_CHARS), and distinctive enough to find in any output.
+SHORT = "hunter2-Qx"
+LONG = "a new passphrase of more than sixteen characters 4b1d"
+
+
+def sealed_before_the_floor(tmp_path: Path, passphrase: str = SHORT) -> StackState:
+    """A state sealed with `passphrase` as the applier did before it had a floor."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(state, "MIN_PASSPHRASE_CHARS", 1)
+        StateStore(tmp_path, "dev", environ={PASSPHRASE_ENV: passphrase}).save(sample())
+    return sample()
+
+
+def test_state__a_new_state_is_not_sealed_with_a_short_passphrase(tmp_path: Path) -> None:
+    """Before, `x` sealed every key and password of a stack (attack pass 12)."""
+    store = StateStore(tmp_path, "dev", environ={PASSPHRASE_ENV: SHORT})
+    with pytest.raises(StateError) as refused:
+        store.save(sample())
+    message = str(refused.value)
+    assert f"{PASSPHRASE_ENV} is shorter than {MIN_PASSPHRASE_CHARS} characters" in message
+    assert f"unset {PASSPHRASE_ENV} to use the key file" in message
+    assert SHORT not in message
+    assert str(len(SHORT)) not in message
+    assert not store.exists()
+
+
+def test_state__a_passphrase_at_the_floor_seals_a_new_state(tmp_path: Path) -> None:
+    at_floor = "p" * MIN_PASSPHRASE_CHARS
+    StateStore(tmp_path, "dev", environ={PASSPHRASE_ENV: at_floor}).save(sample())
+    again = StateStore(tmp_path, "dev", environ={PASSPHRASE_ENV: at_floor})
+    assert again.load() == sample()
+    assert again.weak_passphrase() is None
+
+
+def test_state__a_state_sealed_before_the_floor_opens_with_a_warning_and_saves_again(
+    tmp_path: Path,
+) -> None:
+    """Not locked out: the passphrase is the only key of that state."""
+    expected = sealed_before_the_floor(tmp_path)
+    store = StateStore(tmp_path, "dev", environ={PASSPHRASE_ENV: SHORT})
+    assert store.load() == expected
+    store.save(expected)  # an up of that stack goes on
+    warning = store.weak_passphrase()
+    assert warning is not None
+    assert "python -m infra.apply rekey --stack dev" in warning
+    assert NEW_PASSPHRASE_ENV in warning
+    assert SHORT not in warning
+
+
+def test_state__rekey_seals_the_state_with_the_new_passphrase_only(tmp_path: Path) -> None:
+    expected = sealed_before_the_floor(tmp_path)
+    StateStore(tmp_path, "dev", environ={PASSPHRASE_ENV: SHORT}).rekey(LONG)
+    renewed = StateStore(tmp_path, "dev", environ={PASSPHRASE_ENV: LONG})
+    assert renewed.load() == expected
+    assert renewed.weak_passphrase() is None
+    with pytest.raises(StateError, match="does not decrypt"):
+        StateStore(tmp_path, "dev", environ={PASSPHRASE_ENV: SHORT}).load()
+
+
+def test_state__rekey_from_the_key_file_to_a_passphrase(key_file_store: StateStore) -> None:
+    key_file_store.save(sample())
+    key_file_store.rekey(LONG)
+    directory = key_file_store.directory.parent.parent
+    assert StateStore(directory, "dev", environ={PASSPHRASE_ENV: LONG}).load() == sample()
+
+
+def test_state__rekey_to_a_short_passphrase_is_refused_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    sealed_before_the_floor(tmp_path)
+    store = StateStore(tmp_path, "dev", environ={PASSPHRASE_ENV: SHORT})
+    before = store.path.read_bytes()
+    with pytest.raises(StateError, match=f"{NEW_PASSPHRASE_ENV} is shorter than") as refused:
+        store.rekey("also-short")
+    assert "also-short" not in str(refused.value)
+    assert store.path.read_bytes() == before
