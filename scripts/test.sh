@@ -117,6 +117,10 @@ else
         for pid in "${e2e_groups[@]}" $e2e_stackless_pid; do
             stop_group "$pid"
         done
+        if [ -n "$e2e_stackless_pid" ]; then
+            log "the tests that use no deployed stack, stopped:"
+            cat "$e2e_stackless_log"
+        fi
         wait "$e2e_deploy_pid" 2>/dev/null || true # after a failure above, the deploy may still run
         mapfile -t owned <"$e2e_owned"
         rm -f "$e2e_owned" "$e2e_deploy_log" "$e2e_prod_log" "$e2e_stackless_log"
