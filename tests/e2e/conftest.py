@@ -48,6 +48,9 @@ AREAS: Final = {
 _AREA: Final = "security_area"
 XDIST_WORKER_ENV: Final = "PYTEST_XDIST_WORKER"
 _RESULTS: list[dict[str, str]] = []
+# The fixtures through which a test uses the deployed stacks (`stack` and every fixture built
+# on it takes `stack_name`); a test that takes none of them is `stackless`.
+_DEPLOYED: Final = frozenset({"stack_name", "first_stack", "both_stacks", "deployments"})
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -89,6 +92,12 @@ def pytest_configure(config: pytest.Config) -> None:
         "cross_stack: uses dev and prod side by side (given to every test that takes "
         "`both_stacks`, so a run can select the tests of one stack alone: scripts/test.sh)",
     )
+    config.addinivalue_line(
+        "markers",
+        "stackless: uses no deployed stack (given to every test that takes none of `stack`, "
+        "`first_stack`, `both_stacks`: throwaway stacks, images, scripts' refusals), so "
+        "scripts/test.sh runs them beside the fault tests of the deployed stacks",
+    )
     # A stack that cannot be verified stops the run here, with one line; found while
     # parametrizing, it failed every test file's collection, each with a traceback.
     selected_stacks(config)
@@ -125,8 +134,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if here not in item.path.parents:
             continue  # this hook sees every layer's items; only e2e ones are ours
-        if "both_stacks" in getattr(item, "fixturenames", ()):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if "both_stacks" in fixtures:
             item.add_marker(pytest.mark.cross_stack)
+        if not fixtures & _DEPLOYED:
+            item.add_marker(pytest.mark.stackless)
         if item.get_closest_marker("rotation_load") and not opted_in:
             item.add_marker(pytest.mark.skip(reason="opt-in: run with -m rotation_load"))
         marker = item.get_closest_marker("security")

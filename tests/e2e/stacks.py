@@ -190,6 +190,10 @@ def _run(*argv: str) -> tuple[int, str]:
     return proc.returncode, proc.stdout + proc.stderr
 
 
+def _down(name: str) -> tuple[int, str]:
+    return _run("-m", "infra.apply", "down", "--stack", name)
+
+
 class NotDeployed(Exception):
     """The stack is not running healthy, and this session may not deploy it."""
 
@@ -287,13 +291,19 @@ class Deployments:
         if os.environ.get(KEEP_ENV):
             return
         problems = []
+        # The firewall rules one stack after the other (each run edits the host's iptables),
+        # then the stacks' removals side by side: each mostly waits for the engine (graceful
+        # stops, container and image removals) and touches only its own stack's objects.
         for name in self.owned:
             code, output = _run("-m", "infra.firewall", "down", "--stack", name)
             if code not in (0, 3):
                 problems.append(f"firewall down {name} failed (exit {code}):\n{output}")
-            code, output = _run("-m", "infra.apply", "down", "--stack", name)
-            if code != 0:
-                problems.append(f"down {name} failed (exit {code}):\n{output}")
+        with ThreadPoolExecutor(max_workers=max(1, len(self.owned))) as pool:
+            downs = pool.map(_down, self.owned)
+            for name, (code, output) in zip(self.owned, downs, strict=True):
+                if code != 0:
+                    problems.append(f"down {name} failed (exit {code}):\n{output}")
+        for name in self.owned:
             remaining = leftovers(self.client, name)
             if remaining:
                 problems.append(f"after down, stack {name} still has: {', '.join(remaining)}")

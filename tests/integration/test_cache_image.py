@@ -127,6 +127,27 @@ def test_image__runs_as_its_default_uid_with_a_healthcheck_and_no_secrets(image:
     assert "ENCRYPTION_KEY" not in history
 
 
+# Run by the image's interpreter: which of these it can import, and whether the app's modules
+# were byte-compiled at build time (the root filesystem is read-only at runtime).
+_INSTALLED = """import importlib.util, json, os
+found = {name: importlib.util.find_spec(name) for name in
+         ("secure_cache", "redis", "cryptography", "uvicorn", "pip", "setuptools")}
+main = found["secure_cache"] and importlib.util.find_spec("secure_cache.__main__").origin
+compiled = bool(main) and os.path.exists(importlib.util.cache_from_source(main))
+print(json.dumps({"importable": sorted(n for n, s in found.items() if s), "compiled": compiled}))
+"""
+
+
+def test_image__holds_the_app_and_its_pins_compiled_and_no_installer(image: str) -> None:
+    """app/Dockerfile makes the venv without pip (Debian's pip wheel installs into it): neither
+    pip nor setuptools may remain in the image, as when they were uninstalled after the fact."""
+    done = _docker("run", "--rm", "--network", "none", "--entrypoint", "python3", image,
+                   "-c", _INSTALLED)  # fmt: skip
+    report = json.loads(done.stdout)
+    assert report["importable"] == ["cryptography", "redis", "secure_cache", "uvicorn"]
+    assert report["compiled"] is True
+
+
 def test_container__serves_the_http_api_against_tls_redis(
     container: dict[str, Any], tls_redis: TlsRedisServer, tmp_path: Path
 ) -> None:

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from infra.pulumi_names import CONTAINER
-from infra.render import RenderedResource, RenderedStack, render_stack
+
+if TYPE_CHECKING:
+    # The program and Pulumi's SDK load on the first render, not with this file: pytest loads
+    # it for every collection of tests/unit, also the `--collect-only` runs of one file that
+    # tests/unit/test_script_usage.py starts (1.5 s of CPU each for the imports alone).
+    from infra.render import RenderedResource, RenderedStack
 
 STACKS = ("dev", "prod")
 
@@ -33,6 +38,8 @@ def _signal_handlers_kept() -> Iterator[None]:
 
 def rendered(stack: str) -> RenderedStack:
     if stack not in _CACHE:
+        from infra.render import render_stack  # noqa: PLC0415 - see the imports above
+
         _CACHE[stack] = render_stack(stack)
     return _CACHE[stack]
 
