@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,8 @@ import pytest
 from infra.settings import REPO_ROOT
 
 _WAIT_S = 60.0
+# Processes started before one is caught at the moment a test wants (_at_the_moment).
+_ATTEMPTS = 5
 
 
 def _caught(pid: int, signum: int, mask: str = "SigCgt") -> bool:
@@ -67,20 +71,92 @@ def _finish(process: subprocess.Popen[str]) -> tuple[int, str, str]:
     return process.returncode, out, err
 
 
+@contextlib.contextmanager
+def _frozen(process: subprocess.Popen[str]) -> Iterator[None]:
+    """`process` stopped (SIGSTOP) until the block ends, so what the test sees of it is still
+    true when the test signals it. Without this, a test process starved for seconds on a
+    loaded machine sent its signal long after the moment it had seen: the plan had finished
+    (a fresh-clone CI run at load 13-16, 2026-12-02). A signal sent meanwhile waits, pending,
+    until SIGCONT."""
+    os.kill(process.pid, signal.SIGSTOP)
+    try:
+        # SIGSTOP takes effect on the process's way back to user mode: wait until it has (or
+        # has ended, which the caller sees).
+        while _state(process.pid) not in ("T", "Z", "X"):
+            time.sleep(0.001)
+        yield
+    finally:
+        os.kill(process.pid, signal.SIGCONT)
+
+
+def _state(pid: int) -> str:
+    """The process's state letter (proc(5): R running, S sleeping, T stopped, Z zombie...)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def _first_line(process: subprocess.Popen[str]) -> str:
+    """The first line `process` printed, read a byte at a time: a buffered read could take
+    more than the line, which _printed (the pipe, not Python's buffer) would then miss."""
+    assert process.stdout is not None
+    line = b""
+    while not line.endswith(b"\n"):
+        byte = os.read(process.stdout.fileno(), 1)
+        if not byte:
+            break
+        line += byte
+    return line.decode()
+
+
+def _printed(process: subprocess.Popen[str]) -> bool:
+    """Whether `process` wrote to its stdout since the test last read it (or closed it)."""
+    assert process.stdout is not None
+    return bool(select.select([process.stdout], [], [], 0)[0])
+
+
+def _at_the_moment(
+    tmp_path: Path,
+    action: str,
+    ready: Callable[[subprocess.Popen[str]], bool],
+    first: Callable[[subprocess.Popen[str]], None] = lambda _process: None,
+) -> subprocess.Popen[str]:
+    """`action` started, `first` run on it, then the process frozen, again and again, until
+    `ready` accepts a moment before it printed anything more (`ready` signals it there and
+    returns True, or returns False to be asked again). A process that printed first is past
+    the moment: it is killed and another one tried."""
+    for attempt in range(_ATTEMPTS):
+        directory = tmp_path / f"attempt-{attempt}"
+        directory.mkdir()
+        process = _start(directory, action)
+        first(process)
+        deadline = time.monotonic() + _WAIT_S
+        while True:
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "never reached the moment the test wants"
+            with _frozen(process):
+                if _printed(process):
+                    break  # past the moment: another process
+                if ready(process):
+                    return process
+            time.sleep(0.005)
+        process.kill()
+        process.communicate()
+    pytest.fail(f"{_ATTEMPTS} processes in a row went past the moment before the test saw it")
+
+
 @pytest.mark.parametrize("action", ["up", "plan"])
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_interrupted_while_its_modules_load__one_line_and_exit_3(
     tmp_path: Path, action: str, signum: int
 ) -> None:
-    process = _start(tmp_path, action)
-    # infra/apply.py handles SIGTERM from its first lines on, before the slow imports: once
-    # it does, the imports are running (they take a second or more; nothing is printed yet).
-    deadline = time.monotonic() + _WAIT_S
-    while not _caught(process.pid, signal.SIGTERM):
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, "infra.apply never handled SIGTERM"
-        time.sleep(0.005)
-    process.send_signal(signum)
+    def loading(process: subprocess.Popen[str]) -> bool:
+        # infra/apply.py handles SIGTERM from its first lines on, before the slow imports:
+        # once it does and has printed nothing, the imports are running (a second or more).
+        if not _caught(process.pid, signal.SIGTERM):
+            return False
+        process.send_signal(signum)
+        return True
+
+    process = _at_the_moment(tmp_path, action, loading)
     code, out, err = _finish(process)
     assert (code, out) == (3, ""), err
     assert err == "apply: error: interrupted while starting; nothing was read or changed\n"
@@ -92,12 +168,18 @@ def test_plan_interrupted_during_the_render__one_line_and_exit_3(
     tmp_path: Path, delay_s: float
 ) -> None:
     """The first line is printed just before the render (0.3-1 s; Pulumi's mock runtime)."""
-    process = _start(tmp_path, "plan")
-    assert process.stdout is not None
-    first = process.stdout.readline()
-    assert "local applier, not Pulumi" in first, first
-    time.sleep(delay_s)
-    process.send_signal(signal.SIGINT)
+    first: list[str] = []
+
+    def into_the_render(process: subprocess.Popen[str]) -> None:
+        first.append(_first_line(process))
+        time.sleep(delay_s)
+
+    def signal_it(process: subprocess.Popen[str]) -> bool:
+        process.send_signal(signal.SIGINT)
+        return True
+
+    process = _at_the_moment(tmp_path, "plan", signal_it, into_the_render)
+    assert "local applier, not Pulumi" in first[-1], first
     code, out, err = _finish(process)
     assert "plan finished" not in out, "the signal came after the plan had finished"
     assert code == 3, err
