@@ -77,13 +77,11 @@ if [ "$wheelhouse_only" = 1 ]; then
     exit 0
 fi
 log "wheelhouse ready in $(elapsed "$start"); building $tag"
-# The legacy builder keeps a multi-stage build's first stage as untagged images. Building
-# that stage under a temporary tag first lets exactly those images be removed afterwards
-# (the second build reuses it from the cache).
-stage_tag="secure-redis-app-build-stage:$$-$RANDOM"
-trap 'docker image rm --force "$stage_tag" >/dev/null 2>&1 || true' EXIT
-docker build --quiet --target build --tag "$stage_tag" "$ROOT/app" >/dev/null \
-    || die "docker build (build stage) failed; see the output above"
+# The legacy builder keeps a multi-stage build's first stage as an untagged image, the build
+# cache every build of app/Dockerfile shares (README, "down" removes the stack's images). It
+# is left there: removing it here (it was built under a temporary tag, removed on exit) took
+# it from under a stack's image builds running at the same time, which failed with
+# "invalid from flag value build: No such image" (CI, 2026-12-02, the deploy beside the tests).
 docker build --quiet --tag "$tag" "${labels[@]}" "$ROOT/app" >/dev/null \
     || die "docker build failed; see the output above"
 log "built $tag in $(elapsed "$start")"

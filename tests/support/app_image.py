@@ -48,7 +48,9 @@ def built_app_image() -> Iterator[str]:
     try:
         yield tag
     finally:
-        docker("image", "rm", "--force", tag)
+        # Only the tag's own image: its untagged parents are build cache that builds running
+        # at the same time (a stack's deploy) may be using.
+        docker("image", "rm", "--force", "--no-prune", tag)
 
 
 def write_material(directory: Path, files: Mapping[str, tuple[bytes, int]]) -> Path:
