@@ -147,6 +147,17 @@ class ProbeError(RuntimeError):
     """The stack cannot be observed (not running, a probe failed)."""
 
 
+class NotTrusted(ProbeError):
+    """A container holding the app's or the probe's name is not the stack's own (its labels,
+    or the image the stack's state records for the app): it was neither asked nor removed.
+    The message is the whole refusal, with the way on."""
+
+
+def _short_id(image_id: str) -> str:
+    """An image ID as `docker images` shows it (12 hex digits)."""
+    return image_id.removeprefix("sha256:")[:12] or "(none)"
+
+
 def fingerprint(value: str) -> str:
     """A short, one-way name for a (non-secret) hash, for display and comparison."""
     return hashlib.sha256(value.encode()).hexdigest()[:12]
@@ -354,14 +365,15 @@ class Probe:
         containers = {"redis": self._started(self.redis), "app": self._started(self.app)}
         return snapshot_of(containers, redis_files, app)
 
-    def served_issuer(self) -> str | None:
+    def served_issuer(self, app_image: str | None) -> str | None:
         """The serial of the CA in Redis's volume that issued the certificate Redis presents
         to a new connection (None: none of them). Two execs, not a snapshot: the app's API
-        need not answer, and the app need not run (`_served`)."""
+        need not answer, and the app need not run (`_served`). `app_image`: the image ID the
+        stack's state records for the app container (None: it records none)."""
         (bundle,) = self._files(self.redis, (f"{REDIS_DIR}/ca.crt",))
-        return issuer_serial(self._served(), bundle)
+        return issuer_serial(self._served(app_image), bundle)
 
-    def _served(self) -> str:
+    def _served(self, app_image: str | None) -> str:
         """The certificate Redis presents to the app's identity (SERVED_ONLY). Where from is
         decided here only: inside the app container when it runs; else from a short-lived
         copy of it (`_beside`), so a stopped app does not keep an operator from retiring a
@@ -372,23 +384,56 @@ class Probe:
         # Only the stack's own app is trusted to show what Redis serves: whatever else holds
         # its name (made by hand, another account, another stack) could print any certificate,
         # and a wrong one here retires a CA Redis still serves (retire_refusal).
-        if (why := self._not_ours(app.attrs, Role.APP)) is not None:
-            raise ProbeError(f"{self.app}: {why}; it is not looked at")
+        if (why := self._not_ours(app.attrs, Role.APP, app_image)) is not None:
+            raise NotTrusted(self._untrusted(self.app, why))
         if app.status == "running":
             return self._exec(self.app, argv)
-        return self._beside(app.attrs, argv)
+        return self._beside(app.attrs, argv, app_image)
 
-    def _not_ours(self, found: dict[str, Any], role: Role) -> str | None:
-        """Why the container `found` (its `docker inspect`) is not this stack's of `role`."""
+    def _not_ours(self, found: dict[str, Any], role: Role, image: str | None) -> str | None:
+        """Why the container `found` (its `docker inspect`) is not this stack's of `role`
+        running `image`, the image ID the stack's state records for the app. Labels alone
+        are not enough: whoever may use the engine can put any label on a container of any
+        image, but not make the state record its image."""
         labels = (found.get("Config") or {}).get("Labels") or {}
-        if labels.get(STACK_LABEL) == self.stack and labels.get(ROLE_LABEL) == role.value:
-            return None
+        if labels.get(STACK_LABEL) != self.stack or labels.get(ROLE_LABEL) != role.value:
+            return (
+                f"it is not labelled {STACK_LABEL}={self.stack} and {ROLE_LABEL}={role.value}, "
+                "so this stack did not make it"
+            )
+        if image is None:
+            return (
+                "the stack's state records no image for its app (an up was interrupted before "
+                "it made the app), so nothing tells the stack's app from a look-alike"
+            )
+        if (runs := str(found.get("Image") or "")) != image:
+            return (
+                f"it runs image {_short_id(runs)}, not {_short_id(image)}, the one the stack's "
+                "state records for its app, so this stack's applier did not make it (labels "
+                "can be put on any container)"
+            )
+        return None
+
+    def _untrusted(self, name: str, why: str) -> str:
+        """NotTrusted's message: what `name` is, that nothing was changed, and the way on."""
+        redis = object_name(self.stack, "redis")
+        if name == self.app:
+            again = (
+                f"once it is gone, stop Redis (`docker stop {redis}`): the up is then not "
+                "asked, makes the app anew from the image its state records and starts Redis "
+                "from its volume's files, which the retire keeps"
+            )
+        else:
+            again = "once it is gone, the short-lived copy of the app can be made"
         return (
-            f"it is not labelled {STACK_LABEL}={self.stack} and {ROLE_LABEL}={role.value}, so "
-            "this stack did not make it"
+            f"{name}: {why}; it was left alone (neither asked nor removed) and nothing was "
+            "changed. The next up "
+            "retires a CA, and only the stack's own app may show which certificate Redis "
+            f"serves. See who made it (`docker inspect {name}`) and remove it if it is no one's "
+            f"(`docker rm -f {name}`); {again}; then run the same command again"
         )
 
-    def _beside(self, app: dict[str, Any], argv: list[str]) -> str:
+    def _beside(self, app: dict[str, Any], argv: list[str], app_image: str | None) -> str:
         """`argv`'s output in a container like the stopped app `app` (its `docker inspect`):
         its image, uid and volumes (read-only), on the backend network only, confined as the
         app is (read-only root, no capabilities, no-new-privileges, its memory, CPU and nproc
@@ -408,7 +453,7 @@ class Probe:
             for u in host.get("Ulimits") or []
         ]
         with _observing(name):
-            self._remove_left(name)  # one an interrupted probe left
+            self._remove_left(name, app_image)  # one an interrupted probe left
             container = self.client.containers.create(
                 app["Image"],
                 argv[1:],
@@ -437,18 +482,19 @@ class Probe:
             raise ProbeError(f"{name}: {argv[0]} exited {code}: {text.strip()[-300:]}")
         return text
 
-    def _remove_left(self, name: str) -> None:
-        """Remove the probe container `name` an interrupted probe left; one this stack did not
-        make (another account's, a look-alike) is never removed: a ProbeError instead, and
-        the retire is refused (unobserved_refusal) until its owner removes it."""
+    def _remove_left(self, name: str, app_image: str | None) -> None:
+        """Remove the probe container `name` an interrupted probe left (labelled as the
+        stack's app, of the app's recorded image); one this stack did not make (another
+        account's, a look-alike) is never removed: NotTrusted instead, and the retire is
+        refused until its owner removes it."""
         from docker.errors import NotFound  # noqa: PLC0415 - as in __init__
 
         try:
             left = self.client.containers.get(name)
         except NotFound:
             return
-        if (why := self._not_ours(left.attrs, Role.APP)) is not None:
-            raise ProbeError(f"a container {name} already exists and {why}; it was left alone")
+        if (why := self._not_ours(left.attrs, Role.APP, app_image)) is not None:
+            raise NotTrusted(self._untrusted(name, f"it already exists and {why}"))
         with suppress(NotFound):
             left.remove(force=True)
 
@@ -751,6 +797,7 @@ __all__ = [
     "ROUND_TRIP",
     "SERVED_ONLY",
     "SERVED_PROBE",
+    "NotTrusted",
     "Probe",
     "ProbeError",
     "acl_fingerprints",

@@ -101,11 +101,14 @@ def test_fault__app_not_running__the_served_certificate_is_still_read_for_the_re
     it is as much not running (a stopped app's retire was run on s80, README), and it comes
     back at once, with no restart and no health wait (the test takes a few seconds)."""
     probe = rotation_probe.Probe(stack.name, stack.settings.redis_port)
-    from_inside = probe.served_issuer()
+    # The image the app runs stands for the one its state records (infra/apply.py
+    # `recorded_image`): a stack deployed with the Pulumi CLI has no local state.
+    image = docker_client.containers.get(stack.app).attrs["Image"]
+    from_inside = probe.served_issuer(image)
     assert from_inside is not None
     docker_client.api.pause(stack.app)
     try:
-        assert probe.served_issuer() == from_inside
+        assert probe.served_issuer(image) == from_inside
         copies = docker_client.containers.list(
             all=True, filters={"name": stack.object(rotation_probe.SERVED_PROBE)}
         )

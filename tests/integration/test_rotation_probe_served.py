@@ -1,13 +1,16 @@
 """infra/rotation_probe.py `Probe._served` against real containers that are not the stack's: a
 container holding the app's name that the stack did not make is never asked what Redis serves
 (its answer decides whether a CA is retired), and a container holding the short-lived probe's
-name that the stack did not make is never removed.
+name that the stack did not make is never removed. What the stack made is told by its labels
+and by the image its state records for the app: labels can be put on any container.
 
-Real Docker, the base image only (debian:bookworm-slim, scripts/bootstrap-base-image.sh); the
-containers are created, never started, under a stack name no deploy uses."""
+Real Docker, the base image only (debian:bookworm-slim, scripts/bootstrap-base-image.sh, and an
+image made from it here with one more label, no network); the containers are created, never
+started, under a stack name no deploy uses."""
 
 from __future__ import annotations
 
+import io
 import secrets
 from collections.abc import Iterator
 from contextlib import suppress
@@ -17,9 +20,11 @@ import pytest
 from docker.errors import DockerException, NotFound
 
 from infra.naming import ROLE_LABEL, STACK_LABEL, Role, object_name
-from infra.rotation_probe import SERVED_PROBE, Probe, ProbeError
+from infra.rotation_probe import SERVED_PROBE, NotTrusted, Probe, ProbeError
 
 IMAGE = "debian:bookworm-slim"
+# An image ID no image has: what a state records for an app whose image is gone.
+ELSEWHERE = "sha256:" + "0" * 64
 
 
 @pytest.fixture
@@ -42,8 +47,24 @@ def stack(client: docker.DockerClient) -> Iterator[str]:
             client.containers.get(object_name(name, role)).remove(force=True)
 
 
-def _create(client: docker.DockerClient, name: str, labels: dict[str, str]) -> None:
-    client.containers.create(IMAGE, ["true"], name=name, labels=labels)
+@pytest.fixture
+def other_image(client: docker.DockerClient) -> Iterator[str]:
+    """The ID of an image other than IMAGE (IMAGE and a label), removed afterwards."""
+    dockerfile = io.BytesIO(f"FROM {IMAGE}\nLABEL io.secure-redis.test=probe\n".encode())
+    image, _ = client.images.build(fileobj=dockerfile, rm=True, pull=False)
+    yield str(image.id)
+    with suppress(DockerException):
+        client.images.remove(str(image.id), force=True)
+
+
+def _create(
+    client: docker.DockerClient, name: str, labels: dict[str, str], image: str = IMAGE
+) -> None:
+    client.containers.create(image, ["true"], name=name, labels=labels)
+
+
+def _image_id(client: docker.DockerClient) -> str:
+    return str(client.images.get(IMAGE).id)
 
 
 def test_served__an_app_the_stack_did_not_make_is_not_asked(
@@ -52,7 +73,7 @@ def test_served__an_app_the_stack_did_not_make_is_not_asked(
     _create(client, object_name(stack, "app"), {})  # a look-alike: unlabelled
 
     with pytest.raises(ProbeError, match=r"not labelled io\.secure-redis\.stack="):
-        Probe(stack, 6379)._served()
+        Probe(stack, 6379)._served(_image_id(client))
     with pytest.raises(NotFound):  # nothing was run in its image either
         client.containers.get(object_name(stack, SERVED_PROBE))
 
@@ -66,5 +87,52 @@ def test_served__a_probe_name_held_by_another_is_left_alone(
     _create(client, squatter, {STACK_LABEL: "someone-else", ROLE_LABEL: Role.APP.value})
 
     with pytest.raises(ProbeError, match="already exists and it is not labelled"):
-        Probe(stack, 6379)._served()
+        Probe(stack, 6379)._served(_image_id(client))
     assert client.containers.get(squatter).labels[STACK_LABEL] == "someone-else"
+
+
+def test_served__an_app_labelled_as_the_stacks_but_of_another_image_is_not_asked(
+    client: docker.DockerClient, stack: str
+) -> None:
+    """The labels are right, the image is not the one the state records: a look-alike
+    (anyone who may use the engine can label a container), never asked, never removed."""
+    app = object_name(stack, "app")
+    _create(client, app, {STACK_LABEL: stack, ROLE_LABEL: Role.APP.value})
+
+    with pytest.raises(NotTrusted) as refused:
+        Probe(stack, 6379)._served(ELSEWHERE)
+    text = str(refused.value)
+    assert f"runs image {_image_id(client).removeprefix('sha256:')[:12]}, not 000000000000" in text
+    assert "nothing was changed" in text
+    assert f"docker rm -f {app}" in text
+    assert f"docker stop {object_name(stack, 'redis')}" in text
+    with pytest.raises(NotFound):  # nothing was run in its image
+        client.containers.get(object_name(stack, SERVED_PROBE))
+    assert client.containers.get(app).attrs["Image"] == _image_id(client)  # left alone
+
+
+def test_served__no_image_recorded_for_the_app__it_is_not_asked(
+    client: docker.DockerClient, stack: str
+) -> None:
+    _create(client, object_name(stack, "app"), {STACK_LABEL: stack, ROLE_LABEL: Role.APP.value})
+
+    with pytest.raises(NotTrusted, match="state records no image for its app"):
+        Probe(stack, 6379)._served(None)
+    with pytest.raises(NotFound):
+        client.containers.get(object_name(stack, SERVED_PROBE))
+
+
+def test_served__a_probe_labelled_as_the_stacks_but_of_another_image_is_left_alone(
+    client: docker.DockerClient, stack: str, other_image: str
+) -> None:
+    """The stack's app (stopped, of the recorded image) passes; a container holding the
+    probe's name with the stack's labels but another image is not one an interrupted probe
+    left, and is not removed."""
+    ours = {STACK_LABEL: stack, ROLE_LABEL: Role.APP.value}
+    _create(client, object_name(stack, "app"), ours)
+    squatter = object_name(stack, SERVED_PROBE)
+    _create(client, squatter, ours, image=other_image)
+
+    with pytest.raises(NotTrusted, match=r"already exists and it runs image \w{12}, not "):
+        Probe(stack, 6379)._served(_image_id(client))
+    assert client.containers.get(squatter).attrs["Image"] == other_image

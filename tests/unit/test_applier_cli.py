@@ -576,3 +576,25 @@ def test_cli__a_rekey_interrupted_leaves_the_state_sealed_with_one_passphrase_an
         "dev.lock",
         "dev.state",
     ]
+
+
+@pytest.mark.usefixtures("no_passphrase")
+def test_cli__the_app_image_the_retire_guard_trusts_is_the_one_the_state_records(
+    tmp_path: Path,
+) -> None:
+    """infra/apply.py `_retire_refusal` trusts only an app container running the image its
+    state records (tests/integration/test_rotation_probe_served.py has the containers): the
+    app's own record, not another container's; none while an interrupted up left it
+    unfinished."""
+    project = _project(tmp_path)
+    store = _as_if_up(project)
+    state = store.load()
+    assert state is not None
+    urn, app = next((u, r) for u, r in state.resources.items() if u.endswith("::app-container"))
+    image = "sha256:" + "a" * 64
+    state.resources[urn] = ResourceState(app.type, app.name, app.id, app.inputs, {"imageId": image})
+    assert apply.recorded_image(state, "secure-redis-dev-app") == image
+    assert apply.recorded_image(state, "secure-redis-prod-app") is None
+    state.resources[urn] = ResourceState(app.type, app.name, app.id, app.inputs, {INCOMPLETE: True})
+    assert apply.recorded_image(state, "secure-redis-dev-app") is None
+    assert apply.recorded_image(None, "secure-redis-dev-app") is None
