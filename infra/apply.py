@@ -305,14 +305,14 @@ def _act(action: str, stack: str, project_dir: Path, store: StateStore) -> None:
             f"stack {stack}: local applier, not Pulumi: removing every object labelled "
             f"io.secure-redis.stack={stack}, and its state"
         )
-        with store.locked():
+        with store.locked("down"):
             applier.down(stack, recorded=_state_for_down(store))
             if store.remove():
                 say(f"removed the state {store.path}")
     elif action == "plan":
         _plan_or_up(action, stack, project_dir, store)
     else:
-        with store.locked():
+        with store.locked("up"):
             _plan_or_up(action, stack, project_dir, store)
 
 
@@ -643,12 +643,38 @@ def _rekey(store: StateStore) -> int:
             file=sys.stderr,
         )
         return 2
-    with store.locked():
-        store.rekey(new)
+    with store.locked("rekey"):
+        done = store.rekey(new)
+    stack = store.stack
     say(
-        f"the state of stack {store.stack} ({store.path}) is sealed with the passphrase in "
+        f"the state of stack {stack} ({store.path}) is sealed with the passphrase in "
         f"{NEW_PASSPHRASE_ENV}: put it in {PASSPHRASE_ENV} from now on"
     )
+    for left in done.removed:
+        say(f"removed {left}, a copy of the state an interrupted write had left")
+    old = f"the key file {done.key_file}" if done.key_file else "the old passphrase"
+    # rekey re-seals only the state file: a copy made before (a backup, a copied directory)
+    # still opens with the old credential, and holds the very secrets the stack runs with,
+    # which re-sealing does not change (README, "The state is encrypted at rest").
+    say(
+        f"copies of {store.path.name} made before this rekey (backups, a copied "
+        f".secure-redis) still open with {old}: replace them with copies of the re-sealed "
+        "file; and if the old credential may be known to someone, rotate what it protects "
+        f"(`scripts/rotate.sh {stack} all`): re-sealing changes no key or password"
+    )
+    if done.key_file is None:
+        return 0
+    if others := [s for s in done.key_file_sealing if s != stack]:
+        say(
+            f"{done.key_file} still seals the state of stack(s) {', '.join(others)}: keep it "
+            "until they are re-sealed too (`python -m infra.apply rekey --stack <stack>`)"
+        )
+    else:
+        say(
+            f"{done.key_file} now seals no state here and opens only such older copies: "
+            f"remove it (`rm {done.key_file}`) once you keep none you may need (without "
+            f"{PASSPHRASE_ENV}, the next new state makes a new key file)"
+        )
     return 0
 
 

@@ -24,6 +24,7 @@ file and the fix, and never a value from the state.
 
 from __future__ import annotations
 
+import datetime as dt
 import errno
 import fcntl
 import json
@@ -31,7 +32,7 @@ import os
 import secrets
 import stat
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -135,6 +136,19 @@ class StackState:
         return cls(stack=stack, resources=resources)
 
 
+@dataclass(frozen=True)
+class Rekeyed:
+    """What `StateStore.rekey` did, for its report."""
+
+    state: StackState
+    key_file: Path | None
+    """The key file the state was sealed with before, when it was (else None)."""
+    removed: list[Path]
+    """Leftover temporary copies of the state removed (`_remove_leftover_copies`)."""
+    key_file_sealing: list[str]
+    """The stacks whose state the key file still seals (only when `key_file` is set)."""
+
+
 def seal(plaintext: bytes, *, stack: str, mode: bytes, salt: bytes, key: bytes) -> bytes:
     """header | nonce | AES-256-GCM(plaintext), the header and stack name authenticated."""
     header = MAGIC + mode + salt
@@ -167,6 +181,15 @@ def open_sealed(blob: bytes, *, stack: str, key: bytes, where: Path, key_source:
             f"state file {where} does not decrypt with {key_source}: the key is wrong, or the "
             f"file was modified, truncated or belongs to another stack; nothing was deployed"
         ) from None
+
+
+def _decrypted(blob: bytes, stack: str, key: bytes) -> bytes | None:
+    """open_sealed's plaintext, or None when `key` does not open `blob`."""
+    header, rest = blob[:HEADER_BYTES], blob[HEADER_BYTES:]
+    try:
+        return AESGCM(key).decrypt(rest[:NONCE_BYTES], rest[NONCE_BYTES:], _aad(header, stack))
+    except InvalidTag:
+        return None
 
 
 def _require_floor(passphrase: str, variable: str, what: str) -> None:
@@ -253,17 +276,128 @@ class StateStore:
             f"use the new one in {PASSPHRASE_ENV}"
         )
 
-    def rekey(self, new_passphrase: str) -> StackState:
+    def rekey(self, new_passphrase: str) -> Rekeyed:
         """Seal the stack's state again with `new_passphrase` (a fresh salt), having opened it
         with the passphrase or key file in use; the file is replaced atomically, so it is
-        sealed with the one or the other, never neither. Returns the state."""
+        sealed with the one or the other, never neither. Then the copies of it that an
+        interrupted write left are removed (`_leftover_copies`). Run under `locked()`. Every
+        refusal says which credential is wrong and what to set, never a passphrase."""
         _require_floor(new_passphrase, NEW_PASSPHRASE_ENV, "a state is sealed again")
-        state = self.load()
-        if state is None:
-            raise StateError(f"stack {self.stack} has no state at {self.path}: nothing to re-seal")
+        if self.directory.parent.exists():
+            self._check_directories()
+        try:
+            blob = self.path.read_bytes()
+        except FileNotFoundError:
+            raise StateError(
+                f"stack {self.stack} has no state at {self.path}: nothing to re-seal, nothing "
+                "was changed (a stack deployed from another checkout keeps its state there: "
+                "run rekey there, or pass its directory with --project-dir)"
+            ) from None
+        except OSError as exc:
+            raise StateError(f"state file {self.path} cannot be read: {exc.strerror}") from None
+        mode, salt = parse_header(blob, self.path)
+        plaintext = self._open_to_rekey(blob, mode, salt, new_passphrase)
+        state = StackState.from_bytes(self.stack, plaintext, self.path)
+        if mode == MODE_PASSPHRASE and self._passphrase == new_passphrase:
+            raise StateError(
+                f"{NEW_PASSPHRASE_ENV} holds the passphrase the state of stack {self.stack} is "
+                f"sealed with already (the one in {PASSPHRASE_ENV}): nothing to re-seal, "
+                f"nothing was changed. Put the new passphrase in {NEW_PASSPHRASE_ENV}"
+            )
+        was = self.key_file if mode == MODE_KEY_FILE else None
         self._passphrase, self._key = new_passphrase, None
         self.save(state)
-        return state
+        return Rekeyed(
+            state=state,
+            key_file=was,
+            removed=self._remove_leftover_copies(),
+            key_file_sealing=self._sealed_with_key_file() if was else [],
+        )
+
+    def _open_to_rekey(self, blob: bytes, mode: bytes, salt: bytes, new: str) -> bytes:
+        """The plaintext of `blob`, or a StateError naming the credential that is wrong and
+        the one to set. A state that opens with the new passphrase alone was re-sealed by an
+        earlier rekey: said so, rather than "wrong passphrase"."""
+        stack, where = self.stack, self.path
+        nothing = "nothing was changed"
+        if mode == MODE_KEY_FILE and self._passphrase is not None:
+            raise StateError(
+                f"the state of stack {stack} ({where}) is sealed with the key file "
+                f"{self.key_file}, not a passphrase, and {PASSPHRASE_ENV} is set: rekey opens "
+                f"it with the key file only when {PASSPHRASE_ENV} is unset (`env -u "
+                f"{PASSPHRASE_ENV} python -m infra.apply rekey --stack {stack}`; the new "
+                f"passphrase stays in {NEW_PASSPHRASE_ENV}); {nothing}"
+            )
+        if mode == MODE_KEY_FILE:
+            key = self._key_file_key(creating=False)
+            if (plaintext := _decrypted(blob, stack, key)) is not None:
+                return plaintext
+            raise StateError(
+                f"the key file {self.key_file} does not open the state of stack {stack} "
+                f"({where}): it is not the key file the state was sealed with (one from another "
+                f"checkout, or made anew), or the state file was modified; {nothing}. Put back "
+                "the key file the state was sealed with, then run rekey again"
+            )
+        if self._passphrase is not None:
+            current = derive_key(self._passphrase, salt)
+            if (plaintext := _decrypted(blob, stack, current)) is not None:
+                return plaintext
+        if _decrypted(blob, stack, derive_key(new, salt)) is not None:
+            raise StateError(
+                f"the state of stack {stack} ({where}) is sealed with the passphrase in "
+                f"{NEW_PASSPHRASE_ENV} already (an earlier rekey took): nothing to re-seal, "
+                f"{nothing}. Put that passphrase in {PASSPHRASE_ENV} from now on"
+            )
+        if self._passphrase is None:
+            raise StateError(
+                f"the state of stack {stack} ({where}) is sealed with a passphrase, and "
+                f"{PASSPHRASE_ENV} is not set: rekey opens the state with its current "
+                f"passphrase in {PASSPHRASE_ENV} and seals it with the new one in "
+                f"{NEW_PASSPHRASE_ENV}; {nothing}. Set {PASSPHRASE_ENV} to the current one "
+                f"(`read -rs {PASSPHRASE_ENV}; export {PASSPHRASE_ENV}`) and run rekey again"
+            )
+        raise StateError(
+            f"the passphrase in {PASSPHRASE_ENV} is not the one the state of stack {stack} "
+            f"({where}) is sealed with, nor is the one in {NEW_PASSPHRASE_ENV}; {nothing}. "
+            f"Set {PASSPHRASE_ENV} to the passphrase `up` and `status` use for this stack "
+            "(the current one) and run rekey again; if no passphrase you have opens it, the "
+            "file was modified or replaced: restore it from a copy"
+        )
+
+    def _remove_leftover_copies(self) -> list[Path]:
+        """Remove the temporary files `_write_atomically` left for this stack's state (a
+        process killed between their write and the rename: SIGKILL, a power cut), and return
+        them. Each is a sealed copy of the state, under whatever credential sealed it then,
+        so after a rekey it is a copy the old credential opens. Nothing is lost: the applier
+        never reads them, and the one `up` saves before its first change (infra/apply.py) is
+        renamed before the engine is touched, so no material only such a copy holds is in
+        use. Only under `locked()`: no other run of this stack is writing one then."""
+        removed = []
+        for leftover in sorted(self.directory.glob(f".{self.path.name}.*.tmp")):
+            if leftover.is_symlink() or not leftover.is_file():
+                continue
+            try:
+                leftover.unlink()
+            except FileNotFoundError:
+                continue
+            removed.append(leftover)
+        if removed:
+            _fsync_directory(self.directory)
+        return removed
+
+    def _sealed_with_key_file(self) -> list[str]:
+        """The stacks whose state in this directory is sealed with the key file (the header,
+        which is not encrypted, says; nothing is decrypted)."""
+        stacks = []
+        for other in sorted(self.directory.glob("*.state")):
+            try:
+                with other.open("rb") as f:
+                    header = f.read(len(MAGIC) + 1)
+            except OSError:
+                continue
+            if header == MAGIC + MODE_KEY_FILE:
+                stacks.append(other.name.removesuffix(".state"))
+        return stacks
 
     def save(self, state: StackState) -> None:
         self._ensure_directory()
@@ -278,9 +412,11 @@ class StateStore:
         _write_atomically(self.path, blob)
 
     @contextmanager
-    def locked(self) -> Iterator[None]:
-        """One `up` or `down` of a stack at a time (like the Pulumi backends' update lock):
-        an exclusive lock on `<stack>.lock`, refused at once when another process holds it."""
+    def locked(self, action: str = "up") -> Iterator[None]:
+        """One `up`, `down` or `rekey` (`action`) of a stack at a time (like the Pulumi
+        backends' update lock): an exclusive lock on `<stack>.lock`, refused at once when
+        another process holds it. The holder writes its pid, action and start into the file
+        (no secret), so the refusal can name it; it empties the file when it lets go."""
         self._ensure_directory()
         lock = self.directory / f"{self.stack}.lock"
         try:
@@ -294,17 +430,43 @@ class StateStore:
                 f"lock file {lock} is a symbolic link, which nothing here makes; remove it "
                 "(and find out who made it)"
             ) from None
+        held = False
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise StateError(
-                    f"another up or down of stack {self.stack} is running (it holds "
-                    f"{self.directory / self.stack}.lock); wait for it to finish"
-                ) from None
+                raise StateError(self._lock_held(lock, _lock_holder(fd), action)) from None
+            held = True
+            _record_holder(fd, action)
             yield
         finally:
+            if held:
+                with suppress(OSError):
+                    os.ftruncate(fd, 0)  # no stale holder for the next refusal to name
             os.close(fd)  # closing releases the lock
+
+    def _lock_held(self, lock: Path, holder: dict[str, Any] | None, action: str) -> str:
+        """The refusal of `action` while another process holds `lock`: who (when it recorded
+        itself), that nothing was changed, and how to go on."""
+        if holder is None:
+            who = (
+                "another process (it recorded no holder: an applier from before 2026-12-03, "
+                f"or one taking the lock this instant; `fuser -v {lock}` shows it)"
+            )
+            wait, stop = "it has", "that process"
+        else:
+            pid, theirs = holder["pid"], holder["action"]
+            who = (
+                f"a running `{theirs}` (pid {pid}, since {holder['since']}; `ps -o "
+                f"pid,etime,args -p {pid}` shows it)"
+            )
+            wait, stop = f"that {theirs} has", f"it (`kill {pid}`)"
+        return (
+            f"the state of stack {self.stack} is locked by {who}, which may be writing it; "
+            f"nothing was changed. Run {action} again once {wait} finished; if it hangs, stop "
+            f"{stop}: its lock goes with it. Do not remove {lock.name}: that stops nothing and "
+            "lets two runs write the state at once"
+        )
 
     def remove(self) -> bool:
         try:
@@ -396,6 +558,38 @@ def _check_owned_directory(path: Path, *, others: int, fix: str) -> None:
         raise StateError(f"{what} {path} is open to others (mode {mode:04o}); {fix} {path}")
 
 
+# Actions that take the lock (infra/apply.py); a record naming another is not trusted.
+LOCKING_ACTIONS: Final = ("up", "down", "rekey")
+
+
+def _record_holder(fd: int, action: str) -> None:
+    """Write this process as the lock's holder into the lock file `fd` (which it holds)."""
+    since = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    record = json.dumps({"pid": os.getpid(), "action": action, "since": since}).encode()
+    with suppress(OSError):  # the lock holds without the record; the refusal then says less
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, record, 0)
+
+
+def _lock_holder(fd: int) -> dict[str, Any] | None:
+    """The holder recorded in the lock file `fd` (another process holds the lock), or None:
+    none recorded, not a record, or its pid no longer runs (then another process holds it)."""
+    try:
+        holder = json.loads(os.pread(fd, 256, 0))
+        pid, action, since = holder["pid"], holder["action"], holder["since"]
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    if not (isinstance(pid, int) and pid > 0 and action in LOCKING_ACTIONS):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # it runs, as another user
+    return {"pid": pid, "action": action, "since": str(since)[:20]}
+
+
 def _create_atomically(path: Path, data: bytes) -> bool:
     """Like _write_atomically, but only where `path` does not exist yet (a hard link of the
     complete temporary file, refused when a file is there): False, and nothing changed, then."""
@@ -452,6 +646,7 @@ __all__ = [
     "NEW_PASSPHRASE_ENV",
     "PASSPHRASE_ENV",
     "STATE_DIR",
+    "Rekeyed",
     "ResourceState",
     "StackState",
     "StateError",

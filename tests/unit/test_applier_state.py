@@ -242,7 +242,7 @@ def test_state__a_second_up_of_the_same_stack_is_refused_while_one_runs(
 ) -> None:
     with key_file_store.locked():
         other = StateStore(tmp_path, "dev", environ={})
-        busy = pytest.raises(StateError, match="another up or down of stack dev is running")
+        busy = pytest.raises(StateError, match="the state of stack dev is locked by a running")
         with busy, other.locked():
             pass
         with StateStore(tmp_path, "prod", environ={}).locked():
