@@ -548,7 +548,7 @@ class Transport(BaseTransport):
         def run(commands: Commands) -> list[Reply]:
             with _unavailable_on_failure():
                 conn.send_packed_command((pack_many(list(commands)),), False)
-                return _outcome([_reply(conn) for _ in commands])
+                return _outcome(_replies(conn, len(commands)))
 
         try:
             yield run
@@ -627,6 +627,15 @@ async def _areply(conn: _AsyncTlsConnection) -> Reply:
         return await conn.read_response()
     except ResponseError as exc:
         return exc
+
+
+async def _areplies(conn: _AsyncTlsConnection, count: int) -> list[Reply]:
+    """See _replies."""
+    replies: list[Reply] = []
+    while len(replies) < count:
+        replies.append(await _areply(conn))
+        _drain(conn, replies, count)
+    return replies
 
 
 # A caller's commands in a coalesced write: (chunks, replies to read, where they go).
@@ -794,7 +803,7 @@ class AsyncTransport(BaseTransport):
         async def run(commands: Commands) -> list[Reply]:
             with _unavailable_on_failure():
                 await conn.send_packed_command((pack_many(list(commands)),), False)
-                return _outcome([await _areply(conn) for _ in commands])
+                return _outcome(await _areplies(conn, len(commands)))
 
         try:
             yield run

@@ -26,7 +26,7 @@ from secure_cache.transport import (
     _AsyncTlsConnection,
     _TlsConnection,
 )
-from tests.support.cache_env import cache_environ
+from tests.support.cache_env import cache_environ, rotation_environ
 from tests.support.tls_redis import TlsRedisServer
 
 BATCH = 100
@@ -34,6 +34,12 @@ BATCH = 100
 
 def _config(server: TlsRedisServer, tmp_path: Path) -> TransportConfig:
     settings = load_settings(cache_environ(server, tmp_path / "s"))
+    return TransportConfig.from_settings(settings, retries=0)
+
+
+def _rotation_config(server: TlsRedisServer, tmp_path: Path) -> TransportConfig:
+    """The rotation pass's identity: its ACL user may run MULTI/EXEC (infra/redis_acl.py)."""
+    settings = load_settings(rotation_environ(server, tmp_path / "r"))
     return TransportConfig.from_settings(settings, retries=0)
 
 
@@ -133,3 +139,43 @@ def test_coalesced_callers__each_get_their_own_replies_mostly_from_the_reader(
         loop.run_until_complete(run())
     finally:
         loop.close()
+
+
+def test_a_session_s_transaction__reads_its_queued_replies_from_the_reader(
+    tls_redis: TlsRedisServer, tmp_path: Path, reads: list[int]
+) -> None:
+    # What a rotation batch sends (client.rotate): MULTI, its SETs, EXEC.
+    sets = [(b"SET", b"cache:drain:t%d" % i, b"%d" % i) for i in range(BATCH)]
+    transport = Transport(_rotation_config(tls_redis, tmp_path))
+    try:
+        with transport.session() as run:
+            replies = run([(b"MULTI",), *sets, (b"EXEC",)])
+    finally:
+        transport.close()
+    assert replies[0] == b"OK"
+    assert replies[1:-1] == [b"QUEUED"] * BATCH
+    assert replies[-1] == [b"OK"] * BATCH
+    assert len(reads) < BATCH // 4
+
+
+def test_an_async_session_s_transaction__reads_its_queued_replies_from_the_reader(
+    tls_redis: TlsRedisServer, tmp_path: Path, reads: list[int]
+) -> None:
+    sets = [(b"SET", b"cache:drain:u%d" % i, b"%d" % i) for i in range(BATCH)]
+
+    async def run() -> list[Any]:
+        transport = AsyncTransport(_rotation_config(tls_redis, tmp_path))
+        try:
+            async with transport.session() as send:
+                return await send([(b"MULTI",), *sets, (b"EXEC",)])
+        finally:
+            await transport.close()
+
+    loop = asyncio.new_event_loop()
+    try:
+        replies = loop.run_until_complete(run())
+    finally:
+        loop.close()
+    assert replies[1:-1] == [b"QUEUED"] * BATCH
+    assert replies[-1] == [b"OK"] * BATCH
+    assert len(reads) < BATCH // 4
