@@ -86,7 +86,7 @@ def cache(shell: str, tls_redis: TlsRedisServer, tmp_path: Path) -> Iterator[Sec
 def app_image() -> Iterator[str]:
     """The app image, built once per session (per pytest-xdist worker) for every module that
     runs it (test_cache_image.py, test_exporter_image.py), not once per module: a build took
-    17-35 s in CI on the 2-core machine, since scripts/build-app-image.sh removes its build
-    stage afterwards, so the next build starts without that cache."""
+    17-35 s in CI on the 2-core machine when scripts/build-app-image.sh still removed its
+    build stage afterwards, and each build still copies the app and its wheelhouse anew."""
     with built_app_image() as tag:
         yield tag
