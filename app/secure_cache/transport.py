@@ -437,13 +437,14 @@ def _reply(conn: _TlsConnection) -> Reply:
 
 def _drain(conn: Any, replies: list[Reply], count: int) -> None:
     """Append to `replies`, up to `count` in all, the replies the connection's hiredis reader
-    has already parsed: no socket read, error replies returned as _reply returns them.
+    has already parsed: no socket read, error replies returned as _reply returns them, and
+    one redis-py raises (_fatal) the last taken.
 
     A batch's replies mostly arrive together: set_many's 100 `+OK`s each went through
-    redis-py's read_response (its host string, parser call and checks), about 6,000
-    instructions a reply; taken here, a pipelined 1 KiB SET+GET pair ran 7% fewer
-    instructions (cachegrind, 86,100 -> 80,200, 2026-12-03, docs/benchmark.md). Sync and
-    async connections share it, with the checks their read_response makes on a reply."""
+    redis-py's read_response (its host string, parser call and checks; on asyncio a read
+    timeout armed and cancelled), about 6,000 instructions a reply. Taken here, a pipelined
+    1 KiB SET+GET pair runs 6% fewer instructions and 50 asyncio tasks on one client 37%
+    fewer (cachegrind, 2026-12-03, docs/benchmark.md "Replies taken from the buffer")."""
     reader = getattr(conn._parser, "_reader", None)  # None: disconnected, or not hiredis
     if reader is None:
         return
@@ -451,11 +452,27 @@ def _drain(conn: Any, replies: list[Reply], count: int) -> None:
         reply = reader.gets()
         if reply is NOT_ENOUGH_DATA:
             return
-        if isinstance(reply, RedisConnectionError) or (
-            type(reply) is list and reply and isinstance(reply[0], RedisConnectionError)
-        ):
-            raise reply if isinstance(reply, RedisConnectionError) else reply[0]
         replies.append(reply)
+        if _fatal(reply) is not None:
+            return  # nothing after it is read; its owner raises it (_checked)
+
+
+def _fatal(reply: Reply) -> BaseException | None:
+    """The error redis-py's read_response raises for this reply instead of returning it (a
+    ConnectionError such as WRONGPASS, alone or first in an array), else None."""
+    if isinstance(reply, RedisConnectionError):
+        return reply
+    if type(reply) is list and reply and isinstance(reply[0], RedisConnectionError):
+        return reply[0]
+    return None
+
+
+def _checked(replies: list[Reply]) -> list[Reply]:
+    """`replies`, or the first of them redis-py would have raised, raised."""
+    for reply in replies:
+        if (error := _fatal(reply)) is not None:
+            raise error
+    return replies
 
 
 def _replies(conn: _TlsConnection, count: int) -> list[Reply]:
@@ -465,6 +482,8 @@ def _replies(conn: _TlsConnection, count: int) -> list[Reply]:
     while len(replies) < count:
         replies.append(_reply(conn))
         _drain(conn, replies, count)
+        if (error := _fatal(replies[-1])) is not None:
+            raise error
     return replies
 
 
@@ -635,6 +654,8 @@ async def _areplies(conn: _AsyncTlsConnection, count: int) -> list[Reply]:
     while len(replies) < count:
         replies.append(await _areply(conn))
         _drain(conn, replies, count)
+        if (error := _fatal(replies[-1])) is not None:
+            raise error
     return replies
 
 
@@ -762,15 +783,18 @@ class AsyncTransport(BaseTransport):
             await conn.send_packed_command(chunks, False)
             # Every caller's replies in one list, read as _replies reads them: a flush of
             # 50 single GETs has 50 replies, mostly already in the buffer after the first.
+            # Nothing is read past a reply redis-py raises; the callers before its owner
+            # still get their replies, as when each read its own.
             total = sum([count for _, count, _ in batch])
             got: list[Reply] = []
             taken = 0
             for _, count, done in batch:
-                while len(got) < taken + count:
+                end = taken + count
+                while len(got) < end and not (got and _fatal(got[-1])):
                     got.append(await _areply(conn))
                     _drain(conn, got, total)
-                replies = got[taken : taken + count]
-                taken += count
+                replies = _checked(got[taken:end])
+                taken = end
                 delivered += 1
                 if not done.done():
                     _deliver(done, replies)

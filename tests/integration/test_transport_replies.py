@@ -179,3 +179,32 @@ def test_an_async_session_s_transaction__reads_its_queued_replies_from_the_reade
     assert replies[1:-1] == [b"QUEUED"] * BATCH
     assert replies[-1] == [b"OK"] * BATCH
     assert len(reads) < BATCH // 4
+
+
+def test_a_connection_error_reply_among_coalesced_callers__fails_its_owner_and_those_after(
+    tls_redis: TlsRedisServer, tmp_path: Path
+) -> None:
+    # With no retries, what each caller gets is what its read gave it: the callers before
+    # the WRONGPASS reply were answered, as when each caller read its own reply.
+    async def run() -> list[Any]:
+        transport = AsyncTransport(_config(tls_redis, tmp_path))
+        try:
+            for i in range(10):
+                await transport.execute(b"SET", b"cache:drain:c%d" % i, b"%d" % i)
+            return await asyncio.gather(
+                *(transport.execute(b"GET", b"cache:drain:c%d" % i) for i in range(5)),
+                transport.execute(b"AUTH", b"app", b"not-the-password"),
+                *(transport.execute(b"GET", b"cache:drain:c%d" % i) for i in range(5, 10)),
+                return_exceptions=True,
+            )
+        finally:
+            await transport.close()
+
+    loop = asyncio.new_event_loop()
+    try:
+        got = loop.run_until_complete(run())
+    finally:
+        loop.close()
+    assert got[:5] == [b"0", b"1", b"2", b"3", b"4"]
+    assert all(isinstance(result, BackendUnavailable) for result in got[5:]), got[5:]
+    assert "AuthenticationError" in str(got[5])
