@@ -1,0 +1,172 @@
+"""Inputs nobody planned for, at the project's user-facing readers: a stack file's YAML (its
+keys, and numbers of thousands of digits), the cache client's secret-file variables and its
+command line, and the policy checker's JSON files.
+
+Each reader must give an error a user can act on: one that says what and where, on lines a
+terminal shows as written (no raw escape sequence or newline from the input), never a
+traceback or "an error it does not handle", never a secret. tests/unit/test_fuzz_entry_points.py
+draws whole environments and argument lists; this file draws the shapes it did not reach
+(YAML scalars in their every spelling, keys with control characters, over-long numbers) and
+pins the cases found that way. Example counts are small and drawn the same way every run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from infra import apply
+from infra.settings import SettingsError, load_settings, load_stack_file
+from tests.support.fuzzing import fuzz_settings
+
+_EXPLORE, _SCALE = fuzz_settings(os.environ)
+BOUNDED = settings(
+    max_examples=30 * _SCALE,
+    derandomize=not _EXPLORE,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+SECRET = "S3cretValue-do-not-echo-0123456789abcdef"  # checkov:skip=CKV_SECRET_6: a marker
+# More decimal digits than int() and str() accept (sys.get_int_max_str_digits(), 4300).
+HUGE_DECIMAL = "9" * 5000
+HUGE_HEX = "0x" + "f" * 5000  # int() reads it (base 16 has no limit); str() of it fails
+
+
+def _run(entry: Callable[[], int | None]) -> tuple[int, str]:
+    """An entry point's exit code and all it printed; an exception other than SystemExit
+    propagates (the failure looked for)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = entry()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 2
+    return int(code or 0), out.getvalue() + err.getvalue()
+
+
+def _terminal_safe(message: str) -> None:
+    """Every line prints as written (the input's control characters escaped) and fits a
+    screen (the input's long strings cut)."""
+    for line in message.splitlines():
+        assert line.isprintable(), f"a raw control character: {line!r}"
+        assert len(line) <= 1000, f"a line of {len(line)} characters"
+
+
+# -- Pulumi.<stack>.yaml ---------------------------------------------------------------------
+
+BASE = (
+    "config:\n"
+    "  secure-redis:environment: development\n"
+    "  secure-redis:appHostPort: 18145\n"
+    "  secure-redis:runtimeIdSlot: 85\n"
+)
+SETTINGS = ["environment", "appHostPort", "redisPort", "appCpus", "keyPrefix", "tlsMinVersion"]
+# Scalars as YAML spells them: every one of these is read by YAML as an int, float, bool,
+# null, date or string, and some as nothing Python can print.
+yaml_scalars = st.one_of(
+    st.integers().map(str),
+    st.sampled_from(
+        [
+            *(HUGE_DECIMAL, HUGE_HEX, "0o" + "7" * 6000, "-" + HUGE_DECIMAL, "1" + "0" * 4000),
+            *("0x46a1", "1_000", "5:02:25", ".nan", "-.inf", "1e400", "~", "null", "yes", "Off"),
+            *("2024-01-01", "1.30", "''", "[]", "{}", "[a, b]", "{secure: AAAA}", "!!binary YQ=="),
+        ]
+    ),
+    st.floats().map(repr),
+    st.text(max_size=30).map(json.dumps),  # a double-quoted YAML string, escapes and all
+)
+yaml_keys = st.one_of(
+    st.sampled_from(SETTINGS).map(lambda k: f"secure-redis:{k}"),
+    st.sampled_from(SETTINGS),
+    st.sampled_from(["docker:host", "pulumi:x", "1", "true", "~", "0x" + "f" * 900, "9" * 1000]),
+    st.text(min_size=1, max_size=30).map(json.dumps),
+)
+
+
+@BOUNDED
+@given(entries=st.lists(st.tuples(yaml_keys, yaml_scalars), max_size=5))
+def test_stack_file__any_scalar_or_key_is_a_settings_error_a_terminal_shows_as_written(
+    tmp_path_factory: pytest.TempPathFactory, entries: list[tuple[str, str]]
+) -> None:
+    root = tmp_path_factory.mktemp("stack")
+    body = "".join(f"  {key}: {value}\n" for key, value in entries)
+    (root / "Pulumi.s85.yaml").write_text(BASE + body)
+    try:
+        load_settings("s85", load_stack_file("s85", root))
+    except SettingsError as exc:
+        _terminal_safe(str(exc))
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        f"  secure-redis:redisPort: {HUGE_DECIMAL}\n",
+        f"  secure-redis:redisPort: {HUGE_HEX}\n",
+        f"  docker:host: {HUGE_HEX}\n",
+        f"  {HUGE_HEX[:900]}: 1\n  {HUGE_HEX[:900]}: 2\n",
+    ],
+    ids=["decimal-value", "hex-value", "hex-docker-host", "hex-key-twice"],
+)
+def test_stack_file__a_number_of_thousands_of_digits_is_exit_2_with_its_line(
+    tmp_path: Path, line: str
+) -> None:
+    """It was exit 3, "an error the applier does not handle (a bug: report it)": int() refuses
+    a decimal of more than 4300 digits with a ValueError, and str() such an int read from hex."""
+    (tmp_path / "Pulumi.s85.yaml").write_text(BASE + line)
+    code, text = _run(
+        lambda: apply.main(["plan", "--stack", "s85", "--project-dir", str(tmp_path)])
+    )
+    assert code == 2, text
+    assert "does not handle" not in text
+    assert "Pulumi.s85.yaml" in text, text
+    assert "line 5" in text or "set twice" in text, text
+    _terminal_safe(text)
+
+
+@pytest.mark.parametrize(
+    "key", ['"secure-redis:a\\e[2Jb"', '"secure-redis:a\\nb"', '"x\\e]0;title\\a:y"']
+)
+def test_stack_file__a_key_with_control_characters_is_named_escaped(
+    tmp_path: Path, key: str
+) -> None:
+    """An unknown key was printed raw: an escape sequence in it cleared the screen (or set
+    the terminal's title), a newline split the error line."""
+    (tmp_path / "Pulumi.s85.yaml").write_text(BASE + f"  {key}: 1\n")
+    with pytest.raises(SettingsError) as raised:
+        load_settings("s85", load_stack_file("s85", tmp_path))
+    message = str(raised.value)
+    _terminal_safe(message)
+    assert "\\x1b" in message or "\\n" in message, message
+
+
+def test_stack_file__a_key_set_twice_is_named_escaped(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.s85.yaml").write_text(BASE + '  "a\\e[2J": 1\n  "a\\e[2J": 2\n')
+    with pytest.raises(SettingsError, match="set twice") as raised:
+        load_stack_file("s85", tmp_path)
+    _terminal_safe(str(raised.value))
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (f'["ssh://u:{SECRET}@h"]', "docker:host is a list; set it to one URL"),
+        ("{secure: AAAABBBB}", "docker:host is a secret value (not shown); set it to one URL in"),
+    ],
+)
+def test_stack_file__a_docker_host_that_is_no_single_url_says_so(
+    tmp_path: Path, value: str, shown: str
+) -> None:
+    """A list was read as the URL "['ssh://...']": the message named "a ['ssh:// URL"."""
+    (tmp_path / "Pulumi.s85.yaml").write_text(BASE + f"  docker:host: {value}\n")
+    with pytest.raises(SettingsError) as raised:
+        load_settings("s85", load_stack_file("s85", tmp_path))
+    assert shown in str(raised.value)
+    assert SECRET not in str(raised.value)
