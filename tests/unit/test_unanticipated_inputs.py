@@ -16,6 +16,7 @@ import contextlib
 import io
 import json
 import os
+import string
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from hypothesis import strategies as st
 
 from infra import apply
 from infra.settings import SettingsError, load_settings, load_stack_file
+from policies import check
 from tests.support.fuzzing import fuzz_settings
 
 _EXPLORE, _SCALE = fuzz_settings(os.environ)
@@ -170,3 +172,70 @@ def test_stack_file__a_docker_host_that_is_no_single_url_says_so(
         load_settings("s85", load_stack_file("s85", tmp_path))
     assert shown in str(raised.value)
     assert SECRET not in str(raised.value)
+
+
+# -- python -m policies.check: its JSON files --------------------------------------------------
+
+RECORD = {"type": "docker:index/container:Container", "name": "kv", "props": {"image": "r:7"}}
+# Numbers too long for int() (the first three), and other odd ones, in JSON documents.
+json_numbers = st.sampled_from(
+    [HUGE_DECIMAL, "-" + HUGE_DECIMAL, "1" + "0" * 4400, "1e999999", "-0", "1E400", "0.0"]
+)
+too_long = st.sampled_from([HUGE_DECIMAL, "-" + HUGE_DECIMAL, "1" + "0" * 4400])
+bad_records = st.one_of(
+    json_numbers.map(lambda n: f"[{n}]"),
+    json_numbers.map(lambda n: f'{{"all": {n}}}'),
+    # In a record's props only too long ones: a usable record would start the pack too.
+    too_long.map(lambda n: json.dumps([{**RECORD, "props": {"x": 0}}]).replace("0}", n + "}")),
+)
+# Only configs the reader refuses: a usable one would start the policy pack (a second each).
+bad_configs = st.one_of(
+    too_long.map(lambda n: f'{{"all": {n}}}'),
+    st.tuples(too_long, st.text(string.ascii_letters, min_size=1, max_size=8)).map(
+        lambda t: f'{{"{t[1]}": {{"enforcementLevel": {t[0]}}}}}'
+    ),
+)
+
+
+@BOUNDED
+@given(
+    payload=st.one_of(bad_records.map(lambda p: (p, False)), bad_configs.map(lambda p: (p, True)))
+)
+def test_policies_check__any_number_in_a_file_is_exit_2_naming_the_file(
+    tmp_path_factory: pytest.TempPathFactory, payload: tuple[str, bool]
+) -> None:
+    """A number of thousands of digits was "could not process this input (ValueError); check
+    the file against `python -m infra.preview`", also in a policy config."""
+    text, as_config = payload
+    root = tmp_path_factory.mktemp("check")
+    (root / "bad.json").write_text(text)
+    (root / "records.json").write_text(json.dumps([RECORD]))
+    argv = (
+        ["--resources", str(root / "records.json"), "--config", str(root / "bad.json")]
+        if as_config
+        else ["--resources", str(root / "bad.json")]
+    )
+    code, out = _run(lambda: check.run([*argv, "--stack-name", "qa"], out=io.StringIO()))
+    assert code == 2, out
+    assert "could not process this input" not in out, out
+    _terminal_safe(out)
+
+
+@pytest.mark.parametrize("as_config", [False, True], ids=["resources", "config"])
+def test_policies_check__a_number_of_thousands_of_digits_names_the_file(
+    tmp_path: Path, as_config: bool
+) -> None:
+    (tmp_path / "bad.json").write_text(f'{{"all": {HUGE_DECIMAL}}}' if as_config else "[1]")
+    (tmp_path / "records.json").write_text(f"[{HUGE_DECIMAL}]")
+    if as_config:
+        (tmp_path / "records.json").write_text(json.dumps([RECORD]))
+    argv = (
+        ["--resources", str(tmp_path / "records.json"), "--config", str(tmp_path / "bad.json")]
+        if as_config
+        else ["--resources", str(tmp_path / "records.json")]
+    )
+    code, text = _run(lambda: check.run([*argv, "--stack-name", "qa"], out=io.StringIO()))
+    assert code == 2
+    what = "policy config" if as_config else "resources file"
+    assert f"error: {what} {tmp_path}" in text, text
+    assert "holds a number of thousands of digits" in text, text
