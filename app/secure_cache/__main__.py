@@ -176,7 +176,19 @@ def _serve() -> int:
 
 def main(argv: Sequence[str] | None = None, *, prog: str = MODULE_PROG) -> int:
     """Run one command; `prog` is how the usage and error lines name the program."""
-    args = _parser(prog).parse_args(argv)
+    parser = _parser(prog)
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command == "set":
+        # What is left over may be the rest of an unquoted value (`set k my secret words`) or
+        # a value that starts with '-', which argparse reads as an option: not echoed.
+        parser.exit(
+            EXIT_USAGE,
+            f"{prog} set: error: {len(extra)} argument(s) more than KEY [VALUE] [--ttl N] (not "
+            "shown: they may be part of the value); quote a value with spaces, write one that "
+            f"starts with '-' after `--` ({prog} set KEY -- -VALUE), or pass it on stdin\n",
+        )
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "healthcheck":
         return _healthcheck(args.url)
     _configure_logging()

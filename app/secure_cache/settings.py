@@ -486,7 +486,7 @@ def _secret(
         )
         return None
     if path is not None:
-        text = read_text_file(file_var, path, problems)
+        text = read_text_file(file_var, path, problems, secret=True)
         if text is None:
             return None
         value = text.strip()
@@ -501,10 +501,12 @@ def _secret(
     return None
 
 
-def read_text_file(var: str, path: str, problems: list[str]) -> str | None:
+def read_text_file(var: str, path: str, problems: list[str], *, secret: bool = False) -> str | None:
     """The UTF-8 text of the file `var` names, or None with the problem appended (never its
-    content); every file this package reads from its configuration goes through here."""
-    data = _read_bytes(var, path, problems, hint=" (mode 0400, owned by it)")
+    content); every file this package reads from its configuration goes through here.
+    `secret`: the file holds a secret, so `path` may be the secret itself, set by mistake
+    (`REDIS_PASSWORD_FILE=$(cat pw)`); a value that may be one is then not echoed."""
+    data = _read_bytes(var, path, problems, hint=" (mode 0400, owned by it)", secret=secret)
     if data is None:
         return None
     try:
@@ -544,30 +546,49 @@ def read_file(path: str) -> bytes:
     return data
 
 
-def _read_bytes(var: str, path: str, problems: list[str], *, hint: str = "") -> bytes | None:
+def _read_bytes(
+    var: str, path: str, problems: list[str], *, hint: str = "", secret: bool = False
+) -> bytes | None:
     try:
         return read_file(path)
-    except FileNotFoundError:
-        problems.append(f"{var}={path} does not exist; mount the file or fix the path.")
-    except PermissionError:
-        problems.append(
+    except OSError as exc:
+        if secret and _may_be_the_secret(path):
+            problems.append(
+                f"{var} names no file it can read (its value is not shown: it may be the "
+                f"secret itself); write the secret into a file and set {var} to that file's "
+                "path."
+            )
+        else:
+            problems.append(_unreadable(var, path, exc, hint))
+    return None
+
+
+def _may_be_the_secret(value: str) -> bool:
+    """Whether a secret's _FILE value may be the secret itself, set by mistake
+    (`REDIS_PASSWORD_FILE=$(cat pw)`), which "<VAR>=<value> does not exist" printed in full:
+    it holds no '/' (a password or token: infra/secretgen.py draws them from letters and
+    digits), or it reads as data keys (base64, which may hold a '/')."""
+    return "/" not in value or any(_decode_key(t) for t in _KEY_SPLIT_RE.split(value) if t)
+
+
+def _unreadable(var: str, path: str, exc: OSError, hint: str) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return f"{var}={path} does not exist; mount the file or fix the path."
+    if isinstance(exc, PermissionError):
+        return (
             f"{var}={path} is not readable by uid {os.getuid()}; make the file readable by "
             f"the user the process runs as{hint}."
         )
-    except IsADirectoryError:
-        problems.append(f"{var}={path} is a directory; point it at the file itself.")
-    except _NotRegular:
-        problems.append(
+    if isinstance(exc, IsADirectoryError):
+        return f"{var}={path} is a directory; point it at the file itself."
+    if isinstance(exc, _NotRegular):
+        return (
             f"{var}={path} is not a regular file (a pipe, socket or device); point it at the "
             "file itself."
         )
-    except _TooLarge:
-        problems.append(
-            f"{var}={path} is larger than 1 MiB; point it at the file that holds only the value."
-        )
-    except OSError as exc:
-        problems.append(f"{var}={path} could not be read ({type(exc).__name__}).")
-    return None
+    if isinstance(exc, _TooLarge):
+        return f"{var}={path} is larger than 1 MiB; point it at the file that holds only the value."
+    return f"{var}={path} could not be read ({type(exc).__name__})."
 
 
 def _ca_file(

@@ -12,6 +12,7 @@ pins the cases found that way. Example counts are small and drawn the same way e
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import json
@@ -27,6 +28,9 @@ from hypothesis import strategies as st
 from infra import apply
 from infra.settings import SettingsError, load_settings, load_stack_file
 from policies import check
+from secure_cache import __main__ as cli
+from secure_cache.errors import ConfigurationError
+from secure_cache.settings import load_settings as load_cache_settings
 from tests.support.fuzzing import fuzz_settings
 
 _EXPLORE, _SCALE = fuzz_settings(os.environ)
@@ -239,3 +243,91 @@ def test_policies_check__a_number_of_thousands_of_digits_names_the_file(
     what = "policy config" if as_config else "resources file"
     assert f"error: {what} {tmp_path}" in text, text
     assert "holds a number of thousands of digits" in text, text
+
+
+# -- the cache client: a secret's _FILE variable, and `set` ------------------------------------
+
+DATA_KEY = "q8/tZ0sUeQ9xv2ZyV+1Xk3n6JcB4bWm7aLp0HrG5dYI="  # 32 bytes of base64, with '/'
+SECRET_FILE_VARS = (
+    "REDIS_PASSWORD_FILE",
+    "REDIS_ENCRYPTION_KEY_FILE",
+    "REDIS_ENCRYPTION_PREVIOUS_KEYS_FILE",
+)
+# Secrets as infra/secretgen.py makes them (letters and digits; data keys in base64), and
+# lists of keys as REDIS_ENCRYPTION_PREVIOUS_KEYS holds them.
+secrets_set_as_paths = st.one_of(
+    st.text(string.ascii_letters + string.digits, min_size=16, max_size=64),
+    st.binary(min_size=32, max_size=32).map(lambda b: base64.b64encode(b).decode()),
+    st.just(DATA_KEY),
+    st.just(f"{DATA_KEY}, {DATA_KEY.replace('q', 'r')}"),
+    st.just(DATA_KEY.replace("+", "-").replace("/", "_")),  # URL-safe, as settings.py reads too
+)
+
+
+@BOUNDED
+@given(var=st.sampled_from(SECRET_FILE_VARS), value=secrets_set_as_paths)
+def test_cache_settings__a_secret_set_where_its_file_path_belongs_is_not_echoed(
+    var: str, value: str
+) -> None:
+    """`REDIS_PASSWORD_FILE=$(cat pw)`: "REDIS_PASSWORD_FILE=<the password> does not exist"."""
+    env = {"ENVIRONMENT": "development", var: value}
+    with pytest.raises(ConfigurationError) as raised:
+        load_cache_settings(env)
+    message = str(raised.value)
+    assert value not in message
+    assert all(part not in message for part in value.split(", "))
+    assert f"{var} names no file it can read" in message, message
+
+
+def test_cache_settings__a_missing_file_path_is_still_shown(tmp_path: Path) -> None:
+    """The guard above hides only what may be a secret: a path is where the fault is."""
+    path = str(tmp_path / "not-mounted" / "redis-password")
+    with pytest.raises(ConfigurationError) as raised:
+        load_cache_settings({"ENVIRONMENT": "development", "REDIS_PASSWORD_FILE": path})
+    assert f"REDIS_PASSWORD_FILE={path} does not exist; mount the file" in str(raised.value)
+
+
+@BOUNDED
+@given(
+    # Starting with a letter: argparse takes "-123" for a negative number, a VALUE.
+    value=st.text(string.ascii_letters + string.digits, min_size=8, max_size=30).map("x".__add__),
+    shape=st.sampled_from(["dash", "words", "after-ttl", "option-like"]),
+)
+def test_cache_cli__set_never_echoes_what_may_be_its_value(
+    value: str, shape: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`set k -VALUE` and `set k my secret words` were "unrecognized arguments: <value>"; and
+    the message did not say how to pass such a value."""
+    monkeypatch.setenv("ENVIRONMENT", "development")
+    argv = {
+        "dash": ["set", "k", f"-{value}"],
+        "words": ["set", "k", "first", value, value[::-1]],
+        "after-ttl": ["set", "k", "v", "--ttl", "5", value],
+        "option-like": ["set", "k", f"--{value}"],
+    }[shape]
+    code, text = _run(lambda: cli.main(argv))
+    assert code == 2
+    assert value not in text, text
+    assert value[::-1] not in text, text
+    assert "set KEY -- -VALUE" in text, text
+    assert len(text.strip().splitlines()) == 1
+
+
+def test_cache_cli__other_commands_still_name_the_argument_they_do_not_know(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "development")
+    code, text = _run(lambda: cli.main(["get", "k", "--bogus"]))
+    assert code == 2
+    assert "unrecognized arguments: --bogus" in text
+
+
+def test_exporter_settings__a_password_set_where_its_file_path_belongs_is_not_echoed() -> None:
+    """The exporter reads its password file through the same reader (settings.py)."""
+    from secure_cache.redis_exporter import ExporterSettings  # noqa: PLC0415 - redis client
+
+    password = "Pw" * 16
+    with pytest.raises(ConfigurationError) as raised:
+        ExporterSettings.from_env({"REDIS_PASSWORD_FILE": password})
+    assert password not in str(raised.value)
+    assert "REDIS_PASSWORD_FILE names no file it can read" in str(raised.value)
