@@ -135,13 +135,23 @@ def _healthcheck(url: str | None) -> int:
         url = f"http://127.0.0.1:{port}/healthz"
     try:
         parts = urlsplit(url)
-        host = parts.hostname
+        scheme, netloc, host = parts.scheme, parts.netloc, parts.hostname
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
-        host = None
-    if parts.scheme != "http" or host not in _LOCAL_HOSTS:
+        # urlsplit itself refuses an unclosed '[' ("http://[::1"): `parts` was unbound then,
+        # and the check below raised UnboundLocalError, a traceback.
+        scheme, netloc, host = "", "", None
+    if "@" in netloc:
+        # Not echoed: user:password@ (urllib does not send it; "did not answer" printed it).
         print(
-            "healthcheck: only probes the local service: http://127.0.0.1:<port>/healthz",
+            "healthcheck: /healthz takes no credentials; drop user:password@ from --url",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if scheme != "http" or host not in _LOCAL_HOSTS:
+        print(
+            "healthcheck: only probes the local service: http://127.0.0.1:<port>/healthz "
+            "(a port from 1 to 65535)",
             file=sys.stderr,
         )
         return EXIT_USAGE

@@ -18,6 +18,7 @@ import io
 import json
 import os
 import string
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -331,3 +332,41 @@ def test_exporter_settings__a_password_set_where_its_file_path_belongs_is_not_ec
         ExporterSettings.from_env({"REDIS_PASSWORD_FILE": password})
     assert password not in str(raised.value)
     assert "REDIS_PASSWORD_FILE names no file it can read" in str(raised.value)
+
+
+# URLs in pieces, so that the odd ones (an unclosed '[', user:password@) come up often.
+urls = st.one_of(
+    st.tuples(
+        st.sampled_from(["http://", "https://", "", "ftp://"]),
+        st.sampled_from(["", f"u:{SECRET}@", "@"]),
+        st.sampled_from(["127.0.0.1", "localhost", "[::1]", "[::1", "::1]", "[", "h", ""]),
+        st.sampled_from(["", ":1", ":99999", ":x", ":"]),
+        st.sampled_from(["", "/healthz", "/%", "?#"]),
+    ).map("".join),
+    st.text(max_size=20),
+)
+
+
+@BOUNDED
+@given(url=urls)
+def test_cache_cli__healthcheck_any_url_is_an_exit_code_never_a_traceback(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`healthcheck --url 'http://[::1'` was an UnboundLocalError traceback (urlsplit refused
+    it before `parts` was bound), and a --url's user:password@ was echoed in "did not answer".
+    tests/unit/test_fuzz_entry_points.py leaves healthcheck out (it would probe a port)."""
+
+    def refused(*_args: object, **_kwargs: object) -> None:
+        raise OSError("refused")  # nothing is probed: a drawn URL may name a real local port
+
+    monkeypatch.setattr(urllib.request, "urlopen", refused)
+    code, text = _run(lambda: cli.main(["healthcheck", "--url", url]))
+    assert code in (1, 2), text
+    assert SECRET not in text
+    assert "Traceback" not in text
+
+
+def test_cache_cli__healthcheck_an_unclosed_bracket_is_exit_2() -> None:
+    code, text = _run(lambda: cli.main(["healthcheck", "--url", "http://[::1"]))
+    assert code == 2
+    assert "only probes the local service" in text
