@@ -69,6 +69,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import ipaddress
 import os
 import re
 import ssl
@@ -114,6 +115,7 @@ MIN_API_TOKEN_LENGTH: Final = 32
 _HOST_NAME_RE: Final = re.compile(
     r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)$"
 )
+_DOTTED_RE: Final = re.compile(r"^[0-9.]+$")
 _PREFIX_RE: Final = re.compile(r"^[A-Za-z0-9_.-]+:$")
 _KEY_SPLIT_RE: Final = re.compile(r"[\s,]+")
 _GENERATE_KEY_HINT: Final = (
@@ -246,11 +248,12 @@ class ServiceSettings:
                 "required. Use the token generated for this stack (api.token)."
             )
         previous = _previous_api_tokens(env, problems)
+        host = _http_host(env, problems)
         if problems:
             raise ConfigurationError(problems)
         return cls(
             api_token=cast(str, token),
-            host=env.get("HTTP_HOST", "").strip() or "127.0.0.1",
+            host=host,
             port=port,
             max_value_bytes=max_bytes,
             max_inflight_bytes=inflight,
@@ -278,6 +281,27 @@ def _previous_api_tokens(env: Mapping[str, str], problems: list[str]) -> tuple[s
             f"{MIN_API_TOKEN_LENGTH} characters; it holds only this stack's earlier tokens."
         )
     return tokens
+
+
+def _http_host(env: Mapping[str, str], problems: list[str]) -> str:
+    """HTTP_HOST: an IP address or a host name to bind. Anything else failed only at bind, as
+    exit 6 "cannot listen ...; stop what uses that port" (README, "Exit codes"), which sent the
+    user after the port, and printed an escape sequence in the value raw."""
+    raw = env.get("HTTP_HOST", "").strip()
+    if not raw:
+        return "127.0.0.1"
+    try:
+        ipaddress.ip_address(raw)
+    except ValueError:
+        # A name, but not one of digits and dots alone (999.1.1.1 is a mistyped address).
+        if _HOST_NAME_RE.match(raw) and not raw.startswith("[") and not _DOTTED_RE.match(raw):
+            return raw
+        problems.append(
+            f"HTTP_HOST must be an IP address to listen on (127.0.0.1, 0.0.0.0, ::1, ::) or a "
+            f"host name; got {raw[:40]!r}."
+        )
+        return "127.0.0.1"
+    return raw
 
 
 def _allowed_hosts(env: Mapping[str, str], problems: list[str]) -> tuple[str, ...]:

@@ -31,6 +31,7 @@ from infra.settings import SettingsError, load_settings, load_stack_file
 from policies import check
 from secure_cache import __main__ as cli
 from secure_cache.errors import ConfigurationError
+from secure_cache.settings import ServiceSettings
 from secure_cache.settings import load_settings as load_cache_settings
 from tests.support.fuzzing import fuzz_settings
 
@@ -370,3 +371,21 @@ def test_cache_cli__healthcheck_an_unclosed_bracket_is_exit_2() -> None:
     code, text = _run(lambda: cli.main(["healthcheck", "--url", "http://[::1"]))
     assert code == 2
     assert "only probes the local service" in text
+
+
+@pytest.mark.parametrize(
+    "host", ["bad host", "::::", "999.1.1.1", "\x1b[2J", "[::1]", "a" * 300, "h:8080"]
+)
+def test_service_settings__a_host_no_socket_can_bind_is_a_configuration_error(host: str) -> None:
+    """It failed only at bind: exit 6, "cannot listen on <host>:<port> ...; stop what uses
+    that port", which sent the user after the port (and printed an escape sequence raw)."""
+    with pytest.raises(ConfigurationError) as raised:
+        ServiceSettings.from_env({"HTTP_API_TOKEN": "T" * 40, "HTTP_HOST": host})
+    message = str(raised.value)
+    assert "HTTP_HOST must be an IP address to listen on" in message
+    _terminal_safe(message)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "::1", "127.0.0.1", "localhost", "app.local"])
+def test_service_settings__addresses_and_names_are_still_accepted(host: str) -> None:
+    assert ServiceSettings.from_env({"HTTP_API_TOKEN": "T" * 40, "HTTP_HOST": host}).host == host
