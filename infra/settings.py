@@ -130,8 +130,9 @@ def load_settings(
         namespace = key.split(":", 1)[0] if ":" in key else ""
         if namespace != NAMESPACE and namespace not in FOREIGN_NAMESPACES:
             problems.append(
-                f"{key!r} is not in the {NAMESPACE}: namespace (nor docker: or pulumi:); "
-                f"rename it to {NAMESPACE}:{key.rsplit(':', 1)[-1]} or remove it"
+                f"{_SHORT.repr(key)} is not in the {NAMESPACE}: namespace (nor docker: or "
+                f"pulumi:); rename it to {_shown_key(NAMESPACE + ':' + key.rsplit(':', 1)[-1])} "
+                "or remove it"
             )
     for unknown in sorted(set(ours) - SETTING_KEYS):
         if unknown == NAMESPACE and isinstance(ours[unknown], Mapping):
@@ -142,7 +143,7 @@ def load_settings(
             )
             continue
         problems.append(
-            f"{NAMESPACE}:{unknown} is not a setting; remove it (known: "
+            f"{_shown_key(NAMESPACE + ':' + unknown)} is not a setting; remove it (known: "
             f"{', '.join(sorted(SETTING_KEYS))})"
         )
     hidden = frozenset(
@@ -259,7 +260,7 @@ def load_stack_file(stack: str, root: Path = REPO_ROOT) -> dict[str, Any]:
         key = str(raw_key)
         full = key if ":" in key else f"{NAMESPACE}:{key}"
         if full in flat:
-            problems.append(f"{full} is set twice; keep one of the two entries")
+            problems.append(f"{_shown_key(full)} is set twice; keep one of the two entries")
         flat[full] = value
     if problems:
         raise SettingsError(stack, path.name, problems)
@@ -296,7 +297,10 @@ def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[An
             )
         if key in seen:
             raise yaml.constructor.ConstructorError(
-                None, None, f"{key} is set twice; keep one of the two entries", key_node.start_mark
+                None,
+                None,
+                f"{_shown_key(str(key))} is set twice; keep one of the two entries",
+                key_node.start_mark,
             )
         seen.add(key)
     return loader.construct_mapping(node, deep=True)
@@ -306,6 +310,27 @@ _UniqueKeyLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
     _unique_mapping,
 )
+
+
+def _readable_int(loader: _UniqueKeyLoader, node: yaml.ScalarNode) -> int:
+    """A YAML integer that Python can also print. int() refuses a decimal string of more than
+    sys.get_int_max_str_digits() (4300) digits with a ValueError, which is no YAMLError, and
+    str() refuses such an int built from hex (`0xfff...`): either escaped as "an error the
+    applier does not handle" (exit 3) where a bad stack file is exit 2."""
+    try:
+        value = loader.construct_yaml_int(node)
+        str(value)
+    except ValueError:
+        raise yaml.constructor.ConstructorError(
+            None,
+            None,
+            "a number with thousands of digits; no setting takes one",
+            node.start_mark,
+        ) from None
+    return value
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _readable_int)
 
 
 # A stack file holds a few settings (and Pulumi's encryption salt): a few KiB.
@@ -397,6 +422,13 @@ def _short_repr() -> reprlib.Repr:
 
 
 _SHORT: Final = _short_repr()
+
+
+def _shown_key(key: str) -> str:
+    """A key as a message names it: as written when it is plain, else escaped (an escape
+    sequence or a newline in a stack file's key must not reach the terminal raw), and cut to
+    a line's worth either way."""
+    return key if key.isprintable() and len(key) <= 60 else _SHORT.repr(key)
 
 
 class _Reader:
@@ -508,6 +540,16 @@ def _key_prefix(text: str) -> str:
 
 def _docker_host(config: Mapping[str, Any], problems: list[str]) -> str | None:
     raw = config.get("docker:host")
+    if isinstance(raw, list | Mapping):
+        # str() of a list read as a URL named "a ['ssh:// URL"; _Shown hides a secure: one.
+        value = _Shown(raw)
+        # A `secure:` one is Pulumi's ciphertext, which only the Pulumi engine decrypts.
+        plain = " in plain text (only the Pulumi engine decrypts secure: values)" * value.hidden
+        problems.append(
+            f"docker:host is {value}; set it to one URL{plain}, e.g. "
+            "unix:///var/run/docker.sock or ssh://user@host"
+        )
+        return None
     if raw is None or not str(raw).strip():
         return None
     host = str(raw).strip()

@@ -33,7 +33,7 @@ from policies.analyzer import (
     PolicyInfo,
     resolve_config,
 )
-from policies.input_file import InputFileError, read_text
+from policies.input_file import InputFileError, parse_json, read_text
 from policies.records import Record, RecordError, from_rendered, load_records
 from policies.rules._model import UNREADABLE, kind_of, unreadable_message
 from policies.strictness import StrictnessError
@@ -109,7 +109,7 @@ def _load_config(path: Path | None, default: Path) -> tuple[dict[str, Any], Path
             return {}, None
         path = default
     try:
-        data = json.loads(read_text(path, "policy config", MAX_CONFIG_BYTES))
+        data = parse_json(read_text(path, "policy config", MAX_CONFIG_BYTES), path, "policy config")
     except InputFileError as exc:
         raise UsageError(str(exc)) from None
     except json.JSONDecodeError as exc:

@@ -8,9 +8,11 @@ with a limit that fits a whole stack's records.
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 
 class InputFileError(ValueError):
@@ -44,3 +46,19 @@ def read_text(path: Path, what: str, limit: int) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         raise InputFileError(f"{what} {path} is not UTF-8 text; pass a JSON file") from None
+
+
+def parse_json(text: str, path: Path, what: str) -> Any:
+    """json.loads of a file read with read_text. json.JSONDecodeError and RecursionError go to
+    the caller, which names the fix for its kind of file; a number of more than 4300 digits
+    (sys.get_int_max_str_digits()), which int() refuses with a plain ValueError the callers
+    did not expect ("could not process this input (ValueError)"), is an InputFileError."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except ValueError:
+        raise InputFileError(
+            f"{what} {path} holds a number of thousands of digits, which no {what} has; "
+            "check that it is the right file"
+        ) from None

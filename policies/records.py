@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from infra.proppath import PropPath
 from infra.pulumi_names import is_urn, make_urn, urn_parts
-from policies.input_file import InputFileError, read_text
+from policies.input_file import InputFileError, parse_json, read_text
 
 # A stack export of thousands of resources is a few MiB; past this it is not a stack's records.
 MAX_RESOURCES_BYTES: Final = 64 << 20
@@ -55,7 +55,9 @@ def load_records(path: Path, *, stack: str | None, project: str) -> list[Record]
     except InputFileError as exc:
         raise RecordError(str(exc)) from None
     try:
-        data = json.loads(raw)
+        data = parse_json(raw, path, "resources file")
+    except InputFileError as exc:
+        raise RecordError(str(exc)) from None
     except json.JSONDecodeError as exc:
         raise RecordError(
             f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "

@@ -135,13 +135,23 @@ def _healthcheck(url: str | None) -> int:
         url = f"http://127.0.0.1:{port}/healthz"
     try:
         parts = urlsplit(url)
-        host = parts.hostname
+        scheme, netloc, host = parts.scheme, parts.netloc, parts.hostname
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
-        host = None
-    if parts.scheme != "http" or host not in _LOCAL_HOSTS:
+        # urlsplit itself refuses an unclosed '[' ("http://[::1"): `parts` was unbound then,
+        # and the check below raised UnboundLocalError, a traceback.
+        scheme, netloc, host = "", "", None
+    if "@" in netloc:
+        # Not echoed: user:password@ (urllib does not send it; "did not answer" printed it).
         print(
-            "healthcheck: only probes the local service: http://127.0.0.1:<port>/healthz",
+            "healthcheck: /healthz takes no credentials; drop user:password@ from --url",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if scheme != "http" or host not in _LOCAL_HOSTS:
+        print(
+            "healthcheck: only probes the local service: http://127.0.0.1:<port>/healthz "
+            "(a port from 1 to 65535)",
             file=sys.stderr,
         )
         return EXIT_USAGE
@@ -176,7 +186,19 @@ def _serve() -> int:
 
 def main(argv: Sequence[str] | None = None, *, prog: str = MODULE_PROG) -> int:
     """Run one command; `prog` is how the usage and error lines name the program."""
-    args = _parser(prog).parse_args(argv)
+    parser = _parser(prog)
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command == "set":
+        # What is left over may be the rest of an unquoted value (`set k my secret words`) or
+        # a value that starts with '-', which argparse reads as an option: not echoed.
+        parser.exit(
+            EXIT_USAGE,
+            f"{prog} set: error: {len(extra)} argument(s) more than KEY [VALUE] [--ttl N] (not "
+            "shown: they may be part of the value); quote a value with spaces, write one that "
+            f"starts with '-' after `--` ({prog} set KEY -- -VALUE), or pass it on stdin\n",
+        )
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "healthcheck":
         return _healthcheck(args.url)
     _configure_logging()

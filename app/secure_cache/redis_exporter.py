@@ -567,7 +567,7 @@ def _secret(env: Mapping[str, str], var: str, problems: list[str]) -> str | None
         problems.append(f"set {var} or {var}_FILE, not both")
         return None
     if path:
-        text = read_text_file(f"{var}_FILE", path, problems)
+        text = read_text_file(f"{var}_FILE", path, problems, secret=True)
         return text.strip() or None if text is not None else None
     if not direct:
         problems.append(f"{var} (or {var}_FILE) is required: the exporter's ACL password")

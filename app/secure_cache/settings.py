@@ -69,6 +69,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import ipaddress
 import os
 import re
 import ssl
@@ -114,6 +115,7 @@ MIN_API_TOKEN_LENGTH: Final = 32
 _HOST_NAME_RE: Final = re.compile(
     r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)$"
 )
+_DOTTED_RE: Final = re.compile(r"^[0-9.]+$")
 _PREFIX_RE: Final = re.compile(r"^[A-Za-z0-9_.-]+:$")
 _KEY_SPLIT_RE: Final = re.compile(r"[\s,]+")
 _GENERATE_KEY_HINT: Final = (
@@ -246,11 +248,12 @@ class ServiceSettings:
                 "required. Use the token generated for this stack (api.token)."
             )
         previous = _previous_api_tokens(env, problems)
+        host = _http_host(env, problems)
         if problems:
             raise ConfigurationError(problems)
         return cls(
             api_token=cast(str, token),
-            host=env.get("HTTP_HOST", "").strip() or "127.0.0.1",
+            host=host,
             port=port,
             max_value_bytes=max_bytes,
             max_inflight_bytes=inflight,
@@ -278,6 +281,27 @@ def _previous_api_tokens(env: Mapping[str, str], problems: list[str]) -> tuple[s
             f"{MIN_API_TOKEN_LENGTH} characters; it holds only this stack's earlier tokens."
         )
     return tokens
+
+
+def _http_host(env: Mapping[str, str], problems: list[str]) -> str:
+    """HTTP_HOST: an IP address or a host name to bind. Anything else failed only at bind, as
+    exit 6 "cannot listen ...; stop what uses that port" (README, "Exit codes"), which sent the
+    user after the port, and printed an escape sequence in the value raw."""
+    raw = env.get("HTTP_HOST", "").strip()
+    if not raw:
+        return "127.0.0.1"
+    try:
+        ipaddress.ip_address(raw)
+    except ValueError:
+        # A name, but not one of digits and dots alone (999.1.1.1 is a mistyped address).
+        if _HOST_NAME_RE.match(raw) and not raw.startswith("[") and not _DOTTED_RE.match(raw):
+            return raw
+        problems.append(
+            f"HTTP_HOST must be an IP address to listen on (127.0.0.1, 0.0.0.0, ::1, ::) or a "
+            f"host name; got {raw[:40]!r}."
+        )
+        return "127.0.0.1"
+    return raw
 
 
 def _allowed_hosts(env: Mapping[str, str], problems: list[str]) -> tuple[str, ...]:
@@ -486,7 +510,7 @@ def _secret(
         )
         return None
     if path is not None:
-        text = read_text_file(file_var, path, problems)
+        text = read_text_file(file_var, path, problems, secret=True)
         if text is None:
             return None
         value = text.strip()
@@ -501,10 +525,12 @@ def _secret(
     return None
 
 
-def read_text_file(var: str, path: str, problems: list[str]) -> str | None:
+def read_text_file(var: str, path: str, problems: list[str], *, secret: bool = False) -> str | None:
     """The UTF-8 text of the file `var` names, or None with the problem appended (never its
-    content); every file this package reads from its configuration goes through here."""
-    data = _read_bytes(var, path, problems, hint=" (mode 0400, owned by it)")
+    content); every file this package reads from its configuration goes through here.
+    `secret`: the file holds a secret, so `path` may be the secret itself, set by mistake
+    (`REDIS_PASSWORD_FILE=$(cat pw)`); a value that may be one is then not echoed."""
+    data = _read_bytes(var, path, problems, hint=" (mode 0400, owned by it)", secret=secret)
     if data is None:
         return None
     try:
@@ -544,30 +570,49 @@ def read_file(path: str) -> bytes:
     return data
 
 
-def _read_bytes(var: str, path: str, problems: list[str], *, hint: str = "") -> bytes | None:
+def _read_bytes(
+    var: str, path: str, problems: list[str], *, hint: str = "", secret: bool = False
+) -> bytes | None:
     try:
         return read_file(path)
-    except FileNotFoundError:
-        problems.append(f"{var}={path} does not exist; mount the file or fix the path.")
-    except PermissionError:
-        problems.append(
+    except OSError as exc:
+        if secret and _may_be_the_secret(path):
+            problems.append(
+                f"{var} names no file it can read (its value is not shown: it may be the "
+                f"secret itself); write the secret into a file and set {var} to that file's "
+                "path."
+            )
+        else:
+            problems.append(_unreadable(var, path, exc, hint))
+    return None
+
+
+def _may_be_the_secret(value: str) -> bool:
+    """Whether a secret's _FILE value may be the secret itself, set by mistake
+    (`REDIS_PASSWORD_FILE=$(cat pw)`), which "<VAR>=<value> does not exist" printed in full:
+    it holds no '/' (a password or token: infra/secretgen.py draws them from letters and
+    digits), or it reads as data keys (base64, which may hold a '/')."""
+    return "/" not in value or any(_decode_key(t) for t in _KEY_SPLIT_RE.split(value) if t)
+
+
+def _unreadable(var: str, path: str, exc: OSError, hint: str) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return f"{var}={path} does not exist; mount the file or fix the path."
+    if isinstance(exc, PermissionError):
+        return (
             f"{var}={path} is not readable by uid {os.getuid()}; make the file readable by "
             f"the user the process runs as{hint}."
         )
-    except IsADirectoryError:
-        problems.append(f"{var}={path} is a directory; point it at the file itself.")
-    except _NotRegular:
-        problems.append(
+    if isinstance(exc, IsADirectoryError):
+        return f"{var}={path} is a directory; point it at the file itself."
+    if isinstance(exc, _NotRegular):
+        return (
             f"{var}={path} is not a regular file (a pipe, socket or device); point it at the "
             "file itself."
         )
-    except _TooLarge:
-        problems.append(
-            f"{var}={path} is larger than 1 MiB; point it at the file that holds only the value."
-        )
-    except OSError as exc:
-        problems.append(f"{var}={path} could not be read ({type(exc).__name__}).")
-    return None
+    if isinstance(exc, _TooLarge):
+        return f"{var}={path} is larger than 1 MiB; point it at the file that holds only the value."
+    return f"{var}={path} could not be read ({type(exc).__name__})."
 
 
 def _ca_file(
