@@ -127,7 +127,8 @@ _STACK_MODULES: Final = (
 # The official redis image from Redis 8 on is built with its modules (amd64, arm64), and its
 # docker-entrypoint.sh appends `--loadmodule` for each .so in OFFICIAL_MODULE_DIR when it starts
 # redis-server (not a sentinel). A tag that names no version (latest, alpine) is the newest
-# release; a reference by digest alone names no version, so it is not judged by this.
+# release. A reference by digest alone names no version: whether modules load is unknown, and
+# the rule that refuses module loads fails closed on it (its message says how to name one).
 _OFFICIAL_REDIS: Final = re.compile(
     r"^(?:(?:docker\.io/)?library/|docker\.io/)?redis(?::(?P<tag>[\w.-]+))?(?P<digest>@\S+)?$",
     re.IGNORECASE,
@@ -181,6 +182,9 @@ class Recognition:
     """The variable the image's entrypoint reads redis-server's options from (REDIS_ARGS)."""
     hint: str = ""
     """What the script that starts redis-server adds of its own, for every Redis message."""
+    unknown: tuple[tuple[str, str], ...] = ()
+    """(directive, why) for settings the pack cannot tell although it reads the arguments (a
+    digest that names no version); never a value."""
 
 
 def _image(props: Mapping[str, Any]) -> str:
@@ -281,11 +285,14 @@ def _entrypoint_options(words: list[str], implicit: bool) -> list[str] | None:
     return None
 
 
-def _entrypoint_modules(image: str) -> tuple[str, ...]:
-    """The `--loadmodule` options the official image's entrypoint adds (Redis 8 and later)."""
+def _entrypoint_modules(image: str) -> tuple[str, ...] | None:
+    """The `--loadmodule` options the official image's entrypoint adds (Redis 8 and later);
+    None when the reference is a digest alone, which names no version."""
     match = _OFFICIAL_REDIS.match(image)
-    if match is None or (match["tag"] is None and match["digest"]):
+    if match is None:
         return ()
+    if match["tag"] is None and match["digest"]:
+        return None
     version = re.match(r"\d+", match["tag"] or "")
     if version is not None and int(version.group(0)) < 8:
         return ()
@@ -416,7 +423,27 @@ def _runs_server(
         args = _stack_wrapper_args(props, given)
         return Recognition(Verdict.SERVER, args, image, signs, hint=_STACK_WRAPPER_HINT)
     modules = _entrypoint_modules(image) if entrypoint and not sentinel else ()
-    return Recognition(Verdict.SERVER, (*given, *modules), image, signs, sentinel=sentinel)
+    return Recognition(
+        Verdict.SERVER,
+        (*given, *(modules or ())),
+        image,
+        signs,
+        sentinel=sentinel,
+        unknown=_modules_unknown(image, modules),
+    )
+
+
+def _modules_unknown(image: str, modules: tuple[str, ...] | None) -> tuple[tuple[str, str], ...]:
+    """`loadmodule` is unknown when the official image's entrypoint starts a server from a
+    reference that names no version (a digest alone)."""
+    if modules is not None:
+        return ()
+    why = (
+        f"its image ({image}) is named by digest alone, which names no version, and from "
+        f"Redis 8 on the official image's docker-entrypoint.sh loads every module in "
+        f"{OFFICIAL_MODULE_DIR}"
+    )
+    return (("loadmodule", why),)
 
 
 def _stack_started(props: Mapping[str, Any], image: str) -> Recognition:
@@ -461,14 +488,19 @@ def recognise(  # noqa: PLR0911 - one return per way a reviewer decides
         if _STACK_IMAGE.match(image) and _runs_stack_entrypoint(words):
             return _stack_started(props, image)
         if not words:
-            given = _entrypoint_modules(image) if official else None
-            return Recognition(Verdict.SERVER, given, image, ("a Redis image",))
+            modules = _entrypoint_modules(image)
+            given = (modules or ()) if official else None
+            unknown = _modules_unknown(image, modules) if official else ()
+            return Recognition(Verdict.SERVER, given, image, ("a Redis image",), unknown=unknown)
         options = _entrypoint_options(words, implicit=not entrypoints)
         if options is not None:
             sentinel = "--sentinel" in options
             modules = () if sentinel else _entrypoint_modules(image)
-            given = (*options, *modules) if official else None
-            return Recognition(Verdict.SERVER, given, image, ("a Redis image",), sentinel=sentinel)
+            given = (*options, *(modules or ())) if official else None
+            unknown = _modules_unknown(image, modules) if official else ()
+            return Recognition(
+                Verdict.SERVER, given, image, ("a Redis image",), sentinel=sentinel, unknown=unknown
+            )
         if opaque or (rest and rest[0].startswith("-")):
             return Recognition(Verdict.SERVER, None, image, ("a Redis image started by a script",))
         return Recognition(Verdict.NOT_REDIS, image=image)
@@ -603,8 +635,11 @@ class RedisSettings:
         unknown_defaults: frozenset[str] = frozenset(),
         opaque: bool = False,
         started_by: str = "",
+        unknown: Mapping[str, str] | None = None,
     ) -> None:
         self._conf = conf
+        self._unknown = dict(unknown or {})
+        """Directive -> why its value cannot be told although argv is read (never a value)."""
         # Redis reads an `include` on argv where it stands: what comes after the last one is
         # settled by argv alone; what comes before is read with the files it may override.
         given = list(argv_directives)
@@ -666,6 +701,8 @@ class RedisSettings:
 
     def why_unknown(self, name: str) -> str:
         """Why the value of `name` is not known, in words for a message (no value in it)."""
+        if name in self._unknown:
+            return self._unknown[name]
         if name in self.misspelled:
             return (
                 f"it is given as {self.misspelled[name]}<value>, which redis-server refuses "
@@ -678,7 +715,7 @@ class RedisSettings:
 
     def known(self, name: str) -> bool:
         """Whether the value of `name` is known (set somewhere visible, or all files visible)."""
-        if name in self.misspelled:
+        if name in self.misspelled or name in self._unknown:
             return False
         if self._argv_value(name) is not None:
             return True
@@ -750,6 +787,7 @@ def effective_settings(
     *,
     sentinel: bool = False,
     started_by: str = "",
+    unknown: Mapping[str, str] | None = None,
 ) -> RedisSettings:
     """Image defaults, then the config file, then argv; args None: started by something the
     pack cannot read (`started_by` says what, for messages)."""
@@ -769,6 +807,7 @@ def effective_settings(
         unknown_defaults=unknown_defaults,
         opaque=args is None,
         started_by=started_by,
+        unknown=unknown,
     )
 
 
@@ -860,6 +899,7 @@ def recognised(
                 recognition.image,
                 sentinel=recognition.sentinel,
                 started_by=_started_by(recognition),
+                unknown=dict(recognition.unknown),
             )
             server = RedisServer(
                 resource,

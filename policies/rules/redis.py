@@ -504,6 +504,14 @@ def escape_hatches_disabled(server: RedisServer, _config: Mapping[str, Any]) -> 
             yield _unknown(server, f"{name} no")
         elif (s.value(name) or "no").lower() != "no":
             bad.append(name)
+    if not s.known("loadmodule"):
+        yield (
+            f"{redis_label(server.resource)} must load no modules; "
+            f"{s.why_unknown('loadmodule')}, so whether it loads them is unknown: name the "
+            f"version beside the digest (redis:7.4@sha256:...), use the repoDigest of a "
+            f"RemoteImage named with its tag, or start redis-server without the entrypoint "
+            f'(entrypoints: ["redis-server"]).'
+        )
     if s.all("loadmodule"):
         bad.append("loadmodule")
     if bad:

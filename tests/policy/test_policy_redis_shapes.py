@@ -353,7 +353,8 @@ def test_shell_words__each_call_gets_a_list_of_its_own() -> None:
 # -- the official image's modules (Redis 8 and later) ---------------------------------------------
 # Built with its modules (amd64, arm64); its docker-entrypoint.sh appends --loadmodule for each
 # .so in /usr/local/lib/redis/modules when it starts redis-server, not a sentinel. A digest
-# alone names no version, so it is not judged by this (README, policy section).
+# alone names no version, so whether modules load is unknown and the rule fails closed (README,
+# policy section).
 
 
 @pytest.mark.parametrize(
@@ -395,3 +396,60 @@ def test_official_image_from_redis_8__is_told_its_entrypoint_loads_modules() -> 
         "/usr/local/lib/redis/modules/ after the options it is given: start redis-server "
         'without it (entrypoints: ["redis-server"]) or run Redis 7.'
     )
+
+
+DIGEST = "sha256:" + "5" * 64
+
+
+@pytest.mark.parametrize(
+    "props",
+    [
+        pytest.param({"image": f"redis@{DIGEST}"}, id="default-command"),
+        pytest.param({"image": f"docker.io/library/redis@{DIGEST}",
+                      "command": ["redis-server", *TLS_ARGS]}, id="redis-server-through-it"),
+        pytest.param({"image": f"redis@{DIGEST}", "command": TLS_ARGS}, id="options"),
+    ],
+)  # fmt: skip
+def test_official_image_by_digest_alone__fails_closed_on_module_loads(
+    props: dict[str, Any],
+) -> None:
+    """A digest names no version: redis:8's entrypoint loads modules, redis:7's does not."""
+    records = stack(container("redis", **props))
+    assert only(run_rule("redis-escape-hatches-disabled", records)) == (
+        f"Redis container redis must load no modules; its image ({props['image']}) is named by "
+        "digest alone, which names no version, and from Redis 8 on the official image's "
+        "docker-entrypoint.sh loads every module in /usr/local/lib/redis/modules/, so whether "
+        "it loads them is unknown: name the version beside the digest (redis:7.4@sha256:...), "
+        "use the repoDigest of a RemoteImage named with its tag, or start redis-server without "
+        'the entrypoint (entrypoints: ["redis-server"]).'
+    )
+
+
+@pytest.mark.parametrize(
+    "props",
+    [
+        pytest.param({"image": f"redis:7.4@{DIGEST}"}, id="version-beside-the-digest"),
+        pytest.param({"image": f"redis@{DIGEST}", "entrypoints": ["redis-server"],
+                      "command": TLS_ARGS}, id="entrypoint-skipped"),
+        pytest.param({"image": f"redis@{DIGEST}", "command": ["redis-sentinel", "/r/s.conf"]},
+                     id="sentinel"),
+    ],
+)  # fmt: skip
+def test_official_image_by_digest__told_its_version_or_skipping_the_entrypoint__passes(
+    props: dict[str, Any],
+) -> None:
+    records = stack(container("redis", **props))
+    assert run_rule("redis-escape-hatches-disabled", records) == []
+
+
+def test_official_image_by_digest_of_a_remote_image_named_with_its_tag__is_judged_by_the_tag() -> (
+    None
+):
+    def pulled(name: str) -> dict[str, Any]:
+        return {"type": "docker:index/remoteImage:RemoteImage", "name": "redis-image",
+                "props": {"name": name, "repoDigest": f"redis@{DIGEST}"}}  # fmt: skip
+
+    records = stack(pulled("redis:7.4"), container("redis", image=f"redis@{DIGEST}"))
+    assert run_rule("redis-escape-hatches-disabled", records) == []
+    records = stack(pulled("redis:8.2"), container("redis", image=f"redis@{DIGEST}"))
+    assert "must set loadmodule to no" in only(run_rule("redis-escape-hatches-disabled", records))
