@@ -33,6 +33,7 @@ from pathlib import PurePosixPath
 from typing import Any, Final
 
 from infra.rendered_resource import REDACTED
+from policies.rules import _bitnami
 from policies.rules._environment import FLOORS, Environment, Floor, floor
 from policies.rules._model import (
     IMAGE,
@@ -185,6 +186,13 @@ class Recognition:
     unknown: tuple[tuple[str, str], ...] = ()
     """(directive, why) for settings the pack cannot tell although it reads the arguments (a
     digest that names no version); never a value."""
+    options_file: str = ""
+    """The file, beside `options_env`, the image's script reads options from."""
+    started_by: str = ""
+    """Why `args` is None, when the recognition knows it better than its image does."""
+    defaults: tuple[tuple[str, tuple[str, ...]], ...] | None = None
+    """The image's redis-server defaults where they are known to be Redis's own with these
+    changes (Bitnami's build); None: decided by the image reference (effective_settings)."""
 
 
 def _image(props: Mapping[str, Any]) -> str:
@@ -423,6 +431,8 @@ def _runs_server(
         args = _stack_wrapper_args(props, given)
         return Recognition(Verdict.SERVER, args, image, signs, hint=_STACK_WRAPPER_HINT)
     modules = _entrypoint_modules(image) if entrypoint and not sentinel else ()
+    # Bitnami's binary run directly (its setup skipped): Redis's own defaults, no variable read.
+    bitnami = _bitnami.defaults(image) if _bitnami.flavour(image) else None
     return Recognition(
         Verdict.SERVER,
         (*given, *(modules or ())),
@@ -430,6 +440,7 @@ def _runs_server(
         signs,
         sentinel=sentinel,
         unknown=_modules_unknown(image, modules),
+        defaults=bitnami,
     )
 
 
@@ -441,7 +452,9 @@ def _modules_unknown(image: str, modules: tuple[str, ...] | None) -> tuple[tuple
     why = (
         f"its image ({image}) is named by digest alone, which names no version, and from "
         f"Redis 8 on the official image's docker-entrypoint.sh loads every module in "
-        f"{OFFICIAL_MODULE_DIR}"
+        f"{OFFICIAL_MODULE_DIR}, so whether it loads them is unknown: name the version beside "
+        f"the digest (redis:7.4@sha256:...), use the repoDigest of a RemoteImage named with its "
+        f'tag, or start redis-server without the entrypoint (entrypoints: ["redis-server"])'
     )
     return (("loadmodule", why),)
 
@@ -456,7 +469,47 @@ def _stack_started(props: Mapping[str, Any], image: str) -> Recognition:
     )
     args = _stack_server_args(props)
     signs = ("a Redis image",)
-    return Recognition(Verdict.SERVER, args, image, signs, options_env=STACK_OPTIONS_ENV, hint=hint)
+    return Recognition(
+        Verdict.SERVER,
+        args,
+        image,
+        signs,
+        options_env=STACK_OPTIONS_ENV,
+        options_file=_STACK_CONF,
+        hint=hint,
+    )
+
+
+def _started_by_its_own_script(
+    props: Mapping[str, Any], image: str, words: list[str], entrypoints: list[str]
+) -> Recognition | None:
+    """redis-stack's start script or Bitnami's setup, when the container runs it."""
+    if _STACK_IMAGE.match(image) and _runs_stack_entrypoint(words):
+        return _stack_started(props, image)
+    bitnami = _bitnami.flavour(image)
+    command = _words(strings(props.get("command"), "command"))
+    if bitnami is not None and _bitnami.runs_setup(bitnami, command, entrypoints):
+        return _bitnami_started(props, image, bitnami, command[1:])
+    return None
+
+
+def _bitnami_started(
+    props: Mapping[str, Any], image: str, flavour: _bitnami.Flavour, given: list[str]
+) -> Recognition:
+    """Bitnami's redis or valkey image run by its own setup (policies/rules/_bitnami.py)."""
+    start = _bitnami.started(flavour, image, props, given)
+    return Recognition(
+        Verdict.SERVER,
+        start.args,
+        image,
+        ("a Redis image",),
+        options_env=flavour.options_env,
+        options_file=start.options_file or flavour.overrides,
+        hint=_bitnami.hint(flavour, image),
+        unknown=(*start.unknown, *_bitnami.modules_unknown(image)),
+        started_by=start.why,
+        defaults=_bitnami.defaults(image),  # built from Redis's source: protected mode on
+    )
 
 
 def recognise(  # noqa: PLR0911 - one return per way a reviewer decides
@@ -485,8 +538,9 @@ def recognise(  # noqa: PLR0911 - one return per way a reviewer decides
         # Redis images (Bitnami) start through their own scripts and config, which the pack
         # cannot read: a server, with unknown settings.
         official = is_official_image(image)
-        if _STACK_IMAGE.match(image) and _runs_stack_entrypoint(words):
-            return _stack_started(props, image)
+        started = _started_by_its_own_script(props, image, words, entrypoints)
+        if started is not None:
+            return started
         if not words:
             modules = _entrypoint_modules(image)
             given = (modules or ()) if official else None
@@ -713,6 +767,10 @@ class RedisSettings:
             return self._started_by
         return "its config file cannot be read"
 
+    def told_unknown(self, name: str) -> str | None:
+        """Why `name` is unknown although argv is read (a digest naming no version), or None."""
+        return self._unknown.get(name)
+
     def known(self, name: str) -> bool:
         """Whether the value of `name` is known (set somewhere visible, or all files visible)."""
         if name in self.misspelled or name in self._unknown:
@@ -788,12 +846,18 @@ def effective_settings(
     sentinel: bool = False,
     started_by: str = "",
     unknown: Mapping[str, str] | None = None,
+    image_defaults: Mapping[str, tuple[str, ...]] | None = None,
 ) -> RedisSettings:
     """Image defaults, then the config file, then argv; args None: started by something the
-    pack cannot read (`started_by` says what, for messages)."""
+    pack cannot read (`started_by` says what, for messages). `image_defaults`: the image's
+    defaults when the recognition knows them."""
     conf, argv_directives = parse_args(args or ())
     official = is_official_image(image)
-    if sentinel:
+    defaults: Mapping[str, tuple[str, ...]]
+    unknown_defaults: frozenset[str]
+    if image_defaults is not None and not sentinel:
+        defaults, unknown_defaults = image_defaults, frozenset()
+    elif sentinel:
         defaults, unknown_defaults = SENTINEL_DEFAULTS, frozenset[str]()
     elif official:
         defaults, unknown_defaults = OFFICIAL_IMAGE_DEFAULTS, frozenset()
@@ -813,6 +877,8 @@ def effective_settings(
 
 def _started_by(recognition: Recognition) -> str:
     """What starts a server whose arguments the pack cannot see, in words for a message."""
+    if recognition.started_by:
+        return recognition.started_by
     if recognition.foreign:
         return (
             f"it runs {recognition.foreign}, whose flags and config are not redis-server's and "
@@ -848,6 +914,8 @@ class RedisServer:
     """The variable its image's entrypoint reads redis-server's options from (REDIS_ARGS)."""
     hint: str = ""
     """What the script that starts redis-server adds of its own, for every Redis message."""
+    options_file: str = ""
+    """The file, beside `options_env`, its image's script reads options from."""
 
     def acl_rules(self) -> list[tuple[str, ...]] | None:
         """Every ACL `user` rule (name first), or None when the ACL cannot be read."""
@@ -900,6 +968,9 @@ def recognised(
                 sentinel=recognition.sentinel,
                 started_by=_started_by(recognition),
                 unknown=dict(recognition.unknown),
+                image_defaults=(
+                    dict(recognition.defaults) if recognition.defaults is not None else None
+                ),
             )
             server = RedisServer(
                 resource,
@@ -909,6 +980,7 @@ def recognised(
                 recognition.sentinel,
                 recognition.options_env,
                 recognition.hint,
+                recognition.options_file,
             )
         found.append((server, (resource, recognition)))
     return found
