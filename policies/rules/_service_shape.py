@@ -147,6 +147,9 @@ SERVICE_WORDS: Final = (
      f"in taskSpec.containerSpec.args or in a redis.conf {_GIVEN_BY_SWARM}"),
     ("on the command line or in an uploaded redis.conf",
      f"in taskSpec.containerSpec.args or in a redis.conf {_GIVEN_BY_SWARM}"),
+    # The file an image's script reads beside its options variable (redis-stack's
+    # /redis-stack.conf, Bitnami's overrides.conf: policies/rules/redis.py, _with_hint).
+    (".conf uploaded by this stack;", f".conf {_GIVEN_BY_SWARM};"),
     ("a certificate this stack uploads (tls-cert-file)",
      f"a certificate (tls-cert-file) {_GIVEN_BY_SWARM}"),
 )  # fmt: skip

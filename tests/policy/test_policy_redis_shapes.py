@@ -603,3 +603,24 @@ def test_bitnami_image_running_redis_server_itself__skips_the_setup_and_its_vari
         "Redis container cache must require authentication (an aclfile with users that have "
         "passwords); anyone who connects is let in."
     )
+
+
+@pytest.mark.parametrize(
+    ("image", "variable", "conf"),
+    [
+        pytest.param("bitnami/redis:7.2", "REDIS_EXTRA_FLAGS",
+                     "/opt/bitnami/redis/mounted-etc/overrides.conf", id="bitnami"),
+        pytest.param(STACK_IMAGE, "REDIS_ARGS", "/redis-stack.conf", id="redis-stack"),
+    ],
+)  # fmt: skip
+def test_service_on_an_image_reading_options_from_env__is_told_where_a_service_gives_them(
+    image: str, variable: str, conf: str
+) -> None:
+    """A service cannot upload files: the image's options file comes as a config or secret."""
+    records = stack({"type": SERVICE, "name": "cache", "props": {"taskSpec": {"containerSpec": {
+        "image": image, "env": {"REDIS_PASSWORD": "p", variable: "[secret]"}}}}})  # fmt: skip
+    assert only(run_rule("redis-tls-only", records)).startswith(
+        f"Redis service cache must set port 0 in taskSpec.containerSpec.env {variable} or in a "
+        f"{conf} this stack gives it as a ServiceConfig or Secret (taskSpec.containerSpec.configs "
+        f"or secrets); "
+    )
