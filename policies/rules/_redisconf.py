@@ -293,6 +293,16 @@ def _entrypoint_options(words: list[str], implicit: bool) -> list[str] | None:
     return None
 
 
+def _before_redis_7(image: str) -> dict[str, tuple[str, ...]]:
+    """The official redis image tagged 6 or older: DEBUG, MODULE and every CONFIG parameter are
+    on, with no directive to turn them off (they came in Redis 7.0)."""
+    match = _OFFICIAL_REDIS.match(image)
+    version = re.match(r"\d+", (match["tag"] or "") if match else "")
+    if version is None or int(version.group(0)) >= 7:
+        return {}
+    return dict.fromkeys(_bitnami.ESCAPE_HATCHES, ("yes",))
+
+
 def _entrypoint_modules(image: str) -> tuple[str, ...] | None:
     """The `--loadmodule` options the official image's entrypoint adds (Redis 8 and later);
     None when the reference is a digest alone, which names no version."""
@@ -860,7 +870,8 @@ def effective_settings(
     elif sentinel:
         defaults, unknown_defaults = SENTINEL_DEFAULTS, frozenset[str]()
     elif official:
-        defaults, unknown_defaults = OFFICIAL_IMAGE_DEFAULTS, frozenset()
+        defaults = {**OFFICIAL_IMAGE_DEFAULTS, **_before_redis_7(image)}
+        unknown_defaults = frozenset()
     else:
         defaults, unknown_defaults = {}, UNKNOWN_DEFAULTS
     return RedisSettings(

@@ -624,3 +624,30 @@ def test_service_on_an_image_reading_options_from_env__is_told_where_a_service_g
         f"{conf} this stack gives it as a ServiceConfig or Secret (taskSpec.containerSpec.configs "
         f"or secrets); "
     )
+
+
+@pytest.mark.parametrize(
+    ("image", "on"),
+    [
+        pytest.param("redis:6.2", True, id="redis-6"),
+        pytest.param("docker.io/library/redis:5.0.3-alpine3.8", True, id="redis-5"),
+        pytest.param("redis:7.0", False, id="redis-7"),
+        pytest.param("valkey/valkey:7.2", False, id="valkey-7.2-has-the-switches"),
+    ],
+)  # fmt: skip
+def test_official_image_before_redis_7__has_its_escape_hatches_on_and_says_so(
+    image: str, on: bool
+) -> None:
+    """enable-debug-command and its siblings came in Redis 7.0: before it DEBUG, MODULE and
+    every CONFIG parameter are on, and redis-server refuses the directives as unknown."""
+    records = stack(container("redis", image=image, command=["redis-server", *TLS_ARGS]))
+    found = run_rule("redis-escape-hatches-disabled", records)
+    if not on:
+        assert found == []
+        return
+    assert only(found) == (
+        "Redis container redis must set enable-protected-configs, enable-debug-command, "
+        "enable-module-command to no (and load no modules); they let a client reconfigure or "
+        "extend the server. Redis before 7.0 has them on and no directive to turn them off: run "
+        "Redis 7 or later."
+    )
