@@ -33,6 +33,7 @@ from pathlib import PurePosixPath
 from typing import Any, Final
 
 from infra.rendered_resource import REDACTED
+from policies.rules import _bitnami
 from policies.rules._environment import FLOORS, Environment, Floor, floor
 from policies.rules._model import (
     IMAGE,
@@ -127,7 +128,8 @@ _STACK_MODULES: Final = (
 # The official redis image from Redis 8 on is built with its modules (amd64, arm64), and its
 # docker-entrypoint.sh appends `--loadmodule` for each .so in OFFICIAL_MODULE_DIR when it starts
 # redis-server (not a sentinel). A tag that names no version (latest, alpine) is the newest
-# release; a reference by digest alone names no version, so it is not judged by this.
+# release. A reference by digest alone names no version: whether modules load is unknown, and
+# the rule that refuses module loads fails closed on it (its message says how to name one).
 _OFFICIAL_REDIS: Final = re.compile(
     r"^(?:(?:docker\.io/)?library/|docker\.io/)?redis(?::(?P<tag>[\w.-]+))?(?P<digest>@\S+)?$",
     re.IGNORECASE,
@@ -181,6 +183,16 @@ class Recognition:
     """The variable the image's entrypoint reads redis-server's options from (REDIS_ARGS)."""
     hint: str = ""
     """What the script that starts redis-server adds of its own, for every Redis message."""
+    unknown: tuple[tuple[str, str], ...] = ()
+    """(directive, why) for settings the pack cannot tell although it reads the arguments (a
+    digest that names no version); never a value."""
+    options_file: str = ""
+    """The file, beside `options_env`, the image's script reads options from."""
+    started_by: str = ""
+    """Why `args` is None, when the recognition knows it better than its image does."""
+    defaults: tuple[tuple[str, tuple[str, ...]], ...] | None = None
+    """The image's redis-server defaults where they are known to be Redis's own with these
+    changes (Bitnami's build); None: decided by the image reference (effective_settings)."""
 
 
 def _image(props: Mapping[str, Any]) -> str:
@@ -281,11 +293,24 @@ def _entrypoint_options(words: list[str], implicit: bool) -> list[str] | None:
     return None
 
 
-def _entrypoint_modules(image: str) -> tuple[str, ...]:
-    """The `--loadmodule` options the official image's entrypoint adds (Redis 8 and later)."""
+def _before_redis_7(image: str) -> dict[str, tuple[str, ...]]:
+    """The official redis image tagged 6 or older: DEBUG, MODULE and every CONFIG parameter are
+    on, with no directive to turn them off (they came in Redis 7.0)."""
     match = _OFFICIAL_REDIS.match(image)
-    if match is None or (match["tag"] is None and match["digest"]):
+    version = re.match(r"\d+", (match["tag"] or "") if match else "")
+    if version is None or int(version.group(0)) >= 7:
+        return {}
+    return dict.fromkeys(_bitnami.ESCAPE_HATCHES, ("yes",))
+
+
+def _entrypoint_modules(image: str) -> tuple[str, ...] | None:
+    """The `--loadmodule` options the official image's entrypoint adds (Redis 8 and later);
+    None when the reference is a digest alone, which names no version."""
+    match = _OFFICIAL_REDIS.match(image)
+    if match is None:
         return ()
+    if match["tag"] is None and match["digest"]:
+        return None
     version = re.match(r"\d+", match["tag"] or "")
     if version is not None and int(version.group(0)) < 8:
         return ()
@@ -416,7 +441,32 @@ def _runs_server(
         args = _stack_wrapper_args(props, given)
         return Recognition(Verdict.SERVER, args, image, signs, hint=_STACK_WRAPPER_HINT)
     modules = _entrypoint_modules(image) if entrypoint and not sentinel else ()
-    return Recognition(Verdict.SERVER, (*given, *modules), image, signs, sentinel=sentinel)
+    # Bitnami's binary run directly (its setup skipped): Redis's own defaults, no variable read.
+    bitnami = _bitnami.defaults(image) if _bitnami.flavour(image) else None
+    return Recognition(
+        Verdict.SERVER,
+        (*given, *(modules or ())),
+        image,
+        signs,
+        sentinel=sentinel,
+        unknown=_modules_unknown(image, modules),
+        defaults=bitnami,
+    )
+
+
+def _modules_unknown(image: str, modules: tuple[str, ...] | None) -> tuple[tuple[str, str], ...]:
+    """`loadmodule` is unknown when the official image's entrypoint starts a server from a
+    reference that names no version (a digest alone)."""
+    if modules is not None:
+        return ()
+    why = (
+        f"its image ({image}) is named by digest alone, which names no version, and from "
+        f"Redis 8 on the official image's docker-entrypoint.sh loads every module in "
+        f"{OFFICIAL_MODULE_DIR}, so whether it loads them is unknown: name the version beside "
+        f"the digest (redis:7.4@sha256:...), use the repoDigest of a RemoteImage named with its "
+        f'tag, or start redis-server without the entrypoint (entrypoints: ["redis-server"])'
+    )
+    return (("loadmodule", why),)
 
 
 def _stack_started(props: Mapping[str, Any], image: str) -> Recognition:
@@ -429,7 +479,47 @@ def _stack_started(props: Mapping[str, Any], image: str) -> Recognition:
     )
     args = _stack_server_args(props)
     signs = ("a Redis image",)
-    return Recognition(Verdict.SERVER, args, image, signs, options_env=STACK_OPTIONS_ENV, hint=hint)
+    return Recognition(
+        Verdict.SERVER,
+        args,
+        image,
+        signs,
+        options_env=STACK_OPTIONS_ENV,
+        options_file=_STACK_CONF,
+        hint=hint,
+    )
+
+
+def _started_by_its_own_script(
+    props: Mapping[str, Any], image: str, words: list[str], entrypoints: list[str]
+) -> Recognition | None:
+    """redis-stack's start script or Bitnami's setup, when the container runs it."""
+    if _STACK_IMAGE.match(image) and _runs_stack_entrypoint(words):
+        return _stack_started(props, image)
+    bitnami = _bitnami.flavour(image)
+    command = _words(strings(props.get("command"), "command"))
+    if bitnami is not None and _bitnami.runs_setup(bitnami, command, entrypoints):
+        return _bitnami_started(props, image, bitnami, command[1:])
+    return None
+
+
+def _bitnami_started(
+    props: Mapping[str, Any], image: str, flavour: _bitnami.Flavour, given: list[str]
+) -> Recognition:
+    """Bitnami's redis or valkey image run by its own setup (policies/rules/_bitnami.py)."""
+    start = _bitnami.started(flavour, image, props, given)
+    return Recognition(
+        Verdict.SERVER,
+        start.args,
+        image,
+        ("a Redis image",),
+        options_env=flavour.options_env,
+        options_file=start.options_file or flavour.overrides,
+        hint=_bitnami.hint(flavour, image),
+        unknown=(*start.unknown, *_bitnami.modules_unknown(image)),
+        started_by=start.why,
+        defaults=_bitnami.defaults(image),  # built from Redis's source: protected mode on
+    )
 
 
 def recognise(  # noqa: PLR0911 - one return per way a reviewer decides
@@ -458,17 +548,23 @@ def recognise(  # noqa: PLR0911 - one return per way a reviewer decides
         # Redis images (Bitnami) start through their own scripts and config, which the pack
         # cannot read: a server, with unknown settings.
         official = is_official_image(image)
-        if _STACK_IMAGE.match(image) and _runs_stack_entrypoint(words):
-            return _stack_started(props, image)
+        started = _started_by_its_own_script(props, image, words, entrypoints)
+        if started is not None:
+            return started
         if not words:
-            given = _entrypoint_modules(image) if official else None
-            return Recognition(Verdict.SERVER, given, image, ("a Redis image",))
+            modules = _entrypoint_modules(image)
+            given = (modules or ()) if official else None
+            unknown = _modules_unknown(image, modules) if official else ()
+            return Recognition(Verdict.SERVER, given, image, ("a Redis image",), unknown=unknown)
         options = _entrypoint_options(words, implicit=not entrypoints)
         if options is not None:
             sentinel = "--sentinel" in options
             modules = () if sentinel else _entrypoint_modules(image)
-            given = (*options, *modules) if official else None
-            return Recognition(Verdict.SERVER, given, image, ("a Redis image",), sentinel=sentinel)
+            given = (*options, *(modules or ())) if official else None
+            unknown = _modules_unknown(image, modules) if official else ()
+            return Recognition(
+                Verdict.SERVER, given, image, ("a Redis image",), sentinel=sentinel, unknown=unknown
+            )
         if opaque or (rest and rest[0].startswith("-")):
             return Recognition(Verdict.SERVER, None, image, ("a Redis image started by a script",))
         return Recognition(Verdict.NOT_REDIS, image=image)
@@ -603,8 +699,11 @@ class RedisSettings:
         unknown_defaults: frozenset[str] = frozenset(),
         opaque: bool = False,
         started_by: str = "",
+        unknown: Mapping[str, str] | None = None,
     ) -> None:
         self._conf = conf
+        self._unknown = dict(unknown or {})
+        """Directive -> why its value cannot be told although argv is read (never a value)."""
         # Redis reads an `include` on argv where it stands: what comes after the last one is
         # settled by argv alone; what comes before is read with the files it may override.
         given = list(argv_directives)
@@ -666,6 +765,8 @@ class RedisSettings:
 
     def why_unknown(self, name: str) -> str:
         """Why the value of `name` is not known, in words for a message (no value in it)."""
+        if name in self._unknown:
+            return self._unknown[name]
         if name in self.misspelled:
             return (
                 f"it is given as {self.misspelled[name]}<value>, which redis-server refuses "
@@ -676,9 +777,13 @@ class RedisSettings:
             return self._started_by
         return "its config file cannot be read"
 
+    def told_unknown(self, name: str) -> str | None:
+        """Why `name` is unknown although argv is read (a digest naming no version), or None."""
+        return self._unknown.get(name)
+
     def known(self, name: str) -> bool:
         """Whether the value of `name` is known (set somewhere visible, or all files visible)."""
-        if name in self.misspelled:
+        if name in self.misspelled or name in self._unknown:
             return False
         if self._argv_value(name) is not None:
             return True
@@ -750,15 +855,23 @@ def effective_settings(
     *,
     sentinel: bool = False,
     started_by: str = "",
+    unknown: Mapping[str, str] | None = None,
+    image_defaults: Mapping[str, tuple[str, ...]] | None = None,
 ) -> RedisSettings:
     """Image defaults, then the config file, then argv; args None: started by something the
-    pack cannot read (`started_by` says what, for messages)."""
+    pack cannot read (`started_by` says what, for messages). `image_defaults`: the image's
+    defaults when the recognition knows them."""
     conf, argv_directives = parse_args(args or ())
     official = is_official_image(image)
-    if sentinel:
+    defaults: Mapping[str, tuple[str, ...]]
+    unknown_defaults: frozenset[str]
+    if image_defaults is not None and not sentinel:
+        defaults, unknown_defaults = image_defaults, frozenset()
+    elif sentinel:
         defaults, unknown_defaults = SENTINEL_DEFAULTS, frozenset[str]()
     elif official:
-        defaults, unknown_defaults = OFFICIAL_IMAGE_DEFAULTS, frozenset()
+        defaults = {**OFFICIAL_IMAGE_DEFAULTS, **_before_redis_7(image)}
+        unknown_defaults = frozenset()
     else:
         defaults, unknown_defaults = {}, UNKNOWN_DEFAULTS
     return RedisSettings(
@@ -769,11 +882,14 @@ def effective_settings(
         unknown_defaults=unknown_defaults,
         opaque=args is None,
         started_by=started_by,
+        unknown=unknown,
     )
 
 
 def _started_by(recognition: Recognition) -> str:
     """What starts a server whose arguments the pack cannot see, in words for a message."""
+    if recognition.started_by:
+        return recognition.started_by
     if recognition.foreign:
         return (
             f"it runs {recognition.foreign}, whose flags and config are not redis-server's and "
@@ -809,6 +925,8 @@ class RedisServer:
     """The variable its image's entrypoint reads redis-server's options from (REDIS_ARGS)."""
     hint: str = ""
     """What the script that starts redis-server adds of its own, for every Redis message."""
+    options_file: str = ""
+    """The file, beside `options_env`, its image's script reads options from."""
 
     def acl_rules(self) -> list[tuple[str, ...]] | None:
         """Every ACL `user` rule (name first), or None when the ACL cannot be read."""
@@ -860,6 +978,10 @@ def recognised(
                 recognition.image,
                 sentinel=recognition.sentinel,
                 started_by=_started_by(recognition),
+                unknown=dict(recognition.unknown),
+                image_defaults=(
+                    dict(recognition.defaults) if recognition.defaults is not None else None
+                ),
             )
             server = RedisServer(
                 resource,
@@ -869,6 +991,7 @@ def recognised(
                 recognition.sentinel,
                 recognition.options_env,
                 recognition.hint,
+                recognition.options_file,
             )
         found.append((server, (resource, recognition)))
     return found

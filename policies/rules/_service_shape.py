@@ -133,8 +133,11 @@ SERVICE_WORDS: Final = (
     ('must run as a numeric "<uid>:<gid>"',
      'must run as a numeric taskSpec.containerSpec.user "<uid>:<gid>"'),
     ("from its envs.", "from its taskSpec.containerSpec.env."),
-    # redis-stack's options variable (policies/rules/_redisconf.py, STACK_OPTIONS_ENV).
-    ("envs REDIS_ARGS", "taskSpec.containerSpec.env REDIS_ARGS"),
+    # The variables images read redis-server's options from: redis-stack's REDIS_ARGS
+    # (policies/rules/_redisconf.py, STACK_OPTIONS_ENV), Bitnami's REDIS_EXTRA_FLAGS and
+    # VALKEY_EXTRA_FLAGS (policies/rules/_bitnami.py).
+    ("envs REDIS_", "taskSpec.containerSpec.env REDIS_"),
+    ("envs VALKEY_", "taskSpec.containerSpec.env VALKEY_"),
     ("must not put secrets on its command line (",
      "must not put secrets in taskSpec.containerSpec.commands or args ("),
     ("in labels (", "in labels or taskSpec.containerSpec.labels ("),
@@ -144,6 +147,9 @@ SERVICE_WORDS: Final = (
      f"in taskSpec.containerSpec.args or in a redis.conf {_GIVEN_BY_SWARM}"),
     ("on the command line or in an uploaded redis.conf",
      f"in taskSpec.containerSpec.args or in a redis.conf {_GIVEN_BY_SWARM}"),
+    # The file an image's script reads beside its options variable (redis-stack's
+    # /redis-stack.conf, Bitnami's overrides.conf: policies/rules/redis.py, _with_hint).
+    (".conf uploaded by this stack;", f".conf {_GIVEN_BY_SWARM};"),
     ("a certificate this stack uploads (tls-cert-file)",
      f"a certificate (tls-cert-file) {_GIVEN_BY_SWARM}"),
 )  # fmt: skip

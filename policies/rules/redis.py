@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from infra.redis_conf import min_memory_limit_mb
 from policies.rules._acl import acl_users
+from policies.rules._bitnami import BEFORE_7
 from policies.rules._model import (
     ADVISORY,
     SERVICE,
@@ -126,7 +127,7 @@ def _with_hint(message: str, server: RedisServer) -> str:
     if server.options_env:
         message = message.replace(
             "on its command line or in a redis.conf uploaded by this stack",
-            f"in envs {server.options_env} or in a /redis-stack.conf uploaded by this stack",
+            f"in envs {server.options_env} or in a {server.options_file} uploaded by this stack",
         )
     return f"{message} {server.hint}"
 
@@ -364,12 +365,23 @@ def auth_required(server: RedisServer, _config: Mapping[str, Any]) -> Iterator[s
     if s.value("aclfile") or s.value("requirepass") or s.all("user"):
         yield from _passwordless_users(server)
         return
-    if not s.complete and not _empty_password_allowed(server):
+    why_password = s.told_unknown("requirepass")
+    if why_password:
+        yield (
+            f"{redis_label(server.resource)} must require authentication (an aclfile with "
+            f"users that have passwords); {why_password}, so whether it does is unknown."
+        )
+        return
+    # Only Bitnami's setup reads ALLOW_EMPTY_PASSWORD (its options variable is <P>_EXTRA_FLAGS);
+    # an image the pack cannot read may too. redis-server run directly ignores it.
+    reads_variables = not s.complete or server.options_env.endswith("_EXTRA_FLAGS")
+    empty_allowed = reads_variables and _empty_password_allowed(server)
+    if not s.complete and not empty_allowed:
         yield _unknown(server, "aclfile")
         return
     why = (
         "ALLOW_EMPTY_PASSWORD with no password variable lets anyone who connects in"
-        if not s.complete
+        if empty_allowed
         else "anyone who connects is let in"
     )
     yield (
@@ -504,10 +516,15 @@ def escape_hatches_disabled(server: RedisServer, _config: Mapping[str, Any]) -> 
             yield _unknown(server, f"{name} no")
         elif (s.value(name) or "no").lower() != "no":
             bad.append(name)
+    why_modules = s.told_unknown("loadmodule")
+    if why_modules:
+        yield f"{redis_label(server.resource)} must load no modules; {why_modules}."
     if s.all("loadmodule"):
         bad.append("loadmodule")
     if bad:
         why = ""
+        if any(s.defaults_to(name) for name in bad):
+            why = f" {BEFORE_7}."
         if any(v and v[0].startswith(OFFICIAL_MODULE_DIR) for v in s.all("loadmodule")):
             why = (
                 f" The official redis image's docker-entrypoint.sh (Redis 8 and later) loads "

@@ -1,8 +1,9 @@
 """A hand-written, secure pulumi-docker stack that shares nothing with this project.
 
-Other names, no labels, the official image pinned by digest, every Redis setting only in an
-uploaded redis.conf (none on argv), a client using a CACHE_URL: if the pack judged by our
-names, labels or argv layout, this stack would fail. Tests derive insecure variants from it.
+Other names, no labels, the official image pinned by digest (its version beside it), every
+Redis setting only in an uploaded redis.conf (none on argv), a client using a CACHE_URL: if the
+pack judged by our names, labels or argv layout, this stack would fail. Tests derive insecure
+variants from it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from policies.rules._model import CONTAINER, NETWORK, REMOTE_IMAGE, VOLUME
 
 STACK: Final = "prod"
 PROJECT: Final = "shop"
-REDIS_IMAGE: Final = "docker.io/library/redis@sha256:" + "a" * 64
+# The version beside the digest: a digest alone names none, and from Redis 8 the official
+# image's entrypoint loads modules (README, policy section).
+REDIS_IMAGE: Final = "docker.io/library/redis:7.4.2@sha256:" + "a" * 64
 WEB_IMAGE: Final = "registry.example.com/shop/web@sha256:" + "b" * 64
 
 # Generated per run: a committed literal would be a (fake) secret in the repository.

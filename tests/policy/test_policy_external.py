@@ -9,7 +9,10 @@ Terraform programs for the provider pulumi-docker bridges, `docker run` scripts 
 (also written in Dhall), Pulumi Go and YAML programs (some as their first `pulumi preview` sends
 them, with unknown values), pulumi-docker v3 property names, Swarm services, whole redis.conf
 files, `sh -c` scripts that expand a password variable, images pulled through a registry mirror,
-Bitnami's Redis and Valkey images, a generated password put on redis-server's command line, and a
+Bitnami's Redis and Valkey images (judged by the config their setup writes from REDIS_* and
+VALKEY_* variables; one image run with `redis-server` as its command, which skips that setup), a
+generated password put on redis-server's command line, two official Redis 8 servers given one
+literal password on argv, redis-stack loading a config only bind-mounted from the host, and a
 redis.conf mounted but never loaded.
 
 `tests/policy/external_programs/` holds more, translated to Python and run as the engine runs a

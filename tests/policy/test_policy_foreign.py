@@ -342,7 +342,8 @@ def test_official_image_default_config_on_an_internal_network__is_rejected(
     analyze: Analyze,
 ) -> None:
     """Container hardening alone does not make Redis safe: its defaults are plaintext, no auth,
-    and the official image turns protected mode off."""
+    and the official image turns protected mode off (and, named by digest alone, may load
+    Redis 8's modules)."""
     stack = _stack(NET, _container(
         "kv", image="redis@sha256:" + "d" * 64, networksAdvanced=[{"name": "kv-qa-net"}],
         **HARDENED))  # fmt: skip
@@ -357,6 +358,7 @@ def test_official_image_default_config_on_an_internal_network__is_rejected(
         "redis-acl-command-allowlist",
         "redis-maxmemory-below-limit",
         "redis-bulk-length-capped",
+        "redis-escape-hatches-disabled",
     }, describe(findings)
 
 
@@ -579,6 +581,10 @@ def test_plaintext_server_behind_a_script_that_runs_the_official_entrypoint__is_
         pytest.param("redis:8.2.1@sha256:" + "a" * 64, ["redis-server"], set(),
                      id="redis-8-without-its-entrypoint"),
         pytest.param("redis:7.4.2@sha256:" + "a" * 64, None, set(), id="redis-7"),
+        pytest.param("docker.io/library/redis@sha256:" + "a" * 64, None,
+                     {"redis-escape-hatches-disabled"}, id="digest-alone-names-no-version"),
+        pytest.param("docker.io/library/redis@sha256:" + "a" * 64, ["redis-server"], set(),
+                     id="digest-alone-without-its-entrypoint"),
     ],
 )  # fmt: skip
 def test_secure_server_on_the_official_redis_8_image__is_told_it_loads_modules(

@@ -353,7 +353,8 @@ def test_shell_words__each_call_gets_a_list_of_its_own() -> None:
 # -- the official image's modules (Redis 8 and later) ---------------------------------------------
 # Built with its modules (amd64, arm64); its docker-entrypoint.sh appends --loadmodule for each
 # .so in /usr/local/lib/redis/modules when it starts redis-server, not a sentinel. A digest
-# alone names no version, so it is not judged by this (README, policy section).
+# alone names no version, so whether modules load is unknown and the rule fails closed (README,
+# policy section).
 
 
 @pytest.mark.parametrize(
@@ -394,4 +395,259 @@ def test_official_image_from_redis_8__is_told_its_entrypoint_loads_modules() -> 
         "docker-entrypoint.sh (Redis 8 and later) loads every module in "
         "/usr/local/lib/redis/modules/ after the options it is given: start redis-server "
         'without it (entrypoints: ["redis-server"]) or run Redis 7.'
+    )
+
+
+DIGEST = "sha256:" + "5" * 64
+
+
+@pytest.mark.parametrize(
+    "props",
+    [
+        pytest.param({"image": f"redis@{DIGEST}"}, id="default-command"),
+        pytest.param({"image": f"docker.io/library/redis@{DIGEST}",
+                      "command": ["redis-server", *TLS_ARGS]}, id="redis-server-through-it"),
+        pytest.param({"image": f"redis@{DIGEST}", "command": TLS_ARGS}, id="options"),
+    ],
+)  # fmt: skip
+def test_official_image_by_digest_alone__fails_closed_on_module_loads(
+    props: dict[str, Any],
+) -> None:
+    """A digest names no version: redis:8's entrypoint loads modules, redis:7's does not."""
+    records = stack(container("redis", **props))
+    assert only(run_rule("redis-escape-hatches-disabled", records)) == (
+        f"Redis container redis must load no modules; its image ({props['image']}) is named by "
+        "digest alone, which names no version, and from Redis 8 on the official image's "
+        "docker-entrypoint.sh loads every module in /usr/local/lib/redis/modules/, so whether "
+        "it loads them is unknown: name the version beside the digest (redis:7.4@sha256:...), "
+        "use the repoDigest of a RemoteImage named with its tag, or start redis-server without "
+        'the entrypoint (entrypoints: ["redis-server"]).'
+    )
+
+
+@pytest.mark.parametrize(
+    "props",
+    [
+        pytest.param({"image": f"redis:7.4@{DIGEST}"}, id="version-beside-the-digest"),
+        pytest.param({"image": f"redis@{DIGEST}", "entrypoints": ["redis-server"],
+                      "command": TLS_ARGS}, id="entrypoint-skipped"),
+        pytest.param({"image": f"redis@{DIGEST}", "command": ["redis-sentinel", "/r/s.conf"]},
+                     id="sentinel"),
+    ],
+)  # fmt: skip
+def test_official_image_by_digest__told_its_version_or_skipping_the_entrypoint__passes(
+    props: dict[str, Any],
+) -> None:
+    records = stack(container("redis", **props))
+    assert run_rule("redis-escape-hatches-disabled", records) == []
+
+
+def test_official_image_by_digest_of_a_remote_image_named_with_its_tag__is_judged_by_the_tag() -> (
+    None
+):
+    def pulled(name: str) -> dict[str, Any]:
+        return {"type": "docker:index/remoteImage:RemoteImage", "name": "redis-image",
+                "props": {"name": name, "repoDigest": f"redis@{DIGEST}"}}  # fmt: skip
+
+    records = stack(pulled("redis:7.4"), container("redis", image=f"redis@{DIGEST}"))
+    assert run_rule("redis-escape-hatches-disabled", records) == []
+    records = stack(pulled("redis:8.2"), container("redis", image=f"redis@{DIGEST}"))
+    assert "must set loadmodule to no" in only(run_rule("redis-escape-hatches-disabled", records))
+
+
+# -- Bitnami's redis and valkey images: redis-server's settings from their variables --------------
+# Their entrypoint's setup writes the config from REDIS_*/VALKEY_* variables, and run.sh starts the
+# server with it, then REDIS_EXTRA_FLAGS and its own arguments (policies/rules/_bitnami.py).
+# Programs that run them: tests/policy/external/*bitnami*, murat2424-terraform-docker-swarm-redis.
+
+BITNAMI_TLS = ["REDIS_TLS_ENABLED=yes", "REDIS_TLS_CERT_FILE=/certs/s.crt",
+               "REDIS_TLS_KEY_FILE=/certs/s.key", "REDIS_TLS_CA_FILE=/certs/ca.crt"]  # fmt: skip
+
+
+def bitnami(*envs: str, image: str = "bitnami/redis:7.4", **props: Any) -> list[Record]:
+    return stack(container("cache", image=image, envs=list(envs), **props))
+
+
+@pytest.mark.parametrize(
+    ("envs", "rule", "reason"),
+    [
+        pytest.param(["ALLOW_EMPTY_PASSWORD=yes"], "redis-tls-only",
+                     "it listens for plaintext connections.", id="no-tls-is-plaintext"),
+        pytest.param(["ALLOW_EMPTY_PASSWORD=yes", "REDIS_TLS_ENABLED=no"], "redis-tls-only",
+                     "it listens for plaintext connections.", id="tls-enabled-no"),
+        pytest.param([*BITNAMI_TLS, "REDIS_TLS_PORT_NUMBER=6380", "REDIS_PASSWORD=p"],
+                     "redis-tls-only", "it listens for plaintext connections.",
+                     id="tls-on-another-port-keeps-plaintext"),
+        pytest.param(["ALLOW_EMPTY_PASSWORD=true"], "redis-protected-mode-on",
+                     "must keep protected-mode yes; it is turned off.",
+                     id="empty-password-turns-protected-mode-off"),
+        pytest.param(["ALLOW_EMPTY_PASSWORD=yes"], "redis-auth-required",
+                     "ALLOW_EMPTY_PASSWORD with no password variable lets anyone who connects in",
+                     id="empty-password-is-no-auth"),
+        pytest.param([*BITNAMI_TLS, "REDIS_PASSWORD=p", "REDIS_TLS_AUTH_CLIENTS=no"],
+                     "redis-client-cert-required",
+                     "must set tls-auth-clients yes; it accepts TLS clients without a client "
+                     "certificate.", id="tls-auth-clients-no"),
+        pytest.param(["REDIS_PASSWORD=p", "REDIS_EXTRA_FLAGS=--enable-debug-command yes"],
+                     "redis-escape-hatches-disabled", "must set enable-debug-command to no",
+                     id="extra-flags-parsed-like-args"),
+        pytest.param(["REDIS_PASSWORD=p", "REDIS_EXTRA_FLAGS=--maxmemory 1gb"],
+                     "redis-maxmemory-below-limit", "must set maxmemory above 0 and below the "
+                     "container's memory limit", id="extra-flags-maxmemory"),
+        pytest.param(["REDIS_PASSWORD=p", "REDIS_EXTRA_FLAGS=--port=0"], "redis-tls-only",
+                     "it gives --port=<value>, which redis-server refuses",
+                     id="extra-flags-misspelled"),
+        pytest.param(["REDIS_PASSWORD=p", "REDIS_REPLICATION_MODE=replica",
+                      "REDIS_MASTER_HOST=primary", "REDIS_EXTRA_FLAGS=--port 0 --tls-port 6380 "
+                      "--tls-cert-file /c/s.crt --tls-key-file /c/s.key --tls-ca-cert-file /c/ca"],
+                     "redis-tls-configured", "must set tls-replication yes, as it sets replicaof",
+                     id="replica-without-tls"),
+        pytest.param(["REDIS_PASSWORD=p", "REDIS_EXTRA_FLAGS=[secret]"], "redis-tls-only",
+                     "its image (bitnami/redis:7.4) reads REDIS_EXTRA_FLAGS, which these records "
+                     "show redacted, so the setting is unknown.", id="extra-flags-redacted"),
+        pytest.param(["REDIS_PASSWORD=p", "REDIS_TLS_ENABLED_FILE=/run/secrets/tls"],
+                     "redis-tls-only", "reads REDIS_TLS_ENABLED from the file "
+                     "REDIS_TLS_ENABLED_FILE names, which the pack cannot read",
+                     id="setting-from-a-file"),
+        pytest.param(["REDIS_REQUIREPASS=p"], "redis-auth-required",
+                     "sets requirepass from REDIS_REQUIREPASS, and from REDIS_PASSWORD only while "
+                     "REDIS_USER is unset", id="requirepass-version-dependent"),
+    ],
+)  # fmt: skip
+def test_bitnami_image__variables_judged_like_the_options_they_write(
+    envs: list[str], rule: str, reason: str
+) -> None:
+    message = only(run_rule(rule, bitnami(*envs, memory=256)))
+    assert reason in message, message
+    assert message.endswith(
+        "starts redis-server with it, then the options in REDIS_EXTRA_FLAGS and its command's, "
+        "which win: set the other options there."
+    ), message
+
+
+def test_bitnami_image_with_tls_only_and_a_password__passes_what_its_variables_set() -> None:
+    records = bitnami(*BITNAMI_TLS, "REDIS_PASSWORD=p",
+                      "REDIS_EXTRA_FLAGS=--tls-protocols TLSv1.3 --protected-mode yes")  # fmt: skip
+    for rule in ("redis-tls-only", "redis-tls-configured", "redis-client-cert-required",
+                 "redis-tls-protocols-modern", "redis-protected-mode-on", "redis-auth-required",
+                 "redis-escape-hatches-disabled"):  # fmt: skip
+        assert run_rule(rule, records) == [], rule
+
+
+@pytest.mark.parametrize(
+    ("props", "reason"),
+    [
+        pytest.param({"mounts": [{"type": "bind", "source": "/srv/redis.conf", "readOnly": True,
+                                  "target": "/opt/bitnami/redis/mounted-etc/redis.conf"}]},
+                     "in envs REDIS_EXTRA_FLAGS or in a /opt/bitnami/redis/mounted-etc/redis.conf "
+                     "uploaded by this stack; its config file cannot be read",
+                     id="mounted-config-replaces-it"),
+        pytest.param({"volumes": [{"hostPath": "/srv/conf",
+                                   "containerPath": "/opt/bitnami/redis/mounted-etc"}]},
+                     "its config file cannot be read", id="mounted-config-directory"),
+        pytest.param({"entrypoints": ["/opt/bitnami/scripts/redis/run.sh"]},
+                     "Redis starts through a script the pack cannot read", id="setup-skipped"),
+        pytest.param({"command": ["/bin/bash", "-c", "/opt/bitnami/scripts/redis/run.sh"]},
+                     "Redis starts through a script the pack cannot read", id="own-script"),
+    ],
+)  # fmt: skip
+def test_bitnami_image__config_it_cannot_see__fails_closed(
+    props: dict[str, Any], reason: str
+) -> None:
+    message = only(run_rule("redis-tls-only", bitnami(*BITNAMI_TLS, "REDIS_PASSWORD=p", **props)))
+    assert reason in message, message
+
+
+def test_bitnami_image__uploaded_config_replaces_what_its_variables_write() -> None:
+    conf = {"file": "/opt/bitnami/redis/mounted-etc/redis.conf", "content": "port 6379\n"}
+    records = bitnami(*BITNAMI_TLS, "REDIS_PASSWORD=p", uploads=[conf])
+    assert "it listens for plaintext connections." in only(run_rule("redis-tls-only", records))
+    assert "anyone who connects is let in" in only(run_rule("redis-auth-required", records))
+    overrides = {"file": "/opt/bitnami/redis/mounted-etc/overrides.conf",
+                 "content": "enable-debug-command yes\n"}  # fmt: skip
+    records = bitnami(*BITNAMI_TLS, "REDIS_PASSWORD=p", uploads=[overrides])
+    assert "must set enable-debug-command to no" in only(
+        run_rule("redis-escape-hatches-disabled", records)
+    )
+    assert run_rule("redis-tls-only", records) == []
+
+
+@pytest.mark.parametrize(
+    ("image", "reason"),
+    [
+        pytest.param("bitnami/redis:6.2", "Redis before 7.0 has them on", id="redis-6"),
+        pytest.param("bitnami/redis:8.2", "is Bitnami's Redis 8 or later", id="redis-8"),
+        pytest.param("bitnami/redis@" + "sha256:" + "6" * 64, "or names no version",
+                     id="digest-alone"),
+        pytest.param("bitnami/redis:7.4", None, id="redis-7"),
+        pytest.param("docker.io/bitnami/valkey:8.1", None, id="valkey"),
+    ],
+)  # fmt: skip
+def test_bitnami_image__escape_hatches_by_the_version_its_tag_names(
+    image: str, reason: str | None
+) -> None:
+    found = run_rule("redis-escape-hatches-disabled", bitnami("REDIS_PASSWORD=p", image=image))
+    if reason is None:
+        assert found == []
+    else:
+        assert reason in only(found)
+
+
+def test_bitnami_image_running_redis_server_itself__skips_the_setup_and_its_variables() -> None:
+    """grainer/docker-redis (tests/policy/external): CMD ["redis-server"] on bitnami/redis is not
+    its run.sh, so the setup never writes a config: Redis's own defaults (protected mode on, no
+    password), whatever REDIS_PASSWORD or ALLOW_EMPTY_PASSWORD say."""
+    records = bitnami("ALLOW_EMPTY_PASSWORD=yes", "REDIS_PASSWORD=p", command=["redis-server"])
+    assert run_rule("redis-protected-mode-on", records) == []
+    assert only(run_rule("redis-auth-required", records)) == (
+        "Redis container cache must require authentication (an aclfile with users that have "
+        "passwords); anyone who connects is let in."
+    )
+
+
+@pytest.mark.parametrize(
+    ("image", "variable", "conf"),
+    [
+        pytest.param("bitnami/redis:7.2", "REDIS_EXTRA_FLAGS",
+                     "/opt/bitnami/redis/mounted-etc/overrides.conf", id="bitnami"),
+        pytest.param(STACK_IMAGE, "REDIS_ARGS", "/redis-stack.conf", id="redis-stack"),
+    ],
+)  # fmt: skip
+def test_service_on_an_image_reading_options_from_env__is_told_where_a_service_gives_them(
+    image: str, variable: str, conf: str
+) -> None:
+    """A service cannot upload files: the image's options file comes as a config or secret."""
+    records = stack({"type": SERVICE, "name": "cache", "props": {"taskSpec": {"containerSpec": {
+        "image": image, "env": {"REDIS_PASSWORD": "p", variable: "[secret]"}}}}})  # fmt: skip
+    assert only(run_rule("redis-tls-only", records)).startswith(
+        f"Redis service cache must set port 0 in taskSpec.containerSpec.env {variable} or in a "
+        f"{conf} this stack gives it as a ServiceConfig or Secret (taskSpec.containerSpec.configs "
+        f"or secrets); "
+    )
+
+
+@pytest.mark.parametrize(
+    ("image", "on"),
+    [
+        pytest.param("redis:6.2", True, id="redis-6"),
+        pytest.param("docker.io/library/redis:5.0.3-alpine3.8", True, id="redis-5"),
+        pytest.param("redis:7.0", False, id="redis-7"),
+        pytest.param("valkey/valkey:7.2", False, id="valkey-7.2-has-the-switches"),
+    ],
+)  # fmt: skip
+def test_official_image_before_redis_7__has_its_escape_hatches_on_and_says_so(
+    image: str, on: bool
+) -> None:
+    """enable-debug-command and its siblings came in Redis 7.0: before it DEBUG, MODULE and
+    every CONFIG parameter are on, and redis-server refuses the directives as unknown."""
+    records = stack(container("redis", image=image, command=["redis-server", *TLS_ARGS]))
+    found = run_rule("redis-escape-hatches-disabled", records)
+    if not on:
+        assert found == []
+        return
+    assert only(found) == (
+        "Redis container redis must set enable-protected-configs, enable-debug-command, "
+        "enable-module-command to no (and load no modules); they let a client reconfigure or "
+        "extend the server. Redis before 7.0 has them on and no directive to turn them off: run "
+        "Redis 7 or later."
     )
