@@ -46,7 +46,7 @@ fi
 # as build cache. Without it the stacks' deploys (an image per role and stack) and the tests'
 # images built them all at the same time from nothing, beside the tests: six app builds and two
 # Redis builds at once in a fresh-clone run, each downloading and installing the same packages
-# (the first image test's setup waited 451 s for its build, at load 14-24).
+# (the first image test's setup waited 451 s for its build, at load 10-24).
 build_shared_layers() {
     local app_pid rc=0
     scripts/build-app-image.sh --cache-only &
