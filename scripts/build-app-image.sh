@@ -4,6 +4,8 @@
 #   scripts/build-app-image.sh [--tag NAME:TAG] [--label KEY=VALUE]...
 #   scripts/build-app-image.sh --wheelhouse-only   only fill app/wheelhouse (for pulumi up or
 #                                                  the local applier, which build the image)
+#   scripts/build-app-image.sh --cache-only        build the image untagged: the layers every
+#                                                  build of app/Dockerfile shares, as build cache
 #
 # PyPI is not reachable inside `docker build`, so the wheelhouse is made here on the host:
 # the secure_cache wheel from app/ plus the exact wheels of app/requirements-image.txt for
@@ -18,11 +20,13 @@ source "$(dirname "$0")/lib.sh"
 tag="secure-redis-app:latest"
 labels=()
 wheelhouse_only=0
+cache_only=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --tag) [ -n "${2:-}" ] || die "--tag needs NAME:TAG"; tag="$2"; shift 2 ;;
         --label) [ -n "${2:-}" ] || die "--label needs KEY=VALUE"; labels+=(--label "$2"); shift 2 ;;
         --wheelhouse-only) wheelhouse_only=1; shift ;;
+        --cache-only) cache_only=1; shift ;;
         -h | --help) print_usage; exit 0 ;;
         *) die "unknown argument '$1'; usage: scripts/build-app-image.sh [--tag NAME:TAG] [--label KEY=VALUE]..." ;;
     esac
@@ -74,6 +78,15 @@ else
 fi
 if [ "$wheelhouse_only" = 1 ]; then
     log "wheelhouse ready in $(elapsed "$start") (app/wheelhouse)"
+    exit 0
+fi
+if [ "$cache_only" = 1 ]; then
+    # scripts/test.sh, once before the image builds of a run (the stacks' deploys, the tests'
+    # images), which otherwise each built these layers at the same time from nothing. Nothing
+    # is tagged or removed: the untagged image and its parents are the cache (see below).
+    log "wheelhouse ready in $(elapsed "$start"); building the shared layers (untagged)"
+    docker build --quiet "$ROOT/app" >/dev/null || die "docker build failed; see the output above"
+    log "built the shared layers in $(elapsed "$start")"
     exit 0
 fi
 log "wheelhouse ready in $(elapsed "$start"); building $tag"

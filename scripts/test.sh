@@ -41,6 +41,29 @@ if [ "$needs_system" = 1 ]; then
 else
     step bootstrap scripts/bootstrap.sh --python
 fi
+# build_shared_layers: the layers every image build of the full run shares (app/Dockerfile's
+# first stage and its runtime's packages, infra/redis-image's packages), built once, untagged,
+# as build cache. Without it the stacks' deploys (an image per role and stack) and the tests'
+# images built them all at the same time from nothing, beside the tests: six app builds and two
+# Redis builds at once in a fresh-clone run, each downloading and installing the same packages
+# (the first image test's setup waited 451 s for its build, at load 10-24).
+build_shared_layers() {
+    local app_pid rc=0
+    scripts/build-app-image.sh --cache-only &
+    app_pid=$!
+    docker build --quiet infra/redis-image >/dev/null || rc=$?
+    wait "$app_pid" || rc=$?
+    return "$rc"
+}
+shared_layers_pid=""
+if [ "$#" -eq 0 ]; then
+    # In the background while the checks below run (they use no image); waited for before the
+    # tests and the deploy begin. Stopped if a check fails first.
+    shared_layers_log="$(mktemp)"
+    start_group build_shared_layers >"$shared_layers_log" 2>&1
+    shared_layers_pid=$!
+    trap 'stop_group "$shared_layers_pid"; rm -f "$shared_layers_log"' EXIT
+fi
 step ruff "$VENV/bin/ruff" check .
 step ruff-format "$VENV/bin/ruff" format --check --quiet .
 step mypy "$VENV/bin/mypy" infra policies app tests scripts
@@ -80,6 +103,17 @@ else
     # those across both); the tests that use no deployed stack (`stackless`: throwaway stacks,
     # images) run beside all the fault tests. The stacks this run deployed are removed at the
     # end, even after a failure or an interrupt, and nothing of them may remain.
+    # shared_layers_built: wait for build_shared_layers; its messages, and its exit status.
+    shared_layers_built() {
+        local rc=0
+        wait "$shared_layers_pid" || rc=$?
+        cat "$shared_layers_log"
+        rm -f "$shared_layers_log"
+        return "$rc"
+    }
+    step "images: the layers every build shares (started with the checks above)" \
+        shared_layers_built
+    trap - EXIT
     # The deploy mostly waits (image builds, health checks every 5 s, run-to-completion jobs),
     # so it runs in the background while the other layers are tested: no test of theirs uses
     # the stacks' objects (theirs have names and labels of their own).

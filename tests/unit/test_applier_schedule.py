@@ -3,7 +3,9 @@ after what they need, the first failure stops new starts but lets steps in fligh
 an interrupt cancels the steps in flight and is raised again once they stopped.
 
 No assertion on time: concurrency is shown by steps that can only finish together (a barrier
-both must reach), order by what each step saw when it started.
+both must reach), order by what each step saw when it started. The threads' waits count their
+own wake-ups, not seconds (tests/support/patient.py): a 20 s barrier broke in a CI run at load
+13-16, while the process was starved, not the scheduler wrong.
 """
 
 from __future__ import annotations
@@ -20,10 +22,8 @@ import pytest
 
 from infra.applier.schedule import Cancelled, run_when_ready
 from infra.settings import REPO_ROOT
+from tests.support.patient import Meeting, join_patiently, wait_patiently
 
-# Long enough never to pass on a loaded machine when the steps do meet; a step run alone
-# waits this long and then fails.
-_MEET_S = 20.0
 # Rounds of a real interrupt: each lost one showed up in about half of them before the fix.
 _SIGNAL_ROUNDS = 6
 
@@ -44,7 +44,7 @@ def _interrupted_process(script: str, *, timeout_s: float) -> subprocess.Complet
 
 
 def test_schedule__independent_steps_run_at_the_same_time() -> None:
-    meet = threading.Barrier(3, timeout=_MEET_S)
+    meet = Meeting(3)
     ran: list[str] = []
 
     def run(key: str) -> None:
@@ -101,7 +101,7 @@ def test_schedule__a_failure_starts_nothing_new_lets_steps_in_flight_finish_and_
             failed.set()
             raise ValueError("bad step")
         if key == "slow":
-            assert failed.wait(_MEET_S)  # still running when the other failed
+            assert wait_patiently(failed)  # still running when the other failed
         ran.append(key)
 
     needs = {"after-slow": {"slow"}}
@@ -111,7 +111,7 @@ def test_schedule__a_failure_starts_nothing_new_lets_steps_in_flight_finish_and_
 
 
 def test_schedule__later_failures_are_reported_and_the_first_raised() -> None:
-    both = threading.Barrier(2, timeout=_MEET_S)
+    both = Meeting(2)
     reported: list[str] = []
 
     def run(key: str) -> None:
@@ -131,7 +131,7 @@ def test_schedule__later_failures_are_reported_and_the_first_raised() -> None:
 
 def test_schedule__a_keyboard_interrupt_inside_a_step_cancels_the_others() -> None:
     """The applier's tests interrupt an up from its checkpoint (a step's thread)."""
-    started = threading.Barrier(2, timeout=_MEET_S)
+    started = Meeting(2)
     cancel = threading.Event()
     stopped: list[str] = []
 
@@ -139,7 +139,7 @@ def test_schedule__a_keyboard_interrupt_inside_a_step_cancels_the_others() -> No
         started.wait()
         if key == "interrupted":
             raise KeyboardInterrupt
-        if cancel.wait(_MEET_S):
+        if wait_patiently(cancel):
             stopped.append(key)
             raise Cancelled
 
@@ -158,17 +158,18 @@ def test_schedule__ctrl_c_cancels_the_steps_in_flight_and_is_raised_once_they_st
         """
         import os, signal, threading
         from infra.applier.schedule import Cancelled, run_when_ready
+        from tests.support.patient import Meeting, wait_patiently
 
         for _round in range(_ROUNDS):
             cancel = threading.Event()
-            both = threading.Barrier(2, timeout=20)
+            both = Meeting(2)
             events = []
 
             def run(key):
                 both.wait()
                 if key == "a":
                     os.kill(os.getpid(), signal.SIGINT)
-                if cancel.wait(10):
+                if wait_patiently(cancel, 200):
                     events.append(f"{key} stopped")
                     raise Cancelled
                 events.append(f"{key} finished")
@@ -195,22 +196,23 @@ def test_schedule__an_interrupt_does_not_wait_for_an_abandonable_wait_which_then
         """
         import os, signal, threading
         from infra.applier.schedule import Cancelled, abandonable, run_when_ready
+        from tests.support.patient import Meeting, wait_patiently
 
         cancel = threading.Event()
-        both = threading.Barrier(2, timeout=20)
+        both = Meeting(2)
         release, waited_out, left = threading.Event(), threading.Event(), threading.Event()
         after = []
 
         def run(key):
             both.wait()
             if key == "create":
-                if cancel.wait(20):
+                if wait_patiently(cancel):
                     raise Cancelled
                 return
             try:
                 with abandonable():
                     os.kill(os.getpid(), signal.SIGINT)
-                    release.wait(20)
+                    wait_patiently(release)
                     waited_out.set()
                 after.append("recorded")
             finally:
@@ -221,7 +223,7 @@ def test_schedule__an_interrupt_does_not_wait_for_an_abandonable_wait_which_then
         except KeyboardInterrupt:
             print("interrupted while the build waited:", not waited_out.is_set())
         release.set()
-        left.wait(20)
+        wait_patiently(left)
         print("after the wait:", after)
         """
     )
@@ -251,7 +253,7 @@ def _ended(target: Callable[[], None]) -> list[BaseException]:
 
     runner = threading.Thread(target=call, daemon=True)
     runner.start()
-    runner.join(timeout=_MEET_S)
+    join_patiently(runner)
     assert not runner.is_alive(), "the interrupted run kept waiting for a step that had ended"
     return outcome
 
@@ -277,7 +279,7 @@ def test_schedule__an_interrupt_just_after_a_result_was_taken_still_ends(
     cancel = threading.Event()
 
     def run(key: str) -> None:
-        if key == "waiting" and cancel.wait(_MEET_S):
+        if key == "waiting" and wait_patiently(cancel):
             raise Cancelled
 
     outcome = _ended(lambda: run_when_ready(["quick", "waiting"], {}, run, cancel=cancel))
@@ -299,7 +301,7 @@ def test_schedule__an_interrupt_while_a_step_is_being_started_still_ends(
         real_start(thread)
 
     def run(key: str) -> None:
-        if cancel.wait(_MEET_S):
+        if wait_patiently(cancel):
             raise Cancelled
 
     monkeypatch.setattr(threading.Thread, "start", start)
@@ -315,6 +317,7 @@ def test_schedule__failures_before_an_interrupt_are_reported_not_lost() -> None:
         """
         import os, signal, threading
         from infra.applier.schedule import Cancelled, run_when_ready
+        from tests.support.patient import wait_patiently
 
         cancel = threading.Event()
         failed = threading.Event()
@@ -324,9 +327,9 @@ def test_schedule__failures_before_an_interrupt_are_reported_not_lost() -> None:
             if key == "bad":
                 failed.set()
                 raise ValueError("the cause")
-            failed.wait(20)
+            wait_patiently(failed)
             os.kill(os.getpid(), signal.SIGINT)
-            if cancel.wait(20):
+            if wait_patiently(cancel):
                 raise Cancelled
 
         try:

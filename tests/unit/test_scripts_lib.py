@@ -15,12 +15,12 @@ from infra.settings import REPO_ROOT
 LIB = REPO_ROOT / "scripts" / "lib.sh"
 
 
-def _bash(snippet: str, *args: str) -> subprocess.CompletedProcess[str]:
+def _bash(snippet: str, *args: str, timeout_s: float = 30) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["bash", "-c", f'source "{LIB}"; {snippet}', "-", *args],
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=timeout_s,
         check=False,
     )
 
@@ -109,14 +109,17 @@ def test_start_detached__the_background_process_inherits_no_lock(tmp_path: Path)
 
 
 # A stand-in for a pytest run under scripts/test.sh: it starts a child of its own (rotate.sh,
-# an `infra.apply up`) and, interrupted, tears down (pytest's fixtures) before it exits.
+# an `infra.apply up`) and, interrupted, tears down (pytest's fixtures) before it exits. The
+# child's pid, which tells the test it may signal, is written inside the `try`: written before
+# it, a SIGINT that reached a stand-in starved before its `try` skipped the teardown (shown by
+# freezing it there with SIGSTOP; these tests failed in CI at load 13-16).
 _WORKER = """
 import subprocess, sys, time
 from pathlib import Path
 out = Path(sys.argv[1])
 child = subprocess.Popen(["sleep", "300"])
-(out / "grandchild").write_text(str(child.pid))
 try:
+    (out / "grandchild").write_text(str(child.pid))
     time.sleep(300)
 except KeyboardInterrupt:
     (out / "torn-down").write_text("yes")
@@ -133,7 +136,7 @@ def _alive(pid: int) -> bool:
 
 
 def _run_and_stop_group(
-    tmp_path: Path, leader: str
+    tmp_path: Path, leader: str, grace_s: int
 ) -> tuple[subprocess.CompletedProcess[str], int]:
     worker = tmp_path / "worker.py"
     worker.write_text(_WORKER)
@@ -142,10 +145,10 @@ def _run_and_stop_group(
         start_group leader
         group=$!
         while [ ! -s "{tmp_path}/grandchild" ]; do sleep 0.05; done
-        STOP_GROUP_GRACE_S=2 stop_group "$group"
+        STOP_GROUP_GRACE_S={grace_s} stop_group "$group"
         echo stopped
     """
-    done = _bash(snippet)
+    done = _bash(snippet, timeout_s=3 * grace_s + 60)
     return done, int((tmp_path / "grandchild").read_text())
 
 
@@ -153,8 +156,11 @@ def test_stop_group__ends_what_the_group_started_not_only_its_leader(tmp_path: P
     """scripts/test.sh runs prod's fault tests in the background. Interrupted, it stopped only
     that pytest (pkill -P of the background shell): what the tests had started (rotate.sh, an
     `infra.apply up` against prod) ran on while the exit handler removed the stack. The
-    stand-in's own child is what must not outlive stop_group; the stand-in tears down first."""
-    done, grandchild = _run_and_stop_group(tmp_path, sys.executable)
+    stand-in's own child is what must not outlive stop_group; the stand-in tears down first.
+    The grace before SIGTERM is 30 s, test.sh's default: with 2 s, a stand-in starved that long
+    (frozen 5 s with SIGSTOP as its teardown began) was terminated before it could tear down,
+    and the test failed although stop_group had done its job (SIGINT first)."""
+    done, grandchild = _run_and_stop_group(tmp_path, sys.executable, grace_s=30)
     try:
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == "stopped"
@@ -168,7 +174,7 @@ def test_stop_group__ends_what_the_group_started_not_only_its_leader(tmp_path: P
 def test_stop_group__what_ignores_sigint_is_terminated(tmp_path: Path) -> None:
     """A group started with SIGINT ignored (test.sh itself run in the background of a
     non-interactive shell) still ends: SIGTERM after the grace."""
-    done, grandchild = _run_and_stop_group(tmp_path, f"trap '' INT; {sys.executable}")
+    done, grandchild = _run_and_stop_group(tmp_path, f"trap '' INT; {sys.executable}", grace_s=2)
     try:
         assert done.returncode == 0, done.stderr
         assert not _alive(grandchild), "the group's grandchild outlived stop_group"
