@@ -41,6 +41,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from infra.pulumi_names import CONTAINER
+
 PASSPHRASE_ENV: Final = "SECURE_REDIS_STATE_PASSPHRASE"  # noqa: S105 - a variable name
 # Where `python -m infra.apply rekey` takes the passphrase the state is sealed with from then on.
 NEW_PASSPHRASE_ENV: Final = "SECURE_REDIS_STATE_NEW_PASSPHRASE"  # noqa: S105 - a variable name
@@ -134,6 +136,17 @@ class StackState:
                 f"stack {stack}; restore it from a backup or remove the stack (down) and its state"
             ) from None
         return cls(stack=stack, resources=resources)
+
+
+def recorded_image(state: StackState | None, container: str) -> str | None:
+    """The image ID the state records for the container named `container` (what the applier
+    ran it from), or None: not recorded, or left unfinished by an interrupted up. Here, not in
+    infra/apply.py, so that infra/rotation_probe.py reads it without loading the applier."""
+    for resource in (state.resources if state else {}).values():
+        if resource.type == CONTAINER and resource.inputs.get("name") == container:
+            image = resource.outputs.get("imageId")
+            return str(image) if image else None
+    return None
 
 
 @dataclass(frozen=True)
@@ -651,4 +664,5 @@ __all__ = [
     "StackState",
     "StateError",
     "StateStore",
+    "recorded_image",
 ]
