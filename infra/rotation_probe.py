@@ -670,15 +670,20 @@ def retire_refusal(stack: str, served_issuer: str | None, staying: Collection[st
 
 
 def unobserved_refusal(stack: str, why: str) -> str:
-    """retire_refusal's line when what Redis presents cannot be read before such an up."""
+    """retire_refusal's line when what Redis presents cannot be read before such an up. The
+    way past it that always holds is a stopped Redis: the applier asks only a running one
+    (infra/apply.py `_retire_refusal`). A restart of Redis is not: with the app container
+    gone, what Redis serves is still read from nowhere after it."""
     redis, app = object_name(stack, "redis"), object_name(stack, "app")
     return (
         f"cannot tell which CA's certificate Redis serves ({why}), and the next up retires a "
         "CA: it would lock Redis's TLS reload job out if the promote's reload did not take; "
         f"nothing was changed. Make sure {redis} answers and {app} exists (it need not run: "
-        "a stopped app is looked at from a short-lived copy of it on the backend network), "
-        f"or `docker restart {redis}` (it reads its volume's files), then run the same "
-        "command again"
+        "a stopped app is looked at from a short-lived copy of it on the backend network); "
+        f"or stop Redis (`docker stop {redis}`): the up does not ask a Redis that is not "
+        "running, makes the containers that are missing or stopped anew (Redis on its own "
+        "volumes, its data kept), and they read the files the retire writes (clients "
+        "reconnect). Then run the same command again"
     )
 
 

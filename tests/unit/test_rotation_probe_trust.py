@@ -7,6 +7,7 @@ themselves: tests/integration/test_rotation_probe_snapshot_trust.py."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import pytest
@@ -16,7 +17,7 @@ from infra.applier.engine import INCOMPLETE
 from infra.applier.state import PASSPHRASE_ENV, ResourceState, StackState, StateStore
 from infra.naming import Role
 from infra.pulumi_names import CONTAINER
-from infra.rotation_probe import NotTrusted, recorded_images
+from infra.rotation_probe import NotTrusted, ProbeError, recorded_images
 
 REDIS_IMAGE = "sha256:" + "r" * 64
 APP_IMAGE = "sha256:" + "a" * 64
@@ -127,3 +128,44 @@ def test_wait__a_container_not_the_stack_s_ends_the_wait_at_once() -> None:
     with pytest.raises(NotTrusted, match="not labelled"):
         rotation_probe._wait(probe, {}, timeout=600)  # type: ignore[arg-type]
     assert probe.snapshots == 1
+
+
+class _NoAppProbe:
+    """What Probe finds with the app container gone: served_issuer cannot ask anyone."""
+
+    def __init__(self, stack: str, port: int) -> None:
+        self.stack = stack
+
+    def served_issuer(self, app_image: str | None) -> str | None:
+        raise ProbeError(f"secure-redis-{self.stack}-app: 404 Client Error: No such container")
+
+
+def test_retire_refusal__app_gone__the_line_s_way_on_lets_the_up_through(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """infra/apply.py `_retire_refusal` with the app container gone: refused, and the way on
+    the line names is one that works. `docker restart` of Redis (what it said before) leaves
+    the app gone and the up refused the same; `docker stop` of Redis is not asked."""
+    from infra import apply  # noqa: PLC0415 - loads the applier (seconds)
+
+    monkeypatch.setattr(apply, "_staying_cas", lambda rendered, state: ["CA2"])
+    monkeypatch.setattr(rotation_probe, "Probe", _NoAppProbe)
+    redis = SimpleNamespace(status="running")
+    applier = SimpleNamespace(
+        client=SimpleNamespace(containers=SimpleNamespace(get=lambda n: redis))
+    )
+    rendered = SimpleNamespace(stack="dev", settings=SimpleNamespace(redis_port=6379))
+
+    def refusal() -> str | None:
+        return apply._retire_refusal(rendered, None, applier)  # type: ignore[arg-type]
+
+    line = refusal()
+    assert line is not None
+    assert line.startswith("cannot tell which CA's certificate Redis serves (secure-redis-dev-app")
+    assert "nothing was changed" in line
+    assert "`docker stop secure-redis-dev-redis`" in line
+    assert "docker restart" not in line
+    redis.status = "running"  # after a restart: the app is still gone, refused the same
+    assert refusal() == line
+    redis.status = "exited"  # after `docker stop`: not asked, the up goes on
+    assert refusal() is None
