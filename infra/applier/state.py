@@ -31,6 +31,7 @@ import json
 import os
 import secrets
 import stat
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -70,6 +71,12 @@ HEADER_BYTES: Final = len(MAGIC) + 1 + SALT_BYTES
 SCRYPT_N: Final = 2**15
 SCRYPT_R: Final = 8
 SCRYPT_P: Final = 1
+# How old a leftover temporary copy of the key file (`.state.key.*.tmp`, from a
+# _create_atomically killed between its write and its unlink) must be before save() removes
+# it. The key file is shared by every stack of the directory and is made outside any one
+# stack's lock, so another stack's up may be between its write and its link right now; that
+# takes a write, an fsync and a link (milliseconds, seconds on a loaded disk), far below this.
+STALE_KEY_TEMPORARY_S: Final = 3600.0
 
 
 class StateError(RuntimeError):
@@ -414,6 +421,7 @@ class StateStore:
 
     def save(self, state: StackState) -> None:
         self._ensure_directory()
+        _remove_stale_key_temporaries(self.key_file)
         if self._key is None:
             if self._passphrase is not None:  # a new seal: the floor (MIN_PASSPHRASE_CHARS)
                 _require_floor(self._passphrase, PASSPHRASE_ENV, "a new state is sealed")
@@ -616,6 +624,32 @@ def _create_atomically(path: Path, data: bytes) -> bool:
         tmp.unlink(missing_ok=True)
     _fsync_directory(path.parent)
     return True
+
+
+def _remove_stale_key_temporaries(key_file: Path) -> list[Path]:
+    """Remove the temporary copies of `key_file` that _create_atomically left (killed between
+    its write and its unlink: SIGKILL, a power cut) once they are STALE_KEY_TEMPORARY_S old,
+    and return them. Each holds a key: the key file's own (a second name of it, when the
+    link was made) or one never used. Left, it outlives a key file removed after a rekey
+    (infra/apply.py `_rekey` says when it may be) and still opens the copies sealed with it.
+    Younger ones are left: another stack's up may be about to link one (it would fail)."""
+    removed = []
+    now = time.time()
+    for leftover in sorted(key_file.parent.glob(f".{key_file.name}.*.tmp")):
+        try:
+            info = leftover.lstat()
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISREG(info.st_mode) or now - info.st_mtime < STALE_KEY_TEMPORARY_S:
+            continue
+        try:
+            leftover.unlink()
+        except FileNotFoundError:
+            continue
+        removed.append(leftover)
+    if removed:
+        _fsync_directory(key_file.parent)
+    return removed
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
