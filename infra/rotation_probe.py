@@ -574,10 +574,13 @@ class Probe:
             left.remove(force=True)
 
     def round_trip(self) -> bool:
-        """A write and a read through the app's HTTP API."""
+        """A write and a read through the app's HTTP API, of the stack's own app only (as
+        snapshot(): _wait runs this first, and a container found not to be the stack's must
+        have had nothing run in it when the snapshot after says so)."""
         key, value = f"/cache/rotation-probe-{uuid.uuid4().hex}", uuid.uuid4().hex
         try:
-            said = self._exec(self.app, round_trip_command(key, value))
+            app = self._trusted(self.app, Role.APP)
+            said = self._exec(self.app, round_trip_command(key, value), app["Id"])
         except ProbeError:
             return False
         return said.strip() == "same"

@@ -157,6 +157,17 @@ def test_snapshot__with_the_applier_state__no_image_recorded_for_the_app__not_as
     assert _execs(client, stack, Role.APP) == []
 
 
+def test_round_trip__an_app_the_stack_did_not_make_gets_no_request(
+    client: docker.DockerClient, stack: str
+) -> None:
+    """`wait` makes a round trip before each snapshot: it must not ask a look-alike either,
+    or the snapshot's refusal after ("nothing was run in it") would not hold."""
+    _run(client, stack, Role.APP, {STACK_LABEL: stack, ROLE_LABEL: Role.REDIS.value})
+
+    assert Probe(stack, 6379).round_trip() is False
+    assert _execs(client, stack, Role.APP) == []
+
+
 def test_snapshot__the_stacks_own_containers_are_asked(
     client: docker.DockerClient, stack: str
 ) -> None:
