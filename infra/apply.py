@@ -98,7 +98,7 @@ from infra.cli import OneLineParser  # noqa: E402
 from infra.engine_report import live_restore_line  # noqa: E402
 from infra.images import build_input_problem, shown_context  # noqa: E402
 from infra.mock_engine import Prior, RenderError  # noqa: E402
-from infra.naming import object_name  # noqa: E402
+from infra.naming import Role, object_name  # noqa: E402
 from infra.pulumi_names import PYTHON_DYNAMIC_PREFIX as DYNAMIC_PREFIX  # noqa: E402
 from infra.render import RenderedStack, render_stack  # noqa: E402
 from infra.settings import (  # noqa: E402
@@ -419,8 +419,11 @@ def _retire_refusal(
     if redis.status != "running":
         return None
     try:
-        probe = rotation_probe.Probe(stack, rendered.settings.redis_port)
-        issuer = probe.served_issuer(recorded_image(state, object_name(stack, "app")))
+        app_image = recorded_image(state, object_name(stack, "app"))
+        redis_image = recorded_image(state, object_name(stack, "redis"))
+        recorded = {Role.REDIS: redis_image, Role.APP: app_image}
+        probe = rotation_probe.Probe(stack, rendered.settings.redis_port, recorded=recorded)
+        issuer = probe.served_issuer(app_image)
     except rotation_probe.NotTrusted as exc:
         return str(exc)  # the container found is not the stack's: the line says what to do
     except rotation_probe.ProbeError as exc:

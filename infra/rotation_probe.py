@@ -438,8 +438,10 @@ class Probe:
         """The serial of the CA in Redis's volume that issued the certificate Redis presents
         to a new connection (None: none of them). Two execs, not a snapshot: the app's API
         need not answer, and the app need not run (`_served`). `app_image`: the image ID the
-        stack's state records for the app container (None: it records none)."""
-        (bundle,) = self._files(self.redis, (f"{REDIS_DIR}/ca.crt",))
+        stack's state records for the app container (None: it records none). Redis's own
+        bundle only: the container holding its name is checked as snapshot() checks it."""
+        redis = self._trusted(self.redis, Role.REDIS)
+        (bundle,) = self._files(self.redis, (f"{REDIS_DIR}/ca.crt",), redis["Id"])
         return issuer_serial(self._served(app_image), bundle)
 
     def _served(self, app_image: str | None) -> str:

@@ -168,6 +168,20 @@ def test_round_trip__an_app_the_stack_did_not_make_gets_no_request(
     assert _execs(client, stack, Role.APP) == []
 
 
+def test_served_issuer__a_redis_the_stack_did_not_make_is_not_asked(
+    client: docker.DockerClient, stack: str
+) -> None:
+    """The retire guard (infra/apply.py `_retire_refusal`) reads the CA bundle from Redis's
+    volume beside what Redis serves: a look-alike's bundle could clear any retire."""
+    _run(client, stack, Role.REDIS, {})
+    _run(client, stack, Role.APP, _ours(stack, Role.APP))
+
+    with pytest.raises(NotTrusted, match=rf"^{object_name(stack, 'redis')}: it is not labelled"):
+        Probe(stack, 6379).served_issuer(_image_id(client))
+    assert _execs(client, stack, Role.REDIS) == []
+    assert _execs(client, stack, Role.APP) == []
+
+
 def test_snapshot__the_stacks_own_containers_are_asked(
     client: docker.DockerClient, stack: str
 ) -> None:

@@ -133,7 +133,7 @@ def test_wait__a_container_not_the_stack_s_ends_the_wait_at_once() -> None:
 class _NoAppProbe:
     """What Probe finds with the app container gone: served_issuer cannot ask anyone."""
 
-    def __init__(self, stack: str, port: int) -> None:
+    def __init__(self, stack: str, port: int, **kwargs: Any) -> None:
         self.stack = stack
 
     def served_issuer(self, app_image: str | None) -> str | None:
