@@ -84,6 +84,7 @@ from infra.applier.state import (  # noqa: E402
     StackState,
     StateError,
     StateStore,
+    recorded_image,
 )
 from infra.applier.status import CA_TYPE, material_lines, unfinished_rotation  # noqa: E402
 from infra.applier.translate import (  # noqa: E402
@@ -97,8 +98,7 @@ from infra.cli import OneLineParser  # noqa: E402
 from infra.engine_report import live_restore_line  # noqa: E402
 from infra.images import build_input_problem, shown_context  # noqa: E402
 from infra.mock_engine import Prior, RenderError  # noqa: E402
-from infra.naming import object_name  # noqa: E402
-from infra.pulumi_names import CONTAINER  # noqa: E402
+from infra.naming import Role, object_name  # noqa: E402
 from infra.pulumi_names import PYTHON_DYNAMIC_PREFIX as DYNAMIC_PREFIX  # noqa: E402
 from infra.render import RenderedStack, render_stack  # noqa: E402
 from infra.settings import (  # noqa: E402
@@ -419,23 +419,16 @@ def _retire_refusal(
     if redis.status != "running":
         return None
     try:
-        probe = rotation_probe.Probe(stack, rendered.settings.redis_port)
-        issuer = probe.served_issuer(recorded_image(state, object_name(stack, "app")))
+        app_image = recorded_image(state, object_name(stack, "app"))
+        redis_image = recorded_image(state, object_name(stack, "redis"))
+        recorded = {Role.REDIS: redis_image, Role.APP: app_image}
+        probe = rotation_probe.Probe(stack, rendered.settings.redis_port, recorded=recorded)
+        issuer = probe.served_issuer(app_image)
     except rotation_probe.NotTrusted as exc:
         return str(exc)  # the container found is not the stack's: the line says what to do
     except rotation_probe.ProbeError as exc:
         return rotation_probe.unobserved_refusal(stack, str(exc))
     return rotation_probe.retire_refusal(stack, issuer, staying)
-
-
-def recorded_image(state: StackState | None, container: str) -> str | None:
-    """The image ID the state records for the container named `container` (what the applier
-    ran it from), or None: not recorded, or left unfinished by an interrupted up."""
-    for resource in (state.resources if state else {}).values():
-        if resource.type == CONTAINER and resource.inputs.get("name") == container:
-            image = resource.outputs.get("imageId")
-            return str(image) if image else None
-    return None
 
 
 def _staying_cas(rendered: RenderedStack, state: StackState | None) -> list[str] | None:

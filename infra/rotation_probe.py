@@ -29,7 +29,7 @@ import json
 import sys
 import time
 import uuid
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Final
@@ -45,7 +45,7 @@ from infra.naming import (
     object_name,
 )
 from infra.redis_acl import APP_USER
-from infra.settings import SettingsError, load_settings, load_stack_file
+from infra.settings import REPO_ROOT, SettingsError, load_settings, load_stack_file
 
 REDIS_DIR: Final = "/etc/secure-redis"
 APP_DIR: Final = "/etc/secure-cache"
@@ -148,9 +148,31 @@ class ProbeError(RuntimeError):
 
 
 class NotTrusted(ProbeError):
-    """A container holding the app's or the probe's name is not the stack's own (its labels,
-    or the image the stack's state records for the app): it was neither asked nor removed.
-    The message is the whole refusal, with the way on."""
+    """A container holding the name of the stack's Redis, app or probe is not the stack's own
+    (its labels, or the image the stack's state records for it): it was neither asked nor
+    removed. The message is the whole refusal, with the way on. Not a passing state: _wait
+    does not look again."""
+
+
+# The roles whose containers a snapshot asks (Probe.snapshot), with the local applier's state.
+SNAPSHOT_ROLES: Final = (Role.REDIS, Role.APP)
+
+
+def recorded_images(stack: str, project_dir: Path = REPO_ROOT) -> dict[Role, str | None] | None:
+    """The image IDs the local applier's state records for the stack's Redis and app
+    containers (None for one it records none of: an up interrupted before it made it), or
+    None when the stack has no such state. Read-only and without the lock: the state is
+    replaced by a rename, never written in place. A state that does not open (the passphrase
+    or key file) is a ValueError: bad input, exit 2, as for `infra.apply up`."""
+    from infra.applier.state import StateError, StateStore, recorded_image  # noqa: PLC0415
+
+    try:
+        state = StateStore(project_dir, stack).load()
+    except StateError as exc:
+        raise ValueError(str(exc)) from None
+    if state is None:
+        return None
+    return {role: recorded_image(state, object_name(stack, role.value)) for role in SNAPSHOT_ROLES}
 
 
 def _short_id(image_id: str) -> str:
@@ -303,7 +325,13 @@ def _observing(name: str) -> Iterator[None]:
 
 
 class Probe:
-    def __init__(self, stack: str, port: int, engine_timeout: float = ENGINE_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        stack: str,
+        port: int,
+        engine_timeout: float = ENGINE_TIMEOUT_S,
+        recorded: Mapping[Role, str | None] | None = None,
+    ) -> None:
         import docker  # noqa: PLC0415 - the pure helpers above need no Docker
         from docker.errors import DockerException  # noqa: PLC0415
 
@@ -317,10 +345,15 @@ class Probe:
         self.redis = object_name(stack, "redis")
         self.app = object_name(stack, "app")
         self.served_timeout = engine_timeout
+        # What snapshot() trusts: the containers labelled as this stack's Redis and app, and,
+        # when the stack has a local applier's state (recorded_images), running the images it
+        # records. None: no such state (a stack `pulumi up` deployed keeps its own), labels only.
+        self.recorded = recorded
 
-    def _exec(self, name: str, argv: list[str]) -> str:
+    def _exec(self, name: str, argv: list[str], target: str | None = None) -> str:
+        """`argv`'s output in the container `target` (an ID), else the one named `name`."""
         with _observing(name):
-            code, out = self.client.containers.get(name).exec_run(argv, demux=False)
+            code, out = self.client.containers.get(target or name).exec_run(argv, demux=False)
         text = (out or b"").decode(errors="replace")
         if code != 0:
             # The probes print no secret; the tail says what failed.
@@ -349,28 +382,66 @@ class Probe:
             )
         return lines
 
-    def _started(self, name: str) -> dict[str, str]:
-        with _observing(name):
-            state = self.client.api.inspect_container(name)
-        return {"id": state["Id"][:12], "startedAt": state["State"]["StartedAt"]}
-
-    def _files(self, name: str, paths: Sequence[str]) -> list[str]:
-        return split_files(name, self._exec(name, files_command(paths)), len(paths))
+    def _files(self, name: str, paths: Sequence[str], target: str | None = None) -> list[str]:
+        return split_files(name, self._exec(name, files_command(paths), target), len(paths))
 
     def snapshot(self) -> dict[str, Any]:
-        redis_files = self._files(self.redis, REDIS_FILES)
-        app = read_app_facts(
-            self.app, self._exec(self.app, app_facts_command(REDIS_ALIAS, self.port))
+        """What the stack's Redis and app use now (snapshot_of). Only the stack's own are
+        asked (`_trusted`), each by the ID that was checked, so that no container put in
+        its place meanwhile answers: scripts/rotate.sh decides from this whether an up may
+        retire a CA (`guard`) and whether a step took (`wait`, `report`)."""
+        redis = self._trusted(self.redis, Role.REDIS)
+        app = self._trusted(self.app, Role.APP)
+        redis_files = self._files(self.redis, REDIS_FILES, redis["Id"])
+        facts = read_app_facts(
+            self.app, self._exec(self.app, app_facts_command(REDIS_ALIAS, self.port), app["Id"])
         )
-        containers = {"redis": self._started(self.redis), "app": self._started(self.app)}
-        return snapshot_of(containers, redis_files, app)
+        containers = {"redis": _identity(redis), "app": _identity(app)}
+        return snapshot_of(containers, redis_files, facts)
+
+    def _trusted(self, name: str, role: Role) -> dict[str, Any]:
+        """The `docker inspect` of the container `name`, once it is this stack's `role`: its
+        labels, and the image the local applier's state records for it when there is one
+        (`self.recorded`). Else NotTrusted: nothing is run in it. Whatever else holds the name
+        (made by hand, by another account or stack) could print any certificate and files,
+        and rotate.sh would pass a step that did not take, or retire a CA Redis still serves
+        (retire_refusal)."""
+        with _observing(name):
+            found: dict[str, Any] = self.client.api.inspect_container(name)
+        labels_only = self.recorded is None
+        image = None if self.recorded is None else self.recorded.get(role)
+        if (why := self._not_ours(found, role, image, labels_only=labels_only)) is not None:
+            raise NotTrusted(self._not_asked(name, why))
+        return found
+
+    def _not_asked(self, name: str, why: str) -> str:
+        """The snapshot's NotTrusted message: what `name` is, that nothing was run in it or
+        changed, and the way on (the stack's own made anew by its deployer)."""
+        applier = f"`python -m infra.apply up --stack {self.stack}`"
+        if self.recorded is None:
+            anew = (
+                f"`pulumi up --refresh --stack {self.stack}` (a stack the local applier "
+                f"deployed: {applier})"
+            )
+        else:
+            anew = f"{applier} (it makes it from the image its state records)"
+        return (
+            f"{name}: {why}; it was left alone (nothing was run in it, nothing removed) and "
+            "the probe changed nothing. A rotation is judged by what this stack's own Redis "
+            "and app show (whether a step took, whether an up may retire a CA), never by "
+            f"another container's answers. See who made it (`docker inspect {name}`) and "
+            f"remove it if it is no one's (`docker rm -f {name}`); then make the stack's own "
+            f"anew with {anew}, and run the same command again"
+        )
 
     def served_issuer(self, app_image: str | None) -> str | None:
         """The serial of the CA in Redis's volume that issued the certificate Redis presents
         to a new connection (None: none of them). Two execs, not a snapshot: the app's API
         need not answer, and the app need not run (`_served`). `app_image`: the image ID the
-        stack's state records for the app container (None: it records none)."""
-        (bundle,) = self._files(self.redis, (f"{REDIS_DIR}/ca.crt",))
+        stack's state records for the app container (None: it records none). Redis's own
+        bundle only: the container holding its name is checked as snapshot() checks it."""
+        redis = self._trusted(self.redis, Role.REDIS)
+        (bundle,) = self._files(self.redis, (f"{REDIS_DIR}/ca.crt",), redis["Id"])
         return issuer_serial(self._served(app_image), bundle)
 
     def _served(self, app_image: str | None) -> str:
@@ -390,27 +461,33 @@ class Probe:
             return self._exec(self.app, argv)
         return self._beside(app.attrs, argv, app_image)
 
-    def _not_ours(self, found: dict[str, Any], role: Role, image: str | None) -> str | None:
+    def _not_ours(
+        self, found: dict[str, Any], role: Role, image: str | None, *, labels_only: bool = False
+    ) -> str | None:
         """Why the container `found` (its `docker inspect`) is not this stack's of `role`
-        running `image`, the image ID the stack's state records for the app. Labels alone
-        are not enough: whoever may use the engine can put any label on a container of any
-        image, but not make the state record its image."""
+        running `image`, the image ID the stack's state records for that container. Labels
+        alone are not enough: whoever may use the engine can put any label on a container of
+        any image, but not make the state record its image. `labels_only`: there is no such
+        state (a stack `pulumi up` deployed), the labels are all there is to check."""
         labels = (found.get("Config") or {}).get("Labels") or {}
         if labels.get(STACK_LABEL) != self.stack or labels.get(ROLE_LABEL) != role.value:
             return (
                 f"it is not labelled {STACK_LABEL}={self.stack} and {ROLE_LABEL}={role.value}, "
                 "so this stack did not make it"
             )
+        if labels_only:
+            return None
         if image is None:
             return (
-                "the stack's state records no image for its app (an up was interrupted before "
-                "it made the app), so nothing tells the stack's app from a look-alike"
+                f"the stack's state records no image for its {role.value} (an up was "
+                f"interrupted before it made the {role.value}), so nothing tells the stack's "
+                f"{role.value} from a look-alike"
             )
         if (runs := str(found.get("Image") or "")) != image:
             return (
                 f"it runs image {_short_id(runs)}, not {_short_id(image)}, the one the stack's "
-                "state records for its app, so this stack's applier did not make it (labels "
-                "can be put on any container)"
+                f"state records for its {role.value}, so this stack's applier did not make it "
+                "(labels can be put on any container)"
             )
         return None
 
@@ -499,13 +576,21 @@ class Probe:
             left.remove(force=True)
 
     def round_trip(self) -> bool:
-        """A write and a read through the app's HTTP API."""
+        """A write and a read through the app's HTTP API, of the stack's own app only (as
+        snapshot(): _wait runs this first, and a container found not to be the stack's must
+        have had nothing run in it when the snapshot after says so)."""
         key, value = f"/cache/rotation-probe-{uuid.uuid4().hex}", uuid.uuid4().hex
         try:
-            said = self._exec(self.app, round_trip_command(key, value))
+            app = self._trusted(self.app, Role.APP)
+            said = self._exec(self.app, round_trip_command(key, value), app["Id"])
         except ProbeError:
             return False
         return said.strip() == "same"
+
+
+def _identity(found: dict[str, Any]) -> dict[str, str]:
+    """A container's ID and start, from its `docker inspect`: restarted() compares them."""
+    return {"id": found["Id"][:12], "startedAt": found["State"]["StartedAt"]}
 
 
 def restarted(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
@@ -590,15 +675,20 @@ def retire_refusal(stack: str, served_issuer: str | None, staying: Collection[st
 
 
 def unobserved_refusal(stack: str, why: str) -> str:
-    """retire_refusal's line when what Redis presents cannot be read before such an up."""
+    """retire_refusal's line when what Redis presents cannot be read before such an up. The
+    way past it that always holds is a stopped Redis: the applier asks only a running one
+    (infra/apply.py `_retire_refusal`). A restart of Redis is not: with the app container
+    gone, what Redis serves is still read from nowhere after it."""
     redis, app = object_name(stack, "redis"), object_name(stack, "app")
     return (
         f"cannot tell which CA's certificate Redis serves ({why}), and the next up retires a "
         "CA: it would lock Redis's TLS reload job out if the promote's reload did not take; "
         f"nothing was changed. Make sure {redis} answers and {app} exists (it need not run: "
-        "a stopped app is looked at from a short-lived copy of it on the backend network), "
-        f"or `docker restart {redis}` (it reads its volume's files), then run the same "
-        "command again"
+        "a stopped app is looked at from a short-lived copy of it on the backend network); "
+        f"or stop Redis (`docker stop {redis}`): the up does not ask a Redis that is not "
+        "running, makes the containers that are missing or stopped anew (Redis on its own "
+        "volumes, its data kept), and they read the files the retire writes (clients "
+        "reconnect). Then run the same command again"
     )
 
 
@@ -696,13 +786,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--kind", choices=KINDS, help="report: the rotation that ran; unfinished: the one asked"
     )
     parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument(
+        "--applier-state",
+        action="store_true",
+        help="the local applier deploys the stack: trust Redis and the app only when they run "
+        "the images its state records (scripts/rotate.sh passes it when it deploys so)",
+    )
     args = parser.parse_args(argv)
     try:
         settings = load_settings(args.stack, load_stack_file(args.stack))
         before = json.loads(args.before.read_text()) if args.before else None
         if args.action in ("unfinished", "guard") and before is not None:
             return _of_snapshot(args.action, args.stack, args.kind, before)
-        probe = Probe(args.stack, settings.redis_port)
+        # Under `pulumi up` the local applier's state, if any, is not what deployed the stack:
+        # its images would refuse the stack's own containers, so it is read only when asked.
+        recorded = recorded_images(args.stack) if args.applier_state else None
+        probe = Probe(args.stack, settings.redis_port, recorded=recorded)
         if args.action == "snapshot":
             print(json.dumps(probe.snapshot()))
             return 0
@@ -765,6 +864,8 @@ def _wait(probe: Probe, before: dict[str, Any], timeout: float) -> int:
         probe.round_trip()
         try:
             now = probe.snapshot()
+        except NotTrusted:
+            raise  # another's container: looking again would not make it the stack's
         except ProbeError as exc:
             waiting = [str(exc)]
         else:
@@ -797,6 +898,7 @@ __all__ = [
     "ROUND_TRIP",
     "SERVED_ONLY",
     "SERVED_PROBE",
+    "SNAPSHOT_ROLES",
     "NotTrusted",
     "Probe",
     "ProbeError",
@@ -809,6 +911,7 @@ __all__ = [
     "issuer_serial",
     "main",
     "read_app_facts",
+    "recorded_images",
     "report_lines",
     "restarted",
     "retire_refusal",

@@ -51,10 +51,15 @@ require_venv
 docker_ready || die "the Docker engine is not reachable; run scripts/bootstrap.sh"
 
 pulumi_ready() { have pulumi && pulumi whoami --non-interactive >/dev/null 2>&1; }
+# The probe trusts only the stack's own Redis and app: labelled as its, and, when the local
+# applier deploys it, running the images the applier's state records (--applier-state; under
+# `pulumi up` that state, if any, is not what deployed the stack).
 if pulumi_ready; then
     deployer="pulumi up"
+    probe_state=""
 else
     deployer="the local applier (python -m infra.apply; not Pulumi)"
+    probe_state="--applier-state"
 fi
 
 config_get() { "$PY" -m infra.stack_config get --stack "$stack" "$1"; }
@@ -71,7 +76,7 @@ config_set() { # config_set KEY VALUE: the same file for both deployers
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-probe() { "$PY" -m infra.rotation_probe "$@" --stack "$stack"; }
+probe() { "$PY" -m infra.rotation_probe "$@" --stack "$stack" ${probe_state:+"$probe_state"}; }
 
 unobservable() { # the probe could not look at the stack; it said why on the line above
     die "stack $stack could not be observed (see the line above); nothing was changed by this step. Not deployed: scripts/setup-secure-redis.sh $stack. Deployed: scripts/status.sh $stack says what answers; a Redis at maxclients refuses every new connection (the exporter's redis_rejected_connections_total counts them)"

@@ -31,6 +31,7 @@ import json
 import os
 import secrets
 import stat
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -40,6 +41,8 @@ from typing import Any, Final
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from infra.pulumi_names import CONTAINER
 
 PASSPHRASE_ENV: Final = "SECURE_REDIS_STATE_PASSPHRASE"  # noqa: S105 - a variable name
 # Where `python -m infra.apply rekey` takes the passphrase the state is sealed with from then on.
@@ -68,6 +71,12 @@ HEADER_BYTES: Final = len(MAGIC) + 1 + SALT_BYTES
 SCRYPT_N: Final = 2**15
 SCRYPT_R: Final = 8
 SCRYPT_P: Final = 1
+# How old a leftover temporary copy of the key file (`.state.key.*.tmp`, from a
+# _create_atomically killed between its write and its unlink) must be before save() removes
+# it. The key file is shared by every stack of the directory and is made outside any one
+# stack's lock, so another stack's up may be between its write and its link right now; that
+# takes a write, an fsync and a link (milliseconds, seconds on a loaded disk), far below this.
+STALE_KEY_TEMPORARY_S: Final = 3600.0
 
 
 class StateError(RuntimeError):
@@ -134,6 +143,17 @@ class StackState:
                 f"stack {stack}; restore it from a backup or remove the stack (down) and its state"
             ) from None
         return cls(stack=stack, resources=resources)
+
+
+def recorded_image(state: StackState | None, container: str) -> str | None:
+    """The image ID the state records for the container named `container` (what the applier
+    ran it from), or None: not recorded, or left unfinished by an interrupted up. Here, not in
+    infra/apply.py, so that infra/rotation_probe.py reads it without loading the applier."""
+    for resource in (state.resources if state else {}).values():
+        if resource.type == CONTAINER and resource.inputs.get("name") == container:
+            image = resource.outputs.get("imageId")
+            return str(image) if image else None
+    return None
 
 
 @dataclass(frozen=True)
@@ -401,6 +421,7 @@ class StateStore:
 
     def save(self, state: StackState) -> None:
         self._ensure_directory()
+        _remove_stale_key_temporaries(self.key_file)
         if self._key is None:
             if self._passphrase is not None:  # a new seal: the floor (MIN_PASSPHRASE_CHARS)
                 _require_floor(self._passphrase, PASSPHRASE_ENV, "a new state is sealed")
@@ -605,6 +626,32 @@ def _create_atomically(path: Path, data: bytes) -> bool:
     return True
 
 
+def _remove_stale_key_temporaries(key_file: Path) -> list[Path]:
+    """Remove the temporary copies of `key_file` that _create_atomically left (killed between
+    its write and its unlink: SIGKILL, a power cut) once they are STALE_KEY_TEMPORARY_S old,
+    and return them. Each holds a key: the key file's own (a second name of it, when the
+    link was made) or one never used. Left, it outlives a key file removed after a rekey
+    (infra/apply.py `_rekey` says when it may be) and still opens the copies sealed with it.
+    Younger ones are left: another stack's up may be about to link one (it would fail)."""
+    removed = []
+    now = time.time()
+    for leftover in sorted(key_file.parent.glob(f".{key_file.name}.*.tmp")):
+        try:
+            info = leftover.lstat()
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISREG(info.st_mode) or now - info.st_mtime < STALE_KEY_TEMPORARY_S:
+            continue
+        try:
+            leftover.unlink()
+        except FileNotFoundError:
+            continue
+        removed.append(leftover)
+    if removed:
+        _fsync_directory(key_file.parent)
+    return removed
+
+
 def _write_atomically(path: Path, data: bytes) -> None:
     """Write a sibling temporary file 0600, fsync it, rename it over `path`, fsync the dir.
     The temporary file is removed on every way out before the rename, a Ctrl-C or SIGTERM
@@ -651,4 +698,5 @@ __all__ = [
     "StackState",
     "StateError",
     "StateStore",
+    "recorded_image",
 ]

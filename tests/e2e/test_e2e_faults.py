@@ -101,7 +101,7 @@ def test_fault__app_not_running__the_served_certificate_is_still_read_for_the_re
     it is as much not running (a stopped app's retire was run on s80, README), and it comes
     back at once, with no restart and no health wait (the test takes a few seconds)."""
     probe = rotation_probe.Probe(stack.name, stack.settings.redis_port)
-    # The image the app runs stands for the one its state records (infra/apply.py
+    # The image the app runs stands for the one its state records (infra/applier/state.py
     # `recorded_image`): a stack deployed with the Pulumi CLI has no local state.
     image = docker_client.containers.get(stack.app).attrs["Image"]
     from_inside = probe.served_issuer(image)

@@ -24,6 +24,7 @@ from infra.applier.state import (
     StackState,
     StateError,
     StateStore,
+    recorded_image,
 )
 from infra.components import app_image
 from infra.render import render_stack
@@ -593,8 +594,8 @@ def test_cli__the_app_image_the_retire_guard_trusts_is_the_one_the_state_records
     urn, app = next((u, r) for u, r in state.resources.items() if u.endswith("::app-container"))
     image = "sha256:" + "a" * 64
     state.resources[urn] = ResourceState(app.type, app.name, app.id, app.inputs, {"imageId": image})
-    assert apply.recorded_image(state, "secure-redis-dev-app") == image
-    assert apply.recorded_image(state, "secure-redis-prod-app") is None
+    assert recorded_image(state, "secure-redis-dev-app") == image
+    assert recorded_image(state, "secure-redis-prod-app") is None
     state.resources[urn] = ResourceState(app.type, app.name, app.id, app.inputs, {INCOMPLETE: True})
-    assert apply.recorded_image(state, "secure-redis-dev-app") is None
-    assert apply.recorded_image(None, "secure-redis-dev-app") is None
+    assert recorded_image(state, "secure-redis-dev-app") is None
+    assert recorded_image(None, "secure-redis-dev-app") is None

@@ -230,6 +230,38 @@ def test_state__saving_again_leaves_no_temporary_file_and_changes_the_nonce(
     assert names == ["dev.state", KEY_FILE_NAME]
 
 
+def test_state__a_stale_key_file_temporary_is_removed_a_fresh_one_is_left(
+    key_file_store: StateStore,
+) -> None:
+    """`_create_atomically` killed between its write and its unlink leaves a copy of a key,
+    `.state.key.<hex>.tmp` (a second name of the key file once the link was made), which
+    outlives a key file removed after a rekey. A save removes such copies once they are old
+    enough that no up of another stack (outside this stack's lock) can still be linking one;
+    a young one, a symlink and the key file itself are left."""
+    key_file_store.save(sample())
+    directory, key_file = key_file_store.directory, key_file_store.key_file
+    linked = directory / f".{KEY_FILE_NAME}.0123456789ab.tmp"
+    os.link(key_file, linked)  # killed after the link: the key file's own key
+    unused = directory / f".{KEY_FILE_NAME}.ba9876543210.tmp"
+    unused.write_bytes(secrets.token_bytes(32))  # killed before it: a key never used
+    fresh = directory / f".{KEY_FILE_NAME}.aaaaaaaaaaaa.tmp"
+    fresh.write_bytes(secrets.token_bytes(32))  # another stack's up, linking it now
+    planted = directory / f".{KEY_FILE_NAME}.bbbbbbbbbbbb.tmp"
+    planted.symlink_to(key_file)
+    old = key_file.stat().st_mtime - state.STALE_KEY_TEMPORARY_S - 60
+    for leftover in (linked, unused):
+        os.utime(leftover, (old, old))
+    os.utime(planted, (old, old), follow_symlinks=False)
+
+    key_file_store.save(sample())
+
+    assert not linked.exists()
+    assert not unused.exists()
+    assert fresh.exists()
+    assert planted.is_symlink()
+    assert StateStore(key_file_store.directory.parents[1], "dev", environ={}).load() == sample()
+
+
 def test_state__remove(key_file_store: StateStore) -> None:
     key_file_store.save(sample())
     assert key_file_store.remove() is True
