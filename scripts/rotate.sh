@@ -184,7 +184,7 @@ rotate_data_key() {
         code=0
         docker start --attach "$pass" || code=$?
         [ "$code" -ne 0 ] || break
-        [ "$code" -ne 7 ] || die "the rotation pass left entries written by a newer secure-cache on the old data key (its line above says how many): the app was rolled back. Nothing was deleted and the old key stays (dataKeyKeepPrevious $keep), so the rotation is NOT complete. Deploy the newer app again (an up from its checkout), then run scripts/rotate.sh $stack data-key: it finishes this rotation"
+        [ "$code" -ne 7 ] || die "the rotation pass left entries written by a newer secure-cache on the old data key (its line above says how many): the app was rolled back. Those entries were not deleted and the old key stays (dataKeyKeepPrevious $keep), so the rotation is NOT complete. Deploy the newer app again (an up from its checkout), then run scripts/rotate.sh $stack data-key: it finishes this rotation"
         [ "$attempt" -lt 3 ] || die "the rotation pass did not finish; run it again: docker start --attach $pass"
         warn "the rotation pass stopped (attempt $attempt of 3); running it again"
         sleep 2
