@@ -9,7 +9,9 @@
 #   data-key   raise dataKeyGeneration: a new primary key, the old one kept for reading; the
 #              rotation pass (its own container and ACL user, started here) moves every
 #              entry; dataKeyKeepPrevious 0 retires the old
-#              key, then it is set back (an up that rewrites nothing)
+#              key, then it is set back (an up that rewrites nothing). A pass that left
+#              entries of a newer secure-cache (exit 7, after a rollback) stops it there,
+#              the old key kept
 #   ca         raise caRolloverGeneration: the new CA is trusted beside the old one, then
 #              issues every certificate, then the old one is dropped (three ups)
 #   api-token  raise apiTokenRotationGeneration: the app gets a new API token and keeps
@@ -179,9 +181,15 @@ rotate_data_key() {
     # It runs in its own container under its own ACL user (infra/components/rotation.py): the
     # serving app may not WATCH. The program declares that container stopped; this starts it
     # and waits for its exit code. It reads its files at start, so it has the new key.
-    local attempt pass="secure-redis-$stack-rotation"
+    # Exit 7 (README, "Exit codes"): the pass left entries a newer secure-cache wrote (the app
+    # was rolled back; README, "Rolling back the app"). Running it again cannot move them, and
+    # retiring the old key below would make them unreadable for good: stop here, key kept.
+    local attempt code pass="secure-redis-$stack-rotation"
     for attempt in 1 2 3; do
-        docker start --attach "$pass" && break
+        code=0
+        docker start --attach "$pass" || code=$?
+        [ "$code" -ne 0 ] || break
+        [ "$code" -ne 7 ] || die "the rotation pass left entries written by a newer secure-cache on the old data key (its line above says how many): the app was rolled back. Those entries were not deleted and the old key stays (dataKeyKeepPrevious $keep), so the rotation is NOT complete. Deploy the newer app again (an up from its checkout), then run scripts/rotate.sh $stack data-key: it finishes this rotation"
         [ "$attempt" -lt 3 ] || die "the rotation pass did not finish; run it again: docker start --attach $pass"
         warn "the rotation pass stopped (attempt $attempt of 3); running it again"
         sleep 2

@@ -6,7 +6,8 @@
     status                     the status() JSON
     rotate [--batch-size N] [--max-batches N]
                                move previous keys' entries to the primary key; prints the
-                               report JSON; exit 0 when complete, 3 when work remains
+                               report JSON; exit 0 when complete, 3 when work remains,
+                               7 when it left entries a newer secure-cache wrote
     serve                      run the HTTP service (service.py)
     healthcheck [--url URL]    GET the service's /healthz; exit 0 when it answers 200
 
@@ -21,6 +22,8 @@ every failure is one line on stderr, never a traceback. Exit codes (README, "Exi
     5  Redis refused the command (ACL NOPERM or another error); nothing was stored (rotate:
        the user may not run the pass, which needs the rotation ACL user)
     6  the service could not start (e.g. its port is in use)
+    7  rotate: entries written by a newer secure-cache (a rollback) were left on an old key,
+       not deleted; running the pass again cannot move them: upgrade the app, then rotate
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ EXIT_INCOMPLETE: Final = 3
 EXIT_UNAVAILABLE: Final = 4
 EXIT_REFUSED: Final = 5
 EXIT_SERVE: Final = 6
+EXIT_NEWER: Final = 7
 _HEALTH_TIMEOUT_S: Final = 3.0
 _LOCAL_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 _MAX_TTL_SECONDS: Final = 10 * 365 * 86400
@@ -300,18 +304,40 @@ def _rotate(cache: SecureCache, args: argparse.Namespace) -> int:
         return EXIT_REFUSED
     _print_json(report.as_dict())
     if report.discarded:
-        # Deleted, not moved: a tampered value, or one of a newer envelope version than this
-        # code reads (a rollback). Said once here, beside the per-entry warnings, so an
-        # operator does not read exit 0 as "every entry moved".
+        # Deleted, not moved: tampered with, or foreign. Said once here, beside the per-entry
+        # warnings, so an operator does not read exit 0 as "every entry moved".
         n = report.discarded
         print(
             f"secure-cache: {n} {'entry' if n == 1 else 'entries'} no data key opens "
             f"{'was' if n == 1 else 'were'} deleted (event=integrity_failure above): tampered "
-            "with, or written by newer code than this (a rollback; upgrade again before "
-            'rotating: README, "The encrypted cache client", its "Upgrading from version 1")',
+            "with or foreign (not an envelope of a newer secure-cache under a data key of "
+            "this keyring: those are left in place)",
             file=sys.stderr,
         )
+    if report.left_newer and not report.complete:
+        # (Complete: they expired or were deleted before the pass's last SCAN; the old key
+        # owns nothing any more.)
+        return _left_newer(report.left_newer)
     return EXIT_OK if report.complete else EXIT_INCOMPLETE
+
+
+def _left_newer(n: int) -> int:
+    """The pass left entries a newer secure-cache wrote (core.RotationReport.left_newer): the
+    previous key still owns them, so it must stay, and running this version again cannot move
+    them. Its own exit code, so that scripts/rotate.sh neither retries nor retires the key."""
+    from secure_cache.crypto import VERSION  # noqa: PLC0415 - see the imports
+
+    print(
+        f"secure-cache: rotation incomplete: {n} {'entry' if n == 1 else 'entries'} written "
+        f"by a newer secure-cache (an envelope version above {VERSION}, the newest this "
+        f"version reads) {'was' if n == 1 else 'were'} left on the old data key, not deleted "
+        "(event=newer_envelope). The app was rolled back. Keep the old data key (retiring it "
+        "loses them); upgrade the app again, then run the rotation again with the newer code "
+        "(on a stack: an up from the newer checkout, then scripts/rotate.sh STACK data-key, "
+        'which finishes this rotation). README, "Rolling back the app"',
+        file=sys.stderr,
+    )
+    return EXIT_NEWER
 
 
 def _print_json(payload: object) -> None:

@@ -33,7 +33,14 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from secure_cache.crypto import CIPHER_NAME, MAX_LOGICAL_KEY_BYTES, NAME_HASH, Keyring, body_bytes
+from secure_cache.crypto import (
+    CIPHER_NAME,
+    MAX_LOGICAL_KEY_BYTES,
+    NAME_HASH,
+    VERSION,
+    Keyring,
+    body_bytes,
+)
 from secure_cache.errors import (
     BackendUnavailable,
     CommandRejected,
@@ -91,6 +98,15 @@ _FAILURE_EVENTS: Final[dict[str, Event]] = {
 }
 _REPLAY_CHUNK: Final = 200
 _PING: Final = pack_command((b"PING",))
+# The newer_envelope event's note (logged once per process, metrics.py): what happened and
+# what to do, in the log line an operator finds first.
+NEWER_ENVELOPE_NOTE: Final = (
+    f"an entry was written by a newer secure-cache; this version reads envelope versions up "
+    f"to {VERSION}: it is a miss here (not an integrity failure) and no rotation pass of this "
+    "version deletes it. The app was rolled back: upgrade the app again "
+    '(README, "Rolling back the app"). Later ones are counted '
+    "(secure_cache_newer_envelopes_total), not logged"
+)
 
 
 # -- arguments ---------------------------------------------------------------------------------
@@ -228,6 +244,9 @@ class RotationReport:
     migrated: int = 0
     superseded: int = 0  # a newer value already existed under the primary key
     discarded: int = 0  # failed authentication: unreadable by every key, removed
+    # Written by a newer secure-cache (a rollback; crypto.Keyring.newer_version): left where
+    # they are, never deleted, and counted in `remaining` too, so the pass is not complete.
+    left_newer: int = 0
     conflicts: int = 0  # batches left for the next run after repeated WATCH aborts
     batches: int = 0
     remaining: int = 0
@@ -244,6 +263,7 @@ class BatchPlan:
     commands: list[tuple[bytes, ...]] = field(default_factory=list)
     sets: int = 0  # SET ... NX commands, each followed by the DEL of its old name
     discarded: int = 0
+    left_newer: int = 0  # a newer secure-cache's entries: no command at all
 
 
 @dataclass(frozen=True)
@@ -409,7 +429,7 @@ class CacheCore:
                 return keyring.open_value(name, logical, raw)
             return self.metrics.timed_open(keyring.open_value, name, logical, raw)
         except IntegrityError:
-            self._integrity_failure(name)
+            self._unreadable(keyring, name, raw)
             return None
 
     def _opener(self, keyring: Keyring) -> Callable[[bytes, bytes, bytes], bytes]:
@@ -417,6 +437,25 @@ class CacheCore:
         if self.metrics is None:
             return keyring.open_value
         return partial(self.metrics.timed_open, keyring.open_value)
+
+    def _unreadable(self, keyring: Keyring, name: bytes, raw: bytes) -> bool:
+        """An entry no key opens: a miss for the caller (either way: no oracle) and an event
+        for the operator, `newer_envelope` when a newer secure-cache plausibly wrote it (a
+        rollback), else `integrity_failure`. True for the newer one. Only the failure path
+        comes here, so the test costs a successful read nothing."""
+        version = keyring.newer_version(name, raw)
+        if version is None:
+            self._integrity_failure(name)
+            return False
+        # Logged with its note the first time only (metrics.py _ONCE), then counted.
+        self.events.record(
+            "newer_envelope",
+            key=name,
+            note=NEWER_ENVELOPE_NOTE,
+            version=str(version),
+            reads_up_to=str(VERSION),
+        )
+        return True
 
     def _integrity_failure(self, name: bytes) -> None:
         """An entry failed authentication: a miss for the caller, an event for the operator."""
@@ -451,7 +490,7 @@ class CacheCore:
                 try:
                     found[keys[index]] = open_value(names[index], logicals[index], raw)
                 except IntegrityError:
-                    self._integrity_failure(names[index])
+                    self._unreadable(keyring, names[index], raw)
         return found
 
     def _pick_many(
@@ -748,6 +787,7 @@ class CacheCore:
             plan = self.plan_batch(names, replies[1], replies[2:])
             if not plan.commands:
                 yield [(b"UNWATCH",)]
+                self.tally(plan, [], report)  # what it left
                 return
             results = yield [(b"MULTI",), *plan.commands, (b"EXEC",)]
             if results[-1] is not None:  # None: a watched name changed; read again
@@ -759,16 +799,22 @@ class CacheCore:
         """Reseal each entry under the primary key: SET new NX (keeping the TTL), DEL old.
 
         NX keeps a value written under the primary key since (newer) instead of the old one;
-        the DEL runs either way, so the old entry never resurfaces.
+        the DEL runs either way, so the old entry never resurfaces. An entry no key opens is
+        deleted, unless a newer secure-cache wrote it: this code cannot move it, only the
+        newer code can, once it is back, so it stays with the key that reads it (README,
+        "Rolling back the app").
         """
         plan = BatchPlan()
+        keyring = self.keyring
         for name, raw, pttl in zip(names, raws, pttls, strict=True):
             if raw is None or pttl == -2:
                 continue  # deleted or expired since SCAN saw it
             try:
-                new_name, envelope, _ = self.keyring.reseal(name, raw)
+                new_name, envelope, _ = keyring.reseal(name, raw)
             except IntegrityError:
-                self._integrity_failure(name)
+                if self._unreadable(keyring, name, raw):
+                    plan.left_newer += 1
+                    continue
                 plan.commands.append((b"DEL", name))
                 plan.discarded += 1
                 continue
@@ -781,6 +827,7 @@ class CacheCore:
     @staticmethod
     def tally(plan: BatchPlan, results: list[Any], report: RotationReport) -> None:
         report.discarded += plan.discarded
+        report.left_newer += plan.left_newer
         for command, result in zip(plan.commands, results, strict=True):
             if command[0] == b"SET":
                 if result is None:

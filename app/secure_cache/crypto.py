@@ -47,6 +47,14 @@ of the current key stay version 1 until the next data-key rotation.
 Every failure to open - truncated, flipped, swapped, foreign, unknown key id, not an envelope
 at all - raises the same IntegrityError: callers get no oracle (cf. Fernet's InvalidToken).
 
+Every version, this one and any later one, keeps two things where they are: the version at
+byte 0 and the key id of the sealing data key at bytes 1 to 4. That is what lets code that is
+older than an entry tell it apart from a damaged one after a rollback (Keyring.newer_version):
+an envelope whose version is above VERSION, whose key id is a data key of the keyring and
+the one of the name it is stored under, is an entry of a newer secure-cache, which the
+client counts apart (event newer_envelope, not integrity_failure) and a rotation pass leaves
+in place instead of deleting it. Version 1 code has no such test: it deletes version 2.
+
 Nonces: 96 random bits from the OS for every value (os.urandom(12)), the construction
 cryptography's AEAD documentation recommends for AES-GCM. Two values collide on a nonce
 with probability about q**2 / 2**97 for q values under one key, which NIST SP 800-38D
@@ -401,6 +409,23 @@ class Keyring:
             raise IntegrityError
         return key, _decrypt(key, envelope, PREFIX_BYTES, envelope[:HEADER_BYTES] + name)
 
+    def newer_version(self, name: bytes, envelope: bytes) -> int | None:
+        """The version of an envelope that failed to open when it is plausibly one a newer
+        secure-cache wrote (its version is above VERSION, its key id at bytes 1 to 4 is a
+        data key of this keyring, and it is stored under a name of that key, where every
+        writer puts it); None for anything else (tampered, foreign, not an envelope).
+
+        Only for the failure path, after open or open_value raised: it adds nothing to a
+        successful open. It authenticates nothing (no key opens a version this code does not
+        know), so anyone who can write to Redis can make a value pass it; README, "Rolling
+        back the app", says what that gains them (nothing a DEL does not) and what shows it."""
+        if len(envelope) <= HEADER_BYTES or envelope[0] <= VERSION:
+            return None
+        key = self._by_id.get(bytes(envelope[1:5]))
+        if key is None or not name.startswith(key.name_prefix):
+            return None
+        return envelope[0]
+
     def reseal(self, name: bytes, envelope: bytes) -> tuple[bytes, bytes, Opened]:
         """Open an entry under any key and seal it for the primary key's name.
 
@@ -445,6 +470,7 @@ __all__ = [
     "DATA_KEY_BYTES",
     "MAX_LOGICAL_KEY_BYTES",
     "NAME_HASH",
+    "VERSION",
     "DataKey",
     "Frame",
     "Keyring",

@@ -25,6 +25,11 @@ What is exported (names follow https://prometheus.io/docs/practices/naming/: bas
                                                  rotates, api_tokens.py): a count, no token
     secure_cache_integrity_failures_total        values that failed authentication (tampered,
                                                  foreign, undecryptable): served as misses
+    secure_cache_newer_envelopes_total           values of an envelope version above the one
+                                                 this code reads, under a data key it holds
+                                                 (written by a newer secure-cache: a
+                                                 rollback; crypto.Keyring.newer_version):
+                                                 served as misses, never deleted by rotation
     secure_cache_acl_denials_total               commands Redis refused with NOPERM
     secure_cache_backend_failures_total{kind="auth|tls|timeout|connection"}
     secure_cache_command_errors_total            other error replies
@@ -106,6 +111,12 @@ _EVENT_FAMILIES: Final[dict[str, tuple[str, str, dict[str, str]]]] = {
     "integrity_failures": (
         "integrity_failures",
         "Cached values that failed authentication (tampered, foreign or undecryptable).",
+        {},
+    ),
+    "newer_envelopes": (
+        "newer_envelopes",
+        "Cached values written by a newer secure-cache (an envelope version this code does not"
+        " read): served as misses, left in place by rotation. Upgrade the app.",
         {},
     ),
     "acl_denied": ("acl_denials", "Commands Redis refused with NOPERM.", {}),

@@ -18,7 +18,9 @@ infra/components/material.py), and scripts/rotate.sh runs it to completion with
 so every run uses what the last `up` wrote. It runs the app's image built for its own uid
 (infra/runtime_ids.py), on the backend network only, hardened like every container (read-only
 root, no capabilities, no-new-privileges, non-root, memory, CPU and nproc limits), and is
-never restarted by Docker: rotate.sh runs a stopped pass again.
+never restarted by Docker: rotate.sh runs a stopped pass again, except one that exited 7
+(it left entries a newer secure-cache wrote, after a rollback; README, "Rolling back the
+app"), which it stops at, the old key kept.
 """
 
 from __future__ import annotations

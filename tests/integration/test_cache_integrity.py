@@ -32,7 +32,10 @@ def _foreign(name: bytes, key: str) -> bytes:
 
 # (label, how the stored envelope of the victim key is replaced)
 TAMPERINGS: list[tuple[str, Callable[[bytes, bytes, str], bytes]]] = [
-    ("flipped-version", lambda blob, name, key: _flip(blob, 0)),
+    # A version raised above 2 (as a one-bit flip makes 3) is the rollback case, counted
+    # apart: test_raised_version__is_a_miss_counted_as_newer_envelope below.
+    ("lowered-version", lambda blob, name, key: b"\x01" + blob[1:]),
+    ("zeroed-version", lambda blob, name, key: b"\x00" + blob[1:]),
     ("flipped-key-id", lambda blob, name, key: _flip(blob, 2)),
     ("flipped-flags", lambda blob, name, key: _flip(blob, 5)),
     ("flipped-nonce", lambda blob, name, key: _flip(blob, 10)),
@@ -68,6 +71,28 @@ def test_tampered_value__is_a_counted_miss(
     assert cache.events.count("integrity_failures") == before + 1
     assert cache.get_many([key]) == {}
     assert cache.backend == "redis"  # tampering is not an outage
+
+
+def test_raised_version__is_a_miss_counted_as_newer_envelope(
+    cache: SecureCache, tls_redis: TlsRedisServer
+) -> None:
+    """What a writer to Redis gets by raising a version byte (README, "Rolling back the app"):
+    a miss, as from any tampering, counted as newer_envelope (the critical
+    CacheNewerEnvelope), not as an integrity failure: the client cannot tell that edit from
+    an entry of a newer secure-cache. The value is never returned."""
+    key = f"victim:{uuid.uuid4().hex}"
+    cache.set(key, SECRET)
+    name = cache.stored_name(key)
+    raw = raw_client(tls_redis)
+    stored = raw.get(name)
+    assert isinstance(stored, bytes)
+    raw.set(name, _flip(stored, 0))  # version 2 -> 3
+    before = cache.events.snapshot()
+    assert cache.get(key) is None
+    assert cache.get_many([key]) == {}
+    after = cache.events.snapshot()
+    assert after["newer_envelopes"] == before["newer_envelopes"] + 2
+    assert after["integrity_failures"] == before["integrity_failures"]
 
 
 def test_swapped_values__are_misses_for_both_keys(
