@@ -145,17 +145,18 @@ def _healthcheck(url: str | None) -> int:
         # urlsplit itself refuses an unclosed '[' ("http://[::1"): `parts` was unbound then,
         # and the check below raised UnboundLocalError, a traceback.
         scheme, netloc, host = "", "", None
-    if "@" in netloc:
-        # Not echoed: user:password@ (urllib does not send it; "did not answer" printed it).
-        print(
-            "healthcheck: /healthz takes no credentials; drop user:password@ from --url",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
+    # Neither line echoes the URL: it may hold user:password@ ("did not answer" printed it).
+    # Where it points is judged first: http://localhost@evil.com/ is a probe of evil.com.
     if scheme != "http" or host not in _LOCAL_HOSTS:
         print(
             "healthcheck: only probes the local service: http://127.0.0.1:<port>/healthz "
             "(a port from 1 to 65535)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if "@" in netloc:  # urllib would not send it
+        print(
+            "healthcheck: /healthz takes no credentials; drop user:password@ from --url",
             file=sys.stderr,
         )
         return EXIT_USAGE

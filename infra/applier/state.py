@@ -392,18 +392,7 @@ class StateStore:
         never reads them, and the one `up` saves before its first change (infra/apply.py) is
         renamed before the engine is touched, so no material only such a copy holds is in
         use. Only under `locked()`: no other run of this stack is writing one then."""
-        removed = []
-        for leftover in sorted(self.directory.glob(f".{self.path.name}.*.tmp")):
-            if leftover.is_symlink() or not leftover.is_file():
-                continue
-            try:
-                leftover.unlink()
-            except FileNotFoundError:
-                continue
-            removed.append(leftover)
-        if removed:
-            _fsync_directory(self.directory)
-        return removed
+        return _remove_temporaries(self.path)
 
     def _sealed_with_key_file(self) -> list[str]:
         """The stacks whose state in this directory is sealed with the key file (the header,
@@ -633,14 +622,20 @@ def _remove_stale_key_temporaries(key_file: Path) -> list[Path]:
     link was made) or one never used. Left, it outlives a key file removed after a rekey
     (infra/apply.py `_rekey` says when it may be) and still opens the copies sealed with it.
     Younger ones are left: another stack's up may be about to link one (it would fail)."""
+    return _remove_temporaries(key_file, older_than=STALE_KEY_TEMPORARY_S)
+
+
+def _remove_temporaries(path: Path, *, older_than: float = 0.0) -> list[Path]:
+    """Remove the regular files `.<name of path>.*.tmp` beside `path` at least `older_than`
+    seconds old (never a symbolic link or what it points to), and return them."""
     removed = []
     now = time.time()
-    for leftover in sorted(key_file.parent.glob(f".{key_file.name}.*.tmp")):
+    for leftover in sorted(path.parent.glob(f".{path.name}.*.tmp")):
         try:
             info = leftover.lstat()
         except FileNotFoundError:
             continue
-        if not stat.S_ISREG(info.st_mode) or now - info.st_mtime < STALE_KEY_TEMPORARY_S:
+        if not stat.S_ISREG(info.st_mode) or now - info.st_mtime < older_than:
             continue
         try:
             leftover.unlink()
@@ -648,7 +643,7 @@ def _remove_stale_key_temporaries(key_file: Path) -> list[Path]:
             continue
         removed.append(leftover)
     if removed:
-        _fsync_directory(key_file.parent)
+        _fsync_directory(path.parent)
     return removed
 
 

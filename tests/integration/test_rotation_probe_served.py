@@ -21,21 +21,12 @@ from docker.errors import DockerException, NotFound
 
 from infra.naming import ROLE_LABEL, STACK_LABEL, Role, object_name
 from infra.rotation_probe import SERVED_PROBE, NotTrusted, Probe, ProbeError
-
-IMAGE = "debian:bookworm-slim"
-# An image ID no image has: what a state records for an app whose image is gone.
-ELSEWHERE = "sha256:" + "0" * 64
+from tests.support.base_image_engine import ELSEWHERE, IMAGE, base_image_engine
 
 
 @pytest.fixture
 def client() -> Iterator[docker.DockerClient]:
-    try:
-        engine = docker.from_env(timeout=60)
-        engine.images.get(IMAGE)
-    except (DockerException, NotFound):
-        pytest.skip(f"needs the Docker engine and {IMAGE} (scripts/bootstrap-base-image.sh)")
-    yield engine
-    engine.close()
+    yield from base_image_engine()
 
 
 @pytest.fixture

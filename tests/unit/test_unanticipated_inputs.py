@@ -368,6 +368,15 @@ def test_cache_cli__healthcheck_any_url_is_an_exit_code_never_a_traceback(
     assert "Traceback" not in text
 
 
+def test_cache_cli__healthcheck_credentials_for_the_local_service_are_refused_unechoed() -> None:
+    code, text = _run(
+        lambda: cli.main(["healthcheck", "--url", f"http://u:{SECRET}@127.0.0.1:1/healthz"])
+    )
+    assert code == 2
+    assert "takes no credentials" in text
+    assert SECRET not in text
+
+
 def test_cache_cli__healthcheck_an_unclosed_bracket_is_exit_2() -> None:
     code, text = _run(lambda: cli.main(["healthcheck", "--url", "http://[::1"]))
     assert code == 2
