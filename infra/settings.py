@@ -276,11 +276,12 @@ class _TooDeep(Exception):
     """More `[`/`{` levels than a stack file has any use for."""
 
 
-# Pulumi reads a stack file with Go's YAML, a YAML 1.2 reader, and hands the program each
-# plain value as the text written (`appHostPort: 18145` is "18145"); PyYAML reads YAML 1.1,
-# where `5:02:25` is 18145, `yes` is True and `017` is 15. The loader below takes every plain
-# scalar as its text, as Pulumi does, and _ambiguity() refuses the few texts that YAML readers
-# take differently (a number not in plain decimal, a YAML 1.1 or 1.2 boolean, a date, null).
+# Pulumi hands the program each plain value of a stack file as the text written
+# (`appHostPort: 18145` is "18145"); PyYAML reads YAML 1.1, where `5:02:25` is 18145, `yes` is
+# True and `017` is 15. The loader below takes every plain scalar as its text, as Pulumi does,
+# and _ambiguity() refuses the few texts that YAML readers (1.1, 1.2, Go's) take as something
+# else: a number not in plain decimal, a YAML 1.1 or 1.2 boolean, a date, null. Pulumi
+# versions that keep a value's YAML type would hand those over converted, or not at all.
 _PLAIN_TAG: Final = "tag:secure-redis,2026:plain"
 _MERGE_TAG: Final = "tag:yaml.org,2002:merge"
 _STR_TAG: Final = "tag:yaml.org,2002:str"
@@ -361,16 +362,16 @@ _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
 for _tag in ("null", "bool", "int", "float", "binary", "timestamp", "omap", "pairs", "set"):
     _UniqueKeyLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _tagged)
 
-# The YAML 1.2 core schema (yaml.org/spec/1.2.2, 10.3.2), which Pulumi's Go YAML follows; it
-# also reads `0b1`, `1_000`, `017` (octal) and `2026-1-2` (a date) as numbers and dates.
+# The YAML 1.2 core schema (yaml.org/spec/1.2.2, 10.3.2); Go's YAML readers also read `0b1`,
+# `1_000`, `017` (octal) and `2026-1-2` (a date) as numbers and dates.
 _CORE_BOOL: Final = re.compile(r"true|True|TRUE|false|False|FALSE")
 _CORE_FLOAT: Final = re.compile(
     r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
     r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)"
 )
 _GO_DATE: Final = re.compile(r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:[Tt ].*)?")
-# YAML 1.1's booleans as its specification lists them (PyYAML leaves out y/n); Pulumi's YAML
-# 1.2 reads them as text.
+# YAML 1.1's booleans as its specification lists them (PyYAML leaves out y/n); YAML 1.2 reads
+# all but true/false as text.
 _YAML11_BOOL: Final = re.compile(
     r"y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF"
 )
@@ -462,8 +463,8 @@ def _ambiguity(key: str, text: str) -> str | None:
         return None
     if text in _NULL_TEXTS:
         return (
-            f"{_shown_key(key)} has no value (YAML 1.1 reads None, Pulumi an empty text); "
-            f"write its value, or remove the line"
+            f"{_shown_key(key)} has no value (null to YAML, an empty text to some Pulumi "
+            "versions); write its value, or remove the line"
         )
     readings = [text, _yaml11_reading(text), _yaml12_reading(text)]
     if _YAML11_BOOL.fullmatch(text):
@@ -481,7 +482,7 @@ def _ambiguity(key: str, text: str) -> str | None:
     shown = _SHORT.repr(text)[1:-1] if len(text) > 60 or not text.isprintable() else text
     return (
         f"{_shown_key(key)}: {shown} is {' or '.join(distinct)}, "
-        "depending on the YAML reader (PyYAML reads YAML 1.1, Pulumi YAML 1.2); "
+        "depending on the YAML reader (1.1 or 1.2) and the Pulumi version; "
         f'{write}quote it: {_shown_key(key)}: "{shown}"'
     )
 

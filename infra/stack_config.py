@@ -49,8 +49,8 @@ def yaml_scalar(value: str) -> str:
     except yaml.YAMLError:
         parsed = None
     plain = isinstance(parsed, str | int | float) and not isinstance(parsed, bool)
-    # Plain only when YAML 1.1 (PyYAML) and Pulumi's YAML 1.2 both read it back as itself:
-    # `0o17` or `1_000` is the same text to one and a number to the other.
+    # Plain only when every YAML reader reads it back as itself (infra/settings.py,
+    # reads_as_itself): `0o17` or `1_000` is the text to YAML 1.1 and a number to YAML 1.2.
     same = str(parsed) == value and reads_as_itself(value)
     if value and plain and same and "\n" not in value:
         return value

@@ -1,8 +1,8 @@
 """A stack file's values mean to infra.apply, infra.preview and policies.check what they mean to
 `pulumi up`.
 
-Pulumi reads `Pulumi.<stack>.yaml` with Go's YAML (YAML 1.2) and hands the program each plain
-value as the text written; PyYAML read it as YAML 1.1, where `5:02:25` is 18145, `017` is 15 and
+Pulumi hands the program each plain value of `Pulumi.<stack>.yaml` as the text written;
+PyYAML read it as YAML 1.1, where `5:02:25` is 18145, `017` is 15 and
 `yes` is True (an input-fuzzing pass found it). infra/settings.py now reads every plain value as
 its text and refuses, on one line naming the file, line, key and fix, a text YAML readers take
 differently. Merge keys (`<<: *base`), which Pulumi reads, were refused with PyYAML's "could not
