@@ -1,9 +1,10 @@
 """Typed, validated stack settings: read once, before any resource is declared.
 
 `load_settings(stack, config)` is pure: it takes the flat Pulumi config map (keys namespaced
-`secure-redis:<key>`, values as the engine hands them, i.e. strings, or YAML scalars when read
-from `Pulumi.<stack>.yaml` by `load_stack_file`). `settings_from_pulumi()` feeds it the engine's
-config. Every problem is collected and reported at once, each naming the key and the fix.
+`secure-redis:<key>`, values as the engine hands them, i.e. strings; `load_stack_file` reads
+`Pulumi.<stack>.yaml` into the same strings, or refuses a value YAML readers take differently).
+`settings_from_pulumi()` feeds it the engine's config. Every problem is collected and reported
+at once, each naming the key and the fix.
 """
 
 from __future__ import annotations
@@ -275,11 +276,32 @@ class _TooDeep(Exception):
     """More `[`/`{` levels than a stack file has any use for."""
 
 
+# Pulumi hands the program each plain value of a stack file as the text written
+# (`appHostPort: 18145` is "18145"); PyYAML reads YAML 1.1, where `5:02:25` is 18145, `yes` is
+# True and `017` is 15. The loader below takes every plain scalar as its text, as Pulumi does,
+# and _ambiguity() refuses the few texts that YAML readers (1.1, 1.2, Go's) take as something
+# else: a number not in plain decimal, a YAML 1.1 or 1.2 boolean, a date, null. Pulumi
+# versions that keep a value's YAML type would hand those over converted, or not at all.
+_PLAIN_TAG: Final = "tag:secure-redis,2026:plain"
+_MERGE_TAG: Final = "tag:yaml.org,2002:merge"
+_STR_TAG: Final = "tag:yaml.org,2002:str"
+_NULL_TEXTS: Final = frozenset({"", "~", "null", "Null", "NULL"})
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a mapping with the same key twice (PyYAML keeps the last), and
-    stops at the `[`/`{` that opens level _MAX_FLOW_DEPTH + 1: PyYAML's scanner does work
-    quadratic in the flow depth (it revisits every level's possible key at each token), so
-    5000 nested `[` took it 9 s of CPU before the composer's recursion gave up (measured)."""
+    """SafeLoader that reads plain scalars as their text (see above; `<<` stays a merge key,
+    which Go's YAML also reads), refuses a mapping with the same key twice (PyYAML keeps the
+    last; Go's YAML refuses it), and stops at the `[`/`{` that opens level
+    _MAX_FLOW_DEPTH + 1: PyYAML's scanner does work quadratic in the flow depth (it revisits
+    every level's possible key at each token), so 5000 nested `[` took it 9 s of CPU before
+    the composer's recursion gave up (measured)."""
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        # Only a tagless plain scalar is resolved by its text: quoted ones are strings, and a
+        # tag written in the file (`!!int 5`) is kept, to be refused below.
+        if kind is yaml.ScalarNode and implicit[0]:
+            return _MERGE_TAG if value == "<<" else _PLAIN_TAG
+        return super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
 
     def fetch_flow_collection_start(self, TokenClass: Any) -> None:
         if self.flow_level >= _MAX_FLOW_DEPTH:
@@ -287,50 +309,214 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         super().fetch_flow_collection_start(TokenClass)
 
 
-def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if not isinstance(key, str | int | float | bool) and key is not None:
+def _plain(loader: _UniqueKeyLoader, node: yaml.ScalarNode) -> str | None:
+    # Null stays None, so an empty file or `config:` alone reads as before; a setting without
+    # a value is refused by _config_problems.
+    return None if node.value in _NULL_TEXTS else str(node.value)
+
+
+def _tagged(loader: _UniqueKeyLoader, node: yaml.Node) -> Any:
+    raise yaml.constructor.ConstructorError(
+        None,
+        None,
+        f"the tag {node.tag.replace('tag:yaml.org,2002:', '!!')} is read differently by "
+        "YAML readers (Pulumi hands the program the text after it); remove the tag",
+        node.start_mark,
+    )
+
+
+def _check_unique(node: yaml.MappingNode) -> None:
+    """Go's YAML, like this check, compares keys as written; a mapping merged with `<<` is
+    checked on its own, and its entries yield to the ones written here."""
+    seen: set[str] = set()
+    for key_node, value_node in node.value:
+        if not isinstance(key_node, yaml.ScalarNode):
             raise yaml.constructor.ConstructorError(
                 None, None, "a key must be a name, not a list or mapping", key_node.start_mark
             )
+        key = str(key_node.value)
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None,
                 None,
-                f"{_shown_key(str(key))} is set twice; keep one of the two entries",
+                f"{_shown_key(key)} is set twice; keep one of the two entries",
                 key_node.start_mark,
             )
         seen.add(key)
+        if key_node.tag == _MERGE_TAG:
+            sources = (
+                value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+            )
+            for source in sources:
+                if isinstance(source, yaml.MappingNode):
+                    _check_unique(source)
+
+
+def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    _check_unique(node)
     return loader.construct_mapping(node, deep=True)
 
 
-_UniqueKeyLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _unique_mapping,
+_UniqueKeyLoader.add_constructor(_PLAIN_TAG, _plain)
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+for _tag in ("null", "bool", "int", "float", "binary", "timestamp", "omap", "pairs", "set"):
+    _UniqueKeyLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _tagged)
+
+# The YAML 1.2 core schema (yaml.org/spec/1.2.2, 10.3.2); Go's YAML readers also read `0b1`,
+# `1_000`, `017` (octal) and `2026-1-2` (a date) as numbers and dates.
+_CORE_BOOL: Final = re.compile(r"true|True|TRUE|false|False|FALSE")
+_CORE_FLOAT: Final = re.compile(
+    r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)"
+)
+_GO_DATE: Final = re.compile(r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:[Tt ].*)?")
+# YAML 1.1's booleans as its specification lists them (PyYAML leaves out y/n); YAML 1.2 reads
+# all but true/false as text.
+_YAML11_BOOL: Final = re.compile(
+    r"y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF"
+)
+# What every reader takes as the same number: plain decimal, no sign, `_`, leading zero or
+# exponent, and for a fraction the digits Python and Go print back (1.5, not 1.50).
+_PLAIN_INT: Final = re.compile(r"-?(?:0|[1-9][0-9]*)")
+_PLAIN_FLOAT: Final = re.compile(r"-?(?:0|[1-9][0-9]*)\.[0-9]+")
+# Longer texts are never a setting's number: they are named, not converted.
+_MAX_READ: Final = 40
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """A reading described, not converted: a date, or a number too long to be a setting's."""
+
+    what: str
+
+
+_A_DATE: Final = _Kind("a date")
+_A_NUMBER: Final = _Kind("a number")
+
+
+def _yaml11_reading(text: str) -> Any:
+    """What PyYAML (YAML 1.1) makes of `text` written plain."""
+    resolver = yaml.resolver.Resolver()
+    tag = resolver.resolve(yaml.ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
+    if tag == _STR_TAG:
+        return text
+    if len(text) > _MAX_READ:
+        return _A_NUMBER if tag.endswith(("int", "float")) else _Kind(f"a YAML 1.1 {tag[18:]}")
+    try:
+        return yaml.constructor.SafeConstructor().construct_object(yaml.ScalarNode(tag, text))
+    except (ValueError, yaml.YAMLError):
+        return text
+
+
+# (pattern, conversion) in the order a YAML 1.2 reader tries them; `_` already dropped, as Go's
+# YAML drops it from a number.
+_YAML12_NUMBERS: Final[tuple[tuple[re.Pattern[str], Callable[[str], Any]], ...]] = (
+    (re.compile(r"[-+]?0[xXoObB][0-9a-fA-F]+"), lambda t: int(t, 0)),
+    (re.compile(r"[-+]?0[0-7]+"), lambda t: int(t, 8)),  # Go's YAML: a leading 0 is octal
+    (re.compile(r"[-+]?[0-9]+"), int),
+    (_CORE_FLOAT, lambda t: float(t.lower().replace(".inf", "inf").replace(".nan", "nan"))),
 )
 
 
-def _readable_int(loader: _UniqueKeyLoader, node: yaml.ScalarNode) -> int:
-    """A YAML integer that Python can also print. int() refuses a decimal string of more than
-    sys.get_int_max_str_digits() (4300) digits with a ValueError, which is no YAMLError, and
-    str() refuses such an int built from hex (`0xfff...`): either escaped as "an error the
-    applier does not handle" (exit 3) where a bad stack file is exit 2."""
+def _yaml12_reading(text: str) -> Any:
+    """What a YAML 1.2 reader (the core schema, and Go's YAML beside it) makes of `text`."""
+    if _CORE_BOOL.fullmatch(text):
+        return text.lower() == "true"
+    bare = text.replace("_", "")
+    for pattern, convert in _YAML12_NUMBERS:
+        if pattern.fullmatch(bare):
+            if len(bare) > _MAX_READ:
+                return _A_NUMBER
+            try:
+                return convert(bare)
+            except ValueError:
+                return text
+    return _A_DATE if _GO_DATE.fullmatch(text) else text
+
+
+def _reading(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, int | float):
+        return f"the number {value!r}"
+    if isinstance(value, str):
+        return f"the text {_SHORT.repr(value)}"
+    return value.what if isinstance(value, _Kind) else "a date"
+
+
+def _number(text: str) -> int | float | None:
+    if len(text) > _MAX_READ:
+        return None
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            continue
+    return None
+
+
+def _ambiguity(key: str, text: str) -> str | None:
+    """Why plain `text` is not one value to every YAML reader, with the fix; None if it is."""
+    if _PLAIN_INT.fullmatch(text):
+        return None
+    if _PLAIN_FLOAT.fullmatch(text) and repr(float(text)) == text:
+        return None
+    if text in _NULL_TEXTS:
+        return (
+            f"{_shown_key(key)} has no value (null to YAML, an empty text to some Pulumi "
+            "versions); write its value, or remove the line"
+        )
+    readings = [text, _yaml11_reading(text), _yaml12_reading(text)]
+    if _YAML11_BOOL.fullmatch(text):
+        readings.append(text.lower() in {"y", "yes", "true", "on"})
+    distinct = list(dict.fromkeys(_reading(v) for v in readings))
+    if len(distinct) == 1:
+        return None
+    # The program reads the text Pulumi hands it with int() or float(): `017` is 17 to it.
+    numbers = [
+        str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+        for v in [*readings[1:], _number(text)]
+        if isinstance(v, int | float) and not isinstance(v, bool) and abs(v) < float("inf")
+    ]
+    write = f"write {' or '.join(dict.fromkeys(numbers))}, or " if numbers else ""
+    shown = _SHORT.repr(text)[1:-1] if len(text) > 60 or not text.isprintable() else text
+    return (
+        f"{_shown_key(key)}: {shown} is {' or '.join(distinct)}, "
+        "depending on the YAML reader (1.1 or 1.2) and the Pulumi version; "
+        f'{write}quote it: {_shown_key(key)}: "{shown}"'
+    )
+
+
+def reads_as_itself(value: str) -> bool:
+    """Whether `value`, written plain after `key: `, reads back as itself to every YAML reader
+    (infra/stack_config.py quotes it otherwise)."""
     try:
-        value = loader.construct_yaml_int(node)
-        str(value)
-    except ValueError:
-        raise yaml.constructor.ConstructorError(
-            None,
-            None,
-            "a number with thousands of digits; no setting takes one",
-            node.start_mark,
-        ) from None
-    return value
+        read = yaml.load(f"k: {value}\n", Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader
+    except (yaml.YAMLError, RecursionError, _TooDeep):
+        return False
+    return read == {"k": value} and _ambiguity("k", value) is None
 
 
-_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _readable_int)
+def _config_problems(document_node: yaml.Node | None, name: str) -> list[str]:
+    """Each `config:` value written plain that YAML readers take differently, as
+    `<file>, line <n>: <key>: ...; <fix>`."""
+    if not isinstance(document_node, yaml.MappingNode):
+        return []
+    config = next(
+        (v for k, v in document_node.value if getattr(k, "value", None) == "config"), None
+    )
+    if not isinstance(config, yaml.MappingNode):
+        return []
+    # After construction config.value holds the merged entries too (PyYAML's flatten_mapping),
+    # the ones written here last: the last entry of a key is the one that counts.
+    effective = {str(k.value): v for k, v in config.value if isinstance(k, yaml.ScalarNode)}
+    problems = []
+    for key, node in effective.items():
+        if isinstance(node, yaml.ScalarNode) and node.tag == _PLAIN_TAG:
+            problem = _ambiguity(key, str(node.value))
+            if problem:
+                problems.append(f"{name}, line {node.start_mark.line + 1}: {problem}")
+    return problems
 
 
 # A stack file holds a few settings (and Pulumi's encryption salt): a few KiB.
@@ -358,8 +544,10 @@ def _read_yaml(stack: str, path: Path) -> Any:
             path.name,
             [f"{path.name} is not UTF-8 text (byte {exc.start}); save it as UTF-8"],
         ) from None
+    loader = _UniqueKeyLoader(text)
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        node = loader.get_single_node()
+        document = None if node is None else loader.construct_document(node)
     except (RecursionError, _TooDeep):
         raise SettingsError(
             stack,
@@ -373,6 +561,12 @@ def _read_yaml(stack: str, path: Path) -> Any:
         raise SettingsError(
             stack, path.name, [f"{path.name} is not valid YAML: {reason}{where}; fix the YAML"]
         ) from None
+    finally:
+        loader.dispose()
+    problems = _config_problems(node, path.name)
+    if problems:
+        raise SettingsError(stack, path.name, problems)
+    return document
 
 
 def settings_from_pulumi() -> StackSettings:
@@ -649,6 +843,7 @@ __all__ = [
     "StackSettings",
     "load_settings",
     "load_stack_file",
+    "reads_as_itself",
     "settings_from_pulumi",
     "valid_stack_name",
 ]

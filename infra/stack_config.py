@@ -29,6 +29,7 @@ from infra.settings import (
     SettingsError,
     load_settings,
     load_stack_file,
+    reads_as_itself,
 )
 
 _LINE: Final = re.compile(r"^(?P<indent>\s+)(?P<key>[A-Za-z0-9_.-]+:[A-Za-z0-9_.-]+):(?P<rest>.*)$")
@@ -48,7 +49,10 @@ def yaml_scalar(value: str) -> str:
     except yaml.YAMLError:
         parsed = None
     plain = isinstance(parsed, str | int | float) and not isinstance(parsed, bool)
-    if value and plain and str(parsed) == value and "\n" not in value:
+    # Plain only when every YAML reader reads it back as itself (infra/settings.py,
+    # reads_as_itself): `0o17` or `1_000` is the text to YAML 1.1 and a number to YAML 1.2.
+    same = str(parsed) == value and reads_as_itself(value)
+    if value and plain and same and "\n" not in value:
         return value
     return "'" + value.replace("'", "''") + "'"
 
