@@ -84,6 +84,7 @@ from infra.applier.state import (  # noqa: E402
     StackState,
     StateError,
     StateStore,
+    recorded_container,
     recorded_image,
 )
 from infra.applier.status import CA_TYPE, material_lines, unfinished_rotation  # noqa: E402
@@ -419,10 +420,15 @@ def _retire_refusal(
     if redis.status != "running":
         return None
     try:
-        app_image = recorded_image(state, object_name(stack, "app"))
-        redis_image = recorded_image(state, object_name(stack, "redis"))
-        recorded = {Role.REDIS: redis_image, Role.APP: app_image}
-        probe = rotation_probe.Probe(stack, rendered.settings.redis_port, recorded=recorded)
+        # This up's own state, read under its lock: the containers the last up made (an up
+        # that replaced the app recorded its successor), so the probe need not read it again.
+        names = {role: object_name(stack, role.value) for role in (Role.REDIS, Role.APP)}
+        recorded = {role: recorded_image(state, name) for role, name in names.items()}
+        containers = {role: recorded_container(state, name) for role, name in names.items()}
+        app_image = recorded[Role.APP]
+        probe = rotation_probe.Probe(
+            stack, rendered.settings.redis_port, recorded=recorded, containers=containers
+        )
         issuer = probe.served_issuer(app_image)
     except rotation_probe.NotTrusted as exc:
         return str(exc)  # the container found is not the stack's: the line says what to do

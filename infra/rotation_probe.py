@@ -29,8 +29,9 @@ import json
 import sys
 import time
 import uuid
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -158,13 +159,31 @@ class NotTrusted(ProbeError):
 SNAPSHOT_ROLES: Final = (Role.REDIS, Role.APP)
 
 
-def recorded_images(stack: str, project_dir: Path = REPO_ROOT) -> dict[Role, str | None] | None:
-    """The image IDs the local applier's state records for the stack's Redis and app
-    containers (None for one it records none of: an up interrupted before it made it), or
-    None when the stack has no such state. Read-only and without the lock: the state is
-    replaced by a rename, never written in place. A state that does not open (the passphrase
-    or key file) is a ValueError: bad input, exit 2, as for `infra.apply up`."""
-    from infra.applier.state import StateError, StateStore, recorded_image  # noqa: PLC0415
+@dataclass(frozen=True)
+class Recorded:
+    """What the local applier's state records for the stack's Redis and app containers."""
+
+    images: Mapping[Role, str | None]
+    """Image IDs (None for a container it records none of: an up interrupted before it made
+    it, `recorded_image`)."""
+    containers: Mapping[Role, str | None]
+    """Container IDs (None likewise, `recorded_container`): the one container the applier
+    made last for the role; any other holding its name, of the same image and labels, is a
+    look-alike."""
+
+
+def recorded_state(stack: str, project_dir: Path = REPO_ROOT) -> Recorded | None:
+    """What the local applier's state records for the stack's Redis and app, or None when
+    the stack has no such state. Read-only and without the lock: the state is replaced by a
+    rename, never written in place, so this is the state as it is now. A state that does not
+    open (the passphrase or key file) is a ValueError: bad input, exit 2, as for
+    `infra.apply up`."""
+    from infra.applier.state import (  # noqa: PLC0415
+        StateError,
+        StateStore,
+        recorded_container,
+        recorded_image,
+    )
 
     try:
         state = StateStore(project_dir, stack).load()
@@ -172,7 +191,17 @@ def recorded_images(stack: str, project_dir: Path = REPO_ROOT) -> dict[Role, str
         raise ValueError(str(exc)) from None
     if state is None:
         return None
-    return {role: recorded_image(state, object_name(stack, role.value)) for role in SNAPSHOT_ROLES}
+    names = {role: object_name(stack, role.value) for role in SNAPSHOT_ROLES}
+    return Recorded(
+        images={role: recorded_image(state, name) for role, name in names.items()},
+        containers={role: recorded_container(state, name) for role, name in names.items()},
+    )
+
+
+def recorded_images(stack: str, project_dir: Path = REPO_ROOT) -> dict[Role, str | None] | None:
+    """The image IDs of `recorded_state`, or None when the stack has no such state."""
+    found = recorded_state(stack, project_dir)
+    return None if found is None else dict(found.images)
 
 
 def _short_id(image_id: str) -> str:
@@ -331,6 +360,8 @@ class Probe:
         port: int,
         engine_timeout: float = ENGINE_TIMEOUT_S,
         recorded: Mapping[Role, str | None] | None = None,
+        containers: Mapping[Role, str | None] | None = None,
+        reread: Callable[[], Recorded | None] | None = None,
     ) -> None:
         import docker  # noqa: PLC0415 - the pure helpers above need no Docker
         from docker.errors import DockerException  # noqa: PLC0415
@@ -349,6 +380,14 @@ class Probe:
         # when the stack has a local applier's state (recorded_images), running the images it
         # records. None: no such state (a stack `pulumi up` deployed keeps its own), labels only.
         self.recorded = recorded
+        # And, where the state records one (not an unfinished record: that has no image and
+        # is refused on that ground), only the very container it records: a look-alike can
+        # copy the labels, the image, and the mounts `_beside` copies, not the ID.
+        self.containers = containers or {}
+        # Reads the state again (recorded_state): an up replaces containers (a new ID each
+        # time) and records the successor, so a container found to differ from what was read
+        # before is judged by the state as it is at that moment, not by an older read.
+        self.reread = reread
 
     def _exec(self, name: str, argv: list[str], target: str | None = None) -> str:
         """`argv`'s output in the container `target` (an ID), else the one named `name`."""
@@ -408,11 +447,32 @@ class Probe:
         (retire_refusal)."""
         with _observing(name):
             found: dict[str, Any] = self.client.api.inspect_container(name)
-        labels_only = self.recorded is None
-        image = None if self.recorded is None else self.recorded.get(role)
-        if (why := self._not_ours(found, role, image, labels_only=labels_only)) is not None:
+        if (why := self._not_recorded(found, role)) is not None:
             raise NotTrusted(self._not_asked(name, why))
         return found
+
+    def _not_recorded(self, found: dict[str, Any], role: Role) -> str | None:
+        """`_not_ours` against what the state records for `role`; when that refuses and the
+        state can be read again (`self.reread`), against the state as it is now: an up that
+        replaced the container since the last read recorded its successor."""
+        for again in (False, True):
+            if again:
+                if self.reread is None:
+                    break
+                now = self.reread()
+                self.recorded = None if now is None else now.images
+                self.containers = {} if now is None else now.containers
+            image = None if self.recorded is None else self.recorded.get(role)
+            why = self._not_ours(
+                found,
+                role,
+                image,
+                labels_only=self.recorded is None,
+                container=self.containers.get(role),
+            )
+            if why is None:
+                return None
+        return why
 
     def _not_asked(self, name: str, why: str) -> str:
         """The snapshot's NotTrusted message: what `name` is, that nothing was run in it or
@@ -455,20 +515,30 @@ class Probe:
         # Only the stack's own app is trusted to show what Redis serves: whatever else holds
         # its name (made by hand, another account, another stack) could print any certificate,
         # and a wrong one here retires a CA Redis still serves (retire_refusal).
-        if (why := self._not_ours(app.attrs, Role.APP, app_image)) is not None:
+        ours = self.containers.get(Role.APP)
+        why = self._not_ours(app.attrs, Role.APP, app_image, container=ours)
+        if why is not None:
             raise NotTrusted(self._untrusted(self.app, why))
         if app.status == "running":
             return self._exec(self.app, argv)
         return self._beside(app.attrs, argv, app_image)
 
     def _not_ours(
-        self, found: dict[str, Any], role: Role, image: str | None, *, labels_only: bool = False
+        self,
+        found: dict[str, Any],
+        role: Role,
+        image: str | None,
+        *,
+        labels_only: bool = False,
+        container: str | None = None,
     ) -> str | None:
         """Why the container `found` (its `docker inspect`) is not this stack's of `role`
-        running `image`, the image ID the stack's state records for that container. Labels
-        alone are not enough: whoever may use the engine can put any label on a container of
-        any image, but not make the state record its image. `labels_only`: there is no such
-        state (a stack `pulumi up` deployed), the labels are all there is to check."""
+        running `image`, the image ID the stack's state records for that container, and, when
+        it records its ID (`container`), that very container. Labels alone are not enough:
+        whoever may use the engine can put any label on a container of any image, and run the
+        recorded image with forged volumes, but not make the state record its image or ID.
+        `labels_only`: there is no such state (a stack `pulumi up` deployed), the labels are
+        all there is to check."""
         labels = (found.get("Config") or {}).get("Labels") or {}
         if labels.get(STACK_LABEL) != self.stack or labels.get(ROLE_LABEL) != role.value:
             return (
@@ -488,6 +558,12 @@ class Probe:
                 f"it runs image {_short_id(runs)}, not {_short_id(image)}, the one the stack's "
                 f"state records for its {role.value}, so this stack's applier did not make it "
                 "(labels can be put on any container)"
+            )
+        if container is not None and (made := str(found.get("Id") or "")) != container:
+            return (
+                f"it is container {_short_id(made)}, not {_short_id(container)}, the one the "
+                f"stack's state records for its {role.value}, so this stack's applier did not "
+                "make it (its labels, image and volumes can be copied, its ID cannot)"
             )
         return None
 
@@ -800,8 +876,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _of_snapshot(args.action, args.stack, args.kind, before)
         # Under `pulumi up` the local applier's state, if any, is not what deployed the stack:
         # its images would refuse the stack's own containers, so it is read only when asked.
-        recorded = recorded_images(args.stack) if args.applier_state else None
-        probe = Probe(args.stack, settings.redis_port, recorded=recorded)
+        # Read now, and again when a container differs from it (Probe.reread): the state as
+        # it is at the moment of each look, after whatever up replaced a container meanwhile.
+        found = recorded_state(args.stack) if args.applier_state else None
+        probe = Probe(
+            args.stack,
+            settings.redis_port,
+            recorded=None if found is None else found.images,
+            containers=None if found is None else found.containers,
+            reread=(lambda: recorded_state(args.stack)) if args.applier_state else None,
+        )
         if args.action == "snapshot":
             print(json.dumps(probe.snapshot()))
             return 0
@@ -902,6 +986,7 @@ __all__ = [
     "NotTrusted",
     "Probe",
     "ProbeError",
+    "Recorded",
     "acl_fingerprints",
     "app_facts_command",
     "bundle_serials",
@@ -912,6 +997,7 @@ __all__ = [
     "main",
     "read_app_facts",
     "recorded_images",
+    "recorded_state",
     "report_lines",
     "restarted",
     "retire_refusal",

@@ -156,6 +156,17 @@ def recorded_image(state: StackState | None, container: str) -> str | None:
     return None
 
 
+def recorded_container(state: StackState | None, container: str) -> str | None:
+    """The ID of the container the state records under the name `container` (the one the
+    applier made last: an up that replaces it records its successor's), or None: not
+    recorded, or left unfinished by an interrupted up (as `recorded_image`: such a record
+    has no image, and infra/rotation_probe.py refuses it on that ground alone)."""
+    for resource in (state.resources if state else {}).values():
+        if resource.type == CONTAINER and resource.inputs.get("name") == container:
+            return resource.id if recorded_image(state, container) and resource.id else None
+    return None
+
+
 @dataclass(frozen=True)
 class Rekeyed:
     """What `StateStore.rekey` did, for its report."""
@@ -693,5 +704,6 @@ __all__ = [
     "StackState",
     "StateError",
     "StateStore",
+    "recorded_container",
     "recorded_image",
 ]

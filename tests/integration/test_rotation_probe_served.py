@@ -127,3 +127,48 @@ def test_served__a_probe_labelled_as_the_stacks_but_of_another_image_is_left_alo
     with pytest.raises(NotTrusted, match=r"already exists and it runs image \w{12}, not "):
         Probe(stack, 6379)._served(_image_id(client))
     assert client.containers.get(squatter).attrs["Image"] == other_image
+
+
+def test_served__an_app_of_the_recorded_image_but_not_the_recorded_container_is_not_asked(
+    client: docker.DockerClient, stack: str
+) -> None:
+    """The retire guard (infra/apply.py `_retire_refusal`): the state records the app's
+    container ID; a look-alike with the stack's labels and the recorded image (whose volumes
+    `_beside` would copy) is not that container: never asked, never removed, nothing run."""
+    app = object_name(stack, "app")
+    ours = {STACK_LABEL: stack, ROLE_LABEL: Role.APP.value}
+    _create(client, app, ours)
+    recorded = str(client.containers.get(app).id)
+    client.containers.get(app).remove(force=True)
+    _create(client, app, ours)  # the look-alike
+    look_alike = str(client.containers.get(app).id)
+
+    probe = Probe(stack, 6379, containers={Role.APP: recorded})
+    with pytest.raises(NotTrusted) as refused:
+        probe._served(_image_id(client))
+    text = str(refused.value)
+    assert text.startswith(f"{app}: it is container {look_alike[:12]}, not {recorded[:12]}, ")
+    assert "nothing was changed" in text
+    assert f"docker rm -f {app}" in text
+    assert f"docker stop {object_name(stack, 'redis')}" in text
+    with pytest.raises(NotFound):  # nothing was run in its image
+        client.containers.get(object_name(stack, SERVED_PROBE))
+    assert client.containers.get(app).id == look_alike  # left alone
+
+
+def test_served__the_recorded_app_passes__the_probe_s_own_leftover_is_judged_by_its_image(
+    client: docker.DockerClient, stack: str, other_image: str
+) -> None:
+    """The recorded app (stopped) passes the ID check; a container holding the short-lived
+    probe's name is never the recorded one (each probe makes its own), so it is judged by
+    its labels and image only: here another image, left alone."""
+    ours = {STACK_LABEL: stack, ROLE_LABEL: Role.APP.value}
+    app = object_name(stack, "app")
+    _create(client, app, ours)
+    squatter = object_name(stack, SERVED_PROBE)
+    _create(client, squatter, ours, image=other_image)
+
+    probe = Probe(stack, 6379, containers={Role.APP: str(client.containers.get(app).id)})
+    with pytest.raises(NotTrusted, match=rf"^{squatter}: it already exists and it runs image "):
+        probe._served(_image_id(client))
+    assert client.containers.get(squatter).attrs["Image"] == other_image

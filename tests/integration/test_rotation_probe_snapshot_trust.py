@@ -22,7 +22,7 @@ import pytest
 from docker.errors import NotFound
 
 from infra.naming import ROLE_LABEL, STACK_LABEL, Role, object_name
-from infra.rotation_probe import NotTrusted, Probe, ProbeError
+from infra.rotation_probe import NotTrusted, Probe, ProbeError, Recorded
 from tests.support.base_image_engine import ELSEWHERE, IMAGE, base_image_engine
 
 
@@ -187,3 +187,84 @@ def test_snapshot__the_stacks_own_containers_are_asked(
             Probe(stack, 6379, recorded=recorded).snapshot()
         assert not isinstance(failed.value, NotTrusted), failed.value
     assert len(_execs(client, stack, Role.REDIS)) == 2
+
+
+def _id(client: docker.DockerClient, stack: str, role: Role) -> str:
+    return str(client.containers.get(object_name(stack, role.value)).id)
+
+
+def _look_alike(client: docker.DockerClient, stack: str, role: Role) -> str:
+    """The stack's `role` container replaced by a look-alike: the same labels and image
+    (and it could copy the volumes): the ID of the one the state recorded, now gone."""
+    recorded = _id(client, stack, role)
+    client.containers.get(object_name(stack, role.value)).remove(force=True)
+    _run(client, stack, role, _ours(stack, role))
+    return recorded
+
+
+@pytest.mark.parametrize("role", [Role.REDIS, Role.APP])
+def test_snapshot__with_the_applier_state__a_look_alike_of_the_recorded_image_is_not_asked(
+    client: docker.DockerClient, stack: str, role: Role
+) -> None:
+    """Right labels, right image, another container than the one the state records: not
+    asked, not removed; the state read again (as it is now) records the same, so it is
+    refused all the same."""
+    _run(client, stack, Role.REDIS, _ours(stack, Role.REDIS))
+    _run(client, stack, Role.APP, _ours(stack, Role.APP))
+    image = _image_id(client)
+    images = {Role.REDIS: image, Role.APP: image}
+    containers = {
+        Role.REDIS: _id(client, stack, Role.REDIS),
+        Role.APP: _id(client, stack, Role.APP),
+    }
+    containers[role] = _look_alike(client, stack, role)
+    look_alike = _id(client, stack, role)
+    reads: list[int] = []
+
+    def reread() -> Recorded:
+        reads.append(1)
+        return Recorded(images=images, containers=dict(containers))
+
+    probe = Probe(stack, 6379, recorded=images, containers=containers, reread=reread)
+    with pytest.raises(NotTrusted) as refused:
+        probe.snapshot()
+    text = str(refused.value)
+    name = object_name(stack, role.value)
+    assert text.startswith(
+        f"{name}: it is container {look_alike[:12]}, not {containers[role][:12]}, the one "
+        f"the stack's state records for its {role.value}"
+    )
+    assert "left alone (nothing was run in it, nothing removed)" in text
+    assert f"`docker rm -f {name}`" in text
+    assert f"`python -m infra.apply up --stack {stack}`" in text
+    assert reads == [1], "judged by the state as it is at the moment, read again once"
+    assert _execs(client, stack, Role.REDIS) == []
+    assert _execs(client, stack, Role.APP) == []
+    assert client.containers.get(name).id == look_alike  # left alone
+    assert client.containers.get(name).status == "running"
+
+
+def test_snapshot__with_the_applier_state__a_container_an_up_replaced_meanwhile_is_asked(
+    client: docker.DockerClient, stack: str
+) -> None:
+    """The probe read the state before an up replaced the app (a new ID, which that up
+    recorded): the new app is the stack's own, told by the state read again, and asked."""
+    _run(client, stack, Role.REDIS, _ours(stack, Role.REDIS))
+    _run(client, stack, Role.APP, _ours(stack, Role.APP))
+    image = _image_id(client)
+    images = {Role.REDIS: image, Role.APP: image}
+    redis = _id(client, stack, Role.REDIS)
+    before = {Role.REDIS: redis, Role.APP: _look_alike(client, stack, Role.APP)}
+    now = {Role.REDIS: redis, Role.APP: _id(client, stack, Role.APP)}
+
+    probe = Probe(
+        stack,
+        6379,
+        recorded=images,
+        containers=before,
+        reread=lambda: Recorded(images=images, containers=now),
+    )
+    with pytest.raises(ProbeError) as failed:  # asked: these hold none of Redis's files
+        probe.snapshot()
+    assert not isinstance(failed.value, NotTrusted), failed.value
+    assert len(_execs(client, stack, Role.REDIS)) == 1

@@ -17,7 +17,7 @@ from infra.applier.engine import INCOMPLETE
 from infra.applier.state import PASSPHRASE_ENV, ResourceState, StackState, StateStore
 from infra.naming import Role
 from infra.pulumi_names import CONTAINER
-from infra.rotation_probe import NotTrusted, ProbeError, recorded_images
+from infra.rotation_probe import NotTrusted, ProbeError, Recorded, recorded_images, recorded_state
 
 REDIS_IMAGE = "sha256:" + "r" * 64
 APP_IMAGE = "sha256:" + "a" * 64
@@ -69,6 +69,27 @@ def test_recorded_images__a_state_that_does_not_open_is_bad_input(
         recorded_images("s1", tmp_path)
 
 
+def test_recorded_state__the_container_ids__none_for_an_unfinished_record(
+    tmp_path: Path,
+) -> None:
+    """An unfinished record (an interrupted up) holds a name or an ID but no image: no ID to
+    trust either (`recorded_container`, as `recorded_image`); the probe refuses it for its
+    missing image, as before."""
+    _save(tmp_path, "s1", {"imageId": APP_IMAGE})
+    found = recorded_state("s1", tmp_path)
+    assert found is not None
+    assert found.containers == {
+        Role.REDIS: "id-secure-redis-s1-redis",
+        Role.APP: "id-secure-redis-s1-app",
+    }
+    _save(tmp_path, "s1", {INCOMPLETE: True})
+    found = recorded_state("s1", tmp_path)
+    assert found is not None
+    assert found.containers == {Role.REDIS: "id-secure-redis-s1-redis", Role.APP: None}
+    assert found.images[Role.APP] is None
+    assert recorded_state("s2", tmp_path) is None
+
+
 class _FakeProbe:
     made: ClassVar[list[dict[str, Any]]] = []
 
@@ -94,14 +115,26 @@ def test_main__the_state_s_images_are_checked_only_when_asked(
     refuse the stack's own containers, so rotate.sh passes --applier-state only when it
     deploys with the local applier."""
     monkeypatch.setattr(rotation_probe, "Probe", _FakeProbe)
-    monkeypatch.setattr(
-        rotation_probe,
-        "recorded_images",
-        lambda stack: {Role.REDIS: REDIS_IMAGE, Role.APP: APP_IMAGE},
-    )
+    ids = {Role.REDIS: "r" * 64, Role.APP: "a" * 64}
+    reads: list[str] = []
+
+    def read(stack: str) -> Recorded:
+        reads.append(stack)
+        return Recorded(images={Role.REDIS: REDIS_IMAGE, Role.APP: APP_IMAGE}, containers=ids)
+
+    monkeypatch.setattr(rotation_probe, "recorded_state", read)
     _FakeProbe.made.clear()
     assert rotation_probe.main(["snapshot", "--stack", "dev", *flag]) == 0
-    assert _FakeProbe.made == [{"recorded": recorded}]
+    (made,) = _FakeProbe.made
+    reread = made.pop("reread")
+    assert made == {"recorded": recorded, "containers": ids if flag else None}
+    if flag:  # the probe can read the state again, as it is when it looks (Probe.reread)
+        assert reads == ["dev"]
+        reread()
+        assert reads == ["dev", "dev"]
+    else:
+        assert reread is None
+        assert reads == []
     assert capsys.readouterr().out == "{}\n"
 
 
