@@ -552,7 +552,10 @@ def _read_yaml(stack: str, path: Path) -> Any:
         raise SettingsError(
             stack,
             path.name,
-            [f"{path.name} nests lists or mappings too deeply to read; fix the YAML"],
+            [
+                f"{path.name} nests lists or mappings too deeply to read, or has an anchor "
+                "that includes or merges itself (`&a {<<: *a}`); fix the YAML"
+            ],
         ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

@@ -143,6 +143,13 @@ def test_merge_and_tags__refused_where_readers_differ(
         load_stack_file("qa", _file(tmp_path, text))
 
 
+def test_an_anchor_that_merges_itself__is_named_as_such(tmp_path: Path) -> None:
+    # PyYAML's construction recurses without end on it; "nests too deeply" alone misled.
+    text = "config:\n  <<: &a {secure-redis:environment: development, <<: *a}\n"
+    with pytest.raises(SettingsError, match="an anchor that includes or merges itself"):
+        load_stack_file("qa", _file(tmp_path, text))
+
+
 def test_keys__are_read_as_written_so_1_and_true_are_two_keys(tmp_path: Path) -> None:
     config = load_stack_file("qa", _file(tmp_path, 'config:\n  "1": a\n  "true": b\n'))
     assert set(config) == {"secure-redis:1", "secure-redis:true"}
