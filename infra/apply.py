@@ -84,8 +84,6 @@ from infra.applier.state import (  # noqa: E402
     StackState,
     StateError,
     StateStore,
-    recorded_container,
-    recorded_image,
 )
 from infra.applier.status import CA_TYPE, material_lines, unfinished_rotation  # noqa: E402
 from infra.applier.translate import (  # noqa: E402
@@ -422,14 +420,11 @@ def _retire_refusal(
     try:
         # This up's own state, read under its lock: the containers the last up made (an up
         # that replaced the app recorded its successor), so the probe need not read it again.
-        names = {role: object_name(stack, role.value) for role in (Role.REDIS, Role.APP)}
-        recorded = {role: recorded_image(state, name) for role, name in names.items()}
-        containers = {role: recorded_container(state, name) for role, name in names.items()}
-        app_image = recorded[Role.APP]
+        found = rotation_probe.Recorded.of(state, stack)
         probe = rotation_probe.Probe(
-            stack, rendered.settings.redis_port, recorded=recorded, containers=containers
+            stack, rendered.settings.redis_port, recorded=found.images, containers=found.containers
         )
-        issuer = probe.served_issuer(app_image)
+        issuer = probe.served_issuer(found.images[Role.APP])
     except rotation_probe.NotTrusted as exc:
         return str(exc)  # the container found is not the stack's: the line says what to do
     except rotation_probe.ProbeError as exc:

@@ -33,7 +33,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from infra.cli import OneLineParser
 from infra.naming import (
@@ -47,6 +47,9 @@ from infra.naming import (
 )
 from infra.redis_acl import APP_USER
 from infra.settings import REPO_ROOT, SettingsError, load_settings, load_stack_file
+
+if TYPE_CHECKING:
+    from infra.applier.state import StackState
 
 REDIS_DIR: Final = "/etc/secure-redis"
 APP_DIR: Final = "/etc/secure-cache"
@@ -171,6 +174,18 @@ class Recorded:
     made last for the role; any other holding its name, of the same image and labels, is a
     look-alike."""
 
+    @classmethod
+    def of(cls, state: StackState | None, stack: str) -> Recorded:
+        """What the local applier's `state` of `stack` records for its Redis and app (None:
+        no state, nothing recorded)."""
+        from infra.applier.state import recorded_container, recorded_image  # noqa: PLC0415
+
+        names = {role: object_name(stack, role.value) for role in SNAPSHOT_ROLES}
+        return cls(
+            images={role: recorded_image(state, name) for role, name in names.items()},
+            containers={role: recorded_container(state, name) for role, name in names.items()},
+        )
+
 
 def recorded_state(stack: str, project_dir: Path = REPO_ROOT) -> Recorded | None:
     """What the local applier's state records for the stack's Redis and app, or None when
@@ -178,30 +193,13 @@ def recorded_state(stack: str, project_dir: Path = REPO_ROOT) -> Recorded | None
     rename, never written in place, so this is the state as it is now. A state that does not
     open (the passphrase or key file) is a ValueError: bad input, exit 2, as for
     `infra.apply up`."""
-    from infra.applier.state import (  # noqa: PLC0415
-        StateError,
-        StateStore,
-        recorded_container,
-        recorded_image,
-    )
+    from infra.applier.state import StateError, StateStore  # noqa: PLC0415
 
     try:
         state = StateStore(project_dir, stack).load()
     except StateError as exc:
         raise ValueError(str(exc)) from None
-    if state is None:
-        return None
-    names = {role: object_name(stack, role.value) for role in SNAPSHOT_ROLES}
-    return Recorded(
-        images={role: recorded_image(state, name) for role, name in names.items()},
-        containers={role: recorded_container(state, name) for role, name in names.items()},
-    )
-
-
-def recorded_images(stack: str, project_dir: Path = REPO_ROOT) -> dict[Role, str | None] | None:
-    """The image IDs of `recorded_state`, or None when the stack has no such state."""
-    found = recorded_state(stack, project_dir)
-    return None if found is None else dict(found.images)
+    return None if state is None else Recorded.of(state, stack)
 
 
 def _short_id(image_id: str) -> str:
@@ -377,7 +375,7 @@ class Probe:
         self.app = object_name(stack, "app")
         self.served_timeout = engine_timeout
         # What snapshot() trusts: the containers labelled as this stack's Redis and app, and,
-        # when the stack has a local applier's state (recorded_images), running the images it
+        # when the stack has a local applier's state (recorded_state), running the images it
         # records. None: no such state (a stack `pulumi up` deployed keeps its own), labels only.
         self.recorded = recorded
         # And, where the state records one (not an unfinished record: that has no image and
@@ -996,7 +994,6 @@ __all__ = [
     "issuer_serial",
     "main",
     "read_app_facts",
-    "recorded_images",
     "recorded_state",
     "report_lines",
     "restarted",

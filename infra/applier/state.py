@@ -145,15 +145,21 @@ class StackState:
         return cls(stack=stack, resources=resources)
 
 
+def _container_record(state: StackState | None, container: str) -> ResourceState | None:
+    """The state's record of the container named `container`, if it has one."""
+    for resource in (state.resources if state else {}).values():
+        if resource.type == CONTAINER and resource.inputs.get("name") == container:
+            return resource
+    return None
+
+
 def recorded_image(state: StackState | None, container: str) -> str | None:
     """The image ID the state records for the container named `container` (what the applier
     ran it from), or None: not recorded, or left unfinished by an interrupted up. Here, not in
     infra/apply.py, so that infra/rotation_probe.py reads it without loading the applier."""
-    for resource in (state.resources if state else {}).values():
-        if resource.type == CONTAINER and resource.inputs.get("name") == container:
-            image = resource.outputs.get("imageId")
-            return str(image) if image else None
-    return None
+    resource = _container_record(state, container)
+    image = resource.outputs.get("imageId") if resource else None
+    return str(image) if image else None
 
 
 def recorded_container(state: StackState | None, container: str) -> str | None:
@@ -161,10 +167,10 @@ def recorded_container(state: StackState | None, container: str) -> str | None:
     applier made last: an up that replaces it records its successor's), or None: not
     recorded, or left unfinished by an interrupted up (as `recorded_image`: such a record
     has no image, and infra/rotation_probe.py refuses it on that ground alone)."""
-    for resource in (state.resources if state else {}).values():
-        if resource.type == CONTAINER and resource.inputs.get("name") == container:
-            return resource.id if recorded_image(state, container) and resource.id else None
-    return None
+    resource = _container_record(state, container)
+    if resource is None or not resource.outputs.get("imageId"):
+        return None
+    return resource.id or None
 
 
 @dataclass(frozen=True)
@@ -203,19 +209,17 @@ def parse_header(blob: bytes, where: Path) -> tuple[bytes, bytes]:
 
 
 def open_sealed(blob: bytes, *, stack: str, key: bytes, where: Path, key_source: str) -> bytes:
-    header, rest = blob[:HEADER_BYTES], blob[HEADER_BYTES:]
-    nonce, ciphertext = rest[:NONCE_BYTES], rest[NONCE_BYTES:]
-    try:
-        return AESGCM(key).decrypt(nonce, ciphertext, _aad(header, stack))
-    except InvalidTag:
+    plaintext = _decrypted(blob, stack, key)
+    if plaintext is None:
         raise StateError(
             f"state file {where} does not decrypt with {key_source}: the key is wrong, or the "
             f"file was modified, truncated or belongs to another stack; nothing was deployed"
-        ) from None
+        )
+    return plaintext
 
 
 def _decrypted(blob: bytes, stack: str, key: bytes) -> bytes | None:
-    """open_sealed's plaintext, or None when `key` does not open `blob`."""
+    """The plaintext of a sealed `blob`, or None when `key` does not open it."""
     header, rest = blob[:HEADER_BYTES], blob[HEADER_BYTES:]
     try:
         return AESGCM(key).decrypt(rest[:NONCE_BYTES], rest[NONCE_BYTES:], _aad(header, stack))

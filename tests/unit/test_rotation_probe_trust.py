@@ -1,5 +1,5 @@
 """Which containers infra/rotation_probe.py trusts for scripts/rotate.sh's snapshots, without
-Docker: the images the local applier's state records (`recorded_images`, read only when
+Docker: the images the local applier's state records (`recorded_state`, read only when
 rotate.sh deploys with the local applier: `--applier-state`), and a container found not to be
 the stack's ends the wait at once (NotTrusted is no state that settles). The containers
 themselves: tests/integration/test_rotation_probe_snapshot_trust.py."""
@@ -17,7 +17,7 @@ from infra.applier.engine import INCOMPLETE
 from infra.applier.state import PASSPHRASE_ENV, ResourceState, StackState, StateStore
 from infra.naming import Role
 from infra.pulumi_names import CONTAINER
-from infra.rotation_probe import NotTrusted, ProbeError, Recorded, recorded_images, recorded_state
+from infra.rotation_probe import NotTrusted, ProbeError, Recorded, recorded_state
 
 REDIS_IMAGE = "sha256:" + "r" * 64
 APP_IMAGE = "sha256:" + "a" * 64
@@ -36,37 +36,43 @@ def _save(project: Path, stack: str, app_outputs: dict[str, Any]) -> None:
     StateStore(project, stack).save(StackState(stack, resources))
 
 
+def _images(stack: str, project: Path) -> dict[Role, str | None] | None:
+    """The image IDs `recorded_state` reads, or None when the stack has no state."""
+    found = recorded_state(stack, project)
+    return None if found is None else dict(found.images)
+
+
 @pytest.fixture(autouse=True)
 def _key_file(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(PASSPHRASE_ENV, raising=False)
 
 
-def test_recorded_images__the_state_s_images_of_redis_and_the_app(tmp_path: Path) -> None:
+def test_recorded_state_images__the_state_s_images_of_redis_and_the_app(tmp_path: Path) -> None:
     _save(tmp_path, "s1", {"imageId": APP_IMAGE})
-    assert recorded_images("s1", tmp_path) == {Role.REDIS: REDIS_IMAGE, Role.APP: APP_IMAGE}
+    assert _images("s1", tmp_path) == {Role.REDIS: REDIS_IMAGE, Role.APP: APP_IMAGE}
 
 
-def test_recorded_images__an_app_an_interrupted_up_left_unfinished_has_none(
+def test_recorded_state_images__an_app_an_interrupted_up_left_unfinished_has_none(
     tmp_path: Path,
 ) -> None:
     _save(tmp_path, "s1", {INCOMPLETE: True})
-    assert recorded_images("s1", tmp_path) == {Role.REDIS: REDIS_IMAGE, Role.APP: None}
+    assert _images("s1", tmp_path) == {Role.REDIS: REDIS_IMAGE, Role.APP: None}
 
 
-def test_recorded_images__no_state_is_none__labels_only(tmp_path: Path) -> None:
+def test_recorded_state_images__no_state_is_none__labels_only(tmp_path: Path) -> None:
     """A stack this checkout's applier never deployed: nothing recorded to check against."""
     _save(tmp_path, "s1", {"imageId": APP_IMAGE})
-    assert recorded_images("s2", tmp_path) is None
+    assert _images("s2", tmp_path) is None
 
 
-def test_recorded_images__a_state_that_does_not_open_is_bad_input(
+def test_recorded_state_images__a_state_that_does_not_open_is_bad_input(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Exit 2 from main (ValueError), the state's own line, no value from the state."""
     _save(tmp_path, "s1", {"imageId": APP_IMAGE})
     monkeypatch.setenv(PASSPHRASE_ENV, "a passphrase long enough to pass")
     with pytest.raises(ValueError, match=f"was encrypted differently: unset {PASSPHRASE_ENV}"):
-        recorded_images("s1", tmp_path)
+        _images("s1", tmp_path)
 
 
 def test_recorded_state__the_container_ids__none_for_an_unfinished_record(
