@@ -160,6 +160,8 @@ def secret_words(words: list[str]) -> list[str]:
             found.append(f"{program} AUTH")
         elif program.endswith("-server") and word == "--user" and _acl_password_follows(words, i):
             found.append("--user with a >password rule")
+        elif not program and _secret_flag(word, following):
+            found.append(word.partition("=")[0] + ("=" if "=" in word else ""))
         if _URL_WITH_PASSWORD.search(word):
             found.append("a URL with a password")
         if _PRIVATE_KEY in word:
@@ -169,6 +171,20 @@ def secret_words(words: list[str]) -> list[str]:
     if _ACL_CLEARTEXT.search(" ".join(words)):
         found.append("an ACL rule with a >password")
     return sorted(set(found))
+
+
+def _secret_flag(word: str, following: str) -> bool:
+    """Whether `word` is a flag named for a secret that is given its value, in the next word
+    or after `=` (redis_exporter's `--redis.password PASS`, Go's `-db.password`,
+    `--api-token=T`), named as variables are (`secret_named`): `--password-file` names a file
+    and `--token-ttl 3600` a lifetime, so neither is one. redis-server's, redis-cli's and
+    sentinel's own options are read above, by program."""
+    if not word.startswith("-") or len(word.lstrip("-")) < 2:
+        return False
+    name, equals, value = word.lstrip("-").partition("=")
+    if not equals:
+        value = "" if following.startswith("-") else following
+    return secret_named(name, value)
 
 
 def _acl_password_follows(words: list[str], start: int) -> bool:
