@@ -193,6 +193,9 @@ class Recognition:
     defaults: tuple[tuple[str, tuple[str, ...]], ...] | None = None
     """The image's redis-server defaults where they are known to be Redis's own with these
     changes (Bitnami's build); None: decided by the image reference (effective_settings)."""
+    rewritten: tuple[str, ...] = ()
+    """Files redis-server loads that its start script names before starting it: what they
+    hold then is unknown, whatever the stack uploads under those names (`_rewritten`)."""
 
 
 def _image(props: Mapping[str, Any]) -> str:
@@ -258,14 +261,35 @@ def _program(word: str) -> str:
     return PurePosixPath(word).name
 
 
-def _server_args_in(words: list[str]) -> tuple[str, list[str], bool] | None:
-    """(the server program, what it receives, whether it runs as a sentinel), or None."""
+_Found = tuple[str, list[str], bool, list[str]]
+
+
+def _server_args_in(words: list[str]) -> _Found | None:
+    """(the server program, what it receives, whether it runs as a sentinel, the words before
+    it), or None."""
     for i, word in enumerate(words):
         if _program(word) in SERVER_BINARIES | SENTINEL_BINARIES:
             rest = _until_separator(words[i + 1 :])
             sentinel = _program(word) in SENTINEL_BINARIES or "--sentinel" in rest
-            return _program(word), rest, sentinel
+            return _program(word), rest, sentinel, words[:i]
     return None
+
+
+# A word of a script as a file name: without a redirection before it (`>f`, `2>>f`, `<f`) or a
+# separator after it (`f;`).
+_REDIRECTION: Final = re.compile(r"^\d*[<>]+&?|[;&|]+$")
+
+
+def _rewritten(before: list[str], given: Sequence[str]) -> tuple[str, ...]:
+    """The files redis-server loads (its config file, each `--include`) that the script names
+    before it starts redis-server: `envsubst < f > f` (which empties f), `sed -i ... f`,
+    `echo ... >> f`, `cp tmpl f`. What Redis then reads is not what the stack uploaded, so the
+    upload must not be read as its config (a script that only reads the file, `cat f`, is
+    taken the same way: the pack cannot tell a write from a read)."""
+    conf, directives = parse_args(given)
+    loaded = ([conf] if conf else []) + [v[0] for n, v in directives if n == "include" and v]
+    named = {_program(_REDIRECTION.sub("", word)) for word in before}
+    return tuple(path for path in loaded if _program(path) in named)
 
 
 def _until_separator(words: list[str]) -> list[str]:
@@ -432,10 +456,10 @@ def _signs(props: Mapping[str, Any]) -> tuple[list[str], list[str]]:
 
 
 def _runs_server(
-    props: Mapping[str, Any], image: str, found: tuple[str, list[str], bool], entrypoint: bool
+    props: Mapping[str, Any], image: str, found: _Found, entrypoint: bool
 ) -> Recognition:
     """`entrypoint`: the official image's docker-entrypoint.sh starts it."""
-    program, given, sentinel = found
+    program, given, sentinel, before = found
     signs = ("runs redis-sentinel",) if sentinel else ("runs redis-server",)
     if program == _STACK_WRAPPER:
         args = _stack_wrapper_args(props, given)
@@ -451,6 +475,7 @@ def _runs_server(
         sentinel=sentinel,
         unknown=_modules_unknown(image, modules),
         defaults=bitnami,
+        rewritten=_rewritten(before, given),
     )
 
 
@@ -660,12 +685,15 @@ class FileIndex:
     container's uploads stops only the rules that need a file.
     """
 
-    def __init__(self, stack: StackFiles, position: int) -> None:
+    def __init__(self, stack: StackFiles, position: int, hidden: Iterable[str] = ()) -> None:
         self._stack = stack
         self._position = position
+        self._hidden = frozenset(PurePosixPath(path).name for path in hidden)
 
     def read(self, path: str) -> str | None:
         name = PurePosixPath(path).name
+        if name in self._hidden:
+            return None  # rewritten by the script that starts Redis: not what was uploaded
         per_container, stack = self._stack.indexed()
         mine = per_container[self._position].get(name, [])
         if mine:
@@ -700,8 +728,10 @@ class RedisSettings:
         opaque: bool = False,
         started_by: str = "",
         unknown: Mapping[str, str] | None = None,
+        files_why: str = "",
     ) -> None:
         self._conf = conf
+        self._files_why = files_why or "its config file cannot be read"
         self._unknown = dict(unknown or {})
         """Directive -> why its value cannot be told although argv is read (never a value)."""
         # Redis reads an `include` on argv where it stands: what comes after the last one is
@@ -775,7 +805,7 @@ class RedisSettings:
             )
         if self._opaque:
             return self._started_by
-        return "its config file cannot be read"
+        return self._files_why
 
     def told_unknown(self, name: str) -> str | None:
         """Why `name` is unknown although argv is read (a digest naming no version), or None."""
@@ -857,6 +887,7 @@ def effective_settings(
     started_by: str = "",
     unknown: Mapping[str, str] | None = None,
     image_defaults: Mapping[str, tuple[str, ...]] | None = None,
+    files_why: str = "",
 ) -> RedisSettings:
     """Image defaults, then the config file, then argv; args None: started by something the
     pack cannot read (`started_by` says what, for messages). `image_defaults`: the image's
@@ -883,6 +914,19 @@ def effective_settings(
         opaque=args is None,
         started_by=started_by,
         unknown=unknown,
+        files_why=files_why,
+    )
+
+
+def _rewritten_why(rewritten: Sequence[str]) -> str:
+    """Why a file the start script names is unknown, in words for a message (no value)."""
+    if not rewritten:
+        return ""
+    names = " and ".join(sorted({PurePosixPath(path).name for path in rewritten}))
+    return (
+        f"its start script names {names} before it starts redis-server, so the file "
+        f"redis-server reads may not be the one uploaded (upload it as Redis is to read it, "
+        f"or give the options on redis-server's command line)"
     )
 
 
@@ -971,7 +1015,7 @@ def recognised(
             raise
         server = None
         if recognition.verdict is Verdict.SERVER:
-            files = FileIndex(stack_files, position)
+            files = FileIndex(stack_files, position, recognition.rewritten)
             settings = effective_settings(
                 recognition.args,
                 files,
@@ -982,6 +1026,7 @@ def recognised(
                 image_defaults=(
                     dict(recognition.defaults) if recognition.defaults is not None else None
                 ),
+                files_why=_rewritten_why(recognition.rewritten),
             )
             server = RedisServer(
                 resource,

@@ -651,3 +651,41 @@ def test_official_image_before_redis_7__has_its_escape_hatches_on_and_says_so(
         "extend the server. Redis before 7.0 has them on and no directive to turn them off: run "
         "Redis 7 or later."
     )
+
+
+# -- a start script that writes the config file before redis-server reads it ----------------------
+# rettoman/redis (tests/policy/external/rettoman-redis-envsubst-truncates-conf-before-start.json)
+# ran `envsubst < redis.conf > redis.conf && exec redis-server ./redis.conf`: the shell truncates
+# the file before envsubst reads it, so Redis loads an empty config, not the one uploaded.
+SAFE_CONF = "protected-mode yes\nrequirepass ${REDIS_PASSWORD}\n"
+REWRITES = [
+    "envsubst < redis.conf > redis.conf && exec redis-server ./redis.conf",
+    'sed -i "s/^requirepass.*/requirepass $REDIS_PASSWORD/" redis.conf && redis-server redis.conf',
+    "echo 'protected-mode no' >>/data/redis.conf; exec redis-server /data/redis.conf",
+    "cp /etc/redis.conf.tmpl redis.conf && redis-server --include /data/redis.conf",
+]
+
+
+def _started_by_script(script: str) -> dict[str, Any]:
+    upload = {"file": "/data/redis.conf", "content": SAFE_CONF}
+    return container(
+        "redis", image="redis:7.4", entrypoints=["/bin/sh", "-c", script], uploads=[upload]
+    )
+
+
+@pytest.mark.parametrize("script", REWRITES)
+def test_config_file_written_by_the_script_before_redis_starts__is_unknown(script: str) -> None:
+    records = stack(_started_by_script(script))
+    assert only(run_rule("redis-protected-mode-on", records)) == (
+        "Redis container redis must set protected-mode yes on its command line or in a "
+        "redis.conf uploaded by this stack; its start script names redis.conf before it "
+        "starts redis-server, so the file redis-server reads may not be the one uploaded "
+        "(upload it as Redis is to read it, or give the options on redis-server's command "
+        "line), so the setting is unknown."
+    )
+
+
+def test_config_file_only_read_by_redis__is_read_from_the_upload() -> None:
+    script = "chown redis /data && exec redis-server /data/redis.conf"
+    records = stack(_started_by_script(script))
+    assert run_rule("redis-protected-mode-on", records) == []
