@@ -741,6 +741,14 @@ class RedisSettings:
         self._before, self._argv = given[:last], given[last:]
         self._files = files
         self._defaults = dict(defaults or {})
+        # An escape hatch among the image's defaults is one its Redis (before 7.0) has no
+        # directive for (_before_redis_7, _bitnami.defaults): it is on, whatever a file it
+        # cannot read or an option says (Redis would refuse either as a bad directive).
+        self._fixed = {
+            name: values
+            for name, values in self._defaults.items()
+            if name in _bitnami.ESCAPE_HATCHES
+        }
         self.unknown_defaults = unknown_defaults
         """Directives whose default the image may have changed, so not set = unknown."""
         self._opaque = opaque
@@ -784,6 +792,8 @@ class RedisSettings:
 
     def defaults_to(self, name: str) -> bool:
         """Whether `name` takes the image's default (set by no config file and no argument)."""
+        if name in self._fixed:
+            return True
         if name not in self._defaults or self._argv_value(name) is not None:
             return False
         collected, _ = _read_files(self._conf, self._before, self._files)
@@ -815,13 +825,15 @@ class RedisSettings:
         """Whether the value of `name` is known (set somewhere visible, or all files visible)."""
         if name in self.misspelled or name in self._unknown:
             return False
-        if self._argv_value(name) is not None:
+        if name in self._fixed or self._argv_value(name) is not None:
             return True
         _, complete, settled = self._load()
         return name in settled or (complete and name not in self.unknown_defaults)
 
     def values(self, name: str) -> tuple[str, ...] | None:
         """The last occurrence's values, or None when not set (check `known` first)."""
+        if name in self._fixed:
+            return self._fixed[name]
         on_argv = self._argv_value(name)
         if on_argv is not None:
             return on_argv

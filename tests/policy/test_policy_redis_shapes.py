@@ -653,6 +653,24 @@ def test_official_image_before_redis_7__has_its_escape_hatches_on_and_says_so(
     )
 
 
+@pytest.mark.parametrize("image", ["redis:6.0", "bitnami/redis:6.2"], ids=["official", "bitnami"])
+def test_redis_before_7_with_a_config_file_it_cannot_read__is_told_to_run_redis_7(
+    image: str,
+) -> None:
+    """No file can turn the escape hatches off before Redis 7.0 (it has no such directive), so
+    an unreadable config leaves them on, not unknown: DY56GO/mbp_back ran redis:6.0 with a
+    host-mounted redis.conf (tests/policy/external/dy56go-mbp-back-*.json) and was told to set
+    enable-debug-command no, which its Redis would refuse."""
+    command = ["redis-server", "/etc/redis/redis.conf", *TLS_ARGS]
+    records = stack(container("redis", image=image, command=command))
+    assert only(run_rule("redis-escape-hatches-disabled", records)) == (
+        "Redis container redis must set enable-protected-configs, enable-debug-command, "
+        "enable-module-command to no (and load no modules); they let a client reconfigure or "
+        "extend the server. Redis before 7.0 has them on and no directive to turn them off: run "
+        "Redis 7 or later."
+    )
+
+
 # -- a start script that writes the config file before redis-server reads it ----------------------
 # rettoman/redis (tests/policy/external/rettoman-redis-envsubst-truncates-conf-before-start.json)
 # ran `envsubst < redis.conf > redis.conf && exec redis-server ./redis.conf`: the shell truncates
