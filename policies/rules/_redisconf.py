@@ -249,10 +249,36 @@ def is_official_image(reference: str) -> bool:
 
 
 def _words(args: list[str]) -> list[str]:
-    """argv with `sh -c "script"` scripts split into words, as the shell would run them."""
+    """Health check tests with `CMD-SHELL` scripts split into words, as the shell runs them."""
     words: list[str] = []
     for arg in args:
         words.extend(shell_words(arg) if " " in arg.strip() else [arg])
+    return words
+
+
+# A shell's option cluster that takes the script next: -c, -ec, -euc, -lc.
+_SCRIPT_FLAG: Final = re.compile(r"^-[a-zA-Z]*c[a-zA-Z]*$")
+
+
+def _argv_words(args: Sequence[str]) -> list[str]:
+    """argv as its programs receive it: a shell's `-c` script split into the words the shell
+    runs (also one script inside another), and a first word with spaces (a whole command line
+    given as one string) split the same way. Every other word stays one argument, spaces and
+    all, as exec hands it over: redis-server reads `--port 0` as the line `port 0`, takes a
+    first argument that is no option for its config file's name, and any other word for one
+    value (`parse_args`)."""
+    pending = [(arg, i == 0) for i, arg in enumerate(args)]
+    words: list[str] = []
+    shell = False
+    while pending:
+        word, first = pending.pop(0)
+        script = shell and bool(words) and _SCRIPT_FLAG.match(words[-1]) is not None
+        split = shell_words(word) if (first or script) and " " in word.strip() else [word]
+        if split != [word]:
+            pending[:0] = [(w, False) for w in split]
+            continue
+        words.append(word)
+        shell = shell or _program(word) in _SHELLS
     return words
 
 
@@ -522,7 +548,7 @@ def _started_by_its_own_script(
     if _STACK_IMAGE.match(image) and _runs_stack_entrypoint(words):
         return _stack_started(props, image)
     bitnami = _bitnami.flavour(image)
-    command = _words(strings(props.get("command"), "command"))
+    command = _argv_words(strings(props.get("command"), "command"))
     if bitnami is not None and _bitnami.runs_setup(bitnami, command, entrypoints):
         return _bitnami_started(props, image, bitnami, command[1:])
     return None
@@ -553,7 +579,7 @@ def recognise(  # noqa: PLR0911 - one return per way a reviewer decides
     """Whether a container runs a Redis server, and with which arguments."""
     image = (images or ImageIndex()).resolve(_image(props))
     entrypoints = strings(props.get("entrypoints"), "entrypoints")
-    words = _words(argv(props))
+    words = _argv_words(argv(props))
     found = _server_args_in(words)
     if found is not None:
         return _runs_server(props, image, found, _through_entrypoint(words, entrypoints))
@@ -623,7 +649,9 @@ def parse_args(args: Sequence[str]) -> tuple[str | None, list[tuple[str, tuple[s
     directives: list[tuple[str, list[str]]] = []
     for arg in args[start:]:
         if arg.startswith("--") and len(arg) > 2:
-            directives.append((arg[2:].lower(), []))
+            # One word is one config line, `--save 60 1` as `save 60 1` (redis-server 7.0.15).
+            name, *values = shell_words(arg[2:]) if " " in arg.strip() else [arg[2:]]
+            directives.append((name.lower(), values))
         elif directives:
             directives[-1][1].append(arg)
     return conf, [(name, tuple(values)) for name, values in directives]

@@ -707,3 +707,38 @@ def test_config_file_only_read_by_redis__is_read_from_the_upload() -> None:
     script = "chown redis /data && exec redis-server /data/redis.conf"
     records = stack(_started_by_script(script))
     assert run_rule("redis-protected-mode-on", records) == []
+
+
+# -- one argv word with spaces, given without a shell ---------------------------------------------
+# redis-server 7.0.15 here: an argument starting with -- is one config line ('--port 0' is
+# `port 0`); the first argument, when it does not start with -, is the config file's name, spaces
+# and all (`redis-server " --save 60 1" f.conf`: "can't open config file '/tmp/--save 60 1'");
+# any other word is one value of the option before it. moviology/backend's CMD gave
+# " --save 60 1 --loglevel warning" as one word
+# (tests/policy/external/moviology-backend-redis-options-in-one-argument.json).
+
+
+def test_option_and_value_in_one_word__is_the_config_line_redis_reads() -> None:
+    args = ["--port 0", "--tls-port 6380", *TLS_ARGS[4:]]
+    records = stack(container("redis", image="redis:7.4", command=["redis-server", *args]))
+    assert run_rule("redis-tls-only", records) == []
+
+
+def test_value_with_spaces__is_one_value_not_more_options() -> None:
+    """`--requirepass "pw --port 0"` sets a password with spaces; Redis listens on 6379."""
+    args = ["--requirepass", "pw --port 0", *TLS_ARGS[2:]]
+    records = stack(container("redis", image="redis:7.4", command=["redis-server", *args]))
+    assert only(run_rule("redis-tls-only", records)) == (
+        "Redis container redis must set port 0 (with tls-port) so it accepts TLS connections "
+        "only; it listens for plaintext connections."
+    )
+
+
+def test_first_word_with_spaces_not_an_option__is_the_config_file_name() -> None:
+    conf = {"file": "/usr/local/etc/redis/redis.conf", "content": "port 0\n"}
+    command = ["redis-server", " --port 0", "/usr/local/etc/redis/redis.conf", *TLS_ARGS[2:]]
+    records = stack(container("redis", image="redis:7.4", command=command, uploads=[conf]))
+    assert only(run_rule("redis-tls-only", records)) == (
+        "Redis container redis must set port 0 on its command line or in a redis.conf uploaded "
+        "by this stack; its config file cannot be read, so the setting is unknown."
+    )
