@@ -487,8 +487,9 @@ class LocalApplier:
         image_id = image_id or str(self.api.inspect_image(spec.tag)["Id"])
         labels = self.api.inspect_image(image_id)["Config"].get("Labels") or {}
         if labels.get(STACK_LABEL) != stack:
-            # Teardown finds images by label only: do not leave this one behind.
-            self.client.images.remove(spec.tag, force=True)
+            # Teardown finds images by label only: do not leave this one behind (its parents
+            # stay: build cache, as in `_down`).
+            self.client.images.remove(spec.tag, force=True, noprune=True)
             raise ApplyError(
                 f"{spec.resource}: image {spec.tag} has no label {STACK_LABEL}={stack}, so "
                 "teardown could not find it; end its Dockerfile with `ARG SECURE_REDIS_STACK` and "
@@ -720,7 +721,8 @@ class LocalApplier:
         keep_images: bool = False,
         recorded: StackState | None = None,
     ) -> StackObjects:
-        """Remove every container, network, volume and image labelled as `stack`'s. The
+        """Remove every container, network, volume and image labelled as `stack`'s (not the
+        untagged images an image was built on: build cache, see `_down`). The
         containers `recorded` (the stack's state) declares with `destroyGraceSeconds` are
         first stopped with that grace, newest first, as pulumi-docker deletes them."""
         with _engine_errors(f"removing stack {stack}"):
@@ -770,7 +772,12 @@ class LocalApplier:
             removed.volumes.append(volume.name)
         for image in [] if keep_images else self.client.images.list(filters=label):
             removed.images.append(image.tags[0] if image.tags else image.short_id)
-            self.client.images.remove(image.id, force=True)
+            # Not its untagged parents (`docker rmi --no-prune`): the images of the build's
+            # steps are build cache every build of the same steps shares, another stack's or
+            # scripts/build-app-image.sh --cache-only's, and a build that found one in its
+            # cache goes on from it; pruned, a build running beside this down could lose the
+            # image its next step starts from. `docker image prune` removes them (README).
+            self.client.images.remove(image.id, force=True, noprune=True)
         if not quiet:
             self.say(
                 f"removed {removed.describe()}" if not removed.empty() else "nothing to remove"

@@ -18,7 +18,7 @@ from typing import Any
 
 import docker
 import pytest
-from docker.errors import NotFound
+from docker.errors import APIError, NotFound
 
 from infra.applier.diff import docker_changes
 from infra.applier.engine import INCOMPLETE, LocalApplier
@@ -339,6 +339,65 @@ def test_applier__builds_the_declared_tags_and_down_removes_every_stack_image(
     assert labels[STACK_LABEL] == stack
     applier.down(stack)
     assert applier.find(stack).images == []
+
+
+def _parents(client: docker.DockerClient, image_id: str) -> list[str]:
+    """The untagged images an image was built on (the legacy builder's one per step), newest
+    first, down to the first tagged one (the base)."""
+    chain: list[str] = []
+    while parent := client.api.inspect_image(image_id).get("Parent"):
+        if client.api.inspect_image(parent).get("RepoTags"):
+            break
+        chain.append(parent)
+        image_id = parent
+    return chain
+
+
+def test_down__removes_the_stacks_images_but_not_the_parents_a_concurrent_build_uses(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient, tmp_path: Path
+) -> None:
+    """The untagged images a stack's image was built on are build cache every build of the same
+    Dockerfile steps shares (another stack's, scripts/build-app-image.sh --cache-only): a build
+    that found one in its cache goes on from it. `down` removed them with the stack's image
+    (the engine prunes a removed image's untagged parents that have no other child), so a
+    build running beside it could lose the image its next step starts from. Now `down` removes
+    the stack's images only (`docker rmi --no-prune`): the parents stay, and the next build of
+    another stack goes on from them (every step but its own label from the cache)."""
+    stack, applier = scratch
+    apply(applier, stack, image(tmp_path, stack, "parents"))
+    built = str(docker_client.api.inspect_image(f"{stack}-img:parents")["Id"])
+    parents = _parents(docker_client, built)
+    assert len(parents) >= 2, "the legacy builder keeps an image per step"
+    applier.down(stack)
+    assert applier.find(stack).images == []
+    with pytest.raises(NotFound):
+        docker_client.api.inspect_image(built)
+    gone = [p for p in parents if not _image_exists(docker_client, p)]
+    assert gone == [], f"down removed {len(gone)} of the {len(parents)} parents"
+    other = f"{stack}-b"
+    try:
+        # The same steps for another stack (the context's Dockerfile, another stack label).
+        props = {
+            "imageName": f"{other}-img:parents",
+            "skipPush": True,
+            "build": {"context": str(tmp_path / "parents"), "args": {"SECURE_REDIS_STACK": other}},
+        }
+        apply(applier, other, resource(IMAGE, "img-parents", props))
+        theirs = str(docker_client.api.inspect_image(f"{other}-img:parents")["Id"])
+        assert _parents(docker_client, theirs) == parents  # built on the very same cache
+    finally:
+        applier.down(other, quiet=True)
+        for parent in parents:  # this test's own cache (its label is this test's alone)
+            with contextlib.suppress(NotFound, APIError):
+                docker_client.api.remove_image(parent, noprune=True)
+
+
+def _image_exists(client: docker.DockerClient, image_id: str) -> bool:
+    try:
+        client.api.inspect_image(image_id)
+    except NotFound:
+        return False
+    return True
 
 
 def test_applier__image_without_the_stack_label_is_refused_and_not_left_behind(
