@@ -311,6 +311,76 @@ def test_applier__up_refuses_to_replace_an_unlabelled_object_with_the_same_name(
         foreign.remove()
 
 
+def _shared_name(client: docker.DockerClient, name: str, **labels: str) -> Any:
+    """A network under a name one already has, as a client that does not ask the engine to
+    check (the API's CheckDuplicate is off by default on Docker 20.10) creates it."""
+    return client.networks.create(name, labels=labels or None, check_duplicate=False)
+
+
+def test_applier__a_network_name_two_networks_share_is_refused_naming_both(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient
+) -> None:
+    """Before 2026-12-03 the up failed on the engine's own "2 matches found based on name:
+    network ... is ambiguous" (a docker APIError, no ID, no way on)."""
+    stack, applier = scratch
+    name = f"{stack}-n"
+    first = _shared_name(docker_client, name)
+    second = _shared_name(docker_client, name, **{STACK_LABEL: "someone-else"})
+    label = [{"label": STACK_LABEL, "value": stack}]
+    try:
+        with pytest.raises(ApplyError, match=f"2 networks are named {name}") as refused:
+            apply(applier, stack, resource(NETWORK, "n", {"name": name, "labels": label}))
+        message = str(refused.value)
+        assert f"{first.id[:12]} (no {STACK_LABEL} label)" in message
+        assert f"{second.id[:12]} ({STACK_LABEL}=someone-else)" not in message
+        assert f"{second.id[:12]} (labelled {STACK_LABEL}=someone-else)" in message
+        removal = message.split("`docker network rm ", 1)[1].split("`", 1)[0]
+        assert sorted(removal.split()) == sorted([first.id[:12], second.id[:12]])
+        assert "the up then creates the stack's own" in message
+        assert "nothing was changed" in message
+        assert len(docker_client.networks.list(names=[name])) == 2  # neither touched
+    finally:
+        first.remove()
+        second.remove()
+
+
+def test_applier__a_network_sharing_the_stacks_network_name_is_refused_before_any_change(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient
+) -> None:
+    """A deployed stack, then another network under its network's name: a replaced container
+    was removed and its successor refused to start ("network ... is ambiguous"), leaving the
+    stack without it. Now the up changes nothing and names which one to remove."""
+    stack, applier = scratch
+    name = f"{stack}-n"
+    label = [{"label": STACK_LABEL, "value": stack}]
+    network = resource(NETWORK, "n", {"name": name, "labels": label})
+
+    def job(word: str) -> RenderedResource:
+        return container(
+            stack,
+            command=["sh", "-c", "sleep 300", word],
+            networkMode=None,
+            networksAdvanced=[{"name": name}],
+        )
+
+    state = StackState(stack)
+    applier.up(plan_stack(stack, [network, job("one")], root=Path("/")), state)
+    ours = docker_client.networks.list(names=[name])[0]
+    running = docker_client.containers.get(f"{stack}-c").id
+    intruder = _shared_name(docker_client, name)
+    try:
+        with pytest.raises(ApplyError, match=f"2 networks are named {name}") as refused:
+            applier.up(plan_stack(stack, [network, job("two")], root=Path("/")), state)
+        message = str(refused.value)
+        assert f"{ours.id[:12]} (the stack's, the one its state records)" in message
+        assert f"`docker network rm {intruder.id[:12]}`; keep {ours.id[:12]}" in message
+        assert docker_client.containers.get(f"{stack}-c").id == running  # not replaced
+    finally:
+        intruder.remove()
+    applier.up(plan_stack(stack, [network, job("two")], root=Path("/")), state)
+    assert docker_client.containers.get(f"{stack}-c").status == "running"
+
+
 def image(tmp_path: Path, stack: str, tag: str, *, labelled: bool = True) -> RenderedResource:
     context = tmp_path / tag.replace(":", "-")
     context.mkdir()
