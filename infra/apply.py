@@ -421,9 +421,7 @@ def _retire_refusal(
         # This up's own state, read under its lock: the containers the last up made (an up
         # that replaced the app recorded its successor), so the probe need not read it again.
         found = rotation_probe.Recorded.of(state, stack)
-        probe = rotation_probe.Probe(
-            stack, rendered.settings.redis_port, recorded=found.images, containers=found.containers
-        )
+        probe = rotation_probe.Probe(stack, rendered.settings.redis_port, recorded=found)
         issuer = probe.served_issuer(found.images[Role.APP])
     except rotation_probe.NotTrusted as exc:
         return str(exc)  # the container found is not the stack's: the line says what to do

@@ -357,8 +357,7 @@ class Probe:
         stack: str,
         port: int,
         engine_timeout: float = ENGINE_TIMEOUT_S,
-        recorded: Mapping[Role, str | None] | None = None,
-        containers: Mapping[Role, str | None] | None = None,
+        recorded: Recorded | None = None,
         reread: Callable[[], Recorded | None] | None = None,
     ) -> None:
         import docker  # noqa: PLC0415 - the pure helpers above need no Docker
@@ -376,12 +375,11 @@ class Probe:
         self.served_timeout = engine_timeout
         # What snapshot() trusts: the containers labelled as this stack's Redis and app, and,
         # when the stack has a local applier's state (recorded_state), running the images it
-        # records. None: no such state (a stack `pulumi up` deployed keeps its own), labels only.
-        self.recorded = recorded
-        # And, where the state records one (not an unfinished record: that has no image and
+        # records and, where it records one (not an unfinished record: that has no image and
         # is refused on that ground), only the very container it records: a look-alike can
-        # copy the labels, the image, and the mounts `_beside` copies, not the ID.
-        self.containers = containers or {}
+        # copy the labels, the image, and the mounts `_beside` copies, not the ID. None: no
+        # such state (a stack `pulumi up` deployed keeps its own), labels only.
+        self.recorded = recorded
         # Reads the state again (recorded_state): an up replaces containers (a new ID each
         # time) and records the successor, so a container found to differ from what was read
         # before is judged by the state as it is at that moment, not by an older read.
@@ -457,16 +455,14 @@ class Probe:
             if again:
                 if self.reread is None:
                     break
-                now = self.reread()
-                self.recorded = None if now is None else now.images
-                self.containers = {} if now is None else now.containers
-            image = None if self.recorded is None else self.recorded.get(role)
+                self.recorded = self.reread()
+            recorded = self.recorded
             why = self._not_ours(
                 found,
                 role,
-                image,
-                labels_only=self.recorded is None,
-                container=self.containers.get(role),
+                None if recorded is None else recorded.images.get(role),
+                labels_only=recorded is None,
+                container=None if recorded is None else recorded.containers.get(role),
             )
             if why is None:
                 return None
@@ -513,7 +509,7 @@ class Probe:
         # Only the stack's own app is trusted to show what Redis serves: whatever else holds
         # its name (made by hand, another account, another stack) could print any certificate,
         # and a wrong one here retires a CA Redis still serves (retire_refusal).
-        ours = self.containers.get(Role.APP)
+        ours = None if self.recorded is None else self.recorded.containers.get(Role.APP)
         why = self._not_ours(app.attrs, Role.APP, app_image, container=ours)
         if why is not None:
             raise NotTrusted(self._untrusted(self.app, why))
@@ -876,12 +872,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # its images would refuse the stack's own containers, so it is read only when asked.
         # Read now, and again when a container differs from it (Probe.reread): the state as
         # it is at the moment of each look, after whatever up replaced a container meanwhile.
-        found = recorded_state(args.stack) if args.applier_state else None
         probe = Probe(
             args.stack,
             settings.redis_port,
-            recorded=None if found is None else found.images,
-            containers=None if found is None else found.containers,
+            recorded=recorded_state(args.stack) if args.applier_state else None,
             reread=(lambda: recorded_state(args.stack)) if args.applier_state else None,
         )
         if args.action == "snapshot":

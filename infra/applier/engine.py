@@ -191,6 +191,7 @@ class LocalApplier:
             for urn, prior in state.resources.items()
             if prior.type in (NETWORK, VOLUME) and prior.outputs.get(INCOMPLETE)
         }
+        self._refuse_shared_network_names(plan, state)
         self._refuse_name_clashes(
             plan, {c.urn for c in changes if c.op is Op.CREATE} | unfinished, unfinished
         )
@@ -420,6 +421,42 @@ class LocalApplier:
         config = self.api.inspect_container(container).get("Config") or {}
         return bool((config.get("Labels") or {}).get(STACK_LABEL) == stack)
 
+    def _refuse_shared_network_names(self, plan: Plan, state: StackState) -> None:
+        """Refuse, before the first change, a declared network name that several networks on
+        the engine share. Docker 20.10 lets a network be created under a name another already
+        has (the API's CheckDuplicate is off unless asked for: the applier asks, other clients
+        may not), and then starts no container joined to that name ("network ... is
+        ambiguous"): a replaced container would be removed and its successor not started.
+        Names the networks' IDs, whose each is, and the removal that is the way on."""
+        for step in plan.steps:
+            spec = step.spec
+            if not isinstance(spec, NetworkSpec):
+                continue
+            named = [n for n in self.client.networks.list(names=[spec.name]) if n.name == spec.name]
+            if len(named) < 2:
+                continue
+            prior = state.resources.get(step.urn)
+            recorded = prior.id if prior is not None and not prior.outputs.get(INCOMPLETE) else None
+            ours = next((n for n in named if n.id == recorded), None)
+            others = [n for n in named if n is not ours]
+            ids = " ".join(n.id[:12] for n in others)
+            listed = "; ".join(
+                f"{n.id[:12]} ({_whose_network(n, plan.stack, n is ours)})" for n in named
+            )
+            several = len(others) > 1
+            what, keep = (
+                (f"the other{'s' if several else ''}", f"keep {ours.id[:12]}")
+                if ours is not None
+                else ("them", "the up then creates the stack's own")
+            )
+            raise ApplyError(
+                f"{len(named)} networks are named {spec.name}: {listed}. Docker starts no "
+                "container joined to a name several networks share, so nothing was changed; "
+                f"remove {what} by ID (`docker network inspect {ids}` shows what is on "
+                f"{'them' if several else 'it'}): `docker network rm {ids}`; {keep}; then run "
+                "up again"
+            )
+
     def _refuse_name_clashes(self, plan: Plan, creating: set[str], unfinished: set[str]) -> None:
         """Objects with a name the plan creates: never touch them. One labelled as this stack's
         but unknown to the state was deployed by something else (another checkout, an older
@@ -459,9 +496,15 @@ class LocalApplier:
                     f"interrupted before this applier recorded objects on creation); {way_on}, "
                     "then up again"
                 )
+            held = str(getattr(found, "id", None) or name)
+            ident = f" (ID {held[:12]})" if kind != "volume" else ""
+            whose = (labels or {}).get(STACK_LABEL)
             raise ApplyError(
-                f"a {kind} {name} already exists and is not labelled {STACK_LABEL}={plan.stack}; "
-                f"remove it (docker {kind} rm {name}) or rename it, then run up again"
+                f"a {kind} {name}{ident} already exists and is not labelled "
+                f"{STACK_LABEL}={plan.stack} ("
+                + (f"labelled as stack {whose}'s" if whose else f"no {STACK_LABEL} label")
+                + f"); nothing was changed; remove it (docker {kind} rm "
+                f"{held[:12] if ident else name}) or rename it, then run up again"
             )
 
     def _build(self, spec: ImageSpec, stack: str) -> str:
@@ -487,8 +530,9 @@ class LocalApplier:
         image_id = image_id or str(self.api.inspect_image(spec.tag)["Id"])
         labels = self.api.inspect_image(image_id)["Config"].get("Labels") or {}
         if labels.get(STACK_LABEL) != stack:
-            # Teardown finds images by label only: do not leave this one behind.
-            self.client.images.remove(spec.tag, force=True)
+            # Teardown finds images by label only: do not leave this one behind (its parents
+            # stay: build cache, as in `_down`).
+            self.client.images.remove(spec.tag, force=True, noprune=True)
             raise ApplyError(
                 f"{spec.resource}: image {spec.tag} has no label {STACK_LABEL}={stack}, so "
                 "teardown could not find it; end its Dockerfile with `ARG SECURE_REDIS_STACK` and "
@@ -720,7 +764,8 @@ class LocalApplier:
         keep_images: bool = False,
         recorded: StackState | None = None,
     ) -> StackObjects:
-        """Remove every container, network, volume and image labelled as `stack`'s. The
+        """Remove every container, network, volume and image labelled as `stack`'s (not the
+        untagged images an image was built on: build cache, see `_down`). The
         containers `recorded` (the stack's state) declares with `destroyGraceSeconds` are
         first stopped with that grace, newest first, as pulumi-docker deletes them."""
         with _engine_errors(f"removing stack {stack}"):
@@ -770,12 +815,27 @@ class LocalApplier:
             removed.volumes.append(volume.name)
         for image in [] if keep_images else self.client.images.list(filters=label):
             removed.images.append(image.tags[0] if image.tags else image.short_id)
-            self.client.images.remove(image.id, force=True)
+            # Not its untagged parents (`docker rmi --no-prune`): the images of the build's
+            # steps are build cache every build of the same steps shares, another stack's or
+            # scripts/build-app-image.sh --cache-only's, and a build that found one in its
+            # cache goes on from it; pruned, a build running beside this down could lose the
+            # image its next step starts from. `docker image prune` removes them (README).
+            self.client.images.remove(image.id, force=True, noprune=True)
         if not quiet:
             self.say(
                 f"removed {removed.describe()}" if not removed.empty() else "nothing to remove"
             )
         return removed
+
+
+def _whose_network(network: Any, stack: str, recorded: bool) -> str:
+    """Whose a network of a shared name is, for the refusal naming it."""
+    if recorded:
+        return "the stack's, the one its state records"
+    holder = (network.attrs.get("Labels") or {}).get(STACK_LABEL)
+    if holder == stack:
+        return f"labelled as stack {stack}'s, not in its state"
+    return f"labelled {STACK_LABEL}={holder}" if holder else f"no {STACK_LABEL} label"
 
 
 def host_port_taken(ip: str, port: int) -> bool:

@@ -18,7 +18,7 @@ from typing import Any
 
 import docker
 import pytest
-from docker.errors import NotFound
+from docker.errors import APIError, NotFound
 
 from infra.applier.diff import docker_changes
 from infra.applier.engine import INCOMPLETE, LocalApplier
@@ -311,6 +311,76 @@ def test_applier__up_refuses_to_replace_an_unlabelled_object_with_the_same_name(
         foreign.remove()
 
 
+def _shared_name(client: docker.DockerClient, name: str, **labels: str) -> Any:
+    """A network under a name one already has, as a client that does not ask the engine to
+    check (the API's CheckDuplicate is off by default on Docker 20.10) creates it."""
+    return client.networks.create(name, labels=labels or None, check_duplicate=False)
+
+
+def test_applier__a_network_name_two_networks_share_is_refused_naming_both(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient
+) -> None:
+    """Before 2026-12-03 the up failed on the engine's own "2 matches found based on name:
+    network ... is ambiguous" (a docker APIError, no ID, no way on)."""
+    stack, applier = scratch
+    name = f"{stack}-n"
+    first = _shared_name(docker_client, name)
+    second = _shared_name(docker_client, name, **{STACK_LABEL: "someone-else"})
+    label = [{"label": STACK_LABEL, "value": stack}]
+    try:
+        with pytest.raises(ApplyError, match=f"2 networks are named {name}") as refused:
+            apply(applier, stack, resource(NETWORK, "n", {"name": name, "labels": label}))
+        message = str(refused.value)
+        assert f"{first.id[:12]} (no {STACK_LABEL} label)" in message
+        assert f"{second.id[:12]} ({STACK_LABEL}=someone-else)" not in message
+        assert f"{second.id[:12]} (labelled {STACK_LABEL}=someone-else)" in message
+        removal = message.split("`docker network rm ", 1)[1].split("`", 1)[0]
+        assert sorted(removal.split()) == sorted([first.id[:12], second.id[:12]])
+        assert "the up then creates the stack's own" in message
+        assert "nothing was changed" in message
+        assert len(docker_client.networks.list(names=[name])) == 2  # neither touched
+    finally:
+        first.remove()
+        second.remove()
+
+
+def test_applier__a_network_sharing_the_stacks_network_name_is_refused_before_any_change(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient
+) -> None:
+    """A deployed stack, then another network under its network's name: a replaced container
+    was removed and its successor refused to start ("network ... is ambiguous"), leaving the
+    stack without it. Now the up changes nothing and names which one to remove."""
+    stack, applier = scratch
+    name = f"{stack}-n"
+    label = [{"label": STACK_LABEL, "value": stack}]
+    network = resource(NETWORK, "n", {"name": name, "labels": label})
+
+    def job(word: str) -> RenderedResource:
+        return container(
+            stack,
+            command=["sh", "-c", "sleep 300", word],
+            networkMode=None,
+            networksAdvanced=[{"name": name}],
+        )
+
+    state = StackState(stack)
+    applier.up(plan_stack(stack, [network, job("one")], root=Path("/")), state)
+    ours = docker_client.networks.list(names=[name])[0]
+    running = docker_client.containers.get(f"{stack}-c").id
+    intruder = _shared_name(docker_client, name)
+    try:
+        with pytest.raises(ApplyError, match=f"2 networks are named {name}") as refused:
+            applier.up(plan_stack(stack, [network, job("two")], root=Path("/")), state)
+        message = str(refused.value)
+        assert f"{ours.id[:12]} (the stack's, the one its state records)" in message
+        assert f"`docker network rm {intruder.id[:12]}`; keep {ours.id[:12]}" in message
+        assert docker_client.containers.get(f"{stack}-c").id == running  # not replaced
+    finally:
+        intruder.remove()
+    applier.up(plan_stack(stack, [network, job("two")], root=Path("/")), state)
+    assert docker_client.containers.get(f"{stack}-c").status == "running"
+
+
 def image(tmp_path: Path, stack: str, tag: str, *, labelled: bool = True) -> RenderedResource:
     context = tmp_path / tag.replace(":", "-")
     context.mkdir()
@@ -339,6 +409,65 @@ def test_applier__builds_the_declared_tags_and_down_removes_every_stack_image(
     assert labels[STACK_LABEL] == stack
     applier.down(stack)
     assert applier.find(stack).images == []
+
+
+def _parents(client: docker.DockerClient, image_id: str) -> list[str]:
+    """The untagged images an image was built on (the legacy builder's one per step), newest
+    first, down to the first tagged one (the base)."""
+    chain: list[str] = []
+    while parent := client.api.inspect_image(image_id).get("Parent"):
+        if client.api.inspect_image(parent).get("RepoTags"):
+            break
+        chain.append(parent)
+        image_id = parent
+    return chain
+
+
+def test_down__removes_the_stacks_images_but_not_the_parents_a_concurrent_build_uses(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient, tmp_path: Path
+) -> None:
+    """The untagged images a stack's image was built on are build cache every build of the same
+    Dockerfile steps shares (another stack's, scripts/build-app-image.sh --cache-only): a build
+    that found one in its cache goes on from it. `down` removed them with the stack's image
+    (the engine prunes a removed image's untagged parents that have no other child), so a
+    build running beside it could lose the image its next step starts from. Now `down` removes
+    the stack's images only (`docker rmi --no-prune`): the parents stay, and the next build of
+    another stack goes on from them (every step but its own label from the cache)."""
+    stack, applier = scratch
+    apply(applier, stack, image(tmp_path, stack, "parents"))
+    built = str(docker_client.api.inspect_image(f"{stack}-img:parents")["Id"])
+    parents = _parents(docker_client, built)
+    assert len(parents) >= 2, "the legacy builder keeps an image per step"
+    applier.down(stack)
+    assert applier.find(stack).images == []
+    with pytest.raises(NotFound):
+        docker_client.api.inspect_image(built)
+    gone = [p for p in parents if not _image_exists(docker_client, p)]
+    assert gone == [], f"down removed {len(gone)} of the {len(parents)} parents"
+    other = f"{stack}-b"
+    try:
+        # The same steps for another stack (the context's Dockerfile, another stack label).
+        props = {
+            "imageName": f"{other}-img:parents",
+            "skipPush": True,
+            "build": {"context": str(tmp_path / "parents"), "args": {"SECURE_REDIS_STACK": other}},
+        }
+        apply(applier, other, resource(IMAGE, "img-parents", props))
+        theirs = str(docker_client.api.inspect_image(f"{other}-img:parents")["Id"])
+        assert _parents(docker_client, theirs) == parents  # built on the very same cache
+    finally:
+        applier.down(other, quiet=True)
+        for parent in parents:  # this test's own cache (its label is this test's alone)
+            with contextlib.suppress(NotFound, APIError):
+                docker_client.api.remove_image(parent, noprune=True)
+
+
+def _image_exists(client: docker.DockerClient, image_id: str) -> bool:
+    try:
+        client.api.inspect_image(image_id)
+    except NotFound:
+        return False
+    return True
 
 
 def test_applier__image_without_the_stack_label_is_refused_and_not_left_behind(
