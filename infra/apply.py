@@ -396,6 +396,8 @@ def _plan_or_up(action: str, stack: str, project_dir: Path, store: StateStore) -
         say(unfinished)
     if (engine := _live_restore_warning(applier)) is not None:
         say(engine)
+    for line in applier.strangers(plan):
+        say(f"warning: {line}")
 
 
 def _retire_refusal(

@@ -378,6 +378,35 @@ class LocalApplier:
                 found[step.urn] = drift
         return found
 
+    def strangers(self, plan: Plan) -> list[str]:
+        """One line per declared network with containers the stack does not declare attached
+        (run there by hand: attack pass of 2026-12-03). They reach every container on it where
+        no host firewall rule applies; the up names them and leaves them alone (not the
+        stack's to remove)."""
+        ours = {s.spec.name for s in plan.steps if isinstance(s.spec, ContainerSpec)}
+        lines = []
+        for step in plan.steps:
+            if not isinstance(step.spec, NetworkSpec):
+                continue
+            name = step.spec.name
+            with _engine_errors(f"looking up {name}"):
+                try:
+                    attached = self.api.inspect_network(name).get("Containers") or {}
+                except NotFound:
+                    continue
+            others = sorted(
+                str(e.get("Name") or cid[:12])
+                for cid, e in attached.items()
+                if e.get("Name") not in ours
+            )
+            if others:
+                lines.append(
+                    f"network {name} has a container the stack does not declare: "
+                    f"{', '.join(others)}; it reaches the stack's containers there: remove it, "
+                    f"or `docker network disconnect {name} <container>`"
+                )
+        return lines
+
     def missing(self, plan: Plan, state: StackState) -> frozenset[str]:
         """URNs of planned objects the state has but the Docker engine no longer does."""
         planned = {s.urn for s in plan.steps}

@@ -995,3 +995,30 @@ def test_applier__a_container_changed_behind_its_back_is_set_back_by_the_next_up
     assert not now["HostConfig"]["CapAdd"]
     assert any(f"removing container {name} ({impostor.id[:12]})" in m for m in messages), messages
     assert [c.op for c in applier.changes(plan, state)] == [Op.SAME, Op.SAME]
+
+
+def test_applier__up_names_a_container_attached_to_the_stacks_network_by_hand(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient
+) -> None:
+    """A container the stack does not declare, run on its network by hand, is named by every
+    up (it reaches the stack's containers there); the up leaves it alone: not the stack's."""
+    stack, applier = scratch
+    label = [{"label": STACK_LABEL, "value": stack}]
+    plan = plan_stack(
+        stack, [resource(NETWORK, "n", {"name": f"{stack}-n", "labels": label})], root=Path("/")
+    )
+    state = StackState(stack)
+    applier.up(plan, state)
+    assert applier.strangers(plan) == []
+    stranger = docker_client.containers.run(
+        BASE, ["sleep", "600"], name=f"{stack}-stranger", network=f"{stack}-n", detach=True
+    )
+    try:
+        (line,) = applier.strangers(plan)
+        assert (
+            f"network {stack}-n has a container the stack does not declare: {stack}-stranger"
+            in (line)
+        )
+        assert f"docker network disconnect {stack}-n" in line
+    finally:
+        stranger.remove(force=True)

@@ -17,7 +17,7 @@ from infra.naming import MATERIAL_LABEL
 from infra.pulumi_names import IMAGE, VOLUME
 from infra.render import RenderedResource
 from tests.e2e.hosts import container_host, stat_dir
-from tests.e2e.stacks import CONTAINER, ONE_SHOT, SERVICES, STOPPED, Stack
+from tests.e2e.stacks import CONTAINER, ONE_SHOT, PROBE_LABEL, SERVICES, STOPPED, Stack
 
 pytestmark = pytest.mark.security("deployment")
 
@@ -237,6 +237,29 @@ def test_declaration__network(stack: Stack, docker_client: docker.DockerClient, 
     assert net["Ingress"] is bool(props.get("ingress"))
     assert (net.get("Options") or {}) == (props.get("options") or {})
     assert net["Labels"] == labels(props)
+
+
+@pytest.mark.parametrize("role", ["backend", "frontend"])
+def test_declaration__only_the_stacks_containers_are_on_its_network(
+    stack: Stack, docker_client: docker.DockerClient, role: str
+) -> None:
+    """A container attached by hand (`docker run --network <backend>`: attack pass of
+    2026-12-03) reaches Redis's port from inside the network, where no firewall rule applies;
+    only what the stack declares, and this suite's own labelled probes, may be there."""
+    network = stack.object(role)
+    ours = {stack.object(suffix) for suffix in CONTAINERS}
+    foreign = []
+    for cid, endpoint in (
+        docker_client.api.inspect_network(network).get("Containers") or {}
+    ).items():
+        name = endpoint.get("Name", cid[:12])
+        labels = docker_client.api.inspect_container(cid)["Config"].get("Labels") or {}
+        if name not in ours and PROBE_LABEL not in labels:
+            foreign.append(name)
+    assert foreign == [], (
+        f"{network}: containers the stack does not declare are attached: {sorted(foreign)}; "
+        f"remove them or `docker network disconnect {network} <container>`"
+    )
 
 
 def test_declaration__volumes(stack: Stack, docker_client: docker.DockerClient) -> None:
