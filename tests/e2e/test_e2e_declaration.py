@@ -162,7 +162,11 @@ def test_declaration__networks(
     props = declared(stack, suffix)
     networks = inspected[suffix]["NetworkSettings"]["Networks"]
     if "networksAdvanced" in props:
-        assert set(networks) == {n["name"] for n in props["networksAdvanced"]}
+        want = {n["name"] for n in props["networksAdvanced"]}
+        assert set(networks) == want, (
+            f"{stack.object(suffix)}: on networks it does not declare: "
+            f"{sorted(set(networks) - want)}, missing from {sorted(want - set(networks))}"
+        )
         for net in props["networksAdvanced"]:
             assert set(net.get("aliases") or []) <= set(networks[net["name"]]["Aliases"] or [])
     else:
@@ -310,7 +314,11 @@ def test_declaration__uploaded_files_landed_with_declared_mode_and_owner(
         name = upload["file"].rsplit("/", 1)[1]
         assert name in landed, f"{mount}/{name} missing"
         want = (int(upload["permissions"], 8), int(upload["owner"]), int(upload["group"]))
-        assert landed[name] == want, f"{name}: (mode, uid, gid) {landed[name]}"
+        mode, uid, gid = landed[name]
+        assert landed[name] == want, (
+            f"{mount}/{name}: mode {mode:04o} owner {uid}:{gid}, declared "
+            f"{want[0]:04o} {want[1]}:{want[2]}"
+        )
 
 
 def test_declaration__non_secret_uploads_have_the_declared_content(stack: Stack) -> None:

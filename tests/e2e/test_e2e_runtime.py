@@ -193,7 +193,8 @@ def test_runtime__process_runs_as_its_unprivileged_uid(stack: Stack, role: str) 
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("field", ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"])
 def test_runtime__process_holds_no_capability(stack: Stack, role: str, field: str) -> None:
-    assert int(proc_status(stack, role)[field], 16) == 0
+    held = proc_status(stack, role)[field]
+    assert int(held, 16) == 0, f"{stack.object(role)}: pid 1 holds capabilities, {field} {held}"
 
 
 @pytest.mark.parametrize("role", ROLES)
