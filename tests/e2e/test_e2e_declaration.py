@@ -148,7 +148,8 @@ def test_declaration__mounts(
         for m in declared(stack, suffix).get("mounts") or []
     )
     have = sorted(
-        (m["Type"], m["Name"], m["Destination"], m["RW"])
+        # A bind mount has a Source and no Name (a docker.sock one, for instance).
+        (m["Type"], m.get("Name") or m.get("Source"), m["Destination"], m["RW"])
         for m in inspected[suffix]["Mounts"]
         if m["Type"] != "tmpfs"
     )
