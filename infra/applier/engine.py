@@ -367,7 +367,13 @@ class LocalApplier:
         found: dict[str, Drift] = {}
         for step in plan.steps:
             prior = state.resources.get(step.urn)
-            if not isinstance(step.spec, ContainerSpec) or prior is None or step.urn in missing:
+            if prior is None or step.urn in missing:
+                continue
+            if isinstance(step.spec, ImageSpec):
+                if (tag := self._moved_tag(step.spec, prior)) is not None:
+                    found[step.urn] = Drift(replace=(f"tag {tag} names another image",))
+                continue
+            if not isinstance(step.spec, ContainerSpec):
                 continue
             with _engine_errors(f"looking up {prior.name}"):
                 try:
@@ -377,6 +383,18 @@ class LocalApplier:
             if drift := container_drift(step.spec, inspected):
                 found[step.urn] = drift
         return found
+
+    def _moved_tag(self, spec: ImageSpec, prior: ResourceState) -> str | None:
+        """The declared tag when it names another image than the one built (`docker tag`
+        since): whatever runs the tag would run that one. Built again, it names the build.
+        A tag the declaration changed is built anyway (diff.py), not drift."""
+        if prior.inputs.get("imageName") != spec.tag:
+            return None
+        try:
+            tagged = self.api.inspect_image(spec.tag)["Id"]
+        except NotFound:
+            return spec.tag
+        return None if tagged == prior.outputs.get("imageId") else spec.tag
 
     def strangers(self, plan: Plan) -> list[str]:
         """One line per declared network with containers the stack does not declare attached

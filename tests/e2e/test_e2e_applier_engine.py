@@ -1022,3 +1022,23 @@ def test_applier__up_names_a_container_attached_to_the_stacks_network_by_hand(
         assert f"docker network disconnect {stack}-n" in line
     finally:
         stranger.remove(force=True)
+
+
+def test_applier__a_declared_tag_moved_to_another_image_is_built_again(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient, tmp_path: Path
+) -> None:
+    """`docker tag <other image> <declared imageName>` (attack pass of 2026-12-03): anything
+    that runs the tag runs the other image. The next up builds the tag again, saying why."""
+    stack, applier = scratch
+    plan = plan_stack(stack, [image(tmp_path, stack, "one")], root=Path("/"))
+    state = StackState(stack)
+    applier.up(plan, state)
+    built = docker_client.api.inspect_image(f"{stack}-img:one")["Id"]
+    docker_client.api.tag(BASE, f"{stack}-img", "one")
+    (change,) = applier.changes(plan, state)
+    assert (change.op, change.reasons) == (
+        Op.REPLACE,
+        (f"changed on the engine since the last up: tag {stack}-img:one names another image",),
+    )
+    applier.up(plan, state)
+    assert docker_client.api.inspect_image(f"{stack}-img:one")["Id"] == built

@@ -199,8 +199,10 @@ def test_declaration__image_is_the_one_built_from_the_declared_build(
     images = {r.outputs["repoDigest"]: r for r in stack.declared.resources if r.type == IMAGE}
     declared_image: RenderedResource = images[props["image"]]
     built = docker_client.api.inspect_image(declared_image.props["imageName"])
+    tag = declared_image.props["imageName"]
     assert inspected[suffix]["Image"] == built["Id"], (
-        "the container runs the image tagged imageName"
+        f"{stack.object(suffix)} runs {inspected[suffix]['Image'][:19]}, not {built['Id'][:19]}"
+        f" that {tag} names (the tag moved, or the container runs another image)"
     )
 
 
