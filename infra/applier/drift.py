@@ -14,11 +14,14 @@ updates the container as it runs; any other drift needs a new container: `up` re
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import hashlib
+import io
+import tarfile
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from infra.applier.translate import ContainerSpec
+from infra.applier.translate import ContainerSpec, Upload
 
 
 @dataclass(frozen=True)
@@ -126,4 +129,64 @@ def _restart_of(declared: Mapping[str, Any]) -> Mapping[str, Any]:
     return policy if isinstance(policy, Mapping) else {}
 
 
-__all__ = ["DRIFTED", "Drift", "container_drift", "reason"]
+# infra/components/material.py: the initialiser copies each upload into `..<revision>/` of
+# the volume, `..data` links to that directory, and each name at the top links through it.
+_DATA_LINK: Final = "..data"
+
+
+def material_drift(uploads: Sequence[Upload], revision: str, archive: bytes) -> tuple[str, ...]:
+    """What differs in a material volume from what its initialiser wrote (attack pass of
+    2026-12-03: a file replaced, or its mode changed, inside the volume, which no container's
+    configuration shows): one `material <name> (<what>)` per difference, never content.
+    `archive`: Docker's archive of the volume's mount point (a tar whose first component is
+    the mount's own name), read through the exited initialiser."""
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        members = {_inner(m.name): (m, tar) for m in tar.getmembers()}
+        return tuple(_material_differences(uploads, revision, members))
+
+
+def _inner(name: str) -> str:
+    return name.split("/", 1)[1] if "/" in name else ""
+
+
+def _material_differences(
+    uploads: Sequence[Upload],
+    revision: str,
+    members: Mapping[str, tuple[tarfile.TarInfo, tarfile.TarFile]],
+) -> list[str]:
+    current = f"..{revision}"
+    found: list[str] = []
+    # The revision's directory only: the initialiser makes it 0700 (mkdir -m), and leaves the
+    # volume's own directory as it is (its mode comes from the image), so running it again
+    # would not set that back; tests/e2e/test_e2e_secrets.py checks that one.
+    entry = members.get(current)
+    if entry is None or not entry[0].isdir() or entry[0].mode & 0o7777 != 0o700:
+        found.append(f"material {current} (directory mode)")
+    link = members.get(_DATA_LINK)
+    if link is None or not link[0].issym() or link[0].linkname != current:
+        found.append(f"material {_DATA_LINK} (link)")
+    declared = {u.path.rsplit("/", 1)[-1]: u for u in uploads}
+    for name, upload in sorted(declared.items()):
+        top = members.get(name)
+        if top is None or not top[0].issym() or top[0].linkname != f"{_DATA_LINK}/{name}":
+            found.append(f"material {name} (link)")
+        entry = members.get(f"{current}/{name}")
+        if entry is None or not entry[0].isfile():
+            found.append(f"material {name} (missing)")
+            continue
+        info, tar = entry
+        handle = tar.extractfile(info)
+        content = handle.read() if handle is not None else b""
+        if hashlib.sha256(content).digest() != hashlib.sha256(upload.content).digest():
+            found.append(f"material {name} (content)")
+        if info.mode & 0o7777 != upload.mode:
+            found.append(f"material {name} (mode)")
+        if (info.uid, info.gid) != (upload.uid, upload.gid):
+            found.append(f"material {name} (owner)")
+    prefix = f"{current}/"
+    extra = sorted(n[len(prefix) :] for n in members if n.startswith(prefix))
+    found.extend(f"material {n} (not declared)" for n in extra if n not in declared)
+    return found
+
+
+__all__ = ["DRIFTED", "Drift", "container_drift", "material_drift", "reason"]

@@ -31,7 +31,7 @@ from infra.applier.diff import (
     rebuilt_image_only,
     unfinished,
 )
-from infra.applier.drift import Drift, container_drift
+from infra.applier.drift import Drift, container_drift, material_drift
 from infra.applier.errors import ApplyError
 from infra.applier.host_conflicts import Held, conflicts, ports_to_probe, user_uid
 from infra.applier.plan import Plan, Step
@@ -53,7 +53,7 @@ from infra.applier.translate import (
     uploads_archive,
 )
 from infra.changes import Change, Op
-from infra.naming import ROLE_LABEL, STACK_LABEL, Role
+from infra.naming import MATERIAL_LABEL, ROLE_LABEL, STACK_LABEL, Role
 
 Say = Callable[[str], None]
 Checkpoint = Callable[[StackState], None]
@@ -380,9 +380,38 @@ class LocalApplier:
                     inspected = self.api.inspect_container(prior.id)
                 except NotFound:
                     continue  # removed since missing() looked: the next up makes it
-            if drift := container_drift(step.spec, inspected):
+            drift = container_drift(step.spec, inspected)
+            if material := self._material_drift(step.spec, inspected):
+                drift = Drift(drift.updatable, (*drift.replace, *material))
+            if drift:
                 found[step.urn] = drift
         return found
+
+    def _material_drift(self, spec: ContainerSpec, inspected: Mapping[str, Any]) -> tuple[str, ...]:
+        """A material initialiser's volume against its uploads (drift.material_drift): read
+        through the exited initialiser, whose one writable mount is the volume. Replaced, the
+        initialiser writes it again. Only for the revision it ran: another is replaced anyway."""
+        revision = ((inspected.get("Config") or {}).get("Labels") or {}).get(MATERIAL_LABEL)
+        if (
+            not spec.uploads
+            or not revision
+            or spec.create["labels"].get(MATERIAL_LABEL) != revision
+        ):
+            return ()
+        targets = [
+            m["Destination"]
+            for m in inspected.get("Mounts") or []
+            if m.get("Type") == "volume" and m.get("RW")
+        ]
+        if len(targets) != 1:
+            return ()
+        with _engine_errors(f"reading {spec.name}'s volume"):
+            try:
+                stream, _stat = self.api.get_archive(inspected["Id"], targets[0])
+            except NotFound:
+                return ()
+            archive = b"".join(stream)
+        return material_drift(spec.uploads, str(revision), archive)
 
     def _moved_tag(self, spec: ImageSpec, prior: ResourceState) -> str | None:
         """The declared tag when it names another image than the one built (`docker tag`

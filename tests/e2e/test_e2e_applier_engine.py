@@ -26,7 +26,8 @@ from infra.applier.errors import ApplyError
 from infra.applier.plan import plan_stack
 from infra.applier.state import StackState
 from infra.changes import Op
-from infra.naming import STACK_LABEL
+from infra.components.material import INIT_SCRIPT
+from infra.naming import MATERIAL_LABEL, STACK_LABEL
 from infra.pulumi_names import CONTAINER, IMAGE, NETWORK, VOLUME
 from infra.render import RenderedResource
 from infra.settings import REPO_ROOT
@@ -1042,3 +1043,54 @@ def test_applier__a_declared_tag_moved_to_another_image_is_built_again(
     )
     applier.up(plan, state)
     assert docker_client.api.inspect_image(f"{stack}-img:one")["Id"] == built
+
+
+def test_applier__a_material_file_changed_in_its_volume_is_written_again(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient
+) -> None:
+    """A file replaced or its mode changed inside a material volume (attack pass of
+    2026-12-03: a line added to Redis's users.acl, server.key made 0644) shows in no
+    container's configuration; the next up compares the volume with the initialiser's
+    uploads, names each difference (never content) and runs the initialiser again."""
+    stack, applier = scratch
+    label = [{"label": STACK_LABEL, "value": stack}]
+    init = container(
+        stack,
+        command=["sh", "-c", INIT_SCRIPT, "sh", "/run/stage", "/mat", "rev1"],
+        labels=[*label, {"label": MATERIAL_LABEL, "value": "rev1"}],
+        mounts=[{"type": "volume", "source": f"{stack}-v", "target": "/mat"}],
+        uploads=[
+            {
+                "file": "/run/stage/users.acl",
+                "content": "user default off\n",
+                "permissions": "0444",
+            },
+            {"file": "/run/stage/server.key", "content": "KEY\n", "permissions": "0400"},
+        ],
+        attach=True,
+        mustRun=False,
+    )
+    volume = resource(VOLUME, "v", {"name": f"{stack}-v", "labels": label})
+    plan = plan_stack(stack, [volume, init], root=Path("/"))
+    state = StackState(stack)
+    applier.up(plan, state)
+    assert [(c.op, c.reasons) for c in applier.changes(plan, state)] == [(Op.SAME, ())] * 2
+    tamper = (
+        "chmod 644 /mat/..data/server.key && chmod u+w /mat/..data/users.acl"
+        " && echo 'user default on nopass +@all' >> /mat/..data/users.acl && touch /mat/..rev1/x"
+    )
+    docker_client.containers.run(
+        BASE, ["sh", "-c", tamper], remove=True, network_mode="none",
+        volumes={f"{stack}-v": {"bind": "/mat", "mode": "rw"}},
+    )  # fmt: skip
+    (change,) = [c for c in applier.changes(plan, state) if c.op is not Op.SAME]
+    assert (change.op, change.reasons) == (
+        Op.REPLACE,
+        (
+            "changed on the engine since the last up: material server.key (mode), material "
+            "users.acl (content), material users.acl (mode), material x (not declared)",
+        ),
+    )
+    assert "nopass" not in " ".join(change.reasons)
+    applier.up(plan, state)
+    assert [c.op for c in applier.changes(plan, state)] == [Op.SAME, Op.SAME]
