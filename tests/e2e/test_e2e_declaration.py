@@ -83,6 +83,11 @@ def test_declaration__container_config(
     assert host["Memory"] == props["memory"] * MIB, f"{where}: Memory"
     assert host["MemorySwap"] == props["memorySwap"] * MIB, f"{where}: MemorySwap"
     assert host["NanoCpus"] == int(float(props["cpus"]) * 1e9), f"{where}: NanoCpus"
+    # Settable on the running container with `docker update` (drift the applier's up sets
+    # back, infra/applier/drift.py); the program leaves them unset unless it declares them.
+    assert (host.get("CpuShares") or 0) == props.get("cpuShares", 0), f"{where}: CpuShares"
+    assert (host.get("CpusetCpus") or "") == props.get("cpuSet", ""), f"{where}: CpusetCpus"
+    assert host.get("PidsLimit") in (None, 0, -1), f"{where}: PidsLimit set (none is declared)"
     assert host["IpcMode"] == props.get("ipcMode", host["IpcMode"]), f"{where}: IpcMode"
     if "stopTimeout" in props:
         assert config["StopTimeout"] == props["stopTimeout"], f"{where}: StopTimeout"
