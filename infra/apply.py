@@ -394,10 +394,10 @@ def _plan_or_up(action: str, stack: str, project_dir: Path, store: StateStore) -
     say(f"stack {stack} is up: {summary(changes, done=True, kept=set(applied.kept))}")
     if (unfinished := unfinished_rotation(new_state)) is not None:
         say(unfinished)
-    if (engine := _live_restore_warning(applier)) is not None:
-        say(engine)
     for line in applier.strangers(plan):
         say(f"warning: {line}")
+    if (engine := _live_restore_warning(applier)) is not None:
+        say(engine)
 
 
 def _retire_refusal(
