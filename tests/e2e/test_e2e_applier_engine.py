@@ -26,7 +26,8 @@ from infra.applier.errors import ApplyError
 from infra.applier.plan import plan_stack
 from infra.applier.state import StackState
 from infra.changes import Op
-from infra.naming import STACK_LABEL
+from infra.components.material import INIT_SCRIPT
+from infra.naming import MATERIAL_LABEL, STACK_LABEL
 from infra.pulumi_names import CONTAINER, IMAGE, NETWORK, VOLUME
 from infra.render import RenderedResource
 from infra.settings import REPO_ROOT
@@ -140,9 +141,9 @@ def test_applier__a_name_the_engine_refused_is_never_taken_for_the_stacks_contai
     scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient
 ) -> None:
     """The stack's container removed behind the state's back and its name taken by a container
-    of something else: the up that recreates it is refused (a name conflict), and so is the
-    next, which must not remove the other container as an unfinished one of the stack's (the
-    state had recorded the name before the engine refused it)."""
+    of something else: the up that recreates it is refused before it changes anything (since
+    2026-12-03; the engine's name conflict part-way before), and so is the next, which must not
+    remove the other container as one of the stack's."""
     stack, applier = scratch
     state = StackState(stack)
     plan = plan_stack(stack, [container(stack, command=["true"], attach=True, mustRun=False)],
@@ -151,10 +152,9 @@ def test_applier__a_name_the_engine_refused_is_never_taken_for_the_stacks_contai
     docker_client.api.remove_container(f"{stack}-c", force=True)
     other = docker_client.containers.create(BASE, ["true"], name=f"{stack}-c", network_mode="none")
     try:
-        with pytest.raises(ApplyError, match="docker refused the container"):
-            applier.up(plan, state)
-        with pytest.raises(ApplyError, match=f"is not labelled {STACK_LABEL}={stack}"):
-            applier.up(plan, state)
+        for _ in range(2):
+            with pytest.raises(ApplyError, match=f"is not labelled {STACK_LABEL}={stack}"):
+                applier.up(plan, state)
         assert docker_client.api.inspect_container(f"{stack}-c")["Id"] == other.id
     finally:
         with contextlib.suppress(NotFound):  # gone when an up removed it
@@ -164,21 +164,27 @@ def test_applier__a_name_the_engine_refused_is_never_taken_for_the_stacks_contai
 def test_applier__an_up_interrupted_before_its_create_never_removes_anothers_container(
     scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient
 ) -> None:
-    """As above, but the up is interrupted once the state holds the name and before the engine
-    answers the create: the next up finds an unfinished container by that name, and it is not
-    the stack's (no stack label), so it is left alone and the up refused."""
+    """The up is interrupted once the state holds the name and before the engine answers the
+    create, and meanwhile a container of something else took the name: the next up finds an
+    unfinished container by that name, and it is not the stack's (no stack label), so it is
+    left alone and the up refused."""
     stack, applier = scratch
     state = StackState(stack)
     plan = plan_stack(stack, [container(stack, command=["true"], attach=True, mustRun=False)],
                       root=Path("/"))  # fmt: skip
     applier.up(plan, state)
     docker_client.api.remove_container(f"{stack}-c", force=True)
-    other = docker_client.containers.create(BASE, ["true"], name=f"{stack}-c", network_mode="none")
+    taken: list[Any] = []
 
     def at_the_name(saved: StackState) -> None:
         if any(
             r.outputs.get(INCOMPLETE) and r.id == f"{stack}-c" for r in saved.resources.values()
         ):
+            taken.append(
+                docker_client.containers.create(
+                    BASE, ["true"], name=f"{stack}-c", network_mode="none"
+                )
+            )
             raise KeyboardInterrupt
 
     try:
@@ -186,10 +192,12 @@ def test_applier__an_up_interrupted_before_its_create_never_removes_anothers_con
             applier.up(plan, state, checkpoint=at_the_name)
         with pytest.raises(ApplyError, match="docker refused the container"):
             applier.up(plan, state)
+        (other,) = taken
         assert docker_client.api.inspect_container(f"{stack}-c")["Id"] == other.id
     finally:
-        with contextlib.suppress(NotFound):  # gone when an up removed it
-            docker_client.api.remove_container(other.id, force=True)
+        for other in taken:
+            with contextlib.suppress(NotFound):  # gone when an up removed it
+                docker_client.api.remove_container(other.id, force=True)
 
 
 def test_applier__an_up_interrupted_right_after_a_create_converges_on_the_next(
@@ -1047,3 +1055,171 @@ def test_applier__an_unfinished_network_held_by_another_is_refused_and_left_alon
         assert [n.id for n in docker_client.networks.list(names=[f"{stack}-n"])] == [foreign.id]
     finally:
         foreign.remove()
+
+
+def test_applier__a_container_changed_behind_its_back_is_set_back_by_the_next_up(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient
+) -> None:
+    """Drift the state cannot see (attack pass of 2026-12-03, infra/applier/drift.py): what
+    `docker update` changed is updated back in place (same container, never stopped); a
+    network joined by hand, or a container removed and made again by hand under the same name
+    and labels with a capability added, is replaced by the declared one. Each `up` says what
+    drifted, by field name."""
+    stack, applier = scratch
+    label = [{"label": STACK_LABEL, "value": stack}]
+    network = resource(NETWORK, "n", {"name": f"{stack}-n", "labels": label})
+    limited = container(
+        stack,
+        command=["sleep", "600"],
+        memory=64,
+        memorySwap=64,
+        restart="on-failure",
+        maxRetryCount=5,
+        networkMode=None,
+        networksAdvanced=[{"name": f"{stack}-n"}],
+        capabilities={"drops": ["ALL"]},
+    )
+    plan = plan_stack(stack, [network, limited], root=Path("/"))
+    state = StackState(stack)
+    messages: list[str] = []
+    applier.say = messages.append
+    applier.up(plan, state)
+    name = f"{stack}-c"
+    first = docker_client.api.inspect_container(name)
+
+    docker_client.api.update_container(
+        name, mem_limit="128m", memswap_limit="128m", restart_policy={"Name": "always"}
+    )
+    (change,) = [c for c in applier.changes(plan, state) if c.op is not Op.SAME]
+    assert change.op is Op.UPDATE
+    assert change.reasons == (
+        "changed on the engine since the last up: HostConfig.Memory, HostConfig.MemorySwap, "
+        "HostConfig.RestartPolicy",
+    )
+    applier.up(plan, state)
+    host = docker_client.api.inspect_container(name)
+    assert host["Id"] == first["Id"]
+    assert host["State"]["Pid"] == first["State"]["Pid"]
+    assert (host["HostConfig"]["Memory"], host["HostConfig"]["MemorySwap"]) == (64 << 20,) * 2
+    assert host["HostConfig"]["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 5}
+
+    docker_client.networks.get("bridge").connect(name)
+    (change,) = [c for c in applier.changes(plan, state) if c.op is not Op.SAME]
+    assert (change.op, change.reasons) == (
+        Op.REPLACE,
+        ("changed on the engine since the last up: NetworkSettings.Networks",),
+    )
+    applier.up(plan, state)
+    networks = docker_client.api.inspect_container(name)["NetworkSettings"]["Networks"]
+    assert set(networks) == {f"{stack}-n"}
+
+    docker_client.api.remove_container(name, force=True)
+    impostor = docker_client.containers.run(
+        BASE, ["sleep", "600"], name=name, labels={STACK_LABEL: stack},
+        cap_add=["NET_RAW"], network=f"{stack}-n", detach=True,
+    )  # fmt: skip
+    applier.up(plan, state)
+    now = docker_client.api.inspect_container(name)
+    assert now["Id"] != impostor.id
+    assert now["Id"] == state.resources["urn:c"].id
+    assert not now["HostConfig"]["CapAdd"]
+    assert any(f"removing container {name} ({impostor.id[:12]})" in m for m in messages), messages
+    assert [c.op for c in applier.changes(plan, state)] == [Op.SAME, Op.SAME]
+
+
+def test_applier__up_names_a_container_attached_to_the_stacks_network_by_hand(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient
+) -> None:
+    """A container the stack does not declare, run on its network by hand, is named by every
+    up (it reaches the stack's containers there); the up leaves it alone: not the stack's."""
+    stack, applier = scratch
+    label = [{"label": STACK_LABEL, "value": stack}]
+    plan = plan_stack(
+        stack, [resource(NETWORK, "n", {"name": f"{stack}-n", "labels": label})], root=Path("/")
+    )
+    state = StackState(stack)
+    applier.up(plan, state)
+    assert applier.strangers(plan) == []
+    stranger = docker_client.containers.run(
+        BASE, ["sleep", "600"], name=f"{stack}-stranger", network=f"{stack}-n", detach=True
+    )
+    try:
+        (line,) = applier.strangers(plan)
+        assert (
+            f"network {stack}-n has a container the stack does not declare: {stack}-stranger"
+            in (line)
+        )
+        assert f"docker network disconnect {stack}-n" in line
+    finally:
+        stranger.remove(force=True)
+
+
+def test_applier__a_declared_tag_moved_to_another_image_is_built_again(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient, tmp_path: Path
+) -> None:
+    """`docker tag <other image> <declared imageName>` (attack pass of 2026-12-03): anything
+    that runs the tag runs the other image. The next up builds the tag again, saying why."""
+    stack, applier = scratch
+    plan = plan_stack(stack, [image(tmp_path, stack, "one")], root=Path("/"))
+    state = StackState(stack)
+    applier.up(plan, state)
+    built = docker_client.api.inspect_image(f"{stack}-img:one")["Id"]
+    docker_client.api.tag(BASE, f"{stack}-img", "one")
+    (change,) = applier.changes(plan, state)
+    assert (change.op, change.reasons) == (
+        Op.REPLACE,
+        (f"changed on the engine since the last up: tag {stack}-img:one names another image",),
+    )
+    applier.up(plan, state)
+    assert docker_client.api.inspect_image(f"{stack}-img:one")["Id"] == built
+
+
+def test_applier__a_material_file_changed_in_its_volume_is_written_again(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient
+) -> None:
+    """A file replaced or its mode changed inside a material volume (attack pass of
+    2026-12-03: a line added to Redis's users.acl, server.key made 0644) shows in no
+    container's configuration; the next up compares the volume with the initialiser's
+    uploads, names each difference (never content) and runs the initialiser again."""
+    stack, applier = scratch
+    label = [{"label": STACK_LABEL, "value": stack}]
+    init = container(
+        stack,
+        command=["sh", "-c", INIT_SCRIPT, "sh", "/run/stage", "/mat", "rev1"],
+        labels=[*label, {"label": MATERIAL_LABEL, "value": "rev1"}],
+        mounts=[{"type": "volume", "source": f"{stack}-v", "target": "/mat"}],
+        uploads=[
+            {
+                "file": "/run/stage/users.acl",
+                "content": "user default off\n",
+                "permissions": "0444",
+            },
+            {"file": "/run/stage/server.key", "content": "KEY\n", "permissions": "0400"},
+        ],
+        attach=True,
+        mustRun=False,
+    )
+    volume = resource(VOLUME, "v", {"name": f"{stack}-v", "labels": label})
+    plan = plan_stack(stack, [volume, init], root=Path("/"))
+    state = StackState(stack)
+    applier.up(plan, state)
+    assert [(c.op, c.reasons) for c in applier.changes(plan, state)] == [(Op.SAME, ())] * 2
+    tamper = (
+        "chmod 644 /mat/..data/server.key && chmod u+w /mat/..data/users.acl"
+        " && echo 'user default on nopass +@all' >> /mat/..data/users.acl && touch /mat/..rev1/x"
+    )
+    docker_client.containers.run(
+        BASE, ["sh", "-c", tamper], remove=True, network_mode="none",
+        volumes={f"{stack}-v": {"bind": "/mat", "mode": "rw"}},
+    )  # fmt: skip
+    (change,) = [c for c in applier.changes(plan, state) if c.op is not Op.SAME]
+    assert (change.op, change.reasons) == (
+        Op.REPLACE,
+        (
+            "changed on the engine since the last up: material server.key (mode), material "
+            "users.acl (content), material users.acl (mode), material x (not declared)",
+        ),
+    )
+    assert "nopass" not in " ".join(change.reasons)
+    applier.up(plan, state)
+    assert [c.op for c in applier.changes(plan, state)] == [Op.SAME, Op.SAME]
