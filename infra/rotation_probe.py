@@ -202,6 +202,21 @@ def recorded_state(stack: str, project_dir: Path = REPO_ROOT) -> Recorded | None
     return None if state is None else Recorded.of(state, stack)
 
 
+# The exit code of `snapshot` while an up of the stack runs (applier_busy).
+BUSY: Final = 4
+
+
+def applier_busy(stack: str, project_dir: Path = REPO_ROOT) -> str | None:
+    """Why rotate.sh must not start a step now, or None: an `up` (or `down`, `rekey`) of the
+    stack is running. Its containers are being replaced under the probe's eyes (found on s90,
+    2026-12-03: rotate.sh during an `up` raised the setting, then its probe met the app that
+    up had just removed and printed Docker's bare 404 with the container's ID, and the step's
+    own `up` would have been refused by the lock)."""
+    from infra.applier.state import StateStore  # noqa: PLC0415
+
+    return StateStore(project_dir, stack).busy(f"scripts/rotate.sh {stack}")
+
+
 def _short_id(image_id: str) -> str:
     """An image ID as `docker images` shows it (12 hex digits)."""
     return image_id.removeprefix("sha256:")[:12] or "(none)"
@@ -885,6 +900,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             reread=(lambda: recorded_state(args.stack)) if args.applier_state else None,
         )
         if args.action == "snapshot":
+            if args.applier_state and (busy := applier_busy(args.stack)) is not None:
+                # Exit 4: nothing is wrong with the stack; rotate.sh says only this line.
+                print(f"rotation_probe: error: {busy}", file=sys.stderr)
+                return BUSY
             print(json.dumps(probe.snapshot()))
             return 0
         if before is None:
