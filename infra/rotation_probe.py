@@ -442,14 +442,39 @@ class Probe:
         asked (`_trusted`), each by the ID that was checked, so that no container put in
         its place meanwhile answers: scripts/rotate.sh decides from this whether an up may
         retire a CA (`guard`) and whether a step took (`wait`, `report`)."""
-        redis = self._trusted(self.redis, Role.REDIS)
-        app = self._trusted(self.app, Role.APP)
+        redis = self._running(self._trusted(self.redis, Role.REDIS))
+        app = self._running(self._trusted(self.app, Role.APP))
         redis_files = self._files(self.redis, REDIS_FILES, redis["Id"])
         facts = read_app_facts(
             self.app, self._exec(self.app, app_facts_command(REDIS_ALIAS, self.port), app["Id"])
         )
         containers = {"redis": _identity(redis), "app": _identity(app)}
         return snapshot_of(containers, redis_files, facts)
+
+    def _running(self, found: dict[str, Any]) -> dict[str, Any]:
+        """`found` (the stack's own container, inspected) when it runs; else ProbeError with
+        the way on. Before, the exec into it failed with Docker's bare `409 ... Conflict
+        (Container <id> is not running)` under rotate.sh's "Not deployed" advice (found on
+        s91, 2026-12-03: Redis stopped with `docker kill`, which its on-failure restart
+        policy does not undo)."""
+        state, name = found.get("State") or {}, str(found.get("Name", "")).lstrip("/")
+        if state.get("Running") and not state.get("Paused"):
+            return found
+        if state.get("Paused"):
+            return self._unusable(name, "is paused", f"`docker unpause {name}`")
+        how = f"exited {state.get('ExitCode')} at {str(state.get('FinishedAt'))[:19]}"
+        way = (
+            f"`python -m infra.apply up --stack {self.stack}` (or `pulumi up --refresh --stack "
+            f"{self.stack}`) makes it again with its volumes, so cached data written to Redis's "
+            "append-only file is kept"
+        )
+        return self._unusable(name, f"is not running ({how})", way)
+
+    def _unusable(self, name: str, what: str, way: str) -> dict[str, Any]:
+        raise ProbeError(
+            f"{name} {what}, so nothing can be asked of it; nothing was changed. {way}, then "
+            "run the rotation again"
+        )
 
     def _trusted(self, name: str, role: Role) -> dict[str, Any]:
         """The `docker inspect` of the container `name`, once it is this stack's `role`: its
@@ -900,12 +925,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             reread=(lambda: recorded_state(args.stack)) if args.applier_state else None,
         )
         if args.action == "snapshot":
-            if args.applier_state and (busy := applier_busy(args.stack)) is not None:
-                # Exit 4: nothing is wrong with the stack; rotate.sh says only this line.
-                print(f"rotation_probe: error: {busy}", file=sys.stderr)
-                return BUSY
-            print(json.dumps(probe.snapshot()))
-            return 0
+            return _snapshot(probe, args.stack, args.applier_state)
         if before is None:
             parser.error(f"{args.action} needs --before")
         if args.action == "wait":
@@ -923,6 +943,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, OSError, ValueError) as exc:
         print(f"rotation_probe: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _snapshot(probe: Probe, stack: str, applier_state: bool) -> int:
+    """Print the snapshot; exit 4 (BUSY) instead, with the holder's line, while an up of the
+    stack runs: nothing is wrong with the stack, and rotate.sh says only that line."""
+    if applier_state and (busy := applier_busy(stack)) is not None:
+        print(f"rotation_probe: error: {busy}", file=sys.stderr)
+        return BUSY
+    print(json.dumps(probe.snapshot()))
+    return 0
 
 
 def _of_snapshot(action: str, stack: str, kind: str | None, before: dict[str, Any]) -> int:

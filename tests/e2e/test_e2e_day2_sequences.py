@@ -28,6 +28,7 @@ import sys
 import uuid
 from typing import Final
 
+import docker
 import pytest
 
 from infra.applier.state import StateStore
@@ -176,3 +177,44 @@ def test_rotate_while_an_up_runs__refused_naming_it_and_the_setting_left_as_it_w
     assert stack_file.read_text() == before, f"rotate.sh left its setting raised:\n{said}"
     assert "locked by a running `up`" in said, said[-3000:]
     assert "No such container" not in said, said[-3000:]
+
+
+@pytest.mark.one_stack(
+    "the probe's look at a stopped container is one code path for every stack: no stack "
+    "setting changes it"
+)
+def test_rotate_with_redis_stopped__says_so_and_the_up_it_names_brings_the_data_back(
+    stack: Stack, docker_client: docker.DockerClient
+) -> None:
+    """`docker kill` of Redis (on-failure does not restart a container killed so): rotate.sh
+    ended with Docker's bare `409 ... Container <id> is not running` and the advice for a
+    stack never deployed. Now the probe names the stopped container and the `up` that makes
+    it again; that `up` keeps the entries written to Redis before."""
+    key, value = f"day2-{uuid.uuid4().hex[:8]}", b"written before Redis was killed"
+    assert appclient.put(stack, key, value) in (200, 201, 204)
+    stack_file = REPO_ROOT / f"Pulumi.{stack.name}.yaml"
+    before = stack_file.read_text()
+    docker_client.api.kill(stack.redis)
+    try:
+        done = subprocess.run(
+            [str(REPO_ROOT / "scripts" / "rotate.sh"), stack.name, "passwords"],
+            capture_output=True,
+            text=True,
+            timeout=ROTATE_S,
+            check=False,
+        )
+        said = done.stdout + done.stderr
+        assert done.returncode == 1, said[-3000:]
+        assert f"{stack.redis} is not running (exited 137" in said, said[-3000:]
+        assert f"python -m infra.apply up --stack {stack.name}" in said, said[-3000:]
+        assert "409" not in said, said[-3000:]
+        assert stack_file.read_text() == before, "nothing was changed"
+    finally:
+        recreated = _up(stack)
+    assert recreated.returncode == 0, (recreated.stdout + recreated.stderr)[-3000:]
+
+    def read_back() -> bool:
+        served = appclient.status(stack)["fallback"]["active"] is False
+        return served and appclient.get(stack, key) == value
+
+    assert appclient.wait_for("the entry read back from Redis", read_back)
