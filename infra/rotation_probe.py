@@ -202,6 +202,21 @@ def recorded_state(stack: str, project_dir: Path = REPO_ROOT) -> Recorded | None
     return None if state is None else Recorded.of(state, stack)
 
 
+# The exit code of `snapshot` while an up of the stack runs (applier_busy).
+BUSY: Final = 4
+
+
+def applier_busy(stack: str, project_dir: Path = REPO_ROOT) -> str | None:
+    """Why rotate.sh must not start a step now, or None: an `up` (or `down`, `rekey`) of the
+    stack is running. Its containers are being replaced under the probe's eyes (found on s90,
+    2026-12-03: rotate.sh during an `up` raised the setting, then its probe met the app that
+    up had just removed and printed Docker's bare 404 with the container's ID, and the step's
+    own `up` would have been refused by the lock)."""
+    from infra.applier.state import StateStore  # noqa: PLC0415
+
+    return StateStore(project_dir, stack).busy(f"scripts/rotate.sh {stack}")
+
+
 def _short_id(image_id: str) -> str:
     """An image ID as `docker images` shows it (12 hex digits)."""
     return image_id.removeprefix("sha256:")[:12] or "(none)"
@@ -425,14 +440,39 @@ class Probe:
         asked (`_trusted`), each by the ID that was checked, so that no container put in
         its place meanwhile answers: scripts/rotate.sh decides from this whether an up may
         retire a CA (`guard`) and whether a step took (`wait`, `report`)."""
-        redis = self._trusted(self.redis, Role.REDIS)
-        app = self._trusted(self.app, Role.APP)
+        redis = self._running(self._trusted(self.redis, Role.REDIS))
+        app = self._running(self._trusted(self.app, Role.APP))
         redis_files = self._files(self.redis, REDIS_FILES, redis["Id"])
         facts = read_app_facts(
             self.app, self._exec(self.app, app_facts_command(REDIS_ALIAS, self.port), app["Id"])
         )
         containers = {"redis": _identity(redis), "app": _identity(app)}
         return snapshot_of(containers, redis_files, facts)
+
+    def _running(self, found: dict[str, Any]) -> dict[str, Any]:
+        """`found` (the stack's own container, inspected) when it runs; else ProbeError with
+        the way on. Before, the exec into it failed with Docker's bare `409 ... Conflict
+        (Container <id> is not running)` under rotate.sh's "Not deployed" advice (found on
+        s91, 2026-12-03: Redis stopped with `docker kill`, which its on-failure restart
+        policy does not undo)."""
+        state, name = found.get("State") or {}, str(found.get("Name", "")).lstrip("/")
+        if state.get("Running") and not state.get("Paused"):
+            return found
+        if state.get("Paused"):
+            return self._unusable(name, "is paused", f"`docker unpause {name}`")
+        how = f"exited {state.get('ExitCode')} at {str(state.get('FinishedAt'))[:19]}"
+        way = (
+            f"`python -m infra.apply up --stack {self.stack}` (or `pulumi up --refresh --stack "
+            f"{self.stack}`) makes it again with its volumes, so cached data written to Redis's "
+            "append-only file is kept"
+        )
+        return self._unusable(name, f"is not running ({how})", way)
+
+    def _unusable(self, name: str, what: str, way: str) -> dict[str, Any]:
+        raise ProbeError(
+            f"{name} {what}, so nothing can be asked of it; nothing was changed. {way}, then "
+            "run the rotation again"
+        )
 
     def _trusted(self, name: str, role: Role) -> dict[str, Any]:
         """The `docker inspect` of the container `name`, once it is this stack's `role`: its
@@ -879,8 +919,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             reread=(lambda: recorded_state(args.stack)) if args.applier_state else None,
         )
         if args.action == "snapshot":
-            print(json.dumps(probe.snapshot()))
-            return 0
+            return _snapshot(probe, args.stack, args.applier_state)
         if before is None:
             parser.error(f"{args.action} needs --before")
         if args.action == "wait":
@@ -898,6 +937,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, OSError, ValueError) as exc:
         print(f"rotation_probe: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _snapshot(probe: Probe, stack: str, applier_state: bool) -> int:
+    """Print the snapshot; exit 4 (BUSY) instead, with the holder's line, while an up of the
+    stack runs: nothing is wrong with the stack, and rotate.sh says only that line."""
+    if applier_state and (busy := applier_busy(stack)) is not None:
+        print(f"rotation_probe: error: {busy}", file=sys.stderr)
+        return BUSY
+    print(json.dumps(probe.snapshot()))
+    return 0
 
 
 def _of_snapshot(action: str, stack: str, kind: str | None, before: dict[str, Any]) -> int:
