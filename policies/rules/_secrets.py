@@ -222,8 +222,9 @@ def secret_argv_values(props: Mapping[str, Any]) -> list[str]:
     """The secrets argv carries (what `secret_argv` names): to compare, never to print."""
     values: list[str] = []
     secret_words(argv_words(props), values)
-    # `$REDIS_PASSWORD` in a shell's script is where the secret goes, not the secret.
-    return [v for v in values if not _VARIABLE.fullmatch(v)]
+    # `$REDIS_PASSWORD` or `$(cat /run/secrets/redis)` in a shell's script is where the secret
+    # comes from, not the secret: two containers naming the same variable or file share none.
+    return [v for v in values if not (_VARIABLE.fullmatch(v) or "$(" in v or "`" in v)]
 
 
 def secret_healthcheck(props: Mapping[str, Any]) -> list[str]:

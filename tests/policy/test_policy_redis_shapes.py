@@ -919,15 +919,16 @@ def test_tls_only_redis_in_a_namespace_publishing_6379__is_not_published() -> No
     assert run_rule("network-redis-no-published-port", stack(web, redis)) == []
 
 
-def test_password_variable_on_two_command_lines__is_no_shared_secret() -> None:
-    script = "exec redis-server --requirepass $REDIS_PASSWORD"
+@pytest.mark.parametrize("source", ["$REDIS_PASSWORD", '"$(cat /run/secrets/redis_password)"'])
+def test_password_variable_on_two_command_lines__is_no_shared_secret(source: str) -> None:
+    script = f"exec redis-server --requirepass {source}"
     records = stack(
         container("redis", image="redis:7.4", entrypoints=["/bin/sh", "-c"], command=[script]),
         container(
             "app",
             image="app:1",
             entrypoints=["/bin/sh", "-c"],
-            command=["exec app --redis-password $REDIS_PASSWORD"],
+            command=[f"exec app --redis-password {source}"],
         ),
     )
     assert run_rule("secret-not-shared-in-plain-form", records) == []
