@@ -354,14 +354,18 @@ def _before_redis_7(image: str) -> dict[str, tuple[str, ...]]:
     return dict.fromkeys(_bitnami.ESCAPE_HATCHES, ("yes",))
 
 
-def official_version(image: str) -> tuple[int, int] | None:
-    """(major, minor) of the official redis image's tag (`3.0.7-alpine` -> (3, 0)); None for
-    another image or a tag naming no version (`latest`, `alpine`)."""
+def before_redis(image: str, major: int, minor: int) -> bool:
+    """Whether the official redis image's tag names a Redis older than major.minor
+    (`3.0.7-alpine` is before 3.2). A tag naming the major alone (`3`, `3-alpine`) is that
+    major's last release, so it is before major.minor only when its major is; another image,
+    or a tag naming no version (`latest`, `alpine`), is not."""
     match = _OFFICIAL_REDIS.match(image)
     version = re.match(r"(\d+)(?:\.(\d+))?", (match["tag"] or "") if match else "")
     if version is None:
-        return None
-    return int(version.group(1)), int(version.group(2) or 0)
+        return False
+    if int(version.group(1)) != major or version.group(2) is None:
+        return int(version.group(1)) < major
+    return int(version.group(2)) < minor
 
 
 def _entrypoint_modules(image: str) -> tuple[str, ...] | None:

@@ -42,7 +42,7 @@ from policies.rules._redisconf import (
     RedisServer,
     RedisSettings,
     Verdict,
-    official_version,
+    before_redis,
     recognised,
     redis_servers,
 )
@@ -347,8 +347,7 @@ def protected_mode_on(server: RedisServer, _config: Mapping[str, Any]) -> Iterat
     elif not s.known("protected-mode"):
         yield _unknown(server, "protected-mode yes")
     elif (s.value("protected-mode") or "yes").lower() != "yes":
-        version = official_version(server.image)
-        if version is not None and version < (3, 2):
+        if before_redis(server.image, 3, 2):
             # Protected mode came in Redis 3.2: before it there is nothing to keep on, and
             # "the image turns it off" would not be true.
             why = (

@@ -864,16 +864,19 @@ def test_password_on_one_command_line__is_not_shared() -> None:
 # -- Redis before 3.2 has no protected mode --------------------------------------------------------
 
 
-def test_redis_3_0__is_told_it_has_no_protected_mode() -> None:
-    records = stack(container("redis", image="redis:3.0.7"))
+@pytest.mark.parametrize("image", ["redis:3.0.7", "redis:3.0-alpine", "redis:2.8", "redis:2"])
+def test_redis_3_0__is_told_it_has_no_protected_mode(image: str) -> None:
+    records = stack(container("redis", image=image))
     assert only(run_rule("redis-protected-mode-on", records)) == (
-        "Redis container redis must keep protected-mode yes; Redis before 3.2 (its image, "
-        "redis:3.0.7) has no protected mode, so run Redis 3.2 or later."
+        f"Redis container redis must keep protected-mode yes; Redis before 3.2 (its image, "
+        f"{image}) has no protected mode, so run Redis 3.2 or later."
     )
 
 
-def test_redis_3_2__still_says_the_image_turns_it_off() -> None:
-    records = stack(container("redis", image="redis:3.2"))
+@pytest.mark.parametrize("image", ["redis:3.2", "redis:3", "redis:3-alpine", "redis:7.4"])
+def test_redis_3_2__still_says_the_image_turns_it_off(image: str) -> None:
+    # `redis:3` is the last Redis 3 the image was built from (3.2.x), not 3.0.
+    records = stack(container("redis", image=image))
     assert only(run_rule("redis-protected-mode-on", records)) == (
         "Redis container redis must keep protected-mode yes; the image turns it off by default."
     )
