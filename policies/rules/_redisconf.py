@@ -22,6 +22,7 @@ container starts Redis through a script the pack cannot see, a setting that is n
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import functools
 import itertools
@@ -353,6 +354,20 @@ def _before_redis_7(image: str) -> dict[str, tuple[str, ...]]:
     return dict.fromkeys(_bitnami.ESCAPE_HATCHES, ("yes",))
 
 
+def before_redis(image: str, major: int, minor: int) -> bool:
+    """Whether the official redis image's tag names a Redis older than major.minor
+    (`3.0.7-alpine` is before 3.2). A tag naming the major alone (`3`, `3-alpine`) is that
+    major's last release, so it is before major.minor only when its major is; another image,
+    or a tag naming no version (`latest`, `alpine`), is not."""
+    match = _OFFICIAL_REDIS.match(image)
+    version = re.match(r"(\d+)(?:\.(\d+))?", (match["tag"] or "") if match else "")
+    if version is None:
+        return False
+    if int(version.group(1)) != major or version.group(2) is None:
+        return int(version.group(1)) < major
+    return int(version.group(2)) < minor
+
+
 def _entrypoint_modules(image: str) -> tuple[str, ...] | None:
     """The `--loadmodule` options the official image's entrypoint adds (Redis 8 and later);
     None when the reference is a digest alone, which names no version."""
@@ -573,10 +588,50 @@ def _bitnami_started(
     )
 
 
-def recognise(  # noqa: PLR0911 - one return per way a reviewer decides
+# What tells a sentinel from a data server where argv does not show it: a variable named for
+# the mode or role set to sentinel (stormning/env-tool-suite's MODE=sentinel), redis-sentinel
+# or --sentinel in a variable's value, a sentinel config named in one or uploaded alone.
+_MODE_VARIABLE: Final = re.compile(r"(?i)(?:^|_)(?:MODE|ROLE)$")
+_SENTINEL_VALUE: Final = re.compile(r"(?i)(?:^|[\s/=])(?:redis-sentinel|--sentinel)(?:$|\s)")
+_SENTINEL_CONF: Final = re.compile(r"(?i)sentinel[\w.-]*\.conf$")
+_REDIS_CONF: Final = re.compile(r"(?i)^(?:redis|valkey|keydb)[\w.-]*\.conf$")
+
+
+def _sentinel_told(props: Mapping[str, Any]) -> str:
+    """Why a server started by something the pack cannot read is a sentinel ("" if nothing
+    says so): named without a value but the mode's."""
+    for key, value in envs(props):
+        word = value.strip()
+        if _MODE_VARIABLE.search(key) and word.lower() in ("sentinel", "redis-sentinel"):
+            return f"sentinel mode in {key}"
+        if _SENTINEL_VALUE.search(word) or any(_SENTINEL_CONF.search(w) for w in word.split()):
+            return f"sentinel mode in {key}"
+    names = [upload.basename for upload in uploads(props)]
+    if any(_SENTINEL_CONF.search(n) for n in names) and not any(
+        _REDIS_CONF.match(n) for n in names
+    ):
+        return "an uploaded sentinel config"
+    return ""
+
+
+def recognise(props: Mapping[str, Any], images: ImageIndex | None = None) -> Recognition:
+    """Whether a container runs a Redis server, and with which arguments; a server started
+    by what the pack cannot read is a sentinel when the container says so (`_sentinel_told`):
+    judged by the sentinel's rules, not a data server's (memory, persistence)."""
+    found = _recognise(props, images)
+    if found.verdict is not Verdict.SERVER or found.args is not None or found.sentinel:
+        return found
+    if found.foreign or found.options_env:
+        return found
+    told = _sentinel_told(props)
+    if not told:
+        return found
+    return dataclasses.replace(found, sentinel=True, signs=(*found.signs, told))
+
+
+def _recognise(  # noqa: PLR0911 - one return per way a reviewer decides
     props: Mapping[str, Any], images: ImageIndex | None = None
 ) -> Recognition:
-    """Whether a container runs a Redis server, and with which arguments."""
     image = (images or ImageIndex()).resolve(_image(props))
     entrypoints = strings(props.get("entrypoints"), "entrypoints")
     words = _argv_words(argv(props))
@@ -875,20 +930,36 @@ class RedisSettings:
     def all(self, name: str) -> tuple[tuple[str, ...], ...]:
         return self._load()[0].get(name, ())
 
+    def from_file(self, name: str) -> bool:
+        """Whether the value of `name` Redis takes is written in a config file it reads (not
+        on argv, not an image default): Redis expands nothing there (no variable, no
+        template), so a placeholder in it is the value itself."""
+        if name in self._fixed or self._argv_value(name) is not None:
+            return False
+        files: list[bool] = []
+        collected, _ = _read_files(self._conf, self._before, self._files, files)
+        last = [i for i, (n, _) in enumerate(collected) if n == name]
+        return bool(last) and files[last[-1]]
+
 
 def _read_files(
     conf: str | None,
     before: Sequence[tuple[str, tuple[str, ...]]],
     files: FileIndex,
+    in_file: list[bool] | None = None,
 ) -> tuple[list[tuple[str, tuple[str, ...]]], bool]:
     """The config file's directives, then argv's up to its last `include`, in the order Redis
     applies them: an `include` is read in place (redis-server 7.0.15 here: `--port A --include
     f` with `port B` in f listens on B), so a setting after it overrides the file's. False
-    when a file could not be read."""
+    when a file could not be read. `in_file`, when given, gets for each directive returned
+    whether a file (not argv) holds it."""
     start = [("include", (conf,))] if conf else []
     collected: list[tuple[str, tuple[str, ...]]] = []
+    origins: list[bool] = []
     seen: set[str] = set()
-    complete = _expand([*start, *before], files, seen, collected)
+    complete = _expand([*start, *before], files, seen, collected, origins, from_file=False)
+    if in_file is not None:
+        in_file.extend(origins[1:] if conf else origins)
     return collected[1:] if conf else collected, complete
 
 
@@ -897,19 +968,25 @@ def _expand(
     files: FileIndex,
     seen: set[str],
     collected: list[tuple[str, tuple[str, ...]]],
+    origins: list[bool],
+    *,
+    from_file: bool,
 ) -> bool:
     complete = True
     for name, values in directives:
         collected.append((name, values))
+        origins.append(from_file)
         if name != "include" or not values or values[0] in seen:
             continue
         seen.add(values[0])
         content = files.read(values[0])
         if content is None:
             collected.append((_UNREADABLE, ()))
+            origins.append(True)
             complete = False
             continue
-        complete = _expand(parse_conf(content), files, seen, collected) and complete
+        inner = _expand(parse_conf(content), files, seen, collected, origins, from_file=True)
+        complete = inner and complete
     return complete
 
 
@@ -1011,6 +1088,8 @@ class RedisServer:
     """What the script that starts redis-server adds of its own, for every Redis message."""
     options_file: str = ""
     """The file, beside `options_env`, its image's script reads options from."""
+    image: str = ""
+    """Its image reference, resolved through the stack's image resources where possible."""
 
     def acl_rules(self) -> list[tuple[str, ...]] | None:
         """Every ACL `user` rule (name first), or None when the ACL cannot be read."""
@@ -1047,12 +1126,15 @@ def recognised(
     containers = task_containers(everything)
     stack_files = StackFiles(containers)
     found: list[tuple[RedisServer | None, tuple[Resource, Recognition]]] = []
-    for position, resource in enumerate(containers):
+    recognitions: list[Recognition] = []
+    for resource in containers:
         try:
-            recognition = recognise(resource.props, images)
+            recognitions.append(recognise(resource.props, images))
         except Unreadable as exc:
             exc.subject, exc.urn = label(resource), resource.urn
             raise
+    _port_owners_not_redis(containers, recognitions)
+    for position, (resource, recognition) in enumerate(zip(containers, recognitions, strict=True)):
         server = None
         if recognition.verdict is Verdict.SERVER:
             files = FileIndex(stack_files, position, recognition.rewritten)
@@ -1077,9 +1159,44 @@ def recognised(
                 recognition.options_env,
                 recognition.hint,
                 recognition.options_file,
+                recognition.image,
             )
         found.append((server, (resource, recognition)))
     return found
+
+
+def namespace_owner(resource: Resource, containers: Sequence[Resource]) -> Resource | None:
+    """The container whose network namespace `resource` joins (`networkMode container:<name>`,
+    `docker run --network container:web`), found by its container name or, with none given,
+    its logical name; None for any other mode or a container this stack does not show."""
+    with reading(resource):
+        mode = text(resource.props.get("networkMode"), "networkMode") or ""
+    if not mode.startswith("container:"):
+        return None
+    target = mode.removeprefix("container:")
+    for other in containers:
+        name = other.props.get("name")
+        if other is not resource and (name if isinstance(name, str) else other.name) == target:
+            return other
+    return None
+
+
+def _port_owners_not_redis(containers: Sequence[Resource], recognitions: list[Recognition]) -> None:
+    """A container called Redis only for publishing a Redis port, whose network namespace a
+    Redis server joins (`networkMode container:<it>`): the port is that server's (it listens
+    there), and the owner (nginx in front of it) is no Redis. Its recognition becomes
+    NOT_REDIS; network-redis-no-published-port judges the port on the server."""
+    for resource, recognition in zip(containers, recognitions, strict=True):
+        if recognition.verdict is not Verdict.SERVER:
+            continue
+        owner = namespace_owner(resource, containers)
+        if owner is None:
+            continue
+        index = containers.index(owner)
+        theirs = recognitions[index]
+        port_only = theirs.signs and all(sign.startswith("Redis port ") for sign in theirs.signs)
+        if theirs.verdict is Verdict.SERVER and theirs.args is None and port_only:
+            recognitions[index] = Recognition(Verdict.NOT_REDIS, image=theirs.image)
 
 
 def network_names(props: Mapping[str, Any]) -> list[str]:

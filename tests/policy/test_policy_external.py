@@ -19,8 +19,10 @@ redis.conf mounted but never loaded, a start script that empties the uploaded re
 Prometheus exporter given the server's password as its own `--redis.password` flag, a Filebeat
 image whose name ends in `_redis` on a registry with a port (no Redis), a C# ComponentResource on
 pulumi-docker 3, KeyDB loading the config its image ships, a Bitnami-derived Redis under another
-name, Dragonfly on the host network, a Redis 3 Swarm service, and one custom image that is a
-master, replica or sentinel by its MODE variable.
+name, Dragonfly on the host network, a Redis 3 Swarm service, one custom image that is a
+master, replica or sentinel by its MODE variable, a Java client (Redisson node) in Redis's network
+namespace (`--network container:redis-node`), and a master, replica and sentinel on the host's
+network given one password on each command line.
 
 `tests/policy/external_programs/` holds more, translated to Python and run as the engine runs a
 program: under Pulumi's mock runtime (tests/policy/program_render.py), so the pulumi-docker SDK
