@@ -74,6 +74,7 @@ from infra.applier.errors import (  # noqa: E402
     ApplyError,
     BuildInputError,
     HostConflict,
+    NothingChanged,
     ReloadNotTaken,
 )
 from infra.applier.plan import Plan, Step, plan_stack  # noqa: E402
@@ -233,7 +234,8 @@ def _failed(action: str, stack: str, store: StateStore, exc: Exception) -> None:
     type only (its text could carry a value), never a traceback."""
     if isinstance(exc, ApplyError):
         print(f"apply: error: {exc}", file=sys.stderr)
-        if action == "up" and store.exists():
+        # A refusal before the first change says so itself (engine.py `_before_any_change`).
+        if action == "up" and store.exists() and not isinstance(exc, NothingChanged):
             print(
                 "apply: the state records what was applied before the failure; fix the cause "
                 f"and run up again, or remove the stack with `python -m infra.apply down "

@@ -85,7 +85,7 @@ if [ "$cache_only" = 1 ]; then
     # images), which otherwise each built these layers at the same time from nothing. Nothing
     # is tagged or removed: the untagged image and its parents are the cache (see below).
     log "wheelhouse ready in $(elapsed "$start"); building the shared layers (untagged)"
-    docker build --quiet "$ROOT/app" >/dev/null || die "docker build failed; see the output above"
+    build_locked docker build --quiet "$ROOT/app" >/dev/null || die "docker build failed; see the output above"
     log "built the shared layers in $(elapsed "$start")"
     exit 0
 fi
@@ -95,7 +95,8 @@ log "wheelhouse ready in $(elapsed "$start"); building $tag"
 # is left there: removing it here (it was built under a temporary tag, removed on exit) took
 # it from under a stack's image builds running at the same time, which failed with
 # "invalid from flag value build: No such image" (CI, 2026-12-02, the deploy beside the tests).
-docker build --quiet --tag "$tag" "${labels[@]}" "$ROOT/app" >/dev/null \
+# Under the build lock (scripts/lib.sh): a `down` beside it removes no parent it may go on from.
+build_locked docker build --quiet --tag "$tag" "${labels[@]}" "$ROOT/app" >/dev/null \
     || die "docker build failed; see the output above"
 log "built $tag in $(elapsed "$start")"
 docker image inspect --format '{{.Id}}' "$tag"

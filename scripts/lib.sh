@@ -8,6 +8,12 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${SECURE_REDIS_VENV:-$ROOT/.venv}"
 PY="$VENV/bin/python"
 
+# BUILD_LOCK: every image build holds it shared (`build_locked docker build ...`); `down` takes
+# it exclusively, never waiting, to remove the untagged parents its images leave, which a build
+# running beside it may go on from (infra/applier/build_lock.py: the same file and variable).
+BUILD_LOCK="${SECURE_REDIS_BUILD_LOCK:-/tmp/secure-redis-image-builds.lock}"
+build_locked() { flock -s "$BUILD_LOCK" "$@"; }
+
 log() { printf '%s: %s\n' "${LOG_TAG:-secure-redis}" "$*"; }
 warn() { printf '%s: warning: %s\n' "${LOG_TAG:-secure-redis}" "$*" >&2; }
 die() { printf '%s: error: %s\n' "${LOG_TAG:-secure-redis}" "$*" >&2; exit 1; }

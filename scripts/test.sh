@@ -51,7 +51,7 @@ build_shared_layers() {
     local app_pid rc=0
     scripts/build-app-image.sh --cache-only &
     app_pid=$!
-    docker build --quiet infra/redis-image >/dev/null || rc=$?
+    build_locked docker build --quiet infra/redis-image >/dev/null || rc=$?
     wait "$app_pid" || rc=$?
     return "$rc"
 }

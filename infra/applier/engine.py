@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 import docker
@@ -24,6 +25,7 @@ from docker.errors import APIError, BuildError, DockerException, NotFound
 from requests.exceptions import RequestException
 from urllib3.exceptions import HTTPError
 
+from infra.applier.build_lock import build_lock_path, building, no_build_running
 from infra.applier.diff import (
     DOCKER_TYPES,
     INCOMPLETE,
@@ -32,7 +34,7 @@ from infra.applier.diff import (
     unfinished,
 )
 from infra.applier.drift import Drift, container_drift, material_drift
-from infra.applier.errors import ApplyError
+from infra.applier.errors import ApplyError, NothingChanged
 from infra.applier.host_conflicts import Held, conflicts, ports_to_probe, user_uid
 from infra.applier.plan import Plan, Step
 from infra.applier.removal import removed_first
@@ -146,9 +148,15 @@ class _Up:
 
 class LocalApplier:
     def __init__(
-        self, client: docker.DockerClient, say: Say = print, poll_interval_s: float = 0.5
+        self,
+        client: docker.DockerClient,
+        say: Say = print,
+        poll_interval_s: float = 0.5,
+        build_lock: Path | None = None,
     ) -> None:
         self.client = client
+        # Held shared by every build, exclusively by `down` removing parents (build_lock.py).
+        self.build_lock = build_lock or build_lock_path()
         self.api = client.api
         self.say = _one_at_a_time(say)
         self.poll_interval_s = poll_interval_s
@@ -192,7 +200,6 @@ class LocalApplier:
             for urn, prior in state.resources.items()
             if prior.type in (NETWORK, VOLUME) and prior.outputs.get(INCOMPLETE)
         }
-        self._refuse_shared_network_names(plan, state)
         # A replaced container's name held by another container than the recorded one: made
         # again by hand since the last up (engine.py `_remove` removes it when it is labelled
         # as the stack's); one that is not the stack's is refused here, before any change.
@@ -204,12 +211,14 @@ class LocalApplier:
             and c.urn in state.resources
             and not state.resources[c.urn].outputs.get(INCOMPLETE)  # handled by `_remove`
         }
-        self._refuse_name_clashes(
-            plan,
-            {c.urn for c in changes if c.op is Op.CREATE} | unfinished | set(replacing),
-            unfinished,
-            replacing,
-        )
+        with _before_any_change():
+            self._refuse_shared_network_names(plan, state)
+            self._refuse_name_clashes(
+                plan,
+                {c.urn for c in changes if c.op is Op.CREATE} | unfinished | set(replacing),
+                unfinished,
+                replacing,
+            )
         # Containers replaced only because their image is rebuilt wait for the build: a
         # build giving the same image ID (a checkout moved elsewhere, so the declared context
         # path changed) leaves them running, as the engine would (diff.IMAGE_REBUILT).
@@ -501,11 +510,12 @@ class LocalApplier:
                 self.say(f"removing container {prior.name}")
                 self.api.remove_container(prior.id, force=True, v=True)
             elif kind == NETWORK:
-                network = self.client.networks.get(prior.id)
-                if prior.outputs.get(INCOMPLETE) and (
-                    (network.attrs.get("Labels") or {}).get(STACK_LABEL) != stack
-                ):
-                    self.say(f"not removing network {prior.id}: not labelled as stack {stack}'s")
+                network = (
+                    self._unfinished_network(prior, stack)
+                    if prior.outputs.get(INCOMPLETE)
+                    else self.client.networks.get(prior.id)
+                )
+                if network is None:
                     return
                 for cid in network.attrs.get("Containers") or {}:
                     self.say(f"disconnecting container {cid[:12]} from {network.name}")
@@ -537,6 +547,35 @@ class LocalApplier:
             f"stack created ({prior.id[:12]}), made by hand since the last up"
         )
         self.api.remove_container(found["Id"], force=True, v=True)
+
+    def _unfinished_network(self, prior: ResourceState, stack: str) -> Any | None:
+        """The network an unfinished record (by name: `_create`) stands for: the one of that
+        exact name labelled as the stack's, by ID; None (said) when there is none. Looked up
+        by name, Docker refuses a name several networks share ("network ... is ambiguous"):
+        another network of the name is left alone and named. Two labelled as the stack's: the
+        state cannot tell which the interrupted up made, so neither is removed."""
+        named = [n for n in self.client.networks.list(names=[prior.id]) if n.name == prior.id]
+        ours = [n for n in named if (n.attrs.get("Labels") or {}).get(STACK_LABEL) == stack]
+        others = [n for n in named if n not in ours]
+        if len(ours) > 1:
+            ids = " ".join(n.id[:12] for n in ours)
+            raise ApplyError(
+                f"network {prior.id}: {len(ours)} networks of that name ({ids}) are labelled as "
+                f"stack {stack}'s and the state records the one an interrupted up made by its "
+                f"name only; `docker network inspect {ids}` shows what is on them: remove the "
+                f"one(s) to go with `docker network rm <ID>` (every one: `docker network rm "
+                f"{ids}`), then run up again"
+            )
+        if others:
+            listed = ", ".join(
+                f"{n.id[:12]} ({_whose_network(n, stack, recorded=False)})" for n in others
+            )
+            self.say(f"leaving network {listed} of the same name as {prior.id}: not the stack's")
+        if not ours:
+            if others:
+                self.say(f"not removing network {prior.id}: not labelled as stack {stack}'s")
+            return None
+        return ours[0]
 
     def _stop_gracefully(self, prior: ResourceState) -> None:
         """pulumi-docker's delete with `destroyGraceSeconds`: stop first (the stop signal,
@@ -589,7 +628,7 @@ class LocalApplier:
             )
             raise ApplyError(
                 f"{len(named)} networks are named {spec.name}: {listed}. Docker starts no "
-                "container joined to a name several networks share, so nothing was changed; "
+                "container joined to a name several networks share: "
                 f"remove {what} by ID (`docker network inspect {ids}` shows what is on "
                 f"{'them' if several else 'it'}): `docker network rm {ids}`; {keep}; then run "
                 "up again"
@@ -656,12 +695,17 @@ class LocalApplier:
                 f"a {kind} {name}{ident} already exists and is not labelled "
                 f"{STACK_LABEL}={plan.stack} ("
                 + (f"labelled as stack {whose}'s" if whose else f"no {STACK_LABEL} label")
-                + f"); nothing was changed; remove it (docker {kind} rm "
+                + f"); remove it (docker {kind} rm "
                 f"{held[:12] if ident else name}) or rename it, then run up again"
             )
 
     def _build(self, spec: ImageSpec, stack: str) -> str:
         self.say(f"building image {spec.tag} from {spec.build_kwargs['dockerfile']}")
+        # Shared with the other builds; `down` removes no parent while any build holds it.
+        with building(self.build_lock):
+            return self._build_locked(spec, stack)
+
+    def _build_locked(self, spec: ImageSpec, stack: str) -> str:
         image_id: str | None = None
         try:
             # An interrupted up does not wait for the build's next line (infra/applier/schedule.py):
@@ -966,19 +1010,113 @@ class LocalApplier:
                     f"(not part of stack {stack}); remove those containers and run down again"
                 ) from exc
             removed.volumes.append(volume.name)
+        parents: list[str] = []
         for image in [] if keep_images else self.client.images.list(filters=label):
             removed.images.append(image.tags[0] if image.tags else image.short_id)
+            parents += self._untagged_parents(image.id)
             # Not its untagged parents (`docker rmi --no-prune`): the images of the build's
             # steps are build cache every build of the same steps shares, another stack's or
             # scripts/build-app-image.sh --cache-only's, and a build that found one in its
             # cache goes on from it; pruned, a build running beside this down could lose the
-            # image its next step starts from. `docker image prune` removes them (README).
+            # image its next step starts from. `_remove_orphaned_parents` removes them only
+            # while no build runs.
             self.client.images.remove(image.id, force=True, noprune=True)
         if not quiet:
             self.say(
                 f"removed {removed.describe()}" if not removed.empty() else "nothing to remove"
             )
+        if parents:
+            self._remove_orphaned_parents(parents, quiet=quiet)
         return removed
+
+    def _orphan_removed(
+        self,
+        parent: str,
+        images: dict[str, dict[str, Any]],
+        children: dict[str, int],
+        in_use: set[str],
+    ) -> bool:
+        """Remove `parent` if it is an orphan (see `_remove_orphaned_parents`): True when it
+        went (`children` then counts one child less for its own parent)."""
+        found = images.get(parent)
+        if found is None or children.get(parent) or parent in in_use or _named(found):
+            return False  # a child: another image's chain (kept, with all below it)
+        try:
+            self.api.remove_image(parent, noprune=True)
+        except NotFound:
+            return False
+        except APIError as exc:  # a container or image made since the listing
+            self.say(f"kept untagged image {parent[7:19]}: {_why(exc)}")
+            return False
+        grand = str(found.get("ParentId") or "")
+        if grand:
+            children[grand] -= 1
+        return True
+
+    def _untagged_parents(self, image_id: str) -> list[str]:
+        """The untagged images `image_id` was built on (the legacy builder's one per step),
+        nearest first, up to the first tagged one (a base image, or any image someone named)."""
+        chain: list[str] = []
+        while parent := self.api.inspect_image(image_id).get("Parent"):
+            found = self.api.inspect_image(parent)
+            if _named(found):
+                break
+            chain.append(str(parent))
+            image_id = parent
+        return chain
+
+    def _remove_orphaned_parents(self, parents: Sequence[str], *, quiet: bool) -> None:
+        """Remove the untagged parents the stack's removed images leave with no child: each,
+        nearest first, only while no image on the engine has it as its parent, no container
+        (of any stack, running or not) runs it, and nobody named it; and only while holding
+        the image-build lock exclusively (build_lock.py): a running build can be about to go
+        on from any of them. A build holding it: all are kept, and the message says how to
+        reclaim them later. Says how many were removed and the space their own layers took."""
+        try:
+            self._remove_orphans_locked(parents, quiet=quiet)
+        except OSError as exc:  # the lock file: its errno and path
+            self.say(
+                f"kept the {len(set(parents))} untagged parent images of the removed images: "
+                f"the build lock cannot be opened ({exc}); `docker image prune` reclaims them "
+                "once no build runs"
+            )
+
+    def _remove_orphans_locked(self, parents: Sequence[str], *, quiet: bool) -> None:
+        with no_build_running(self.build_lock) as free:
+            if not free:
+                self.say(
+                    f"kept the {len(set(parents))} untagged parent images of the removed images "
+                    "(build cache): an image build is running and may go on from them; "
+                    "`docker image prune` reclaims them once no build runs"
+                )
+                return
+            # One listing, then kept current as parents go: under the lock no build adds any.
+            images = {str(i["Id"]): i for i in self.api.images(all=True)}
+            children: dict[str, int] = {}
+            for found in images.values():
+                if found.get("ParentId"):
+                    children[found["ParentId"]] = children.get(found["ParentId"], 0) + 1
+            in_use = {str(c.get("ImageID")) for c in self.api.containers(all=True)}
+            freed, freed_bytes = 0, 0
+            pending = list(dict.fromkeys(parents))  # nearest first, each once
+            while True:  # again while one goes: two removed images may share a parent
+                left = [p for p in pending if not self._orphan_removed(p, images, children, in_use)]
+                for parent in set(pending) - set(left):
+                    found = images[parent]
+                    grand = str(found.get("ParentId") or "")
+                    own = int(found.get("Size") or 0) - int(
+                        (images.get(grand) or {}).get("Size") or 0
+                    )
+                    freed, freed_bytes = freed + 1, freed_bytes + max(own, 0)
+                if left == pending:
+                    break
+                pending = left
+        if not quiet or freed:
+            self.say(
+                f"removed {freed} untagged parent images the removed images were the last "
+                f"child of ({freed_bytes / 1e6:.1f} MB of their own layers); kept "
+                f"{len(set(parents)) - freed} that other images are built on or containers run"
+            )
 
 
 def _whose_network(network: Any, stack: str, recorded: bool) -> str:
@@ -989,6 +1127,13 @@ def _whose_network(network: Any, stack: str, recorded: bool) -> str:
     if holder == stack:
         return f"labelled as stack {stack}'s, not in its state"
     return f"labelled {STACK_LABEL}={holder}" if holder else f"no {STACK_LABEL} label"
+
+
+def _named(image: dict[str, Any]) -> bool:
+    """Whether someone named the image (a tag, or a digest it was pulled by): not cache."""
+    tags = [t for t in image.get("RepoTags") or () if t != "<none>:<none>"]
+    digests = [d for d in image.get("RepoDigests") or () if not d.startswith("<none>@")]
+    return bool(tags or digests)
 
 
 def host_port_taken(ip: str, port: int) -> bool:
@@ -1035,6 +1180,20 @@ def _engine_errors(what: str) -> Iterator[None]:
             f"{what}: failed with {type(exc).__name__}, an error the applier does not handle "
             "(a bug: report it with the command's output)"
         ) from exc
+
+
+@contextmanager
+def _before_any_change() -> Iterator[None]:
+    """The checks an up makes before its first change: whatever refuses there (or fails on
+    the engine) is a NothingChanged, the one place that decides an up's failure changed
+    nothing (infra/apply.py then says no more)."""
+    try:
+        with _engine_errors("checking the engine before the first change"):
+            yield
+    except NothingChanged:
+        raise
+    except ApplyError as exc:
+        raise NothingChanged(str(exc)) from exc
 
 
 def _endpoint_config(api: Any, endpoint: Any) -> Any:

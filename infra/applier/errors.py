@@ -8,6 +8,15 @@ class ApplyError(RuntimeError):
     """The stack could not be applied (or removed) on the local Docker engine."""
 
 
+class NothingChanged(ApplyError):
+    """An up refused before its first change (engine.py `_before_any_change`): the message
+    says that nothing on the engine was changed, and infra/apply.py adds nothing about what
+    the state records of applied steps (there are none)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"nothing was changed on the engine: {reason}")
+
+
 class HostConflict(ValueError):
     """Another stack on the engine already holds a uid block or host port this stack declares
     (infra/applier/host_conflicts.py): a settings problem, refused before the first change."""
@@ -37,4 +46,11 @@ class ReloadNotTaken(Exception):
     anything is changed (infra/rotation_probe.py `retire_refusal`)."""
 
 
-__all__ = ["ApplyError", "BuildInputError", "HostConflict", "ReloadNotTaken", "UnsupportedProperty"]
+__all__ = [
+    "ApplyError",
+    "BuildInputError",
+    "HostConflict",
+    "NothingChanged",
+    "ReloadNotTaken",
+    "UnsupportedProperty",
+]

@@ -24,7 +24,7 @@ from infra.applier.diff import docker_changes
 from infra.applier.engine import INCOMPLETE, LocalApplier
 from infra.applier.errors import ApplyError
 from infra.applier.plan import plan_stack
-from infra.applier.state import StackState
+from infra.applier.state import ResourceState, StackState
 from infra.changes import Op
 from infra.components.material import INIT_SCRIPT
 from infra.naming import MATERIAL_LABEL, STACK_LABEL
@@ -439,21 +439,28 @@ def test_down__removes_the_stacks_images_but_not_the_parents_a_concurrent_build_
     that found one in its cache goes on from it. `down` removed them with the stack's image
     (the engine prunes a removed image's untagged parents that have no other child), so a
     build running beside it could lose the image its next step starts from. Now `down` removes
-    the stack's images only (`docker rmi --no-prune`): the parents stay, and the next build of
-    another stack goes on from them (every step but its own label from the cache)."""
+    the stack's images only (`docker rmi --no-prune`), and their parents only while no build
+    holds the build lock: with one holding it (shared, as every build does), the parents
+    stay, and the next build of another stack goes on from them (every step but its own label
+    from the cache)."""
     stack, applier = scratch
+    applier.build_lock = tmp_path / "builds.lock"
     apply(applier, stack, image(tmp_path, stack, "parents"))
     built = str(docker_client.api.inspect_image(f"{stack}-img:parents")["Id"])
     parents = _parents(docker_client, built)
     assert len(parents) >= 2, "the legacy builder keeps an image per step"
-    applier.down(stack)
-    assert applier.find(stack).images == []
-    with pytest.raises(NotFound):
-        docker_client.api.inspect_image(built)
-    gone = [p for p in parents if not _image_exists(docker_client, p)]
-    assert gone == [], f"down removed {len(gone)} of the {len(parents)} parents"
     other = f"{stack}-b"
+    running = subprocess.Popen(  # the build beside the down: `flock -s LOCK docker build ...`
+        ["flock", "-s", str(applier.build_lock), "sleep", "300"], start_new_session=True
+    )
     try:
+        _wait_for_holder(applier.build_lock)
+        applier.down(stack)
+        assert applier.find(stack).images == []
+        with pytest.raises(NotFound):
+            docker_client.api.inspect_image(built)
+        gone = [p for p in parents if not _image_exists(docker_client, p)]
+        assert gone == [], f"down removed {len(gone)} of the {len(parents)} parents"
         # The same steps for another stack (the context's Dockerfile, another stack label).
         props = {
             "imageName": f"{other}-img:parents",
@@ -464,6 +471,8 @@ def test_down__removes_the_stacks_images_but_not_the_parents_a_concurrent_build_
         theirs = str(docker_client.api.inspect_image(f"{other}-img:parents")["Id"])
         assert _parents(docker_client, theirs) == parents  # built on the very same cache
     finally:
+        running.kill()
+        running.wait(timeout=30)
         applier.down(other, quiet=True)
         for parent in parents:  # this test's own cache (its label is this test's alone)
             with contextlib.suppress(NotFound, APIError):
@@ -476,6 +485,111 @@ def _image_exists(client: docker.DockerClient, image_id: str) -> bool:
     except NotFound:
         return False
     return True
+
+
+def _two_stage_image(context: Path, stack: str, build: str) -> RenderedResource:
+    """An image whose parents are partly shared by every stack (before the stack's ARG) and
+    partly its own (after it), as app/Dockerfile's are (its uid ARG is a slot's)."""
+    context.mkdir(exist_ok=True)
+    (context / "Dockerfile").write_text(
+        f"FROM {BASE}\nLABEL e2e.build={build}\nLABEL e2e.shared=yes\n"
+        "ARG SECURE_REDIS_STACK=unset\nLABEL e2e.own=$SECURE_REDIS_STACK\n"
+        "LABEL e2e.own2=$SECURE_REDIS_STACK\nLABEL io.secure-redis.stack=$SECURE_REDIS_STACK\n"
+    )
+    props = {
+        "imageName": f"{stack}-img:two-stage",
+        "skipPush": True,
+        "build": {"context": str(context), "args": {"SECURE_REDIS_STACK": stack}},
+    }
+    return resource(IMAGE, "img-two-stage", props)
+
+
+def test_down__removes_the_untagged_parents_only_its_images_had_and_says_what_it_freed(
+    docker_client: docker.DockerClient, tmp_path: Path
+) -> None:
+    """`down` (`docker rmi --no-prune`) left every untagged parent of the stack's images as a
+    dangling image (on s98: 38 images, 55 MB). Now, while holding the image-build lock
+    exclusively (no build runs), it also removes the parents its images were the last child
+    of; those another stack's image still has as a parent stay, and so does the base."""
+    if not docker_client.images.list(name=BASE):
+        pytest.skip(f"{BASE} is not present; run scripts/bootstrap-base-image.sh")
+    build = uuid.uuid4().hex[:8]
+    ours, theirs = f"e2e-{build}-a", f"e2e-{build}-b"
+    messages: list[str] = []
+    applier = LocalApplier(docker_client, say=messages.append, build_lock=tmp_path / "builds.lock")
+    context = tmp_path / "ctx"
+    chains: dict[str, list[str]] = {}
+    try:
+        for stack in (ours, theirs):
+            apply(applier, stack, _two_stage_image(context, stack, build))
+            built = str(docker_client.api.inspect_image(f"{stack}-img:two-stage")["Id"])
+            chains[stack] = _parents(docker_client, built)
+        shared = [p for p in chains[ours] if p in chains[theirs]]
+        own = [p for p in chains[ours] if p not in chains[theirs]]
+        assert len(shared) >= 2, (shared, own)
+        assert len(own) >= 2, (shared, own)
+        messages.clear()
+        applier.down(ours)
+        assert [p for p in own if _image_exists(docker_client, p)] == [], "own parents left"
+        assert all(_image_exists(docker_client, p) for p in chains[theirs])
+        assert any(f"{len(own)} untagged parent images" in m and "MB" in m for m in messages), (
+            messages
+        )
+        applier.down(theirs)
+        assert [p for p in chains[theirs] if _image_exists(docker_client, p)] == []
+        assert docker_client.images.list(name=BASE)
+    finally:
+        for stack in (ours, theirs):
+            applier.down(stack, quiet=True)
+        for parent in {p for chain in chains.values() for p in chain}:
+            with contextlib.suppress(NotFound, APIError):
+                docker_client.api.remove_image(parent, noprune=True)
+
+
+def test_down__keeps_the_parents_while_an_image_build_holds_the_build_lock(
+    docker_client: docker.DockerClient, tmp_path: Path
+) -> None:
+    """A build that found a parent in its cache goes on from it: while any build holds the
+    lock (shared, as scripts/build-app-image.sh and the applier's builds take it), `down`
+    removes no parent and says how to reclaim them later."""
+    if not docker_client.images.list(name=BASE):
+        pytest.skip(f"{BASE} is not present; run scripts/bootstrap-base-image.sh")
+    build = uuid.uuid4().hex[:8]
+    stack = f"e2e-{build}-a"
+    lock = tmp_path / "builds.lock"
+    messages: list[str] = []
+    applier = LocalApplier(docker_client, say=messages.append, build_lock=lock)
+    parents: list[str] = []
+    try:
+        apply(applier, stack, _two_stage_image(tmp_path / "ctx", stack, build))
+        built = str(docker_client.api.inspect_image(f"{stack}-img:two-stage")["Id"])
+        parents = _parents(docker_client, built)
+        holder = subprocess.Popen(  # a build elsewhere: `flock -s LOCK docker build ...`
+            ["flock", "-s", str(lock), "sleep", "300"], start_new_session=True
+        )
+        try:
+            _wait_for_holder(lock)
+            applier.down(stack)
+        finally:
+            holder.kill()
+            holder.wait(timeout=30)
+        assert all(_image_exists(docker_client, p) for p in parents)
+        assert any("an image build is running" in m for m in messages), messages
+    finally:
+        applier.down(stack, quiet=True)
+        for parent in parents:
+            with contextlib.suppress(NotFound, APIError):
+                docker_client.api.remove_image(parent, noprune=True)
+
+
+def _wait_for_holder(lock: Path) -> None:
+    """Until `flock -s` holds `lock` (an exclusive try fails), polled without a deadline of
+    its own: the test's timeout bounds it."""
+    while True:
+        free = subprocess.run(["flock", "-n", "-x", str(lock), "true"], check=False)
+        if free.returncode != 0:
+            return
+        threading.Event().wait(0.05)
 
 
 def test_applier__image_without_the_stack_label_is_refused_and_not_left_behind(
@@ -1223,3 +1337,83 @@ def test_applier__a_material_file_changed_in_its_volume_is_written_again(
     assert "nopass" not in " ".join(change.reasons)
     applier.up(plan, state)
     assert [c.op for c in applier.changes(plan, state)] == [Op.SAME, Op.SAME]
+
+
+def test_applier__an_unfinished_network_no_longer_declared_is_removed_by_id_beside_its_namesake(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient
+) -> None:
+    """The state records a network as unfinished, by its name (an up interrupted after the
+    engine created it), the program no longer declares it, and another network has the same
+    name: the up failed on the engine's raw "network ... is ambiguous". Now the stack's own
+    (labelled as the stack's) is removed by its ID and the other is left, named."""
+    stack, applier = scratch
+    name = f"{stack}-n"
+    label = [{"label": STACK_LABEL, "value": stack}]
+    plan = plan_stack(stack, [resource(NETWORK, "n", {"name": name, "labels": label})],
+                      root=Path("/"))  # fmt: skip
+    saved: list[StackState] = [StackState(stack)]
+
+    def interrupt_at_done(state: StackState) -> None:
+        done = state.resources.get("urn:n")
+        if done is not None and INCOMPLETE not in done.outputs:
+            raise KeyboardInterrupt
+        saved.append(StackState(stack, dict(state.resources)))
+
+    with pytest.raises(KeyboardInterrupt):
+        applier.up(plan, StackState(stack), checkpoint=interrupt_at_done)
+    state = saved[-1]
+    assert state.resources["urn:n"].outputs.get(INCOMPLETE)
+    ours = docker_client.networks.list(names=[name])[0]
+    intruder = _shared_name(docker_client, name)
+    try:
+        applier.up(
+            plan_stack(stack, [container(stack, command=["sleep", "300"])], root=Path("/")), state
+        )
+        left = [n.id for n in docker_client.networks.list(names=[name]) if n.name == name]
+        assert left == [intruder.id]
+        assert "urn:n" not in state.resources
+        assert not _network_exists(docker_client, ours.id)
+    finally:
+        intruder.remove()
+
+
+def test_applier__two_unfinished_candidates_labelled_as_the_stacks_are_refused_by_id(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient
+) -> None:
+    """Two networks labelled as the stack's share the unfinished record's name: which one the
+    interrupted up made, the state cannot say. Nothing is removed; the message names both
+    IDs and the command that settles it."""
+    stack, applier = scratch
+    name = f"{stack}-n"
+    label = {STACK_LABEL: stack}
+    first = _shared_name(docker_client, name, **label)
+    second = _shared_name(docker_client, name, **label)
+    state = StackState(
+        stack,
+        {"urn:n": ResourceState(NETWORK, name, name, {"name": name}, {INCOMPLETE: True})},
+    )
+    try:
+        with pytest.raises(ApplyError) as refused:
+            applier.up(
+                plan_stack(stack, [container(stack, command=["sleep", "300"])], root=Path("/")),
+                state,
+            )
+        message = str(refused.value)
+        assert "ambiguous" not in message
+        assert first.id[:12] in message
+        assert second.id[:12] in message
+        assert f"docker network rm {first.id[:12]}" in message or (
+            f"docker network rm {second.id[:12]}" in message
+        )
+        assert len(docker_client.networks.list(names=[name])) == 2
+    finally:
+        first.remove()
+        second.remove()
+
+
+def _network_exists(client: docker.DockerClient, network_id: str) -> bool:
+    try:
+        client.networks.get(network_id)
+    except NotFound:
+        return False
+    return True

@@ -605,3 +605,46 @@ def test_cli__the_app_image_the_retire_guard_trusts_is_the_one_the_state_records
     state.resources[urn] = ResourceState(app.type, app.name, app.id, app.inputs, {INCOMPLETE: True})
     assert recorded_image(state, "secure-redis-dev-app") is None
     assert recorded_image(None, "secure-redis-dev-app") is None
+
+
+class _Network:
+    def __init__(self, name: str, network_id: str) -> None:
+        self.name, self.id = name, network_id
+        self.attrs: dict[str, Any] = {"Labels": {}}
+
+
+class _SharedNames:
+    """A docker client stand-in on which every network name two networks share."""
+
+    def __init__(self) -> None:
+        self.api = None
+        self.networks = self
+
+    def list(self, names: list[str]) -> list[_Network]:
+        return [_Network(names[0], f"{n}" * 64) for n in "ab"]
+
+
+class _RefusingApplier(_FinishedApplier):
+    """The real applier's `up` on that client: refused before its first change."""
+
+    def up(self, *args: Any, **kwargs: Any) -> StackObjects:
+        from infra.applier.engine import LocalApplier  # noqa: PLC0415 - as apply imports it
+
+        return LocalApplier(_SharedNames(), say=lambda _m: None).up(*args, **kwargs)
+
+
+def test_cli__an_up_refused_before_its_first_change_says_only_that_nothing_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After the shared-network-name refusal ("... nothing was changed") apply.py added its
+    line for a failure part-way, "the state records what was applied before the failure",
+    which says the opposite. A refusal before the first change now ends in its own line only."""
+    monkeypatch.setattr(app_image, "IMAGE_CONTEXT", app_context(tmp_path, wheelhouse=True))
+    monkeypatch.setattr(apply, "_applier", _RefusingApplier)
+    project = _project(tmp_path)
+    assert apply.main(["up", "--stack", "dev", "--project-dir", str(project)]) == 3
+    err = capsys.readouterr().err
+    assert "2 networks are named secure-redis-dev-" in err
+    assert "applied before the failure" not in err
+    assert err.count("nothing was changed") == 1, err
+    assert err.count("\n") == 1, err
