@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from infra.naming import Role, object_name
 from infra.runtime_ids import MAX_SLOT, slot_of
 
 
@@ -106,11 +107,23 @@ def _moved_slot(stack: str, ours: set[int], held: Iterable[Held]) -> str | None:
     '/etc/secure-redis/..<rev>': Permission denied`, exit 3 after four images were rebuilt),
     and Redis's append-only files in its data volume are the old Redis uid's, read and written
     by it alone. Nothing in the stack changes owners, so the move is refused before anything
-    changes."""
-    own = [h for h in held if h.stack == stack and slot_of(h.uid) not in (None, *ours)]
+    changes.
+
+    Only the containers that hold the volumes count: the running ones, and Redis (its data
+    volume) running or not. The run-once initialisers a failed move left made under the new
+    uids must not refuse the way back: on s90, after such a failure, the up with the old slot
+    set back replaced them and repaired the stack."""
+    redis = object_name(stack, Role.REDIS.value)
+    own = [
+        h
+        for h in held
+        if h.stack == stack
+        and (h.running or h.container == redis)
+        and slot_of(h.uid) not in (None, *ours)
+    ]
     if not own or not ours:
         return None
-    first = next((h for h in own if h.running), own[0])  # a running one, not an init
+    first = own[0]
     old = slot_of(first.uid)
     return (
         f"runtimeIdSlot of stack {stack} is {', '.join(map(str, sorted(ours)))}, but its "
