@@ -17,9 +17,10 @@ serves also from a short-lived copy of the app when the app is not running: Prob
   (a fingerprint of the token's SHA-256 and a count; never a token);
 - each container's ID and start time: a rotation must not restart Redis or the app.
 Nothing secret is printed: certificates are public, hashes are fingerprinted once more.
-Exit codes (README's table): 0 done, 1 not settled in time / expected change missing / a
-consumer restarted, 2 unusable input, 3 the stack cannot be observed (a container not running,
-the Docker engine not answering).
+Exit codes (README's table): 0 done (a consumer restarted by someone else is named, not
+failed), 1 not settled in time / expected change missing, 2 unusable input, 3 the stack cannot
+be observed (a container missing or not running, the Docker engine not answering), its line
+ending with the way on for that cause (way_on).
 """
 
 from __future__ import annotations
@@ -56,6 +57,10 @@ APP_DIR: Final = "/etc/secure-cache"
 # Redis presents another certificate than its volume holds (its TLS reload has not taken, or
 # the volume was written again); _wait prints the serials and the reload's evidence for it.
 NOT_SERVED: Final = "Redis does not serve the certificate in its volume yet"
+# What _wait says after a consumer restarted by someone else when the step took nonetheless.
+RESTART_TOOK: Final = (
+    "it read its files at start and every consumer uses the new material, so this step took"
+)
 KINDS: Final = ("certs", "passwords", "data-key", "ca", "api-token", "api-token-retire", "all")
 # Each observation is a `docker exec`, and an exec costs tens of milliseconds of the engine's
 # and runc's time (a python3 start in the container on top): so the probe runs one script per
@@ -148,10 +153,21 @@ REDIS_FILES: Final = (f"{REDIS_DIR}/ca.crt", f"{REDIS_DIR}/server.crt", f"{REDIS
 
 
 class ProbeError(RuntimeError):
-    """The stack cannot be observed (not running, a probe failed)."""
+    """The stack cannot be observed (not running, a probe failed). `main` adds the way on that
+    fits its cause (`way_on`) to one without its own (`Stated`)."""
 
 
-class NotTrusted(ProbeError):
+class Stated(ProbeError):
+    """A ProbeError whose message already says the way on (a container stopped or paused, the
+    engine away): `way_on` adds nothing to it."""
+
+
+class Missing(ProbeError):
+    """A container of the stack does not exist: the stack is not deployed, or an up that
+    would make it again did not finish."""
+
+
+class NotTrusted(Stated):
     """A container holding the name of the stack's Redis, app or probe is not the stack's own
     (its labels, or the image the stack's state records for it): it was neither asked nor
     removed. The message is the whole refusal, with the way on. Not a passing state: _wait
@@ -382,7 +398,7 @@ class Probe:
         try:
             self.client = docker.from_env(timeout=engine_timeout)
         except DockerException as exc:
-            raise ProbeError(
+            raise Stated(
                 f"the Docker engine does not answer ({exc}); start dockerd or set DOCKER_HOST"
             ) from exc
         self.redis = object_name(stack, "redis")
@@ -469,7 +485,7 @@ class Probe:
         return self._unusable(name, f"is not running ({how})", way)
 
     def _unusable(self, name: str, what: str, way: str) -> dict[str, Any]:
-        raise ProbeError(
+        raise Stated(
             f"{name} {what}, so nothing can be asked of it; nothing was changed. {way}, then "
             "run the rotation again"
         )
@@ -481,8 +497,15 @@ class Probe:
         (made by hand, by another account or stack) could print any certificate and files,
         and rotate.sh would pass a step that did not take, or retire a CA Redis still serves
         (retire_refusal)."""
-        with _observing(name):
-            found: dict[str, Any] = self.client.api.inspect_container(name)
+        from docker.errors import NotFound  # noqa: PLC0415 - as in __init__
+
+        try:
+            with _observing(name):
+                found: dict[str, Any] = self.client.api.inspect_container(name)
+        except ProbeError as exc:
+            if isinstance(exc.__cause__, NotFound):
+                raise Missing(f"{name} does not exist") from exc.__cause__
+            raise
         if (why := self._not_recorded(found, role)) is not None:
             raise NotTrusted(self._not_asked(name, why))
         return found
@@ -704,12 +727,28 @@ def _identity(found: dict[str, Any]) -> dict[str, str]:
 
 
 def restarted(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """One line per consumer whose container was restarted or replaced between the two
+    snapshots, in words (its start times, its ID when it is another container): rotate.sh
+    restarts neither, so someone or something else did (`docker restart`, an up, the
+    engine)."""
     was, now_ = before["containers"], now["containers"]
-    return [
-        f"{role} was restarted or replaced ({was[role]} -> {now_[role]})"
-        for role in ("redis", "app")
-        if was[role] != now_[role]
-    ]
+    lines = []
+    for role, who in (("redis", "Redis"), ("app", "the app")):
+        old, new = was[role], now_[role]
+        if old == new:
+            continue
+        if old.get("id") != new.get("id"):
+            lines.append(
+                f"{who} container was replaced while the rotation ran (container "
+                f"{old.get('id')} started {old.get('startedAt')}, now {new.get('id')} "
+                f"started {new.get('startedAt')})"
+            )
+        else:
+            lines.append(
+                f"{who} container was restarted while the rotation ran (container "
+                f"{new.get('id')} started {old.get('startedAt')}, again {new.get('startedAt')})"
+            )
+    return lines
 
 
 def unsettled(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
@@ -727,8 +766,10 @@ def unsettled(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
     if set(now["redis_trusts"]) != set(now["app_trusts"]):
         waiting.append("Redis and the app trust different CAs")
     reloads_before, reloads_now = before.get("material_reloads"), now.get("material_reloads")
+    # A restarted app read its files at start, and its reload counter began again from 0.
     if (
-        now["app_material"] != before["app_material"]
+        now["containers"]["app"] == before["containers"]["app"]
+        and now["app_material"] != before["app_material"]
         and isinstance(reloads_before, int)
         and isinstance(reloads_now, int)
         and reloads_now <= reloads_before
@@ -927,16 +968,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         after = probe.snapshot()
         for text in report_lines(before, after):
             print(f"rotate: {text}")
-        problems = restarted(before, after) + expected_changes(args.kind or "all", before, after)
+        # A restart by someone else is named; the rotation is judged by what changed (each
+        # step's wait saw every consumer take its material).
+        for line in restarted(before, after):
+            print(f"rotate: warning: {line} (not by rotate.sh)", file=sys.stderr)
+        problems = expected_changes(args.kind or "all", before, after)
         for problem in problems:
             print(f"rotate: error: {problem}", file=sys.stderr)
         return 1 if problems else 0
     except ProbeError as exc:
-        print(f"rotation_probe: error: {exc}", file=sys.stderr)
+        print(f"rotation_probe: error: {exc}{way_on(args.stack, exc)}", file=sys.stderr)
         return 3
     except (SettingsError, OSError, ValueError) as exc:
         print(f"rotation_probe: error: {exc}", file=sys.stderr)
         return 2
+
+
+def way_on(stack: str, exc: ProbeError) -> str:
+    """What to run after `exc`, matched to its cause, as the end of its line: the one place
+    that decides it (scripts/rotate.sh says only that nothing was changed). A Stated error
+    carries its own."""
+    if isinstance(exc, Stated):
+        return ""
+    if isinstance(exc, Missing):
+        return (
+            f". Not deployed: scripts/setup-secure-redis.sh {stack}. "
+            f"Deployed, and an up was interrupted or failed: python -m infra.apply up --stack "
+            f"{stack} (or pulumi up --refresh --stack {stack}) makes it again, then run the "
+            "rotation again"
+        )
+    return (
+        f". scripts/status.sh {stack} says what answers (a Redis at "
+        "maxclients refuses every new connection: the exporter's "
+        "redis_rejected_connections_total counts them); then run the rotation again"
+    )
 
 
 def _snapshot(probe: Probe, stack: str, applier_state: bool) -> int:
@@ -994,15 +1059,19 @@ def _wait(probe: Probe, before: dict[str, Any], timeout: float) -> int:
         except ProbeError as exc:
             waiting = [str(exc)]
         else:
-            if problems := restarted(before, now):
-                for problem in problems:
-                    print(f"rotate: error: {problem}", file=sys.stderr)
-                return 1
+            # A consumer restarted meanwhile (not by rotate.sh: found on s90, 2026-12-03,
+            # `docker restart` of the app during `rotate.sh certs`) read its files at start:
+            # the step took when every consumer uses what it was given, as for any other.
             waiting = unsettled(before, now)
             if not waiting and probe.round_trip():
+                for line in restarted(before, now):
+                    print(f"rotate: warning: {line}; {RESTART_TOOK}", file=sys.stderr)
                 return 0
             waiting = waiting or ["a round trip through the app failed"]
         time.sleep(1.0)
+    if now is not None:
+        for line in restarted(before, now):
+            print(f"rotate: error: {line}", file=sys.stderr)
     for reason in waiting:
         print(f"rotate: error: not settled after {timeout:.0f}s: {reason}", file=sys.stderr)
     if NOT_SERVED in waiting and now is not None:
@@ -1020,14 +1089,17 @@ __all__ = [
     "ENGINE_TIMEOUT_S",
     "KINDS",
     "REDIS_FILES",
+    "RESTART_TOOK",
     "ROUND_TRIP",
     "SERVED_ONLY",
     "SERVED_PROBE",
     "SNAPSHOT_ROLES",
+    "Missing",
     "NotTrusted",
     "Probe",
     "ProbeError",
     "Recorded",
+    "Stated",
     "acl_fingerprints",
     "app_facts_command",
     "bundle_serials",
@@ -1050,4 +1122,5 @@ __all__ = [
     "unfinished",
     "unobserved_refusal",
     "unsettled",
+    "way_on",
 ]

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from infra.naming import Role, object_name
 from infra.runtime_ids import MAX_SLOT, slot_of
 
 
@@ -70,6 +71,8 @@ def conflicts(
     others = [h for h in held if h.stack != stack]
     taken = sorted({s for h in others if (s := slot_of(h.uid)) is not None})
     problems: list[str] = []
+    if (moved := _moved_slot(stack, ours, held)) is not None:
+        problems.append(moved)
     for slot in sorted(ours):
         holder = next((h for h in others if slot_of(h.uid) == slot), None)
         if holder is not None:
@@ -95,6 +98,44 @@ def conflicts(
             f"secure-redis:appHostPort in Pulumi.{stack}.yaml to a free port"
         )
     return problems
+
+
+def _moved_slot(stack: str, ours: set[int], held: Iterable[Held]) -> str | None:
+    """The refusal of a runtimeIdSlot changed on a deployed stack, or None. Its volumes' files
+    belong to the old uids: the material writers, running as the new ones, cannot remove the
+    old material (found on s90, 90 -> 91, 2026-12-03: `rm: cannot remove
+    '/etc/secure-redis/..<rev>': Permission denied`, exit 3 after four images were rebuilt),
+    and Redis's append-only files in its data volume are the old Redis uid's, read and written
+    by it alone. Nothing in the stack changes owners, so the move is refused before anything
+    changes.
+
+    Only the containers that hold the volumes count: the running ones, and Redis (its data
+    volume) running or not. The run-once initialisers a failed move left made under the new
+    uids must not refuse the way back: on s90, after such a failure, the up with the old slot
+    set back replaced them and repaired the stack."""
+    redis = object_name(stack, Role.REDIS.value)
+    own = [
+        h
+        for h in held
+        if h.stack == stack
+        and (h.running or h.container == redis)
+        and slot_of(h.uid) not in (None, *ours)
+    ]
+    if not own or not ours:
+        return None
+    first = own[0]
+    old = slot_of(first.uid)
+    return (
+        f"runtimeIdSlot of stack {stack} is {', '.join(map(str, sorted(ours)))}, but its "
+        f"deployed containers run in slot {old} ({first.container} runs as uid {first.uid}): "
+        "a deployed stack cannot move to another uid block in place, since the files in its "
+        "volumes (its material, Redis's append-only file) belong to the old uids and the "
+        f"containers made anew could not replace or read them. Set secure-redis:runtimeIdSlot "
+        f"back to {old} in Pulumi.{stack}.yaml; or, to move the stack to the new slot, "
+        f"`scripts/teardown.sh {stack}` and deploy it again: its volumes go with it, so the "
+        "cached data is lost and every certificate, password, data key and the API token is "
+        "made anew"
+    )
 
 
 __all__ = ["Held", "conflicts", "ports_to_probe", "user_uid"]

@@ -18,6 +18,12 @@ observed ... Not deployed: scripts/setup-secure-redis.sh", or its own `up` was r
 lock; either way it said "nothing was changed by this step" and left the setting raised, so
 the next plain `up` started the rotation with no check that every consumer switched (found on
 s90, 2026-12-03). Now rotate.sh names the running `up` and leaves the file as it was.
+
+`docker restart` of the app in the middle of `rotate.sh S certs` (after its up): rotate.sh
+failed with a Python dict and no way on, though the rotation had taken; now it names the
+restart and exits 0. `runtimeIdSlot` changed on the deployed stack: the up failed midway
+(the material writers under the new uids could not replace the old uids' files); now it is
+refused before anything changes (found on s90, 2026-12-03).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import docker
 import pytest
 
 from infra.applier.state import StateStore
+from infra.naming import STACK_LABEL
 from infra.settings import REPO_ROOT
 from tests.e2e import appclient
 from tests.e2e.stacks import Stack
@@ -218,3 +225,69 @@ def test_rotate_with_redis_stopped__says_so_and_the_up_it_names_brings_the_data_
         return served and appclient.get(stack, key) == value
 
     assert appclient.wait_for("the entry read back from Redis", read_back)
+
+
+@pytest.mark.one_stack(
+    "rotate.sh's wait and report are one code path for every stack: no stack setting changes them"
+)
+def test_app_restarted_during_a_rotation__says_so_and_the_rotation_that_took_exits_0(
+    stack: Stack, docker_client: docker.DockerClient
+) -> None:
+    """`docker restart` of the app right after the up of `rotate.sh S certs`: rotate.sh
+    failed with a Python dict (`app was restarted or replaced ({'id': ...} -> {...})`) and no
+    way on, though the restarted app had read the new files (found on s90, 2026-12-03). Now
+    the restart is named in words and the rotation that took ends 0 (README, Exit codes)."""
+    served_before = docker_client.api.inspect_container(stack.app)["State"]["StartedAt"]
+    rotation = subprocess.Popen(
+        [str(REPO_ROOT / "scripts" / "rotate.sh"), stack.name, "certs"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    said: list[str] = []
+    try:
+        assert rotation.stdout is not None
+        for line in rotation.stdout:
+            said.append(line)
+            if "apply: up finished" in line:
+                docker_client.api.restart(stack.app, timeout=2)
+        code = rotation.wait(timeout=ROTATE_S)
+    finally:
+        if rotation.poll() is None:
+            rotation.kill()
+    text = "".join(said)
+    assert docker_client.api.inspect_container(stack.app)["State"]["StartedAt"] != served_before
+    assert code == 0, text[-3000:]
+    assert "the app container was restarted while the rotation ran" in text, text[-3000:]
+    assert "{'id'" not in text, text[-3000:]
+    assert "server certificate serial: changed" in text, text[-3000:]
+
+
+@pytest.mark.one_stack(
+    "every stack's containers run in its own uid block; the check compares the stack's own "
+    "containers with its setting, whatever the stack"
+)
+def test_runtime_id_slot_changed_on_a_deployed_stack__refused_before_anything_changes(
+    stack: Stack, docker_client: docker.DockerClient
+) -> None:
+    """runtimeIdSlot 90 -> 91 on s90 (2026-12-03): the up rebuilt four images, then its
+    material writers, running as the new uids, could not remove the old uids' material
+    (`Permission denied`, exit 3), and Redis's append-only files are the old uid's. Now the up
+    is refused before any change (exit 2), with the ways on (README, Stack settings)."""
+    label = {"label": f"{STACK_LABEL}={stack.name}"}
+    containers = sorted(c.id for c in docker_client.containers.list(all=True, filters=label))
+    slot = int(_config(stack, "get", "runtimeIdSlot"))
+    _config(stack, "set", "runtimeIdSlot", str(slot % 99 + 1))
+    try:
+        done = _up(stack)
+    finally:
+        # stack_files_restored keeps the file of a stack this session did not deploy as it is
+        _config(stack, "set", "runtimeIdSlot", str(slot))
+    said = done.stdout + done.stderr
+    assert done.returncode == 2, said[-3000:]
+    assert f"but its deployed containers run in slot {slot}" in said, said[-3000:]
+    assert f"Set secure-redis:runtimeIdSlot back to {slot}" in said, said[-3000:]
+    assert "nothing was changed" in said, said[-3000:]
+    assert sorted(c.id for c in docker_client.containers.list(all=True, filters=label)) == (
+        containers
+    )

@@ -64,6 +64,40 @@ def test_conflicts__the_stacks_own_containers_are_no_conflict() -> None:
     assert conflicts("u9", _ours(57), [18100], [_held("u9", 57, 18100)]) == []
 
 
+def test_conflicts__the_stacks_own_containers_in_another_slot_refuse_the_move() -> None:
+    """runtimeIdSlot changed on a deployed stack (s90, 90 -> 91, 2026-12-03): the up built four
+    images, then the material writers, running as the new uids, could not remove the old
+    material (`rm: cannot remove '/etc/secure-redis/..<rev>': Permission denied`, exit 3), and
+    Redis's append-only files in its data volume are the old uid's too. Refused before any
+    change instead, with the two ways on."""
+    held = [replace(_held("u9", 57, 18100), running=True), _held("u9", 57, role=Role.REDIS)]
+    (message,) = conflicts("u9", _ours(58), [18100], held)
+    assert message.startswith(
+        "runtimeIdSlot of stack u9 is 58, but its deployed containers run in slot 57 "
+        f"(secure-redis-u9-app runs as uid {runtime_id('u9', Role.APP, 57)})"
+    )
+    assert "Set secure-redis:runtimeIdSlot back to 57 in Pulumi.u9.yaml" in message
+    assert "scripts/teardown.sh u9" in message
+    assert "cached data is lost" in message
+
+
+def test_conflicts__a_stopped_redis_in_another_slot_refuses_the_move_too() -> None:
+    """Its data volume holds the append-only file, whether it runs or not."""
+    (message,) = conflicts("u9", _ours(58), [], [_held("u9", 57, role=Role.REDIS)])
+    assert "secure-redis-u9-redis runs as uid" in message
+
+
+def test_conflicts__initialisers_a_failed_move_left_do_not_refuse_the_way_back() -> None:
+    """On s90 (2026-12-03) a move to slot 91 failed in the material writers, which were left
+    made under slot 91's uids; the up with 90 set back must run (it replaced them, repaired)."""
+    held = [
+        replace(_held("u9", 57, 18100), running=True),
+        replace(_held("u9", 57, role=Role.REDIS), running=True),
+        Held("u9", "secure-redis-u9-redis-init", runtime_id("u9", Role.REDIS, 58), frozenset()),
+    ]
+    assert conflicts("u9", _ours(57), [18100], held) == []
+
+
 def test_conflicts__a_slot_another_stack_runs_as_names_it_and_the_slots_taken() -> None:
     held = [_held("dev", 1, 18080), _held("d2n9", 57, 18099, role=Role.EXPORTER)]
     (message,) = conflicts("u9", _ours(57), [18100], held)

@@ -204,13 +204,104 @@ def test_unsettled__an_app_without_the_reload_counter_is_not_waited_on() -> None
     assert unsettled(before, _snapshot(app_material="..rev2", material_reloads=None)) == []
 
 
-def test_restarted__names_a_replaced_or_restarted_consumer() -> None:
+def test_restarted__names_a_replaced_or_restarted_consumer_in_words() -> None:
     now = _snapshot(
         containers={**_snapshot()["containers"], "redis": {"id": "r2", "startedAt": "t1"}}
     )
     (problem,) = restarted(_snapshot(), now)
-    assert problem.startswith("redis was restarted or replaced")
+    assert problem == (
+        "Redis container was replaced while the rotation ran (container r1 started t0, now r2 "
+        "started t1)"
+    )
+    again = _snapshot(
+        containers={**_snapshot()["containers"], "app": {"id": "a1", "startedAt": "t1"}}
+    )
+    (problem,) = restarted(_snapshot(), again)
+    assert problem == (
+        "the app container was restarted while the rotation ran (container a1 started t0, again t1)"
+    )
     assert restarted(_snapshot(), _snapshot()) == []
+
+
+class _RestartedApp:
+    """The app restarted by `docker restart` during a step, after the up wrote its files: it
+    read them at start, so it uses the new material, and its reload counter began again."""
+
+    def __init__(self, took: bool) -> None:
+        self.took = took
+
+    def round_trip(self) -> bool:
+        return True
+
+    def snapshot(self) -> dict[str, Any]:
+        return _snapshot(
+            containers={
+                "redis": {"id": "r1", "startedAt": "t0"},
+                "app": {"id": "a1", "startedAt": "t9"},
+            },
+            app_material="..rev2",
+            material_reloads=0,
+            **({} if self.took else {"app_password": "p9"}),
+        )
+
+
+def test_wait__a_consumer_restarted_by_someone_else_passes_a_step_that_took(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Found on s90, 2026-12-03: `docker restart` of the app during `rotate.sh certs` failed
+    the step with a Python dict and no way on, though the up had taken."""
+    code = rotation_probe._wait(_RestartedApp(took=True), _snapshot(), timeout=5)  # type: ignore[arg-type]
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert (
+        "rotate: warning: the app container was restarted while the rotation ran (container a1 "
+        f"started t0, again t9); {rotation_probe.RESTART_TOOK}"
+    ) in err
+    assert "{" not in err
+
+
+def test_wait__a_restart_and_a_step_that_did_not_take_name_both(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = rotation_probe._wait(_RestartedApp(took=False), _snapshot(), timeout=0.01)  # type: ignore[arg-type]
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "rotate: error: the app container was restarted while the rotation ran" in err
+    assert "not settled after 0s: the app's password file is not among the ACL's" in err
+    assert "{" not in err
+
+
+def test_report__a_restart_by_someone_else_is_a_warning_when_the_rotation_took(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """README, Exit codes: 0 done. The certificates were renewed; the app's restart is named."""
+    after = _snapshot(
+        containers={
+            "redis": {"id": "r1", "startedAt": "t0"},
+            "app": {"id": "a1", "startedAt": "t9"},
+        },
+        server_serial="A2",
+        served_serial="A2",
+        app_cert_serial="B2",
+    )
+
+    class Renewed:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+        def snapshot(self) -> dict[str, Any]:
+            return after
+
+    monkeypatch.setattr(rotation_probe, "Probe", Renewed)
+    before = tmp_path / "before.json"
+    before.write_text(json.dumps(_snapshot()))
+    code = rotation_probe.main(
+        ["report", "--stack", "dev", "--before", str(before), "--kind", "certs"]
+    )
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "rotate: warning: the app container was restarted while the rotation ran" in err
+    assert "error" not in err
 
 
 def test_expected_changes__each_kind_checks_its_own_material() -> None:

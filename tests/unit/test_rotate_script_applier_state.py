@@ -58,6 +58,10 @@ class StandInProbe:
         log.write(f"probe {sys.argv[1]}: trusts {trusts}, can reread: {reread is not None}\n")
 
     def snapshot(self):
+        # FAKE_SNAPSHOT_ERROR: the snapshot fails as the real one does on that cause.
+        if error := os.environ.get("FAKE_SNAPSHOT_ERROR"):
+            kind, _, text = error.partition(":")
+            raise getattr(rotation_probe, kind)(text)
         return {}
 
 
@@ -77,7 +81,9 @@ sys.exit(rotation_probe.main(sys.argv[1:]))
 """
 
 
-def _rotate_certs(tmp_path: Path, *, pulumi_logged_in: bool) -> tuple[int, str, list[str]]:
+def _rotate_certs(
+    tmp_path: Path, *, pulumi_logged_in: bool, snapshot_error: str = ""
+) -> tuple[int, str, list[str]]:
     bin_dir, venv = tmp_path / "bin", tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
     bin_dir.mkdir()
@@ -103,6 +109,7 @@ def _rotate_certs(tmp_path: Path, *, pulumi_logged_in: bool) -> tuple[int, str, 
             "REPO_ROOT": str(REPO_ROOT),
             "FAKE_LOG": str(log),
             "FAKE_PULUMI_LOGGED_IN": "1" if pulumi_logged_in else "0",
+            "FAKE_SNAPSHOT_ERROR": snapshot_error,
             "HOME": str(tmp_path),
         },
         capture_output=True,
@@ -150,3 +157,47 @@ def test_rotate_sh__under_pulumi_up_no_probe_reads_the_applier_state(tmp_path: P
         for action in ("snapshot", "snapshot", "wait", "report")
     ]
     assert not any(c.startswith("state of ") for c in calls)
+
+
+def test_rotate_sh__the_way_on_after_a_failed_look_matches_its_cause(tmp_path: Path) -> None:
+    """The stack is deployed and its app's API did not answer: rotate.sh had added "Not
+    deployed: scripts/setup-secure-redis.sh" to every failed look (found on s90, 2026-12-03).
+    The probe, which knows the cause, gives the one way on; rotate.sh says only that nothing
+    was changed."""
+    code, err, _ = _rotate_certs(
+        tmp_path,
+        pulumi_logged_in=False,
+        snapshot_error="ProbeError:secure-redis-dev-app: python3 exited 1: the app's API "
+        "answering GET /security-status failed: TimeoutError: timed out",
+    )
+    assert code == 1
+    assert f"scripts/status.sh {STACK} says what answers" in err
+    assert "setup-secure-redis" not in err, err
+    assert "nothing was changed by this step" in err
+
+
+def test_rotate_sh__a_missing_container_is_told_how_to_deploy_or_finish_the_up(
+    tmp_path: Path,
+) -> None:
+    code, err, _ = _rotate_certs(
+        tmp_path,
+        pulumi_logged_in=False,
+        snapshot_error="Missing:secure-redis-dev-app does not exist",
+    )
+    assert code == 1
+    assert (
+        "secure-redis-dev-app does not exist. Not deployed: scripts/setup-secure-redis.sh dev"
+        in err
+    )
+    assert f"python -m infra.apply up --stack {STACK}" in err
+
+
+def test_rotate_sh__a_cause_that_states_its_own_way_gets_no_other(tmp_path: Path) -> None:
+    code, err, _ = _rotate_certs(
+        tmp_path,
+        pulumi_logged_in=False,
+        snapshot_error="Stated:secure-redis-dev-redis is paused ...: `docker unpause x`",
+    )
+    assert code == 1
+    assert "setup-secure-redis" not in err
+    assert "status.sh" not in err, err

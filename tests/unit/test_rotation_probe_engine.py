@@ -16,11 +16,13 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import docker.errors
 import pytest
 
-from infra.rotation_probe import Probe, ProbeError
+from infra.rotation_probe import Missing, Probe, ProbeError, way_on
 from infra.settings import REPO_ROOT
 
 
@@ -94,3 +96,25 @@ def test_reload_evidence__an_engine_that_does_not_answer_is_named_not_raised() -
         "secure-redis-dev-reload-tls",
     ]
     assert all("not readable" in line and "timed out" in line for line in lines), lines
+
+
+class _NoSuchContainer:
+    def inspect_container(self, name: str) -> dict[str, Any]:
+        raise docker.errors.NotFound(f"No such container: {name}")
+
+
+def test_snapshot__a_missing_container_is_named_with_the_way_to_deploy_or_finish_the_up() -> None:
+    """Not Docker's bare `404 Client Error ... No such container`: what is missing, and (the
+    cause known, rotation_probe.way_on) how to make it."""
+    probe = Probe.__new__(Probe)
+    probe.stack, probe.redis, probe.app = "s9", "secure-redis-s9-redis", "secure-redis-s9-app"
+    probe.recorded, probe.reread = None, None
+    probe.client = SimpleNamespace(api=_NoSuchContainer())
+    with pytest.raises(Missing) as caught:
+        probe.snapshot()
+    assert str(caught.value) == "secure-redis-s9-redis does not exist"
+    way = way_on("s9", caught.value)
+    assert "Not deployed: scripts/setup-secure-redis.sh s9" in way
+    assert "python -m infra.apply up --stack s9" in way
+    assert "status.sh" not in way
+    assert "status.sh s9" in way_on("s9", ProbeError("secure-redis-s9-app: python3 exited 1"))
