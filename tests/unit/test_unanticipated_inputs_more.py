@@ -1,0 +1,263 @@
+"""More inputs nobody planned for (tests/unit/test_unanticipated_inputs.py has the first set):
+an option given twice with two values, a Redis host no resolver can encode, variables holding
+bytes that are not UTF-8, an over-long METRICS_PORT, and a whole-number setting written as a
+fraction or a one-letter YAML 1.1 boolean in a stack file.
+
+Each must be an error a user can act on (what, where, the fix; exit 2), never a traceback and
+never a secret; or, where every reader agrees, be accepted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from infra import apply, stack_config
+from infra.settings import SettingsError, load_stack_file
+from infra.settings import load_settings as load_stack_settings
+from secure_cache import __main__ as cli
+from secure_cache.errors import ConfigurationError
+from secure_cache.settings import ServiceSettings
+from secure_cache.settings import load_settings as load_cache_settings
+from tests.support.fuzzing import fuzz_settings
+
+_EXPLORE, _SCALE = fuzz_settings(os.environ)
+BOUNDED = settings(
+    max_examples=30 * _SCALE,
+    derandomize=not _EXPLORE,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+SECRET = "S3cretValue-do-not-echo-0123456789abcdef"  # checkov:skip=CKV_SECRET_6: a marker
+
+
+def _run(entry: Callable[[], int | None]) -> tuple[int, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = entry()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 2
+    return int(code or 0), out.getvalue() + err.getvalue()
+
+
+# -- an option given twice ---------------------------------------------------------------------
+
+
+def test_infra_cli__a_stack_given_twice_with_two_names_is_refused(tmp_path: Path) -> None:
+    """`apply down --stack s96 --stack dev` went on with the last one, dev: a history line
+    with a --stack appended removed another stack than the one written first."""
+    code, text = _run(lambda: apply.main(["plan", "--stack", "s96", "--stack", "s97"]))
+    assert code == 2, text
+    assert "--stack is given twice with different values; give it once" in text, text
+
+
+def test_infra_cli__the_same_value_twice_is_still_one_option(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.s96.yaml").write_text(
+        "config:\n  secure-redis:environment: development\n  secure-redis:appHostPort: 18200\n"
+        "  secure-redis:runtimeIdSlot: 96\n"
+    )
+    argv = ["get", "--stack", "s96", "--stack=s96", "--project-dir", str(tmp_path), "appHostPort"]
+    code, text = _run(lambda: stack_config.main(argv))
+    assert (code, text.strip()) == (0, "18200")
+
+
+def test_cache_cli__an_option_given_twice_is_refused_without_its_values() -> None:
+    """`set k v --ttl 5 --ttl 6` stored the value with the last ttl. The message shows neither
+    value: the cache's options may carry a URL (healthcheck --url) with a password in it."""
+    code, text = _run(lambda: cli.main(["set", "k", "v", "--ttl", "5", "--ttl", "6"]))
+    assert code == 2, text
+    assert "--ttl is given twice with different values; give it once" in text
+    code, text = _run(
+        lambda: cli.main(["healthcheck", "--url", f"http://u:{SECRET}@h/", "--url", "http://x"])
+    )
+    assert code == 2, text
+    assert SECRET not in text
+
+
+# -- REDIS_URL's host ----------------------------------------------------------------------------
+
+CACHE_ENV = {"ENVIRONMENT": "development", "REDIS_USERNAME": "app"}
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["a..b", "a" * 64, ("a" * 60 + ".") * 5 + "a", ".a", "a b", "a%b"],
+    ids=["empty-label", "label-64", "name-300", "leading-dot", "space", "percent"],
+)
+def test_cache_settings__a_redis_host_no_resolver_takes_is_a_configuration_error(
+    host: str,
+) -> None:
+    """`get` with REDIS_URL=rediss://a..b:6380 ended in a UnicodeError traceback from
+    getaddrinfo's IDNA encoding (exit 1, which means "miss")."""
+    with pytest.raises(ConfigurationError) as raised:
+        load_cache_settings({**CACHE_ENV, "REDIS_URL": f"rediss://{host}:6380"})
+    assert "REDIS_URL host is not a host name or IP address" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "host", ["redis", "secure-redis-dev-redis", "redis_1", "bücher.example", "127.0.0.1", "[::1]"]
+)
+def test_cache_settings__names_and_addresses_are_still_accepted(host: str) -> None:
+    with pytest.raises(ConfigurationError) as raised:  # the other variables are missing
+        load_cache_settings({**CACHE_ENV, "REDIS_URL": f"rediss://{host}:6380"})
+    assert "REDIS_URL" not in str(raised.value)
+
+
+def test_cache_cli__a_bad_redis_host_is_exit_2_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in list(os.environ):
+        if name.startswith(("REDIS_", "HTTP_", "CACHE_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("ENVIRONMENT", "development")
+    monkeypatch.setenv("REDIS_URL", "rediss://a..b:6380")
+    code, text = _run(lambda: cli.main(["get", "k"]))
+    assert code == 2, text
+    assert "REDIS_URL host" in text
+
+
+# -- variables holding bytes that are not UTF-8 ------------------------------------------------
+
+# os.environ holds such bytes as lone surrogates (PEP 383); redis-py cannot encode them.
+NOT_UTF8 = "ap\udcffp"
+
+
+@pytest.mark.parametrize("name", ["REDIS_USERNAME", "REDIS_PASSWORD", "REDIS_URL"])
+def test_cache_settings__a_value_that_is_not_utf8_is_named_not_shown(name: str) -> None:
+    """`get` with such a REDIS_USERNAME or REDIS_PASSWORD ended in a UnicodeEncodeError
+    traceback from hiredis.pack_command (exit 1)."""
+    value = {"REDIS_USERNAME": NOT_UTF8, "REDIS_PASSWORD": SECRET + "\udcff"}.get(
+        name, "rediss://h\udcff:6380"
+    )
+    with pytest.raises(ConfigurationError) as raised:
+        load_cache_settings({**CACHE_ENV, "REDIS_URL": "rediss://redis:6380", name: value})
+    message = str(raised.value)
+    assert f"{name} is not UTF-8 text" in message, message
+    assert SECRET not in message
+    assert "\udcff" not in message
+
+
+def test_service_settings__a_token_that_is_not_utf8_is_named_not_shown() -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        ServiceSettings.from_env({"HTTP_API_TOKEN": SECRET + "\udcff"})
+    assert "HTTP_API_TOKEN is not UTF-8 text" in str(raised.value)
+    assert SECRET not in str(raised.value)
+
+
+def test_cache_settings__a_path_that_is_not_utf8_is_still_a_path(tmp_path: Path) -> None:
+    """A file name in another encoding is a file the system opens: not refused as text."""
+    with pytest.raises(ConfigurationError) as raised:
+        load_cache_settings({**CACHE_ENV, "REDIS_TLS_CA_CERT": str(tmp_path) + "/\udcff"})
+    assert "REDIS_TLS_CA_CERT is not UTF-8" not in str(raised.value)
+    assert "does not exist" in str(raised.value)
+
+
+# -- the exporter ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("METRICS_PORT", "0" * 5000 + "1", "METRICS_PORT must be a port number"),
+        ("REDIS_URL", "rediss://a..b:6380", "REDIS_URL host is not a host name or IP address"),
+        ("REDIS_URL", "rediss://h\udcff:6380", "REDIS_URL is not UTF-8 text"),
+        ("REDIS_USERNAME", NOT_UTF8, "REDIS_USERNAME is not UTF-8 text"),
+    ],
+    ids=["port-5000-digits", "empty-label", "non-utf8-host", "non-utf8-user"],
+)
+def test_exporter_settings__a_value_it_cannot_use_is_a_configuration_error(
+    name: str, value: str, expected: str
+) -> None:
+    """METRICS_PORT of 5000 digits was a ValueError traceback (int() refuses more than 4300
+    digits); a host no resolver takes started the exporter, which then failed every scrape."""
+    from secure_cache.redis_exporter import ExporterSettings  # noqa: PLC0415 - redis client
+
+    env = {"REDIS_URL": "rediss://redis:6380", "REDIS_PASSWORD": "p" * 30, name: value}
+    with pytest.raises(ConfigurationError) as raised:
+        ExporterSettings.from_env(env)
+    assert expected in str(raised.value), str(raised.value)
+
+
+# -- Pulumi.<stack>.yaml: whole numbers as fractions; y and n ---------------------------------
+
+BASE = (
+    "config:\n"
+    "  secure-redis:environment: development\n"
+    "  secure-redis:appHostPort: 18200\n"
+    "  secure-redis:runtimeIdSlot: 96\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("line", "write"),
+    [
+        ("  secure-redis:dataKeyGeneration: 2.0\n", "write 2"),
+        ("  runtimeIdSlot2: 1\n", None),
+        ("  appMemoryMb: 300.000\n", "write 300"),
+        ("  secure-redis:certRenewalGeneration: -0.0\n", "write 0"),
+    ],
+    ids=["namespaced", "unknown-key", "bare-key", "minus-zero"],
+)
+def test_stack_file__a_whole_number_setting_written_as_a_fraction_names_its_line(
+    tmp_path: Path, line: str, write: str | None
+) -> None:
+    """Decided: refused, where it is written. Pulumi versions that hand the program the text
+    give it "2.0", which the setting refuses; versions that keep YAML's types hand it "2". One
+    reading per text: write the whole number."""
+    (tmp_path / "Pulumi.s96.yaml").write_text(BASE + line)
+    with pytest.raises(SettingsError) as raised:
+        load_stack_settings("s96", load_stack_file("s96", tmp_path), source="Pulumi.s96.yaml")
+    message = str(raised.value)
+    if write is None:  # not a setting: named as unknown, as before
+        assert "runtimeIdSlot2" in message
+        return
+    assert "Pulumi.s96.yaml, line 5" in message, message
+    assert "a whole number written as a fraction" in message, message
+    assert write in message, message
+
+
+@pytest.mark.parametrize("value", ["1.0", "2.0", "0.5"])
+def test_stack_file__a_fraction_for_a_number_setting_is_accepted(
+    tmp_path: Path, value: str
+) -> None:
+    """redisCpus and appCpus take fractions: 1.0 is one CPU to every reader."""
+    (tmp_path / "Pulumi.s96.yaml").write_text(BASE + f"  secure-redis:redisCpus: {value}\n")
+    assert load_stack_file("s96", tmp_path)["secure-redis:redisCpus"] == value
+
+
+@pytest.mark.parametrize("value", ["y", "n", "Y", "N"])
+def test_stack_file__y_and_n_stay_refused_with_the_quote_that_fixes_them(
+    tmp_path: Path, value: str
+) -> None:
+    """Settled: PyYAML and a Pulumi that hands over the text read `y` as text, but Go's YAML v2
+    (the one Pulumi's config encoding imports) resolves y/Y/n/N as booleans when a value keeps
+    its YAML type, so a Pulumi version that keeps types hands over "true"/"false"."""
+    (tmp_path / "Pulumi.s96.yaml").write_text(BASE + f"  secure-redis:keyPrefix: {value}\n")
+    with pytest.raises(SettingsError) as raised:
+        load_stack_file("s96", tmp_path)
+    message = str(raised.value)
+    assert "line 5" in message
+    assert "the boolean" in message
+    assert f'quote it: secure-redis:keyPrefix: "{value}"' in message
+
+
+@BOUNDED
+@given(whole=st.integers(min_value=0, max_value=10**6), zeros=st.integers(1, 4))
+def test_stack_file__any_whole_number_fraction_for_an_int_setting_is_refused_with_the_fix(
+    tmp_path_factory: pytest.TempPathFactory, whole: int, zeros: int
+) -> None:
+    root = tmp_path_factory.mktemp("f")
+    (root / "Pulumi.s96.yaml").write_text(
+        BASE + f"  secure-redis:certRenewalGeneration: {whole}.{'0' * zeros}\n"
+    )
+    with pytest.raises(SettingsError) as raised:
+        load_stack_file("s96", root)
+    assert f"write {whole}" in str(raised.value)
