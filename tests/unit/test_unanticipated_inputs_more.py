@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from infra import apply, stack_config
+from infra.applier.state import StackState, StateError, StateStore
 from infra.settings import SettingsError, load_stack_file
 from infra.settings import load_settings as load_stack_settings
 from secure_cache import __main__ as cli
@@ -261,3 +262,77 @@ def test_stack_file__any_whole_number_fraction_for_an_int_setting_is_refused_wit
     with pytest.raises(SettingsError) as raised:
         load_stack_file("s96", root)
     assert f"write {whole}" in str(raised.value)
+
+
+# -- the applier's state file and key file ------------------------------------------------------
+
+
+def _stored_state(tmp_path: Path) -> Path:
+    """A saved (empty) state of stack s96 under tmp_path, sealed with the key file."""
+    store = StateStore(tmp_path, "s96", environ={})
+    store.save(StackState("s96"))
+    return store.directory
+
+
+@pytest.mark.parametrize("shape", ["directory", "dev-zero", "loop"])
+def test_state_key_file__not_a_regular_file_is_named_with_the_fix(
+    tmp_path: Path, shape: str
+) -> None:
+    """A key file that was a directory or a symlink to /dev/zero was "readable by others
+    (mode 0755/0666); chmod 600 it" (chmod 600 /dev/zero is no fix); a symlink loop was exit 3,
+    "an error the applier does not handle (a bug: report it)"."""
+    directory = _stored_state(tmp_path)
+    key = directory / "state.key"
+    key.unlink()
+    if shape == "directory":
+        key.mkdir(mode=0o700)
+    elif shape == "dev-zero":
+        key.symlink_to("/dev/zero")
+    else:
+        key.symlink_to(directory / "loop")
+        (directory / "loop").symlink_to(key)
+    with pytest.raises(StateError) as raised:
+        StateStore(tmp_path, "s96", environ={}).load()
+    message = str(raised.value)
+    assert "chmod" not in message, message
+    assert f"key file {key}" in message, message
+    assert "restore" in message, message
+
+
+@pytest.mark.parametrize("shape", ["dev-zero", "directory", "loop", "fifo"])
+def test_state_file__not_a_regular_file_is_named_not_read(tmp_path: Path, shape: str) -> None:
+    """A state file that was a symlink to /dev/zero was read until memory ran out (`plan`
+    hung); a symlink loop was exit 3, "a bug"."""
+    directory = _stored_state(tmp_path)
+    state = directory / "s96.state"
+    state.unlink()
+    if shape == "directory":
+        state.mkdir(mode=0o700)
+    elif shape == "dev-zero":
+        state.symlink_to("/dev/zero")
+    elif shape == "fifo":
+        os.mkfifo(state, 0o600)  # opening one with no writer must not block
+    else:
+        state.symlink_to(directory / "loop")
+        (directory / "loop").symlink_to(state)
+    for action in ("load", "rekey"):
+        store = StateStore(tmp_path, "s96", environ={})
+        with pytest.raises(StateError) as raised:
+            store.load() if action == "load" else store.rekey("n" * 20)
+        message = str(raised.value)
+        assert f"state file {state}" in message, message
+        assert "restore" in message or "cannot be read" in message, message
+
+
+def test_applier_plan__a_state_key_loop_is_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.s96.yaml").write_text(BASE)
+    directory = _stored_state(tmp_path)
+    key = directory / "state.key"
+    key.unlink()
+    key.symlink_to(directory / "loop")
+    (directory / "loop").symlink_to(key)
+    code, text = _run(
+        lambda: apply.main(["plan", "--stack", "s96", "--project-dir", str(tmp_path)])
+    )
+    assert code == 2, text
+    assert "does not handle" not in text
