@@ -403,8 +403,15 @@ def _ttl(query: bytes) -> int | None:
     values = params.get("ttl")
     if not values:
         return None
-    raw = values[0]
-    if raw.isascii() and raw.isdigit() and 0 < int(raw) <= MAX_TTL_SECONDS:
+    raw = values[0].lstrip("0") or "0"
+    # At most as many digits as MAX_TTL_SECONDS: int() refuses more than 4300 with a
+    # ValueError, which answered 500 "internal error".
+    if (
+        raw.isascii()
+        and raw.isdigit()
+        and len(raw) <= len(str(MAX_TTL_SECONDS))
+        and 0 < int(raw) <= MAX_TTL_SECONDS
+    ):
         return int(raw)
     raise Reply(
         HTTPStatus.BAD_REQUEST, f"ttl must be a whole number of seconds from 1 to {MAX_TTL_SECONDS}"

@@ -336,3 +336,18 @@ def test_applier_plan__a_state_key_loop_is_exit_2(tmp_path: Path) -> None:
     )
     assert code == 2, text
     assert "does not handle" not in text
+
+
+# -- the HTTP API's ?ttl= ----------------------------------------------------------------------
+
+
+def test_http_api__a_ttl_of_thousands_of_digits_is_400_not_500() -> None:
+    """`PUT /cache/k?ttl=999...` (5000 digits) answered 500 "internal error" and logged
+    event=http_failure error=ValueError: int() refuses more than 4300 digits. Leading zeros
+    still count for nothing, as `ttl=0060` always has."""
+    from secure_cache import http_api  # noqa: PLC0415 - the server's modules
+
+    with pytest.raises(http_api.Reply) as raised:
+        http_api._ttl(b"ttl=" + b"9" * 5000)
+    assert raised.value.status == 400
+    assert http_api._ttl(b"ttl=" + b"0" * 5000 + b"60") == 60
