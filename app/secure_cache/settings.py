@@ -112,6 +112,11 @@ DEFAULT_HTTP_BODY_TIMEOUT_S: Final = 15
 DEFAULT_HTTP_STALL_TIMEOUT_S: Final = 10
 DEFAULT_HTTP_ALLOWED_HOSTS: Final = ("localhost", "127.0.0.1", "[::1]")
 MIN_API_TOKEN_LENGTH: Final = 32
+# Redis refuses an argument over 16 KiB from a client that has not authenticated yet
+# (AUTH's user and password): 70000 characters were exit 5 with no reason, 100000 a
+# ResponseError traceback. The stack's are far shorter (passwordLength is at most 512).
+MAX_CREDENTIAL_CHARS: Final = 1024
+_CREDENTIAL_WHY: Final = "are accepted (Redis refuses an unauthenticated argument over 16 KiB)"
 _HOST_NAME_RE: Final = re.compile(
     r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)$"
 )
@@ -397,6 +402,12 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     host, port, db = _redis_url(env, problems)
     username = _username(env, problems)
     password = _secret(env, "REDIS_PASSWORD", problems, required=True)
+    if password is not None and len(password) > MAX_CREDENTIAL_CHARS:
+        problems.append(
+            f"REDIS_PASSWORD is {len(password)} characters; at most {MAX_CREDENTIAL_CHARS} "
+            f"{_CREDENTIAL_WHY}; use the password generated for this stack."
+        )
+        password = None
     if password is not None and environment is not None:
         minimum = MIN_PASSWORD_LENGTH[environment]
         if len(password) < minimum:
@@ -561,6 +572,12 @@ def _username(env: Mapping[str, str], problems: list[str]) -> str | None:
     if not username:
         problems.append(
             "REDIS_USERNAME is not set; set it to the application's ACL user (e.g. app)."
+        )
+        return None
+    if len(username) > MAX_CREDENTIAL_CHARS:
+        problems.append(
+            f"REDIS_USERNAME is {len(username)} characters; at most {MAX_CREDENTIAL_CHARS} "
+            f"{_CREDENTIAL_WHY}; set it to the application's ACL user (e.g. app)."
         )
         return None
     if username == "default":

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -351,3 +352,45 @@ def test_http_api__a_ttl_of_thousands_of_digits_is_400_not_500() -> None:
         http_api._ttl(b"ttl=" + b"9" * 5000)
     assert raised.value.status == 400
     assert http_api._ttl(b"ttl=" + b"0" * 5000 + b"60") == 60
+
+
+# -- lengths Redis refuses before AUTH, and an endless stdin -----------------------------------
+
+
+@pytest.mark.parametrize("name", ["REDIS_USERNAME", "REDIS_PASSWORD"])
+def test_cache_settings__a_user_or_password_redis_refuses_unread_is_named(name: str) -> None:
+    """Redis refuses an argument over 16 KiB from a client that has not authenticated: a
+    70000-character REDIS_USERNAME was exit 5 "redis refused the command (see the event line
+    above)" with an event line that said nothing more, and 100000 characters a
+    ResponseError traceback ("Protocol error: unauthenticated bulk length")."""
+    value = "u" * 70_000 if name == "REDIS_USERNAME" else SECRET * 2000
+    with pytest.raises(ConfigurationError) as raised:
+        load_cache_settings({**CACHE_ENV, "REDIS_URL": "rediss://redis:6380", name: value})
+    message = str(raised.value)
+    assert f"{name} is {len(value)} characters; at most 1024" in message, message
+    assert SECRET not in message
+    assert "u" * 100 not in message
+
+
+def test_cache_cli__set_from_an_endless_stdin_stops_at_the_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`secure-cache set k < /dev/zero` read until memory ran out (killed by a 20 s timeout
+    by hand). stdin is now read up to the largest value Redis stores (proto-max-bulk-len's
+    default, 512 MiB; 64 bytes here) and refused beyond, with nothing stored."""
+
+    class Never:
+        backend = "redis"
+
+        def set(self, *_args: object) -> None:
+            raise AssertionError("nothing is stored")
+
+    class Stdin:
+        buffer = io.BytesIO(b"\0" * 65)
+
+    monkeypatch.setattr(cli, "MAX_STDIN_VALUE_BYTES", 64)
+    monkeypatch.setattr(sys, "stdin", Stdin())
+    args = cli._parser("secure-cache").parse_args(["set", "k"])
+    code, text = _run(lambda: cli._set(Never(), args))  # type: ignore[arg-type]
+    assert code == 2, text
+    assert "stdin holds more than 64 bytes" in text, text
