@@ -394,3 +394,39 @@ def test_cache_cli__set_from_an_endless_stdin_stops_at_the_bound(
     code, text = _run(lambda: cli._set(Never(), args))  # type: ignore[arg-type]
     assert code == 2, text
     assert "stdin holds more than 64 bytes" in text, text
+
+
+# -- scripts with no docker on PATH ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("script", "code"), [("status.sh", 3), ("teardown.sh", 1)])
+def test_scripts__no_docker_on_path_is_said_so_not_engine_down(
+    tmp_path: Path, script: str, code: int
+) -> None:
+    """With PATH lacking the docker command, the scripts said "the Docker engine is not
+    reachable (docker info failed); start it with scripts/bootstrap.sh" (the engine may be
+    running; the fix is PATH)."""
+    import shutil  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+
+    repo = Path(__file__).resolve().parents[2]
+    shutil.copytree(repo / "scripts", tmp_path / "scripts")
+    (tmp_path / "Pulumi.s96.yaml").write_text(BASE)
+    venv_python = tmp_path / ".venv" / "bin" / "python"
+    venv_python.parent.mkdir(parents=True)
+    venv_python.write_text("#!/bin/sh\nexit 0\n")
+    venv_python.chmod(0o755)
+    tools = tmp_path / "bin"  # what the scripts use before they look for docker, and no docker
+    tools.mkdir()
+    for tool in ("bash", "env", "dirname", "awk", "find", "sed", "sort", "paste", "id", "cat"):
+        found = shutil.which(tool)
+        assert found, tool
+        (tools / tool).symlink_to(found)
+    done = subprocess.run(
+        [str(tools / "bash"), str(tmp_path / "scripts" / script), "s96"],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={"PATH": str(tools), "LANG": "C"},
+    )  # fmt: skip
+    assert done.returncode == code, done.stderr
+    assert "the docker command is not on PATH" in done.stderr, done.stderr
+    assert "not reachable" not in done.stderr, done.stderr
