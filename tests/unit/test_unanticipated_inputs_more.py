@@ -430,3 +430,30 @@ def test_scripts__no_docker_on_path_is_said_so_not_engine_down(
     assert done.returncode == code, done.stderr
     assert "the docker command is not on PATH" in done.stderr, done.stderr
     assert "not reachable" not in done.stderr, done.stderr
+
+
+# -- stack_config set on a full or read-only file system ---------------------------------------
+
+
+@pytest.mark.parametrize("fails", ["temporary", "replace"])
+def test_stack_config_set__a_write_the_file_system_refuses_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fails: str
+) -> None:
+    """On a full tmpfs (ENOSPC) or a directory it may not write (EACCES, as nobody), `set`
+    ended in an OSError traceback (exit 1). The file is left as it was, no temporary behind."""
+    import errno  # noqa: PLC0415
+
+    (tmp_path / "Pulumi.s96.yaml").write_text(BASE)
+
+    def no_space(*_args: object, **_kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    name = "tempfile.NamedTemporaryFile" if fails == "temporary" else "os.replace"
+    monkeypatch.setattr(name, no_space)
+    argv = ["set", "--stack", "s96", "--project-dir", str(tmp_path), "appMemoryMb", "300"]
+    code, text = _run(lambda: stack_config.main(argv))
+    assert code == 2, text
+    assert "Pulumi.s96.yaml could not be written (No space left on device)" in text, text
+    assert "nothing was changed" in text
+    assert (tmp_path / "Pulumi.s96.yaml").read_text() == BASE
+    assert [p.name for p in tmp_path.iterdir()] == ["Pulumi.s96.yaml"]
