@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 import sys
 import time
 import uuid
@@ -869,7 +871,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_settings(args.stack, load_stack_file(args.stack))
-        before = json.loads(args.before.read_text()) if args.before else None
+        before = read_snapshot(args.before, args.stack) if args.before else None
         if args.action in ("unfinished", "guard") and before is not None:
             return _of_snapshot(args.action, args.stack, args.kind, before)
         # Under `pulumi up` the local applier's state, if any, is not what deployed the stack:
@@ -904,6 +906,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, OSError, ValueError) as exc:
         print(f"rotation_probe: error: {exc}", file=sys.stderr)
         return 2
+
+
+# Keys every snapshot holds (snapshot_of) that the actions reading one use first.
+_SNAPSHOT_KEYS: Final = ("containers", "server_issuer", "previous_key_ids")
+# A snapshot is a few KiB; reading a wrong --before whole (/dev/zero) never ended.
+_MAX_SNAPSHOT_BYTES: Final = 4 << 20
+
+
+def read_snapshot(path: Path, stack: str) -> dict[str, Any]:
+    """The snapshot in `path` (`snapshot`'s output), or ValueError with the fix: `{}` or `[]`
+    were KeyError/TypeError tracebacks, /dev/zero was read until memory ran out."""
+    again = (
+        f"take one with `python -m infra.rotation_probe snapshot --stack {stack} > FILE` "
+        "(scripts/rotate.sh does)"
+    )
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise ValueError(f"--before {path} is not a regular file; {again}")
+            data = handle.read(_MAX_SNAPSHOT_BYTES + 1)
+    except OSError as exc:
+        raise ValueError(f"--before {path} cannot be read ({exc.strerror}); {again}") from None
+    try:
+        before = json.loads(data) if len(data) <= _MAX_SNAPSHOT_BYTES else None
+    except ValueError:  # not JSON, not UTF-8
+        before = None
+    if not isinstance(before, dict) or any(k not in before for k in _SNAPSHOT_KEYS):
+        raise ValueError(f"--before {path} is not a snapshot of this version; {again}")
+    return before
 
 
 def _of_snapshot(action: str, stack: str, kind: str | None, before: dict[str, Any]) -> int:

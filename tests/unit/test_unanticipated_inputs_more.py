@@ -457,3 +457,42 @@ def test_stack_config_set__a_write_the_file_system_refuses_is_one_line(
     assert "nothing was changed" in text
     assert (tmp_path / "Pulumi.s96.yaml").read_text() == BASE
     assert [p.name for p in tmp_path.iterdir()] == ["Pulumi.s96.yaml"]
+
+
+# -- rotation_probe --before ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("{}", "is not a snapshot"),
+        ("[]", "is not a snapshot"),
+        ("not json", "is not a snapshot"),
+        (None, "cannot be read (Is a directory)"),
+        ("/dev/zero", "is not a regular file"),
+    ],
+    ids=["empty-object", "list", "not-json", "directory", "dev-zero"],
+)
+def test_rotation_probe__a_before_file_that_is_no_snapshot_is_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str | None, expected: str
+) -> None:
+    """`guard`/`unfinished` with --before holding `{}` or `[]` were KeyError/TypeError
+    tracebacks (exit 1); `report --before /dev/zero` read until memory ran out (killed by a
+    60 s timeout by hand); a directory was "[Errno 21] Is a directory" with no fix."""
+    from infra import rotation_probe  # noqa: PLC0415
+
+    (tmp_path / "Pulumi.s96.yaml").write_text(BASE)
+    monkeypatch.setattr(rotation_probe, "load_stack_file", lambda s: load_stack_file(s, tmp_path))
+    before = tmp_path / "before.json"
+    if content is None:
+        before.mkdir()
+    elif content == "/dev/zero":
+        before.symlink_to("/dev/zero")
+    else:
+        before.write_text(content)
+    for action in ("guard", "unfinished"):
+        argv = [action, "--stack", "s96", "--before", str(before)]
+        code, text = _run(lambda: rotation_probe.main(argv))  # noqa: B023 - run at once
+        assert code == 2, text
+        assert f"--before {before} {expected}" in text, text
+        assert "rotation_probe snapshot" in text, text
