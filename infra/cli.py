@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any, NoReturn
 
 
@@ -56,4 +57,20 @@ class OneLineParser(argparse.ArgumentParser):
         print(f"{self.prog}: {level}: {message}", file=sys.stderr)
 
 
-__all__ = ["OneLineParser"]
+def project_dir(text: str) -> Path:
+    """A --project-dir value. An empty one (`--project-dir "$DIR"` with DIR unset) was the
+    current directory, where leaving the option out means this checkout; a file was "no
+    Pulumi.S.yaml in it"."""
+    if not text:
+        raise argparse.ArgumentTypeError(
+            "is empty; give the checkout's directory, or leave the option out for this one"
+        )
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a directory; give the checkout that holds Pulumi.<stack>.yaml"
+        )
+    return path
+
+
+__all__ = ["OneLineParser", "project_dir"]

@@ -22,7 +22,7 @@ from typing import Final
 
 import yaml
 
-from infra.cli import OneLineParser
+from infra.cli import OneLineParser, project_dir
 from infra.profiles import PROFILES, SETTING_KEYS
 from infra.settings import (
     NAMESPACE,
@@ -145,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--stack", required=True, help="stack name, e.g. dev or prod")
     parser.add_argument(
         "--project-dir",
-        type=Path,
+        type=project_dir,
         default=REPO_ROOT,
         help="where Pulumi.<stack>.yaml is (default: the repository)",
     )

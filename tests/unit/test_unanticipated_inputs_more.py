@@ -496,3 +496,23 @@ def test_rotation_probe__a_before_file_that_is_no_snapshot_is_exit_2(
         assert code == 2, text
         assert f"--before {before} {expected}" in text, text
         assert "rotation_probe snapshot" in text, text
+
+
+# -- --project-dir ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["", "/etc/hostname"], ids=["empty", "a-file"])
+@pytest.mark.parametrize("command", ["apply", "stack_config"])
+def test_project_dir__empty_or_a_file_is_refused(value: str, command: str) -> None:
+    """`--project-dir ""` (an unset variable) was the current directory, where the default is
+    this checkout: `down --stack S --project-dir "$DIR"` acted on whatever checkout the shell
+    stood in. A file was "Pulumi.S.yaml does not exist in /etc/hostname"."""
+    if command == "apply":
+        argv = ["plan", "--stack", "s96", f"--project-dir={value}"]
+        code, text = _run(lambda: apply.main(argv))
+    else:
+        argv = ["get", "--stack", "s96", f"--project-dir={value}", "appHostPort"]
+        code, text = _run(lambda: stack_config.main(argv))
+    assert code == 2, text
+    assert "argument --project-dir:" in text, text
+    assert ("is empty" if not value else "is not a directory") in text, text
