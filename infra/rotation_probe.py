@@ -871,7 +871,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_settings(args.stack, load_stack_file(args.stack))
-        before = read_snapshot(args.before, args.stack) if args.before else None
+        before = read_snapshot(args.before, args.stack, args.action) if args.before else None
         if args.action in ("unfinished", "guard") and before is not None:
             return _of_snapshot(args.action, args.stack, args.kind, before)
         # Under `pulumi up` the local applier's state, if any, is not what deployed the stack:
@@ -908,13 +908,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-# Keys every snapshot holds (snapshot_of) that the actions reading one use first.
-_SNAPSHOT_KEYS: Final = ("containers", "server_issuer", "previous_key_ids")
+# Keys every snapshot holds (snapshot_of) that each action reading one uses: `unfinished`
+# reads these four (a partial snapshot of them is enough: tests/unit/test_operator_imports.py),
+# `guard` the server's issuer, `wait` and `report` compare whole snapshots.
+_UNFINISHED_KEYS: Final = ("previous_key_ids", "acl", "redis_trusts", "app_trusts")
+_SNAPSHOT_KEYS: Final = {
+    "unfinished": _UNFINISHED_KEYS,
+    "guard": ("server_issuer",),
+    "wait": ("containers", "server_issuer", *_UNFINISHED_KEYS),
+    "report": ("containers", "server_issuer", *_UNFINISHED_KEYS),
+}
 # A snapshot is a few KiB; reading a wrong --before whole (/dev/zero) never ended.
 _MAX_SNAPSHOT_BYTES: Final = 4 << 20
 
 
-def read_snapshot(path: Path, stack: str) -> dict[str, Any]:
+def read_snapshot(path: Path, stack: str, action: str) -> dict[str, Any]:
     """The snapshot in `path` (`snapshot`'s output), or ValueError with the fix: `{}` or `[]`
     were KeyError/TypeError tracebacks, /dev/zero was read until memory ran out."""
     again = (
@@ -933,7 +941,8 @@ def read_snapshot(path: Path, stack: str) -> dict[str, Any]:
         before = json.loads(data) if len(data) <= _MAX_SNAPSHOT_BYTES else None
     except ValueError:  # not JSON, not UTF-8
         before = None
-    if not isinstance(before, dict) or any(k not in before for k in _SNAPSHOT_KEYS):
+    needed = _SNAPSHOT_KEYS.get(action, ())
+    if not isinstance(before, dict) or any(k not in before for k in needed):
         raise ValueError(f"--before {path} is not a snapshot of this version; {again}")
     return before
 
