@@ -62,13 +62,14 @@ if __name__ == "__main__":
 
 import datetime as dt  # noqa: E402 - after the handler above: these take seconds to load
 import time  # noqa: E402
-from collections.abc import Iterator, Sequence  # noqa: E402
+from collections.abc import Iterator, Mapping, Sequence  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import TYPE_CHECKING  # noqa: E402
 
 from infra.applier.diff import docker_changes, summary  # noqa: E402
 from infra.applier.diff import unfinished as left_unfinished  # noqa: E402
+from infra.applier.drift import Drift  # noqa: E402
 from infra.applier.errors import (  # noqa: E402
     ApplyError,
     BuildInputError,
@@ -383,7 +384,8 @@ def _plan_or_up(action: str, stack: str, project_dir: Path, store: StateStore) -
     if (refused := _retire_refusal(rendered, state, applier)) is not None:
         raise ReloadNotTaken(refused)
     previous = state or StackState(stack)
-    changes = _all_changes(rendered, plan, state, applier.missing(plan, previous))
+    missing = applier.missing(plan, previous)
+    changes = _all_changes(rendered, plan, state, missing, applier.drifted(plan, previous, missing))
     _print_changes(changes, plan, full=False)
     new_state = _with_dynamic(previous, rendered)
     store.save(new_state)
@@ -392,6 +394,8 @@ def _plan_or_up(action: str, stack: str, project_dir: Path, store: StateStore) -
     say(f"stack {stack} is up: {summary(changes, done=True, kept=set(applied.kept))}")
     if (unfinished := unfinished_rotation(new_state)) is not None:
         say(unfinished)
+    for line in applier.strangers(plan):
+        say(f"warning: {line}")
     if (engine := _live_restore_warning(applier)) is not None:
         say(engine)
 
@@ -421,9 +425,7 @@ def _retire_refusal(
         # This up's own state, read under its lock: the containers the last up made (an up
         # that replaced the app recorded its successor), so the probe need not read it again.
         found = rotation_probe.Recorded.of(state, stack)
-        probe = rotation_probe.Probe(
-            stack, rendered.settings.redis_port, recorded=found.images, containers=found.containers
-        )
+        probe = rotation_probe.Probe(stack, rendered.settings.redis_port, recorded=found)
         issuer = probe.served_issuer(found.images[Role.APP])
     except rotation_probe.NotTrusted as exc:
         return str(exc)  # the container found is not the stack's: the line says what to do
@@ -530,7 +532,11 @@ def _render(stack: str, root: Path, state: StackState | None) -> RenderedStack:
 
 
 def _all_changes(
-    rendered: RenderedStack, plan: Plan, state: StackState | None, missing: frozenset[str]
+    rendered: RenderedStack,
+    plan: Plan,
+    state: StackState | None,
+    missing: frozenset[str],
+    drifted: Mapping[str, Drift] | None = None,
 ) -> list[Change]:
     """Dynamic resources (decided by their providers during the render), then Docker objects."""
     resources = state.resources if state else {}
@@ -541,7 +547,7 @@ def _all_changes(
         for urn, r in resources.items()
         if r.type.startswith(DYNAMIC_PREFIX) and urn not in declared
     ]
-    return [*dynamic, *dropped, *docker_changes(plan, resources, missing)]
+    return [*dynamic, *dropped, *docker_changes(plan, resources, missing, drifted)]
 
 
 def _with_dynamic(previous: StackState, rendered: RenderedStack) -> StackState:

@@ -36,7 +36,7 @@ from pulumi.runtime.proto import resource_pb2
 
 from infra.changes import Change, Op
 from infra.proppath import PropPath
-from infra.providers._common import PROVIDER_KEY
+from infra.providers._common import PROVIDER_KEY, ChangeRefused
 from infra.pulumi_internals import SECRET_SIG as _SECRET_SIG
 from infra.pulumi_internals import SECRET_SIG_KEY as _SIG_KEY
 from infra.pulumi_internals import ensure_event_loop as _ensure_event_loop
@@ -228,7 +228,10 @@ def _dynamic(type_: str, name: str, props: dict[str, Any], prior: Prior | None) 
     if prior is None:
         created = provider.create(inputs)
         return _Lifecycle(created.id, inputs, dict(created.outs or {}), Op.CREATE, ())
-    diff = provider.diff(prior.id, dict(prior.outputs), inputs)
+    try:
+        diff = provider.diff(prior.id, dict(prior.outputs), inputs)
+    except ChangeRefused as refused:
+        raise RenderError(f"{type_} {name}: {refused}") from None
     changed_inputs = sorted(
         k for k in set(inputs) | set(prior.inputs) if _differs(prior, inputs, k)
     )

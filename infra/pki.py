@@ -91,8 +91,12 @@ def create_ca(
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
+            # Certificates and CRLs only. With digitalSignature and no extended key usage,
+            # OpenSSL let the CA's own certificate and key through as a TLS client (Redis
+            # answered; attack pass of 2026-12-03, tests/integration/
+            # test_tls_client_certificates.py): a connection naming no identity.
             x509.KeyUsage(
-                digital_signature=True,
+                digital_signature=False,
                 content_commitment=False,
                 key_encipherment=False,
                 data_encipherment=False,

@@ -204,6 +204,21 @@ def recorded_state(stack: str, project_dir: Path = REPO_ROOT) -> Recorded | None
     return None if state is None else Recorded.of(state, stack)
 
 
+# The exit code of `snapshot` while an up of the stack runs (applier_busy).
+BUSY: Final = 4
+
+
+def applier_busy(stack: str, project_dir: Path = REPO_ROOT) -> str | None:
+    """Why rotate.sh must not start a step now, or None: an `up` (or `down`, `rekey`) of the
+    stack is running. Its containers are being replaced under the probe's eyes (found on s90,
+    2026-12-03: rotate.sh during an `up` raised the setting, then its probe met the app that
+    up had just removed and printed Docker's bare 404 with the container's ID, and the step's
+    own `up` would have been refused by the lock)."""
+    from infra.applier.state import StateStore  # noqa: PLC0415
+
+    return StateStore(project_dir, stack).busy(f"scripts/rotate.sh {stack}")
+
+
 def _short_id(image_id: str) -> str:
     """An image ID as `docker images` shows it (12 hex digits)."""
     return image_id.removeprefix("sha256:")[:12] or "(none)"
@@ -359,8 +374,7 @@ class Probe:
         stack: str,
         port: int,
         engine_timeout: float = ENGINE_TIMEOUT_S,
-        recorded: Mapping[Role, str | None] | None = None,
-        containers: Mapping[Role, str | None] | None = None,
+        recorded: Recorded | None = None,
         reread: Callable[[], Recorded | None] | None = None,
     ) -> None:
         import docker  # noqa: PLC0415 - the pure helpers above need no Docker
@@ -378,12 +392,11 @@ class Probe:
         self.served_timeout = engine_timeout
         # What snapshot() trusts: the containers labelled as this stack's Redis and app, and,
         # when the stack has a local applier's state (recorded_state), running the images it
-        # records. None: no such state (a stack `pulumi up` deployed keeps its own), labels only.
-        self.recorded = recorded
-        # And, where the state records one (not an unfinished record: that has no image and
+        # records and, where it records one (not an unfinished record: that has no image and
         # is refused on that ground), only the very container it records: a look-alike can
-        # copy the labels, the image, and the mounts `_beside` copies, not the ID.
-        self.containers = containers or {}
+        # copy the labels, the image, and the mounts `_beside` copies, not the ID. None: no
+        # such state (a stack `pulumi up` deployed keeps its own), labels only.
+        self.recorded = recorded
         # Reads the state again (recorded_state): an up replaces containers (a new ID each
         # time) and records the successor, so a container found to differ from what was read
         # before is judged by the state as it is at that moment, not by an older read.
@@ -429,14 +442,39 @@ class Probe:
         asked (`_trusted`), each by the ID that was checked, so that no container put in
         its place meanwhile answers: scripts/rotate.sh decides from this whether an up may
         retire a CA (`guard`) and whether a step took (`wait`, `report`)."""
-        redis = self._trusted(self.redis, Role.REDIS)
-        app = self._trusted(self.app, Role.APP)
+        redis = self._running(self._trusted(self.redis, Role.REDIS))
+        app = self._running(self._trusted(self.app, Role.APP))
         redis_files = self._files(self.redis, REDIS_FILES, redis["Id"])
         facts = read_app_facts(
             self.app, self._exec(self.app, app_facts_command(REDIS_ALIAS, self.port), app["Id"])
         )
         containers = {"redis": _identity(redis), "app": _identity(app)}
         return snapshot_of(containers, redis_files, facts)
+
+    def _running(self, found: dict[str, Any]) -> dict[str, Any]:
+        """`found` (the stack's own container, inspected) when it runs; else ProbeError with
+        the way on. Before, the exec into it failed with Docker's bare `409 ... Conflict
+        (Container <id> is not running)` under rotate.sh's "Not deployed" advice (found on
+        s91, 2026-12-03: Redis stopped with `docker kill`, which its on-failure restart
+        policy does not undo)."""
+        state, name = found.get("State") or {}, str(found.get("Name", "")).lstrip("/")
+        if state.get("Running") and not state.get("Paused"):
+            return found
+        if state.get("Paused"):
+            return self._unusable(name, "is paused", f"`docker unpause {name}`")
+        how = f"exited {state.get('ExitCode')} at {str(state.get('FinishedAt'))[:19]}"
+        way = (
+            f"`python -m infra.apply up --stack {self.stack}` (or `pulumi up --refresh --stack "
+            f"{self.stack}`) makes it again with its volumes, so cached data written to Redis's "
+            "append-only file is kept"
+        )
+        return self._unusable(name, f"is not running ({how})", way)
+
+    def _unusable(self, name: str, what: str, way: str) -> dict[str, Any]:
+        raise ProbeError(
+            f"{name} {what}, so nothing can be asked of it; nothing was changed. {way}, then "
+            "run the rotation again"
+        )
 
     def _trusted(self, name: str, role: Role) -> dict[str, Any]:
         """The `docker inspect` of the container `name`, once it is this stack's `role`: its
@@ -459,16 +497,14 @@ class Probe:
             if again:
                 if self.reread is None:
                     break
-                now = self.reread()
-                self.recorded = None if now is None else now.images
-                self.containers = {} if now is None else now.containers
-            image = None if self.recorded is None else self.recorded.get(role)
+                self.recorded = self.reread()
+            recorded = self.recorded
             why = self._not_ours(
                 found,
                 role,
-                image,
-                labels_only=self.recorded is None,
-                container=self.containers.get(role),
+                None if recorded is None else recorded.images.get(role),
+                labels_only=recorded is None,
+                container=None if recorded is None else recorded.containers.get(role),
             )
             if why is None:
                 return None
@@ -515,7 +551,7 @@ class Probe:
         # Only the stack's own app is trusted to show what Redis serves: whatever else holds
         # its name (made by hand, another account, another stack) could print any certificate,
         # and a wrong one here retires a CA Redis still serves (retire_refusal).
-        ours = self.containers.get(Role.APP)
+        ours = None if self.recorded is None else self.recorded.containers.get(Role.APP)
         why = self._not_ours(app.attrs, Role.APP, app_image, container=ours)
         if why is not None:
             raise NotTrusted(self._untrusted(self.app, why))
@@ -878,17 +914,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         # its images would refuse the stack's own containers, so it is read only when asked.
         # Read now, and again when a container differs from it (Probe.reread): the state as
         # it is at the moment of each look, after whatever up replaced a container meanwhile.
-        found = recorded_state(args.stack) if args.applier_state else None
         probe = Probe(
             args.stack,
             settings.redis_port,
-            recorded=None if found is None else found.images,
-            containers=None if found is None else found.containers,
+            recorded=recorded_state(args.stack) if args.applier_state else None,
             reread=(lambda: recorded_state(args.stack)) if args.applier_state else None,
         )
         if args.action == "snapshot":
-            print(json.dumps(probe.snapshot()))
-            return 0
+            return _snapshot(probe, args.stack, args.applier_state)
         if before is None:
             parser.error(f"{args.action} needs --before")
         if args.action == "wait":
@@ -945,6 +978,16 @@ def read_snapshot(path: Path, stack: str, action: str) -> dict[str, Any]:
     if not isinstance(before, dict) or any(k not in before for k in needed):
         raise ValueError(f"--before {path} is not a snapshot of this version; {again}")
     return before
+
+
+def _snapshot(probe: Probe, stack: str, applier_state: bool) -> int:
+    """Print the snapshot; exit 4 (BUSY) instead, with the holder's line, while an up of the
+    stack runs: nothing is wrong with the stack, and rotate.sh says only that line."""
+    if applier_state and (busy := applier_busy(stack)) is not None:
+        print(f"rotation_probe: error: {busy}", file=sys.stderr)
+        return BUSY
+    print(json.dumps(probe.snapshot()))
+    return 0
 
 
 def _of_snapshot(action: str, stack: str, kind: str | None, before: dict[str, Any]) -> int:

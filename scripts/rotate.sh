@@ -84,21 +84,47 @@ unobservable() { # the probe could not look at the stack; it said why on the lin
     die "stack $stack could not be observed (see the line above); nothing was changed by this step. Not deployed: scripts/setup-secure-redis.sh $stack. Deployed: scripts/status.sh $stack says what answers; a Redis at maxclients refuses every new connection (the exporter's redis_rejected_connections_total counts them)"
 }
 
+# The setting the last bump raised, and its value before, until the up that applies it runs:
+# a step refused before its up (an up of someone else running, the guard) puts it back, so
+# "nothing was changed" holds for Pulumi.STACK.yaml too and the next plain up does not start
+# the rotation unchecked.
+raised_key=""
+raised_from=""
+
+unraise() { # put back the setting the last bump raised, when its up never ran
+    [ -n "$raised_key" ] || return 0
+    config_set "$raised_key" "$raised_from"
+    raised_key=""
+}
+
+snapshot_failed() { # snapshot_failed CODE: a step's snapshot failed, before its up
+    unraise
+    # 4: an up of the stack is running (the probe's line names it); else the stack is unwell.
+    [ "$1" -ne 4 ] || die "nothing was changed by this step (see the line above)"
+    unobservable
+}
+
 up() { # up WHY: one up of the program, then wait until every consumer uses the result
     local start
     start="$(now_ms)"
     log "up ($1) with $deployer"
-    probe snapshot >"$work/step.json" || unobservable
+    probe snapshot >"$work/step.json" || snapshot_failed $?
     # Redis serving another CA's certificate than its volume's issuer: a promote whose TLS
     # reload did not take, so this up (the retire step) would lock the reload job out. The
     # probe's line says what to run; the local applier asks the same before its up.
-    probe guard --before "$work/step.json" || die "nothing was changed by this step (see the line above)"
+    probe guard --before "$work/step.json" || { unraise; die "nothing was changed by this step (see the line above)"; }
     if pulumi_ready; then
+        raised_key=""
         pulumi up --yes --non-interactive --skip-preview --policy-pack policies --stack "$stack" \
             || die "pulumi up failed; the stack keeps what it had (see above)"
     else
-        "$PY" -m infra.apply up --stack "$stack" \
-            || die "the local applier failed; the stack keeps what it had (see above)"
+        local code=0
+        "$PY" -m infra.apply up --stack "$stack" || code=$?
+        # Exit 2 is a refusal before anything changed (README, "The local applier"): the
+        # stack's lock held by another up, among others.
+        [ "$code" -ne 2 ] || unraise
+        raised_key=""
+        [ "$code" -eq 0 ] || die "the local applier failed; the stack keeps what it had (see above)"
     fi
     probe wait --before "$work/step.json" \
         || die "the consumers did not all switch to the new material (see above)"
@@ -109,6 +135,8 @@ bump() { # bump KEY: raise an integer setting by one
     local current
     current="$(config_get "$1")" || die "cannot read secure-redis:$1 of stack $stack"
     config_set "$1" "$((current + 1))"
+    raised_key="$1"
+    raised_from="$current"
 }
 
 rotate_certs() {
@@ -214,7 +242,7 @@ retire_api_token() {
 
 total="$(now_ms)"
 log "stack $stack: rotating $kind in place with $deployer"
-probe snapshot >"$work/before.json" || unobservable
+probe snapshot >"$work/before.json" || snapshot_failed $?
 case "$kind" in
     certs) rotate_certs ;;
     passwords) rotate_passwords ;;

@@ -41,6 +41,26 @@ CERTIFICATES: Final = (
 _CONSUMER: Final = "# consumer "
 _TRUSTED: Final = "# trusted "
 _LIVE_RESTORE: Final = "# engine live-restore "
+# status.sh read the containers on the stack's two networks: one `# attached NETWORK NAME
+# STACK-LABEL` line each. Only the program's own containers belong there: the label alone is
+# no proof (a container run from the stack's image inherits the image's stack label).
+_NETWORKS_READ: Final = "# networks read"
+_ATTACHED: Final = "# attached "
+# The suffix of every container the program declares (secure-redis-<stack>-<suffix>); a unit
+# test holds it to the rendered stack (tests/unit/test_status_script.py).
+CONTAINER_SUFFIXES: Final = (
+    "app",
+    "app-init",
+    "redis",
+    "redis-exporter",
+    "redis-exporter-init",
+    "redis-init",
+    "reload-acl",
+    "reload-init",
+    "reload-tls",
+    "rotation",
+    "rotation-init",
+)
 # The exporter's lines status.sh keeps (redis_up, redis_acl_log_*, redis_errors_total), each
 # behind this prefix: its families share names with the app's (certificate expiry), so they
 # are parsed apart.
@@ -103,6 +123,9 @@ class StackStatus:
     """The engine's live-restore, None when status.sh could not read it."""
     redis: RedisView | None = None
     """Redis's ACL LOG and denial counts as the exporter reports them, None when unread."""
+    strangers: tuple[tuple[str, str], ...] | None = None
+    """(network, container) attached to the stack's networks and not labelled as the stack's;
+    None when status.sh could not read the networks."""
 
     @property
     def complete(self) -> bool:
@@ -162,12 +185,19 @@ def redis_view(lines: list[str]) -> RedisView | None:
 def parse(
     text: str,
     consumers: Iterable[str] = CONSUMER_NAMES,
+    *,
+    stack: str = "",
     bundles: Iterable[str] = BUNDLE_NAMES,
 ) -> StackStatus:
+    """`stack`: whose containers belong on its networks (the `# attached` lines)."""
     samples: dict[tuple[str, str], float] = {}
     extra: dict[str, float] = {}
     trusted: dict[str, tuple[float, ...]] = {}
     live_restore = None
+    # Comments to the exposition parser below, which skips them.
+    network_lines = [
+        ln.strip() for ln in text.splitlines() if ln.startswith((_NETWORKS_READ, _ATTACHED))
+    ]
     exposition: list[str] = []
     redis: list[str] = []
     for line in text.splitlines():
@@ -217,6 +247,7 @@ def parse(
         trusted={name: trusted.get(name) for name in bundles},
         live_restore=live_restore,
         redis=redis_view(redis),
+        strangers=_strangers(stack, network_lines) if _NETWORKS_READ in network_lines else None,
     )
 
 
@@ -249,11 +280,35 @@ def render(stack: str, status: StackStatus, now: float) -> list[str]:
     lines.extend(_token_lines(stack, status.previous_tokens))
     lines.extend(_trust_lines(stack, status.trusted))
     lines.extend(_redis_lines(status.redis))
+    lines.append(_strangers_line(status.strangers))
     if status.live_restore is not None:
         from infra.engine_report import live_restore_line  # noqa: PLC0415
 
         lines.append(f"engine {live_restore_line({'LiveRestoreEnabled': status.live_restore})}")
     return lines
+
+
+def _strangers(stack: str, lines: list[str]) -> tuple[tuple[str, str], ...]:
+    ours = {f"secure-redis-{stack}-{suffix}" for suffix in CONTAINER_SUFFIXES}
+    attached = [tuple(ln[len(_ATTACHED) :].split()) for ln in lines if ln.startswith(_ATTACHED)]
+    return tuple(
+        (entry[0], entry[1])
+        for entry in attached
+        if len(entry) >= 2 and (entry[1] not in ours or entry[2:] != (stack,))
+    )
+
+
+def _strangers_line(strangers: tuple[tuple[str, str], ...] | None) -> str:
+    if strangers is None:
+        return "networks: unknown (docker network inspect failed)"
+    if not strangers:
+        return "networks: only the stack's containers are attached"
+    named = ", ".join(f"{name} ({network})" for network, name in strangers)
+    network, name = strangers[0]
+    return (
+        f"not the stack's, attached to its networks: {named}; it reaches the stack's "
+        f"containers there: `docker network disconnect {network} {name}` (or remove it)"
+    )
 
 
 def _token_lines(stack: str, previous: int | None) -> list[str]:
@@ -394,7 +449,7 @@ def main(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
-    status = parse(sys.stdin.read())
+    status = parse(sys.stdin.read(), stack=argv[0])
     for line in render(argv[0], status, dt.datetime.now(dt.UTC).timestamp()):
         print(line)
     return 0 if status.complete else 1

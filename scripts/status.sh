@@ -106,4 +106,22 @@ done < <("$PY" "$ROOT/scripts/stack_status.py" --bundles)
 if live_restore="$(docker info --format '{{json .LiveRestoreEnabled}}' 2>/dev/null)"; then
     collected+=$'\n'"# engine live-restore $live_restore"
 fi
+# Every container on the stack's two networks, with its stack label: stack_status.py names
+# those that are not the program's own (one run there by hand reaches Redis's port from
+# inside, where no host firewall rule applies).
+attached() {
+    local network name
+    for network in "secure-redis-$stack-backend" "secure-redis-$stack-frontend"; do
+        docker network inspect --format '{{range .Containers}}{{.Name}}{{"\n"}}{{end}}' \
+            "$network" >"$errors" 2>&1 || return 1
+        while read -r name; do
+            [ -n "$name" ] || continue
+            printf '# attached %s %s %s\n' "$network" "$name" "$(docker inspect --format \
+                '{{index .Config.Labels "io.secure-redis.stack"}}' "$name" 2>/dev/null)"
+        done <"$errors"
+    done
+}
+if line="$(attached)"; then
+    collected+=$'\n'"# networks read"$'\n'"$line"
+fi
 printf '%s\n' "$collected" | "$PY" "$ROOT/scripts/stack_status.py" "$stack"

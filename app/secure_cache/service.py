@@ -44,6 +44,7 @@ What this module adds to uvicorn, each for a measured gap (tests/integration/tes
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import signal
@@ -69,6 +70,10 @@ HEADER_TIMEOUT_S: Final = 10
 MAX_HEAD_BYTES: Final = 16 * 1024
 # Peers not counted against the connection limit (see the module docstring).
 LOOPBACK: Final = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
+# Where the deployed app's health check connects (infra/components/app.py), so `serve` listens
+# there whatever HTTP_HOST names (listen_addresses).
+HEALTH_CHECK_ADDRESS: Final = "127.0.0.1"
+WILDCARD_V4: Final = "0.0.0.0"  # noqa: S104 - HTTP_HOST may name it (the image's default)
 # Connections closed at the limit are logged at most this often (_OverloadLog).
 OVERLOAD_LOG_INTERVAL_S: Final = COUNTED_LOG_INTERVAL_S
 # The warnings uvicorn's h11 protocol logs for each such request (see the module docstring).
@@ -241,19 +246,41 @@ class GuardedH11Protocol(H11Protocol):
             self.close_waiting()
 
 
-def bind(settings: ServiceSettings) -> socket.socket:
-    """The listening socket, or ServeError naming the address and the fix."""
+def listen_addresses(host: str) -> list[str]:
+    """Where `serve` listens for HTTP_HOST `host`: its address (a name is resolved once, here),
+    and HEALTH_CHECK_ADDRESS beside it unless it is that or the IPv4 wildcard. The deployed app
+    sets HTTP_HOST to a name only its frontend network resolves (infra/components/app.py):
+    with 0.0.0.0 a container on the backend network alone reached the API by the app's
+    backend address (attack pass of 2026-12-03 on s92), while the health check probes
+    loopback. A name that does not resolve raises OSError."""
     try:
-        family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
-        sock = socket.create_server((settings.host, settings.port), family=family, backlog=256)
+        address = str(ipaddress.ip_address(host))
+    except ValueError:
+        address = socket.gethostbyname(host)
+    if address in (WILDCARD_V4, HEALTH_CHECK_ADDRESS):
+        return [address]
+    return [address, HEALTH_CHECK_ADDRESS]
+
+
+def bind(settings: ServiceSettings) -> list[socket.socket]:
+    """The listening sockets (listen_addresses), or ServeError naming the address and the fix."""
+    sockets: list[socket.socket] = []
+    address = settings.host
+    try:
+        for address in listen_addresses(settings.host):
+            family = socket.AF_INET6 if ":" in address else socket.AF_INET
+            sock = socket.create_server((address, settings.port), family=family, backlog=256)
+            sock.set_inheritable(True)
+            sockets.append(sock)
     except OSError as exc:
+        for sock in sockets:
+            sock.close()
         reason = exc.strerror or type(exc).__name__
         raise ServeError(
-            f"cannot listen on {settings.host}:{settings.port} ({reason}); stop what uses that "
+            f"cannot listen on {address}:{settings.port} ({reason}); stop what uses that "
             "port or set HTTP_PORT (and HTTP_HOST) to a free one"
         ) from None
-    sock.set_inheritable(True)
-    return sock
+    return sockets
 
 
 def server_config(app: Any, settings: ServiceSettings) -> uvicorn.Config:
@@ -311,7 +338,7 @@ class _Server(uvicorn.Server):
             GuardedH11Protocol.malformed_log.flush()
 
 
-async def _serve(settings: ServiceSettings, sock: socket.socket) -> None:
+async def _serve(settings: ServiceSettings, sockets: list[socket.socket]) -> None:
     cache_settings = Settings.from_env()
     cache = AsyncSecureCache(cache_settings)
     metrics = cache_metrics(cache, cache_settings, settings)
@@ -319,9 +346,9 @@ async def _serve(settings: ServiceSettings, sock: socket.socket) -> None:
     try:
         api = CacheAPI(cache, settings, metrics)
         server = _Server(server_config(api, settings), api)
-        host, port = sock.getsockname()[:2]
+        host, port = sockets[0].getsockname()[:2]
         logger.info("event=service_started host=%s port=%s backend=%s", host, port, cache.backend)
-        await server.serve(sockets=[sock])
+        await server.serve(sockets=sockets)
     finally:
         await cache.close()
         logger.info("event=service_stopped")
@@ -342,11 +369,12 @@ def serve(settings: ServiceSettings) -> None:
     and it also stops a service still starting (reaching Redis) at once."""
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _stop)
-    sock = bind(settings)
+    sockets = bind(settings)
     try:
-        asyncio.run(_serve(settings, sock))
+        asyncio.run(_serve(settings, sockets))
     finally:
-        sock.close()
+        for sock in sockets:
+            sock.close()
 
 
 __all__ = [
@@ -355,6 +383,7 @@ __all__ = [
     "ServeError",
     "bind",
     "cache_metrics",
+    "listen_addresses",
     "serve",
     "server_config",
 ]

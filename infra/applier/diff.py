@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Final
 
+from infra.applier.drift import Drift, reason
 from infra.applier.plan import Plan
 from infra.applier.state import ResourceState
 from infra.applier.translate import (
@@ -128,11 +129,14 @@ def docker_changes(
     plan: Plan,
     state: Mapping[str, ResourceState],
     missing: frozenset[str] = frozenset(),
+    drifted: Mapping[str, Drift] | None = None,
 ) -> list[Change]:
     """Changes in plan order, then deletions.
 
     `state`: the last `up`'s resources by URN; `missing`: URNs the state has but the Docker
-    engine no longer does (or a mustRun container that stopped), which are created again.
+    engine no longer does (or a mustRun container that stopped), which are created again;
+    `drifted`: containers changed on the engine since (drift.py): updated in place when
+    Docker's update sets every drifted field back, else replaced.
     """
     changes: dict[str, Change] = {}
     for step in plan.steps:
@@ -155,6 +159,8 @@ def docker_changes(
             changes[urn] = Change(urn, kind, name, Op.REPLACE, tuple(paths))
         else:
             changes[urn] = Change(urn, kind, name, Op.SAME)
+        if drifted and (drift := drifted.get(urn)):
+            changes[urn] = _with_drift(changes[urn], drift)
     _replace_dependents(plan, changes)
     planned = {s.urn for s in plan.steps}
     deletions = [
@@ -163,6 +169,15 @@ def docker_changes(
         if r.type in DOCKER_TYPES and urn not in planned
     ]
     return [*changes.values(), *deletions]
+
+
+def _with_drift(change: Change, drift: Drift) -> Change:
+    """A drifted container: updated when it was unchanged or updated and Docker's update
+    restores every drifted field (an update sends every declared limit), else replaced."""
+    if change.op not in (Op.SAME, Op.UPDATE, Op.REPLACE):
+        return change
+    op = Op.REPLACE if drift.replace or change.op is Op.REPLACE else Op.UPDATE
+    return Change(change.urn, change.type, change.name, op, (*change.reasons, reason(drift.fields)))
 
 
 def _replace_dependents(plan: Plan, changes: dict[str, Change]) -> None:

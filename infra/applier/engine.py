@@ -14,7 +14,7 @@ import errno
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -31,6 +31,7 @@ from infra.applier.diff import (
     rebuilt_image_only,
     unfinished,
 )
+from infra.applier.drift import Drift, container_drift, material_drift
 from infra.applier.errors import ApplyError
 from infra.applier.host_conflicts import Held, conflicts, ports_to_probe, user_uid
 from infra.applier.plan import Plan, Step
@@ -52,7 +53,7 @@ from infra.applier.translate import (
     uploads_archive,
 )
 from infra.changes import Change, Op
-from infra.naming import ROLE_LABEL, STACK_LABEL, Role
+from infra.naming import MATERIAL_LABEL, ROLE_LABEL, STACK_LABEL, Role
 
 Say = Callable[[str], None]
 Checkpoint = Callable[[StackState], None]
@@ -182,7 +183,7 @@ class LocalApplier:
         """
         state = state if state is not None else StackState(plan.stack)
         if changes is None:
-            changes = docker_changes(plan, state.resources, self.missing(plan, state))
+            changes = self.changes(plan, state)
         record = _Record(state, checkpoint or (lambda _state: None))
         by_urn = {c.urn: c for c in changes}
         # Networks and volumes an interrupted up recorded before their create (`_create`).
@@ -191,8 +192,23 @@ class LocalApplier:
             for urn, prior in state.resources.items()
             if prior.type in (NETWORK, VOLUME) and prior.outputs.get(INCOMPLETE)
         }
+        self._refuse_shared_network_names(plan, state)
+        # A replaced container's name held by another container than the recorded one: made
+        # again by hand since the last up (engine.py `_remove` removes it when it is labelled
+        # as the stack's); one that is not the stack's is refused here, before any change.
+        replacing = {
+            c.urn: state.resources[c.urn].id
+            for c in changes
+            if c.op is Op.REPLACE
+            and c.type == CONTAINER
+            and c.urn in state.resources
+            and not state.resources[c.urn].outputs.get(INCOMPLETE)  # handled by `_remove`
+        }
         self._refuse_name_clashes(
-            plan, {c.urn for c in changes if c.op is Op.CREATE} | unfinished, unfinished
+            plan,
+            {c.urn for c in changes if c.op is Op.CREATE} | unfinished | set(replacing),
+            unfinished,
+            replacing,
         )
         # Containers replaced only because their image is rebuilt wait for the build: a
         # build giving the same image ID (a checkout moved elsewhere, so the declared context
@@ -339,6 +355,106 @@ class LocalApplier:
         run.record.drop(step.urn)
         return True
 
+    def changes(self, plan: Plan, state: StackState) -> list[Change]:
+        """`docker_changes` of `plan` against `state` and what the engine holds."""
+        missing = self.missing(plan, state)
+        return docker_changes(plan, state.resources, missing, self.drifted(plan, state, missing))
+
+    def drifted(self, plan: Plan, state: StackState, missing: frozenset[str]) -> dict[str, Drift]:
+        """Recorded containers that run with other limits, restart policy, networks or name
+        than declared (changed on the engine since: drift.py), by URN. Compared with the
+        declaration, not the state: a container whose declaration changed is then updated or
+        replaced anyway (diff.py)."""
+        found: dict[str, Drift] = {}
+        for step in plan.steps:
+            prior = state.resources.get(step.urn)
+            if prior is None or step.urn in missing:
+                continue
+            if isinstance(step.spec, ImageSpec):
+                if (tag := self._moved_tag(step.spec, prior)) is not None:
+                    found[step.urn] = Drift(replace=(f"tag {tag} names another image",))
+                continue
+            if not isinstance(step.spec, ContainerSpec):
+                continue
+            with _engine_errors(f"looking up {prior.name}"):
+                try:
+                    inspected = self.api.inspect_container(prior.id)
+                except NotFound:
+                    continue  # removed since missing() looked: the next up makes it
+            drift = container_drift(step.spec, inspected)
+            if material := self._material_drift(step.spec, inspected):
+                drift = Drift(drift.updatable, (*drift.replace, *material))
+            if drift:
+                found[step.urn] = drift
+        return found
+
+    def _material_drift(self, spec: ContainerSpec, inspected: Mapping[str, Any]) -> tuple[str, ...]:
+        """A material initialiser's volume against its uploads (drift.material_drift): read
+        through the exited initialiser, whose one writable mount is the volume. Replaced, the
+        initialiser writes it again. Only for the revision it ran: another is replaced anyway."""
+        revision = ((inspected.get("Config") or {}).get("Labels") or {}).get(MATERIAL_LABEL)
+        if (
+            not spec.uploads
+            or not revision
+            or spec.create["labels"].get(MATERIAL_LABEL) != revision
+        ):
+            return ()
+        targets = [
+            m["Destination"]
+            for m in inspected.get("Mounts") or []
+            if m.get("Type") == "volume" and m.get("RW")
+        ]
+        if len(targets) != 1:
+            return ()
+        with _engine_errors(f"reading {spec.name}'s volume"):
+            try:
+                stream, _stat = self.api.get_archive(inspected["Id"], targets[0])
+            except NotFound:
+                return ()
+            archive = b"".join(stream)
+        return material_drift(spec.uploads, str(revision), archive)
+
+    def _moved_tag(self, spec: ImageSpec, prior: ResourceState) -> str | None:
+        """The declared tag when it names another image than the one built (`docker tag`
+        since): whatever runs the tag would run that one. Built again, it names the build.
+        A tag the declaration changed is built anyway (diff.py), not drift."""
+        if prior.inputs.get("imageName") != spec.tag:
+            return None
+        try:
+            tagged = self.api.inspect_image(spec.tag)["Id"]
+        except NotFound:
+            return spec.tag
+        return None if tagged == prior.outputs.get("imageId") else spec.tag
+
+    def strangers(self, plan: Plan) -> list[str]:
+        """One line per declared network with containers the stack does not declare attached
+        (run there by hand: attack pass of 2026-12-03). They reach every container on it where
+        no host firewall rule applies; the up names them and leaves them alone (not the
+        stack's to remove)."""
+        ours = {s.spec.name for s in plan.steps if isinstance(s.spec, ContainerSpec)}
+        lines = []
+        for step in plan.steps:
+            if not isinstance(step.spec, NetworkSpec):
+                continue
+            name = step.spec.name
+            with _engine_errors(f"looking up {name}"):
+                try:
+                    attached = self.api.inspect_network(name).get("Containers") or {}
+                except NotFound:
+                    continue
+            others = sorted(
+                str(e.get("Name") or cid[:12])
+                for cid, e in attached.items()
+                if e.get("Name") not in ours
+            )
+            if others:
+                lines.append(
+                    f"network {name} has a container the stack does not declare: "
+                    f"{', '.join(others)}; it reaches the stack's containers there: remove it, "
+                    f"or `docker network disconnect {name} <container>`"
+                )
+        return lines
+
     def missing(self, plan: Plan, state: StackState) -> frozenset[str]:
         """URNs of planned objects the state has but the Docker engine no longer does."""
         planned = {s.urn for s in plan.steps}
@@ -376,6 +492,8 @@ class LocalApplier:
         it is labelled as the stack's."""
         try:
             if kind == CONTAINER:
+                if not prior.outputs.get(INCOMPLETE):
+                    self._remove_stand_in(prior, stack)
                 if prior.outputs.get(INCOMPLETE) and not self._labelled(prior.id, stack):
                     self.say(f"not removing container {prior.id}: not labelled as stack {stack}'s")
                     return
@@ -399,6 +517,27 @@ class LocalApplier:
         except NotFound:
             pass  # already gone: the goal of removing it holds
 
+    def _remove_stand_in(self, prior: ResourceState, stack: str) -> None:
+        """The recorded container is gone but another, labelled as the stack's, holds its name
+        (removed and made again by hand, e.g. with a capability added or a port published):
+        removed, and said, so the declared one can be created under the name."""
+        try:
+            self.api.inspect_container(prior.id)
+            return  # the recorded one is there: removed as usual
+        except NotFound:
+            pass
+        try:
+            found = self.api.inspect_container(prior.name)
+        except NotFound:
+            return
+        if ((found.get("Config") or {}).get("Labels") or {}).get(STACK_LABEL) != stack:
+            return  # not the stack's: refused before the up changed anything
+        self.say(
+            f"removing container {prior.name} ({found['Id'][:12]}): not the container this "
+            f"stack created ({prior.id[:12]}), made by hand since the last up"
+        )
+        self.api.remove_container(found["Id"], force=True, v=True)
+
     def _stop_gracefully(self, prior: ResourceState) -> None:
         """pulumi-docker's delete with `destroyGraceSeconds`: stop first (the stop signal,
         then the grace), so a replaced service ends its in-flight work (the app answers the
@@ -420,7 +559,49 @@ class LocalApplier:
         config = self.api.inspect_container(container).get("Config") or {}
         return bool((config.get("Labels") or {}).get(STACK_LABEL) == stack)
 
-    def _refuse_name_clashes(self, plan: Plan, creating: set[str], unfinished: set[str]) -> None:
+    def _refuse_shared_network_names(self, plan: Plan, state: StackState) -> None:
+        """Refuse, before the first change, a declared network name that several networks on
+        the engine share. Docker 20.10 lets a network be created under a name another already
+        has (the API's CheckDuplicate is off unless asked for: the applier asks, other clients
+        may not), and then starts no container joined to that name ("network ... is
+        ambiguous"): a replaced container would be removed and its successor not started.
+        Names the networks' IDs, whose each is, and the removal that is the way on."""
+        for step in plan.steps:
+            spec = step.spec
+            if not isinstance(spec, NetworkSpec):
+                continue
+            named = [n for n in self.client.networks.list(names=[spec.name]) if n.name == spec.name]
+            if len(named) < 2:
+                continue
+            prior = state.resources.get(step.urn)
+            recorded = prior.id if prior is not None and not prior.outputs.get(INCOMPLETE) else None
+            ours = next((n for n in named if n.id == recorded), None)
+            others = [n for n in named if n is not ours]
+            ids = " ".join(n.id[:12] for n in others)
+            listed = "; ".join(
+                f"{n.id[:12]} ({_whose_network(n, plan.stack, n is ours)})" for n in named
+            )
+            several = len(others) > 1
+            what, keep = (
+                (f"the other{'s' if several else ''}", f"keep {ours.id[:12]}")
+                if ours is not None
+                else ("them", "the up then creates the stack's own")
+            )
+            raise ApplyError(
+                f"{len(named)} networks are named {spec.name}: {listed}. Docker starts no "
+                "container joined to a name several networks share, so nothing was changed; "
+                f"remove {what} by ID (`docker network inspect {ids}` shows what is on "
+                f"{'them' if several else 'it'}): `docker network rm {ids}`; {keep}; then run "
+                "up again"
+            )
+
+    def _refuse_name_clashes(
+        self,
+        plan: Plan,
+        creating: set[str],
+        unfinished: set[str],
+        replacing: Mapping[str, str] | None = None,
+    ) -> None:
         """Objects with a name the plan creates: never touch them. One labelled as this stack's
         but unknown to the state was deployed by something else (another checkout, an older
         applier): the stack must be removed with down first. One labelled as this stack's that
@@ -445,6 +626,15 @@ class LocalApplier:
             labels = found.attrs.get("Labels") or (found.attrs.get("Config") or {}).get("Labels")
             if (labels or {}).get(STACK_LABEL) == plan.stack and urn in unfinished:
                 continue
+            if replacing and urn in replacing:
+                if found.id == replacing[urn] or (labels or {}).get(STACK_LABEL) == plan.stack:
+                    continue  # the recorded one, or its stand-in: `_remove` removes it
+                raise ApplyError(
+                    f"container {name} is to be replaced, but the container now holding its "
+                    f"name ({found.id[:12]}) is not the one the stack created and is not labelled "
+                    f"{STACK_LABEL}={plan.stack}; remove it (docker rm -f {name}) or rename it, "
+                    "then run up again"
+                )
             if (labels or {}).get(STACK_LABEL) == plan.stack:
                 # A container holds no data (volumes do), so removing it alone is the way on
                 # that keeps the stack's data; `down` removes the volumes too.
@@ -459,9 +649,15 @@ class LocalApplier:
                     f"interrupted before this applier recorded objects on creation); {way_on}, "
                     "then up again"
                 )
+            held = str(getattr(found, "id", None) or name)
+            ident = f" (ID {held[:12]})" if kind != "volume" else ""
+            whose = (labels or {}).get(STACK_LABEL)
             raise ApplyError(
-                f"a {kind} {name} already exists and is not labelled {STACK_LABEL}={plan.stack}; "
-                f"remove it (docker {kind} rm {name}) or rename it, then run up again"
+                f"a {kind} {name}{ident} already exists and is not labelled "
+                f"{STACK_LABEL}={plan.stack} ("
+                + (f"labelled as stack {whose}'s" if whose else f"no {STACK_LABEL} label")
+                + f"); nothing was changed; remove it (docker {kind} rm "
+                f"{held[:12] if ident else name}) or rename it, then run up again"
             )
 
     def _build(self, spec: ImageSpec, stack: str) -> str:
@@ -487,8 +683,9 @@ class LocalApplier:
         image_id = image_id or str(self.api.inspect_image(spec.tag)["Id"])
         labels = self.api.inspect_image(image_id)["Config"].get("Labels") or {}
         if labels.get(STACK_LABEL) != stack:
-            # Teardown finds images by label only: do not leave this one behind.
-            self.client.images.remove(spec.tag, force=True)
+            # Teardown finds images by label only: do not leave this one behind (its parents
+            # stay: build cache, as in `_down`).
+            self.client.images.remove(spec.tag, force=True, noprune=True)
             raise ApplyError(
                 f"{spec.resource}: image {spec.tag} has no label {STACK_LABEL}={stack}, so "
                 "teardown could not find it; end its Dockerfile with `ARG SECURE_REDIS_STACK` and "
@@ -720,7 +917,8 @@ class LocalApplier:
         keep_images: bool = False,
         recorded: StackState | None = None,
     ) -> StackObjects:
-        """Remove every container, network, volume and image labelled as `stack`'s. The
+        """Remove every container, network, volume and image labelled as `stack`'s (not the
+        untagged images an image was built on: build cache, see `_down`). The
         containers `recorded` (the stack's state) declares with `destroyGraceSeconds` are
         first stopped with that grace, newest first, as pulumi-docker deletes them."""
         with _engine_errors(f"removing stack {stack}"):
@@ -770,12 +968,27 @@ class LocalApplier:
             removed.volumes.append(volume.name)
         for image in [] if keep_images else self.client.images.list(filters=label):
             removed.images.append(image.tags[0] if image.tags else image.short_id)
-            self.client.images.remove(image.id, force=True)
+            # Not its untagged parents (`docker rmi --no-prune`): the images of the build's
+            # steps are build cache every build of the same steps shares, another stack's or
+            # scripts/build-app-image.sh --cache-only's, and a build that found one in its
+            # cache goes on from it; pruned, a build running beside this down could lose the
+            # image its next step starts from. `docker image prune` removes them (README).
+            self.client.images.remove(image.id, force=True, noprune=True)
         if not quiet:
             self.say(
                 f"removed {removed.describe()}" if not removed.empty() else "nothing to remove"
             )
         return removed
+
+
+def _whose_network(network: Any, stack: str, recorded: bool) -> str:
+    """Whose a network of a shared name is, for the refusal naming it."""
+    if recorded:
+        return "the stack's, the one its state records"
+    holder = (network.attrs.get("Labels") or {}).get(STACK_LABEL)
+    if holder == stack:
+        return f"labelled as stack {stack}'s, not in its state"
+    return f"labelled {STACK_LABEL}={holder}" if holder else f"no {STACK_LABEL} label"
 
 
 def host_port_taken(ip: str, port: int) -> bool:

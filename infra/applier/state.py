@@ -466,6 +466,23 @@ class StateStore:
                     os.ftruncate(fd, 0)  # no stale holder for the next refusal to name
             os.close(fd)  # closing releases the lock
 
+    def busy(self, action: str) -> str | None:
+        """The refusal of `action` (another command than the applier's, e.g. scripts/rotate.sh)
+        while an `up`, `down` or `rekey` of the stack runs, or None. Read from the holder
+        record in `<stack>.lock`, without taking the lock: a moment's flock here would refuse
+        an `up` started in that moment. A record left by a killed holder names a pid that no
+        longer runs and is ignored."""
+        lock = self.directory / f"{self.stack}.lock"
+        try:
+            fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            return None  # none yet (no up ran here), or a symlink, which the up refuses
+        try:
+            holder = _lock_holder(fd)
+        finally:
+            os.close(fd)
+        return None if holder is None else self._lock_held(lock, holder, action)
+
     def _lock_held(self, lock: Path, holder: dict[str, Any] | None, action: str) -> str:
         """The refusal of `action` while another process holds `lock`: who (when it recorded
         itself), that nothing was changed, and how to go on."""

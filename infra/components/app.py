@@ -1,4 +1,5 @@
-"""The secure_cache client app: backend + frontend networks, HTTP on 127.0.0.1 only."""
+"""The secure_cache client app: backend + frontend networks; HTTP listens on the frontend
+network and loopback (HTTP_ALIAS), published on the host's 127.0.0.1 only."""
 
 from __future__ import annotations
 
@@ -30,6 +31,12 @@ HEALTH_PATH: Final = "/healthz"
 # The same limit Redis's proto-max-bulk-len is derived from (infra/redis_conf.py).
 APP_MAX_VALUE_BYTES: Final = VALUE_LIMIT_BYTES
 APP_MAX_CONNECTIONS: Final = 400
+# The app's name on the frontend network alone, where it listens (HTTP_HOST) besides the
+# loopback its health check probes (app/secure_cache/service.py listen_addresses): its
+# container name resolves on the backend network too, and with 0.0.0.0 a container on the
+# backend network alone reached the API (attack pass of 2026-12-03 on s92). The host's
+# published port is forwarded to the frontend address (docker-proxy).
+HTTP_ALIAS: Final = "app-http"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,6 +94,8 @@ def app_envs(args: CacheAppArgs) -> list[str]:
         f"HTTP_MAX_CONNECTIONS={APP_MAX_CONNECTIONS}",
         # Public: the stack's dataKeyGeneration, which /metrics shows (re-read per scrape).
         f"REDIS_ENCRYPTION_KEY_GENERATION_FILE={MATERIAL_DIR}/data.generation",
+        # Its frontend address (and loopback) only: nothing on the backend network reaches it.
+        f"HTTP_HOST={HTTP_ALIAS}",
     ]
 
 
@@ -117,6 +126,7 @@ class CacheApp(AppImageContainer):
                 MaterialFile("data.generation", files.data_key_generation, secret=False),
             ),
             networks=(args.backend_network, args.frontend_network),
+            aliases={args.frontend_network: (HTTP_ALIAS,)},
             envs=app_envs(args),
             # Loopback only: the HTTP endpoint is for this host, not the network.
             ports=[
@@ -144,6 +154,7 @@ __all__ = [
     "APP_HTTP_PORT",
     "APP_NPROC",
     "HEALTH_PATH",
+    "HTTP_ALIAS",
     "MATERIAL_DIR",
     "AppFiles",
     "CacheApp",

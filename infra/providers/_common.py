@@ -12,6 +12,12 @@ from pulumi.dynamic import CheckFailure
 PROVIDER_KEY: Final = "__provider"
 
 
+class ChangeRefused(RuntimeError):
+    """A provider's `diff` refuses a change it must not make (its message says why and the way
+    on, never a secret). Under `pulumi up` the engine stops with it; the local applier's render
+    (infra/mock_engine.py) turns it into its one-line refusal."""
+
+
 def new_revision() -> str:
     """A fresh, meaningless identifier: it changes exactly when material is (re)generated."""
     return uuid.uuid4().hex
@@ -47,4 +53,12 @@ def inputs_only(props: Mapping[str, Any], keys: Sequence[str]) -> dict[str, Any]
     return {k: props[k] for k in keys if k in props}
 
 
-__all__ = ["PROVIDER_KEY", "as_int", "as_str_list", "changed", "inputs_only", "new_revision"]
+__all__ = [
+    "PROVIDER_KEY",
+    "ChangeRefused",
+    "as_int",
+    "as_str_list",
+    "changed",
+    "inputs_only",
+    "new_revision",
+]

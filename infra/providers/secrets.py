@@ -42,7 +42,7 @@ from pulumi.dynamic import (
 )
 
 from infra import secretgen
-from infra.providers._common import as_int, changed, inputs_only, new_revision
+from infra.providers._common import ChangeRefused, as_int, changed, inputs_only, new_revision
 from infra.redis_acl import password_hash
 
 # Previous keys travel as one string; base64 never contains a comma.
@@ -144,6 +144,8 @@ class DataKeyringProvider(ResourceProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         # Never a replacement: a replaced keyring would lose every cached entry at once.
+        if (refusal := _retiring_raise(olds, news)) is not None:
+            raise ChangeRefused(refusal)
         return DiffResult(changes=bool(changed(olds, news, self.INPUT_KEYS)), replaces=[])
 
     def create(self, props: dict[str, Any]) -> CreateResult:
@@ -176,6 +178,39 @@ class DataKeyringProvider(ResourceProvider):
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         return ReadResult(id_, props)
+
+
+def _retiring_raise(olds: dict[str, Any], news: dict[str, Any]) -> str | None:
+    """Why a raised generation must not be applied, or None: the update keeps the old primary
+    and the previous keys, newest first, up to keepPrevious, so a raise made while a previous
+    key is still read (the rotation pass not run, or its key not retired), or with keepPrevious
+    0, retires a key entries may still be sealed with, and every such entry would be a miss
+    (found on a deployed stack: dataKeyGeneration raised by hand twice). `check` cannot ask
+    this: the engine hands it the old inputs only, not the keys held. The retire itself
+    (keepPrevious lowered with the generation as it is) stays allowed: scripts/rotate.sh takes
+    it after the pass."""
+    old, new = int(olds["generation"]), int(news["generation"])
+    held = [k for k in str(olds.get("previousKeys") or "").split(KEY_SEPARATOR) if k]
+    keep = int(news["keepPrevious"])
+    if new <= old or len(held) + 1 <= keep:
+        return None
+    if not held:
+        return (
+            f"secure-redis:dataKeyGeneration raised from {old} to {new} with "
+            "dataKeyKeepPrevious 0: this up would make a new data key and keep no old one, so "
+            "every cached entry would be lost at once; nothing was changed. Set "
+            "dataKeyKeepPrevious to 1 (scripts/rotate.sh STACK data-key rotates so, moves "
+            "every entry, then retires the old key)"
+        )
+    return (
+        f"secure-redis:dataKeyGeneration raised from {old} to {new} while the app still reads "
+        f"{len(held)} previous data key(s) and dataKeyKeepPrevious is {keep}: this up would "
+        "retire a data key that cached entries may still be sealed with (the rotation pass "
+        f"moves them), and they would be lost; nothing was changed. Set dataKeyGeneration back "
+        f"to {old} and finish the rotation under way with scripts/rotate.sh STACK data-key (it "
+        "moves every entry, then retires the old key), then rotate again; or set "
+        f"dataKeyKeepPrevious to {len(held) + 1} to keep every key readable"
+    )
 
 
 class GeneratedPassword(Resource, module="secure-redis", name="GeneratedPassword"):

@@ -22,6 +22,7 @@ container starts Redis through a script the pack cannot see, a setting that is n
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import functools
 import itertools
@@ -193,6 +194,9 @@ class Recognition:
     defaults: tuple[tuple[str, tuple[str, ...]], ...] | None = None
     """The image's redis-server defaults where they are known to be Redis's own with these
     changes (Bitnami's build); None: decided by the image reference (effective_settings)."""
+    rewritten: tuple[str, ...] = ()
+    """Files redis-server loads that its start script names before starting it: what they
+    hold then is unknown, whatever the stack uploads under those names (`_rewritten`)."""
 
 
 def _image(props: Mapping[str, Any]) -> str:
@@ -246,10 +250,36 @@ def is_official_image(reference: str) -> bool:
 
 
 def _words(args: list[str]) -> list[str]:
-    """argv with `sh -c "script"` scripts split into words, as the shell would run them."""
+    """Health check tests with `CMD-SHELL` scripts split into words, as the shell runs them."""
     words: list[str] = []
     for arg in args:
         words.extend(shell_words(arg) if " " in arg.strip() else [arg])
+    return words
+
+
+# A shell's option cluster that takes the script next: -c, -ec, -euc, -lc.
+_SCRIPT_FLAG: Final = re.compile(r"^-[a-zA-Z]*c[a-zA-Z]*$")
+
+
+def _argv_words(args: Sequence[str]) -> list[str]:
+    """argv as its programs receive it: a shell's `-c` script split into the words the shell
+    runs (also one script inside another), and a first word with spaces (a whole command line
+    given as one string) split the same way. Every other word stays one argument, spaces and
+    all, as exec hands it over: redis-server reads `--port 0` as the line `port 0`, takes a
+    first argument that is no option for its config file's name, and any other word for one
+    value (`parse_args`)."""
+    pending = [(arg, i == 0) for i, arg in enumerate(args)]
+    words: list[str] = []
+    shell = False
+    while pending:
+        word, first = pending.pop(0)
+        script = shell and bool(words) and _SCRIPT_FLAG.match(words[-1]) is not None
+        split = shell_words(word) if (first or script) and " " in word.strip() else [word]
+        if split != [word]:
+            pending[:0] = [(w, False) for w in split]
+            continue
+        words.append(word)
+        shell = shell or _program(word) in _SHELLS
     return words
 
 
@@ -258,14 +288,35 @@ def _program(word: str) -> str:
     return PurePosixPath(word).name
 
 
-def _server_args_in(words: list[str]) -> tuple[str, list[str], bool] | None:
-    """(the server program, what it receives, whether it runs as a sentinel), or None."""
+_Found = tuple[str, list[str], bool, list[str]]
+
+
+def _server_args_in(words: list[str]) -> _Found | None:
+    """(the server program, what it receives, whether it runs as a sentinel, the words before
+    it), or None."""
     for i, word in enumerate(words):
         if _program(word) in SERVER_BINARIES | SENTINEL_BINARIES:
             rest = _until_separator(words[i + 1 :])
             sentinel = _program(word) in SENTINEL_BINARIES or "--sentinel" in rest
-            return _program(word), rest, sentinel
+            return _program(word), rest, sentinel, words[:i]
     return None
+
+
+# A word of a script as a file name: without a redirection before it (`>f`, `2>>f`, `<f`) or a
+# separator after it (`f;`).
+_REDIRECTION: Final = re.compile(r"^\d*[<>]+&?|[;&|]+$")
+
+
+def _rewritten(before: list[str], given: Sequence[str]) -> tuple[str, ...]:
+    """The files redis-server loads (its config file, each `--include`) that the script names
+    before it starts redis-server: `envsubst < f > f` (which empties f), `sed -i ... f`,
+    `echo ... >> f`, `cp tmpl f`. What Redis then reads is not what the stack uploaded, so the
+    upload must not be read as its config (a script that only reads the file, `cat f`, is
+    taken the same way: the pack cannot tell a write from a read)."""
+    conf, directives = parse_args(given)
+    loaded = ([conf] if conf else []) + [v[0] for n, v in directives if n == "include" and v]
+    named = {_program(_REDIRECTION.sub("", word)) for word in before}
+    return tuple(path for path in loaded if _program(path) in named)
 
 
 def _until_separator(words: list[str]) -> list[str]:
@@ -301,6 +352,20 @@ def _before_redis_7(image: str) -> dict[str, tuple[str, ...]]:
     if version is None or int(version.group(0)) >= 7:
         return {}
     return dict.fromkeys(_bitnami.ESCAPE_HATCHES, ("yes",))
+
+
+def before_redis(image: str, major: int, minor: int) -> bool:
+    """Whether the official redis image's tag names a Redis older than major.minor
+    (`3.0.7-alpine` is before 3.2). A tag naming the major alone (`3`, `3-alpine`) is that
+    major's last release, so it is before major.minor only when its major is; another image,
+    or a tag naming no version (`latest`, `alpine`), is not."""
+    match = _OFFICIAL_REDIS.match(image)
+    version = re.match(r"(\d+)(?:\.(\d+))?", (match["tag"] or "") if match else "")
+    if version is None:
+        return False
+    if int(version.group(1)) != major or version.group(2) is None:
+        return int(version.group(1)) < major
+    return int(version.group(2)) < minor
 
 
 def _entrypoint_modules(image: str) -> tuple[str, ...] | None:
@@ -432,10 +497,10 @@ def _signs(props: Mapping[str, Any]) -> tuple[list[str], list[str]]:
 
 
 def _runs_server(
-    props: Mapping[str, Any], image: str, found: tuple[str, list[str], bool], entrypoint: bool
+    props: Mapping[str, Any], image: str, found: _Found, entrypoint: bool
 ) -> Recognition:
     """`entrypoint`: the official image's docker-entrypoint.sh starts it."""
-    program, given, sentinel = found
+    program, given, sentinel, before = found
     signs = ("runs redis-sentinel",) if sentinel else ("runs redis-server",)
     if program == _STACK_WRAPPER:
         args = _stack_wrapper_args(props, given)
@@ -451,6 +516,7 @@ def _runs_server(
         sentinel=sentinel,
         unknown=_modules_unknown(image, modules),
         defaults=bitnami,
+        rewritten=_rewritten(before, given),
     )
 
 
@@ -497,7 +563,7 @@ def _started_by_its_own_script(
     if _STACK_IMAGE.match(image) and _runs_stack_entrypoint(words):
         return _stack_started(props, image)
     bitnami = _bitnami.flavour(image)
-    command = _words(strings(props.get("command"), "command"))
+    command = _argv_words(strings(props.get("command"), "command"))
     if bitnami is not None and _bitnami.runs_setup(bitnami, command, entrypoints):
         return _bitnami_started(props, image, bitnami, command[1:])
     return None
@@ -522,13 +588,53 @@ def _bitnami_started(
     )
 
 
-def recognise(  # noqa: PLR0911 - one return per way a reviewer decides
+# What tells a sentinel from a data server where argv does not show it: a variable named for
+# the mode or role set to sentinel (stormning/env-tool-suite's MODE=sentinel), redis-sentinel
+# or --sentinel in a variable's value, a sentinel config named in one or uploaded alone.
+_MODE_VARIABLE: Final = re.compile(r"(?i)(?:^|_)(?:MODE|ROLE)$")
+_SENTINEL_VALUE: Final = re.compile(r"(?i)(?:^|[\s/=])(?:redis-sentinel|--sentinel)(?:$|\s)")
+_SENTINEL_CONF: Final = re.compile(r"(?i)sentinel[\w.-]*\.conf$")
+_REDIS_CONF: Final = re.compile(r"(?i)^(?:redis|valkey|keydb)[\w.-]*\.conf$")
+
+
+def _sentinel_told(props: Mapping[str, Any]) -> str:
+    """Why a server started by something the pack cannot read is a sentinel ("" if nothing
+    says so): named without a value but the mode's."""
+    for key, value in envs(props):
+        word = value.strip()
+        if _MODE_VARIABLE.search(key) and word.lower() in ("sentinel", "redis-sentinel"):
+            return f"sentinel mode in {key}"
+        if _SENTINEL_VALUE.search(word) or any(_SENTINEL_CONF.search(w) for w in word.split()):
+            return f"sentinel mode in {key}"
+    names = [upload.basename for upload in uploads(props)]
+    if any(_SENTINEL_CONF.search(n) for n in names) and not any(
+        _REDIS_CONF.match(n) for n in names
+    ):
+        return "an uploaded sentinel config"
+    return ""
+
+
+def recognise(props: Mapping[str, Any], images: ImageIndex | None = None) -> Recognition:
+    """Whether a container runs a Redis server, and with which arguments; a server started
+    by what the pack cannot read is a sentinel when the container says so (`_sentinel_told`):
+    judged by the sentinel's rules, not a data server's (memory, persistence)."""
+    found = _recognise(props, images)
+    if found.verdict is not Verdict.SERVER or found.args is not None or found.sentinel:
+        return found
+    if found.foreign or found.options_env:
+        return found
+    told = _sentinel_told(props)
+    if not told:
+        return found
+    return dataclasses.replace(found, sentinel=True, signs=(*found.signs, told))
+
+
+def _recognise(  # noqa: PLR0911 - one return per way a reviewer decides
     props: Mapping[str, Any], images: ImageIndex | None = None
 ) -> Recognition:
-    """Whether a container runs a Redis server, and with which arguments."""
     image = (images or ImageIndex()).resolve(_image(props))
     entrypoints = strings(props.get("entrypoints"), "entrypoints")
-    words = _words(argv(props))
+    words = _argv_words(argv(props))
     found = _server_args_in(words)
     if found is not None:
         return _runs_server(props, image, found, _through_entrypoint(words, entrypoints))
@@ -598,7 +704,9 @@ def parse_args(args: Sequence[str]) -> tuple[str | None, list[tuple[str, tuple[s
     directives: list[tuple[str, list[str]]] = []
     for arg in args[start:]:
         if arg.startswith("--") and len(arg) > 2:
-            directives.append((arg[2:].lower(), []))
+            # One word is one config line, `--save 60 1` as `save 60 1` (redis-server 7.0.15).
+            name, *values = shell_words(arg[2:]) if " " in arg.strip() else [arg[2:]]
+            directives.append((name.lower(), values))
         elif directives:
             directives[-1][1].append(arg)
     return conf, [(name, tuple(values)) for name, values in directives]
@@ -660,12 +768,15 @@ class FileIndex:
     container's uploads stops only the rules that need a file.
     """
 
-    def __init__(self, stack: StackFiles, position: int) -> None:
+    def __init__(self, stack: StackFiles, position: int, hidden: Iterable[str] = ()) -> None:
         self._stack = stack
         self._position = position
+        self._hidden = frozenset(PurePosixPath(path).name for path in hidden)
 
     def read(self, path: str) -> str | None:
         name = PurePosixPath(path).name
+        if name in self._hidden:
+            return None  # rewritten by the script that starts Redis: not what was uploaded
         per_container, stack = self._stack.indexed()
         mine = per_container[self._position].get(name, [])
         if mine:
@@ -700,8 +811,10 @@ class RedisSettings:
         opaque: bool = False,
         started_by: str = "",
         unknown: Mapping[str, str] | None = None,
+        files_why: str = "",
     ) -> None:
         self._conf = conf
+        self._files_why = files_why or "its config file cannot be read"
         self._unknown = dict(unknown or {})
         """Directive -> why its value cannot be told although argv is read (never a value)."""
         # Redis reads an `include` on argv where it stands: what comes after the last one is
@@ -711,6 +824,14 @@ class RedisSettings:
         self._before, self._argv = given[:last], given[last:]
         self._files = files
         self._defaults = dict(defaults or {})
+        # An escape hatch among the image's defaults is one its Redis (before 7.0) has no
+        # directive for (_before_redis_7, _bitnami.defaults): it is on, whatever a file it
+        # cannot read or an option says (Redis would refuse either as a bad directive).
+        self._fixed = {
+            name: values
+            for name, values in self._defaults.items()
+            if name in _bitnami.ESCAPE_HATCHES
+        }
         self.unknown_defaults = unknown_defaults
         """Directives whose default the image may have changed, so not set = unknown."""
         self._opaque = opaque
@@ -754,6 +875,8 @@ class RedisSettings:
 
     def defaults_to(self, name: str) -> bool:
         """Whether `name` takes the image's default (set by no config file and no argument)."""
+        if name in self._fixed:
+            return True
         if name not in self._defaults or self._argv_value(name) is not None:
             return False
         collected, _ = _read_files(self._conf, self._before, self._files)
@@ -775,7 +898,7 @@ class RedisSettings:
             )
         if self._opaque:
             return self._started_by
-        return "its config file cannot be read"
+        return self._files_why
 
     def told_unknown(self, name: str) -> str | None:
         """Why `name` is unknown although argv is read (a digest naming no version), or None."""
@@ -785,13 +908,15 @@ class RedisSettings:
         """Whether the value of `name` is known (set somewhere visible, or all files visible)."""
         if name in self.misspelled or name in self._unknown:
             return False
-        if self._argv_value(name) is not None:
+        if name in self._fixed or self._argv_value(name) is not None:
             return True
         _, complete, settled = self._load()
         return name in settled or (complete and name not in self.unknown_defaults)
 
     def values(self, name: str) -> tuple[str, ...] | None:
         """The last occurrence's values, or None when not set (check `known` first)."""
+        if name in self._fixed:
+            return self._fixed[name]
         on_argv = self._argv_value(name)
         if on_argv is not None:
             return on_argv
@@ -805,20 +930,36 @@ class RedisSettings:
     def all(self, name: str) -> tuple[tuple[str, ...], ...]:
         return self._load()[0].get(name, ())
 
+    def from_file(self, name: str) -> bool:
+        """Whether the value of `name` Redis takes is written in a config file it reads (not
+        on argv, not an image default): Redis expands nothing there (no variable, no
+        template), so a placeholder in it is the value itself."""
+        if name in self._fixed or self._argv_value(name) is not None:
+            return False
+        files: list[bool] = []
+        collected, _ = _read_files(self._conf, self._before, self._files, files)
+        last = [i for i, (n, _) in enumerate(collected) if n == name]
+        return bool(last) and files[last[-1]]
+
 
 def _read_files(
     conf: str | None,
     before: Sequence[tuple[str, tuple[str, ...]]],
     files: FileIndex,
+    in_file: list[bool] | None = None,
 ) -> tuple[list[tuple[str, tuple[str, ...]]], bool]:
     """The config file's directives, then argv's up to its last `include`, in the order Redis
     applies them: an `include` is read in place (redis-server 7.0.15 here: `--port A --include
     f` with `port B` in f listens on B), so a setting after it overrides the file's. False
-    when a file could not be read."""
+    when a file could not be read. `in_file`, when given, gets for each directive returned
+    whether a file (not argv) holds it."""
     start = [("include", (conf,))] if conf else []
     collected: list[tuple[str, tuple[str, ...]]] = []
+    origins: list[bool] = []
     seen: set[str] = set()
-    complete = _expand([*start, *before], files, seen, collected)
+    complete = _expand([*start, *before], files, seen, collected, origins, from_file=False)
+    if in_file is not None:
+        in_file.extend(origins[1:] if conf else origins)
     return collected[1:] if conf else collected, complete
 
 
@@ -827,19 +968,25 @@ def _expand(
     files: FileIndex,
     seen: set[str],
     collected: list[tuple[str, tuple[str, ...]]],
+    origins: list[bool],
+    *,
+    from_file: bool,
 ) -> bool:
     complete = True
     for name, values in directives:
         collected.append((name, values))
+        origins.append(from_file)
         if name != "include" or not values or values[0] in seen:
             continue
         seen.add(values[0])
         content = files.read(values[0])
         if content is None:
             collected.append((_UNREADABLE, ()))
+            origins.append(True)
             complete = False
             continue
-        complete = _expand(parse_conf(content), files, seen, collected) and complete
+        inner = _expand(parse_conf(content), files, seen, collected, origins, from_file=True)
+        complete = inner and complete
     return complete
 
 
@@ -857,6 +1004,7 @@ def effective_settings(
     started_by: str = "",
     unknown: Mapping[str, str] | None = None,
     image_defaults: Mapping[str, tuple[str, ...]] | None = None,
+    files_why: str = "",
 ) -> RedisSettings:
     """Image defaults, then the config file, then argv; args None: started by something the
     pack cannot read (`started_by` says what, for messages). `image_defaults`: the image's
@@ -883,6 +1031,19 @@ def effective_settings(
         opaque=args is None,
         started_by=started_by,
         unknown=unknown,
+        files_why=files_why,
+    )
+
+
+def _rewritten_why(rewritten: Sequence[str]) -> str:
+    """Why a file the start script names is unknown, in words for a message (no value)."""
+    if not rewritten:
+        return ""
+    names = " and ".join(sorted({PurePosixPath(path).name for path in rewritten}))
+    return (
+        f"its start script names {names} before it starts redis-server, so the file "
+        f"redis-server reads may not be the one uploaded (upload it as Redis is to read it, "
+        f"or give the options on redis-server's command line)"
     )
 
 
@@ -927,6 +1088,8 @@ class RedisServer:
     """What the script that starts redis-server adds of its own, for every Redis message."""
     options_file: str = ""
     """The file, beside `options_env`, its image's script reads options from."""
+    image: str = ""
+    """Its image reference, resolved through the stack's image resources where possible."""
 
     def acl_rules(self) -> list[tuple[str, ...]] | None:
         """Every ACL `user` rule (name first), or None when the ACL cannot be read."""
@@ -963,15 +1126,18 @@ def recognised(
     containers = task_containers(everything)
     stack_files = StackFiles(containers)
     found: list[tuple[RedisServer | None, tuple[Resource, Recognition]]] = []
-    for position, resource in enumerate(containers):
+    recognitions: list[Recognition] = []
+    for resource in containers:
         try:
-            recognition = recognise(resource.props, images)
+            recognitions.append(recognise(resource.props, images))
         except Unreadable as exc:
             exc.subject, exc.urn = label(resource), resource.urn
             raise
+    _port_owners_not_redis(containers, recognitions)
+    for position, (resource, recognition) in enumerate(zip(containers, recognitions, strict=True)):
         server = None
         if recognition.verdict is Verdict.SERVER:
-            files = FileIndex(stack_files, position)
+            files = FileIndex(stack_files, position, recognition.rewritten)
             settings = effective_settings(
                 recognition.args,
                 files,
@@ -982,6 +1148,7 @@ def recognised(
                 image_defaults=(
                     dict(recognition.defaults) if recognition.defaults is not None else None
                 ),
+                files_why=_rewritten_why(recognition.rewritten),
             )
             server = RedisServer(
                 resource,
@@ -992,9 +1159,44 @@ def recognised(
                 recognition.options_env,
                 recognition.hint,
                 recognition.options_file,
+                recognition.image,
             )
         found.append((server, (resource, recognition)))
     return found
+
+
+def namespace_owner(resource: Resource, containers: Sequence[Resource]) -> Resource | None:
+    """The container whose network namespace `resource` joins (`networkMode container:<name>`,
+    `docker run --network container:web`), found by its container name or, with none given,
+    its logical name; None for any other mode or a container this stack does not show."""
+    with reading(resource):
+        mode = text(resource.props.get("networkMode"), "networkMode") or ""
+    if not mode.startswith("container:"):
+        return None
+    target = mode.removeprefix("container:")
+    for other in containers:
+        name = other.props.get("name")
+        if other is not resource and (name if isinstance(name, str) else other.name) == target:
+            return other
+    return None
+
+
+def _port_owners_not_redis(containers: Sequence[Resource], recognitions: list[Recognition]) -> None:
+    """A container called Redis only for publishing a Redis port, whose network namespace a
+    Redis server joins (`networkMode container:<it>`): the port is that server's (it listens
+    there), and the owner (nginx in front of it) is no Redis. Its recognition becomes
+    NOT_REDIS; network-redis-no-published-port judges the port on the server."""
+    for resource, recognition in zip(containers, recognitions, strict=True):
+        if recognition.verdict is not Verdict.SERVER:
+            continue
+        owner = namespace_owner(resource, containers)
+        if owner is None:
+            continue
+        index = containers.index(owner)
+        theirs = recognitions[index]
+        port_only = theirs.signs and all(sign.startswith("Redis port ") for sign in theirs.signs)
+        if theirs.verdict is Verdict.SERVER and theirs.args is None and port_only:
+            recognitions[index] = Recognition(Verdict.NOT_REDIS, image=theirs.image)
 
 
 def network_names(props: Mapping[str, Any]) -> list[str]:

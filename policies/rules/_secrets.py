@@ -61,6 +61,7 @@ _FLAG_VALUES: Final = frozenset({"yes", "no", "true", "false", "on", "off", "1",
 # A URL whose user-info part carries a password (what CKV_SECRET_4 calls basic-auth URLs).
 _URL_WITH_PASSWORD: Final = re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^/\s:@]*:[^/\s@]+@")
 _PRIVATE_KEY: Final = "PRIVATE KEY-----"
+_VARIABLE: Final = re.compile(r"\$\{?[A-Za-z_]\w*(?:[:?+=-][^}]*)?\}?")
 _SECRET_FILE: Final = re.compile(
     r"(?i)(\.key$|(^|[._-])(keys?|pw|pass)$|passw(or)?d|secret|token|credential|keyring"
     r"|\.p12$|\.pfx$)"
@@ -139,9 +140,11 @@ def secret_label_names(props: Mapping[str, Any]) -> list[str]:
     return sorted(set(found))
 
 
-def secret_words(words: list[str]) -> list[str]:
-    """Where argv carries secrets ("--requirepass", "redis-cli -a", "a URL with a password")."""
+def secret_words(words: list[str], values: list[str] | None = None) -> list[str]:
+    """Where argv carries secrets ("--requirepass", "redis-cli -a", "a URL with a password").
+    `values`, when given, gets the secrets themselves (for comparing, never for a message)."""
     found: list[str] = []
+    secrets: list[str] = []
     program = ""
     for i, word in enumerate(words):
         base = word.rsplit("/", 1)[-1]
@@ -151,24 +154,55 @@ def secret_words(words: list[str]) -> list[str]:
         if base in SERVER_BINARIES | CLIENT_BINARIES | {"redis-sentinel"}:
             program = base
             continue
-        following = words[i + 1] if i + 1 < len(words) else ""
-        if word in _REDIS_SERVER_SECRET_OPTIONS:
-            found.append(word)
-        elif program.endswith("-cli") and word in _REDIS_CLI_SECRET_FLAGS and following:
-            found.append(f"{program} {word}")
-        elif program.endswith("-cli") and word.upper() == "AUTH" and following:
-            found.append(f"{program} AUTH")
-        elif program.endswith("-server") and word == "--user" and _acl_password_follows(words, i):
-            found.append("--user with a >password rule")
+        at = _secret_at(words, i, program)
+        if at is not None:
+            found.append(at[0])
+            secrets.append(at[1])
         if _URL_WITH_PASSWORD.search(word):
             found.append("a URL with a password")
+            secrets.append(word)
         if _PRIVATE_KEY in word:
             found.append("a private key")
     if _CLEARTEXT_DIRECTIVE.search(" ".join(words)) and not found:
         found.append("a requirepass or masterauth value")
     if _ACL_CLEARTEXT.search(" ".join(words)):
         found.append("an ACL rule with a >password")
+    if values is not None:
+        values.extend(s for s in secrets if s)
     return sorted(set(found))
+
+
+def _secret_at(words: list[str], i: int, program: str) -> tuple[str, str] | None:
+    """(where, the secret) when words[i] is an option that gives one ("" when the value is
+    not a word of its own: an ACL rule inside --user)."""
+    word = words[i]
+    following = words[i + 1] if i + 1 < len(words) else ""
+    if word in _REDIS_SERVER_SECRET_OPTIONS:
+        return word, following
+    if program.endswith("-cli") and word in _REDIS_CLI_SECRET_FLAGS and following:
+        return f"{program} {word}", following
+    if program.endswith("-cli") and word.upper() == "AUTH" and following:
+        return f"{program} AUTH", following
+    if program.endswith("-server") and word == "--user" and _acl_password_follows(words, i):
+        return "--user with a >password rule", ""
+    if not program and _secret_flag(word, following):
+        name, equals, value = word.partition("=")
+        return name + equals, value if equals else following
+    return None
+
+
+def _secret_flag(word: str, following: str) -> bool:
+    """Whether `word` is a flag named for a secret that is given its value, in the next word
+    or after `=` (redis_exporter's `--redis.password PASS`, Go's `-db.password`,
+    `--api-token=T`), named as variables are (`secret_named`): `--password-file` names a file
+    and `--token-ttl 3600` a lifetime, so neither is one. redis-server's, redis-cli's and
+    sentinel's own options are read above, by program."""
+    if not word.startswith("-") or len(word.lstrip("-")) < 2:
+        return False
+    name, equals, value = word.lstrip("-").partition("=")
+    if not equals:
+        value = "" if following.startswith("-") else following
+    return secret_named(name, value)
 
 
 def _acl_password_follows(words: list[str], start: int) -> bool:
@@ -182,6 +216,15 @@ def _acl_password_follows(words: list[str], start: int) -> bool:
 
 def secret_argv(props: Mapping[str, Any]) -> list[str]:
     return secret_words(argv_words(props))
+
+
+def secret_argv_values(props: Mapping[str, Any]) -> list[str]:
+    """The secrets argv carries (what `secret_argv` names): to compare, never to print."""
+    values: list[str] = []
+    secret_words(argv_words(props), values)
+    # `$REDIS_PASSWORD` or `$(cat /run/secrets/redis)` in a shell's script is where the secret
+    # comes from, not the secret: two containers naming the same variable or file share none.
+    return [v for v in values if not (_VARIABLE.fullmatch(v) or "$(" in v or "`" in v)]
 
 
 def secret_healthcheck(props: Mapping[str, Any]) -> list[str]:

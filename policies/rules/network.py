@@ -40,7 +40,13 @@ from policies.rules._props import (
     text,
     text_at,
 )
-from policies.rules._redisconf import aliases, network_names, redis_servers
+from policies.rules._redisconf import (
+    RedisServer,
+    aliases,
+    namespace_owner,
+    network_names,
+    redis_servers,
+)
 from policies.rules._service_shape import (
     network_mode_network,
     task_containers,
@@ -143,6 +149,7 @@ def _default_binding(network: Resource | None) -> str:
 def redis_no_published_port(
     resources: Sequence[Resource], _config: Mapping[str, Any]
 ) -> Iterator[Violation]:
+    containers: Sequence[Resource] | None = None
     for server in redis_servers(resources):
         props = server.resource.props
         with reading(server.resource):
@@ -153,12 +160,51 @@ def redis_no_published_port(
                     flag(props.get("publishAllPorts"), "publishAllPorts") is True
                 )
                 where = "to the Docker host"
-        if published:
+        through = ""
+        if not published and server.resource.type != SERVICE:
+            containers = containers if containers is not None else task_containers(resources)
+            through = _published_by_namespace_owner(server, containers)
+        if published or through:
             yield Violation(
                 f"{redis_label(server.resource)} must not publish ports {where}; "
-                f"clients reach it over an internal network.",
+                f"clients reach it over an internal network.{through}",
                 server.resource.urn,
             )
+
+
+def _published_by_namespace_owner(server: RedisServer, containers: Sequence[Resource]) -> str:
+    """Where a Redis server sharing another container's network namespace (`networkMode
+    container:web`) is published by that container: a port it publishes that Redis listens
+    on is Redis's (Docker publishes the namespace's port, whoever listens). "" otherwise."""
+    owner = namespace_owner(server.resource, containers)
+    if owner is None:
+        return ""
+    # Its ports as far as known; an unknown `port` may be Redis's default, 6379.
+    s = server.settings
+    listening = set() if s.known("port") else {6379.0}
+    for name, default in (("port", "6379"), ("tls-port", "")):
+        value = (s.value(name) or default) if s.known(name) else ""
+        if value.isdigit() and int(value):
+            listening.add(float(value))
+    with reading(owner):
+        ports = [
+            number(port.get("internal"), f"{where}.internal")
+            for where, port in entries(owner.props, "ports")
+        ]
+        everything = flag(owner.props.get("publishAllPorts"), "publishAllPorts") is True
+    mine = sorted({int(p) for p in ports if p in listening})
+    if not mine and not everything:
+        return ""
+    what = (
+        f"publishes its port{'s' if len(mine) > 1 else ''} {', '.join(map(str, mine))}"
+        if mine
+        else "publishes all its ports (publishAllPorts)"
+    )
+    mode = text(server.resource.props.get("networkMode"), "networkMode")
+    return (
+        f" It listens in the network namespace of {label(owner).lower()} "
+        f"(networkMode {mode}), which {what}."
+    )
 
 
 def no_unneeded_ports(resource: Resource, _config: Mapping[str, Any]) -> Iterator[str]:

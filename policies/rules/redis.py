@@ -42,6 +42,7 @@ from policies.rules._redisconf import (
     RedisServer,
     RedisSettings,
     Verdict,
+    before_redis,
     recognised,
     redis_servers,
 )
@@ -346,7 +347,14 @@ def protected_mode_on(server: RedisServer, _config: Mapping[str, Any]) -> Iterat
     elif not s.known("protected-mode"):
         yield _unknown(server, "protected-mode yes")
     elif (s.value("protected-mode") or "yes").lower() != "yes":
-        if not s.defaults_to("protected-mode"):
+        if before_redis(server.image, 3, 2):
+            # Protected mode came in Redis 3.2: before it there is nothing to keep on, and
+            # "the image turns it off" would not be true.
+            why = (
+                f"Redis before 3.2 (its image, {server.image}) has no protected mode, so run "
+                f"Redis 3.2 or later"
+            )
+        elif not s.defaults_to("protected-mode"):
             why = "it is turned off"
         elif server.sentinel:
             why = "sentinel mode turns it off by default"
@@ -361,6 +369,16 @@ def auth_required(server: RedisServer, _config: Mapping[str, Any]) -> Iterator[s
         if name in s.misspelled:
             yield _misspelled(server, name)
             return
+    if _placeholder_password(s):
+        yield (
+            f"{redis_label(server.resource)} must require authentication with a password only "
+            f"its clients know; requirepass in the config file it loads is a placeholder "
+            f"(${{NAME}}, $NAME or {{{{ ... }}}}), which Redis does not expand, so the password "
+            f"is that text as this program writes it. Substitute it before redis-server reads "
+            f"the file, or load users with #<sha256> passwords from an aclfile delivered as a "
+            f"protected file."
+        )
+        return
     # aclfile first: usually on argv, so this is decided even while files are unknown.
     if s.value("aclfile") or s.value("requirepass") or s.all("user"):
         yield from _passwordless_users(server)
@@ -387,6 +405,28 @@ def auth_required(server: RedisServer, _config: Mapping[str, Any]) -> Iterator[s
     yield (
         f"{redis_label(server.resource)} must require authentication (an aclfile with "
         f"users that have passwords); {why}."
+    )
+
+
+# A value written for something else to fill in: a shell or envsubst variable (${NAME},
+# ${NAME:-default}, $NAME) or a Go/Helm/Jinja template ({{ .Password }}). The whole value
+# only: a real password may hold a `$` or braces.
+_PLACEHOLDER: Final = re.compile(
+    r"\$\{[A-Za-z_]\w*(?:[:?+=-][^}]*)?\}|\$[A-Za-z_]\w*|\{\{.*\}\}|\{%.*%\}"
+)
+
+
+def _placeholder_password(s: RedisSettings) -> bool:
+    """requirepass set to a placeholder in a config file Redis reads, where Redis takes it as
+    written (redis.conf has no variables). Not with an aclfile, which makes Redis ignore
+    requirepass; not on argv, where a shell may have expanded it; a start script that writes
+    the file first leaves it unreadable (_redisconf._rewritten), so never judged here."""
+    value = s.value("requirepass")
+    return (
+        value is not None
+        and not s.value("aclfile")
+        and s.from_file("requirepass")
+        and _PLACEHOLDER.fullmatch(value.strip()) is not None
     )
 
 

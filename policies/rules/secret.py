@@ -42,6 +42,7 @@ from policies.rules._secrets import (
     _URL_WITH_PASSWORD,
     is_secret_upload,
     secret_argv,
+    secret_argv_values,
     secret_env_names,
     secret_healthcheck,
     secret_label_names,
@@ -192,6 +193,9 @@ def _secrets_of(resource: Resource) -> set[str]:
     found = {u.content for u in uploads(props) if is_secret_upload(u) and u.content}
     names = set(secret_env_names(props))
     found |= {value for key, value in envs(props) if key in names}
+    # A secret on a command line (DY56GO/mbp_back gave redis-server and redis_exporter one
+    # literal password as --requirepass and --redis.password).
+    found |= set(secret_argv_values(props))
     return {s for s in found if len(s.strip()) >= _MIN_SHARED_SECRET}
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import docker
 import pytest
-from docker.errors import NotFound
+from docker.errors import APIError, NotFound
 
 from infra.applier.diff import docker_changes
 from infra.applier.engine import INCOMPLETE, LocalApplier
@@ -26,7 +26,8 @@ from infra.applier.errors import ApplyError
 from infra.applier.plan import plan_stack
 from infra.applier.state import StackState
 from infra.changes import Op
-from infra.naming import STACK_LABEL
+from infra.components.material import INIT_SCRIPT
+from infra.naming import MATERIAL_LABEL, STACK_LABEL
 from infra.pulumi_names import CONTAINER, IMAGE, NETWORK, VOLUME
 from infra.render import RenderedResource
 from infra.settings import REPO_ROOT
@@ -140,9 +141,9 @@ def test_applier__a_name_the_engine_refused_is_never_taken_for_the_stacks_contai
     scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient
 ) -> None:
     """The stack's container removed behind the state's back and its name taken by a container
-    of something else: the up that recreates it is refused (a name conflict), and so is the
-    next, which must not remove the other container as an unfinished one of the stack's (the
-    state had recorded the name before the engine refused it)."""
+    of something else: the up that recreates it is refused before it changes anything (since
+    2026-12-03; the engine's name conflict part-way before), and so is the next, which must not
+    remove the other container as one of the stack's."""
     stack, applier = scratch
     state = StackState(stack)
     plan = plan_stack(stack, [container(stack, command=["true"], attach=True, mustRun=False)],
@@ -151,10 +152,9 @@ def test_applier__a_name_the_engine_refused_is_never_taken_for_the_stacks_contai
     docker_client.api.remove_container(f"{stack}-c", force=True)
     other = docker_client.containers.create(BASE, ["true"], name=f"{stack}-c", network_mode="none")
     try:
-        with pytest.raises(ApplyError, match="docker refused the container"):
-            applier.up(plan, state)
-        with pytest.raises(ApplyError, match=f"is not labelled {STACK_LABEL}={stack}"):
-            applier.up(plan, state)
+        for _ in range(2):
+            with pytest.raises(ApplyError, match=f"is not labelled {STACK_LABEL}={stack}"):
+                applier.up(plan, state)
         assert docker_client.api.inspect_container(f"{stack}-c")["Id"] == other.id
     finally:
         with contextlib.suppress(NotFound):  # gone when an up removed it
@@ -164,21 +164,27 @@ def test_applier__a_name_the_engine_refused_is_never_taken_for_the_stacks_contai
 def test_applier__an_up_interrupted_before_its_create_never_removes_anothers_container(
     scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient
 ) -> None:
-    """As above, but the up is interrupted once the state holds the name and before the engine
-    answers the create: the next up finds an unfinished container by that name, and it is not
-    the stack's (no stack label), so it is left alone and the up refused."""
+    """The up is interrupted once the state holds the name and before the engine answers the
+    create, and meanwhile a container of something else took the name: the next up finds an
+    unfinished container by that name, and it is not the stack's (no stack label), so it is
+    left alone and the up refused."""
     stack, applier = scratch
     state = StackState(stack)
     plan = plan_stack(stack, [container(stack, command=["true"], attach=True, mustRun=False)],
                       root=Path("/"))  # fmt: skip
     applier.up(plan, state)
     docker_client.api.remove_container(f"{stack}-c", force=True)
-    other = docker_client.containers.create(BASE, ["true"], name=f"{stack}-c", network_mode="none")
+    taken: list[Any] = []
 
     def at_the_name(saved: StackState) -> None:
         if any(
             r.outputs.get(INCOMPLETE) and r.id == f"{stack}-c" for r in saved.resources.values()
         ):
+            taken.append(
+                docker_client.containers.create(
+                    BASE, ["true"], name=f"{stack}-c", network_mode="none"
+                )
+            )
             raise KeyboardInterrupt
 
     try:
@@ -186,10 +192,12 @@ def test_applier__an_up_interrupted_before_its_create_never_removes_anothers_con
             applier.up(plan, state, checkpoint=at_the_name)
         with pytest.raises(ApplyError, match="docker refused the container"):
             applier.up(plan, state)
+        (other,) = taken
         assert docker_client.api.inspect_container(f"{stack}-c")["Id"] == other.id
     finally:
-        with contextlib.suppress(NotFound):  # gone when an up removed it
-            docker_client.api.remove_container(other.id, force=True)
+        for other in taken:
+            with contextlib.suppress(NotFound):  # gone when an up removed it
+                docker_client.api.remove_container(other.id, force=True)
 
 
 def test_applier__an_up_interrupted_right_after_a_create_converges_on_the_next(
@@ -311,6 +319,76 @@ def test_applier__up_refuses_to_replace_an_unlabelled_object_with_the_same_name(
         foreign.remove()
 
 
+def _shared_name(client: docker.DockerClient, name: str, **labels: str) -> Any:
+    """A network under a name one already has, as a client that does not ask the engine to
+    check (the API's CheckDuplicate is off by default on Docker 20.10) creates it."""
+    return client.networks.create(name, labels=labels or None, check_duplicate=False)
+
+
+def test_applier__a_network_name_two_networks_share_is_refused_naming_both(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient
+) -> None:
+    """Before 2026-12-03 the up failed on the engine's own "2 matches found based on name:
+    network ... is ambiguous" (a docker APIError, no ID, no way on)."""
+    stack, applier = scratch
+    name = f"{stack}-n"
+    first = _shared_name(docker_client, name)
+    second = _shared_name(docker_client, name, **{STACK_LABEL: "someone-else"})
+    label = [{"label": STACK_LABEL, "value": stack}]
+    try:
+        with pytest.raises(ApplyError, match=f"2 networks are named {name}") as refused:
+            apply(applier, stack, resource(NETWORK, "n", {"name": name, "labels": label}))
+        message = str(refused.value)
+        assert f"{first.id[:12]} (no {STACK_LABEL} label)" in message
+        assert f"{second.id[:12]} ({STACK_LABEL}=someone-else)" not in message
+        assert f"{second.id[:12]} (labelled {STACK_LABEL}=someone-else)" in message
+        removal = message.split("`docker network rm ", 1)[1].split("`", 1)[0]
+        assert sorted(removal.split()) == sorted([first.id[:12], second.id[:12]])
+        assert "the up then creates the stack's own" in message
+        assert "nothing was changed" in message
+        assert len(docker_client.networks.list(names=[name])) == 2  # neither touched
+    finally:
+        first.remove()
+        second.remove()
+
+
+def test_applier__a_network_sharing_the_stacks_network_name_is_refused_before_any_change(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient
+) -> None:
+    """A deployed stack, then another network under its network's name: a replaced container
+    was removed and its successor refused to start ("network ... is ambiguous"), leaving the
+    stack without it. Now the up changes nothing and names which one to remove."""
+    stack, applier = scratch
+    name = f"{stack}-n"
+    label = [{"label": STACK_LABEL, "value": stack}]
+    network = resource(NETWORK, "n", {"name": name, "labels": label})
+
+    def job(word: str) -> RenderedResource:
+        return container(
+            stack,
+            command=["sh", "-c", "sleep 300", word],
+            networkMode=None,
+            networksAdvanced=[{"name": name}],
+        )
+
+    state = StackState(stack)
+    applier.up(plan_stack(stack, [network, job("one")], root=Path("/")), state)
+    ours = docker_client.networks.list(names=[name])[0]
+    running = docker_client.containers.get(f"{stack}-c").id
+    intruder = _shared_name(docker_client, name)
+    try:
+        with pytest.raises(ApplyError, match=f"2 networks are named {name}") as refused:
+            applier.up(plan_stack(stack, [network, job("two")], root=Path("/")), state)
+        message = str(refused.value)
+        assert f"{ours.id[:12]} (the stack's, the one its state records)" in message
+        assert f"`docker network rm {intruder.id[:12]}`; keep {ours.id[:12]}" in message
+        assert docker_client.containers.get(f"{stack}-c").id == running  # not replaced
+    finally:
+        intruder.remove()
+    applier.up(plan_stack(stack, [network, job("two")], root=Path("/")), state)
+    assert docker_client.containers.get(f"{stack}-c").status == "running"
+
+
 def image(tmp_path: Path, stack: str, tag: str, *, labelled: bool = True) -> RenderedResource:
     context = tmp_path / tag.replace(":", "-")
     context.mkdir()
@@ -339,6 +417,65 @@ def test_applier__builds_the_declared_tags_and_down_removes_every_stack_image(
     assert labels[STACK_LABEL] == stack
     applier.down(stack)
     assert applier.find(stack).images == []
+
+
+def _parents(client: docker.DockerClient, image_id: str) -> list[str]:
+    """The untagged images an image was built on (the legacy builder's one per step), newest
+    first, down to the first tagged one (the base)."""
+    chain: list[str] = []
+    while parent := client.api.inspect_image(image_id).get("Parent"):
+        if client.api.inspect_image(parent).get("RepoTags"):
+            break
+        chain.append(parent)
+        image_id = parent
+    return chain
+
+
+def test_down__removes_the_stacks_images_but_not_the_parents_a_concurrent_build_uses(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient, tmp_path: Path
+) -> None:
+    """The untagged images a stack's image was built on are build cache every build of the same
+    Dockerfile steps shares (another stack's, scripts/build-app-image.sh --cache-only): a build
+    that found one in its cache goes on from it. `down` removed them with the stack's image
+    (the engine prunes a removed image's untagged parents that have no other child), so a
+    build running beside it could lose the image its next step starts from. Now `down` removes
+    the stack's images only (`docker rmi --no-prune`): the parents stay, and the next build of
+    another stack goes on from them (every step but its own label from the cache)."""
+    stack, applier = scratch
+    apply(applier, stack, image(tmp_path, stack, "parents"))
+    built = str(docker_client.api.inspect_image(f"{stack}-img:parents")["Id"])
+    parents = _parents(docker_client, built)
+    assert len(parents) >= 2, "the legacy builder keeps an image per step"
+    applier.down(stack)
+    assert applier.find(stack).images == []
+    with pytest.raises(NotFound):
+        docker_client.api.inspect_image(built)
+    gone = [p for p in parents if not _image_exists(docker_client, p)]
+    assert gone == [], f"down removed {len(gone)} of the {len(parents)} parents"
+    other = f"{stack}-b"
+    try:
+        # The same steps for another stack (the context's Dockerfile, another stack label).
+        props = {
+            "imageName": f"{other}-img:parents",
+            "skipPush": True,
+            "build": {"context": str(tmp_path / "parents"), "args": {"SECURE_REDIS_STACK": other}},
+        }
+        apply(applier, other, resource(IMAGE, "img-parents", props))
+        theirs = str(docker_client.api.inspect_image(f"{other}-img:parents")["Id"])
+        assert _parents(docker_client, theirs) == parents  # built on the very same cache
+    finally:
+        applier.down(other, quiet=True)
+        for parent in parents:  # this test's own cache (its label is this test's alone)
+            with contextlib.suppress(NotFound, APIError):
+                docker_client.api.remove_image(parent, noprune=True)
+
+
+def _image_exists(client: docker.DockerClient, image_id: str) -> bool:
+    try:
+        client.api.inspect_image(image_id)
+    except NotFound:
+        return False
+    return True
 
 
 def test_applier__image_without_the_stack_label_is_refused_and_not_left_behind(
@@ -918,3 +1055,171 @@ def test_applier__an_unfinished_network_held_by_another_is_refused_and_left_alon
         assert [n.id for n in docker_client.networks.list(names=[f"{stack}-n"])] == [foreign.id]
     finally:
         foreign.remove()
+
+
+def test_applier__a_container_changed_behind_its_back_is_set_back_by_the_next_up(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient
+) -> None:
+    """Drift the state cannot see (attack pass of 2026-12-03, infra/applier/drift.py): what
+    `docker update` changed is updated back in place (same container, never stopped); a
+    network joined by hand, or a container removed and made again by hand under the same name
+    and labels with a capability added, is replaced by the declared one. Each `up` says what
+    drifted, by field name."""
+    stack, applier = scratch
+    label = [{"label": STACK_LABEL, "value": stack}]
+    network = resource(NETWORK, "n", {"name": f"{stack}-n", "labels": label})
+    limited = container(
+        stack,
+        command=["sleep", "600"],
+        memory=64,
+        memorySwap=64,
+        restart="on-failure",
+        maxRetryCount=5,
+        networkMode=None,
+        networksAdvanced=[{"name": f"{stack}-n"}],
+        capabilities={"drops": ["ALL"]},
+    )
+    plan = plan_stack(stack, [network, limited], root=Path("/"))
+    state = StackState(stack)
+    messages: list[str] = []
+    applier.say = messages.append
+    applier.up(plan, state)
+    name = f"{stack}-c"
+    first = docker_client.api.inspect_container(name)
+
+    docker_client.api.update_container(
+        name, mem_limit="128m", memswap_limit="128m", restart_policy={"Name": "always"}
+    )
+    (change,) = [c for c in applier.changes(plan, state) if c.op is not Op.SAME]
+    assert change.op is Op.UPDATE
+    assert change.reasons == (
+        "changed on the engine since the last up: HostConfig.Memory, HostConfig.MemorySwap, "
+        "HostConfig.RestartPolicy",
+    )
+    applier.up(plan, state)
+    host = docker_client.api.inspect_container(name)
+    assert host["Id"] == first["Id"]
+    assert host["State"]["Pid"] == first["State"]["Pid"]
+    assert (host["HostConfig"]["Memory"], host["HostConfig"]["MemorySwap"]) == (64 << 20,) * 2
+    assert host["HostConfig"]["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 5}
+
+    docker_client.networks.get("bridge").connect(name)
+    (change,) = [c for c in applier.changes(plan, state) if c.op is not Op.SAME]
+    assert (change.op, change.reasons) == (
+        Op.REPLACE,
+        ("changed on the engine since the last up: NetworkSettings.Networks",),
+    )
+    applier.up(plan, state)
+    networks = docker_client.api.inspect_container(name)["NetworkSettings"]["Networks"]
+    assert set(networks) == {f"{stack}-n"}
+
+    docker_client.api.remove_container(name, force=True)
+    impostor = docker_client.containers.run(
+        BASE, ["sleep", "600"], name=name, labels={STACK_LABEL: stack},
+        cap_add=["NET_RAW"], network=f"{stack}-n", detach=True,
+    )  # fmt: skip
+    applier.up(plan, state)
+    now = docker_client.api.inspect_container(name)
+    assert now["Id"] != impostor.id
+    assert now["Id"] == state.resources["urn:c"].id
+    assert not now["HostConfig"]["CapAdd"]
+    assert any(f"removing container {name} ({impostor.id[:12]})" in m for m in messages), messages
+    assert [c.op for c in applier.changes(plan, state)] == [Op.SAME, Op.SAME]
+
+
+def test_applier__up_names_a_container_attached_to_the_stacks_network_by_hand(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient
+) -> None:
+    """A container the stack does not declare, run on its network by hand, is named by every
+    up (it reaches the stack's containers there); the up leaves it alone: not the stack's."""
+    stack, applier = scratch
+    label = [{"label": STACK_LABEL, "value": stack}]
+    plan = plan_stack(
+        stack, [resource(NETWORK, "n", {"name": f"{stack}-n", "labels": label})], root=Path("/")
+    )
+    state = StackState(stack)
+    applier.up(plan, state)
+    assert applier.strangers(plan) == []
+    stranger = docker_client.containers.run(
+        BASE, ["sleep", "600"], name=f"{stack}-stranger", network=f"{stack}-n", detach=True
+    )
+    try:
+        (line,) = applier.strangers(plan)
+        assert (
+            f"network {stack}-n has a container the stack does not declare: {stack}-stranger"
+            in (line)
+        )
+        assert f"docker network disconnect {stack}-n" in line
+    finally:
+        stranger.remove(force=True)
+
+
+def test_applier__a_declared_tag_moved_to_another_image_is_built_again(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient, tmp_path: Path
+) -> None:
+    """`docker tag <other image> <declared imageName>` (attack pass of 2026-12-03): anything
+    that runs the tag runs the other image. The next up builds the tag again, saying why."""
+    stack, applier = scratch
+    plan = plan_stack(stack, [image(tmp_path, stack, "one")], root=Path("/"))
+    state = StackState(stack)
+    applier.up(plan, state)
+    built = docker_client.api.inspect_image(f"{stack}-img:one")["Id"]
+    docker_client.api.tag(BASE, f"{stack}-img", "one")
+    (change,) = applier.changes(plan, state)
+    assert (change.op, change.reasons) == (
+        Op.REPLACE,
+        (f"changed on the engine since the last up: tag {stack}-img:one names another image",),
+    )
+    applier.up(plan, state)
+    assert docker_client.api.inspect_image(f"{stack}-img:one")["Id"] == built
+
+
+def test_applier__a_material_file_changed_in_its_volume_is_written_again(
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient
+) -> None:
+    """A file replaced or its mode changed inside a material volume (attack pass of
+    2026-12-03: a line added to Redis's users.acl, server.key made 0644) shows in no
+    container's configuration; the next up compares the volume with the initialiser's
+    uploads, names each difference (never content) and runs the initialiser again."""
+    stack, applier = scratch
+    label = [{"label": STACK_LABEL, "value": stack}]
+    init = container(
+        stack,
+        command=["sh", "-c", INIT_SCRIPT, "sh", "/run/stage", "/mat", "rev1"],
+        labels=[*label, {"label": MATERIAL_LABEL, "value": "rev1"}],
+        mounts=[{"type": "volume", "source": f"{stack}-v", "target": "/mat"}],
+        uploads=[
+            {
+                "file": "/run/stage/users.acl",
+                "content": "user default off\n",
+                "permissions": "0444",
+            },
+            {"file": "/run/stage/server.key", "content": "KEY\n", "permissions": "0400"},
+        ],
+        attach=True,
+        mustRun=False,
+    )
+    volume = resource(VOLUME, "v", {"name": f"{stack}-v", "labels": label})
+    plan = plan_stack(stack, [volume, init], root=Path("/"))
+    state = StackState(stack)
+    applier.up(plan, state)
+    assert [(c.op, c.reasons) for c in applier.changes(plan, state)] == [(Op.SAME, ())] * 2
+    tamper = (
+        "chmod 644 /mat/..data/server.key && chmod u+w /mat/..data/users.acl"
+        " && echo 'user default on nopass +@all' >> /mat/..data/users.acl && touch /mat/..rev1/x"
+    )
+    docker_client.containers.run(
+        BASE, ["sh", "-c", tamper], remove=True, network_mode="none",
+        volumes={f"{stack}-v": {"bind": "/mat", "mode": "rw"}},
+    )  # fmt: skip
+    (change,) = [c for c in applier.changes(plan, state) if c.op is not Op.SAME]
+    assert (change.op, change.reasons) == (
+        Op.REPLACE,
+        (
+            "changed on the engine since the last up: material server.key (mode), material "
+            "users.acl (content), material users.acl (mode), material x (not declared)",
+        ),
+    )
+    assert "nopass" not in " ".join(change.reasons)
+    applier.up(plan, state)
+    assert [c.op for c in applier.changes(plan, state)] == [Op.SAME, Op.SAME]

@@ -18,6 +18,7 @@ import pytest
 from docker.errors import APIError
 
 from infra.components.exporter import EXPORTER_NPROC, EXPORTER_PORT, exporter_healthcheck_test
+from infra.naming import APP_HTTP_PORT
 from tests.e2e.probes import ProbeContainer, app_image
 from tests.e2e.stacks import Stack
 
@@ -108,4 +109,29 @@ def test_attack__the_exporters_port_is_closed_to_the_backend_network(
     assert from_frontend["connected"], f"positive control (Prometheus's side): {from_frontend}"
     assert not any(r["connected"] for r in (*from_backend.values(), by_name)), (
         f"the exporter's port is reachable from the backend network: {from_backend} {by_name}"
+    )
+
+
+def test_attack__the_apps_port_is_closed_to_the_backend_network(
+    stack: Stack,
+    docker_client: docker.DockerClient,
+    probe: ProbeContainer,
+    frontend_probe: ProbeContainer,
+) -> None:
+    """The app listened on 0.0.0.0, so a container on the backend network alone (Redis, a
+    reload job, the rotation pass, or anything else attached there) reached its HTTP API at
+    its backend address and by its name: /healthz without the token, and the 400 connection
+    slots the host's clients and Prometheus share (attack pass of 2026-12-03 on s92). It
+    listens on its frontend address and on loopback (its health check) only."""
+    networks = docker_client.api.inspect_container(stack.app)["NetworkSettings"]["Networks"]
+    addresses = {name: str(networks[name]["IPAddress"]) for name in (stack.backend, stack.frontend)}
+    from_backend = {
+        name: probe.run("connect", host=address, port=APP_HTTP_PORT)
+        for name, address in addresses.items()
+    }
+    by_name = probe.run("connect", host=stack.app, port=APP_HTTP_PORT)
+    from_frontend = frontend_probe.run("connect", host=stack.app, port=APP_HTTP_PORT)
+    assert from_frontend["connected"], f"positive control (Prometheus's side): {from_frontend}"
+    assert not any(r["connected"] for r in (*from_backend.values(), by_name)), (
+        f"the app's port is reachable from the backend network: {from_backend} {by_name}"
     )

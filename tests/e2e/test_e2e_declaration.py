@@ -17,7 +17,7 @@ from infra.naming import MATERIAL_LABEL
 from infra.pulumi_names import IMAGE, VOLUME
 from infra.render import RenderedResource
 from tests.e2e.hosts import container_host, stat_dir
-from tests.e2e.stacks import CONTAINER, ONE_SHOT, SERVICES, STOPPED, Stack
+from tests.e2e.stacks import CONTAINER, ONE_SHOT, PROBE_LABEL, SERVICES, STOPPED, Stack
 
 pytestmark = pytest.mark.security("deployment")
 
@@ -83,6 +83,11 @@ def test_declaration__container_config(
     assert host["Memory"] == props["memory"] * MIB, f"{where}: Memory"
     assert host["MemorySwap"] == props["memorySwap"] * MIB, f"{where}: MemorySwap"
     assert host["NanoCpus"] == int(float(props["cpus"]) * 1e9), f"{where}: NanoCpus"
+    # Settable on the running container with `docker update` (drift the applier's up sets
+    # back, infra/applier/drift.py); the program leaves them unset unless it declares them.
+    assert (host.get("CpuShares") or 0) == props.get("cpuShares", 0), f"{where}: CpuShares"
+    assert (host.get("CpusetCpus") or "") == props.get("cpuSet", ""), f"{where}: CpusetCpus"
+    assert host.get("PidsLimit") in (None, 0, -1), f"{where}: PidsLimit set (none is declared)"
     assert host["IpcMode"] == props.get("ipcMode", host["IpcMode"]), f"{where}: IpcMode"
     if "stopTimeout" in props:
         assert config["StopTimeout"] == props["stopTimeout"], f"{where}: StopTimeout"
@@ -148,7 +153,8 @@ def test_declaration__mounts(
         for m in declared(stack, suffix).get("mounts") or []
     )
     have = sorted(
-        (m["Type"], m["Name"], m["Destination"], m["RW"])
+        # A bind mount has a Source and no Name (a docker.sock one, for instance).
+        (m["Type"], m.get("Name") or m.get("Source"), m["Destination"], m["RW"])
         for m in inspected[suffix]["Mounts"]
         if m["Type"] != "tmpfs"
     )
@@ -162,7 +168,11 @@ def test_declaration__networks(
     props = declared(stack, suffix)
     networks = inspected[suffix]["NetworkSettings"]["Networks"]
     if "networksAdvanced" in props:
-        assert set(networks) == {n["name"] for n in props["networksAdvanced"]}
+        want = {n["name"] for n in props["networksAdvanced"]}
+        assert set(networks) == want, (
+            f"{stack.object(suffix)}: on networks it does not declare: "
+            f"{sorted(set(networks) - want)}, missing from {sorted(want - set(networks))}"
+        )
         for net in props["networksAdvanced"]:
             assert set(net.get("aliases") or []) <= set(networks[net["name"]]["Aliases"] or [])
     else:
@@ -194,8 +204,10 @@ def test_declaration__image_is_the_one_built_from_the_declared_build(
     images = {r.outputs["repoDigest"]: r for r in stack.declared.resources if r.type == IMAGE}
     declared_image: RenderedResource = images[props["image"]]
     built = docker_client.api.inspect_image(declared_image.props["imageName"])
+    tag = declared_image.props["imageName"]
     assert inspected[suffix]["Image"] == built["Id"], (
-        "the container runs the image tagged imageName"
+        f"{stack.object(suffix)} runs {inspected[suffix]['Image'][:19]}, not {built['Id'][:19]}"
+        f" that {tag} names (the tag moved, or the container runs another image)"
     )
 
 
@@ -237,6 +249,29 @@ def test_declaration__network(stack: Stack, docker_client: docker.DockerClient, 
     assert net["Ingress"] is bool(props.get("ingress"))
     assert (net.get("Options") or {}) == (props.get("options") or {})
     assert net["Labels"] == labels(props)
+
+
+@pytest.mark.parametrize("role", ["backend", "frontend"])
+def test_declaration__only_the_stacks_containers_are_on_its_network(
+    stack: Stack, docker_client: docker.DockerClient, role: str
+) -> None:
+    """A container attached by hand (`docker run --network <backend>`: attack pass of
+    2026-12-03) reaches Redis's port from inside the network, where no firewall rule applies;
+    only what the stack declares, and this suite's own labelled probes, may be there."""
+    network = stack.object(role)
+    ours = {stack.object(suffix) for suffix in CONTAINERS}
+    foreign = []
+    for cid, endpoint in (
+        docker_client.api.inspect_network(network).get("Containers") or {}
+    ).items():
+        name = endpoint.get("Name", cid[:12])
+        labels = docker_client.api.inspect_container(cid)["Config"].get("Labels") or {}
+        if name not in ours and PROBE_LABEL not in labels:
+            foreign.append(name)
+    assert foreign == [], (
+        f"{network}: containers the stack does not declare are attached: {sorted(foreign)}; "
+        f"remove them or `docker network disconnect {network} <container>`"
+    )
 
 
 def test_declaration__volumes(stack: Stack, docker_client: docker.DockerClient) -> None:
@@ -287,7 +322,11 @@ def test_declaration__uploaded_files_landed_with_declared_mode_and_owner(
         name = upload["file"].rsplit("/", 1)[1]
         assert name in landed, f"{mount}/{name} missing"
         want = (int(upload["permissions"], 8), int(upload["owner"]), int(upload["group"]))
-        assert landed[name] == want, f"{name}: (mode, uid, gid) {landed[name]}"
+        mode, uid, gid = landed[name]
+        assert landed[name] == want, (
+            f"{mount}/{name}: mode {mode:04o} owner {uid}:{gid}, declared "
+            f"{want[0]:04o} {want[1]}:{want[2]}"
+        )
 
 
 def test_declaration__non_secret_uploads_have_the_declared_content(stack: Stack) -> None:

@@ -439,6 +439,51 @@ def test_network__loopback_dnat_from_other_interfaces_is_dropped(
     assert refused, "the app's own new connections out of the frontend are refused"
 
 
+def _matches(rule: list[str], flag: str, bridges: set[str]) -> bool:
+    """Whether the rule's `-i`/`-o` match (absent: any interface; `+` ends a prefix) can be
+    one of the stack's bridges."""
+    if flag not in rule:
+        return True
+    name = rule[rule.index(flag) + 1]
+    if "!" in rule[max(0, rule.index(flag) - 1) : rule.index(flag)]:
+        return True  # negated: matches every other interface, the bridges among them
+    return any(b.startswith(name[:-1]) if name.endswith("+") else b == name for b in bridges)
+
+
+@pytest.mark.security("network")
+@pytest.mark.usefixtures("as_root")
+@pytest.mark.parametrize("chain", ["INPUT", "DOCKER-USER"])
+def test_network__no_rule_ahead_of_the_stacks_firewall_lets_its_traffic_past(
+    stack: Stack, docker_client: docker.DockerClient, chain: str
+) -> None:
+    """The stack's rules are in force only while they come first: an ACCEPT (or RETURN, or a
+    jump elsewhere) inserted ahead of them for the stack's bridges lets its traffic past them
+    (attack pass of 2026-12-03 on s88: `iptables -I DOCKER-USER 1 -i <frontend bridge> -j
+    ACCEPT` gave the app egress again, and no other check noticed)."""
+    bridges = set()
+    for network in (stack.backend, stack.frontend):
+        inspected = docker_client.api.inspect_network(network)
+        bridges.add(bridge_name(inspected["Id"], inspected.get("Options") or {}))
+    listing = subprocess.run(["iptables", "-w", "-S", chain], capture_output=True, text=True,
+                             check=True).stdout.splitlines()  # fmt: skip
+    rules = [line.split() for line in listing if line.startswith("-A ")]
+    ours = [i for i, rule in enumerate(rules) if f"secure-redis:{stack.name}" in " ".join(rule)]
+    assert ours, f"{chain}: the stack's rules are not installed (python -m infra.firewall up)"
+    ahead = [
+        " ".join(rule)
+        for rule in rules[: max(ours)]
+        if f"secure-redis:{stack.name}" not in " ".join(rule)
+        and rule[rule.index("-j") + 1] not in ("DROP", "REJECT")
+        and _matches(rule, "-i", bridges)
+        and _matches(rule, "-o", bridges)
+    ]
+    assert ahead == [], (
+        f"{chain}: rules ahead of the stack's let its bridges' traffic past them: {ahead}; "
+        f"remove them, or run `python -m infra.firewall up --stack {stack.name}` (it puts the "
+        "stack's rules first again)"
+    )
+
+
 # -- image hygiene ----------------------------------------------------------------------------
 
 

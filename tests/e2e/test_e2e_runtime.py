@@ -193,7 +193,8 @@ def test_runtime__process_runs_as_its_unprivileged_uid(stack: Stack, role: str) 
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("field", ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"])
 def test_runtime__process_holds_no_capability(stack: Stack, role: str, field: str) -> None:
-    assert int(proc_status(stack, role)[field], 16) == 0
+    held = proc_status(stack, role)[field]
+    assert int(held, 16) == 0, f"{stack.object(role)}: pid 1 holds capabilities, {field} {held}"
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -201,8 +202,12 @@ def test_runtime__process_cannot_gain_privileges_and_is_seccomp_filtered(
     stack: Stack, role: str
 ) -> None:
     status = proc_status(stack, role)
-    assert status["NoNewPrivs"].strip() == "1"
-    assert status["Seccomp"].strip() == "2", "seccomp mode 2: the default profile filters syscalls"
+    where = stack.object(role)
+    assert status["NoNewPrivs"].strip() == "1", f"{where}: pid 1 may gain privileges (NoNewPrivs)"
+    assert status["Seccomp"].strip() == "2", (
+        f"{where}: pid 1 seccomp mode {status['Seccomp'].strip()}; mode 2: the default profile"
+        " filters syscalls"
+    )
 
 
 def test_runtime__redis_is_pid_1_with_maxmemory_below_the_container_limit(
@@ -228,7 +233,7 @@ def test_runtime__redis_is_pid_1_with_maxmemory_below_the_container_limit(
 @pytest.mark.parametrize("path", ["/etc/e2e-probe", "/usr/local/bin/e2e-probe", "/e2e-probe"])
 def test_runtime__root_filesystem_refuses_writes(stack: Stack, role: str, path: str) -> None:
     result = container_host(stack.object(role)).run("touch %s", path)
-    assert result.rc != 0
+    assert result.rc != 0, f"{stack.object(role)}: {path} was written (a writable root)"
     assert "Read-only file system" in result.stderr
 
 
@@ -236,7 +241,7 @@ def test_runtime__root_filesystem_refuses_writes(stack: Stack, role: str, path: 
 def test_runtime__material_volume_is_mounted_read_only(stack: Stack, role: str) -> None:
     assert "ro" in mount_options(stack, role, MATERIAL[role])
     result = container_host(stack.object(role)).run("touch %s/e2e-probe", MATERIAL[role])
-    assert result.rc != 0
+    assert result.rc != 0, f"{stack.object(role)}: {MATERIAL[role]} was written (mounted rw)"
     assert "Read-only file system" in result.stderr
 
 

@@ -211,7 +211,10 @@ def test_secrets__material_modes_and_owner(
 ) -> None:
     entries = stat_dir(material_hosts[role], MATERIAL[role])
     owner = uid_of(stack, role)
-    assert entries.pop(".") == (0o700, owner, owner), "the directory: 0700, its owner"
+    mode, uid, gid = entries.pop(".")
+    assert (mode, uid, gid) == (0o700, owner, owner), (
+        f"{MATERIAL[role]}: mode {mode:04o} owner {uid}:{gid}, want 0700 {owner}:{owner}"
+    )
     for name, (mode, uid, _gid) in entries.items():
         assert uid == owner, f"{name} owned by {uid}"
         assert mode & 0o222 == 0, f"{name} is writable ({oct(mode)})"

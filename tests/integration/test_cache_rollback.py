@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from secure_cache import SecureCache
+from secure_cache.__main__ import main as cli_main
+from secure_cache.core import BatchPlan, CacheCore
 from secure_cache.crypto import VERSION, Keyring
 from tests.support.cache_env import cache_environ, new_data_key, raw_client, rotation_environ
 from tests.support.cache_shells import open_cache
@@ -109,3 +111,41 @@ def test_cli_rotate__exits_7_with_what_to_do_and_deletes_nothing(
     assert "event=integrity_failure" not in err
     raw = raw_client(server)
     assert [raw.get(name) for name in newer] == list(newer.values())
+
+
+def test_cli_rotate__a_batch_given_up_after_three_watch_aborts_still_exits_7(
+    tls_redis_factory: Any, tmp_path: Path, monkeypatch: Any, capsys: Any
+) -> None:
+    """Another client writes to the batch between every read and its EXEC (the pass gives
+    the batch up after three WATCH aborts): the newer entries in it are still counted, so the
+    exit is 7 (keep the old key), not 3 (run again: no run of this version moves them).
+    Before 2026-12-03 (rollback14's leftover) such a run exited 3 with `left_newer` 0."""
+    server: TlsRedisServer = tls_redis_factory()
+    _newer_entries(server, tmp_path)
+    env = rotation_environ(
+        server, tmp_path / "r", data_key=new_data_key(), previous_keys=(server.material.data_key,)
+    )
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    raw = raw_client(server)
+    real_plan = CacheCore.plan_batch
+    touched: list[bytes] = []
+
+    def plan_then_touched(
+        core: CacheCore, names: list[bytes], raws: list[Any], pttls: list[Any]
+    ) -> BatchPlan:
+        plan = real_plan(core, names, raws, pttls)
+        # A write to a watched name (the same value and TTL): EXEC aborts.
+        raw.set(names[0], raw.get(names[0]) or b"", keepttl=True)
+        touched.append(names[0])
+        return plan
+
+    monkeypatch.setattr(CacheCore, "plan_batch", plan_then_touched)
+    code = cli_main(["rotate", "--batch-size", "100"])
+    out, err = capsys.readouterr()
+    report = json.loads(out)
+    assert code == 7, report
+    assert (report["conflicts"], report["left_newer"], report["migrated"]) == (1, 3, 0)
+    assert (report["remaining"], report["complete"]) == (9, False)
+    assert len(touched) == 3
+    assert "rotation incomplete: 3 entries written by a newer secure-cache" in err

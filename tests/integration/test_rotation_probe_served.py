@@ -20,7 +20,7 @@ import pytest
 from docker.errors import DockerException, NotFound
 
 from infra.naming import ROLE_LABEL, STACK_LABEL, Role, object_name
-from infra.rotation_probe import SERVED_PROBE, NotTrusted, Probe, ProbeError
+from infra.rotation_probe import SERVED_PROBE, NotTrusted, Probe, ProbeError, Recorded
 from tests.support.base_image_engine import ELSEWHERE, IMAGE, base_image_engine
 
 
@@ -143,7 +143,7 @@ def test_served__an_app_of_the_recorded_image_but_not_the_recorded_container_is_
     _create(client, app, ours)  # the look-alike
     look_alike = str(client.containers.get(app).id)
 
-    probe = Probe(stack, 6379, containers={Role.APP: recorded})
+    probe = Probe(stack, 6379, recorded=Recorded(images={}, containers={Role.APP: recorded}))
     with pytest.raises(NotTrusted) as refused:
         probe._served(_image_id(client))
     text = str(refused.value)
@@ -168,7 +168,8 @@ def test_served__the_recorded_app_passes__the_probe_s_own_leftover_is_judged_by_
     squatter = object_name(stack, SERVED_PROBE)
     _create(client, squatter, ours, image=other_image)
 
-    probe = Probe(stack, 6379, containers={Role.APP: str(client.containers.get(app).id)})
+    mine = Recorded(images={}, containers={Role.APP: str(client.containers.get(app).id)})
+    probe = Probe(stack, 6379, recorded=mine)
     with pytest.raises(NotTrusted, match=rf"^{squatter}: it already exists and it runs image "):
         probe._served(_image_id(client))
     assert client.containers.get(squatter).attrs["Image"] == other_image

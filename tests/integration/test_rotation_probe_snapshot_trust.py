@@ -124,7 +124,7 @@ def test_snapshot__with_the_applier_state__a_redis_of_another_image_is_not_asked
     recorded = {Role.REDIS: ELSEWHERE, Role.APP: _image_id(client)}
 
     with pytest.raises(NotTrusted) as refused:
-        Probe(stack, 6379, recorded=recorded).snapshot()
+        Probe(stack, 6379, recorded=Recorded(images=recorded, containers={})).snapshot()
     text = str(refused.value)
     short = _image_id(client).removeprefix("sha256:")[:12]
     assert f"it runs image {short}, not 000000000000" in text
@@ -143,7 +143,7 @@ def test_snapshot__with_the_applier_state__no_image_recorded_for_the_app__not_as
     recorded = {Role.REDIS: _image_id(client), Role.APP: None}
 
     with pytest.raises(NotTrusted, match="state records no image for its app"):
-        Probe(stack, 6379, recorded=recorded).snapshot()
+        Probe(stack, 6379, recorded=Recorded(images=recorded, containers={})).snapshot()
     assert _execs(client, stack, Role.REDIS) == []
     assert _execs(client, stack, Role.APP) == []
 
@@ -182,7 +182,8 @@ def test_snapshot__the_stacks_own_containers_are_asked(
     _run(client, stack, Role.APP, _ours(stack, Role.APP))
     image = _image_id(client)
 
-    for recorded in (None, {Role.REDIS: image, Role.APP: image}):
+    both = Recorded(images={Role.REDIS: image, Role.APP: image}, containers={})
+    for recorded in (None, both):
         with pytest.raises(ProbeError) as failed:
             Probe(stack, 6379, recorded=recorded).snapshot()
         assert not isinstance(failed.value, NotTrusted), failed.value
@@ -225,7 +226,8 @@ def test_snapshot__with_the_applier_state__a_look_alike_of_the_recorded_image_is
         reads.append(1)
         return Recorded(images=images, containers=dict(containers))
 
-    probe = Probe(stack, 6379, recorded=images, containers=containers, reread=reread)
+    recorded = Recorded(images=images, containers=dict(containers))
+    probe = Probe(stack, 6379, recorded=recorded, reread=reread)
     with pytest.raises(NotTrusted) as refused:
         probe.snapshot()
     text = str(refused.value)
@@ -260,8 +262,7 @@ def test_snapshot__with_the_applier_state__a_container_an_up_replaced_meanwhile_
     probe = Probe(
         stack,
         6379,
-        recorded=images,
-        containers=before,
+        recorded=Recorded(images=images, containers=before),
         reread=lambda: Recorded(images=images, containers=now),
     )
     with pytest.raises(ProbeError) as failed:  # asked: these hold none of Redis's files

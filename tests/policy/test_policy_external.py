@@ -12,8 +12,17 @@ files, `sh -c` scripts that expand a password variable, images pulled through a 
 Bitnami's Redis and Valkey images (judged by the config their setup writes from REDIS_* and
 VALKEY_* variables; one image run with `redis-server` as its command, which skips that setup), a
 generated password put on redis-server's command line, two official Redis 8 servers given one
-literal password on argv, redis-stack loading a config only bind-mounted from the host, and a
-redis.conf mounted but never loaded.
+literal password on argv, redis-stack loading a config only bind-mounted from the host, a
+redis.conf mounted but never loaded, a start script that empties the uploaded redis.conf
+(`envsubst < f > f`) before Redis reads it, options given with their values as one argument
+(`--appendonly yes`; ` --save 60 1 ...`, which redis-server takes for its config file), a
+Prometheus exporter given the server's password as its own `--redis.password` flag, a Filebeat
+image whose name ends in `_redis` on a registry with a port (no Redis), a C# ComponentResource on
+pulumi-docker 3, KeyDB loading the config its image ships, a Bitnami-derived Redis under another
+name, Dragonfly on the host network, a Redis 3 Swarm service, one custom image that is a
+master, replica or sentinel by its MODE variable, a Java client (Redisson node) in Redis's network
+namespace (`--network container:redis-node`), and a master, replica and sentinel on the host's
+network given one password on each command line.
 
 `tests/policy/external_programs/` holds more, translated to Python and run as the engine runs a
 program: under Pulumi's mock runtime (tests/policy/program_render.py), so the pulumi-docker SDK

@@ -17,7 +17,7 @@ from policies.rules._model import CONTAINER, SERVICE
 from policies.rules._props import shell_words
 from policies.rules._redisconf import Verdict, recognise
 from policies.rules.redis import RULES
-from tests.policy.support import run_rule
+from tests.policy.support import run_rule, to_resources
 
 pytestmark = pytest.mark.policy
 
@@ -651,3 +651,287 @@ def test_official_image_before_redis_7__has_its_escape_hatches_on_and_says_so(
         "extend the server. Redis before 7.0 has them on and no directive to turn them off: run "
         "Redis 7 or later."
     )
+
+
+@pytest.mark.parametrize("image", ["redis:6.0", "bitnami/redis:6.2"], ids=["official", "bitnami"])
+def test_redis_before_7_with_a_config_file_it_cannot_read__is_told_to_run_redis_7(
+    image: str,
+) -> None:
+    """No file can turn the escape hatches off before Redis 7.0 (it has no such directive), so
+    an unreadable config leaves them on, not unknown: DY56GO/mbp_back ran redis:6.0 with a
+    host-mounted redis.conf (tests/policy/external/dy56go-mbp-back-*.json) and was told to set
+    enable-debug-command no, which its Redis would refuse."""
+    command = ["redis-server", "/etc/redis/redis.conf", *TLS_ARGS]
+    records = stack(container("redis", image=image, command=command))
+    assert only(run_rule("redis-escape-hatches-disabled", records)) == (
+        "Redis container redis must set enable-protected-configs, enable-debug-command, "
+        "enable-module-command to no (and load no modules); they let a client reconfigure or "
+        "extend the server. Redis before 7.0 has them on and no directive to turn them off: run "
+        "Redis 7 or later."
+    )
+
+
+# -- a start script that writes the config file before redis-server reads it ----------------------
+# rettoman/redis (tests/policy/external/rettoman-redis-envsubst-truncates-conf-before-start.json)
+# ran `envsubst < redis.conf > redis.conf && exec redis-server ./redis.conf`: the shell truncates
+# the file before envsubst reads it, so Redis loads an empty config, not the one uploaded.
+SAFE_CONF = "protected-mode yes\nrequirepass ${REDIS_PASSWORD}\n"
+REWRITES = [
+    "envsubst < redis.conf > redis.conf && exec redis-server ./redis.conf",
+    'sed -i "s/^requirepass.*/requirepass $REDIS_PASSWORD/" redis.conf && redis-server redis.conf',
+    "echo 'protected-mode no' >>/data/redis.conf; exec redis-server /data/redis.conf",
+    "cp /etc/redis.conf.tmpl redis.conf && redis-server --include /data/redis.conf",
+]
+
+
+def _started_by_script(script: str) -> dict[str, Any]:
+    upload = {"file": "/data/redis.conf", "content": SAFE_CONF}
+    return container(
+        "redis", image="redis:7.4", entrypoints=["/bin/sh", "-c", script], uploads=[upload]
+    )
+
+
+@pytest.mark.parametrize("script", REWRITES)
+def test_config_file_written_by_the_script_before_redis_starts__is_unknown(script: str) -> None:
+    records = stack(_started_by_script(script))
+    assert only(run_rule("redis-protected-mode-on", records)) == (
+        "Redis container redis must set protected-mode yes on its command line or in a "
+        "redis.conf uploaded by this stack; its start script names redis.conf before it "
+        "starts redis-server, so the file redis-server reads may not be the one uploaded "
+        "(upload it as Redis is to read it, or give the options on redis-server's command "
+        "line), so the setting is unknown."
+    )
+
+
+def test_config_file_only_read_by_redis__is_read_from_the_upload() -> None:
+    script = "chown redis /data && exec redis-server /data/redis.conf"
+    records = stack(_started_by_script(script))
+    assert run_rule("redis-protected-mode-on", records) == []
+
+
+# -- one argv word with spaces, given without a shell ---------------------------------------------
+# redis-server 7.0.15 here: an argument starting with -- is one config line ('--port 0' is
+# `port 0`); the first argument, when it does not start with -, is the config file's name, spaces
+# and all (`redis-server " --save 60 1" f.conf`: "can't open config file '/tmp/--save 60 1'");
+# any other word is one value of the option before it. moviology/backend's CMD gave
+# " --save 60 1 --loglevel warning" as one word
+# (tests/policy/external/moviology-backend-redis-options-in-one-argument.json).
+
+
+def test_option_and_value_in_one_word__is_the_config_line_redis_reads() -> None:
+    args = ["--port 0", "--tls-port 6380", *TLS_ARGS[4:]]
+    records = stack(container("redis", image="redis:7.4", command=["redis-server", *args]))
+    assert run_rule("redis-tls-only", records) == []
+
+
+def test_value_with_spaces__is_one_value_not_more_options() -> None:
+    """`--requirepass "pw --port 0"` sets a password with spaces; Redis listens on 6379."""
+    args = ["--requirepass", "pw --port 0", *TLS_ARGS[2:]]
+    records = stack(container("redis", image="redis:7.4", command=["redis-server", *args]))
+    assert only(run_rule("redis-tls-only", records)) == (
+        "Redis container redis must set port 0 (with tls-port) so it accepts TLS connections "
+        "only; it listens for plaintext connections."
+    )
+
+
+def test_first_word_with_spaces_not_an_option__is_the_config_file_name() -> None:
+    conf = {"file": "/usr/local/etc/redis/redis.conf", "content": "port 0\n"}
+    command = ["redis-server", " --port 0", "/usr/local/etc/redis/redis.conf", *TLS_ARGS[2:]]
+    records = stack(container("redis", image="redis:7.4", command=command, uploads=[conf]))
+    assert only(run_rule("redis-tls-only", records)) == (
+        "Redis container redis must set port 0 on its command line or in a redis.conf uploaded "
+        "by this stack; its config file cannot be read, so the setting is unknown."
+    )
+
+
+# -- a placeholder where the password should be ----------------------------------------------------
+# Redis reads redis.conf as written: it expands no variable and no template, so `requirepass
+# ${REDIS_PASSWORD}` sets the password to those sixteen characters, readable in the program.
+PLACEHOLDERS = ["${REDIS_PASSWORD}", "$REDIS_PASSWORD", "{{ .Password }}", '"${REDIS_PASSWORD}"']
+
+
+def _with_conf(conf: str, **props: Any) -> list[Record]:
+    upload = {"file": "/data/redis.conf", "content": conf}
+    props.setdefault("command", ["redis-server", "/data/redis.conf"])
+    return stack(container("redis", image="redis:7.4", uploads=[upload], **props))
+
+
+@pytest.mark.parametrize("placeholder", PLACEHOLDERS)
+def test_requirepass_placeholder_in_uploaded_conf__is_a_literal_password(placeholder: str) -> None:
+    records = _with_conf(f"protected-mode yes\nrequirepass {placeholder}\n")
+    assert only(run_rule("redis-auth-required", records)) == (
+        "Redis container redis must require authentication with a password only its clients "
+        "know; requirepass in the config file it loads is a placeholder (${NAME}, $NAME or "
+        "{{ ... }}), which Redis does not expand, so the password is that text as this program "
+        "writes it. Substitute it before redis-server reads the file, or load users with "
+        "#<sha256> passwords from an aclfile delivered as a protected file."
+    )
+
+
+def test_requirepass_real_value_in_uploaded_conf__is_no_placeholder() -> None:
+    records = _with_conf("requirepass pa$sword{{x}}Q9\n")
+    assert run_rule("redis-auth-required", records) == []
+
+
+def test_requirepass_placeholder_substituted_by_the_start_script__is_not_judged_literal() -> None:
+    # The script writes the file Redis reads from the template: what it holds is unknown
+    # (corpus15's handling of a file named before redis-server), never the placeholder.
+    script = (
+        "envsubst < /tmpl/redis.conf.tmpl > /data/redis.conf && exec redis-server /data/redis.conf"
+    )
+    upload = {"file": "/data/redis.conf", "content": "requirepass ${REDIS_PASSWORD}\n"}
+    records = stack(container("redis", image="redis:7.4", entrypoints=["/bin/sh", "-c", script],
+                              uploads=[upload]))  # fmt: skip
+    assert "placeholder" not in only(run_rule("redis-auth-required", records))
+
+
+def test_requirepass_placeholder_on_argv__is_left_to_the_shell() -> None:
+    script = "exec redis-server --requirepass $REDIS_PASSWORD"
+    records = stack(
+        container("redis", image="redis:7.4", entrypoints=["/bin/sh", "-c"], command=[script])
+    )
+    assert run_rule("redis-auth-required", records) == []
+
+
+# -- Redis in another container's network namespace -----------------------------------------------
+# `docker run --network container:web redis`: Redis listens in web's namespace, so a port web
+# publishes is Redis's when Redis listens on it; web (nginx) runs no Redis.
+
+
+def _shared_namespace(published: int) -> list[Record]:
+    web = container("web", image="nginx:1.27", name="web",
+                    ports=[{"internal": published, "external": published}])  # fmt: skip
+    redis = container("redis", image="redis:7.4", command=["redis-server"],
+                      networkMode="container:web")  # fmt: skip
+    return stack(web, redis)
+
+
+def test_port_published_by_the_namespace_owner__is_the_redis_containers() -> None:
+    records = _shared_namespace(6379)
+    assert only(run_rule("network-redis-no-published-port", records)) == (
+        "Redis container redis must not publish ports to the Docker host; clients reach it "
+        "over an internal network. It listens in the network namespace of container web "
+        "(networkMode container:web), which publishes its port 6379."
+    )
+
+
+def test_namespace_owner_publishing_redis_port__is_not_judged_as_redis() -> None:
+    records = _shared_namespace(6379)
+    (server,) = [r for r in to_resources(records) if r.name == "web"]
+    assert recognise(server.props).verdict is Verdict.SERVER  # alone, the port says Redis
+    assert [m for m in run_rule("redis-auth-required", records) if "container web" in m] == []
+
+
+def test_namespace_owner_publishing_another_port__publishes_nothing_of_redis() -> None:
+    assert run_rule("network-redis-no-published-port", _shared_namespace(8080)) == []
+
+
+# -- a password shared on two command lines -------------------------------------------------------
+# DY56GO/mbp_back (tests/policy/external/dy56go-mbp-back-redis6-and-exporter-privileged.json)
+# gave one literal password to redis-server and to redis_exporter on their command lines.
+
+
+def test_password_on_two_command_lines__is_reported_as_shared_without_its_value() -> None:
+    password = "Sh4red-pa55word"
+    records = stack(
+        container("redis", image="redis:7.4", command=["redis-server", "--requirepass", password]),
+        container(
+            "exporter",
+            image="oliver006/redis_exporter:v1.62.0",
+            command=["--redis.password", password],
+        ),
+    )
+    messages = run_rule("secret-not-shared-in-plain-form", records)
+    assert sorted(messages) == [
+        f"Container {name} must not hold, in plain form, a secret another resource carries "
+        f"(command); deliver it as a protected file and list the property in "
+        f"additionalSecretOutputs."
+        for name in ("exporter", "redis")
+    ]
+    assert not any(password in m for m in messages)
+
+
+def test_password_on_one_command_line__is_not_shared() -> None:
+    records = stack(
+        container(
+            "redis", image="redis:7.4", command=["redis-server", "--requirepass", "Sh4red-pa55word"]
+        ),
+        container("app", image="app:1", command=["app", "--port", "6379"]),
+    )
+    assert run_rule("secret-not-shared-in-plain-form", records) == []
+
+
+# -- Redis before 3.2 has no protected mode --------------------------------------------------------
+
+
+@pytest.mark.parametrize("image", ["redis:3.0.7", "redis:3.0-alpine", "redis:2.8", "redis:2"])
+def test_redis_3_0__is_told_it_has_no_protected_mode(image: str) -> None:
+    records = stack(container("redis", image=image))
+    assert only(run_rule("redis-protected-mode-on", records)) == (
+        f"Redis container redis must keep protected-mode yes; Redis before 3.2 (its image, "
+        f"{image}) has no protected mode, so run Redis 3.2 or later."
+    )
+
+
+@pytest.mark.parametrize("image", ["redis:3.2", "redis:3", "redis:3-alpine", "redis:7.4"])
+def test_redis_3_2__still_says_the_image_turns_it_off(image: str) -> None:
+    # `redis:3` is the last Redis 3 the image was built from (3.2.x), not 3.0.
+    records = stack(container("redis", image=image))
+    assert only(run_rule("redis-protected-mode-on", records)) == (
+        "Redis container redis must keep protected-mode yes; the image turns it off by default."
+    )
+
+
+# -- a sentinel chosen by what the container shows, not by argv ------------------------------------
+# stormning/env-tool-suite (tests/policy/external/stormning-env-tool-suite-private-registry-redis-
+# sentinel-by-env.json): one image runs redis-server or redis-sentinel by its MODE variable.
+SENTINEL_SIGNS = [
+    {"envs": ["MODE=sentinel"]},
+    {"envs": ["REDIS_ROLE=redis-sentinel"]},
+    {"envs": ["REDIS_ARGS=--sentinel"]},
+    {"uploads": [{"file": "/etc/redis/sentinel.conf", "content": "port 26379\n"}]},
+]
+
+
+@pytest.mark.parametrize("sign", SENTINEL_SIGNS)
+def test_sentinel_told_by_env_or_sentinel_conf__skips_data_server_rules(
+    sign: dict[str, Any],
+) -> None:
+    records = stack(container("sentinel", image="hub.slyak.com/redis",
+                              ports=[{"internal": 26379}], **sign))  # fmt: skip
+    assert run_rule("redis-maxmemory-below-limit", records) == []
+    assert run_rule("redis-data-on-named-volume", records) == []
+    assert only(run_rule("redis-protected-mode-on", records)).startswith(
+        "Redis Sentinel container sentinel must set protected-mode yes on its command line or "
+        "in a sentinel config uploaded by this stack;"
+    )
+    assert run_rule("redis-auth-required", records) != []
+
+
+def test_data_server_beside_a_sentinel_variable_of_another_meaning__stays_a_data_server() -> None:
+    records = stack(container("redis", image="hub.slyak.com/redis", ports=[{"internal": 6379}],
+                              envs=["SENTINEL_HOST=sentinel", "MODE=slave"]))  # fmt: skip
+    assert run_rule("redis-maxmemory-below-limit", records) != []
+
+
+def test_tls_only_redis_in_a_namespace_publishing_6379__is_not_published() -> None:
+    web = container("web", image="nginx:1.27", name="web",
+                    ports=[{"internal": 6379, "external": 6379}])  # fmt: skip
+    redis = container("redis", image="redis:7.4", command=["redis-server", *TLS_ARGS],
+                      networkMode="container:web")  # fmt: skip
+    assert run_rule("network-redis-no-published-port", stack(web, redis)) == []
+
+
+@pytest.mark.parametrize("source", ["$REDIS_PASSWORD", '"$(cat /run/secrets/redis_password)"'])
+def test_password_variable_on_two_command_lines__is_no_shared_secret(source: str) -> None:
+    script = f"exec redis-server --requirepass {source}"
+    records = stack(
+        container("redis", image="redis:7.4", entrypoints=["/bin/sh", "-c"], command=[script]),
+        container(
+            "app",
+            image="app:1",
+            entrypoints=["/bin/sh", "-c"],
+            command=[f"exec app --redis-password {source}"],
+        ),
+    )
+    assert run_rule("secret-not-shared-in-plain-form", records) == []

@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from policies.records import parse_records
+from policies.rules._model import CONTAINER
 from policies.rules._secrets import secret_named
 from tests.policy import foreign
 from tests.policy.support import (
@@ -389,3 +391,50 @@ def test_stack_reference_feeding_a_container_is_rejected() -> None:
     ]
     assert run_rule("secret-stack-reference-isolated", with_reference) == []
     assert run_rule("secret-stack-reference-isolated", stack)
+
+
+# Flags named for a secret, of any program, as public programs pass them (redis_exporter's
+# --redis.password: tests/policy/external/dy56go-mbp-back-redis6-and-exporter-privileged.json;
+# Go's single-dash flags; --name=value), and flags about a secret that carry none.
+SECRET_FLAGS = [
+    (["--redis.addr", "redis://cache:6379", "--redis.password", PASSWORD], "--redis.password"),
+    (["-redis.password", PASSWORD], "-redis.password"),
+    (["--db-password=" + PASSWORD], "--db-password="),
+    (["sh", "-c", f"exec exporter --api-token {PASSWORD}"], "--api-token"),
+]
+NOT_SECRET_FLAGS = [
+    ["--password-file", "/run/secrets/cache"],
+    ["--token-ttl", "3600"],
+    ["--tls-auth-clients", "yes"],
+    ["--auth", "--verbose"],  # a switch: the next word is another flag, not its value
+    ["--require-password=true"],
+]
+
+
+def _argv_stack(command: list[str]) -> list[Any]:
+    return parse_records(
+        [{"type": CONTAINER, "name": "exporter",
+          "props": {"image": "oliver006/redis_exporter:v1.62.0", "command": command}}],
+        source="test", stack="qa", project="shop",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("command", "named"),
+    SECRET_FLAGS,
+    ids=[named for _, named in SECRET_FLAGS],
+)
+def test_argv_flag_named_for_a_secret__is_found_whatever_the_program(
+    command: list[str], named: str
+) -> None:
+    messages = run_rule("secret-argv-not-plain", _argv_stack(command))
+    assert messages == [
+        f"Container exporter must not put secrets on its command line ({named}); read them "
+        f"from files, as argv is visible in docker inspect and ps."
+    ]
+    assert PASSWORD not in messages[0]
+
+
+@pytest.mark.parametrize("command", NOT_SECRET_FLAGS, ids=" ".join)
+def test_argv_flag_about_a_secret__is_not_one(command: list[str]) -> None:
+    assert run_rule("secret-argv-not-plain", _argv_stack(command)) == []

@@ -305,6 +305,12 @@ class _FinishedApplier:
     def missing(self, *_args: Any) -> frozenset[str]:
         return frozenset()
 
+    def drifted(self, *_args: Any) -> dict[str, Any]:
+        return {}
+
+    def strangers(self, _plan: Any) -> list[str]:
+        return []
+
     def host_conflicts(self, _plan: Any) -> list[str]:
         return []
 

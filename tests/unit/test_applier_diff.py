@@ -195,6 +195,22 @@ def test_second_up__a_lowered_data_key_generation_is_refused_before_anything_cha
         render_settings(back, previous=priors(bumped))
 
 
+def test_second_up__a_data_key_raised_again_before_its_rotation_finished_is_refused(
+    first: RenderedStack,
+) -> None:
+    """The second raise would retire the key the entries not yet moved are sealed with: the
+    render stops, naming the way on, before anything is deployed."""
+    bumped = again(first, data_key_generation=2)
+    again_bumped = dataclasses.replace(first.settings, data_key_generation=3)
+    with pytest.raises(RenderError, match="dataKeyKeepPrevious") as refused:
+        render_settings(again_bumped, previous=priors(bumped))
+    assert "rotate.sh" in str(refused.value)
+    assert "nothing was changed" in str(refused.value)
+    keyring = next(r for r in bumped.resources if r.name == "secrets-data-keyring")
+    for key in (keyring.outputs["primaryKey"], keyring.outputs["previousKeys"]):
+        assert str(key) not in str(refused.value), "never a key in the message"
+
+
 def test_second_up__password_length_rotates_the_passwords_in_place(first: RenderedStack) -> None:
     second = again(first, password_length=first.settings.password_length + 8)
     ops = dynamic_ops(second)

@@ -453,3 +453,30 @@ def test_state__rekey_to_a_short_passphrase_is_refused_and_changes_nothing(
         store.rekey("also-short")
     assert "also-short" not in str(refused.value)
     assert store.path.read_bytes() == before
+
+
+def test_busy__names_a_running_holder_without_taking_the_lock(
+    key_file_store: StateStore,
+) -> None:
+    """What scripts/rotate.sh's probe asks before each step (infra/rotation_probe.py
+    applier_busy): the holder a running `up` recorded, read without the lock, so an `up`
+    starting at that moment is never refused by the look."""
+    assert key_file_store.busy("scripts/rotate.sh dev") is None, "no lock file yet"
+    with key_file_store.locked("up"):
+        said = key_file_store.busy("scripts/rotate.sh dev")
+        assert said is not None
+        assert f"locked by a running `up` (pid {os.getpid()}" in said
+        assert "Run scripts/rotate.sh dev again once that up has finished" in said
+    assert key_file_store.busy("scripts/rotate.sh dev") is None, "let go: the record is emptied"
+
+
+def test_busy__a_record_left_by_a_killed_holder_is_not_a_running_up(
+    key_file_store: StateStore,
+) -> None:
+    with key_file_store.locked("up"):
+        pass
+    lock = key_file_store.directory / "dev.lock"
+    # What an `up` killed with SIGKILL leaves: its record, its pid gone.
+    dead = 2**22 + 1  # above pid_max's default ceiling of 2^22: never a running process
+    lock.write_text(f'{{"pid": {dead}, "action": "up", "since": "2026-12-03T09:00:00Z"}}')
+    assert key_file_store.busy("scripts/rotate.sh dev") is None

@@ -5,10 +5,17 @@ from __future__ import annotations
 
 import pytest
 
-from infra.components.app import APP_MAX_CONNECTIONS, APP_MAX_VALUE_BYTES, memory_budgets
+from infra.components.app import (
+    APP_MAX_CONNECTIONS,
+    APP_MAX_VALUE_BYTES,
+    HTTP_ALIAS,
+    memory_budgets,
+)
 from infra.render import RenderedStack
 from secure_cache.http_budget import COPIES_PER_VALUE
+from secure_cache.service import bind, listen_addresses
 from secure_cache.settings import MIN_API_TOKEN_LENGTH, ServiceSettings
+from tests.support.tls_redis import free_port
 from tests.unit.conftest import container, uploads
 
 # What the interpreter with its libraries takes before any request (measured: 51 MiB
@@ -61,6 +68,38 @@ def test_api_token__differs_per_stack_and_from_every_password(
 def test_allowed_hosts__loopback_and_the_container_name_only(stack: RenderedStack) -> None:
     hosts = _env(stack)["HTTP_ALLOWED_HOSTS"].split(",")
     assert sorted(hosts) == sorted(["localhost", "127.0.0.1", f"secure-redis-{stack.stack}-app"])
+
+
+def test_listener__a_name_only_the_frontend_network_resolves(stack: RenderedStack) -> None:
+    """With HTTP_HOST=0.0.0.0 a container on the backend network alone reached the API at the
+    app's backend address (attack pass of 2026-12-03 on s92). The app listens where a name of
+    the frontend network alone resolves, and on loopback (listen_addresses)."""
+    assert _env(stack)["HTTP_HOST"] == HTTP_ALIAS
+    networks = {
+        n["name"]: n.get("aliases") or [] for n in container(stack, "app").props["networksAdvanced"]
+    }
+    holding = [name for name, aliases in networks.items() if HTTP_ALIAS in aliases]
+    assert holding == [f"secure-redis-{stack.stack}-frontend"], networks
+
+
+def test_listener__loopback_beside_any_address_but_the_wildcard() -> None:
+    """The health check probes 127.0.0.1 (app_healthcheck_test), whatever HTTP_HOST names."""
+    assert listen_addresses("192.0.2.7") == ["192.0.2.7", "127.0.0.1"]
+    assert listen_addresses("localhost") == ["127.0.0.1"]
+    assert listen_addresses("127.0.0.1") == ["127.0.0.1"]
+    assert listen_addresses("0.0.0.0") == ["0.0.0.0"]  # the image run on its own
+
+
+def test_listener__binds_each_address_and_nothing_else() -> None:
+    settings = ServiceSettings.from_env(
+        {"HTTP_API_TOKEN": "t" * 40, "HTTP_HOST": "127.0.0.2", "HTTP_PORT": str(free_port())}
+    )
+    sockets = bind(settings)
+    try:
+        assert [s.getsockname()[0] for s in sockets] == ["127.0.0.2", "127.0.0.1"]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def test_service_settings__the_deployed_environment_is_valid(stack: RenderedStack) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from infra import pki
+from infra.providers._common import ChangeRefused
 from infra.providers.certificates import (
     CaPhase,
     CertificateAuthorityProvider,
@@ -311,3 +312,42 @@ def test_keyring__retiring_and_restoring_keep_previous_rewrites_nothing_twice() 
     assert retired["primaryKey"] == rotated["primaryKey"]
     restored = up(provider, retired, {"generation": 2, "keepPrevious": 1})
     assert restored["revision"] == retired["revision"], "same keys, same files: no rewrite"
+
+
+def _refusal(olds: dict[str, Any], news: dict[str, Any]) -> str:
+    provider = DataKeyringProvider()
+    checked = provider.check(olds, news)
+    assert not checked.failures, checked.failures
+    with pytest.raises(ChangeRefused) as refused:
+        provider.diff("id", olds, checked.inputs)
+    return str(refused.value)
+
+
+def test_keyring__a_raise_that_would_retire_a_key_still_read_is_refused() -> None:
+    """dataKeyGeneration raised again while the previous key is still read (the rotation pass
+    not run, or the old key not retired): the update would keep one previous key, the newer,
+    and the entries still sealed with the older would be lost. Refused, with the way on."""
+    provider = DataKeyringProvider()
+    first = dict(provider.create({"generation": 1, "keepPrevious": 1}).outs or {})
+    rotated = up(provider, first, {"generation": 2, "keepPrevious": 1})
+    said = _refusal(rotated, {"generation": 3, "keepPrevious": 1})
+    for words in ("dataKeyKeepPrevious to 2", "rotate.sh", "back to 2", "nothing was changed"):
+        assert words in said, said
+    for key in (first["primaryKey"], rotated["primaryKey"]):
+        assert key not in said
+    # Kept readable when asked: two previous keys.
+    both = up(provider, rotated, {"generation": 3, "keepPrevious": 2})
+    assert both["previousKeys"].split(",") == [rotated["primaryKey"], first["primaryKey"]]
+
+
+def test_keyring__a_raise_with_keep_previous_zero_is_refused_the_retire_is_its_own_up() -> None:
+    """A raise that keeps no previous key makes every cached entry unreadable at once; the
+    retire (keepPrevious 0 on its own, after the rotation pass) stays allowed."""
+    provider = DataKeyringProvider()
+    first = dict(provider.create({"generation": 1, "keepPrevious": 1}).outs or {})
+    assert "dataKeyKeepPrevious to 1" in _refusal(first, {"generation": 2, "keepPrevious": 0})
+    rotated = up(provider, first, {"generation": 2, "keepPrevious": 1})
+    retired = up(provider, rotated, {"generation": 2, "keepPrevious": 0})
+    assert retired["previousKeys"] == ""
+    again = up(provider, retired, {"generation": 3, "keepPrevious": 1})
+    assert again["previousKeys"] == rotated["primaryKey"]

@@ -20,10 +20,16 @@ from infra import pki
 from infra.pulumi_names import CONTAINER
 from infra.render import RenderedStack
 from infra.settings import REPO_ROOT
-from scripts.stack_status import BUNDLE_NAMES, BUNDLES, CONSUMER_NAMES, CONSUMERS
+from scripts.stack_status import (
+    BUNDLE_NAMES,
+    BUNDLES,
+    CONSUMER_NAMES,
+    CONSUMERS,
+    CONTAINER_SUFFIXES,
+)
 from secure_cache.metrics import SecurityEvents
 from secure_cache.prometheus import CacheMetrics, Validity
-from tests.unit.conftest import container, uploads
+from tests.unit.conftest import container, container_roles, uploads
 
 SCRIPT = REPO_ROOT / "scripts" / "status.sh"
 
@@ -481,3 +487,38 @@ def test_bundles__each_is_the_ca_file_the_declaration_writes_where_that_containe
             if any(m["source"] == volume for m in r.props.get("mounts", []))
         ]
         assert any(file in uploads(w) for w in writers), f"{bundle}: no {file} in {volume}"
+
+
+def test_report__a_container_not_the_stacks_on_its_networks_is_named(tmp_path: Path) -> None:
+    """status.sh lists the containers on the stack's networks not labelled as the stack's
+    (`# stranger NETWORK NAME`); one run there by hand reaches Redis (attack pass of
+    2026-12-03). Named with the way out; the exit code stays the read's (an e2e probe may be
+    there while the suite runs)."""
+    clean = _report(
+        _exposition(tmp_path)
+        + REDIS_LINES
+        + "# networks read\n# attached secure-redis-s88-backend secure-redis-s88-redis s88\n",
+        stack="s88",
+    )
+    assert "networks: only the stack's containers are attached" in clean.stdout
+    ours = "# attached secure-redis-s88-backend secure-redis-s88-redis s88\n"
+    text = (
+        f"# networks read\n{ours}"
+        # run from the stack's image: its stack label is the image's
+        "# attached secure-redis-s88-backend rogue s88\n"
+    )
+    result = _report(_exposition(tmp_path) + REDIS_LINES + text, stack="s88")
+    assert result.returncode == clean.returncode, result.stderr
+    assert (
+        "not the stack's, attached to its networks: rogue (secure-redis-s88-backend); it "
+        "reaches the stack's containers there: `docker network disconnect "
+        "secure-redis-s88-backend rogue` (or remove it)"
+    ) in result.stdout
+    unread = _report(_exposition(tmp_path) + REDIS_LINES, stack="s88")
+    assert "networks: unknown" in unread.stdout
+
+
+def test_status_sh__knows_every_container_the_program_declares() -> None:
+    """stack_status.CONTAINER_SUFFIXES is the rendered stack's containers, so a container
+    added to the program is not reported as a stranger on its own network."""
+    assert tuple(sorted(CONTAINER_SUFFIXES)) == container_roles()

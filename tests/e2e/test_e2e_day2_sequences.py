@@ -1,0 +1,220 @@
+"""Day-2 sequences an operator was not told to run, on the deployed stack.
+
+`dataKeyGeneration` raised by hand a second time before the first rotation finished: the
+first raise keeps the old key readable (`dataKeyKeepPrevious` 1), so entries sealed with it
+still read; the second raise made another key and kept only one previous one, retiring the
+key the entries not yet moved by the rotation pass were sealed with. Every such entry was a
+miss from then on, and `up` said nothing (found on s90, 2026-12-03: an entry written before
+the two raises answered 404). Now that `up` is refused before anything changes, with the way
+on; `scripts/rotate.sh S data-key` then finishes the rotation and the entry still reads.
+
+A `fault` test: it rotates the stack's data key, so it runs after every check of the
+undisturbed stack.
+
+`scripts/rotate.sh` run while an `up` of the stack runs (a second shell, a deploy job): it
+raised the setting in Pulumi.S.yaml, then its probe met the containers that `up` was
+replacing and printed Docker's bare `404 ... No such container: <id>` under "could not be
+observed ... Not deployed: scripts/setup-secure-redis.sh", or its own `up` was refused by the
+lock; either way it said "nothing was changed by this step" and left the setting raised, so
+the next plain `up` started the rotation with no check that every consumer switched (found on
+s90, 2026-12-03). Now rotate.sh names the running `up` and leaves the file as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from typing import Final
+
+import docker
+import pytest
+
+from infra.applier.state import StateStore
+from infra.settings import REPO_ROOT
+from tests.e2e import appclient
+from tests.e2e.stacks import Stack
+
+pytestmark = [
+    pytest.mark.security("operations"),
+    pytest.mark.fault,
+    pytest.mark.usefixtures("stack_files_restored"),
+]
+
+# Bounds that only keep a broken stack from hanging the run (2-core machine under load).
+UP_S: Final = 600.0
+ROTATE_S: Final = 900.0
+
+
+def _config(stack: Stack, *words: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "infra.stack_config", *words[:1], "--stack", stack.name, *words[1:]],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def _up(stack: Stack) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "infra.apply", "up", "--stack", stack.name],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=UP_S,
+        check=False,
+    )
+
+
+def _rotate_data_key(stack: Stack) -> str:
+    done = subprocess.run(
+        [str(REPO_ROOT / "scripts" / "rotate.sh"), stack.name, "data-key"],
+        capture_output=True,
+        text=True,
+        timeout=ROTATE_S,
+        check=False,
+    )
+    said = done.stdout + done.stderr
+    assert done.returncode == 0, f"rotate.sh data-key failed:\n{said[-3000:]}"
+    return said
+
+
+def _previous_key_ids(stack: Stack) -> list[str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "infra.rotation_probe", "snapshot", "--stack", stack.name],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return list(json.loads(done.stdout)["previous_key_ids"])
+
+
+def _primary_key_id(stack: Stack) -> str:
+    return str(appclient.status(stack)["encryption"]["primary_key_id"])
+
+
+def _reloaded(stack: Stack, before: str) -> str:
+    """The app's primary data key id once it is another than `before`."""
+
+    def another() -> str | None:
+        now = _primary_key_id(stack)
+        return now if now != before else None
+
+    return appclient.wait_for("the app to read its new data key", another)
+
+
+@pytest.mark.one_stack(
+    "the keyring's rotation is one provider for every stack: no stack setting changes it "
+    "(tests/unit/test_infra_rotation_providers.py drives the same provider)"
+)
+def test_data_key_raised_twice_by_hand__the_second_up_is_refused_and_no_entry_is_lost(
+    stack: Stack,
+) -> None:
+    if _previous_key_ids(stack):
+        _rotate_data_key(stack)  # a rotation left half done by an earlier run: finished first
+    key, value = f"day2-{uuid.uuid4().hex[:8]}", b"sealed with the key in use before the raises"
+    assert appclient.put(stack, key, value) in (200, 201, 204)
+    generation = int(_config(stack, "get", "dataKeyGeneration"))
+
+    _config(stack, "set", "dataKeyGeneration", str(generation + 1))
+    before = _primary_key_id(stack)
+    first = _up(stack)
+    assert first.returncode == 0, (first.stdout + first.stderr)[-3000:]
+    rotated = _reloaded(stack, before)
+    assert appclient.get(stack, key) == value, "the first raise keeps the old key readable"
+
+    _config(stack, "set", "dataKeyGeneration", str(generation + 2))
+    second = _up(stack)
+    if second.returncode == 0:
+        _reloaded(stack, rotated)  # the app reads its files again a moment after the up
+    assert appclient.get(stack, key) == value, (
+        "the entry sealed with the old key is lost: the second raise retired that key before "
+        f"the rotation pass moved it (up exit {second.returncode})"
+    )
+    assert second.returncode == 2, (second.stdout + second.stderr)[-3000:]
+    errors = [line for line in second.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1, second.stderr
+    assert "Traceback" not in second.stderr, second.stderr
+    assert "dataKeyKeepPrevious" in errors[0], errors[0]
+    assert "rotate.sh" in errors[0], errors[0]
+    assert "nothing was changed" in errors[0], errors[0]
+
+    # The way on the line names: the setting back, then rotate.sh finishes the rotation.
+    _config(stack, "set", "dataKeyGeneration", str(generation + 1))
+    said = _rotate_data_key(stack)
+    assert "left unfinished" in said, said[-3000:]
+    assert appclient.get(stack, key) == value, "the rotation pass moved the entry"
+    assert _previous_key_ids(stack) == [], "the old key is retired"
+
+
+@pytest.mark.one_stack(
+    "the stack's lock and rotate.sh's steps are one code path for every stack: no stack "
+    "setting changes them"
+)
+def test_rotate_while_an_up_runs__refused_naming_it_and_the_setting_left_as_it_was(
+    stack: Stack,
+) -> None:
+    stack_file = REPO_ROOT / f"Pulumi.{stack.name}.yaml"
+    before = stack_file.read_text()
+    # The lock as a running `up` holds it (this process records itself as its holder): the
+    # same wait for whichever moment an up of another shell would be in.
+    with StateStore(REPO_ROOT, stack.name).locked("up"):
+        done = subprocess.run(
+            [str(REPO_ROOT / "scripts" / "rotate.sh"), stack.name, "certs"],
+            capture_output=True,
+            text=True,
+            timeout=ROTATE_S,
+            check=False,
+        )
+    said = done.stdout + done.stderr
+    assert done.returncode == 1, said[-3000:]
+    assert stack_file.read_text() == before, f"rotate.sh left its setting raised:\n{said}"
+    assert "locked by a running `up`" in said, said[-3000:]
+    assert "No such container" not in said, said[-3000:]
+
+
+@pytest.mark.one_stack(
+    "the probe's look at a stopped container is one code path for every stack: no stack "
+    "setting changes it"
+)
+def test_rotate_with_redis_stopped__says_so_and_the_up_it_names_brings_the_data_back(
+    stack: Stack, docker_client: docker.DockerClient
+) -> None:
+    """`docker kill` of Redis (on-failure does not restart a container killed so): rotate.sh
+    ended with Docker's bare `409 ... Container <id> is not running` and the advice for a
+    stack never deployed. Now the probe names the stopped container and the `up` that makes
+    it again; that `up` keeps the entries written to Redis before."""
+    key, value = f"day2-{uuid.uuid4().hex[:8]}", b"written before Redis was killed"
+    assert appclient.put(stack, key, value) in (200, 201, 204)
+    stack_file = REPO_ROOT / f"Pulumi.{stack.name}.yaml"
+    before = stack_file.read_text()
+    docker_client.api.kill(stack.redis)
+    try:
+        done = subprocess.run(
+            [str(REPO_ROOT / "scripts" / "rotate.sh"), stack.name, "passwords"],
+            capture_output=True,
+            text=True,
+            timeout=ROTATE_S,
+            check=False,
+        )
+        said = done.stdout + done.stderr
+        assert done.returncode == 1, said[-3000:]
+        assert f"{stack.redis} is not running (exited 137" in said, said[-3000:]
+        assert f"python -m infra.apply up --stack {stack.name}" in said, said[-3000:]
+        assert "409" not in said, said[-3000:]
+        assert stack_file.read_text() == before, "nothing was changed"
+    finally:
+        recreated = _up(stack)
+    assert recreated.returncode == 0, (recreated.stdout + recreated.stderr)[-3000:]
+
+    def read_back() -> bool:
+        served = appclient.status(stack)["fallback"]["active"] is False
+        return served and appclient.get(stack, key) == value
+
+    assert appclient.wait_for("the entry read back from Redis", read_back)

@@ -1,0 +1,152 @@
+"""scripts/rotate.sh's `--applier-state` wiring, run as a script: the probe it runs trusts the
+images and containers the local applier's state records when rotate.sh deploys with the local
+applier, and labels only when it deploys with `pulumi up`, whose stack that state, if any, did
+not deploy (README, "Day 2: renewing and rotating in place"). rotate.sh runs as it is;
+`docker`, `pulumi` and the Python commands it runs are stand-ins, except `python -m
+infra.rotation_probe`, which runs the real `infra.rotation_probe.main` (its argument parser and
+how it makes its Probe) with only what looks at a stack replaced. No Docker engine, Redis or
+stack file is touched (the stack file is read, never written: `infra.stack_config set` is a
+stand-in)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from infra.settings import REPO_ROOT
+
+STACK = "dev"  # rotate.sh requires its Pulumi.STACK.yaml; only read, by the real probe's main
+
+FAKE_DOCKER = r"""#!/usr/bin/env bash
+echo "docker $*" >>"$FAKE_LOG"
+[ "$1" = info ] || { echo "fake docker: unexpected $*" >&2; exit 99; }
+"""
+# `pulumi whoami` answers only when FAKE_PULUMI_LOGGED_IN is 1 (rotate.sh's pulumi_ready).
+FAKE_PULUMI = r"""#!/usr/bin/env bash
+echo "pulumi $*" >>"$FAKE_LOG"
+case "$1" in
+    whoami) [ "$FAKE_PULUMI_LOGGED_IN" = 1 ] ;;
+    config | up) ;;
+    *) echo "fake pulumi: unexpected $*" >&2; exit 99 ;;
+esac
+"""
+FAKE_PYTHON = r"""#!/usr/bin/env bash
+echo "python $*" >>"$FAKE_LOG"
+case "$2 $3" in
+    "infra.stack_config get") echo 1 ;;
+    "infra.stack_config set" | "infra.apply up") ;;
+    "infra.rotation_probe "*) shift 2; exec "$REAL_PYTHON" "$PROBE_SHIM" "$@" ;;
+    *) echo "fake python: unexpected $*" >&2; exit 99 ;;
+esac
+"""
+# The real main; the Probe (which would ask Docker) and the state read are stand-ins that log
+# what main gave them, and the judgements of snapshots (all `{}` here) pass.
+PROBE_SHIM = r"""
+import os
+import sys
+
+sys.path.insert(0, os.environ["REPO_ROOT"])
+from infra import rotation_probe  # noqa: E402
+
+log = open(os.environ["FAKE_LOG"], "a")
+
+
+class StandInProbe:
+    def __init__(self, stack, port, *, recorded=None, reread=None, **_):
+        trusts = "the state" if recorded is not None else "labels only"
+        log.write(f"probe {sys.argv[1]}: trusts {trusts}, can reread: {reread is not None}\n")
+
+    def snapshot(self):
+        return {}
+
+
+def recorded_state(stack):
+    log.write(f"state of {stack} read\n")
+    return rotation_probe.Recorded(images={}, containers={})
+
+
+rotation_probe.Probe = StandInProbe
+rotation_probe.recorded_state = recorded_state
+rotation_probe._wait = lambda probe, before, timeout: 0
+rotation_probe._of_snapshot = lambda action, stack, kind, before: 0
+rotation_probe.report_lines = lambda before, after: []
+rotation_probe.restarted = lambda before, after: []
+rotation_probe.expected_changes = lambda kind, before, after: []
+sys.exit(rotation_probe.main(sys.argv[1:]))
+"""
+
+
+def _rotate_certs(tmp_path: Path, *, pulumi_logged_in: bool) -> tuple[int, str, list[str]]:
+    bin_dir, venv = tmp_path / "bin", tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    bin_dir.mkdir()
+    scripts = {
+        bin_dir / "docker": FAKE_DOCKER,
+        bin_dir / "pulumi": FAKE_PULUMI,
+        venv / "bin" / "python": FAKE_PYTHON,
+    }
+    for path, text in scripts.items():
+        path.write_text(text)
+        path.chmod(0o755)
+    shim = tmp_path / "probe_shim.py"
+    shim.write_text(PROBE_SHIM)
+    log = tmp_path / "calls.log"
+    log.touch()
+    result = subprocess.run(
+        [str(REPO_ROOT / "scripts" / "rotate.sh"), STACK, "certs"],
+        env={
+            "PATH": f"{bin_dir}:/usr/bin:/bin",
+            "SECURE_REDIS_VENV": str(venv),
+            "REAL_PYTHON": sys.executable,
+            "PROBE_SHIM": str(shim),
+            "REPO_ROOT": str(REPO_ROOT),
+            "FAKE_LOG": str(log),
+            "FAKE_PULUMI_LOGGED_IN": "1" if pulumi_logged_in else "0",
+            "HOME": str(tmp_path),
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return result.returncode, result.stderr, log.read_text().splitlines()
+
+
+def _probe_runs(calls: list[str]) -> list[str]:
+    return [c for c in calls if c.startswith("python -m infra.rotation_probe ")]
+
+
+def test_rotate_sh__with_the_local_applier_every_probe_trusts_what_its_state_records(
+    tmp_path: Path,
+) -> None:
+    code, err, calls = _rotate_certs(tmp_path, pulumi_logged_in=False)
+    assert code == 0, err
+    assert "python -m infra.apply up --stack dev" in calls
+    runs = _probe_runs(calls)
+    # snapshot before, then the up's snapshot, guard and wait, then the report
+    assert [r.split()[3] for r in runs] == ["snapshot", "snapshot", "guard", "wait", "report"]
+    assert all(r.endswith(f"--stack {STACK} --applier-state") for r in runs), runs
+    made = [c for c in calls if c.startswith("probe ")]
+    # guard, given a snapshot, judges it without a probe; every probe made trusts the state
+    assert made == [
+        f"probe {action}: trusts the state, can reread: True"
+        for action in ("snapshot", "snapshot", "wait", "report")
+    ]
+    assert calls.count(f"state of {STACK} read") == len(made)
+
+
+def test_rotate_sh__under_pulumi_up_no_probe_reads_the_applier_state(tmp_path: Path) -> None:
+    code, err, calls = _rotate_certs(tmp_path, pulumi_logged_in=True)
+    assert code == 0, err
+    assert any(c.startswith("pulumi up --yes --non-interactive") for c in calls), calls
+    assert not any(c.startswith("python -m infra.apply") for c in calls)
+    runs = _probe_runs(calls)
+    assert len(runs) == 5
+    assert not any("--applier-state" in r for r in runs), runs
+    made = [c for c in calls if c.startswith("probe ")]
+    assert made == [
+        f"probe {action}: trusts labels only, can reread: False"
+        for action in ("snapshot", "snapshot", "wait", "report")
+    ]
+    assert not any(c.startswith("state of ") for c in calls)
