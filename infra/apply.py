@@ -95,7 +95,7 @@ from infra.applier.translate import (  # noqa: E402
     VolumeSpec,
 )
 from infra.changes import Change, Op  # noqa: E402
-from infra.cli import OneLineParser  # noqa: E402
+from infra.cli import OneLineParser, project_dir  # noqa: E402
 from infra.engine_report import live_restore_line  # noqa: E402
 from infra.images import build_input_problem, shown_context  # noqa: E402
 from infra.mock_engine import Prior, RenderError  # noqa: E402
@@ -164,7 +164,7 @@ def _main(argv: Sequence[str] | None) -> int:
     parser.add_argument("--stack", required=True, help="stack name, e.g. dev or prod")
     parser.add_argument(
         "--project-dir",
-        type=Path,
+        type=project_dir,
         default=REPO_ROOT,
         help="where Pulumi.<stack>.yaml and .secure-redis/state/ are (default: the repository)",
     )

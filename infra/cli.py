@@ -10,10 +10,44 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import NoReturn
+from pathlib import Path
+from typing import Any, NoReturn
+
+
+class _StoreOnce(argparse._StoreAction):  # argparse's default "store" action
+    """An option given twice with two values is refused, not "the last one wins": a history
+    line with `--stack other` appended would otherwise act on the other stack. The values
+    are not shown (one may carry a password, as a URL can)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        given: dict[str, Any] | None = getattr(parser, "given_once", None)
+        if option_string is not None and given is not None:
+            if self.dest in given and given[self.dest] != values:
+                parser.error(
+                    f"{'/'.join(self.option_strings)} is given twice with different values; "
+                    "give it once"
+                )
+            given[self.dest] = values
+        super().__call__(parser, namespace, values, option_string)
 
 
 class OneLineParser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.register("action", None, _StoreOnce)
+        self.register("action", "store", _StoreOnce)
+        self.given_once: dict[str, Any] = {}
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        self.given_once = {}
+        return super().parse_known_args(args, namespace)
+
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
@@ -23,4 +57,20 @@ class OneLineParser(argparse.ArgumentParser):
         print(f"{self.prog}: {level}: {message}", file=sys.stderr)
 
 
-__all__ = ["OneLineParser"]
+def project_dir(text: str) -> Path:
+    """A --project-dir value. An empty one (`--project-dir "$DIR"` with DIR unset) was the
+    current directory, where leaving the option out means this checkout; a file was "no
+    Pulumi.S.yaml in it"."""
+    if not text:
+        raise argparse.ArgumentTypeError(
+            "is empty; give the checkout's directory, or leave the option out for this one"
+        )
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a directory; give the checkout that holds Pulumi.<stack>.yaml"
+        )
+    return path
+
+
+__all__ = ["OneLineParser", "project_dir"]

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 import sys
 import time
 import uuid
@@ -946,7 +948,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_settings(args.stack, load_stack_file(args.stack))
-        before = json.loads(args.before.read_text()) if args.before else None
+        before = read_snapshot(args.before, args.stack, args.action) if args.before else None
         if args.action in ("unfinished", "guard") and before is not None:
             return _of_snapshot(args.action, args.stack, args.kind, before)
         # Under `pulumi up` the local applier's state, if any, is not what deployed the stack:
@@ -1002,6 +1004,45 @@ def way_on(stack: str, exc: ProbeError) -> str:
         "maxclients refuses every new connection: the exporter's "
         "redis_rejected_connections_total counts them); then run the rotation again"
     )
+
+
+# Keys every snapshot holds (snapshot_of) that each action reading one uses: `unfinished`
+# reads these four (a partial snapshot of them is enough: tests/unit/test_operator_imports.py),
+# `guard` the server's issuer, `wait` and `report` compare whole snapshots.
+_UNFINISHED_KEYS: Final = ("previous_key_ids", "acl", "redis_trusts", "app_trusts")
+_SNAPSHOT_KEYS: Final = {
+    "unfinished": _UNFINISHED_KEYS,
+    "guard": ("server_issuer",),
+    "wait": ("containers", "server_issuer", *_UNFINISHED_KEYS),
+    "report": ("containers", "server_issuer", *_UNFINISHED_KEYS),
+}
+# A snapshot is a few KiB; reading a wrong --before whole (/dev/zero) never ended.
+_MAX_SNAPSHOT_BYTES: Final = 4 << 20
+
+
+def read_snapshot(path: Path, stack: str, action: str) -> dict[str, Any]:
+    """The snapshot in `path` (`snapshot`'s output), or ValueError with the fix: `{}` or `[]`
+    were KeyError/TypeError tracebacks, /dev/zero was read until memory ran out."""
+    again = (
+        f"take one with `python -m infra.rotation_probe snapshot --stack {stack} > FILE` "
+        "(scripts/rotate.sh does)"
+    )
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise ValueError(f"--before {path} is not a regular file; {again}")
+            data = handle.read(_MAX_SNAPSHOT_BYTES + 1)
+    except OSError as exc:
+        raise ValueError(f"--before {path} cannot be read ({exc.strerror}); {again}") from None
+    try:
+        before = json.loads(data) if len(data) <= _MAX_SNAPSHOT_BYTES else None
+    except ValueError:  # not JSON, not UTF-8
+        before = None
+    needed = _SNAPSHOT_KEYS.get(action, ())
+    if not isinstance(before, dict) or any(k not in before for k in needed):
+        raise ValueError(f"--before {path} is not a snapshot of this version; {again}")
+    return before
 
 
 def _snapshot(probe: Probe, stack: str, applier_state: bool) -> int:

@@ -32,6 +32,28 @@ from infra.redis_conf import min_maxmemory_mb, min_memory_limit_mb
 from infra.runtime_ids import MAX_SLOT, STACK_SLOTS
 
 NAMESPACE: Final = "secure-redis"
+# The settings that take a whole number (_Reader.integer checks it is one of these): the stack
+# file's loader refuses one written as a fraction where it is written (_whole_number_problem).
+WHOLE_NUMBER_SETTINGS: Final = frozenset(
+    {
+        "passwordLength",
+        "redisPort",
+        "redisMemoryMb",
+        "redisMaxmemoryMb",
+        "appMemoryMb",
+        "appHostPort",
+        "caValidityDays",
+        "certValidityDays",
+        "certRenewBeforeDays",
+        "dataKeyGeneration",
+        "dataKeyKeepPrevious",
+        "certRenewalGeneration",
+        "runtimeIdSlot",
+        "caRolloverGeneration",
+        "passwordRotationGeneration",
+        "apiTokenRotationGeneration",
+    }
+)
 # Namespaces a stack file may use besides the project's own: the docker provider's settings
 # (docker:host, ...) and Pulumi's engine settings. Any other namespace is a typo.
 FOREIGN_NAMESPACES: Final = frozenset({"docker", "pulumi"})
@@ -370,8 +392,11 @@ _CORE_FLOAT: Final = re.compile(
     r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)"
 )
 _GO_DATE: Final = re.compile(r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:[Tt ].*)?")
-# YAML 1.1's booleans as its specification lists them (PyYAML leaves out y/n); YAML 1.2 reads
-# all but true/false as text.
+# YAML 1.1's booleans as its specification lists them; YAML 1.2 reads all but true/false as
+# text. y/Y/n/N stay refused although PyYAML leaves them out and a Pulumi that hands the
+# program the text written gives it "y": Go's YAML v2, the library Pulumi's config encoding
+# uses, resolves them as booleans, so a Pulumi version that keeps a value's YAML type gives
+# the program "true" (tests/unit/test_unanticipated_inputs_more.py).
 _YAML11_BOOL: Final = re.compile(
     r"y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF"
 )
@@ -497,6 +522,25 @@ def reads_as_itself(value: str) -> bool:
     return read == {"k": value} and _ambiguity("k", value) is None
 
 
+def _whole_number_problem(key: str, text: str) -> str | None:
+    """A whole-number setting written as a fraction (`dataKeyGeneration: 2.0`): Pulumi
+    versions that hand the program the text give it "2.0", which the setting refuses, and
+    versions that keep YAML's types give it "2". Refused here, with its line and the fix, so
+    that it means one thing (a fraction for redisCpus is one number to every reader)."""
+    if key.removeprefix(f"{NAMESPACE}:") not in WHOLE_NUMBER_SETTINGS:
+        return None
+    if not _PLAIN_FLOAT.fullmatch(text) or len(text) > _MAX_READ:
+        return None
+    whole, fraction = text.split(".")
+    if fraction.strip("0"):
+        return None  # 2.5: not a whole number to any reader; the setting's check says so
+    number = str(abs(int(whole))) if int(whole) == 0 else whole
+    return (
+        f"{_shown_key(key)}: {text} is a whole number written as a fraction, which Pulumi "
+        f"versions hand over as '{text}' (refused) or '{number}'; write {number}"
+    )
+
+
 def _config_problems(document_node: yaml.Node | None, name: str) -> list[str]:
     """Each `config:` value written plain that YAML readers take differently, as
     `<file>, line <n>: <key>: ...; <fix>`."""
@@ -513,7 +557,8 @@ def _config_problems(document_node: yaml.Node | None, name: str) -> list[str]:
     problems = []
     for key, node in effective.items():
         if isinstance(node, yaml.ScalarNode) and node.tag == _PLAIN_TAG:
-            problem = _ambiguity(key, str(node.value))
+            text = str(node.value)
+            problem = _whole_number_problem(key, text) or _ambiguity(key, text)
             if problem:
                 problems.append(f"{name}, line {node.start_mark.line + 1}: {problem}")
     return problems
@@ -654,6 +699,7 @@ class _Reader:
             return parse(str(PROFILES[Environment.DEVELOPMENT][key]))
 
     def integer(self, key: str, low: int, high: int) -> int:
+        assert key in WHOLE_NUMBER_SETTINGS, key  # keeps the loader's list whole
         fix = how_to_set(self._stack, key)
         return self.read(key, lambda text: _in_range(int, "a whole number", text, low, high, fix))
 

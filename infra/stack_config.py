@@ -11,6 +11,7 @@ Exit codes: 0 done, 2 unusable stack, key or value.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
@@ -21,7 +22,7 @@ from typing import Final
 
 import yaml
 
-from infra.cli import OneLineParser
+from infra.cli import OneLineParser, project_dir
 from infra.profiles import PROFILES, SETTING_KEYS
 from infra.settings import (
     NAMESPACE,
@@ -102,12 +103,25 @@ def set_setting(stack: str, key: str, value: str, root: Path = REPO_ROOT) -> Pat
     # The settings loader is the judge of the new value, before the file changes.
     load_settings(stack, {**current, f"{NAMESPACE}:{key}": value}, source=path.name)
     text = set_value(path.read_text(encoding="utf-8"), key, value)
-    with tempfile.NamedTemporaryFile(
-        "w", dir=path.parent, prefix=f".{path.name}.", delete=False, encoding="utf-8"
-    ) as tmp:
-        tmp.write(text)
-    os.chmod(tmp.name, path.stat().st_mode & 0o777)
-    os.replace(tmp.name, path)
+    written: str | None = None
+    try:
+        with tempfile.NamedTemporaryFile(
+            "w", dir=path.parent, prefix=f".{path.name}.", delete=False, encoding="utf-8"
+        ) as tmp:
+            written = tmp.name
+            tmp.write(text)
+        os.chmod(tmp.name, path.stat().st_mode & 0o777)
+        os.replace(tmp.name, path)
+    except OSError as exc:
+        # A full file system or a directory the user may not write ended in a traceback.
+        if written is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(written)
+        raise StackConfigError(
+            f"{path.name} could not be written ({exc.strerror}) in {path.parent}; nothing was "
+            "changed: free space there, or run set as an account that may write the "
+            "directory"
+        ) from None
     return path
 
 
@@ -131,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--stack", required=True, help="stack name, e.g. dev or prod")
     parser.add_argument(
         "--project-dir",
-        type=Path,
+        type=project_dir,
         default=REPO_ROOT,
         help="where Pulumi.<stack>.yaml is (default: the repository)",
     )

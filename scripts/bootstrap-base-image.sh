@@ -16,7 +16,7 @@ case "${1:-}" in -h | --help) print_usage; exit 0 ;; esac
 IMAGE="${BASE_IMAGE:-debian:bookworm-slim}"
 PULL_TIMEOUT="${PULL_TIMEOUT:-60}"
 
-docker_ready || die "the Docker engine is not reachable (docker info failed); run scripts/bootstrap.sh first"
+docker_ready || die "$(docker_unready)"
 
 start="$(now_ms)"
 if docker image inspect "$IMAGE" >/dev/null 2>&1; then

@@ -81,6 +81,16 @@ _group_ends_within() {
 
 # docker_ready: the engine answers (not just the client binary being present).
 docker_ready() { have docker && docker info >/dev/null 2>&1; }
+# docker_unready: why docker_ready failed and what to do, for the caller's error line. With no
+# docker command on PATH the line said "the Docker engine is not reachable ...; start it", and
+# the engine may well be running: the fix is PATH.
+docker_unready() {
+    if have docker; then
+        printf '%s' "the Docker engine is not reachable (docker info failed); start it with scripts/bootstrap.sh"
+    else
+        printf '%s' "the docker command is not on PATH ($(shown "$PATH")); add the directory that holds it (command -v docker in another shell), or install docker.io with scripts/bootstrap.sh as root"
+    fi
+}
 
 # step NAME COMMAND...: run one stage between a start line and a timing line; a failing
 # command stops the calling script (set -e) with its own message.

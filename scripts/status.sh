@@ -30,7 +30,7 @@ valid_stack_name "$stack" \
     || bad_input "$(shown "$stack") is not a stack name: 1-31 lowercase letters, digits or '-', starting with a letter or digit"
 [ -f "$ROOT/Pulumi.$stack.yaml" ] || bad_input "no stack '$stack': Pulumi.$stack.yaml does not exist (stacks: $(known_stacks))"
 [ -x "$PY" ] || unavailable "no virtualenv at $VENV; run scripts/bootstrap.sh first"
-docker_ready || unavailable "the Docker engine is not reachable (docker info failed); start it with scripts/bootstrap.sh"
+docker_ready || unavailable "$(docker_unready)"
 
 app="secure-redis-$stack-app"
 running() { [ "$(docker inspect --format '{{.State.Running}}' "$1" 2>/dev/null)" = true ]; }

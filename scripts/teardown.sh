@@ -29,7 +29,7 @@ valid_stack_name "$stack" \
     || warn "no Pulumi.$stack.yaml in this checkout (stacks: $(known_stacks)); removing only what the engine holds labelled io.secure-redis.stack=$stack"
 
 require_venv
-docker_ready || die "the Docker engine is not reachable (docker info failed); start it with scripts/bootstrap.sh, then run this again"
+docker_ready || die "$(docker_unready), then run this again"
 
 start="$(now_ms)"
 if have pulumi && pulumi whoami --non-interactive >/dev/null 2>&1 \

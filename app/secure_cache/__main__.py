@@ -58,6 +58,9 @@ EXIT_REFUSED: Final = 5
 EXIT_SERVE: Final = 6
 EXIT_NEWER: Final = 7
 _HEALTH_TIMEOUT_S: Final = 3.0
+# `set KEY < FILE` reads at most this much: Redis's default proto-max-bulk-len, the largest
+# value it stores (the stack sets 2 MiB). `set k < /dev/zero` read until memory ran out.
+MAX_STDIN_VALUE_BYTES: int = 512 << 20
 _LOCAL_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 _MAX_TTL_SECONDS: Final = 10 * 365 * 86400
 MODULE_PROG: Final = "python -m secure_cache"
@@ -251,7 +254,15 @@ def _get(cache: SecureCache, args: argparse.Namespace) -> int:
 def _set(cache: SecureCache, args: argparse.Namespace) -> int:
     value = args.value.encode("utf-8", "surrogateescape") if args.value is not None else None
     if value is None:
-        value = sys.stdin.buffer.read()
+        value = sys.stdin.buffer.read(MAX_STDIN_VALUE_BYTES + 1)
+        if len(value) > MAX_STDIN_VALUE_BYTES:
+            print(
+                f"the value was not stored: stdin holds more than {MAX_STDIN_VALUE_BYTES} "
+                "bytes, more than Redis stores in one value (proto-max-bulk-len); check what "
+                "is redirected into `set` (< /dev/zero never ends)",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
     refused = _refusals(cache)
     cache.set(args.key, value, args.ttl)
     if cache.backend != "redis":

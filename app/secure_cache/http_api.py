@@ -368,11 +368,22 @@ def _require(method: str, allowed: str) -> None:
         raise Reply(HTTPStatus.METHOD_NOT_ALLOWED, "method not allowed")
 
 
+# Fields a request carries once. The first of two was kept: `Host: localhost` then `Host:
+# evil.example` was served, and so was a good token then a bad one, where a proxy in front
+# may read the other one. RFC 9112 (3.2): more than one Host line MUST get 400;
+# Authorization is a singleton field (RFC 9110, 11.6.2).
+_SINGLETON_HEADERS: Final = {b"host": "Host", b"authorization": "Authorization"}
+
+
 def _headers(scope: Scope) -> dict[bytes, bytes]:
-    """Header name -> value; a header sent twice keeps its first value (Host, Authorization)."""
+    """Header name -> value; another header sent twice keeps its first value, and a Host or
+    Authorization sent twice is refused (400)."""
     headers: dict[bytes, bytes] = {}
     for name, value in scope.get("headers", ()):
-        headers.setdefault(bytes(name).lower(), bytes(value))
+        lower = bytes(name).lower()
+        if lower in headers and lower in _SINGLETON_HEADERS:
+            raise Reply(HTTPStatus.BAD_REQUEST, f"send one {_SINGLETON_HEADERS[lower]} header")
+        headers.setdefault(lower, bytes(value))
     return headers
 
 
@@ -403,8 +414,15 @@ def _ttl(query: bytes) -> int | None:
     values = params.get("ttl")
     if not values:
         return None
-    raw = values[0]
-    if raw.isascii() and raw.isdigit() and 0 < int(raw) <= MAX_TTL_SECONDS:
+    raw = values[0].lstrip("0") or "0"
+    # At most as many digits as MAX_TTL_SECONDS: int() refuses more than 4300 with a
+    # ValueError, which answered 500 "internal error".
+    if (
+        raw.isascii()
+        and raw.isdigit()
+        and len(raw) <= len(str(MAX_TTL_SECONDS))
+        and 0 < int(raw) <= MAX_TTL_SECONDS
+    ):
         return int(raw)
     raise Reply(
         HTTPStatus.BAD_REQUEST, f"ttl must be a whole number of seconds from 1 to {MAX_TTL_SECONDS}"

@@ -111,7 +111,7 @@ from secure_cache.prometheus import (
     certificate_collector,
     count_file_collector,
 )
-from secure_cache.settings import read_file, read_text_file
+from secure_cache.settings import read_file, read_text_file, resolvable_host, utf8_text_only
 from secure_cache.tls_probe import ProbeTarget, TlsPolicy, TlsPolicyProbe
 
 EXPORTER_USER: Final = "exporter"
@@ -491,8 +491,8 @@ class ExporterSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ExporterSettings:
         """Read the environment; ConfigurationError lists every problem at once."""
-        env = os.environ if environ is None else environ
         problems: list[str] = []
+        env = utf8_text_only(os.environ if environ is None else environ, problems)
         url = urlsplit(env.get("REDIS_URL", "").strip())
         host, port = url.hostname, None
         try:
@@ -501,6 +501,11 @@ class ExporterSettings:
             problems.append("REDIS_URL has an invalid port; use rediss://<host>:<port>")
         if url.scheme != "rediss" or not host:
             problems.append("REDIS_URL must be rediss://<host>[:<port>] (TLS only)")
+        elif not resolvable_host(host):
+            # It started, then failed every scrape's TLS probe with a UnicodeError.
+            problems.append(
+                "REDIS_URL host is not a host name or IP address; use rediss://<host>[:<port>]"
+            )
         if url.username or url.password or url.query:
             problems.append("REDIS_URL must carry no credentials and no query parameters")
         password = _secret(env, "REDIS_PASSWORD", problems)
@@ -517,7 +522,8 @@ class ExporterSettings:
             problems.append("ENVIRONMENT must be development, staging or production")
         metrics_port = env.get("METRICS_PORT", str(DEFAULT_METRICS_PORT)).strip()
         if (
-            not (metrics_port.isascii() and metrics_port.isdigit())
+            # At most 5 digits: int() refuses more than 4300 with a ValueError (a traceback).
+            not (metrics_port.isascii() and metrics_port.isdigit() and len(metrics_port) <= 5)
             or not 1 <= int(metrics_port) <= 65535
         ):
             problems.append("METRICS_PORT must be a port number (1-65535)")

@@ -114,10 +114,17 @@ DEFAULT_HTTP_BODY_TIMEOUT_S: Final = 15
 DEFAULT_HTTP_STALL_TIMEOUT_S: Final = 10
 DEFAULT_HTTP_ALLOWED_HOSTS: Final = ("localhost", "127.0.0.1", "[::1]")
 MIN_API_TOKEN_LENGTH: Final = 32
+# Redis refuses an argument over 16 KiB from a client that has not authenticated yet
+# (AUTH's user and password): 70000 characters were exit 5 with no reason, 100000 a
+# ResponseError traceback. The stack's are far shorter (passwordLength is at most 512).
+MAX_CREDENTIAL_CHARS: Final = 1024
+_CREDENTIAL_WHY: Final = "are accepted (Redis refuses an unauthenticated argument over 16 KiB)"
 _HOST_NAME_RE: Final = re.compile(
     r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)$"
 )
 _DOTTED_RE: Final = re.compile(r"^[0-9.]+$")
+# A label of a name to resolve, once IDNA has made it ASCII; `_` for container names (redis_1).
+_RESOLVABLE_LABEL_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,63}")
 _PREFIX_RE: Final = re.compile(r"^[A-Za-z0-9_.-]+:$")
 _KEY_SPLIT_RE: Final = re.compile(r"[\s,]+")
 _GENERATE_KEY_HINT: Final = (
@@ -213,8 +220,8 @@ class ServiceSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceSettings:
         """Read and validate the service's variables; ConfigurationError lists every problem."""
-        env = os.environ if environ is None else environ
         problems: list[str] = []
+        env = utf8_text_only(os.environ if environ is None else environ, problems)
         port = http_port(env, problems)
         max_bytes = _int_setting(
             env, "HTTP_MAX_VALUE_BYTES", DEFAULT_HTTP_MAX_VALUE_BYTES, 1, 512 << 20, problems
@@ -296,7 +303,12 @@ def _http_host(env: Mapping[str, str], problems: list[str]) -> str:
         ipaddress.ip_address(raw)
     except ValueError:
         # A name, but not one of digits and dots alone (999.1.1.1 is a mistyped address).
-        if _HOST_NAME_RE.match(raw) and not raw.startswith("[") and not _DOTTED_RE.match(raw):
+        if (
+            _HOST_NAME_RE.match(raw)
+            and not raw.startswith("[")
+            and not _DOTTED_RE.match(raw)
+            and resolvable_host(raw)  # `a..b` failed at bind with a UnicodeError
+        ):
             return raw
         problems.append(
             f"HTTP_HOST must be an IP address to listen on (127.0.0.1, 0.0.0.0, ::1, ::) or a "
@@ -321,13 +333,83 @@ def _allowed_hosts(env: Mapping[str, str], problems: list[str]) -> tuple[str, ..
     return names
 
 
+def resolvable_host(host: str) -> bool:
+    """Whether `host` (a URL's, brackets removed) is an IP address or a name the resolver can
+    be asked for. getaddrinfo encodes a name with IDNA first, and an empty or over-long label
+    (`a..b`, 64 characters) or a byte that is not UTF-8 raised UnicodeError there: a
+    traceback from the first command, after the settings had passed."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return True
+    try:
+        name = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return False
+    labels = name[:-1].split(".") if name.endswith(".") else name.split(".")
+    return len(name) <= 253 and all(_RESOLVABLE_LABEL_RE.fullmatch(label) for label in labels)
+
+
+# Variables whose text goes to Redis or to a socket as it is (a user name, a password, a host,
+# a token) or is compared with text. os.environ holds bytes that are not UTF-8 as lone
+# surrogates (PEP 383), which redis-py cannot encode: a REDIS_USERNAME in Latin-1 ended the
+# first command in a UnicodeEncodeError traceback. Paths are not here: the file system opens
+# a name in any encoding.
+_TEXT_VARIABLES: Final = (
+    "ENVIRONMENT",
+    "REDIS_URL",
+    "REDIS_USERNAME",
+    "REDIS_KEY_PREFIX",
+    *_FILE_SECRETS,
+    "CACHE_FALLBACK_MAX_ENTRIES",
+    "CACHE_FALLBACK_MAX_BYTES",
+    "CACHE_COMPRESS_MIN_BYTES",
+    "HTTP_HOST",
+    "HTTP_PORT",
+    "HTTP_ALLOWED_HOSTS",
+    "HTTP_MAX_VALUE_BYTES",
+    "HTTP_MAX_INFLIGHT_BYTES",
+    "HTTP_MAX_CONNECTIONS",
+    "HTTP_BODY_TIMEOUT_S",
+    "HTTP_STALL_TIMEOUT_S",
+    *_API_TOKEN_SECRETS,
+    "METRICS_HOST",
+    "METRICS_PORT",
+)
+
+
+def utf8_text_only(env: Mapping[str, str], problems: list[str]) -> Mapping[str, str]:
+    """`env` without the text variables that hold bytes that are not UTF-8, each named in
+    `problems` (never its value: it may be a secret)."""
+    bad = []
+    for name in _TEXT_VARIABLES:
+        try:
+            env.get(name, "").encode("utf-8")
+        except UnicodeEncodeError:
+            bad.append(name)
+            problems.append(
+                f"{name} is not UTF-8 text (it holds bytes of another encoding; not shown); "
+                "set it again as UTF-8."
+            )
+    return {k: v for k, v in env.items() if k not in bad} if bad else env
+
+
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Validate every setting before anything connects; one error lists all problems."""
     problems: list[str] = []
+    env = utf8_text_only(env, problems)
     environment = _environment(env, problems)
     host, port, db = _redis_url(env, problems)
     username = _username(env, problems)
     password = _secret(env, "REDIS_PASSWORD", problems, required=True)
+    if password is not None and len(password) > MAX_CREDENTIAL_CHARS:
+        problems.append(
+            f"REDIS_PASSWORD is {len(password)} characters; at most {MAX_CREDENTIAL_CHARS} "
+            f"{_CREDENTIAL_WHY}; use the password generated for this stack."
+        )
+        password = None
     if password is not None and environment is not None:
         minimum = MIN_PASSWORD_LENGTH[environment]
         if len(password) < minimum:
@@ -465,6 +547,13 @@ def _redis_url(
     if not parts.hostname:
         problems.append("REDIS_URL has no host; use rediss://<host>:<port>.")
         ok = False
+    elif not resolvable_host(parts.hostname):
+        # Not echoed, as above.
+        problems.append(
+            "REDIS_URL host is not a host name or IP address (labels of 1-63 letters, digits, "
+            "'-' or '_' between dots, at most 253 characters); use rediss://<host>:<port>."
+        )
+        ok = False
     db = 0
     path = parts.path.strip("/")
     if path:
@@ -485,6 +574,12 @@ def _username(env: Mapping[str, str], problems: list[str]) -> str | None:
     if not username:
         problems.append(
             "REDIS_USERNAME is not set; set it to the application's ACL user (e.g. app)."
+        )
+        return None
+    if len(username) > MAX_CREDENTIAL_CHARS:
+        problems.append(
+            f"REDIS_USERNAME is {len(username)} characters; at most {MAX_CREDENTIAL_CHARS} "
+            f"{_CREDENTIAL_WHY}; set it to the application's ACL user (e.g. app)."
         )
         return None
     if username == "default":
@@ -787,4 +882,8 @@ __all__ = [
     "Settings",
     "http_port",
     "load_settings",
+    "read_file",
+    "read_text_file",
+    "resolvable_host",
+    "utf8_text_only",
 ]

@@ -276,11 +276,9 @@ class StateStore:
         if self.directory.parent.exists():
             self._check_directories()
         try:
-            blob = self.path.read_bytes()
+            blob = _read_regular(self.path, "state file")
         except FileNotFoundError:
             return None
-        except OSError as exc:
-            raise StateError(f"state file {self.path} cannot be read: {exc.strerror}") from None
         mode, salt = parse_header(blob, self.path)
         if mode != self.mode:
             wanted = (
@@ -321,15 +319,13 @@ class StateStore:
         if self.directory.parent.exists():
             self._check_directories()
         try:
-            blob = self.path.read_bytes()
+            blob = _read_regular(self.path, "state file")
         except FileNotFoundError:
             raise StateError(
                 f"stack {self.stack} has no state at {self.path}: nothing to re-seal, nothing "
                 "was changed (a stack deployed from another checkout keeps its state there: "
                 "run rekey there, or pass its directory with --project-dir)"
             ) from None
-        except OSError as exc:
-            raise StateError(f"state file {self.path} cannot be read: {exc.strerror}") from None
         mode, salt = parse_header(blob, self.path)
         plaintext = self._open_to_rekey(blob, mode, salt, new_passphrase)
         state = StackState.from_bytes(self.stack, plaintext, self.path)
@@ -547,6 +543,19 @@ class StateStore:
             # Another up (of another stack in this project) created it meanwhile: use theirs,
             # or one of the two states would be sealed with a key that no longer exists.
             info = self.key_file.stat()
+        except OSError as exc:  # a symlink loop: it was exit 3, "a bug"
+            raise StateError(
+                f"key file {self.key_file} cannot be read ({exc.strerror}); restore the "
+                "stack's key file there (or remove the stack with down)"
+            ) from None
+        if not stat.S_ISREG(info.st_mode):
+            # Checked before the mode: "chmod 600 it" was the fix given for a directory, and
+            # for a symlink to /dev/zero.
+            raise StateError(
+                f"key file {self.key_file} is not a regular file (a directory, pipe or "
+                "device); restore the stack's 32-byte key file there (or remove the stack "
+                "with down)"
+            )
         if stat.S_IMODE(info.st_mode) & 0o077:
             raise StateError(
                 f"key file {self.key_file} is readable by others "
@@ -630,6 +639,26 @@ def _lock_holder(fd: int) -> dict[str, Any] | None:
     except PermissionError:
         pass  # it runs, as another user
     return {"pid": pid, "action": action, "since": str(since)[:20]}
+
+
+def _read_regular(path: Path, what: str) -> bytes:
+    """A state file's bytes; FileNotFoundError when there is none, StateError when it is not
+    a regular file (a symlink to /dev/zero was read until memory ran out) or cannot be read
+    (a symlink loop was exit 3, "an error the applier does not handle")."""
+    try:
+        # O_NONBLOCK: opening a FIFO with no writer returns at once instead of blocking.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise StateError(
+                    f"{what} {path} is not a regular file (a directory, pipe or device); "
+                    "restore it from a backup, or remove the stack (down) and the file"
+                )
+            return handle.read()
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise StateError(f"{what} {path} cannot be read: {exc.strerror}") from None
 
 
 def _create_atomically(path: Path, data: bytes) -> bool:

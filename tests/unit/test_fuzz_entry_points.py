@@ -468,3 +468,29 @@ def test_http_api__a_valid_put_is_stored_so_the_check_above_can_fail(
         return put, got, body
 
     assert loop.run_until_complete(scenario()) == (204, 200, b"value")
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [(b"host", b"localhost"), (b"host", b"evil.example")],
+        [(b"host", b"evil.example"), (b"host", b"localhost")],
+        [(b"authorization", b"Bearer " + TOKEN.encode()), (b"authorization", b"Bearer x")],
+        [(b"authorization", b"Bearer x"), (b"authorization", b"Bearer " + TOKEN.encode())],
+    ],
+    ids=["host-good-first", "host-evil-first", "auth-good-first", "auth-bad-first"],
+)
+def test_http_api__a_host_or_authorization_sent_twice_is_400(
+    api: CacheAPI, loop: asyncio.AbstractEventLoop, extra: list[tuple[bytes, bytes]]
+) -> None:
+    """The first of two kept: `Host: localhost` then `Host: evil.example` was served (200),
+    and so was a good token followed by a bad one. RFC 9112 (3.2): a request with more than
+    one Host line MUST get 400; Authorization is a singleton field (RFC 9110, 11.6.2), so two
+    are as ambiguous to a proxy in front as two Hosts."""
+    name = extra[0][0]
+    others = [h for h in GOOD_HEADERS if h[0] != name]
+    status, _, payload = loop.run_until_complete(
+        _call(api, "GET", b"/cache/kept", [*others, *extra], [])
+    )
+    assert status == 400, payload
+    assert json.loads(payload) == {"error": f"send one {name.decode().title()} header"}

@@ -41,7 +41,7 @@ case "$2 $3" in
 esac
 """
 # The real main; the Probe (which would ask Docker) and the state read are stand-ins that log
-# what main gave them, and the judgements of snapshots (all `{}` here) pass.
+# what main gave them, and the judgements of snapshots (empty ones here) pass.
 PROBE_SHIM = r"""
 import os
 import sys
@@ -62,7 +62,11 @@ class StandInProbe:
         if error := os.environ.get("FAKE_SNAPSHOT_ERROR"):
             kind, _, text = error.partition(":")
             raise getattr(rotation_probe, kind)(text)
-        return {}
+        # The keys read_snapshot requires of a --before file; their values are never judged.
+        return {
+            "containers": {}, "server_issuer": None, "previous_key_ids": [], "acl": {},
+            "redis_trusts": [], "app_trusts": [],
+        }
 
 
 def recorded_state(stack):
