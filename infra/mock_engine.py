@@ -39,10 +39,15 @@ from infra.proppath import PropPath
 from infra.providers._common import PROVIDER_KEY, ChangeRefused
 from infra.pulumi_internals import SECRET_SIG as _SECRET_SIG
 from infra.pulumi_internals import SECRET_SIG_KEY as _SIG_KEY
+from infra.pulumi_internals import bound_provider_serialization
 from infra.pulumi_internals import ensure_event_loop as _ensure_event_loop
 from infra.pulumi_internals import run_sync as _sync_await
 from infra.pulumi_names import IMAGE, PYTHON_DYNAMIC_PREFIX, STACK, urn_type
 from infra.rendered_resource import RenderedResource
+
+# Programs rendered here may declare dynamic resources of their own (the policy corpus), and
+# one process renders many times: see bound_provider_serialization.
+bound_provider_serialization()
 
 
 class RenderError(RuntimeError):

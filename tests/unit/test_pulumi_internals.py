@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import pickle
 import threading
 import types
 
 import pytest
+from pulumi.dynamic import dynamic
 from pulumi.runtime import rpc
 
 from infra import pulumi_internals
+from infra.providers.certificates import CertificateAuthorityProvider
 from infra.pulumi_internals import SDK_VERSION, PulumiSdkChanged, require
 
 pytestmark = pytest.mark.unit
@@ -79,3 +82,19 @@ def test_importing_the_shim_against_an_sdk_without_the_symbol__fails_at_import(
     finally:
         monkeypatch.undo()
         importlib.reload(pulumi_internals)
+
+
+def test_provider_serialization__leaves_pickle_as_it_found_it() -> None:
+    """The SDK's serialize_provider wraps pickle's _batch_setitems anew on every call and never
+    restores it; importing infra.providers installs the bound (pulumi_internals), so pickle's
+    own method is back after each call, and a process that serializes providers over and over
+    (the unit suite in one process renders the stack hundreds of times) does not end in
+    RecursionError, as it did after about a thousand calls."""
+    provider = CertificateAuthorityProvider()
+    first = dynamic.serialize_provider(provider)
+    stock = vars(pickle._Pickler)
+    assert stock["_batch_setitems"].__qualname__ == "_Pickler._batch_setitems"
+    assert stock["save_dict"].__qualname__ == "_Pickler.save_dict"
+    for _ in range(2 * 1000):
+        last = dynamic.serialize_provider(provider)
+    assert last == first  # still deterministic: the SDK's sorting applies within each call
