@@ -39,6 +39,8 @@ path) replaces a network: the new bridge gets the same name. A stack deployed be
 were fixed has `br-<network id>` bridges; run `up` here again after its next deploy.
 
 Every jump carries the comment `secure-redis:<S>`, so `down` finds exactly this stack's.
+`up` prints, one line each, the rules it found ahead of the stack's jumps that let the
+stack's traffic through (ahead_of_stack); it leaves them, behind the stack's jumps again.
 Changing the host firewall needs root; without it `up` says so and changes nothing.
 """
 
@@ -46,6 +48,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -129,6 +132,83 @@ def removal_rules(stack: str, listings: dict[str, str]) -> list[list[str]]:
         if f"-N {chain}" in listings.get(chain, ""):
             rules += [["-F", chain], ["-X", chain]]
     return rules
+
+
+# Targets that let nothing through: a rule ending in one of them, ahead of the stack's, is
+# no way around them.
+_STOPS: Final = frozenset({"DROP", "REJECT"})
+
+
+def _is_ours(line: str, stack: str) -> bool:
+    return f'--comment "{comment(stack)}"' in line or f"--comment {comment(stack)} " in line
+
+
+def _interface_matches(pattern: str, interface: str) -> bool:
+    """iptables' -i/-o: a trailing `+` matches any name with that prefix."""
+    if pattern.endswith("+"):
+        return interface.startswith(pattern[:-1])
+    return pattern == interface
+
+
+def ahead_of_stack(stack: str, bridges: Bridges, listings: dict[str, str]) -> list[str]:
+    """The rules in INPUT and DOCKER-USER that come before the stack's own jumps (its last one
+    in each chain), could match its bridges' traffic and let it through rather than drop or
+    reject it (attack pass of 2026-12-03 on s88: `iptables -I DOCKER-USER 1 -i sr-s88-f -j
+    ACCEPT` gave the app egress past the stack's rules). One line each: the chain, its number
+    as `iptables -L <chain> --line-numbers` counts, the rule and what it lets through."""
+    named = {bridges.backend: "backend", bridges.frontend: "frontend"}
+    found: list[str] = []
+    for chain in ("INPUT", "DOCKER-USER"):
+        rules = [
+            line for line in listings.get(chain, "").splitlines() if line.startswith(f"-A {chain} ")
+        ]
+        ours = [i for i, line in enumerate(rules) if _is_ours(line, stack)]
+        if not ours:
+            continue  # not installed: `up` puts them first, nothing is ahead of them
+        for number, line in enumerate(rules[: ours[-1]], start=1):
+            if number - 1 in ours:
+                continue
+            words = shlex.split(line)[2:]
+            what = _lets_through(words, named)
+            if what is not None:
+                found.append(f"{chain} rule {number} `{shlex.join(words)}`: lets through {what}")
+    return found
+
+
+def _lets_through(words: Sequence[str], named: dict[str, str]) -> str | None:
+    """What a rule (`iptables -S` words after `-A <chain>`) lets through of the traffic of the
+    bridges in `named` (interface -> role), in words; None when it lets none of it through."""
+    options: dict[str, str] = {}
+    negated = False
+    for i, word in enumerate(words):
+        if word == "!":
+            negated = True
+        elif word.startswith("-") and i + 1 < len(words) and not words[i + 1].startswith("-"):
+            # A negated -i/-o can match the stack's bridges whatever it names: kept as "any".
+            options[word] = "" if negated and word in ("-i", "-o") else words[i + 1]
+            negated = False
+    target = options.get("-j") or options.get("-g") or ""
+    if target in _STOPS:
+        return None
+    parts: list[str] = []
+    for flag, preposition in (("-i", "in from"), ("-o", "out to")):
+        pattern = options.get(flag)
+        if pattern:
+            roles = [role for bridge, role in named.items() if _interface_matches(pattern, bridge)]
+            if not roles:
+                return None  # names another interface: none of the stack's traffic
+            which = "backend and frontend bridges" if len(roles) == 2 else f"{roles[0]} bridge"
+            parts.append(f"{preposition} {pattern} (the stack's {which})")
+    head = options.get("-p", "every packet")
+    if "--dport" in options:
+        head += f" to port {options['--dport']}"
+    if "-s" in options:
+        head += f" from {options['-s']}"
+    if "-d" in options:
+        head += f" to {options['-d']}"
+    if target not in ("", "ACCEPT", "RETURN"):
+        head += f" (to chain {target}, which decides)"
+    return " ".join([head, *parts])
 
 
 def bridge_name(network_id: str, options: dict[str, str]) -> str:
@@ -243,8 +323,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 3
         run = _runner()
         if args.action == "up":
-            count = up(stack, stack_bridges(stack), run)
+            bridges = stack_bridges(stack)
+            ahead = ahead_of_stack(stack, bridges, _listings(run, stack))
+            for line in ahead:
+                print(f"firewall: stack {stack}: found ahead of its rules: {line}")
+            count = up(stack, bridges, run)
             print(f"firewall: stack {stack}: {count} iptables rules installed")
+            if ahead:
+                # Not ours to delete: someone put it there, perhaps on purpose.
+                print(
+                    f"firewall: stack {stack}: its rules are first again; the {len(ahead)} "
+                    "above stay behind them (delete one with `iptables -D <chain> <rule>` "
+                    "if nobody needs it)"
+                )
         else:
             count = down(stack, run)
             print(f"firewall: stack {stack}: {count} iptables changes to remove its rules")
@@ -261,6 +352,7 @@ if __name__ == "__main__":
 __all__ = [
     "Bridges",
     "FirewallError",
+    "ahead_of_stack",
     "bridge_name",
     "chains",
     "comment",

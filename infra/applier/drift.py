@@ -156,9 +156,12 @@ def _material_differences(
 ) -> list[str]:
     current = f"..{revision}"
     found: list[str] = []
-    # The revision's directory only: the initialiser makes it 0700 (mkdir -m), and leaves the
-    # volume's own directory as it is (its mode comes from the image), so running it again
-    # would not set that back; tests/e2e/test_e2e_secrets.py checks that one.
+    # The initialiser makes the volume's own directory 0700 (chmod) and the revision's too
+    # (mkdir -m), so running it again sets either back; tests/e2e/test_e2e_secrets.py checks
+    # the first on a deployed stack.
+    root = members.get("")
+    if root is None or not root[0].isdir() or root[0].mode & 0o7777 != 0o700:
+        found.append("material volume directory (mode)")
     entry = members.get(current)
     if entry is None or not entry[0].isdir() or entry[0].mode & 0o7777 != 0o700:
         found.append(f"material {current} (directory mode)")

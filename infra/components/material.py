@@ -38,13 +38,15 @@ STAGING_DIR: Final = f"/run/{PROJECT}-init"
 INIT_MEMORY_MB: Final = 32
 DATA_LINK: Final = "..data"
 # $1 = staging dir, $2 = volume mount, $3 = revision (a hash, not a secret); no file content
-# ever reaches argv. Copy every staged file into `..<revision>` (cp keeps the upload's mode, the
+# ever reaches argv. Make the volume's own directory 0700 (a fresh volume takes the mode of the
+# image's mount point, and `chmod` by hand is only undone here; infra/applier/drift.py checks
+# it). Copy every staged file into `..<revision>` (cp keeps the upload's mode, the
 # owner is the uid the initialiser runs as) and delete the staged copy; switch `..data` to the
 # new directory with one rename (`mv -T` replaces the symlink atomically); make each name a
 # symlink through `..data` (once: a name from an older layout, a plain file, is replaced by a
 # rename too); remove the directories of earlier revisions.
 INIT_SCRIPT: Final = (
-    'new="..$3"; rm -rf "${2:?}/$new"; mkdir -m 0700 "$2/$new"; '
+    'chmod 0700 "$2"; new="..$3"; rm -rf "${2:?}/$new"; mkdir -m 0700 "$2/$new"; '
     'for f in "$1"/*; do cp "$f" "$2/$new/${f##*/}"; rm -f "$f"; done; '
     f'ln -s "$new" "$2/{DATA_LINK}.tmp"; mv -T "$2/{DATA_LINK}.tmp" "$2/{DATA_LINK}"; '
     'for f in "$2/$new"/*; do n="${f##*/}"; if [ ! -L "$2/$n" ]; then '

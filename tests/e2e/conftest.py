@@ -25,7 +25,7 @@ from docker.errors import DockerException
 
 from infra.settings import REPO_ROOT
 from tests.e2e.hosts import container_host
-from tests.e2e.probes import ProbeContainer, consumer_probe
+from tests.e2e.probes import ProbeContainer, consumer_probe, probe_record, record_probes
 from tests.e2e.stacks import (
     STACK_NAMES,
     STACKS_ENV,
@@ -187,7 +187,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 @pytest.fixture(scope="session")
-def docker_client() -> Iterator[docker.DockerClient]:
+def probe_ids(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The directory recording the probes this run creates (tests/e2e/probes.py)."""
+    return probe_record(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="session")
+def docker_client(probe_ids: Path) -> Iterator[docker.DockerClient]:
     if shutil.which("docker") is None:
         pytest.skip(
             "the docker CLI is not installed (testinfra's docker backend needs it); "
@@ -198,6 +204,7 @@ def docker_client() -> Iterator[docker.DockerClient]:
         client.ping()
     except DockerException as exc:
         pytest.skip(f"the Docker engine is not reachable ({exc}); run scripts/bootstrap.sh")
+    record_probes(client, probe_ids)
     yield client
     client.close()
 

@@ -3,13 +3,15 @@
 A probe runs the app image's Python with `inside_probe.py` (standard library only), as the
 app's uid, with a read-only root filesystem and no capabilities. It is labelled
 `io.secure-redis.e2e-probe` (never with a stack label, so it is not mistaken for part of a
-stack) and removed after use.
+stack) and removed after use. The suite's Docker client records the ID of each probe it
+creates (record_probes): the label is for finding probes, the recorded ID for trusting one.
 Probes only ever talk to the stack's containers over the project's own Docker networks.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,6 +37,36 @@ def probe_labels(purpose: str) -> dict[str, str]:
     """A probe runs a stack's image, whose labels it inherits; it overrides the stack label so
     nothing (teardown, the declaration checks) takes it for part of the stack."""
     return {PROBE_LABEL: purpose, STACK_LABEL: "e2e-probe", ROLE_LABEL: "probe"}
+
+
+def probe_record(basetemp: Path) -> Path:
+    """Where this run records the IDs of the probes it creates: one directory for the whole
+    run, shared by pytest-xdist's workers (each has its own basetemp under one root)."""
+    root = basetemp.parent if os.environ.get("PYTEST_XDIST_WORKER") else basetemp
+    record = root / "e2e-probes"
+    record.mkdir(mode=0o700, exist_ok=True)
+    return record
+
+
+def record_probes(client: docker.DockerClient, record: Path) -> None:
+    """Make `client` record in `record` the ID of every probe-labelled container it creates.
+    The label alone proves nothing (anyone who runs a container can set it, and `docker
+    inspect` shows it), but the engine assigns the ID: a container is this run's probe only
+    if this run created it (tests/e2e/test_e2e_declaration.py)."""
+    create = client.api.create_container
+
+    def create_and_record(*args: Any, **kwargs: Any) -> Any:
+        created = create(*args, **kwargs)
+        if PROBE_LABEL in (kwargs.get("labels") or {}):
+            (record / str(created["Id"])).touch()
+        return created
+
+    client.api.create_container = create_and_record
+
+
+def started_probes(record: Path) -> frozenset[str]:
+    """The IDs of the probes this run created (record_probes)."""
+    return frozenset(entry.name for entry in record.iterdir())
 
 
 def image_user(client: docker.DockerClient, image: str) -> str:
@@ -212,7 +244,10 @@ __all__ = [
     "hardened",
     "image_user",
     "probe_labels",
+    "probe_record",
+    "record_probes",
     "redis_tls",
     "refused_client_certificate",
     "run_once",
+    "started_probes",
 ]

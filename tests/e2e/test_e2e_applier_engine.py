@@ -1292,7 +1292,8 @@ def test_applier__a_material_file_changed_in_its_volume_is_written_again(
     scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient
 ) -> None:
     """A file replaced or its mode changed inside a material volume (attack pass of
-    2026-12-03: a line added to Redis's users.acl, server.key made 0644) shows in no
+    2026-12-03: a line added to Redis's users.acl, server.key made 0644, the volume's own
+    directory 0755) shows in no
     container's configuration; the next up compares the volume with the initialiser's
     uploads, names each difference (never content) and runs the initialiser again."""
     stack, applier = scratch
@@ -1319,7 +1320,7 @@ def test_applier__a_material_file_changed_in_its_volume_is_written_again(
     applier.up(plan, state)
     assert [(c.op, c.reasons) for c in applier.changes(plan, state)] == [(Op.SAME, ())] * 2
     tamper = (
-        "chmod 644 /mat/..data/server.key && chmod u+w /mat/..data/users.acl"
+        "chmod 755 /mat && chmod 644 /mat/..data/server.key && chmod u+w /mat/..data/users.acl"
         " && echo 'user default on nopass +@all' >> /mat/..data/users.acl && touch /mat/..rev1/x"
     )
     docker_client.containers.run(
@@ -1330,13 +1331,19 @@ def test_applier__a_material_file_changed_in_its_volume_is_written_again(
     assert (change.op, change.reasons) == (
         Op.REPLACE,
         (
-            "changed on the engine since the last up: material server.key (mode), material "
-            "users.acl (content), material users.acl (mode), material x (not declared)",
+            "changed on the engine since the last up: material volume directory (mode), "
+            "material server.key (mode), material users.acl (content), material users.acl "
+            "(mode), material x (not declared)",
         ),
     )
     assert "nopass" not in " ".join(change.reasons)
     applier.up(plan, state)
     assert [c.op for c in applier.changes(plan, state)] == [Op.SAME, Op.SAME]
+    mode = docker_client.containers.run(
+        BASE, ["stat", "-c", "%a", "/mat"], remove=True, network_mode="none",
+        volumes={f"{stack}-v": {"bind": "/mat", "mode": "ro"}},
+    )  # fmt: skip
+    assert mode.strip() == b"700"
 
 
 def test_applier__an_unfinished_network_no_longer_declared_is_removed_by_id_beside_its_namesake(

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,12 @@ import yaml
 from cryptography import x509
 
 from infra import firewall
+from infra.applier.engine import LocalApplier
+from infra.applier.host_conflicts import Held
 from infra.applier.state import PASSPHRASE_ENV, STATE_DIR
+from infra.naming import Role
 from infra.render import render_stack
+from infra.runtime_ids import MAX_SLOT, STACK_SLOTS, runtime_id, slot_of
 from infra.settings import REPO_ROOT
 from tests.e2e import appclient
 from tests.e2e.stacks import Stack, leftovers
@@ -128,6 +133,47 @@ def snapshot(s: Scratch) -> Snapshot:
     return Snapshot(ids, started, serials, acl)
 
 
+def scratch_config(held: Sequence[Held]) -> dict[str, object]:
+    """The scratch stack's settings, given what the engine's stacks hold (`held_by_stacks`,
+    running or not): a uid slot none of them runs as, apart from dev's, staging's and prod's
+    (infra/runtime_ids.py), chosen at random so two runs at once rarely pick the same one
+    (the applier would refuse the second: tests/e2e/test_e2e_host_conflicts.py); a host port
+    nothing listens on and no stack's container publishes (a stopped one does not listen)."""
+    taken = {slot_of(h.uid) for h in held}
+    slots = [s for s in range(1, MAX_SLOT + 1) if s not in taken | set(STACK_SLOTS.values())]
+    if not slots:
+        pytest.skip(f"every runtimeIdSlot 1-{MAX_SLOT} is held by a stack on this engine")
+    published = {port for h in held for port in h.host_ports}
+    port = free_port()
+    while port in published:
+        port = free_port()
+    return {
+        "secure-redis:environment": "development",
+        "secure-redis:appHostPort": port,
+        "secure-redis:runtimeIdSlot": secrets.choice(slots),
+    }
+
+
+def test_scratch_config__takes_no_slot_or_port_another_stack_holds() -> None:
+    """A hard-coded slot collided with a stack of that slot on the same engine (a helper's
+    s90, 2026-12-03: the applier refuses such an up). Every slot but one is held here, and a
+    port, as `held_by_stacks` reports deployed stacks (no container is made: one holding a
+    slot would refuse another agent's up of that slot on a shared engine)."""
+    spare = 57
+    port = free_port()
+    held = [
+        Held(f"s{slot}", f"secure-redis-s{slot}-app", runtime_id(f"s{slot}", Role.APP, slot),
+             frozenset({port}))
+        for slot in range(1, MAX_SLOT + 1)
+        if slot != spare
+    ]  # fmt: skip
+    assert slot_of(held[0].uid) == 1  # the stand-ins hold the slots they name
+    for _ in range(20):
+        config = scratch_config(held)
+        assert config["secure-redis:runtimeIdSlot"] == spare
+        assert config["secure-redis:appHostPort"] != port
+
+
 @pytest.fixture(scope="module")
 def scratch(
     docker_client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory
@@ -138,12 +184,7 @@ def scratch(
         pytest.skip("no app wheelhouse; run scripts/build-app-image.sh --wheelhouse-only")
     name = f"ap{uuid.uuid4().hex[:8]}"
     project = tmp_path_factory.mktemp("project")
-    config = {
-        "secure-redis:environment": "development",
-        "secure-redis:appHostPort": free_port(),
-        # Its own uid block, apart from dev, staging and prod (infra/runtime_ids.py).
-        "secure-redis:runtimeIdSlot": 90,
-    }
+    config = scratch_config(LocalApplier(docker_client, say=lambda _m: None).held_by_stacks())
     (project / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump({"config": config}))
     s = Scratch(name, project, docker_client)
     try:

@@ -8,6 +8,9 @@ translation bug cannot confirm itself. Values the render generates afresh each t
 
 from __future__ import annotations
 
+import subprocess
+import uuid
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -17,7 +20,8 @@ from infra.naming import MATERIAL_LABEL
 from infra.pulumi_names import IMAGE, VOLUME
 from infra.render import RenderedResource
 from tests.e2e.hosts import container_host, stat_dir
-from tests.e2e.stacks import CONTAINER, ONE_SHOT, PROBE_LABEL, SERVICES, STOPPED, Stack
+from tests.e2e.probes import ProbeContainer, probe_labels, started_probes
+from tests.e2e.stacks import CONTAINER, ONE_SHOT, SERVICES, STOPPED, Stack
 
 pytestmark = pytest.mark.security("deployment")
 
@@ -253,25 +257,61 @@ def test_declaration__network(stack: Stack, docker_client: docker.DockerClient, 
 
 @pytest.mark.parametrize("role", ["backend", "frontend"])
 def test_declaration__only_the_stacks_containers_are_on_its_network(
-    stack: Stack, docker_client: docker.DockerClient, role: str
+    stack: Stack, docker_client: docker.DockerClient, probe_ids: Path, role: str
 ) -> None:
     """A container attached by hand (`docker run --network <backend>`: attack pass of
     2026-12-03) reaches Redis's port from inside the network, where no firewall rule applies;
-    only what the stack declares, and this suite's own labelled probes, may be there."""
+    only what the stack declares, and the probes this run of the suite created (by ID), may be
+    there."""
     network = stack.object(role)
-    ours = {stack.object(suffix) for suffix in CONTAINERS}
-    foreign = []
-    for cid, endpoint in (
-        docker_client.api.inspect_network(network).get("Containers") or {}
-    ).items():
-        name = endpoint.get("Name", cid[:12])
-        labels = docker_client.api.inspect_container(cid)["Config"].get("Labels") or {}
-        if name not in ours and PROBE_LABEL not in labels:
-            foreign.append(name)
+    foreign = strangers(docker_client, stack, network, started_probes(probe_ids))
     assert foreign == [], (
         f"{network}: containers the stack does not declare are attached: {sorted(foreign)}; "
         f"remove them or `docker network disconnect {network} <container>`"
     )
+
+
+def strangers(
+    client: docker.DockerClient, stack: Stack, network: str, probes: frozenset[str]
+) -> list[str]:
+    """Names of the containers on `network` that are neither the stack's nor among `probes`
+    (IDs of the probes this run created: tests/e2e/probes.py record_probes)."""
+    ours = {stack.object(suffix) for suffix in CONTAINERS}
+    attached = client.api.inspect_network(network).get("Containers") or {}
+    return sorted(
+        endpoint.get("Name", cid[:12])
+        for cid, endpoint in attached.items()
+        if endpoint.get("Name") not in ours and cid not in probes
+    )
+
+
+def test_declaration__a_container_with_the_probe_label_the_suite_did_not_start_is_a_stranger(
+    stack: Stack, docker_client: docker.DockerClient, probe_ids: Path
+) -> None:
+    """The probe label is only a label: anyone who can run a container can set it (and
+    `docker inspect` shows it on any probe), so it must not exempt a container from the
+    check above. Made here with the docker CLI, not the suite's client, as an attacker would."""
+    image = str(docker_client.api.inspect_container(stack.app)["Image"])
+    name = f"secure-redis-e2e-forged-{uuid.uuid4().hex[:8]}"
+    labels = [f"--label={key}={value}" for key, value in probe_labels("forged").items()]
+    subprocess.run(
+        ["docker", "run", "-d", "--name", name, "--network", stack.backend, *labels,
+         "--entrypoint", "sleep", "--read-only", "--cap-drop", "ALL", image, "infinity"],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    try:
+        probes = started_probes(probe_ids)
+        assert name in strangers(docker_client, stack, stack.backend, probes)
+        # One the suite made itself is no stranger.
+        ours = ProbeContainer(docker_client, image, network=stack.backend, mounts={}, purpose="own")
+        try:
+            assert ours.name not in strangers(
+                docker_client, stack, stack.backend, started_probes(probe_ids)
+            )
+        finally:
+            ours.remove()
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], check=False, capture_output=True, timeout=60)
 
 
 def test_declaration__volumes(stack: Stack, docker_client: docker.DockerClient) -> None:

@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
+import io
+import tarfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from infra.applier.drift import Drift, container_drift
-from infra.applier.translate import translate_container
+from infra.applier.drift import Drift, container_drift, material_drift
+from infra.applier.translate import Upload, translate_container
 
 MIB = 1024 * 1024
 SPEC = translate_container(
@@ -87,3 +89,38 @@ def test_drift__a_network_joined_by_hand_or_a_rename_needs_a_new_container() -> 
     joined["NetworkSettings"]["Networks"]["bridge"] = {}
     assert container_drift(SPEC, joined) == Drift(replace=("NetworkSettings.Networks",))
     assert container_drift(SPEC, {**inspected(), "Name": "/other"}) == Drift(replace=("Name",))
+
+
+KEY = Upload("/run/stage/server.key", b"KEY\n", 0o400, 999, 999)
+
+
+def volume_archive(root_mode: int) -> bytes:
+    """Docker's archive of a material volume mounted at /mat as the initialiser
+    (infra/components/material.py) leaves it, its own directory with `root_mode`."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+
+        def add(name: str, kind: bytes, mode: int, link: str = "", data: bytes = b"") -> None:
+            info = tarfile.TarInfo(name)
+            info.type, info.mode, info.linkname, info.size = kind, mode, link, len(data)
+            info.uid = info.gid = 999
+            tar.addfile(info, io.BytesIO(data) if data else None)
+
+        add("mat", tarfile.DIRTYPE, root_mode)
+        add("mat/..rev1", tarfile.DIRTYPE, 0o700)
+        add("mat/..rev1/server.key", tarfile.REGTYPE, 0o400, data=b"KEY\n")
+        add("mat/..data", tarfile.SYMTYPE, 0o777, link="..rev1")
+        add("mat/server.key", tarfile.SYMTYPE, 0o777, link="..data/server.key")
+    return out.getvalue()
+
+
+def test_material_drift__the_volume_as_written_has_none() -> None:
+    assert material_drift([KEY], "rev1", volume_archive(0o700)) == ()
+
+
+def test_material_drift__the_volumes_own_directory_opened_is_named() -> None:
+    """`chmod 0755` on the volume's own directory (attack pass of 2026-12-03) lets any uid
+    list the names; the initialiser sets it back to 0700, so up must see it."""
+    assert material_drift([KEY], "rev1", volume_archive(0o755)) == (
+        "material volume directory (mode)",
+    )

@@ -16,6 +16,7 @@ from infra.engine_report import (
 from infra.firewall import (
     Bridges,
     FirewallError,
+    ahead_of_stack,
     bridge_name,
     chains,
     down,
@@ -85,6 +86,46 @@ def test_firewall__removal_deletes_only_this_stacks_jumps_then_its_chains() -> N
         ["-F", "SECURE-REDIS-dev-IN"],
         ["-X", "SECURE-REDIS-dev-IN"],
     ]  # fmt: skip
+
+
+def _jump(chain: str, flag: str, bridge: str, stack: str = "dev") -> str:
+    target = "SECURE-REDIS-dev-IN" if chain == "INPUT" else "SECURE-REDIS-dev-FWD"
+    return f'-A {chain} {flag} {bridge} -m comment --comment "secure-redis:{stack}" -j {target}\n'
+
+
+def test_firewall__rules_found_ahead_of_the_stacks_are_named_with_what_they_let_through() -> None:
+    """`iptables -I DOCKER-USER 1 -i <frontend> -j ACCEPT` (attack pass of 2026-12-03 on s88)
+    lets the app's egress past the stack's rules; `up` puts its rules first again and says
+    what it found ahead of them, one line each. Rules that cannot match the stack's bridges,
+    that drop or reject, or that come after its rules are not named."""
+    listings = {
+        "INPUT": "-P INPUT ACCEPT\n"
+        "-A INPUT -i br-back0000001 -j ACCEPT\n"
+        "-A INPUT -i lo -j ACCEPT\n"
+        "-A INPUT -i br-front000001 -p tcp -m tcp --dport 22 -j REJECT\n"
+        + _jump("INPUT", "-i", "br-back0000001")
+        + "-A INPUT -s 10.0.0.0/8 -j ACCEPT\n"
+        + _jump("INPUT", "-i", "br-front000001")
+        + "-A INPUT -j ACCEPT\n",
+        "DOCKER-USER": "-N DOCKER-USER\n"
+        "-A DOCKER-USER -i br-+ -p tcp -m tcp --dport 443 -j ACCEPT\n"
+        + _jump("DOCKER-USER", "-o", "br-x", stack="prod")
+        + _jump("DOCKER-USER", "-o", "br-front000001")
+        + _jump("DOCKER-USER", "-i", "br-front000001")
+        + "-A DOCKER-USER -j RETURN\n",
+    }
+    assert ahead_of_stack("dev", BRIDGES, listings) == [
+        "INPUT rule 1 `-i br-back0000001 -j ACCEPT`: lets through every packet in from "
+        "br-back0000001 (the stack's backend bridge)",
+        "INPUT rule 5 `-s 10.0.0.0/8 -j ACCEPT`: lets through every packet from 10.0.0.0/8",
+        "DOCKER-USER rule 1 `-i br-+ -p tcp -m tcp --dport 443 -j ACCEPT`: lets through tcp to "
+        "port 443 in from br-+ (the stack's backend and frontend bridges)",
+    ]
+
+
+def test_firewall__nothing_is_ahead_of_rules_not_installed_yet() -> None:
+    listings = {"INPUT": "-P INPUT ACCEPT\n-A INPUT -j ACCEPT\n", "DOCKER-USER": "-N DOCKER-USER"}
+    assert ahead_of_stack("dev", BRIDGES, listings) == []
 
 
 def test_firewall__removal_with_nothing_installed_changes_nothing() -> None:
