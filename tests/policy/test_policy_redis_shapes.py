@@ -832,6 +832,7 @@ def test_namespace_owner_publishing_another_port__publishes_nothing_of_redis() -
 
 
 def test_password_on_two_command_lines__is_reported_as_shared_without_its_value() -> None:
+    # checkov:skip=CKV_SECRET_6: a made-up password the test program shares, not a credential
     password = "Sh4red-pa55word"
     records = stack(
         container("redis", image="redis:7.4", command=["redis-server", "--requirepass", password]),
