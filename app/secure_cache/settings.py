@@ -352,6 +352,19 @@ def resolvable_host(host: str) -> bool:
     return len(name) <= 253 and all(_RESOLVABLE_LABEL_RE.fullmatch(label) for label in labels)
 
 
+# The service's HTTP settings (ServiceSettings.from_env), named once for both lists below.
+_HTTP_VARIABLES: Final = (
+    "HTTP_HOST",
+    "HTTP_PORT",
+    "HTTP_ALLOWED_HOSTS",
+    "HTTP_MAX_VALUE_BYTES",
+    "HTTP_MAX_INFLIGHT_BYTES",
+    "HTTP_MAX_CONNECTIONS",
+    "HTTP_BODY_TIMEOUT_S",
+    "HTTP_STALL_TIMEOUT_S",
+)
+
+
 # Variables whose text goes to Redis or to a socket as it is (a user name, a password, a host,
 # a token) or is compared with text. os.environ holds bytes that are not UTF-8 as lone
 # surrogates (PEP 383), which redis-py cannot encode: a REDIS_USERNAME in Latin-1 ended the
@@ -366,14 +379,7 @@ _TEXT_VARIABLES: Final = (
     "CACHE_FALLBACK_MAX_ENTRIES",
     "CACHE_FALLBACK_MAX_BYTES",
     "CACHE_COMPRESS_MIN_BYTES",
-    "HTTP_HOST",
-    "HTTP_PORT",
-    "HTTP_ALLOWED_HOSTS",
-    "HTTP_MAX_VALUE_BYTES",
-    "HTTP_MAX_INFLIGHT_BYTES",
-    "HTTP_MAX_CONNECTIONS",
-    "HTTP_BODY_TIMEOUT_S",
-    "HTTP_STALL_TIMEOUT_S",
+    *_HTTP_VARIABLES,
     *_API_TOKEN_SECRETS,
     "METRICS_HOST",
     "METRICS_PORT",
@@ -477,14 +483,7 @@ _SOURCES: Final = frozenset(
 # What ServiceSettings.from_env reads, kept for reread(): every service variable.
 _SERVICE_SOURCES: Final = frozenset(
     {
-        "HTTP_HOST",
-        "HTTP_PORT",
-        "HTTP_ALLOWED_HOSTS",
-        "HTTP_MAX_VALUE_BYTES",
-        "HTTP_MAX_INFLIGHT_BYTES",
-        "HTTP_MAX_CONNECTIONS",
-        "HTTP_BODY_TIMEOUT_S",
-        "HTTP_STALL_TIMEOUT_S",
+        *_HTTP_VARIABLES,
         "REDIS_ENCRYPTION_KEY_GENERATION_FILE",
         *_API_TOKEN_SECRETS,
         *(f"{name}_FILE" for name in _API_TOKEN_SECRETS),
