@@ -122,11 +122,6 @@ def _reloaded(stack: Stack, before: str) -> str:
     "the keyring's rotation is one provider for every stack: no stack setting changes it "
     "(tests/unit/test_infra_rotation_providers.py drives the same provider)"
 )
-@pytest.mark.skip(
-    reason="passed on s90; in the fresh-clone CI of e7693f8 on dev the app did not read the "
-    "first raise's key within 60 s after an up that exited 0: not yet understood, open for the "
-    "next session (the refusal itself is tested in tests/unit/test_infra_rotation_providers.py)"
-)
 def test_data_key_raised_twice_by_hand__the_second_up_is_refused_and_no_entry_is_lost(
     stack: Stack,
 ) -> None:
