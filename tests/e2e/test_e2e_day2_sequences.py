@@ -275,7 +275,7 @@ def test_runtime_id_slot_changed_on_a_deployed_stack__refused_before_anything_ch
     """runtimeIdSlot 90 -> 91 on s90 (2026-12-03): the up rebuilt four images, then its
     material writers, running as the new uids, could not remove the old uids' material
     (`Permission denied`, exit 3), and Redis's append-only files are the old uid's. Now the up
-    is refused before any change (exit 2), with the ways on (README, Stack settings)."""
+    is refused before any change (exit 2), with the ways on (docs/stack-settings.md)."""
     label = {"label": f"{STACK_LABEL}={stack.name}"}
     containers = sorted(c.id for c in docker_client.containers.list(all=True, filters=label))
     written = _config(stack, "get", "runtimeIdSlot")
