@@ -122,6 +122,27 @@ def test_open_sentinel__is_told_why_by_the_transport_and_auth_rules() -> None:
     assert "anyone who connects is let in" in only(run_rule("redis-auth-required", records))
 
 
+def test_sentinel__is_named_a_sentinel_by_the_network_and_certificate_rules() -> None:
+    upload = {"file": "/etc/redis/sentinel.conf", "content": OPEN_SENTINEL_CONF}
+    sentinel = container("sentinel", image="redis:7.2", uploads=[upload], networkMode="host",
+                         ports=[{"internal": 26379, "external": 26379}],
+                         command=["redis-sentinel", "/etc/redis/sentinel.conf"])  # fmt: skip
+    cert = {"file": "/t/s.crt", "content": "not a certificate"}
+    tls = container("tls-sentinel", image="redis:7.2", uploads=[SENTINEL_UPLOAD, cert],
+                    command=["redis-sentinel", "/etc/redis/sentinel.conf"])  # fmt: skip
+    records = stack(sentinel, tls)
+    assert only(run_rule("network-redis-internal-only", records[:1])) == (
+        "Redis Sentinel container sentinel must attach only to internal networks of this stack "
+        "(networksAdvanced); it is on the host's network (networkMode host)."
+    )
+    assert only(run_rule("network-redis-no-published-port", records[:1])).startswith(
+        "Redis Sentinel container sentinel must not publish ports to the Docker host;"
+    )
+    assert only(run_rule("tls-server-certificate-profile", records[1:])).startswith(
+        "Redis Sentinel container tls-sentinel must serve a certificate this stack uploads"
+    )
+
+
 def test_sentinel__is_not_judged_by_the_data_server_rules() -> None:
     records = stack(container("sentinel", image="redis:7.2", uploads=[SENTINEL_UPLOAD],
                               command=["redis-sentinel", "/etc/redis/sentinel.conf"]))  # fmt: skip
