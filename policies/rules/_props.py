@@ -280,6 +280,6 @@ def of_type(resources: Sequence[Resource], resource_type: str) -> Iterator[Resou
 
 
 def redis_label(resource: Resource, *, sentinel: bool = False) -> str:
-    """"Redis container x", or "Redis Sentinel container x" for a sentinel (services alike)."""
+    """How messages name a Redis container or service; a sentinel is a Redis Sentinel one."""
     kind_name = "Redis Sentinel" if sentinel else "Redis"
     return label(resource, f"{kind_name} {'service' if resource.type == SERVICE else 'container'}")
