@@ -528,6 +528,26 @@ def _expands_nothing(props: Mapping[str, Any], image: str, before: Sequence[str]
     return True
 
 
+_VARIABLE: Final = re.compile(r"\$(?:\{(?P<braced>[A-Za-z_]\w*)\}|(?P<bare>[A-Za-z_]\w*))")
+
+
+def shell_expanded(value: str, props: Mapping[str, Any]) -> str | None:
+    """What a shell on the container's command line makes of `value` when it is one variable
+    (`$NAME`, `${NAME}`) the container sets, and the script assigns it nowhere: that value;
+    None otherwise (no shell, another shape, a variable the container does not set). Only for
+    judging a password's length, never for a message."""
+    match = _VARIABLE.fullmatch(value.strip())
+    if match is None:
+        return None
+    words = _argv_words(argv(props))
+    if not any(_program(word) in _SHELLS for word in words):
+        return None
+    name = match["braced"] or match["bare"]
+    if any(re.search(rf"(?:^|[\s;&|]){name}=", word) for word in words):
+        return None  # the script sets it itself
+    return dict(envs(props)).get(name) or None
+
+
 def _runs_server(
     props: Mapping[str, Any], image: str, found: _Found, entrypoint: bool
 ) -> Recognition:
