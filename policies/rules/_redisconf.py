@@ -745,7 +745,7 @@ def _by_signs(props: Mapping[str, Any], image: str) -> Recognition:
     """A container whose start the pack cannot read, recognised by what it shows."""
     strong, weak = _signs(props)
     port = _sentinel_port(props)
-    told = _sentinel_told(props) if port else ""
+    told = (_sentinel_told(props) or _sentinel_settings(props)) if port else ""
     if told:
         # The sentinel's port with another sign of one (a custom image whose entrypoint runs
         # --sentinel); the port alone is no Redis (any program may listen there).
@@ -759,6 +759,19 @@ def _by_signs(props: Mapping[str, Any], image: str) -> Recognition:
 
 
 SENTINEL_PORT: Final = 26379
+# Settings only a sentinel has (its quorum and failover timing), in the variables an image's own
+# script writes into sentinel.conf: qkr107781/hhplus_e-commerce_server's SENTINEL_QUORUM,
+# SENTINEL_DOWN_AFTER, SENTINEL_FAILOVER; Bitnami's REDIS_SENTINEL_QUORUM. Not the master's
+# name or address, which sentinel-aware clients are given too.
+_SENTINEL_SETTING: Final = re.compile(
+    r"(?i)(?:^|_)SENTINEL_(?:QUORUM|DOWN_AFTER\w*|FAILOVER\w*|PARALLEL_SYNCS)$"
+)
+
+
+def _sentinel_settings(props: Mapping[str, Any]) -> str:
+    """Why the variables say sentinel: the settings named, never their values."""
+    names = sorted({key for key, value in envs(props) if value and _SENTINEL_SETTING.search(key)})
+    return f"sentinel settings in {', '.join(names)}" if names else ""
 
 
 def _sentinel_port(props: Mapping[str, Any]) -> str:

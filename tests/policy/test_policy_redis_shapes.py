@@ -1063,6 +1063,24 @@ def test_custom_image_with_sentinel_port_and_a_sentinel_sign__is_a_sentinel(
     assert run_rule("redis-maxmemory-below-limit", records) == []
 
 
+def test_custom_image_with_sentinel_port_and_sentinel_settings__is_a_sentinel() -> None:
+    # qkr107781/hhplus_e-commerce_server: FROM redis, an entrypoint that seds these three into
+    # sentinel.conf and runs --sentinel; the container shows the port and the variables only.
+    envs = ["SENTINEL_QUORUM=2", "SENTINEL_DOWN_AFTER=5000", "SENTINEL_FAILOVER=500"]
+    props = {"image": "hhplus-sentinel", "ports": [{"internal": 26379}], "envs": envs}
+    found = recognise(props)
+    assert (found.verdict, found.sentinel) == (Verdict.SERVER, True)
+    assert "sentinel settings in SENTINEL_DOWN_AFTER, SENTINEL_FAILOVER, SENTINEL_QUORUM" in (
+        found.signs
+    )
+
+
+@pytest.mark.parametrize("variable", ["SENTINEL_MASTER=mymaster", "REDIS_SENTINEL_HOST=s1"])
+def test_client_settings_of_a_sentinel__do_not_make_26379_a_sentinel(variable: str) -> None:
+    props = {"image": "example/proxy:1", "ports": [{"internal": 26379}], "envs": [variable]}
+    assert recognise(props).verdict is Verdict.UNSURE
+
+
 def test_custom_image_with_only_the_sentinel_port__is_unsure_not_redis() -> None:
     props = {"image": "registry.example/shop-sentinel:1", "ports": [{"internal": 26379}]}
     assert recognise(props).verdict is Verdict.UNSURE
