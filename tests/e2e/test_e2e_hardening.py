@@ -44,6 +44,7 @@ from tests.e2e.probes import (
     redis_tls,
 )
 from tests.e2e.stacks import PROBE_LABEL, Stack
+from tests.support.image_builds import image_build
 from tests.support.redis_commands import (
     COMMAND_REFUSED,
     CONNECTION_ONLY,
@@ -528,10 +529,11 @@ def test_attack__the_app_image_installs_only_hash_pinned_wheels(tmp_path: Path) 
     assert all("--hash=sha256:" in line for line in hashed.splitlines())
     wheel = next((context / "wheelhouse").glob("redis-*.whl"))
     wheel.write_bytes(wheel.read_bytes() + b"\0")
-    build = subprocess.run(
-        ["docker", "build", "--force-rm", "--target", "build", str(context)],
-        capture_output=True, text=True, check=False, timeout=600,
-    )  # fmt: skip
+    with image_build():
+        build = subprocess.run(
+            ["docker", "build", "--force-rm", "--target", "build", str(context)],
+            capture_output=True, text=True, check=False, timeout=600,
+        )  # fmt: skip
     for image in new_layers(build.stdout):  # the legacy builder keeps the steps that ran
         subprocess.run(["docker", "image", "rm", image], capture_output=True, check=False)
     assert build.returncode != 0
