@@ -371,6 +371,14 @@ def snapshot_of(
 ENGINE_TIMEOUT_S: Final = 60.0
 
 
+def printable(text: str) -> str:
+    """`text` (a container's output or log) with every character that is not printable
+    written as its escape (`\\x1b`): it goes into a line rotate.sh prints on the operator's
+    terminal, where a taken-over container's escapes would set a title, clear the screen or
+    write the clipboard (attack pass of 2026-12-03, docs/attack-surface.md)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 @contextmanager
 def _observing(name: str) -> Iterator[None]:
     """The engine's errors while `name` is looked at, as a ProbeError naming it. OSError too:
@@ -425,7 +433,8 @@ class Probe:
         text = (out or b"").decode(errors="replace")
         if code != 0:
             # The probes print no secret; the tail says what failed.
-            raise ProbeError(f"{name}: {argv[0]} exited {code}: {text.strip()[-300:]}")
+            shown = printable(text.strip()[-300:])
+            raise ProbeError(f"{name}: {argv[0]} exited {code}: {shown}")
         return text
 
     def reload_evidence(self) -> list[str]:
@@ -443,7 +452,7 @@ class Probe:
             except ProbeError as exc:
                 lines.append(f"{name}: not readable ({exc.__cause__})")
                 continue
-            tail = tail.replace("\n", " | ")
+            tail = printable(tail.replace("\n", " | "))
             lines.append(
                 f"{name}: started {state.get('StartedAt')}, finished {state.get('FinishedAt')}, "
                 f"exit {state.get('ExitCode')}, log: {tail[-300:] or '(none)'}"
@@ -691,7 +700,8 @@ class Probe:
             finally:
                 container.remove(force=True)
         if code != 0:
-            raise ProbeError(f"{name}: {argv[0]} exited {code}: {text.strip()[-300:]}")
+            shown = printable(text.strip()[-300:])
+            raise ProbeError(f"{name}: {argv[0]} exited {code}: {shown}")
         return text
 
     def _remove_left(self, name: str, app_image: str | None) -> None:
