@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from infra.cli import OneLineParser
+from infra.cli import OneLineParser, printable
 from infra.naming import (
     APP_HTTP_PORT,
     REDIS_ALIAS,
@@ -369,14 +369,6 @@ def snapshot_of(
 
 # Seconds the Docker client waits for one answer of the engine.
 ENGINE_TIMEOUT_S: Final = 60.0
-
-
-def printable(text: str) -> str:
-    """`text` (a container's output or log) with every character that is not printable
-    written as its escape (`\\x1b`): it goes into a line rotate.sh prints on the operator's
-    terminal, where a taken-over container's escapes would set a title, clear the screen or
-    write the clipboard (attack pass of 2026-12-03, docs/attack-surface.md)."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 @contextmanager

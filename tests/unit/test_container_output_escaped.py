@@ -1,5 +1,6 @@
-"""What infra/rotation_probe.py quotes of a container (an exec's output, a job's log lines)
-reaches the operator's terminal through scripts/rotate.sh without control characters: a
+"""What infra/rotation_probe.py (scripts/rotate.sh) and the local applier's `up` quote of a
+container (an exec's output, a job's or a service's log lines) reaches the operator's terminal
+without control characters (infra/cli.py printable): a
 taken-over container could otherwise write terminal escapes there (a window title, a cleared
 screen, a clipboard write: OSC 52). Attack pass of 2026-12-03 (docs/attack-surface.md); the
 same for scripts/status.sh in tests/unit/test_status_script.py."""
@@ -12,7 +13,9 @@ from typing import Any
 
 import pytest
 
-from infra.rotation_probe import Probe, ProbeError, printable
+from infra.applier.engine import LocalApplier
+from infra.cli import printable
+from infra.rotation_probe import Probe, ProbeError
 
 ESCAPES = "Oops\x1b]0;owned\x07\x1b[2J\x1b]52;c;ZWNobyBwd25lZA==\x07\r"
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -57,3 +60,13 @@ def test_the_reload_evidence_quotes_the_jobs_log_escaped() -> None:
 def test_printable_keeps_printable_text_as_it_is() -> None:
     assert printable("certificate 0A1B served, état ok") == "certificate 0A1B served, état ok"
     assert printable("a\tb\x9bc") == "a\\tb\\x9bc"
+
+
+def test_the_applier_quotes_a_failed_containers_log_escaped_line_by_line() -> None:
+    """`up` shows the last log lines of a container that did not start or turn healthy."""
+    applier = LocalApplier.__new__(LocalApplier)
+    applier.api = SimpleNamespace(logs=lambda _cid, tail: (ESCAPES + "\nevent=next").encode())
+    shown = applier._tail("cid")
+    assert shown.startswith("; its last log lines:\nOops"), "positive control: the log is quoted"
+    assert shown.endswith("\\r\nevent=next"), repr(shown)  # its lines stay lines
+    assert not CONTROL.search(shown.replace("\n", "")), repr(shown)
