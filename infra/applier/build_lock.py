@@ -189,8 +189,14 @@ def main(argv: Sequence[str]) -> int:
     """`python -m infra.applier.build_lock COMMAND...`: run COMMAND holding the lock shared
     (scripts/lib.sh `build_locked`). The command is exec'd with the locked descriptor, so
     the lock is held exactly as long as it runs and a signal reaches it directly."""
-    if not argv:
-        print("usage: python -m infra.applier.build_lock COMMAND [ARG...]", file=sys.stderr)
+    usage = "usage: python -m infra.applier.build_lock COMMAND [ARG...]"
+    if argv[:1] in (["-h"], ["--help"]):
+        print(f"{usage}\n\nRun COMMAND holding the image-build lock shared ({BUILD_LOCK_ENV}, "
+              f"default {DEFAULT_BUILD_LOCK}).")  # fmt: skip
+        return 0
+    if not argv or argv[0].startswith("-"):
+        given = f"unknown option {argv[0]!r}" if argv else "no COMMAND given"
+        print(f"python -m infra.applier.build_lock: error: {given}; {usage}", file=sys.stderr)
         return EXIT_REFUSED
     path = build_lock_path()
     try:
