@@ -50,4 +50,15 @@ def project_dir(text: str) -> Path:
     return path
 
 
-__all__ = ["OneLineParser", "project_dir"]
+def printable(text: str, *, keep_newlines: bool = False) -> str:
+    """`text` a container wrote (an exec's output, its log) with every character that is not
+    printable written as its escape (`\\x1b`), newlines kept when `keep_newlines`: the
+    operator's terminal shows it, where a taken-over container's escapes would set a title,
+    clear the screen or write the clipboard (attack pass of 2026-12-03,
+    docs/attack-surface.md). scripts/status.sh does the same for its warnings."""
+    if keep_newlines:
+        return "\n".join(printable(line) for line in text.split("\n"))
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+__all__ = ["OneLineParser", "printable", "project_dir"]
