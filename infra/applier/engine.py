@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import docker
 from docker.errors import APIError, BuildError, DockerException, NotFound
@@ -71,6 +72,35 @@ LOCAL_ENGINE_URL: Final = "http+docker://localhost"
 
 class ContainerRefused(ApplyError):
     """The engine refused to create a container: it created nothing."""
+
+
+class WriteRefused(ApplyError):
+    """A request that could change the engine, from a client made `reading_only`."""
+
+
+# The HTTP methods of Docker's API that change nothing (inspect, list, archive reads, ping).
+_READS: Final = frozenset({"GET", "HEAD"})
+
+
+def reading_only(client: docker.DockerClient) -> docker.DockerClient:
+    """`client`, made to refuse every request but a read (GET, HEAD) before it is sent.
+    `plan` asks the engine what the next up would do about drift (infra/apply.py) with the
+    up's own code, which also creates, updates and removes: this is what keeps any path of
+    it from changing the engine (the docker SDK sends every request through the session's
+    `request`)."""
+    api = client.api
+    send = api.request
+
+    def request(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        if str(method).upper() not in _READS:
+            raise WriteRefused(
+                f"plan only reads the engine; it was about to send {method} "
+                f"{urlsplit(str(url)).path} and did not (a bug: report it); nothing was changed"
+            )
+        return send(method, url, *args, **kwargs)
+
+    setattr(api, "request", request)  # noqa: B010 - the instance's, not the class's
+    return client
 
 
 @dataclass
@@ -194,31 +224,7 @@ class LocalApplier:
             changes = self.changes(plan, state)
         record = _Record(state, checkpoint or (lambda _state: None))
         by_urn = {c.urn: c for c in changes}
-        # Networks and volumes an interrupted up recorded before their create (`_create`).
-        unfinished = {
-            urn
-            for urn, prior in state.resources.items()
-            if prior.type in (NETWORK, VOLUME) and prior.outputs.get(INCOMPLETE)
-        }
-        # A replaced container's name held by another container than the recorded one: made
-        # again by hand since the last up (engine.py `_remove` removes it when it is labelled
-        # as the stack's); one that is not the stack's is refused here, before any change.
-        replacing = {
-            c.urn: state.resources[c.urn].id
-            for c in changes
-            if c.op is Op.REPLACE
-            and c.type == CONTAINER
-            and c.urn in state.resources
-            and not state.resources[c.urn].outputs.get(INCOMPLETE)  # handled by `_remove`
-        }
-        with _before_any_change():
-            self._refuse_shared_network_names(plan, state)
-            self._refuse_name_clashes(
-                plan,
-                {c.urn for c in changes if c.op is Op.CREATE} | unfinished | set(replacing),
-                unfinished,
-                replacing,
-            )
+        self.refuse_before_change(plan, state, changes)
         # Containers replaced only because their image is rebuilt wait for the build: a
         # build giving the same image ID (a checkout moved elsewhere, so the declared context
         # path changed) leaves them running, as the engine would (diff.IMAGE_REBUILT).
@@ -245,6 +251,37 @@ class LocalApplier:
             also_failed=lambda exc: self.say(f"also failed: {_described(exc)}"),
         )
         return run.applied
+
+    def refuse_before_change(
+        self, plan: Plan, state: StackState, changes: Sequence[Change]
+    ) -> None:
+        """The refusals an up makes before its first change (a NothingChanged naming what is
+        in the way); they only read the engine, so `plan` asks them too (infra/apply.py)."""
+        # Networks and volumes an interrupted up recorded before their create (`_create`).
+        unfinished = {
+            urn
+            for urn, prior in state.resources.items()
+            if prior.type in (NETWORK, VOLUME) and prior.outputs.get(INCOMPLETE)
+        }
+        # A replaced container's name held by another container than the recorded one: made
+        # again by hand since the last up (engine.py `_remove` removes it when it is labelled
+        # as the stack's); one that is not the stack's is refused here, before any change.
+        replacing = {
+            c.urn: state.resources[c.urn].id
+            for c in changes
+            if c.op is Op.REPLACE
+            and c.type == CONTAINER
+            and c.urn in state.resources
+            and not state.resources[c.urn].outputs.get(INCOMPLETE)  # handled by `_remove`
+        }
+        with _before_any_change():
+            self._refuse_shared_network_names(plan, state)
+            self._refuse_name_clashes(
+                plan,
+                {c.urn for c in changes if c.op is Op.CREATE} | unfinished | set(replacing),
+                unfinished,
+                replacing,
+            )
 
     def _apply(self, run: _Up, step: Step) -> None:
         """One step of an up: update, or create (replace) the object; recorded when done. Any
@@ -1190,7 +1227,7 @@ def _before_any_change() -> Iterator[None]:
     try:
         with _engine_errors("checking the engine before the first change"):
             yield
-    except NothingChanged:
+    except (NothingChanged, WriteRefused):
         raise
     except ApplyError as exc:
         raise NothingChanged(str(exc)) from exc
@@ -1241,4 +1278,11 @@ def _label(spec: Any) -> str:
     return str(spec.tag if isinstance(spec, ImageSpec) else (spec.name or spec.resource))
 
 
-__all__ = ["INCOMPLETE", "LocalApplier", "StackObjects", "host_port_taken"]
+__all__ = [
+    "INCOMPLETE",
+    "LocalApplier",
+    "StackObjects",
+    "WriteRefused",
+    "host_port_taken",
+    "reading_only",
+]
