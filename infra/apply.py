@@ -378,7 +378,7 @@ def _plan_or_up(action: str, stack: str, project_dir: Path, store: StateStore) -
     say(f"stack {stack} is up: {summary(changes, done=True, kept=set(applied.kept))}")
     if (unfinished := unfinished_rotation(new_state)) is not None:
         say(unfinished)
-    for line in applier.strangers(plan):
+    for line in applier.strangers(plan, new_state):
         say(f"warning: {line}")
     if (engine := _live_restore_warning(applier)) is not None:
         say(engine)
@@ -411,7 +411,7 @@ def _plan(rendered: RenderedStack, plan: Plan, state: StackState | None, store: 
             applier.refuse_before_change(plan, state or StackState(stack), changes)
         except NothingChanged as exc:
             stops.append(exc.reason)
-        for line in applier.strangers(plan):
+        for line in applier.strangers(plan, state):
             say(f"warning: {line} (up names it too and leaves it there: not the stack's)")
     try:
         _require_build_inputs(plan, stack)

@@ -472,12 +472,16 @@ class LocalApplier:
             return spec.tag
         return None if tagged == prior.outputs.get("imageId") else spec.tag
 
-    def strangers(self, plan: Plan) -> list[str]:
+    def strangers(self, plan: Plan, state: StackState | None = None) -> list[str]:
         """One line per declared network with containers the stack does not declare attached
         (run there by hand: attack pass of 2026-12-03). They reach every container on it where
         no host firewall rule applies; the up names them and leaves them alone (not the
-        stack's to remove)."""
+        stack's to remove). A container `state` records is the stack's own, also renamed by
+        hand: the up replaces it (drift.py `Name`), so a plan does not call it a stranger."""
         ours = {s.spec.name for s in plan.steps if isinstance(s.spec, ContainerSpec)}
+        recorded = {
+            r.id for r in (state.resources.values() if state else ()) if r.type == CONTAINER
+        }
         lines = []
         for step in plan.steps:
             if not isinstance(step.spec, NetworkSpec):
@@ -491,7 +495,7 @@ class LocalApplier:
             others = sorted(
                 str(e.get("Name") or cid[:12])
                 for cid, e in attached.items()
-                if e.get("Name") not in ours
+                if e.get("Name") not in ours and cid not in recorded
             )
             if others:
                 lines.append(

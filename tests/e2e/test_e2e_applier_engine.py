@@ -1265,6 +1265,9 @@ def test_applier__a_container_changed_behind_its_back_is_set_back_by_the_next_up
         Op.REPLACE,
         ("changed on the engine since the last up: Name",),
     )
+    # Still on the stack's network under another name, it is the stack's own (the up replaces
+    # it), not a stranger the up would leave there.
+    assert planner.strangers(plan, state) == []
     applier.up(plan, state)
     assert docker_client.api.inspect_container(name)["Id"] == state.resources["urn:c"].id
     with pytest.raises(NotFound):

@@ -311,7 +311,7 @@ class _FinishedApplier:
     def drifted(self, *_args: Any) -> dict[str, Any]:
         return {}
 
-    def strangers(self, _plan: Any) -> list[str]:
+    def strangers(self, *_args: Any) -> list[str]:
         return []
 
     def host_conflicts(self, _plan: Any) -> list[str]:
@@ -665,7 +665,7 @@ class _DriftedEngine(_FinishedApplier):
     def drifted(self, *_args: Any) -> dict[str, Any]:
         return {self.app_urn: Drift(updatable=("HostConfig.Memory",))}
 
-    def strangers(self, _plan: Any) -> list[str]:
+    def strangers(self, *_args: Any) -> list[str]:
         return ["network secure-redis-dev-backend has a container the stack does not declare: x"]
 
     def refuse_before_change(self, _plan: Any, _state: Any, changes: Any) -> None:
