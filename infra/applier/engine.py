@@ -414,7 +414,11 @@ class LocalApplier:
         found: dict[str, Drift] = {}
         for step in plan.steps:
             prior = state.resources.get(step.urn)
-            if prior is None or step.urn in missing:
+            if prior is not None and step.urn in missing:
+                if (held := self._stand_in(step.spec, prior)) is not None:
+                    found[step.urn] = Drift(replace=(held,))
+                continue
+            if prior is None:
                 continue
             if isinstance(step.spec, ImageSpec):
                 if (tag := self._moved_tag(step.spec, prior)) is not None:
@@ -433,6 +437,22 @@ class LocalApplier:
             if drift:
                 found[step.urn] = drift
         return found
+
+    def _stand_in(self, spec: Any, prior: ResourceState) -> str | None:
+        """For a recorded container gone from the engine: what holds its declared name now,
+        when another container does (removed and made again by hand, e.g. with a capability
+        added: attack pass of 2026-12-03), else None. The up removes it when it is labelled
+        as the stack's (`_remove_stand_in`), refuses otherwise (`refuse_before_change`)."""
+        if not isinstance(spec, ContainerSpec) or not spec.name or prior.outputs.get(INCOMPLETE):
+            return None
+        with _engine_errors(f"looking up {spec.name}"):
+            try:
+                held = self.api.inspect_container(spec.name)["Id"]
+            except NotFound:
+                return None
+        if held == prior.id:
+            return None  # the recorded one, stopped: missing() counts it gone
+        return f"Id: {spec.name} is container {held[:12]}, not the one the last up made"
 
     def _material_drift(self, spec: ContainerSpec, inspected: Mapping[str, Any]) -> tuple[str, ...]:
         """A material initialiser's volume against its uploads (drift.material_drift): read

@@ -1279,7 +1279,14 @@ def test_applier__a_container_changed_behind_its_back_is_set_back_by_the_next_up
         BASE, ["sleep", "600"], name=name, labels={STACK_LABEL: stack},
         cap_add=["NET_RAW"], network=f"{stack}-n", detach=True,
     )  # fmt: skip
-    assert planned(planner, plan, state)[1] == (Op.REPLACE, (MISSING,))
+    assert planned(planner, plan, state)[1] == (
+        Op.REPLACE,
+        (
+            MISSING,
+            f"changed on the engine since the last up: Id: {name} is container "
+            f"{impostor.id[:12]}, not the one the last up made",
+        ),
+    )
     assert docker_client.api.inspect_container(name)["Id"] == impostor.id
     applier.up(plan, state)
     now = docker_client.api.inspect_container(name)
