@@ -14,7 +14,7 @@
     down    remove every container, network, volume and image labelled io.secure-redis.stack=S,
             and the stack's state
     status  each certificate's serial and days to expiry, and the data-key generation, from
-            the state
+            the state; then what the next up would change on the engine, as `plan` reads it
 
 It is not Pulumi. The state is `.secure-redis/state/S.state`, AES-256-GCM encrypted
 (infra/applier/state.py: key from SECURE_REDIS_STATE_PASSPHRASE via scrypt, or a 0600 key
@@ -161,7 +161,8 @@ def _main(argv: Sequence[str] | None) -> int:
         help="plan: what up would do, against the stack's state and what the engine shows "
         "changed since (it only reads the engine; without one, the state's view alone); up: "
         "apply only what "
-        "changed; status: certificates' serials and days to expiry, the data-key generation; "
+        "changed; status: certificates' serials and days to expiry, the data-key generation, "
+        "what the next up would change on the engine (read as plan reads it); "
         "down: remove every object of the stack, and its state; rekey: seal the state again "
         f"with the passphrase in {NEW_PASSPHRASE_ENV} (at least {MIN_PASSPHRASE_CHARS} "
         "characters; no Docker)",
@@ -182,7 +183,7 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.action not in ("down", "status", "rekey"):  # down says so once it knows of a stack
         say(f"stack {stack}: {NOT_PULUMI}")
     try:
-        if args.action in ("status", "rekey"):  # neither touches the engine
+        if args.action in ("status", "rekey"):  # neither changes the engine (status reads it)
             return _status(store, args.project_dir) if args.action == "status" else _rekey(store)
         _act(args.action, stack, args.project_dir, store)
     except (
@@ -397,7 +398,7 @@ def _plan(rendered: RenderedStack, plan: Plan, state: StackState | None, store: 
         left = left_unfinished(plan, state.resources) if state else frozenset()
         _print_changes(_all_changes(rendered, plan, state, left), plan, full=True)
         say(
-            f"note: {exc}: this plan is the state's alone; what was changed on the engine since "
+            f"note: {exc}. This plan is the state's alone: what was changed on the engine since "
             "the last up (limits, networks, names, image tags, material files; README: Changes "
             "made behind the applier's back) is not checked, and up replaces or updates what it "
             "finds"
@@ -686,7 +687,40 @@ def _status(store: StateStore, project_dir: Path) -> int:
         say(line)
     if (unfinished := unfinished_rotation(state)) is not None:
         say(unfinished)
+    for line in _next_up(stack, project_dir, state):
+        say(line)
     return 0
+
+
+def _next_up(stack: str, project_dir: Path, state: StackState) -> list[str]:
+    """For `status`: what the next up would change, from the engine as `plan` reads it (the
+    same decisions, the same read-only client), so drift shows where the certificates do;
+    one line per change or stranger, then the plan's summary. The status above stands
+    whatever this cannot read: it ends in one line saying why."""
+    try:
+        applier = _applier(read_only=True)
+    except ApplyError as exc:
+        return [f"next up: not checked against the engine: {exc}"]
+    try:
+        rendered = _render(stack, project_dir, state)
+        plan = plan_stack(stack, rendered.resources, root=project_dir)
+        changes = _engine_changes(rendered, plan, state, applier)
+        strangers = applier.strangers(plan, state)
+    except (ApplyError, SettingsError, RenderError) as exc:
+        return [f"next up: not checked: {exc}"]
+    steps = {s.urn: s for s in plan.steps}
+    lines = [
+        f"next up: {c.op.value} {_describe(steps[c.urn]) if c.urn in steps else c.name}"
+        + (f": {'; '.join(c.reasons)}" if c.reasons else "")
+        for c in changes
+        if c.op is not Op.SAME
+    ]
+    lines.extend(f"warning: {line}" for line in strangers)
+    lines.append(
+        f"next up: {summary(changes)} (`python -m infra.apply plan --stack {stack}` shows "
+        "every resource)"
+    )
+    return lines
 
 
 def _warn_weak_passphrase(store: StateStore) -> None:

@@ -726,5 +726,49 @@ def test_cli__plan_without_an_engine_says_it_could_not_check_for_drift(
     assert "plan: 37 unchanged" in out
     (note,) = [line for line in out.splitlines() if "not reachable" in line]
     assert note.startswith("apply: note: the Docker engine is not reachable")
-    assert "this plan is the state's alone" in note
+    assert "This plan is the state's alone" in note
     assert "Changes made behind the applier's back" in note
+
+
+@pytest.mark.usefixtures("no_passphrase")
+def test_cli__status_ends_with_what_the_next_up_would_change_on_the_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`status` read the state alone, so a stack changed behind the applier's back looked as
+    healthy as any; it now ends with the plan's view of the engine (the same decisions, the
+    same read-only client), one line per change or stranger and the summary."""
+    project = _project(tmp_path)
+    state = _as_if_up(project).load()
+    assert state is not None
+    app = next(u for u in state.resources if u.endswith("::app-container"))
+    redis = next(u for u in state.resources if u.endswith("::redis-container"))
+    asked: list[dict[str, Any]] = []
+
+    def engine(**kwargs: Any) -> _DriftedEngine:
+        asked.append(kwargs)
+        return _DriftedEngine(app, redis)
+
+    monkeypatch.setattr(apply, "_applier", engine)
+    assert apply.main(["status", "--stack", "dev", "--project-dir", str(project)]) == 0
+    out = capsys.readouterr().out
+    assert asked == [{"read_only": True}]
+    assert "data keys secrets-data-keyring: generation 1" in out
+    lines = [line for line in out.splitlines() if line.startswith("apply: next up: ")]
+    assert len(lines) == 2, out
+    assert lines[0].startswith("apply: next up: update container secure-redis-dev-app on ")
+    assert lines[0].endswith(": changed on the engine since the last up: HostConfig.Memory")
+    assert lines[1].startswith("apply: next up: 1 to update, 36 unchanged")
+    assert "apply: warning: network secure-redis-dev-backend has a container" in out
+
+
+@pytest.mark.usefixtures("no_passphrase")
+def test_cli__status_without_an_engine_says_the_next_up_was_not_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = _project(tmp_path)
+    _as_if_up(project)
+    assert apply.main(["status", "--stack", "dev", "--project-dir", str(project)]) == 0
+    out = capsys.readouterr().out
+    assert "apply: next up: not checked against the engine: the Docker engine is not reachable" in (
+        out
+    )
