@@ -2,7 +2,10 @@
 
     plan    render the program against the stack's state; print, per resource, what `up` would
             do (create / update / replace / delete / same) and why (changed property paths,
-            never values), like `pulumi preview --diff`. Needs no Docker engine.
+            never values), like `pulumi preview --diff`, with what the engine shows changed
+            behind the applier's back (infra/applier/drift.py) and what would stop the up,
+            decided by the up's own code; it only reads the engine (engine.py `reading_only`).
+            Without a reachable engine, the state's view alone, and a line saying so.
     up      the same, then apply it: dynamic resources (certificates, passwords, data keys) go
             through their provider's check -> diff -> update/create against their previous
             outputs, so unchanged material is kept; Docker objects whose declaration changed are
@@ -11,7 +14,7 @@
     down    remove every container, network, volume and image labelled io.secure-redis.stack=S,
             and the stack's state
     status  each certificate's serial and days to expiry, and the data-key generation, from
-            the state
+            the state; then what the next up would change on the engine, as `plan` reads it
 
 It is not Pulumi. The state is `.secure-redis/state/S.state`, AES-256-GCM encrypted
 (infra/applier/state.py: key from SECURE_REDIS_STATE_PASSPHRASE via scrypt, or a 0600 key
@@ -155,8 +158,11 @@ def _main(argv: Sequence[str] | None) -> int:
     parser.add_argument(
         "action",
         choices=("up", "down", "plan", "status", "rekey"),
-        help="plan: the diff against the stack's state (no Docker); up: apply only what "
-        "changed; status: certificates' serials and days to expiry, the data-key generation; "
+        help="plan: what up would do, against the stack's state and what the engine shows "
+        "changed since (it only reads the engine; without one, the state's view alone); up: "
+        "apply only what "
+        "changed; status: certificates' serials and days to expiry, the data-key generation, "
+        "what the next up would change on the engine (read as plan reads it); "
         "down: remove every object of the stack, and its state; rekey: seal the state again "
         f"with the passphrase in {NEW_PASSPHRASE_ENV} (at least {MIN_PASSPHRASE_CHARS} "
         "characters; no Docker)",
@@ -177,7 +183,7 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.action not in ("down", "status", "rekey"):  # down says so once it knows of a stack
         say(f"stack {stack}: {NOT_PULUMI}")
     try:
-        if args.action in ("status", "rekey"):  # neither touches the engine
+        if args.action in ("status", "rekey"):  # neither changes the engine (status reads it)
             return _status(store, args.project_dir) if args.action == "status" else _rekey(store)
         _act(args.action, stack, args.project_dir, store)
     except (
@@ -355,23 +361,80 @@ def _plan_or_up(action: str, stack: str, project_dir: Path, store: StateStore) -
     rendered = _render(stack, project_dir, state)
     plan = plan_stack(stack, rendered.resources, root=project_dir)
     if action == "plan":
-        # The engine is not asked: what an interrupted up left unfinished, the state says.
-        left = left_unfinished(plan, state.resources) if state else frozenset()
-        _print_changes(_all_changes(rendered, plan, state, left), plan, full=True)
-        try:
-            _require_build_inputs(plan, stack)
-        except BuildInputError as exc:
-            # A stale wheelhouse shows no change above (the image's tag is the wheels'): the
-            # plan says what `up` will say instead of "N unchanged" alone.
-            say(f"note: up would stop here: {exc}")
+        _plan(rendered, plan, state, store)
         return
     _require_build_inputs(plan, stack)
     applier = _applier()
+    for refusal in _refusals(plan, state, store, applier):
+        raise refusal
+    if (refused := _retire_refusal(rendered, state, applier)) is not None:
+        raise ReloadNotTaken(refused)
+    previous = state or StackState(stack)
+    changes = _engine_changes(rendered, plan, state, applier)
+    _print_changes(changes, plan, full=False)
+    new_state = _with_dynamic(previous, rendered)
+    store.save(new_state)
+    applied = applier.up(plan, new_state, changes=changes, checkpoint=store.save)
+    _finished()
+    say(f"stack {stack} is up: {summary(changes, done=True, kept=set(applied.kept))}")
+    if (unfinished := unfinished_rotation(new_state)) is not None:
+        say(unfinished)
+    for line in applier.strangers(plan, new_state):
+        say(f"warning: {line}")
+    if (engine := _live_restore_warning(applier)) is not None:
+        say(engine)
+
+
+def _plan(rendered: RenderedStack, plan: Plan, state: StackState | None, store: StateStore) -> None:
+    """What the next up would do: the same decisions as `up` (`_engine_changes`, `_refusals`,
+    the engine's own refusals and its strangers warning), through a client that refuses any
+    request that could change the engine (engine.py `reading_only`). Without an engine, the
+    state's view alone, and a line that says what it cannot show."""
+    stack = plan.stack
+    try:
+        applier = _applier(read_only=True)
+    except ApplyError as exc:
+        # What an interrupted up left unfinished, the state says; drift only the engine shows.
+        left = left_unfinished(plan, state.resources) if state else frozenset()
+        _print_changes(_all_changes(rendered, plan, state, left), plan, full=True)
+        say(
+            f"note: {exc}. This plan is the state's alone: what was changed on the engine since "
+            "the last up (limits, networks, names, image tags, material files; README: Changes "
+            "made behind the applier's back) is not checked, and up replaces or updates what it "
+            "finds"
+        )
+        stops: list[str] = []
+    else:
+        changes = _engine_changes(rendered, plan, state, applier)
+        _print_changes(changes, plan, full=True)
+        stops = [str(r) for r in _refusals(plan, state, store, applier)]
+        try:
+            applier.refuse_before_change(plan, state or StackState(stack), changes)
+        except NothingChanged as exc:
+            stops.append(exc.reason)
+        for line in applier.strangers(plan, state):
+            say(f"warning: {line} (up names it too and leaves it there: not the stack's)")
+    try:
+        _require_build_inputs(plan, stack)
+    except BuildInputError as exc:
+        # A stale wheelhouse shows no change above (the image's tag is the wheels'): the
+        # plan says what `up` will say instead of "N unchanged" alone.
+        stops.insert(0, str(exc))
+    for why in stops:
+        say(f"note: up would stop here: {why}")
+
+
+def _refusals(
+    plan: Plan, state: StackState | None, store: StateStore, applier: LocalApplier
+) -> Iterator[Exception]:
+    """The refusals of an up before its first change that only read the engine, in the up's
+    order: the up raises the first, a plan names each."""
+    stack = plan.stack
     if state is None and not applier.find(stack).empty():
         # No adopt: the state holds the private keys, passwords and data keys the running
         # containers use, which exist only inside their volumes; rebuilding it from there would
         # trust whatever those volumes hold. The two ways on say what each costs.
-        raise StateError(
+        yield StateError(
             f"stack {stack} has Docker objects but no state at {store.path} (deployed by an "
             f"older applier or from another checkout); nothing was changed. Either copy the state "
             f"file from the checkout that deployed it to {store.path}, with its key file "
@@ -382,24 +445,19 @@ def _plan_or_up(action: str, stack: str, project_dir: Path, store: StateStore) -
             "the new CA bundle and API token)"
         )
     if problems := applier.host_conflicts(plan):
-        raise HostConflict("; and ".join(problems) + "; nothing was changed")
-    if (refused := _retire_refusal(rendered, state, applier)) is not None:
-        raise ReloadNotTaken(refused)
-    previous = state or StackState(stack)
+        yield HostConflict("; and ".join(problems) + "; nothing was changed")
+
+
+def _engine_changes(
+    rendered: RenderedStack, plan: Plan, state: StackState | None, applier: LocalApplier
+) -> list[Change]:
+    """What the next up does, from the state and the engine: objects the engine no longer
+    has (engine.py `missing`) and containers and image tags changed on it since the last up
+    (`drifted`, infra/applier/drift.py). The one decision `plan` prints and `up` prints and
+    applies."""
+    previous = state or StackState(plan.stack)
     missing = applier.missing(plan, previous)
-    changes = _all_changes(rendered, plan, state, missing, applier.drifted(plan, previous, missing))
-    _print_changes(changes, plan, full=False)
-    new_state = _with_dynamic(previous, rendered)
-    store.save(new_state)
-    applied = applier.up(plan, new_state, changes=changes, checkpoint=store.save)
-    _finished()
-    say(f"stack {stack} is up: {summary(changes, done=True, kept=set(applied.kept))}")
-    if (unfinished := unfinished_rotation(new_state)) is not None:
-        say(unfinished)
-    for line in applier.strangers(plan):
-        say(f"warning: {line}")
-    if (engine := _live_restore_warning(applier)) is not None:
-        say(engine)
+    return _all_changes(rendered, plan, state, missing, applier.drifted(plan, previous, missing))
 
 
 def _retire_refusal(
@@ -563,16 +621,21 @@ def _with_dynamic(previous: StackState, rendered: RenderedStack) -> StackState:
     return StackState(previous.stack, resources)
 
 
-def _applier() -> LocalApplier:
+def _applier(*, read_only: bool = False) -> LocalApplier:
+    """`read_only`: for `plan`, a client that refuses any request but a read (engine.py
+    `reading_only`)."""
     import docker  # noqa: PLC0415 - `plan` must work without a Docker engine
     from docker.errors import DockerException  # noqa: PLC0415
+    from requests.exceptions import RequestException  # noqa: PLC0415
 
-    from infra.applier.engine import LocalApplier  # noqa: PLC0415
+    from infra.applier.engine import LocalApplier, reading_only  # noqa: PLC0415
 
     try:
         client = docker.from_env(timeout=300)
+        if read_only:
+            client = reading_only(client)
         client.ping()
-    except DockerException as exc:
+    except (DockerException, RequestException) as exc:
         raise ApplyError(
             f"the Docker engine is not reachable ({exc}); run scripts/bootstrap.sh to start it"
         ) from exc
@@ -624,7 +687,40 @@ def _status(store: StateStore, project_dir: Path) -> int:
         say(line)
     if (unfinished := unfinished_rotation(state)) is not None:
         say(unfinished)
+    for line in _next_up(stack, project_dir, state):
+        say(line)
     return 0
+
+
+def _next_up(stack: str, project_dir: Path, state: StackState) -> list[str]:
+    """For `status`: what the next up would change, from the engine as `plan` reads it (the
+    same decisions, the same read-only client), so drift shows where the certificates do;
+    one line per change or stranger, then the plan's summary. The status above stands
+    whatever this cannot read: it ends in one line saying why."""
+    try:
+        applier = _applier(read_only=True)
+    except ApplyError as exc:
+        return [f"next up: not checked against the engine: {exc}"]
+    try:
+        rendered = _render(stack, project_dir, state)
+        plan = plan_stack(stack, rendered.resources, root=project_dir)
+        changes = _engine_changes(rendered, plan, state, applier)
+        strangers = applier.strangers(plan, state)
+    except (ApplyError, SettingsError, RenderError) as exc:
+        return [f"next up: not checked: {exc}"]
+    steps = {s.urn: s for s in plan.steps}
+    lines = [
+        f"next up: {c.op.value} {_describe(steps[c.urn]) if c.urn in steps else c.name}"
+        + (f": {'; '.join(c.reasons)}" if c.reasons else "")
+        for c in changes
+        if c.op is not Op.SAME
+    ]
+    lines.extend(f"warning: {line}" for line in strangers)
+    lines.append(
+        f"next up: {summary(changes)} (`python -m infra.apply plan --stack {stack}` shows "
+        "every resource)"
+    )
+    return lines
 
 
 def _warn_weak_passphrase(store: StateStore) -> None:

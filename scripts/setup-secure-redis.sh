@@ -139,7 +139,8 @@ echo "Redis publishes no port: it is reachable only from the app, over TLS with 
 echo "host firewall: $firewall_state"
 "$PY" -m infra.engine_report || log "could not read docker info for the engine report"
 echo
-# Certificates' days to expiry and the data-key generation, from the deployment's state.
+# Certificates' days to expiry and the data-key generation, from the deployment's state (the
+# local applier's status then adds what a next up would change on the engine: none, just after it).
 if [ "$deployed_with" = "pulumi up" ]; then
     pulumi stack output certificateExpiry --json --stack "$stack" || true
     pulumi stack output securitySummary --json --stack "$stack" | grep dataKeyGeneration || true

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import docker
 from docker.errors import APIError, BuildError, DockerException, NotFound
@@ -72,6 +73,35 @@ LOCAL_ENGINE_URL: Final = "http+docker://localhost"
 
 class ContainerRefused(ApplyError):
     """The engine refused to create a container: it created nothing."""
+
+
+class WriteRefused(ApplyError):
+    """A request that could change the engine, from a client made `reading_only`."""
+
+
+# The HTTP methods of Docker's API that change nothing (inspect, list, archive reads, ping).
+_READS: Final = frozenset({"GET", "HEAD"})
+
+
+def reading_only(client: docker.DockerClient) -> docker.DockerClient:
+    """`client`, made to refuse every request but a read (GET, HEAD) before it is sent.
+    `plan` asks the engine what the next up would do about drift (infra/apply.py) with the
+    up's own code, which also creates, updates and removes: this is what keeps any path of
+    it from changing the engine (the docker SDK sends every request through the session's
+    `request`)."""
+    api = client.api
+    send = api.request
+
+    def request(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        if str(method).upper() not in _READS:
+            raise WriteRefused(
+                f"plan only reads the engine; it was about to send {method} "
+                f"{urlsplit(str(url)).path} and did not (a bug: report it); nothing was changed"
+            )
+        return send(method, url, *args, **kwargs)
+
+    setattr(api, "request", request)  # noqa: B010 - the instance's, not the class's
+    return client
 
 
 @dataclass
@@ -195,31 +225,7 @@ class LocalApplier:
             changes = self.changes(plan, state)
         record = _Record(state, checkpoint or (lambda _state: None))
         by_urn = {c.urn: c for c in changes}
-        # Networks and volumes an interrupted up recorded before their create (`_create`).
-        unfinished = {
-            urn
-            for urn, prior in state.resources.items()
-            if prior.type in (NETWORK, VOLUME) and prior.outputs.get(INCOMPLETE)
-        }
-        # A replaced container's name held by another container than the recorded one: made
-        # again by hand since the last up (engine.py `_remove` removes it when it is labelled
-        # as the stack's); one that is not the stack's is refused here, before any change.
-        replacing = {
-            c.urn: state.resources[c.urn].id
-            for c in changes
-            if c.op is Op.REPLACE
-            and c.type == CONTAINER
-            and c.urn in state.resources
-            and not state.resources[c.urn].outputs.get(INCOMPLETE)  # handled by `_remove`
-        }
-        with _before_any_change():
-            self._refuse_shared_network_names(plan, state)
-            self._refuse_name_clashes(
-                plan,
-                {c.urn for c in changes if c.op is Op.CREATE} | unfinished | set(replacing),
-                unfinished,
-                replacing,
-            )
+        self.refuse_before_change(plan, state, changes)
         # Containers replaced only because their image is rebuilt wait for the build: a
         # build giving the same image ID (a checkout moved elsewhere, so the declared context
         # path changed) leaves them running, as the engine would (diff.IMAGE_REBUILT).
@@ -246,6 +252,37 @@ class LocalApplier:
             also_failed=lambda exc: self.say(f"also failed: {_described(exc)}"),
         )
         return run.applied
+
+    def refuse_before_change(
+        self, plan: Plan, state: StackState, changes: Sequence[Change]
+    ) -> None:
+        """The refusals an up makes before its first change (a NothingChanged naming what is
+        in the way); they only read the engine, so `plan` asks them too (infra/apply.py)."""
+        # Networks and volumes an interrupted up recorded before their create (`_create`).
+        unfinished = {
+            urn
+            for urn, prior in state.resources.items()
+            if prior.type in (NETWORK, VOLUME) and prior.outputs.get(INCOMPLETE)
+        }
+        # A replaced container's name held by another container than the recorded one: made
+        # again by hand since the last up (engine.py `_remove` removes it when it is labelled
+        # as the stack's); one that is not the stack's is refused here, before any change.
+        replacing = {
+            c.urn: state.resources[c.urn].id
+            for c in changes
+            if c.op is Op.REPLACE
+            and c.type == CONTAINER
+            and c.urn in state.resources
+            and not state.resources[c.urn].outputs.get(INCOMPLETE)  # handled by `_remove`
+        }
+        with _before_any_change():
+            self._refuse_shared_network_names(plan, state)
+            self._refuse_name_clashes(
+                plan,
+                {c.urn for c in changes if c.op is Op.CREATE} | unfinished | set(replacing),
+                unfinished,
+                replacing,
+            )
 
     def _apply(self, run: _Up, step: Step) -> None:
         """One step of an up: update, or create (replace) the object; recorded when done. Any
@@ -378,7 +415,11 @@ class LocalApplier:
         found: dict[str, Drift] = {}
         for step in plan.steps:
             prior = state.resources.get(step.urn)
-            if prior is None or step.urn in missing:
+            if prior is not None and step.urn in missing:
+                if (held := self._stand_in(step.spec, prior)) is not None:
+                    found[step.urn] = Drift(replace=(held,))
+                continue
+            if prior is None:
                 continue
             if isinstance(step.spec, ImageSpec):
                 if (tag := self._moved_tag(step.spec, prior)) is not None:
@@ -397,6 +438,22 @@ class LocalApplier:
             if drift:
                 found[step.urn] = drift
         return found
+
+    def _stand_in(self, spec: Any, prior: ResourceState) -> str | None:
+        """For a recorded container gone from the engine: what holds its declared name now,
+        when another container does (removed and made again by hand, e.g. with a capability
+        added: attack pass of 2026-12-03), else None. The up removes it when it is labelled
+        as the stack's (`_remove_stand_in`), refuses otherwise (`refuse_before_change`)."""
+        if not isinstance(spec, ContainerSpec) or not spec.name or prior.outputs.get(INCOMPLETE):
+            return None
+        with _engine_errors(f"looking up {spec.name}"):
+            try:
+                held = self.api.inspect_container(spec.name)["Id"]
+            except NotFound:
+                return None
+        if held == prior.id:
+            return None  # the recorded one, stopped: missing() counts it gone
+        return f"Id: {spec.name} is container {held[:12]}, not the one the last up made"
 
     def _material_drift(self, spec: ContainerSpec, inspected: Mapping[str, Any]) -> tuple[str, ...]:
         """A material initialiser's volume against its uploads (drift.material_drift): read
@@ -436,12 +493,16 @@ class LocalApplier:
             return spec.tag
         return None if tagged == prior.outputs.get("imageId") else spec.tag
 
-    def strangers(self, plan: Plan) -> list[str]:
+    def strangers(self, plan: Plan, state: StackState | None = None) -> list[str]:
         """One line per declared network with containers the stack does not declare attached
         (run there by hand: attack pass of 2026-12-03). They reach every container on it where
         no host firewall rule applies; the up names them and leaves them alone (not the
-        stack's to remove)."""
+        stack's to remove). A container `state` records is the stack's own, also renamed by
+        hand: the up replaces it (drift.py `Name`), so a plan does not call it a stranger."""
         ours = {s.spec.name for s in plan.steps if isinstance(s.spec, ContainerSpec)}
+        recorded = {
+            r.id for r in (state.resources.values() if state else ()) if r.type == CONTAINER
+        }
         lines = []
         for step in plan.steps:
             if not isinstance(step.spec, NetworkSpec):
@@ -455,7 +516,7 @@ class LocalApplier:
             others = sorted(
                 str(e.get("Name") or cid[:12])
                 for cid, e in attached.items()
-                if e.get("Name") not in ours
+                if e.get("Name") not in ours and cid not in recorded
             )
             if others:
                 lines.append(
@@ -1193,7 +1254,7 @@ def _before_any_change() -> Iterator[None]:
     try:
         with _engine_errors("checking the engine before the first change"):
             yield
-    except NothingChanged:
+    except (NothingChanged, WriteRefused):
         raise
     except ApplyError as exc:
         raise NothingChanged(str(exc)) from exc
@@ -1244,4 +1305,11 @@ def _label(spec: Any) -> str:
     return str(spec.tag if isinstance(spec, ImageSpec) else (spec.name or spec.resource))
 
 
-__all__ = ["INCOMPLETE", "LocalApplier", "StackObjects", "host_port_taken"]
+__all__ = [
+    "INCOMPLETE",
+    "LocalApplier",
+    "StackObjects",
+    "WriteRefused",
+    "host_port_taken",
+    "reading_only",
+]

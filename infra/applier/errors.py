@@ -14,6 +14,7 @@ class NothingChanged(ApplyError):
     the state records of applied steps (there are none)."""
 
     def __init__(self, reason: str) -> None:
+        self.reason = reason
         super().__init__(f"nothing was changed on the engine: {reason}")
 
 

@@ -20,10 +20,10 @@ import docker
 import pytest
 from docker.errors import APIError, NotFound
 
-from infra.applier.diff import docker_changes
-from infra.applier.engine import INCOMPLETE, LocalApplier
-from infra.applier.errors import ApplyError
-from infra.applier.plan import plan_stack
+from infra.applier.diff import MISSING, docker_changes
+from infra.applier.engine import INCOMPLETE, LocalApplier, reading_only
+from infra.applier.errors import ApplyError, NothingChanged
+from infra.applier.plan import Plan, plan_stack
 from infra.applier.state import ResourceState, StackState
 from infra.changes import Op
 from infra.components.material import INIT_SCRIPT
@@ -70,6 +70,26 @@ def apply(applier: LocalApplier, stack: str, *resources: RenderedResource) -> No
 
 def logs(client: docker.DockerClient, name: str) -> str:
     return str(client.containers.get(name).logs().decode())
+
+
+@pytest.fixture
+def planner() -> Iterator[LocalApplier]:
+    """What `python -m infra.apply plan` asks the engine with (infra/apply.py `_plan`): the
+    up's own code through a client that refuses every request but a read (engine.py
+    `reading_only`), so a plan that tried to change anything fails the test."""
+    client = reading_only(docker.from_env(timeout=300))
+    yield LocalApplier(client, say=lambda _message: None)
+    client.close()
+
+
+def planned(
+    planner: LocalApplier, plan: Plan, state: StackState
+) -> list[tuple[Op, tuple[str, ...]]]:
+    """The Docker objects' changes a plan shows (and the up then applies), and the refusal
+    before the first change it notes; each planned object's (op, reasons)."""
+    changes = planner.changes(plan, state)
+    planner.refuse_before_change(plan, state, changes)
+    return [(c.op, c.reasons) for c in changes]
 
 
 def test_applier__upload_into_read_only_rootfs_fails_like_the_provider(
@@ -949,7 +969,7 @@ def test_applier__an_interrupt_does_not_wait_for_a_silent_build(
         import docker
 
         from infra.applier.engine import LocalApplier
-        from infra.applier.plan import plan_stack
+        from infra.applier.plan import Plan, plan_stack
         from infra.pulumi_names import IMAGE
         from tests.support.resources import declared
 
@@ -1172,13 +1192,15 @@ def test_applier__an_unfinished_network_held_by_another_is_refused_and_left_alon
 
 
 def test_applier__a_container_changed_behind_its_back_is_set_back_by_the_next_up(
-    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient, planner: LocalApplier
 ) -> None:
     """Drift the state cannot see (attack pass of 2026-12-03, infra/applier/drift.py): what
     `docker update` changed is updated back in place (same container, never stopped); a
-    network joined by hand, or a container removed and made again by hand under the same name
-    and labels with a capability added, is replaced by the declared one. Each `up` says what
-    drifted, by field name."""
+    network joined by hand, a rename, or a container removed and made again by hand under the
+    same name and labels with a capability added, is replaced by the declared one. Each `up`
+    says what drifted, by field name; the plan before it says the same, changing nothing
+    (`planner`), and nothing once the up has set it back. One made again without the stack's
+    label is refused by the up before any change, and the plan says so."""
     stack, applier = scratch
     label = [{"label": STACK_LABEL, "value": stack}]
     network = resource(NETWORK, "n", {"name": f"{stack}-n", "labels": label})
@@ -1204,12 +1226,20 @@ def test_applier__a_container_changed_behind_its_back_is_set_back_by_the_next_up
     docker_client.api.update_container(
         name, mem_limit="128m", memswap_limit="128m", restart_policy={"Name": "always"}
     )
+    assert planned(planner, plan, state) == [
+        (Op.SAME, ()),
+        (
+            Op.UPDATE,
+            (
+                "changed on the engine since the last up: HostConfig.Memory, "
+                "HostConfig.MemorySwap, HostConfig.RestartPolicy",
+            ),
+        ),
+    ]
+    planned_host = docker_client.api.inspect_container(name)["HostConfig"]
+    assert planned_host["Memory"] == 128 << 20, "the plan changed the container"
     (change,) = [c for c in applier.changes(plan, state) if c.op is not Op.SAME]
     assert change.op is Op.UPDATE
-    assert change.reasons == (
-        "changed on the engine since the last up: HostConfig.Memory, HostConfig.MemorySwap, "
-        "HostConfig.RestartPolicy",
-    )
     applier.up(plan, state)
     host = docker_client.api.inspect_container(name)
     assert host["Id"] == first["Id"]
@@ -1217,35 +1247,72 @@ def test_applier__a_container_changed_behind_its_back_is_set_back_by_the_next_up
     assert (host["HostConfig"]["Memory"], host["HostConfig"]["MemorySwap"]) == (64 << 20,) * 2
     assert host["HostConfig"]["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 5}
 
+    assert planned(planner, plan, state) == [(Op.SAME, ())] * 2
     docker_client.networks.get("bridge").connect(name)
-    (change,) = [c for c in applier.changes(plan, state) if c.op is not Op.SAME]
-    assert (change.op, change.reasons) == (
+    assert planned(planner, plan, state)[1] == (
         Op.REPLACE,
         ("changed on the engine since the last up: NetworkSettings.Networks",),
     )
+    assert docker_client.api.inspect_container(name)["Id"] == first["Id"]
     applier.up(plan, state)
     networks = docker_client.api.inspect_container(name)["NetworkSettings"]["Networks"]
     assert set(networks) == {f"{stack}-n"}
+    assert planned(planner, plan, state) == [(Op.SAME, ())] * 2
+
+    renamed = f"{stack}-renamed"
+    docker_client.api.rename(name, renamed)
+    assert planned(planner, plan, state)[1] == (
+        Op.REPLACE,
+        ("changed on the engine since the last up: Name",),
+    )
+    # Still on the stack's network under another name, it is the stack's own (the up replaces
+    # it), not a stranger the up would leave there.
+    assert planner.strangers(plan, state) == []
+    applier.up(plan, state)
+    assert docker_client.api.inspect_container(name)["Id"] == state.resources["urn:c"].id
+    with pytest.raises(NotFound):
+        docker_client.api.inspect_container(renamed)
+    assert planned(planner, plan, state) == [(Op.SAME, ())] * 2
 
     docker_client.api.remove_container(name, force=True)
     impostor = docker_client.containers.run(
         BASE, ["sleep", "600"], name=name, labels={STACK_LABEL: stack},
         cap_add=["NET_RAW"], network=f"{stack}-n", detach=True,
     )  # fmt: skip
+    assert planned(planner, plan, state)[1] == (
+        Op.REPLACE,
+        (
+            MISSING,
+            f"changed on the engine since the last up: Id: {name} is container "
+            f"{impostor.id[:12]}, not the one the last up made",
+        ),
+    )
+    assert docker_client.api.inspect_container(name)["Id"] == impostor.id
     applier.up(plan, state)
     now = docker_client.api.inspect_container(name)
     assert now["Id"] != impostor.id
     assert now["Id"] == state.resources["urn:c"].id
     assert not now["HostConfig"]["CapAdd"]
     assert any(f"removing container {name} ({impostor.id[:12]})" in m for m in messages), messages
-    assert [c.op for c in applier.changes(plan, state)] == [Op.SAME, Op.SAME]
+    assert planned(planner, plan, state) == [(Op.SAME, ())] * 2
+
+    # Made again by hand without the stack's label: the up refuses before its first change,
+    # and the plan says so (infra/apply.py notes it).
+    docker_client.api.remove_container(name, force=True)
+    foreign = docker_client.containers.run(BASE, ["sleep", "600"], name=name, detach=True)
+    with pytest.raises(NothingChanged, match=f"{foreign.id[:12]}.* is not labelled"):
+        planned(planner, plan, state)
+    foreign.remove(force=True)
+    applier.up(plan, state)
+    assert planned(planner, plan, state) == [(Op.SAME, ())] * 2
 
 
 def test_applier__up_names_a_container_attached_to_the_stacks_network_by_hand(
-    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient, planner: LocalApplier
 ) -> None:
     """A container the stack does not declare, run on its network by hand, is named by every
-    up (it reaches the stack's containers there); the up leaves it alone: not the stack's."""
+    up (it reaches the stack's containers there), and by the plan before it; both leave it
+    alone: not the stack's."""
     stack, applier = scratch
     label = [{"label": STACK_LABEL, "value": stack}]
     plan = plan_stack(
@@ -1264,38 +1331,50 @@ def test_applier__up_names_a_container_attached_to_the_stacks_network_by_hand(
             in (line)
         )
         assert f"docker network disconnect {stack}-n" in line
+        assert planner.strangers(plan) == [line]  # the plan names it too, and leaves it
+        assert planned(planner, plan, state) == [(Op.SAME, ())]
+        assert docker_client.api.inspect_container(stranger.id)["State"]["Running"]
     finally:
         stranger.remove(force=True)
+    assert planner.strangers(plan) == []
 
 
 def test_applier__a_declared_tag_moved_to_another_image_is_built_again(
-    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient, tmp_path: Path
+    scratch: tuple[str, LocalApplier],
+    docker_client: docker.DockerClient,
+    tmp_path: Path,
+    planner: LocalApplier,
 ) -> None:
     """`docker tag <other image> <declared imageName>` (attack pass of 2026-12-03): anything
-    that runs the tag runs the other image. The next up builds the tag again, saying why."""
+    that runs the tag runs the other image. The next up builds the tag again, saying why; the
+    plan before it says so, and moves no tag."""
     stack, applier = scratch
     plan = plan_stack(stack, [image(tmp_path, stack, "one")], root=Path("/"))
     state = StackState(stack)
     applier.up(plan, state)
     built = docker_client.api.inspect_image(f"{stack}-img:one")["Id"]
     docker_client.api.tag(BASE, f"{stack}-img", "one")
-    (change,) = applier.changes(plan, state)
-    assert (change.op, change.reasons) == (
-        Op.REPLACE,
-        (f"changed on the engine since the last up: tag {stack}-img:one names another image",),
-    )
+    assert planned(planner, plan, state) == [
+        (
+            Op.REPLACE,
+            (f"changed on the engine since the last up: tag {stack}-img:one names another image",),
+        )
+    ]
+    assert docker_client.api.inspect_image(f"{stack}-img:one")["Id"] != built
     applier.up(plan, state)
     assert docker_client.api.inspect_image(f"{stack}-img:one")["Id"] == built
+    assert planned(planner, plan, state) == [(Op.SAME, ())]
 
 
 def test_applier__a_material_file_changed_in_its_volume_is_written_again(
-    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient
+    scratch: tuple[str, LocalApplier], docker_client: docker.DockerClient, planner: LocalApplier
 ) -> None:
     """A file replaced or its mode changed inside a material volume (attack pass of
     2026-12-03: a line added to Redis's users.acl, server.key made 0644, the volume's own
     directory 0755) shows in no
     container's configuration; the next up compares the volume with the initialiser's
-    uploads, names each difference (never content) and runs the initialiser again."""
+    uploads, names each difference (never content) and runs the initialiser again. The plan
+    before it names the same, only reading the volume."""
     stack, applier = scratch
     label = [{"label": STACK_LABEL, "value": stack}]
     init = container(
@@ -1327,8 +1406,7 @@ def test_applier__a_material_file_changed_in_its_volume_is_written_again(
         BASE, ["sh", "-c", tamper], remove=True, network_mode="none",
         volumes={f"{stack}-v": {"bind": "/mat", "mode": "rw"}},
     )  # fmt: skip
-    (change,) = [c for c in applier.changes(plan, state) if c.op is not Op.SAME]
-    assert (change.op, change.reasons) == (
+    drifted = (
         Op.REPLACE,
         (
             "changed on the engine since the last up: material volume directory (mode), "
@@ -1336,9 +1414,13 @@ def test_applier__a_material_file_changed_in_its_volume_is_written_again(
             "(mode), material x (not declared)",
         ),
     )
+    assert planned(planner, plan, state) == [(Op.SAME, ()), drifted]
+    # Read through the exited initialiser, never re-run by the plan: the same drift after it.
+    (change,) = [c for c in applier.changes(plan, state) if c.op is not Op.SAME]
+    assert (change.op, change.reasons) == drifted
     assert "nopass" not in " ".join(change.reasons)
     applier.up(plan, state)
-    assert [c.op for c in applier.changes(plan, state)] == [Op.SAME, Op.SAME]
+    assert planned(planner, plan, state) == [(Op.SAME, ())] * 2
     mode = docker_client.containers.run(
         BASE, ["stat", "-c", "%a", "/mat"], remove=True, network_mode="none",
         volumes={f"{stack}-v": {"bind": "/mat", "mode": "ro"}},

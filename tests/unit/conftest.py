@@ -36,6 +36,15 @@ def _signal_handlers_kept() -> Iterator[None]:
         signal.signal(signum, handler)
 
 
+@pytest.fixture(autouse=True)
+def _no_docker_engine(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: Any) -> None:
+    """Unit tests reach no Docker engine, whatever the machine runs: `plan` asks one when it
+    can (infra/apply.py `_plan`), and would read the stacks there. A test that wants one
+    (a stand-in) sets DOCKER_HOST or replaces `infra.apply._applier` itself."""
+    nowhere = tmp_path_factory.getbasetemp() / "no-engine.sock"
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{nowhere}")
+
+
 def rendered(stack: str) -> RenderedStack:
     if stack not in _CACHE:
         from infra.render import render_stack  # noqa: PLC0415 - see the imports above

@@ -15,7 +15,9 @@ import pytest
 
 from infra import apply
 from infra.applier import state as state_module
+from infra.applier.drift import Drift
 from infra.applier.engine import INCOMPLETE, StackObjects
+from infra.applier.errors import NothingChanged
 from infra.applier.plan import plan_stack
 from infra.applier.state import (
     NEW_PASSPHRASE_ENV,
@@ -26,6 +28,7 @@ from infra.applier.state import (
     StateStore,
     recorded_image,
 )
+from infra.changes import Op
 from infra.components import app_image
 from infra.render import render_stack
 from infra.settings import REPO_ROOT
@@ -308,7 +311,7 @@ class _FinishedApplier:
     def drifted(self, *_args: Any) -> dict[str, Any]:
         return {}
 
-    def strangers(self, _plan: Any) -> list[str]:
+    def strangers(self, *_args: Any) -> list[str]:
         return []
 
     def host_conflicts(self, _plan: Any) -> list[str]:
@@ -648,3 +651,124 @@ def test_cli__an_up_refused_before_its_first_change_says_only_that_nothing_chang
     assert "applied before the failure" not in err
     assert err.count("nothing was changed") == 1, err
     assert err.count("\n") == 1, err
+
+
+class _DriftedEngine(_FinishedApplier):
+    """An engine on which the app container was changed by hand since the last up (its memory
+    limit: drift.py), a stranger sits on the backend network and Redis's name is held by a
+    container the stack did not make; `up` must never be reached from a plan."""
+
+    def __init__(self, app_urn: str, redis_urn: str) -> None:
+        super().__init__()
+        self.app_urn, self.redis_urn = app_urn, redis_urn
+
+    def drifted(self, *_args: Any) -> dict[str, Any]:
+        return {self.app_urn: Drift(updatable=("HostConfig.Memory",))}
+
+    def strangers(self, *_args: Any) -> list[str]:
+        return ["network secure-redis-dev-backend has a container the stack does not declare: x"]
+
+    def refuse_before_change(self, _plan: Any, _state: Any, changes: Any) -> None:
+        assert any(c.urn == self.app_urn and c.op is Op.UPDATE for c in changes)
+        raise NothingChanged("container secure-redis-dev-redis is held by another (a test)")
+
+    def up(self, *_args: Any, **_kwargs: Any) -> StackObjects:
+        raise AssertionError("plan must not apply anything")
+
+
+@pytest.mark.usefixtures("no_passphrase")
+def test_cli__plan_shows_what_up_would_do_about_changes_made_on_the_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`plan` said "37 unchanged" while the next up updated or replaced a container changed
+    behind the applier's back (drift.py): it now asks the engine with the up's own code,
+    through a client that only reads, and says what the up would do and what would stop it."""
+    monkeypatch.setattr(app_image, "IMAGE_CONTEXT", app_context(tmp_path, wheelhouse=True))
+    project = _project(tmp_path)
+    state = _as_if_up(project).load()
+    assert state is not None
+    app = next(u for u in state.resources if u.endswith("::app-container"))
+    redis = next(u for u in state.resources if u.endswith("::redis-container"))
+    asked: list[dict[str, Any]] = []
+
+    def engine(**kwargs: Any) -> _DriftedEngine:
+        asked.append(kwargs)
+        return _DriftedEngine(app, redis)
+
+    monkeypatch.setattr(apply, "_applier", engine)
+    assert apply.main(["plan", "--stack", "dev", "--project-dir", str(project)]) == 0
+    out = capsys.readouterr().out
+    assert asked == [{"read_only": True}]
+    (updated,) = [line for line in out.splitlines() if " update " in line]
+    assert "update  container secure-redis-dev-app" in updated
+    assert updated.endswith("changed on the engine since the last up: HostConfig.Memory")
+    assert "plan: 1 to update, 36 unchanged" in out
+    assert (
+        "apply: warning: network secure-redis-dev-backend has a container the stack does not "
+        "declare: x (up names it too and leaves it there: not the stack's)"
+    ) in out
+    assert (
+        "apply: note: up would stop here: container secure-redis-dev-redis is held by another"
+    ) in out
+    assert "not reachable" not in out
+
+
+@pytest.mark.usefixtures("no_passphrase")
+def test_cli__plan_without_an_engine_says_it_could_not_check_for_drift(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No engine (tests/unit/conftest.py points DOCKER_HOST nowhere): the state's view, and a
+    line saying that changes made on the engine are not in it, instead of a bare "unchanged"."""
+    project = _project(tmp_path)
+    _as_if_up(project)
+    assert apply.main(["plan", "--stack", "dev", "--project-dir", str(project)]) == 0
+    out = capsys.readouterr().out
+    assert "plan: 37 unchanged" in out
+    (note,) = [line for line in out.splitlines() if "not reachable" in line]
+    assert note.startswith("apply: note: the Docker engine is not reachable")
+    assert "This plan is the state's alone" in note
+    assert "Changes made behind the applier's back" in note
+
+
+@pytest.mark.usefixtures("no_passphrase")
+def test_cli__status_ends_with_what_the_next_up_would_change_on_the_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`status` read the state alone, so a stack changed behind the applier's back looked as
+    healthy as any; it now ends with the plan's view of the engine (the same decisions, the
+    same read-only client), one line per change or stranger and the summary."""
+    project = _project(tmp_path)
+    state = _as_if_up(project).load()
+    assert state is not None
+    app = next(u for u in state.resources if u.endswith("::app-container"))
+    redis = next(u for u in state.resources if u.endswith("::redis-container"))
+    asked: list[dict[str, Any]] = []
+
+    def engine(**kwargs: Any) -> _DriftedEngine:
+        asked.append(kwargs)
+        return _DriftedEngine(app, redis)
+
+    monkeypatch.setattr(apply, "_applier", engine)
+    assert apply.main(["status", "--stack", "dev", "--project-dir", str(project)]) == 0
+    out = capsys.readouterr().out
+    assert asked == [{"read_only": True}]
+    assert "data keys secrets-data-keyring: generation 1" in out
+    lines = [line for line in out.splitlines() if line.startswith("apply: next up: ")]
+    assert len(lines) == 2, out
+    assert lines[0].startswith("apply: next up: update container secure-redis-dev-app on ")
+    assert lines[0].endswith(": changed on the engine since the last up: HostConfig.Memory")
+    assert lines[1].startswith("apply: next up: 1 to update, 36 unchanged")
+    assert "apply: warning: network secure-redis-dev-backend has a container" in out
+
+
+@pytest.mark.usefixtures("no_passphrase")
+def test_cli__status_without_an_engine_says_the_next_up_was_not_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = _project(tmp_path)
+    _as_if_up(project)
+    assert apply.main(["status", "--stack", "dev", "--project-dir", str(project)]) == 0
+    out = capsys.readouterr().out
+    assert "apply: next up: not checked against the engine: the Docker engine is not reachable" in (
+        out
+    )
