@@ -135,6 +135,19 @@ require_stack() {
         || die "no stack '$stack': Pulumi.$stack.yaml does not exist (stacks: $known)"
 }
 
+# fault_tests_hint STACK: the setup summary's pointer to the tests it did not run. Those of
+# scripts/test.sh -m e2e that need both dev and prod take them as they find them: deployed
+# when not running, else used as they are, their Redis and app stopped and restarted by the
+# fault tests. For a stack of one's own (README's Quick start: a host shared with others'
+# stacks) that is said, rather than "deploys dev and prod".
+fault_tests_hint() {
+    local hint="fault tests (stop/restart Redis, live key rotation): scripts/setup-secure-redis.sh $1 --full"
+    case "$1" in
+        dev | prod) echo "$hint; with dev+prod isolation: scripts/test.sh -m e2e (deploys dev and prod)" ;;
+        *) echo "$hint; dev+prod isolation: scripts/test.sh -m e2e, which runs its fault tests on dev and prod, deploying them or using them as they run: not on a host where others use them" ;;
+    esac
+}
+
 # missing_option_value ARGS...: the pytest option (-m, -k, --stack, ...) that ends the arguments
 # or is followed by another option instead of its value, for a one-line usage error before any
 # bootstrap (pytest itself says "expected one argument" only once the virtualenv exists);

@@ -154,7 +154,7 @@ echo
 "$PY" "$ROOT/scripts/security_summary.py" "$summary_file"
 echo
 # The fault tests on this stack alone; the dev+prod isolation test needs both (test.sh's e2e).
-[ "$full" = 1 ] || echo "fault tests (stop/restart Redis, live key rotation): scripts/setup-secure-redis.sh $stack --full; with dev+prod isolation: scripts/test.sh -m e2e (deploys dev and prod)"
+[ "$full" = 1 ] || fault_tests_hint "$stack"
 echo "tear down: scripts/teardown.sh $stack"
 log "setup of $stack finished in $(elapsed "$total")"
 [ "$verify_rc" = 0 ] || die "verification failed (pytest exit $verify_rc): the stack runs, but see the failures above"

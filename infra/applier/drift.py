@@ -19,9 +19,11 @@ import io
 import tarfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
-from infra.applier.translate import ContainerSpec, Upload
+from infra.applier.errors import ApplyError
+from infra.applier.translate import ContainerSpec, Upload, translate_container
 
 
 @dataclass(frozen=True)
@@ -77,8 +79,42 @@ _UNDECLARED: Final[tuple[tuple[str, Callable[[Any], bool]], ...]] = (
 )
 
 
-def container_drift(spec: ContainerSpec, inspected: Mapping[str, Any]) -> Drift:
-    """`inspected`: `docker inspect` of the container the state records for `spec`."""
+def container_drift(
+    spec: ContainerSpec,
+    inspected: Mapping[str, Any],
+    applied: Mapping[str, Any] | None = None,
+) -> Drift:
+    """`inspected`: `docker inspect` of the container the state records for `spec`;
+    `applied`: the properties the last `up` declared for it (the state's inputs).
+
+    A field is drift only where what runs differs from both declarations: one that differs
+    from the new declaration alone is the stack file's change, which the diff already
+    updates or replaces for (diff.py), not a change made on the engine. Compared with the new
+    declaration only, `stack_config set appMemoryMb 300` and `up` said the app's memory was
+    "changed on the engine since the last up" (s45, 2026-12-03)."""
+    drift = _drift(spec, inspected)
+    before = _applied_spec(spec.resource, applied) if applied is not None else None
+    if not drift or before is None:
+        return drift
+    also = set(_drift(before, inspected).fields)
+    return Drift(
+        tuple(f for f in drift.updatable if f in also),
+        tuple(f for f in drift.replace if f in also),
+    )
+
+
+def _applied_spec(resource: str, applied: Mapping[str, Any]) -> ContainerSpec | None:
+    """The last `up`'s declaration, without its uploads (no drift field reads them, and a
+    `source` file may have moved since); None when it does not translate (a state of older
+    code), which leaves the comparison with the new declaration alone."""
+    props = {k: v for k, v in applied.items() if k != "uploads"}
+    try:
+        return translate_container(resource, props, root=Path("/"))
+    except (ApplyError, KeyError, TypeError, ValueError):
+        return None
+
+
+def _drift(spec: ContainerSpec, inspected: Mapping[str, Any]) -> Drift:
     host = inspected.get("HostConfig") or {}
     declared = spec.host_config
     updatable, replace = _limits(host, declared)

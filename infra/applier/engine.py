@@ -409,9 +409,9 @@ class LocalApplier:
 
     def drifted(self, plan: Plan, state: StackState, missing: frozenset[str]) -> dict[str, Drift]:
         """Recorded containers that run with other limits, restart policy, networks or name
-        than declared (changed on the engine since: drift.py), by URN. Compared with the
-        declaration, not the state: a container whose declaration changed is then updated or
-        replaced anyway (diff.py)."""
+        than both the new declaration and the one the last up applied (changed on the engine
+        since: drift.py), by URN. A container whose declaration changed is updated or
+        replaced for that anyway (diff.py); only a field changed by hand is named as drift."""
         found: dict[str, Drift] = {}
         for step in plan.steps:
             prior = state.resources.get(step.urn)
@@ -432,7 +432,7 @@ class LocalApplier:
                     inspected = self.api.inspect_container(prior.id)
                 except NotFound:
                     continue  # removed since missing() looked: the next up makes it
-            drift = container_drift(step.spec, inspected)
+            drift = container_drift(step.spec, inspected, prior.inputs)
             if material := self._material_drift(step.spec, inspected):
                 drift = Drift(drift.updatable, (*drift.replace, *material))
             if drift:

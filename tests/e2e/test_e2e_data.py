@@ -12,7 +12,7 @@ from tests.e2e import appclient
 from tests.e2e.hosts import container_host
 from tests.e2e.probes import ProbeContainer, app_auth, app_client_files, redis_tls
 from tests.e2e.stacks import Stack
-from tests.e2e.stored import put_and_find
+from tests.e2e.stored import put_and_find, stored_names
 
 pytestmark = pytest.mark.security("data")
 
@@ -75,6 +75,7 @@ def test_data__values_and_key_names_at_rest_are_not_plaintext(
         holds_key = key.encode() in data
         assert not holds_key, f"{path} holds the client's key name"
     assert appclient.get(stack, key) == (marker * 4).encode(), "and the app still reads it back"
+    leave_no_entry(rotation_probe, stack, {key: name.decode()})
 
 
 def test_data__a_ciphertext_moved_to_another_key_is_a_miss_and_a_security_event(
@@ -99,3 +100,15 @@ def test_data__a_ciphertext_moved_to_another_key_is_a_miss_and_a_security_event(
     assert appclient.get(stack, victim) is None, "the swapped value must not be returned"
     assert integrity_failures(stack) == before + 1
     assert appclient.get(stack, donor) == b"the donor's value"
+    leave_no_entry(rotation_probe, stack, {victim: victim_name, donor: donor_name})
+
+
+def leave_no_entry(rotation_probe: ProbeContainer, stack: Stack, names: dict[str, str]) -> None:
+    """Delete the test's entries (key -> name in Redis) through the app and check they are
+    gone. The setup script verifies a user's own stack with these tests: the tampered victim
+    left behind was the first data-key rotation's `event=integrity_failure` warning and
+    "1 entry no data key opens was deleted ... tampered with or foreign" (s45, 2026-12-03)."""
+    for key in names:
+        appclient.delete(stack, key)
+    left = set(names.values()) & stored_names(rotation_probe, stack)
+    assert not left, f"{len(left)} of this test's entries are still in Redis"

@@ -6,11 +6,15 @@ from __future__ import annotations
 import io
 import tarfile
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 
 from infra.applier.drift import Drift, container_drift, material_drift
+from infra.applier.engine import LocalApplier
+from infra.applier.plan import Plan, Step
+from infra.applier.state import ResourceState, StackState
 from infra.applier.translate import Upload, translate_container
 
 MIB = 1024 * 1024
@@ -89,6 +93,57 @@ def test_drift__a_network_joined_by_hand_or_a_rename_needs_a_new_container() -> 
     joined["NetworkSettings"]["Networks"]["bridge"] = {}
     assert container_drift(SPEC, joined) == Drift(replace=("NetworkSettings.Networks",))
     assert container_drift(SPEC, {**inspected(), "Name": "/other"}) == Drift(replace=("Name",))
+
+
+# SPEC's declaration as the last up applied it, before `memory` was raised in the stack
+# file: the running container still has the old limits, which is no change by hand.
+APPLIED = {
+    "name": "s-c",
+    "image": "img",
+    "memory": 48,
+    "memorySwap": 48,
+    "cpus": "0.5",
+    "restart": "on-failure",
+    "maxRetryCount": 5,
+    "capabilities": {"drops": ["ALL"]},
+    "readOnly": True,
+    "securityOpts": ["no-new-privileges:true"],
+    "networksAdvanced": [{"name": "s-backend"}],
+    "uploads": [{"file": "/run/stage/a", "content": "x"}],
+}
+
+
+def test_drift__a_setting_changed_in_the_stack_file_is_no_drift() -> None:
+    # Found on s45 (2026-12-03): `stack_config set appMemoryMb 300`, then `up` said
+    # "changed on the engine since the last up: HostConfig.Memory, HostConfig.MemorySwap",
+    # as if someone had run `docker update`: what runs was compared with the new declaration.
+    running = inspected(Memory=48 * MIB, MemorySwap=48 * MIB)
+    assert container_drift(SPEC, running, applied=APPLIED) == Drift()
+
+
+def test_drift__a_change_by_hand_is_named_beside_a_changed_setting() -> None:
+    by_hand = inspected(Memory=1024 * MIB, MemorySwap=48 * MIB, PidsLimit=100000)
+    assert container_drift(SPEC, by_hand, applied=APPLIED) == Drift(
+        updatable=("HostConfig.Memory",), replace=("HostConfig.PidsLimit",)
+    )
+
+
+def test_drift__a_recorded_declaration_that_does_not_translate_compares_with_the_new_one() -> None:
+    running = inspected(Memory=48 * MIB, MemorySwap=48 * MIB)
+    assert container_drift(SPEC, running, applied={"memory": "lots"}) == Drift(
+        updatable=("HostConfig.Memory", "HostConfig.MemorySwap")
+    )
+
+
+def test_up__a_setting_raised_since_the_last_up_is_not_named_as_changed_on_the_engine() -> None:
+    # What `up` and `plan` print: the engine's `drifted` hands the recorded inputs over.
+    step = Step("urn:c", SPEC, type="docker:index/container:Container")
+    plan = Plan("s", (step,), ())
+    state = StackState("s", {"urn:c": ResourceState(step.type, "s-c", "cid", APPLIED, {})})
+    running = inspected(Memory=48 * MIB, MemorySwap=48 * MIB)
+    api = SimpleNamespace(inspect_container=lambda _id: running)
+    applier = LocalApplier(cast(Any, SimpleNamespace(api=api)), say=lambda _m: None)
+    assert applier.drifted(plan, state, frozenset()) == {}
 
 
 KEY = Upload("/run/stage/server.key", b"KEY\n", 0o400, 999, 999)

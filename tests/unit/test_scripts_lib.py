@@ -182,3 +182,27 @@ def test_stop_group__what_ignores_sigint_is_terminated(tmp_path: Path) -> None:
     finally:
         if _alive(grandchild):
             os.kill(grandchild, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("stack", ["s45", "u10", "staging"])
+def test_fault_tests_hint__a_stack_of_ones_own_is_warned_that_test_sh_takes_dev_and_prod(
+    stack: str,
+) -> None:
+    # Found on s45 (2026-12-03): the setup summary's last hint said, for any stack,
+    # "with dev+prod isolation: scripts/test.sh -m e2e (deploys dev and prod)". On a host
+    # shared with other stacks (Quick start's reason for a stack of one's own) dev and prod
+    # may be running and someone else's: the session uses them as they are, and its fault
+    # tests stop and restart their Redis and app.
+    result = _bash('fault_tests_hint "$1"', stack)
+    assert result.returncode == 0, result.stderr
+    assert f"scripts/setup-secure-redis.sh {stack} --full" in result.stdout
+    assert "deploys dev and prod" not in result.stdout
+    assert "not on a host where others use them" in result.stdout
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_fault_tests_hint__dev_and_prod_name_the_isolation_tests(stack: str) -> None:
+    result = _bash('fault_tests_hint "$1"', stack)
+    assert result.returncode == 0, result.stderr
+    assert f"scripts/setup-secure-redis.sh {stack} --full" in result.stdout
+    assert "with dev+prod isolation: scripts/test.sh -m e2e" in result.stdout
