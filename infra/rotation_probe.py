@@ -568,9 +568,17 @@ class Probe:
         decided here only: inside the app container when it runs; else from a short-lived
         copy of it (`_beside`), so a stopped app does not keep an operator from retiring a
         CA (infra/apply.py asks before its up) while Redis is still looked at, never guessed."""
+        from docker.errors import NotFound  # noqa: PLC0415 - as in __init__
+
         argv = served_command(REDIS_ALIAS, self.port)
-        with _observing(self.app):
-            app = self.client.containers.get(self.app)
+        try:
+            with _observing(self.app):
+                app = self.client.containers.get(self.app)
+        except ProbeError as exc:
+            # Named as _trusted names it: the refusal quoted Docker's bare 404 instead.
+            if isinstance(exc.__cause__, NotFound):
+                raise Missing(f"{self.app} does not exist") from exc.__cause__
+            raise
         # Only the stack's own app is trusted to show what Redis serves: whatever else holds
         # its name (made by hand, another account, another stack) could print any certificate,
         # and a wrong one here retires a CA Redis still serves (retire_refusal).
