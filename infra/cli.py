@@ -49,12 +49,19 @@ class OneLineParser(argparse.ArgumentParser):
         return super().parse_known_args(args, namespace)
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
 
     def report(self, message: str, *, level: str = "error") -> None:
         """One line on stderr naming the program, for a failure after the arguments were read
         (the message says what is wrong and how to fix it)."""
-        print(f"{self.prog}: {level}: {message}", file=sys.stderr)
+        print(f"{self.prog}: {level}: {one_line(message)}", file=sys.stderr)
+
+
+def one_line(message: str) -> str:
+    """`message` as one printable line: a newline or an escape sequence that came with an
+    input (a policy config naming `"x\\u001b[2J"`) is shown escaped, never sent to the
+    terminal raw (as app/secure_cache/errors.py does for the app's messages)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
 
 
 def project_dir(text: str) -> Path:
@@ -73,4 +80,4 @@ def project_dir(text: str) -> Path:
     return path
 
 
-__all__ = ["OneLineParser", "project_dir"]
+__all__ = ["OneLineParser", "one_line", "project_dir"]

@@ -31,6 +31,7 @@ from infra.settings import (
     load_settings,
     load_stack_file,
     reads_as_itself,
+    shown_key,
 )
 
 _LINE: Final = re.compile(r"^(?P<indent>\s+)(?P<key>[A-Za-z0-9_.-]+:[A-Za-z0-9_.-]+):(?P<rest>.*)$")
@@ -91,7 +92,8 @@ def _require_setting(key: str) -> None:
     # get and set name the keys alike: a typo is fixed from the list, not from the source.
     if key not in SETTING_KEYS:
         raise StackConfigError(
-            f"{NAMESPACE}:{key} is not a setting (known: {', '.join(sorted(SETTING_KEYS))})"
+            f"{shown_key(f'{NAMESPACE}:{key}')} is not a setting (known: "
+            f"{', '.join(sorted(SETTING_KEYS))})"
         )
 
 

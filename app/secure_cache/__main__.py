@@ -162,6 +162,15 @@ def _healthcheck(url: str | None) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    if not (url.isascii() and url.isprintable()) or " " in url:
+        # http.client refused a space or a control character with an InvalidURL traceback,
+        # and a non-ASCII path was "did not answer 200 (ordinal not in range(128))", exit 1.
+        print(
+            "healthcheck: --url holds a space, a control character or a non-ASCII character; "
+            "give http://127.0.0.1:<port>/healthz",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     if "@" in netloc:  # urllib would not send it
         print(
             "healthcheck: /healthz takes no credentials; drop user:password@ from --url",
