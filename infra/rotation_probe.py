@@ -25,8 +25,10 @@ ending with the way on for that cause (way_on).
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
+import math
 import os
 import stat
 import sys
@@ -49,7 +51,7 @@ from infra.naming import (
     object_name,
 )
 from infra.redis_acl import APP_USER
-from infra.settings import REPO_ROOT, SettingsError, load_settings, load_stack_file
+from infra.settings import REPO_ROOT, SettingsError, load_settings, load_stack_file, quoted
 
 if TYPE_CHECKING:
     from infra.applier.state import StackState
@@ -946,7 +948,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--kind", choices=KINDS, help="report: the rotation that ran; unfinished: the one asked"
     )
-    parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument(
+        "--timeout", type=_seconds, default=120.0, help="wait: seconds to wait (1 to 86400)"
+    )
     parser.add_argument(
         "--applier-state",
         action="store_true",
@@ -992,6 +996,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, OSError, ValueError) as exc:
         print(f"rotation_probe: error: {exc}", file=sys.stderr)
         return 2
+
+
+# The longest `wait` takes: a day. `--timeout inf` waited for ever on a stack not deployed.
+_MAX_WAIT_S: Final = 86400.0
+
+
+def _seconds(text: str) -> float:
+    """A --timeout: `nan`, `0` or `-1` ran no look at all and exited 1 ("not settled") with
+    nothing said."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 1.0 <= value <= _MAX_WAIT_S:  # False for NaN too
+        raise argparse.ArgumentTypeError(
+            f"must be a number of seconds from 1 to {_MAX_WAIT_S:.0f}, got {quoted(text)}"
+        )
+    return value
 
 
 def way_on(stack: str, exc: ProbeError) -> str:

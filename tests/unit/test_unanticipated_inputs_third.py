@@ -361,3 +361,46 @@ def test_cache_cli__healthcheck_url_with_a_character_a_url_cannot_hold_is_bad_in
     assert "Traceback" not in text
     assert "\x1b" not in text, text
     assert "http://127.0.0.1:<port>/healthz" in text, text
+
+
+@pytest.mark.parametrize("value", ["NaN", "+Inf", "-Inf", "1e300", "-1e18"])
+def test_status__a_value_no_date_or_count_can_hold_is_unknown_not_a_traceback(value: str) -> None:
+    """scripts/status.sh prints what the stack's own containers report (the app's /metrics,
+    scraped inside it, and the exporter's): an expiry of NaN, 1e300 or -1e18 ended
+    stack_status.py in a ValueError/OverflowError/OSError traceback from
+    datetime.fromtimestamp, a generation or ACL LOG count of NaN or Inf in one from int()."""
+    from scripts.stack_status import parse, render  # noqa: PLC0415
+
+    text = "\n".join(
+        [
+            f'secure_cache_certificate_expiry_timestamp_seconds{{certificate="ca"}} {value}',
+            f"secure_cache_data_key_generation {value}",
+            f"secure_cache_data_key_previous_keys {value}",
+            f"secure_cache_api_previous_tokens {value}",
+            f"# consumer healthcheck {value}",
+            f"# trusted redis {value},{value}",
+            "# redis redis_up 1",
+            f'# redis redis_acl_log_entries{{reason="auth"}} {value}',
+            f"# redis redis_acl_log_newest_age_seconds {value}",
+            f'# redis redis_errors_total{{error="NOPERM"}} {value}',
+        ]
+    )
+    lines = render("s41", parse(text, stack="s41"), 1_700_000_000.0)
+    table = "\n".join(lines)
+    assert "CA (earliest in the bundle)" in table
+    ca = next(line for line in lines if line.startswith("CA (earliest"))
+    assert "unknown" in ca, ca
+
+
+@pytest.mark.parametrize("timeout", ["nan", "inf", "-1", "0", "1e400"])
+def test_rotation_probe__a_timeout_that_is_no_positive_number_is_bad_input(timeout: str) -> None:
+    """`rotation_probe wait --timeout nan` (or -1, 0) exited 1, "not settled", with not a
+    line said (its loop never ran); `--timeout inf` waited for ever on a stack that is not
+    deployed."""
+    from infra import rotation_probe  # noqa: PLC0415
+
+    argv = ["wait", "--stack", "s41", "--before", "/nonexistent", "--timeout", timeout]
+    code, text = _run(lambda: rotation_probe.main(argv))
+    assert code == 2, text
+    assert "--timeout" in text, text
+    assert "seconds" in text, text
