@@ -536,6 +536,13 @@ class ExporterSettings:
         environment = env.get("ENVIRONMENT", "production").strip()
         if environment not in ("development", "staging", "production"):
             problems.append("ENVIRONMENT must be development, staging or production")
+        metrics_host = env.get("METRICS_HOST", "").strip() or "127.0.0.1"
+        if not resolvable_host(metrics_host):
+            # `a..b` or a 64-character label was a UnicodeError traceback (IDNA) at the bind.
+            problems.append(
+                "METRICS_HOST is not a host name or IP address (an IPv6 address goes without "
+                "brackets); set it to an address of this container (default 127.0.0.1)"
+            )
         metrics_port = env.get("METRICS_PORT", str(DEFAULT_METRICS_PORT)).strip()
         if (
             # At most 5 digits: int() refuses more than 4300 with a ValueError (a traceback).
@@ -556,7 +563,7 @@ class ExporterSettings:
             min_tls_version=(
                 ssl.TLSVersion.TLSv1_2 if environment == "development" else ssl.TLSVersion.TLSv1_3
             ),
-            metrics_host=env.get("METRICS_HOST", "").strip() or "127.0.0.1",
+            metrics_host=metrics_host,
             metrics_port=int(metrics_port),
             password_file=env.get("REDIS_PASSWORD_FILE", "").strip() or None,
             watched_certificates=watched,
@@ -788,7 +795,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         server, thread = serve_metrics(registry, settings.metrics_host, settings.metrics_port)
     except OSError as exc:  # a name that does not resolve, a port in use
         print(
-            f"cannot listen on METRICS_HOST={settings.metrics_host} METRICS_PORT="
+            f"cannot listen on METRICS_HOST={shown(settings.metrics_host)} METRICS_PORT="
             f"{settings.metrics_port} ({exc.strerror or type(exc).__name__}); set them to an "
             "address of this container and a free port",
             file=sys.stderr,

@@ -404,3 +404,24 @@ def test_rotation_probe__a_timeout_that_is_no_positive_number_is_bad_input(timeo
     assert code == 2, text
     assert "--timeout" in text, text
     assert "seconds" in text, text
+
+
+@pytest.mark.parametrize("host", ["a..b", "h" * 5000, "h\x1b[2J", "[::1]"])
+def test_exporter__a_metrics_host_no_resolver_takes_is_a_configuration_error(
+    tmp_path: Path, host: str
+) -> None:
+    """METRICS_HOST=a..b (or a 5000-character name) was a UnicodeError traceback from the
+    IDNA codec when `serve` bound it, and one with an escape sequence was printed raw in
+    "cannot listen on METRICS_HOST=..."; REDIS_URL's host was checked so since
+    test_unanticipated_inputs_more.py, HTTP_HOST too, METRICS_HOST not."""
+    (problem,) = _exporter_problems({**_exporter_env(tmp_path), "METRICS_HOST": host})
+    assert problem.startswith("METRICS_HOST is not a host name or IP address"), problem
+    assert "h" * 100 not in problem, problem
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "redis-exporter-metrics", "localhost"])
+def test_exporter__a_metrics_host_that_is_an_address_or_a_name_is_taken(
+    tmp_path: Path, host: str
+) -> None:
+    settings = ExporterSettings.from_env({**_exporter_env(tmp_path), "METRICS_HOST": host})
+    assert settings.metrics_host == host
