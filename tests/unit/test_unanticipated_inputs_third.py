@@ -425,3 +425,24 @@ def test_exporter__a_metrics_host_that_is_an_address_or_a_name_is_taken(
 ) -> None:
     settings = ExporterSettings.from_env({**_exporter_env(tmp_path), "METRICS_HOST": host})
     assert settings.metrics_host == host
+
+
+@pytest.mark.parametrize("value", ["5\n", "5\r", "5\t", "\x1b[2J5"])
+def test_stack_config__a_value_with_a_line_break_or_control_character_is_refused(
+    tmp_path: Path, value: str
+) -> None:
+    """`stack_config set --stack S dataKeyGeneration $'5\\n'` passed (int() strips it), was
+    written as a quoted scalar over two lines, and the next `set` of the key replaced only
+    the first of them: the stack file was then "not valid YAML" for every command."""
+    from infra import stack_config  # noqa: PLC0415
+
+    project = _project(tmp_path)
+    argv = ["set", "--stack", "s41", "--project-dir", str(project), "dataKeyGeneration"]
+    code, text = _run(functools.partial(stack_config.main, [*argv, value]))
+    assert code == 2, text
+    assert "control character" in text, text
+    assert "\x1b" not in text, text
+    assert (project / "Pulumi.s41.yaml").read_text() == STACK_FILE
+    code, text = _run(functools.partial(stack_config.main, [*argv, "6"]))
+    assert code == 0, text
+    assert "secure-redis:dataKeyGeneration: 6\n" in (project / "Pulumi.s41.yaml").read_text()
