@@ -72,6 +72,15 @@ def project_dir(text: str) -> Path:
         raise argparse.ArgumentTypeError(
             "is empty; give the checkout's directory, or leave the option out for this one"
         )
+    if not text.isprintable():
+        # Every line that names the directory sent an escape sequence in it to the terminal
+        # raw, and a name that is not UTF-8 ended `apply down` in UnicodeEncodeError where
+        # stdout is strict UTF-8 (an en_US.UTF-8 locale).
+        raise argparse.ArgumentTypeError(
+            f"{text[:200]!r} holds a control character or bytes that are not UTF-8; rename "
+            "the checkout's directory, or leave the option out when the command is that "
+            "checkout's own (it means that checkout then)"
+        )
     path = Path(text)
     if path.exists() and not path.is_dir():
         raise argparse.ArgumentTypeError(

@@ -446,3 +446,25 @@ def test_stack_config__a_value_with_a_line_break_or_control_character_is_refused
     code, text = _run(functools.partial(stack_config.main, [*argv, "6"]))
     assert code == 0, text
     assert "secure-redis:dataKeyGeneration: 6\n" in (project / "Pulumi.s41.yaml").read_text()
+
+
+@pytest.mark.parametrize(
+    "name", ["p\x1b[2Jq", "p\udcffq", "p\nq"], ids=["escape", "not-utf8", "newline"]
+)
+def test_project_dir__one_with_a_control_character_or_not_utf8_is_refused(
+    tmp_path: Path, name: str
+) -> None:
+    """`--project-dir $'/x\\e[2J'` was echoed raw in every line that names it ("does not exist
+    in /x<ESC>[2J"); a directory name that is not UTF-8 ended `apply down` in "failed with
+    UnicodeEncodeError ... (a bug: report it)" where stdout is strict UTF-8 (a locale such as
+    en_US.UTF-8; C.UTF-8 escapes it)."""
+    import argparse  # noqa: PLC0415
+
+    from infra.cli import project_dir  # noqa: PLC0415
+
+    with pytest.raises(argparse.ArgumentTypeError) as raised:
+        project_dir(str(tmp_path / name))
+    message = str(raised.value)
+    assert message.isprintable(), message
+    assert "control character or bytes that are not UTF-8" in message, message
+    assert project_dir(str(tmp_path / "plain dir é")) == tmp_path / "plain dir é"
