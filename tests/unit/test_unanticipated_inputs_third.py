@@ -468,3 +468,26 @@ def test_project_dir__one_with_a_control_character_or_not_utf8_is_refused(
     assert message.isprintable(), message
     assert "control character or bytes that are not UTF-8" in message, message
     assert project_dir(str(tmp_path / "plain dir é")) == tmp_path / "plain dir é"
+
+
+def test_policies_check__a_resource_name_with_an_escape_sequence_is_shown_escaped() -> None:
+    """`policies.check --resources FILE` printed a record's name (any text a JSON string holds:
+    `"x\\u001b[2J\\u0007"`) raw in its table, so a resources file could drive the terminal;
+    `--json` escapes it already."""
+    from policies import check  # noqa: PLC0415
+    from policies.analyzer import Finding  # noqa: PLC0415
+
+    name = "x\x1b[2J\x07"
+    finding = Finding(
+        policy="container-capabilities-dropped",
+        level="mandatory",
+        urn=f"urn:pulumi:s41::p::docker:index/container:Container::{name}",
+        resource=name,
+        message=f"Container {name} must drop all Linux capabilities",
+    )
+    out = io.StringIO()
+    check._print_table([finding], [], "policy pack on /tmp/r\x1b[2J.json", out)
+    text = out.getvalue()
+    assert "\x1b" not in text, text
+    assert "\x07" not in text, text
+    assert "Container x\\x1b[2J\\x07 must drop" in text, text
