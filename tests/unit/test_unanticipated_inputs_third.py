@@ -491,3 +491,35 @@ def test_policies_check__a_resource_name_with_an_escape_sequence_is_shown_escape
     assert "\x1b" not in text, text
     assert "\x07" not in text, text
     assert "Container x\\x1b[2J\\x07 must drop" in text, text
+
+
+@pytest.mark.parametrize("timeout", ["abc", "0", "-5", "1e3", "60s"])
+def test_base_image__a_pull_timeout_that_is_no_number_of_seconds_is_refused(
+    tmp_path: Path, timeout: str
+) -> None:
+    """PULL_TIMEOUT=abc made `timeout` fail at once, silently (its error went to /dev/null
+    with docker pull's), and the script said "pull failed; building ... offline with
+    mmdebstrap": no pull had run. It is refused before the engine is asked."""
+    import shutil  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+
+    repo = Path(__file__).resolve().parents[2]
+    shutil.copytree(repo / "scripts", tmp_path / "scripts")
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    fake = tools / "docker"  # an engine that is not there: nothing real is asked
+    fake.write_text("#!/bin/sh\nexit 1\n")
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tools}:{os.environ['PATH']}", "PULL_TIMEOUT": timeout}
+    done = subprocess.run(
+        [str(tmp_path / "scripts" / "bootstrap-base-image.sh")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+        start_new_session=True,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "PULL_TIMEOUT" in done.stderr, done.stderr
+    assert "whole number of seconds" in done.stderr, done.stderr
