@@ -332,6 +332,23 @@ def test_stack_names__a_long_one_is_shown_bounded(tmp_path: Path) -> None:
         assert "a" * 100 not in text, text
 
 
+def test_stack_names__a_long_one_is_shown_bounded_by_the_policy_and_firewall_commands() -> None:
+    """The same 5000 characters, repeated whole (twice) by policies.strictness and
+    policies.check --stack, and by infra.firewall (its chain-name rule)."""
+    from infra import firewall  # noqa: PLC0415
+    from policies import check, strictness  # noqa: PLC0415
+
+    stack = "a" * 5000
+    for entry in (
+        lambda: strictness.main(["--stack", stack]),
+        lambda: check.run(["--stack", stack]),
+        lambda: firewall.main(["show", "--stack", stack]),
+    ):
+        code, text = _run(entry)
+        assert code in (1, 2), text  # infra.firewall's errors are 1 (not in README's table)
+        assert "a" * 100 not in text, text
+
+
 def test_one_line_parser__a_report_with_control_characters_is_escaped(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
