@@ -540,3 +540,17 @@ def test_base_image__a_pull_timeout_that_is_no_number_of_seconds_is_refused(
     assert done.returncode == 1, done.stderr
     assert "PULL_TIMEOUT" in done.stderr, done.stderr
     assert "whole number of seconds" in done.stderr, done.stderr
+
+
+def test_state__a_passphrase_that_is_not_utf8_seals_and_opens(tmp_path: Path) -> None:
+    """SECURE_REDIS_STATE_PASSPHRASE holding bytes that are not UTF-8 (typed in a Latin-1
+    terminal; os.environ holds them as surrogates) ended the first `up` in "failed with
+    UnicodeEncodeError, an error the applier does not handle (a bug)": scrypt was given
+    passphrase.encode(). The passphrase is its bytes, as the environment holds them."""
+    from infra.applier.state import PASSPHRASE_ENV, StateStore  # noqa: PLC0415
+    from tests.unit.test_applier_state import sample  # noqa: PLC0415
+
+    passphrase = "mot de passe \udce9t\udce9 long enough"  # b"... \xe9t\xe9 ..."
+    StateStore(tmp_path, "dev", environ={PASSPHRASE_ENV: passphrase}).save(sample())
+    again = StateStore(tmp_path, "dev", environ={PASSPHRASE_ENV: passphrase})
+    assert again.load() == sample()
