@@ -665,7 +665,7 @@ def _rekey(store: StateStore) -> int:
     old = f"the key file {done.key_file}" if done.key_file else "the old passphrase"
     # rekey re-seals only the state file: a copy made before (a backup, a copied directory)
     # still opens with the old credential, and holds the very secrets the stack runs with,
-    # which re-sealing does not change (README, "The state is encrypted at rest").
+    # which re-sealing does not change (docs/applier.md, "The state is encrypted at rest").
     say(
         f"copies of {store.path.name} made before this rekey (backups, a copied "
         f".secure-redis) still open with {old}: replace them with copies of the re-sealed "

@@ -28,7 +28,7 @@ LOOPBACK_DNAT_FIXED_IN: Final = (28, 0)
 # CIS Docker Benchmark 2.14. Without live-restore, stopping the engine (an upgrade, a crash,
 # a restart) stops every container cleanly (exit 0), and Docker restarts no `on-failure`
 # container after its own restart, so the stack's services stay stopped until an up (measured:
-# README, Day 2). The option is reloadable (SIGHUP): enabling it restarts no container.
+# docs/day2.md). The option is reloadable (SIGHUP): enabling it restarts no container.
 LIVE_RESTORE_ON: Final = (
     "live-restore: on: the stack's containers keep running while the Docker engine stops or "
     "restarts (not across a reboot)"

@@ -35,7 +35,7 @@ def _ignore_patterns(context: Path) -> list[str]:
 
 
 # Build inputs made on the host, never checked in, and the command that makes each: PyPI is
-# not reachable inside `docker build`, so the app's wheels are fetched beforehand (README,
+# not reachable inside `docker build`, so the app's wheels are fetched beforehand (docs/client.md,
 # "The service and its image"). A build without them failed with docker's bare
 # `COPY failed: ... wheelhouse/`.
 HOST_MADE_INPUTS: Final = {wheelhouse.DIRECTORY: "scripts/build-app-image.sh --wheelhouse-only"}

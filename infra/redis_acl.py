@@ -40,9 +40,9 @@ APP_COMMANDS: Final = ("del", "get", "mget", "ping", "set")
 # nothing moves), and PING (the client's probe before it starts). WATCH is why it is an
 # identity of its own: WATCH is not `denyoom`, every watched name is held until the
 # connection ends and Redis 7.0 charges it to neither maxmemory nor maxmemory-clients, so a
-# client that may WATCH can grow Redis past its memory limit (README, "What a container on the
-# backend network can still do to Redis"). The serving app, which runs all the time and
-# faces the network, does not get it; this user's credentials exist only in the rotation
+# client that may WATCH can grow Redis past its memory limit (docs/attack-surface.md, "What a
+# container on the backend network can still do to Redis"). The serving app, which runs all the time
+# and faces the network, does not get it; this user's credentials exist only in the rotation
 # container's volume, which runs for the length of a pass. SCAN takes no key argument, so the
 # key pattern cannot narrow it; with one database (`databases 1`, infra/redis_conf.py) and no
 # other user that may write, it only ever sees the app's own prefix.

@@ -813,8 +813,8 @@ def retire_refusal(stack: str, served_issuer: str | None, staying: Collection[st
     the CAs `staying` (their serials), and Redis presents a certificate of another CA (of
     `served_issuer`, None when its volume trusts that CA no more). That is a CA rollover's
     promote whose TLS reload did not take, before the retire step: the job would no longer
-    verify Redis, and every `up` after failed until Redis was restarted by hand (README,
-    Day 2). The old CA is not kept past the retire instead: nothing is trusted longer than
+    verify Redis, and every `up` after failed until Redis was restarted by hand
+    (docs/day2.md). The old CA is not kept past the retire instead: nothing is trusted longer than
     the rollover says. The local applier (infra/apply.py, `staying` the bundle the up would
     write) and scripts/rotate.sh (`guard`, `staying` the CA that issued the volume's server
     certificate, which every step keeps) both ask this before an up."""

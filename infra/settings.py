@@ -223,7 +223,7 @@ def valid_stack_name(stack: str) -> bool:
 _NEW_STACK_FILE: Final = (
     f"a `config:` mapping with {NAMESPACE}:environment, a free {NAMESPACE}:appHostPort and, "
     f"for a name other than {', '.join(STACK_SLOTS)}, a {NAMESPACE}:runtimeIdSlot no other "
-    'stack uses; README "Another stack"'
+    'stack uses; docs/stack-settings.md, "Another stack"'
 )
 
 

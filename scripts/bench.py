@@ -1001,7 +1001,7 @@ def measure_sizes(
 
 
 def goals_met(summary: dict[str, Any]) -> bool:
-    """The targets of the parts that ran (README, "Benchmark")."""
+    """The targets of the parts that ran (docs/client.md, "Benchmark")."""
     met = True
     if "ratio_sequential" in summary:
         versus_tls = summary["ratio_vs_tls_transport"]

@@ -211,7 +211,7 @@ else
     # dockerd refuses to start when an option is both a flag and in its configuration file,
     # so an option the file sets (either way) is left to the file.
     # live-restore (CIS Docker 2.14): containers keep running while the engine restarts, as
-    # the stack's on-failure services are not restarted after it (README, Day 2). A swarm
+    # the stack's on-failure services are not restarted after it (docs/day2.md). A swarm
     # member cannot have it: dockerd then refuses to start ("failed to start cluster
     # component: --live-restore daemon configuration is incompatible with swarm mode").
     if [ -n "$(daemon_config live-restore)" ]; then
@@ -220,13 +220,13 @@ else
         fi
         log "live-restore: as $DOCKERD_CONFIG sets it"
     elif swarm_member; then
-        warn "this engine is a swarm member ($(data_root)/swarm), and live-restore is incompatible with swarm mode: dockerd starts without it, so the stack's containers stop when the engine stops or restarts (an up starts them again; README, Day 2)"
+        warn "this engine is a swarm member ($(data_root)/swarm), and live-restore is incompatible with swarm mode: dockerd starts without it, so the stack's containers stop when the engine stops or restarts (an up starts them again; docs/day2.md)"
     else
         dockerd_args+=(--live-restore)
     fi
     # The userland proxy stays on (CIS Docker 2.15 asks for it off), although docker-proxy is
     # the engine's child and the app's 127.0.0.1 port refuses connections while the engine
-    # restarts. Measured with it off (README, Day 2): the port still refused for 0.6 s, and
+    # restarts. Measured with it off (docs/day2.md): the port still refused for 0.6 s, and
     # the engine turned route_localnet on for every bridge, so a container with the default
     # NET_RAW capability on any bridge reached a host service bound to 127.0.0.1.
     # Detached: the engine must outlive this script and the test run that called it, and must

@@ -91,7 +91,7 @@ if [ "$cache_only" = 1 ]; then
 fi
 log "wheelhouse ready in $(elapsed "$start"); building $tag"
 # The legacy builder keeps a multi-stage build's first stage as an untagged image, the build
-# cache every build of app/Dockerfile shares (README, "Verification (tests/e2e)": `down` keeps it). It
+# cache every build of app/Dockerfile shares (docs/verification.md: `down` keeps it). It
 # is left there: removing it here (it was built under a temporary tag, removed on exit) took
 # it from under a stack's image builds running at the same time, which failed with
 # "invalid from flag value build: No such image" (CI, 2026-12-02, the deploy beside the tests).

@@ -34,7 +34,7 @@
 # restarted: new material reaches them by their material volumes, Redis reloads it (CONFIG SET,
 # ACL LOAD), the app reads its files again. After each up the script waits until every consumer
 # uses what it was given (infra/rotation_probe.py); a container restarted meanwhile by anyone
-# else is named, and the step judged by what its consumers use (README, Day 2).
+# else is named, and the step judged by what its consumers use (docs/day2.md).
 set -euo pipefail
 LOG_TAG=rotate
 source "$(dirname "$0")/lib.sh"
@@ -123,7 +123,7 @@ up() { # up WHY: one up of the program, then wait until every consumer uses the 
     else
         local code=0
         "$PY" -m infra.apply up --stack "$stack" || code=$?
-        # Exit 2 is a refusal before anything changed (README, "The local applier"): the
+        # Exit 2 is a refusal before anything changed (docs/applier.md): the
         # stack's lock held by another up, among others.
         [ "$code" -ne 2 ] || unraise
         raised_key=""
@@ -205,15 +205,15 @@ rotate_data_key() {
         up "data key: new primary, the old one kept for reading"
     fi
     log "rotation pass: moving every entry to the new key"
-    # The pass is safe to interrupt and run again (README): a transient failure gets it run
-    # again, up to three times. A Redis restart is not retried away: the probe after the next
+    # The pass is safe to interrupt and run again (docs/client.md, "Key rotation"): a
+    # transient failure gets it run again, up to three times. A Redis restart is not retried away: the probe after the next
     # up fails on it. (The one failure seen under load was Redis OOM-killed mid AOF rewrite;
     # infra/redis_conf.py min_memory_limit_mb sizes the limit against that.)
     # It runs in its own container under its own ACL user (infra/components/rotation.py): the
     # serving app may not WATCH. The program declares that container stopped; this starts it
     # and waits for its exit code. It reads its files at start, so it has the new key.
     # Exit 7 (README, "Exit codes"): the pass left entries a newer secure-cache wrote (the app
-    # was rolled back; README, "Rolling back the app"). Running it again cannot move them, and
+    # was rolled back; docs/day2.md, "Rolling back the app"). Running it again cannot move them, and
     # retiring the old key below would make them unreadable for good: stop here, key kept.
     local attempt code pass="secure-redis-$stack-rotation"
     for attempt in 1 2 3; do
@@ -234,7 +234,8 @@ rotate_data_key() {
 rotate_api_token() {
     bump apiTokenRotationGeneration
     up "API token ROTATE: a new token, the old one still accepted"
-    # Where operators read the token (README "The service and its image"); never printed here.
+    # Where operators read the token (docs/client.md, "The service and its image"); never
+    # printed here.
     log "the new API token: docker exec secure-redis-$stack-app cat /etc/secure-cache/api.token"
     log "the old one is accepted until the next up; once every client uses the new one: scripts/rotate.sh $stack api-token-retire"
 }

@@ -132,8 +132,8 @@ echo "images:   $(docker images --filter "label=$label" --format '{{.Repository}
 binding="$(docker port "secure-redis-$stack-app" 2>/dev/null | head -n 1 | sed 's/.* -> //' || true)"
 echo
 echo "the app listens on http://${binding:-<not published>}/ (this host only): GET /healthz, GET /security-status, PUT|GET|DELETE /cache/{key}"
-# The token goes to curl on its stdin: a command line is readable by every account (README
-# "The service and its image").
+# The token goes to curl on its stdin: a command line is readable by every account
+# (docs/client.md, "The service and its image").
 echo "every route but /healthz needs its token, on the client's stdin, never its command line: docker exec secure-redis-$stack-app cat /etc/secure-cache/api.token | sed 's/^/Authorization: Bearer /' | curl -H @- http://${binding:-127.0.0.1:PORT}/security-status"
 echo "Redis publishes no port: it is reachable only from the app, over TLS with client certificates, on secure-redis-$stack-backend"
 echo "host firewall: $firewall_state"

@@ -102,7 +102,7 @@ CONSUMER_NAMES: Final = tuple(consumer.name for consumer in CONSUMERS)
 # The CA bundles that decide whom each side trusts: Redis's decides which client certificates
 # it accepts (a leaked one signed by the old CA until the rollover's retire step), the app's
 # which server it talks to. Each holds two CAs from a rollover's introduce step until its
-# retire step (README, Day 2: `ca`). tests/unit/test_status_script.py pins them to the
+# retire step (docs/day2.md: `ca`). tests/unit/test_status_script.py pins them to the
 # declaration.
 BUNDLES: Final = (
     Consumer("Redis", "redis", "/etc/secure-redis/ca.crt"),
@@ -348,7 +348,7 @@ def _token_lines(stack: str, previous: int | None) -> list[str]:
         lines.append(
             "rotation unfinished: an old API token is still accepted beside the new one; once "
             f"its clients read the new one, retire it: scripts/rotate.sh {stack} "
-            "api-token-retire (README, Day 2)"
+            "api-token-retire (docs/day2.md)"
         )
     return lines
 
@@ -369,14 +369,14 @@ def _trust_lines(stack: str, trusted: dict[str, tuple[float, ...] | None]) -> li
             "a client certificate the old CA signed is still accepted. Each up takes it one "
             f"step further: run `python -m infra.apply up --stack {stack}` (or `pulumi up`) "
             f"until one CA is left; `python -m infra.apply status --stack {stack}` says how "
-            "many ups (README, Day 2)"
+            "many ups (docs/day2.md)"
         )
     return lines
 
 
 def _redis_lines(view: RedisView | None) -> list[str]:
     """The ACL LOG by reason and the denials since Redis started; what the
-    RedisAuthFailureBurst and RedisAclDenials alerts fire on (README, Monitoring)."""
+    RedisAuthFailureBurst and RedisAclDenials alerts fire on (docs/monitoring.md)."""
     if view is None:
         return ["Redis ACL LOG: unknown (the exporter's /metrics could not be read)"]
     if not view.up:

@@ -59,7 +59,7 @@ collected="$(docker exec "$app" python3 -c "$scrape" 2>"$errors")" \
 # Redis's own view, from the exporter's /metrics inside its container (it listens on its
 # frontend address, METRICS_HOST): what the ACL LOG holds now by reason and the failed AUTHs
 # and ACL denials counted since Redis started. Counts only: the log's usernames, keys and
-# client addresses stay in Redis (README, Monitoring).
+# client addresses stay in Redis (docs/monitoring.md).
 exporter="secure-redis-$stack-redis-exporter"
 redis_scrape='import os, sys, urllib.request
 try:
@@ -102,7 +102,7 @@ while read -r name container path; do
         warn "$container: its CA bundle could not be read ($(last_error)); shown as unknown"
     fi
 done < <("$PY" "$ROOT/scripts/stack_status.py" --bundles)
-# Without live-restore an engine restart leaves the stack's services stopped (README, Day 2).
+# Without live-restore an engine restart leaves the stack's services stopped (docs/day2.md).
 if live_restore="$(docker info --format '{{json .LiveRestoreEnabled}}' 2>/dev/null)"; then
     collected+=$'\n'"# engine live-restore $live_restore"
 fi

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test command (README, CI). Bootstraps what it needs, then lint, types, scans and tests.
+# The test command (README, "The two commands"; .ci/run runs it). Bootstraps what it needs,
+# then lint, types, scans and tests.
 #
 #   scripts/test.sh                      everything, as CI runs it
 #   scripts/test.sh -m unit              one layer: unit | policy | integration | e2e

@@ -371,7 +371,7 @@ def _left_newer(n: int) -> int:
         "(event=newer_envelope). The app was rolled back. Keep the old data key (retiring it "
         "loses them); upgrade the app again, then run the rotation again with the newer code "
         "(on a stack: an up from the newer checkout, then scripts/rotate.sh STACK data-key, "
-        'which finishes this rotation). README, "Rolling back the app"',
+        'which finishes this rotation). docs/day2.md, "Rolling back the app"',
         file=sys.stderr,
     )
     return EXIT_NEWER

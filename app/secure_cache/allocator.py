@@ -8,7 +8,7 @@ one: measured on the 2-core build machine (2026-11-30), sealing 100 values of 10
 keeping them took 24.5 minor faults and about 270 us per seal, against 0 faults and 70 us
 with the thresholds below (scripts/bench.py reports the effect on whole operations). The
 service sets them at start (`python -m secure_cache serve`); a process embedding the library
-decides for itself (README, "Benchmark").
+decides for itself (docs/client.md, "Benchmark").
 
 What this costs: freed memory up to TRIM_THRESHOLD_BYTES stays mapped, so the resident size
 stays near its peak instead of shrinking after a burst; the service's peak is bounded by its

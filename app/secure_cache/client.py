@@ -224,7 +224,12 @@ class SecureCache(_Shell):
         return self._call(self._core.ping())
 
     def status(self) -> dict[str, Any]:
-        """Backend, negotiated TLS, key ids and security counters (no secrets)."""
+        """Backend, negotiated TLS, key ids and security counters (no secrets).
+
+        The material files are checked first, as before a command: an idle app otherwise
+        reported the data key it had before a rotation until some command arrived."""
+        if self._files.due():
+            self._reload_due()
         need = self._core.status_needs(self._transport.tls_info is not None)
         if need == "probe":
             self._try_recover()
@@ -410,6 +415,8 @@ class AsyncSecureCache(_Shell):
 
     async def status(self) -> dict[str, Any]:
         """See SecureCache.status."""
+        if self._files.due():
+            self._reload_due()
         need = self._core.status_needs(self._transport.tls_info is not None)
         if need == "probe":
             await self._try_recover()

@@ -104,7 +104,7 @@ NEWER_ENVELOPE_NOTE: Final = (
     f"an entry was written by a newer secure-cache; this version reads envelope versions up "
     f"to {VERSION}: it is a miss here (not an integrity failure) and no rotation pass of this "
     "version deletes it. The app was rolled back: upgrade the app again "
-    '(README, "Rolling back the app"). Later ones are counted '
+    '(docs/day2.md, "Rolling back the app"). Later ones are counted '
     "(secure_cache_newer_envelopes_total), not logged"
 )
 
@@ -805,7 +805,7 @@ class CacheCore:
         NX keeps a value written under the primary key since (newer) instead of the old one;
         the DEL runs either way, so the old entry never resurfaces. An entry no key opens is
         deleted, unless a newer secure-cache wrote it: this code cannot move it, only the
-        newer code can, once it is back, so it stays with the key that reads it (README,
+        newer code can, once it is back, so it stays with the key that reads it (docs/day2.md,
         "Rolling back the app").
         """
         plan = BatchPlan()

@@ -417,7 +417,7 @@ class Keyring:
 
         Only for the failure path, after open or open_value raised: it adds nothing to a
         successful open. It authenticates nothing (no key opens a version this code does not
-        know), so anyone who can write to Redis can make a value pass it; README, "Rolling
+        know), so anyone who can write to Redis can make a value pass it; docs/day2.md, "Rolling
         back the app", says what that gains them (nothing a DEL does not) and what shows it."""
         if len(envelope) <= HEADER_BYTES or envelope[0] <= VERSION:
             return None

@@ -382,7 +382,7 @@ class _Tally:
     the shared 2-core build machine (2026-11-30, timeit, best of 5): prometheus_client's
     `Histogram.labels(...).observe()` (a label lookup, a lock) 2.7 us, this class's
     `observe` (a bisect, two list adds) 0.3 us, against about 17 us for a whole pipelined
-    1 KiB operation (README, Benchmark). Under the GIL two threads adding at once may,
+    1 KiB operation (docs/client.md, "Benchmark"). Under the GIL two threads adding at once may,
     rarely, lose one increment; the service runs on one event loop, where counts are exact.
     """
 

@@ -204,8 +204,8 @@ def info_families(info: Mapping[str, Any], tls_port: int | None = None) -> list[
     tcp_port = info.get("tcp_port")
     if tls_port is not None and isinstance(tcp_port, int):
         # The stack's Redis has no plaintext listener (`port 0`, infra/redis_conf.py), but
-        # the reload identity's CONFIG SET could open one at runtime (README, "What a
-        # container on the backend network can still do to Redis"). INFO's tcp_port is the
+        # the reload identity's CONFIG SET could open one at runtime (docs/attack-surface.md,
+        # "What a container on the backend network can still do to Redis"). INFO's tcp_port is the
         # plaintext port, or the TLS port when there is none (Redis 7.0), so any other
         # value is a plaintext listener.
         families.append(

@@ -108,7 +108,7 @@ _FILE_SECRETS: Final = ("REDIS_PASSWORD", "REDIS_ENCRYPTION_KEY", "REDIS_ENCRYPT
 _API_TOKEN_SECRETS: Final = ("HTTP_API_TOKEN", "HTTP_API_PREVIOUS_TOKENS")
 DEFAULT_HTTP_MAX_INFLIGHT_BYTES: Final = 16 << 20
 DEFAULT_HTTP_MAX_CONNECTIONS: Final = 400
-# The deadlines a slow client meets (http_api.py, service.py; README "The service and
+# The deadlines a slow client meets (http_api.py, service.py; docs/client.md, "The service and
 # its image"). Settings so that the tests of those deadlines need not wait the full ones.
 DEFAULT_HTTP_BODY_TIMEOUT_S: Final = 15
 DEFAULT_HTTP_STALL_TIMEOUT_S: Final = 10

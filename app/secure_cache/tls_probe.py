@@ -23,7 +23,7 @@ accepting a client connection"), so the exporter probes at most once per PROBE_I
 a thread of its own, and reports the last answer in between (TlsPolicyProbe).
 `protected-mode` is not probed: Redis 7.0 applies it only while the `default` user is `nopass`
 and enabled, and the stack's `default` user is off in the ACL file, which the reload identity
-can only load again as it is (README, Monitoring).
+can only load again as it is (docs/monitoring.md).
 
 A probe that cannot reach Redis (refused, timed out) concludes nothing: its value is None and
 the exporter exports no sample for it, as for any other unknown.

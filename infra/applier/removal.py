@@ -5,7 +5,7 @@ A container has a fixed name and host port, so its successor can only be created
 gone; removed just before that create (after the successor's image is built and the steps it
 needs are done), it keeps serving while the up builds images and runs what comes before it.
 Removed when the up began, the app was down for its image's whole build (20-60 s on the
-2-core build machine) and Redis while its initialiser ran (README, "Day 2").
+2-core build machine) and Redis while its initialiser ran (docs/day2.md).
 
 Removed before the steps, as every replaced object was before: whatever is deleted (it has no
 successor to wait for), replaced networks, images and volumes (images and volumes are only

@@ -73,7 +73,7 @@ def unfinished_rotation(state: StackState) -> str | None:
     if pending:
         lines.append(
             f"rotation unfinished: {'; '.join(pending)}. Run up {most} more time(s) to finish "
-            "it (one step per up; README, Day 2)"
+            "it (one step per up; docs/day2.md)"
         )
     if token is not None:
         lines.append(token)

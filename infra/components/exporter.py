@@ -23,7 +23,7 @@ Expiry of the certificates no running process reports (WATCHED_CERTIFICATES). Ev
 certificate the stack issues needs an expiry metric a Prometheus scrapes. The app reports the
 CA bundle, the server certificate as served and its own; the exporter its own. The Redis
 health check's certificate sits in Redis's volume beside the server's private key, the reload
-jobs' beside the reload identity's key (as sensitive as the server's: README, Day 2) in a
+jobs' beside the reload identity's key (as sensitive as the server's: docs/day2.md) in a
 volume no running container mounts, and the rotation pass's beside the data keys in the
 volume of a container declared stopped. Exporting from there would mean a long-running
 reader of those volumes, i.e. access to those keys. So the exporter's own volume gets a copy

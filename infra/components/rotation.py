@@ -5,9 +5,9 @@ the previous data keys to the primary one in WATCH/MULTI/EXEC transactions. WATC
 reason it runs here and not in the app: WATCH is not `denyoom`, each watched name is held
 until the connection ends, and Redis 7.0 charges it to neither maxmemory nor
 maxmemory-clients, so any client that may WATCH can grow Redis past its memory limit
-(README, "What a container on the backend network can still do to Redis"). The serving app
-runs all the time and faces the frontend network; it gets no WATCH, MULTI, EXEC, SCAN, STRLEN
-or PTTL (infra/redis_acl.py APP_COMMANDS). The pass connects as the `rotation` ACL user
+(docs/attack-surface.md, "What a container on the backend network can still do to Redis").
+The serving app runs all the time and faces the frontend network; it gets no WATCH, MULTI, EXEC,
+SCAN, STRLEN or PTTL (infra/redis_acl.py APP_COMMANDS). The pass connects as the `rotation` ACL user
 (ROTATION_COMMANDS, the app's key prefix) with its own client certificate and password, from
 its own material volume, which no other container mounts.
 
@@ -19,7 +19,7 @@ so every run uses what the last `up` wrote. It runs the app's image built for it
 (infra/runtime_ids.py), on the backend network only, hardened like every container (read-only
 root, no capabilities, no-new-privileges, non-root, memory, CPU and nproc limits), and is
 never restarted by Docker: rotate.sh runs a stopped pass again, except one that exited 7
-(it left entries a newer secure-cache wrote, after a rollback; README, "Rolling back the
+(it left entries a newer secure-cache wrote, after a rollback; docs/day2.md, "Rolling back the
 app"), which it stops at, the old key kept.
 """
 

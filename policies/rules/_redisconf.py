@@ -717,7 +717,7 @@ def parse_conf(content: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """((directive, values), ...) from redis.conf text; quotes are honoured as Redis does.
 
     Cached: every Redis rule reads each server's files again, and a stack of a thousand
-    resources parsed the same files thousands of times (README, "Large stacks")."""
+    resources parsed the same files thousands of times (docs/policy.md, "Large stacks")."""
     directives = []
     for line in content.splitlines():
         stripped = line.strip()
@@ -734,7 +734,7 @@ class StackFiles:
 
     Each Redis server looks files up among its own uploads and then every other container's;
     reading every container's uploads again for each server made a stack of a thousand
-    resources take minutes (measured: README, "Large stacks").
+    resources take minutes (measured: docs/policy.md, "Large stacks").
     """
 
     def __init__(self, containers: Sequence[Resource]) -> None:

@@ -614,7 +614,7 @@ def memory_fork_headroom(server: RedisServer, _config: Mapping[str, Any]) -> Ite
 
     An AOF rewrite or an RDB save forks Redis; under writes the copy-on-write child can need the
     whole dataset again, so parent and child together reach about twice maxmemory, and the
-    kernel kills Redis mid-rewrite (measured: README "Day 2", a 256 MiB limit for 192 MiB of
+    kernel kills Redis mid-rewrite (measured: docs/day2.md, a 256 MiB limit for 192 MiB of
     maxmemory under the rotation load test). The program refuses less than
     infra/redis_conf.min_memory_limit_mb (twice maxmemory, plus the process, one reply at the
     output-buffer limit and a full ACL LOG); the pack advises it:

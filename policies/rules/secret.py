@@ -204,7 +204,7 @@ def not_shared_in_plain_form(
 ) -> Iterator[Violation]:
     # Each secret once, with the resources carrying it: matching every property of every
     # resource against every other resource's secrets one by one took minutes on a stack of
-    # a thousand resources (README, "Large stacks").
+    # a thousand resources (docs/policy.md, "Large stacks").
     holders: dict[str, set[str]] = {}
     for source in task_containers(resources):
         with reading(source):

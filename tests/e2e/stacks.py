@@ -270,7 +270,7 @@ class Deployments:
         # A stack that was there before the session (deployed by the setup script or by hand,
         # a container stopped or a health check failing under load) gets an up and is kept:
         # taken over, it was removed at the end with its data and every secret (stack u10,
-        # README "Verification"). Only a stack made from nothing is the session's to remove.
+        # docs/verification.md). Only a stack made from nothing is the session's to remove.
         if not existed_before(self.client, name):
             self.owned.append(name)  # from here on, whatever is created is ours to remove
         code, output = _run("-m", "infra.apply", "up", "--stack", name)

@@ -81,7 +81,7 @@ class Scratch:
         start = time.monotonic()
         result = self.apply("up")
         assert result.returncode == 0, result.stdout + result.stderr
-        # A figure for the README (shown with -s), not an assertion on time.
+        # A figure for docs/applier.md (shown with -s), not an assertion on time.
         print(f"figure: {what}: {time.monotonic() - start:.1f}s wall")
         return result.stdout
 

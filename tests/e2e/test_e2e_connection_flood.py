@@ -4,9 +4,10 @@ connection names, which held memory outside every client limit (HELLO renamed aw
 Every connection Redis accepts costs it about 31 KiB that neither maxmemory nor
 maxmemory-clients counts; with Redis's default maxclients, plain TCP connections from any
 container on the backend network (no certificate needed) got Redis OOM-killed
-(infra/redis_conf.py MAX_CLIENTS; README, "What a container on the backend network can still
-do to Redis"). Here a probe on the backend network opens twice the limit and holds them: Redis
-keeps at most MAX_CLIENTS, refuses the rest, stays inside its container's memory limit without
+(infra/redis_conf.py MAX_CLIENTS; docs/attack-surface.md, "What a container on the backend
+network can still do to Redis"). Here a probe on the backend network opens twice the limit and holds
+them: Redis keeps at most MAX_CLIENTS, refuses the rest, stays inside its container's memory limit
+without
 a restart, and serves the app again once the flood ends. The same on a local server with the
 stack's redis.conf: tests/integration/test_redis_connection_flood.py.
 """

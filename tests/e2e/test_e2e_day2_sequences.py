@@ -122,11 +122,6 @@ def _reloaded(stack: Stack, before: str) -> str:
     "the keyring's rotation is one provider for every stack: no stack setting changes it "
     "(tests/unit/test_infra_rotation_providers.py drives the same provider)"
 )
-@pytest.mark.skip(
-    reason="passed on s90; in the fresh-clone CI of e7693f8 on dev the app did not read the "
-    "first raise's key within 60 s after an up that exited 0: not yet understood, open for the "
-    "next session (the refusal itself is tested in tests/unit/test_infra_rotation_providers.py)"
-)
 def test_data_key_raised_twice_by_hand__the_second_up_is_refused_and_no_entry_is_lost(
     stack: Stack,
 ) -> None:
@@ -280,7 +275,7 @@ def test_runtime_id_slot_changed_on_a_deployed_stack__refused_before_anything_ch
     """runtimeIdSlot 90 -> 91 on s90 (2026-12-03): the up rebuilt four images, then its
     material writers, running as the new uids, could not remove the old uids' material
     (`Permission denied`, exit 3), and Redis's append-only files are the old uid's. Now the up
-    is refused before any change (exit 2), with the ways on (README, Stack settings)."""
+    is refused before any change (exit 2), with the ways on (docs/stack-settings.md)."""
     label = {"label": f"{STACK_LABEL}={stack.name}"}
     containers = sorted(c.id for c in docker_client.containers.list(all=True, filters=label))
     written = _config(stack, "get", "runtimeIdSlot")

@@ -98,7 +98,7 @@ def test_fault__app_not_running__the_served_certificate_is_still_read_for_the_re
     not running: the same CA as from inside the running app, from a short-lived copy of the
     app on the backend network, which is gone afterwards. Before, an app not running made
     every CA retire refuse (`unobserved_refusal`). The app is paused, not stopped: to the probe
-    it is as much not running (a stopped app's retire was run on s80, README), and it comes
+    it is as much not running (a stopped app's retire was run on s80, docs/day2.md), and it comes
     back at once, with no restart and no health wait (the test takes a few seconds)."""
     probe = rotation_probe.Probe(stack.name, stack.settings.redis_port)
     # The image the app runs stands for the one its state records (infra/applier/state.py

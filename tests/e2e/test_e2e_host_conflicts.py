@@ -1,8 +1,9 @@
 """Two stacks on one engine: `up` refuses a uid block or host port another stack already holds.
 
-README ("Another stack"): a new stack needs a free `appHostPort` and a `runtimeIdSlot` no
-other stack on the host uses. Before infra/applier/host_conflicts.py nothing checked either:
-an `up` with another stack's slot deployed the whole stack under the same uids, and a port
+docs/stack-settings.md ("Another stack"): a new stack needs a free `appHostPort` and a
+`runtimeIdSlot` no other stack on the host uses. Before infra/applier/host_conflicts.py nothing
+checked either: an `up` with another stack's slot deployed the whole stack under the same uids, and
+a port
 another stack publishes failed only as the app started, after every other object had been
 created. Here the other stack is one container created (never started) with the labels, uid
 and port binding a deployed stack's app has; the refused `up` is the real command.

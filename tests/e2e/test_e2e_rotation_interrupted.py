@@ -7,7 +7,7 @@ running Redis trusts only the old CA, its volume both. The next `up` is the prom
 reissues the reload job's certificate from the new CA, which that Redis refuses at the
 handshake, and the job then tries the certificate the promote replaced
 (infra/components/reload.py). Before, the promote and every `up` after it failed until Redis
-was restarted by hand (README, Day 2). `scripts/rotate.sh S ca`, the documented way on, then
+was restarted by hand (docs/day2.md). `scripts/rotate.sh S ca`, the documented way on, then
 finishes the rollover it finds half done. Redis is never restarted here (rotate.sh fails if it
 was, and the test compares its container and start time).
 

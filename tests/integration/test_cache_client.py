@@ -23,6 +23,7 @@ from tests.support.cache_env import (
     raw_client,
     stored_names,
 )
+from tests.support.cache_shells import open_cache
 from tests.support.tls_redis import TlsRedisServer
 
 
@@ -120,6 +121,29 @@ def test_all_operations__stay_within_the_app_acl(cache: SecureCache) -> None:
     assert counters["acl_denied"] == 0
     assert counters["command_errors"] == 0
     assert cache.backend == "redis"
+
+
+def test_status__reports_a_rotated_data_key_without_a_command_in_between(
+    shell: str, tls_redis: TlsRedisServer, tmp_path: Path
+) -> None:
+    """An idle app's /security-status reported the data key it had before a rotation for as
+    long as no cache command arrived: the material files were checked only before a command
+    (found in the day-2 e2e test on dev, 2026-12-03: a minute after the up, still the old
+    key). The status checks them first, on the same timer as a command."""
+    now = [0.0]
+    secrets = tmp_path / "secrets"
+    old_key, new_key = new_data_key(), new_data_key()
+    environ = cache_environ(tls_redis, secrets, data_key=old_key, previous_keys=())
+    with open_cache(shell, environ, clock=lambda: now[0], reload_interval=1.0) as cache:
+        before = cache.status()["encryption"]["primary_key_id"]
+        assert before == Keyring(base64.b64decode(old_key)).primary.key_id_hex
+        key_file = secrets / "data-key"
+        key_file.chmod(0o600)
+        key_file.write_text(new_key + "\n")
+        key_file.chmod(0o400)
+        now[0] += 1.5  # the reload interval has passed; no command was sent
+        after = cache.status()["encryption"]
+    assert after["primary_key_id"] == Keyring(base64.b64decode(new_key)).primary.key_id_hex
 
 
 def test_status__reports_transport_and_keys(cache: SecureCache, tls_redis: TlsRedisServer) -> None:

@@ -76,7 +76,7 @@ def test_tampered_value__is_a_counted_miss(
 def test_raised_version__is_a_miss_counted_as_newer_envelope(
     cache: SecureCache, tls_redis: TlsRedisServer
 ) -> None:
-    """What a writer to Redis gets by raising a version byte (README, "Rolling back the app"):
+    """What a writer to Redis gets by raising a version byte (docs/day2.md, "Rolling back the app"):
     a miss, as from any tampering, counted as newer_envelope (the critical
     CacheNewerEnvelope), not as an integrity failure: the client cannot tell that edit from
     an entry of a newer secure-cache. The value is never returned."""

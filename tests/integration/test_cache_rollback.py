@@ -1,7 +1,7 @@
 """This code as the older one after a rollback, against a real TLS redis-server: entries a newer
 secure-cache wrote (a version-3 envelope, tests/support/envelopes.py) are misses counted as
 `newer_envelope`, and the rotation pass, as a stack runs it (its own ACL user and client),
-leaves them byte for byte, reports them and, from the CLI, exits 7 (README, "Rolling back the
+leaves them byte for byte, reports them and, from the CLI, exits 7 (docs/day2.md, "Rolling back the
 app"). Before 2026-12-03 the pass deleted them at exit 0: on s78, 1888 entries."""
 
 from __future__ import annotations

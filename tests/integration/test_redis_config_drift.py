@@ -105,7 +105,7 @@ def test_persistence_and_eviction_policy_changed_at_runtime__are_exported(
 ) -> None:
     """appendonly and maxmemory-policy are in INFO (persistence, memory): the exporter's
     grant sees them. Other limits the reload identity can change are in no INFO field
-    (README, Monitoring)."""
+    (docs/monitoring.md)."""
     setup, reload_client = drift
 
     def policy() -> str:

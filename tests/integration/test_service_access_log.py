@@ -3,7 +3,7 @@ the real process over loopback against the TLS fixture).
 
 Anyone who reaches the port can send `/healthz` and requests without the token as fast as the
 app answers them. One log line each let such a flood rotate the app's 30 MiB of container log
-(10 MiB x 3, infra/components/hardening.py) away in about 20 minutes (README, the HTTP API's
+(10 MiB x 3, infra/components/hardening.py) away in about 20 minutes (docs/client.md, the HTTP API's
 "Connections"), taking the lines a defender needs with it. Those requests are now logged as
 counts per (method, route, status), at most once per interval, with every request still
 counted; each request that carried an accepted token keeps its own line.
@@ -120,7 +120,7 @@ def test_access_log__a_flood_without_the_token_is_counted_not_one_line_each(
         _flood(port, "no-token", LAST)
     requests, lines, parsed = _requests(log_path)
     log = log_path.read_text(errors="replace")
-    # The figure README's "Connections" quotes (run with -s to see it).
+    # The figure docs/client.md's "Connections" quotes (run with -s to see it).
     rate = 3 * FLOOD / seconds
     print(
         f"\naccess log: {3 * FLOOD} requests without the token in {seconds:.1f} s "

@@ -20,7 +20,7 @@ from policies.rules._model import CONTAINER, NETWORK, REMOTE_IMAGE, VOLUME
 STACK: Final = "prod"
 PROJECT: Final = "shop"
 # The version beside the digest: a digest alone names none, and from Redis 8 the official
-# image's entrypoint loads modules (README, policy section).
+# image's entrypoint loads modules (docs/policy.md).
 REDIS_IMAGE: Final = "docker.io/library/redis:7.4.2@sha256:" + "a" * 64
 WEB_IMAGE: Final = "registry.example.com/shop/web@sha256:" + "b" * 64
 

@@ -210,8 +210,8 @@ def test_unusable_input__exit_2_with_a_message(
 def test_wrong_typed_props__judged_by_the_pack_not_a_checker_crash(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], check: Check
 ) -> None:
-    """`envs` as an object is the envs rules' violation (README), also where the checker reads
-    ENVIRONMENT from it to pick the config: an unreadable declaration counts as production."""
+    """`envs` as an object is the envs rules' violation (docs/policy.md), also where the checker
+    reads ENVIRONMENT from it to pick the config: an unreadable declaration counts as production."""
     records = [{"type": CONTAINER, "name": "kv",
                 "props": {"image": "redis:7", "envs": {"ENVIRONMENT": "development"}}}]  # fmt: skip
     out = io.StringIO()

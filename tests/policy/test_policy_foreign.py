@@ -485,8 +485,8 @@ def test_network_id_with_a_networks_id_unknown__is_tied_by_the_flow_as_before(
 ) -> None:
     """Where a network's `id` is not in the records (a first preview, a render, inputs), the
     pack cannot see what the apply computed: the network whose outputs flowed in, alone and
-    accounting for nothing else, is taken to be the one joined (README, On someone else's
-    program)."""
+    accounting for nothing else, is taken to be the one joined (docs/policy.md, "On
+    someone else's program")."""
     findings = analyze(_joined_by_a_computed_id("f" * 64, edge_id=None))
     assert not {"stack-network-scoped", "network-redis-internal-only"} & mandatory(findings), (
         describe(findings)

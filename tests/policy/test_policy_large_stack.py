@@ -3,9 +3,9 @@
 Someone else's stack may hold thousands of resources. Every Redis server looked its files up
 by reading every other container's uploads, and every property of every resource was matched
 against every other resource's secrets, one resource at a time: a stack of 1000 resources took
-64 s in the stack rules alone, 3000 would take ten minutes (README, "Large stacks"). Wall-clock
-time is the benchmark's business; here the rules' work is counted (Python function calls, the
-same on every run), and doubling the stack must not much more than double it.
+64 s in the stack rules alone, 3000 would take ten minutes (docs/policy.md, "Large stacks").
+Wall-clock time is the benchmark's business; here the rules' work is counted (Python function calls,
+the same on every run), and doubling the stack must not much more than double it.
 """
 
 from __future__ import annotations

@@ -353,8 +353,8 @@ def test_shell_words__each_call_gets_a_list_of_its_own() -> None:
 # -- the official image's modules (Redis 8 and later) ---------------------------------------------
 # Built with its modules (amd64, arm64); its docker-entrypoint.sh appends --loadmodule for each
 # .so in /usr/local/lib/redis/modules when it starts redis-server, not a sentinel. A digest
-# alone names no version, so whether modules load is unknown and the rule fails closed (README,
-# policy section).
+# alone names no version, so whether modules load is unknown and the rule fails closed
+# (docs/policy.md).
 
 
 @pytest.mark.parametrize(

@@ -217,7 +217,7 @@ def test_port_published_in_host_mode__listens_on_every_interface_too() -> None:
 
 
 def test_every_container_rule__is_asked_of_services_or_says_why_not() -> None:
-    """The table of README "Policy as code": each container rule is folded into
+    """The table of docs/policy.md, "Policy as code": each container rule is folded into
     service-task-hardened or named in service.NOT_FOR_SERVICES with its reason, never both."""
     undecided = []
     for rule in RULES:

@@ -1,4 +1,5 @@
-"""Envelopes of a future secure-cache, for the rollback tests (README, "Rolling back the app").
+"""Envelopes of a future secure-cache, for the rollback tests (docs/day2.md, "Rolling back the
+app").
 
 A newer version is expected to keep the two things app/secure_cache/crypto.py's docstring
 fixes for every version (the version at byte 0, the sealing key's id at bytes 1 to 4) and may

@@ -74,7 +74,7 @@ def test_the_line_never_carries_a_value() -> None:
 
 def test_an_api_token_rotating__is_not_an_up_to_run_but_a_retire_once_clients_switched() -> None:
     """`rotate.sh S api-token` leaves the old token accepted on purpose until every client
-    has the new one (README, Day 2). Before, up and status told the operator to run up once
+    has the new one (docs/day2.md). Before, up and status told the operator to run up once
     more "to finish it", which refuses the old token under the clients still sending it."""
     line = unfinished_rotation(state((PASSWORD, "secrets-api-token", {"phase": "rotating"})))
     assert line is not None

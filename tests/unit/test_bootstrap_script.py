@@ -197,7 +197,7 @@ def test_dockerd__an_engine_already_running_is_left_alone(bare_path: Path) -> No
 def test_dockerd__keeps_the_userland_proxy(bare_path: Path) -> None:
     """CIS Docker 2.15 asks for the userland proxy off; measured off here, the engine set
     route_localnet on every bridge and a container on any of them reached a host service bound
-    to 127.0.0.1 (README, Day 2), so the bootstrap leaves it as dockerd's default."""
+    to 127.0.0.1 (docs/day2.md), so the bootstrap leaves it as dockerd's default."""
     args, _ = _engine_fakes(bare_path)
     tmp = bare_path.parent
     result = _run(bare_path, _engine_env(tmp, tmp / "absent-daemon.json"))

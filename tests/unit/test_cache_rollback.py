@@ -2,7 +2,7 @@
 
 The upgrade pass of 2026-12-02 rolled stack s78 back past envelope version 2: the older code
 counted every newer entry as an integrity failure, and its rotation pass deleted all 1888 of
-them at exit 0 (README, "Rolling back the app"). Here the newer entry is a version-3 envelope
+them at exit 0 (docs/day2.md, "Rolling back the app"). Here the newer entry is a version-3 envelope
 (tests/support/envelopes.py): a miss counted apart (`newer_envelope`), logged once with what
 to do, never deleted by a rotation pass, whose CLI exits 7 and whose script stops there with
 the old key kept. Real crypto throughout; no Redis (tests/integration/test_cache_rollback.py
@@ -282,7 +282,7 @@ def test_cli_rotate__deleted_entries_are_no_longer_said_to_be_a_newer_writers() 
 
 def test_readme_exit_codes__every_cli_code_has_its_row() -> None:
     readme = (ROOT / "README.md").read_text()
-    table = readme.split("### Exit codes", 1)[1].split("\n###", 1)[0]
+    table = readme.split("\n## Exit codes\n", 1)[1].split("\n## ", 1)[0]
     rows = {int(m) for m in re.findall(r"^\| (\d+) \|", table, re.MULTILINE)}
     codes = {v for k, v in vars(cli).items() if k.startswith("EXIT_") and isinstance(v, int)}
     assert codes <= rows, codes - rows

@@ -182,7 +182,7 @@ def test_engine__without_live_restore_warns_and_says_how_to_enable_it(
     info: dict[str, object],
 ) -> None:
     """CIS Docker 2.14: without live-restore an engine restart stops every container, and the
-    stack's on-failure services stay stopped until an up (README, Day 2)."""
+    stack's on-failure services stay stopped until an up (docs/day2.md)."""
     line = live_restore_line(info)
     assert line.startswith("WARNING live-restore: off")
     assert '"live-restore": true' in line

@@ -332,7 +332,7 @@ def test_rotate_phase__the_exporter_is_told_how_many_acl_passwords_rotate(
 ) -> None:
     """What PasswordRotationUnfinished reads (infra/components/exporter.py): every ACL
     user's password, not the API token, which stays in ROTATE on purpose until clients
-    switched (README, Day 2)."""
+    switched (docs/day2.md)."""
     acl_passwords = [
         r
         for r in rotating.resources

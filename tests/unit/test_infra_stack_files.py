@@ -199,7 +199,7 @@ def test_every_tool__a_bad_stack_file_is_exit_2_without_a_traceback(
     assert "Traceback" not in err
     assert max(len(line) for line in err.splitlines()) < 1000  # no value echoed whole
     assert err.count(f"Pulumi.{stack}.yaml") >= 3
-    # One problem, one line (README, "Stack settings"): no header with a list of one under it.
+    # One problem, one line (docs/stack-settings.md): no header with a list of one under it.
     errors = [line for line in err.splitlines() if "error" in line]
     assert len(errors) == 3, err
     assert not [line for line in err.splitlines() if line.startswith("  - ")], err
@@ -355,7 +355,7 @@ def test_missing_stack_file__says_what_a_new_one_holds(tmp_path: Path) -> None:
     assert "pulumi stack init" not in message
     for key in ("environment", "appHostPort", "runtimeIdSlot"):
         assert f"secure-redis:{key}" in message
-    assert 'README "Another stack"' in message
+    assert 'docs/stack-settings.md, "Another stack"' in message
 
 
 @pytest.mark.parametrize(
@@ -375,7 +375,7 @@ def test_empty_stack_file__says_it_is_empty_and_what_it_should_hold(
     assert "must be a mapping" not in message
     for key in ("environment", "appHostPort", "runtimeIdSlot"):
         assert f"secure-redis:{key}" in message
-    assert 'README "Another stack"' in message
+    assert 'docs/stack-settings.md, "Another stack"' in message
 
 
 def test_policy_check__a_file_level_problem_is_separated_from_the_file_name(

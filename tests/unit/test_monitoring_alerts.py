@@ -170,9 +170,10 @@ def test_certificate_expiry_unknown__expects_every_certificate_each_target_repor
 
 
 def test_readme_alert_table__has_one_true_row_per_rule() -> None:
-    """README's "Monitoring" table is the runbook: one row per alert, with the rule's
-    severity, and no row for an alert the rules no longer have."""
-    readme = (ROOT / "README.md").read_text()
+    """docs/monitoring.md's table (README's "Monitoring" until 2026-12-03) is the runbook: one
+    row per alert, with the rule's severity, and no row for an alert the rules no longer
+    have."""
+    readme = (ROOT / "docs" / "monitoring.md").read_text()
     rows = re.findall(r"^\| `([A-Z][A-Za-z]+)` \| (warning|critical) \|", readme, re.MULTILINE)
     assert len(rows) >= 10, "positive control: the table was found"
     documented = [name for name, _ in rows]

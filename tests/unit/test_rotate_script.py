@@ -521,7 +521,7 @@ def test_guard_cli__refuses_an_up_while_redis_serves_another_ca_than_its_volumes
     way_on: str,
 ) -> None:
     """scripts/rotate.sh asks `guard --before SNAPSHOT` before each up: exit 3 and one line
-    when the up would retire the CA Redis still serves from (README, Day 2)."""
+    when the up would retire the CA Redis still serves from (docs/day2.md)."""
     promoted = _snapshot(
         redis_trusts=["CA2", "CA1"], server_issuer="CA2", served_issuer=served_issuer
     )

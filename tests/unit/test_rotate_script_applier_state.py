@@ -1,7 +1,7 @@
 """scripts/rotate.sh's `--applier-state` wiring, run as a script: the probe it runs trusts the
 images and containers the local applier's state records when rotate.sh deploys with the local
 applier, and labels only when it deploys with `pulumi up`, whose stack that state, if any, did
-not deploy (README, "Day 2: renewing and rotating in place"). rotate.sh runs as it is;
+not deploy (docs/day2.md). rotate.sh runs as it is;
 `docker`, `pulumi` and the Python commands it runs are stand-ins, except `python -m
 infra.rotation_probe`, which runs the real `infra.rotation_probe.main` (its argument parser and
 how it makes its Probe) with only what looks at a stack replaced. No Docker engine, Redis or

@@ -1,8 +1,8 @@
 """`python -m infra.stack_config set` writes a value that reads back as itself.
 
-Found on a deployed stack (day-2 pass): `set --stack S keyPrefix app2:` (the README's default
-prefix is `cache:`) wrote `secure-redis:keyPrefix: app2:`, which is not YAML, so every later
-plan, up, rotate.sh and status of the stack stopped at "is not valid YAML".
+Found on a deployed stack (day-2 pass): `set --stack S keyPrefix app2:` (the default prefix
+docs/stack-settings.md gives is `cache:`) wrote `secure-redis:keyPrefix: app2:`, which is not YAML,
+so every later plan, up, rotate.sh and status of the stack stopped at "is not valid YAML".
 """
 
 from __future__ import annotations
