@@ -50,7 +50,8 @@ Environment (every secret may be given as NAME_FILE instead):
                                the default)
     METRICS_HOST, METRICS_PORT where /metrics listens (default 127.0.0.1:9121); the host
                                may be a name, resolved once at start (the deployed
-                               exporter's alias on the monitoring network)
+                               exporter's alias on the monitoring network), or an IP
+                               address without brackets; anything else is a problem
     HEALTHCHECK_CERT_FILE, RELOAD_CERT_FILE, ROTATION_CERT_FILE
                                optional: public copies of the Redis health check's, the
                                reload jobs' and the rotation pass's client certificates,
