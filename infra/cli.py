@@ -3,65 +3,39 @@
 `policies.strictness`): argparse, with a wrong argument reported on one line that points at
 `--help` (argparse prints its whole usage above the error) and exit code 2, as argparse's own;
 and every later failure in the same form, `prog: error: what; how to fix` (`report`).
-The app's commands have their own (app/secure_cache/cli_parser.py): the app image carries no
-infra/."""
+
+It is the app's parser (app/secure_cache/cli_parser.py: one line, exit 2, an option given twice
+with two values refused) with this error line and `report`. The dependency goes this way only:
+the app image carries no infra/, while every interpreter that runs infra/ (the checkout's
+virtualenvs, which the Pulumi program and the policy pack also use) has app/ on sys.path
+(scripts/bootstrap.sh writes both directories into its `secure-redis.pth`). Importing
+`secure_cache.cli_parser` loads argparse only: the package's own names load lazily
+(app/secure_cache/__init__.py).
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
+
+from secure_cache.cli_parser import EXIT_USAGE
+from secure_cache.cli_parser import OneLineParser as _AppParser
 
 
-class _StoreOnce(argparse._StoreAction):  # argparse's default "store" action
-    """An option given twice with two values is refused, not "the last one wins": a history
-    line with `--stack other` appended would otherwise act on the other stack. The values
-    are not shown (one may carry a password, as a URL can)."""
-
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: Any,
-        option_string: str | None = None,
-    ) -> None:
-        given: dict[str, Any] | None = getattr(parser, "given_once", None)
-        if option_string is not None and given is not None:
-            if self.dest in given and given[self.dest] != values:
-                parser.error(
-                    f"{'/'.join(self.option_strings)} is given twice with different values; "
-                    "give it once"
-                )
-            given[self.dest] = values
-        super().__call__(parser, namespace, values, option_string)
-
-
-class OneLineParser(argparse.ArgumentParser):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.register("action", None, _StoreOnce)
-        self.register("action", "store", _StoreOnce)
-        self.given_once: dict[str, Any] = {}
-
-    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
-        self.given_once = {}
-        return super().parse_known_args(args, namespace)
-
+class OneLineParser(_AppParser):
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
+        self.exit(
+            EXIT_USAGE, f"{self.prog}: error: {printable(message)} (see {self.prog} --help)\n"
+        )
 
     def report(self, message: str, *, level: str = "error") -> None:
         """One line on stderr naming the program, for a failure after the arguments were read
-        (the message says what is wrong and how to fix it)."""
-        print(f"{self.prog}: {level}: {one_line(message)}", file=sys.stderr)
-
-
-def one_line(message: str) -> str:
-    """`message` as one printable line: a newline or an escape sequence that came with an
-    input (a policy config naming `"x\\u001b[2J"`) is shown escaped, never sent to the
-    terminal raw (as app/secure_cache/errors.py does for the app's messages)."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+        (the message says what is wrong and how to fix it). Escaped (`printable`): a newline
+        or an escape sequence that came with an input (a policy config naming
+        `"x\\u001b[2J"`) is never sent to the terminal raw."""
+        print(f"{self.prog}: {level}: {printable(message)}", file=sys.stderr)
 
 
 def project_dir(text: str) -> Path:
@@ -89,4 +63,15 @@ def project_dir(text: str) -> Path:
     return path
 
 
-__all__ = ["OneLineParser", "one_line", "project_dir"]
+def printable(text: str, *, keep_newlines: bool = False) -> str:
+    """`text` a container wrote (an exec's output, its log) with every character that is not
+    printable written as its escape (`\\x1b`), newlines kept when `keep_newlines`: the
+    operator's terminal shows it, where a taken-over container's escapes would set a title,
+    clear the screen or write the clipboard (attack pass of 2026-12-03,
+    docs/attack-surface.md). scripts/status.sh does the same for its warnings."""
+    if keep_newlines:
+        return "\n".join(printable(line) for line in text.split("\n"))
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+__all__ = ["OneLineParser", "printable", "project_dir"]

@@ -13,7 +13,12 @@ no input interface on the DNAT of a loopback-published port. On a deployed stack
 * unrestricted egress for the app through the frontend network (Redis is on the backend;
   the app needs nothing else);
 * the app's 127.0.0.1-published port reachable from an L2 neighbour that sends packets for
-  127.0.0.1 to this host (moby/moby#45610; fixed in Docker Engine 28.0).
+  127.0.0.1 to this host (moby/moby#45610; fixed in Docker Engine 28.0);
+* Redis reachable from every account of the host: the host has an address on the "internal"
+  backend too, and connections the host opens itself are OUTPUT, which Docker never filters.
+  Redis counts a connection against `maxclients` before its TLS handshake, so an account
+  without Docker access held 600 plain TCP connections and Redis refused every new client,
+  its health check too (attack pass of 2026-12-03 on s43, docs/attack-surface.md).
 
 `up` puts two chains per stack in the iptables filter table that Docker itself programs (on
 Debian 12 `iptables` is the nf_tables backend, as dockerd's own rules are):
@@ -26,6 +31,12 @@ Debian 12 `iptables` is the nf_tables backend, as dockerd's own rules are):
                           traffic within one bridge (app <-> Redis) and replies return;
                           every new connection leaving the bridges is rejected, every one
                           entering them from elsewhere dropped.
+    SECURE-REDIS-<S>-OUT  jumped to from OUTPUT for packets the host sends into the backend
+                          bridge: replies and root's connections return (root runs docker
+                          anyway; the e2e checks connect as root); every other account's new
+                          connection is rejected. The frontend bridge is left open to the host:
+                          a Prometheus there scrapes the exporter at its frontend address
+                          (README, Scrape config), and the app's port is the token's business.
 
 Rejected, not dropped, when the stack's own containers are the sender: they learn at once
 that the way is shut instead of waiting for a timeout (Docker's embedded DNS forwards a name
@@ -92,9 +103,17 @@ def chains(stack: str) -> tuple[str, str]:
     return f"SECURE-REDIS-{stack}-IN", f"SECURE-REDIS-{stack}-FWD"
 
 
+def output_chain(stack: str) -> str:
+    """The chain for what the host sends into the stack's backend bridge (28 characters at
+    most, as chains() checks)."""
+    chains(stack)
+    return f"SECURE-REDIS-{stack}-OUT"
+
+
 def install_rules(stack: str, bridges: Bridges) -> list[list[str]]:
     """iptables argument lists that create the chains and jump to them (after `down`)."""
     in_chain, fwd_chain = chains(stack)
+    out_chain = output_chain(stack)
     tag = ["-m", "comment", "--comment", comment(stack)]
     replies = ["-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED"]
     back, front = bridges.backend, bridges.frontend
@@ -109,6 +128,11 @@ def install_rules(stack: str, bridges: Bridges) -> list[list[str]]:
         ["-A", fwd_chain, "-i", back, "-j", "REJECT"],
         ["-A", fwd_chain, "-i", front, "-j", "REJECT"],
         ["-A", fwd_chain, "-j", "DROP"],
+        ["-N", out_chain],
+        ["-A", out_chain, *replies, "-j", "RETURN"],
+        ["-A", out_chain, "-m", "owner", "--uid-owner", "0", "-j", "RETURN"],
+        ["-A", out_chain, "-j", "REJECT"],
+        ["-I", "OUTPUT", "1", "-o", back, *tag, "-j", out_chain],
     ]
     for bridge in (back, front):
         rules.append(["-I", "INPUT", "1", "-i", bridge, *tag, "-j", in_chain])
@@ -124,16 +148,19 @@ def removal_rules(stack: str, listings: dict[str, str]) -> list[list[str]]:
     marker = f'--comment "{comment(stack)}"'
     marker_bare = f"--comment {comment(stack)}"
     rules: list[list[str]] = []
-    for chain in ("INPUT", "DOCKER-USER"):
+    for chain in _JUMPED_FROM:
         for line in listings.get(chain, "").splitlines():
             if line.startswith(f"-A {chain} ") and (marker in line or marker_bare in line):
                 words = line.replace(marker, marker_bare).split()
                 rules.append(["-D", *words[1:]])
-    for chain in (in_chain, fwd_chain):
+    for chain in (in_chain, fwd_chain, output_chain(stack)):
         if f"-N {chain}" in listings.get(chain, ""):
             rules += [["-F", chain], ["-X", chain]]
     return rules
 
+
+# The built-in chains that jump to the stack's own.
+_JUMPED_FROM: Final = ("INPUT", "DOCKER-USER", "OUTPUT")
 
 # Targets that let nothing through: a rule ending in one of them, ahead of the stack's, is
 # no way around them.
@@ -152,14 +179,14 @@ def _interface_matches(pattern: str, interface: str) -> bool:
 
 
 def ahead_of_stack(stack: str, bridges: Bridges, listings: dict[str, str]) -> list[str]:
-    """The rules in INPUT and DOCKER-USER that come before the stack's own jumps (its last one
-    in each chain), could match its bridges' traffic and let it through rather than drop or
+    """The rules in INPUT, DOCKER-USER and OUTPUT that come before the stack's own jumps (its
+    last one in each chain), could match its bridges' traffic and let it through rather than drop or
     reject it (attack pass of 2026-12-03 on s88: `iptables -I DOCKER-USER 1 -i sr-s88-f -j
     ACCEPT` gave the app egress past the stack's rules). One line each: the chain, its number
     as `iptables -L <chain> --line-numbers` counts, the rule and what it lets through."""
     named = {bridges.backend: "backend", bridges.frontend: "frontend"}
     found: list[str] = []
-    for chain in ("INPUT", "DOCKER-USER"):
+    for chain in _JUMPED_FROM:
         rules = [
             line for line in listings.get(chain, "").splitlines() if line.startswith(f"-A {chain} ")
         ]
@@ -254,7 +281,7 @@ def _runner() -> Run:
 
 def _listings(run: Run, stack: str) -> dict[str, str]:
     listings = {}
-    for chain in ("INPUT", "DOCKER-USER", *chains(stack)):
+    for chain in (*_JUMPED_FROM, *chains(stack), output_chain(stack)):
         listed = run(["-S", chain])
         listings[chain] = listed.stdout if listed.returncode == 0 else ""
     if not listings["DOCKER-USER"]:

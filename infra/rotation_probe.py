@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from infra.cli import OneLineParser
+from infra.cli import OneLineParser, printable
 from infra.naming import (
     APP_HTTP_PORT,
     REDIS_ALIAS,
@@ -427,7 +427,8 @@ class Probe:
         text = (out or b"").decode(errors="replace")
         if code != 0:
             # The probes print no secret; the tail says what failed.
-            raise ProbeError(f"{name}: {argv[0]} exited {code}: {text.strip()[-300:]}")
+            shown = printable(text.strip()[-300:])
+            raise ProbeError(f"{name}: {argv[0]} exited {code}: {shown}")
         return text
 
     def reload_evidence(self) -> list[str]:
@@ -445,7 +446,7 @@ class Probe:
             except ProbeError as exc:
                 lines.append(f"{name}: not readable ({exc.__cause__})")
                 continue
-            tail = tail.replace("\n", " | ")
+            tail = printable(tail.replace("\n", " | "))
             lines.append(
                 f"{name}: started {state.get('StartedAt')}, finished {state.get('FinishedAt')}, "
                 f"exit {state.get('ExitCode')}, log: {tail[-300:] or '(none)'}"
@@ -701,7 +702,8 @@ class Probe:
             finally:
                 container.remove(force=True)
         if code != 0:
-            raise ProbeError(f"{name}: {argv[0]} exited {code}: {text.strip()[-300:]}")
+            shown = printable(text.strip()[-300:])
+            raise ProbeError(f"{name}: {argv[0]} exited {code}: {shown}")
         return text
 
     def _remove_left(self, name: str, app_image: str | None) -> None:

@@ -8,11 +8,13 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${SECURE_REDIS_VENV:-$ROOT/.venv}"
 PY="$VENV/bin/python"
 
-# BUILD_LOCK: every image build holds it shared (`build_locked docker build ...`); `down` takes
-# it exclusively, never waiting, to remove the untagged parents its images leave, which a build
-# running beside it may go on from (infra/applier/build_lock.py: the same file and variable).
-BUILD_LOCK="${SECURE_REDIS_BUILD_LOCK:-/tmp/secure-redis-image-builds.lock}"
-build_locked() { flock -s "$BUILD_LOCK" "$@"; }
+# build_locked COMMAND...: run COMMAND holding the image-build lock shared; `down` takes it
+# exclusively, never waiting, to remove the untagged parents its images leave, which a build
+# running beside it may go on from. The applier's own module opens the file
+# (infra/applier/build_lock.py, SECURE_REDIS_BUILD_LOCK): it is in /tmp, and flock(1) followed
+# a symbolic link another account put there, waited for ever on a FIFO, and took a file any
+# account could open, and so hold, for ever.
+build_locked() { PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m infra.applier.build_lock "$@"; }
 
 log() { printf '%s: %s\n' "${LOG_TAG:-secure-redis}" "$*"; }
 warn() { printf '%s: warning: %s\n' "${LOG_TAG:-secure-redis}" "$*" >&2; }

@@ -51,8 +51,18 @@ except Exception as exc:
     sys.exit(f"{type(exc).__name__}: {exc}")'
 errors="$(mktemp)"
 trap 'rm -f "$errors"' EXIT
-# last_error: the last line the failed command wrote (the snippet's, or the engine's).
-last_error() { tail -n 1 "$errors" | cut -c 1-300; }
+# last_error: the last line the failed command wrote (the snippet's, or the engine's). It can
+# quote what a container's server answered (an HTTP reason phrase), so a line with a control
+# character is shown shell-escaped: a taken-over container wrote terminal escapes (a title, a
+# cleared screen, a clipboard write) to the operator's terminal (tests/unit/test_status_script.py).
+last_error() {
+    local line
+    line="$(tail -n 1 "$errors" | cut -c 1-300)"
+    case "$line" in
+        *[![:print:]]*) printf '%q' "$line" ;;
+        *) printf '%s' "$line" ;;
+    esac
+}
 
 collected="$(docker exec "$app" python3 -c "$scrape" 2>"$errors")" \
     || unavailable "$app did not answer its /metrics ($(last_error)); see docker logs $app"

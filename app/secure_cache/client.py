@@ -104,6 +104,13 @@ class _Shell:
 
     # -- material reload (file I/O only; the same for both clients) -----------------------
 
+    def reload_if_due(self) -> None:
+        """Adopt changed material files when the timed check is due: before every command,
+        status and metrics scrape (the HTTP API's /metrics), so that what the client reports
+        is what its files name now, not what they named at its last command."""
+        if self._files.due():
+            self._reload_due()
+
     def _reload_due(self) -> None:
         if self._reloading.acquire(blocking=False):  # another thread is on it otherwise
             try:
@@ -228,8 +235,7 @@ class SecureCache(_Shell):
 
         The material files are checked first, as before a command: an idle app otherwise
         reported the data key it had before a rotation until some command arrived."""
-        if self._files.due():
-            self._reload_due()
+        self.reload_if_due()
         need = self._core.status_needs(self._transport.tls_info is not None)
         if need == "probe":
             self._try_recover()
@@ -248,8 +254,7 @@ class SecureCache(_Shell):
         says `complete`, the previous keys own no entry and can be removed from the config.
         Raises BackendUnavailable when Redis is unreachable (rotation needs it).
         """
-        if self._files.due():
-            self._reload_due()
+        self.reload_if_due()
         core = self._core
         steps = core.rotation(batch_size, max_batches)
         try:
@@ -272,8 +277,7 @@ class SecureCache(_Shell):
 
     def _call(self, call: Call[T]) -> T:
         """Send one call to Redis, or serve it from the fallback."""
-        if self._files.due():
-            self._reload_due()
+        self.reload_if_due()
         core = self._core
         if core.degraded:
             served, result = self._in_memory(call)
@@ -415,8 +419,7 @@ class AsyncSecureCache(_Shell):
 
     async def status(self) -> dict[str, Any]:
         """See SecureCache.status."""
-        if self._files.due():
-            self._reload_due()
+        self.reload_if_due()
         need = self._core.status_needs(self._transport.tls_info is not None)
         if need == "probe":
             await self._try_recover()
@@ -428,8 +431,7 @@ class AsyncSecureCache(_Shell):
         self, *, batch_size: int = DEFAULT_ROTATION_BATCH, max_batches: int | None = None
     ) -> RotationReport:
         """See SecureCache.rotate."""
-        if self._files.due():
-            self._reload_due()
+        self.reload_if_due()
         core = self._core
         steps = core.rotation(batch_size, max_batches)
         try:
@@ -452,8 +454,7 @@ class AsyncSecureCache(_Shell):
 
     async def _call(self, call: Call[T]) -> T:
         """See SecureCache._call."""
-        if self._files.due():
-            self._reload_due()
+        self.reload_if_due()
         core = self._core
         if core.degraded:
             served, result = await self._in_memory(call)

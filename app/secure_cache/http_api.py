@@ -217,6 +217,7 @@ class CacheAPI:
         if raw_path == b"/metrics" and self.metrics is not None:
             response.route = "/metrics"
             _require(method, "GET")
+            self.cache.reload_if_due()  # the data-key gauges as the files name them now
             body, content_type = self.metrics.render(headers.get(b"accept", b"").decode("latin-1"))
             await response.body(HTTPStatus.OK, body, content_type.encode("latin-1"))
             return

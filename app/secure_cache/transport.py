@@ -233,8 +233,12 @@ class BaseTransport:
             self.on_connected(seconds)
 
     def reconfigure(self, material: ConnectionMaterial) -> None:
-        """New connections use `material`; pooled ones reconnect at their next use."""
+        """New connections use `material`; pooled ones reconnect at their next use. The last
+        handshake is forgotten with them: an idle client kept reporting the server certificate
+        of a connection made with the old material (status, the metrics' `server` series)
+        after both certificates were renewed; unknown, status() connects once."""
         self.material.current = material
+        self.tls_info = None
         self.reset()
 
     def reset(self) -> None:

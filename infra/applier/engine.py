@@ -55,6 +55,7 @@ from infra.applier.translate import (
     uploads_archive,
 )
 from infra.changes import Change, Op
+from infra.cli import printable
 from infra.naming import MATERIAL_LABEL, ROLE_LABEL, STACK_LABEL, Role
 
 Say = Callable[[str], None]
@@ -884,7 +885,9 @@ class LocalApplier:
             logs = self.api.logs(cid, tail=_LOG_TAIL).decode(errors="replace").strip()
         except APIError:
             return ""
-        return f"; its last log lines:\n{logs}" if logs else "; it logged nothing"
+        # A taken-over container writes its log: shown escaped (infra/cli.py printable).
+        shown = printable(logs, keep_newlines=True)
+        return f"; its last log lines:\n{shown}" if logs else "; it logged nothing"
 
     # -- down ------------------------------------------------------------------------------------
 

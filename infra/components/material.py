@@ -40,14 +40,31 @@ DATA_LINK: Final = "..data"
 # $1 = staging dir, $2 = volume mount, $3 = revision (a hash, not a secret); no file content
 # ever reaches argv. Make the volume's own directory 0700 (a fresh volume takes the mode of the
 # image's mount point, and `chmod` by hand is only undone here; infra/applier/drift.py checks
-# it). Copy every staged file into `..<revision>` (cp keeps the upload's mode, the
-# owner is the uid the initialiser runs as) and delete the staged copy; switch `..data` to the
-# new directory with one rename (`mv -T` replaces the symlink atomically); make each name a
-# symlink through `..data` (once: a name from an older layout, a plain file, is replaced by a
-# rename too); remove the directories of earlier revisions.
+# it). Copy every staged file into `..<revision>.tmp`, a directory no name points to (cp keeps
+# the upload's mode, the owner is the uid the initialiser runs as), and delete the staged copy.
+# A new revision: rename that directory to `..<revision>`. The same revision again (a drift
+# repair, an upgrade of the initialiser): `..<revision>` is what `..data` points to, and a rename
+# cannot replace a non-empty directory, so `..data` first switches to the complete `.tmp` copy,
+# then `..<revision>` is made again of hard links to the same files (no second copy), and
+# `..data` switches back. Then `..data` points to `..<revision>` (`mv -T` replaces the symlink
+# with one rename); each name becomes a symlink through `..data` (once: a name from an older
+# layout, a plain file, is replaced by a rename too); the directories of earlier revisions and
+# any `.tmp` copy go.
+# What is atomic: each rename (one rename(2) on the volume's local filesystem), so a reader that
+# opens a name sees the whole old set or the whole new set, and never no file, also while the
+# same revision is written again. What is not: the copy (it fills a directory no name points
+# to yet), and a reader that resolved `..data` to a directory just before a switch and looks a
+# file up in it after that directory was removed gets ENOENT and must open the name again: the
+# same for every rotation, as with Kubernetes' atomic writer.
 INIT_SCRIPT: Final = (
-    'chmod 0700 "$2"; new="..$3"; rm -rf "${2:?}/$new"; mkdir -m 0700 "$2/$new"; '
-    'for f in "$1"/*; do cp "$f" "$2/$new/${f##*/}"; rm -f "$f"; done; '
+    'chmod 0700 "$2"; new="..$3"; stage="$new.tmp"; rm -rf "${2:?}/$stage"; '
+    'mkdir -m 0700 "$2/$stage"; '
+    'for f in "$1"/*; do cp "$f" "$2/$stage/${f##*/}"; rm -f "$f"; done; '
+    'if [ -e "$2/$new" ] || [ -L "$2/$new" ]; then '
+    f'ln -s "$stage" "$2/{DATA_LINK}.tmp"; mv -T "$2/{DATA_LINK}.tmp" "$2/{DATA_LINK}"; '
+    'rm -rf "${2:?}/$new"; mkdir -m 0700 "$2/$new"; '
+    'for f in "$2/$stage"/*; do ln "$f" "$2/$new/${f##*/}"; done; '
+    'else mv -T "$2/$stage" "$2/$new"; fi; '
     f'ln -s "$new" "$2/{DATA_LINK}.tmp"; mv -T "$2/{DATA_LINK}.tmp" "$2/{DATA_LINK}"; '
     'for f in "$2/$new"/*; do n="${f##*/}"; if [ ! -L "$2/$n" ]; then '
     f'ln -s "{DATA_LINK}/$n" "$2/.$n.tmp"; mv -T "$2/.$n.tmp" "$2/$n"; fi; done; '

@@ -7,6 +7,7 @@ cleartext password. Values (passwords, hashes) are never kept.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
@@ -21,6 +22,15 @@ DANGEROUS_COMMANDS: Final = frozenset(
         "shutdown", "slaveof", "slowlog", "sort", "swapdb", "sync",
     }
 )  # fmt: skip
+# A value written for something else to fill in: a shell or envsubst variable (${NAME},
+# ${NAME:-default}, $NAME) or a Go/Helm/Jinja template ({{ .Password }}). The whole value
+# only: a real password may hold a `$` or braces.
+PLACEHOLDER: Final = re.compile(
+    r"\$\{[A-Za-z_]\w*(?:[:?+=-][^}]*)?\}|\$[A-Za-z_]\w*|\{\{.*\}\}|\{%.*%\}"
+)
+# A value something may fill in or run before Redis reads it (a variable, a command
+# substitution, a template): its length says nothing about the password.
+MAY_BE_EXPANDED: Final = re.compile(r"[$`]|\{\{|\{%")
 _PRIVILEGED_CATEGORIES: Final = frozenset({"dangerous", "admin"})
 # A reload identity (re-read TLS files and the ACL file, nothing else) needs exactly these
 # subcommands; Redis 7.0 ACLs cannot narrow CONFIG SET to its tls-* parameters.
@@ -38,6 +48,11 @@ class AclUser:
     nopass: bool = False
     """Any password authenticates (redis-auth-required refuses such an enabled user)."""
     cleartext_password: bool = False
+    placeholder_password: bool = False
+    """One of its passwords is a `>${NAME}` placeholder, which Redis takes as written."""
+    cleartext_lengths: list[int] = field(default_factory=list)
+    """How long each >password it has is (never the password), leaving out any that may be
+    expanded before Redis reads it (`$`, a backquote, `{{`)."""
     all_commands: bool = False
     granted_categories: set[str] = field(default_factory=set)
     denied_categories: set[str] = field(default_factory=set)
@@ -67,9 +82,16 @@ class AclUser:
         elif lowered in ("nopass", "resetpass"):
             # nopass: every password goes and any one is accepted; resetpass: none is.
             self.nopass = lowered == "nopass"
+            self.placeholder_password = False
+            self.cleartext_lengths = []
         elif rule.startswith((">", "#")):
             self.nopass = False  # Redis: adding a password ends nopass
             self.cleartext_password |= rule.startswith(">")
+            self.placeholder_password |= rule.startswith(">") and bool(
+                PLACEHOLDER.fullmatch(rule[1:])
+            )
+            if rule.startswith(">") and not MAY_BE_EXPANDED.search(rule[1:]):
+                self.cleartext_lengths.append(len(rule) - 1)
         elif lowered in ("allcommands", "+@all"):
             self._grant_all(True)
         elif lowered in ("nocommands", "-@all"):

@@ -191,6 +191,19 @@ def started(f: Flavour, image: str, props: Mapping[str, Any], given: list[str]) 
     return Started((*args, *run), tuple(unknown), options_file=overrides)
 
 
+_PASSWORD_MARKER: Final = re.compile(r"^<(?P<prefix>[A-Z]+)_PASSWORD>$")
+
+
+def marked_password(value: str, props: Mapping[str, Any]) -> str | None:
+    """What the `<P_PASSWORD>` marker `_written` puts for requirepass stands for: the value of
+    the container's P_PASSWORD variable ("" when it is not there; None when `value` is no
+    marker). Only for comparing lengths, never for a message."""
+    match = _PASSWORD_MARKER.match(value)
+    if match is None:
+        return None
+    return dict(envs(props)).get(f"{match['prefix']}_PASSWORD", "")
+
+
 def _written(
     f: Flavour, image: str, env: Mapping[str, str]
 ) -> tuple[list[tuple[str, tuple[str, ...]]], list[tuple[str, str]]]:

@@ -279,5 +279,7 @@ def of_type(resources: Sequence[Resource], resource_type: str) -> Iterator[Resou
     return (r for r in resources if r.type == resource_type)
 
 
-def redis_label(resource: Resource) -> str:
-    return label(resource, "Redis service" if resource.type == SERVICE else "Redis container")
+def redis_label(resource: Resource, *, sentinel: bool = False) -> str:
+    """How messages name a Redis container or service; a sentinel is a Redis Sentinel one."""
+    kind_name = "Redis Sentinel" if sentinel else "Redis"
+    return label(resource, f"{kind_name} {'service' if resource.type == SERVICE else 'container'}")

@@ -152,6 +152,12 @@ _SERVER_ENV: Final = re.compile(
 # Where a file that could not be read stands among the directives (see RedisSettings._load).
 _UNREADABLE: Final = "\0unreadable"
 _SHELLS: Final = frozenset({"sh", "bash", "ash", "dash", "zsh"})
+# Programs that start the next one with the arguments they were given, expanding nothing
+# (docker-library's docker-entrypoint.sh ends in `exec "$@"`, through gosu when root).
+_EXEC_WRAPPERS: Final = frozenset(
+    {"docker-entrypoint.sh", "tini", "tini-static", "dumb-init", "--", "gosu", "su-exec"}
+)
+_TAKES_A_USER: Final = frozenset({"gosu", "su-exec"})
 _SHELL_SEPARATORS: Final = frozenset({";", "&&", "||", "|", "&"})
 # Directives that may repeat (client-output-buffer-limit: one line per client class); every
 # other directive keeps its last value.
@@ -197,6 +203,9 @@ class Recognition:
     rewritten: tuple[str, ...] = ()
     """Files redis-server loads that its start script names before starting it: what they
     hold then is unknown, whatever the stack uploads under those names (`_rewritten`)."""
+    argv_literal: bool = False
+    """Nothing that could expand a variable stands between Docker and redis-server (no shell,
+    no script the pack cannot read: `_expands_nothing`), so `${NAME}` in `args` is that text."""
 
 
 def _image(props: Mapping[str, Any]) -> str:
@@ -496,6 +505,49 @@ def _signs(props: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     return strong, weak
 
 
+def _expands_nothing(props: Mapping[str, Any], image: str, before: Sequence[str]) -> bool:
+    """Whether redis-server gets its arguments as the program wrote them: exec form (no shell
+    among the words before it, none splitting a one-string command line), only wrappers that
+    expand nothing before it, and an image entrypoint either replaced (`entrypoints`) or the
+    official image's docker-entrypoint.sh. A shell, or a script the pack cannot read (another
+    image's own entrypoint, `/start.sh`), may expand `${NAME}`: then nothing is judged literal."""
+    raw = argv(props)
+    if not raw or " " in raw[0].strip():
+        return False
+    if not strings(props.get("entrypoints"), "entrypoints") and not is_official_image(image):
+        return False
+    user_next = False
+    for word in before:
+        program = _program(word)
+        if user_next:
+            user_next = False
+        elif program in _EXEC_WRAPPERS:
+            user_next = program in _TAKES_A_USER
+        else:
+            return False
+    return True
+
+
+_VARIABLE: Final = re.compile(r"\$(?:\{(?P<braced>[A-Za-z_]\w*)\}|(?P<bare>[A-Za-z_]\w*))")
+
+
+def shell_expanded(value: str, props: Mapping[str, Any]) -> str | None:
+    """What a shell on the container's command line makes of `value` when it is one variable
+    (`$NAME`, `${NAME}`) the container sets, and the script assigns it nowhere: that value;
+    None otherwise (no shell, another shape, a variable the container does not set). Only for
+    judging a password's length, never for a message."""
+    match = _VARIABLE.fullmatch(value.strip())
+    if match is None:
+        return None
+    words = _argv_words(argv(props))
+    if not any(_program(word) in _SHELLS for word in words):
+        return None
+    name = match["braced"] or match["bare"]
+    if any(re.search(rf"(?:^|[\s;&|]){name}=", word) for word in words):
+        return None  # the script sets it itself
+    return dict(envs(props)).get(name) or None
+
+
 def _runs_server(
     props: Mapping[str, Any], image: str, found: _Found, entrypoint: bool
 ) -> Recognition:
@@ -517,6 +569,7 @@ def _runs_server(
         unknown=_modules_unknown(image, modules),
         defaults=bitnami,
         rewritten=_rewritten(before, given),
+        argv_literal=_expands_nothing(props, image, before),
     )
 
 
@@ -668,8 +721,16 @@ def _recognise(  # noqa: PLR0911 - one return per way a reviewer decides
             modules = () if sentinel else _entrypoint_modules(image)
             given = (*options, *(modules or ())) if official else None
             unknown = _modules_unknown(image, modules) if official else ()
+            named = [i for i, w in enumerate(words) if _program(w) == "docker-entrypoint.sh"]
+            head = words[: named[0] + 1] if named else []
             return Recognition(
-                Verdict.SERVER, given, image, ("a Redis image",), sentinel=sentinel, unknown=unknown
+                Verdict.SERVER,
+                given,
+                image,
+                ("a Redis image",),
+                sentinel=sentinel,
+                unknown=unknown,
+                argv_literal=official and _expands_nothing(props, image, head),
             )
         if opaque or (rest and rest[0].startswith("-")):
             return Recognition(Verdict.SERVER, None, image, ("a Redis image started by a script",))
@@ -677,12 +738,48 @@ def _recognise(  # noqa: PLR0911 - one return per way a reviewer decides
     if words and not opaque and not words[0].startswith("-"):
         return Recognition(Verdict.NOT_REDIS, image=image)  # it runs something else, visibly
     # No command, a script, or only options for the image's own entrypoint: the signs decide.
+    return _by_signs(props, image)
+
+
+def _by_signs(props: Mapping[str, Any], image: str) -> Recognition:
+    """A container whose start the pack cannot read, recognised by what it shows."""
     strong, weak = _signs(props)
+    port = _sentinel_port(props)
+    told = (_sentinel_told(props) or _sentinel_settings(props)) if port else ""
+    if told:
+        # The sentinel's port with another sign of one (a custom image whose entrypoint runs
+        # --sentinel); the port alone is no Redis (any program may listen there).
+        signs = (*strong, port, told, *weak)
+        return Recognition(Verdict.SERVER, None, image, signs, sentinel=True)
     if strong:
         return Recognition(Verdict.SERVER, None, image, tuple(strong + weak))
-    if weak:
-        return Recognition(Verdict.UNSURE, None, image, tuple(weak))
+    if weak or port:
+        return Recognition(Verdict.UNSURE, None, image, tuple(weak + ([port] if port else [])))
     return Recognition(Verdict.NOT_REDIS, image=image)
+
+
+SENTINEL_PORT: Final = 26379
+# Settings only a sentinel has (its quorum and failover timing), in the variables an image's own
+# script writes into sentinel.conf: qkr107781/hhplus_e-commerce_server's SENTINEL_QUORUM,
+# SENTINEL_DOWN_AFTER, SENTINEL_FAILOVER; Bitnami's REDIS_SENTINEL_QUORUM. Not the master's
+# name or address, which sentinel-aware clients are given too.
+_SENTINEL_SETTING: Final = re.compile(
+    r"(?i)(?:^|_)SENTINEL_(?:QUORUM|DOWN_AFTER\w*|FAILOVER\w*|PARALLEL_SYNCS)$"
+)
+
+
+def _sentinel_settings(props: Mapping[str, Any]) -> str:
+    """Why the variables say sentinel: the settings named, never their values."""
+    names = sorted({key for key, value in envs(props) if value and _SENTINEL_SETTING.search(key)})
+    return f"sentinel settings in {', '.join(names)}" if names else ""
+
+
+def _sentinel_port(props: Mapping[str, Any]) -> str:
+    """The sign the sentinel's port gives when the container shows it, else "" (no value)."""
+    for where, port in entries(props, "ports"):
+        if number(port.get("internal"), f"{where}.internal") == SENTINEL_PORT:
+            return f"Redis Sentinel port {SENTINEL_PORT}"
+    return ""
 
 
 def server_args(props: Mapping[str, Any]) -> list[str] | None:
@@ -941,6 +1038,25 @@ class RedisSettings:
         last = [i for i, (n, _) in enumerate(collected) if n == name]
         return bool(last) and files[last[-1]]
 
+    def from_argv(self, name: str) -> bool:
+        """Whether the value of `name` Redis takes is given on its command line."""
+        if name in self._fixed:
+            return False
+        if self._argv_value(name) is not None:
+            return True
+        files: list[bool] = []
+        collected, _ = _read_files(self._conf, self._before, self._files, files)
+        last = [i for i, (n, _) in enumerate(collected) if n == name]
+        return bool(last) and not files[last[-1]]
+
+    def users_by_origin(self) -> list[tuple[tuple[str, ...], bool]]:
+        """Every `user` directive in the order Redis applies them, each with whether a file
+        (not argv) holds it."""
+        files: list[bool] = []
+        collected, _ = _read_files(self._conf, self._before, self._files, files)
+        found = [(v, f) for (n, v), f in zip(collected, files, strict=True) if n == "user"]
+        return found + [(v, False) for n, v in self._argv if n == "user"]
+
 
 def _read_files(
     conf: str | None,
@@ -1090,6 +1206,8 @@ class RedisServer:
     """The file, beside `options_env`, its image's script reads options from."""
     image: str = ""
     """Its image reference, resolved through the stack's image resources where possible."""
+    argv_literal: bool = False
+    """Its arguments reach it as written (Recognition.argv_literal)."""
 
     def acl_rules(self) -> list[tuple[str, ...]] | None:
         """Every ACL `user` rule (name first), or None when the ACL cannot be read."""
@@ -1160,6 +1278,7 @@ def recognised(
                 recognition.hint,
                 recognition.options_file,
                 recognition.image,
+                recognition.argv_literal,
             )
         found.append((server, (resource, recognition)))
     return found

@@ -166,7 +166,8 @@ def redis_no_published_port(
             through = _published_by_namespace_owner(server, containers)
         if published or through:
             yield Violation(
-                f"{redis_label(server.resource)} must not publish ports {where}; "
+                f"{redis_label(server.resource, sentinel=server.sentinel)} must not publish ports "
+                f"{where}; "
                 f"clients reach it over an internal network.{through}",
                 server.resource.urn,
             )
@@ -279,12 +280,13 @@ def redis_internal_only(
     declared = _declared_networks(resources)
     for server in redis_servers(resources):
         resource = server.resource
+        subject = redis_label(resource, sentinel=server.sentinel)
         service = resource.type == SERVICE
         with reading(resource):
             mode = text(resource.props.get("networkMode"), "networkMode") or ""
             names = network_names(resource.props)
         if service:
-            yield from _service_outside_stack_networks(resource, names, mode)
+            yield from _service_outside_stack_networks(resource, subject, names, mode)
         elif (
             mode == "host"
             or mode.startswith("container:")
@@ -297,7 +299,7 @@ def redis_internal_only(
             else:
                 where = "it is on Docker's default bridge network"
             yield Violation(
-                f"{redis_label(resource)} must attach only to internal networks of "
+                f"{subject} must attach only to internal networks of "
                 f"this stack (networksAdvanced); {where}.",
                 resource.urn,
             )
@@ -307,7 +309,7 @@ def redis_internal_only(
                 continue  # Swarm's predefined host network: reported above as the host's
             if network is None and (note := undecided_network(resource, name)):
                 yield Violation(
-                    f"{redis_label(resource)} must attach only to networks this stack "
+                    f"{subject} must attach only to networks this stack "
                     f"declares with internal: true; the pack cannot tell whether "
                     f"{_which(resource, index, name, value=True)} is {note}",
                     resource.urn,
@@ -315,7 +317,7 @@ def redis_internal_only(
             elif network is None:
                 which = _which(resource, index, name)
                 yield Violation(
-                    f"{redis_label(resource)} must attach only to networks this stack "
+                    f"{subject} must attach only to networks this stack "
                     f"declares with internal: true; {which} is not declared here, so it cannot "
                     f"be verified{_as_an_id(name, declared)}. Declare it in this stack with "
                     f"internal: true and join it by its name output.",
@@ -324,7 +326,7 @@ def redis_internal_only(
             elif not _internal(network):
                 yield Violation(
                     f"{label(network)} must set internal: true, because "
-                    f"{redis_label(resource)} joins it; it has a route to other networks.",
+                    f"{subject} joins it; it has a route to other networks.",
                     network.urn,
                 )
 
@@ -363,7 +365,7 @@ def _internal(network: Resource) -> bool:
 
 
 def _service_outside_stack_networks(
-    service: Resource, names: list[str], mode: str
+    service: Resource, subject: str, names: list[str], mode: str
 ) -> Iterator[Violation]:
     """A Redis service on no network, or on Swarm's predefined host network.
 
@@ -381,7 +383,7 @@ def _service_outside_stack_networks(
         where = "it joins Swarm's predefined host network, the node's own network stack"
     if where:
         yield Violation(
-            f"{redis_label(service)} must join internal networks of this stack "
+            f"{subject} must join internal networks of this stack "
             f"(taskSpec.networksAdvanceds); {where}.",
             service.urn,
         )

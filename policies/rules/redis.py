@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 from infra.redis_conf import min_memory_limit_mb
-from policies.rules._acl import acl_users
+from policies.rules._acl import PLACEHOLDER, acl_users
 from policies.rules._bitnami import BEFORE_7
 from policies.rules._model import (
     ADVISORY,
@@ -43,6 +43,7 @@ from policies.rules._redisconf import (
     RedisSettings,
     Verdict,
     before_redis,
+    parse_conf,
     recognised,
     redis_servers,
 )
@@ -369,15 +370,9 @@ def auth_required(server: RedisServer, _config: Mapping[str, Any]) -> Iterator[s
         if name in s.misspelled:
             yield _misspelled(server, name)
             return
-    if _placeholder_password(s):
-        yield (
-            f"{redis_label(server.resource)} must require authentication with a password only "
-            f"its clients know; requirepass in the config file it loads is a placeholder "
-            f"(${{NAME}}, $NAME or {{{{ ... }}}}), which Redis does not expand, so the password "
-            f"is that text as this program writes it. Substitute it before redis-server reads "
-            f"the file, or load users with #<sha256> passwords from an aclfile delivered as a "
-            f"protected file."
-        )
+    placeholders = list(_placeholder_passwords(server))
+    if placeholders:
+        yield from placeholders
         return
     # aclfile first: usually on argv, so this is decided even while files are unknown.
     if s.value("aclfile") or s.value("requirepass") or s.all("user"):
@@ -408,25 +403,88 @@ def auth_required(server: RedisServer, _config: Mapping[str, Any]) -> Iterator[s
     )
 
 
-# A value written for something else to fill in: a shell or envsubst variable (${NAME},
-# ${NAME:-default}, $NAME) or a Go/Helm/Jinja template ({{ .Password }}). The whole value
-# only: a real password may hold a `$` or braces.
-_PLACEHOLDER: Final = re.compile(
-    r"\$\{[A-Za-z_]\w*(?:[:?+=-][^}]*)?\}|\$[A-Za-z_]\w*|\{\{.*\}\}|\{%.*%\}"
+_AS_WRITTEN: Final = (
+    "is a placeholder (${NAME}, $NAME or {{ ... }}), which Redis does not expand, so the "
+    "password is that text as this program writes it"
+)
+_NOTHING_EXPANDS: Final = (
+    "is a placeholder (${NAME}, $NAME or {{ ... }}), which nothing expands (Docker starts "
+    "redis-server in exec form, with no shell or script before it), so the password is that "
+    "text as this program writes it"
+)
+_HASHED_USERS: Final = (
+    "load users with #<sha256> passwords from an aclfile delivered as a protected file"
 )
 
 
-def _placeholder_password(s: RedisSettings) -> bool:
-    """requirepass set to a placeholder in a config file Redis reads, where Redis takes it as
-    written (redis.conf has no variables). Not with an aclfile, which makes Redis ignore
-    requirepass; not on argv, where a shell may have expanded it; a start script that writes
-    the file first leaves it unreadable (_redisconf._rewritten), so never judged here."""
-    value = s.value("requirepass")
-    return (
-        value is not None
-        and not s.value("aclfile")
-        and s.from_file("requirepass")
-        and _PLACEHOLDER.fullmatch(value.strip()) is not None
+def _placeholder_passwords(server: RedisServer) -> Iterator[str]:
+    """requirepass, masterauth or an enabled ACL user's >password set to a placeholder where
+    Redis takes it as written: in a file it reads (redis.conf and aclfiles have no variables),
+    or on a command line nothing expands (`argv_literal`). A shell or a script the pack cannot
+    read may expand one on argv, and a start script that writes a file first leaves the file
+    unreadable (_redisconf._rewritten): neither is judged here. requirepass is not judged with
+    an aclfile, which makes Redis ignore it."""
+    s = server.settings
+    subject = redis_label(server.resource)
+    for name in ("requirepass", "masterauth"):
+        value = s.value(name)
+        if value is None or PLACEHOLDER.fullmatch(value.strip()) is None:
+            continue
+        if name == "requirepass" and s.value("aclfile"):
+            continue
+        if s.from_file(name):
+            where, why = "in the config file it loads", _AS_WRITTEN
+            fix = f"Substitute it before redis-server reads the file, or {_HASHED_USERS}."
+        elif server.argv_literal and s.from_argv(name):
+            where, why, fix = "on its command line", _NOTHING_EXPANDS, f"Instead {_HASHED_USERS}."
+        else:
+            continue
+        if name == "requirepass":
+            yield (
+                f"{subject} must require authentication with a password only its clients know; "
+                f"requirepass {where} {why}. {fix}"
+            )
+        else:
+            yield (
+                f"{subject} must authenticate to its master with a password only the two of "
+                f"them know; masterauth {where} {why}: a master that accepts it accepts anyone "
+                f"who reads this program (else replication fails). {fix}"
+            )
+    users = _placeholder_users(server)
+    if users:
+        yield (
+            f"{subject} must require authentication with a password only its clients know; "
+            f"the >password of ACL {_users(users)} {_AS_WRITTEN} (in a file, or on a command "
+            f"line Docker starts in exec form, with no shell to expand it). Instead "
+            f"{_HASHED_USERS}."
+        )
+
+
+def _placeholder_users(server: RedisServer) -> list[str]:
+    """Enabled ACL users with a >placeholder password Redis takes as written: from its
+    aclfile or a config file, or on argv that nothing expands (a rule a shell may expand is
+    read as some other password)."""
+    lines = [
+        values if from_file or server.argv_literal else tuple(_expanded(v) for v in values)
+        for values, from_file in server.settings.users_by_origin()
+        if values
+    ]
+    if server.settings.known("aclfile") and server.settings.value("aclfile"):
+        content = server.files.read(server.settings.value("aclfile") or "")
+        if content is not None:
+            lines += [v for n, v in parse_conf(content) if n == "user" and v]
+    return sorted(
+        name
+        for name, user in acl_users(lines).items()
+        if user.enabled and user.placeholder_password
+    )
+
+
+def _expanded(rule: str) -> str:
+    """An ACL rule as a shell may leave it: `>${PASS}` becomes some password."""
+    words = rule.split()
+    return " ".join(
+        ">expanded" if w.startswith(">") and PLACEHOLDER.fullmatch(w[1:]) else w for w in words
     )
 
 

@@ -12,6 +12,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
 from infra.proppath import string_leaves
+from infra.rendered_resource import REDACTED
+from policies.rules._acl import MAY_BE_EXPANDED, acl_users
+from policies.rules._bitnami import marked_password
 from policies.rules._environment import floor
 from policies.rules._model import (
     ADVISORY,
@@ -34,10 +37,12 @@ from policies.rules._props import (
     mapping,
     number,
     reading,
+    redis_label,
     text,
     text_at,
     uploads,
 )
+from policies.rules._redisconf import RedisServer, shell_expanded
 from policies.rules._secrets import (
     _URL_WITH_PASSWORD,
     is_secret_upload,
@@ -49,6 +54,7 @@ from policies.rules._secrets import (
     secret_named,
 )
 from policies.rules._service_shape import task_containers
+from policies.rules.redis import per_server
 
 SECRET_FILE_MODES: Final = frozenset({0o400, 0o440, 0o600})
 _MIN_SHARED_SECRET: Final = 8  # shorter strings match too much by chance
@@ -171,7 +177,9 @@ def _generates_passwords(resource: Resource) -> bool:
 def password_length(
     resources: Sequence[Resource], config: Mapping[str, Any]
 ) -> Iterator[Violation]:
-    """At least the configured length, and never below the declared environment's floor."""
+    """At least the configured length, and never below the declared environment's floor: the
+    passwords the stack generates, and those its Redis servers are given (REDIS-07: Redis
+    answers AUTH fast, so a short password falls to guessing, whoever wrote it)."""
     minimum = floor(resources).password_minimum(
         number(config.get("minimumLength"), "policy config minimumLength")
     )
@@ -186,6 +194,54 @@ def password_length(
                 f"at Redis's speed.",
                 resource.urn,
             )
+    yield from per_server(server_password_length)(resources, config)
+
+
+def server_password_length(server: RedisServer, config: Mapping[str, Any]) -> Iterator[str]:
+    """requirepass (unless an aclfile makes Redis ignore it) and enabled ACL users' >passwords
+    as Redis reads them: one shorter than the minimum is guessable, however it came to be
+    (`--requirepass demo`, redis.conf's example `foobared`). A value that may be expanded first
+    (`$REDIS_PASSWORD`, `$(cat f)`, `{{ ... }}`) is not judged, nor a #<sha256> hash, nor a
+    setting the pack cannot read (redis-auth-required fails closed on those)."""
+    minimum = server.floor.password_minimum(
+        number(config.get("minimumLength"), "policy config minimumLength")
+    )
+    settings = server.settings
+    short: list[str] = []
+    requirepass = settings.value("requirepass") if settings.known("requirepass") else None
+    if requirepass is not None and not server.argv_literal and settings.from_argv("requirepass"):
+        # `sh -c 'redis-server --requirepass $REDIS_PASSWORD'` with REDIS_PASSWORD=... set on
+        # the container (ardihikaru/eagleeye): the shell hands redis-server that value.
+        requirepass = shell_expanded(requirepass, server.resource.props) or requirepass
+    if requirepass is not None and server.options_env.endswith("_EXTRA_FLAGS"):
+        # Bitnami's setup: requirepass is written from a variable the model names, not copies.
+        marked = marked_password(requirepass, server.resource.props)
+        requirepass = requirepass if marked is None else marked
+    if (
+        requirepass
+        and not settings.value("aclfile")
+        and REDACTED not in requirepass
+        and not MAY_BE_EXPANDED.search(requirepass)
+        and len(requirepass) < minimum
+    ):
+        short.append("its requirepass")
+    rules = server.acl_rules() or []
+    users = sorted(
+        name
+        for name, user in acl_users(rules).items()
+        if user.enabled and any(n < minimum for n in user.cleartext_lengths)
+    )
+    if users:
+        short.append(f"the >password of ACL {'user' if len(users) == 1 else 'users'} "
+                     f"{', '.join(users)}")  # fmt: skip
+    if short:
+        yield (
+            f"{redis_label(server.resource)} must be given passwords of at least {minimum} "
+            f"characters in this stack's environment; {' and '.join(short)} is shorter, so it "
+            f"can be guessed at Redis's speed. Generate it (pulumi_random's RandomPassword "
+            f"with length {minimum} or more) and deliver it as a protected file: an aclfile "
+            f"with #<sha256> passwords."
+        )
 
 
 def _secrets_of(resource: Resource) -> set[str]:
@@ -304,7 +360,7 @@ RULES: Final = (
     ),
     StackRule(
         name="secret-password-length",
-        description="Generated passwords are long enough.",
+        description="Passwords are long enough: generated ones, and those Redis is given.",
         check=password_length,
         refs=("REDIS-07", "STACK-02"),
         config_schema={
@@ -312,7 +368,7 @@ RULES: Final = (
                 "type": "integer",
                 "minimum": 16,
                 "default": 24,
-                "description": "Shortest generated password (production: 48).",
+                "description": "Shortest password, generated or given to Redis (production: 48).",
             }
         },
     ),

@@ -212,7 +212,7 @@ def server_certificate_profile(
             continue  # redis-tls-configured reports the missing certificate
         content = server.files.read(path)
         certs = [c for c in map(parse_certificate, certificate_blocks(content or "")) if c]
-        who = f"{redis_label(server.resource)}"
+        who = redis_label(server.resource, sentinel=server.sentinel)
         if not certs:
             unreadable = (
                 f"{who} must serve a certificate this stack uploads (tls-cert-file), so its "

@@ -24,7 +24,7 @@ import docker
 import pytest
 
 from infra.components.app import APP_NPROC
-from infra.components.exporter import EXPORTER_NPROC
+from infra.components.exporter import EXPORTER_NPROC, EXPORTER_PORT
 from infra.components.redis import REDIS_NPROC
 from infra.firewall import bridge_name, chains
 from infra.naming import Role
@@ -44,6 +44,7 @@ from tests.e2e.probes import (
     redis_tls,
 )
 from tests.e2e.stacks import PROBE_LABEL, Stack
+from tests.support.image_builds import image_build
 from tests.support.redis_commands import (
     COMMAND_REFUSED,
     CONNECTION_ONLY,
@@ -384,6 +385,48 @@ def test_attack__app_cannot_reach_the_host_through_either_bridge(
         assert peers == []
 
 
+# An account of the host that is not root (and so cannot run docker): `nobody`.
+NOBODY: Final = 65534
+
+
+def _connects_as(uid: int, address: str, port: int) -> bool:
+    """Whether a process of host account `uid` (no groups) opens a TCP connection to
+    `address`:`port` (bash's /dev/tcp, so no interpreter of the checkout is needed)."""
+    opened = subprocess.run(
+        ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "timeout", "5",
+         "bash", "-c", f"exec 3<>/dev/tcp/{address}/{port}"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    return opened.returncode == 0
+
+
+@pytest.mark.security("network")
+@pytest.mark.usefixtures("as_root")
+def test_attack__a_host_account_other_than_root_cannot_connect_to_the_backend(
+    stack: Stack, docker_client: docker.DockerClient
+) -> None:
+    """Any account of the host reached Redis's TLS port at its backend address: the host has
+    an address on every bridge, internal ones too, and connections it opens itself pass no
+    chain Docker filters. Redis counts a connection against `maxclients` (512) before its TLS
+    handshake, so an account with no Docker access held 600 plain TCP connections and Redis
+    refused every new client for as long as it liked: its health check failed (unhealthy
+    after 25 s), and a new client of the app's (a reconnect, `secure-cache status`) fell
+    back to memory (attack pass of 2026-12-03 on s43). Only root opens connections into the
+    backend bridge now (infra/firewall.py; root runs docker anyway). The frontend stays open
+    to the host, where a Prometheus on the host scrapes the exporter (README, Scrape config)."""
+    redis = docker_client.api.inspect_container(stack.redis)["NetworkSettings"]["Networks"]
+    exporter = docker_client.api.inspect_container(stack.exporter)["NetworkSettings"]["Networks"]
+    redis_address = str(redis[stack.backend]["IPAddress"])
+    port = stack.settings.redis_port
+    assert _connects_as(0, redis_address, port), "positive control: root reaches Redis's port"
+    assert _connects_as(NOBODY, str(exporter[stack.frontend]["IPAddress"]), EXPORTER_PORT), (
+        "positive control: the same account reaches the exporter on the frontend"
+    )
+    assert not _connects_as(NOBODY, redis_address, port), (
+        f"uid {NOBODY} opened a connection to Redis at {redis_address}:{port}"
+    )
+
+
 @pytest.mark.security("network")
 def test_attack__positive_control_the_app_reaches_redis_and_serves_its_port(
     stack: Stack,
@@ -452,7 +495,7 @@ def _matches(rule: list[str], flag: str, bridges: set[str]) -> bool:
 
 @pytest.mark.security("network")
 @pytest.mark.usefixtures("as_root")
-@pytest.mark.parametrize("chain", ["INPUT", "DOCKER-USER"])
+@pytest.mark.parametrize("chain", ["INPUT", "DOCKER-USER", "OUTPUT"])
 def test_network__no_rule_ahead_of_the_stacks_firewall_lets_its_traffic_past(
     stack: Stack, docker_client: docker.DockerClient, chain: str
 ) -> None:
@@ -528,10 +571,11 @@ def test_attack__the_app_image_installs_only_hash_pinned_wheels(tmp_path: Path) 
     assert all("--hash=sha256:" in line for line in hashed.splitlines())
     wheel = next((context / "wheelhouse").glob("redis-*.whl"))
     wheel.write_bytes(wheel.read_bytes() + b"\0")
-    build = subprocess.run(
-        ["docker", "build", "--force-rm", "--target", "build", str(context)],
-        capture_output=True, text=True, check=False, timeout=600,
-    )  # fmt: skip
+    with image_build():
+        build = subprocess.run(
+            ["docker", "build", "--force-rm", "--target", "build", str(context)],
+            capture_output=True, text=True, check=False, timeout=600,
+        )  # fmt: skip
     for image in new_layers(build.stdout):  # the legacy builder keeps the steps that ran
         subprocess.run(["docker", "image", "rm", image], capture_output=True, check=False)
     assert build.returncode != 0

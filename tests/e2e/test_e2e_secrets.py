@@ -9,9 +9,14 @@ that can read the secret, and `grep -F` there reports only whether it was found.
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
+import re
 import tarfile
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import docker
@@ -58,11 +63,17 @@ MATERIAL = {
 # PEM files: their first base64 line is the needle; other secrets: the whole (stripped) file.
 # A secret file that is missing, empty or unreadable, or whose needle comes out empty, stops the
 # search with an error (an empty needle would otherwise read as "not leaked"). Per file it
-# prints `checked NAME LENGTH` and, when found, `leaked NAME`; never the needle itself.
+# prints `checked NAME LENGTH` and, when found, `leaked NAME SHA256-PREFIX OFFSET...` (the
+# needle's hash and the byte offsets of its first three occurrences); never the needle itself.
+# $1 is the haystack: a path of this search's own, because the readers are shared (Redis'
+# container serves every test whose secrets are Redis', and pytest-xdist's workers run those
+# side by side): with one fixed path, one search's `rm` took away the other's haystack
+# ("no haystack", tamper15b's flake of [app-redis], reproduced on s42 with -n 2).
 _FIND = """
 set -eu
-trap 'rm -f /tmp/e2e-haystack' EXIT
-[ -r /tmp/e2e-haystack ] || { echo "no haystack" >&2; exit 2; }
+haystack="$1"; shift
+trap 'rm -f "$haystack"' EXIT
+[ -r "$haystack" ] || { echo "no haystack" >&2; exit 2; }
 for f in "$@"; do
     name="${f##*/}"
     [ -f "$f" ] && [ -r "$f" ] && [ -s "$f" ] || {
@@ -71,22 +82,56 @@ for f in "$@"; do
     else needle="$(cat "$f")"; fi
     [ -n "$needle" ] || { echo "$name: empty needle" >&2; exit 4; }
     echo "checked $name ${#needle}"
-    if grep -qF -- "$needle" /tmp/e2e-haystack; then echo "leaked $name"; fi
+    if grep -qF -- "$needle" "$haystack"; then
+        digest="$(printf '%s' "$needle" | sha256sum | cut -c1-12)"
+        at="$(grep -boF -- "$needle" "$haystack" | head -n 3 | cut -d: -f1 | tr '\\n' ' ')"
+        echo "leaked $name $digest $at"
+    fi
 done
 """
 # Every real or fake secret is longer: a shorter needle would match by chance, or was cut.
 MIN_NEEDLE = 16
 
 
-def leaked(host: Any, files: list[str], haystack: str) -> list[str]:
-    """Names of the secret files (readable in `host`) whose secret occurs in `haystack`.
+@dataclass(frozen=True)
+class Leak:
+    """Where a secret was found in a haystack: what a failure can say without the secret."""
+
+    name: str
+    """The secret file's name."""
+    digest: str
+    """The first 12 hex digits of the needle's SHA-256 (`sha256sum` of the file's first base64
+    line, or of the whole file without its final newline, tells which secret it was)."""
+    offsets: tuple[int, ...]
+    """Byte offsets in the haystack of its first occurrences (up to three)."""
+    haystack: bytes = field(repr=False)
+
+    def __str__(self) -> str:
+        places = ", ".join(self._place(offset) for offset in self.offsets)
+        return f"{self.name} (sha256 {self.digest}...) at {places}"
+
+    def _place(self, offset: int) -> str:
+        """The offset's line and column, and the last JSON key before it on its line (`docker
+        inspect` is one line): names of the haystack's structure, no value."""
+        start = self.haystack.rfind(b"\n", 0, offset) + 1
+        line = self.haystack.count(b"\n", 0, offset) + 1
+        keys = re.findall(
+            r'"([A-Za-z0-9_.-]+)":', self.haystack[start:offset].decode(errors="replace")
+        )
+        within = f", after JSON key {keys[-1]!r}" if keys else ""
+        return f"byte {offset} (line {line}, column {offset - start + 1}{within})"
+
+
+def leaked(host: Any, files: list[str], haystack: str) -> list[Leak]:
+    """The secrets of the files (readable in `host`) that occur in `haystack`, with where.
 
     Fails when a secret could not be read or gave no needle. Neither the haystack (it is
     what is searched for secrets) nor a needle is ever part of a failure message.
     """
-    written = host.run("printf '%%s' %s > /tmp/e2e-haystack", haystack).rc == 0
+    path = f"/tmp/e2e-haystack-{uuid.uuid4().hex}"  # the reader's own tmpfs
+    written = host.run("printf '%%s' %s > %s", haystack, path).rc == 0
     assert written, "could not write the haystack into the reader's /tmp"
-    result = host.run("sh -c %s find-secrets" + " %s" * len(files), _FIND, *files)
+    result = host.run("sh -c %s find-secrets" + " %s" * (len(files) + 1), _FIND, path, *files)
     searched = result.rc == 0  # stderr holds only file names and shell errors
     assert searched, f"the secret search failed (exit {result.rc}): {result.stderr.strip()[-300:]}"
     lengths = {}
@@ -96,7 +141,8 @@ def leaked(host: Any, files: list[str], haystack: str) -> list[str]:
         if word == "checked":
             lengths[name] = int(rest[0])
         elif word == "leaked":
-            found.append(name)
+            digest, *offsets = rest
+            found.append(Leak(name, digest, tuple(map(int, offsets)), haystack.encode()))
     names = [f.rsplit("/", 1)[1] for f in files]
     assert sorted(lengths) == sorted(names), f"not every secret was searched for: {lengths}"
     short = sorted(name for name, length in lengths.items() if length < MIN_NEEDLE)
@@ -149,12 +195,12 @@ def test_secrets__appear_nowhere_outside_the_material_files(
     observed: str,
 ) -> None:
     files = [f"{MATERIAL[owner]}/{name}" for name in SECRET_FILES[owner]]
-    found = {
-        where: hits
+    found = [
+        f"in {where}: {hit}"
         for where, text in haystacks(stack, observed, docker_client).items()
-        if (hits := leaked(readers[owner], files, text))
-    }
-    assert found == {}, f"secrets of {owner} visible in {observed}: {found}"
+        for hit in leaked(readers[owner], files, text)
+    ]
+    assert found == [], f"secrets of {owner} visible in {observed}: " + "; ".join(found)
 
 
 @pytest.mark.parametrize("kind", ["password", "data-key", "pem-key"])
@@ -170,7 +216,60 @@ def test_secrets__leak_check_finds_a_planted_secret(readers: dict[str, Any], kin
     for name, text in fakes.items():
         assert host.run("printf '%%s' %s > /tmp/fake-%s", text, name).rc == 0
     hits = leaked(host, [f"/tmp/fake-{n}" for n in fakes], f"x={fakes[kind]} y")
-    assert hits == [f"fake-{kind}"]
+    assert [hit.name for hit in hits] == [f"fake-{kind}"]
+
+
+class _Interleaved:
+    """A reader on which a whole other search runs right after the first command (the
+    haystack's write): what a second pytest-xdist worker does on the shared Redis container."""
+
+    def __init__(self, host: Any, other: Callable[[], None]) -> None:
+        self.host = host
+        self.other: Callable[[], None] | None = other
+
+    def run(self, command: str, *args: str) -> Any:
+        result = self.host.run(command, *args)
+        if self.other is not None:
+            other, self.other = self.other, None
+            other()
+        return result
+
+
+def test_secrets__two_searches_on_one_reader_keep_their_own_haystacks(
+    readers: dict[str, Any],
+) -> None:
+    """Two searches on one reader at once (pytest-xdist's workers on Redis' container): each
+    searches its own haystack. With one fixed path the other's trap removed it: "the secret
+    search failed (exit 2): no haystack" (s42, -n 2, [app-redis])."""
+    host = readers["app"]
+    fake = "Zq8" * 8
+    assert host.run("printf '%%s' %s > /tmp/fake-side", fake).rc == 0
+    files = ["/tmp/fake-side"]
+    inner: list[list[Leak]] = []
+    between = _Interleaved(host, lambda: inner.append(leaked(host, files, "nothing here")))
+    outer = leaked(between, files, f"a {fake} b")
+    assert [hit.name for hit in outer] == ["fake-side"]
+    assert inner == [[]]
+    host.run("rm -f /tmp/fake-side")
+
+
+def test_secrets__a_leak_says_where_and_which_without_the_secret(readers: dict[str, Any]) -> None:
+    """A failure names the haystack's byte, line and column, the JSON key before it and the
+    needle's hash prefix: enough to find it, nothing of the secret."""
+    host = readers["app"]
+    fake = "Zq8" * 8
+    assert host.run("printf '%%s' %s > /tmp/fake-where", fake).rc == 0
+    haystack = f'{{"Config": {{"Env": ["A=1", "P={fake}"]}}}}\nsecond {fake}'
+    (hit,) = leaked(host, ["/tmp/fake-where"], haystack)
+    host.run("rm -f /tmp/fake-where")
+    first, second = haystack.index(fake), haystack.rindex(fake)
+    digest = hashlib.sha256(fake.encode()).hexdigest()[:12]
+    assert str(hit) == (
+        f"fake-where (sha256 {digest}...) at byte {first} (line 1, column {first + 1}, "
+        f"after JSON key 'Env'), byte {second} (line 2, column 8)"
+    )
+    assert fake not in str(hit)
+    assert fake not in repr(hit)
 
 
 @pytest.mark.parametrize(

@@ -30,6 +30,7 @@ from infra.secretgen import generate_password
 from secure_cache import AsyncSecureCache, SecureCache
 from secure_cache.client import _Shell
 from tests.support.cache_env import as_rotation, cache_environ, new_data_key, write_secret
+from tests.support.cache_shells import open_cache
 from tests.support.tls_redis import TlsRedisServer
 
 RELOAD_INTERVAL_S = 0.1
@@ -357,3 +358,35 @@ def test_rotation_under_load__without_reload_breaks_the_client(
     assert not load.errors  # the cache API never raises; the damage shows below
     broken = load.wrong or load.counters["fallbacks"] or _missing(env, load.acked)
     assert broken, "the scenario did not need a reload"
+
+
+@pytest.mark.parametrize("shell", ["sync", "async"])
+def test_renewed_certificates__an_idle_clients_status_reports_the_new_server_certificate(
+    server: RotatingServer, tmp_path: Path, shell: str
+) -> None:
+    """`up` renews the server's and the app's certificates; an app that sent no command since
+    kept reporting the server certificate of its last handshake (/security-status, and the
+    `server` series of secure_cache_certificate_expiry_timestamp_seconds that
+    CertificateExpiresSoon reads) though that connection was gone with the old material. The
+    handshake is forgotten with the material, so the status connects and reports the new one."""
+    now = [0.0]
+    env = client_environ(server, tmp_path)
+    with open_cache(shell, env, clock=lambda: now[0], reload_interval=1.0) as cache:
+        before = cache.status()["redis"]["server_certificate_not_after"]
+        ca = server.redis.material.ca
+        renewed = pki.issue_server_certificate(
+            ca, "redis", dns_names=("localhost",), ip_addresses=("127.0.0.1",), validity_days=1
+        )
+        server.command(
+            "CONFIG", "SET",
+            "tls-cert-file", server.write("server-renewed.crt", renewed.cert_pem),
+            "tls-key-file", server.write("server-renewed.key", renewed.key_pem),
+        )  # fmt: skip
+        issued = pki.issue_client_certificate(ca, APP_USER, validity_days=1)
+        _rewrite(env["REDIS_TLS_CERT_FILE"], issued.cert_pem)
+        _rewrite(env["REDIS_TLS_KEY_FILE"], issued.key_pem)
+        now[0] += 1.5  # the reload interval has passed; no command was sent
+        after = cache.status()["redis"]["server_certificate_not_after"]
+    assert before is not None
+    assert after is not None
+    assert after != before, "the status still names the server certificate before renewal"

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.cache_env import cache_environ, write_secret
+from tests.support.cache_env import cache_environ, new_data_key, write_secret
 from tests.support.service_process import service_environ, serving, start
 from tests.support.tls_redis import TlsRedisServer, free_port
 
@@ -132,6 +132,47 @@ def _scrape(service: Service) -> dict[tuple[str, tuple[tuple[str, str], ...]], f
         for family in text_string_to_metric_families(body.decode())
         for sample in family.samples
     }
+
+
+def test_metrics__an_idle_service_reports_the_data_keys_its_files_name_now(
+    tls_redis: TlsRedisServer, tmp_path: Path
+) -> None:
+    """A scrape reported the data keys the app had at its last cache command: after the
+    rotation pass retired the previous key, an idle app kept
+    secure_cache_data_key_previous_keys at 1, and DataKeyRotationUnfinished
+    (monitoring/alerts.yml) would fire a day later for a rotation that had finished. A
+    scrape checks the material files first, on the timer a command uses."""
+    secrets = tmp_path / "secrets"
+    port = free_port()
+    env = {
+        "PATH": os.environ["PATH"],
+        **cache_environ(tls_redis, secrets, previous_keys=(new_data_key(),)),
+        "HTTP_API_TOKEN_FILE": str(write_secret(secrets, "api.token", TOKEN)),
+        "HTTP_PORT": str(port),
+        "REDIS_ENCRYPTION_KEY_GENERATION_FILE": str(write_secret(secrets, "data.generation", "3")),
+    }
+    log = tmp_path / "service.log"
+    with serving(env, port, log) as process:
+        service = Service("127.0.0.1", port, log, process, env)
+        before = _scrape(service)
+        assert before[("secure_cache_data_key_previous_keys", ())] == 1
+        assert before[("secure_cache_data_key_generation", ())] == 3
+        for name, text in (("previous-keys", ""), ("data.generation", "4")):
+            (secrets / name).chmod(0o600)
+            (secrets / name).write_text(text + "\n")
+            (secrets / name).chmod(0o400)
+
+        def retired() -> bool:
+            now = _scrape(service)
+            return (
+                now[("secure_cache_data_key_previous_keys", ())] == 0
+                and now[("secure_cache_data_key_generation", ())] == 4
+            )
+
+        deadline = time.monotonic() + 15  # the app checks its files once a second
+        while not retired():
+            assert time.monotonic() < deadline, "the scrape still reports the retired key"
+            time.sleep(0.2)
 
 
 @pytest.mark.parametrize(

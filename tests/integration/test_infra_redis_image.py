@@ -25,6 +25,7 @@ from infra.naming import Role
 from infra.pulumi_names import IMAGE
 from infra.render import RenderedResource, RenderedStack, render_stack
 from infra.runtime_ids import runtime_id
+from tests.support.image_builds import image_build
 
 docker = pytest.importorskip("docker")
 
@@ -61,14 +62,15 @@ def redis_image(client: Any, rendered: RenderedStack, suffix: str) -> Iterator[s
     image = next(r for r in rendered.of_type(IMAGE) if r.name == "redis-image")
     build = image.props["build"]
     tag = f"secure-redis-itest-redis:{suffix}"
-    built, _ = client.images.build(
-        path=build["context"],
-        dockerfile=build["dockerfile"],
-        # Labelled as its own stack, so a concurrent teardown of the real one leaves it alone.
-        buildargs={**build["args"], "SECURE_REDIS_STACK": "itest"},
-        tag=tag,
-        rm=True,
-    )
+    with image_build():
+        built, _ = client.images.build(
+            path=build["context"],
+            dockerfile=build["dockerfile"],
+            # Labelled as its own stack, so a concurrent teardown of the real one leaves it alone.
+            buildargs={**build["args"], "SECURE_REDIS_STACK": "itest"},
+            tag=tag,
+            rm=True,
+        )
     yield str(built.id)
     # Keep the untagged layers: they are the build cache for the next run.
     client.images.remove(tag, noprune=True)

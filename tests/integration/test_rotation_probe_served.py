@@ -22,6 +22,7 @@ from docker.errors import DockerException, NotFound
 from infra.naming import ROLE_LABEL, STACK_LABEL, Role, object_name
 from infra.rotation_probe import SERVED_PROBE, NotTrusted, Probe, ProbeError, Recorded
 from tests.support.base_image_engine import ELSEWHERE, IMAGE, base_image_engine
+from tests.support.image_builds import image_build
 
 
 @pytest.fixture
@@ -42,7 +43,8 @@ def stack(client: docker.DockerClient) -> Iterator[str]:
 def other_image(client: docker.DockerClient) -> Iterator[str]:
     """The ID of an image other than IMAGE (IMAGE and a label), removed afterwards."""
     dockerfile = io.BytesIO(f"FROM {IMAGE}\nLABEL io.secure-redis.test=probe\n".encode())
-    image, _ = client.images.build(fileobj=dockerfile, rm=True, pull=False)
+    with image_build():
+        image, _ = client.images.build(fileobj=dockerfile, rm=True, pull=False)
     yield str(image.id)
     with suppress(DockerException):
         client.images.remove(str(image.id), force=True)

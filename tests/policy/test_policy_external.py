@@ -44,8 +44,13 @@ by REDIS_TLS_* variables (its cluster creator publishes nothing), RedisLabs' red
 given only options, Terraform `count` replicas of Redis sharing one literal password in env
 and on argv, redis-stack started by its own script with the password in REDIS_ARGS and through
 its `redis-stack-server` wrapper, EMQX's CI Redis given TLS options one word per option and
-value with its plaintext port left on, and docker-zulip's Redis started by the official image's
-docker-entrypoint.sh from `sh -euc`, its password read from a Compose secret.
+value with its plaintext port left on, docker-zulip's Redis started by the official image's
+docker-entrypoint.sh from `sh -euc`, its password read from a Compose secret, a Compose Redis
+given `$$REDIS_PASSWORD` in exec form (its password is that text), a production compose file's
+Redis run with the file's 22-character default password, three sentinels of an image built FROM
+redis that show only port 26379 and their quorum and failover variables, and three that show
+nothing at all (a built image: the pack cannot tell they run Redis, and says the network rule's
+"neither Redis nor a Redis client" of them).
 """
 
 from __future__ import annotations

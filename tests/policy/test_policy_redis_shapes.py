@@ -122,6 +122,27 @@ def test_open_sentinel__is_told_why_by_the_transport_and_auth_rules() -> None:
     assert "anyone who connects is let in" in only(run_rule("redis-auth-required", records))
 
 
+def test_sentinel__is_named_a_sentinel_by_the_network_and_certificate_rules() -> None:
+    upload = {"file": "/etc/redis/sentinel.conf", "content": OPEN_SENTINEL_CONF}
+    sentinel = container("sentinel", image="redis:7.2", uploads=[upload], networkMode="host",
+                         ports=[{"internal": 26379, "external": 26379}],
+                         command=["redis-sentinel", "/etc/redis/sentinel.conf"])  # fmt: skip
+    cert = {"file": "/t/s.crt", "content": "not a certificate"}
+    tls = container("tls-sentinel", image="redis:7.2", uploads=[SENTINEL_UPLOAD, cert],
+                    command=["redis-sentinel", "/etc/redis/sentinel.conf"])  # fmt: skip
+    records = stack(sentinel, tls)
+    assert only(run_rule("network-redis-internal-only", records[:1])) == (
+        "Redis Sentinel container sentinel must attach only to internal networks of this stack "
+        "(networksAdvanced); it is on the host's network (networkMode host)."
+    )
+    assert only(run_rule("network-redis-no-published-port", records[:1])).startswith(
+        "Redis Sentinel container sentinel must not publish ports to the Docker host;"
+    )
+    assert only(run_rule("tls-server-certificate-profile", records[1:])).startswith(
+        "Redis Sentinel container tls-sentinel must serve a certificate this stack uploads"
+    )
+
+
 def test_sentinel__is_not_judged_by_the_data_server_rules() -> None:
     records = stack(container("sentinel", image="redis:7.2", uploads=[SENTINEL_UPLOAD],
                               command=["redis-sentinel", "/etc/redis/sentinel.conf"]))  # fmt: skip
@@ -793,6 +814,122 @@ def test_requirepass_placeholder_on_argv__is_left_to_the_shell() -> None:
     assert run_rule("redis-auth-required", records) == []
 
 
+# Without a shell nothing expands `${REDIS_PASSWORD}` on argv either: Docker hands exec-form words
+# to the program as written, and docker-library's docker-entrypoint.sh ends in `exec "$@"`. A
+# shell, or a script the pack cannot read (another image's entrypoint, /start.sh), may expand it.
+EXEC_FORM_MESSAGE = (
+    "Redis container redis must require authentication with a password only its clients know; "
+    "requirepass on its command line is a placeholder (${NAME}, $NAME or {{ ... }}), which "
+    "nothing expands (Docker starts redis-server in exec form, with no shell or script before "
+    "it), so the password is that text as this program writes it. Instead load users with "
+    "#<sha256> passwords from an aclfile delivered as a protected file."
+)
+
+
+@pytest.mark.parametrize(
+    "props",
+    [
+        {"command": ["redis-server", "--requirepass", "${REDIS_PASSWORD}"]},
+        {"command": ["--requirepass", "$REDIS_PASSWORD"]},  # the image's docker-entrypoint.sh
+        {"entrypoints": ["redis-server"], "command": ["--requirepass", "{{ .Password }}"]},
+        {"entrypoints": ["tini", "--"], "command": ["redis-server", "--requirepass", "${P}"]},
+        {"command": ["docker-entrypoint.sh", "redis-server", "--requirepass", "${P}"]},
+    ],
+)
+def test_requirepass_placeholder_in_exec_form__is_a_literal_password(
+    props: dict[str, Any],
+) -> None:
+    records = stack(container("redis", image="redis:7.4", **props))
+    assert only(run_rule("redis-auth-required", records)) == EXEC_FORM_MESSAGE
+
+
+@pytest.mark.parametrize(
+    ("image", "props"),
+    [
+        # a shell before redis-server, in the entrypoint or the command
+        ("redis:7.4", {"command": ["sh", "-c", "redis-server --requirepass ${P}"]}),
+        (
+            "redis:7.4",
+            {"entrypoints": ["/bin/bash", "-c"], "command": ["exec redis-server --requirepass $P"]},
+        ),
+        # a script the pack cannot read, or another image's own entrypoint
+        (
+            "redis:7.4",
+            {"entrypoints": ["/start.sh"], "command": ["redis-server", "--requirepass", "${P}"]},
+        ),
+        ("example/redis-custom:1", {"command": ["redis-server", "--requirepass", "${P}"]}),
+        # a whole command line in one string: whoever splits it may expand it
+        ("redis:7.4", {"command": ["redis-server --requirepass ${P}"]}),
+    ],
+)
+def test_requirepass_placeholder_where_something_may_expand_it__is_not_judged_literal(
+    image: str, props: dict[str, Any]
+) -> None:
+    records = stack(container("redis", image=image, **props))
+    assert all("placeholder" not in m for m in run_rule("redis-auth-required", records))
+
+
+def test_acl_placeholder_password_in_exec_form__is_a_literal_password() -> None:
+    # redis-server takes each rule as a word of its own (one word with spaces is one value).
+    command = ["redis-server", "--user", "app", "on", ">${APP_PASSWORD}", "~app:*", "+get",
+               "--user", "default", "off"]  # fmt: skip
+    records = stack(container("redis", image="redis:7.4", command=command))
+    assert only(run_rule("redis-auth-required", records)) == (
+        "Redis container redis must require authentication with a password only its clients "
+        "know; the >password of ACL user app is a placeholder (${NAME}, $NAME or {{ ... }}), "
+        "which Redis does not expand, so the password is that text as this program writes it "
+        "(in a file, or on a command line Docker starts in exec form, with no shell to expand "
+        "it). Instead load users with #<sha256> passwords from an aclfile delivered as a "
+        "protected file."
+    )
+
+
+def test_acl_placeholder_password_in_aclfile__is_a_literal_password() -> None:
+    acl = {"file": "/etc/redis/users.acl", "content": "user app on >${APP_PASSWORD} ~a:* +get\n"}
+    script = "exec redis-server --aclfile /etc/redis/users.acl"
+    records = stack(container("redis", image="redis:7.4", command=["sh", "-c", script],
+                              uploads=[acl]))  # fmt: skip
+    assert "the >password of ACL user app is a placeholder" in only(
+        run_rule("redis-auth-required", records)
+    )
+
+
+def test_acl_placeholder_password_behind_a_shell__is_left_to_it() -> None:
+    script = "exec redis-server --user 'app on >${APP_PASSWORD} ~a:* +get' --user 'default off'"
+    records = stack(container("redis", image="redis:7.4", command=["sh", "-c", script]))
+    assert run_rule("redis-auth-required", records) == []
+
+
+def test_acl_placeholder_password_reset_later__is_no_finding() -> None:
+    command = ["redis-server", "--user", "app", "on", ">${P}", "~a:*", "+get", "--user", "app",
+               "resetpass", "--user", "default", "off"]  # fmt: skip
+    records = stack(container("redis", image="redis:7.4", command=command))
+    assert all("placeholder" not in m for m in run_rule("redis-auth-required", records))
+
+
+def test_masterauth_placeholder_in_exec_form__is_the_masters_literal_password() -> None:
+    secret = hashlib.sha256(b"stand-in").hexdigest()  # not a real credential
+    command = ["redis-server", "--replicaof", "master", "6379", "--requirepass", secret,
+               "--masterauth", "${REDIS_PASSWORD}"]  # fmt: skip
+    records = stack(container("replica", image="redis:7.4", command=command))
+    assert only(run_rule("redis-auth-required", records)) == (
+        "Redis container replica must authenticate to its master with a password only the two "
+        "of them know; masterauth on its command line is a placeholder (${NAME}, $NAME or "
+        "{{ ... }}), which nothing expands (Docker starts redis-server in exec form, with no "
+        "shell or script before it), so the password is that text as this program writes it: "
+        "a master that accepts it accepts anyone who reads this program (else replication "
+        "fails). Instead load users with #<sha256> passwords from an aclfile delivered as a "
+        "protected file."
+    )
+
+
+def test_masterauth_placeholder_in_uploaded_conf__is_judged_as_written() -> None:
+    records = _with_conf("requirepass Xq9v7Lr2mT4sWb8Kc3Jh6Fd1\nmasterauth ${MASTER_PASSWORD}\n")
+    assert "masterauth in the config file it loads is a placeholder" in only(
+        run_rule("redis-auth-required", records)
+    )
+
+
 # -- Redis in another container's network namespace -----------------------------------------------
 # `docker run --network container:web redis`: Redis listens in web's namespace, so a port web
 # publishes is Redis's when Redis listens on it; web (nginx) runs no Redis.
@@ -907,6 +1044,59 @@ def test_sentinel_told_by_env_or_sentinel_conf__skips_data_server_rules(
         "in a sentinel config uploaded by this stack;"
     )
     assert run_rule("redis-auth-required", records) != []
+
+
+# A custom image (`FROM redis`, its entrypoint running `--sentinel`) shows only the sentinel's port:
+# 26379 with another sentinel sign is a sentinel; 26379 alone is said to be unsure, never Redis.
+@pytest.mark.parametrize("sign", SENTINEL_SIGNS)
+def test_custom_image_with_sentinel_port_and_a_sentinel_sign__is_a_sentinel(
+    sign: dict[str, Any],
+) -> None:
+    props = {"image": "registry.example/shop-sentinel:1", "ports": [{"internal": 26379}], **sign}
+    found = recognise(props)
+    assert (found.verdict, found.sentinel) == (Verdict.SERVER, True)
+    records = stack(container("sentinel", **props))
+    assert only(run_rule("redis-protected-mode-on", records)).startswith(
+        "Redis Sentinel container sentinel must set protected-mode yes on its command line or "
+        "in a sentinel config uploaded by this stack;"
+    )
+    assert run_rule("redis-maxmemory-below-limit", records) == []
+
+
+def test_custom_image_with_sentinel_port_and_sentinel_settings__is_a_sentinel() -> None:
+    # qkr107781/hhplus_e-commerce_server: FROM redis, an entrypoint that seds these three into
+    # sentinel.conf and runs --sentinel; the container shows the port and the variables only.
+    envs = ["SENTINEL_QUORUM=2", "SENTINEL_DOWN_AFTER=5000", "SENTINEL_FAILOVER=500"]
+    props = {"image": "hhplus-sentinel", "ports": [{"internal": 26379}], "envs": envs}
+    found = recognise(props)
+    assert (found.verdict, found.sentinel) == (Verdict.SERVER, True)
+    assert "sentinel settings in SENTINEL_DOWN_AFTER, SENTINEL_FAILOVER, SENTINEL_QUORUM" in (
+        found.signs
+    )
+
+
+@pytest.mark.parametrize("variable", ["SENTINEL_MASTER=mymaster", "REDIS_SENTINEL_HOST=s1"])
+def test_client_settings_of_a_sentinel__do_not_make_26379_a_sentinel(variable: str) -> None:
+    props = {"image": "example/proxy:1", "ports": [{"internal": 26379}], "envs": [variable]}
+    assert recognise(props).verdict is Verdict.UNSURE
+
+
+def test_custom_image_with_only_the_sentinel_port__is_unsure_not_redis() -> None:
+    props = {"image": "registry.example/shop-sentinel:1", "ports": [{"internal": 26379}]}
+    assert recognise(props).verdict is Verdict.UNSURE
+    records = stack(container("sentinel", **props))
+    assert only(run_rule("redis-recognised", records)) == (
+        "Could not tell whether Container sentinel runs Redis (Redis Sentinel port 26379); if "
+        "it does, start it with redis-server and its settings on the command line or in an "
+        "uploaded redis.conf so the Redis rules can judge it."
+    )
+    assert run_rule("redis-auth-required", records) == []
+
+
+def test_program_running_its_own_command_on_26379__is_not_redis() -> None:
+    props = {"image": "example/metrics:1", "command": ["metrics", "--listen", ":26379"],
+             "ports": [{"internal": 26379}], "envs": ["MODE=sentinel"]}  # fmt: skip
+    assert recognise(props).verdict is Verdict.NOT_REDIS
 
 
 def test_data_server_beside_a_sentinel_variable_of_another_meaning__stays_a_data_server() -> None:

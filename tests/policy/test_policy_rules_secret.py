@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -438,3 +439,107 @@ def test_argv_flag_named_for_a_secret__is_found_whatever_the_program(
 @pytest.mark.parametrize("command", NOT_SECRET_FLAGS, ids=" ".join)
 def test_argv_flag_about_a_secret__is_not_one(command: list[str]) -> None:
     assert run_rule("secret-argv-not-plain", _argv_stack(command)) == []
+
+
+# -- a short password a Redis server is given (REDIS-07) ------------------------------------------
+# secret-password-length judged only passwords the stack generates; `--requirepass demo`
+# (zhenyangze/spring-boot-demo, tests/policy/external/zhenyangze-spring-boot-demo-host-network-
+# replica-and-sentinel.json) and redis.conf's example `foobared` passed every rule.
+LONG_ENOUGH = hashlib.sha256(b"stand-in").hexdigest()  # 64 characters, not a real credential
+
+
+def only(messages: list[str]) -> str:
+    assert len(messages) == 1, messages
+    return messages[0]
+
+
+def _redis_stack(
+    *, envs: tuple[str, ...] = ("ENVIRONMENT=development",), **props: Any
+) -> list[Any]:
+    props.setdefault("image", "redis:7.4")
+    return parse_records(
+        [{"type": CONTAINER, "name": "redis", "props": {"envs": list(envs), **props}}],
+        source="test", stack="qa", project="shop",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("props", "what"),
+    [
+        pytest.param({"command": ["redis-server", "--requirepass", "demo"]}, "its requirepass",
+                     id="requirepass-demo"),
+        pytest.param({"command": ["redis-server", "/r/redis.conf"],
+                      "uploads": [{"file": "/r/redis.conf", "content": "requirepass foobared\n"}]},
+                     "its requirepass", id="requirepass-foobared-in-conf"),
+        pytest.param({"command": ["sh", "-c", "exec redis-server --requirepass redis123"]},
+                     "its requirepass", id="requirepass-behind-a-shell"),
+        pytest.param({"command": ["sh", "-c", "redis-server --requirepass ${REDIS_PASSWORD}"],
+                      "envs": ("REDIS_PASSWORD=bismillah", "ENVIRONMENT=development")},
+                     "its requirepass", id="variable-the-container-sets-expanded-by-sh"),
+        pytest.param({"command": ["redis-server", "--user", "app", "on", ">app", "~a:*", "+get"]},
+                     "the >password of ACL user app", id="acl-user"),
+        pytest.param({"image": "bitnami/redis:7.2",
+                      "envs": ("REDIS_PASSWORD=password", "ENVIRONMENT=development")},
+                     "its requirepass", id="bitnami-variable"),
+    ],
+)  # fmt: skip
+def test_short_password_given_to_redis__is_rejected(props: dict[str, Any], what: str) -> None:
+    message = only(run_rule("secret-password-length", _redis_stack(**props)))
+    # A Bitnami image's message goes on to say which of its variables set what.
+    assert message.startswith(
+        f"Redis container redis must be given passwords of at least 24 characters in this "
+        f"stack's environment; {what} is shorter, so it can be guessed at Redis's speed. "
+        f"Generate it (pulumi_random's RandomPassword with length 24 or more) and deliver it "
+        f"as a protected file: an aclfile with #<sha256> passwords."
+    )
+
+
+def test_short_password_given_to_redis__follows_the_declared_environment() -> None:
+    command = ["redis-server", "--requirepass", LONG_ENOUGH[:32]]
+    assert run_rule("secret-password-length", _redis_stack(command=command)) == []
+    production = _redis_stack(command=command, envs=("ENVIRONMENT=production",))  # floor 48
+    assert "at least 48 characters" in only(run_rule("secret-password-length", production))
+
+
+@pytest.mark.parametrize(
+    "props",
+    [
+        pytest.param({"command": ["redis-server", "--requirepass", LONG_ENOUGH]}, id="long"),
+        pytest.param({"command": ["sh", "-c", "exec redis-server --requirepass $REDIS_PASSWORD"]},
+                     id="variable"),
+        pytest.param({"command": ["sh", "-c",
+                                  'exec redis-server --requirepass "$(cat /run/secrets/pw)"']},
+                     id="command-substitution"),
+        pytest.param({"command": ["redis-server", "--aclfile", "/r/users.acl", "--requirepass",
+                                  "demo"],
+                      "uploads": [{"file": "/r/users.acl",
+                                   "content": f"user app on #{LONG_ENOUGH} ~a:* +get\n"}]},
+                     id="aclfile-makes-redis-ignore-requirepass"),
+        pytest.param({"image": "bitnami/redis:7.2",
+                      "envs": (f"REDIS_PASSWORD={LONG_ENOUGH}", "ENVIRONMENT=development")},
+                     id="bitnami-variable-long"),
+        pytest.param({"command": ["sh", "-c", "redis-server --requirepass $P"],
+                      "envs": (f"P={LONG_ENOUGH}", "ENVIRONMENT=development")},
+                     id="variable-expanded-long"),
+        pytest.param({"command": ["sh", "-c", "P=$(cat /s/p); redis-server --requirepass $P"],
+                      "envs": ("P=short", "ENVIRONMENT=development")},
+                     id="variable-the-script-assigns"),
+        pytest.param({"command": ["sh", "-c", "redis-server --requirepass $P"]},
+                     id="variable-the-container-does-not-set"),
+        pytest.param({"command": ["redis-server", "--user", "app", "off", ">app"]},
+                     id="disabled-acl-user"),
+        pytest.param({"command": ["redis-server", "--user", "app", "on", ">app", "resetpass"]},
+                     id="acl-password-reset"),
+    ],
+)  # fmt: skip
+def test_password_given_to_redis__long_unknown_or_unused__is_not_judged(
+    props: dict[str, Any],
+) -> None:
+    assert run_rule("secret-password-length", _redis_stack(**props)) == []
+
+
+def test_short_password_of_a_sentinel__is_told_in_sentinel_words() -> None:
+    records = _redis_stack(command=["redis-sentinel", "/r/s.conf", "--requirepass", "demo"])
+    assert only(run_rule("secret-password-length", records)).startswith(
+        "Redis Sentinel container redis must be given passwords of at least 24 characters"
+    )

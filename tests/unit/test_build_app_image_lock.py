@@ -5,13 +5,15 @@ nothing on the engine says so until its own image exists.
 
 Run in a copy of scripts/ with stand-ins: `docker` (answers `info`; on `build`, records
 whether an exclusive try of the lock fails, i.e. someone holds it) and the venv's `python`
-(answers `-m infra.wheelhouse` with a digest the copied wheelhouse is stamped with)."""
+(answers `-m infra.wheelhouse` with a digest the copied wheelhouse is stamped with, and runs
+the real `-m infra.applier.build_lock`)."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,8 +33,10 @@ case "$1" in
 esac
 """
 
-PYTHON = """#!/bin/sh
+# The lock itself is taken by the real module (scripts/lib.sh `build_locked`), from this checkout.
+PYTHON = f"""#!/bin/sh
 [ "$2" = infra.wheelhouse ] && echo "x86_64 digest"
+[ "$2" = infra.applier.build_lock ] && PYTHONPATH="{REPO_ROOT}" exec "{sys.executable}" "$@"
 """
 
 

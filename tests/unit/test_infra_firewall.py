@@ -21,6 +21,7 @@ from infra.firewall import (
     chains,
     down,
     install_rules,
+    output_chain,
     removal_rules,
 )
 from infra.naming import BRIDGE_NAME_OPTION, Role, bridge_interface, object_name
@@ -67,6 +68,30 @@ def test_firewall__forwarded_traffic_stays_inside_each_bridge() -> None:
     assert not [r for r in chain if "-i br-back" in r and "-o br-front" in r]
 
 
+def test_firewall__only_root_opens_connections_from_the_host_into_the_backend() -> None:
+    """Any host account reached Redis at its backend address and held its 512 connection
+    slots with plain TCP (attack pass of 2026-12-03 on s43); the frontend stays open to the
+    host (a Prometheus there scrapes the exporter)."""
+    rules = _rules()
+    assert [r for r in rules if r.startswith("-I OUTPUT")] == [
+        f"-I OUTPUT 1 -o {BRIDGES.backend} -m comment --comment secure-redis:dev "
+        "-j SECURE-REDIS-dev-OUT"
+    ]
+    assert [r for r in rules if r.startswith("-A SECURE-REDIS-dev-OUT")] == [
+        "-A SECURE-REDIS-dev-OUT -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN",
+        "-A SECURE-REDIS-dev-OUT -m owner --uid-owner 0 -j RETURN",
+        "-A SECURE-REDIS-dev-OUT -j REJECT",
+    ]
+    assert rules.index("-N SECURE-REDIS-dev-OUT") < rules.index(
+        f"-I OUTPUT 1 -o {BRIDGES.backend} -m comment --comment secure-redis:dev "
+        "-j SECURE-REDIS-dev-OUT"
+    )
+
+
+def test_firewall__the_longest_stack_name_fits_the_output_chain() -> None:
+    assert len(output_chain("abcdefghijk")) <= 28  # iptables' limit on a chain's name
+
+
 def test_firewall__removal_deletes_only_this_stacks_jumps_then_its_chains() -> None:
     listings = {
         "INPUT": "-P INPUT ACCEPT\n"
@@ -75,16 +100,23 @@ def test_firewall__removal_deletes_only_this_stacks_jumps_then_its_chains() -> N
         "DOCKER-USER": "-N DOCKER-USER\n"
         "-A DOCKER-USER -o br-x -m comment --comment secure-redis:dev -j SECURE-REDIS-dev-FWD\n"
         "-A DOCKER-USER -j RETURN\n",
+        "OUTPUT": "-P OUTPUT ACCEPT\n"
+        '-A OUTPUT -o br-x -m comment --comment "secure-redis:dev" -j SECURE-REDIS-dev-OUT\n',
         "SECURE-REDIS-dev-IN": "-N SECURE-REDIS-dev-IN\n-A SECURE-REDIS-dev-IN -j DROP\n",
         "SECURE-REDIS-dev-FWD": "",
+        "SECURE-REDIS-dev-OUT": "-N SECURE-REDIS-dev-OUT\n-A SECURE-REDIS-dev-OUT -j REJECT\n",
     }
     assert removal_rules("dev", listings) == [
         ["-D", "INPUT", "-i", "br-x", "-m", "comment", "--comment", "secure-redis:dev", "-j",
          "SECURE-REDIS-dev-IN"],
         ["-D", "DOCKER-USER", "-o", "br-x", "-m", "comment", "--comment", "secure-redis:dev",
          "-j", "SECURE-REDIS-dev-FWD"],
+        ["-D", "OUTPUT", "-o", "br-x", "-m", "comment", "--comment", "secure-redis:dev", "-j",
+         "SECURE-REDIS-dev-OUT"],
         ["-F", "SECURE-REDIS-dev-IN"],
         ["-X", "SECURE-REDIS-dev-IN"],
+        ["-F", "SECURE-REDIS-dev-OUT"],
+        ["-X", "SECURE-REDIS-dev-OUT"],
     ]  # fmt: skip
 
 

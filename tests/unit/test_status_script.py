@@ -240,6 +240,41 @@ def test_status_sh__bad_arguments_exit_2_with_the_fix(args: list[str], message: 
 
 
 # A `docker` CLI stand-in for a half-deployed stack: `info` answers, a container runs when
+def test_status_sh__what_a_container_says_reaches_the_terminal_without_control_characters(
+    tmp_path: Path,
+) -> None:
+    """A warning quotes the last line a container's snippet wrote, and that line quotes what
+    the container's server answered (here an HTTP reason phrase). A taken-over exporter (or
+    app) answered with terminal escapes, and status.sh wrote them to the operator's terminal
+    as they were: a window title, a cleared screen, a clipboard write (OSC 52) (attack pass
+    of 2026-12-03). They are shown escaped, as scripts/lib.sh `shown` shows an argument."""
+    _stack_with_client_certificates(tmp_path)
+    (tmp_path / f"{EXPORTER}.out").unlink()  # the snippet runs here, against the stand-in
+    reason = "Oops\x1b]0;owned\x07\x1b[2J\x1b]52;c;ZWNobyBwd25lZA==\x07\r"
+
+    class Exporter(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(500, reason)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Exporter)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        result = _status_sh(tmp_path, exporter_port=server.server_address[1])
+    finally:
+        server.shutdown()
+    warning = [ln for ln in result.stderr.splitlines() if EXPORTER in ln]
+    assert len(warning) == 1, result.stderr
+    assert "HTTP Error 500: Oops" in warning[0], "positive control: the reason is quoted"
+    shown = result.stderr + result.stdout
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", shown), repr(shown)
+
+
 # FAKE_DOCKER/running-<name> exists, `exec <name> python3 -c <snippet>` prints
 # FAKE_DOCKER/<name>.out when there is one, else runs status.sh's own snippet here with the
 # container's material directory mapped to FAKE_DOCKER/<name>/, and `cp -L <name>:<path> -`

@@ -21,10 +21,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from infra import apply, stack_config
+from infra import cli as infra_cli
 from infra.applier.state import StackState, StateError, StateStore
 from infra.settings import SettingsError, load_stack_file
 from infra.settings import load_settings as load_stack_settings
 from secure_cache import __main__ as cli
+from secure_cache.cli_parser import OneLineParser as AppParser
 from secure_cache.errors import ConfigurationError
 from secure_cache.settings import ServiceSettings
 from secure_cache.settings import load_settings as load_cache_settings
@@ -69,6 +71,27 @@ def test_infra_cli__the_same_value_twice_is_still_one_option(tmp_path: Path) -> 
     argv = ["get", "--stack", "s96", "--stack=s96", "--project-dir", str(tmp_path), "appHostPort"]
     code, text = _run(lambda: stack_config.main(argv))
     assert (code, text.strip()) == (0, "18200")
+
+
+def test_infra_cli__is_the_apps_parser_with_its_own_error_line() -> None:
+    """One definition of the one-line parser and its option-given-twice rule: infra's is the
+    app's (app/secure_cache/cli_parser.py) with an error line that points at --help. Before
+    leftovers16 the two files held the same `_StoreOnce` and `OneLineParser` twice."""
+    assert issubclass(infra_cli.OneLineParser, AppParser)
+    assert not hasattr(infra_cli, "_StoreOnce")
+    parser = infra_cli.OneLineParser(prog="infra.x")
+    parser.add_argument("--stack")
+
+    def twice() -> None:
+        parser.parse_args(["--stack", "a", "--stack", "b"])
+
+    code, text = _run(twice)
+    assert (code, text) == (
+        2,
+        "infra.x: error: --stack is given twice with different values; give it once "
+        "(see infra.x --help)\n",
+    )
+    assert parser.parse_args(["--stack", "a", "--stack", "a"]).stack == "a"
 
 
 def test_cache_cli__an_option_given_twice_is_refused_without_its_values() -> None:
