@@ -109,6 +109,7 @@ from infra.settings import (  # noqa: E402
     REPO_ROOT,
     STACK_NAME_RULE,
     SettingsError,
+    quoted,
     valid_stack_name,
 )
 
@@ -267,7 +268,7 @@ def _unknown_stack(action: str, stack: str, project_dir: Path) -> str | None:
     labelled with the name (a stack whose file was deleted first); `_nothing_to_down` decides
     for it once the engine can be asked."""
     if not valid_stack_name(stack):
-        return f"{stack!r} is not a stack name: {STACK_NAME_RULE}"
+        return f"{quoted(stack)} is not a stack name: {STACK_NAME_RULE}"
     if action == "down" or _declared(stack, project_dir):
         return None
     return f"{_no_stack_file(stack, project_dir)}; nothing was read or changed"
@@ -278,6 +279,13 @@ def _declared(stack: str, project_dir: Path) -> bool:
 
 
 def _no_stack_file(stack: str, project_dir: Path) -> str:
+    name = f"Pulumi.{stack}.yaml"
+    if (project_dir / name).exists():
+        # A FIFO or a directory was "does not exist (stacks there: <this one>)".
+        return (
+            f"no stack {stack!r}: {name} in {project_dir} is not a regular file (a pipe, "
+            "device or directory); replace it with the stack's YAML file"
+        )
     stacks = ", ".join(sorted(p.name[7:-5] for p in project_dir.glob("Pulumi.*.yaml")))
     return (
         f"no stack {stack!r}: Pulumi.{stack}.yaml does not exist in {project_dir} (stacks "

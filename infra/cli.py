@@ -26,12 +26,16 @@ from secure_cache.cli_parser import OneLineParser as _AppParser
 
 class OneLineParser(_AppParser):
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(
+            EXIT_USAGE, f"{self.prog}: error: {printable(message)} (see {self.prog} --help)\n"
+        )
 
     def report(self, message: str, *, level: str = "error") -> None:
         """One line on stderr naming the program, for a failure after the arguments were read
-        (the message says what is wrong and how to fix it)."""
-        print(f"{self.prog}: {level}: {message}", file=sys.stderr)
+        (the message says what is wrong and how to fix it). Escaped (`printable`): a newline
+        or an escape sequence that came with an input (a policy config naming
+        `"x\\u001b[2J"`) is never sent to the terminal raw."""
+        print(f"{self.prog}: {level}: {printable(message)}", file=sys.stderr)
 
 
 def project_dir(text: str) -> Path:
@@ -41,6 +45,15 @@ def project_dir(text: str) -> Path:
     if not text:
         raise argparse.ArgumentTypeError(
             "is empty; give the checkout's directory, or leave the option out for this one"
+        )
+    if not text.isprintable():
+        # Every line that names the directory sent an escape sequence in it to the terminal
+        # raw, and a name that is not UTF-8 ended `apply down` in UnicodeEncodeError where
+        # stdout is strict UTF-8 (an en_US.UTF-8 locale).
+        raise argparse.ArgumentTypeError(
+            f"{text[:200]!r} holds a control character or bytes that are not UTF-8; rename "
+            "the checkout's directory, or leave the option out when the command is that "
+            "checkout's own (it means that checkout then)"
         )
     path = Path(text)
     if path.exists() and not path.is_dir():

@@ -69,6 +69,7 @@ from typing import Final
 
 from infra.cli import OneLineParser
 from infra.naming import BRIDGE_NAME_OPTION, Role, object_name
+from infra.settings import quoted
 
 IPTABLES: Final = "iptables"
 _STACK_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,10}$")
@@ -96,7 +97,7 @@ def chains(stack: str) -> tuple[str, str]:
     """(input chain, forward chain) of `stack`; iptables allows 28 characters."""
     if not _STACK_RE.match(stack):
         raise FirewallError(
-            f"stack {stack!r}: the firewall chains need a name of at most 11 letters, "
+            f"stack {quoted(stack)}: the firewall chains need a name of at most 11 letters, "
             "digits, '-' or '_'"
         )
     return f"SECURE-REDIS-{stack}-IN", f"SECURE-REDIS-{stack}-FWD"

@@ -25,8 +25,10 @@ ending with the way on for that cause (way_on).
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
+import math
 import os
 import stat
 import sys
@@ -49,7 +51,7 @@ from infra.naming import (
     object_name,
 )
 from infra.redis_acl import APP_USER
-from infra.settings import REPO_ROOT, SettingsError, load_settings, load_stack_file
+from infra.settings import REPO_ROOT, SettingsError, load_settings, load_stack_file, quoted
 
 if TYPE_CHECKING:
     from infra.applier.state import StackState
@@ -569,9 +571,17 @@ class Probe:
         decided here only: inside the app container when it runs; else from a short-lived
         copy of it (`_beside`), so a stopped app does not keep an operator from retiring a
         CA (infra/apply.py asks before its up) while Redis is still looked at, never guessed."""
+        from docker.errors import NotFound  # noqa: PLC0415 - as in __init__
+
         argv = served_command(REDIS_ALIAS, self.port)
-        with _observing(self.app):
-            app = self.client.containers.get(self.app)
+        try:
+            with _observing(self.app):
+                app = self.client.containers.get(self.app)
+        except ProbeError as exc:
+            # Named as _trusted names it: the refusal quoted Docker's bare 404 instead.
+            if isinstance(exc.__cause__, NotFound):
+                raise Missing(f"{self.app} does not exist") from exc.__cause__
+            raise
         # Only the stack's own app is trusted to show what Redis serves: whatever else holds
         # its name (made by hand, another account, another stack) could print any certificate,
         # and a wrong one here retires a CA Redis still serves (retire_refusal).
@@ -940,7 +950,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--kind", choices=KINDS, help="report: the rotation that ran; unfinished: the one asked"
     )
-    parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument(
+        "--timeout", type=_seconds, default=120.0, help="wait: seconds to wait (1 to 86400)"
+    )
     parser.add_argument(
         "--applier-state",
         action="store_true",
@@ -986,6 +998,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, OSError, ValueError) as exc:
         print(f"rotation_probe: error: {exc}", file=sys.stderr)
         return 2
+
+
+# The longest `wait` takes: a day. `--timeout inf` waited for ever on a stack not deployed.
+_MAX_WAIT_S: Final = 86400.0
+
+
+def _seconds(text: str) -> float:
+    """A --timeout: `nan`, `0` or `-1` ran no look at all and exited 1 ("not settled") with
+    nothing said."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 1.0 <= value <= _MAX_WAIT_S:  # False for NaN too
+        raise argparse.ArgumentTypeError(
+            f"must be a number of seconds from 1 to {_MAX_WAIT_S:.0f}, got {quoted(text)}"
+        )
+    return value
 
 
 def way_on(stack: str, exc: ProbeError) -> str:

@@ -77,12 +77,12 @@ class SettingsError(ValueError):
     def __init__(self, stack: str, source: str, problems: list[str]) -> None:
         self.problems = tuple(problems)
         # The file name holds the stack name as given: a newline or an escape sequence in it
-        # must not reach the terminal raw.
-        shown = source if source.isprintable() else repr(source)
+        # must not reach the terminal raw, nor a 5000-character one whole.
+        shown = shown_key(source)
         if len(self.problems) == 1:
             # One problem, one line; one that names its stack or file already says where.
             (problem,) = self.problems
-            named = problem.startswith((repr(stack), shown))
+            named = problem.startswith((repr(stack), quoted(stack), shown))
             super().__init__(problem if named else f"{shown}: {problem}")
             return
         lines = "\n".join(f"  - {p}" for p in problems)
@@ -154,7 +154,7 @@ def load_settings(
         if namespace != NAMESPACE and namespace not in FOREIGN_NAMESPACES:
             problems.append(
                 f"{_SHORT.repr(key)} is not in the {NAMESPACE}: namespace (nor docker: or "
-                f"pulumi:); rename it to {_shown_key(NAMESPACE + ':' + key.rsplit(':', 1)[-1])} "
+                f"pulumi:); rename it to {shown_key(NAMESPACE + ':' + key.rsplit(':', 1)[-1])} "
                 "or remove it"
             )
     for unknown in sorted(set(ours) - SETTING_KEYS):
@@ -166,7 +166,7 @@ def load_settings(
             )
             continue
         problems.append(
-            f"{_shown_key(NAMESPACE + ':' + unknown)} is not a setting; remove it (known: "
+            f"{shown_key(NAMESPACE + ':' + unknown)} is not a setting; remove it (known: "
             f"{', '.join(sorted(SETTING_KEYS))})"
         )
     hidden = frozenset(
@@ -241,7 +241,7 @@ def load_stack_file(stack: str, root: Path = REPO_ROOT) -> dict[str, Any]:
         usable = [k for k in known if valid_stack_name(k)]
         choice = f"use one of: {', '.join(usable) or 'none'} (or create it: {_NEW_STACK_FILE})"
         if not valid_stack_name(stack):
-            problem = f"{stack!r} is not a stack name: {STACK_NAME_RULE}; {choice}"
+            problem = f"{quoted(stack)} is not a stack name: {STACK_NAME_RULE}; {choice}"
         elif path.exists():  # a FIFO, a device, a directory: reading it blocks or fails
             problem = (
                 f"{name} in {root} is not a regular file (a pipe, device or directory); "
@@ -283,7 +283,7 @@ def load_stack_file(stack: str, root: Path = REPO_ROOT) -> dict[str, Any]:
         key = str(raw_key)
         full = key if ":" in key else f"{NAMESPACE}:{key}"
         if full in flat:
-            problems.append(f"{_shown_key(full)} is set twice; keep one of the two entries")
+            problems.append(f"{shown_key(full)} is set twice; keep one of the two entries")
         flat[full] = value
     if problems:
         raise SettingsError(stack, path.name, problems)
@@ -361,7 +361,7 @@ def _check_unique(node: yaml.MappingNode) -> None:
             raise yaml.constructor.ConstructorError(
                 None,
                 None,
-                f"{_shown_key(key)} is set twice; keep one of the two entries",
+                f"{shown_key(key)} is set twice; keep one of the two entries",
                 key_node.start_mark,
             )
         seen.add(key)
@@ -488,7 +488,7 @@ def _ambiguity(key: str, text: str) -> str | None:
         return None
     if text in _NULL_TEXTS:
         return (
-            f"{_shown_key(key)} has no value (null to YAML, an empty text to some Pulumi "
+            f"{shown_key(key)} has no value (null to YAML, an empty text to some Pulumi "
             "versions); write its value, or remove the line"
         )
     readings = [text, _yaml11_reading(text), _yaml12_reading(text)]
@@ -506,9 +506,9 @@ def _ambiguity(key: str, text: str) -> str | None:
     write = f"write {' or '.join(dict.fromkeys(numbers))}, or " if numbers else ""
     shown = _SHORT.repr(text)[1:-1] if len(text) > 60 or not text.isprintable() else text
     return (
-        f"{_shown_key(key)}: {shown} is {' or '.join(distinct)}, "
+        f"{shown_key(key)}: {shown} is {' or '.join(distinct)}, "
         "depending on the YAML reader (1.1 or 1.2) and the Pulumi version; "
-        f'{write}quote it: {_shown_key(key)}: "{shown}"'
+        f'{write}quote it: {shown_key(key)}: "{shown}"'
     )
 
 
@@ -536,7 +536,7 @@ def _whole_number_problem(key: str, text: str) -> str | None:
         return None  # 2.5: not a whole number to any reader; the setting's check says so
     number = str(abs(int(whole))) if int(whole) == 0 else whole
     return (
-        f"{_shown_key(key)}: {text} is a whole number written as a fraction, which Pulumi "
+        f"{shown_key(key)}: {text} is a whole number written as a fraction, which Pulumi "
         f"versions hand over as '{text}' (refused) or '{number}'; write {number}"
     )
 
@@ -589,7 +589,20 @@ def _read_yaml(stack: str, path: Path) -> Any:
             path.name,
             [f"{path.name} is not UTF-8 text (byte {exc.start}); save it as UTF-8"],
         ) from None
-    loader = _UniqueKeyLoader(text)
+    try:
+        loader = _UniqueKeyLoader(text)
+    except yaml.reader.ReaderError as exc:
+        # A NUL or another character YAML does not allow: PyYAML refuses the whole text when
+        # the loader is made, which was a ReaderError traceback (stack_config get).
+        line = text.count("\n", 0, exc.position) + 1
+        raise SettingsError(
+            stack,
+            path.name,
+            [
+                f"{path.name} holds a character YAML does not allow (U+{exc.character:04X}) "
+                f"at line {line}; remove it"
+            ],
+        ) from None
     try:
         node = loader.get_single_node()
         document = None if node is None else loader.construct_document(node)
@@ -666,11 +679,17 @@ def _short_repr() -> reprlib.Repr:
 _SHORT: Final = _short_repr()
 
 
-def _shown_key(key: str) -> str:
+def shown_key(key: str) -> str:
     """A key as a message names it: as written when it is plain, else escaped (an escape
     sequence or a newline in a stack file's key must not reach the terminal raw), and cut to
     a line's worth either way."""
     return key if key.isprintable() and len(key) <= 60 else _SHORT.repr(key)
+
+
+def quoted(text: str) -> str:
+    """A name from the command line as a message quotes it: escaped and cut to a line's worth
+    (a 5000-character --stack was repeated whole)."""
+    return _SHORT.repr(text)
 
 
 class _Reader:
@@ -892,7 +911,9 @@ __all__ = [
     "StackSettings",
     "load_settings",
     "load_stack_file",
+    "quoted",
     "reads_as_itself",
     "settings_from_pulumi",
+    "shown_key",
     "valid_stack_name",
 ]

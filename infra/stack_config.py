@@ -30,7 +30,9 @@ from infra.settings import (
     SettingsError,
     load_settings,
     load_stack_file,
+    quoted,
     reads_as_itself,
+    shown_key,
 )
 
 _LINE: Final = re.compile(r"^(?P<indent>\s+)(?P<key>[A-Za-z0-9_.-]+:[A-Za-z0-9_.-]+):(?P<rest>.*)$")
@@ -91,13 +93,22 @@ def _require_setting(key: str) -> None:
     # get and set name the keys alike: a typo is fixed from the list, not from the source.
     if key not in SETTING_KEYS:
         raise StackConfigError(
-            f"{NAMESPACE}:{key} is not a setting (known: {', '.join(sorted(SETTING_KEYS))})"
+            f"{shown_key(f'{NAMESPACE}:{key}')} is not a setting (known: "
+            f"{', '.join(sorted(SETTING_KEYS))})"
         )
 
 
 def set_setting(stack: str, key: str, value: str, root: Path = REPO_ROOT) -> Path:
     """Validate, then write atomically. Raises StackConfigError or SettingsError."""
     _require_setting(key)
+    if not value.isprintable():
+        # `$'5\n'` passed (int() strips it) and was written as a quoted scalar over two
+        # lines, of which the next set of the key replaced the first: the file was then not
+        # YAML. No setting holds a line break, a tab or an escape sequence.
+        raise StackConfigError(
+            f"the value {quoted(value)} holds a line break or another control character; no "
+            "setting takes one: give the value on one line (nothing was changed)"
+        )
     current = load_stack_file(stack, root)
     path = root / f"Pulumi.{stack}.yaml"
     # The settings loader is the judge of the new value, before the file changes.

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final, TextIO
 
-from infra.cli import OneLineParser
+from infra.cli import OneLineParser, printable
 from policies import strictness
 from policies.analyzer import (
     ConfigError,
@@ -286,12 +286,14 @@ def _print_table(
     findings: Sequence[Finding], records: Sequence[Record], source: str, out: TextIO
 ) -> None:
     shown = table_rows(findings, records)
-    print(f"{source}: {table_counts(findings, shown)}", file=out)
+    print(printable(f"{source}: {table_counts(findings, shown)}"), file=out)
     if not findings:
         print("no violations", file=out)
         return
-    rows = [("LEVEL", "POLICY", "RESOURCE", "MESSAGE")]
-    rows += [(f.level, f.policy, f.resource, f.message) for f in shown]
+    rows: list[tuple[str, ...]] = [("LEVEL", "POLICY", "RESOURCE", "MESSAGE")]
+    # A record's name is any text its JSON string holds: escaped, never sent to the terminal
+    # raw (`--json` escapes it as JSON does).
+    rows += [tuple(printable(c) for c in (f.level, f.policy, f.resource, f.message)) for f in shown]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row[:3], widths, strict=True)), row[3], file=out)

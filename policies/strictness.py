@@ -45,16 +45,25 @@ def of_stack(stack: str) -> Environment:
     """The environment `Pulumi.<stack>.yaml` declares (production when it declares none)."""
     import yaml  # noqa: PLC0415 - only the --stack path needs the program's loader
 
-    from infra.settings import NAMESPACE, REPO_ROOT, SettingsError, load_stack_file  # noqa: PLC0415
+    from infra.settings import (  # noqa: PLC0415
+        NAMESPACE,
+        REPO_ROOT,
+        SettingsError,
+        load_stack_file,
+        quoted,
+        shown_key,
+    )
 
     try:
         config = load_stack_file(stack, STACK_DIR or REPO_ROOT)
     except SettingsError as exc:
         # One line: the command line tools print one line per error. A problem that names the
-        # stack or its file already says where; the others are about the file's text.
+        # stack or its file already says where; the others are about the file's text. The
+        # file's name holds the stack name as given: cut as the loader cuts it.
         text = "; ".join(exc.problems)
-        named = text.startswith((repr(stack), f"Pulumi.{stack}.yaml"))
-        raise StrictnessError(text if named else f"Pulumi.{stack}.yaml: {text}") from exc
+        name = f"Pulumi.{stack}.yaml"
+        named = text.startswith((repr(stack), quoted(stack), name))
+        raise StrictnessError(text if named else f"{shown_key(name)}: {text}") from exc
     except yaml.YAMLError as exc:
         raise StrictnessError(
             f"Pulumi.{stack}.yaml is not valid YAML ({_first_line(exc)}); fix the YAML"

@@ -15,6 +15,11 @@ case "${1:-}" in -h | --help) print_usage; exit 0 ;; esac
 # BASE_IMAGE overrides the tag (the image is always Debian bookworm), e.g. to test this script.
 IMAGE="${BASE_IMAGE:-debian:bookworm-slim}"
 PULL_TIMEOUT="${PULL_TIMEOUT:-60}"
+# `timeout abc` fails at once, its error silenced with docker pull's below: the script then said
+# the pull failed and built the image offline, with no pull run. `timeout 0` never ends it.
+if [[ ! "$PULL_TIMEOUT" =~ ^[0-9]+$ || "$PULL_TIMEOUT" =~ ^0+$ ]]; then
+    die "PULL_TIMEOUT=$(shown "$PULL_TIMEOUT") is not a whole number of seconds above 0; set it to one (default 60), e.g. PULL_TIMEOUT=120"
+fi
 
 docker_ready || die "$(docker_unready)"
 

@@ -23,10 +23,15 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import math
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, Final
+from typing import TYPE_CHECKING, BinaryIO, Final
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
+    from prometheus_client.samples import Sample
 
 # status.sh starts this script about ten times per run, each for one job: each mode imports
 # only what it needs (cryptography, tarfile, prometheus_client, infra), where it needs it.
@@ -152,6 +157,13 @@ class RedisView:
     """redis_errors_total of DENIALS: since Redis started (INFO errorstats)."""
 
 
+def _finite_samples(families: Iterable[Metric]) -> Iterator[Sample]:
+    """The samples of `families` with a finite value: NaN or Inf is as if not reported (a
+    container reporting it ended this script in a traceback from int() or datetime)."""
+    for family in families:
+        yield from (sample for sample in family.samples if math.isfinite(sample.value))
+
+
 def redis_view(lines: list[str]) -> RedisView | None:
     """The exporter's lines status.sh kept; None when there are none or they do not parse."""
     if not lines:
@@ -167,16 +179,15 @@ def redis_view(lines: list[str]) -> RedisView | None:
     entries: dict[str, int] = {}
     ages: list[float] = []
     errors: dict[str, int] = {}
-    for family in families:
-        for sample in family.samples:
-            if sample.name == "redis_up":
-                up = sample.value == 1
-            elif sample.name == "redis_acl_log_entries":
-                entries[sample.labels.get("reason", "")] = int(sample.value)
-            elif sample.name == "redis_acl_log_newest_age_seconds":
-                ages.append(sample.value)
-            elif sample.name == "redis_errors_total":
-                errors[sample.labels.get("error", "")] = int(sample.value)
+    for sample in _finite_samples(families):
+        if sample.name == "redis_up":
+            up = sample.value == 1
+        elif sample.name == "redis_acl_log_entries":
+            entries[sample.labels.get("reason", "")] = int(sample.value)
+        elif sample.name == "redis_acl_log_newest_age_seconds":
+            ages.append(sample.value)
+        elif sample.name == "redis_errors_total":
+            errors[sample.labels.get("error", "")] = int(sample.value)
     if up is None:
         return None
     return RedisView(up=up, entries=entries, newest_age=min(ages, default=None), errors=errors)
@@ -211,10 +222,8 @@ def parse(
                 continue
         elif line.startswith(_TRUSTED):
             name, _, values = line[len(_TRUSTED) :].partition(" ")
-            try:
-                trusted[name] = tuple(float(v) for v in values.split(","))
-            except ValueError:
-                continue
+            if (dates := _dates(values)) is not None:
+                trusted[name] = dates
         elif line.startswith(_LIVE_RESTORE):
             value = line[len(_LIVE_RESTORE) :].strip()
             live_restore = {"true": True, "false": False}.get(value)
@@ -226,14 +235,13 @@ def parse(
         families = list(text_string_to_metric_families("\n".join(exposition) + "\n"))
     except ValueError:
         families = []
-    for family in families:
-        for sample in family.samples:
-            samples[(sample.name, sample.labels.get("certificate", ""))] = sample.value
+    for sample in _finite_samples(families):
+        samples[(sample.name, sample.labels.get("certificate", ""))] = sample.value
     certificates: dict[str, float | None] = {
-        label: samples.get((EXPIRY, role)) for label, role in CERTIFICATES
+        label: _date(samples.get((EXPIRY, role))) for label, role in CERTIFICATES
     }
     for consumer in consumers:
-        certificates[f"{consumer} client"] = extra.get(consumer)
+        certificates[f"{consumer} client"] = _date(extra.get(consumer))
     generation = samples.get(("secure_cache_data_key_generation", ""))
     previous = samples.get(("secure_cache_data_key_previous_keys", ""))
     fallback = samples.get(("secure_cache_fallback_active", ""))
@@ -249,6 +257,25 @@ def parse(
         redis=redis_view(redis),
         strangers=_strangers(stack, network_lines) if _NETWORKS_READ in network_lines else None,
     )
+
+
+def _dates(values: str) -> tuple[float, ...] | None:
+    """A `# trusted` line's notAfter list, or None when one is not a finite number."""
+    try:
+        dates = tuple(float(v) for v in values.split(","))
+    except ValueError:
+        return None
+    return dates if all(math.isfinite(t) for t in dates) else None
+
+
+# The latest moment a table row can show (9999-12-31T23:59:59Z, datetime's last year).
+_LAST_DATE: Final = 253402300799.0
+
+
+def _date(value: float | None) -> float | None:
+    """An expiry the table can show as a date, else None (unknown): a container reporting
+    NaN, 1e300 or -1e18 ended this script in a traceback from datetime.fromtimestamp."""
+    return value if value is not None and 0 <= value <= _LAST_DATE else None
 
 
 def render(stack: str, status: StackStatus, now: float) -> list[str]:

@@ -1,7 +1,8 @@
 """Command line: python -m secure_cache get|set|delete|status|rotate|serve|healthcheck.
 
     get KEY                    print the value (raw bytes) to stdout; exit 1 on a miss
-    set KEY [VALUE] [--ttl N]  store VALUE (or stdin when VALUE is omitted)
+    set KEY [VALUE] [--ttl N]  store VALUE (or stdin when VALUE is omitted; an empty stdin
+                               is refused: `set KEY ''` stores an empty value)
     delete KEY                 exit 0 if something was removed, 1 otherwise
     status                     the status() JSON
     rotate [--batch-size N] [--max-batches N]
@@ -103,7 +104,11 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     get.add_argument("key", type=_key)
     put = sub.add_parser("set", help="store a value")
     put.add_argument("key", type=_key)
-    put.add_argument("value", nargs="?", help="the value; read from stdin when omitted")
+    put.add_argument(
+        "value",
+        nargs="?",
+        help="the value; read from stdin when omitted ('' stores an empty value)",
+    )
     put.add_argument(
         "--ttl", type=_bounded(1, _MAX_TTL_SECONDS), default=None, help="seconds until it expires"
     )
@@ -154,6 +159,15 @@ def _healthcheck(url: str | None) -> int:
         print(
             "healthcheck: only probes the local service: http://127.0.0.1:<port>/healthz "
             "(a port from 1 to 65535)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if not (url.isascii() and url.isprintable()) or " " in url:
+        # http.client refused a space or a control character with an InvalidURL traceback,
+        # and a non-ASCII path was "did not answer 200 (ordinal not in range(128))", exit 1.
+        print(
+            "healthcheck: --url holds a space, a control character or a non-ASCII character; "
+            "give http://127.0.0.1:<port>/healthz",
             file=sys.stderr,
         )
         return EXIT_USAGE
@@ -260,6 +274,17 @@ def _set(cache: SecureCache, args: argparse.Namespace) -> int:
                 f"the value was not stored: stdin holds more than {MAX_STDIN_VALUE_BYTES} "
                 "bytes, more than Redis stores in one value (proto-max-bulk-len); check what "
                 "is redirected into `set` (< /dev/zero never ends)",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        if not value:
+            # `docker exec CONTAINER secure-cache set KEY < FILE` without -i gives the command
+            # an empty stdin, not FILE: an empty value was stored and exit 0 said done. An empty
+            # value is stored when it is asked for as such: an empty VALUE argument.
+            print(
+                "the value was not stored: stdin is empty; through docker exec, pass -i "
+                f"(`docker exec -i CONTAINER {CONSOLE_PROG} set KEY < FILE`: without it the "
+                "command gets no stdin); to store an empty value, give it: set KEY ''",
                 file=sys.stderr,
             )
             return EXIT_USAGE

@@ -14,7 +14,7 @@ import socket
 import ssl
 from typing import Final
 
-from secure_cache.errors import ConfigurationError
+from secure_cache.errors import ConfigurationError, shown
 from secure_cache.settings import Settings
 from secure_cache.transport import build_ssl_context
 
@@ -113,7 +113,7 @@ def _authenticate(tls: ssl.SSLSocket, settings: Settings, where: str) -> str:
         )
     if reply.startswith("-WRONGPASS"):
         return (
-            f"authentication: redis at {where} refused user {settings.username!r} with the "
+            f"authentication: redis at {where} refused user '{shown(settings.username)}' with the "
             "configured password (wrong user or password; Redis does not say which); check "
             "REDIS_USERNAME and REDIS_PASSWORD_FILE against the stack's ACL"
         )

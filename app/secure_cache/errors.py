@@ -39,6 +39,19 @@ def _one_line(problem: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in problem)
 
 
+# How much of a value from the environment a message quotes: a user name may be 1024
+# characters (settings.MAX_CREDENTIAL_CHARS), a path thousands; the prefix names it.
+SHOWN_CHARS: Final = 64
+
+
+def shown(value: str, limit: int = SHOWN_CHARS) -> str:
+    """`value` as a message quotes it: at most `limit` characters of it, escaped as
+    `_one_line` does, and its length when that cut it (the authentication line echoed a
+    1024-character REDIS_USERNAME whole)."""
+    head = _one_line(value[:limit])
+    return head if len(value) <= limit else f"{head}... ({len(value)} characters)"
+
+
 class IntegrityError(SecureCacheError):
     """A stored value is not a valid envelope for this key and keyring.
 
@@ -76,4 +89,5 @@ __all__ = [
     "FailureKind",
     "IntegrityError",
     "SecureCacheError",
+    "shown",
 ]

@@ -40,15 +40,18 @@ Environment (every secret may be given as NAME_FILE instead):
 
     REDIS_URL                  rediss://<host>[:<port>] (required; TLS only)
     REDIS_USERNAME             the exporter's ACL user (default `exporter`)
-    REDIS_PASSWORD[_FILE]      its password (required)
+    REDIS_PASSWORD[_FILE]      its password (required); each at most 1024 characters, as
+                               the cache's (settings.MAX_CREDENTIAL_CHARS)
     REDIS_TLS_CA_CERT          CA bundle that signed the server certificate (required)
     REDIS_TLS_CERT_FILE        the exporter's client certificate (required)
-    REDIS_TLS_KEY_FILE         its private key (required)
+    REDIS_TLS_KEY_FILE         its private key (required); each path a regular file this
+                               process can read, of at most 1 MiB
     ENVIRONMENT                development (TLS 1.2+) | staging | production (TLS 1.3;
                                the default)
     METRICS_HOST, METRICS_PORT where /metrics listens (default 127.0.0.1:9121); the host
                                may be a name, resolved once at start (the deployed
-                               exporter's alias on the monitoring network)
+                               exporter's alias on the monitoring network), or an IP
+                               address without brackets; anything else is a problem
     HEALTHCHECK_CERT_FILE, RELOAD_CERT_FILE, ROTATION_CERT_FILE
                                optional: public copies of the Redis health check's, the
                                reload jobs' and the rotation pass's client certificates,
@@ -103,7 +106,7 @@ from redis.credentials import CredentialProvider
 from redis.retry import Retry
 
 from secure_cache.cli_parser import OneLineParser
-from secure_cache.errors import ConfigurationError
+from secure_cache.errors import ConfigurationError, shown
 from secure_cache.exporter_health import DEFAULT_METRICS_PORT, healthcheck
 from secure_cache.metrics_server import serve_metrics
 from secure_cache.prometheus import (
@@ -111,10 +114,19 @@ from secure_cache.prometheus import (
     certificate_collector,
     count_file_collector,
 )
-from secure_cache.settings import read_file, read_text_file, resolvable_host, utf8_text_only
+from secure_cache.settings import (
+    MAX_CREDENTIAL_CHARS,
+    read_file,
+    read_text_file,
+    resolvable_host,
+    utf8_text_only,
+)
 from secure_cache.tls_probe import ProbeTarget, TlsPolicy, TlsPolicyProbe
 
 EXPORTER_USER: Final = "exporter"
+# A path longer than this is named by its first characters and its length (one was 6000
+# characters, which a message repeated whole).
+_SHOWN_PATH_CHARS: Final = 256
 # The exporter's whole grant (see the module docstring for why it is the tightest).
 EXPORTER_COMMANDS: Final = "-@all +info +acl|log"
 INFO_SECTIONS: Final = ("server", "clients", "memory", "persistence", "stats", "errorstats")
@@ -508,18 +520,30 @@ class ExporterSettings:
             )
         if url.username or url.password or url.query:
             problems.append("REDIS_URL must carry no credentials and no query parameters")
-        password = _secret(env, "REDIS_PASSWORD", problems)
+        password = _capped("REDIS_PASSWORD", _secret(env, "REDIS_PASSWORD", problems), problems)
+        username = _capped(
+            "REDIS_USERNAME", env.get("REDIS_USERNAME", "").strip() or EXPORTER_USER, problems
+        )
         paths = {}
         for var in ("REDIS_TLS_CA_CERT", "REDIS_TLS_CERT_FILE", "REDIS_TLS_KEY_FILE"):
             paths[var] = env.get(var, "").strip()
             if not paths[var]:
                 problems.append(f"{var} is required: the path of a PEM file")
-            elif not Path(paths[var]).is_file():
-                problems.append(f"{var}={paths[var]} is not a readable file")
+            elif not _readable_file(paths[var]):
+                problems.append(
+                    f"{var}={shown(paths[var], _SHOWN_PATH_CHARS)} is not a readable file"
+                )
         watched = _watched_certificates(env, problems)
         environment = env.get("ENVIRONMENT", "production").strip()
         if environment not in ("development", "staging", "production"):
             problems.append("ENVIRONMENT must be development, staging or production")
+        metrics_host = env.get("METRICS_HOST", "").strip() or "127.0.0.1"
+        if not resolvable_host(metrics_host):
+            # `a..b` or a 64-character label was a UnicodeError traceback (IDNA) at the bind.
+            problems.append(
+                "METRICS_HOST is not a host name or IP address (an IPv6 address goes without "
+                "brackets); set it to an address of this container (default 127.0.0.1)"
+            )
         metrics_port = env.get("METRICS_PORT", str(DEFAULT_METRICS_PORT)).strip()
         if (
             # At most 5 digits: int() refuses more than 4300 with a ValueError (a traceback).
@@ -527,12 +551,12 @@ class ExporterSettings:
             or not 1 <= int(metrics_port) <= 65535
         ):
             problems.append("METRICS_PORT must be a port number (1-65535)")
-        if problems or host is None or port is None or password is None:
+        if problems or host is None or port is None or password is None or username is None:
             raise ConfigurationError(problems)
         return cls(
             host=host,
             port=port,
-            username=env.get("REDIS_USERNAME", "").strip() or EXPORTER_USER,
+            username=username,
             password=password,
             ca_file=paths["REDIS_TLS_CA_CERT"],
             cert_file=paths["REDIS_TLS_CERT_FILE"],
@@ -540,7 +564,7 @@ class ExporterSettings:
             min_tls_version=(
                 ssl.TLSVersion.TLSv1_2 if environment == "development" else ssl.TLSVersion.TLSv1_3
             ),
-            metrics_host=env.get("METRICS_HOST", "").strip() or "127.0.0.1",
+            metrics_host=metrics_host,
             metrics_port=int(metrics_port),
             password_file=env.get("REDIS_PASSWORD_FILE", "").strip() or None,
             watched_certificates=watched,
@@ -557,14 +581,40 @@ def _watched_certificates(
         path = env.get(var, "").strip()
         if not path:
             continue
-        if Path(path).is_file():
+        if _readable_file(path):
             watched[role] = path
         else:
             problems.append(
-                f"{var}={path} is not a readable file; give the path of the {role} "
+                f"{var}={shown(path, _SHOWN_PATH_CHARS)} is not a readable file; give the "
+                f"path of the {role} "
                 f"identity's certificate, or unset {var}"
             )
     return watched
+
+
+def _readable_file(path: str) -> bool:
+    """Whether `path` is a regular file this process can read (settings.read_file: at most
+    1 MiB, a FIFO does not block). Path.is_file() raised OSError on a name longer than the
+    system takes (ENAMETOOLONG): a traceback at start."""
+    try:
+        read_file(path)
+    except (OSError, ValueError):  # ValueError: a NUL in the path
+        return False
+    return True
+
+
+def _capped(var: str, value: str | None, problems: list[str]) -> str | None:
+    """`value`, or None with the problem named by its length when Redis would refuse it
+    unread (the cache's cap, settings.MAX_CREDENTIAL_CHARS): the exporter took any length and
+    failed every scrape with redis_up 0 and only the error's class logged."""
+    if value is None or len(value) <= MAX_CREDENTIAL_CHARS:
+        return value
+    problems.append(
+        f"{var} is {len(value)} characters; at most {MAX_CREDENTIAL_CHARS} are accepted "
+        "(Redis refuses an unauthenticated argument over 16 KiB); use the exporter's "
+        "credentials the stack generated"
+    )
+    return None
 
 
 def _secret(env: Mapping[str, str], var: str, problems: list[str]) -> str | None:
@@ -746,7 +796,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         server, thread = serve_metrics(registry, settings.metrics_host, settings.metrics_port)
     except OSError as exc:  # a name that does not resolve, a port in use
         print(
-            f"cannot listen on METRICS_HOST={settings.metrics_host} METRICS_PORT="
+            f"cannot listen on METRICS_HOST={shown(settings.metrics_host)} METRICS_PORT="
             f"{settings.metrics_port} ({exc.strerror or type(exc).__name__}); set them to an "
             "address of this container and a free port",
             file=sys.stderr,

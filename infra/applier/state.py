@@ -243,7 +243,10 @@ def _require_floor(passphrase: str, variable: str, what: str) -> None:
 
 def derive_key(passphrase: str, salt: bytes) -> bytes:
     kdf = Scrypt(salt=salt, length=KEY_BYTES, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P)
-    return kdf.derive(passphrase.encode())
+    # The passphrase's bytes as the environment holds them: one that is not UTF-8 (typed in
+    # a Latin-1 terminal) comes as surrogates, and a plain encode() raised UnicodeEncodeError,
+    # which ended `up` as "an error the applier does not handle". UTF-8 text is unchanged.
+    return kdf.derive(passphrase.encode("utf-8", "surrogateescape"))
 
 
 def _aad(header: bytes, stack: str) -> bytes:

@@ -118,3 +118,24 @@ def test_snapshot__a_missing_container_is_named_with_the_way_to_deploy_or_finish
     assert "python -m infra.apply up --stack s9" in way
     assert "status.sh" not in way
     assert "status.sh s9" in way_on("s9", ProbeError("secure-redis-s9-app: python3 exited 1"))
+
+
+class _NoContainers:
+    def get(self, name: str) -> Any:
+        raise docker.errors.NotFound(
+            f"404 Client Error for http+docker://localhost/v1.43/containers/{name}/json: "
+            f"Not Found (No such container: {name})"
+        )
+
+
+def test_served__a_missing_app_is_named_not_dockers_404() -> None:
+    """An up that retires a CA asks what Redis serves from the app (infra/apply.py
+    `_retire_refusal`); with Redis running and the app container gone its refusal quoted
+    Docker's bare `404 Client Error for http+docker://...` where it now names the app."""
+    probe = Probe.__new__(Probe)
+    probe.stack, probe.redis, probe.app = "s9", "secure-redis-s9-redis", "secure-redis-s9-app"
+    probe.recorded, probe.reread = None, None
+    probe.port, probe.client = 6379, SimpleNamespace(containers=_NoContainers())
+    with pytest.raises(Missing) as caught:
+        probe._served(None)
+    assert str(caught.value) == "secure-redis-s9-app does not exist"
