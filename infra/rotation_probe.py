@@ -32,13 +32,14 @@ import math
 import os
 import stat
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from infra.cli import OneLineParser, printable
 from infra.naming import (
@@ -1077,13 +1078,52 @@ def read_snapshot(path: Path, stack: str, action: str) -> dict[str, Any]:
     return before
 
 
+# How often a long look says it is still at it. scripts/rotate.sh's snapshot before an up took
+# 9-15 s and its wait after one 12-21 s with no line at load 24-36 (s45, 2026-12-03): 75 % of
+# `rotate.sh S api-token-retire`. Shorter looks say nothing.
+PROGRESS_EVERY_S: Final = 10.0
+
+
+class Progress:
+    """While a look runs: `rotate: still DOING (N s so far)[: DETAIL]` every `every` seconds,
+    from a thread, so one slow `docker exec` is covered too. `detail` may change meanwhile
+    (`_wait` names what it waits for). Only the probe's own words, never a value read."""
+
+    def __init__(self, doing: str, every: float | None = None, out: TextIO | None = None) -> None:
+        self.doing = doing
+        self.detail = ""
+        self._every = PROGRESS_EVERY_S if every is None else every
+        self._out = out
+        self._stop = threading.Event()
+        self._start = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name="rotate-progress", daemon=True)
+
+    def __enter__(self) -> Progress:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def line(self) -> str:
+        detail = f": {self.detail}" if self.detail else ""
+        return f"rotate: still {self.doing} ({time.monotonic() - self._start:.0f} s so far){detail}"
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every):
+            print(self.line(), file=self._out or sys.stderr, flush=True)
+
+
 def _snapshot(probe: Probe, stack: str, applier_state: bool) -> int:
     """Print the snapshot; exit 4 (BUSY) instead, with the holder's line, while an up of the
     stack runs: nothing is wrong with the stack, and rotate.sh says only that line."""
     if applier_state and (busy := applier_busy(stack)) is not None:
         print(f"rotation_probe: error: {busy}", file=sys.stderr)
         return BUSY
-    print(json.dumps(probe.snapshot()))
+    with Progress("reading what Redis and the app use"):
+        taken = probe.snapshot()
+    print(json.dumps(taken))
     return 0
 
 
@@ -1119,6 +1159,11 @@ def served_evidence(before: dict[str, Any], now: dict[str, Any]) -> str:
 
 
 def _wait(probe: Probe, before: dict[str, Any], timeout: float) -> int:
+    with Progress("waiting until Redis and the app use what the up gave them") as progress:
+        return _waited(probe, before, timeout, progress)
+
+
+def _waited(probe: Probe, before: dict[str, Any], timeout: float, progress: Progress) -> int:
     deadline = time.monotonic() + timeout
     waiting: list[str] = []
     now: dict[str, Any] | None = None
@@ -1141,6 +1186,7 @@ def _wait(probe: Probe, before: dict[str, Any], timeout: float) -> int:
                     print(f"rotate: warning: {line}; {RESTART_TOOK}", file=sys.stderr)
                 return 0
             waiting = waiting or ["a round trip through the app failed"]
+        progress.detail = "; ".join(waiting)
         time.sleep(1.0)
     if now is not None:
         for line in restarted(before, now):
@@ -1161,6 +1207,7 @@ __all__ = [
     "APP_FACTS",
     "ENGINE_TIMEOUT_S",
     "KINDS",
+    "PROGRESS_EVERY_S",
     "REDIS_FILES",
     "RESTART_TOOK",
     "ROUND_TRIP",
@@ -1171,6 +1218,7 @@ __all__ = [
     "NotTrusted",
     "Probe",
     "ProbeError",
+    "Progress",
     "Recorded",
     "Stated",
     "acl_fingerprints",

@@ -111,6 +111,9 @@ up() { # up WHY: one up of the program, then wait until every consumer uses the 
     local start
     start="$(now_ms)"
     log "up ($1) with $deployer"
+    # The looks before and after the up take seconds each under load (infra/rotation_probe.py
+    # PROGRESS_EVERY_S): each is named, and says every 10 s that it still runs.
+    log "reading what Redis and the app use before the up"
     probe snapshot >"$work/step.json" || snapshot_failed $?
     # Redis serving another CA's certificate than its volume's issuer: a promote whose TLS
     # reload did not take, so this up (the retire step) would lock the reload job out. The
@@ -129,6 +132,7 @@ up() { # up WHY: one up of the program, then wait until every consumer uses the 
         raised_key=""
         [ "$code" -eq 0 ] || die "the local applier failed; the stack keeps what it had (see above)"
     fi
+    log "waiting until Redis and the app use what the up gave them"
     probe wait --before "$work/step.json" \
         || die "the consumers did not all switch to the new material after this up (the lines above say what each still waits for); scripts/status.sh $stack says what answers, then run scripts/rotate.sh $stack $kind again: a rotation found half done is finished, not started again"
     log "up ($1) done, every consumer switched ($(elapsed "$start"))"

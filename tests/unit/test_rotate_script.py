@@ -3,9 +3,13 @@ decisions of the probe that tells when every consumer switched."""
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import shutil
 import subprocess
+import sys
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, ClassVar
@@ -532,3 +536,88 @@ def test_guard_cli__refuses_an_up_while_redis_serves_another_ca_than_its_volumes
     assert code == (3 if refused else 0)
     assert err.count("\n") == int(refused)
     assert way_on in err
+
+
+# --- progress of the long looks (newuser16: 25-35 s per step with no line) -------------------
+
+
+class _Recorder(io.StringIO):
+    """stderr, recording what the progress thread writes; `seen` is set once a line holds
+    `awaited`."""
+
+    def __init__(self, awaited: str) -> None:
+        super().__init__()
+        self.awaited = awaited
+        self.seen = threading.Event()
+
+    def write(self, text: str) -> int:
+        written = super().write(text)
+        if self.awaited in self.getvalue():
+            self.seen.set()
+        return written
+
+
+class _SlowToSwitch:
+    """The app's password is not among the ACL's at the first look; the second look answers
+    only once a progress line named that (a guard of 60 s, never reached when it works)."""
+
+    def __init__(self, stderr: _Recorder) -> None:
+        self.stderr = stderr
+        self.looks = 0
+
+    def round_trip(self) -> bool:
+        return True
+
+    def snapshot(self) -> dict[str, Any]:
+        self.looks += 1
+        if self.looks == 1:
+            return _snapshot(app_password="p9")
+        assert self.stderr.seen.wait(60), self.stderr.getvalue()
+        return _snapshot()
+
+
+def test_wait__says_every_so_often_what_it_still_waits_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stderr = _Recorder("password file is not among")
+    monkeypatch.setattr(sys, "stderr", stderr)
+    monkeypatch.setattr(rotation_probe, "PROGRESS_EVERY_S", 0.01, raising=False)
+    code = rotation_probe._wait(_SlowToSwitch(stderr), _snapshot(), timeout=600)  # type: ignore[arg-type]
+    assert code == 0, stderr.getvalue()
+    lines = [line for line in stderr.getvalue().splitlines() if "the app's password" in line]
+    assert lines, stderr.getvalue()
+    assert re.fullmatch(
+        r"rotate: still waiting until Redis and the app use what the up gave them "
+        r"\(\d+ s so far\): the app's password file is not among the ACL's app passwords",
+        lines[0],
+    ), lines[0]
+    assert "p9" not in stderr.getvalue()
+
+
+def test_snapshot_cli__a_slow_look_says_it_is_still_reading(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """stdout stays the snapshot alone (rotate.sh writes it to a file); the line is on stderr."""
+    stderr = _Recorder("rotate: still reading what Redis and the app use")
+
+    class Slow:
+        def snapshot(self) -> dict[str, Any]:
+            assert stderr.seen.wait(60), stderr.getvalue()
+            return _snapshot()
+
+    monkeypatch.setattr(rotation_probe, "PROGRESS_EVERY_S", 0.01, raising=False)
+    monkeypatch.setattr(sys, "stderr", stderr)
+    assert rotation_probe._snapshot(Slow(), "dev", applier_state=False) == 0  # type: ignore[arg-type]
+    assert json.loads(capsys.readouterr().out) == _snapshot()
+    assert re.search(
+        r"^rotate: still reading what Redis and the app use \(\d+ s so far\)$",
+        stderr.getvalue(),
+        re.MULTILINE,
+    ), stderr.getvalue()
+
+
+def test_progress__says_nothing_when_the_look_ends_first() -> None:
+    out = io.StringIO()
+    with rotation_probe.Progress("reading", every=3600, out=out):
+        pass
+    assert out.getvalue() == ""

@@ -35,7 +35,8 @@ FAKE_PYTHON = r"""#!/usr/bin/env bash
 echo "python $*" >>"$FAKE_LOG"
 case "$2 $3" in
     "infra.stack_config get") echo 1 ;;
-    "infra.stack_config set" | "infra.apply up") ;;
+    "infra.stack_config set") ;;
+    "infra.apply up") echo "apply: the up's own lines" ;;
     "infra.rotation_probe "*) shift 2; exec "$REAL_PYTHON" "$PROBE_SHIM" "$@" ;;
     *) echo "fake python: unexpected $*" >&2; exit 99 ;;
 esac
@@ -88,6 +89,15 @@ sys.exit(rotation_probe.main(sys.argv[1:]))
 def _rotate_certs(
     tmp_path: Path, *, pulumi_logged_in: bool, snapshot_error: str = ""
 ) -> tuple[int, str, list[str]]:
+    result, calls = _run_rotate_certs(
+        tmp_path, pulumi_logged_in=pulumi_logged_in, snapshot_error=snapshot_error
+    )
+    return result.returncode, result.stderr, calls
+
+
+def _run_rotate_certs(
+    tmp_path: Path, *, pulumi_logged_in: bool, snapshot_error: str = ""
+) -> tuple[subprocess.CompletedProcess[str], list[str]]:
     bin_dir, venv = tmp_path / "bin", tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
     bin_dir.mkdir()
@@ -121,7 +131,7 @@ def _rotate_certs(
         timeout=120,
         check=False,
     )
-    return result.returncode, result.stderr, log.read_text().splitlines()
+    return result, log.read_text().splitlines()
 
 
 def _probe_runs(calls: list[str]) -> list[str]:
@@ -205,3 +215,24 @@ def test_rotate_sh__a_cause_that_states_its_own_way_gets_no_other(tmp_path: Path
     assert code == 1
     assert "setup-secure-redis" not in err
     assert "status.sh" not in err, err
+
+
+def test_rotate_sh__names_the_looks_around_each_up_and_passes_the_ups_own_lines(
+    tmp_path: Path,
+) -> None:
+    """newuser16 (s45, 2026-12-03): each step spent 25-35 s in the looks before and after its
+    up with no line, 75 % of `api-token-retire`. Each look is named before it starts (the
+    probe then says every 10 s that it still runs), and the up's own lines pass through."""
+    result, _ = _run_rotate_certs(tmp_path, pulumi_logged_in=False)
+    assert result.returncode == 0, result.stderr
+    order = [
+        "rotate: up (renew every leaf certificate) with the local applier",
+        "rotate: reading what Redis and the app use before the up",
+        "apply: the up's own lines",
+        "rotate: waiting until Redis and the app use what the up gave them",
+        "rotate: up (renew every leaf certificate) done, every consumer switched",
+    ]
+    out = result.stdout
+    found = [out.find(line) for line in order]
+    assert -1 not in found, out
+    assert found == sorted(found), out
