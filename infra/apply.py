@@ -80,7 +80,7 @@ from infra.applier.errors import (  # noqa: E402
     NothingChanged,
     ReloadNotTaken,
 )
-from infra.applier.plan import Plan, Step, plan_stack  # noqa: E402
+from infra.applier.plan import Plan, Spec, Step, plan_stack  # noqa: E402
 from infra.applier.state import (  # noqa: E402
     MIN_PASSPHRASE_CHARS,
     NEW_PASSPHRASE_ENV,
@@ -652,15 +652,60 @@ def _applier(*, read_only: bool = False) -> LocalApplier:
 
 def _print_changes(changes: Sequence[Change], plan: Plan, *, full: bool) -> None:
     """Every resource with `full` (plan), otherwise only what changes (up)."""
-    steps = {s.urn: s for s in plan.steps}
     for change in changes:
         if change.op is Op.SAME and not (full or change.reasons):
             continue
-        step = steps.get(change.urn)
-        what = _describe(step) if step is not None else change.name
-        why = f": {'; '.join(change.reasons)}" if change.reasons else ""
-        say(f"  {change.op.value:<7} {what}{why}")
+        verb, what = _change_words(change, plan, changes)
+        say(f"  {verb:<7} {what}")
     say(f"plan: {summary(changes)}")
+
+
+# Whose material each initialiser writes (infra/components/material.py: `S-<consumer>-init`
+# writes the volume `S-<consumer>-material`), and the consumer that keeps running meanwhile
+# (None: a job that runs only when started).
+_MATERIAL_OF: Final = {
+    "redis": ("Redis's material", "Redis"),
+    "app": ("the app's material", "the app"),
+    "redis-exporter": ("the exporter's material", "the exporter"),
+    "reload": ("the material of the TLS and ACL reload jobs", None),
+    "rotation": ("the rotation pass's material", None),
+}
+
+
+def _change_words(change: Change, plan: Plan, changes: Sequence[Change]) -> tuple[str, str]:
+    """The one wording of a change (plan, up, and status's `next up:`): its verb, then what
+    and why. An initialiser to replace is re-run: `replace container ...-redis-init` read as if
+    Redis itself were replaced (plan16 on s46, 2026-12-03), and Redis keeps running."""
+    step = next((s for s in plan.steps if s.urn == change.urn), None)
+    why = f": {'; '.join(change.reasons)}" if change.reasons else ""
+    if step is None:
+        return change.op.value, f"{change.name}{why}"
+    consumer = _initialised(step.spec, plan.stack)
+    if change.op is not Op.REPLACE or consumer is None:
+        return change.op.value, f"{_describe(step)}{why}"
+    material, runs_on = _MATERIAL_OF.get(
+        consumer, (f"the volume {object_name(plan.stack, consumer + '-material')}", None)
+    )
+    name = object_name(plan.stack, consumer)
+    if runs_on is None:
+        note = f"writes {material}"
+    elif any(c.name == name and c.op in (Op.REPLACE, Op.DELETE) for c in changes):
+        note = f"writes {material}; {runs_on} is replaced too: its own line"
+    else:
+        note = f"writes {material}; {runs_on} keeps running"
+    return "re-run", f"initialiser {object_name(plan.stack, consumer + '-init')} ({note}){why}"
+
+
+def _initialised(spec: Spec, stack: str) -> str | None:
+    """The consumer whose material volume `spec` initialises, or None: a material initialiser
+    is the only container run to completion with uploads (a reload job reads its volume)."""
+    if not (isinstance(spec, ContainerSpec) and spec.lifecycle.attach and spec.uploads):
+        return None
+    prefix = object_name(stack, "")
+    name = spec.name or ""
+    if not (name.startswith(prefix) and name.endswith("-init")):
+        return None
+    return name[len(prefix) : -len("-init")]
 
 
 def _describe(step: Step) -> str:
@@ -716,10 +761,8 @@ def _next_up(stack: str, project_dir: Path, state: StackState) -> list[str]:
         strangers = applier.strangers(plan, state)
     except (ApplyError, SettingsError, RenderError) as exc:
         return [f"next up: not checked: {exc}"]
-    steps = {s.urn: s for s in plan.steps}
     lines = [
-        f"next up: {c.op.value} {_describe(steps[c.urn]) if c.urn in steps else c.name}"
-        + (f": {'; '.join(c.reasons)}" if c.reasons else "")
+        "next up: " + " ".join(_change_words(c, plan, changes))
         for c in changes
         if c.op is not Op.SAME
     ]

@@ -18,7 +18,7 @@ from infra.applier import state as state_module
 from infra.applier.drift import Drift
 from infra.applier.engine import INCOMPLETE, StackObjects
 from infra.applier.errors import NothingChanged
-from infra.applier.plan import plan_stack
+from infra.applier.plan import Plan, plan_stack
 from infra.applier.state import (
     NEW_PASSPHRASE_ENV,
     PASSPHRASE_ENV,
@@ -28,7 +28,8 @@ from infra.applier.state import (
     StateStore,
     recorded_image,
 )
-from infra.changes import Op
+from infra.applier.translate import ContainerSpec
+from infra.changes import Change, Op
 from infra.components import app_image
 from infra.render import render_stack
 from infra.settings import REPO_ROOT
@@ -172,9 +173,13 @@ def test_cli__api_token_rotation_rewrites_the_apps_files_and_replaces_nothing(
     assert apply.main(["plan", "--stack", "dev", "--project-dir", str(project)]) == 0
     out = capsys.readouterr().out
     assert "update  secrets-api-token: rotationGeneration" in out
-    replaced = [line for line in out.splitlines() if "replace " in line]
-    assert len(replaced) == 1, out
-    assert "container secure-redis-dev-app-init on none" in replaced[0]  # a one-shot, run again
+    assert "replace " not in out
+    rerun = [line for line in out.splitlines() if "re-run " in line]
+    assert len(rerun) == 1, out
+    assert (
+        "initialiser secure-redis-dev-app-init (writes the app's material; the app keeps running)"
+        in rerun[0]
+    )
     assert "plan: 1 to update, 1 to replace" in out
     assert str(before.outputs["value"]) not in out
 
@@ -546,6 +551,103 @@ def test_cli__plan_shows_the_replacement_of_what_an_interrupted_up_left_unfinish
     assert "replace container secure-redis-dev-app" in replaced[0]
     assert "left unfinished by an interrupted or failed up" in replaced[0]
     assert "plan: 1 to replace, 36 unchanged" in out
+
+
+@pytest.mark.usefixtures("no_passphrase")
+def test_cli__plan_says_an_initialiser_is_re_run_and_its_consumer_keeps_running(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """plan16 (s46, 2026-12-03): a changed material file planned `replace container
+    secure-redis-s46-redis-init ...`, which read as if Redis itself were replaced."""
+    project = _project(tmp_path)
+    store = _as_if_up(project)
+    state = store.load()
+    assert state is not None
+    plan = plan_stack("dev", render_stack("dev", root=project).resources, root=project)
+    urn = next(
+        s.urn
+        for s in plan.steps
+        if isinstance(s.spec, ContainerSpec) and s.spec.name == "secure-redis-dev-redis-init"
+    )
+    init = state.resources[urn]
+    state.resources[urn] = ResourceState(
+        init.type, init.name, init.id, init.inputs, {INCOMPLETE: True}
+    )
+    store.save(state)
+    assert apply.main(["plan", "--stack", "dev", "--project-dir", str(project)]) == 0
+    out = capsys.readouterr().out
+    changed = [line for line in out.splitlines() if "secure-redis-dev-redis-init" in line]
+    assert len(changed) == 1, out
+    assert changed[0].startswith(
+        "apply:   re-run  initialiser secure-redis-dev-redis-init (writes Redis's material; "
+        "Redis keeps running): "
+    ), changed[0]
+    assert "left unfinished by an interrupted or failed up" in changed[0]
+    assert "replace container secure-redis-dev-redis-init" not in out
+
+
+def _plan_of(tmp_path: Path) -> Plan:
+    project = _project(tmp_path)
+    return plan_stack("dev", render_stack("dev", root=project).resources, root=project)
+
+
+def _replace(plan: Plan, *names: str) -> list[Change]:
+    steps = {s.spec.name: s for s in plan.steps if isinstance(s.spec, ContainerSpec)}
+    return [
+        Change(steps[n].urn, steps[n].type, n, Op.REPLACE, ("material server.key (mode)",))
+        for n in names
+    ]
+
+
+def test_change_words__an_initialiser_whose_consumer_is_replaced_too_does_not_say_it_runs_on(
+    tmp_path: Path,
+) -> None:
+    plan = _plan_of(tmp_path)
+    changes = _replace(plan, "secure-redis-dev-redis-init", "secure-redis-dev-redis")
+    assert apply._change_words(changes[0], plan, changes) == (
+        "re-run",
+        "initialiser secure-redis-dev-redis-init (writes Redis's material; Redis is replaced "
+        "too: its own line): material server.key (mode)",
+    )
+    verb, what = apply._change_words(changes[1], plan, changes)
+    assert (verb, what.split(" on ")[0]) == ("replace", "container secure-redis-dev-redis")
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("secure-redis-dev-app-init", "(writes the app's material; the app keeps running)"),
+        ("secure-redis-dev-rotation-init", "(writes the rotation pass's material):"),
+        (
+            "secure-redis-dev-redis-exporter-init",
+            "(writes the exporter's material; the exporter keeps running)",
+        ),
+    ],
+)
+def test_change_words__each_initialiser_names_whose_material_it_writes(
+    tmp_path: Path, name: str, words: str
+) -> None:
+    plan = _plan_of(tmp_path)
+    changes = _replace(plan, name)
+    verb, what = apply._change_words(changes[0], plan, changes)
+    assert verb == "re-run"
+    assert what.startswith(f"initialiser {name} {words}"), what
+
+
+def test_change_words__a_reload_job_run_to_completion_is_not_called_an_initialiser(
+    tmp_path: Path,
+) -> None:
+    plan = _plan_of(tmp_path)
+    job = next(
+        s.spec.name
+        for s in plan.steps
+        if isinstance(s.spec, ContainerSpec) and s.spec.lifecycle.attach and not s.spec.uploads
+    )
+    assert job is not None
+    changes = _replace(plan, job)
+    verb, what = apply._change_words(changes[0], plan, changes)
+    assert verb == "replace"
+    assert what.startswith(f"container {job} on "), what
 
 
 @pytest.mark.parametrize("moment", ["_write_synced", "_fsync_directory"])
