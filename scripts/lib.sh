@@ -148,6 +148,19 @@ fault_tests_hint() {
     esac
 }
 
+# drift_hint STACK: status.sh's pointer to what it does not read. It reads the running
+# containers only; what the next up would change (a setting changed in Pulumi.STACK.yaml, a
+# change made on the engine by hand: drift) needs the local applier's state, which
+# `python -m infra.apply status` reads (docs/day2.md, "Changes made behind the applier's
+# back"). Not run from here: it renders the program and inspects every container (4.4 s on s45
+# beside status.sh's 5.9 s), and a state sealed with SECURE_REDIS_STATE_PASSPHRASE fails to open
+# without it, a failure that is not the running stack's. Said only where this checkout's
+# applier deployed STACK (its state is here): under `pulumi up` there is no such state.
+drift_hint() {
+    [ -f "$ROOT/.secure-redis/state/$1.state" ] || return 0
+    log "not read here: what the next up would change (drift, a setting changed since the last up): python -m infra.apply status --stack $1"
+}
+
 # missing_option_value ARGS...: the pytest option (-m, -k, --stack, ...) that ends the arguments
 # or is followed by another option instead of its value, for a one-line usage error before any
 # bootstrap (pytest itself says "expected one argument" only once the virtualenv exists);

@@ -11,7 +11,9 @@
 # unfinished); what Redis's ACL LOG holds by reason and the failed AUTHs and ACL denials since
 # Redis started (the exporter's /metrics, read inside its container); and says whether the
 # engine keeps containers running while it restarts (live-restore). Exit: 0 every value read; 1 a value the stack does not report (`unknown`);
-# 2 bad arguments; 3 the stack is not running or did not answer.
+# 2 bad arguments; 3 the stack is not running or did not answer. What the next up would change
+# (drift) it does not read: the last line points at `python -m infra.apply status` where this
+# checkout's applier deployed the stack (lib.sh drift_hint says why it is not run from here).
 set -euo pipefail
 LOG_TAG=status
 # shellcheck source=lib.sh
@@ -134,4 +136,7 @@ attached() {
 if line="$(attached)"; then
     collected+=$'\n'"# networks read"$'\n'"$line"
 fi
-printf '%s\n' "$collected" | "$PY" "$ROOT/scripts/stack_status.py" "$stack"
+code=0
+printf '%s\n' "$collected" | "$PY" "$ROOT/scripts/stack_status.py" "$stack" || code=$?
+drift_hint "$stack"
+exit "$code"

@@ -206,3 +206,14 @@ def test_fault_tests_hint__dev_and_prod_name_the_isolation_tests(stack: str) -> 
     assert result.returncode == 0, result.stderr
     assert f"scripts/setup-secure-redis.sh {stack} --full" in result.stdout
     assert "with dev+prod isolation: scripts/test.sh -m e2e" in result.stdout
+
+
+def test_drift_hint__only_where_this_checkouts_applier_deployed_the_stack(tmp_path: Path) -> None:
+    (tmp_path / ".secure-redis" / "state").mkdir(parents=True)
+    (tmp_path / ".secure-redis" / "state" / "s48.state").write_bytes(b"sealed")
+    here = _bash('ROOT="$1"; drift_hint s48', str(tmp_path))
+    assert here.returncode == 0, here.stderr
+    assert here.stdout.endswith(": python -m infra.apply status --stack s48\n")
+    assert here.stdout.count("\n") == 1
+    elsewhere = _bash('ROOT="$1"; drift_hint s49', str(tmp_path))
+    assert (elsewhere.returncode, elsewhere.stdout, elsewhere.stderr) == (0, "", "")

@@ -315,11 +315,12 @@ CLIENT_CERTIFICATES = tuple(
 
 
 def _status_sh(
-    fake: Path, live_restore: str = "", exporter_port: int = 1
+    fake: Path, live_restore: str = "", exporter_port: int = 1, script: Path = SCRIPT
 ) -> subprocess.CompletedProcess[str]:
     """status.sh against the fake engine; `live_restore`: what `docker info` says of it. The
     exporter's snippet, when it has no `.out`, runs here against 127.0.0.1:`exporter_port`
-    (port 1: nothing listens, the connection is refused)."""
+    (port 1: nothing listens, the connection is refused). `script`: status.sh in a copy of the
+    checkout (its own .secure-redis/ and .venv/)."""
     bin_dir = fake / "bin"
     bin_dir.mkdir()
     (bin_dir / "docker").write_text(FAKE_DOCKER)
@@ -333,7 +334,7 @@ def _status_sh(
         "METRICS_PORT": str(exporter_port),
     }
     return subprocess.run(
-        [str(SCRIPT), "dev"], capture_output=True, text=True, timeout=60, check=False, env=env
+        [str(script), "dev"], capture_output=True, text=True, timeout=60, check=False, env=env
     )
 
 
@@ -557,3 +558,67 @@ def test_status_sh__knows_every_container_the_program_declares() -> None:
     """stack_status.CONTAINER_SUFFIXES is the rendered stack's containers, so a container
     added to the program is not reported as a stranger on its own network."""
     assert tuple(sorted(CONTAINER_SUFFIXES)) == container_roles()
+
+
+def _engine(tmp_path: Path) -> Path:
+    (tmp_path / "engine").mkdir()
+    return tmp_path / "engine"
+
+
+def _checkout(root: Path, *, deployed_here: bool) -> Path:
+    """A copy of the checkout's status.sh, its helpers and Pulumi.dev.yaml, with a virtualenv
+    of this interpreter and, when `deployed_here`, the local applier's state of dev (its
+    contents are never read): status.sh there."""
+    (root / "scripts").mkdir(parents=True)
+    for name in ("status.sh", "lib.sh", "stack_status.py"):
+        shutil.copy2(REPO_ROOT / "scripts" / name, root / "scripts" / name)
+    shutil.copy(REPO_ROOT / "Pulumi.dev.yaml", root / "Pulumi.dev.yaml")
+    (root / ".venv" / "bin").mkdir(parents=True)
+    python = root / ".venv" / "bin" / "python"
+    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')  # its site-packages
+    python.chmod(0o755)
+    if deployed_here:
+        (root / ".secure-redis" / "state").mkdir(parents=True)
+        (root / ".secure-redis" / "state" / "dev.state").write_bytes(b"sealed")
+    return root / "scripts" / "status.sh"
+
+
+DRIFT_HINT = (
+    "status: not read here: what the next up would change (drift, a setting changed since the "
+    "last up): python -m infra.apply status --stack dev"
+)
+
+
+def test_status_sh__points_at_the_applier_status_for_drift_once_after_the_table(
+    tmp_path: Path,
+) -> None:
+    """plan16 (s46, 2026-12-03): status.sh never reads the applier's state, so drift shows only
+    in `python -m infra.apply status`; nothing said so. The exit code stays the table's."""
+    _stack_with_client_certificates(_engine(tmp_path))
+    script = _checkout(tmp_path / "checkout", deployed_here=True)
+    result = _status_sh(tmp_path / "engine", script=script)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines.count(DRIFT_HINT) == 1, result.stdout
+    assert lines[-1] == DRIFT_HINT, result.stdout
+
+
+def test_status_sh__says_nothing_of_the_applier_where_it_did_not_deploy_the_stack(
+    tmp_path: Path,
+) -> None:
+    """No state in this checkout (`pulumi up` deployed it, or another checkout did): `infra.apply
+    status` would only say the stack is not deployed from here."""
+    _stack_with_client_certificates(_engine(tmp_path))
+    script = _checkout(tmp_path / "checkout", deployed_here=False)
+    result = _status_sh(tmp_path / "engine", script=script)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "infra.apply status" not in result.stdout + result.stderr
+
+
+def test_status_sh__a_value_not_read_keeps_exit_1_with_the_pointer(tmp_path: Path) -> None:
+    _stack_with_client_certificates(_engine(tmp_path))
+    shutil.rmtree(tmp_path / "engine" / "secure-redis-dev-rotation")
+    script = _checkout(tmp_path / "checkout", deployed_here=True)
+    result = _status_sh(tmp_path / "engine", script=script)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.splitlines()[-1] == DRIFT_HINT
