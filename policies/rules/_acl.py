@@ -28,6 +28,10 @@ DANGEROUS_COMMANDS: Final = frozenset(
 PLACEHOLDER: Final = re.compile(
     r"\$\{[A-Za-z_]\w*(?:[:?+=-][^}]*)?\}|\$[A-Za-z_]\w*|\{\{.*\}\}|\{%.*%\}"
 )
+# A value written for a shell to run: a command substitution ($(cat /run/secrets/pw) or
+# backquotes), perhaps in quotes. Redis runs nothing: in a file, or on argv nothing expands,
+# the password is that text. The whole value only.
+SUBSTITUTION: Final = re.compile(r"([\"']?)(?:\$\(.*\)|`.*`)\1")
 # A value something may fill in or run before Redis reads it (a variable, a command
 # substitution, a template): its length says nothing about the password.
 MAY_BE_EXPANDED: Final = re.compile(r"[$`]|\{\{|\{%")

@@ -528,14 +528,23 @@ def _expands_nothing(props: Mapping[str, Any], image: str, before: Sequence[str]
     return True
 
 
-_VARIABLE: Final = re.compile(r"\$(?:\{(?P<braced>[A-Za-z_]\w*)\}|(?P<bare>[A-Za-z_]\w*))")
+# `$NAME`, `${NAME}`, and `${NAME:-default}`/`${NAME-default}` with a default that is itself
+# expanded by nothing (no `$`, backquote or quote).
+_VARIABLE: Final = re.compile(
+    r"\$(?:\{(?P<braced>[A-Za-z_]\w*)(?:(?P<colon>:?)-(?P<default>[^}$`'\"\\]*))?\}"
+    r"|(?P<bare>[A-Za-z_]\w*))"
+)
 
 
-def shell_expanded(value: str, props: Mapping[str, Any]) -> str | None:
+def shell_expanded(value: str, props: Mapping[str, Any], image: str) -> str | None:
     """What a shell on the container's command line makes of `value` when it is one variable
-    (`$NAME`, `${NAME}`) the container sets, and the script assigns it nowhere: that value;
-    None otherwise (no shell, another shape, a variable the container does not set). Only for
-    judging a password's length, never for a message."""
+    the script assigns nowhere: `$NAME`/`${NAME}` when the container sets it, and
+    `${NAME:-default}` (`${NAME-default}`) as a shell resolves it, from the container's value
+    when it sets one (non-empty for `:-`), else the default. The default is taken only from
+    the official image, whose own ENV (REDIS_VERSION, REDIS_DOWNLOAD_*, GOSU_VERSION) sets no
+    password: another image may set the variable itself. None otherwise (no shell, another
+    shape, a variable the pack cannot know). Only for judging a password's length, never for
+    a message."""
     match = _VARIABLE.fullmatch(value.strip())
     if match is None:
         return None
@@ -545,7 +554,14 @@ def shell_expanded(value: str, props: Mapping[str, Any]) -> str | None:
     name = match["braced"] or match["bare"]
     if any(re.search(rf"(?:^|[\s;&|]){name}=", word) for word in words):
         return None  # the script sets it itself
-    return dict(envs(props)).get(name) or None
+    env = dict(envs(props))
+    given = env.get(name)
+    default = match["default"]
+    if default is None:
+        return given or None
+    if given is not None and (given or not match["colon"]):
+        return given or None
+    return default if given is not None or is_official_image(image) else None
 
 
 def _runs_server(

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 from infra.redis_conf import min_memory_limit_mb
-from policies.rules._acl import PLACEHOLDER, acl_users
+from policies.rules._acl import PLACEHOLDER, SUBSTITUTION, acl_users
 from policies.rules._bitnami import BEFORE_7
 from policies.rules._model import (
     ADVISORY,
@@ -412,13 +412,23 @@ _NOTHING_EXPANDS: Final = (
     "redis-server in exec form, with no shell or script before it), so the password is that "
     "text as this program writes it"
 )
+_NOT_RUN_IN_FILE: Final = (
+    "is a command substitution ($(...) or `...`), which Redis does not run, so the password "
+    "is that text as this program writes it"
+)
+_NOTHING_RUNS: Final = (
+    "is a command substitution ($(...) or `...`), which nothing runs (Docker starts "
+    "redis-server in exec form, with no shell or script before it), so the password is that "
+    "text as this program writes it"
+)
 _HASHED_USERS: Final = (
     "load users with #<sha256> passwords from an aclfile delivered as a protected file"
 )
 
 
 def _placeholder_passwords(server: RedisServer) -> Iterator[str]:
-    """requirepass, masterauth or an enabled ACL user's >password set to a placeholder where
+    """requirepass, masterauth or an enabled ACL user's >password set to a placeholder (or,
+    for the first two, a command substitution such as `$(cat /run/secrets/pw)`) where
     Redis takes it as written: in a file it reads (redis.conf and aclfiles have no variables),
     or on a command line nothing expands (`argv_literal`). A shell or a script the pack cannot
     read may expand one on argv, and a start script that writes a file first leaves the file
@@ -428,15 +438,17 @@ def _placeholder_passwords(server: RedisServer) -> Iterator[str]:
     subject = redis_label(server.resource)
     for name in ("requirepass", "masterauth"):
         value = s.value(name)
-        if value is None or PLACEHOLDER.fullmatch(value.strip()) is None:
+        if value is None or (name == "requirepass" and s.value("aclfile")):
             continue
-        if name == "requirepass" and s.value("aclfile"):
+        run = SUBSTITUTION.fullmatch(value.strip()) is not None
+        if not run and PLACEHOLDER.fullmatch(value.strip()) is None:
             continue
         if s.from_file(name):
-            where, why = "in the config file it loads", _AS_WRITTEN
+            where, why = "in the config file it loads", _NOT_RUN_IN_FILE if run else _AS_WRITTEN
             fix = f"Substitute it before redis-server reads the file, or {_HASHED_USERS}."
         elif server.argv_literal and s.from_argv(name):
-            where, why, fix = "on its command line", _NOTHING_EXPANDS, f"Instead {_HASHED_USERS}."
+            where, fix = "on its command line", f"Instead {_HASHED_USERS}."
+            why = _NOTHING_RUNS if run else _NOTHING_EXPANDS
         else:
             continue
         if name == "requirepass":

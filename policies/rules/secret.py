@@ -179,52 +179,103 @@ def password_length(
 ) -> Iterator[Violation]:
     """At least the configured length, and never below the declared environment's floor: the
     passwords the stack generates, and those its Redis servers are given (REDIS-07: Redis
-    answers AUTH fast, so a short password falls to guessing, whoever wrote it)."""
+    answers AUTH fast, so a short password falls to guessing, whoever wrote it).
+
+    A short generated password a Redis server is given is reported once, on the generator,
+    which is what the user must change; the message names the server too."""
     minimum = floor(resources).password_minimum(
         number(config.get("minimumLength"), "policy config minimumLength")
     )
+    short_generators: list[Resource] = []
     for resource in resources:
         if not _generates_passwords(resource):
             continue
         length = number(resource.props.get("length"), "length")
         if length is None or length < minimum:
-            yield Violation(
-                f"{label(resource)} must generate passwords of at least {minimum} "
-                f"characters (length) in this stack's environment; shorter ones can be guessed "
-                f"at Redis's speed.",
-                resource.urn,
-            )
-    yield from per_server(server_password_length)(resources, config)
+            short_generators.append(resource)
+    # What each short generator made: under `pulumi up` the pack sees generated values; in a
+    # preview `result` is not known yet (not a string), and then neither is the server's copy.
+    made = {
+        result: generator
+        for generator in short_generators
+        if isinstance(result := generator.props.get("result"), str)
+        and result
+        and REDACTED not in result
+    }
+    uses: dict[str, dict[str, list[str]]] = {}
+
+    def check(server: RedisServer, check_config: Mapping[str, Any]) -> Iterator[str]:
+        return _server_password_length(server, check_config, made, uses)
+
+    check.__name__ = server_password_length.__name__
+    servers = list(per_server(check)(resources, config))
+    for resource in short_generators:
+        used = [
+            f"the {' and '.join(names)} of {subject}"
+            for subject, names in uses.get(resource.urn, {}).items()
+        ]
+        also = f" It is {' and '.join(used)}, which this length sets too." if used else ""
+        yield Violation(
+            f"{label(resource)} must generate passwords of at least {minimum} "
+            f"characters (length) in this stack's environment; shorter ones can be guessed "
+            f"at Redis's speed.{also}",
+            resource.urn,
+        )
+    yield from servers
 
 
 def server_password_length(server: RedisServer, config: Mapping[str, Any]) -> Iterator[str]:
-    """requirepass (unless an aclfile makes Redis ignore it) and enabled ACL users' >passwords
-    as Redis reads them: one shorter than the minimum is guessable, however it came to be
-    (`--requirepass demo`, redis.conf's example `foobared`). A value that may be expanded first
-    (`$REDIS_PASSWORD`, `$(cat f)`, `{{ ... }}`) is not judged, nor a #<sha256> hash, nor a
-    setting the pack cannot read (redis-auth-required fails closed on those)."""
+    """requirepass (unless an aclfile makes Redis ignore it), masterauth and enabled ACL
+    users' >passwords as Redis reads them: one shorter than the minimum is guessable, however
+    it came to be (`--requirepass demo`, redis.conf's example `foobared`). A value that may be
+    expanded first (`$REDIS_PASSWORD`, `$(cat f)`, `{{ ... }}`) is not judged, nor a
+    #<sha256> hash, nor a setting the pack cannot read (redis-auth-required fails closed on
+    those)."""
+    return _server_password_length(server, config, {}, {})
+
+
+def _as_redis_reads(server: RedisServer, name: str) -> str | None:
+    """requirepass or masterauth as redis-server gets it, where the pack can tell."""
+    settings = server.settings
+    value = settings.value(name) if settings.known(name) else None
+    if value is not None and not server.argv_literal and settings.from_argv(name):
+        # `sh -c 'redis-server --requirepass $REDIS_PASSWORD'` with REDIS_PASSWORD=... set on
+        # the container (ardihikaru/eagleeye), or `${REDIS_PASSWORD:-default}`: the shell
+        # hands redis-server that value.
+        value = shell_expanded(value, server.resource.props, server.image) or value
+    if value is not None and server.options_env.endswith("_EXTRA_FLAGS"):
+        # Bitnami's setup: requirepass is written from a variable the model names, not copies.
+        marked = marked_password(value, server.resource.props)
+        value = value if marked is None else marked
+    if not value or REDACTED in value or MAY_BE_EXPANDED.search(value):
+        return None
+    return value
+
+
+def _server_password_length(
+    server: RedisServer,
+    config: Mapping[str, Any],
+    made: Mapping[str, Resource],
+    uses: dict[str, dict[str, list[str]]],
+) -> Iterator[str]:
+    """server_password_length; a value one of `made`'s short generators made is left to its
+    generator's message, and recorded in `uses` (generator URN -> server -> settings)."""
     minimum = server.floor.password_minimum(
         number(config.get("minimumLength"), "policy config minimumLength")
     )
-    settings = server.settings
     short: list[str] = []
-    requirepass = settings.value("requirepass") if settings.known("requirepass") else None
-    if requirepass is not None and not server.argv_literal and settings.from_argv("requirepass"):
-        # `sh -c 'redis-server --requirepass $REDIS_PASSWORD'` with REDIS_PASSWORD=... set on
-        # the container (ardihikaru/eagleeye): the shell hands redis-server that value.
-        requirepass = shell_expanded(requirepass, server.resource.props) or requirepass
-    if requirepass is not None and server.options_env.endswith("_EXTRA_FLAGS"):
-        # Bitnami's setup: requirepass is written from a variable the model names, not copies.
-        marked = marked_password(requirepass, server.resource.props)
-        requirepass = requirepass if marked is None else marked
-    if (
-        requirepass
-        and not settings.value("aclfile")
-        and REDACTED not in requirepass
-        and not MAY_BE_EXPANDED.search(requirepass)
-        and len(requirepass) < minimum
-    ):
-        short.append("its requirepass")
+    # requirepass is ignored with an aclfile (redis.conf SECURITY); masterauth is still sent.
+    names = ("masterauth",) if server.settings.value("aclfile") else ("requirepass", "masterauth")
+    for name in names:
+        value = _as_redis_reads(server, name)
+        if value is None or len(value) >= minimum:
+            continue
+        generator = made.get(value)
+        if generator is None:
+            short.append(f"its {name}")
+        else:
+            subject = redis_label(server.resource, sentinel=server.sentinel)
+            uses.setdefault(generator.urn, {}).setdefault(subject, []).append(name)
     rules = server.acl_rules() or []
     users = sorted(
         name
@@ -235,12 +286,13 @@ def server_password_length(server: RedisServer, config: Mapping[str, Any]) -> It
         short.append(f"the >password of ACL {'user' if len(users) == 1 else 'users'} "
                      f"{', '.join(users)}")  # fmt: skip
     if short:
+        verb, subject, obj = ("is", "it", "it") if len(short) == 1 else ("are", "they", "them")
         yield (
             f"{redis_label(server.resource)} must be given passwords of at least {minimum} "
-            f"characters in this stack's environment; {' and '.join(short)} is shorter, so it "
-            f"can be guessed at Redis's speed. Generate it (pulumi_random's RandomPassword "
-            f"with length {minimum} or more) and deliver it as a protected file: an aclfile "
-            f"with #<sha256> passwords."
+            f"characters in this stack's environment; {' and '.join(short)} {verb} shorter, "
+            f"so {subject} can be guessed at Redis's speed. Generate {obj} (pulumi_random's "
+            f"RandomPassword with length {minimum} or more) and deliver {obj} as a protected "
+            f"file: an aclfile with #<sha256> passwords."
         )
 
 

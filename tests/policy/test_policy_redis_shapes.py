@@ -930,6 +930,72 @@ def test_masterauth_placeholder_in_uploaded_conf__is_judged_as_written() -> None
     )
 
 
+# `$(cat /run/secrets/redis_password)` is a shell's too: compose's `"$$(cat ...)"` in exec form
+# hands Redis those characters as the password (corpus16's report: find_string
+# `"--requirepass", "$$`), and a file Redis reads runs nothing either.
+SUBSTITUTIONS = ["$(cat /run/secrets/redis_password)", "`cat /run/secrets/redis_password`",
+                 '"$(cat /run/secrets/redis_password)"']  # fmt: skip
+EXEC_FORM_SUBSTITUTION_MESSAGE = (
+    "Redis container redis must require authentication with a password only its clients know; "
+    "requirepass on its command line is a command substitution ($(...) or `...`), which nothing "
+    "runs (Docker starts redis-server in exec form, with no shell or script before it), so the "
+    "password is that text as this program writes it. Instead load users with #<sha256> "
+    "passwords from an aclfile delivered as a protected file."
+)
+
+
+@pytest.mark.parametrize("substitution", SUBSTITUTIONS)
+@pytest.mark.parametrize(
+    "head",
+    [["redis-server"], ["docker-entrypoint.sh", "redis-server"], ["tini", "--", "redis-server"]],
+)
+def test_requirepass_command_substitution_in_exec_form__is_a_literal_password(
+    head: list[str], substitution: str
+) -> None:
+    command = [*head, "--requirepass", substitution]
+    records = stack(container("redis", image="redis:7.4", command=command))
+    assert only(run_rule("redis-auth-required", records)) == EXEC_FORM_SUBSTITUTION_MESSAGE
+
+
+@pytest.mark.parametrize(
+    ("image", "command"),
+    [
+        ("redis:7.4", ["sh", "-c", "exec redis-server --requirepass $(cat /run/secrets/pw)"]),
+        ("redis:7.4", ["redis-server --requirepass $(cat /run/secrets/pw)"]),
+        ("example/redis-custom:1", ["redis-server", "--requirepass", "$(cat /run/secrets/pw)"]),
+        ("redis:7.4", ["redis-server", "--requirepass", "pa$(x)ss-and-more"]),  # not whole
+    ],
+)
+def test_requirepass_command_substitution_something_may_run__is_not_judged_literal(
+    image: str, command: list[str]
+) -> None:
+    records = stack(container("redis", image=image, command=command))
+    assert all("command substitution" not in m for m in run_rule("redis-auth-required", records))
+
+
+def test_masterauth_command_substitution_in_exec_form__is_the_masters_literal_password() -> None:
+    secret = hashlib.sha256(b"stand-in").hexdigest()  # not a real credential
+    command = ["redis-server", "--requirepass", secret, "--masterauth",
+               "$(cat /run/secrets/master_password)"]  # fmt: skip
+    records = stack(container("replica", image="redis:7.4", command=command))
+    assert only(run_rule("redis-auth-required", records)).startswith(
+        "Redis container replica must authenticate to its master with a password only the two "
+        "of them know; masterauth on its command line is a command substitution ($(...) or "
+        "`...`), which nothing runs (Docker starts"
+    )
+
+
+def test_requirepass_command_substitution_in_uploaded_conf__is_judged_as_written() -> None:
+    records = _with_conf("requirepass $(cat /run/secrets/redis_password)\n")
+    assert only(run_rule("redis-auth-required", records)) == (
+        "Redis container redis must require authentication with a password only its clients "
+        "know; requirepass in the config file it loads is a command substitution ($(...) or "
+        "`...`), which Redis does not run, so the password is that text as this program writes "
+        "it. Substitute it before redis-server reads the file, or load users with #<sha256> "
+        "passwords from an aclfile delivered as a protected file."
+    )
+
+
 # -- Redis in another container's network namespace -----------------------------------------------
 # `docker run --network container:web redis`: Redis listens in web's namespace, so a port web
 # publishes is Redis's when Redis listens on it; web (nginx) runs no Redis.

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from policies.records import parse_records
-from policies.rules._model import CONTAINER
+from policies.rules import BY_NAME
+from policies.rules._model import CONTAINER, RANDOM_PASSWORD, StackRule
 from policies.rules._secrets import secret_named
 from tests.policy import foreign
 from tests.policy.support import (
@@ -17,6 +18,7 @@ from tests.policy.support import (
     assert_reasons,
     mutate,
     run_rule,
+    to_resources,
     upload,
     weak_rsa_certificate,
 )
@@ -543,3 +545,132 @@ def test_short_password_of_a_sentinel__is_told_in_sentinel_words() -> None:
     assert only(run_rule("secret-password-length", records)).startswith(
         "Redis Sentinel container redis must be given passwords of at least 24 characters"
     )
+
+
+# -- ${NAME:-default} behind a shell -----------------------------------------------------------
+# A shell gives `${P:-default}` the container's P when it sets a non-empty one (`${P-default}`:
+# when it sets one at all), else the default. The official image's own ENV sets no password;
+# another image may set P itself, so there the default is not assumed.
+
+
+@pytest.mark.parametrize(
+    ("script", "envs"),
+    [
+        pytest.param("exec redis-server --requirepass ${REDIS_PASSWORD:-changeme}", (),
+                     id="default-when-unset"),
+        pytest.param('exec redis-server --requirepass "${REDIS_PASSWORD:-changeme}"',
+                     ("REDIS_PASSWORD=",), id="colon-default-when-empty"),
+        pytest.param("exec redis-server --requirepass ${REDIS_PASSWORD:-" + LONG_ENOUGH + "}",
+                     ("REDIS_PASSWORD=bismillah",), id="container-value-over-default"),
+        pytest.param("exec redis-server --requirepass ${REDIS_PASSWORD-" + LONG_ENOUGH + "}",
+                     ("REDIS_PASSWORD=bismillah",), id="dash-container-value"),
+    ],
+)  # fmt: skip
+def test_shell_default_expansion__is_judged_as_the_shell_resolves_it(
+    script: str, envs: tuple[str, ...]
+) -> None:
+    records = _redis_stack(command=["sh", "-c", script], envs=("ENVIRONMENT=development", *envs))
+    assert "its requirepass is shorter" in only(run_rule("secret-password-length", records))
+
+
+@pytest.mark.parametrize(
+    ("image", "script", "envs"),
+    [
+        pytest.param("redis:7.4", "exec redis-server --requirepass ${P:-demo}",
+                     (f"P={LONG_ENOUGH}",), id="container-value-long"),
+        pytest.param("redis:7.4", "exec redis-server --requirepass ${P-demo}", ("P=",),
+                     id="dash-set-but-empty-is-no-default"),
+        pytest.param("example/redis-custom:1", "exec redis-server --requirepass ${P:-demo}", (),
+                     id="another-image-may-set-it"),
+        pytest.param("redis:7.4", "P=$(cat /s/p); exec redis-server --requirepass ${P:-demo}",
+                     (), id="the-script-assigns-it"),
+        pytest.param("redis:7.4", "exec redis-server --requirepass ${P:-$OTHER}", (),
+                     id="default-itself-a-variable"),
+    ],
+)  # fmt: skip
+def test_shell_default_expansion__the_pack_cannot_know__is_not_judged(
+    image: str, script: str, envs: tuple[str, ...]
+) -> None:
+    records = _redis_stack(
+        image=image, command=["sh", "-c", script], envs=("ENVIRONMENT=development", *envs)
+    )
+    assert all("requirepass" not in m for m in run_rule("secret-password-length", records))
+
+
+# -- masterauth: the password a replica sends its master -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("props", "what"),
+    [
+        pytest.param({"command": ["redis-server", "--requirepass", LONG_ENOUGH, "--masterauth",
+                                  "demo"]}, "its masterauth is shorter, so it", id="argv"),
+        pytest.param({"command": ["redis-server", "/r/redis.conf"],
+                      "uploads": [{"file": "/r/redis.conf", "content":
+                                   f"requirepass {LONG_ENOUGH}\nmasterauth foobared\n"}]},
+                     "its masterauth is shorter, so it", id="in-conf"),
+        pytest.param({"command": ["redis-server", "--aclfile", "/r/users.acl", "--masterauth",
+                                  "demo"],
+                      "uploads": [{"file": "/r/users.acl",
+                                   "content": f"user app on #{LONG_ENOUGH} ~a:* +get\n"}]},
+                     "its masterauth is shorter, so it", id="sent-even-with-an-aclfile"),
+        pytest.param({"command": ["sh", "-c", "exec redis-server --requirepass $P --masterauth $P"],
+                      "envs": ("P=password", "ENVIRONMENT=development")},
+                     "its requirepass and its masterauth are shorter, so they", id="both"),
+    ],
+)  # fmt: skip
+def test_short_masterauth__is_rejected_like_requirepass(props: dict[str, Any], what: str) -> None:
+    message = only(run_rule("secret-password-length", _redis_stack(**props)))
+    assert f"at least 24 characters in this stack's environment; {what} can be guessed" in message
+    if "they" in what:
+        assert (
+            "Generate them (pulumi_random's RandomPassword with length 24 or more) and "
+            "deliver them as a protected file" in message
+        )
+
+
+def test_long_or_unknown_masterauth__is_not_judged() -> None:
+    for value in (LONG_ENOUGH, "$MASTER_PASSWORD", "$(cat /run/secrets/master)"):
+        command = ["sh", "-c", f"exec redis-server --requirepass {LONG_ENOUGH} --masterauth "
+                               f"'{value}'"]  # fmt: skip
+        assert run_rule("secret-password-length", _redis_stack(command=command)) == []
+
+
+# -- a short generated password Redis is given: once, on the generator --------------------------
+# Under `pulumi up` the pack sees what RandomPassword made, and the same text on the server.
+# Lengthening the generator is the one change that fixes both, so that is where it is told.
+GENERATED = "q7Xr2mKp9LwT4vNz"  # stand-in for a 16-character RandomPassword result
+
+
+def _generated_stack(server_password: str, length: int = 16) -> list[Any]:
+    return parse_records(
+        [
+            {"type": RANDOM_PASSWORD, "name": "auth",
+             "props": {"length": length, "special": False, "result": GENERATED}},
+            {"type": CONTAINER, "name": "redis",
+             "props": {"image": "redis:7.4", "envs": ["ENVIRONMENT=development"],
+                       "command": ["redis-server", "--requirepass", server_password,
+                                   "--masterauth", server_password]}},
+        ],
+        source="test", stack="qa", project="shop",
+    )  # fmt: skip
+
+
+def test_short_generated_password_given_to_redis__is_reported_once_on_the_generator() -> None:
+    records = _generated_stack(GENERATED)
+    rule = BY_NAME["secret-password-length"]
+    assert isinstance(rule, StackRule)
+    violations = list(rule.run(to_resources(records), None))
+    assert [(v.urn.rsplit("::", 1)[-1], v.message) for v in violations] == [
+        ("auth", "RandomPassword auth must generate passwords of at least 24 characters "
+                 "(length) in this stack's environment; shorter ones can be guessed at Redis's "
+                 "speed. It is the requirepass and masterauth of Redis container redis, which "
+                 "this length sets too."),
+    ]  # fmt: skip
+
+
+def test_short_password_given_to_redis_not_generated_here__stays_on_the_server() -> None:
+    messages = run_rule("secret-password-length", _generated_stack("demo-short"))
+    assert len(messages) == 2
+    assert messages[0].endswith("shorter ones can be guessed at Redis's speed.")
+    assert messages[1].startswith("Redis container redis must be given passwords")
