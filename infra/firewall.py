@@ -322,8 +322,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = OneLineParser(
         prog="python -m infra.firewall",
         description=__doc__.split("\n\n", 1)[0],
-        epilog="Exit: 0 done; 1 the rules cannot be made or changed (e.g. the stack is not "
-        "deployed); 3 not root, nothing changed.",
+        epilog="Exit (README's table): 0 done; 2 bad input (a stack name the chains cannot "
+        "take), nothing done; 3 the rules cannot be made or changed (e.g. the stack is not "
+        "deployed, iptables or the engine unavailable); 5 refused: not root, nothing changed.",
     )
     parser.add_argument(
         "action",
@@ -335,8 +336,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     stack: str = args.stack
     try:
+        # Bad input before anything is asked of the engine or iptables: exit 2, as README's
+        # table says for every command. Not for down: a name no chain can carry never had
+        # rules, so there is nothing to remove (down()), and teardown.sh goes on.
         if args.action != "down":
             chains(stack)
+    except FirewallError as exc:
+        print(f"firewall: error: {exc}", file=sys.stderr)
+        return 2
+    try:
         if args.action == "show":
             for rule in install_rules(stack, stack_bridges(stack)):
                 print(" ".join([IPTABLES, *rule]))
@@ -348,7 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"`python -m infra.firewall {args.action} --stack {stack}` as root",
                 file=sys.stderr,
             )
-            return 3
+            return 5
         run = _runner()
         if args.action == "up":
             bridges = stack_bridges(stack)
@@ -369,7 +377,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"firewall: stack {stack}: {count} iptables changes to remove its rules")
     except FirewallError as exc:
         print(f"firewall: error: {exc}", file=sys.stderr)
-        return 1
+        return 3
     return 0
 
 

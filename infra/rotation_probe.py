@@ -1009,7 +1009,9 @@ def _seconds(text: str) -> float:
     """A --timeout: `nan`, `0` or `-1` ran no look at all and exited 1 ("not settled") with
     nothing said."""
     try:
-        value = float(text)
+        # float() reads every script's digits (fullwidth among them); the project's numbers
+        # are written in 0-9 (infra/settings.py's _in_range refuses the others alike).
+        value = float(text) if text.isascii() else math.nan
     except ValueError:
         value = math.nan
     if not 1.0 <= value <= _MAX_WAIT_S:  # False for NaN too

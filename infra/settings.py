@@ -740,11 +740,18 @@ def _in_range(
     convert: Callable[[str], _T], kind: str, text: str, low: Any, high: Any, fix: str
 ) -> _T:
     try:
+        if not text.isascii():
+            # int() and float() read every script's digits: appHostPort in fullwidth digits
+            # (U+FF12 U+FF10 ...) deployed port 20000 while the file showed other characters.
+            # The one place a number setting is decided.
+            raise ValueError
         value = convert(text)  # "true" is refused here too (a YAML boolean)
     except ValueError:
         # Python's own text ("invalid literal for int() with base 10", "could not convert
         # string to float") names no fix.
-        raise ValueError(f"expected {kind} from {low} to {high}; set it with {fix}") from None
+        raise ValueError(
+            f"expected {kind} from {low} to {high} in the digits 0-9; set it with {fix}"
+        ) from None
     return _bounded(value, low, high, fix)
 
 

@@ -35,6 +35,7 @@ The last output line is one JSON object (see `summary`).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import base64
 import contextlib
@@ -70,6 +71,7 @@ from secure_cache import AsyncSecureCache, SecureCache
 from secure_cache.allocator import MMAP_THRESHOLD_BYTES, TRIM_THRESHOLD_BYTES, keep_freed_memory
 from secure_cache.cli_parser import OneLineParser
 from secure_cache.crypto import Keyring
+from secure_cache.int_settings import whole_number
 from secure_cache.resp import pack_command, pack_get, pack_set, writes
 from secure_cache.settings import load_settings
 from secure_cache.transport import Transport, TransportConfig
@@ -833,12 +835,20 @@ def _exit_on_signal(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def _whole(text: str) -> int:
+    """An option's whole number in the digits 0-9 (int() reads fullwidth ones too)."""
+    try:
+        return whole_number(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text[:20]!r}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog="scripts/bench.sh", description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (>= 5)")
+    parser.add_argument("--rounds", type=_whole, default=7, help="interleaved rounds (>= 5)")
     parser.add_argument(
         "--slices",
-        type=int,
+        type=_whole,
         default=SLICES,
         help=f"slices per round in which the columns take turns (default {SLICES}; 1: each "
         "column's work in one piece)",

@@ -62,12 +62,25 @@ start_group() {
 # its state), SIGTERM after STOP_GROUP_GRACE_S (default 30) for what ignores it, SIGKILL after
 # as long again. A group already gone is no error.
 stop_group() {
-    local pid="$1" sig
+    local pid="$1" sig grace="${STOP_GROUP_GRACE_S:-30}"
+    # Checked here too, not only by the scripts' require_grace_seconds: bash arithmetic on the
+    # value would run a command substitution in an array subscript (`a[$(cmd)]`).
+    if ! whole_number "$grace"; then
+        warn "STOP_GROUP_GRACE_S=$(shown "$grace") is not a whole number of seconds; 30 used"
+        grace=30
+    fi
     for sig in INT TERM KILL; do
         kill "-$sig" -- "-$pid" 2>/dev/null || break
-        _group_ends_within "$pid" "${STOP_GROUP_GRACE_S:-30}" && break
+        _group_ends_within "$pid" "$grace" && break
     done
     wait "$pid" 2>/dev/null || true
+}
+
+# require_grace_seconds: die unless STOP_GROUP_GRACE_S is unset or a whole number of seconds,
+# before anything starts: stop_group runs in exit handlers, too late for a usage error.
+require_grace_seconds() {
+    [ -z "${STOP_GROUP_GRACE_S:-}" ] || whole_number "$STOP_GROUP_GRACE_S" \
+        || die "STOP_GROUP_GRACE_S=$(shown "$STOP_GROUP_GRACE_S") is not a whole number of seconds; set it to one (default 30), e.g. STOP_GROUP_GRACE_S=10"
 }
 
 # _group_ends_within PGID SECONDS: whether no process of group PGID runs (zombies aside: the
@@ -90,7 +103,7 @@ docker_unready() {
     if have docker; then
         printf '%s' "the Docker engine is not reachable (docker info failed); start it with scripts/bootstrap.sh"
     else
-        printf '%s' "the docker command is not on PATH ($(shown "$PATH")); add the directory that holds it (command -v docker in another shell), or install docker.io with scripts/bootstrap.sh as root"
+        printf '%s' "the docker command is not on PATH ($(shown "$PATH" 0)); add the directory that holds it (command -v docker in another shell), or install docker.io with scripts/bootstrap.sh as root"
     fi
 }
 
@@ -111,15 +124,29 @@ step() {
 STACK_NAME_PATTERN='^[a-z0-9][a-z0-9-]{0,30}$'
 valid_stack_name() { [[ "$1" =~ $STACK_NAME_PATTERN ]]; }
 
-# shown ARG: a user's argument as an error message may print it: in quotes, or shell-escaped
-# ($'a\nb') when it holds a newline or a control character, which would split the one-line
-# message or reach the terminal as an escape sequence.
+# shown ARG [MAX]: a user's argument as an error message may print it: in quotes, or
+# shell-escaped ($'a\nb') when it holds a newline or a control character, which would split the
+# one-line message or reach the terminal as an escape sequence; cut to its first MAX characters
+# (default 60, as infra/settings.py's quoted() cuts) followed by its length: a 5000-character
+# stack name was echoed whole. MAX 0: never cut (PATH, where the directory that matters may be
+# the last).
 shown() {
-    case "$1" in
-        *[![:print:]]*) printf '%q' "$1" ;;
-        *) printf "'%s'" "$1" ;;
+    local text="$1" max="${2:-60}" more=""
+    if [ "$max" != 0 ] && [ "${#text}" -gt "$max" ]; then
+        more="... (${#text} characters)"
+        text="${text:0:max}"
+    fi
+    case "$text" in
+        *[![:print:]]*) printf '%q%s' "$text" "$more" ;;
+        *) printf "'%s'%s" "$text" "$more" ;;
     esac
 }
+
+# whole_number VALUE: whether VALUE is a plain decimal of at most 9 digits (no sign, no leading
+# zero, ASCII digits only). Check a value from the environment, an argument or a file with it
+# before bash arithmetic sees it (`$(( ))`, `[[ -gt ]]`, `let`, `declare -i`): arithmetic
+# evaluates the text as an expression, so `a[$(cmd)]` runs cmd, `010` is 8 and `08` an error.
+whole_number() { [[ "$1" =~ ^(0|[123456789][0123456789]{0,8})$ ]]; }
 # known_stacks: the names of this checkout's stack files, space-separated.
 known_stacks() {
     find "$ROOT" -maxdepth 1 -name 'Pulumi.*.yaml' -printf '%f\n' \

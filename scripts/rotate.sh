@@ -141,6 +141,10 @@ up() { # up WHY: one up of the program, then wait until every consumer uses the 
 bump() { # bump KEY: raise an integer setting by one
     local current
     current="$(config_get "$1")" || die "cannot read secure-redis:$1 of stack $stack"
+    # The settings loader takes what int() takes ("010", "+5", "1_0"); bash arithmetic would read
+    # "010" as 8, fail on "08", and run a command substitution in `a[$(cmd)]`.
+    whole_number "$current" \
+        || die "secure-redis:$1 of stack $stack is $(shown "$current"), not a plain whole number; write it as one with python -m infra.stack_config set --stack $stack $1 VALUE, then run this again"
     config_set "$1" "$((current + 1))"
     raised_key="$1"
     raised_from="$current"

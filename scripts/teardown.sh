@@ -42,6 +42,6 @@ fi
 # this script could remove, and it says so.
 fw_rc=0
 "$PY" -m infra.firewall down --stack "$stack" || fw_rc=$?
-[ "$fw_rc" = 0 ] || [ "$fw_rc" = 3 ] || die "could not remove the host firewall rules of '$stack'; see the message above"
+[ "$fw_rc" = 0 ] || [ "$fw_rc" = 5 ] || die "could not remove the host firewall rules of '$stack'; see the message above"
 "$PY" -m infra.apply down --stack "$stack" || die "could not remove every object of '$stack'; see the message above"
 log "teardown of $stack finished in $(elapsed "$start")"

@@ -16,6 +16,7 @@ LOG_TAG="test"
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 case "${1:-}" in -h | --help) print_usage; exit 0 ;; esac
+require_grace_seconds
 # A value-taking option without its value: one line now, not after the whole bootstrap.
 if option="$(missing_option_value "$@")"; then
     case "$option" in

@@ -43,7 +43,7 @@ from urllib.parse import urlsplit
 
 from secure_cache.cli_parser import EXIT_USAGE, OneLineParser
 from secure_cache.errors import BackendUnavailable, CommandRejected, ConfigurationError
-from secure_cache.int_settings import http_port
+from secure_cache.int_settings import http_port, whole_number
 
 # The client (redis, cryptography) is imported by the commands that use it, not here:
 # `healthcheck` is the image's HEALTHCHECK, run every 15 s, and needs the standard library
@@ -85,10 +85,10 @@ def _key(text: str) -> str:
 def _bounded(low: int, high: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
-            value = int(text)
+            value = whole_number(text)
         except ValueError:
             raise argparse.ArgumentTypeError(
-                f"expected a whole number, got {text[:20]!r}"
+                f"expected a whole number in the digits 0-9, got {text[:20]!r}"
             ) from None
         if not low <= value <= high:
             raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {value}")

@@ -15,6 +15,16 @@ from typing import Final
 DEFAULT_HTTP_PORT: Final = 8080
 
 
+def whole_number(text: str) -> int:
+    """`text` as int() reads it, but in the digits 0-9 only: int() also reads every other
+    script's (HTTP_PORT in fullwidth digits, U+FF18 U+FF10 U+FF18 U+FF10, was port 8080).
+    ValueError otherwise. The CLI's options (secure_cache/__main__.py) and every setting
+    below go through it."""
+    if not text.isascii():
+        raise ValueError(f"{text[:20]!r} is not written in the digits 0-9")
+    return int(text)
+
+
 def int_setting(
     env: Mapping[str, str], name: str, default: int, low: int, high: int, problems: list[str]
 ) -> int:
@@ -24,7 +34,7 @@ def int_setting(
     if not raw:
         return default
     try:
-        value = int(raw)
+        value = whole_number(raw)
     except ValueError:
         value = low - 1
     if not low <= value <= high:
@@ -39,4 +49,4 @@ def http_port(env: Mapping[str, str], problems: list[str]) -> int:
     return int_setting(env, "HTTP_PORT", DEFAULT_HTTP_PORT, 1, 65535, problems)
 
 
-__all__ = ["DEFAULT_HTTP_PORT", "http_port", "int_setting"]
+__all__ = ["DEFAULT_HTTP_PORT", "http_port", "int_setting", "whole_number"]

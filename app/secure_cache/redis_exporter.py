@@ -638,8 +638,8 @@ class PasswordFile(CredentialProvider):
     rewrites its material volume while it runs): a new connection presents the certificate
     and key then in the files (redis-py loads them per connection) and authenticates with the
     password then in the file. Redis's ACL LOAD closes the old connections, so the next
-    scrape reconnects with the new material. A file caught unreadable keeps the last good
-    password.
+    scrape reconnects with the new material. A file caught unreadable, or over the cap the
+    start applies (MAX_CREDENTIAL_CHARS), keeps the last good password.
     """
 
     def __init__(self, username: str, path: str, password: str) -> None:
@@ -651,6 +651,16 @@ class PasswordFile(CredentialProvider):
         try:
             text = read_file(str(self.path)).decode("utf-8").strip()
         except (OSError, UnicodeDecodeError):
+            text = ""
+        if len(text) > MAX_CREDENTIAL_CHARS:
+            # The start refuses such a file (_capped); here it was sent as the password at
+            # every AUTH, any length, and each scrape failed with AuthenticationError.
+            logger.warning(
+                "%s is %d characters, over the %d accepted; the last good password is used",
+                "REDIS_PASSWORD_FILE",
+                len(text),
+                MAX_CREDENTIAL_CHARS,
+            )
             text = ""
         if text:
             self.password = text

@@ -345,7 +345,7 @@ def test_stack_names__a_long_one_is_shown_bounded_by_the_policy_and_firewall_com
         lambda: firewall.main(["show", "--stack", stack]),
     ):
         code, text = _run(entry)
-        assert code in (1, 2), text  # infra.firewall's errors are 1 (not in README's table)
+        assert code == 2, text
         assert "a" * 100 not in text, text
 
 
