@@ -95,7 +95,7 @@ host_firewall() {
     local rc=0
     "$PY" -m infra.firewall up --stack "$stack" || rc=$?
     case "$rc" in
-        0) firewall_state="installed (iptables chains SECURE-REDIS-$stack-IN/-FWD)" ;;
+        0) firewall_state="installed (iptables chains SECURE-REDIS-$stack-IN/-FWD/-OUT)" ;;
         5) firewall_state="NOT installed (not root): the backend can reach this host and the app has open egress" ;;
         *) die "the host firewall rules could not be installed (exit $rc); see the message above" ;;
     esac
