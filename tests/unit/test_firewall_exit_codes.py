@@ -4,24 +4,11 @@ three bad-input and operational cases, a code the table gives to a miss or a vio
 
 from __future__ import annotations
 
-import contextlib
-import io
-from collections.abc import Callable
-
 import pytest
 
 from infra import firewall
 from infra.firewall import FirewallError
-
-
-def _run(entry: Callable[[], int | None]) -> tuple[int, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = entry()
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 2
-    return int(code or 0), out.getvalue() + err.getvalue()
+from tests.support.entry_points import run_entry
 
 
 @pytest.mark.parametrize("action", ["up", "show"])
@@ -33,7 +20,7 @@ def test_firewall__a_stack_name_its_chains_cannot_carry_is_bad_input(
         raise AssertionError("the engine was asked about a refused name")
 
     monkeypatch.setattr(firewall, "stack_bridges", never)
-    code, text = _run(lambda: firewall.main([action, "--stack", stack]))
+    code, text = run_entry(lambda: firewall.main([action, "--stack", stack]))
     assert code == 2, text
     assert text.startswith("firewall: error: stack "), text
     assert len(text.splitlines()) == 1, text
@@ -45,7 +32,7 @@ def test_firewall__down_of_such_a_name_is_nothing_to_remove(
     """teardown.sh removes a stack whose name no chain can carry: it never had rules."""
     monkeypatch.setattr("infra.firewall.os.geteuid", lambda: 0)
     monkeypatch.setattr(firewall, "_runner", lambda: lambda _args: None)
-    code, text = _run(lambda: firewall.main(["down", "--stack", "a" * 20]))
+    code, text = run_entry(lambda: firewall.main(["down", "--stack", "a" * 20]))
     assert code == 0, text
 
 
@@ -56,7 +43,7 @@ def test_firewall__rules_that_cannot_be_made_are_operational(
         raise FirewallError("stack s41: a network is missing (404); deploy the stack first")
 
     monkeypatch.setattr(firewall, "stack_bridges", missing)
-    code, text = _run(lambda: firewall.main(["show", "--stack", "s41"]))
+    code, text = run_entry(lambda: firewall.main(["show", "--stack", "s41"]))
     assert code == 3, text
     assert "deploy the stack first" in text, text
 
@@ -64,7 +51,7 @@ def test_firewall__rules_that_cannot_be_made_are_operational(
 @pytest.mark.parametrize("action", ["up", "down"])
 def test_firewall__not_root_is_refused(action: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("infra.firewall.os.geteuid", lambda: 1000)
-    code, text = _run(lambda: firewall.main([action, "--stack", "s41"]))
+    code, text = run_entry(lambda: firewall.main([action, "--stack", "s41"]))
     assert code == 5, text
     assert "not root" in text, text
 

@@ -11,7 +11,6 @@ whole file runs in seconds in the normal test command; `--hypothesis-seed` repro
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import json
 import os
@@ -33,6 +32,7 @@ from secure_cache.errors import ConfigurationError
 from secure_cache.http_api import CacheAPI
 from secure_cache.settings import ServiceSettings, Settings
 from secure_cache.settings import load_settings as load_cache_settings
+from tests.support.entry_points import run_entry
 from tests.support.fuzzing import fuzz_settings
 
 SECRET = "S3cretValue-do-not-echo-0123456789abcdef"  # checkov:skip=CKV_SECRET_6: a marker
@@ -62,18 +62,11 @@ one_line_text = plain_text.map(lambda s: "".join(c for c in s if c.isprintable()
 
 
 def _run(entry: Callable[[], int | None]) -> tuple[int, str]:
-    """Run an entry point; its exit code and everything it printed. Any exception but
-    SystemExit propagates, which is the failure this suite looks for."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = entry()
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 2
-    text = out.getvalue() + err.getvalue()
+    """run_entry, and nothing printed a traceback or the secret."""
+    code, text = run_entry(entry)
     assert "Traceback" not in text
     assert SECRET not in text, "a secret was echoed"
-    return int(code or 0), text
+    return code, text
 
 
 # -- settings loaders ----------------------------------------------------------------------

@@ -6,28 +6,15 @@ settings (infra/settings.py _in_range), the app's environment and CLI options
 
 from __future__ import annotations
 
-import contextlib
-import io
-from collections.abc import Callable
-
 import pytest
 
 from infra.settings import SettingsError, load_settings
 from secure_cache.int_settings import int_setting
+from tests.support.entry_points import run_entry
 
 FULLWIDTH_20000 = "\uff12\uff10\uff10\uff10\uff10"
 ARABIC_INDIC_18302 = "\u0661\u0668\u0663\u0660\u0662"
 FULLWIDTH_60 = "\uff16\uff10"
-
-
-def _run(entry: Callable[[], int | None]) -> tuple[int, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = entry()
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 2
-    return int(code or 0), out.getvalue() + err.getvalue()
 
 
 def _stack(**settings: str) -> dict[str, str]:
@@ -88,7 +75,7 @@ def test_whole_number__ascii_only() -> None:
 def test_cache_cli__an_option_in_other_digits_is_bad_input(argv: list[str]) -> None:
     from secure_cache.__main__ import main  # noqa: PLC0415
 
-    code, text = _run(lambda: main(argv))
+    code, text = run_entry(lambda: main(argv))
     assert code == 2, text
     assert "digits 0-9" in text, text
 
@@ -97,7 +84,7 @@ def test_rotation_probe__a_timeout_in_other_digits_is_bad_input() -> None:
     from infra import rotation_probe  # noqa: PLC0415
 
     argv = ["wait", "--stack", "s41", "--before", "/nonexistent", "--timeout", FULLWIDTH_60]
-    code, text = _run(lambda: rotation_probe.main(argv))
+    code, text = run_entry(lambda: rotation_probe.main(argv))
     assert code == 2, text
     assert "--timeout" in text, text
 
@@ -106,6 +93,6 @@ def test_rotation_probe__a_timeout_in_other_digits_is_bad_input() -> None:
 def test_bench__an_option_in_other_digits_is_bad_input(option: str) -> None:
     from scripts import bench  # noqa: PLC0415
 
-    code, text = _run(lambda: bench.main([option, "\uff17"]))
+    code, text = run_entry(lambda: bench.main([option, "\uff17"]))
     assert code == 2, text
     assert option in text, text

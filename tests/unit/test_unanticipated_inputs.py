@@ -13,13 +13,11 @@ pins the cases found that way. Example counts are small and drawn the same way e
 from __future__ import annotations
 
 import base64
-import contextlib
 import io
 import json
 import os
 import string
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -33,6 +31,7 @@ from secure_cache import __main__ as cli
 from secure_cache.errors import ConfigurationError
 from secure_cache.settings import ServiceSettings
 from secure_cache.settings import load_settings as load_cache_settings
+from tests.support.entry_points import run_entry
 from tests.support.fuzzing import fuzz_settings
 
 _EXPLORE, _SCALE = fuzz_settings(os.environ)
@@ -46,18 +45,6 @@ SECRET = "S3cretValue-do-not-echo-0123456789abcdef"  # checkov:skip=CKV_SECRET_6
 # More decimal digits than int() and str() accept (sys.get_int_max_str_digits(), 4300).
 HUGE_DECIMAL = "9" * 5000
 HUGE_HEX = "0x" + "f" * 5000  # int() reads it (base 16 has no limit); str() of it fails
-
-
-def _run(entry: Callable[[], int | None]) -> tuple[int, str]:
-    """An entry point's exit code and all it printed; an exception other than SystemExit
-    propagates (the failure looked for)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = entry()
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 2
-    return int(code or 0), out.getvalue() + err.getvalue()
 
 
 def _terminal_safe(message: str) -> None:
@@ -129,7 +116,7 @@ def test_stack_file__a_number_of_thousands_of_digits_is_exit_2_with_its_line(
     """It was exit 3, "an error the applier does not handle (a bug: report it)": int() refuses
     a decimal of more than 4300 digits with a ValueError, and str() such an int read from hex."""
     (tmp_path / "Pulumi.s85.yaml").write_text(BASE + line)
-    code, text = _run(
+    code, text = run_entry(
         lambda: apply.main(["plan", "--stack", "s85", "--project-dir", str(tmp_path)])
     )
     assert code == 2, text
@@ -223,7 +210,7 @@ def test_policies_check__any_number_in_a_file_is_exit_2_naming_the_file(
         if as_config
         else ["--resources", str(root / "bad.json")]
     )
-    code, out = _run(lambda: check.run([*argv, "--stack-name", "qa"], out=io.StringIO()))
+    code, out = run_entry(lambda: check.run([*argv, "--stack-name", "qa"], out=io.StringIO()))
     assert code == 2, out
     assert "could not process this input" not in out, out
     _terminal_safe(out)
@@ -242,7 +229,7 @@ def test_policies_check__a_number_of_thousands_of_digits_names_the_file(
         if as_config
         else ["--resources", str(tmp_path / "records.json")]
     )
-    code, text = _run(lambda: check.run([*argv, "--stack-name", "qa"], out=io.StringIO()))
+    code, text = run_entry(lambda: check.run([*argv, "--stack-name", "qa"], out=io.StringIO()))
     assert code == 2
     what = "policy config" if as_config else "resources file"
     assert f"error: {what} {tmp_path}" in text, text
@@ -310,7 +297,7 @@ def test_cache_cli__set_never_echoes_what_may_be_its_value(
         "after-ttl": ["set", "k", "v", "--ttl", "5", value],
         "option-like": ["set", "k", f"--{value}"],
     }[shape]
-    code, text = _run(lambda: cli.main(argv))
+    code, text = run_entry(lambda: cli.main(argv))
     assert code == 2
     assert value not in text, text
     assert value[::-1] not in text, text
@@ -322,7 +309,7 @@ def test_cache_cli__other_commands_still_name_the_argument_they_do_not_know(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("ENVIRONMENT", "development")
-    code, text = _run(lambda: cli.main(["get", "k", "--bogus"]))
+    code, text = run_entry(lambda: cli.main(["get", "k", "--bogus"]))
     assert code == 2
     assert "unrecognized arguments: --bogus" in text
 
@@ -364,14 +351,14 @@ def test_cache_cli__healthcheck_any_url_is_an_exit_code_never_a_traceback(
         raise OSError("refused")  # nothing is probed: a drawn URL may name a real local port
 
     monkeypatch.setattr(urllib.request, "urlopen", refused)
-    code, text = _run(lambda: cli.main(["healthcheck", "--url", url]))
+    code, text = run_entry(lambda: cli.main(["healthcheck", "--url", url]))
     assert code in (1, 2), text
     assert SECRET not in text
     assert "Traceback" not in text
 
 
 def test_cache_cli__healthcheck_credentials_for_the_local_service_are_refused_unechoed() -> None:
-    code, text = _run(
+    code, text = run_entry(
         lambda: cli.main(["healthcheck", "--url", f"http://u:{SECRET}@127.0.0.1:1/healthz"])
     )
     assert code == 2
@@ -380,7 +367,7 @@ def test_cache_cli__healthcheck_credentials_for_the_local_service_are_refused_un
 
 
 def test_cache_cli__healthcheck_an_unclosed_bracket_is_exit_2() -> None:
-    code, text = _run(lambda: cli.main(["healthcheck", "--url", "http://[::1"]))
+    code, text = run_entry(lambda: cli.main(["healthcheck", "--url", "http://[::1"]))
     assert code == 2
     assert "only probes the local service" in text
 

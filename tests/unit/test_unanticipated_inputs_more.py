@@ -9,11 +9,9 @@ never a secret; or, where every reader agrees, be accepted.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -30,6 +28,7 @@ from secure_cache.cli_parser import OneLineParser as AppParser
 from secure_cache.errors import ConfigurationError
 from secure_cache.settings import ServiceSettings
 from secure_cache.settings import load_settings as load_cache_settings
+from tests.support.entry_points import run_entry
 from tests.support.fuzzing import fuzz_settings
 
 _EXPLORE, _SCALE = fuzz_settings(os.environ)
@@ -42,23 +41,13 @@ BOUNDED = settings(
 SECRET = "S3cretValue-do-not-echo-0123456789abcdef"  # checkov:skip=CKV_SECRET_6: a marker
 
 
-def _run(entry: Callable[[], int | None]) -> tuple[int, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = entry()
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 2
-    return int(code or 0), out.getvalue() + err.getvalue()
-
-
 # -- an option given twice ---------------------------------------------------------------------
 
 
 def test_infra_cli__a_stack_given_twice_with_two_names_is_refused(tmp_path: Path) -> None:
     """`apply down --stack s96 --stack dev` went on with the last one, dev: a history line
     with a --stack appended removed another stack than the one written first."""
-    code, text = _run(lambda: apply.main(["plan", "--stack", "s96", "--stack", "s97"]))
+    code, text = run_entry(lambda: apply.main(["plan", "--stack", "s96", "--stack", "s97"]))
     assert code == 2, text
     assert "--stack is given twice with different values; give it once" in text, text
 
@@ -69,7 +58,7 @@ def test_infra_cli__the_same_value_twice_is_still_one_option(tmp_path: Path) -> 
         "  secure-redis:runtimeIdSlot: 96\n"
     )
     argv = ["get", "--stack", "s96", "--stack=s96", "--project-dir", str(tmp_path), "appHostPort"]
-    code, text = _run(lambda: stack_config.main(argv))
+    code, text = run_entry(lambda: stack_config.main(argv))
     assert (code, text.strip()) == (0, "18200")
 
 
@@ -85,7 +74,7 @@ def test_infra_cli__is_the_apps_parser_with_its_own_error_line() -> None:
     def twice() -> None:
         parser.parse_args(["--stack", "a", "--stack", "b"])
 
-    code, text = _run(twice)
+    code, text = run_entry(twice)
     assert (code, text) == (
         2,
         "infra.x: error: --stack is given twice with different values; give it once "
@@ -97,10 +86,10 @@ def test_infra_cli__is_the_apps_parser_with_its_own_error_line() -> None:
 def test_cache_cli__an_option_given_twice_is_refused_without_its_values() -> None:
     """`set k v --ttl 5 --ttl 6` stored the value with the last ttl. The message shows neither
     value: the cache's options may carry a URL (healthcheck --url) with a password in it."""
-    code, text = _run(lambda: cli.main(["set", "k", "v", "--ttl", "5", "--ttl", "6"]))
+    code, text = run_entry(lambda: cli.main(["set", "k", "v", "--ttl", "5", "--ttl", "6"]))
     assert code == 2, text
     assert "--ttl is given twice with different values; give it once" in text
-    code, text = _run(
+    code, text = run_entry(
         lambda: cli.main(["healthcheck", "--url", f"http://u:{SECRET}@h/", "--url", "http://x"])
     )
     assert code == 2, text
@@ -144,7 +133,7 @@ def test_cache_cli__a_bad_redis_host_is_exit_2_not_a_traceback(
             monkeypatch.delenv(name)
     monkeypatch.setenv("ENVIRONMENT", "development")
     monkeypatch.setenv("REDIS_URL", "rediss://a..b:6380")
-    code, text = _run(lambda: cli.main(["get", "k"]))
+    code, text = run_entry(lambda: cli.main(["get", "k"]))
     assert code == 2, text
     assert "REDIS_URL host" in text
 
@@ -355,7 +344,7 @@ def test_applier_plan__a_state_key_loop_is_exit_2(tmp_path: Path) -> None:
     key.unlink()
     key.symlink_to(directory / "loop")
     (directory / "loop").symlink_to(key)
-    code, text = _run(
+    code, text = run_entry(
         lambda: apply.main(["plan", "--stack", "s96", "--project-dir", str(tmp_path)])
     )
     assert code == 2, text
@@ -414,7 +403,7 @@ def test_cache_cli__set_from_an_endless_stdin_stops_at_the_bound(
     monkeypatch.setattr(cli, "MAX_STDIN_VALUE_BYTES", 64)
     monkeypatch.setattr(sys, "stdin", Stdin())
     args = cli._parser("secure-cache").parse_args(["set", "k"])
-    code, text = _run(lambda: cli._set(Never(), args))  # type: ignore[arg-type]
+    code, text = run_entry(lambda: cli._set(Never(), args))  # type: ignore[arg-type]
     assert code == 2, text
     assert "stdin holds more than 64 bytes" in text, text
 
@@ -474,7 +463,7 @@ def test_stack_config_set__a_write_the_file_system_refuses_is_one_line(
     name = "tempfile.NamedTemporaryFile" if fails == "temporary" else "os.replace"
     monkeypatch.setattr(name, no_space)
     argv = ["set", "--stack", "s96", "--project-dir", str(tmp_path), "appMemoryMb", "300"]
-    code, text = _run(lambda: stack_config.main(argv))
+    code, text = run_entry(lambda: stack_config.main(argv))
     assert code == 2, text
     assert "Pulumi.s96.yaml could not be written (No space left on device)" in text, text
     assert "nothing was changed" in text
@@ -515,7 +504,7 @@ def test_rotation_probe__a_before_file_that_is_no_snapshot_is_exit_2(
         before.write_text(content)
     for action in ("guard", "unfinished"):
         argv = [action, "--stack", "s96", "--before", str(before)]
-        code, text = _run(lambda: rotation_probe.main(argv))  # noqa: B023 - run at once
+        code, text = run_entry(lambda: rotation_probe.main(argv))  # noqa: B023 - run at once
         assert code == 2, text
         assert f"--before {before} {expected}" in text, text
         assert "rotation_probe snapshot" in text, text
@@ -532,10 +521,10 @@ def test_project_dir__empty_or_a_file_is_refused(value: str, command: str) -> No
     stood in. A file was "Pulumi.S.yaml does not exist in /etc/hostname"."""
     if command == "apply":
         argv = ["plan", "--stack", "s96", f"--project-dir={value}"]
-        code, text = _run(lambda: apply.main(argv))
+        code, text = run_entry(lambda: apply.main(argv))
     else:
         argv = ["get", "--stack", "s96", f"--project-dir={value}", "appHostPort"]
-        code, text = _run(lambda: stack_config.main(argv))
+        code, text = run_entry(lambda: stack_config.main(argv))
     assert code == 2, text
     assert "argument --project-dir:" in text, text
     assert ("is empty" if not value else "is not a directory") in text, text

@@ -9,12 +9,10 @@ secret, and never a value the user did not mean stored.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import io
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -24,18 +22,9 @@ from secure_cache import __main__ as cli
 from secure_cache import diagnose, errors
 from secure_cache.errors import ConfigurationError
 from secure_cache.redis_exporter import ExporterSettings
+from tests.support.entry_points import run_entry
 
 SECRET = "S3cretValue-do-not-echo-0123456789abcdef"  # checkov:skip=CKV_SECRET_6: a marker
-
-
-def _run(entry: Callable[[], int | None]) -> tuple[int, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = entry()
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 2
-    return int(code or 0), out.getvalue() + err.getvalue()
 
 
 class _Recording:
@@ -68,7 +57,7 @@ def test_cache_cli__set_with_an_empty_stdin_stores_nothing_and_names_docker_exec
     cache = _Recording()
     monkeypatch.setattr(sys, "stdin", _Stdin(b""))
     args = cli._parser("secure-cache").parse_args(["set", "k"])
-    code, text = _run(lambda: cli._set(cache, args))  # type: ignore[arg-type]
+    code, text = run_entry(lambda: cli._set(cache, args))  # type: ignore[arg-type]
     assert code == 2, text
     assert cache.stored == []
     assert len(text.strip().splitlines()) == 1, text
@@ -85,7 +74,7 @@ def test_cache_cli__an_empty_value_given_explicitly_is_still_stored(
     cache = _Recording()
     monkeypatch.setattr(sys, "stdin", _Stdin(b"not read"))
     args = cli._parser("secure-cache").parse_args(["set", "k", ""])
-    code, text = _run(lambda: cli._set(cache, args))  # type: ignore[arg-type]
+    code, text = run_entry(lambda: cli._set(cache, args))  # type: ignore[arg-type]
     assert (code, cache.stored) == (0, [("k", b"", None)]), text
 
 
@@ -93,7 +82,7 @@ def test_cache_cli__a_value_on_stdin_is_stored_as_before(monkeypatch: pytest.Mon
     cache = _Recording()
     monkeypatch.setattr(sys, "stdin", _Stdin(b"\0value\n"))
     args = cli._parser("secure-cache").parse_args(["set", "k", "--ttl", "5"])
-    code, text = _run(lambda: cli._set(cache, args))  # type: ignore[arg-type]
+    code, text = run_entry(lambda: cli._set(cache, args))  # type: ignore[arg-type]
     assert (code, cache.stored) == (0, [("k", b"\0value\n", 5)]), text
 
 
@@ -263,7 +252,7 @@ def test_stack_config__a_key_with_an_escape_sequence_is_shown_escaped_and_bounde
         argv = [action, "--stack", "s41", "--project-dir", str(project), key]
         if action == "set":
             argv.append("v")
-        code, text = _run(functools.partial(stack_config.main, argv))
+        code, text = run_entry(functools.partial(stack_config.main, argv))
         assert code == 2, text
         assert "is not a setting" in text, text
         assert "\x1b" not in text, text
@@ -278,7 +267,7 @@ def test_stack_files__a_nul_in_a_stack_file_is_named_not_a_traceback(tmp_path: P
     from infra import apply, stack_config  # noqa: PLC0415
 
     project = _project(tmp_path, STACK_FILE.replace("development", "development\0"))
-    code, text = _run(
+    code, text = run_entry(
         lambda: stack_config.main(
             ["get", "--stack", "s41", "--project-dir", str(project), "environment"]
         )
@@ -286,7 +275,9 @@ def test_stack_files__a_nul_in_a_stack_file_is_named_not_a_traceback(tmp_path: P
     assert code == 2, text
     assert "Traceback" not in text
     assert "Pulumi.s41.yaml holds a character YAML does not allow (U+0000) at line 2" in text, text
-    code, text = _run(lambda: apply.main(["plan", "--stack", "s41", "--project-dir", str(project)]))
+    code, text = run_entry(
+        lambda: apply.main(["plan", "--stack", "s41", "--project-dir", str(project)])
+    )
     assert code == 2, text
     assert "U+0000" in text, text
     assert "a bug" not in text, text
@@ -307,7 +298,9 @@ def test_apply__a_stack_file_that_is_no_regular_file_is_not_said_to_be_missing(
         os.mkfifo(project / "Pulumi.s41.yaml")
     else:
         (project / "Pulumi.s41.yaml").mkdir()
-    code, text = _run(lambda: apply.main(["plan", "--stack", "s41", "--project-dir", str(project)]))
+    code, text = run_entry(
+        lambda: apply.main(["plan", "--stack", "s41", "--project-dir", str(project)])
+    )
     assert code == 2, text
     assert "does not exist" not in text, text
     assert f"Pulumi.s41.yaml in {project} is not a regular file" in text, text
@@ -326,7 +319,7 @@ def test_stack_names__a_long_one_is_shown_bounded(tmp_path: Path) -> None:
             ["get", "--stack", stack, "--project-dir", str(project), "environment"]
         ),
     ):
-        code, text = _run(entry)
+        code, text = run_entry(entry)
         assert code == 2, text
         assert "is not a stack name" in text, text
         assert "a" * 100 not in text, text
@@ -344,7 +337,7 @@ def test_stack_names__a_long_one_is_shown_bounded_by_the_policy_and_firewall_com
         lambda: check.run(["--stack", stack]),
         lambda: firewall.main(["show", "--stack", stack]),
     ):
-        code, text = _run(entry)
+        code, text = run_entry(entry)
         assert code == 2, text
         assert "a" * 100 not in text, text
 
@@ -372,7 +365,7 @@ def test_cache_cli__healthcheck_url_with_a_character_a_url_cannot_hold_is_bad_in
     """`healthcheck --url 'http://127.0.0.1:8080/a b'` (or a control character) was an
     http.client.InvalidURL traceback, and a non-ASCII path "did not answer 200 (ordinal not
     in range(128))": exit 1, as if the service were unhealthy."""
-    code, text = _run(lambda: cli.main(["healthcheck", "--url", url]))
+    code, text = run_entry(lambda: cli.main(["healthcheck", "--url", url]))
     assert code == 2, text
     assert len(text.strip().splitlines()) == 1, text
     assert "Traceback" not in text
@@ -417,7 +410,7 @@ def test_rotation_probe__a_timeout_that_is_no_positive_number_is_bad_input(timeo
     from infra import rotation_probe  # noqa: PLC0415
 
     argv = ["wait", "--stack", "s41", "--before", "/nonexistent", "--timeout", timeout]
-    code, text = _run(lambda: rotation_probe.main(argv))
+    code, text = run_entry(lambda: rotation_probe.main(argv))
     assert code == 2, text
     assert "--timeout" in text, text
     assert "seconds" in text, text
@@ -455,12 +448,12 @@ def test_stack_config__a_value_with_a_line_break_or_control_character_is_refused
 
     project = _project(tmp_path)
     argv = ["set", "--stack", "s41", "--project-dir", str(project), "dataKeyGeneration"]
-    code, text = _run(functools.partial(stack_config.main, [*argv, value]))
+    code, text = run_entry(functools.partial(stack_config.main, [*argv, value]))
     assert code == 2, text
     assert "control character" in text, text
     assert "\x1b" not in text, text
     assert (project / "Pulumi.s41.yaml").read_text() == STACK_FILE
-    code, text = _run(functools.partial(stack_config.main, [*argv, "6"]))
+    code, text = run_entry(functools.partial(stack_config.main, [*argv, "6"]))
     assert code == 0, text
     assert "secure-redis:dataKeyGeneration: 6\n" in (project / "Pulumi.s41.yaml").read_text()
 
