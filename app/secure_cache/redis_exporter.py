@@ -116,6 +116,7 @@ from secure_cache.prometheus import (
 )
 from secure_cache.settings import (
     MAX_CREDENTIAL_CHARS,
+    capped_credential,
     read_file,
     read_text_file,
     resolvable_host,
@@ -127,6 +128,8 @@ EXPORTER_USER: Final = "exporter"
 # A path longer than this is named by its first characters and its length (one was 6000
 # characters, which a message repeated whole).
 _SHOWN_PATH_CHARS: Final = 256
+# What to give instead of a credential over the cap (settings.capped_credential).
+_GENERATED: Final = "use the exporter's credentials the stack generated"
 # The exporter's whole grant (see the module docstring for why it is the tightest).
 EXPORTER_COMMANDS: Final = "-@all +info +acl|log"
 INFO_SECTIONS: Final = ("server", "clients", "memory", "persistence", "stats", "errorstats")
@@ -520,9 +523,16 @@ class ExporterSettings:
             )
         if url.username or url.password or url.query:
             problems.append("REDIS_URL must carry no credentials and no query parameters")
-        password = _capped("REDIS_PASSWORD", _secret(env, "REDIS_PASSWORD", problems), problems)
-        username = _capped(
-            "REDIS_USERNAME", env.get("REDIS_USERNAME", "").strip() or EXPORTER_USER, problems
+        # The cache's cap: the exporter took any length and failed every scrape with redis_up
+        # 0 and only the error's class logged.
+        password = capped_credential(
+            "REDIS_PASSWORD", _secret(env, "REDIS_PASSWORD", problems), _GENERATED, problems
+        )
+        username = capped_credential(
+            "REDIS_USERNAME",
+            env.get("REDIS_USERNAME", "").strip() or EXPORTER_USER,
+            _GENERATED,
+            problems,
         )
         paths = {}
         for var in ("REDIS_TLS_CA_CERT", "REDIS_TLS_CERT_FILE", "REDIS_TLS_KEY_FILE"):
@@ -601,20 +611,6 @@ def _readable_file(path: str) -> bool:
     except (OSError, ValueError):  # ValueError: a NUL in the path
         return False
     return True
-
-
-def _capped(var: str, value: str | None, problems: list[str]) -> str | None:
-    """`value`, or None with the problem named by its length when Redis would refuse it
-    unread (the cache's cap, settings.MAX_CREDENTIAL_CHARS): the exporter took any length and
-    failed every scrape with redis_up 0 and only the error's class logged."""
-    if value is None or len(value) <= MAX_CREDENTIAL_CHARS:
-        return value
-    problems.append(
-        f"{var} is {len(value)} characters; at most {MAX_CREDENTIAL_CHARS} are accepted "
-        "(Redis refuses an unauthenticated argument over 16 KiB); use the exporter's "
-        "credentials the stack generated"
-    )
-    return None
 
 
 def _secret(env: Mapping[str, str], var: str, problems: list[str]) -> str | None:

@@ -410,12 +410,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     host, port, db = _redis_url(env, problems)
     username = _username(env, problems)
     password = _secret(env, "REDIS_PASSWORD", problems, required=True)
-    if password is not None and len(password) > MAX_CREDENTIAL_CHARS:
-        problems.append(
-            f"REDIS_PASSWORD is {len(password)} characters; at most {MAX_CREDENTIAL_CHARS} "
-            f"{_CREDENTIAL_WHY}; use the password generated for this stack."
-        )
-        password = None
+    password = capped_credential(
+        "REDIS_PASSWORD", password, "use the password generated for this stack.", problems
+    )
     if password is not None and environment is not None:
         minimum = MIN_PASSWORD_LENGTH[environment]
         if len(password) < minimum:
@@ -568,18 +565,26 @@ def _redis_url(
     return parts.hostname, port, db
 
 
+def capped_credential(var: str, value: str | None, how: str, problems: list[str]) -> str | None:
+    """`value`, or None with the problem named by its length when it is over
+    MAX_CREDENTIAL_CHARS (`how` says what to set instead). The cache's settings and the
+    exporter's (redis_exporter.py) apply this one cap."""
+    if value is None or len(value) <= MAX_CREDENTIAL_CHARS:
+        return value
+    cap = MAX_CREDENTIAL_CHARS
+    problems.append(f"{var} is {len(value)} characters; at most {cap} {_CREDENTIAL_WHY}; {how}")
+    return None
+
+
+_SET_ACL_USER: Final = "set it to the application's ACL user (e.g. app)."
+
+
 def _username(env: Mapping[str, str], problems: list[str]) -> str | None:
     username = env.get("REDIS_USERNAME", "").strip()
     if not username:
-        problems.append(
-            "REDIS_USERNAME is not set; set it to the application's ACL user (e.g. app)."
-        )
+        problems.append(f"REDIS_USERNAME is not set; {_SET_ACL_USER}")
         return None
-    if len(username) > MAX_CREDENTIAL_CHARS:
-        problems.append(
-            f"REDIS_USERNAME is {len(username)} characters; at most {MAX_CREDENTIAL_CHARS} "
-            f"{_CREDENTIAL_WHY}; set it to the application's ACL user (e.g. app)."
-        )
+    if capped_credential("REDIS_USERNAME", username, _SET_ACL_USER, problems) is None:
         return None
     if username == "default":
         problems.append(
@@ -879,6 +884,7 @@ __all__ = [
     "Environment",
     "ServiceSettings",
     "Settings",
+    "capped_credential",
     "http_port",
     "load_settings",
     "read_file",
