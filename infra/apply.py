@@ -161,9 +161,9 @@ def _main(argv: Sequence[str] | None) -> int:
         choices=("up", "down", "plan", "status", "rekey"),
         help="plan: what up would do, against the stack's state and what the engine shows "
         "changed since (it only reads the engine; without one, the state's view alone); up: "
-        "apply only what "
-        "changed; status: certificates' serials and days to expiry, the data-key generation, "
-        "what the next up would change on the engine (read as plan reads it); "
+        "apply only what changed; status: certificates' serials and days to expiry, the "
+        "data-key generation, what the next up would change on the engine (read as plan reads "
+        "it); "
         "down: remove every object of the stack, and its state; rekey: seal the state again "
         f"with the passphrase in {NEW_PASSPHRASE_ENV} (at least {MIN_PASSPHRASE_CHARS} "
         "characters; no Docker)",
@@ -407,9 +407,9 @@ def _plan(rendered: RenderedStack, plan: Plan, state: StackState | None, store: 
         _print_changes(_all_changes(rendered, plan, state, left), plan, full=True)
         say(
             f"note: {exc}. This plan is the state's alone: what was changed on the engine since "
-            "the last up (limits, networks, names, image tags, material files; README: Changes "
-            "made behind the applier's back) is not checked, and up replaces or updates what it "
-            "finds"
+            "the last up (limits, networks, names, image tags, material files: "
+            "docs/day2.md lists them under Changes made behind the applier's back) is not "
+            "checked, and up replaces or updates what it finds"
         )
         stops: list[str] = []
     else:

@@ -36,7 +36,8 @@ Debian 12 `iptables` is the nf_tables backend, as dockerd's own rules are):
                           anyway; the e2e checks connect as root); every other account's new
                           connection is rejected. The frontend bridge is left open to the host:
                           a Prometheus there scrapes the exporter at its frontend address
-                          (README, Scrape config), and the app's port is the token's business.
+                          (docs/monitoring.md, "Scrape config"), and the app's port is the
+                          token's business.
 
 Rejected, not dropped, when the stack's own containers are the sender: they learn at once
 that the way is shut instead of waiting for a timeout (Docker's embedded DNS forwards a name
