@@ -1121,12 +1121,13 @@ class LocalApplier:
         """The untagged images `image_id` was built on (the legacy builder's one per step),
         nearest first, up to the first tagged one (a base image, or any image someone named)."""
         chain: list[str] = []
-        while parent := self.api.inspect_image(image_id).get("Parent"):
+        parent = self.api.inspect_image(image_id).get("Parent")
+        while parent:  # each image inspected once: a parent's own parent is in its inspect
             found = self.api.inspect_image(parent)
             if _named(found):
                 break
             chain.append(str(parent))
-            image_id = parent
+            parent = found.get("Parent")
         return chain
 
     def _remove_orphaned_parents(self, parents: Sequence[str], *, quiet: bool) -> None:
