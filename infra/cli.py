@@ -22,6 +22,7 @@ from typing import NoReturn
 
 from secure_cache.cli_parser import EXIT_USAGE
 from secure_cache.cli_parser import OneLineParser as _AppParser
+from secure_cache.errors import one_line
 
 
 class OneLineParser(_AppParser):
@@ -68,10 +69,11 @@ def printable(text: str, *, keep_newlines: bool = False) -> str:
     printable written as its escape (`\\x1b`), newlines kept when `keep_newlines`: the
     operator's terminal shows it, where a taken-over container's escapes would set a title,
     clear the screen or write the clipboard (attack pass of 2026-12-03,
-    docs/attack-surface.md). scripts/status.sh does the same for its warnings."""
+    docs/attack-surface.md). The app's escaping (secure_cache.errors `one_line`);
+    scripts/status.sh does the same for its warnings."""
     if keep_newlines:
-        return "\n".join(printable(line) for line in text.split("\n"))
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+        return "\n".join(one_line(line) for line in text.split("\n"))
+    return one_line(text)
 
 
 __all__ = ["OneLineParser", "printable", "project_dir"]

@@ -26,16 +26,17 @@ class ConfigurationError(SecureCacheError):
     """The configuration cannot work; `problems` lists each fault with its fix."""
 
     def __init__(self, problems: Sequence[str]) -> None:
-        self.problems: tuple[str, ...] = tuple(_one_line(p) for p in problems)
+        self.problems: tuple[str, ...] = tuple(one_line(p) for p in problems)
         count = len(self.problems)
         lines = "\n".join(f"  - {p}" for p in self.problems)
         noun = "problem" if count == 1 else "problems"
         super().__init__(f"secure_cache configuration is invalid ({count} {noun}):\n{lines}")
 
 
-def _one_line(problem: str) -> str:
+def one_line(problem: str) -> str:
     """A problem as one printable line: a newline or an escape sequence that came with a value
-    (REDIS_TLS_CA_CERT=$'/certs/\\e[2J') is shown escaped, never sent to the terminal or log."""
+    (REDIS_TLS_CA_CERT=$'/certs/\\e[2J') is shown escaped, never sent to the terminal or log.
+    infra/cli.py `printable` escapes what containers write with it too."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in problem)
 
 
@@ -46,9 +47,9 @@ SHOWN_CHARS: Final = 64
 
 def shown(value: str, limit: int = SHOWN_CHARS) -> str:
     """`value` as a message quotes it: at most `limit` characters of it, escaped as
-    `_one_line` does, and its length when that cut it (the authentication line echoed a
+    `one_line` does, and its length when that cut it (the authentication line echoed a
     1024-character REDIS_USERNAME whole)."""
-    head = _one_line(value[:limit])
+    head = one_line(value[:limit])
     return head if len(value) <= limit else f"{head}... ({len(value)} characters)"
 
 
@@ -89,5 +90,6 @@ __all__ = [
     "FailureKind",
     "IntegrityError",
     "SecureCacheError",
+    "one_line",
     "shown",
 ]
