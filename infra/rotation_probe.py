@@ -387,6 +387,21 @@ def _observing(name: str) -> Iterator[None]:
         raise ProbeError(f"{name}: {exc}") from exc
 
 
+@contextmanager
+def _looking_up(name: str) -> Iterator[None]:
+    """`_observing` for looking up a container of the stack by name: its absence is Missing
+    (the way on names the up that makes it again), not the engine's bare 404."""
+    from docker.errors import NotFound  # noqa: PLC0415 - as in _observing
+
+    try:
+        with _observing(name):
+            yield
+    except ProbeError as exc:
+        if isinstance(exc.__cause__, NotFound):
+            raise Missing(f"{name} does not exist") from exc.__cause__
+        raise
+
+
 class Probe:
     def __init__(
         self,
@@ -503,15 +518,8 @@ class Probe:
         (made by hand, by another account or stack) could print any certificate and files,
         and rotate.sh would pass a step that did not take, or retire a CA Redis still serves
         (retire_refusal)."""
-        from docker.errors import NotFound  # noqa: PLC0415 - as in __init__
-
-        try:
-            with _observing(name):
-                found: dict[str, Any] = self.client.api.inspect_container(name)
-        except ProbeError as exc:
-            if isinstance(exc.__cause__, NotFound):
-                raise Missing(f"{name} does not exist") from exc.__cause__
-            raise
+        with _looking_up(name):
+            found: dict[str, Any] = self.client.api.inspect_container(name)
         if (why := self._not_recorded(found, role)) is not None:
             raise NotTrusted(self._not_asked(name, why))
         return found
@@ -572,17 +580,10 @@ class Probe:
         decided here only: inside the app container when it runs; else from a short-lived
         copy of it (`_beside`), so a stopped app does not keep an operator from retiring a
         CA (infra/apply.py asks before its up) while Redis is still looked at, never guessed."""
-        from docker.errors import NotFound  # noqa: PLC0415 - as in __init__
-
         argv = served_command(REDIS_ALIAS, self.port)
-        try:
-            with _observing(self.app):
-                app = self.client.containers.get(self.app)
-        except ProbeError as exc:
-            # Named as _trusted names it: the refusal quoted Docker's bare 404 instead.
-            if isinstance(exc.__cause__, NotFound):
-                raise Missing(f"{self.app} does not exist") from exc.__cause__
-            raise
+        # Named as _trusted names it: the refusal quoted Docker's bare 404 instead.
+        with _looking_up(self.app):
+            app = self.client.containers.get(self.app)
         # Only the stack's own app is trusted to show what Redis serves: whatever else holds
         # its name (made by hand, another account, another stack) could print any certificate,
         # and a wrong one here retires a CA Redis still serves (retire_refusal).
