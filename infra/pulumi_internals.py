@@ -84,7 +84,8 @@ def bound_provider_serialization() -> None:
     more wrapper: in a process that declares dynamic resources many times (the unit suite
     renders the stack hundreds of times in one process, as does any long-lived program that
     renders repeatedly) pickling a provider ends in RecursionError after about a thousand
-    (tests/unit/test_pulumi_internals.py). Installed once, by infra/providers/__init__.py;
+    (tests/unit/test_pulumi_internals.py). Installed by infra/providers/__init__.py and
+    infra/mock_engine.py, each once per process (a second call finds the marker);
     what each call serializes is unchanged (the SDK's sorting applies within the call)."""
     serialize = cast("Callable[[object], str]", require(dynamic, "serialize_provider"))
     if getattr(serialize, "_restores_pickle", False):
