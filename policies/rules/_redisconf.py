@@ -1049,10 +1049,7 @@ class RedisSettings:
         template), so a placeholder in it is the value itself."""
         if name in self._fixed or self._argv_value(name) is not None:
             return False
-        files: list[bool] = []
-        collected, _ = _read_files(self._conf, self._before, self._files, files)
-        last = [i for i, (n, _) in enumerate(collected) if n == name]
-        return bool(last) and files[last[-1]]
+        return self._last_in_file(name) is True
 
     def from_argv(self, name: str) -> bool:
         """Whether the value of `name` Redis takes is given on its command line."""
@@ -1060,17 +1057,24 @@ class RedisSettings:
             return False
         if self._argv_value(name) is not None:
             return True
+        return self._last_in_file(name) is False
+
+    def _origins(self) -> list[tuple[tuple[str, tuple[str, ...]], bool]]:
+        """Every directive read before argv's last `include`, in Redis's order, each with
+        whether a config file (not argv) holds it."""
         files: list[bool] = []
         collected, _ = _read_files(self._conf, self._before, self._files, files)
-        last = [i for i, (n, _) in enumerate(collected) if n == name]
-        return bool(last) and not files[last[-1]]
+        return list(zip(collected, files, strict=True))
+
+    def _last_in_file(self, name: str) -> bool | None:
+        """Whether the last `name` directive of `_origins` is a file's; None: there is none."""
+        last = [in_file for (n, _), in_file in self._origins() if n == name]
+        return last[-1] if last else None
 
     def users_by_origin(self) -> list[tuple[tuple[str, ...], bool]]:
         """Every `user` directive in the order Redis applies them, each with whether a file
         (not argv) holds it."""
-        files: list[bool] = []
-        collected, _ = _read_files(self._conf, self._before, self._files, files)
-        found = [(v, f) for (n, v), f in zip(collected, files, strict=True) if n == "user"]
+        found = [(v, in_file) for (n, v), in_file in self._origins() if n == "user"]
         return found + [(v, False) for n, v in self._argv if n == "user"]
 
 
