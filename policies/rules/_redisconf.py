@@ -1231,18 +1231,22 @@ class RedisServer:
 
     def acl_rules(self) -> list[tuple[str, ...]] | None:
         """Every ACL `user` rule (name first), or None when the ACL cannot be read."""
-        users = [values for values in self.settings.all("user") if values]
+        in_aclfile = self.aclfile_rules()
+        if in_aclfile is None:
+            return None
+        return [values for values in self.settings.all("user") if values] + in_aclfile
+
+    def aclfile_rules(self) -> list[tuple[str, ...]] | None:
+        """The `user` rules of its aclfile: none without one, None when it cannot be read."""
         if not self.settings.known("aclfile"):
             return None
         aclfile = self.settings.value("aclfile")
-        if aclfile:
-            content = self.files.read(aclfile)
-            if content is None:
-                return None
-            users.extend(
-                values for name, values in parse_conf(content) if name == "user" and values
-            )
-        return users
+        if not aclfile:
+            return []
+        content = self.files.read(aclfile)
+        if content is None:
+            return None
+        return [values for name, values in parse_conf(content) if name == "user" and values]
 
 
 def redis_servers(resources: Iterable[Resource]) -> list[RedisServer]:

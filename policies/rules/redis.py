@@ -43,7 +43,6 @@ from policies.rules._redisconf import (
     RedisSettings,
     Verdict,
     before_redis,
-    parse_conf,
     recognised,
     redis_servers,
 )
@@ -481,10 +480,7 @@ def _placeholder_users(server: RedisServer) -> list[str]:
         for values, from_file in server.settings.users_by_origin()
         if values
     ]
-    if server.settings.known("aclfile") and server.settings.value("aclfile"):
-        content = server.files.read(server.settings.value("aclfile") or "")
-        if content is not None:
-            lines += [v for n, v in parse_conf(content) if n == "user" and v]
+    lines += server.aclfile_rules() or []
     return sorted(
         name
         for name, user in acl_users(lines).items()
