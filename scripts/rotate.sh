@@ -214,8 +214,8 @@ rotate_data_key() {
     fi
     log "rotation pass: moving every entry to the new key"
     # The pass is safe to interrupt and run again (docs/client.md, "Key rotation"): a
-    # transient failure gets it run again, up to three times. A Redis restart is not retried away: the probe after the next
-    # up fails on it. (The one failure seen under load was Redis OOM-killed mid AOF rewrite;
+    # transient failure gets it run again, up to three times. A Redis restart is not retried
+    # away: the probe after the next up fails on it. (The one failure seen under load was Redis OOM-killed mid AOF rewrite;
     # infra/redis_conf.py min_memory_limit_mb sizes the limit against that.)
     # It runs in its own container under its own ACL user (infra/components/rotation.py): the
     # serving app may not WATCH. The program declares that container stopped; this starts it
