@@ -778,15 +778,9 @@ class _DriftedEngine(_FinishedApplier):
         raise AssertionError("plan must not apply anything")
 
 
-@pytest.mark.usefixtures("no_passphrase")
-def test_cli__plan_shows_what_up_would_do_about_changes_made_on_the_engine(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """`plan` said "37 unchanged" while the next up updated or replaced a container changed
-    behind the applier's back (drift.py): it now asks the engine with the up's own code,
-    through a client that only reads, and says what the up would do and what would stop it."""
-    monkeypatch.setattr(app_image, "IMAGE_CONTEXT", app_context(tmp_path, wheelhouse=True))
-    project = _project(tmp_path)
+def _with_drifted_engine(project: Path, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """`project` deployed (as if by an up) onto a _DriftedEngine that apply.py gets from
+    `_applier`; the list collects the arguments of each `_applier` call."""
     state = _as_if_up(project).load()
     assert state is not None
     app = next(u for u in state.resources if u.endswith("::app-container"))
@@ -798,6 +792,19 @@ def test_cli__plan_shows_what_up_would_do_about_changes_made_on_the_engine(
         return _DriftedEngine(app, redis)
 
     monkeypatch.setattr(apply, "_applier", engine)
+    return asked
+
+
+@pytest.mark.usefixtures("no_passphrase")
+def test_cli__plan_shows_what_up_would_do_about_changes_made_on_the_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`plan` said "37 unchanged" while the next up updated or replaced a container changed
+    behind the applier's back (drift.py): it now asks the engine with the up's own code,
+    through a client that only reads, and says what the up would do and what would stop it."""
+    monkeypatch.setattr(app_image, "IMAGE_CONTEXT", app_context(tmp_path, wheelhouse=True))
+    project = _project(tmp_path)
+    asked = _with_drifted_engine(project, monkeypatch)
     assert apply.main(["plan", "--stack", "dev", "--project-dir", str(project)]) == 0
     out = capsys.readouterr().out
     assert asked == [{"read_only": True}]
@@ -840,17 +847,7 @@ def test_cli__status_ends_with_what_the_next_up_would_change_on_the_engine(
     healthy as any; it now ends with the plan's view of the engine (the same decisions, the
     same read-only client), one line per change or stranger and the summary."""
     project = _project(tmp_path)
-    state = _as_if_up(project).load()
-    assert state is not None
-    app = next(u for u in state.resources if u.endswith("::app-container"))
-    redis = next(u for u in state.resources if u.endswith("::redis-container"))
-    asked: list[dict[str, Any]] = []
-
-    def engine(**kwargs: Any) -> _DriftedEngine:
-        asked.append(kwargs)
-        return _DriftedEngine(app, redis)
-
-    monkeypatch.setattr(apply, "_applier", engine)
+    asked = _with_drifted_engine(project, monkeypatch)
     assert apply.main(["status", "--stack", "dev", "--project-dir", str(project)]) == 0
     out = capsys.readouterr().out
     assert asked == [{"read_only": True}]
