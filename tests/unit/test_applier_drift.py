@@ -18,23 +18,20 @@ from infra.applier.state import ResourceState, StackState
 from infra.applier.translate import Upload, translate_container
 
 MIB = 1024 * 1024
-SPEC = translate_container(
-    "c",
-    {
-        "name": "s-c",
-        "image": "img",
-        "memory": 64,
-        "memorySwap": 64,
-        "cpus": "0.5",
-        "restart": "on-failure",
-        "maxRetryCount": 5,
-        "capabilities": {"drops": ["ALL"]},
-        "readOnly": True,
-        "securityOpts": ["no-new-privileges:true"],
-        "networksAdvanced": [{"name": "s-backend"}],
-    },
-    root=Path("/"),
-)
+PROPS: dict[str, Any] = {
+    "name": "s-c",
+    "image": "img",
+    "memory": 64,
+    "memorySwap": 64,
+    "cpus": "0.5",
+    "restart": "on-failure",
+    "maxRetryCount": 5,
+    "capabilities": {"drops": ["ALL"]},
+    "readOnly": True,
+    "securityOpts": ["no-new-privileges:true"],
+    "networksAdvanced": [{"name": "s-backend"}],
+}
+SPEC = translate_container("c", PROPS, root=Path("/"))
 
 
 def inspected(**host: Any) -> dict[str, Any]:
@@ -98,17 +95,9 @@ def test_drift__a_network_joined_by_hand_or_a_rename_needs_a_new_container() -> 
 # SPEC's declaration as the last up applied it, before `memory` was raised in the stack
 # file: the running container still has the old limits, which is no change by hand.
 APPLIED = {
-    "name": "s-c",
-    "image": "img",
+    **PROPS,
     "memory": 48,
     "memorySwap": 48,
-    "cpus": "0.5",
-    "restart": "on-failure",
-    "maxRetryCount": 5,
-    "capabilities": {"drops": ["ALL"]},
-    "readOnly": True,
-    "securityOpts": ["no-new-privileges:true"],
-    "networksAdvanced": [{"name": "s-backend"}],
     "uploads": [{"file": "/run/stage/a", "content": "x"}],
 }
 
