@@ -78,6 +78,22 @@ class RotatingServer:
     def command(self, *args: str) -> None:
         self.admin.execute_command(*args)  # type: ignore[no-untyped-call]
 
+    def serve_certificate(self, ca: pki.CertifiedKey, name: str, *, validity_days: int) -> None:
+        """A new server certificate of `ca` for this server's addresses, written as NAME.crt
+        and NAME.key and switched to with CONFIG SET (new connections get it)."""
+        cert = pki.issue_server_certificate(
+            ca,
+            "redis",
+            dns_names=("localhost",),
+            ip_addresses=("127.0.0.1",),
+            validity_days=validity_days,
+        )
+        self.command(
+            "CONFIG", "SET",
+            "tls-cert-file", self.write(f"{name}.crt", cert.cert_pem),
+            "tls-key-file", self.write(f"{name}.key", cert.key_pem),
+        )  # fmt: skip
+
     def kill_app_connections(self) -> None:
         self.command("CLIENT", "KILL", "USER", APP_USER)
 
@@ -256,14 +272,7 @@ def ca_bundle(server: RotatingServer, env: dict[str, str], load: Load) -> None:
     since = load.reloads()
     _rewrite(env["REDIS_TLS_CA_CERT"], server.redis.material.ca.cert_pem + new_ca.cert_pem)
     load.wait_reload(since)
-    cert = pki.issue_server_certificate(
-        new_ca, "redis", dns_names=("localhost",), ip_addresses=("127.0.0.1",), validity_days=2
-    )
-    server.command(
-        "CONFIG", "SET",
-        "tls-cert-file", server.write("server-new.crt", cert.cert_pem),
-        "tls-key-file", server.write("server-new.key", cert.key_pem),
-    )  # fmt: skip
+    server.serve_certificate(new_ca, "server-new", validity_days=2)
     server.kill_app_connections()
     load.wait_ops()
     since = load.reloads()
@@ -374,14 +383,7 @@ def test_renewed_certificates__an_idle_clients_status_reports_the_new_server_cer
     with open_cache(shell, env, clock=lambda: now[0], reload_interval=1.0) as cache:
         before = cache.status()["redis"]["server_certificate_not_after"]
         ca = server.redis.material.ca
-        renewed = pki.issue_server_certificate(
-            ca, "redis", dns_names=("localhost",), ip_addresses=("127.0.0.1",), validity_days=1
-        )
-        server.command(
-            "CONFIG", "SET",
-            "tls-cert-file", server.write("server-renewed.crt", renewed.cert_pem),
-            "tls-key-file", server.write("server-renewed.key", renewed.key_pem),
-        )  # fmt: skip
+        server.serve_certificate(ca, "server-renewed", validity_days=1)
         issued = pki.issue_client_certificate(ca, APP_USER, validity_days=1)
         _rewrite(env["REDIS_TLS_CERT_FILE"], issued.cert_pem)
         _rewrite(env["REDIS_TLS_KEY_FILE"], issued.key_pem)
