@@ -65,7 +65,7 @@ if __name__ == "__main__":
 
 import datetime as dt  # noqa: E402 - after the handler above: these take seconds to load
 import time  # noqa: E402
-from collections.abc import Iterator, Mapping, Sequence  # noqa: E402
+from collections.abc import Collection, Iterator, Mapping, Sequence  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import TYPE_CHECKING  # noqa: E402
@@ -384,7 +384,7 @@ def _plan_or_up(action: str, stack: str, project_dir: Path, store: StateStore) -
     store.save(new_state)
     applied = applier.up(plan, new_state, changes=changes, checkpoint=store.save)
     _finished()
-    say(f"stack {stack} is up: {summary(changes, done=True, kept=set(applied.kept))}")
+    say(f"stack {stack} is up: {_summary(changes, plan, done=True, kept=set(applied.kept))}")
     if (unfinished := unfinished_rotation(new_state)) is not None:
         say(unfinished)
     for line in applier.strangers(plan, new_state):
@@ -657,7 +657,16 @@ def _print_changes(changes: Sequence[Change], plan: Plan, *, full: bool) -> None
             continue
         verb, what = _change_words(change, plan, changes)
         say(f"  {verb:<7} {what}")
-    say(f"plan: {summary(changes)}")
+    say(f"plan: {_summary(changes, plan)}")
+
+
+def _summary(
+    changes: Sequence[Change], plan: Plan, *, done: bool = False, kept: Collection[str] = ()
+) -> str:
+    """The counts under the lines, each change counted under its line's verb (`re-run` from
+    `_change_words`, the one wording of them), so `1 to re-run` beside the `re-run` line."""
+    rerun = {c.name for c in changes if _change_words(c, plan, changes)[0] == "re-run"}
+    return summary(changes, done=done, kept=kept, rerun=rerun)
 
 
 # Whose material each initialiser writes (infra/components/material.py: `S-<consumer>-init`
@@ -768,7 +777,7 @@ def _next_up(stack: str, project_dir: Path, state: StackState) -> list[str]:
     ]
     lines.extend(f"warning: {line}" for line in strangers)
     lines.append(
-        f"next up: {summary(changes)} (`python -m infra.apply plan --stack {stack}` shows "
+        f"next up: {_summary(changes, plan)} (`python -m infra.apply plan --stack {stack}` shows "
         "every resource)"
     )
     return lines

@@ -15,6 +15,7 @@ import pytest
 
 from infra import apply
 from infra.applier import state as state_module
+from infra.applier.diff import unfinished as left_unfinished
 from infra.applier.drift import Drift
 from infra.applier.engine import INCOMPLETE, StackObjects
 from infra.applier.errors import NothingChanged
@@ -180,7 +181,7 @@ def test_cli__api_token_rotation_rewrites_the_apps_files_and_replaces_nothing(
         "initialiser secure-redis-dev-app-init (writes the app's material; the app keeps running)"
         in rerun[0]
     )
-    assert "plan: 1 to update, 1 to replace" in out
+    assert "plan: 1 to update, 1 to re-run" in out
     assert str(before.outputs["value"]) not in out
 
 
@@ -584,6 +585,58 @@ def test_cli__plan_says_an_initialiser_is_re_run_and_its_consumer_keeps_running(
     ), changed[0]
     assert "left unfinished by an interrupted or failed up" in changed[0]
     assert "replace container secure-redis-dev-redis-init" not in out
+    assert "plan: 1 to re-run, 36 unchanged" in out
+
+
+class _QuietEngine(_FinishedApplier):
+    """An engine as the last up left it, whose `docker info` is only read; the objects the
+    state records unfinished are missing from it (as engine.py `missing` says)."""
+
+    def missing(self, plan: Plan, state: StackState) -> frozenset[str]:
+        return frozenset(left_unfinished(plan, state.resources))
+
+    def refuse_before_change(self, *_args: Any) -> None:
+        return None
+
+    def info(self) -> dict[str, Any]:
+        return {"LiveRestoreEnabled": True}
+
+
+@pytest.mark.usefixtures("no_passphrase")
+def test_cli__the_counts_of_plan_status_and_up_call_an_initialiser_re_run_as_its_line_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """day2ux16 (s48, 2026-12-03): the line read `re-run  initialiser ...-redis-init (...; Redis
+    keeps running)` and the counts under it `1 to replace` (`1 replaced` after the up)."""
+    monkeypatch.setattr(app_image, "IMAGE_CONTEXT", app_context(tmp_path, wheelhouse=True))
+    monkeypatch.setattr(apply, "_applier", lambda **_kwargs: _QuietEngine())
+    project = _project(tmp_path)
+    store = _as_if_up(project)
+    state = store.load()
+    assert state is not None
+    plan = plan_stack("dev", render_stack("dev", root=project).resources, root=project)
+    urn = next(
+        s.urn
+        for s in plan.steps
+        if isinstance(s.spec, ContainerSpec) and s.spec.name == "secure-redis-dev-redis-init"
+    )
+    init = state.resources[urn]
+    state.resources[urn] = ResourceState(
+        init.type, init.name, init.id, init.inputs, {INCOMPLETE: True}
+    )
+    store.save(state)
+    args = ["--stack", "dev", "--project-dir", str(project)]
+    assert apply.main(["plan", *args]) == 0
+    assert "apply: plan: 1 to re-run, 36 unchanged\n" in capsys.readouterr().out
+    assert apply.main(["status", *args]) == 0
+    out = capsys.readouterr().out
+    assert "apply: next up: re-run initialiser secure-redis-dev-redis-init" in out
+    assert "apply: next up: 1 to re-run, 36 unchanged (" in out
+    assert apply.main(["up", *args]) == 0
+    out = capsys.readouterr().out
+    assert "apply: plan: 1 to re-run, 36 unchanged\n" in out
+    assert "apply: stack dev is up: 1 re-run, 36 unchanged\n" in out
+    assert "replace" not in out
 
 
 def _plan_of(tmp_path: Path) -> Plan:
