@@ -88,6 +88,7 @@ import logging
 import os
 import signal
 import ssl
+import string
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -554,7 +555,8 @@ class ExporterSettings:
                 "METRICS_HOST is not a host name or IP address (an IPv6 address goes without "
                 "brackets); set it to an address of this container (default 127.0.0.1)"
             )
-        metrics_port = env.get("METRICS_PORT", str(DEFAULT_METRICS_PORT)).strip()
+        # ASCII whitespace only, as int_settings.int_setting strips: a no-break space is refused.
+        metrics_port = env.get("METRICS_PORT", str(DEFAULT_METRICS_PORT)).strip(string.whitespace)
         if (
             # At most 5 digits: int() refuses more than 4300 with a ValueError (a traceback).
             not (metrics_port.isascii() and metrics_port.isdigit() and len(metrics_port) <= 5)
