@@ -422,6 +422,8 @@ def _plan(rendered: RenderedStack, plan: Plan, state: StackState | None, store: 
             stops.append(exc.reason)
         for line in applier.strangers(plan, state):
             say(f"warning: {line} (up names it too and leaves it there: not the stack's)")
+        if (staying := _retire_asks(rendered, state, applier)) is not None:
+            say(_retire_note(stack, staying))
     try:
         _require_build_inputs(plan, stack)
     except BuildInputError as exc:
@@ -475,20 +477,12 @@ def _retire_refusal(
     `retire_refusal` decides, for scripts/rotate.sh too). Asked only of an up whose trust
     bundle drops a CA the state's holds (the retire step) while Redis runs: a Redis that does
     not run reads its volume's files when it starts."""
-    from docker.errors import NotFound  # noqa: PLC0415 - `plan` needs no engine
+    from infra import rotation_probe  # noqa: PLC0415 - `plan` needs no engine
 
-    from infra import rotation_probe  # noqa: PLC0415
-
-    staying = _staying_cas(rendered, state)
+    staying = _retire_asks(rendered, state, applier)
     if staying is None:
         return None
     stack = rendered.stack
-    try:
-        redis = applier.client.containers.get(object_name(stack, "redis"))
-    except NotFound:
-        return None
-    if redis.status != "running":
-        return None
     try:
         # This up's own state, read under its lock: the containers the last up made (an up
         # that replaced the app recorded its successor), so the probe need not read it again.
@@ -500,6 +494,39 @@ def _retire_refusal(
     except rotation_probe.ProbeError as exc:
         return rotation_probe.unobserved_refusal(stack, str(exc))
     return rotation_probe.retire_refusal(stack, issuer, staying)
+
+
+def _retire_note(stack: str, staying: Sequence[str]) -> str:
+    """plan's line for an up that will ask Redis what it serves before a CA retire: the
+    question runs commands in the app's and Redis's containers (rotation_probe.Probe, with a
+    Docker client of its own), which is no read of the engine, so plan does not ask it."""
+    return (
+        f"note: up asks Redis first which CA's certificate it serves: this up retires a CA "
+        f"(the trust bundle keeps CA {', '.join(staying)}), and it stops, changing nothing, "
+        "when Redis serves one of a CA it drops (the promote's TLS reload did not take). plan "
+        "does not ask: that runs commands inside the app's and Redis's containers, and plan "
+        "only reads the engine; `python -m infra.rotation_probe snapshot --stack "
+        f"{stack} --applier-state` shows it (served_issuer)"
+    )
+
+
+def _retire_asks(
+    rendered: RenderedStack, state: StackState | None, applier: LocalApplier
+) -> list[str] | None:
+    """The serials of the CAs the trust bundle keeps when this up asks Redis which CA's
+    certificate it serves before its first change (`_retire_refusal`), else None. Reads
+    only (the state, the render, one inspect): `plan` asks it too, and says what `up` will
+    ask, not the answer (docs/applier.md says why)."""
+    from docker.errors import NotFound  # noqa: PLC0415 - `plan` needs no engine
+
+    staying = _staying_cas(rendered, state)
+    if staying is None:
+        return None
+    try:
+        redis = applier.client.containers.get(object_name(rendered.stack, "redis"))
+    except NotFound:
+        return None
+    return staying if redis.status == "running" else None
 
 
 def _staying_cas(rendered: RenderedStack, state: StackState | None) -> list[str] | None:

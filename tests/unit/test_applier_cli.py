@@ -639,6 +639,48 @@ def test_cli__the_counts_of_plan_status_and_up_call_an_initialiser_re_run_as_its
     assert "replace" not in out
 
 
+class _RedisRunningEngine(_QuietEngine):
+    """An engine on which the stack's Redis runs (the one inspect `_retire_asks` makes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.containers = self
+
+    def get(self, name: str) -> Any:
+        assert name == "secure-redis-dev-redis", name
+        return type("Container", (), {"status": "running"})()
+
+
+class _NoProbe:
+    def __init__(self, *_args: Any, **_kwargs: Any) -> None:
+        raise AssertionError("plan must not ask what Redis serves: it runs commands in containers")
+
+
+@pytest.mark.usefixtures("no_passphrase")
+def test_cli__plan_says_the_up_of_a_ca_retire_asks_redis_first_and_does_not_ask_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """plan16: plan did not show that up asks Redis which CA's certificate it serves before
+    a retire (`_retire_refusal`), and stops there when the promote's reload did not take.
+    The question is a `docker exec` in the app and Redis (rotation_probe.Probe, with a
+    Docker client of its own, not plan's read-only one), so plan says that up will ask."""
+    from infra import rotation_probe  # noqa: PLC0415
+
+    monkeypatch.setattr(app_image, "IMAGE_CONTEXT", app_context(tmp_path, wheelhouse=True))
+    monkeypatch.setattr(apply, "_applier", lambda **_kwargs: _RedisRunningEngine())
+    monkeypatch.setattr(apply, "_staying_cas", lambda rendered, state: ["5c1e"])
+    monkeypatch.setattr(rotation_probe, "Probe", _NoProbe)
+    project = _project(tmp_path)
+    _as_if_up(project)
+    assert apply.main(["plan", "--stack", "dev", "--project-dir", str(project)]) == 0
+    (note,) = [line for line in capsys.readouterr().out.splitlines() if "CA 5c1e" in line]
+    assert note.startswith(
+        "apply: note: up asks Redis first which CA's certificate it serves: this up retires a CA "
+        "(the trust bundle keeps CA 5c1e), and it stops, changing nothing, when Redis serves"
+    ), note
+    assert "rotation_probe snapshot --stack dev --applier-state" in note
+
+
 def _plan_of(tmp_path: Path) -> Plan:
     project = _project(tmp_path)
     return plan_stack("dev", render_stack("dev", root=project).resources, root=project)
