@@ -404,7 +404,7 @@ def test_renewed_server_certificate_alone__the_status_reports_the_one_redis_pres
     The status now reports what a new connection is presented, as Redis serves it now."""
     env = client_environ(server, tmp_path)
     with open_cache(shell, env) as cache:
-        assert cache.set("before", b"v") is None
+        cache.set("before", b"v")
         before = cache.status()["redis"]["server_certificate_not_after"]
         server.serve_certificate(server.redis.material.ca, "server-renewed", validity_days=1)
         after = cache.status()["redis"]["server_certificate_not_after"]
