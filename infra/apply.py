@@ -65,7 +65,7 @@ if __name__ == "__main__":
 
 import datetime as dt  # noqa: E402 - after the handler above: these take seconds to load
 import time  # noqa: E402
-from collections.abc import Iterator, Mapping, Sequence  # noqa: E402
+from collections.abc import Collection, Iterator, Mapping, Sequence  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import TYPE_CHECKING  # noqa: E402
@@ -384,7 +384,7 @@ def _plan_or_up(action: str, stack: str, project_dir: Path, store: StateStore) -
     store.save(new_state)
     applied = applier.up(plan, new_state, changes=changes, checkpoint=store.save)
     _finished()
-    say(f"stack {stack} is up: {summary(changes, done=True, kept=set(applied.kept))}")
+    say(f"stack {stack} is up: {_summary(changes, plan, done=True, kept=set(applied.kept))}")
     if (unfinished := unfinished_rotation(new_state)) is not None:
         say(unfinished)
     for line in applier.strangers(plan, new_state):
@@ -422,6 +422,8 @@ def _plan(rendered: RenderedStack, plan: Plan, state: StackState | None, store: 
             stops.append(exc.reason)
         for line in applier.strangers(plan, state):
             say(f"warning: {line} (up names it too and leaves it there: not the stack's)")
+        if (staying := _retire_asks(rendered, state, applier)) is not None:
+            say(_retire_note(stack, staying))
     try:
         _require_build_inputs(plan, stack)
     except BuildInputError as exc:
@@ -475,20 +477,12 @@ def _retire_refusal(
     `retire_refusal` decides, for scripts/rotate.sh too). Asked only of an up whose trust
     bundle drops a CA the state's holds (the retire step) while Redis runs: a Redis that does
     not run reads its volume's files when it starts."""
-    from docker.errors import NotFound  # noqa: PLC0415 - `plan` needs no engine
+    from infra import rotation_probe  # noqa: PLC0415 - `plan` needs no engine
 
-    from infra import rotation_probe  # noqa: PLC0415
-
-    staying = _staying_cas(rendered, state)
+    staying = _retire_asks(rendered, state, applier)
     if staying is None:
         return None
     stack = rendered.stack
-    try:
-        redis = applier.client.containers.get(object_name(stack, "redis"))
-    except NotFound:
-        return None
-    if redis.status != "running":
-        return None
     try:
         # This up's own state, read under its lock: the containers the last up made (an up
         # that replaced the app recorded its successor), so the probe need not read it again.
@@ -500,6 +494,39 @@ def _retire_refusal(
     except rotation_probe.ProbeError as exc:
         return rotation_probe.unobserved_refusal(stack, str(exc))
     return rotation_probe.retire_refusal(stack, issuer, staying)
+
+
+def _retire_note(stack: str, staying: Sequence[str]) -> str:
+    """plan's line for an up that will ask Redis what it serves before a CA retire: the
+    question runs commands in the app's and Redis's containers (rotation_probe.Probe, with a
+    Docker client of its own), which is no read of the engine, so plan does not ask it."""
+    return (
+        f"note: up asks Redis first which CA's certificate it serves: this up retires a CA "
+        f"(the trust bundle keeps CA {', '.join(staying)}), and it stops, changing nothing, "
+        "when Redis serves one of a CA it drops (the promote's TLS reload did not take). plan "
+        "does not ask: that runs commands inside the app's and Redis's containers, and plan "
+        "only reads the engine; `python -m infra.rotation_probe snapshot --stack "
+        f"{stack} --applier-state` shows it (served_issuer)"
+    )
+
+
+def _retire_asks(
+    rendered: RenderedStack, state: StackState | None, applier: LocalApplier
+) -> list[str] | None:
+    """The serials of the CAs the trust bundle keeps when this up asks Redis which CA's
+    certificate it serves before its first change (`_retire_refusal`), else None. Reads
+    only (the state, the render, one inspect): `plan` asks it too, and says what `up` will
+    ask, not the answer (docs/applier.md says why)."""
+    from docker.errors import NotFound  # noqa: PLC0415 - `plan` needs no engine
+
+    staying = _staying_cas(rendered, state)
+    if staying is None:
+        return None
+    try:
+        redis = applier.client.containers.get(object_name(rendered.stack, "redis"))
+    except NotFound:
+        return None
+    return staying if redis.status == "running" else None
 
 
 def _staying_cas(rendered: RenderedStack, state: StackState | None) -> list[str] | None:
@@ -657,7 +684,16 @@ def _print_changes(changes: Sequence[Change], plan: Plan, *, full: bool) -> None
             continue
         verb, what = _change_words(change, plan, changes)
         say(f"  {verb:<7} {what}")
-    say(f"plan: {summary(changes)}")
+    say(f"plan: {_summary(changes, plan)}")
+
+
+def _summary(
+    changes: Sequence[Change], plan: Plan, *, done: bool = False, kept: Collection[str] = ()
+) -> str:
+    """The counts under the lines, each change counted under its line's verb (`re-run` from
+    `_change_words`, the one wording of them), so `1 to re-run` beside the `re-run` line."""
+    rerun = {c.name for c in changes if _change_words(c, plan, changes)[0] == "re-run"}
+    return summary(changes, done=done, kept=kept, rerun=rerun)
 
 
 # Whose material each initialiser writes (infra/components/material.py: `S-<consumer>-init`
@@ -768,7 +804,7 @@ def _next_up(stack: str, project_dir: Path, state: StackState) -> list[str]:
     ]
     lines.extend(f"warning: {line}" for line in strangers)
     lines.append(
-        f"next up: {summary(changes)} (`python -m infra.apply plan --stack {stack}` shows "
+        f"next up: {_summary(changes, plan)} (`python -m infra.apply plan --stack {stack}` shows "
         "every resource)"
     )
     return lines

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import reprlib
+import string
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -706,7 +707,10 @@ class _Reader:
         raw = self._values[key]
         # A list or mapping is never a setting's value; str() of one is never read as one
         # (and YAML aliases can make it a billion elements long: `[*a, *a, ...]`).
-        text = "\0" if isinstance(raw, list | Mapping) else str(raw).strip()
+        # ASCII whitespace only: str.strip() also removed a leading no-break space (U+00A0),
+        # so `appHostPort: "\u00a018302"` read as 18302 while the file showed another
+        # character; kept, it meets _in_range's refusal of what is not the digits 0-9.
+        text = "\0" if isinstance(raw, list | Mapping) else str(raw).strip(string.whitespace)
         try:
             return parse(text)
         except ValueError as exc:
@@ -771,7 +775,7 @@ def _environment(value: _Shown, problems: list[str], stack: str) -> Environment 
         )
         return None
     try:
-        return Environment(str(raw).strip())
+        return Environment(str(raw).strip(string.whitespace))  # as _Reader.read strips
     except ValueError:
         problems.append(
             f"{NAMESPACE}:environment is {value}, an unknown environment; use one of {choices}"

@@ -27,6 +27,7 @@ from infra.profiles import PROFILES, SETTING_KEYS
 from infra.settings import (
     NAMESPACE,
     REPO_ROOT,
+    WHOLE_NUMBER_SETTINGS,
     SettingsError,
     load_settings,
     load_stack_file,
@@ -140,8 +141,19 @@ def get_setting(stack: str, key: str, root: Path = REPO_ROOT) -> str:
     _require_setting(key)
     config = load_stack_file(stack, root)
     settings = load_settings(stack, config)
+    if key in WHOLE_NUMBER_SETTINGS:
+        # The number as the program reads it (infra/settings.py reads the text with int()):
+        # `'010'` is 10 to the program, and printed as written scripts/rotate.sh refused to
+        # raise it (inputs16b). getattr: the settings' field is the key in snake case.
+        return str(getattr(settings, _field(key)))
     value = config.get(f"{NAMESPACE}:{key}", PROFILES[settings.environment].get(key))
     return str(value)
+
+
+def _field(key: str) -> str:
+    """The StackSettings field that holds setting `key` (`dataKeyGeneration` ->
+    `data_key_generation`)."""
+    return re.sub(r"(?<=[a-z])([A-Z])", r"_\1", key).lower()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -42,7 +42,12 @@ from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
 from secure_cache.cli_parser import EXIT_USAGE, OneLineParser
-from secure_cache.errors import BackendUnavailable, CommandRejected, ConfigurationError
+from secure_cache.errors import (
+    BackendUnavailable,
+    CommandRejected,
+    ConfigurationError,
+    shown,
+)
 from secure_cache.int_settings import http_port, whole_number
 
 # The client (redis, cryptography) is imported by the commands that use it, not here:
@@ -59,6 +64,8 @@ EXIT_REFUSED: Final = 5
 EXIT_SERVE: Final = 6
 EXIT_NEWER: Final = 7
 _HEALTH_TIMEOUT_S: Final = 3.0
+# How much of the reason a failed health check quotes (the URL: errors.SHOWN_CHARS).
+_SHOWN_REASON: Final = 160
 # `set KEY < FILE` reads at most this much: Redis's default proto-max-bulk-len, the largest
 # value it stores (the stack sets 2 MiB). `set k < /dev/zero` read until memory ran out.
 MAX_STDIN_VALUE_BYTES: int = 512 << 20
@@ -182,7 +189,12 @@ def _healthcheck(url: str | None) -> int:
             return EXIT_OK if reply.status == 200 else EXIT_MISS
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", None) or type(exc).__name__
-        print(f"healthcheck: {url} did not answer 200 ({reason})", file=sys.stderr)
+        # Bounded and escaped as every message quotes a value (errors.shown): a --url of
+        # thousands of characters was repeated whole, and the reason is the library's text.
+        print(
+            f"healthcheck: {shown(url)} did not answer 200 ({shown(str(reason), _SHOWN_REASON)})",
+            file=sys.stderr,
+        )
         return EXIT_MISS
 
 

@@ -236,12 +236,22 @@ class SecureCache(_Shell):
         The material files are checked first, as before a command: an idle app otherwise
         reported the data key it had before a rotation until some command arrived."""
         self.reload_if_due()
-        need = self._core.status_needs(self._transport.tls_info is not None)
+        need = self._core.status_needs()
         if need == "probe":
             self._try_recover()
-        elif need == "ping":
-            self.ping()
+        elif need == "handshake":
+            self._handshake()
         return self._core.status(self._transport.tls_info)
+
+    def _handshake(self) -> None:
+        """One new connection (TLS, AUTH, PING, closed; transport.probe), whose handshake is
+        the transport's tls_info then; a failure is a failed command's (the fallback)."""
+        try:
+            self._transport.probe()
+        except BackendUnavailable as exc:
+            self._failed(exc)
+        except CommandRejected as exc:
+            self._core.rejected(exc)
 
     def rotate(
         self, *, batch_size: int = DEFAULT_ROTATION_BATCH, max_batches: int | None = None
@@ -420,12 +430,21 @@ class AsyncSecureCache(_Shell):
     async def status(self) -> dict[str, Any]:
         """See SecureCache.status."""
         self.reload_if_due()
-        need = self._core.status_needs(self._transport.tls_info is not None)
+        need = self._core.status_needs()
         if need == "probe":
             await self._try_recover()
-        elif need == "ping":
-            await self.ping()
+        elif need == "handshake":
+            await self._handshake()
         return self._core.status(self._transport.tls_info)
+
+    async def _handshake(self) -> None:
+        """See SecureCache._handshake."""
+        try:
+            await self._transport.probe()
+        except BackendUnavailable as exc:
+            self._failed(exc)
+        except CommandRejected as exc:
+            self._core.rejected(exc)
 
     async def rotate(
         self, *, batch_size: int = DEFAULT_ROTATION_BATCH, max_batches: int | None = None

@@ -708,11 +708,17 @@ class CacheCore:
 
     # -- status ---------------------------------------------------------------------------
 
-    def status_needs(self, tls_known: bool) -> Literal["probe", "ping"] | None:
-        """What status() should do before reporting: probe a due recovery, or connect once."""
+    def status_needs(self) -> Literal["probe", "handshake"] | None:
+        """What status() should do before reporting: probe a due recovery, or open one new
+        connection, whose handshake is what the status reports. A pooled connection keeps the
+        TLS session it opened: after the server certificate alone was renewed (Redis's
+        `CONFIG SET tls-cert-file`, no material of the app's changed) the status named the
+        old certificate until the pool happened to reconnect (tests/integration/
+        test_cache_reload.py). A renewal changes nothing for sessions already open, so they
+        are kept; only the report needs a handshake of now."""
         if self.degraded:
             return "probe" if self.probe_due() else None
-        return None if tls_known else "ping"
+        return "handshake"
 
     def status(self, tls: Any) -> dict[str, Any]:
         s = self.settings

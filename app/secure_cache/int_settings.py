@@ -9,6 +9,7 @@ through settings.py it loaded `cryptography`, and through the command line's oth
 
 from __future__ import annotations
 
+import string
 from collections.abc import Mapping
 from typing import Final
 
@@ -30,7 +31,9 @@ def int_setting(
 ) -> int:
     """`name` from `env` as a whole number from `low` to `high`, `default` when unset; a bad
     value is appended to `problems` (and gives `default`), never an exception."""
-    raw = env.get(name, "").strip()
+    # ASCII whitespace only (string.whitespace): str.strip() also removed a leading no-break
+    # space (U+00A0), an invisible character read as nothing; kept, whole_number refuses it.
+    raw = env.get(name, "").strip(string.whitespace)
     if not raw:
         return default
     try:

@@ -88,6 +88,7 @@ import logging
 import os
 import signal
 import ssl
+import string
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -554,7 +555,8 @@ class ExporterSettings:
                 "METRICS_HOST is not a host name or IP address (an IPv6 address goes without "
                 "brackets); set it to an address of this container (default 127.0.0.1)"
             )
-        metrics_port = env.get("METRICS_PORT", str(DEFAULT_METRICS_PORT)).strip()
+        # ASCII whitespace only, as int_settings.int_setting strips: a no-break space is refused.
+        metrics_port = env.get("METRICS_PORT", str(DEFAULT_METRICS_PORT)).strip(string.whitespace)
         if (
             # At most 5 digits: int() refuses more than 4300 with a ValueError (a traceback).
             not (metrics_port.isascii() and metrics_port.isdigit() and len(metrics_port) <= 5)
@@ -635,28 +637,39 @@ class PasswordFile(CredentialProvider):
     and key then in the files (redis-py loads them per connection) and authenticates with the
     password then in the file. Redis's ACL LOAD closes the old connections, so the next
     scrape reconnects with the new material. A file caught unreadable, or over the cap the
-    start applies (MAX_CREDENTIAL_CHARS), keeps the last good password.
+    start applies (MAX_CREDENTIAL_CHARS), keeps the last good password; the over-cap warning
+    is logged once when the file goes over the cap (it was logged at every new connection,
+    about each scrape, while the file stayed so) and an info line when it is back within.
     """
 
     def __init__(self, username: str, path: str, password: str) -> None:
         self.username = username
         self.path = Path(path)
         self.password = password
+        self._over_cap = False
 
     def get_credentials(self) -> tuple[str, str]:
         try:
             text = read_file(str(self.path)).decode("utf-8").strip()
         except (OSError, UnicodeDecodeError):
             text = ""
-        if len(text) > MAX_CREDENTIAL_CHARS:
-            # The start refuses such a file (_capped); here it was sent as the password at
-            # every AUTH, any length, and each scrape failed with AuthenticationError.
+        over_cap = len(text) > MAX_CREDENTIAL_CHARS
+        if over_cap and not self._over_cap:
+            # The start refuses such a file (capped_credential); here it was sent as the
+            # password at every AUTH, any length, and each scrape failed with
+            # AuthenticationError.
             logger.warning(
-                "%s is %d characters, over the %d accepted; the last good password is used",
+                "%s is %d characters, over the %d accepted; the last good password is used "
+                "until it is within them again",
                 "REDIS_PASSWORD_FILE",
                 len(text),
                 MAX_CREDENTIAL_CHARS,
             )
+        elif self._over_cap and not over_cap and text:
+            logger.info("%s is within the cap again; its password is used", "REDIS_PASSWORD_FILE")
+        if text:
+            self._over_cap = over_cap
+        if over_cap:
             text = ""
         if text:
             self.password = text

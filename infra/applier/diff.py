@@ -204,13 +204,24 @@ def _replace_dependents(plan: Plan, changes: dict[str, Change]) -> None:
             changes[step.urn] = Change(change.urn, change.type, change.name, Op.REPLACE, reasons)
 
 
-def summary(changes: Sequence[Change], *, done: bool = False, kept: Collection[str] = ()) -> str:
+def summary(
+    changes: Sequence[Change],
+    *,
+    done: bool = False,
+    kept: Collection[str] = (),
+    rerun: Collection[str] = (),
+) -> str:
     """`2 to replace, 9 unchanged` (a plan) or, once applied (`done`), `2 replaced, 9
     unchanged`: counts per operation, in a fixed order. `kept`: the containers an up planned
-    to replace and kept, their image rebuilt to the same ID (StackObjects.kept)."""
-    kept_count = sum(1 for c in changes if c.op is Op.REPLACE and c.name in kept) if done else 0
+    to replace and kept, their image rebuilt to the same ID (StackObjects.kept). `rerun`: the
+    containers to replace that are material initialisers run again (their line reads
+    `re-run`, infra/apply.py `_change_words`), counted as `1 to re-run` / `1 re-run`: `1 to
+    replace` read as if Redis itself were replaced (day2ux16)."""
+    replaced = [c for c in changes if c.op is Op.REPLACE and not (done and c.name in kept)]
+    kept_count = sum(1 for c in changes if c.op is Op.REPLACE) - len(replaced)
+    rerun_count = sum(1 for c in replaced if c.name in rerun)
     counts = {op: sum(1 for c in changes if c.op is op) for op in Op}
-    counts[Op.REPLACE] -= kept_count
+    counts[Op.REPLACE] = len(replaced) - rerun_count
     words = {
         Op.CREATE: "created" if done else "to create",
         Op.UPDATE: "updated" if done else "to update",
@@ -218,7 +229,12 @@ def summary(changes: Sequence[Change], *, done: bool = False, kept: Collection[s
         Op.DELETE: "deleted" if done else "to delete",
         Op.SAME: "unchanged",
     }
-    parts = [f"{counts[op]} {words[op]}" for op in Op if counts[op] and op is not Op.SAME]
+    parts = []
+    for op in Op:
+        if counts[op] and op is not Op.SAME:
+            parts.append(f"{counts[op]} {words[op]}")
+        if op is Op.REPLACE and rerun_count:
+            parts.append(f"{rerun_count} {'re-run' if done else 'to re-run'}")
     if kept_count:
         parts.append(f"{kept_count} kept (its image was rebuilt to the same image ID)")
     if counts[Op.SAME]:

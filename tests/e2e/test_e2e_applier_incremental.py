@@ -205,7 +205,7 @@ def test_up_twice__the_second_replaces_nothing_and_keeps_data_and_material(
     before = snapshot(scratch)
     out = scratch.up("second up, nothing changed")
     assert f"{PLANNED} unchanged" in out, out
-    for word in ("to create", "to replace", "to update", "to delete"):
+    for word in ("to create", "to replace", "to re-run", "to update", "to delete"):
         assert word not in out, out
     assert snapshot(scratch) == before
     assert appclient.get(stack, "kept") == b"written before the second up"

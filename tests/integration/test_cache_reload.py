@@ -392,3 +392,25 @@ def test_renewed_certificates__an_idle_clients_status_reports_the_new_server_cer
     assert before is not None
     assert after is not None
     assert after != before, "the status still names the server certificate before renewal"
+
+
+@pytest.mark.parametrize("shell", ["sync", "async"])
+def test_renewed_server_certificate_alone__the_status_reports_the_one_redis_presents_now(
+    server: RotatingServer, tmp_path: Path, shell: str
+) -> None:
+    """Only the server certificate renewed (the app's material unchanged, so no reload):
+    the app's pooled connections keep their TLS sessions, and the status named the server
+    certificate of their handshake, the old one, until they reconnected (old16 closing note).
+    The status now reports what a new connection is presented, as Redis serves it now."""
+    env = client_environ(server, tmp_path)
+    with open_cache(shell, env) as cache:
+        cache.set("before", b"v")
+        before = cache.status()["redis"]["server_certificate_not_after"]
+        server.serve_certificate(server.redis.material.ca, "server-renewed", validity_days=1)
+        after = cache.status()["redis"]["server_certificate_not_after"]
+        assert cache.get("before") == b"v"  # on a pooled connection, made before the renewal
+        again = cache.status()["redis"]["server_certificate_not_after"]
+    assert before is not None
+    assert after is not None
+    assert after != before, "the status still names the server certificate before renewal"
+    assert again == after

@@ -15,6 +15,7 @@ import pytest
 
 from infra import apply
 from infra.applier import state as state_module
+from infra.applier.diff import unfinished as left_unfinished
 from infra.applier.drift import Drift
 from infra.applier.engine import INCOMPLETE, StackObjects
 from infra.applier.errors import NothingChanged
@@ -180,7 +181,7 @@ def test_cli__api_token_rotation_rewrites_the_apps_files_and_replaces_nothing(
         "initialiser secure-redis-dev-app-init (writes the app's material; the app keeps running)"
         in rerun[0]
     )
-    assert "plan: 1 to update, 1 to replace" in out
+    assert "plan: 1 to update, 1 to re-run" in out
     assert str(before.outputs["value"]) not in out
 
 
@@ -584,6 +585,100 @@ def test_cli__plan_says_an_initialiser_is_re_run_and_its_consumer_keeps_running(
     ), changed[0]
     assert "left unfinished by an interrupted or failed up" in changed[0]
     assert "replace container secure-redis-dev-redis-init" not in out
+    assert "plan: 1 to re-run, 36 unchanged" in out
+
+
+class _QuietEngine(_FinishedApplier):
+    """An engine as the last up left it, whose `docker info` is only read; the objects the
+    state records unfinished are missing from it (as engine.py `missing` says)."""
+
+    def missing(self, plan: Plan, state: StackState) -> frozenset[str]:
+        return frozenset(left_unfinished(plan, state.resources))
+
+    def refuse_before_change(self, *_args: Any) -> None:
+        return None
+
+    def info(self) -> dict[str, Any]:
+        return {"LiveRestoreEnabled": True}
+
+
+@pytest.mark.usefixtures("no_passphrase")
+def test_cli__the_counts_of_plan_status_and_up_call_an_initialiser_re_run_as_its_line_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """day2ux16 (s48, 2026-12-03): the line read `re-run  initialiser ...-redis-init (...; Redis
+    keeps running)` and the counts under it `1 to replace` (`1 replaced` after the up)."""
+    monkeypatch.setattr(app_image, "IMAGE_CONTEXT", app_context(tmp_path, wheelhouse=True))
+    monkeypatch.setattr(apply, "_applier", lambda **_kwargs: _QuietEngine())
+    project = _project(tmp_path)
+    store = _as_if_up(project)
+    state = store.load()
+    assert state is not None
+    plan = plan_stack("dev", render_stack("dev", root=project).resources, root=project)
+    urn = next(
+        s.urn
+        for s in plan.steps
+        if isinstance(s.spec, ContainerSpec) and s.spec.name == "secure-redis-dev-redis-init"
+    )
+    init = state.resources[urn]
+    state.resources[urn] = ResourceState(
+        init.type, init.name, init.id, init.inputs, {INCOMPLETE: True}
+    )
+    store.save(state)
+    args = ["--stack", "dev", "--project-dir", str(project)]
+    assert apply.main(["plan", *args]) == 0
+    assert "apply: plan: 1 to re-run, 36 unchanged\n" in capsys.readouterr().out
+    assert apply.main(["status", *args]) == 0
+    out = capsys.readouterr().out
+    assert "apply: next up: re-run initialiser secure-redis-dev-redis-init" in out
+    assert "apply: next up: 1 to re-run, 36 unchanged (" in out
+    assert apply.main(["up", *args]) == 0
+    out = capsys.readouterr().out
+    assert "apply: plan: 1 to re-run, 36 unchanged\n" in out
+    assert "apply: stack dev is up: 1 re-run, 36 unchanged\n" in out
+    assert "replace" not in out
+
+
+class _RedisRunningEngine(_QuietEngine):
+    """An engine on which the stack's Redis runs (the one inspect `_retire_asks` makes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.containers = self
+
+    def get(self, name: str) -> Any:
+        assert name == "secure-redis-dev-redis", name
+        return type("Container", (), {"status": "running"})()
+
+
+class _NoProbe:
+    def __init__(self, *_args: Any, **_kwargs: Any) -> None:
+        raise AssertionError("plan must not ask what Redis serves: it runs commands in containers")
+
+
+@pytest.mark.usefixtures("no_passphrase")
+def test_cli__plan_says_the_up_of_a_ca_retire_asks_redis_first_and_does_not_ask_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """plan16: plan did not show that up asks Redis which CA's certificate it serves before
+    a retire (`_retire_refusal`), and stops there when the promote's reload did not take.
+    The question is a `docker exec` in the app and Redis (rotation_probe.Probe, with a
+    Docker client of its own, not plan's read-only one), so plan says that up will ask."""
+    from infra import rotation_probe  # noqa: PLC0415
+
+    monkeypatch.setattr(app_image, "IMAGE_CONTEXT", app_context(tmp_path, wheelhouse=True))
+    monkeypatch.setattr(apply, "_applier", lambda **_kwargs: _RedisRunningEngine())
+    monkeypatch.setattr(apply, "_staying_cas", lambda rendered, state: ["5c1e"])
+    monkeypatch.setattr(rotation_probe, "Probe", _NoProbe)
+    project = _project(tmp_path)
+    _as_if_up(project)
+    assert apply.main(["plan", "--stack", "dev", "--project-dir", str(project)]) == 0
+    (note,) = [line for line in capsys.readouterr().out.splitlines() if "CA 5c1e" in line]
+    assert note.startswith(
+        "apply: note: up asks Redis first which CA's certificate it serves: this up retires a CA "
+        "(the trust bundle keeps CA 5c1e), and it stops, changing nothing, when Redis serves"
+    ), note
+    assert "rotation_probe snapshot --stack dev --applier-state" in note
 
 
 def _plan_of(tmp_path: Path) -> Plan:

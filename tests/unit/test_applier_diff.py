@@ -357,6 +357,23 @@ def test_summary__a_plan_says_what_it_will_do_a_finished_up_what_it_did() -> Non
     assert summary([], done=True) == "nothing"
 
 
+def test_summary__an_initialiser_re_run_is_counted_as_re_run_not_replaced() -> None:
+    """day2ux16: the line said `re-run  initialiser ...` and the counts `1 to replace`."""
+    changes = [
+        Change("urn:a", CONTAINER, "secure-redis-s-redis-init", Op.REPLACE, (IMAGE_REBUILT,)),
+        Change("urn:b", CONTAINER, "secure-redis-s-app-init", Op.REPLACE, (IMAGE_REBUILT,)),
+        Change("urn:c", CONTAINER, "secure-redis-s-app", Op.REPLACE),
+        Change("urn:d", NETWORK, "secure-redis-s-backend", Op.SAME),
+    ]
+    inits = {"secure-redis-s-redis-init", "secure-redis-s-app-init"}
+    assert summary(changes, rerun=inits) == "1 to replace, 2 to re-run, 1 unchanged"
+    assert (
+        summary(changes, done=True, kept={"secure-redis-s-app-init"}, rerun=inits)
+        == "1 replaced, 1 re-run, 1 kept (its image was rebuilt to the same image ID), 1 unchanged"
+    )
+    assert summary(changes[:1], done=True, rerun=inits) == "1 re-run"
+
+
 def test_summary__a_container_kept_after_its_rebuild_is_not_counted_replaced() -> None:
     """A container planned for replacement because its image is rebuilt, and kept because the
     build gave the same image ID, was counted "replaced" with a note that it was kept."""

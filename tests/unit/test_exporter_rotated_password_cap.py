@@ -29,3 +29,28 @@ def test_password_file__a_rotated_file_at_the_cap_is_used(tmp_path: Path) -> Non
     path.write_text("n" * MAX_CREDENTIAL_CHARS + "\n")
     provider = PasswordFile("exporter", str(path), "last-good")
     assert provider.get_credentials() == ("exporter", "n" * MAX_CREDENTIAL_CHARS)
+
+
+def test_password_file__the_over_cap_warning_is_logged_once_per_change_of_state(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """inputs16b: the warning was logged at every new connection (about each scrape) while the
+    file stayed over the cap; now once when it goes over, once (info) when it is back."""
+    path = tmp_path / "password"
+    provider = PasswordFile("exporter", str(path), "last-good")
+    warned = f"over the {MAX_CREDENTIAL_CHARS} accepted"
+    with caplog.at_level(logging.INFO, logger="secure_cache.redis_exporter"):
+        path.write_text("n" * (MAX_CREDENTIAL_CHARS + 1) + "\n")
+        for _ in range(3):
+            assert provider.get_credentials() == ("exporter", "last-good")
+        path.write_text("n" * (MAX_CREDENTIAL_CHARS + 2) + "\n")
+        assert provider.get_credentials() == ("exporter", "last-good")
+        assert caplog.text.count(warned) == 1, caplog.text
+        path.write_text("rotated\n")
+        for _ in range(2):
+            assert provider.get_credentials() == ("exporter", "rotated")
+        assert caplog.text.count("within the cap again") == 1, caplog.text
+        path.write_text("n" * (MAX_CREDENTIAL_CHARS + 1) + "\n")
+        assert provider.get_credentials() == ("exporter", "rotated")
+    assert caplog.text.count(warned) == 2, caplog.text
+    assert "nnnn" not in caplog.text

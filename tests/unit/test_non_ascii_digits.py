@@ -96,3 +96,42 @@ def test_bench__an_option_in_other_digits_is_bad_input(option: str) -> None:
     code, text = run_entry(lambda: bench.main([option, "\uff17"]))
     assert code == 2, text
     assert option in text, text
+
+
+NBSP_18302 = "\u00a018302"
+
+
+@pytest.mark.parametrize("key", ["appHostPort", "redisCpus", "environment"])
+def test_stack_settings__a_leading_no_break_space_is_not_stripped_but_refused(key: str) -> None:
+    """inputs16b: str.strip() removed a leading U+00A0, so `appHostPort: "\u00a018302"`
+    deployed port 18302 while the file showed another character before the digits."""
+    value = {"appHostPort": NBSP_18302, "redisCpus": "\u00a01.5", "environment": "\u00a0staging"}
+    with pytest.raises(SettingsError) as raised:
+        load_settings("s41", _stack(**{key: value[key]}))
+    text = str(raised.value)
+    assert f"secure-redis:{key}" in text, text
+    assert "\\xa0" in text, text  # shown escaped
+
+
+def test_stack_settings__ascii_whitespace_around_a_number_is_still_read() -> None:
+    settings = load_settings("s41", _stack(appHostPort=" 18303\t", redisCpus="1.5 "))
+    assert (settings.app_host_port, settings.redis_cpus) == (18303, 1.5)
+
+
+def test_app_environment__a_leading_no_break_space_is_a_problem() -> None:
+    problems: list[str] = []
+    assert int_setting({"HTTP_PORT": "\u00a08081"}, "HTTP_PORT", 8080, 1, 65535, problems) == 8080
+    assert len(problems) == 1, problems
+    assert int_setting({"HTTP_PORT": " 8081\n"}, "HTTP_PORT", 8080, 1, 65535, []) == 8081
+
+
+def test_exporter__a_metrics_port_with_a_leading_no_break_space_is_refused() -> None:
+    from secure_cache.errors import ConfigurationError  # noqa: PLC0415
+    from secure_cache.redis_exporter import ExporterSettings  # noqa: PLC0415
+
+    with pytest.raises(ConfigurationError) as raised:
+        ExporterSettings.from_env({"METRICS_PORT": "\u00a09121"})
+    assert "METRICS_PORT must be a port number" in str(raised.value)
+    with pytest.raises(ConfigurationError) as raised:
+        ExporterSettings.from_env({"METRICS_PORT": " 9121\n"})
+    assert "METRICS_PORT" not in str(raised.value)

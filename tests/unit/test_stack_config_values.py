@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra.settings import load_stack_file
+from infra.settings import WHOLE_NUMBER_SETTINGS, load_settings, load_stack_file
 from infra.stack_config import get_setting, set_setting, set_value
 
 BASE = "config:\n  secure-redis:environment: development\n  secure-redis:runtimeIdSlot: 40\n"
@@ -38,3 +38,19 @@ def test_set_then_get__a_prefix_with_a_colon_round_trips_through_the_stack_file(
     set_setting("s1", "keyPrefix", "app2:", root=tmp_path)
     assert load_stack_file("s1", tmp_path)["secure-redis:keyPrefix"] == "app2:"
     assert get_setting("s1", "keyPrefix", root=tmp_path) == "app2:"
+
+
+@pytest.mark.parametrize("written", ["'010'", '"010"', "' 10 '"])
+def test_get__prints_a_whole_number_as_the_program_reads_it(tmp_path: Path, written: str) -> None:
+    """inputs16b: get printed `010`, the file's text, which scripts/rotate.sh then refused to
+    raise; the program reads it with int() as 10."""
+    (tmp_path / "Pulumi.s1.yaml").write_text(f"{BASE}  secure-redis:dataKeyGeneration: {written}\n")
+    assert load_settings("s1", load_stack_file("s1", tmp_path)).data_key_generation == 10
+    assert get_setting("s1", "dataKeyGeneration", root=tmp_path) == "10"
+
+
+def test_get__every_whole_number_setting_is_the_programs_number(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.s1.yaml").write_text(BASE)
+    for key in WHOLE_NUMBER_SETTINGS:
+        assert get_setting("s1", key, root=tmp_path).isdigit(), key
+    assert get_setting("s1", "runtimeIdSlot", root=tmp_path) == "40"

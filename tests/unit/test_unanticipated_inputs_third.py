@@ -547,3 +547,26 @@ def test_state__a_passphrase_that_is_not_utf8_seals_and_opens(tmp_path: Path) ->
     StateStore(tmp_path, "dev", environ={PASSPHRASE_ENV: passphrase}).save(sample())
     again = StateStore(tmp_path, "dev", environ={PASSPHRASE_ENV: passphrase})
     assert again.load() == sample()
+
+
+def test_cache_cli__healthcheck_failure_quotes_the_url_and_reason_bounded_and_escaped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """inputs16: "did not answer 200" echoed --url whole (5000 characters here) and the
+    reason as the library gave it."""
+    import urllib.error  # noqa: PLC0415
+    import urllib.request  # noqa: PLC0415
+
+    url = "http://127.0.0.1:1/" + "a" * 5000
+
+    def refused(*_args: object, **_kwargs: object) -> None:
+        raise urllib.error.URLError("refused \x1b[2J " + "r" * 5000)  # nothing is probed
+
+    monkeypatch.setattr(urllib.request, "urlopen", refused)
+    code, text = run_entry(lambda: cli.main(["healthcheck", "--url", url]))
+    assert code == 1, text
+    assert len(text.strip().splitlines()) == 1, text
+    assert "\x1b" not in text, text
+    assert "refused \\x1b[2J" in text, text
+    assert f"... ({len(url)} characters) did not answer 200" in text, text
+    assert len(text) < 400, len(text)
