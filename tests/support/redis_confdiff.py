@@ -12,6 +12,7 @@ two on the settings the Redis rules judge, sorted by which side believes the saf
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -206,7 +207,7 @@ def _run(root: Path, command: list[str]) -> View:
         )  # fmt: skip
         try:
             with client:
-                _ready(client)
+                _ready(client, process)
                 config = {name: _config_get(client, name) for name in COMPARED}
                 users = _users(client)
         except redis.ConnectionError:
@@ -237,14 +238,15 @@ def _users(client: redis.Redis) -> dict[str, User]:
     return users
 
 
-def _ready(client: redis.Redis) -> None:
+def _ready(client: redis.Redis, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + _START_TIMEOUT_S
     while True:
         try:
             client.ping()
             return
         except (redis.ConnectionError, redis.BusyLoadingError):
-            if time.monotonic() > deadline:
+            # It may refuse after making its socket (ACL users are loaded last): then it exits.
+            if process.poll() is not None or time.monotonic() > deadline:
                 raise
             time.sleep(0.02)
 
@@ -261,11 +263,15 @@ def _config_get(client: redis.Redis, name: str) -> str | None:
 def _refusal(log: str) -> str:
     """redis-server's reason for refusing its configuration, without the offending line (it
     may hold a password): the line after `>>> '...'`, or the log's last line."""
-    lines = [line for line in log.splitlines() if line.strip()]
+    lines = [line for line in log.split("\n") if line.strip()]
     for i, line in enumerate(lines):
         if line.startswith(">>> ") and i + 1 < len(lines):
             return lines[i + 1]
-    return lines[-1] if lines else "(no output)"
+    # A log line: "<pid>:<role> <date> <time> <level> <message>".
+    return _LOG_PREFIX.sub("", lines[-1]) if lines else "(no output)"
+
+
+_LOG_PREFIX: Final = re.compile(r"^\d+:[A-Z] \d+ \w+ \d+ [\d:.]+ [.*#-] ")
 
 
 def pack_server(
