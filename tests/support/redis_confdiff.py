@@ -2,9 +2,9 @@
 
 `observe` starts Debian's redis-server on a config file and argv exactly as given, followed only by
 options that make it safe to run here (argv after the config file wins: redis/src/server.c
-main). It runs in a network namespace of its own (`unshare --net`, loopback only), so the
-config's own `port`/`tls-port` stand unchanged and nothing else on this host can reach it; a
-test reads it over a unix socket as a `probe` user added for the purpose. `pack_view` is what
+main). It runs in a network namespace of its own (`unshare --net`, whose loopback is down, so
+it listens on no TCP port at all), so the config's own `port`/`tls-port` stand unchanged; a test
+reads it over a unix socket as a `probe` user added for the purpose. `pack_view` is what
 the pack concludes from the same text (policies/rules/_redisconf.py). `divergences` compares the
 two on the settings the Redis rules judge, sorted by which side believes the safer thing.
 """
@@ -163,7 +163,7 @@ def observe(
     texts = materialise(root, conf, files)
     argv = [a.replace("{root}", str(root)) for a in argv]
     overrides = [
-        "--bind", "127.0.0.1", "--unixsocket", str(root / "s.sock"), "--unixsocketperm", "700",
+        "--bind", "-127.0.0.1", "--unixsocket", str(root / "s.sock"), "--unixsocketperm", "700",
         "--dir", str(root), "--daemonize", "no", "--supervised", "no", "--logfile", "",
         "--pidfile", str(root / "redis.pid"), "--syslog-enabled", "no", "--save", "",
         "--tls-cert-file", str(material.cert), "--tls-key-file", str(material.key),
@@ -185,8 +185,9 @@ def observe(
 
 def _run(root: Path, command: list[str]) -> View:
     socket_path = root / "s.sock"
-    # A network namespace of its own: only its loopback, which nothing else on this host shares.
-    wrapped = ["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *command]
+    # A network namespace of its own, its loopback left down: nothing can reach the server
+    # over TCP (it skips the `-` optional bind address it cannot have) and its port stays.
+    wrapped = ["unshare", "--net", *command]
     log_path = root / "redis.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
