@@ -213,7 +213,9 @@ _VALUES: dict[str, Any] = {
 }
 _ACL_RULES = st.lists(
     st.sampled_from(["on", "off", "nopass", ">pw", "resetpass", "reset", "~*", "+@all",
-                     "-@all", "allkeys"]), max_size=5,
+                     "-@all", "allkeys", "resetkeys", "~zz:*", "%R~*", "+@admin", "-@admin",
+                     "-@dangerous", "+@read", "+config|get", "-config", "+get", "+flushall",
+                     "allcommands", "nocommands", "+@keyspace"]), max_size=6,
 )  # fmt: skip
 
 
@@ -300,6 +302,20 @@ def test_drawn_command_lines__the_pack_believes_nothing_safer_than_redis(
     material: Pki, conf: str, argv: list[str]
 ) -> None:
     found, _ = compare(material, conf, argv)
+    assert unsafe(found) == [], (conf, argv, found)
+
+
+@FEW
+@given(alice=_ACL_RULES, default=st.none() | _ACL_RULES, where=st.sampled_from(["file", "argv"]))
+def test_drawn_acl_rules__the_pack_believes_no_user_narrower_than_redis(
+    material: Pki, alice: list[str], default: list[str] | None, where: str
+) -> None:
+    lines = [["alice", *alice]] + ([["default", *default]] if default is not None else [])
+    if where == "file":
+        conf, argv = "".join(f"user {' '.join(line)}\n" for line in lines), []
+    else:
+        conf, argv = "", [word for line in lines for word in ("--user", *line)]
+    found, _ = compare(material, conf + "requirepass s3cret\n", argv)
     assert unsafe(found) == [], (conf, argv, found)
 
 

@@ -11,6 +11,7 @@ two on the settings the Redis rules judge, sorted by which side believes the saf
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -110,6 +111,18 @@ class User:
     enabled: bool
     nopass: bool
     passwords: int
+    admin: bool
+    """May run one of _ADMIN_COMMANDS (redis: ACL DRYRUN; the pack: AclUser.privileged)."""
+    any_key: bool
+    """May read a key no pattern of a test names (redis: ACL DRYRUN GET; the pack: all_keys)."""
+
+
+# Commands in @admin or @dangerous, with arguments they accept, for ACL DRYRUN.
+_ADMIN_COMMANDS: Final = (
+    ("config", "get", "port"), ("flushall",), ("keys", "*"), ("debug", "sleep", "0"),
+    ("shutdown",), ("monitor",), ("client", "list"), ("save",), ("replicaof", "no", "one"),
+)  # fmt: skip
+_ANY_KEY: Final = ("get", "confdiff:any:key")
 
 
 @dataclass(frozen=True)
@@ -235,8 +248,18 @@ def _users(client: redis.Redis) -> dict[str, User]:
             continue
         got: Any = client.acl_getuser(name)
         flags = set(got["flags"])
-        users[name] = User("on" in flags, "nopass" in flags, len(got["passwords"]))
+        admin = any(_dry_run(client, name, command) for command in _ADMIN_COMMANDS)
+        users[name] = User("on" in flags, "nopass" in flags, len(got["passwords"]), admin,
+                           _dry_run(client, name, _ANY_KEY))  # fmt: skip
     return users
+
+
+def _dry_run(client: redis.Redis, user: str, command: tuple[str, ...]) -> bool:
+    """Whether `user`'s ACL lets it run `command` (Redis 7.0's ACL DRYRUN runs nothing)."""
+    try:
+        return bool(client.execute_command("ACL", "DRYRUN", user, *command) == "OK")
+    except redis.ResponseError:  # renamed away (rename-command): no one runs it by that name
+        return False
 
 
 def _ready(client: redis.Redis, process: subprocess.Popen[bytes]) -> None:
@@ -315,10 +338,13 @@ def pack_view(root: Path, conf: str | None, argv: Sequence[str], files: Mapping[
     rules = server.acl_rules()
     if rules is None:
         return View(config, None)
-    users = {name: User(user.enabled, user.nopass, -1) for name, user in acl_users(rules).items()}
+    users = {
+        name: User(user.enabled, user.nopass, -1, user.privileged, user.all_keys)
+        for name, user in acl_users(rules).items()
+    }
     default = users["default"]
     if requirepass_in_force(server):  # the pack's model: requirepass is the default's password
-        default = users["default"] = User(default.enabled, False, -1)
+        default = users["default"] = dataclasses.replace(default, nopass=False)
     needs = not default.enabled or not default.nopass
     return View(config, users, default_needs_password=needs)
 
@@ -383,4 +409,20 @@ def divergences(pack: View, server: View) -> list[Divergence]:
                     (on_theirs, open_theirs),
                     pack_safer=(open_theirs and not open_mine) or (on_theirs and not on_mine),
                 ))  # fmt: skip
+            if mine_user and theirs_user and on_mine and on_theirs:
+                found += _reach(name, mine_user, theirs_user)
+    return found
+
+
+def _reach(name: str, mine: User, theirs: User) -> list[Divergence]:
+    """What an enabled user may run and read that the pack believes it may not. Only that way:
+    _ADMIN_COMMANDS is a sample of what AclUser.privileged counts, so the pack may rightly see
+    a privilege (INFO, SORT) the sample does not try."""
+    found = []
+    if theirs.admin and not mine.admin:
+        found.append(Divergence(f"ACL user {name} may run admin or dangerous commands",
+                                False, True, pack_safer=True))  # fmt: skip
+    if theirs.any_key and not mine.any_key:
+        found.append(Divergence(f"ACL user {name} may read every key", False, True,
+                                pack_safer=True))  # fmt: skip
     return found
