@@ -257,7 +257,8 @@ def _users(client: redis.Redis) -> dict[str, User]:
 def _dry_run(client: redis.Redis, user: str, command: tuple[str, ...]) -> bool:
     """Whether `user`'s ACL lets it run `command` (Redis 7.0's ACL DRYRUN runs nothing)."""
     try:
-        return bool(client.execute_command("ACL", "DRYRUN", user, *command) == "OK")
+        answer = client.execute_command("ACL", "DRYRUN", user, *command)  # type: ignore[no-untyped-call]
+        return bool(answer == "OK")
     except redis.ResponseError:  # renamed away (rename-command): no one runs it by that name
         return False
 
