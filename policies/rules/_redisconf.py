@@ -809,36 +809,150 @@ def is_redis_server(props: Mapping[str, Any], images: ImageIndex | None = None) 
 
 
 def parse_args(args: Sequence[str]) -> tuple[str | None, list[tuple[str, tuple[str, ...]]]]:
-    """(config file, [(directive, values)]) from redis-server's argv."""
+    """(config file, [(directive, values)]) from redis-server's argv, read as redis-server 7.0
+    reads it (src/server.c main): a first argument that is no option names the config file;
+    every `--name` word is raw config text starting a line, so a word of several tokens is a
+    whole line (`--save 60 1`) and a newline inside it starts another; every other word is one
+    value, quoted, added to the current line. An option name given alone takes the next word as
+    its value even when that word starts with `--` (`--requirepass --port` sets the password
+    "--port"), except after `--save` and `--sentinel`, which then take no value."""
     conf: str | None = None
     start = 0
     if args and not args[0].startswith("-"):
         conf, start = args[0], 1
-    directives: list[tuple[str, list[str]]] = []
-    for arg in args[start:]:
-        if arg.startswith("--") and len(arg) > 2:
-            # One word is one config line, `--save 60 1` as `save 60 1` (redis-server 7.0.15).
-            name, *values = shell_words(arg[2:]) if " " in arg.strip() else [arg[2:]]
-            directives.append((name.lower(), values))
-        elif directives:
-            directives[-1][1].append(arg)
-    return conf, [(name, tuple(values)) for name, values in directives]
+    rest = list(args[start:])
+    options: list[str] = []
+    handled = True  # whether the last option line has its value: a `--` word names another
+    for j, arg in enumerate(rest):
+        if arg == "-" and ((j == 0 and start == 0) or j == len(rest) - 1):
+            continue  # config read from stdin, which the pack cannot see
+        if handled and arg.startswith("--"):
+            if options:
+                options.append("\n")
+            options.append(arg[2:] + " ")
+            tokens = split_args(arg)
+            handled = tokens is None or len(tokens) != 1
+            if not handled and arg.lower() in ("--save", "--sentinel"):
+                last = j == len(rest) - 1
+                if arg.lower() == "--save" and (last or rest[j + 1].startswith("--")):
+                    options.append('""')
+                    handled = not last
+                elif not last and rest[j + 1].startswith("--"):
+                    handled = True
+        else:
+            options.append(_quoted(arg) + " ")
+            handled = True
+    return conf, list(parse_conf("".join(options)))
+
+
+def _quoted(value: str) -> str:
+    """A value as redis-server adds it to its option lines (sdscatrepr): in double quotes,
+    with `\\`, `\"` and control characters escaped, so it stays one token."""
+    out = ['"']
+    for char in value:
+        if char in '\\"':
+            out.append("\\" + char)
+        elif char in _ESCAPED:
+            out.append("\\" + _ESCAPED[char])
+        elif char < " " or char == "\x7f":
+            out.append(f"\\x{ord(char):02x}")
+        else:
+            out.append(char)
+    out.append('"')
+    return "".join(out)
+
+
+_ESCAPED: Final = {"\n": "n", "\r": "r", "\t": "t", "\a": "a", "\b": "b"}
+_UNESCAPED: Final = {v: k for k, v in _ESCAPED.items()}
+# C's isspace: what sdssplitargs skips between tokens. An unquoted token ends only at a space,
+# tab, CR or LF, so a form feed or vertical tab inside one is part of it.
+_C_SPACE: Final = frozenset(" \t\n\v\f\r")
+_TOKEN_END: Final = frozenset(" \t\n\r")
+_HEX: Final = frozenset("0123456789abcdefABCDEF")
+
+
+def split_args(line: str) -> list[str] | None:
+    """A config line's tokens as Redis splits it (src/sds.c sdssplitargs), or None where Redis
+    refuses the line ("Unbalanced quotes in configuration line"): in double quotes `\\xHH` is
+    that byte and `\\n \\r \\t \\b \\a` control characters, any other `\\c` is c; in single
+    quotes only `\\'` is an escape; outside quotes a backslash is a character; a closing quote
+    must end the token."""
+    tokens: list[str] = []
+    i, n = 0, len(line)
+    while True:
+        while i < n and line[i] in _C_SPACE:
+            i += 1
+        if i >= n:
+            return tokens
+        current: list[str] = []
+        while i < n and line[i] not in _TOKEN_END:
+            if line[i] in "\"'":
+                i = _read_quoted(line, i, current)
+                if i < 0:
+                    return None
+                break  # a closing quote ends the token
+            current.append(line[i])
+            i += 1
+        tokens.append("".join(current))
+
+
+def _read_quoted(line: str, start: int, out: list[str]) -> int:
+    """Read the quoted part opening at `start` into `out`: the index after its closing quote,
+    or -1 where the quote is not closed or something is glued to it."""
+    quote, i, n = line[start], start + 1, len(line)
+    while i < n:
+        c = line[i]
+        if c == quote:
+            return i + 1 if i + 1 == n or line[i + 1] in _C_SPACE else -1
+        if c == "\\" and quote == '"':
+            i = _escape(line, i, out)
+        elif c == "\\" and quote == "'" and line[i + 1 : i + 2] == "'":
+            out.append("'")
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return -1
+
+
+def _escape(line: str, i: int, out: list[str]) -> int:
+    """The escape at `i` inside double quotes into `out`; the index after it."""
+    digits = line[i + 2 : i + 4]
+    if line[i + 1 : i + 2] == "x" and len(digits) == 2 and set(digits) <= _HEX:
+        out.append(chr(int(digits, 16)))
+        return i + 4
+    if i + 1 < len(line):
+        out.append(_UNESCAPED.get(line[i + 1], line[i + 1]))
+        return i + 2
+    out.append("\\")
+    return i + 1
+
+
+_ASCII_LOWER: Final = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
 @functools.lru_cache(maxsize=256)
 def parse_conf(content: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """((directive, values), ...) from redis.conf text; quotes are honoured as Redis does.
+    """((directive, values), ...) from redis.conf text, read as Redis reads it
+    (src/config.c loadServerConfigFromString): lines end at LF only (a CR, form feed or
+    U+2028 is no line end, so a comment swallows what follows it up to the next LF), each is
+    cut at a NUL byte and trimmed of spaces, tabs, CR and LF, a line starting with `#` is a
+    comment (a `#` further on is text), and the rest is split by `split_args`. A line Redis
+    refuses (unbalanced quotes: it does not start) is read as whitespace-separated words.
 
     Cached: every Redis rule reads each server's files again, and a stack of a thousand
     resources parsed the same files thousands of times (docs/policy.md, "Large stacks")."""
     directives = []
-    for line in content.splitlines():
-        stripped = line.strip()
+    for line in content.split("\n"):
+        # Redis reads each line as a C string (fgets, then sdscat): a NUL ends what it takes.
+        stripped = line.split("\0", 1)[0].strip(" \t\r\n")
         if not stripped or stripped.startswith("#"):
             continue
-        tokens = shell_words(stripped)
+        tokens = split_args(stripped)
+        if tokens is None:
+            tokens = stripped.split()
         if tokens:
-            directives.append((tokens[0].lower(), tuple(tokens[1:])))
+            directives.append((tokens[0].translate(_ASCII_LOWER), tuple(tokens[1:])))
     return tuple(directives)
 
 
@@ -1092,8 +1206,7 @@ def _read_files(
     start = [("include", (conf,))] if conf else []
     collected: list[tuple[str, tuple[str, ...]]] = []
     origins: list[bool] = []
-    seen: set[str] = set()
-    complete = _expand([*start, *before], files, seen, collected, origins, from_file=False)
+    complete = _expand([*start, *before], files, (), collected, origins, from_file=False)
     if in_file is not None:
         in_file.extend(origins[1:] if conf else origins)
     return collected[1:] if conf else collected, complete
@@ -1102,26 +1215,31 @@ def _read_files(
 def _expand(
     directives: Sequence[tuple[str, tuple[str, ...]]],
     files: FileIndex,
-    seen: set[str],
+    reading: tuple[str, ...],
     collected: list[tuple[str, tuple[str, ...]]],
     origins: list[bool],
     *,
     from_file: bool,
 ) -> bool:
+    """`reading`: the files being read, outermost first. Redis reads a file each time it is
+    included (a second `include common.conf` undoes what came between: redis-server 7.0.15,
+    tests/integration/test_redis_config_differential.py); a file that includes itself, directly
+    or not, it reads until it fails, so that one is unreadable."""
     complete = True
     for name, values in directives:
         collected.append((name, values))
         origins.append(from_file)
-        if name != "include" or not values or values[0] in seen:
+        if name != "include" or not values:
             continue
-        seen.add(values[0])
-        content = files.read(values[0])
+        content = None if values[0] in reading else files.read(values[0])
         if content is None:
             collected.append((_UNREADABLE, ()))
             origins.append(True)
             complete = False
             continue
-        inner = _expand(parse_conf(content), files, seen, collected, origins, from_file=True)
+        inner = _expand(
+            parse_conf(content), files, (*reading, values[0]), collected, origins, from_file=True
+        )
         complete = inner and complete
     return complete
 

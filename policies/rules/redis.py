@@ -533,6 +533,18 @@ def _passwordless_users(server: RedisServer) -> Iterator[str]:
         )
 
 
+def requirepass_in_force(server: RedisServer) -> bool:
+    """Whether requirepass gives the default user its password: set, with no aclfile (redis.conf
+    SECURITY: Redis then ignores it) and no `user default` directive, whose rules Redis applies
+    instead wherever it stands (redis-server 7.0.15: `requirepass s3cret` with `user default on
+    nopass` before or after it leaves the default user nopass,
+    tests/integration/test_redis_config_differential.py)."""
+    s = server.settings
+    if not s.value("requirepass") or s.value("aclfile"):
+        return False
+    return not any(values[0] == "default" for values in s.all("user") if values)
+
+
 def default_user_disabled(server: RedisServer, _config: Mapping[str, Any]) -> Iterator[str]:
     rules = server.acl_rules()
     if rules is None:
@@ -543,11 +555,9 @@ def default_user_disabled(server: RedisServer, _config: Mapping[str, Any]) -> It
         return
     # requirepass gives the default user a password (redis.conf SECURITY), which the ACL model
     # (only `user` lines) does not see: then it is not anonymous access but a shared identity.
-    # Not with an aclfile: Redis then ignores requirepass (the same section; redis-server 7.0
-    # left the default user nopass, tests/policy/test_policy_rules_redis.py).
-    requirepass = bool(server.settings.value("requirepass")) and not server.settings.value(
-        "aclfile"
-    )
+    # Not with an aclfile or a `user default` line, whose rules Redis applies instead
+    # (requirepass_in_force).
+    requirepass = requirepass_in_force(server)
     if requirepass or not default.nopass:
         source = " (requirepass)" if requirepass else ""
         why = (
