@@ -232,6 +232,21 @@ def endless(head: bytes, item: bytes, *, limit_bytes: int) -> Script:
     return run
 
 
+def exporter_environ(server: HostileRedis) -> dict[str, str]:
+    """The Redis exporter's environment for `server` (the app's client certificate: the
+    server checks only that the CA signed it)."""
+    material = server.material
+    return {
+        "REDIS_URL": server.url,
+        "REDIS_USERNAME": "exporter",
+        "REDIS_PASSWORD": EXPORTER_PASSWORD,
+        "REDIS_TLS_CA_CERT": str(material.ca_file),
+        "REDIS_TLS_CERT_FILE": str(material.app.cert_file),
+        "REDIS_TLS_KEY_FILE": str(material.app.key_file),
+        "ENVIRONMENT": "development",
+    }
+
+
 @contextlib.contextmanager
 def hostile_redis(**kwargs: Any) -> Iterator[HostileRedis]:
     server = HostileRedis(**kwargs)
@@ -252,6 +267,7 @@ __all__ = [
     "bulk",
     "drip",
     "endless",
+    "exporter_environ",
     "hostile_redis",
     "then_close",
 ]
