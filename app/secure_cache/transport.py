@@ -366,7 +366,10 @@ class _DeadlineParser(_HiredisParser):
 
     def read_response(self, *args: Any, **kwargs: Any) -> Any:
         self._deadline = None
-        return super().read_response(*args, **kwargs)
+        try:
+            return super().read_response(*args, **kwargs)
+        except MemoryError:
+            raise _claimed_too_much() from None
 
     def read_from_socket(self, timeout: Any = SENTINEL, raise_on_timeout: bool = True) -> Any:
         if timeout is SENTINEL and self._socket_timeout is not None:
@@ -378,6 +381,16 @@ class _DeadlineParser(_HiredisParser):
                 if timeout <= 0:
                     raise RedisTimeoutError("Timeout reading from socket")
         return super().read_from_socket(timeout, raise_on_timeout)
+
+
+def _claimed_too_much() -> InvalidResponse:
+    """What a MemoryError while parsing a reply is: hiredis allocates an array's list when it
+    reads its header, before any element, so `*4294967295` alone asks for 32 GiB
+    (redis/hiredis#1357) and MemoryError came out of the cache's get. It is the server's
+    reply, not this process's memory, that is at fault: a protocol error (a fresh
+    connection, then the fallback). The sync parser (_DeadlineParser), the async read
+    (_areply) and the buffered replies (_drain) read replies; each raises this."""
+    return InvalidResponse("a reply claimed more elements than memory holds")
 
 
 class _Pool:
@@ -504,7 +517,10 @@ def _drain(conn: Any, replies: list[Reply], count: int) -> None:
     if reader is None:
         return
     while len(replies) < count:
-        reply = reader.gets()
+        try:
+            reply = reader.gets()
+        except MemoryError:
+            raise _claimed_too_much() from None
         if reply is NOT_ENOUGH_DATA:
             return
         replies.append(reply)
@@ -702,6 +718,8 @@ async def _areply(conn: _AsyncTlsConnection) -> Reply:
         return await conn.read_response()
     except ResponseError as exc:
         return exc
+    except MemoryError:
+        raise _claimed_too_much() from None
 
 
 async def _areplies(conn: _AsyncTlsConnection, count: int) -> list[Reply]:

@@ -171,6 +171,42 @@ def test_bytes_that_are_not_resp__are_a_connection_failure_and_the_fallback_serv
     assert status["fallback"]["last_failure"] == "connection"
 
 
+def test_an_array_claiming_more_elements_than_memory__is_a_connection_failure(
+    cache: SecureCache, hostile: HostileRedis
+) -> None:
+    # hiredis allocates the list at the header (32 GiB here): MemoryError came out of
+    # get_many, in 0.1 s and with no memory taken.
+    hostile.answer = lambda command: (
+        b"*4294967295\r\n:1\r\n" if command[0] == b"MGET" else hostile.honest(command)
+    )
+    assert cache.get_many(["a", "b"]) == {}
+    status = cache.status()
+    assert status["backend"] == "memory"
+    # Where the allocation is granted lazily (more memory than 32 GiB, or overcommit always),
+    # the client waits for the elements instead, and gives up at its socket timeout.
+    assert status["fallback"]["last_failure"] in ("connection", "timeout")
+
+
+def test_such_an_array_among_a_batch_s_buffered_replies__is_a_connection_failure(
+    cache: SecureCache, hostile: HostileRedis
+) -> None:
+    # The first SET's reply comes with the header after it, which transport._drain parsed.
+    sets = 0
+
+    def answer(command: list[bytes]) -> bytes | None:
+        nonlocal sets
+        if command[0] != b"SET":
+            return hostile.honest(command)  # type: ignore[return-value]
+        sets += 1
+        return b"+OK\r\n*4294967295\r\n" if sets % 2 else None
+
+    hostile.answer = answer
+    cache.set_many({"a": b"1", "b": b"2"})
+    status = cache.status()
+    assert status["backend"] == "memory"
+    assert status["fallback"]["last_failure"] in ("connection", "timeout")  # as above
+
+
 # -- broke on main: more replies than commands ----------------------------------------------
 
 
