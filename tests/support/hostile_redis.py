@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import ssl
 import tempfile
 import threading
@@ -128,8 +129,6 @@ class HostileRedis:
             asyncio.run_coroutine_threadsafe(stop(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
-        import shutil  # noqa: PLC0415 - only at the end
-
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def drop_connections(self) -> None:
