@@ -236,6 +236,28 @@ def _empty(_reply: Any = None) -> dict[str, bytes]:
     return {}
 
 
+def _deleted(reply: Any) -> bool:
+    """DEL's answer: true when it removed something. Only its integer counts: bool() of a
+    bulk string or an array a hostile server sent instead was true."""
+    return type(reply) is int and reply > 0
+
+
+# What an MGET reply that is not a list of the names' values (_values) is read as, for each
+# name: not an envelope, so a miss counted as an integrity failure.
+_NOT_AN_ENVELOPE: Final = b""
+
+
+def _values(raws: Any, count: int) -> list[Any]:
+    """An MGET reply of `count` values, as it is when it is one; anything else (an integer,
+    a shorter or longer array: a compromised or replaced Redis) as `count` values that open
+    as nothing. Each name is then a miss and an integrity failure, as when its envelope was
+    damaged, where zip(strict=True) raised ValueError and indexing IndexError out of the
+    cache call (tests/integration/test_hostile_redis.py)."""
+    if type(raws) is list and len(raws) == count:
+        return raws
+    return [_NOT_AN_ENVELOPE] * count
+
+
 @dataclass
 class RotationReport:
     """What one rotation pass did. `complete` means no previous key still owns an entry."""
@@ -342,7 +364,7 @@ class CacheCore:
     def delete(self, key: str) -> Call[bool]:
         logical = logical_key(key)
         packed = pack_command((b"DEL", *self.keyring.names(logical)))
-        return ((packed,), 1, bool, partial(self.memory.delete, key), False)
+        return ((packed,), 1, _deleted, partial(self.memory.delete, key), False)
 
     def get_many(self, keys: Iterable[str]) -> Call[dict[str, bytes]]:
         keys = list(keys)
@@ -465,7 +487,7 @@ class CacheCore:
         self, keyring: Keyring, names: tuple[bytes, ...], logical: bytes, raws: list[Any]
     ) -> bytes | None:
         """First entry found, primary key's name first (rotation in progress)."""
-        for name, raw in zip(names, raws, strict=True):
+        for name, raw in zip(names, _values(raws, len(names)), strict=True):
             if raw is not None:
                 return self._open(keyring, name, logical, raw)
         return None
@@ -482,6 +504,7 @@ class CacheCore:
         # _open's work, with its per-value call and metrics test taken out of the loop: a
         # get_many of 100 values of 1 KiB spends most of its client time here.
         open_value = self._opener(keyring)
+        raws = _values(raws, len(names))
         for index, raw in enumerate(raws):
             if raw is not None:
                 # The reply is ours: each envelope goes as soon as its value is out, so a
@@ -503,6 +526,7 @@ class CacheCore:
     ) -> dict[str, bytes]:
         found: dict[str, bytes] = {}
         width = len(per_key[0])
+        raws = _values(raws, width * len(per_key))
         for index, (key, logical, names) in enumerate(zip(keys, logicals, per_key, strict=True)):
             value = self._pick(
                 keyring, names, logical, list(raws[index * width : (index + 1) * width])

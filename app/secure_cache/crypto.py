@@ -46,6 +46,9 @@ of the current key stay version 1 until the next data-key rotation.
 
 Every failure to open - truncated, flipped, swapped, foreign, unknown key id, not an envelope
 at all - raises the same IntegrityError: callers get no oracle (cf. Fernet's InvalidToken).
+"Not an envelope" includes a reply that is not a byte string: a compromised or replaced Redis
+answered GET with an integer, a RESP3 double or a boolean, and len() raised TypeError out of
+the cache's get (tests/integration/test_hostile_redis.py).
 
 Every version, this one and any later one, keeps two things where they are: the version at
 byte 0 and the key id of the sealing data key at bytes 1 to 4. That is what lets code that is
@@ -349,6 +352,8 @@ class Keyring:
     def open(self, name: bytes, envelope: bytes) -> Opened:
         """Open an envelope stored under `name` without knowing its logical key (rotation);
         raises IntegrityError on any fault."""
+        if type(envelope) is not bytes:  # not a bulk string: see open_value
+            raise IntegrityError
         if len(envelope) >= MIN_ENVELOPE_BYTES and envelope[0] == VERSION:
             key, start = self._key(envelope)
             logical = key.unseal_key(envelope[PREFIX_BYTES + LEN_BYTES : start])
@@ -364,7 +369,9 @@ class Keyring:
     def open_value(self, name: bytes, logical: bytes, envelope: bytes) -> bytes:
         """Open the value of `logical` stored under `name` (the read hot path): one AES-GCM
         call whose output is the value, the logical key checked as associated data."""
-        if len(logical) > MAX_LOGICAL_KEY_BYTES:  # no writer stores one; and len(K) is a u16
+        if len(logical) > MAX_LOGICAL_KEY_BYTES or type(envelope) is not bytes:
+            # No writer stores such a key (and len(K) is a u16); Redis replies bytes, and
+            # anything else is a hostile or broken server's answer (module docstring).
             raise IntegrityError
         if len(envelope) >= MIN_ENVELOPE_BYTES and envelope[0] == VERSION:
             # _key, _binding and _decrypt written out. On a sequential call every Python call
@@ -419,7 +426,7 @@ class Keyring:
         successful open. It authenticates nothing (no key opens a version this code does not
         know), so anyone who can write to Redis can make a value pass it; docs/day2.md, "Rolling
         back the app", says what that gains them (nothing a DEL does not) and what shows it."""
-        if len(envelope) <= HEADER_BYTES or envelope[0] <= VERSION:
+        if type(envelope) is not bytes or len(envelope) <= HEADER_BYTES or envelope[0] <= VERSION:
             return None
         key = self._by_id.get(bytes(envelope[1:5]))
         if key is None or not name.startswith(key.name_prefix):

@@ -72,7 +72,7 @@ class BackendUnavailable(SecureCacheError):
 
     def __init__(self, kind: FailureKind, detail: str) -> None:
         self.kind: FailureKind = kind
-        super().__init__(f"redis unavailable ({kind}): {detail}")
+        super().__init__(f"redis unavailable ({kind}): {one_line(detail)}")
 
 
 class CommandRejected(SecureCacheError):
@@ -80,7 +80,12 @@ class CommandRejected(SecureCacheError):
 
     def __init__(self, *, acl: bool, detail: str) -> None:
         self.acl = acl
-        super().__init__(f"redis rejected the command ({'acl' if acl else 'error'}): {detail}")
+        # `detail` quotes Redis's error line, which a compromised or replaced server writes:
+        # escaped, it can neither drive the terminal the CLI prints it to nor start a line of
+        # its own in a log (tests/integration/test_hostile_redis.py).
+        super().__init__(
+            f"redis rejected the command ({'acl' if acl else 'error'}): {one_line(detail)}"
+        )
 
 
 __all__ = [

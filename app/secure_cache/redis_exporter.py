@@ -102,6 +102,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from redis._parsers.base import BaseParser
+from redis._parsers.helpers import parse_info
 from redis.backoff import NoBackoff
 from redis.credentials import CredentialProvider
 from redis.retry import Retry
@@ -350,6 +351,12 @@ _READ_BYTES: Final = 64 * 1024
 _MAX_LINE_BYTES: Final = 4096
 _MAX_DEPTH: Final = 3
 _MAX_ELEMENTS: Final = 1024
+# The longest INFO reply read. Redis 7.0 answers INFO_SECTIONS in about 4 KiB; errorstats adds
+# a line per error kind and keeps at most 128 kinds. A 16 MiB reply took the exporter from
+# 171 to 418 MiB (redis-py's whole-reply read, then parse_info's lines), past its 96 MiB
+# container limit: a compromised or replaced Redis could have it OOM-killed at every scrape
+# (tests/integration/test_hostile_redis_exporter.py).
+_MAX_INFO_BYTES: Final = 64 * 1024
 
 RespValue = bytes | int | None | list["RespValue"]
 
@@ -365,10 +372,20 @@ class BoundedRespReader:
     input at a time, and refuses (InvalidResponse: redis_up 0) a reply that is not shaped as
     ACL LOG's: a longer line, deeper nesting or more elements than _MAX_* allow."""
 
-    def __init__(self, recv: Callable[[int], bytes]) -> None:
+    def __init__(
+        self,
+        recv: Callable[[int], bytes],
+        *,
+        keep_bytes: int = _KEPT_BULK_BYTES,
+        max_bulk_bytes: int | None = None,
+    ) -> None:
+        """`keep_bytes`: longer bulk strings are read and dropped; `max_bulk_bytes`: longer
+        ones are refused before any of them is read (INFO's reply, read_info)."""
         self._recv = recv
         self._buffer = bytearray()
         self._elements = 0
+        self._keep = keep_bytes
+        self._max_bulk = max_bulk_bytes
 
     def reply(self, depth: int = 1) -> RespValue:
         head = self._line()
@@ -381,6 +398,8 @@ class BoundedRespReader:
             return None if count < 0 else [self.reply(depth + 1) for _ in range(count)]
         if kind == b"$":
             size = self._integer(rest)
+            if self._max_bulk is not None and size > self._max_bulk:
+                raise redis.InvalidResponse("RESP bulk string longer than the reply read")
             return None if size < 0 else self._bulk(size)
         if kind == b":":
             return self._integer(rest)
@@ -420,8 +439,8 @@ class BoundedRespReader:
         return line
 
     def _bulk(self, size: int) -> bytes | None:
-        """The string, or None (read and dropped) when longer than _KEPT_BULK_BYTES."""
-        keep = size <= _KEPT_BULK_BYTES
+        """The string, or None (read and dropped) when longer than the bytes kept."""
+        keep = size <= self._keep
         remaining, kept = size + 2, bytearray()
         while remaining:
             if not self._buffer:
@@ -460,16 +479,36 @@ def _text(value: bytes) -> str:
 
 def read_acl_log(client: redis.Redis) -> list[dict[str, Any]]:
     """`ACL LOG` on the client's connection, read with BoundedRespReader."""
+    return acl_log_entries(_read_bounded(client, ("ACL", "LOG", ACL_LOG_READ)))
+
+
+def read_info(client: redis.Redis) -> dict[str, Any]:
+    """`INFO INFO_SECTIONS`, parsed as redis-py's `Redis.info()` parses it, read with
+    BoundedRespReader: a reply longer than _MAX_INFO_BYTES is refused unread."""
+    reply = _read_bounded(
+        client,
+        ("INFO", *INFO_SECTIONS),
+        keep_bytes=_MAX_INFO_BYTES,
+        max_bulk_bytes=_MAX_INFO_BYTES,
+    )
+    if not isinstance(reply, bytes):
+        raise redis.InvalidResponse("INFO's reply is not a bulk string")
+    info: dict[str, Any] = parse_info(_text(reply))  # type: ignore[no-untyped-call]
+    return info
+
+
+def _read_bounded(client: redis.Redis, command: tuple[Any, ...], **bounds: int) -> RespValue:
+    """`command`'s reply on the client's connection, read with BoundedRespReader."""
     pool = client.connection_pool
     connection = pool.get_connection()
     try:
-        connection.send_command("ACL", "LOG", ACL_LOG_READ)  # type: ignore[no-untyped-call]
+        connection.send_command(*command)  # type: ignore[no-untyped-call]
         # redis-py's own parser has read nothing of this reply yet (it reads on
         # read_response), so the reply is read from the socket directly.
         sock = connection._sock  # private: see BoundedRespReader for why
         if sock is None:
             raise redis.ConnectionError("no connection to Redis")
-        return acl_log_entries(BoundedRespReader(sock.recv).reply())
+        return BoundedRespReader(sock.recv, **bounds).reply()
     except BaseException:
         connection.disconnect()  # type: ignore[no-untyped-call]  # a half-read reply
         raise
@@ -722,6 +761,23 @@ def probe_target(settings: ExporterSettings) -> ProbeTarget:
     )
 
 
+# Redis could not be asked (RedisError, OSError), or its replies are not INFO's and ACL LOG's
+# (a broken or compromised server): an errorstat or ACL LOG count that is not a number
+# (ValueError), INFO answered with an integer or an array (redis-py's parse_info:
+# AttributeError), a count that is an array (TypeError) escaped collect() and failed the
+# whole /metrics answer instead of reporting redis_up 0
+# (tests/integration/test_hostile_redis_exporter.py).
+_SCRAPE_FAILURES: Final = (
+    redis.RedisError,
+    OSError,
+    ValueError,
+    TypeError,
+    AttributeError,
+    LookupError,
+    ArithmeticError,
+)
+
+
 class RedisCollector(Collector):
     """Queries Redis at each scrape; `redis_up` says whether that worked. With `tls_probe`, also
     what Redis's TLS listener accepted at its last probe (which runs apart from the scrape)."""
@@ -732,11 +788,13 @@ class RedisCollector(Collector):
         self._lock = threading.Lock()  # one scrape at a time on the single connection
 
     def collect(self) -> Iterator[Metric]:
+        port = self._client.connection_pool.connection_kwargs["port"]
         with self._lock:
             try:
-                info = self._client.info(*INFO_SECTIONS)
+                info = read_info(self._client)
                 log = read_acl_log(self._client)
-            except (redis.RedisError, OSError) as exc:
+                families = [*info_families(info, port), *acl_log_families(summarize_acl_log(log))]
+            except _SCRAPE_FAILURES as exc:
                 # The class names the failure (AuthenticationError, NoPermissionError,
                 # ConnectionError...); the message could echo a command, so it is not logged.
                 logger.warning("event=redis_scrape_failed error=%s", type(exc).__name__)
@@ -744,8 +802,7 @@ class RedisCollector(Collector):
                 return
             policy = self._tls_probe.policy() if self._tls_probe is not None else None
         yield up_family(True)
-        yield from info_families(info, self._client.connection_pool.connection_kwargs["port"])
-        yield from acl_log_families(summarize_acl_log(log))
+        yield from families
         if policy is not None:
             yield from tls_policy_families(policy)
 

@@ -50,14 +50,15 @@ from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
 import redis.asyncio.connection as aio_connection
-from redis._parsers.hiredis import NOT_ENOUGH_DATA
+from redis._parsers.hiredis import NOT_ENOUGH_DATA, _HiredisParser
 from redis.backoff import EqualJitterBackoff, NoBackoff
 from redis.connection import SSLConnection
 from redis.credentials import CredentialProvider
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import InvalidResponse, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
+from redis.utils import SENTINEL
 
 from secure_cache.core import is_refusal, rejected, unavailable
 from secure_cache.errors import BackendUnavailable, CommandRejected, ConfigurationError
@@ -77,7 +78,10 @@ DEFAULT_MAX_CONNECTIONS: Final = 64
 DEFAULT_RETRIES: Final = 1
 RETRY_BACKOFF_BASE_S: Final = 0.05
 RETRY_BACKOFF_CAP_S: Final = 0.5
-_TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
+# InvalidResponse: bytes that are not RESP (hiredis' protocol error). Only a broken or
+# hostile server sends them; it was raised as it was out of the cache's get, where the
+# connection's failure belongs (a fresh connection, then the fallback).
+_TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError, InvalidResponse)
 _PING: Final = pack_command((b"PING",))
 Reply = Any
 T = TypeVar("T")
@@ -346,6 +350,49 @@ class _TlsConnection(_Handshaking, SSLConnection):
         return tls
 
 
+class _DeadlineParser(_HiredisParser):
+    """redis-py's hiredis parser with one deadline per reply: socket_timeout for all of it.
+
+    redis-py's synchronous connection applies socket_timeout to each read from the socket,
+    so a server that sends a byte now and then holds a call for as long as it likes: a
+    hostile server dripping a bulk string two bytes a second held a GET 22 s per attempt,
+    as long as its drip (the asyncio connection bounds the whole reply and gave up at 2 s;
+    tests/integration/test_hostile_redis.py). Here each later read of the same reply waits
+    only what is left of the first one's socket_timeout. The first read keeps the socket's
+    own timeout, so a reply that comes in one read (the hot path) costs one clock read more.
+    """
+
+    _deadline: float | None = None
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        self._deadline = None
+        try:
+            return super().read_response(*args, **kwargs)
+        except MemoryError:
+            raise _claimed_too_much() from None
+
+    def read_from_socket(self, timeout: Any = SENTINEL, raise_on_timeout: bool = True) -> Any:
+        if timeout is SENTINEL and self._socket_timeout is not None:
+            now = time.monotonic()
+            if self._deadline is None:
+                self._deadline = now + self._socket_timeout
+            else:
+                timeout = self._deadline - now
+                if timeout <= 0:
+                    raise RedisTimeoutError("Timeout reading from socket")
+        return super().read_from_socket(timeout, raise_on_timeout)
+
+
+def _claimed_too_much() -> InvalidResponse:
+    """What a MemoryError while parsing a reply is: hiredis allocates an array's list when it
+    reads its header, before any element, so `*4294967295` alone asks for 32 GiB
+    (redis/hiredis#1357) and MemoryError came out of the cache's get. It is the server's
+    reply, not this process's memory, that is at fault: a protocol error (a fresh
+    connection, then the fallback). The sync parser (_DeadlineParser), the async read
+    (_areply) and the buffered replies (_drain) read replies; each raises this."""
+    return InvalidResponse("a reply claimed more elements than memory holds")
+
+
 class _Pool:
     """LIFO pool of at most `max_connections` connections; acquire() waits when all are busy.
 
@@ -396,6 +443,8 @@ class _Pool:
                     self._waiting -= 1
 
     def release(self, conn: _TlsConnection) -> None:
+        if not _in_step(conn):
+            conn.generation = -1  # reconnected before its next use, as a stale one is
         self._idle.append(conn)
         if self._waiting:
             with self._cond:
@@ -431,6 +480,21 @@ def _reset_pools_after_fork() -> None:
 os.register_at_fork(after_in_child=_reset_pools_after_fork)
 
 
+def _in_step(conn: Any) -> bool:
+    """Whether a connection that read every reply of its caller's commands holds nothing
+    more. Redis answers each command once (RESP2, no pushes); bytes left in the reader are
+    replies to commands never sent, which a compromised or replaced server sent, and the
+    next caller would read them as its own: a server that answered one GET twice had every
+    later call on that connection get the reply of the call before it
+    (tests/integration/test_hostile_redis.py). Such a connection goes back to the pool
+    marked stale and is reconnected before its next use. It sees what the reader holds
+    (what arrived with the replies read), not bytes still in flight: no system call on the
+    hot path; a reply that comes later reaches the next caller, whose reply shape core.py
+    checks."""
+    reader = getattr(conn._parser, "_reader", None)  # None: disconnected, or not hiredis
+    return reader is None or not reader.has_data()
+
+
 def _reply(conn: _TlsConnection) -> Reply:
     """One reply; an error reply is returned (as ResponseError), not raised."""
     try:
@@ -453,7 +517,10 @@ def _drain(conn: Any, replies: list[Reply], count: int) -> None:
     if reader is None:
         return
     while len(replies) < count:
-        reply = reader.gets()
+        try:
+            reply = reader.gets()
+        except MemoryError:
+            raise _claimed_too_much() from None
         if reply is NOT_ENOUGH_DATA:
             return
         replies.append(reply)
@@ -504,6 +571,7 @@ class Transport(BaseTransport):
             on_handshake=self._record_handshake,
             on_connected=self._record_connect,
             generation=generation,
+            parser_class=_DeadlineParser,
             **self._kwargs,
         )
 
@@ -650,6 +718,8 @@ async def _areply(conn: _AsyncTlsConnection) -> Reply:
         return await conn.read_response()
     except ResponseError as exc:
         return exc
+    except MemoryError:
+        raise _claimed_too_much() from None
 
 
 async def _areplies(conn: _AsyncTlsConnection, count: int) -> list[Reply]:
@@ -727,6 +797,8 @@ class AsyncTransport(BaseTransport):
         return conn
 
     def _release(self, conn: _AsyncTlsConnection) -> None:
+        if not _in_step(conn):
+            conn.generation = -1  # see _Pool.release
         # Hand the connection straight to the oldest live waiter, else back to the pool.
         while self._waiters:
             waiter = self._waiters.popleft()

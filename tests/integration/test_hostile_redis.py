@@ -1,0 +1,280 @@
+"""The cache clients against a compromised or replaced Redis (tests/support/hostile_redis.py):
+mutual TLS and AUTH succeed, then the server answers with crafted replies.
+
+What must hold, for the sync and the async client alike: a reply that is not this key's
+envelope is a miss counted as an integrity failure, never another value and never an
+exception out of the cache call; a reply that is not RESP is a connection failure (the
+fallback serves); replies to commands never sent never reach the next caller; what the
+server writes reaches an exception message escaped.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from secure_cache import SecureCache
+from secure_cache.crypto import Keyring
+from secure_cache.errors import CommandRejected
+from secure_cache.settings import load_settings
+from secure_cache.transport import Transport, TransportConfig
+from tests.support.cache_env import cache_environ
+from tests.support.cache_shells import SHELLS, open_cache
+from tests.support.hostile_redis import HostileRedis, array, bulk, drip, hostile_redis
+
+
+@pytest.fixture(scope="module")
+def hostile() -> Iterator[HostileRedis]:
+    with hostile_redis() as server:
+        yield server
+
+
+@pytest.fixture(params=SHELLS)
+def cache(
+    request: pytest.FixtureRequest, hostile: HostileRedis, tmp_path: Path
+) -> Iterator[SecureCache]:
+    hostile.answer = hostile.honest
+    hostile.store.clear()
+    settings = load_settings(cache_environ(hostile, tmp_path / "s"))  # type: ignore[arg-type]
+    client = open_cache(request.param, settings=settings, reload_interval=None)
+    try:
+        yield client
+    finally:
+        hostile.answer = hostile.honest
+        client.close()
+
+
+def _integrity_failures(cache: SecureCache) -> int:
+    return int(cache.status()["counters"]["integrity_failures"])
+
+
+def _answer_get_with(hostile: HostileRedis, reply: bytes) -> None:
+    hostile.answer = lambda command: reply if command[0] == b"GET" else hostile.honest(command)
+
+
+# -- what held on main: envelopes moved, replayed, foreign, cut ------------------------------
+
+
+def test_envelopes_swapped_between_keys__are_misses_counted(
+    cache: SecureCache, hostile: HostileRedis
+) -> None:
+    cache.set("alice", b"alice's balance")
+    cache.set("bob", b"bob's balance")
+    alice, bob = cache._core.stored_name("alice"), cache._core.stored_name("bob")
+    hostile.store[alice], hostile.store[bob] = hostile.store[bob], hostile.store[alice]
+    assert cache.get("alice") is None
+    assert cache.get("bob") is None
+    assert cache.get_many(["alice", "bob"]) == {}
+    assert _integrity_failures(cache) == 4
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda envelope: envelope[:-1],
+        lambda envelope: envelope + b"\x00",
+        lambda envelope: envelope[:20],
+        lambda envelope: b"",
+    ],
+    ids=["truncated-by-one", "extended-by-one", "cut-to-its-header", "empty"],
+)
+def test_cut_or_extended_envelopes__are_misses_counted(
+    cache: SecureCache, hostile: HostileRedis, edit: object
+) -> None:
+    cache.set("k", b"value")
+    name = cache._core.stored_name("k")
+    hostile.store[name] = edit(hostile.store[name])  # type: ignore[operator]
+    assert cache.get("k") is None
+    assert _integrity_failures(cache) == 1
+
+
+def test_an_envelope_of_another_stack_s_data_key__is_a_miss_counted(
+    cache: SecureCache, hostile: HostileRedis
+) -> None:
+    name = cache._core.stored_name("k")
+    hostile.store[name] = Keyring(os.urandom(32)).seal(name, b"k", b"another stack's value")
+    assert cache.get("k") is None
+    assert _integrity_failures(cache) == 1
+
+
+def test_a_replayed_older_envelope_of_the_same_key__is_returned(
+    cache: SecureCache, hostile: HostileRedis
+) -> None:
+    """Held as designed, and a limit to know: an envelope carries no time, so a server that
+    kept an older envelope of the same key can answer with it (docs/attack-surface.md)."""
+    cache.set("k", b"old")
+    name = cache._core.stored_name("k")
+    old = hostile.store[name]
+    cache.set("k", b"new")
+    hostile.store[name] = old
+    assert cache.get("k") == b"old"
+
+
+# -- broke on main: replies of the wrong type -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b":5\r\n",
+        b",1.5\r\n",
+        b"#t\r\n",
+        b"*2\r\n$1\r\na\r\n:2\r\n",
+        b"+OK\r\n",
+        b"%1\r\n+a\r\n+b\r\n",
+    ],
+    ids=["integer", "resp3-double", "resp3-boolean", "array", "simple-string", "resp3-map"],
+)
+def test_a_get_answered_with_a_wrong_type__is_a_miss_counted(
+    cache: SecureCache, hostile: HostileRedis, reply: bytes
+) -> None:
+    # An integer, a double or a boolean raised TypeError out of get (len() of it).
+    _answer_get_with(hostile, reply)
+    assert cache.get("k") is None
+    assert _integrity_failures(cache) == 1
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [b":3\r\n", array(bulk(b"x")), array(*[bulk(b"x")] * 5), bulk(b"x")],
+    ids=["integer", "shorter", "longer", "bulk"],
+)
+def test_an_mget_answered_with_the_wrong_shape__is_a_miss_for_each_key_counted(
+    cache: SecureCache, hostile: HostileRedis, reply: bytes
+) -> None:
+    # IndexError or TypeError came out of get_many on main.
+    hostile.answer = lambda command: reply if command[0] == b"MGET" else hostile.honest(command)
+    assert cache.get_many(["a", "b", "c"]) == {}
+    assert _integrity_failures(cache) == 3
+
+
+def test_a_del_answered_with_a_string__removed_nothing(
+    cache: SecureCache, hostile: HostileRedis
+) -> None:
+    hostile.answer = lambda command: (
+        bulk(b"yes") if command[0] == b"DEL" else hostile.honest(command)
+    )
+    assert cache.delete("k") is False
+
+
+def test_bytes_that_are_not_resp__are_a_connection_failure_and_the_fallback_serves(
+    cache: SecureCache, hostile: HostileRedis
+) -> None:
+    # hiredis' protocol error (InvalidResponse) came out of get as it was.
+    _answer_get_with(hostile, b"!\x1b[31mX\r\n")
+    assert cache.get("k") is None
+    status = cache.status()
+    assert status["backend"] == "memory"
+    assert status["fallback"]["last_failure"] == "connection"
+
+
+def test_an_array_claiming_more_elements_than_memory__is_a_connection_failure(
+    cache: SecureCache, hostile: HostileRedis
+) -> None:
+    # hiredis allocates the list at the header (32 GiB here): MemoryError came out of
+    # get_many, in 0.1 s and with no memory taken.
+    hostile.answer = lambda command: (
+        b"*4294967295\r\n:1\r\n" if command[0] == b"MGET" else hostile.honest(command)
+    )
+    assert cache.get_many(["a", "b"]) == {}
+    status = cache.status()
+    assert status["backend"] == "memory"
+    # Where the allocation is granted lazily (more memory than 32 GiB, or overcommit always),
+    # the client waits for the elements instead, and gives up at its socket timeout.
+    assert status["fallback"]["last_failure"] in ("connection", "timeout")
+
+
+def test_such_an_array_among_a_batch_s_buffered_replies__is_a_connection_failure(
+    cache: SecureCache, hostile: HostileRedis
+) -> None:
+    # The first SET's reply comes with the header after it, which transport._drain parsed.
+    sets = 0
+
+    def answer(command: list[bytes]) -> bytes | None:
+        nonlocal sets
+        if command[0] != b"SET":
+            return hostile.honest(command)  # type: ignore[return-value]
+        sets += 1
+        return b"+OK\r\n*4294967295\r\n" if sets % 2 else None
+
+    hostile.answer = answer
+    cache.set_many({"a": b"1", "b": b"2"})
+    status = cache.status()
+    assert status["backend"] == "memory"
+    assert status["fallback"]["last_failure"] in ("connection", "timeout")  # as above
+
+
+# -- broke on main: more replies than commands ----------------------------------------------
+
+
+def test_replies_to_commands_never_sent__never_reach_the_next_call(
+    cache: SecureCache, hostile: HostileRedis
+) -> None:
+    cache.set("a", b"alpha")
+    cache.set("b", b"beta")
+    connections = hostile.seen.connections
+    name_b = cache._core.stored_name("b")
+    # GET a is answered twice: its own reply, then b's envelope, as if for the next call.
+    hostile.answer = lambda command: (
+        bulk(hostile.store.get(command[1])) + bulk(hostile.store[name_b])
+        if command[0] == b"GET"
+        else hostile.honest(command)
+    )
+    assert cache.get("a") == b"alpha"
+    hostile.answer = hostile.honest
+    # On main the next call read the extra reply as its own, and every later one the reply
+    # of the call before it: get("b") then set() and get() again were all out of step.
+    assert cache.delete("a") is True
+    assert cache.get("b") == b"beta"
+    assert cache.get("a") is None
+    assert _integrity_failures(cache) == 0
+    assert hostile.seen.connections == connections + 1  # the connection was replaced
+
+
+# -- broke on main: a reply dripped --------------------------------------------------------
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_a_reply_dripped_byte_by_byte__is_given_up_after_the_socket_timeout(
+    hostile: HostileRedis, tmp_path: Path, shell: str
+) -> None:
+    """Ordered, not timed: the client gives up while the drip is still going. On main the
+    sync client waited for every byte (a read timeout per byte), 22 s per attempt for this
+    drip of 40 bytes at 2 a second; the async one gave up after socket_timeout for the whole
+    reply."""
+    settings = load_settings(cache_environ(hostile, tmp_path / "s"))  # type: ignore[arg-type]
+    slow = drip(b"$2147483647\r\n" + b"x" * 27, 0.5)
+    hostile.answer = lambda command: slow if command[0] == b"GET" else hostile.honest(command)
+    cache = open_cache(
+        shell, settings=settings, reload_interval=None, socket_timeout=1.0, retries=0
+    )
+    try:
+        assert cache.get("k") is None
+        assert not slow.finished, f"the client waited for all {slow.written} bytes"
+        assert cache.status()["fallback"]["last_failure"] == "timeout"
+    finally:
+        hostile.answer = hostile.honest
+        cache.close()
+
+
+# -- broke on main: the server's text in exceptions ----------------------------------------
+
+
+def test_an_error_reply_s_escape_sequences__reach_the_exception_escaped(
+    hostile: HostileRedis, tmp_path: Path
+) -> None:
+    settings = load_settings(cache_environ(hostile, tmp_path / "s"))  # type: ignore[arg-type]
+    hostile.answer = lambda _command: b"-ERR \x1b]0;owned\x07\x1b[2J password=hunter2\r\n"
+    transport = Transport(TransportConfig.from_settings(settings, retries=0))
+    try:
+        with pytest.raises(CommandRejected) as raised:
+            transport.execute(b"GET", b"cache:x")
+    finally:
+        transport.close()
+        hostile.answer = hostile.honest
+    message = str(raised.value)
+    assert message.isprintable(), repr(message)
+    assert "\\x1b]0;owned\\x07" in message
