@@ -275,7 +275,9 @@ def _server_password_length(
             short.append(f"its {name}")
         else:
             subject = redis_label(server.resource, sentinel=server.sentinel)
-            uses.setdefault(generator.urn, {}).setdefault(subject, []).append(name)
+            named = uses.setdefault(generator.urn, {}).setdefault(subject, [])
+            if name not in named:  # two servers one script may start (`redis_servers`)
+                named.append(name)
     rules = server.acl_rules() or []
     users = sorted(
         name
