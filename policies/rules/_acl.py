@@ -54,6 +54,9 @@ class AclUser:
     cleartext_password: bool = False
     placeholder_password: bool = False
     """One of its passwords is a `>${NAME}` placeholder, which Redis takes as written."""
+    substituted_password: bool = False
+    """One of its passwords is a `>$(cat f)` command substitution, which Redis takes as
+    written."""
     cleartext_lengths: list[int] = field(default_factory=list)
     """How long each >password it has is (never the password), leaving out any that may be
     expanded before Redis reads it (`$`, a backquote, `{{`)."""
@@ -86,16 +89,12 @@ class AclUser:
         elif lowered in ("nopass", "resetpass"):
             # nopass: every password goes and any one is accepted; resetpass: none is.
             self.nopass = lowered == "nopass"
-            self.placeholder_password = False
+            self.placeholder_password = self.substituted_password = False
             self.cleartext_lengths = []
         elif rule.startswith((">", "#")):
             self.nopass = False  # Redis: adding a password ends nopass
-            self.cleartext_password |= rule.startswith(">")
-            self.placeholder_password |= rule.startswith(">") and bool(
-                PLACEHOLDER.fullmatch(rule[1:])
-            )
-            if rule.startswith(">") and not MAY_BE_EXPANDED.search(rule[1:]):
-                self.cleartext_lengths.append(len(rule) - 1)
+            if rule.startswith(">"):
+                self._add_cleartext(rule[1:])
         elif lowered in ("allcommands", "+@all"):
             self._grant_all(True)
         elif lowered in ("nocommands", "-@all"):
@@ -134,6 +133,13 @@ class AclUser:
             self.all_channels = False
         elif lowered == "reset":
             self.__init__(self.name)  # type: ignore[misc]
+
+    def _add_cleartext(self, password: str) -> None:
+        self.cleartext_password = True
+        self.placeholder_password |= bool(PLACEHOLDER.fullmatch(password))
+        self.substituted_password |= bool(SUBSTITUTION.fullmatch(password))
+        if not MAY_BE_EXPANDED.search(password):
+            self.cleartext_lengths.append(len(password))
 
     def _grant_all(self, value: bool) -> None:
         self.all_commands = value
@@ -193,7 +199,18 @@ def acl_users(rules: Sequence[Sequence[str]]) -> dict[str, AclUser]:
         name = line[0]
         user = users.setdefault(name, AclUser(name))  # a mentioned user starts reset (off)
         for rule in line[1:]:
-            for token in rule.split():
+            for token in rule_tokens(rule):
                 user.apply(token)
     users.setdefault("default", AclUser.redis_default())
     return users
+
+
+# A password that is a command substitution with blanks in it (`>$(cat /run/secrets/pw)`),
+# given as one argument or one quoted word of a file, is one rule; any other blank ends one.
+_RULE: Final = re.compile(r"""(?:[^\s$`]|\$\([^)]*\)|`[^`]*`|[$`])+""")
+
+
+def rule_tokens(rule: str) -> list[str]:
+    """The ACL rules in one argument or word (`on >pw ~a:* +get` as redis-server reads a
+    `--user` value given as one word), a command substitution kept whole."""
+    return _RULE.findall(rule)

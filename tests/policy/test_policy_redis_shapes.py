@@ -1287,3 +1287,64 @@ def test_separators_in_quotes_or_substitutions__do_not_end_the_command(password:
     assert only(run_rule("redis-tls-only", records)).endswith(
         "it listens for plaintext connections."
     )
+
+
+# -- an ACL >password that is a command substitution -----------------------------------------------
+# As for requirepass (SUBSTITUTIONS above): `>$(cat /run/secrets/app)` in a file Redis loads, or on
+# a command line nothing runs, is that text, which anyone reading the program knows.
+
+ACL_SUBSTITUTION_MESSAGE = (
+    "Redis container redis must require authentication with a password only its clients know; "
+    "the >password of ACL user app is a command substitution ($(...) or `...`), which Redis does "
+    "not run, so the password is that text as this program writes it (in a file, or on a "
+    "command line Docker starts in exec form, with no shell to run it). Instead load users with "
+    "#<sha256> passwords from an aclfile delivered as a protected file."
+)
+
+
+@pytest.mark.parametrize("substitution", [*SUBSTITUTIONS, "$(</run/secrets/app)"])
+def test_acl_command_substitution_password_in_exec_form__is_a_literal_password(
+    substitution: str,
+) -> None:
+    command = ["redis-server", "--user", "app", "on", f">{substitution}", "~app:*", "+get",
+               "--user", "default", "off"]  # fmt: skip
+    records = stack(container("redis", image="redis:7.4", command=command))
+    assert only(run_rule("redis-auth-required", records)) == ACL_SUBSTITUTION_MESSAGE
+
+
+@pytest.mark.parametrize(
+    "rule", ['">$(cat /run/secrets/app)"', ">$(</run/secrets/app)", "'>`cat /run/secrets/app`'"]
+)
+def test_acl_command_substitution_password_in_aclfile__is_a_literal_password(rule: str) -> None:
+    acl = {"file": "/etc/redis/users.acl", "content": f"user app on {rule} ~a:* +get\n"}
+    script = "exec redis-server --aclfile /etc/redis/users.acl"
+    records = stack(container("redis", image="redis:7.4", command=["sh", "-c", script],
+                              uploads=[acl]))  # fmt: skip
+    assert only(run_rule("redis-auth-required", records)) == ACL_SUBSTITUTION_MESSAGE
+
+
+def test_acl_placeholder_and_substitution_passwords__are_each_told() -> None:
+    command = ["redis-server", "--user", "app", "on", ">$(cat /run/secrets/app)", "~a:*", "+get",
+               "--user", "ops", "on", ">${OPS_PASSWORD}", "~o:*", "+get",
+               "--user", "default", "off"]  # fmt: skip
+    records = stack(container("redis", image="redis:7.4", command=command))
+    messages = run_rule("redis-auth-required", records)
+    assert [m.split("; the >password of ACL ")[1][:40] for m in messages] == [
+        "user ops is a placeholder (${NAME}, $NAM",
+        "user app is a command substitution ($(..",
+    ]
+
+
+def test_acl_command_substitution_behind_a_shell__is_left_to_it() -> None:
+    script = (
+        "exec redis-server --user 'app on >$(cat /run/secrets/app) ~a:* +get' --user 'default off'"
+    )
+    records = stack(container("redis", image="redis:7.4", command=["sh", "-c", script]))
+    assert run_rule("redis-auth-required", records) == []
+
+
+def test_acl_command_substitution_reset_later__is_no_finding() -> None:
+    command = ["redis-server", "--user", "app", "on", ">$(cat /f)", "~a:*", "+get", "--user",
+               "app", "resetpass", "--user", "default", "off"]  # fmt: skip
+    records = stack(container("redis", image="redis:7.4", command=command))
+    assert all("substitution" not in m for m in run_rule("redis-auth-required", records))
