@@ -387,6 +387,7 @@ def _program(word: str) -> str:
 _Found = tuple[str, list[str], bool, list[str]]
 
 
+_STARTS_A_SERVER: Final = SERVER_BINARIES | SENTINEL_BINARIES
 # Programs that take a server's name as an operand and do not run it (`command -v
 # redis-server`, `pgrep redis-server`, `echo redis-server`).
 _NAMES_A_PROGRAM: Final = frozenset(
@@ -435,7 +436,7 @@ def _servers_args_in(words: list[str]) -> list[_Found]:
     for start, end in commands:
         for i in range(start, end):
             program = _program(words[i])
-            if program in SERVER_BINARIES | SENTINEL_BINARIES:
+            if program in _STARTS_A_SERVER:
                 rest = words[i + 1 : end]
                 sentinel = program in SENTINEL_BINARIES or "--sentinel" in rest
                 serves = _program(_head(words[start:i])) not in _NAMES_A_PROGRAM and not (
