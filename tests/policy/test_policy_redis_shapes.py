@@ -1348,3 +1348,24 @@ def test_acl_command_substitution_reset_later__is_no_finding() -> None:
                "app", "resetpass", "--user", "default", "off"]  # fmt: skip
     records = stack(container("redis", image="redis:7.4", command=command))
     assert all("substitution" not in m for m in run_rule("redis-auth-required", records))
+
+
+def test_case_branches_for_a_sentinel_and_a_server__are_each_judged_in_their_own_words() -> None:
+    script = (
+        'case "$ROLE" in\n'
+        f"  sentinel) exec redis-sentinel /etc/s.conf ;;\n"
+        f"  *) exec redis-server --protected-mode yes --requirepass {STRONG} ;;\n"
+        "esac\n"
+    )
+    uploads = [{"file": "/etc/s.conf", "content": "port 26379\n"}]
+    records = stack(
+        container("redis", image="redis:7.4", command=["sh", "-c", script], uploads=uploads)
+    )
+    assert only(run_rule("redis-protected-mode-on", records)) == (
+        "Redis Sentinel container redis must keep protected-mode yes; sentinel mode turns it "
+        "off by default."
+    )
+    assert sorted(m.split(" must ")[0] for m in run_rule("redis-tls-only", records)) == [
+        "Redis Sentinel container redis",
+        "Redis container redis",
+    ]
