@@ -8,7 +8,7 @@ cleartext password. Values (passwords, hashes) are never kept.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -54,9 +54,15 @@ class AclUser:
     cleartext_password: bool = False
     placeholder_password: bool = False
     """One of its passwords is a `>${NAME}` placeholder, which Redis takes as written."""
+    substituted_password: bool = False
+    """One of its passwords is a `>$(cat f)` command substitution, which Redis takes as
+    written."""
     cleartext_lengths: list[int] = field(default_factory=list)
     """How long each >password it has is (never the password), leaving out any that may be
-    expanded before Redis reads it (`$`, a backquote, `{{`)."""
+    expanded before Redis reads it (`$`, a backquote, `{{`) and those in `generated_by`."""
+    generated_by: list[str] = field(default_factory=list)
+    """For each >password a generator of the stack made (`acl_users`' `generated`), that
+    generator's key in place of its length: its length is the generator's to judge."""
     all_commands: bool = False
     granted_categories: set[str] = field(default_factory=set)
     denied_categories: set[str] = field(default_factory=set)
@@ -77,7 +83,10 @@ class AclUser:
         return cls("default", enabled=True, nopass=True, all_commands=True, all_keys=True,
                    all_channels=True)  # fmt: skip
 
-    def apply(self, rule: str) -> None:  # noqa: PLR0912 - one branch per ACL rule keyword
+    def apply(  # noqa: PLR0912 - one branch per ACL rule keyword
+        self, rule: str, generated: Mapping[str, str] | None = None
+    ) -> None:
+        """`generated`: passwords a generator of the stack made, each to its key."""
         lowered = rule.lower()
         if lowered == "on":
             self.enabled = True
@@ -86,16 +95,13 @@ class AclUser:
         elif lowered in ("nopass", "resetpass"):
             # nopass: every password goes and any one is accepted; resetpass: none is.
             self.nopass = lowered == "nopass"
-            self.placeholder_password = False
+            self.placeholder_password = self.substituted_password = False
             self.cleartext_lengths = []
+            self.generated_by = []
         elif rule.startswith((">", "#")):
             self.nopass = False  # Redis: adding a password ends nopass
-            self.cleartext_password |= rule.startswith(">")
-            self.placeholder_password |= rule.startswith(">") and bool(
-                PLACEHOLDER.fullmatch(rule[1:])
-            )
-            if rule.startswith(">") and not MAY_BE_EXPANDED.search(rule[1:]):
-                self.cleartext_lengths.append(len(rule) - 1)
+            if rule.startswith(">"):
+                self._add_cleartext(rule[1:], generated or {})
         elif lowered in ("allcommands", "+@all"):
             self._grant_all(True)
         elif lowered in ("nocommands", "-@all"):
@@ -134,6 +140,15 @@ class AclUser:
             self.all_channels = False
         elif lowered == "reset":
             self.__init__(self.name)  # type: ignore[misc]
+
+    def _add_cleartext(self, password: str, generated: Mapping[str, str]) -> None:
+        self.cleartext_password = True
+        self.placeholder_password |= bool(PLACEHOLDER.fullmatch(password))
+        self.substituted_password |= bool(SUBSTITUTION.fullmatch(password))
+        if password in generated:
+            self.generated_by.append(generated[password])
+        elif not MAY_BE_EXPANDED.search(password):
+            self.cleartext_lengths.append(len(password))
 
     def _grant_all(self, value: bool) -> None:
         self.all_commands = value
@@ -184,8 +199,12 @@ class AclUser:
         return bool(self.granted_commands & DANGEROUS_COMMANDS)
 
 
-def acl_users(rules: Sequence[Sequence[str]]) -> dict[str, AclUser]:
-    """Users after every `user <name> <rules...>` line; `default` as Redis leaves it."""
+def acl_users(
+    rules: Sequence[Sequence[str]], generated: Mapping[str, str] | None = None
+) -> dict[str, AclUser]:
+    """Users after every `user <name> <rules...>` line; `default` as Redis leaves it.
+    `generated`: passwords a generator of the stack made, each to its key (AclUser.generated_by).
+    """
     users: dict[str, AclUser] = {}
     for line in rules:
         if not line:
@@ -193,7 +212,18 @@ def acl_users(rules: Sequence[Sequence[str]]) -> dict[str, AclUser]:
         name = line[0]
         user = users.setdefault(name, AclUser(name))  # a mentioned user starts reset (off)
         for rule in line[1:]:
-            for token in rule.split():
-                user.apply(token)
+            for token in rule_tokens(rule):
+                user.apply(token, generated)
     users.setdefault("default", AclUser.redis_default())
     return users
+
+
+# A password that is a command substitution with blanks in it (`>$(cat /run/secrets/pw)`),
+# given as one argument or one quoted word of a file, is one rule; any other blank ends one.
+_RULE: Final = re.compile(r"""(?:[^\s$`]|\$\([^)]*\)|`[^`]*`|[$`])+""")
+
+
+def rule_tokens(rule: str) -> list[str]:
+    """The ACL rules in one argument or word (`on >pw ~a:* +get` as redis-server reads a
+    `--user` value given as one word), a command substitution kept whole."""
+    return _RULE.findall(rule)

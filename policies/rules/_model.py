@@ -208,16 +208,22 @@ class StackRule:
 
     def run(self, resources: Sequence[Resource], config: Config | None = None) -> list[Violation]:
         found: list[Violation] = []
+        said_before: set[tuple[str, str]] = set()
         try:
             for violation in self.check(
                 resources, _with_defaults(self.config_schema, config or {})
             ):
                 unreadable = violation.unreadable
-                found.append(
+                said = (
                     violation
                     if unreadable is None
                     else Violation(unreadable.message("a resource", self.name), violation.urn)
                 )
+                # Once: a container's script may start two servers that share a finding
+                # (policies/rules/_redisconf.py, `redis_servers`).
+                if (said.message, said.urn) not in said_before:
+                    said_before.add((said.message, said.urn))
+                    found.append(said)
         except Unreadable as exc:
             found.append(Violation(exc.message("a resource of this stack", self.name), exc.urn))
         return found

@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
-import itertools
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -206,6 +205,9 @@ class Recognition:
     argv_literal: bool = False
     """Nothing that could expand a variable stands between Docker and redis-server (no shell,
     no script the pack cannot read: `_expands_nothing`), so `${NAME}` in `args` is that text."""
+    branches: tuple[Recognition, ...] = ()
+    """The other servers its script starts (`_servers_args_in`): another branch of an `if`,
+    or another server beside this one; each is judged as this one is."""
 
 
 def _image(props: Mapping[str, Any]) -> str:
@@ -273,23 +275,108 @@ _SCRIPT_FLAG: Final = re.compile(r"^-[a-zA-Z]*c[a-zA-Z]*$")
 def _argv_words(args: Sequence[str]) -> list[str]:
     """argv as its programs receive it: a shell's `-c` script split into the words the shell
     runs (also one script inside another), and a first word with spaces (a whole command line
-    given as one string) split the same way. Every other word stays one argument, spaces and
-    all, as exec hands it over: redis-server reads `--port 0` as the line `port 0`, takes a
-    first argument that is no option for its config file's name, and any other word for one
-    value (`parse_args`)."""
+    given as one string) split the same way, its commands apart (`_script_words`). Every other
+    word stays one argument, spaces and all, as exec hands it over: redis-server reads `--port
+    0` as the line `port 0`, takes a first argument that is no option for its config file's
+    name, and any other word for one value (`parse_args`)."""
     pending = [(arg, i == 0) for i, arg in enumerate(args)]
     words: list[str] = []
     shell = False
     while pending:
         word, first = pending.pop(0)
         script = shell and bool(words) and _SCRIPT_FLAG.match(words[-1]) is not None
-        split = shell_words(word) if (first or script) and " " in word.strip() else [word]
+        splits = (first or script) and _SPLIT_AT.search(word.strip()) is not None
+        split = list(_script_words(word)) if splits else [word]
         if split != [word]:
             pending[:0] = [(w, False) for w in split]
             continue
         words.append(word)
         shell = shell or _program(word) in _SHELLS
     return words
+
+
+# What makes a shell string more than one word: blanks, newlines, command separators.
+_SPLIT_AT: Final = re.compile(r"[\s;&|]")
+# Control operators that end a command (`;;` ends a case branch); `&` and `|` next to a
+# redirection (`2>&1`, `&>f`, `>|f`) are part of it.
+_OPERATOR: Final = re.compile(r";;|;|&&|\|\||\||&")
+
+
+@functools.lru_cache(maxsize=4096)  # every stack policy splits the same few scripts
+def _script_words(script: str) -> tuple[str, ...]:
+    """A shell script's words as the shell runs them, each command's apart: its commands
+    (ended by a newline, `;`, `&&`, `||`, `|` or `&` outside quotes, `$(...)` and backquotes)
+    joined by `;`, so that no command's words are read as another's arguments (an `if ...;
+    then exec redis-server; else exec redis-server --requirepass ...; fi` is four commands).
+    A comment runs to the end of its line."""
+    words: list[str] = []
+    for command in _script_commands(script):
+        split = shell_words(command)
+        if split:
+            words.extend([";", *split] if words else split)
+    return tuple(words)
+
+
+def _script_commands(script: str) -> list[str]:  # noqa: PLR0912 - one branch per shell token
+    """The script's commands as text, split at control operators outside quotes and
+    substitutions (a stack of what encloses each character: a quote, `$(` or a backquote)."""
+    commands: list[str] = []
+    current: list[str] = []
+    enclosing: list[str] = []  # ' " ` or ( for $( ... )
+    i = 0
+    while i < len(script):
+        char, step = script[i], 1
+        inside = enclosing[-1] if enclosing else ""
+        if inside == "'":
+            if char == "'":
+                enclosing.pop()
+        elif char == "\\":
+            if script[i + 1 : i + 2] == "\n":  # a line continuation joins the lines
+                i += 2
+                continue
+            step = 2
+        elif char == inside and inside in '"`':
+            enclosing.pop()
+        elif char == "$" and script[i + 1 : i + 2] == "(":
+            enclosing.append("(")
+            step = 2
+        elif inside == '"':
+            if char == "`":
+                enclosing.append(char)
+        elif char in "'\"`":
+            enclosing.append(char)
+        elif inside == "(" or (inside == "`" and char not in "()"):
+            if char == "(":
+                enclosing.append(char)
+            elif char == ")" and inside == "(":
+                enclosing.pop()
+        elif inside == "`":
+            pass
+        elif char == "#" and (not current or current[-1].isspace()):
+            end = script.find("\n", i)  # a comment, to the end of its line
+            i = len(script) if end < 0 else end
+            continue
+        elif char == "\n" or _operator_at(script, i):
+            commands.append("".join(current))
+            current = []
+            operator = _OPERATOR.match(script, i)
+            i += len(operator.group(0)) if operator else 1
+            continue
+        current.append(script[i : i + step])
+        i += step
+    commands.append("".join(current))
+    return [command for command in commands if command.strip()]
+
+
+def _operator_at(script: str, i: int) -> bool:
+    """Whether a control operator starts at `i` (not `&`/`|` in a redirection: `2>&1`,
+    `&>f`, `>|f`)."""
+    char = script[i]
+    if char not in ";&|":
+        return False
+    before, after = script[i - 1 : i], script[i + 1 : i + 2]
+    in_redirection = (before and before in "<>") or (char == "&" and after == ">")
+    return char == ";" or not in_redirection
 
 
 @functools.lru_cache(maxsize=4096)  # called for every word of every argv, by every stack policy
@@ -300,15 +387,69 @@ def _program(word: str) -> str:
 _Found = tuple[str, list[str], bool, list[str]]
 
 
-def _server_args_in(words: list[str]) -> _Found | None:
-    """(the server program, what it receives, whether it runs as a sentinel, the words before
-    it), or None."""
-    for i, word in enumerate(words):
-        if _program(word) in SERVER_BINARIES | SENTINEL_BINARIES:
-            rest = _until_separator(words[i + 1 :])
-            sentinel = _program(word) in SENTINEL_BINARIES or "--sentinel" in rest
-            return _program(word), rest, sentinel, words[:i]
-    return None
+_STARTS_A_SERVER: Final = SERVER_BINARIES | SENTINEL_BINARIES
+# Programs that take a server's name as an operand and do not run it (`command -v
+# redis-server`, `pgrep redis-server`, `echo redis-server`).
+_NAMES_A_PROGRAM: Final = frozenset(
+    {"command", "which", "type", "hash", "pgrep", "pkill", "killall", "pidof", "echo", "printf"}
+)
+_ASSIGNMENT: Final = re.compile(r"^[A-Za-z_]\w*=")
+# What may stand before a command's program: reserved words, `!`, `{`, `exec`.
+_KEYWORDS: Final = frozenset({"if", "then", "else", "elif", "while", "until", "do", "!", "{",
+                              "exec"})  # fmt: skip
+
+
+def _head(words: list[str]) -> str:
+    """The program a command's words before a server run, if any: the first after reserved
+    words, assignments and the shell (with its options) whose script it is; "" if none."""
+    for word in words:
+        if not (
+            word in _KEYWORDS
+            or _ASSIGNMENT.match(word)
+            or _program(word) in _SHELLS
+            or word.startswith("-")
+        ):
+            return word
+    return ""
+
+
+# Options after which redis-server prints or tests something and exits without serving.
+_EXITS_AT_ONCE: Final = frozenset(
+    {"-v", "--version", "-h", "--help", "--test-memory", "--check-system"}
+)
+
+
+def _servers_args_in(words: list[str]) -> list[_Found]:
+    """Every command that starts a server, in the order written: (the server program, what it
+    receives, whether it runs as a sentinel, the words before it but other servers' commands).
+    A script may start one of several (`if ...; then exec redis-server; else exec
+    redis-server --requirepass ...; fi`) or more than one: each is judged, as any may be the
+    one that runs. A command that only names a server (`command -v redis-server`) or has it
+    print its version is none, unless nothing else starts one (read as before)."""
+    commands: list[tuple[int, int]] = []  # (start, end) of each command in `words`
+    start = 0
+    for i, word in enumerate([*words, ";"]):
+        if word in _SHELL_SEPARATORS:
+            commands.append((start, i))
+            start = i + 1
+    found: list[tuple[_Found, bool, range]] = []
+    for start, end in commands:
+        for i in range(start, end):
+            program = _program(words[i])
+            if program in _STARTS_A_SERVER:
+                rest = words[i + 1 : end]
+                sentinel = program in SENTINEL_BINARIES or "--sentinel" in rest
+                serves = _program(_head(words[start:i])) not in _NAMES_A_PROGRAM and not (
+                    rest and rest[0] in _EXITS_AT_ONCE
+                )
+                found.append(((program, rest, sentinel, words[:i]), serves, range(start, end)))
+                break
+    serving = [item for item in found if item[1]] or found[:1]
+    others = {j for _, _, span in serving for j in span}
+    return [
+        (program, rest, sentinel, [w for j, w in enumerate(before) if j in span or j not in others])
+        for (program, rest, sentinel, before), _, span in serving
+    ]
 
 
 # A word of a script as a file name: without a redirection before it (`>f`, `2>>f`, `<f`) or a
@@ -395,16 +536,15 @@ def _entrypoint_modules(image: str) -> tuple[str, ...] | None:
     )
 
 
-def _through_entrypoint(words: list[str], entrypoints: list[str]) -> bool:
-    """Whether the image's docker-entrypoint.sh starts the redis-server argv names: as the
-    image's entrypoint (no `entrypoints`, the command starting with it), or named just before
-    it."""
-    if not entrypoints and words and _program(words[0]) == "redis-server":
-        return True
-    return any(
-        _program(word) == "docker-entrypoint.sh" and _program(after) == "redis-server"
-        for word, after in itertools.pairwise(words)
-    )
+def _through_entrypoint(found: _Found, entrypoints: list[str]) -> bool:
+    """Whether the image's docker-entrypoint.sh starts the redis-server found: as the image's
+    entrypoint (no `entrypoints`, the command starting with it), or named just before it."""
+    program, _, _, before = found
+    if program != "redis-server":
+        return False
+    if not before:
+        return not entrypoints
+    return _program(before[-1]) == "docker-entrypoint.sh"
 
 
 def _runs_stack_entrypoint(words: list[str]) -> bool:
@@ -704,9 +844,13 @@ def _recognise(  # noqa: PLR0911 - one return per way a reviewer decides
     image = (images or ImageIndex()).resolve(_image(props))
     entrypoints = strings(props.get("entrypoints"), "entrypoints")
     words = _argv_words(argv(props))
-    found = _server_args_in(words)
-    if found is not None:
-        return _runs_server(props, image, found, _through_entrypoint(words, entrypoints))
+    found = _servers_args_in(words)
+    if found:
+        first, *others = (
+            _runs_server(props, image, each, _through_entrypoint(each, entrypoints))
+            for each in found
+        )
+        return dataclasses.replace(first, branches=tuple(others)) if others else first
     rest, opaque = _strip_wrappers(words)
     if rest and _program(rest[0]) in _REDIS_TOOLS:
         return Recognition(Verdict.NOT_REDIS, image=image)
@@ -1346,6 +1490,8 @@ class RedisServer:
     """Its image reference, resolved through the stack's image resources where possible."""
     argv_literal: bool = False
     """Its arguments reach it as written (Recognition.argv_literal)."""
+    branches: tuple[RedisServer, ...] = ()
+    """The other servers its container's script starts (Recognition.branches)."""
 
     def acl_rules(self) -> list[tuple[str, ...]] | None:
         """Every ACL `user` rule (name first), or None when the ACL cannot be read."""
@@ -1368,7 +1514,11 @@ class RedisServer:
 
 
 def redis_servers(resources: Iterable[Resource]) -> list[RedisServer]:
-    return [server for server, _ in recognised(resources) if server]
+    """Every Redis server, each server a container's script may start apart (`branches`):
+    rules judge them all, and a message two of them give is said once (StackRule.run)."""
+    return [
+        each for server, _ in recognised(resources) if server for each in (server, *server.branches)
+    ]
 
 
 def recognised(
@@ -1397,33 +1547,47 @@ def recognised(
     for position, (resource, recognition) in enumerate(zip(containers, recognitions, strict=True)):
         server = None
         if recognition.verdict is Verdict.SERVER:
-            files = FileIndex(stack_files, position, recognition.rewritten)
-            settings = effective_settings(
-                recognition.args,
-                files,
-                recognition.image,
-                sentinel=recognition.sentinel,
-                started_by=_started_by(recognition),
-                unknown=dict(recognition.unknown),
-                image_defaults=(
-                    dict(recognition.defaults) if recognition.defaults is not None else None
-                ),
-                files_why=_rewritten_why(recognition.rewritten),
+            branches = tuple(
+                _server(resource, branch, stack_files, position, stack_floor)
+                for branch in recognition.branches
             )
-            server = RedisServer(
-                resource,
-                settings,
-                files,
-                stack_floor,
-                recognition.sentinel,
-                recognition.options_env,
-                recognition.hint,
-                recognition.options_file,
-                recognition.image,
-                recognition.argv_literal,
-            )
+            server = _server(resource, recognition, stack_files, position, stack_floor, branches)
         found.append((server, (resource, recognition)))
     return found
+
+
+def _server(
+    resource: Resource,
+    recognition: Recognition,
+    stack_files: StackFiles,
+    position: int,
+    stack_floor: Floor,
+    branches: tuple[RedisServer, ...] = (),
+) -> RedisServer:
+    files = FileIndex(stack_files, position, recognition.rewritten)
+    settings = effective_settings(
+        recognition.args,
+        files,
+        recognition.image,
+        sentinel=recognition.sentinel,
+        started_by=_started_by(recognition),
+        unknown=dict(recognition.unknown),
+        image_defaults=dict(recognition.defaults) if recognition.defaults is not None else None,
+        files_why=_rewritten_why(recognition.rewritten),
+    )
+    return RedisServer(
+        resource,
+        settings,
+        files,
+        stack_floor,
+        recognition.sentinel,
+        recognition.options_env,
+        recognition.hint,
+        recognition.options_file,
+        recognition.image,
+        recognition.argv_literal,
+        branches,
+    )
 
 
 def namespace_owner(resource: Resource, containers: Sequence[Resource]) -> Resource | None:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 from infra.redis_conf import min_memory_limit_mb
-from policies.rules._acl import PLACEHOLDER, SUBSTITUTION, acl_users
+from policies.rules._acl import PLACEHOLDER, SUBSTITUTION, AclUser, acl_users, rule_tokens
 from policies.rules._bitnami import BEFORE_7
 from policies.rules._model import (
     ADVISORY,
@@ -426,8 +426,8 @@ _HASHED_USERS: Final = (
 
 
 def _placeholder_passwords(server: RedisServer) -> Iterator[str]:
-    """requirepass, masterauth or an enabled ACL user's >password set to a placeholder (or,
-    for the first two, a command substitution such as `$(cat /run/secrets/pw)`) where
+    """requirepass, masterauth or an enabled ACL user's >password set to a placeholder or a
+    command substitution such as `$(cat /run/secrets/pw)` where
     Redis takes it as written: in a file it reads (redis.conf and aclfiles have no variables),
     or on a command line nothing expands (`argv_literal`). A shell or a script the pack cannot
     read may expand one on argv, and a start script that writes a file first leaves the file
@@ -462,37 +462,48 @@ def _placeholder_passwords(server: RedisServer) -> Iterator[str]:
                 f"who reads this program (else replication fails). {fix}"
             )
     users = _placeholder_users(server)
-    if users:
+    placeholders = sorted(name for name, user in users.items() if user.placeholder_password)
+    if placeholders:
         yield (
             f"{subject} must require authentication with a password only its clients know; "
-            f"the >password of ACL {_users(users)} {_AS_WRITTEN} (in a file, or on a command "
-            f"line Docker starts in exec form, with no shell to expand it). Instead "
+            f"the >password of ACL {_users(placeholders)} {_AS_WRITTEN} (in a file, or on a "
+            f"command line Docker starts in exec form, with no shell to expand it). Instead "
+            f"{_HASHED_USERS}."
+        )
+    substituted = sorted(name for name, user in users.items() if user.substituted_password)
+    if substituted:
+        yield (
+            f"{subject} must require authentication with a password only its clients know; "
+            f"the >password of ACL {_users(substituted)} {_NOT_RUN_IN_FILE} (in a file, or on "
+            f"a command line Docker starts in exec form, with no shell to run it). Instead "
             f"{_HASHED_USERS}."
         )
 
 
-def _placeholder_users(server: RedisServer) -> list[str]:
-    """Enabled ACL users with a >placeholder password Redis takes as written: from its
-    aclfile or a config file, or on argv that nothing expands (a rule a shell may expand is
-    read as some other password)."""
+def _placeholder_users(server: RedisServer) -> dict[str, AclUser]:
+    """Enabled ACL users with a >placeholder or >$(command substitution) password Redis
+    takes as written: from its aclfile or a config file, or on argv that nothing expands (a
+    rule a shell may expand or run is read as some other password)."""
     lines = [
         values if from_file or server.argv_literal else tuple(_expanded(v) for v in values)
         for values, from_file in server.settings.users_by_origin()
         if values
     ]
     lines += server.aclfile_rules() or []
-    return sorted(
-        name
+    return {
+        name: user
         for name, user in acl_users(lines).items()
-        if user.enabled and user.placeholder_password
-    )
+        if user.enabled and (user.placeholder_password or user.substituted_password)
+    }
 
 
 def _expanded(rule: str) -> str:
-    """An ACL rule as a shell may leave it: `>${PASS}` becomes some password."""
-    words = rule.split()
+    """An ACL rule as a shell may leave it: `>${PASS}` or `>$(cat f)` becomes some password."""
     return " ".join(
-        ">expanded" if w.startswith(">") and PLACEHOLDER.fullmatch(w[1:]) else w for w in words
+        ">expanded"
+        if w.startswith(">") and (PLACEHOLDER.fullmatch(w[1:]) or SUBSTITUTION.fullmatch(w[1:]))
+        else w
+        for w in rule_tokens(rule)
     )
 
 

@@ -275,16 +275,22 @@ def _server_password_length(
             short.append(f"its {name}")
         else:
             subject = redis_label(server.resource, sentinel=server.sentinel)
-            uses.setdefault(generator.urn, {}).setdefault(subject, []).append(name)
+            named = uses.setdefault(generator.urn, {}).setdefault(subject, [])
+            if name not in named:  # two servers one script may start (`redis_servers`)
+                named.append(name)
     rules = server.acl_rules() or []
-    users = sorted(
-        name
-        for name, user in acl_users(rules).items()
-        if user.enabled and any(n < minimum for n in user.cleartext_lengths)
-    )
+    acl = acl_users(rules, {value: generator.urn for value, generator in made.items()})
+    enabled = {name: user for name, user in acl.items() if user.enabled}
+    users = sorted(n for n, u in enabled.items() if any(n < minimum for n in u.cleartext_lengths))
+    for urn in sorted({urn for user in enabled.values() for urn in user.generated_by}):
+        made_for = sorted(n for n, u in enabled.items() if urn in u.generated_by)
+        subject = redis_label(server.resource, sentinel=server.sentinel)
+        named = uses.setdefault(urn, {}).setdefault(subject, [])
+        name = f">password of ACL {_users(made_for)}"
+        if name not in named:
+            named.append(name)
     if users:
-        short.append(f"the >password of ACL {'user' if len(users) == 1 else 'users'} "
-                     f"{', '.join(users)}")  # fmt: skip
+        short.append(f"the >password of ACL {_users(users)}")
     if short:
         verb, subject, obj = ("is", "it", "it") if len(short) == 1 else ("are", "they", "them")
         yield (
@@ -294,6 +300,10 @@ def _server_password_length(
             f"RandomPassword with length {minimum} or more) and deliver {obj} as a protected "
             f"file: an aclfile with #<sha256> passwords."
         )
+
+
+def _users(names: Sequence[str]) -> str:
+    return f"{'user' if len(names) == 1 else 'users'} {', '.join(names)}"
 
 
 def _secrets_of(resource: Resource) -> set[str]:

@@ -51,8 +51,8 @@ Redis run with the file's 22-character default password, three sentinels of an i
 redis that show only port 26379 and their quorum and failover variables, and three that show
 nothing at all (a built image: the pack cannot tell they run Redis, and says the network rule's
 "neither Redis nor a Redis client" of them), and MISP's Valkey started by a `sh -c` script that
-picks between two `exec valkey-server` lines with `if ... else ... fi` (a blind spot: the words
-after the first one, `else` first, are read as its arguments, so every setting is unknown).
+picks between two `exec valkey-server` lines with `if ... else ... fi` (both are judged: the
+one with no password, and the one with a 13-character password).
 """
 
 from __future__ import annotations

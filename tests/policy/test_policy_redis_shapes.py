@@ -1192,3 +1192,180 @@ def test_password_variable_on_two_command_lines__is_no_shared_secret(source: str
         ),
     )
     assert run_rule("secret-not-shared-in-plain-form", records) == []
+
+
+# -- a script with more than one command -----------------------------------------------------------
+# MISP's Valkey (tests/policy/external_programs/misp_docker_valkey_sh_c_requirepass_default.py)
+# picks one of two `exec valkey-server` lines with `if ... else ... fi`. A shell ends a command at
+# a newline as at `;`: the words of the other branch are no arguments of the first server, and
+# either server may be the one that runs, so each is judged and a finding both share said once.
+
+STRONG = hashlib.sha256(b"stand-in").hexdigest()  # not a real credential; 64 characters
+BRANCHES = [
+    # the insecure server in the else branch, then in the then branch
+    f'if [ "$EMPTY" = true ]; then\n  exec redis-server --requirepass {STRONG}\nelse\n'
+    "  exec redis-server\nfi\n",
+    f'if [ "$EMPTY" = true ]; then\n  exec redis-server\nelse\n'
+    f"  exec redis-server --requirepass {STRONG}\nfi\n",
+    # one line, and elif
+    f'if [ -n "$A" ]; then exec redis-server --requirepass {STRONG}; elif [ -n "$B" ]; then '
+    "exec redis-server; fi",
+    # && / || instead of if
+    f'[ "$EMPTY" = true ] && exec redis-server || exec redis-server --requirepass {STRONG}',
+]
+
+
+@pytest.mark.parametrize("script", BRANCHES)
+def test_script_with_a_branch_that_starts_redis_without_a_password__is_rejected_for_it(
+    script: str,
+) -> None:
+    records = stack(container("redis", image="redis:7.4", command=["sh", "-c", script]))
+    assert only(run_rule("redis-auth-required", records)) == (
+        "Redis container redis must require authentication (an aclfile with users that have "
+        "passwords); anyone who connects is let in."
+    )
+
+
+@pytest.mark.parametrize("script", BRANCHES)
+def test_script_with_two_branches__says_a_finding_both_share_once(script: str) -> None:
+    records = stack(container("redis", image="redis:7.4", command=["sh", "-c", script]))
+    assert only(run_rule("redis-tls-only", records)) == (
+        "Redis container redis must set port 0 (with tls-port) so it accepts TLS connections "
+        "only; it listens for plaintext connections."
+    )
+
+
+def test_short_password_in_the_else_branch__is_judged_for_length() -> None:
+    script = (
+        f'if [ "$EMPTY" = true ]; then\n  exec valkey-server --requirepass {STRONG}\nelse\n'
+        '  exec valkey-server --requirepass "${REDIS_PASSWORD:-redispassword}"\nfi\n'
+    )
+    records = stack(container("redis", image="valkey/valkey:7.2", command=["sh", "-c", script]))
+    assert "its requirepass is shorter" in only(run_rule("secret-password-length", records))
+
+
+def test_two_servers_in_one_script__are_both_judged_with_their_own_config_files() -> None:
+    # The first server's config file is no file the second one's script rewrites.
+    good = f"port 0\ntls-port 6380\nrequirepass {STRONG}\n"
+    bad = "port 6379\n"
+    script = "redis-server /etc/a.conf --daemonize yes\nexec redis-server /etc/b.conf"
+    uploads = [{"file": "/etc/a.conf", "content": good}, {"file": "/etc/b.conf", "content": bad}]
+    records = stack(
+        container("redis", image="redis:7.4", command=["sh", "-c", script], uploads=uploads)
+    )
+    assert only(run_rule("redis-tls-only", records)).endswith(
+        "it listens for plaintext connections."
+    )
+
+
+@pytest.mark.parametrize(
+    "before",
+    [
+        "command -v redis-server >/dev/null || exit 1",
+        "redis-server --version",
+        "pgrep redis-server && exit 0",
+        "echo starting redis-server; # exec redis-server --port 6379",
+    ],
+)
+def test_a_command_that_only_names_a_server__starts_none(before: str) -> None:
+    script = f"{before}\nexec redis-server {' '.join(TLS_ARGS)}"
+    records = stack(container("redis", image="redis:7.4", command=["sh", "-c", script]))
+    assert run_rule("redis-tls-only", records) == []
+
+
+@pytest.mark.parametrize(
+    "password",
+    [
+        f"'{STRONG[:30]};{STRONG[:30]}'",  # a quoted ; is part of the word
+        f'"{STRONG[:30]}&&{STRONG[:30]}"',
+        f'"$(cat /run/secrets/p; echo {STRONG})"',  # nor does one inside $(...) end the command
+    ],
+)
+def test_separators_in_quotes_or_substitutions__do_not_end_the_command(password: str) -> None:
+    script = f"exec redis-server --requirepass {password} --port 6379"
+    records = stack(container("redis", image="redis:7.4", command=["sh", "-c", script]))
+    assert only(run_rule("redis-tls-only", records)).endswith(
+        "it listens for plaintext connections."
+    )
+
+
+# -- an ACL >password that is a command substitution -----------------------------------------------
+# As for requirepass (SUBSTITUTIONS above): `>$(cat /run/secrets/app)` in a file Redis loads, or on
+# a command line nothing runs, is that text, which anyone reading the program knows.
+
+ACL_SUBSTITUTION_MESSAGE = (
+    "Redis container redis must require authentication with a password only its clients know; "
+    "the >password of ACL user app is a command substitution ($(...) or `...`), which Redis does "
+    "not run, so the password is that text as this program writes it (in a file, or on a "
+    "command line Docker starts in exec form, with no shell to run it). Instead load users with "
+    "#<sha256> passwords from an aclfile delivered as a protected file."
+)
+
+
+@pytest.mark.parametrize("substitution", [*SUBSTITUTIONS, "$(</run/secrets/app)"])
+def test_acl_command_substitution_password_in_exec_form__is_a_literal_password(
+    substitution: str,
+) -> None:
+    command = ["redis-server", "--user", "app", "on", f">{substitution}", "~app:*", "+get",
+               "--user", "default", "off"]  # fmt: skip
+    records = stack(container("redis", image="redis:7.4", command=command))
+    assert only(run_rule("redis-auth-required", records)) == ACL_SUBSTITUTION_MESSAGE
+
+
+@pytest.mark.parametrize(
+    "rule", ['">$(cat /run/secrets/app)"', ">$(</run/secrets/app)", "'>`cat /run/secrets/app`'"]
+)
+def test_acl_command_substitution_password_in_aclfile__is_a_literal_password(rule: str) -> None:
+    acl = {"file": "/etc/redis/users.acl", "content": f"user app on {rule} ~a:* +get\n"}
+    script = "exec redis-server --aclfile /etc/redis/users.acl"
+    records = stack(container("redis", image="redis:7.4", command=["sh", "-c", script],
+                              uploads=[acl]))  # fmt: skip
+    assert only(run_rule("redis-auth-required", records)) == ACL_SUBSTITUTION_MESSAGE
+
+
+def test_acl_placeholder_and_substitution_passwords__are_each_told() -> None:
+    command = ["redis-server", "--user", "app", "on", ">$(cat /run/secrets/app)", "~a:*", "+get",
+               "--user", "ops", "on", ">${OPS_PASSWORD}", "~o:*", "+get",
+               "--user", "default", "off"]  # fmt: skip
+    records = stack(container("redis", image="redis:7.4", command=command))
+    messages = run_rule("redis-auth-required", records)
+    assert [m.split("; the >password of ACL ")[1][:40] for m in messages] == [
+        "user ops is a placeholder (${NAME}, $NAM",
+        "user app is a command substitution ($(..",
+    ]
+
+
+def test_acl_command_substitution_behind_a_shell__is_left_to_it() -> None:
+    script = (
+        "exec redis-server --user 'app on >$(cat /run/secrets/app) ~a:* +get' --user 'default off'"
+    )
+    records = stack(container("redis", image="redis:7.4", command=["sh", "-c", script]))
+    assert run_rule("redis-auth-required", records) == []
+
+
+def test_acl_command_substitution_reset_later__is_no_finding() -> None:
+    command = ["redis-server", "--user", "app", "on", ">$(cat /f)", "~a:*", "+get", "--user",
+               "app", "resetpass", "--user", "default", "off"]  # fmt: skip
+    records = stack(container("redis", image="redis:7.4", command=command))
+    assert all("substitution" not in m for m in run_rule("redis-auth-required", records))
+
+
+def test_case_branches_for_a_sentinel_and_a_server__are_each_judged_in_their_own_words() -> None:
+    script = (
+        'case "$ROLE" in\n'
+        f"  sentinel) exec redis-sentinel /etc/s.conf ;;\n"
+        f"  *) exec redis-server --protected-mode yes --requirepass {STRONG} ;;\n"
+        "esac\n"
+    )
+    uploads = [{"file": "/etc/s.conf", "content": "port 26379\n"}]
+    records = stack(
+        container("redis", image="redis:7.4", command=["sh", "-c", script], uploads=uploads)
+    )
+    assert only(run_rule("redis-protected-mode-on", records)) == (
+        "Redis Sentinel container redis must keep protected-mode yes; sentinel mode turns it "
+        "off by default."
+    )
+    assert sorted(m.split(" must ")[0] for m in run_rule("redis-tls-only", records)) == [
+        "Redis Sentinel container redis",
+        "Redis container redis",
+    ]

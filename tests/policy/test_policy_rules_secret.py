@@ -674,3 +674,72 @@ def test_short_password_given_to_redis_not_generated_here__stays_on_the_server()
     assert len(messages) == 2
     assert messages[0].endswith("shorter ones can be guessed at Redis's speed.")
     assert messages[1].startswith("Redis container redis must be given passwords")
+
+
+# The same for an ACL user's >password (corpus16b's report: the ACL model kept lengths only, so a
+# generated one was reported on the generator and again on the server).
+def _generated_acl_stack(command: list[str], uploads: list[Any] | None = None) -> list[Any]:
+    return parse_records(
+        [
+            {"type": RANDOM_PASSWORD, "name": "auth",
+             "props": {"length": 16, "special": False, "result": GENERATED}},
+            {"type": CONTAINER, "name": "redis",
+             "props": {"image": "redis:7.4", "envs": ["ENVIRONMENT=development"],
+                       "command": command, "uploads": uploads or []}},
+        ],
+        source="test", stack="qa", project="shop",
+    )  # fmt: skip
+
+
+def _judged(records: list[Any]) -> list[tuple[str, str]]:
+    rule = BY_NAME["secret-password-length"]
+    assert isinstance(rule, StackRule)
+    return [(v.urn.rsplit("::", 1)[-1], v.message) for v in rule.run(to_resources(records), None)]
+
+
+ON_THE_GENERATOR = (
+    "RandomPassword auth must generate passwords of at least 24 characters (length) in this "
+    "stack's environment; shorter ones can be guessed at Redis's speed. It is the {uses} of "
+    "Redis container redis, which this length sets too."
+)
+
+
+def test_short_generated_acl_password__is_reported_once_on_the_generator() -> None:
+    command = ["redis-server", "--user", "app", "on", f">{GENERATED}", "~a:*", "+get",
+               "--user", "ops", "on", f">{GENERATED}", "~o:*", "+get",
+               "--user", "default", "off"]  # fmt: skip
+    assert _judged(_generated_acl_stack(command)) == [
+        ("auth", ON_THE_GENERATOR.format(uses=">password of ACL users app, ops")),
+    ]
+
+
+def test_short_generated_password_in_an_aclfile__is_reported_once_on_the_generator() -> None:
+    acl = {"file": "/etc/redis/users.acl",
+           "content": f"user default off\nuser app on >{GENERATED} ~a:* +get\n"}  # fmt: skip
+    command = ["redis-server", "--aclfile", "/etc/redis/users.acl"]
+    assert _judged(_generated_acl_stack(command, [acl])) == [
+        ("auth", ON_THE_GENERATOR.format(uses=">password of ACL user app")),
+    ]
+
+
+def test_generated_acl_password_beside_a_short_written_one__leaves_that_one_on_the_server() -> None:
+    command = ["redis-server", "--requirepass", GENERATED,
+               "--user", "app", "on", f">{GENERATED}", "~a:*", "+get",
+               "--user", "ops", "on", ">demo-short", "~o:*", "+get"]  # fmt: skip
+    judged = _judged(_generated_acl_stack(command))
+    assert judged[0] == (
+        "auth",
+        ON_THE_GENERATOR.format(uses="requirepass and >password of ACL user app"),
+    )
+    assert [urn for urn, _ in judged] == ["auth", "redis"]
+    assert "; the >password of ACL user ops is shorter, so it can" in judged[1][1]
+
+
+def test_generated_password_in_both_branches_of_a_script__names_each_setting_once() -> None:
+    script = (
+        f'if [ -n "$A" ]; then exec redis-server --requirepass {GENERATED}; '
+        f"else exec redis-server --requirepass {GENERATED} --appendonly yes; fi"
+    )
+    assert _judged(_generated_acl_stack(["sh", "-c", script])) == [
+        ("auth", ON_THE_GENERATOR.format(uses="requirepass")),
+    ]

@@ -1,10 +1,13 @@
 """MISP's cache: Valkey started by `sh -c` with `--requirepass "${REDIS_PASSWORD:-redispassword}"`,
 the variable set on the container to the same compose default (13 characters).
 
-A blind spot, recorded: the script chooses between two `exec valkey-server` lines with
-`if ... else ... fi`, and the pack reads the words after the first one (`else exec valkey-server
---requirepass ... fi`) as its arguments, so `else` is taken for a config file it cannot read and
-every setting is unknown (the rules fail closed). The 13-character password is not judged."""
+The script chooses between two `exec valkey-server` lines with `if ... else ... fi`. The pack
+reads it as a shell does, one command per line, and judges both servers: the `then` branch's
+(no password: anyone who connects is let in, as the default user) and the `else` branch's (the
+13-character password is shorter than the environment's minimum); what both lack (TLS, an ACL,
+maxmemory) is said once. Until session 17 it read the words after the first `valkey-server`
+(`else exec valkey-server --requirepass ... fi`) as its arguments, took `else` for a config file
+it could not read, and failed closed on every setting without naming either problem."""
 
 from __future__ import annotations
 
