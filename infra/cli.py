@@ -16,6 +16,7 @@ virtualenvs, which the Pulumi program and the policy pack also use) has app/ on 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -37,6 +38,19 @@ class OneLineParser(_AppParser):
         or an escape sequence that came with an input (a policy config naming
         `"x\\u001b[2J"`) is never sent to the terminal raw."""
         print(f"{self.prog}: {level}: {printable(message)}", file=sys.stderr)
+
+
+def say(text: str) -> None:
+    """One line on stdout. A reader that goes away (`python -m infra.firewall show --stack S |
+    head -1`) stops the output, never the command: stdout then goes to /dev/null (Python
+    flushes it again at exit) and the command runs on to its own exit status, as
+    `infra.apply`'s own `say` does. Before (docs pass of 2026-12-03, stack s54),
+    `infra.firewall show`, `infra.engine_report`, `infra.stack_config get` and
+    `policies.strictness` ended in a BrokenPipeError traceback and exit 1."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def project_dir(text: str) -> Path:

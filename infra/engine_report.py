@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, Final
 
-from infra.cli import OneLineParser
+from infra.cli import OneLineParser, say
 
 # moby/moby#45610: the DNAT of a 127.0.0.1-published port matches no input interface, so an
 # L2 neighbour that sends packets for 127.0.0.1 to this host reaches the container. Docker
@@ -123,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     lines = [live_restore_line(info)] if args.live_restore else report_lines(info)
     for line in lines:
-        print(f"engine: {line}")
+        say(f"engine: {line}")
     return 0
 
 

@@ -68,7 +68,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from infra.cli import OneLineParser
+from infra.cli import OneLineParser, say
 from infra.naming import BRIDGE_NAME_OPTION, Role, object_name
 from infra.settings import quoted
 
@@ -348,7 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.action == "show":
             for rule in install_rules(stack, stack_bridges(stack)):
-                print(" ".join([IPTABLES, *rule]))
+                say(" ".join([IPTABLES, *rule]))
             return 0
         if os.geteuid() != 0:
             print(
@@ -363,19 +363,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             bridges = stack_bridges(stack)
             ahead = ahead_of_stack(stack, bridges, _listings(run, stack))
             for line in ahead:
-                print(f"firewall: stack {stack}: found ahead of its rules: {line}")
+                say(f"firewall: stack {stack}: found ahead of its rules: {line}")
             count = up(stack, bridges, run)
-            print(f"firewall: stack {stack}: {count} iptables rules installed")
+            say(f"firewall: stack {stack}: {count} iptables rules installed")
             if ahead:
                 # Not ours to delete: someone put it there, perhaps on purpose.
-                print(
+                say(
                     f"firewall: stack {stack}: its rules are first again; the {len(ahead)} "
                     "above stay behind them (delete one with `iptables -D <chain> <rule>` "
                     "if nobody needs it)"
                 )
         else:
             count = down(stack, run)
-            print(f"firewall: stack {stack}: {count} iptables changes to remove its rules")
+            say(f"firewall: stack {stack}: {count} iptables changes to remove its rules")
     except FirewallError as exc:
         print(f"firewall: error: {exc}", file=sys.stderr)
         return 3

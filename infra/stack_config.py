@@ -22,7 +22,7 @@ from typing import Final
 
 import yaml
 
-from infra.cli import OneLineParser, project_dir
+from infra.cli import OneLineParser, project_dir, say
 from infra.profiles import PROFILES, SETTING_KEYS
 from infra.settings import (
     NAMESPACE,
@@ -177,12 +177,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.action == "get":
-            print(get_setting(args.stack, args.key, args.project_dir))
+            say(get_setting(args.stack, args.key, args.project_dir))
         elif args.value is None:
             parser.error("set needs a value")
         else:
             path = set_setting(args.stack, args.key, args.value, args.project_dir)
-            print(f"stack_config: {path.name}: {NAMESPACE}:{args.key} = {args.value}")
+            say(f"stack_config: {path.name}: {NAMESPACE}:{args.key} = {args.value}")
     except (StackConfigError, SettingsError) as exc:
         print(f"stack_config: error: {exc}", file=sys.stderr)
         return 2

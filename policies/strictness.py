@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-from infra.cli import OneLineParser
+from infra.cli import OneLineParser, say
 from policies.records import Record
 from policies.rules import Resource
 from policies.rules._environment import Environment, declared, parse
@@ -90,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--stack", required=True, help="the stack (Pulumi.<S>.yaml)")
     args = parser.parse_args(argv)
     try:
-        print(config_file(of_stack(args.stack)))
+        say(str(config_file(of_stack(args.stack))))
     except StrictnessError as exc:
         parser.report(str(exc))
         return 2

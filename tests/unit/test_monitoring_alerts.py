@@ -179,3 +179,26 @@ def test_readme_alert_table__has_one_true_row_per_rule() -> None:
     documented = [name for name, _ in rows]
     assert len(documented) == len(set(documented)), "an alert with two rows"
     assert dict(rows) == {rule["alert"]: rule["labels"]["severity"] for rule in _alerts()}
+
+
+def test_scrape_config__the_token_file_it_names_is_ignored_by_git() -> None:
+    # docs/monitoring.md has the user copy the app's API token to the file the example names,
+    # inside the checkout; git must not offer to commit it (found following the document,
+    # docs pass of 2026-12-03: `git status` listed monitoring/secrets/ as untracked).
+    config = yaml.safe_load((MONITORING / "prometheus.yml").read_text())
+    files = [
+        job["authorization"]["credentials_file"]
+        for job in config["scrape_configs"]
+        if "authorization" in job
+    ]
+    assert files, "positive control: the example reads a token from a file"
+    if not (MONITORING.parent / ".git").exists():
+        pytest.skip("not a git checkout")
+    for name in files:
+        path = (MONITORING / name).relative_to(MONITORING.parent)
+        result = subprocess.run(
+            ["git", "check-ignore", "--no-index", "-q", str(path)],
+            cwd=MONITORING.parent,
+            check=False,
+        )
+        assert result.returncode == 0, f"{path} (the token file) is not ignored by .gitignore"
