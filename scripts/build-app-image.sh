@@ -71,11 +71,25 @@ fill_wheelhouse() {
 }
 
 stamp="$wheels/.inputs.sha256"
+# One look at the stamp and fill at a time per checkout, under a lock in the wheelhouse itself
+# (neither the image nor the stamp's digest sees it): two builds started together in a checkout
+# without a wheelhouse (the image tests of two pytest-xdist workers, tests/support/app_image.py)
+# each found no stamp and filled, the second removing and rewriting the wheel and the hashes
+# the first was sending to docker build. The second now waits and finds the wheelhouse made.
+exec {fill_lock}>"$wheels/.fill.lock"
+if ! flock -n "$fill_lock"; then
+    log "waiting for another fill of app/wheelhouse to finish"
+    flock "$fill_lock"
+fi
 if [ "$(cat "$stamp" 2>/dev/null)" = "$inputs" ] && compgen -G "$wheels/secure_cache-*.whl" >/dev/null; then
     log "wheelhouse up to date (inputs unchanged since it was filled)"
 else
     fill_wheelhouse
 fi
+# Released before the build: docker build only reads the wheelhouse, and the lock's
+# descriptor is not left to it.
+flock -u "$fill_lock"
+exec {fill_lock}>&-
 if [ "$wheelhouse_only" = 1 ]; then
     log "wheelhouse ready in $(elapsed "$start") (app/wheelhouse)"
     exit 0
