@@ -71,10 +71,34 @@ fill_wheelhouse() {
 }
 
 stamp="$wheels/.inputs.sha256"
+# One look at the stamp and fill at a time per checkout, under a lock in the wheelhouse itself
+# (neither the image nor the stamp's digest sees it): two builds started together in a checkout
+# without a wheelhouse (the image tests of two pytest-xdist workers, tests/support/app_image.py)
+# each found no stamp and filled, the second removing and rewriting the wheel and the hashes
+# the first was sending to docker build. The second now waits and finds the wheelhouse made.
+# Opened for reading (flock needs no more): an account that may not write the wheelhouse
+# (root's, 0755) still waits on a fill under way; one that cannot even make the file cannot
+# fill either, and goes on without it.
+fill_lock_file="$wheels/.fill.lock"
+[ -e "$fill_lock_file" ] || : 2>/dev/null >"$fill_lock_file" || true
+fill_lock=""
+if [ -f "$fill_lock_file" ] && [ -r "$fill_lock_file" ]; then
+    exec {fill_lock}<"$fill_lock_file"
+    if ! flock -n "$fill_lock"; then
+        log "waiting for another fill of app/wheelhouse to finish"
+        flock "$fill_lock"
+    fi
+fi
 if [ "$(cat "$stamp" 2>/dev/null)" = "$inputs" ] && compgen -G "$wheels/secure_cache-*.whl" >/dev/null; then
     log "wheelhouse up to date (inputs unchanged since it was filled)"
 else
     fill_wheelhouse
+fi
+# Released before the build: docker build only reads the wheelhouse, and the lock's
+# descriptor is not left to it.
+if [ -n "$fill_lock" ]; then
+    flock -u "$fill_lock"
+    exec {fill_lock}<&-
 fi
 if [ "$wheelhouse_only" = 1 ]; then
     log "wheelhouse ready in $(elapsed "$start") (app/wheelhouse)"

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from infra.pulumi_names import CONTAINER
+from tests.support.build_contexts import program_contexts_read_once
 
 if TYPE_CHECKING:
     # The program and Pulumi's SDK load on the first render, not with this file: pytest loads
@@ -45,10 +46,20 @@ def _no_docker_engine(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: Any) ->
     monkeypatch.setenv("DOCKER_HOST", f"unix://{nowhere}")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _build_contexts_read_once() -> None:
+    """Every render of this process tags the images with their build contexts as the first
+    render found them: another worker's image test may fill app/wheelhouse/ between two
+    renders a test compares (tests/support/build_contexts.py). Set up before any test's own
+    fixtures, so no context a test puts in place of the program's is taken for one."""
+    program_contexts_read_once()
+
+
 def rendered(stack: str) -> RenderedStack:
     if stack not in _CACHE:
         from infra.render import render_stack  # noqa: PLC0415 - see the imports above
 
+        program_contexts_read_once()  # also at collection, before any fixture is set up
         _CACHE[stack] = render_stack(stack)
     return _CACHE[stack]
 

@@ -6,7 +6,10 @@ nothing on the engine says so until its own image exists.
 Run in a copy of scripts/ with stand-ins: `docker` (answers `info`; on `build`, records
 whether an exclusive try of the lock fails, i.e. someone holds it) and the venv's `python`
 (answers `-m infra.wheelhouse` with a digest the copied wheelhouse is stamped with, and runs
-the real `-m infra.applier.build_lock`)."""
+the real `-m infra.applier.build_lock`).
+
+It also looks at and fills the wheelhouse under a lock of its own (app/wheelhouse/.fill.lock),
+so two builds started together in a checkout without one fill it once."""
 
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -82,3 +87,78 @@ def test_build_app_image__builds_holding_the_build_lock_shared(
     )
     assert done.returncode == 0, done.stderr
     assert record.read_text().split() == ["held", "shared-ok"]
+
+
+# For the fill: `pip wheel` records that a fill began and makes the wheel, the first one only
+# once the test lets it go (the file RELEASE); `pip download` and wheel_hashes.py do nothing.
+FILLING_PYTHON = """#!/bin/sh
+case "$1 $2 $3" in
+    "-m infra.wheelhouse "*) echo "x86_64 digest" ;;
+    "-m pip wheel")
+        echo fill >>"$RECORD"
+        i=0
+        while [ ! -e "$RELEASE" ] && [ "$i" -lt 1200 ]; do sleep 0.05; i=$((i + 1)); done
+        : >"$WHEELS/secure_cache-0.1.0-py3-none-any.whl" ;;
+esac
+exit 0
+"""
+
+
+def _until(condition: Callable[[], bool], what: str) -> None:
+    """Poll for `condition`, failing after a minute (the stand-ins answer at once)."""
+    for _ in range(1200):
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"never: {what}")
+
+
+def test_build_app_image__two_at_once_in_a_checkout_without_a_wheelhouse_fill_it_once(
+    tmp_path: Path,
+) -> None:
+    """The image tests of two pytest-xdist workers ran the script together in a fresh checkout:
+    both found no stamp and filled, the second removing and rewriting the wheel and hashes the
+    first was about to build from. Forced here: the second starts while the first fills."""
+    if not shutil.which("flock"):
+        pytest.skip("flock(1) is not installed")
+    root = tmp_path / "root"
+    (root / "scripts").mkdir(parents=True)
+    for name in ("build-app-image.sh", "lib.sh"):
+        shutil.copy(REPO_ROOT / "scripts" / name, root / "scripts" / name)
+    (tmp_path / "venv" / "bin").mkdir(parents=True)
+    _stand_in(tmp_path / "venv" / "bin" / "python", FILLING_PYTHON)
+    record, release = tmp_path / "record", tmp_path / "release"
+    env = {
+        **os.environ,
+        "SECURE_REDIS_VENV": str(tmp_path / "venv"),
+        "RECORD": str(record),
+        "RELEASE": str(release),
+        "WHEELS": str(root / "app" / "wheelhouse"),
+    }
+    argv = ["bash", str(root / "scripts" / "build-app-image.sh"), "--wheelhouse-only"]
+    outputs = [tmp_path / "first.out", tmp_path / "second.out"]
+
+    def fills() -> int:
+        return len(record.read_text().split()) if record.exists() else 0
+
+    with outputs[0].open("w") as out:
+        first = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _until(lambda: fills() == 1, "the first build began to fill")
+        with outputs[1].open("w") as out:
+            second = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            _until(
+                lambda: fills() == 2 or "waiting for another fill" in outputs[1].read_text(),
+                "the second build either waited or filled",
+            )
+        finally:
+            release.touch()
+            second.wait(timeout=60)
+    finally:
+        release.touch()
+        first.wait(timeout=60)
+    shown = "\n".join(o.read_text() for o in outputs)
+    assert (first.returncode, second.returncode) == (0, 0), shown
+    assert fills() == 1, shown
+    assert "wheelhouse up to date" in outputs[1].read_text(), shown
