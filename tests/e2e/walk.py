@@ -170,12 +170,15 @@ class Load:
         """After a teardown: nothing written before is kept (docs/deploy.md)."""
         with self.lock:
             self.held.clear()
+            self.acked_in.clear()
 
     def lost(self) -> list[tuple[str, str]]:
         """Acknowledged keys that do not read back one of the values they may hold: (what,
         the step their last acknowledged write was answered in)."""
         with self.lock:
-            held = {k: list(v) for k, v in self.held.items()}
+            # only keys with an acknowledged write: one whose every PUT went unanswered may
+            # hold nothing at all
+            held = {k: list(self.held[k]) for k in self.acked_in}
         lost: list[tuple[str, str]] = []
         for key in sorted(held):
             try:
