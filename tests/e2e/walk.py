@@ -342,7 +342,16 @@ class Walk:
             # (docs/stack-settings.md: the app serves from it while Redis is replaced).
             fallback = [what for what, when in lost if when == step]
             if fallback:
-                self.log(f"    {len(fallback)} keys acknowledged on the fallback not in Redis")
+                events = run(["docker", "logs", "--since", "15m", self.load.app], 60)
+                seen = [
+                    line.split("level=", 1)[-1]
+                    for line in (events.stdout + events.stderr).splitlines()
+                    if "event=fallback" in line or "event=service_started" in line
+                ]
+                self.log(
+                    f"    {len(fallback)} keys acknowledged on the fallback not in Redis; "
+                    f"the app's log: {seen[-4:]}"
+                )
             lost = [(what, when) for what, when in lost if when != step]
         if lost:
             self.problems.append(f"{step}: {len(lost)} acknowledged keys lost: {lost[:5]}")
