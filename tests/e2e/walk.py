@@ -276,15 +276,44 @@ class Walk:
         return set()
 
     def act_killed_up(self, rng: random.Random) -> set[str]:
-        # Something for the up to do, or the kill lands on a no-op: the app replaced.
-        key = "appMemoryMb"
-        values = _settings(self.production)[key][0]
-        current = self.get(key)
-        self.set_key(key, rng.choice([v for v in values if v != current] or values))
+        # Something for the up to do, or the kill lands on a no-op: the app replaced, or a
+        # rotation's first step raised by hand (each is a setting and an up: README's table).
+        key = rng.choice(
+            [
+                "appMemoryMb",
+                "certRenewalGeneration",
+                "passwordRotationGeneration",
+                "caRolloverGeneration",
+            ]
+        )
+        if key == "appMemoryMb":
+            values = _settings(self.production)[key][0]
+            current = self.get(key)
+            self.set_key(key, rng.choice([v for v in values if v != current] or values))
+        else:
+            self.set_key(key, str(int(self.get(key) or "0") + 1))
         after = rng.uniform(0.5, 12.0)
-        self.log(f"    up SIGKILLed after {after:.1f} s")
+        self.log(f"    {key} changed, up SIGKILLed after {after:.1f} s")
+        self._killed([sys.executable, "-m", "infra.apply", "up", "--stack", self.stack], after)
+        self.must("up after the kill", self.up())
+        return {APP_AWAY, REDIS_AWAY}
+
+    def act_killed_rotate(self, rng: random.Random) -> set[str]:
+        """rotate.sh SIGKILLed (its process group: its up too), then run again: docs/day2.md
+        "Interrupted", run again it finishes a rotation it finds half done."""
+        kind = rng.choice(["certs", "passwords", "ca", "data-key", "api-token"])
+        self.load.step += f":{kind}"
+        after = rng.uniform(2.0, 60.0)
+        self.log(f"    rotate.sh {self.stack} {kind} SIGKILLed after {after:.1f} s, then again")
+        self._killed(["scripts/rotate.sh", self.stack, kind], after)
+        done = run(["scripts/rotate.sh", self.stack, kind], ROTATE_S)
+        self.log(f"    rotate again exit {done.returncode}: {_last(done)}")
+        self.must(f"rotate.sh {kind} after the kill", done)
+        return set()
+
+    def _killed(self, argv: list[str], after: float) -> None:
         process = subprocess.Popen(
-            [sys.executable, "-m", "infra.apply", "up", "--stack", self.stack],
+            argv,
             cwd=REPO_ROOT,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -292,12 +321,10 @@ class Walk:
         )
         try:
             process.wait(timeout=after)
-            self.log(f"    (the up ended first, exit {process.returncode})")
+            self.log(f"    (it ended first, exit {process.returncode})")
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-        self.must("up after the kill", self.up())
-        return {APP_AWAY, REDIS_AWAY}
 
     def act_down_up(self, rng: random.Random) -> set[str]:
         self.must("teardown.sh", run(["scripts/teardown.sh", self.stack], 600))
@@ -432,6 +459,7 @@ ACTIONS: Final = (
     ("setting", 4),
     ("rotate", 4),
     ("killed_up", 2),
+    ("killed_rotate", 2),
     ("down_up", 1),
     ("engine_restart", 1),
 )
