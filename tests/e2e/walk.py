@@ -292,7 +292,7 @@ class Walk:
             self.set_key(key, rng.choice([v for v in values if v != current] or values))
         else:
             self.set_key(key, str(int(self.get(key) or "0") + 1))
-        after = rng.uniform(0.5, 12.0)
+        after = rng.uniform(0.5, 8.0)
         self.log(f"    {key} changed, up SIGKILLed after {after:.1f} s")
         self._killed([sys.executable, "-m", "infra.apply", "up", "--stack", self.stack], after)
         self.must("up after the kill", self.up())
@@ -303,7 +303,7 @@ class Walk:
         "Interrupted", run again it finishes a rotation it finds half done."""
         kind = rng.choice(["certs", "passwords", "ca", "data-key", "api-token"])
         self.load.step += f":{kind}"
-        after = rng.uniform(2.0, 60.0)
+        after = rng.uniform(1.0, 25.0)
         self.log(f"    rotate.sh {self.stack} {kind} SIGKILLed after {after:.1f} s, then again")
         self._killed(["scripts/rotate.sh", self.stack, kind], after)
         done = run(["scripts/rotate.sh", self.stack, kind], ROTATE_S)
