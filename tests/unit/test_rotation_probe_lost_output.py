@@ -16,7 +16,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from infra.rotation_probe import Probe, ProbeError
+from infra.rotation_probe import Probe, ProbeError, read_app_facts
 
 pytestmark = pytest.mark.unit
 
@@ -53,3 +53,13 @@ def test_an_output_lost_every_time_still_fails_with_the_count() -> None:
     with pytest.raises(ProbeError, match="expected 3 files, read 0"):
         _probe(container)._files("secure-redis-s1-redis", PATHS)
     assert 2 <= container.calls <= 5, "bounded"
+
+
+def test_the_apps_facts_lost_once_are_read_again() -> None:
+    container = _Container([b"", b'{"served": "x"}'])
+    probe = _probe(container)
+    facts = probe._read(
+        "secure-redis-s1-app", ["python3"], None, lambda p: read_app_facts("app", p)
+    )
+    assert facts == {"served": "x"}
+    assert container.calls == 2
