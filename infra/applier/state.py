@@ -649,9 +649,9 @@ def _lock_holder(fd: int) -> dict[str, Any] | None:
 def _zombie(pid: int) -> bool:
     """True when `pid` has exited and waits to be reaped: its files, and with them the lock,
     are closed, but `kill -0` still finds it. An `up` SIGKILLed with the rotate.sh that ran
-    it stays so until its new parent reaps it, and rotate.sh run again at once was refused
-    as "locked by a running `up`" (the randomized walk, seed 5205 on s52, 2026-12-03). Where
-    /proc cannot tell, the pid counts as running, as before."""
+    it stays so until its new parent reaps it (in the randomized walk, seed 5205 on s52,
+    2026-12-03, rotate.sh run again at once was refused as "locked by a running `up`" naming
+    a pid gone moments later). Where /proc cannot tell, the pid counts as running."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
     except OSError:

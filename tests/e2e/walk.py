@@ -325,6 +325,14 @@ class Walk:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+            # The group's other processes (rotate.sh's up) may still be exiting and holding
+            # the state's lock: what a user sees as the shell prompt coming back later.
+            for _ in range(300):
+                try:
+                    os.killpg(process.pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.1)
 
     def act_down_up(self, rng: random.Random) -> set[str]:
         self.must("teardown.sh", run(["scripts/teardown.sh", self.stack], 600))

@@ -486,11 +486,12 @@ def test_busy__a_record_left_by_a_killed_holder_is_not_a_running_up(
 def test_busy__a_killed_holder_not_yet_reaped_is_not_a_running_up(
     key_file_store: StateStore,
 ) -> None:
-    """An `up` SIGKILLed with the rotate.sh that ran it (its process group) stays a zombie
-    until something reaps it: its lock is gone with its files, but `kill -0` still finds its
-    pid. Found by the randomized walk (tests/e2e/walk.py seed 5205 on s52, 2026-12-03):
-    `scripts/rotate.sh s52 passwords` run again right after was refused, "locked by a running
-    `up` (pid 1264 ...)", a pid `ps` no longer showed."""
+    """An `up` SIGKILLed with the rotate.sh that ran it (its process group) is a zombie until
+    its new parent reaps it: its lock is gone with its files, but `kill -0` still finds its
+    pid. In the randomized walk (tests/e2e/walk.py seed 5205 on s52, 2026-12-03)
+    `scripts/rotate.sh s52 passwords` run again right after the kill was refused, "locked by
+    a running `up` (pid 1264 ...)", a pid `ps` no longer showed moments later (whether it was
+    still exiting or a zombie then is not known; a zombie is refused no more)."""
     with key_file_store.locked("up"):
         pass
     lock = key_file_store.directory / "dev.lock"
