@@ -39,7 +39,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, TextIO
+from typing import TYPE_CHECKING, Any, Final, TextIO, TypeVar
 
 from infra.cli import OneLineParser, printable
 from infra.naming import (
@@ -153,6 +153,9 @@ print("same" if read == value else "different")
 # Several files of a container in one exec, each followed by a NUL (no text file holds one).
 _CAT_EACH: Final = 'for f in "$@"; do cat -- "$f" || exit 1; printf "\\000"; done'
 APP_API: Final = f"http://127.0.0.1:{APP_HTTP_PORT}"
+# How many times a look reads files whose output came back short (Probe._files).
+_READ_TRIES: Final = 3
+_T = TypeVar("_T")
 # Redis's files a snapshot reads, in the order snapshot_of takes them.
 REDIS_FILES: Final = (f"{REDIS_DIR}/ca.crt", f"{REDIS_DIR}/server.crt", f"{REDIS_DIR}/users.acl")
 
@@ -470,7 +473,32 @@ class Probe:
         return lines
 
     def _files(self, name: str, paths: Sequence[str], target: str | None = None) -> list[str]:
-        return split_files(name, self._exec(name, files_command(paths), target), len(paths))
+        return self._read(
+            name,
+            files_command(paths),
+            target,
+            lambda printed: split_files(name, printed, len(paths)),
+        )
+
+    def _read(
+        self, name: str, argv: list[str], target: str | None, parse: Callable[[str], _T]
+    ) -> _T:
+        """`parse` of `argv`'s output, the exec run again when that output is not whole.
+
+        The engine loses an exec's output now and then: the command exited 0 and the stream
+        came back empty or short (docker/docker-py#2042, moby/moby#27289). Both reads are
+        framed (Redis's files by NULs, the app's facts as one JSON object), so a short read
+        is known and read again; it failed rotate.sh s52 data-key between two of its ups
+        (tests/unit/test_rotation_probe_lost_output.py). An exit other than 0 is not retried.
+        """
+        for attempt in range(1, _READ_TRIES + 1):
+            printed = self._exec(name, argv, target)
+            try:
+                return parse(printed)
+            except ProbeError:
+                if attempt == _READ_TRIES:
+                    raise
+        raise AssertionError("unreachable")
 
     def snapshot(self) -> dict[str, Any]:
         """What the stack's Redis and app use now (snapshot_of). Only the stack's own are
@@ -480,8 +508,11 @@ class Probe:
         redis = self._running(self._trusted(self.redis, Role.REDIS))
         app = self._running(self._trusted(self.app, Role.APP))
         redis_files = self._files(self.redis, REDIS_FILES, redis["Id"])
-        facts = read_app_facts(
-            self.app, self._exec(self.app, app_facts_command(REDIS_ALIAS, self.port), app["Id"])
+        facts = self._read(
+            self.app,
+            app_facts_command(REDIS_ALIAS, self.port),
+            app["Id"],
+            lambda printed: read_app_facts(self.app, printed),
         )
         containers = {"redis": _identity(redis), "app": _identity(app)}
         return snapshot_of(containers, redis_files, facts)

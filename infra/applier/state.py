@@ -641,7 +641,24 @@ def _lock_holder(fd: int) -> dict[str, Any] | None:
         return None
     except PermissionError:
         pass  # it runs, as another user
+    if _zombie(pid):
+        return None
     return {"pid": pid, "action": action, "since": str(since)[:20]}
+
+
+def _zombie(pid: int) -> bool:
+    """True when `pid` has exited and waits to be reaped: its files, and with them the lock,
+    are closed, but `kill -0` still finds it. An `up` SIGKILLed with the rotate.sh that ran
+    it stays so until its new parent reaps it (in the randomized walk, seed 5205 on s52,
+    2026-12-03, rotate.sh run again at once was refused as "locked by a running `up`" naming
+    a pid gone moments later). Where /proc cannot tell, the pid counts as running."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return False
+    # `pid (comm) state ...`: comm may hold spaces and parentheses, so split at the last ")".
+    fields = text.rsplit(")", 1)[-1].split()
+    return bool(fields) and fields[0] in {"Z", "X"}
 
 
 def _read_regular(path: Path, what: str) -> bytes:

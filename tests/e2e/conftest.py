@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,6 +84,10 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line(
         "markers",
+        "walk: a randomized day-2 walk under load (opt-in: -m walk; tests/e2e/walk.py)",
+    )
+    config.addinivalue_line(
+        "markers",
         "one_stack(why): on the first selected stack only, because no per-stack setting "
         "(infra/profiles.py: memory, CPUs, validity, TLS, key algorithm) changes what it "
         "verifies; `why` says so for the test",
@@ -130,7 +135,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     asked for by name (`-m rotation_load`), never as part of `-m e2e`."""
     here = Path(__file__).parent
     items.sort(key=lambda item: item.get_closest_marker("fault") is not None)
-    opted_in = "rotation_load" in (config.getoption("markexpr", "") or "")
+    markexpr = config.getoption("markexpr", "") or ""
+    opted_in = "rotation_load" in markexpr
+    walking = re.search(r"\bwalk\b", markexpr) is not None
     for item in items:
         if here not in item.path.parents:
             continue  # this hook sees every layer's items; only e2e ones are ours
@@ -141,6 +148,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.stackless)
         if item.get_closest_marker("rotation_load") and not opted_in:
             item.add_marker(pytest.mark.skip(reason="opt-in: run with -m rotation_load"))
+        if item.get_closest_marker("walk") and not walking:
+            item.add_marker(pytest.mark.skip(reason="opt-in: run with -m walk"))
         marker = item.get_closest_marker("security")
         item.user_properties.append((_AREA, str(marker.args[0]) if marker else "other"))
 

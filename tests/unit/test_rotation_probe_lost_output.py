@@ -1,0 +1,65 @@
+"""An exec whose output the engine lost is read again, not reported as a stack that cannot be
+observed.
+
+Docker loses an exec's output now and then: the command ran and exited 0, the stream came back
+empty (docker/docker-py#2042, moby/moby#27289). Found by the randomized day-2 walk
+(tests/e2e/walk.py, seed 5204 on s52, 2026-12-03): `scripts/rotate.sh s52 data-key` had
+retired the old key and, reading Redis's files before its last up, failed with
+`secure-redis-s52-redis: expected 3 files, read 0 ... then run the rotation again` (exit 1),
+leaving `dataKeyKeepPrevious` at 0 in the state. Redis's three files are framed by NULs
+(`files_command`), so a short read is known for what it is and read again.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from infra.rotation_probe import Probe, ProbeError, read_app_facts
+
+pytestmark = pytest.mark.unit
+
+PATHS = ("/etc/secure-redis/ca.crt", "/etc/secure-redis/server.crt", "/etc/secure-redis/users.acl")
+
+
+class _Container:
+    def __init__(self, outputs: list[bytes]) -> None:
+        self.outputs = outputs
+        self.calls = 0
+
+    def exec_run(self, _argv: list[str], demux: bool = False) -> tuple[int, bytes]:
+        out = self.outputs[min(self.calls, len(self.outputs) - 1)]
+        self.calls += 1
+        return 0, out
+
+
+def _probe(container: _Container) -> Probe:
+    probe = Probe.__new__(Probe)
+    probe.stack = "s1"
+    probe.client = SimpleNamespace(containers=SimpleNamespace(get=lambda _name: container))
+    return probe
+
+
+@pytest.mark.parametrize("lost", [b"", b"ca\0serv"])
+def test_an_exec_output_lost_once_is_read_again(lost: bytes) -> None:
+    container = _Container([lost, b"ca\0server\0acl\0"])
+    assert _probe(container)._files("secure-redis-s1-redis", PATHS) == ["ca", "server", "acl"]
+    assert container.calls == 2
+
+
+def test_an_output_lost_every_time_still_fails_with_the_count() -> None:
+    container = _Container([b""])
+    with pytest.raises(ProbeError, match="expected 3 files, read 0"):
+        _probe(container)._files("secure-redis-s1-redis", PATHS)
+    assert 2 <= container.calls <= 5, "bounded"
+
+
+def test_the_apps_facts_lost_once_are_read_again() -> None:
+    container = _Container([b"", b'{"served": "x"}'])
+    probe = _probe(container)
+    facts = probe._read(
+        "secure-redis-s1-app", ["python3"], None, lambda p: read_app_facts("app", p)
+    )
+    assert facts == {"served": "x"}
+    assert container.calls == 2
