@@ -14,7 +14,7 @@ each step it checks what the docs promise:
 - Redis publishes no port, its config has no plaintext port, the default user is off;
 - every key the client saw acknowledged reads back its last acknowledged value (or one the
   client wrote after it without an answer) - except after `teardown.sh`, which removes the
-  volumes (docs/deploy.md, README "remove every container, network, volume and image");
+  volumes (docs/deploy.md, "Teardown");
 - no GET ever returns a value the client did not write;
 - requests fail only in the steps the docs say the app is away (the app replaced: a changed
   `appMemoryMb`/`appCpus`, an interrupted `up` and the one after it, teardown and the `up`
