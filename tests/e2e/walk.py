@@ -30,7 +30,6 @@ failing walk is replayed with the same `--seed` (or SECURE_REDIS_WALK_SEED).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
@@ -47,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import quote
 
+from infra.cli import OneLineParser
 from infra.settings import REPO_ROOT
 
 STEPS_ENV: Final = "SECURE_REDIS_WALK_STEPS"
@@ -514,7 +514,7 @@ def walk(stack: str, steps: int, seed: int, log: Callable[[str], None] = print) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.e2e.walk", description=__doc__)
+    parser = OneLineParser(prog="python -m tests.e2e.walk", description=__doc__)
     parser.add_argument("--stack", required=True)
     parser.add_argument("--steps", type=int, default=_env_int(STEPS_ENV, DEFAULT_STEPS))
     parser.add_argument("--seed", type=int, default=_env_int(SEED_ENV, random.randrange(10**6)))

@@ -14,7 +14,6 @@ argv), drawn by hypothesis, and real redis.conf files from public repositories
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -24,22 +23,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.support.fuzzing import fuzz_settings
+from tests.support.fuzzing import drawn
 from tests.support.redis_confdiff import Divergence, Pki, divergences, observe, pack_view
 from tests.support.tls_redis import REDIS_SERVER
 
 CORPUS = Path(__file__).resolve().parents[1] / "policy" / "redis_conf_corpus"
-_EXPLORE, _SCALE = fuzz_settings(os.environ)
 # Each example starts one redis-server (about 0.3 s here): few examples, the same every run.
-FEW = settings(
-    max_examples=12 * _SCALE,
-    derandomize=not _EXPLORE,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+FEW = drawn(12)
 
 
 @pytest.fixture(scope="module")

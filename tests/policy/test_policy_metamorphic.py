@@ -19,7 +19,6 @@ run unless SECURE_REDIS_FUZZ=explore; SECURE_REDIS_FUZZ_SCALE=N draws N times as
 from __future__ import annotations
 
 import copy
-import os
 import secrets
 import shlex
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from policies.records import Record
@@ -36,17 +35,11 @@ from policies.rules._model import Enforcement, ResourceRule, StackRule
 from tests.policy.conftest import stack_config
 from tests.policy.support import mutate, to_resources
 from tests.policy.test_policy_odd_shapes import JSON, PROP_NAMES
-from tests.support.fuzzing import fuzz_settings
+from tests.support.fuzzing import drawn
 
 pytestmark = pytest.mark.policy
 
-_EXPLORE, _SCALE = fuzz_settings(os.environ)
-DRAWN = settings(
-    max_examples=12 * _SCALE,
-    derandomize=not _EXPLORE,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+DRAWN = drawn(12)
 REDIS, APP = "redis-container", "app-container"
 LITERAL_PASSWORD = secrets.token_urlsafe(24)  # generated: never a literal in the repository
 Props = dict[str, Any]
@@ -165,7 +158,7 @@ def test_the_stack_started_in_another_shape__still_passes(
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-@settings(DRAWN, max_examples=4 * _SCALE)
+@drawn(4)
 @given(
     option=st.sampled_from(OPTIONS),
     choice=st.integers(min_value=0, max_value=7),

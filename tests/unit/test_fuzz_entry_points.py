@@ -13,14 +13,13 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
 import string
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from infra import apply, pki, preview
@@ -33,7 +32,7 @@ from secure_cache.http_api import CacheAPI
 from secure_cache.settings import ServiceSettings, Settings
 from secure_cache.settings import load_settings as load_cache_settings
 from tests.support.entry_points import run_entry
-from tests.support.fuzzing import fuzz_settings
+from tests.support.fuzzing import drawn
 
 SECRET = "S3cretValue-do-not-echo-0123456789abcdef"  # checkov:skip=CKV_SECRET_6: a marker
 TOKEN = "A" * 40  # checkov:skip=CKV_SECRET_6: a test token
@@ -41,13 +40,7 @@ TOKEN = "A" * 40  # checkov:skip=CKV_SECRET_6: a test token
 # green depends on the code, not on the draw: two entry-point bugs surfaced as one-off red
 # runs this way. SECURE_REDIS_FUZZ=explore draws new examples, SECURE_REDIS_FUZZ_SCALE=N
 # N times as many (with --hypothesis-seed to reproduce a find).
-_EXPLORE, _SCALE = fuzz_settings(os.environ)  # checked before collection: tests/conftest.py
-FAST = settings(
-    max_examples=40 * _SCALE,
-    derandomize=not _EXPLORE,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+FAST = drawn(40)
 
 # Text that stresses parsers: control characters, non-ASCII, separators, the secret itself.
 nasty_text = st.one_of(
@@ -255,7 +248,7 @@ RECORDS = st.recursive(
 )
 
 
-@settings(FAST, max_examples=25 * _SCALE)
+@drawn(25)
 @given(
     payload=st.one_of(
         st.binary(max_size=100),
@@ -399,7 +392,7 @@ GOOD_HEADERS = [(b"host", b"localhost:8080"), (b"authorization", b"Bearer " + TO
 header_values = st.binary(max_size=30).filter(lambda b: b"\r" not in b and b"\n" not in b)
 
 
-@settings(FAST, max_examples=60 * _SCALE)
+@drawn(60)
 @given(
     method=st.sampled_from(["GET", "PUT", "DELETE", "POST", "OPTIONS", "HEAD", "PATCH", "X"]),
     path=st.one_of(

@@ -12,28 +12,21 @@ determine a constructor for the tag ...merge".
 from __future__ import annotations
 
 import io
-import os
 import re
 from contextlib import redirect_stderr
 from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from infra import apply
 from infra.settings import SettingsError, load_settings, load_stack_file
 from infra.stack_config import set_value
-from tests.support.fuzzing import fuzz_settings
+from tests.support.fuzzing import drawn
 
-_EXPLORE, _SCALE = fuzz_settings(os.environ)
-BOUNDED = settings(
-    max_examples=40 * _SCALE,
-    derandomize=not _EXPLORE,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+BOUNDED = drawn(40)
 BASE = "config:\n  secure-redis:environment: development\n"
 
 

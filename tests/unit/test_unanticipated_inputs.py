@@ -15,13 +15,12 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import string
 import urllib.request
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from infra import apply
@@ -32,15 +31,9 @@ from secure_cache.errors import ConfigurationError
 from secure_cache.settings import ServiceSettings
 from secure_cache.settings import load_settings as load_cache_settings
 from tests.support.entry_points import run_entry
-from tests.support.fuzzing import fuzz_settings
+from tests.support.fuzzing import drawn
 
-_EXPLORE, _SCALE = fuzz_settings(os.environ)
-BOUNDED = settings(
-    max_examples=30 * _SCALE,
-    derandomize=not _EXPLORE,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+BOUNDED = drawn(30)
 SECRET = "S3cretValue-do-not-echo-0123456789abcdef"  # checkov:skip=CKV_SECRET_6: a marker
 # More decimal digits than int() and str() accept (sys.get_int_max_str_digits(), 4300).
 HUGE_DECIMAL = "9" * 5000

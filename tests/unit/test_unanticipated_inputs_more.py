@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from infra import apply, stack_config
@@ -29,15 +29,9 @@ from secure_cache.errors import ConfigurationError
 from secure_cache.settings import ServiceSettings
 from secure_cache.settings import load_settings as load_cache_settings
 from tests.support.entry_points import run_entry
-from tests.support.fuzzing import fuzz_settings
+from tests.support.fuzzing import drawn
 
-_EXPLORE, _SCALE = fuzz_settings(os.environ)
-BOUNDED = settings(
-    max_examples=30 * _SCALE,
-    derandomize=not _EXPLORE,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+BOUNDED = drawn(30)
 SECRET = "S3cretValue-do-not-echo-0123456789abcdef"  # checkov:skip=CKV_SECRET_6: a marker
 
 
