@@ -554,13 +554,8 @@ def test_cli__plan_shows_the_replacement_of_what_an_interrupted_up_left_unfinish
     assert "plan: 1 to replace, 36 unchanged" in out
 
 
-@pytest.mark.usefixtures("no_passphrase")
-def test_cli__plan_says_an_initialiser_is_re_run_and_its_consumer_keeps_running(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """plan16 (s46, 2026-12-03): a changed material file planned `replace container
-    secure-redis-s46-redis-init ...`, which read as if Redis itself were replaced."""
-    project = _project(tmp_path)
+def _as_if_up_with_redis_init_unfinished(project: Path) -> None:
+    """dev as an up left it, but for Redis's initialiser, recorded as left unfinished."""
     store = _as_if_up(project)
     state = store.load()
     assert state is not None
@@ -575,6 +570,16 @@ def test_cli__plan_says_an_initialiser_is_re_run_and_its_consumer_keeps_running(
         init.type, init.name, init.id, init.inputs, {INCOMPLETE: True}
     )
     store.save(state)
+
+
+@pytest.mark.usefixtures("no_passphrase")
+def test_cli__plan_says_an_initialiser_is_re_run_and_its_consumer_keeps_running(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """plan16 (s46, 2026-12-03): a changed material file planned `replace container
+    secure-redis-s46-redis-init ...`, which read as if Redis itself were replaced."""
+    project = _project(tmp_path)
+    _as_if_up_with_redis_init_unfinished(project)
     assert apply.main(["plan", "--stack", "dev", "--project-dir", str(project)]) == 0
     out = capsys.readouterr().out
     changed = [line for line in out.splitlines() if "secure-redis-dev-redis-init" in line]
@@ -611,20 +616,7 @@ def test_cli__the_counts_of_plan_status_and_up_call_an_initialiser_re_run_as_its
     monkeypatch.setattr(app_image, "IMAGE_CONTEXT", app_context(tmp_path, wheelhouse=True))
     monkeypatch.setattr(apply, "_applier", lambda **_kwargs: _QuietEngine())
     project = _project(tmp_path)
-    store = _as_if_up(project)
-    state = store.load()
-    assert state is not None
-    plan = plan_stack("dev", render_stack("dev", root=project).resources, root=project)
-    urn = next(
-        s.urn
-        for s in plan.steps
-        if isinstance(s.spec, ContainerSpec) and s.spec.name == "secure-redis-dev-redis-init"
-    )
-    init = state.resources[urn]
-    state.resources[urn] = ResourceState(
-        init.type, init.name, init.id, init.inputs, {INCOMPLETE: True}
-    )
-    store.save(state)
+    _as_if_up_with_redis_init_unfinished(project)
     args = ["--stack", "dev", "--project-dir", str(project)]
     assert apply.main(["plan", *args]) == 0
     assert "apply: plan: 1 to re-run, 36 unchanged\n" in capsys.readouterr().out
