@@ -165,6 +165,17 @@ _REPEATABLE: Final = frozenset(
 )
 
 
+_ALIASES: Final = {"slaveof": "replicaof"}
+"""Directives that are another's second name: Redis keeps one setting for both, so the last
+occurrence of either wins and `replicaof no one` ends a `slaveof` (redis/src/config.c:
+createSpecialConfig("replicaof", "slaveof", ...); tests/integration/
+test_redis_config_differential.py, "slaveof, then replicaof no one")."""
+
+
+def _canonical(name: str) -> str:
+    return _ALIASES.get(name, name)
+
+
 class Verdict(enum.Enum):
     SERVER = "server"
     NOT_REDIS = "not redis"
@@ -1218,7 +1229,8 @@ class RedisSettings:
                 self.misspelled.setdefault(head, f"--{head}=")
 
     def _argv_value(self, name: str) -> tuple[str, ...] | None:
-        found = [values for n, values in self._argv if n == name]
+        name = _canonical(name)
+        found = [values for n, values in self._argv if _canonical(n) == name]
         return found[-1] if found and name not in _REPEATABLE else None
 
     def _load(self) -> _Loaded:
@@ -1231,10 +1243,11 @@ class RedisSettings:
             settled: set[str] = set()
             # A script may set anything the image's defaults set (it may load a config file).
             started = [(_UNREADABLE, ())] if self._opaque else []
-            for name, values in [*self._defaults.items(), *started, *collected, *self._argv]:
-                if name == _UNREADABLE:
+            for written, values in [*self._defaults.items(), *started, *collected, *self._argv]:
+                if written == _UNREADABLE:
                     settled.clear()  # that file may set anything set before it
                     continue
+                name = _canonical(written)
                 settled.add(name)
                 if name in _REPEATABLE:
                     occurrences.setdefault(name, []).append(values)
@@ -1251,7 +1264,7 @@ class RedisSettings:
         if name not in self._defaults or self._argv_value(name) is not None:
             return False
         collected, _ = _read_files(self._conf, self._before, self._files)
-        return all(n != name for n, _ in collected)
+        return all(_canonical(n) != _canonical(name) for n, _ in collected)
 
     @property
     def complete(self) -> bool:
@@ -1282,6 +1295,7 @@ class RedisSettings:
         if name in self._fixed or self._argv_value(name) is not None:
             return True
         _, complete, settled = self._load()
+        name = _canonical(name)
         return name in settled or (complete and name not in self.unknown_defaults)
 
     def values(self, name: str) -> tuple[str, ...] | None:
@@ -1291,7 +1305,7 @@ class RedisSettings:
         on_argv = self._argv_value(name)
         if on_argv is not None:
             return on_argv
-        found = self._load()[0].get(name)
+        found = self._load()[0].get(_canonical(name))
         return found[-1] if found else None
 
     def value(self, name: str) -> str | None:
@@ -1299,7 +1313,18 @@ class RedisSettings:
         return " ".join(found) if found is not None else None
 
     def all(self, name: str) -> tuple[tuple[str, ...], ...]:
-        return self._load()[0].get(name, ())
+        return self._load()[0].get(_canonical(name), ())
+
+    def spelled(self, name: str) -> str:
+        """The name the occurrence of `name` Redis takes is written with (`slaveof` for
+        replicaof), for a message to name what to change; `name` when none is written."""
+        collected, _ = _read_files(self._conf, self._before, self._files)
+        written = [
+            n
+            for n, _ in [*self._defaults.items(), *collected, *self._argv]
+            if _canonical(n) == _canonical(name)
+        ]
+        return written[-1] if written else name
 
     def from_file(self, name: str) -> bool:
         """Whether the value of `name` Redis takes is written in a config file it reads (not
@@ -1326,7 +1351,8 @@ class RedisSettings:
 
     def _last_in_file(self, name: str) -> bool | None:
         """Whether the last `name` directive of `_origins` is a file's; None: there is none."""
-        last = [in_file for (n, _), in_file in self._origins() if n == name]
+        name = _canonical(name)
+        last = [in_file for (n, _), in_file in self._origins() if _canonical(n) == name]
         return last[-1] if last else None
 
     def users_by_origin(self) -> list[tuple[tuple[str, ...], bool]]:

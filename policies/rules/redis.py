@@ -188,8 +188,8 @@ def _links_over_tls(server: RedisServer) -> Iterator[str]:
     links = (
         ("cluster-enabled", "tls-cluster", "its cluster bus (gossip, failover and slot "
          "migration between nodes)"),
+        # slaveof is replicaof's other name: the settings read both as one (_redisconf._ALIASES).
         ("replicaof", "tls-replication", "its link to its master (masterauth and every write)"),
-        ("slaveof", "tls-replication", "its link to its master (masterauth and every write)"),
     )  # fmt: skip
     for directive, tls_directive, link in links:
         value = (s.value(directive) or "").lower() if s.known(directive) else ""
@@ -201,7 +201,7 @@ def _links_over_tls(server: RedisServer) -> Iterator[str]:
         elif (s.value(tls_directive) or "no").lower() != "yes":
             yield (
                 f"{redis_label(server.resource)} must set {tls_directive} yes, as it sets "
-                f"{directive}; without it {link} speaks plaintext."
+                f"{s.spelled(directive)}; without it {link} speaks plaintext."
             )
 
 

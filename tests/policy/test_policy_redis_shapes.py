@@ -212,6 +212,42 @@ def test_tls_only_server__keeps_its_cluster_bus_and_replication_on_tls(
     assert found == ([] if reason is None else [f"Redis container redis {reason}"])
 
 
+# replicaof and slaveof are one setting to Redis: the last occurrence of either wins, config file
+# first, then argv (tests/integration/test_redis_config_differential.py runs these on Redis).
+REPLICA_CONF = "/etc/redis/redis.conf"
+
+
+@pytest.mark.parametrize(
+    ("conf", "extra", "sets"),
+    [
+        pytest.param("", ["--slaveof", "primary", "6380", "--replicaof", "no", "one"], None,
+                     id="argv-slaveof-then-replicaof-no-one"),
+        pytest.param("", ["--replicaof", "primary", "6380", "--slaveof", "no", "one"], None,
+                     id="argv-replicaof-then-slaveof-no-one"),
+        pytest.param("slaveof primary 6380\nreplicaof no one\n", [], None,
+                     id="file-slaveof-then-replicaof-no-one"),
+        pytest.param("replicaof primary 6380\n", ["--slaveof", "no", "one"], None,
+                     id="argv-slaveof-no-one-after-the-file"),
+        pytest.param("slaveof no one\n", ["--replicaof", "primary", "6380"], "replicaof",
+                     id="argv-replicaof-after-the-files-no-one"),
+        pytest.param("", ["--replicaof", "no", "one", "--slaveof", "primary", "6380"], "slaveof",
+                     id="argv-slaveof-last-is-named"),
+    ],
+)  # fmt: skip
+def test_replicaof_and_slaveof__one_setting_whose_last_occurrence_wins(
+    conf: str, extra: list[str], sets: str | None
+) -> None:
+    uploads = [{"file": REPLICA_CONF, "content": conf}] if conf else []
+    head = ["redis-server", REPLICA_CONF] if conf else ["redis-server"]
+    records = stack(container("redis", image="redis:7", uploads=uploads,
+                              command=[*head, *TLS_ARGS, *extra]))  # fmt: skip
+    found = run_rule("redis-tls-configured", records)
+    assert found == ([] if sets is None else [
+        f"Redis container redis must set tls-replication yes, as it sets {sets}; without it its "
+        f"link to its master (masterauth and every write) speaks plaintext."
+    ])  # fmt: skip
+
+
 # -- starts the pack cannot read ------------------------------------------------------------------
 
 
