@@ -328,11 +328,18 @@ def _script_words(script: str) -> tuple[str, ...]:
     return tuple(words)
 
 
-def _script_commands(script: str) -> list[str]:  # noqa: PLR0912 - one branch per shell token
+def _script_commands(script: str) -> list[str]:  # noqa: PLR0912, PLR0915 - one branch per token
     """The script's commands as text, split at control operators outside quotes and
-    substitutions (a stack of what encloses each character: a quote, `$(` or a backquote)."""
+    substitutions (a stack of what encloses each character: a quote, `$(` or a backquote).
+
+    A command's redirections (`>f`, `2>&1`, `>> f`, `<f`, `&>f`) outside quotes are the
+    shell's, not its program's arguments: they are taken out and given as a command of their
+    own before it (the shell opens them before the program starts), so `_rewritten` still
+    sees a file they name. A quoted `'>pw'` (an ACL rule) stays a word; a here-document
+    (`<<`) is left as it is written."""
     commands: list[str] = []
     current: list[str] = []
+    redirections: list[str] = []
     enclosing: list[str] = []  # ' " ` or ( for $( ... )
     i = 0
     while i < len(script):
@@ -367,16 +374,79 @@ def _script_commands(script: str) -> list[str]:  # noqa: PLR0912 - one branch pe
             end = script.find("\n", i)  # a comment, to the end of its line
             i = len(script) if end < 0 else end
             continue
+        elif char in "<>" and script[i : i + 2] != "<<":
+            after = _redirection_end(script, i)
+            if after is not None:
+                fd = _fd_before(current)
+                redirections.append("".join(current[len(current) - fd :]) + script[i:after])
+                current[len(current) - fd :] = [" "]
+                i = after
+                continue
+        elif char == "<":  # a here-document's `<<` (or `<<<`), as written
+            step = len(script[i:]) - len(script[i:].lstrip("<"))
         elif char == "\n" or _operator_at(script, i):
-            commands.append("".join(current))
-            current = []
+            commands.extend([" ".join(redirections), "".join(current)])
+            current, redirections = [], []
             operator = _OPERATOR.match(script, i)
             i += len(operator.group(0)) if operator else 1
             continue
         current.append(script[i : i + step])
         i += step
-    commands.append("".join(current))
+    commands.extend([" ".join(redirections), "".join(current)])
     return [command for command in commands if command.strip()]
+
+
+# A redirection operator (after its file descriptor), and what ends its target word unquoted.
+_REDIRECTION_OPERATOR: Final = re.compile(r">>|>\||>&|<&|<>|>|<")
+_WORD_END: Final = frozenset(" \t\n;&|<>()")
+
+
+def _fd_before(current: list[str]) -> int:
+    """How many of `current`'s last characters belong to the redirection starting next: its
+    file descriptor (`2>`) or bash's `&>`, when they start a word (`a2>f` is the word `a2`)."""
+    j = len(current)
+    if current[j - 1 : j] == ["&"]:
+        j -= 1
+    else:
+        while j and current[j - 1].isdigit():
+            j -= 1
+    starts_word = j == 0 or current[j - 1].isspace()
+    return len(current) - j if starts_word else 0
+
+
+def _redirection_end(script: str, i: int) -> int | None:
+    """Where the redirection starting at `i` (its operator, blanks, its target word) ends, or
+    None when it has no target or a quote in it does not close: then it is read as before,
+    as words (fail closed)."""
+    operator = _REDIRECTION_OPERATOR.match(script, i)
+    if operator is None:  # not reached: script[i] is < or >
+        return None
+    j = operator.end()
+    while j < len(script) and script[j] in " \t":
+        j += 1
+    start, depth, quote = j, 0, ""
+    while j < len(script):
+        char = script[j]
+        if quote:
+            if char == quote:
+                quote = ""
+            elif char == "\\" and quote == '"':
+                j += 1
+        elif char == "\\":
+            j += 1
+        elif char in "'\"`":
+            quote = char
+        elif char == "$" and script[j + 1 : j + 2] == "(":
+            depth += 1
+            j += 1
+        elif char == ")" and depth:
+            depth -= 1
+        elif depth == 0 and char in _WORD_END:
+            break
+        j += 1
+    if quote or depth or j == start or j > len(script):
+        return None
+    return j
 
 
 def _operator_at(script: str, i: int) -> bool:

@@ -1405,3 +1405,44 @@ def test_case_branches_for_a_sentinel_and_a_server__are_each_judged_in_their_own
         "Redis Sentinel container redis",
         "Redis container redis",
     ]
+
+
+# -- redirections in a script: the shell's, not the server's arguments --------------------------
+
+# port 0 last, where a redirection read as an argument would change it.
+TLS_SCRIPT = " ".join([*TLS_ARGS[2:], *TLS_ARGS[:2]])
+
+
+@pytest.mark.parametrize(
+    "redirections",
+    [
+        pytest.param(">/var/log/r.log 2>&1", id="stdout-and-stderr"),
+        pytest.param(">> /var/log/r.log 2> /var/log/e.log", id="append-with-spaces"),
+        pytest.param("</dev/null &>'/var/log/a log'", id="stdin-and-quoted-target"),
+        pytest.param('1>"$LOG"', id="fd-and-variable-target"),
+    ],
+)
+def test_script__redirections_after_the_server_are_not_its_arguments(redirections: str) -> None:
+    script = f"exec redis-server {TLS_SCRIPT} {redirections}"
+    records = stack(container("redis", image="redis:7", command=["sh", "-c", script]))
+    assert run_rule("redis-tls-only", records) == []
+    assert run_rule("redis-tls-configured", records) == []
+
+
+def test_script__a_quoted_acl_rule_like_a_redirection_stays_an_argument() -> None:
+    # '>pw' quoted is the ACL rule "add password pw" (Redis's argument), not a redirection.
+    script = f"exec redis-server {TLS_SCRIPT} --user app on '>pw' '~*' '+get' --port 6379"
+    records = stack(container("redis", image="redis:7", command=["sh", "-c", script]))
+    assert "it listens for plaintext connections." in only(run_rule("redis-tls-only", records))
+    script = f"exec redis-server --user app on '>pw' '~*' '+get' {TLS_SCRIPT} >/dev/null"
+    records = stack(container("redis", image="redis:7", command=["sh", "-c", script]))
+    assert run_rule("redis-tls-only", records) == []
+
+
+def test_script__a_redirection_onto_the_config_file_is_a_rewrite() -> None:
+    # The shell opens (and truncates) the file before Redis reads it: fail closed.
+    conf = {"file": "/etc/redis/redis.conf", "content": "port 0\n"}
+    script = "redis-server /etc/redis/redis.conf > /etc/redis/redis.conf"
+    records = stack(container("redis", image="redis:7", uploads=[conf],
+                              command=["sh", "-c", script]))  # fmt: skip
+    assert run_rule("redis-tls-only", records) != []
