@@ -431,13 +431,13 @@ def _placeholder_passwords(server: RedisServer) -> Iterator[str]:
     Redis takes it as written: in a file it reads (redis.conf and aclfiles have no variables),
     or on a command line nothing expands (`argv_literal`). A shell or a script the pack cannot
     read may expand one on argv, and a start script that writes a file first leaves the file
-    unreadable (_redisconf._rewritten): neither is judged here. requirepass is not judged with
-    an aclfile, which makes Redis ignore it."""
+    unreadable (_redisconf._rewritten): neither is judged here. requirepass is not judged when
+    Redis ignores it (an aclfile or a `user default` line: requirepass_in_force)."""
     s = server.settings
     subject = redis_label(server.resource)
     for name in ("requirepass", "masterauth"):
         value = s.value(name)
-        if value is None or (name == "requirepass" and s.value("aclfile")):
+        if value is None or (name == "requirepass" and not requirepass_in_force(server)):
             continue
         run = SUBSTITUTION.fullmatch(value.strip()) is not None
         if not run and PLACEHOLDER.fullmatch(value.strip()) is None:

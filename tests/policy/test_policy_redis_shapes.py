@@ -825,6 +825,22 @@ def test_requirepass_placeholder_in_uploaded_conf__is_a_literal_password(placeho
     )
 
 
+@pytest.mark.parametrize(
+    "conf",
+    [
+        pytest.param("requirepass ${REDIS_PASSWORD}\nuser default off\n", id="user-default-after"),
+        pytest.param("user default off\nrequirepass ${REDIS_PASSWORD}\n", id="user-default-before"),
+    ],
+)
+def test_requirepass_placeholder_beside_a_user_default_line__is_ignored_by_redis(
+    conf: str,
+) -> None:
+    # Redis applies the `user default` line's rules and ignores requirepass wherever it stands
+    # (redis.requirepass_in_force), so no client's password is that text.
+    records = _with_conf(f"protected-mode yes\n{conf}")
+    assert run_rule("redis-auth-required", records) == []
+
+
 def test_requirepass_real_value_in_uploaded_conf__is_no_placeholder() -> None:
     records = _with_conf("requirepass pa$sword{{x}}Q9\n")
     assert run_rule("redis-auth-required", records) == []
