@@ -1440,6 +1440,8 @@ TLS_SCRIPT = " ".join([*TLS_ARGS[2:], *TLS_ARGS[:2]])
 )
 def test_script__redirections_after_the_server_are_not_its_arguments(redirections: str) -> None:
     script = f"exec redis-server {TLS_SCRIPT} {redirections}"
+    recognition = recognise({"image": "redis:7", "command": ["sh", "-c", script]})
+    assert (recognition.verdict, recognition.args) == (Verdict.SERVER, tuple(TLS_SCRIPT.split()))
     records = stack(container("redis", image="redis:7", command=["sh", "-c", script]))
     assert run_rule("redis-tls-only", records) == []
     assert run_rule("redis-tls-configured", records) == []
