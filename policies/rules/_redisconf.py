@@ -165,6 +165,17 @@ _REPEATABLE: Final = frozenset(
 )
 
 
+_ALIASES: Final = {"slaveof": "replicaof"}
+"""Directives that are another's second name: Redis keeps one setting for both, so the last
+occurrence of either wins and `replicaof no one` ends a `slaveof` (redis/src/config.c:
+createSpecialConfig("replicaof", "slaveof", ...); tests/integration/
+test_redis_config_differential.py, "slaveof, then replicaof no one")."""
+
+
+def _canonical(name: str) -> str:
+    return _ALIASES.get(name, name)
+
+
 class Verdict(enum.Enum):
     SERVER = "server"
     NOT_REDIS = "not redis"
@@ -317,11 +328,18 @@ def _script_words(script: str) -> tuple[str, ...]:
     return tuple(words)
 
 
-def _script_commands(script: str) -> list[str]:  # noqa: PLR0912 - one branch per shell token
+def _script_commands(script: str) -> list[str]:  # noqa: PLR0912, PLR0915 - one branch per token
     """The script's commands as text, split at control operators outside quotes and
-    substitutions (a stack of what encloses each character: a quote, `$(` or a backquote)."""
+    substitutions (a stack of what encloses each character: a quote, `$(` or a backquote).
+
+    A command's redirections (`>f`, `2>&1`, `>> f`, `<f`, `&>f`) outside quotes are the
+    shell's, not its program's arguments: they are taken out and given as a command of their
+    own before it (the shell opens them before the program starts), so `_rewritten` still
+    sees a file they name. A quoted `'>pw'` (an ACL rule) stays a word; a here-document
+    (`<<`) is left as it is written."""
     commands: list[str] = []
     current: list[str] = []
+    redirections: list[str] = []
     enclosing: list[str] = []  # ' " ` or ( for $( ... )
     i = 0
     while i < len(script):
@@ -356,16 +374,79 @@ def _script_commands(script: str) -> list[str]:  # noqa: PLR0912 - one branch pe
             end = script.find("\n", i)  # a comment, to the end of its line
             i = len(script) if end < 0 else end
             continue
+        elif char in "<>" and script[i : i + 2] != "<<":
+            after = _redirection_end(script, i)
+            if after is not None:
+                fd = _fd_before(current)
+                redirections.append("".join(current[len(current) - fd :]) + script[i:after])
+                current[len(current) - fd :] = [" "]
+                i = after
+                continue
+        elif char == "<":  # a here-document's `<<` (or `<<<`), as written
+            step = len(script[i:]) - len(script[i:].lstrip("<"))
         elif char == "\n" or _operator_at(script, i):
-            commands.append("".join(current))
-            current = []
+            commands.extend([" ".join(redirections), "".join(current)])
+            current, redirections = [], []
             operator = _OPERATOR.match(script, i)
             i += len(operator.group(0)) if operator else 1
             continue
         current.append(script[i : i + step])
         i += step
-    commands.append("".join(current))
+    commands.extend([" ".join(redirections), "".join(current)])
     return [command for command in commands if command.strip()]
+
+
+# A redirection operator (after its file descriptor), and what ends its target word unquoted.
+_REDIRECTION_OPERATOR: Final = re.compile(r">>|>\||>&|<&|<>|>|<")
+_WORD_END: Final = frozenset(" \t\n;&|<>()")
+
+
+def _fd_before(current: list[str]) -> int:
+    """How many of `current`'s last characters belong to the redirection starting next: its
+    file descriptor (`2>`) or bash's `&>`, when they start a word (`a2>f` is the word `a2`)."""
+    j = len(current)
+    if current[j - 1 : j] == ["&"]:
+        j -= 1
+    else:
+        while j and current[j - 1].isdigit():
+            j -= 1
+    starts_word = j == 0 or current[j - 1].isspace()
+    return len(current) - j if starts_word else 0
+
+
+def _redirection_end(script: str, i: int) -> int | None:
+    """Where the redirection starting at `i` (its operator, blanks, its target word) ends, or
+    None when it has no target or a quote in it does not close: then it is read as before,
+    as words (fail closed)."""
+    operator = _REDIRECTION_OPERATOR.match(script, i)
+    if operator is None:  # not reached: script[i] is < or >
+        return None
+    j = operator.end()
+    while j < len(script) and script[j] in " \t":
+        j += 1
+    start, depth, quote = j, 0, ""
+    while j < len(script):
+        char = script[j]
+        if quote:
+            if char == quote:
+                quote = ""
+            elif char == "\\" and quote == '"':
+                j += 1
+        elif char == "\\":
+            j += 1
+        elif char in "'\"`":
+            quote = char
+        elif char == "$" and script[j + 1 : j + 2] == "(":
+            depth += 1
+            j += 1
+        elif char == ")" and depth:
+            depth -= 1
+        elif depth == 0 and char in _WORD_END:
+            break
+        j += 1
+    if quote or depth or j == start or j > len(script):
+        return None
+    return j
 
 
 def _operator_at(script: str, i: int) -> bool:
@@ -1218,7 +1299,8 @@ class RedisSettings:
                 self.misspelled.setdefault(head, f"--{head}=")
 
     def _argv_value(self, name: str) -> tuple[str, ...] | None:
-        found = [values for n, values in self._argv if n == name]
+        name = _canonical(name)
+        found = [values for n, values in self._argv if _canonical(n) == name]
         return found[-1] if found and name not in _REPEATABLE else None
 
     def _load(self) -> _Loaded:
@@ -1231,10 +1313,11 @@ class RedisSettings:
             settled: set[str] = set()
             # A script may set anything the image's defaults set (it may load a config file).
             started = [(_UNREADABLE, ())] if self._opaque else []
-            for name, values in [*self._defaults.items(), *started, *collected, *self._argv]:
-                if name == _UNREADABLE:
+            for written, values in [*self._defaults.items(), *started, *collected, *self._argv]:
+                if written == _UNREADABLE:
                     settled.clear()  # that file may set anything set before it
                     continue
+                name = _canonical(written)
                 settled.add(name)
                 if name in _REPEATABLE:
                     occurrences.setdefault(name, []).append(values)
@@ -1251,7 +1334,7 @@ class RedisSettings:
         if name not in self._defaults or self._argv_value(name) is not None:
             return False
         collected, _ = _read_files(self._conf, self._before, self._files)
-        return all(n != name for n, _ in collected)
+        return all(_canonical(n) != _canonical(name) for n, _ in collected)
 
     @property
     def complete(self) -> bool:
@@ -1282,6 +1365,7 @@ class RedisSettings:
         if name in self._fixed or self._argv_value(name) is not None:
             return True
         _, complete, settled = self._load()
+        name = _canonical(name)
         return name in settled or (complete and name not in self.unknown_defaults)
 
     def values(self, name: str) -> tuple[str, ...] | None:
@@ -1291,7 +1375,7 @@ class RedisSettings:
         on_argv = self._argv_value(name)
         if on_argv is not None:
             return on_argv
-        found = self._load()[0].get(name)
+        found = self._load()[0].get(_canonical(name))
         return found[-1] if found else None
 
     def value(self, name: str) -> str | None:
@@ -1299,7 +1383,18 @@ class RedisSettings:
         return " ".join(found) if found is not None else None
 
     def all(self, name: str) -> tuple[tuple[str, ...], ...]:
-        return self._load()[0].get(name, ())
+        return self._load()[0].get(_canonical(name), ())
+
+    def spelled(self, name: str) -> str:
+        """The name the occurrence of `name` Redis takes is written with (`slaveof` for
+        replicaof), for a message to name what to change; `name` when none is written."""
+        collected, _ = _read_files(self._conf, self._before, self._files)
+        written = [
+            n
+            for n, _ in [*self._defaults.items(), *collected, *self._argv]
+            if _canonical(n) == _canonical(name)
+        ]
+        return written[-1] if written else name
 
     def from_file(self, name: str) -> bool:
         """Whether the value of `name` Redis takes is written in a config file it reads (not
@@ -1326,7 +1421,8 @@ class RedisSettings:
 
     def _last_in_file(self, name: str) -> bool | None:
         """Whether the last `name` directive of `_origins` is a file's; None: there is none."""
-        last = [in_file for (n, _), in_file in self._origins() if n == name]
+        name = _canonical(name)
+        last = [in_file for (n, _), in_file in self._origins() if _canonical(n) == name]
         return last[-1] if last else None
 
     def users_by_origin(self) -> list[tuple[tuple[str, ...], bool]]:

@@ -188,8 +188,8 @@ def _links_over_tls(server: RedisServer) -> Iterator[str]:
     links = (
         ("cluster-enabled", "tls-cluster", "its cluster bus (gossip, failover and slot "
          "migration between nodes)"),
+        # slaveof is replicaof's other name: the settings read both as one (_redisconf._ALIASES).
         ("replicaof", "tls-replication", "its link to its master (masterauth and every write)"),
-        ("slaveof", "tls-replication", "its link to its master (masterauth and every write)"),
     )  # fmt: skip
     for directive, tls_directive, link in links:
         value = (s.value(directive) or "").lower() if s.known(directive) else ""
@@ -201,7 +201,7 @@ def _links_over_tls(server: RedisServer) -> Iterator[str]:
         elif (s.value(tls_directive) or "no").lower() != "yes":
             yield (
                 f"{redis_label(server.resource)} must set {tls_directive} yes, as it sets "
-                f"{directive}; without it {link} speaks plaintext."
+                f"{s.spelled(directive)}; without it {link} speaks plaintext."
             )
 
 
@@ -431,13 +431,13 @@ def _placeholder_passwords(server: RedisServer) -> Iterator[str]:
     Redis takes it as written: in a file it reads (redis.conf and aclfiles have no variables),
     or on a command line nothing expands (`argv_literal`). A shell or a script the pack cannot
     read may expand one on argv, and a start script that writes a file first leaves the file
-    unreadable (_redisconf._rewritten): neither is judged here. requirepass is not judged with
-    an aclfile, which makes Redis ignore it."""
+    unreadable (_redisconf._rewritten): neither is judged here. requirepass is not judged when
+    Redis ignores it (an aclfile or a `user default` line: requirepass_in_force)."""
     s = server.settings
     subject = redis_label(server.resource)
     for name in ("requirepass", "masterauth"):
         value = s.value(name)
-        if value is None or (name == "requirepass" and s.value("aclfile")):
+        if value is None or (name == "requirepass" and not requirepass_in_force(server)):
             continue
         run = SUBSTITUTION.fullmatch(value.strip()) is not None
         if not run and PLACEHOLDER.fullmatch(value.strip()) is None:

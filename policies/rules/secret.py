@@ -54,7 +54,7 @@ from policies.rules._secrets import (
     secret_named,
 )
 from policies.rules._service_shape import task_containers
-from policies.rules.redis import per_server
+from policies.rules.redis import per_server, requirepass_in_force
 
 SECRET_FILE_MODES: Final = frozenset({0o400, 0o440, 0o600})
 _MIN_SHARED_SECRET: Final = 8  # shorter strings match too much by chance
@@ -225,7 +225,7 @@ def password_length(
 
 
 def server_password_length(server: RedisServer, config: Mapping[str, Any]) -> Iterator[str]:
-    """requirepass (unless an aclfile makes Redis ignore it), masterauth and enabled ACL
+    """requirepass (unless Redis ignores it: redis.requirepass_in_force), masterauth and enabled ACL
     users' >passwords as Redis reads them: one shorter than the minimum is guessable, however
     it came to be (`--requirepass demo`, redis.conf's example `foobared`). A value that may be
     expanded first (`$REDIS_PASSWORD`, `$(cat f)`, `{{ ... }}`) is not judged, nor a
@@ -264,8 +264,9 @@ def _server_password_length(
         number(config.get("minimumLength"), "policy config minimumLength")
     )
     short: list[str] = []
-    # requirepass is ignored with an aclfile (redis.conf SECURITY); masterauth is still sent.
-    names = ("masterauth",) if server.settings.value("aclfile") else ("requirepass", "masterauth")
+    # requirepass is ignored with an aclfile or a `user default` line (requirepass_in_force): no
+    # client can use it, so its length guards nothing; masterauth is still sent.
+    names = ("requirepass", "masterauth") if requirepass_in_force(server) else ("masterauth",)
     for name in names:
         value = _as_redis_reads(server, name)
         if value is None or len(value) >= minimum:

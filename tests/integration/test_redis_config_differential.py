@@ -138,15 +138,19 @@ def test_the_pack_never_believes_a_safer_setting_than_redis_runs(
     assert unsafe(found) == []
 
 
-# Where the pack is stricter than Redis (it fails closed): accepted, and listed here so a change
-# shows. The rule's message names the directive the file sets, which is what to change.
+# Where the pack differs from Redis only in the listed settings, in which it is stricter (it fails
+# closed): accepted, and listed here so a change shows; [] means it reads every compared setting
+# as Redis runs it. The rule's message names the directive the file sets, which is what to change.
 STRICTER: list[tuple[str, str, list[str], list[str]]] = [
-    # replicaof and slaveof are one setting to Redis (the last wins); the pack reads each, so a
-    # server that stopped replicating with the other name is still asked for tls-replication.
-    ("slaveof, then replicaof no one", "slaveof 127.0.0.1 6390\nreplicaof no one\n", [],
-     ["replicaof"]),
-    ("replicaof, then slaveof no one", "replicaof 127.0.0.1 6390\nslaveof no one\n", [],
-     ["replicaof"]),
+    # replicaof and slaveof are one setting to Redis: the last of either wins, file then argv.
+    # The pack read each until session 17, so a server that had stopped replicating under the
+    # other name was still asked for tls-replication.
+    ("slaveof, then replicaof no one", "slaveof 127.0.0.1 6390\nreplicaof no one\n", [], []),
+    ("replicaof, then slaveof no one", "replicaof 127.0.0.1 6390\nslaveof no one\n", [], []),
+    ("the file's replicaof, then --slaveof no one", "replicaof 127.0.0.1 6390\n",
+     ["--slaveof", "no", "one"], []),
+    ("the file's slaveof no one, then --replicaof", "slaveof no one\n",
+     ["--replicaof", "127.0.0.1", "6390"], []),
 ]  # fmt: skip
 
 

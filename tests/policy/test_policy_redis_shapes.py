@@ -212,6 +212,42 @@ def test_tls_only_server__keeps_its_cluster_bus_and_replication_on_tls(
     assert found == ([] if reason is None else [f"Redis container redis {reason}"])
 
 
+# replicaof and slaveof are one setting to Redis: the last occurrence of either wins, config file
+# first, then argv (tests/integration/test_redis_config_differential.py runs these on Redis).
+REPLICA_CONF = "/etc/redis/redis.conf"
+
+
+@pytest.mark.parametrize(
+    ("conf", "extra", "sets"),
+    [
+        pytest.param("", ["--slaveof", "primary", "6380", "--replicaof", "no", "one"], None,
+                     id="argv-slaveof-then-replicaof-no-one"),
+        pytest.param("", ["--replicaof", "primary", "6380", "--slaveof", "no", "one"], None,
+                     id="argv-replicaof-then-slaveof-no-one"),
+        pytest.param("slaveof primary 6380\nreplicaof no one\n", [], None,
+                     id="file-slaveof-then-replicaof-no-one"),
+        pytest.param("replicaof primary 6380\n", ["--slaveof", "no", "one"], None,
+                     id="argv-slaveof-no-one-after-the-file"),
+        pytest.param("slaveof no one\n", ["--replicaof", "primary", "6380"], "replicaof",
+                     id="argv-replicaof-after-the-files-no-one"),
+        pytest.param("", ["--replicaof", "no", "one", "--slaveof", "primary", "6380"], "slaveof",
+                     id="argv-slaveof-last-is-named"),
+    ],
+)  # fmt: skip
+def test_replicaof_and_slaveof__one_setting_whose_last_occurrence_wins(
+    conf: str, extra: list[str], sets: str | None
+) -> None:
+    uploads = [{"file": REPLICA_CONF, "content": conf}] if conf else []
+    head = ["redis-server", REPLICA_CONF] if conf else ["redis-server"]
+    records = stack(container("redis", image="redis:7", uploads=uploads,
+                              command=[*head, *TLS_ARGS, *extra]))  # fmt: skip
+    found = run_rule("redis-tls-configured", records)
+    assert found == ([] if sets is None else [
+        f"Redis container redis must set tls-replication yes, as it sets {sets}; without it its "
+        f"link to its master (masterauth and every write) speaks plaintext."
+    ])  # fmt: skip
+
+
 # -- starts the pack cannot read ------------------------------------------------------------------
 
 
@@ -787,6 +823,22 @@ def test_requirepass_placeholder_in_uploaded_conf__is_a_literal_password(placeho
         "writes it. Substitute it before redis-server reads the file, or load users with "
         "#<sha256> passwords from an aclfile delivered as a protected file."
     )
+
+
+@pytest.mark.parametrize(
+    "conf",
+    [
+        pytest.param("requirepass ${REDIS_PASSWORD}\nuser default off\n", id="user-default-after"),
+        pytest.param("user default off\nrequirepass ${REDIS_PASSWORD}\n", id="user-default-before"),
+    ],
+)
+def test_requirepass_placeholder_beside_a_user_default_line__is_ignored_by_redis(
+    conf: str,
+) -> None:
+    # Redis applies the `user default` line's rules and ignores requirepass wherever it stands
+    # (redis.requirepass_in_force), so no client's password is that text.
+    records = _with_conf(f"protected-mode yes\n{conf}")
+    assert run_rule("redis-auth-required", records) == []
 
 
 def test_requirepass_real_value_in_uploaded_conf__is_no_placeholder() -> None:
@@ -1369,3 +1421,46 @@ def test_case_branches_for_a_sentinel_and_a_server__are_each_judged_in_their_own
         "Redis Sentinel container redis",
         "Redis container redis",
     ]
+
+
+# -- redirections in a script: the shell's, not the server's arguments --------------------------
+
+# port 0 last, where a redirection read as an argument would change it.
+TLS_SCRIPT = " ".join([*TLS_ARGS[2:], *TLS_ARGS[:2]])
+
+
+@pytest.mark.parametrize(
+    "redirections",
+    [
+        pytest.param(">/var/log/r.log 2>&1", id="stdout-and-stderr"),
+        pytest.param(">> /var/log/r.log 2> /var/log/e.log", id="append-with-spaces"),
+        pytest.param("</dev/null &>'/var/log/a log'", id="stdin-and-quoted-target"),
+        pytest.param('1>"$LOG"', id="fd-and-variable-target"),
+    ],
+)
+def test_script__redirections_after_the_server_are_not_its_arguments(redirections: str) -> None:
+    script = f"exec redis-server {TLS_SCRIPT} {redirections}"
+    recognition = recognise({"image": "redis:7", "command": ["sh", "-c", script]})
+    assert (recognition.verdict, recognition.args) == (Verdict.SERVER, tuple(TLS_SCRIPT.split()))
+    records = stack(container("redis", image="redis:7", command=["sh", "-c", script]))
+    assert run_rule("redis-tls-only", records) == []
+    assert run_rule("redis-tls-configured", records) == []
+
+
+def test_script__a_quoted_acl_rule_like_a_redirection_stays_an_argument() -> None:
+    # '>pw' quoted is the ACL rule "add password pw" (Redis's argument), not a redirection.
+    script = f"exec redis-server {TLS_SCRIPT} --user app on '>pw' '~*' '+get' --port 6379"
+    records = stack(container("redis", image="redis:7", command=["sh", "-c", script]))
+    assert "it listens for plaintext connections." in only(run_rule("redis-tls-only", records))
+    script = f"exec redis-server --user app on '>pw' '~*' '+get' {TLS_SCRIPT} >/dev/null"
+    records = stack(container("redis", image="redis:7", command=["sh", "-c", script]))
+    assert run_rule("redis-tls-only", records) == []
+
+
+def test_script__a_redirection_onto_the_config_file_is_a_rewrite() -> None:
+    # The shell opens (and truncates) the file before Redis reads it: fail closed.
+    conf = {"file": "/etc/redis/redis.conf", "content": "port 0\n"}
+    script = "redis-server /etc/redis/redis.conf > /etc/redis/redis.conf"
+    records = stack(container("redis", image="redis:7", uploads=[conf],
+                              command=["sh", "-c", script]))  # fmt: skip
+    assert run_rule("redis-tls-only", records) != []

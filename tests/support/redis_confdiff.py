@@ -330,12 +330,7 @@ def pack_view(root: Path, conf: str | None, argv: Sequence[str], files: Mapping[
             continue
         value = s.value(name)
         config[name] = _REDIS_DEFAULTS[name] if value is None else value
-    # The rules judge replicaof and slaveof each (policies/rules/redis.py _links_over_tls):
-    # either one naming a master makes the pack read the server as a replica.
-    for alias in ("replicaof", "slaveof"):
-        value = s.value(alias) if s.known(alias) else None
-        if value is not None and _normal("replicaof", value):
-            config["replicaof"] = value
+    # slaveof is read as replicaof (policies/rules/_redisconf.py _ALIASES), as Redis reads it.
     rules = server.acl_rules()
     if rules is None:
         return View(config, None)
