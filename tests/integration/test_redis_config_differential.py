@@ -58,7 +58,9 @@ def compare(
     files: dict[str, str] | None = None, *, aclfile: bool = False,
 ) -> tuple[list[Divergence], str]:  # fmt: skip
     """(divergences, redis-server's reason for refusing, "" when it started)."""
-    root = material.cert.parent.parent / f"case-{next(_counter)}"
+    # Inside this worker's own PKI directory: beside it (/tmp/case-N) the two xdist workers'
+    # counters named the same directory, and one's cleanup removed the other's redis.log.
+    root = material.cert.parent / f"case-{next(_counter)}"
     argv, files = argv or [], files or {}
     pack = pack_view(root, conf, argv, files)
     aclfile = aclfile or "users.acl" in files
