@@ -4,6 +4,7 @@ as "nothing to do" in `plan` and `status`, and that a seed replays the same step
 from __future__ import annotations
 
 import random
+import subprocess
 
 import pytest
 
@@ -102,3 +103,36 @@ def test_a_write_the_new_stack_acknowledged_must_read_back() -> None:
     load.one(_OneKey())  # acknowledged by the new stack
     load.store.clear()  # and then lost by it
     assert load.lost() == [("walk-1-7: 404", "4:down_up")]
+
+
+def _checked(monkeypatch: pytest.MonkeyPatch, windows: set[str]) -> list[str]:
+    """Walk.check after a step whose one key the stack acknowledged and then did not hold."""
+    quiet = subprocess.CompletedProcess[str]([], 0, "apply: plan: 37 unchanged\n", "")
+    monkeypatch.setattr(walk, "py", lambda *words, timeout=0.0: quiet)
+    monkeypatch.setattr(walk, "run", lambda argv, timeout: quiet)
+    monkeypatch.setattr(walk, "_quick_checks", lambda stack: [])
+    load = _Stacks("app", "http://127.0.0.1:1", 1)
+    load.store, load.up = {}, True
+    load.step = "4:step"
+    load.forget()
+    load.one(_OneKey())
+    load.store.clear()
+    walker = walk.Walk("s0", 1, False, load, lambda line: None)
+    walker.check(windows)
+    return walker.problems
+
+
+def test_a_key_the_new_stack_acknowledged_after_teardown_then_up_is_a_problem(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # After teardown.sh, forget() drops every key acknowledged before it: a key left was
+    # acknowledged by the new stack, on Redis or on the fallback it replays
+    # (docs/client.md), so not reading it back is a lost acknowledged write, not a window.
+    problems = _checked(monkeypatch, {walk.APP_AWAY, walk.REDIS_AWAY, walk.DATA_GONE})
+    assert problems == ["4:step: 1 acknowledged keys lost: [('walk-1-7: 404', '4:step')]"]
+
+
+def test_a_key_acknowledged_while_redis_is_replaced_is_only_logged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert _checked(monkeypatch, {walk.APP_AWAY, walk.REDIS_AWAY}) == []
