@@ -99,6 +99,7 @@ from infra.applier.translate import (  # noqa: E402
 )
 from infra.changes import Change, Op  # noqa: E402
 from infra.cli import OneLineParser, project_dir  # noqa: E402
+from infra.cli import say as cli_say  # noqa: E402
 from infra.engine_report import live_restore_line  # noqa: E402
 from infra.images import build_input_problem, shown_context  # noqa: E402
 from infra.mock_engine import Prior, RenderError  # noqa: E402
@@ -123,12 +124,9 @@ NOT_PULUMI: Final = (
 
 
 def say(message: str) -> None:
-    try:
-        print(f"apply: {message}", flush=True)
-    except BrokenPipeError:
-        # The reader went away (`| head`): stop printing, but never stop an up or down
-        # halfway because of it; the exit status stays the command's own.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    """One `apply:` line; a reader that goes away stops the output, never an up or down
+    halfway (infra.cli.say)."""
+    cli_say(f"apply: {message}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -43,14 +43,21 @@ class OneLineParser(_AppParser):
 def say(text: str) -> None:
     """One line on stdout. A reader that goes away (`python -m infra.firewall show --stack S |
     head -1`) stops the output, never the command: stdout then goes to /dev/null (Python
-    flushes it again at exit) and the command runs on to its own exit status, as
-    `infra.apply`'s own `say` does. Before (docs pass of 2026-12-03, stack s54),
-    `infra.firewall show`, `infra.engine_report`, `infra.stack_config get` and
-    `policies.strictness` ended in a BrokenPipeError traceback and exit 1."""
+    flushes it again at exit) and the command runs on to its own exit status (infra.apply's
+    `say` prints through it, so an up or down is never stopped halfway by its reader).
+    Before (docs pass of 2026-12-03, stack s54), `infra.firewall show`,
+    `infra.engine_report`, `infra.stack_config get` and `policies.strictness` ended in a
+    BrokenPipeError traceback and exit 1."""
     try:
         print(text, flush=True)
     except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        reader_gone()
+
+
+def reader_gone() -> None:
+    """After a BrokenPipeError on stdout: point it at /dev/null, so that what is still
+    printed, and Python's flush at exit, go nowhere instead of raising again."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def project_dir(text: str) -> Path:

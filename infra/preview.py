@@ -8,12 +8,11 @@ unusable, 1 when rendering fails otherwise.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-from infra.cli import OneLineParser
+from infra.cli import OneLineParser, reader_gone
 from infra.settings import SettingsError
 
 if TYPE_CHECKING:
@@ -81,5 +80,5 @@ if __name__ == "__main__":
     try:
         sys.exit(main())
     except BrokenPipeError:  # e.g. `| head`: the reader left; nothing more to say
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        reader_gone()
         sys.exit(0)

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final, TextIO
 
-from infra.cli import OneLineParser, printable
+from infra.cli import OneLineParser, printable, reader_gone
 from policies import strictness
 from policies.analyzer import (
     ConfigError,
@@ -360,7 +360,7 @@ def run(
             )
             _print_table(findings, records, subject, out)
     except BrokenPipeError:  # e.g. `| head`: the reader left; the verdict stands
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        reader_gone()
     return EXIT_VIOLATIONS if mandatory else EXIT_OK
 
 
