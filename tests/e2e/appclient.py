@@ -25,16 +25,22 @@ TOKEN_FILE = "/etc/secure-cache/api.token"
 _TOKENS: dict[str, str] = {}
 
 
+def read_api_token(app: str, *, check: bool = True) -> str:
+    """The API token in container `app`'s token file; with check=False, "" when it could not
+    be read (the walk reads it while the app may be being replaced, tests/e2e/walk.py)."""
+    result = subprocess.run(
+        ["docker", "exec", app, "cat", TOKEN_FILE],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=check,
+    )
+    return result.stdout.strip() if result.returncode == 0 else ""
+
+
 def api_token(stack: Stack, *, refresh: bool = False) -> str:
     if refresh or stack.app not in _TOKENS:
-        result = subprocess.run(
-            ["docker", "exec", stack.app, "cat", TOKEN_FILE],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        )
-        _TOKENS[stack.app] = result.stdout.strip()
+        _TOKENS[stack.app] = read_api_token(stack.app)
     return _TOKENS[stack.app]
 
 

@@ -48,11 +48,11 @@ from urllib.parse import quote
 
 from infra.cli import OneLineParser
 from infra.settings import REPO_ROOT
+from tests.e2e.appclient import read_api_token
 
 STEPS_ENV: Final = "SECURE_REDIS_WALK_STEPS"
 SEED_ENV: Final = "SECURE_REDIS_WALK_SEED"
 DEFAULT_STEPS: Final = 12
-TOKEN_FILE: Final = "/etc/secure-cache/api.token"
 KEYS: Final = 200
 # Bounds that only keep a broken stack from hanging the walk (2-core machine under load).
 UP_S: Final = 900.0
@@ -97,15 +97,8 @@ class Load:
     counter: int = 0
 
     def read_token(self) -> None:
-        done = subprocess.run(
-            ["docker", "exec", self.app, "cat", TOKEN_FILE],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-        if done.returncode == 0 and done.stdout.strip():
-            self.token = done.stdout.strip()
+        if token := read_api_token(self.app, check=False):
+            self.token = token
 
     def _call(self, method: str, key: str, body: bytes | None = None) -> tuple[int, bytes]:
         for attempt in range(2):

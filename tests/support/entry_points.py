@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Callable
+import subprocess
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 
 def run_entry(entry: Callable[[], int | None]) -> tuple[int, str]:
@@ -21,4 +23,19 @@ def run_entry(entry: Callable[[], int | None]) -> tuple[int, str]:
     return int(code or 0), out.getvalue() + err.getvalue()
 
 
-__all__ = ["run_entry"]
+def assert_quiet_without_a_reader(argv: Sequence[str], cwd: Path) -> None:
+    """Run `argv` with the read end of its stdout closed before its first line (`... | head`):
+    it must exit 0, its own status, with no BrokenPipeError traceback on stderr."""
+    with subprocess.Popen(
+        list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd
+    ) as process:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        process.stdout.close()  # the reader leaves before the first line
+        stderr = process.stderr.read().decode()
+        assert process.wait(timeout=120) == 0, stderr
+    assert "Traceback" not in stderr
+    assert "BrokenPipe" not in stderr
+
+
+__all__ = ["assert_quiet_without_a_reader", "run_entry"]

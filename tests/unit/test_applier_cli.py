@@ -6,7 +6,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from infra.components import app_image
 from infra.render import render_stack
 from infra.settings import REPO_ROOT
 from tests.support.app_context import app_context
+from tests.support.entry_points import assert_quiet_without_a_reader
 
 
 def test_cli__plan_says_it_is_not_pulumi_and_lists_what_up_would_create(
@@ -212,17 +212,7 @@ def test_cli__a_reader_that_goes_away_ends_the_output_quietly(tmp_path: Path) ->
     reader) and exits with its own status; it only stops printing."""
     project = str(_project(tmp_path))
     command = [sys.executable, "-m", "infra.apply", "plan", "--stack", "dev"]
-    with subprocess.Popen(
-        [*command, "--project-dir", project],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO_ROOT,
-    ) as process:  # fmt: skip
-        assert process.stdout is not None
-        assert process.stderr is not None
-        process.stdout.close()  # the reader leaves before the first line
-        stderr = process.stderr.read().decode()
-        assert process.wait(timeout=120) == 0, stderr
-    assert "Traceback" not in stderr
-    assert "BrokenPipe" not in stderr
+    assert_quiet_without_a_reader([*command, "--project-dir", project], REPO_ROOT)
 
 
 # -- up: what must hold before anything changes, and the end of a finished up -----------------

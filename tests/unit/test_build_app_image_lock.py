@@ -50,16 +50,22 @@ def _stand_in(path: Path, body: str) -> None:
     path.chmod(0o755)
 
 
-@pytest.mark.parametrize("args", [["--cache-only"], ["--tag", "t:1"]])
-def test_build_app_image__builds_holding_the_build_lock_shared(
-    tmp_path: Path, args: list[str]
-) -> None:
+def _checkout_with_the_script(tmp_path: Path) -> Path:
+    """A checkout holding only scripts/build-app-image.sh and lib.sh (skips without flock)."""
     if not shutil.which("flock"):
         pytest.skip("flock(1) is not installed")
     root = tmp_path / "root"
     (root / "scripts").mkdir(parents=True)
     for name in ("build-app-image.sh", "lib.sh"):
         shutil.copy(REPO_ROOT / "scripts" / name, root / "scripts" / name)
+    return root
+
+
+@pytest.mark.parametrize("args", [["--cache-only"], ["--tag", "t:1"]])
+def test_build_app_image__builds_holding_the_build_lock_shared(
+    tmp_path: Path, args: list[str]
+) -> None:
+    root = _checkout_with_the_script(tmp_path)
     wheels = root / "app" / "wheelhouse"
     wheels.mkdir(parents=True)
     (wheels / ".inputs.sha256").write_text("digest\n")
@@ -119,12 +125,7 @@ def test_build_app_image__two_at_once_in_a_checkout_without_a_wheelhouse_fill_it
     """The image tests of two pytest-xdist workers ran the script together in a fresh checkout:
     both found no stamp and filled, the second removing and rewriting the wheel and hashes the
     first was about to build from. Forced here: the second starts while the first fills."""
-    if not shutil.which("flock"):
-        pytest.skip("flock(1) is not installed")
-    root = tmp_path / "root"
-    (root / "scripts").mkdir(parents=True)
-    for name in ("build-app-image.sh", "lib.sh"):
-        shutil.copy(REPO_ROOT / "scripts" / name, root / "scripts" / name)
+    root = _checkout_with_the_script(tmp_path)
     (tmp_path / "venv" / "bin").mkdir(parents=True)
     _stand_in(tmp_path / "venv" / "bin" / "python", FILLING_PYTHON)
     record, release = tmp_path / "record", tmp_path / "release"

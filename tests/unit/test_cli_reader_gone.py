@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.entry_points import assert_quiet_without_a_reader
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 _FIREWALL = (
@@ -40,17 +42,7 @@ COMMANDS = {
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_a_reader_that_goes_away_ends_the_output_quietly(name: str) -> None:
-    with subprocess.Popen(
-        [sys.executable, *COMMANDS[name]],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO_ROOT,
-    ) as process:  # fmt: skip
-        assert process.stdout is not None
-        assert process.stderr is not None
-        process.stdout.close()  # the reader leaves before the first line
-        stderr = process.stderr.read().decode()
-        assert process.wait(timeout=120) == 0, stderr
-    assert "Traceback" not in stderr
-    assert "BrokenPipe" not in stderr
+    assert_quiet_without_a_reader([sys.executable, *COMMANDS[name]], REPO_ROOT)
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
