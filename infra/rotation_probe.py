@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TextIO, TypeVar
 
-from infra.cli import OneLineParser, printable
+from infra.cli import OneLineParser, printable, say
 from infra.naming import (
     APP_HTTP_PORT,
     REDIS_ALIAS,
@@ -1016,7 +1016,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _wait(probe, before, args.timeout)
         after = probe.snapshot()
         for text in report_lines(before, after):
-            print(f"rotate: {text}")
+            say(f"rotate: {text}")
         # A restart by someone else is named; the rotation is judged by what changed (each
         # step's wait saw every consumer take its material).
         for line in restarted(before, after):
@@ -1157,7 +1157,7 @@ def _snapshot(probe: Probe, stack: str, applier_state: bool) -> int:
         return BUSY
     with Progress("reading what Redis and the app use"):
         taken = probe.snapshot()
-    print(json.dumps(taken))
+    say(json.dumps(taken))
     return 0
 
 
@@ -1175,9 +1175,9 @@ def _of_snapshot(action: str, stack: str, kind: str | None, before: dict[str, An
     # this), or every one as `kind: why` lines.
     for found, why in unfinished(before).items():
         if kind is None:
-            print(f"{found}: {why}")
+            say(f"{found}: {why}")
         elif found == kind:
-            print(why)
+            say(why)
     return 0
 
 
