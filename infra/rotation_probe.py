@@ -153,7 +153,7 @@ print("same" if read == value else "different")
 # Several files of a container in one exec, each followed by a NUL (no text file holds one).
 _CAT_EACH: Final = 'for f in "$@"; do cat -- "$f" || exit 1; printf "\\000"; done'
 APP_API: Final = f"http://127.0.0.1:{APP_HTTP_PORT}"
-# How many times a look reads files whose output came back short (Probe._files).
+# How many times a look reads an exec's output that came back short (Probe._read).
 _READ_TRIES: Final = 3
 _T = TypeVar("_T")
 # Redis's files a snapshot reads, in the order snapshot_of takes them.
@@ -276,6 +276,20 @@ def cert_serial(pem: str) -> str:
     from infra import pki  # noqa: PLC0415 - see above
 
     return f"{pki.load_certificate(pem.encode()).serial_number:X}"
+
+
+def served_pem(where: str, printed: str) -> str:
+    """The one certificate SERVED_ONLY printed, or a ProbeError naming `where` when the output
+    holds no whole one (an exec whose output the engine lost: empty or cut short). Read as
+    it was, issuer_serial raised PkiError ("not a PEM-encoded X.509 certificate") out of
+    served_issuer, and the `up` of a CA's retire step ended at exit 3, "an error the applier
+    does not handle"."""
+    begin, end = "-----BEGIN CERTIFICATE-----", "-----END CERTIFICATE-----"
+    text = printed.strip()
+    if not (text.startswith(begin) and text.endswith(end) and text.count(begin) == 1):
+        shown = printable(text[-300:]) or "nothing"
+        raise ProbeError(f"{where}: expected the certificate Redis serves, read {shown}")
+    return text + "\n"
 
 
 def served_serial(printed: str) -> str:
@@ -486,9 +500,10 @@ class Probe:
         """`parse` of `argv`'s output, the exec run again when that output is not whole.
 
         The engine loses an exec's output now and then: the command exited 0 and the stream
-        came back empty or short (docker/docker-py#2042, moby/moby#27289). Both reads are
-        framed (Redis's files by NULs, the app's facts as one JSON object), so a short read
-        is known and read again; it failed rotate.sh s52 data-key between two of its ups
+        came back empty or short (docker/docker-py#2042, moby/moby#27289). Every read is
+        framed (Redis's files by NULs, the app's facts as one JSON object, the certificate
+        Redis serves as one PEM block: `served_pem`), so a short read is known and read again;
+        it failed rotate.sh s52 data-key between two of its ups
         (tests/unit/test_rotation_probe_lost_output.py). An exit other than 0 is not retried.
         """
         for attempt in range(1, _READ_TRIES + 1):
@@ -623,7 +638,9 @@ class Probe:
         if why is not None:
             raise NotTrusted(self._untrusted(self.app, why))
         if app.status == "running":
-            return self._exec(self.app, argv)
+            # By name, as before: the container whose attributes were just checked.
+            return self._read(self.app, argv, None, lambda out: served_pem(self.app, out))
+        # Its output is the container's log, which the engine keeps: not an exec's stream.
         return self._beside(app.attrs, argv, app_image)
 
     def _not_ours(
@@ -1271,6 +1288,7 @@ __all__ = [
     "round_trip_command",
     "served_command",
     "served_evidence",
+    "served_pem",
     "served_serial",
     "snapshot_of",
     "split_files",
