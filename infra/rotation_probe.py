@@ -857,6 +857,12 @@ def unfinished(now: dict[str, Any]) -> dict[str, str]:
         found["passwords"] = f"ACL users with two passwords: {', '.join(rotating)}"
     if len(now["redis_trusts"]) > 1 or len(now["app_trusts"]) > 1:
         found["ca"] = "two CAs are trusted: a CA rollover is under way"
+    # The one rotation whose second step is the operator's (scripts/rotate.sh api-token-retire,
+    # once the clients switched): rotate.sh retires only when this says one waits.
+    if previous := now["api_previous_tokens"]:
+        found["api-token"] = (
+            f"the app still accepts {previous} earlier API token(s) beside the current one"
+        )
     return found
 
 
@@ -1091,9 +1097,15 @@ def way_on(stack: str, exc: ProbeError) -> str:
 
 
 # Keys every snapshot holds (snapshot_of) that each action reading one uses: `unfinished`
-# reads these four (a partial snapshot of them is enough: tests/unit/test_operator_imports.py),
+# reads these five (a partial snapshot of them is enough: tests/unit/test_operator_imports.py),
 # `guard` the server's issuer, `wait` and `report` compare whole snapshots.
-_UNFINISHED_KEYS: Final = ("previous_key_ids", "acl", "redis_trusts", "app_trusts")
+_UNFINISHED_KEYS: Final = (
+    "previous_key_ids",
+    "acl",
+    "redis_trusts",
+    "app_trusts",
+    "api_previous_tokens",
+)
 _SNAPSHOT_KEYS: Final = {
     "unfinished": _UNFINISHED_KEYS,
     "guard": ("server_issuer",),
