@@ -639,7 +639,7 @@ class _NoProbe:
 
 
 @pytest.mark.usefixtures("no_passphrase")
-def test_cli__plan_says_the_up_of_a_ca_retire_asks_redis_first_and_does_not_ask_itself(
+def test_cli__plan_and_status_say_the_up_of_a_ca_retire_asks_redis_first_and_do_not_ask(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """plan16: plan did not show that up asks Redis which CA's certificate it serves before
@@ -661,6 +661,13 @@ def test_cli__plan_says_the_up_of_a_ca_retire_asks_redis_first_and_does_not_ask_
         "(the trust bundle keeps CA 5c1e), and it stops, changing nothing, when Redis serves"
     ), note
     assert "rotation_probe snapshot --stack dev --applier-state" in note
+    # `status` says what the next up does (its `next up:` lines): this too, in the same
+    # words (apply.py `_retire_note`, the one function both print it with). It said
+    # nothing of it before (session 18, 2026-12-03).
+    assert apply.main(["status", "--stack", "dev", "--project-dir", str(project)]) == 0
+    said = capsys.readouterr().out.splitlines()
+    assert [line for line in said if "CA 5c1e" in line] == [note]
+    assert said.index(note) == len(said) - 1, "after the next up's summary, as in plan"
 
 
 def _plan_of(tmp_path: Path) -> Plan:
