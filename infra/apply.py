@@ -101,7 +101,7 @@ from infra.changes import Change, Op  # noqa: E402
 from infra.cli import OneLineParser, project_dir  # noqa: E402
 from infra.cli import say as cli_say  # noqa: E402
 from infra.engine_report import live_restore_line  # noqa: E402
-from infra.images import build_input_problem, shown_context  # noqa: E402
+from infra.images import BuildContextChanging, build_input_problem, shown_context  # noqa: E402
 from infra.mock_engine import Prior, RenderError  # noqa: E402
 from infra.naming import Role, object_name  # noqa: E402
 from infra.pulumi_names import PYTHON_DYNAMIC_PREFIX as DYNAMIC_PREFIX  # noqa: E402
@@ -190,6 +190,7 @@ def _main(argv: Sequence[str] | None) -> int:
         BuildInputError,
         SettingsError,
         RenderError,
+        BuildContextChanging,
         HostConflict,
         ReloadNotTaken,
     ) as exc:
@@ -800,7 +801,7 @@ def _next_up(stack: str, project_dir: Path, state: StackState) -> list[str]:
         changes = _engine_changes(rendered, plan, state, applier)
         strangers = applier.strangers(plan, state)
         note = _retire_note(rendered, state, applier)
-    except (ApplyError, SettingsError, RenderError) as exc:
+    except (ApplyError, SettingsError, RenderError, BuildContextChanging) as exc:
         return [f"next up: not checked: {exc}"]
     lines = [
         "next up: " + " ".join(_change_words(c, plan, changes))
