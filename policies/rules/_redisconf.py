@@ -782,6 +782,29 @@ def _strip_wrappers(words: list[str]) -> tuple[list[str], bool]:
     return rest, opaque
 
 
+def _programs_named(words: list[str], props: Mapping[str, Any], image: str) -> list[str]:
+    """`words` with a variable or an alias that names a server program replaced by the
+    program it names (`R=redis-server; $R --port 6379`, as shell_expanded resolves it;
+    `alias r=redis-server` then `r --port 6379` at the start of a command: dash expands
+    aliases in a script)."""
+    aliases = {
+        name: value.split()[0]
+        for word, after in itertools.pairwise(words)
+        if word == "alias"
+        for name, _, value in [after.partition("=")]
+        if value.split() and _program(value.split()[0]) in _STARTS_A_SERVER
+    }
+    if not aliases and not any("$" in word for word in words):
+        return words
+    named = []
+    for i, word in enumerate(words):
+        program = shell_expanded(word, props, image) if _VARIABLE.fullmatch(word) else None
+        if program is None and (i == 0 or words[i - 1] in _SHELL_SEPARATORS):
+            program = aliases.get(word)
+        named.append(program if program and _program(program) in _STARTS_A_SERVER else word)
+    return named
+
+
 # Programs that run the next word as a program (with options of their own first).
 _RUN_THE_NEXT: Final = _EXEC_WRAPPERS | {"exec", "env", "nice", "nohup", "setsid", "command"}
 
@@ -1122,7 +1145,7 @@ def _recognise(  # noqa: PLR0911 - one return per way a reviewer decides
     image = (images or ImageIndex()).resolve(_image(props))
     entrypoints = strings(props.get("entrypoints"), "entrypoints")
     words = _argv_words(argv(props))
-    found = _servers_args_in(words)
+    found = _servers_args_in(_programs_named(words, props, image))
     if found:
         first, *others = (
             _runs_server(props, image, each, _through_entrypoint(each, entrypoints))

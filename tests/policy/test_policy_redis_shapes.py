@@ -1532,9 +1532,26 @@ def test_script__its_own_arguments__are_no_words_of_its_commands() -> None:
     assert recognition.args == tuple(TLS_SCRIPT.split())
 
 
-def test_script__a_server_named_by_a_variable__is_a_server_the_pack_cannot_read() -> None:
-    script = f"R=redis-server; $R {TLS_SCRIPT} --port 6379"
-    recognition = recognise({"image": "redis:7.4", "command": ["sh", "-c", script]})
+@pytest.mark.parametrize(
+    "script",
+    [
+        pytest.param(f"R=redis-server; $R --port 6379 & exec redis-server {TLS_SCRIPT}",
+                     id="variable"),
+        pytest.param(f"alias r=redis-server\nr --port 6379 & exec redis-server {TLS_SCRIPT}",
+                     id="alias"),
+    ],
+)  # fmt: skip
+def test_script__a_server_named_by_a_variable_or_an_alias__is_judged(script: str) -> None:
+    records = stack(container("redis", image="redis:7.4", command=["sh", "-c", script]))
+    assert "it listens for plaintext connections." in only(run_rule("redis-tls-only", records))
+
+
+def test_script__a_program_named_by_what_the_pack_cannot_resolve__is_a_server_it_cannot_read() -> (
+    None
+):
+    script = f"$SERVER {TLS_SCRIPT} --port 6379"
+    recognition = recognise({"image": "redis:7.4", "command": ["sh", "-c", script],
+                             "envs": ["SERVER=/usr/local/bin/start"]})  # fmt: skip
     assert (recognition.verdict, recognition.args) == (Verdict.SERVER, None)
 
 

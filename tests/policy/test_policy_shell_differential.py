@@ -133,6 +133,51 @@ CASES: list[Case] = [
          {"REDIS_PORT": "6379", "REDIS_PASSWORD": PW},
          "a Kubernetes pod template (search 'bash -c ... redis-server --requirepass $(cat', "
          "rank 10; its trailing options cut off in the excerpt)"),
+    Case("krage3x", ("/bin/bash", "-c",
+         "set -e\n\n# Generate redis conf for password\ncat <<EOF > /data/redis.conf\n"
+         "bind 0.0.0.0\nprotected-mode yes\nport 6379\nrequirepass ${REDIS_PASSWORD}\nEOF\n\n"
+         "exec redis-server /data/redis.conf"), {"REDIS_PASSWORD": PW},
+         "krage3x/devops-prueba-tecnica python-app/charging_station_app/docker/entrypoint/"
+         "redis-entrypoint.sh"),
+    Case("jsongo", ("/bin/bash", "-c",
+         'PASS="initpwd"\nif [ $REDIS_PASSWORD ]; then\n    PASS=$REDIS_PASSWORD\nfi\n\n'
+         "sed -Ei 's/\\$PASSWORD/'$PASS'/' redis.conf\n"
+         "redis-server /usr/local/etc/redis/redis.conf\n"), {"REDIS_PASSWORD": PW},
+         "jsongo/docker-redis-mysql redis-server/run.sh"),
+    Case("obenchkroune", ("/bin/sh", "-c",
+         'set -e\n\nif [ -z "$REDIS_PWD" ];\nthen\n    echo "Missing required environment '
+         'variables"\n    exit 1\nfi\n\n'
+         "sed -i -E 's/^requirepass.*/requirepass '$REDIS_PWD'/1' /etc/redis.conf\n\n"
+         'exec "$@"', "sh", "redis-server", "/etc/redis.conf"), {"REDIS_PWD": PW},
+         "obenchkroune/inception srcs/requirements/bonus/redis/scripts/redis-entrypoint.sh, "
+         "given redis-server and its config file as its arguments"),
+    sh("redis-client", "exec redis-server \\\n  --port 16380 \\\n  --tls-port 26380 \\\n"
+       "  --tls-cert-file /certs/redis.crt \\\n  --tls-key-file /certs/redis.key \\\n"
+       '  --tls-ca-cert-file /certs/ca.crt \\\n  --save "" \\\n  --appendonly no\n', {},
+       "redis-rb/redis-client test/docker/files/usr/bin/docker-entrypoint.sh (its end)"),
+    sh("l6s", "exec redis-server /usr/local/etc/redis/redis.conf \\\n  --bind $(hostname -i) "
+       "\\\n  --port 6379 \\\n  --requirepass ${REDIS_REQUIRED_PASSWORD} \\\n"
+       "  --loglevel ${REDIS_LOG_LEVEL}\n",
+       {"REDIS_REQUIRED_PASSWORD": PW, "REDIS_LOG_LEVEL": "notice"},
+       "tpboudreau/l6s build.d/redis.d/entrypoint.sh"),
+    sh("memorix", "$DOCKER_SCRIPTS/entrypoint-ssh.sh\n\nsudo service postgresql start\n\n"
+       "sudo -u postgres psql -c \"ALTER USER postgres PASSWORD 'uv';\"\n\n"
+       "$HOME/redis-6.2.4/src/redis-server --daemonize yes\n\ntail -f /dev/null",
+       {"DOCKER_SCRIPTS": "/scripts"}, "uvop/memorix development-image/scripts/entrypoint.sh"),
+    sh("hhplus-sentinel",
+       'a#!/bin/sh\n\n sed -i "s/\\$SENTINEL_QUORUM/$SENTINEL_QUORUM/g" /etc/redis/sentinel.conf\n'
+       ' exec docker-entrypoint.sh redis-server /etc/redis/sentinel.conf --sentinel',
+       {"SENTINEL_QUORUM": "2"},
+       "qkr107781/hhplus_e-commerce_server docker/sentinel/entrypoint.sh (its first line as "
+       "written, two of its three sed lines)"),
+    sh("ricoisme-sentinel",
+       'sed -i "s/\\$SENTINEL_PORT/$SENTINEL_PORT/g" /usr/local/etc/redis/sentinel.conf\n'
+       "exec docker-entrypoint.sh redis-server /usr/local/etc/redis/sentinel.conf --sentinel",
+       {"SENTINEL_PORT": "26379"},
+       "ricoisme/unit-testing-using-nunit Builds/BuildScripts/Redis/entrypoint.sh (one of its "
+       "four sed lines)"),
+    sh("tabelogo-sentinel", "redis-server /etc/redis/sentinel.conf --sentinel", {},
+       "Leon180/tabelogo project/redis/sentinel/sentinel.dockerfile (ENTRYPOINT in shell form)"),
     # -- shapes, one shell feature each ------------------------------------------------------------
     sh("tls-in-sh-c", f"exec redis-server {TLS} --requirepass {PW}"),
     sh("multi-line",
@@ -144,6 +189,12 @@ CASES: list[Case] = [
     sh("assigned-variable", f'p={PW}; exec redis-server {TLS} --requirepass "$p"'),
     sh("assigned-then-emptied", f'p={PW}; p=; exec redis-server {TLS} --requirepass "$p"'),
     sh("variable-as-program", f"R=redis-server; $R {TLS} --port 6379"),
+    sh("variable-program-beside-a-server", f"R=redis-server; $R --port 6379 & "
+       f"exec redis-server {TLS}"),
+    sh("alias", f"alias r=redis-server\nr {TLS} --port 6379"),
+    sh("nested-sh-variable", 'sh -c "$CMD"', {"CMD": f"exec redis-server {TLS} --port 6379"}),
+    sh("eval-variable", 'eval "$CMD"', {"CMD": f"exec redis-server {TLS} --port 6379"}),
+    sh("acl-rule-redirected", f"exec redis-server {TLS} --user app on >$(cat /f) '~*' '+get'"),
     sh("eval", f'eval "exec redis-server {TLS} --port 6379"'),
     sh("function", f'start() {{ exec redis-server {TLS} "$@"; }}; start --port 6379'),
     sh("set-positional", f'set -- --port 6379; exec redis-server {TLS} "$@"'),
@@ -209,7 +260,6 @@ STRICTER: dict[str, str] = {
     "setting not on argv is unknown",
     "derived-password": '"$@" first, or last: ' + _OPTIONS_UNKNOWN,
     "bash-array": "${ARGS[@]} first is read as a config file the pack cannot read",
-    "variable-as-program": "$R names the program: a server whose arguments are unknown",
     "function": '"$@" in a function: ' + _OPTIONS_UNKNOWN,
     "set-positional": '"$@" after `set --`: ' + _OPTIONS_UNKNOWN,
     "dollar-at": '"$@" of the script: ' + _OPTIONS_UNKNOWN,
@@ -229,6 +279,10 @@ STRICTER: dict[str, str] = {
     "subshell": "`( ... )`: the closing parenthesis stays a word after the server's options, "
     "read as a value of the last one",
     "conditional-option": "${EXTRA:+--port 6379}: " + _OPTIONS_UNKNOWN,
+    "alias": "bash expands no alias in a script (dash does): the pack judges the server dash "
+    "starts, under bash too",
+    "nested-sh-variable": "$CMD is the nested shell's script: a server whose arguments are unknown",
+    "eval-variable": "eval runs $CMD: a server whose arguments are unknown",
     "entrypoint-dollar-at": 'docker-entrypoint.sh "$@": the program is among the script\'s '
     "arguments, so the pack sees a server whose arguments are unknown",
     "entrypoint-options-dollar-at": 'docker-entrypoint.sh with options, then "$@": '

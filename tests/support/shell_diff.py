@@ -218,7 +218,7 @@ class Jail:
         (state / "trace").write_text("")
         command = _with_prelude(shell, list(argv))
         variables = [f"{k}={v}" for k, v in env.items()]
-        base = ["PATH=/stubs:/usr/bin:/bin", "HOME=/tmp"]
+        base = ["PATH=/stubs:/usr/bin:/bin", "HOME=/"]
         jailed = ["unshare", "--net", "chroot", str(self.root), "/usr/bin/env", "-i", "-C", "/data"]
         process = subprocess.Popen(
             [*jailed, *base, *variables, *command],
