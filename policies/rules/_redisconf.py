@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
+import itertools
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -216,6 +217,9 @@ class Recognition:
     argv_literal: bool = False
     """Nothing that could expand a variable stands between Docker and redis-server (no shell,
     no script the pack cannot read: `_expands_nothing`), so `${NAME}` in `args` is that text."""
+    arguments_why: str = ""
+    """Why settings its argv does not set after a word its shell expands are unknown
+    (SHELL_ARGUMENTS); "" when no such word stands among its arguments."""
     branches: tuple[Recognition, ...] = ()
     """The other servers its script starts (`_servers_args_in`): another branch of an `if`,
     or another server beside this one; each is judged as this one is."""
@@ -290,16 +294,19 @@ def _argv_words(args: Sequence[str]) -> list[str]:
     word stays one argument, spaces and all, as exec hands it over: redis-server reads `--port
     0` as the line `port 0`, takes a first argument that is no option for its config file's
     name, and any other word for one value (`parse_args`)."""
-    pending = [(arg, i == 0) for i, arg in enumerate(args)]
+    pending = [(arg, i == 0, True) for i, arg in enumerate(args)]
     words: list[str] = []
     shell = False
     while pending:
-        word, first = pending.pop(0)
+        word, first, given = pending.pop(0)
         script = shell and bool(words) and _SCRIPT_FLAG.match(words[-1]) is not None
         splits = (first or script) and _SPLIT_AT.search(word.strip()) is not None
         split = list(_script_words(word)) if splits else [word]
+        if script and given and pending:
+            # What follows a `-c` script is its $0, $1, ...: none of its commands' words.
+            pending.insert(0, (";", False, False))
         if split != [word]:
-            pending[:0] = [(w, False) for w in split]
+            pending[:0] = [(w, False, False) for w in split]
             continue
         words.append(word)
         shell = shell or _program(word) in _SHELLS
@@ -322,10 +329,71 @@ def _script_words(script: str) -> tuple[str, ...]:
     A comment runs to the end of its line."""
     words: list[str] = []
     for command in _script_commands(script):
-        split = shell_words(command)
+        # A command substitution runs before the command it stands in (`x=$(redis-server
+        # ...)`, `echo $(redis-server ...)`): its commands come first, and it stays one word.
+        inner = [w for text in _substitutions(command) for w in (";", *_script_words(text))]
+        split = _whole_substitutions(shell_words(command))
+        if split and split[0] == "eval":  # eval runs its arguments, joined, as a script
+            split = list(_script_words(" ".join(split[1:])))
+        split = [*inner[1:], ";", *split] if inner and split else inner[1:] or split
         if split:
             words.extend([";", *split] if words else split)
     return tuple(words)
+
+
+def _substitutions(command: str) -> list[str]:
+    """The scripts of the command substitutions (`$(...)`, backquotes) in a command's text,
+    outermost first, outside single quotes."""
+    found: list[str] = []
+    i, quote = 0, ""
+    while i < len(command):
+        char = command[i]
+        if quote == "'":
+            quote = "" if char == "'" else quote
+        elif char == "\\":
+            i += 1
+        elif char == "'" and not quote:
+            quote = "'"
+        elif char == '"':
+            quote = "" if quote == '"' else '"'
+        elif char == "`":
+            end = command.find("`", i + 1)
+            if end < 0:
+                break
+            found.append(command[i + 1 : end])
+            i = end
+        elif command.startswith("$(", i) and not command.startswith("$((", i):
+            depth, j = 1, i + 2
+            while j < len(command) and depth:
+                depth += {"(": 1, ")": -1}.get(command[j], 0)
+                j += 1
+            if depth:
+                break
+            found.append(command[i + 2 : j - 1])
+            i = j - 1
+        i += 1
+    return found
+
+
+def _whole_substitutions(words: list[str]) -> list[str]:
+    """shlex's words with a command substitution or a `${...}` expansion that it split at
+    blanks joined again into the one word the shell makes of it (`$(true ; true)`: a `;`
+    inside it ends no command; `${EXTRA:+--port 6379}`: one expansion, which may hold
+    options)."""
+    joined: list[str] = []
+    unclosed = False
+    for word in words:
+        if unclosed:
+            joined[-1] += " " + word
+        else:
+            joined.append(word)
+        current = joined[-1]
+        unclosed = (
+            current.count("$(") > current.count(")")
+            or current.count("${") > current.count("}")
+            or current.count("`") % 2 == 1
+        )
+    return joined
 
 
 def _script_commands(script: str) -> list[str]:  # noqa: PLR0912, PLR0915 - one branch per token
@@ -483,7 +551,13 @@ _KEYWORDS: Final = frozenset({"if", "then", "else", "elif", "while", "until", "d
 def _head(words: list[str]) -> str:
     """The program a command's words before a server run, if any: the first after reserved
     words, assignments and the shell (with its options) whose script it is; "" if none."""
-    for word in words:
+    for j, word in enumerate(words):
+        if word == "command":
+            # `command -v X` names X; `command X` (or `command -p X`) runs it.
+            options = itertools.takewhile(lambda w: w.startswith("-"), words[j + 1 :])
+            if any("v" in option or "V" in option for option in options):
+                return word
+            continue
         if not (
             word in _KEYWORDS
             or _ASSIGNMENT.match(word)
@@ -708,6 +782,51 @@ def _strip_wrappers(words: list[str]) -> tuple[list[str], bool]:
     return rest, opaque
 
 
+def _programs_named(words: list[str], props: Mapping[str, Any], image: str) -> list[str]:
+    """`words` with a variable or an alias that names a server program replaced by the
+    program it names (`R=redis-server; $R --port 6379`, as shell_expanded resolves it;
+    `alias r=redis-server` then `r --port 6379` at the start of a command: dash expands
+    aliases in a script)."""
+    aliases = {
+        name: value.split()[0]
+        for word, after in itertools.pairwise(words)
+        if word == "alias"
+        for name, _, value in [after.partition("=")]
+        if value.split() and _program(value.split()[0]) in _STARTS_A_SERVER
+    }
+    if not aliases and not any("$" in word for word in words):
+        return words
+    named = []
+    for i, word in enumerate(words):
+        program = shell_expanded(word, props, image) if _VARIABLE.fullmatch(word) else None
+        if program is None and (i == 0 or words[i - 1] in _SHELL_SEPARATORS):
+            program = aliases.get(word)
+        named.append(program if program and _program(program) in _STARTS_A_SERVER else word)
+    return named
+
+
+# Programs that run the next word as a program (with options of their own first).
+_RUN_THE_NEXT: Final = _EXEC_WRAPPERS | {"exec", "env", "nice", "nohup", "setsid", "command"}
+
+
+def _runs_unseen(words: list[str]) -> bool:
+    """Whether a script runs a program the pack cannot name: one a variable or a command
+    substitution names (`R=redis-server; $R --port 6379`, `exec docker-entrypoint.sh "$@"`
+    started with the server's name among the script's arguments), or a file it sources."""
+    start = 0
+    for i, word in enumerate([*words, ";"]):
+        if word not in _SHELL_SEPARATORS:
+            continue
+        rest = [w for w in words[start:i] if not (w in _KEYWORDS or _ASSIGNMENT.match(w))]
+        while rest and (_program(rest[0]) in _RUN_THE_NEXT | _SHELLS or rest[0].startswith("-")):
+            rest = rest[1:]
+        head = rest[0] if rest else ""
+        if head in (".", "source") or any(c in head for c in "$`"):
+            return True
+        start = i + 1
+    return False
+
+
 def _signs(props: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     """(strong, weak) signs of a Redis server, named without values."""
     strong: list[str] = []
@@ -757,14 +876,27 @@ _VARIABLE: Final = re.compile(
 )
 
 
-def shell_expanded(value: str, props: Mapping[str, Any], image: str) -> str | None:
-    """What a shell on the container's command line makes of `value` when it is one variable
-    the script assigns nowhere: `$NAME`/`${NAME}` when the container sets it, and
-    `${NAME:-default}` (`${NAME-default}`) as a shell resolves it, from the container's value
-    when it sets one (non-empty for `:-`), else the default. The default is taken only from
-    the official image, whose own ENV (REDIS_VERSION, REDIS_DOWNLOAD_*, GOSU_VERSION) sets no
-    password: another image may set the variable itself. None otherwise (no shell, another
-    shape, a variable the pack cannot know). Only for judging a password's length, never for
+# Variables a shell or Docker sets in every container, whatever its image: not "unset".
+_SET_BY_THE_SHELL: Final = frozenset(
+    {"HOME", "HOSTNAME", "PATH", "PWD", "OLDPWD", "SHLVL", "TERM", "IFS", "PPID", "OPTIND",
+     "LINENO", "RANDOM", "SECONDS", "UID", "EUID", "USER", "PS1", "PS2", "PS4", "BASH",
+     "BASH_VERSION", "REDIS_VERSION", "REDIS_DOWNLOAD_URL", "REDIS_DOWNLOAD_SHA", "GOSU_VERSION"}
+)  # fmt: skip
+
+
+def shell_expanded(  # noqa: PLR0911 - one return per way a shell resolves it
+    value: str, props: Mapping[str, Any], image: str
+) -> str | None:
+    """What a shell on the container's command line makes of `value` when it is one variable:
+    `$NAME`/`${NAME}` as the container sets it (empty too), and `${NAME:-default}`
+    (`${NAME-default}`) as a shell resolves it, from the container's value when it sets one
+    (non-empty for `:-`), else the default. A variable the container does not set is empty,
+    and a default is taken, only on the official image, whose own ENV (REDIS_VERSION,
+    REDIS_DOWNLOAD_*, GOSU_VERSION) sets no password: another image may set the variable
+    itself. A variable the script assigns is its shortest literal value (empty if one
+    assignment empties it), the pack cannot tell which assignment runs last; None when one
+    assignment is not literal (`p=$(cat f)`). None otherwise (no shell, another shape, a
+    variable the pack cannot know). Only for judging what redis-server receives, never for
     a message."""
     match = _VARIABLE.fullmatch(value.strip())
     if match is None:
@@ -773,16 +905,81 @@ def shell_expanded(value: str, props: Mapping[str, Any], image: str) -> str | No
     if not any(_program(word) in _SHELLS for word in words):
         return None
     name = match["braced"] or match["bare"]
-    if any(re.search(rf"(?:^|[\s;&|]){name}=", word) for word in words):
-        return None  # the script sets it itself
+    assigned = [
+        found.group(1)
+        for word in words
+        for found in [re.match(rf"(?:.*[\s;&|])?{name}=(.*)$", word, re.S)]
+        if found is not None
+    ]
+    if assigned:
+        if "" in assigned:
+            return ""
+        literal = [v for v in assigned if not re.search(r"[$`\\]", v)]
+        return min(literal, key=len) if len(literal) == len(assigned) else None
     env = dict(envs(props))
     given = env.get(name)
     default = match["default"]
+    official = is_official_image(image) and name not in _SET_BY_THE_SHELL
     if default is None:
-        return given or None
+        return given if given is not None else ("" if official else None)
     if given is not None and (given or not match["colon"]):
-        return given or None
-    return default if given is not None or is_official_image(image) else None
+        return given
+    return default if given is not None or official else None
+
+
+# What a shell expands into any number of words: the positional parameters, a bash array.
+_ALL_ARGUMENTS: Final = re.compile(r"\$(?:[@*]|\{[@*]\}|\{[A-Za-z_]\w*\[[@*]\]\})")
+# One expansion making a whole word: a variable or a command substitution.
+_ONE_EXPANSION: Final = re.compile(r"\$(?:[A-Za-z_]\w*|\{[^}]*\}|\(.*\))|`.*`", re.S)
+SHELL_ARGUMENTS: Final = "\0arguments a shell expands"
+"""An `include` no upload answers, where a shell's expansion may put options of its own: what
+comes before it is unknown unless argv sets it again after it (RedisSettings)."""
+SHELL_ARGUMENTS_WHY: Final = (
+    'its start script passes redis-server words the pack cannot read (a variable, "$@", a '
+    "command substitution standing where an option would, or what xargs reads), which may set "
+    "any option: give the options on redis-server's command line after them"
+)
+
+
+def _as_the_shell_passes(
+    given: list[str], props: Mapping[str, Any], image: str
+) -> tuple[list[str], bool]:
+    """redis-server's arguments after the shell that starts it expands them, as far as the
+    pack can tell, and whether a word may expand into options (marked by SHELL_ARGUMENTS).
+
+    A variable the shell makes empty (`shell_expanded`) is an empty word where the script
+    quotes it (`--requirepass "$REDIS_PASSWORD"` with no such variable: no password) and none
+    where it does not. `"$@"`, `$*` or a bash array are any number of words, and any other
+    variable or command substitution the pack cannot resolve (or resolves to blanks or an
+    option, or split at another IFS the script sets), standing where an option would
+    (not as the value an option before it waits for), may hold options too (`IFS=:`,
+    `$(echo --port 6379)`): settings before it are unknown then, unless argv sets them again
+    after it. A value is taken to stay one value (`--requirepass $(cat f)`)."""
+    script = " ".join(argv(props))
+    # A script that sets IFS splits values at other characters than blanks.
+    ifs = re.search(r"(?:^|[\s;&|])IFS=", script) is not None
+    out: list[str] = []
+    awaiting = marked = False
+    for word in given:
+        if _VARIABLE.fullmatch(word) and shell_expanded(word, props, image) == "":
+            if re.search(r'"[^"]*' + re.escape(word) + r'[^"]*"', script):
+                out.append("")
+                awaiting = False
+            continue  # unquoted and empty: no word at all
+        resolved = shell_expanded(word, props, image) if _ONE_EXPANSION.fullmatch(word) else ""
+        may_split = resolved is None or (
+            bool(resolved) and (ifs or resolved.startswith("-") or resolved.split() != [resolved])
+        )
+        if out and (_ALL_ARGUMENTS.search(word) or (not awaiting and may_split)):
+            if awaiting:
+                out.append(word)  # its first word is the value the option waits for
+            out += ["--include", SHELL_ARGUMENTS]
+            awaiting, marked = False, True
+            continue
+        out.append(word)
+        tokens = split_args(word) if word.startswith("--") else None
+        awaiting = tokens is not None and len(tokens) == 1
+    return out, marked
 
 
 def _runs_server(
@@ -791,6 +988,14 @@ def _runs_server(
     """`entrypoint`: the official image's docker-entrypoint.sh starts it."""
     program, given, sentinel, before = found
     signs = ("runs redis-sentinel",) if sentinel else ("runs redis-server",)
+    behind_a_shell = any(_program(word) in _SHELLS for word in before)
+    marked = False
+    if behind_a_shell:
+        given, marked = _as_the_shell_passes(given, props, image)
+    separators = [i for i, word in enumerate(before) if word in _SHELL_SEPARATORS]
+    if any(_program(w) == "xargs" for w in before[separators[-1] + 1 if separators else 0 :]):
+        # xargs adds the words it reads from its input after the ones it is given.
+        given, marked = [*given, "--include", SHELL_ARGUMENTS], True
     if program == _STACK_WRAPPER:
         args = _stack_wrapper_args(props, given)
         return Recognition(Verdict.SERVER, args, image, signs, hint=_STACK_WRAPPER_HINT)
@@ -807,7 +1012,22 @@ def _runs_server(
         defaults=bitnami,
         rewritten=_rewritten(before, given),
         argv_literal=_expands_nothing(props, image, before),
+        arguments_why=_arguments_why(given, marked),
     )
+
+
+_STDIN_WHY: Final = (
+    "it reads config text from its stdin (`redis-server -`), which the pack cannot see: give "
+    "the options on its command line after it, or upload the config file it reads"
+)
+
+
+def _arguments_why(given: Sequence[str], marked: bool) -> str:
+    """Why settings redis-server's argv leaves open are unknown although argv is read."""
+    if marked:
+        return SHELL_ARGUMENTS_WHY
+    directives = parse_args(given)[1]
+    return _STDIN_WHY if ("include", (STDIN_CONFIG,)) in directives else ""
 
 
 def _modules_unknown(image: str, modules: tuple[str, ...] | None) -> tuple[tuple[str, str], ...]:
@@ -925,7 +1145,7 @@ def _recognise(  # noqa: PLR0911 - one return per way a reviewer decides
     image = (images or ImageIndex()).resolve(_image(props))
     entrypoints = strings(props.get("entrypoints"), "entrypoints")
     words = _argv_words(argv(props))
-    found = _servers_args_in(words)
+    found = _servers_args_in(_programs_named(words, props, image))
     if found:
         first, *others = (
             _runs_server(props, image, each, _through_entrypoint(each, entrypoints))
@@ -933,6 +1153,7 @@ def _recognise(  # noqa: PLR0911 - one return per way a reviewer decides
         )
         return dataclasses.replace(first, branches=tuple(others)) if others else first
     rest, opaque = _strip_wrappers(words)
+    opaque = opaque or _runs_unseen(words)
     if rest and _program(rest[0]) in _REDIS_TOOLS:
         return Recognition(Verdict.NOT_REDIS, image=image)
     foreign = _foreign_server(image, rest, opaque)
@@ -960,10 +1181,13 @@ def _recognise(  # noqa: PLR0911 - one return per way a reviewer decides
         if options is not None:
             sentinel = "--sentinel" in options
             modules = () if sentinel else _entrypoint_modules(image)
-            given = (*options, *(modules or ())) if official else None
-            unknown = _modules_unknown(image, modules) if official else ()
             named = [i for i, w in enumerate(words) if _program(w) == "docker-entrypoint.sh"]
             head = words[: named[0] + 1] if named else []
+            marked = False
+            if any(_program(word) in _SHELLS for word in head):
+                options, marked = _as_the_shell_passes(options, props, image)
+            given = (*options, *(modules or ())) if official else None
+            unknown = _modules_unknown(image, modules) if official else ()
             return Recognition(
                 Verdict.SERVER,
                 given,
@@ -972,6 +1196,7 @@ def _recognise(  # noqa: PLR0911 - one return per way a reviewer decides
                 sentinel=sentinel,
                 unknown=unknown,
                 argv_literal=official and _expands_nothing(props, image, head),
+                arguments_why=_arguments_why(options, marked),
             )
         if opaque or (rest and rest[0].startswith("-")):
             return Recognition(Verdict.SERVER, None, image, ("a Redis image started by a script",))
@@ -1047,10 +1272,12 @@ def parse_args(args: Sequence[str]) -> tuple[str | None, list[tuple[str, tuple[s
         conf, start = args[0], 1
     rest = list(args[start:])
     options: list[str] = []
+    stdin = False
     handled = True  # whether the last option line has its value: a `--` word names another
     for j, arg in enumerate(rest):
         if arg == "-" and ((j == 0 and start == 0) or j == len(rest) - 1):
-            continue  # config read from stdin, which the pack cannot see
+            stdin = True  # config text read from stdin, which the pack cannot see
+            continue
         if handled and arg.startswith("--"):
             if options:
                 options.append("\n")
@@ -1067,7 +1294,14 @@ def parse_args(args: Sequence[str]) -> tuple[str | None, list[tuple[str, tuple[s
         else:
             options.append(_quoted(arg) + " ")
             handled = True
-    return conf, list(parse_conf("".join(options)))
+    # Redis reads stdin's config after the file's and before argv's options (src/config.c
+    # loadServerConfig): an include no upload answers, first among argv's directives.
+    read_first = [("include", (STDIN_CONFIG,))] if stdin else []
+    return conf, [*read_first, *parse_conf("".join(options))]
+
+
+STDIN_CONFIG: Final = "\0stdin"
+"""The config text `redis-server -` reads from its stdin: no upload is it."""
 
 
 def _quoted(value: str) -> str:
@@ -1669,7 +1903,7 @@ def _server(
         started_by=_started_by(recognition),
         unknown=dict(recognition.unknown),
         image_defaults=dict(recognition.defaults) if recognition.defaults is not None else None,
-        files_why=_rewritten_why(recognition.rewritten),
+        files_why=_rewritten_why(recognition.rewritten) or recognition.arguments_why,
     )
     return RedisServer(
         resource,

@@ -861,8 +861,9 @@ def test_requirepass_placeholder_substituted_by_the_start_script__is_not_judged_
 def test_requirepass_placeholder_on_argv__is_left_to_the_shell() -> None:
     script = "exec redis-server --requirepass $REDIS_PASSWORD"
     records = stack(
-        container("redis", image="redis:7.4", entrypoints=["/bin/sh", "-c"], command=[script])
-    )
+        container("redis", image="redis:7.4", entrypoints=["/bin/sh", "-c"], command=[script],
+                  envs=["REDIS_PASSWORD_FILE=/run/secrets/pw", "REDIS_PASSWORD=${FROM_A_SECRET}"])
+    )  # fmt: skip
     assert run_rule("redis-auth-required", records) == []
 
 
@@ -1464,3 +1465,177 @@ def test_script__a_redirection_onto_the_config_file_is_a_rewrite() -> None:
     records = stack(container("redis", image="redis:7", uploads=[conf],
                               command=["sh", "-c", script]))  # fmt: skip
     assert run_rule("redis-tls-only", records) != []
+
+
+# -- what the shell hands redis-server (tests/policy/test_policy_shell_differential.py) ----------
+# Each shape below was found by running the script under dash and bash with a recording
+# redis-server: the pack believed a safer server than the one the shell starts.
+ANYONE = "anyone who connects is let in."
+
+
+@pytest.mark.parametrize(
+    ("script", "envs"),
+    [
+        pytest.param('exec redis-server --requirepass "$REDIS_PASSWORD"', [], id="unset"),
+        pytest.param('exec redis-server --requirepass "${REDIS_PASSWORD}"', ["REDIS_PASSWORD="],
+                     id="set-empty"),
+        pytest.param('p=; exec redis-server --requirepass "$p"', [], id="emptied-by-the-script"),
+    ],
+)  # fmt: skip
+def test_script__a_password_variable_the_shell_makes_empty__is_no_password(
+    script: str, envs: list[str]
+) -> None:
+    # The official image's ENV sets no password variable: unset, the shell passes "".
+    records = stack(container("redis", image="redis:7.4", command=["sh", "-c", script],
+                              envs=envs))  # fmt: skip
+    assert only(run_rule("redis-auth-required", records)).endswith(ANYONE)
+
+
+def test_script__an_unset_variable_on_another_image__may_be_set_by_its_env() -> None:
+    script = 'exec redis-server --requirepass "$REDIS_PASSWORD"'
+    records = stack(container("redis", image="example.org/redis:7", command=["sh", "-c", script]))
+    assert run_rule("redis-auth-required", records) == []
+
+
+def test_script__a_short_password_the_script_assigns__is_judged_by_its_length() -> None:
+    script = 'p=demo; exec redis-server --requirepass "$p"'
+    records = stack(container("redis", image="redis:7.4", command=["sh", "-c", script]))
+    assert "shorter" in only(run_rule("secret-password-length", records))
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        pytest.param(f"command redis-server --port 6379; exec redis-server {TLS_SCRIPT}",
+                     id="command-runs-it"),
+        pytest.param(f"x=$(redis-server --port 6379 --daemonize yes); exec redis-server "
+                     f"{TLS_SCRIPT}", id="in-an-assignment's-substitution"),
+        pytest.param(f"echo `redis-server --port 6379 --daemonize yes`; exec redis-server "
+                     f"{TLS_SCRIPT}", id="in-backquotes"),
+        pytest.param(f'eval "redis-server --port 6379"; exec redis-server {TLS_SCRIPT}',
+                     id="eval"),
+        pytest.param(f"exec redis-server {TLS_SCRIPT} --protected-mode yes $(true ; true) "
+                     f"--port 6379", id="semicolon-inside-a-substitution"),
+        pytest.param(f"exec sh -c 'exec \"$@\"' sh redis-server {TLS_SCRIPT} --port 6379",
+                     id="the-script's-arguments"),
+    ],
+)  # fmt: skip
+def test_script__a_plaintext_server_the_shell_starts__is_judged(script: str) -> None:
+    records = stack(container("redis", image="redis:7.4", command=["sh", "-c", script]))
+    assert "it listens for plaintext connections." in only(run_rule("redis-tls-only", records))
+
+
+def test_script__its_own_arguments__are_no_words_of_its_commands() -> None:
+    # `sh -c SCRIPT sh --port 6379`: $0 and $1 of the script, which does not use them.
+    command = ["sh", "-c", f"exec redis-server {TLS_SCRIPT}", "sh", "--port", "6379"]
+    recognition = recognise({"image": "redis:7.4", "command": command})
+    assert recognition.args == tuple(TLS_SCRIPT.split())
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        pytest.param(f"R=redis-server; $R --port 6379 & exec redis-server {TLS_SCRIPT}",
+                     id="variable"),
+        pytest.param(f"alias r=redis-server\nr --port 6379 & exec redis-server {TLS_SCRIPT}",
+                     id="alias"),
+    ],
+)  # fmt: skip
+def test_script__a_server_named_by_a_variable_or_an_alias__is_judged(script: str) -> None:
+    records = stack(container("redis", image="redis:7.4", command=["sh", "-c", script]))
+    assert "it listens for plaintext connections." in only(run_rule("redis-tls-only", records))
+
+
+def test_script__a_program_named_by_what_the_pack_cannot_resolve__is_a_server_it_cannot_read() -> (
+    None
+):
+    script = f"$SERVER {TLS_SCRIPT} --port 6379"
+    recognition = recognise({"image": "redis:7.4", "command": ["sh", "-c", script],
+                             "envs": ["SERVER=/usr/local/bin/start"]})  # fmt: skip
+    assert (recognition.verdict, recognition.args) == (Verdict.SERVER, None)
+
+
+@pytest.mark.parametrize(
+    ("script", "image"),
+    [
+        pytest.param(f'set -- --port 6379; exec redis-server {TLS_SCRIPT} "$@"', "redis:7.4",
+                     id="positional-parameters"),
+        pytest.param(f"exec redis-server {TLS_SCRIPT} $(echo --port 6379)", "redis:7.4",
+                     id="substitution-printing-options"),
+        pytest.param(f'IFS=:; a="--port:6379"; exec redis-server {TLS_SCRIPT} $a', "redis:7.4",
+                     id="ifs"),
+        pytest.param(f"a=--port; exec redis-server {TLS_SCRIPT} $a 6379", "redis:7.4",
+                     id="option-in-a-variable"),
+        # Another image may set EXTRA_FLAGS in its own ENV (the official image's sets none).
+        pytest.param(f"exec redis-server {TLS_SCRIPT} $EXTRA_FLAGS", "example.org/redis:7",
+                     id="unresolved-variable"),
+    ],
+)  # fmt: skip
+def test_script__words_the_shell_may_expand_into_options__make_what_comes_before_unknown(
+    script: str, image: str
+) -> None:
+    records = stack(container("redis", image=image, command=["sh", "-c", script]))
+    message = only(run_rule("redis-tls-only", records))
+    assert "passes redis-server words the pack cannot read" in message
+    # What argv sets after such a word stands: it wins over whatever the word holds.
+    records = stack(container("redis", image=image, command=["sh", "-c", f"{script} --port 0"]))
+    assert run_rule("redis-tls-only", records) == []
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        pytest.param(["sh", "-c", f"echo --port 6379 | xargs redis-server {TLS_SCRIPT}"],
+                     id="xargs"),
+        pytest.param(["sh", "-c", f"exec redis-server {TLS_SCRIPT} ${{EXTRA:+--port 6379}}"],
+                     id="conditional-expansion"),
+        pytest.param(["sh", "-c", f'exec docker-entrypoint.sh {TLS_SCRIPT} "$@"', "sh",
+                      "--port", "6379"], id="through-docker-entrypoint"),
+    ],
+)  # fmt: skip
+def test_script__more_words_the_shell_passes_on__are_not_read_as_safe(command: list[str]) -> None:
+    records = stack(container("redis", image="redis:7.4", command=command, envs=["EXTRA=1"]))
+    message = only(run_rule("redis-tls-only", records))
+    assert "passes redis-server words the pack cannot read" in message
+
+
+def test_script__the_entrypoints_options_among_the_scripts_arguments__are_unknown() -> None:
+    # docker-entrypoint.sh prepends redis-server to the options "$@" expands to.
+    command = ["sh", "-c", 'exec docker-entrypoint.sh "$@"', "sh", "--port", "6379"]
+    recognition = recognise({"image": "redis:7.4", "command": command})
+    assert (recognition.verdict, recognition.args) == (Verdict.SERVER, None)
+    # Named among them, the server is read where the script's arguments stand.
+    command = ["sh", "-c", 'exec docker-entrypoint.sh "$@"', "sh", "redis-server", "--port", "0"]
+    assert recognise({"image": "redis:7.4", "command": command}).args == ("--port", "0")
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        pytest.param(f"printf 'enable-debug-command yes\\n' | redis-server - {TLS_SCRIPT}",
+                     id="piped"),
+        pytest.param(f"exec redis-server {TLS_SCRIPT} - < /etc/redis/extra.conf", id="redirected"),
+    ],
+)  # fmt: skip
+def test_config_read_from_stdin__is_unknown(script: str) -> None:
+    # redis-server - reads config text from stdin after its config file, before its options.
+    records = stack(container("redis", image="redis:7.4", command=["sh", "-c", script]))
+    messages = run_rule("redis-escape-hatches-disabled", records)
+    assert messages
+    assert all("reads config text from its stdin" in m for m in messages)
+    assert run_rule("redis-tls-only", records) == []
+
+
+def test_script__a_function_passing_its_arguments_on__is_not_read_as_safe() -> None:
+    script = f'start() {{ exec redis-server {TLS_SCRIPT} "$@"; }}; start --port 6379'
+    records = stack(container("redis", image="redis:7.4", command=["sh", "-c", script]))
+    message = only(run_rule("redis-tls-only", records))
+    assert "passes redis-server words the pack cannot read" in message
+
+
+def test_script__a_value_from_a_substitution__stays_one_value() -> None:
+    script = f"exec redis-server {TLS_SCRIPT} --requirepass $(cat /run/secrets/pw)"
+    recognition = recognise({"image": "redis:7.4", "command": ["sh", "-c", script]})
+    assert recognition.args == (*TLS_SCRIPT.split(), "--requirepass", "$(cat /run/secrets/pw)")
+    records = stack(container("redis", image="redis:7.4", command=["sh", "-c", script]))
+    assert run_rule("redis-tls-only", records) == []

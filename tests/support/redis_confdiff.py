@@ -321,7 +321,12 @@ def pack_server(
 
 
 def pack_view(root: Path, conf: str | None, argv: Sequence[str], files: Mapping[str, str]) -> View:
-    server = pack_server(root, conf, argv, files)
+    return server_view(pack_server(root, conf, argv, files))
+
+
+def server_view(server: RedisServer) -> View:
+    """What the pack concludes about one server (tests/support/shell_diff.py compares these
+    too)."""
     s = server.settings
     config: dict[str, str | None] = {}
     for name in COMPARED:
