@@ -149,7 +149,7 @@ def test_retired_secrets__no_rotated_password_or_api_token_survives_outside_its_
         if name != RELOAD_PASSWORD and (places := _places(value, haystacks))
     }
     assert left == {}, f"retired values still readable: {left}"
-    # By design (docs/day2.md, "A ROTATE whose ACL LOAD failed"): the reload job's own.
+    # By design (docs/day2.md, "What a retirement leaves"): the reload job's own.
     reload_places = _places(old[RELOAD_PASSWORD], haystacks)
     outside = [p for p in reload_places if "reload" not in p]
     assert outside == [], f"the retired reload password outside the reload job's places: {outside}"
