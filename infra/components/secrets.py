@@ -42,17 +42,21 @@ class StackSecrets(pulumi.ComponentResource):
         super().__init__("secure-redis:infra:StackSecrets", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
-        def password(suffix: str) -> GeneratedPassword:
+        def password(suffix: str, *, keep_retired: bool = False) -> GeneratedPassword:
             return GeneratedPassword(
                 f"{name}-{suffix}",
                 length=args.password_length,
                 rotation_generation=args.password_rotation_generation,
+                keep_retired=keep_retired,
                 opts=child,
             )
 
         self.app_password = password("app-password")
         self.healthcheck_password = password("healthcheck-password")
-        self.reload_password = password("reload-password")
+        # The one password whose retired value has a consumer: the reload job's second try
+        # (infra/components/reload.py). Every other one, and the API token, forgets the value
+        # its SET drops (infra/providers/secrets.py).
+        self.reload_password = password("reload-password", keep_retired=True)
         self.exporter_password = password("exporter-password")
         self.rotation_password = password("rotation-password")
         self.data_keyring = DataKeyring(

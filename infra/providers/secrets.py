@@ -17,7 +17,11 @@ reload job's second try (infra/components/reload.py). A SET is recorded in state
 the ROTATE before it reached Redis: when the ROTATE's `ACL LOAD` failed (Redis at `maxclients`,
 measured on a deployed stack), Redis still holds only the old password, `stable` is the new one
 it never loaded, and every later `up` failed on the reload job's WRONGPASS until Redis was
-restarted. The old password is the one Redis accepts in that case.
+restarted. The old password is the one Redis accepts in that case. Only a password created with
+`keepRetired` (the reload job's, the one consumer of it) keeps it; every other one forgets the
+password its SET drops, so a retired password or API token survives in no state, and an `up`
+finding one kept by code before this forgets it without changing any file (attack pass of
+2026-12-03 on s87, docs/attack-surface.md).
 
 The keyring rotates in place: raising `generation` makes a new primary key and keeps the old one
 readable among `previousKeys` (at most `keepPrevious` of them), so cached entries survive until
@@ -50,6 +54,7 @@ KEY_SEPARATOR: Final = ","
 
 
 ROTATION_GENERATION: Final = "rotationGeneration"
+KEEP_RETIRED: Final = "keepRetired"
 PASSWORD_SECRET_OUTPUTS: Final = ["value", "previous", "stable", "retired"]
 
 
@@ -85,13 +90,20 @@ class GeneratedPasswordProvider(ResourceProvider):
         generation = as_int(
             {ROTATION_GENERATION: 0, **news}, ROTATION_GENERATION, failures, minimum=0
         )
-        return CheckResult({**news, "length": length, ROTATION_GENERATION: generation}, failures)
+        keep = bool(news.get(KEEP_RETIRED, False))
+        checked = {**news, "length": length, ROTATION_GENERATION: generation, KEEP_RETIRED: keep}
+        return CheckResult(checked, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         # Never a replacement: a replaced password would be valid nowhere until every consumer
-        # had switched at once. A pending previous password is a change too: this `up` ends it.
-        pending = bool(olds.get("previous"))
+        # had switched at once. A pending previous password is a change too: this `up` ends it,
+        # and so is a retired one that nothing may keep (a state written before keepRetired).
+        pending = bool(olds.get("previous")) or self._stale_retired(olds, news)
         return DiffResult(changes=self._rotation_requested(olds, news) or pending, replaces=[])
+
+    @staticmethod
+    def _stale_retired(olds: dict[str, Any], news: dict[str, Any]) -> bool:
+        return bool(olds.get("retired")) and not news.get(KEEP_RETIRED)
 
     def _rotation_requested(self, olds: dict[str, Any], news: dict[str, Any]) -> bool:
         defaults = {ROTATION_GENERATION: 0}
@@ -100,25 +112,32 @@ class GeneratedPasswordProvider(ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         outs = {
             **inputs_only(props, self.INPUT_KEYS),
+            KEEP_RETIRED: bool(props.get(KEEP_RETIRED)),
             **password_outputs(secretgen.generate_password(int(props["length"])), ""),
         }
         return CreateResult(str(outs["revision"]), outs)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         current = str(olds["value"])
+        keep = bool(news.get(KEEP_RETIRED))
+        inputs = {**inputs_only(news, self.INPUT_KEYS), KEEP_RETIRED: keep}
         if self._rotation_requested(olds, news):
             # ROTATE: a new value beside the current one (an earlier previous is dropped: its
             # clients switched during the phase that introduced `current`).
             outs = password_outputs(
                 secretgen.generate_password(int(news["length"])),
                 current,
-                str(olds.get("retired") or ""),
+                str(olds.get("retired") or "") if keep else "",
             )
+        elif olds.get("previous"):
+            # SET: only the current value stays; the one dropped is kept as `retired` where
+            # asked (Redis still accepts it if this rotation's ROTATE never reached it).
+            outs = password_outputs(current, "", str(olds["previous"]) if keep else "")
         else:
-            # SET: only the current value stays; the one dropped is kept as `retired`, which
-            # Redis still accepts if this rotation's ROTATE never reached it.
-            outs = password_outputs(current, "", str(olds.get("previous") or ""))
-        return UpdateResult({**inputs_only(news, self.INPUT_KEYS), **outs})
+            # Only a retired password nothing may keep: forget it. No file holds it (only the
+            # reload job is given one), so the material and its revision stay as they are.
+            outs = {**olds, "retired": ""}
+        return UpdateResult({**outs, **inputs})
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         return ReadResult(id_, props)
@@ -215,7 +234,9 @@ def _retiring_raise(olds: dict[str, Any], news: dict[str, Any]) -> str | None:
 
 class GeneratedPassword(Resource, module="secure-redis", name="GeneratedPassword"):
     """A random alphanumeric password; `value`, `previous`, `stable` and `retired` are secret,
-    `aclHash` is the `#<sha256>` form of `value` and `aclHashes` those of every accepted value."""
+    `aclHash` is the `#<sha256>` form of `value` and `aclHashes` those of every accepted value.
+    `keep_retired`: keep the password the last SET dropped as `retired` (the reload job's second
+    try); without it, `retired` stays empty."""
 
     value: pulumi.Output[str]
     previous: pulumi.Output[str]
@@ -232,11 +253,13 @@ class GeneratedPassword(Resource, module="secure-redis", name="GeneratedPassword
         *,
         length: int,
         rotation_generation: int = 0,
+        keep_retired: bool = False,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props: dict[str, Any] = {
             "length": length,
             ROTATION_GENERATION: rotation_generation,
+            KEEP_RETIRED: keep_retired,
             **dict.fromkeys(
                 (
                     "value",
@@ -283,6 +306,7 @@ class DataKeyring(Resource, module="secure-redis", name="DataKeyring"):
 
 
 __all__ = [
+    "KEEP_RETIRED",
     "KEY_SEPARATOR",
     "PASSWORD_SECRET_OUTPUTS",
     "ROTATION_GENERATION",

@@ -4,6 +4,7 @@ is check -> diff against the previous outputs -> update (or nothing), never a re
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 import pytest
@@ -47,8 +48,8 @@ def up(provider: Any, olds: dict[str, Any], news: dict[str, Any]) -> dict[str, A
 # --- passwords: ROTATE, then SET -------------------------------------------------------------
 
 
-def _password(generation: int = 0) -> dict[str, Any]:
-    return {"length": 24, "rotationGeneration": generation}
+def _password(generation: int = 0, *, keep_retired: bool = False) -> dict[str, Any]:
+    return {"length": 24, "rotationGeneration": generation, "keepRetired": keep_retired}
 
 
 def test_password__unchanged_up_keeps_everything() -> None:
@@ -85,16 +86,51 @@ def test_password__set_keeps_the_dropped_password_as_retired_until_the_next_set(
     """The reload job's second try (infra/components/reload.py): a SET is recorded even when
     the ROTATE before it never reached Redis, which then still accepts only the old one."""
     provider = GeneratedPasswordProvider()
-    first = dict(provider.create(provider.check({}, _password()).inputs).outs or {})
+    keep = {"keep_retired": True}  # the reload job's password (infra/components/secrets.py)
+    first = dict(provider.create(provider.check({}, _password(**keep)).inputs).outs or {})
     assert first["retired"] == ""
-    rotating = up(provider, first, _password(1))
+    rotating = up(provider, first, _password(1, **keep))
     assert rotating["retired"] == ""
-    done = up(provider, rotating, _password(1))
+    done = up(provider, rotating, _password(1, **keep))
     assert done["retired"] == first["value"]
     assert done["aclHashes"] == [password_hash(done["value"])], "never accepted by the ACL"
-    again = up(provider, done, _password(2))  # the next ROTATE carries it
+    again = up(provider, done, _password(2, **keep))  # the next ROTATE carries it
     assert again["retired"] == first["value"]
-    assert up(provider, again, _password(2))["retired"] == done["value"]
+    assert up(provider, again, _password(2, **keep))["retired"] == done["value"]
+
+
+def test_password__without_keep_retired_the_set_forgets_the_dropped_password() -> None:
+    """Every password but the reload job's, and the API token: nothing reads `retired`, so the
+    value a SET drops is gone from the state with it (attack pass of 2026-12-03 on s87: every
+    retired password and the retired API token were still in the applier's state)."""
+    provider = GeneratedPasswordProvider()
+    first = dict(provider.create(provider.check({}, _password()).inputs).outs or {})
+    rotating = up(provider, first, _password(1))
+    done = up(provider, rotating, _password(1))
+    assert done["previous"] == ""
+    assert done["retired"] == ""
+    assert first["value"] not in json.dumps(done)
+    again = up(provider, up(provider, done, _password(2)), _password(2))
+    assert rotating["value"] not in json.dumps(again)
+    assert again["retired"] == ""
+
+
+def test_password__a_retired_value_kept_before_keep_retired_is_forgotten_by_the_next_up() -> None:
+    """A state written by the code before (every password kept its retired value): the next
+    up forgets it and changes nothing else, so no file and no ACL changes with it."""
+    provider = GeneratedPasswordProvider()
+    first = dict(provider.create(provider.check({}, _password()).inputs).outs or {})
+    old_state = {**first, "retired": "r" * 24}
+    old_state.pop("keepRetired", None)
+    cleaned = up(provider, old_state, _password())
+    assert cleaned is not old_state, "the up must report the change"
+    assert cleaned["retired"] == ""
+    assert {k: v for k, v in cleaned.items() if k not in ("retired", "keepRetired")} == {
+        k: v for k, v in old_state.items() if k != "retired"
+    }
+    assert up(provider, cleaned, _password()) is cleaned, "and then it stays"
+    kept = {**first, "retired": "r" * 24, "keepRetired": True}
+    assert up(provider, kept, _password(keep_retired=True)) is kept, "the reload job's stays"
 
 
 def test_password__a_state_from_before_rotation_existed_is_kept() -> None:
