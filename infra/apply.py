@@ -101,7 +101,7 @@ from infra.changes import Change, Op  # noqa: E402
 from infra.cli import OneLineParser, project_dir  # noqa: E402
 from infra.cli import say as cli_say  # noqa: E402
 from infra.engine_report import live_restore_line  # noqa: E402
-from infra.images import build_input_problem, shown_context  # noqa: E402
+from infra.images import BuildContextChanging, build_input_problem, shown_context  # noqa: E402
 from infra.mock_engine import Prior, RenderError  # noqa: E402
 from infra.naming import Role, object_name  # noqa: E402
 from infra.pulumi_names import PYTHON_DYNAMIC_PREFIX as DYNAMIC_PREFIX  # noqa: E402
@@ -190,6 +190,7 @@ def _main(argv: Sequence[str] | None) -> int:
         BuildInputError,
         SettingsError,
         RenderError,
+        BuildContextChanging,
         HostConflict,
         ReloadNotTaken,
     ) as exc:
@@ -420,8 +421,8 @@ def _plan(rendered: RenderedStack, plan: Plan, state: StackState | None, store: 
             stops.append(exc.reason)
         for line in applier.strangers(plan, state):
             say(f"warning: {line} (up names it too and leaves it there: not the stack's)")
-        if (staying := _retire_asks(rendered, state, applier)) is not None:
-            say(_retire_note(stack, staying))
+        if (note := _retire_note(rendered, state, applier)) is not None:
+            say(note)
     try:
         _require_build_inputs(plan, stack)
     except BuildInputError as exc:
@@ -494,17 +495,23 @@ def _retire_refusal(
     return rotation_probe.retire_refusal(stack, issuer, staying)
 
 
-def _retire_note(stack: str, staying: Sequence[str]) -> str:
-    """plan's line for an up that will ask Redis what it serves before a CA retire: the
+def _retire_note(
+    rendered: RenderedStack, state: StackState | None, applier: LocalApplier
+) -> str | None:
+    """The line of `plan` and `status` (the one function both print it with) for an up that
+    will ask Redis what it serves before a CA retire (`_retire_asks`), else None: the
     question runs commands in the app's and Redis's containers (rotation_probe.Probe, with a
-    Docker client of its own), which is no read of the engine, so plan does not ask it."""
+    Docker client of its own), which is no read of the engine, so neither asks it. `status`
+    did not say it until 2026-12-03."""
+    if (staying := _retire_asks(rendered, state, applier)) is None:
+        return None
     return (
         f"note: up asks Redis first which CA's certificate it serves: this up retires a CA "
         f"(the trust bundle keeps CA {', '.join(staying)}), and it stops, changing nothing, "
         "when Redis serves one of a CA it drops (the promote's TLS reload did not take). plan "
-        "does not ask: that runs commands inside the app's and Redis's containers, and plan "
-        "only reads the engine; `python -m infra.rotation_probe snapshot --stack "
-        f"{stack} --applier-state` shows it (served_issuer)"
+        "and status do not ask: that runs commands inside the app's and Redis's containers, "
+        "and they only read the engine; `python -m infra.rotation_probe snapshot --stack "
+        f"{rendered.stack} --applier-state` shows it (served_issuer)"
     )
 
 
@@ -793,7 +800,8 @@ def _next_up(stack: str, project_dir: Path, state: StackState) -> list[str]:
         plan = plan_stack(stack, rendered.resources, root=project_dir)
         changes = _engine_changes(rendered, plan, state, applier)
         strangers = applier.strangers(plan, state)
-    except (ApplyError, SettingsError, RenderError) as exc:
+        note = _retire_note(rendered, state, applier)
+    except (ApplyError, SettingsError, RenderError, BuildContextChanging) as exc:
         return [f"next up: not checked: {exc}"]
     lines = [
         "next up: " + " ".join(_change_words(c, plan, changes))
@@ -805,6 +813,8 @@ def _next_up(stack: str, project_dir: Path, state: StackState) -> list[str]:
         f"next up: {_summary(changes, plan)} (`python -m infra.apply plan --stack {stack}` shows "
         "every resource)"
     )
+    if note is not None:
+        lines.append(note)
     return lines
 
 

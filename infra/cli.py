@@ -2,7 +2,8 @@
 `infra.firewall`, `infra.stack_config`, `infra.engine_report`, `policies.check`,
 `policies.strictness`): argparse, with a wrong argument reported on one line that points at
 `--help` (argparse prints its whole usage above the error) and exit code 2, as argparse's own;
-and every later failure in the same form, `prog: error: what; how to fix` (`report`).
+and every later failure in the same form, `prog: error: what; how to fix` (`report`); and
+`say`/`reader_gone` (secure_cache.cli_parser's), the one way every command prints to stdout.
 
 It is the app's parser (app/secure_cache/cli_parser.py: one line, exit 2, an option given twice
 with two values refused) with this error line and `report`. The dependency goes this way only:
@@ -16,12 +17,11 @@ virtualenvs, which the Pulumi program and the policy pack also use) has app/ on 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import NoReturn
 
-from secure_cache.cli_parser import EXIT_USAGE
+from secure_cache.cli_parser import EXIT_USAGE, reader_gone, say
 from secure_cache.cli_parser import OneLineParser as _AppParser
 from secure_cache.errors import one_line
 
@@ -38,26 +38,6 @@ class OneLineParser(_AppParser):
         or an escape sequence that came with an input (a policy config naming
         `"x\\u001b[2J"`) is never sent to the terminal raw."""
         print(f"{self.prog}: {level}: {printable(message)}", file=sys.stderr)
-
-
-def say(text: str) -> None:
-    """One line on stdout. A reader that goes away (`python -m infra.firewall show --stack S |
-    head -1`) stops the output, never the command: stdout then goes to /dev/null (Python
-    flushes it again at exit) and the command runs on to its own exit status (infra.apply's
-    `say` prints through it, so an up or down is never stopped halfway by its reader).
-    Before (docs pass of 2026-12-03, stack s54), `infra.firewall show`,
-    `infra.engine_report`, `infra.stack_config get` and `policies.strictness` ended in a
-    BrokenPipeError traceback and exit 1."""
-    try:
-        print(text, flush=True)
-    except BrokenPipeError:
-        reader_gone()
-
-
-def reader_gone() -> None:
-    """After a BrokenPipeError on stdout: point it at /dev/null, so that what is still
-    printed, and Python's flush at exit, go nowhere instead of raising again."""
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def project_dir(text: str) -> Path:
@@ -97,4 +77,4 @@ def printable(text: str, *, keep_newlines: bool = False) -> str:
     return one_line(text)
 
 
-__all__ = ["OneLineParser", "printable", "project_dir"]
+__all__ = ["OneLineParser", "printable", "project_dir", "reader_gone", "say"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -130,6 +131,17 @@ def shown_context(path: Path) -> str:
         return str(path)
 
 
+# How many times context_digest reads a context whose files went away while it was read.
+_DIGEST_TRIES: Final = 3
+
+
+class BuildContextChanging(pulumi.RunError):
+    """A build context kept changing while its digest was read: a file listed was gone when
+    it was read, each time (a fill of the app's wheelhouse removes the old wheels first). A
+    RunError: the Pulumi engine prints it as one line; the local applier and infra.preview
+    say it as a refusal (exit 2, nothing built or changed)."""
+
+
 def context_digest(context: Path) -> str:
     """A short digest of the files `docker build` sends from `context` (its .dockerignore
     applied by docker-py's own matcher), so the tag changes exactly when the image's inputs do.
@@ -137,7 +149,31 @@ def context_digest(context: Path) -> str:
     Files the context ignores do not count: the app's sources, `build/`, `*.egg-info` and the
     wheelhouse's stamp change while a wheel is being built (a parallel test run saw the tag
     move between two renders) but never reach the image; only the wheels do.
+
+    A file that goes away between the listing and its read (a wheelhouse being filled again:
+    scripts/build-app-image.sh removes the old wheels before it fetches) was a bare
+    FileNotFoundError out of the render: the context is listed and read again, from the
+    start, and after _DIGEST_TRIES such reads BuildContextChanging names the file and what to
+    do (tests/unit/test_infra_images.py).
     """
+    gone = ""
+    for _ in range(_DIGEST_TRIES):
+        try:
+            return _digest(context)
+        except FileNotFoundError as exc:
+            gone = str(exc.filename or "a file")
+    where = shown_context(context)
+    with suppress(ValueError):
+        gone = Path(gone).relative_to(context).as_posix()
+    raise BuildContextChanging(
+        f"the build context {where} changed while it was read: {gone} was listed and gone "
+        f"when read, {_DIGEST_TRIES} times in a row (a fill of {where}{wheelhouse.DIRECTORY}/ "
+        "by scripts/build-app-image.sh under way?); nothing was built or changed. Run the "
+        "same command again once that has finished"
+    )
+
+
+def _digest(context: Path) -> str:
     digest = hashlib.sha256()
     for relative in sorted(exclude_paths(str(context), _ignore_patterns(context))):
         path = context / relative
@@ -179,6 +215,7 @@ __all__ = [
     "HOST_MADE_INPUTS",
     "STACK_BUILD_ARG",
     "UID_BUILD_ARG",
+    "BuildContextChanging",
     "BuildInputProblem",
     "build_input_problem",
     "context_digest",

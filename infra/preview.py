@@ -33,12 +33,13 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     args = parser.parse_args(argv)
     # The program and Pulumi's SDK after the arguments: `--help` or a typo answers at once
     # instead of after 1.5 s of CPU loading them (measured).
+    from infra.images import BuildContextChanging  # noqa: PLC0415
     from infra.mock_engine import RenderError  # noqa: PLC0415
     from infra.render import render_stack  # noqa: PLC0415
 
     try:
         rendered = render_stack(args.stack)
-    except SettingsError as exc:
+    except (SettingsError, BuildContextChanging) as exc:
         print(f"preview: error: {exc}", file=sys.stderr)
         return 2
     except RenderError as exc:

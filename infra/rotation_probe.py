@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TextIO, TypeVar
 
-from infra.cli import OneLineParser, printable
+from infra.cli import OneLineParser, printable, say
 from infra.naming import (
     APP_HTTP_PORT,
     REDIS_ALIAS,
@@ -153,7 +153,7 @@ print("same" if read == value else "different")
 # Several files of a container in one exec, each followed by a NUL (no text file holds one).
 _CAT_EACH: Final = 'for f in "$@"; do cat -- "$f" || exit 1; printf "\\000"; done'
 APP_API: Final = f"http://127.0.0.1:{APP_HTTP_PORT}"
-# How many times a look reads files whose output came back short (Probe._files).
+# How many times a look reads an exec's output that came back short (Probe._read).
 _READ_TRIES: Final = 3
 _T = TypeVar("_T")
 # Redis's files a snapshot reads, in the order snapshot_of takes them.
@@ -276,6 +276,20 @@ def cert_serial(pem: str) -> str:
     from infra import pki  # noqa: PLC0415 - see above
 
     return f"{pki.load_certificate(pem.encode()).serial_number:X}"
+
+
+def served_pem(where: str, printed: str) -> str:
+    """The one certificate SERVED_ONLY printed, or a ProbeError naming `where` when the output
+    holds no whole one (an exec whose output came back empty or cut short). Read as
+    it was, issuer_serial raised PkiError ("not a PEM-encoded X.509 certificate") out of
+    served_issuer, and the `up` of a CA's retire step ended at exit 3, "an error the applier
+    does not handle"."""
+    begin, end = "-----BEGIN CERTIFICATE-----", "-----END CERTIFICATE-----"
+    text = printed.strip()
+    if not (text.startswith(begin) and text.endswith(end) and text.count(begin) == 1):
+        shown = printable(text[-300:]) or "nothing"
+        raise ProbeError(f"{where}: expected the certificate Redis serves, read {shown}")
+    return text + "\n"
 
 
 def served_serial(printed: str) -> str:
@@ -490,12 +504,13 @@ class Probe:
         """`parse` of `argv`'s output, the exec run again when that output is not whole.
 
         An exec's output came back empty or short now and then with exit 0: docker-py's
-        exec_run dropped what reached it with the engine's response headers (docker/docker-py#2042;
-        `_exec` now reads through infra/docker_exec.py, tests/unit/test_docker_exec.py). It
-        failed rotate.sh s52 data-key between two of its ups
-        (tests/unit/test_rotation_probe_lost_output.py). Both reads are framed (Redis's files
-        by NULs, the app's facts as one JSON object), so a short read is still known and read
-        again, whatever its cause. An exit other than 0 is not retried.
+        exec_run dropped what reached it with the engine's response headers
+        (docker/docker-py#2042; `_exec` now reads through infra/docker_exec.py,
+        tests/unit/test_docker_exec.py). It failed rotate.sh s52 data-key between two of its
+        ups (tests/unit/test_rotation_probe_lost_output.py). Every read is framed (Redis's
+        files by NULs, the app's facts as one JSON object, the certificate Redis serves as one
+        PEM block: `served_pem`), so a short read is still known and read again, whatever its
+        cause. An exit other than 0 is not retried.
         """
         for attempt in range(1, _READ_TRIES + 1):
             printed = self._exec(name, argv, target)
@@ -629,7 +644,9 @@ class Probe:
         if why is not None:
             raise NotTrusted(self._untrusted(self.app, why))
         if app.status == "running":
-            return self._exec(self.app, argv)
+            # By name, as before: the container whose attributes were just checked.
+            return self._read(self.app, argv, None, lambda out: served_pem(self.app, out))
+        # Its output is the container's log, which the engine keeps: not an exec's stream.
         return self._beside(app.attrs, argv, app_image)
 
     def _not_ours(
@@ -846,6 +863,12 @@ def unfinished(now: dict[str, Any]) -> dict[str, str]:
         found["passwords"] = f"ACL users with two passwords: {', '.join(rotating)}"
     if len(now["redis_trusts"]) > 1 or len(now["app_trusts"]) > 1:
         found["ca"] = "two CAs are trusted: a CA rollover is under way"
+    # The one rotation whose second step is the operator's (scripts/rotate.sh api-token-retire,
+    # once the clients switched): rotate.sh retires only when this says one waits.
+    if previous := now["api_previous_tokens"]:
+        found["api-token"] = (
+            f"the app still accepts {previous} earlier API token(s) beside the current one"
+        )
     return found
 
 
@@ -1022,7 +1045,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _wait(probe, before, args.timeout)
         after = probe.snapshot()
         for text in report_lines(before, after):
-            print(f"rotate: {text}")
+            say(f"rotate: {text}")
         # A restart by someone else is named; the rotation is judged by what changed (each
         # step's wait saw every consumer take its material).
         for line in restarted(before, after):
@@ -1080,9 +1103,15 @@ def way_on(stack: str, exc: ProbeError) -> str:
 
 
 # Keys every snapshot holds (snapshot_of) that each action reading one uses: `unfinished`
-# reads these four (a partial snapshot of them is enough: tests/unit/test_operator_imports.py),
+# reads these five (a partial snapshot of them is enough: tests/unit/test_operator_imports.py),
 # `guard` the server's issuer, `wait` and `report` compare whole snapshots.
-_UNFINISHED_KEYS: Final = ("previous_key_ids", "acl", "redis_trusts", "app_trusts")
+_UNFINISHED_KEYS: Final = (
+    "previous_key_ids",
+    "acl",
+    "redis_trusts",
+    "app_trusts",
+    "api_previous_tokens",
+)
 _SNAPSHOT_KEYS: Final = {
     "unfinished": _UNFINISHED_KEYS,
     "guard": ("server_issuer",),
@@ -1163,7 +1192,7 @@ def _snapshot(probe: Probe, stack: str, applier_state: bool) -> int:
         return BUSY
     with Progress("reading what Redis and the app use"):
         taken = probe.snapshot()
-    print(json.dumps(taken))
+    say(json.dumps(taken))
     return 0
 
 
@@ -1181,9 +1210,9 @@ def _of_snapshot(action: str, stack: str, kind: str | None, before: dict[str, An
     # this), or every one as `kind: why` lines.
     for found, why in unfinished(before).items():
         if kind is None:
-            print(f"{found}: {why}")
+            say(f"{found}: {why}")
         elif found == kind:
-            print(why)
+            say(why)
     return 0
 
 
@@ -1277,6 +1306,7 @@ __all__ = [
     "round_trip_command",
     "served_command",
     "served_evidence",
+    "served_pem",
     "served_serial",
     "snapshot_of",
     "split_files",

@@ -25,6 +25,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
+from secure_cache.cli_parser import say
+
 SCRIPTS: Final = Path(__file__).resolve().parents[1] / "scripts"
 # What the digest covers besides app/: the script that fills the wheelhouse and its helper.
 MAKERS: Final = ("build-app-image.sh", "wheel_hashes.py")
@@ -102,7 +104,7 @@ def main() -> int:
     except UnsupportedMachine as exc:
         print(f"wheelhouse: error: {exc}", file=sys.stderr)
         return 2
-    print(arch, inputs_digest(SCRIPTS.parent / "app", arch))
+    say(f"{arch} {inputs_digest(SCRIPTS.parent / 'app', arch)}")
     return 0
 
 

@@ -77,6 +77,7 @@ def _parser() -> OneLineParser:
 
 def _rendered(stack: str) -> list[Record]:
     # Imported here: `--resources` must work without the infra program.
+    from infra.images import BuildContextChanging  # noqa: PLC0415
     from infra.mock_engine import RenderError  # noqa: PLC0415
     from infra.render import render_stack  # noqa: PLC0415
     from infra.settings import SettingsError  # noqa: PLC0415
@@ -88,7 +89,7 @@ def _rendered(stack: str) -> list[Record]:
         rendered = render_stack(stack)
     except SettingsError as exc:
         raise UsageError(str(exc)) from exc
-    except RenderError as exc:
+    except (RenderError, BuildContextChanging) as exc:
         raise UsageError(f"stack {stack!r} could not be rendered: {exc}") from exc
     return from_rendered(rendered.resources)
 

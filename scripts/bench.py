@@ -69,7 +69,7 @@ from key_value.aio.wrappers.encryption import FernetEncryptionWrapper
 
 from secure_cache import AsyncSecureCache, SecureCache
 from secure_cache.allocator import MMAP_THRESHOLD_BYTES, TRIM_THRESHOLD_BYTES, keep_freed_memory
-from secure_cache.cli_parser import OneLineParser
+from secure_cache.cli_parser import OneLineParser, say
 from secure_cache.crypto import Keyring
 from secure_cache.int_settings import whole_number
 from secure_cache.resp import pack_command, pack_get, pack_set, writes
@@ -906,7 +906,7 @@ def main(argv: list[str] | None = None) -> int:
     summary["seconds"] = round(time.perf_counter() - started, 1)
     summary["goals_met"] = goals_met(summary)
     print_report(summary)
-    print(json.dumps(summary, separators=(",", ":")))
+    say(json.dumps(summary, separators=(",", ":")))
     return 0
 
 
@@ -1036,12 +1036,12 @@ def print_report(summary: dict[str, Any]) -> None:
         print_sizes(summary)
     if "concurrent_ops_per_s" in summary:
         print_concurrency(summary)
-    print(f"\nTotal {summary['seconds']} s, {summary['rounds']} interleaved rounds.")
+    say(f"\nTotal {summary['seconds']} s, {summary['rounds']} interleaved rounds.")
 
 
 def print_sizes(summary: dict[str, Any]) -> None:
     columns = ("baseline", "client", "tls_transport", "seeds", "peer", "ceiling")
-    print(
+    say(
         "| size | mode | "
         + " | ".join(columns)
         + " | client / baseline | client / tls_transport |\n"
@@ -1053,12 +1053,12 @@ def print_sizes(summary: dict[str, Any]) -> None:
             cells = [f"{row[f'{c}_{mode}']:,.0f}" for c in columns]
             plain = summary["ratios_by_size"][size_label][mode]
             tls = summary["ratio_vs_tls_transport"][size_label][mode]
-            print(
+            say(
                 f"| {size_label[:-3]} KiB | {label} | "
                 + " | ".join(cells)
                 + f" | {plain:.2f} | {tls:.2f} |"
             )
-    print(
+    say(
         f"\nops/s, medians of {summary['rounds']} interleaved rounds. "
         f"1 KiB client/baseline: sequential {summary['ratio_sequential']} "
         f"(spread {summary['ratio_sequential_spread']}), pipelined {summary['ratio_pipelined']} "
@@ -1071,7 +1071,7 @@ def print_sizes(summary: dict[str, Any]) -> None:
         f"{summary['connect_ms_p50']} ms (redis-py defaults "
         f"{summary['connect_ms_p50_redis_py_defaults']} ms)."
     )
-    print(
+    say(
         "\nClient-side CPU per operation (us, this process; medians), client vs tls_transport "
         "and what the application layer adds:\n| size | mode | baseline | client | "
         "tls_transport | client - tls_transport |\n|---|---|---:|---:|---:|---:|"
@@ -1079,7 +1079,7 @@ def print_sizes(summary: dict[str, Any]) -> None:
     for size_label, modes in summary["client_cpu_us_per_op"].items():
         for mode, label in (("seq", "sequential"), ("pipe", "pipelined x100")):
             cpu = modes[mode]
-            print(
+            say(
                 f"| {size_label[:-3]} KiB | {label} | {cpu['baseline']} | {cpu['client']} | "
                 f"{cpu['tls_transport']} | {cpu['client'] - cpu['tls_transport']:.1f} |"
             )
@@ -1087,7 +1087,7 @@ def print_sizes(summary: dict[str, Any]) -> None:
 
 def print_concurrency(summary: dict[str, Any]) -> None:
     c = summary["concurrency"]
-    print(
+    say(
         f"\n{c['value_bytes'] // 1024} KiB SET+GET, many callers on one client "
         f"({c['tasks']} asyncio tasks; {c['threads']} threads) and redis-benchmark with "
         f"{c['tasks']} connections over the same mTLS + ACL:\n"
@@ -1096,8 +1096,8 @@ def print_concurrency(summary: dict[str, Any]) -> None:
     for name, rate in summary["concurrent_ops_per_s"].items():
         low, high = summary["concurrent_ops_per_s_spread"][name]
         latency = summary["concurrent_latency_ms"][name]
-        print(f"| {name} | {rate:,} | {low:,}-{high:,} | {latency['p50']} | {latency['p99']} |")
-    print(
+        say(f"| {name} | {rate:,} | {low:,}-{high:,} | {latency['p50']} | {latency['p99']} |")
+    say(
         f"async client / redis-benchmark -c {c['tasks']}: {summary['ratio_vs_ceiling_c50']} "
         f"(spread {summary['ratio_vs_ceiling_c50_spread']}). redis-benchmark sends one "
         "command per round trip on each connection; the async client coalesces the calls of "

@@ -19,7 +19,9 @@
 #              (it is never printed: read it as the README says), then run api-token-retire.
 #              Any later up retires the old token too.
 #   api-token-retire
-#              one up: the old API token is refused from then on
+#              one up: the old API token is refused from then on. With none pending (the app
+#              accepts no earlier token) it says there is nothing to retire and exits 0 without
+#              an up, as `teardown.sh` does with nothing to remove
 #   all        certs, passwords, data-key, ca, then api-token and api-token-retire at once
 #              (the stack's own scripts read the token from the app's volume at each use;
 #              clients holding a copy of the old one must take the new one)
@@ -261,7 +263,14 @@ case "$kind" in
     data-key) rotate_data_key ;;
     ca) rotate_ca ;;
     api-token) rotate_api_token ;;
-    api-token-retire) retire_api_token ;;
+    api-token-retire)
+        # Nothing pending: an up here changed no token, applied whatever else was pending (a
+        # new image, a setting) unasked, and the report called it "rotated in place".
+        if [ -z "$(unfinished api-token)" ]; then
+            log "stack $stack: nothing to retire: the app accepts no earlier API token (no scripts/rotate.sh $stack api-token waits for its retire); nothing was changed"
+            exit 0
+        fi
+        retire_api_token ;;
     all) rotate_certs; rotate_passwords; rotate_data_key; rotate_ca; rotate_api_token; retire_api_token ;;
 esac
 code=0

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from secure_cache.cli_parser import say
+
 
 def load_areas(path: Path) -> list[dict[str, Any]]:
     """The summary's rows; [] when the file is missing, unreadable or not a summary."""
@@ -60,7 +62,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
         rows = render(areas)
     except (KeyError, TypeError):  # rows without the documented fields
         rows = render([])
-    out.write("\n".join(rows) + "\n")
+    say("\n".join(rows), file=out)
     return 0
 
 

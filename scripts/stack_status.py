@@ -29,6 +29,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, Final
 
+from secure_cache.cli_parser import say
+
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
     from prometheus_client.samples import Sample
@@ -450,9 +452,9 @@ def _copied_line(option: str, name: str) -> int:
     try:
         if option == "--trusted":
             values = ",".join(str(t) for t in bundle_not_afters(sys.stdin.buffer))
-            print(f"{_TRUSTED}{name} {values}")
+            say(f"{_TRUSTED}{name} {values}")
         else:
-            print(f"{_CONSUMER}{name} {not_after(sys.stdin.buffer)}")
+            say(f"{_CONSUMER}{name} {not_after(sys.stdin.buffer)}")
     except EOFError:
         return 1
     except ValueError as exc:
@@ -465,7 +467,7 @@ def main(argv: list[str]) -> int:
     listed = {"--consumers": CONSUMERS, "--bundles": BUNDLES}
     if len(argv) == 1 and argv[0] in listed:
         for consumer in listed[argv[0]]:
-            print(consumer.name, consumer.container, consumer.path)
+            say(f"{consumer.name} {consumer.container} {consumer.path}")
         return 0
     if len(argv) == 2 and argv[0] in ("--not-after", "--trusted"):
         return _copied_line(argv[0], argv[1])
@@ -478,7 +480,7 @@ def main(argv: list[str]) -> int:
         return 2
     status = parse(sys.stdin.read(), stack=argv[0])
     for line in render(argv[0], status, dt.datetime.now(dt.UTC).timestamp()):
-        print(line)
+        say(line)
     return 0 if status.complete else 1
 
 

@@ -19,6 +19,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Final
 
+from secure_cache.cli_parser import say
+
 _PIN_RE: Final = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!_-]+)$")
 _HASH_OPTION_RE: Final = re.compile(r"--hash[= ]sha256:[0-9a-f]{64}")
 
@@ -120,7 +122,7 @@ def main(argv: Sequence[str]) -> int:
         wheels = sorted(wheelhouse.glob("*.whl"))
         pins = parse_pins(requirements.read_text(encoding="utf-8").splitlines())
         pins.append(project_pin(project, wheels))
-        sys.stdout.write(hashed_requirements(pins, wheels))
+        say(hashed_requirements(pins, wheels), end="")
     except (OSError, WheelhouseError) as exc:
         print(f"wheel_hashes: {exc}", file=sys.stderr)
         return 1

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
-from secure_cache.cli_parser import EXIT_USAGE, OneLineParser
+from secure_cache.cli_parser import EXIT_USAGE, OneLineParser, reader_gone, say
 from secure_cache.errors import (
     BackendUnavailable,
     CommandRejected,
@@ -272,8 +272,11 @@ def _get(cache: SecureCache, args: argparse.Namespace) -> int:
         return EXIT_REFUSED
     if value is None:
         return EXIT_MISS
-    sys.stdout.buffer.write(value)
-    sys.stdout.flush()
+    try:
+        sys.stdout.buffer.write(value)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `| head -c 10`: the reader has what it wanted
+        reader_gone()
     return EXIT_OK
 
 
@@ -390,9 +393,9 @@ def _left_newer(n: int) -> int:
 
 
 def _print_json(payload: object) -> None:
-    json.dump(payload, sys.stdout, indent=2, sort_keys=True)
-    sys.stdout.write("\n")
-    sys.stdout.flush()
+    """Through `say`: a reader gone before `rotate`'s report leaves its exit status (3, 7) as
+    the pass made it, not 0."""
+    say(json.dumps(payload, indent=2, sort_keys=True))
 
 
 _COMMANDS: Final[dict[str, Callable[[SecureCache, argparse.Namespace], int]]] = {
@@ -411,10 +414,8 @@ def run() -> int:
     started = Path(sys.argv[0]).name
     try:
         return main(prog=CONSOLE_PROG if started == CONSOLE_PROG else MODULE_PROG)
-    except BrokenPipeError:
-        # Python flushes stdout again at exit; point it at devnull so that fails silently too.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+    except BrokenPipeError:  # anything printed not through `say` (argparse's --help)
+        reader_gone()
         return EXIT_OK
     except KeyboardInterrupt:
         return 130

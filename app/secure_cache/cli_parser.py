@@ -1,11 +1,15 @@
 """The argument parser of the package's commands (`python -m secure_cache`, the console script
 `secure-cache`, `python -m secure_cache.redis_exporter`): argparse, with a wrong argument
-reported on one line (argparse prints its whole usage above the error) and exit code 2."""
+reported on one line (argparse prints its whole usage above the error) and exit code 2; and
+`say`, how every command of the project prints to stdout (infra/cli.py re-exports it: the app
+image carries no infra/)."""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any, Final, NoReturn
+import os
+import sys
+from typing import Any, Final, NoReturn, TextIO
 
 EXIT_USAGE: Final = 2
 
@@ -48,4 +52,29 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
-__all__ = ["EXIT_USAGE", "OneLineParser"]
+def say(text: str, *, end: str = "\n", file: TextIO | None = None) -> None:
+    """`text` and `end` on stdout (or `file`), flushed. A reader that goes away
+    (`python -m infra.firewall show --stack S | head -1`) stops the output, never the command:
+    stdout then goes to /dev/null (`reader_gone`) and the command runs on to its own exit
+    status, so an up or a rotation pass is never stopped halfway by its reader.
+    Before (docs pass of 2026-12-03, stack s54), `infra.firewall show`,
+    `infra.engine_report`, `infra.stack_config get` and `policies.strictness` ended in a
+    BrokenPipeError traceback and exit 1; `infra.wheelhouse`, `infra.rotation_probe`, the
+    build lock's `--help`, `secure_cache.redis_exporter scrape`, scripts/*.py and
+    `tests.e2e.stacks` did until 2026-12-03 (tests/unit/test_cli_reader_gone.py)."""
+    out = sys.stdout if file is None else file
+    try:
+        out.write(text + end)
+        out.flush()
+    except BrokenPipeError:
+        if out is sys.stdout:
+            reader_gone()
+
+
+def reader_gone() -> None:
+    """After a BrokenPipeError on stdout: point it at /dev/null, so that what is still
+    printed, and Python's flush at exit, go nowhere instead of raising again."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+__all__ = ["EXIT_USAGE", "OneLineParser", "reader_gone", "say"]

@@ -107,7 +107,7 @@ from redis.backoff import NoBackoff
 from redis.credentials import CredentialProvider
 from redis.retry import Retry
 
-from secure_cache.cli_parser import OneLineParser
+from secure_cache.cli_parser import OneLineParser, say
 from secure_cache.errors import ConfigurationError, shown
 from secure_cache.exporter_health import DEFAULT_METRICS_PORT, healthcheck
 from secure_cache.metrics_server import serve_metrics
@@ -866,7 +866,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "scrape":
         tls_probe.refresh()
         body = generate_latest(registry)
-        sys.stdout.write(body.decode())
+        say(body.decode(), end="")
         return 0 if b"\nredis_up 1.0\n" in body else 1
     try:
         server, thread = serve_metrics(registry, settings.metrics_host, settings.metrics_port)

@@ -33,6 +33,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Final, NoReturn
 
+from secure_cache.cli_parser import say
+
 BUILD_LOCK_ENV: Final = "SECURE_REDIS_BUILD_LOCK"
 DEFAULT_BUILD_LOCK: Final = Path("/tmp/secure-redis-image-builds.lock")  # noqa: S108 - shared by design
 DEFAULT_DOCKER_SOCKET: Final = Path("/var/run/docker.sock")
@@ -191,8 +193,8 @@ def main(argv: Sequence[str]) -> int:
     the lock is held exactly as long as it runs and a signal reaches it directly."""
     usage = "usage: python -m infra.applier.build_lock COMMAND [ARG...]"
     if argv[:1] in (["-h"], ["--help"]):
-        print(f"{usage}\n\nRun COMMAND holding the image-build lock shared ({BUILD_LOCK_ENV}, "
-              f"default {DEFAULT_BUILD_LOCK}).")  # fmt: skip
+        say(f"{usage}\n\nRun COMMAND holding the image-build lock shared ({BUILD_LOCK_ENV}, "
+            f"default {DEFAULT_BUILD_LOCK}).")  # fmt: skip
         return 0
     if not argv or argv[0].startswith("-"):
         given = f"unknown option {argv[0]!r}" if argv else "no COMMAND given"

@@ -474,7 +474,10 @@ class StateStore:
         while an `up`, `down` or `rekey` of the stack runs, or None. Read from the holder
         record in `<stack>.lock`, without taking the lock: a moment's flock here would refuse
         an `up` started in that moment. A record left by a killed holder names a pid that no
-        longer runs and is ignored."""
+        longer runs and is ignored; one whose pid runs again (another process: pids are
+        reused) is ignored when the kernel's lock table holds no lock on the file
+        (`_flock_held`). So the lock file, which stays after every run, refused or not, is
+        never taken for a held lock (docs/applier.md)."""
         lock = self.directory / f"{self.stack}.lock"
         try:
             fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
@@ -482,6 +485,8 @@ class StateStore:
             return None  # none yet (no up ran here), or a symlink, which the up refuses
         try:
             holder = _lock_holder(fd)
+            if holder is not None and _flock_held(fd) is False:
+                holder = None  # a record a killed holder left; its pid runs something else
         finally:
             os.close(fd)
         return None if holder is None else self._lock_held(lock, holder, action)
@@ -644,6 +649,27 @@ def _lock_holder(fd: int) -> dict[str, Any] | None:
     if _zombie(pid):
         return None
     return {"pid": pid, "action": action, "since": str(since)[:20]}
+
+
+def _flock_held(fd: int) -> bool | None:
+    """Whether a process holds a flock on the file `fd` is open on, from the kernel's lock
+    table (/proc/locks: `1: FLOCK  ADVISORY  WRITE PID MAJ:MIN:INODE 0 EOF`); None where that
+    table cannot be read (then the record and its pid decide, as before). Matched on the
+    inode number alone: the device the table names is the filesystem's own, which stat's
+    differs from on btrfs subvolumes, and a lock missed here would let rotate.sh run beside
+    an up; another filesystem's lock on the same inode number only keeps the record
+    believed, as it was before this check."""
+    inode = str(os.fstat(fd).st_ino)
+    try:
+        table = Path("/proc/locks").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    for line in table.splitlines():
+        words = line.split()
+        # Waiters are `N: -> FLOCK ...`; the lock's holders have FLOCK second.
+        if len(words) >= 6 and words[1] == "FLOCK" and words[5].rsplit(":", 1)[-1] == inode:
+            return True
+    return False
 
 
 def _zombie(pid: int) -> bool:

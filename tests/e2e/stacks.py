@@ -27,6 +27,7 @@ import docker
 from docker.errors import NotFound
 
 from infra.applier.state import StateStore
+from infra.cli import say
 from infra.naming import STACK_LABEL, object_name
 from infra.pulumi_names import CONTAINER
 from infra.render import RenderedResource, RenderedStack, render_stack
@@ -324,7 +325,7 @@ def main(argv: list[str]) -> int:
     leftovers."""
     usage = "usage: python -m tests.e2e.stacks (up|down) STACK..."
     if argv[:1] in (["-h"], ["--help"]):
-        print(f"{usage}   STACK: {' or '.join(STACK_NAMES)}\n\n{cleandoc(main.__doc__ or '')}")
+        say(f"{usage}   STACK: {' or '.join(STACK_NAMES)}\n\n{cleandoc(main.__doc__ or '')}")
         return 0
     if not argv or argv[0] not in ("up", "down") or set(argv[1:]) - set(STACK_NAMES):
         print(
@@ -340,7 +341,7 @@ def main(argv: list[str]) -> int:
     if action == "up":
         deployments.prepare(names)
         for name in deployments.owned:  # none when every stack was running already
-            print(name)
+            say(name)
         for problem in deployments.failed.values():
             print(f"e2e stacks: {problem}", file=sys.stderr)
         return 1 if deployments.failed else 0

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import quote
 
-from infra.cli import OneLineParser
+from infra.cli import OneLineParser, say
 from infra.settings import REPO_ROOT
 from tests.e2e.appclient import read_api_token
 
@@ -517,9 +517,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=_env_int(STEPS_ENV, DEFAULT_STEPS))
     parser.add_argument("--seed", type=int, default=_env_int(SEED_ENV, random.randrange(10**6)))
     args = parser.parse_args(argv)
-    problems = walk(args.stack, args.steps, args.seed, lambda s: print(s, flush=True))
+    problems = walk(args.stack, args.steps, args.seed, say)
     for problem in problems:
-        print(f"walk: problem: {problem}", flush=True)
+        say(f"walk: problem: {problem}")
     return 1 if problems else 0
 
 

@@ -23,9 +23,9 @@ def run_entry(entry: Callable[[], int | None]) -> tuple[int, str]:
     return int(code or 0), out.getvalue() + err.getvalue()
 
 
-def assert_quiet_without_a_reader(argv: Sequence[str], cwd: Path) -> None:
+def assert_quiet_without_a_reader(argv: Sequence[str], cwd: Path, *, code: int = 0) -> None:
     """Run `argv` with the read end of its stdout closed before its first line (`... | head`):
-    it must exit 0, its own status, with no BrokenPipeError traceback on stderr."""
+    it must exit `code`, its own status, with no BrokenPipeError traceback on stderr."""
     with subprocess.Popen(
         list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd
     ) as process:
@@ -33,7 +33,7 @@ def assert_quiet_without_a_reader(argv: Sequence[str], cwd: Path) -> None:
         assert process.stderr is not None
         process.stdout.close()  # the reader leaves before the first line
         stderr = process.stderr.read().decode()
-        assert process.wait(timeout=120) == 0, stderr
+        assert process.wait(timeout=300) == code, stderr
     assert "Traceback" not in stderr
     assert "BrokenPipe" not in stderr
 

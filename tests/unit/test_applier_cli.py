@@ -291,6 +291,36 @@ def test_cli__plan_with_a_stale_wheelhouse_says_up_will_stop(
     assert "Run `scripts/build-app-image.sh --wheelhouse-only`" in notes[0]
 
 
+@pytest.mark.parametrize("action", ["up", "plan"])
+def test_cli__a_build_context_that_keeps_changing_is_a_refusal_of_one_line(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    action: str,
+) -> None:
+    """infra/images.py `context_digest` reading a wheelhouse being filled again: a wheel
+    listed and gone when read each time. Not exit 3, "an error the applier does not handle"
+    (FileNotFoundError): exit 2, its line, nothing read past the render."""
+    context = app_context(tmp_path, wheelhouse=True)
+    monkeypatch.setattr(app_image, "IMAGE_CONTEXT", context)
+    wheel = next((context / "wheelhouse").glob("*.whl"))
+    real_read = Path.read_bytes
+
+    def gone(path: Path) -> bytes:
+        if path == wheel:
+            raise FileNotFoundError(2, "No such file or directory", str(path))
+        return real_read(path)
+
+    monkeypatch.setattr(Path, "read_bytes", gone)
+    project = _project(tmp_path)
+    assert apply.main([action, "--stack", "dev", "--project-dir", str(project)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("apply: error: stack dev: the build context "), err
+    assert "changed while it was read: wheelhouse/" in err[0]
+    assert not StateStore(project, "dev").exists()
+
+
 class _FinishedApplier:
     """An engine on which the up has nothing left to do; asking it for `docker info` (the
     live-restore report after the up) is when a Ctrl-C arrives."""
@@ -639,7 +669,7 @@ class _NoProbe:
 
 
 @pytest.mark.usefixtures("no_passphrase")
-def test_cli__plan_says_the_up_of_a_ca_retire_asks_redis_first_and_does_not_ask_itself(
+def test_cli__plan_and_status_say_the_up_of_a_ca_retire_asks_redis_first_and_do_not_ask(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """plan16: plan did not show that up asks Redis which CA's certificate it serves before
@@ -661,6 +691,13 @@ def test_cli__plan_says_the_up_of_a_ca_retire_asks_redis_first_and_does_not_ask_
         "(the trust bundle keeps CA 5c1e), and it stops, changing nothing, when Redis serves"
     ), note
     assert "rotation_probe snapshot --stack dev --applier-state" in note
+    # `status` says what the next up does (its `next up:` lines): this too, in the same
+    # words (apply.py `_retire_note`, the one function both print it with). It said
+    # nothing of it before (session 18, 2026-12-03).
+    assert apply.main(["status", "--stack", "dev", "--project-dir", str(project)]) == 0
+    said = capsys.readouterr().out.splitlines()
+    assert [line for line in said if "CA 5c1e" in line] == [note]
+    assert said.index(note) == len(said) - 1, "after the next up's summary, as in plan"
 
 
 def _plan_of(tmp_path: Path) -> Plan:

@@ -7,6 +7,7 @@ import os
 import re
 import secrets
 import stat
+import subprocess
 import time
 from pathlib import Path
 
@@ -481,6 +482,31 @@ def test_busy__a_record_left_by_a_killed_holder_is_not_a_running_up(
     dead = 2**22 + 1  # above pid_max's default ceiling of 2^22: never a running process
     lock.write_text(f'{{"pid": {dead}, "action": "up", "since": "2026-12-03T09:00:00Z"}}')
     assert key_file_store.busy("scripts/rotate.sh dev") is None
+
+
+def test_busy__a_record_whose_pid_now_runs_another_process_is_not_a_running_up(
+    key_file_store: StateStore,
+) -> None:
+    """The lock file stays after every up, down and rekey (refused ones too: an up refused
+    for a host port another process holds left `.secure-redis/state/s83.lock` on s83,
+    session 18, 2026-12-03); emptied, it names no one. A holder killed with SIGKILL leaves
+    its record, and pids are reused (pid_max 32768 on the build machine): the record then
+    named a running process, and every `scripts/rotate.sh` was refused as "locked by a
+    running `up`" for as long as that process ran. Only a lock the kernel holds counts."""
+    with key_file_store.locked("up"):
+        pass
+    lock = key_file_store.directory / "dev.lock"
+    with subprocess.Popen(["sleep", "60"]) as other:  # runs, and holds no lock
+        try:
+            lock.write_text(
+                f'{{"pid": {other.pid}, "action": "up", "since": "2026-12-03T09:00:00Z"}}'
+            )
+            assert key_file_store.busy("scripts/rotate.sh dev") is None
+            # ... and `up` takes the lock at once, as it did before.
+            with key_file_store.locked("up"):
+                pass
+        finally:
+            other.kill()
 
 
 def test_busy__a_killed_holder_not_yet_reaped_is_not_a_running_up(

@@ -4,12 +4,18 @@
 
 from __future__ import annotations
 
+import errno
 import shutil
 from pathlib import Path
 
 import pytest
 
-from infra.images import context_digest, copy_sources, missing_build_inputs
+from infra.images import (
+    BuildContextChanging,
+    context_digest,
+    copy_sources,
+    missing_build_inputs,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,6 +71,54 @@ def test_a_context_without_dockerignore__counts_every_file(tmp_path: Path) -> No
     before = context_digest(tmp_path)
     (tmp_path / "extra.conf").write_text("x")
     assert context_digest(tmp_path) != before
+
+
+# -- a context that changes while it is read -------------------------------------------------
+
+WHEEL = "wheelhouse/secure_cache-0.1.0-py3-none-any.whl"
+
+
+def test_a_file_gone_between_its_listing_and_its_read__the_context_is_read_again(
+    context: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wheelhouse filled again meanwhile (scripts/build-app-image.sh removes the old wheels
+    first): the wheel was listed, then gone when read. That was a FileNotFoundError out of
+    the render (and `apply up` ended at exit 3, "an error the applier does not handle"). The
+    removal is made to happen at exactly that moment: inside the read of the file."""
+    real_read = Path.read_bytes
+    wheel = context / WHEEL
+
+    def removed_as_it_is_read(path: Path) -> bytes:
+        if path == wheel and wheel.exists():
+            wheel.unlink()  # between the listing and this read
+        return real_read(path)
+
+    monkeypatch.setattr(Path, "read_bytes", removed_as_it_is_read)
+    digest = context_digest(context)
+    monkeypatch.undo()
+    assert digest == context_digest(context), "the digest of the context as it is now"
+
+
+def test_a_context_that_keeps_changing__is_one_clear_refusal(
+    context: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_read = Path.read_bytes
+    reads: list[Path] = []
+
+    def always_gone(path: Path) -> bytes:
+        if path == context / WHEEL:
+            reads.append(path)
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(path))
+        return real_read(path)
+
+    monkeypatch.setattr(Path, "read_bytes", always_gone)
+    with pytest.raises(BuildContextChanging) as refused:
+        context_digest(context)
+    said = str(refused.value)
+    assert f"the build context {context} changed while it was read: {WHEEL} was listed" in said
+    assert "scripts/build-app-image.sh" in said
+    assert "nothing was built or changed" in said
+    assert 2 <= len(reads) <= 5, "read again, a bounded number of times"
 
 
 # -- what the Dockerfile copies from the context ------------------------------------------------

@@ -50,6 +50,7 @@ def test_rotation_probe_unfinished__loads_no_pulumi_no_docker_sdk_and_no_cryptog
                 "acl": {"app": ["a", "b"]},
                 "redis_trusts": ["1"],
                 "app_trusts": ["1"],
+                "api_previous_tokens": 0,
             }
         )
     )

@@ -427,6 +427,10 @@ def test_unfinished__names_each_rotation_a_snapshot_shows_half_done() -> None:
     assert set(found) == {"data-key", "passwords", "ca"}
     assert "1 previous data key(s)" in found["data-key"]
     assert found["passwords"] == "ACL users with two passwords: app"
+    # An API token rotation waits for its retire (scripts/rotate.sh S api-token-retire).
+    assert rotation_probe.unfinished(_snapshot(api_previous_tokens=1)) == {
+        "api-token": "the app still accepts 1 earlier API token(s) beside the current one"
+    }
 
 
 def test_expected_changes__a_resumed_rotation_counts_when_it_ends_finished() -> None:

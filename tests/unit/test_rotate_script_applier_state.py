@@ -64,9 +64,12 @@ class StandInProbe:
             kind, _, text = error.partition(":")
             raise getattr(rotation_probe, kind)(text)
         # The keys read_snapshot requires of a --before file; their values are never judged.
+        # FAKE_PREVIOUS_TOKENS: earlier API tokens the app accepts (an api-token rotation
+        # waiting for its retire).
         return {
             "containers": {}, "server_issuer": None, "previous_key_ids": [], "acl": {},
             "redis_trusts": [], "app_trusts": [],
+            "api_previous_tokens": int(os.environ.get("FAKE_PREVIOUS_TOKENS") or 0),
         }
 
 
@@ -78,7 +81,11 @@ def recorded_state(stack):
 rotation_probe.Probe = StandInProbe
 rotation_probe.recorded_state = recorded_state
 rotation_probe._wait = lambda probe, before, timeout: 0
-rotation_probe._of_snapshot = lambda action, stack, kind, before: 0
+# `unfinished` is the real one (what rotate.sh decides by); `guard` passes.
+_real_of_snapshot = rotation_probe._of_snapshot
+rotation_probe._of_snapshot = lambda action, stack, kind, before: (
+    _real_of_snapshot(action, stack, kind, before) if action == "unfinished" else 0
+)
 rotation_probe.report_lines = lambda before, after: []
 rotation_probe.restarted = lambda before, after: []
 rotation_probe.expected_changes = lambda kind, before, after: []
@@ -96,7 +103,12 @@ def _rotate_certs(
 
 
 def _run_rotate_certs(
-    tmp_path: Path, *, pulumi_logged_in: bool, snapshot_error: str = ""
+    tmp_path: Path,
+    *,
+    pulumi_logged_in: bool,
+    snapshot_error: str = "",
+    kind: str = "certs",
+    previous_tokens: int = 0,
 ) -> tuple[subprocess.CompletedProcess[str], list[str]]:
     bin_dir, venv = tmp_path / "bin", tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
@@ -114,7 +126,7 @@ def _run_rotate_certs(
     log = tmp_path / "calls.log"
     log.touch()
     result = subprocess.run(
-        [str(REPO_ROOT / "scripts" / "rotate.sh"), STACK, "certs"],
+        [str(REPO_ROOT / "scripts" / "rotate.sh"), STACK, kind],
         env={
             "PATH": f"{bin_dir}:/usr/bin:/bin",
             "SECURE_REDIS_VENV": str(venv),
@@ -124,6 +136,7 @@ def _run_rotate_certs(
             "FAKE_LOG": str(log),
             "FAKE_PULUMI_LOGGED_IN": "1" if pulumi_logged_in else "0",
             "FAKE_SNAPSHOT_ERROR": snapshot_error,
+            "FAKE_PREVIOUS_TOKENS": str(previous_tokens),
             "HOME": str(tmp_path),
         },
         capture_output=True,
@@ -236,3 +249,32 @@ def test_rotate_sh__names_the_looks_around_each_up_and_passes_the_ups_own_lines(
     found = [out.find(line) for line in order]
     assert -1 not in found, out
     assert found == sorted(found), out
+
+
+def test_rotate_sh__api_token_retire_with_nothing_pending_says_so_and_runs_no_up(
+    tmp_path: Path,
+) -> None:
+    """Session 18 (s83, 2026-12-03): with no api-token rotation waiting (the app accepted no
+    earlier token) `rotate.sh s83 api-token-retire` ran an up, which applied what else was
+    pending (three images replaced, their containers with them), and ended "api-token-retire
+    rotated in place". Nothing to retire is said as such, at exit 0 (as teardown.sh's
+    "nothing to remove"), and no up runs."""
+    result, calls = _run_rotate_certs(tmp_path, pulumi_logged_in=False, kind="api-token-retire")
+    assert result.returncode == 0, result.stderr
+    assert (
+        f"rotate: stack {STACK}: nothing to retire: the app accepts no earlier API token"
+        in result.stdout
+    )
+    assert "rotated in place" not in result.stdout
+    assert not any(c.startswith("python -m infra.apply") for c in calls), calls
+    assert not [c for c in calls if "infra.stack_config set" in c], "no setting changed"
+
+
+def test_rotate_sh__api_token_retire_with_a_token_pending_retires_it(tmp_path: Path) -> None:
+    result, calls = _run_rotate_certs(
+        tmp_path, pulumi_logged_in=False, kind="api-token-retire", previous_tokens=1
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"python -m infra.apply up --stack {STACK}" in calls
+    assert "rotate: up (API token SET: the old token retired)" in result.stdout
+    assert f"rotate: stack {STACK}: api-token-retire rotated in place" in result.stdout

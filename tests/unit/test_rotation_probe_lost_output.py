@@ -9,6 +9,9 @@ data-key` had retired the old key and, reading Redis's files before its last up,
 `secure-redis-s52-redis: expected 3 files, read 0 ... then run the rotation again` (exit 1),
 leaving `dataKeyKeepPrevious` at 0 in the state. Redis's three files are framed by NULs
 (`files_command`), so a short read, whatever its cause, is known for what it is and read again.
+So is the certificate Redis serves, read before an up that retires a CA (`Probe._served`): one
+PEM block (`served_pem`); lost, it raised PkiError out of `served_issuer`, and that up ended at
+exit 3, "an error the applier does not handle".
 """
 
 from __future__ import annotations
@@ -17,15 +20,29 @@ from types import SimpleNamespace
 
 import pytest
 
-from infra import docker_exec
-from infra.rotation_probe import Probe, ProbeError, read_app_facts
+from infra import docker_exec, pki
+from infra.naming import ROLE_LABEL, STACK_LABEL
+from infra.rotation_probe import Probe, ProbeError, issuer_serial, read_app_facts
 
 pytestmark = pytest.mark.unit
 
 PATHS = ("/etc/secure-redis/ca.crt", "/etc/secure-redis/server.crt", "/etc/secure-redis/users.acl")
 
 
+IMAGE = "sha256:" + "a" * 64
+
+
 class _Container:
+    """A running container of the stack's app, running IMAGE, whose execs print `outputs` in
+    turn (the last one again after them)."""
+
+    status = "running"
+    attrs = {  # noqa: RUF012 - read only
+        "Config": {"Labels": {STACK_LABEL: "s1", ROLE_LABEL: "app"}},
+        "Image": IMAGE,
+        "Id": "c1",
+    }
+
     def __init__(self, outputs: list[bytes]) -> None:
         self.outputs = outputs
         self.calls = 0
@@ -47,6 +64,8 @@ def _exec_through_the_fake(monkeypatch: pytest.MonkeyPatch) -> None:
 def _probe(container: _Container) -> Probe:
     probe = Probe.__new__(Probe)
     probe.stack = "s1"
+    probe.app, probe.port = "secure-redis-s1-app", 6379
+    probe.recorded = None
     probe.client = SimpleNamespace(containers=SimpleNamespace(get=lambda _name: container))
     return probe
 
@@ -73,3 +92,26 @@ def test_the_apps_facts_lost_once_are_read_again() -> None:
     )
     assert facts == {"served": "x"}
     assert container.calls == 2
+
+
+def _served() -> tuple[str, str]:
+    """What SERVED_ONLY prints (a certificate and print's newline), and its CA's PEM."""
+    ca = pki.create_ca("probe CA", validity_days=2)
+    server = pki.issue_server_certificate(ca, "redis", dns_names=["redis"], validity_days=2)
+    return server.cert_pem.decode() + "\n", ca.cert_pem.decode()
+
+
+@pytest.mark.parametrize("cut", [0, 200], ids=["empty", "short"])
+def test_the_served_certificate_lost_once_is_read_again(cut: int) -> None:
+    printed, ca = _served()
+    container = _Container([printed[:cut].encode(), printed.encode()])
+    served = _probe(container)._served(IMAGE)
+    assert container.calls == 2
+    assert issuer_serial(served, ca) == f"{pki.load_certificate(ca.encode()).serial_number:X}"
+
+
+def test_the_served_certificate_lost_every_time_fails_saying_so() -> None:
+    container = _Container([b""])
+    with pytest.raises(ProbeError, match="expected the certificate Redis serves, read nothing"):
+        _probe(container)._served(IMAGE)
+    assert 2 <= container.calls <= 5, "bounded"
