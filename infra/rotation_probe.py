@@ -280,7 +280,7 @@ def cert_serial(pem: str) -> str:
 
 def served_pem(where: str, printed: str) -> str:
     """The one certificate SERVED_ONLY printed, or a ProbeError naming `where` when the output
-    holds no whole one (an exec whose output the engine lost: empty or cut short). Read as
+    holds no whole one (an exec whose output came back empty or cut short). Read as
     it was, issuer_serial raised PkiError ("not a PEM-encoded X.509 certificate") out of
     served_issuer, and the `up` of a CA's retire step ended at exit 3, "an error the applier
     does not handle"."""
@@ -455,9 +455,13 @@ class Probe:
 
     def _exec(self, name: str, argv: list[str], target: str | None = None) -> str:
         """`argv`'s output in the container `target` (an ID), else the one named `name`."""
+        # docker-py's own exec_run drops output that reaches it with the engine's response
+        # headers (infra/docker_exec.py).
+        from infra.docker_exec import exec_run  # noqa: PLC0415 - as docker in __init__
+
         with _observing(name):
-            code, out = self.client.containers.get(target or name).exec_run(argv, demux=False)
-        text = (out or b"").decode(errors="replace")
+            code, out = exec_run(self.client.containers.get(target or name), argv)
+        text = out.decode(errors="replace")
         if code != 0:
             # The probes print no secret; the tail says what failed.
             shown = printable(text.strip()[-300:])
@@ -499,12 +503,14 @@ class Probe:
     ) -> _T:
         """`parse` of `argv`'s output, the exec run again when that output is not whole.
 
-        The engine loses an exec's output now and then: the command exited 0 and the stream
-        came back empty or short (docker/docker-py#2042, moby/moby#27289). Every read is
-        framed (Redis's files by NULs, the app's facts as one JSON object, the certificate
-        Redis serves as one PEM block: `served_pem`), so a short read is known and read again;
-        it failed rotate.sh s52 data-key between two of its ups
-        (tests/unit/test_rotation_probe_lost_output.py). An exit other than 0 is not retried.
+        An exec's output came back empty or short now and then with exit 0: docker-py's
+        exec_run dropped what reached it with the engine's response headers
+        (docker/docker-py#2042; `_exec` now reads through infra/docker_exec.py,
+        tests/unit/test_docker_exec.py). It failed rotate.sh s52 data-key between two of its
+        ups (tests/unit/test_rotation_probe_lost_output.py). Every read is framed (Redis's
+        files by NULs, the app's facts as one JSON object, the certificate Redis serves as one
+        PEM block: `served_pem`), so a short read is still known and read again, whatever its
+        cause. An exit other than 0 is not retried.
         """
         for attempt in range(1, _READ_TRIES + 1):
             printed = self._exec(name, argv, target)

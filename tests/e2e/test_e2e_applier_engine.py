@@ -27,6 +27,7 @@ from infra.applier.plan import Plan, plan_stack
 from infra.applier.state import ResourceState, StackState
 from infra.changes import Op
 from infra.components.material import INIT_SCRIPT
+from infra.docker_exec import exec_run
 from infra.naming import MATERIAL_LABEL, STACK_LABEL
 from infra.pulumi_names import CONTAINER, IMAGE, NETWORK, VOLUME
 from infra.render import RenderedResource
@@ -809,7 +810,7 @@ def test_applier__a_memory_change_updates_the_running_container_in_place(
     host = after["HostConfig"]
     assert (host["Memory"], host["MemorySwap"]) == (96 * 1024 * 1024, 96 * 1024 * 1024)
     assert host["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
-    kept = docker_client.containers.get(f"{stack}-c").exec_run(["cat", "/dev/shm/mark"])
+    kept = exec_run(docker_client.containers.get(f"{stack}-c"), ["cat", "/dev/shm/mark"])
     assert kept.output.decode().strip() == "kept"
     again = docker_changes(changed, state.resources, applier.missing(changed, state))
     assert [c.op for c in again] == [Op.SAME], "the state records the new declaration"
@@ -843,7 +844,7 @@ def test_applier__a_replaced_container_with_destroy_grace_seconds_is_stopped_bef
     applier.up(plan_stack(stack, declaration("2"), root=Path("/")), state)
     successor = docker_client.containers.get(f"{stack}-c")
     assert successor.attrs["Config"]["Env"][0] == "GENERATION=2"
-    mark = successor.exec_run(["cat", "/data/mark"])
+    mark = exec_run(successor, ["cat", "/data/mark"])
     assert (mark.exit_code, mark.output.decode().strip()) == (0, "stopped"), (
         "the replaced container was killed without its SIGTERM"
     )
@@ -936,7 +937,7 @@ def test_applier__an_interrupt_stops_the_steps_in_flight_and_the_next_up_finishe
     waiting = docker_client.containers.get(f"{stack}-waiting")
     assert waiting.attrs["State"]["Running"], "the up waited for the container to end"
     assert state.resources["urn:waiting"].outputs.get(INCOMPLETE)
-    assert waiting.exec_run(["touch", "/data/go"]).exit_code == 0
+    assert exec_run(waiting, ["touch", "/data/go"]).exit_code == 0
     applier.up(plan, state)
     assert not [r for r in state.resources.values() if r.outputs.get(INCOMPLETE)]
     finished = docker_client.api.inspect_container(f"{stack}-waiting")

@@ -31,6 +31,7 @@ from infra import firewall
 from infra.applier.engine import LocalApplier
 from infra.applier.host_conflicts import Held
 from infra.applier.state import PASSPHRASE_ENV, STATE_DIR
+from infra.docker_exec import exec_run
 from infra.naming import Role
 from infra.render import render_stack
 from infra.runtime_ids import MAX_SLOT, STACK_SLOTS, runtime_id, slot_of
@@ -99,7 +100,7 @@ class Scratch:
         return f"secure-redis-{self.name}-{suffix}"
 
     def read(self, suffix: str, path: str) -> bytes:
-        result = self.client.containers.get(self.container(suffix)).exec_run(["cat", path])
+        result = exec_run(self.client.containers.get(self.container(suffix)), ["cat", path])
         assert result.exit_code == 0, f"cat {path} in {suffix}: exit {result.exit_code}"
         return bytes(result.output)
 

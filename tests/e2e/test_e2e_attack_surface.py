@@ -18,6 +18,7 @@ import pytest
 from docker.errors import APIError
 
 from infra.components.exporter import EXPORTER_NPROC, EXPORTER_PORT, exporter_healthcheck_test
+from infra.docker_exec import exec_run
 from infra.naming import APP_HTTP_PORT
 from tests.e2e.probes import ProbeContainer, app_image
 from tests.e2e.stacks import Stack
@@ -45,14 +46,14 @@ def frontend_probe(stack: Stack, docker_client: docker.DockerClient) -> Iterator
     container.remove()
 
 
-def _exporter_healthcheck(client: docker.DockerClient, stack: Stack) -> tuple[int, str]:
+def _exporter_healthcheck(client: docker.DockerClient, stack: Stack) -> tuple[int | None, str]:
     """The exporter container's own health check, run now (exit code, output)."""
     container = client.containers.get(stack.exporter)
     try:
-        result = container.exec_run(exporter_healthcheck_test()[1:])
+        result = exec_run(container, exporter_healthcheck_test()[1:])
     except APIError as exc:  # the engine could not even start the process
         return 126, str(exc)
-    return int(result.exit_code), result.output.decode(errors="replace")
+    return result.exit_code, result.output.decode(errors="replace")
 
 
 # A fault test (after the checks of the undisturbed stacks; beside the other stack's fault

@@ -26,6 +26,7 @@ import pytest
 from infra.components.app import APP_NPROC
 from infra.components.exporter import EXPORTER_NPROC, EXPORTER_PORT
 from infra.components.redis import REDIS_NPROC
+from infra.docker_exec import exec_run
 from infra.firewall import bridge_name, chains
 from infra.naming import Role
 from infra.redis_acl import APP_COMMANDS
@@ -241,7 +242,7 @@ def test_attack__thread_bomb_in_the_app_stops_at_the_limit(
     before = restarts(docker_client, stack.app)
     attempts = 4 * APP_NPROC
     container = docker_client.containers.get(stack.app)
-    code, output = container.exec_run(["python3", "-c", _THREAD_BOMB, str(attempts)])
+    code, output = exec_run(container, ["python3", "-c", _THREAD_BOMB, str(attempts)])
     assert code == 0, output[-300:]
     result = json.loads(output.decode().strip().splitlines()[-1])
     assert result["started"] >= 8, "positive control: threads do start below the limit"

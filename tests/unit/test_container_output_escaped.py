@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from infra import docker_exec
 from infra.applier.engine import LocalApplier
 from infra.cli import printable
 from infra.rotation_probe import Probe, ProbeError
@@ -31,6 +32,14 @@ class _Container:
 
     def logs(self, **_: Any) -> bytes:
         return self.output + b"\nsecond line"
+
+
+@pytest.fixture(autouse=True)
+def _exec_through_the_fake(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Probe._exec runs infra.docker_exec.exec_run(container, argv): here, the fake's own."""
+    monkeypatch.setattr(
+        docker_exec, "exec_run", lambda c, argv: docker_exec.ExecResult(*c.exec_run(argv))
+    )
 
 
 def _probe(output: bytes) -> Probe:

@@ -1,15 +1,16 @@
-"""An exec whose output the engine lost is read again, not reported as a stack that cannot be
+"""An exec whose output came back short is read again, not reported as a stack that cannot be
 observed.
 
-Docker loses an exec's output now and then: the command ran and exited 0, the stream came back
-empty (docker/docker-py#2042, moby/moby#27289). Found by the randomized day-2 walk
-(tests/e2e/walk.py, seed 5204 on s52, 2026-12-03): `scripts/rotate.sh s52 data-key` had
-retired the old key and, reading Redis's files before its last up, failed with
+An exec's output came back empty now and then: the command ran and exited 0 (docker-py's
+exec_run drops what reaches it with the engine's response headers, docker/docker-py#2042; the
+probe now reads through infra/docker_exec.py, tests/unit/test_docker_exec.py). Found by the
+randomized day-2 walk (tests/e2e/walk.py, seed 5204 on s52, 2026-12-03): `scripts/rotate.sh s52
+data-key` had retired the old key and, reading Redis's files before its last up, failed with
 `secure-redis-s52-redis: expected 3 files, read 0 ... then run the rotation again` (exit 1),
 leaving `dataKeyKeepPrevious` at 0 in the state. Redis's three files are framed by NULs
-(`files_command`), so a short read is known for what it is and read again. So is the
-certificate Redis serves, read before an up that retires a CA (`Probe._served`): one PEM
-block (`served_pem`); lost, it raised PkiError out of `served_issuer`, and that up ended at
+(`files_command`), so a short read, whatever its cause, is known for what it is and read again.
+So is the certificate Redis serves, read before an up that retires a CA (`Probe._served`): one
+PEM block (`served_pem`); lost, it raised PkiError out of `served_issuer`, and that up ended at
 exit 3, "an error the applier does not handle".
 """
 
@@ -19,7 +20,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from infra import pki
+from infra import docker_exec, pki
 from infra.naming import ROLE_LABEL, STACK_LABEL
 from infra.rotation_probe import Probe, ProbeError, issuer_serial, read_app_facts
 
@@ -50,6 +51,14 @@ class _Container:
         out = self.outputs[min(self.calls, len(self.outputs) - 1)]
         self.calls += 1
         return 0, out
+
+
+@pytest.fixture(autouse=True)
+def _exec_through_the_fake(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Probe._exec runs infra.docker_exec.exec_run(container, argv): here, the fake's own."""
+    monkeypatch.setattr(
+        docker_exec, "exec_run", lambda c, argv: docker_exec.ExecResult(*c.exec_run(argv))
+    )
 
 
 def _probe(container: _Container) -> Probe:
