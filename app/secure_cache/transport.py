@@ -830,13 +830,14 @@ class _CountingParser(_AsyncHiredisParser):
     over each read's bytes, so counting costs a subtraction)."""
 
     left = 0
+    budget = DEFAULT_MAX_REPLY_BYTES + _READ_BYTES  # what each reply starts with
     max_reply_bytes = DEFAULT_MAX_REPLY_BYTES
 
     def on_connect(self, connection: Any) -> None:
         super().on_connect(connection)
-        # The connection's own replies (AUTH's) are read before any _areply.
         self.max_reply_bytes = connection.max_reply_bytes
-        self.left = connection.max_reply_bytes + _READ_BYTES
+        # The connection's own replies (AUTH's) are read before any _areply.
+        self.left = self.budget = connection.max_reply_bytes + _READ_BYTES
 
     async def read_from_socket(self) -> bool:
         # redis-py's, with the count.
@@ -855,7 +856,7 @@ class _CountingParser(_AsyncHiredisParser):
 async def _areply(conn: _AsyncTlsConnection) -> Reply:
     """See _reply."""
     parser: Any = conn._parser
-    parser.left = parser.max_reply_bytes + _READ_BYTES
+    parser.left = parser.budget
     try:
         return await conn.read_response()
     except ResponseError as exc:
