@@ -175,7 +175,9 @@ class SecureCache(_Shell):
             clock: monotonic clock for TTLs, reconnect backoff and reload checks (tests).
             reload_interval: seconds between checks of the material files (None: only
                 when Redis refuses the credentials or certificate).
-            transport_options: socket_timeout, connect_timeout, max_connections, retries.
+            transport_options: socket_timeout, connect_timeout, max_connections, retries,
+                max_reply_bytes (the most one reply may hold; transport.reply_limit_bytes of
+                the largest value stored, 32 MiB by default for values up to 1 MiB).
         """
         self._transport = transport or Transport(
             TransportConfig.from_settings(settings, **transport_options)

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import socket
 import ssl
@@ -50,7 +51,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
 import redis.asyncio.connection as aio_connection
-from redis._parsers.hiredis import NOT_ENOUGH_DATA, _HiredisParser
+from redis._parsers.hiredis import NOT_ENOUGH_DATA, _AsyncHiredisParser, _HiredisParser
+from redis._parsers.socket import SERVER_CLOSED_CONNECTION_ERROR
 from redis.backoff import EqualJitterBackoff, NoBackoff
 from redis.connection import SSLConnection
 from redis.credentials import CredentialProvider
@@ -60,10 +62,11 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 from redis.utils import SENTINEL
 
+from secure_cache import crypto
 from secure_cache.core import is_refusal, rejected, unavailable
 from secure_cache.errors import BackendUnavailable, CommandRejected, ConfigurationError
 from secure_cache.resp import Arg, Buffer, pack_command, pack_many, writes
-from secure_cache.settings import Settings
+from secure_cache.settings import DEFAULT_HTTP_MAX_VALUE_BYTES, Settings
 
 # The TLS 1.2 suites a development server may negotiate: ECDHE + AEAD only (same list as
 # the server's redis.conf). TLS 1.3 suites are all AEAD and keep OpenSSL's defaults.
@@ -76,6 +79,44 @@ DEFAULT_SOCKET_TIMEOUT: Final = 2.0
 DEFAULT_CONNECT_TIMEOUT: Final = 2.0
 DEFAULT_MAX_CONNECTIONS: Final = 64
 DEFAULT_RETRIES: Final = 1
+# The most a sealed value adds to its plaintext: the header and nonce, the length, the sealed
+# logical key (the longest, padded) and the GCM tag (app/secure_cache/crypto.py).
+MAX_ENVELOPE_OVERHEAD_BYTES: Final = (
+    crypto.PREFIX_BYTES
+    + crypto.LEN_BYTES
+    + crypto.SIV_BYTES
+    + (crypto.MAX_LOGICAL_KEY_BYTES // crypto.KEY_PAD_BYTES + 1) * crypto.KEY_PAD_BYTES
+    + crypto.TAG_BYTES
+)
+_MIB: Final = 1 << 20
+# How many of the largest values one reply may hold: the stack's Redis disconnects a client
+# whose reply outgrows 16 of them (infra/redis_conf.py, output_limit_bytes).
+REPLY_VALUES: Final = 16
+
+
+def reply_limit_bytes(max_value_bytes: int) -> int:
+    """The largest reply a client storing values of up to `max_value_bytes` reads: 16 of the
+    largest sealed values, each rounded up to a whole MiB and at least 1 MiB, as the stack's
+    Redis rounds its proto-max-bulk-len; no larger reply leaves that Redis, which disconnects
+    a client whose reply grows past it (client-output-buffer-limit, infra/redis_conf.py;
+    tests/unit/test_shared_facts.py pins the two). 32 MiB for the app's 1 MiB values (each
+    sealed to just over 1 MiB: 2 MiB)."""
+    sealed = max_value_bytes + MAX_ENVELOPE_OVERHEAD_BYTES
+    return REPLY_VALUES * max(_MIB, -(-sealed // _MIB) * _MIB)
+
+
+# What SecureCache and AsyncSecureCache read at most in one reply unless told otherwise (the
+# app passes reply_limit_bytes of its HTTP_MAX_VALUE_BYTES, service.py): the stack's default.
+# Not Redis's own proto-max-bulk-len default (512 MiB): one such reply is past the app
+# container's memory limit (appMemoryMb, 160 to 256 MiB), and a compromised or replaced Redis
+# could send it (docs/attack-surface.md).
+DEFAULT_MAX_REPLY_BYTES: Final = reply_limit_bytes(DEFAULT_HTTP_MAX_VALUE_BYTES)
+# One socket read (redis-py's socket_read_size): the smallest limit accepted, and what a
+# reply may bring beyond its limit: the synchronous parser does not count a reply's first
+# read (_DeadlineParser), and a read may end in the next pipelined reply or carry RESP's
+# framing of 16 values past the output-buffer limit they fit.
+MIN_MAX_REPLY_BYTES: Final = 1 << 16
+_READ_BYTES: Final = 1 << 16
 RETRY_BACKOFF_BASE_S: Final = 0.05
 RETRY_BACKOFF_CAP_S: Final = 0.5
 # InvalidResponse: bytes that are not RESP (hiredis' protocol error). Only a broken or
@@ -157,6 +198,16 @@ class TransportConfig:
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     retries: int = DEFAULT_RETRIES
+    max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES
+
+    def __post_init__(self) -> None:
+        if self.max_reply_bytes < MIN_MAX_REPLY_BYTES:
+            raise ConfigurationError(
+                [
+                    f"max_reply_bytes is {self.max_reply_bytes}; at least {MIN_MAX_REPLY_BYTES} "
+                    "(use transport.reply_limit_bytes of the largest value stored)."
+                ]
+            )
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> TransportConfig:
@@ -309,12 +360,14 @@ class _Handshaking:
         on_handshake: Callable[[TlsInfo], None],
         generation: int,
         on_connected: Callable[[float], None] = _no_timing,
+        max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
         **kwargs: Any,
     ) -> None:
         self._material = material
         self._on_handshake = on_handshake
         self._on_connected = on_connected
         self.generation = generation
+        self.max_reply_bytes = max_reply_bytes  # read by the parser when it connects
         super().__init__(**kwargs)
 
 
@@ -360,7 +413,7 @@ _read_from_socket = _HiredisParser.read_from_socket
 
 
 class _DeadlineParser(_HiredisParser):
-    """redis-py's hiredis parser with a bound on each whole reply, not only on each read.
+    """redis-py's hiredis parser with a bound on each whole reply, in time and in bytes.
 
     redis-py's synchronous connection applies socket_timeout to each read from the socket,
     so a server that sends a byte now and then holds a call for as long as it likes: a
@@ -370,11 +423,27 @@ class _DeadlineParser(_HiredisParser):
     own timeout, and every later read of the same reply shares one more socket_timeout from
     the second read on: a whole reply takes at most twice socket_timeout. A reply that comes
     in one read (the hot path) reads no clock.
+
+    Bytes: what a reply's later reads bring is counted, and past the connection's
+    max_reply_bytes the reply is refused (_too_large: a connection failure) before hiredis
+    holds more. Within one socket timeout a hostile server had the client read 185 MiB of a
+    claimed 2 GiB bulk string, past the app container's memory limit. The first read is not
+    counted (the hot path: no instruction added), and the count allows one read more
+    (_READ_BYTES), so a reply holds at most max_reply_bytes and two reads (64 KiB each).
+    hiredis-py says nothing of a read's size but its buffer's length, which a read grows by
+    exactly that size (Reader.len before and after): parsing, which shrinks it, happens
+    between reads, not in them.
     """
 
     # None: the reply's first read is to come; 0.0: it was made; else the monotonic time
-    # by which the reply's later reads must be done.
+    # by which the reply's later reads must be done (inf: no socket timeout).
     _deadline: float | None = None
+    _left = 0  # bytes the reply's later reads may still bring
+    _max_reply_bytes = DEFAULT_MAX_REPLY_BYTES
+
+    def on_connect(self, connection: Any, **kwargs: Any) -> None:
+        super().on_connect(connection, **kwargs)
+        self._max_reply_bytes = connection.max_reply_bytes
 
     def read_response(
         self, disable_decoding: bool = False, push_request: bool = False, timeout: Any = SENTINEL
@@ -389,15 +458,39 @@ class _DeadlineParser(_HiredisParser):
         deadline = self._deadline
         if deadline is None:
             self._deadline = 0.0
-        elif timeout is SENTINEL and self._socket_timeout is not None:
-            now = time.monotonic()
-            if not deadline:
-                self._deadline = now + self._socket_timeout
-            else:
-                timeout = deadline - now
-                if timeout <= 0:
-                    raise RedisTimeoutError("Timeout reading from socket")
-        return _read_from_socket(self, timeout, raise_on_timeout)
+            return _read_from_socket(self, timeout, raise_on_timeout)
+        if not deadline:
+            # The reply's second read: its later reads share one more socket timeout and
+            # bring at most max_reply_bytes.
+            socket_timeout = self._socket_timeout
+            self._deadline = (
+                math.inf if socket_timeout is None else time.monotonic() + socket_timeout
+            )
+            self._left = self._max_reply_bytes + _READ_BYTES
+        elif timeout is SENTINEL and deadline < math.inf:
+            timeout = deadline - time.monotonic()
+            if timeout <= 0:
+                raise RedisTimeoutError("Timeout reading from socket")
+        reader = self._reader
+        if reader is None:  # disconnected: redis-py's read raises for it
+            return _read_from_socket(self, timeout, raise_on_timeout)
+        held = reader.len()
+        read = _read_from_socket(self, timeout, raise_on_timeout)
+        self._left -= reader.len() - held
+        if self._left < 0:
+            raise _too_large(self._max_reply_bytes)
+        return read
+
+
+def _too_large(limit: int) -> InvalidResponse:
+    """A reply past the connection's max_reply_bytes: a protocol error (a fresh connection,
+    then the fallback), as a reply no Redis of the stack sends is. What to do is in the
+    message; nothing of the reply is."""
+    return InvalidResponse(
+        f"a reply passed {limit} bytes (max_reply_bytes), more than 16 of the largest values "
+        "(HTTP_MAX_VALUE_BYTES) take; for larger values raise HTTP_MAX_VALUE_BYTES (the app) "
+        "or pass max_reply_bytes=reply_limit_bytes(largest) (the library)"
+    )
 
 
 def _claimed_too_much() -> InvalidResponse:
@@ -589,6 +682,7 @@ class Transport(BaseTransport):
             on_connected=self._record_connect,
             generation=generation,
             parser_class=_DeadlineParser,
+            max_reply_bytes=self.config.max_reply_bytes,
             **self._kwargs,
         )
 
@@ -729,8 +823,40 @@ class _AsyncTlsConnection(_Handshaking, aio_connection.SSLConnection):
             self._on_handshake(TlsInfo.of(tls))
 
 
+class _CountingParser(_AsyncHiredisParser):
+    """redis-py's asyncio hiredis parser with a bound on the bytes of each reply (see
+    _DeadlineParser; the asyncio connection already bounds a whole reply in time). _areply
+    sets `left` before each reply; every read counts, the first too (asyncio's stream hands
+    over each read's bytes, so counting costs a subtraction)."""
+
+    left = 0
+    budget = DEFAULT_MAX_REPLY_BYTES + _READ_BYTES  # what each reply starts with
+    max_reply_bytes = DEFAULT_MAX_REPLY_BYTES
+
+    def on_connect(self, connection: Any) -> None:
+        super().on_connect(connection)
+        self.max_reply_bytes = connection.max_reply_bytes
+        # The connection's own replies (AUTH's) are read before any _areply.
+        self.left = self.budget = connection.max_reply_bytes + _READ_BYTES
+
+    async def read_from_socket(self) -> bool:
+        # redis-py's, with the count.
+        stream: Any = self._stream
+        buffer = await stream.read(self._read_size)
+        if not buffer or not isinstance(buffer, bytes):
+            raise RedisConnectionError(SERVER_CLOSED_CONNECTION_ERROR) from None
+        self.left -= len(buffer)
+        if self.left < 0:
+            raise _too_large(self.max_reply_bytes)
+        reader: Any = self._reader
+        reader.feed(buffer)
+        return True
+
+
 async def _areply(conn: _AsyncTlsConnection) -> Reply:
     """See _reply."""
+    parser: Any = conn._parser
+    parser.left = parser.budget
     try:
         return await conn.read_response()
     except ResponseError as exc:
@@ -789,6 +915,8 @@ class AsyncTransport(BaseTransport):
             on_handshake=self._record_handshake,
             on_connected=self._record_connect,
             generation=self.generation,
+            parser_class=_CountingParser,
+            max_reply_bytes=self.config.max_reply_bytes,
             **self._kwargs,
         )
 
@@ -1001,6 +1129,7 @@ def _fail(batch: Sequence[_Queued], error: BaseException) -> bool:
 
 
 __all__ = [
+    "DEFAULT_MAX_REPLY_BYTES",
     "TLS12_CIPHERS",
     "AsyncTransport",
     "BaseTransport",
@@ -1011,4 +1140,5 @@ __all__ = [
     "TransportConfig",
     "build_ssl_context",
     "material_from",
+    "reply_limit_bytes",
 ]

@@ -216,20 +216,30 @@ def then_close(data: bytes) -> Script:
     return run
 
 
-def endless(head: bytes, item: bytes, *, limit_bytes: int) -> Script:
+class Endless:
     """`head`, then `item` repeated until `limit_bytes` were written or the peer went away
-    (a huge bulk string or an endless array)."""
+    (a huge bulk string or an endless array); `written` says how many bytes went out, to
+    the kernel's socket buffers at least (so more than the peer read, by those)."""
 
-    async def run(writer: asyncio.StreamWriter) -> None:
-        writer.write(head)
-        sent = len(head)
-        block = item * max(1, 65536 // len(item))
-        while sent < limit_bytes and not writer.is_closing():
+    def __init__(self, head: bytes, item: bytes, *, limit_bytes: int) -> None:
+        self.head, self.item, self.limit_bytes = head, item, limit_bytes
+        self.written = 0
+
+    async def __call__(self, writer: asyncio.StreamWriter) -> None:
+        writer.write(self.head)
+        self.written = len(self.head)
+        block = self.item * max(1, 65536 // len(self.item))
+        while self.written < self.limit_bytes and not writer.is_closing():
             writer.write(block)
-            sent += len(block)
+            self.written += len(block)
             await writer.drain()
+            # drain() does not yield while the buffer is below its high-water mark: without
+            # this the loss of the connection was never seen and the loop wrote on, unsent.
+            await asyncio.sleep(0)
 
-    return run
+
+def endless(head: bytes, item: bytes, *, limit_bytes: int) -> Endless:
+    return Endless(head, item, limit_bytes=limit_bytes)
 
 
 def exporter_environ(server: HostileRedis) -> dict[str, str]:
@@ -261,6 +271,7 @@ __all__ = [
     "EXPORTER_PASSWORD",
     "Answer",
     "Drip",
+    "Endless",
     "HostileRedis",
     "Seen",
     "array",

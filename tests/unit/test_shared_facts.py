@@ -17,7 +17,7 @@ from infra import redis_acl, redis_conf
 from infra.profiles import PASSWORD_FLOOR, PROFILES, Environment
 from policies.rules._environment import FLOORS
 from policies.strictness import config_file
-from secure_cache import core, transport
+from secure_cache import core, service, transport
 from secure_cache import settings as app_settings
 
 
@@ -67,3 +67,25 @@ def test_rotation_groups__fit_the_smallest_reply_limit_a_stack_sets() -> None:
     # client whose reply passes the output-buffer limit, which is smallest for the smallest
     # value limit (Redis's 1 MiB bulk floor). Half of it leaves room for values that grow.
     assert redis_conf.output_limit_bytes(1) >= core.ROTATION_GROUP_BYTES * 2
+
+
+@pytest.mark.parametrize(
+    "value_limit",
+    [1, (1 << 20) - 4200, redis_conf.VALUE_LIMIT_BYTES, (5 << 20) + 7, 512 << 20],
+)
+def test_reply_limit__the_client_reads_every_reply_the_server_sends(value_limit: int) -> None:
+    # The client refuses a reply past reply_limit_bytes; Redis drops a client whose reply
+    # passes its output-buffer limit. Below it, the client would refuse what Redis sends.
+    # (The client counts the longest logical key's padding, which redis_conf's overhead
+    # does not: never less.)
+    assert transport.MAX_ENVELOPE_OVERHEAD_BYTES >= redis_conf.ENVELOPE_OVERHEAD_BYTES
+    assert transport.reply_limit_bytes(value_limit) >= redis_conf.output_limit_bytes(value_limit)
+
+
+def test_reply_limit__the_default_is_the_stack_s_and_the_service_derives_its_own() -> None:
+    default = transport.DEFAULT_MAX_REPLY_BYTES
+    assert default == redis_conf.output_limit_bytes()
+    settings = app_settings.ServiceSettings("t" * 43, max_value_bytes=5 << 20)
+    assert service.cache_options(settings)["max_reply_bytes"] == (
+        redis_conf.output_limit_bytes(5 << 20)
+    )

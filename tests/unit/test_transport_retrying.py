@@ -7,7 +7,9 @@ from redis.exceptions import AuthenticationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from secure_cache.errors import ConfigurationError
 from secure_cache.transport import (
+    MIN_MAX_REPLY_BYTES,
     RETRY_BACKOFF_BASE_S,
     RETRY_BACKOFF_CAP_S,
     BaseTransport,
@@ -82,3 +84,10 @@ def test_an_attempt__lets_other_errors_through() -> None:
     retrying = Retrying(_transport(1), RedisConnectionError("reset"), 1)
     with pytest.raises(ValueError, match="bug"), retrying.attempt():
         raise ValueError("bug")
+
+
+def test_a_reply_limit_below_one_socket_read__is_refused_with_what_to_pass() -> None:
+    material = ConnectionMaterial(ssl_context=None, username="app", password="x")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="reply_limit_bytes"):
+        TransportConfig("h", 1, 0, material, max_reply_bytes=MIN_MAX_REPLY_BYTES - 1)
+    TransportConfig("h", 1, 0, material, max_reply_bytes=MIN_MAX_REPLY_BYTES)
