@@ -49,8 +49,8 @@ A writer derives the field from the same TTL as Redis's EX or PX, in one place
 tests). The unit is Redis's own (PX, PTTL: milliseconds); the clock is the wall clock,
 because the field is read by other processes, on other hosts and after restarts, where no
 monotonic clock means anything. An entry without a TTL has 0 and is read as before, without
-a clock read: the one extra step of a read is comparing 8 bytes with zeros, and of a read or
-write with a TTL one clock read.
+a clock read: the one extra step of a read is unpacking the 8 bytes, and of a read or write
+with a TTL one clock read.
 
 How late counts as a replay. Redis removes a key lazily when it is accessed past its expiry,
 to the millisecond, by the clock of its own host. The writer computes the field before Redis
@@ -111,6 +111,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import struct
 import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -125,6 +126,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from secure_cache.errors import IntegrityError
 
 _urandom = os.urandom
+_u64_at = struct.Struct(">Q").unpack_from  # an envelope's expiry field, read in place
 
 Frame = Callable[[int], tuple[bytes, bytes]]
 """Given an envelope's length, the bytes a writer puts before and after it (resp.set_frame)."""
@@ -491,9 +493,11 @@ class Keyring:
             except InvalidTag:
                 raise IntegrityError from None
             # Checked once authentic (the expiry is in the associated data): an entry without
-            # a TTL costs one comparison, one with a TTL a clock read more.
-            if envelope[18:26] != NO_EXPIRY_STAMP:
-                late_ms = self.clock() * 1000 - int.from_bytes(envelope[18:26], "big")
+            # a TTL costs one unpack, one with a TTL a clock read more. unpack_from reads it in
+            # place: a slice and int.from_bytes cost twice its instructions (cachegrind).
+            expires = _u64_at(envelope, 18)[0]
+            if expires:
+                late_ms = self.clock() * 1000 - expires
                 if late_ms > 0:
                     if late_ms > EXPIRY_ALLOWANCE_MS:
                         raise IntegrityError
