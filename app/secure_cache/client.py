@@ -44,6 +44,7 @@ from secure_cache.core import (
     dump_json,
     json_value,
 )
+from secure_cache.crypto import WallClock
 from secure_cache.errors import BackendUnavailable, CommandRejected, ConfigurationError
 from secure_cache.material import MaterialFiles
 from secure_cache.metrics import SecurityEvents
@@ -76,8 +77,9 @@ class _Shell:
         events: SecurityEvents | None,
         clock: Clock,
         reload_interval: float | None,
+        wall_clock: WallClock,
     ) -> None:
-        self._core = CacheCore(settings, events=events, clock=clock)
+        self._core = CacheCore(settings, events=events, clock=clock, wall_clock=wall_clock)
         self._files = MaterialFiles(settings, clock=clock, interval=reload_interval)
         self._reloading = threading.Lock()
         transport.on_refused = self._reload_refused
@@ -164,6 +166,7 @@ class SecureCache(_Shell):
         events: SecurityEvents | None = None,
         clock: Clock = time.monotonic,
         reload_interval: float | None = DEFAULT_RELOAD_INTERVAL_S,
+        wall_clock: WallClock = time.time,
         **transport_options: Any,
     ) -> None:
         """Build the client; nothing connects until the first command (or from_env()).
@@ -175,6 +178,8 @@ class SecureCache(_Shell):
             clock: monotonic clock for TTLs, reconnect backoff and reload checks (tests).
             reload_interval: seconds between checks of the material files (None: only
                 when Redis refuses the credentials or certificate).
+            wall_clock: Unix time in seconds, which envelope expiries are written and
+                checked with (crypto.py, "Expiry"; tests).
             transport_options: socket_timeout, connect_timeout, max_connections, retries,
                 max_reply_bytes (the most one reply may hold; transport.reply_limit_bytes of
                 the largest value stored, 32 MiB by default for values up to 1 MiB).
@@ -182,7 +187,7 @@ class SecureCache(_Shell):
         self._transport = transport or Transport(
             TransportConfig.from_settings(settings, **transport_options)
         )
-        self._attach(settings, self._transport, events, clock, reload_interval)
+        self._attach(settings, self._transport, events, clock, reload_interval, wall_clock)
         self._lock = threading.Lock()  # guards the fallback and the switch back to Redis
         self._recovering = threading.Lock()
 
@@ -377,13 +382,14 @@ class AsyncSecureCache(_Shell):
         events: SecurityEvents | None = None,
         clock: Clock = time.monotonic,
         reload_interval: float | None = DEFAULT_RELOAD_INTERVAL_S,
+        wall_clock: WallClock = time.time,
         **transport_options: Any,
     ) -> None:
         """See SecureCache."""
         self._transport = transport or AsyncTransport(
             TransportConfig.from_settings(settings, **transport_options)
         )
-        self._attach(settings, self._transport, events, clock, reload_interval)
+        self._attach(settings, self._transport, events, clock, reload_interval, wall_clock)
         self._lock = asyncio.Lock()  # guards the switch back to Redis
         self._recovering = asyncio.Lock()
 

@@ -37,8 +37,10 @@ from secure_cache.crypto import (
     CIPHER_NAME,
     MAX_LOGICAL_KEY_BYTES,
     NAME_HASH,
+    NO_EXPIRY_STAMP,
     VERSION,
     Keyring,
+    WallClock,
     body_bytes,
 )
 from secure_cache.errors import (
@@ -138,8 +140,13 @@ def value_bytes(value: bytes | bytearray | memoryview) -> bytes:
     )
 
 
-def ttl_args(ttl: float | None) -> Expiry:
-    """SET's expiry arguments, RESP-encoded: EX for whole seconds, PX otherwise."""
+def ttl_args(ttl: float | None, clock: WallClock = time.time) -> Expiry:
+    """SET's expiry arguments, RESP-encoded (EX for whole seconds, PX otherwise), and the
+    sealed envelope's expiry field for the same TTL: `clock`'s now (the keyring's,
+    Keyring.clock) plus the TTL, in Unix milliseconds (crypto.py, "Expiry").
+
+    The one place a TTL becomes both, for every write that sets one: set, set_many, the
+    outage's replay and the rotation pass (for an entry that carries no expiry yet)."""
     if ttl is None:
         return NO_EXPIRY
     if isinstance(ttl, bool) or not isinstance(ttl, int | float):
@@ -147,8 +154,14 @@ def ttl_args(ttl: float | None) -> Expiry:
     if not ttl > 0:
         raise ValueError("ttl must be positive (or None for no expiry)")
     if isinstance(ttl, int):
-        return (2, resp_args(b"EX", b"%d" % ttl))
-    return (2, resp_args(b"PX", b"%d" % max(1, round(ttl * 1000))))
+        ms = ttl * 1000
+        args = resp_args(b"EX", b"%d" % ttl)
+    else:
+        ms = max(1, round(ttl * 1000))
+        args = resp_args(b"PX", b"%d" % ms)
+    # crypto.expiry_stamp written out (this runs once per SET with a TTL); a TTL that does
+    # not fit (beyond the year 584 million) raises OverflowError like any bad ttl would.
+    return (2, args, (int(clock() * 1000) + ms).to_bytes(8, "big"))
 
 
 def dump_json(obj: Any) -> bytes:
@@ -266,6 +279,7 @@ class RotationReport:
     migrated: int = 0
     superseded: int = 0  # a newer value already existed under the primary key
     discarded: int = 0  # failed authentication: unreadable by every key, removed
+    expired: int = 0  # past its envelope's expiry, which Redis had not yet acted on: removed
     # Written by a newer secure-cache (a rollback; crypto.Keyring.newer_version): left where
     # they are, never deleted, and counted in `remaining` too, so the pass is not complete.
     left_newer: int = 0
@@ -285,6 +299,7 @@ class BatchPlan:
     commands: list[tuple[bytes, ...]] = field(default_factory=list)
     sets: int = 0  # SET ... NX commands, each followed by the DEL of its old name
     discarded: int = 0
+    expired: int = 0  # past the expiry in their envelope: DEL only
     left_newer: int = 0  # a newer secure-cache's entries: no command at all
 
 
@@ -311,9 +326,13 @@ class CacheCore:
         *,
         events: SecurityEvents | None = None,
         clock: Clock = time.monotonic,
+        wall_clock: WallClock = time.time,
     ) -> None:
         self.settings = settings
-        self.keyring = _keyring(settings, settings.previous_keys)
+        # The wall clock of envelope expiries (crypto.py, "Expiry"): every keyring of this
+        # core holds it, and core.ttl_args writes with the keyring's.
+        self._wall_clock = wall_clock
+        self.keyring = _keyring(settings, settings.previous_keys, wall_clock)
         self.memory = MemoryCache(
             settings.fallback_max_entries, clock=clock, max_bytes=settings.fallback_max_bytes
         )
@@ -357,7 +376,7 @@ class CacheCore:
             value = value_bytes(value)
         keyring = self.keyring
         name = keyring.primary_name(logical)
-        expiry = NO_EXPIRY if ttl is None else ttl_args(ttl)
+        expiry = NO_EXPIRY if ttl is None else ttl_args(ttl, keyring.clock)
         packed = self._sealed_set(keyring, name, logical, value, expiry)
         return (packed, 1, _nothing, partial(self.memory.set, key, value, ttl), None)
 
@@ -388,9 +407,9 @@ class CacheCore:
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None) -> Call[None]:
         pairs = [(k, logical_key(k), value_bytes(v)) for k, v in items.items()]
-        expiry = ttl_args(ttl)
-        memory = partial(self._memory_set_many, pairs, ttl)
         keyring = self.keyring
+        expiry = ttl_args(ttl, keyring.clock)
+        memory = partial(self._memory_set_many, pairs, ttl)
         names = [keyring.primary_name(lg) for _, lg, _ in pairs]
         batch = [(n, lg, v) for n, (_, lg, v) in zip(names, pairs, strict=True)]
         pieces = self._batch_pieces(keyring, batch, expiry)
@@ -415,7 +434,7 @@ class CacheCore:
         # values) skips the test of each value (about 0.2 us per value).
         if batch and _in_place(max([len(v) for _, _, v in batch])):
             return self._mixed_pieces(keyring, batch, expiry)
-        sealed = self._seal_many(keyring, batch)
+        sealed = self._seal_many(keyring, batch, expiry[2])
         return (
             piece
             for (name, _, _), parts in zip(batch, sealed, strict=True)
@@ -428,7 +447,7 @@ class CacheCore:
         """_batch_pieces for a batch with values to seal in place."""
         large = [_in_place(len(value)) for _, _, value in batch]
         small = [entry for entry, big in zip(batch, large, strict=True) if not big]
-        sealed = self._seal_many(keyring, small)
+        sealed = self._seal_many(keyring, small, expiry[2])
         for (name, logical, value), big in zip(batch, large, strict=True):
             if big:
                 yield from self._sealed_set(keyring, name, logical, value, expiry)
@@ -442,8 +461,8 @@ class CacheCore:
     # -- reading --------------------------------------------------------------------------
 
     def _open(self, keyring: Keyring, name: bytes, logical: bytes, raw: Any) -> bytes | None:
-        """The value, or None: absent, or a miss and a counted event when it fails
-        authentication."""
+        """The value, or None: absent, expired (Keyring.open_value), or a miss and a counted
+        event when it fails authentication."""
         if raw is None:
             return None
         try:
@@ -454,7 +473,7 @@ class CacheCore:
             self._unreadable(keyring, name, raw)
             return None
 
-    def _opener(self, keyring: Keyring) -> Callable[[bytes, bytes, bytes], bytes]:
+    def _opener(self, keyring: Keyring) -> Callable[[bytes, bytes, bytes], bytes | None]:
         """Keyring.open_value, timed when metrics are attached."""
         if self.metrics is None:
             return keyring.open_value
@@ -511,9 +530,12 @@ class CacheCore:
                 # batch peaks at one copy of its values instead of two (envelopes + values).
                 raws[index] = None
                 try:
-                    found[keys[index]] = open_value(names[index], logicals[index], raw)
+                    value = open_value(names[index], logicals[index], raw)
                 except IntegrityError:
                     self._unreadable(keyring, names[index], raw)
+                    continue
+                if value is not None:  # None: expired
+                    found[keys[index]] = value
         return found
 
     def _pick_many(
@@ -553,11 +575,15 @@ class CacheCore:
         open_value in crypto.py for what such calls cost)."""
         if len(value) < _IN_PLACE_VALUE_BYTES:
             if self.metrics is None:
-                prefix, body = keyring.seal_parts(name, logical, value)
+                prefix, body = keyring.seal_parts(name, logical, value, expiry[2])
             else:
-                prefix, body = self.metrics.timed_seal(keyring.seal_parts, name, logical, value)
+                prefix, body = self.metrics.timed_seal(
+                    keyring.seal_parts, name, logical, value, expiry[2]
+                )
             return (pack_set(name, body, expiry, prefix),)
-        seal = partial(keyring.seal_framed, frame=partial(set_frame, name, expiry=expiry))
+        seal = partial(
+            keyring.seal_framed, frame=partial(set_frame, name, expiry=expiry), stamp=expiry[2]
+        )
         return (self._seal(seal, name, logical, value),)
 
     def _seal(
@@ -569,11 +595,11 @@ class CacheCore:
         return self.metrics.timed_seal(seal, name, logical, value)
 
     def _seal_many(
-        self, keyring: Keyring, entries: list[tuple[bytes, bytes, bytes]]
+        self, keyring: Keyring, entries: list[tuple[bytes, bytes, bytes]], stamp: bytes
     ) -> Iterator[tuple[bytes, bytes]]:
-        """Keyring.seal_many(entries), each value timed as it is sealed when metrics are
-        attached."""
-        sealed = keyring.seal_many(entries)
+        """Keyring.seal_many(entries, stamp), each value timed as it is sealed when metrics
+        are attached."""
+        sealed = keyring.seal_many(entries, stamp)
         if self.metrics is None:
             return sealed
         return self.metrics.timed_seals(sealed, [len(value) for _, _, value in entries])
@@ -644,7 +670,7 @@ class CacheCore:
                 expiry = (
                     NO_EXPIRY
                     if item.ttl_seconds is None
-                    else ttl_args(max(item.ttl_seconds, 0.001))
+                    else ttl_args(max(item.ttl_seconds, 0.001), keyring.clock)
                 )
                 packed.extend(
                     self._sealed_set(
@@ -705,7 +731,7 @@ class CacheCore:
             current = old.data_key
             if current != settings.data_key and current not in previous:
                 previous = (*previous, current)
-            keyring = _keyring(settings, previous)
+            keyring = _keyring(settings, previous, self._wall_clock)
         tls_files = {settings.cert_file, settings.key_file, settings.ca_file}
         return Reload(
             settings=settings,
@@ -837,14 +863,21 @@ class CacheCore:
         deleted, unless a newer secure-cache wrote it: this code cannot move it, only the
         newer code can, once it is back, so it stays with the key that reads it (docs/day2.md,
         "Rolling back the app").
+
+        The expiry moves with the entry: a version-3 envelope keeps its own, byte for byte,
+        and Redis its remaining TTL (PTTL, read in the same WATCH as the value); a version 1
+        or 2 one gets the expiry of that remaining TTL (ttl_args, as any SET). An entry past
+        its envelope's expiry is deleted, not moved.
         """
         plan = BatchPlan()
         keyring = self.keyring
         for name, raw, pttl in zip(names, raws, pttls, strict=True):
             if raw is None or pttl == -2:
                 continue  # deleted or expired since SCAN saw it
+            # For an entry whose envelope carries no expiry (version 1 or 2).
+            stamp = ttl_args(pttl / 1000, keyring.clock)[2] if pttl > 0 else NO_EXPIRY_STAMP
             try:
-                new_name, envelope, _ = keyring.reseal(name, raw)
+                resealed = keyring.reseal(name, raw, stamp)
             except IntegrityError:
                 if self._unreadable(keyring, name, raw):
                     plan.left_newer += 1
@@ -852,7 +885,17 @@ class CacheCore:
                 plan.commands.append((b"DEL", name))
                 plan.discarded += 1
                 continue
-            expiry: tuple[bytes, ...] = (b"PX", b"%d" % pttl) if pttl > 0 else ()
+            if resealed is None:
+                plan.commands.append((b"DEL", name))
+                plan.expired += 1
+                continue
+            new_name, envelope, opened = resealed
+            expires = opened.expires
+            remaining = pttl
+            if pttl <= 0 and expires is not None and expires != NO_EXPIRY_STAMP:
+                # An expiry Redis does not hold (the name lost its TTL): the envelope's wins.
+                remaining = max(1, int.from_bytes(expires, "big") - int(keyring.clock() * 1000))
+            expiry: tuple[bytes, ...] = (b"PX", b"%d" % remaining) if remaining > 0 else ()
             plan.commands.append((b"SET", new_name, envelope, b"NX", *expiry))
             plan.commands.append((b"DEL", name))
             plan.sets += 1
@@ -861,6 +904,7 @@ class CacheCore:
     @staticmethod
     def tally(plan: BatchPlan, results: list[Any], report: RotationReport) -> None:
         report.discarded += plan.discarded
+        report.expired += plan.expired
         report.left_newer += plan.left_newer
         for command, result in zip(plan.commands, results, strict=True):
             if command[0] == b"SET":
@@ -906,12 +950,13 @@ def _in_place(value_bytes: int) -> bool:
     return value_bytes >= _IN_PLACE_VALUE_BYTES
 
 
-def _keyring(settings: Settings, previous: Sequence[bytes]) -> Keyring:
+def _keyring(settings: Settings, previous: Sequence[bytes], clock: WallClock) -> Keyring:
     return Keyring(
         settings.data_key,
         previous,
         prefix=settings.key_prefix,
         compress_min_bytes=settings.compress_min_bytes,
+        clock=clock,
     )
 
 

@@ -13,36 +13,72 @@ Stored name of logical key K under data key D (ASCII, under the ACL's prefix):
     <prefix><key id hex>:<BLAKE2b-128(K, key=name key D) hex>
 
 The name reveals neither K nor D; the key id part lets a rotation pass SCAN exactly the
-entries of one key. Envelope (version 2, what every write makes), all integers big-endian:
+entries of one key. Envelope (version 3, what every write makes), all integers big-endian:
 
-    offset 0     1 byte   version (2)
+    offset 0     1 byte   version (3)
            1     4 bytes  key id of the data key that sealed it
            5     1 byte   flags (bit 0: value zlib-compressed before sealing)
            6    12 bytes  random nonce
-          18     2 bytes  L, the length of the sealed logical key
-          20     L bytes  AES-SIV(K || 0x80 || zeros to a multiple of 32 bytes) under the
+          18     8 bytes  expiry: Unix time in milliseconds (u64) after which the entry is
+                          gone; 0 for an entry written without a TTL ("Expiry" below)
+          26     2 bytes  L, the length of the sealed logical key
+          28     L bytes  AES-SIV(K || 0x80 || zeros to a multiple of 32 bytes) under the
                           key seal key (RFC 5297; deterministic)
-        20+L     ...      AES-256-GCM(value) with the 16-byte tag appended
+        28+L     ...      AES-256-GCM(value) with the 16-byte tag appended
 
-The associated data of the value is everything before it (bytes 0 to 20+L), then len(K)
+The associated data of the value is everything before it (bytes 0 to 28+L), then len(K)
 (u16), K and the stored name, so a value copied under another name (another key, another
-prefix), read for another logical key, or with any edited byte before it fails
-authentication. A read already knows K and the name: it opens the value with one AES-GCM
-call and never touches the sealed key. The sealed key is what lets rotation move an entry
-to the primary key's name (the name itself is one-way): rotation opens it first, then the
-value, whose associated data checks it. It is deterministic, so equal keys give equal
-sealed keys; the stored name already shows that much (it is a deterministic hash of K), and
-it lets a writer keep a hot key's sealed form with its name (Keyring.sealed_key) instead of
-sealing it on every write. Padded, it shows K's length only to within 32 bytes. Nothing of
-K is in the value's plaintext: the value is sealed from the caller's bytes and opened into
-the bytes returned, with no copy into or out of a larger plaintext (docs/benchmark.md,
-"Large values").
+prefix), read for another logical key, or with any edited byte before it (its expiry
+included) fails authentication. A read already knows K and the name: it opens the value with
+one AES-GCM call and never touches the sealed key. The sealed key is what lets rotation move
+an entry to the primary key's name (the name itself is one-way): rotation opens it first,
+then the value, whose associated data checks it. It is deterministic, so equal keys give
+equal sealed keys; the stored name already shows that much (it is a deterministic hash of
+K), and it lets a writer keep a hot key's sealed form with its name (Keyring.sealed_key)
+instead of sealing it on every write. Padded, it shows K's length only to within 32 bytes.
+Nothing of K is in the value's plaintext: the value is sealed from the caller's bytes and
+opened into the bytes returned, with no copy into or out of a larger plaintext
+(docs/benchmark.md, "Large values").
 
-Version 1 (written before 2026-12-02) sealed len(K) u16 || K || value in one AES-GCM call,
-with the 6-byte header plus the stored name as associated data, right after the nonce.
-Reads still open it, so entries written before an upgrade stay readable until they expire
-or are overwritten; a rotation pass rewrites those of a previous key in version 2, and those
-of the current key stay version 1 until the next data-key rotation.
+Expiry (version 3, 2026-12-03). Redis never returns a key past its TTL, but a compromised or
+replaced Redis returns what it likes: it could keep an envelope and answer with it long after
+the entry expired (docs/attack-surface.md). So the entry's absolute expiry is sealed with it,
+and an authentic envelope whose expiry has passed is never returned: a read of it is a miss.
+A writer derives the field from the same TTL as Redis's EX or PX, in one place
+(core.ttl_args), from the keyring's wall clock (Keyring.clock, time.time; injected by
+tests). The unit is Redis's own (PX, PTTL: milliseconds); the clock is the wall clock,
+because the field is read by other processes, on other hosts and after restarts, where no
+monotonic clock means anything. An entry without a TTL has 0 and is read as before, without
+a clock read: the one extra step of a read is unpacking the 8 bytes, and of a read or write
+with a TTL one clock read.
+
+How late counts as a replay. Redis removes a key lazily when it is accessed past its expiry,
+to the millisecond, by the clock of its own host. The writer computes the field before Redis
+receives the SET: a round trip earlier, and when the first attempt timed out unseen and its
+retry got through, up to the connect timeout plus twice the socket timeout earlier (6 s with
+transport.py's defaults). A reader compares the field with its own clock, which on another
+host may be apart from the writer's. An envelope past its expiry by at most
+EXPIRY_ALLOWANCE_MS (10 s) is therefore a plain miss: Redis could honestly have returned it
+(a SET that reached it late, clocks a little apart). Later than that
+it is an integrity failure, counted and logged as any forged envelope: Redis does not return
+such an entry, so either it replays or the clocks are further apart than the allowance, and
+an operator should see both. The allowance only decides what is counted: the value is not
+returned past its expiry, by the reader's clock. What this leaves (docs/attack-surface.md):
+a reader whose clock is behind the writer's accepts a replay for as long as the two are
+apart; an older envelope can still be replayed until its own expiry; an entry written
+without a TTL, or by version 1 or 2, carries no expiry at all. The stack's app, its rotation
+job and Redis share one host clock; a library user whose processes run on several hosts
+should keep their clocks in step (NTP) to well within the allowance.
+
+Version 2 (written from 2026-12-02 to 2026-12-03) is version 3 without the expiry: the
+sealed key's length at byte 18, the sealed key from byte 20. Version 1 (written before
+2026-12-02) sealed len(K) u16 || K || value in one AES-GCM call, with the 6-byte header plus
+the stored name as associated data, right after the nonce. Reads still open both, so entries
+written before an upgrade stay readable until they expire or are overwritten; a rotation
+pass rewrites those of a previous key in version 3, with the expiry of the remaining TTL
+Redis reports for them (core.CacheCore.plan_batch), and those of the current key stay as
+they are until the next data-key rotation. A version-3 entry keeps its expiry through a
+rotation, byte for byte (Keyring.reseal), and Redis its remaining TTL.
 
 Every failure to open - truncated, flipped, swapped, foreign, unknown key id, not an envelope
 at all - raises the same IntegrityError: callers get no oracle (cf. Fernet's InvalidToken).
@@ -57,6 +93,8 @@ an envelope whose version is above VERSION, whose key id is a data key of the ke
 the one of the name it is stored under, is an entry of a newer secure-cache, which the
 client counts apart (event newer_envelope, not integrity_failure) and a rotation pass leaves
 in place instead of deleting it. Version 1 code has no such test: it deletes version 2.
+Version 2 code from 2026-12-03 on has it, and counts version 3 so
+(tests/unit/test_cache_rollback.py runs that code, from git, against a version-3 entry).
 
 Nonces: 96 random bits from the OS for every value (os.urandom(12)), the construction
 cryptography's AEAD documentation recommends for AES-GCM. Two values collide on a nonce
@@ -73,6 +111,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import struct
+import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -86,22 +126,33 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from secure_cache.errors import IntegrityError
 
 _urandom = os.urandom
+_u64_at = struct.Struct(">Q").unpack_from  # an envelope's expiry field, read in place
 
 Frame = Callable[[int], tuple[bytes, bytes]]
 """Given an envelope's length, the bytes a writer puts before and after it (resp.set_frame)."""
+WallClock = Callable[[], float]
+"""Unix time in seconds (time.time): what envelope expiries are written and checked with."""
 
 DATA_KEY_BYTES: Final = 32
-VERSION: Final = 2
+VERSION: Final = 3
+VERSION_2: Final = 2
 VERSION_1: Final = 1
 KEY_ID_BYTES: Final = 4
 NONCE_BYTES: Final = 12
 TAG_BYTES: Final = 16
 HEADER_BYTES: Final = 1 + KEY_ID_BYTES + 1
-PREFIX_BYTES: Final = HEADER_BYTES + NONCE_BYTES
+PREFIX_BYTES: Final = HEADER_BYTES + NONCE_BYTES  # every version's nonce ends here
+EXPIRY_BYTES: Final = 8
+STAMPED_BYTES: Final = PREFIX_BYTES + EXPIRY_BYTES  # version 3: the expiry ends here
+NO_EXPIRY_STAMP: Final = bytes(EXPIRY_BYTES)
+# How late past its expiry an envelope may be read and be a plain miss rather than an
+# integrity failure (module docstring, "Expiry"). Never a read that returns the value.
+EXPIRY_ALLOWANCE_MS: Final = 10_000
 LEN_BYTES: Final = 2
 SIV_BYTES: Final = 16  # AES-SIV's synthetic IV, before the sealed key
 KEY_PAD_BYTES: Final = 32  # a sealed logical key is padded to a multiple of this
-MIN_ENVELOPE_BYTES: Final = PREFIX_BYTES + LEN_BYTES + SIV_BYTES + KEY_PAD_BYTES + TAG_BYTES
+MIN_ENVELOPE_BYTES: Final = STAMPED_BYTES + LEN_BYTES + SIV_BYTES + KEY_PAD_BYTES + TAG_BYTES
+MIN_ENVELOPE_V2_BYTES: Final = PREFIX_BYTES + LEN_BYTES + SIV_BYTES + KEY_PAD_BYTES + TAG_BYTES
 MIN_ENVELOPE_V1_BYTES: Final = PREFIX_BYTES + LEN_BYTES + TAG_BYTES
 MAX_LOGICAL_KEY_BYTES: Final = 4096
 NAME_DIGEST_BYTES: Final = 16
@@ -115,6 +166,13 @@ _INFO_VALUE: Final = b"secure-cache v1 value key"
 _INFO_NAME: Final = b"secure-cache v1 name key"
 _INFO_KEY_ID: Final = b"secure-cache v1 key id"
 _INFO_KEY_SEAL: Final = b"secure-cache v2 key seal key"
+
+
+def expiry_stamp(expires_ms: int) -> bytes:
+    """An envelope's expiry field for an absolute expiry in Unix milliseconds (0: none)."""
+    if not 0 <= expires_ms < 1 << 64:
+        raise ValueError(f"an expiry is Unix milliseconds from 0 to 2**64 - 1, not {expires_ms}")
+    return expires_ms.to_bytes(EXPIRY_BYTES, "big")
 
 
 def body_bytes(value_bytes: int) -> int:
@@ -195,6 +253,9 @@ class Opened:
     logical: bytes
     value: bytes
     key_id: bytes
+    # Its expiry field (version 3; NO_EXPIRY_STAMP: none), None for versions 1 and 2, which
+    # carry no time: a rotation pass carries it over as it is (Keyring.reseal).
+    expires: bytes | None = None
 
 
 class Keyring:
@@ -208,6 +269,8 @@ class Keyring:
         compress_min_bytes: zlib-compress values at least this long before sealing (None:
             never). Compression makes the stored length depend on the content; leave it off
             when attacker-chosen and secret data share one value (CRIME-style leaks).
+        clock: the wall clock (Unix seconds) envelope expiries are checked against, and
+            written with (core.ttl_args reads this one): tests inject one.
     """
 
     def __init__(
@@ -217,6 +280,7 @@ class Keyring:
         *,
         prefix: str = "cache:",
         compress_min_bytes: int | None = None,
+        clock: WallClock = time.time,
     ) -> None:
         raws = [primary, *previous]
         if len(set(raws)) != len(raws):
@@ -229,6 +293,7 @@ class Keyring:
         self.previous: tuple[DataKey, ...] = keys[1:]
         self.keys: tuple[DataKey, ...] = keys
         self.prefix = prefix
+        self.clock = clock
         # Hot keys repeat: memoise their names (a dict hit instead of a BLAKE2b call) and
         # their sealed form (instead of an AES-SIV call, several microseconds). Only logical
         # keys, public names and sealed keys are kept, never values or key material.
@@ -249,31 +314,36 @@ class Keyring:
         """The names `logical` may be stored under, the primary key's first."""
         return tuple(k.name(logical) for k in self.keys)
 
-    def seal(self, name: bytes, logical: bytes, value: bytes) -> bytes:
-        """The envelope of `value` for `logical`, stored under `name`, with the primary key."""
-        prefix, body = self.seal_parts(name, logical, value)
+    def seal(
+        self, name: bytes, logical: bytes, value: bytes, stamp: bytes = NO_EXPIRY_STAMP
+    ) -> bytes:
+        """The envelope of `value` for `logical`, stored under `name`, with the primary key;
+        `stamp` is its expiry field (expiry_stamp; core.ttl_args makes it with the TTL)."""
+        prefix, body = self.seal_parts(name, logical, value, stamp)
         return prefix + body
 
-    def seal_parts(self, name: bytes, logical: bytes, value: bytes) -> tuple[bytes, bytes]:
+    def seal_parts(
+        self, name: bytes, logical: bytes, value: bytes, stamp: bytes = NO_EXPIRY_STAMP
+    ) -> tuple[bytes, bytes]:
         """seal() in two parts, everything before the value's ciphertext and the ciphertext
         with its tag, whose concatenation is the envelope. The cache writes them as they are
         (resp.pack_set joins them with the framing): the value is sealed from the caller's
         bytes, and its ciphertext is copied once, into the write."""
         if self.compress_min_bytes is not None or len(logical) > MAX_LOGICAL_KEY_BYTES:
-            return self._seal_with(self.primary, _urandom(NONCE_BYTES), name, logical, value)
+            return self._seal_with(self.primary, _urandom(NONCE_BYTES), name, logical, value, stamp)
         # The common case, inlined: this runs once per write.
         key = self.primary
         nonce = _urandom(NONCE_BYTES)
-        prefix = key.header + nonce + self.sealed_key(logical)
+        prefix = key.header + nonce + stamp + self.sealed_key(logical)
         aad = prefix + len(logical).to_bytes(LEN_BYTES, "big") + logical + name  # _binding
         return prefix, key.aead.encrypt(nonce, value, aad)
 
     def seal_many(
-        self, entries: Sequence[tuple[bytes, bytes, bytes]]
+        self, entries: Sequence[tuple[bytes, bytes, bytes]], stamp: bytes = NO_EXPIRY_STAMP
     ) -> Iterator[tuple[bytes, bytes]]:
         """seal_parts() for several (name, logical, value) entries with the primary key, each
         sealed when the caller takes it: a batch seals its next values while the first
-        ones are being written (core.set_many).
+        ones are being written (core.set_many). One expiry for all (one TTL per batch).
 
         Their nonces come from one os.urandom call, made at once and sliced 12 bytes per
         entry: on this machine a getrandom system call costs more than sealing a 1 KiB value,
@@ -283,11 +353,18 @@ class Keyring:
         pool = _urandom(NONCE_BYTES * len(entries))
         key = self.primary
         return (
-            self._seal_with(key, pool[i * NONCE_BYTES : (i + 1) * NONCE_BYTES], *entry)
+            self._seal_with(key, pool[i * NONCE_BYTES : (i + 1) * NONCE_BYTES], *entry, stamp)
             for i, entry in enumerate(entries)
         )
 
-    def seal_framed(self, name: bytes, logical: bytes, value: bytes, frame: Frame) -> bytearray:
+    def seal_framed(
+        self,
+        name: bytes,
+        logical: bytes,
+        value: bytes,
+        frame: Frame,
+        stamp: bytes = NO_EXPIRY_STAMP,
+    ) -> bytearray:
         """The envelope of seal(), sealed in place between the two parts `frame` returns for
         its length, in one buffer: what a writer sends in one write.
 
@@ -299,7 +376,7 @@ class Keyring:
         against 27.6 us for the separate pieces at 100 KiB, 30.4 us joined.
         """
         return self._seal_framed_with(
-            self.primary, _urandom(NONCE_BYTES), name, logical, value, frame
+            self.primary, _urandom(NONCE_BYTES), name, logical, value, frame, stamp
         )
 
     def _compressed(self, key: DataKey, logical: bytes, value: bytes) -> tuple[bytes, bytes]:
@@ -313,13 +390,23 @@ class Keyring:
                 return key.header[:-1] + bytes((FLAG_ZLIB,)), packed
         return key.header, value
 
-    def _prefix(self, key: DataKey, header: bytes, nonce: bytes, logical: bytes) -> bytes:
+    def _prefix(
+        self, key: DataKey, header: bytes, nonce: bytes, stamp: bytes, logical: bytes
+    ) -> bytes:
         """Everything an envelope holds before the value's ciphertext."""
+        if len(stamp) != EXPIRY_BYTES:
+            raise ValueError(f"an expiry stamp is {EXPIRY_BYTES} bytes (expiry_stamp)")
         sealed = self.sealed_key(logical) if key is self.primary else key.sealed_key(logical)
-        return header + nonce + sealed
+        return header + nonce + stamp + sealed
 
     def _seal_with(
-        self, key: DataKey, nonce: bytes, name: bytes, logical: bytes, value: bytes
+        self,
+        key: DataKey,
+        nonce: bytes,
+        name: bytes,
+        logical: bytes,
+        value: bytes,
+        stamp: bytes = NO_EXPIRY_STAMP,
     ) -> tuple[bytes, bytes]:
         """Seal with an explicit key and nonce (deterministic tests; never reuse a nonce).
 
@@ -331,14 +418,21 @@ class Keyring:
         in one piece.)
         """
         header, value = self._compressed(key, logical, value)
-        prefix = self._prefix(key, header, nonce, logical)
+        prefix = self._prefix(key, header, nonce, stamp, logical)
         return prefix, key.aead.encrypt(nonce, value, prefix + _binding(logical, name))
 
     def _seal_framed_with(
-        self, key: DataKey, nonce: bytes, name: bytes, logical: bytes, value: bytes, frame: Frame
+        self,
+        key: DataKey,
+        nonce: bytes,
+        name: bytes,
+        logical: bytes,
+        value: bytes,
+        frame: Frame,
+        stamp: bytes = NO_EXPIRY_STAMP,
     ) -> bytearray:
         header, value = self._compressed(key, logical, value)
-        prefix = self._prefix(key, header, nonce, logical)
+        prefix = self._prefix(key, header, nonce, stamp, logical)
         before, after = frame(len(prefix) + len(value) + TAG_BYTES)
         start = len(before) + len(prefix)
         end = start + len(value) + TAG_BYTES
@@ -349,13 +443,21 @@ class Keyring:
         buffer[end:] = after
         return buffer
 
-    def open(self, name: bytes, envelope: bytes) -> Opened:
+    def open(self, name: bytes, envelope: bytes) -> Opened | None:
         """Open an envelope stored under `name` without knowing its logical key (rotation);
-        raises IntegrityError on any fault."""
+        None when it has expired (as open_value), IntegrityError on any fault."""
         if type(envelope) is not bytes:  # not a bulk string: see open_value
             raise IntegrityError
+        expires = None
         if len(envelope) >= MIN_ENVELOPE_BYTES and envelope[0] == VERSION:
-            key, start = self._key(envelope)
+            key, start = self._key(envelope, STAMPED_BYTES)
+            logical = key.unseal_key(envelope[STAMPED_BYTES + LEN_BYTES : start])
+            value = _decrypt(key, envelope, start, envelope[:start] + _binding(logical, name))
+            expires = envelope[PREFIX_BYTES:STAMPED_BYTES]
+            if self._expired(expires):
+                return None
+        elif len(envelope) >= MIN_ENVELOPE_V2_BYTES and envelope[0] == VERSION_2:
+            key, start = self._key(envelope, PREFIX_BYTES)
             logical = key.unseal_key(envelope[PREFIX_BYTES + LEN_BYTES : start])
             value = _decrypt(key, envelope, start, envelope[:start] + _binding(logical, name))
         else:
@@ -364,22 +466,24 @@ class Keyring:
             if end > len(plaintext) or end - LEN_BYTES > MAX_LOGICAL_KEY_BYTES:
                 raise IntegrityError
             logical, value = plaintext[LEN_BYTES:end], plaintext[end:]
-        return Opened(logical=logical, value=_unpack(value, envelope[5]), key_id=key.key_id)
+        value = _unpack(value, envelope[5])
+        return Opened(logical=logical, value=value, key_id=key.key_id, expires=expires)
 
-    def open_value(self, name: bytes, logical: bytes, envelope: bytes) -> bytes:
+    def open_value(self, name: bytes, logical: bytes, envelope: bytes) -> bytes | None:
         """Open the value of `logical` stored under `name` (the read hot path): one AES-GCM
-        call whose output is the value, the logical key checked as associated data."""
+        call whose output is the value, the logical key checked as associated data. None
+        when the envelope's expiry has passed (module docstring, "Expiry")."""
         if len(logical) > MAX_LOGICAL_KEY_BYTES or type(envelope) is not bytes:
             # No writer stores such a key (and len(K) is a u16); Redis replies bytes, and
             # anything else is a hostile or broken server's answer (module docstring).
             raise IntegrityError
         if len(envelope) >= MIN_ENVELOPE_BYTES and envelope[0] == VERSION:
-            # _key, _binding and _decrypt written out. On a sequential call every Python call
-            # runs with caches cold from the round trip before it and costs microseconds,
-            # not the fraction of one it costs in a loop (an earlier change took four calls
-            # out of a SET and saved about 9 us at 10 KiB, docs/benchmark.md).
+            # _key, _binding, _decrypt and _expired written out. On a sequential call every
+            # Python call runs with caches cold from the round trip before it and costs
+            # microseconds, not the fraction of one it costs in a loop (an earlier change took
+            # four calls out of a SET and saved about 9 us at 10 KiB, docs/benchmark.md).
             key = self._by_id.get(envelope[1:5])
-            start = PREFIX_BYTES + LEN_BYTES + (envelope[18] << 8 | envelope[19])
+            start = STAMPED_BYTES + LEN_BYTES + (envelope[26] << 8 | envelope[27])
             if key is None or start + TAG_BYTES > len(envelope):
                 raise IntegrityError
             aad = envelope[:start] + len(logical).to_bytes(LEN_BYTES, "big") + logical + name
@@ -388,21 +492,50 @@ class Keyring:
                 value = key.aead.decrypt(envelope[HEADER_BYTES:PREFIX_BYTES], body, aad)
             except InvalidTag:
                 raise IntegrityError from None
+            # Checked once authentic (the expiry is in the associated data): an entry without
+            # a TTL costs one unpack, one with a TTL a clock read more. unpack_from reads it in
+            # place: a slice and int.from_bytes cost twice its instructions (cachegrind).
+            expires = _u64_at(envelope, 18)[0]
+            if expires:
+                late_ms = self.clock() * 1000 - expires
+                if late_ms > 0:
+                    if late_ms > EXPIRY_ALLOWANCE_MS:
+                        raise IntegrityError
+                    return None
         else:
-            plaintext = self._open_v1(name, envelope)[1]
-            size = len(logical)
-            # The name already binds the entry to `logical`; comparing the sealed copy as
-            # well means even a forged name collision cannot return another key's value.
-            if plaintext[0] << 8 | plaintext[1] != size or plaintext[2 : 2 + size] != logical:
-                raise IntegrityError
-            value = plaintext[2 + size :]
+            value = self._open_older(name, logical, envelope)
         flags = envelope[5]
         return value if not flags else _unpack(value, flags)
 
-    def _key(self, envelope: bytes) -> tuple[DataKey, int]:
-        """The data key of a version-2 envelope and where its value's ciphertext starts."""
+    def _open_older(self, name: bytes, logical: bytes, envelope: bytes) -> bytes:
+        """open_value's value of a version-2 or version-1 envelope, still packed."""
+        if len(envelope) >= MIN_ENVELOPE_V2_BYTES and envelope[0] == VERSION_2:
+            key, start = self._key(envelope, PREFIX_BYTES)
+            return _decrypt(key, envelope, start, envelope[:start] + _binding(logical, name))
+        plaintext = self._open_v1(name, envelope)[1]
+        size = len(logical)
+        # The name already binds the entry to `logical`; comparing the sealed copy as
+        # well means even a forged name collision cannot return another key's value.
+        if plaintext[0] << 8 | plaintext[1] != size or plaintext[2 : 2 + size] != logical:
+            raise IntegrityError
+        return plaintext[2 + size :]
+
+    def _expired(self, stamp: bytes) -> bool:
+        """Whether an authentic expiry field has passed: True within EXPIRY_ALLOWANCE_MS
+        of it (a miss), IntegrityError later (a replay, or clocks apart by more than that)."""
+        expires_ms = int.from_bytes(stamp, "big")
+        if not expires_ms:
+            return False
+        late_ms = self.clock() * 1000 - expires_ms
+        if late_ms > EXPIRY_ALLOWANCE_MS:
+            raise IntegrityError
+        return late_ms > 0
+
+    def _key(self, envelope: bytes, at: int) -> tuple[DataKey, int]:
+        """The data key of a version-3 or version-2 envelope, whose sealed key's length is
+        at `at`, and where its value's ciphertext starts."""
         key = self._by_id.get(envelope[1:5])
-        start = PREFIX_BYTES + LEN_BYTES + (envelope[18] << 8 | envelope[19])
+        start = at + LEN_BYTES + (envelope[at] << 8 | envelope[at + 1])
         if key is None or start + TAG_BYTES > len(envelope):
             raise IntegrityError
         return key, start
@@ -433,14 +566,23 @@ class Keyring:
             return None
         return envelope[0]
 
-    def reseal(self, name: bytes, envelope: bytes) -> tuple[bytes, bytes, Opened]:
-        """Open an entry under any key and seal it for the primary key's name.
+    def reseal(
+        self, name: bytes, envelope: bytes, stamp: bytes = NO_EXPIRY_STAMP
+    ) -> tuple[bytes, bytes, Opened] | None:
+        """Open an entry under any key and seal it for the primary key's name, with the
+        expiry it has: a version-3 entry's own, unchanged; `stamp` for a version-1 or 2
+        entry, which carries none (the rotation pass makes it from Redis's remaining TTL).
 
-        Returns (new name, new envelope, what was opened); raises IntegrityError.
+        Returns (new name, new envelope, what was opened), None when it has expired;
+        raises IntegrityError.
         """
         opened = self.open(name, envelope)
+        if opened is None:
+            return None
         new_name = self.primary.name(opened.logical)
-        return new_name, self.seal(new_name, opened.logical, opened.value), opened
+        if opened.expires is not None:
+            stamp = opened.expires
+        return new_name, self.seal(new_name, opened.logical, opened.value, stamp), opened
 
 
 def _binding(logical: bytes, name: bytes) -> bytes:
@@ -475,12 +617,16 @@ def _unpack(value: bytes, flags: int) -> bytes:
 __all__ = [
     "CIPHER_NAME",
     "DATA_KEY_BYTES",
+    "EXPIRY_ALLOWANCE_MS",
     "MAX_LOGICAL_KEY_BYTES",
     "NAME_HASH",
+    "NO_EXPIRY_STAMP",
     "VERSION",
     "DataKey",
     "Frame",
     "Keyring",
     "Opened",
+    "WallClock",
     "body_bytes",
+    "expiry_stamp",
 ]

@@ -605,8 +605,8 @@ class CacheMetrics:
         self._hot.misses += wanted - len(found)
         return found
 
-    def timed_seal(self, seal: Callable[[bytes, bytes, bytes], S], *args: bytes) -> S:
-        """`seal(name, logical, value)`, timed by the value's size."""
+    def timed_seal(self, seal: Callable[..., S], *args: bytes) -> S:
+        """`seal(name, logical, value[, expiry stamp])`, timed by the value's size."""
         start = time.perf_counter()
         envelope = seal(*args)
         self._hot.seal[size_class(len(args[2]))].observe(time.perf_counter() - start)
@@ -622,7 +622,9 @@ class CacheMetrics:
             seal[size_class(size)].observe(time.perf_counter() - start)
             yield envelope
 
-    def timed_open(self, open_value: Callable[[bytes, bytes, bytes], bytes], *args: bytes) -> bytes:
+    def timed_open(
+        self, open_value: Callable[[bytes, bytes, bytes], bytes | None], *args: bytes
+    ) -> bytes | None:
         """`open_value(name, logical, envelope)`, timed by the envelope's size (raises what
         it raises: a value that fails authentication is not timed)."""
         start = time.perf_counter()

@@ -11,6 +11,8 @@ from typing import Final
 
 import hiredis
 
+from secure_cache.crypto import NO_EXPIRY_STAMP
+
 Arg = bytes | str | int
 # What a transport writes: packed commands or pieces of them, in order.
 Buffer = bytes | bytearray
@@ -26,8 +28,11 @@ pack_command: Callable[[tuple[Arg, ...]], bytes] = hiredis.pack_command  # type:
 # GET and SET are built by hand: joining precomputed pieces is about twice as fast as
 # pack_command for the commands every cache call sends.
 _SET_HEADS: Final = {0: b"*3\r\n$3\r\nSET\r\n$", 2: b"*5\r\n$3\r\nSET\r\n$"}
-Expiry = tuple[int, bytes]  # (number of extra arguments, their RESP encoding)
-NO_EXPIRY: Final[Expiry] = (0, b"")
+# A SET's TTL: (number of extra arguments, their RESP encoding, the sealed envelope's expiry
+# field for the same TTL). core.ttl_args makes all three from one TTL, so Redis's expiry and
+# the envelope's cannot be given apart (crypto.py, "Expiry"); the framing uses the first two.
+Expiry = tuple[int, bytes, bytes]
+NO_EXPIRY: Final[Expiry] = (0, b"", NO_EXPIRY_STAMP)
 
 
 def resp_args(*args: bytes) -> bytes:

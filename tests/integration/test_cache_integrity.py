@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from secure_cache import SecureCache
-from secure_cache.crypto import Keyring
+from secure_cache.crypto import VERSION, Keyring
 from tests.support.cache_env import cache_environ, new_data_key, raw_client
+from tests.support.envelopes import with_version
 from tests.support.tls_redis import TlsRedisServer
 
 SECRET = b"account balance: 1,000,000 - confidential"
@@ -86,7 +87,7 @@ def test_raised_version__is_a_miss_counted_as_newer_envelope(
     raw = raw_client(tls_redis)
     stored = raw.get(name)
     assert isinstance(stored, bytes)
-    raw.set(name, _flip(stored, 0))  # version 2 -> 3
+    raw.set(name, with_version(stored, VERSION + 1))  # version 3 -> 4
     before = cache.events.snapshot()
     assert cache.get(key) is None
     assert cache.get_many([key]) == {}

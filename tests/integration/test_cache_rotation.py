@@ -17,6 +17,7 @@ from secure_cache import SecureCache
 from secure_cache.core import BatchPlan
 from secure_cache.crypto import Keyring
 from tests.support.cache_env import (
+    FakeClock,
     cache_environ,
     new_data_key,
     raw_client,
@@ -24,6 +25,7 @@ from tests.support.cache_env import (
     stored_names,
 )
 from tests.support.cache_shells import open_cache
+from tests.support.envelopes import version_2_envelope
 from tests.support.tls_redis import TlsRedisServer
 
 WITH_TTL = 120
@@ -185,3 +187,51 @@ def test_rotation__values_larger_than_one_reply_move_with_the_default_batch(
             assert rotating.get(key) == value
     old_kid = server.key_prefix.encode() + _kid(old_key).encode()
     assert not [n for n in stored_names(server) if n.startswith(old_kid)]
+
+
+def test_rotation__keeps_each_entry_s_expiry_and_redis_s_ttl_consistent_with_it(
+    shell: str, server: TlsRedisServer, tmp_path: Path
+) -> None:
+    """The expiry sealed in a version-3 envelope (crypto.py, "Expiry") moves with the entry
+    byte for byte, Redis's TTL with it (never longer than before); a version-2 entry, which
+    carries none, is given the expiry of its remaining TTL. The wall clock is injected, so
+    the expiry the rotator writes is checked by order alone, not by timing."""
+    old_key, new_key = server.material.data_key, new_data_key()
+    old_ring = Keyring(base64.b64decode(old_key), prefix=server.key_prefix)
+    app, rotation = raw_client(server), raw_client(server, rotation=True)
+    wall = FakeClock(1_800_000_000.0)  # the writer's and the rotator's
+    with open_cache(shell, cache_environ(server, tmp_path / "old"), wall_clock=wall) as before:
+        before.set("exp:v3", b"sealed with its expiry", ttl=3600)
+        before.set("exp:none", b"no ttl")
+        old_v3 = app.get(before.stored_name("exp:v3"))
+    name_v2, envelope_v2 = version_2_envelope(old_ring, b"exp:v2", b"written by version 2")
+    app.set(name_v2, envelope_v2, ex=1800)
+    assert isinstance(old_v3, bytes)
+    assert old_v3[0] == 3
+    pttl_v3 = rotation.pttl(old_ring.primary.name(b"exp:v3"))
+    pttl_v2 = rotation.pttl(name_v2)
+    env = rotation_environ(server, tmp_path / "p", data_key=new_key, previous_keys=(old_key,))
+    with open_cache(shell, env, wall_clock=wall) as rotator:
+        report = rotator.rotate(batch_size=10)
+    assert (report.migrated, report.expired, report.complete) == (3, 0, True)
+    with open_cache(shell, cache_environ(server, tmp_path / "new", data_key=new_key)) as after:
+        new_v3, new_v2, new_none = (after.stored_name(k) for k in ("exp:v3", "exp:v2", "exp:none"))
+        moved_v3, moved_v2, moved_none = (app.get(n) for n in (new_v3, new_v2, new_none))
+        assert isinstance(moved_v3, bytes)
+        assert isinstance(moved_v2, bytes)
+        assert isinstance(moved_none, bytes)
+        assert moved_v3[18:26] == old_v3[18:26]  # the same expiry, byte for byte
+        assert int.from_bytes(moved_v3[18:26], "big") == 1_800_003_600_000
+        assert 0 < rotation.pttl(new_v3) <= pttl_v3  # and Redis's TTL carried, not renewed
+        assert 0 < rotation.pttl(new_v2) <= pttl_v2
+        # Version 2's entry: the rotator's now plus the TTL it read, which lies between the
+        # TTL before the pass and the TTL left after it.
+        given = int.from_bytes(moved_v2[18:26], "big") - 1_800_000_000_000
+        assert rotation.pttl(new_v2) <= given <= pttl_v2
+        assert moved_none[18:26] == bytes(8)
+        assert rotation.pttl(new_none) == -1
+        assert after.get_many(["exp:v3", "exp:v2", "exp:none"]) == {
+            "exp:v3": b"sealed with its expiry",
+            "exp:v2": b"written by version 2",
+            "exp:none": b"no ttl",
+        }

@@ -28,7 +28,7 @@ from secure_cache.transport import (
     TransportConfig,
     reply_limit_bytes,
 )
-from tests.support.cache_env import cache_environ
+from tests.support.cache_env import FakeClock, cache_environ
 from tests.support.cache_shells import SHELLS, open_cache
 from tests.support.hostile_redis import (
     HostileRedis,
@@ -114,17 +114,47 @@ def test_an_envelope_of_another_stack_s_data_key__is_a_miss_counted(
     assert _integrity_failures(cache) == 1
 
 
-def test_a_replayed_older_envelope_of_the_same_key__is_returned(
+def test_a_replayed_older_envelope_of_the_same_key__is_returned_within_its_ttl(
     cache: SecureCache, hostile: HostileRedis
 ) -> None:
-    """Held as designed, and a limit to know: an envelope carries no time, so a server that
-    kept an older envelope of the same key can answer with it (docs/attack-surface.md)."""
-    cache.set("k", b"old")
-    name = cache._core.stored_name("k")
-    old = hostile.store[name]
-    cache.set("k", b"new")
-    hostile.store[name] = old
+    """Held as designed, and a limit to know: a server that kept an older envelope of the
+    same key can answer with it until that envelope's expiry, and for ever when it was
+    written without a TTL (docs/attack-surface.md)."""
+    cache.set("k", b"old", ttl=3600)
+    cache.set("forever", b"old")
+    name, forever = cache._core.stored_name("k"), cache._core.stored_name("forever")
+    old, old_forever = hostile.store[name], hostile.store[forever]
+    cache.set("k", b"new", ttl=3600)
+    cache.set("forever", b"new")
+    hostile.store[name], hostile.store[forever] = old, old_forever
     assert cache.get("k") == b"old"
+    assert cache.get("forever") == b"old"
+
+
+def test_an_envelope_replayed_after_its_expiry__is_a_miss_counted(
+    shell: str, hostile: HostileRedis, tmp_path: Path
+) -> None:
+    """The replay past the TTL (docs/attack-surface.md): the server keeps what it was sent
+    (the honest store ignores EX and PX, as a compromised Redis may) and answers with it an
+    hour later. The envelope's expiry, sealed with the value, makes it a miss counted as an
+    integrity failure, whatever the reply (GET, MGET), and whatever was written since. The
+    wall clock is injected: nothing waits."""
+    hostile.answer = hostile.honest
+    hostile.store.clear()
+    wall = FakeClock(1_800_000_000.0)
+    settings = load_settings(cache_environ(hostile, tmp_path / "s"))  # type: ignore[arg-type]
+    with open_cache(shell, settings=settings, reload_interval=None, wall_clock=wall) as cache:
+        cache.set("session", b"revoked session token", ttl=60)
+        cache.set_many({"a": b"old a", "b": b"old b"}, ttl=60.5)
+        recorded = dict(hostile.store)
+        assert cache.get("session") == b"revoked session token"  # live: returned
+        cache.delete("session")
+        wall.advance(3600)
+        hostile.store.update(recorded)  # replayed: the same bytes, an hour on
+        assert cache.get("session") is None
+        assert cache.get_many(["a", "b"]) == {}
+        assert _integrity_failures(cache) == 3
+        assert cache.backend == "redis"
 
 
 # -- broke on main: replies of the wrong type -----------------------------------------------

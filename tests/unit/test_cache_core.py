@@ -29,7 +29,7 @@ from secure_cache.core import (
     ttl_args,
     value_bytes,
 )
-from secure_cache.crypto import Keyring
+from secure_cache.crypto import EXPIRY_ALLOWANCE_MS, Keyring, expiry_stamp
 from secure_cache.errors import BackendUnavailable, ConfigurationError
 from secure_cache.memory import Pending
 from secure_cache.metrics import COUNTERS, SecurityEvents
@@ -45,6 +45,7 @@ from secure_cache.resp import (
     writes,
 )
 from tests.support.cache_env import CORE_DATA_KEY, FakeClock, core_settings
+from tests.support.envelopes import version_2_envelope
 
 KEY = CORE_DATA_KEY
 OLD = bytes(range(50, 82))
@@ -93,9 +94,26 @@ def test_value_bytes__accepts_bytes_like_only() -> None:
     ids=["none", "int-seconds", "float-seconds", "tiny-float"],
 )
 def test_ttl_args__encode_ex_or_px(ttl: float | None, args: list[bytes]) -> None:
-    extra, encoded = ttl_args(ttl)
+    extra, encoded, _ = ttl_args(ttl)
     assert extra == len(args)
     assert encoded == b"".join(b"$%d\r\n%b\r\n" % (len(a), a) for a in args)
+
+
+@pytest.mark.parametrize(
+    ("ttl", "expires_ms"),
+    [(None, 0), (300, 1_800_000_300_000), (1.5, 1_800_000_001_500), (0.0001, 1_800_000_000_001)],
+    ids=["none", "int-seconds", "float-seconds", "tiny-float"],
+)
+def test_ttl_args__the_envelope_expiry_is_the_clock_plus_the_ttl_redis_gets(
+    ttl: float | None, expires_ms: int
+) -> None:
+    """One TTL, one place: Redis's EX/PX and the sealed envelope's expiry field."""
+    _, encoded, stamp = ttl_args(ttl, FakeClock(1_800_000_000.0))
+    assert stamp == expires_ms.to_bytes(8, "big")
+    if ttl is not None:
+        assert expires_ms - 1_800_000_000_000 == int(encoded.split(b"\r\n")[-2]) * (
+            1000 if encoded.startswith(b"$2\r\nEX") else 1
+        )
 
 
 @pytest.mark.parametrize(
@@ -178,13 +196,17 @@ def test_set_many__seals_each_value_as_the_writer_takes_it(monkeypatch: pytest.M
     sealed: list[bytes] = []
     seal_framed, seal_with = keyring.seal_framed, keyring._seal_with
 
-    def counting_framed(name: bytes, logical: bytes, value: bytes, frame: Any) -> bytearray:
+    def counting_framed(
+        name: bytes, logical: bytes, value: bytes, frame: Any, stamp: bytes
+    ) -> bytearray:
         sealed.append(logical)
-        return seal_framed(name, logical, value, frame)
+        return seal_framed(name, logical, value, frame, stamp)
 
-    def counting_with(key: Any, nonce: bytes, name: bytes, logical: bytes, value: bytes) -> Any:
+    def counting_with(
+        key: Any, nonce: bytes, name: bytes, logical: bytes, value: bytes, stamp: bytes
+    ) -> Any:
         sealed.append(logical)
-        return seal_with(key, nonce, name, logical, value)
+        return seal_with(key, nonce, name, logical, value, stamp)
 
     monkeypatch.setattr(keyring, "seal_framed", counting_framed)
     monkeypatch.setattr(keyring, "_seal_with", counting_with)
@@ -363,6 +385,74 @@ def test_plan_batch__reseals_keeps_ttl_and_discards_unreadable() -> None:
     report = RotationReport()
     core.tally(plan, [b"OK", 1, None, 1, 1], report)
     assert (report.migrated, report.superseded, report.discarded) == (1, 1, 1)
+
+
+# The wall clock of envelope expiries, injected (crypto.py, "Expiry").
+WALL_S = 1_800_000_000.0
+WALL_MS = int(WALL_S * 1000)
+
+
+def test_plan_batch__carries_the_expiry_over_and_keeps_redis_s_ttl_consistent() -> None:
+    """A version-3 entry keeps its envelope's expiry byte for byte and Redis its remaining
+    TTL; a version-1 or 2 entry (no expiry of its own) gets the one of its remaining TTL; an
+    entry past its envelope's expiry is deleted, not moved; one whose name lost its TTL in
+    Redis gets the envelope's back."""
+    wall = FakeClock(WALL_S)
+    old = Keyring(OLD, clock=wall)
+    core = CacheCore(core_settings(previous_keys=(OLD,)), wall_clock=wall)
+    names = [old.primary.name(b"k%d" % i) for i in range(4)]
+    stamps = [expiry_stamp(WALL_MS + ms) for ms in (60_000, 0, -1, 30_000)]
+    raws = [old.seal(n, b"k%d" % i, b"v", stamps[i]) for i, n in enumerate(names)]
+    raws[1] = version_2_envelope(old, b"k1", b"v")[1]
+    pttls = [59_000, 45_000, 100, -1]
+    plan = core.plan_batch(names, raws, pttls)
+    assert (plan.sets, plan.expired, plan.discarded) == (3, 1, 0)
+    sets = [c for c in plan.commands if c[0] == b"SET"]
+    assert [c[3:] for c in sets] == [
+        (b"NX", b"PX", b"59000"),  # Redis's remaining TTL, as before
+        (b"NX", b"PX", b"45000"),
+        (b"NX", b"PX", b"30000"),  # the envelope's, which Redis no longer held
+    ]
+    assert [c[2][18:26] for c in sets] == [
+        stamps[0],  # unchanged
+        expiry_stamp(WALL_MS + 45_000),  # made from Redis's remaining TTL
+        stamps[3],
+    ]
+    assert (b"DEL", names[2]) in plan.commands  # expired: deleted, not moved
+    assert core.events.snapshot()["integrity_failures"] == 0
+    report = RotationReport()
+    core.tally(plan, [b"OK", 1, b"OK", 1, 1, b"OK", 1], report)
+    assert (report.migrated, report.expired) == (3, 1)
+
+
+def test_get__an_expired_entry_is_a_miss_and_a_replay_past_the_allowance_is_counted() -> None:
+    wall = FakeClock(WALL_S)
+    core = CacheCore(core_settings(), clock=FakeClock(500.0), wall_clock=wall)
+    (command,) = _commands(core.set("k", b"value", 60)[0])
+    envelope = command[2]
+    assert envelope[18:26] == expiry_stamp(WALL_MS + 60_000)
+    assert core.get("k")[2](envelope) == b"value"
+    wall.advance(60.5)  # past its TTL: Redis would have dropped it
+    assert core.get("k")[2](envelope) is None
+    assert core.get_many(["k"])[2]([envelope]) == {}
+    assert core.events.snapshot()["integrity_failures"] == 0  # within the allowance
+    wall.advance(EXPIRY_ALLOWANCE_MS / 1000)  # later than Redis ever returns it: replayed
+    assert core.get("k")[2](envelope) is None
+    assert core.get_many(["k"])[2]([envelope]) == {}
+    assert core.events.snapshot()["integrity_failures"] == 2
+
+
+@pytest.mark.parametrize("size", [1024, JOIN_BYTES], ids=["parts", "in-place"])
+def test_set_and_set_many__seal_the_expiry_of_the_ttl_they_send(size: int) -> None:
+    wall = FakeClock(WALL_S)
+    core = CacheCore(core_settings(), clock=FakeClock(500.0), wall_clock=wall)
+    value = os.urandom(size)
+    (single,) = _commands(core.set("k", value, 2.5)[0])
+    (batch,) = _commands(core.set_many({"k": value}, 2.5)[0])
+    for args in (single, batch):
+        assert args[3:] == [b"PX", b"2500"]
+        assert args[2][18:26] == expiry_stamp(WALL_MS + 2500)
+        assert core.keyring.open_value(args[1], b"k", args[2]) == value
 
 
 # -- status and events --------------------------------------------------------------------------

@@ -12,8 +12,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from secure_cache import crypto
-from secure_cache.crypto import Keyring, body_bytes
+from secure_cache.crypto import EXPIRY_ALLOWANCE_MS, Keyring, body_bytes, expiry_stamp
 from secure_cache.errors import IntegrityError
+from tests.support.cache_env import FakeClock
+from tests.support.envelopes import with_version
 
 KEY = bytes(range(32))
 OLD = bytes(range(100, 132))
@@ -39,6 +41,23 @@ def _key_seal(raw: bytes) -> AESSIV:
 def _padded(logical: bytes) -> bytes:
     """A logical key padded as crypto.py documents: 0x80, then zeros to a multiple of 32."""
     return logical + b"\x80" + bytes(-(len(logical) + 1) % 32)
+
+
+def _v3(
+    keyring: Keyring,
+    nonce: bytes,
+    name: bytes,
+    value: bytes,
+    expires_ms: int = 0,
+    logical: bytes = LOGICAL,
+) -> bytes:
+    """A version-3 envelope built from its documented layout, not by crypto.py."""
+    key = keyring.primary
+    sealed = _key_seal(KEY).encrypt(_padded(logical), None)
+    prefix = bytes((3,)) + key.key_id + b"\x00" + nonce + expires_ms.to_bytes(8, "big")
+    prefix += len(sealed).to_bytes(2, "big") + sealed
+    aad = prefix + len(logical).to_bytes(2, "big") + logical + name
+    return prefix + key.aead.encrypt(nonce, value, aad)
 
 
 def _v2(
@@ -83,6 +102,7 @@ def test_seal_open__round_trips(keyring: Keyring, value: bytes) -> None:
     name, envelope = _sealed(keyring, value)
     assert keyring.open_value(name, LOGICAL, envelope) == value
     opened = keyring.open(name, envelope)
+    assert opened is not None
     assert (opened.logical, opened.value, opened.key_id) == (LOGICAL, value, keyring.primary.key_id)
 
 
@@ -91,22 +111,144 @@ def test_envelope__has_the_documented_layout(keyring: Keyring) -> None:
     nonce = bytes(range(12))
     prefix, body = keyring._seal_with(keyring.primary, nonce, name, LOGICAL, b"value")
     envelope = prefix + body
-    assert envelope[0] == 2  # version
+    assert envelope[0] == 3  # version
     assert envelope[1:5] == keyring.primary.key_id
     assert envelope[5] == 0  # flags: not compressed
     assert envelope[6:18] == nonce
-    sealed_length = int.from_bytes(envelope[18:20], "big")
+    assert envelope[18:26] == bytes(8)  # expiry: none
+    sealed_length = int.from_bytes(envelope[26:28], "big")
     assert sealed_length == 16 + 32  # AES-SIV: its 16-byte IV, then the key padded to 32
-    assert prefix == envelope[: 20 + sealed_length]  # then the value's ciphertext and tag
-    assert _key_seal(KEY).decrypt(envelope[20 : 20 + sealed_length], None) == _padded(LOGICAL)
+    assert prefix == envelope[: 28 + sealed_length]  # then the value's ciphertext and tag
+    assert _key_seal(KEY).decrypt(envelope[28 : 28 + sealed_length], None) == _padded(LOGICAL)
     # The value's plaintext is the value alone, authenticated with everything before it,
     # the logical key and the stored name.
     aad = prefix + len(LOGICAL).to_bytes(2, "big") + LOGICAL + name
     assert keyring.primary.aead.decrypt(nonce, body, aad) == b"value"
     assert len(body) == len(b"value") + 16
-    assert envelope == _v2(keyring, nonce, name, b"value")
+    assert envelope == _v3(keyring, nonce, name, b"value")
     assert b"value" not in envelope
     assert LOGICAL not in envelope
+
+
+# -- version 3: the expiry in the header (docs/attack-surface.md, "A replay past the TTL") ---
+
+NOW_S = 1_800_000_000.0  # the injected wall clock's start (2027-01-15)
+NOW_MS = int(NOW_S * 1000)
+
+
+def _clocked() -> tuple[Keyring, FakeClock]:
+    clock = FakeClock(NOW_S)
+    return Keyring(KEY, clock=clock), clock
+
+
+def test_expiry__round_trips_in_the_header_and_is_authenticated() -> None:
+    keyring, _ = _clocked()
+    name = keyring.primary.name(LOGICAL)
+    stamp = expiry_stamp(NOW_MS + 300_000)
+    envelope = keyring.seal(name, LOGICAL, b"value", stamp)
+    assert envelope[18:26] == (NOW_MS + 300_000).to_bytes(8, "big")
+    assert envelope == _v3(keyring, envelope[6:18], name, b"value", NOW_MS + 300_000)
+    assert keyring.open_value(name, LOGICAL, envelope) == b"value"
+    opened = keyring.open(name, envelope)
+    assert opened is not None
+    assert (opened.value, opened.expires) == (b"value", stamp)
+
+
+@pytest.mark.parametrize(
+    "edited",
+    [NOW_MS + 300_001, NOW_MS + 10**9, 0, 2**64 - 1],
+    ids=["a-millisecond-later", "years-later", "no-expiry", "the-largest"],
+)
+def test_expiry__edited_raises_integrity_error(edited: int) -> None:
+    """A server that keeps an envelope cannot extend its life, or remove its expiry."""
+    keyring, _ = _clocked()
+    name = keyring.primary.name(LOGICAL)
+    envelope = keyring.seal(name, LOGICAL, b"value", expiry_stamp(NOW_MS + 300_000))
+    forged = envelope[:18] + edited.to_bytes(8, "big") + envelope[26:]
+    with pytest.raises(IntegrityError):
+        keyring.open_value(name, LOGICAL, forged)
+    with pytest.raises(IntegrityError):
+        keyring.open(name, forged)
+
+
+def test_expiry__past_it_is_a_miss_and_past_the_allowance_an_integrity_error() -> None:
+    keyring, clock = _clocked()
+    name = keyring.primary.name(LOGICAL)
+    envelope = keyring.seal(name, LOGICAL, b"value", expiry_stamp(NOW_MS + 300_000))
+    clock.advance(300.0)  # at its expiry: still live
+    assert keyring.open_value(name, LOGICAL, envelope) == b"value"
+    clock.advance(0.002)  # just past it: a miss, what Redis answers from then on
+    assert keyring.open_value(name, LOGICAL, envelope) is None
+    assert keyring.open(name, envelope) is None
+    assert keyring.reseal(name, envelope) is None
+    clock.advance(EXPIRY_ALLOWANCE_MS / 1000)  # later than Redis returns it: replayed
+    with pytest.raises(IntegrityError):
+        keyring.open_value(name, LOGICAL, envelope)
+    with pytest.raises(IntegrityError):
+        keyring.open(name, envelope)
+
+
+def test_expiry__none_never_expires_and_reads_no_clock() -> None:
+    def no_clock() -> float:
+        raise AssertionError("an entry without a TTL reads no clock")
+
+    keyring = Keyring(KEY, clock=no_clock)
+    name = keyring.primary.name(LOGICAL)
+    envelope = keyring.seal(name, LOGICAL, b"value")
+    assert envelope[18:26] == bytes(8)
+    assert keyring.open_value(name, LOGICAL, envelope) == b"value"
+
+
+def test_expiry_stamp__is_unix_milliseconds_in_eight_bytes() -> None:
+    assert expiry_stamp(0) == bytes(8)
+    assert expiry_stamp(NOW_MS) == NOW_MS.to_bytes(8, "big")
+    for bad in (-1, 2**64):
+        with pytest.raises(ValueError, match="Unix milliseconds"):
+            expiry_stamp(bad)
+
+
+def test_version_2_envelope__still_opens_and_reseals_as_version_3_with_the_stamp_given() -> None:
+    """Entries written before version 3 stay readable after an upgrade; they carry no
+    expiry, so the rotation pass gives them one (core.plan_batch, from Redis's TTL)."""
+    keyring, _ = _clocked()
+    name = keyring.primary.name(LOGICAL)
+    envelope = _v2(keyring, b"\x07" * 12, name, b"from version 2")
+    assert keyring.open_value(name, LOGICAL, envelope) == b"from version 2"
+    opened = keyring.open(name, envelope)
+    assert opened is not None
+    assert (opened.logical, opened.value, opened.expires) == (LOGICAL, b"from version 2", None)
+    resealed = keyring.reseal(name, envelope, expiry_stamp(NOW_MS + 5_000))
+    assert resealed is not None
+    new_name, new_envelope, _ = resealed
+    assert (new_envelope[0], new_envelope[18:26]) == (3, expiry_stamp(NOW_MS + 5_000))
+    assert keyring.open_value(new_name, LOGICAL, new_envelope) == b"from version 2"
+
+
+def test_reseal__carries_a_version_3_expiry_over_unchanged() -> None:
+    clock = FakeClock(NOW_S)
+    old = Keyring(OLD, clock=clock)
+    old_name = old.primary.name(LOGICAL)
+    envelope = old.seal(old_name, LOGICAL, b"v", expiry_stamp(NOW_MS + 60_000))
+    rotating = Keyring(KEY, [OLD], clock=clock)
+    # The stamp given is for entries that carry none: this one keeps its own.
+    resealed = rotating.reseal(old_name, envelope, expiry_stamp(NOW_MS + 999_999))
+    assert resealed is not None
+    _, new_envelope, _ = resealed
+    assert new_envelope[18:26] == envelope[18:26]
+    assert new_envelope[1:5] == rotating.primary.key_id
+
+
+def test_version_3_header__keeps_version_and_key_id_where_every_version_has_them() -> None:
+    """What lets older code tell a newer entry from a damaged one (Keyring.newer_version):
+    a version-3 envelope passes version 2's test, and a version-4 one made from version 3's
+    layout passes this version's."""
+    keyring, _ = _clocked()
+    name = keyring.primary.name(LOGICAL)
+    envelope = keyring.seal(name, LOGICAL, b"v", expiry_stamp(NOW_MS + 1))
+    assert (envelope[0], envelope[1:5]) == (3, keyring.primary.key_id)
+    assert name.startswith(keyring.primary.name_prefix)
+    assert keyring.newer_version(name, envelope) is None  # this version's own
+    assert keyring.newer_version(name, with_version(envelope, 4)) == 4
 
 
 @pytest.mark.parametrize("compress", [None, 64], ids=["plain", "compressed"])
@@ -310,7 +452,9 @@ def test_previous_key__still_opens_and_reseal_moves_to_primary() -> None:
     rotating = Keyring(KEY, [OLD])
     assert rotating.names(LOGICAL) == (rotating.primary.name(LOGICAL), old_name)
     assert rotating.open_value(old_name, LOGICAL, envelope) == b"legacy"
-    new_name, new_envelope, opened = rotating.reseal(old_name, envelope)
+    resealed = rotating.reseal(old_name, envelope)
+    assert resealed is not None
+    new_name, new_envelope, opened = resealed
     assert opened.key_id == old.primary.key_id
     assert new_name == rotating.primary.name(LOGICAL)
     assert Keyring(KEY).open_value(new_name, LOGICAL, new_envelope) == b"legacy"
@@ -390,7 +534,7 @@ def test_unknown_flag__raises_integrity_error() -> None:
 
 
 @pytest.mark.parametrize("flags", [0, 1], ids=["plain", "compressed"])
-def test_version_1_envelope__still_opens_and_reseals_as_version_2(flags: int) -> None:
+def test_version_1_envelope__still_opens_and_reseals_as_version_3(flags: int) -> None:
     """Entries written before the version-2 envelope stay readable after an upgrade."""
     keyring = Keyring(KEY)
     name = keyring.primary.name(LOGICAL)
@@ -398,9 +542,12 @@ def test_version_1_envelope__still_opens_and_reseals_as_version_2(flags: int) ->
     envelope = _v1(keyring, b"\x03" * 12, name, stored, flags)
     assert keyring.open_value(name, LOGICAL, envelope) == b"legacy " * 50
     opened = keyring.open(name, envelope)
+    assert opened is not None
     assert (opened.logical, opened.value) == (LOGICAL, b"legacy " * 50)
-    new_name, new_envelope, _ = keyring.reseal(name, envelope)
-    assert new_envelope[0] == 2
+    resealed = keyring.reseal(name, envelope)
+    assert resealed is not None
+    new_name, new_envelope, _ = resealed
+    assert new_envelope[0] == 3
     assert keyring.open_value(new_name, LOGICAL, new_envelope) == b"legacy " * 50
 
 
@@ -431,8 +578,8 @@ def test_sealed_key__swapped_in_from_another_entry_raises_integrity_error(
     neither for a read nor for rotation."""
     name, envelope = _sealed(keyring, b"mine")
     other = keyring.seal(keyring.primary.name(b"other"), b"other", b"theirs")
-    start, other_start = (20 + int.from_bytes(e[18:20], "big") for e in (envelope, other))
-    swapped = envelope[:18] + other[18:other_start] + envelope[start:]
+    start, other_start = (28 + int.from_bytes(e[26:28], "big") for e in (envelope, other))
+    swapped = envelope[:26] + other[26:other_start] + envelope[start:]
     with pytest.raises(IntegrityError):
         keyring.open_value(name, LOGICAL, swapped)
     with pytest.raises(IntegrityError):
@@ -446,6 +593,7 @@ def test_sealed_key__round_trips_whatever_the_key_ends_with(logical: bytes) -> N
     keyring = Keyring(KEY)
     name = keyring.primary.name(logical)
     opened = keyring.open(name, keyring.seal(name, logical, b"v"))
+    assert opened is not None
     assert (opened.logical, opened.value) == (logical, b"v")
 
 
@@ -457,15 +605,17 @@ def test_sealed_key__shows_the_key_length_only_to_within_32_bytes(keyring: Keyri
     assert length(b"k" * 32) == length(b"k") + 32
 
 
-def test_version_1_entry_of_a_previous_key__rotates_to_version_2_under_the_primary() -> None:
+def test_version_1_entry_of_a_previous_key__rotates_to_version_3_under_the_primary() -> None:
     old = Keyring(OLD)
     old_name = old.primary.name(LOGICAL)
     envelope = _v1(old, b"\x04" * 12, old_name, b"from before the upgrade")
     rotating = Keyring(KEY, [OLD])
-    new_name, new_envelope, opened = rotating.reseal(old_name, envelope)
+    resealed = rotating.reseal(old_name, envelope)
+    assert resealed is not None
+    new_name, new_envelope, opened = resealed
     assert (opened.logical, opened.key_id) == (LOGICAL, old.primary.key_id)
     assert new_name == rotating.primary.name(LOGICAL)
-    assert new_envelope[0] == 2
+    assert new_envelope[0] == 3
     assert new_envelope[1:5] == rotating.primary.key_id
     assert Keyring(KEY).open_value(new_name, LOGICAL, new_envelope) == b"from before the upgrade"
 
@@ -478,7 +628,10 @@ def test_seal_parts__is_seal_with_for_the_nonce_it_draws(
     name = keyring.primary.name(LOGICAL)
     inlined = keyring.seal_parts(name, LOGICAL, b"value")
     assert inlined == keyring._seal_with(keyring.primary, b"\x05" * 12, name, LOGICAL, b"value")
-    assert inlined[0] + inlined[1] == _v2(keyring, b"\x05" * 12, name, b"value")
+    assert inlined[0] + inlined[1] == _v3(keyring, b"\x05" * 12, name, b"value")
+    stamp = expiry_stamp(NOW_MS)
+    inlined = keyring.seal_parts(name, LOGICAL, b"value", stamp)
+    assert inlined[0] + inlined[1] == _v3(keyring, b"\x05" * 12, name, b"value", NOW_MS)
 
 
 def test_logical_key_longer_than_a_writer_makes__is_an_integrity_error(keyring: Keyring) -> None:
@@ -502,7 +655,7 @@ def test_sealed_key__is_sealed_once_per_hot_key(keyring: Keyring) -> None:
     name = keyring.primary.name(LOGICAL)
     envelopes = [keyring.seal(name, LOGICAL, b"v%d" % i) for i in range(3)]
     assert keyring.sealed_key.cache_info().misses == 1  # type: ignore[attr-defined]
-    assert len({e[18 : 20 + 16 + 32] for e in envelopes}) == 1
+    assert len({e[26 : 28 + 16 + 32] for e in envelopes}) == 1
     assert len({e[6:18] for e in envelopes}) == 3  # a fresh nonce each time
 
 

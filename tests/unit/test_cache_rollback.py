@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import logging
 import os
 import re
 import subprocess
+import sys
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
@@ -52,9 +54,9 @@ def test_future_envelope__opens_under_no_key_with_the_one_opaque_error() -> None
     with pytest.raises(IntegrityError) as on_rotation:
         keyring.open(name, envelope)
     assert str(on_read.value) == str(on_rotation.value) == IntegrityError.MESSAGE
-    # Yet it is authentic: version 2's open, with this envelope's own header (version 3) in
+    # Yet it is authentic: version 3's open, with this envelope's own header (version 4) in
     # the associated data, gives the value back. Only the version keeps this code out.
-    start = 20 + int.from_bytes(envelope[18:20], "big")
+    start = 28 + int.from_bytes(envelope[26:28], "big")
     aad = envelope[:start] + len(LOGICAL).to_bytes(2, "big") + LOGICAL + name
     assert keyring.primary.aead.decrypt(envelope[6:18], envelope[start:], aad) == VALUE
     with pytest.raises(IntegrityError):  # and the version byte is authenticated
@@ -118,6 +120,62 @@ def test_newer_version__is_asked_only_after_a_failed_open(monkeypatch: pytest.Mo
     assert rotating.get("user:42")[2]([None, old_sealed]) == VALUE
     plan = rotating.plan_batch([old_name], [old_sealed], [-1])
     assert plan.sets == 1
+
+
+# The last secure-cache that wrote envelope version 2 (crypto.py before version 3): what a stack
+# rolled back from version 3 runs.
+VERSION_2_COMMIT = "47664b616418206594ab3f3b8cec4771af166d9d"
+_AS_VERSION_2 = """
+import json, sys
+from secure_cache import core, crypto
+from tests.support.cache_env import CORE_DATA_KEY, core_settings
+
+envelope = bytes.fromhex(sys.argv[1])
+reader = core.CacheCore(core_settings())
+value = reader.get("user:42")[2](envelope)
+settings = core_settings(data_key=bytes(range(7, 39)), previous_keys=(CORE_DATA_KEY,))
+rotating = core.CacheCore(settings)
+name = crypto.Keyring(CORE_DATA_KEY).primary.name(b"user:42")
+plan = rotating.plan_batch([name], [envelope], [60_000])
+print(json.dumps({
+    "version": crypto.VERSION, "value": value, "commands": len(plan.commands),
+    "left_newer": plan.left_newer, "reader": reader.events.snapshot(),
+}))
+"""
+
+
+def test_version_2_code__counts_a_version_3_entry_as_newer_and_its_rotation_leaves_it(
+    tmp_path: Path,
+) -> None:
+    """The rollback this version's predecessor was made ready for (docs/day2.md, "Rolling
+    back the app"): version-2 code itself, from git, reads an entry this code wrote (with an
+    expiry) as `newer_envelope`, not `integrity_failure`, and its rotation pass leaves it."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", VERSION_2_COMMIT, "app"],
+        capture_output=True,
+        check=False,
+    )
+    if archive.returncode != 0:
+        pytest.skip(f"no git history with {VERSION_2_COMMIT[:7]} (a shallow clone?)")
+    subprocess.run(["tar", "-x", "-C", str(tmp_path)], input=archive.stdout, check=True)
+    core = _core()
+    name = core.stored_name("user:42")
+    stamp = (4_102_444_800_000).to_bytes(8, "big")  # 2100-01-01: version 2 reads no expiry
+    envelope = core.keyring.seal(name, LOGICAL, VALUE, stamp)
+    result = subprocess.run(
+        [sys.executable, "-c", _AS_VERSION_2, envelope.hex()],
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": f"{tmp_path / 'app'}:{ROOT}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout)
+    assert seen["version"] == 2  # the old code indeed
+    assert seen["value"] is None
+    assert (seen["reader"]["newer_envelopes"], seen["reader"]["integrity_failures"]) == (1, 0)
+    assert (seen["left_newer"], seen["commands"]) == (1, 0)  # left: no SET, no DEL
 
 
 # -- reads ---------------------------------------------------------------------------------------
