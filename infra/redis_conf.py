@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from secure_cache.crypto import MAX_OVERHEAD_BYTES
+
 # TLS 1.2 suites: ECDHE + AEAD only (forward secrecy, no CBC, no RSA key transport).
 TLS12_CIPHERS: Final = (
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
@@ -21,11 +23,11 @@ TLS13_CIPHERSUITES: Final = (
 ALLOWED_PROTOCOLS: Final = ("TLSv1.2", "TLSv1.3")
 
 # The largest value the app accepts (its HTTP_MAX_VALUE_BYTES; infra/components/app.py passes
-# this same number), and what sealing adds to it in the worst case: the 18-byte envelope
-# header and nonce, the 2-byte key length, the logical key (at most 4096 bytes) and the 16-byte
-# GCM tag (app/secure_cache/crypto.py). Compression is only kept when it shrinks the value.
+# this same number), and what sealing adds to it in the worst case (the envelope's header,
+# nonce and expiry, the sealed logical key and the GCM tag: app/secure_cache/crypto.py's
+# MAX_OVERHEAD_BYTES, one figure for the client's reply limit and this file).
 VALUE_LIMIT_BYTES: Final = 1 << 20
-ENVELOPE_OVERHEAD_BYTES: Final = 18 + 2 + 4096 + 16
+ENVELOPE_OVERHEAD_BYTES: Final = MAX_OVERHEAD_BYTES
 _MIB: Final = 1 << 20
 # Redis refuses a proto-max-bulk-len below 1 MiB.
 _REDIS_MIN_BULK_BYTES: Final = _MIB

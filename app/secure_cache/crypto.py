@@ -155,6 +155,17 @@ MIN_ENVELOPE_BYTES: Final = STAMPED_BYTES + LEN_BYTES + SIV_BYTES + KEY_PAD_BYTE
 MIN_ENVELOPE_V2_BYTES: Final = PREFIX_BYTES + LEN_BYTES + SIV_BYTES + KEY_PAD_BYTES + TAG_BYTES
 MIN_ENVELOPE_V1_BYTES: Final = PREFIX_BYTES + LEN_BYTES + TAG_BYTES
 MAX_LOGICAL_KEY_BYTES: Final = 4096
+# The most sealing adds to a value, in any version written: the version 3 header, nonce and
+# expiry, the key length, the sealed logical key (the longest, padded) and the GCM tag
+# (compression is kept only when it shrinks the value). The stack's proto-max-bulk-len
+# (infra/redis_conf.py) and the client's reply limit (transport.reply_limit_bytes) add it.
+MAX_OVERHEAD_BYTES: Final = (
+    STAMPED_BYTES
+    + LEN_BYTES
+    + SIV_BYTES
+    + (MAX_LOGICAL_KEY_BYTES // KEY_PAD_BYTES + 1) * KEY_PAD_BYTES
+    + TAG_BYTES
+)
 NAME_DIGEST_BYTES: Final = 16
 VIEW_BYTES: Final = 16 * 1024  # envelopes from this size are opened through a view
 NAME_CACHE_SIZE: Final = 4096

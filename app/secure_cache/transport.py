@@ -79,15 +79,8 @@ DEFAULT_SOCKET_TIMEOUT: Final = 2.0
 DEFAULT_CONNECT_TIMEOUT: Final = 2.0
 DEFAULT_MAX_CONNECTIONS: Final = 64
 DEFAULT_RETRIES: Final = 1
-# The most a sealed value adds to its plaintext: the header and nonce, the length, the sealed
-# logical key (the longest, padded) and the GCM tag (app/secure_cache/crypto.py).
-MAX_ENVELOPE_OVERHEAD_BYTES: Final = (
-    crypto.PREFIX_BYTES
-    + crypto.LEN_BYTES
-    + crypto.SIV_BYTES
-    + (crypto.MAX_LOGICAL_KEY_BYTES // crypto.KEY_PAD_BYTES + 1) * crypto.KEY_PAD_BYTES
-    + crypto.TAG_BYTES
-)
+# The most a sealed value adds to its plaintext (app/secure_cache/crypto.py).
+MAX_ENVELOPE_OVERHEAD_BYTES: Final = crypto.MAX_OVERHEAD_BYTES
 _MIB: Final = 1 << 20
 # How many of the largest values one reply may hold: the stack's Redis disconnects a client
 # whose reply outgrows 16 of them (infra/redis_conf.py, output_limit_bytes).

@@ -663,3 +663,17 @@ def test_logical_key_too_long__is_refused(keyring: Keyring) -> None:
     long_key = b"k" * (crypto.MAX_LOGICAL_KEY_BYTES + 1)
     with pytest.raises(ValueError, match="at most"):
         keyring.seal(keyring.primary.name(long_key), long_key, b"v")
+
+
+@pytest.mark.parametrize("key_bytes", [1, 31, 32, crypto.MAX_LOGICAL_KEY_BYTES])
+def test_max_overhead__bounds_what_sealing_adds_and_is_reached_by_the_longest_key(
+    keyring: Keyring, key_bytes: int
+) -> None:
+    # MAX_OVERHEAD_BYTES sizes the stack's proto-max-bulk-len (infra/redis_conf.py) and the
+    # client's reply limit: an envelope larger than it would be refused by Redis or the client.
+    logical = b"k" * key_bytes
+    value = os.urandom(1000)  # incompressible: compression is kept only when it shrinks
+    added = len(keyring.seal(keyring.primary_name(logical), logical, value)) - len(value)
+    assert added <= crypto.MAX_OVERHEAD_BYTES
+    if key_bytes == crypto.MAX_LOGICAL_KEY_BYTES:
+        assert added == crypto.MAX_OVERHEAD_BYTES
