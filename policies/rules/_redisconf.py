@@ -905,12 +905,7 @@ def shell_expanded(  # noqa: PLR0911 - one return per way a shell resolves it
     if not any(_program(word) in _SHELLS for word in words):
         return None
     name = match["braced"] or match["bare"]
-    assigned = [
-        found.group(1)
-        for word in words
-        for found in [re.match(rf"(?:.*[\s;&|])?{name}=(.*)$", word, re.S)]
-        if found is not None
-    ]
+    assigned = _assigned(name, words)
     if assigned:
         if "" in assigned:
             return ""
@@ -925,6 +920,26 @@ def shell_expanded(  # noqa: PLR0911 - one return per way a shell resolves it
     if given is not None and (given or not match["colon"]):
         return given
     return default if given is not None or official else None
+
+
+def _assigned(name: str, words: Sequence[str]) -> list[str]:
+    """The values the script's words assign to the variable `name` (`name=value`), in order."""
+    return [
+        found.group(1)
+        for word in words
+        for found in [re.match(rf"(?:.*[\s;&|])?{name}=(.*)$", word, re.S)]
+        if found is not None
+    ]
+
+
+def _assigned_several(word: str, props: Mapping[str, Any]) -> bool:
+    """Whether `word` is one variable the script assigns more than one value: which of them
+    the shell passes depends on the branch it takes (`A=""; if ...; then A="--port 6379";
+    fi`), so no one value stands for them all."""
+    match = _VARIABLE.fullmatch(word.strip())
+    if match is None:
+        return False
+    return len(set(_assigned(match["braced"] or match["bare"], _argv_words(argv(props))))) > 1
 
 
 # What a shell expands into any number of words: the positional parameters, a bash array.
@@ -961,14 +976,23 @@ def _as_the_shell_passes(
     out: list[str] = []
     awaiting = marked = False
     for word in given:
-        if _VARIABLE.fullmatch(word) and shell_expanded(word, props, image) == "":
+        # Where an option would stand, a variable the script assigns several values may be
+        # any of them, options too: not its shortest (or empty) value, which shell_expanded
+        # gives for a password's length.
+        several = not awaiting and _assigned_several(word, props)
+        if not several and _VARIABLE.fullmatch(word) and shell_expanded(word, props, image) == "":
             if re.search(r'"[^"]*' + re.escape(word) + r'[^"]*"', script):
                 out.append("")
                 awaiting = False
             continue  # unquoted and empty: no word at all
         resolved = shell_expanded(word, props, image) if _ONE_EXPANSION.fullmatch(word) else ""
-        may_split = resolved is None or (
-            bool(resolved) and (ifs or resolved.startswith("-") or resolved.split() != [resolved])
+        may_split = (
+            several
+            or resolved is None
+            or (
+                bool(resolved)
+                and (ifs or resolved.startswith("-") or resolved.split() != [resolved])
+            )
         )
         if out and (_ALL_ARGUMENTS.search(word) or (not awaiting and may_split)):
             if awaiting:

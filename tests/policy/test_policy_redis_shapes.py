@@ -1569,6 +1569,13 @@ def test_script__a_program_named_by_what_the_pack_cannot_resolve__is_a_server_it
         # Another image may set EXTRA_FLAGS in its own ENV (the official image's sets none).
         pytest.param(f"exec redis-server {TLS_SCRIPT} $EXTRA_FLAGS", "example.org/redis:7",
                      id="unresolved-variable"),
+        pytest.param(f'A=""\nif [ -n "$DEBUG" ]; then A="--port 6379"; fi\n'
+                     f"exec redis-server {TLS_SCRIPT} $A", "redis:7.4",
+                     id="assigned-empty-and-options"),
+        pytest.param(f'A=x; [ -n "$DEBUG" ] && A="--port 6379"; exec redis-server {TLS_SCRIPT} $A',
+                     "redis:7.4", id="assigned-a-word-and-options"),
+        pytest.param(f'A=; [ -n "$DEBUG" ] && A=--port; exec redis-server {TLS_SCRIPT} "$A" 6379',
+                     "redis:7.4", id="assigned-empty-or-an-option-quoted"),
     ],
 )  # fmt: skip
 def test_script__words_the_shell_may_expand_into_options__make_what_comes_before_unknown(

@@ -188,6 +188,12 @@ CASES: list[Case] = [
     sh("unset-variable", f'exec redis-server {TLS} --requirepass "$REDIS_PASSWORD"'),
     sh("assigned-variable", f'p={PW}; exec redis-server {TLS} --requirepass "$p"'),
     sh("assigned-then-emptied", f'p={PW}; p=; exec redis-server {TLS} --requirepass "$p"'),
+    sh("assigned-empty-or-options", f'A=""\nif [ -n "$DEBUG" ]; then A="--port 6379"; fi\n'
+       f"exec redis-server {TLS} --requirepass {PW} $A"),
+    sh("assigned-word-or-options", f'A=x; [ -n "$DEBUG" ] && A="--port 6379"; '
+       f"exec redis-server {TLS} --requirepass {PW} $A"),
+    sh("assigned-empty-or-option-quoted", f'A=; [ -n "$DEBUG" ] && A=--port; '
+       f'exec redis-server {TLS} --requirepass {PW} "$A" 6379'),
     sh("variable-as-program", f"R=redis-server; $R {TLS} --port 6379"),
     sh("variable-program-beside-a-server", f"R=redis-server; $R --port 6379 & "
        f"exec redis-server {TLS}"),
@@ -268,6 +274,10 @@ STRICTER: dict[str, str] = {
     "where an option would stand it may print options: " + _OPTIONS_UNKNOWN,
     "entrypoint-semicolon-in-substitution": "as semicolon-in-substitution, through "
     "docker-entrypoint.sh",
+    "assigned-empty-or-options": '$A is assigned "" or options, as the branch taken picks: '
+    + _OPTIONS_UNKNOWN,
+    "assigned-word-or-options": "$A is assigned x or options: " + _OPTIONS_UNKNOWN,
+    "assigned-empty-or-option-quoted": '"$A" is assigned "" or --port: ' + _OPTIONS_UNKNOWN,
     "ifs": "IFS=: splits $a into --port 6379: " + _OPTIONS_UNKNOWN,
     "here-document": "a here-document's body is read as commands (pack17b left it): the pack "
     "judges a server that is only text written to a file",
