@@ -342,8 +342,9 @@ def _script_words(script: str) -> tuple[str, ...]:
 
 
 def _substitutions(command: str) -> list[str]:
-    """The scripts of the command substitutions (`$(...)`, backquotes) in a command's text,
-    outermost first, outside single quotes."""
+    """The scripts of the command substitutions (`$(...)`, backquotes) and bash's process
+    substitutions (`<(...)`, `>(...)`, unquoted) in a command's text, outermost first,
+    outside single quotes."""
     found: list[str] = []
     i, quote = 0, ""
     while i < len(command):
@@ -362,7 +363,9 @@ def _substitutions(command: str) -> list[str]:
                 break
             found.append(command[i + 1 : end])
             i = end
-        elif command.startswith("$(", i) and not command.startswith("$((", i):
+        elif (command.startswith("$(", i) and not command.startswith("$((", i)) or (
+            not quote and command.startswith(("<(", ">("), i)  # bash's process substitution
+        ):
             depth, j = 1, i + 2
             while j < len(command) and depth:
                 depth += {"(": 1, ")": -1}.get(command[j], 0)
@@ -389,7 +392,7 @@ def _whole_substitutions(words: list[str]) -> list[str]:
             joined.append(word)
         current = joined[-1]
         unclosed = (
-            current.count("$(") > current.count(")")
+            sum(current.count(opening) for opening in ("$(", "<(", ">(")) > current.count(")")
             or current.count("${") > current.count("}")
             or current.count("`") % 2 == 1
         )
@@ -442,6 +445,9 @@ def _script_commands(script: str) -> list[str]:  # noqa: PLR0912, PLR0915 - one 
             end = script.find("\n", i)  # a comment, to the end of its line
             i = len(script) if end < 0 else end
             continue
+        elif char in "<>" and script[i + 1 : i + 2] == "(":  # bash's `<(...)`, `>(...)`
+            enclosing.append("(")
+            step = 2
         elif char in "<>" and script[i : i + 2] != "<<":
             after = _redirection_end(script, i)
             if after is not None:

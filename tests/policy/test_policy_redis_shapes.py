@@ -1514,6 +1514,10 @@ def test_script__a_short_password_the_script_assigns__is_judged_by_its_length() 
                      f"{TLS_SCRIPT}", id="in-backquotes"),
         pytest.param(f'eval "redis-server --port 6379"; exec redis-server {TLS_SCRIPT}',
                      id="eval"),
+        pytest.param(f"cat <(redis-server --port 6379); exec redis-server {TLS_SCRIPT}",
+                     id="process-substitution"),
+        pytest.param(f"tee >(true; redis-server --port 6379) </dev/null; exec redis-server "
+                     f"{TLS_SCRIPT}", id="process-substitution-with-a-list"),
         pytest.param(f"exec redis-server {TLS_SCRIPT} --protected-mode yes $(true ; true) "
                      f"--port 6379", id="semicolon-inside-a-substitution"),
         pytest.param(f"exec sh -c 'exec \"$@\"' sh redis-server {TLS_SCRIPT} --port 6379",

@@ -226,6 +226,10 @@ CASES: list[Case] = [
        f"exec redis-server {TLS}"),
     sh("assignment-substitution", f"x=$(redis-server --port 6379 --daemonize yes); "
        f"exec redis-server {TLS}"),
+    Case("process-substitution", ("/bin/bash", "-c", "cat <(redis-server --port 6379); "
+         f"exec redis-server {TLS}")),
+    Case("process-substitution-list", ("/bin/bash", "-c", "tee >(true; redis-server --port "
+         f"6379 --daemonize yes) </dev/null; exec redis-server {TLS}")),
     sh("background", f"redis-server --port 6379 & exec redis-server {TLS}"),
     sh("redirection", f"exec redis-server {TLS} >/tmp/log 2>&1"),
     sh("quoted-operator", f"exec redis-server {TLS} --requirepass 'a;b&&c|d-{PW}'"),
