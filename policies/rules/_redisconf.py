@@ -920,7 +920,11 @@ def shell_expanded(  # noqa: PLR0911 - one return per way a shell resolves it
     env = dict(envs(props))
     given = env.get(name)
     default = match["default"]
-    official = is_official_image(image) and name not in _SET_BY_THE_SHELL
+    official = (
+        is_official_image(image)
+        and name not in _SET_BY_THE_SHELL
+        and not _set_otherwise(name, words)
+    )
     if default is None:
         return given if given is not None else ("" if official else None)
     if given is not None and (given or not match["colon"]):
@@ -936,6 +940,23 @@ def _assigned(name: str, words: Sequence[str]) -> list[str]:
         for found in [re.match(rf"(?:.*[\s;&|])?{name}=(.*)$", word, re.S)]
         if found is not None
     ]
+
+
+# An expansion of a variable that sets nothing: `$NAME`, `${NAME}`, `${NAME:-x}`, `${#NAME}`, ...
+# (not `${NAME:=x}`, which assigns it).
+_READS_IT: Final = r"\$(?:{name}(?!\w)|\{{#?{name}(?:\}}|:?[-+?#%]|##|%%))"
+
+
+def _set_otherwise(name: str, words: Sequence[str]) -> bool:
+    """Whether the script may set `name` other than by `name=value` (which `_assigned`
+    reads): it names it outside an expansion that only reads it (`for name in ...`, `read
+    name`, `printf -v name`, `getopts ... name`, `${name:=x}`), or sources a file or runs a
+    script it cannot read (`. file`, `eval "$X"`), which may set anything. Such a variable
+    is no unset one, whatever the container's environment says."""
+    text = re.sub(_READS_IT.format(name=re.escape(name)), " ", " ".join(words))
+    return re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text) is not None or _runs_unseen(
+        list(words)
+    )
 
 
 def _assigned_several(word: str, props: Mapping[str, Any]) -> bool:

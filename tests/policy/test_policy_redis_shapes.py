@@ -1580,6 +1580,14 @@ def test_script__a_program_named_by_what_the_pack_cannot_resolve__is_a_server_it
                      "redis:7.4", id="assigned-a-word-and-options"),
         pytest.param(f'A=; [ -n "$DEBUG" ] && A=--port; exec redis-server {TLS_SCRIPT} "$A" 6379',
                      "redis:7.4", id="assigned-empty-or-an-option-quoted"),
+        pytest.param(f'for A in "--port 6379"; do :; done; exec redis-server {TLS_SCRIPT} $A',
+                     "redis:7.4", id="set-by-for"),
+        pytest.param(f": ${{A:=--port 6379}}; exec redis-server {TLS_SCRIPT} $A", "redis:7.4",
+                     id="set-by-a-default-assignment"),
+        pytest.param(f"read A < /etc/extra; exec redis-server {TLS_SCRIPT} $A", "redis:7.4",
+                     id="set-by-read"),
+        pytest.param(f". /etc/extra.sh; exec redis-server {TLS_SCRIPT} $A", "redis:7.4",
+                     id="set-by-a-sourced-file"),
     ],
 )  # fmt: skip
 def test_script__words_the_shell_may_expand_into_options__make_what_comes_before_unknown(

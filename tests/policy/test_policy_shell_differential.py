@@ -194,6 +194,11 @@ CASES: list[Case] = [
        f"exec redis-server {TLS} --requirepass {PW} $A"),
     sh("assigned-empty-or-option-quoted", f'A=; [ -n "$DEBUG" ] && A=--port; '
        f'exec redis-server {TLS} --requirepass {PW} "$A" 6379'),
+    sh("for-loop-variable", f'for A in "--port 6379"; do exec redis-server {TLS} $A; done'),
+    sh("default-assigned-variable", f": ${{A:=--port 6379}}; exec redis-server {TLS} $A"),
+    sh("read-variable", f"read A <<EOF\n--port 6379\nEOF\nexec redis-server {TLS} $A"),
+    Case("printf-v-variable", ("/bin/bash", "-c", 'printf -v A -- "--port 6379"; '
+         f"exec redis-server {TLS} $A")),
     sh("variable-as-program", f"R=redis-server; $R {TLS} --port 6379"),
     sh("variable-program-beside-a-server", f"R=redis-server; $R --port 6379 & "
        f"exec redis-server {TLS}"),
@@ -282,6 +287,10 @@ STRICTER: dict[str, str] = {
     + _OPTIONS_UNKNOWN,
     "assigned-word-or-options": "$A is assigned x or options: " + _OPTIONS_UNKNOWN,
     "assigned-empty-or-option-quoted": '"$A" is assigned "" or --port: ' + _OPTIONS_UNKNOWN,
+    "for-loop-variable": "$A is set by `for`, not unset: " + _OPTIONS_UNKNOWN,
+    "default-assigned-variable": "$A is set by ${A:=...}, not unset: " + _OPTIONS_UNKNOWN,
+    "read-variable": "$A is set by `read`, not unset: " + _OPTIONS_UNKNOWN,
+    "printf-v-variable": "$A is set by `printf -v`, not unset: " + _OPTIONS_UNKNOWN,
     "ifs": "IFS=: splits $a into --port 6379: " + _OPTIONS_UNKNOWN,
     "here-document": "a here-document's body is read as commands (pack17b left it): the pack "
     "judges a server that is only text written to a file",
