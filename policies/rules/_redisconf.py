@@ -294,19 +294,22 @@ def _argv_words(args: Sequence[str]) -> list[str]:
     word stays one argument, spaces and all, as exec hands it over: redis-server reads `--port
     0` as the line `port 0`, takes a first argument that is no option for its config file's
     name, and any other word for one value (`parse_args`)."""
-    pending = [(arg, i == 0, True) for i, arg in enumerate(args)]
+    # Each word with whether it is argv's first, whether argv gives it (not a split), and how
+    # many words were read when it was split off: a `-c` read before its split names its
+    # script, not the script's first word (`P="a b"; ...` is one assignment).
+    pending = [(arg, i == 0, True, 0) for i, arg in enumerate(args)]
     words: list[str] = []
     shell = False
     while pending:
-        word, first, given = pending.pop(0)
-        script = shell and bool(words) and _SCRIPT_FLAG.match(words[-1]) is not None
+        word, first, given, since = pending.pop(0)
+        script = shell and len(words) > since and _SCRIPT_FLAG.match(words[-1]) is not None
         splits = (first or script) and _SPLIT_AT.search(word.strip()) is not None
         split = list(_script_words(word)) if splits else [word]
         if script and given and pending:
             # What follows a `-c` script is its $0, $1, ...: none of its commands' words.
-            pending.insert(0, (";", False, False))
+            pending.insert(0, (";", False, False, len(words)))
         if split != [word]:
-            pending[:0] = [(w, False, False) for w in split]
+            pending[:0] = [(w, False, False, len(words)) for w in split]
             continue
         words.append(word)
         shell = shell or _program(word) in _SHELLS
@@ -959,14 +962,14 @@ def _set_otherwise(name: str, words: Sequence[str]) -> bool:
     )
 
 
-def _assigned_several(word: str, props: Mapping[str, Any]) -> bool:
-    """Whether `word` is one variable the script assigns more than one value: which of them
-    the shell passes depends on the branch it takes (`A=""; if ...; then A="--port 6379";
-    fi`), so no one value stands for them all."""
+def _assigned_values(word: str, props: Mapping[str, Any]) -> list[str]:
+    """The values the script assigns to the variable `word` is ([] when it is no variable or
+    the script assigns it none): which of them the shell passes depends on the branch it
+    takes (`A=""; if ...; then A="--port 6379"; fi`), so no one of them stands for them all."""
     match = _VARIABLE.fullmatch(word.strip())
     if match is None:
-        return False
-    return len(set(_assigned(match["braced"] or match["bare"], _argv_words(argv(props))))) > 1
+        return []
+    return _assigned(match["braced"] or match["bare"], _argv_words(argv(props)))
 
 
 # What a shell expands into any number of words: the positional parameters, a bash array.
@@ -996,19 +999,37 @@ def _as_the_shell_passes(
     option, or split at another IFS the script sets), standing where an option would
     (not as the value an option before it waits for), may hold options too (`IFS=:`,
     `$(echo --port 6379)`): settings before it are unknown then, unless argv sets them again
-    after it. A value is taken to stay one value (`--requirepass $(cat f)`)."""
+    after it. A value the pack cannot see is taken to stay one value (`--requirepass $(cat
+    f)`); an unquoted literal one the script assigns with blanks is split as the shell splits
+    it (`P="pw --port 6379"; ... --requirepass $P`)."""
     script = " ".join(argv(props))
     # A script that sets IFS splits values at other characters than blanks.
     ifs = re.search(r"(?:^|[\s;&|])IFS=", script) is not None
     out: list[str] = []
     awaiting = marked = False
     for word in given:
+        quoted = re.search(r'"[^"]*' + re.escape(word) + r'[^"]*"', script) is not None
+        values = _assigned_values(word, props)
         # Where an option would stand, a variable the script assigns several values may be
         # any of them, options too: not its shortest (or empty) value, which shell_expanded
         # gives for a password's length.
-        several = not awaiting and _assigned_several(word, props)
+        several = not awaiting and len(set(values)) > 1
+        # Unquoted, a literal value the script assigns with blanks in it (or any, under
+        # another IFS) is split into words: those after the first are options of their own.
+        split_value = (
+            awaiting
+            and not quoted
+            and any(
+                value and not re.search(r"[$`\\]", value) and (ifs or value.split() != [value])
+                for value in values
+            )
+        )
+        if split_value:
+            out += [word, "--include", SHELL_ARGUMENTS]
+            awaiting, marked = False, True
+            continue
         if not several and _VARIABLE.fullmatch(word) and shell_expanded(word, props, image) == "":
-            if re.search(r'"[^"]*' + re.escape(word) + r'[^"]*"', script):
+            if quoted:
                 out.append("")
                 awaiting = False
             continue  # unquoted and empty: no word at all

@@ -15,7 +15,7 @@ import pytest
 from policies.records import Record, parse_records
 from policies.rules._model import CONTAINER, SERVICE
 from policies.rules._props import shell_words
-from policies.rules._redisconf import Verdict, recognise
+from policies.rules._redisconf import Verdict, recognise, shell_expanded
 from policies.rules.redis import RULES
 from tests.policy.support import run_rule, to_resources
 
@@ -1582,6 +1582,9 @@ def test_script__a_program_named_by_what_the_pack_cannot_resolve__is_a_server_it
                      "redis:7.4", id="assigned-empty-or-an-option-quoted"),
         pytest.param(f'for A in "--port 6379"; do :; done; exec redis-server {TLS_SCRIPT} $A',
                      "redis:7.4", id="set-by-for"),
+        pytest.param(f'P="a-long-enough-password-0123456789 --port 6379"\n'
+                     f"exec redis-server {TLS_SCRIPT} --requirepass $P",
+                     "redis:7.4", id="an-unquoted-value-with-blanks"),
         pytest.param(f": ${{A:=--port 6379}}; exec redis-server {TLS_SCRIPT} $A", "redis:7.4",
                      id="set-by-a-default-assignment"),
         pytest.param(f"read A < /etc/extra; exec redis-server {TLS_SCRIPT} $A", "redis:7.4",
@@ -1658,3 +1661,10 @@ def test_script__a_value_from_a_substitution__stays_one_value() -> None:
     assert recognition.args == (*TLS_SCRIPT.split(), "--requirepass", "$(cat /run/secrets/pw)")
     records = stack(container("redis", image="redis:7.4", command=["sh", "-c", script]))
     assert run_rule("redis-tls-only", records) == []
+
+
+def test_script__an_assignment_with_blanks_first_in_the_script__is_one_assignment() -> None:
+    # The `-c` before the script names the script, not the script's first word: `P="a b"` is
+    # not split again into `P=a` and `b`.
+    props = {"image": "redis:7.4", "command": ["sh", "-c", 'P="a b c"; exec redis-server $P']}
+    assert shell_expanded("$P", props, "redis:7.4") == "a b c"

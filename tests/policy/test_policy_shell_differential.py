@@ -199,6 +199,10 @@ CASES: list[Case] = [
     sh("read-variable", f"read A <<EOF\n--port 6379\nEOF\nexec redis-server {TLS} $A"),
     Case("printf-v-variable", ("/bin/bash", "-c", 'printf -v A -- "--port 6379"; '
          f"exec redis-server {TLS} $A")),
+    sh("unquoted-value-with-blanks", f'P="{PW} --port 6379"; exec redis-server {TLS} '
+       "--requirepass $P"),
+    sh("unquoted-value-empty-or-with-blanks", f'P=; [ -n "$X" ] && P="{PW} --port 6379"; '
+       f"exec redis-server {TLS} --requirepass $P"),
     sh("variable-as-program", f"R=redis-server; $R {TLS} --port 6379"),
     sh("variable-program-beside-a-server", f"R=redis-server; $R --port 6379 & "
        f"exec redis-server {TLS}"),
@@ -291,6 +295,9 @@ STRICTER: dict[str, str] = {
     "default-assigned-variable": "$A is set by ${A:=...}, not unset: " + _OPTIONS_UNKNOWN,
     "read-variable": "$A is set by `read`, not unset: " + _OPTIONS_UNKNOWN,
     "printf-v-variable": "$A is set by `printf -v`, not unset: " + _OPTIONS_UNKNOWN,
+    "unquoted-value-with-blanks": "$P unquoted is split at its blanks: " + _OPTIONS_UNKNOWN,
+    "unquoted-value-empty-or-with-blanks": "$P unquoted is empty or split at its blanks: "
+    + _OPTIONS_UNKNOWN,
     "ifs": "IFS=: splits $a into --port 6379: " + _OPTIONS_UNKNOWN,
     "here-document": "a here-document's body is read as commands (pack17b left it): the pack "
     "judges a server that is only text written to a file",
