@@ -795,21 +795,25 @@ def _programs_named(words: list[str], props: Mapping[str, Any], image: str) -> l
     """`words` with a variable or an alias that names a server program replaced by the
     program it names (`R=redis-server; $R --port 6379`, as shell_expanded resolves it;
     `alias r=redis-server` then `r --port 6379` at the start of a command: dash expands
-    aliases in a script)."""
+    aliases in a script, into all the alias's words: `alias r="exec redis-server --port
+    6379"` runs the server with those options too)."""
     aliases = {
-        name: value.split()[0]
-        for word, after in itertools.pairwise(words)
+        name: expansion
+        for i, word in enumerate(words)
         if word == "alias"
+        for after in itertools.takewhile(lambda w: w not in _SHELL_SEPARATORS, words[i + 1 :])
         for name, _, value in [after.partition("=")]
-        if value.split() and _program(value.split()[0]) in _STARTS_A_SERVER
+        for expansion in [shell_words(value)]
+        if any(_program(w) in _STARTS_A_SERVER for w in expansion)
     }
     if not aliases and not any("$" in word for word in words):
         return words
-    named = []
+    named: list[str] = []
     for i, word in enumerate(words):
         program = shell_expanded(word, props, image) if _VARIABLE.fullmatch(word) else None
-        if program is None and (i == 0 or words[i - 1] in _SHELL_SEPARATORS):
-            program = aliases.get(word)
+        if program is None and word in aliases and (i == 0 or words[i - 1] in _SHELL_SEPARATORS):
+            named += aliases[word]
+            continue
         named.append(program if program and _program(program) in _STARTS_A_SERVER else word)
     return named
 

@@ -1543,6 +1543,9 @@ def test_script__its_own_arguments__are_no_words_of_its_commands() -> None:
                      id="variable"),
         pytest.param(f"alias r=redis-server\nr --port 6379 & exec redis-server {TLS_SCRIPT}",
                      id="alias"),
+        pytest.param('alias r="exec redis-server"\nr --port 6379', id="alias-through-exec"),
+        pytest.param(f'alias r="nohup redis-server"\nr --port 6379 & exec redis-server '
+                     f"{TLS_SCRIPT}", id="alias-through-nohup"),
     ],
 )  # fmt: skip
 def test_script__a_server_named_by_a_variable_or_an_alias__is_judged(script: str) -> None:
@@ -1668,3 +1671,10 @@ def test_script__an_assignment_with_blanks_first_in_the_script__is_one_assignmen
     # not split again into `P=a` and `b`.
     props = {"image": "redis:7.4", "command": ["sh", "-c", 'P="a b c"; exec redis-server $P']}
     assert shell_expanded("$P", props, "redis:7.4") == "a b c"
+
+
+def test_script__the_options_an_alias_gives_its_server__are_read() -> None:
+    # dash expands `r` into all the alias's words: the server gets --enable-debug-command yes.
+    script = f'alias r="redis-server --enable-debug-command yes"\nr {TLS_SCRIPT}'
+    records = stack(container("redis", image="redis:7.4", command=["sh", "-c", script]))
+    assert run_rule("redis-escape-hatches-disabled", records) != []

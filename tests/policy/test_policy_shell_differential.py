@@ -207,6 +207,9 @@ CASES: list[Case] = [
     sh("variable-program-beside-a-server", f"R=redis-server; $R --port 6379 & "
        f"exec redis-server {TLS}"),
     sh("alias", f"alias r=redis-server\nr {TLS} --port 6379"),
+    sh("alias-with-options", f'alias r="redis-server --enable-debug-command yes"\n'
+       f"r {TLS} --requirepass {PW}"),
+    sh("alias-through-exec", 'alias r="exec redis-server"\nr --port 6379'),
     sh("nested-sh-variable", 'sh -c "$CMD"', {"CMD": f"exec redis-server {TLS} --port 6379"}),
     sh("eval-variable", 'eval "$CMD"', {"CMD": f"exec redis-server {TLS} --port 6379"}),
     sh("acl-rule-redirected", f"exec redis-server {TLS} --user app on >$(cat /f) '~*' '+get'"),
@@ -311,6 +314,8 @@ STRICTER: dict[str, str] = {
     "conditional-option": "${EXTRA:+--port 6379}: " + _OPTIONS_UNKNOWN,
     "alias": "bash expands no alias in a script (dash does): the pack judges the server dash "
     "starts, under bash too",
+    "alias-with-options": "as alias: bash runs no alias in a script",
+    "alias-through-exec": "as alias: bash runs no alias in a script",
     "nested-sh-variable": "$CMD is the nested shell's script: a server whose arguments are unknown",
     "eval-variable": "eval runs $CMD: a server whose arguments are unknown",
     "entrypoint-dollar-at": 'docker-entrypoint.sh "$@": the program is among the script\'s '
