@@ -930,7 +930,7 @@ def shell_expanded(  # noqa: PLR0911 - one return per way a shell resolves it
     official = (
         is_official_image(image)
         and name not in _SET_BY_THE_SHELL
-        and not _set_otherwise(name, words)
+        and not _set_otherwise(name, words, " ".join(argv(props)))
     )
     if default is None:
         return given if given is not None else ("" if official else None)
@@ -954,16 +954,21 @@ def _assigned(name: str, words: Sequence[str]) -> list[str]:
 _READS_IT: Final = r"\$(?:{name}(?!\w)|\{{#?{name}(?:\}}|:?[-+?#%]|##|%%))"
 
 
-def _set_otherwise(name: str, words: Sequence[str]) -> bool:
+# A command that may set any variable: a sourced file, eval (of text the pack may not see).
+_SETS_ANY: Final = re.compile(r"(?:^|[\s;&|(`])(?:\.|source|eval)\s")
+
+
+def _set_otherwise(name: str, words: Sequence[str], script: str) -> bool:
     """Whether the script may set `name` other than by `name=value` (which `_assigned`
     reads): it names it outside an expansion that only reads it (`for name in ...`, `read
-    name`, `printf -v name`, `getopts ... name`, `${name:=x}`), or sources a file or runs a
-    script it cannot read (`. file`, `eval "$X"`), which may set anything. Such a variable
-    is no unset one, whatever the container's environment says."""
+    name`, `printf -v name`, `getopts ... name`, `${name:=x}`), or sources a file or evals
+    text (`. file`, `eval "$X"`; `script` is the command line as written: eval's text is
+    read as commands in `words`), which may set anything. Such a variable is no unset one,
+    whatever the container's environment says. A program a variable names (`$R ...`) runs
+    in a process of its own and sets none of the script's."""
     text = re.sub(_READS_IT.format(name=re.escape(name)), " ", " ".join(words))
-    return re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text) is not None or _runs_unseen(
-        list(words)
-    )
+    named = re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text) is not None
+    return named or _SETS_ANY.search(script) is not None
 
 
 def _assigned_values(word: str, props: Mapping[str, Any]) -> list[str]:

@@ -1543,6 +1543,8 @@ def test_script__its_own_arguments__are_no_words_of_its_commands() -> None:
                      id="variable"),
         pytest.param(f"alias r=redis-server\nr --port 6379 & exec redis-server {TLS_SCRIPT}",
                      id="alias"),
+        pytest.param(f"${{R:-redis-server}} --port 6379 & exec redis-server {TLS_SCRIPT}",
+                     id="variable-default"),
         pytest.param('alias r="exec redis-server"\nr --port 6379', id="alias-through-exec"),
         pytest.param(f'alias r="nohup redis-server"\nr --port 6379 & exec redis-server '
                      f"{TLS_SCRIPT}", id="alias-through-nohup"),

@@ -203,6 +203,8 @@ CASES: list[Case] = [
        "--requirepass $P"),
     sh("unquoted-value-empty-or-with-blanks", f'P=; [ -n "$X" ] && P="{PW} --port 6379"; '
        f"exec redis-server {TLS} --requirepass $P"),
+    sh("variable-default-as-program", "${R:-redis-server} --port 6379 & "
+       f"exec redis-server {TLS}"),
     sh("variable-as-program", f"R=redis-server; $R {TLS} --port 6379"),
     sh("variable-program-beside-a-server", f"R=redis-server; $R --port 6379 & "
        f"exec redis-server {TLS}"),
