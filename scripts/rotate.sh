@@ -265,8 +265,11 @@ case "$kind" in
     api-token) rotate_api_token ;;
     api-token-retire)
         # Nothing pending: an up here changed no token, applied whatever else was pending (a
-        # new image, a setting) unasked, and the report called it "rotated in place".
-        if [ -z "$(unfinished api-token)" ]; then
+        # new image, a setting) unasked, and the report called it "rotated in place". Asked
+        # in an assignment, as the other kinds ask, so that its failure stops the run (set -e)
+        # instead of reading as "nothing pending".
+        pending="$(unfinished api-token)"
+        if [ -z "$pending" ]; then
             log "stack $stack: nothing to retire: the app accepts no earlier API token (no scripts/rotate.sh $stack api-token waits for its retire); nothing was changed"
             exit 0
         fi

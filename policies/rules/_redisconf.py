@@ -294,19 +294,22 @@ def _argv_words(args: Sequence[str]) -> list[str]:
     word stays one argument, spaces and all, as exec hands it over: redis-server reads `--port
     0` as the line `port 0`, takes a first argument that is no option for its config file's
     name, and any other word for one value (`parse_args`)."""
-    pending = [(arg, i == 0, True) for i, arg in enumerate(args)]
+    # Each word with whether it is argv's first, whether argv gives it (not a split), and how
+    # many words were read when it was split off: a `-c` read before its split names its
+    # script, not the script's first word (`P="a b"; ...` is one assignment).
+    pending = [(arg, i == 0, True, 0) for i, arg in enumerate(args)]
     words: list[str] = []
     shell = False
     while pending:
-        word, first, given = pending.pop(0)
-        script = shell and bool(words) and _SCRIPT_FLAG.match(words[-1]) is not None
+        word, first, given, since = pending.pop(0)
+        script = shell and len(words) > since and _SCRIPT_FLAG.match(words[-1]) is not None
         splits = (first or script) and _SPLIT_AT.search(word.strip()) is not None
         split = list(_script_words(word)) if splits else [word]
         if script and given and pending:
             # What follows a `-c` script is its $0, $1, ...: none of its commands' words.
-            pending.insert(0, (";", False, False))
+            pending.insert(0, (";", False, False, len(words)))
         if split != [word]:
-            pending[:0] = [(w, False, False) for w in split]
+            pending[:0] = [(w, False, False, len(words)) for w in split]
             continue
         words.append(word)
         shell = shell or _program(word) in _SHELLS
@@ -342,8 +345,9 @@ def _script_words(script: str) -> tuple[str, ...]:
 
 
 def _substitutions(command: str) -> list[str]:
-    """The scripts of the command substitutions (`$(...)`, backquotes) in a command's text,
-    outermost first, outside single quotes."""
+    """The scripts of the command substitutions (`$(...)`, backquotes) and bash's process
+    substitutions (`<(...)`, `>(...)`, unquoted) in a command's text, outermost first,
+    outside single quotes."""
     found: list[str] = []
     i, quote = 0, ""
     while i < len(command):
@@ -362,7 +366,9 @@ def _substitutions(command: str) -> list[str]:
                 break
             found.append(command[i + 1 : end])
             i = end
-        elif command.startswith("$(", i) and not command.startswith("$((", i):
+        elif (command.startswith("$(", i) and not command.startswith("$((", i)) or (
+            not quote and command.startswith(("<(", ">("), i)  # bash's process substitution
+        ):
             depth, j = 1, i + 2
             while j < len(command) and depth:
                 depth += {"(": 1, ")": -1}.get(command[j], 0)
@@ -389,7 +395,7 @@ def _whole_substitutions(words: list[str]) -> list[str]:
             joined.append(word)
         current = joined[-1]
         unclosed = (
-            current.count("$(") > current.count(")")
+            sum(current.count(opening) for opening in ("$(", "<(", ">(")) > current.count(")")
             or current.count("${") > current.count("}")
             or current.count("`") % 2 == 1
         )
@@ -442,6 +448,9 @@ def _script_commands(script: str) -> list[str]:  # noqa: PLR0912, PLR0915 - one 
             end = script.find("\n", i)  # a comment, to the end of its line
             i = len(script) if end < 0 else end
             continue
+        elif char in "<>" and script[i + 1 : i + 2] == "(":  # bash's `<(...)`, `>(...)`
+            enclosing.append("(")
+            step = 2
         elif char in "<>" and script[i : i + 2] != "<<":
             after = _redirection_end(script, i)
             if after is not None:
@@ -786,21 +795,25 @@ def _programs_named(words: list[str], props: Mapping[str, Any], image: str) -> l
     """`words` with a variable or an alias that names a server program replaced by the
     program it names (`R=redis-server; $R --port 6379`, as shell_expanded resolves it;
     `alias r=redis-server` then `r --port 6379` at the start of a command: dash expands
-    aliases in a script)."""
+    aliases in a script, into all the alias's words: `alias r="exec redis-server --port
+    6379"` runs the server with those options too)."""
     aliases = {
-        name: value.split()[0]
-        for word, after in itertools.pairwise(words)
+        name: expansion
+        for i, word in enumerate(words)
         if word == "alias"
+        for after in itertools.takewhile(lambda w: w not in _SHELL_SEPARATORS, words[i + 1 :])
         for name, _, value in [after.partition("=")]
-        if value.split() and _program(value.split()[0]) in _STARTS_A_SERVER
+        for expansion in [shell_words(value)]
+        if any(_program(w) in _STARTS_A_SERVER for w in expansion)
     }
     if not aliases and not any("$" in word for word in words):
         return words
-    named = []
+    named: list[str] = []
     for i, word in enumerate(words):
         program = shell_expanded(word, props, image) if _VARIABLE.fullmatch(word) else None
-        if program is None and (i == 0 or words[i - 1] in _SHELL_SEPARATORS):
-            program = aliases.get(word)
+        if program is None and word in aliases and (i == 0 or words[i - 1] in _SHELL_SEPARATORS):
+            named += aliases[word]
+            continue
         named.append(program if program and _program(program) in _STARTS_A_SERVER else word)
     return named
 
@@ -905,12 +918,7 @@ def shell_expanded(  # noqa: PLR0911 - one return per way a shell resolves it
     if not any(_program(word) in _SHELLS for word in words):
         return None
     name = match["braced"] or match["bare"]
-    assigned = [
-        found.group(1)
-        for word in words
-        for found in [re.match(rf"(?:.*[\s;&|])?{name}=(.*)$", word, re.S)]
-        if found is not None
-    ]
+    assigned = _assigned(name, words)
     if assigned:
         if "" in assigned:
             return ""
@@ -919,12 +927,58 @@ def shell_expanded(  # noqa: PLR0911 - one return per way a shell resolves it
     env = dict(envs(props))
     given = env.get(name)
     default = match["default"]
-    official = is_official_image(image) and name not in _SET_BY_THE_SHELL
+    official = (
+        is_official_image(image)
+        and name not in _SET_BY_THE_SHELL
+        and not _set_otherwise(name, words, " ".join(argv(props)))
+    )
     if default is None:
         return given if given is not None else ("" if official else None)
     if given is not None and (given or not match["colon"]):
         return given
     return default if given is not None or official else None
+
+
+def _assigned(name: str, words: Sequence[str]) -> list[str]:
+    """The values the script's words assign to the variable `name` (`name=value`), in order."""
+    return [
+        found.group(1)
+        for word in words
+        for found in [re.match(rf"(?:.*[\s;&|])?{name}=(.*)$", word, re.S)]
+        if found is not None
+    ]
+
+
+# An expansion of a variable that sets nothing: `$NAME`, `${NAME}`, `${NAME:-x}`, `${#NAME}`, ...
+# (not `${NAME:=x}`, which assigns it).
+_READS_IT: Final = r"\$(?:{name}(?!\w)|\{{#?{name}(?:\}}|:?[-+?#%]|##|%%))"
+
+
+# A command that may set any variable: a sourced file, eval (of text the pack may not see).
+_SETS_ANY: Final = re.compile(r"(?:^|[\s;&|(`])(?:\.|source|eval)\s")
+
+
+def _set_otherwise(name: str, words: Sequence[str], script: str) -> bool:
+    """Whether the script may set `name` other than by `name=value` (which `_assigned`
+    reads): it names it outside an expansion that only reads it (`for name in ...`, `read
+    name`, `printf -v name`, `getopts ... name`, `${name:=x}`), or sources a file or evals
+    text (`. file`, `eval "$X"`; `script` is the command line as written: eval's text is
+    read as commands in `words`), which may set anything. Such a variable is no unset one,
+    whatever the container's environment says. A program a variable names (`$R ...`) runs
+    in a process of its own and sets none of the script's."""
+    text = re.sub(_READS_IT.format(name=re.escape(name)), " ", " ".join(words))
+    named = re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text) is not None
+    return named or _SETS_ANY.search(script) is not None
+
+
+def _assigned_values(word: str, props: Mapping[str, Any]) -> list[str]:
+    """The values the script assigns to the variable `word` is ([] when it is no variable or
+    the script assigns it none): which of them the shell passes depends on the branch it
+    takes (`A=""; if ...; then A="--port 6379"; fi`), so no one of them stands for them all."""
+    match = _VARIABLE.fullmatch(word.strip())
+    if match is None:
+        return []
+    return _assigned(match["braced"] or match["bare"], _argv_words(argv(props)))
 
 
 # What a shell expands into any number of words: the positional parameters, a bash array.
@@ -954,21 +1008,48 @@ def _as_the_shell_passes(
     option, or split at another IFS the script sets), standing where an option would
     (not as the value an option before it waits for), may hold options too (`IFS=:`,
     `$(echo --port 6379)`): settings before it are unknown then, unless argv sets them again
-    after it. A value is taken to stay one value (`--requirepass $(cat f)`)."""
+    after it. A value the pack cannot see is taken to stay one value (`--requirepass $(cat
+    f)`); an unquoted literal one the script assigns with blanks is split as the shell splits
+    it (`P="pw --port 6379"; ... --requirepass $P`)."""
     script = " ".join(argv(props))
     # A script that sets IFS splits values at other characters than blanks.
     ifs = re.search(r"(?:^|[\s;&|])IFS=", script) is not None
     out: list[str] = []
     awaiting = marked = False
     for word in given:
-        if _VARIABLE.fullmatch(word) and shell_expanded(word, props, image) == "":
-            if re.search(r'"[^"]*' + re.escape(word) + r'[^"]*"', script):
+        quoted = re.search(r'"[^"]*' + re.escape(word) + r'[^"]*"', script) is not None
+        values = _assigned_values(word, props)
+        # Where an option would stand, a variable the script assigns several values may be
+        # any of them, options too: not its shortest (or empty) value, which shell_expanded
+        # gives for a password's length.
+        several = not awaiting and len(set(values)) > 1
+        # Unquoted, a literal value the script assigns with blanks in it (or any, under
+        # another IFS) is split into words: those after the first are options of their own.
+        split_value = (
+            awaiting
+            and not quoted
+            and any(
+                value and not re.search(r"[$`\\]", value) and (ifs or value.split() != [value])
+                for value in values
+            )
+        )
+        if split_value:
+            out += [word, "--include", SHELL_ARGUMENTS]
+            awaiting, marked = False, True
+            continue
+        if not several and _VARIABLE.fullmatch(word) and shell_expanded(word, props, image) == "":
+            if quoted:
                 out.append("")
                 awaiting = False
             continue  # unquoted and empty: no word at all
         resolved = shell_expanded(word, props, image) if _ONE_EXPANSION.fullmatch(word) else ""
-        may_split = resolved is None or (
-            bool(resolved) and (ifs or resolved.startswith("-") or resolved.split() != [resolved])
+        may_split = (
+            several
+            or resolved is None
+            or (
+                bool(resolved)
+                and (ifs or resolved.startswith("-") or resolved.split() != [resolved])
+            )
         )
         if out and (_ALL_ARGUMENTS.search(word) or (not awaiting and may_split)):
             if awaiting:

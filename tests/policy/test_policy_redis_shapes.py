@@ -15,7 +15,7 @@ import pytest
 from policies.records import Record, parse_records
 from policies.rules._model import CONTAINER, SERVICE
 from policies.rules._props import shell_words
-from policies.rules._redisconf import Verdict, recognise
+from policies.rules._redisconf import Verdict, recognise, shell_expanded
 from policies.rules.redis import RULES
 from tests.policy.support import run_rule, to_resources
 
@@ -1514,6 +1514,10 @@ def test_script__a_short_password_the_script_assigns__is_judged_by_its_length() 
                      f"{TLS_SCRIPT}", id="in-backquotes"),
         pytest.param(f'eval "redis-server --port 6379"; exec redis-server {TLS_SCRIPT}',
                      id="eval"),
+        pytest.param(f"cat <(redis-server --port 6379); exec redis-server {TLS_SCRIPT}",
+                     id="process-substitution"),
+        pytest.param(f"tee >(true; redis-server --port 6379) </dev/null; exec redis-server "
+                     f"{TLS_SCRIPT}", id="process-substitution-with-a-list"),
         pytest.param(f"exec redis-server {TLS_SCRIPT} --protected-mode yes $(true ; true) "
                      f"--port 6379", id="semicolon-inside-a-substitution"),
         pytest.param(f"exec sh -c 'exec \"$@\"' sh redis-server {TLS_SCRIPT} --port 6379",
@@ -1539,6 +1543,11 @@ def test_script__its_own_arguments__are_no_words_of_its_commands() -> None:
                      id="variable"),
         pytest.param(f"alias r=redis-server\nr --port 6379 & exec redis-server {TLS_SCRIPT}",
                      id="alias"),
+        pytest.param(f"${{R:-redis-server}} --port 6379 & exec redis-server {TLS_SCRIPT}",
+                     id="variable-default"),
+        pytest.param('alias r="exec redis-server"\nr --port 6379', id="alias-through-exec"),
+        pytest.param(f'alias r="nohup redis-server"\nr --port 6379 & exec redis-server '
+                     f"{TLS_SCRIPT}", id="alias-through-nohup"),
     ],
 )  # fmt: skip
 def test_script__a_server_named_by_a_variable_or_an_alias__is_judged(script: str) -> None:
@@ -1569,6 +1578,24 @@ def test_script__a_program_named_by_what_the_pack_cannot_resolve__is_a_server_it
         # Another image may set EXTRA_FLAGS in its own ENV (the official image's sets none).
         pytest.param(f"exec redis-server {TLS_SCRIPT} $EXTRA_FLAGS", "example.org/redis:7",
                      id="unresolved-variable"),
+        pytest.param(f'A=""\nif [ -n "$DEBUG" ]; then A="--port 6379"; fi\n'
+                     f"exec redis-server {TLS_SCRIPT} $A", "redis:7.4",
+                     id="assigned-empty-and-options"),
+        pytest.param(f'A=x; [ -n "$DEBUG" ] && A="--port 6379"; exec redis-server {TLS_SCRIPT} $A',
+                     "redis:7.4", id="assigned-a-word-and-options"),
+        pytest.param(f'A=; [ -n "$DEBUG" ] && A=--port; exec redis-server {TLS_SCRIPT} "$A" 6379',
+                     "redis:7.4", id="assigned-empty-or-an-option-quoted"),
+        pytest.param(f'for A in "--port 6379"; do :; done; exec redis-server {TLS_SCRIPT} $A',
+                     "redis:7.4", id="set-by-for"),
+        pytest.param(f'P="a-long-enough-password-0123456789 --port 6379"\n'
+                     f"exec redis-server {TLS_SCRIPT} --requirepass $P",
+                     "redis:7.4", id="an-unquoted-value-with-blanks"),
+        pytest.param(f": ${{A:=--port 6379}}; exec redis-server {TLS_SCRIPT} $A", "redis:7.4",
+                     id="set-by-a-default-assignment"),
+        pytest.param(f"read A < /etc/extra; exec redis-server {TLS_SCRIPT} $A", "redis:7.4",
+                     id="set-by-read"),
+        pytest.param(f". /etc/extra.sh; exec redis-server {TLS_SCRIPT} $A", "redis:7.4",
+                     id="set-by-a-sourced-file"),
     ],
 )  # fmt: skip
 def test_script__words_the_shell_may_expand_into_options__make_what_comes_before_unknown(
@@ -1639,3 +1666,17 @@ def test_script__a_value_from_a_substitution__stays_one_value() -> None:
     assert recognition.args == (*TLS_SCRIPT.split(), "--requirepass", "$(cat /run/secrets/pw)")
     records = stack(container("redis", image="redis:7.4", command=["sh", "-c", script]))
     assert run_rule("redis-tls-only", records) == []
+
+
+def test_script__an_assignment_with_blanks_first_in_the_script__is_one_assignment() -> None:
+    # The `-c` before the script names the script, not the script's first word: `P="a b"` is
+    # not split again into `P=a` and `b`.
+    props = {"image": "redis:7.4", "command": ["sh", "-c", 'P="a b c"; exec redis-server $P']}
+    assert shell_expanded("$P", props, "redis:7.4") == "a b c"
+
+
+def test_script__the_options_an_alias_gives_its_server__are_read() -> None:
+    # dash expands `r` into all the alias's words: the server gets --enable-debug-command yes.
+    script = f'alias r="redis-server --enable-debug-command yes"\nr {TLS_SCRIPT}'
+    records = stack(container("redis", image="redis:7.4", command=["sh", "-c", script]))
+    assert run_rule("redis-escape-hatches-disabled", records) != []

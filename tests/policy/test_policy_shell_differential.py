@@ -188,10 +188,30 @@ CASES: list[Case] = [
     sh("unset-variable", f'exec redis-server {TLS} --requirepass "$REDIS_PASSWORD"'),
     sh("assigned-variable", f'p={PW}; exec redis-server {TLS} --requirepass "$p"'),
     sh("assigned-then-emptied", f'p={PW}; p=; exec redis-server {TLS} --requirepass "$p"'),
+    sh("assigned-empty-or-options", f'A=""\nif [ -n "$DEBUG" ]; then A="--port 6379"; fi\n'
+       f"exec redis-server {TLS} --requirepass {PW} $A"),
+    sh("assigned-word-or-options", f'A=x; [ -n "$DEBUG" ] && A="--port 6379"; '
+       f"exec redis-server {TLS} --requirepass {PW} $A"),
+    sh("assigned-empty-or-option-quoted", f'A=; [ -n "$DEBUG" ] && A=--port; '
+       f'exec redis-server {TLS} --requirepass {PW} "$A" 6379'),
+    sh("for-loop-variable", f'for A in "--port 6379"; do exec redis-server {TLS} $A; done'),
+    sh("default-assigned-variable", f": ${{A:=--port 6379}}; exec redis-server {TLS} $A"),
+    sh("read-variable", f"read A <<EOF\n--port 6379\nEOF\nexec redis-server {TLS} $A"),
+    Case("printf-v-variable", ("/bin/bash", "-c", 'printf -v A -- "--port 6379"; '
+         f"exec redis-server {TLS} $A")),
+    sh("unquoted-value-with-blanks", f'P="{PW} --port 6379"; exec redis-server {TLS} '
+       "--requirepass $P"),
+    sh("unquoted-value-empty-or-with-blanks", f'P=; [ -n "$X" ] && P="{PW} --port 6379"; '
+       f"exec redis-server {TLS} --requirepass $P"),
+    sh("variable-default-as-program", "${R:-redis-server} --port 6379 & "
+       f"exec redis-server {TLS}"),
     sh("variable-as-program", f"R=redis-server; $R {TLS} --port 6379"),
     sh("variable-program-beside-a-server", f"R=redis-server; $R --port 6379 & "
        f"exec redis-server {TLS}"),
     sh("alias", f"alias r=redis-server\nr {TLS} --port 6379"),
+    sh("alias-with-options", f'alias r="redis-server --enable-debug-command yes"\n'
+       f"r {TLS} --requirepass {PW}"),
+    sh("alias-through-exec", 'alias r="exec redis-server"\nr --port 6379'),
     sh("nested-sh-variable", 'sh -c "$CMD"', {"CMD": f"exec redis-server {TLS} --port 6379"}),
     sh("eval-variable", 'eval "$CMD"', {"CMD": f"exec redis-server {TLS} --port 6379"}),
     sh("acl-rule-redirected", f"exec redis-server {TLS} --user app on >$(cat /f) '~*' '+get'"),
@@ -220,6 +240,10 @@ CASES: list[Case] = [
        f"exec redis-server {TLS}"),
     sh("assignment-substitution", f"x=$(redis-server --port 6379 --daemonize yes); "
        f"exec redis-server {TLS}"),
+    Case("process-substitution", ("/bin/bash", "-c", "cat <(redis-server --port 6379); "
+         f"exec redis-server {TLS}")),
+    Case("process-substitution-list", ("/bin/bash", "-c", "tee >(true; redis-server --port "
+         f"6379 --daemonize yes) </dev/null; exec redis-server {TLS}")),
     sh("background", f"redis-server --port 6379 & exec redis-server {TLS}"),
     sh("redirection", f"exec redis-server {TLS} >/tmp/log 2>&1"),
     sh("quoted-operator", f"exec redis-server {TLS} --requirepass 'a;b&&c|d-{PW}'"),
@@ -268,6 +292,17 @@ STRICTER: dict[str, str] = {
     "where an option would stand it may print options: " + _OPTIONS_UNKNOWN,
     "entrypoint-semicolon-in-substitution": "as semicolon-in-substitution, through "
     "docker-entrypoint.sh",
+    "assigned-empty-or-options": '$A is assigned "" or options, as the branch taken picks: '
+    + _OPTIONS_UNKNOWN,
+    "assigned-word-or-options": "$A is assigned x or options: " + _OPTIONS_UNKNOWN,
+    "assigned-empty-or-option-quoted": '"$A" is assigned "" or --port: ' + _OPTIONS_UNKNOWN,
+    "for-loop-variable": "$A is set by `for`, not unset: " + _OPTIONS_UNKNOWN,
+    "default-assigned-variable": "$A is set by ${A:=...}, not unset: " + _OPTIONS_UNKNOWN,
+    "read-variable": "$A is set by `read`, not unset: " + _OPTIONS_UNKNOWN,
+    "printf-v-variable": "$A is set by `printf -v`, not unset: " + _OPTIONS_UNKNOWN,
+    "unquoted-value-with-blanks": "$P unquoted is split at its blanks: " + _OPTIONS_UNKNOWN,
+    "unquoted-value-empty-or-with-blanks": "$P unquoted is empty or split at its blanks: "
+    + _OPTIONS_UNKNOWN,
     "ifs": "IFS=: splits $a into --port 6379: " + _OPTIONS_UNKNOWN,
     "here-document": "a here-document's body is read as commands (pack17b left it): the pack "
     "judges a server that is only text written to a file",
@@ -281,6 +316,8 @@ STRICTER: dict[str, str] = {
     "conditional-option": "${EXTRA:+--port 6379}: " + _OPTIONS_UNKNOWN,
     "alias": "bash expands no alias in a script (dash does): the pack judges the server dash "
     "starts, under bash too",
+    "alias-with-options": "as alias: bash runs no alias in a script",
+    "alias-through-exec": "as alias: bash runs no alias in a script",
     "nested-sh-variable": "$CMD is the nested shell's script: a server whose arguments are unknown",
     "eval-variable": "eval runs $CMD: a server whose arguments are unknown",
     "entrypoint-dollar-at": 'docker-entrypoint.sh "$@": the program is among the script\'s '

@@ -65,12 +65,15 @@ class StandInProbe:
             raise getattr(rotation_probe, kind)(text)
         # The keys read_snapshot requires of a --before file; their values are never judged.
         # FAKE_PREVIOUS_TOKENS: earlier API tokens the app accepts (an api-token rotation
-        # waiting for its retire).
-        return {
+        # waiting for its retire); "unread": the count is missing, so `unfinished` fails.
+        taken = {
             "containers": {}, "server_issuer": None, "previous_key_ids": [], "acl": {},
             "redis_trusts": [], "app_trusts": [],
-            "api_previous_tokens": int(os.environ.get("FAKE_PREVIOUS_TOKENS") or 0),
         }
+        tokens = os.environ.get("FAKE_PREVIOUS_TOKENS") or "0"
+        if tokens != "unread":
+            taken["api_previous_tokens"] = int(tokens)
+        return taken
 
 
 def recorded_state(stack):
@@ -108,7 +111,7 @@ def _run_rotate_certs(
     pulumi_logged_in: bool,
     snapshot_error: str = "",
     kind: str = "certs",
-    previous_tokens: int = 0,
+    previous_tokens: int | str = 0,
 ) -> tuple[subprocess.CompletedProcess[str], list[str]]:
     bin_dir, venv = tmp_path / "bin", tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
@@ -278,3 +281,17 @@ def test_rotate_sh__api_token_retire_with_a_token_pending_retires_it(tmp_path: P
     assert f"python -m infra.apply up --stack {STACK}" in calls
     assert "rotate: up (API token SET: the old token retired)" in result.stdout
     assert f"rotate: stack {STACK}: api-token-retire rotated in place" in result.stdout
+
+
+def test_rotate_sh__api_token_retire_when_asking_what_is_pending_fails__is_no_nothing_to_retire(
+    tmp_path: Path,
+) -> None:
+    """`[ -z "$(unfinished api-token)" ]` took a failed `unfinished` (its output empty, its exit
+    status lost in the test) for "nothing pending": exit 0, "nothing to retire", and the old
+    token still accepted. Its failure stops rotate.sh, as every other `unfinished` does."""
+    result, calls = _run_rotate_certs(
+        tmp_path, pulumi_logged_in=False, kind="api-token-retire", previous_tokens="unread"
+    )
+    assert result.returncode != 0, result.stdout
+    assert "nothing to retire" not in result.stdout
+    assert not any(c.startswith("python -m infra.apply") for c in calls), calls
