@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from secure_cache.crypto import MAX_OVERHEAD_BYTES
-
 # TLS 1.2 suites: ECDHE + AEAD only (forward secrecy, no CBC, no RSA key transport).
 TLS12_CIPHERS: Final = (
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
@@ -23,11 +21,13 @@ TLS13_CIPHERSUITES: Final = (
 ALLOWED_PROTOCOLS: Final = ("TLSv1.2", "TLSv1.3")
 
 # The largest value the app accepts (its HTTP_MAX_VALUE_BYTES; infra/components/app.py passes
-# this same number), and what sealing adds to it in the worst case (the envelope's header,
-# nonce and expiry, the sealed logical key and the GCM tag: app/secure_cache/crypto.py's
-# MAX_OVERHEAD_BYTES, one figure for the client's reply limit and this file).
+# this same number), and what sealing adds to it in the worst case: app/secure_cache/crypto.py's
+# MAX_OVERHEAD_BYTES (26 bytes of header, nonce and expiry, 2 of key length, 16 + 4,128 of the
+# longest sealed key, the 16-byte tag). Written out, not imported: importing crypto.py loads
+# cryptography, which the operator commands that read this file do not
+# (tests/unit/test_operator_imports.py); tests/unit/test_shared_facts.py pins the two equal.
 VALUE_LIMIT_BYTES: Final = 1 << 20
-ENVELOPE_OVERHEAD_BYTES: Final = MAX_OVERHEAD_BYTES
+ENVELOPE_OVERHEAD_BYTES: Final = 26 + 2 + 16 + 4128 + 16
 _MIB: Final = 1 << 20
 # Redis refuses a proto-max-bulk-len below 1 MiB.
 _REDIS_MIN_BULK_BYTES: Final = _MIB
