@@ -21,6 +21,7 @@ holds are read first (tests/unit/test_docker_exec.py serves headers and output i
 from __future__ import annotations
 
 import struct
+import time
 from collections.abc import Sequence
 from typing import Any, NamedTuple, Protocol
 
@@ -30,6 +31,12 @@ from docker.errors import create_api_error_from_http_exception
 # Each frame of a non-TTY exec's stream: stream id (1 stdout, 2 stderr), three zero bytes, then
 # the payload's length, big-endian (the Engine API's "Attach to a container" stream format).
 _FRAME_HEADER = struct.Struct(">BxxxL")
+# The engine ends an exec's stream when the command's output pipe closes, and records its exit
+# code when the process's exit event reaches it (moby's daemon ProcessEvent), which may be
+# later: an inspect in between answers Running with ExitCode null. It is asked again, up to
+# _INSPECT_TRIES times _INSPECT_PAUSE_S (5 s) in all.
+_INSPECT_TRIES = 50
+_INSPECT_PAUSE_S = 0.1
 
 
 class _Reader(Protocol):
@@ -66,7 +73,20 @@ def exec_run(container: Any, argv: Sequence[str], *, user: str = "") -> ExecResu
         output = read_frames(reader)
     finally:
         response.close()
-    return ExecResult(api.exec_inspect(exec_id)["ExitCode"], output)
+    return ExecResult(_exit_code(api, exec_id), output)
+
+
+def _exit_code(api: Any, exec_id: str) -> int | None:
+    """The exec's exit code once the engine has recorded it; None if it has not within the
+    bounded wait (a caller takes that for a failure, as docker-py's exec_run's None was)."""
+    code = None
+    for attempt in range(_INSPECT_TRIES):
+        if attempt:
+            time.sleep(_INSPECT_PAUSE_S)
+        code = api.exec_inspect(exec_id)["ExitCode"]
+        if code is not None:
+            return int(code)
+    return code
 
 
 def read_frames(reader: _Reader) -> bytes:

@@ -885,7 +885,10 @@ class CacheCore:
                 plan.commands.append((b"DEL", name))
                 plan.discarded += 1
                 continue
-            if resealed is None:
+            if resealed is None or pttl == 0:
+                # PTTL 0: Redis reports a name in the last millisecond of its TTL so. Moved,
+                # a version 1 or 2 entry would get neither PX nor an expiry of its own (it
+                # carries none): an entry about to go rewritten as one that never goes.
                 plan.commands.append((b"DEL", name))
                 plan.expired += 1
                 continue

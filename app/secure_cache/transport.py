@@ -474,6 +474,9 @@ class _DeadlineParser(_HiredisParser):
             raise _too_large(self._max_reply_bytes)
         return read
 
+    def handle_push_response(self, response: Any, **kwargs: Any) -> Any:
+        raise _pushed()
+
 
 def _too_large(limit: int) -> InvalidResponse:
     """A reply past the connection's max_reply_bytes: a protocol error (a fresh connection,
@@ -484,6 +487,17 @@ def _too_large(limit: int) -> InvalidResponse:
         "(HTTP_MAX_VALUE_BYTES) take; for larger values raise HTTP_MAX_VALUE_BYTES (the app) "
         "or pass max_reply_bytes=reply_limit_bytes(largest) (the library)"
     )
+
+
+def _pushed() -> InvalidResponse:
+    """What a RESP3 push frame is here: the client speaks RESP2 ("protocol": 2), in which
+    Redis sends none, so only a broken or hostile server does. redis-py handles one and reads
+    the reply again by calling itself, a new reply to the sync parser (its time and byte
+    bounds started again): 3,000 of them before a GET's reply raised RecursionError out of
+    the cache's get, sync and async (tests/integration/test_hostile_redis.py). A protocol
+    error instead (a fresh connection, then the fallback). Called only for a push frame, so
+    no reply without one runs an instruction more."""
+    return InvalidResponse("a RESP3 push frame on a RESP2 connection")
 
 
 def _claimed_too_much() -> InvalidResponse:
@@ -844,6 +858,9 @@ class _CountingParser(_AsyncHiredisParser):
         reader: Any = self._reader
         reader.feed(buffer)
         return True
+
+    async def handle_push_response(self, response: Any, **kwargs: Any) -> Any:
+        raise _pushed()
 
 
 async def _areply(conn: _AsyncTlsConnection) -> Reply:

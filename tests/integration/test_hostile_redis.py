@@ -434,3 +434,23 @@ def test_a_batch_s_replies__are_each_held_to_the_limit_not_together(
         assert transport.execute_many(packed, 3) == [value] * 3
     finally:
         transport.close()
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_push_frames_before_a_reply__are_a_connection_failure_not_a_recursion_error(
+    hostile: HostileRedis, tmp_path: Path, shell: str
+) -> None:
+    """The client speaks RESP2, where Redis sends no push frame. redis-py read the reply
+    again after each one by calling itself: 3,000 of them raised RecursionError out of the
+    cache's get (both clients), and each restarted the sync parser's time and byte bounds."""
+    push = b">2\r\n$7\r\nmessage\r\n$1\r\nx\r\n"
+    _answer_get_with(hostile, push * 3000 + bulk(None))
+    cache = _limited_cache(shell, hostile, tmp_path, _SMALL_LIMIT, retries=0)
+    try:
+        assert cache.get("k") is None
+        status = cache.status()
+        assert status["backend"] == "memory"
+        assert status["fallback"]["last_failure"] == "connection"
+    finally:
+        hostile.answer = hostile.honest
+        cache.close()

@@ -39,6 +39,9 @@ class FakeEngine:
     """What every exec's start writes after the headers (`frames(...)`)."""
     exit_code: int = 0
     start_status: int = 101
+    # How many exec inspects answer as the engine does when the stream's end overtakes the
+    # process's exit event: still running, no exit code yet.
+    running_inspects: int = 0
     starts: int = 0
     requests: list[str] = field(default_factory=list)
 
@@ -94,7 +97,11 @@ class FakeEngine:
         elif method == "POST" and target.endswith("/exec"):
             self._json(conn, 201, {"Id": "e" * 64})
         elif method == "GET" and "/exec/" in target and target.endswith("/json"):
-            self._json(conn, 200, {"ExitCode": self.exit_code, "Running": False})
+            if self.running_inspects > 0:
+                self.running_inspects -= 1
+                self._json(conn, 200, {"ExitCode": None, "Running": True})
+            else:
+                self._json(conn, 200, {"ExitCode": self.exit_code, "Running": False})
         else:
             self._json(conn, 404, {"message": f"no such thing: {method} {target}"})
 
@@ -110,12 +117,14 @@ class FakeEngine:
 
 @contextmanager
 def fake_engine(
-    stream: bytes, *, exit_code: int = 0, start_status: int = 101
+    stream: bytes, *, exit_code: int = 0, start_status: int = 101, running_inspects: int = 0
 ) -> Iterator[FakeEngine]:
     # A short directory of its own: a unix socket's path has at most 107 bytes, and pytest's
     # tmp_path with a long test name is longer.
     with tempfile.TemporaryDirectory(prefix="fake-engine-") as directory:
-        engine = FakeEngine(Path(directory) / "docker.sock", stream, exit_code, start_status)
+        engine = FakeEngine(
+            Path(directory) / "docker.sock", stream, exit_code, start_status, running_inspects
+        )
         with _serving(engine):
             yield engine
 

@@ -425,6 +425,25 @@ def test_plan_batch__carries_the_expiry_over_and_keeps_redis_s_ttl_consistent() 
     assert (report.migrated, report.expired) == (3, 1)
 
 
+def test_plan_batch__an_entry_redis_reports_at_its_expiry_is_deleted_not_made_endless() -> None:
+    """PTTL 0: Redis holds the name for at most its last millisecond (it reports a key whose
+    expiry is now, not yet removed, as 0). A version-1 or 2 entry carries no expiry of its
+    own, so moving it with neither PX nor an envelope expiry rewrote an entry about to go as
+    one that never goes (reviewed 2026-12-03); it is deleted, as an expired one is."""
+    wall = FakeClock(WALL_S)
+    old = Keyring(OLD, clock=wall)
+    core = CacheCore(core_settings(previous_keys=(OLD,)), wall_clock=wall)
+    names = [old.primary.name(b"k0"), old.primary.name(b"k1")]
+    raws = [
+        version_2_envelope(old, b"k0", b"v")[1],
+        old.seal(names[1], b"k1", b"v", expiry_stamp(WALL_MS)),
+    ]
+    plan = core.plan_batch(names, raws, [0, 0])
+    assert [c for c in plan.commands if c[0] == b"SET"] == []
+    assert plan.commands == [(b"DEL", names[0]), (b"DEL", names[1])]
+    assert (plan.sets, plan.expired, plan.discarded) == (0, 2, 0)
+
+
 def test_get__an_expired_entry_is_a_miss_and_a_replay_past_the_allowance_is_counted() -> None:
     wall = FakeClock(WALL_S)
     core = CacheCore(core_settings(), clock=FakeClock(500.0), wall_clock=wall)

@@ -64,6 +64,32 @@ def test_the_exit_code_is_the_commands() -> None:
     assert result == (1, b"cat: f: No such file or directory\n")
 
 
+def test_the_exit_code_is_waited_for_when_the_stream_ends_before_the_exit_is_recorded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The engine ends an exec's stream when the output's pipe closes and records the exit
+    code when the exit event reaches it, later (moby's ProcessEvent): an inspect in between
+    says Running, ExitCode null. The exit code returned was None, which Probe._exec took for
+    a failed command ("exited None") and did not read again."""
+    monkeypatch.setattr(docker_exec, "_INSPECT_PAUSE_S", 0.0)
+    with fake_engine(frames((1, PEM)), exit_code=0, running_inspects=2) as engine:
+        result = docker_exec.exec_run(_container(engine.url), ["cat", "f"])
+    assert result == (0, PEM)
+    assert sum(r.endswith("/json") and "/exec/" in r for r in engine.requests) == 3
+
+
+def test_an_exit_code_never_recorded_is_none_after_a_bounded_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(docker_exec, "_INSPECT_PAUSE_S", 0.0)
+    with fake_engine(frames((1, PEM)), running_inspects=10**6) as engine:
+        result = docker_exec.exec_run(_container(engine.url), ["cat", "f"])
+    assert result == (None, PEM)
+    assert sum("/exec/" in r and r.endswith("/json") for r in engine.requests) == (
+        docker_exec._INSPECT_TRIES
+    )
+
+
 def test_an_engine_refusal_is_dockers_api_error() -> None:
     with fake_engine(b"", start_status=409) as engine, pytest.raises(APIError) as raised:
         docker_exec.exec_run(_container(engine.url), ["cat", "f"])
