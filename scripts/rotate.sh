@@ -17,7 +17,9 @@
 #   api-token  raise apiTokenRotationGeneration: the app gets a new API token and keeps
 #              accepting the old one beside it (one up); switch your clients to the new one
 #              (it is never printed: read it as the README says), then run api-token-retire.
-#              Any later up retires the old token too.
+#              Any later up retires the old token too. With a rotation still pending (its
+#              old token not retired) it refuses, nothing changed: another would drop that token
+#              at once
 #   api-token-retire
 #              one up: the old API token is refused from then on. With none pending (the app
 #              accepts no earlier token) it says there is nothing to retire and exits 0 without
@@ -255,25 +257,38 @@ retire_api_token() {
 }
 
 total="$(now_ms)"
-log "stack $stack: rotating $kind in place with $deployer"
+# api-token and api-token-retire may end at the first look with nothing changed: their start
+# line waits for it, so that a refused or empty run never said "rotating".
+case "$kind" in
+    api-token | api-token-retire) log "stack $stack: reading whether an API token rotation waits for its retire" ;;
+    *) log "stack $stack: rotating $kind in place with $deployer" ;;
+esac
 probe snapshot >"$work/before.json" || snapshot_failed $?
+case "$kind" in
+    api-token | api-token-retire)
+        # Asked in an assignment, as the other kinds ask, so that its failure stops the run
+        # (set -e) instead of reading as "nothing pending".
+        pending="$(unfinished api-token)"
+        # A second rotation on a pending one makes the pending new token the old one and drops
+        # the token before it (infra/providers/secrets.py update keeps one previous value):
+        # clients still holding it got 401 at once, with no word. Refused, nothing changed.
+        [ "$kind" != api-token ] || [ -z "$pending" ] \
+            || die "stack $stack: an API token rotation is still pending ($pending); another now would refuse that earlier token at once. Once every client uses the current token (docker exec secure-redis-$stack-app cat /etc/secure-cache/api.token), run scripts/rotate.sh $stack api-token-retire, then this again; nothing was changed"
+        # Nothing pending: an up here changed no token, applied whatever else was pending (a
+        # new image, a setting) unasked, and the report called it "rotated in place".
+        if [ "$kind" = api-token-retire ] && [ -z "$pending" ]; then
+            log "stack $stack: nothing to retire: the app accepts no earlier API token (no scripts/rotate.sh $stack api-token waits for its retire); nothing was changed"
+            exit 0
+        fi
+        log "stack $stack: rotating $kind in place with $deployer" ;;
+esac
 case "$kind" in
     certs) rotate_certs ;;
     passwords) rotate_passwords ;;
     data-key) rotate_data_key ;;
     ca) rotate_ca ;;
     api-token) rotate_api_token ;;
-    api-token-retire)
-        # Nothing pending: an up here changed no token, applied whatever else was pending (a
-        # new image, a setting) unasked, and the report called it "rotated in place". Asked
-        # in an assignment, as the other kinds ask, so that its failure stops the run (set -e)
-        # instead of reading as "nothing pending".
-        pending="$(unfinished api-token)"
-        if [ -z "$pending" ]; then
-            log "stack $stack: nothing to retire: the app accepts no earlier API token (no scripts/rotate.sh $stack api-token waits for its retire); nothing was changed"
-            exit 0
-        fi
-        retire_api_token ;;
+    api-token-retire) retire_api_token ;;
     all) rotate_certs; rotate_passwords; rotate_data_key; rotate_ca; rotate_api_token; retire_api_token ;;
 esac
 code=0

@@ -265,7 +265,8 @@ class Walk:
         self.log(f"    rotate.sh {self.stack} {kind}")
         done = run(["scripts/rotate.sh", self.stack, kind], ROTATE_S)
         self.log(f"    rotate exit {done.returncode}: {_last(done)}")
-        self.must(f"rotate.sh {kind}", done)
+        if not _refused_pending_token(kind, done):
+            self.must(f"rotate.sh {kind}", done)
         return set()
 
     def act_killed_up(self, rng: random.Random) -> set[str]:
@@ -301,7 +302,8 @@ class Walk:
         self._killed(["scripts/rotate.sh", self.stack, kind], after)
         done = run(["scripts/rotate.sh", self.stack, kind], ROTATE_S)
         self.log(f"    rotate again exit {done.returncode}: {_last(done)}")
-        self.must(f"rotate.sh {kind} after the kill", done)
+        if not _refused_pending_token(kind, done):
+            self.must(f"rotate.sh {kind} after the kill", done)
         return set()
 
     def _killed(self, argv: list[str], after: float) -> None:
@@ -453,6 +455,17 @@ def _quick_checks(stack: str) -> list[str]:
 def _last(done: subprocess.CompletedProcess[str]) -> str:
     lines = (done.stdout + done.stderr).strip().splitlines()
     return lines[-1][:200] if lines else ""
+
+
+def _refused_pending_token(kind: str, done: subprocess.CompletedProcess[str]) -> bool:
+    """`rotate.sh S api-token` with an earlier rotation waiting for its retire (drawn twice, or
+    run again after a kill that came after its up) refuses, nothing changed (docs/day2.md,
+    "Rotating the API token"): the right answer, not a problem of the walk."""
+    return (
+        kind == "api-token"
+        and done.returncode == 1
+        and "an API token rotation is still pending" in done.stderr
+    )
 
 
 def _tail(done: subprocess.CompletedProcess[str], n: int) -> str:

@@ -269,8 +269,41 @@ def test_rotate_sh__api_token_retire_with_nothing_pending_says_so_and_runs_no_up
         in result.stdout
     )
     assert "rotated in place" not in result.stdout
+    # token18: its start line said "rotating api-token-retire in place" before this.
+    assert "rotating" not in result.stdout, result.stdout
     assert not any(c.startswith("python -m infra.apply") for c in calls), calls
     assert not [c for c in calls if "infra.stack_config set" in c], "no setting changed"
+
+
+def test_rotate_sh__api_token_with_a_rotation_pending_is_refused_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    """token18 (2026-12-03): `rotate.sh S api-token` with an earlier rotation waiting for its
+    retire raised the generation again; the provider keeps one previous token
+    (infra/providers/secrets.py), so the up made the pending token the old one and dropped the
+    token before it: its clients got 401 at once, and the run said only "the old one is
+    accepted". Refused in one line naming api-token-retire; no setting, no up."""
+    result, calls = _run_rotate_certs(
+        tmp_path, pulumi_logged_in=False, kind="api-token", previous_tokens=1
+    )
+    assert result.returncode == 1, result.stdout
+    errors = [line for line in result.stderr.splitlines() if line.startswith("rotate: error:")]
+    assert len(errors) == 1, result.stderr
+    assert "an API token rotation is still pending" in errors[0]
+    assert f"scripts/rotate.sh {STACK} api-token-retire" in errors[0]
+    assert "nothing was changed" in errors[0]
+    assert "rotating" not in result.stdout, result.stdout
+    assert not any(c.startswith("python -m infra.apply") for c in calls), calls
+    assert not [c for c in calls if "infra.stack_config set" in c], "no setting changed"
+
+
+def test_rotate_sh__api_token_with_none_pending_rotates(tmp_path: Path) -> None:
+    result, calls = _run_rotate_certs(tmp_path, pulumi_logged_in=False, kind="api-token")
+    assert result.returncode == 0, result.stderr
+    assert any("infra.stack_config set" in c and "apiTokenRotationGeneration" in c for c in calls)
+    assert f"python -m infra.apply up --stack {STACK}" in calls
+    assert f"rotate: stack {STACK}: rotating api-token in place" in result.stdout
+    assert "rotate: up (API token ROTATE: a new token, the old one still accepted)" in result.stdout
 
 
 def test_rotate_sh__api_token_retire_with_a_token_pending_retires_it(tmp_path: Path) -> None:
