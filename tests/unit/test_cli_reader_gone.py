@@ -33,6 +33,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.entry_points import assert_quiet_without_a_reader
+from tests.support.rotation_snapshots import snapshot
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -93,26 +94,13 @@ _WALK = (
 def _snapshot_file(tmp: Path) -> str:
     """A snapshot as `infra.rotation_probe snapshot` writes it, with a rotation half done (so
     `unfinished` has lines to print)."""
-    taken = {
-        "containers": {"redis": {"id": "r1", "startedAt": "t0"}, "app": {"id": "a1"}},
-        "served_serial": "A1",
-        "served_issuer": "CA1",
-        "server_serial": "A1",
-        "server_issuer": "CA1",
-        "app_cert_serial": "B1",
-        "app_cert_issuer": "CA1",
-        "redis_trusts": ["CA1", "CA2"],
-        "app_trusts": ["CA1", "CA2"],
-        "acl": {"default": [], "app": ["p1", "p2"]},
-        "app_password": "p1",
-        "app_material": "..rev1",
-        "app_backend": "redis",
-        "primary_key_id": "k2",
-        "previous_key_ids": ["k1"],
-        "material_reloads": 1,
-        "api_token": "t1",
-        "api_previous_tokens": 0,
-    }
+    taken = snapshot(
+        redis_trusts=["CA1", "CA2"],
+        app_trusts=["CA1", "CA2"],
+        acl={"default": [], "app": ["p1", "p2"]},
+        primary_key_id="k2",
+        previous_key_ids=["k1"],
+    )
     path = tmp / "before.json"
     path.write_text(json.dumps(taken))
     return str(path)

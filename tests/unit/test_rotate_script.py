@@ -27,6 +27,7 @@ from infra.rotation_probe import (
 )
 from infra.settings import REPO_ROOT, SettingsError, load_settings, load_stack_file
 from infra.stack_config import StackConfigError, get_setting, set_setting, set_value
+from tests.support.rotation_snapshots import snapshot as _snapshot
 
 
 def rotate(*argv: str) -> subprocess.CompletedProcess[str]:
@@ -140,34 +141,6 @@ def test_set_setting__refuses_unknown_keys_and_bad_values_without_writing(projec
 
 
 # --- when a rotation has settled ------------------------------------------------------------
-
-
-def _snapshot(**changes: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "containers": {
-            "redis": {"id": "r1", "startedAt": "t0"},
-            "app": {"id": "a1", "startedAt": "t0"},
-        },
-        "served_serial": "A1",
-        "served_issuer": "CA1",
-        "server_serial": "A1",
-        "server_issuer": "CA1",
-        "app_cert_serial": "B1",
-        "app_cert_issuer": "CA1",
-        "redis_trusts": ["CA1"],
-        "app_trusts": ["CA1"],
-        "acl": {"default": [], "app": ["p1"], "healthcheck": ["h1"], "reload": ["r1"]},
-        "app_password": "p1",
-        "app_material": "..rev1",
-        "app_backend": "redis",
-        "primary_key_id": "k1",
-        "previous_key_ids": [],
-        "material_reloads": 1,
-        "api_token": "t1",
-        "api_previous_tokens": 0,
-    }
-    base.update(changes)
-    return base
 
 
 def test_acl_fingerprints__per_user_without_the_hash_itself() -> None:
