@@ -282,6 +282,20 @@ case "$kind" in
         fi
         log "stack $stack: rotating $kind in place with $deployer" ;;
 esac
+# An up applies everything pending, not only the rotation's setting. Run right after the
+# checkout was upgraded (a new app image) or a setting was changed, rotate.sh's first up
+# replaced the app: the clients' requests failed for 14.7 s, and the report said the app was
+# replaced "(not by rotate.sh)" (s76, 2026-12-03: docs/day2.md, "Upgrading a deployed
+# stack"). A rotation restarts neither Redis nor the app, so that up is refused here, before
+# anything changes. The plan is the local applier's: under `pulumi up` its state, if any, did
+# not deploy the stack.
+if ! pulumi_ready; then
+    replacing="$("$PY" -m infra.apply plan --stack "$stack" 2>/dev/null \
+        | grep -E -m1 "^apply: +replace +container secure-redis-$stack-(app|redis)( |$)" \
+        | sed -E 's/^apply: +//' || true)"
+    [ -z "$replacing" ] \
+        || die "stack $stack: the next up would also $replacing, which is no part of a rotation (a checkout upgraded or a setting changed since the last up); a rotation restarts neither Redis nor the app, and this replacement cuts the clients' requests while it runs. Apply it on its own first: python -m infra.apply up --stack $stack (scripts/setup-secure-redis.sh $stack also builds the app's wheelhouse), then run this again; nothing was changed"
+fi
 case "$kind" in
     certs) rotate_certs ;;
     passwords) rotate_passwords ;;

@@ -369,6 +369,7 @@ case "$2 $3" in
     "infra.rotation_probe unfinished" | "infra.rotation_probe guard") ;;
     "infra.rotation_probe wait" | "infra.rotation_probe report") ;;
     "infra.apply up") ;;
+    "infra.apply plan") echo "apply: plan: 37 unchanged" ;;
     *) echo "fake python: unexpected $*" >&2; exit 99 ;;
 esac
 """

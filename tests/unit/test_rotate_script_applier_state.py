@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from infra.settings import REPO_ROOT
 
 STACK = "dev"  # rotate.sh requires its Pulumi.STACK.yaml; only read, by the real probe's main
@@ -37,6 +39,7 @@ case "$2 $3" in
     "infra.stack_config get") echo 1 ;;
     "infra.stack_config set") ;;
     "infra.apply up") echo "apply: the up's own lines" ;;
+    "infra.apply plan") echo "${FAKE_PLAN:-apply: plan: 37 unchanged}" ;;
     "infra.rotation_probe "*) shift 2; exec "$REAL_PYTHON" "$PROBE_SHIM" "$@" ;;
     *) echo "fake python: unexpected $*" >&2; exit 99 ;;
 esac
@@ -112,6 +115,7 @@ def _run_rotate_certs(
     snapshot_error: str = "",
     kind: str = "certs",
     previous_tokens: int | str = 0,
+    plan: str = "",
 ) -> tuple[subprocess.CompletedProcess[str], list[str]]:
     bin_dir, venv = tmp_path / "bin", tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
@@ -140,6 +144,7 @@ def _run_rotate_certs(
             "FAKE_PULUMI_LOGGED_IN": "1" if pulumi_logged_in else "0",
             "FAKE_SNAPSHOT_ERROR": snapshot_error,
             "FAKE_PREVIOUS_TOKENS": str(previous_tokens),
+            "FAKE_PLAN": plan,
             "HOME": str(tmp_path),
         },
         capture_output=True,
@@ -327,4 +332,57 @@ def test_rotate_sh__api_token_retire_when_asking_what_is_pending_fails__is_no_no
     )
     assert result.returncode != 0, result.stdout
     assert "nothing to retire" not in result.stdout
+    assert not any(c.startswith("python -m infra.apply") for c in calls), calls
+
+
+# What `plan` printed on s76 (deployed from 062b39e) after the checkout was upgraded to
+# a4c121e and its wheelhouse built: the app replaced for its new image and environment.
+_APP_REPLACED = (
+    f"apply:   replace container secure-redis-{STACK}-app on secure-redis-{STACK}-backend, "
+    f"secure-redis-{STACK}-frontend: envs; image; networksAdvanced[1].aliases"
+)
+_REDIS_REPLACED = (
+    f"apply:   replace container secure-redis-{STACK}-redis on secure-redis-{STACK}-backend: envs"
+)
+
+
+@pytest.mark.parametrize("replaced", [_APP_REPLACED, _REDIS_REPLACED])
+@pytest.mark.parametrize("kind", ["certs", "all"])
+def test_rotate_sh__an_up_that_would_also_replace_redis_or_the_app_is_refused_first(
+    tmp_path: Path, replaced: str, kind: str
+) -> None:
+    """Run right after the checkout was upgraded (docs/day2.md, "Upgrading a deployed stack"),
+    rotate.sh's up replaced the app with the new image: requests failed for 14.7 s on s76 and
+    the report said "(not by rotate.sh)". Now it stops before any setting or up, with the up
+    to run first."""
+    result, calls = _run_rotate_certs(tmp_path, pulumi_logged_in=False, kind=kind, plan=replaced)
+    assert result.returncode == 1, result.stdout
+    assert f"python -m infra.apply plan --stack {STACK}" in calls
+    assert not any("infra.stack_config set" in c or "infra.apply up" in c for c in calls), calls
+    (line,) = [x for x in result.stderr.splitlines() if x.strip()]
+    assert replaced.removeprefix("apply:").strip() in line, line
+    assert f"python -m infra.apply up --stack {STACK}" in line, line
+    assert line.endswith("nothing was changed"), line
+    assert "rotated in place" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    "plan",
+    [
+        "apply: plan: 37 unchanged",
+        # the exporter or the rotation pass carry no client's request
+        f"apply:   replace container secure-redis-{STACK}-redis-exporter on x: image",
+        f"apply:   replace container secure-redis-{STACK}-rotation on x: image",
+        f"apply:   re-run  initialiser secure-redis-{STACK}-redis-init (writes ...): uploads",
+    ],
+)
+def test_rotate_sh__other_pending_changes_do_not_stop_a_rotation(tmp_path: Path, plan: str) -> None:
+    result, calls = _run_rotate_certs(tmp_path, pulumi_logged_in=False, plan=plan)
+    assert result.returncode == 0, result.stderr
+    assert f"python -m infra.apply up --stack {STACK}" in calls
+
+
+def test_rotate_sh__under_pulumi_up_no_applier_plan_is_asked(tmp_path: Path) -> None:
+    result, calls = _run_rotate_certs(tmp_path, pulumi_logged_in=True, plan=_APP_REPLACED)
+    assert result.returncode == 0, result.stderr
     assert not any(c.startswith("python -m infra.apply") for c in calls), calls
