@@ -240,7 +240,7 @@ class SecureCache(_Shell):
     def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
         """The found values of `keys` in one round trip; misses are left out. One MGET, or
         MGETs of at most as many keys as one reply holds (transport.reply_values), in one
-        write (docs/client.md, "Large values and get_many")."""
+        write (docs/client.md, "Large values and `get_many`")."""
         return self._call(self._core.get_many(keys))
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:

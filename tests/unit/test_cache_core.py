@@ -745,11 +745,11 @@ def test_byte_groups__keep_every_name_in_order_and_fill_groups_up_to_the_limit(
 # -- get_many and rotation within the transport's reply limit ---------------------------------
 
 
-def _mgets(packed: Iterable[bytes]) -> list[list[bytes]]:
+def _mgets(packed: Iterable[Buffer]) -> list[list[bytes]]:
     """The commands in one write's bytes, as argument lists."""
     reader = hiredis.Reader()
     for chunk in packed:
-        reader.feed(chunk)
+        reader.feed(bytes(chunk))
     commands = []
     while (command := reader.gets()) is not False:
         commands.append(list(command))
