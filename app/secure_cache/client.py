@@ -48,19 +48,27 @@ from secure_cache.crypto import WallClock
 from secure_cache.errors import BackendUnavailable, CommandRejected, ConfigurationError
 from secure_cache.material import MaterialFiles
 from secure_cache.metrics import SecurityEvents
-from secure_cache.settings import Settings
+from secure_cache.settings import Settings, max_value_bytes_from_env
 from secure_cache.transport import (
     AsyncTransport,
     BaseTransport,
     Transport,
     TransportConfig,
+    cache_options,
     material_from,
+    reply_values,
 )
 
 if TYPE_CHECKING:
     from secure_cache.prometheus import CacheMetrics
 
 T = TypeVar("T")
+
+
+def _env_options(environ: Mapping[str, str] | None, options: dict[str, Any]) -> dict[str, Any]:
+    """from_env's transport options: those of the deployment's largest value
+    (HTTP_MAX_VALUE_BYTES, transport.cache_options, as the HTTP service's), then the caller's."""
+    return {**cache_options(max_value_bytes_from_env(environ)), **options}
 
 
 class _Shell:
@@ -79,7 +87,15 @@ class _Shell:
         reload_interval: float | None,
         wall_clock: WallClock,
     ) -> None:
-        self._core = CacheCore(settings, events=events, clock=clock, wall_clock=wall_clock)
+        config = transport.config
+        self._core = CacheCore(
+            settings,
+            events=events,
+            clock=clock,
+            wall_clock=wall_clock,
+            max_reply_bytes=config.max_reply_bytes,
+            reply_values=reply_values(config.max_reply_bytes, config.max_value_bytes),
+        )
         self._files = MaterialFiles(settings, clock=clock, interval=reload_interval)
         self._reloading = threading.Lock()
         transport.on_refused = self._reload_refused
@@ -182,7 +198,10 @@ class SecureCache(_Shell):
                 checked with (crypto.py, "Expiry"; tests).
             transport_options: socket_timeout, connect_timeout, max_connections, retries,
                 max_reply_bytes (the most one reply may hold; transport.reply_limit_bytes of
-                the largest value stored, 32 MiB by default for values up to 1 MiB).
+                the largest value stored, 32 MiB by default for values up to 1 MiB) and
+                max_value_bytes (that largest value, 1 MiB by default): pass both with
+                **transport.cache_options(largest); from_env() derives them from
+                HTTP_MAX_VALUE_BYTES.
         """
         self._transport = transport or Transport(
             TransportConfig.from_settings(settings, **transport_options)
@@ -199,7 +218,7 @@ class SecureCache(_Shell):
 
         An unreachable Redis at startup is not an error: the cache starts on the fallback.
         """
-        cache = cls(Settings.from_env(environ), **options)
+        cache = cls(Settings.from_env(environ), **_env_options(environ, options))
         if connect:
             cache.ping()
         return cache
@@ -219,7 +238,9 @@ class SecureCache(_Shell):
         return self._call(self._core.delete(key))
 
     def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
-        """The found values of `keys` in one round trip (MGET); misses are left out."""
+        """The found values of `keys` in one round trip; misses are left out. One MGET, or
+        MGETs of at most as many keys as one reply holds (transport.reply_values), in one
+        write (docs/client.md, "Large values and `get_many`")."""
         return self._call(self._core.get_many(keys))
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
@@ -266,7 +287,8 @@ class SecureCache(_Shell):
         """Move every entry of the previous keys to the primary key, in SCAN batches.
 
         Each batch moves in WATCH/MULTI/EXEC transactions of at most 8 MiB of values
-        (core.ROTATION_GROUP_BYTES), so the pass can be interrupted at
+        (core.ROTATION_GROUP_BYTES), or half of a smaller max_reply_bytes
+        (core.rotation_group_bytes), so the pass can be interrupted at
         any point and run again; `max_batches` bounds the work of one call. When the report
         says `complete`, the previous keys own no entry and can be removed from the config.
         Raises BackendUnavailable when Redis is unreachable (rotation needs it).
@@ -398,7 +420,7 @@ class AsyncSecureCache(_Shell):
         cls, environ: Mapping[str, str] | None = None, *, connect: bool = True, **options: Any
     ) -> Self:
         """See SecureCache.from_env."""
-        cache = cls(Settings.from_env(environ), **options)
+        cache = cls(Settings.from_env(environ), **_env_options(environ, options))
         if connect:
             await cache.ping()
         return cache

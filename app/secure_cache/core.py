@@ -90,6 +90,7 @@ _WATCH_ATTEMPTS: Final = 3
 # Redis disconnects a client whose reply outgrows its output-buffer limit, which a stack sets
 # to 16 of its largest values and never below 16 MiB (infra/redis_conf.py, output_limit_bytes);
 # half of the smallest such limit leaves room for values that grow between STRLEN and MGET.
+# A client that reads less in one reply reads half of its own limit (rotation_group_bytes).
 ROTATION_GROUP_BYTES: Final = 8 << 20
 _FAILURE_EVENTS: Final[dict[str, Event]] = {
     "auth": "auth_failure",
@@ -99,6 +100,8 @@ _FAILURE_EVENTS: Final[dict[str, Event]] = {
     "pool": "connection_failure",
 }
 _REPLAY_CHUNK: Final = 200
+# No bound given (a core built without a transport's limits).
+_UNBOUNDED: Final = 1 << 62
 _PING: Final = pack_command((b"PING",))
 # The newer_envelope event's note (logged once per process, metrics.py): what happened and
 # what to do, in the log line an operator finds first.
@@ -249,6 +252,19 @@ def _empty(_reply: Any = None) -> dict[str, bytes]:
     return {}
 
 
+def _joined(counts: list[int], finish: Callable[[list[Any]], T], replies: list[Any]) -> T:
+    """`finish` of the values of several MGETs of `counts` names each, in order; a reply that
+    is not its names' values (_values) spoils only its own names. Each reply is let go once
+    its values are in the joined list, which `finish` then empties as it opens them
+    (_open_many): holding the replies too kept every envelope alive beside every value
+    (tests/integration/test_cache_client.py, a large batch's peak)."""
+    raws: list[Any] = []
+    for index, count in enumerate(counts):
+        raws += _values(replies[index], count)
+        replies[index] = None
+    return finish(raws)
+
+
 def _deleted(reply: Any) -> bool:
     """DEL's answer: true when it removed something. Only its integer counts: bool() of a
     bulk string or an array a hostile server sent instead was true."""
@@ -327,8 +343,17 @@ class CacheCore:
         events: SecurityEvents | None = None,
         clock: Clock = time.monotonic,
         wall_clock: WallClock = time.time,
+        max_reply_bytes: int | None = None,
+        reply_values: int | None = None,
     ) -> None:
+        """`max_reply_bytes` and `reply_values`: the most bytes one reply may hold and how many
+        of the largest values that is (the transport's, transport.reply_values); they bound
+        each MGET of get_many and each rotation transaction. None: unbounded (tests)."""
         self.settings = settings
+        # The most names one MGET reads (get_many), and the most stored bytes one rotation
+        # transaction reads (rotation_group_bytes).
+        self.reply_values = reply_values or _UNBOUNDED
+        self.rotation_bytes = rotation_group_bytes(max_reply_bytes or _UNBOUNDED)
         # The wall clock of envelope expiries (crypto.py, "Expiry"): every keyring of this
         # core holds it, and core.ttl_args writes with the keyring's.
         self._wall_clock = wall_clock
@@ -397,13 +422,34 @@ class CacheCore:
             finish = partial(self._open_many, keyring, keys, logicals, names)
             if self.metrics is not None:
                 finish = partial(self.metrics.looked_up_many, len(keys), finish)
-            return ((pack_command((b"MGET", *names)),), 1, finish, memory, {})
+            if len(names) <= self.reply_values:
+                return ((pack_command((b"MGET", *names)),), 1, finish, memory, {})
+            return self._mgets(names, 1, finish, memory)
         per_key = [keyring.names(lg) for lg in logicals]
         flat = [n for names in per_key for n in names]
         finish = partial(self._pick_many, keyring, keys, logicals, per_key)
         if self.metrics is not None:
             finish = partial(self.metrics.looked_up_many, len(keys), finish)
-        return ((pack_command((b"MGET", *flat)),), 1, finish, memory, {})
+        if len(flat) <= self.reply_values:
+            return ((pack_command((b"MGET", *flat)),), 1, finish, memory, {})
+        return self._mgets(flat, len(per_key[0]), finish, memory)
+
+    def _mgets(
+        self,
+        names: list[bytes],
+        width: int,
+        finish: Callable[[list[Any]], dict[str, bytes]],
+        memory: Callable[[], dict[str, bytes]],
+    ) -> Call[dict[str, bytes]]:
+        """get_many of more names than one reply holds (reply_values): MGETs of at most that
+        many, whole keys each (`width` names a key), in one write; their replies are joined
+        in order for `finish`. Each reply then stays within the transport's limit, which
+        refused the one MGET of them all (a connection failure, then the fallback)."""
+        step = max(1, self.reply_values // width) * width
+        groups = [names[i : i + step] for i in range(0, len(names), step)]
+        packed = b"".join([pack_command((b"MGET", *group)) for group in groups])
+        counts = [len(group) for group in groups]
+        return ((packed,), len(groups), partial(_joined, counts, finish), memory, {})
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None) -> Call[None]:
         pairs = [(k, logical_key(k), value_bytes(v)) for k, v in items.items()]
@@ -820,7 +866,7 @@ class CacheCore:
                 if names:
                     report.scanned += len(names)
                     sizes = yield [(b"STRLEN", n) for n in names]
-                    for group in byte_groups(list(names), sizes, ROTATION_GROUP_BYTES):
+                    for group in byte_groups(list(names), sizes, self.rotation_bytes):
                         yield from self._rotate_batch(group, report)
                     report.batches += 1
                 if cursor in (b"0", 0):
@@ -922,6 +968,14 @@ def _scan(cursor: bytes | int, pattern: bytes, count: int) -> tuple[bytes | int,
     is one, STRLEN (which sizes the transactions) refuses any other type, and a list or set
     under the prefix is nobody's envelope, so it neither moves nor keeps a key in use."""
     return (b"SCAN", cursor, b"MATCH", pattern, b"COUNT", count, b"TYPE", b"string")
+
+
+def rotation_group_bytes(max_reply_bytes: int) -> int:
+    """The most stored bytes one rotation transaction reads (its MGET) for a client whose
+    replies hold at most `max_reply_bytes`: ROTATION_GROUP_BYTES, or half of a smaller limit
+    (the same room for values that grow between STRLEN and MGET). A fixed 8 MiB was refused
+    on every batch by a client with a smaller limit."""
+    return min(ROTATION_GROUP_BYTES, max_reply_bytes // 2)
 
 
 def byte_groups(names: list[bytes], sizes: Sequence[int], limit: int) -> list[list[bytes]]:

@@ -60,7 +60,7 @@ from secure_cache.errors import SecureCacheError
 from secure_cache.http_api import CacheAPI, log_request_counts
 from secure_cache.prometheus import CacheMetrics
 from secure_cache.settings import DEFAULT_HTTP_STALL_TIMEOUT_S, ServiceSettings, Settings
-from secure_cache.transport import reply_limit_bytes
+from secure_cache.transport import cache_options as transport_cache_options
 
 logger = logging.getLogger("secure_cache.service")
 
@@ -343,8 +343,9 @@ def cache_options(settings: ServiceSettings) -> dict[str, Any]:
     """What the service's cache is built with beside its settings: a reply is read up to what
     Redis sends for the values this service accepts (16 of the largest, reply_limit_bytes),
     not the library's default. Derived, so HTTP_MAX_VALUE_BYTES moves both, as the stack's
-    proto-max-bulk-len and output-buffer limit follow it (infra/redis_conf.py)."""
-    return {"max_reply_bytes": reply_limit_bytes(settings.max_value_bytes)}
+    proto-max-bulk-len and output-buffer limit follow it (infra/redis_conf.py); the CLI's
+    client derives its own the same way (transport.cache_options, from_env)."""
+    return transport_cache_options(settings.max_value_bytes)
 
 
 async def _serve(settings: ServiceSettings, sockets: list[socket.socket]) -> None:

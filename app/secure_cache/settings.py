@@ -223,9 +223,7 @@ class ServiceSettings:
         problems: list[str] = []
         env = utf8_text_only(os.environ if environ is None else environ, problems)
         port = http_port(env, problems)
-        max_bytes = _int_setting(
-            env, "HTTP_MAX_VALUE_BYTES", DEFAULT_HTTP_MAX_VALUE_BYTES, 1, 512 << 20, problems
-        )
+        max_bytes = max_value_bytes(env, problems)
         inflight = _int_setting(
             env,
             "HTTP_MAX_INFLIGHT_BYTES",
@@ -384,6 +382,26 @@ _TEXT_VARIABLES: Final = (
     "METRICS_HOST",
     "METRICS_PORT",
 )
+
+
+def max_value_bytes(env: Mapping[str, str], problems: list[str]) -> int:
+    """HTTP_MAX_VALUE_BYTES: the largest value the service accepts, and so the largest any
+    client of the deployment reads (transport.cache_options derives its reply limit from it).
+    Read by ServiceSettings and by the clients' from_env (the CLI), the same way."""
+    return _int_setting(
+        env, "HTTP_MAX_VALUE_BYTES", DEFAULT_HTTP_MAX_VALUE_BYTES, 1, 512 << 20, problems
+    )
+
+
+def max_value_bytes_from_env(environ: Mapping[str, str] | None = None) -> int:
+    """max_value_bytes of the process environment (or `environ`); ConfigurationError when it
+    is not a valid setting."""
+    problems: list[str] = []
+    env = utf8_text_only(os.environ if environ is None else environ, problems)
+    value = max_value_bytes(env, problems)
+    if problems:
+        raise ConfigurationError(problems)
+    return value
 
 
 def utf8_text_only(env: Mapping[str, str], problems: list[str]) -> Mapping[str, str]:
@@ -887,6 +905,8 @@ __all__ = [
     "capped_credential",
     "http_port",
     "load_settings",
+    "max_value_bytes",
+    "max_value_bytes_from_env",
     "read_file",
     "read_text_file",
     "resolvable_host",

@@ -87,6 +87,13 @@ _MIB: Final = 1 << 20
 REPLY_VALUES: Final = 16
 
 
+def _value_share(max_value_bytes: int) -> int:
+    """What one of the largest values takes of a reply's limit: its sealed size rounded up to
+    a whole MiB and at least 1 MiB, as the stack's Redis rounds its proto-max-bulk-len."""
+    sealed = max_value_bytes + MAX_ENVELOPE_OVERHEAD_BYTES
+    return max(_MIB, -(-sealed // _MIB) * _MIB)
+
+
 def reply_limit_bytes(max_value_bytes: int) -> int:
     """The largest reply a client storing values of up to `max_value_bytes` reads: 16 of the
     largest sealed values, each rounded up to a whole MiB and at least 1 MiB, as the stack's
@@ -94,8 +101,24 @@ def reply_limit_bytes(max_value_bytes: int) -> int:
     a client whose reply grows past it (client-output-buffer-limit, infra/redis_conf.py;
     tests/unit/test_shared_facts.py pins the two). 32 MiB for the app's 1 MiB values (each
     sealed to just over 1 MiB: 2 MiB)."""
-    sealed = max_value_bytes + MAX_ENVELOPE_OVERHEAD_BYTES
-    return REPLY_VALUES * max(_MIB, -(-sealed // _MIB) * _MIB)
+    return REPLY_VALUES * _value_share(max_value_bytes)
+
+
+def reply_values(max_reply_bytes: int, max_value_bytes: int) -> int:
+    """How many of the largest values one reply of at most `max_reply_bytes` holds, at least
+    one: the most names one MGET of get_many reads (core.CacheCore.get_many). 16 (REPLY_VALUES)
+    for the limit reply_limit_bytes gives the same values; fewer for a smaller limit."""
+    return max(1, max_reply_bytes // _value_share(max_value_bytes))
+
+
+def cache_options(max_value_bytes: int) -> dict[str, int]:
+    """The transport options of a client storing values of up to `max_value_bytes`
+    (HTTP_MAX_VALUE_BYTES): that size, and the reply limit it gives (reply_limit_bytes). The
+    one place they are derived, for the HTTP service (service.py), the CLI and from_env."""
+    return {
+        "max_value_bytes": max_value_bytes,
+        "max_reply_bytes": reply_limit_bytes(max_value_bytes),
+    }
 
 
 # What SecureCache and AsyncSecureCache read at most in one reply unless told otherwise (the
@@ -192,6 +215,9 @@ class TransportConfig:
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     retries: int = DEFAULT_RETRIES
     max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES
+    # The largest value stored: with max_reply_bytes, how many names one MGET reads
+    # (reply_values). Pass both through cache_options.
+    max_value_bytes: int = DEFAULT_HTTP_MAX_VALUE_BYTES
 
     def __post_init__(self) -> None:
         if self.max_reply_bytes < MIN_MAX_REPLY_BYTES:
@@ -201,6 +227,8 @@ class TransportConfig:
                     "(use transport.reply_limit_bytes of the largest value stored)."
                 ]
             )
+        if self.max_value_bytes < 1:
+            raise ConfigurationError([f"max_value_bytes is {self.max_value_bytes}; at least 1."])
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> TransportConfig:
@@ -1149,6 +1177,8 @@ __all__ = [
     "Transport",
     "TransportConfig",
     "build_ssl_context",
+    "cache_options",
     "material_from",
     "reply_limit_bytes",
+    "reply_values",
 ]

@@ -26,7 +26,7 @@ from secure_cache.transport import (
     MAX_ENVELOPE_OVERHEAD_BYTES,
     Transport,
     TransportConfig,
-    reply_limit_bytes,
+    cache_options,
 )
 from tests.support.cache_env import FakeClock, cache_environ
 from tests.support.cache_shells import SHELLS, open_cache
@@ -402,20 +402,42 @@ def test_the_largest_reply_the_stack_s_redis_sends__is_read(
     sends one client of a stack whose values are this large (infra/redis_conf.py's
     output-buffer limit; reply_limit_bytes is it), so the client reads it whole."""
     value_bytes = (1 << 20) - MAX_ENVELOPE_OVERHEAD_BYTES
-    limit = reply_limit_bytes(value_bytes)
-    assert limit == 16 << 20
-    cache = _limited_cache(shell, hostile, tmp_path, limit)
+    options = cache_options(value_bytes)
+    assert options["max_reply_bytes"] == 16 << 20
+    cache = _limited_cache(
+        shell, hostile, tmp_path, options["max_reply_bytes"], max_value_bytes=value_bytes
+    )
     try:
         keys = [f"{i:04d}".ljust(MAX_LOGICAL_KEY_BYTES, "k") for i in range(16)]
         values = {key: os.urandom(value_bytes) for key in keys}  # incompressible
         cache.set_many(values)
         sealed = {len(hostile.store[cache.stored_name(key)]) for key in keys}
         assert sealed == {1 << 20}  # each sealed value: 1 MiB
+        seen = len(hostile.seen.commands)
         assert cache.get_many(keys) == values
+        assert [len(c) for c in hostile.seen.commands[seen:]] == [17]  # one MGET of the 16
         assert cache.get(keys[0]) == values[keys[0]]
         assert cache.status()["backend"] == "redis"
     finally:
         cache.close()
+
+
+def test_a_get_many_of_more_than_one_reply_holds__is_mgets_each_within_it(
+    cache: SecureCache, hostile: HostileRedis
+) -> None:
+    """40 values of 900 KiB, all within the 1 MiB value limit, with the default limit (32
+    MiB: 16 of the largest values a reply). One MGET of the 40 (36.9 MB) was refused past
+    it: {} and the fallback, where a library user on a Redis without an output-buffer
+    limit (this server, Redis's default) had them all. Now MGETs of 16, 16 and 8, in one
+    write. (The stack's Redis cuts a write whose replies together pass 32 MiB, however they
+    are split: tests/integration/test_cache_reply_limit.py.)"""
+    values = {f"big:{i}": os.urandom(900 << 10) for i in range(40)}  # incompressible
+    cache.set_many(values)
+    seen = len(hostile.seen.commands)
+    assert cache.get_many(list(values)) == values
+    commands = hostile.seen.commands[seen:]
+    assert [(c[0], len(c) - 1) for c in commands] == [(b"MGET", 16), (b"MGET", 16), (b"MGET", 8)]
+    assert cache.status()["backend"] == "redis"
 
 
 def test_a_batch_s_replies__are_each_held_to_the_limit_not_together(

@@ -740,3 +740,80 @@ def test_byte_groups__keep_every_name_in_order_and_fill_groups_up_to_the_limit(
     # Greedy: a group closed only because its next name would not have fitted.
     for total, following in zip(totals, groups[1:], strict=False):
         assert total + size_of[following[0]] > limit
+
+
+# -- get_many and rotation within the transport's reply limit ---------------------------------
+
+
+def _mgets(packed: Iterable[Buffer]) -> list[list[bytes]]:
+    """The commands in one write's bytes, as argument lists."""
+    reader = hiredis.Reader()
+    for chunk in packed:
+        reader.feed(bytes(chunk))
+    commands = []
+    while (command := reader.gets()) is not False:
+        commands.append(list(command))
+    return commands
+
+
+def test_get_many__of_more_keys_than_a_reply_holds__is_several_mgets_in_one_write() -> None:
+    # 10 keys, 4 values a reply (transport.reply_values): MGETs of 4, 4 and 2, sent as one
+    # buffer (one write); their replies are joined in order. One MGET of the 10 was refused
+    # by the transport past its limit (a connection failure, then the fallback).
+    writer = CacheCore(core_settings(), clock=FakeClock(500.0))
+    core = CacheCore(core_settings(), clock=FakeClock(500.0), reply_values=4)
+    keys = [f"k{i}" for i in range(10)]
+    envelopes = [
+        writer.keyring.seal(writer.stored_name(k), k.encode(), b"v%d" % i)
+        for i, k in enumerate(keys)
+    ]
+    packed, replies, finish, _, _ = core.get_many(keys)
+    assert len(list(packed)) == 1
+    commands = _mgets(packed)
+    assert [len(c) - 1 for c in commands] == [4, 4, 2]
+    assert [c[0] for c in commands] == [b"MGET"] * 3
+    assert [n for c in commands for n in c[1:]] == [core.stored_name(k) for k in keys]
+    assert replies == 3
+    found = finish([envelopes[:4], envelopes[4:8], [None, envelopes[9]]])
+    assert list(found) == [*keys[:8], "k9"]
+    assert found["k9"] == b"v9"
+
+
+def test_get_many__within_one_reply__stays_one_mgets() -> None:
+    core = CacheCore(core_settings(), clock=FakeClock(500.0), reply_values=4)
+    packed, replies, _, _, _ = core.get_many(["a", "b", "c", "d"])
+    assert replies == 1
+    assert [c[0] for c in _mgets(packed)] == [b"MGET"]
+
+
+def test_get_many__while_rotating__splits_between_keys_and_a_bad_reply_spoils_its_own() -> None:
+    # Two names a key (primary, previous): 4 values a reply are 2 keys an MGET.
+    core = CacheCore(core_settings(previous_keys=(OLD,)), clock=FakeClock(500.0), reply_values=4)
+    keys = ["a", "b", "c", "d", "e"]
+    packed, replies, finish, _, _ = core.get_many(keys)
+    assert [len(c) - 1 for c in _mgets(packed)] == [4, 4, 2]
+    assert replies == 3
+    sealed = {k: core.keyring.seal(core.stored_name(k), k.encode(), k.encode()) for k in keys}
+    # The second MGET's reply is not its four values (a hostile server): c and d are misses.
+    found = finish([[sealed["a"], None, sealed["b"], None], [b"x"], [sealed["e"], None]])
+    assert found == {"a": b"a", "b": b"b", "e": b"e"}
+    assert core.events.snapshot()["integrity_failures"] == 2
+
+
+def test_rotation_groups__follow_a_smaller_reply_limit() -> None:
+    # A client whose replies hold 1 MiB reads half of it a transaction: three values of
+    # 300 KiB are two groups. With the fixed 8 MiB it was one MGET of 900 KiB, refused on
+    # every batch by that client's transport.
+    old = Keyring(OLD)
+    core = CacheCore(
+        core_settings(previous_keys=(OLD,)), clock=FakeClock(500.0), max_reply_bytes=1 << 20
+    )
+    names = [old.primary.name(b"k%d" % i) for i in range(3)]
+    steps = core.rotation(batch_size=10, max_batches=None)
+    next(steps)
+    steps.send([[b"0", names]])
+    watched = [steps.send([300 << 10] * 3)]
+    for _ in names[1:]:
+        assert steps.send([b"OK", [None], -2]) == [(b"UNWATCH",)]
+        watched.append(steps.send([b"OK"]))
+    assert [w[1] for w in watched] == [(b"MGET", n) for n in names]

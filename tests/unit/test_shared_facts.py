@@ -89,3 +89,16 @@ def test_reply_limit__the_default_is_the_stack_s_and_the_service_derives_its_own
     assert service.cache_options(settings)["max_reply_bytes"] == (
         redis_conf.output_limit_bytes(5 << 20)
     )
+
+
+@pytest.mark.parametrize("value_limit", [1, (1 << 20) - 4200, 1 << 20, (5 << 20) + 7, 512 << 20])
+def test_reply_values__16_of_the_largest_values_in_the_limit_they_give(value_limit: int) -> None:
+    # get_many's MGETs read reply_values names each: 16 under the limit cache_options
+    # derives, as many as the stack's Redis sends one client (output_limit_bytes), and each
+    # such MGET fits the limit by construction; fewer when the limit is smaller.
+    options = transport.cache_options(value_limit)
+    limit = options["max_reply_bytes"]
+    assert transport.reply_values(limit, value_limit) == transport.REPLY_VALUES == 16
+    assert transport.reply_values(limit // 4, value_limit) == 4
+    assert transport.reply_values(1 << 16, value_limit) == 1  # never none
+    assert options["max_value_bytes"] == value_limit
