@@ -75,6 +75,15 @@ _SHELL_SEPARATORS: Final = frozenset({";", "&&", "||", "|", "&"})
 # or an ACL rule that sets a cleartext password (`>secret`), wherever the text travels.
 _CLEARTEXT_DIRECTIVE: Final = re.compile(r"(?im)(?:^|\s|--)(?:requirepass|masterauth)\s+\S")
 _ACL_CLEARTEXT: Final = re.compile(r"(?im)(?:^|\s)user\s+\S+\s+(?:.*\s)?>\S")
+# The value of each such directive or option (`requirepass X`, `--masterauth "X"`), and each
+# ACL rule that sets a password (the rule's `>X` words).
+_DIRECTIVE_VALUE: Final = re.compile(r"(?im)(?:^|\s|--)(?:requirepass|masterauth)\s+(\S+)")
+_ACL_RULE: Final = re.compile(r"(?im)(?:^|\s)user\s+\S+\s+(.*)$")
+# A password given only as a shell variable: `$P`, `"${P}"`, `${P:?unset}` (which stops the
+# script when P is unset). `${P:-changeme}` is not one: its default is a password in the text.
+_BARE_REFERENCE: Final = re.compile(
+    r"[\"']?\$(?:[A-Za-z_]\w*|\{[A-Za-z_]\w*(?::?\?[^}]*)?\})[\"']?"
+)
 
 
 def secret_named(name: str, value: str) -> bool:
@@ -235,10 +244,26 @@ def secret_healthcheck(props: Mapping[str, Any]) -> list[str]:
 
 
 def is_secret_upload(upload: Upload) -> bool:
-    """A file that must be protected like a key: redacted, a private key, or named like one."""
+    """A file that must be protected like a key: redacted, a private key, named like one, or
+    holding a credential in the clear (`file_credential`)."""
     if upload.redacted or _SECRET_FILE.search(upload.basename):
         return True
-    return cleartext_credential(upload.content or "")
+    return file_credential(upload.content or "")
+
+
+def file_credential(content: str) -> bool:
+    """Whether a file's text holds a credential in the clear, as `cleartext_credential` tells,
+    except that a Redis password given only as a variable (`--requirepass "$REDIS_PASSWORD"`,
+    `user app on >$P` in an entrypoint script) is none: a script reads it from its environment
+    when it runs (where secret-env-not-plain judges it), and Redis reading such a line from a
+    config takes the characters `$P`, a public string, not a secret. Such a script must stay
+    executable, which a secret file may not be."""
+    if _URL_WITH_PASSWORD.search(content) or _PRIVATE_KEY in content:
+        return True
+    passwords = [m.group(1) for m in _DIRECTIVE_VALUE.finditer(content)]
+    for rule in _ACL_RULE.finditer(content):
+        passwords += [w[1:] for w in rule.group(1).split() if w.startswith(">") and len(w) > 1]
+    return any(not _BARE_REFERENCE.fullmatch(p) for p in passwords)
 
 
 def private_key_blocks(value: str) -> list[str]:

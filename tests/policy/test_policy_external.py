@@ -21,8 +21,21 @@ image whose name ends in `_redis` on a registry with a port (no Redis), a C# Com
 pulumi-docker 3, KeyDB loading the config its image ships, a Bitnami-derived Redis under another
 name, Dragonfly on the host network, a Redis 3 Swarm service, one custom image that is a
 master, replica or sentinel by its MODE variable, a Java client (Redisson node) in Redis's network
-namespace (`--network container:redis-node`), and a master, replica and sentinel on the host's
-network given one password on each command line.
+namespace (`--network container:redis-node`), a master, replica and sentinel on the host's
+network given one password on each command line, Valkey reading its whole config from its
+stdin (`sh script | exec valkey-server -`, on an internal network: the pack says it cannot
+see that config), redis-stack-server given a redis.conf that sets protected-mode yes (its own
+`--protected-mode no` after the file wins) with REDIS_ARGS that only the bypassed entrypoint
+reads and RedisInsight's port published, a privileged Redis from a private registry with a
+literal requirepass in its uploaded redis.conf and /etc/localtime mounted, a Redis 4-era
+sample redis.conf (no bind, no protected-mode line) run by today's untagged image with an
+option after it, a server given only `--save` and `--loglevel`, Bitnami's `run.sh` started
+from `bash -c` (its setup skipped), an entrypoint replaced by an uploaded bash script that
+names the password only as `$REDIS_PASSWORD` in an ACL rule and on argv (no secret file: it
+stays executable), a Terraform module whose command is conditional on its password
+(`letmein` on argv and in env), and two of the provider's documented Swarm services: one
+with every task-spec knob (root, SELinux disabled, a secret given fileMode 0777), one pinned
+by a data source's repo digest that gives only a target port (Swarm publishes it anyway).
 
 `tests/policy/external_programs/` holds more, translated to Python and run as the engine runs a
 program: under Pulumi's mock runtime (tests/policy/program_render.py), so the pulumi-docker SDK

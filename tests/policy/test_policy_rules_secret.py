@@ -39,6 +39,20 @@ def _material(name: str) -> str:
     return foreign.material()[name].decode()
 
 
+# An entrypoint script (rukh93/foundation's, tests/policy/external/) that puts the password it is
+# given in its environment into an ACL rule and on redis-server's command line: the file names
+# the variable, it holds no password, and must stay executable.
+START_SCRIPT = """#!/bin/bash
+set -e
+if [ -n "$REDIS_USERNAME" ] && [ -n "$REDIS_PASSWORD" ]; then
+  echo "user $REDIS_USERNAME on >$REDIS_PASSWORD ~* +@all" > /tmp/redis_acl.conf
+  exec redis-server /usr/local/etc/redis/redis.conf --aclfile /tmp/redis_acl.conf
+elif [ -n "$REDIS_PASSWORD" ]; then
+  exec redis-server /usr/local/etc/redis/redis.conf --requirepass "${REDIS_PASSWORD}"
+fi
+"""
+
+
 CASES = [
     pytest.param("secret-env-not-plain", "web",
                  _set(envs=["CACHE_URL=rediss://cache:6380", f"CACHE_PASSWORD={PASSWORD}"]),
@@ -89,6 +103,16 @@ CASES = [
                  id="tls-10-fail-executable"),
     pytest.param("secret-upload-file-mode", "cache-loader", _upload("tls.crt", permissions="0644"),
                  False, id="tls-10-pass-cert-0644"),
+    pytest.param("secret-upload-file-mode", "cache-loader", lambda p: p["uploads"].append(
+        {"file": "/usr/local/bin/start.sh", "content": START_SCRIPT, "executable": True}),
+                 False, id="tls-10-pass-script-naming-password-variables"),
+    pytest.param("secret-upload-file-mode", "cache-loader", lambda p: p["uploads"].append(
+        {"file": "/usr/local/bin/start.sh", "executable": True,
+         "content": "exec redis-server --requirepass ${REDIS_PASSWORD:-changeme}\n"}),
+                 True, id="tls-10-fail-script-with-a-default-password"),
+    pytest.param("secret-upload-file-mode", "cache-loader", lambda p: p["uploads"].append(
+        {"file": "/usr/local/etc/redis/redis.conf", "content": f"requirepass {PASSWORD}\n"}),
+                 True, id="tls-10-fail-conf-with-a-password"),
     pytest.param("secret-not-shared-in-plain-form", "web",
                  lambda p: p["envs"].append(f"HINT={PASSWORD}"), True,
                  id="fail-probe-password-in-web-env"),
