@@ -313,7 +313,37 @@ def _argv_words(args: Sequence[str]) -> list[str]:
             continue
         words.append(word)
         shell = shell or _program(word) in _SHELLS
-    return words
+    return _env_split_strings(words)
+
+
+def _env_split_strings(words: list[str]) -> list[str]:
+    """`words` with `env -S STRING` (`-SSTRING`, `--split-string=STRING`, `--split-string
+    STRING`) replaced by the words env splits STRING into and runs (`env -S 'redis-server
+    --port 6379'`), split as a shell splits them: env's own escapes (`\\_`, `\\c`) and `${NAME}`
+    are rare enough to leave to the reading of what a shell passes."""
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        out.append(words[i])
+        if _program(words[i]) != "env":
+            i += 1
+            continue
+        i += 1
+        while i < len(words) and words[i].startswith("-") and words[i] != "--":
+            option = words[i]
+            if option in ("-S", "--split-string") and i + 1 < len(words):
+                out += shell_words(words[i + 1])
+                i += 2
+            elif option.startswith("--split-string="):
+                out += shell_words(option.partition("=")[2])
+                i += 1
+            elif option.startswith("-S"):
+                out += shell_words(option[2:])
+                i += 1
+            else:
+                out.append(option)
+                i += 1
+    return out
 
 
 # What makes a shell string more than one word: blanks, newlines, command separators.
@@ -335,13 +365,138 @@ def _script_words(script: str) -> tuple[str, ...]:
         # A command substitution runs before the command it stands in (`x=$(redis-server
         # ...)`, `echo $(redis-server ...)`): its commands come first, and it stays one word.
         inner = [w for text in _substitutions(command) for w in (";", *_script_words(text))]
-        split = _whole_substitutions(shell_words(command))
-        if split and split[0] == "eval":  # eval runs its arguments, joined, as a script
-            split = list(_script_words(" ".join(split[1:])))
+        split = _run_as_scripts(_whole_substitutions(shell_words(_posix_quoting(command))))
         split = [*inner[1:], ";", *split] if inner and split else inner[1:] or split
         if split:
             words.extend([";", *split] if words else split)
     return tuple(words)
+
+
+# What may stand before `eval` or `trap` in a command and still run it: reserved words, and
+# `command` or `builtin`, which run the builtin named next.
+_BEFORE_A_BUILTIN: Final = frozenset(
+    {"if", "then", "else", "elif", "while", "until", "do", "!", "{", "command", "builtin"}
+)
+
+
+def _run_as_scripts(split: list[str]) -> list[str]:
+    """A command's words with the text it runs as a script read as that script's words: `eval`'s
+    arguments, joined (also after `then`, `command`, `builtin`), and a `trap`'s action, which
+    runs on a signal or at exit (`trap 'redis-server --port 6379' EXIT`)."""
+    lead = 0
+    while lead < len(split) and split[lead] in _BEFORE_A_BUILTIN:
+        lead += 1
+    keywords = [w for w in split[:lead] if w not in ("command", "builtin")]
+    rest = split[lead:]
+    if rest[:1] == ["eval"]:
+        return [*keywords, *_script_words(" ".join(rest[1:]))]
+    if rest[:1] == ["trap"] and len(rest) > 2 and not rest[1].startswith("-"):
+        return [*keywords, *_script_words(rest[1])]
+    return split
+
+
+_ANSI_C_ESCAPES: Final = {
+    "a": "\a", "b": "\b", "e": "\x1b", "E": "\x1b", "f": "\f", "n": "\n", "r": "\r",
+    "t": "\t", "v": "\v", "\\": "\\", "'": "'", '"': '"', "?": "?",
+}  # fmt: skip
+_ANSI_C_ESCAPE: Final = re.compile(r"x[0-9a-fA-F]{1,2}|[0-7]{1,3}|u[0-9a-fA-F]{1,4}")
+
+
+def _posix_quoting(command: str) -> str:
+    """`command` with the quoting shlex does not know written in a form it reads as the shell
+    does: inside double quotes `\\$` and `\\``` are a literal `$` and backquote (shlex keeps the
+    backslash), and bash's `$'...'` is the text its escapes make (`$'--port\\x206379'` is one
+    word, `--port 6379`), single-quoted. dash reads `$'...'` as `$` and a quoted string, which
+    starts no server bash would not: bash's reading is the stricter. Whether a `$` left in a
+    word is an expansion is told from the script as written (`_expands`)."""
+    out: list[str] = []
+    i, quote = 0, ""
+    while i < len(command):
+        char = command[i]
+        if quote == "'":
+            quote = "" if char == "'" else quote
+        elif char == "\\":
+            if quote == '"' and command[i + 1 : i + 2] in ("$", "`"):
+                out.append(command[i + 1])
+                i += 2
+                continue
+            out.append(command[i : i + 2])
+            i += 2
+            continue
+        elif char == '"':
+            quote = "" if quote == '"' else '"'
+        elif char == "'" and not quote:
+            quote = "'"
+        elif char == "$" and not quote and command[i + 1 : i + 2] == "'":
+            text, i = _ansi_c(command, i + 2)
+            out.append("'" + text.replace("'", "'\\''") + "'")
+            continue
+        out.append(char)
+        i += 1
+    return "".join(out)
+
+
+def _ansi_c(command: str, i: int) -> tuple[str, int]:
+    """The text of bash's `$'...'` whose body starts at `i`, and the index after its quote."""
+    out: list[str] = []
+    while i < len(command) and command[i] != "'":
+        if command[i] == "\\" and i + 1 < len(command):
+            escape = _ANSI_C_ESCAPE.match(command, i + 1)
+            code = escape.group(0) if escape else command[i + 1]
+            if code[0] in "xu" and len(code) > 1:
+                out.append(chr(int(code[1:], 16)))
+            elif code[0] in "01234567":
+                out.append(chr(int(code, 8) & 0xFF))
+            else:
+                out.append(_ANSI_C_ESCAPES.get(code, "\\" + code))
+            i += 1 + len(code)
+            continue
+        out.append(command[i])
+        i += 1
+    return "".join(out), i + 1
+
+
+@functools.lru_cache(maxsize=1024)  # asked for every word a shell passes, by every rule
+def _live_dollars(script: str) -> frozenset[int]:
+    """Where in `script` a `$` may expand: outside single quotes and bash's `$'...'`, and not
+    escaped by a backslash (`'$X'` and `"\\$X"` are the text `$X`)."""
+    live: set[int] = set()
+    i, quote = 0, ""
+    while i < len(script):
+        char = script[i]
+        if quote == "'":
+            quote = "" if char == "'" else quote
+        elif char == "\\":
+            i += 1
+        elif char == '"':
+            quote = "" if quote == '"' else '"'
+        elif char == "'" and not quote:
+            quote = "'"
+        elif char == "$" and not quote and script[i + 1 : i + 2] == "'":
+            _, i = _ansi_c(script, i + 2)
+            continue
+        elif char == "$":
+            live.add(i)
+        i += 1
+    return frozenset(live)
+
+
+def shell_literal(value: str, props: Mapping[str, Any]) -> bool:
+    """Whether a value with a `$` or backquote in it is handed over as written by the shell
+    on the container's command line (`'$X'`, `"\\$X"`): then it is that text, to judge."""
+    return bool(re.search(r"[$`]", value)) and not _expands(value, " ".join(argv(props)))
+
+
+def _expands(word: str, script: str) -> bool:
+    """Whether the shell may expand a `$` of `word` (a word of `script`): True unless every
+    place the script writes its text has that `$` quoted (`'$X'`) or escaped (`"\\$X"`); then
+    the shell hands the program the text as written."""
+    at = word.find("$")
+    if at < 0:
+        return "`" in word
+    live = _live_dollars(script)
+    found = [m.start() for m in re.finditer(re.escape(word[at:]), script)]
+    return not found or any(i in live for i in found)
 
 
 def _substitutions(command: str) -> list[str]:
@@ -465,6 +620,8 @@ def _script_commands(script: str) -> list[str]:  # noqa: PLR0912, PLR0915 - one 
             commands.extend([" ".join(redirections), "".join(current)])
             current, redirections = [], []
             operator = _OPERATOR.match(script, i)
+            if operator and operator.group(0) == "|":
+                commands.append("|")  # what reads the pipe reads the command's output (_unseen)
             i += len(operator.group(0)) if operator else 1
             continue
         current.append(script[i : i + step])
@@ -818,26 +975,137 @@ def _programs_named(words: list[str], props: Mapping[str, Any], image: str) -> l
     return named
 
 
-# Programs that run the next word as a program (with options of their own first).
-_RUN_THE_NEXT: Final = _EXEC_WRAPPERS | {"exec", "env", "nice", "nohup", "setsid", "command"}
+# Programs that run the next word as a program (with options of their own first), each with its
+# options that take a value as the next word and how many operands come before the program
+# (`timeout 10 cmd`, `chroot /new cmd`, `gosu user cmd`).
+_RUNS_THE_NEXT: Final[dict[str, tuple[frozenset[str], int]]] = {
+    "exec": (frozenset({"-a"}), 0),
+    "command": (frozenset(), 0),
+    "builtin": (frozenset(), 0),
+    "env": (frozenset({"-u", "--unset", "-C", "--chdir"}), 0),
+    "nice": (frozenset({"-n", "--adjustment"}), 0),
+    "nohup": (frozenset(), 0),
+    "setsid": (frozenset(), 0),
+    "timeout": (frozenset({"-s", "--signal", "-k", "--kill-after"}), 1),
+    "stdbuf": (frozenset({"-i", "-o", "-e", "--input", "--output", "--error"}), 0),
+    "chroot": (frozenset({"--userspec", "--groups"}), 1),
+    "setpriv": (frozenset({"--reuid", "--regid", "--groups", "--ruid", "--euid", "--rgid",
+                           "--egid", "--inh-caps", "--ambient-caps", "--bounding-set",
+                           "--securebits", "--pdeathsig", "--selinux-label",
+                           "--apparmor-profile"}), 0),
+    "ionice": (frozenset({"-c", "--class", "-n", "--classdata"}), 0),
+    "taskset": (frozenset(), 1),
+    "tini": (frozenset({"-p", "-e"}), 0),
+    "tini-static": (frozenset({"-p", "-e"}), 0),
+    "dumb-init": (frozenset({"-r", "--rewrite"}), 0),
+    "--": (frozenset(), 0),
+    "gosu": (frozenset(), 1),
+    "su-exec": (frozenset(), 1),
+    "xargs": (frozenset({"-I", "-L", "-n", "-P", "-s", "-d", "-E", "-a", "--max-args",
+                         "--max-procs", "--delimiter", "--arg-file"}), 0),
+}  # fmt: skip
+# The directories of programs a system installs; any other path names a file of the image's own.
+_SYSTEM_BIN: Final = frozenset({"/bin", "/usr/bin", "/sbin", "/usr/sbin"})
+# A redirection `_script_commands` gives as a command of its own: the shell's, no program.
+_REDIRECTS: Final = re.compile(r"^(?:\d*(?:>>|>&|<&|<>|>\||>|<(?!<))|&>>?)")
+# A file name as a message may show it (no quote, blank or expansion in it).
+_PLAIN_PATH: Final = re.compile(r"^[\w./+-]+$")
 
 
-def _runs_unseen(words: list[str]) -> bool:
-    """Whether a script runs a program the pack cannot name: one a variable or a command
-    substitution names (`R=redis-server; $R --port 6379`, `exec docker-entrypoint.sh "$@"`
-    started with the server's name among the script's arguments), or a file it sources."""
+def _program_and_runner(command: list[str]) -> tuple[str, str, list[str]]:
+    """The program a command runs, past reserved words, assignments and the programs that run
+    the next one (each with its options and operands: `timeout -s KILL 10 cmd`), the last of
+    those (`xargs` runs what it reads), and the program's arguments."""
+    rest: list[str] = []
+    target = False  # the word after a bare redirection operator is its file
+    for word in command:
+        operator = _REDIRECTS.match(word)
+        if not (target or operator or word in _KEYWORDS or _ASSIGNMENT.match(word)):
+            rest.append(word)
+        target = operator is not None and operator.end() == len(word)
+    runner = ""
+    while rest and _program(rest[0]) in _SHELLS and _SCRIPT_FLAG.match(rest[1] if rest[1:] else ""):
+        rest = rest[2:]  # the shell whose script this is: its script's words follow
+    while rest and _program(rest[0]) in _RUNS_THE_NEXT and runner != "xargs":
+        runner = _program(rest[0])
+        takes_value, operands = _RUNS_THE_NEXT[runner]
+        rest = rest[1:]
+        while rest and rest[0].startswith("-") and rest[0] != "--":
+            rest = rest[2:] if rest[0] in takes_value else rest[1:]
+        if rest[:1] == ["--"] and runner != "--":
+            rest = rest[1:]
+        while runner == "env" and rest and _ASSIGNMENT.match(rest[0]):
+            rest = rest[1:]
+        rest = rest[operands:]
+    return (rest[0] if rest else ""), runner, rest[1:]
+
+
+def _unseen(words: list[str]) -> str:
+    """What a script runs that the pack cannot read, in words for a message ("" if nothing):
+    a script file (`/start.sh`, `sh file`), a sourced file (`. file`), a shell reading its
+    script from its input (`... | sh`, `sh <<< ...`), what `xargs` reads run as a program
+    (`| xargs env`), or a program a variable or a command substitution names (`$R`; not
+    `"$@"`, the script's arguments, which the pack reads as its last command). Any of them may
+    start a server with any settings, beside those the pack sees: one more unknown server."""
     start = 0
+    piped = False  # the command reads a pipe (_script_commands keeps `|` as a command)
     for i, word in enumerate([*words, ";"]):
         if word not in _SHELL_SEPARATORS:
             continue
-        rest = [w for w in words[start:i] if not (w in _KEYWORDS or _ASSIGNMENT.match(w))]
-        while rest and (_program(rest[0]) in _RUN_THE_NEXT | _SHELLS or rest[0].startswith("-")):
-            rest = rest[1:]
-        head = rest[0] if rest else ""
-        if head in (".", "source") or any(c in head for c in "$`"):
-            return True
-        start = i + 1
-    return False
+        command, start = words[start:i], i + 1
+        if not command:
+            piped = piped or word == "|"
+            continue
+        head, runner, args = _program_and_runner(command)
+        if not head and not runner:  # redirections, given before their command: `sh < f`
+            piped = piped or any(re.match(r"\d*<(?!<)", w) for w in command)
+            continue
+        piped, was_piped = word == "|", piped
+        why = _unseen_in(head, runner, args, was_piped)
+        if why:
+            return _unseen_why(why)
+    return ""
+
+
+def _unseen_in(head: str, runner: str, args: list[str], piped: bool) -> str:  # noqa: PLR0911
+    """What one command runs that the pack cannot read (`_unseen`), or ""; `piped`: its input
+    is a pipe or a file. One return per shape."""
+    name = _program(head)
+    if head in (".", "source"):
+        return f"a file it sources{_named(args[:1])}"
+    if any(c in head for c in "$`") and head.strip('"') not in ("$@", "$*", "${@}", "${*}"):
+        return "a program a variable or command substitution names"
+    if runner == "xargs" and (not head or name in _RUNS_THE_NEXT or name in _SHELLS):
+        return "what xargs reads, as a program"
+    if name in _SHELLS:
+        operands = [w for w in args if not w.startswith("-") and w not in ("<<", "<<<")]
+        if any(_SCRIPT_FLAG.match(w) for w in args):
+            return ""  # its script is read (_argv_words)
+        if operands and _program(operands[0]) in _STARTS_A_SERVER:
+            return ""  # `sh redis-server ...`: a script's $0 and arguments (_argv_words)
+        if operands and "<<<" not in args:
+            return f"a script file{_named(operands[:1])}"
+        if piped or "-s" in args or "<<" in args or "<<<" in args:
+            return "a shell reading its script from its input (`| sh`, `sh <<<`, `sh < file`)"
+        return ""
+    if name in _STARTS_A_SERVER | _REDIS_TOOLS | set(_EXEC_WRAPPERS):
+        return ""
+    directory = str(PurePosixPath(head).parent)
+    if head.endswith((".sh", ".bash")) or ("/" in head and directory not in _SYSTEM_BIN):
+        return f"a script file{_named([head])}"
+    return ""
+
+
+def _named(paths: list[str]) -> str:
+    return f" ({paths[0]})" if paths and _PLAIN_PATH.match(paths[0]) else ""
+
+
+def _unseen_why(what: str) -> str:
+    return (
+        f"its start script runs {what}, which the pack cannot read and which may start a "
+        f"server with any settings: run redis-server from the command line, its settings on "
+        f"it or in an uploaded config file"
+    )
 
 
 def _signs(props: Mapping[str, Any]) -> tuple[list[str], list[str]]:
@@ -912,7 +1180,7 @@ def shell_expanded(  # noqa: PLR0911 - one return per way a shell resolves it
     variable the pack cannot know). Only for judging what redis-server receives, never for
     a message."""
     match = _VARIABLE.fullmatch(value.strip())
-    if match is None:
+    if match is None or not _expands(value.strip(), " ".join(argv(props))):
         return None
     words = _argv_words(argv(props))
     if not any(_program(word) in _SHELLS for word in words):
@@ -1017,6 +1285,10 @@ def _as_the_shell_passes(
     out: list[str] = []
     awaiting = marked = False
     for word in given:
+        if not _expands(word, script):  # `'$X'`, `"\\$X"`: the text as written
+            out.append(word)
+            awaiting = word.startswith("--") and len(split_args(word) or ()) == 1
+            continue
         quoted = re.search(r'"[^"]*' + re.escape(word) + r'[^"]*"', script) is not None
         values = _assigned_values(word, props)
         # Where an option would stand, a variable the script assigns several values may be
@@ -1220,21 +1492,37 @@ def recognise(props: Mapping[str, Any], images: ImageIndex | None = None) -> Rec
     return dataclasses.replace(found, sentinel=True, signs=(*found.signs, told))
 
 
+def _started_in_script(
+    props: Mapping[str, Any], image: str, named: list[str], entrypoints: list[str], unseen: str
+) -> Recognition | None:
+    """The servers a container's words start: each command that starts one, and one more,
+    unknown, when the script also runs what the pack cannot read (`unseen`: it may start any
+    server); an unknown one alone when that names a server (`echo 'redis-server ...' | sh`);
+    None when neither."""
+    found = _servers_args_in(named)
+    if not found:
+        return _unseen_server(image, unseen) if unseen and _names_a_server(named) else None
+    first, *others = (
+        _runs_server(props, image, each, _through_entrypoint(each, entrypoints)) for each in found
+    )
+    if unseen:
+        others.append(_unseen_server(image, unseen))
+    return dataclasses.replace(first, branches=tuple(others)) if others else first
+
+
 def _recognise(  # noqa: PLR0911 - one return per way a reviewer decides
     props: Mapping[str, Any], images: ImageIndex | None = None
 ) -> Recognition:
     image = (images or ImageIndex()).resolve(_image(props))
     entrypoints = strings(props.get("entrypoints"), "entrypoints")
     words = _argv_words(argv(props))
-    found = _servers_args_in(_programs_named(words, props, image))
-    if found:
-        first, *others = (
-            _runs_server(props, image, each, _through_entrypoint(each, entrypoints))
-            for each in found
-        )
-        return dataclasses.replace(first, branches=tuple(others)) if others else first
+    resolved = _programs_named(words, props, image)
+    unseen = _unseen(resolved)
+    started = _started_in_script(props, image, resolved, entrypoints, unseen)
+    if started is not None:
+        return started
     rest, opaque = _strip_wrappers(words)
-    opaque = opaque or _runs_unseen(words)
+    opaque = opaque or bool(unseen)
     if rest and _program(rest[0]) in _REDIS_TOOLS:
         return Recognition(Verdict.NOT_REDIS, image=image)
     foreign = _foreign_server(image, rest, opaque)
@@ -1286,6 +1574,22 @@ def _recognise(  # noqa: PLR0911 - one return per way a reviewer decides
         return Recognition(Verdict.NOT_REDIS, image=image)  # it runs something else, visibly
     # No command, a script, or only options for the image's own entrypoint: the signs decide.
     return _by_signs(props, image)
+
+
+# A server program's name anywhere in a word (`echo 'redis-server --port 6379' | sh`).
+_SERVER_NAMED: Final = re.compile(
+    r"(?<![\w-])(?:" + "|".join(sorted(re.escape(p) for p in _STARTS_A_SERVER)) + r")(?![\w-])"
+)
+
+
+def _names_a_server(words: list[str]) -> bool:
+    return any(_SERVER_NAMED.search(word) for word in words)
+
+
+def _unseen_server(image: str, why: str) -> Recognition:
+    """A server a script may start through what the pack cannot read (`_unseen`)."""
+    return Recognition(Verdict.SERVER, None, image, ("runs what the pack cannot read",),
+                       started_by=why)  # fmt: skip
 
 
 def _by_signs(props: Mapping[str, Any], image: str) -> Recognition:

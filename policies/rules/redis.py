@@ -45,6 +45,7 @@ from policies.rules._redisconf import (
     before_redis,
     recognised,
     redis_servers,
+    shell_literal,
 )
 from policies.rules._service_shape import in_service_words
 
@@ -411,6 +412,10 @@ _NOTHING_EXPANDS: Final = (
     "redis-server in exec form, with no shell or script before it), so the password is that "
     "text as this program writes it"
 )
+_QUOTED: Final = (
+    "is a placeholder its start script quotes ('$NAME' or \"\\$NAME\"), which the "
+    "shell hands over as written, so the password is that text as this program writes it"
+)
 _NOT_RUN_IN_FILE: Final = (
     "is a command substitution ($(...) or `...`), which Redis does not run, so the password "
     "is that text as this program writes it"
@@ -429,9 +434,10 @@ def _placeholder_passwords(server: RedisServer) -> Iterator[str]:
     """requirepass, masterauth or an enabled ACL user's >password set to a placeholder or a
     command substitution such as `$(cat /run/secrets/pw)` where
     Redis takes it as written: in a file it reads (redis.conf and aclfiles have no variables),
-    or on a command line nothing expands (`argv_literal`). A shell or a script the pack cannot
-    read may expand one on argv, and a start script that writes a file first leaves the file
-    unreadable (_redisconf._rewritten): neither is judged here. requirepass is not judged when
+    or on a command line nothing expands (`argv_literal`) or where its shell quotes it
+    (`'$NAME'`: `shell_literal`). A shell or a script the pack cannot read may expand one on
+    argv, and a start script that writes a file first leaves the file unreadable
+    (_redisconf._rewritten): neither is judged here. requirepass is not judged when
     Redis ignores it (an aclfile or a `user default` line: requirepass_in_force)."""
     s = server.settings
     subject = redis_label(server.resource)
@@ -448,6 +454,9 @@ def _placeholder_passwords(server: RedisServer) -> Iterator[str]:
         elif server.argv_literal and s.from_argv(name):
             where, fix = "on its command line", f"Instead {_HASHED_USERS}."
             why = _NOTHING_RUNS if run else _NOTHING_EXPANDS
+        elif s.from_argv(name) and shell_literal(value, server.resource.props):
+            where, fix = "on its command line", f"Instead {_HASHED_USERS}."
+            why = _QUOTED
         else:
             continue
         if name == "requirepass":

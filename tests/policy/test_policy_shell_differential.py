@@ -267,6 +267,36 @@ CASES: list[Case] = [
                                   *TLS.split(), "--port", "6379")),
     Case("entrypoint-options-dollar-at", ("sh", "-c", f'exec docker-entrypoint.sh {TLS} "$@"',
                                           "sh", "--port", "6379")),
+    # -- what runs where the pack cannot see, and what it must read all the same ---------------
+    sh("script-file-beside-a-server", "printf 'redis-server --port 6379\\n' > /tmp/s.sh; "
+       f"sh /tmp/s.sh & exec redis-server {TLS}"),
+    sh("script-file-before-a-server", "printf 'redis-server --port 6379 &\\n' > /tmp/s.sh; "
+       f"/bin/sh /tmp/s.sh; exec redis-server {TLS}"),
+    sh("script-file-after-wrapper-options", "printf 'redis-server --port 6379\\n' > /tmp/s.sh; "
+       f"timeout -s KILL 10 sh /tmp/s.sh & exec redis-server {TLS}"),
+    sh("sourced-file-beside-a-server", "printf 'redis-server --port 6379 &\\n' > /tmp/s.sh; "
+       f". /tmp/s.sh; exec redis-server {TLS}"),
+    sh("piped-into-a-shell", "echo 'redis-server --port 6379' | sh"),
+    sh("piped-into-a-shell-beside-a-server", "echo 'redis-server --port 6379' | sh & "
+       f"exec redis-server {TLS}"),
+    Case("here-string-into-a-shell", ("/bin/bash", "-c", "bash <<< 'redis-server --port 6379'")),
+    sh("xargs-runs-what-it-reads", "echo redis-server --port 6379 | xargs env & "
+       f"exec redis-server {TLS}"),
+    sh("env-split-string", "exec env -S 'redis-server --port 6379'"),
+    sh("env-split-string-long", "exec env --split-string='redis-server --port 6379'"),
+    sh("env-split-string-glued", "exec env '-Sredis-server --port 6379'"),
+    sh("single-quoted-dollar", f"exec redis-server {TLS} --requirepass '$P'", {"P": PW}),
+    sh("escaped-dollar-in-double-quotes", f'exec redis-server {TLS} --requirepass "\\$P"',
+       {"P": PW}),
+    Case("ansi-c-quoting", ("/bin/bash", "-c", f"exec redis-server {TLS} $'--port\\x206379'")),
+    Case("ansi-c-program", ("/bin/bash", "-c", "exec $'redis-server' --port 6379")),
+    sh("trap", f"trap 'redis-server --port 6379' EXIT; redis-server {TLS}"),
+    sh("eval-after-then", 'if true; then eval "redis-server --port 6379"; fi'),
+    sh("command-eval", 'command eval "redis-server --port 6379"'),
+    Case("builtin-eval", ("/bin/bash", "-c", 'builtin eval "redis-server --port 6379"')),
+    sh("timeout-signal-wrapper", f"exec timeout -s KILL 10 redis-server {TLS} --port 6379"),
+    sh("env-options-wrapper", f"exec env -u B -C /data A=1 redis-server {TLS} --port 6379"),
+    Case("exec-a-wrapper", ("/bin/bash", "-c", f"exec -a name redis-server {TLS} --port 6379")),
     sh("sentinel", "exec redis-sentinel /tmp/sentinel.conf"),
     sh("sentinel-or-server", f'if [ -n "$S" ]; then exec redis-server /tmp/s.conf --sentinel; '
        f"else exec redis-server {TLS}; fi"),
@@ -278,6 +308,10 @@ CASES: list[Case] = [
 _OPTIONS_UNKNOWN = (
     "the shell expands a word into options the pack cannot read, so the settings before it are "
     "unknown (what argv sets after it is read)"
+)
+_UNSEEN = (
+    "the pack cannot read what it runs, so it judges one more server whose settings are all "
+    "unknown in place of the one the shell starts"
 )
 STRICTER: dict[str, str] = {
     "secret-aware-wrapper": '"$@" first is read as a config file the pack cannot read: every '
@@ -324,6 +358,15 @@ STRICTER: dict[str, str] = {
     "arguments, so the pack sees a server whose arguments are unknown",
     "entrypoint-options-dollar-at": 'docker-entrypoint.sh with options, then "$@": '
     + _OPTIONS_UNKNOWN,
+    "memorix": "$DOCKER_SCRIPTS/entrypoint-ssh.sh is a script the pack cannot read: " + _UNSEEN,
+    "script-file-beside-a-server": "sh /tmp/s.sh: " + _UNSEEN,
+    "script-file-before-a-server": "/bin/sh /tmp/s.sh: " + _UNSEEN,
+    "script-file-after-wrapper-options": "timeout -s KILL 10 sh /tmp/s.sh: " + _UNSEEN,
+    "sourced-file-beside-a-server": ". /tmp/s.sh: " + _UNSEEN,
+    "piped-into-a-shell": "a shell reading its script from a pipe: " + _UNSEEN,
+    "piped-into-a-shell-beside-a-server": "as piped-into-a-shell, beside a server it reads",
+    "here-string-into-a-shell": "a shell reading its script from a here-string: " + _UNSEEN,
+    "xargs-runs-what-it-reads": "xargs env runs the words it reads as a program: " + _UNSEEN,
 }
 
 
