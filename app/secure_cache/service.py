@@ -303,6 +303,9 @@ def server_config(app: Any, settings: ServiceSettings) -> uvicorn.Config:
         timeout_keep_alive=HEADER_TIMEOUT_S,
         h11_max_incomplete_event_size=MAX_HEAD_BYTES,
         timeout_graceful_shutdown=5,
+        # The loop is serve()'s (uvloop). uvicorn reads this only in Server.run, which the
+        # service does not call, so its default ("auto") claimed a choice it never made.
+        loop="none",
     )
 
 
@@ -389,8 +392,8 @@ def serve(settings: ServiceSettings) -> None:
 
     The loop is uvloop's, made here: uvicorn.Config's `loop` setting is read only by
     uvicorn.Server.run, and this calls Server.serve inside a loop of its own, so that
-    setting never chose anything. uvloop took a service request from 1.38M to 1.07M
-    instructions (docs/benchmark.md, "The event loop")."""
+    setting never chose anything. On uvloop a 1 KiB request takes 20% fewer instructions
+    (docs/benchmark.md, "The event loop")."""
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _stop)
     sockets = bind(settings)
