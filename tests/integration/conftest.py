@@ -3,6 +3,7 @@ cache clients the secure_cache tests open on them, and the app image the image t
 
 from __future__ import annotations
 
+import functools
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from secure_cache import SecureCache
 from tests.support.app_image import built_app_image
 from tests.support.cache_env import cache_environ
 from tests.support.cache_shells import SHELLS, open_cache
+from tests.support.event_loops import LOOPS, RunOnLoop, run_on
 from tests.support.exporter_redis import ExporterRedis, running_exporter_redis
 from tests.support.tls_redis import REDIS_SERVER, TlsRedisServer
 
@@ -73,6 +75,12 @@ def shell(request: pytest.FixtureRequest) -> str:
     """Each test runs against SecureCache and AsyncSecureCache (tests/support/cache_shells.py)."""
     mode: str = request.param
     return mode
+
+
+@pytest.fixture(params=sorted(LOOPS))
+def run(request: pytest.FixtureRequest) -> RunOnLoop:
+    """Runs a coroutine on a private loop, once per loop kind (tests/support/event_loops.py)."""
+    return functools.partial(run_on, LOOPS[request.param])
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """AsyncTransport's coalescing of concurrent calls (auto-pipelining), against a real TLS
-redis-server: ordering, per-caller errors, cancellation and a connection lost mid-batch.
+redis-server: ordering, per-caller errors, cancellation and a connection lost mid-batch,
+each on asyncio's loop and on uvloop's (the `run` fixture, tests/integration/conftest.py).
 
 Which calls share a write is observed with a spy around redis-py's send_packed_command
 that records each write and then sends it unchanged.
@@ -9,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -20,18 +21,8 @@ from secure_cache.resp import Deferred
 from secure_cache.settings import load_settings
 from secure_cache.transport import AsyncTransport, TransportConfig, _AsyncTlsConnection
 from tests.support.cache_env import cache_environ
+from tests.support.event_loops import RunOnLoop
 from tests.support.tls_redis import TlsRedisServer
-
-T = TypeVar("T")
-
-
-def _run(coro: Coroutine[Any, Any, T]) -> T:
-    """A private loop (see test_cache_async._run)."""
-    loop = asyncio.new_event_loop()
-    try:
-        return loop.run_until_complete(coro)
-    finally:
-        loop.close()
 
 
 class Writes:
@@ -81,7 +72,7 @@ async def _connected(
 
 
 def test_concurrent_calls__share_one_write_and_each_gets_its_own_reply_in_order(
-    tls_redis: TlsRedisServer, tmp_path: Path, writes: Writes
+    tls_redis: TlsRedisServer, tmp_path: Path, run: RunOnLoop, writes: Writes
 ) -> None:
     async def scenario() -> list[Any]:
         async with _connected(tls_redis, tmp_path, writes) as transport:
@@ -90,14 +81,14 @@ def test_concurrent_calls__share_one_write_and_each_gets_its_own_reply_in_order(
             gets = [transport.execute(b"GET", b"cache:co:%d" % i) for i in range(50)]
             return list(await asyncio.gather(*gets))
 
-    assert _run(scenario()) == [b"v%d" % i for i in range(50)]
+    assert run(scenario()) == [b"v%d" % i for i in range(50)]
     # 100 calls, two turns of the event loop: one write each, on the one connection.
     assert [count for _, count in writes.log] == [50, 50]
     assert len({id(conn) for conn, _ in writes.log}) == 1
 
 
 def test_an_error_reply__rejects_only_its_own_caller(
-    tls_redis: TlsRedisServer, tmp_path: Path, writes: Writes
+    tls_redis: TlsRedisServer, tmp_path: Path, run: RunOnLoop, writes: Writes
 ) -> None:
     async def scenario() -> list[Any]:
         async with _connected(tls_redis, tmp_path, writes) as transport:
@@ -111,7 +102,7 @@ def test_an_error_reply__rejects_only_its_own_caller(
                 )
             )
 
-    ok, denied, denied_many, value = _run(scenario())
+    ok, denied, denied_many, value = run(scenario())
     assert ok == b"OK"
     assert value == b"a"
     assert isinstance(denied, CommandRejected)
@@ -121,7 +112,7 @@ def test_an_error_reply__rejects_only_its_own_caller(
 
 
 def test_a_caller_cancelled_mid_batch__its_reply_is_dropped_and_the_connection_stays_in_step(
-    tls_redis: TlsRedisServer, tmp_path: Path, writes: Writes
+    tls_redis: TlsRedisServer, tmp_path: Path, run: RunOnLoop, writes: Writes
 ) -> None:
     async def scenario() -> tuple[Any, ...]:
         async with _connected(tls_redis, tmp_path, writes) as transport:
@@ -138,7 +129,7 @@ def test_a_caller_cancelled_mid_batch__its_reply_is_dropped_and_the_connection_s
             after = await transport.execute(b"GET", b"cache:cx:b")
             return (*results, after, len(transport._all))
 
-    first, middle, last, after, connections = _run(scenario())
+    first, middle, last, after, connections = run(scenario())
     assert first == b"OK"
     assert isinstance(middle, asyncio.CancelledError)
     assert last == b"a"
@@ -148,7 +139,7 @@ def test_a_caller_cancelled_mid_batch__its_reply_is_dropped_and_the_connection_s
 
 
 def test_a_caller_cancelled_before_the_write__is_not_sent(
-    tls_redis: TlsRedisServer, tmp_path: Path, writes: Writes
+    tls_redis: TlsRedisServer, tmp_path: Path, run: RunOnLoop, writes: Writes
 ) -> None:
     async def scenario() -> Any:
         async with _connected(tls_redis, tmp_path, writes) as transport:
@@ -158,12 +149,12 @@ def test_a_caller_cancelled_before_the_write__is_not_sent(
             cancelled.cancel()
             return await transport.execute(b"GET", b"cache:cb:k")
 
-    assert _run(scenario()) == b"before"
+    assert run(scenario()) == b"before"
     assert [count for _, count in writes.log] == [1, 1]  # the cancelled SET never went out
 
 
 def test_a_caller_whose_chunks_cannot_be_made__fails_alone_before_the_write(
-    tls_redis: TlsRedisServer, tmp_path: Path, writes: Writes
+    tls_redis: TlsRedisServer, tmp_path: Path, run: RunOnLoop, writes: Writes
 ) -> None:
     """A set_many's values are sealed as its chunks are taken (resp.Deferred), here in the
     flush: an error there belongs to that caller, not to the others sharing the write, and
@@ -185,7 +176,7 @@ def test_a_caller_whose_chunks_cannot_be_made__fails_alone_before_the_write(
             return (*results, await transport.execute(b"GET", b"cache:made:x"),
                     transport.generation - generation, len(transport._all))  # fmt: skip
 
-    ok, failed, value, stored, reconnects, connections = _run(scenario())
+    ok, failed, value, stored, reconnects, connections = run(scenario())
     assert (ok, value) == (b"OK", b"a")
     assert isinstance(failed, OverflowError)
     assert stored is None  # not a byte of the failed SET went out
@@ -195,7 +186,7 @@ def test_a_caller_whose_chunks_cannot_be_made__fails_alone_before_the_write(
 
 @pytest.mark.parametrize("retries", [1, 0])
 def test_connection_lost_mid_batch__every_waiter_retries_or_fails(
-    tls_redis: TlsRedisServer, tmp_path: Path, writes: Writes, retries: int
+    tls_redis: TlsRedisServer, tmp_path: Path, run: RunOnLoop, writes: Writes, retries: int
 ) -> None:
     async def scenario() -> list[Any]:
         async with _connected(tls_redis, tmp_path, writes, retries=retries) as transport:
@@ -215,7 +206,7 @@ def test_connection_lost_mid_batch__every_waiter_retries_or_fails(
             calls = [transport.execute(b"GET", b"cache:lost:k") for _ in range(20)]
             return list(await asyncio.gather(*calls, return_exceptions=True))
 
-    results = _run(scenario())
+    results = run(scenario())
     # The lost write is not logged; with a retry, the 20 waiters' retries share one write.
     assert [count for _, count in writes.log if count > 1] == ([20] if retries else [])
     if retries:
@@ -226,30 +217,30 @@ def test_connection_lost_mid_batch__every_waiter_retries_or_fails(
 
 
 def test_the_flush_cancelled_while_waiting_for_a_connection__its_waiters_fail_not_hang(
-    tls_redis: TlsRedisServer, tmp_path: Path
+    tls_redis: TlsRedisServer, tmp_path: Path, run: RunOnLoop
 ) -> None:
     async def scenario() -> list[Any]:
         transport = _transport(tls_redis, tmp_path, retries=0, max_connections=1)
         try:
-            async with transport.session() as run:  # holds the only connection
+            async with transport.session() as held:  # holds the only connection
                 calls = [asyncio.ensure_future(transport.execute(b"PING")) for _ in range(5)]
                 while not transport._waiters:  # the flush waits for the connection
                     await asyncio.sleep(0)
                 for flush in list(transport._flushes):
                     flush.cancel()
                 results = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 5)
-                await run([(b"PING",)])
+                await held([(b"PING",)])
             return [*results, await transport.execute(b"PING")]  # and the transport goes on
         finally:
             await transport.close()
 
-    *failed, after = _run(scenario())
+    *failed, after = run(scenario())
     assert all(isinstance(r, BackendUnavailable) for r in failed), failed
     assert after == b"PONG"
 
 
 def test_the_flush_cancelled_before_it_ran__the_next_call_flushes_the_queue(
-    tls_redis: TlsRedisServer, tmp_path: Path
+    tls_redis: TlsRedisServer, tmp_path: Path, run: RunOnLoop
 ) -> None:
     async def scenario() -> list[Any]:
         transport = _transport(tls_redis, tmp_path)
@@ -263,4 +254,4 @@ def test_the_flush_cancelled_before_it_ran__the_next_call_flushes_the_queue(
         finally:
             await transport.close()
 
-    assert _run(scenario()) == [b"PONG", None]
+    assert run(scenario()) == [b"PONG", None]

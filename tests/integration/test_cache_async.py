@@ -1,34 +1,24 @@
 """What only AsyncSecureCache has: many tasks on one loop, and data shared with SecureCache.
 
 Every other behaviour is tested once against both shells (tests/support/cache_shells.py).
+Each test here runs on asyncio's loop and on uvloop's (the `run` fixture,
+tests/integration/conftest.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
 
 from secure_cache import AsyncSecureCache, SecureCache
 from tests.support.cache_env import cache_environ
+from tests.support.event_loops import RunOnLoop
 from tests.support.tls_redis import TlsRedisServer
 
-T = TypeVar("T")
 
-
-def _run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run on a private loop. Unlike asyncio.run this leaves the thread's current-loop state
-    alone, which later tests (Pulumi calls asyncio.get_event_loop()) depend on."""
-    loop = asyncio.new_event_loop()
-    try:
-        return loop.run_until_complete(coro)
-    finally:
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
-
-
-def test_async__interoperates_with_sync_client(tls_redis: TlsRedisServer, tmp_path: Path) -> None:
+def test_async__interoperates_with_sync_client(
+    tls_redis: TlsRedisServer, tmp_path: Path, run: RunOnLoop
+) -> None:
     env = cache_environ(tls_redis, tmp_path / "s")
     with SecureCache.from_env(env) as sync_cache:
         sync_cache.set("shared:key", b"written by sync")
@@ -37,11 +27,11 @@ def test_async__interoperates_with_sync_client(tls_redis: TlsRedisServer, tmp_pa
         async with await AsyncSecureCache.from_env(env) as cache:
             return await cache.get("shared:key")
 
-    assert _run(read()) == b"written by sync"
+    assert run(read()) == b"written by sync"
 
 
 def test_async__many_concurrent_calls_share_a_small_pool(
-    tls_redis: TlsRedisServer, tmp_path: Path
+    tls_redis: TlsRedisServer, tmp_path: Path, run: RunOnLoop
 ) -> None:
     env = cache_environ(tls_redis, tmp_path / "s")
 
@@ -52,4 +42,4 @@ def test_async__many_concurrent_calls_share_a_small_pool(
             assert len(cache._transport._all) <= 3
             return list(results)
 
-    assert _run(scenario()) == [b"%d" % i for i in range(200)]
+    assert run(scenario()) == [b"%d" % i for i in range(200)]

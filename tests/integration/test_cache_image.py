@@ -131,7 +131,7 @@ def test_image__runs_as_its_default_uid_with_a_healthcheck_and_no_secrets(image:
 # were byte-compiled at build time (the root filesystem is read-only at runtime).
 _INSTALLED = """import importlib.util, json, os
 found = {name: importlib.util.find_spec(name) for name in
-         ("secure_cache", "redis", "cryptography", "uvicorn", "pip", "setuptools")}
+         ("secure_cache", "redis", "cryptography", "uvicorn", "uvloop", "pip", "setuptools")}
 main = found["secure_cache"] and importlib.util.find_spec("secure_cache.__main__").origin
 compiled = bool(main) and os.path.exists(importlib.util.cache_from_source(main))
 print(json.dumps({"importable": sorted(n for n, s in found.items() if s), "compiled": compiled}))
@@ -144,7 +144,7 @@ def test_image__holds_the_app_and_its_pins_compiled_and_no_installer(image: str)
     done = _docker("run", "--rm", "--network", "none", "--entrypoint", "python3", image,
                    "-c", _INSTALLED)  # fmt: skip
     report = json.loads(done.stdout)
-    assert report["importable"] == ["cryptography", "redis", "secure_cache", "uvicorn"]
+    assert report["importable"] == ["cryptography", "redis", "secure_cache", "uvicorn", "uvloop"]
     assert report["compiled"] is True
 
 
@@ -171,6 +171,14 @@ def test_container__serves_the_http_api_against_tls_redis(
 
     assert _request(port, "DELETE", "/cache/image%3Atest")[0] == 204
     assert _request(port, "GET", "/cache/image%3Atest")[0] == 404
+
+
+def test_container__serves_on_uvloop(container: dict[str, Any]) -> None:
+    """The image's service runs on uvloop's loop (service.serve), as it reports on starting."""
+    logs = _docker("logs", container["name"]).stderr
+    started = [line for line in logs.splitlines() if "event=service_started" in line]
+    assert len(started) == 1, logs
+    assert started[0].endswith(" loop=uvloop.Loop"), started[0]
 
 
 def test_container__is_hardened_and_reports_healthy(container: dict[str, Any]) -> None:

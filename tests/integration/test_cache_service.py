@@ -642,6 +642,15 @@ def test_access_log__names_the_route_never_the_key_or_token(service: Service) ->
     assert TOKEN not in logs
 
 
+def test_serve__runs_on_uvloop(service: Service) -> None:
+    """The loop the running service reports is uvloop's (service.serve). uvicorn.Config's
+    `loop` setting never chose it: uvicorn reads it only in Server.run, and the service runs
+    Server.serve in a loop of its own, which was asyncio's default."""
+    started = [line for line in service.logs().splitlines() if "event=service_started" in line]
+    assert len(started) == 1, service.logs()
+    assert started[0].endswith(" loop=uvloop.Loop"), started[0]
+
+
 def test_serve__a_port_in_use_is_one_line_and_exit_6(service: Service, tmp_path: Path) -> None:
     log = tmp_path / "second.log"
     second = start(service.env, log)
