@@ -135,23 +135,28 @@ def test_api_token_rotation__an_unrelated_up_keeps_the_old_token_until_the_retir
         set_setting(stack.name, "appMemoryMb", str(int(memory) + 16))
         try:
             outputs.append(_up(stack))
-            assert _status_with(stack, old) == 200, "the replaced app refused the old token"
-            assert _status_with(stack, new) == 200
+            # Each status taken apart first: a failed assert shows its operands, and a token
+            # must not reach the test's output.
+            replaced_old, replaced_new = _status_with(stack, old), _status_with(stack, new)
+            assert replaced_old == 200, "the replaced app refused the old token"
+            assert replaced_new == 200
         finally:
             set_setting(stack.name, "appMemoryMb", memory)
         outputs.append(_up(stack))
-        assert _status_with(stack, old) == 200
+        after_ups = _status_with(stack, old)
+        assert after_ups == 200
         retire_started = time.monotonic()
         _rotate(stack, "api-token-retire")
         deadline = time.monotonic() + RETIRE_DEADLINE_S
         while _status_with(stack, old) != 401:
             assert time.monotonic() < deadline, "the retired token is still accepted"
             time.sleep(0.2)
-    assert _status_with(stack, new) == 200
+    retired_new = _status_with(stack, new)
+    assert retired_new == 200
     before = statuses_before(old_traffic, retire_started)
     assert 200 in before, "no request with the old token answered between the ups"
     assert 401 not in before, "an up other than the retire refused the old token"
     assert set(before) <= {200, 0}, sorted(set(before))
     for output in outputs:
-        assert old not in output
-        assert new not in output
+        assert old not in output, "a token in the up's output"
+        assert new not in output, "a token in the up's output"
