@@ -30,6 +30,10 @@ BRIDGE_NAME_OPTION: Final = "com.docker.network.bridge.name"
 _IFNAME_MAX: Final = 15
 
 
+# The exporter's container: secure-redis-<stack>-redis-exporter (its role label is `exporter`).
+EXPORTER_CONTAINER: Final = "redis-exporter"
+
+
 class Role(StrEnum):
     REDIS = "redis"
     APP = "app"

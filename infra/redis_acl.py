@@ -61,9 +61,15 @@ RELOAD_COMMANDS: Final = ("config|set", "acl|load")
 # The metrics exporter (app/secure_cache/redis_exporter.py, infra/components/exporter.py):
 # INFO (Redis 7.0 cannot narrow it to sections: a first-argument grant lets `INFO memory
 # server` through) and ACL LOG (which includes ACL LOG RESET, nothing finer exists), no key,
-# no channel. redis_exporter.py's EXPORTER_COMMANDS spells the same rules for its docs and
-# integration fixture; tests/unit/test_redis_acl_and_conf.py pins the two together.
-EXPORTER_COMMANDS: Final = ("info", "acl|log")
+# no channel. And BGREWRITEAOF, which scripts/rotate.sh has it send after a data-key
+# rotation (`rewrite-aof`), so that Redis's append-only file keeps no envelope of the
+# retired key (docs/day2.md, "What a retirement leaves"): it takes no argument and writes
+# only what Redis holds; it is the exporter's because the exporter runs all the time, holds
+# no key pattern, and already needs INFO, with which the rewrite is waited for. (The rotation
+# pass's identity has the app's keys and WATCH; the reload job's, CONFIG SET: neither is a
+# smaller holder.) redis_exporter.py's EXPORTER_COMMANDS spells the same rules for its docs
+# and integration fixture; tests/unit/test_redis_acl_and_conf.py pins the two together.
+EXPORTER_COMMANDS: Final = ("info", "acl|log", "bgrewriteaof")
 
 # The current password and, while a rotation is under way, the previous one.
 MAX_PASSWORDS_PER_USER: Final = 2

@@ -1,5 +1,12 @@
-"""`python -m infra.rotation_probe (snapshot|wait|report|unfinished)`: what a running stack's
-consumers use, and which rotation it shows half done.
+"""`python -m infra.rotation_probe (snapshot|wait|report|unfinished|guard|rewrite-aof)`: what a
+running stack's consumers use, and which rotation it shows half done.
+
+`rewrite-aof` has Redis rewrite its append-only file (the exporter's `rewrite-aof`, by `docker
+exec`: its ACL identity may run BGREWRITEAOF, infra/redis_acl.py), then checks that Redis's
+data directory holds nothing older than that rewrite (infra/aof_files.py): what
+scripts/rotate.sh runs last in a data-key rotation, so that no envelope of the retired key
+stays on disk (docs/day2.md, "What a retirement leaves"). Exit 0 done, 1 the rewrite failed
+or older files are left (each named, with what to do), 3 as below.
 
 scripts/rotate.sh takes a snapshot before a rotation, waits after each `up` until every
 consumer uses the new material, and reports what changed. Everything is observed from the
@@ -41,9 +48,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TextIO, TypeVar
 
+from infra.aof_files import AOF_DIR, DATA_DIR, MANIFEST, ManifestError, base_file, left_behind
 from infra.cli import OneLineParser, printable, say
 from infra.naming import (
     APP_HTTP_PORT,
+    EXPORTER_CONTAINER,
     REDIS_ALIAS,
     ROLE_LABEL,
     STACK_LABEL,
@@ -184,11 +193,15 @@ class NotTrusted(Stated):
 
 # The roles whose containers a snapshot asks (Probe.snapshot), with the local applier's state.
 SNAPSHOT_ROLES: Final = (Role.REDIS, Role.APP)
+# The roles whose containers the probe runs anything in, each to its container's suffix: the
+# snapshot's, and the exporter, which `rewrite-aof` has send BGREWRITEAOF.
+TRUSTED_ROLES: Final = {Role.REDIS: "redis", Role.APP: "app", Role.EXPORTER: EXPORTER_CONTAINER}
 
 
 @dataclass(frozen=True)
 class Recorded:
-    """What the local applier's state records for the stack's Redis and app containers."""
+    """What the local applier's state records for the stack's Redis, app and exporter
+    containers (TRUSTED_ROLES)."""
 
     images: Mapping[Role, str | None]
     """Image IDs (None for a container it records none of: an up interrupted before it made
@@ -204,7 +217,7 @@ class Recorded:
         no state, nothing recorded)."""
         from infra.applier.state import recorded_container, recorded_image  # noqa: PLC0415
 
-        names = {role: object_name(stack, role.value) for role in SNAPSHOT_ROLES}
+        names = {role: object_name(stack, suffix) for role, suffix in TRUSTED_ROLES.items()}
         return cls(
             images={role: recorded_image(state, name) for role, name in names.items()},
             containers={role: recorded_container(state, name) for role, name in names.items()},
@@ -440,6 +453,7 @@ class Probe:
             ) from exc
         self.redis = object_name(stack, "redis")
         self.app = object_name(stack, "app")
+        self.exporter = object_name(stack, EXPORTER_CONTAINER)
         self.served_timeout = engine_timeout
         # What snapshot() trusts: the containers labelled as this stack's Redis and app, and,
         # when the stack has a local applier's state (recorded_state), running the images it
@@ -778,6 +792,40 @@ class Probe:
         with suppress(NotFound):
             left.remove(force=True)
 
+    def data_files(self, redis_id: str) -> tuple[list[str], str]:
+        """Every file under Redis's data directory (paths relative to it) and the AOF
+        manifest, in one exec (DATA_LISTING)."""
+        return self._read(
+            self.redis,
+            ["sh", "-c", DATA_LISTING],
+            redis_id,
+            lambda printed: split_listing(self.redis, printed),
+        )
+
+    def rewrite_aof(self, sleep: Callable[[float], None] = time.sleep) -> Rewritten:
+        """Have the exporter ask Redis for an AOF rewrite and wait for it (REWRITE_COMMAND),
+        then look at Redis's data directory until the older AOF parts are gone (Redis deletes
+        them from a background thread just after the rewrite) or LEFT_WAIT_S passed. Only
+        the stack's own Redis and exporter are asked (`_trusted`), each by its checked ID."""
+        from infra.docker_exec import exec_run  # noqa: PLC0415 - as docker in __init__
+
+        redis = self._running(self._trusted(self.redis, Role.REDIS))
+        exporter = self._running(self._trusted(self.exporter, Role.EXPORTER))
+        _, manifest = self.data_files(redis["Id"])
+        before = _base(self.redis, manifest)
+        with _observing(self.exporter):
+            code, out = exec_run(self.client.containers.get(exporter["Id"]), list(REWRITE_COMMAND))
+        said = printable(out.decode(errors="replace").strip()[-500:])
+        if code != 0:
+            return Rewritten(said=said, failed=True, before=before, after=before, left=[])
+        deadline = time.monotonic() + LEFT_WAIT_S
+        while True:
+            files, manifest = self.data_files(redis["Id"])
+            after, left = _base(self.redis, manifest), left_behind(files, manifest)
+            if (after != before and not left) or time.monotonic() > deadline:
+                return Rewritten(said=said, failed=False, before=before, after=after, left=left)
+            sleep(LEFT_POLL_S)
+
     def round_trip(self) -> bool:
         """A write and a read through the app's HTTP API, of the stack's own app only (as
         snapshot(): _wait runs this first, and a container found not to be the stack's must
@@ -789,6 +837,78 @@ class Probe:
         except ProbeError:
             return False
         return said.strip() == "same"
+
+
+# Redis's data directory, read in its container: every file under it (relative paths), a NUL,
+# the AOF manifest, a NUL (split_listing checks the framing: a short read is read again).
+DATA_LISTING: Final = (
+    f'cd {DATA_DIR} && find . -mindepth 1 -type f -printf "%P\\n" && printf "\\000" '
+    f'&& cat {AOF_DIR}/{MANIFEST} && printf "\\000"'
+)
+# What the exporter runs for a rewrite (app/secure_cache/redis_exporter.py `rewrite-aof`).
+REWRITE_COMMAND: Final = ("python3", "-m", "secure_cache.redis_exporter", "rewrite-aof")
+# How long the older AOF parts may take to go after the rewrite (a background thread deletes
+# them at once; this only rides out a busy disk), and how often the directory is read.
+LEFT_WAIT_S: Final = 15.0
+LEFT_POLL_S: Final = 0.5
+
+
+def split_listing(where: str, printed: str) -> tuple[list[str], str]:
+    """DATA_LISTING's output: the files, the manifest. ProbeError when it is not whole."""
+    parts = printed.split("\0")
+    if len(parts) != 3 or parts[2].strip():
+        raise ProbeError(f"{where}: the listing of {DATA_DIR} came back incomplete")
+    return [line for line in parts[0].splitlines() if line], parts[1]
+
+
+def _base(where: str, manifest: str) -> str:
+    try:
+        return base_file(manifest)
+    except ManifestError as exc:
+        raise ProbeError(f"{where}: {DATA_DIR}/{AOF_DIR}/{MANIFEST}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Rewritten:
+    """What `rewrite-aof` saw: the exporter's line, and Redis's AOF base before and after."""
+
+    said: str
+    failed: bool
+    """The exporter's rewrite-aof exited other than 0 (its line says why)."""
+    before: str
+    after: str
+    left: list[str]
+    """Files under Redis's data directory older than the rewrite, or outside the AOF."""
+
+
+def rewrite_problems(stack: str, seen: Rewritten) -> list[str]:
+    """What is wrong after `rewrite-aof`, each with what to do; empty when Redis's files hold
+    nothing older than the rewrite."""
+    redis = object_name(stack, "redis")
+    again = f"then run python -m infra.rotation_probe rewrite-aof --stack {stack} again"
+    if seen.failed:
+        return [
+            f"the exporter could not have Redis rewrite its append-only file ({seen.said}); "
+            f"entries sealed with the retired data key stay in {DATA_DIR}/{AOF_DIR} until it "
+            f"does. scripts/status.sh {stack} says whether Redis and the exporter answer; "
+            f"{again}"
+        ]
+    problems = []
+    if seen.after == seen.before:
+        problems.append(
+            f"Redis's AOF base is still {seen.before} after the rewrite, so its older parts "
+            f"were not replaced; see `docker logs {redis}` for the rewrite, {again}"
+        )
+    if seen.left:
+        shown = ", ".join(seen.left[:10]) + (" ..." if len(seen.left) > 10 else "")
+        problems.append(
+            f"{redis}'s {DATA_DIR} still holds {shown}: not part of the AOF Redis just wrote, "
+            "so they may hold entries sealed with the retired data key. Redis does not read "
+            f"them: remove each (docker exec {redis} rm -- {DATA_DIR}/NAME; an AOF part Redis "
+            "keeps as history means `aof-disable-auto-gc yes` was set at runtime: set it back "
+            f"with the reload job's CONFIG SET or an up), {again}"
+        )
+    return problems
 
 
 def _identity(found: dict[str, Any]) -> dict[str, str]:
@@ -1006,7 +1126,9 @@ def report_lines(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m infra.rotation_probe")
-    parser.add_argument("action", choices=("snapshot", "wait", "report", "unfinished", "guard"))
+    parser.add_argument(
+        "action", choices=("snapshot", "wait", "report", "unfinished", "guard", "rewrite-aof")
+    )
     parser.add_argument("--stack", required=True)
     parser.add_argument("--before", type=Path, help="a snapshot file (wait, report)")
     parser.add_argument(
@@ -1037,8 +1159,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             recorded=recorded_state(args.stack) if args.applier_state else None,
             reread=(lambda: recorded_state(args.stack)) if args.applier_state else None,
         )
-        if args.action == "snapshot":
-            return _snapshot(probe, args.stack, args.applier_state)
+        if args.action in ("snapshot", "rewrite-aof"):  # the two that need no --before
+            return (
+                _rewrite_aof(probe, args.stack)
+                if args.action == "rewrite-aof"
+                else _snapshot(probe, args.stack, args.applier_state)
+            )
         if before is None:
             parser.error(f"{args.action} needs --before")
         if args.action == "wait":
@@ -1182,6 +1308,21 @@ class Progress:
     def _run(self) -> None:
         while not self._stop.wait(self._every):
             print(self.line(), file=self._out or sys.stderr, flush=True)
+
+
+def _rewrite_aof(probe: Probe, stack: str) -> int:
+    """`rewrite-aof`: the exporter's line, then 0, or each problem and 1."""
+    with Progress("rewriting Redis's append-only file"):
+        seen = probe.rewrite_aof()
+    problems = rewrite_problems(stack, seen)
+    for problem in problems:
+        print(f"rotate: error: {problem}", file=sys.stderr)
+    if not problems:
+        say(
+            f"rotate: {seen.said.removeprefix('rewrite-aof: ')}; {DATA_DIR} holds only the "
+            f"new AOF ({seen.after} and its incremental part): no entry older than the rewrite"
+        )
+    return 1 if problems else 0
 
 
 def _snapshot(probe: Probe, stack: str, applier_state: bool) -> int:

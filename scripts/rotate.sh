@@ -9,7 +9,10 @@
 #   data-key   raise dataKeyGeneration: a new primary key, the old one kept for reading; the
 #              rotation pass (its own container and ACL user, started here) moves every
 #              entry; dataKeyKeepPrevious 0 retires the old
-#              key, then it is set back (an up that rewrites nothing). A pass that left
+#              key, then it is set back (an up that rewrites nothing). Last, Redis rewrites
+#              its append-only file (asked by the exporter's identity, waited for, and its
+#              data directory checked: infra/rotation_probe.py rewrite-aof), so no entry
+#              sealed with the retired key stays in Redis's files. A pass that left
 #              entries of a newer secure-cache (exit 7, after a rollback) stops it there,
 #              the old key kept
 #   ca         raise caRolloverGeneration: the new CA is trusted beside the old one, then
@@ -255,6 +258,12 @@ rotate_data_key() {
     up "data key: old key retired"
     config_set dataKeyKeepPrevious "$keep"
     up "data key: dataKeyKeepPrevious back to $keep for the next rotation"
+    # Redis's append-only file still holds every write since its last rewrite: the envelopes
+    # sealed with the retired key among them (docs/day2.md, "What a retirement leaves").
+    # After the retire, so that nothing sealed with the old key can be written after it.
+    log "rewriting Redis's append-only file: no entry sealed with the retired key stays on disk"
+    probe rewrite-aof \
+        || die "the data key is rotated and the old one retired, but Redis's files on disk may still hold entries sealed with it (the lines above say what and what to do); once done, python -m infra.rotation_probe rewrite-aof --stack $stack rewrites and checks them again"
 }
 
 rotate_api_token() {

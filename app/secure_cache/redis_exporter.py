@@ -13,11 +13,18 @@ identity, and serves them in the Prometheus text format:
                                                     exit 0 when the local /metrics answers
                                                     (needs no secret; the container runs
                                                     the lighter secure_cache.exporter_health)
+    python -m secure_cache.redis_exporter rewrite-aof [--timeout S]
+                                                    BGREWRITEAOF, then wait until that
+                                                    rewrite is done (aof_rewrite.py); exit 0
+                                                    when it succeeded, 1 otherwise. What
+                                                    scripts/rotate.sh runs (by `docker exec`)
+                                                    after a data-key rotation
 
 The exporter's ACL identity (`EXPORTER_USER`, rules `EXPORTER_COMMANDS`) is the single source
-for its Redis user; it may run INFO and ACL LOG and nothing else, and no key or channel:
+for its Redis user; it may run INFO, ACL LOG and BGREWRITEAOF and nothing else, and no key or
+channel:
 
-    user exporter on #<sha256> resetkeys resetchannels -@all +info +acl|log
+    user exporter on #<sha256> resetkeys resetchannels -@all +info +acl|log +bgrewriteaof
 
 Why this is the tightest form on Redis 7.0 (verified against Debian's redis-server 7.0.15,
 tests/integration/test_redis_exporter.py):
@@ -33,6 +40,11 @@ tests/integration/test_redis_exporter.py):
 - What `+acl|log` lets the identity read: each denial's username, command or key name and
   client address, including a username typed by whoever failed to log in. That is why none of
   it leaves this process (summarize_acl_log keeps the reason, count and age only).
+- `+bgrewriteaof` (for `rewrite-aof`) takes no argument: it makes Redis write what it holds
+  into a new AOF base and drop the older parts, with the retired data key's envelopes in them.
+  Whoever holds the credentials can make Redis fork more often (as writes past
+  auto-aof-rewrite-min-size do anyway; a rewrite already running refuses another); the stack's
+  memory limit leaves room for the fork (infra/redis_conf.py min_memory_limit_mb).
 - AUTH needs no grant. The client sends no `CLIENT SETINFO` and no HELLO, so scraping never
   adds a denial of its own to the ACL LOG.
 
@@ -84,13 +96,16 @@ exporter exports it as `secure_cache_acl_passwords_rotating` (PasswordRotationUn
 
 from __future__ import annotations
 
+import argparse
 import logging
+import math
 import os
 import signal
 import ssl
 import string
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,6 +122,7 @@ from redis.backoff import NoBackoff
 from redis.credentials import CredentialProvider
 from redis.retry import Retry
 
+from secure_cache.aof_rewrite import RewriteError, rewrite_aof
 from secure_cache.cli_parser import OneLineParser, say
 from secure_cache.errors import ConfigurationError, shown
 from secure_cache.exporter_health import DEFAULT_METRICS_PORT, healthcheck
@@ -133,7 +149,7 @@ _SHOWN_PATH_CHARS: Final = 256
 # What to give instead of a credential over the cap (settings.capped_credential).
 _GENERATED: Final = "use the exporter's credentials the stack generated"
 # The exporter's whole grant (see the module docstring for why it is the tightest).
-EXPORTER_COMMANDS: Final = "-@all +info +acl|log"
+EXPORTER_COMMANDS: Final = "-@all +info +acl|log +bgrewriteaof"
 INFO_SECTIONS: Final = ("server", "clients", "memory", "persistence", "stats", "errorstats")
 OTHER: Final = "other"
 
@@ -841,7 +857,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Redis security signals for Prometheus.",
     )
     parser.add_argument(
-        "command", choices=("serve", "scrape", "healthcheck"), nargs="?", default="serve"
+        "command",
+        choices=("serve", "scrape", "healthcheck", "rewrite-aof"),
+        nargs="?",
+        default="serve",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_rewrite_seconds,
+        default=REWRITE_TIMEOUT_S,
+        help="rewrite-aof: seconds to wait for the rewrite (1 to 3600)",
     )
     args = parser.parse_args(argv)
     if args.command == "healthcheck":
@@ -855,6 +880,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(str(exc), file=sys.stderr)
         return 2
     client = connect(settings)
+    if args.command == "rewrite-aof":
+        return _rewrite_aof(client, args.timeout)
     tls_probe = TlsPolicyProbe(probe_target(settings))
     rotating = settings.passwords_rotating_file
     registry = registry_for(
@@ -893,6 +920,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     server.shutdown()
     thread.join()
     client.close()
+    return 0
+
+
+# How long rewrite-aof waits: a rewrite of the largest cache a stack allows (redisMaxmemoryMb)
+# takes seconds; a minute more covers a BGSAVE or another rewrite running first.
+REWRITE_TIMEOUT_S: Final = 300.0
+
+
+def _rewrite_seconds(text: str) -> float:
+    try:
+        value = float(text) if text.isascii() else math.nan
+    except ValueError:
+        value = math.nan
+    if not 1.0 <= value <= 3600.0:  # False for NaN too
+        raise argparse.ArgumentTypeError(
+            f"must be a number of seconds from 1 to 3600, got {shown(text)}"
+        )
+    return value
+
+
+def _rewrite_aof(client: redis.Redis, timeout_s: float) -> int:
+    """`rewrite-aof`: one line, exit 0 when Redis rewrote its AOF, 1 otherwise."""
+    started = time.monotonic()
+    try:
+        done = rewrite_aof(
+            lambda: read_info(client),
+            client.bgrewriteaof,
+            timeout_s=timeout_s,
+        )
+    except (RewriteError, redis.RedisError, OSError) as exc:
+        print(
+            f"rewrite-aof: error: {exc}; nothing else was changed. Run it again once Redis "
+            "answers (scripts/status.sh STACK says what answers)",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        client.close()
+    first = " after the one already running" if done.waited_for_another else ""
+    say(
+        f"rewrite-aof: Redis rewrote its append-only file{first} "
+        f"(rewrite {done.rewrites} since it started, {time.monotonic() - started:.1f} s)"
+    )
     return 0
 
 

@@ -49,10 +49,10 @@ from infra.components.app_image import (
 )
 from infra.components.hardening import hardened_runtime
 from infra.components.material import ClientIdentityFiles, MaterialFile
-from infra.naming import Role
+from infra.naming import EXPORTER_CONTAINER, Role
 from infra.redis_acl import EXPORTER_USER
 
-EXPORTER_NAME: Final = "redis-exporter"
+EXPORTER_NAME: Final = EXPORTER_CONTAINER
 EXPORTER_PORT: Final = 9121
 EXPORTER_MODULE: Final = "secure_cache.redis_exporter"
 # The HTTP server's request threads (at most 8 from the network at once, each cut after 10 s:

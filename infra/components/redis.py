@@ -8,6 +8,7 @@ from typing import Final
 import pulumi
 import pulumi_docker as docker
 
+from infra.aof_files import DATA_DIR as AOF_DATA_DIR
 from infra.components.docker_objects import container_labels, named_options, volume_labels
 from infra.components.hardening import hardened_runtime
 from infra.components.material import MaterialFile, MaterialVolume, MaterialVolumeArgs
@@ -24,7 +25,7 @@ from infra.settings import REPO_ROOT
 # room to spare; far below what a fork bomb needs.
 REDIS_NPROC: Final = 64
 MATERIAL_DIR: Final = "/etc/secure-redis"
-DATA_DIR: Final = "/data"
+DATA_DIR: Final = AOF_DATA_DIR  # infra/aof_files.py reads the AOF there
 IMAGE_CONTEXT: Final = REPO_ROOT / "infra" / "redis-image"
 # Settings whose value is `""` read better in the file than as an empty argv word; and
 # rename-command, whose two words Redis would take as one argument on argv (it refused to

@@ -43,6 +43,12 @@ RELOAD_SUBCOMMANDS: Final = frozenset({"config|set", "acl|load"})
 # (Redis 7.0 cannot narrow it to sections) and the ACL LOG subcommand.
 EXPORTER_COMMANDS: Final = frozenset({"info"})
 EXPORTER_SUBCOMMANDS: Final = frozenset({"acl|log"})
+# Beside INFO (which it needs to wait for the result) it may also ask for an AOF rewrite, so
+# that a data-key rotation leaves no envelope of the retired key in Redis's files
+# (docs/day2.md, "What a retirement leaves"). BGREWRITEAOF takes no argument and only
+# rewrites what Redis holds: without INFO or beside any key, channel or other grant it is
+# refused as before.
+EXPORTER_REWRITE: Final = "bgrewriteaof"
 
 
 @dataclass
@@ -175,15 +181,16 @@ class AclUser:
 
     @property
     def exporter_only(self) -> bool:
-        """May run INFO and ACL LOG (EXPORTER_COMMANDS, EXPORTER_SUBCOMMANDS) and nothing
-        else: no other command or subcommand, no category, no key, no channel."""
+        """May run INFO, ACL LOG and BGREWRITEAOF (EXPORTER_COMMANDS, EXPORTER_SUBCOMMANDS,
+        EXPORTER_REWRITE) and nothing else, INFO always among them: no other command or
+        subcommand, no category, no key, no channel."""
+        whole = EXPORTER_COMMANDS | {EXPORTER_REWRITE}
         return (
             not self.all_commands
             and not self.granted_categories
-            and bool(self.whole_granted)
-            and self.whole_granted <= EXPORTER_COMMANDS
+            and EXPORTER_COMMANDS <= self.whole_granted <= whole
             and self.granted_subcommands <= EXPORTER_SUBCOMMANDS
-            and self.granted_commands <= EXPORTER_COMMANDS | {"acl"}
+            and self.granted_commands <= whole | {"acl"}
             and not self.key_patterns
             and not self.all_channels
         )

@@ -590,8 +590,9 @@ def acl_least_privilege(server: RedisServer, _config: Mapping[str, Any]) -> Iter
         return
     # Two identities need an admin command and get exactly that: a reload identity (CONFIG
     # SET and ACL LOAD only: rotation reloads TLS files and users without a restart) and a
-    # metrics exporter (INFO and ACL LOG only: Redis's own security counters). Neither may
-    # touch a key or a channel.
+    # metrics exporter (INFO and ACL LOG: Redis's own security counters; and, beside INFO
+    # only, BGREWRITEAOF: the AOF rewrite after a data-key rotation, docs/day2.md). Neither
+    # may touch a key or a channel.
     privileged = sorted(
         name
         for name, user in acl_users(rules).items()

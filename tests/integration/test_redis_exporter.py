@@ -101,6 +101,9 @@ def test_refusal__moves_its_error_counter_and_the_acl_log(
         ("SUBSCRIBE", "news"),
         ("CLIENT", "KILL", "USER", "app"),
         ("SHUTDOWN",),
+        ("BGSAVE",),
+        ("SAVE",),
+        ("CONFIG", "SET", "aof-disable-auto-gc", "yes"),
     ],
     ids=lambda c: " ".join(c[:2]),
 )
@@ -111,12 +114,12 @@ def test_exporter_identity__is_refused_everything_else(
         exporter_client.execute_command(*command)  # type: ignore[no-untyped-call]
 
 
-def test_exporter_rules__grant_info_and_acl_log_only(
+def test_exporter_rules__grant_info_acl_log_and_bgrewriteaof_only(
     exporter_redis: ExporterRedis, exporter_client: redis.Redis
 ) -> None:
     # ACL GETUSER needs @admin, which no user here has: the rule is checked as written in the
     # ACL file Redis loaded; its effect, by the refusals above and the denial count below.
-    assert EXPORTER_COMMANDS == "-@all +info +acl|log"
+    assert EXPORTER_COMMANDS == "-@all +info +acl|log +bgrewriteaof"
     line = next(
         entry
         for entry in (exporter_redis.server.workdir / "users.acl").read_text().splitlines()

@@ -441,6 +441,15 @@ EXPORTER = "user exporter on #abc resetkeys resetchannels -@all +info +acl|log"
         ("user exporter on #abc -@all +acl|log", False),
         ("user exporter on #abc +@all -@dangerous +info", False),
         ("user exporter on #abc -@all +info -info", False),
+        (EXPORTER + " +bgrewriteaof", True),
+        ("user exporter on #abc resetkeys resetchannels -@all +bgrewriteaof +info", True),
+        ("user exporter on #abc resetkeys resetchannels -@all +bgrewriteaof", False),
+        ("user exporter on #abc -@all +bgrewriteaof +acl|log", False),
+        ("user exporter on #abc -@all +info +bgrewriteaof -info", False),
+        (EXPORTER + " +bgrewriteaof ~cache:*", False),
+        (EXPORTER + " +bgrewriteaof &*", False),
+        (EXPORTER + " +bgrewriteaof +bgsave", False),
+        (EXPORTER + " +bgrewriteaof +get", False),
     ],
     ids=[
         "exact",
@@ -455,9 +464,20 @@ EXPORTER = "user exporter on #abc resetkeys resetchannels -@all +info +acl|log"
         "acl-log-without-info",
         "categories",
         "info-taken-back",
+        "plus-bgrewriteaof",
+        "bgrewriteaof-beside-info",
+        "bgrewriteaof-alone",
+        "bgrewriteaof-without-info",
+        "bgrewriteaof-info-taken-back",
+        "bgrewriteaof-key-pattern",
+        "bgrewriteaof-all-channels",
+        "bgrewriteaof-plus-bgsave",
+        "bgrewriteaof-plus-get",
     ],
 )
-def test_acl__exporter_identity_is_info_and_acl_log_only(line: str, exporter_only: bool) -> None:
+def test_acl__exporter_identity_is_info_acl_log_and_bgrewriteaof_only(
+    line: str, exporter_only: bool
+) -> None:
     users = acl_users([tuple(line.split()[1:])])
     assert users["exporter"].exporter_only is exporter_only
 
@@ -479,3 +499,30 @@ def test_acl_least_privilege__accepts_the_exporter_identity_and_nothing_broader(
             "redis-acl-least-privilege",
             mutate(foreign.records(), "cache-loader", with_exporter(broader)),
         ), broader
+
+
+def test_acl_least_privilege__accepts_bgrewriteaof_only_beside_info_and_no_key() -> None:
+    """The exporter's AOF rewrite (docs/day2.md, "What a retirement leaves"); anywhere else
+    BGREWRITEAOF is still an admin command the rule refuses."""
+
+    def with_user(name: str, rules: str) -> Change:
+        def change(props: dict[str, Any]) -> None:
+            upload(props, "users.acl")["content"] += f"user {name} on #abc {rules}\n"
+
+        return change
+
+    def judged(name: str, rules: str) -> list[str]:
+        records = mutate(foreign.records(), "cache-loader", with_user(name, rules))
+        return run_rule("redis-acl-least-privilege", records)
+
+    assert not judged("exporter", "resetkeys resetchannels -@all +info +acl|log +bgrewriteaof")
+    assert not judged("exporter", "resetkeys resetchannels -@all +info +bgrewriteaof")
+    for name, rules in (
+        ("exporter", "resetkeys resetchannels -@all +bgrewriteaof"),
+        ("exporter", "resetkeys resetchannels -@all +acl|log +bgrewriteaof"),
+        ("exporter", "resetkeys ~cache:* resetchannels -@all +info +bgrewriteaof"),
+        ("exporter", "resetkeys resetchannels &* -@all +info +bgrewriteaof"),
+        ("cache", "resetkeys ~cache:* resetchannels -@all +get +set +bgrewriteaof"),
+        ("reload", "resetkeys resetchannels -@all +config|set +acl|load +bgrewriteaof"),
+    ):
+        assert judged(name, rules), f"user {name} {rules} was accepted"

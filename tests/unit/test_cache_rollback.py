@@ -368,6 +368,7 @@ case "$2 $3" in
     "infra.rotation_probe snapshot") echo '{}' ;;
     "infra.rotation_probe unfinished" | "infra.rotation_probe guard") ;;
     "infra.rotation_probe wait" | "infra.rotation_probe report") ;;
+    "infra.rotation_probe rewrite-aof") exit "${FAKE_REWRITE_EXIT:-0}" ;;
     "infra.apply up") ;;
     "infra.apply plan") echo "apply: plan: 37 unchanged" ;;
     *) echo "fake python: unexpected $*" >&2; exit 99 ;;
@@ -376,7 +377,7 @@ esac
 
 
 def _rotate_sh_data_key(
-    tmp_path: Path, pass_exit: int
+    tmp_path: Path, pass_exit: int, rewrite_exit: int = 0
 ) -> tuple[subprocess.CompletedProcess[str], str]:
     bin_dir, venv = tmp_path / "bin", tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
@@ -393,6 +394,7 @@ def _rotate_sh_data_key(
             "SECURE_REDIS_VENV": str(venv),
             "FAKE_LOG": str(log),
             "FAKE_PASS_EXIT": str(pass_exit),
+            "FAKE_REWRITE_EXIT": str(rewrite_exit),
             "HOME": str(tmp_path),
         },
         capture_output=True,
@@ -413,6 +415,7 @@ def test_rotate_sh__a_pass_that_left_newer_entries_stops_with_the_old_key_kept(
     assert result.returncode == 1, result.stderr
     assert calls.count("docker start --attach secure-redis-dev-rotation") == 1
     assert "dataKeyKeepPrevious 0" not in calls
+    assert "rewrite-aof" not in calls
     assert "rotate: error: the rotation pass left entries written by a newer secure-cache" in (
         result.stderr
     )
@@ -427,3 +430,20 @@ def test_rotate_sh__a_pass_that_finished_retires_the_old_key(tmp_path: Path) -> 
     assert result.returncode == 0, result.stderr
     assert "dataKeyKeepPrevious 0" in calls
     assert "data-key rotated in place" in result.stdout
+    # Last, after the retire and its setting put back: Redis rewrites its append-only file.
+    rewrite = calls.index("infra.rotation_probe rewrite-aof --stack dev")
+    assert rewrite > calls.rindex("dataKeyKeepPrevious 1")
+    assert rewrite > calls.rindex("infra.apply up")
+
+
+def test_rotate_sh__a_failed_aof_rewrite_fails_the_rotation_naming_what_to_run(
+    tmp_path: Path,
+) -> None:
+    """The old key is retired by then; the failure says the files may still hold its entries
+    and how to rewrite and check them again."""
+    result, calls = _rotate_sh_data_key(tmp_path, 0, rewrite_exit=1)
+    assert result.returncode == 1
+    assert "dataKeyKeepPrevious 0" in calls
+    assert "Redis's files on disk may still hold entries sealed with it" in result.stderr
+    assert "python -m infra.rotation_probe rewrite-aof --stack dev" in result.stderr
+    assert "rotated in place" not in result.stdout

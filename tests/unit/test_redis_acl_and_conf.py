@@ -132,7 +132,8 @@ def test_acl__exporter_may_read_info_and_the_acl_log_only() -> None:
     )
     line = _user_line(text, EXPORTER_USER)
     assert line == (
-        f"user exporter on {password_hash('e')} resetkeys resetchannels -@all +info +acl|log"
+        f"user exporter on {password_hash('e')} resetkeys resetchannels "
+        "-@all +info +acl|log +bgrewriteaof"
     )
     assert "user exporter" not in _acl()  # only when the stack passes its hash
 

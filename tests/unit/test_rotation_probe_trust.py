@@ -21,6 +21,7 @@ from infra.rotation_probe import NotTrusted, ProbeError, Recorded, recorded_stat
 
 REDIS_IMAGE = "sha256:" + "r" * 64
 APP_IMAGE = "sha256:" + "a" * 64
+EXPORTER_IMAGE = "sha256:" + "e" * 64
 
 
 def _container(name: str, outputs: dict[str, Any]) -> ResourceState:
@@ -31,6 +32,10 @@ def _save(project: Path, stack: str, app_outputs: dict[str, Any]) -> None:
     resources = {
         "urn:redis": _container(f"secure-redis-{stack}-redis", {"imageId": REDIS_IMAGE}),
         "urn:app": _container(f"secure-redis-{stack}-app", app_outputs),
+        # The exporter, in which `rewrite-aof` runs (infra/naming.py EXPORTER_CONTAINER).
+        "urn:exporter": _container(
+            f"secure-redis-{stack}-redis-exporter", {"imageId": EXPORTER_IMAGE}
+        ),
         "urn:other": _container(f"secure-redis-{stack}-exporter", {"imageId": "sha256:e"}),
     }
     StateStore(project, stack).save(StackState(stack, resources))
@@ -49,14 +54,22 @@ def _key_file(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_recorded_state_images__the_state_s_images_of_redis_and_the_app(tmp_path: Path) -> None:
     _save(tmp_path, "s1", {"imageId": APP_IMAGE})
-    assert _images("s1", tmp_path) == {Role.REDIS: REDIS_IMAGE, Role.APP: APP_IMAGE}
+    assert _images("s1", tmp_path) == {
+        Role.REDIS: REDIS_IMAGE,
+        Role.APP: APP_IMAGE,
+        Role.EXPORTER: EXPORTER_IMAGE,
+    }
 
 
 def test_recorded_state_images__an_app_an_interrupted_up_left_unfinished_has_none(
     tmp_path: Path,
 ) -> None:
     _save(tmp_path, "s1", {INCOMPLETE: True})
-    assert _images("s1", tmp_path) == {Role.REDIS: REDIS_IMAGE, Role.APP: None}
+    assert _images("s1", tmp_path) == {
+        Role.REDIS: REDIS_IMAGE,
+        Role.APP: None,
+        Role.EXPORTER: EXPORTER_IMAGE,
+    }
 
 
 def test_recorded_state_images__no_state_is_none__labels_only(tmp_path: Path) -> None:
@@ -87,11 +100,16 @@ def test_recorded_state__the_container_ids__none_for_an_unfinished_record(
     assert found.containers == {
         Role.REDIS: "id-secure-redis-s1-redis",
         Role.APP: "id-secure-redis-s1-app",
+        Role.EXPORTER: "id-secure-redis-s1-redis-exporter",
     }
     _save(tmp_path, "s1", {INCOMPLETE: True})
     found = recorded_state("s1", tmp_path)
     assert found is not None
-    assert found.containers == {Role.REDIS: "id-secure-redis-s1-redis", Role.APP: None}
+    assert found.containers == {
+        Role.REDIS: "id-secure-redis-s1-redis",
+        Role.APP: None,
+        Role.EXPORTER: "id-secure-redis-s1-redis-exporter",
+    }
     assert found.images[Role.APP] is None
     assert recorded_state("s2", tmp_path) is None
 
