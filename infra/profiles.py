@@ -61,6 +61,9 @@ _COMMON: Final = {
     "passwordRotationGeneration": 0,
     # Raise to rotate the app's API token (new beside old, then the old one refused: two ups).
     "apiTokenRotationGeneration": 0,
+    # Raise to apiTokenRotationGeneration to retire the old API token (scripts/rotate.sh
+    # api-token-retire); until then every up keeps it accepted.
+    "apiTokenRetireGeneration": 0,
     "appHostPort": 8080,
 }
 

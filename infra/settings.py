@@ -53,6 +53,7 @@ WHOLE_NUMBER_SETTINGS: Final = frozenset(
         "caRolloverGeneration",
         "passwordRotationGeneration",
         "apiTokenRotationGeneration",
+        "apiTokenRetireGeneration",
     }
 )
 # Namespaces a stack file may use besides the project's own: the docker provider's settings
@@ -120,6 +121,7 @@ class StackSettings:
     ca_rollover_generation: int = 0
     password_rotation_generation: int = 0
     api_token_rotation_generation: int = 0
+    api_token_retire_generation: int = 0
     docker_host: str | None = field(default=None, repr=False)
     """May carry credentials (ssh://user@host); never printed."""
 
@@ -207,6 +209,7 @@ def load_settings(
         ca_rollover_generation=reader.integer("caRolloverGeneration", 0, 1_000_000),
         password_rotation_generation=reader.integer("passwordRotationGeneration", 0, 1_000_000),
         api_token_rotation_generation=reader.integer("apiTokenRotationGeneration", 0, 1_000_000),
+        api_token_retire_generation=reader.integer("apiTokenRetireGeneration", 0, 1_000_000),
         docker_host=_docker_host(config, problems),
     )
     problems.extend(_cross_checks(settings, reader.failed, hidden))
@@ -909,6 +912,21 @@ def _cross_checks(s: StackSettings, failed: set[str], hidden: frozenset[str]) ->
         problems.append(
             f"{NAMESPACE}:certRenewBeforeDays ({renew}) must be below "
             f"{NAMESPACE}:certValidityDays ({validity}), or every `pulumi up` renews"
+        )
+    rotation = shown("apiTokenRotationGeneration", s.api_token_rotation_generation)
+    retire = shown("apiTokenRetireGeneration", s.api_token_retire_generation)
+    if (
+        applies("apiTokenRetireGeneration", "apiTokenRotationGeneration")
+        and s.api_token_retire_generation > s.api_token_rotation_generation
+    ):
+        # Above it, the next rotation's old token would be retired by whatever up came next
+        # (infra/providers/secrets.py keeps it only while the retire generation is below).
+        problems.append(
+            f"{NAMESPACE}:apiTokenRetireGeneration ({retire}) is above "
+            f"{NAMESPACE}:apiTokenRotationGeneration ({rotation}): it retires rotations "
+            "not made yet, whose old token any up would then refuse before its clients "
+            f"switched; set it to {rotation} or less (scripts/rotate.sh {s.stack} api-token-retire "
+            "sets it to match)"
         )
     return problems
 

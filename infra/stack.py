@@ -105,6 +105,7 @@ def build_stack(settings: StackSettings) -> BuiltStack:
             data_key_keep_previous=s.data_key_keep_previous,
             password_rotation_generation=s.password_rotation_generation,
             api_token_rotation_generation=s.api_token_rotation_generation,
+            api_token_retire_generation=s.api_token_retire_generation,
         ),
     )
     # Every ACL user's password, in the order render_acl_file_from_hashes takes them.
@@ -303,6 +304,7 @@ def _exports(
             "caRolloverGeneration": s.ca_rollover_generation,
             "passwordRotationGeneration": s.password_rotation_generation,
             "apiTokenRotationGeneration": s.api_token_rotation_generation,
+            "apiTokenRetireGeneration": s.api_token_retire_generation,
             **declared_facts,
         }
     )

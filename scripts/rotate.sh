@@ -20,16 +20,18 @@
 #   api-token  raise apiTokenRotationGeneration: the app gets a new API token and keeps
 #              accepting the old one beside it (one up); switch your clients to the new one
 #              (it is never printed: read it as the README says), then run api-token-retire.
-#              Any later up retires the old token too. With a rotation still pending (its
-#              old token not retired) it refuses, nothing changed: another would drop that token
-#              at once
+#              Until then every up (a setting changed, an upgrade) keeps the old token
+#              accepted. With a rotation still pending (its old token not retired) it refuses,
+#              nothing changed: another would drop that token at once
 #   api-token-retire
-#              one up: the old API token is refused from then on. With none pending (the app
-#              accepts no earlier token) it says there is nothing to retire and exits 0 without
-#              an up, as `teardown.sh` does with nothing to remove
-#   all        certs, passwords, data-key, ca, then api-token and api-token-retire at once
-#              (the stack's own scripts read the token from the app's volume at each use;
-#              clients holding a copy of the old one must take the new one)
+#              raise apiTokenRetireGeneration to apiTokenRotationGeneration, one up: the old
+#              API token is refused from then on. With none pending (the app accepts no earlier
+#              token) it says there is nothing to retire and exits 0 without an up, as
+#              `teardown.sh` does with nothing to remove
+#   all        an API token pending first retired (its own up), then certs, passwords,
+#              data-key, ca, then api-token and api-token-retire at once (the stack's own
+#              scripts read the token from the app's volume at each use; clients holding a
+#              copy of the old one must take the new one)
 #
 # A rotation of the same kind found half done (an earlier run interrupted, or an up that took
 # one step of several) is finished instead of started again: another data key on top of an
@@ -145,16 +147,28 @@ up() { # up WHY: one up of the program, then wait until every consumer uses the 
     log "up ($1) done, every consumer switched ($(elapsed "$start"))"
 }
 
-bump() { # bump KEY: raise an integer setting by one
+whole_setting() { # whole_setting KEY: print an integer setting, refused unless plainly written
     local current
     current="$(config_get "$1")" || die "cannot read secure-redis:$1 of stack $stack"
     # The settings loader takes what int() takes ("010", "+5", "1_0"); bash arithmetic would read
     # "010" as 8, fail on "08", and run a command substitution in `a[$(cmd)]`.
     whole_number "$current" \
         || die "secure-redis:$1 of stack $stack is $(shown "$current"), not a plain whole number; write it as one with python -m infra.stack_config set --stack $stack $1 VALUE, then run this again"
-    config_set "$1" "$((current + 1))"
+    printf '%s\n' "$current"
+}
+
+raise_to() { # raise_to KEY VALUE: set an integer setting the next up applies (unraise undoes it)
+    local current
+    current="$(whole_setting "$1")"
+    config_set "$1" "$2"
     raised_key="$1"
     raised_from="$current"
+}
+
+bump() { # bump KEY: raise an integer setting by one
+    local current
+    current="$(whole_setting "$1")"
+    raise_to "$1" "$((current + 1))"
 }
 
 rotate_certs() {
@@ -258,10 +272,13 @@ rotate_api_token() {
     # Where operators read the token (docs/client.md, "The service and its image"); never
     # printed here.
     log "the new API token: docker exec secure-redis-$stack-app cat /etc/secure-cache/api.token"
-    log "the old one is accepted until the next up; once every client uses the new one: scripts/rotate.sh $stack api-token-retire"
+    log "the old one stays accepted, through any other up, until scripts/rotate.sh $stack api-token-retire; run it once every client uses the new one"
 }
 
 retire_api_token() {
+    # The old token is held through every up until the retire generation reaches the
+    # rotation's (infra/providers/secrets.py): an up for anything else refused it before.
+    raise_to apiTokenRetireGeneration "$(whole_setting apiTokenRotationGeneration)"
     up "API token SET: the old token retired"
 }
 
@@ -274,6 +291,9 @@ case "$kind" in
 esac
 probe snapshot >"$work/before.json" || snapshot_failed $?
 case "$kind" in
+    # `all` rotates the token too: a pending one is retired first, by its own up, as the
+    # api-token refusal below asks (the provider refuses a rotation on top of it).
+    all) pending="$(unfinished api-token)" ;;
     api-token | api-token-retire)
         # Asked in an assignment, as the other kinds ask, so that its failure stops the run
         # (set -e) instead of reading as "nothing pending".
@@ -312,7 +332,9 @@ case "$kind" in
     ca) rotate_ca ;;
     api-token) rotate_api_token ;;
     api-token-retire) retire_api_token ;;
-    all) rotate_certs; rotate_passwords; rotate_data_key; rotate_ca; rotate_api_token; retire_api_token ;;
+    all)
+        [ -z "$pending" ] || retire_api_token
+        rotate_certs; rotate_passwords; rotate_data_key; rotate_ca; rotate_api_token; retire_api_token ;;
 esac
 code=0
 probe report --before "$work/before.json" --kind "$kind" || code=$?

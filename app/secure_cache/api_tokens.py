@@ -2,8 +2,9 @@
 
 A token rotates in two phases, like the Redis passwords (infra/providers/secrets.py): the
 stack adds a new token (HTTP_API_TOKEN_FILE) and keeps the old one accepted beside it
-(HTTP_API_PREVIOUS_TOKENS_FILE); clients switch to the new one; the next `up` empties the
-second file and the old token is refused. The service never restarts for it: the token files
+(HTTP_API_PREVIOUS_TOKENS_FILE); clients switch to the new one; the retire's `up`
+(scripts/rotate.sh api-token-retire, no other) empties the second file and the old token is
+refused. The service never restarts for it: the token files
 are watched the way the cache client watches its material (material.MaterialFiles, one stat
 per file at most once per interval, one clock read per request), and read at once when a
 presented token is refused, so a client that just read the new token from the file is let

@@ -61,8 +61,8 @@ def unfinished_rotation(state: StackState) -> str | None:
             continue
         if resource.name.endswith(API_TOKEN_SUFFIX):
             token = (
-                f"{resource.name}: the old API token is accepted until the next up, which "
-                "refuses it; once every client has the new one, run "
+                f"{resource.name}: the old API token stays accepted, through every up, until "
+                "its retire; once every client has the new one, run "
                 f"scripts/rotate.sh {state.stack} api-token-retire"
             )
             continue

@@ -23,6 +23,7 @@ class StackSecretsArgs:
     data_key_keep_previous: int
     password_rotation_generation: int = 0
     api_token_rotation_generation: int = 0
+    api_token_retire_generation: int = 0
 
 
 class StackSecrets(pulumi.ComponentResource):
@@ -67,12 +68,14 @@ class StackSecrets(pulumi.ComponentResource):
         )
         # The bearer token of the app's HTTP API (app/secure_cache/http_api.py): generated,
         # never configured, and rotated in two phases like the passwords: `value` is the token
-        # handed out, `previous` stays accepted beside it until the next up
-        # (app/secure_cache/api_tokens.py).
+        # handed out, `previous` stays accepted beside it (app/secure_cache/api_tokens.py)
+        # through every up until apiTokenRetireGeneration reaches apiTokenRotationGeneration:
+        # its clients are outside the stack, so only their operator knows when they switched.
         self.api_token = GeneratedPassword(
             f"{name}-api-token",
             length=max(API_TOKEN_LENGTH, args.password_length),
             rotation_generation=args.api_token_rotation_generation,
+            retire_generation=args.api_token_retire_generation,
             opts=child,
         )
         # Only non-secret facts are registered as outputs of the component.

@@ -8,9 +8,14 @@ A password rotates in two phases, like ElastiCache's AUTH token ROTATE then SET,
 replaced: raising `rotationGeneration` (or changing `length`) makes `update` generate a new
 `value` and keep the old one as `previous`; both are in `aclHashes`, so Redis accepts either
 while its clients switch. The next `up` (any `up`: `diff` reports a change while `previous` is
-set) drops `previous`. `stable` is the one value Redis accepts both before and after the
-phase's ACL reload: consumers whose files are written before that reload (the health check and
-the reload job themselves) use it; the app, whose files are written after it, uses `value`.
+set) drops `previous`: every consumer of a password is a container of the stack, switched by
+the ROTATE's own `up`. A password given a `retireGeneration` (the API token, whose clients are
+outside the stack and switch at their operator's pace) keeps `previous` through every `up`
+until `retireGeneration` reaches `rotationGeneration` (scripts/rotate.sh api-token-retire): an
+`up` for anything else retired it before, and every client not yet switched got 401.
+`stable` is the one value Redis accepts both before and after the phase's ACL reload:
+consumers whose files are written before that reload (the health check and the reload job
+themselves) use it; the app, whose files are written after it, uses `value`.
 
 `retired` is the password the last SET dropped (carried unchanged through the next ROTATE): the
 reload job's second try (infra/components/reload.py). A SET is recorded in state whether or not
@@ -54,6 +59,7 @@ KEY_SEPARATOR: Final = ","
 
 
 ROTATION_GENERATION: Final = "rotationGeneration"
+RETIRE_GENERATION: Final = "retireGeneration"
 KEEP_RETIRED: Final = "keepRetired"
 PASSWORD_SECRET_OUTPUTS: Final = ["value", "previous", "stable", "retired"]
 
@@ -62,7 +68,8 @@ class PasswordPhase(StrEnum):
     STEADY = "steady"
     """One password."""
     ROTATING = "rotating"
-    """`value` is new, `previous` still accepted; the next `up` drops it."""
+    """`value` is new, `previous` still accepted; the next `up` drops it (with a
+    `retireGeneration`: the `up` that raises it to `rotationGeneration`)."""
 
 
 def password_outputs(value: str, previous: str, retired: str = "") -> dict[str, Any]:
@@ -92,14 +99,21 @@ class GeneratedPasswordProvider(ResourceProvider):
         )
         keep = bool(news.get(KEEP_RETIRED, False))
         checked = {**news, "length": length, ROTATION_GENERATION: generation, KEEP_RETIRED: keep}
+        if news.get(RETIRE_GENERATION) is not None:
+            checked[RETIRE_GENERATION] = as_int(news, RETIRE_GENERATION, failures, minimum=0)
         return CheckResult(checked, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         # Never a replacement: a replaced password would be valid nowhere until every consumer
-        # had switched at once. A pending previous password is a change too: this `up` ends it,
-        # and so is a retired one that nothing may keep (a state written before keepRetired).
-        pending = bool(olds.get("previous")) or self._stale_retired(olds, news)
-        return DiffResult(changes=self._rotation_requested(olds, news) or pending, replaces=[])
+        # had switched at once. A previous password due to retire is a change too: this `up`
+        # ends it, and so is a retired one that nothing may keep (a state written before
+        # keepRetired).
+        rotating = self._rotation_requested(olds, news)
+        if rotating and (refusal := _rotation_over_pending(olds, news)) is not None:
+            raise ChangeRefused(refusal)
+        retiring = bool(olds.get("previous")) and not _holds_previous(news)
+        pending = retiring or self._stale_retired(olds, news)
+        return DiffResult(changes=rotating or pending, replaces=[])
 
     @staticmethod
     def _stale_retired(olds: dict[str, Any], news: dict[str, Any]) -> bool:
@@ -129,13 +143,14 @@ class GeneratedPasswordProvider(ResourceProvider):
                 current,
                 str(olds.get("retired") or "") if keep else "",
             )
-        elif olds.get("previous"):
+        elif olds.get("previous") and not _holds_previous(news):
             # SET: only the current value stays; the one dropped is kept as `retired` where
             # asked (Redis still accepts it if this rotation's ROTATE never reached it).
             outs = password_outputs(current, "", str(olds["previous"]) if keep else "")
         else:
-            # Only a retired password nothing may keep: forget it. No file holds it (only the
-            # reload job is given one), so the material and its revision stay as they are.
+            # Only a retired password nothing may keep: forget it (a held `previous` stays). No
+            # file holds it (only the reload job is given one), so the material and its
+            # revision stay as they are.
             outs = {**olds, "retired": ""}
         return UpdateResult({**outs, **inputs})
 
@@ -199,6 +214,42 @@ class DataKeyringProvider(ResourceProvider):
         return ReadResult(id_, props)
 
 
+def _holds_previous(news: dict[str, Any]) -> bool:
+    """Whether a pending `previous` stays accepted through this `up`: only with a
+    `retireGeneration` (the API token), and until it reaches `rotationGeneration`. A state or a
+    program from before the API token had one holds none: every `up` retired it."""
+    retire = news.get(RETIRE_GENERATION)
+    return retire is not None and int(retire) < int(news.get(ROTATION_GENERATION) or 0)
+
+
+def _rotation_over_pending(olds: dict[str, Any], news: dict[str, Any]) -> str | None:
+    """Why a rotation must not be applied, or None: the update keeps one `previous`, so a
+    rotation while a held one is not retired in the same `up` (retireGeneration still below
+    the generation that made it) would make the pending token the old one and refuse the token
+    before it at once, under the clients still sending it. scripts/rotate.sh api-token refuses
+    that before its up; this catches the same raise made by hand, under `pulumi up` too, and a
+    passwordLength raised above the token's length, which rotates it as well. Only the API
+    token has a retireGeneration (infra/components/secrets.py), so the settings are named."""
+    retire = news.get(RETIRE_GENERATION)
+    old = int(olds.get(ROTATION_GENERATION) or 0)
+    if not olds.get("previous") or retire is None or int(retire) >= old:
+        return None
+    new = int(news.get(ROTATION_GENERATION) or 0)
+    why = (
+        f"apiTokenRotationGeneration raised from {old} to {new}"
+        if new != old
+        else "the API token's length changed (passwordLength), which rotates it"
+    )
+    return (
+        f"secure-redis:{why} while the earlier API token of rotation {old} is still accepted "
+        f"(apiTokenRetireGeneration {int(retire)}): this up would refuse that earlier token at "
+        "once, under every client still sending it; nothing was changed. Put the setting back "
+        f"(apiTokenRotationGeneration {old}); once every client uses the current token (docker "
+        "exec secure-redis-STACK-app cat /etc/secure-cache/api.token), run scripts/rotate.sh "
+        "STACK api-token-retire, then rotate again"
+    )
+
+
 def _retiring_raise(olds: dict[str, Any], news: dict[str, Any]) -> str | None:
     """Why a raised generation must not be applied, or None: the update keeps the old primary
     and the previous keys, newest first, up to keepPrevious, so a raise made while a previous
@@ -236,7 +287,8 @@ class GeneratedPassword(Resource, module="secure-redis", name="GeneratedPassword
     """A random alphanumeric password; `value`, `previous`, `stable` and `retired` are secret,
     `aclHash` is the `#<sha256>` form of `value` and `aclHashes` those of every accepted value.
     `keep_retired`: keep the password the last SET dropped as `retired` (the reload job's second
-    try); without it, `retired` stays empty."""
+    try); without it, `retired` stays empty. `retire_generation`: keep `previous` through every
+    `up` until it reaches `rotation_generation` (the API token); None: the next `up` drops it."""
 
     value: pulumi.Output[str]
     previous: pulumi.Output[str]
@@ -254,12 +306,16 @@ class GeneratedPassword(Resource, module="secure-redis", name="GeneratedPassword
         length: int,
         rotation_generation: int = 0,
         keep_retired: bool = False,
+        retire_generation: int | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        # A password without one is declared as before, so its state and diff stay the same.
+        held = {} if retire_generation is None else {RETIRE_GENERATION: retire_generation}
         props: dict[str, Any] = {
             "length": length,
             ROTATION_GENERATION: rotation_generation,
             KEEP_RETIRED: keep_retired,
+            **held,
             **dict.fromkeys(
                 (
                     "value",
@@ -309,6 +365,7 @@ __all__ = [
     "KEEP_RETIRED",
     "KEY_SEPARATOR",
     "PASSWORD_SECRET_OUTPUTS",
+    "RETIRE_GENERATION",
     "ROTATION_GENERATION",
     "DataKeyring",
     "DataKeyringProvider",

@@ -15,11 +15,13 @@ the undisturbed stacks, alone (scripts/test.sh runs those on two workers).
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 
 import pytest
 
 from infra.settings import REPO_ROOT
+from infra.stack_config import get_setting, set_setting
 from tests.e2e import appclient
 from tests.e2e.stacks import Stack
 from tests.support.status_loop import status_loop, statuses_before
@@ -92,3 +94,69 @@ def test_api_token_rotation__old_token_until_retired_new_one_from_the_add_step(
         assert old not in output
         assert new not in output
     assert "cat /etc/secure-cache/api.token" in added  # where to read the new one
+
+
+def _up(stack: Stack) -> str:
+    """One `up` of the stack by the local applier, as an operator runs it."""
+    done = subprocess.run(
+        [sys.executable, "-m", "infra.apply", "up", "--stack", stack.name],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, f"up failed:\n{done.stderr[-2000:]}"
+    return done.stdout + done.stderr
+
+
+@pytest.mark.one_stack(
+    "which up retires the old token is the API token provider's decision "
+    "(infra/providers/secrets.py, the same for every stack); the render across ups is checked "
+    "for dev in tests/unit/test_api_token_retire_generation.py"
+)
+def test_api_token_rotation__an_unrelated_up_keeps_the_old_token_until_the_retire(
+    stack: Stack,
+) -> None:
+    """Before apiTokenRetireGeneration, any `up` after `rotate.sh S api-token` (re-run, a
+    setting changed, an upgrade) retired the old token: every client not yet switched got
+    401, an outage nobody asked for. Here two such ups run between the rotation and its
+    retire: `up` again with nothing changed, then appMemoryMb changed, which replaces the app
+    (the new one reads its token files at start, so what it accepts is what the up wrote). The
+    old token is never refused until `api-token-retire` (a request that failed outright while
+    the app was replaced counts 0), and refused after it."""
+    old = appclient.api_token(stack, refresh=True)
+    memory = get_setting(stack.name, "appMemoryMb")
+    _rotate(stack, "api-token")
+    new = appclient.api_token(stack, refresh=True)
+    assert new != old
+    with status_loop(lambda: _status_or_0(stack, old), pause_s=0.05) as old_traffic:
+        outputs = [_up(stack)]
+        set_setting(stack.name, "appMemoryMb", str(int(memory) + 16))
+        try:
+            outputs.append(_up(stack))
+            # Each status taken apart first: a failed assert shows its operands, and a token
+            # must not reach the test's output.
+            replaced_old, replaced_new = _status_with(stack, old), _status_with(stack, new)
+            assert replaced_old == 200, "the replaced app refused the old token"
+            assert replaced_new == 200
+        finally:
+            set_setting(stack.name, "appMemoryMb", memory)
+        outputs.append(_up(stack))
+        after_ups = _status_with(stack, old)
+        assert after_ups == 200
+        retire_started = time.monotonic()
+        _rotate(stack, "api-token-retire")
+        deadline = time.monotonic() + RETIRE_DEADLINE_S
+        while _status_with(stack, old) != 401:
+            assert time.monotonic() < deadline, "the retired token is still accepted"
+            time.sleep(0.2)
+    retired_new = _status_with(stack, new)
+    assert retired_new == 200
+    before = statuses_before(old_traffic, retire_started)
+    assert 200 in before, "no request with the old token answered between the ups"
+    assert 401 not in before, "an up other than the retire refused the old token"
+    assert set(before) <= {200, 0}, sorted(set(before))
+    for output in outputs:
+        assert old not in output, "a token in the up's output"
+        assert new not in output, "a token in the up's output"

@@ -183,6 +183,43 @@ def test_renewal_window_not_below_validity__is_rejected() -> None:
     assert "secure-redis:certRenewBeforeDays (30) must be below" in message
 
 
+def test_api_token_retire_generation__defaults_to_0_and_reads_like_its_siblings() -> None:
+    """A stack file from before the setting (none written) reads as 0: a rotation pending
+    there stays pending through the upgrade's up (infra/providers/secrets.py)."""
+    assert load_settings("dev", _config()).api_token_retire_generation == 0
+    settings = load_settings(
+        "dev", _config(apiTokenRotationGeneration="3", apiTokenRetireGeneration="2")
+    )
+    assert settings.api_token_retire_generation == 2
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("ten", "expected a whole number from 0 to 1000000"), ("-1", "must be between 0 and 1000000"),
+     ("1.5", "expected a whole number from 0 to 1000000")],
+)  # fmt: skip
+def test_api_token_retire_generation__a_bad_value_names_key_range_and_fix(
+    value: str, expected: str
+) -> None:
+    message = _problems("dev", _config(apiTokenRetireGeneration=value))
+    assert f"secure-redis:apiTokenRetireGeneration is {value!r}" in message
+    assert expected in message
+    assert "python -m infra.stack_config set --stack dev apiTokenRetireGeneration" in message
+    assert "Traceback" not in message
+
+
+def test_api_token_retire_generation_above_the_rotation__is_rejected() -> None:
+    """Above it, the next rotation's old token would be retired by whatever up came next."""
+    message = _problems("dev", _config(apiTokenRotationGeneration=1, apiTokenRetireGeneration=2))
+    assert (
+        "secure-redis:apiTokenRetireGeneration (2) is above "
+        "secure-redis:apiTokenRotationGeneration (1)"
+    ) in message
+    assert "set it to 1 or less (scripts/rotate.sh dev api-token-retire" in message
+    equal = _config(apiTokenRotationGeneration=2, apiTokenRetireGeneration=2)
+    assert load_settings("dev", equal).api_token_retire_generation == 2
+
+
 def test_bad_key_prefix__is_rejected() -> None:
     message = _problems("dev", _config(keyPrefix="cache*"))
     assert "secure-redis:keyPrefix" in message

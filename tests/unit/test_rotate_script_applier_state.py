@@ -22,7 +22,8 @@ STACK = "dev"  # rotate.sh requires its Pulumi.STACK.yaml; only read, by the rea
 
 FAKE_DOCKER = r"""#!/usr/bin/env bash
 echo "docker $*" >>"$FAKE_LOG"
-[ "$1" = info ] || { echo "fake docker: unexpected $*" >&2; exit 99; }
+# `start`: the data-key rotation pass (`all`), which finishes at once here.
+[ "$1" = info ] || [ "$1" = start ] || { echo "fake docker: unexpected $*" >&2; exit 99; }
 """
 # `pulumi whoami` answers only when FAKE_PULUMI_LOGGED_IN is 1 (rotate.sh's pulumi_ready).
 FAKE_PULUMI = r"""#!/usr/bin/env bash
@@ -36,7 +37,10 @@ esac
 FAKE_PYTHON = r"""#!/usr/bin/env bash
 echo "python $*" >>"$FAKE_LOG"
 case "$2 $3" in
-    "infra.stack_config get") echo 1 ;;
+    # FAKE_TOKEN_ROTATION: apiTokenRotationGeneration (what api-token-retire raises the retire
+    # generation to); every other setting reads 1.
+    "infra.stack_config get")
+        case "$6" in apiTokenRotationGeneration) echo "$FAKE_TOKEN_ROTATION" ;; *) echo 1 ;; esac ;;
     "infra.stack_config set") ;;
     "infra.apply up") echo "apply: the up's own lines" ;;
     "infra.apply plan") echo "${FAKE_PLAN:-apply: plan: 37 unchanged}" ;;
@@ -93,6 +97,8 @@ rotation_probe._of_snapshot = lambda action, stack, kind, before: (
     _real_of_snapshot(action, stack, kind, before) if action == "unfinished" else 0
 )
 rotation_probe.report_lines = lambda before, after: []
+# `rewrite-aof` (the data-key rotation's last step, `all` runs it) passes.
+rotation_probe._rewrite_aof = lambda probe, stack: 0
 rotation_probe.restarted = lambda before, after: []
 rotation_probe.expected_changes = lambda kind, before, after: []
 sys.exit(rotation_probe.main(sys.argv[1:]))
@@ -116,6 +122,7 @@ def _run_rotate_certs(
     kind: str = "certs",
     previous_tokens: int | str = 0,
     plan: str = "",
+    token_rotation: int = 1,
 ) -> tuple[subprocess.CompletedProcess[str], list[str]]:
     bin_dir, venv = tmp_path / "bin", tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
@@ -145,6 +152,7 @@ def _run_rotate_certs(
             "FAKE_SNAPSHOT_ERROR": snapshot_error,
             "FAKE_PREVIOUS_TOKENS": str(previous_tokens),
             "FAKE_PLAN": plan,
+            "FAKE_TOKEN_ROTATION": str(token_rotation),
             "HOME": str(tmp_path),
         },
         capture_output=True,
@@ -312,13 +320,62 @@ def test_rotate_sh__api_token_with_none_pending_rotates(tmp_path: Path) -> None:
 
 
 def test_rotate_sh__api_token_retire_with_a_token_pending_retires_it(tmp_path: Path) -> None:
+    """The retire raises apiTokenRetireGeneration to apiTokenRotationGeneration before its up:
+    the old token is held through every other up until then (infra/providers/secrets.py)."""
     result, calls = _run_rotate_certs(
-        tmp_path, pulumi_logged_in=False, kind="api-token-retire", previous_tokens=1
+        tmp_path,
+        pulumi_logged_in=False,
+        kind="api-token-retire",
+        previous_tokens=1,
+        token_rotation=7,
     )
     assert result.returncode == 0, result.stderr
-    assert f"python -m infra.apply up --stack {STACK}" in calls
+    raised = f"python -m infra.stack_config set --stack {STACK} apiTokenRetireGeneration 7"
+    assert raised in calls, calls
+    assert calls.index(raised) < calls.index(f"python -m infra.apply up --stack {STACK}")
+    assert not [c for c in calls if "set" in c and "apiTokenRotationGeneration" in c], calls
     assert "rotate: up (API token SET: the old token retired)" in result.stdout
     assert f"rotate: stack {STACK}: api-token-retire rotated in place" in result.stdout
+
+
+def _settings_set(calls: list[str]) -> list[str]:
+    """KEY VALUE of each setting rotate.sh changed, in order, with an `up` for each up."""
+    changes = []
+    for call in calls:
+        if call.startswith("python -m infra.stack_config set "):
+            changes.append(" ".join(call.split()[-2:]))
+        elif call.startswith("python -m infra.apply up "):
+            changes.append("up")
+    return changes
+
+
+def test_rotate_sh__all_with_a_token_pending_retires_it_first_by_its_own_up(
+    tmp_path: Path,
+) -> None:
+    """`all` rotates the token too, and a rotation on top of a pending one would refuse that
+    one at once (the provider refuses it): the pending token is retired first, as
+    api-token-retire does, then everything rotates."""
+    result, calls = _run_rotate_certs(
+        tmp_path, pulumi_logged_in=False, kind="all", previous_tokens=1, token_rotation=4
+    )
+    assert result.returncode == 0, result.stderr
+    changes = _settings_set(calls)
+    assert changes[:3] == ["apiTokenRetireGeneration 4", "up", "certRenewalGeneration 2"], changes
+    # and at the end, the new rotation and its retire (the stand-in reads 4 again)
+    assert changes[-4:] == [
+        "apiTokenRotationGeneration 5",
+        "up",
+        "apiTokenRetireGeneration 4",
+        "up",
+    ], changes
+
+
+def test_rotate_sh__all_with_no_token_pending_starts_with_the_certificates(
+    tmp_path: Path,
+) -> None:
+    result, calls = _run_rotate_certs(tmp_path, pulumi_logged_in=False, kind="all")
+    assert result.returncode == 0, result.stderr
+    assert _settings_set(calls)[0] == "certRenewalGeneration 2"
 
 
 def test_rotate_sh__api_token_retire_when_asking_what_is_pending_fails__is_no_nothing_to_retire(
