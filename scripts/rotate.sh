@@ -283,11 +283,12 @@ retire_api_token() {
 }
 
 total="$(now_ms)"
-# api-token and api-token-retire may end at the first look with nothing changed: their start
-# line waits for it, so that a refused or empty run never said "rotating".
+# Every kind may end at the first look with nothing changed (a token rotation pending or none
+# to retire, an up that would replace Redis or the app): "rotating" waits until the checks
+# below passed, so that a refused or empty run never said it.
 case "$kind" in
     api-token | api-token-retire) log "stack $stack: reading whether an API token rotation waits for its retire" ;;
-    *) log "stack $stack: rotating $kind in place with $deployer" ;;
+    *) log "stack $stack: reading the running stack before its $kind rotation" ;;
 esac
 probe snapshot >"$work/before.json" || snapshot_failed $?
 case "$kind" in
@@ -308,8 +309,7 @@ case "$kind" in
         if [ "$kind" = api-token-retire ] && [ -z "$pending" ]; then
             log "stack $stack: nothing to retire: the app accepts no earlier API token (no scripts/rotate.sh $stack api-token waits for its retire); nothing was changed"
             exit 0
-        fi
-        log "stack $stack: rotating $kind in place with $deployer" ;;
+        fi ;;
 esac
 # An up applies everything pending, not only the rotation's setting. Run right after the
 # checkout was upgraded (a new app image) or a setting was changed, rotate.sh's first up
@@ -325,6 +325,7 @@ if ! pulumi_ready; then
     [ -z "$replacing" ] \
         || die "stack $stack: the next up would also $replacing, which is no part of a rotation (a checkout upgraded or a setting changed since the last up); a rotation restarts neither Redis nor the app, and this replacement cuts the clients' requests while it runs. Apply it on its own first: python -m infra.apply up --stack $stack (scripts/setup-secure-redis.sh $stack also builds the app's wheelhouse), then run this again; nothing was changed"
 fi
+log "stack $stack: rotating $kind in place with $deployer"
 case "$kind" in
     certs) rotate_certs ;;
     passwords) rotate_passwords ;;

@@ -421,6 +421,8 @@ def test_rotate_sh__an_up_that_would_also_replace_redis_or_the_app_is_refused_fi
     assert f"python -m infra.apply up --stack {STACK}" in line, line
     assert line.endswith("nothing was changed"), line
     assert "rotated in place" not in result.stdout
+    # Its start line said "rotating certs in place" before this refusal (2026-12-04).
+    assert "rotating" not in result.stdout, result.stdout
 
 
 @pytest.mark.parametrize(
