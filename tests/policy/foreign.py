@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import secrets
 from typing import Any, Final
 
 from infra import pki
 from policies.records import Record, parse_records
 from policies.rules._model import CONTAINER, NETWORK, REMOTE_IMAGE, VOLUME
+from tests.policy.support import generated_password
 
 STACK: Final = "prod"
 PROJECT: Final = "shop"
@@ -25,8 +25,8 @@ REDIS_IMAGE: Final = "docker.io/library/redis:7.4.2@sha256:" + "a" * 64
 WEB_IMAGE: Final = "registry.example.com/shop/web@sha256:" + "b" * 64
 
 # Generated per run: a committed literal would be a (fake) secret in the repository.
-WEB_PASSWORD: Final = secrets.token_urlsafe(18)
-PROBE_PASSWORD: Final = secrets.token_urlsafe(18)
+WEB_PASSWORD: Final = generated_password(18)
+PROBE_PASSWORD: Final = generated_password(18)
 
 REDIS_CONF: Final = """\
 # shop cache: TLS only

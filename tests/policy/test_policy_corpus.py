@@ -9,7 +9,6 @@ one variant.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,11 +20,20 @@ from policies.records import Record
 from policies.rules import RULES, Enforcement
 from policies.rules._model import REGISTRY_IMAGE, SERVICE
 from tests.policy.conftest import Analyze
-from tests.policy.support import add, describe, find, mandatory, mutate, set_arg, upload
+from tests.policy.support import (
+    add,
+    describe,
+    find,
+    generated_password,
+    mandatory,
+    mutate,
+    set_arg,
+    upload,
+)
 
 Apply = Callable[[list[Record]], list[Record]]
 Props = dict[str, Any]
-LITERAL_PASSWORD = secrets.token_urlsafe(24)  # generated: never a literal in the repository
+LITERAL_PASSWORD = generated_password(24)  # generated: never a literal in the repository
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ run unless SECURE_REDIS_FUZZ=explore; SECURE_REDIS_FUZZ_SCALE=N draws N times as
 from __future__ import annotations
 
 import copy
-import secrets
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from policies.records import Record
 from policies.rules import RULES
 from policies.rules._model import Enforcement, ResourceRule, StackRule
 from tests.policy.conftest import stack_config
-from tests.policy.support import mutate, to_resources
+from tests.policy.support import generated_password, mutate, to_resources
 from tests.policy.test_policy_odd_shapes import JSON, PROP_NAMES
 from tests.support.fuzzing import drawn
 
@@ -41,7 +40,7 @@ pytestmark = pytest.mark.policy
 
 DRAWN = drawn(12)
 REDIS, APP = "redis-container", "app-container"
-LITERAL_PASSWORD = secrets.token_urlsafe(24)  # generated: never a literal in the repository
+LITERAL_PASSWORD = generated_password(24)  # generated: never a literal in the repository
 Props = dict[str, Any]
 
 

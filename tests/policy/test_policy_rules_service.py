@@ -10,7 +10,6 @@ case must pass on both.
 from __future__ import annotations
 
 import base64
-import secrets
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -19,7 +18,13 @@ import pytest
 from policies.rules import RULES, ResourceRule, service
 from policies.rules._model import CONTAINER, SERVICE, SERVICE_CONFIG, SWARM_SECRET
 from tests.policy import foreign, swarm
-from tests.policy.support import mutate, run_rule, upload, weak_rsa_certificate
+from tests.policy.support import (
+    generated_password,
+    mutate,
+    run_rule,
+    upload,
+    weak_rsa_certificate,
+)
 
 pytestmark = pytest.mark.policy
 
@@ -232,7 +237,7 @@ def test_every_container_rule__is_asked_of_services_or_says_why_not() -> None:
 def test_secret_in_a_service_env__is_a_source_another_resource_must_not_copy() -> None:
     """secret-not-shared-in-plain-form: a secret a service carries (here in its env, which
     service-task-hardened rejects on its own) must not turn up in plain form elsewhere."""
-    password = secrets.token_urlsafe(18)  # a secret nothing else in the stack carries
+    password = generated_password(18)  # a secret nothing else in the stack carries
 
     def carry(props: dict[str, Any]) -> None:
         props["envs"].append(f"CACHE_PASSWORD={password}")
