@@ -183,9 +183,9 @@ else
     # e2e_faults_per_stack: dev's and prod's fault tests side by side, each in a process group
     # of its own (prod's output follows dev's); fails if either does. The tests that run on one
     # stack only (`one_stack`) run on dev, but those of the files in on_prod (rotate.sh's
-    # Pulumi CLI path, 65 s; the retired data key's AOF, 102 s) on prod, after prod's own, so
-    # that the two sides take about as long (with both on dev, on 2026-12-04: dev 358 s,
-    # prod under 160 s, and the whole run 949 s).
+    # Pulumi CLI path, 65 s; the retired data key's AOF, 55 s; the API token's rotation, 68 s)
+    # on prod, after prod's own, so that the two sides take about as long (with all three on
+    # dev, on 2026-12-04: dev 358 s, prod under 160 s, and the whole run 949 s).
     e2e_prod_faults() {
         "$VENV/bin/pytest" "${slowest[@]}" tests/e2e --stack prod \
             -m "e2e and fault and not cross_stack and not one_stack" &&
@@ -193,7 +193,11 @@ else
     }
     e2e_faults_per_stack() {
         local prod_pid dev_pid rc=0 prod_rc=0 file
-        local on_prod=(tests/e2e/test_e2e_rotate_pulumi_cli.py tests/e2e/test_e2e_retired_data_key.py)
+        local on_prod=(
+            tests/e2e/test_e2e_rotate_pulumi_cli.py
+            tests/e2e/test_e2e_retired_data_key.py
+            tests/e2e/test_e2e_rotation_api_token.py
+        )
         local off_dev=()
         for file in "${on_prod[@]}"; do off_dev+=(--deselect "$file"); done
         e2e_prod_log="$(mktemp)"

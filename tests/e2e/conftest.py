@@ -88,6 +88,11 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line(
         "markers",
+        "rotate_all: a whole `rotate.sh S all` (eleven ups, 93 s on prod) where a test of one "
+        "kind already covers the step it checks (opt-in: -m rotate_all)",
+    )
+    config.addinivalue_line(
+        "markers",
         "one_stack(why): on the first selected stack only, because no per-stack setting "
         "(infra/profiles.py: memory, CPUs, validity, TLS, key algorithm) changes what it "
         "verifies; `why` says so for the test",
@@ -131,13 +136,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Disruptive fault tests last, after every check of the undisturbed stacks; each test's
-    security area recorded for the summary. The minutes-long rotation load runs only when
-    asked for by name (`-m rotation_load`), never as part of `-m e2e`."""
+    security area recorded for the summary. The minutes-long rotation load, the walk and the
+    whole `rotate.sh all` runs (`rotate_all`) run only when asked for by name (`-m
+    rotation_load`, `-m walk`, `-m rotate_all`), never as part of `-m e2e`."""
     here = Path(__file__).parent
     items.sort(key=lambda item: item.get_closest_marker("fault") is not None)
     markexpr = config.getoption("markexpr", "") or ""
     opted_in = "rotation_load" in markexpr
     walking = re.search(r"\bwalk\b", markexpr) is not None
+    rotating_all = "rotate_all" in markexpr
     for item in items:
         if here not in item.path.parents:
             continue  # this hook sees every layer's items; only e2e ones are ours
@@ -150,6 +157,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason="opt-in: run with -m rotation_load"))
         if item.get_closest_marker("walk") and not walking:
             item.add_marker(pytest.mark.skip(reason="opt-in: run with -m walk"))
+        if item.get_closest_marker("rotate_all") and not rotating_all:
+            item.add_marker(pytest.mark.skip(reason="opt-in: run with -m rotate_all"))
         marker = item.get_closest_marker("security")
         item.user_properties.append((_AREA, str(marker.args[0]) if marker else "other"))
 
