@@ -172,7 +172,8 @@ def _percentiles(values: list[float]) -> dict[str, float | None]:
 def _run_under_load(
     stack: Stack, kinds: list[str], quiet_s: float, min_total_s: float = 0.0, pause_s: float = 0.0
 ) -> dict[str, Any]:
-    load = HttpLoad(stack.app_url, appclient.api_token(stack), pause_s=pause_s)
+    # Read now, not from the session's cache: an earlier test may have rotated the token.
+    load = HttpLoad(stack.app_url, appclient.api_token(stack, refresh=True), pause_s=pause_s)
     # The client falls back to memory instead of failing a call: a clean count proves nothing
     # unless no fallback happened, so every read and the final "lost" check came from Redis.
     fallbacks_before = appclient.status(stack)["counters"]["fallbacks"]
