@@ -19,8 +19,6 @@ A `fault` test: it rotates the data key the other tests' entries are sealed with
 from __future__ import annotations
 
 import io
-import os
-import signal
 import subprocess
 import tarfile
 import uuid
@@ -29,8 +27,8 @@ from typing import Final
 import docker
 import pytest
 
-from infra.settings import REPO_ROOT
 from tests.e2e import appclient
+from tests.e2e.interrupted import data_key_stopped_after_first_up, rotate_script
 from tests.e2e.stacks import Stack
 
 pytestmark = [
@@ -70,28 +68,11 @@ def _key_ids(stack: Stack) -> tuple[str, list[str]]:
 
 
 def _rotate(stack: Stack, kind: str, *, stop_after_first_up: bool) -> str:
-    """`scripts/rotate.sh S KIND`; with `stop_after_first_up`, stopped (SIGTERM to its process
-    group, as a Ctrl-C in a terminal) once the new key's up is done, then run again: it
-    finishes the rotation it finds half done (docs/day2.md, "Interrupted")."""
-    script = [str(REPO_ROOT / "scripts" / "rotate.sh"), stack.name, kind]
+    """`scripts/rotate.sh S KIND`; with `stop_after_first_up` (data-key only), stopped once the
+    new key's up is done, then run again: it finishes the rotation it finds half done."""
     if stop_after_first_up:
-        first = subprocess.Popen(  # its own process group, as a terminal's job
-            script,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        assert first.stdout is not None
-        seen = []
-        for line in first.stdout:
-            seen.append(line)
-            if "kept for reading) done" in line:
-                os.killpg(first.pid, signal.SIGTERM)
-                break
-        first.wait(timeout=60)
-        assert any("kept for reading) done" in line for line in seen), "".join(seen)[-2000:]
-        assert appclient.status(stack)["encryption"]["previous_key_ids"], "stopped mid-rotation"
+        data_key_stopped_after_first_up(stack)
+    script = rotate_script(stack, kind)
     done = subprocess.run(script, capture_output=True, text=True, timeout=ROTATE_S, check=False)
     said = done.stdout + done.stderr
     assert done.returncode == 0, f"rotate.sh {kind} failed:\n{said[-3000:]}"

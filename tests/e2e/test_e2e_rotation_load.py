@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import statistics
 import subprocess
 import threading
@@ -44,6 +43,7 @@ import pytest
 
 from infra.settings import REPO_ROOT
 from tests.e2e import appclient
+from tests.e2e.interrupted import data_key_stopped_after_first_up, rotate_script
 from tests.e2e.stacks import Stack
 
 pytestmark = [
@@ -307,20 +307,8 @@ def test_rotate_data_key__stopped_after_its_first_up_then_run_again_loses_no_ent
     values = {f"resume-{uuid.uuid4().hex[:8]}-{i}": uuid.uuid4().hex.encode() for i in range(50)}
     for key, value in values.items():
         assert appclient.put(stack, key, value) in (200, 201, 204)
-    script = [str(REPO_ROOT / "scripts" / "rotate.sh"), stack.name, "data-key"]
-    first = subprocess.Popen(  # its own process group, as a terminal's job
-        script, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
-    )
-    assert first.stdout is not None
-    seen = []
-    for line in first.stdout:
-        seen.append(line)
-        if "kept for reading) done" in line:
-            os.killpg(first.pid, signal.SIGTERM)
-            break
-    first.wait(timeout=60)
-    assert any("kept for reading) done" in line for line in seen), "".join(seen)[-2000:]
-    assert appclient.status(stack)["encryption"]["previous_key_ids"], "stopped mid-rotation"
+    data_key_stopped_after_first_up(stack)
+    script = rotate_script(stack, "data-key")
     again = subprocess.run(script, capture_output=True, text=True, timeout=600, check=False)
     assert again.returncode == 0, again.stderr[-2000:]
     read_back = {key: appclient.get(stack, key) for key in values}
