@@ -322,7 +322,8 @@ class SecureCache(_Shell):
             served, result = self._in_memory(call)
             if served:
                 return result
-        packed, replies, finish, _, default = call
+        # A thread has a connection of its own: only the asyncio shell counts the values.
+        packed, replies, finish, _, default, _ = call
         try:
             if replies == 1:
                 reply = self._transport.execute_packed(packed)
@@ -509,12 +510,12 @@ class AsyncSecureCache(_Shell):
             served, result = await self._in_memory(call)
             if served:
                 return result
-        packed, replies, finish, _, default = call
+        packed, replies, finish, _, default, values = call
         try:
             if replies == 1:
-                reply = await self._transport.execute_packed(packed)
+                reply = await self._transport.execute_packed(packed, values)
             elif replies:
-                reply = await self._transport.execute_many(packed, replies)
+                reply = await self._transport.execute_many(packed, replies, values)
             else:
                 return default
         except BackendUnavailable as exc:

@@ -231,9 +231,11 @@ def rejected(exc: ResponseError) -> CommandRejected:
 # a resp.Deferred, which makes them as they are written and keeps them for a retry), replies
 # to read (0: send nothing, the answer is `default`), what the replies mean (the reply
 # itself when there is one, else their list), the same operation on the memory fallback,
-# the answer when Redis rejected the command or neither backend served it). A plain tuple:
-# it is built on every cache call, and a tuple costs a fifth of a slotted class.
-Call = tuple[Iterable[Buffer], int, Callable[[Any], T], Callable[[], T], T]
+# the answer when Redis rejected the command or neither backend served it, and how many
+# stored values the replies may carry at most: what the asyncio transport counts against
+# one write's share of Redis's output-buffer limit, transport.AsyncTransport). A plain
+# tuple: it is built on every cache call, and a tuple costs a fifth of a slotted class.
+Call = tuple[Iterable[Buffer], int, Callable[[Any], T], Callable[[], T], T, int]
 
 
 def _nothing(_reply: Any) -> None:
@@ -386,12 +388,12 @@ class CacheCore:
             finish = partial(self._open, keyring, name, logical)
             if self.metrics is not None:
                 finish = partial(self.metrics.looked_up, finish)
-            return ((pack_get(name),), 1, finish, memory, None)
+            return ((pack_get(name),), 1, finish, memory, None, 1)
         names = keyring.names(logical)
         finish = partial(self._pick, keyring, names, logical)
         if self.metrics is not None:
             finish = partial(self.metrics.looked_up, finish)
-        return ((pack_command((b"MGET", *names)),), 1, finish, memory, None)
+        return ((pack_command((b"MGET", *names)),), 1, finish, memory, None, len(names))
 
     def set(self, key: str, value: bytes, ttl: float | None) -> Call[None]:
         logical = logical_key(key)
@@ -403,19 +405,19 @@ class CacheCore:
         name = keyring.primary_name(logical)
         expiry = NO_EXPIRY if ttl is None else ttl_args(ttl, keyring.clock)
         packed = self._sealed_set(keyring, name, logical, value, expiry)
-        return (packed, 1, _nothing, partial(self.memory.set, key, value, ttl), None)
+        return (packed, 1, _nothing, partial(self.memory.set, key, value, ttl), None, 0)
 
     def delete(self, key: str) -> Call[bool]:
         logical = logical_key(key)
         packed = pack_command((b"DEL", *self.keyring.names(logical)))
-        return ((packed,), 1, _deleted, partial(self.memory.delete, key), False)
+        return ((packed,), 1, _deleted, partial(self.memory.delete, key), False, 0)
 
     def get_many(self, keys: Iterable[str]) -> Call[dict[str, bytes]]:
         keys = list(keys)
         logicals = [logical_key(k) for k in keys]
         memory = partial(self._memory_many, keys)
         if not keys:
-            return ((), 0, _empty, memory, {})
+            return ((), 0, _empty, memory, {}, 0)
         keyring = self.keyring
         if not keyring.previous:
             names = [keyring.primary_name(lg) for lg in logicals]
@@ -423,7 +425,7 @@ class CacheCore:
             if self.metrics is not None:
                 finish = partial(self.metrics.looked_up_many, len(keys), finish)
             if len(names) <= self.reply_values:
-                return ((pack_command((b"MGET", *names)),), 1, finish, memory, {})
+                return ((pack_command((b"MGET", *names)),), 1, finish, memory, {}, len(names))
             return self._mgets(names, 1, finish, memory)
         per_key = [keyring.names(lg) for lg in logicals]
         flat = [n for names in per_key for n in names]
@@ -431,7 +433,7 @@ class CacheCore:
         if self.metrics is not None:
             finish = partial(self.metrics.looked_up_many, len(keys), finish)
         if len(flat) <= self.reply_values:
-            return ((pack_command((b"MGET", *flat)),), 1, finish, memory, {})
+            return ((pack_command((b"MGET", *flat)),), 1, finish, memory, {}, len(flat))
         return self._mgets(flat, len(per_key[0]), finish, memory)
 
     def _mgets(
@@ -449,7 +451,7 @@ class CacheCore:
         groups = [names[i : i + step] for i in range(0, len(names), step)]
         packed = b"".join([pack_command((b"MGET", *group)) for group in groups])
         counts = [len(group) for group in groups]
-        return ((packed,), len(groups), partial(_joined, counts, finish), memory, {})
+        return ((packed,), len(groups), partial(_joined, counts, finish), memory, {}, len(names))
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None) -> Call[None]:
         pairs = [(k, logical_key(k), value_bytes(v)) for k, v in items.items()]
@@ -462,14 +464,14 @@ class CacheCore:
         if sum([len(value) for _, _, value in batch]) < WRITE_BYTES:
             # One write holds the batch: there is nothing to overlap, and making it at once
             # is cheaper (a generator and a Deferred less).
-            return (writes(pieces), len(pairs), _nothing, memory, None)
+            return (writes(pieces), len(pairs), _nothing, memory, None, 0)
         # Sealed as the transport writes: while Redis reads and stores the first values,
         # this thread seals the next ones, instead of sealing the whole batch before the
         # first byte goes out (100 SETs of 100 KiB: 18.7 ms against 24.6 ms, lower quartile
         # of 40 alternating rounds, 2026-11-30, this machine; the TLS transport took 20.4;
         # 100 of 1 KiB, resp.iter_writes).
         # The async transport makes a flush's chunks before its one write (transport._made).
-        return (Deferred(iter_writes(pieces)), len(pairs), _nothing, memory, None)
+        return (Deferred(iter_writes(pieces)), len(pairs), _nothing, memory, None, 0)
 
     def _batch_pieces(
         self, keyring: Keyring, batch: list[tuple[bytes, bytes, bytes]], expiry: Expiry
@@ -502,7 +504,7 @@ class CacheCore:
 
     def ping(self) -> Call[bool]:
         """PING; while the fallback serves, the answer is False without asking Redis."""
-        return ((_PING,), 1, _true, _false, False)
+        return ((_PING,), 1, _true, _false, False, 0)
 
     # -- reading --------------------------------------------------------------------------
 

@@ -914,8 +914,28 @@ async def _areplies(conn: _AsyncTlsConnection, count: int) -> list[Reply]:
     return replies
 
 
-# A caller's commands in a coalesced write: (chunks, replies to read, where they go).
-_Queued = tuple[Iterable[Buffer], int, "asyncio.Future[list[Reply]]"]
+# A caller's commands in a coalesced write: (chunks, replies to read, where they go, how
+# many stored values those replies may carry at most).
+_Queued = tuple[Iterable[Buffer], int, "asyncio.Future[list[Reply]]", int]
+
+
+def shared_write(batch: Sequence[_Queued], values: int) -> int:
+    """How many of `batch`'s callers, from the first, one coalesced write takes: as many as
+    fit `values` stored values together (transport.reply_values of the limits), and always
+    the first, whatever it reads on its own.
+
+    Redis runs every command it has read before it sends a reply, and holds the replies of
+    one write together against its output-buffer limit (tests/integration/
+    test_cache_reply_limit.py): 40 callers each reading one 900 KiB value, coalesced into
+    one write, were cut together, and the client went to its fallback, though each call
+    alone was well within the limit. A caller's own commands are never split (a get_many
+    already keeps each reply within it: core.CacheCore.get_many)."""
+    taken = 0
+    for index, queued in enumerate(batch):
+        taken += queued[3]
+        if taken > values and index:
+            return index
+    return len(batch)
 
 
 class AsyncTransport(BaseTransport):
@@ -928,6 +948,10 @@ class AsyncTransport(BaseTransport):
     client, one write and one read per call left the client at a quarter of
     redis-benchmark -c 50, the per-command Python and system-call cost being the limit, not
     Redis. While a flush waits for its replies, the next one takes another connection.
+
+    A write takes callers only while their replies together may carry at most as many
+    stored values as one reply holds (shared_write); the rest go in the next write, on
+    another connection, at once.
 
     Per caller: an error reply rejects only that caller's call, and so does an error making
     its chunks (a set_many seals as they are taken, _made); a caller cancelled before
@@ -946,6 +970,7 @@ class AsyncTransport(BaseTransport):
         self._queue: list[_Queued] = []
         self._next_flush: asyncio.Task[None] | None = None  # will take the queue
         self._flushes: set[asyncio.Task[None]] = set()
+        self._write_values = reply_values(config.max_reply_bytes, config.max_value_bytes)
 
     def _new_connection(self) -> _AsyncTlsConnection:
         return _AsyncTlsConnection(
@@ -998,33 +1023,48 @@ class AsyncTransport(BaseTransport):
     async def execute(self, *args: Arg) -> Reply:
         return await self.execute_packed((pack_command(args),))
 
-    async def execute_packed(self, packed: Iterable[Buffer]) -> Reply:
-        return (await self.execute_many(packed, 1))[0]
+    async def execute_packed(self, packed: Iterable[Buffer], values: int = 0) -> Reply:
+        """One command's reply; `values`: how many stored values it may carry at most."""
+        return (await self.execute_many(packed, 1, values))[0]
 
-    async def execute_many(self, packed: Iterable[Buffer], replies: int) -> list[Reply]:
+    async def execute_many(
+        self, packed: Iterable[Buffer], replies: int, values: int = 0
+    ) -> list[Reply]:
+        """The replies of `packed`'s commands; `values`: how many stored values they may
+        carry at most together (what a coalesced write counts, shared_write)."""
         try:
-            return await self._submit(packed, replies)
+            return await self._submit(packed, replies, values)
         except _TRANSIENT as exc:
-            return await self._again(lambda: self._submit(packed, replies), exc)
+            return await self._again(lambda: self._submit(packed, replies, values), exc)
 
-    def _submit(self, packed: Iterable[Buffer], replies: int) -> asyncio.Future[list[Reply]]:
+    def _submit(
+        self, packed: Iterable[Buffer], replies: int, values: int
+    ) -> asyncio.Future[list[Reply]]:
         """Queue one caller's commands for the next flush; the future gets its replies."""
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[list[Reply]] = loop.create_future()
+        done: asyncio.Future[list[Reply]] = asyncio.get_running_loop().create_future()
         # The first call of this turn starts the flush (again if that one was cancelled
         # before it ran: the queue must never wait for a flush that will not come).
         if self._next_flush is None or self._next_flush.done():
-            flush = self._next_flush = loop.create_task(self._flush())
-            self._flushes.add(flush)
-            flush.add_done_callback(self._flushes.discard)
-        self._queue.append((packed, replies, done))
+            self._start_flush()
+        self._queue.append((packed, replies, done, values))
         return done
 
+    def _start_flush(self) -> None:
+        flush = self._next_flush = asyncio.get_running_loop().create_task(self._flush())
+        self._flushes.add(flush)
+        flush.add_done_callback(self._flushes.discard)
+
     async def _flush(self) -> None:
-        """Write every queued call in one write on one connection; share out the replies."""
-        batch, self._queue, self._next_flush = self._queue, [], None
-        batch = [queued for queued in batch if not queued[2].done()]  # cancelled: not sent
-        batch, pieces = _made(batch)
+        """Write the queued calls that fit one write (shared_write) on one connection, and
+        start the next flush for the rest; share out the replies."""
+        queue, self._queue, self._next_flush = self._queue, [], None
+        queue = [queued for queued in queue if not queued[2].done()]  # cancelled: not sent
+        taken = shared_write(queue, self._write_values)
+        if taken < len(queue):
+            # Before this flush awaits anything: callers queued meanwhile join the next one.
+            self._queue = queue[taken:]
+            self._start_flush()
+        batch, pieces = _made(queue[:taken])
         if not batch:
             return
         delivered = 0
@@ -1044,10 +1084,10 @@ class AsyncTransport(BaseTransport):
             # 50 single GETs has 50 replies, mostly already in the buffer after the first.
             # Nothing is read past a reply redis-py raises; the callers before its owner
             # still get their replies, as when each read its own.
-            total = sum([count for _, count, _ in batch])
+            total = sum([queued[1] for queued in batch])
             got: list[Reply] = []
             taken = 0
-            for _, count, done in batch:
+            for _, count, done, _ in batch:
                 end = taken + count
                 while len(got) < end and not (got and _fatal(got[-1])):
                     got.append(await _areply(conn))
@@ -1160,9 +1200,9 @@ def _fail(batch: Sequence[_Queued], error: BaseException) -> bool:
     they may retry, and the caller of this re-raises)."""
     cancelled = not isinstance(error, Exception)
     failure = RedisConnectionError("the connection's batch was cancelled") if cancelled else error
-    for _, _, done in batch:
-        if not done.done():
-            done.set_exception(failure)
+    for queued in batch:
+        if not queued[2].done():
+            queued[2].set_exception(failure)
     return cancelled
 
 

@@ -17,9 +17,14 @@ from typing import Any
 import pytest
 
 from secure_cache.errors import BackendUnavailable, CommandRejected
-from secure_cache.resp import Deferred
+from secure_cache.resp import Deferred, pack_get
 from secure_cache.settings import load_settings
-from secure_cache.transport import AsyncTransport, TransportConfig, _AsyncTlsConnection
+from secure_cache.transport import (
+    AsyncTransport,
+    TransportConfig,
+    _AsyncTlsConnection,
+    shared_write,
+)
 from tests.support.cache_env import cache_environ
 from tests.support.event_loops import RunOnLoop
 from tests.support.tls_redis import TlsRedisServer
@@ -85,6 +90,40 @@ def test_concurrent_calls__share_one_write_and_each_gets_its_own_reply_in_order(
     # 100 calls, two turns of the event loop: one write each, on the one connection.
     assert [count for _, count in writes.log] == [50, 50]
     assert len({id(conn) for conn, _ in writes.log}) == 1
+
+
+def test_calls_reading_values__share_a_write_only_up_to_one_reply_s_worth(
+    tls_redis: TlsRedisServer, tmp_path: Path, run: RunOnLoop, writes: Writes
+) -> None:
+    # 40 GETs of one value each and 10 SETs in one turn. With the default limits one reply
+    # holds 16 of the largest values (transport.reply_values), so the GETs go in writes of
+    # at most 16 stored values, each on a connection of its own; the SETs, which read none,
+    # ride along. Coalesced into one write, 40 large values were cut by the server together
+    # (tests/integration/test_cache_reply_limit.py).
+    async def scenario() -> list[Any]:
+        async with _connected(tls_redis, tmp_path, writes) as transport:
+            await transport.execute(b"SET", b"cache:co:v", b"v")
+            writes.log.clear()
+            gets = [transport.execute_packed((pack_get(b"cache:co:v"),), 1) for _ in range(40)]
+            sets = [transport.execute(b"SET", b"cache:co:%d" % i, b"s") for i in range(10)]
+            return list(await asyncio.gather(*gets, *sets))
+
+    assert run(scenario()) == [b"v"] * 40 + [b"OK"] * 10
+    # Each new connection's AUTH is a write of one command of its own.
+    batches = [(conn, count) for conn, count in writes.log if count > 1]
+    assert sorted(count for _, count in batches) == [16, 16, 18]
+    assert len({id(conn) for conn, _ in batches}) == 3
+
+
+def test_shared_write__takes_callers_while_their_values_fit_and_always_the_first() -> None:
+    def queued(values: int) -> Any:
+        return ((), 1, None, values)
+
+    assert shared_write([queued(1)] * 20, 16) == 16
+    assert shared_write([queued(0)] * 100, 16) == 100
+    assert shared_write([queued(40), queued(1)], 16) == 1  # a get_many of its own
+    assert shared_write([queued(10), queued(6), queued(1)], 16) == 2
+    assert shared_write([], 16) == 0
 
 
 def test_an_error_reply__rejects_only_its_own_caller(

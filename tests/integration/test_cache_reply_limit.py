@@ -10,6 +10,7 @@ HTTP_MAX_VALUE_BYTES as the HTTP service's does (transport.cache_options).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 from pathlib import Path
@@ -20,10 +21,12 @@ import pytest
 
 import secure_cache.__main__ as cli
 from infra.redis_conf import output_limit_bytes
+from secure_cache import AsyncSecureCache
 from secure_cache.resp import pack_command
 from secure_cache.transport import reply_limit_bytes
 from tests.support.cache_env import cache_environ, new_data_key, rotation_environ
 from tests.support.cache_shells import open_cache
+from tests.support.event_loops import RunOnLoop
 from tests.support.tls_redis import TlsRedisServer
 
 _VALUE = 900 << 10
@@ -103,6 +106,31 @@ def test_the_stack_s_redis__cuts_a_write_of_mgets_whose_replies_together_pass_it
     assert output_limit_bytes() == 32 << 20
     assert _pipelined_mgets(server, names, [16, 16]) == 2
     assert _pipelined_mgets(server, names, [16, 16, 8]) == 0
+
+
+def test_concurrent_gets_of_large_values__are_not_cut_together_by_the_server_s_limit(
+    tls_redis_factory: Any, tmp_path: Path, run: RunOnLoop
+) -> None:
+    # 40 tasks each GET one 900 KiB value (36.9 MB in all) from one AsyncSecureCache, as the
+    # HTTP service's requests do. Each call is far within the limit, but coalesced into one
+    # write their replies were held together against the server's 32 MiB output-buffer
+    # limit and cut: all 40 failed and the client went to its fallback (memory).
+    server = tls_redis_factory(maxmemory_mb=256)  # no eviction: the values and the replies fit
+    values = {f"big:{i}": os.urandom(_VALUE) for i in range(40)}
+
+    async def scenario() -> tuple[list[bytes | None], dict[str, Any]]:
+        cache = await AsyncSecureCache.from_env(cache_environ(server, tmp_path / "s"))
+        try:
+            await cache.set_many(values)
+            got = await asyncio.gather(*(cache.get(key) for key in values))
+            return list(got), await cache.status()
+        finally:
+            await cache.close()
+
+    got, status = run(scenario())
+    assert got == list(values.values())
+    assert status["backend"] == "redis"
+    assert status["fallback"]["last_failure"] is None
 
 
 def test_rotation__with_a_smaller_reply_limit__reads_transactions_within_it(
