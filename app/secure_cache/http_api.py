@@ -239,10 +239,12 @@ class CacheAPI:
             _require(method, "")
 
     async def _get(self, key: str, response: _Response) -> None:
-        value = await self.cache.get(key)
-        if value is None:
-            raise Reply(HTTPStatus.NOT_FOUND, "no such key")
-        with self.budget.reserve(len(value)):
+        # Its size is known once it is read: the largest value's share until then.
+        async with self.budget.reading(self.settings.max_value_bytes) as settle:
+            value = await self.cache.get(key)
+            if value is None:
+                raise Reply(HTTPStatus.NOT_FOUND, "no such key")
+            settle(len(value))
             await response.body(HTTPStatus.OK, value, b"application/octet-stream")
 
     async def _put(

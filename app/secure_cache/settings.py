@@ -50,7 +50,8 @@ The HTTP service (service.py, http_api.py) also reads:
     HTTP_PORT                        listen port (default 8080).
     HTTP_MAX_VALUE_BYTES             largest accepted PUT body (default 1048576).
     HTTP_MAX_INFLIGHT_BYTES          all request and response bodies held at once, across every
-                                     connection (default 16 MiB); beyond it requests get 503.
+                                     connection (default 16 MiB); beyond it uploads get 503,
+                                     and reads wait their turn (http_budget.py).
     HTTP_MAX_CONNECTIONS             open connections (default 400); beyond it a new one gets
                                      503 and is closed.
     HTTP_BODY_TIMEOUT_S              seconds a request body may stop arriving, and its head
