@@ -65,9 +65,8 @@ def test_reading__holds_no_more_than_the_budget_and_refuses_a_value_past_it() ->
         async with budget.reading(10 * LARGEST) as settle:  # more than the whole budget
             assert budget.in_use == LIMIT
             settle(LARGEST)
-            with pytest.raises(BudgetExhausted):
-                with budget.reserve(2 * LARGEST):
-                    pass
+            with pytest.raises(BudgetExhausted), budget.reserve(2 * LARGEST):
+                pass
             with pytest.raises(BudgetExhausted):
                 settle(3 * LARGEST)  # a value larger than the budget can take
 
