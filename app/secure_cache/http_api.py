@@ -240,7 +240,10 @@ class CacheAPI:
 
     async def _get(self, key: str, response: _Response) -> None:
         # Its size is known once it is read: the largest value's share until then.
-        async with self.budget.reading(self.settings.max_value_bytes) as settle:
+        settings = self.settings
+        async with self.budget.reading(
+            settings.max_value_bytes, settings.stall_timeout_s
+        ) as settle:
             value = await self.cache.get(key)
             if value is None:
                 raise Reply(HTTPStatus.NOT_FOUND, "no such key")

@@ -11,7 +11,9 @@ connection and its headers, and a flood of them is what the budget is there to r
 is the exception (reading): it learns its value's size only once it has read it, so it holds
 the largest value's share while it reads, waiting its turn for it rather than being refused
 (a 503 would turn away small reads under ordinary concurrency; a waiter holds nothing but its
-connection, which HTTP_MAX_CONNECTIONS bounds), then keeps only its value's own. Without it,
+connection, which HTTP_MAX_CONNECTIONS bounds), then keeps only its value's own. It waits at
+most as long as a response its client does not read may hold its bytes (HTTP_STALL_TIMEOUT_S),
+then gets 503 like an upload that does not fit. Without it,
 reads ran outside the budget: 300 concurrent GETs of a 1 MiB value took the service from 61
 to 277 MiB resident with a 20 MiB budget (2026-12-04), past a 160 MiB container
 (tests/integration/test_service_concurrent_reads.py). Waiters are served in arrival order,
@@ -60,20 +62,25 @@ class ByteBudget:
             self._release(cost)
 
     @asynccontextmanager
-    async def reading(self, most: int) -> AsyncIterator[Callable[[int], None]]:
+    async def reading(self, most: int, wait_s: float) -> AsyncIterator[Callable[[int], None]]:
         """Hold `most` bytes (times COPIES_PER_VALUE, at most the whole budget) while a value
-        of unknown size is read, waiting in turn for them; the block calls the function it is
-        given with the value's size once it has it, which keeps that much for the rest of the
-        block (BudgetExhausted if it is more than held and the budget cannot take the rest)."""
+        of unknown size is read, waiting in turn for them, BudgetExhausted after `wait_s`
+        seconds; the block calls the function it is given with the value's size once it has
+        it, which keeps that much for the rest of the block (BudgetExhausted if it is more
+        than held and the budget cannot take the rest)."""
         held = min(max(most, 0) * COPIES_PER_VALUE, self.limit)
         if self._waiting or self.in_use + held > self.limit:
             granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._waiting.append((held, granted))
             try:
-                await granted
-            except BaseException:
+                async with asyncio.timeout(wait_s):
+                    await granted
+            except BaseException as exc:
                 if granted.done() and not granted.cancelled():  # granted, then cancelled
                     self._release(held)
+                if isinstance(exc, TimeoutError):
+                    self.refused += 1
+                    raise BudgetExhausted from None
                 raise
         else:
             self.in_use += held

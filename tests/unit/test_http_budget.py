@@ -14,6 +14,7 @@ from secure_cache.http_budget import COPIES_PER_VALUE, BudgetExhausted, ByteBudg
 
 LARGEST = 100
 LIMIT = 2 * LARGEST * COPIES_PER_VALUE  # two of the largest values
+WAIT_S = 30.0
 
 
 def test_reserve__refuses_at_once_past_the_limit_and_releases_after() -> None:
@@ -31,7 +32,7 @@ def test_reading__waits_in_turn_and_a_settled_small_value_lets_the_next_read_in(
     small_read = asyncio.Event()
 
     async def read(name: str, size: int, hold: asyncio.Event | None = None) -> None:
-        async with budget.reading(LARGEST) as settle:
+        async with budget.reading(LARGEST, WAIT_S) as settle:
             order.append(f"{name} reads")
             await asyncio.sleep(0)
             settle(size)
@@ -62,7 +63,7 @@ def test_reading__holds_no_more_than_the_budget_and_refuses_a_value_past_it() ->
     budget = ByteBudget(LIMIT)
 
     async def scenario() -> None:
-        async with budget.reading(10 * LARGEST) as settle:  # more than the whole budget
+        async with budget.reading(10 * LARGEST, WAIT_S) as settle:  # more than the whole budget
             assert budget.in_use == LIMIT
             settle(LARGEST)
             with pytest.raises(BudgetExhausted), budget.reserve(2 * LARGEST):
@@ -85,7 +86,7 @@ def test_reading__a_read_cancelled_while_waiting_or_just_granted_leaves_nothing_
         entered: list[Callable[[int], None]] = []
 
         async def read() -> None:
-            async with budget.reading(LARGEST) as settle:
+            async with budget.reading(LARGEST, WAIT_S) as settle:
                 entered.append(settle)
                 await release.wait()
 
@@ -105,3 +106,17 @@ def test_reading__a_read_cancelled_while_waiting_or_just_granted_leaves_nothing_
 
     asyncio.run(scenario())
     assert budget.in_use == 0
+
+
+def test_reading__a_read_that_waits_past_its_bound_is_refused_and_holds_nothing() -> None:
+    budget = ByteBudget(LIMIT)
+
+    async def scenario() -> None:
+        with budget.reserve(2 * LARGEST):  # a stalled response holds the whole budget
+            with pytest.raises(BudgetExhausted):
+                async with budget.reading(LARGEST, 0.01):
+                    pytest.fail("granted while the budget was full")
+            assert budget.in_use == LIMIT
+
+    asyncio.run(scenario())
+    assert (budget.in_use, budget.refused) == (0, 1)
