@@ -13,13 +13,14 @@ import pytest
 from secure_cache.http_budget import COPIES_PER_VALUE, BudgetExhausted, ByteBudget
 
 LARGEST = 100
-LIMIT = 2 * LARGEST * COPIES_PER_VALUE  # two of the largest values
+SHARE = LARGEST * COPIES_PER_VALUE  # what a read holds until it settles
+LIMIT = 4 * SHARE  # reads not settled yet may hold two shares, half of it
 WAIT_S = 30.0
 
 
 def test_reserve__refuses_at_once_past_the_limit_and_releases_after() -> None:
     budget = ByteBudget(LIMIT)
-    with budget.reserve(2 * LARGEST):
+    with budget.reserve(4 * LARGEST):
         assert budget.in_use == LIMIT
         with pytest.raises(BudgetExhausted), budget.reserve(1):
             pass
@@ -63,16 +64,43 @@ def test_reading__holds_no_more_than_the_budget_and_refuses_a_value_past_it() ->
     budget = ByteBudget(LIMIT)
 
     async def scenario() -> None:
-        async with budget.reading(10 * LARGEST, WAIT_S) as settle:  # more than the whole budget
+        async with budget.reading(10 * LARGEST, WAIT_S) as settle:  # more than the budget
             assert budget.in_use == LIMIT
             settle(LARGEST)
-            with pytest.raises(BudgetExhausted), budget.reserve(2 * LARGEST):
-                pass
+            assert budget.in_use == SHARE
+            with pytest.raises(RuntimeError):
+                settle(1)
+        async with budget.reading(LARGEST, WAIT_S) as settle:
             with pytest.raises(BudgetExhausted):
-                settle(3 * LARGEST)  # a value larger than the budget can take
+                settle(5 * LARGEST)  # a value larger than the budget can take
 
     asyncio.run(scenario())
-    assert (budget.in_use, budget.refused) == (0, 2)
+    assert (budget.in_use, budget.refused) == (0, 1)
+
+
+def test_reading__reads_not_settled_hold_at_most_half_and_uploads_keep_the_rest() -> None:
+    budget = ByteBudget(LIMIT)
+
+    async def scenario() -> None:
+        release = asyncio.Event()
+        started: list[int] = []
+
+        async def read(index: int) -> None:
+            async with budget.reading(LARGEST, WAIT_S):
+                started.append(index)
+                await release.wait()
+
+        reads = [asyncio.create_task(read(i)) for i in range(3)]
+        await asyncio.sleep(0.01)
+        assert started == [0, 1]  # the third waits: two shares are half the budget
+        with budget.reserve(2 * LARGEST):  # an upload the other half takes
+            assert budget.in_use == LIMIT
+        release.set()
+        await asyncio.gather(*reads)
+        assert started == [0, 1, 2]
+
+    asyncio.run(scenario())
+    assert (budget.in_use, budget.unsettled, budget.refused) == (0, 0, 0)
 
 
 @pytest.mark.parametrize("when", ["waiting", "granted"])
@@ -112,7 +140,7 @@ def test_reading__a_read_that_waits_past_its_bound_is_refused_and_holds_nothing(
     budget = ByteBudget(LIMIT)
 
     async def scenario() -> None:
-        with budget.reserve(2 * LARGEST):  # a stalled response holds the whole budget
+        with budget.reserve(4 * LARGEST):  # a stalled response holds the whole budget
             with pytest.raises(BudgetExhausted):
                 async with budget.reading(LARGEST, 0.01):
                     pytest.fail("granted while the budget was full")
