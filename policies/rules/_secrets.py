@@ -203,7 +203,9 @@ def _secrets_in(words: list[str]) -> list[tuple[str, str]]:
     return found
 
 
-def _secret_at(words: list[str], i: int, program: str) -> tuple[str, str] | None:
+def _secret_at(  # noqa: PLR0911 - one return per way an argv word gives a secret
+    words: list[str], i: int, program: str
+) -> tuple[str, str] | None:
     """(where, the secret) when words[i] is an option that gives one ("" when the value is
     not a word of its own: an ACL rule inside --user)."""
     word = words[i]
