@@ -224,6 +224,12 @@ class Recognition:
     """The other servers its script starts (`_servers_args_in`): another branch of an `if`,
     or another server beside this one; each is judged as this one is."""
 
+    def __post_init__(self) -> None:
+        # What the server receives is the words as given, without `_argv_words`'s marks.
+        if self.args is not None and any(_GIVEN_OPERATOR in arg for arg in self.args):
+            unmarked = tuple(arg.replace(_GIVEN_OPERATOR, "") for arg in self.args)
+            object.__setattr__(self, "args", unmarked)
+
 
 def _image(props: Mapping[str, Any]) -> str:
     """The image reference, or "" while it is unknown (e.g. a digest computed at `pulumi up`)."""
@@ -311,9 +317,18 @@ def _argv_words(args: Sequence[str]) -> list[str]:
         if split != [word]:
             pending[:0] = [(w, False, False, len(words)) for w in split]
             continue
+        if given and word in _SHELL_SEPARATORS | {";;"}:
+            # exec hands a `&` or `;` argv gives over as a plain argument, which no shell reads
+            # (`--requirepass "&" --port 6379` sets both): marked, so no reading ends a command
+            # at it, and unmarked in what a server receives (Recognition.args).
+            word = _GIVEN_OPERATOR + word
         words.append(word)
         shell = shell or _program(word) in _SHELLS
     return _env_split_strings(words)
+
+
+_GIVEN_OPERATOR: Final = "\ue000"
+"""Marks a word argv gives as written that a shell would read as an operator (`_argv_words`)."""
 
 
 def _env_split_strings(words: list[str]) -> list[str]:
@@ -1031,7 +1046,7 @@ def _program_and_runner(command: list[str]) -> tuple[str, str, list[str]]:
         takes_value, operands = _RUNS_THE_NEXT[runner]
         rest = rest[1:]
         while rest and rest[0].startswith("-") and rest[0] != "--":
-            rest = rest[2:] if rest[0] in takes_value else rest[1:]
+            rest = rest[2:] if _takes_next(rest[0], takes_value) else rest[1:]
         if rest[:1] == ["--"] and runner != "--":
             rest = rest[1:]
         while runner == "env" and rest and _ASSIGNMENT.match(rest[0]):
@@ -1040,7 +1055,18 @@ def _program_and_runner(command: list[str]) -> tuple[str, str, list[str]]:
     return (rest[0] if rest else ""), runner, rest[1:]
 
 
-def _unseen(words: list[str]) -> str:
+def _takes_next(option: str, takes_value: frozenset[str]) -> bool:
+    """Whether the word after `option` is its value: a long option that takes one, or a cluster
+    of short ones whose last takes one (GNU `env -iu NAME`, `-vC DIR`: NAME is no program)."""
+    if option in takes_value or option.startswith("--"):
+        return option in takes_value
+    for at in range(1, len(option)):
+        if "-" + option[at] in takes_value:
+            return at == len(option) - 1  # else the rest of the cluster is its value: `-uNAME`
+    return False
+
+
+def _unseen(words: list[str], interpreters: bool = False) -> str:
     """What a script runs that the pack cannot read, in words for a message ("" if nothing):
     a script file (`/start.sh`, `sh file`), a sourced file (`. file`), a shell reading its
     script from its input (`... | sh`, `sh <<< ...`), what `xargs` reads run as a program
@@ -1061,7 +1087,9 @@ def _unseen(words: list[str]) -> str:
             piped = piped or any(re.match(r"\d*<(?!<)", w) for w in command)
             continue
         piped, was_piped = word == "|", piped
-        why = _unseen_in(head, runner, args, was_piped)
+        why = _unseen_in(head, runner, args, was_piped) or (
+            _interpreted(head, args) if interpreters else ""
+        )
         if why:
             return _unseen_why(why)
     return ""
@@ -1094,6 +1122,22 @@ def _unseen_in(head: str, runner: str, args: list[str], piped: bool) -> str:  # 
     if head.endswith((".sh", ".bash")) or ("/" in head and directory not in _SYSTEM_BIN):
         return f"a script file{_named([head])}"
     return ""
+
+
+# Interpreters whose program (a file, `-c`/`-e` code, a module) the pack cannot read.
+_INTERPRETER: Final = re.compile(r"(?:python|perl|ruby|php|lua)[\d.]*|node(?:js)?|deno|bun")
+_PRINTS_AND_EXITS: Final = frozenset({"-V", "-v", "--version", "-h", "--help"})
+
+
+def _interpreted(head: str, args: list[str]) -> str:
+    """An interpreter's program (`python x.py`, `node -e ...`): it may start a server with any
+    settings, as a script file may (`_unseen_in`); not `python --version`."""
+    name = _program(head)
+    if not _INTERPRETER.fullmatch(name) or (args and args[0] in _PRINTS_AND_EXITS):
+        return ""
+    code = any(w in ("-c", "-e", "-E", "-m", "-r", "--eval") for w in args)
+    operands = [] if code else [w for w in args if not w.startswith("-")]
+    return f"a {name} program{_named(operands[:1])}"
 
 
 def _named(paths: list[str]) -> str:
@@ -1365,7 +1409,7 @@ def _runs_server(
         defaults=bitnami,
         rewritten=_rewritten(before, given),
         argv_literal=_expands_nothing(props, image, before),
-        arguments_why=_arguments_why(given, marked),
+        arguments_why=_arguments_why(given, marked, before),
     )
 
 
@@ -1375,12 +1419,43 @@ _STDIN_WHY: Final = (
 )
 
 
-def _arguments_why(given: Sequence[str], marked: bool) -> str:
-    """Why settings redis-server's argv leaves open are unknown although argv is read."""
+def _arguments_why(given: Sequence[str], marked: bool, before: Sequence[str] = ()) -> str:
+    """Why settings redis-server's argv leaves open are unknown although argv is read;
+    `before`: the script's words before the server's command."""
     if marked:
         return SHELL_ARGUMENTS_WHY
     directives = parse_args(given)[1]
-    return _STDIN_WHY if ("include", (STDIN_CONFIG,)) in directives else ""
+    if ("include", (STDIN_CONFIG,)) not in directives:
+        return ""
+    writer = _piped_writer(before)
+    if not writer:
+        return _STDIN_WHY
+    return (
+        f"it reads config text from its stdin (`redis-server -`), which {writer} writes into "
+        f"the pipe when the container starts, unseen by the pack: upload the config file "
+        f"itself and name it in place of `-` (`redis-server /path/redis.conf`), or give the "
+        f"options on the command line after `-`"
+    )
+
+
+def _piped_writer(before: Sequence[str]) -> str:
+    """The command that pipes into the server's (`sh f.sh | redis-server -`), in words for a
+    message: its program, and the file it runs when that is a script (never other operands,
+    which may be config text with a password in it); "" when no pipe feeds it."""
+    # A pipe is a command of its own between two `;` (_script_commands): `w ; | ; server`.
+    separators = [i for i, word in enumerate(before) if word in _SHELL_SEPARATORS]
+    if len(separators) < 3 or before[separators[-2]] != "|":
+        return ""
+    start = separators[-4] + 1 if len(separators) > 3 else 0
+    head, _, args = _program_and_runner(list(before[start : separators[-3]]))
+    name = _program(head)
+    if not name or not _PLAIN_PATH.match(head):
+        return "the command before it"
+    operands = [w for w in args if not w.startswith("-")]
+    runs_a_file = name in _SHELLS or _INTERPRETER.fullmatch(name)
+    if runs_a_file and operands and _PLAIN_PATH.match(operands[0]):
+        return f"`{name} {operands[0]}`"
+    return f"`{name}`"
 
 
 def _modules_unknown(image: str, modules: tuple[str, ...] | None) -> tuple[tuple[str, str], ...]:
@@ -1518,7 +1593,10 @@ def _recognise(  # noqa: PLR0911 - one return per way a reviewer decides
     words = _argv_words(argv(props))
     resolved = _programs_named(words, props, image)
     unseen = _unseen(resolved)
-    started = _started_in_script(props, image, resolved, entrypoints, unseen)
+    # Beside a server it reads, an interpreter's program counts as unseen too (it may start
+    # another); as a container's only command it is an application, which the signs judge.
+    beside = _unseen(resolved, interpreters=True)
+    started = _started_in_script(props, image, resolved, entrypoints, beside)
     if started is not None:
         return started
     rest, opaque = _strip_wrappers(words)
@@ -1568,12 +1646,36 @@ def _recognise(  # noqa: PLR0911 - one return per way a reviewer decides
                 arguments_why=_arguments_why(options, marked),
             )
         if opaque or (rest and rest[0].startswith("-")):
-            return Recognition(Verdict.SERVER, None, image, ("a Redis image started by a script",))
+            why = _script_why(props, image, words, unseen)
+            return Recognition(Verdict.SERVER, None, image, ("a Redis image started by a script",),
+                               started_by=why)  # fmt: skip
         return Recognition(Verdict.NOT_REDIS, image=image)
     if words and not opaque and not words[0].startswith("-"):
         return Recognition(Verdict.NOT_REDIS, image=image)  # it runs something else, visibly
     # No command, a script, or only options for the image's own entrypoint: the signs decide.
     return _by_signs(props, image)
+
+
+def _script_why(props: Mapping[str, Any], image: str, words: list[str], unseen: str) -> str:
+    """What a Redis image runs in place of a server the pack reads, and what to change, in
+    words for a message ("" when nothing more specific than the image is known)."""
+    bitnami = _bitnami.flavour(image)
+    if bitnami is not None and bitnami.run_script in words:
+        return (
+            f"its command runs Bitnami's {bitnami.run_script} itself, so the image's entrypoint "
+            f"skips the setup that writes {bitnami.conf} from the {bitnami.prefix}_* variables: "
+            f'give run.sh and its options as the command itself (["{bitnami.run_script}", '
+            f'"--appendonly", "yes", ...]), which the entrypoint sets up first'
+        )
+    scripts = {upload.path for upload in uploads(props)}
+    uploaded = next((word for word in words if word in scripts), "")
+    if uploaded and _PLAIN_PATH.match(uploaded):
+        return (
+            f"it starts through {uploaded}, a script this stack gives it, which the pack does "
+            f"not run: give redis-server (or docker-entrypoint.sh) and its options as its "
+            f"command, with its settings on it or in an uploaded config file"
+        )
+    return unseen
 
 
 # A server program's name anywhere in a word (`echo 'redis-server --port 6379' | sh`).

@@ -71,6 +71,8 @@ _REDIS_SERVER_SECRET_OPTIONS: Final = frozenset({"--requirepass", "--masterauth"
 # redis-cli flags followed by a password, and the AUTH command.
 _REDIS_CLI_SECRET_FLAGS: Final = frozenset({"-a", "--pass", "--password"})
 _SHELL_SEPARATORS: Final = frozenset({";", "&&", "||", "|", "&"})
+# A shell variable assignment word (`NAME=value`), before a command or after `export`.
+_ASSIGNMENT: Final = re.compile(r"([A-Za-z_]\w*)=(.*)", re.DOTALL)
 # Redis credentials in any text: a `requirepass`/`masterauth` directive or option with a value,
 # or an ACL rule that sets a cleartext password (`>secret`), wherever the text travels.
 _CLEARTEXT_DIRECTIVE: Final = re.compile(r"(?im)(?:^|\s|--)(?:requirepass|masterauth)\s+\S")
@@ -152,8 +154,31 @@ def secret_label_names(props: Mapping[str, Any]) -> list[str]:
 def secret_words(words: list[str], values: list[str] | None = None) -> list[str]:
     """Where argv carries secrets ("--requirepass", "redis-cli -a", "a URL with a password").
     `values`, when given, gets the secrets themselves (for comparing, never for a message)."""
-    found: list[str] = []
-    secrets: list[str] = []
+    found = _secrets_in(words)
+    if values is not None:
+        values.extend(value for _, value in found if value)
+    return sorted({where for where, _ in found})
+
+
+def written_secret(words: list[str]) -> bool:
+    """Whether the words as written hold a secret, as the Pulumi state keeps them: a password
+    given only as where it comes from (`-a "$REDIS_PASSWORD"`, `$(cat f)`) puts that name in
+    the state, not the password, though the password is on the command line when they run."""
+    return any(
+        where == "a private key" or _written(value) for where, value in _secrets_in(words)
+    ) or file_credential(" ".join(words))
+
+
+def _written(value: str) -> bool:
+    """A secret's value as written, not a reference to one: `${P:-changeme}` holds its
+    default, while `$P`, `"${P}"` and `$(cat f)` (or backquotes) only say where it is read."""
+    return bool(value) and not (_BARE_REFERENCE.fullmatch(value) or "$(" in value or "`" in value)
+
+
+def _secrets_in(words: list[str]) -> list[tuple[str, str]]:
+    """(where, the secret) for each secret the words carry; the secret is "" where it is not a
+    word of its own (a private key's block, an ACL rule inside a longer word)."""
+    found: list[tuple[str, str]] = []
     program = ""
     for i, word in enumerate(words):
         base = word.rsplit("/", 1)[-1]
@@ -165,23 +190,22 @@ def secret_words(words: list[str], values: list[str] | None = None) -> list[str]
             continue
         at = _secret_at(words, i, program)
         if at is not None:
-            found.append(at[0])
-            secrets.append(at[1])
+            found.append(at)
         if _URL_WITH_PASSWORD.search(word):
-            found.append("a URL with a password")
-            secrets.append(word)
+            found.append(("a URL with a password", word))
         if _PRIVATE_KEY in word:
-            found.append("a private key")
-    if _CLEARTEXT_DIRECTIVE.search(" ".join(words)) and not found:
-        found.append("a requirepass or masterauth value")
-    if _ACL_CLEARTEXT.search(" ".join(words)):
-        found.append("an ACL rule with a >password")
-    if values is not None:
-        values.extend(s for s in secrets if s)
-    return sorted(set(found))
+            found.append(("a private key", ""))
+    joined = " ".join(words)
+    if _CLEARTEXT_DIRECTIVE.search(joined) and not found:
+        found.append(("a requirepass or masterauth value", ""))
+    if _ACL_CLEARTEXT.search(joined):
+        found.append(("an ACL rule with a >password", ""))
+    return found
 
 
-def _secret_at(words: list[str], i: int, program: str) -> tuple[str, str] | None:
+def _secret_at(  # noqa: PLR0911 - one return per way an argv word gives a secret
+    words: list[str], i: int, program: str
+) -> tuple[str, str] | None:
     """(where, the secret) when words[i] is an option that gives one ("" when the value is
     not a word of its own: an ACL rule inside --user)."""
     word = words[i]
@@ -197,6 +221,21 @@ def _secret_at(words: list[str], i: int, program: str) -> tuple[str, str] | None
     if not program and _secret_flag(word, following):
         name, equals, value = word.partition("=")
         return name + equals, value if equals else following
+    if not program:
+        return _secret_assignment(word)
+    return None
+
+
+def _secret_assignment(word: str) -> tuple[str, str] | None:
+    """`REDISCLI_AUTH=pw redis-cli ...` (or `export DB_PASSWORD=pw`): a variable named for a
+    secret, given a password as written. `REDISCLI_AUTH="$(cat f)"` or `=$P` reads it when it
+    runs, as a health check should, so only a written value counts."""
+    assignment = _ASSIGNMENT.fullmatch(word)
+    if assignment is None:
+        return None
+    name, value = assignment.groups()
+    if _written(value) and secret_named(name, value):
+        return f"{name}=", value
     return None
 
 
@@ -237,10 +276,22 @@ def secret_argv_values(props: Mapping[str, Any]) -> list[str]:
 
 
 def secret_healthcheck(props: Mapping[str, Any]) -> list[str]:
+    return secret_words(_healthcheck_words(props))
+
+
+def written_secrets(props: Mapping[str, Any]) -> dict[str, bool]:
+    """Whether `command` (argv) and `healthcheck` hold a secret as written (`written_secret`)."""
+    return {
+        "command": written_secret(argv_words(props)),
+        "healthcheck": written_secret(_healthcheck_words(props)),
+    }
+
+
+def _healthcheck_words(props: Mapping[str, Any]) -> list[str]:
     words: list[str] = []
     for test in healthcheck_tests(props):
         words.extend(shell_words(test) if " " in test else [test])
-    return secret_words(words)
+    return words
 
 
 def is_secret_upload(upload: Upload) -> bool:

@@ -475,9 +475,10 @@ def _placeholder_passwords(server: RedisServer) -> Iterator[str]:
     if placeholders:
         yield (
             f"{subject} must require authentication with a password only its clients know; "
-            f"the >password of ACL {_users(placeholders)} {_AS_WRITTEN} (in a file, or on a "
-            f"command line Docker starts in exec form, with no shell to expand it). Instead "
-            f"{_HASHED_USERS}."
+            f"the >password of ACL {_users(placeholders)} {_AS_WRITTEN} (in a file, on a "
+            f"command line Docker starts in exec form, with no shell to expand it, or quoted by "
+            f"its start script, '>$NAME' or \">\\$NAME\", which the shell hands over as "
+            f"written). Instead {_HASHED_USERS}."
         )
     substituted = sorted(name for name, user in users.items() if user.substituted_password)
     if substituted:
@@ -493,8 +494,9 @@ def _placeholder_users(server: RedisServer) -> dict[str, AclUser]:
     """Enabled ACL users with a >placeholder or >$(command substitution) password Redis
     takes as written: from its aclfile or a config file, or on argv that nothing expands (a
     rule a shell may expand or run is read as some other password)."""
+    props = server.resource.props
     lines = [
-        values if from_file or server.argv_literal else tuple(_expanded(v) for v in values)
+        values if from_file or server.argv_literal else tuple(_expanded(v, props) for v in values)
         for values, from_file in server.settings.users_by_origin()
         if values
     ]
@@ -506,11 +508,14 @@ def _placeholder_users(server: RedisServer) -> dict[str, AclUser]:
     }
 
 
-def _expanded(rule: str) -> str:
-    """An ACL rule as a shell may leave it: `>${PASS}` or `>$(cat f)` becomes some password."""
+def _expanded(rule: str, props: Mapping[str, Any]) -> str:
+    """An ACL rule as a shell may leave it: `>${PASS}` or `>$(cat f)` becomes some password,
+    unless the script quotes it (`'>$PASS'`: `shell_literal`), which hands it over as written."""
     return " ".join(
         ">expanded"
-        if w.startswith(">") and (PLACEHOLDER.fullmatch(w[1:]) or SUBSTITUTION.fullmatch(w[1:]))
+        if w.startswith(">")
+        and (PLACEHOLDER.fullmatch(w[1:]) or SUBSTITUTION.fullmatch(w[1:]))
+        and not shell_literal(w, props)
         else w
         for w in rule_tokens(rule)
     )

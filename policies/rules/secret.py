@@ -52,6 +52,7 @@ from policies.rules._secrets import (
     secret_healthcheck,
     secret_label_names,
     secret_named,
+    written_secrets,
 )
 from policies.rules._service_shape import task_containers
 from policies.rules.redis import per_server, requirepass_in_force
@@ -99,8 +100,7 @@ def state_encrypted(resource: Resource, _config: Mapping[str, Any]) -> Iterator[
     carriers = {
         "uploads": any(is_secret_upload(u) for u in uploads(props)),
         "envs": bool(secret_env_names(props)),
-        "command": bool(secret_argv(props)),
-        "healthcheck": bool(secret_healthcheck(props)),
+        **written_secrets(props),
     }
     unprotected = [k for k, has in carriers.items() if has and k not in resource.secret_outputs]
     if unprotected:

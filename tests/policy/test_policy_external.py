@@ -35,7 +35,11 @@ names the password only as `$REDIS_PASSWORD` in an ACL rule and on argv (no secr
 stays executable), a Terraform module whose command is conditional on its password
 (`letmein` on argv and in env), and two of the provider's documented Swarm services: one
 with every task-spec knob (root, SELinux disabled, a secret given fileMode 0777), one pinned
-by a data source's repo digest that gives only a target port (Swarm publishes it anyway).
+by a data source's repo digest that gives only a target port (Swarm publishes it anyway), the
+official image given only options with its password written out on argv and in a `--health-cmd`,
+Redis 5 given its password through `sh -c` from a variable, a Dockerfile's exec-form CMD whose
+password is the text `${REDIS_PASSWORD}`, Valkey given a REDIS_PASSWORD variable nothing reads,
+and a TLS-only Redis started by a bind-mounted script from an image that bakes its keys in.
 
 `tests/policy/external_programs/` holds more, translated to Python and run as the engine runs a
 program: under Pulumi's mock runtime (tests/policy/program_render.py), so the pulumi-docker SDK

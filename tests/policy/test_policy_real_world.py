@@ -184,9 +184,11 @@ def test_script_wrapper__settings_are_unknown_and_fail_closed() -> None:
     records = stack(
         container("redis", image="redis:7", command=["/bin/sh", "-c", "/entrypoint.sh"])
     )
-    assert "Redis starts through a script the pack cannot read, so the setting is unknown" in only(
-        run_rule("redis-tls-only", records)
-    )
+    assert (
+        "its start script runs a script file (/entrypoint.sh), which the pack cannot read and "
+        "which may start a server with any settings: run redis-server from the command line, its "
+        "settings on it or in an uploaded config file, so the setting is unknown."
+    ) in only(run_rule("redis-tls-only", records))
 
 
 # -- TLS directives where their protocol is enabled ----------------------------------------------

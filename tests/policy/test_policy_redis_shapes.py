@@ -257,8 +257,10 @@ def test_official_image_started_by_a_script__its_default_is_not_claimed() -> Non
                               command=["sh", "/usr/local/etc/valkey/start.sh"]))  # fmt: skip
     assert only(run_rule("redis-protected-mode-on", records)) == (
         "Redis container valkey must set protected-mode yes on its command line or in a "
-        "redis.conf uploaded by this stack; Redis starts through a script the pack cannot "
-        "read, so the setting is unknown."
+        "redis.conf uploaded by this stack; its start script runs a script file "
+        "(/usr/local/etc/valkey/start.sh), which the pack cannot read and which may start a "
+        "server with any settings: run redis-server from the command line, its settings on it "
+        "or in an uploaded config file, so the setting is unknown."
     )
 
 
@@ -525,6 +527,13 @@ def bitnami(*envs: str, image: str = "bitnami/redis:7.4", **props: Any) -> list[
     return stack(container("cache", image=image, envs=list(envs), **props))
 
 
+_SETUP_SKIPPED = (
+    "its command runs Bitnami's /opt/bitnami/scripts/redis/run.sh itself, so the image's "
+    "entrypoint skips the setup that writes redis.conf from the REDIS_* variables: give run.sh "
+    "and its options as the command itself"
+)
+
+
 @pytest.mark.parametrize(
     ("envs", "rule", "reason"),
     [
@@ -603,9 +612,9 @@ def test_bitnami_image_with_tls_only_and_a_password__passes_what_its_variables_s
                                    "containerPath": "/opt/bitnami/redis/mounted-etc"}]},
                      "its config file cannot be read", id="mounted-config-directory"),
         pytest.param({"entrypoints": ["/opt/bitnami/scripts/redis/run.sh"]},
-                     "Redis starts through a script the pack cannot read", id="setup-skipped"),
+                     _SETUP_SKIPPED, id="setup-skipped"),
         pytest.param({"command": ["/bin/bash", "-c", "/opt/bitnami/scripts/redis/run.sh"]},
-                     "Redis starts through a script the pack cannot read", id="own-script"),
+                     _SETUP_SKIPPED, id="own-script"),
     ],
 )  # fmt: skip
 def test_bitnami_image__config_it_cannot_see__fails_closed(
@@ -931,9 +940,10 @@ def test_acl_placeholder_password_in_exec_form__is_a_literal_password() -> None:
         "Redis container redis must require authentication with a password only its clients "
         "know; the >password of ACL user app is a placeholder (${NAME}, $NAME or {{ ... }}), "
         "which Redis does not expand, so the password is that text as this program writes it "
-        "(in a file, or on a command line Docker starts in exec form, with no shell to expand "
-        "it). Instead load users with #<sha256> passwords from an aclfile delivered as a "
-        "protected file."
+        "(in a file, on a command line Docker starts in exec form, with no shell to expand "
+        "it, or quoted by its start script, '>$NAME' or \">\\$NAME\", which the shell hands "
+        "over as written). Instead load users with #<sha256> passwords from an aclfile "
+        "delivered as a protected file."
     )
 
 
@@ -1709,6 +1719,14 @@ UNSEEN = "which the pack cannot read and which may start a server with any setti
                      "a program a variable or command substitution names", id="eval-variable"),
         pytest.param(f"echo /x.sh | xargs -n 1 sh & exec redis-server {TLS_SCRIPT}",
                      "what xargs reads, as a program", id="xargs-sh"),
+        pytest.param(f"env -iu B /start.sh & exec redis-server {TLS_SCRIPT}",
+                     "a script file (/start.sh)", id="env-option-cluster-taking-a-value"),
+        pytest.param(f"python3 /app/start.py & exec redis-server {TLS_SCRIPT}",
+                     "a python3 program (/app/start.py)", id="python-file"),
+        pytest.param(f"node -e 'require(1)' & exec redis-server {TLS_SCRIPT}",
+                     "a node program", id="node-code"),
+        pytest.param(f"perl x.pl; exec redis-server {TLS_SCRIPT}", "a perl program (x.pl)",
+                     id="perl-file"),
     ],
 )  # fmt: skip
 def test_script__what_it_runs_unseen_beside_a_server__is_one_more_unknown_server(
@@ -1736,6 +1754,8 @@ def test_script__what_it_runs_unseen_beside_a_server__is_one_more_unknown_server
         pytest.param(f"a#!/bin/sh\nexec redis-server {TLS_SCRIPT}", id="a-shebang-glued-to-a-word"),
         pytest.param(f"echo redis-server | xargs echo; exec redis-server {TLS_SCRIPT}",
                      id="xargs-echo"),
+        pytest.param(f"python3 --version; exec redis-server {TLS_SCRIPT}",
+                     id="interpreter-version"),
     ],
 )  # fmt: skip
 def test_script__programs_it_names_and_runs_visibly__add_no_server(script: str) -> None:
@@ -1820,3 +1840,119 @@ def test_script__a_wrapper_with_options__runs_the_server_after_them(wrapper: str
     script = f"exec {wrapper} redis-server {TLS_SCRIPT} --port 6379"
     recognition = recognise({"image": "redis:7.4", "command": ["bash", "-c", script]})
     assert (recognition.args, recognition.branches) == ((*TLS_SCRIPT.split(), "--port", "6379"), ())
+
+
+# -- exec form: argv's `&` and `;` are arguments, which no shell reads -----------------------------
+@pytest.mark.parametrize("operator", ["&", ";", "&&", "|"])
+def test_exec_form__an_operator_word_is_an_argument_and_what_follows_is_read(
+    operator: str,
+) -> None:
+    # redis-server takes `&` as requirepass's value and `--port 6379` as an option of its own.
+    command = ["redis-server", *TLS_ARGS, "--requirepass", operator, "--port", "6379"]
+    recognition = recognise({"image": "redis:7.4", "command": command})
+    assert recognition.args == tuple(command[1:])
+    records = stack(container("redis", image="redis:7.4", command=command))
+    assert "it listens for plaintext connections." in only(run_rule("redis-tls-only", records))
+
+
+def test_exec_form__an_operator_word_after_a_shells_script_is_one_of_its_arguments() -> None:
+    command = ["sh", "-c", 'exec "$@"', "sh", "redis-server", *TLS_ARGS, "--requirepass", "&",
+               "--port", "6379"]  # fmt: skip
+    recognition = recognise({"image": "redis:7.4", "command": command})
+    assert recognition.args == tuple(command[5:])
+
+
+# -- quoting: an ACL rule's password the shell hands over as written -------------------------------
+@pytest.mark.parametrize("rule", ["'>$APP_PASSWORD'", "'>${APP_PASSWORD}'", '">\\$APP_PASSWORD"'])
+def test_script__a_quoted_placeholder_acl_password__is_that_text(rule: str) -> None:
+    script = (f"exec redis-server {TLS_SCRIPT} --user default off --user app on {rule} "
+              "'~app:*' -@all +get")  # fmt: skip
+    records = stack(container("redis", image="redis:7.4", command=["sh", "-c", script],
+                              envs=["APP_PASSWORD=" + STRONG]))  # fmt: skip
+    message = only(run_rule("redis-auth-required", records))
+    assert message.startswith(
+        "Redis container redis must require authentication with a password only its clients "
+        "know; the >password of ACL user app is a placeholder"
+    )
+    assert "quoted by its start script" in message
+    assert STRONG not in message
+
+
+def test_script__an_unquoted_placeholder_acl_password__may_be_expanded() -> None:
+    script = (f"exec redis-server {TLS_SCRIPT} --user default off --user app on "
+              '">$APP_PASSWORD" \'~app:*\' -@all +get')  # fmt: skip
+    records = stack(container("redis", image="redis:7.4", command=["sh", "-c", script],
+                              envs=["APP_PASSWORD=" + STRONG]))  # fmt: skip
+    assert run_rule("redis-auth-required", records) == []
+
+
+def test_interpreter_as_the_only_command__is_an_application_not_an_unseen_server() -> None:
+    recognition = recognise({"image": "alpine:3.20", "command": ["python3", "/app/main.py"]})
+    assert recognition.verdict is Verdict.NOT_REDIS
+
+
+# -- what a user must change where the pack cannot see the settings --------------------------------
+def test_config_piped_into_stdin__names_what_writes_it_and_how_to_show_it() -> None:
+    # hectorm/grist-deployment (tests/policy/external): a script's heredoc piped into `-`.
+    script = "sh /etc/valkey/valkey.conf.sh | exec valkey-server -"
+    records = stack(
+        container(
+            "redis",
+            image="valkey/valkey:8",
+            command=["sh", "-euc", script],
+            uploads=[
+                {
+                    "file": "/etc/valkey/valkey.conf.sh",
+                    "content": "exec cat - <<EOF\nport 6379\nEOF\n",
+                }
+            ],
+        )
+    )
+    # The other message is the script's own: it runs a file, which may start another server.
+    assert run_rule("redis-tls-only", records)[0] == (
+        "Redis container redis must set port 0 on its command line or in a redis.conf uploaded "
+        "by this stack; it reads config text from its stdin (`redis-server -`), which `sh "
+        "/etc/valkey/valkey.conf.sh` writes into the pipe when the container starts, unseen by "
+        "the pack: upload the config file itself and name it in place of `-` (`redis-server "
+        "/path/redis.conf`), or give the options on the command line after `-`, so the setting "
+        "is unknown."
+    )
+
+
+def test_config_piped_into_stdin__never_names_what_the_writer_is_given() -> None:
+    script = f"echo 'requirepass {STRONG}' | exec redis-server -"
+    records = stack(container("redis", image="redis:7.4", command=["sh", "-c", script]))
+    message = only(run_rule("redis-tls-only", records))
+    assert "which `echo` writes into the pipe" in message
+    assert STRONG not in message
+
+
+def test_uploaded_entrypoint_script__says_the_pack_does_not_run_it_and_what_to_give() -> None:
+    # rukh93/foundation (tests/policy/external): the image's entrypoint replaced by an upload.
+    records = stack(container("redis", image="redis:7.4",
+                              entrypoints=["/usr/local/bin/redis-entrypoint.sh"],
+                              uploads=[{"file": "/usr/local/bin/redis-entrypoint.sh",
+                                        "content": "#!/bin/sh\nexec redis-server \"$@\"\n",
+                                        "executable": True}]))  # fmt: skip
+    assert only(run_rule("redis-tls-only", records)) == (
+        "Redis container redis must set port 0 on its command line or in a redis.conf uploaded "
+        "by this stack; it starts through /usr/local/bin/redis-entrypoint.sh, a script this "
+        "stack gives it, which the pack does not run: give redis-server (or docker-entrypoint.sh) "
+        "and its options as its command, with its settings on it or in an uploaded config file, "
+        "so the setting is unknown."
+    )
+
+
+def test_bitnami_run_sh_from_a_shell__says_the_setup_is_skipped_and_what_to_give() -> None:
+    # clickup/distributed-pacer (tests/policy/external): run.sh from `bash -c`.
+    script = "/opt/bitnami/scripts/redis/run.sh --appendonly yes"
+    records = stack(container("redis", image="bitnami/redis:7.2",
+                              command=["bash", "-c", script]))  # fmt: skip
+    assert only(run_rule("redis-tls-only", records)) == (
+        "Redis container redis must set port 0 on its command line or in a redis.conf uploaded "
+        "by this stack; its command runs Bitnami's /opt/bitnami/scripts/redis/run.sh itself, so "
+        "the image's entrypoint skips the setup that writes redis.conf from the REDIS_* "
+        'variables: give run.sh and its options as the command itself (["/opt/bitnami/scripts/'
+        'redis/run.sh", "--appendonly", "yes", ...]), which the entrypoint sets up first, so the '
+        "setting is unknown."
+    )

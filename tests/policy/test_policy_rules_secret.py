@@ -35,6 +35,10 @@ def _upload(name: str, **values: Any) -> Change:
     return lambda props: upload(props, name).update(values)
 
 
+def _health(script: str) -> Change:
+    return _set(healthcheck={"tests": ["CMD-SHELL", script]})
+
+
 def _material(name: str) -> str:
     return foreign.material()[name].decode()
 
@@ -94,6 +98,41 @@ CASES = [
     pytest.param("secret-state-encrypted", "cache", _set(uploads=[
         {"file": "/x/tls.key", "content": _material("tls.key"), "permissions": "0400"}]),
                  True, id="secret-04-fail-key-upload-without-aso"),
+    # A health check that names the password only as a variable, or reads it from a file: the
+    # state holds that name, not the password (the check's argv still shows it at run time).
+    pytest.param("secret-state-encrypted", "cache",
+                 _health('redis-cli --tls -a "$REDIS_PASSWORD" ping'), False,
+                 id="secret-04-pass-health-check-cli-a-variable"),
+    pytest.param("secret-state-encrypted", "cache",
+                 _health('redis-cli --tls --pass "${REDIS_PASSWORD:?unset}" ping'), False,
+                 id="secret-04-pass-health-check-cli-pass-variable"),
+    pytest.param("secret-state-encrypted", "cache",
+                 _health("REDISCLI_AUTH=$REDIS_PASSWORD redis-cli --tls ping"), False,
+                 id="secret-04-pass-health-check-auth-variable"),
+    pytest.param("secret-state-encrypted", "cache",
+                 _health("redis-cli --tls -a $(cat /run/secrets/redis) ping"), False,
+                 id="secret-04-pass-health-check-cli-a-file"),
+    pytest.param("secret-state-encrypted", "cache",
+                 _health(f"redis-cli --tls -a '{PASSWORD}' ping"), True,
+                 id="secret-04-fail-health-check-cli-a-literal"),
+    pytest.param("secret-state-encrypted", "cache",
+                 _health('redis-cli --tls -a "${REDIS_PASSWORD:-changeme}" ping'), True,
+                 id="secret-04-fail-health-check-cli-a-default"),
+    pytest.param("secret-state-encrypted", "cache",
+                 _health(f"REDISCLI_AUTH={PASSWORD} redis-cli --tls ping"), True,
+                 id="secret-04-fail-health-check-auth-literal"),
+    pytest.param("secret-argv-not-plain", "cache",
+                 _health(f"REDISCLI_AUTH={PASSWORD} redis-cli --tls ping"), True,
+                 id="secret-03-fail-health-check-auth-literal"),
+    pytest.param("secret-argv-not-plain", "cache",
+                 _health("REDISCLI_AUTH=$REDIS_PASSWORD redis-cli --tls ping"), False,
+                 id="secret-03-pass-health-check-auth-variable"),
+    pytest.param("secret-state-encrypted", "cache", lambda p: p.update(command=[
+        "sh", "-c", 'exec redis-server /secrets/redis.conf --masterauth "$MASTER_PASSWORD"']),
+                 False, id="secret-04-pass-command-masterauth-variable"),
+    pytest.param("secret-state-encrypted", "cache", lambda p: p.update(command=[
+        "redis-server", "/secrets/redis.conf", "--masterauth", PASSWORD]),
+                 True, id="secret-04-fail-command-masterauth-literal"),
     pytest.param("secret-upload-file-mode", "cache-loader", _upload("tls.key", permissions=None),
                  True, id="tls-10-fail-mode-unset"),
     pytest.param("secret-upload-file-mode", "cache-loader", _upload("probe.pw", permissions="644"),

@@ -297,6 +297,15 @@ CASES: list[Case] = [
     sh("timeout-signal-wrapper", f"exec timeout -s KILL 10 redis-server {TLS} --port 6379"),
     sh("env-options-wrapper", f"exec env -u B -C /data A=1 redis-server {TLS} --port 6379"),
     Case("exec-a-wrapper", ("/bin/bash", "-c", f"exec -a name redis-server {TLS} --port 6379")),
+    Case("exec-form-operator-argument", ("sh", "-c", 'exec "$@"', "sh", "redis-server",
+                                         *TLS.split(), "--requirepass", "&", "--port", "6379")),
+    Case("exec-form-semicolon-argument", ("sh", "-c", 'exec "$@"', "sh", "redis-server",
+                                          *TLS.split(), "--requirepass", ";", "--port", "6379")),
+    sh("env-option-cluster-script", "printf 'redis-server --port 6379\\n' > /tmp/s.sh; "
+       f"env -vu B /bin/sh /tmp/s.sh & exec redis-server {TLS}"),
+    sh("env-assignment-then-option", f"exec env A=1 -u B redis-server {TLS} --port 6379"),
+    sh("quoted-acl-password", f"exec redis-server {TLS} --user default off --user app on "
+       "'>$P' '~app:*' -@all +get", {"P": PW}),
     sh("sentinel", "exec redis-sentinel /tmp/sentinel.conf"),
     sh("sentinel-or-server", f'if [ -n "$S" ]; then exec redis-server /tmp/s.conf --sentinel; '
        f"else exec redis-server {TLS}; fi"),
@@ -367,6 +376,9 @@ STRICTER: dict[str, str] = {
     "piped-into-a-shell-beside-a-server": "as piped-into-a-shell, beside a server it reads",
     "here-string-into-a-shell": "a shell reading its script from a here-string: " + _UNSEEN,
     "xargs-runs-what-it-reads": "xargs env runs the words it reads as a program: " + _UNSEEN,
+    "env-option-cluster-script": "env -vu B /bin/sh /tmp/s.sh: " + _UNSEEN,
+    "env-assignment-then-option": "GNU env takes `-u` after an assignment for its program and "
+    "fails; the pack judges the server after it",
 }
 
 
