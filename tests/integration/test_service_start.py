@@ -1,0 +1,93 @@
+"""The service's start: a connection made while it is still starting is answered, not refused.
+
+An app replacement's outage ends when the new app's port accepts (docs/day2.md, "A replaced
+container keeps running until its successor is due"). `serve` binds its sockets before it
+imports the server's modules (app/secure_cache/listen.py), so a connection that arrives
+meanwhile waits in the backlog and gets its answer once the server runs. The test connects at
+the moment the service first imports one of the libraries it needs only once it listens (or,
+urllib.request, not at all): before the fix the command line imported urllib.request, and
+`serve` uvicorn and the client, before the port was bound, and the connection was refused.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from tests.support.service_process import service_environ, serving
+from tests.support.tls_redis import TlsRedisServer, free_port
+
+TOKEN = "S" * 40  # checkov:skip=CKV_SECRET_6: a test token, not a credential
+# Bounds only: the early reply is written as soon as the service serves (a few seconds when
+# both cores are busy); the test waits for it, it does not time it.
+_REPLY_WAIT_S = 60.0
+_REPLY_POLL_S = 0.1
+
+# Run in the service's process before `python -m secure_cache serve` itself: the first import
+# of any of these opens a connection to the service's port and sends /healthz on it, and a
+# thread writes the first line of what comes back (or why the connection failed) to
+# EARLY_REPLY. The settings' own libraries (cryptography, ssl) are imported before the bind:
+# the configuration is checked before the service listens (app/secure_cache/__main__.py).
+_AFTER_THE_BIND = ("urllib.request", "uvicorn", "uvloop", "redis", "prometheus_client")
+_EARLY_CLIENT = """
+import importlib.abc, os, socket, sys, threading
+
+REQUEST = b"GET /healthz HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nConnection: close\\r\\n\\r\\n"
+
+class EarlyClient(importlib.abc.MetaPathFinder):
+    fired = False
+
+    def find_spec(self, name, path=None, target=None):
+        if name in AFTER_THE_BIND and not EarlyClient.fired:
+            EarlyClient.fired = True
+            connect(name)
+        return None
+
+def write(text):
+    with open(os.environ["EARLY_REPLY"], "w") as out:
+        out.write(text)
+
+def connect(name):
+    try:
+        port = int(os.environ["HTTP_PORT"])
+        sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+        sock.sendall(REQUEST)
+    except OSError as exc:
+        write(f"no connection at the import of {name}: {type(exc).__name__}: {exc}")
+        return
+
+    def read():
+        try:
+            reply = sock.makefile("rb").readline()
+            write(reply.decode(errors="replace").strip() or "closed without an answer")
+        except OSError as exc:
+            write(f"no answer: {type(exc).__name__}: {exc}")
+
+    threading.Thread(target=read, daemon=True).start()
+
+sys.meta_path.insert(0, EarlyClient())
+from secure_cache.__main__ import main
+sys.exit(main(["serve"]))
+""".replace("AFTER_THE_BIND", repr(_AFTER_THE_BIND))
+
+
+def _early_reply(path: Path) -> str:
+    deadline = time.monotonic() + _REPLY_WAIT_S
+    while not (path.exists() and path.read_text()):
+        assert time.monotonic() < deadline, "the early connection got no answer"
+        time.sleep(_REPLY_POLL_S)
+    return path.read_text()
+
+
+def test_start__a_connection_made_while_the_server_imports_is_answered(
+    tls_redis: TlsRedisServer, tmp_path: Path
+) -> None:
+    port = free_port()
+    reply = tmp_path / "early-reply"
+    env = service_environ(tls_redis, tmp_path / "secrets", port, TOKEN, EARLY_REPLY=str(reply))
+    log = tmp_path / "service.log"
+    argv = [sys.executable, "-c", _EARLY_CLIENT]
+    with serving(env, port, log, argv=argv):
+        answer = _early_reply(reply)
+    assert answer == "HTTP/1.1 200 OK", f"{answer}\n{log.read_text(errors='replace')}"
