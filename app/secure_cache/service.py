@@ -44,10 +44,8 @@ What this module adds to uvicorn, each for a measured gap (tests/integration/tes
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
-import signal
 import socket
 from typing import Any, ClassVar, Final
 
@@ -57,7 +55,6 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from secure_cache.client import AsyncSecureCache
 from secure_cache.counted_log import COUNTED_LOG_INTERVAL_S, CountedLog
-from secure_cache.errors import SecureCacheError
 from secure_cache.http_api import CacheAPI, log_request_counts
 from secure_cache.prometheus import CacheMetrics
 from secure_cache.settings import DEFAULT_HTTP_STALL_TIMEOUT_S, ServiceSettings, Settings
@@ -72,10 +69,6 @@ HEADER_TIMEOUT_S: Final = 10
 MAX_HEAD_BYTES: Final = 16 * 1024
 # Peers not counted against the connection limit (see the module docstring).
 LOOPBACK: Final = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
-# Where the deployed app's health check connects (infra/components/app.py), so `serve` listens
-# there whatever HTTP_HOST names (listen_addresses).
-HEALTH_CHECK_ADDRESS: Final = "127.0.0.1"
-WILDCARD_V4: Final = "0.0.0.0"  # noqa: S104 - HTTP_HOST may name it (the image's default)
 # Connections closed at the limit are logged at most this often (_OverloadLog).
 OVERLOAD_LOG_INTERVAL_S: Final = COUNTED_LOG_INTERVAL_S
 # The warnings uvicorn's h11 protocol logs for each such request (see the module docstring).
@@ -86,10 +79,6 @@ _PER_REQUEST_WARNINGS: Final = (
 )
 # A request h11 could not parse, as the access log counts it: it has no method or route.
 _MALFORMED: Final = ("-", "-", "400")
-
-
-class ServeError(SecureCacheError):
-    """The service could not start (e.g. the port is in use); the message says how to fix it."""
 
 
 def _json_response(status: int, error: str) -> bytes:
@@ -248,43 +237,6 @@ class GuardedH11Protocol(H11Protocol):
             self.close_waiting()
 
 
-def listen_addresses(host: str) -> list[str]:
-    """Where `serve` listens for HTTP_HOST `host`: its address (a name is resolved once, here),
-    and HEALTH_CHECK_ADDRESS beside it unless it is that or the IPv4 wildcard. The deployed app
-    sets HTTP_HOST to a name only its frontend network resolves (infra/components/app.py):
-    with 0.0.0.0 a container on the backend network alone reached the API by the app's
-    backend address (attack pass of 2026-12-03 on s92), while the health check probes
-    loopback. A name that does not resolve raises OSError."""
-    try:
-        address = str(ipaddress.ip_address(host))
-    except ValueError:
-        address = socket.gethostbyname(host)
-    if address in (WILDCARD_V4, HEALTH_CHECK_ADDRESS):
-        return [address]
-    return [address, HEALTH_CHECK_ADDRESS]
-
-
-def bind(settings: ServiceSettings) -> list[socket.socket]:
-    """The listening sockets (listen_addresses), or ServeError naming the address and the fix."""
-    sockets: list[socket.socket] = []
-    address = settings.host
-    try:
-        for address in listen_addresses(settings.host):
-            family = socket.AF_INET6 if ":" in address else socket.AF_INET
-            sock = socket.create_server((address, settings.port), family=family, backlog=256)
-            sock.set_inheritable(True)
-            sockets.append(sock)
-    except OSError as exc:
-        for sock in sockets:
-            sock.close()
-        reason = exc.strerror or type(exc).__name__
-        raise ServeError(
-            f"cannot listen on {address}:{settings.port} ({reason}); stop what uses that "
-            "port or set HTTP_PORT (and HTTP_HOST) to a free one"
-        ) from None
-    return sockets
-
-
 def server_config(app: Any, settings: ServiceSettings) -> uvicorn.Config:
     GuardedH11Protocol.max_connections = settings.max_connections
     GuardedH11Protocol.stall_timeout_s = settings.stall_timeout_s
@@ -376,42 +328,28 @@ async def _serve(settings: ServiceSettings, sockets: list[socket.socket]) -> Non
         logger.info("event=service_stopped")
 
 
-def _stop(signum: int, _frame: object) -> None:
-    raise SystemExit(0)
-
-
-def serve(settings: ServiceSettings) -> None:
-    """Bind (ServeError if it cannot), then serve until SIGTERM or SIGINT; a stop asked that
-    way ends with the Redis connections closed, `event=service_stopped` and exit 0.
+def serve(settings: ServiceSettings, sockets: list[socket.socket]) -> None:
+    """Serve on `sockets` (listen.bind, before this module was imported: listen.py says why)
+    until SIGTERM or SIGINT; a stop asked that way ends with the Redis connections closed,
+    `event=service_stopped` and exit 0 (listen.stop_on_signals).
 
     uvicorn catches both signals while it serves, then restores the handlers it found and
     raises the signal again (Server.capture_signals). With Python's own handlers that ended
     the process on SIGTERM's default action (exit 143, `docker stop` recorded as a failure),
-    before `cache.close()` and the last log line; `_stop` is the handler it finds instead,
-    and it also stops a service still starting (reaching Redis) at once.
+    before `cache.close()` and the last log line; listen.py's is the handler it finds instead.
 
     The loop is uvloop's, made here: uvicorn.Config's `loop` setting is read only by
     uvicorn.Server.run, and this calls Server.serve inside a loop of its own, so that
     setting never chose anything. On uvloop a 1 KiB request takes 20% fewer instructions
     (docs/benchmark.md, "The event loop")."""
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, _stop)
-    sockets = bind(settings)
-    try:
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(_serve(settings, sockets))
-    finally:
-        for sock in sockets:
-            sock.close()
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(_serve(settings, sockets))
 
 
 __all__ = [
     "HEADER_TIMEOUT_S",
     "GuardedH11Protocol",
-    "ServeError",
-    "bind",
     "cache_metrics",
-    "listen_addresses",
     "serve",
     "server_config",
 ]

@@ -46,7 +46,7 @@ The HTTP service (service.py, http_api.py) also reads:
                                      which defeats DNS rebinding.
     HTTP_HOST                        bind address (default 127.0.0.1; the image sets 0.0.0.0);
                                      any but 0.0.0.0 gets 127.0.0.1 beside it, where the
-                                     health check probes (service.listen_addresses).
+                                     health check probes (listen.listen_addresses).
     HTTP_PORT                        listen port (default 8080).
     HTTP_MAX_VALUE_BYTES             largest accepted PUT body (default 1048576).
     HTTP_MAX_INFLIGHT_BYTES          all request and response bodies held at once, across every

@@ -32,7 +32,7 @@ HEALTH_PATH: Final = "/healthz"
 APP_MAX_VALUE_BYTES: Final = VALUE_LIMIT_BYTES
 APP_MAX_CONNECTIONS: Final = 400
 # The app's name on the frontend network alone, where it listens (HTTP_HOST) besides the
-# loopback its health check probes (app/secure_cache/service.py listen_addresses): its
+# loopback its health check probes (app/secure_cache/listen.py listen_addresses): its
 # container name resolves on the backend network too, and with 0.0.0.0 a container on the
 # backend network alone reached the API (attack pass of 2026-12-03 on s92). The host's
 # published port is forwarded to the frontend address (docker-proxy).

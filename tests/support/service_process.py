@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -37,11 +37,17 @@ def service_environ(
     }
 
 
-def start(env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """The service started with `env`, its stderr in `log`; not awaited."""
+SERVE_ARGV = (sys.executable, "-m", "secure_cache", "serve")
+
+
+def start(
+    env: Mapping[str, str], log: Path, argv: Sequence[str] = SERVE_ARGV
+) -> subprocess.Popen[bytes]:
+    """The service started with `env` (by `argv`: a test may wrap it), its stderr in `log`;
+    not awaited."""
     with log.open("wb") as stderr:
         return subprocess.Popen(
-            [sys.executable, "-m", "secure_cache", "serve"],
+            list(argv),
             env=dict(env),
             stdout=subprocess.DEVNULL,
             stderr=stderr,
@@ -49,11 +55,13 @@ def start(env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
 
 
 @contextmanager
-def serving(env: Mapping[str, str], port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Start the service with `env` (its HTTP_PORT is `port`, stderr goes to `log`), wait until
-    /healthz answers 200 (the test fails with the log if it exits or never does), stop it
-    afterwards."""
-    process = start(env, log)
+def serving(
+    env: Mapping[str, str], port: int, log: Path, argv: Sequence[str] = SERVE_ARGV
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start the service with `env` (its HTTP_PORT is `port`, stderr goes to `log`; `argv` as
+    `start`'s), wait until /healthz answers 200 (the test fails with the log if it exits or
+    never does), stop it afterwards."""
+    process = start(env, log, argv)
     try:
         _await_healthy(process, port, log)
         yield process

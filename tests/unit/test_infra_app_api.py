@@ -13,7 +13,7 @@ from infra.components.app import (
 )
 from infra.render import RenderedStack
 from secure_cache.http_budget import COPIES_PER_VALUE
-from secure_cache.service import bind, listen_addresses
+from secure_cache.listen import bind, listen_addresses
 from secure_cache.settings import MIN_API_TOKEN_LENGTH, ServiceSettings
 from tests.support.tls_redis import free_port
 from tests.unit.conftest import container, uploads
@@ -94,7 +94,7 @@ def test_listener__binds_each_address_and_nothing_else() -> None:
     settings = ServiceSettings.from_env(
         {"HTTP_API_TOKEN": "t" * 40, "HTTP_HOST": "127.0.0.2", "HTTP_PORT": str(free_port())}
     )
-    sockets = bind(settings)
+    sockets = bind(settings.host, settings.port)
     try:
         assert [s.getsockname()[0] for s in sockets] == ["127.0.0.2", "127.0.0.1"]
     finally:
