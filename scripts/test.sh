@@ -119,6 +119,10 @@ else
     # The deploy mostly waits (image builds, health checks every 5 s, run-to-completion jobs),
     # so it runs in the background while the other layers are tested: no test of theirs uses
     # the stacks' objects (theirs have names and labels of their own).
+    # The stacks are claimed in this shell's name (tests/e2e/claims.py): another checkout's
+    # e2e run on this Docker engine waits for this one, and removes what it deployed if it is
+    # killed before its end removes them itself.
+    export SECURE_REDIS_E2E_HOLDER=$$
     e2e_owned="$(mktemp)"
     e2e_deploy_log="$(mktemp)"
     # The rotation tests raise generations in Pulumi.<stack>.yaml and keep them while the stack

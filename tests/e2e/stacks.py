@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from infra.naming import STACK_LABEL, object_name
 from infra.pulumi_names import CONTAINER
 from infra.render import RenderedResource, RenderedStack, render_stack
 from infra.settings import REPO_ROOT, STACK_NAME_RULE, StackSettings, valid_stack_name
+from tests.e2e.claims import Claim, Claims, Holder, Verdict, this_run, verdict
 
 # The stacks verified when none is named. Any other stack with a Pulumi.<name>.yaml can be
 # named (`--stack staging-eu`): scripts/setup-secure-redis.sh deploys it and verifies it so.
@@ -39,6 +41,11 @@ STACK_NAMES: Final = ("dev", "prod")
 STACKS_ENV: Final = "SECURE_REDIS_E2E_STACKS"
 KEEP_ENV: Final = "SECURE_REDIS_E2E_KEEP"
 PROBE_LABEL: Final = "io.secure-redis.e2e-probe"
+# Another run's stacks (tests/e2e/claims.py): waited for at most as long as a whole e2e run
+# takes on CI's 2 cores with room to spare, and looked at every few seconds.
+CLAIM_WAIT_S: Final = 40 * 60.0
+CLAIM_POLL_S: Final = 5.0
+CLAIM_REPORT_S: Final = 5 * 60.0
 
 
 @dataclass(frozen=True)
@@ -195,6 +202,12 @@ def _down(name: str) -> tuple[int, str]:
     return _run("-m", "infra.apply", "down", "--stack", name)
 
 
+def _tell(message: str) -> None:
+    """Progress and decisions on stderr: `python -m tests.e2e.stacks up` prints on stdout the
+    stacks it deployed, which scripts/test.sh reads."""
+    print(f"e2e stacks: {message}", file=sys.stderr, flush=True)
+
+
 class NotDeployed(Exception):
     """The stack is not running healthy, and this session may not deploy it."""
 
@@ -222,12 +235,72 @@ class Deployments:
     `may_deploy=False` (a pytest-xdist worker): a stack that is not running is `NotDeployed`.
     """
 
-    def __init__(self, client: docker.DockerClient, *, may_deploy: bool = True) -> None:
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        *,
+        may_deploy: bool = True,
+        root: Path = REPO_ROOT,
+        claims: Claims | None = None,
+        wait_s: float = CLAIM_WAIT_S,
+        poll_s: float = CLAIM_POLL_S,
+    ) -> None:
         self.client = client
         self.may_deploy = may_deploy
+        self.root = root
+        self.claims = claims or Claims()
+        self.wait_s = wait_s
+        self.poll_s = poll_s
         self.stacks: dict[str, Stack] = {}
         self.owned: list[str] = []
+        self.claimed: list[str] = []  # the claims this session wrote: its to release
         self.failed: dict[str, str] = {}  # stack -> why prepare() could not deploy it
+        self._me: Holder | None = None
+
+    @property
+    def me(self) -> Holder:
+        if self._me is None:
+            self._me = this_run(self.root)
+        return self._me
+
+    def _admit(self, name: str) -> str | None:
+        """Take the stack's claim (claims.verdict): wait while another live run holds it,
+        remove first what a run that ended left, refuse one whose state is elsewhere. The
+        problem in words, or None when the stack is this run's to use."""
+        waited = 0.0
+        while True:
+            with self.claims.locked():
+                claim = self.claims.read(name)
+                decided, why = verdict(
+                    claim,
+                    self.me,
+                    running=running(self.client, name),
+                    state_here=StateStore(self.root, name).exists(),
+                )
+                if decided is Verdict.REFUSE:
+                    return f"stack {name}: {why.replace('NAME', name)}"
+                if decided is not Verdict.WAIT:
+                    mine = claim is not None and claim.holder == self.me
+                    if not mine:
+                        self.claims.write(name, Claim(self.me, deployed=False))
+                        self.claimed.append(name)
+            if decided is Verdict.USE:
+                return None
+            if decided is Verdict.REMOVE_FIRST:
+                _tell(f"stack {name}: {why}; removing it first")
+                problems = self._remove([name])
+                if problems:
+                    return "\n".join(problems)
+                continue  # now from nothing: deployed, and so owned, by this run
+            if waited >= self.wait_s:
+                return (
+                    f"stack {name}: {why}, still after {waited / 60:.0f} min; let that run end "
+                    f"(or stop it: its end removes what it deployed), then run again"
+                )
+            if waited % CLAIM_REPORT_S < self.poll_s:
+                _tell(f"stack {name}: {why}; waiting for it (at most {self.wait_s / 60:.0f} min)")
+            time.sleep(self.poll_s)
+            waited += self.poll_s
 
     def prepare(self, names: Iterable[str]) -> None:
         """Deploy every stack of `names` that is not running, side by side: a deploy mostly
@@ -236,7 +309,14 @@ class Deployments:
         remembered, and `ensure` fails its tests, as a deploy in `ensure` would."""
         if not self.may_deploy:
             return
-        wanted = [n for n in dict.fromkeys(names) if n not in self.stacks]
+        wanted = []
+        for name in dict.fromkeys(names):
+            if name in self.stacks:
+                continue
+            if (problem := self._admit(name)) is not None:
+                self.failed[name] = problem
+            else:
+                wanted.append(name)
         missing = [n for n in wanted if not running(self.client, n)]
         with ThreadPoolExecutor(max_workers=max(1, len(missing))) as pool:
             outcomes = dict(zip(missing, pool.map(self._deploy_quietly, missing), strict=True))
@@ -250,6 +330,9 @@ class Deployments:
         if name in self.failed:
             raise RuntimeError(self.failed[name])
         if name not in self.stacks:
+            if self.may_deploy and (problem := self._admit(name)) is not None:
+                self.failed[name] = problem
+                raise RuntimeError(problem)
             if not running(self.client, name):
                 if not self.may_deploy:
                     raise NotDeployed(not_deployed_message(name))
@@ -272,8 +355,10 @@ class Deployments:
         # a container stopped or a health check failing under load) gets an up and is kept:
         # taken over, it was removed at the end with its data and every secret (stack u10,
         # docs/verification.md). Only a stack made from nothing is the session's to remove.
-        if not existed_before(self.client, name):
+        if not existed_before(self.client, name, self.root):
             self.owned.append(name)  # from here on, whatever is created is ours to remove
+            with self.claims.locked():  # and, if this run ends before removing it, the next's
+                self.claims.write(name, Claim(self.me, deployed=True))
         code, output = _run("-m", "infra.apply", "up", "--stack", name)
         if code != 0:
             raise RuntimeError(
@@ -290,26 +375,39 @@ class Deployments:
     def teardown(self) -> None:
         """Remove the stacks this session deployed; raise if anything of them remains."""
         if os.environ.get(KEEP_ENV):
+            self.claimed += self.owned  # kept: anyone's to use or remove from here on
+            self._release()
             return
+        problems = self._remove(self.owned)
+        self._release()
+        if problems:
+            raise AssertionError("\n".join(problems))
+
+    def _release(self) -> None:
+        for name in self.claimed:
+            self.claims.release(name, self.me)
+        self.claimed = []
+
+    def _remove(self, names: Sequence[str]) -> list[str]:
+        """Remove the stacks, saying what went wrong. The firewall rules one stack after the
+        other (each run edits the host's iptables), then the stacks' removals side by side:
+        each mostly waits for the engine (graceful stops, container and image removals) and
+        touches only its own stack's objects."""
         problems = []
-        # The firewall rules one stack after the other (each run edits the host's iptables),
-        # then the stacks' removals side by side: each mostly waits for the engine (graceful
-        # stops, container and image removals) and touches only its own stack's objects.
-        for name in self.owned:
+        for name in names:
             code, output = _run("-m", "infra.firewall", "down", "--stack", name)
             if code not in (0, 5):  # 5: not root (infra.firewall)
                 problems.append(f"firewall down {name} failed (exit {code}):\n{output}")
-        with ThreadPoolExecutor(max_workers=max(1, len(self.owned))) as pool:
-            downs = pool.map(_down, self.owned)
-            for name, (code, output) in zip(self.owned, downs, strict=True):
+        with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
+            downs = pool.map(_down, names)
+            for name, (code, output) in zip(names, downs, strict=True):
                 if code != 0:
                     problems.append(f"down {name} failed (exit {code}):\n{output}")
-        for name in self.owned:
+        for name in names:
             remaining = leftovers(self.client, name)
             if remaining:
                 problems.append(f"after down, stack {name} still has: {', '.join(remaining)}")
-        if problems:
-            raise AssertionError("\n".join(problems))
+        return problems
 
 
 def inspect(client: docker.DockerClient, container: str) -> dict[str, Any]:
@@ -321,8 +419,9 @@ def main(argv: list[str]) -> int:
     stacks it owns, for scripts/test.sh, which runs the e2e tests in two sessions (the checks of
     the undisturbed stacks on two workers, which never deploy, then the fault tests alone).
     `up` deploys those not running, side by side, and prints the names of those it deployed,
-    one a line (only they are the caller's to remove); `down` removes them and fails on
-    leftovers."""
+    one a line (only they are the caller's to remove); `down` removes them, fails on
+    leftovers, and releases every stack the run held (tests/e2e/claims.py: the run is
+    SECURE_REDIS_E2E_HOLDER's process)."""
     usage = "usage: python -m tests.e2e.stacks (up|down) STACK..."
     if argv[:1] in (["-h"], ["--help"]):
         say(f"{usage}   STACK: {' or '.join(STACK_NAMES)}\n\n{cleandoc(main.__doc__ or '')}")
@@ -335,8 +434,8 @@ def main(argv: list[str]) -> int:
         )
         return 2
     action, names = argv[0], argv[1:]
-    if not names:
-        return 0  # down of nothing: the up deployed no stack
+    if action == "up" and not names:
+        return 0
     deployments = Deployments(docker.from_env(timeout=300))
     if action == "up":
         deployments.prepare(names)
@@ -346,6 +445,8 @@ def main(argv: list[str]) -> int:
             print(f"e2e stacks: {problem}", file=sys.stderr)
         return 1 if deployments.failed else 0
     deployments.owned = list(names)
+    # The end of the run: every claim it holds goes, those of the stacks it reused too.
+    deployments.claimed = deployments.claims.held_by(deployments.me)
     try:
         deployments.teardown()
     except AssertionError as exc:
