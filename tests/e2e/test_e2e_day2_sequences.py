@@ -29,6 +29,8 @@ refused before anything changes (found on s90, 2026-12-03).
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -186,6 +188,79 @@ def test_rotate_while_an_up_runs__refused_naming_it_and_the_setting_left_as_it_w
     assert stack_file.read_text() == before, f"rotate.sh left its setting raised:\n{said}"
     assert "locked by a running `up`" in said, said[-3000:]
     assert "No such container" not in said, said[-3000:]
+
+
+def _run(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        list(argv), cwd=REPO_ROOT, capture_output=True, text=True, timeout=ROTATE_S, check=False
+    )
+
+
+@pytest.mark.one_stack(
+    "the stack's lock and rotate.sh's steps are one code path for every stack: no stack "
+    "setting changes them"
+)
+def test_between_two_steps_of_a_rotation__another_rotation_setting_or_up_is_refused(
+    stack: Stack,
+) -> None:
+    """`rotate.sh S passwords` stopped (SIGSTOP) between its two ups, the old passwords still
+    accepted beside the new: each up held the stack's lock for itself only, so a second
+    rotate.sh, a setting or an `up` by hand went through there. Measured on s61 (2026-12-04,
+    docs/day2.md "Two rotations, or an up, at once"): two `rotate.sh s61 certs` at once left
+    the generation put back below what the state applied, and an `up` by hand during a
+    data-key pass restarted Redis and left the retire undone. Now the rotation holds the lock
+    from its first look to its report: each is refused naming it, nothing changed, and the
+    rotation, continued, takes its own second step."""
+    name = stack.name
+    rotate = str(REPO_ROOT / "scripts" / "rotate.sh")
+    stack_file = REPO_ROOT / f"Pulumi.{name}.yaml"
+    holder = f"is being rotated by a running `scripts/rotate.sh {name} passwords` (pid "
+    rotation = subprocess.Popen(
+        [rotate, name, "passwords"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, stopped and continued as one
+    )
+    said: list[str] = []
+    try:
+        assert rotation.stdout is not None
+        for line in rotation.stdout:
+            said.append(line)
+            if "up (passwords ROTATE: new beside old) done" in line:
+                os.killpg(rotation.pid, signal.SIGSTOP)
+                break
+        else:
+            pytest.fail("rotate.sh passwords ended before its second step:\n" + "".join(said))
+        try:
+            before = stack_file.read_text()
+            memory = _config(stack, "get", "redisMaxmemoryMb")
+            second = _run(rotate, name, "certs")
+            setting = _run(
+                sys.executable, "-m", "infra.stack_config", "set", "--stack", name,
+                "redisMaxmemoryMb", memory,
+            )  # fmt: skip
+            by_hand = _up(stack)
+            after = stack_file.read_text()
+        finally:
+            os.killpg(rotation.pid, signal.SIGCONT)
+        rest = rotation.communicate(timeout=ROTATE_S)[0]
+    finally:
+        if rotation.poll() is None:
+            os.killpg(rotation.pid, signal.SIGKILL)
+            rotation.communicate()
+    text = "".join(said) + rest
+    for what, done, code in (("rotate.sh", second, 1), ("set", setting, 2), ("up", by_hand, 2)):
+        out = done.stdout + done.stderr
+        assert done.returncode == code, f"{what} went through the rotation:\n{out[-3000:]}"
+        assert holder in out, out[-3000:]
+        assert "nothing was changed" in out, out[-3000:]
+    assert after == before, "the refused rotate.sh or set changed the stack file"
+    assert rotation.returncode == 0, text[-3000:]
+    # Its second up took the SET step itself (no up by hand took it first, unchecked).
+    assert "apply:   update  secrets-app-password" in rest, rest[-3000:]
+    assert "passwords rotated in place" in rest, rest[-3000:]
+    assert StateStore(REPO_ROOT, name).busy("the test") is None, "the lock went with the run"
 
 
 @pytest.mark.one_stack(
