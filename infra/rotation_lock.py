@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     store = StateStore(args.project_dir, args.stack)
     rotation = f"scripts/rotate.sh {args.stack} {args.kind}"
     try:
-        fd = store.hold(rotation)
+        fd = store.hold(rotation, waiting=lambda why: print(f"rotate: {why}", file=sys.stderr))
     except StateError as exc:
         print(f"rotate: error: {exc}", file=sys.stderr)
         return 1

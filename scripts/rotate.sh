@@ -75,6 +75,10 @@ case "${SECURE_REDIS_STACK_LOCK:-}" in
     "$stack":*) ;;
     *) exec "$PY" -m infra.rotation_lock --stack "$stack" --kind "$kind" -- "$ROOT/scripts/rotate.sh" "$@" ;;
 esac
+# The lock's descriptor, closed for the commands that need no lock and may outlive this run:
+# `docker start --attach` passes a Ctrl-C to the rotation pass and waits for its container, so
+# it held the lock after an interrupted rotate.sh had ended, and the rerun was refused.
+lock_fd="${SECURE_REDIS_STACK_LOCK##*:}"
 
 pulumi_ready() { have pulumi && pulumi whoami --non-interactive >/dev/null 2>&1; }
 # The probe trusts only the stack's own Redis and app: labelled as its, and, when the local
@@ -261,7 +265,7 @@ rotate_data_key() {
     local attempt code pass="secure-redis-$stack-rotation"
     for attempt in 1 2 3; do
         code=0
-        docker start --attach "$pass" || code=$?
+        docker start --attach "$pass" {lock_fd}>&- || code=$?
         [ "$code" -ne 0 ] || break
         [ "$code" -ne 7 ] || die "the rotation pass left entries written by a newer secure-cache on the old data key (its line above says how many): the app was rolled back. Those entries were not deleted and the old key stays (dataKeyKeepPrevious $keep), so the rotation is NOT complete. Deploy the newer app again (an up from its checkout), then run scripts/rotate.sh $stack data-key: it finishes this rotation"
         [ "$attempt" -lt 3 ] || die "the rotation pass did not finish; run it again: docker start --attach $pass"

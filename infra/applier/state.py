@@ -32,7 +32,7 @@ import os
 import secrets
 import stat
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -464,18 +464,32 @@ class StateStore:
                     os.ftruncate(fd, 0)  # no stale holder for the next refusal to name
             os.close(fd)  # closing releases the lock
 
-    def hold(self, command: str) -> int:
+    def hold(self, command: str, *, waiting: Callable[[str], None] | None = None) -> int:
         """Take the stack's lock for a run of several commands (`command`, e.g.
         `scripts/rotate.sh S certs`, recorded as a `rotate`) and return the lock file's
         descriptor, inheritable: the caller execs the run with it and HELD_LOCK_ENV (`held`),
         so the run's own ups, settings and probes pass (`locked`, `busy`) while any other up,
         down, rekey, setting change or rotation of the stack is refused, naming the run. The
         lock goes when the run and every process it started have exited, killed or not (the
-        kernel drops a flock with the last descriptor): a crash leaves nothing to clear."""
+        kernel drops a flock with the last descriptor): a crash leaves nothing to clear.
+
+        Held by what an interrupted rotation started (its record names a rotate.sh that has
+        ended), the lock is waited for up to ORPHANS_WAIT_S, `waiting` told why: an up stopping
+        its steps in flight ends within seconds, and a rerun at once was refused."""
         self._ensure_directory()
         lock, fd = self._open_lock()
         try:
-            self._take(lock, fd, ROTATE_ACTION, asking=command, command=command)
+            try:
+                self._take(lock, fd, ROTATE_ACTION, asking=command, command=command)
+            except StateError:
+                if not _left_by_an_ended_rotation(fd):
+                    raise
+                if waiting is not None:
+                    waiting(
+                        f"the processes an interrupted rotation of stack {self.stack} started "
+                        f"still hold its lock; waiting up to {ORPHANS_WAIT_S:.0f} s for them to end"
+                    )
+                self._take_within(lock, fd, command, ORPHANS_WAIT_S)
         except BaseException:
             os.close(fd)
             raise
@@ -511,6 +525,17 @@ class StateStore:
         except BlockingIOError:
             raise StateError(self._lock_held(lock, _lock_holder(fd), asking)) from None
         _record_holder(fd, action, command)
+
+    def _take_within(self, lock: Path, fd: int, command: str, seconds: float) -> None:
+        """`_take` tried again until it succeeds or `seconds` have passed (flock has no
+        timeout, and a blocking one could not be given up), then its refusal."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            with suppress(StateError):
+                self._take(lock, fd, ROTATE_ACTION, asking=command, command=command)
+                return
+        self._take(lock, fd, ROTATE_ACTION, asking=command, command=command)
 
     def _handed_down(self) -> bool:
         """Whether this process runs under the stack's lock, held by the run that started it
@@ -706,6 +731,8 @@ def _check_owned_directory(path: Path, *, others: int, fix: str) -> None:
 
 # A whole scripts/rotate.sh run (`StateStore.hold`, infra/rotation_lock.py).
 ROTATE_ACTION: Final = "rotate"
+# How long `hold` waits for the processes an ended rotation started to let its lock go.
+ORPHANS_WAIT_S: Final = 30.0
 # Actions that take the lock (infra/apply.py, `hold`); a record naming another is not trusted.
 LOCKING_ACTIONS: Final = ("up", "down", "rekey", ROTATE_ACTION)
 
@@ -721,6 +748,19 @@ def _record_holder(fd: int, action: str, command: str | None = None) -> None:
     with suppress(OSError):  # the lock holds without the record; the refusal then says less
         os.ftruncate(fd, 0)
         os.pwrite(fd, record, 0)
+
+
+def _left_by_an_ended_rotation(fd: int) -> bool:
+    """Whether the lock file `fd` records a rotation (`hold`) whose own process has ended:
+    then processes it started hold the lock."""
+    try:
+        holder = json.loads(os.pread(fd, 512, 0))
+        pid, action = holder["pid"], holder["action"]
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return False
+    if action != ROTATE_ACTION or not isinstance(pid, int) or pid <= 0:
+        return False
+    return _lock_holder(fd) is None
 
 
 def _lock_holder(fd: int) -> dict[str, Any] | None:

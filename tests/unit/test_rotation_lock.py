@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 from typing import Final
 
@@ -205,3 +206,58 @@ def test_rotation_lock__refused_is_one_line_exit_1_and_the_command_never_runs(
     assert f"Run {ROTATION} again once that up has finished" in err
     assert not marker.exists()
     assert out == ""
+
+
+def test_rotation_lock__a_rerun_waits_for_what_an_interrupted_run_left_holding_the_lock(
+    tmp_path: Path,
+) -> None:
+    """CI, 2026-12-04: `rotate.sh prod data-key` stopped by SIGTERM to its group, then run
+    again at once, was refused ("locked by another process"): the `docker start --attach` it
+    had started passes the signal to the rotation pass and waits for its container, holding the
+    inherited lock a little longer. The rerun now waits for such processes (the record names a
+    rotation that has ended), says so, then runs."""
+    # rotate.sh ends at once; what it started keeps the lock's descriptor a moment longer.
+    first = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "infra.rotation_lock",
+            "--stack",
+            "dev",
+            "--kind",
+            "certs",
+            "--project-dir",
+            str(tmp_path),
+            "--",
+            "sh",
+            "-c",
+            "sleep 3 & exit 0",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    assert first.wait(timeout=60) == 0
+    try:
+        rerun = _rotation_lock(tmp_path, "echo", "ran")
+        out, err = rerun.communicate(timeout=60)
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(first.pid, signal.SIGKILL)
+    assert rerun.returncode == 0, err
+    assert out == "ran\n"
+    assert "the processes an interrupted rotation of stack dev started still hold" in err
+
+
+def test_rotation_lock__a_rotation_still_running_is_not_waited_for(tmp_path: Path) -> None:
+    """Only an ended rotation's processes are waited for: a live one is refused at once."""
+    fd = StateStore(tmp_path, "dev", environ={}).hold(ROTATION)
+    try:
+        rerun = _rotation_lock(tmp_path, "echo", "ran")
+        out, err = rerun.communicate(timeout=60)
+    finally:
+        os.close(fd)
+    assert rerun.returncode == 1
+    assert out == ""
+    assert "waiting" not in err
+    assert REFUSED in err
