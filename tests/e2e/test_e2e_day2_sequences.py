@@ -174,11 +174,10 @@ def test_between_two_steps_of_a_rotation__another_rotation_setting_or_up_is_refu
     from its first look to its report: each is refused naming it, nothing changed, and the
     rotation, continued, takes its own second step."""
     name = stack.name
-    rotate = str(REPO_ROOT / "scripts" / "rotate.sh")
     stack_file = REPO_ROOT / f"Pulumi.{name}.yaml"
     holder = f"is being rotated by a running `scripts/rotate.sh {name} passwords` (pid "
     rotation = subprocess.Popen(
-        [rotate, name, "passwords"],
+        rotate_script(stack, "passwords"),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -196,13 +195,13 @@ def test_between_two_steps_of_a_rotation__another_rotation_setting_or_up_is_refu
             pytest.fail("rotate.sh passwords ended before its second step:\n" + "".join(said))
         try:
             before = stack_file.read_text()
-            memory = _config(stack, "get", "redisMaxmemoryMb")
-            second = _run(rotate, name, "certs")
+            memory = config(stack, "get", "redisMaxmemoryMb")
+            second = rotate(stack, "certs")
             setting = _run(
                 sys.executable, "-m", "infra.stack_config", "set", "--stack", name,
                 "redisMaxmemoryMb", memory,
             )  # fmt: skip
-            by_hand = _up(stack)
+            by_hand = up(stack)
             after = stack_file.read_text()
         finally:
             os.killpg(rotation.pid, signal.SIGCONT)
@@ -213,7 +212,7 @@ def test_between_two_steps_of_a_rotation__another_rotation_setting_or_up_is_refu
             rotation.communicate()
     text = "".join(said) + rest
     for what, done, code in (("rotate.sh", second, 1), ("set", setting, 2), ("up", by_hand, 2)):
-        out = done.stdout + done.stderr
+        out = output(done)
         assert done.returncode == code, f"{what} went through the rotation:\n{out[-3000:]}"
         assert holder in out, out[-3000:]
         assert "nothing was changed" in out, out[-3000:]
