@@ -20,12 +20,13 @@ TLS13_CIPHERSUITES: Final = (
 )
 ALLOWED_PROTOCOLS: Final = ("TLSv1.2", "TLSv1.3")
 
-# The largest value the app accepts (its HTTP_MAX_VALUE_BYTES; infra/components/app.py passes
-# this same number), and what sealing adds to it in the worst case: app/secure_cache/crypto.py's
-# MAX_OVERHEAD_BYTES (26 bytes of header, nonce and expiry, 2 of key length, 16 + 4,128 of the
-# longest sealed key, the 16-byte tag). Written out, not imported: importing crypto.py loads
-# cryptography, which the operator commands that read this file do not
-# (tests/unit/test_operator_imports.py); tests/unit/test_shared_facts.py pins the two equal.
+# The largest value the app accepts (its HTTP_MAX_VALUE_BYTES; infra/components/app_image.py
+# passes this same number to the app and the rotation pass), and what sealing adds to it in the
+# worst case: app/secure_cache/crypto.py's MAX_OVERHEAD_BYTES (26 bytes of header, nonce and
+# expiry, 2 of key length, 16 + 4,128 of the longest sealed key, the 16-byte tag). Written
+# out, not imported: importing crypto.py loads cryptography, which the operator commands that
+# read this file do not (tests/unit/test_operator_imports.py); tests/unit/test_shared_facts.py
+# pins the two equal.
 VALUE_LIMIT_BYTES: Final = 1 << 20
 ENVELOPE_OVERHEAD_BYTES: Final = 26 + 2 + 16 + 4128 + 16
 _MIB: Final = 1 << 20

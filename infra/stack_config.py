@@ -110,6 +110,7 @@ def set_setting(stack: str, key: str, value: str, root: Path = REPO_ROOT) -> Pat
             f"the value {quoted(value)} holds a line break or another control character; no "
             "setting takes one: give the value on one line (nothing was changed)"
         )
+    _refuse_during_rotation(stack, root)
     current = load_stack_file(stack, root)
     path = root / f"Pulumi.{stack}.yaml"
     # The settings loader is the judge of the new value, before the file changes.
@@ -135,6 +136,19 @@ def set_setting(stack: str, key: str, value: str, root: Path = REPO_ROOT) -> Pat
             "directory"
         ) from None
     return path
+
+
+def _refuse_during_rotation(stack: str, root: Path) -> None:
+    """A StackConfigError while a scripts/rotate.sh of the stack runs (not its own settings:
+    it hands its lock to them). Its next up would apply the change: during a data-key pass an
+    up by hand took a new `redisMaxmemoryMb`, restarting Redis, and left the rotation's retire
+    undone (s61, 2026-12-04: docs/day2.md, "Two rotations, or an up, at once"). An `up`
+    running is no reason: it read the file already, and the next one applies the change."""
+    from infra.applier.state import StateStore  # noqa: PLC0415 - set only
+
+    busy = StateStore(root, stack).busy("`python -m infra.stack_config set`", rotation_only=True)
+    if busy is not None:
+        raise StackConfigError(busy)
 
 
 def get_setting(stack: str, key: str, root: Path = REPO_ROOT) -> str:

@@ -33,6 +33,10 @@
 #              scripts read the token from the app's volume at each use; clients holding a
 #              copy of the old one must take the new one)
 #
+# One rotate.sh of a stack at a time: it holds the stack's lock from its first look to its
+# report, and any other up, down, rekey, setting change or rotation of the stack is refused
+# meanwhile, naming it (docs/day2.md, "Two rotations, or an up, at once").
+#
 # A rotation of the same kind found half done (an earlier run interrupted, or an up that took
 # one step of several) is finished instead of started again: another data key on top of an
 # unfinished one would retire the key its entries are still sealed with.
@@ -61,6 +65,20 @@ esac
 require_stack "$stack"
 require_venv
 docker_ready || die "the Docker engine is not reachable; run scripts/bootstrap.sh"
+# One rotation of a stack at a time, and no other change of it meanwhile: the whole run holds
+# the stack's lock (infra/rotation_lock.py takes it and execs this script again, same pid), and
+# hands it to its own ups, settings and looks, while any other up, down, rekey, setting change
+# or rotation of the stack is refused naming this run. Each up held it for itself only before,
+# and between the steps another run's up or setting slipped in (docs/day2.md, "Two rotations,
+# or an up, at once"). Refused: one line, exit 1, nothing changed.
+case "${SECURE_REDIS_STACK_LOCK:-}" in
+    "$stack":*) ;;
+    *) exec "$PY" -m infra.rotation_lock --stack "$stack" --kind "$kind" -- "$ROOT/scripts/rotate.sh" "$@" ;;
+esac
+# The lock's descriptor, closed for the commands that need no lock and may outlive this run:
+# `docker start --attach` passes a Ctrl-C to the rotation pass and waits for its container, so
+# it held the lock after an interrupted rotate.sh had ended, and the rerun was refused.
+lock_fd="${SECURE_REDIS_STACK_LOCK##*:}"
 
 pulumi_ready() { have pulumi && pulumi whoami --non-interactive >/dev/null 2>&1; }
 # The probe trusts only the stack's own Redis and app: labelled as its, and, when the local
@@ -247,7 +265,7 @@ rotate_data_key() {
     local attempt code pass="secure-redis-$stack-rotation"
     for attempt in 1 2 3; do
         code=0
-        docker start --attach "$pass" || code=$?
+        docker start --attach "$pass" {lock_fd}>&- || code=$?
         [ "$code" -ne 0 ] || break
         [ "$code" -ne 7 ] || die "the rotation pass left entries written by a newer secure-cache on the old data key (its line above says how many): the app was rolled back. Those entries were not deleted and the old key stays (dataKeyKeepPrevious $keep), so the rotation is NOT complete. Deploy the newer app again (an up from its checkout), then run scripts/rotate.sh $stack data-key: it finishes this rotation"
         [ "$attempt" -lt 3 ] || die "the rotation pass did not finish; run it again: docker start --attach $pass"

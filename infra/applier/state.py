@@ -32,7 +32,7 @@ import os
 import secrets
 import stat
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +45,10 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from infra.pulumi_names import CONTAINER
 
 PASSPHRASE_ENV: Final = "SECURE_REDIS_STATE_PASSPHRASE"  # noqa: S105 - a variable name
+# How a run holding the stack's lock for several commands (`StateStore.hold`: a whole
+# scripts/rotate.sh) hands it to the commands it starts: `<stack>:<fd>`, the lock file's
+# descriptor, which they inherit (`StateStore.held`).
+HELD_LOCK_ENV: Final = "SECURE_REDIS_STACK_LOCK"
 # Where `python -m infra.apply rekey` takes the passphrase the state is sealed with from then on.
 NEW_PASSPHRASE_ENV: Final = "SECURE_REDIS_STATE_NEW_PASSPHRASE"  # noqa: S105 - a variable name
 # The shortest passphrase a state is newly sealed with. The state holds every private key,
@@ -265,6 +269,7 @@ class StateStore:
         self.key_file = self.directory / KEY_FILE_NAME
         env = os.environ if environ is None else environ
         self._passphrase = env.get(PASSPHRASE_ENV) or None
+        self._handed = env.get(HELD_LOCK_ENV, "")
         self._key: tuple[bytes, bytes, bytes] | None = None  # (mode, salt, key), once derived
 
     @property
@@ -440,8 +445,62 @@ class StateStore:
         """One `up`, `down` or `rekey` (`action`) of a stack at a time (like the Pulumi
         backends' update lock): an exclusive lock on `<stack>.lock`, refused at once when
         another process holds it. The holder writes its pid, action and start into the file
-        (no secret), so the refusal can name it; it empties the file when it lets go."""
+        (no secret), so the refusal can name it; it empties the file when it lets go. Under a
+        lock handed down by the run that started this process (`hold`: scripts/rotate.sh and
+        the ups it runs) nothing is taken, and the run's record stays."""
         self._ensure_directory()
+        if self._handed_down():
+            yield
+            return
+        lock, fd = self._open_lock()
+        held = False
+        try:
+            self._take(lock, fd, action, asking=action)
+            held = True
+            yield
+        finally:
+            if held:
+                with suppress(OSError):
+                    os.ftruncate(fd, 0)  # no stale holder for the next refusal to name
+            os.close(fd)  # closing releases the lock
+
+    def hold(self, command: str, *, waiting: Callable[[str], None] | None = None) -> int:
+        """Take the stack's lock for a run of several commands (`command`, e.g.
+        `scripts/rotate.sh S certs`, recorded as a `rotate`) and return the lock file's
+        descriptor, inheritable: the caller execs the run with it and HELD_LOCK_ENV (`held`),
+        so the run's own ups, settings and probes pass (`locked`, `busy`) while any other up,
+        down, rekey, setting change or rotation of the stack is refused, naming the run. The
+        lock goes when the run and every process it started have exited, killed or not (the
+        kernel drops a flock with the last descriptor): a crash leaves nothing to clear.
+
+        Held by what an interrupted rotation started (its record names a rotate.sh that has
+        ended), the lock is waited for up to ORPHANS_WAIT_S, `waiting` told why: an up stopping
+        its steps in flight ends within seconds, and a rerun at once was refused."""
+        self._ensure_directory()
+        lock, fd = self._open_lock()
+        try:
+            try:
+                self._take(lock, fd, ROTATE_ACTION, asking=command, command=command)
+            except StateError:
+                if not _left_by_an_ended_rotation(fd):
+                    raise
+                if waiting is not None:
+                    waiting(
+                        f"the processes an interrupted rotation of stack {self.stack} started "
+                        f"still hold its lock; waiting up to {ORPHANS_WAIT_S:.0f} s for them to end"
+                    )
+                self._take_within(lock, fd, command, ORPHANS_WAIT_S)
+        except BaseException:
+            os.close(fd)
+            raise
+        os.set_inheritable(fd, True)
+        return fd
+
+    def held(self, fd: int) -> str:
+        """The value of HELD_LOCK_ENV that hands the lock `hold` returned as `fd` down."""
+        return f"{self.stack}:{fd}"
+
+    def _open_lock(self) -> tuple[Path, int]:
         lock = self.directory / f"{self.stack}.lock"
         try:
             # O_NOFOLLOW: a symlink planted at the lock's path would have the open create (or
@@ -454,30 +513,66 @@ class StateStore:
                 f"lock file {lock} is a symbolic link, which nothing here makes; remove it "
                 "(and find out who made it)"
             ) from None
-        held = False
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise StateError(self._lock_held(lock, _lock_holder(fd), action)) from None
-            held = True
-            _record_holder(fd, action)
-            yield
-        finally:
-            if held:
-                with suppress(OSError):
-                    os.ftruncate(fd, 0)  # no stale holder for the next refusal to name
-            os.close(fd)  # closing releases the lock
+        return lock, fd
 
-    def busy(self, action: str) -> str | None:
+    def _take(
+        self, lock: Path, fd: int, action: str, *, asking: str, command: str | None = None
+    ) -> None:
+        """flock `fd` at once and record this process as the holder of `action`, or a
+        StateError naming the one that holds it and telling to run `asking` again later."""
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StateError(self._lock_held(lock, _lock_holder(fd), asking)) from None
+        _record_holder(fd, action, command)
+
+    def _take_within(self, lock: Path, fd: int, command: str, seconds: float) -> None:
+        """`_take` tried again until it succeeds or `seconds` have passed (flock has no
+        timeout, and a blocking one could not be given up), then its refusal."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            with suppress(StateError):
+                self._take(lock, fd, ROTATE_ACTION, asking=command, command=command)
+                return
+        self._take(lock, fd, ROTATE_ACTION, asking=command, command=command)
+
+    def _handed_down(self) -> bool:
+        """Whether this process runs under the stack's lock, held by the run that started it
+        (`hold`): HELD_LOCK_ENV names this stack and an inherited descriptor of this very lock
+        file, and flock on it succeeds, which it does only on the descriptor that holds the
+        lock (a copy of it: the same open file). Anything else (a variable set by hand, a
+        descriptor closed or of another file) hands nothing down: the lock is taken as usual."""
+        stack, _, number = self._handed.rpartition(":")
+        if stack != self.stack or not number.isdigit():
+            return False
+        fd = int(number)
+        try:
+            inherited, lock = os.fstat(fd), (self.directory / f"{self.stack}.lock").lstat()
+        except OSError:
+            return False
+        if (inherited.st_dev, inherited.st_ino) != (lock.st_dev, lock.st_ino):
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False  # another open of the file holds it: not handed down to us
+        return True
+
+    def busy(self, action: str, *, rotation_only: bool = False) -> str | None:
         """The refusal of `action` (another command than the applier's, e.g. scripts/rotate.sh)
-        while an `up`, `down` or `rekey` of the stack runs, or None. Read from the holder
+        while an `up`, `down`, `rekey` or rotation (`hold`) of the stack runs, or None; with
+        `rotation_only`, only while a rotation runs (a setting changed during a plain up is
+        applied by the next up; during a rotation, by one of its own). None under the lock
+        handed down by the caller's own run. Read from the holder
         record in `<stack>.lock`, without taking the lock: a moment's flock here would refuse
         an `up` started in that moment. A record left by a killed holder names a pid that no
         longer runs and is ignored; one whose pid runs again (another process: pids are
         reused) is ignored when the kernel's lock table holds no lock on the file
         (`_flock_held`). So the lock file, which stays after every run, refused or not, is
         never taken for a held lock (docs/applier.md)."""
+        if self._handed_down():
+            return None
         lock = self.directory / f"{self.stack}.lock"
         try:
             fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
@@ -489,7 +584,9 @@ class StateStore:
                 holder = None  # a record a killed holder left; its pid runs something else
         finally:
             os.close(fd)
-        return None if holder is None else self._lock_held(lock, holder, action)
+        if holder is None or (rotation_only and holder["action"] != ROTATE_ACTION):
+            return None
+        return self._lock_held(lock, holder, action)
 
     def _lock_held(self, lock: Path, holder: dict[str, Any] | None, action: str) -> str:
         """The refusal of `action` while another process holds `lock`: who (when it recorded
@@ -497,9 +594,24 @@ class StateStore:
         if holder is None:
             who = (
                 "another process (it recorded no holder: an applier from before 2026-12-03, "
-                f"or one taking the lock this instant; `fuser -v {lock}` shows it)"
+                "one taking the lock this instant, or an up a killed scripts/rotate.sh "
+                f"started, which holds its lock until it ends; `fuser -v {lock}` shows it)"
             )
             wait, stop = "it has", "that process"
+        elif holder["action"] == ROTATE_ACTION:
+            # A rotation is several ups with looks and settings between them: an up, down,
+            # setting or second rotation slipped in between lost or doubled its step.
+            pid, command = holder["pid"], holder.get("command") or "scripts/rotate.sh"
+            return (
+                f"stack {self.stack} is being rotated by a running `{command}` (pid {pid}, "
+                f"since {holder['since']}; `ps -o pid,etime,args -p {pid}` shows it), which "
+                "holds the stack's lock from its first look to its report, across its ups; "
+                f"nothing was changed. Run {action} again once that rotation has finished; if "
+                f"it hangs, stop it (`kill {pid}`): its lock goes with it and the processes it "
+                f"started, and `{command}` run again finishes what it left half done. Do not "
+                f"remove {lock.name}: that stops nothing and lets two runs change the stack at "
+                "once"
+            )
         else:
             pid, theirs = holder["pid"], holder["action"]
             who = (
@@ -617,26 +729,48 @@ def _check_owned_directory(path: Path, *, others: int, fix: str) -> None:
         raise StateError(f"{what} {path} is open to others (mode {mode:04o}); {fix} {path}")
 
 
-# Actions that take the lock (infra/apply.py); a record naming another is not trusted.
-LOCKING_ACTIONS: Final = ("up", "down", "rekey")
+# A whole scripts/rotate.sh run (`StateStore.hold`, infra/rotation_lock.py).
+ROTATE_ACTION: Final = "rotate"
+# How long `hold` waits for the processes an ended rotation started to let its lock go.
+ORPHANS_WAIT_S: Final = 30.0
+# Actions that take the lock (infra/apply.py, `hold`); a record naming another is not trusted.
+LOCKING_ACTIONS: Final = ("up", "down", "rekey", ROTATE_ACTION)
 
 
-def _record_holder(fd: int, action: str) -> None:
-    """Write this process as the lock's holder into the lock file `fd` (which it holds)."""
+def _record_holder(fd: int, action: str, command: str | None = None) -> None:
+    """Write this process as the lock's holder into the lock file `fd` (which it holds);
+    `command`, a rotation's command line, for the refusal to name."""
     since = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    record = json.dumps({"pid": os.getpid(), "action": action, "since": since}).encode()
+    fields: dict[str, Any] = {"pid": os.getpid(), "action": action, "since": since}
+    if command is not None:
+        fields["command"] = command
+    record = json.dumps(fields).encode()
     with suppress(OSError):  # the lock holds without the record; the refusal then says less
         os.ftruncate(fd, 0)
         os.pwrite(fd, record, 0)
+
+
+def _left_by_an_ended_rotation(fd: int) -> bool:
+    """Whether the lock file `fd` records a rotation (`hold`) whose own process has ended:
+    then processes it started hold the lock."""
+    try:
+        holder = json.loads(os.pread(fd, 512, 0))
+        pid, action = holder["pid"], holder["action"]
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return False
+    if action != ROTATE_ACTION or not isinstance(pid, int) or pid <= 0:
+        return False
+    return _lock_holder(fd) is None
 
 
 def _lock_holder(fd: int) -> dict[str, Any] | None:
     """The holder recorded in the lock file `fd` (another process holds the lock), or None:
     none recorded, not a record, or its pid no longer runs (then another process holds it)."""
     try:
-        holder = json.loads(os.pread(fd, 256, 0))
+        holder = json.loads(os.pread(fd, 512, 0))
         pid, action, since = holder["pid"], holder["action"], holder["since"]
-    except (OSError, ValueError, TypeError, KeyError):
+        command = holder.get("command")
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return None
     if not (isinstance(pid, int) and pid > 0 and action in LOCKING_ACTIONS):
         return None
@@ -648,7 +782,10 @@ def _lock_holder(fd: int) -> dict[str, Any] | None:
         pass  # it runs, as another user
     if _zombie(pid):
         return None
-    return {"pid": pid, "action": action, "since": str(since)[:20]}
+    found = {"pid": pid, "action": action, "since": str(since)[:20]}
+    if action == ROTATE_ACTION and isinstance(command, str) and command.isprintable():
+        found["command"] = command[:120]
+    return found
 
 
 def _flock_held(fd: int) -> bool | None:
@@ -791,9 +928,11 @@ def _fsync_directory(directory: Path) -> None:
 
 
 __all__ = [
+    "HELD_LOCK_ENV",
     "MIN_PASSPHRASE_CHARS",
     "NEW_PASSPHRASE_ENV",
     "PASSPHRASE_ENV",
+    "ROTATE_ACTION",
     "STATE_DIR",
     "Rekeyed",
     "ResourceState",

@@ -12,6 +12,8 @@ import pulumi_docker as docker
 from infra.components.app_image import (
     DATA_KEY_ENVS,
     MATERIAL_DIR,
+    MAX_VALUE_BYTES,
+    VALUE_LIMIT_ENVS,
     AppContainerArgs,
     AppImageContainer,
     identity_envs,
@@ -20,7 +22,6 @@ from infra.components.hardening import hardened_runtime
 from infra.components.material import ClientIdentityFiles, MaterialFile
 from infra.naming import APP_HTTP_PORT, Role, object_name
 from infra.redis_acl import APP_USER
-from infra.redis_conf import VALUE_LIMIT_BYTES
 
 # Processes and threads of the app's uid: the HTTP service's worker threads and the health
 # check's interpreter, with room to spare; far below the thousands a thread bomb starts.
@@ -28,8 +29,8 @@ APP_NPROC: Final = 256
 # The graceful shutdown (5 s, app/secure_cache/service.py) plus closing its Redis connections.
 APP_DESTROY_GRACE_S: Final = 10
 HEALTH_PATH: Final = "/healthz"
-# The same limit Redis's proto-max-bulk-len is derived from (infra/redis_conf.py).
-APP_MAX_VALUE_BYTES: Final = VALUE_LIMIT_BYTES
+# Its HTTP_MAX_VALUE_BYTES, which the rotation pass gets too (app_image.VALUE_LIMIT_ENVS).
+APP_MAX_VALUE_BYTES: Final = MAX_VALUE_BYTES
 APP_MAX_CONNECTIONS: Final = 400
 # The app's name on the frontend network alone, where it listens (HTTP_HOST) besides the
 # loopback its health check probes (app/secure_cache/listen.py listen_addresses): its
@@ -89,7 +90,7 @@ def app_envs(args: CacheAppArgs) -> list[str]:
         # Loopback names for the host's published port and the health check, and the
         # container's own name for clients on the frontend network.
         f"HTTP_ALLOWED_HOSTS=localhost,127.0.0.1,{container_name}",
-        f"HTTP_MAX_VALUE_BYTES={APP_MAX_VALUE_BYTES}",
+        *VALUE_LIMIT_ENVS,
         f"HTTP_MAX_INFLIGHT_BYTES={inflight}",
         f"HTTP_MAX_CONNECTIONS={APP_MAX_CONNECTIONS}",
         # Public: the stack's dataKeyGeneration, which /metrics shows (re-read per scrape).

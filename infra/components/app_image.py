@@ -22,6 +22,7 @@ from infra.components.docker_objects import container_labels, named_options
 from infra.components.material import MaterialFile, MaterialVolume, MaterialVolumeArgs
 from infra.images import local_image
 from infra.naming import Role, object_name
+from infra.redis_conf import VALUE_LIMIT_BYTES
 from infra.runtime_ids import runtime_id
 from infra.settings import REPO_ROOT
 
@@ -72,6 +73,12 @@ DATA_KEY_ENVS: Final = (
     f"REDIS_ENCRYPTION_KEY_FILE={MATERIAL_DIR}/data.key",
     f"REDIS_ENCRYPTION_PREVIOUS_KEYS_FILE={MATERIAL_DIR}/data.previous-keys",
 )
+# The largest value the stack stores: the app accepts no larger PUT, and every consumer that
+# reads values (the app, the rotation pass) derives from it the largest reply it reads from
+# Redis (cache_options in app/secure_cache/transport.py, of HTTP_MAX_VALUE_BYTES). Redis's
+# proto-max-bulk-len and output buffers are derived from the same limit (infra/redis_conf.py).
+MAX_VALUE_BYTES: Final = VALUE_LIMIT_BYTES
+VALUE_LIMIT_ENVS: Final = (f"HTTP_MAX_VALUE_BYTES={MAX_VALUE_BYTES}",)
 
 
 class AppImageContainer(pulumi.ComponentResource):
@@ -177,6 +184,8 @@ __all__ = [
     "DATA_KEY_ENVS",
     "IMAGE_CONTEXT",
     "MATERIAL_DIR",
+    "MAX_VALUE_BYTES",
+    "VALUE_LIMIT_ENVS",
     "AppContainerArgs",
     "AppImageContainer",
     "identity_envs",

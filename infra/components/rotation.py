@@ -33,6 +33,7 @@ import pulumi
 from infra.components.app_image import (
     DATA_KEY_ENVS,
     MATERIAL_DIR,
+    VALUE_LIMIT_ENVS,
     AppContainerArgs,
     AppImageContainer,
     identity_envs,
@@ -71,6 +72,9 @@ def rotation_envs(args: RotationPassArgs) -> list[str]:
     return [
         *identity_envs(args, user=ROTATION_USER, identity="rotation", key_prefix=args.key_prefix),
         *DATA_KEY_ENVS,
+        # The largest value the app stores, so the pass reads every entry's reply (its
+        # client's reply limit derives from it, as the app's does).
+        *VALUE_LIMIT_ENVS,
     ]
 
 

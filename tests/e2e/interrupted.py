@@ -7,17 +7,13 @@ import os
 import signal
 import subprocess
 
-from infra.settings import REPO_ROOT
 from tests.e2e import appclient
+from tests.e2e.commands import rotate_script
 from tests.e2e.stacks import Stack
 
 # The line rotate.sh prints once the new data key's up is done (scripts/rotate.sh
 # rotate_data_key), before the rotation pass.
 FIRST_UP_DONE = "kept for reading) done"
-
-
-def rotate_script(stack: Stack, kind: str) -> list[str]:
-    return [str(REPO_ROOT / "scripts" / "rotate.sh"), stack.name, kind]
 
 
 def data_key_stopped_after_first_up(stack: Stack) -> None:

@@ -29,10 +29,11 @@ refused before anything changes (found on s90, 2026-12-03).
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import uuid
-from typing import Final
 
 import docker
 import pytest
@@ -43,6 +44,16 @@ from infra.naming import STACK_LABEL
 from infra.runtime_ids import slot_of
 from infra.settings import REPO_ROOT
 from tests.e2e import appclient
+from tests.e2e.commands import (
+    ROTATE_S,
+    applied,
+    config,
+    output,
+    rotate,
+    rotate_script,
+    rotated,
+    up,
+)
 from tests.e2e.stacks import Stack
 
 pytestmark = [
@@ -50,46 +61,6 @@ pytestmark = [
     pytest.mark.fault,
     pytest.mark.usefixtures("stack_files_restored"),
 ]
-
-# Bounds that only keep a broken stack from hanging the run (2-core machine under load).
-UP_S: Final = 600.0
-ROTATE_S: Final = 900.0
-
-
-def _config(stack: Stack, *words: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "infra.stack_config", *words[:1], "--stack", stack.name, *words[1:]],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return done.stdout.strip()
-
-
-def _up(stack: Stack) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "infra.apply", "up", "--stack", stack.name],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=UP_S,
-        check=False,
-    )
-
-
-def _rotate_data_key(stack: Stack) -> str:
-    done = subprocess.run(
-        [str(REPO_ROOT / "scripts" / "rotate.sh"), stack.name, "data-key"],
-        capture_output=True,
-        text=True,
-        timeout=ROTATE_S,
-        check=False,
-    )
-    said = done.stdout + done.stderr
-    assert done.returncode == 0, f"rotate.sh data-key failed:\n{said[-3000:]}"
-    return said
 
 
 def _previous_key_ids(stack: Stack) -> list[str]:
@@ -126,27 +97,26 @@ def test_data_key_raised_twice_by_hand__the_second_up_is_refused_and_no_entry_is
     stack: Stack,
 ) -> None:
     if _previous_key_ids(stack):
-        _rotate_data_key(stack)  # a rotation left half done by an earlier run: finished first
+        rotated(stack, "data-key")  # a rotation left half done by an earlier run: finished first
     key, value = f"day2-{uuid.uuid4().hex[:8]}", b"sealed with the key in use before the raises"
     assert appclient.put(stack, key, value) in (200, 201, 204)
-    generation = int(_config(stack, "get", "dataKeyGeneration"))
+    generation = int(config(stack, "get", "dataKeyGeneration"))
 
-    _config(stack, "set", "dataKeyGeneration", str(generation + 1))
+    config(stack, "set", "dataKeyGeneration", str(generation + 1))
     before = _primary_key_id(stack)
-    first = _up(stack)
-    assert first.returncode == 0, (first.stdout + first.stderr)[-3000:]
-    rotated = _reloaded(stack, before)
+    applied(stack)
+    first_key = _reloaded(stack, before)
     assert appclient.get(stack, key) == value, "the first raise keeps the old key readable"
 
-    _config(stack, "set", "dataKeyGeneration", str(generation + 2))
-    second = _up(stack)
+    config(stack, "set", "dataKeyGeneration", str(generation + 2))
+    second = up(stack)
     if second.returncode == 0:
-        _reloaded(stack, rotated)  # the app reads its files again a moment after the up
+        _reloaded(stack, first_key)  # the app reads its files again a moment after the up
     assert appclient.get(stack, key) == value, (
         "the entry sealed with the old key is lost: the second raise retired that key before "
         f"the rotation pass moved it (up exit {second.returncode})"
     )
-    assert second.returncode == 2, (second.stdout + second.stderr)[-3000:]
+    assert second.returncode == 2, output(second)[-3000:]
     errors = [line for line in second.stderr.splitlines() if line.strip()]
     assert len(errors) == 1, second.stderr
     assert "Traceback" not in second.stderr, second.stderr
@@ -155,8 +125,8 @@ def test_data_key_raised_twice_by_hand__the_second_up_is_refused_and_no_entry_is
     assert "nothing was changed" in errors[0], errors[0]
 
     # The way on the line names: the setting back, then rotate.sh finishes the rotation.
-    _config(stack, "set", "dataKeyGeneration", str(generation + 1))
-    said = _rotate_data_key(stack)
+    config(stack, "set", "dataKeyGeneration", str(generation + 1))
+    said = rotated(stack, "data-key")
     assert "left unfinished" in said, said[-3000:]
     assert appclient.get(stack, key) == value, "the rotation pass moved the entry"
     assert _previous_key_ids(stack) == [], "the old key is retired"
@@ -174,18 +144,84 @@ def test_rotate_while_an_up_runs__refused_naming_it_and_the_setting_left_as_it_w
     # The lock as a running `up` holds it (this process records itself as its holder): the
     # same wait for whichever moment an up of another shell would be in.
     with StateStore(REPO_ROOT, stack.name).locked("up"):
-        done = subprocess.run(
-            [str(REPO_ROOT / "scripts" / "rotate.sh"), stack.name, "certs"],
-            capture_output=True,
-            text=True,
-            timeout=ROTATE_S,
-            check=False,
-        )
-    said = done.stdout + done.stderr
+        done = rotate(stack, "certs")
+    said = output(done)
     assert done.returncode == 1, said[-3000:]
     assert stack_file.read_text() == before, f"rotate.sh left its setting raised:\n{said}"
     assert "locked by a running `up`" in said, said[-3000:]
     assert "No such container" not in said, said[-3000:]
+
+
+def _run(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        list(argv), cwd=REPO_ROOT, capture_output=True, text=True, timeout=ROTATE_S, check=False
+    )
+
+
+@pytest.mark.one_stack(
+    "the stack's lock and rotate.sh's steps are one code path for every stack: no stack "
+    "setting changes them"
+)
+def test_between_two_steps_of_a_rotation__another_rotation_setting_or_up_is_refused(
+    stack: Stack,
+) -> None:
+    """`rotate.sh S passwords` stopped (SIGSTOP) between its two ups, the old passwords still
+    accepted beside the new: each up held the stack's lock for itself only, so a second
+    rotate.sh, a setting or an `up` by hand went through there. Measured on s61 (2026-12-04,
+    docs/day2.md "Two rotations, or an up, at once"): two `rotate.sh s61 certs` at once left
+    the generation put back below what the state applied, and an `up` by hand during a
+    data-key pass restarted Redis and left the retire undone. Now the rotation holds the lock
+    from its first look to its report: each is refused naming it, nothing changed, and the
+    rotation, continued, takes its own second step."""
+    name = stack.name
+    stack_file = REPO_ROOT / f"Pulumi.{name}.yaml"
+    holder = f"is being rotated by a running `scripts/rotate.sh {name} passwords` (pid "
+    rotation = subprocess.Popen(
+        rotate_script(stack, "passwords"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, stopped and continued as one
+    )
+    said: list[str] = []
+    try:
+        assert rotation.stdout is not None
+        for line in rotation.stdout:
+            said.append(line)
+            if "up (passwords ROTATE: new beside old) done" in line:
+                os.killpg(rotation.pid, signal.SIGSTOP)
+                break
+        else:
+            pytest.fail("rotate.sh passwords ended before its second step:\n" + "".join(said))
+        try:
+            before = stack_file.read_text()
+            memory = config(stack, "get", "redisMaxmemoryMb")
+            second = rotate(stack, "certs")
+            setting = _run(
+                sys.executable, "-m", "infra.stack_config", "set", "--stack", name,
+                "redisMaxmemoryMb", memory,
+            )  # fmt: skip
+            by_hand = up(stack)
+            after = stack_file.read_text()
+        finally:
+            os.killpg(rotation.pid, signal.SIGCONT)
+        rest = rotation.communicate(timeout=ROTATE_S)[0]
+    finally:
+        if rotation.poll() is None:
+            os.killpg(rotation.pid, signal.SIGKILL)
+            rotation.communicate()
+    text = "".join(said) + rest
+    for what, done, code in (("rotate.sh", second, 1), ("set", setting, 2), ("up", by_hand, 2)):
+        out = output(done)
+        assert done.returncode == code, f"{what} went through the rotation:\n{out[-3000:]}"
+        assert holder in out, out[-3000:]
+        assert "nothing was changed" in out, out[-3000:]
+    assert after == before, "the refused rotate.sh or set changed the stack file"
+    assert rotation.returncode == 0, text[-3000:]
+    # Its second up took the SET step itself (no up by hand took it first, unchecked).
+    assert "apply:   update  secrets-app-password" in rest, rest[-3000:]
+    assert "passwords rotated in place" in rest, rest[-3000:]
+    assert StateStore(REPO_ROOT, name).busy("the test") is None, "the lock went with the run"
 
 
 @pytest.mark.one_stack(
@@ -205,22 +241,16 @@ def test_rotate_with_redis_stopped__says_so_and_the_up_it_names_brings_the_data_
     before = stack_file.read_text()
     docker_client.api.kill(stack.redis)
     try:
-        done = subprocess.run(
-            [str(REPO_ROOT / "scripts" / "rotate.sh"), stack.name, "passwords"],
-            capture_output=True,
-            text=True,
-            timeout=ROTATE_S,
-            check=False,
-        )
-        said = done.stdout + done.stderr
+        done = rotate(stack, "passwords")
+        said = output(done)
         assert done.returncode == 1, said[-3000:]
         assert f"{stack.redis} is not running (exited 137" in said, said[-3000:]
         assert f"python -m infra.apply up --stack {stack.name}" in said, said[-3000:]
         assert "409" not in said, said[-3000:]
         assert stack_file.read_text() == before, "nothing was changed"
     finally:
-        recreated = _up(stack)
-    assert recreated.returncode == 0, (recreated.stdout + recreated.stderr)[-3000:]
+        recreated = up(stack)
+    assert recreated.returncode == 0, output(recreated)[-3000:]
 
     def read_back() -> bool:
         served = appclient.status(stack)["fallback"]["active"] is False
@@ -241,7 +271,7 @@ def test_app_restarted_during_a_rotation__says_so_and_the_rotation_that_took_exi
     the restart is named in words and the rotation that took ends 0 (README, Exit codes)."""
     served_before = docker_client.api.inspect_container(stack.app)["State"]["StartedAt"]
     rotation = subprocess.Popen(
-        [str(REPO_ROOT / "scripts" / "rotate.sh"), stack.name, "certs"],
+        rotate_script(stack, "certs"),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -278,18 +308,18 @@ def test_runtime_id_slot_changed_on_a_deployed_stack__refused_before_anything_ch
     is refused before any change (exit 2), with the ways on (docs/stack-settings.md)."""
     label = {"label": f"{STACK_LABEL}={stack.name}"}
     containers = sorted(c.id for c in docker_client.containers.list(all=True, filters=label))
-    written = _config(stack, "get", "runtimeIdSlot")
+    written = config(stack, "get", "runtimeIdSlot")
     # The slot the containers run in: dev, staging and prod write 0, their name's slot (1-3).
     redis = docker_client.api.inspect_container(f"secure-redis-{stack.name}-redis")
     deployed = slot_of(user_uid(redis["Config"]["User"]))
     assert deployed is not None, redis["Config"]["User"]
-    _config(stack, "set", "runtimeIdSlot", str((deployed + 49) % 99 + 1))
+    config(stack, "set", "runtimeIdSlot", str((deployed + 49) % 99 + 1))
     try:
-        done = _up(stack)
+        done = up(stack)
     finally:
         # stack_files_restored keeps the file of a stack this session did not deploy as it is
-        _config(stack, "set", "runtimeIdSlot", written)
-    said = done.stdout + done.stderr
+        config(stack, "set", "runtimeIdSlot", written)
+    said = output(done)
     assert done.returncode == 2, said[-3000:]
     assert f"but its deployed containers run in slot {deployed}" in said, said[-3000:]
     assert f"Set secure-redis:runtimeIdSlot back to {deployed}" in said, said[-3000:]

@@ -5,11 +5,11 @@ Redis's append-only file (Redis 7: a base and incremental parts in `appendonlydi
 every write since its last rewrite, the old envelopes among them, and kept them until Redis
 rewrote it of its own accord (past 64 MB). rotate.sh now ends with a rewrite
 (`python -m infra.rotation_probe rewrite-aof`), also when the rotation is one step of `all`
-or was interrupted and run again. This test writes entries, rotates, then reads
-every file of Redis's data directory as bytes (the engine's archive of `/data`, a tar stream:
-a container's log would mangle binary) and looks for the retired key's id in two forms: the 4
-bytes an envelope starts with after its version byte, and the hex a stored name carries
-(app/secure_cache/crypto.py). As a control, the same search finds the old id before the
+or was interrupted and run again. This test writes entries, rotates, then reads every file of
+Redis's data directory as bytes (the engine's archive of `/data`, a tar stream: a container's
+log would mangle binary, tests/e2e/archives.py) and looks for the retired key's id in two
+forms: the 4 bytes an envelope starts with after its version byte, and the hex a stored name
+carries (app/secure_cache/crypto.py). As a control, the same search finds the old id before the
 rotation and the new id after it, base RDB included (its strings may be LZF-compressed, but
 the first bytes of a string are always a literal run).
 
@@ -18,9 +18,6 @@ A `fault` test: it rotates the data key the other tests' entries are sealed with
 
 from __future__ import annotations
 
-import io
-import subprocess
-import tarfile
 import uuid
 from typing import Final
 
@@ -28,7 +25,9 @@ import docker
 import pytest
 
 from tests.e2e import appclient
-from tests.e2e.interrupted import data_key_stopped_after_first_up, rotate_script
+from tests.e2e.archives import archive_files
+from tests.e2e.commands import rotated
+from tests.e2e.interrupted import data_key_stopped_after_first_up
 from tests.e2e.stacks import Stack
 
 pytestmark = [
@@ -37,8 +36,6 @@ pytestmark = [
     pytest.mark.usefixtures("stack_files_restored"),
 ]
 
-# Bounds that only keep a broken stack from hanging the run (2-core machine under load).
-ROTATE_S: Final = 900.0
 ENTRIES: Final = 40
 # Envelope versions a write may have made (app/secure_cache/crypto.py): byte 0, then the id.
 VERSIONS: Final = (1, 2, 3)
@@ -46,13 +43,7 @@ VERSIONS: Final = (1, 2, 3)
 
 def _data_files(client: docker.DockerClient, stack: Stack) -> dict[str, bytes]:
     """Every regular file under Redis's /data, by path, as the bytes on disk."""
-    stream, _ = client.containers.get(stack.redis).get_archive("/data")
-    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
-        return {
-            member.name: handle.read()
-            for member in tar.getmembers()
-            if member.isfile() and (handle := tar.extractfile(member)) is not None
-        }
+    return archive_files(client, stack.redis, "/data")
 
 
 def _holding(key_id: str, files: dict[str, bytes]) -> list[str]:
@@ -72,11 +63,7 @@ def _rotate(stack: Stack, kind: str, *, stop_after_first_up: bool) -> str:
     new key's up is done, then run again: it finishes the rotation it finds half done."""
     if stop_after_first_up:
         data_key_stopped_after_first_up(stack)
-    script = rotate_script(stack, kind)
-    done = subprocess.run(script, capture_output=True, text=True, timeout=ROTATE_S, check=False)
-    said = done.stdout + done.stderr
-    assert done.returncode == 0, f"rotate.sh {kind} failed:\n{said[-3000:]}"
-    return said
+    return rotated(stack, kind)
 
 
 @pytest.mark.one_stack(

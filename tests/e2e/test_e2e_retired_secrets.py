@@ -9,9 +9,9 @@ still in the applier's state after their retirement, as each password's `retired
 the reload job's password has a use for (its second try, infra/components/reload.py); it is
 the one old value allowed, in its own places only.
 
-The values never leave this process: the volumes are read out whole (a tar stream from a
-one-shot container with no network) and searched here, and a failure names the secret and
-the place, never the value.
+The values never leave this process: the volumes are read out whole, as the bytes on disk (the
+engine's archive of a container made for it and never started, tests/e2e/archives.py), and
+searched here, and a failure names the secret and the place, never the value.
 
 A `fault` test: it rotates every password and the API token the other tests' clients hold
 (the monitoring module's Prometheus scrapes with a copy of the token), so it runs after every
@@ -20,10 +20,7 @@ check of the undisturbed stacks.
 
 from __future__ import annotations
 
-import io
 import json
-import subprocess
-import tarfile
 from typing import Final
 
 import docker
@@ -33,7 +30,8 @@ from infra.applier.state import StackState, StateStore
 from infra.naming import STACK_LABEL
 from infra.settings import REPO_ROOT
 from tests.e2e import appclient
-from tests.e2e.probes import probe_labels
+from tests.e2e.archives import volume_files
+from tests.e2e.commands import rotated
 from tests.e2e.stacks import Stack
 
 pytestmark = [
@@ -42,8 +40,6 @@ pytestmark = [
     pytest.mark.usefixtures("stack_files_restored"),
 ]
 
-# Bounds that only keep a broken stack from hanging the run (2-core machine under load).
-ROTATE_S: Final = 600.0
 # The password whose retired value has a consumer, and every place it is given to.
 RELOAD_PASSWORD: Final = "secrets-reload-password"
 RETIRED_FILE: Final = "reload.retired-password"
@@ -56,17 +52,6 @@ def _secrets(state: StackState) -> dict[str, str]:
         for r in state.resources.values()
         if r.type.endswith(":GeneratedPassword")
     }
-
-
-def _rotate(stack: Stack, kind: str) -> None:
-    done = subprocess.run(
-        [str(REPO_ROOT / "scripts" / "rotate.sh"), stack.name, kind],
-        capture_output=True,
-        text=True,
-        timeout=ROTATE_S,
-        check=False,
-    )
-    assert done.returncode == 0, f"rotate.sh {kind} failed:\n{done.stderr[-2000:]}"
 
 
 def _haystacks(stack: Stack, client: docker.DockerClient, state: StackState) -> dict[str, bytes]:
@@ -83,26 +68,8 @@ def _haystacks(stack: Stack, client: docker.DockerClient, state: StackState) -> 
     volumes = sorted(v.name for v in client.volumes.list(filters=label))
     assert volumes, f"stack {stack.name} has no volumes"
     image = client.api.inspect_container(stack.redis)["Image"]
-    archive = client.containers.run(
-        image,
-        entrypoint=["tar", "-C", "/v", "-cf", "-", "."],
-        command=[],
-        volumes={v: {"bind": f"/v/{v}", "mode": "ro"} for v in volumes},
-        network_mode="none",
-        user="0:0",
-        read_only=True,
-        cap_drop=["ALL"],
-        cap_add=["DAC_READ_SEARCH"],  # every file of every volume, whatever its owner and mode
-        labels=probe_labels("retired-secrets"),
-        remove=True,
-        stdout=True,
-        stderr=False,
-    )
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        for member in tar.getmembers():
-            handle = tar.extractfile(member) if member.isfile() else None
-            if handle is not None:
-                found[f"volume file {member.name.removeprefix('./')}"] = handle.read()
+    for name, data in volume_files(client, volumes, image, "retired-secrets").items():
+        found[f"volume file {name}"] = data
     return found
 
 
@@ -126,9 +93,8 @@ def test_retired_secrets__no_rotated_password_or_api_token_survives_outside_its_
     assert "secrets-api-token" in old, sorted(old)
     assert RELOAD_PASSWORD in old, sorted(old)
 
-    _rotate(stack, "passwords")
-    _rotate(stack, "api-token")
-    _rotate(stack, "api-token-retire")
+    for kind in ("passwords", "api-token", "api-token-retire"):
+        rotated(stack, kind)
     # The session's cached token (appclient) was the one just retired: the tests after this
     # one use the current token (test_e2e_rotation_load's HTTP load got 401 for every request
     # when no other token test ran in between, 2026-12-04).
@@ -143,9 +109,12 @@ def test_retired_secrets__no_rotated_password_or_api_token_survives_outside_its_
     assert appclient.raw_call(stack, "GET", "/security-status", None, auth)[0] == 401
 
     haystacks = _haystacks(stack, docker_client, after)
-    # Positive control: the same search finds each current value where it is delivered.
+    # Positive control: the same search finds each current value in the volume it is
+    # delivered to, not only in the applier's state (a reader that left files out, as one
+    # through a container's log did, tests/e2e/archives.py, fails here).
     for name, value in current.items():
-        assert _places(value, haystacks), f"the search did not find the current {name}"
+        delivered = [p for p in _places(value, haystacks) if p.startswith("volume file ")]
+        assert delivered, f"the search did not find the current {name} in any volume file"
 
     left = {
         name: places

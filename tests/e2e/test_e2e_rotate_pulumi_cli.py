@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from infra.settings import REPO_ROOT
 from infra.stack_config import get_setting
+from tests.e2e.commands import ROTATE_S, rotate_script
 from tests.e2e.stacks import Stack
 from tests.support import pulumi_standin
 
@@ -53,10 +53,10 @@ def rotate_with_standin(
         pulumi_standin.FAIL_ENV: fail,
     }
     result = subprocess.run(
-        [str(REPO_ROOT / "scripts" / "rotate.sh"), stack.name, kind],
+        rotate_script(stack, kind),
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=ROTATE_S,
         check=False,
         env=env,
     )

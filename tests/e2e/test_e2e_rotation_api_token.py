@@ -14,15 +14,13 @@ the undisturbed stacks, alone (scripts/test.sh runs those on two workers).
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 
 import pytest
 
-from infra.settings import REPO_ROOT
 from infra.stack_config import get_setting, set_setting
 from tests.e2e import appclient
+from tests.e2e.commands import applied, rotated
 from tests.e2e.stacks import Stack
 from tests.support.status_loop import status_loop, statuses_before
 
@@ -35,18 +33,6 @@ pytestmark = [
 # The app checks its token files at least once a second (app/secure_cache/api_tokens.py); the
 # bound only keeps a broken stack from hanging the run.
 RETIRE_DEADLINE_S = 15.0
-
-
-def _rotate(stack: Stack, kind: str) -> str:
-    done = subprocess.run(
-        [str(REPO_ROOT / "scripts" / "rotate.sh"), stack.name, kind],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, f"rotate.sh {kind} failed:\n{done.stderr[-2000:]}"
-    return done.stdout + done.stderr
 
 
 def _status_with(stack: Stack, token: str) -> int:
@@ -74,14 +60,14 @@ def test_api_token_rotation__old_token_until_retired_new_one_from_the_add_step(
     old = appclient.api_token(stack, refresh=True)
     assert _status_with(stack, old) == 200
     with status_loop(lambda: _status_or_0(stack, old), pause_s=0.05) as old_traffic:
-        added = _rotate(stack, "api-token")
+        added = rotated(stack, "api-token")
         new = appclient.api_token(stack, refresh=True)
         assert new != old
         assert len(new) >= 32
         assert _status_with(stack, new) == 200
         assert _status_with(stack, old) == 200
         retire_started = time.monotonic()
-        retired = _rotate(stack, "api-token-retire")
+        retired = rotated(stack, "api-token-retire")
         deadline = time.monotonic() + RETIRE_DEADLINE_S
         while _status_with(stack, old) != 401:
             assert time.monotonic() < deadline, "the retired token is still accepted"
@@ -94,20 +80,6 @@ def test_api_token_rotation__old_token_until_retired_new_one_from_the_add_step(
         assert old not in output
         assert new not in output
     assert "cat /etc/secure-cache/api.token" in added  # where to read the new one
-
-
-def _up(stack: Stack) -> str:
-    """One `up` of the stack by the local applier, as an operator runs it."""
-    done = subprocess.run(
-        [sys.executable, "-m", "infra.apply", "up", "--stack", stack.name],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, f"up failed:\n{done.stderr[-2000:]}"
-    return done.stdout + done.stderr
 
 
 @pytest.mark.one_stack(
@@ -127,14 +99,14 @@ def test_api_token_rotation__an_unrelated_up_keeps_the_old_token_until_the_retir
     the app was replaced counts 0), and refused after it."""
     old = appclient.api_token(stack, refresh=True)
     memory = get_setting(stack.name, "appMemoryMb")
-    _rotate(stack, "api-token")
+    rotated(stack, "api-token")
     new = appclient.api_token(stack, refresh=True)
     assert new != old
     with status_loop(lambda: _status_or_0(stack, old), pause_s=0.05) as old_traffic:
-        outputs = [_up(stack)]
+        outputs = [applied(stack)]
         set_setting(stack.name, "appMemoryMb", str(int(memory) + 16))
         try:
-            outputs.append(_up(stack))
+            outputs.append(applied(stack))
             # Each status taken apart first: a failed assert shows its operands, and a token
             # must not reach the test's output.
             replaced_old, replaced_new = _status_with(stack, old), _status_with(stack, new)
@@ -142,11 +114,11 @@ def test_api_token_rotation__an_unrelated_up_keeps_the_old_token_until_the_retir
             assert replaced_new == 200
         finally:
             set_setting(stack.name, "appMemoryMb", memory)
-        outputs.append(_up(stack))
+        outputs.append(applied(stack))
         after_ups = _status_with(stack, old)
         assert after_ups == 200
         retire_started = time.monotonic()
-        _rotate(stack, "api-token-retire")
+        rotated(stack, "api-token-retire")
         deadline = time.monotonic() + RETIRE_DEADLINE_S
         while _status_with(stack, old) != 401:
             assert time.monotonic() < deadline, "the retired token is still accepted"

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import signal
 import subprocess
-import sys
 import time
 from typing import Final
 
@@ -29,6 +28,7 @@ import pytest
 from docker.errors import NotFound
 
 from infra.settings import REPO_ROOT
+from tests.e2e.commands import config, output, rotate, rotated, succeeded, up, up_command
 from tests.e2e.stacks import Stack
 
 pytestmark = [
@@ -42,18 +42,6 @@ pytestmark = [
 JOB_START_S: Final = 300.0
 INTERRUPTED_EXIT_S: Final = 120.0
 ROTATE_S: Final = 600.0
-
-
-def _config(stack: Stack, *words: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "infra.stack_config", *words[:1], "--stack", stack.name, *words[1:]],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return done.stdout.strip()
 
 
 def _state(client: docker.DockerClient, name: str) -> tuple[str, dict[str, object]] | None:
@@ -71,7 +59,7 @@ def _interrupt_once_the_tls_job_runs(stack: Stack, client: docker.DockerClient) 
     job = stack.object("reload-tls")
     before = _state(client, job)
     up = subprocess.Popen(
-        [sys.executable, "-m", "infra.apply", "up", "--stack", stack.name],
+        up_command(stack),
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -111,8 +99,8 @@ def test_ca_rollover__an_introduce_interrupted_before_its_reload__finishes_witho
 ) -> None:
     redis = docker_client.containers.get(stack.redis)
     started = (redis.id, redis.attrs["State"]["StartedAt"])
-    generation = int(_config(stack, "get", "caRolloverGeneration"))
-    _config(stack, "set", "caRolloverGeneration", str(generation + 1))
+    generation = int(config(stack, "get", "caRolloverGeneration"))
+    config(stack, "set", "caRolloverGeneration", str(generation + 1))
 
     redis.pause()
     try:
@@ -129,41 +117,20 @@ def test_ca_rollover__an_introduce_interrupted_before_its_reload__finishes_witho
 
     # The promote, as rotate.sh's first up would take it: its TLS reload job is refused with
     # the new CA's certificate and reloads Redis with the one the promote replaced.
-    promote = _up(stack)
-    assert promote.returncode == 0, f"the promote failed:\n{promote.stdout[-3000:]}"
+    promote = succeeded(up(stack), "the promote")
     log = docker_client.containers.get(stack.object("reload-tls")).logs().decode()
     assert "trying the certificate the promote replaced" in log, log
     assert "CONFIG SET OK" in log, log
-    assert "PRIVATE KEY" not in log + promote.stdout
+    assert "PRIVATE KEY" not in log + promote
 
     # rotate.sh, the documented way on, finds the rollover half done and finishes it (the
     # retire step), checking that every consumer switched.
-    done = subprocess.run(
-        [str(REPO_ROOT / "scripts" / "rotate.sh"), stack.name, "ca"],
-        capture_output=True,
-        text=True,
-        timeout=ROTATE_S,
-        check=False,
-    )
-    said = done.stdout + done.stderr
-    assert done.returncode == 0, f"rotate.sh ca failed:\n{said[-3000:]}"
+    said = rotated(stack, "ca")
     assert "left unfinished" in said, f"rotate.sh did not find the rollover half done:\n{said}"
     redis.reload()
     assert (redis.id, redis.attrs["State"]["StartedAt"]) == started, "Redis was restarted"
-    assert int(_config(stack, "get", "caRolloverGeneration")) == generation + 1, (
+    assert int(config(stack, "get", "caRolloverGeneration")) == generation + 1, (
         "rotate.sh started another rollover instead of finishing this one"
-    )
-
-
-def _up(stack: Stack) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "infra.apply", "up", "--stack", stack.name],
-        cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=ROTATE_S,
-        check=False,
     )
 
 
@@ -183,10 +150,9 @@ def test_ca_rollover__a_promote_whose_reload_did_not_take__the_retire_refuses_no
     reload; run as they say, the rollover finishes without a restart of Redis."""
     redis = docker_client.containers.get(stack.redis)
     started = (redis.id, redis.attrs["State"]["StartedAt"])
-    generation = int(_config(stack, "get", "caRolloverGeneration"))
-    _config(stack, "set", "caRolloverGeneration", str(generation + 1))
-    introduce = _up(stack)
-    assert introduce.returncode == 0, f"the introduce failed:\n{introduce.stdout[-3000:]}"
+    generation = int(config(stack, "get", "caRolloverGeneration"))
+    config(stack, "set", "caRolloverGeneration", str(generation + 1))
+    succeeded(up(stack), "the introduce")
 
     job_name = stack.object("reload-tls")
     redis.pause()
@@ -202,36 +168,25 @@ def test_ca_rollover__a_promote_whose_reload_did_not_take__the_retire_refuses_no
         with contextlib.suppress(docker.errors.APIError):
             redis.unpause()
 
-    refused = _up(stack)
-    assert refused.returncode == 3, f"the retire was not refused:\n{refused.stdout[-3000:]}"
-    errors = [line for line in refused.stdout.splitlines() if line.startswith("apply: error:")]
-    assert len(errors) == 1, refused.stdout[-3000:]
+    refused = up(stack)
+    said = output(refused)
+    assert refused.returncode == 3, f"the retire was not refused:\n{said[-3000:]}"
+    errors = [line for line in said.splitlines() if line.startswith("apply: error:")]
+    assert len(errors) == 1, said[-3000:]
     assert "the TLS reload of the CA rollover's promote step did not take" in errors[0]
     way_on = f"docker start --attach {job_name}"
     assert way_on in errors[0]
     assert _state(docker_client, job_name) is not None, "the refused up changed the job"
-    rotated = _rotate_ca(stack)
-    assert rotated.returncode == 1, f"rotate.sh did not refuse:\n{rotated.stdout[-3000:]}"
-    assert way_on in rotated.stdout, rotated.stdout[-3000:]
+    refusal = rotate(stack, "ca")
+    said = output(refusal)
+    assert refusal.returncode == 1, f"rotate.sh did not refuse:\n{said[-3000:]}"
+    assert way_on in said, said[-3000:]
 
     reloaded = subprocess.run(
         way_on.split(), capture_output=True, text=True, timeout=ROTATE_S, check=False
     )
     assert reloaded.returncode == 0, reloaded.stdout + reloaded.stderr
     assert "CONFIG SET OK" in reloaded.stdout + reloaded.stderr
-    done = _rotate_ca(stack)
-    assert done.returncode == 0, f"rotate.sh ca failed:\n{done.stdout[-3000:]}"
+    rotated(stack, "ca")
     redis.reload()
     assert (redis.id, redis.attrs["State"]["StartedAt"]) == started, "Redis was restarted"
-
-
-def _rotate_ca(stack: Stack) -> subprocess.CompletedProcess[str]:
-    """scripts/rotate.sh S ca, its output and errors together."""
-    return subprocess.run(
-        [str(REPO_ROOT / "scripts" / "rotate.sh"), stack.name, "ca"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=ROTATE_S,
-        check=False,
-    )

@@ -43,7 +43,8 @@ import pytest
 
 from infra.settings import REPO_ROOT
 from tests.e2e import appclient
-from tests.e2e.interrupted import data_key_stopped_after_first_up, rotate_script
+from tests.e2e.commands import rotated
+from tests.e2e.interrupted import data_key_stopped_after_first_up
 from tests.e2e.stacks import Stack
 
 pytestmark = [
@@ -194,15 +195,8 @@ def _run_under_load(
         time.sleep(quiet_s)
         for kind in kinds:
             start = time.monotonic()
-            done = subprocess.run(
-                [str(REPO_ROOT / "scripts" / "rotate.sh"), stack.name, kind],
-                capture_output=True,
-                text=True,
-                timeout=900,
-                check=False,
-            )
+            rotated(stack, kind)
             windows.append((start, time.monotonic()))
-            assert done.returncode == 0, f"rotate.sh {kind} failed:\n{done.stderr[-2000:]}"
             if kind == "api-token":
                 # The clients switch to the new token while the old one is still accepted.
                 load.token = appclient.api_token(stack, refresh=True)
@@ -308,10 +302,8 @@ def test_rotate_data_key__stopped_after_its_first_up_then_run_again_loses_no_ent
     for key, value in values.items():
         assert appclient.put(stack, key, value) in (200, 201, 204)
     data_key_stopped_after_first_up(stack)
-    script = rotate_script(stack, "data-key")
-    again = subprocess.run(script, capture_output=True, text=True, timeout=600, check=False)
-    assert again.returncode == 0, again.stderr[-2000:]
+    again = rotated(stack, "data-key")
     read_back = {key: appclient.get(stack, key) for key in values}
     assert sum(1 for key in values if read_back[key] != values[key]) == 0, "entries lost"
-    assert "a data-key rotation was left unfinished" in again.stderr
+    assert "a data-key rotation was left unfinished" in again
     assert appclient.status(stack)["encryption"]["previous_key_ids"] == []

@@ -65,7 +65,12 @@ def _fails(what: str, log: Path) -> bool:
 
 
 def _python(*argv: str) -> int:
-    return subprocess.run([sys.executable, *argv], cwd=ROOT, check=False).returncode
+    # close_fds=False: scripts/rotate.sh hands its stack lock down as an inherited descriptor
+    # (infra/applier/state.py, HELD_LOCK_ENV); closed here, the run's own `config set` and
+    # `up` were refused as if another command held the lock.
+    return subprocess.run(
+        [sys.executable, *argv], cwd=ROOT, check=False, close_fds=False
+    ).returncode
 
 
 def _act(argv: Sequence[str], log: Path) -> int:

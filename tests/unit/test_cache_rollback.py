@@ -365,6 +365,10 @@ echo "python $*" >>"$FAKE_LOG"
 case "$2 $3" in
     "infra.stack_config get") echo 1 ;;
     "infra.stack_config set") ;;
+    # scripts/rotate.sh takes the stack's lock for its whole run (infra/rotation_lock.py):
+    # here it is handed over at once, as the real one does once it holds it.
+    "infra.rotation_lock "*)
+        lock="$4:stand-in"; shift 7; SECURE_REDIS_STACK_LOCK="$lock" exec "$@" ;;
     "infra.rotation_probe snapshot") echo '{}' ;;
     "infra.rotation_probe unfinished" | "infra.rotation_probe guard") ;;
     "infra.rotation_probe wait" | "infra.rotation_probe report") ;;

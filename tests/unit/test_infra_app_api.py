@@ -14,7 +14,7 @@ from infra.components.app import (
 from infra.render import RenderedStack
 from secure_cache.http_budget import COPIES_PER_VALUE
 from secure_cache.listen import bind, listen_addresses
-from secure_cache.settings import MIN_API_TOKEN_LENGTH, ServiceSettings
+from secure_cache.settings import MIN_API_TOKEN_LENGTH, ServiceSettings, max_value_bytes_from_env
 from tests.support.tls_redis import free_port
 from tests.unit.conftest import container, uploads
 
@@ -109,6 +109,18 @@ def test_service_settings__the_deployed_environment_is_valid(stack: RenderedStac
     settings = ServiceSettings.from_env({**env, "HTTP_API_TOKEN": "t" * MIN_API_TOKEN_LENGTH})
     assert settings.max_value_bytes == APP_MAX_VALUE_BYTES
     assert settings.max_connections == APP_MAX_CONNECTIONS
+
+
+def test_value_limit__the_rotation_pass_reads_as_large_values_as_the_app_stores(
+    stack: RenderedStack,
+) -> None:
+    """The rotation pass reads and re-seals every entry the app stored, each reply up to the
+    limit its client derives from HTTP_MAX_VALUE_BYTES (from_env, app/secure_cache/client.py),
+    as the app's does. Without the variable the pass took the library's default: the app's
+    own only while the stack's limit is that default."""
+    rotation = dict(item.split("=", 1) for item in container(stack, "rotation").props["envs"])
+    assert rotation.get("HTTP_MAX_VALUE_BYTES") == _env(stack)["HTTP_MAX_VALUE_BYTES"]
+    assert max_value_bytes_from_env(rotation) == APP_MAX_VALUE_BYTES
 
 
 @pytest.mark.parametrize("memory_mb", [128, 160, 192, 256, 1024])

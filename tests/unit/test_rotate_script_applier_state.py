@@ -42,6 +42,10 @@ case "$2 $3" in
     "infra.stack_config get")
         case "$6" in apiTokenRotationGeneration) echo "$FAKE_TOKEN_ROTATION" ;; *) echo 1 ;; esac ;;
     "infra.stack_config set") ;;
+    # scripts/rotate.sh takes the stack's lock for its whole run (infra/rotation_lock.py):
+    # here it is handed over at once, as the real one does once it holds it.
+    "infra.rotation_lock "*)
+        lock="$4:stand-in"; shift 7; SECURE_REDIS_STACK_LOCK="$lock" exec "$@" ;;
     "infra.apply up") echo "apply: the up's own lines" ;;
     "infra.apply plan") echo "${FAKE_PLAN:-apply: plan: 37 unchanged}" ;;
     "infra.rotation_probe "*) shift 2; exec "$REAL_PYTHON" "$PROBE_SHIM" "$@" ;;

@@ -96,6 +96,8 @@ case "$2" in
         [ "$3" = get ] && { cat "$(dirname "$0")/value"; exit 0; }
         echo "$*" >>"$(dirname "$0")/sets"; exit 0 ;;
     infra.rotation_probe) exit 0 ;;
+    # The stack's lock for the whole run (infra/rotation_lock.py), handed over at once.
+    infra.rotation_lock) lock="$4:stand-in"; shift 7; SECURE_REDIS_STACK_LOCK="$lock" exec "$@" ;;
 esac
 exit 0
 """
