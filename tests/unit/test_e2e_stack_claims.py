@@ -81,9 +81,15 @@ class Engine:
         return 0, ""
 
 
-def _session(tmp_path: Path, **kwargs: float) -> stacks.Deployments:
+def _session(
+    tmp_path: Path, wait_s: float = stacks.CLAIM_WAIT_S, poll_s: float = stacks.CLAIM_POLL_S
+) -> stacks.Deployments:
     return stacks.Deployments(
-        client=None, root=tmp_path / "checkout", claims=Claims(tmp_path / "claims"), **kwargs
+        client=None,
+        root=tmp_path / "checkout",
+        claims=Claims(tmp_path / "claims"),
+        wait_s=wait_s,
+        poll_s=poll_s,
     )
 
 
@@ -99,12 +105,15 @@ def test_verdict__each_case_in_words(going: Holder, ended: Holder) -> None:
     assert verdict(None, me, running=True, state_here=True)[0] is Verdict.USE
     assert verdict(Claim(me, deployed=True), me, running=True, state_here=True)[0] is Verdict.USE
     decided, why = verdict(Claim(going, deployed=False), me, running=True, state_here=False)
-    assert decided is Verdict.WAIT and f"pid {going.pid}" in why
+    assert decided is Verdict.WAIT
+    assert f"pid {going.pid}" in why
     decided, why = verdict(Claim(ended, deployed=True), me, running=True, state_here=False)
-    assert decided is Verdict.REMOVE_FIRST and "ended without removing it" in why
+    assert decided is Verdict.REMOVE_FIRST
+    assert "ended without removing it" in why
     # A run that ended and only reused the stack leaves it as it was: someone's.
     decided, why = verdict(Claim(ended, deployed=False), me, running=True, state_here=False)
-    assert decided is Verdict.REFUSE and "no state for it" in why
+    assert decided is Verdict.REFUSE
+    assert "no state for it" in why
 
 
 def test_a_running_stack_with_its_state_in_another_checkout__is_refused_not_reused(
@@ -165,12 +174,13 @@ def test_a_stack_another_run_releases_while_waited_for__is_then_used(
         if polls == 3:
             claims.release("dev", going)
 
-    monkeypatch.setattr(stacks.time, "sleep", sleep)
+    monkeypatch.setattr("tests.e2e.stacks.time.sleep", sleep)
     session = _session(tmp_path, wait_s=3600, poll_s=5)
     session.prepare(["dev"])
     assert polls == 3
     assert session.failed == {}
-    assert UP in engine.ran and DOWN not in engine.ran
+    assert UP in engine.ran
+    assert DOWN not in engine.ran
     assert session.owned == ["dev"]
 
 
