@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e import stacks
+from tests.e2e.claims import Claims
 
 
 @pytest.fixture
@@ -30,24 +31,27 @@ def commands(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, ...]]:
     return ran
 
 
-def _session(monkeypatch: pytest.MonkeyPatch, on_engine: list[str]) -> stacks.Deployments:
+def _session(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, on_engine: list[str]
+) -> stacks.Deployments:
     monkeypatch.setattr(stacks, "leftovers", lambda client, name: on_engine)
-    return stacks.Deployments(client=None)
+    # Claims of their own: the machine's (tests/e2e/claims.py) are for real runs.
+    return stacks.Deployments(client=None, root=tmp_path, claims=Claims(tmp_path / "claims"))
 
 
 def test_a_stack_already_on_the_engine__is_brought_up_and_kept(
-    monkeypatch: pytest.MonkeyPatch, commands: list[tuple[str, ...]]
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, commands: list[tuple[str, ...]]
 ) -> None:
-    session = _session(monkeypatch, ["container secure-redis-s1-app", "volume x"])
+    session = _session(monkeypatch, tmp_path, ["container secure-redis-s1-app", "volume x"])
     session.prepare(["s1"])
     assert ("-m", "infra.apply", "up", "--stack", "s1") in commands
     assert session.owned == []
 
 
 def test_a_stack_made_from_nothing__is_the_sessions_to_remove(
-    monkeypatch: pytest.MonkeyPatch, commands: list[tuple[str, ...]]
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, commands: list[tuple[str, ...]]
 ) -> None:
-    session = _session(monkeypatch, [])
+    session = _session(monkeypatch, tmp_path, [])
     session.prepare(["s2"])
     assert ("-m", "infra.apply", "up", "--stack", "s2") in commands
     assert session.owned == ["s2"]
