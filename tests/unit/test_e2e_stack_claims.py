@@ -93,6 +93,14 @@ def _session(
     )
 
 
+def _claimed(tmp_path: Path, holder: Holder) -> Claims:
+    """The session's claims directory with stack dev claimed by `holder`, which deployed it."""
+    claims = Claims(tmp_path / "claims")
+    with claims.locked():
+        claims.write("dev", Claim(holder, deployed=True))
+    return claims
+
+
 def test_process_start__tells_a_reused_pid_from_the_run(ended: Holder) -> None:
     assert _holder(os.getpid()).alive()
     assert not ended.alive()
@@ -133,9 +141,7 @@ def test_a_stack_a_killed_run_deployed__is_removed_then_deployed_and_owned(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, ended: Holder
 ) -> None:
     engine = Engine(monkeypatch, tmp_path, running=True)
-    claims = Claims(tmp_path / "claims")
-    with claims.locked():
-        claims.write("dev", Claim(ended, deployed=True))
+    claims = _claimed(tmp_path, ended)
     session = _session(tmp_path)
     session.prepare(["dev"])
     assert session.failed == {}
@@ -149,9 +155,7 @@ def test_a_stack_another_live_run_holds__is_waited_for_then_refused(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, going: Holder
 ) -> None:
     engine = Engine(monkeypatch, tmp_path, running=True)
-    claims = Claims(tmp_path / "claims")
-    with claims.locked():
-        claims.write("dev", Claim(going, deployed=True))
+    claims = _claimed(tmp_path, going)
     session = _session(tmp_path, wait_s=0.2, poll_s=0.05)
     session.prepare(["dev"])
     assert f"in use by the e2e run of /elsewhere (pid {going.pid})" in session.failed["dev"]
@@ -163,9 +167,7 @@ def test_a_stack_another_run_releases_while_waited_for__is_then_used(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, going: Holder
 ) -> None:
     engine = Engine(monkeypatch, tmp_path, running=False)
-    claims = Claims(tmp_path / "claims")
-    with claims.locked():
-        claims.write("dev", Claim(going, deployed=True))
+    claims = _claimed(tmp_path, going)
     polls = 0
 
     def sleep(seconds: float) -> None:

@@ -145,8 +145,11 @@ def test_stack_config_set__passes_while_a_plain_up_runs(tmp_path: Path) -> None:
     assert "redisMaxmemoryMb: 160" in stack_file.read_text()
 
 
-def _rotation_lock(tmp_path: Path, *command: str) -> subprocess.Popen[str]:
-    """`python -m infra.rotation_lock` holding stack dev's lock for `command` (exec'd)."""
+def _rotation_lock(
+    tmp_path: Path, *command: str, output: int = subprocess.PIPE
+) -> subprocess.Popen[str]:
+    """`python -m infra.rotation_lock` holding stack dev's lock for `command` (exec'd); its
+    stdout and stderr go to `output`."""
     return subprocess.Popen(
         [
             sys.executable,
@@ -161,8 +164,8 @@ def _rotation_lock(tmp_path: Path, *command: str) -> subprocess.Popen[str]:
             "--",
             *command,
         ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=output,
+        stderr=output,
         text=True,
         start_new_session=True,
     )
@@ -217,26 +220,7 @@ def test_rotation_lock__a_rerun_waits_for_what_an_interrupted_run_left_holding_t
     inherited lock a little longer. The rerun now waits for such processes (the record names a
     rotation that has ended), says so, then runs."""
     # rotate.sh ends at once; what it started keeps the lock's descriptor a moment longer.
-    first = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "infra.rotation_lock",
-            "--stack",
-            "dev",
-            "--kind",
-            "certs",
-            "--project-dir",
-            str(tmp_path),
-            "--",
-            "sh",
-            "-c",
-            "sleep 3 & exit 0",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    first = _rotation_lock(tmp_path, "sh", "-c", "sleep 3 & exit 0", output=subprocess.DEVNULL)
     assert first.wait(timeout=60) == 0
     try:
         rerun = _rotation_lock(tmp_path, "echo", "ran")
