@@ -425,3 +425,15 @@ def test_every_server_a_shell_starts_is_judged_at_least_as_strictly(jail: Jail, 
 
 def _shown(props: dict[str, Any]) -> str:
     return repr(pack_argvs(props)) if pack_argvs(props) else "no server"
+
+
+def test_the_jail__records_a_server_a_background_timeout_starts_after_the_script_ends(
+    jail: Jail,
+) -> None:
+    """GNU timeout runs itself and its command in a process group of their own: a run is
+    waited for by its session, or the server it starts is read before (or while) it records
+    its argv (CI, 2026-12-05: IndexError on a half-written record)."""
+    spin = "i=0; while :; do i=$((i+1)); case $i in 200000) break ;; esac; done"
+    script = f"timeout 10 sh -c '{spin}; exec redis-server --port 7000' & exit 0"
+    runs = jail.explore("dash", ("/bin/sh", "-c", script), {})
+    assert [s.args for run in runs for s in run.started] == [("--port", "7000")]

@@ -229,11 +229,11 @@ class Jail:
         )
         try:
             status = process.wait(timeout=_RUN_TIMEOUT_S)
-            _wait_for_group(process.pid)  # a server started in the background (`&`) too
+            _wait_for_session(process.pid)  # a server started in the background (`&`) too
         except subprocess.TimeoutExpired:
             status = -9
         finally:
-            _kill_group(process.pid)
+            _kill_session(process.pid)
             process.wait()
         started = []
         for record in sorted(state.glob("run.*"), key=lambda p: int(p.suffix[1:])):
@@ -264,29 +264,37 @@ class Jail:
         return runs
 
 
-def _wait_for_group(group: int) -> None:
-    """Until no process of `group` but zombies is left (an orphan's zombie waits for whoever
+# A run is waited for and stopped by its session (start_new_session=True: the session's id is
+# the run's pid), not its process group: GNU timeout puts itself and its command in a group of
+# their own, so `timeout 10 sh s.sh &` outlived a wait for the group and its recorder was read
+# half written (CI, 2026-12-05: IndexError on an empty record under load). Only `setsid`
+# leaves the session; no case starts a server in the background through it.
+def _wait_for_session(session: int) -> None:
+    """Until no process of `session` but zombies is left (an orphan's zombie waits for whoever
     reaps orphans here, which may be never)."""
     for _ in range(int(_RUN_TIMEOUT_S / 0.01)):
-        if not _alive_in(group):
+        if not _live_in(session):
             return
         time.sleep(0.01)
 
 
-def _alive_in(group: int) -> bool:
+def _live_in(session: int) -> list[int]:
+    """The pids of `session`'s processes that are not zombies."""
+    live = []
     for stat_file in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat_file.read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue  # it ended while being read
-        if int(fields[2]) == group and fields[0] != "Z":
-            return True
-    return False
+        if int(fields[3]) == session and fields[0] != "Z":
+            live.append(int(stat_file.parent.name))
+    return live
 
 
-def _kill_group(group: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(group, 9)
+def _kill_session(session: int) -> None:
+    for pid in _live_in(session):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, 9)
 
 
 def _libraries(binary: str) -> set[str]:
