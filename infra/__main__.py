@@ -26,7 +26,11 @@ import pulumi  # noqa: E402
 from pulumi.runtime.settings import get_monitor  # noqa: E402
 
 from infra.settings import settings_from_pulumi  # noqa: E402
-from infra.stack import build_stack, require_build_inputs  # noqa: E402
+from infra.stack import (  # noqa: E402
+    build_stack,
+    require_build_inputs,
+    require_stack_unlocked,
+)
 
 if get_monitor() is None:
     # Run directly (`python -m infra`), not by a Pulumi engine: there is no stack to deploy to.
@@ -40,6 +44,7 @@ if get_monitor() is None:
 settings = settings_from_pulumi()
 # Before the first resource is declared: the engine starts a resource's step when it is.
 require_build_inputs(settings.stack)
+require_stack_unlocked(settings.stack)
 built = build_stack(settings)
 for _name, _value in built.exports.items():
     pulumi.export(_name, _value)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pulumi
 
+from infra.applier.state import StateStore
 from infra.components import app_image
 from infra.components import redis as redis_component
 from infra.components.app import AppFiles, CacheApp, CacheAppArgs
@@ -24,7 +25,7 @@ from infra.naming import REDIS_ALIAS, Role, object_name
 from infra.providers.secrets import GeneratedPassword, PasswordPhase
 from infra.redis_acl import render_acl_file_from_hashes
 from infra.security_summary import DeclaredResources, security_summary
-from infra.settings import StackSettings
+from infra.settings import REPO_ROOT, StackSettings
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,24 @@ def require_build_inputs(stack: str) -> None:
             pulumi.log.warn(f"pulumi up would stop here: {line}")
             return
         raise pulumi.RunError(line)
+
+
+def require_stack_unlocked(stack: str, project_dir: Path = REPO_ROOT) -> None:
+    """What `pulumi up` does before declaring anything, after the build inputs: refuse while
+    another command holds the stack's lock (infra/applier/state.py `StateStore.busy`): a
+    scripts/rotate.sh run between two of its ups, the local applier's up, down or rekey. The
+    rotation's own `pulumi up` runs on its behalf and passes. A hand-run `pulumi up` in the
+    middle of a rotation applied what the rotation had set so far and left it to finish on
+    top of that; Pulumi's own lock covers one update, not a rotation's several. `pulumi
+    preview` changes nothing: it warns with the same words. Raises pulumi.RunError, which the
+    engine prints as one error line."""
+    refusal = StateStore(project_dir, stack).busy("`pulumi up`")
+    if refusal is None:
+        return
+    if pulumi.runtime.is_dry_run():
+        pulumi.log.warn(f"pulumi up would stop here: {refusal}")
+        return
+    raise pulumi.RunError(refusal)
 
 
 def redis_dns_names(stack: str) -> tuple[str, ...]:

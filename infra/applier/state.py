@@ -586,7 +586,18 @@ class StateStore:
             os.close(fd)
         if holder is None or (rotation_only and holder["action"] != ROTATE_ACTION):
             return None
+        if self._started_by(holder):
+            return None
         return self._lock_held(lock, holder, action)
+
+    def _started_by(self, holder: dict[str, Any]) -> bool:
+        """Whether this process runs on behalf of the lock's holder without its descriptor:
+        HELD_LOCK_ENV names this stack and the holder is one of this process's ancestors. The
+        Pulumi program under rotate.sh's `pulumi up` is started by the CLI through its
+        language host, which pass the environment on but need not pass other descriptors;
+        the program only reads the lock (infra/stack.py `require_stack_unlocked`)."""
+        stack, _, _ = self._handed.rpartition(":")
+        return stack == self.stack and holder["pid"] in _ancestors()
 
     def _lock_held(self, lock: Path, holder: dict[str, Any] | None, action: str) -> str:
         """The refusal of `action` while another process holds `lock`: who (when it recorded
@@ -807,6 +818,21 @@ def _flock_held(fd: int) -> bool | None:
         if len(words) >= 6 and words[1] == "FLOCK" and words[5].rsplit(":", 1)[-1] == inode:
             return True
     return False
+
+
+def _ancestors() -> set[int]:
+    """The pids of this process's parent, its parent, ... up to init (from /proc; fewer where
+    /proc cannot tell)."""
+    found: set[int] = set()
+    pid = os.getppid()
+    while pid > 1 and pid not in found:
+        found.add(pid)
+        try:
+            text = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+            pid = int(text.rsplit(")", 1)[-1].split()[1])
+        except (OSError, IndexError, ValueError):
+            break
+    return found
 
 
 def _zombie(pid: int) -> bool:

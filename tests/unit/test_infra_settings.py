@@ -12,6 +12,7 @@ import pulumi
 import pytest
 from pulumi.runtime import config as runtime_config
 
+import infra.stack
 from infra.components import app_image
 from infra.mock_engine import RecordingMonitor
 from infra.pki import KeyAlgorithm
@@ -301,6 +302,11 @@ def test_valid_config__runs_the_entry_point(
     (with a fresh wheelhouse, which it asks for first: tests/unit/test_stack_build_inputs.py;
     this checkout's own may be missing or older than app/)."""
     monkeypatch.setattr(app_image, "IMAGE_CONTEXT", app_context(tmp_path))
+    # The stack's lock is looked for in a directory of the test's own: this checkout's stack
+    # dev may be under an up (scripts/test.sh deploys it beside this step), which the program
+    # refuses to run beside (tests/unit/test_program_stack_lock.py).
+    unlocked = infra.stack.require_stack_unlocked
+    monkeypatch.setattr(infra.stack, "require_stack_unlocked", lambda s: unlocked(s, tmp_path))
     monitor = RecordingMonitor()
     monitor.install(project="secure-redis", stack="dev")
     pulumi.runtime.set_all_config(
