@@ -570,7 +570,9 @@ class StateStore:
         longer runs and is ignored; one whose pid runs again (another process: pids are
         reused) is ignored when the kernel's lock table holds no lock on the file
         (`_flock_held`). So the lock file, which stays after every run, refused or not, is
-        never taken for a held lock (docs/applier.md)."""
+        never taken for a held lock (docs/applier.md). A lock the kernel says is held with no
+        live holder recorded refuses too, but for `rotation_only`; and a process the recorded
+        holder started, with its variable, passes without its descriptor (`_started_by`)."""
         if self._handed_down():
             return None
         lock = self.directory / f"{self.stack}.lock"
@@ -580,11 +582,17 @@ class StateStore:
             return None  # none yet (no up ran here), or a symlink, which the up refuses
         try:
             holder = _lock_holder(fd)
-            if holder is not None and _flock_held(fd) is False:
-                holder = None  # a record a killed holder left; its pid runs something else
+            held = _flock_held(fd)
         finally:
             os.close(fd)
-        if holder is None or (rotation_only and holder["action"] != ROTATE_ACTION):
+        if holder is not None and held is False:
+            holder = None  # a record a killed holder left; its pid runs something else
+        if holder is None:
+            # Held, with no live holder recorded: an up that a killed rotate.sh started, which
+            # outlives it, or an applier from before the records. Which command it is cannot
+            # be told, so only `rotation_only` callers let it be.
+            return self._lock_held(lock, None, action) if held and not rotation_only else None
+        if rotation_only and holder["action"] != ROTATE_ACTION:
             return None
         if self._started_by(holder):
             return None
@@ -825,7 +833,7 @@ def _ancestors() -> set[int]:
     /proc cannot tell)."""
     found: set[int] = set()
     pid = os.getppid()
-    while pid > 1 and pid not in found:
+    while pid > 0 and pid not in found:  # pid 1 too: rotate.sh may be a container's first
         found.add(pid)
         try:
             text = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")

@@ -292,9 +292,16 @@ def _live_in(session: int) -> list[int]:
 
 
 def _kill_session(session: int) -> None:
-    for pid in _live_in(session):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, 9)
+    """SIGKILL every process of `session`, again while any is left: unlike killpg, one pass
+    misses a process forked after the listing."""
+    for _ in range(int(_RUN_TIMEOUT_S / 0.01)):
+        live = _live_in(session)
+        if not live:
+            return
+        for pid in live:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 9)
+        time.sleep(0.01)
 
 
 def _libraries(binary: str) -> set[str]:

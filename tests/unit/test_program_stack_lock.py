@@ -13,6 +13,7 @@ holders are real processes with real flocks.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
@@ -25,7 +26,7 @@ from typing import Any, Final
 import pulumi
 import pytest
 
-from infra.applier.state import HELD_LOCK_ENV, StateStore
+from infra.applier.state import HELD_LOCK_ENV, STATE_DIR, StateStore, _ancestors
 from infra.settings import REPO_ROOT
 from infra.stack import require_stack_unlocked
 
@@ -112,6 +113,35 @@ def test_up__the_rotation_s_variable_set_by_hand_hands_nothing_down(
     monkeypatch.setenv(HELD_LOCK_ENV, "dev:3")
     with pytest.raises(pulumi.RunError, match="is being rotated by a running"):
         require_stack_unlocked("dev", tmp_path)
+
+
+@pytest.mark.parametrize("engine", [False], indirect=True)
+@pytest.mark.usefixtures("engine")
+def test_up__refused_while_what_a_killed_rotation_started_holds_the_stack(
+    tmp_path: Path,
+) -> None:
+    """rotate.sh killed while the up it started runs on: that up holds the lock, and the
+    record names a pid that has ended. The kernel's lock table says it is held."""
+    first = _rotation_lock(tmp_path, "sh", "-c", "exec 1>&- 2>&-; sleep 30 & exit 0")
+    try:
+        assert first.wait(timeout=60) == 0
+        with pytest.raises(pulumi.RunError, match="another process \\(it recorded no holder"):
+            require_stack_unlocked("dev", tmp_path)
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.communicate()
+    # The sleep lets the lock go once it has died, a moment after the signal.
+    lock = os.open(tmp_path / STATE_DIR / "dev.lock", os.O_RDONLY)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    os.close(lock)
+    require_stack_unlocked("dev", tmp_path)
+
+
+def test_ancestors__reach_the_first_process() -> None:
+    """rotate.sh may be pid 1 (a container's command): its descendants must find it."""
+    ancestors = _ancestors()
+    assert os.getppid() in ancestors
+    assert 1 in ancestors
 
 
 @pytest.mark.parametrize("engine", [True], indirect=True)
