@@ -62,7 +62,7 @@ def test_whole_number__only_plain_ascii_decimals(value: str, whole: bool) -> Non
 def test_stop_group__a_grace_with_a_command_substitution_runs_nothing(tmp_path: Path) -> None:
     value, marker = _injection(tmp_path)
     done = _bash(
-        'sleep 30 & pid=$!; STOP_GROUP_GRACE_S="$1" stop_group "$pid"; echo stopped', value
+        'set -m; sleep 30 & pid=$!; STOP_GROUP_GRACE_S="$1" stop_group "$pid"; echo stopped', value
     )
     assert not marker.exists(), "bash arithmetic ran the command in STOP_GROUP_GRACE_S"
     assert done.stdout.strip() == "stopped"
