@@ -3,7 +3,8 @@
 Run through scripts/bench.sh. It starts its own two servers with the same persistence and
 memory settings - a plaintext redis-server (baseline) and a TLS-only one with client
 certificates and the project's ACL (tests/support/tls_redis.py) - and measures, for 1 KiB
-values (and 10 KiB, 100 KiB), in one process on one core:
+values (and 10 KiB, 100 KiB), in one process, with the servers on a CPU of their own
+(--placement, scripts/cpu_placement.py):
 
     baseline   redis-py, plaintext, no auth, no encryption (defaults; hiredis installed)
     client     secure_cache.SecureCache: mTLS + ACL user + AES-256-GCM + keyed-hash names
@@ -70,6 +71,7 @@ from cryptography.fernet import Fernet
 from key_value.aio.stores.redis import RedisStore
 from key_value.aio.wrappers.encryption import FernetEncryptionWrapper
 
+from scripts.cpu_placement import PLACEMENTS, PlacementError, Plan, pin, plan
 from secure_cache import AsyncSecureCache, SecureCache
 from secure_cache.allocator import MMAP_THRESHOLD_BYTES, TRIM_THRESHOLD_BYTES, keep_freed_memory
 from secure_cache.cli_parser import OneLineParser, say
@@ -131,8 +133,9 @@ ADMIN_ACL = (
 
 
 @contextmanager
-def plaintext_server() -> Iterator[int]:
-    """The baseline: same persistence and memory policy as the TLS server, no TLS, no ACL."""
+def plaintext_server(cpus: frozenset[int] = frozenset()) -> Iterator[int]:
+    """The baseline: same persistence and memory policy as the TLS server, no TLS, no ACL;
+    on `cpus` (scripts/cpu_placement.py) once it answers."""
     port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="secure-redis-bench-"))
     conf = workdir / "redis.conf"
@@ -156,6 +159,7 @@ def plaintext_server() -> Iterator[int]:
                     raise
                 time.sleep(0.05)
         client.close()
+        pin(process.pid, cpus)
         yield port
     finally:
         process.kill()
@@ -164,13 +168,15 @@ def plaintext_server() -> Iterator[int]:
 
 
 @contextmanager
-def tls_server() -> Iterator[TlsRedisServer]:
+def tls_server(cpus: frozenset[int] = frozenset()) -> Iterator[TlsRedisServer]:
+    """The TLS + ACL server every other column uses, on `cpus` once it answers."""
     server = TlsRedisServer(maxmemory_mb=256, extra_acl=PEER_ACL + ADMIN_ACL)
     try:
         # Appended: in redis.conf the last occurrence of a directive wins.
         with server.conf_file.open("a") as conf:
             conf.write(REWRITE_ONLY_WHEN_ASKED)
         server.start()
+        pin(server.pid, cpus)
         yield server
     finally:
         server.close()
@@ -863,6 +869,14 @@ def main(argv: list[str] | None = None) -> int:
         help="run one part: the per-size columns, or the many-callers mode (default: both)",
     )
     parser.add_argument(
+        "--placement",
+        choices=PLACEMENTS,
+        default="split",
+        help="where the bench and its servers run (scripts/cpu_placement.py): split (default: "
+        "servers on the last CPU, the bench on the others), shared (all on the first) or free "
+        "(the scheduler's choice)",
+    )
+    parser.add_argument(
         "--allocator",
         choices=("service", "default"),
         default="service",
@@ -874,6 +888,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--rounds must be at least 5: the ratios are medians of interleaved rounds")
     if args.slices < 1:
         parser.error("--slices must be at least 1")
+    try:
+        cpus = plan(args.placement, os.sched_getaffinity(0))
+    except PlacementError as error:
+        parser.error(str(error))
 
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
@@ -887,11 +905,14 @@ def main(argv: list[str] | None = None) -> int:
     # Before any column allocates: the thresholds apply to the whole process, so every column
     # runs under the same allocator, the one the service runs under unless asked otherwise.
     tuned = args.allocator == "service" and keep_freed_memory()
+    # Before the servers and any thread start: what this process starts inherits its CPUs.
+    pin(os.getpid(), cpus.bench)
+    log(f"bench: placement {cpus.describe()}")
     started = time.perf_counter()
     summary: dict[str, Any] = {}
-    with tls_server() as server:
+    with tls_server(cpus.servers) as server:
         if args.only != "concurrency":
-            summary.update(measure_sizes(server, args.rounds, args.slices, log))
+            summary.update(measure_sizes(server, args.rounds, args.slices, log, cpus))
         if args.only != "sizes":
             summary.update(run_concurrency(server, args.rounds, log))
     summary["rounds"] = args.rounds
@@ -902,6 +923,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": os.cpu_count(),
         "peer": "py-key-value-aio 0.4.6, explicit redis.asyncio TLS client",
         "async_concurrent_loop": f"uvloop {importlib.metadata.version('uvloop')}",
+        "placement": cpus.describe(),
         "allocator": (
             f"glibc trim {TRIM_THRESHOLD_BYTES >> 20} MiB, mmap {MMAP_THRESHOLD_BYTES >> 20} MiB"
             if tuned
@@ -916,12 +938,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def measure_sizes(
-    server: TlsRedisServer, rounds: int, slices: int, log: Callable[[str], None]
+    server: TlsRedisServer,
+    rounds: int,
+    slices: int,
+    log: Callable[[str], None],
+    cpus: Plan,
 ) -> dict[str, Any]:
     """Every column at every size, interleaved rounds; the per-size part of the summary."""
     table: dict[int, dict[str, float]] = {}
     all_results: dict[int, dict[str, dict[str, list[float]]]] = {}
-    with plaintext_server() as plain_port:
+    with plaintext_server(cpus.servers) as plain_port:
         admins = [
             redis.Redis(port=plain_port),
             server.app_redis(username=ADMIN_USER, password=ADMIN_PASSWORD),

@@ -4,7 +4,10 @@
 # redis-benchmark over TLS; then many callers on one client against redis-benchmark -c 50.
 #
 #   scripts/bench.sh [--rounds N] [--only sizes|concurrency] [--allocator service|default]
-#                (N >= 5, default 7; two to three minutes on 2 idle cores, 7.7 on busy ones)
+#                    [--placement split|shared|free]
+#                (N >= 5, default 7; two to three minutes on 2 idle cores, 7.7 on busy ones;
+#                 split, the default, puts the servers on the last CPU and the bench on the
+#                 others, and needs two CPUs)
 #
 # Starts its own servers (a plaintext redis-server and a TLS-only one with the project's ACL)
 # and removes them afterwards. Progress goes to stderr; stdout is a Markdown table, a summary

@@ -155,6 +155,13 @@ class TlsRedisServer:
         return f"rediss://{self.host}:{self.port}"
 
     @property
+    def pid(self) -> int:
+        """The running server's process id (scripts/bench.py pins it to a CPU)."""
+        if self._process is None:
+            raise RedisServerError("redis-server is not running: start() it first")
+        return self._process.pid
+
+    @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
