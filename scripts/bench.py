@@ -3,8 +3,8 @@
 Run through scripts/bench.sh. It starts its own two servers with the same persistence and
 memory settings - a plaintext redis-server (baseline) and a TLS-only one with client
 certificates and the project's ACL (tests/support/tls_redis.py) - and measures, for 1 KiB
-values (and 10 KiB, 100 KiB), in one process, with the servers on a CPU of their own
-(--placement, scripts/cpu_placement.py):
+values (and 10 KiB, 100 KiB), in one process, by default with the servers on one CPU and
+the bench on another (--placement, scripts/cpu_placement.py):
 
     baseline   redis-py, plaintext, no auth, no encryption (defaults; hiredis installed)
     client     secure_cache.SecureCache: mTLS + ACL user + AES-256-GCM + keyed-hash names
@@ -71,7 +71,7 @@ from cryptography.fernet import Fernet
 from key_value.aio.stores.redis import RedisStore
 from key_value.aio.wrappers.encryption import FernetEncryptionWrapper
 
-from scripts.cpu_placement import PLACEMENTS, PlacementError, Plan, pin, plan
+from scripts.cpu_placement import PLACEMENTS, PlacementError, pin, plan
 from secure_cache import AsyncSecureCache, SecureCache
 from secure_cache.allocator import MMAP_THRESHOLD_BYTES, TRIM_THRESHOLD_BYTES, keep_freed_memory
 from secure_cache.cli_parser import OneLineParser, say
@@ -873,7 +873,7 @@ def main(argv: list[str] | None = None) -> int:
         choices=PLACEMENTS,
         default="split",
         help="where the bench and its servers run (scripts/cpu_placement.py): split (default: "
-        "servers on the last CPU, the bench on the others), shared (all on the first) or free "
+        "servers on the last CPU, the bench on the first), shared (all on the first) or free "
         "(the scheduler's choice)",
     )
     parser.add_argument(
@@ -888,8 +888,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--rounds must be at least 5: the ratios are medians of interleaved rounds")
     if args.slices < 1:
         parser.error("--slices must be at least 1")
+    available = os.sched_getaffinity(0)
     try:
-        cpus = plan(args.placement, os.sched_getaffinity(0))
+        cpus = plan(args.placement, available)
     except PlacementError as error:
         parser.error(str(error))
 
@@ -912,7 +913,7 @@ def main(argv: list[str] | None = None) -> int:
     summary: dict[str, Any] = {}
     with tls_server(cpus.servers) as server:
         if args.only != "concurrency":
-            summary.update(measure_sizes(server, args.rounds, args.slices, log, cpus))
+            summary.update(measure_sizes(server, args.rounds, args.slices, log, cpus.servers))
         if args.only != "sizes":
             summary.update(run_concurrency(server, args.rounds, log))
     summary["rounds"] = args.rounds
@@ -921,6 +922,7 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "redis_py": redis.__version__,
         "cpus": os.cpu_count(),
+        "cpus_available": len(available),  # this process's affinity before it was pinned
         "peer": "py-key-value-aio 0.4.6, explicit redis.asyncio TLS client",
         "async_concurrent_loop": f"uvloop {importlib.metadata.version('uvloop')}",
         "placement": cpus.describe(),
@@ -942,12 +944,12 @@ def measure_sizes(
     rounds: int,
     slices: int,
     log: Callable[[str], None],
-    cpus: Plan,
+    server_cpus: frozenset[int],
 ) -> dict[str, Any]:
     """Every column at every size, interleaved rounds; the per-size part of the summary."""
     table: dict[int, dict[str, float]] = {}
     all_results: dict[int, dict[str, dict[str, list[float]]]] = {}
-    with plaintext_server(cpus.servers) as plain_port:
+    with plaintext_server(server_cpus) as plain_port:
         admins = [
             redis.Redis(port=plain_port),
             server.app_redis(username=ADMIN_USER, password=ADMIN_PASSWORD),

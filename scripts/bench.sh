@@ -7,7 +7,7 @@
 #                    [--placement split|shared|free]
 #                (N >= 5, default 7; two to three minutes on 2 idle cores, 7.7 on busy ones;
 #                 split, the default, puts the servers on the last CPU and the bench on the
-#                 others, and needs two CPUs)
+#                 first, and needs two CPUs)
 #
 # Starts its own servers (a plaintext redis-server and a TLS-only one with the project's ACL)
 # and removes them afterwards. Progress goes to stderr; stdout is a Markdown table, a summary

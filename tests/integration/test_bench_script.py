@@ -32,7 +32,15 @@ def test_bench_stopped_by_signal__its_servers_and_their_directories_are_gone(
     signum: signal.Signals,
 ) -> None:
     bench = subprocess.Popen(  # fixed argv
-        [str(ROOT / "scripts" / "bench.sh"), "--only", "sizes", "--rounds", "5"],
+        [
+            str(ROOT / "scripts" / "bench.sh"),
+            "--only",
+            "sizes",
+            "--rounds",
+            "5",
+            "--placement",
+            "free",
+        ],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

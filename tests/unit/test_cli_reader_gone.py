@@ -81,7 +81,7 @@ _BENCH = (
     "import contextlib, sys; sys.path.insert(0, 'scripts'); import bench; "
     "bench.tls_server = contextlib.nullcontext; bench.measure_sizes = lambda *a: {}; "
     "bench.goals_met = lambda summary: False; "
-    "sys.exit(bench.main(['--only', 'sizes']))"
+    "sys.exit(bench.main(['--only', 'sizes', '--placement', 'free']))"
 )
 _PROBE = ("-m", "infra.rotation_probe")
 _WALK = (

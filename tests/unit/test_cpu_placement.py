@@ -15,12 +15,19 @@ from scripts.cpu_placement import PlacementError, pin, plan
 from tests.support.entry_points import run_entry
 
 
-def test_split__servers_on_the_last_cpu_the_bench_on_the_others() -> None:
+def test_split__servers_on_the_last_cpu_the_bench_on_the_first() -> None:
     two = plan("split", {0, 1})
     assert (two.bench, two.servers) == (frozenset({0}), frozenset({1}))
+    # One CPU each, however many there are: a bench free to move among several would again
+    # measure where the scheduler put it.
     four = plan("split", {3, 0, 2, 1})
-    assert (four.bench, four.servers) == (frozenset({0, 1, 2}), frozenset({3}))
-    assert four.describe() == "split: bench on CPU 0,1,2, servers on CPU 3"
+    assert (four.bench, four.servers) == (frozenset({0}), frozenset({3}))
+    assert four.describe() == "split: bench on CPU 0, servers on CPU 3"
+
+
+def test_plan__an_unknown_placement_is_refused_not_read_as_split() -> None:
+    with pytest.raises(AssertionError):
+        plan("spilt", {0, 1})  # type: ignore[arg-type]
 
 
 def test_split__one_cpu_is_refused_naming_the_placements_that_work() -> None:
@@ -65,12 +72,19 @@ def test_pin__moves_every_thread_of_a_running_process() -> None:
         assert child.stdout is not None
         assert child.stdout.readline() == "ready\n"
         tasks = [int(t.name) for t in Path(f"/proc/{child.pid}/task").iterdir()]
-        assert len(tasks) == 4
+        assert len(tasks) >= 4  # the main thread and the three it started
         pin(child.pid, target)
         assert {tid: os.sched_getaffinity(tid) for tid in tasks} == dict.fromkeys(tasks, target)
     finally:
         child.kill()
         child.wait()
+
+
+def test_pin__a_process_that_has_ended_is_a_placement_error() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])  # fixed argv
+    child.wait()
+    with pytest.raises(PlacementError, match=f"process {child.pid} ended"):
+        pin(child.pid, frozenset({0}))
 
 
 def test_bench__split_on_one_cpu_is_bad_input_not_a_traceback() -> None:
