@@ -11,6 +11,11 @@ the bench on another (--placement, scripts/cpu_placement.py):
     tls_transport  the client's own transport and pool over the same mTLS + ACL, values as
                they are, batches written as the client writes them (resp.writes): the cost
                of TLS alone; client / this = the application layer's
+    tls_aes    tls_transport with one AES-256-GCM seal per value written and one open per
+               value read (a random nonce before the ciphertext), and nothing else: no
+               names, no envelope. The least an application-layer AES-GCM adds to TLS, so
+               tls_aes / tls_transport bounds what any such client's ratio can reach here
+               (aes_floor_vs_tls_transport), and client / tls_aes is what ours adds to it
     seeds      the requirement documents' design: redis-py defaults over TLS (same mTLS and
                ACL) with Fernet-encrypted values under plaintext key names
     peer       py-key-value-aio 0.4.6 FernetEncryptionWrapper over its RedisStore. Its
@@ -68,6 +73,7 @@ import redis
 import redis.asyncio as aredis
 import uvloop
 from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from key_value.aio.stores.redis import RedisStore
 from key_value.aio.wrappers.encryption import FernetEncryptionWrapper
 
@@ -75,7 +81,7 @@ from scripts.cpu_placement import PLACEMENTS, PlacementError, pin, plan
 from secure_cache import AsyncSecureCache, SecureCache
 from secure_cache.allocator import MMAP_THRESHOLD_BYTES, TRIM_THRESHOLD_BYTES, keep_freed_memory
 from secure_cache.cli_parser import OneLineParser, say
-from secure_cache.crypto import Keyring
+from secure_cache.crypto import NONCE_BYTES, VIEW_BYTES, Keyring
 from secure_cache.int_settings import whole_number
 from secure_cache.resp import pack_command, pack_get, pack_set, writes
 from secure_cache.settings import load_settings
@@ -363,6 +369,67 @@ class TlsTransport(Column):
 
     def close(self) -> None:
         self.t.close()
+
+
+class TlsAes(TlsTransport):
+    """TlsTransport with the application layer's AES-256-GCM and nothing more: each value
+    sealed under a random nonce on its way out and opened on its way in. Where client /
+    tls_transport falls short, tls_aes / tls_transport says how much of that the cipher
+    alone takes, run as the client runs it, inside the round trip (docs/client.md,
+    "Benchmark")."""
+
+    name = "tls_aes"
+
+    def __init__(self, server: TlsRedisServer) -> None:
+        super().__init__(server)
+        self.aead = AESGCM(AESGCM.generate_key(bit_length=256))
+
+    def seq(self, keys: list[str], value: bytes, pairs: int) -> Timed:
+        execute, seal, open_ = self.t.execute_packed, self.aead.encrypt, self._open
+        names = [k.encode() for k in keys]
+        n = len(names)
+        start = time.perf_counter()
+        for i in range(pairs):
+            name = names[i % n]
+            nonce = os.urandom(NONCE_BYTES)  # one getrandom per SET, as the client's
+            execute((pack_set(name, seal(nonce, value, None), prefix=nonce),))
+            open_(execute((pack_get(name),)))
+        return _timed(2 * pairs, start)
+
+    def pipe(self, keys: list[str], value: bytes, batches: int) -> Timed:
+        t, seal, open_ = self.t, self.aead.encrypt, self._open
+        names = [k.encode() for k in keys]
+        start = time.perf_counter()
+        for _ in range(batches):
+            # One getrandom per batch, sliced per value, as Keyring.seal_many.
+            pool = os.urandom(NONCE_BYTES * len(names))
+            nonces = [pool[i : i + NONCE_BYTES] for i in range(0, len(pool), NONCE_BYTES)]
+            t.execute_many(
+                writes(
+                    [
+                        pack_set(name, seal(nonce, value, None), prefix=nonce)
+                        for name, nonce in zip(names, nonces, strict=True)
+                    ]
+                ),
+                len(names),
+            )
+            for raw in t.execute_packed((pack_command(("MGET", *names)),)):
+                open_(raw)
+        return _timed(2 * len(keys) * batches, start)
+
+    def _open(self, raw: bytes) -> bytes:
+        # Sliced or viewed as Keyring.open_value does, by size (crypto.VIEW_BYTES).
+        body = raw[NONCE_BYTES:] if len(raw) < VIEW_BYTES else memoryview(raw)[NONCE_BYTES:]
+        return self.aead.decrypt(raw[:NONCE_BYTES], body, None)
+
+    def check(self, key: str, value: bytes) -> None:
+        nonce = os.urandom(NONCE_BYTES)
+        sealed = self.aead.encrypt(nonce, value, None)
+        self.t.execute_packed((pack_set(key.encode(), sealed, prefix=nonce),))
+        raw = self.t.execute_packed((pack_get(key.encode()),))
+        assert raw[NONCE_BYTES:-16] != value, "stored as it was sent, not sealed"
+        assert len(raw) == NONCE_BYTES + len(value) + 16  # nonce, ciphertext, GCM tag
+        assert self._open(raw) == value
 
 
 class Seeds(Column):
@@ -960,6 +1027,7 @@ def measure_sizes(
             baseline,
             client,
             TlsTransport(server),
+            TlsAes(server),
             Seeds(server),
             Peer(server),
         ]
@@ -993,12 +1061,12 @@ def measure_sizes(
     one_k = all_results[1024]
     seq, pipe = ratios(one_k, "client", "seq"), ratios(one_k, "client", "pipe")
 
-    def by_size(versus: str) -> dict[str, dict[str, Any]]:
+    def by_size(versus: str, column: str = "client") -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         for size in SIZES:
             row: dict[str, Any] = {}
             for mode in ("seq", "pipe"):
-                r = ratios(all_results[size], "client", mode, versus)
+                r = ratios(all_results[size], column, mode, versus)
                 row[mode] = round(statistics.median(r), 3)
                 row[f"{mode}_spread"] = [round(min(r), 3), round(max(r), 3)]
             out[f"{size // 1024}KiB"] = row
@@ -1030,11 +1098,15 @@ def measure_sizes(
         },
         "ratios_by_size": by_size("baseline"),
         "ratio_vs_tls_transport": by_size("tls_transport"),
+        # The best ratio_vs_tls_transport an application-layer AES-256-GCM allows here, and
+        # how far the client is from it (TlsAes).
+        "aes_floor_vs_tls_transport": by_size("tls_transport", column="tls_aes"),
+        "ratio_vs_tls_aes": by_size("tls_aes"),
         "client_cpu_us_per_op": {
             f"{size // 1024}KiB": {
                 mode: {
                     column: round(statistics.median(all_results[size][column][f"{mode}_cpu"]), 1)
-                    for column in ("baseline", "client", "tls_transport")
+                    for column in ("baseline", "client", "tls_transport", "tls_aes")
                 }
                 for mode in ("seq", "pipe")
             }
@@ -1073,23 +1145,24 @@ def print_report(summary: dict[str, Any]) -> None:
 
 
 def print_sizes(summary: dict[str, Any]) -> None:
-    columns = ("baseline", "client", "tls_transport", "seeds", "peer", "ceiling")
+    columns = ("baseline", "client", "tls_transport", "tls_aes", "seeds", "peer", "ceiling")
     say(
         "| size | mode | "
         + " | ".join(columns)
-        + " | client / baseline | client / tls_transport |\n"
+        + " | client / baseline | client / tls_transport | tls_aes / tls_transport |\n"
         + "|---|---|"
-        + "---:|" * (len(columns) + 2)
+        + "---:|" * (len(columns) + 3)
     )
     for size_label, row in summary["ops_per_s"].items():
         for mode, label in (("seq", "sequential"), ("pipe", "pipelined x100")):
             cells = [f"{row[f'{c}_{mode}']:,.0f}" for c in columns]
             plain = summary["ratios_by_size"][size_label][mode]
             tls = summary["ratio_vs_tls_transport"][size_label][mode]
+            floor = summary["aes_floor_vs_tls_transport"][size_label][mode]
             say(
                 f"| {size_label[:-3]} KiB | {label} | "
                 + " | ".join(cells)
-                + f" | {plain:.2f} | {tls:.2f} |"
+                + f" | {plain:.2f} | {tls:.2f} | {floor:.2f} |"
             )
     say(
         f"\nops/s, medians of {summary['rounds']} interleaved rounds. "
@@ -1107,14 +1180,15 @@ def print_sizes(summary: dict[str, Any]) -> None:
     say(
         "\nClient-side CPU per operation (us, this process; medians), client vs tls_transport "
         "and what the application layer adds:\n| size | mode | baseline | client | "
-        "tls_transport | client - tls_transport |\n|---|---|---:|---:|---:|---:|"
+        "tls_transport | tls_aes | client - tls_transport |\n|---|---|---:|---:|---:|---:|---:|"
     )
     for size_label, modes in summary["client_cpu_us_per_op"].items():
         for mode, label in (("seq", "sequential"), ("pipe", "pipelined x100")):
             cpu = modes[mode]
             say(
                 f"| {size_label[:-3]} KiB | {label} | {cpu['baseline']} | {cpu['client']} | "
-                f"{cpu['tls_transport']} | {cpu['client'] - cpu['tls_transport']:.1f} |"
+                f"{cpu['tls_transport']} | {cpu['tls_aes']} | "
+                f"{cpu['client'] - cpu['tls_transport']:.1f} |"
             )
 
 
