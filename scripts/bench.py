@@ -81,7 +81,7 @@ from scripts.cpu_placement import PLACEMENTS, PlacementError, pin, plan
 from secure_cache import AsyncSecureCache, SecureCache
 from secure_cache.allocator import MMAP_THRESHOLD_BYTES, TRIM_THRESHOLD_BYTES, keep_freed_memory
 from secure_cache.cli_parser import OneLineParser, say
-from secure_cache.crypto import NONCE_BYTES, VIEW_BYTES, Keyring
+from secure_cache.crypto import NONCE_BYTES, TAG_BYTES, VIEW_BYTES, Keyring
 from secure_cache.int_settings import whole_number
 from secure_cache.resp import pack_command, pack_get, pack_set, writes
 from secure_cache.settings import load_settings
@@ -427,8 +427,8 @@ class TlsAes(TlsTransport):
         sealed = self.aead.encrypt(nonce, value, None)
         self.t.execute_packed((pack_set(key.encode(), sealed, prefix=nonce),))
         raw = self.t.execute_packed((pack_get(key.encode()),))
-        assert raw[NONCE_BYTES:-16] != value, "stored as it was sent, not sealed"
-        assert len(raw) == NONCE_BYTES + len(value) + 16  # nonce, ciphertext, GCM tag
+        assert raw[NONCE_BYTES:-TAG_BYTES] != value, "stored as it was sent, not sealed"
+        assert len(raw) == NONCE_BYTES + len(value) + TAG_BYTES  # nonce, ciphertext, tag
         assert self._open(raw) == value
 
 

@@ -10,10 +10,8 @@ import os
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from scripts import bench
-from secure_cache.crypto import NONCE_BYTES
+from secure_cache.crypto import NONCE_BYTES, TAG_BYTES
 from tests.support.tls_redis import TlsRedisServer
-
-_TAG_BYTES = 16
 
 
 def _stored(server: TlsRedisServer, name: str) -> bytes:
@@ -28,7 +26,7 @@ def _stored(server: TlsRedisServer, name: str) -> bytes:
 
 def _opens_to(aead: AESGCM, raw: bytes, value: bytes) -> bool:
     nonce, sealed = raw[:NONCE_BYTES], raw[NONCE_BYTES:]
-    return len(sealed) == len(value) + _TAG_BYTES and aead.decrypt(nonce, sealed, None) == value
+    return len(sealed) == len(value) + TAG_BYTES and aead.decrypt(nonce, sealed, None) == value
 
 
 def test_tls_aes__sequential_and_pipelined_store_sealed_values_under_fresh_nonces() -> None:
