@@ -13,7 +13,8 @@
 # and removes them afterwards. Progress goes to stderr; stdout is a Markdown table, a summary
 # and, on the last line, one JSON object (ratio_sequential, ratio_pipelined,
 # encrypt_decrypt_us_1k, connect_ms_p50, ratio_vs_tls_transport, client_cpu_us_per_op,
-# ratio_vs_ceiling_c50, their spreads, goals_met, ...). See scripts/bench.py.
+# ratio_vs_ceiling_c50, their spreads, goals_met, goals_missed, ...). See scripts/bench.py
+# and, for the targets, scripts/bench_goals.py.
 set -euo pipefail
 LOG_TAG=bench
 # shellcheck source=lib.sh
