@@ -994,9 +994,8 @@ def main(argv: list[str] | None = None) -> int:
         ),
     }
     summary["seconds"] = round(time.perf_counter() - started, 1)
-    checked = goals(summary)  # the targets: scripts/bench_goals.py
-    summary["goals_met"] = all(goal.held for goal in checked)
-    summary["goals_missed"] = missed(checked)
+    summary["goals_missed"] = missed(goals(summary))  # the targets: scripts/bench_goals.py
+    summary["goals_met"] = not summary["goals_missed"]
     print_report(summary)
     say(json.dumps(summary, separators=(",", ":")))
     return 0

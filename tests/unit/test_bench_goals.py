@@ -52,11 +52,16 @@ def test_costs_are_bounds_from_above_and_ratios_from_below() -> None:
 
 
 @pytest.mark.parametrize(
-    ("value", "held"), [(0.9, True), (0.8999, False), (5.0, True), (5.01, False)]
+    ("value", "bound", "at_most", "held"),
+    [
+        (0.9, 0.9, False, True),
+        (0.8999, 0.9, False, False),
+        (5.0, 5.0, True, True),
+        (5.01, 5.0, True, False),
+    ],
 )
-def test_a_bound_itself_holds(value: float, held: bool) -> None:
-    bound = 0.9 if value < 1 else 5.0
-    assert Goal("figure", value, bound, at_most=value >= 1).held is held
+def test_a_bound_itself_holds(value: float, bound: float, at_most: bool, held: bool) -> None:
+    assert Goal("figure", value, bound, at_most=at_most).held is held
 
 
 def test_1_kib_against_tls_transport_is_not_a_target() -> None:
