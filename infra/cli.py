@@ -17,10 +17,15 @@ virtualenvs, which the Pulumi program and the policy pack also use) has app/ on 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
+from infra.quiet_start import started
 from secure_cache.cli_parser import EXIT_USAGE, reader_gone, say
 from secure_cache.cli_parser import OneLineParser as _AppParser
 from secure_cache.errors import one_line
@@ -38,6 +43,25 @@ class OneLineParser(_AppParser):
         or an escape sequence that came with an input (a policy config naming
         `"x\\u001b[2J"`) is never sent to the terminal raw."""
         print(f"{self.prog}: {level}: {printable(message)}", file=sys.stderr)
+
+
+def exit_with(main: Callable[[], int | None]) -> NoReturn:
+    """`sys.exit(main())` for a command the scripts run, with Ctrl-C ending it as it ends a
+    Unix tool: silently (after `main`'s own `finally` blocks ran) and by SIGINT itself, so the
+    calling script's shell sees an interrupt and its trap says the one line with the way on
+    (scripts/lib.sh, on_interrupt). A KeyboardInterrupt printed a 37-line traceback in the
+    middle of scripts/rotate.sh, and an exit code of its own would have read to the script as
+    the command failing ("the local applier failed")."""
+    started()
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        with contextlib.suppress(OSError, ValueError):  # output the reader may have left
+            sys.stdout.flush()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+        code = 128 + signal.SIGINT  # only where SIGINT is blocked: the shell's own code for it
+    sys.exit(code)
 
 
 def project_dir(text: str) -> Path:
@@ -77,4 +101,4 @@ def printable(text: str, *, keep_newlines: bool = False) -> str:
     return one_line(text)
 
 
-__all__ = ["OneLineParser", "printable", "project_dir", "reader_gone", "say"]
+__all__ = ["OneLineParser", "exit_with", "printable", "project_dir", "reader_gone", "say"]

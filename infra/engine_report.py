@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, Final
 
-from infra.cli import OneLineParser, say
+from infra.cli import OneLineParser, exit_with, say
 
 # moby/moby#45610: the DNAT of a 127.0.0.1-published port matches no input interface, so an
 # L2 neighbour that sends packets for 127.0.0.1 to this host reaches the container. Docker
@@ -128,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main)
 
 
 __all__ = [

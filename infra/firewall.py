@@ -68,7 +68,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from infra.cli import OneLineParser, say
+from infra.cli import OneLineParser, exit_with, say
 from infra.naming import BRIDGE_NAME_OPTION, Role, object_name
 from infra.settings import quoted
 
@@ -383,7 +383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main)
 
 
 __all__ = [

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-from infra.cli import OneLineParser, reader_gone
+from infra.cli import OneLineParser, exit_with, reader_gone
 from infra.settings import SettingsError
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def _short(value: Any) -> str:
 
 if __name__ == "__main__":
     try:
-        sys.exit(main())
+        exit_with(main)
     except BrokenPipeError:  # e.g. `| head`: the reader left; nothing more to say
         reader_gone()
         sys.exit(0)

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from infra.applier.state import HELD_LOCK_ENV, StateError, StateStore
-from infra.cli import OneLineParser, project_dir
+from infra.cli import OneLineParser, exit_with, project_dir
 from infra.settings import REPO_ROOT
 
 
@@ -58,4 +58,4 @@ def _exec_holding(command: list[str], held: str) -> NoReturn:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main)

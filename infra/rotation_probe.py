@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TextIO, TypeVar
 
 from infra.aof_files import AOF_DIR, DATA_DIR, MANIFEST, ManifestError, base_file, left_behind
-from infra.cli import OneLineParser, printable, say
+from infra.cli import OneLineParser, exit_with, printable, say
 from infra.naming import (
     APP_HTTP_PORT,
     EXPORTER_CONTAINER,
@@ -1410,7 +1410,7 @@ def _waited(probe: Probe, before: dict[str, Any], timeout: float, progress: Prog
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main)
 
 
 __all__ = [

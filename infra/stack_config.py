@@ -22,7 +22,7 @@ from typing import Final
 
 import yaml
 
-from infra.cli import OneLineParser, project_dir, say
+from infra.cli import OneLineParser, exit_with, project_dir, say
 from infra.profiles import PROFILES, SETTING_KEYS
 from infra.settings import (
     NAMESPACE,
@@ -204,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main)
 
 
 __all__ = ["StackConfigError", "get_setting", "main", "set_setting", "set_value"]

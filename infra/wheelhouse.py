@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
+from infra.cli import exit_with
 from secure_cache.cli_parser import say
 
 SCRIPTS: Final = Path(__file__).resolve().parents[1] / "scripts"
@@ -109,7 +110,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main)
 
 
 __all__ = ["DIRECTORY", "STAMP", "UnsupportedMachine", "inputs_digest", "machine_arch", "stale"]

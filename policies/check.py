@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final, TextIO
 
-from infra.cli import OneLineParser, printable, reader_gone
+from infra.cli import OneLineParser, exit_with, printable, reader_gone
 from policies import strictness
 from policies.analyzer import (
     ConfigError,
@@ -374,9 +374,5 @@ def _serving(pack: PackServer | None, env: Mapping[str, str]) -> Iterator[PackSe
         yield server
 
 
-def main() -> None:
-    sys.exit(run())
-
-
 if __name__ == "__main__":
-    main()
+    exit_with(run)

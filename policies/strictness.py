@@ -9,12 +9,11 @@ stack's name or a path built from it; undeclared means production, the strictest
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-from infra.cli import OneLineParser, say
+from infra.cli import OneLineParser, exit_with, say
 from policies.records import Record
 from policies.rules import Resource
 from policies.rules._environment import Environment, declared, parse
@@ -98,4 +97,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main)

@@ -20,6 +20,25 @@ log() { printf '%s: %s\n' "${LOG_TAG:-secure-redis}" "$*"; }
 warn() { printf '%s: warning: %s\n' "${LOG_TAG:-secure-redis}" "$*" >&2; }
 die() { printf '%s: error: %s\n' "${LOG_TAG:-secure-redis}" "$*" >&2; exit 1; }
 
+# on_interrupt WAY_ON: Ctrl-C or SIGTERM ends the script with one line, `TAG: error:
+# interrupted; WAY_ON`, and exit 130 (its EXIT trap still runs). Bash runs the trap once the
+# command in the foreground has ended, before a `|| die` of the script reads that command's
+# status: an interrupted `infra.apply up` (exit 3) read as "the local applier failed" in
+# rotate.sh and "could not deploy" in setup. Only the outermost script says it (a script it runs
+# inherits SECURE_REDIS_INTERRUPT_SAYER): one line, not one per level. The Python commands end
+# silently by the signal (infra/cli.py, exit_with); infra.apply says what it saved first.
+on_interrupt() {
+    _way_on="$1"
+    export SECURE_REDIS_INTERRUPT_SAYER="${SECURE_REDIS_INTERRUPT_SAYER:-$$}"
+    trap _interrupted INT TERM
+}
+_interrupted() {
+    trap - INT TERM
+    [ "$SECURE_REDIS_INTERRUPT_SAYER" != "$$" ] \
+        || printf '%s: error: interrupted; %s\n' "${LOG_TAG:-secure-redis}" "$_way_on" >&2
+    exit 130
+}
+
 # now_ms / elapsed START_MS: wall-clock timing for progress lines.
 now_ms() { date +%s%3N; }
 elapsed() { local ms=$(( $(now_ms) - $1 )); printf '%d.%01ds' $((ms / 1000)) $(((ms % 1000) / 100)); }

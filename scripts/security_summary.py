@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from infra.cli import exit_with
 from secure_cache.cli_parser import say
 
 
@@ -67,4 +68,4 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main)

@@ -28,6 +28,7 @@ valid_stack_name "$stack" \
 [ -f "Pulumi.$stack.yaml" ] \
     || warn "no Pulumi.$stack.yaml in this checkout (stacks: $(known_stacks)); removing only what the engine holds labelled io.secure-redis.stack=$stack"
 
+on_interrupt "some of stack $stack's objects may be left; run scripts/teardown.sh $stack again to remove the rest"
 require_venv
 docker_ready || die "$(docker_unready), then run this again"
 

@@ -33,6 +33,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Final, NoReturn
 
+from infra.cli import exit_with
 from secure_cache.cli_parser import say
 
 BUILD_LOCK_ENV: Final = "SECURE_REDIS_BUILD_LOCK"
@@ -218,7 +219,7 @@ def main(argv: Sequence[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    exit_with(lambda: main(sys.argv[1:]))
 
 
 __all__ = [

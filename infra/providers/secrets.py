@@ -170,8 +170,13 @@ class DataKeyringProvider(ResourceProvider):
             failures.append(
                 CheckFailure(
                     "generation",
-                    f"generation may only increase (it is {int(old_generation)}); a lower value "
-                    "cannot bring a retired key back",
+                    # The setting and the way back are named: the bare "may only increase"
+                    # left a user who had lowered it by hand with no way on.
+                    f"secure-redis:dataKeyGeneration is {generation}, below the stack's data-key "
+                    f"generation {int(old_generation)}: a lower value cannot bring a retired key "
+                    "back; nothing was changed. Set it back (python -m infra.stack_config set "
+                    f"--stack STACK dataKeyGeneration {int(old_generation)}); to rotate the data "
+                    "key, run scripts/rotate.sh STACK data-key",
                 )
             )
         return CheckResult({**news, "generation": generation, "keepPrevious": keep}, failures)
@@ -236,7 +241,7 @@ def _rotation_over_pending(olds: dict[str, Any], news: dict[str, Any]) -> str | 
         return None
     new = int(news.get(ROTATION_GENERATION) or 0)
     why = (
-        f"apiTokenRotationGeneration raised from {old} to {new}"
+        f"apiTokenRotationGeneration {'raised' if new > old else 'lowered'} from {old} to {new}"
         if new != old
         else "the API token's length changed (passwordLength), which rotates it"
     )

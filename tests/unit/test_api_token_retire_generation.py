@@ -158,6 +158,9 @@ def test_a_rotation_on_top_of_a_pending_token__is_refused_before_anything_change
     # A passwordLength above the token's 48 rotates it too.
     with pytest.raises(RenderError, match="length changed"):
         up(rotated, password_length=64)
+    # Lowered by hand, the same drop: named as lowered, not raised.
+    with pytest.raises(RenderError, match="apiTokenRotationGeneration lowered from 1 to 0"):
+        up(rotated, api_token_rotation_generation=0)
 
 
 def test_retire_and_rotate_in_one_up__the_new_pending_token_is_the_current_one(

@@ -191,8 +191,11 @@ def test_second_up__a_lowered_data_key_generation_is_refused_before_anything_cha
 ) -> None:
     bumped = again(first, data_key_generation=3)
     back = dataclasses.replace(first.settings, data_key_generation=2)
-    with pytest.raises(RenderError, match="generation may only increase"):
+    with pytest.raises(RenderError, match="dataKeyGeneration is 2, below") as refused:
         render_settings(back, previous=priors(bumped))
+    message = str(refused.value)
+    assert "nothing was changed" in message
+    assert "stack_config set --stack STACK dataKeyGeneration 3" in message, "the way back"
 
 
 def test_second_up__a_data_key_raised_again_before_its_rotation_finished_is_refused(
