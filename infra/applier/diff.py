@@ -14,7 +14,7 @@ Reasons are property paths (`uploads[4].content`, `labels`), never values.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Final
 
 from infra.applier.drift import Drift, reason
@@ -69,6 +69,10 @@ def changed_paths(old: Any, new: Any, path: PropPath = ()) -> list[str]:
     """Where two property trees differ, as `format_path` strings (values never included)."""
     if old == new:
         return []
+    if (by_name := _NAMED_LISTS.get(path)) is not None:
+        before, after = by_name(old), by_name(new)
+        if before is not None and after is not None:
+            return changed_paths(before, after, path) or [f"{format_path(path)} (order)"]
     if len(path) < _MAX_DEPTH:
         if isinstance(old, Mapping) and isinstance(new, Mapping):
             keys = sorted(set(old) | set(new), key=str)
@@ -83,6 +87,36 @@ def changed_paths(old: Any, new: Any, path: PropPath = ()) -> list[str]:
             pairs = enumerate(zip(old, new, strict=True))
             return [p for i, (o, n) in pairs for p in changed_paths(o, n, (*path, i))]
     return [format_path(path) or "(all properties)"]
+
+
+def _as_named(entries: Any, name_of: Callable[[Any], str | None]) -> dict[str, Any] | None:
+    """A list as a mapping by each entry's name, or None (not a list, an entry without a name,
+    a name twice): then the list is compared by position, so no change is ever lost."""
+    if not isinstance(entries, Sequence) or isinstance(entries, str):
+        return None
+    names = [name_of(e) for e in entries]
+    if None in names or len(set(names)) != len(names):
+        return None
+    return {str(n): e for n, e in zip(names, entries, strict=True)}
+
+
+def _env_name(entry: Any) -> str | None:
+    return entry.split("=", 1)[0] if isinstance(entry, str) and "=" in entry else None
+
+
+def _upload_file(entry: Any) -> str | None:
+    file = entry.get("file") if isinstance(entry, Mapping) else None
+    return file if isinstance(file, str) else None
+
+
+# A container's lists whose entries have a name: its changes are said by name, values never
+# (`envs.HTTP_MAX_INFLIGHT_BYTES`, `uploads["/run/secure-redis-init/server.key"].content`).
+# By position, `plan` said `envs[10]; envs[15]` and `uploads[3].content`, naming nothing a
+# user can find.
+_NAMED_LISTS: Final[Mapping[PropPath, Callable[[Any], dict[str, Any] | None]]] = {
+    ("envs",): lambda entries: _as_named(entries, _env_name),
+    ("uploads",): lambda entries: _as_named(entries, _upload_file),
+}
 
 
 # The IN_PLACE inputs Docker's update API sends on their own, where 0 or "" means "leave it as

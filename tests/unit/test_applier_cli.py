@@ -125,7 +125,9 @@ def test_cli__plan_names_what_a_changed_setting_replaces_and_why(
     assert "container secure-redis-dev-app on" in replaced[0]
     # The memory limit, and the two byte budgets derived from it (infra/components/app.py:
     # CACHE_FALLBACK_MAX_BYTES, HTTP_MAX_INFLIGHT_BYTES).
-    assert replaced[0].endswith(": envs[10]; envs[15]; memory; memorySwap")
+    assert replaced[0].endswith(
+        ": envs.CACHE_FALLBACK_MAX_BYTES; envs.HTTP_MAX_INFLIGHT_BYTES; memory; memorySwap"
+    )
     assert "plan: 1 to replace, 36 unchanged" in out
 
 

@@ -273,9 +273,53 @@ def test_docker_changes__no_state_creates_everything() -> None:
     assert {op for op, _ in ops(docker_changes(small(), {})).values()} == {Op.CREATE}
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "paths"),
+    [
+        # `plan` said `envs[10]; envs[15]`: now the names, never a value.
+        (["A=1", "B=s3cret", "C=3"], ["A=1", "B=n3w", "C=4"], ["envs.B", "envs.C"]),
+        (["A=1"], ["A=1", "B=2"], ["envs.B"]),  # added: the list's length changed
+        (["A=1", "B=2"], ["A=1"], ["envs.B"]),  # removed
+        (["A=1", "B=2"], ["B=2", "A=1"], ["envs (order)"]),  # never no change at all
+        (["A=1", "A=2"], ["A=1", "A=3"], ["envs[1]"]),  # a name twice: by position
+        (["A=1", "PATH"], ["A=1", "PATH2"], ["envs[1]"]),  # not NAME=value: by position
+    ],
+)
+def test_changed_paths__a_containers_environment_is_named_by_variable(
+    old: list[str], new: list[str], paths: list[str]
+) -> None:
+    found = changed_paths({"envs": old, "memory": 1}, {"envs": new, "memory": 1})
+    assert found == paths
+    assert not any("s3cret" in p or "n3w" in p for p in found)
+
+
+def _upload(file: str, content: str, mode: int = 0o400) -> dict[str, object]:
+    return {"file": file, "content": content, "permissions": mode}
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "paths"),
+    [
+        (
+            [_upload("/m/a.key", "s3cret"), _upload("/m/b.crt", "x")],
+            [_upload("/m/a.key", "n3w"), _upload("/m/b.crt", "x", 0o444)],
+            ['uploads["/m/a.key"].content', 'uploads["/m/b.crt"].permissions'],
+        ),
+        ([_upload("/m/a.key", "s3cret")], [], ['uploads["/m/a.key"]']),
+        ([_upload("/m/a", "1"), _upload("/m/a", "2")], [_upload("/m/a", "1")], ["uploads"]),
+    ],
+)
+def test_changed_paths__an_upload_is_named_by_its_file(
+    old: list[dict[str, object]], new: list[dict[str, object]], paths: list[str]
+) -> None:
+    found = changed_paths({"uploads": old}, {"uploads": new})
+    assert found == paths
+    assert not any("s3cret" in p or "n3w" in p for p in found)
+
+
 def test_docker_changes__a_changed_upload_names_the_path_never_the_value() -> None:
     changes = ops(docker_changes(small(upload="new-secret"), applied(small())))
-    assert changes["c"] == (Op.REPLACE, ("uploads[0].content",))
+    assert changes["c"] == (Op.REPLACE, ('uploads["/run/x"].content',))
     assert changes["n"][0] is Op.SAME
     assert "new-secret" not in repr(changes)
 

@@ -116,6 +116,23 @@ def test_report__every_certificate_with_days_left_and_the_generation(tmp_path: P
     assert "rotation unfinished" not in result.stdout
 
 
+def test_report__days_left_are_cut_not_rounded_as_infra_apply_status_counts_them(
+    tmp_path: Path,
+) -> None:
+    """A CA issued a minute ago showed 365.0 days here and "364 days left" in `infra.apply
+    status` (infra/applier/status.py counts whole days) in the same setup summary."""
+    consumers = (
+        "".join(
+            f"# consumer {name} {time.time() + days * 86400}\n"
+            for name, days in (("redis-exporter", 30), ("rotation", 364.97), ("healthcheck", 25))
+        )
+        + f"# consumer reload {time.time() + 35 * 86400}\n"
+    )
+    result = _report(_exposition(tmp_path) + consumers + REDIS_LINES)
+    rows = {line.split("  ")[0].strip(): line for line in result.stdout.splitlines()}
+    assert rows["rotation client"].endswith("364.9"), rows["rotation client"]
+
+
 def test_report__an_old_api_token_still_accepted__says_how_to_retire_it(tmp_path: Path) -> None:
     result = _report(_exposition(tmp_path, previous_tokens=1) + REDIS_LINES, stack="prod")
     assert "API tokens accepted: the current one and 1 previous" in result.stdout
