@@ -114,7 +114,9 @@ def set_setting(stack: str, key: str, value: str, root: Path = REPO_ROOT) -> Pat
     current = load_stack_file(stack, root)
     path = root / f"Pulumi.{stack}.yaml"
     # The settings loader is the judge of the new value, before the file changes.
-    load_settings(stack, {**current, f"{NAMESPACE}:{key}": value}, source=path.name)
+    settings = load_settings(stack, {**current, f"{NAMESPACE}:{key}": value}, source=path.name)
+    if key == "dataKeyGeneration":
+        _refuse_below_deployed(stack, settings.data_key_generation, root)
     text = set_value(path.read_text(encoding="utf-8"), key, value)
     written: str | None = None
     try:
@@ -149,6 +151,28 @@ def _refuse_during_rotation(stack: str, root: Path) -> None:
     busy = StateStore(root, stack).busy("`python -m infra.stack_config set`", rotation_only=True)
     if busy is not None:
         raise StackConfigError(busy)
+
+
+def _refuse_below_deployed(stack: str, generation: int, root: Path) -> None:
+    """A StackConfigError for a dataKeyGeneration below the one this checkout's applier
+    deployed: accepted here, it failed every later plan and up (the provider refuses it:
+    infra/providers/secrets.py). A state this process cannot open (sealed with a passphrase
+    not given) or none (a stack `pulumi up` deploys) leaves the judgement to that refusal."""
+    from infra.applier.state import StateError, StateStore  # noqa: PLC0415 - set only
+    from infra.applier.status import data_key_generation  # noqa: PLC0415 - set only
+
+    try:
+        state = StateStore(root, stack).load()
+    except (StateError, OSError):
+        return
+    deployed = None if state is None else data_key_generation(state)
+    if deployed is not None and generation < deployed:
+        raise StackConfigError(
+            f"{NAMESPACE}:dataKeyGeneration {generation} is below the data-key generation "
+            f"stack {stack} runs with ({deployed}): a lower value cannot bring a retired key "
+            f"back, and every up would refuse it; nothing was changed. To rotate the data "
+            f"key, run scripts/rotate.sh {stack} data-key"
+        )
 
 
 def get_setting(stack: str, key: str, root: Path = REPO_ROOT) -> str:

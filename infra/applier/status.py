@@ -25,6 +25,14 @@ _UNFINISHED = {
 API_TOKEN_SUFFIX = "-api-token"  # noqa: S105 - a resource name, not a token
 
 
+def data_key_generation(state: StackState) -> int | None:
+    """The data-key generation the stack was last deployed with; None: no keyring in it."""
+    for resource in state.resources.values():
+        if resource.type.rsplit(":", 1)[-1] == KEYRING_TYPE:
+            return int(resource.inputs["generation"])
+    return None
+
+
 def material_lines(state: StackState, *, now: dt.datetime) -> Iterator[str]:
     for resource in sorted(state.resources.values(), key=lambda r: r.name):
         kind = resource.type.rsplit(":", 1)[-1]
