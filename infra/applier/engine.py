@@ -780,7 +780,9 @@ class LocalApplier:
                         raise ApplyError(f"{spec.resource}: docker build failed: {chunk['error']}")
                     line = str(chunk.get("stream", "")).strip()
                     if line.startswith("Step "):
-                        self.say(f"  {line}")
+                        # Named: an up builds the app's three images at once, and their
+                        # unnamed steps ran together in one log, three of each.
+                        self.say(f"  {spec.tag.rsplit(':', 1)[0]}: {line}")
                     aux = chunk.get("aux")
                     if isinstance(aux, dict) and "ID" in aux:
                         image_id = str(aux["ID"])
