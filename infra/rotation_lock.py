@@ -49,7 +49,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StateError as exc:
         print(f"rotate: error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        # rotate.sh has exec'd this process, so its trap (scripts/lib.sh on_interrupt) is gone:
+        # the line is said here, unless a script around it, which the same Ctrl-C reaches, says
+        # its own.
+        if not _outer_says():
+            print(
+                f"rotate: error: interrupted while waiting for stack {args.stack}'s lock; "
+                f"nothing was changed: run {rotation} again",
+                file=sys.stderr,
+            )
+        raise
     return _exec_holding(args.command, store.held(fd))
+
+
+def _outer_says() -> bool:
+    """Whether another script in this process group says the interrupt's line: the rule of
+    scripts/lib.sh `on_interrupt`, whose SECURE_REDIS_INTERRUPT_SAYER is `pid:group`."""
+    pid, _, group = os.environ.get("SECURE_REDIS_INTERRUPT_SAYER", "").partition(":")
+    return group == str(os.getpgid(0)) and pid != str(os.getpid())
 
 
 def _exec_holding(command: list[str], held: str) -> NoReturn:

@@ -21,22 +21,32 @@ warn() { printf '%s: warning: %s\n' "${LOG_TAG:-secure-redis}" "$*" >&2; }
 die() { printf '%s: error: %s\n' "${LOG_TAG:-secure-redis}" "$*" >&2; exit 1; }
 
 # on_interrupt WAY_ON: Ctrl-C or SIGTERM ends the script with one line, `TAG: error:
-# interrupted; WAY_ON`, and exit 130 (its EXIT trap still runs). Bash runs the trap once the
-# command in the foreground has ended, before a `|| die` of the script reads that command's
-# status: an interrupted `infra.apply up` (exit 3) read as "the local applier failed" in
-# rotate.sh and "could not deploy" in setup. Only the outermost script says it (a script it runs
-# inherits SECURE_REDIS_INTERRUPT_SAYER): one line, not one per level. The Python commands end
-# silently by the signal (infra/cli.py, exit_with); infra.apply says what it saved first.
+# interrupted; WAY_ON`, and exit 130 (143 for SIGTERM; its EXIT trap still runs). Bash runs the
+# trap once the command in the foreground has ended, before a `|| die` of the script reads that
+# command's status: an interrupted `infra.apply up` (exit 3) read as "the local applier failed"
+# in rotate.sh and "could not deploy" in setup. One line, not one per level: a script run by
+# another in the same process group, which the same Ctrl-C reaches, leaves it to the outermost
+# (SECURE_REDIS_INTERRUPT_SAYER, its pid and group); one in a group of its own (a test's
+# setsid) or under a stale variable says it itself. The Python commands end silently by the
+# signal (infra/cli.py, exit_with); infra.apply says what it saved first.
 on_interrupt() {
+    local group
     _way_on="$1"
-    export SECURE_REDIS_INTERRUPT_SAYER="${SECURE_REDIS_INTERRUPT_SAYER:-$$}"
-    trap _interrupted INT TERM
+    group="$(ps -o pgid= -p $$ | tr -d ' ')"
+    _outer_says=0
+    case "${SECURE_REDIS_INTERRUPT_SAYER:-}" in
+        "$$:$group") ;; # this script again (rotate.sh execs itself under its lock)
+        *":$group") _outer_says=1 ;;
+        *) export SECURE_REDIS_INTERRUPT_SAYER="$$:$group" ;;
+    esac
+    trap '_interrupted 130' INT
+    trap '_interrupted 143' TERM
 }
 _interrupted() {
     trap - INT TERM
-    [ "$SECURE_REDIS_INTERRUPT_SAYER" != "$$" ] \
+    [ "$_outer_says" = 1 ] \
         || printf '%s: error: interrupted; %s\n' "${LOG_TAG:-secure-redis}" "$_way_on" >&2
-    exit 130
+    exit "$1"
 }
 
 # now_ms / elapsed START_MS: wall-clock timing for progress lines.

@@ -63,10 +63,12 @@ case "$kind" in
     *) die "unknown rotation $(shown "$kind"); $usage" ;;
 esac
 require_stack "$stack"
-# Interrupted anywhere (a snapshot, an up, the pass), the rerun finishes what was begun: the
-# kinds of several ups find their rotation half done, and a bump made but not applied is
-# applied by the rerun's own (one generation more; no key or certificate is skipped).
-on_interrupt "the stack keeps what its last completed up gave it; run scripts/rotate.sh $stack $kind again: a rotation found half done is finished, not started again"
+# Interrupted anywhere (a snapshot, an up, the pass: docker passes the Ctrl-C on and the pass
+# stops, not retried), the rerun finishes what was begun: the kinds of several ups find their
+# rotation half done, and a bump made but not applied is applied by the rerun's own (one
+# generation more; no key or certificate is skipped). Not put back here: once its up has begun,
+# a lowered setting would be below what the stack runs with.
+on_interrupt "the stack may be part-way through this rotation (an up records each step it finished); run scripts/rotate.sh $stack $kind again: a rotation found half done is finished, not started again"
 require_venv
 docker_ready || die "the Docker engine is not reachable; run scripts/bootstrap.sh"
 # One rotation of a stack at a time, and no other change of it meanwhile: the whole run holds

@@ -290,8 +290,8 @@ def render(stack: str, status: StackStatus, now: float) -> list[str]:
             lines.append(f"{label.ljust(width)}  {'unknown'.ljust(16)}  -")
             continue
         when = dt.datetime.fromtimestamp(not_after, dt.UTC).strftime("%Y-%m-%d %H:%M")
-        # Cut, not rounded, as `infra.apply status` counts whole days: 364.97 days showed as
-        # 365.0 here beside its "364 days left" for the same certificate.
+        # Tenths of a day (8640 s), cut, not rounded, as `infra.apply status` counts whole
+        # days: 364.97 days showed as 365.0 here beside its "364 days left".
         left = "expired" if not_after <= now else f"{math.floor((not_after - now) / 8640) / 10:.1f}"
         lines.append(f"{label.ljust(width)}  {when}  {left}")
     expired = [label for label, t in status.certificates.items() if t is not None and t <= now]

@@ -9,7 +9,9 @@ rebuilt into another image ID. Volumes are never replaced or removed by `up`: a 
 declaration is reported and left alone, only `down` removes them.
 Objects the state has and the plan no longer declares are deleted (volumes: forgotten).
 
-Reasons are property paths (`uploads[4].content`, `labels`), never values.
+Reasons are property paths (`labels`, `memory`; a container's environment and uploads by
+name: `envs.HTTP_MAX_INFLIGHT_BYTES`, `uploads["/run/secure-redis-init/server.key"].content`),
+never values.
 """
 
 from __future__ import annotations
@@ -71,8 +73,10 @@ def changed_paths(old: Any, new: Any, path: PropPath = ()) -> list[str]:
         return []
     if (by_name := _NAMED_LISTS.get(path)) is not None:
         before, after = by_name(old), by_name(new)
-        if before is not None and after is not None:
-            return changed_paths(before, after, path) or [f"{format_path(path)} (order)"]
+        named = [] if before is None or after is None else changed_paths(before, after, path)
+        if named:
+            return named
+        # Nothing by name (the order, or a difference the names hide): as before, by position.
     if len(path) < _MAX_DEPTH:
         if isinstance(old, Mapping) and isinstance(new, Mapping):
             keys = sorted(set(old) | set(new), key=str)
@@ -112,7 +116,7 @@ def _upload_file(entry: Any) -> str | None:
 # A container's lists whose entries have a name: its changes are said by name, values never
 # (`envs.HTTP_MAX_INFLIGHT_BYTES`, `uploads["/run/secure-redis-init/server.key"].content`).
 # By position, `plan` said `envs[10]; envs[15]` and `uploads[3].content`, naming nothing a
-# user can find.
+# user can find. A change the names do not show (the order alone) is said by position.
 _NAMED_LISTS: Final[Mapping[PropPath, Callable[[Any], dict[str, Any] | None]]] = {
     ("envs",): lambda entries: _as_named(entries, _env_name),
     ("uploads",): lambda entries: _as_named(entries, _upload_file),

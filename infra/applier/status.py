@@ -29,7 +29,10 @@ def data_key_generation(state: StackState) -> int | None:
     """The data-key generation the stack was last deployed with; None: no keyring in it."""
     for resource in state.resources.values():
         if resource.type.rsplit(":", 1)[-1] == KEYRING_TYPE:
-            return int(resource.inputs["generation"])
+            try:
+                return int(resource.inputs["generation"])
+            except (KeyError, TypeError, ValueError):
+                return None  # a state this code did not write: the up's own check judges
     return None
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import sys
 from pathlib import Path
@@ -34,13 +33,14 @@ from infra.components import app_image
 from infra.render import render_stack
 from infra.settings import REPO_ROOT
 from tests.support.app_context import app_context
+from tests.support.deployed_state import as_if_up, project_copy
 from tests.support.entry_points import assert_quiet_without_a_reader
 
 
 def test_cli__plan_says_it_is_not_pulumi_and_lists_what_up_would_create(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    project = str(_project(tmp_path))  # no state there: a first up
+    project = str(project_copy(tmp_path))  # no state there: a first up
     assert apply.main(["plan", "--stack", "dev", "--project-dir", project]) == 0
     out = capsys.readouterr().out
     assert "local applier, not Pulumi" in out
@@ -53,7 +53,7 @@ def test_cli__plan_says_it_is_not_pulumi_and_lists_what_up_would_create(
 
 
 def test_cli__plan_prints_no_secret(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    project = str(_project(tmp_path, "prod"))
+    project = str(project_copy(tmp_path, "prod"))
     assert apply.main(["plan", "--stack", "prod", "--project-dir", project]) == 0
     out = capsys.readouterr().out
     assert "PRIVATE KEY" not in out
@@ -73,26 +73,6 @@ def test_cli__malformed_stack_name_is_exit_2(capsys: pytest.CaptureFixture[str])
 # -- plan and status against a state (what a previous `up` left), in a scratch project dir ----
 
 
-def _project(tmp_path: Path, stack: str = "dev") -> Path:
-    shutil.copy(REPO_ROOT / f"Pulumi.{stack}.yaml", tmp_path / f"Pulumi.{stack}.yaml")
-    return tmp_path
-
-
-def _as_if_up(project: Path, stack: str = "dev") -> StateStore:
-    """The state `up` leaves: the render's dynamic resources and every planned Docker object."""
-    rendered = render_stack(stack, root=project)
-    plan = plan_stack(stack, rendered.resources, root=project)
-    resources = {
-        r.urn: ResourceState(r.type, r.name, r.id, r.state_inputs, r.outputs)
-        for r in rendered.resources
-        if r.change is not None
-    }
-    resources.update({s.urn: ResourceState(s.type, s.urn, "id", s.props, {}) for s in plan.steps})
-    store = StateStore(project, stack)
-    store.save(StackState(stack, resources))
-    return store
-
-
 @pytest.fixture
 def no_passphrase(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(PASSPHRASE_ENV, raising=False)
@@ -102,8 +82,8 @@ def no_passphrase(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_cli__plan_against_the_state_of_an_unchanged_stack_changes_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    project = _project(tmp_path)
-    _as_if_up(project)
+    project = project_copy(tmp_path)
+    as_if_up(project)
     assert apply.main(["plan", "--stack", "dev", "--project-dir", str(project)]) == 0
     out = capsys.readouterr().out
     assert "plan: 37 unchanged" in out
@@ -114,8 +94,8 @@ def test_cli__plan_against_the_state_of_an_unchanged_stack_changes_nothing(
 def test_cli__plan_names_what_a_changed_setting_replaces_and_why(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    project = _project(tmp_path)
-    _as_if_up(project)
+    project = project_copy(tmp_path)
+    as_if_up(project)
     stack_file = project / "Pulumi.dev.yaml"
     stack_file.write_text(stack_file.read_text() + "  secure-redis:appMemoryMb: 320\n")
     assert apply.main(["plan", "--stack", "dev", "--project-dir", str(project)]) == 0
@@ -135,8 +115,8 @@ def test_cli__plan_names_what_a_changed_setting_replaces_and_why(
 def test_cli__status_shows_each_certificates_expiry_and_the_data_key_generation(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    project = _project(tmp_path)
-    _as_if_up(project)
+    project = project_copy(tmp_path)
+    as_if_up(project)
     assert apply.main(["status", "--stack", "dev", "--project-dir", str(project)]) == 0
     out = capsys.readouterr().out
     certificates = [line for line in out.splitlines() if "certificate tls-" in line]
@@ -150,8 +130,8 @@ def test_cli__status_shows_each_certificates_expiry_and_the_data_key_generation(
 def test_cli__an_unreadable_state_is_exit_2_with_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    project = _project(tmp_path)
-    store = _as_if_up(project)
+    project = project_copy(tmp_path)
+    store = as_if_up(project)
     blob = bytearray(store.path.read_bytes())
     blob[-1] ^= 1
     store.path.write_bytes(bytes(blob))
@@ -167,8 +147,8 @@ def test_cli__api_token_rotation_rewrites_the_apps_files_and_replaces_nothing(
 ) -> None:
     """ROTATE of the API token (apiTokenRotationGeneration +1): the token updates, the app's
     material initialiser runs again, the app container stays; no token is printed."""
-    project = _project(tmp_path)
-    state = _as_if_up(project).load()
+    project = project_copy(tmp_path)
+    state = as_if_up(project).load()
     assert state is not None
     before = next(r for r in state.resources.values() if r.name == "secrets-api-token")
     stack_file = project / "Pulumi.dev.yaml"
@@ -201,7 +181,7 @@ def test_cli__status_of_an_unknown_stack_names_the_missing_file_not_up(
 def test_cli__status_of_a_stack_never_deployed_says_how_to_deploy_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    project = _project(tmp_path)
+    project = project_copy(tmp_path)
     assert apply.main(["status", "--stack", "dev", "--project-dir", str(project)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("apply: error: stack dev is not deployed from this checkout")
@@ -212,7 +192,7 @@ def test_cli__a_reader_that_goes_away_ends_the_output_quietly(tmp_path: Path) ->
     """`python -m infra.apply plan --stack S | head -1`: a BrokenPipeError traceback and
     exit 1 before. The command goes on to the end (an up or down is never cut short by its
     reader) and exits with its own status; it only stops printing."""
-    project = str(_project(tmp_path))
+    project = str(project_copy(tmp_path))
     command = [sys.executable, "-m", "infra.apply", "plan", "--stack", "dev"]
     assert_quiet_without_a_reader([*command, "--project-dir", project], REPO_ROOT)
 
@@ -225,7 +205,7 @@ def _refused_up(context: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     the project directory it used."""
     monkeypatch.setattr(app_image, "IMAGE_CONTEXT", context)
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")  # never reached
-    project = _project(tmp_path)
+    project = project_copy(tmp_path)
     assert apply.main(["up", "--stack", "dev", "--project-dir", str(project)]) == 2
     return project
 
@@ -284,7 +264,7 @@ def test_cli__plan_with_a_stale_wheelhouse_says_up_will_stop(
     """The plan of a stale wheelhouse shows the app image unchanged (its tag is the wheels'
     digest); it ends with the refusal `up` will give, and still exits 0."""
     monkeypatch.setattr(app_image, "IMAGE_CONTEXT", app_context(tmp_path, edited=True))
-    project = _project(tmp_path)
+    project = project_copy(tmp_path)
     assert apply.main(["plan", "--stack", "dev", "--project-dir", str(project)]) == 0
     out = capsys.readouterr().out.splitlines()
     notes = [line for line in out if line.startswith("apply: note: up would stop here: ")]
@@ -314,7 +294,7 @@ def test_cli__a_build_context_that_keeps_changing_is_a_refusal_of_one_line(
         return real_read(path)
 
     monkeypatch.setattr(Path, "read_bytes", gone)
-    project = _project(tmp_path)
+    project = project_copy(tmp_path)
     assert apply.main([action, "--stack", "dev", "--project-dir", str(project)]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1, err
@@ -360,7 +340,7 @@ def test_cli__a_ctrl_c_after_the_up_finished_is_not_reported_as_interrupted(
     ... run up again to finish" and exit 3 for an up that was complete."""
     monkeypatch.setattr(app_image, "IMAGE_CONTEXT", app_context(tmp_path, wheelhouse=True))
     monkeypatch.setattr(apply, "_applier", _FinishedApplier)
-    project = _project(tmp_path)
+    project = project_copy(tmp_path)
     assert apply.main(["up", "--stack", "dev", "--project-dir", str(project)]) == 0
     out, err = capsys.readouterr()
     assert err == ""
@@ -381,7 +361,7 @@ def test_cli__a_ctrl_c_as_the_last_line_prints_leaves_a_finished_plan_at_exit_0(
         printing(message)
 
     monkeypatch.setattr(apply, "say", say)
-    assert apply.main(["plan", "--stack", "dev", "--project-dir", str(_project(tmp_path))]) == 0
+    assert apply.main(["plan", "--stack", "dev", "--project-dir", str(project_copy(tmp_path))]) == 0
     out, err = capsys.readouterr()
     assert err == ""
     assert "apply: plan finished in" in out
@@ -409,7 +389,7 @@ def test_cli__up_of_a_stack_with_no_stack_file_refuses_and_leaves_nothing(
 ) -> None:
     """A mistyped stack name: before, up took the stack's lock first and left an empty
     .secure-redis/state/<name>.lock behind when it found the stack undeclared."""
-    project = _project(tmp_path)
+    project = project_copy(tmp_path)
     before = sorted(project.rglob("*"))
     assert apply.main(["up", "--stack", "deev", "--project-dir", str(project)]) == 2
     out, err = capsys.readouterr()
@@ -443,7 +423,7 @@ def test_cli__down_of_a_name_with_no_stack_file_state_or_objects_says_so_and_lea
     at exit 0 (teardown.sh stays safe to run again) that names the stacks there are."""
     engine = _EngineHolding(StackObjects())
     monkeypatch.setattr(apply, "_applier", lambda: engine)
-    project = _project(tmp_path)
+    project = project_copy(tmp_path)
     before = sorted(project.rglob("*"))
     assert apply.main(["down", "--stack", "deev", "--project-dir", str(project)]) == 0
     assert sorted(project.rglob("*")) == before
@@ -488,7 +468,7 @@ def test_cli__an_up_failing_with_an_unexpected_error_ends_in_one_line_and_exit_3
     state records what finished, and the command to run again; exit 3 (README, Exit codes)."""
     monkeypatch.setattr(app_image, "IMAGE_CONTEXT", app_context(tmp_path, wheelhouse=True))
     monkeypatch.setattr(apply, "_applier", _FailingApplier)
-    project = _project(tmp_path)
+    project = project_copy(tmp_path)
     assert apply.main(["up", "--stack", "dev", "--project-dir", str(project)]) == 3
     err = capsys.readouterr().err
     assert err == (
@@ -504,7 +484,7 @@ def test_retire__only_the_up_that_drops_a_ca_from_the_bundle_asks_what_redis_ser
     """The applier reads the certificate Redis serves before one up only: the rollover's
     retire step, which leaves the new CA alone in every bundle (infra/apply.py
     `_staying_cas`). The first up, the introduce and the promote keep every CA."""
-    project = _project(tmp_path)
+    project = project_copy(tmp_path)
     stack_file = project / "Pulumi.dev.yaml"
     state: StackState | None = None
     staying: list[list[str] | None] = []
@@ -526,11 +506,11 @@ def test_cli__a_state_sealed_with_a_short_passphrase_warns_then_rekey_reseals_it
     """A stack whose state was sealed before the passphrase floor is not locked out: plan
     warns (stderr, never the passphrase) and names `rekey`, which seals it with the new one."""
     short, new = "old-Qx7", "the new state passphrase 91c4e2"
-    project = _project(tmp_path)
+    project = project_copy(tmp_path)
     monkeypatch.setenv(PASSPHRASE_ENV, short)
     with monkeypatch.context() as before_the_floor:
         before_the_floor.setattr(state_module, "MIN_PASSPHRASE_CHARS", 1)
-        _as_if_up(project)
+        as_if_up(project)
     assert apply.main(["plan", "--stack", "dev", "--project-dir", str(project)]) == 0
     out, err = capsys.readouterr()
     assert "plan: 37 unchanged" in out
@@ -560,8 +540,8 @@ def test_cli__plan_shows_the_replacement_of_what_an_interrupted_up_left_unfinish
     its successor was healthy) records the successor unfinished; the next up replaces it.
     Before, plan said "37 unchanged" there (seen on s80, 2026-12-02) while the up replaced
     the app."""
-    project = _project(tmp_path)
-    store = _as_if_up(project)
+    project = project_copy(tmp_path)
+    store = as_if_up(project)
     state = store.load()
     assert state is not None
     urn, app = next((u, r) for u, r in state.resources.items() if u.endswith("::app-container"))
@@ -578,7 +558,7 @@ def test_cli__plan_shows_the_replacement_of_what_an_interrupted_up_left_unfinish
 
 def _as_if_up_with_redis_init_unfinished(project: Path) -> None:
     """dev as an up left it, but for Redis's initialiser, recorded as left unfinished."""
-    store = _as_if_up(project)
+    store = as_if_up(project)
     state = store.load()
     assert state is not None
     plan = plan_stack("dev", render_stack("dev", root=project).resources, root=project)
@@ -600,7 +580,7 @@ def test_cli__plan_says_an_initialiser_is_re_run_and_its_consumer_keeps_running(
 ) -> None:
     """plan16 (s46, 2026-12-03): a changed material file planned `replace container
     secure-redis-s46-redis-init ...`, which read as if Redis itself were replaced."""
-    project = _project(tmp_path)
+    project = project_copy(tmp_path)
     _as_if_up_with_redis_init_unfinished(project)
     assert apply.main(["plan", "--stack", "dev", "--project-dir", str(project)]) == 0
     out = capsys.readouterr().out
@@ -637,7 +617,7 @@ def test_cli__the_counts_of_plan_status_and_up_call_an_initialiser_re_run_as_its
     keeps running)` and the counts under it `1 to replace` (`1 replaced` after the up)."""
     monkeypatch.setattr(app_image, "IMAGE_CONTEXT", app_context(tmp_path, wheelhouse=True))
     monkeypatch.setattr(apply, "_applier", lambda **_kwargs: _QuietEngine())
-    project = _project(tmp_path)
+    project = project_copy(tmp_path)
     _as_if_up_with_redis_init_unfinished(project)
     args = ["--stack", "dev", "--project-dir", str(project)]
     assert apply.main(["plan", *args]) == 0
@@ -684,8 +664,8 @@ def test_cli__plan_and_status_say_the_up_of_a_ca_retire_asks_redis_first_and_do_
     monkeypatch.setattr(apply, "_applier", lambda **_kwargs: _RedisRunningEngine())
     monkeypatch.setattr(apply, "_staying_cas", lambda rendered, state: ["5c1e"])
     monkeypatch.setattr(rotation_probe, "Probe", _NoProbe)
-    project = _project(tmp_path)
-    _as_if_up(project)
+    project = project_copy(tmp_path)
+    as_if_up(project)
     assert apply.main(["plan", "--stack", "dev", "--project-dir", str(project)]) == 0
     (note,) = [line for line in capsys.readouterr().out.splitlines() if "CA 5c1e" in line]
     assert note.startswith(
@@ -703,7 +683,7 @@ def test_cli__plan_and_status_say_the_up_of_a_ca_retire_asks_redis_first_and_do_
 
 
 def _plan_of(tmp_path: Path) -> Plan:
-    project = _project(tmp_path)
+    project = project_copy(tmp_path)
     return plan_stack("dev", render_stack("dev", root=project).resources, root=project)
 
 
@@ -778,7 +758,7 @@ def test_cli__a_rekey_interrupted_leaves_the_state_sealed_with_one_passphrase_an
     file is left, and the line says so. It said "run rekey again to finish", which the old
     passphrase is refused for once the file was replaced."""
     old, new = "the old state passphrase 5a1e", "the new state passphrase 77d0"
-    project = _project(tmp_path)
+    project = project_copy(tmp_path)
     monkeypatch.setenv(PASSPHRASE_ENV, old)
     StateStore(project, "dev").save(StackState("dev", {}))
     monkeypatch.setenv(NEW_PASSPHRASE_ENV, new)
@@ -814,8 +794,8 @@ def test_cli__the_app_image_the_retire_guard_trusts_is_the_one_the_state_records
     state records (tests/integration/test_rotation_probe_served.py has the containers): the
     app's own record, not another container's; none while an interrupted up left it
     unfinished."""
-    project = _project(tmp_path)
-    store = _as_if_up(project)
+    project = project_copy(tmp_path)
+    store = as_if_up(project)
     state = store.load()
     assert state is not None
     urn, app = next((u, r) for u, r in state.resources.items() if u.endswith("::app-container"))
@@ -862,7 +842,7 @@ def test_cli__an_up_refused_before_its_first_change_says_only_that_nothing_chang
     which says the opposite. A refusal before the first change now ends in its own line only."""
     monkeypatch.setattr(app_image, "IMAGE_CONTEXT", app_context(tmp_path, wheelhouse=True))
     monkeypatch.setattr(apply, "_applier", _RefusingApplier)
-    project = _project(tmp_path)
+    project = project_copy(tmp_path)
     assert apply.main(["up", "--stack", "dev", "--project-dir", str(project)]) == 3
     err = capsys.readouterr().err
     assert "2 networks are named secure-redis-dev-" in err
@@ -897,7 +877,7 @@ class _DriftedEngine(_FinishedApplier):
 def _with_drifted_engine(project: Path, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """`project` deployed (as if by an up) onto a _DriftedEngine that apply.py gets from
     `_applier`; the list collects the arguments of each `_applier` call."""
-    state = _as_if_up(project).load()
+    state = as_if_up(project).load()
     assert state is not None
     app = next(u for u in state.resources if u.endswith("::app-container"))
     redis = next(u for u in state.resources if u.endswith("::redis-container"))
@@ -919,7 +899,7 @@ def test_cli__plan_shows_what_up_would_do_about_changes_made_on_the_engine(
     behind the applier's back (drift.py): it now asks the engine with the up's own code,
     through a client that only reads, and says what the up would do and what would stop it."""
     monkeypatch.setattr(app_image, "IMAGE_CONTEXT", app_context(tmp_path, wheelhouse=True))
-    project = _project(tmp_path)
+    project = project_copy(tmp_path)
     asked = _with_drifted_engine(project, monkeypatch)
     assert apply.main(["plan", "--stack", "dev", "--project-dir", str(project)]) == 0
     out = capsys.readouterr().out
@@ -944,8 +924,8 @@ def test_cli__plan_without_an_engine_says_it_could_not_check_for_drift(
 ) -> None:
     """No engine (tests/unit/conftest.py points DOCKER_HOST nowhere): the state's view, and a
     line saying that changes made on the engine are not in it, instead of a bare "unchanged"."""
-    project = _project(tmp_path)
-    _as_if_up(project)
+    project = project_copy(tmp_path)
+    as_if_up(project)
     assert apply.main(["plan", "--stack", "dev", "--project-dir", str(project)]) == 0
     out = capsys.readouterr().out
     assert "plan: 37 unchanged" in out
@@ -962,7 +942,7 @@ def test_cli__status_ends_with_what_the_next_up_would_change_on_the_engine(
     """`status` read the state alone, so a stack changed behind the applier's back looked as
     healthy as any; it now ends with the plan's view of the engine (the same decisions, the
     same read-only client), one line per change or stranger and the summary."""
-    project = _project(tmp_path)
+    project = project_copy(tmp_path)
     asked = _with_drifted_engine(project, monkeypatch)
     assert apply.main(["status", "--stack", "dev", "--project-dir", str(project)]) == 0
     out = capsys.readouterr().out
@@ -980,8 +960,8 @@ def test_cli__status_ends_with_what_the_next_up_would_change_on_the_engine(
 def test_cli__status_without_an_engine_says_the_next_up_was_not_checked(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    project = _project(tmp_path)
-    _as_if_up(project)
+    project = project_copy(tmp_path)
+    as_if_up(project)
     assert apply.main(["status", "--stack", "dev", "--project-dir", str(project)]) == 0
     out = capsys.readouterr().out
     assert "apply: next up: not checked against the engine: the Docker engine is not reachable" in (

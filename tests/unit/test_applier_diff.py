@@ -280,7 +280,7 @@ def test_docker_changes__no_state_creates_everything() -> None:
         (["A=1", "B=s3cret", "C=3"], ["A=1", "B=n3w", "C=4"], ["envs.B", "envs.C"]),
         (["A=1"], ["A=1", "B=2"], ["envs.B"]),  # added: the list's length changed
         (["A=1", "B=2"], ["A=1"], ["envs.B"]),  # removed
-        (["A=1", "B=2"], ["B=2", "A=1"], ["envs (order)"]),  # never no change at all
+        (["A=1", "B=2"], ["B=2", "A=1"], ["envs[0]", "envs[1]"]),  # the order: by position
         (["A=1", "A=2"], ["A=1", "A=3"], ["envs[1]"]),  # a name twice: by position
         (["A=1", "PATH"], ["A=1", "PATH2"], ["envs[1]"]),  # not NAME=value: by position
     ],

@@ -42,31 +42,49 @@ def _script(path: Path, tag: str, way_on: str, body: str) -> Path:
     return path
 
 
-def _interrupt_when_started(argv: list[str], started: Path) -> subprocess.CompletedProcess[str]:
+def _child(tmp_path: Path, source: str = _CHILD) -> tuple[str, Path]:
+    """The shell words that run the stand-in command, and the file it writes once started."""
+    child = tmp_path / "child.py"
+    child.write_text(source)
+    started = tmp_path / "started"
+    return f'"{sys.executable}" "{child}" "{started}"', started
+
+
+def _interrupt_when_started(
+    argv: list[str],
+    started: Path,
+    signum: int = signal.SIGINT,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run `argv` as a terminal's foreground job (a process group of its own) and send its
-    group SIGINT, as Ctrl-C does, once `started` exists."""
+    group `signum` (SIGINT: what Ctrl-C does) once `started` exists."""
+    if env is None:
+        env = {k: v for k, v in os.environ.items() if k != "SECURE_REDIS_INTERRUPT_SAYER"}
     with subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env=env,
     ) as proc:
         deadline = time.monotonic() + 60
         while not started.exists():
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
             assert time.monotonic() < deadline, "the child never started"
             time.sleep(0.02)
-        os.killpg(proc.pid, signal.SIGINT)
+        os.killpg(proc.pid, signum)
         out, err = proc.communicate(timeout=60)
         return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
 def test_on_interrupt__one_line_with_the_way_on_not_the_commands_failure(tmp_path: Path) -> None:
-    child = tmp_path / "child.py"
-    child.write_text(_CHILD)
-    started = tmp_path / "started"
+    command, started = _child(tmp_path)
     script = _script(
         tmp_path / "run.sh",
         "rotate",
         "run it again",
-        f'"{sys.executable}" "{child}" "{started}" || die "the command failed"\necho after',
+        f'{command} || die "the command failed"\necho after',
     )
     done = _interrupt_when_started([str(script)], started)
     assert done.returncode == 130
@@ -81,17 +99,66 @@ def test_on_interrupt__a_script_run_by_another_leaves_the_line_to_the_outer(
     tmp_path: Path,
 ) -> None:
     """setup-secure-redis.sh runs pulumi-deploy.sh; the e2e suite runs rotate.sh: one line."""
-    child = tmp_path / "child.py"
-    child.write_text(_CHILD)
-    started = tmp_path / "started"
-    inner = _script(
-        tmp_path / "inner.sh", "inner", "inner way", f'"{sys.executable}" "{child}" "{started}"'
-    )
+    command, started = _child(tmp_path)
+    inner = _script(tmp_path / "inner.sh", "inner", "inner way", command)
     outer = _script(tmp_path / "outer.sh", "setup", "outer way", f'"{inner}" || die "failed"')
     done = _interrupt_when_started([str(outer)], started)
     assert done.returncode == 130
     assert done.stderr.splitlines()[-1] == "setup: error: interrupted; outer way"
     assert "inner" not in done.stderr
+
+
+def test_on_interrupt__sigterm_is_one_line_and_143(tmp_path: Path) -> None:
+    silent = "import sys, time, pathlib; pathlib.Path(sys.argv[1]).write_text('y'); time.sleep(60)"
+    command, started = _child(tmp_path, silent)
+    script = _script(tmp_path / "run.sh", "teardown", "run it again", command)
+    done = _interrupt_when_started([str(script)], started, signal.SIGTERM)
+    assert done.returncode == 143
+    assert done.stderr.splitlines()[-1] == "teardown: error: interrupted; run it again"
+
+
+def test_on_interrupt__a_stale_sayer_in_the_environment_does_not_silence_the_script(
+    tmp_path: Path,
+) -> None:
+    """A variable left by another shell names a process not in this job's group."""
+    command, started = _child(tmp_path)
+    script = _script(tmp_path / "run.sh", "rotate", "run it again", command)
+    env = {**os.environ, "SECURE_REDIS_INTERRUPT_SAYER": f"{os.getpid()}:{os.getpgid(0)}"}
+    done = _interrupt_when_started([str(script)], started, env=env)
+    assert done.returncode == 130
+    assert done.stderr.splitlines()[-1] == "rotate: error: interrupted; run it again"
+
+
+def test_on_interrupt__a_script_in_a_session_of_its_own_says_it_itself(tmp_path: Path) -> None:
+    """A test under setup --full runs rotate.sh with setsid: setup never gets that signal."""
+    command, started = _child(tmp_path)
+    inner = _script(tmp_path / "inner.sh", "rotate", "inner way", command)
+    # As tests/e2e/interrupted.py starts rotate.sh: a session of its own, its group's id its pid.
+    launcher = tmp_path / "launch.py"
+    launcher.write_text(
+        "import subprocess, sys\n"
+        "from pathlib import Path\n"
+        "with open(sys.argv[3], 'w') as err:\n"
+        "    p = subprocess.Popen([sys.argv[1]], start_new_session=True, stderr=err)\n"
+        "    Path(sys.argv[2]).write_text(str(p.pid))\n"
+        "    p.wait()\n"
+    )
+    group, said = tmp_path / "inner.group", tmp_path / "inner.err"
+    outer = _script(
+        tmp_path / "outer.sh",
+        "setup",
+        "outer way",
+        f'"{sys.executable}" "{launcher}" "{inner}" "{group}" "{said}"',
+    )
+    with subprocess.Popen([str(outer)], start_new_session=True, stderr=subprocess.PIPE) as proc:
+        deadline = time.monotonic() + 60
+        while not (started.exists() and group.exists()):
+            assert time.monotonic() < deadline, "the child never started"
+            time.sleep(0.02)
+        os.killpg(int(group.read_text()), signal.SIGINT)
+        _, outer_said = proc.communicate(timeout=60)
+    assert said.read_text().splitlines()[-1] == "rotate: error: interrupted; inner way"
+    assert b"outer way" not in outer_said, "the outer script was not interrupted"
 
 
 # Every Python command scripts/*.sh run, read from the scripts, so a new one is covered.
@@ -192,9 +259,10 @@ def test_a_command_interrupted_while_it_starts__ends_by_the_signal_without_a_wor
     assert done.returncode == -signal.SIGINT
 
 
-def test_quiet_while_starting__leaves_pytest_and_the_program_their_handler() -> None:
+def test_quiet_while_starting__leaves_another_interpreter_its_handler() -> None:
     """Only `python -m infra.X` / `policies.X`: this interpreter (pytest) imported infra/ too,
-    and its Ctrl-C must stay a KeyboardInterrupt."""
+    as the Pulumi program's does (run as a script by the language host), and its Ctrl-C must
+    stay a KeyboardInterrupt."""
     from infra import quiet_start  # noqa: PLC0415 - the module under test, already imported
 
     assert signal.getsignal(signal.SIGINT) is not quiet_start._end_by_the_signal

@@ -233,6 +233,32 @@ def test_rotation_lock__a_rerun_waits_for_what_an_interrupted_run_left_holding_t
     assert "the processes an interrupted rotation of stack dev started still hold" in err
 
 
+def test_rotation_lock__interrupted_while_it_waits__one_line_and_the_command_never_runs(
+    tmp_path: Path,
+) -> None:
+    """rotate.sh has exec'd into the lock's wait: its shell trap is gone, so the line is the
+    wait's own (scripts/lib.sh on_interrupt says it everywhere else)."""
+    first = _rotation_lock(tmp_path, "sh", "-c", "sleep 30 & exit 0", output=subprocess.DEVNULL)
+    assert first.wait(timeout=60) == 0
+    marker = tmp_path / "ran"
+    try:
+        rerun = _rotation_lock(tmp_path, "touch", str(marker))
+        assert rerun.stderr is not None
+        waiting = rerun.stderr.readline()
+        assert "still hold its lock; waiting" in waiting, waiting
+        os.killpg(rerun.pid, signal.SIGINT)
+        _, err = rerun.communicate(timeout=60)
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(first.pid, signal.SIGKILL)
+    assert rerun.returncode == -signal.SIGINT
+    assert err.splitlines() == [
+        f"rotate: error: interrupted while waiting for stack dev's lock; nothing was changed: "
+        f"run {ROTATION} again"
+    ]
+    assert not marker.exists()
+
+
 def test_rotation_lock__a_rotation_still_running_is_not_waited_for(tmp_path: Path) -> None:
     """Only an ended rotation's processes are waited for: a live one is refused at once."""
     fd = StateStore(tmp_path, "dev", environ={}).hold(ROTATION)

@@ -14,18 +14,18 @@ import pytest
 
 from infra.applier.state import PASSPHRASE_ENV
 from infra.stack_config import get_setting, main
-from tests.unit.test_applier_cli import _as_if_up, _project
+from tests.support.deployed_state import as_if_up, project_copy
 
 
 @pytest.fixture
 def deployed_at_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv(PASSPHRASE_ENV, raising=False)
-    project = _project(tmp_path)
+    project = project_copy(tmp_path)
     assert (
         main(["set", "--stack", "dev", "--project-dir", str(project), "dataKeyGeneration", "2"])
         == 0
     )
-    _as_if_up(project)
+    as_if_up(project)
     return project
 
 
