@@ -30,9 +30,12 @@ die() { printf '%s: error: %s\n' "${LOG_TAG:-secure-redis}" "$*" >&2; exit 1; }
 # setsid) or under a stale variable says it itself. The Python commands end silently by the
 # signal (infra/cli.py, exit_with); infra.apply says what it saved first.
 on_interrupt() {
-    local group
+    local stat="" group=""
     _way_on="$1"
-    group="$(ps -o pgid= -p $$ | tr -d ' ')"
+    # The process group from /proc, with builtins only: a script run with a bare PATH (a test
+    # of that) has no ps. Fields after the command's name: state, parent, group.
+    read -r stat </proc/$$/stat || true
+    read -r _ _ group _ <<<"${stat##*) }"
     _outer_says=0
     case "${SECURE_REDIS_INTERRUPT_SAYER:-}" in
         "$$:$group") ;; # this script again (rotate.sh execs itself under its lock)
