@@ -315,6 +315,16 @@ case "$kind" in
     *) log "stack $stack: reading the running stack before its $kind rotation" ;;
 esac
 probe snapshot >"$work/before.json" || snapshot_failed $?
+# A CA rollover half done: every up takes its next step (infra/providers/certificates.py), so a
+# rotation of another kind would take it too, unasked and unreported (`rotate.sh S certs`
+# ended "certs rotated in place" having promoted the new CA, walkthrough of 2026-12-06), and on
+# top of an introduce whose material Redis never loaded, its reload failed and left Redis
+# unverifiable by the app. Refused, nothing changed: the CA is finished by its own kind first.
+if [ "$kind" != ca ]; then
+    ca_unfinished="$(unfinished ca)"
+    [ -z "$ca_unfinished" ] \
+        || die "stack $stack: a CA rollover is unfinished ($ca_unfinished); every up takes its next step, so this $kind rotation would too. Finish it first with scripts/rotate.sh $stack ca, then run this again; nothing was changed"
+fi
 case "$kind" in
     # `all` rotates the token too: a pending one is retired first, by its own up, as the
     # api-token refusal below asks (the provider refuses a rotation on top of it).

@@ -79,7 +79,7 @@ class StandInProbe:
         # waiting for its retire); "unread": the count is missing, so `unfinished` fails.
         taken = {
             "containers": {}, "server_issuer": None, "previous_key_ids": [], "acl": {},
-            "redis_trusts": [], "app_trusts": [],
+            "redis_trusts": os.environ.get("FAKE_REDIS_TRUSTS", "").split(), "app_trusts": [],
         }
         tokens = os.environ.get("FAKE_PREVIOUS_TOKENS") or "0"
         if tokens != "unread":
@@ -127,6 +127,7 @@ def _run_rotate_certs(
     previous_tokens: int | str = 0,
     plan: str = "",
     token_rotation: int = 1,
+    redis_trusts: str = "",
 ) -> tuple[subprocess.CompletedProcess[str], list[str]]:
     bin_dir, venv = tmp_path / "bin", tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
@@ -157,6 +158,7 @@ def _run_rotate_certs(
             "FAKE_PREVIOUS_TOKENS": str(previous_tokens),
             "FAKE_PLAN": plan,
             "FAKE_TOKEN_ROTATION": str(token_rotation),
+            "FAKE_REDIS_TRUSTS": redis_trusts,
             "HOME": str(tmp_path),
         },
         capture_output=True,
@@ -178,9 +180,14 @@ def test_rotate_sh__with_the_local_applier_every_probe_trusts_what_its_state_rec
     assert code == 0, err
     assert "python -m infra.apply up --stack dev" in calls
     runs = _probe_runs(calls)
-    # snapshot before, then the up's snapshot, guard and wait, then the report
-    assert [r.split()[3] for r in runs] == ["snapshot", "snapshot", "guard", "wait", "report"]
-    assert all(r.endswith(f"--stack {STACK} --applier-state") for r in runs), runs
+    # snapshot before, whether a CA rollover is unfinished (of that snapshot), then the up's
+    # snapshot, guard and wait, then the report
+    assert [r.split()[3] for r in runs] == [
+        "snapshot", "unfinished", "snapshot", "guard", "wait", "report"
+    ]  # fmt: skip
+    # `unfinished` judges the snapshot file only: it looks at no container
+    looks = [r for r in runs if r.split()[3] != "unfinished"]
+    assert all(r.endswith(f"--stack {STACK} --applier-state") for r in looks), runs
     made = [c for c in calls if c.startswith("probe ")]
     # guard, given a snapshot, judges it without a probe; every probe made trusts the state
     assert made == [
@@ -196,7 +203,7 @@ def test_rotate_sh__under_pulumi_up_no_probe_reads_the_applier_state(tmp_path: P
     assert any(c.startswith("pulumi up --yes --non-interactive") for c in calls), calls
     assert not any(c.startswith("python -m infra.apply") for c in calls)
     runs = _probe_runs(calls)
-    assert len(runs) == 5
+    assert len(runs) == 6
     assert not any("--applier-state" in r for r in runs), runs
     made = [c for c in calls if c.startswith("probe ")]
     assert made == [
@@ -449,3 +456,28 @@ def test_rotate_sh__under_pulumi_up_no_applier_plan_is_asked(tmp_path: Path) -> 
     result, calls = _run_rotate_certs(tmp_path, pulumi_logged_in=True, plan=_APP_REPLACED)
     assert result.returncode == 0, result.stderr
     assert not any(c.startswith("python -m infra.apply") for c in calls), calls
+
+
+@pytest.mark.parametrize("kind", ["certs", "passwords", "data-key", "api-token", "all"])
+def test_rotate_sh__another_kind_during_an_unfinished_ca_rollover_is_refused(
+    tmp_path: Path, kind: str
+) -> None:
+    """Every up takes a half-done CA rollover's next step: `certs` took it unasked (walkthrough
+    of 2026-12-06), and on top of an interrupted introduce its reload failed."""
+    result, calls = _run_rotate_certs(
+        tmp_path, pulumi_logged_in=False, kind=kind, redis_trusts="1a 2b"
+    )
+    assert result.returncode == 1, result.stdout
+    errors = [line for line in result.stderr.splitlines() if line.startswith("rotate: error:")]
+    assert len(errors) == 1, result.stderr
+    assert "a CA rollover is unfinished (two CAs are trusted" in errors[0]
+    assert f"scripts/rotate.sh {STACK} ca" in errors[0]
+    assert "nothing was changed" in errors[0]
+    assert not any(c.startswith("python -m infra.apply up") for c in calls), calls
+    assert not [c for c in calls if "infra.stack_config set" in c], "no setting changed"
+
+
+def test_rotate_sh__ca_during_an_unfinished_ca_rollover_finishes_it(tmp_path: Path) -> None:
+    result, _ = _run_rotate_certs(tmp_path, pulumi_logged_in=False, kind="ca", redis_trusts="1a 2b")
+    assert "a CA rollover is unfinished" not in result.stderr
+    assert "finishing it instead of starting another" in result.stderr
