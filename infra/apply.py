@@ -90,7 +90,12 @@ from infra.applier.state import (  # noqa: E402
     StateError,
     StateStore,
 )
-from infra.applier.status import CA_TYPE, material_lines, unfinished_rotation  # noqa: E402
+from infra.applier.status import (  # noqa: E402
+    CA_TYPE,
+    material_lines,
+    retired_data_keys_line,
+    unfinished_rotation,
+)
 from infra.applier.translate import (  # noqa: E402
     ContainerSpec,
     ImageSpec,
@@ -386,6 +391,8 @@ def _plan_or_up(action: str, stack: str, project_dir: Path, store: StateStore) -
     say(f"stack {stack} is up: {_summary(changes, plan, done=True, kept=set(applied.kept))}")
     if (unfinished := unfinished_rotation(new_state)) is not None:
         say(unfinished)
+    if (retired := retired_data_keys_line(previous, new_state)) is not None:
+        say(f"note: {retired}")
     for line in applier.strangers(plan, new_state):
         say(f"warning: {line}")
     if (engine := _live_restore_warning(applier)) is not None:

@@ -22,6 +22,11 @@ from typing import Final
 
 import yaml
 
+from infra.applier.deployed import (
+    RAISED_ONLY_SETTINGS,
+    deployed_generation,
+    recorded_key_prefix,
+)
 from infra.cli import OneLineParser, exit_with, project_dir, say
 from infra.profiles import PROFILES, SETTING_KEYS
 from infra.settings import (
@@ -115,8 +120,7 @@ def set_setting(stack: str, key: str, value: str, root: Path = REPO_ROOT) -> Pat
     path = root / f"Pulumi.{stack}.yaml"
     # The settings loader is the judge of the new value, before the file changes.
     settings = load_settings(stack, {**current, f"{NAMESPACE}:{key}": value}, source=path.name)
-    if key == "dataKeyGeneration":
-        _refuse_below_deployed(stack, settings.data_key_generation, root)
+    _refuse_against_deployed(stack, key, getattr(settings, _field(key)), root)
     text = set_value(path.read_text(encoding="utf-8"), key, value)
     written: str | None = None
     try:
@@ -153,25 +157,47 @@ def _refuse_during_rotation(stack: str, root: Path) -> None:
         raise StackConfigError(busy)
 
 
-def _refuse_below_deployed(stack: str, generation: int, root: Path) -> None:
-    """A StackConfigError for a dataKeyGeneration below the one this checkout's applier
-    deployed: accepted here, it failed every later plan and up (the provider refuses it:
-    infra/providers/secrets.py). A state this process cannot open (sealed with a passphrase
-    not given) or none (a stack `pulumi up` deploys) leaves the judgement to that refusal."""
-    from infra.applier.state import StateError, StateStore  # noqa: PLC0415 - set only
-    from infra.applier.status import data_key_generation  # noqa: PLC0415 - set only
+def _refuse_against_deployed(stack: str, key: str, value: object, root: Path) -> None:
+    """A StackConfigError for a value the deployed stack cannot take, read from this
+    checkout's applier state: a generation below the one it runs with (accepted, every later
+    up refused it or started a rotation unasked), or another keyPrefix (its up made every
+    cached entry unreachable, and no data-key rotation could reach them any more to re-seal:
+    walkthrough of 2026-12-06). A state this process cannot open (sealed with a passphrase not
+    given) or none (a stack `pulumi up` deploys) leaves the judgement to the up."""
+    if key not in RAISED_ONLY_SETTINGS and key != "keyPrefix":
+        return
+    from infra.applier.state import StateError, StateStore  # noqa: PLC0415 - these keys only
 
     try:
         state = StateStore(root, stack).load()
     except (StateError, OSError):
         return
-    deployed = None if state is None else data_key_generation(state)
-    if deployed is not None and generation < deployed:
+    if state is None:
+        return
+    if key == "keyPrefix":
+        deployed_prefix = recorded_key_prefix(state, stack)
+        if deployed_prefix is not None and value != deployed_prefix:
+            raise StackConfigError(
+                f"stack {stack} runs with {NAMESPACE}:keyPrefix {quoted(deployed_prefix)}: "
+                "another prefix makes every cached entry unreachable (the app's ACL user may "
+                "touch only its own prefix) and leaves them, sealed, in Redis's files, where no "
+                f"data-key rotation reaches them; nothing was changed. To start over with "
+                f"{quoted(str(value))}, remove the stack (scripts/teardown.sh {stack}, which "
+                "deletes its data), set it, and deploy again"
+            )
+        return
+    deployed = deployed_generation(state, key)
+    if deployed is not None and isinstance(value, int) and value < deployed:
         raise StackConfigError(
-            f"{NAMESPACE}:dataKeyGeneration {generation} is below the data-key generation "
-            f"stack {stack} runs with ({deployed}): a lower value cannot bring a retired key "
-            f"back, and every up would refuse it; nothing was changed. To rotate the data "
-            f"key, run scripts/rotate.sh {stack} data-key"
+            f"{NAMESPACE}:{key} {value} is below the {key} stack {stack} runs with "
+            f"({deployed}): it is only ever raised, and a lower one would "
+            + (
+                "be refused by every up: a retired key does not come back"
+                if key == "dataKeyGeneration"
+                else "start a rotation no one asked for"
+            )
+            + f"; nothing was changed. Rotations raise it themselves: scripts/rotate.sh {stack} "
+            "KIND"
         )
 
 

@@ -8,11 +8,10 @@ import datetime as dt
 from collections.abc import Iterator
 
 from infra import pki
+from infra.applier.deployed import API_TOKEN_SUFFIX, CA_TYPE, KEYRING_TYPE
 from infra.applier.state import StackState
 
-CA_TYPE = "CertificateAuthority"
 CERTIFICATE_TYPES = (CA_TYPE, "LeafCertificate")
-KEYRING_TYPE = "DataKeyring"
 # Rotations the providers take one `up` per step (infra/providers/certificates.py CaPhase,
 # infra/providers/secrets.py PasswordPhase), by the phase a resource is left in: what it means,
 # and how many more ups finish it. Any other phase but "steady" is counted as one more up.
@@ -21,19 +20,6 @@ _UNFINISHED = {
     "promoted": ("new CA issues every certificate, the old one still trusted", 1),
     "rotating": ("new password in use, the old one still accepted", 1),
 }
-# The API token's GeneratedPassword (infra/components/secrets.py: `<secrets>-api-token`).
-API_TOKEN_SUFFIX = "-api-token"  # noqa: S105 - a resource name, not a token
-
-
-def data_key_generation(state: StackState) -> int | None:
-    """The data-key generation the stack was last deployed with; None: no keyring in it."""
-    for resource in state.resources.values():
-        if resource.type.rsplit(":", 1)[-1] == KEYRING_TYPE:
-            try:
-                return int(resource.inputs["generation"])
-            except (KeyError, TypeError, ValueError):
-                return None  # a state this code did not write: the up's own check judges
-    return None
 
 
 def material_lines(state: StackState, *, now: dt.datetime) -> Iterator[str]:
@@ -54,6 +40,35 @@ def material_lines(state: StackState, *, now: dt.datetime) -> Iterator[str]:
                 f"data keys {resource.name}: generation {int(resource.inputs['generation'])}, "
                 f"{len(previous)} previous key(s) still readable"
             )
+
+
+def _data_keys(state: StackState) -> set[str]:
+    """Every data key the state's keyring holds, the primary and the previous ones (compared
+    only, never shown: they are secrets)."""
+    held: set[str] = set()
+    for resource in state.resources.values():
+        if resource.type.rsplit(":", 1)[-1] == KEYRING_TYPE:
+            keys = [str(resource.outputs.get("primaryKey") or "")]
+            # infra/providers/secrets.py KEY_SEPARATOR (not imported: it loads Pulumi)
+            keys += str(resource.outputs.get("previousKeys") or "").split(",")
+            held.update(k for k in keys if k)
+    return held
+
+
+def retired_data_keys_line(before: StackState, after: StackState) -> str | None:
+    """A line when an up retired data keys, or None. scripts/rotate.sh data-key rewrites
+    Redis's append-only file after its retire, so that no entry sealed with the retired key
+    stays on disk; a plain up that applied the retire (an interrupted rotation finished by
+    hand, walkthrough of 2026-12-06) left that file as it was, and nothing said so."""
+    retired = len(_data_keys(before) - _data_keys(after))
+    if not retired:
+        return None
+    return (
+        f"this up retired {retired} data key(s); Redis's append-only file may still hold "
+        "entries sealed with them until it is rewritten: python -m infra.rotation_probe "
+        f"rewrite-aof --stack {after.stack} (scripts/rotate.sh {after.stack} data-key does it "
+        "itself)"
+    )
 
 
 def unfinished_rotation(state: StackState) -> str | None:

@@ -240,18 +240,22 @@ def _rotation_over_pending(olds: dict[str, Any], news: dict[str, Any]) -> str | 
     if not olds.get("previous") or retire is None or int(retire) >= old:
         return None
     new = int(news.get(ROTATION_GENERATION) or 0)
-    why = (
-        f"apiTokenRotationGeneration {'raised' if new > old else 'lowered'} from {old} to {new}"
-        if new != old
-        else "the API token's length changed (passwordLength), which rotates it"
-    )
+    if new != old:
+        why = (
+            f"apiTokenRotationGeneration {'raised' if new > old else 'lowered'} from {old} to {new}"
+        )
+        back = f"apiTokenRotationGeneration back to {old}"
+    else:
+        # Named as the setting the operator changed: "the API token's length" read as no
+        # setting, and the way back named apiTokenRotationGeneration (walkthrough, 2026-12-06).
+        why, back = "passwordLength changed, which rotates the API token,", "passwordLength back"
     return (
         f"secure-redis:{why} while the earlier API token of rotation {old} is still accepted "
         f"(apiTokenRetireGeneration {int(retire)}): this up would refuse that earlier token at "
-        "once, under every client still sending it; nothing was changed. Put the setting back "
-        f"(apiTokenRotationGeneration {old}); once every client uses the current token (docker "
-        "exec secure-redis-STACK-app cat /etc/secure-cache/api.token), run scripts/rotate.sh "
-        "STACK api-token-retire, then rotate again"
+        f"once, under every client still sending it; nothing was changed. Set {back}; once "
+        "every client uses the current token (docker exec secure-redis-STACK-app cat "
+        "/etc/secure-cache/api.token), run scripts/rotate.sh STACK api-token-retire, then make "
+        "the change again"
     )
 
 

@@ -156,8 +156,9 @@ def test_a_rotation_on_top_of_a_pending_token__is_refused_before_anything_change
     for value in (token(rotated)["value"], token(rotated)["previous"]):
         assert value not in message, "never a token in the message"
     # A passwordLength above the token's 48 rotates it too.
-    with pytest.raises(RenderError, match="length changed"):
+    with pytest.raises(RenderError, match="secure-redis:passwordLength changed") as length:
         up(rotated, password_length=64)
+    assert "Set passwordLength back" in str(length.value), "the setting changed, not another"
     # Lowered by hand, the same drop: named as lowered, not raised.
     with pytest.raises(RenderError, match="apiTokenRotationGeneration lowered from 1 to 0"):
         up(rotated, api_token_rotation_generation=0)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from infra.applier.deployed import API_TOKEN_SUFFIX
 from infra.applier.state import ResourceState, StackState
-from infra.applier.status import API_TOKEN_SUFFIX, unfinished_rotation
+from infra.applier.status import unfinished_rotation
 from infra.render import RenderedStack
 
 CA = "pulumi-python:dynamic/secure-redis:CertificateAuthority"
