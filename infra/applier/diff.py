@@ -114,12 +114,39 @@ def _upload_file(entry: Any) -> str | None:
 
 
 # A container's lists whose entries have a name: its changes are said by name, values never
-# (`envs.HTTP_MAX_INFLIGHT_BYTES`, `uploads["/run/secure-redis-init/server.key"].content`).
+# (`envs.HTTP_MAX_INFLIGHT_BYTES`, `uploads["/run/secure-redis-init/server.key"].content`,
+# `command["--maxmemory"]`).
 # By position, `plan` said `envs[10]; envs[15]` and `uploads[3].content`, naming nothing a
 # user can find. A change the names do not show (the order alone) is said by position.
-_NAMED_LISTS: Final[Mapping[PropPath, Callable[[Any], dict[str, Any] | None]]] = {
+def _by_flag(entries: Any) -> dict[str | int, Any] | None:
+    """A command line by its `--flag`s (`redis-server CONF --maxmemory 192mb ...`): each
+    flag's values under its name, what comes before the first flag by position; None when a
+    flag comes twice (or the entries are not all strings)."""
+    if not isinstance(entries, Sequence) or isinstance(entries, str):
+        return None
+    named: dict[str | int, Any] = {}
+    flag: str | None = None
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, str):
+            return None
+        if entry.startswith("--"):
+            if entry in named:
+                return None
+            flag = entry
+            named[flag] = []
+        elif flag is None:
+            named[index] = entry
+        else:
+            named[flag].append(entry)
+    # A flag's one value as itself: `command["--maxmemory"]`, not `command["--maxmemory"][0]`.
+    return {k: v[0] if isinstance(v, list) and len(v) == 1 else v for k, v in named.items()}
+
+
+_NAMED_LISTS: Final[Mapping[PropPath, Callable[[Any], Mapping[Any, Any] | None]]] = {
     ("envs",): lambda entries: _as_named(entries, _env_name),
     ("uploads",): lambda entries: _as_named(entries, _upload_file),
+    # `plan` said `command[41]` for redisMaxmemoryMb, `command[19]` for tlsMinVersion.
+    ("command",): _by_flag,
 }
 
 

@@ -293,6 +293,27 @@ def test_changed_paths__a_containers_environment_is_named_by_variable(
     assert not any("s3cret" in p or "n3w" in p for p in found)
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "paths"),
+    [
+        # `plan` said `command[41]` for redisMaxmemoryMb: now the flag.
+        (
+            ["redis-server", "/c", "--maxmemory", "192mb", "--tls-protocols", "TLSv1.2 TLSv1.3"],
+            ["redis-server", "/c", "--maxmemory", "256mb", "--tls-protocols", "TLSv1.3"],
+            ['command["--maxmemory"]', 'command["--tls-protocols"]'],
+        ),
+        (["x", "--a", "1"], ["x", "--a", "1", "--b", "2"], ['command["--b"]']),  # added
+        (["x", "--save", "1", "2"], ["x", "--save", "1", "3"], ['command["--save"][1]']),
+        (["CONFIG", "SET", "a", "b"], ["CONFIG", "SET", "a", "c"], ["command[3]"]),  # no flags
+        (["x", "--a", "1", "--a", "2"], ["x", "--a", "1", "--a", "3"], ["command[4]"]),  # twice
+    ],
+)
+def test_changed_paths__a_command_line_is_named_by_flag(
+    old: list[str], new: list[str], paths: list[str]
+) -> None:
+    assert changed_paths({"command": old}, {"command": new}) == paths
+
+
 def _upload(file: str, content: str, mode: int = 0o400) -> dict[str, object]:
     return {"file": file, "content": content, "permissions": mode}
 
