@@ -348,6 +348,17 @@ class KeepingLeafCertificateProvider(LeafCertificateProvider):
     def reissues_in_place(self, olds: dict[str, Any], news: dict[str, Any]) -> bool:
         return bool(changed(olds, news, ISSUER_KEYS))
 
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        """A renewal raised in the same up as a promote is the promote's reissue: replaced, it
+        kept nothing, and the job's second try had no certificate of the old CA left while
+        Redis still trusted only that one (an introduce interrupted before its reload, then
+        `rotate.sh S certs`: walkthrough of 2026-12-06, Redis unverifiable by the app)."""
+        result = super().diff(_id, olds, news)
+        if not self.reissues_in_place(olds, news):
+            return result
+        replaces = [r for r in result.replaces or [] if r != RENEWAL_GENERATION]
+        return DiffResult(changes=result.changes, replaces=replaces, delete_before_replace=False)
+
     def create(self, props: dict[str, Any]) -> CreateResult:
         created = super().create(props)
         return CreateResult(
@@ -358,6 +369,8 @@ class KeepingLeafCertificateProvider(LeafCertificateProvider):
         inputs = inputs_only(news, self.INPUT_KEYS)
         bundle = str(news.get(TRUST_BUNDLE) or "").encode()
         if self.reissues_in_place(olds, news):
+            # A renewal taken with it (diff) is recorded, or the next up would replace the leaf.
+            inputs[RENEWAL_GENERATION] = _renewal_generation(news)
             outs = {
                 **olds,
                 **inputs,

@@ -287,6 +287,25 @@ def test_keeping_leaf__keeps_nothing_its_bundle_does_not_vouch_for(
     assert (moved["previousCertPem"], moved["previousKeyPem"]) == ("", "")
 
 
+def test_keeping_leaf__a_renewal_in_the_promotes_up_is_its_reissue_and_keeps_the_old_pair(
+    ca: CertificateAuthorityProvider,
+) -> None:
+    """An introduce interrupted before its reload, then `rotate.sh S certs`: the renewal
+    replaced the leaf, the promote's kept pair was lost, and the reload job could not reach a
+    Redis that trusted only the old CA (walkthrough of 2026-12-06)."""
+    leaf = KeepingLeafCertificateProvider(_clock(NOW))
+    first = dict(ca.create(ca.check({}, _ca()).inputs).outs or {})
+    issued = dict(leaf.create(leaf.check({}, _keeping_inputs(first)).inputs).outs or {})
+    introduced = up(ca, first, _ca(1))
+    after_introduce = up(leaf, issued, _keeping_inputs(introduced))
+    promoted = up(ca, introduced, _ca(1))
+    renewed = up(leaf, after_introduce, _keeping_inputs(promoted, renewalGeneration=1))
+    assert pki.verify_chain(renewed["certPem"].encode(), promoted["certPem"].encode(), now=NOW)
+    assert renewed["previousCertPem"] == issued["certPem"], "the old CA's pair is kept"
+    assert renewed["renewalGeneration"] == 1
+    assert up(leaf, renewed, _keeping_inputs(promoted, renewalGeneration=1)) is renewed
+
+
 def test_keeping_leaf__renewal_replaces_it_as_any_leaf(ca: CertificateAuthorityProvider) -> None:
     leaf = KeepingLeafCertificateProvider(_clock(NOW))
     first = dict(ca.create(ca.check({}, _ca()).inputs).outs or {})
