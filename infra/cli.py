@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
-from infra.quiet_start import started
+from infra.quiet_start import end_by_the_signal, started
 from secure_cache.cli_parser import EXIT_USAGE, reader_gone, say
 from secure_cache.cli_parser import OneLineParser as _AppParser
 from secure_cache.errors import one_line
@@ -58,8 +57,7 @@ def exit_with(main: Callable[[], int | None]) -> NoReturn:
     except KeyboardInterrupt:
         with contextlib.suppress(OSError, ValueError):  # output the reader may have left
             sys.stdout.flush()
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGINT)
+        end_by_the_signal(signal.SIGINT)
         code = 128 + signal.SIGINT  # only where SIGINT is blocked: the shell's own code for it
     sys.exit(code)
 

@@ -15,6 +15,8 @@ import shlex
 import sys
 from typing import Final
 
+from infra.quiet_start import running_module
+
 # Top-level modules of pyproject.toml's dependencies that infra/ and policies/ import.
 PROJECT_MODULES: Final = (
     "pulumi",
@@ -46,7 +48,7 @@ def require_project_packages(package: str) -> None:
         return
     argv = sys.orig_argv
     # `python -m policies.check` names itself, not the package whose import found the gap.
-    name = argv[argv.index("-m") + 1] if "-m" in argv[:-1] else package
+    name = running_module() or package
     print(
         f"{name}: error: {sys.executable} does not have the project's packages "
         f"(no {', '.join(missing)}); run it with the checkout's virtualenv: "

@@ -17,25 +17,31 @@ import os
 import sys
 
 
-def _end_by_the_signal(signum: int, _frame: object) -> None:
+def end_by_the_signal(signum: int, _frame: object = None) -> None:
+    """End this process by `signum` with its default action, as a Unix tool ends on it, so the
+    calling shell sees the signal (infra/cli.py `exit_with` too)."""
     _signal.signal(signum, _signal.SIG_DFL)
     os.kill(os.getpid(), signum)
 
 
-def quiet_while_starting() -> None:
+def running_module() -> str:
+    """The module this interpreter was started to run (`python -m NAME`), or ""."""
     argv = sys.orig_argv
-    module = argv[argv.index("-m") + 1] if "-m" in argv[:-1] else ""
-    if not module.startswith(("infra.", "policies.")):
+    return argv[argv.index("-m") + 1] if "-m" in argv[:-1] else ""
+
+
+def quiet_while_starting() -> None:
+    if not running_module().startswith(("infra.", "policies.")):
         return
     if _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:
-        _signal.signal(_signal.SIGINT, _end_by_the_signal)
+        _signal.signal(_signal.SIGINT, end_by_the_signal)
 
 
 def started() -> None:
     """Python's own SIGINT handler again, if `quiet_while_starting` replaced it: from here a
     Ctrl-C is a KeyboardInterrupt the command's `finally` blocks see."""
-    if _signal.getsignal(_signal.SIGINT) is _end_by_the_signal:
+    if _signal.getsignal(_signal.SIGINT) is end_by_the_signal:
         _signal.signal(_signal.SIGINT, _signal.default_int_handler)
 
 
-__all__ = ["quiet_while_starting", "started"]
+__all__ = ["end_by_the_signal", "quiet_while_starting", "running_module", "started"]

@@ -11,7 +11,7 @@ from infra.naming import object_name
 from infra.pulumi_names import CONTAINER
 
 if TYPE_CHECKING:
-    from infra.applier.state import StackState
+    from infra.applier.state import ResourceState, StackState
 
 CA_TYPE: Final = "CertificateAuthority"
 KEYRING_TYPE: Final = "DataKeyring"
@@ -53,16 +53,23 @@ def deployed_generation(state: StackState, setting: str) -> int | None:
     return max(found, default=None)
 
 
+def container_record(state: StackState | None, container: str) -> ResourceState | None:
+    """The state's record of the container named `container`, if it has one."""
+    for resource in (state.resources if state else {}).values():
+        if resource.type == CONTAINER and resource.inputs.get("name") == container:
+            return resource
+    return None
+
+
 def recorded_key_prefix(state: StackState, stack: str) -> str | None:
     """The key prefix the stack's app was last deployed with; None: no such record."""
-    app = object_name(stack, "app")
-    for resource in state.resources.values():
-        if resource.type != CONTAINER or resource.inputs.get("name") != app:
-            continue
-        for entry in resource.inputs.get("envs") or ():
-            name, _, value = str(entry).partition("=")
-            if name == KEY_PREFIX_ENV:
-                return value
+    app = container_record(state, object_name(stack, "app"))
+    if app is None:
+        return None
+    for entry in app.inputs.get("envs") or ():
+        name, _, value = str(entry).partition("=")
+        if name == KEY_PREFIX_ENV:
+            return value
     return None
 
 
@@ -72,6 +79,7 @@ __all__ = [
     "KEYRING_TYPE",
     "KEY_PREFIX_ENV",
     "RAISED_ONLY_SETTINGS",
+    "container_record",
     "deployed_generation",
     "recorded_key_prefix",
 ]

@@ -17,7 +17,7 @@ never values.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
 from infra.applier.drift import Drift, reason
 from infra.applier.plan import Plan
@@ -81,22 +81,20 @@ def changed_paths(old: Any, new: Any, path: PropPath = ()) -> list[str]:
         if isinstance(old, Mapping) and isinstance(new, Mapping):
             keys = sorted(set(old) | set(new), key=str)
             return [p for k in keys for p in changed_paths(old.get(k), new.get(k), (*path, k))]
-        if (
-            isinstance(old, Sequence)
-            and isinstance(new, Sequence)
-            and not isinstance(old, str)
-            and not isinstance(new, str)
-            and len(old) == len(new)
-        ):
+        if _is_list(old) and _is_list(new) and len(old) == len(new):
             pairs = enumerate(zip(old, new, strict=True))
             return [p for i, (o, n) in pairs for p in changed_paths(o, n, (*path, i))]
     return [format_path(path) or "(all properties)"]
 
 
+def _is_list(value: Any) -> TypeGuard[Sequence[Any]]:
+    return isinstance(value, Sequence) and not isinstance(value, str)
+
+
 def _as_named(entries: Any, name_of: Callable[[Any], str | None]) -> dict[str, Any] | None:
     """A list as a mapping by each entry's name, or None (not a list, an entry without a name,
     a name twice): then the list is compared by position, so no change is ever lost."""
-    if not isinstance(entries, Sequence) or isinstance(entries, str):
+    if not _is_list(entries):
         return None
     names = [name_of(e) for e in entries]
     if None in names or len(set(names)) != len(names):
@@ -122,7 +120,7 @@ def _by_flag(entries: Any) -> dict[str | int, Any] | None:
     """A command line by its `--flag`s (`redis-server CONF --maxmemory 192mb ...`): each
     flag's values under its name, what comes before the first flag by position; None when a
     flag comes twice (or the entries are not all strings)."""
-    if not isinstance(entries, Sequence) or isinstance(entries, str):
+    if not _is_list(entries):
         return None
     named: dict[str | int, Any] = {}
     flag: str | None = None

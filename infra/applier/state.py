@@ -42,7 +42,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from infra.pulumi_names import CONTAINER
+from infra.applier.deployed import container_record
 
 PASSPHRASE_ENV: Final = "SECURE_REDIS_STATE_PASSPHRASE"  # noqa: S105 - a variable name
 # How a run holding the stack's lock for several commands (`StateStore.hold`: a whole
@@ -149,19 +149,11 @@ class StackState:
         return cls(stack=stack, resources=resources)
 
 
-def _container_record(state: StackState | None, container: str) -> ResourceState | None:
-    """The state's record of the container named `container`, if it has one."""
-    for resource in (state.resources if state else {}).values():
-        if resource.type == CONTAINER and resource.inputs.get("name") == container:
-            return resource
-    return None
-
-
 def recorded_image(state: StackState | None, container: str) -> str | None:
     """The image ID the state records for the container named `container` (what the applier
     ran it from), or None: not recorded, or left unfinished by an interrupted up. Here, not in
     infra/apply.py, so that infra/rotation_probe.py reads it without loading the applier."""
-    resource = _container_record(state, container)
+    resource = container_record(state, container)
     image = resource.outputs.get("imageId") if resource else None
     return str(image) if image else None
 
@@ -171,7 +163,7 @@ def recorded_container(state: StackState | None, container: str) -> str | None:
     applier made last: an up that replaces it records its successor's), or None: not
     recorded, or left unfinished by an interrupted up (as `recorded_image`: such a record
     has no image, and infra/rotation_probe.py refuses it on that ground alone)."""
-    resource = _container_record(state, container)
+    resource = container_record(state, container)
     if resource is None or not resource.outputs.get("imageId"):
         return None
     return resource.id or None

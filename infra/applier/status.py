@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 from infra import pki
 from infra.applier.deployed import API_TOKEN_SUFFIX, CA_TYPE, KEYRING_TYPE
-from infra.applier.state import StackState
+from infra.applier.state import ResourceState, StackState
 
 CERTIFICATE_TYPES = (CA_TYPE, "LeafCertificate")
 # Rotations the providers take one `up` per step (infra/providers/certificates.py CaPhase,
@@ -35,11 +35,16 @@ def material_lines(state: StackState, *, now: dt.datetime) -> Iterator[str]:
                 f"{renew} days before)"
             )
         elif kind == KEYRING_TYPE:
-            previous = [k for k in str(resource.outputs.get("previousKeys") or "").split(",") if k]
+            previous = _previous_keys(resource)
             yield (
                 f"data keys {resource.name}: generation {int(resource.inputs['generation'])}, "
                 f"{len(previous)} previous key(s) still readable"
             )
+
+
+def _previous_keys(keyring: ResourceState) -> list[str]:
+    # infra/providers/secrets.py KEY_SEPARATOR (not imported: it loads Pulumi)
+    return [k for k in str(keyring.outputs.get("previousKeys") or "").split(",") if k]
 
 
 def _data_keys(state: StackState) -> set[str]:
@@ -48,9 +53,7 @@ def _data_keys(state: StackState) -> set[str]:
     held: set[str] = set()
     for resource in state.resources.values():
         if resource.type.rsplit(":", 1)[-1] == KEYRING_TYPE:
-            keys = [str(resource.outputs.get("primaryKey") or "")]
-            # infra/providers/secrets.py KEY_SEPARATOR (not imported: it loads Pulumi)
-            keys += str(resource.outputs.get("previousKeys") or "").split(",")
+            keys = [str(resource.outputs.get("primaryKey") or ""), *_previous_keys(resource)]
             held.update(k for k in keys if k)
     return held
 

@@ -265,4 +265,4 @@ def test_quiet_while_starting__leaves_another_interpreter_its_handler() -> None:
     stay a KeyboardInterrupt."""
     from infra import quiet_start  # noqa: PLC0415 - the module under test, already imported
 
-    assert signal.getsignal(signal.SIGINT) is not quiet_start._end_by_the_signal
+    assert signal.getsignal(signal.SIGINT) is not quiet_start.end_by_the_signal

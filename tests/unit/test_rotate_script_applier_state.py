@@ -310,15 +310,22 @@ def test_rotate_sh__api_token_with_a_rotation_pending_is_refused_and_changes_not
     result, calls = _run_rotate_certs(
         tmp_path, pulumi_logged_in=False, kind="api-token", previous_tokens=1
     )
+    error = _refused_before_any_change(result, calls)
+    assert "an API token rotation is still pending" in error
+    assert f"scripts/rotate.sh {STACK} api-token-retire" in error
+    assert "rotating" not in result.stdout, result.stdout
+
+
+def _refused_before_any_change(result: subprocess.CompletedProcess[str], calls: list[str]) -> str:
+    """The one `rotate: error:` line of a run refused at its first look: exit 1, saying that
+    nothing was changed, with no up (no applier command at all) and no setting written."""
     assert result.returncode == 1, result.stdout
     errors = [line for line in result.stderr.splitlines() if line.startswith("rotate: error:")]
     assert len(errors) == 1, result.stderr
-    assert "an API token rotation is still pending" in errors[0]
-    assert f"scripts/rotate.sh {STACK} api-token-retire" in errors[0]
     assert "nothing was changed" in errors[0]
-    assert "rotating" not in result.stdout, result.stdout
     assert not any(c.startswith("python -m infra.apply") for c in calls), calls
     assert not [c for c in calls if "infra.stack_config set" in c], "no setting changed"
+    return errors[0]
 
 
 def test_rotate_sh__api_token_with_none_pending_rotates(tmp_path: Path) -> None:
@@ -467,14 +474,9 @@ def test_rotate_sh__another_kind_during_an_unfinished_ca_rollover_is_refused(
     result, calls = _run_rotate_certs(
         tmp_path, pulumi_logged_in=False, kind=kind, redis_trusts="1a 2b"
     )
-    assert result.returncode == 1, result.stdout
-    errors = [line for line in result.stderr.splitlines() if line.startswith("rotate: error:")]
-    assert len(errors) == 1, result.stderr
-    assert "a CA rollover is unfinished (two CAs are trusted" in errors[0]
-    assert f"scripts/rotate.sh {STACK} ca" in errors[0]
-    assert "nothing was changed" in errors[0]
-    assert not any(c.startswith("python -m infra.apply up") for c in calls), calls
-    assert not [c for c in calls if "infra.stack_config set" in c], "no setting changed"
+    error = _refused_before_any_change(result, calls)
+    assert "a CA rollover is unfinished (two CAs are trusted" in error
+    assert f"scripts/rotate.sh {STACK} ca" in error
 
 
 def test_rotate_sh__ca_during_an_unfinished_ca_rollover_finishes_it(tmp_path: Path) -> None:
